@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates or updates the virtual environment it needs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,demo]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/docsite/run.py
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff check pepper tests benchmarks examples
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache examples/docsite/output

@@ -1,0 +1,46 @@
+"""pepper: orchestrate tasks across a pool of agents.
+
+Quick tour::
+
+    import pepper
+    from pepper.core import TaskOrchestrator
+
+    pepper.init(db=":memory:")
+
+    @pepper.agent("echo", task_types=["echo"])
+    def echo(task):
+        return task.inputs
+
+    orchestrator = TaskOrchestrator()
+    orchestrator.submit_task("t1", "echo", inputs={"hello": "world"})
+    print(orchestrator.get_result("t1"))
+"""
+
+from pepper.agents.base import BaseAgent
+from pepper.core import Runtime, TaskOrchestrator, agent, default_runtime, init, load_agents, register_agent
+from pepper.errors import PepperError
+from pepper.model.run import TaskRun
+from pepper.model.status import TaskError, TaskStatus, WaitReason
+from pepper.model.task import Priority, Task, TaskState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseAgent",
+    "PepperError",
+    "Priority",
+    "Runtime",
+    "Task",
+    "TaskError",
+    "TaskOrchestrator",
+    "TaskRun",
+    "TaskState",
+    "TaskStatus",
+    "WaitReason",
+    "__version__",
+    "agent",
+    "default_runtime",
+    "init",
+    "load_agents",
+    "register_agent",
+]

@@ -1,0 +1,71 @@
+"""Command agents: each task runs a shell command as a subprocess."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pepper.agents.base import BaseAgent
+from pepper.errors import AgentDefinitionError
+from pepper.model.run import TaskRun
+
+
+class CommandAgent(BaseAgent):
+    """Runs ``command`` (via ``/bin/sh -c``) once per task, in the agent's own working directory.
+
+    The task reaches the command through its environment (``PEPPER_TASK_ID``,
+    ``PEPPER_TASK_TYPE``, ``PEPPER_ATTEMPT``, ``PEPPER_TASK_INPUTS``) and as a
+    JSON document on stdin; never through the command line. Stdout is the
+    result (JSON when it parses); a non-zero exit fails the task. ``env`` adds
+    environment variables.
+    """
+
+    kind = "command"
+
+    def __init__(
+        self,
+        agent_id: str,
+        command: str,
+        *,
+        task_types: Iterable[str],
+        skills: Iterable[str] | None = None,
+        capacity: int = 1,
+        resources: Mapping[str, Any] | None = None,
+        type: str | None = None,
+        env: Mapping[str, str] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        settings = dict(config or {})
+        if env is not None:
+            if not isinstance(env, Mapping):
+                raise AgentDefinitionError(f"agent {agent_id!r}: env must be a mapping of names to values")
+            settings["env"] = {str(k): str(v) for k, v in env.items()}
+        super().__init__(
+            agent_id,
+            task_types=task_types,
+            skills=skills,
+            capacity=capacity,
+            resources=resources,
+            type=type or "command",
+            config=settings,
+            command=command,
+        )
+        self.command = command
+
+    async def execute(self, task: TaskRun) -> Any:
+        raise AgentDefinitionError("command agents are run by pepper's engine (register the agent and submit tasks)")
+
+    async def health_check(self) -> bool:
+        """True when the command's program can be found."""
+        try:
+            program = shlex.split(self.command)[0]
+        except (ValueError, IndexError):
+            return False
+        return program in _SHELL_BUILTINS or "/" in program or shutil.which(program) is not None
+
+
+_SHELL_BUILTINS = frozenset(
+    {"cd", "echo", "exec", "export", "printf", "test", "true", "false", ".", "set", "exit", "read"}
+)

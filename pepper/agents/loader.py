@@ -1,0 +1,197 @@
+"""Agents defined in YAML files.
+
+A file holds one agent (a mapping), a list of agents, or ``agents: [...]``::
+
+    agent_id: documentation_agent
+    task_types: [documentation]
+    skills: [markdown, api_docs]
+    capacity: 2
+    resources: {cpu: 1, memory: 512Mi}
+    command: python3 write_docs.py        # a command agent, or:
+    # function: my_agents:write_docs      # a Python function (module beside the file)
+    # class: my_agents:DocAgent           # a BaseAgent subclass
+
+Every error names the file and line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pepper.agents.base import BaseAgent
+from pepper.agents.command import CommandAgent
+from pepper.agents.function import FunctionAgent
+from pepper.errors import AgentDefinitionError, PepperError, suggest
+
+FIELDS = (
+    "agent_id",
+    "type",
+    "task_types",
+    "skills",
+    "capacity",
+    "resources",
+    "config",
+    "command",
+    "function",
+    "class",
+    "env",
+    "description",
+)
+
+
+class _Mapping(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers where it and each of its keys stand."""
+
+    line = 0
+    key_lines: dict[str, int] = {}
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode):  # type: ignore[no-untyped-def]
+    data = _Mapping()
+    yield data
+    data.update(loader.construct_mapping(node, deep=True))
+    data.line = node.start_mark.line + 1
+    data.key_lines = {
+        str(key.value): key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)
+    }
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, keeping line numbers on mappings; errors carry file:line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise AgentDefinitionError(f"cannot read the file: {exc.strerror}", path=str(path)) from None
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        raise AgentDefinitionError(f"invalid YAML: {problem}", path=str(path), line=line) from None
+
+
+def agent_entries(data: Any, path: Path) -> list[_Mapping]:
+    """The agent mappings of a parsed file."""
+    if isinstance(data, Mapping) and "agents" in data and "agent_id" not in data:
+        data = data["agents"]
+    if isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise AgentDefinitionError(
+            "expected an agent (a mapping with agent_id and task_types) or a list of agents",
+            path=str(path),
+            line=1,
+        )
+    for entry in data:
+        if not isinstance(entry, _Mapping):
+            raise AgentDefinitionError(f"each agent must be a mapping, got {entry!r}", path=str(path))
+    return data
+
+
+def build_agent(entry: _Mapping, path: Path) -> BaseAgent:
+    """One agent from its YAML mapping."""
+    for key in entry:
+        if key not in FIELDS:
+            raise AgentDefinitionError(
+                f"unknown field {key!r}; valid fields: {', '.join(FIELDS)}.{suggest(str(key), FIELDS)}",
+                path=str(path),
+                line=entry.key_lines.get(str(key), entry.line),
+            )
+    runners = [k for k in ("command", "function", "class") if k in entry]
+    if len(runners) != 1:
+        why = "has none" if not runners else f"has {', '.join(runners)}"
+        raise AgentDefinitionError(
+            f"agent {entry.get('agent_id', '?')!r} needs exactly one of 'command', 'function' or 'class' ({why})",
+            path=str(path),
+            line=entry.line,
+        )
+    common = {
+        "task_types": entry.get("task_types"),
+        "skills": entry.get("skills"),
+        "capacity": entry.get("capacity", 1),
+        "resources": entry.get("resources"),
+        "type": entry.get("type"),
+        "config": entry.get("config"),
+    }
+    try:
+        if "command" in entry:
+            return CommandAgent(entry.get("agent_id"), entry["command"], env=entry.get("env"), **common)  # type: ignore[arg-type]
+        if "env" in entry:
+            raise AgentDefinitionError("'env' applies to command agents only")
+        target = _import(entry["function"] if "function" in entry else entry["class"], path)
+        if "function" in entry:
+            return FunctionAgent(target, entry.get("agent_id"), **common)  # type: ignore[arg-type]
+        if not (isinstance(target, type) and issubclass(target, BaseAgent)):
+            raise AgentDefinitionError(f"'class' must name a BaseAgent subclass, got {target!r}")
+        return target(entry.get("agent_id"), **common)
+    except AgentDefinitionError as exc:
+        if exc.path is not None:
+            raise
+        field = exc.field if exc.field in entry else None
+        line = entry.key_lines.get(field, entry.line) if field else entry.line
+        raise AgentDefinitionError(str(exc), path=str(path), line=line) from None
+    except PepperError as exc:
+        raise AgentDefinitionError(str(exc), path=str(path), line=entry.line) from None
+
+
+def _import(reference: Any, path: Path) -> Any:
+    """``module:attribute``, importable from the YAML file's folder or the working directory."""
+    if not isinstance(reference, str) or reference.count(":") != 1:
+        raise AgentDefinitionError(f"expected 'module:attribute', e.g. 'my_agents:write_docs'; got {reference!r}")
+    module_name, attribute = reference.split(":")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentDefinitionError(f"cannot import module {module_name!r}: {exc}") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise AgentDefinitionError(f"module {module_name!r} has no attribute {attribute!r}") from None
+
+
+def agent_files(path: str | Path) -> list[Path]:
+    """The YAML files at ``path`` (the file itself, or ``*.yaml``/``*.yml`` in a folder)."""
+    target = Path(path)
+    if target.is_dir():
+        files = sorted(p for p in target.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise AgentDefinitionError("no .yaml or .yml files in this folder", path=str(target))
+        return files
+    if not target.exists():
+        raise AgentDefinitionError("no such file or folder", path=str(target))
+    return [target]
+
+
+def read_agents(path: str | Path) -> list[BaseAgent]:
+    """Every agent defined at ``path``; nothing is registered. Duplicate ids are an error."""
+    agents: list[BaseAgent] = []
+    seen: dict[str, str] = {}
+    for file in agent_files(path):
+        for entry in agent_entries(read_yaml(file), file):
+            agent = build_agent(entry, file)
+            if agent.spec.agent_id in seen:
+                raise AgentDefinitionError(
+                    f"agent id {agent.spec.agent_id!r} is defined twice (first in {seen[agent.spec.agent_id]})",
+                    path=str(file),
+                    line=entry.line,
+                )
+            seen[agent.spec.agent_id] = f"{file}:{entry.line}"
+            agents.append(agent)
+    return agents

@@ -1,0 +1,15 @@
+"""The seed's public faces, each a thin view over one ``Runtime``."""
+
+from pepper.core.orchestrator import TaskOrchestrator
+from pepper.core.registration import agent, load_agents, register_agent
+from pepper.core.runtime import Runtime, default_runtime, init
+
+__all__ = [
+    "Runtime",
+    "TaskOrchestrator",
+    "agent",
+    "default_runtime",
+    "init",
+    "load_agents",
+    "register_agent",
+]

@@ -1,0 +1,67 @@
+"""Where settings come from: defaults < ``pepper.toml`` < environment < explicit arguments."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pepper.errors import ConfigError
+from pepper.model.settings import Settings
+
+CONFIG_FILE = "pepper.toml"
+#: Environment variables read, and the setting each one sets.
+ENVIRONMENT = {"PEPPER_DB": "db", "PEPPER_HOME": "home"}
+
+
+def config_path(environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """``$PEPPER_CONFIG`` if set (it must exist), else ``./pepper.toml`` if present."""
+    named = environ.get("PEPPER_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"PEPPER_CONFIG names {named!r}, which is not a file")
+        return path
+    path = cwd / CONFIG_FILE
+    return path if path.is_file() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a ``pepper.toml`` (its ``[pepper]`` table, or its top level)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
+    values = data.get("pepper", data)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [pepper] must be a table of settings")
+    for key in ("db", "home"):  # relative paths are relative to the file
+        value = values.get(key)
+        if isinstance(value, str) and value != ":memory:" and not Path(value).is_absolute():
+            values[key] = str(path.parent / value)
+    try:
+        Settings.build(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", field=exc.field) from None
+    return values
+
+
+def load_settings(
+    explicit: Mapping[str, Any], *, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Settings:
+    """The runtime's settings; ``explicit`` values that are not ``None`` win over everything."""
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    values: dict[str, Any] = {}
+    path = config_path(environ, cwd)
+    if path is not None:
+        values.update(read_config_file(path))
+    for variable, name in ENVIRONMENT.items():
+        if environ.get(variable):
+            values[name] = environ[variable]
+    values.update({k: v for k, v in explicit.items() if v is not None})
+    if "db" not in values:
+        values["db"] = str(Path(values.get("home", Settings.home)) / "pepper.db")
+    return Settings.build(values)

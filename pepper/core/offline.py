@@ -1,0 +1,107 @@
+"""Working on tasks straight through the store, when no engine runs in this process.
+
+A CLI command (``pepper submit``, ``pepper status``, ``pepper cancel``) or a
+script with no agents of its own does not need an engine: tasks are stored,
+read and cancelled directly, and the workers that do have agents pick the
+changes up. Cancelling runs the same state machine the engine uses, so the
+rules (dependents are cancelled too; a running task is asked to stop) are
+the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from pepper.engine.batch import Batch
+from pepper.engine.clock import Clock
+from pepper.engine.state import EngineState
+from pepper.errors import ConflictError, TaskNotFoundError, WaitTimeoutError
+from pepper.model.events import CancelRequested, Save, TasksLoaded
+from pepper.model.record import TaskRecord
+from pepper.model.status import TaskStatus
+from pepper.model.task import Task, TaskState
+from pepper.scheduling.explain import WaitFacts, explain
+from pepper.store.sqlite import SQLiteStore
+
+_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+class StoreBackend:
+    """Submit, inspect, wait for and cancel tasks with the store alone."""
+
+    def __init__(self, store: SQLiteStore, clock: Clock, writer: str) -> None:
+        self.store = store
+        self.clock = clock
+        self.writer = writer
+
+    async def submit(self, tasks: Sequence[Task]) -> list[Task]:
+        return list(self.store.submit(tasks, self.writer).tasks)
+
+    def _record(self, task_id: str) -> TaskRecord:
+        record = self.store.get_tasks([task_id]).get(task_id)
+        if record is None:
+            raise TaskNotFoundError(task_id)
+        return record
+
+    async def status(self, task_id: str) -> TaskStatus:
+        record = self._record(task_id)
+        return record.to_status(explain(self.facts(record)))
+
+    def facts(self, record: TaskRecord) -> WaitFacts:
+        """Why-waiting facts as the database knows them (agents of live workers)."""
+        deps = self.store.get_tasks(record.task.dependencies)
+        running = self.store.running_by_agent()
+        agents = [(a.spec, running.get(a.spec.agent_id, 0)) for a in self.store.workers.agents()]
+        ahead = self.store.queued_ahead(record.task.task_id) if record.state is TaskState.PENDING else 0
+        return WaitFacts(
+            task=record.task,
+            state=record.state,
+            now=self.clock.now(),
+            dependency_states={d: (deps[d].state if d in deps else None) for d in record.task.dependencies},
+            agents=agents,
+            ahead=ahead,
+            next_attempt_at=record.next_attempt_at,
+            failures=record.failures,
+            last_error=record.error,
+        )
+
+    async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        for task_id in task_ids:
+            self._record(task_id)
+        step = 0
+        while True:
+            records = self.store.get_tasks(task_ids)
+            open_ids = [tid for tid in task_ids if not records[tid].state.is_final]
+            if not open_ids:
+                return [records[tid].to_status() for tid in task_ids]
+            if deadline is not None and loop.time() >= deadline:
+                raise WaitTimeoutError(open_ids, timeout or 0.0)
+            delay = _POLL[min(step, len(_POLL) - 1)]
+            if deadline is not None:
+                delay = max(0.0, min(delay, deadline - loop.time()))
+            await asyncio.sleep(delay)
+            step += 1
+
+    async def cancel(self, task_id: str, reason: str) -> bool:
+        for _ in range(5):
+            if self._record(task_id).state.is_final:
+                return False
+            records = self.store.unfinished()
+            state = EngineState(self.writer)
+            state.handle(TasksLoaded(tuple(records), self.clock.now(), "cancel"))
+            actions = state.handle(CancelRequested(task_id, self.clock.now(), reason))
+            batch = Batch()
+            for action in actions:
+                if isinstance(action, Save):
+                    batch.dirty[action.task_id] = None
+            versions = {r.task.task_id: r.version for r in records}
+            result = self.store.commit(batch.writes(state.tasks, versions, self.writer), self.writer)
+            if not result.conflicts:
+                return True
+        raise ConflictError(f"could not cancel {task_id!r}: it kept changing while we tried; try again")
+
+    async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
+        return [r.to_status() for r in self.store.list_tasks(state, limit)]

@@ -1,0 +1,160 @@
+"""``TaskOrchestrator``: submit tasks, follow them, wait for them, cancel them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pepper.core.runtime import Runtime, resolve
+from pepper.engine.portal import Portal, blocking
+from pepper.errors import TaskCancelledError, TaskFailedError, ValidationError, suggest
+from pepper.model.status import TaskStatus
+from pepper.model.submission import TASK_FIELDS, build_task, task_from_mapping
+from pepper.model.task import Task, TaskState
+
+
+def parse_state(state: Any) -> TaskState | None:
+    """A ``TaskState`` from a name (``"pending"``) or ``None``; bad names are a ``ValidationError``."""
+    if state is None or isinstance(state, TaskState):
+        return state
+    try:
+        return TaskState(state)
+    except ValueError:
+        names = [s.value for s in TaskState]
+        raise ValidationError(
+            f"unknown task state {state!r}; valid states: {', '.join(names)}.{suggest(str(state), names)}",
+            field="state",
+        ) from None
+
+
+class TaskOrchestrator:
+    """Submits tasks to a runtime and reports on them.
+
+    Every blocking method has an ``_async`` twin for async code, e.g.
+    ``wait`` / ``await wait_async``.
+    """
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def _portal(self) -> Portal:
+        return self.runtime.portal()
+
+    async def submit_task_async(
+        self,
+        task_id: str | None = None,
+        task_type: str | None = None,
+        priority: str | int = "normal",
+        dependencies: Iterable[str] = (),
+        inputs: Any = None,
+        agent: str | None = None,
+        requirements: Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+        max_retries: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        **unknown: Any,
+    ) -> Task:
+        """Store a task durably and return it; it runs once its dependencies completed.
+
+        Re-submitting the same ``task_id`` with the same spec returns the stored
+        task; with a different spec it raises ``DuplicateTaskError``.
+        """
+        if unknown:
+            name = next(iter(unknown))
+            raise ValidationError(
+                f"submit_task() got an unknown argument {name!r}; valid: {', '.join(TASK_FIELDS)}."
+                f"{suggest(name, TASK_FIELDS)}",
+                field=name,
+            )
+        if task_type is None:
+            raise ValidationError("submit_task() needs a task_type, e.g. task_type='documentation'", field="task_type")
+        runtime = self.runtime
+        task = build_task(
+            task_id=task_id,
+            task_type=task_type,
+            priority=priority,
+            dependencies=dependencies,
+            inputs=inputs,
+            agent=agent,
+            requirements=requirements,
+            timeout=timeout,
+            max_retries=max_retries,
+            metadata=metadata,
+            now=runtime.clock.now(),
+        )
+        backend = await runtime.backend()
+        return (await backend.submit([task]))[0]
+
+    async def submit_tasks_async(self, tasks: Iterable[Mapping[str, Any] | Task]) -> list[Task]:
+        """Store many tasks in one transaction: all of them, or (on any error) none."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        if isinstance(tasks, (str, bytes, Mapping)):
+            raise ValidationError("submit_tasks() expects a list of task mappings", field="tasks")
+        built = [task_from_mapping(spec, now) for spec in tasks]
+        if not built:
+            return []
+        backend = await runtime.backend()
+        return await backend.submit(built)
+
+    async def get_task_status_async(self, task_id: str) -> TaskStatus:
+        """State, agent, attempts, timestamps, result or error, and ``waiting_on``: why it is not running."""
+        backend = await self.runtime.backend()
+        return await backend.status(_check_id(task_id))
+
+    async def cancel_task_async(self, task_id: str, reason: str | None = None) -> bool:
+        """Cancel a task and everything that depends on it; False if it had already finished."""
+        backend = await self.runtime.backend()
+        return await backend.cancel(_check_id(task_id), reason or "cancelled on request")
+
+    async def wait_async(
+        self, task_ids: str | Sequence[str], timeout: float | None = None
+    ) -> TaskStatus | list[TaskStatus]:
+        """Await the end of one task (its status) or several (their statuses, in order).
+
+        Raises ``WaitTimeoutError`` if ``timeout`` seconds pass first. A failed
+        task does not raise here; look at its ``state`` and ``error``.
+        """
+        single = isinstance(task_ids, str)
+        ids = [task_ids] if single else [_check_id(t) for t in task_ids]  # type: ignore[list-item]
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+            raise ValidationError(f"timeout must be a number of seconds >= 0, got {timeout!r}", field="timeout")
+        backend = await self.runtime.backend()
+        statuses = await backend.wait(ids, timeout)
+        return statuses[0] if single else statuses
+
+    async def get_result_async(self, task_id: str, timeout: float | None = None) -> Any:
+        """Await the task and return its result; raises ``TaskFailedError`` or ``TaskCancelledError``."""
+        status = await self.wait_async(_check_id(task_id), timeout)
+        assert isinstance(status, TaskStatus)
+        if status.state is TaskState.FAILED:
+            raise TaskFailedError(task_id, status.error)
+        if status.state is TaskState.CANCELLED:
+            raise TaskCancelledError(task_id, status.reason)
+        return status.result
+
+    async def list_tasks_async(self, state: str | TaskState | None = None, limit: int = 1000) -> list[TaskStatus]:
+        """Tasks, most recently submitted first, optionally only those in ``state``."""
+        wanted = parse_state(state)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a whole number >= 1, got {limit!r}", field="limit")
+        backend = await self.runtime.backend()
+        return await backend.list_tasks(wanted, limit)
+
+    submit_task = blocking(submit_task_async)
+    submit_tasks = blocking(submit_tasks_async)
+    get_task_status = blocking(get_task_status_async)
+    cancel_task = blocking(cancel_task_async)
+    wait = blocking(wait_async)
+    get_result = blocking(get_result_async)
+    list_tasks = blocking(list_tasks_async)
+
+
+def _check_id(task_id: Any) -> str:
+    if not isinstance(task_id, str) or not task_id:
+        raise ValidationError(f"a task id must be a non-empty string, got {task_id!r}", field="task_id")
+    return task_id

@@ -1,0 +1,280 @@
+"""The runtime: the one shared system every component attaches to.
+
+A ``Runtime`` owns the store, the engine loop thread and the agents registered
+on it. Components built without one (``TaskOrchestrator()``) use the *default
+runtime*, created on first use from configuration or by ``pepper.init()``.
+
+The engine starts on first use when agents are registered here (or with
+``start()``). Without agents, calls go straight to the store: that is how a
+CLI command submits work for a ``pepper worker`` in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import socket
+import threading
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any
+
+from pepper.agents.base import BaseAgent
+from pepper.core.config import load_settings
+from pepper.core.offline import StoreBackend
+from pepper.engine.clock import Clock, SystemClock
+from pepper.engine.loop import Engine
+from pepper.engine.portal import Portal
+from pepper.engine.service import EngineService
+from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
+from pepper.model.settings import Settings
+from pepper.store.sqlite import SQLiteStore
+
+log = logging.getLogger("pepper")
+_live: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+class Runtime:
+    """Store + engine + agents, configured once. Use as a context manager, or ``close()`` it.
+
+    Arguments are settings (see ``pepper.model.settings.Settings``); those not
+    given come from ``$PEPPER_DB``/``$PEPPER_HOME``, then ``pepper.toml``, then defaults.
+    """
+
+    def __init__(
+        self,
+        db: str | None = None,
+        resources: Any = None,
+        *,
+        home: str | None = None,
+        clock: Clock | None = None,
+        **settings: Any,
+    ) -> None:
+        self.settings: Settings = load_settings({"db": db, "resources": resources, "home": home, **settings})
+        self.clock = clock or SystemClock()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lock = threading.RLock()
+        self._store: SQLiteStore | None = None
+        self._portal: Portal | None = None
+        self._service: EngineService | None = None
+        self._offline: StoreBackend | None = None
+        self._starting: asyncio.Future[EngineService] | None = None
+        self._agents: dict[str, BaseAgent] = {}
+        self.closed = False
+        _live.add(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "running" if self._service else "idle"
+        return f"<pepper.Runtime db={self.settings.db!r} {state} agents={len(self._agents)}>"
+
+    # -- parts, created on first use ----------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        return Path(self.settings.home)
+
+    @property
+    def store(self) -> SQLiteStore:
+        with self._lock:
+            self._check_open()
+            if self._store is None:
+                s = self.settings
+                self._store = SQLiteStore(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous)
+            return self._store
+
+    def portal(self) -> Portal:
+        """The engine loop thread (started on first use)."""
+        with self._lock:
+            self._check_open()
+            if self._portal is None:
+                self._portal = Portal()
+            return self._portal
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeClosedError("this pepper runtime is closed; create a new one (or call pepper.init())")
+
+    @property
+    def running(self) -> bool:
+        """True once the engine runs in this process."""
+        return self._service is not None
+
+    # -- engine -----------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        """Start the engine now (it also starts on first use when agents are registered)."""
+        self.portal().call(self.engine())
+        return self
+
+    async def engine(self) -> EngineService:
+        """The engine service, started if needed (call on the engine loop)."""
+        if self._service is not None:
+            return self._service
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_future()
+            try:
+                engine = Engine(
+                    self.store,
+                    self.settings,
+                    clock=self.clock,
+                    worker_id=self.worker_id,
+                    agents_home=self.home / "agents",
+                )
+                service = EngineService(engine)
+                await service.start()
+                for agent in list(self._agents.values()):
+                    await service.add_agent(agent)
+            except BaseException as exc:
+                self._starting.set_exception(exc)
+                self._starting = None
+                raise
+            self._service = service
+            self._starting.set_result(service)
+            return service
+        return await asyncio.shield(self._starting)
+
+    async def backend(self) -> EngineService | StoreBackend:
+        """Where task calls go: the engine when agents live here, else the store directly."""
+        if self._service is not None or self._agents:
+            return await self.engine()
+        if self._offline is None:
+            self._offline = StoreBackend(self.store, self.clock, self.worker_id)
+        return self._offline
+
+    # -- agents -------------------------------------------------------------------------
+
+    def register_agent(self, agent: BaseAgent) -> BaseAgent:
+        """Make ``agent`` take tasks from this runtime; returns it."""
+        if not isinstance(agent, BaseAgent):
+            raise ValidationError(
+                f"register_agent expects a pepper.agents.BaseAgent, got {type(agent).__name__}; "
+                "for a plain function use @pepper.agent(...)"
+            )
+        with self._lock:
+            self._check_open()
+            if agent.spec.agent_id in self._agents:
+                raise AgentAlreadyRegisteredError(agent.spec.agent_id)
+            self._agents[agent.spec.agent_id] = agent
+        if self._service is not None:
+            try:
+                self.portal().call(self._service.add_agent(agent))
+            except BaseException:
+                with self._lock:
+                    self._agents.pop(agent.spec.agent_id, None)
+                raise
+        return agent
+
+    def unregister_agent(self, agent_id: str) -> BaseAgent:
+        """Stop giving tasks to an agent (running ones finish); returns it."""
+        with self._lock:
+            agent = self._agents.pop(agent_id, None)
+            if agent is None:
+                raise AgentNotFoundError(agent_id, self._agents)
+        if self._service is not None:
+            self.portal().call(self._service.remove_agent(agent_id))
+        return agent
+
+    def agents(self) -> list[BaseAgent]:
+        """Agents registered on this runtime, in registration order."""
+        with self._lock:
+            return list(self._agents.values())
+
+    def get_agent(self, agent_id: str) -> BaseAgent:
+        with self._lock:
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                raise AgentNotFoundError(agent_id, self._agents)
+            return agent
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop taking work, let running tasks finish for up to ``timeout`` seconds, release everything."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        try:
+            if self._portal is not None:
+                if self._service is not None:
+                    wait = self.settings.shutdown_timeout if timeout is None else timeout
+                    self._portal.call(self._shutdown(wait))
+                self._portal.close()
+        finally:
+            if self._store is not None:
+                self._store.close()
+            _live.discard(self)
+
+    async def _shutdown(self, timeout: float) -> None:
+        assert self._service is not None
+        await self._service.stop(timeout)
+        for agent in self._agents.values():
+            try:
+                await agent.cleanup()
+            except Exception:
+                log.exception("cleanup of agent %s failed", agent.spec.agent_id)
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# -- the default runtime -----------------------------------------------------------------
+
+_default: Runtime | None = None
+_default_lock = threading.RLock()
+
+
+def default_runtime() -> Runtime:
+    """The runtime argument-less components attach to (created from configuration on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default.closed:
+            _default = Runtime()
+        return _default
+
+
+def init(db: str | None = None, resources: Any = None, **settings: Any) -> Runtime:
+    """Configure the default runtime and return it.
+
+    Replaces (and closes) a previous default runtime; agents registered on it
+    are registered on the new one.
+    """
+    global _default
+    with _default_lock:
+        new = Runtime(db=db, resources=resources, **settings)
+        old, _default = _default, new
+        if old is not None and not old.closed:
+            agents = old.agents()
+            old.close()
+            for agent in agents:
+                new.register_agent(agent)
+        return new
+
+
+def reset_default_runtime() -> None:
+    """Close and forget the default runtime and its agents (for tests)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+        _default = None
+
+
+def resolve(runtime: Runtime | None) -> Runtime:
+    """``runtime`` or, if None, the default runtime."""
+    return runtime if runtime is not None else default_runtime()
+
+
+@atexit.register
+def _close_all() -> None:
+    for runtime in list(_live):
+        try:
+            runtime.close()
+        except Exception:
+            log.exception("closing %r at exit failed", runtime)

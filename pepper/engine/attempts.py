@@ -1,0 +1,168 @@
+"""Running attempts: each on the right executor, with its timeout, reporting how it ended.
+
+Async agents run on the engine loop, sync agents in a thread pool, command
+agents as subprocesses. Whatever an agent raises, even ``BaseException``
+subclasses, becomes a failed attempt; it never reaches the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from pepper.engine.clock import Clock
+from pepper.engine.executors.subprocess import CommandKilled, run_command
+from pepper.errors import NotSerializableError
+from pepper.model import codec
+from pepper.model.agent import AgentSpec
+from pepper.model.events import AttemptEnded
+from pepper.model.run import TaskRun
+from pepper.model.status import TaskError
+
+log = logging.getLogger("pepper.engine")
+
+
+class AgentHandle(Protocol):
+    """What the engine needs of an agent object (``pepper.agents.BaseAgent`` provides it)."""
+
+    spec: AgentSpec
+
+    def execute(self, task: TaskRun) -> Any: ...
+
+    def record_outcome(self, ok: bool, duration: float) -> None: ...
+
+
+class _Attempt:
+    __slots__ = ("aborted", "agent", "interrupted", "run", "started_at", "task")
+
+    def __init__(self, run: TaskRun, agent: AgentHandle, started_at: float) -> None:
+        self.run = run
+        self.agent = agent
+        self.started_at = started_at
+        self.task: asyncio.Task[None] | None = None
+        self.aborted = False
+        self.interrupted = False
+
+
+def task_error(exc: BaseException, kind: str = "error") -> TaskError:
+    """A stored description of what an agent raised."""
+    if isinstance(exc, CommandKilled):
+        kind = "crash"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
+    return TaskError(type(exc).__name__, str(exc) or type(exc).__name__, text, kind)
+
+
+class Attempts:
+    """Starts attempts as asyncio tasks and reports each end through ``report``."""
+
+    def __init__(
+        self, clock: Clock, report: Callable[[AttemptEnded], None], agents_home: Path, max_threads: int = 64
+    ) -> None:
+        self._clock = clock
+        self._report = report
+        self._home = agents_home
+        self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="pepper-agent")
+        self.running: dict[str, _Attempt] = {}
+
+    def start(self, agent: AgentHandle, run: TaskRun) -> None:
+        attempt = _Attempt(run, agent, self._clock.now())
+        self.running[run.task_id] = attempt
+        attempt.task = asyncio.get_running_loop().create_task(self._run(attempt))
+
+    def abort(self, task_id: str, attempt: int) -> None:
+        """Stop an attempt the engine no longer wants; its end is not reported."""
+        current = self.running.get(task_id)
+        if current is None or current.run.attempt != attempt:
+            return
+        current.aborted = True
+        current.run._cancel.is_set = True
+        if current.task is not None:
+            current.task.cancel()
+        self.running.pop(task_id, None)
+
+    async def drain(self, timeout: float) -> None:
+        """Let running attempts finish for ``timeout`` seconds, then interrupt the rest (they run again later)."""
+        tasks = [a.task for a in self.running.values() if a.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        for attempt in list(self.running.values()):
+            attempt.interrupted = True
+            attempt.run._cancel.is_set = True
+            if attempt.task is not None:
+                attempt.task.cancel()
+        leftovers = [a.task for a in self.running.values() if a.task is not None]
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=5.0)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, attempt: _Attempt) -> None:
+        run, agent = attempt.run, attempt.agent
+        timeout = run.task.timeout
+        ok, result, result_json, error = False, None, None, None
+        deadline = None
+        try:
+            if timeout is None:
+                value = await self._call(agent, run)
+            else:
+                async with asyncio.timeout(timeout) as deadline:
+                    value = await self._call(agent, run)
+            result, result_json = codec.normalise(value, "the agent's result")
+            ok = True
+        except asyncio.CancelledError:
+            if attempt.aborted:
+                return
+            if not attempt.interrupted:
+                raise
+            error = TaskError("Interrupted", "the worker shut down while the attempt ran", kind="interrupted")
+        except TimeoutError as exc:
+            if deadline is not None and deadline.expired():
+                run._cancel.is_set = True
+                error = TaskError(
+                    "TimeoutError", f"the attempt ran longer than its timeout of {timeout:g}s", kind="timeout"
+                )
+            else:
+                error = task_error(exc)
+        except NotSerializableError as exc:
+            error = TaskError("NotSerializableError", str(exc), kind="error")
+        except BaseException as exc:  # noqa: BLE001 - an agent must never take the engine down
+            error = task_error(exc)
+        ended = self._clock.now()
+        if self.running.get(run.task_id) is attempt:
+            del self.running[run.task_id]
+        try:
+            agent.record_outcome(ok, ended - attempt.started_at)
+        except Exception:
+            log.exception("agent %s failed to record an outcome", agent.spec.agent_id)
+        self._report(
+            AttemptEnded(
+                run.task_id,
+                run.attempt,
+                ended,
+                ok,
+                result,
+                result_json,
+                error,
+                attempt.started_at,
+                requeue=attempt.interrupted,
+            )
+        )
+
+    async def _call(self, agent: AgentHandle, run: TaskRun) -> Any:
+        if agent.spec.kind == "command":
+            return await run_command(agent.spec, run, self._home / agent.spec.agent_id)
+        execute = agent.execute
+        if inspect.iscoroutinefunction(execute):
+            return await execute(run)
+        loop = asyncio.get_running_loop()
+        value = await loop.run_in_executor(self._pool, execute, run)
+        if inspect.isawaitable(value):
+            value = await value
+        return value

@@ -1,0 +1,95 @@
+"""What the next group commit will write, and what waits for it to be durable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from pepper.engine.live import LiveTask
+from pepper.model import codec
+from pepper.model.events import RecordAttempt, Start
+from pepper.model.task import Task
+from pepper.store.sqlite import WriteSet
+
+
+def save_params(t: LiveTask, writer: str, version: int) -> tuple[Any, ...]:
+    """Parameters of the ``save_task`` statement for a task's current state."""
+    return (
+        t.state.value,
+        t.attempts,
+        t.failures,
+        t.agent_id,
+        t.owner,
+        t.ready_at,
+        t.started_at,
+        t.finished_at,
+        t.next_attempt_at,
+        t.result_json,
+        codec.encode(t.error.to_dict()) if t.error is not None else None,
+        t.reason,
+        t.progress,
+        t.progress_message,
+        int(t.cancel_requested),
+        writer,
+        t.task.task_id,
+        version,
+    )
+
+
+def attempt_params(a: RecordAttempt, writer: str) -> tuple[Any, ...]:
+    """Parameters of the ``record_attempt`` statement."""
+    error = codec.encode(a.error.to_dict()) if a.error is not None else None
+    return (
+        a.task_id,
+        a.attempt,
+        a.agent_id,
+        writer,
+        a.task_type,
+        a.started_at,
+        a.ended_at,
+        a.outcome,
+        error,
+        a.task_id,
+        writer,
+    )
+
+
+class Batch:
+    """Changes gathered during one turn of the loop, committed together.
+
+    Saves are kept per task, so a task changed several times in one turn is
+    written once, in its latest state. Starts, wake-ups of waiters and
+    submitters' acknowledgements happen only after the commit.
+    """
+
+    __slots__ = ("attempts", "committed", "dirty", "settled", "starts", "submissions")
+
+    def __init__(self) -> None:
+        self.submissions: list[tuple[list[Task], asyncio.Future[Any]]] = []
+        self.dirty: dict[str, None] = {}
+        self.attempts: list[RecordAttempt] = []
+        self.starts: list[Start] = []
+        self.settled: list[str] = []
+        self.committed: list[asyncio.Future[None]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.submissions or self.dirty or self.attempts or self.starts or self.settled or self.committed)
+
+    def absorb(self, newer: Batch) -> None:
+        """Append a later batch to this one (used when a commit must be retried)."""
+        self.submissions += newer.submissions
+        self.dirty.update(newer.dirty)
+        self.attempts += newer.attempts
+        self.starts += newer.starts
+        self.settled += newer.settled
+        self.committed += newer.committed
+
+    def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
+        """The ``WriteSet`` for the store; tasks are read in their current state."""
+        saves = [save_params(tasks[tid], writer, versions[tid]) for tid in self.dirty if tid in tasks]
+        return WriteSet(
+            submissions=[group for group, _ in self.submissions],
+            saves=saves,
+            attempts=[attempt_params(a, writer) for a in self.attempts],
+        )

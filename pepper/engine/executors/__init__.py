@@ -1,0 +1,1 @@
+"""pepper.engine.executors."""

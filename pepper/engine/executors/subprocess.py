@@ -1,0 +1,140 @@
+"""Running a command agent's task as a subprocess.
+
+The task never reaches the command line: its id, type and attempt are in the
+environment, its inputs too (``PEPPER_TASK_INPUTS``, when small), and the whole
+task as JSON on stdin. So task inputs cannot inject shell commands. Stdout is
+the result (JSON if it parses, else text); a non-zero exit is a failure that
+carries the tail of stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pepper.model import codec
+from pepper.model.agent import AgentSpec
+from pepper.model.run import TaskRun
+
+_ENV_INPUTS_LIMIT = 64 * 1024
+_STDERR_TAIL = 2000
+_KILL_GRACE = 2.0
+
+
+class CommandFailed(Exception):
+    """The command exited with a non-zero status."""
+
+    def __init__(self, command: str, code: int, stderr: str) -> None:
+        tail = stderr[-_STDERR_TAIL:].strip()
+        super().__init__(f"command exited with status {code}" + (f"; stderr ends with:\n{tail}" if tail else ""))
+        self.command = command
+        self.code = code
+        self.stderr = tail
+
+
+class CommandKilled(Exception):
+    """The command was killed by a signal (crashed, or was killed from outside)."""
+
+    def __init__(self, command: str, signum: int, stderr: str) -> None:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        tail = stderr[-_STDERR_TAIL:].strip()
+        super().__init__(f"command was killed by {name}" + (f"; stderr ends with:\n{tail}" if tail else ""))
+        self.command = command
+        self.signal = signum
+        self.stderr = tail
+
+
+def task_document(run: TaskRun) -> dict[str, Any]:
+    """The JSON document a command receives on stdin."""
+    return {
+        "task_id": run.task_id,
+        "task_type": run.task_type,
+        "attempt": run.attempt,
+        "agent_id": run.agent_id,
+        "inputs": run.inputs,
+        "dependency_results": dict(run.dependency_results),
+        "metadata": dict(run.metadata),
+    }
+
+
+def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
+    """The environment of the subprocess: ours, the agent's ``config.env``, then the task's."""
+    env = dict(os.environ)
+    extra = spec.config.get("env") or {}
+    if isinstance(extra, Mapping):
+        env.update({str(k): str(v) for k, v in extra.items()})
+    env.update(
+        PEPPER_TASK_ID=run.task_id,
+        PEPPER_TASK_TYPE=run.task_type,
+        PEPPER_ATTEMPT=str(run.attempt),
+        PEPPER_AGENT_ID=run.agent_id,
+        PEPPER_WORKDIR=str(workdir),
+    )
+    inputs = run.task.inputs_json
+    if len(inputs) <= _ENV_INPUTS_LIMIT:
+        env["PEPPER_TASK_INPUTS"] = inputs
+    return env
+
+
+def parse_output(stdout: bytes) -> Any:
+    """JSON if stdout is a JSON document, else the text (without the final newline)."""
+    text = stdout.decode("utf-8", errors="replace")
+    stripped = text.strip()
+    if stripped:
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            pass
+    return text.rstrip("\n")
+
+
+async def run_command(spec: AgentSpec, run: TaskRun, workdir: Path) -> Any:
+    """Run ``spec.command`` for one attempt; return its parsed stdout or raise."""
+    assert spec.command is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    stdin = codec.encode(task_document(run), "task").encode()
+    proc = await asyncio.create_subprocess_shell(
+        spec.command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=workdir,
+        env=command_env(spec, run, workdir),
+        start_new_session=True,  # its own process group, so the whole tree can be stopped
+    )
+    try:
+        stdout, stderr = await proc.communicate(stdin)
+    except BaseException:
+        await _stop(proc)
+        raise
+    code = proc.returncode
+    assert code is not None
+    if code < 0:
+        raise CommandKilled(spec.command, -code, stderr.decode("utf-8", errors="replace"))
+    if code != 0:
+        raise CommandFailed(spec.command, code, stderr.decode("utf-8", errors="replace"))
+    return parse_output(stdout)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    for signum, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
+        if proc.returncode is not None:
+            return
+        try:
+            os.killpg(proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+            return
+        except (TimeoutError, asyncio.CancelledError):
+            continue

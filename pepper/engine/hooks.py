@@ -1,0 +1,29 @@
+"""Hooks: how metrics, alerts and audit follow the engine without living in it.
+
+Subclass ``EngineHook`` and override what you need; every method is a no-op
+here. Hooks run on the engine loop, so they must be quick and must not block.
+An engine with no hooks pays nothing for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pepper.model.events import AttemptEnded
+from pepper.model.task import Task
+
+
+class EngineHook:
+    """Base class of engine hooks; every method does nothing by default."""
+
+    def on_submitted(self, tasks: Sequence[Task]) -> None:
+        """New tasks were stored by this engine."""
+
+    def on_started(self, task: Task, attempt: int, agent_id: str, at: float) -> None:
+        """An attempt started running on an agent."""
+
+    def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
+        """An attempt ended (``event.ok`` tells how); the task may be retried."""
+
+    def on_commit(self, rows: int, seconds: float) -> None:
+        """A group commit wrote ``rows`` rows in ``seconds``."""

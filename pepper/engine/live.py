@@ -1,0 +1,77 @@
+"""The state machine's private, mutable view of one task (records outside it stay frozen)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pepper.model.record import TaskRecord
+from pepper.model.status import TaskError
+from pepper.model.task import Task, TaskState
+
+_STORED = (
+    "state",
+    "attempts",
+    "failures",
+    "agent_id",
+    "owner",
+    "ready_at",
+    "started_at",
+    "finished_at",
+    "next_attempt_at",
+    "result",
+    "result_json",
+    "error",
+    "reason",
+    "progress",
+    "progress_message",
+    "cancel_requested",
+)
+
+
+class LiveTask:
+    """Mutable bookkeeping for a task in memory.
+
+    Only ``EngineState`` changes it; the shell reads it to build rows. ``unmet``
+    counts dependencies not completed yet, ``dependents`` are the ids waiting on
+    this task, ``qseq`` is its ready-queue ticket (0 when not queued) and
+    ``route`` its scheduling route.
+    """
+
+    __slots__ = (*_STORED, "task", "unmet", "dependents", "qseq", "route")
+
+    def __init__(self, task: Task, state: TaskState) -> None:
+        self.task = task
+        self.state = state
+        self.attempts = 0
+        self.failures = 0
+        self.agent_id: str | None = None
+        self.owner: str | None = None
+        self.ready_at: float | None = task.created_at if state is TaskState.PENDING else None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.next_attempt_at: float | None = None
+        self.result: Any = None
+        self.result_json: str | None = None
+        self.error: TaskError | None = None
+        self.reason: str | None = None
+        self.progress: float | None = None
+        self.progress_message: str | None = None
+        self.cancel_requested = False
+        self.unmet = 0
+        self.dependents: list[str] = []
+        self.qseq = 0
+        self.route: Any = None
+
+    @classmethod
+    def from_record(cls, record: TaskRecord) -> LiveTask:
+        live = cls(record.task, record.state)
+        live.copy_from(record)
+        return live
+
+    def copy_from(self, record: TaskRecord) -> None:
+        """Take every stored field from ``record`` (the store is the truth)."""
+        for name in _STORED:
+            setattr(self, name, getattr(record, name))
+
+    def to_record(self, version: int = 0) -> TaskRecord:
+        return TaskRecord(self.task, version=version, **{name: getattr(self, name) for name in _STORED})

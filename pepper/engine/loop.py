@@ -1,0 +1,303 @@
+"""The engine: the imperative shell around ``EngineState``.
+
+It turns what happens (submissions, attempts ending, timers, other processes'
+writes) into events, hands them to the state machine, and carries out the
+actions it returns. Writes are gathered per loop turn and committed together
+(group commit); attempts start only after the write that claims them is
+durable, and waiters wake only after a task's final state is.
+
+All methods run on the engine's own event loop (see ``engine.portal``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pepper.engine.attempts import AgentHandle, Attempts
+from pepper.engine.batch import Batch
+from pepper.engine.clock import Clock
+from pepper.engine.hooks import EngineHook
+from pepper.engine.state import EngineState
+from pepper.model.events import (
+    Abort,
+    AttemptEnded,
+    Forget,
+    ProgressReported,
+    RecordAttempt,
+    Save,
+    Settled,
+    Start,
+    TasksAdded,
+    TasksLoaded,
+    TimerFired,
+    Trim,
+    WakeAt,
+)
+from pepper.model.record import TaskRecord
+from pepper.model.retry import Backoff
+from pepper.model.run import TaskRun
+from pepper.model.settings import Settings
+from pepper.model.task import Task, TaskState
+from pepper.store.sqlite import SQLiteStore
+
+log = logging.getLogger("pepper.engine")
+_RETRY_COMMIT = (0.05, 0.2, 1.0, 5.0)
+
+
+class Engine:
+    """One process's scheduler: state machine + store + executors + timers."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        settings: Settings,
+        *,
+        clock: Clock,
+        worker_id: str,
+        agents_home: Path,
+        hooks: Sequence[EngineHook] = (),
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = worker_id
+        self.hooks = list(hooks)
+        self.state = EngineState(
+            worker_id,
+            ageing=settings.priority_ageing,
+            backoff=Backoff(settings.retry_delay, settings.retry_backoff, settings.retry_max_delay),
+            keep_finished=settings.keep_finished,
+        )
+        self.handles: dict[str, AgentHandle] = {}
+        self.versions: dict[str, int] = {}
+        self.pending: dict[str, Task] = {}  # submitted, not yet committed
+        self.waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._batch = Batch()
+        self._flush_handle: asyncio.Handle | None = None
+        self._commit_failures = 0
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._attempts = Attempts(clock, self.dispatch, agents_home)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._act: dict[type, Callable[[Any], None]] = {
+            Save: self._on_save,
+            Start: self._batch_start,
+            Abort: self._on_abort,
+            Settled: self._on_settled,
+            WakeAt: self._on_wake_at,
+            RecordAttempt: self._on_record,
+            Forget: self._on_forget,
+        }
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    # -- the event -> action loop -----------------------------------------------------------
+
+    def dispatch(self, event: object) -> None:
+        """Feed one event to the state machine and carry out its actions."""
+        act = self._act
+        for action in self.state.handle(event):
+            act[type(action)](action)
+        if self.hooks and isinstance(event, AttemptEnded):
+            task = self.state.tasks.get(event.task_id)
+            for hook in self.hooks:
+                hook.on_attempt_ended(event, task.task if task else None)
+
+    def _on_save(self, action: Save) -> None:
+        self._batch.dirty[action.task_id] = None
+        self.schedule_flush()
+
+    def _batch_start(self, action: Start) -> None:
+        self._batch.starts.append(action)
+        self.schedule_flush()
+
+    def _on_abort(self, action: Abort) -> None:
+        self._attempts.abort(action.task_id, action.attempt)
+
+    def _on_settled(self, action: Settled) -> None:
+        self._batch.settled.append(action.task_id)
+        self.schedule_flush()
+
+    def _on_record(self, action: RecordAttempt) -> None:
+        self._batch.attempts.append(action)
+
+    def _on_forget(self, action: Forget) -> None:
+        self.versions.pop(action.task_id, None)
+
+    def _on_wake_at(self, action: WakeAt) -> None:
+        old = self._timers.pop(action.key, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, action.at - self.clock.now())
+        self._timers[action.key] = self.loop.call_later(delay, self._fire, action.key)
+
+    def _fire(self, key: tuple[str, str]) -> None:
+        self._timers.pop(key, None)
+        self.dispatch(TimerFired(key, self.clock.now()))
+
+    # -- group commit -----------------------------------------------------------------
+
+    def schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
+    def committed(self) -> asyncio.Future[None]:
+        """A future resolved once everything changed so far is durable."""
+        future: asyncio.Future[None] = self.loop.create_future()
+        self._batch.committed.append(future)
+        self.schedule_flush()
+        return future
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        batch, self._batch = self._batch, Batch()
+        if not batch:
+            return
+        writes = batch.writes(self.state.tasks, self.versions, self.worker_id)
+        try:
+            result = self.store.commit(writes, self.worker_id)
+        except sqlite3.Error as exc:
+            self._retry_flush(batch, exc)
+            return
+        self._commit_failures = 0
+        for tid in batch.dirty:
+            if tid not in result.conflicts and tid in self.versions:
+                self.versions[tid] += 1
+        for index, (group, future) in enumerate(batch.submissions):
+            for task in group:
+                self.pending.pop(task.task_id, None)
+            rejected = result.rejected.get(index)
+            if rejected is not None:
+                if not future.done():
+                    future.set_exception(rejected)
+                continue
+            fresh = tuple(t for t in group if t.task_id not in result.existing)
+            for task in fresh:
+                self.versions[task.task_id] = 1
+            if fresh:
+                self.dispatch(TasksAdded(fresh, self.clock.now()))
+                for hook in self.hooks:
+                    hook.on_submitted(fresh)
+            if not future.done():
+                future.set_result(result.existing)
+        for start in batch.starts:
+            if start.task_id not in result.conflicts:
+                self._launch(start)
+        for task_id in batch.settled:
+            if task_id not in result.conflicts:
+                self._wake(task_id)
+        for future in batch.committed:
+            if not future.done():
+                future.set_result(None)
+        if result.conflicts:
+            self.load(result.conflicts, cause="conflict")
+        trimmed = self.state.handle(Trim(self.clock.now()))
+        for action in trimmed:
+            self._act[type(action)](action)
+
+    def _retry_flush(self, batch: Batch, exc: sqlite3.Error) -> None:
+        """Keep the batch and try again later; nothing acknowledged is lost meanwhile."""
+        delay = _RETRY_COMMIT[min(self._commit_failures, len(_RETRY_COMMIT) - 1)]
+        self._commit_failures += 1
+        log.error("commit failed (%s); retrying in %.2fs", exc, delay)
+        batch.absorb(self._batch)
+        self._batch = batch
+        self._flush_handle = self.loop.call_later(delay, self._flush)
+
+    def _wake(self, task_id: str) -> None:
+        for future in self.waiters.pop(task_id, ()):
+            if not future.done():
+                future.set_result(None)
+
+    # -- attempts ---------------------------------------------------------------------
+
+    def _launch(self, start: Start) -> None:
+        t = self.state.tasks.get(start.task_id)
+        if (
+            t is None
+            or t.state is not TaskState.IN_PROGRESS
+            or t.owner != self.worker_id
+            or t.attempts != start.attempt
+        ):
+            return  # cancelled or taken over before its claim was committed
+        handle = self.handles.get(start.agent_id)
+        if handle is None:
+            self.dispatch(self._refused(start, "the agent was unregistered before the attempt started"))
+            return
+        results = self.dependency_results(t.task.dependencies)
+        run = TaskRun(t.task, start.attempt, start.agent_id, results, self._report_progress)
+        self._attempts.start(handle, run)
+        for hook in self.hooks:
+            hook.on_started(t.task, start.attempt, start.agent_id, self.clock.now())
+
+    def _refused(self, start: Start, why: str) -> AttemptEnded:
+        from pepper.model.status import TaskError
+
+        return AttemptEnded(
+            start.task_id, start.attempt, self.clock.now(), False, error=TaskError("AgentUnavailable", why)
+        )
+
+    def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
+        """Results of completed dependencies, from memory or (if trimmed) the store."""
+        results: dict[str, Any] = {}
+        missing = []
+        for dep in dependencies:
+            d = self.state.tasks.get(dep)
+            if d is not None and d.state is TaskState.COMPLETED:
+                results[dep] = d.result
+            else:
+                missing.append(dep)
+        if missing:
+            for dep, record in self.store.get_tasks(missing).items():
+                results[dep] = record.result
+        return results
+
+    def _report_progress(self, task_id: str, attempt: int, fraction: float, message: str | None) -> None:
+        event = ProgressReported(task_id, attempt, fraction, message, self.clock.now())
+        self.loop.call_soon_threadsafe(self.dispatch, event)
+
+    # -- loading from the store -----------------------------------------------------------
+
+    def load(self, task_ids: Iterable[str], cause: str = "store") -> list[TaskRecord]:
+        """Read tasks (and the dependencies they need) from the store into the state machine."""
+        records = self.store.get_tasks(list(task_ids))
+        if records:
+            self.ingest(list(records.values()), cause)
+        return list(records.values())
+
+    def ingest(self, records: list[TaskRecord], cause: str) -> None:
+        """Hand stored records to the state machine, with any dependencies it has not seen."""
+        known = self.state.tasks
+        wanted = {r.task.task_id for r in records}
+        deps = {d for r in records if not r.state.is_final for d in r.task.dependencies}
+        deps -= wanted
+        deps = {d for d in deps if d not in known}
+        extra = list(self.store.get_tasks(deps).values()) if deps else []
+        everything = extra + records
+        for record in everything:
+            self.versions[record.task.task_id] = record.version
+        self.dispatch(TasksLoaded(tuple(everything), self.clock.now(), cause))
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def drain(self, timeout: float) -> None:
+        """Let running attempts end (up to ``timeout``), interrupt the rest, commit everything."""
+        await self._attempts.drain(timeout)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for _ in range(3):  # a commit can produce follow-up writes
+            if not self._batch:
+                break
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+        self._attempts.close()

@@ -1,0 +1,207 @@
+"""The engine's front door: every request a runtime makes, as coroutines on the engine loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from pepper.engine.attempts import AgentHandle
+from pepper.engine.loop import Engine
+from pepper.engine.upkeep import Upkeep
+from pepper.errors import (
+    AgentAlreadyRegisteredError,
+    AgentNotFoundError,
+    RuntimeClosedError,
+    TaskNotFoundError,
+    WaitTimeoutError,
+)
+from pepper.model.events import AgentAdded, AgentRemoved, CancelRequested, Draining
+from pepper.model.status import TaskStatus
+from pepper.model.submission import prepare
+from pepper.model.task import Task, TaskState
+from pepper.scheduling.explain import explain
+
+
+class _KnownTasks:
+    """``StoredTasks`` for ``prepare``: memory first, then not-yet-committed submissions, then the store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
+        tasks, pending = self._engine.state.tasks, self._engine.pending
+        found: dict[str, Task] = {}
+        unknown = []
+        for tid in task_ids:
+            if tid in tasks:
+                found[tid] = tasks[tid].task
+            elif tid in pending:
+                found[tid] = pending[tid]
+            else:
+                unknown.append(tid)
+        if unknown:
+            found.update({tid: r.task for tid, r in self._engine.store.get_tasks(unknown).items()})
+        return found
+
+    def awaited(self, task_ids: Collection[str]) -> bool:
+        # Every unfinished task is in memory, so memory knows who waits for what.
+        awaiting = self._engine.state.awaiting
+        if any(tid in awaiting for tid in task_ids):
+            return True
+        wanted = set(task_ids)
+        return any(dep in wanted for p in self._engine.pending.values() for dep in p.dependencies)
+
+    def deps_of(self, task_id: str) -> Iterable[str]:
+        engine = self._engine
+        if task_id in engine.state.tasks:
+            return engine.state.tasks[task_id].task.dependencies
+        if task_id in engine.pending:
+            return engine.pending[task_id].dependencies
+        record = engine.store.get_tasks([task_id]).get(task_id)
+        return record.task.dependencies if record else ()
+
+
+class EngineService:
+    """Start/stop, submit, status, wait, cancel and agent registration on one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.upkeep = Upkeep(engine)
+        self._known = _KnownTasks(engine)
+        self.closed = False
+
+    async def start(self) -> None:
+        self.upkeep.begin()
+
+    async def stop(self, timeout: float) -> None:
+        engine = self.engine
+        if self.closed:
+            return
+        self.closed = True
+        engine.dispatch(Draining(engine.clock.now()))
+        await self.upkeep.end()
+        await engine.drain(timeout)
+        for futures in engine.waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(RuntimeClosedError("the runtime closed while waiting"))
+        engine.waiters.clear()
+
+    # -- tasks --------------------------------------------------------------------------
+
+    async def submit(self, tasks: Sequence[Task]) -> list[Task]:
+        """Validate and store ``tasks``; returns once they are committed."""
+        engine = self.engine
+        if self.closed:
+            raise RuntimeClosedError("the runtime is closed; no new tasks are accepted")
+        self.upkeep.poll()
+        submission = prepare(tasks, self._known)
+        if not submission.new:
+            return list(submission.tasks)
+        new_ids = {t.task_id for t in submission.new}
+        needed = {d for t in submission.new for d in t.dependencies} - new_ids
+        needed = {d for d in needed if d not in engine.state.tasks and d not in engine.pending}
+        if needed:
+            engine.load(needed, cause="dependency of a new task")
+        future: asyncio.Future[Mapping[str, Task]] = engine.loop.create_future()
+        group = list(submission.new)
+        for task in group:
+            engine.pending[task.task_id] = task
+        engine._batch.submissions.append((group, future))
+        engine.schedule_flush()
+        existing = await future
+        return [existing.get(t.task_id, t) for t in submission.tasks]
+
+    async def status(self, task_id: str) -> TaskStatus:
+        """The task's current status, with the reasons it waits."""
+        engine = self.engine
+        t = engine.state.tasks.get(task_id)
+        if t is None:
+            if task_id in engine.pending:
+                await engine.committed()
+                return await self.status(task_id)
+            records = engine.load([task_id], cause="status request")
+            if not records:
+                raise TaskNotFoundError(task_id)
+            t = engine.state.tasks.get(task_id)
+            if t is None:
+                return records[0].to_status()
+        facts = engine.state.facts(task_id, engine.clock.now())
+        waiting = explain(facts) if facts is not None else ()
+        return t.to_record(engine.versions.get(task_id, 0)).to_status(waiting)
+
+    async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
+        """Wait until every task is final (and durable); their statuses, in order."""
+        engine = self.engine
+        futures = []
+        uncommitted = False
+        for task_id in task_ids:
+            status = await self.status(task_id)  # loads it, or raises TaskNotFoundError
+            if not status.is_final:
+                future: asyncio.Future[None] = engine.loop.create_future()
+                engine.waiters.setdefault(task_id, []).append(future)
+                futures.append(future)
+            elif task_id in engine._batch.dirty:
+                uncommitted = True
+        if uncommitted:
+            await engine.committed()
+        if futures:
+            _done, pending = await asyncio.wait(futures, timeout=timeout)
+            if pending:
+                for future in pending:
+                    future.cancel()
+                still = [tid for tid in task_ids if not (await self.status(tid)).is_final]
+                raise WaitTimeoutError(still, timeout or 0.0)
+        return [await self.status(tid) for tid in task_ids]
+
+    async def cancel(self, task_id: str, reason: str) -> bool:
+        """Cancel a task (and its dependents); False if it had already finished."""
+        engine = self.engine
+        if task_id not in engine.state.tasks:
+            await self.status(task_id)  # loads it or raises TaskNotFoundError
+        t = engine.state.tasks.get(task_id)
+        if t is None or t.state.is_final:
+            return False
+        engine.dispatch(CancelRequested(task_id, engine.clock.now(), reason))
+        await engine.committed()
+        t = engine.state.tasks.get(task_id)
+        return t is None or t.state is TaskState.CANCELLED or t.cancel_requested
+
+    async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
+        await self.engine.committed()
+        return [r.to_status() for r in self.engine.store.list_tasks(state, limit)]
+
+    # -- agents -------------------------------------------------------------------------
+
+    async def add_agent(self, handle: AgentHandle) -> None:
+        engine = self.engine
+        spec = handle.spec
+        if spec.agent_id in engine.handles:
+            raise AgentAlreadyRegisteredError(spec.agent_id)
+        initialize = getattr(handle, "initialize", None)
+        if initialize is not None:
+            outcome = initialize()
+            if inspect.isawaitable(outcome):
+                await outcome
+        engine.handles[spec.agent_id] = handle
+        now = engine.clock.now()
+        engine.store.workers.register_agent(spec, engine.worker_id, now)
+        engine.dispatch(AgentAdded(spec, now))
+
+    async def remove_agent(self, agent_id: str) -> AgentHandle:
+        engine = self.engine
+        handle = engine.handles.pop(agent_id, None)
+        if handle is None:
+            raise AgentNotFoundError(agent_id, engine.handles)
+        engine.dispatch(AgentRemoved(agent_id, engine.clock.now()))
+        engine.store.workers.unregister_agent(agent_id, engine.worker_id)
+        cleanup = getattr(handle, "cleanup", None)
+        if cleanup is not None:
+            outcome = cleanup()
+            if inspect.isawaitable(outcome):
+                await outcome
+        return handle
+
+    def has_local_work(self) -> bool:
+        return bool(self.engine.pending) or self.engine.state.has_local_work()

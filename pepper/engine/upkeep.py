@@ -1,0 +1,124 @@
+"""Upkeep: noticing other processes' writes, proving we are alive, and spotting dead workers.
+
+Several processes may share one database (``pepper worker`` on the same file,
+a CLI submitting tasks). Each engine polls for rows written by the others, and
+re-queues the running tasks of workers that died: at once when the dead
+process was on this machine, after ``visibility_timeout`` of silence otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+
+import psutil
+
+from pepper.model.events import WorkersLost
+from pepper.model.task import TaskState
+
+if TYPE_CHECKING:
+    from pepper.engine.loop import Engine
+
+log = logging.getLogger("pepper.engine")
+HOSTNAME = socket.gethostname()
+
+
+def process_alive(pid: int, started_at: float) -> bool:
+    """True if ``pid`` is a running process that started before ``started_at`` (not a reused pid)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return proc.create_time() <= started_at + 2.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+class Upkeep:
+    """Periodic chores of one engine (runs as a task on the engine loop)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.change_seq = 0
+        self._data_version: int | None = None
+        self._next_beat = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def begin(self) -> None:
+        """Register this worker and load every unfinished task."""
+        engine, store = self.engine, self.engine.store
+        now = engine.clock.now()
+        store.workers.register(engine.worker_id, HOSTNAME, os.getpid(), now)
+        self.change_seq = store.current_change_seq()
+        self._data_version = store.data_version()
+        engine.ingest(store.unfinished(), cause="start-up")
+        self.sweep()
+        self._next_beat = now + engine.settings.heartbeat_interval
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def end(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.engine.store.workers.stop(self.engine.worker_id, self.engine.clock.now())
+
+    async def _run(self) -> None:
+        settings = self.engine.settings
+        while True:
+            await asyncio.sleep(settings.poll_interval)
+            try:
+                self.poll()
+                now = self.engine.clock.now()
+                if now >= self._next_beat:
+                    self._next_beat = now + settings.heartbeat_interval
+                    self.heartbeat()
+                    self.sweep()
+            except Exception:
+                log.exception("engine upkeep failed; will try again")
+
+    def poll(self) -> None:
+        """Load tasks other processes wrote since we last looked."""
+        store = self.engine.store
+        version = store.data_version()
+        if version == self._data_version:
+            return
+        self._data_version = version
+        records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id)
+        if records:
+            self.engine.ingest(records, cause="changed by another process")
+
+    def heartbeat(self) -> None:
+        engine = self.engine
+        if not engine.store.workers.heartbeat(engine.worker_id, engine.clock.now()):
+            log.warning("worker %s was presumed dead by another process; re-registering", engine.worker_id)
+            engine.store.workers.revive(engine.worker_id, engine.clock.now())
+
+    def sweep(self) -> None:
+        """Re-queue the running tasks of workers that stopped without saying so."""
+        engine = self.engine
+        now = engine.clock.now()
+        deadline = now - engine.settings.visibility_timeout
+        live = set()
+        for worker in engine.store.workers.live():
+            if worker.worker_id == engine.worker_id:
+                live.add(worker.worker_id)
+                continue
+            silent = worker.heartbeat_at < deadline
+            gone = worker.hostname == HOSTNAME and not process_alive(worker.pid, worker.started_at)
+            if silent or gone:
+                engine.store.workers.stop(worker.worker_id, now)
+                log.warning(
+                    "worker %s (pid %s) is gone; its running tasks will run again", worker.worker_id, worker.pid
+                )
+            else:
+                live.add(worker.worker_id)
+        orphaned = {
+            t.owner
+            for t in engine.state.tasks.values()
+            if t.state is TaskState.IN_PROGRESS and t.owner is not None and t.owner not in live
+        }
+        if orphaned:
+            engine.dispatch(WorkersLost(frozenset(orphaned), now))  # type: ignore[arg-type]

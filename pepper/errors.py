@@ -1,0 +1,228 @@
+"""Every error pepper raises, in one tree.
+
+Each error also subclasses the builtin a Python programmer would reach for
+(``ValueError`` for bad input, ``LookupError`` for unknown ids, ...), so
+``except ValueError`` keeps working. Data travels on attributes, not only in
+the message::
+
+    PepperError
+    ├── ValidationError (ValueError)         bad input; nothing was changed
+    │   ├── InvalidPriorityError
+    │   ├── CycleError                       .cycle: the ids around the loop
+    │   ├── DuplicateTaskError               same id, different spec
+    │   ├── NotSerializableError             inputs/results that are not JSON
+    │   ├── ConfigError                      settings, pepper.toml, env vars
+    │   └── AgentDefinitionError             .path, .line of the agent YAML
+    ├── NotFoundError (LookupError)
+    │   ├── TaskNotFoundError
+    │   └── AgentNotFoundError
+    ├── ConflictError (RuntimeError)
+    │   ├── InvalidTransitionError           a state change the table forbids
+    │   └── AgentAlreadyRegisteredError
+    ├── TaskFailedError (RuntimeError)       get_result() of a failed task
+    ├── TaskCancelledError (RuntimeError)    get_result() of a cancelled task
+    ├── WaitTimeoutError (TimeoutError)      wait() ran out of time
+    ├── RuntimeClosedError (RuntimeError)    the runtime was closed
+    └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from difflib import get_close_matches
+from typing import Any
+
+
+def suggest(value: str, valid: Iterable[str]) -> str:
+    """Return ' Did you mean 'x'?' when ``value`` is close to a valid name, else ''."""
+    match = get_close_matches(str(value), list(valid), n=1, cutoff=0.6)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+class PepperError(Exception):
+    """Root of every error raised by pepper."""
+
+
+# --- bad input -----------------------------------------------------------------
+
+
+class ValidationError(PepperError, ValueError):
+    """An argument or file was invalid; the call changed nothing.
+
+    ``field`` names the offending argument or key when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidPriorityError(ValidationError):
+    """A priority that is neither a known name nor an integer."""
+
+    def __init__(self, value: Any, valid: Sequence[str]) -> None:
+        hint = suggest(value, valid) if isinstance(value, str) else ""
+        super().__init__(
+            f"unknown priority {value!r}; use one of {', '.join(valid)} or an integer (higher runs first).{hint}",
+            field="priority",
+        )
+        self.value = value
+        self.valid = tuple(valid)
+
+
+class CycleError(ValidationError):
+    """Dependencies that loop back on themselves; ``cycle`` lists the loop."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        path = " -> ".join(cycle)
+        super().__init__(
+            f"dependency cycle: {path}; a task cannot (even indirectly) depend on itself",
+            field="dependencies",
+        )
+        self.cycle = tuple(cycle)
+
+
+class DuplicateTaskError(ValidationError):
+    """A task id already used by a task with a different specification."""
+
+    def __init__(self, task_id: str, differences: Sequence[str]) -> None:
+        what = ", ".join(differences)
+        super().__init__(
+            f"task {task_id!r} already exists with a different {what}; re-submitting "
+            "the same id is only allowed with the same specification (choose a new id, "
+            "or omit task_id to get a generated one)",
+            field="task_id",
+        )
+        self.task_id = task_id
+        self.differences = tuple(differences)
+
+
+class NotSerializableError(ValidationError):
+    """A value that pepper must store is not JSON-serialisable."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(
+            f"{what} must be JSON-serialisable (dicts, lists, strings, numbers, booleans, None): {detail}",
+            field=what,
+        )
+
+
+class ConfigError(ValidationError):
+    """A setting that is unknown or has a bad value."""
+
+
+class AgentDefinitionError(ValidationError):
+    """An agent definition (YAML or code) that cannot be used.
+
+    ``path`` and ``line`` locate the problem in a file when it came from one.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message, field=field)
+        self.path = path
+        self.line = line
+
+
+# --- unknown ids ---------------------------------------------------------------
+
+
+class NotFoundError(PepperError, LookupError):
+    """Something named by id does not exist."""
+
+
+class TaskNotFoundError(NotFoundError):
+    """No task with this id was ever submitted (to this database)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task with id {task_id!r}; `pepper tasks` lists the known tasks")
+        self.task_id = task_id
+
+
+class AgentNotFoundError(NotFoundError):
+    """No agent with this id is registered."""
+
+    def __init__(self, agent_id: str, known: Iterable[str] = ()) -> None:
+        known = sorted(known)
+        listing = ", ".join(known) if known else "none are registered"
+        super().__init__(f"no agent with id {agent_id!r} (registered: {listing}).{suggest(agent_id, known)}")
+        self.agent_id = agent_id
+        self.known = tuple(known)
+
+
+# --- state conflicts -------------------------------------------------------------
+
+
+class ConflictError(PepperError, RuntimeError):
+    """The request clashes with the current state."""
+
+
+class InvalidTransitionError(ConflictError):
+    """A task state change that the transition table does not allow."""
+
+    def __init__(self, task_id: str, source: str, target: str, allowed: Iterable[str]) -> None:
+        options = ", ".join(sorted(allowed)) or "none (it is final)"
+        super().__init__(
+            f"task {task_id!r} cannot go from {source!r} to {target!r}; from {source!r} it may go to: {options}"
+        )
+        self.task_id = task_id
+        self.source = source
+        self.target = target
+
+
+class AgentAlreadyRegisteredError(ConflictError):
+    """Another agent with the same id is already registered on this runtime."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(
+            f"an agent with id {agent_id!r} is already registered on this runtime; "
+            "agent ids must be unique (unregister the old one first)"
+        )
+        self.agent_id = agent_id
+
+
+# --- outcomes --------------------------------------------------------------------
+
+
+class TaskFailedError(PepperError, RuntimeError):
+    """The task ended ``failed``; ``error`` holds what the agent raised."""
+
+    def __init__(self, task_id: str, error: Any) -> None:
+        detail = f"{error.type}: {error.message}" if error is not None else "no error recorded"
+        super().__init__(f"task {task_id!r} failed: {detail}")
+        self.task_id = task_id
+        self.error = error
+
+
+class TaskCancelledError(PepperError, RuntimeError):
+    """The task ended ``cancelled``; ``reason`` says why."""
+
+    def __init__(self, task_id: str, reason: str | None) -> None:
+        super().__init__(f"task {task_id!r} was cancelled: {reason or 'no reason given'}")
+        self.task_id = task_id
+        self.reason = reason
+
+
+class WaitTimeoutError(PepperError, TimeoutError):
+    """``wait`` returned before the tasks finished; ``pending`` lists those still open."""
+
+    def __init__(self, pending: Sequence[str], timeout: float) -> None:
+        shown = ", ".join(repr(t) for t in pending[:5])
+        more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+        super().__init__(
+            f"timed out after {timeout:g}s waiting for {shown}{more}; `pepper status TASK` says why a task is waiting"
+        )
+        self.pending = tuple(pending)
+        self.timeout = timeout
+
+
+class RuntimeClosedError(PepperError, RuntimeError):
+    """The runtime was closed; create a new one (or call ``pepper.init``)."""
+
+
+class BlockingCallError(PepperError, RuntimeError):
+    """A blocking call was made from the engine's own thread, where it would deadlock."""

@@ -1,0 +1,34 @@
+"""JSON as pepper stores it: compact, strict (no NaN), and with clear errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pepper.errors import NotSerializableError
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_decoder = json.JSONDecoder()
+
+
+def encode(value: Any, what: str = "value") -> str:
+    """``value`` as compact JSON; raises ``NotSerializableError`` naming ``what``."""
+    try:
+        return _encoder.encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise NotSerializableError(what, str(exc)) from None
+
+
+def decode(text: str | None) -> Any:
+    """The value stored as ``text`` (``None`` stays ``None``)."""
+    return None if text is None else _decoder.decode(text)
+
+
+def normalise(value: Any, what: str = "value") -> tuple[Any, str]:
+    """The value as it will read back from storage, and its JSON text.
+
+    Round-tripping makes tuples lists and dict keys strings now, rather than
+    surprising the agent that later reads the stored copy.
+    """
+    text = encode(value, what)
+    return _decoder.decode(text), text

@@ -1,0 +1,168 @@
+"""Events into the engine's state machine, and the actions it answers with.
+
+``EngineState.handle(event) -> list[action]`` is the only way scheduling state
+changes. Events say what happened (with the time it happened, ``at``); actions
+say what the shell must now do. Both are named tuples: cheap to make on the
+hot path, immutable, and printable in logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from pepper.model.agent import AgentSpec
+from pepper.model.record import TaskRecord
+from pepper.model.status import TaskError
+from pepper.model.task import Task
+
+# --- events ------------------------------------------------------------------------
+
+
+class TasksAdded(NamedTuple):
+    """Tasks newly stored by this process."""
+
+    tasks: tuple[Task, ...]
+    at: float
+
+
+class TasksLoaded(NamedTuple):
+    """Task rows read from the store: at start-up, changed by another process, or after a lost write."""
+
+    records: tuple[TaskRecord, ...]
+    at: float
+    cause: str = "store"
+
+
+class AttemptEnded(NamedTuple):
+    """An attempt finished. ``requeue`` means it was interrupted and runs again without counting as a failure."""
+
+    task_id: str
+    attempt: int
+    at: float
+    ok: bool
+    result: Any = None
+    result_json: str | None = None
+    error: TaskError | None = None
+    started_at: float | None = None
+    requeue: bool = False
+
+
+class CancelRequested(NamedTuple):
+    task_id: str
+    at: float
+    reason: str
+
+
+class AgentAdded(NamedTuple):
+    spec: AgentSpec
+    at: float
+
+
+class AgentRemoved(NamedTuple):
+    agent_id: str
+    at: float
+
+
+class WorkersLost(NamedTuple):
+    """Workers found dead; their running tasks must run again."""
+
+    worker_ids: frozenset[str]
+    at: float
+
+
+class TimerFired(NamedTuple):
+    key: tuple[str, str]
+    at: float
+
+
+class ProgressReported(NamedTuple):
+    task_id: str
+    attempt: int
+    fraction: float
+    message: str | None
+    at: float
+
+
+class Draining(NamedTuple):
+    """Stop starting tasks (shutdown); running ones may finish."""
+
+    at: float
+
+
+class Trim(NamedTuple):
+    """Everything is committed: finished tasks beyond the memory budget may be forgotten."""
+
+    at: float
+
+
+# --- actions -----------------------------------------------------------------------
+
+
+class Save(NamedTuple):
+    """Write the task's current state to the store."""
+
+    task_id: str
+
+
+class Start(NamedTuple):
+    """Run the attempt on the agent, once the save that claims it is committed."""
+
+    task_id: str
+    attempt: int
+    agent_id: str
+
+
+class Abort(NamedTuple):
+    """Stop a running attempt (cancelled, or taken over elsewhere)."""
+
+    task_id: str
+    attempt: int
+    reason: str
+
+
+class Settled(NamedTuple):
+    """The task reached a final state: wake whoever waits, once committed."""
+
+    task_id: str
+
+
+class WakeAt(NamedTuple):
+    """Deliver ``TimerFired(key)`` at time ``at``."""
+
+    key: tuple[str, str]
+    at: float
+
+
+class RecordAttempt(NamedTuple):
+    """Append an ended attempt to the history."""
+
+    task_id: str
+    attempt: int
+    agent_id: str | None
+    task_type: str
+    started_at: float | None
+    ended_at: float
+    outcome: str
+    error: TaskError | None
+
+
+class Forget(NamedTuple):
+    """The task left memory (it stays in the store)."""
+
+    task_id: str
+
+
+Event = (
+    TasksAdded
+    | TasksLoaded
+    | AttemptEnded
+    | CancelRequested
+    | AgentAdded
+    | AgentRemoved
+    | WorkersLost
+    | TimerFired
+    | ProgressReported
+    | Draining
+    | Trim
+)
+Action = Save | Start | Abort | Settled | WakeAt | RecordAttempt | Forget

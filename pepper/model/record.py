@@ -1,0 +1,105 @@
+"""A task as stored: its spec plus how far it got, with ``from_row``/``to_row``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pepper.model import codec
+from pepper.model.status import TaskError, TaskStatus, WaitReason
+from pepper.model.task import Task, TaskState
+
+#: Columns describing progress, in ``TaskRecord.progress_row`` order.
+PROGRESS_COLUMNS = (
+    "state",
+    "attempts",
+    "failures",
+    "agent_id",
+    "owner",
+    "ready_at",
+    "started_at",
+    "finished_at",
+    "next_attempt_at",
+    "result",
+    "error",
+    "reason",
+    "progress",
+    "progress_message",
+    "cancel_requested",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One row of the tasks table. ``version`` grows by one with every write."""
+
+    task: Task
+    state: TaskState
+    attempts: int = 0
+    failures: int = 0
+    agent_id: str | None = None
+    owner: str | None = None
+    ready_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    next_attempt_at: float | None = None
+    result: Any = None
+    result_json: str | None = None
+    error: TaskError | None = None
+    reason: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    cancel_requested: bool = False
+    version: int = 1
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TaskRecord:
+        return cls(
+            task=Task.from_row(row),
+            state=TaskState(row["state"]),
+            attempts=row["attempts"],
+            failures=row["failures"],
+            agent_id=row["agent_id"],
+            owner=row["owner"],
+            ready_at=row["ready_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            next_attempt_at=row["next_attempt_at"],
+            result=codec.decode(row["result"]),
+            result_json=row["result"],
+            error=TaskError.from_dict(codec.decode(row["error"])),
+            reason=row["reason"],
+            progress=row["progress"],
+            progress_message=row["progress_message"],
+            cancel_requested=bool(row["cancel_requested"]),
+            version=row["version"],
+        )
+
+    def to_status(self, waiting_on: tuple[WaitReason, ...] = ()) -> TaskStatus:
+        task = self.task
+        return TaskStatus(
+            task_id=task.task_id,
+            task_type=task.task_type,
+            state=self.state,
+            priority=task.priority,
+            dependencies=task.dependencies,
+            agent_id=self.agent_id,
+            attempts=self.attempts,
+            max_retries=task.max_retries,
+            created_at=task.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            result=self.result,
+            error=self.error,
+            reason=self.reason,
+            progress=self.progress,
+            progress_message=self.progress_message,
+            next_attempt_at=self.next_attempt_at,
+            waiting_on=waiting_on,
+        )
+
+
+def initial_state(task: Task) -> TaskState:
+    """The state a task is stored with: ``blocked`` until an engine has checked its dependencies."""
+    return TaskState.BLOCKED if task.dependencies else TaskState.PENDING

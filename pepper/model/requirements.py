@@ -1,0 +1,92 @@
+"""What a task (or a caller of AgentSelector) asks of the agent that runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pepper.errors import ValidationError, suggest
+from pepper.model.resources import EMPTY, Resources
+
+VALID_KEYS = ("skills", "resources", "performance_score", "availability")
+
+
+def parse_names(value: Any, what: str) -> frozenset[str]:
+    """A set of non-empty strings from a list/tuple/set (a lone string is refused)."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValidationError(
+            f"{what} must be a list of strings, e.g. ['markdown', 'api_docs']; got {value!r}",
+            field=what,
+        )
+    names = set()
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ValidationError(f"{what} must contain non-empty strings; got {item!r}", field=what)
+        names.add(item.strip())
+    return frozenset(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """Skills and resources a task needs; optionally a minimum score and availability."""
+
+    skills: frozenset[str] = frozenset()
+    resources: Resources = EMPTY
+    performance_score: float | None = None
+    availability: bool = False
+
+    @classmethod
+    def parse(cls, value: Any) -> Requirements:
+        """Validate ``{"skills": [...], "resources": {...}, "performance_score": 0.8, "availability": True}``."""
+        if value is None:
+            return NO_REQUIREMENTS
+        if isinstance(value, Requirements):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValidationError(
+                "requirements must be a mapping such as {'skills': ['markdown'], 'resources': "
+                f"{{'cpu': 1}}}}; got {type(value).__name__}",
+                field="requirements",
+            )
+        for key in value:
+            if key not in VALID_KEYS:
+                raise ValidationError(
+                    f"unknown requirement {key!r}; valid keys: {', '.join(VALID_KEYS)}.{suggest(key, VALID_KEYS)}",
+                    field="requirements",
+                )
+        score = value.get("performance_score")
+        if score is not None:
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+                raise ValidationError(
+                    f"performance_score must be a number between 0 and 1, got {score!r}",
+                    field="performance_score",
+                )
+            score = float(score)
+        availability = value.get("availability", False)
+        if not isinstance(availability, bool):
+            raise ValidationError(f"availability must be True or False, got {availability!r}", field="availability")
+        return cls(
+            skills=parse_names(value.get("skills"), "skills"),
+            resources=Resources.parse(value.get("resources"), "resources"),
+            performance_score=score,
+            availability=availability,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, omitting defaults."""
+        out: dict[str, Any] = {}
+        if self.skills:
+            out["skills"] = sorted(self.skills)
+        if self.resources:
+            out["resources"] = self.resources.to_dict()
+        if self.performance_score is not None:
+            out["performance_score"] = self.performance_score
+        if self.availability:
+            out["availability"] = True
+        return out
+
+
+NO_REQUIREMENTS = Requirements()

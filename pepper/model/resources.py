@@ -1,0 +1,98 @@
+"""Resource amounts: a frozen mapping from resource name to quantity."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pepper.errors import ValidationError
+from pepper.model.units import parse_quantity
+
+#: Units of the well-known resources; any other name is a plain count.
+RESOURCE_UNITS = {"cpu": "cores", "memory": "MB", "storage": "MB"}
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]{0,63}$")
+
+
+class Resources(Mapping[str, float]):
+    """An immutable, hashable bag of resource quantities, e.g. ``{"cpu": 1.5, "memory": 512}``.
+
+    Zero amounts are dropped, so ``Resources()`` and ``Resources({"gpu": 0})`` are equal.
+    """
+
+    __slots__ = ("_hash", "_items")
+
+    def __init__(self, amounts: Mapping[str, float] | None = None) -> None:
+        items = {k: float(v) for k, v in (amounts or {}).items() if v}
+        self._items = dict(sorted(items.items()))
+        self._hash = hash(tuple(self._items.items()))
+
+    @classmethod
+    def parse(cls, value: Any, what: str = "resources") -> Resources:
+        """Validate a user mapping such as ``{"cpu": "500m", "memory": "4Gi", "gpu": 1}``."""
+        if value is None:
+            return EMPTY
+        if isinstance(value, Resources):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValidationError(
+                f"{what} must be a mapping of resource name to amount, e.g. "
+                f"{{'cpu': 2, 'memory': '4Gi'}}; got {type(value).__name__}",
+                field=what,
+            )
+        amounts = {}
+        for name, amount in value.items():
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                raise ValidationError(
+                    f"{what}: {name!r} is not a valid resource name (lower-case letters, digits, "
+                    "'_', '.', '-'; e.g. 'cpu', 'memory', 'storage', 'gpu', 'llm_tokens')",
+                    field=what,
+                )
+            amounts[name] = parse_quantity(name, amount)
+        return cls(amounts)
+
+    def __getitem__(self, name: str) -> float:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Resources):
+            return self._items == other._items
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Resources({self._items!r})"
+
+    def to_dict(self) -> dict[str, float]:
+        """A plain dict, for JSON."""
+        return dict(self._items)
+
+    def fits_within(self, capacity: Mapping[str, float]) -> bool:
+        """True when every amount here is at most the same amount in ``capacity``."""
+        return all(amount <= capacity.get(name, 0.0) + 1e-9 for name, amount in self._items.items())
+
+    def shortfall(self, available: Mapping[str, float]) -> dict[str, float]:
+        """How much of each resource is missing from ``available`` (only the short ones)."""
+        return {
+            name: amount - available.get(name, 0.0)
+            for name, amount in self._items.items()
+            if amount > available.get(name, 0.0) + 1e-9
+        }
+
+
+EMPTY = Resources()
+
+
+def describe_amount(name: str, amount: float) -> str:
+    """``cpu 1.5 cores``, ``memory 512 MB``, ``gpu 1``."""
+    unit = RESOURCE_UNITS.get(name)
+    text = f"{amount:g}"
+    return f"{name} {text} {unit}" if unit else f"{name} {text}"

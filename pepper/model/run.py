@@ -1,0 +1,66 @@
+"""What an agent receives: one attempt of one task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pepper.model.task import Task
+
+ProgressSink = Callable[[str, int, float, "str | None"], None]
+
+
+class CancelFlag:
+    """Set by the engine when an attempt is cancelled or times out."""
+
+    __slots__ = ("is_set",)
+
+    def __init__(self) -> None:
+        self.is_set = False
+
+
+def _no_progress(task_id: str, attempt: int, fraction: float, message: str | None) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """One attempt of a task on an agent.
+
+    ``inputs`` are the task's own inputs; ``dependency_results`` maps each
+    dependency's id to the result it completed with.
+    """
+
+    task: Task
+    attempt: int
+    agent_id: str
+    dependency_results: Mapping[str, Any] = field(default_factory=dict)
+    _progress: ProgressSink = field(default=_no_progress, repr=False, compare=False)
+    _cancel: CancelFlag = field(default_factory=CancelFlag, repr=False, compare=False)
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def task_type(self) -> str:
+        return self.task.task_type
+
+    @property
+    def inputs(self) -> Any:
+        return self.task.inputs
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self.task.metadata
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the attempt was cancelled or timed out; long sync agents may poll it."""
+        return self._cancel.is_set
+
+    def report_progress(self, fraction: float, message: str | None = None) -> None:
+        """Tell pepper how far this attempt got (0.0 - 1.0); shown by ``get_task_status``."""
+        fraction = min(1.0, max(0.0, float(fraction)))
+        self._progress(self.task.task_id, self.attempt, fraction, message)

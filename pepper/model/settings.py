@@ -1,0 +1,122 @@
+"""The runtime's configuration: one frozen value, validated once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pepper.errors import ConfigError, ValidationError, suggest
+from pepper.model.resources import Resources
+from pepper.model.units import parse_duration
+
+_SYNC_MODES = ("normal", "full")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a runtime. Build with ``Settings.build(**values)``.
+
+    Durations are seconds (strings such as ``"30s"`` are accepted by ``build``).
+    """
+
+    #: SQLite file holding all state; ``":memory:"`` for throw-away use.
+    db: str = ".pepper/pepper.db"
+    #: Folder for pepper's files (agents' working directories live in ``home/agents``).
+    home: str = ".pepper"
+    #: Capacity of the resource pool; ``None`` means this machine's.
+    resources: Resources | None = None
+    #: How often to look for work and changes made by other processes.
+    poll_interval: float = 0.2
+    #: How often a worker proves it is alive.
+    heartbeat_interval: float = 2.0
+    #: A worker silent for this long is presumed dead and its running tasks are re-queued.
+    visibility_timeout: float = 30.0
+    #: Priority points a ready task gains per minute of waiting (a named level is 10 points).
+    priority_ageing: float = 10.0
+    #: First retry delay; doubles (``retry_backoff``) up to ``retry_max_delay``, with jitter.
+    retry_delay: float = 1.0
+    retry_backoff: float = 2.0
+    retry_max_delay: float = 60.0
+    #: Finished tasks kept in memory for fast status reads (all stay in the database).
+    keep_finished: int = 10_000
+    #: How long ``close()`` lets running tasks finish before interrupting them.
+    shutdown_timeout: float = 10.0
+    #: How long a write waits for another process holding the database lock.
+    busy_timeout: float = 10.0
+    #: SQLite ``synchronous``: ``normal`` survives process crashes; ``full`` also power loss.
+    synchronous: str = "normal"
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any] | None = None, **more: Any) -> Settings:
+        """Validate ``values`` (unknown names and bad values raise ``ConfigError``)."""
+        merged = {**(values or {}), **more}
+        valid = cls.names()
+        for name in merged:
+            if name not in valid:
+                raise ConfigError(
+                    f"unknown setting {name!r}; valid settings: {', '.join(valid)}.{suggest(name, valid)}",
+                    field=name,
+                )
+        checked: dict[str, Any] = {}
+        for name, value in merged.items():
+            try:
+                checked[name] = _check(name, value)
+            except ConfigError:
+                raise
+            except ValidationError as exc:
+                raise ConfigError(f"setting {name!r}: {exc}", field=name) from None
+        return cls(**checked)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (validated)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values.update(changes)
+        return Settings.build(values)
+
+
+_DURATIONS = (
+    "poll_interval",
+    "heartbeat_interval",
+    "visibility_timeout",
+    "retry_delay",
+    "retry_max_delay",
+    "shutdown_timeout",
+    "busy_timeout",
+)
+
+
+def _check(name: str, value: Any) -> Any:
+    if name in ("db", "home"):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"setting {name!r} must be a non-empty path, got {value!r}", field=name)
+        return value
+    if name == "resources":
+        return None if value is None else Resources.parse(value, "resources")
+    if name in _DURATIONS:
+        seconds = parse_duration(value, name)
+        if seconds <= 0:
+            raise ConfigError(f"setting {name!r} must be positive, got {value!r}", field=name)
+        return seconds
+    if name in ("priority_ageing", "retry_backoff"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"setting {name!r} must be a number >= 0, got {value!r}", field=name)
+        if name == "retry_backoff" and value < 1:
+            raise ConfigError(f"setting 'retry_backoff' must be >= 1, got {value!r}", field=name)
+        return float(value)
+    if name == "keep_finished":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"setting 'keep_finished' must be a whole number >= 0, got {value!r}", field=name)
+        return value
+    if name == "synchronous":
+        if value not in _SYNC_MODES:
+            raise ConfigError(
+                f"setting 'synchronous' must be one of {', '.join(_SYNC_MODES)}, got {value!r}", field=name
+            )
+        return value
+    return value

@@ -1,0 +1,120 @@
+"""What callers read back about a task: its status, its error, and why it waits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pepper.model.task import Priority, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    """An error an attempt ended with.
+
+    ``kind`` is ``error`` (the agent raised), ``timeout``, ``crash`` (its process
+    died), ``interrupted`` (its worker stopped), or ``cancelled``.
+    """
+
+    type: str
+    message: str
+    traceback: str | None = None
+    kind: str = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TaskError | None:
+        if not data:
+            return None
+        return cls(data["type"], data["message"], data.get("traceback"), data.get("kind", "error"))
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitReason:
+    """One reason a task is not running yet, plain enough to show a person.
+
+    ``kind`` is a stable code (``dependency``, ``dependency_missing``, ``no_agent``,
+    ``agent_missing``, ``capacity``, ``queue``, ``retry``, ...); ``subject`` the id it
+    is about; ``details`` the numbers behind the message.
+    """
+
+    kind: str
+    message: str
+    subject: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "subject": self.subject, "details": dict(self.details)}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """A snapshot of one task: its state, who runs it, its outcome, and ``waiting_on``."""
+
+    task_id: str
+    task_type: str
+    state: TaskState
+    priority: int
+    dependencies: tuple[str, ...] = ()
+    agent_id: str | None = None
+    attempts: int = 0
+    max_retries: int = 0
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Any = None
+    error: TaskError | None = None
+    reason: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    next_attempt_at: float | None = None
+    waiting_on: tuple[WaitReason, ...] = ()
+
+    @property
+    def priority_name(self) -> str:
+        return Priority.label(self.priority)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the last attempt ran, once it finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (used by ``--json``)."""
+        return {
+            "task_id": self.task_id,
+            "task_type": self.task_type,
+            "state": self.state.value,
+            "priority": self.priority,
+            "priority_name": self.priority_name,
+            "dependencies": list(self.dependencies),
+            "agent_id": self.agent_id,
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": self.duration,
+            "result": self.result,
+            "error": self.error.to_dict() if self.error else None,
+            "reason": self.reason,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "next_attempt_at": self.next_attempt_at,
+            "waiting_on": [w.to_dict() for w in self.waiting_on],
+        }

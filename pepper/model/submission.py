@@ -1,0 +1,187 @@
+"""Turning what a caller submits into validated ``Task`` records.
+
+``build_task`` checks each argument; ``prepare`` checks a batch against what is
+already stored (same id with another spec, dependency cycles) before anything is
+written, so a rejected submission changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pepper.errors import DuplicateTaskError, ValidationError, suggest
+from pepper.model import codec
+from pepper.model.dag import check_acyclic
+from pepper.model.requirements import Requirements
+from pepper.model.task import Priority, Task
+from pepper.model.units import parse_duration
+
+TASK_FIELDS = (
+    "task_id",
+    "task_type",
+    "priority",
+    "dependencies",
+    "inputs",
+    "agent",
+    "requirements",
+    "timeout",
+    "max_retries",
+    "metadata",
+)
+_ALIASES = {"id": "task_id", "type": "task_type"}
+_MAX_ID = 200
+
+
+def new_task_id() -> str:
+    """A fresh, unique task id such as ``task-3f2a9c1e0b7d``."""
+    return f"task-{uuid.uuid4().hex[:12]}"
+
+
+def _check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{what} must be a non-empty string, got {value!r}", field=what)
+    if value != value.strip() or len(value) > _MAX_ID or any(ord(c) < 32 for c in value):
+        raise ValidationError(
+            f"{what} {value!r} must have no surrounding spaces or control characters and at most {_MAX_ID} characters",
+            field=what,
+        )
+    return value
+
+
+def _check_dependencies(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValidationError(
+            f"dependencies must be a list of task ids, e.g. ['task_122']; got {value!r}",
+            field="dependencies",
+        )
+    deps: dict[str, None] = {}
+    for dep in value:
+        deps[_check_name(dep, "dependency id")] = None
+    return tuple(deps)
+
+
+def build_task(
+    *,
+    task_type: Any,
+    task_id: Any = None,
+    priority: Any = "normal",
+    dependencies: Any = (),
+    inputs: Any = None,
+    agent: Any = None,
+    requirements: Any = None,
+    timeout: Any = None,
+    max_retries: Any = 0,
+    metadata: Any = None,
+    now: float = 0.0,
+) -> Task:
+    """A validated ``Task``; raises a ``ValidationError`` subclass naming the bad field."""
+    task_id = new_task_id() if task_id is None else _check_name(task_id, "task_id")
+    if timeout is not None:
+        timeout = parse_duration(timeout, "timeout")
+        if timeout <= 0:
+            raise ValidationError(f"timeout must be positive, got {timeout!r}", field="timeout")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValidationError(f"max_retries must be a whole number >= 0, got {max_retries!r}", field="max_retries")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}", field="metadata")
+    inputs, inputs_json = codec.normalise({} if inputs is None else inputs, "inputs")
+    metadata, _ = codec.normalise(dict(metadata or {}), "metadata")
+    return Task(
+        task_id=task_id,
+        task_type=_check_name(task_type, "task_type"),
+        priority=Priority.parse(priority),
+        dependencies=_check_dependencies(dependencies),
+        inputs=inputs,
+        agent=None if agent is None else _check_name(agent, "agent"),
+        requirements=Requirements.parse(requirements),
+        timeout=timeout,
+        max_retries=max_retries,
+        metadata=metadata,
+        created_at=now,
+        inputs_json=inputs_json,
+    )
+
+
+def task_from_mapping(spec: Any, now: float) -> Task:
+    """``build_task`` from a dict such as ``{"id": "t1", "type": "review", "dependencies": [...]}``."""
+    if isinstance(spec, Task):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ValidationError(f"each task must be a mapping of task fields, got {type(spec).__name__}")
+    fields: dict[str, Any] = {}
+    for key, value in spec.items():
+        name = _ALIASES.get(key, key)
+        if name not in TASK_FIELDS:
+            raise ValidationError(
+                f"unknown task field {key!r}; valid fields: {', '.join(TASK_FIELDS)}.{suggest(key, TASK_FIELDS)}",
+                field=str(key),
+            )
+        if name in fields:
+            raise ValidationError(f"task field {name!r} given twice (as {key!r} and its alias)", field=name)
+        fields[name] = value
+    if "task_type" not in fields:
+        raise ValidationError(f"task {fields.get('task_id', '?')!r} needs a task_type", field="task_type")
+    return build_task(now=now, **fields)
+
+
+class StoredTasks(Protocol):
+    """What ``prepare`` needs to know about tasks submitted earlier."""
+
+    def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
+        """The stored specs of those of ``task_ids`` that exist."""
+
+    def awaited(self, task_ids: Collection[str]) -> bool:
+        """True if a stored task depends on one of ``task_ids`` (submitted before them)."""
+
+    def deps_of(self, task_id: str) -> Iterable[str]:
+        """Dependencies of a stored task (empty if unknown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A checked batch: ``new`` tasks to store, and ``tasks`` in the caller's order."""
+
+    new: tuple[Task, ...]
+    tasks: tuple[Task, ...]
+
+
+def prepare(tasks: Sequence[Task], stored: StoredTasks) -> Submission:
+    """Check a batch against itself and ``stored``; raise before anything is written.
+
+    A task re-submitted with the same spec is returned as stored (idempotent);
+    with another spec it is a ``DuplicateTaskError``. Cycles, including ones
+    closed through earlier tasks that were waiting for these ids, raise ``CycleError``.
+    """
+    batch: dict[str, Task] = {}
+    for task in tasks:
+        earlier = batch.get(task.task_id)
+        if earlier is not None:
+            diffs = earlier.spec_differences(task)
+            if diffs:
+                raise DuplicateTaskError(task.task_id, diffs)
+        else:
+            batch[task.task_id] = task
+    found = stored.existing(list(batch))
+    for task_id, old in found.items():
+        diffs = old.spec_differences(batch[task_id])
+        if diffs:
+            raise DuplicateTaskError(task_id, diffs)
+    new = {tid: t for tid, t in batch.items() if tid not in found}
+    if new:
+        # A cycle through stored tasks needs a stored task that waits on a new id.
+        through_stored = stored.awaited(list(new))
+
+        def deps_of(task_id: str) -> Iterable[str]:
+            task = new.get(task_id)
+            if task is not None:
+                return task.dependencies
+            return stored.deps_of(task_id) if through_stored else ()
+
+        check_acyclic(new, deps_of)
+    resolved = tuple(found.get(t.task_id) or batch[t.task_id] for t in tasks)
+    return Submission(new=tuple(new.values()), tasks=resolved)

@@ -1,0 +1,178 @@
+"""The task record, its states and the table of legal transitions, and priorities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pepper.errors import InvalidPriorityError, InvalidTransitionError
+from pepper.model import codec
+from pepper.model.requirements import NO_REQUIREMENTS, Requirements
+
+
+class TaskState(StrEnum):
+    """Where a task is in its life. ``completed``, ``failed`` and ``cancelled`` are final."""
+
+    BLOCKED = "blocked"  # waiting for dependencies (possibly not submitted yet)
+    PENDING = "pending"  # ready; waiting for an agent, resources or its retry time
+    IN_PROGRESS = "in_progress"  # an agent is running it
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
+
+#: Every legal (from, to) change, with what causes it. Anything else is refused.
+TRANSITIONS: Mapping[tuple[TaskState, TaskState], str] = {
+    (TaskState.BLOCKED, TaskState.PENDING): "all its dependencies completed",
+    (TaskState.BLOCKED, TaskState.CANCELLED): "cancelled, or a dependency failed or was cancelled",
+    (TaskState.PENDING, TaskState.IN_PROGRESS): "an agent claimed it",
+    (TaskState.PENDING, TaskState.CANCELLED): "cancelled before it started",
+    (TaskState.IN_PROGRESS, TaskState.COMPLETED): "its agent returned a result",
+    (TaskState.IN_PROGRESS, TaskState.FAILED): "its agent failed and no retry is left",
+    (TaskState.IN_PROGRESS, TaskState.PENDING): "retried after a failure, or re-queued after its worker stopped",
+    (TaskState.IN_PROGRESS, TaskState.CANCELLED): "cancelled while running",
+}
+
+
+def check_transition(task_id: str, source: TaskState, target: TaskState) -> None:
+    """Raise ``InvalidTransitionError`` unless ``source -> target`` is in ``TRANSITIONS``."""
+    if (source, target) not in TRANSITIONS:
+        allowed = [dst.value for (src, dst) in TRANSITIONS if src is source]
+        raise InvalidTransitionError(task_id, source.value, target.value, allowed)
+
+
+class Priority(IntEnum):
+    """Named priority levels; any integer works too (higher runs first)."""
+
+    LOW = 0
+    NORMAL = 10
+    MEDIUM = 10  # alias of NORMAL
+    HIGH = 20
+    CRITICAL = 30
+
+    @classmethod
+    def parse(cls, value: Any) -> int:
+        """The integer priority for a name (``"high"``), a ``Priority`` or an int."""
+        if isinstance(value, bool):
+            raise InvalidPriorityError(value, PRIORITY_NAMES)
+        if isinstance(value, int):
+            if abs(value) > 1_000_000:
+                raise InvalidPriorityError(value, PRIORITY_NAMES)
+            return int(value)
+        if isinstance(value, str):
+            member = cls.__members__.get(value.strip().upper())
+            if member is not None:
+                return int(member)
+        raise InvalidPriorityError(value, PRIORITY_NAMES)
+
+    @staticmethod
+    def label(value: int) -> str:
+        """``"high"`` for 20, ``"15"`` for 15."""
+        try:
+            return Priority(value).name.lower()
+        except ValueError:
+            return str(value)
+
+
+PRIORITY_NAMES = ("critical", "high", "medium", "normal", "low")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A submitted unit of work: what to run, not how far it got (see ``TaskStatus``)."""
+
+    task_id: str
+    task_type: str
+    priority: int = int(Priority.NORMAL)
+    dependencies: tuple[str, ...] = ()
+    inputs: Any = field(default_factory=dict)
+    agent: str | None = None
+    requirements: Requirements = NO_REQUIREMENTS
+    timeout: float | None = None
+    max_retries: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    inputs_json: str = field(default="{}", repr=False, compare=False)
+
+    SPEC_FIELDS = (
+        "task_type",
+        "priority",
+        "dependencies",
+        "inputs",
+        "agent",
+        "requirements",
+        "timeout",
+        "max_retries",
+        "metadata",
+    )
+
+    def spec_differences(self, other: Task) -> list[str]:
+        """Names of the specification fields where ``other`` differs from this task."""
+        diffs = []
+        for name in self.SPEC_FIELDS:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name == "dependencies":
+                mine, theirs = frozenset(mine), frozenset(theirs)
+            if mine != theirs:
+                diffs.append(name)
+        return diffs
+
+    def to_row(self) -> tuple[Any, ...]:
+        """Values for the specification columns, in ``SPEC_COLUMNS`` order."""
+        return (
+            self.task_id,
+            self.task_type,
+            self.priority,
+            codec.encode(list(self.dependencies)),
+            self.inputs_json,
+            self.agent,
+            codec.encode(self.requirements.to_dict()),
+            self.timeout,
+            self.max_retries,
+            codec.encode(dict(self.metadata)),
+            self.created_at,
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Task:
+        """Rebuild a task from a stored row (see ``SPEC_COLUMNS``)."""
+        return cls(
+            task_id=row["task_id"],
+            task_type=row["task_type"],
+            priority=row["priority"],
+            dependencies=tuple(codec.decode(row["dependencies"])),
+            inputs=codec.decode(row["inputs"]),
+            agent=row["agent"],
+            requirements=Requirements.parse(codec.decode(row["requirements"])),
+            timeout=row["timeout"],
+            max_retries=row["max_retries"],
+            metadata=codec.decode(row["metadata"]),
+            created_at=row["created_at"],
+            inputs_json=row["inputs"],
+        )
+
+
+SPEC_COLUMNS = (
+    "task_id",
+    "task_type",
+    "priority",
+    "dependencies",
+    "inputs",
+    "agent",
+    "requirements",
+    "timeout",
+    "max_retries",
+    "metadata",
+    "created_at",
+)

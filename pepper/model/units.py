@@ -1,0 +1,100 @@
+"""Parsing of human-written quantities: durations ("15m") and sizes ("4Gi")."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from pepper.errors import ValidationError
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+# Sizes are expressed in MB (2**20 bytes), as memory and storage are everywhere in pepper.
+_MIB = float(2**20)
+_SIZE_UNITS = {
+    "": 1.0,
+    "Ki": 1024 / _MIB,
+    "Mi": 1.0,
+    "Gi": 1024.0,
+    "Ti": 1024.0**2,
+    "KiB": 1024 / _MIB,
+    "MiB": 1.0,
+    "GiB": 1024.0,
+    "TiB": 1024.0**2,
+    "K": 1e3 / _MIB,
+    "M": 1e6 / _MIB,
+    "G": 1e9 / _MIB,
+    "T": 1e12 / _MIB,
+    "KB": 1e3 / _MIB,
+    "MB": 1e6 / _MIB,
+    "GB": 1e9 / _MIB,
+    "TB": 1e12 / _MIB,
+}
+_CPU_UNITS = {"": 1.0, "m": 0.001}
+_QUANTITY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def _finite_non_negative(value: float, what: str) -> float:
+    if math.isnan(value) or math.isinf(value):
+        raise ValidationError(f"{what} must be a finite number, got {value!r}", field=what)
+    if value < 0:
+        raise ValidationError(f"{what} cannot be negative, got {value!r}", field=what)
+    return float(value)
+
+
+def parse_duration(value: Any, what: str = "duration") -> float:
+    """Seconds from a number of seconds or a string such as ``"30s"``, ``"15m"``, ``"1h"``, ``"2d"``."""
+    if isinstance(value, bool):
+        raise ValidationError(f"{what} must be seconds or a string like '30s', got {value!r}", field=what)
+    if isinstance(value, (int, float)):
+        return _finite_non_negative(float(value), what)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            number, unit = match.groups()
+            return float(number) * _DURATION_UNITS[unit or "s"]
+    raise ValidationError(
+        f"{what} {value!r} is not a duration; use seconds (e.g. 90) or a number with a unit: "
+        "'500ms', '30s', '15m', '1h', '2d', '1w'",
+        field=what,
+    )
+
+
+def parse_quantity(name: str, value: Any) -> float:
+    """The amount of resource ``name`` in its base unit (cores for cpu, MB for memory/storage).
+
+    Numbers are taken as the base unit. Strings may carry a unit: ``"500m"`` cpu
+    (millicores), ``"512Mi"``/``"4Gi"``/``"1G"`` memory or storage. Other resources
+    (``gpu``, ``llm_tokens``, ...) take plain numbers.
+    """
+    what = f"resource {name!r}"
+    if isinstance(value, bool):
+        raise ValidationError(f"{what} must be a number, got {value!r}", field=name)
+    if isinstance(value, (int, float)):
+        return _finite_non_negative(float(value), what)
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a number or a string like '4Gi', got {value!r}", field=name)
+    match = _QUANTITY_RE.match(value)
+    if match is None:
+        if value.strip().startswith("-"):
+            raise ValidationError(f"{what} cannot be negative, got {value!r}", field=name)
+        raise ValidationError(f"{what}: cannot read {value!r} as a quantity", field=name)
+    number, unit = float(match.group(1)), match.group(2)
+    units = _SIZE_UNITS if name in ("memory", "storage") else _CPU_UNITS if name == "cpu" else {"": 1.0}
+    if unit not in units:
+        valid = ", ".join(repr(u) for u in units if u) or "none (plain numbers only)"
+        raise ValidationError(f"{what}: unknown unit {unit!r} in {value!r}; valid units: {valid}", field=name)
+    return _finite_non_negative(number * units[unit], what)
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: ``950ms``, ``12.5s``, ``3m20s``, ``2h05m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"

@@ -1,0 +1,127 @@
+"""Why a task is not running: every blocker, in words a person can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pepper.model.agent import AgentSpec
+from pepper.model.status import TaskError, WaitReason
+from pepper.model.task import Task, TaskState
+from pepper.model.units import format_duration
+from pepper.scheduling.eligibility import Route, rejection
+
+
+@dataclass(frozen=True, slots=True)
+class WaitFacts:
+    """Everything ``explain`` looks at, gathered by whoever holds the state."""
+
+    task: Task
+    state: TaskState
+    now: float
+    dependency_states: Mapping[str, TaskState | None] = field(default_factory=dict)
+    #: Every registered agent with the number of tasks it is running.
+    agents: Sequence[tuple[AgentSpec, int]] = ()
+    #: Ready tasks that will be served before this one by the same agents.
+    ahead: int = 0
+    next_attempt_at: float | None = None
+    failures: int = 0
+    last_error: TaskError | None = None
+    accepting: bool = True
+
+
+def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
+    """The reasons ``facts.task`` is waiting; empty when it is running or finished."""
+    if facts.state is TaskState.BLOCKED:
+        return tuple(_dependency_reasons(facts))
+    if facts.state is not TaskState.PENDING:
+        return ()
+    if facts.next_attempt_at is not None and facts.next_attempt_at > facts.now:
+        return (_retry_reason(facts),)
+    reasons = _agent_reasons(facts)
+    if not facts.accepting:
+        reasons.append(
+            WaitReason("shutting_down", "this runtime is shutting down; the task runs when a worker picks it up")
+        )
+    if facts.ahead:
+        plural = "s" if facts.ahead != 1 else ""
+        reasons.append(
+            WaitReason(
+                "queue",
+                f"{facts.ahead} task{plural} of higher or equal priority ahead of it",
+                details={"ahead": facts.ahead},
+            )
+        )
+    return tuple(reasons)
+
+
+def _dependency_reasons(facts: WaitFacts) -> list[WaitReason]:
+    reasons = []
+    for dep in facts.task.dependencies:
+        state = facts.dependency_states.get(dep)
+        if state is TaskState.COMPLETED:
+            continue
+        if state is None:
+            reasons.append(
+                WaitReason("dependency_missing", f"dependency {dep!r} has not been submitted yet", subject=dep)
+            )
+        else:
+            reasons.append(
+                WaitReason(
+                    "dependency",
+                    f"waiting for dependency {dep!r} ({state.value})",
+                    subject=dep,
+                    details={"state": state.value},
+                )
+            )
+    return reasons
+
+
+def _retry_reason(facts: WaitFacts) -> WaitReason:
+    wait = facts.next_attempt_at - facts.now  # type: ignore[operator]
+    cause = f" after {facts.last_error}" if facts.last_error else ""
+    return WaitReason(
+        "retry",
+        f"retry {facts.failures} of {facts.task.max_retries} starts in {format_duration(wait)}{cause}",
+        details={"next_attempt_at": facts.next_attempt_at, "failures": facts.failures},
+    )
+
+
+def _agent_reasons(facts: WaitFacts) -> list[WaitReason]:
+    task = facts.task
+    route = Route(task.task_type, task.agent, task.requirements.skills)
+    if task.agent is not None and all(spec.agent_id != task.agent for spec, _ in facts.agents):
+        return [
+            WaitReason(
+                "agent_missing",
+                f"pinned agent {task.agent!r} is not registered (a worker may register it later)",
+                subject=task.agent,
+            )
+        ]
+    takers = [(spec, running) for spec, running in facts.agents if spec.accepts(task.task_type)]
+    if not takers:
+        return [
+            WaitReason(
+                "no_agent",
+                f"no registered agent accepts task type {task.task_type!r} (a worker may register one later)",
+                subject=task.task_type,
+            )
+        ]
+    usable = [(spec, running) for spec, running in takers if rejection(spec, route) is None]
+    if not usable:
+        return [
+            WaitReason("no_eligible_agent", f"agent {spec.agent_id!r} {rejection(spec, route)}", subject=spec.agent_id)
+            for spec, _ in takers
+        ]
+    busy = [(spec, running) for spec, running in usable if running >= spec.capacity]
+    if len(busy) < len(usable):
+        return []
+    return [
+        WaitReason(
+            "capacity",
+            f"agent {spec.agent_id!r} at capacity {running}/{spec.capacity}",
+            subject=spec.agent_id,
+            details={"running": running, "capacity": spec.capacity},
+        )
+        for spec, running in busy
+    ]

@@ -1,0 +1,114 @@
+"""Routing: which agents serve which tasks, and one ready queue per route.
+
+Tasks with the same type, pinned agent and skills share a *route*. Each route
+keeps the agents eligible for it and a ready queue, so matching a ready task
+to a free agent (and a free agent to the best queued task) never scans all
+tasks or all agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pepper.model.agent import AgentSpec
+from pepper.model.task import Task
+from pepper.scheduling.eligibility import Route, rejection
+from pepper.scheduling.load import AgentLoad, least_loaded
+from pepper.scheduling.queue import ReadyQueue, ageing_key, best_head
+
+IsLive = Callable[[str, int], bool]
+
+
+class RouteInfo:
+    """The ready queue of one route and the agents that can serve it."""
+
+    __slots__ = ("agents", "queue", "route")
+
+    def __init__(self, route: Route, agents: list[AgentLoad]) -> None:
+        self.route = route
+        self.queue = ReadyQueue()
+        self.agents = agents
+
+
+class Routing:
+    """Agents, the routes they serve, and the ready queues.
+
+    ``is_live(task_id, ticket)`` (given by the owner of the tasks) tells whether
+    a queue ticket is still valid, so tasks leave queues lazily.
+    """
+
+    def __init__(self, is_live: IsLive, ageing_per_minute: float = 10.0) -> None:
+        self.agents: dict[str, AgentLoad] = {}
+        self._is_live = is_live
+        self._routes: dict[Route, RouteInfo] = {}
+        self._agent_routes: dict[str, list[RouteInfo]] = {}
+        self._rate = ageing_per_minute / 60.0
+        self._tickets = 0
+        self._order = 0
+
+    def add_agent(self, spec: AgentSpec) -> AgentLoad:
+        self._order += 1
+        agent = AgentLoad(spec, self._order)
+        self.agents[spec.agent_id] = agent
+        routes = [info for info in self._routes.values() if rejection(spec, info.route) is None]
+        for info in routes:
+            info.agents.append(agent)
+        self._agent_routes[spec.agent_id] = routes
+        return agent
+
+    def remove_agent(self, agent_id: str) -> AgentLoad | None:
+        agent = self.agents.pop(agent_id, None)
+        if agent is not None:
+            agent.accepting = False
+            for info in self._agent_routes.pop(agent_id, []):
+                info.agents.remove(agent)
+        return agent
+
+    def route_of(self, task: Task) -> RouteInfo:
+        route = Route(task.task_type, task.agent, task.requirements.skills)
+        info = self._routes.get(route)
+        if info is None:
+            agents = [a for a in self.agents.values() if rejection(a.spec, route) is None]
+            info = self._routes[route] = RouteInfo(route, agents)
+            for agent in agents:
+                self._agent_routes[agent.spec.agent_id].append(info)
+        return info
+
+    @staticmethod
+    def free_agent(info: RouteInfo) -> AgentLoad | None:
+        """The best agent of the route with a free slot, if any."""
+        return least_loaded(info.agents)
+
+    def key(self, priority: int, ready_at: float) -> float:
+        return ageing_key(priority, ready_at, self._rate)
+
+    def enqueue(self, info: RouteInfo, task_id: str, priority: int, ready_at: float) -> int:
+        """Queue a ready task; returns its ticket."""
+        self._tickets += 1
+        info.queue.push(self.key(priority, ready_at), self._tickets, task_id)
+        return self._tickets
+
+    def next_for(self, agent: AgentLoad) -> str | None:
+        """Pop the queued task ``agent`` should run next, if any."""
+        routes = self._agent_routes.get(agent.spec.agent_id)
+        if not routes:
+            return None
+        best = best_head((info.queue for info in routes), self._is_live)
+        if best is None:
+            return None
+        queue, (_key, _ticket, task_id) = best
+        queue.pop()
+        return task_id
+
+    def ahead(self, info: RouteInfo, ticket: int, priority: int, ready_at: float) -> int:
+        """Queued tasks that the agents of ``info`` will serve before this ticket."""
+        key = self.key(priority, ready_at)
+        queues = {id(info): info.queue}
+        for agent in info.agents:
+            for other in self._agent_routes.get(agent.spec.agent_id, ()):
+                queues[id(other)] = other.queue
+        return sum(q.count_before(key, ticket, self._is_live) for q in queues.values())
+
+    def has_queued_work(self) -> bool:
+        """True if some route with an agent has a live queued task."""
+        return any(info.agents and info.queue.head(self._is_live) for info in self._routes.values())

@@ -1,0 +1,127 @@
+"""Opening a SQLite database the way pepper needs it, and keeping its schema current."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from pepper.errors import ConfigError
+
+_NAME_RE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_MIGRATION_RE = re.compile(r"^(\d{4})_\w+\.sql$")
+
+
+@cache
+def queries() -> dict[str, str]:
+    """The named statements of ``sql/queries.sql``."""
+    text = resources.files("pepper.store").joinpath("sql/queries.sql").read_text()
+    parts = _NAME_RE.split(text)
+    named = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+        named[name] = "\n".join(lines).strip().rstrip(";")
+    return named
+
+
+def expand(sql: str, count: int) -> str:
+    """``sql`` with its ``{ids}`` marker replaced by ``count`` placeholders."""
+    return sql.replace("{ids}", ",".join("?" * count))
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, file name, sql)`` of every migration, in order."""
+    folder = resources.files("pepper.store").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_RE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text()))
+    return sorted(found)
+
+
+def schema_sql() -> str:
+    """The complete current schema (``sql/schema.sql``)."""
+    return resources.files("pepper.store").joinpath("sql/schema.sql").read_text()
+
+
+def connect(path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal") -> sqlite3.Connection:
+    """A connection in autocommit mode (pepper opens its own transactions), WAL for files."""
+    if path != ":memory:":
+        try:
+            Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the folder for database {path!r}: {exc}", field="db") from None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
+    conn.row_factory = sqlite3.Row
+    if path != ":memory:":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the write lock at once (no upgrade deadlocks)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The highest migration applied, 0 for a new database."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
+    if not exists:
+        return 0
+    return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database lacks, each in its own transaction; return the version."""
+    latest = migrations()[-1][0]
+    current = schema_version(conn)
+    if current > latest:
+        raise ConfigError(
+            f"the database was written by a newer pepper (schema {current}, this one knows "
+            f"up to {latest}); upgrade pepper to open it"
+        )
+    for version, _name, sql in migrations():
+        if version <= current:
+            continue
+        with transaction(conn):
+            if schema_version(conn) >= version:  # another process got there first
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time()))
+    return schema_version(conn)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a script into statements (sqlite3.complete_statement knows where each ends)."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not current.strip():
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -1,0 +1,90 @@
+-- 0001: the first schema: tasks, attempts, workers, agents.
+
+CREATE TABLE schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at REAL NOT NULL
+);
+
+-- Counters shared by every process using the database (change_seq: see tasks.change_seq).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+
+-- One row per task: its specification, then how far it got.
+-- version grows by one with every write; writers update "WHERE version = ?" so a
+-- change made meanwhile by another process is detected, never overwritten.
+-- change_seq is the meta counter value of the transaction that last wrote the
+-- row, so other processes can read only what changed since they last looked.
+CREATE TABLE tasks (
+    seq              INTEGER PRIMARY KEY,
+    task_id          TEXT NOT NULL UNIQUE,
+    task_type        TEXT NOT NULL,
+    priority         INTEGER NOT NULL,
+    dependencies     TEXT NOT NULL,
+    inputs           TEXT NOT NULL,
+    agent            TEXT,
+    requirements     TEXT NOT NULL,
+    timeout          REAL,
+    max_retries      INTEGER NOT NULL,
+    metadata         TEXT NOT NULL,
+    created_at       REAL NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('blocked', 'pending', 'in_progress', 'completed', 'failed', 'cancelled')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    failures         INTEGER NOT NULL DEFAULT 0,
+    agent_id         TEXT,
+    owner            TEXT,
+    ready_at         REAL,
+    started_at       REAL,
+    finished_at      REAL,
+    next_attempt_at  REAL,
+    result           TEXT,
+    error            TEXT,
+    reason           TEXT,
+    progress         REAL,
+    progress_message TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    version          INTEGER NOT NULL DEFAULT 1,
+    change_seq       INTEGER NOT NULL,
+    writer           TEXT
+);
+CREATE INDEX tasks_by_state ON tasks (state);
+CREATE INDEX tasks_by_change ON tasks (change_seq);
+CREATE INDEX tasks_by_owner ON tasks (owner) WHERE owner IS NOT NULL;
+
+-- Every ended attempt: the history behind retries, scores and timelines.
+CREATE TABLE attempts (
+    task_id    TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    agent_id   TEXT,
+    worker_id  TEXT,
+    task_type  TEXT NOT NULL,
+    started_at REAL,
+    ended_at   REAL NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('completed', 'failed', 'retry', 'cancelled', 'interrupted')),
+    error      TEXT,
+    PRIMARY KEY (task_id, attempt)
+);
+CREATE INDEX attempts_by_agent ON attempts (agent_id, task_type);
+
+-- Processes running an engine; heartbeat_at proves they are alive.
+CREATE TABLE workers (
+    worker_id    TEXT PRIMARY KEY,
+    hostname     TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    stopped_at   REAL
+);
+
+-- Agents registered by each worker (the code lives in the worker; this is its description).
+CREATE TABLE agents (
+    agent_id      TEXT NOT NULL,
+    worker_id     TEXT NOT NULL,
+    spec          TEXT NOT NULL,
+    registered_at REAL NOT NULL,
+    PRIMARY KEY (agent_id, worker_id)
+);
+
+-- The change counter every write transaction bumps.
+INSERT INTO meta (key, value) VALUES ('change_seq', 0);

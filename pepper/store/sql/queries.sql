@@ -1,0 +1,106 @@
+-- Every SQL statement pepper runs, by name. `{ids}` expands to a list of `?`.
+-- The change_seq of a write is the meta counter bumped at the start of its
+-- transaction (next_change_seq), read back with THIS_SEQ below.
+
+-- name: next_change_seq
+UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value;
+
+-- name: current_change_seq
+SELECT value FROM meta WHERE key = 'change_seq';
+
+-- name: insert_task
+INSERT OR IGNORE INTO tasks (
+    task_id, task_type, priority, dependencies, inputs, agent, requirements,
+    timeout, max_retries, metadata, created_at, state, ready_at, change_seq, writer
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+          (SELECT value FROM meta WHERE key = 'change_seq'), ?);
+
+-- name: save_task
+UPDATE tasks SET
+    state = ?, attempts = ?, failures = ?, agent_id = ?, owner = ?, ready_at = ?,
+    started_at = ?, finished_at = ?, next_attempt_at = ?, result = ?, error = ?,
+    reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, writer = ?,
+    version = version + 1,
+    change_seq = (SELECT value FROM meta WHERE key = 'change_seq')
+WHERE task_id = ? AND version = ?;
+
+-- name: record_attempt
+-- Only recorded when this transaction's write of the task row went through.
+INSERT OR IGNORE INTO attempts (
+    task_id, attempt, agent_id, worker_id, task_type, started_at, ended_at, outcome, error
+) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (
+    SELECT 1 FROM tasks
+    WHERE task_id = ? AND writer = ?
+      AND change_seq = (SELECT value FROM meta WHERE key = 'change_seq')
+);
+
+-- name: written_in_this_transaction
+SELECT task_id FROM tasks
+WHERE task_id IN ({ids}) AND writer = ?
+  AND change_seq = (SELECT value FROM meta WHERE key = 'change_seq');
+
+-- name: tasks_by_id
+SELECT * FROM tasks WHERE task_id IN ({ids});
+
+-- name: unfinished_tasks
+SELECT * FROM tasks WHERE state NOT IN ('completed', 'failed', 'cancelled') ORDER BY seq;
+
+-- name: changed_tasks
+SELECT * FROM tasks WHERE change_seq > ? AND (writer IS NULL OR writer != ?) ORDER BY seq;
+
+-- name: list_tasks
+SELECT * FROM tasks ORDER BY seq DESC LIMIT ?;
+
+-- name: list_tasks_in_state
+SELECT * FROM tasks WHERE state = ? ORDER BY seq DESC LIMIT ?;
+
+-- name: count_by_state
+SELECT state, COUNT(*) AS n FROM tasks GROUP BY state;
+
+-- name: awaited_by_blocked
+SELECT 1 FROM tasks, json_each(tasks.dependencies) AS dep
+WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
+
+-- name: queued_ahead
+SELECT COUNT(*) FROM tasks AS other, tasks AS me
+WHERE me.task_id = ? AND other.state = 'pending' AND other.task_type = me.task_type
+  AND other.seq != me.seq
+  AND (other.priority > me.priority OR (other.priority = me.priority AND other.seq < me.seq));
+
+-- name: running_by_agent
+SELECT agent_id, COUNT(*) AS n FROM tasks WHERE state = 'in_progress' GROUP BY agent_id;
+
+-- name: attempts_of_task
+SELECT * FROM attempts WHERE task_id = ? ORDER BY attempt;
+
+-- name: register_worker
+INSERT INTO workers (worker_id, hostname, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?);
+
+-- name: heartbeat
+UPDATE workers SET heartbeat_at = ? WHERE worker_id = ? AND stopped_at IS NULL;
+
+-- name: stop_worker
+UPDATE workers SET stopped_at = ? WHERE worker_id = ? AND stopped_at IS NULL;
+
+-- name: live_workers
+SELECT * FROM workers WHERE stopped_at IS NULL ORDER BY started_at;
+
+-- name: register_agent
+INSERT OR REPLACE INTO agents (agent_id, worker_id, spec, registered_at) VALUES (?, ?, ?, ?);
+
+-- name: unregister_agent
+DELETE FROM agents WHERE agent_id = ? AND worker_id = ?;
+
+-- name: forget_worker_agents
+DELETE FROM agents WHERE worker_id = ?;
+
+-- name: live_agents
+SELECT agents.agent_id, agents.worker_id, agents.spec, agents.registered_at,
+       workers.hostname, workers.pid
+FROM agents JOIN workers USING (worker_id)
+WHERE workers.stopped_at IS NULL
+ORDER BY agents.registered_at;
+
+-- name: revive_worker
+UPDATE workers SET stopped_at = NULL, heartbeat_at = ? WHERE worker_id = ?;

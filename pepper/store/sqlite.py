@@ -1,0 +1,246 @@
+"""The SQLite store: the only place pepper runs SQL against its tasks.
+
+One connection guarded by a lock, WAL mode, short ``BEGIN IMMEDIATE``
+transactions. Writes arrive as a ``WriteSet`` (everything an engine changed
+since its last commit) and go in as one transaction: group commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pepper.errors import DuplicateTaskError
+from pepper.model.record import TaskRecord, initial_state
+from pepper.model.submission import Submission, prepare
+from pepper.model.task import Task, TaskState
+from pepper.store.connection import connect, expand, migrate, queries, transaction
+from pepper.store.workers import WorkerRegistry
+
+_CHUNK = 500  # ids per IN (...) list; SQLite allows 32766 parameters
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def insert_row(task: Task, writer: str) -> tuple[Any, ...]:
+    """Parameters of ``insert_task`` for a newly submitted task."""
+    state = initial_state(task)
+    ready_at = task.created_at if state is TaskState.PENDING else None
+    return (*task.to_row(), state.value, ready_at, writer)
+
+
+@dataclass
+class WriteSet:
+    """Changes to commit together.
+
+    ``submissions`` are groups of new tasks, each stored all-or-nothing;
+    ``saves`` are ``save_task`` parameters (ending in task id and expected
+    version); ``attempts`` are ``record_attempt`` parameters.
+    """
+
+    submissions: list[Sequence[Task]] = field(default_factory=list)
+    saves: list[tuple[Any, ...]] = field(default_factory=list)
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.submissions or self.saves or self.attempts)
+
+
+@dataclass
+class CommitResult:
+    """What happened to a ``WriteSet``.
+
+    ``rejected`` maps a submission's index to why it was refused; ``existing``
+    holds tasks that were already stored with the same spec; ``conflicts`` the
+    ids whose save lost to a write by another process (re-read them).
+    """
+
+    change_seq: int
+    rejected: dict[int, DuplicateTaskError] = field(default_factory=dict)
+    existing: dict[str, Task] = field(default_factory=dict)
+    conflicts: set[str] = field(default_factory=set)
+
+
+class _StoredTasks:
+    """``StoredTasks`` (see model.submission) answered from the database."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
+        return {tid: rec.task for tid, rec in self._store.get_tasks(task_ids).items()}
+
+    def awaited(self, task_ids: Collection[str]) -> bool:
+        return self._store.awaited(task_ids)
+
+    def deps_of(self, task_id: str) -> Iterable[str]:
+        record = self._store.get_tasks([task_id]).get(task_id)
+        return record.task.dependencies if record else ()
+
+
+class SQLiteStore:
+    """Durable state in one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal") -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = connect(path, busy_timeout=busy_timeout, synchronous=synchronous)
+        self._q = queries()
+        migrate(self._conn)
+        self.workers = WorkerRegistry(self)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("the store is closed")
+        return self._conn
+
+    def query(self, name: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of the named query."""
+        with self.lock:
+            return self.conn.execute(self._q[name], params).fetchall()
+
+    def execute(self, name: str, params: Sequence[Any] = ()) -> int:
+        """Run a named write in its own transaction; the number of rows changed."""
+        with self.lock, transaction(self.conn):
+            return self.conn.execute(self._q[name], params).rowcount
+
+    def close(self) -> None:
+        with self.lock:
+            if self._conn is not None:
+                try:
+                    if self.path != ":memory:":
+                        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    self._conn.close()
+                    self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def data_version(self) -> int:
+        """Changes when another connection commits (cheap check before polling)."""
+        with self.lock:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- writes -----------------------------------------------------------------------
+
+    def commit(self, writes: WriteSet, writer: str) -> CommitResult:
+        """Apply ``writes`` in one transaction (group commit)."""
+        q = self._q
+        with self.lock, transaction(self.conn) as conn:
+            seq = conn.execute(q["next_change_seq"]).fetchone()[0]
+            result = CommitResult(seq)
+            for index, group in enumerate(writes.submissions):
+                self._insert_group(conn, index, group, writer, result)
+            if writes.saves:
+                cursor = conn.executemany(q["save_task"], writes.saves)
+                if cursor.rowcount != len(writes.saves):
+                    ids = [params[-2] for params in writes.saves]
+                    result.conflicts = set(ids) - self._written(conn, ids, writer)
+            if writes.attempts:
+                conn.executemany(q["record_attempt"], writes.attempts)
+        return result
+
+    def _insert_group(
+        self, conn: sqlite3.Connection, index: int, group: Sequence[Task], writer: str, result: CommitResult
+    ) -> None:
+        conn.execute("SAVEPOINT submission")
+        cursor = conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in group])
+        if cursor.rowcount != len(group):
+            ids = [t.task_id for t in group]
+            clashing = set(ids) - self._written(conn, ids, writer)
+            stored = self.get_tasks(sorted(clashing))
+            for task in group:
+                if task.task_id not in clashing:
+                    continue
+                diffs = stored[task.task_id].task.spec_differences(task)
+                if diffs:
+                    conn.execute("ROLLBACK TO submission")
+                    result.rejected[index] = DuplicateTaskError(task.task_id, diffs)
+                    break
+                result.existing[task.task_id] = stored[task.task_id].task
+        conn.execute("RELEASE submission")
+
+    def _written(self, conn: sqlite3.Connection, ids: Sequence[str], writer: str) -> set[str]:
+        written: set[str] = set()
+        for chunk in _chunks(ids):
+            sql = expand(self._q["written_in_this_transaction"], len(chunk))
+            written.update(row[0] for row in conn.execute(sql, (*chunk, writer)))
+        return written
+
+    def submit(self, tasks: Sequence[Task], writer: str) -> Submission:
+        """Check and store new tasks in one transaction (used when no engine runs here)."""
+        with self.lock, transaction(self.conn) as conn:
+            submission = prepare(tasks, _StoredTasks(self))
+            conn.execute(self._q["next_change_seq"])
+            conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in submission.new])
+        return submission
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get_tasks(self, task_ids: Collection[str]) -> dict[str, TaskRecord]:
+        """The stored records among ``task_ids`` (unknown ids are left out)."""
+        ids = list(task_ids)
+        found: dict[str, TaskRecord] = {}
+        with self.lock:
+            for chunk in _chunks(ids):
+                sql = expand(self._q["tasks_by_id"], len(chunk))
+                for row in self.conn.execute(sql, chunk):
+                    found[row["task_id"]] = TaskRecord.from_row(row)
+        return found
+
+    def unfinished(self) -> list[TaskRecord]:
+        """Every task not yet completed, failed or cancelled, oldest first."""
+        return [TaskRecord.from_row(r) for r in self.query("unfinished_tasks")]
+
+    def changes_since(self, change_seq: int, writer: str) -> tuple[list[TaskRecord], int]:
+        """Tasks written by others after ``change_seq``, and the counter's value now."""
+        with self.lock:
+            now = self.conn.execute(self._q["current_change_seq"]).fetchone()[0]
+            rows = self.conn.execute(self._q["changed_tasks"], (change_seq, writer)).fetchall()
+        return [TaskRecord.from_row(r) for r in rows], now
+
+    def current_change_seq(self) -> int:
+        return self.query("current_change_seq")[0][0]
+
+    def list_tasks(self, state: TaskState | None = None, limit: int = 1000) -> list[TaskRecord]:
+        """Most recently submitted first."""
+        if state is None:
+            rows = self.query("list_tasks", (limit,))
+        else:
+            rows = self.query("list_tasks_in_state", (state.value, limit))
+        return [TaskRecord.from_row(r) for r in rows]
+
+    def count_by_state(self) -> dict[str, int]:
+        return {row["state"]: row["n"] for row in self.query("count_by_state")}
+
+    def awaited(self, task_ids: Collection[str]) -> bool:
+        """True if a blocked task lists one of ``task_ids`` among its dependencies."""
+        ids = list(task_ids)
+        with self.lock:
+            for chunk in _chunks(ids):
+                sql = expand(self._q["awaited_by_blocked"], len(chunk))
+                if self.conn.execute(sql, chunk).fetchone():
+                    return True
+        return False
+
+    def queued_ahead(self, task_id: str) -> int:
+        """Pending tasks of the same type that come first (by priority, then age)."""
+        return self.query("queued_ahead", (task_id,))[0][0]
+
+    def running_by_agent(self) -> dict[str, int]:
+        return {row["agent_id"]: row["n"] for row in self.query("running_by_agent")}
+
+    def attempts(self, task_id: str) -> list[dict[str, Any]]:
+        """Every ended attempt of a task, first to last."""
+        return [dict(row) for row in self.query("attempts_of_task", (task_id,))]
