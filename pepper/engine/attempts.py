@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,11 +69,17 @@ class Attempts:
         self._home = agents_home
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="pepper-agent")
         self.running: dict[str, _Attempt] = {}
+        self._kinds: dict[AgentHandle, str] = {}
 
     def start(self, agent: AgentHandle, run: TaskRun) -> None:
         attempt = _Attempt(run, agent, self._clock.now())
         self.running[run.task_id] = attempt
-        attempt.task = asyncio.get_running_loop().create_task(self._run(attempt))
+        kind = self._kinds.get(agent)
+        if kind is None:
+            kind = self._kinds[agent] = executor_kind(agent)
+        # Async agents are awaited directly, without a wrapping coroutine (the hot path).
+        call = agent.execute(run) if kind == "async" else self._call(kind, agent, run)
+        attempt.task = asyncio.get_running_loop().create_task(self._run(attempt, call))
 
     def abort(self, task_id: str, attempt: int) -> None:
         """Stop an attempt the engine no longer wants; its end is not reported."""
@@ -103,20 +109,22 @@ class Attempts:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, attempt: _Attempt) -> None:
+    async def _run(self, attempt: _Attempt, call: Coroutine[Any, Any, Any]) -> None:
         run, agent = attempt.run, attempt.agent
         timeout = run.task.timeout
         ok, result, result_json, error = False, None, None, None
         deadline = None
         try:
             if timeout is None:
-                value = await self._call(agent, run)
+                value = await call
             else:
                 async with asyncio.timeout(timeout) as deadline:
-                    value = await self._call(agent, run)
+                    value = await call
             result, result_json = codec.normalise(value, "the agent's result")
             ok = True
         except asyncio.CancelledError:
+            if inspect.getcoroutinestate(call) == inspect.CORO_CREATED:
+                call.close()  # cancelled before it started
             if attempt.aborted:
                 return
             if not attempt.interrupted:
@@ -155,14 +163,17 @@ class Attempts:
             )
         )
 
-    async def _call(self, agent: AgentHandle, run: TaskRun) -> Any:
-        if agent.spec.kind == "command":
+    async def _call(self, kind: str, agent: AgentHandle, run: TaskRun) -> Any:
+        if kind == "command":
             return await run_command(agent.spec, run, self._home / agent.spec.agent_id)
-        execute = agent.execute
-        if inspect.iscoroutinefunction(execute):
-            return await execute(run)
-        loop = asyncio.get_running_loop()
-        value = await loop.run_in_executor(self._pool, execute, run)
+        value = await asyncio.get_running_loop().run_in_executor(self._pool, agent.execute, run)
         if inspect.isawaitable(value):
             value = await value
         return value
+
+
+def executor_kind(agent: AgentHandle) -> str:
+    """``command`` (subprocess), ``async`` (on the loop) or ``sync`` (in a thread)."""
+    if agent.spec.kind == "command":
+        return "command"
+    return "async" if inspect.iscoroutinefunction(agent.execute) else "sync"

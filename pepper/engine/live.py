@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pepper.model.record import TaskRecord
-from pepper.model.status import TaskError
+from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
 
 _STORED = (
@@ -58,7 +58,7 @@ class LiveTask:
         self.progress_message: str | None = None
         self.cancel_requested = False
         self.unmet = 0
-        self.dependents: list[str] = []
+        self.dependents: list[str] | tuple[()] = ()  # a list once something depends on it
         self.qseq = 0
         self.route: Any = None
 
@@ -75,3 +75,26 @@ class LiveTask:
 
     def to_record(self, version: int = 0) -> TaskRecord:
         return TaskRecord(self.task, version=version, **{name: getattr(self, name) for name in _STORED})
+
+    def to_status(self, waiting_on: tuple[WaitReason, ...] = ()) -> TaskStatus:
+        task = self.task
+        return TaskStatus(
+            task.task_id,
+            task.task_type,
+            self.state,
+            task.priority,
+            task.dependencies,
+            self.agent_id,
+            self.attempts,
+            task.max_retries,
+            task.created_at,
+            self.started_at,
+            self.finished_at,
+            self.result,
+            self.error,
+            self.reason,
+            self.progress,
+            self.progress_message,
+            self.next_attempt_at,
+            waiting_on,
+        )

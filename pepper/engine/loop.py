@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pepper.engine.attempts import AgentHandle, Attempts
@@ -47,6 +48,22 @@ from pepper.store.sqlite import SQLiteStore
 
 log = logging.getLogger("pepper.engine")
 _RETRY_COMMIT = (0.05, 0.2, 1.0, 5.0)
+_NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
+
+
+class WaitGroup:
+    """Resolves ``future`` once ``remaining`` tasks have settled (one future per ``wait`` call)."""
+
+    __slots__ = ("future", "remaining")
+
+    def __init__(self, remaining: int, future: asyncio.Future[None]) -> None:
+        self.remaining = remaining
+        self.future = future
+
+    def settle_one(self) -> None:
+        self.remaining -= 1
+        if self.remaining <= 0 and not self.future.done():
+            self.future.set_result(None)
 
 
 class Engine:
@@ -76,7 +93,7 @@ class Engine:
         self.handles: dict[str, AgentHandle] = {}
         self.versions: dict[str, int] = {}
         self.pending: dict[str, Task] = {}  # submitted, not yet committed
-        self.waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.waiters: dict[str, list[WaitGroup]] = {}
         self._batch = Batch()
         self._flush_handle: asyncio.Handle | None = None
         self._commit_failures = 0
@@ -104,8 +121,14 @@ class Engine:
     def dispatch(self, event: object) -> None:
         """Feed one event to the state machine and carry out its actions."""
         act = self._act
+        dirty = self._batch.dirty
         for action in self.state.handle(event):
-            act[type(action)](action)
+            if type(action) is Save:  # the commonest action, kept off the method-call path
+                dirty[action.task_id] = None
+            else:
+                act[type(action)](action)
+        if dirty and self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
         if self.hooks and isinstance(event, AttemptEnded):
             task = self.state.tasks.get(event.task_id)
             for hook in self.hooks:
@@ -213,9 +236,8 @@ class Engine:
         self._flush_handle = self.loop.call_later(delay, self._flush)
 
     def _wake(self, task_id: str) -> None:
-        for future in self.waiters.pop(task_id, ()):
-            if not future.done():
-                future.set_result(None)
+        for group in self.waiters.pop(task_id, ()):
+            group.settle_one()
 
     # -- attempts ---------------------------------------------------------------------
 
@@ -232,7 +254,7 @@ class Engine:
         if handle is None:
             self.dispatch(self._refused(start, "the agent was unregistered before the attempt started"))
             return
-        results = self.dependency_results(t.task.dependencies)
+        results = self.dependency_results(t.task.dependencies) if t.task.dependencies else _NO_RESULTS
         run = TaskRun(t.task, start.attempt, start.agent_id, results, self._report_progress)
         self._attempts.start(handle, run)
         for hook in self.hooks:

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from pepper.engine.attempts import AgentHandle
-from pepper.engine.loop import Engine
+from pepper.engine.loop import Engine, WaitGroup
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
     AgentAlreadyRegisteredError,
@@ -30,18 +30,15 @@ class _KnownTasks:
         self._engine = engine
 
     def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
+        # Tasks only in the store (finished and trimmed from memory) are not looked up here:
+        # the insert itself detects them and compares specs (see SQLiteStore.commit).
         tasks, pending = self._engine.state.tasks, self._engine.pending
         found: dict[str, Task] = {}
-        unknown = []
         for tid in task_ids:
             if tid in tasks:
                 found[tid] = tasks[tid].task
             elif tid in pending:
                 found[tid] = pending[tid]
-            else:
-                unknown.append(tid)
-        if unknown:
-            found.update({tid: r.task for tid, r in self._engine.store.get_tasks(unknown).items()})
         return found
 
     def awaited(self, task_ids: Collection[str]) -> bool:
@@ -82,10 +79,10 @@ class EngineService:
         engine.dispatch(Draining(engine.clock.now()))
         await self.upkeep.end()
         await engine.drain(timeout)
-        for futures in engine.waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_exception(RuntimeClosedError("the runtime closed while waiting"))
+        for groups in engine.waiters.values():
+            for group in groups:
+                if not group.future.done():
+                    group.future.set_exception(RuntimeClosedError("the runtime closed while waiting"))
         engine.waiters.clear()
 
     # -- tasks --------------------------------------------------------------------------
@@ -129,31 +126,49 @@ class EngineService:
                 return records[0].to_status()
         facts = engine.state.facts(task_id, engine.clock.now())
         waiting = explain(facts) if facts is not None else ()
-        return t.to_record(engine.versions.get(task_id, 0)).to_status(waiting)
+        return t.to_status(waiting)
 
     async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
         """Wait until every task is final (and durable); their statuses, in order."""
         engine = self.engine
-        futures = []
-        uncommitted = False
-        for task_id in task_ids:
-            status = await self.status(task_id)  # loads it, or raises TaskNotFoundError
-            if not status.is_final:
-                future: asyncio.Future[None] = engine.loop.create_future()
-                engine.waiters.setdefault(task_id, []).append(future)
-                futures.append(future)
-            elif task_id in engine._batch.dirty:
-                uncommitted = True
-        if uncommitted:
+        tasks = engine.state.tasks
+        if any(tid in engine.pending for tid in task_ids):
             await engine.committed()
-        if futures:
-            _done, pending = await asyncio.wait(futures, timeout=timeout)
-            if pending:
-                for future in pending:
-                    future.cancel()
-                still = [tid for tid in task_ids if not (await self.status(tid)).is_final]
-                raise WaitTimeoutError(still, timeout or 0.0)
-        return [await self.status(tid) for tid in task_ids]
+        unknown = {tid for tid in task_ids if tid not in tasks}
+        if unknown:
+            found = {r.task.task_id for r in engine.load(unknown, cause="wait")}
+            for tid in task_ids:
+                if tid in unknown and tid not in found:
+                    raise TaskNotFoundError(tid)
+        open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_final]
+        if any(tid in engine._batch.dirty for tid in task_ids):
+            await engine.committed()
+        if open_ids:
+            group = WaitGroup(len(open_ids), engine.loop.create_future())
+            for tid in open_ids:
+                engine.waiters.setdefault(tid, []).append(group)
+            try:
+                await asyncio.wait_for(asyncio.shield(group.future), timeout)
+            except TimeoutError:
+                for tid in open_ids:
+                    groups = engine.waiters.get(tid)
+                    if groups and group in groups:
+                        groups.remove(group)
+                still = [tid for tid in open_ids if tid in tasks and not tasks[tid].state.is_final]
+                raise WaitTimeoutError(still, timeout or 0.0) from None
+        return self.statuses(task_ids)
+
+    def statuses(self, task_ids: Sequence[str]) -> list[TaskStatus]:
+        """Statuses of final tasks, from memory or (if trimmed) the store; no waiting reasons."""
+        engine = self.engine
+        tasks = engine.state.tasks
+        missing = [tid for tid in task_ids if tid not in tasks]
+        stored = engine.store.get_tasks(missing) if missing else {}
+        out = []
+        for tid in task_ids:
+            t = tasks.get(tid)
+            out.append(t.to_status() if t is not None else stored[tid].to_status())
+        return out
 
     async def cancel(self, task_id: str, reason: str) -> bool:
         """Cancel a task (and its dependents); False if it had already finished."""

@@ -116,7 +116,7 @@ class EngineState:
         if ev.ok:
             self._move(t, COMPLETED)
             t.result, t.result_json, t.error, t.finished_at, t.owner = ev.result, ev.result_json, None, ev.at, None
-            actions += (Save(ev.task_id), self._attempt(t, ev.at, "completed", None), Settled(ev.task_id))
+            actions += (Save(ev.task_id), Settled(ev.task_id))
             self._finished.append(ev.task_id)
             self._refill(freed, actions, ev.at)  # tasks already waiting go before newly ready ones
             self._release(t, actions, ev.at)
@@ -209,6 +209,7 @@ class EngineState:
         t.state = target
 
     def _attempt(self, t: LiveTask, at: float, outcome: str, error: TaskError | None) -> RecordAttempt:
+        """History of an attempt the task outlives (the last attempt's facts stay on the task itself)."""
         return RecordAttempt(t.task.task_id, t.attempts, t.agent_id, t.task.task_type, t.started_at, at, outcome, error)
 
     def _admit(self, t: LiveTask, actions: list[Action], at: float, freed: list[AgentLoad]) -> None:
@@ -226,7 +227,7 @@ class EngineState:
                     self._cascade(t, actions, at, freed)
             return
         if waiting:
-            t.dependents.extend(waiting)
+            t.dependents = [*t.dependents, *waiting]
         if t.state is BLOCKED:
             self._link(t, actions, at, freed)
         elif t.state is PENDING:
@@ -248,7 +249,10 @@ class EngineState:
                     self._cascade(t, actions, at, freed)
                 return
             else:
-                d.dependents.append(task_id)
+                if d.dependents:
+                    d.dependents.append(task_id)  # type: ignore[union-attr]
+                else:
+                    d.dependents = [task_id]
                 unmet += 1
         t.unmet = unmet
         if unmet == 0:
@@ -336,7 +340,7 @@ class EngineState:
 
     def _release(self, t: LiveTask, actions: list[Action], at: float) -> None:
         """A task completed: its dependents lose one open dependency."""
-        dependents, t.dependents = t.dependents, []
+        dependents, t.dependents = t.dependents, ()
         for dep_id in dependents:
             d = self.tasks.get(dep_id)
             if d is not None and d.state is BLOCKED:
@@ -362,7 +366,7 @@ class EngineState:
         else:
             self._move(t, FAILED)
             t.finished_at = at
-            actions += (Save(task_id), self._attempt(t, at, "failed", error), Settled(task_id))
+            actions += (Save(task_id), Settled(task_id))
             self._finished.append(task_id)
             self._cascade(t, actions, at, freed)
 
@@ -375,7 +379,6 @@ class EngineState:
                 actions.append(Save(task_id))
                 return False
             actions.append(Abort(task_id, t.attempts, reason))
-            actions.append(self._attempt(t, at, "cancelled", TaskError("Cancelled", reason, kind="cancelled")))
             self._free_slot(t, freed)
         self._move(t, CANCELLED)
         t.reason, t.finished_at, t.owner, t.qseq, t.next_attempt_at = reason, at, None, 0, None
@@ -389,7 +392,7 @@ class EngineState:
         while stack:
             parent = stack.pop()
             reason = f"dependency {parent.task.task_id!r} {parent.state.value}"
-            dependents, parent.dependents = parent.dependents, []
+            dependents, parent.dependents = parent.dependents, ()
             for dep_id in dependents:
                 d = self.tasks.get(dep_id)
                 if d is not None and not d.state.is_final and self._cancel_one(d, reason, actions, at, freed):

@@ -24,11 +24,16 @@ def decode(text: str | None) -> Any:
     return None if text is None else _decoder.decode(text)
 
 
-def normalise(value: Any, what: str = "value") -> tuple[Any, str]:
+def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]:
     """The value as it will read back from storage, and its JSON text.
 
     Round-tripping makes tuples lists and dict keys strings now, rather than
-    surprising the agent that later reads the stored copy.
+    surprising the agent that later reads the stored copy. ``None`` is stored
+    as SQL NULL (no JSON text).
     """
+    if value is None:
+        return None, None
     text = encode(value, what)
+    if type(value) in (str, int, float, bool):  # plain scalars read back unchanged
+        return value, text
     return _decoder.decode(text), text

@@ -134,7 +134,11 @@ class WakeAt(NamedTuple):
 
 
 class RecordAttempt(NamedTuple):
-    """Append an ended attempt to the history."""
+    """Append an attempt the task outlived (retried, interrupted) to the history.
+
+    The last attempt is described by the task row itself (agent, start, end,
+    state, error), so a task that succeeds first time writes no history row.
+    """
 
     task_id: str
     attempt: int

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pepper.errors import DuplicateTaskError, ValidationError, suggest
 from pepper.model import codec
 from pepper.model.dag import check_acyclic
-from pepper.model.requirements import Requirements
+from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.task import Priority, Task
 from pepper.model.units import parse_duration
 
@@ -43,7 +43,7 @@ def new_task_id() -> str:
 def _check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{what} must be a non-empty string, got {value!r}", field=what)
-    if value != value.strip() or len(value) > _MAX_ID or any(ord(c) < 32 for c in value):
+    if len(value) > _MAX_ID or not value.isprintable() or value != value.strip():
         raise ValidationError(
             f"{what} {value!r} must have no surrounding spaces or control characters and at most {_MAX_ID} characters",
             field=what,
@@ -89,8 +89,8 @@ def build_task(
         raise ValidationError(f"max_retries must be a whole number >= 0, got {max_retries!r}", field="max_retries")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}", field="metadata")
-    inputs, inputs_json = codec.normalise({} if inputs is None else inputs, "inputs")
-    metadata, _ = codec.normalise(dict(metadata or {}), "metadata")
+    inputs, inputs_json = ({}, "{}") if inputs is None else codec.normalise(inputs, "inputs")
+    metadata = codec.normalise(dict(metadata), "metadata")[0] if metadata else {}
     return Task(
         task_id=task_id,
         task_type=_check_name(task_type, "task_type"),
@@ -98,7 +98,7 @@ def build_task(
         dependencies=_check_dependencies(dependencies),
         inputs=inputs,
         agent=None if agent is None else _check_name(agent, "agent"),
-        requirements=Requirements.parse(requirements),
+        requirements=NO_REQUIREMENTS if requirements is None else Requirements.parse(requirements),
         timeout=timeout,
         max_retries=max_retries,
         metadata=metadata,

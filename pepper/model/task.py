@@ -71,9 +71,9 @@ class Priority(IntEnum):
                 raise InvalidPriorityError(value, PRIORITY_NAMES)
             return int(value)
         if isinstance(value, str):
-            member = cls.__members__.get(value.strip().upper())
-            if member is not None:
-                return int(member)
+            number = _BY_NAME.get(value) or _BY_NAME.get(value.strip().lower())
+            if number is not None:
+                return number
         raise InvalidPriorityError(value, PRIORITY_NAMES)
 
     @staticmethod
@@ -86,6 +86,7 @@ class Priority(IntEnum):
 
 
 PRIORITY_NAMES = ("critical", "high", "medium", "normal", "low")
+_BY_NAME = {name: int(Priority[name.upper()]) for name in PRIORITY_NAMES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +135,13 @@ class Task:
             self.task_id,
             self.task_type,
             self.priority,
-            codec.encode(list(self.dependencies)),
+            codec.encode(list(self.dependencies)) if self.dependencies else "[]",
             self.inputs_json,
             self.agent,
-            codec.encode(self.requirements.to_dict()),
+            "{}" if self.requirements is NO_REQUIREMENTS else codec.encode(self.requirements.to_dict()),
             self.timeout,
             self.max_retries,
-            codec.encode(dict(self.metadata)),
+            codec.encode(dict(self.metadata)) if self.metadata else "{}",
             self.created_at,
         )
 

@@ -93,6 +93,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = connect(path, busy_timeout=busy_timeout, synchronous=synchronous)
         self._q = queries()
         migrate(self._conn)
+        self._conn.execute(self._q["create_tx_table"])
+        self._conn.execute(self._q["init_tx_seq"])
         self.workers = WorkerRegistry(self)
 
     # -- plumbing ---------------------------------------------------------------------
@@ -138,7 +140,7 @@ class SQLiteStore:
         """Apply ``writes`` in one transaction (group commit)."""
         q = self._q
         with self.lock, transaction(self.conn) as conn:
-            seq = conn.execute(q["next_change_seq"]).fetchone()[0]
+            seq = self._begin_change(conn)
             result = CommitResult(seq)
             for index, group in enumerate(writes.submissions):
                 self._insert_group(conn, index, group, writer, result)
@@ -150,6 +152,12 @@ class SQLiteStore:
             if writes.attempts:
                 conn.executemany(q["record_attempt"], writes.attempts)
         return result
+
+    def _begin_change(self, conn: sqlite3.Connection) -> int:
+        """Number this write transaction (called right after BEGIN IMMEDIATE)."""
+        seq = conn.execute(self._q["next_change_seq"]).fetchone()[0]
+        conn.execute(self._q["set_tx_seq"], (seq,))
+        return seq
 
     def _insert_group(
         self, conn: sqlite3.Connection, index: int, group: Sequence[Task], writer: str, result: CommitResult
@@ -182,7 +190,7 @@ class SQLiteStore:
         """Check and store new tasks in one transaction (used when no engine runs here)."""
         with self.lock, transaction(self.conn) as conn:
             submission = prepare(tasks, _StoredTasks(self))
-            conn.execute(self._q["next_change_seq"])
+            self._begin_change(conn)
             conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in submission.new])
         return submission
 

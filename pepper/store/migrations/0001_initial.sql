@@ -5,17 +5,12 @@ CREATE TABLE schema_version (
     applied_at REAL NOT NULL
 );
 
--- Counters shared by every process using the database (change_seq: see tasks.change_seq).
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-
 -- One row per task: its specification, then how far it got.
 -- version grows by one with every write; writers update "WHERE version = ?" so a
 -- change made meanwhile by another process is detected, never overwritten.
--- change_seq is the meta counter value of the transaction that last wrote the
--- row, so other processes can read only what changed since they last looked.
+-- change_seq numbers the write transactions (each takes the highest value so far
+-- plus one; writers are serialised), so other processes can read only the rows
+-- changed since they last looked.
 CREATE TABLE tasks (
     seq              INTEGER PRIMARY KEY,
     task_id          TEXT NOT NULL UNIQUE,
@@ -50,9 +45,9 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_by_state ON tasks (state);
 CREATE INDEX tasks_by_change ON tasks (change_seq);
-CREATE INDEX tasks_by_owner ON tasks (owner) WHERE owner IS NOT NULL;
 
--- Every ended attempt: the history behind retries, scores and timelines.
+-- Attempts a task outlived (retried after a failure, interrupted by a stopped
+-- worker). The last attempt is described by the task row itself.
 CREATE TABLE attempts (
     task_id    TEXT NOT NULL,
     attempt    INTEGER NOT NULL,
@@ -61,11 +56,10 @@ CREATE TABLE attempts (
     task_type  TEXT NOT NULL,
     started_at REAL,
     ended_at   REAL NOT NULL,
-    outcome    TEXT NOT NULL CHECK (outcome IN ('completed', 'failed', 'retry', 'cancelled', 'interrupted')),
+    outcome    TEXT NOT NULL CHECK (outcome IN ('retry', 'interrupted')),
     error      TEXT,
     PRIMARY KEY (task_id, attempt)
 );
-CREATE INDEX attempts_by_agent ON attempts (agent_id, task_type);
 
 -- Processes running an engine; heartbeat_at proves they are alive.
 CREATE TABLE workers (
@@ -85,6 +79,3 @@ CREATE TABLE agents (
     registered_at REAL NOT NULL,
     PRIMARY KEY (agent_id, worker_id)
 );
-
--- The change counter every write transaction bumps.
-INSERT INTO meta (key, value) VALUES ('change_seq', 0);

@@ -1,19 +1,28 @@
 -- Every SQL statement pepper runs, by name. `{ids}` expands to a list of `?`.
--- The change_seq of a write is the meta counter bumped at the start of its
--- transaction (next_change_seq), read back with THIS_SEQ below.
+-- A write transaction first takes its change_seq (next_change_seq) and keeps it
+-- in the connection's temporary table tx, where the statements below read it.
+
+-- name: create_tx_table
+CREATE TEMP TABLE IF NOT EXISTS tx (seq INTEGER NOT NULL);
 
 -- name: next_change_seq
-UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value;
+SELECT COALESCE(MAX(change_seq), 0) + 1 FROM tasks;
+
+-- name: set_tx_seq
+UPDATE temp.tx SET seq = ?;
+
+-- name: init_tx_seq
+INSERT INTO temp.tx (seq) VALUES (0);
 
 -- name: current_change_seq
-SELECT value FROM meta WHERE key = 'change_seq';
+SELECT COALESCE(MAX(change_seq), 0) FROM tasks;
 
 -- name: insert_task
 INSERT OR IGNORE INTO tasks (
     task_id, task_type, priority, dependencies, inputs, agent, requirements,
     timeout, max_retries, metadata, created_at, state, ready_at, change_seq, writer
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-          (SELECT value FROM meta WHERE key = 'change_seq'), ?);
+          (SELECT seq FROM temp.tx), ?);
 
 -- name: save_task
 UPDATE tasks SET
@@ -21,7 +30,7 @@ UPDATE tasks SET
     started_at = ?, finished_at = ?, next_attempt_at = ?, result = ?, error = ?,
     reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, writer = ?,
     version = version + 1,
-    change_seq = (SELECT value FROM meta WHERE key = 'change_seq')
+    change_seq = (SELECT seq FROM temp.tx)
 WHERE task_id = ? AND version = ?;
 
 -- name: record_attempt
@@ -32,13 +41,13 @@ INSERT OR IGNORE INTO attempts (
 WHERE EXISTS (
     SELECT 1 FROM tasks
     WHERE task_id = ? AND writer = ?
-      AND change_seq = (SELECT value FROM meta WHERE key = 'change_seq')
+      AND change_seq = (SELECT seq FROM temp.tx)
 );
 
 -- name: written_in_this_transaction
 SELECT task_id FROM tasks
 WHERE task_id IN ({ids}) AND writer = ?
-  AND change_seq = (SELECT value FROM meta WHERE key = 'change_seq');
+  AND change_seq = (SELECT seq FROM temp.tx);
 
 -- name: tasks_by_id
 SELECT * FROM tasks WHERE task_id IN ({ids});
