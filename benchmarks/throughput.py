@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from baseline import run_baseline  # noqa: E402
+from baseline import run_baseline
 
-import pepper  # noqa: E402
-from pepper.core import TaskOrchestrator  # noqa: E402
+import pepper
+from pepper.core import TaskOrchestrator
 
 Workload = list[tuple[str, list[str]]]
 
