@@ -131,12 +131,13 @@ def build_agent(entry: _Mapping, path: Path) -> BaseAgent:
         if "command" in entry:
             return CommandAgent(entry.get("agent_id"), entry["command"], env=entry.get("env"), **common)  # type: ignore[arg-type]
         if "env" in entry:
-            raise AgentDefinitionError("'env' applies to command agents only")
-        target = _import(entry["function"] if "function" in entry else entry["class"], path)
+            raise AgentDefinitionError("'env' applies to command agents only", field="env")
+        runner = "function" if "function" in entry else "class"
+        target = _import(entry[runner], path, runner)
         if "function" in entry:
             return FunctionAgent(target, entry.get("agent_id"), **common)  # type: ignore[arg-type]
         if not (isinstance(target, type) and issubclass(target, BaseAgent)):
-            raise AgentDefinitionError(f"'class' must name a BaseAgent subclass, got {target!r}")
+            raise AgentDefinitionError(f"'class' must name a BaseAgent subclass, got {target!r}", field="class")
         return target(entry.get("agent_id"), **common)
     except AgentDefinitionError as exc:
         if exc.path is not None:
@@ -148,10 +149,12 @@ def build_agent(entry: _Mapping, path: Path) -> BaseAgent:
         raise AgentDefinitionError(str(exc), path=str(path), line=entry.line) from None
 
 
-def _import(reference: Any, path: Path) -> Any:
+def _import(reference: Any, path: Path, field: str) -> Any:
     """``module:attribute``, importable from the YAML file's folder or the working directory."""
     if not isinstance(reference, str) or reference.count(":") != 1:
-        raise AgentDefinitionError(f"expected 'module:attribute', e.g. 'my_agents:write_docs'; got {reference!r}")
+        raise AgentDefinitionError(
+            f"expected 'module:attribute', e.g. 'my_agents:write_docs'; got {reference!r}", field=field
+        )
     module_name, attribute = reference.split(":")
     folder = str(path.resolve().parent)
     if folder not in sys.path:
@@ -159,11 +162,11 @@ def _import(reference: Any, path: Path) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise AgentDefinitionError(f"cannot import module {module_name!r}: {exc}") from None
+        raise AgentDefinitionError(f"cannot import module {module_name!r}: {exc}", field=field) from None
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise AgentDefinitionError(f"module {module_name!r} has no attribute {attribute!r}") from None
+        raise AgentDefinitionError(f"module {module_name!r} has no attribute {attribute!r}", field=field) from None
 
 
 def agent_files(path: str | Path) -> list[Path]:

@@ -14,6 +14,7 @@ from pepper.model.settings import Settings
 CONFIG_FILE = "pepper.toml"
 #: Environment variables read, and the setting each one sets.
 ENVIRONMENT = {"PEPPER_DB": "db", "PEPPER_HOME": "home"}
+DEFAULTS = Settings()
 
 
 def config_path(environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -63,5 +64,5 @@ def load_settings(
             values[name] = environ[variable]
     values.update({k: v for k, v in explicit.items() if v is not None})
     if "db" not in values:
-        values["db"] = str(Path(values.get("home", Settings.home)) / "pepper.db")
+        values["db"] = str(Path(values.get("home", DEFAULTS.home)) / "pepper.db")
     return Settings.build(values)

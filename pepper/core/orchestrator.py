@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pepper.core.runtime import Runtime, resolve
-from pepper.engine.portal import Portal, blocking
+from pepper.engine.portal import Portal, blocking, on_engine_loop
 from pepper.errors import TaskCancelledError, TaskFailedError, ValidationError, suggest
 from pepper.model.status import TaskStatus
 from pepper.model.submission import TASK_FIELDS, build_task, task_from_mapping
@@ -44,6 +44,7 @@ class TaskOrchestrator:
     def _portal(self) -> Portal:
         return self.runtime.portal()
 
+    @on_engine_loop
     async def submit_task_async(
         self,
         task_id: str | None = None,
@@ -89,6 +90,7 @@ class TaskOrchestrator:
         backend = await runtime.backend()
         return (await backend.submit([task]))[0]
 
+    @on_engine_loop
     async def submit_tasks_async(self, tasks: Iterable[Mapping[str, Any] | Task]) -> list[Task]:
         """Store many tasks in one transaction: all of them, or (on any error) none."""
         runtime = self.runtime
@@ -101,16 +103,19 @@ class TaskOrchestrator:
         backend = await runtime.backend()
         return await backend.submit(built)
 
+    @on_engine_loop
     async def get_task_status_async(self, task_id: str) -> TaskStatus:
         """State, agent, attempts, timestamps, result or error, and ``waiting_on``: why it is not running."""
         backend = await self.runtime.backend()
         return await backend.status(_check_id(task_id))
 
+    @on_engine_loop
     async def cancel_task_async(self, task_id: str, reason: str | None = None) -> bool:
         """Cancel a task and everything that depends on it; False if it had already finished."""
         backend = await self.runtime.backend()
         return await backend.cancel(_check_id(task_id), reason or "cancelled on request")
 
+    @on_engine_loop
     async def wait_async(
         self, task_ids: str | Sequence[str], timeout: float | None = None
     ) -> TaskStatus | list[TaskStatus]:
@@ -137,6 +142,7 @@ class TaskOrchestrator:
             raise TaskCancelledError(task_id, status.reason)
         return status.result
 
+    @on_engine_loop
     async def list_tasks_async(self, state: str | TaskState | None = None, limit: int = 1000) -> list[TaskStatus]:
         """Tasks, most recently submitted first, optionally only those in ``state``."""
         wanted = parse_state(state)

@@ -19,6 +19,7 @@ import socket
 import threading
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from pepper.agents.base import BaseAgent
 from pepper.core.config import load_settings
 from pepper.core.offline import StoreBackend
 from pepper.engine.clock import Clock, SystemClock
+from pepper.engine.hooks import EngineHook
 from pepper.engine.loop import Engine
 from pepper.engine.portal import Portal
 from pepper.engine.service import EngineService
@@ -63,6 +65,7 @@ class Runtime:
         self._offline: StoreBackend | None = None
         self._starting: asyncio.Future[EngineService] | None = None
         self._agents: dict[str, BaseAgent] = {}
+        self._hooks: list[EngineHook] = []
         self.closed = False
         _live.add(self)
 
@@ -122,6 +125,7 @@ class Runtime:
                     clock=self.clock,
                     worker_id=self.worker_id,
                     agents_home=self.home / "agents",
+                    hooks=self._hooks,
                 )
                 service = EngineService(engine)
                 await service.start()
@@ -135,6 +139,22 @@ class Runtime:
             self._starting.set_result(service)
             return service
         return await asyncio.shield(self._starting)
+
+    def has_work(self) -> bool:
+        """True while this process runs a task or has a task its agents could start or retry."""
+        if self._service is None:
+            return False
+        service = self._service
+        return self.portal().call(_ask(service.has_local_work))
+
+    def add_hook(self, hook: EngineHook) -> None:
+        """Follow engine events (see ``pepper.engine.hooks.EngineHook``); hooks run on the engine thread."""
+        if not isinstance(hook, EngineHook):
+            raise ValidationError(f"add_hook expects an EngineHook, got {type(hook).__name__}")
+        with self._lock:
+            self._hooks.append(hook)
+            if self._service is not None:
+                self._service.engine.hooks.append(hook)
 
     async def backend(self) -> EngineService | StoreBackend:
         """Where task calls go: the engine when agents live here, else the store directly."""
@@ -222,6 +242,10 @@ class Runtime:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+async def _ask(question: Callable[[], bool]) -> bool:
+    return question()
 
 
 # -- the default runtime -----------------------------------------------------------------

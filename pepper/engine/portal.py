@@ -96,6 +96,20 @@ class Portal:
             self._thread.join(timeout)
 
 
+def on_engine_loop(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Make an async method of an object with a ``_portal`` run on the engine loop.
+
+    Awaited from any event loop (a script's ``asyncio.run``, a web server's
+    loop), the body still runs on the engine's own loop, where pepper's state lives.
+    """
+
+    @functools.wraps(method)
+    async def hop(self: Any, *args: Any, **kwargs: Any) -> T:
+        return await self._portal().acall(method(self, *args, **kwargs))
+
+    return hop  # type: ignore[return-value]
+
+
 def blocking(method: Callable[P, Awaitable[T]]) -> Callable[P, T]:
     """Make the sync form of an async method of an object with a ``_portal``.
 

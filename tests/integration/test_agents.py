@@ -1,0 +1,162 @@
+"""Agents defined in YAML, command agents as real subprocesses."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import pepper
+from pepper.errors import AgentAlreadyRegisteredError, AgentDefinitionError, AgentNotFoundError
+from pepper.model.task import TaskState
+
+PY = sys.executable
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_command_agent_gets_the_task_on_stdin_and_in_its_environment(runtime, orchestrator, tmp_path):
+    script = write(
+        tmp_path / "echo_task.py",
+        """
+        import json, os, sys
+        task = json.load(sys.stdin)
+        print(json.dumps({"stdin": task, "env_inputs": json.loads(os.environ["PEPPER_TASK_INPUTS"]),
+                          "env_id": os.environ["PEPPER_TASK_ID"], "cwd": os.getcwd()}))
+    """,
+    )
+    runtime.register_agent(pepper.agents.CommandAgent("cmd", f"{PY} {script}", task_types=["cmd"]))
+    orchestrator.submit_task("first", "cmd", inputs={"n": 1})
+    orchestrator.submit_task("second", "cmd", inputs={"n": 2}, dependencies=["first"])
+    result = orchestrator.get_result("second", timeout=20)
+    assert result["env_id"] == "second" and result["env_inputs"] == {"n": 2}
+    assert result["stdin"]["inputs"] == {"n": 2} and result["stdin"]["attempt"] == 1
+    assert result["stdin"]["dependency_results"]["first"]["env_id"] == "first"
+    assert Path(result["cwd"]) == (tmp_path / "home" / "agents" / "cmd").resolve()
+
+
+def test_task_inputs_never_reach_the_shell(runtime, orchestrator, tmp_path):
+    runtime.register_agent(pepper.agents.CommandAgent("echo", "echo done", task_types=["t"]))
+    evil = f"x; touch {tmp_path}/pwned; $(touch {tmp_path}/pwned2)"
+    orchestrator.submit_task("t", "t", inputs={"name": evil}, metadata={"note": evil})
+    assert orchestrator.get_result("t", timeout=20) == "done"  # plain text output is kept as text
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
+def test_a_failing_command_fails_its_task_with_the_end_of_stderr(runtime, orchestrator):
+    command = f"{PY} -c \"import sys; print('warming up', file=sys.stderr); print('disk full', file=sys.stderr); sys.exit(3)\""
+    runtime.register_agent(pepper.agents.CommandAgent("bad", command, task_types=["t"]))
+    orchestrator.submit_task("t", "t")
+    status = orchestrator.wait("t", timeout=20)
+    assert status.state is TaskState.FAILED
+    assert status.error.type == "CommandFailed" and "status 3" in status.error.message
+    assert status.error.message.rstrip().endswith("disk full")
+
+
+def test_a_command_killed_by_a_signal_is_reported_as_a_crash(runtime, orchestrator):
+    runtime.register_agent(pepper.agents.CommandAgent("killer", "kill -9 $$", task_types=["t"]))
+    orchestrator.submit_task("t", "t")
+    status = orchestrator.wait("t", timeout=20)
+    assert (status.error.type, status.error.kind) == ("CommandKilled", "crash")
+    assert "SIGKILL" in status.error.message
+
+
+def test_a_command_past_its_timeout_is_stopped_with_its_children(runtime, orchestrator, tmp_path):
+    marker = tmp_path / "survived"
+    runtime.register_agent(pepper.agents.CommandAgent("sleepy", f"sleep 5; touch {marker}", task_types=["t"]))
+    orchestrator.submit_task("t", "t", timeout=0.3)
+    assert orchestrator.wait("t", timeout=20).error.kind == "timeout"
+    runtime.close()
+    assert not marker.exists()
+
+
+def test_agents_load_from_yaml_files_with_every_kind(tmp_path):
+    write(
+        tmp_path / "helpers.py",
+        """
+        def shout(task):
+            return task.inputs["text"].upper()
+
+        import pepper
+
+        class Counter(pepper.BaseAgent):
+            async def execute(self, task):
+                return len(task.inputs["text"])
+    """,
+    )
+    write(
+        tmp_path / "agents.yaml",
+        """
+        - agent_id: shouter
+          task_types: [shout]
+          skills: [text]
+          capacity: 2
+          function: helpers:shout
+        - agent_id: counter
+          task_types: [count]
+          class: helpers:Counter
+        - agent_id: lister
+          type: command
+          task_types: [list]
+          command: "echo '[1, 2, 3]'"
+          env: {LANG: C}
+    """,
+    )
+    pepper.init(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"))
+    agents = pepper.load_agents(tmp_path / "agents.yaml")
+    assert [a.spec.agent_id for a in agents] == ["shouter", "counter", "lister"]
+    assert agents[0].spec.capacity == 2 and agents[0].spec.skills == {"text"}
+    orchestrator = pepper.TaskOrchestrator()
+    orchestrator.submit_tasks(
+        [
+            {"id": "a", "type": "shout", "inputs": {"text": "hi"}},
+            {"id": "b", "type": "count", "inputs": {"text": "four"}},
+            {"id": "c", "type": "list"},
+        ]
+    )
+    assert [s.result for s in orchestrator.wait(["a", "b", "c"], timeout=20)] == ["HI", 4, [1, 2, 3]]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("- agent_id: a\n  task_types: [x\n", 3, "invalid YAML"),
+        ("- agent_id: a\n  task_types: [x]\n  capacty: 2\n  command: echo\n", 3, "unknown field 'capacty'"),
+        ("- agent_id: a\n  task_types: [x]\n  capacity: 0\n  command: echo\n", 3, "capacity must be"),
+        ("- agent_id: a\n  task_types: [x]\n", 1, "needs exactly one of 'command', 'function' or 'class'"),
+        ("- agent_id: a\n  task_types: [x]\n  function: nowhere:thing\n", 3, "cannot import module 'nowhere'"),
+        (
+            "- agent_id: a\n  task_types: [x]\n  command: echo\n- agent_id: a\n  task_types: [y]\n  command: echo\n",
+            4,
+            "defined twice",
+        ),
+    ],
+)
+def test_malformed_agent_files_are_refused_with_file_and_line(tmp_path, text, line, message):
+    path = tmp_path / "agents.yaml"
+    path.write_text(text)
+    pepper.init(db=":memory:")
+    with pytest.raises(AgentDefinitionError, match=message) as caught:
+        pepper.load_agents(path)
+    assert caught.value.path == str(path) and caught.value.line == line
+    assert f"{path}:{line}:" in str(caught.value)
+    assert pepper.default_runtime().agents() == []  # nothing half-registered
+
+
+def test_agent_ids_are_unique_per_runtime(runtime):
+    pepper.agent("one", task_types=["t"], runtime=runtime)(lambda task: None)
+    with pytest.raises(AgentAlreadyRegisteredError):
+        pepper.agent("one", task_types=["t"], runtime=runtime)(lambda task: None)
+    runtime.unregister_agent("one")
+    with pytest.raises(AgentNotFoundError, match="registered: none"):
+        runtime.unregister_agent("one")
+
+
+def test_an_agent_function_must_take_the_task(runtime):
+    with pytest.raises(AgentDefinitionError, match="must accept one argument"):
+        pepper.agent("zero", task_types=["t"], runtime=runtime)(lambda: None)

@@ -1,0 +1,56 @@
+"""The public surface is small, sorted and pinned: changing it is a deliberate act."""
+
+from __future__ import annotations
+
+import pepper
+import pepper.core
+from pepper import errors
+
+TOP_LEVEL = [
+    "BaseAgent",
+    "PepperError",
+    "Priority",
+    "Runtime",
+    "Task",
+    "TaskError",
+    "TaskOrchestrator",
+    "TaskRun",
+    "TaskState",
+    "TaskStatus",
+    "WaitReason",
+    "__version__",
+    "agent",
+    "default_runtime",
+    "init",
+    "load_agents",
+    "register_agent",
+]
+CORE = ["Runtime", "TaskOrchestrator", "agent", "default_runtime", "init", "load_agents", "register_agent"]
+
+
+def test_exported_names_are_pinned_and_sorted():
+    assert pepper.__all__ == TOP_LEVEL == sorted(TOP_LEVEL)
+    assert pepper.core.__all__ == CORE == sorted(CORE)
+    for module in (pepper, pepper.core):
+        for name in module.__all__:
+            assert getattr(module, name) is not None
+
+
+def test_every_error_descends_from_pepper_error_and_a_builtin():
+    classes = [obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, Exception)]
+    for cls in classes:
+        assert issubclass(cls, errors.PepperError)
+        if cls is not errors.PepperError:
+            builtin_bases = [
+                b for b in cls.__mro__ if b.__module__ == "builtins" and b not in (object, Exception, BaseException)
+            ]
+            assert builtin_bases, f"{cls.__name__} should also subclass a builtin error"
+    assert "ValidationError" in errors.__doc__ and "WaitTimeoutError" in errors.__doc__
+
+
+def test_every_public_function_and_class_has_a_docstring():
+    for module in (pepper, pepper.core):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj):
+                assert obj.__doc__, f"{module.__name__}.{name} has no docstring"

@@ -1,0 +1,292 @@
+"""EngineState: events in, actions out. No threads, no files, no clock: time is passed in."""
+
+from __future__ import annotations
+
+import pytest
+
+from pepper.engine.state import EngineState
+from pepper.errors import InvalidTransitionError
+from pepper.model.agent import AgentSpec
+from pepper.model.events import (
+    Abort,
+    AgentAdded,
+    AttemptEnded,
+    CancelRequested,
+    Draining,
+    Forget,
+    RecordAttempt,
+    Save,
+    Settled,
+    Start,
+    TasksAdded,
+    TasksLoaded,
+    TimerFired,
+    Trim,
+    WakeAt,
+    WorkersLost,
+)
+from pepper.model.retry import Backoff
+from pepper.model.status import TaskError
+from pepper.model.submission import build_task
+from pepper.model.task import TaskState, check_transition
+from pepper.scheduling.explain import explain
+
+ME = "worker-a"
+
+
+def agent(agent_id: str = "a", types=("t",), capacity: int = 1, skills=()) -> AgentSpec:
+    return AgentSpec.build(agent_id, task_types=list(types), capacity=capacity, skills=list(skills))
+
+
+def task(task_id: str, deps=(), priority="normal", **more):
+    return build_task(
+        task_id=task_id, task_type=more.pop("task_type", "t"), dependencies=list(deps), priority=priority, **more
+    )
+
+
+def starts(actions) -> list[str]:
+    return [a.task_id for a in actions if isinstance(a, Start)]
+
+
+def ok(state: EngineState, task_id: str, at: float, result=None):
+    attempt = state.tasks[task_id].attempts
+    return state.handle(AttemptEnded(task_id, attempt, at, True, result, None))
+
+
+def fail(state: EngineState, task_id: str, at: float, message: str = "boom"):
+    attempt = state.tasks[task_id].attempts
+    return state.handle(AttemptEnded(task_id, attempt, at, False, error=TaskError("ValueError", message)))
+
+
+@pytest.fixture
+def state() -> EngineState:
+    return EngineState(ME, ageing=10.0, backoff=Backoff(delay=1.0, multiplier=2.0, max_delay=60.0, jitter=0.0))
+
+
+def test_a_ready_task_is_claimed_and_started_on_a_free_agent(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    actions = state.handle(TasksAdded((task("t1"),), 1.0))
+    assert actions == [Save("t1"), Start("t1", 1, "a")]
+    t = state.tasks["t1"]
+    assert (t.state, t.owner, t.agent_id, t.attempts, t.started_at) == (TaskState.IN_PROGRESS, ME, "a", 1, 1.0)
+
+
+def test_an_agent_never_runs_more_than_its_capacity(state):
+    state.handle(AgentAdded(agent("a", capacity=2), 0.0))
+    actions = state.handle(TasksAdded(tuple(task(f"t{i}") for i in range(5)), 1.0))
+    assert starts(actions) == ["t0", "t1"]
+    assert len(state.agents["a"].running) == 2
+    actions = ok(state, "t0", 2.0)
+    assert starts(actions) == ["t2"]
+    assert len(state.agents["a"].running) == 2
+
+
+def test_higher_priority_is_served_first_then_submission_order(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("busy"),), 0.0))
+    state.handle(TasksAdded((task("low", priority="low"), task("n1"), task("high", priority="high"), task("n2")), 1.0))
+    order = []
+    current = "busy"
+    for step in range(4):
+        actions = ok(state, current, 2.0 + step)
+        (current,) = starts(actions)
+        order.append(current)
+    assert order == ["high", "n1", "n2", "low"]
+
+
+def test_ageing_lets_a_long_waiting_low_priority_task_overtake_a_fresh_high_one(state):
+    # Given a low priority task that has waited 3 minutes (10 points/minute = 30 points)
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("busy"),), 0.0))
+    state.handle(TasksAdded((task("old-low", priority="low"),), 0.0))
+    # When a high priority task (20 points more) arrives at t=180s
+    state.handle(TasksAdded((task("new-high", priority="high", now=180.0),), 180.0))
+    # Then the old low one still goes first
+    assert starts(ok(state, "busy", 181.0)) == ["old-low"]
+
+
+def test_a_dependent_waits_blocked_until_its_dependency_completes_and_gets_pending_then_runs(state):
+    state.handle(AgentAdded(agent("a", capacity=2), 0.0))
+    actions = state.handle(TasksAdded((task("parent"), task("child", deps=["parent"])), 1.0))
+    assert starts(actions) == ["parent"]
+    assert state.tasks["child"].state is TaskState.BLOCKED
+    actions = ok(state, "parent", 2.0, result={"x": 1})
+    assert Save("child") in actions and starts(actions) == ["child"]
+
+
+def test_a_dependency_submitted_later_unblocks_its_dependents(state):
+    state.handle(AgentAdded(agent("a", capacity=2), 0.0))
+    state.handle(TasksAdded((task("child", deps=["late"]),), 1.0))
+    assert state.awaiting == {"late": ["child"]}
+    facts = state.facts("child", 1.0)
+    assert [r.kind for r in explain(facts)] == ["dependency_missing"]
+    state.handle(TasksAdded((task("late"),), 2.0))
+    assert starts(ok(state, "late", 3.0)) == ["child"]
+
+
+def test_a_failed_dependency_cancels_all_its_dependents_transitively_with_the_reason(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("root"), task("mid", deps=["root"]), task("leaf", deps=["mid"])), 1.0))
+    actions = fail(state, "root", 2.0)
+    assert state.tasks["root"].state is TaskState.FAILED
+    assert state.tasks["mid"].state is TaskState.CANCELLED
+    assert state.tasks["leaf"].state is TaskState.CANCELLED
+    assert state.tasks["mid"].reason == "dependency 'root' failed"
+    assert state.tasks["leaf"].reason == "dependency 'mid' cancelled"
+    assert {a.task_id for a in actions if isinstance(a, Settled)} == {"root", "mid", "leaf"}
+
+
+def test_a_task_depending_on_an_already_failed_task_is_cancelled_at_once(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("root"),), 1.0))
+    fail(state, "root", 2.0)
+    actions = state.handle(TasksAdded((task("late-child", deps=["root"]),), 3.0))
+    assert state.tasks["late-child"].state is TaskState.CANCELLED
+    assert Settled("late-child") in actions
+
+
+def test_a_failure_with_retries_left_waits_its_backoff_then_runs_again(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("t", max_retries=2),), 0.0))
+    actions = fail(state, "t", 10.0)
+    t = state.tasks["t"]
+    assert t.state is TaskState.PENDING and t.failures == 1 and t.next_attempt_at == 11.0
+    assert WakeAt(("retry", "t"), 11.0) in actions
+    assert [a.outcome for a in actions if isinstance(a, RecordAttempt)] == ["retry"]
+    assert starts(state.handle(TimerFired(("retry", "t"), 11.0))) == ["t"]
+    fail(state, "t", 12.0)
+    assert state.tasks["t"].next_attempt_at == 14.0  # doubled
+    state.handle(TimerFired(("retry", "t"), 14.0))
+    actions = fail(state, "t", 15.0)
+    assert state.tasks["t"].state is TaskState.FAILED and state.tasks["t"].attempts == 3
+    assert Settled("t") in actions
+
+
+def test_an_early_timer_is_re_armed_for_the_real_time(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("t", max_retries=1),), 0.0))
+    fail(state, "t", 10.0)
+    assert state.handle(TimerFired(("retry", "t"), 10.5)) == [WakeAt(("retry", "t"), 11.0)]
+
+
+def test_a_late_report_of_an_old_attempt_is_ignored(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("t"),), 0.0))
+    assert state.handle(AttemptEnded("t", 7, 1.0, True)) == []
+    assert state.tasks["t"].state is TaskState.IN_PROGRESS
+
+
+def test_cancelling_a_queued_task_cancels_it_and_its_dependents(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("busy"), task("queued"), task("after", deps=["queued"])), 0.0))
+    actions = state.handle(CancelRequested("queued", 1.0, "not needed"))
+    assert state.tasks["queued"].state is TaskState.CANCELLED
+    assert state.tasks["after"].state is TaskState.CANCELLED
+    assert state.tasks["queued"].reason == "not needed"
+    assert Settled("queued") in actions and Settled("after") in actions
+    assert starts(ok(state, "busy", 2.0)) == []  # the cancelled one left the queue
+
+
+def test_cancelling_a_running_task_aborts_it_and_frees_the_agent_for_the_next(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("running"), task("next")), 0.0))
+    actions = state.handle(CancelRequested("running", 1.0, "stop"))
+    assert Abort("running", 1, "stop") in actions
+    assert starts(actions) == ["next"]
+    assert state.handle(AttemptEnded("running", 1, 2.0, True)) == []  # its late end changes nothing
+
+
+def test_cancelling_a_task_another_worker_runs_asks_that_worker_to_stop(state):
+    record = _record(task("t"), TaskState.IN_PROGRESS, owner="worker-b", attempts=1)
+    state.handle(TasksLoaded((record,), 0.0))
+    actions = state.handle(CancelRequested("t", 1.0, "please stop"))
+    t = state.tasks["t"]
+    assert t.state is TaskState.IN_PROGRESS and t.cancel_requested and actions == [Save("t")]
+
+
+def test_running_tasks_of_a_lost_worker_run_again_here(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    record = _record(task("t"), TaskState.IN_PROGRESS, owner="worker-b", attempts=1, agent_id="a")
+    state.handle(TasksLoaded((record,), 0.0))
+    actions = state.handle(WorkersLost(frozenset({"worker-b"}), 5.0))
+    assert [a.outcome for a in actions if isinstance(a, RecordAttempt)] == ["interrupted"]
+    assert starts(actions) == ["t"]
+    assert state.tasks["t"].attempts == 2 and state.tasks["t"].owner == ME
+
+
+def test_a_running_task_taken_over_elsewhere_is_aborted_here(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("t"),), 0.0))
+    theirs = _record(task("t"), TaskState.IN_PROGRESS, owner="worker-b", attempts=2)
+    actions = state.handle(TasksLoaded((theirs,), 1.0, "conflict"))
+    assert Abort("t", 1, "the task was changed by another process") in actions
+    assert not state.agents["a"].running
+
+
+def test_a_task_completed_elsewhere_releases_its_dependents_here(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksLoaded((_record(task("p"), TaskState.IN_PROGRESS, owner="worker-b", attempts=1),), 0.0))
+    state.handle(TasksAdded((task("c", deps=["p"]),), 0.0))
+    done = _record(task("p"), TaskState.COMPLETED, attempts=1, result=7)
+    actions = state.handle(TasksLoaded((done,), 1.0))
+    assert Settled("p") in actions and starts(actions) == ["c"]
+
+
+def test_pinned_tasks_and_skills_route_to_matching_agents_only(state):
+    state.handle(AgentAdded(agent("plain", types=["t"]), 0.0))
+    state.handle(AgentAdded(agent("skilled", types=["t"], skills=["gpu"]), 0.0))
+    actions = state.handle(TasksAdded((task("needs-gpu", requirements={"skills": ["gpu"]}),), 1.0))
+    assert actions[-1] == Start("needs-gpu", 1, "skilled")
+    actions = state.handle(TasksAdded((task("pinned", agent="skilled"),), 1.0))
+    assert starts(actions) == []  # skilled is busy; plain may not take a task pinned elsewhere
+    facts = state.facts("pinned", 1.0)
+    assert [r.message for r in explain(facts)] == ["agent 'skilled' at capacity 1/1"]
+
+
+def test_waiting_reasons_name_the_missing_agent_type(state):
+    state.handle(TasksAdded((task("t", task_type="review"),), 1.0))
+    (reason,) = explain(state.facts("t", 1.0))
+    assert reason.kind == "no_agent" and "'review'" in reason.message
+
+
+def test_a_draining_engine_starts_nothing_new(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(Draining(0.0))
+    assert starts(state.handle(TasksAdded((task("t"),), 1.0))) == []
+    assert [r.kind for r in explain(state.facts("t", 1.0))] == ["shutting_down"]
+
+
+def test_trim_forgets_the_oldest_finished_tasks_beyond_the_budget():
+    state = EngineState(ME, keep_finished=2)
+    state.handle(AgentAdded(agent("a", capacity=5), 0.0))
+    state.handle(TasksAdded(tuple(task(f"t{i}") for i in range(4)), 0.0))
+    for i in range(4):
+        ok(state, f"t{i}", 1.0 + i)
+    assert state.handle(Trim(9.0)) == [Forget("t0"), Forget("t1")]
+    assert set(state.tasks) == {"t2", "t3"}
+
+
+def test_the_transition_table_refuses_illegal_moves():
+    check_transition("t", TaskState.PENDING, TaskState.IN_PROGRESS)
+    with pytest.raises(InvalidTransitionError) as caught:
+        check_transition("t", TaskState.COMPLETED, TaskState.PENDING)
+    assert "'completed'" in str(caught.value) and "final" in str(caught.value)
+
+
+def test_the_same_events_give_the_same_actions():
+    def run():
+        s = EngineState(ME)
+        out = s.handle(AgentAdded(agent("a", capacity=2), 0.0))
+        out += s.handle(TasksAdded(tuple(task(f"t{i}", deps=[f"t{i - 1}"] if i % 3 else []) for i in range(9)), 1.0))
+        for i in range(9):
+            if s.tasks[f"t{i}"].state is TaskState.IN_PROGRESS:
+                out += ok(s, f"t{i}", 2.0 + i)
+        return out
+
+    assert run() == run()
+
+
+def _record(t, state: TaskState, **fields):
+    from pepper.model.record import TaskRecord
+
+    return TaskRecord(task=t, state=state, **fields)
