@@ -45,7 +45,8 @@ def _check_name(value: Any, what: str) -> str:
         raise ValidationError(f"{what} must be a non-empty string, got {value!r}", field=what)
     if len(value) > _MAX_ID or not value.isprintable() or value != value.strip():
         raise ValidationError(
-            f"{what} {value!r} must have no surrounding spaces or unprintable characters and at most {_MAX_ID} characters",
+            f"{what} {value!r} must have no surrounding spaces or unprintable characters "
+            f"and at most {_MAX_ID} characters",
             field=what,
         )
     return value

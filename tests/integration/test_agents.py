@@ -49,7 +49,8 @@ def test_task_inputs_never_reach_the_shell(runtime, orchestrator, tmp_path):
 
 
 def test_a_failing_command_fails_its_task_with_the_end_of_stderr(runtime, orchestrator):
-    command = f"{PY} -c \"import sys; print('warming up', file=sys.stderr); print('disk full', file=sys.stderr); sys.exit(3)\""
+    code = "import sys; print('warming up', file=sys.stderr); print('disk full', file=sys.stderr); sys.exit(3)"
+    command = f'{PY} -c "{code}"'
     runtime.register_agent(pepper.agents.CommandAgent("bad", command, task_types=["t"]))
     orchestrator.submit_task("t", "t")
     status = orchestrator.wait("t", timeout=20)

@@ -36,7 +36,7 @@ def test_pepper_toml_then_environment_then_arguments(tmp_path, monkeypatch):
 
 def test_bad_settings_are_refused_before_anything_is_created(tmp_path):
     (tmp_path / "pepper.toml").write_text("[pepper]\npoll_intervall = 1\n")
-    with pytest.raises(ConfigError, match="pepper.toml: unknown setting 'poll_intervall'"):
+    with pytest.raises(ConfigError, match=r"pepper\.toml: unknown setting 'poll_intervall'"):
         pepper.Runtime()
     (tmp_path / "pepper.toml").unlink()
     with pytest.raises(ConfigError, match="Did you mean 'shutdown_timeout'"):
