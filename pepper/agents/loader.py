@@ -16,10 +16,13 @@ Every error names the file and line.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -150,23 +153,50 @@ def build_agent(entry: _Mapping, path: Path) -> BaseAgent:
 
 
 def _import(reference: Any, path: Path, field: str) -> Any:
-    """``module:attribute``, importable from the YAML file's folder or the working directory."""
+    """``module:attribute`` from the module beside the YAML file, else an importable one.
+
+    A module beside the file is loaded under a name unique to its folder, so two
+    agent folders that both have an ``agents.py`` do not collide. Its folder is put
+    on ``sys.path`` so that it can import its own helper modules.
+    """
     if not isinstance(reference, str) or reference.count(":") != 1:
         raise AgentDefinitionError(
             f"expected 'module:attribute', e.g. 'my_agents:write_docs'; got {reference!r}", field=field
         )
     module_name, attribute = reference.split(":")
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     try:
-        module = importlib.import_module(module_name)
+        module = _module_beside(path.resolve().parent, module_name) or importlib.import_module(module_name)
     except ImportError as exc:
         raise AgentDefinitionError(f"cannot import module {module_name!r}: {exc}", field=field) from None
     try:
         return getattr(module, attribute)
     except AttributeError:
         raise AgentDefinitionError(f"module {module_name!r} has no attribute {attribute!r}", field=field) from None
+
+
+def _module_beside(folder: Path, module_name: str) -> ModuleType | None:
+    """Load ``folder/module_name.py`` (or a package of that name) once per folder, or None."""
+    relative = Path(*module_name.split("."))
+    candidates = [folder / relative.with_suffix(".py"), folder / relative / "__init__.py"]
+    source = next((c for c in candidates if c.is_file()), None)
+    if source is None:
+        return None
+    unique = f"_pepper_agents_{hashlib.blake2b(str(folder).encode(), digest_size=6).hexdigest()}_{module_name}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(unique, source)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        del sys.modules[unique]
+        raise ImportError(f"{type(exc).__name__}: {exc}") from exc
+    return module
 
 
 def agent_files(path: str | Path) -> list[Path]:

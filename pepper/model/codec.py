@@ -34,6 +34,12 @@ def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]:
     if value is None:
         return None, None
     text = encode(value, what)
-    if type(value) in (str, int, float, bool):  # plain scalars read back unchanged
+    if type(value) in _SCALARS:  # plain scalars read back unchanged
         return value, text
+    if type(value) is dict and all(type(k) is str and type(v) in _FLAT for k, v in value.items()):
+        return dict(value), text  # a flat object reads back as a shallow copy
     return _decoder.decode(text), text
+
+
+_SCALARS = frozenset({str, int, float, bool})
+_FLAT = frozenset({str, int, float, bool, type(None)})

@@ -93,6 +93,13 @@ class Routing:
         routes = self._agent_routes.get(agent.spec.agent_id)
         if not routes:
             return None
+        if len(routes) == 1:  # the common case: one kind of task per agent
+            queue = routes[0].queue
+            head = queue.head(self._is_live)
+            if head is None:
+                return None
+            queue.pop()
+            return head[2]
         best = best_head((info.queue for info in routes), self._is_live)
         if best is None:
             return None

@@ -161,3 +161,22 @@ def test_agent_ids_are_unique_per_runtime(runtime):
 def test_an_agent_function_must_take_the_task(runtime):
     with pytest.raises(AgentDefinitionError, match="must accept one argument"):
         pepper.agent("zero", task_types=["t"], runtime=runtime)(lambda: None)
+
+
+def test_two_agent_folders_with_same_module_name_do_not_collide(tmp_path):
+    for name in ("left", "right"):
+        folder = tmp_path / name
+        folder.mkdir()
+        write(folder / "agents.py", f"""
+            def handle(task):
+                return "{name}"
+        """)
+        write(folder / "agents.yaml", f"""
+            agent_id: {name}
+            task_types: [{name}]
+            function: agents:handle
+        """)
+    pepper.init(db=":memory:")
+    left = pepper.load_agents(tmp_path / "left" / "agents.yaml")[0]
+    right = pepper.load_agents(tmp_path / "right" / "agents.yaml")[0]
+    assert (left.function(None), right.function(None)) == ("left", "right")

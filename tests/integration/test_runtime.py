@@ -9,6 +9,7 @@ import pytest
 import pepper
 from pepper.core import TaskOrchestrator
 from pepper.errors import ConfigError, RuntimeClosedError
+from pepper.testing import run_until_idle, test_runtime
 
 
 def test_the_default_state_file_is_under_dot_pepper_in_the_working_directory(tmp_path):
@@ -78,3 +79,12 @@ def test_closing_lets_running_tasks_finish_within_the_shutdown_timeout(tmp_path)
     runtime.close()
     with pepper.Runtime(db=str(tmp_path / "x.db")) as again:
         assert TaskOrchestrator(again).get_task_status("t").result == "done"
+
+
+def test_run_until_idle_returns_once_the_work_is_done():
+    with test_runtime() as runtime:
+        pepper.agent("echo", task_types=["echo"], runtime=runtime)(lambda task: task.inputs)
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_tasks([{"id": f"t{i}", "type": "echo", "inputs": {"i": i}} for i in range(20)])
+        run_until_idle(runtime, timeout=10)
+        assert all(s.state.value == "completed" for s in orchestrator.list_tasks())

@@ -1,0 +1,67 @@
+"""What every command shares: the ``--db`` and ``--json`` options, the runtime, exit codes."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+import pepper
+from pepper.model.status import TaskStatus
+from pepper.model.task import TaskState
+
+#: Exit codes: success, a task that failed or was cancelled, bad input (any other pepper error).
+EXIT_OK = 0
+EXIT_TASK_FAILED = 1
+EXIT_BAD_INPUT = 2
+#: Stopped with Ctrl-C while waiting.
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DB_HELP = (
+    "SQLite database file shared by pepper commands and workers. "
+    "Default: $PEPPER_DB, else `db` in ./pepper.toml, else .pepper/pepper.db."
+)
+
+
+def db_option(function: F) -> F:
+    """``--db PATH``, after the command or before it (``pepper --db x.db tasks``).
+
+    ``None`` lets the runtime resolve it ($PEPPER_DB, pepper.toml, the default).
+    """
+    return click.option("--db", "db", metavar="PATH", default=None, help=_DB_HELP, callback=_inherit_db)(function)
+
+
+def _inherit_db(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None and ctx.parent is not None:
+        return ctx.parent.params.get("db")
+    return value
+
+
+def json_option(function: F) -> F:
+    """``--json``: machine-readable output on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(function)
+
+
+@contextmanager
+def open_runtime(db: str | None) -> Iterator[pepper.Runtime]:
+    """A runtime on ``db``, always closed afterwards."""
+    runtime = pepper.Runtime(db=db)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def exit_code_for(status: TaskStatus) -> int:
+    """1 when the task failed or was cancelled, else 0."""
+    return EXIT_TASK_FAILED if status.state in (TaskState.FAILED, TaskState.CANCELLED) else EXIT_OK
+
+
+def db_hint(db: str | None) -> str:
+    """`` --db PATH`` to repeat in a suggested command, when the user gave one."""
+    return f" --db {shlex.quote(db)}" if db else ""

@@ -1,0 +1,72 @@
+"""The ``pepper`` command: a group of subcommands, and how errors become exit codes."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import click
+
+import pepper
+from pepper.cli.common import EXIT_BAD_INPUT, db_option
+from pepper.cli.render import error_line, make_console
+from pepper.cli.tasks import cancel, list_tasks, status, submit
+from pepper.cli.worker import agents, worker
+from pepper.errors import PepperError
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class PepperGroup(click.Group):
+    """Lists commands in the order they were added; turns pepper errors into ``error: ...`` and exit 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PepperError as exc:
+            make_console(stderr=True).print(error_line(str(exc)))
+            raise click.exceptions.Exit(EXIT_BAD_INPUT) from None
+
+
+@click.group(cls=PepperGroup, context_settings=_CONTEXT)
+@click.version_option(pepper.__version__, "--version", "-V", prog_name="pepper", message="%(prog)s %(version)s")
+@db_option
+def cli(db: str | None) -> None:
+    """pepper runs tasks on a pool of agents, in order of priority and dependencies.
+
+    You queue tasks with `pepper submit`; a `pepper worker` runs them on the
+    agents defined in a YAML file. Everything lives in one SQLite file
+    (--db, default .pepper/pepper.db), so commands and workers in different
+    terminals or on different runs share the same queue.
+
+    \b
+    Try it:
+      pepper submit review --id review-1 --input path=README.md
+      pepper submit publish --depends-on review-1
+      pepper worker --agents agents.yaml --until-idle
+      pepper tasks
+      pepper status review-1
+
+    Exit codes: 0 success; 1 the task failed or was cancelled; 2 bad input
+    (unknown task, bad option, invalid agent file...).
+    """
+
+
+cli.add_command(submit)
+cli.add_command(status)
+cli.add_command(list_tasks)
+cli.add_command(cancel)
+cli.add_command(worker)
+cli.add_command(agents)
+
+
+def main() -> None:
+    """Entry point of the ``pepper`` console script and of ``python -m pepper``."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):  # a character the terminal cannot show becomes '?'
+            stream.reconfigure(errors="replace")
+    cli(prog_name="pepper")

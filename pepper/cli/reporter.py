@@ -1,0 +1,105 @@
+"""The engine hook ``pepper worker`` uses to print a line per task and count outcomes."""
+
+from __future__ import annotations
+
+import threading
+
+from rich.console import Console
+from rich.text import Text
+
+from pepper.cli.render import duration, plural
+from pepper.engine.hooks import EngineHook
+from pepper.model.events import AttemptEnded
+from pepper.model.task import Task
+
+_ERROR_LINES = 6
+_MARKS = {"start": "→", "ok": "✓", "failed": "✗", "requeued": "↺"}
+_ASCII_MARKS = {"start": "->", "ok": "ok", "failed": "FAILED", "requeued": "again"}
+_MARK_STYLES = {"start": "cyan", "ok": "green", "failed": "red", "requeued": "yellow"}
+
+
+class Reporter(EngineHook):
+    """Prints ``✓ id (type) on agent in 0.12s`` / ``✗ ...`` lines and keeps the counts.
+
+    Runs on the engine thread: it only formats and prints.
+    """
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.completed = 0
+        self.failed = 0
+        self.retried = 0
+        self.requeued = 0
+        self._lock = threading.Lock()
+        self._agents: dict[tuple[str, int], str] = {}
+        self._marks = _MARKS if console.encoding.startswith("utf") else _ASCII_MARKS
+
+    def on_started(self, task: Task, attempt: int, agent_id: str, at: float) -> None:
+        with self._lock:
+            self._agents[(task.task_id, attempt)] = agent_id
+        tries = f" (attempt {attempt} of {task.max_retries + 1})" if attempt > 1 else ""
+        self._print(self._line("start", _name(task.task_id, task), f" started on {agent_id}{tries}"))
+
+    def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
+        with self._lock:
+            agent_id = self._agents.pop((event.task_id, event.attempt), None)
+        where = f" on {agent_id}" if agent_id else ""
+        took = duration(event.at - event.started_at) if event.started_at is not None else None
+        name = _name(event.task_id, task)
+        if event.ok:
+            self._count("completed")
+            self._print(self._line("ok", name, where, f" in {took}" if took else ""))
+            return
+        if event.requeue:
+            self._count("requeued")
+            self._print(self._line("requeued", name, where, " was interrupted; it will run again"))
+            return
+        tries = task.max_retries + 1 if task is not None else 1
+        retry = event.attempt < tries
+        self._count("retried" if retry else "failed")
+        line = self._line("failed", name, where, f" after {took}" if took else "")
+        if retry:
+            line.append(f" (attempt {event.attempt} of {tries}; will retry)", style="yellow")
+        if event.error is not None:
+            line.append(": ")
+            line.append(_clip(f"{event.error.type}: {event.error.message}"), style="red")
+        self._print(line)
+
+    def summary(self) -> Text:
+        """How the attempts run by this worker ended, in one line."""
+        with self._lock:
+            parts = [f"{self.completed} completed", f"{self.failed} failed"]
+            if self.retried:
+                parts.append(f"{plural(self.retried, 'attempt')} retried")
+            if self.requeued:
+                parts.append(f"{self.requeued} interrupted and left for another run")
+        return Text("worker stopped; tasks run here: " + ", ".join(parts))
+
+    def _line(self, mark: str, *parts: str) -> Text:
+        return Text.assemble((self._marks[mark] + " ", _MARK_STYLES[mark]), *parts)
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def _print(self, line: Text) -> None:
+        if self.quiet:
+            return
+        try:
+            self.console.print(line)
+        except (OSError, ValueError):  # a closed or broken stdout must not disturb the engine
+            pass
+
+
+def _name(task_id: str, task: Task | None) -> str:
+    return f"{task_id} ({task.task_type})" if task is not None else task_id
+
+
+def _clip(message: str) -> str:
+    """An error message indented under the task line: its first line and its last few (where stderr ends)."""
+    lines = message.strip().splitlines() or [""]
+    if len(lines) > _ERROR_LINES:
+        note = f"… {plural(len(lines) - _ERROR_LINES, 'line')} not shown (pepper status shows them)"
+        lines = [lines[0], note, *lines[-(_ERROR_LINES - 1) :]]
+    return "\n    ".join(lines)

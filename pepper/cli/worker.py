@@ -1,0 +1,161 @@
+"""``pepper worker`` (run agents on the queue) and ``pepper agents`` (who is online)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+import pepper
+from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option, open_runtime
+from pepper.cli.render import make_console, plural, print_json
+from pepper.cli.reporter import Reporter
+from pepper.cli.views import agent_dict, agents_table
+
+_POLL = 0.1
+
+
+@click.command()
+@click.option(
+    "--agents",
+    "agents_path",
+    required=True,
+    metavar="PATH",
+    type=click.Path(),
+    help="YAML file of agents, or a folder of them.",
+)
+@click.option("--until-idle", is_flag=True, help="Stop once there is no work left for these agents.")
+@click.option(
+    "--idle-grace",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --until-idle: how long to stay idle before stopping.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Do not print a line per task.")
+@db_option
+def worker(agents_path: str, until_idle: bool, idle_grace: float, quiet: bool, db: str | None) -> None:
+    """Run the agents of a YAML file on queued tasks until stopped.
+
+    Prints a line as each task starts and ends. Ctrl-C (or SIGTERM) stops
+    taking new tasks and lets running ones finish first. Run several workers
+    on the same --db to share the work.
+
+    \b
+    An agents file looks like:
+      - agent_id: reviewer
+        task_types: [review]
+        command: python3 /opt/tools/review.py
+      - agent_id: summarizer
+        task_types: [summarize]
+        skills: [markdown]
+        function: my_agents:summarize
+
+    A command gets the task as JSON on stdin (and its inputs in
+    $PEPPER_TASK_INPUTS); what it prints is the result (JSON if it parses); a
+    non-zero exit fails the task. A function (here in my_agents.py, beside the
+    YAML file) receives the task (task.inputs, task.dependency_results) and
+    returns the result.
+    """
+    console = make_console()
+    reporter = Reporter(console, quiet=quiet)
+    with _stop_signals() as stopping:
+        try:
+            _serve(console, reporter, stopping, agents_path, db, idle_grace if until_idle else None)
+        except KeyboardInterrupt:
+            console.print(Text("stopped without waiting; tasks that were running here will run again later"))
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    console.print(reporter.summary())
+
+
+def _serve(
+    console: Console,
+    reporter: Reporter,
+    stopping: threading.Event,
+    agents_path: str,
+    db: str | None,
+    idle_grace: float | None,
+) -> None:
+    """Load the agents, run the engine until told to stop (or idle), then drain."""
+    with open_runtime(db) as runtime:
+        agents = pepper.load_agents(agents_path, runtime=runtime)
+        runtime.add_hook(reporter)
+        _announce(console, runtime, agents, idle_grace)
+        runtime.start()
+        _run(runtime, stopping, idle_grace)
+        if stopping.is_set() and runtime.has_work():
+            timeout = runtime.settings.shutdown_timeout
+            console.print(
+                Text(f"stopping: letting running tasks finish (up to {timeout:g}s; Ctrl-C again to stop now)")
+            )
+
+
+def _announce(console: Console, runtime: pepper.Runtime, agents: list[pepper.BaseAgent], grace: float | None) -> None:
+    names = ", ".join(f"{a.spec.agent_id} ({', '.join(sorted(a.spec.task_types))})" for a in agents)
+    console.print(Text(f"worker {runtime.worker_id} on {runtime.settings.db}"))
+    console.print(Text(f"{plural(len(agents), 'agent')}: {names}"))
+    how = "Ctrl-C to stop" if grace is None else f"stops after {grace:g}s without work"
+    console.print(Text(f"waiting for tasks; {how}", style="dim"))
+
+
+def _run(runtime: pepper.Runtime, stopping: threading.Event, idle_grace: float | None) -> None:
+    """Return when ``stopping`` is set or, with ``idle_grace``, after that long without work."""
+    idle_since: float | None = None
+    while not stopping.wait(_POLL):
+        if idle_grace is None:
+            continue
+        if runtime.has_work():
+            idle_since = None
+            continue
+        now = time.monotonic()
+        idle_since = now if idle_since is None else idle_since
+        if now - idle_since >= idle_grace:
+            return
+
+
+@contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event set by the first SIGINT or SIGTERM; a second one raises ``KeyboardInterrupt``."""
+    stopping = threading.Event()
+    previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set():
+            raise KeyboardInterrupt
+        stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, handle)
+    try:
+        yield stopping
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@click.command()
+@json_option
+@db_option
+def agents(as_json: bool, db: str | None) -> None:
+    """List the agents of the workers running now, and how busy they are."""
+    with open_runtime(db) as runtime:
+        online = runtime.store.workers.agents()
+        running = runtime.store.running_by_agent()
+    if as_json:
+        print_json([agent_dict(a, running) for a in online])
+        return
+    console = make_console()
+    if not online:
+        console.print(Text("No agents are online. Agents appear here while a `pepper worker` runs; start one with:"))
+        console.print(Text(f"  pepper worker --agents agents.yaml{db_hint(db)}"))
+        return
+    console.print(agents_table(online, running))

@@ -1,0 +1,18 @@
+"""The README's API tour runs as written and prints what its comments say."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_api_tour_runs_and_prints_what_it_promises(tmp_path):
+    code = re.search(r"## A tour of the API\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["dependency 'docs' has not been submitted yet", "{'approved': True}"]
+    assert (tmp_path / ".pepper" / "pepper.db").exists()
