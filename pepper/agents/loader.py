@@ -7,9 +7,12 @@ A file holds one agent (a mapping), a list of agents, or ``agents: [...]``::
     skills: [markdown, api_docs]
     capacity: 2
     resources: {cpu: 1, memory: 512Mi}
-    command: python3 write_docs.py        # a command agent, or:
-    # function: my_agents:write_docs      # a Python function (module beside the file)
-    # class: my_agents:DocAgent           # a BaseAgent subclass
+    command: python3 "$PEPPER_AGENT_DIR/write_docs.py"
+    # or  function: my_agents:write_docs   (a Python function in my_agents.py beside the file)
+    # or  class: my_agents:DocAgent        (a BaseAgent subclass)
+
+A command runs in the agent's own working directory; ``$PEPPER_AGENT_DIR`` is the
+folder of the YAML file that defined it, so scripts beside it are easy to reach.
 
 Every error names the file and line.
 """
@@ -132,7 +135,10 @@ def build_agent(entry: _Mapping, path: Path) -> BaseAgent:
     }
     try:
         if "command" in entry:
-            return CommandAgent(entry.get("agent_id"), entry["command"], env=entry.get("env"), **common)  # type: ignore[arg-type]
+            env = entry.get("env")
+            if env is None or isinstance(env, Mapping):  # commands can find files beside their YAML
+                env = {"PEPPER_AGENT_DIR": str(path.resolve().parent), **(env or {})}
+            return CommandAgent(entry.get("agent_id"), entry["command"], env=env, **common)  # type: ignore[arg-type]
         if "env" in entry:
             raise AgentDefinitionError("'env' applies to command agents only", field="env")
         runner = "function" if "function" in entry else "class"

@@ -48,9 +48,9 @@ def json_option(function: F) -> F:
 
 
 @contextmanager
-def open_runtime(db: str | None) -> Iterator[pepper.Runtime]:
-    """A runtime on ``db``, always closed afterwards."""
-    runtime = pepper.Runtime(db=db)
+def open_runtime(db: str | None, *, create: bool = False) -> Iterator[pepper.Runtime]:
+    """A runtime on ``db``, always closed afterwards; commands that only read never create a database."""
+    runtime = pepper.Runtime(db=db, create=create)
     try:
         yield runtime
     finally:

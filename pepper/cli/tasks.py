@@ -93,7 +93,7 @@ def submit(
       pepper submit publish --depends-on review-1 --retries 2 --wait
     """
     inputs = parse_inputs(input_pairs, inputs_json)
-    with open_runtime(db) as runtime:
+    with open_runtime(db, create=True) as runtime:
         orchestrator = TaskOrchestrator(runtime)
         task = orchestrator.submit_task(
             task_id=task_id,

@@ -85,7 +85,7 @@ def _serve(
     idle_grace: float | None,
 ) -> None:
     """Load the agents, run the engine until told to stop (or idle), then drain."""
-    with open_runtime(db) as runtime:
+    with open_runtime(db, create=True) as runtime:
         agents = pepper.load_agents(agents_path, runtime=runtime)
         runtime.add_hook(reporter)
         _announce(console, runtime, agents, idle_grace)

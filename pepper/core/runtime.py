@@ -44,6 +44,8 @@ class Runtime:
 
     Arguments are settings (see ``pepper.model.settings.Settings``); those not
     given come from ``$PEPPER_DB``/``$PEPPER_HOME``, then ``pepper.toml``, then defaults.
+    ``create=False`` refuses to start a new database where none exists (for tools
+    that only read).
     """
 
     def __init__(
@@ -53,10 +55,12 @@ class Runtime:
         *,
         home: str | None = None,
         clock: Clock | None = None,
+        create: bool = True,
         **settings: Any,
     ) -> None:
         self.settings: Settings = load_settings({"db": db, "resources": resources, "home": home, **settings})
         self.clock = clock or SystemClock()
+        self._create = create
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = threading.RLock()
         self._store: SQLiteStore | None = None
@@ -85,7 +89,9 @@ class Runtime:
             self._check_open()
             if self._store is None:
                 s = self.settings
-                self._store = SQLiteStore(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous)
+                self._store = SQLiteStore(
+                    s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create
+                )
             return self._store
 
     def portal(self) -> Portal:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pepper.engine.clock import Clock
-from pepper.engine.executors.subprocess import CommandKilled, run_command
+from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, run_command
 from pepper.errors import NotSerializableError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
@@ -52,8 +52,9 @@ class _Attempt:
 
 def task_error(exc: BaseException, kind: str = "error") -> TaskError:
     """A stored description of what an agent raised."""
-    if isinstance(exc, CommandKilled):
-        kind = "crash"
+    if isinstance(exc, (CommandFailed, CommandKilled)):
+        # The message carries the command's own stderr; pepper's frames would only mislead.
+        return TaskError(type(exc).__name__, str(exc), None, "crash" if isinstance(exc, CommandKilled) else kind)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
     return TaskError(type(exc).__name__, str(exc) or type(exc).__name__, text, kind)
 

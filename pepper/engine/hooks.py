@@ -2,7 +2,8 @@
 
 Subclass ``EngineHook`` and override what you need; every method is a no-op
 here. Hooks run on the engine loop, so they must be quick and must not block.
-An engine with no hooks pays nothing for them.
+A hook that raises is logged and skipped; it never stops the engine. An engine
+with no hooks pays nothing for them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pepper.model.events import AttemptEnded
-from pepper.model.task import Task
+from pepper.model.task import Task, TaskState
 
 
 class EngineHook:
@@ -25,5 +26,5 @@ class EngineHook:
     def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
         """An attempt ended (``event.ok`` tells how); the task may be retried."""
 
-    def on_commit(self, rows: int, seconds: float) -> None:
-        """A group commit wrote ``rows`` rows in ``seconds``."""
+    def on_settled(self, task_id: str, state: TaskState) -> None:
+        """A task reached a final state (completed, failed or cancelled), now durable."""

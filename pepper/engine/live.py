@@ -97,4 +97,5 @@ class LiveTask:
             self.progress_message,
             self.next_attempt_at,
             waiting_on,
+            task.inputs,
         )

@@ -131,8 +131,7 @@ class Engine:
             self._flush_handle = self.loop.call_soon(self._flush)
         if self.hooks and isinstance(event, AttemptEnded):
             task = self.state.tasks.get(event.task_id)
-            for hook in self.hooks:
-                hook.on_attempt_ended(event, task.task if task else None)
+            self.notify("on_attempt_ended", event, task.task if task else None)
 
     def _on_save(self, action: Save) -> None:
         self._batch.dirty[action.task_id] = None
@@ -207,8 +206,8 @@ class Engine:
                 self.versions[task.task_id] = 1
             if fresh:
                 self.dispatch(TasksAdded(fresh, self.clock.now()))
-                for hook in self.hooks:
-                    hook.on_submitted(fresh)
+                if self.hooks:
+                    self.notify("on_submitted", fresh)
             if not future.done():
                 future.set_result(result.existing)
         for start in batch.starts:
@@ -217,6 +216,10 @@ class Engine:
         for task_id in batch.settled:
             if task_id not in result.conflicts:
                 self._wake(task_id)
+                if self.hooks:
+                    t = self.state.tasks.get(task_id)
+                    if t is not None:
+                        self.notify("on_settled", task_id, t.state)
         for future in batch.committed:
             if not future.done():
                 future.set_result(None)
@@ -257,8 +260,16 @@ class Engine:
         results = self.dependency_results(t.task.dependencies) if t.task.dependencies else _NO_RESULTS
         run = TaskRun(t.task, start.attempt, start.agent_id, results, self._report_progress)
         self._attempts.start(handle, run)
+        if self.hooks:
+            self.notify("on_started", t.task, start.attempt, start.agent_id, self.clock.now())
+
+    def notify(self, method: str, *args: Any) -> None:
+        """Call ``method`` on every hook; a hook that raises is logged, never fatal."""
         for hook in self.hooks:
-            hook.on_started(t.task, start.attempt, start.agent_id, self.clock.now())
+            try:
+                getattr(hook, method)(*args)
+            except Exception:
+                log.exception("engine hook %s.%s failed", type(hook).__name__, method)
 
     def _refused(self, start: Start, why: str) -> AttemptEnded:
         from pepper.model.status import TaskError

@@ -97,6 +97,7 @@ class TaskRecord:
             progress_message=self.progress_message,
             next_attempt_at=self.next_attempt_at,
             waiting_on=waiting_on,
+            inputs=task.inputs,
         )
 
 

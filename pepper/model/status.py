@@ -78,6 +78,7 @@ class TaskStatus:
     progress_message: str | None = None
     next_attempt_at: float | None = None
     waiting_on: tuple[WaitReason, ...] = ()
+    inputs: Any = None
 
     @property
     def priority_name(self) -> str:
@@ -117,4 +118,5 @@ class TaskStatus:
             "progress_message": self.progress_message,
             "next_attempt_at": self.next_attempt_at,
             "waiting_on": [w.to_dict() for w in self.waiting_on],
+            "inputs": self.inputs,
         }

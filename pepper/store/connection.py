@@ -50,8 +50,18 @@ def schema_sql() -> str:
     return resources.files("pepper.store").joinpath("sql/schema.sql").read_text()
 
 
-def connect(path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal") -> sqlite3.Connection:
-    """A connection in autocommit mode (pepper opens its own transactions), WAL for files."""
+def connect(
+    path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal", create: bool = True
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (pepper opens its own transactions), WAL for files.
+
+    With ``create=False`` a missing database file is an error rather than a new database.
+    """
+    if path != ":memory:" and not create and not Path(path).expanduser().is_file():
+        raise ConfigError(
+            f"no pepper database at {path!r}: nothing has been stored there yet (check the --db option or $PEPPER_DB)",
+            field="db",
+        )
     if path != ":memory:":
         try:
             Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)

@@ -87,10 +87,14 @@ class _StoredTasks:
 class SQLiteStore:
     """Durable state in one SQLite file (or ``:memory:``)."""
 
-    def __init__(self, path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal") -> None:
+    def __init__(
+        self, path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal", create: bool = True
+    ) -> None:
         self.path = path
         self.lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = connect(path, busy_timeout=busy_timeout, synchronous=synchronous)
+        self._conn: sqlite3.Connection | None = connect(
+            path, busy_timeout=busy_timeout, synchronous=synchronous, create=create
+        )
         self._q = queries()
         migrate(self._conn)
         self._conn.execute(self._q["create_tx_table"])

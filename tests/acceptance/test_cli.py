@@ -151,10 +151,18 @@ def test_bad_priority_names_the_valid_ones(cli: CLI) -> None:
     for name in ("critical", "high", "medium", "normal", "low"):
         assert name in done.stderr
     assert "Traceback" not in done.stderr
-    assert cli.json("tasks") == []
+    assert not Path(cli.db).exists()  # bad input created nothing
+
+
+def test_reading_a_database_that_does_not_exist_is_an_error_not_a_new_file(cli: CLI) -> None:
+    for command in ("tasks", "agents", "status"):
+        done = cli(command, *(["x"] if command == "status" else []))
+        assert done.returncode == 2 and "no pepper database at" in done.stderr
+    assert not Path(cli.db).exists()
 
 
 def test_unknown_task_is_bad_input(cli: CLI) -> None:
+    cli.ok("submit", "review", "--id", "known")
     for command in ("status", "cancel"):
         done = cli(command, "nope")
         assert done.returncode == 2
@@ -183,6 +191,7 @@ def test_submit_json_describes_the_task(cli: CLI) -> None:
 
 
 def test_agents_on_an_idle_database_explains_how_to_start_a_worker(cli: CLI) -> None:
+    cli.ok("submit", "review", "--id", "waiting")
     out = cli.ok("agents")
     assert "pepper worker --agents" in out
     assert cli.json("agents") == []
@@ -233,7 +242,7 @@ def test_submit_wait_and_agents_with_a_running_worker(cli: CLI, agents_file: Pat
     worker = cli.popen("worker", "--agents", str(agents_file))
     try:
         deadline = time.monotonic() + TIMEOUT
-        while not cli.json("agents"):
+        while not Path(cli.db).exists() or not cli.json("agents"):
             assert worker.poll() is None, worker.communicate()
             assert time.monotonic() < deadline, "the worker never registered its agents"
             time.sleep(0.1)

@@ -167,16 +167,95 @@ def test_two_agent_folders_with_same_module_name_do_not_collide(tmp_path):
     for name in ("left", "right"):
         folder = tmp_path / name
         folder.mkdir()
-        write(folder / "agents.py", f"""
+        write(
+            folder / "agents.py",
+            f"""
             def handle(task):
                 return "{name}"
-        """)
-        write(folder / "agents.yaml", f"""
+        """,
+        )
+        write(
+            folder / "agents.yaml",
+            f"""
             agent_id: {name}
             task_types: [{name}]
             function: agents:handle
-        """)
+        """,
+        )
     pepper.init(db=":memory:")
     left = pepper.load_agents(tmp_path / "left" / "agents.yaml")[0]
     right = pepper.load_agents(tmp_path / "right" / "agents.yaml")[0]
     assert (left.function(None), right.function(None)) == ("left", "right")
+
+
+def test_yaml_command_agents_can_reach_scripts_beside_their_file(tmp_path):
+    write(
+        tmp_path / "hello.py",
+        """
+        print('{"hello": "from beside the yaml"}')
+    """,
+    )
+    write(
+        tmp_path / "agents.yaml",
+        f"""
+        agent_id: greeter
+        task_types: [greet]
+        command: '{PY} "$PEPPER_AGENT_DIR/hello.py"'
+    """,
+    )
+    pepper.init(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"))
+    pepper.load_agents(tmp_path / "agents.yaml")
+    orchestrator = pepper.TaskOrchestrator()
+    orchestrator.submit_task("g", "greet")
+    assert orchestrator.get_result("g", timeout=20) == {"hello": "from beside the yaml"}
+
+
+def test_a_raising_hook_is_logged_and_the_engine_carries_on(runtime, orchestrator, caplog):
+    from pepper.engine.hooks import EngineHook
+
+    class Broken(EngineHook):
+        def on_started(self, task, attempt, agent_id, at):
+            raise UnicodeEncodeError("ascii", "✓", 0, 1, "cannot print")
+
+    settled = []
+
+    class Recorder(EngineHook):
+        def on_settled(self, task_id, state):
+            settled.append((task_id, state.value))
+
+    runtime.add_hook(Broken())
+    runtime.add_hook(Recorder())
+    pepper.agent("echo", task_types=["t"], runtime=runtime)(lambda task: "ok")
+    orchestrator.submit_task("t", "t")
+    orchestrator.submit_task("c", "nobody")
+    orchestrator.cancel_task("c")
+    assert orchestrator.get_result("t", timeout=10) == "ok"
+    assert ("t", "completed") in settled and ("c", "cancelled") in settled
+    assert "engine hook Broken.on_started failed" in caplog.text
+
+
+def test_commands_still_running_when_the_interpreter_exits_are_stopped(tmp_path):
+    import subprocess
+    import time
+
+    marker = tmp_path / "marker"
+    script = write(
+        tmp_path / "abandon.py",
+        f"""
+        import sys, time
+        import pepper
+        runtime = pepper.Runtime(db=r"{tmp_path / "p.db"}", home=r"{tmp_path / "home"}")
+        runtime.register_agent(pepper.agents.CommandAgent("slow", "sleep 1; touch {marker}", task_types=["t"]))
+        orchestrator = pepper.TaskOrchestrator(runtime)
+        orchestrator.submit_task("t", "t")
+        while orchestrator.get_task_status("t").state.value != "in_progress":
+            time.sleep(0.01)
+        time.sleep(0.2)
+        runtime.close = lambda *args, **kwargs: None  # exit without draining, as after a second Ctrl-C
+        sys.exit(0)
+    """,
+    )
+    done = subprocess.run([PY, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    time.sleep(1.5)
+    assert not marker.exists()

@@ -10,6 +10,7 @@ carries the tail of stderr.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import signal
@@ -24,6 +25,17 @@ from pepper.model.run import TaskRun
 _ENV_INPUTS_LIMIT = 64 * 1024
 _STDERR_TAIL = 2000
 _KILL_GRACE = 2.0
+#: Process groups of commands running now, killed if the interpreter exits before they end.
+_RUNNING_GROUPS: set[int] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for group in list(_RUNNING_GROUPS):
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class CommandFailed(Exception):
@@ -110,11 +122,14 @@ async def run_command(spec: AgentSpec, run: TaskRun, workdir: Path) -> Any:
         env=command_env(spec, run, workdir),
         start_new_session=True,  # its own process group, so the whole tree can be stopped
     )
+    _RUNNING_GROUPS.add(proc.pid)
     try:
         stdout, stderr = await proc.communicate(stdin)
     except BaseException:
         await _stop(proc)
         raise
+    finally:
+        _RUNNING_GROUPS.discard(proc.pid)
     code = proc.returncode
     assert code is not None
     if code < 0:
