@@ -19,6 +19,16 @@ def encode(value: Any, what: str = "value") -> str:
         raise NotSerializableError(what, str(exc)) from None
 
 
+def encode_ids(ids: tuple[str, ...]) -> str:
+    """A JSON list of validated ids (printable strings); joined directly unless one needs escaping."""
+    if not ids:
+        return "[]"
+    joined = '","'.join(ids)
+    if '"' in joined or "\\" in joined or not joined.isprintable():
+        return encode(list(ids))
+    return f'["{joined}"]'
+
+
 def decode(text: str | None) -> Any:
     """The value stored as ``text`` (``None`` stays ``None``)."""
     return None if text is None else _decoder.decode(text)

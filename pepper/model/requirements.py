@@ -45,7 +45,7 @@ class Requirements:
             return NO_REQUIREMENTS
         if isinstance(value, Requirements):
             return value
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise ValidationError(
                 "requirements must be a mapping such as {'skills': ['markdown'], 'resources': "
                 f"{{'cpu': 1}}}}; got {type(value).__name__}",

@@ -34,7 +34,7 @@ class Resources(Mapping[str, float]):
             return EMPTY
         if isinstance(value, Resources):
             return value
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise ValidationError(
                 f"{what} must be a mapping of resource name to amount, e.g. "
                 f"{{'cpu': 2, 'memory': '4Gi'}}; got {type(value).__name__}",

@@ -55,7 +55,7 @@ def _check_name(value: Any, what: str) -> str:
 def _check_dependencies(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+    if type(value) not in (list, tuple) and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
         raise ValidationError(
             f"dependencies must be a list of task ids, e.g. ['task_122']; got {value!r}",
             field="dependencies",
@@ -88,7 +88,7 @@ def build_task(
             raise ValidationError(f"timeout must be positive, got {timeout!r}", field="timeout")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValidationError(f"max_retries must be a whole number >= 0, got {max_retries!r}", field="max_retries")
-    if metadata is not None and not isinstance(metadata, Mapping):
+    if metadata is not None and type(metadata) is not dict and not isinstance(metadata, Mapping):
         raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}", field="metadata")
     inputs, inputs_json = ({}, "{}") if inputs is None else codec.normalise(inputs, "inputs")
     metadata = codec.normalise(dict(metadata), "metadata")[0] if metadata else {}
@@ -112,7 +112,7 @@ def task_from_mapping(spec: Any, now: float) -> Task:
     """``build_task`` from a dict such as ``{"id": "t1", "type": "review", "dependencies": [...]}``."""
     if isinstance(spec, Task):
         return spec
-    if not isinstance(spec, Mapping):
+    if type(spec) is not dict and not isinstance(spec, Mapping):  # (ABC checks are slow; dicts are common)
         raise ValidationError(f"each task must be a mapping of task fields, got {type(spec).__name__}")
     fields: dict[str, Any] = {}
     for key, value in spec.items():
@@ -128,6 +128,17 @@ def task_from_mapping(spec: Any, now: float) -> Task:
     if "task_type" not in fields:
         raise ValidationError(f"task {fields.get('task_id', '?')!r} needs a task_type", field="task_type")
     return build_task(now=now, **fields)
+
+
+def _points_backwards(new: Mapping[str, Task]) -> bool:
+    """True when every dependency inside the batch names an earlier task: no cycle is possible."""
+    earlier: set[str] = set()
+    for task_id, task in new.items():
+        for dep in task.dependencies:
+            if dep in new and dep not in earlier:
+                return False
+        earlier.add(task_id)
+    return True
 
 
 class StoredTasks(Protocol):
@@ -173,9 +184,10 @@ def prepare(tasks: Sequence[Task], stored: StoredTasks) -> Submission:
         if diffs:
             raise DuplicateTaskError(task_id, diffs)
     new = {tid: t for tid, t in batch.items() if tid not in found}
-    if new:
-        # A cycle through stored tasks needs a stored task that waits on a new id.
-        through_stored = stored.awaited(list(new))
+    # A cycle through stored tasks needs a stored task that waits on a new id; within
+    # the batch, it needs a dependency on a later task. Usually neither: skip the search.
+    through_stored = bool(new) and stored.awaited(list(new))
+    if through_stored or not _points_backwards(new):
 
         def deps_of(task_id: str) -> Iterable[str]:
             task = new.get(task_id)

@@ -135,7 +135,7 @@ class Task:
             self.task_id,
             self.task_type,
             self.priority,
-            codec.encode(list(self.dependencies)) if self.dependencies else "[]",
+            codec.encode_ids(self.dependencies),
             self.inputs_json,
             self.agent,
             "{}" if self.requirements is NO_REQUIREMENTS else codec.encode(self.requirements.to_dict()),

@@ -129,3 +129,12 @@ def test_agent_specs_validate_with_the_agent_named():
 
 def test_format_duration():
     assert [format_duration(s) for s in (0.25, 12.5, 200, 7500)] == ["250ms", "12.5s", "3m20s", "2h05m"]
+
+
+@pytest.mark.parametrize("ids", [(), ("a",), ("a", "b c", "é"), ('q"x',), ("back\\slash",), ("tab\tno",)])
+def test_id_lists_encode_to_json_that_reads_back(ids):
+    import json
+
+    from pepper.model.codec import encode_ids
+
+    assert json.loads(encode_ids(ids)) == list(ids)
