@@ -15,10 +15,13 @@ the message::
     │   └── AgentDefinitionError             .path, .line of the agent YAML
     ├── NotFoundError (LookupError)
     │   ├── TaskNotFoundError
-    │   └── AgentNotFoundError
+    │   ├── AgentNotFoundError
+    │   └── AllocationNotFoundError
     ├── ConflictError (RuntimeError)
     │   ├── InvalidTransitionError           a state change the table forbids
-    │   └── AgentAlreadyRegisteredError
+    │   ├── AgentAlreadyRegisteredError
+    │   ├── ResourceUnavailableError         .shortfall: what is missing, per resource
+    │   └── LeaseEndedError                  renewing a released or expired lease
     ├── TaskFailedError (RuntimeError)       get_result() of a failed task
     ├── TaskCancelledError (RuntimeError)    get_result() of a cancelled task
     ├── WaitTimeoutError (TimeoutError)      wait() ran out of time
@@ -154,6 +157,14 @@ class AgentNotFoundError(NotFoundError):
         self.known = tuple(known)
 
 
+class AllocationNotFoundError(NotFoundError):
+    """No lease (allocation) with this id was ever granted."""
+
+    def __init__(self, allocation_id: str) -> None:
+        super().__init__(f"no allocation with id {allocation_id!r}; `pepper leases` lists the current ones")
+        self.allocation_id = allocation_id
+
+
 # --- state conflicts -------------------------------------------------------------
 
 
@@ -183,6 +194,22 @@ class AgentAlreadyRegisteredError(ConflictError):
             "agent ids must be unique (unregister the old one first)"
         )
         self.agent_id = agent_id
+
+
+class ResourceUnavailableError(ConflictError):
+    """The resources asked for are not free now; ``shortfall`` says how much is missing."""
+
+    def __init__(self, message: str, shortfall: dict[str, float]) -> None:
+        super().__init__(message)
+        self.shortfall = dict(shortfall)
+
+
+class LeaseEndedError(ConflictError):
+    """The lease was released or has expired, so it cannot be renewed."""
+
+    def __init__(self, allocation_id: str, how: str) -> None:
+        super().__init__(f"allocation {allocation_id!r} {how}; allocate again instead of renewing")
+        self.allocation_id = allocation_id
 
 
 # --- outcomes --------------------------------------------------------------------

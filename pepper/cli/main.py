@@ -11,6 +11,7 @@ import click
 import pepper
 from pepper.cli.common import EXIT_BAD_INPUT, db_option
 from pepper.cli.render import error_line, make_console
+from pepper.cli.resources import leases, resources
 from pepper.cli.tasks import cancel, list_tasks, status, submit
 from pepper.cli.worker import agents, worker
 from pepper.errors import PepperError
@@ -62,6 +63,8 @@ cli.add_command(list_tasks)
 cli.add_command(cancel)
 cli.add_command(worker)
 cli.add_command(agents)
+cli.add_command(resources)
+cli.add_command(leases)
 
 
 def main() -> None:

@@ -2,9 +2,13 @@
 
 from pepper.core.orchestrator import TaskOrchestrator
 from pepper.core.registration import agent, load_agents, register_agent
+from pepper.core.resources import ResourceAllocator, ResourceManager, ResourceMonitor
 from pepper.core.runtime import Runtime, default_runtime, init
 
 __all__ = [
+    "ResourceAllocator",
+    "ResourceManager",
+    "ResourceMonitor",
     "Runtime",
     "TaskOrchestrator",
     "agent",

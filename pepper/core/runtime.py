@@ -21,7 +21,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
 from pepper.core.config import load_settings
@@ -31,11 +31,15 @@ from pepper.engine.hooks import EngineHook
 from pepper.engine.loop import Engine
 from pepper.engine.portal import Portal
 from pepper.engine.service import EngineService
+from pepper.engine.usage import machine_capacity
 from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
 from pepper.model.settings import Settings
+from pepper.model.usage import METRICS, AgentUsage, Measurement
+from pepper.monitoring.alerts import Alert, AlertRule
 from pepper.store.sqlite import SQLiteStore
 
 log = logging.getLogger("pepper")
+T = TypeVar("T")
 _live: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 
@@ -89,10 +93,17 @@ class Runtime:
             self._check_open()
             if self._store is None:
                 s = self.settings
-                self._store = SQLiteStore(
-                    s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create
-                )
+                store = SQLiteStore(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create)
+                if self._create:  # a runtime that writes makes sure the pool is known
+                    explicit = s.resources is not None
+                    capacity = s.resources.to_dict() if s.resources is not None else machine_capacity(self.home)
+                    store.leases.ensure_pool(capacity, replace=explicit)
+                self._store = store
             return self._store
+
+    def pool(self) -> dict[str, float]:
+        """The capacity of the resource pool, per resource (cores, MB, counts)."""
+        return self.store.leases.pool()
 
     def portal(self) -> Portal:
         """The engine loop thread (started on first use)."""
@@ -148,10 +159,54 @@ class Runtime:
 
     def has_work(self) -> bool:
         """True while this process runs a task or has a task its agents could start or retry."""
-        if self._service is None:
-            return False
         service = self._service
-        return self.portal().call(_ask(service.has_local_work))
+        return service is not None and self._on_engine(service.has_local_work)
+
+    def _on_engine(self, question: Callable[[], T]) -> T:
+        """Run ``question`` on the engine loop (directly if already there) and return its answer."""
+        portal = self.portal()
+        if portal.in_loop_thread():
+            return question()
+        return portal.call(_ask(question))
+
+    def _running_service(self) -> EngineService:
+        """The engine service, started now if it is not running yet."""
+        if self._service is not None:
+            return self._service
+        if self.portal().in_loop_thread():
+            raise RuntimeClosedError("the engine is not running; start the runtime before calling this from inside it")
+        return self.portal().call(self.engine())
+
+    def leases_changed(self) -> None:
+        """Tell the local engine (if one runs) that the pool's leases changed."""
+        service = self._service
+        if service is not None:
+            portal = self.portal()
+            if portal.in_loop_thread():
+                service.engine.reload_leases()
+            else:
+                portal.loop.call_soon_threadsafe(service.engine.reload_leases)
+
+    def measure(self, agent_id: str) -> AgentUsage:
+        """Measure an agent now if it runs here, else its worker's latest figures."""
+        if agent_id in self._agents:  # it runs here: measure it now
+            service = self._running_service()
+            return self._on_engine(lambda: service.sampler.measure(agent_id))
+        stored = self.store.leases.usage_of(agent_id)
+        if stored:
+            worker, at, figures = stored[0]
+            return AgentUsage(agent_id, at, {m: Measurement.from_dict(f) for m, f in figures.items()}, worker)
+        reason = "no worker running this agent has reported measurements yet"
+        return AgentUsage(agent_id, None, {m: Measurement(None, unit, reason) for m, unit in METRICS.items()})
+
+    def watch(self, rule: AlertRule, callback: Callable[[Alert], Any]) -> None:
+        """Evaluate ``rule`` on every sample, calling ``callback`` when it fires (starts the engine)."""
+        service = self._running_service()
+        self._on_engine(lambda: service.sampler.add(rule, callback))
+
+    def unwatch(self, rule_id: str) -> bool:
+        service = self._service
+        return service is not None and self._on_engine(lambda: service.sampler.remove(rule_id))
 
     def add_hook(self, hook: EngineHook) -> None:
         """Follow engine events (see ``pepper.engine.hooks.EngineHook``); hooks run on the engine thread."""
@@ -250,7 +305,7 @@ class Runtime:
         self.close()
 
 
-async def _ask(question: Callable[[], bool]) -> bool:
+async def _ask(question: Callable[[], T]) -> T:
     return question()
 
 

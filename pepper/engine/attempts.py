@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pepper.engine.clock import Clock
-from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, run_command
+from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, MemoryLimitExceeded, run_command
 from pepper.errors import NotSerializableError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
@@ -52,7 +52,7 @@ class _Attempt:
 
 def task_error(exc: BaseException, kind: str = "error") -> TaskError:
     """A stored description of what an agent raised."""
-    if isinstance(exc, (CommandFailed, CommandKilled)):
+    if isinstance(exc, (CommandFailed, CommandKilled, MemoryLimitExceeded)):
         # The message carries the command's own stderr; pepper's frames would only mislead.
         return TaskError(type(exc).__name__, str(exc), None, "crash" if isinstance(exc, CommandKilled) else kind)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
@@ -67,9 +67,10 @@ class Attempts:
     ) -> None:
         self._clock = clock
         self._report = report
-        self._home = agents_home
+        self.home = agents_home
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="pepper-agent")
         self.running: dict[str, _Attempt] = {}
+        self.pids: dict[str, set[int]] = {}  # agent id -> processes of its running commands
         self._kinds: dict[AgentHandle, str] = {}
 
     def start(self, agent: AgentHandle, run: TaskRun) -> None:
@@ -166,7 +167,10 @@ class Attempts:
 
     async def _call(self, kind: str, agent: AgentHandle, run: TaskRun) -> Any:
         if kind == "command":
-            return await run_command(agent.spec, run, self._home / agent.spec.agent_id)
+            spec = agent.spec
+            cap = run.task.requirements.resources.get("memory") or spec.resources.get("memory")
+            pids = self.pids.setdefault(spec.agent_id, set())
+            return await run_command(spec, run, self.home / spec.agent_id, memory_cap=cap, pids=pids)
         value = await asyncio.get_running_loop().run_in_executor(self._pool, agent.execute, run)
         if inspect.isawaitable(value):
             value = await value

@@ -9,6 +9,7 @@ from typing import Any
 from pepper.engine.live import LiveTask
 from pepper.model import codec
 from pepper.model.events import RecordAttempt, Start
+from pepper.model.lease import Lease
 from pepper.model.task import Task
 from pepper.store.sqlite import WriteSet
 
@@ -63,7 +64,7 @@ class Batch:
     submitters' acknowledgements happen only after the commit.
     """
 
-    __slots__ = ("attempts", "committed", "dirty", "settled", "starts", "submissions")
+    __slots__ = ("attempts", "committed", "dirty", "lease_drops", "lease_takes", "settled", "starts", "submissions")
 
     def __init__(self) -> None:
         self.submissions: list[tuple[list[Task], asyncio.Future[Any]]] = []
@@ -72,9 +73,14 @@ class Batch:
         self.starts: list[Start] = []
         self.settled: list[str] = []
         self.committed: list[asyncio.Future[None]] = []
+        self.lease_takes: list[Lease] = []
+        self.lease_drops: list[str] = []
 
     def __bool__(self) -> bool:
-        return bool(self.submissions or self.dirty or self.attempts or self.starts or self.settled or self.committed)
+        return bool(
+            self.submissions or self.dirty or self.attempts or self.starts or self.settled or self.committed
+            or self.lease_takes or self.lease_drops
+        )  # fmt: skip
 
     def absorb(self, newer: Batch) -> None:
         """Append a later batch to this one (used when a commit must be retried)."""
@@ -84,6 +90,8 @@ class Batch:
         self.starts += newer.starts
         self.settled += newer.settled
         self.committed += newer.committed
+        self.lease_takes += newer.lease_takes
+        self.lease_drops += newer.lease_drops
 
     def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
         """The ``WriteSet`` for the store; tasks are read in their current state."""
@@ -92,4 +100,6 @@ class Batch:
             submissions=[group for group, _ in self.submissions],
             saves=saves,
             attempts=[attempt_params(a, writer) for a in self.attempts],
+            lease_takes=list(self.lease_takes),
+            lease_drops=list(self.lease_drops),
         )

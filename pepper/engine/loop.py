@@ -24,22 +24,31 @@ from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
 from pepper.engine.state import EngineState
+from pepper.errors import ResourceUnavailableError
+from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     Abort,
+    AgentReady,
     AttemptEnded,
+    ClaimRefused,
+    DropLease,
     Forget,
+    LeasesLoaded,
     ProgressReported,
     RecordAttempt,
     Save,
     Settled,
     Start,
+    TakeLease,
     TasksAdded,
     TasksLoaded,
     TimerFired,
     Trim,
     WakeAt,
 )
+from pepper.model.lease import Lease, LeaseKind
 from pepper.model.record import TaskRecord
+from pepper.model.resources import describe_shortfall
 from pepper.model.retry import Backoff
 from pepper.model.run import TaskRun
 from pepper.model.settings import Settings
@@ -49,6 +58,11 @@ from pepper.store.sqlite import SQLiteStore
 log = logging.getLogger("pepper.engine")
 _RETRY_COMMIT = (0.05, 0.2, 1.0, 5.0)
 _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
+
+
+def budget_lease_id(agent_id: str, worker_id: str) -> str:
+    """The id of the budget lease an agent takes when it registers in a worker."""
+    return f"budget:{agent_id}@{worker_id}"
 
 
 class WaitGroup:
@@ -98,7 +112,9 @@ class Engine:
         self._flush_handle: asyncio.Handle | None = None
         self._commit_failures = 0
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self._attempts = Attempts(clock, self.dispatch, agents_home)
+        self.attempts = Attempts(clock, self.dispatch, agents_home)
+        self.budget_waiting: dict[str, AgentSpec] = {}
+        self._lease_signature: object = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._act: dict[type, Callable[[Any], None]] = {
             Save: self._on_save,
@@ -108,6 +124,8 @@ class Engine:
             WakeAt: self._on_wake_at,
             RecordAttempt: self._on_record,
             Forget: self._on_forget,
+            TakeLease: self._on_take_lease,
+            DropLease: self._on_drop_lease,
         }
 
     @property
@@ -142,7 +160,7 @@ class Engine:
         self.schedule_flush()
 
     def _on_abort(self, action: Abort) -> None:
-        self._attempts.abort(action.task_id, action.attempt)
+        self.attempts.abort(action.task_id, action.attempt)
 
     def _on_settled(self, action: Settled) -> None:
         self._batch.settled.append(action.task_id)
@@ -153,6 +171,13 @@ class Engine:
 
     def _on_forget(self, action: Forget) -> None:
         self.versions.pop(action.task_id, None)
+
+    def _on_take_lease(self, action: TakeLease) -> None:
+        self._batch.lease_takes.append(action.lease)
+
+    def _on_drop_lease(self, action: DropLease) -> None:
+        self._batch.lease_drops.append(action.lease_id)
+        self.schedule_flush()
 
     def _on_wake_at(self, action: WakeAt) -> None:
         old = self._timers.pop(action.key, None)
@@ -185,13 +210,14 @@ class Engine:
             return
         writes = batch.writes(self.state.tasks, self.versions, self.worker_id)
         try:
-            result = self.store.commit(writes, self.worker_id)
+            result = self.store.commit(writes, self.worker_id, self.clock.now())
         except sqlite3.Error as exc:
             self._retry_flush(batch, exc)
             return
         self._commit_failures = 0
+        unwritten = result.conflicts | result.refused.keys() if result.refused else result.conflicts
         for tid in batch.dirty:
-            if tid not in result.conflicts and tid in self.versions:
+            if tid not in unwritten and tid in self.versions:
                 self.versions[tid] += 1
         for index, (group, future) in enumerate(batch.submissions):
             for task in group:
@@ -211,8 +237,14 @@ class Engine:
             if not future.done():
                 future.set_result(result.existing)
         for start in batch.starts:
-            if start.task_id not in result.conflicts:
+            if start.task_id not in unwritten:
                 self._launch(start)
+        if result.refused:
+            now = self.clock.now()
+            for start in batch.starts:
+                if start.task_id in result.refused:
+                    self.dispatch(ClaimRefused(start.task_id, start.attempt, now))
+            self.reload_leases()
         for task_id in batch.settled:
             if task_id not in result.conflicts:
                 self._wake(task_id)
@@ -259,7 +291,7 @@ class Engine:
             return
         results = self.dependency_results(t.task.dependencies) if t.task.dependencies else _NO_RESULTS
         run = TaskRun(t.task, start.attempt, start.agent_id, results, self._report_progress)
-        self._attempts.start(handle, run)
+        self.attempts.start(handle, run)
         if self.hooks:
             self.notify("on_started", t.task, start.attempt, start.agent_id, self.clock.now())
 
@@ -297,6 +329,37 @@ class Engine:
         event = ProgressReported(task_id, attempt, fraction, message, self.clock.now())
         self.loop.call_soon_threadsafe(self.dispatch, event)
 
+    # -- the resource pool ---------------------------------------------------------------
+
+    def reload_leases(self) -> None:
+        """Read the pool and its live leases, tell the state machine, and retry waiting budgets."""
+        now = self.clock.now()
+        pool = self.store.leases.pool()
+        leases = tuple(self.store.leases.live(now))
+        signature = (tuple(sorted(pool.items())), tuple(sorted((lease.lease_id, lease.expires_at) for lease in leases)))
+        if signature != self._lease_signature:
+            self._lease_signature = signature
+            self.dispatch(LeasesLoaded(pool, leases, now))
+        for agent_id in list(self.budget_waiting):
+            spec = self.budget_waiting[agent_id]
+            if self.grant_budget(spec) is None:
+                del self.budget_waiting[agent_id]
+                self.reload_leases()
+                self.dispatch(AgentReady(agent_id, self.clock.now()))
+                return
+
+    def grant_budget(self, spec: AgentSpec) -> str | None:
+        """Lease an agent's declared budget from the pool; why it must wait, or None if granted."""
+        lease = Lease(budget_lease_id(spec.agent_id, self.worker_id), spec.agent_id, LeaseKind.BUDGET,
+                      spec.resources, self.clock.now(), worker_id=self.worker_id)  # fmt: skip
+        try:
+            self.store.leases.grant(lease, self.clock.now())
+        except ResourceUnavailableError as exc:
+            return f"is waiting for its budget: {describe_shortfall(exc.shortfall)} in the pool"
+        except sqlite3.IntegrityError:
+            pass  # granted before (the same worker registered it again)
+        return None
+
     # -- loading from the store -----------------------------------------------------------
 
     def load(self, task_ids: Iterable[str], cause: str = "store") -> list[TaskRecord]:
@@ -323,7 +386,7 @@ class Engine:
 
     async def drain(self, timeout: float) -> None:
         """Let running attempts end (up to ``timeout``), interrupt the rest, commit everything."""
-        await self._attempts.drain(timeout)
+        await self.attempts.drain(timeout)
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -333,4 +396,4 @@ class Engine:
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
             self._flush()
-        self._attempts.close()
+        self.attempts.close()

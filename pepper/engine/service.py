@@ -7,16 +7,21 @@ import inspect
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from pepper.engine.attempts import AgentHandle
-from pepper.engine.loop import Engine, WaitGroup
+from pepper.engine.inspection import has_local_work, wait_facts
+from pepper.engine.loop import Engine, WaitGroup, budget_lease_id
+from pepper.engine.sampler import Sampler
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
     AgentAlreadyRegisteredError,
+    AgentDefinitionError,
     AgentNotFoundError,
+    AllocationNotFoundError,
     RuntimeClosedError,
     TaskNotFoundError,
     WaitTimeoutError,
 )
 from pepper.model.events import AgentAdded, AgentRemoved, CancelRequested, Draining
+from pepper.model.resources import describe_shortfall
 from pepper.model.status import TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
@@ -65,11 +70,13 @@ class EngineService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.upkeep = Upkeep(engine)
+        self.sampler = Sampler(engine, engine.attempts.home, engine.settings.sample_interval)
         self._known = _KnownTasks(engine)
         self.closed = False
 
     async def start(self) -> None:
         self.upkeep.begin()
+        self.sampler.start()
 
     async def stop(self, timeout: float) -> None:
         engine = self.engine
@@ -77,6 +84,7 @@ class EngineService:
             return
         self.closed = True
         engine.dispatch(Draining(engine.clock.now()))
+        await self.sampler.stop()
         await self.upkeep.end()
         await engine.drain(timeout)
         for groups in engine.waiters.values():
@@ -93,7 +101,7 @@ class EngineService:
         if self.closed:
             raise RuntimeClosedError("the runtime is closed; no new tasks are accepted")
         self.upkeep.poll()
-        submission = prepare(tasks, self._known)
+        submission = prepare(tasks, self._known, engine.state.resources.capacity)
         if not submission.new:
             return list(submission.tasks)
         new_ids = {t.task_id for t in submission.new}
@@ -124,7 +132,7 @@ class EngineService:
             t = engine.state.tasks.get(task_id)
             if t is None:
                 return records[0].to_status()
-        facts = engine.state.facts(task_id, engine.clock.now())
+        facts = wait_facts(engine.state, task_id, engine.clock.now())
         waiting = explain(facts) if facts is not None else ()
         return t.to_status(waiting)
 
@@ -199,10 +207,22 @@ class EngineService:
             outcome = initialize()
             if inspect.isawaitable(outcome):
                 await outcome
+        waiting = None
+        if spec.resources:
+            beyond = spec.resources.shortfall(engine.state.resources.capacity)
+            if beyond:
+                raise AgentDefinitionError(
+                    f"agent {spec.agent_id!r} asks for a budget the whole pool cannot give: "
+                    f"{describe_shortfall(beyond)}"
+                )
+            waiting = engine.grant_budget(spec)
+            if waiting is not None:
+                engine.budget_waiting[spec.agent_id] = spec
+            engine.reload_leases()
         engine.handles[spec.agent_id] = handle
         now = engine.clock.now()
         engine.store.workers.register_agent(spec, engine.worker_id, now)
-        engine.dispatch(AgentAdded(spec, now))
+        engine.dispatch(AgentAdded(spec, now, waiting))
 
     async def remove_agent(self, agent_id: str) -> AgentHandle:
         engine = self.engine
@@ -211,6 +231,14 @@ class EngineService:
             raise AgentNotFoundError(agent_id, engine.handles)
         engine.dispatch(AgentRemoved(agent_id, engine.clock.now()))
         engine.store.workers.unregister_agent(agent_id, engine.worker_id)
+        engine.budget_waiting.pop(agent_id, None)
+        if handle.spec.resources:
+            lease_id = budget_lease_id(agent_id, engine.worker_id)
+            try:
+                engine.store.leases.release(lease_id, engine.clock.now())
+            except AllocationNotFoundError:
+                pass  # it was still waiting for its budget
+            engine.reload_leases()
         cleanup = getattr(handle, "cleanup", None)
         if cleanup is not None:
             outcome = cleanup()
@@ -219,4 +247,4 @@ class EngineService:
         return handle
 
     def has_local_work(self) -> bool:
-        return bool(self.engine.pending) or self.engine.state.has_local_work()
+        return bool(self.engine.pending) or has_local_work(self.engine.state)

@@ -11,38 +11,19 @@ from collections import deque
 from collections.abc import Callable
 
 from pepper.engine.live import LiveTask
-from pepper.model.agent import AgentSpec
-from pepper.model.events import (
-    Abort,
-    Action,
-    AgentAdded,
-    AgentRemoved,
-    AttemptEnded,
-    CancelRequested,
-    Draining,
-    Forget,
-    ProgressReported,
-    RecordAttempt,
-    Save,
-    Settled,
-    Start,
-    TasksAdded,
-    TasksLoaded,
-    TimerFired,
-    Trim,
-    WakeAt,
-    WorkersLost,
-)
+from pepper.model import events as ev
 from pepper.model.record import TaskRecord, initial_state
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
 from pepper.model.task import TaskState, check_transition
-from pepper.scheduling.explain import WaitFacts
+from pepper.resources.view import ResourceView
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.routing import Routing
 
 BLOCKED, PENDING, IN_PROGRESS = TaskState.BLOCKED, TaskState.PENDING, TaskState.IN_PROGRESS
 COMPLETED, FAILED, CANCELLED = TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED
+#: The timer that wakes the scheduler when a lease expires.
+POOL_EXPIRY = ("pool", "expiry")
 
 
 class EngineState:
@@ -60,146 +41,184 @@ class EngineState:
         self.awaiting: dict[str, list[str]] = {}  # id not seen yet -> tasks depending on it
         self.routing = Routing(self._is_queued, ageing)
         self.agents = self.routing.agents
+        self.resources = ResourceView(worker_id)
+        self._resourceful = False  # has any task asked for resources? (keeps the common path lean)
         self.accepting = True
         self._backoff = backoff or Backoff()
         self._keep = keep_finished
         self._finished: deque[str] = deque()
-        self._handlers: dict[type, Callable[..., list[Action]]] = {
-            TasksAdded: self._on_added,
-            TasksLoaded: self._on_loaded,
-            AttemptEnded: self._on_attempt_ended,
-            CancelRequested: self._on_cancel,
-            AgentAdded: self._on_agent_added,
-            AgentRemoved: self._on_agent_removed,
-            WorkersLost: self._on_workers_lost,
-            TimerFired: self._on_timer,
-            ProgressReported: self._on_progress,
-            Draining: self._on_draining,
-            Trim: self._on_trim,
+        self._handlers: dict[type, Callable[..., list[ev.Action]]] = {
+            ev.TasksAdded: self._on_added,
+            ev.TasksLoaded: self._on_loaded,
+            ev.AttemptEnded: self._on_attempt_ended,
+            ev.CancelRequested: self._on_cancel,
+            ev.AgentAdded: self._on_agent_added,
+            ev.AgentReady: self._on_agent_ready,
+            ev.AgentRemoved: self._on_agent_removed,
+            ev.LeasesLoaded: self._on_leases,
+            ev.ClaimRefused: self._on_claim_refused,
+            ev.WorkersLost: self._on_workers_lost,
+            ev.TimerFired: self._on_timer,
+            ev.ProgressReported: self._on_progress,
+            ev.Draining: self._on_draining,
+            ev.Trim: self._on_trim,
         }
 
-    def handle(self, event: object) -> list[Action]:
+    def handle(self, event: object) -> list[ev.Action]:
         """Apply one event; return what the shell must do, in order."""
         return self._handlers[type(event)](event)
 
     # -- events ---------------------------------------------------------------------
 
-    def _on_added(self, ev: TasksAdded) -> list[Action]:
-        actions: list[Action] = []
+    def _on_added(self, e: ev.TasksAdded) -> list[ev.Action]:
+        actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        for task in ev.tasks:
-            self._admit(LiveTask(task, initial_state(task)), actions, ev.at, freed)
-        self._refill(freed, actions, ev.at)
+        for task in e.tasks:
+            self._admit(LiveTask(task, initial_state(task)), actions, e.at, freed)
+        self._refill(freed, actions, e.at)
         return actions
 
-    def _on_loaded(self, ev: TasksLoaded) -> list[Action]:
-        actions: list[Action] = []
+    def _on_loaded(self, e: ev.TasksLoaded) -> list[ev.Action]:
+        actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        for record in ev.records:
+        for record in e.records:
             live = self.tasks.get(record.task.task_id)
             if live is None:
-                self._admit(LiveTask.from_record(record), actions, ev.at, freed)
+                self._admit(LiveTask.from_record(record), actions, e.at, freed)
             else:
-                self._adopt(live, record, actions, ev.at, freed)
-        self._refill(freed, actions, ev.at)
+                self._adopt(live, record, actions, e.at, freed)
+        self._refill(freed, actions, e.at)
         return actions
 
-    def _on_attempt_ended(self, ev: AttemptEnded) -> list[Action]:
-        t = self.tasks.get(ev.task_id)
-        if t is None or t.state is not IN_PROGRESS or t.owner != self.worker_id or t.attempts != ev.attempt:
+    def _on_attempt_ended(self, e: ev.AttemptEnded) -> list[ev.Action]:
+        t = self.tasks.get(e.task_id)
+        if t is None or t.state is not IN_PROGRESS or t.owner != self.worker_id or t.attempts != e.attempt:
             return []  # a late report of an attempt that was cancelled or taken over
-        actions: list[Action] = []
+        actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        self._free_slot(t, freed)
-        if ev.started_at is not None:
-            t.started_at = ev.started_at
-        if ev.ok:
+        self._free_slot(t, freed, actions)
+        if e.started_at is not None:
+            t.started_at = e.started_at
+        if e.ok:
             self._move(t, COMPLETED)
-            t.result, t.result_json, t.error, t.finished_at, t.owner = ev.result, ev.result_json, None, ev.at, None
-            actions += (Save(ev.task_id), Settled(ev.task_id))
-            self._finished.append(ev.task_id)
-            self._refill(freed, actions, ev.at)  # tasks already waiting go before newly ready ones
-            self._release(t, actions, ev.at)
-        elif ev.requeue:
+            t.result, t.result_json, t.error, t.finished_at, t.owner = e.result, e.result_json, None, e.at, None
+            actions += (ev.Save(e.task_id), ev.Settled(e.task_id))
+            self._finished.append(e.task_id)
+            self._refill(freed, actions, e.at)  # tasks already waiting go before newly ready ones
+            self._release(t, actions, e.at)
+        elif e.requeue:
             self._move(t, PENDING)
-            t.owner, t.ready_at, t.error = None, ev.at, ev.error
-            actions += (Save(ev.task_id), self._attempt(t, ev.at, "interrupted", ev.error))
-            self._offer(t, actions, ev.at)
+            t.owner, t.ready_at, t.error = None, e.at, e.error
+            actions += (ev.Save(e.task_id), self._attempt(t, e.at, "interrupted", e.error))
+            self._offer(t, actions, e.at)
         else:
-            self._refill(freed, actions, ev.at)
-            self._fail_attempt(t, ev.error, actions, ev.at, freed)
-        self._refill(freed, actions, ev.at)
+            self._refill(freed, actions, e.at)
+            self._fail_attempt(t, e.error, actions, e.at, freed)
+        self._refill(freed, actions, e.at)
         return actions
 
-    def _on_cancel(self, ev: CancelRequested) -> list[Action]:
-        t = self.tasks.get(ev.task_id)
+    def _on_cancel(self, e: ev.CancelRequested) -> list[ev.Action]:
+        t = self.tasks.get(e.task_id)
         if t is None or t.state.is_final:
             return []
-        actions: list[Action] = []
+        actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        if self._cancel_one(t, ev.reason, actions, ev.at, freed):
-            self._cascade(t, actions, ev.at, freed)
-        self._refill(freed, actions, ev.at)
+        if self._cancel_one(t, e.reason, actions, e.at, freed):
+            self._cascade(t, actions, e.at, freed)
+        self._refill(freed, actions, e.at)
         return actions
 
-    def _on_agent_added(self, ev: AgentAdded) -> list[Action]:
-        actions: list[Action] = []
-        self._fill(self.routing.add_agent(ev.spec), actions, ev.at)
+    def _on_agent_added(self, e: ev.AgentAdded) -> list[ev.Action]:
+        actions: list[ev.Action] = []
+        agent = self.routing.add_agent(e.spec)
+        if e.waiting_for is not None:
+            agent.accepting, agent.note = False, e.waiting_for
+        self._fill(agent, actions, e.at)
         return actions
 
-    def _on_agent_removed(self, ev: AgentRemoved) -> list[Action]:
-        self.routing.remove_agent(ev.agent_id)
+    def _on_agent_ready(self, e: ev.AgentReady) -> list[ev.Action]:
+        actions: list[ev.Action] = []
+        agent = self.agents.get(e.agent_id)
+        if agent is not None:
+            agent.accepting, agent.note = True, None
+            self._fill(agent, actions, e.at)
+        return actions
+
+    def _on_leases(self, e: ev.LeasesLoaded) -> list[ev.Action]:
+        return self._pool_changed(self.resources.load(e.capacity, e.leases, e.at), e.at)
+
+    def _pool_changed(self, next_expiry: float | None, at: float) -> list[ev.Action]:
+        actions: list[ev.Action] = [ev.WakeAt(POOL_EXPIRY, next_expiry)] if next_expiry is not None else []
+        self._refill([a for a in self.agents.values() if a.free > 0], actions, at)
+        return actions
+
+    def _on_claim_refused(self, e: ev.ClaimRefused) -> list[ev.Action]:
+        t = self.tasks.get(e.task_id)
+        if t is None or t.state is not IN_PROGRESS or t.owner != self.worker_id or t.attempts != e.attempt:
+            return []
+        actions: list[ev.Action] = []
+        self._free_slot(t, [], actions, granted=False)  # the shell reloads the leases next, then refills
+        self._move(t, PENDING)
+        t.attempts -= 1
+        t.owner = t.started_at = None
+        self._enqueue(t, e.at)
+        return actions
+
+    def _on_agent_removed(self, e: ev.AgentRemoved) -> list[ev.Action]:
+        self.routing.remove_agent(e.agent_id)
         return []
 
-    def _on_workers_lost(self, ev: WorkersLost) -> list[Action]:
-        actions: list[Action] = []
+    def _on_workers_lost(self, e: ev.WorkersLost) -> list[ev.Action]:
+        actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
         lost = TaskError("WorkerLost", "the worker running it stopped (crashed or was killed)", kind="interrupted")
         for t in list(self.tasks.values()):
-            if t.state is IN_PROGRESS and t.owner in ev.worker_ids:
-                actions.append(self._attempt(t, ev.at, "interrupted", lost))
+            if t.state is IN_PROGRESS and t.owner in e.worker_ids:
+                actions.append(self._attempt(t, e.at, "interrupted", lost))
                 self._move(t, PENDING)
-                t.owner, t.ready_at, t.error = None, ev.at, lost
-                actions.append(Save(t.task.task_id))
+                t.owner, t.ready_at, t.error = None, e.at, lost
+                actions.append(ev.Save(t.task.task_id))
                 if t.cancel_requested:
-                    if self._cancel_one(t, t.reason or "cancelled on request", actions, ev.at, freed):
-                        self._cascade(t, actions, ev.at, freed)
+                    if self._cancel_one(t, t.reason or "cancelled on request", actions, e.at, freed):
+                        self._cascade(t, actions, e.at, freed)
                 else:
-                    self._offer(t, actions, ev.at)
-        self._refill(freed, actions, ev.at)
+                    self._offer(t, actions, e.at)
+        self._refill(freed, actions, e.at)
         return actions
 
-    def _on_timer(self, ev: TimerFired) -> list[Action]:
-        kind, task_id = ev.key
+    def _on_timer(self, e: ev.TimerFired) -> list[ev.Action]:
+        if e.key == POOL_EXPIRY:
+            return self._pool_changed(self.resources.refresh(e.at), e.at)
+        kind, task_id = e.key
         t = self.tasks.get(task_id)
         if kind != "retry" or t is None or t.state is not PENDING or t.next_attempt_at is None:
             return []
-        if t.next_attempt_at > ev.at + 1e-9:
-            return [WakeAt(ev.key, t.next_attempt_at)]
+        if t.next_attempt_at > e.at + 1e-9:
+            return [ev.WakeAt(e.key, t.next_attempt_at)]
         t.next_attempt_at = None
-        actions: list[Action] = []
-        self._offer(t, actions, ev.at)
+        actions: list[ev.Action] = []
+        self._offer(t, actions, e.at)
         return actions
 
-    def _on_progress(self, ev: ProgressReported) -> list[Action]:
-        t = self.tasks.get(ev.task_id)
-        if t is None or t.state is not IN_PROGRESS or t.owner != self.worker_id or t.attempts != ev.attempt:
+    def _on_progress(self, e: ev.ProgressReported) -> list[ev.Action]:
+        t = self.tasks.get(e.task_id)
+        if t is None or t.state is not IN_PROGRESS or t.owner != self.worker_id or t.attempts != e.attempt:
             return []
-        t.progress, t.progress_message = ev.fraction, ev.message
-        return [Save(ev.task_id)]
+        t.progress, t.progress_message = e.fraction, e.message
+        return [ev.Save(e.task_id)]
 
-    def _on_draining(self, ev: Draining) -> list[Action]:
+    def _on_draining(self, e: ev.Draining) -> list[ev.Action]:
         self.accepting = False
         return []
 
-    def _on_trim(self, ev: Trim) -> list[Action]:
-        actions: list[Action] = []
+    def _on_trim(self, e: ev.Trim) -> list[ev.Action]:
+        actions: list[ev.Action] = []
         while len(self._finished) > self._keep:
             task_id = self._finished.popleft()
             t = self.tasks.get(task_id)
             if t is not None and t.state.is_final:
                 del self.tasks[task_id]
-                actions.append(Forget(task_id))
+                actions.append(ev.Forget(task_id))
         return actions
 
     # -- transitions ------------------------------------------------------------------
@@ -208,11 +227,13 @@ class EngineState:
         check_transition(t.task.task_id, t.state, target)
         t.state = target
 
-    def _attempt(self, t: LiveTask, at: float, outcome: str, error: TaskError | None) -> RecordAttempt:
+    def _attempt(self, t: LiveTask, at: float, outcome: str, error: TaskError | None) -> ev.RecordAttempt:
         """History of an attempt the task outlives (the last attempt's facts stay on the task itself)."""
-        return RecordAttempt(t.task.task_id, t.attempts, t.agent_id, t.task.task_type, t.started_at, at, outcome, error)
+        return ev.RecordAttempt(
+            t.task.task_id, t.attempts, t.agent_id, t.task.task_type, t.started_at, at, outcome, error
+        )
 
-    def _admit(self, t: LiveTask, actions: list[Action], at: float, freed: list[AgentLoad]) -> None:
+    def _admit(self, t: LiveTask, actions: list[ev.Action], at: float, freed: list[AgentLoad]) -> None:
         """Take a task into memory and act on its state."""
         task_id = t.task.task_id
         self.tasks[task_id] = t
@@ -233,7 +254,7 @@ class EngineState:
         elif t.state is PENDING:
             self._offer(t, actions, at)
 
-    def _link(self, t: LiveTask, actions: list[Action], at: float, freed: list[AgentLoad]) -> None:
+    def _link(self, t: LiveTask, actions: list[ev.Action], at: float, freed: list[AgentLoad]) -> None:
         """Count a blocked task's open dependencies; start it if none are open."""
         task_id = t.task.task_id
         unmet = 0
@@ -258,18 +279,20 @@ class EngineState:
         if unmet == 0:
             self._move(t, PENDING)
             t.ready_at = at
-            actions.append(Save(task_id))
+            actions.append(ev.Save(task_id))
             self._offer(t, actions, at)
 
-    def _adopt(self, t: LiveTask, record: TaskRecord, actions: list[Action], at: float, freed: list[AgentLoad]) -> None:
+    def _adopt(
+        self, t: LiveTask, record: TaskRecord, actions: list[ev.Action], at: float, freed: list[AgentLoad]
+    ) -> None:
         """Mirror a change another process made to a task we know."""
         task_id = t.task.task_id
         old = t.state
         was_mine = old is IN_PROGRESS and t.owner == self.worker_id
         still_mine = record.state is IN_PROGRESS and record.owner == self.worker_id and record.attempts == t.attempts
         if was_mine and not still_mine:
-            actions.append(Abort(task_id, t.attempts, "the task was changed by another process"))
-            self._free_slot(t, freed)
+            actions.append(ev.Abort(task_id, t.attempts, "the task was changed by another process"))
+            self._free_slot(t, freed, actions)
         t.copy_from(record)
         t.qseq = 0
         if still_mine and record.cancel_requested:
@@ -279,7 +302,7 @@ class EngineState:
         new = t.state
         if new.is_final:
             if not old.is_final:
-                actions.append(Settled(task_id))
+                actions.append(ev.Settled(task_id))
                 self._finished.append(task_id)
                 if new is COMPLETED:
                     self._release(t, actions, at)
@@ -290,26 +313,38 @@ class EngineState:
         elif new is BLOCKED and old is not BLOCKED:
             self._link(t, actions, at, freed)
 
-    def _offer(self, t: LiveTask, actions: list[Action], at: float) -> None:
+    def _offer(self, t: LiveTask, actions: list[ev.Action], at: float) -> None:
         """A ready task: start it on the best free agent, or queue it."""
         task_id = t.task.task_id
         if t.next_attempt_at is not None and t.next_attempt_at > at:
-            actions.append(WakeAt(("retry", task_id), t.next_attempt_at))
+            actions.append(ev.WakeAt(("retry", task_id), t.next_attempt_at))
             return
         info = t.route
         if info is None:
             info = t.route = self.routing.route_of(t.task)
-        agent = self.routing.free_agent(info) if self.accepting else None
+        needs = t.task.requirements.resources
+        if not self.accepting:
+            agent = None
+        elif needs:
+            self._resourceful = True
+            agent = self.routing.free_agent(info, lambda a: not self.resources.fits(needs, a.spec.agent_id))
+        else:
+            agent = self.routing.free_agent(info)
         if agent is not None and info.queue.head(self._is_queued) is None:
             self._start(t, agent, actions, at)
             return
-        if t.ready_at is None:
-            t.ready_at = at
-        t.qseq = self.routing.enqueue(info, task_id, t.task.priority, t.ready_at)
+        self._enqueue(t, at)
         if agent is not None:  # tasks queued earlier may come first
             self._fill(agent, actions, at)
 
-    def _start(self, t: LiveTask, agent: AgentLoad, actions: list[Action], at: float) -> None:
+    def _enqueue(self, t: LiveTask, at: float) -> None:
+        if t.ready_at is None:
+            t.ready_at = at
+        info = t.route or self.routing.route_of(t.task)
+        t.route = info
+        t.qseq = self.routing.enqueue(info, t.task.task_id, t.task.priority, t.ready_at)
+
+    def _start(self, t: LiveTask, agent: AgentLoad, actions: list[ev.Action], at: float) -> None:
         task_id = t.task.task_id
         self._move(t, IN_PROGRESS)
         t.attempts += 1
@@ -317,20 +352,33 @@ class EngineState:
         t.finished_at = t.next_attempt_at = t.progress = t.progress_message = None
         t.qseq = 0
         agent.running.add(task_id)
-        actions.append(Save(task_id))
-        actions.append(Start(task_id, t.attempts, agent.spec.agent_id))
+        actions.append(ev.Save(task_id))
+        needs = t.task.requirements.resources
+        if needs:
+            lease = self.resources.take(task_id, t.attempts, agent.spec.agent_id, needs, at)
+            if lease is not None:
+                actions.append(ev.TakeLease(lease))
+        actions.append(ev.Start(task_id, t.attempts, agent.spec.agent_id))
 
-    def _fill(self, agent: AgentLoad, actions: list[Action], at: float) -> None:
+    def _fill(self, agent: AgentLoad, actions: list[ev.Action], at: float) -> None:
         """Give a free agent the best queued tasks it can take."""
         if not self.accepting:
             return
+        fits = self._fits_on(agent.spec.agent_id) if self._resourceful else None
         while agent.accepting and len(agent.running) < agent.spec.capacity:
-            task_id = self.routing.next_for(agent)
+            task_id = self.routing.next_for(agent, fits)
             if task_id is None:
                 return
             self._start(self.tasks[task_id], agent, actions, at)
 
-    def _refill(self, freed: list[AgentLoad], actions: list[Action], at: float) -> None:
+    def _fits_on(self, agent_id: str) -> Callable[[str], bool]:
+        def fits(task_id: str) -> bool:
+            needs = self.tasks[task_id].task.requirements.resources
+            return not needs or not self.resources.fits(needs, agent_id)
+
+        return fits
+
+    def _refill(self, freed: list[AgentLoad], actions: list[ev.Action], at: float) -> None:
         while freed:
             self._fill(freed.pop(), actions, at)
 
@@ -338,7 +386,7 @@ class EngineState:
         t = self.tasks.get(task_id)
         return t is not None and t.qseq == seq
 
-    def _release(self, t: LiveTask, actions: list[Action], at: float) -> None:
+    def _release(self, t: LiveTask, actions: list[ev.Action], at: float) -> None:
         """A task completed: its dependents lose one open dependency."""
         dependents, t.dependents = t.dependents, ()
         for dep_id in dependents:
@@ -348,11 +396,11 @@ class EngineState:
                 if d.unmet <= 0:
                     self._move(d, PENDING)
                     d.ready_at = at
-                    actions.append(Save(dep_id))
+                    actions.append(ev.Save(dep_id))
                     self._offer(d, actions, at)
 
     def _fail_attempt(
-        self, t: LiveTask, error: TaskError | None, actions: list[Action], at: float, freed: list[AgentLoad]
+        self, t: LiveTask, error: TaskError | None, actions: list[ev.Action], at: float, freed: list[AgentLoad]
     ) -> None:
         task_id = t.task.task_id
         t.failures += 1
@@ -361,32 +409,34 @@ class EngineState:
             self._move(t, PENDING)
             t.next_attempt_at = at + self._backoff.delay_for(t.failures, task_id)
             t.ready_at = at
-            actions += (Save(task_id), self._attempt(t, at, "retry", error))
+            actions += (ev.Save(task_id), self._attempt(t, at, "retry", error))
             self._offer(t, actions, at)
         else:
             self._move(t, FAILED)
             t.finished_at = at
-            actions += (Save(task_id), Settled(task_id))
+            actions += (ev.Save(task_id), ev.Settled(task_id))
             self._finished.append(task_id)
             self._cascade(t, actions, at, freed)
 
-    def _cancel_one(self, t: LiveTask, reason: str, actions: list[Action], at: float, freed: list[AgentLoad]) -> bool:
+    def _cancel_one(
+        self, t: LiveTask, reason: str, actions: list[ev.Action], at: float, freed: list[AgentLoad]
+    ) -> bool:
         """Cancel one task; False when another worker runs it (it is asked to stop instead)."""
         task_id = t.task.task_id
         if t.state is IN_PROGRESS:
             if t.owner != self.worker_id:
                 t.cancel_requested, t.reason = True, reason
-                actions.append(Save(task_id))
+                actions.append(ev.Save(task_id))
                 return False
-            actions.append(Abort(task_id, t.attempts, reason))
-            self._free_slot(t, freed)
+            actions.append(ev.Abort(task_id, t.attempts, reason))
+            self._free_slot(t, freed, actions)
         self._move(t, CANCELLED)
         t.reason, t.finished_at, t.owner, t.qseq, t.next_attempt_at = reason, at, None, 0, None
-        actions += (Save(task_id), Settled(task_id))
+        actions += (ev.Save(task_id), ev.Settled(task_id))
         self._finished.append(task_id)
         return True
 
-    def _cascade(self, root: LiveTask, actions: list[Action], at: float, freed: list[AgentLoad]) -> None:
+    def _cascade(self, root: LiveTask, actions: list[ev.Action], at: float, freed: list[AgentLoad]) -> None:
         """A task failed or was cancelled: cancel everything that depends on it, transitively."""
         stack = [root]
         while stack:
@@ -398,51 +448,15 @@ class EngineState:
                 if d is not None and not d.state.is_final and self._cancel_one(d, reason, actions, at, freed):
                     stack.append(d)
 
-    def _free_slot(self, t: LiveTask, freed: list[AgentLoad]) -> None:
+    def _free_slot(self, t: LiveTask, freed: list[AgentLoad], actions: list[ev.Action], granted: bool = True) -> None:
+        """A local attempt stopped: its agent slot and its resources are free again."""
         agent = self.agents.get(t.agent_id)  # type: ignore[arg-type]
         if agent is not None:
             agent.running.discard(t.task.task_id)
             freed.append(agent)
-
-    # -- queries (read-only) -----------------------------------------------------------
-
-    def facts(self, task_id: str, now: float) -> WaitFacts | None:
-        """What ``scheduling.explain`` needs to say why ``task_id`` waits."""
-        t = self.tasks.get(task_id)
-        if t is None:
-            return None
-        deps = {}
-        for dep in t.task.dependencies:
-            d = self.tasks.get(dep)
-            # Not in memory and nobody awaits it: it finished and was trimmed.
-            deps[dep] = d.state if d is not None else (None if dep in self.awaiting else COMPLETED)
-        return WaitFacts(
-            task=t.task,
-            state=t.state,
-            now=now,
-            dependency_states=deps,
-            agents=[(a.spec, len(a.running)) for a in self.agents.values()],
-            ahead=self._ahead(t),
-            next_attempt_at=t.next_attempt_at,
-            failures=t.failures,
-            last_error=t.error,
-            accepting=self.accepting,
-        )
-
-    def _ahead(self, t: LiveTask) -> int:
-        if not t.qseq or t.route is None:
-            return 0
-        return self.routing.ahead(t.route, t.qseq, t.task.priority, t.ready_at or 0.0)
-
-    def has_local_work(self) -> bool:
-        """True while an agent here runs something, or a task here could be started or retried."""
-        if any(a.running for a in self.agents.values()) or self.routing.has_queued_work():
-            return True
-        return any(
-            t.state is PENDING and t.next_attempt_at is not None and t.route is not None and t.route.agents
-            for t in self.tasks.values()
-        )
-
-    def agent_spec(self, agent_id: str) -> AgentSpec | None:
-        agent = self.agents.get(agent_id)
-        return agent.spec if agent else None
+        if t.task.requirements.resources:
+            lease, pool_gained = self.resources.give_back(t.task.task_id)
+            if lease is not None and granted:
+                actions.append(ev.DropLease(lease.lease_id))
+            if pool_gained:  # any agent drawing on the pool may start something now
+                freed.extend(a for a in self.agents.values() if a.free > 0)

@@ -54,6 +54,8 @@ class Upkeep:
         store.workers.register(engine.worker_id, HOSTNAME, os.getpid(), now)
         self.change_seq = store.current_change_seq()
         self._data_version = store.data_version()
+        store.leases.reap_expired(now)
+        engine.reload_leases()
         engine.ingest(store.unfinished(), cause="start-up")
         self.sweep()
         self._next_beat = now + engine.settings.heartbeat_interval
@@ -63,7 +65,10 @@ class Upkeep:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self.engine.store.workers.stop(self.engine.worker_id, self.engine.clock.now())
+        engine = self.engine
+        now = engine.clock.now()
+        engine.store.workers.stop(engine.worker_id, now)
+        engine.store.leases.release_worker(engine.worker_id, now)
 
     async def _run(self) -> None:
         settings = self.engine.settings
@@ -89,6 +94,7 @@ class Upkeep:
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id)
         if records:
             self.engine.ingest(records, cause="changed by another process")
+        self.engine.reload_leases()  # someone may have allocated or released resources
 
     def heartbeat(self) -> None:
         engine = self.engine
@@ -110,6 +116,7 @@ class Upkeep:
             gone = worker.hostname == HOSTNAME and not process_alive(worker.pid, worker.started_at)
             if silent or gone:
                 engine.store.workers.stop(worker.worker_id, now)
+                engine.store.leases.release_worker(worker.worker_id, now)
                 log.warning(
                     "worker %s (pid %s) is gone; its running tasks will run again", worker.worker_id, worker.pid
                 )
@@ -120,5 +127,7 @@ class Upkeep:
             for t in engine.state.tasks.values()
             if t.state is TaskState.IN_PROGRESS and t.owner is not None and t.owner not in live
         }
+        engine.store.leases.reap_expired(now)
+        engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
             engine.dispatch(WorkersLost(frozenset(orphaned), now))  # type: ignore[arg-type]

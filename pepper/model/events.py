@@ -8,9 +8,11 @@ hot path, immutable, and printable in logs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from pepper.model.agent import AgentSpec
+from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord
 from pepper.model.status import TaskError
 from pepper.model.task import Task
@@ -54,7 +56,17 @@ class CancelRequested(NamedTuple):
 
 
 class AgentAdded(NamedTuple):
+    """An agent joined. ``waiting_for`` says why it cannot take tasks yet (its budget is not granted)."""
+
     spec: AgentSpec
+    at: float
+    waiting_for: str | None = None
+
+
+class AgentReady(NamedTuple):
+    """An agent that was waiting for its budget got it."""
+
+    agent_id: str
     at: float
 
 
@@ -80,6 +92,22 @@ class ProgressReported(NamedTuple):
     attempt: int
     fraction: float
     message: str | None
+    at: float
+
+
+class LeasesLoaded(NamedTuple):
+    """The pool's capacity and every live lease, as the store has them now."""
+
+    capacity: Mapping[str, float]
+    leases: tuple[Lease, ...]
+    at: float
+
+
+class ClaimRefused(NamedTuple):
+    """The pool had no room for a starting task's lease after all (another process took it)."""
+
+    task_id: str
+    attempt: int
     at: float
 
 
@@ -148,6 +176,18 @@ class RecordAttempt(NamedTuple):
     ended_at: float
     outcome: str
     error: TaskError | None
+
+
+class TakeLease(NamedTuple):
+    """Store the pool lease of a starting task (granted only if the pool still has room)."""
+
+    lease: Lease
+
+
+class DropLease(NamedTuple):
+    """Give a task's pool lease back."""
+
+    lease_id: str
 
 
 class Forget(NamedTuple):

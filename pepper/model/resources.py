@@ -66,6 +66,8 @@ class Resources(Mapping[str, float]):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Resources):
             return self._items == other._items
+        if isinstance(other, Mapping):
+            return self._items == {k: float(v) for k, v in other.items() if v}
         return NotImplemented
 
     def __repr__(self) -> str:
@@ -95,4 +97,17 @@ def describe_amount(name: str, amount: float) -> str:
     """``cpu 1.5 cores``, ``memory 512 MB``, ``gpu 1``."""
     unit = RESOURCE_UNITS.get(name)
     text = f"{amount:g}"
+    if unit == "cores" and amount == 1:
+        unit = "core"
     return f"{name} {text} {unit}" if unit else f"{name} {text}"
+
+
+def describe(amounts: Mapping[str, float]) -> str:
+    """``cpu 2 cores, memory 512 MB`` (or ``nothing``)."""
+    return ", ".join(describe_amount(name, amount) for name, amount in sorted(amounts.items())) or "nothing"
+
+
+def describe_shortfall(missing: Mapping[str, float]) -> str:
+    """``cpu short by 1.5 cores, memory short by 512 MB``."""
+    return ", ".join(describe_amount(name, amount).replace(f"{name} ", f"{name} short by ", 1)
+                     for name, amount in missing.items())  # fmt: skip

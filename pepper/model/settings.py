@@ -29,6 +29,8 @@ class Settings:
     resources: Resources | None = None
     #: How often to look for work and changes made by other processes.
     poll_interval: float = 0.2
+    #: How often agents' real resource usage is measured (and alert rules evaluated).
+    sample_interval: float = 1.0
     #: How often a worker proves it is alive.
     heartbeat_interval: float = 2.0
     #: A worker silent for this long is presumed dead and its running tasks are re-queued.
@@ -82,6 +84,7 @@ class Settings:
 
 _DURATIONS = (
     "poll_interval",
+    "sample_interval",
     "heartbeat_interval",
     "visibility_timeout",
     "retry_delay",

@@ -16,6 +16,7 @@ from pepper.errors import DuplicateTaskError, ValidationError, suggest
 from pepper.model import codec
 from pepper.model.dag import check_acyclic
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
+from pepper.model.resources import describe
 from pepper.model.task import Priority, Task
 from pepper.model.units import parse_duration
 
@@ -162,12 +163,14 @@ class Submission:
     tasks: tuple[Task, ...]
 
 
-def prepare(tasks: Sequence[Task], stored: StoredTasks) -> Submission:
+def prepare(tasks: Sequence[Task], stored: StoredTasks, capacity: Mapping[str, float] | None = None) -> Submission:
     """Check a batch against itself and ``stored``; raise before anything is written.
 
     A task re-submitted with the same spec is returned as stored (idempotent);
     with another spec it is a ``DuplicateTaskError``. Cycles, including ones
     closed through earlier tasks that were waiting for these ids, raise ``CycleError``.
+    A task needing more resources than the whole pool (``capacity``) could never
+    run and is refused.
     """
     batch: dict[str, Task] = {}
     for task in tasks:
@@ -184,6 +187,17 @@ def prepare(tasks: Sequence[Task], stored: StoredTasks) -> Submission:
         if diffs:
             raise DuplicateTaskError(task_id, diffs)
     new = {tid: t for tid, t in batch.items() if tid not in found}
+    if capacity is not None:
+        for task in new.values():
+            needs = task.requirements.resources
+            if needs and needs.shortfall(capacity):
+                beyond = needs.shortfall(capacity)
+                raise ValidationError(
+                    f"task {task.task_id!r} needs {describe({n: needs[n] for n in beyond})} but the whole pool has "
+                    f"{describe({n: capacity.get(n, 0.0) for n in beyond})}, so it could never run; lower its "
+                    "requirements or give the pool more (pepper.init(resources=...))",
+                    field="requirements",
+                )
     # A cycle through stored tasks needs a stored task that waits on a new id; within
     # the batch, it needs a dependency on a later task. Usually neither: skip the search.
     through_stored = bool(new) and stored.awaited(list(new))

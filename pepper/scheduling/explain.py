@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pepper.model.agent import AgentSpec
+from pepper.model.resources import describe_shortfall
 from pepper.model.status import TaskError, WaitReason
 from pepper.model.task import Task, TaskState
 from pepper.model.units import format_duration
@@ -22,12 +23,17 @@ class WaitFacts:
     dependency_states: Mapping[str, TaskState | None] = field(default_factory=dict)
     #: Every registered agent with the number of tasks it is running.
     agents: Sequence[tuple[AgentSpec, int]] = ()
+    #: Why an agent takes no tasks at the moment (e.g. it waits for its budget).
+    agent_notes: Mapping[str, str] = field(default_factory=dict)
     #: Ready tasks that will be served before this one by the same agents.
     ahead: int = 0
     next_attempt_at: float | None = None
     failures: int = 0
     last_error: TaskError | None = None
     accepting: bool = True
+    #: What the task's resources lack on the best candidate agent, and where from.
+    resources_short: Mapping[str, float] = field(default_factory=dict)
+    resources_where: str | None = None
 
 
 def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
@@ -39,6 +45,15 @@ def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
     if facts.next_attempt_at is not None and facts.next_attempt_at > facts.now:
         return (_retry_reason(facts),)
     reasons = _agent_reasons(facts)
+    if facts.resources_short:
+        where = facts.resources_where or "the pool"
+        reasons.append(
+            WaitReason(
+                "resources",
+                f"needs more resources than are free: {describe_shortfall(facts.resources_short)} in {where}",
+                details={"short": dict(facts.resources_short), "where": where},
+            )
+        )
     if not facts.accepting:
         reasons.append(
             WaitReason("shutting_down", "this runtime is shutting down; the task runs when a worker picks it up")
@@ -112,6 +127,14 @@ def _agent_reasons(facts: WaitFacts) -> list[WaitReason]:
         return [
             WaitReason("no_eligible_agent", f"agent {spec.agent_id!r} {rejection(spec, route)}", subject=spec.agent_id)
             for spec, _ in takers
+        ]
+    waiting = [spec for spec, _ in usable if spec.agent_id in facts.agent_notes]
+    if len(waiting) == len(usable):
+        return [
+            WaitReason(
+                "agent_waiting", f"agent {spec.agent_id!r} {facts.agent_notes[spec.agent_id]}", subject=spec.agent_id
+            )
+            for spec in waiting
         ]
     busy = [(spec, running) for spec, running in usable if running >= spec.capacity]
     if len(busy) < len(usable):

@@ -10,13 +10,14 @@ from pepper.model.agent import AgentSpec
 class AgentLoad:
     """Live bookkeeping for one agent: the tasks it runs, whether it takes more."""
 
-    __slots__ = ("accepting", "order", "running", "spec")
+    __slots__ = ("accepting", "note", "order", "running", "spec")
 
     def __init__(self, spec: AgentSpec, order: int) -> None:
         self.spec = spec
         self.running: set[str] = set()
         self.order = order
         self.accepting = True
+        self.note: str | None = None  # why it takes no tasks, when it does not
 
     @property
     def agent_id(self) -> str:

@@ -10,7 +10,7 @@ instant, so a plain heap works without re-sorting.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 
 def ageing_key(priority: int, ready_at: float, rate_per_second: float) -> float:
@@ -54,15 +54,3 @@ class ReadyQueue:
 
     def __len__(self) -> int:
         return len(self._heap)
-
-
-def best_head(
-    queues: Iterable[ReadyQueue], is_live: Callable[[str, int], bool]
-) -> tuple[ReadyQueue, tuple[float, int, str]] | None:
-    """The queue whose live head should be served first, with that head."""
-    best = None
-    for queue in queues:
-        item = queue.head(is_live)
-        if item is not None and (best is None or item < best[1]):
-            best = (queue, item)
-    return best

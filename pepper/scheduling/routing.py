@@ -14,7 +14,7 @@ from pepper.model.agent import AgentSpec
 from pepper.model.task import Task
 from pepper.scheduling.eligibility import Route, rejection
 from pepper.scheduling.load import AgentLoad, least_loaded
-from pepper.scheduling.queue import ReadyQueue, ageing_key, best_head
+from pepper.scheduling.queue import ReadyQueue, ageing_key
 
 IsLive = Callable[[str, int], bool]
 
@@ -75,9 +75,11 @@ class Routing:
         return info
 
     @staticmethod
-    def free_agent(info: RouteInfo) -> AgentLoad | None:
-        """The best agent of the route with a free slot, if any."""
-        return least_loaded(info.agents)
+    def free_agent(info: RouteInfo, usable: Callable[[AgentLoad], bool] | None = None) -> AgentLoad | None:
+        """The best agent of the route with a free slot (and, if given, ``usable``), if any."""
+        if usable is None:
+            return least_loaded(info.agents)
+        return least_loaded(a for a in info.agents if a.free > 0 and usable(a))
 
     def key(self, priority: int, ready_at: float) -> float:
         return ageing_key(priority, ready_at, self._rate)
@@ -88,24 +90,28 @@ class Routing:
         info.queue.push(self.key(priority, ready_at), self._tickets, task_id)
         return self._tickets
 
-    def next_for(self, agent: AgentLoad) -> str | None:
-        """Pop the queued task ``agent`` should run next, if any."""
+    def next_for(self, agent: AgentLoad, fits: Callable[[str], bool] | None = None) -> str | None:
+        """Pop the queued task ``agent`` should run next, if any.
+
+        With ``fits``, a route whose first task does not fit waits (tasks of one
+        route keep their order); another route's first task may go instead.
+        """
         routes = self._agent_routes.get(agent.spec.agent_id)
         if not routes:
             return None
-        if len(routes) == 1:  # the common case: one kind of task per agent
+        if len(routes) == 1 and fits is None:  # the common case: one kind of task per agent
             queue = routes[0].queue
             head = queue.head(self._is_live)
             if head is None:
                 return None
             queue.pop()
             return head[2]
-        best = best_head((info.queue for info in routes), self._is_live)
-        if best is None:
-            return None
-        queue, (_key, _ticket, task_id) = best
-        queue.pop()
-        return task_id
+        heads = sorted((item, info.queue) for info in routes if (item := info.queue.head(self._is_live)) is not None)
+        for (_key, _ticket, task_id), queue in heads:
+            if fits is None or fits(task_id):
+                queue.pop()
+                return task_id
+        return None
 
     def ahead(self, info: RouteInfo, ticket: int, priority: int, ready_at: float) -> int:
         """Queued tasks that the agents of ``info`` will serve before this ticket."""

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pepper.errors import DuplicateTaskError
+from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord, initial_state
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
 from pepper.store.connection import connect, expand, migrate, queries, transaction
+from pepper.store.leases import LeaseLedger
 from pepper.store.workers import WorkerRegistry
 
 _CHUNK = 500  # ids per IN (...) list; SQLite allows 32766 parameters
@@ -41,15 +43,19 @@ class WriteSet:
 
     ``submissions`` are groups of new tasks, each stored all-or-nothing;
     ``saves`` are ``save_task`` parameters (ending in task id and expected
-    version); ``attempts`` are ``record_attempt`` parameters.
+    version); ``attempts`` are ``record_attempt`` parameters. ``lease_takes``
+    are task leases, granted only if the pool has room (the save claiming
+    that task is dropped otherwise); ``lease_drops`` are lease ids to release.
     """
 
     submissions: list[Sequence[Task]] = field(default_factory=list)
     saves: list[tuple[Any, ...]] = field(default_factory=list)
     attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    lease_takes: list[Lease] = field(default_factory=list)
+    lease_drops: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.submissions or self.saves or self.attempts)
+        return bool(self.submissions or self.saves or self.attempts or self.lease_takes or self.lease_drops)
 
 
 @dataclass
@@ -58,13 +64,15 @@ class CommitResult:
 
     ``rejected`` maps a submission's index to why it was refused; ``existing``
     holds tasks that were already stored with the same spec; ``conflicts`` the
-    ids whose save lost to a write by another process (re-read them).
+    ids whose save lost to a write by another process (re-read them); ``refused``
+    the tasks whose lease the pool could not grant, with what was short.
     """
 
     change_seq: int
     rejected: dict[int, DuplicateTaskError] = field(default_factory=dict)
     existing: dict[str, Task] = field(default_factory=dict)
     conflicts: set[str] = field(default_factory=set)
+    refused: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class _StoredTasks:
@@ -100,6 +108,7 @@ class SQLiteStore:
         self._conn.execute(self._q["create_tx_table"])
         self._conn.execute(self._q["init_tx_seq"])
         self.workers = WorkerRegistry(self)
+        self.leases = LeaseLedger(self)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -140,18 +149,28 @@ class SQLiteStore:
 
     # -- writes -----------------------------------------------------------------------
 
-    def commit(self, writes: WriteSet, writer: str) -> CommitResult:
-        """Apply ``writes`` in one transaction (group commit)."""
+    def commit(self, writes: WriteSet, writer: str, now: float = 0.0) -> CommitResult:
+        """Apply ``writes`` in one transaction (group commit); ``now`` decides which leases still count."""
         q = self._q
         with self.lock, transaction(self.conn) as conn:
             seq = self._begin_change(conn)
             result = CommitResult(seq)
             for index, group in enumerate(writes.submissions):
                 self._insert_group(conn, index, group, writer, result)
-            if writes.saves:
-                cursor = conn.executemany(q["save_task"], writes.saves)
-                if cursor.rowcount != len(writes.saves):
-                    ids = [params[-2] for params in writes.saves]
+            saves = writes.saves
+            if writes.lease_drops:
+                self.leases.release_in(conn, writes.lease_drops, now)
+            if writes.lease_takes:
+                refused = self.leases.grant_in(conn, writes.lease_takes, now)
+                for lease in writes.lease_takes:
+                    if lease.lease_id in refused and lease.task_id is not None:
+                        result.refused[lease.task_id] = refused[lease.lease_id]
+                if result.refused:  # a claim whose lease was refused is not written
+                    saves = [params for params in saves if params[-2] not in result.refused]
+            if saves:
+                cursor = conn.executemany(q["save_task"], saves)
+                if cursor.rowcount != len(saves):
+                    ids = [params[-2] for params in saves]
                     result.conflicts = set(ids) - self._written(conn, ids, writer)
             if writes.attempts:
                 conn.executemany(q["record_attempt"], writes.attempts)
@@ -193,7 +212,7 @@ class SQLiteStore:
     def submit(self, tasks: Sequence[Task], writer: str) -> Submission:
         """Check and store new tasks in one transaction (used when no engine runs here)."""
         with self.lock, transaction(self.conn) as conn:
-            submission = prepare(tasks, _StoredTasks(self))
+            submission = prepare(tasks, _StoredTasks(self), self.leases.pool() or None)
             self._begin_change(conn)
             conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in submission.new])
         return submission

@@ -275,3 +275,17 @@ def test_malformed_agent_yaml_names_file_and_line(cli: CLI, tmp_path: Path) -> N
     done = cli("worker", "--agents", str(broken))
     assert done.returncode == 2
     assert "broken.yaml:4: invalid YAML" in done.stderr
+
+
+def test_resources_and_leases_show_the_pool_and_who_holds_what(cli: CLI) -> None:
+    with pepper.Runtime(db=cli.db, resources={"cpu": 4, "memory": "8Gi"}) as runtime:
+        pepper.core.ResourceAllocator(runtime).allocate("documentation_agent", {"cpu": 1}, duration="2h")
+    out = cli.ok("resources")
+    assert "Resource pool" in out and "4 cores" in out and "3 cores" in out  # capacity and free
+    assert "documentation_agent" in out and "cpu 1 core" in out
+    data = cli.json("resources")
+    assert data["pool"]["free"]["cpu"] == 3.0
+    assert data["agents"][0]["allocated"] == {"cpu": 1.0}
+    leases = cli.json("leases", "--agent", "documentation_agent")
+    assert len(leases) == 1 and leases[0]["kind"] == "budget" and leases[0]["expires_at"] is not None
+    assert "when released" not in cli.ok("leases") and "in 1h 59m" in cli.ok("leases")

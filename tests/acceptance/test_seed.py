@@ -31,3 +31,56 @@ def test_the_task_orchestrator_snippet_runs_unchanged_and_does_real_work(tmp_pat
     orchestrator.submit_task(task_id="task_122", task_type="documentation")
     assert orchestrator.get_result("task_123", timeout=10) == {"page": "task_123.md", "after": ["task_122"]}
     assert orchestrator.get_task_status("task_122").agent_id == "documentation_agent"
+
+
+def _runtime_with_pool(tmp_path):
+    return pepper.init(db=str(tmp_path / "seed.db"), home=str(tmp_path / "home"),
+                       resources={"cpu": 8, "memory": "16Gi", "storage": "10Gi"}, sample_interval="100ms")  # fmt: skip
+
+
+def test_the_resource_manager_snippet_allocates_a_budget_and_reports_usage(tmp_path):
+    _runtime_with_pool(tmp_path)
+    pepper.agent("documentation_agent", task_types=["documentation"])(lambda task: "ok")
+    namespace: dict = {}
+    exec(compile(snippet("Resource Manager"), "docs/orchestration.md", "exec"), namespace)
+    allocation, usage = namespace["allocation"], namespace["usage"]
+    assert allocation.agent_id == "documentation_agent"
+    assert dict(usage.allocated) == {"cpu": 2.0, "memory": 4096.0, "storage": 1024.0}
+    assert usage.measured.storage.value == 0.0 and usage.measured.cpu.value is None  # in-process: said plainly
+    free = namespace["resource_manager"].pool().free
+    assert free["cpu"] == 6.0 and free["memory"] == 16 * 1024 - 4096
+
+
+def test_the_resource_allocator_snippet_leases_for_an_hour_then_releases(tmp_path):
+    runtime = _runtime_with_pool(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet("Resource Allocation"), "docs/orchestration.md", "exec"), namespace)
+    allocation = namespace["allocation"]
+    assert allocation.expires_at - allocation.granted_at == 3600
+    assert runtime.store.leases.get(allocation.allocation_id).released_at is not None
+    assert namespace["allocator"].allocations() == []
+
+
+def test_the_resource_monitor_snippet_measures_and_alerts_on_a_busy_agent(tmp_path):
+    import sys
+    import threading
+
+    runtime = _runtime_with_pool(tmp_path)
+    spin = tmp_path / "spin.py"
+    spin.write_text("import time\nend = time.time() + 2\nwhile time.time() < end: pass\n")
+    runtime.register_agent(pepper.agents.CommandAgent("documentation_agent", f"{sys.executable} {spin}",
+                                                      task_types=["documentation"]))  # fmt: skip
+    fired = threading.Event()
+    alerts = []
+
+    def handle_high_cpu(alert):
+        alerts.append(alert)
+        fired.set()
+
+    namespace: dict = {"handle_high_cpu": handle_high_cpu}
+    exec(compile(snippet("Resource Monitoring"), "docs/orchestration.md", "exec"), namespace)
+    usage = namespace["usage"]
+    assert set(usage.measurements) == {"cpu", "memory", "storage"} and usage.cpu.value == 0.0  # nothing runs yet
+    pepper.TaskOrchestrator().submit_task("busy", "documentation")
+    assert fired.wait(15)
+    assert alerts[0].subject == "documentation_agent" and alerts[0].value > 80

@@ -25,7 +25,18 @@ TOP_LEVEL = [
     "load_agents",
     "register_agent",
 ]
-CORE = ["Runtime", "TaskOrchestrator", "agent", "default_runtime", "init", "load_agents", "register_agent"]
+CORE = [
+    "ResourceAllocator",
+    "ResourceManager",
+    "ResourceMonitor",
+    "Runtime",
+    "TaskOrchestrator",
+    "agent",
+    "default_runtime",
+    "init",
+    "load_agents",
+    "register_agent",
+]
 
 
 def test_exported_names_are_pinned_and_sorted():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pepper.engine.inspection import wait_facts
 from pepper.engine.state import EngineState
 from pepper.errors import InvalidTransitionError
 from pepper.model.agent import AgentSpec
@@ -118,7 +119,7 @@ def test_a_dependency_submitted_later_unblocks_its_dependents(state):
     state.handle(AgentAdded(agent("a", capacity=2), 0.0))
     state.handle(TasksAdded((task("child", deps=["late"]),), 1.0))
     assert state.awaiting == {"late": ["child"]}
-    facts = state.facts("child", 1.0)
+    facts = wait_facts(state, "child", 1.0)
     assert [r.kind for r in explain(facts)] == ["dependency_missing"]
     state.handle(TasksAdded((task("late"),), 2.0))
     assert starts(ok(state, "late", 3.0)) == ["child"]
@@ -239,13 +240,13 @@ def test_pinned_tasks_and_skills_route_to_matching_agents_only(state):
     assert actions[-1] == Start("needs-gpu", 1, "skilled")
     actions = state.handle(TasksAdded((task("pinned", agent="skilled"),), 1.0))
     assert starts(actions) == []  # skilled is busy; plain may not take a task pinned elsewhere
-    facts = state.facts("pinned", 1.0)
+    facts = wait_facts(state, "pinned", 1.0)
     assert [r.message for r in explain(facts)] == ["agent 'skilled' at capacity 1/1"]
 
 
 def test_waiting_reasons_name_the_missing_agent_type(state):
     state.handle(TasksAdded((task("t", task_type="review"),), 1.0))
-    (reason,) = explain(state.facts("t", 1.0))
+    (reason,) = explain(wait_facts(state, "t", 1.0))
     assert reason.kind == "no_agent" and "'review'" in reason.message
 
 
@@ -253,7 +254,7 @@ def test_a_draining_engine_starts_nothing_new(state):
     state.handle(AgentAdded(agent("a"), 0.0))
     state.handle(Draining(0.0))
     assert starts(state.handle(TasksAdded((task("t"),), 1.0))) == []
-    assert [r.kind for r in explain(state.facts("t", 1.0))] == ["shutting_down"]
+    assert [r.kind for r in explain(wait_facts(state, "t", 1.0))] == ["shutting_down"]
 
 
 def test_trim_forgets_the_oldest_finished_tasks_beyond_the_budget():

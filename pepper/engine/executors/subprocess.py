@@ -13,11 +13,15 @@ import asyncio
 import atexit
 import json
 import os
+import shutil
 import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from pepper.engine.usage import cap_memory
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.run import TaskRun
@@ -64,6 +68,28 @@ class CommandKilled(Exception):
         self.stderr = tail
 
 
+class MemoryLimitExceeded(Exception):
+    """The command used more memory than its allocation allows."""
+
+    def __init__(self, command: str, cap_mb: float, stderr: str) -> None:
+        tail = stderr[-_STDERR_TAIL:].strip()
+        super().__init__(
+            f"memory limit exceeded: the task may use {cap_mb:g} MB (its memory allocation)"
+            + (f"; stderr ends with:\n{tail}" if tail else "")
+        )
+        self.command = command
+        self.cap_mb = cap_mb
+
+
+_OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
+
+
+def _ran_out_of_memory(code: int, stderr: str) -> bool:
+    if code in (-signal.SIGSEGV, -signal.SIGABRT):  # C programs that meet a failed allocation
+        return True
+    return code != 0 and any(marker in stderr for marker in _OUT_OF_MEMORY)
+
+
 def task_document(run: TaskRun) -> dict[str, Any]:
     """The JSON document a command receives on stdin."""
     return {
@@ -108,13 +134,24 @@ def parse_output(stdout: bytes) -> Any:
     return text.rstrip("\n")
 
 
-async def run_command(spec: AgentSpec, run: TaskRun, workdir: Path) -> Any:
-    """Run ``spec.command`` for one attempt; return its parsed stdout or raise."""
+async def run_command(
+    spec: AgentSpec, run: TaskRun, workdir: Path, *, memory_cap: float | None = None, pids: set[int] | None = None
+) -> Any:
+    """Run ``spec.command`` for one attempt; return its parsed stdout or raise.
+
+    ``memory_cap`` (MB) becomes a hard limit on the process's address space, set
+    right after it starts (never in a pre-exec hook: pepper has threads).
+    ``pids`` is kept up to date with the running process, for measurements.
+    """
     assert spec.command is not None
     workdir.mkdir(parents=True, exist_ok=True)
     stdin = codec.encode(task_document(run), "task").encode()
-    proc = await asyncio.create_subprocess_shell(
-        spec.command,
+    launcher = shutil.which("prlimit") if memory_cap else None
+    argv = ["/bin/sh", "-c", spec.command]
+    if launcher:  # the shell starts already limited, so no child can escape the cap
+        argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -123,15 +160,24 @@ async def run_command(spec: AgentSpec, run: TaskRun, workdir: Path) -> Any:
         start_new_session=True,  # its own process group, so the whole tree can be stopped
     )
     _RUNNING_GROUPS.add(proc.pid)
+    if pids is not None:
+        pids.add(proc.pid)
     try:
+        if memory_cap and not launcher:
+            _cap_tree(proc.pid, memory_cap)
         stdout, stderr = await proc.communicate(stdin)
     except BaseException:
         await _stop(proc)
         raise
     finally:
         _RUNNING_GROUPS.discard(proc.pid)
+        if pids is not None:
+            pids.discard(proc.pid)
     code = proc.returncode
     assert code is not None
+    errors = stderr.decode("utf-8", errors="replace")
+    if memory_cap and _ran_out_of_memory(code, errors):
+        raise MemoryLimitExceeded(spec.command, memory_cap, errors)
     if code < 0:
         raise CommandKilled(spec.command, -code, stderr.decode("utf-8", errors="replace"))
     if code != 0:
@@ -139,17 +185,37 @@ async def run_command(spec: AgentSpec, run: TaskRun, workdir: Path) -> Any:
     return parse_output(stdout)
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the process group, then SIGKILL it if it lingers."""
-    for signum, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
-        if proc.returncode is not None:
-            return
+def _cap_tree(pid: int, memory_cap: float) -> None:
+    """Limit a started process and its children (when no launcher can limit it from the start)."""
+    try:
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return
+    for proc in tree:
         try:
-            os.killpg(proc.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-            return
-        except (TimeoutError, asyncio.CancelledError):
+            cap_memory(proc.pid, memory_cap)
+        except psutil.Error:
             continue
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers; then release its pipes."""
+    try:
+        for signum, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
+            if proc.returncode is not None:
+                return
+            try:
+                os.killpg(proc.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                return
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+                return
+            except (TimeoutError, asyncio.CancelledError):
+                continue
+    finally:
+        # asyncio's Process has no public close(); without this the pipes would be released
+        # a few loop turns later, possibly after the engine's loop has closed.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()

@@ -113,3 +113,48 @@ ORDER BY agents.registered_at;
 
 -- name: revive_worker
 UPDATE workers SET stopped_at = NULL, heartbeat_at = ? WHERE worker_id = ?;
+
+-- name: pool
+SELECT resource, capacity FROM pool ORDER BY resource;
+
+-- name: clear_pool
+DELETE FROM pool;
+
+-- name: set_pool
+INSERT OR REPLACE INTO pool (resource, capacity) VALUES (?, ?);
+
+-- name: insert_lease
+INSERT INTO leases (lease_id, holder, kind, resources, granted_at, expires_at, released_at, worker_id, task_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: lease_by_id
+SELECT * FROM leases WHERE lease_id = ?;
+
+-- name: unreleased_leases
+SELECT * FROM leases WHERE released_at IS NULL ORDER BY granted_at;
+
+-- name: release_lease
+UPDATE leases SET released_at = ? WHERE lease_id = ? AND released_at IS NULL;
+
+-- name: renew_lease
+UPDATE leases SET expires_at = ?
+WHERE lease_id = ? AND released_at IS NULL AND (expires_at IS NULL OR expires_at > ?);
+
+-- name: release_worker_leases
+UPDATE leases SET released_at = ? WHERE worker_id = ? AND released_at IS NULL;
+
+-- name: reap_expired_leases
+UPDATE leases SET released_at = expires_at WHERE released_at IS NULL AND expires_at <= ?;
+
+-- name: save_usage
+INSERT OR REPLACE INTO usage_samples (agent_id, worker_id, sampled_at, usage) VALUES (?, ?, ?, ?);
+
+-- name: usage_of_agent
+SELECT * FROM usage_samples WHERE agent_id = ? ORDER BY sampled_at DESC;
+
+-- name: insert_alert
+INSERT INTO alerts (alert_id, rule_id, source, subject, metric, value, threshold, above, at, message)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: recent_alerts
+SELECT * FROM alerts ORDER BY at DESC LIMIT ?;

@@ -1,0 +1,256 @@
+"""``ResourceAllocator``, ``ResourceManager`` and ``ResourceMonitor``: the pool, leases, real usage, alerts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pepper.core.runtime import Runtime, resolve
+from pepper.errors import AgentNotFoundError, NotFoundError, ResourceUnavailableError, ValidationError
+from pepper.model.agent import check_agent_id
+from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
+from pepper.model.resources import Resources, describe
+from pepper.model.units import parse_duration
+from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
+from pepper.monitoring.alerts import Alert, AlertRule
+
+_WAIT_STEPS = (0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatus:
+    """The pool now: its capacity, what live leases hold, what is free, and the leases."""
+
+    capacity: Mapping[str, float]
+    held: Mapping[str, float]
+    free: Mapping[str, float]
+    leases: tuple[Lease, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"capacity": dict(self.capacity), "held": dict(self.held), "free": dict(self.free),
+                "leases": [lease.to_dict() for lease in self.leases]}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUsage:
+    """An agent's resources: its budget (``allocated``), what its running tasks lease, and what it really uses."""
+
+    agent_id: str
+    allocated: Resources
+    leased_by_tasks: Resources
+    measured: AgentUsage
+    allocations: tuple[Lease, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "allocated": self.allocated.to_dict(),
+            "leased_by_tasks": self.leased_by_tasks.to_dict(),
+            "measured": self.measured.to_dict(),
+            "allocations": [lease.to_dict() for lease in self.allocations],
+        }
+
+
+def _agent_id(value: Any) -> str:
+    try:
+        return check_agent_id(value)
+    except ValidationError as exc:
+        raise ValidationError(str(exc), field="agent_id") from None
+
+
+def _allocation_id(allocation: Any) -> str:
+    if isinstance(allocation, Lease):
+        return allocation.lease_id
+    if isinstance(allocation, str) and allocation:
+        return allocation
+    raise ValidationError(f"expected an allocation (or its id), got {allocation!r}", field="allocation")
+
+
+def _duration(duration: Any) -> float | None:
+    if duration is None:
+        return None
+    seconds = parse_duration(duration, "duration")
+    if seconds <= 0:
+        raise ValidationError(f"duration must be positive, got {duration!r}", field="duration")
+    return seconds
+
+
+class ResourceAllocator:
+    """Leases resources from the pool to agents: granted whole or not at all, released or expired."""
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def allocate(self, agent_id: str, resources: Mapping[str, Any], duration: Any = None) -> Allocation:
+        """Lease ``resources`` to ``agent_id`` (its budget) for ``duration`` ("30s", "1h", seconds; None: until
+        released). Raises ``ResourceUnavailableError`` naming what is short if the pool lacks room now."""
+        runtime = self.runtime
+        holder = _agent_id(agent_id)
+        need = Resources.parse(resources)
+        if not need:
+            raise ValidationError("resources must ask for something, e.g. {'cpu': 1}", field="resources")
+        seconds = _duration(duration)
+        beyond = need.shortfall(runtime.pool())
+        if beyond:
+            pool = runtime.pool()
+            raise ValidationError(
+                f"{holder!r} asks for {describe({n: need[n] for n in beyond})} but the whole pool has "
+                f"{describe({n: pool.get(n, 0.0) for n in beyond})}; it could never be granted. Ask for less, "
+                "or give the pool more (pepper.init(resources=...))",
+                field="resources",
+            )
+        now = runtime.clock.now()
+        lease = Lease(f"alloc-{uuid.uuid4().hex[:12]}", holder, LeaseKind.BUDGET, need, now,
+                      None if seconds is None else now + seconds)  # fmt: skip
+        runtime.store.leases.grant(lease, now)
+        runtime.leases_changed()
+        return lease
+
+    def release(self, allocation: Allocation | str) -> bool:
+        """Give an allocation back; True if this call released it, False if it already was (or expired)."""
+        runtime = self.runtime
+        released = runtime.store.leases.release(_allocation_id(allocation), runtime.clock.now())
+        runtime.leases_changed()
+        return released
+
+    def renew(self, allocation: Allocation | str, duration: Any = None) -> Allocation:
+        """Extend a live allocation to ``duration`` from now (by default its original length)."""
+        runtime = self.runtime
+        current = runtime.store.leases.get(_allocation_id(allocation))
+        seconds = _duration(duration)
+        if seconds is None and current.expires_at is not None:
+            seconds = current.expires_at - current.granted_at
+        now = runtime.clock.now()
+        renewed = runtime.store.leases.renew(current.lease_id, None if seconds is None else now + seconds, now)
+        runtime.leases_changed()
+        return renewed
+
+    def get(self, allocation_id: str) -> Allocation:
+        return self.runtime.store.leases.get(_allocation_id(allocation_id))
+
+    def allocations(self, agent_id: str | None = None) -> list[Allocation]:
+        """Live leases (of one agent, if given)."""
+        runtime = self.runtime
+        leases = runtime.store.leases.live(runtime.clock.now())
+        return [lease for lease in leases if agent_id is None or lease.holder == agent_id]
+
+
+class ResourceManager:
+    """The pool as a whole: allocate for agents (optionally waiting), and what agents hold and use."""
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+        self._allocator = ResourceAllocator(runtime)
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def allocate_resources(
+        self, agent_id: str, requirements: Mapping[str, Any], duration: Any = None, *, wait: bool = False,
+        timeout: float | None = None,
+    ) -> Allocation:  # fmt: skip
+        """Lease ``requirements`` (``{"cpu": 2, "memory": 4096}``) to ``agent_id``. With ``wait=True``, wait
+        (up to ``timeout`` seconds) for the resources to be free instead of failing at once."""
+        if isinstance(requirements, Mapping) and isinstance(requirements.get("resources"), Mapping):
+            requirements = requirements["resources"]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        step = 0
+        while True:
+            try:
+                return self._allocator.allocate(agent_id, requirements, duration)
+            except ResourceUnavailableError:
+                if not wait or (deadline is not None and time.monotonic() >= deadline):
+                    raise
+            delay = _WAIT_STEPS[min(step, len(_WAIT_STEPS) - 1)]
+            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+            step += 1
+
+    def release_resources(self, allocation: Allocation | str) -> bool:
+        return self._allocator.release(allocation)
+
+    def pool(self) -> PoolStatus:
+        """Capacity, what is held, what is free, and every live lease."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        capacity = runtime.pool()
+        leases = tuple(runtime.store.leases.live(now))
+        return PoolStatus(capacity, total_held(leases, now), room(capacity, leases, now), leases)
+
+    def get_resource_usage(self, agent_id: str) -> ResourceUsage:
+        """What ``agent_id`` was given (its budget, its tasks' leases) beside what it really uses."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        mine = [lease for lease in runtime.store.leases.live(now) if lease.holder == agent_id]
+        budget = [lease for lease in mine if lease.kind is LeaseKind.BUDGET]
+        tasks = [lease for lease in mine if lease.kind is LeaseKind.TASK]
+        measured = ResourceMonitor(runtime).get_usage(agent_id) if _known(runtime, agent_id) else _unmeasured(agent_id)
+        return ResourceUsage(
+            agent_id, Resources(total_held(budget, now)), Resources(total_held(tasks, now)), measured, tuple(mine)
+        )
+
+
+class ResourceMonitor:
+    """Real measurements of agents (CPU %, memory MB, storage MB) and alerts on them."""
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def get_usage(self, agent_id: str, metrics: Any = ("cpu", "memory", "storage")) -> AgentUsage:
+        """The agent's usage now (if it runs here) or as its worker last measured it; ``usage["cpu"]``."""
+        runtime = self.runtime
+        names = check_metrics(metrics)
+        if not _known(runtime, agent_id):
+            raise AgentNotFoundError(agent_id, _known_ids(runtime))
+        usage = runtime.measure(agent_id)
+        return AgentUsage(usage.agent_id, usage.sampled_at, {m: usage.measurements[m] for m in names}, usage.worker_id)
+
+    def set_alert(
+        self, agent_id: str, metric: str, threshold: float, callback: Callable[[Alert], Any], *, above: bool = True,
+        hysteresis: float | None = None, cooldown: float = 0.0,
+    ) -> str:  # fmt: skip
+        """Call ``callback(alert)`` (sync or async) once each time ``metric`` crosses ``threshold``; returns the
+        rule id. It fires again only after the value came back by ``hysteresis`` (default 10%)."""
+        runtime = self.runtime
+        (name,) = check_metrics([metric])
+        if not callable(callback):
+            raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
+        if not _known(runtime, agent_id):
+            raise AgentNotFoundError(agent_id, _known_ids(runtime))
+        rule = AlertRule(f"resource-{uuid.uuid4().hex[:8]}", "resources", name, threshold, subject=agent_id,
+                         above=above, hysteresis=hysteresis, cooldown=cooldown)  # fmt: skip
+        runtime.watch(rule, callback)
+        return rule.rule_id
+
+    def remove_alert(self, rule_id: str) -> None:
+        if not self.runtime.unwatch(rule_id):
+            raise NotFoundError(f"no alert rule with id {rule_id!r}")
+
+    def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Alerts that fired, newest first."""
+        return self.runtime.store.leases.recent_alerts(limit)
+
+
+def _known_ids(runtime: Runtime) -> set[str]:
+    local = {a.spec.agent_id for a in runtime.agents()}
+    return local | {a.spec.agent_id for a in runtime.store.workers.agents()}
+
+
+def _known(runtime: Runtime, agent_id: str) -> bool:
+    return agent_id in _known_ids(runtime)
+
+
+def _unmeasured(agent_id: str) -> AgentUsage:
+    reason = "no running worker has this agent"
+    return AgentUsage(agent_id, None, {m: Measurement(None, unit, reason) for m, unit in METRICS.items()})

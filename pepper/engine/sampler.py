@@ -1,0 +1,141 @@
+"""Measuring this engine's agents, storing the figures, and evaluating alert rules on them.
+
+Runs on the engine loop every ``sample_interval``. Command agents are measured
+from their process trees; in-process agents share pepper's own process, so
+their CPU and memory are reported as not measurable, never guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pepper.engine.usage import ProcessMeter, folder_size_mb
+from pepper.model.usage import METRICS, AgentUsage, Measurement
+from pepper.monitoring.alerts import Alert, AlertRule, RuleState, evaluate
+
+if TYPE_CHECKING:
+    from pepper.engine.loop import Engine
+
+log = logging.getLogger("pepper.monitoring")
+IN_PROCESS = "the agent runs inside the pepper process, so its share cannot be told apart from pepper's"
+_STORAGE_EVERY = 5  # ticks between walks of a working directory
+
+
+@dataclass
+class Watch:
+    """An alert rule, where it stands, and whom to tell."""
+
+    rule: AlertRule
+    callback: Callable[[Alert], Any]
+    state: RuleState
+
+
+class Sampler:
+    """Periodic measurement of local agents and evaluation of the alert rules."""
+
+    def __init__(self, engine: Engine, agents_home: Path, interval: float) -> None:
+        self.engine = engine
+        self.home = agents_home
+        self.interval = interval
+        self.watches: dict[str, Watch] = {}
+        self.latest: dict[str, AgentUsage] = {}
+        self._meter = ProcessMeter()
+        self._storage: dict[str, float] = {}
+        self._ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.tick()
+            except Exception:
+                log.exception("sampling failed; will try again")
+
+    def tick(self) -> None:
+        """Measure every local agent, store the figures, evaluate the rules."""
+        engine = self.engine
+        now = engine.clock.now()
+        fresh_storage = self._ticks % _STORAGE_EVERY == 0
+        self._ticks += 1
+        for agent_id in list(engine.handles):
+            self.latest[agent_id] = self.measure(agent_id, fresh_storage)
+        engine.store.leases.save_usage(
+            (u.agent_id, engine.worker_id, now, {m: v.to_dict() for m, v in u.measurements.items()})
+            for u in self.latest.values()
+            if u.agent_id in engine.handles
+        )
+        self.evaluate(now)
+
+    def measure(self, agent_id: str, fresh_storage: bool = True) -> AgentUsage:
+        """Measure one local agent now."""
+        engine = self.engine
+        handle = engine.handles[agent_id]
+        if handle.spec.kind == "command":
+            cpu, memory = self._meter.measure(engine.attempts.pids.get(agent_id, ()))
+            cpu_m, memory_m = Measurement(cpu, "%"), Measurement(memory, "MB")
+        else:
+            cpu_m, memory_m = Measurement(None, "%", IN_PROCESS), Measurement(None, "MB", IN_PROCESS)
+        if fresh_storage or agent_id not in self._storage:
+            self._storage[agent_id] = folder_size_mb(self.home / agent_id)
+        measurements = {"cpu": cpu_m, "memory": memory_m, "storage": Measurement(self._storage[agent_id], "MB")}
+        return AgentUsage(agent_id, engine.clock.now(), measurements, engine.worker_id)
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def add(self, rule: AlertRule, callback: Callable[[Alert], Any]) -> None:
+        self.watches[rule.rule_id] = Watch(rule, callback, RuleState())
+
+    def remove(self, rule_id: str) -> bool:
+        return self.watches.pop(rule_id, None) is not None
+
+    def evaluate(self, now: float) -> None:
+        for watch in list(self.watches.values()):
+            value = self._value(watch.rule)
+            watch.state, alert = evaluate(watch.rule, watch.state, value, now)
+            if alert is not None:
+                self.deliver(alert, watch.callback)
+
+    def _value(self, rule: AlertRule) -> float | None:
+        if rule.subject is None or rule.metric not in METRICS:
+            return None
+        usage = self.latest.get(rule.subject)
+        if usage is None:  # an agent of another worker: its latest stored figures
+            stored = self.engine.store.leases.usage_of(rule.subject)
+            if not stored:
+                return None
+            figures = stored[0][2].get(rule.metric)
+            return figures.get("value") if figures else None
+        return usage.measurements[rule.metric].value
+
+    def deliver(self, alert: Alert, callback: Callable[[Alert], Any]) -> None:
+        """Record the alert and call its callback (async on the loop, sync in a thread); errors are logged."""
+        try:
+            self.engine.store.leases.record_alert(alert.to_row())
+        except Exception:
+            log.exception("could not record alert %s", alert.alert_id)
+        loop = asyncio.get_running_loop()
+        if inspect.iscoroutinefunction(callback):
+            task = loop.create_task(callback(alert))
+        else:
+            task = loop.run_in_executor(None, callback, alert)  # type: ignore[assignment]
+        task.add_done_callback(lambda done: _log_failure(done, alert))
+
+
+def _log_failure(done: asyncio.Future[Any], alert: Alert) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("the callback of alert %s failed", alert.alert_id, exc_info=done.exception())

@@ -1,0 +1,140 @@
+"""The pool and its leases, measured usage and alerts, as stored.
+
+Grants happen inside a write transaction that first reads every live lease,
+so two processes (or threads) allocating at once can never exceed the pool.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pepper.errors import AllocationNotFoundError, LeaseEndedError, ResourceUnavailableError
+from pepper.model import codec
+from pepper.model.lease import Lease, room
+from pepper.model.resources import describe, describe_shortfall
+from pepper.store.connection import queries, transaction
+
+if TYPE_CHECKING:
+    from pepper.store.sqlite import SQLiteStore
+
+
+def shortfall_message(missing: Mapping[str, float], capacity: Mapping[str, float]) -> str:
+    """``cpu short by 1.5 cores (pool: cpu 2 cores)``."""
+    return f"{describe_shortfall(missing)} (pool: {describe(capacity)})"
+
+
+class LeaseLedger:
+    """Reads and writes of the ``pool``, ``leases``, ``usage_samples`` and ``alerts`` tables."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._q = queries()
+
+    # -- the pool ----------------------------------------------------------------------
+
+    def pool(self) -> dict[str, float]:
+        return {row["resource"]: row["capacity"] for row in self._store.query("pool")}
+
+    def ensure_pool(self, capacity: Mapping[str, float], replace: bool) -> dict[str, float]:
+        """Store ``capacity`` if asked to replace, or if no pool is stored yet; return the stored pool."""
+        store = self._store
+        with store.lock, transaction(store.conn) as conn:
+            stored = {row["resource"]: row["capacity"] for row in conn.execute(self._q["pool"])}
+            if replace or not stored:
+                conn.execute(self._q["clear_pool"])
+                conn.executemany(self._q["set_pool"], sorted(capacity.items()))
+                stored = dict(capacity)
+        return stored
+
+    # -- leases ------------------------------------------------------------------------
+
+    def live(self, now: float) -> list[Lease]:
+        """Every lease held at ``now``."""
+        return [lease for lease in map(Lease.from_row, self._store.query("unreleased_leases")) if lease.live(now)]
+
+    def get(self, lease_id: str) -> Lease:
+        rows = self._store.query("lease_by_id", (lease_id,))
+        if not rows:
+            raise AllocationNotFoundError(lease_id)
+        return Lease.from_row(rows[0])
+
+    def grant(self, lease: Lease, now: float) -> Lease:
+        """Store ``lease`` if the pool has room for all of it now; else ``ResourceUnavailableError``."""
+        store = self._store
+        with store.lock, transaction(store.conn) as conn:
+            refused = self.grant_in(conn, [lease], now)
+        if refused:
+            missing = refused[lease.lease_id]
+            capacity = self.pool()
+            raise ResourceUnavailableError(
+                f"cannot allocate to {lease.holder!r}: {shortfall_message(missing, capacity)}", missing
+            )
+        return lease
+
+    def grant_in(self, conn: sqlite3.Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
+        """Within an open write transaction: store each lease that fits; the refused ones with what was short."""
+        if not leases:
+            return {}
+        capacity = {row["resource"]: row["capacity"] for row in conn.execute(self._q["pool"])}
+        live = [lease for lease in map(Lease.from_row, conn.execute(self._q["unreleased_leases"])) if lease.live(now)]
+        free = room(capacity, live, now)
+        refused: dict[str, dict[str, float]] = {}
+        granted = []
+        for lease in leases:
+            missing = lease.resources.shortfall(free)
+            if missing:
+                refused[lease.lease_id] = missing
+                continue
+            for name, amount in lease.resources.items():
+                free[name] -= amount
+            granted.append(lease.to_row())
+        conn.executemany(self._q["insert_lease"], granted)
+        return refused
+
+    def release(self, lease_id: str, now: float) -> bool:
+        """Give a lease back; True if this call released it (False: it already was). Unknown ids raise."""
+        self.get(lease_id)
+        return self._store.execute("release_lease", (now, lease_id)) == 1
+
+    def release_in(self, conn: sqlite3.Connection, lease_ids: Iterable[str], now: float) -> None:
+        conn.executemany(self._q["release_lease"], [(now, lid) for lid in lease_ids])
+
+    def renew(self, lease_id: str, expires_at: float | None, now: float) -> Lease:
+        """Move a live lease's expiry to ``expires_at`` (``None``: until released)."""
+        lease = self.get(lease_id)
+        if self._store.execute("renew_lease", (expires_at, lease_id, now)) != 1:
+            how = "was released" if lease.released_at is not None else "has expired"
+            raise LeaseEndedError(lease_id, how)
+        return self.get(lease_id)
+
+    def release_worker(self, worker_id: str, now: float) -> int:
+        """Give back every lease a (stopped or dead) worker held."""
+        return self._store.execute("release_worker_leases", (now, worker_id))
+
+    def reap_expired(self, now: float) -> int:
+        """Mark expired leases released (they already stopped counting)."""
+        return self._store.execute("reap_expired_leases", (now,))
+
+    # -- measured usage and alerts -----------------------------------------------------
+
+    def save_usage(self, samples: Iterable[tuple[str, str, float, Mapping[str, Any]]]) -> None:
+        rows = [(agent, worker, at, codec.encode(dict(usage))) for agent, worker, at, usage in samples]
+        if rows:
+            store = self._store
+            with store.lock, transaction(store.conn) as conn:
+                conn.executemany(self._q["save_usage"], rows)
+
+    def usage_of(self, agent_id: str) -> list[tuple[str, float, dict[str, Any]]]:
+        """``(worker_id, sampled_at, usage)`` for each worker that measured the agent, newest first."""
+        return [
+            (row["worker_id"], row["sampled_at"], codec.decode(row["usage"]))
+            for row in self._store.query("usage_of_agent", (agent_id,))
+        ]
+
+    def record_alert(self, row: tuple[Any, ...]) -> None:
+        self._store.execute("insert_alert", row)
+
+    def recent_alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._store.query("recent_alerts", (limit,))]

@@ -1,0 +1,156 @@
+"""The lease ledger: grants are whole or nothing, expire by themselves, and never exceed the pool."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from pepper.errors import AllocationNotFoundError, LeaseEndedError, ResourceUnavailableError
+from pepper.model.lease import Lease, LeaseKind, total_held
+from pepper.model.resources import Resources
+from pepper.store.sqlite import SQLiteStore
+
+POOL = {"cpu": 2.0, "memory": 1024.0}
+
+
+def lease(lease_id, expires_at=None, at=0.0, holder="agent", **resources):
+    return Lease(lease_id, holder, LeaseKind.BUDGET, Resources(resources), at, expires_at)
+
+
+@pytest.fixture(params=["file", "memory"])
+def store(request, tmp_path):
+    s = SQLiteStore(str(tmp_path / "leases.db") if request.param == "file" else ":memory:")
+    s.leases.ensure_pool(POOL, replace=True)
+    yield s
+    s.close()
+
+
+def test_a_grant_is_whole_or_nothing(store):
+    store.leases.grant(lease("a", cpu=1, memory=512), now=0.0)
+    with pytest.raises(ResourceUnavailableError) as caught:
+        store.leases.grant(lease("b", cpu=1, memory=600), now=0.0)
+    assert caught.value.shortfall == {"memory": 88.0}
+    assert "memory short by 88 MB (pool: cpu 2 cores, memory 1024 MB)" in str(caught.value)
+    assert [x.lease_id for x in store.leases.live(0.0)] == ["a"]  # the cpu of "b" was not taken either
+
+
+def test_fractional_cpu_adds_up_exactly(store):
+    for i in range(4):
+        store.leases.grant(lease(f"q{i}", cpu=0.5), now=0.0)
+    with pytest.raises(ResourceUnavailableError):
+        store.leases.grant(lease("one-more", cpu=0.5), now=0.0)
+
+
+def test_expired_leases_stop_counting_without_anyone_releasing_them(store):
+    store.leases.grant(lease("short", expires_at=10.0, cpu=2), now=0.0)
+    with pytest.raises(ResourceUnavailableError):
+        store.leases.grant(lease("early", cpu=1), now=9.9)
+    store.leases.grant(lease("later", cpu=2), now=10.0)
+    assert [x.lease_id for x in store.leases.live(10.0)] == ["later"]
+
+
+def test_renewing_extends_a_live_lease_and_refuses_ended_ones(store):
+    store.leases.grant(lease("r", expires_at=10.0, cpu=1), now=0.0)
+    assert store.leases.renew("r", 30.0, now=5.0).expires_at == 30.0
+    with pytest.raises(LeaseEndedError, match="has expired"):
+        store.leases.renew("r", 50.0, now=31.0)
+    store.leases.grant(lease("gone", cpu=1), now=40.0)
+    store.leases.release("gone", now=41.0)
+    with pytest.raises(LeaseEndedError, match="was released"):
+        store.leases.renew("gone", 99.0, now=42.0)
+    with pytest.raises(AllocationNotFoundError):
+        store.leases.renew("never", 99.0, now=42.0)
+
+
+def test_release_is_idempotent_and_unknown_ids_are_an_error(store):
+    store.leases.grant(lease("a", cpu=2), now=0.0)
+    assert store.leases.release("a", now=1.0) is True
+    assert store.leases.release("a", now=2.0) is False
+    with pytest.raises(AllocationNotFoundError, match="no allocation with id 'zzz'"):
+        store.leases.release("zzz", now=3.0)
+    store.leases.grant(lease("b", cpu=2), now=4.0)  # the cpus came back
+
+
+def test_live_leases_survive_a_restart_and_expired_ones_are_reclaimed(tmp_path):
+    path = str(tmp_path / "restart.db")
+    first = SQLiteStore(path)
+    first.leases.ensure_pool(POOL, replace=True)
+    first.leases.grant(lease("kept", cpu=1), now=0.0)
+    first.leases.grant(lease("lapses", expires_at=5.0, cpu=1), now=0.0)
+    first.close()
+    second = SQLiteStore(path)
+    assert second.leases.ensure_pool({"cpu": 64.0}, replace=False) == POOL  # a stored pool is kept
+    assert second.leases.reap_expired(now=6.0) == 1
+    assert [x.lease_id for x in second.leases.live(6.0)] == ["kept"]
+    assert second.leases.get("lapses").released_at == 5.0
+    second.close()
+
+
+def test_a_dead_workers_leases_are_given_back(store):
+    worker_lease = Lease("w", "agent", LeaseKind.TASK, Resources({"cpu": 2}), 0.0, worker_id="worker-1")
+    store.leases.grant(worker_lease, now=0.0)
+    assert store.leases.release_worker("worker-1", now=1.0) == 1
+    assert store.leases.live(1.0) == []
+
+
+def test_threads_allocating_at_once_never_exceed_the_pool(tmp_path):
+    path = str(tmp_path / "race.db")
+    SQLiteStore(path).leases.ensure_pool({"cpu": 10.0}, replace=True)
+    granted, refused = [], []
+
+    def grab(worker: int) -> None:
+        store = SQLiteStore(path)
+        for i in range(10):
+            try:
+                granted.append(store.leases.grant(lease(f"{worker}-{i}", cpu=1), now=0.0))
+            except ResourceUnavailableError:
+                refused.append(1)
+        store.close()
+
+    threads = [threading.Thread(target=grab, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    check = SQLiteStore(path)
+    assert len(granted) == 10 and len(refused) == 30
+    assert total_held(check.leases.live(0.0), 0.0) == {"cpu": 10.0}
+
+
+def test_processes_allocating_at_once_never_exceed_the_pool(tmp_path):
+    path = str(tmp_path / "race.db")
+    SQLiteStore(path).leases.ensure_pool({"cpu": 6.0}, replace=True)
+    script = tmp_path / "grab.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        from pepper.errors import ResourceUnavailableError
+        from pepper.model.lease import Lease, LeaseKind
+        from pepper.model.resources import Resources
+        from pepper.store.sqlite import SQLiteStore
+        store = SQLiteStore({path!r})
+        won = 0
+        for i in range(8):
+            try:
+                one = Lease(f"{{sys.argv[1]}}-{{i}}", "a", LeaseKind.BUDGET, Resources({{"cpu": 1}}), 0.0)
+                store.leases.grant(one, 0.0)
+                won += 1
+            except ResourceUnavailableError:
+                pass
+        print(won)
+    """)
+    )
+    env_path = str(Path(__file__).resolve().parents[2])
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(n)], stdout=subprocess.PIPE, text=True,
+                         env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+        for n in range(3)
+    ]  # fmt: skip
+    wins = [int(p.communicate(timeout=60)[0]) for p in procs]
+    assert sum(wins) == 6
+    assert total_held(SQLiteStore(path).leases.live(0.0), 0.0) == {"cpu": 6.0}

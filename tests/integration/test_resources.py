@@ -1,0 +1,203 @@
+"""Resources end to end: leases, scheduling within them, real measurements, alerts, memory caps."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+
+import pepper
+from pepper.core import ResourceAllocator, ResourceManager, ResourceMonitor, TaskOrchestrator
+from pepper.errors import (
+    AgentDefinitionError,
+    AgentNotFoundError,
+    AllocationNotFoundError,
+    ResourceUnavailableError,
+    ValidationError,
+)
+from pepper.model.task import TaskState
+
+PY = sys.executable
+FAST = {"poll_interval": "20ms", "sample_interval": "100ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
+
+
+@pytest.fixture
+def pooled(tmp_path):
+    runtime = pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"),
+                             resources={"cpu": 2, "memory": "4Gi", "storage": "10Gi"}, **FAST)  # fmt: skip
+    yield runtime
+    runtime.close()
+
+
+def max_overlap(statuses) -> int:
+    edges = sorted([(s.started_at, 1) for s in statuses] + [(s.finished_at, -1) for s in statuses])
+    running = peak = 0
+    for _, change in edges:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def wait_until(condition, timeout=20.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def test_fifty_one_cpu_tasks_on_a_two_cpu_pool_never_run_more_than_two_at_once(pooled):
+    pepper.agent("worker", task_types=["t"], capacity=8, runtime=pooled)(lambda task: time.sleep(0.01))
+    orchestrator = TaskOrchestrator(pooled)
+    ids = [f"t{i}" for i in range(50)]
+    orchestrator.submit_tasks([{"id": i, "type": "t", "requirements": {"resources": {"cpu": 1}}} for i in ids])
+    statuses = orchestrator.wait(ids, timeout=60)
+    assert all(s.state is TaskState.COMPLETED for s in statuses)
+    assert max_overlap(statuses) == 2
+    assert ResourceManager(pooled).pool().held == {}  # every task lease was given back
+
+
+def test_an_agent_budget_bounds_its_tasks_and_is_shown_beside_measured_use(pooled):
+    release = threading.Event()
+    pepper.agent("budgeted", task_types=["t"], capacity=4, resources={"cpu": 1}, runtime=pooled)(
+        lambda task: release.wait(10)
+    )
+    orchestrator = TaskOrchestrator(pooled)
+    orchestrator.submit_tasks([{"id": f"b{i}", "type": "t", "requirements": {"resources": {"cpu": 1}}}
+                               for i in range(2)])  # fmt: skip
+    wait_until(lambda: orchestrator.get_task_status("b0").state is TaskState.IN_PROGRESS)
+    reasons = [str(r) for r in orchestrator.get_task_status("b1").waiting_on]
+    assert "cpu short by 1 core in agent 'budgeted''s budget" in reasons[0]
+    usage = ResourceManager(pooled).get_resource_usage("budgeted")
+    assert usage.allocated == pepper.model.resources.Resources({"cpu": 1}) and usage.leased_by_tasks == {}
+    assert usage.measured.cpu.value is None and "inside the pepper process" in usage.measured.cpu.reason
+    release.set()
+    orchestrator.wait(["b0", "b1"], timeout=20)
+
+
+def test_an_agent_whose_budget_is_not_free_waits_for_it(pooled):
+    allocator = ResourceAllocator(pooled)
+    holding = allocator.allocate("someone-else", {"cpu": 2})
+    pepper.agent("patient", task_types=["t"], resources={"cpu": 1}, runtime=pooled)(lambda task: "ran")
+    orchestrator = TaskOrchestrator(pooled)
+    orchestrator.submit_task("t", "t")
+    (reason,) = orchestrator.get_task_status("t").waiting_on
+    assert reason.kind == "agent_waiting" and "cpu short by 1 core" in reason.message
+    allocator.release(holding)
+    assert orchestrator.get_result("t", timeout=20) == "ran"
+    with pytest.raises(AgentDefinitionError, match="the whole pool cannot give"):
+        pepper.agent("greedy", task_types=["t"], resources={"cpu": 64}, runtime=pooled)(lambda task: None)
+
+
+def test_allocations_can_wait_for_room(pooled):
+    manager = ResourceManager(pooled)
+    first = manager.allocate_resources("a", {"cpu": 2}, duration="30s")
+    with pytest.raises(ResourceUnavailableError) as caught:
+        manager.allocate_resources("b", {"cpu": 1})
+    assert caught.value.shortfall == {"cpu": 1.0}
+    threading.Timer(0.2, lambda: manager.release_resources(first)).start()
+    second = manager.allocate_resources("b", {"resources": {"cpu": 1}}, wait=True, timeout=10)
+    assert second.holder == "b" and second.expires_at is None
+    with pytest.raises(ResourceUnavailableError):
+        manager.allocate_resources("c", {"cpu": 2}, wait=True, timeout=0.1)
+
+
+def test_another_process_holding_the_pool_holds_back_this_worker(pooled, tmp_path):
+    pepper.agent("w", task_types=["t"], runtime=pooled)(lambda task: "done")
+    orchestrator = TaskOrchestrator(pooled)
+    pooled.start()
+    with pepper.Runtime(db=pooled.settings.db) as other:  # no agents: writes straight to the database
+        held = ResourceAllocator(other).allocate("elsewhere", {"cpu": 2}, duration="1h")
+        orchestrator.submit_task("t", "t", requirements={"resources": {"cpu": 1}})
+        wait_until(lambda: any(r.kind == "resources" for r in orchestrator.get_task_status("t").waiting_on))
+        ResourceAllocator(other).release(held)
+    assert orchestrator.get_result("t", timeout=20) == "done"
+
+
+def test_a_command_agent_beyond_its_memory_cap_fails_with_the_limit_error(pooled, tmp_path):
+    hog = tmp_path / "hog.py"
+    hog.write_text("data = b'x' * (400 * 2**20)\nprint(len(data))\n")
+    pooled.register_agent(pepper.agents.CommandAgent("hog", f"{PY} {hog}", task_types=["hog"],
+                                                     resources={"memory": "150Mi"}))  # fmt: skip
+    orchestrator = TaskOrchestrator(pooled)
+    orchestrator.submit_task("big", "hog")
+    status = orchestrator.wait("big", timeout=30)
+    assert status.state is TaskState.FAILED and status.error.type == "MemoryLimitExceeded"
+    assert "memory limit exceeded: the task may use 150 MB" in status.error.message
+
+
+def test_measured_memory_of_a_command_is_within_a_fifth_of_what_it_holds(pooled, tmp_path):
+    holder, ready = tmp_path / "hold.py", tmp_path / "ready"
+    holder.write_text(f"import pathlib, time\ndata = b'x' * (200 * 2**20)\npathlib.Path({str(ready)!r}).touch()\n"
+                      "time.sleep(30)\n")  # fmt: skip
+    pooled.register_agent(pepper.agents.CommandAgent("holder", f"{PY} {holder}", task_types=["hold"]))
+    orchestrator = TaskOrchestrator(pooled)
+    orchestrator.submit_task("h", "hold")
+    wait_until(ready.exists)
+    memory = ResourceMonitor(pooled).get_usage("holder", ["memory"])["memory"].value
+    assert 200 * 0.8 <= memory <= 200 * 1.2
+    orchestrator.cancel_task("h")
+
+
+def test_a_cpu_alert_fires_once_per_crossing_of_a_real_busy_loop(pooled, tmp_path):
+    script = tmp_path / "spin.py"
+    script.write_text(
+        "import time\n"
+        "def spin(s):\n    end = time.time() + s\n    while time.time() < end: pass\n"
+        "spin(1.5); time.sleep(1.5); spin(1.5); time.sleep(0.5)\n"
+    )
+    pooled.register_agent(pepper.agents.CommandAgent("spinner", f"{PY} {script}", task_types=["spin"]))
+    fired, calls = [], threading.Event()
+
+    def on_alert(alert):
+        fired.append(alert)
+        calls.set()
+
+    monitor = ResourceMonitor(pooled)
+    rule = monitor.set_alert(agent_id="spinner", metric="cpu", threshold=50, callback=on_alert)
+    orchestrator = TaskOrchestrator(pooled)
+    orchestrator.submit_task("spin", "spin")
+    orchestrator.wait("spin", timeout=30)
+    time.sleep(0.3)  # let the last samples be evaluated
+    assert len(fired) == 2, [a.message for a in fired]
+    assert all(a.subject == "spinner" and a.metric == "cpu" and a.value > 50 for a in fired)
+    assert [a["alert_id"] for a in monitor.alerts()] == [f"{rule}#2", f"{rule}#1"]
+    monitor.remove_alert(rule)
+
+
+def test_a_failing_alert_callback_is_logged_and_sampling_goes_on(pooled, caplog):
+    pepper.agent("quiet", task_types=["t"], runtime=pooled)(lambda task: None)
+    monitor = ResourceMonitor(pooled)
+
+    def broken(alert):
+        raise RuntimeError("the pager is down")
+
+    monitor.set_alert("quiet", "storage", threshold=-1, callback=broken)  # fires at the first sample
+    wait_until(lambda: "the callback of alert" in caplog.text)
+    wait_until(lambda: monitor.get_usage("quiet")["storage"].value == 0.0)
+
+
+def test_bad_resource_input_is_refused_and_changes_nothing(pooled):
+    pepper.agent("known", task_types=["t"], runtime=pooled)(lambda task: None)
+    allocator, monitor = ResourceAllocator(pooled), ResourceMonitor(pooled)
+    bad = [
+        (ValidationError, lambda: allocator.allocate("a", {"cpu": -1})),
+        (ValidationError, lambda: allocator.allocate("a", {"cpu": "2 cores"})),
+        (ValidationError, lambda: allocator.allocate("a", {"memory": "4Gx"})),
+        (ValidationError, lambda: allocator.allocate("a", {"cpu": 1}, duration="forever")),
+        (ValidationError, lambda: allocator.allocate("a", {"cpu": 99})),
+        (ValidationError, lambda: allocator.allocate("a", {})),
+        (AllocationNotFoundError, lambda: allocator.release("alloc-not-mine")),
+        (ValidationError, lambda: monitor.set_alert("known", "gpu_temperature", 80, print)),
+        (ValidationError, lambda: monitor.set_alert("known", "cpu", 80, "not callable")),
+        (AgentNotFoundError, lambda: monitor.get_usage("nobody")),
+        (ValidationError, lambda: monitor.get_usage("known", ["cpu", "disk"])),
+    ]
+    for error, call in bad:
+        with pytest.raises(error):
+            call()
+    assert ResourceManager(pooled).pool().leases == ()
