@@ -23,10 +23,12 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check pepper tests benchmarks examples
+	$(BIN)/ruff format --check pepper tests benchmarks examples
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/selection.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache examples/docsite/output

@@ -16,7 +16,8 @@ the message::
     ├── NotFoundError (LookupError)
     │   ├── TaskNotFoundError
     │   ├── AgentNotFoundError
-    │   └── AllocationNotFoundError
+    │   ├── AllocationNotFoundError
+    │   └── NoEligibleAgentError             .rejected: agent id -> why it cannot take the task
     ├── ConflictError (RuntimeError)
     │   ├── InvalidTransitionError           a state change the table forbids
     │   ├── AgentAlreadyRegisteredError
@@ -163,6 +164,20 @@ class AllocationNotFoundError(NotFoundError):
     def __init__(self, allocation_id: str) -> None:
         super().__init__(f"no allocation with id {allocation_id!r}; `pepper leases` lists the current ones")
         self.allocation_id = allocation_id
+
+
+class NoEligibleAgentError(NotFoundError):
+    """No agent can take the task; ``rejected`` says, per agent, why not."""
+
+    def __init__(self, task_type: str, rejected: dict[str, tuple[str, ...]]) -> None:
+        if rejected:
+            lines = "; ".join(f"{agent}: {', '.join(reasons)}" for agent, reasons in sorted(rejected.items()))
+            detail = f"every agent was ruled out - {lines}"
+        else:
+            detail = "no agents are registered (start a `pepper worker` or register one)"
+        super().__init__(f"no eligible agent for a {task_type!r} task: {detail}")
+        self.task_type = task_type
+        self.rejected = dict(rejected)
 
 
 # --- state conflicts -------------------------------------------------------------

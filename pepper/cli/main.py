@@ -10,6 +10,7 @@ import click
 
 import pepper
 from pepper.cli.common import EXIT_BAD_INPUT, db_option
+from pepper.cli.distribution import feedback, why
 from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
 from pepper.cli.tasks import cancel, list_tasks, status, submit
@@ -51,6 +52,7 @@ def cli(db: str | None) -> None:
       pepper worker --agents agents.yaml --until-idle
       pepper tasks
       pepper status review-1
+      pepper why review-1
 
     Exit codes: 0 success; 1 the task failed or was cancelled; 2 bad input
     (unknown task, bad option, invalid agent file...).
@@ -59,8 +61,10 @@ def cli(db: str | None) -> None:
 
 cli.add_command(submit)
 cli.add_command(status)
+cli.add_command(why)
 cli.add_command(list_tasks)
 cli.add_command(cancel)
+cli.add_command(feedback)
 cli.add_command(worker)
 cli.add_command(agents)
 cli.add_command(resources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
@@ -179,31 +180,49 @@ def counts_line(counts: Mapping[str, int], shown: int, wanted: TaskState | None)
 # --- pepper agents ---------------------------------------------------------------------------
 
 
-def agents_table(agents: Sequence[Any], running: Mapping[str, int]) -> Table:
-    """Agents of live workers: what they take, how many they run, where they live."""
+@dataclass(frozen=True, slots=True)
+class AgentStanding:
+    """What pepper learned about an agent: its score (0-1) and how many tasks wait for it."""
+
+    score: float
+    queued: float
+
+
+def agents_table(agents: Sequence[Any], running: Mapping[str, int], standing: Mapping[str, AgentStanding]) -> Table:
+    """Agents of live workers: what they take, how loaded they are, their learned score, where they live."""
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
-    for name in ("AGENT", "KIND", "TASK TYPES", "SKILLS", "CAPACITY", "RUNNING", "WORKER"):
-        justify = "right" if name in ("CAPACITY", "RUNNING") else "left"
-        table.add_column(name, justify=justify, no_wrap=name in ("AGENT", "WORKER"))
+    for name in ("AGENT", "KIND", "TASK TYPES", "SKILLS", "LOAD", "QUEUED", "SCORE", "WORKER"):
+        justify = "right" if name in ("LOAD", "QUEUED", "SCORE") else "left"
+        table.add_column(name, justify=justify, no_wrap=name in ("AGENT", "LOAD", "QUEUED", "SCORE", "WORKER"))
     for agent in agents:
         spec = agent.spec
+        known = standing.get(spec.agent_id)
         table.add_row(
             Text(spec.agent_id),
             Text(spec.kind),
             Text(", ".join(sorted(spec.task_types))),
             Text(", ".join(sorted(spec.skills)) or "-"),
-            Text(str(spec.capacity)),
-            Text(str(running.get(spec.agent_id, 0))),
+            Text(f"{running.get(spec.agent_id, 0)}/{spec.capacity}"),
+            Text("-" if known is None else _count(known.queued)),
+            Text("-" if known is None else f"{known.score:.2f}"),
             Text(f"{agent.hostname}:{agent.pid}"),
         )
     return table
 
 
-def agent_dict(agent: Any, running: Mapping[str, int]) -> dict[str, Any]:
+def _count(value: float) -> str:
+    """Whole numbers as such; a share of tasks (waiting for several agents) to one decimal."""
+    return f"{round(value, 1):g}"
+
+
+def agent_dict(agent: Any, running: Mapping[str, int], standing: Mapping[str, AgentStanding]) -> dict[str, Any]:
     """JSON form of one agent of a live worker."""
+    known = standing.get(agent.spec.agent_id)
     return {
         **agent.spec.to_dict(),
         "running": running.get(agent.spec.agent_id, 0),
+        "queued": None if known is None else known.queued,
+        "score": None if known is None else round(known.score, 4),
         "worker_id": agent.worker_id,
         "hostname": agent.hostname,
         "pid": agent.pid,

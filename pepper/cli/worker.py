@@ -17,7 +17,9 @@ import pepper
 from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option, open_runtime
 from pepper.cli.render import make_console, plural, print_json
 from pepper.cli.reporter import Reporter
-from pepper.cli.views import agent_dict, agents_table
+from pepper.cli.views import AgentStanding, agent_dict, agents_table
+from pepper.core import AgentSelector, LoadBalancer
+from pepper.errors import AgentNotFoundError
 
 _POLL = 0.1
 
@@ -146,16 +148,38 @@ def _stop_signals() -> Iterator[threading.Event]:
 @json_option
 @db_option
 def agents(as_json: bool, db: str | None) -> None:
-    """List the agents of the workers running now, and how busy they are."""
+    """List the agents online, with their load and learned score.
+
+    LOAD is tasks running / capacity; QUEUED the tasks waiting that this agent
+    could take (a task several agents could take counts in part for each);
+    SCORE, from 0 to 1, what pepper learned from the agent's history:
+    successes, speed, and ratings given with `pepper feedback`. Agents that
+    score better are expected to finish sooner and are preferred.
+    """
     with open_runtime(db) as runtime:
         online = runtime.store.workers.agents()
         running = runtime.store.running_by_agent()
+        standing = _standing(runtime, {a.spec.agent_id for a in online})
     if as_json:
-        print_json([agent_dict(a, running) for a in online])
+        print_json([agent_dict(a, running, standing) for a in online])
         return
     console = make_console()
     if not online:
         console.print(Text("No agents are online. Agents appear here while a `pepper worker` runs; start one with:"))
         console.print(Text(f"  pepper worker --agents agents.yaml{db_hint(db)}"))
         return
-    console.print(agents_table(online, running))
+    console.print(agents_table(online, running, standing))
+
+
+def _standing(runtime: pepper.Runtime, agent_ids: set[str]) -> dict[str, AgentStanding]:
+    """Score and queue of each agent (one that went offline meanwhile is left out)."""
+    selector, balancer = AgentSelector(runtime), LoadBalancer(runtime)
+    standing = {}
+    for agent_id in sorted(agent_ids):
+        try:
+            score = selector.get_agent_capabilities(agent_id).performance_score
+            queued = balancer.get_agent_load(agent_id).queued
+        except AgentNotFoundError:
+            continue
+        standing[agent_id] = AgentStanding(score, queued)
+    return standing

@@ -1,11 +1,14 @@
 """The seed's public faces, each a thin view over one ``Runtime``."""
 
+from pepper.core.distribution import AgentSelector, LoadBalancer
 from pepper.core.orchestrator import TaskOrchestrator
 from pepper.core.registration import agent, load_agents, register_agent
 from pepper.core.resources import ResourceAllocator, ResourceManager, ResourceMonitor
 from pepper.core.runtime import Runtime, default_runtime, init
 
 __all__ = [
+    "AgentSelector",
+    "LoadBalancer",
     "ResourceAllocator",
     "ResourceManager",
     "ResourceMonitor",

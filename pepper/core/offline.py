@@ -18,10 +18,13 @@ from pepper.engine.clock import Clock
 from pepper.engine.state import EngineState
 from pepper.errors import ConflictError, TaskNotFoundError, WaitTimeoutError
 from pepper.model.events import CancelRequested, Save, TasksLoaded
+from pepper.model.feedback import TaskFeedback
 from pepper.model.record import TaskRecord
 from pepper.model.status import TaskStatus
 from pepper.model.task import Task, TaskState
+from pepper.scheduling.backlog import ahead_of, waiting_from
 from pepper.scheduling.explain import WaitFacts, explain
+from pepper.store.ratings import rate_task
 from pepper.store.sqlite import SQLiteStore
 
 _POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
@@ -30,10 +33,11 @@ _POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 class StoreBackend:
     """Submit, inspect, wait for and cancel tasks with the store alone."""
 
-    def __init__(self, store: SQLiteStore, clock: Clock, writer: str) -> None:
+    def __init__(self, store: SQLiteStore, clock: Clock, writer: str, ageing: float = 10.0) -> None:
         self.store = store
         self.clock = clock
         self.writer = writer
+        self.ageing = ageing  # priority points a waiting task gains per minute
 
     async def submit(self, tasks: Sequence[Task]) -> list[Task]:
         return list(self.store.submit(tasks, self.writer).tasks)
@@ -52,8 +56,13 @@ class StoreBackend:
         """Why-waiting facts as the database knows them (agents of live workers)."""
         deps = self.store.get_tasks(record.task.dependencies)
         running = self.store.running_by_agent()
-        agents = [(a.spec, running.get(a.spec.agent_id, 0)) for a in self.store.workers.agents()]
-        ahead = self.store.queued_ahead(record.task.task_id) if record.state is TaskState.PENDING else 0
+        specs = [a.spec for a in self.store.workers.agents()]
+        agents = [(spec, running.get(spec.agent_id, 0)) for spec in specs]
+        ahead = 0
+        if record.state is TaskState.PENDING:
+            waiting = waiting_from(self.store.ready_tasks(self.clock.now()))
+            me = next((w for w in waiting if w.task_id == record.task.task_id), None)
+            ahead = 0 if me is None else ahead_of(me, waiting, specs, self.ageing)
         return WaitFacts(
             task=record.task,
             state=record.state,
@@ -64,6 +73,7 @@ class StoreBackend:
             next_attempt_at=record.next_attempt_at,
             failures=record.failures,
             last_error=record.error,
+            pinned=record.placement or record.task.agent,
         )
 
     async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
@@ -102,6 +112,9 @@ class StoreBackend:
             if not result.conflicts:
                 return True
         raise ConflictError(f"could not cancel {task_id!r}: it kept changing while we tried; try again")
+
+    async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:
+        return rate_task(self.store, feedback, self.clock.now())
 
     async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
         return [r.to_status() for r in self.store.list_tasks(state, limit)]

@@ -8,6 +8,7 @@ from typing import Any
 from pepper.core.runtime import Runtime, resolve
 from pepper.engine.portal import Portal, blocking, on_engine_loop
 from pepper.errors import TaskCancelledError, TaskFailedError, ValidationError, suggest
+from pepper.model.feedback import TaskFeedback
 from pepper.model.status import TaskStatus
 from pepper.model.submission import TASK_FIELDS, build_task, task_from_mapping
 from pepper.model.task import Task, TaskState
@@ -151,7 +152,21 @@ class TaskOrchestrator:
         backend = await self.runtime.backend()
         return await backend.list_tasks(wanted, limit)
 
+    @on_engine_loop
+    async def add_feedback_async(
+        self, task_id: str, rating: int, comment: str | None = None, metrics: Mapping[str, Any] | None = None
+    ) -> TaskFeedback:
+        """Rate a finished task from 1 (poor) to 5 (excellent); the agent that ran it learns from it."""
+        feedback = TaskFeedback.build(_check_id(task_id), rating, comment, metrics)
+        backend = await self.runtime.backend()
+        return await backend.add_feedback(feedback)
+
+    def get_feedback(self, task_id: str) -> list[TaskFeedback]:
+        """The feedback given on a task, oldest first."""
+        return self.runtime.store.feedback.of_task(_check_id(task_id))
+
     submit_task = blocking(submit_task_async)
+    add_feedback = blocking(add_feedback_async)
     submit_tasks = blocking(submit_tasks_async)
     get_task_status = blocking(get_task_status_async)
     cancel_task = blocking(cancel_task_async)

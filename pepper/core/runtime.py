@@ -19,7 +19,7 @@ import socket
 import threading
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from pepper.engine.portal import Portal
 from pepper.engine.service import EngineService
 from pepper.engine.usage import machine_capacity
 from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
+from pepper.model.events import PlacementSet
 from pepper.model.settings import Settings
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -177,6 +178,22 @@ class Runtime:
             raise RuntimeClosedError("the engine is not running; start the runtime before calling this from inside it")
         return self.portal().call(self.engine())
 
+    def place(self, placements: Mapping[str, str | None]) -> None:
+        """Pin waiting tasks to agents (a workload plan's assignments); ``None`` lifts a placement."""
+        service = self._service
+        if service is None:
+            self.store.set_placements(placements, self.worker_id)
+            return
+
+        def dispatch() -> None:
+            now = self.clock.now()
+            for task_id, agent_id in placements.items():
+                if task_id not in service.engine.state.tasks:
+                    service.engine.load([task_id], cause="placement")
+                service.engine.dispatch(PlacementSet(task_id, agent_id, now))
+
+        self._on_engine(dispatch)
+
     def leases_changed(self) -> None:
         """Tell the local engine (if one runs) that the pool's leases changed."""
         service = self._service
@@ -222,7 +239,7 @@ class Runtime:
         if self._service is not None or self._agents:
             return await self.engine()
         if self._offline is None:
-            self._offline = StoreBackend(self.store, self.clock, self.worker_id)
+            self._offline = StoreBackend(self.store, self.clock, self.worker_id, self.settings.priority_ageing)
         return self._offline
 
     # -- agents -------------------------------------------------------------------------

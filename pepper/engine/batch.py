@@ -11,31 +11,7 @@ from pepper.model import codec
 from pepper.model.events import RecordAttempt, Start
 from pepper.model.lease import Lease
 from pepper.model.task import Task
-from pepper.store.sqlite import WriteSet
-
-
-def save_params(t: LiveTask, writer: str, version: int) -> tuple[Any, ...]:
-    """Parameters of the ``save_task`` statement for a task's current state."""
-    return (
-        t.state.value,
-        t.attempts,
-        t.failures,
-        t.agent_id,
-        t.owner,
-        t.ready_at,
-        t.started_at,
-        t.finished_at,
-        t.next_attempt_at,
-        t.result_json,
-        codec.encode(t.error.to_dict()) if t.error is not None else None,
-        t.reason,
-        t.progress,
-        t.progress_message,
-        int(t.cancel_requested),
-        writer,
-        t.task.task_id,
-        version,
-    )
+from pepper.store.sqlite import WriteSet, save_params
 
 
 def attempt_params(a: RecordAttempt, writer: str) -> tuple[Any, ...]:

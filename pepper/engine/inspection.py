@@ -1,11 +1,21 @@
-"""Read-only questions about an ``EngineState``: why a task waits, and whether work is left."""
+"""Read-only questions about an ``EngineState``: why a task waits, whether work is left, how agents stand.
+
+The selector reads these from the caller's thread, without waiting for the
+engine loop: figures are a moment's snapshot, which is all a choice needs.
+"""
 
 from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
 
 from pepper.engine.live import LiveTask
 from pepper.engine.state import EngineState
 from pepper.model.task import TaskState
+from pepper.scheduling.directory import AgentDirectory
 from pepper.scheduling.explain import WaitFacts
+from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.selection import Candidate
 
 
 def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None:
@@ -31,6 +41,7 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
         failures=t.failures,
         last_error=t.error,
         accepting=state.accepting,
+        pinned=t.placement or t.task.agent,
         resources_short=short,
         resources_where=where,
     )
@@ -68,3 +79,69 @@ def has_local_work(state: EngineState) -> bool:
         t.state is TaskState.PENDING and t.next_attempt_at is not None and t.route is not None and t.route.agents
         for t in state.tasks.values()
     )
+
+
+# -- agents as the selector and the balancer see them -------------------------------------
+
+_directories: weakref.WeakKeyDictionary[EngineState, tuple[int, AgentDirectory]] = weakref.WeakKeyDictionary()
+
+
+def directory(state: EngineState) -> AgentDirectory:
+    """The state's agents indexed by type and skill (rebuilt only when agents join or leave)."""
+    cached = _directories.get(state)
+    if cached is not None and cached[0] == state.routing.version:
+        return cached[1]
+    for _ in range(3):  # read from another thread: the engine may add an agent meanwhile
+        try:
+            built = AgentDirectory(list(state.agents.values()))
+            break
+        except RuntimeError:
+            continue
+    else:
+        built = AgentDirectory(list(state.agents.values()))
+    _directories[state] = (state.routing.version, built)
+    return built
+
+
+def candidate(state: EngineState, agent: AgentLoad, task_type: str, now: float, resources: bool = False) -> Candidate:
+    """One agent's standing for a task of ``task_type``: load, score, estimate, when it is free."""
+    agent_id = agent.spec.agent_id
+    performance = state.performance
+    estimate, expected, score = performance.standing(agent_id, task_type, now)
+    return Candidate(
+        agent.spec,
+        len(agent.running),
+        0,
+        score,
+        estimate,
+        0.0 if agent.free > 0 else state.chooser.available_in(agent, now),
+        agent.accepting,
+        performance.healthy(agent_id),
+        state.resources.available(agent_id)[0] if resources else None,
+        agent.note,
+        expected,
+    )
+
+
+def best_matching(state: EngineState, agents: Iterable[AgentLoad], task_type: str, now: float) -> Candidate | None:
+    """The best of ``agents`` that takes tasks, for a request that asks only for a type and skills they all
+    match (``selection.asks_only_type_and_skills``).
+
+    Ranks by ``selection.rank_key`` without building a ``Candidate`` for every agent: selection among
+    hundreds of matching agents stays in microseconds.
+    """
+    standing = state.performance.standing
+    available_in = state.chooser.available_in
+    best: AgentLoad | None = None
+    best_key: tuple[float, float, float, str] | None = None
+    for agent in agents:
+        if not agent.accepting:
+            continue
+        spec = agent.spec
+        running = len(agent.running)
+        _estimate, expected, score = standing(spec.agent_id, task_type, now)
+        wait = 0.0 if running < spec.capacity else available_in(agent, now)
+        key = (wait + expected, -score, running / spec.capacity, spec.agent_id)
+        if best_key is None or key < best_key:
+            best, best_key = agent, key
+    return None if best is None else candidate(state, best, task_type, now)

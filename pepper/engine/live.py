@@ -25,6 +25,7 @@ _STORED = (
     "progress",
     "progress_message",
     "cancel_requested",
+    "placement",
 )
 
 
@@ -57,6 +58,7 @@ class LiveTask:
         self.progress: float | None = None
         self.progress_message: str | None = None
         self.cancel_requested = False
+        self.placement: str | None = None
         self.unmet = 0
         self.dependents: list[str] | tuple[()] = ()  # a list once something depends on it
         self.qseq = 0

@@ -103,6 +103,7 @@ class Engine:
             ageing=settings.priority_ageing,
             backoff=Backoff(settings.retry_delay, settings.retry_backoff, settings.retry_max_delay),
             keep_finished=settings.keep_finished,
+            score_half_life=settings.score_half_life,
         )
         self.handles: dict[str, AgentHandle] = {}
         self.versions: dict[str, int] = {}

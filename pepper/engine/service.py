@@ -20,12 +20,14 @@ from pepper.errors import (
     TaskNotFoundError,
     WaitTimeoutError,
 )
-from pepper.model.events import AgentAdded, AgentRemoved, CancelRequested, Draining
+from pepper.model.events import AgentAdded, AgentRemoved, CancelRequested, Draining, Rated
+from pepper.model.feedback import TaskFeedback
 from pepper.model.resources import describe_shortfall
 from pepper.model.status import TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
 from pepper.scheduling.explain import explain
+from pepper.store.ratings import rate_task
 
 
 class _KnownTasks:
@@ -194,6 +196,16 @@ class EngineService:
     async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
         await self.engine.committed()
         return [r.to_status() for r in self.engine.store.list_tasks(state, limit)]
+
+    async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:
+        """Store a rating of a finished task and learn from it at once."""
+        engine = self.engine
+        stored = rate_task(engine.store, feedback, engine.clock.now())
+        if stored.feedback_id is not None:
+            self.upkeep.own_feedback.add(stored.feedback_id)
+        if stored.agent_id is not None:
+            engine.dispatch(Rated(stored.agent_id, stored.rating, stored.created_at))
+        return stored
 
     # -- agents -------------------------------------------------------------------------
 

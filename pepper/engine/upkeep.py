@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from pepper.model.events import WorkersLost
+from pepper.model.events import HistoryLoaded, Rated, WorkersLost
 from pepper.model.task import TaskState
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class Upkeep:
         self.change_seq = 0
         self._data_version: int | None = None
         self._next_beat = 0.0
+        self.feedback_seen = 0
+        self.own_feedback: set[int] = set()  # ratings given through this engine (already learned)
         self._task: asyncio.Task[None] | None = None
 
     def begin(self) -> None:
@@ -56,6 +58,9 @@ class Upkeep:
         self._data_version = store.data_version()
         store.leases.reap_expired(now)
         engine.reload_leases()
+        self.feedback_seen = store.feedback.last_id()
+        outcomes, ratings = store.feedback.history(now - 10 * engine.settings.score_half_life)
+        engine.dispatch(HistoryLoaded(tuple(outcomes), tuple(ratings), now))
         engine.ingest(store.unfinished(), cause="start-up")
         self.sweep()
         self._next_beat = now + engine.settings.heartbeat_interval
@@ -95,6 +100,10 @@ class Upkeep:
         if records:
             self.engine.ingest(records, cause="changed by another process")
         self.engine.reload_leases()  # someone may have allocated or released resources
+        for feedback in store.feedback.after(self.feedback_seen):  # ratings given elsewhere
+            self.feedback_seen = max(self.feedback_seen, feedback.feedback_id or 0)
+            if feedback.agent_id is not None and feedback.feedback_id not in self.own_feedback:
+                self.engine.dispatch(Rated(feedback.agent_id, feedback.rating, feedback.created_at))
 
     def heartbeat(self) -> None:
         engine = self.engine

@@ -111,6 +111,38 @@ class ClaimRefused(NamedTuple):
     at: float
 
 
+class HistoryLoaded(NamedTuple):
+    """Past outcomes to learn from: ``(agent, task type, ok, duration, at)`` and ``(agent, rating, at)``."""
+
+    outcomes: tuple[tuple[str, str, bool, float | None, float], ...]
+    ratings: tuple[tuple[str, int, float], ...]
+    at: float
+
+
+class Rated(NamedTuple):
+    """Someone rated the work of an agent (1-5)."""
+
+    agent_id: str
+    rating: int
+    at: float
+
+
+class HealthChanged(NamedTuple):
+    """An agent's health check started or stopped failing."""
+
+    agent_id: str
+    healthy: bool
+    at: float
+
+
+class PlacementSet(NamedTuple):
+    """A workload plan placed a waiting task on an agent (``None`` lifts the placement)."""
+
+    task_id: str
+    agent_id: str | None
+    at: float
+
+
 class Draining(NamedTuple):
     """Stop starting tasks (shutdown); running ones may finish."""
 

@@ -51,6 +51,7 @@ class TaskRecord:
     progress: float | None = None
     progress_message: str | None = None
     cancel_requested: bool = False
+    placement: str | None = None
     version: int = 1
 
     @classmethod
@@ -73,6 +74,7 @@ class TaskRecord:
             progress=row["progress"],
             progress_message=row["progress_message"],
             cancel_requested=bool(row["cancel_requested"]),
+            placement=row["placement"],
             version=row["version"],
         )
 

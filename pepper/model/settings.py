@@ -31,6 +31,8 @@ class Settings:
     poll_interval: float = 0.2
     #: How often agents' real resource usage is measured (and alert rules evaluated).
     sample_interval: float = 1.0
+    #: Agents' learned scores weigh a result half as much after this long (see scheduling.performance).
+    score_half_life: float = 3600.0
     #: How often a worker proves it is alive.
     heartbeat_interval: float = 2.0
     #: A worker silent for this long is presumed dead and its running tasks are re-queued.
@@ -84,6 +86,7 @@ class Settings:
 
 _DURATIONS = (
     "poll_interval",
+    "score_half_life",
     "sample_interval",
     "heartbeat_interval",
     "visibility_timeout",

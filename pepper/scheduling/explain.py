@@ -31,6 +31,8 @@ class WaitFacts:
     failures: int = 0
     last_error: TaskError | None = None
     accepting: bool = True
+    #: The agent the task must run on (its own ``agent``, or where a workload plan placed it).
+    pinned: str | None = None
     #: What the task's resources lack on the best candidate agent, and where from.
     resources_short: Mapping[str, float] = field(default_factory=dict)
     resources_where: str | None = None
@@ -104,13 +106,14 @@ def _retry_reason(facts: WaitFacts) -> WaitReason:
 
 def _agent_reasons(facts: WaitFacts) -> list[WaitReason]:
     task = facts.task
-    route = Route(task.task_type, task.agent, task.requirements.skills)
-    if task.agent is not None and all(spec.agent_id != task.agent for spec, _ in facts.agents):
+    pinned = facts.pinned or task.agent
+    route = Route(task.task_type, pinned, task.requirements.skills)
+    if pinned is not None and all(spec.agent_id != pinned for spec, _ in facts.agents):
         return [
             WaitReason(
                 "agent_missing",
-                f"pinned agent {task.agent!r} is not registered (a worker may register it later)",
-                subject=task.agent,
+                f"pinned agent {pinned!r} is not registered (a worker may register it later)",
+                subject=pinned,
             )
         ]
     takers = [(spec, running) for spec, running in facts.agents if spec.accepts(task.task_type)]

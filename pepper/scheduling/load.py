@@ -10,7 +10,7 @@ from pepper.model.agent import AgentSpec
 class AgentLoad:
     """Live bookkeeping for one agent: the tasks it runs, whether it takes more."""
 
-    __slots__ = ("accepting", "note", "order", "running", "spec")
+    __slots__ = ("accepting", "note", "order", "running", "shared", "spec")
 
     def __init__(self, spec: AgentSpec, order: int) -> None:
         self.spec = spec
@@ -18,6 +18,7 @@ class AgentLoad:
         self.order = order
         self.accepting = True
         self.note: str | None = None  # why it takes no tasks, when it does not
+        self.shared = False  # does it serve a route together with other agents?
 
     @property
     def agent_id(self) -> str:

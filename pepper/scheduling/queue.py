@@ -52,5 +52,9 @@ class ReadyQueue:
         """How many live items would be served before one with ``(key, seq)``."""
         return sum(1 for k, s, t in self._heap if (k, s) < (key, seq) and is_live(t, s))
 
+    def items(self) -> list[tuple[float, int, str]]:
+        """Every item, live or not, in no particular order."""
+        return list(self._heap)
+
     def __len__(self) -> int:
         return len(self._heap)

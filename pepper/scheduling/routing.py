@@ -45,6 +45,7 @@ class Routing:
         self._rate = ageing_per_minute / 60.0
         self._tickets = 0
         self._order = 0
+        self.version = 0  # grows whenever an agent joins or leaves
 
     def add_agent(self, spec: AgentSpec) -> AgentLoad:
         self._order += 1
@@ -54,6 +55,8 @@ class Routing:
         for info in routes:
             info.agents.append(agent)
         self._agent_routes[spec.agent_id] = routes
+        self._mark_shared()
+        self.version += 1
         return agent
 
     def remove_agent(self, agent_id: str) -> AgentLoad | None:
@@ -62,17 +65,26 @@ class Routing:
             agent.accepting = False
             for info in self._agent_routes.pop(agent_id, []):
                 info.agents.remove(agent)
+            self._mark_shared()
+            self.version += 1
         return agent
 
-    def route_of(self, task: Task) -> RouteInfo:
-        route = Route(task.task_type, task.agent, task.requirements.skills)
+    def route_of(self, task: Task, placement: str | None = None) -> RouteInfo:
+        """The route of ``task``; a ``placement`` (from a workload plan) pins it like ``task.agent`` does."""
+        route = Route(task.task_type, placement or task.agent, task.requirements.skills)
         info = self._routes.get(route)
         if info is None:
             agents = [a for a in self.agents.values() if rejection(a.spec, route) is None]
             info = self._routes[route] = RouteInfo(route, agents)
             for agent in agents:
                 self._agent_routes[agent.spec.agent_id].append(info)
+            if len(agents) > 1:
+                self._mark_shared()
         return info
+
+    def _mark_shared(self) -> None:
+        for agent in self.agents.values():
+            agent.shared = any(len(info.agents) > 1 for info in self._agent_routes.get(agent.spec.agent_id, ()))
 
     @staticmethod
     def free_agent(info: RouteInfo, usable: Callable[[AgentLoad], bool] | None = None) -> AgentLoad | None:
@@ -121,6 +133,14 @@ class Routing:
             for other in self._agent_routes.get(agent.spec.agent_id, ()):
                 queues[id(other)] = other.queue
         return sum(q.count_before(key, ticket, self._is_live) for q in queues.values())
+
+    def queued_share(self, agent: AgentLoad) -> float:
+        """Queued tasks this agent may take, each shared equally among the agents that may take it."""
+        total = 0.0
+        for info in self._agent_routes.get(agent.spec.agent_id, ()):
+            live = sum(1 for _k, ticket, task_id in info.queue.items() if self._is_live(task_id, ticket))
+            total += live / max(1, len(info.agents))
+        return total
 
     def has_queued_work(self) -> bool:
         """True if some route with an agent has a live queued task."""

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pepper.errors import DuplicateTaskError
+from pepper.model import codec
 from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord, initial_state
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
 from pepper.store.connection import connect, expand, migrate, queries, transaction
+from pepper.store.feedback import FeedbackLog
 from pepper.store.leases import LeaseLedger
 from pepper.store.workers import WorkerRegistry
 
@@ -35,6 +37,17 @@ def insert_row(task: Task, writer: str) -> tuple[Any, ...]:
     state = initial_state(task)
     ready_at = task.created_at if state is TaskState.PENDING else None
     return (*task.to_row(), state.value, ready_at, writer)
+
+
+def save_params(t: Any, writer: str, version: int) -> tuple[Any, ...]:
+    """Parameters of ``save_task`` from anything shaped like a ``TaskRecord`` (its progress fields)."""
+    return (
+        t.state.value, t.attempts, t.failures, t.agent_id, t.owner, t.ready_at, t.started_at,
+        t.finished_at, t.next_attempt_at, t.result_json,
+        codec.encode(t.error.to_dict()) if t.error is not None else None,
+        t.reason, t.progress, t.progress_message, int(t.cancel_requested), t.placement, writer,
+        t.task.task_id, version,
+    )  # fmt: skip
 
 
 @dataclass
@@ -109,6 +122,7 @@ class SQLiteStore:
         self._conn.execute(self._q["init_tx_seq"])
         self.workers = WorkerRegistry(self)
         self.leases = LeaseLedger(self)
+        self.feedback = FeedbackLog(self)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -127,6 +141,11 @@ class SQLiteStore:
         """Run a named write in its own transaction; the number of rows changed."""
         with self.lock, transaction(self.conn):
             return self.conn.execute(self._q[name], params).rowcount
+
+    def write_returning(self, name: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a named ``... RETURNING`` write in its own transaction; the rows it returned."""
+        with self.lock, transaction(self.conn) as conn:
+            return conn.execute(self._q[name], params).fetchall()
 
     def close(self) -> None:
         with self.lock:
@@ -217,6 +236,13 @@ class SQLiteStore:
             conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in submission.new])
         return submission
 
+    def set_placements(self, placements: Mapping[str, str | None], writer: str) -> int:
+        """Place waiting tasks on agents (as a workload plan decided); tasks already running are left alone."""
+        with self.lock, transaction(self.conn) as conn:
+            self._begin_change(conn)
+            rows = [(agent, writer, task_id) for task_id, agent in placements.items()]
+            return conn.executemany(self._q["set_placement"], rows).rowcount
+
     # -- reads ------------------------------------------------------------------------
 
     def get_tasks(self, task_ids: Collection[str]) -> dict[str, TaskRecord]:
@@ -265,9 +291,13 @@ class SQLiteStore:
                     return True
         return False
 
-    def queued_ahead(self, task_id: str) -> int:
-        """Pending tasks of the same type that come first (by priority, then age)."""
-        return self.query("queued_ahead", (task_id,))[0][0]
+    def ready_tasks(self, now: float) -> list[TaskRecord]:
+        """Tasks waiting for an agent (pending, not waiting out a retry back-off), in submission order."""
+        return [TaskRecord.from_row(r) for r in self.query("ready_tasks", (now,))]
+
+    def running_tasks(self) -> list[tuple[str, str, float]]:
+        """``(agent_id, task_type, started_at)`` of every running task."""
+        return [(r["agent_id"], r["task_type"], r["started_at"]) for r in self.query("running_tasks")]
 
     def running_by_agent(self) -> dict[str, int]:
         return {row["agent_id"]: row["n"] for row in self.query("running_by_agent")}

@@ -16,3 +16,15 @@ def test_the_api_tour_runs_and_prints_what_it_promises(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["dependency 'docs' has not been submitted yet", "{'approved': True}"]
     assert (tmp_path / ".pepper" / "pepper.db").exists()
+
+
+def test_the_agent_choice_example_runs_after_the_tour(tmp_path):
+    text = README.read_text()
+    tour = re.search(r"## A tour of the API\n\n```python\n(.*?)```", text, re.S).group(1)
+    choosing = re.search(r"## Choosing agents\n.*?```python\n(.*?)```", text, re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", tour + choosing], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[2].startswith("documentation_agent 0.") and "ScoreParts(" in lines[2]
+    assert "'intro': 'documentation_agent'" in lines[3] and "'faq': 'documentation_agent'" in lines[3]

@@ -84,3 +84,39 @@ def test_the_resource_monitor_snippet_measures_and_alerts_on_a_busy_agent(tmp_pa
     pepper.TaskOrchestrator().submit_task("busy", "documentation")
     assert fired.wait(15)
     assert alerts[0].subject == "documentation_agent" and alerts[0].value > 80
+
+
+def test_the_agent_selector_snippet_picks_an_agent_that_earned_its_score(tmp_path):
+    pepper.init(db=str(tmp_path / "seed.db"), home=str(tmp_path / "home"))
+    pepper.agent("documentation_agent", task_types=["documentation"], skills=["markdown", "api_docs"])(
+        lambda task: {"page": f"{task.task_id}.md"}
+    )
+    pepper.agent("draft_agent", task_types=["documentation"], skills=["markdown"])(lambda task: "draft")
+    orchestrator = pepper.TaskOrchestrator()
+    done = [orchestrator.submit_task(task_type="documentation", requirements={"skills": ["api_docs"]}).task_id
+            for _ in range(10)]  # fmt: skip
+    orchestrator.wait(done, timeout=20)
+    orchestrator.add_feedback(done[0], rating=5, comment="clear and complete")
+    namespace: dict = {}
+    exec(compile(snippet("Agent Selection"), "docs/orchestration.md", "exec"), namespace)
+    agent, capabilities = namespace["agent"], namespace["capabilities"]
+    assert agent.agent_id == "documentation_agent" and agent.performance_score >= 0.8
+    assert capabilities.skills == {"markdown", "api_docs"} and capabilities.task_types == {"documentation"}
+
+
+def test_the_load_balancer_snippet_plans_a_workload_across_the_agents(tmp_path):
+    pepper.init(db=str(tmp_path / "seed.db"), home=str(tmp_path / "home"))
+    for name in ("documentation", "review", "deployment"):
+        pepper.agent(f"{name}_agent", task_types=[name], capacity=2 if name == "documentation" else 1)(str)
+    current_tasks = [{"id": f"doc-{i}", "type": "documentation"} for i in range(4)]
+    current_tasks += [{"id": "review-1", "type": "review"}, {"id": "deploy-1", "type": "deployment"}]
+    available_agents = ["documentation_agent", "review_agent", "deployment_agent"]
+    namespace: dict = {"current_tasks": current_tasks, "available_agents": available_agents}
+    exec(compile(snippet("Load Balancing"), "docs/orchestration.md", "exec"), namespace)
+    distribution, load = namespace["distribution"], namespace["load"]
+    assert distribution.assignments["review-1"] == "review_agent"
+    assert distribution.by_agent()["documentation_agent"] == [f"doc-{i}" for i in range(4)]
+    doc_starts = sorted(p.start for p in distribution.placements if p.agent_id == "documentation_agent")
+    assert doc_starts[:2] == [0.0, 0.0] and doc_starts[2] == doc_starts[3] > 0  # two slots, two rounds
+    assert distribution.makespan == max(p.end for p in distribution.placements)
+    assert (load.agent_id, load.capacity, load.running) == ("documentation_agent", 2, 0)

@@ -26,6 +26,8 @@ TOP_LEVEL = [
     "register_agent",
 ]
 CORE = [
+    "AgentSelector",
+    "LoadBalancer",
     "ResourceAllocator",
     "ResourceManager",
     "ResourceMonitor",

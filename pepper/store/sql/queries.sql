@@ -28,7 +28,7 @@ INSERT OR IGNORE INTO tasks (
 UPDATE tasks SET
     state = ?, attempts = ?, failures = ?, agent_id = ?, owner = ?, ready_at = ?,
     started_at = ?, finished_at = ?, next_attempt_at = ?, result = ?, error = ?,
-    reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, writer = ?,
+    reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, placement = ?, writer = ?,
     version = version + 1,
     change_seq = (SELECT seq FROM temp.tx)
 WHERE task_id = ? AND version = ?;
@@ -71,11 +71,11 @@ SELECT state, COUNT(*) AS n FROM tasks GROUP BY state;
 SELECT 1 FROM tasks, json_each(tasks.dependencies) AS dep
 WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
 
--- name: queued_ahead
-SELECT COUNT(*) FROM tasks AS other, tasks AS me
-WHERE me.task_id = ? AND other.state = 'pending' AND other.task_type = me.task_type
-  AND other.seq != me.seq
-  AND (other.priority > me.priority OR (other.priority = me.priority AND other.seq < me.seq));
+-- name: ready_tasks
+SELECT * FROM tasks WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY seq;
+
+-- name: running_tasks
+SELECT agent_id, task_type, started_at FROM tasks WHERE state = 'in_progress';
 
 -- name: running_by_agent
 SELECT agent_id, COUNT(*) AS n FROM tasks WHERE state = 'in_progress' GROUP BY agent_id;
@@ -158,3 +158,32 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: recent_alerts
 SELECT * FROM alerts ORDER BY at DESC LIMIT ?;
+
+-- name: insert_feedback
+INSERT INTO feedback (task_id, agent_id, task_type, rating, comment, metrics, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING feedback_id;
+
+-- name: feedback_of_task
+SELECT * FROM feedback WHERE task_id = ? ORDER BY feedback_id;
+
+-- name: feedback_after
+SELECT * FROM feedback WHERE feedback_id > ? ORDER BY feedback_id;
+
+-- name: last_feedback_id
+SELECT COALESCE(MAX(feedback_id), 0) FROM feedback;
+
+-- name: ratings_since
+SELECT agent_id, rating, created_at FROM feedback WHERE created_at >= ? AND agent_id IS NOT NULL ORDER BY created_at;
+
+-- name: outcomes_since
+-- Finished attempts to learn from: the last attempt of each task, and the earlier ones that failed.
+SELECT agent_id, task_type, state = 'completed' AS ok, finished_at - started_at AS duration, finished_at AS at
+FROM tasks WHERE state IN ('completed', 'failed') AND agent_id IS NOT NULL AND finished_at >= ?
+UNION ALL
+SELECT agent_id, task_type, 0, ended_at - started_at, ended_at
+FROM attempts WHERE outcome = 'retry' AND agent_id IS NOT NULL AND ended_at >= ?
+ORDER BY at;
+
+-- name: set_placement
+UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = (SELECT seq FROM temp.tx)
+WHERE task_id = ? AND state IN ('pending', 'blocked');

@@ -42,7 +42,8 @@ CREATE TABLE tasks (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     version          INTEGER NOT NULL DEFAULT 1,
     change_seq       INTEGER NOT NULL,
-    writer           TEXT
+    writer           TEXT,
+    placement        TEXT
 );
 -- No index on state: every write changes it, so such an index would tax every save;
 -- queries by state (start-up, listings) scan instead (about 0.1 s per million rows).
@@ -126,3 +127,16 @@ CREATE TABLE alerts (
     message   TEXT NOT NULL
 );
 CREATE INDEX alerts_by_time ON alerts (at);
+
+-- A rating (1-5) of a task's outcome, with an optional comment and metrics.
+CREATE TABLE feedback (
+    feedback_id INTEGER PRIMARY KEY,
+    task_id     TEXT NOT NULL,
+    agent_id    TEXT,
+    task_type   TEXT NOT NULL,
+    rating      INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    comment     TEXT,
+    metrics     TEXT NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE INDEX feedback_by_task ON feedback (task_id);

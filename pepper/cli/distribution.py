@@ -1,0 +1,346 @@
+"""``pepper why`` (what keeps a task from running) and ``pepper feedback`` (rate how a task went)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+import pepper
+from pepper.cli.common import db_hint, db_option, json_option, open_runtime
+from pepper.cli.inputs import parse_value
+from pepper.cli.render import (
+    clock_time,
+    duration,
+    make_console,
+    one_line,
+    plural,
+    print_json,
+    relative,
+    state_label,
+    state_text,
+)
+from pepper.core import AgentSelector, TaskOrchestrator
+from pepper.errors import NoEligibleAgentError
+from pepper.model.feedback import TaskFeedback
+from pepper.model.resources import describe
+from pepper.model.status import TaskStatus
+from pepper.model.task import TaskState
+
+_WAITING = (TaskState.PENDING, TaskState.BLOCKED)
+
+
+# --- pepper why ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Explanation:
+    """A task's status and, while it waits, how the agents see it."""
+
+    status: TaskStatus
+    requirements: Mapping[str, Any]
+    pinned: str | None
+    #: ``AgentProfile``s from ``AgentSelector.rank_agents``, best first.
+    eligible: Sequence[Any] = ()
+    rejected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Whether any worker's agent is online at all (for the hint on how to start one).
+    online: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        st = self.status
+        return {
+            "task_id": st.task_id,
+            "state": st.state.value,
+            "task_type": st.task_type,
+            "agent_id": st.agent_id,
+            "pinned_agent": self.pinned,
+            "requirements": dict(self.requirements),
+            "waiting_on": [w.to_dict() for w in st.waiting_on],
+            "eligible": [p.to_dict() for p in self.eligible],
+            "rejected": {agent: list(reasons) for agent, reasons in self.rejected.items()},
+        }
+
+
+@click.command()
+@click.argument("task_id", metavar="TASK")
+@json_option
+@db_option
+def why(task_id: str, as_json: bool, db: str | None) -> None:
+    """Explain what keeps a task from running.
+
+    Lists what the task waits for (dependencies, agents, capacity, its place
+    in the queue, a retry delay) and, while it waits, which online agents
+    could take it (best first, with their score and load) or why none can.
+    For a task that already ran, says who ran it, when, and how it ended.
+
+    Always exits 0 once the task is found: it explains, it does not judge.
+
+    \b
+    Example:
+      pepper why review-1
+    """
+    with open_runtime(db) as runtime:
+        explanation = _explain(runtime, task_id)
+    if as_json:
+        print_json(explanation.to_dict())
+        return
+    make_console().print(_why_view(explanation, time.time(), db))
+
+
+def _explain(runtime: pepper.Runtime, task_id: str) -> _Explanation:
+    status = TaskOrchestrator(runtime).get_task_status(task_id)
+    record = runtime.store.get_tasks([task_id]).get(task_id)
+    requirements = record.task.requirements.to_dict() if record is not None else {}
+    pinned = (record.placement or record.task.agent) if record is not None else None
+    if status.state not in _WAITING:
+        return _Explanation(status, requirements, pinned)
+    selector = AgentSelector(runtime)
+    eligible = selector.rank_agents(status.task_type, requirements)
+    rejected: Mapping[str, tuple[str, ...]] = {}
+    if not eligible:
+        try:
+            selector.select_agent(status.task_type, requirements)
+        except NoEligibleAgentError as exc:
+            rejected = exc.rejected
+    online = bool(eligible or rejected)
+    if pinned is not None:  # only the pinned agent may take it; the others do not matter
+        eligible = [p for p in eligible if p.agent_id == pinned]
+        rejected = {agent: reasons for agent, reasons in rejected.items() if agent == pinned}
+    return _Explanation(status, requirements, pinned, eligible, rejected, online)
+
+
+def _why_view(ex: _Explanation, now: float, db: str | None) -> Group:
+    st = ex.status
+    header = Text.assemble(("Task ", "bold"), (st.task_id, "bold"), "  ", state_text(st.state))
+    parts: list[RenderableType] = [header, _indent(_facts(ex))]
+    if st.state not in _WAITING:
+        title = "It is running" if st.state is TaskState.IN_PROGRESS else "It has finished"
+        return Group(*parts, *_section(title, _outcome(st, now, db)))
+    if st.waiting_on:
+        reasons = Text("\n").join(Text.assemble("• ", w.message.replace("\n", "\n  ")) for w in st.waiting_on)
+    else:
+        reasons = Text("nothing recorded: a worker with a matching agent should start it shortly", style="dim")
+    title = "Why it is blocked" if st.state is TaskState.BLOCKED else "Why it is not running"
+    return Group(*parts, *_section(title, reasons), *_agents_section(ex, db))
+
+
+def _section(title: str, body: RenderableType) -> list[RenderableType]:
+    indented = _indent(body) if isinstance(body, Text) else Padding(body, (0, 0, 0, 2), expand=False)
+    return [Text(""), Text(title, style="bold"), indented]
+
+
+def _indent(text: Text, prefix: str = "  ") -> Text:
+    """Each line of ``text`` behind ``prefix`` (unlike ``Padding``, without spaces after the text)."""
+    return Text("\n").join(Text(prefix) + line for line in text.split("\n"))
+
+
+def _facts(ex: _Explanation) -> Text:
+    st = ex.status
+    rows = [("type", st.task_type), ("priority", st.priority_name)]
+    if ex.requirements:
+        rows.append(("needs", _needs(ex.requirements)))
+    if ex.pinned:
+        rows.append(("pinned to", ex.pinned))
+    if st.dependencies:
+        rows.append(("depends on", ", ".join(st.dependencies)))
+    width = max(len(label) for label, _ in rows) + 2
+    return Text("\n").join(Text.assemble((label.ljust(width), "dim"), value) for label, value in rows)
+
+
+def _needs(requirements: Mapping[str, Any]) -> str:
+    parts = []
+    skills = requirements.get("skills") or []
+    if skills:
+        parts.append(f"{'skill' if len(skills) == 1 else 'skills'} {', '.join(skills)}")
+    if requirements.get("resources"):
+        parts.append(describe(requirements["resources"]))
+    if requirements.get("performance_score") is not None:
+        parts.append(f"a score of at least {requirements['performance_score']:.2f}")
+    if requirements.get("availability"):
+        parts.append("an agent with a free slot")
+    return "; ".join(parts)
+
+
+def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
+    """Who ran it, when, and how it ended, in a sentence or two."""
+    hint = db_hint(db)
+    agent = f"agent {st.agent_id}" if st.agent_id else "no agent"
+    attempt = f"attempt {st.attempts} of {st.max_retries + 1}"
+    lines: list[Text] = []
+    if st.state is TaskState.IN_PROGRESS:
+        since = f" since {clock_time(st.started_at)} ({duration(now - st.started_at)})" if st.started_at else ""
+        lines.append(Text(f"It is running on {agent}{since}, {attempt}."))
+        if st.progress is not None:
+            extra = f": {st.progress_message}" if st.progress_message else ""
+            lines.append(Text(f"Progress {st.progress:.0%}{extra}"))
+    elif st.state is TaskState.COMPLETED:
+        took = f" after running {duration(st.duration)}" if st.duration is not None else ""
+        lines.append(Text(f"It completed on {agent} at {clock_time(st.finished_at)}{took} ({attempt})."))
+        lines.append(Text(f"`pepper status {st.task_id}{hint}` shows its result; "
+                          f"`pepper feedback {st.task_id} --rating 1-5{hint}` rates it.", style="dim"))  # fmt: skip
+    elif st.state is TaskState.FAILED:
+        where = f"on {agent}" if st.agent_id else "before any agent ran it"
+        lines.append(Text(f"It failed {where} at {clock_time(st.finished_at)} ({attempt})."))
+        if st.error is not None:
+            lines.append(Text(one_line(f"{st.error.type}: {st.error.message}", 160), style="red"))
+        more = " --traceback" if st.error is not None and st.error.traceback else ""
+        lines.append(Text(f"`pepper status {st.task_id}{more}{hint}` shows the whole error.", style="dim"))
+    else:  # cancelled
+        ran = f" (it had run on {agent})" if st.agent_id else " before it ran"
+        when = f" at {clock_time(st.finished_at)} ({relative(st.finished_at, now)})" if st.finished_at else ""
+        lines.append(Text(f"It was cancelled{when}{ran}: {(st.reason or 'no reason given').rstrip('.')}."))
+    return Text("\n").join(lines)
+
+
+def _agents_section(ex: _Explanation, db: str | None) -> list[RenderableType]:
+    st = ex.status
+    if ex.eligible:
+        later = " once its dependencies complete" if st.state is TaskState.BLOCKED else ""
+        return _section(f"Agents that could take it{later}, best first", _profiles_table(ex.eligible))
+    title = f"Agents for {st.task_type!r} tasks"
+    if ex.rejected:
+        width = max(len(agent) for agent in ex.rejected) + 2
+        rows = [
+            Text.assemble((agent.ljust(width), "bold"), "; ".join(reasons))
+            for agent, reasons in sorted(ex.rejected.items())
+        ]
+        return _section(title, Text("\n").join([Text("No online agent can take it:"), *rows]))
+    if ex.pinned and ex.online:
+        return _section(
+            title, Text(f"Its pinned agent {ex.pinned!r} is not among the online agents that could take it.")
+        )
+    body = Text.assemble(
+        "No agents are online. Agents appear while a `pepper worker` runs; start one with:\n",
+        (f"  pepper worker --agents agents.yaml{db_hint(db)}", "dim"),
+    )
+    return _section(title, body)
+
+
+def _profiles_table(profiles: Sequence[Any]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    for name in ("AGENT", "SCORE", "LOAD", "WOULD FINISH", "SKILLS"):
+        table.add_column(name, justify="right" if name in ("SCORE", "LOAD") else "left", no_wrap=True)
+    for p in profiles:
+        finish = "-" if p.projected_finish is None else f"in ~{duration(p.projected_finish)}"
+        table.add_row(
+            Text(p.agent_id),
+            Text(f"{p.performance_score:.2f}"),
+            Text(f"{p.running}/{p.capacity}"),
+            Text(finish),
+            Text(", ".join(sorted(p.skills)) or "-"),
+        )
+    return table
+
+
+# --- pepper feedback ---------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("task_id", metavar="TASK")
+@click.option("--rating", type=int, metavar="N", help="How well it went, from 1 (poor) to 5 (excellent).")
+@click.option("--comment", metavar="TEXT", help="A few words on why (kept with the rating).")
+@click.option(
+    "--metric",
+    "metric_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A measurement to keep with the rating (repeatable); VALUE is JSON if it parses, else text.",
+)
+@json_option
+@db_option
+def feedback(
+    task_id: str,
+    rating: int | None,
+    comment: str | None,
+    metric_pairs: tuple[str, ...],
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """Rate how a finished task went, or list the ratings it was given.
+
+    A rating (1 poor to 5 excellent) feeds the score of the agent that ran
+    the task, so better-rated agents are preferred. Without --rating,
+    lists the feedback given on TASK.
+
+    \b
+    Examples:
+      pepper feedback review-1 --rating 4 --comment "clear, a bit long"
+      pepper feedback review-1 --rating 2 --metric accuracy=0.6
+      pepper feedback review-1
+    """
+    if rating is None and (comment is not None or metric_pairs):
+        raise click.UsageError("--comment and --metric go with a rating: add --rating N (1 to 5)")
+    metrics = _parse_metrics(metric_pairs)
+    with open_runtime(db) as runtime:
+        orchestrator = TaskOrchestrator(runtime)
+        if rating is None:
+            status = orchestrator.get_task_status(task_id)  # an unknown task is an error, not an empty list
+            given = orchestrator.get_feedback(task_id)
+        else:
+            added = orchestrator.add_feedback(task_id, rating=rating, comment=comment, metrics=metrics)
+    console = make_console()
+    if rating is not None:
+        if as_json:
+            print_json(added.to_dict())
+            return
+        learns = f" — agent {added.agent_id} learns from it" if added.agent_id else ""
+        console.print(Text(f"rated {task_id} {stars(added.rating)} ({added.rating}/5){learns}"))
+        return
+    if as_json:
+        print_json([f.to_dict() for f in given])
+        return
+    if not given:
+        console.print(Text(f"No feedback on {task_id} yet ({state_label(status.state)})."))
+        if not status.is_final:
+            console.print(Text("It can be rated once it has finished.", style="dim"))
+        elif status.agent_id:
+            rate = f"pepper feedback {task_id} --rating N{db_hint(db)}"
+            console.print(Text(f"Rate it from 1 (poor) to 5 (excellent) with: {rate}", style="dim"))
+        return
+    console.print(_feedback_table(given, time.time()))
+    average = sum(f.rating for f in given) / len(given)
+    console.print(Text(f"\n{plural(len(given), 'rating')} on {task_id}, {average:.1f}/5 on average", style="dim"))
+
+
+def _parse_metrics(pairs: Sequence[str]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(
+                f"expected KEY=VALUE (e.g. --metric accuracy=0.9), got {pair!r}", param_hint="'--metric'"
+            )
+        metrics[key.strip()] = parse_value(value)
+    return metrics
+
+
+def stars(rating: int) -> str:
+    """``★★★★☆`` for 4 out of 5."""
+    return "★" * rating + "☆" * (5 - rating)
+
+
+def _feedback_table(given: Sequence[TaskFeedback], now: float) -> Table:
+    """One row per rating, oldest first."""
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("WHEN", no_wrap=True)
+    table.add_column("RATING", no_wrap=True, min_width=9)
+    table.add_column("AGENT", no_wrap=True)
+    table.add_column("COMMENT", ratio=2, min_width=12, overflow="fold")
+    table.add_column("METRICS", ratio=1, min_width=10, overflow="fold")
+    for f in given:
+        metrics = ", ".join(f"{key}={one_line(value, 24)}" for key, value in f.metrics.items())
+        table.add_row(
+            Text(relative(f.created_at, now)),
+            Text(f"{stars(f.rating)} {f.rating}/5"),
+            Text(f.agent_id or "-"),
+            Text(f.comment or "-"),
+            Text(metrics or "-"),
+        )
+    return table

@@ -1,0 +1,73 @@
+"""The ready tasks as a process without an engine sees them in the store.
+
+A CLI command has no ready queues in memory; it reads the pending tasks and
+asks the same questions the engine's queues answer: how many tasks the agents
+that could run a task will serve before it, and how much waiting work falls to
+each agent. The rules are the engine's: tasks are served by ageing priority
+(``queue.ageing_key``), a task counts for the agents eligible for its route,
+shared equally among them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from pepper.model.agent import AgentSpec
+from pepper.model.record import TaskRecord
+from pepper.scheduling.eligibility import Route, rejection
+from pepper.scheduling.queue import ageing_key
+
+
+class Waiting(NamedTuple):
+    """A ready task waiting for an agent."""
+
+    task_id: str
+    route: Route
+    priority: int
+    ready_at: float
+    seq: int
+
+
+def waiting_from(records: Iterable[TaskRecord]) -> list[Waiting]:
+    """The ready tasks among ``records`` (given in submission order)."""
+    return [
+        Waiting(r.task.task_id, Route(r.task.task_type, r.placement or r.task.agent, r.task.requirements.skills),
+                r.task.priority, r.ready_at if r.ready_at is not None else r.task.created_at, seq)
+        for seq, r in enumerate(records)
+    ]  # fmt: skip
+
+
+def _servers(route: Route, agents: Sequence[AgentSpec], cache: dict[Route, frozenset[str]]) -> frozenset[str]:
+    found = cache.get(route)
+    if found is None:
+        found = cache[route] = frozenset(a.agent_id for a in agents if rejection(a, route) is None)
+    return found
+
+
+def ahead_of(me: Waiting, waiting: Iterable[Waiting], agents: Sequence[AgentSpec], ageing_per_minute: float) -> int:
+    """Waiting tasks that the agents able to run ``me`` will serve first (with no such agent: those of its
+    own route)."""
+    rate = ageing_per_minute / 60.0
+    mine = (ageing_key(me.priority, me.ready_at, rate), me.seq)
+    cache: dict[Route, frozenset[str]] = {}
+    servers = _servers(me.route, agents, cache)
+    count = 0
+    for other in waiting:
+        if other.task_id == me.task_id or (ageing_key(other.priority, other.ready_at, rate), other.seq) >= mine:
+            continue
+        if other.route == me.route or servers & _servers(other.route, agents, cache):
+            count += 1
+    return count
+
+
+def shares(waiting: Iterable[Waiting], agents: Sequence[AgentSpec]) -> dict[str, float]:
+    """Each agent's share of the waiting tasks: a task counts ``1/n`` for each of the ``n`` agents that may
+    take it."""
+    cache: dict[Route, frozenset[str]] = {}
+    totals = {a.agent_id: 0.0 for a in agents}
+    for task in waiting:
+        servers = _servers(task.route, agents, cache)
+        for agent_id in servers:
+            totals[agent_id] += 1.0 / len(servers)
+    return totals

@@ -1,0 +1,147 @@
+"""Planning a workload: assign tasks to agents so that the last one finishes as early as possible.
+
+Longest-processing-time first: tasks are taken longest first (by their best
+expected time) and each goes to the eligible agent slot where it would finish
+earliest (the selector's objective). Each agent has ``capacity`` slots, busy
+until its current load is done. Round-robin is kept as the yardstick.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pepper.model.requirements import NO_REQUIREMENTS, Requirements
+from pepper.scheduling.selection import Candidate, rejection_reasons
+
+#: (agent_id, task_type) -> expected time of such a task on that agent.
+ExpectedTime = Callable[[str, str], float]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTask:
+    task_id: str
+    task_type: str
+    requirements: Requirements = NO_REQUIREMENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    task_id: str
+    agent_id: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadPlan:
+    """Where each task goes, when it is projected to run, and what could not be placed (and why)."""
+
+    placements: tuple[Placement, ...]
+    unassigned: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    @property
+    def assignments(self) -> dict[str, str]:
+        return {p.task_id: p.agent_id for p in self.placements}
+
+    @property
+    def makespan(self) -> float:
+        """When the last task is projected to finish (seconds from now)."""
+        return max((p.end for p in self.placements), default=0.0)
+
+    def by_agent(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for placement in self.placements:
+            out.setdefault(placement.agent_id, []).append(placement.task_id)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "assignments": self.assignments,
+            "makespan": self.makespan,
+            "placements": [{"task_id": p.task_id, "agent_id": p.agent_id, "start": p.start, "end": p.end}
+                           for p in self.placements],
+            "unassigned": {t: {a: list(r) for a, r in why.items()} for t, why in self.unassigned.items()},
+        }  # fmt: skip
+
+
+def _slots(agents: Sequence[Candidate]) -> dict[str, list[float]]:
+    """Each agent's slots as heaps of the times they become free (its current load fills them first)."""
+    slots = {}
+    for agent in agents:
+        times = [0.0] * agent.spec.capacity
+        busy = min(agent.running, agent.spec.capacity)
+        for i in range(busy):
+            times[i] = agent.available_in if agent.available_in > 0 else agent.estimate
+        for _ in range(agent.queued):  # queued work lands on the earliest slots
+            times.sort()
+            times[0] += agent.estimate
+        heapq.heapify(times)
+        slots[agent.agent_id] = times
+    return slots
+
+
+def _eligibility(tasks: Sequence[PlanTask], agents: Sequence[Candidate]):
+    eligible: dict[str, list[Candidate]] = {}
+    unassigned: dict[str, dict[str, tuple[str, ...]]] = {}
+    for task in tasks:
+        fits, why = [], {}
+        for agent in agents:
+            reasons = rejection_reasons(agent, task.task_type, task.requirements)
+            if reasons:
+                why[agent.agent_id] = reasons
+            else:
+                fits.append(agent)
+        if fits:
+            eligible[task.task_id] = fits
+        else:
+            unassigned[task.task_id] = why
+    return eligible, unassigned
+
+
+def distribute(tasks: Sequence[PlanTask], agents: Sequence[Candidate], expected: ExpectedTime) -> WorkloadPlan:
+    """Longest-processing-time first onto the earliest-finishing eligible slot."""
+    eligible, unassigned = _eligibility(tasks, agents)
+    slots = _slots(agents)
+    by_id = {t.task_id: t for t in tasks}
+
+    def longest(task_id: str) -> float:
+        task = by_id[task_id]
+        return min(expected(a.agent_id, task.task_type) for a in eligible[task_id])
+
+    order = sorted(eligible, key=lambda tid: (-longest(tid), tid))
+    placements = []
+    for task_id in order:
+        task = by_id[task_id]
+        best = None
+        for agent in eligible[task_id]:
+            start = slots[agent.agent_id][0]
+            end = start + expected(agent.agent_id, task.task_type)
+            if best is None or (end, start, agent.agent_id) < best[:3]:
+                best = (end, start, agent.agent_id)
+        assert best is not None
+        end, start, agent_id = best
+        heapq.heapreplace(slots[agent_id], end)
+        placements.append(Placement(task_id, agent_id, start, end))
+    return WorkloadPlan(tuple(placements), unassigned)
+
+
+def round_robin(tasks: Sequence[PlanTask], agents: Sequence[Candidate], expected: ExpectedTime) -> WorkloadPlan:
+    """Each task to the next eligible agent in turn (the yardstick ``distribute`` must beat)."""
+    eligible, unassigned = _eligibility(tasks, agents)
+    slots = _slots(agents)
+    turn = 0
+    placements = []
+    for task in tasks:
+        choices = eligible.get(task.task_id)
+        if not choices:
+            continue
+        agent = choices[turn % len(choices)]
+        turn += 1
+        start = slots[agent.agent_id][0]
+        end = start + expected(agent.agent_id, task.task_type)
+        heapq.heapreplace(slots[agent.agent_id], end)
+        placements.append(Placement(task.task_id, agent.agent_id, start, end))
+    return WorkloadPlan(tuple(placements), unassigned)

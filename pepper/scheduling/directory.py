@@ -1,0 +1,57 @@
+"""Agents indexed by the task types they accept and the skills they have.
+
+Selecting among a thousand agents should not mean looking at a thousand: the
+directory narrows a request to the agents that accept its type and have its
+skills with a dict lookup and set intersections, before anything is ranked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pepper.model.agent import ANY_TASK_TYPE
+from pepper.scheduling.load import AgentLoad
+
+_NOBODY: frozenset[str] = frozenset()
+
+
+class AgentDirectory:
+    """A snapshot index of agents; build a new one when the set of agents changes."""
+
+    def __init__(self, agents: Iterable[AgentLoad]) -> None:
+        self.agents: dict[str, AgentLoad] = {}
+        self.by_type: dict[str, list[AgentLoad]] = {}
+        self.any_type: list[AgentLoad] = []
+        self.by_skill: dict[str, set[str]] = {}
+        self._by_type_skill: dict[tuple[str, str], list[AgentLoad]] = {}
+        for agent in agents:
+            spec = agent.spec
+            self.agents[spec.agent_id] = agent
+            for task_type in spec.task_types:
+                if task_type == ANY_TASK_TYPE:
+                    self.any_type.append(agent)
+                else:
+                    self.by_type.setdefault(task_type, []).append(agent)
+            for skill in spec.skills:
+                self.by_skill.setdefault(skill, set()).add(spec.agent_id)
+
+    def matching(self, task_type: str, skills: frozenset[str] = _NOBODY) -> list[AgentLoad]:
+        """Agents that accept ``task_type`` and have every one of ``skills`` (do not modify the list)."""
+        if not skills:
+            takers = self.by_type.get(task_type, [])
+            return takers + self.any_type if self.any_type else takers
+        # The rarest skill among the takers narrows most; the others are checked on that short list.
+        lists = [self._takers_with(task_type, skill) for skill in skills]
+        shortest = min(lists, key=len)
+        if len(lists) == 1 or not shortest:
+            return shortest
+        return [agent for agent in shortest if skills <= agent.spec.skills]
+
+    def _takers_with(self, task_type: str, skill: str) -> list[AgentLoad]:
+        key = (task_type, skill)
+        found = self._by_type_skill.get(key)
+        if found is None:  # built on first use: most pairs are never asked for
+            holders = self.by_skill.get(skill, set())
+            takers = self.by_type.get(task_type, []) + self.any_type
+            found = self._by_type_skill[key] = [a for a in takers if a.spec.agent_id in holders]
+        return found

@@ -1,0 +1,271 @@
+"""What pepper learns about agents from outcomes: a performance score and duration estimates.
+
+Every finished attempt is an observation ``(agent, task type, ok, duration, at)``;
+every rating (1-5) a judgement. Older observations count less: an observation
+``age`` seconds old weighs ``0.5 ** (age / half_life)``. Sums are kept already
+decayed, so adding and reading are O(1).
+
+The score, in [0, 1]::
+
+    score = 0.6 * success + 0.2 * timeliness + 0.2 * rating       (x 0.5 while unhealthy)
+
+    success    = (sum w*ok + 0.75 * 2) / (sum w + 2)               a new agent starts at 0.75
+    timeliness = (sum_t w_t * d_t / (d_t + d_at) + 0.5 * 2) / (sum_t w_t + 2)
+                 d_t: mean duration of type t over all agents; d_at: this agent's
+                 (0.5 when it is as fast as the others, towards 1 when faster)
+    rating     = (sum w*(r - 1)/4 + 0.6 * 1) / (sum w + 1)
+
+The priors are pseudo-observations: they let new agents be tried and fade as
+real results arrive. ``estimate(agent, type)`` is the decayed mean duration of
+the agent's successful attempts of that type, else the type's, else 1 second.
+
+Choosing agents uses ``expected_time = estimate / (success * (1 + score) / 2)``:
+the expected time until a successful attempt, with ratings and timeliness
+weighing in more gently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_DURATION = 1.0
+WEIGHTS = (0.6, 0.2, 0.2)
+SUCCESS_PRIOR, SUCCESS_STRENGTH = 0.75, 2.0
+TIMELINESS_PRIOR, TIMELINESS_STRENGTH = 0.5, 2.0
+RATING_PRIOR, RATING_STRENGTH = 0.6, 1.0
+UNHEALTHY_FACTOR = 0.5
+MIN_SCORE = 0.05  # keeps expected times finite for the worst agents
+
+
+class Decayed:
+    """A sum whose terms halve every ``half_life`` seconds."""
+
+    __slots__ = ("at", "half_life", "value")
+
+    def __init__(self, half_life: float) -> None:
+        self.half_life = half_life
+        self.value = 0.0
+        self.at = 0.0
+
+    def add(self, amount: float, at: float) -> None:
+        if at >= self.at:
+            self.value = self.read(at) + amount
+            self.at = at
+        else:  # an older observation arriving late counts as old as it is
+            self.value += amount * 0.5 ** ((self.at - at) / self.half_life)
+
+    def read(self, now: float) -> float:
+        if self.value == 0.0 or now <= self.at:
+            return self.value
+        return self.value * 0.5 ** ((now - self.at) / self.half_life)
+
+
+class _Mean:
+    """A decayed mean: decayed sum of values over decayed count."""
+
+    __slots__ = ("count", "total")
+
+    def __init__(self, half_life: float) -> None:
+        self.total = Decayed(half_life)
+        self.count = Decayed(half_life)
+
+    def add(self, value: float, at: float) -> None:
+        self.total.add(value, at)
+        self.count.add(1.0, at)
+
+    def read(self, now: float) -> float | None:
+        count = self.count.read(now)
+        return self.total.read(now) / count if count > 1e-9 else None
+
+
+class _AgentRecord:
+    __slots__ = ("durations", "healthy", "ok", "rating_count", "rating_total", "seen", "types")
+
+    def __init__(self, half_life: float) -> None:
+        self.ok = Decayed(half_life)
+        self.seen = Decayed(half_life)
+        self.rating_total = Decayed(half_life)
+        self.rating_count = Decayed(half_life)
+        self.durations: dict[str, _Mean] = {}
+        self.types: dict[str, Decayed] = {}  # observation weight per task type
+        self.healthy = True
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreParts:
+    """The score and what it is made of."""
+
+    score: float
+    success: float
+    timeliness: float
+    rating: float
+    healthy: bool
+    observations: float
+
+
+class Performance:
+    """Learned performance of every agent; time is always passed in."""
+
+    #: Scores move slowly (decay over ``half_life``); one computed is reused this long unless new results arrive.
+    SCORE_REUSE = 1.0
+
+    def __init__(self, half_life: float = 3600.0) -> None:
+        self.half_life = half_life
+        self._agents: dict[str, _AgentRecord] = {}
+        self._types: dict[str, _Mean] = {}
+        self._scores: dict[str, tuple[float, ScoreParts]] = {}  # agent -> (computed at, parts)
+        self._estimates: dict[tuple[str, str], tuple[float, float, int]] = {}  # -> (at, seconds, type version)
+        self._type_versions: dict[str, int] = {}  # grows when a type's durations change
+        # (agent, type) -> (at, type version, score entry, estimate, expected): what ranking an agent needs.
+        self._ranked: dict[tuple[str, str], tuple[float, int, tuple[float, ScoreParts], float, float]] = {}
+
+    def _agent(self, agent_id: str) -> _AgentRecord:
+        record = self._agents.get(agent_id)
+        if record is None:
+            record = self._agents[agent_id] = _AgentRecord(self.half_life)
+        return record
+
+    def record(self, agent_id: str, task_type: str, ok: bool, duration: float | None, at: float) -> None:
+        """One finished attempt."""
+        self._scores.pop(agent_id, None)
+        if ok:  # the type's mean moves too, so every estimate of this type may change
+            self._type_versions[task_type] = self._type_versions.get(task_type, 0) + 1
+        agent = self._agent(agent_id)
+        agent.seen.add(1.0, at)
+        if ok:
+            agent.ok.add(1.0, at)
+        weight = agent.types.get(task_type)
+        if weight is None:
+            weight = agent.types[task_type] = Decayed(self.half_life)
+        weight.add(1.0, at)
+        if ok and duration is not None and duration >= 0:
+            mean = agent.durations.get(task_type)
+            if mean is None:
+                mean = agent.durations[task_type] = _Mean(self.half_life)
+            mean.add(duration, at)
+            overall = self._types.get(task_type)
+            if overall is None:
+                overall = self._types[task_type] = _Mean(self.half_life)
+            overall.add(duration, at)
+
+    def rate(self, agent_id: str, rating: int, at: float) -> None:
+        """A rating from 1 (poor) to 5 (excellent)."""
+        self._scores.pop(agent_id, None)
+        agent = self._agent(agent_id)
+        agent.rating_total.add((rating - 1) / 4.0, at)
+        agent.rating_count.add(1.0, at)
+
+    def set_health(self, agent_id: str, healthy: bool) -> None:
+        self._scores.pop(agent_id, None)
+        self._agent(agent_id).healthy = healthy
+
+    def estimate(self, agent_id: str, task_type: str, now: float) -> float:
+        """Expected duration (seconds) of a task of ``task_type`` on ``agent_id``."""
+        key = (agent_id, task_type)
+        version = self._type_versions.get(task_type, 0)
+        cached = self._estimates.get(key)
+        if cached is not None and cached[2] == version and 0.0 <= now - cached[0] < self.SCORE_REUSE:
+            return cached[1]
+        value = self._estimate(agent_id, task_type, now)
+        self._estimates[key] = (now, value, version)
+        return value
+
+    def _estimate(self, agent_id: str, task_type: str, now: float) -> float:
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            mean = agent.durations.get(task_type)
+            if mean is not None:
+                value = mean.read(now)
+                if value is not None:
+                    return value
+        overall = self._types.get(task_type)
+        value = overall.read(now) if overall is not None else None
+        return value if value is not None else DEFAULT_DURATION
+
+    def parts(self, agent_id: str, now: float) -> ScoreParts:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            success, timeliness, rating = SUCCESS_PRIOR, TIMELINESS_PRIOR, RATING_PRIOR
+            healthy, seen = True, 0.0
+        else:
+            seen = agent.seen.read(now)
+            success = (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
+            timeliness = self._timeliness(agent, now)
+            count = agent.rating_count.read(now)
+            rating = (agent.rating_total.read(now) + RATING_PRIOR * RATING_STRENGTH) / (count + RATING_STRENGTH)
+            healthy = agent.healthy
+        ws, wt, wr = WEIGHTS
+        score = ws * success + wt * timeliness + wr * rating
+        if not healthy:
+            score *= UNHEALTHY_FACTOR
+        return ScoreParts(min(1.0, max(0.0, score)), success, timeliness, rating, healthy, seen)
+
+    def cached_parts(self, agent_id: str, now: float) -> ScoreParts:
+        """``parts``, reused for ``SCORE_REUSE`` seconds unless new results arrive."""
+        cached = self._scores.get(agent_id)
+        if cached is not None and 0.0 <= now - cached[0] < self.SCORE_REUSE:
+            return cached[1]
+        parts = self.parts(agent_id, now)
+        self._scores[agent_id] = (now, parts)
+        return parts
+
+    def score(self, agent_id: str, now: float) -> float:
+        return self.cached_parts(agent_id, now).score
+
+    def healthy(self, agent_id: str) -> bool:
+        agent = self._agents.get(agent_id)
+        return agent is None or agent.healthy
+
+    def known(self, agent_id: str) -> bool:
+        """True once the agent has any result or rating."""
+        return agent_id in self._agents
+
+    def _timeliness(self, agent: _AgentRecord, now: float) -> float:
+        weighted, total = TIMELINESS_PRIOR * TIMELINESS_STRENGTH, TIMELINESS_STRENGTH
+        for task_type, mean in agent.durations.items():
+            mine = mean.read(now)
+            overall = self._types[task_type].read(now)
+            if mine is None or overall is None:
+                continue
+            weight = agent.types[task_type].read(now)
+            ratio = overall / (overall + mine) if overall + mine > 0 else 0.5
+            weighted += weight * ratio
+            total += weight
+        return weighted / total
+
+    def estimate_and_expected(self, agent_id: str, task_type: str, now: float) -> tuple[float, float]:
+        """``estimate`` and ``expected_time`` together (one lookup of each)."""
+        estimate = self.estimate(agent_id, task_type, now)
+        return estimate, _expected(estimate, self.cached_parts(agent_id, now))
+
+    def standing(self, agent_id: str, task_type: str, now: float) -> tuple[float, float, float]:
+        """``(estimate, expected_time, score)`` of ``agent_id`` for ``task_type``, from one cache lookup
+        while nothing about the agent or the type changed (selection asks this of many agents per call)."""
+        key = (agent_id, task_type)
+        cached = self._ranked.get(key)
+        if (
+            cached is not None and 0.0 <= now - cached[0] < self.SCORE_REUSE
+            and cached[1] == self._type_versions.get(task_type, 0) and cached[2] is self._scores.get(agent_id)
+        ):  # fmt: skip
+            return cached[3], cached[4], cached[2][1].score
+        version = self._type_versions.get(task_type, 0)
+        estimate = self.estimate(agent_id, task_type, now)
+        parts = self.cached_parts(agent_id, now)
+        expected = _expected(estimate, parts)
+        entry = self._scores.get(agent_id)
+        if entry is not None and entry[1] is parts:  # else new results arrived meanwhile: do not keep it
+            self._ranked[key] = (now, version, entry, estimate, expected)
+        return estimate, expected, parts.score
+
+    def expected_time(self, agent_id: str, task_type: str, now: float) -> float:
+        """How long a task is expected to take on this agent, retries and quality counted.
+
+        ``estimate / success`` is the expected time until an attempt succeeds (one
+        succeeding with probability p takes 1/p attempts on average); dividing by
+        ``(1 + score) / 2`` lets ratings and timeliness weigh in, more gently.
+        """
+        return _expected(self.estimate(agent_id, task_type, now), self.cached_parts(agent_id, now))
+
+
+def _expected(estimate: float, parts: ScoreParts) -> float:
+    return estimate / (max(parts.success, MIN_SCORE) * (1.0 + parts.score) / 2.0)

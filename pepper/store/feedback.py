@@ -1,0 +1,43 @@
+"""Ratings, and the history of outcomes that pepper learns agents' performance from."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pepper.model import codec
+from pepper.model.feedback import TaskFeedback
+
+if TYPE_CHECKING:
+    from pepper.store.sqlite import SQLiteStore
+
+Outcome = tuple[str, str, bool, "float | None", float]
+
+
+class FeedbackLog:
+    """Reads and writes of the ``feedback`` table, and the outcome history."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def add(self, feedback: TaskFeedback) -> TaskFeedback:
+        params = (feedback.task_id, feedback.agent_id, feedback.task_type, feedback.rating, feedback.comment,
+                  codec.encode(dict(feedback.metrics)), feedback.created_at)  # fmt: skip
+        rows = self._store.write_returning("insert_feedback", params)
+        return replace(feedback, feedback_id=rows[0][0])
+
+    def of_task(self, task_id: str) -> list[TaskFeedback]:
+        return [TaskFeedback.from_row(r) for r in self._store.query("feedback_of_task", (task_id,))]
+
+    def after(self, feedback_id: int) -> list[TaskFeedback]:
+        """Feedback given after ``feedback_id`` (oldest first)."""
+        return [TaskFeedback.from_row(r) for r in self._store.query("feedback_after", (feedback_id,))]
+
+    def last_id(self) -> int:
+        return self._store.query("last_feedback_id")[0][0]
+
+    def history(self, since: float) -> tuple[list[Outcome], list[tuple[str, int, float]]]:
+        """Outcomes ``(agent, type, ok, duration, at)`` and ratings ``(agent, rating, at)`` since ``since``."""
+        outcomes = [(r[0], r[1], bool(r[2]), r[3], r[4]) for r in self._store.query("outcomes_since", (since, since))]
+        ratings = [(r[0], r[1], r[2]) for r in self._store.query("ratings_since", (since,))]
+        return outcomes, ratings

@@ -1,0 +1,180 @@
+"""Distribution end to end: learned scores steer real work; selection and plans through the API."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import pepper
+from pepper.core import AgentSelector, LoadBalancer, TaskOrchestrator
+from pepper.errors import (
+    AgentNotFoundError,
+    NoEligibleAgentError,
+    TaskNotFoundError,
+    ValidationError,
+)
+from pepper.model.task import TaskState
+
+FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = pepper.Runtime(db=str(tmp_path / "d.db"), home=str(tmp_path / "home"), **FAST)
+    yield rt
+    rt.close()
+
+
+def test_an_agent_failing_half_its_attempts_falls_behind_on_its_own(runtime):
+    first_attempts = {"steady": [], "flaky": []}
+    lock = threading.Lock()
+    flaky_calls = [0]
+
+    def work(name):
+        def run(task):
+            with lock:
+                if task.attempt == 1:
+                    first_attempts[name].append(task.task_id)
+                if name == "flaky":
+                    flaky_calls[0] += 1
+                    fails = flaky_calls[0] % 2 == 1
+                else:
+                    fails = False
+            time.sleep(0.02)
+            if fails:
+                raise RuntimeError("flaky failed again")
+            return name
+
+        return run
+
+    pepper.agent("steady", task_types=["job"], runtime=runtime)(work("steady"))
+    pepper.agent("flaky", task_types=["job"], runtime=runtime)(work("flaky"))
+    orchestrator = TaskOrchestrator(runtime)
+    warm_up = [f"warm-{i}" for i in range(40)]
+    orchestrator.submit_tasks([{"id": i, "type": "job", "max_retries": 5} for i in warm_up])
+    assert all(s.state is TaskState.COMPLETED for s in orchestrator.wait(warm_up, timeout=60))
+    measured = [f"next-{i}" for i in range(40)]
+    orchestrator.submit_tasks([{"id": i, "type": "job", "max_retries": 5} for i in measured])
+    assert all(s.state is TaskState.COMPLETED for s in orchestrator.wait(measured, timeout=60))
+    steady = sum(1 for t in first_attempts["steady"] if t.startswith("next-"))
+    assert steady >= 0.7 * len(measured), first_attempts
+    scores = {a: AgentSelector(runtime).get_agent_capabilities(a).performance_score for a in ("steady", "flaky")}
+    assert scores["steady"] > scores["flaky"]
+
+
+def test_the_selector_explains_every_rejection_and_ranks_the_rest(runtime):
+    pepper.agent("docs", task_types=["documentation"], skills=["markdown", "api_docs"], runtime=runtime)(str)
+    pepper.agent("basic", task_types=["documentation"], skills=["markdown"], capacity=2, runtime=runtime)(str)
+    pepper.agent("review", task_types=["review"], runtime=runtime)(str)
+    selector = AgentSelector(runtime)
+    best = selector.select_agent("documentation", {"skills": ["markdown", "api_docs"], "availability": True})
+    assert best.agent_id == "docs" and best.skills == {"markdown", "api_docs"}
+    assert [p.agent_id for p in selector.rank_agents("documentation", {"skills": ["markdown"]})] == ["basic", "docs"]
+    with pytest.raises(NoEligibleAgentError) as caught:
+        selector.select_agent("documentation", {"skills": ["latex"], "performance_score": 0.9})
+    assert set(caught.value.rejected) == {"docs", "basic", "review"}
+    assert "lacks skill latex" in caught.value.rejected["docs"]
+    assert caught.value.rejected["review"][0].startswith("does not accept task type 'documentation'")
+    capabilities = selector.get_agent_capabilities("basic")
+    assert (capabilities.capacity, capabilities.task_types) == (2, frozenset({"documentation"}))
+
+
+def test_load_and_plans_respect_capacity_skills_and_learned_durations(runtime):
+    gate = threading.Event()
+    pepper.agent("slow", task_types=["t"], runtime=runtime)(lambda task: gate.wait(10))
+    pepper.agent("quick", task_types=["t"], capacity=2, runtime=runtime)(lambda task: gate.wait(10))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": f"r{i}", "type": "t"} for i in range(5)])
+    balancer = LoadBalancer(runtime)
+    deadline = time.monotonic() + 10
+    while balancer.get_agent_load("quick").running < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    load = balancer.get_agent_load("quick")
+    assert (load.running, load.capacity, load.utilisation) == (2, 2, 1.0) and load.queued > 0
+    live = {name: balancer.get_agent_load(name).queued for name in ("slow", "quick")}
+    with pepper.Runtime(db=runtime.settings.db) as onlooker:  # another process, reading the database
+        seen = LoadBalancer(onlooker)
+        stored = {name: seen.get_agent_load(name).queued for name in ("slow", "quick")}
+        assert seen.get_agent_load("quick").running == 2
+        ranked = AgentSelector(onlooker).rank_agents("t")
+    assert stored == pytest.approx(live) and sum(stored.values()) == pytest.approx(2.0)  # 5 tasks, 3 running
+    assert {p.agent_id for p in ranked} == {"slow", "quick"}
+    gate.set()
+    orchestrator.wait([f"r{i}" for i in range(5)], timeout=20)
+    plan = balancer.distribute_workload(
+        [{"id": "a", "type": "t"}, {"id": "b", "type": "t"}, {"id": "c", "type": "gpu-job"}],
+        ["slow", {"agent_id": "imagined", "task_types": ["t"], "capacity": 4}],
+    )
+    assert set(plan.assignments) == {"a", "b"} and set(plan.unassigned) == {"c"}
+    assert "does not accept task type 'gpu-job'" in plan.unassigned["c"]["slow"][0]
+
+
+def test_applying_a_plan_pins_waiting_tasks_to_the_chosen_agents(runtime):
+    ran_on = {}
+    for name in ("left", "right"):
+        pepper.agent(name, task_types=["t"], runtime=runtime)(
+            lambda task, name=name: ran_on.setdefault(task.task_id, name)
+        )
+    orchestrator = TaskOrchestrator(runtime)
+    with pepper.Runtime(db=runtime.settings.db) as planner:  # another process: it sees the live workers' agents
+        TaskOrchestrator(planner).submit_tasks([{"id": f"other-{i}", "type": "nobody-yet"} for i in range(2)])
+        runtime.start()
+        plan = LoadBalancer(planner).distribute_workload([{"id": "x", "type": "t"}, {"id": "y", "type": "t"}])
+        assert set(plan.assignments) == {"x", "y"} and set(plan.assignments.values()) <= {"left", "right"}
+    orchestrator.submit_tasks([{"id": f"p{i}", "type": "t", "dependencies": ["gate"]} for i in range(4)])
+    plan = LoadBalancer(runtime).distribute_workload(["p0", "p1", "p2", "p3"], ["left", "right"], apply=True)
+    orchestrator.submit_task("gate", "t")  # now the placed tasks may run
+    orchestrator.wait(["p0", "p1", "p2", "p3"], timeout=20)
+    assert {tid: ran_on[tid] for tid in plan.assignments} == plan.assignments
+
+
+def test_scores_are_learned_from_stored_history_after_a_restart(tmp_path):
+    db = str(tmp_path / "h.db")
+    with pepper.Runtime(db=db, **FAST) as first:
+        pepper.agent("bad", task_types=["t"], runtime=first)(lambda task: 1 / 0)
+        orchestrator = TaskOrchestrator(first)
+        orchestrator.submit_tasks([{"id": f"f{i}", "type": "t"} for i in range(10)])
+        orchestrator.wait([f"f{i}" for i in range(10)], timeout=20)
+        before = AgentSelector(first).get_agent_capabilities("bad").score_details.success
+    with pepper.Runtime(db=db, **FAST) as second:
+        pepper.agent("bad", task_types=["t"], runtime=second)(lambda task: 1 / 0)
+        after = AgentSelector(second).get_agent_capabilities("bad").score_details.success
+    assert after == pytest.approx(before, abs=0.02) and after < 0.2
+
+
+def test_feedback_is_stored_and_moves_the_score(runtime):
+    pepper.agent("writer", task_types=["t"], runtime=runtime)(lambda task: "text")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("w", "t")
+    orchestrator.wait("w", timeout=10)
+    selector = AgentSelector(runtime)
+    before = selector.get_agent_capabilities("writer").performance_score
+    feedback = orchestrator.add_feedback("w", rating=1, comment="wrong tone", metrics={"edits": 12})
+    assert (feedback.agent_id, feedback.task_type, feedback.rating) == ("writer", "t", 1)
+    assert selector.get_agent_capabilities("writer").performance_score < before
+    assert [f.comment for f in orchestrator.get_feedback("w")] == ["wrong tone"]
+
+
+def test_bad_distribution_input_gets_typed_errors(runtime):
+    pepper.agent("a", task_types=["t"], runtime=runtime)(str)
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("pending-one", "nobody-takes-this")
+    selector, balancer = AgentSelector(runtime), LoadBalancer(runtime)
+    with pytest.raises(NoEligibleAgentError):
+        selector.select_agent("no-such-type", {"skills": ["no-such-skill"]})  # fine input: it just matches nobody
+    for error, call in [
+        (ValidationError, lambda: selector.select_agent("t", {"performance_score": 1.5})),
+        (ValidationError, lambda: selector.select_agent("", None)),
+        (AgentNotFoundError, lambda: selector.get_agent_capabilities("ghost")),
+        (AgentNotFoundError, lambda: balancer.get_agent_load("ghost")),
+        (AgentNotFoundError, lambda: balancer.distribute_workload([{"id": "x", "type": "t"}], ["ghost"])),
+        (TaskNotFoundError, lambda: balancer.distribute_workload(["no-such-task"])),
+        (ValidationError, lambda: balancer.distribute_workload("pending-one")),
+        (ValidationError, lambda: orchestrator.add_feedback("pending-one", rating=6)),
+        (ValidationError, lambda: orchestrator.add_feedback("pending-one", rating=4)),  # it has not run yet
+        (TaskNotFoundError, lambda: orchestrator.add_feedback("ghost-task", rating=4)),
+    ]:
+        with pytest.raises(error):
+            call()
