@@ -12,11 +12,14 @@ the message::
     │   ├── DuplicateTaskError               same id, different spec
     │   ├── NotSerializableError             inputs/results that are not JSON
     │   ├── ConfigError                      settings, pepper.toml, env vars
-    │   └── AgentDefinitionError             .path, .line of the agent YAML
+    │   ├── AgentDefinitionError             .path, .line of the agent YAML
+    │   ├── WorkflowDefinitionError          a bad step or workflow file (.path, .line, .step_id)
+    │   └── ExpressionError                  a `when` condition or ${{ }} reference that cannot be read
     ├── NotFoundError (LookupError)
     │   ├── TaskNotFoundError
     │   ├── AgentNotFoundError
     │   ├── AllocationNotFoundError
+    │   ├── RunNotFoundError
     │   └── NoEligibleAgentError             .rejected: agent id -> why it cannot take the task
     ├── ConflictError (RuntimeError)
     │   ├── InvalidTransitionError           a state change the table forbids
@@ -26,6 +29,7 @@ the message::
     ├── TaskFailedError (RuntimeError)       get_result() of a failed task
     ├── TaskCancelledError (RuntimeError)    get_result() of a cancelled task
     ├── WaitTimeoutError (TimeoutError)      wait() ran out of time
+    │   └── WorkflowTimeoutError             a run outlived its timeout and was cancelled (.result)
     ├── RuntimeClosedError (RuntimeError)    the runtime was closed
     └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
 """
@@ -132,6 +136,38 @@ class AgentDefinitionError(ValidationError):
         self.line = line
 
 
+class WorkflowDefinitionError(ValidationError):
+    """A workflow that cannot run: a bad step, an unknown dependency, a cycle, a bad file.
+
+    ``path`` and ``line`` locate the problem in a workflow file; ``step_id`` names the step.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        step_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message, field=field)
+        self.path = path
+        self.line = line
+        self.step_id = step_id
+
+
+class ExpressionError(ValidationError):
+    """A ``when`` condition or ``${{ ... }}`` reference that is malformed or cannot be evaluated."""
+
+    def __init__(self, message: str, *, expression: str | None = None) -> None:
+        super().__init__(message, field="expression")
+        self.expression = expression
+
+
 # --- unknown ids ---------------------------------------------------------------
 
 
@@ -164,6 +200,14 @@ class AllocationNotFoundError(NotFoundError):
     def __init__(self, allocation_id: str) -> None:
         super().__init__(f"no allocation with id {allocation_id!r}; `pepper leases` lists the current ones")
         self.allocation_id = allocation_id
+
+
+class RunNotFoundError(NotFoundError):
+    """No workflow run has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no workflow run with id {run_id!r}; `pepper runs` lists the runs")
+        self.run_id = run_id
 
 
 class NoEligibleAgentError(NotFoundError):
@@ -260,6 +304,21 @@ class WaitTimeoutError(PepperError, TimeoutError):
         )
         self.pending = tuple(pending)
         self.timeout = timeout
+
+
+class WorkflowTimeoutError(WaitTimeoutError):
+    """A workflow run did not finish within its timeout; it was cancelled. ``result`` is where it stood."""
+
+    def __init__(self, run_id: str, timeout: float, unfinished: Sequence[str], result: Any = None) -> None:
+        PepperError.__init__(
+            self,
+            f"workflow run {run_id!r} did not finish within {timeout:g}s and was cancelled; "
+            f"unfinished steps: {', '.join(unfinished) or 'none'}",
+        )
+        self.pending = tuple(unfinished)
+        self.timeout = timeout
+        self.run_id = run_id
+        self.result = result
 
 
 class RuntimeClosedError(PepperError, RuntimeError):

@@ -51,11 +51,16 @@ FIELDS = (
 )
 
 
-class _Mapping(dict):  # type: ignore[type-arg]
-    """A YAML mapping that remembers where it and each of its keys stand."""
+class YamlMapping(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers where it and each of its keys stand.
+
+    A key written twice keeps its last value (as YAML loaders do); ``duplicate_keys`` maps it to the line
+    of its second occurrence, for callers that want to refuse it.
+    """
 
     line = 0
     key_lines: dict[str, int] = {}
+    duplicate_keys: dict[str, int] = {}
 
 
 class _Loader(yaml.SafeLoader):
@@ -63,13 +68,20 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode):  # type: ignore[no-untyped-def]
-    data = _Mapping()
+    data = YamlMapping()
     yield data
+    written = [key for key, _ in node.value if isinstance(key, yaml.ScalarNode)]  # before merging `<<:` keys
     data.update(loader.construct_mapping(node, deep=True))
     data.line = node.start_mark.line + 1
     data.key_lines = {
         str(key.value): key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)
     }
+    seen: set[str] = set()
+    data.duplicate_keys = {}
+    for key in written:
+        if str(key.value) in seen:
+            data.duplicate_keys.setdefault(str(key.value), key.start_mark.line + 1)
+        seen.add(str(key.value))
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
@@ -90,7 +102,7 @@ def read_yaml(path: Path) -> Any:
         raise AgentDefinitionError(f"invalid YAML: {problem}", path=str(path), line=line) from None
 
 
-def agent_entries(data: Any, path: Path) -> list[_Mapping]:
+def agent_entries(data: Any, path: Path) -> list[YamlMapping]:
     """The agent mappings of a parsed file."""
     if isinstance(data, Mapping) and "agents" in data and "agent_id" not in data:
         data = data["agents"]
@@ -103,12 +115,12 @@ def agent_entries(data: Any, path: Path) -> list[_Mapping]:
             line=1,
         )
     for entry in data:
-        if not isinstance(entry, _Mapping):
+        if not isinstance(entry, YamlMapping):
             raise AgentDefinitionError(f"each agent must be a mapping, got {entry!r}", path=str(path))
     return data
 
 
-def build_agent(entry: _Mapping, path: Path) -> BaseAgent:
+def build_agent(entry: YamlMapping, path: Path) -> BaseAgent:
     """One agent from its YAML mapping."""
     for key in entry:
         if key not in FIELDS:

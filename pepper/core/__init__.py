@@ -5,6 +5,7 @@ from pepper.core.orchestrator import TaskOrchestrator
 from pepper.core.registration import agent, load_agents, register_agent
 from pepper.core.resources import ResourceAllocator, ResourceManager, ResourceMonitor
 from pepper.core.runtime import Runtime, default_runtime, init
+from pepper.core.workflow import TaskSequencer, WorkflowController, load_workflow
 
 __all__ = [
     "AgentSelector",
@@ -14,9 +15,12 @@ __all__ = [
     "ResourceMonitor",
     "Runtime",
     "TaskOrchestrator",
+    "TaskSequencer",
+    "WorkflowController",
     "agent",
     "default_runtime",
     "init",
     "load_agents",
+    "load_workflow",
     "register_agent",
 ]

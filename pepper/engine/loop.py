@@ -23,8 +23,9 @@ from pepper.engine.attempts import AgentHandle, Attempts
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
+from pepper.engine.runs import RunDriver, step_view
 from pepper.engine.state import EngineState
-from pepper.errors import ResourceUnavailableError
+from pepper.errors import ExpressionError, ResourceUnavailableError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     Abort,
@@ -53,6 +54,7 @@ from pepper.model.retry import Backoff
 from pepper.model.run import TaskRun
 from pepper.model.settings import Settings
 from pepper.model.task import Task, TaskState
+from pepper.model.workflow import RUN_KEY
 from pepper.store.sqlite import SQLiteStore
 
 log = logging.getLogger("pepper.engine")
@@ -98,6 +100,7 @@ class Engine:
         self.clock = clock
         self.worker_id = worker_id
         self.hooks = list(hooks)
+        self.runs = RunDriver(self)  # the workflow runs this process drives
         self.state = EngineState(
             worker_id,
             ageing=settings.priority_ageing,
@@ -290,8 +293,15 @@ class Engine:
         if handle is None:
             self.dispatch(self._refused(start, "the agent was unregistered before the attempt started"))
             return
-        results = self.dependency_results(t.task.dependencies) if t.task.dependencies else _NO_RESULTS
-        run = TaskRun(t.task, start.attempt, start.agent_id, results, self._report_progress)
+        task = t.task
+        results = self.dependency_results(task.dependencies) if task.dependencies else _NO_RESULTS
+        if RUN_KEY in task.metadata:  # a workflow step: results by step id, ${{ }} references resolved
+            try:
+                task, results = step_view(task, results, self.reasons(task.dependencies))
+            except ExpressionError as exc:
+                self.dispatch(self._refused(start, str(exc), "ExpressionError"))
+                return
+        run = TaskRun(task, start.attempt, start.agent_id, results, self._report_progress)
         self.attempts.start(handle, run)
         if self.hooks:
             self.notify("on_started", t.task, start.attempt, start.agent_id, self.clock.now())
@@ -304,12 +314,19 @@ class Engine:
             except Exception:
                 log.exception("engine hook %s.%s failed", type(hook).__name__, method)
 
-    def _refused(self, start: Start, why: str) -> AttemptEnded:
+    def _refused(self, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:
         from pepper.model.status import TaskError
 
-        return AttemptEnded(
-            start.task_id, start.attempt, self.clock.now(), False, error=TaskError("AgentUnavailable", why)
-        )
+        return AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=TaskError(kind, why))
+
+    def reasons(self, task_ids: Iterable[str]) -> dict[str, str | None]:
+        """Why each of ``task_ids`` ended as it did (a skipped step says so), from memory or the store."""
+        tasks = self.state.tasks
+        found = {tid: tasks[tid].reason for tid in task_ids if tid in tasks}
+        missing = [tid for tid in task_ids if tid not in found]
+        if missing:
+            found.update({tid: r.reason for tid, r in self.store.get_tasks(missing).items()})
+        return found
 
     def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
         """Results of completed dependencies, from memory or (if trimmed) the store."""

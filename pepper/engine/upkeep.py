@@ -140,3 +140,4 @@ class Upkeep:
         engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
             engine.dispatch(WorkersLost(frozenset(orphaned), now))  # type: ignore[arg-type]
+        engine.runs.adopt_orphans(live)

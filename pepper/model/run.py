@@ -29,7 +29,7 @@ class TaskRun:
     """One attempt of a task on an agent.
 
     ``inputs`` are the task's own inputs; ``dependency_results`` maps each
-    dependency's id to the result it completed with.
+    dependency's id (for a workflow step: its step id) to the result it completed with.
     """
 
     task: Task
@@ -54,6 +54,16 @@ class TaskRun:
     @property
     def metadata(self) -> Mapping[str, Any]:
         return self.task.metadata
+
+    @property
+    def run_id(self) -> str | None:
+        """The workflow run this task is a step of (None for a plain task)."""
+        return self.task.metadata.get("pepper.run")
+
+    @property
+    def step_id(self) -> str | None:
+        """Its step id in that workflow (``dependency_results`` are then keyed by step id too)."""
+        return self.task.metadata.get("pepper.step")
 
     @property
     def cancelled(self) -> bool:

@@ -22,6 +22,7 @@ from pepper.model.task import Task, TaskState
 from pepper.store.connection import connect, expand, migrate, queries, transaction
 from pepper.store.feedback import FeedbackLog
 from pepper.store.leases import LeaseLedger
+from pepper.store.runs import RunLog
 from pepper.store.workers import WorkerRegistry
 
 _CHUNK = 500  # ids per IN (...) list; SQLite allows 32766 parameters
@@ -88,7 +89,7 @@ class CommitResult:
     refused: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-class _StoredTasks:
+class StoredTaskView:
     """``StoredTasks`` (see model.submission) answered from the database."""
 
     def __init__(self, store: SQLiteStore) -> None:
@@ -123,6 +124,7 @@ class SQLiteStore:
         self.workers = WorkerRegistry(self)
         self.leases = LeaseLedger(self)
         self.feedback = FeedbackLog(self)
+        self.runs = RunLog(self)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -131,6 +133,10 @@ class SQLiteStore:
         if self._conn is None:
             raise sqlite3.ProgrammingError("the store is closed")
         return self._conn
+
+    def statement(self, name: str) -> str:
+        """The SQL of a named query (for the store's helpers that write inside their own transaction)."""
+        return self._q[name]
 
     def query(self, name: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Rows of the named query."""
@@ -172,7 +178,7 @@ class SQLiteStore:
         """Apply ``writes`` in one transaction (group commit); ``now`` decides which leases still count."""
         q = self._q
         with self.lock, transaction(self.conn) as conn:
-            seq = self._begin_change(conn)
+            seq = self.begin_change(conn)
             result = CommitResult(seq)
             for index, group in enumerate(writes.submissions):
                 self._insert_group(conn, index, group, writer, result)
@@ -195,7 +201,7 @@ class SQLiteStore:
                 conn.executemany(q["record_attempt"], writes.attempts)
         return result
 
-    def _begin_change(self, conn: sqlite3.Connection) -> int:
+    def begin_change(self, conn: sqlite3.Connection) -> int:
         """Number this write transaction (called right after BEGIN IMMEDIATE)."""
         seq = conn.execute(self._q["next_change_seq"]).fetchone()[0]
         conn.execute(self._q["set_tx_seq"], (seq,))
@@ -231,15 +237,15 @@ class SQLiteStore:
     def submit(self, tasks: Sequence[Task], writer: str) -> Submission:
         """Check and store new tasks in one transaction (used when no engine runs here)."""
         with self.lock, transaction(self.conn) as conn:
-            submission = prepare(tasks, _StoredTasks(self), self.leases.pool() or None)
-            self._begin_change(conn)
+            submission = prepare(tasks, StoredTaskView(self), self.leases.pool() or None)
+            self.begin_change(conn)
             conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in submission.new])
         return submission
 
     def set_placements(self, placements: Mapping[str, str | None], writer: str) -> int:
         """Place waiting tasks on agents (as a workload plan decided); tasks already running are left alone."""
         with self.lock, transaction(self.conn) as conn:
-            self._begin_change(conn)
+            self.begin_change(conn)
             rows = [(agent, writer, task_id) for task_id, agent in placements.items()]
             return conn.executemany(self._q["set_placement"], rows).rowcount
 

@@ -120,3 +120,51 @@ def test_the_load_balancer_snippet_plans_a_workload_across_the_agents(tmp_path):
     assert doc_starts[:2] == [0.0, 0.0] and doc_starts[2] == doc_starts[3] > 0  # two slots, two rounds
     assert distribution.makespan == max(p.end for p in distribution.placements)
     assert (load.agent_id, load.capacity, load.running) == ("documentation_agent", 2, 0)
+
+
+def _run_awaiting(code: str, namespace: dict) -> None:
+    """Run a snippet that uses top-level ``await``, wrapped in an async function as the seed intends."""
+    import asyncio
+    import textwrap
+
+    body = textwrap.indent(code, "    ")
+    exec(compile(f"async def __snippet():\n{body}\n    return locals()\n", "docs/orchestration.md", "exec"), namespace)
+    namespace.update(asyncio.run(namespace["__snippet"]()))
+
+
+def _documentation_review_and_deployment_agents(tmp_path):
+    pepper.init(db=str(tmp_path / "seed.db"), home=str(tmp_path / "home"))
+
+    @pepper.agent("documentation_agent", task_types=["documentation"])
+    def document(task):
+        return {"page": f"{task.step_id}.md"}
+
+    @pepper.agent("review_agent", task_types=["review"])
+    def review(task):
+        (page,) = [r["page"] for r in task.dependency_results.values()]
+        return {"approved": page.endswith(".md"), "page": page}
+
+    @pepper.agent("deployment_agent", task_types=["deployment"])
+    def deploy(task):
+        return {"deployed": [r["page"] for r in task.dependency_results.values()]}
+
+
+def test_the_workflow_controller_snippet_runs_both_steps_in_order_on_their_agents(tmp_path):
+    _documentation_review_and_deployment_agents(tmp_path)
+    namespace: dict = {}
+    _run_awaiting(snippet("Workflow Controller"), namespace)
+    result = namespace["result"]
+    assert result.status == "completed"
+    assert [(s.step_id, s.agent_id) for s in result] == [("step_1", "documentation_agent"), ("step_2", "review_agent")]
+    assert result["step_2"].result == {"approved": True, "page": "step_1.md"}
+    assert result["step_2"].started_at >= result["step_1"].finished_at
+
+
+def test_the_task_sequencer_snippet_runs_the_chain(tmp_path):
+    _documentation_review_and_deployment_agents(tmp_path)
+    namespace: dict = {}
+    _run_awaiting(snippet("Task Sequencing"), namespace)
+    sequence, result = namespace["sequence"], namespace["result"]
+    assert sequence.order == ("task_1", "task_2", "task_3")
+    assert result.status == "completed"
+    assert result.results["task_3"] == {"deployed": ["task_1.md"]}

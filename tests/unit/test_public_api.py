@@ -33,10 +33,13 @@ CORE = [
     "ResourceMonitor",
     "Runtime",
     "TaskOrchestrator",
+    "TaskSequencer",
+    "WorkflowController",
     "agent",
     "default_runtime",
     "init",
     "load_agents",
+    "load_workflow",
     "register_agent",
 ]
 

@@ -187,3 +187,28 @@ ORDER BY at;
 -- name: set_placement
 UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = (SELECT seq FROM temp.tx)
 WHERE task_id = ? AND state IN ('pending', 'blocked');
+
+-- name: insert_run
+INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver) VALUES (?, ?, ?, ?, 'running', ?, ?);
+
+-- name: run_by_id
+SELECT * FROM runs WHERE run_id = ?;
+
+-- name: list_runs
+SELECT * FROM runs ORDER BY created_at DESC LIMIT ?;
+
+-- name: list_runs_in_state
+SELECT * FROM runs WHERE state = ? ORDER BY created_at DESC LIMIT ?;
+
+-- name: finish_run
+UPDATE runs SET state = ?, reason = ?, finished_at = ? WHERE run_id = ? AND state = 'running';
+
+-- name: request_run_cancel
+UPDATE runs SET cancel_requested = 1, reason = ? WHERE run_id = ? AND state = 'running';
+
+-- name: set_run_driver
+UPDATE runs SET driver = ? WHERE run_id = ? AND state = 'running';
+
+-- name: run_tasks
+-- The tasks of a run: ids from "<run_id>/" up to (not including) "<run_id>0", the next string after "/".
+SELECT * FROM tasks WHERE task_id >= ? AND task_id < ? ORDER BY seq;

@@ -1,0 +1,335 @@
+"""``WorkflowController`` (a DAG of steps, run as often as you like) and ``TaskSequencer`` (tasks plus a
+dependency map, run the same way)."""
+
+from __future__ import annotations
+
+import collections.abc as abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pepper.core.runtime import Runtime, resolve
+from pepper.engine.portal import Portal, blocking, on_engine_loop
+from pepper.errors import ValidationError, WorkflowDefinitionError, suggest
+from pepper.model.workflow import Step, WorkflowSpec, make_step
+from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
+
+STEP_FIELDS = ("step_id", "task_type", "agent", "dependencies", "inputs", "priority", "timeout", "max_retries",
+               "requirements", "condition", "metadata")  # fmt: skip
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout")
+    return timeout
+
+
+def _check_inputs(inputs: Any) -> dict[str, Any]:
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, abc.Mapping):
+        raise ValidationError(f"a run's inputs must be a mapping, got {type(inputs).__name__}", field="inputs")
+    return dict(inputs)
+
+
+class _Runs:
+    """Starting, following, cancelling and resuming runs of a ``WorkflowSpec`` on a runtime."""
+
+    _runtime: Runtime | None
+    run_id: str | None
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def _portal(self) -> Portal:
+        return self.runtime.portal()
+
+    def _check_agents(self, spec: WorkflowSpec) -> None:
+        """Every agent a step names must be registered here or on a running worker."""
+        named = {s.agent for s in spec.steps if s.agent}
+        if not named:
+            return
+        runtime = self.runtime
+        known = {a.agent_id for a in runtime.agents()} | {a.spec.agent_id for a in runtime.store.workers.agents()}
+        for step in spec.steps:
+            if step.agent and step.agent not in known:
+                raise WorkflowDefinitionError(
+                    f"step {step.step_id!r} names agent {step.agent!r}, which is not registered "
+                    f"(registered: {', '.join(sorted(known)) or 'none'}).{suggest(step.agent, known)}",
+                    step_id=step.step_id,
+                    field="agent",
+                )
+
+    async def _start(self, spec: WorkflowSpec, inputs: Any) -> str:
+        spec.validate()
+        self._check_agents(spec)
+        service = await self.runtime.engine()
+        self.run_id = service.engine.runs.start(spec, _check_inputs(inputs))
+        return self.run_id
+
+    async def _wait(self, run_id: str | None, timeout: Any, *, limit: bool = False) -> WorkflowResult:
+        service = await self.runtime.engine()
+        return await service.engine.runs.wait(self._run_id(run_id), _check_timeout(timeout), cancel_at_timeout=limit)
+
+    def _run_id(self, run_id: str | None) -> str:
+        if run_id is None:
+            if self.run_id is None:
+                raise ValidationError("no run yet: execute() or start() one, or pass run_id", field="run_id")
+            return self.run_id
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationError(f"run_id must be a non-empty string, got {run_id!r}", field="run_id")
+        return run_id
+
+    @on_engine_loop
+    async def status_async(self, run_id: str | None = None) -> WorkflowResult:
+        """Where a run stands now (default: the latest run), step by step."""
+        run_id = self._run_id(run_id)
+        service = self.runtime._service
+        if service is not None:
+            return service.engine.runs.result(run_id)
+        return _stored_result(self.runtime, run_id)
+
+    @on_engine_loop
+    async def cancel_async(self, run_id: str | None = None, reason: str | None = None) -> bool:
+        """Cancel a run (default: the latest): its unfinished steps are cancelled. False if it had ended."""
+        run_id = self._run_id(run_id)
+        service = await self.runtime.engine()
+        return service.engine.runs.cancel(run_id, reason or "the run was cancelled on request")
+
+    @on_engine_loop
+    async def resume_async(self, run_id: str, timeout: float | None = None) -> WorkflowResult:
+        """Drive a run whose process stopped (a crash, a kill) to its end from here; steps that completed are
+        not run again. Python conditions come from this workflow."""
+        run_id = self._run_id(run_id)
+        service = await self.runtime.engine()
+        spec = getattr(self, "spec", None)
+        service.engine.runs.resume(run_id, spec)
+        self.run_id = run_id
+        return await service.engine.runs.wait(run_id, _check_timeout(timeout))
+
+    status = blocking(status_async)
+    cancel = blocking(cancel_async)
+    resume = blocking(resume_async)
+
+
+def _stored_result(runtime: Runtime, run_id: str) -> WorkflowResult:
+    """A run's result read from the store alone (no engine in this process)."""
+    from pepper.model.workflow import task_id_of
+    from pepper.model.workflow_run import StepResult
+
+    record = runtime.store.runs.get(run_id)
+    tasks = runtime.store.runs.tasks(run_id)
+    steps = {}
+    for step in record.spec.steps:
+        tid = task_id_of(run_id, step.step_id)
+        stored = tasks.get(tid)
+        steps[step.step_id] = StepResult.of(step.step_id, tid, stored.to_status() if stored else None,
+                                            step.dependencies)  # fmt: skip
+    return WorkflowResult(run_id, record.workflow, record.state, steps, record.inputs, record.created_at,
+                          record.finished_at, record.reason)  # fmt: skip
+
+
+class WorkflowController(_Runs):
+    """A workflow: steps (task templates) and their dependencies. Each ``execute`` is a new durable run.
+
+    Failure: a failed step cancels the steps that depend on it, independent branches run on, and the run
+    ends ``failed``; with ``fail_fast=True`` the first failure cancels every unfinished step.
+    """
+
+    def __init__(
+        self, name: str | None = None, runtime: Runtime | None = None, *, fail_fast: bool = False,
+        description: str | None = None,
+    ) -> None:  # fmt: skip
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValidationError(f"a workflow name must be a non-empty string, got {name!r}", field="name")
+        if not isinstance(fail_fast, bool):
+            raise ValidationError(f"fail_fast must be True or False, got {fail_fast!r}", field="fail_fast")
+        self._runtime = runtime
+        self.spec = WorkflowSpec(name or "workflow", (), fail_fast, description)
+        self.run_id: str | None = None
+        #: Inputs every run starts from (a workflow file's ``inputs:``); those passed to ``execute`` win.
+        self.default_inputs: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return self.spec.steps
+
+    def add_step(
+        self,
+        step_id: str,
+        task_type: str,
+        agent: str | None = None,
+        dependencies: abc.Iterable[str] = (),
+        inputs: abc.Mapping[str, Any] | None = None,
+        priority: str | int = "normal",
+        timeout: float | str | None = None,
+        max_retries: int = 0,
+        requirements: abc.Mapping[str, Any] | None = None,
+        condition: str | abc.Callable[..., Any] | None = None,
+        metadata: abc.Mapping[str, Any] | None = None,
+    ) -> Step:
+        """Add a step: a task of ``task_type`` (on ``agent`` if given) that runs once ``dependencies`` (step
+        ids) completed. ``condition`` (an expression such as ``"steps.review.result.approved"``, or a function
+        of a ``StepContext``) may skip it. Returns the step."""
+        step = make_step(step_id, task_type, agent=agent, dependencies=dependencies, inputs=inputs,
+                         priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
+                         condition=condition, metadata=metadata)  # fmt: skip
+        self.spec = self.spec.with_step(step)
+        return step
+
+    def validate(self) -> list[str]:
+        """Check the workflow (steps, dependencies, cycles, agents); its step ids in an order they can run."""
+        order = self.spec.validate()
+        self._check_agents(self.spec)
+        return order
+
+    @on_engine_loop
+    async def start_async(self, inputs: abc.Mapping[str, Any] | None = None) -> str:
+        """Start a run and return its id at once (``wait``, ``status``, ``cancel`` follow it)."""
+        return await self._start(self.spec, {**self.default_inputs, **_check_inputs(inputs)})
+
+    @on_engine_loop
+    async def execute(
+        self, inputs: abc.Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> WorkflowResult:
+        """Run the workflow to its end and return how each step went.
+
+        ``inputs`` reach every step (under its own inputs). With ``timeout`` seconds, a run that has not
+        finished by then is cancelled and ``WorkflowTimeoutError`` raised (its ``result`` says where it stood).
+        """
+        _check_timeout(timeout)
+        run_id = await self._start(self.spec, {**self.default_inputs, **_check_inputs(inputs)})
+        return await self._wait(run_id, timeout, limit=True)
+
+    @on_engine_loop
+    async def wait_async(self, run_id: str | None = None, timeout: float | None = None) -> WorkflowResult:
+        """Wait for a run (default: the latest) to end; ``WaitTimeoutError`` after ``timeout`` (the run goes on)."""
+        return await self._wait(run_id, timeout)
+
+    def run(self, inputs: abc.Mapping[str, Any] | None = None, timeout: float | None = None) -> WorkflowResult:
+        """``execute`` for code without asyncio: blocks until the run ends."""
+        return self._portal().call(self.execute(inputs, timeout))
+
+    start = blocking(start_async)
+    wait = blocking(wait_async)
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        """The latest runs of this workflow (by name), most recent first."""
+        return [r for r in self.runtime.store.runs.list(limit=max(limit * 5, 100)) if r.workflow == self.name][:limit]
+
+    def __repr__(self) -> str:
+        return f"WorkflowController({self.name!r}, steps={[s.step_id for s in self.steps]})"
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """Tasks and their dependencies, checked: ``order`` is a topological order of the task ids."""
+
+    spec: WorkflowSpec
+    order: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def tasks(self) -> tuple[Step, ...]:
+        return self.spec.steps
+
+    def __len__(self) -> int:
+        return len(self.spec.steps)
+
+
+_TASK_KEYS = {"id": "step_id", "task_id": "step_id", "step_id": "step_id", "type": "task_type",
+              "task_type": "task_type", "dependencies": "dependencies", "needs": "dependencies",
+              "max_retries": "max_retries", "retries": "max_retries", "when": "condition"}  # fmt: skip
+
+
+class TaskSequencer(_Runs):
+    """Runs a list of tasks with a dependency map, on the same engine and with the same results as a workflow."""
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+        self.run_id: str | None = None
+
+    def create_sequence(
+        self,
+        tasks: abc.Iterable[abc.Mapping[str, Any]],
+        dependencies: abc.Mapping[str, abc.Iterable[str]] | None = None,
+        *,
+        name: str = "sequence",
+        fail_fast: bool = False,
+    ) -> Sequence:
+        """Check ``tasks`` (``{"id", "type", ...}`` mappings) and ``dependencies`` (id -> ids it needs first)."""
+        if isinstance(tasks, (str, bytes, abc.Mapping)) or not isinstance(tasks, abc.Iterable):
+            raise ValidationError(
+                "tasks must be a list of mappings such as {'id': 'a', 'type': 'review'}", field="tasks"
+            )
+        if dependencies is not None and not isinstance(dependencies, abc.Mapping):
+            raise ValidationError("dependencies must map a task id to the ids it depends on", field="dependencies")
+        spec = WorkflowSpec(name, (), fail_fast)
+        extra = {k: list(v) if not isinstance(v, str) else [v] for k, v in (dependencies or {}).items()}
+        for item in tasks:
+            fields = _task_fields(item)
+            step_id = fields.get("step_id")
+            fields["dependencies"] = [*fields.get("dependencies", ()), *extra.get(step_id, ())]  # type: ignore[arg-type]
+            if "task_type" not in fields:
+                raise WorkflowDefinitionError(f"task {step_id!r} needs a type", step_id=step_id, field="task_type")
+            spec = spec.with_step(make_step(fields.pop("step_id", None), fields.pop("task_type"), **fields))
+        known = spec.by_id
+        for task_id in extra:
+            if task_id not in known:
+                raise WorkflowDefinitionError(
+                    f"dependencies name task {task_id!r}, which is not among the tasks "
+                    f"({', '.join(known)}).{suggest(task_id, known)}",
+                    field="dependencies",
+                )
+        return Sequence(spec, tuple(spec.validate()))
+
+    @on_engine_loop
+    async def execute_sequence(
+        self, sequence: Sequence, inputs: abc.Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> WorkflowResult:
+        """Run the sequence to its end (each call is a new run) and return how each task went."""
+        if not isinstance(sequence, Sequence):
+            raise ValidationError("execute_sequence() takes what create_sequence() returned", field="sequence")
+        _check_timeout(timeout)
+        run_id = await self._start(sequence.spec, inputs)
+        return await self._wait(run_id, timeout, limit=True)
+
+    def run_sequence(
+        self, sequence: Sequence, inputs: abc.Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> WorkflowResult:
+        """``execute_sequence`` for code without asyncio."""
+        return self._portal().call(self.execute_sequence(sequence, inputs, timeout))
+
+
+def _task_fields(item: Any) -> dict[str, Any]:
+    if not isinstance(item, abc.Mapping):
+        raise ValidationError(f"each task must be a mapping such as {{'id': 'a', 'type': 'review'}}, got {item!r}")
+    fields: dict[str, Any] = {}
+    for key, value in item.items():
+        name = _TASK_KEYS.get(key, key)
+        if name not in STEP_FIELDS:
+            raise WorkflowDefinitionError(
+                f"unknown task field {key!r}; valid: id, type, {', '.join(STEP_FIELDS[2:])}."
+                f"{suggest(key, STEP_FIELDS)}",
+                field=str(key),
+            )
+        fields[name] = value
+    return fields
+
+
+def load_workflow(path: str | Path, runtime: Runtime | None = None) -> WorkflowController:
+    """A ``WorkflowController`` from a workflow file (see ``pepper.core.workflow_file``)."""
+    from pepper.core.workflow_file import read_workflow_file
+
+    return read_workflow_file(Path(path), runtime)
+
+
+__all__ = ["RunState", "Sequence", "TaskSequencer", "WorkflowController", "WorkflowResult", "load_workflow"]

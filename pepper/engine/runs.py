@@ -1,0 +1,354 @@
+"""The run driver: starts workflow runs and moves them on as their steps settle.
+
+A run's steps without a condition are stored with the run, in one transaction,
+and the engine runs them like any task. The driver listens (as an engine hook)
+for the steps of the runs it drives to settle, asks ``scheduling.progression``
+what comes next and acts: it decides conditions, stores the steps that were
+waiting on one (or their skip), cancels, and records how the run ended. The
+process that starts a run drives it; after a crash, ``resume`` makes another
+process the driver, and completed steps are not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from pepper.engine.hooks import EngineHook
+from pepper.errors import WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
+from pepper.model import codec, expressions
+from pepper.model.events import CancelRequested
+from pepper.model.record import TaskRecord
+from pepper.model.status import TaskError, TaskStatus
+from pepper.model.task import Task, TaskState
+from pepper.model.workflow import (
+    RUN_KEY,
+    STEP_KEY,
+    StepContext,
+    WorkflowSpec,
+    missing_conditions,
+    new_run_id,
+    start_inputs,
+    step_context_values,
+    step_of,
+    step_task,
+    task_id_of,
+)
+from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
+from pepper.scheduling.progression import advance
+
+if TYPE_CHECKING:
+    from pepper.engine.loop import Engine
+
+
+@dataclass(eq=False)
+class _Run:
+    """A run this process drives."""
+
+    record: RunRecord
+    done: asyncio.Future[RunRecord]
+    held: set[str] = field(default_factory=set)  # conditional steps with no task yet
+    final: dict[str, TaskState] = field(default_factory=dict)  # steps known final (they stay final)
+    cancelled: str | None = None
+
+    @property
+    def spec(self) -> WorkflowSpec:
+        return self.record.spec
+
+
+class RunDriver(EngineHook):
+    """Drives the workflow runs started or resumed by this process. Every method runs on the engine loop."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.runs: dict[str, _Run] = {}
+        self._due: set[str] = set()
+
+    # -- starting and resuming ----------------------------------------------------------------
+
+    def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any]) -> str:
+        """Store a new run of ``spec`` (validated by the caller) with its first steps; return its id."""
+        engine = self.engine
+        now = engine.clock.now()
+        codec.normalise(dict(inputs), "inputs")
+        run_id = new_run_id(spec.name)
+        tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.conditional]
+        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id)
+        engine.store.runs.create(record, tasks, engine.worker_id)
+        self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
+        if tasks:
+            engine.load([t.task_id for t in tasks], cause="workflow run")
+            if engine.hooks:
+                engine.notify("on_submitted", tasks)
+        self._advance(run_id)
+        return run_id
+
+    def resume(self, run_id: str, spec: WorkflowSpec | None = None) -> RunRecord:
+        """Drive a stored run from this process (after its driver stopped); ``spec`` brings back Python
+        conditions. Completed steps are not run again."""
+        engine = self.engine
+        record = engine.store.runs.get(run_id)
+        if record.state.is_final or run_id in self.runs:
+            return record
+        if spec is not None:
+            if [s.step_id for s in spec.steps] != [s.step_id for s in record.spec.steps]:
+                raise WorkflowDefinitionError(
+                    f"run {run_id!r} is a run of workflow {record.spec.name!r} with steps "
+                    f"{', '.join(s.step_id for s in record.spec.steps)}; the workflow given to resume it has "
+                    f"{', '.join(s.step_id for s in spec.steps) or 'no steps'}"
+                )
+            record = replace(record, spec=spec)
+        engine.store.runs.set_driver(run_id, engine.worker_id)
+        stored = engine.store.runs.tasks(run_id)
+        held = {s.step_id for s in record.spec.steps if task_id_of(run_id, s.step_id) not in stored}
+        unfinished = [tid for tid, r in stored.items() if not r.state.is_final and tid not in engine.state.tasks]
+        run = self._drive(record, held)
+        if record.cancel_requested:
+            run.cancelled = record.reason or "cancelled on request"
+        if unfinished:
+            engine.load(unfinished, cause="resumed run")
+        self._advance(run_id)
+        return record
+
+    def adopt_orphans(self, live_workers: set[str]) -> list[str]:
+        """Drive the runs whose driver process is gone (called after each sweep for dead workers).
+
+        Runs with Python conditions are left for ``resume`` from the process that has them.
+        """
+        adopted = []
+        for record in self.engine.store.runs.list(RunState.RUNNING, limit=1000):
+            if record.run_id in self.runs or record.driver in live_workers or missing_conditions(record.spec):
+                continue
+            self.resume(record.run_id)
+            adopted.append(record.run_id)
+        return adopted
+
+    def _drive(self, record: RunRecord, held: set[str]) -> _Run:
+        run = _Run(record, self.engine.loop.create_future(), held)
+        self.runs[record.run_id] = run
+        if self not in self.engine.hooks:
+            self.engine.hooks.append(self)
+        return run
+
+    # -- following the steps --------------------------------------------------------------------
+
+    def on_settled(self, task_id: str, state: TaskState) -> None:
+        run_id = task_id.rpartition("/")[0]
+        if run_id in self.runs and run_id not in self._due:
+            self._due.add(run_id)
+            self.engine.loop.call_soon(self._advance, run_id)
+
+    def _states(self, run: _Run) -> dict[str, TaskState | None]:
+        engine = self.engine
+        run_id = run.record.run_id
+        states: dict[str, TaskState | None] = {}
+        missing: dict[str, str] = {}
+        for step in run.spec.steps:
+            sid = step.step_id
+            if sid in run.final:
+                states[sid] = run.final[sid]
+            elif sid in run.held:
+                states[sid] = None
+            else:
+                t = engine.state.tasks.get(task_id_of(run_id, sid))
+                if t is not None:
+                    states[sid] = t.state
+                else:
+                    missing[task_id_of(run_id, sid)] = sid
+        if missing:
+            stored = engine.store.get_tasks(list(missing))
+            for tid, sid in missing.items():
+                record = stored.get(tid)
+                states[sid] = record.state if record is not None else TaskState.PENDING  # not committed yet
+        for sid, st in states.items():
+            if st is not None and st.is_final:
+                run.final[sid] = st
+        return states
+
+    def _advance(self, run_id: str) -> None:
+        self._due.discard(run_id)
+        run = self.runs.get(run_id)
+        if run is None:
+            return
+        for _ in range(len(run.spec.steps) + 2):  # each pass settles at least one step, or stops
+            states = self._states(run)
+            if run.cancelled is None and (run.held or all(s is not None and s.is_final for s in states.values())):
+                stored = self.engine.store.runs.get(run_id)  # cancelled from another process?
+                if stored.cancel_requested:
+                    run.cancelled = stored.reason or "cancelled on request"
+            move = advance(run.spec, states, cancelled=run.cancelled)
+            if not move:
+                return
+            if move.finished is not None:
+                self._finish(run, move.finished, move.reason)
+                return
+            now = self.engine.clock.now()
+            for sid, why in move.cancel.items():
+                self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why))
+            settled: list[TaskRecord] = []
+            submit: list[Task] = []
+            for sid, why in move.doom.items():
+                settled.append(self._settled(run, sid, TaskState.CANCELLED, now, reason=why))
+            for sid in move.release:
+                self._decide(run, sid, now, settled, submit)
+            self._store(run, settled, submit)
+            if not (settled or submit):
+                return  # only cancellations: their settling brings the next pass
+
+    def _decide(self, run: _Run, step_id: str, now: float, settled: list[TaskRecord], submit: list[Task]) -> None:
+        """A conditional step whose dependencies completed: run it, or skip it."""
+        step = run.spec.by_id[step_id]
+        results, skipped = self._results(run, step.dependencies)
+        try:
+            if step.condition_fn is not None:
+                verdict = step.condition_fn(StepContext(run.record.inputs, results, frozenset(skipped)))
+            else:
+                context = {"inputs": run.record.inputs, "steps": step_context_values(results, skipped)}
+                verdict = expressions.parse(step.condition).evaluate(context)
+        except Exception as exc:  # noqa: BLE001 - a condition that raises fails its step, not the engine
+            error = TaskError(type(exc).__name__, f"the step's condition could not be decided: {exc}")
+            settled.append(self._settled(run, step_id, TaskState.FAILED, now, error=error))
+            return
+        if verdict:
+            submit.append(step_task(step, run.record.run_id, run.record.inputs, now))
+        else:
+            what = step.condition if step.condition is not None else "the Python condition"
+            settled.append(self._settled(run, step_id, TaskState.COMPLETED, now, reason=f"{SKIPPED}{what} was false"))
+
+    def _results(self, run: _Run, step_ids: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
+        """Results of the given steps (by step id), and which of them were skipped."""
+        task_ids = [task_id_of(run.record.run_id, s) for s in step_ids]
+        by_task = self.engine.dependency_results(task_ids)
+        reasons = self.engine.reasons(task_ids)
+        results = {step_of(tid): value for tid, value in by_task.items()}
+        skipped = {step_of(tid) for tid, why in reasons.items() if why and why.startswith(SKIPPED)}
+        return results, skipped
+
+    def _settled(
+        self, run: _Run, step_id: str, state: TaskState, now: float, reason: str | None = None,
+        error: TaskError | None = None,
+    ) -> TaskRecord:  # fmt: skip
+        task = step_task(run.spec.by_id[step_id], run.record.run_id, run.record.inputs, now)
+        return TaskRecord(task, state, finished_at=now, reason=reason, error=error)
+
+    def _store(self, run: _Run, settled: list[TaskRecord], submit: list[Task]) -> None:
+        engine = self.engine
+        if settled:
+            ids = engine.store.runs.add_settled(settled, engine.worker_id)
+            for record in settled:
+                run.held.discard(step_of(record.task.task_id))
+                run.final[step_of(record.task.task_id)] = record.state
+            if ids:
+                engine.load(ids, cause="workflow step decided")
+        if submit:
+            engine.store.submit(submit, engine.worker_id)
+            for task in submit:
+                run.held.discard(step_of(task.task_id))
+            engine.load([t.task_id for t in submit], cause="workflow step released")
+            if engine.hooks:
+                engine.notify("on_submitted", submit)
+
+    def _finish(self, run: _Run, state: RunState, reason: str | None) -> None:
+        engine = self.engine
+        now = engine.clock.now()
+        engine.store.runs.finish(run.record.run_id, state, reason, now)
+        record = replace(run.record, state=state, reason=reason, finished_at=now)
+        del self.runs[record.run_id]
+        if not self.runs and self in engine.hooks:
+            engine.hooks.remove(self)
+        if not run.done.done():
+            run.done.set_result(record)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def cancel(self, run_id: str, reason: str) -> bool:
+        """Cancel a run: every unfinished step is cancelled. False if it had already ended."""
+        engine = self.engine
+        if not engine.store.runs.request_cancel(run_id, reason):
+            engine.store.runs.get(run_id)  # raises RunNotFoundError for an unknown id
+            return False
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.cancelled = reason
+            self._advance(run_id)
+        else:  # driven elsewhere (or not at all): cancel its steps; their driver sees the request
+            for tid, record in engine.store.runs.tasks(run_id).items():
+                if not record.state.is_final:
+                    if tid not in engine.state.tasks:
+                        engine.load([tid], cause="run cancelled")
+                    engine.dispatch(CancelRequested(tid, engine.clock.now(), reason))
+        return True
+
+    async def wait(self, run_id: str, timeout: float | None, *, cancel_at_timeout: bool = False) -> WorkflowResult:
+        """Wait for a run to end and return its result.
+
+        At ``timeout``: with ``cancel_at_timeout`` (a run's own time limit) a run driven here is cancelled and
+        ``WorkflowTimeoutError`` raised; otherwise ``WaitTimeoutError``, and the run goes on.
+        """
+        run = self.runs.get(run_id)
+        deadline = None if timeout is None else self.engine.loop.time() + timeout
+        try:
+            if run is None:  # driven by another process (or by nobody yet): follow the store
+                await self._follow(run_id, deadline)
+            else:
+                await asyncio.wait_for(asyncio.shield(run.done), timeout)
+        except TimeoutError:
+            unfinished = [s.step_id for s in self.result(run_id) if s.state is None or not s.state.is_final]
+            if not cancel_at_timeout or run_id not in self.runs:
+                raise WaitTimeoutError([f"{run_id}/{s}" for s in unfinished], timeout or 0.0) from None
+            self.cancel(run_id, f"the run did not finish within its timeout of {timeout:g}s")
+            await self.engine.committed()
+            raise WorkflowTimeoutError(run_id, timeout or 0.0, unfinished, self.result(run_id)) from None
+        await self.engine.committed()
+        return self.result(run_id)
+
+    async def _follow(self, run_id: str, deadline: float | None) -> None:
+        loop = self.engine.loop
+        delay = 0.02
+        while not self.engine.store.runs.get(run_id).state.is_final:
+            if run_id in self.runs:  # adopted meanwhile
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                await asyncio.wait_for(asyncio.shield(self.runs[run_id].done), left)
+                return
+            if deadline is not None and loop.time() >= deadline:
+                raise TimeoutError
+            await asyncio.sleep(delay if deadline is None else min(delay, max(0.0, deadline - loop.time())))
+            delay = min(delay * 2, 0.5)
+
+    def result(self, run_id: str) -> WorkflowResult:
+        """Where a run stands (or how it ended), step by step."""
+        engine = self.engine
+        record = engine.store.runs.get(run_id)
+        run = self.runs.get(run_id)
+        spec = run.spec if run is not None else record.spec
+        ids = {s.step_id: task_id_of(run_id, s.step_id) for s in spec.steps}
+        statuses = self._statuses(list(ids.values()))
+        steps = {s.step_id: StepResult.of(s.step_id, ids[s.step_id], statuses.get(ids[s.step_id]), s.dependencies)
+                 for s in spec.steps}  # fmt: skip
+        return WorkflowResult(run_id, spec.name, record.state, steps, record.inputs, record.created_at,
+                              record.finished_at, record.reason)  # fmt: skip
+
+    def _statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        tasks = self.engine.state.tasks
+        found = {tid: tasks[tid].to_status() for tid in task_ids if tid in tasks}
+        missing = [tid for tid in task_ids if tid not in found]
+        if missing:
+            found.update({tid: r.to_status() for tid, r in self.engine.store.get_tasks(missing).items()})
+        return found
+
+
+def step_view(task: Task, results: Mapping[str, Any], reasons: Mapping[str, str | None]) -> tuple[Task, dict[str, Any]]:
+    """What the agent of a workflow step receives: its dependencies' results by step id, and its inputs with
+    ``${{ steps... }}`` references resolved (raises ``ExpressionError`` if one cannot be read)."""
+    by_step = {step_of(tid): value for tid, value in results.items()}
+    skipped = {step_of(tid) for tid, why in reasons.items() if why and why.startswith(SKIPPED)}
+    inputs = start_inputs(task, by_step, skipped)
+    if inputs is not task.inputs:
+        task = replace(task, inputs=inputs, inputs_json=codec.normalise(inputs, "inputs")[1])
+    return task, by_step
+
+
+def is_step(task: Task) -> bool:
+    return RUN_KEY in task.metadata and STEP_KEY in task.metadata

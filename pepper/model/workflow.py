@@ -1,0 +1,307 @@
+"""Workflows: named DAGs of steps, each a task template, and the tasks one run of them becomes.
+
+A run of a workflow gets its own id; the task of step ``s`` in run ``r`` has
+the id ``r/s``, so runs never collide with each other or with plain task ids.
+A step's inputs are the run's inputs overlaid with its own; ``${{ ... }}``
+references in them are resolved against the run's inputs when the run starts
+and against its dependencies' results when it starts (``model/expressions``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pepper.errors import CycleError, ExpressionError, ValidationError, WorkflowDefinitionError, suggest
+from pepper.model import codec, expressions
+from pepper.model.dag import find_cycle, topological_order
+from pepper.model.requirements import Requirements
+from pepper.model.submission import build_task
+from pepper.model.task import Priority, Task
+
+#: Metadata keys a step's task carries.
+RUN_KEY, STEP_KEY = "pepper.run", "pepper.step"
+REFS_KEY, INPUTS_KEY = "pepper.refs", "pepper.run_inputs"  # inputs resolved at start, and what they read
+
+#: A condition in Python: called with the run's inputs and the dependencies' results (by step id).
+ConditionFn = Callable[["StepContext"], Any]
+
+_STEP_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What a Python condition sees: the run's inputs and each dependency's result, by step id."""
+
+    inputs: Mapping[str, Any]
+    results: Mapping[str, Any]
+    skipped: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a workflow: a task template with its dependencies (step ids) and an optional condition."""
+
+    step_id: str
+    template: Task  # validated fields; its task_id is the step id and its dependencies are step ids
+    condition: str | None = None  # an expression (see ``model/expressions``)
+    condition_fn: ConditionFn | None = field(default=None, compare=False)
+
+    @property
+    def task_type(self) -> str:
+        return self.template.task_type
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        return self.template.dependencies
+
+    @property
+    def agent(self) -> str | None:
+        return self.template.agent
+
+    @property
+    def conditional(self) -> bool:
+        return self.condition is not None or self.condition_fn is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        t = self.template
+        data: dict[str, Any] = {"id": self.step_id, "type": t.task_type}
+        if t.agent:
+            data["agent"] = t.agent
+        if t.dependencies:
+            data["needs"] = list(t.dependencies)
+        if t.inputs:
+            data["inputs"] = t.inputs
+        if t.priority != Priority.NORMAL:
+            data["priority"] = t.priority
+        if t.timeout is not None:
+            data["timeout"] = t.timeout
+        if t.max_retries:
+            data["retries"] = t.max_retries
+        if t.requirements != Requirements():
+            data["requirements"] = t.requirements.to_dict()
+        if t.metadata:
+            data["metadata"] = dict(t.metadata)
+        if self.condition is not None:
+            data["when"] = self.condition
+        elif self.condition_fn is not None:
+            data["when_python"] = _describe_callable(self.condition_fn)
+        return data
+
+
+def make_step(
+    step_id: Any,
+    task_type: Any,
+    *,
+    agent: Any = None,
+    dependencies: Any = (),
+    inputs: Any = None,
+    priority: Any = "normal",
+    timeout: Any = None,
+    max_retries: Any = 0,
+    requirements: Any = None,
+    condition: Any = None,
+    metadata: Any = None,
+) -> Step:
+    """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field."""
+    if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
+        raise WorkflowDefinitionError(
+            f"step id must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), got {step_id!r}",
+            field="step_id",
+        )
+    if isinstance(dependencies, str):
+        dependencies = [dependencies]
+    try:
+        template = build_task(
+            task_id=step_id, task_type=task_type, agent=agent, dependencies=dependencies, inputs=inputs,
+            priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
+            metadata=metadata,
+        )  # fmt: skip
+        if inputs is not None and not isinstance(template.inputs, Mapping):
+            raise ValidationError(f"inputs must be a mapping, got {type(inputs).__name__}", field="inputs")
+        for expression in expressions.references(template.inputs):
+            _check_reads(step_id, expression, template.dependencies, "inputs")
+        text, fn = None, None
+        if callable(condition):
+            fn = condition
+        elif condition is not None:
+            text = condition
+            _check_reads(step_id, expressions.parse(condition), template.dependencies, "condition")
+    except WorkflowDefinitionError:
+        raise
+    except ValidationError as exc:
+        raise WorkflowDefinitionError(f"step {step_id!r}: {exc}", step_id=step_id, field=exc.field) from None
+    if step_id in template.dependencies:
+        raise WorkflowDefinitionError(f"step {step_id!r} depends on itself", step_id=step_id, field="dependencies")
+    return Step(step_id, template, text, fn)
+
+
+def _check_reads(step_id: str, expression: expressions.Expression, deps: Sequence[str], where: str) -> None:
+    for read in sorted(expression.steps - set(deps)):
+        raise ExpressionError(
+            f"{where} reads steps.{read}, but step {step_id!r} does not depend on {read!r}; "
+            f"add it to the step's dependencies (needs) so its result exists when {step_id!r} starts",
+            expression=expression.text,
+        )
+
+
+def _describe_callable(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSpec:
+    """A named DAG of steps, in the order they were added."""
+
+    name: str
+    steps: tuple[Step, ...] = ()
+    fail_fast: bool = False
+    description: str | None = None
+    source: str | None = None  # the file it was read from, if any
+
+    @property
+    def by_id(self) -> dict[str, Step]:
+        return {s.step_id: s for s in self.steps}
+
+    def with_step(self, step: Step) -> WorkflowSpec:
+        """This workflow with ``step`` added; a step id used twice is an error."""
+        if any(s.step_id == step.step_id for s in self.steps):
+            raise WorkflowDefinitionError(
+                f"workflow {self.name!r} already has a step {step.step_id!r}; step ids must be unique",
+                step_id=step.step_id,
+                field="step_id",
+            )
+        return replace(self, steps=(*self.steps, step))
+
+    def validate(self) -> list[str]:
+        """Check the whole DAG (no steps, unknown dependencies, cycles); return the step ids in run order."""
+        if not self.steps:
+            raise WorkflowDefinitionError(f"workflow {self.name!r} has no steps; add one with add_step()")
+        known = self.by_id
+        for step in self.steps:
+            for dep in step.dependencies:
+                if dep not in known:
+                    raise WorkflowDefinitionError(
+                        f"step {step.step_id!r} depends on {dep!r}, which is not a step of workflow "
+                        f"{self.name!r} (steps: {', '.join(known)}).{suggest(dep, known)}",
+                        step_id=step.step_id,
+                        field="dependencies",
+                    )
+        cycle = find_cycle(known, lambda s: known[s].dependencies)
+        if cycle is not None:
+            error = CycleError(cycle)
+            raise WorkflowDefinitionError(
+                f"workflow {self.name!r} has a dependency cycle: {' -> '.join(cycle)}; a step cannot (even "
+                "indirectly) depend on itself",
+                step_id=cycle[0],
+                field="dependencies",
+            ) from error
+        return topological_order({s.step_id: s.dependencies for s in self.steps})
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "steps": [s.to_dict() for s in self.steps]}
+        if self.fail_fast:
+            data["fail_fast"] = True
+        if self.description:
+            data["description"] = self.description
+        if self.source:
+            data["source"] = self.source
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSpec:
+        """Rebuild a stored spec (Python conditions come back as names only: see ``python_conditions``)."""
+        steps = []
+        for raw in data["steps"]:
+            step = make_step(
+                raw["id"], raw["type"], agent=raw.get("agent"), dependencies=raw.get("needs", ()),
+                inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
+                max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
+                condition=raw.get("when"), metadata=raw.get("metadata"),
+            )  # fmt: skip
+            if "when_python" in raw:
+                step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))
+            steps.append(step)
+        return cls(data["name"], tuple(steps), bool(data.get("fail_fast")), data.get("description"),
+                   data.get("source"))  # fmt: skip
+
+
+class _MissingCondition:
+    """Stands for a Python condition of a stored run, which only the process that defined it can call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, context: StepContext) -> Any:
+        raise WorkflowDefinitionError(
+            f"the condition is the Python function {self.name}, which this process does not have; "
+            "resume the run from Python with WorkflowController.resume(run_id) on the workflow that defines it"
+        )
+
+
+def missing_conditions(spec: WorkflowSpec) -> list[str]:
+    """Steps whose Python condition this process cannot call (a stored run resumed elsewhere)."""
+    return [s.step_id for s in spec.steps if isinstance(s.condition_fn, _MissingCondition)]
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def new_run_id(name: str) -> str:
+    """``docsite-3f2a9c1e0b`` for a run of workflow ``docsite``."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:40] or "run"
+    return f"{slug}-{uuid.uuid4().hex[:10]}"
+
+
+def task_id_of(run_id: str, step_id: str) -> str:
+    return f"{run_id}/{step_id}"
+
+
+def step_of(task_id: str) -> str:
+    """The step id in a step's task id."""
+    return task_id.rpartition("/")[2]
+
+
+def step_task(step: Step, run_id: str, run_inputs: Mapping[str, Any], now: float) -> Task:
+    """The task of ``step`` in run ``run_id``: namespaced ids, the run's inputs under the step's own,
+    references to the run's inputs resolved (those to dependencies' results wait until it starts)."""
+    t = step.template
+    own = expressions.resolve(dict(t.inputs or {}), {"inputs": run_inputs}, only=("inputs",))
+    metadata = {**t.metadata, RUN_KEY: run_id, STEP_KEY: step.step_id}
+    later = [key for key, value in own.items() if expressions.has_references(value)]
+    if later:  # resolved when the step starts; the run's inputs go along if those references read them
+        metadata[REFS_KEY] = later
+        if any(e.reads_inputs for key in later for e in expressions.references(own[key])):
+            metadata[INPUTS_KEY] = dict(run_inputs)
+    inputs, inputs_json = codec.normalise({**run_inputs, **own}, "inputs")
+    return replace(
+        t,
+        task_id=task_id_of(run_id, step.step_id),
+        dependencies=tuple(task_id_of(run_id, d) for d in t.dependencies),
+        inputs=inputs,
+        inputs_json=inputs_json,
+        metadata=metadata,
+        created_at=now,
+    )
+
+
+def step_context_values(results: Mapping[str, Any], skipped: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``steps`` name of expressions: ``{id: {"result": ..., "skipped": ...}}`` (keys are step ids)."""
+    skipped = frozenset(skipped)
+    return {step_id: {"result": value, "skipped": step_id in skipped} for step_id, value in results.items()}
+
+
+def start_inputs(task: Task, results: Mapping[str, Any], skipped: Iterable[str] = ()) -> Any:
+    """A step's inputs as its agent receives them: references to dependencies' results (keyed by step id)
+    resolved. Raises ``ExpressionError`` when a reference cannot be read."""
+    keys = task.metadata.get(REFS_KEY)
+    if not keys:
+        return task.inputs
+    context = {"steps": step_context_values(results, skipped), "inputs": task.metadata.get(INPUTS_KEY, {})}
+    inputs = dict(task.inputs)
+    for key in keys:
+        inputs[key] = expressions.resolve(inputs[key], context)
+    return inputs
