@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/docsite/run.py
+	$(BIN)/pepper run examples/docsite/workflow.yaml --db examples/docsite/output/pepper.db --gantt examples/docsite/output/run.png
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q tests; status=$$?; \

@@ -1,8 +1,9 @@
 """Deployment step of the docsite, run by pepper's command agent ``deployment_agent``.
 
 Reads the task as JSON on stdin (``inputs`` and the ``dependency_results`` of
-the review tasks and the index task), writes ``review-report.json`` into the
-site folder, and then either publishes or refuses:
+the review steps and the index step, by step id), writes ``review-report.json``
+into the site folder (``inputs["site_dir"]``, by default ``output/site`` beside
+this file), and then either publishes or refuses:
 
 - any review *problem* (a missing section, a broken link): print them on
   stderr and exit 1, which fails the task, so nothing is published;
@@ -70,11 +71,12 @@ def deploy(task: dict[str, Any]) -> dict[str, Any]:
     """Publish the site described by ``task`` (see the module docstring); raise ``SystemExit`` to refuse."""
     inputs = task["inputs"]
     results = task["dependency_results"]
-    site = Path(inputs["site_dir"])
+    site = Path(inputs.get("site_dir") or Path(__file__).resolve().parent / "output" / "site")
     site.mkdir(parents=True, exist_ok=True)
-    index = results[inputs["index_task"]]
+    index_step = inputs.get("index_step", "index")
+    index = results[index_step]
     reviews = sorted(
-        (r for tid, r in results.items() if tid != inputs["index_task"]),
+        (review for step, r in results.items() if step != index_step for review in r["reviews"]),
         key=lambda r: r["page"],
     )
     problems = sum(len(r["problems"]) for r in reviews)

@@ -1,63 +1,87 @@
 """The docsite's function agents, named in ``agents.yaml``.
 
-``document_module`` writes Markdown pages (one module's page, or the index once
-every module page exists); ``review_page`` checks one page and reports what it
+``document_package`` writes the Markdown pages of one part of the package (a
+subpackage, or the top-level modules), ``write_index`` the index once every page
+exists, and ``review_package`` checks the pages of one part and reports what it
 found without failing, so that the deployment step sees every review and decides.
 pepper imports this file from the YAML file's folder, so ``apidoc`` beside it is
-importable too.
+importable too. Every path is found from this file: the package documented is the
+repository's ``pepper/``, and pages go to ``output/`` beside this file.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
-from apidoc import NO_DOCSTRING, describe_module, first_line, page_name, render_page
+from apidoc import NO_DOCSTRING, describe_module, discover_modules, first_line, page_name, render_page
 
 from pepper import TaskRun
+
+HERE = Path(__file__).resolve().parent
+PACKAGE = HERE.parents[1] / "pepper"
+OUTPUT = HERE / "output"
+MARKDOWN = OUTPUT / "markdown"
+TOP = "top"  # the part holding the package's own top-level modules
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _REQUIRED = ("## Overview",)
 _ONE_OF = ("## Classes", "## Functions")
 
 
-def document_module(task: TaskRun) -> dict[str, Any]:
-    """Write the page for ``inputs["module"]`` or, when ``inputs["kind"] == "index"``, the index page.
+def part_of(module: str) -> str:
+    """``model`` for ``pepper.model.task``; ``top`` for ``pepper.errors`` or ``pepper`` itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else TOP
 
-    Inputs of a module page: ``module``, ``source`` (path of the ``.py`` file),
-    ``is_package``, ``known`` (every documented module, to resolve imports) and
-    ``out_dir``. The index needs only ``out_dir``; its facts come from the results
-    of the documentation tasks it depends on.
-    """
+
+def clean(task: TaskRun) -> dict[str, Any]:
+    """Empty ``output/markdown`` and ``output/site`` so that pages of deleted modules do not linger."""
+    for folder in (MARKDOWN, OUTPUT / "site"):
+        shutil.rmtree(folder, ignore_errors=True)
+    MARKDOWN.mkdir(parents=True)
+    modules = discover_modules(PACKAGE)
+    return {"modules": len(modules), "parts": sorted({part_of(m) for m in modules})}
+
+
+def document_package(task: TaskRun) -> dict[str, Any]:
+    """Write one page per module of the part named by ``inputs["part"]`` (e.g. ``model``, or ``top``)."""
     if task.inputs.get("kind") == "index":
-        return _write_index(task)
-    inputs = task.inputs
-    task.report_progress(0.1, "parsing")
-    doc = describe_module(
-        Path(inputs["source"]).read_text(),
-        inputs["module"],
-        is_package=inputs["is_package"],
-        known=set(inputs["known"]),
-    )
-    task.report_progress(0.7, "writing")
-    page = Path(inputs["out_dir"]) / page_name(doc.name)
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(render_page(doc))
-    return {
-        "module": doc.name,
-        "page": str(page),
-        "classes": len(doc.classes),
-        "functions": len(doc.functions),
-        "summary": first_line(doc.doc),
-    }
+        return write_index(task)
+    modules = discover_modules(PACKAGE)
+    wanted = sorted(m for m in modules if part_of(m) == task.inputs["part"])
+    if not wanted:
+        raise ValueError(f"pepper has no part {task.inputs['part']!r}; parts: {sorted({part_of(m) for m in modules})}")
+    pages = []
+    for done, module in enumerate(wanted):
+        task.report_progress(done / len(wanted), module)
+        source = modules[module]
+        doc = describe_module(source.read_text(), module, is_package=source.name == "__init__.py", known=set(modules))
+        page = MARKDOWN / page_name(doc.name)
+        page.write_text(render_page(doc))
+        pages.append({"module": doc.name, "page": str(page), "classes": len(doc.classes),
+                      "functions": len(doc.functions), "summary": first_line(doc.doc)})  # fmt: skip
+    return {"part": task.inputs["part"], "pages": pages}
 
 
-def _write_index(task: TaskRun) -> dict[str, Any]:
+def write_index(task: TaskRun) -> dict[str, Any]:
+    """The index page, from the pages the documentation steps it depends on wrote.
+
+    Fails when a module of the package belongs to no documented part: the
+    workflow would otherwise publish a site with a hole in it.
+    """
     pages = sorted(
-        (r for r in task.dependency_results.values() if isinstance(r, dict) and "module" in r),
+        (page for r in task.dependency_results.values() if isinstance(r, dict) for page in r.get("pages", ())),
         key=lambda r: r["module"],
     )
+    documented = {p["module"] for p in pages}
+    missing = sorted(set(discover_modules(PACKAGE)) - documented)
+    if missing:
+        parts = sorted({part_of(m) for m in missing})
+        raise ValueError(f"no step documents {', '.join(missing)}; add a step for part(s) {', '.join(parts)}")
+
     classes = sum(r["classes"] for r in pages)
     functions = sum(r["functions"] for r in pages)
     lines = [
@@ -76,29 +100,27 @@ def _write_index(task: TaskRun) -> dict[str, Any]:
     for r in pages:
         summary = r["summary"].replace("|", "\\|").replace("<", "&lt;")
         lines.append(f"| [{r['module']}]({page_name(r['module'])}) | {r['classes']} | {r['functions']} | {summary} |")
-    page = Path(task.inputs["out_dir"]) / "index.md"
+    page = MARKDOWN / "index.md"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines) + "\n")
     return {"page": str(page), "modules": len(pages), "classes": classes, "functions": functions}
 
 
-def review_page(task: TaskRun) -> dict[str, Any]:
-    """Check the page written by the documentation task this review depends on.
+def review_package(task: TaskRun) -> dict[str, Any]:
+    """Check every page written by the documentation step this review depends on.
 
-    ``inputs["expected_pages"]`` lists the file names every link may point to
-    (pages written concurrently may not exist yet, so the file system cannot say).
-    Problems make ``ok`` false; a missing module docstring is only a warning.
+    Links may point to any module's page (pages of other parts are written
+    concurrently, so the file system cannot say which exist). Problems make ``ok``
+    false; a missing module docstring is only a warning.
     """
-    written = next(r for r in task.dependency_results.values() if isinstance(r, dict) and "page" in r)
-    page = Path(written["page"])
-    problems, warnings = review_markdown(page.read_text(), set(task.inputs["expected_pages"]))
-    return {
-        "module": written.get("module"),
-        "page": str(page),
-        "ok": not problems,
-        "problems": problems,
-        "warnings": warnings,
-    }
+    (written,) = task.dependency_results.values()
+    expected = {page_name(m) for m in discover_modules(PACKAGE)} | {"index.md"}
+    reviews = []
+    for item in written["pages"]:
+        problems, warnings = review_markdown(Path(item["page"]).read_text(), expected)
+        reviews.append({"module": item["module"], "page": item["page"], "ok": not problems,
+                        "problems": problems, "warnings": warnings})  # fmt: skip
+    return {"part": written["part"], "ok": all(r["ok"] for r in reviews), "reviews": reviews}
 
 
 def review_markdown(text: str, expected_pages: set[str]) -> tuple[list[str], list[str]]:

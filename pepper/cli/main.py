@@ -15,6 +15,7 @@ from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
 from pepper.cli.tasks import cancel, list_tasks, status, submit
 from pepper.cli.worker import agents, worker
+from pepper.cli.workflows import cancel_run, list_runs, resume_run, run_workflow, show_run
 from pepper.errors import PepperError
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,12 +42,15 @@ def cli(db: str | None) -> None:
     """pepper runs tasks on a pool of agents, in order of priority and dependencies.
 
     You queue tasks with `pepper submit`; a `pepper worker` runs them on the
-    agents defined in a YAML file. Everything lives in one SQLite file
-    (--db, default .pepper/pepper.db), so commands and workers in different
-    terminals or on different runs share the same queue.
+    agents defined in a YAML file. A workflow file names steps, their
+    dependencies and agents: `pepper run` runs it to its end, live. Everything
+    lives in one SQLite file (--db, default .pepper/pepper.db), so commands
+    and workers in different terminals or on different runs share the same
+    queue.
 
     \b
     Try it:
+      pepper run workflow.yaml
       pepper submit review --id review-1 --input path=README.md
       pepper submit publish --depends-on review-1
       pepper worker --agents agents.yaml --until-idle
@@ -54,8 +58,9 @@ def cli(db: str | None) -> None:
       pepper status review-1
       pepper why review-1
 
-    Exit codes: 0 success; 1 the task failed or was cancelled; 2 bad input
-    (unknown task, bad option, invalid agent file...).
+    Exit codes: 0 success; 1 the task or run failed or was cancelled; 2 bad
+    input (unknown task, bad option, invalid agent or workflow file...); 130
+    stopped with Ctrl-C.
     """
 
 
@@ -64,6 +69,11 @@ cli.add_command(status)
 cli.add_command(why)
 cli.add_command(list_tasks)
 cli.add_command(cancel)
+cli.add_command(run_workflow)
+cli.add_command(list_runs)
+cli.add_command(show_run)
+cli.add_command(cancel_run)
+cli.add_command(resume_run)
 cli.add_command(feedback)
 cli.add_command(worker)
 cli.add_command(agents)

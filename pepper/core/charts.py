@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 import time
+from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -141,100 +142,102 @@ def gantt_figure(bars: Sequence[Bar], title: str, *, notes: Sequence[str] = ()) 
     """A Gantt chart of ``bars``: one row per agent (sorted), bars coloured by status with a legend, an arrow from
     each dependency's bar to its dependent's, and ``notes`` under it. Each bar's rectangle has the gid
     ``bar:<label>`` and each arrow ``arrow:<dependency>-><label>``. Raises ``ConfigError`` without
-    matplotlib."""
+    matplotlib.
+
+    Arrows are straight and light, under the bars and labels. A label that does not fit in its bar is drawn
+    after it, and the bar keeps its lane of the row up to the label's end, so that no label runs into
+    another bar or label; bars that overlap in time (or a bar and the label before it) go to further
+    lanes of the row. A row that would need more than ``_LANE_CAP`` lanes to show every label leaves out
+    the labels that would collide (as few as it can) and a note ``not labelled (too short to show): ...``
+    names their steps."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:  # pragma: no cover - depends on the installation
         raise ConfigError(_CHARTS_MISSING) from None
 
-    rows = sorted({b.row for b in bars}, key=lambda row: (row == NO_AGENT, row))  # steps with no agent last
-    lanes = _lanes(bars)
-    lane_count = dict.fromkeys(rows, 1)
-    for bar, lane in zip(bars, lanes, strict=True):
-        lane_count[bar.row] = max(lane_count[bar.row], lane + 1)
-    tops: dict[str, float] = {}
-    y = 0.0
-    for row in rows:
-        tops[row] = y
-        y += lane_count[row]
-    total_lanes = max(1.0, y)
-
     busiest = max(Counter(b.row for b in bars).values(), default=0)
     width = min(20.0, 10.0 + 0.25 * max(0, busiest - 8))
-    note_lines = [piece for note in notes for piece in (textwrap.wrap(note, int(width * 13)) or [""])]
-    notes_height = 0.22 * len(note_lines) + (0.2 if note_lines else 0.0)
-    plot_height = max(1.6, 0.42 * total_lanes) + 1.3
-    height = plot_height + notes_height
+    if not bars:
+        return _empty_figure(title, notes, width)
+    # Labels are laid out for the axes' width in pixels, known once the figure is laid out; in the rare case
+    # the final layout leaves the axes narrower than planned, lay the labels out again for the narrower axes.
+    axes_px: float | None = None
+    for _ in range(3):
+        fig, planned, actual = _gantt(bars, title, notes, width, axes_px)
+        if actual >= planned - 0.5:
+            break
+        axes_px = actual
+    return fig
+
+
+#: Lanes a row may take so that every label shows; beyond, labels that would collide are left out.
+_LANE_CAP = 6
+_LABEL_PAD = 4.0  # pixels between a bar and the label drawn after it
+_LABEL_GAP = 8.0  # pixels between a label and the next bar of its lane
+_INSIDE_PAD = 4.0  # pixels each side of a label drawn inside its bar
+_WIDEST_LABEL = 0.45  # share of the axes' width a label drawn after its bar may take
+_LANE_HEIGHT = 0.42  # inches
+_UNLABELLED = "not labelled (too short to show): "
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=_DPI)
-    canvas = FigureCanvasAgg(fig)
+    return fig, FigureCanvasAgg(fig).get_renderer()
+
+
+def _note_lines(notes: Sequence[str], width: float) -> list[str]:
+    return [piece for note in notes for piece in (textwrap.wrap(note, int(width * 13), break_on_hyphens=False) or [""])]
+
+
+def _add_notes(fig: Figure, lines: Sequence[str], height: float) -> tuple[float, float, float, float]:
+    """Write ``lines`` at the bottom of ``fig`` (``height`` inches tall) and return the rectangle left
+    for the chart, for ``tight_layout``."""
+    notes_height = _notes_height(lines)
+    for i, line in enumerate(lines):
+        fig.text(0.01, (notes_height - 0.1 - 0.22 * i) / height, line, fontsize=9, va="top", ha="left")
+    return (0.0, notes_height / height, 1.0, 1.0)
+
+
+def _notes_height(lines: Sequence[str]) -> float:
+    return 0.22 * len(lines) + (0.2 if lines else 0.0)
+
+
+def _empty_figure(title: str, notes: Sequence[str], width: float) -> Figure:
+    lines = _note_lines(notes, width)
+    height = 1.6 + 1.3 + _notes_height(lines)
+    fig, _ = _figure(width, height)
     ax = fig.add_subplot()
     ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
-    for i, line in enumerate(note_lines):
-        fig.text(0.01, (notes_height - 0.1 - 0.22 * i) / height, line, fontsize=9, va="top", ha="left")
-    layout_rect = (0.0, notes_height / height, 1.0, 1.0)
+    layout_rect = _add_notes(fig, lines, height)
+    ax.text(0.5, 0.5, "no step started", transform=ax.transAxes, ha="center", va="center", fontsize=12,
+            color="#555555")  # fmt: skip
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout(rect=layout_rect)
+    return fig
 
-    if not bars:
-        ax.text(0.5, 0.5, "no step started", transform=ax.transAxes, ha="center", va="center", fontsize=12,
-                color="#555555")  # fmt: skip
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.tight_layout(rect=layout_rect)
-        return fig
 
+def _gantt(
+    bars: Sequence[Bar], title: str, notes: Sequence[str], width: float, axes_px: float | None
+) -> tuple[Figure, float, float]:
+    """Draw the chart with labels laid out for axes ``axes_px`` pixels wide (default: 1% short of the axes
+    of the chart without its bars and notes); return the figure, the width the labels were laid out for
+    and the axes' final width."""
     from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
-    x0 = min(0.0, min(b.start for b in bars))
-    x1 = max(b.end for b in bars)
-    span = (x1 - x0) or 1.0
-    ax.set_xlim(x0 - 0.01 * span, x1 + 0.02 * span)
-    ax.set_ylim(total_lanes, 0)  # first row on top
-    for i, row in enumerate(rows):
-        if i % 2:
-            ax.axhspan(tops[row], tops[row] + lane_count[row], color="#f4f4f4", zorder=0, lw=0)
-    ax.set_yticks([tops[row] + lane_count[row] / 2 for row in rows], rows)
+    rows = sorted({b.row for b in bars}, key=lambda row: (row == NO_AGENT, row))  # steps with no agent last
+    fig, renderer = _figure(width, 4.0)
+    ax = fig.add_subplot()
+    ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
     ax.tick_params(axis="y", length=0)
     ax.set_xlabel("seconds from start")
     ax.grid(axis="x", color="#e0e0e0", lw=0.6, zorder=0)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-
-    height_of_bar = 0.7
-    centres: dict[str, float] = {}
-    by_label: dict[str, Bar] = {}
-    texts = []
-    for i, bar in enumerate(bars):
-        centre = tops[bar.row] + lanes[i] + 0.5
-        centres[bar.label] = centre
-        by_label[bar.label] = bar
-        color = _color(bar.status)
-        planned = bar.status == "planned"
-        ax.add_patch(
-            Rectangle(
-                (bar.start, centre - height_of_bar / 2), max(bar.end - bar.start, span * 0.002), height_of_bar,
-                facecolor=color, edgecolor="#5a3e99" if planned else "#333333", linewidth=0.8,
-                linestyle="--" if planned else "-", hatch=_HATCH.get(bar.status, ""), gid=f"bar:{bar.label}",
-                zorder=2,
-            )
-        )  # fmt: skip
-        texts.append(ax.text(bar.start, centre, bar.label, fontsize=8, va="center", zorder=4))
-
-    for bar in bars:
-        for dep in bar.dependencies:
-            if dep not in centres:
-                continue
-            source = by_label[dep]
-            ax.add_patch(
-                FancyArrowPatch(
-                    (source.end, centres[dep]), (bar.start, centres[bar.label]), arrowstyle="-|>",
-                    mutation_scale=8, color="#6b6b6b", alpha=0.55, linewidth=0.8, shrinkA=0, shrinkB=0,
-                    connectionstyle="arc3,rad=0.0" if centres[dep] == centres[bar.label] else "arc3,rad=-0.15",
-                    gid=f"arrow:{dep}->{bar.label}", zorder=1.5,
-                )
-            )  # fmt: skip
-
     present = {b.status for b in bars}
     legend = [s for s in STATUS_COLORS if s in present] + sorted(present - STATUS_COLORS.keys())
     ax.legend(
@@ -245,53 +248,188 @@ def gantt_figure(bars: Sequence[Bar], title: str, *, notes: Sequence[str] = ()) 
         ],
         loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False, fontsize=9,
     )  # fmt: skip
+    ax.set_yticks([i + 0.5 for i in range(len(rows))], rows)
+    ax.set_ylim(len(rows), 0)
 
-    renderer = canvas.get_renderer()
-    widths = [t.get_window_extent(renderer).width for t in texts]
+    x0 = min(0.0, min(b.start for b in bars))
+    x1 = max(b.end for b in bars)
+    span = (x1 - x0) or 1.0
+    left, right = x0 - 0.01 * span, x1 + 0.02 * span
+    ax.set_xlim(left, right)
+    ends = [b.start + max(b.end - b.start, span * 0.002) for b in bars]  # as drawn: even a 0 s step shows
+    texts = [ax.text(b.start, 0.5, b.label, fontsize=8, va="center", zorder=4) for b in bars]
+    label_px = [t.get_window_extent(renderer).width for t in texts]
     for text in texts:  # placed once the layout is known
         text.set_visible(False)
+    if axes_px is None:  # 1% short of the axes' width without bars and notes, which take a few pixels
+        fig.tight_layout()
+        axes_px = 0.99 * ax.get_window_extent(renderer).width
+    labels = _lay_out(bars, ends, label_px, axes_px, left, right)
+
+    tops: dict[str, float] = {}
+    y = 0.0
+    for row in rows:
+        tops[row] = y
+        y += labels.lane_count[row]
+    total_lanes = max(1.0, y)
+    unlabelled = [b.label for b, shown in zip(bars, labels.shown, strict=True) if not shown]
+    lines = _note_lines([*notes, *([_UNLABELLED + ", ".join(unlabelled)] if unlabelled else [])], width)
+    height = max(1.6, _LANE_HEIGHT * total_lanes) + 1.3 + _notes_height(lines)
+    fig.set_size_inches(width, height)
+    layout_rect = _add_notes(fig, lines, height)
+
+    ax.set_xlim(left, labels.right)
+    ax.set_ylim(total_lanes, 0)  # first row on top
+    shade = {row: "#f4f4f4" if i % 2 else "white" for i, row in enumerate(rows)}  # every other row shaded
+    for row in rows:
+        if shade[row] != "white":
+            ax.axhspan(tops[row], tops[row] + labels.lane_count[row], color=shade[row], zorder=0, lw=0)
+    ax.set_yticks([tops[row] + labels.lane_count[row] / 2 for row in rows], rows)
+
+    height_of_bar = 0.7
+    per_unit = axes_px / (labels.right - left)
+    centres: dict[str, float] = {}
+    index = {bar.label: i for i, bar in enumerate(bars)}
+    for i, bar in enumerate(bars):
+        centre = tops[bar.row] + labels.lanes[i] + 0.5
+        centres[bar.label] = centre
+        color = _color(bar.status)
+        planned = bar.status == "planned"
+        ax.add_patch(
+            Rectangle(
+                (bar.start, centre - height_of_bar / 2), ends[i] - bar.start, height_of_bar,
+                facecolor=color, edgecolor="#5a3e99" if planned else "#333333", linewidth=0.8,
+                linestyle="--" if planned else "-", hatch=_HATCH.get(bar.status, ""), gid=f"bar:{bar.label}",
+                zorder=2,
+            )
+        )  # fmt: skip
+        text = texts[i]
+        if not labels.shown[i]:
+            text.remove()
+        elif labels.inside[i]:
+            text.set(x=(bar.start + ends[i]) / 2, y=centre, ha="center",
+                     color="white" if _is_dark(color) else "black")  # fmt: skip
+        else:
+            backdrop = {"boxstyle": "square,pad=0.1", "facecolor": shade[bar.row], "edgecolor": "none", "alpha": 0.85}
+            text.set(x=ends[i] + _LABEL_PAD / per_unit, y=centre, ha="left", color="black", bbox=backdrop)
+
+    for bar in bars:
+        for dep in bar.dependencies:
+            if dep not in centres:
+                continue
+            ax.add_patch(
+                FancyArrowPatch(
+                    (ends[index[dep]], centres[dep]), (bar.start, centres[bar.label]), arrowstyle="-|>",
+                    mutation_scale=7, color="#6b6b6b", alpha=0.4, linewidth=0.7, shrinkA=0, shrinkB=0,
+                    gid=f"arrow:{dep}->{bar.label}", zorder=1.5,
+                )
+            )  # fmt: skip
+
     fig.tight_layout(rect=layout_rect)
-    for text in texts:
-        text.set_visible(True)
-    _place_labels(ax, renderer, bars, texts, widths)
-    fig.tight_layout(rect=layout_rect)
-    return fig
+    for text, shown in zip(texts, labels.shown, strict=True):
+        text.set_visible(shown)
+    return fig, axes_px, ax.get_window_extent(renderer).width
 
 
-def _lanes(bars: Sequence[Bar]) -> list[int]:
-    """The lane of each bar within its row, so that bars of one row that overlap in time do not hide
-    each other."""
+@dataclass(frozen=True, slots=True)
+class _Labels:
+    """Where a chart's labels go: each bar's lane within its row, whether its label is drawn inside the
+    bar (else after it) and whether it is drawn at all; the lanes of each row, and the right end of the
+    x axis, grown to show the labels after the last bars."""
+
+    lanes: list[int]
+    inside: list[bool]
+    shown: list[bool]
+    lane_count: dict[str, int]
+    right: float
+
+
+def _lay_out(
+    bars: Sequence[Bar], ends: Sequence[float], label_px: Sequence[float], axes_px: float, left: float, right: float
+) -> _Labels:
+    """Lay out the labels of ``bars`` (drawn up to ``ends``; labels ``label_px`` pixels wide) on axes
+    ``axes_px`` pixels wide from ``left`` to at least ``right``."""
+    for attempt in range(8):
+        per_unit = axes_px / (right - left)
+        inside = [(e - b.start) * per_unit >= w + 2 * _INSIDE_PAD for b, e, w in zip(bars, ends, label_px, strict=True)]
+        reach = [
+            e if ins else e + (_LABEL_PAD + w + _LABEL_GAP) / per_unit
+            for e, w, ins in zip(ends, label_px, inside, strict=True)
+        ]
+        can = [ins or (_LABEL_PAD + w) / axes_px <= _WIDEST_LABEL for w, ins in zip(label_px, inside, strict=True)]
+        shown = _keep_labels(bars, ends, reach, can)
+        past = [
+            i
+            for i, (e, w) in enumerate(zip(ends, label_px, strict=True))
+            if shown[i] and not inside[i] and e + (_LABEL_PAD + w + 2) / per_unit > right
+        ]
+        if not past:
+            break
+        if attempt == 7:  # not settled (never seen): leave out what still does not fit
+            for i in past:
+                shown[i] = False
+            break
+        # a label taking a share k of the axes' width after a bar ending at e ends at the right end r
+        # when e + k (r - left) = r
+        shares = {i: (_LABEL_PAD + label_px[i] + 2) / axes_px for i in past}
+        right = max(right, *((ends[i] - k * left) / (1 - k) for i, k in shares.items()))
+    spans = [r if s else e for r, e, s in zip(reach, ends, shown, strict=True)]
+    lanes = _lanes(bars, spans)
+    lane_count: dict[str, int] = {}
+    for bar, lane in zip(bars, lanes, strict=True):
+        lane_count[bar.row] = max(lane_count.get(bar.row, 1), lane + 1)
+    return _Labels(lanes, inside, shown, lane_count, right)
+
+
+def _keep_labels(bars: Sequence[Bar], ends: Sequence[float], reach: Sequence[float], can: Sequence[bool]) -> list[bool]:
+    """Which labels to draw (of those that ``can``): every one, in a row where bars that keep their lane
+    up to their label's end (``reach``) take at most ``_LANE_CAP`` lanes; else as many as fit in that many
+    lanes (or as many as the row's bars alone need), taken by earliest end: the most that fit."""
+    shown = list(can)
+    members: dict[str, list[int]] = {}
+    for i, bar in enumerate(bars):
+        members.setdefault(bar.row, []).append(i)
+    for row in members.values():
+        if _depth([(bars[i].start, reach[i] if shown[i] else ends[i]) for i in row]) <= _LANE_CAP:
+            continue
+        cap = max(_LANE_CAP, _depth([(bars[i].start, ends[i]) for i in row]))
+        starts = sorted(bars[i].start for i in row)
+        stops = sorted(ends[i] for i in row)
+        after = [i for i in row if shown[i] and reach[i] > ends[i]]  # labels drawn after their bar
+        for i in sorted(after, key=lambda i: (reach[i], bars[i].start)):
+            low, high = ends[i], reach[i]
+            points = [low, *starts[bisect_right(starts, low) : bisect_left(starts, high)]]
+            if all(bisect_right(starts, p) - bisect_right(stops, p) < cap for p in points):
+                insort(starts, low)
+                insort(stops, high)
+            else:
+                shown[i] = False
+    return shown
+
+
+def _depth(spans: Sequence[tuple[float, float]]) -> int:
+    """The most of the spans ``[start, end)`` that overlap at one time."""
+    depth = deepest = 0
+    for _, change in sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans]):
+        depth += change
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _lanes(bars: Sequence[Bar], spans: Sequence[float]) -> list[int]:
+    """The lane of each bar within its row, each bar keeping its lane from its start to ``spans``, the first
+    lane free first: as many lanes as the most bars that overlap."""
     lanes = [0] * len(bars)
-    ends: dict[str, list[float]] = {}
-    for i in sorted(range(len(bars)), key=lambda i: (bars[i].row, bars[i].start, bars[i].end, bars[i].label)):
+    free_at: dict[str, list[float]] = {}
+    for i in sorted(range(len(bars)), key=lambda i: (bars[i].row, bars[i].start, spans[i], bars[i].label)):
         bar = bars[i]
-        row_ends = ends.setdefault(bar.row, [])
-        lane = next((n for n, end in enumerate(row_ends) if end <= bar.start), len(row_ends))
-        if lane == len(row_ends):
-            row_ends.append(bar.end)
-        row_ends[lane] = max(bar.end, bar.start + 1e-9)
+        row_free = free_at.setdefault(bar.row, [])
+        lane = next((n for n, end in enumerate(row_free) if end <= bar.start), len(row_free))
+        if lane == len(row_free):
+            row_free.append(0.0)
+        row_free[lane] = spans[i]
         lanes[i] = lane
     return lanes
-
-
-def _place_labels(ax: Any, renderer: Any, bars: Sequence[Bar], texts: Sequence[Any], widths: Sequence[float]) -> None:
-    """Put each label inside its bar when it fits, else just after it, widening the x axis to keep
-    labels after the last bars on the chart."""
-    for _ in range(4):
-        left, right = ax.get_xlim()
-        per_unit = ax.get_window_extent(renderer).width / ((right - left) or 1.0)
-        pad = 4 / per_unit
-        needed = right
-        for bar, text, width in zip(bars, texts, widths, strict=True):
-            if (bar.end - bar.start) * per_unit >= width + 8:
-                dark = _is_dark(_color(bar.status))
-                text.set(x=(bar.start + bar.end) / 2, ha="center", color="white" if dark else "black")
-            else:
-                text.set(x=bar.end + pad, ha="left", color="black")
-                needed = max(needed, bar.end + pad + (width + 4) / per_unit)
-        if needed <= right:
-            return
-        ax.set_xlim(left, needed)
 
 
 def write_gantt(bars: Sequence[Bar], path: str | Path, title: str, *, notes: Sequence[str] = ()) -> Path:

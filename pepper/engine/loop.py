@@ -395,10 +395,19 @@ class Engine:
         deps -= wanted
         deps = {d for d in deps if d not in known}
         extra = list(self.store.get_tasks(deps).values()) if deps else []
-        everything = extra + records
-        for record in everything:
-            self.versions[record.task.task_id] = record.version
-        self.dispatch(TasksLoaded(tuple(everything), self.clock.now(), cause))
+        dirty = self._batch.dirty
+        fresh = []
+        for record in extra + records:
+            task_id = record.task.task_id
+            seen = self.versions.get(task_id)
+            if seen is not None and record.version <= seen and task_id in dirty:
+                continue  # our change, not saved yet, is newer than this row
+            self.versions[task_id] = record.version
+            # The stored row replaces memory: a save queued before it would write that row back under our name.
+            dirty.pop(task_id, None)
+            fresh.append(record)
+        if fresh:
+            self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause))
 
     # -- shutdown -----------------------------------------------------------------------
 

@@ -150,9 +150,10 @@ class EngineService:
             for tid in task_ids:
                 if tid in unknown and tid not in found:
                     raise TaskNotFoundError(tid)
-        open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_final]
         if any(tid in engine._batch.dirty for tid in task_ids):
             await engine.committed()
+        # Decided after that await: a task settling meanwhile must not be waited for (nobody would wake us).
+        open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_final]
         if open_ids:
             group = WaitGroup(len(open_ids), engine.loop.create_future())
             for tid in open_ids:

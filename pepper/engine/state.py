@@ -93,13 +93,23 @@ class EngineState(Transitions):
     def _on_loaded(self, e: ev.TasksLoaded) -> list[ev.Action]:
         actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
+        adopted: dict[str, int] = {}  # task id -> how many actions there were when its record was taken
         for record in e.records:
             live = self.tasks.get(record.task.task_id)
             if live is None:
                 self._admit(LiveTask.from_record(record), actions, e.at, freed)
             else:
+                adopted[record.task.task_id] = len(actions)
                 self._adopt(live, record, actions, e.at, freed)
         self._refill(freed, actions, e.at)
+        if len(e.records) > 1 and adopted:
+            # A record taken in this batch replaces what memory held: a save of the task asked for earlier in
+            # the batch (say, one record released a dependent whose own newer record came next) would write
+            # the other process's row back under our name and make its next write conflict.
+            actions = [
+                a for i, a in enumerate(actions)
+                if not (type(a) is ev.Save and i < adopted.get(a.task_id, -1))
+            ]  # fmt: skip
         return actions
 
     def _on_attempt_ended(self, e: ev.AttemptEnded) -> list[ev.Action]:

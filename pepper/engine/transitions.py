@@ -111,6 +111,13 @@ class Transitions:
         old = t.state
         was_mine = old is IN_PROGRESS and t.owner == self.worker_id
         still_mine = record.state is IN_PROGRESS and record.owner == self.worker_id and record.attempts == t.attempts
+        if still_mine and not was_mine:
+            # Our attempt already ended here, but another process's write reached the row before ours: what
+            # we decided stands (the shell now holds the row's version); write it again.
+            actions.append(ev.Save(task_id))
+            if old.is_final:
+                actions.append(ev.Settled(task_id))
+            return
         if was_mine and not still_mine:
             actions.append(ev.Abort(task_id, t.attempts, "the task was changed by another process"))
             self._free_slot(t, freed, actions)

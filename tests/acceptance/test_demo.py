@@ -1,9 +1,9 @@
 """The docsite demo (``make demo``) documents the pepper package end to end.
 
 The demo runs once, as a subprocess from the repository root exactly as
-``make demo`` runs it; the tests then read what it left on disk. Two more tests
-drive the review check and the deployment script directly, to show that a
-review problem stops the site from being published.
+``make demo`` runs it (``pepper run`` on the workflow file); the tests then read
+what it left on disk. Two more tests drive the review check and the deployment
+script directly, to show that a review problem stops the site from being published.
 """
 
 from __future__ import annotations
@@ -25,10 +25,19 @@ MARKDOWN = OUTPUT / "markdown"
 SITE = OUTPUT / "site"
 
 
+DEMO = ("run", "examples/docsite/workflow.yaml", "--db", "examples/docsite/output/pepper.db",
+        "--gantt", "examples/docsite/output/run.png")  # fmt: skip
+
+
+def test_make_demo_runs_the_same_command() -> None:
+    recipe = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "pepper " + " ".join(DEMO) in recipe
+
+
 @pytest.fixture(scope="module")
 def demo() -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "examples/docsite/run.py"],
+        [sys.executable, "-m", "pepper", *DEMO],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -46,11 +55,14 @@ def _module_pages() -> set[str]:
     return {p.name for p in MARKDOWN.glob("*.md")} - {"index.md"}
 
 
-def test_demo_completes_every_task_and_names_its_outputs(finished: subprocess.CompletedProcess[str]) -> None:
-    assert re.search(r"(\d+) tasks in [\d.]+s: \1 completed\n", finished.stdout), finished.stdout
-    assert str(SITE / "index.html") in finished.stdout
-    assert "pepper tasks --db examples/docsite/output/pepper.db" in finished.stdout
+def test_demo_completes_every_step_and_draws_the_run(finished: subprocess.CompletedProcess[str]) -> None:
+    verdict = r"run docsite-\S+ completed in [\d.]+\s?m?s: 23 steps, 23 completed"
+    assert re.search(verdict, finished.stdout), finished.stdout
     assert (OUTPUT / "pepper.db").is_file()
+    from matplotlib.image import imread
+
+    height, width, _ = imread(OUTPUT / "run.png").shape
+    assert width > 600 and height > 200
 
 
 def test_index_links_to_module_pages_that_exist(finished: subprocess.CompletedProcess[str]) -> None:
@@ -111,8 +123,8 @@ def test_deployment_refuses_to_publish_when_a_review_found_problems(tmp_path: Pa
     (tmp_path / "a.md").write_text("# a\n\n## Overview\n\nA.\n\n## Functions\n\n[b](b.md)\n")
     review = {"page": str(tmp_path / "a.md"), "ok": False, "problems": ["broken link to b.md"], "warnings": []}
     task = {
-        "inputs": {"site_dir": str(tmp_path / "site"), "index_task": "index"},
-        "dependency_results": {"index": {"page": str(tmp_path / "index.md")}, "review:a": review},
+        "inputs": {"site_dir": str(tmp_path / "site"), "index_step": "index"},
+        "dependency_results": {"index": {"page": str(tmp_path / "index.md")}, "review-a": {"reviews": [review]}},
     }
     script = str(DOCSITE / "deploy_site.py")
     refused = subprocess.run([sys.executable, script], input=json.dumps(task), capture_output=True, text=True)

@@ -153,6 +153,91 @@ def test_gantt_grows_with_the_number_of_agents():
     assert big.get_size_inches()[1] > 2.5 * small.get_size_inches()[1]
 
 
+def drawn_labels(fig):
+    """The labels drawn on the chart, with their boxes in pixels once the figure is drawn."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return {t.get_text(): t.get_window_extent(renderer) for t in fig.axes[0].texts if t.get_visible()}
+
+
+def bar_boxes(fig):
+    renderer = fig.canvas.get_renderer()
+    return {p.get_gid().removeprefix("bar:"): p.get_window_extent(renderer) for p in bar_rects(fig)}
+
+
+def assert_labels_clear(fig):
+    """No two labels overlap, no label covers a bar but its own, every label is within the axes."""
+    labels = drawn_labels(fig)
+    boxes = list(labels.items())
+    for i, (name, box) in enumerate(boxes):
+        for other, other_box in boxes[i + 1 :]:
+            assert not box.overlaps(other_box), f"labels {name!r} and {other!r} overlap"
+    axes = fig.axes[0].get_window_extent(fig.canvas.get_renderer())
+    for name, box in labels.items():
+        assert axes.x0 <= box.x0 and box.x1 <= axes.x1 + 0.5, f"label {name!r} is outside the axes"
+        for bar, bar_box in bar_boxes(fig).items():
+            assert bar == name or not box.overlaps(bar_box), f"label {name!r} covers bar {bar!r}"
+    return labels
+
+
+def lanes_of(fig, row_bars):
+    return {round(p.get_y(), 6) for p in bar_rects(fig) if p.get_gid().removeprefix("bar:") in row_bars}
+
+
+def short_bars(count, every, name="doc-monitoring-{:02d}"):
+    """``count`` bars of 5 ms on one agent, one every ``every`` seconds, and a long one on another agent."""
+    bars = [Bar(name.format(i), "docs", i * every, i * every + 0.005, "completed") for i in range(count)]
+    return [*bars, Bar("deploy", "deploy", 0.0, 1.0, "completed", (bars[-1].label,))]
+
+
+def test_gantt_labels_after_short_bars_keep_their_lane_so_no_two_labels_overlap():
+    bars = short_bars(10, 0.05)
+    fig = gantt_figure(bars, "docs", notes=["skipped: x"])
+    labels = assert_labels_clear(fig)
+    assert set(labels) == {b.label for b in bars}  # every label drawn
+    assert sorted(p.get_gid() for p in bar_rects(fig)) == sorted(f"bar:{b.label}" for b in bars)
+    assert 1 < len(lanes_of(fig, labels.keys() - {"deploy"})) <= 6  # the labels took more lanes than the bars
+    assert [t.get_text() for t in fig.texts] == ["skipped: x"]
+
+
+def test_gantt_labels_of_the_last_bars_widen_the_x_axis_to_fit():
+    bars = [
+        Bar("build", "a", 0.0, 10.0, "completed"),
+        Bar("a-rather-long-label-at-the-very-end", "a", 10.0, 10.01, "failed"),
+    ]
+    fig = gantt_figure(bars, "end")
+    assert set(assert_labels_clear(fig)) == {"build", "a-rather-long-label-at-the-very-end"}
+    assert fig.axes[0].get_xlim()[1] > 10.5
+
+
+def test_gantt_of_many_short_bars_caps_the_lanes_and_names_the_steps_it_could_not_label():
+    bars = short_bars(60, 0.005)
+    fig = gantt_figure(bars, "docs", notes=["skipped: x"])
+    labels = assert_labels_clear(fig)
+    assert sorted(p.get_gid() for p in bar_rects(fig)) == sorted(f"bar:{b.label}" for b in bars)  # every bar drawn
+    assert len(lanes_of(fig, {b.label for b in bars if b.row == "docs"})) <= 6
+    notes = [t.get_text() for t in fig.texts]
+    assert notes[0] == "skipped: x" and notes[1].startswith("not labelled (too short to show): doc-monitoring-")
+    unlabelled = " ".join(notes[1:]).removeprefix("not labelled (too short to show): ").split(", ")
+    assert unlabelled and len(labels) > 10  # some left out, many kept
+    assert sorted([*labels, *unlabelled]) == sorted(b.label for b in bars)  # each step labelled or named
+
+
+def test_gantt_of_hundreds_of_bars_keeps_every_bar_and_no_label_overlaps():
+    bars = []
+    for i in range(240):
+        row = f"agent-{i % 4}"
+        start = (i // 4) * 0.01 + (i % 3) * 0.002
+        deps = (bars[-4].label,) if i >= 4 else ()
+        bars.append(Bar(f"step-{i:03d}", row, start, start + 0.004 + (i % 7) * 0.004, "completed", deps))
+    fig = gantt_figure(bars, "long run")
+    labels = assert_labels_clear(fig)
+    assert len(bar_rects(fig)) == 240 and len(labels) > 100
+    named = " ".join(t.get_text() for t in fig.texts)
+    assert all(label in named for label in {b.label for b in bars} - labels.keys())
+    assert fig.get_size_inches()[0] <= 20 and fig.get_size_inches()[1] <= 4 * 6 * 0.42 + 4
+
+
 def test_write_gantt_writes_a_png_matplotlib_can_read(tmp_path: Path):
     from matplotlib.image import imread
 

@@ -233,6 +233,30 @@ def test_a_task_completed_elsewhere_releases_its_dependents_here(state):
     assert Settled("p") in actions and starts(actions) == ["c"]
 
 
+def test_a_record_taken_in_the_same_batch_is_never_saved_back_under_our_name(state):
+    # Another worker completed p and claimed c, which depended on it; both rows arrive together. Releasing c
+    # (p's record comes first) must not leave a save of c behind: it would write their claim under our name.
+    state.handle(TasksLoaded((_record(task("p"), TaskState.IN_PROGRESS, owner="worker-b", attempts=1),), 0.0))
+    state.handle(TasksAdded((task("c", deps=["p"]),), 0.0))
+    done = _record(task("p"), TaskState.COMPLETED, attempts=1, result=7)
+    claimed = _record(task("c", deps=["p"]), TaskState.IN_PROGRESS, owner="worker-b", attempts=1)
+    actions = state.handle(TasksLoaded((done, claimed), 1.0))
+    assert Save("c") not in actions and state.tasks["c"].owner == "worker-b"
+
+
+def test_an_outcome_decided_here_survives_a_write_that_reached_the_row_first(state):
+    # We completed t, but another process wrote the row (still showing our claim) before our save landed:
+    # reloading it must keep our outcome and write it again, not bring the finished attempt back to life.
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("t"),), 0.0))
+    ok(state, "t", 1.0, result="done")
+    ours_in_their_row = _record(task("t"), TaskState.IN_PROGRESS, owner=ME, attempts=1, agent_id="a")
+    actions = state.handle(TasksLoaded((ours_in_their_row,), 2.0, "conflict"))
+    t = state.tasks["t"]
+    assert (t.state, t.result) == (TaskState.COMPLETED, "done")
+    assert actions == [Save("t"), Settled("t")]
+
+
 def test_pinned_tasks_and_skills_route_to_matching_agents_only(state):
     state.handle(AgentAdded(agent("plain", types=["t"]), 0.0))
     state.handle(AgentAdded(agent("skilled", types=["t"], skills=["gpu"]), 0.0))

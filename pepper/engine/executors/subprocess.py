@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
         PEPPER_ATTEMPT=str(run.attempt),
         PEPPER_AGENT_ID=run.agent_id,
         PEPPER_WORKDIR=str(workdir),
+        PEPPER_PYTHON=sys.executable,  # the interpreter running pepper, with its packages
     )
     inputs = run.task.inputs_json
     if len(inputs) <= _ENV_INPUTS_LIMIT:

@@ -1,0 +1,329 @@
+"""How workflow runs read on the terminal: step statuses and outcomes, the steps table (``pepper run``,
+``resume`` and ``show``), the one-line verdict, a run's header and the runs table; and the end of a run:
+its pictures, summary and exit code."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+import pepper
+from pepper.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, db_hint
+from pepper.cli.render import (
+    STATE_STYLES,
+    clock_time,
+    duration,
+    error_line,
+    make_console,
+    one_line,
+    plural,
+    print_json,
+    relative,
+)
+from pepper.core import TaskOrchestrator
+from pepper.core.charts import run_bars, run_notes, run_title, workflow_dot, write_gantt
+from pepper.errors import PepperError
+from pepper.model.workflow import WorkflowSpec
+from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
+
+#: Colour of each step status (a step is a task, or ``skipped``/``waiting`` which tasks are not).
+STEP_STYLES: dict[str, str] = {**STATE_STYLES, "skipped": "blue", "waiting": "magenta"}
+#: Order in which statuses are counted: how steps ended first, then where the others stand.
+STATUS_ORDER = ("completed", "failed", "cancelled", "skipped", "in_progress", "pending", "blocked", "waiting")
+_LABELS = {"in_progress": "running"}
+_RUN_STYLES = {"completed": "bold green", "failed": "bold red", "cancelled": "bold yellow", "running": "bold cyan"}
+
+
+def status_label(status: str) -> str:
+    """A step status for people: ``in_progress`` reads ``running``."""
+    return _LABELS.get(status, status)
+
+
+def status_text(status: str) -> Text:
+    return Text(status_label(status), style=STEP_STYLES.get(status, ""))
+
+
+def run_status_text(status: RunState | str) -> Text:
+    return Text(str(status), style=_RUN_STYLES.get(str(status), ""))
+
+
+def settled(step: StepResult) -> bool:
+    """True once the step ended (completed, failed, cancelled or skipped)."""
+    return step.state is not None and step.state.is_final
+
+
+def counts_text(result: WorkflowResult) -> Text:
+    """``20 completed, 2 skipped`` in the statuses' colours."""
+    counts = result.counts()
+    order = [s for s in STATUS_ORDER if counts.get(s)] + sorted(set(counts) - set(STATUS_ORDER))
+    return Text(", ").join(Text.assemble(f"{counts[s]} ", status_text(s)) for s in order)
+
+
+def verdict(result: WorkflowResult, now: float) -> Text:
+    """``run docsite-3f2a9c1e0b completed in 4.20s: 22 steps, 20 completed, 2 skipped``."""
+    if result.status.is_final:
+        took = result.duration
+        when = f" in {duration(took)}" if result.status is RunState.COMPLETED else f" after {duration(took)}"
+    else:
+        when = f" for {duration(now - result.created_at)}"
+    line = Text.assemble("run ", (result.run_id, "bold"), " ", run_status_text(result.status), when, ": ")
+    line.append(plural(len(result.steps), "step"))
+    if result.steps:
+        line.append(", ")
+        line.append_text(counts_text(result))
+    return line
+
+
+# --- what a step came to --------------------------------------------------------------------
+
+
+def local(text: str, run_id: str) -> str:
+    """A message about the run's tasks with their ids (``<run>/<step>``) shortened to step ids."""
+    return text.replace(f"{run_id}/", "")
+
+
+def first_line(value: object, width: int = 300) -> str:
+    """The first non-empty line of a string, or a value as compact JSON, cut to ``width``."""
+    if isinstance(value, str):
+        lines = [line for line in value.splitlines() if line.strip()]
+        value = lines[0].strip() if lines else ""
+    return one_line(value, width)
+
+
+def step_error(step: StepResult) -> str:
+    """``ValueError: the first line of its message``."""
+    if step.error is None:
+        return ""
+    message = first_line(step.error.message)
+    return f"{step.error.type}: {message}" if message else step.error.type
+
+
+def skip_reason(step: StepResult) -> str:
+    return (step.reason or "").removeprefix(SKIPPED) or "its condition was false"
+
+
+def outcome(step: StepResult, run_id: str, waiting: Mapping[str, str] | None = None) -> Text:
+    """One line on how the step ended, or what it is doing or waiting for."""
+    status = step.status
+    if status == "completed":
+        return _cell("(no result)", "dim") if step.result is None else _cell(first_line(step.result))
+    if status == "skipped":
+        return _cell(local(skip_reason(step), run_id), "dim")
+    if status == "failed":
+        return _cell(local(step_error(step), run_id) or "failed (no error recorded)", "red")
+    if status == "cancelled":
+        return _cell(local(step.reason or "cancelled", run_id), "dim")
+    if status == "in_progress":
+        return Text("")  # its agent and time are in their columns
+    note = (waiting or {}).get(step.step_id)
+    if note:
+        return _cell(local(note, run_id), "yellow" if step.error is not None else "dim")
+    if step.error is not None:  # an attempt failed; it will run again
+        return _cell(f"attempt {step.attempts} failed ({local(step_error(step), run_id)}); will retry", "yellow")
+    return Text("")
+
+
+def _cell(text: str, style: str = "") -> Text:
+    """A cell cut with an ellipsis rather than wrapped."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
+def steps_table(result: WorkflowResult, now: float, waiting: Mapping[str, str] | None = None) -> Table:
+    """One row per step, in the workflow's order: status, agent, attempts, time, and its outcome."""
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    widest = max((len(s) for s in result.steps), default=4)
+    table.add_column("STEP", min_width=min(12, widest), max_width=40)  # both wide columns shrink to fit
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("AGENT", no_wrap=True, max_width=28, overflow="ellipsis")
+    table.add_column("TRIES", justify="right", no_wrap=True)
+    table.add_column("TIME", justify="right", no_wrap=True)
+    table.add_column("OUTCOME", min_width=16)
+    for step in result.steps.values():
+        started = step.started_at if step.status == "in_progress" else None
+        took = duration(step.duration if started is None else now - started)
+        table.add_row(
+            _cell(step.step_id),
+            status_text(step.status),
+            Text(step.agent_id or "-"),
+            Text(str(step.attempts) if step.attempts else "-"),
+            Text(took),
+            outcome(step, result.run_id, waiting),
+        )
+    return table
+
+
+# --- a run's header, hints, and the list of runs ---------------------------------------------------
+
+
+def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: str | None) -> Text:
+    """``Run <id>  <status>`` and the run's facts: workflow, file, inputs, times, who drives it, why it ended."""
+    spec = record.spec
+    rows: list[tuple[str, str]] = [("workflow", spec.name + (f" ({spec.description})" if spec.description else ""))]
+    if spec.source:
+        rows.append(("file", spec.source))
+    if record.inputs:
+        rows.append(("inputs", one_line(dict(record.inputs), 200)))
+    rows.append(("started", f"{clock_time(record.created_at)}  ({relative(record.created_at, now)})"))
+    if record.finished_at is not None:
+        rows.append(("finished", f"{clock_time(record.finished_at)}  (took {duration(result.duration)})"))
+    else:
+        rows.append(("running for", duration(now - record.created_at)))
+    if driver:
+        rows.append(("driven by", driver))
+    if record.reason and record.state is not RunState.COMPLETED:
+        rows.append(("reason", local(record.reason, record.run_id)))
+    width = max(len(label) for label, _ in rows) + 2
+    header = Text.assemble(("Run ", "bold"), (record.run_id, "bold"), "  ", run_status_text(record.state), "\n")
+    facts = [Text.assemble(("  " + label.ljust(width), "dim"), value) for label, value in rows]
+    steps = Text.assemble(("  " + "steps".ljust(width), "dim"), str(len(result.steps)), ": ", counts_text(result))
+    return header + Text("\n").join([*facts, steps])
+
+
+def run_hints(result: WorkflowResult, db: str | None, *, show: bool = True) -> list[str]:
+    """Commands to see more: the run again (with ``show``), the whole error of its first failed step."""
+    hint = db_hint(db)
+    hints = [f"`pepper show {result.run_id}{hint}` shows this run again"] if show else []
+    failed = result.failed_steps
+    if failed:
+        task_id = result.steps[failed[0]].task_id
+        hints.append(f"`pepper status {task_id} --traceback{hint}` shows the whole error of step {failed[0]}")
+    return hints
+
+
+def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: float) -> Table:
+    """One row per run: its workflow, status, steps that ended out of all, when it started, how long it took."""
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("RUN", no_wrap=True)
+    table.add_column("WORKFLOW", no_wrap=True, overflow="ellipsis", max_width=30)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("STEPS", justify="right", no_wrap=True)
+    table.add_column("STARTED", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    for r in records:
+        took = (
+            duration(r.finished_at - r.created_at)
+            if r.finished_at is not None
+            else f"{duration(now - r.created_at)} so far"
+        )
+        table.add_row(
+            Text(r.run_id),
+            Text(r.workflow),
+            run_status_text(r.state),
+            Text(f"{ended[r.run_id]}/{len(r.spec.steps)}"),
+            Text(relative(r.created_at, now)),
+            Text(took),
+        )
+    return table
+
+
+# --- the end of a run: pictures, table, verdict, exit code ---------------------------------------------
+
+
+def finish(
+    console: Console,
+    spec: WorkflowSpec,
+    result: WorkflowResult,
+    ending: str | None,
+    as_json: bool,
+    quiet: bool,
+    gantt: str | None,
+    dot: str | None,
+    db: str | None,
+) -> int:
+    """Draw the pictures asked for, then print the JSON, or the steps table, verdict and hints; the exit code."""
+    drawn = draw(result, spec, gantt, dot)
+    if as_json:
+        print_json(result.to_dict())
+    elif dot == "-":
+        click.echo(workflow_dot(spec, result), nl=False)
+    if not as_json:
+        report(console, result, quiet, drawn, db)
+    if ending == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.status is RunState.COMPLETED else EXIT_TASK_FAILED
+
+
+def draw(result: WorkflowResult, spec: WorkflowSpec, gantt: str | None, dot: str | None) -> list[str]:
+    """Write the Gantt chart and the DOT file asked for; hints naming them (errors go to stderr)."""
+    hints = []
+    if gantt is not None:
+        try:
+            written = write_gantt(run_bars(result), gantt, run_title(result), notes=run_notes(result))
+            hints.append(f"Gantt chart of the run: {written}")
+        except (PepperError, OSError) as exc:
+            make_console(stderr=True).print(error_line(f"could not write the Gantt chart {gantt}: {exc}"))
+    if dot is not None and dot != "-":
+        try:
+            target = Path(dot)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(workflow_dot(spec, result), encoding="utf-8")
+            hints.append(f"graph of the workflow: {target} (draw it with: dot -Tpng {target} -o graph.png)")
+        except OSError as exc:
+            make_console(stderr=True).print(error_line(f"could not write the graph {dot}: {exc}"))
+    return hints
+
+
+def report(console: Console, result: WorkflowResult, quiet: bool, drawn: Sequence[str], db: str | None) -> None:
+    """The steps table (unless ``quiet``), the verdict and why the run did not complete, then hints (or, when
+    ``quiet``, the errors of the failed steps)."""
+    now = time.time()
+    if not quiet:
+        console.print(Text(""))
+        console.print(steps_table(result, now))
+        console.print(Text(""))
+    console.print(verdict(result, now))
+    if result.reason and result.status is not RunState.COMPLETED:
+        console.print(Padding(Text(local(result.reason, result.run_id), style="dim"), (0, 0, 0, 2), expand=False))
+    if quiet:
+        for step in result.steps.values():
+            if step.status == "failed":
+                console.print(Text.assemble(f"  {step.step_id}: ", (local(step_error(step), result.run_id), "red")))
+        return
+    for hint in [*run_hints(result, db), *drawn]:
+        console.print(Text(hint, style="dim"))
+
+
+def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: WorkflowSpec) -> dict[str, str]:
+    """What each step that has not started waits for, in a few words."""
+    orchestrator = TaskOrchestrator(runtime)
+    waiting: dict[str, str] = {}
+    for step in result.steps.values():
+        if step.status in ("pending", "blocked"):
+            reasons = orchestrator.get_task_status(step.task_id).waiting_on
+            if reasons:
+                waiting[step.step_id] = reasons[0].message.splitlines()[0]
+        elif step.status == "waiting":
+            if result.status.is_final:
+                waiting[step.step_id] = "never started: the run ended first"
+                continue
+            open_deps = [d for d in step.dependencies if not settled(result.steps[d])]
+            when = spec.by_id[step.step_id].condition if step.step_id in spec.by_id else None
+            condition = f"its condition ({when})" if when else "its condition"
+            waiting[step.step_id] = (
+                f"{condition} is decided once {', '.join(open_deps)} ended"
+                if open_deps
+                else f"{condition} is being decided"
+            )
+    return waiting
+
+
+def driver_note(runtime: pepper.Runtime, record: RunRecord, db: str | None) -> str | None:
+    """For a running run: which process drives it, and whether that process seems gone."""
+    if record.state.is_final or record.driver is None:
+        return None
+    live = {w.worker_id: w for w in runtime.store.workers.live()}
+    worker = live.get(record.driver)
+    resume = f"`pepper resume {record.run_id}{db_hint(db)}` finishes it"
+    if worker is None:
+        return f"the process that drove it has stopped; {resume}"
+    silent = time.time() - worker.heartbeat_at
+    if silent > max(10.0, 3 * runtime.settings.heartbeat_interval):
+        return f"process {worker.pid} on {worker.hostname}, silent for {duration(silent)}; if it is gone, {resume}"
+    return f"process {worker.pid} on {worker.hostname}"
