@@ -37,6 +37,7 @@ class BaseAgent:
     skills: Iterable[str] = ()
     capacity: int = 1
     resources: Mapping[str, Any] | None = None
+    recovery: Any = None  # a recovery policy for its failed tasks, e.g. "retry(2) -> reassign"
     kind = "python"
 
     def __init__(
@@ -50,6 +51,7 @@ class BaseAgent:
         type: str | None = None,
         config: Mapping[str, Any] | None = None,
         command: str | None = None,
+        recovery: Any = None,
     ) -> None:
         cls = type_of(self)
         self.spec = AgentSpec.build(
@@ -62,6 +64,7 @@ class BaseAgent:
             kind=self.kind,
             command=command,
             config=config,
+            recovery=recovery if recovery is not None else cls.recovery,
         )
         # Plain attributes mirror the spec, so agents read like the YAML that defines them.
         self.agent_id = self.spec.agent_id

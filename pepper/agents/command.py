@@ -37,6 +37,7 @@ class CommandAgent(BaseAgent):
         type: str | None = None,
         env: Mapping[str, str] | None = None,
         config: Mapping[str, Any] | None = None,
+        recovery: Any = None,
     ) -> None:
         settings = dict(config or {})
         if env is not None:
@@ -51,6 +52,7 @@ class CommandAgent(BaseAgent):
             resources=resources,
             type=type or "command",
             config=settings,
+            recovery=recovery,
             command=command,
         )
         self.command = command

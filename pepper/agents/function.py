@@ -30,6 +30,7 @@ class FunctionAgent(BaseAgent):
         resources: Mapping[str, Any] | None = None,
         type: str | None = None,
         config: Mapping[str, Any] | None = None,
+        recovery: Any = None,
     ) -> None:
         if not callable(function):
             raise AgentDefinitionError(f"agent {agent_id!r}: expected a function, got {function!r}")
@@ -42,6 +43,7 @@ class FunctionAgent(BaseAgent):
             resources=resources,
             type=type or getattr(function, "__name__", "function"),
             config=config,
+            recovery=recovery,
         )
         self.function = function
         self.execute = function  # type: ignore[method-assign]

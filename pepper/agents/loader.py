@@ -48,6 +48,7 @@ FIELDS = (
     "class",
     "env",
     "description",
+    "recovery",
 )
 
 
@@ -144,6 +145,7 @@ def build_agent(entry: YamlMapping, path: Path) -> BaseAgent:
         "resources": entry.get("resources"),
         "type": entry.get("type"),
         "config": entry.get("config"),
+        "recovery": entry.get("recovery"),
     }
     try:
         if "command" in entry:

@@ -17,6 +17,7 @@ import pepper
 from pepper.cli.common import db_hint, db_option, json_option, open_runtime
 from pepper.cli.inputs import parse_value
 from pepper.cli.render import (
+    attempts_text,
     clock_time,
     duration,
     make_console,
@@ -172,7 +173,7 @@ def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
     """Who ran it, when, and how it ended, in a sentence or two."""
     hint = db_hint(db)
     agent = f"agent {st.agent_id}" if st.agent_id else "no agent"
-    attempt = f"attempt {st.attempts} of {st.max_retries + 1}"
+    attempt = f"attempt {attempts_text(st.attempts, st.max_retries, st.policy)}"
     lines: list[Text] = []
     if st.state is TaskState.IN_PROGRESS:
         since = f" since {clock_time(st.started_at)} ({duration(now - st.started_at)})" if st.started_at else ""

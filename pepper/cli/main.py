@@ -11,6 +11,7 @@ import click
 import pepper
 from pepper.cli.common import EXIT_BAD_INPUT, db_option
 from pepper.cli.distribution import feedback, why
+from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
 from pepper.cli.tasks import cancel, list_tasks, status, submit
@@ -75,6 +76,8 @@ cli.add_command(show_run)
 cli.add_command(cancel_run)
 cli.add_command(resume_run)
 cli.add_command(feedback)
+cli.add_command(errors)
+cli.add_command(dlq)
 cli.add_command(worker)
 cli.add_command(agents)
 cli.add_command(resources)

@@ -134,3 +134,10 @@ def pretty(value: Any) -> str:
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def attempts_text(attempts: int, max_retries: int, policy: str | None) -> str:
+    """``2 of 3``; with a recovery policy (which decides how many there may be), just ``2``."""
+    if policy is not None or attempts > max_retries + 1:
+        return str(attempts)
+    return f"{attempts} of {max_retries + 1}"

@@ -9,12 +9,14 @@ from rich.text import Text
 
 from pepper.cli.render import duration, plural
 from pepper.engine.hooks import EngineHook
-from pepper.model.events import AttemptEnded
+from pepper.model.events import AttemptEnded, RecordError
 from pepper.model.task import Task
 
 _ERROR_LINES = 6
 _MARKS = {"start": "→", "ok": "✓", "failed": "✗", "requeued": "↺"}
 _ASCII_MARKS = {"start": "->", "ok": "ok", "failed": "FAILED", "requeued": "again"}
+_COUNTED = {"retry": "retried", "reassign": "retried", "fallback": "retried", "dead_letter": "parked",
+            "skip": "skipped"}  # fmt: skip
 _MARK_STYLES = {"start": "cyan", "ok": "green", "failed": "red", "requeued": "yellow"}
 
 
@@ -31,6 +33,9 @@ class Reporter(EngineHook):
         self.failed = 0
         self.retried = 0
         self.requeued = 0
+        self.parked = 0
+        self.skipped = 0
+        self._decided: dict[tuple[str, int], RecordError] = {}
         self._lock = threading.Lock()
         self._agents: dict[tuple[str, int], str] = {}
         self._marks = _MARKS if console.encoding.startswith("utf") else _ASCII_MARKS
@@ -38,12 +43,17 @@ class Reporter(EngineHook):
     def on_started(self, task: Task, attempt: int, agent_id: str, at: float) -> None:
         with self._lock:
             self._agents[(task.task_id, attempt)] = agent_id
-        tries = f" (attempt {attempt} of {task.max_retries + 1})" if attempt > 1 else ""
+        tries = f" (attempt {attempt})" if attempt > 1 else ""
         self._print(self._line("start", _name(task.task_id, task), f" started on {agent_id}{tries}"))
+
+    def on_recovery(self, record: RecordError) -> None:
+        with self._lock:  # comes just before on_attempt_ended, which prints the line with it
+            self._decided[(record.task_id, record.attempt)] = record
 
     def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
         with self._lock:
             agent_id = self._agents.pop((event.task_id, event.attempt), None)
+            decided = self._decided.pop((event.task_id, event.attempt), None)
         where = f" on {agent_id}" if agent_id else ""
         took = duration(event.at - event.started_at) if event.started_at is not None else None
         name = _name(event.task_id, task)
@@ -55,12 +65,11 @@ class Reporter(EngineHook):
             self._count("requeued")
             self._print(self._line("requeued", name, where, " was interrupted; it will run again"))
             return
-        tries = task.max_retries + 1 if task is not None else 1
-        retry = event.attempt < tries
-        self._count("retried" if retry else "failed")
+        action = decided.action if decided is not None else "fail"
+        self._count(_COUNTED.get(action, "failed"))
         line = self._line("failed", name, where, f" after {took}" if took else "")
-        if retry:
-            line.append(f" (attempt {event.attempt} of {tries}; will retry)", style="yellow")
+        if decided is not None and action != "fail":
+            line.append(f" ({decided.detail or action.replace('_', ' ')})", style="yellow")
         if event.error is not None:
             line.append(": ")
             line.append(_clip(f"{event.error.type}: {event.error.message}"), style="red")
@@ -72,6 +81,10 @@ class Reporter(EngineHook):
             parts = [f"{self.completed} completed", f"{self.failed} failed"]
             if self.retried:
                 parts.append(f"{plural(self.retried, 'attempt')} retried")
+            if self.parked:
+                parts.append(f"{self.parked} parked in the dead-letter queue")
+            if self.skipped:
+                parts.append(f"{self.skipped} skipped")
             if self.requeued:
                 parts.append(f"{self.requeued} interrupted and left for another run")
         return Text("worker stopped; tasks run here: " + ", ".join(parts))

@@ -94,6 +94,7 @@ class RunDisplay:
         self.mode = mode
         self._live: Live | None = None
         self._seen: set[str] = set()  # steps announced (or settled before a resume)
+        self._parked: set[str] = set()  # parked steps already pointed out
         self._peak = 1  # the most steps seen running at once
         self._marks = _MARKS if console.encoding.lower().startswith("utf") else _ASCII_MARKS
 
@@ -131,6 +132,15 @@ class RunDisplay:
                 self.console.print(self._settled_line(step, result))
             elif self.mode == "live" and step.status == "failed":
                 self.console.print(self._settled_line(step, result), no_wrap=True, overflow="ellipsis")
+        for step in result.steps.values():
+            if step.parked and step.step_id not in self._parked:
+                self._parked.add(step.step_id)
+                self.note(Text.assemble(
+                    ("! ", "red"), (step.step_id, "bold"), " is parked in the dead-letter queue",
+                    (f": {step_error(step) or step.reason}" if step.error or step.reason else "", "red"),
+                    (f"\n  the run waits: `pepper dlq replay {step.task_id}` runs it again, "
+                     f"`pepper dlq drop {step.task_id}` gives it up", "dim"),
+                ))  # fmt: skip
         if self._live is not None:
             self._live.update(self._view(result, now), refresh=True)
 

@@ -9,7 +9,17 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.render import clip_lines, clock_time, duration, one_line, plural, pretty, relative, state_text
+from pepper.cli.render import (
+    attempts_text,
+    clip_lines,
+    clock_time,
+    duration,
+    one_line,
+    plural,
+    pretty,
+    relative,
+    state_text,
+)
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import TaskState
 
@@ -48,8 +58,10 @@ def _facts(st: TaskStatus, now: float) -> Text:
         ("type", st.task_type),
         ("priority", _priority(st)),
         ("agent", st.agent_id or "-"),
-        ("attempts", f"{st.attempts} of {st.max_retries + 1}"),
+        ("attempts", attempts_text(st.attempts, st.max_retries, st.policy)),
     ]
+    if st.policy:
+        rows.append(("recovery", st.policy))
     if st.dependencies:
         rows.append(("depends on", ", ".join(st.dependencies)))
     rows += _times(st, now)
@@ -130,7 +142,7 @@ def tasks_table(statuses: Sequence[TaskStatus], now: float) -> Table:
             state_text(st.state),
             Text(st.priority_name),
             Text(st.agent_id or "-"),
-            Text(f"{st.attempts}/{st.max_retries + 1}"),
+            Text(attempts_text(st.attempts, st.max_retries, st.policy).replace(" of ", "/")),
             Text(_age(st, now)),
             _outcome(st),
         )

@@ -2,6 +2,7 @@
 
 from pepper.core.distribution import AgentSelector, LoadBalancer
 from pepper.core.orchestrator import TaskOrchestrator
+from pepper.core.recovery import ErrorHandler
 from pepper.core.registration import agent, load_agents, register_agent
 from pepper.core.resources import ResourceAllocator, ResourceManager, ResourceMonitor
 from pepper.core.runtime import Runtime, default_runtime, init
@@ -9,6 +10,7 @@ from pepper.core.workflow import TaskSequencer, WorkflowController, load_workflo
 
 __all__ = [
     "AgentSelector",
+    "ErrorHandler",
     "LoadBalancer",
     "ResourceAllocator",
     "ResourceManager",

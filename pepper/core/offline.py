@@ -11,16 +11,27 @@ the same.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
+from pepper.engine.recovery import check_handleable, outcome_of
 from pepper.engine.state import EngineState
 from pepper.errors import ConflictError, TaskNotFoundError, WaitTimeoutError
-from pepper.model.events import CancelRequested, Save, TasksLoaded
+from pepper.model.events import (
+    CancelRequested,
+    Dropped,
+    ErrorHandled,
+    RecordAttempt,
+    RecordError,
+    Replayed,
+    Save,
+    TasksLoaded,
+)
 from pepper.model.feedback import TaskFeedback
 from pepper.model.record import TaskRecord
-from pepper.model.status import TaskStatus
+from pepper.model.recovery import Policy, RecoveryOutcome
+from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.scheduling.backlog import ahead_of, waiting_from
 from pepper.scheduling.explain import WaitFacts, explain
@@ -73,6 +84,7 @@ class StoreBackend:
             next_attempt_at=record.next_attempt_at,
             failures=record.failures,
             last_error=record.error,
+            parked_at=record.parked_at,
             pinned=record.placement or record.task.agent,
         )
 
@@ -96,22 +108,51 @@ class StoreBackend:
             step += 1
 
     async def cancel(self, task_id: str, reason: str) -> bool:
+        if self._record(task_id).state.is_final:
+            return False
+        self._apply(task_id, lambda now: CancelRequested(task_id, now, reason))
+        return True
+
+    async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
+        check_handleable(self._record(task_id), self.writer)
+        state = self._apply(task_id, lambda now: ErrorHandled(task_id, error, policy, now))
+        return outcome_of(state.tasks[task_id], state.last_decision)
+
+    async def replay(self, task_id: str, agent_id: str | None) -> bool:
+        record = self._record(task_id)
+        if not (record.state is TaskState.FAILED or record.parked_at is not None):
+            return False
+        self._apply(task_id, lambda now: Replayed(task_id, agent_id, now))
+        return True
+
+    async def drop(self, task_id: str, reason: str) -> bool:
+        if self._record(task_id).parked_at is None:
+            return False
+        self._apply(task_id, lambda now: Dropped(task_id, reason, now))
+        return True
+
+    def _apply(self, task_id: str, event: Callable[[float], object]) -> EngineState:
+        """Run ``event(now)`` through the state machine over the stored unfinished tasks (and ``task_id``), and
+        store what changed; retried when another process wrote the same tasks meanwhile."""
         for _ in range(5):
-            if self._record(task_id).state.is_final:
-                return False
             records = self.store.unfinished()
+            if all(r.task.task_id != task_id for r in records):
+                records.append(self._record(task_id))
             state = EngineState(self.writer)
-            state.handle(TasksLoaded(tuple(records), self.clock.now(), "cancel"))
-            actions = state.handle(CancelRequested(task_id, self.clock.now(), reason))
+            state.handle(TasksLoaded(tuple(records), self.clock.now(), "offline"))
             batch = Batch()
-            for action in actions:
+            for action in state.handle(event(self.clock.now())):
                 if isinstance(action, Save):
                     batch.dirty[action.task_id] = None
+                elif isinstance(action, RecordAttempt):
+                    batch.attempts.append(action)
+                elif isinstance(action, RecordError):
+                    batch.errors.append(action)
             versions = {r.task.task_id: r.version for r in records}
             result = self.store.commit(batch.writes(state.tasks, versions, self.writer), self.writer)
             if not result.conflicts:
-                return True
-        raise ConflictError(f"could not cancel {task_id!r}: it kept changing while we tried; try again")
+                return state
+        raise ConflictError(f"could not change {task_id!r}: it kept changing while we tried; try again")
 
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:
         return rate_task(self.store, feedback, self.clock.now())

@@ -58,10 +58,13 @@ class TaskOrchestrator:
         timeout: float | str | None = None,
         max_retries: int = 0,
         metadata: Mapping[str, Any] | None = None,
+        policy: Any = None,
         **unknown: Any,
     ) -> Task:
         """Store a task durably and return it; it runs once its dependencies completed.
 
+        ``policy`` is its recovery policy (e.g. ``"retry(3) -> reassign -> dead_letter"``; see
+        ``pepper.model.recovery``); without one, a failure is retried ``max_retries`` times.
         Re-submitting the same ``task_id`` with the same spec returns the stored
         task; with a different spec it raises ``DuplicateTaskError``.
         """
@@ -86,6 +89,7 @@ class TaskOrchestrator:
             timeout=timeout,
             max_retries=max_retries,
             metadata=metadata,
+            policy=policy,
             now=runtime.clock.now(),
         )
         backend = await runtime.backend()

@@ -22,6 +22,7 @@ def agent(
     resources: Mapping[str, Any] | None = None,
     type: str | None = None,
     config: Mapping[str, Any] | None = None,
+    recovery: Any = None,
     runtime: Runtime | None = None,
 ) -> Callable[[Callable[[TaskRun], Any]], FunctionAgent]:
     """Register a function (async or not) as an agent::
@@ -32,6 +33,8 @@ def agent(
 
     The function receives a ``TaskRun`` (``task.inputs``, ``task.dependency_results``)
     and returns the task's result. It is registered on the default runtime, or on ``runtime``.
+    ``recovery`` (e.g. ``"retry(2) -> reassign"``) is what its failed tasks do when they have
+    no recovery policy of their own.
     """
 
     def register(function: Callable[[TaskRun], Any]) -> FunctionAgent:
@@ -44,6 +47,7 @@ def agent(
             resources=resources,
             type=type,
             config=config,
+            recovery=recovery,
         )
         resolve(runtime).register_agent(built)
         return built

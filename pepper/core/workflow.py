@@ -15,7 +15,7 @@ from pepper.model.workflow import Step, WorkflowSpec, make_step
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 
 STEP_FIELDS = ("step_id", "task_type", "agent", "dependencies", "inputs", "priority", "timeout", "max_retries",
-               "requirements", "condition", "metadata")  # fmt: skip
+               "requirements", "condition", "metadata", "recovery")  # fmt: skip
 
 
 def _check_timeout(timeout: Any) -> float | None:
@@ -172,13 +172,15 @@ class WorkflowController(_Runs):
         requirements: abc.Mapping[str, Any] | None = None,
         condition: str | abc.Callable[..., Any] | None = None,
         metadata: abc.Mapping[str, Any] | None = None,
+        recovery: Any = None,
     ) -> Step:
         """Add a step: a task of ``task_type`` (on ``agent`` if given) that runs once ``dependencies`` (step
         ids) completed. ``condition`` (an expression such as ``"steps.review.result.approved"``, or a function
-        of a ``StepContext``) may skip it. Returns the step."""
+        of a ``StepContext``) may skip it; ``recovery`` (e.g. ``"retry(2) -> dead_letter"``) says what a
+        failure leads to. Returns the step."""
         step = make_step(step_id, task_type, agent=agent, dependencies=dependencies, inputs=inputs,
                          priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
-                         condition=condition, metadata=metadata)  # fmt: skip
+                         condition=condition, metadata=metadata, recovery=recovery)  # fmt: skip
         self.spec = self.spec.with_step(step)
         return step
 

@@ -21,6 +21,7 @@
         skills: [markdown]               # what the agent must have ...
         resources: {cpu: 1, memory: 512Mi}    # ... and reserve while it runs
         when: steps.draft.result.ok      # run only if true; a bare expression or "${{ ... }}"
+        recovery: retry(2) -> dead_letter   # what a failure leads to (instead of retries)
         metadata: {owner: docs}
 
 ``steps`` may also be a mapping of step id to step (``steps: {draft: {type: documentation}}``).
@@ -60,16 +61,16 @@ from pepper.model.workflow import Step, WorkflowSpec, make_step
 
 TOP_KEYS = ("name", "description", "agents", "inputs", "fail_fast", "steps")
 STEP_KEYS = ("id", "type", "agent", "needs", "inputs", "priority", "timeout", "retries", "skills", "resources",
-             "requirements", "when", "metadata")  # fmt: skip
+             "requirements", "when", "metadata", "recovery")  # fmt: skip
 
 #: Names used elsewhere in pepper (``add_step``, task mappings) for keys of a step.
 _ALIASES = {"step_id": "id", "task_id": "id", "task_type": "type", "dependencies": "needs", "depends_on": "needs",
-            "max_retries": "retries", "condition": "when", "if": "when"}  # fmt: skip
+            "max_retries": "retries", "condition": "when", "if": "when", "policy": "recovery"}  # fmt: skip
 
 #: ``make_step``'s field names -> the step key that holds the value.
 _FIELD_KEYS = {"step_id": "id", "task_type": "type", "agent": "agent", "dependencies": "needs",
                "dependency id": "needs", "inputs": "inputs", "priority": "priority", "timeout": "timeout",
-               "max_retries": "retries", "metadata": "metadata", "condition": "when"}  # fmt: skip
+               "max_retries": "retries", "metadata": "metadata", "condition": "when", "policy": "recovery"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,7 @@ def _step(path: Path, raw: _RawStep) -> Step:
             requirements=_requirements(path, raw),
             condition=fields.get("when"),
             metadata=fields.get("metadata"),
+            recovery=fields.get("recovery"),
         )
     except WorkflowDefinitionError as exc:
         raise _error(

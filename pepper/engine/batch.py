@@ -8,7 +8,7 @@ from typing import Any
 
 from pepper.engine.live import LiveTask
 from pepper.model import codec
-from pepper.model.events import RecordAttempt, Start
+from pepper.model.events import RecordAttempt, RecordError, Start
 from pepper.model.lease import Lease
 from pepper.model.task import Task
 from pepper.store.sqlite import WriteSet, save_params
@@ -32,6 +32,13 @@ def attempt_params(a: RecordAttempt, writer: str) -> tuple[Any, ...]:
     )
 
 
+def error_params(e: RecordError, writer: str) -> tuple[Any, ...]:
+    """Parameters of the ``record_error`` statement."""
+    err = e.error
+    return (e.task_id, e.attempt, e.agent_id, writer, e.task_type, e.at, err.type, err.message, err.traceback,
+            err.kind, e.strategy or None, e.action, e.detail or None, e.task_id, writer)  # fmt: skip
+
+
 class Batch:
     """Changes gathered during one turn of the loop, committed together.
 
@@ -40,12 +47,15 @@ class Batch:
     submitters' acknowledgements happen only after the commit.
     """
 
-    __slots__ = ("attempts", "committed", "dirty", "lease_drops", "lease_takes", "settled", "starts", "submissions")
+    __slots__ = (
+        "attempts", "committed", "dirty", "errors", "lease_drops", "lease_takes", "settled", "starts", "submissions"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.submissions: list[tuple[list[Task], asyncio.Future[Any]]] = []
         self.dirty: dict[str, None] = {}
         self.attempts: list[RecordAttempt] = []
+        self.errors: list[RecordError] = []
         self.starts: list[Start] = []
         self.settled: list[str] = []
         self.committed: list[asyncio.Future[None]] = []
@@ -55,7 +65,7 @@ class Batch:
     def __bool__(self) -> bool:
         return bool(
             self.submissions or self.dirty or self.attempts or self.starts or self.settled or self.committed
-            or self.lease_takes or self.lease_drops
+            or self.lease_takes or self.lease_drops or self.errors
         )  # fmt: skip
 
     def absorb(self, newer: Batch) -> None:
@@ -63,6 +73,7 @@ class Batch:
         self.submissions += newer.submissions
         self.dirty.update(newer.dirty)
         self.attempts += newer.attempts
+        self.errors += newer.errors
         self.starts += newer.starts
         self.settled += newer.settled
         self.committed += newer.committed
@@ -76,6 +87,7 @@ class Batch:
             submissions=[group for group, _ in self.submissions],
             saves=saves,
             attempts=[attempt_params(a, writer) for a in self.attempts],
+            errors=[error_params(e, writer) for e in self.errors],
             lease_takes=list(self.lease_takes),
             lease_drops=list(self.lease_drops),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pepper.model.events import AttemptEnded
+from pepper.model.events import AttemptEnded, RecordError
 from pepper.model.task import Task, TaskState
 
 
@@ -25,6 +25,10 @@ class EngineHook:
 
     def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
         """An attempt ended (``event.ok`` tells how); the task may be retried."""
+
+    def on_recovery(self, record: RecordError) -> None:
+        """A failed attempt (or an error handled by hand) was answered by a recovery policy: ``record.action``
+        says what it decided (retry, reassign, fallback, skip, abort, dead_letter, fail)."""
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
         """A task reached a final state (completed, failed or cancelled), now durable."""

@@ -40,6 +40,7 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
         next_attempt_at=t.next_attempt_at,
         failures=t.failures,
         last_error=t.error,
+        parked_at=t.parked_at,
         accepting=state.accepting,
         pinned=t.placement or t.task.agent,
         resources_short=short,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pepper.model.record import TaskRecord
+from pepper.model.recovery import NO_RECOVERY
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
 
@@ -26,6 +27,8 @@ _STORED = (
     "progress_message",
     "cancel_requested",
     "placement",
+    "recovery",
+    "parked_at",
 )
 
 
@@ -59,6 +62,8 @@ class LiveTask:
         self.progress_message: str | None = None
         self.cancel_requested = False
         self.placement: str | None = None
+        self.recovery = NO_RECOVERY
+        self.parked_at: float | None = None
         self.unmet = 0
         self.dependents: list[str] | tuple[()] = ()  # a list once something depends on it
         self.qseq = 0
@@ -100,4 +105,6 @@ class LiveTask:
             self.next_attempt_at,
             waiting_on,
             task.inputs,
+            self.parked_at,
+            None if task.policy is None else str(task.policy),
         )

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -37,6 +38,7 @@ from pepper.model.events import (
     LeasesLoaded,
     ProgressReported,
     RecordAttempt,
+    RecordError,
     Save,
     Settled,
     Start,
@@ -105,6 +107,7 @@ class Engine:
             worker_id,
             ageing=settings.priority_ageing,
             backoff=Backoff(settings.retry_delay, settings.retry_backoff, settings.retry_max_delay),
+            recovery=settings.recovery,
             keep_finished=settings.keep_finished,
             score_half_life=settings.score_half_life,
         )
@@ -127,6 +130,7 @@ class Engine:
             Settled: self._on_settled,
             WakeAt: self._on_wake_at,
             RecordAttempt: self._on_record,
+            RecordError: self._on_error,
             Forget: self._on_forget,
             TakeLease: self._on_take_lease,
             DropLease: self._on_drop_lease,
@@ -172,6 +176,11 @@ class Engine:
 
     def _on_record(self, action: RecordAttempt) -> None:
         self._batch.attempts.append(action)
+
+    def _on_error(self, action: RecordError) -> None:
+        self._batch.errors.append(action)
+        if self.hooks:
+            self.notify("on_recovery", action)
 
     def _on_forget(self, action: Forget) -> None:
         self.versions.pop(action.task_id, None)
@@ -295,6 +304,8 @@ class Engine:
             return
         task = t.task
         results = self.dependency_results(task.dependencies) if task.dependencies else _NO_RESULTS
+        if t.recovery.run_as is not None:  # a recovery fell back to another task type
+            task = replace(task, task_type=t.recovery.run_as)
         if RUN_KEY in task.metadata:  # a workflow step: results by step id, ${{ }} references resolved
             try:
                 task, results = step_view(task, results, self.reasons(task.dependencies))

@@ -21,6 +21,7 @@ from pepper.errors import WaitTimeoutError, WorkflowDefinitionError, WorkflowTim
 from pepper.model import codec, expressions
 from pepper.model.events import CancelRequested
 from pepper.model.record import TaskRecord
+from pepper.model.recovery import ABORTED
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import (
@@ -52,6 +53,7 @@ class _Run:
     held: set[str] = field(default_factory=set)  # conditional steps with no task yet
     final: dict[str, TaskState] = field(default_factory=dict)  # steps known final (they stay final)
     cancelled: str | None = None
+    stopped: str | None = None  # a step's recovery policy aborted the run
 
     @property
     def spec(self) -> WorkflowSpec:
@@ -162,9 +164,16 @@ class RunDriver(EngineHook):
             for tid, sid in missing.items():
                 record = stored.get(tid)
                 states[sid] = record.state if record is not None else TaskState.PENDING  # not committed yet
+        newly_failed = [sid for sid, st in states.items() if st is TaskState.FAILED and sid not in run.final]
         for sid, st in states.items():
             if st is not None and st.is_final:
                 run.final[sid] = st
+        if newly_failed and run.stopped is None:
+            reasons = engine.reasons([task_id_of(run_id, sid) for sid in newly_failed])
+            for tid, why in reasons.items():
+                if why and why.startswith(ABORTED):
+                    run.stopped = f"step {step_of(tid)!r} aborted the run ({why.removeprefix(ABORTED)})"
+                    break
         return states
 
     def _advance(self, run_id: str) -> None:
@@ -178,7 +187,7 @@ class RunDriver(EngineHook):
                 stored = self.engine.store.runs.get(run_id)  # cancelled from another process?
                 if stored.cancel_requested:
                     run.cancelled = stored.reason or "cancelled on request"
-            move = advance(run.spec, states, cancelled=run.cancelled)
+            move = advance(run.spec, states, cancelled=run.cancelled, stopped=run.stopped)
             if not move:
                 return
             if move.finished is not None:

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pepper.engine.attempts import AgentHandle
 from pepper.engine.inspection import has_local_work, wait_facts
 from pepper.engine.loop import Engine, WaitGroup, budget_lease_id
+from pepper.engine.recovery import check_handleable, outcome_of
 from pepper.engine.sampler import Sampler
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
@@ -20,10 +21,20 @@ from pepper.errors import (
     TaskNotFoundError,
     WaitTimeoutError,
 )
-from pepper.model.events import AgentAdded, AgentRemoved, CancelRequested, Draining, Rated
+from pepper.model.events import (
+    AgentAdded,
+    AgentRemoved,
+    CancelRequested,
+    Draining,
+    Dropped,
+    ErrorHandled,
+    Rated,
+    Replayed,
+)
 from pepper.model.feedback import TaskFeedback
+from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.resources import describe_shortfall
-from pepper.model.status import TaskStatus
+from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
 from pepper.scheduling.explain import explain
@@ -193,6 +204,38 @@ class EngineService:
         await engine.committed()
         t = engine.state.tasks.get(task_id)
         return t is None or t.state is TaskState.CANCELLED or t.cancel_requested
+
+    async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
+        """Apply ``policy`` to ``error`` of a task by hand, as the engine does when an attempt fails."""
+        engine = self.engine
+        await self.status(task_id)  # loads it or raises TaskNotFoundError
+        t = engine.state.tasks[task_id]
+        check_handleable(t, engine.worker_id)
+        engine.state.last_decision = None
+        engine.dispatch(ErrorHandled(task_id, error, policy, engine.clock.now()))
+        await engine.committed()
+        return outcome_of(t, engine.state.last_decision)
+
+    async def replay(self, task_id: str, agent_id: str | None) -> bool:
+        """Run a parked (or failed) task again; False if it is neither."""
+        engine = self.engine
+        await self.status(task_id)
+        t = engine.state.tasks[task_id]
+        if not (t.state is TaskState.FAILED or t.parked_at is not None):
+            return False
+        engine.dispatch(Replayed(task_id, agent_id, engine.clock.now()))
+        await engine.committed()
+        return True
+
+    async def drop(self, task_id: str, reason: str) -> bool:
+        """Give up a parked task (it fails); False if it is not parked."""
+        engine = self.engine
+        await self.status(task_id)
+        if engine.state.tasks[task_id].parked_at is None:
+            return False
+        engine.dispatch(Dropped(task_id, reason, engine.clock.now()))
+        await engine.committed()
+        return True
 
     async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
         await self.engine.committed()

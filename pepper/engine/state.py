@@ -11,9 +11,11 @@ from collections import deque
 from collections.abc import Callable
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions import BLOCKED, COMPLETED, IN_PROGRESS, PENDING, Transitions
+from pepper.engine.recovery import Recovery
+from pepper.engine.transitions import BLOCKED, COMPLETED, IN_PROGRESS, PENDING
 from pepper.model import events as ev
 from pepper.model.record import initial_state
+from pepper.model.recovery import Policy
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
 from pepper.resources.view import ResourceView
@@ -26,7 +28,7 @@ from pepper.scheduling.routing import Routing
 POOL_EXPIRY = ("pool", "expiry")
 
 
-class EngineState(Transitions):
+class EngineState(Recovery):
     """Tasks, agents and ready queues of one engine; changed only by ``handle``.
 
     ``worker_id`` identifies this engine's process: tasks it runs are stored
@@ -39,6 +41,7 @@ class EngineState(Transitions):
         *,
         ageing: float = 10.0,
         backoff: Backoff | None = None,
+        recovery: Policy | None = None,
         keep_finished: int = 10_000,
         score_half_life: float = 3600.0,
     ) -> None:
@@ -53,6 +56,8 @@ class EngineState(Transitions):
         self._resourceful = False  # has any task asked for resources? (keeps the common path lean)
         self.accepting = True
         self._backoff = backoff or Backoff()
+        self.default_recovery = None if recovery is None else Policy.parse(recovery)
+        self.last_decision = None
         self._keep = keep_finished
         self._finished: deque[str] = deque()
         self._handlers: dict[type, Callable[..., list[ev.Action]]] = {
@@ -72,6 +77,9 @@ class EngineState(Transitions):
             ev.WorkersLost: self._on_workers_lost,
             ev.TimerFired: self._on_timer,
             ev.ProgressReported: self._on_progress,
+            ev.ErrorHandled: self._on_error_handled,
+            ev.Replayed: self._on_replayed,
+            ev.Dropped: self._on_dropped,
             ev.Draining: self._on_draining,
             ev.Trim: self._on_trim,
         }

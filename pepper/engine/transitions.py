@@ -145,14 +145,16 @@ class Transitions:
             self._link(t, actions, at, freed)
 
     def _offer(self, t: LiveTask, actions: list[ev.Action], at: float) -> None:
-        """A ready task: start it on the best free agent, or queue it."""
+        """A ready task: start it on the best free agent, or queue it (a parked one waits for a person)."""
         task_id = t.task.task_id
+        if t.parked_at is not None:
+            return
         if t.next_attempt_at is not None and t.next_attempt_at > at:
             actions.append(ev.WakeAt(("retry", task_id), t.next_attempt_at))
             return
         info = t.route
         if info is None:
-            info = t.route = self.routing.route_of(t.task, t.placement)
+            info = t.route = self.routing.route_of(t.task, t.placement, t.recovery.run_as)
         needs = t.task.requirements.resources
         usable = None
         if needs:
@@ -173,7 +175,7 @@ class Transitions:
     def _enqueue(self, t: LiveTask, at: float) -> None:
         if t.ready_at is None:
             t.ready_at = at
-        info = t.route or self.routing.route_of(t.task, t.placement)
+        info = t.route or self.routing.route_of(t.task, t.placement, t.recovery.run_as)
         t.route = info
         t.qseq = self.routing.enqueue(info, t.task.task_id, t.task.priority, t.ready_at)
 
@@ -247,25 +249,6 @@ class Transitions:
                     d.ready_at = at
                     actions.append(ev.Save(dep_id))
                     self._offer(d, actions, at)
-
-    def _fail_attempt(
-        self, t: LiveTask, error: TaskError | None, actions: list[ev.Action], at: float, freed: list[AgentLoad]
-    ) -> None:
-        task_id = t.task.task_id
-        t.failures += 1
-        t.error, t.owner = error, None
-        if t.failures <= t.task.max_retries:
-            self._move(t, PENDING)
-            t.next_attempt_at = at + self._backoff.delay_for(t.failures, task_id)
-            t.ready_at = at
-            actions += (ev.Save(task_id), self._attempt(t, at, "retry", error))
-            self._offer(t, actions, at)
-        else:
-            self._move(t, FAILED)
-            t.finished_at = at
-            actions += (ev.Save(task_id), ev.Settled(task_id))
-            self._finished.append(task_id)
-            self._cascade(t, actions, at, freed)
 
     def _cancel_one(
         self, t: LiveTask, reason: str, actions: list[ev.Action], at: float, freed: list[AgentLoad]

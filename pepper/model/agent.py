@@ -9,6 +9,7 @@ from typing import Any
 
 from pepper.errors import AgentDefinitionError, ValidationError
 from pepper.model import codec
+from pepper.model.recovery import Policy
 from pepper.model.requirements import parse_names
 from pepper.model.resources import EMPTY, Resources
 
@@ -28,6 +29,15 @@ def check_agent_id(agent_id: Any) -> str:
     return agent_id
 
 
+def _policy(value: Any) -> Policy | None:
+    if value is None:
+        return None
+    try:
+        return Policy.parse(value)
+    except ValidationError as exc:
+        raise ValidationError(str(exc), field="recovery") from None
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSpec:
     """Who an agent is and what it can take on.
@@ -45,6 +55,7 @@ class AgentSpec:
     kind: str = "python"
     command: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
+    recovery: Policy | None = None  # what its failed tasks do, when they have no policy of their own
 
     @classmethod
     def build(
@@ -59,6 +70,7 @@ class AgentSpec:
         kind: str = "python",
         command: str | None = None,
         config: Mapping[str, Any] | None = None,
+        recovery: Any = None,
     ) -> AgentSpec:
         """Validate user-supplied fields; errors name the agent and the field."""
         agent_id = check_agent_id(agent_id)
@@ -87,6 +99,7 @@ class AgentSpec:
                 kind=kind,
                 command=command,
                 config=config,
+                recovery=_policy(recovery),
             )
         except AgentDefinitionError:
             raise
@@ -109,6 +122,7 @@ class AgentSpec:
             "resources": self.resources.to_dict(),
             "command": self.command,
             "config": dict(self.config),
+            "recovery": None if self.recovery is None else self.recovery.to_data(),
         }
 
     @classmethod
@@ -123,6 +137,7 @@ class AgentSpec:
             kind=data.get("kind", "python"),
             command=data.get("command"),
             config=data.get("config"),
+            recovery=data.get("recovery"),
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from pepper.model.agent import AgentSpec
 from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord
+from pepper.model.recovery import Policy
 from pepper.model.status import TaskError
 from pepper.model.task import Task
 
@@ -143,6 +144,31 @@ class PlacementSet(NamedTuple):
     at: float
 
 
+class ErrorHandled(NamedTuple):
+    """Someone applies ``policy`` to ``error`` of a task by hand (``ErrorHandler.handle_error``)."""
+
+    task_id: str
+    error: TaskError
+    policy: Policy
+    at: float
+
+
+class Replayed(NamedTuple):
+    """A parked (dead-lettered) or failed task is to run again, on ``agent_id`` if given."""
+
+    task_id: str
+    agent_id: str | None
+    at: float
+
+
+class Dropped(NamedTuple):
+    """A parked task is given up: it fails, and its dependents are cancelled."""
+
+    task_id: str
+    reason: str
+    at: float
+
+
 class Draining(NamedTuple):
     """Stop starting tasks (shutdown); running ones may finish."""
 
@@ -210,6 +236,20 @@ class RecordAttempt(NamedTuple):
     error: TaskError | None
 
 
+class RecordError(NamedTuple):
+    """Append an error to the task's error history, with what its recovery policy decided."""
+
+    task_id: str
+    attempt: int
+    agent_id: str | None
+    task_type: str
+    at: float
+    error: TaskError
+    strategy: str
+    action: str
+    detail: str
+
+
 class TakeLease(NamedTuple):
     """Store the pool lease of a starting task (granted only if the pool still has room)."""
 
@@ -238,7 +278,10 @@ Event = (
     | WorkersLost
     | TimerFired
     | ProgressReported
+    | ErrorHandled
+    | Replayed
+    | Dropped
     | Draining
     | Trim
 )
-Action = Save | Start | Abort | Settled | WakeAt | RecordAttempt | Forget
+Action = Save | Start | Abort | Settled | WakeAt | RecordAttempt | RecordError | Forget

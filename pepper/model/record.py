@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pepper.model import codec
+from pepper.model.recovery import NO_RECOVERY, RecoveryState
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
 
@@ -52,6 +53,8 @@ class TaskRecord:
     progress_message: str | None = None
     cancel_requested: bool = False
     placement: str | None = None
+    recovery: RecoveryState = NO_RECOVERY  # where it stands in its recovery policy
+    parked_at: float | None = None  # when it was parked in the dead-letter queue (None: it is not)
     version: int = 1
 
     @classmethod
@@ -75,6 +78,8 @@ class TaskRecord:
             progress_message=row["progress_message"],
             cancel_requested=bool(row["cancel_requested"]),
             placement=row["placement"],
+            recovery=RecoveryState.from_data(codec.decode(row["recovery"])),
+            parked_at=row["parked_at"],
             version=row["version"],
         )
 
@@ -100,6 +105,8 @@ class TaskRecord:
             next_attempt_at=self.next_attempt_at,
             waiting_on=waiting_on,
             inputs=task.inputs,
+            parked_at=self.parked_at,
+            policy=None if task.policy is None else str(task.policy),
         )
 
 

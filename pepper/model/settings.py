@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pepper.errors import ConfigError, ValidationError, suggest
+from pepper.model.recovery import Policy
 from pepper.model.resources import Resources
 from pepper.model.units import parse_duration
 
@@ -43,6 +44,9 @@ class Settings:
     retry_delay: float = 1.0
     retry_backoff: float = 2.0
     retry_max_delay: float = 60.0
+    #: What a failed task does when neither it nor its agent has a recovery policy (e.g.
+    #: ``"retry(3) -> dead_letter"``); ``None``: retry ``max_retries`` times with the delays above, then fail.
+    recovery: Policy | None = None
     #: Finished tasks kept in memory for fast status reads (all stay in the database).
     keep_finished: int = 10_000
     #: How long ``close()`` lets running tasks finish before interrupting them.
@@ -104,6 +108,8 @@ def _check(name: str, value: Any) -> Any:
         return value
     if name == "resources":
         return None if value is None else Resources.parse(value, "resources")
+    if name == "recovery":
+        return None if value is None else Policy.parse(value)
     if name in _DURATIONS:
         seconds = parse_duration(value, name)
         if seconds <= 0:

@@ -79,6 +79,14 @@ class TaskStatus:
     next_attempt_at: float | None = None
     waiting_on: tuple[WaitReason, ...] = ()
     inputs: Any = None
+    #: When it was parked in the dead-letter queue (it waits for a person to replay or drop it).
+    parked_at: float | None = None
+    #: Its own recovery policy, as text (None: its agent's or the runtime's, else ``max_retries`` retries).
+    policy: str | None = None
+
+    @property
+    def parked(self) -> bool:
+        return self.parked_at is not None
 
     @property
     def priority_name(self) -> str:
@@ -119,4 +127,6 @@ class TaskStatus:
             "next_attempt_at": self.next_attempt_at,
             "waiting_on": [w.to_dict() for w in self.waiting_on],
             "inputs": self.inputs,
+            "parked_at": self.parked_at,
+            "policy": self.policy,
         }

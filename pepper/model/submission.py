@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pepper.errors import DuplicateTaskError, ValidationError, suggest
 from pepper.model import codec
 from pepper.model.dag import check_acyclic
+from pepper.model.recovery import Policy
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.resources import describe
 from pepper.model.task import Priority, Task
@@ -31,6 +32,7 @@ TASK_FIELDS = (
     "timeout",
     "max_retries",
     "metadata",
+    "policy",
 )
 _ALIASES = {"id": "task_id", "type": "task_type"}
 _MAX_ID = 200
@@ -79,6 +81,7 @@ def build_task(
     timeout: Any = None,
     max_retries: Any = 0,
     metadata: Any = None,
+    policy: Any = None,
     now: float = 0.0,
 ) -> Task:
     """A validated ``Task``; raises a ``ValidationError`` subclass naming the bad field."""
@@ -89,6 +92,14 @@ def build_task(
             raise ValidationError(f"timeout must be positive, got {timeout!r}", field="timeout")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValidationError(f"max_retries must be a whole number >= 0, got {max_retries!r}", field="max_retries")
+    if policy is not None:
+        policy = Policy.parse(policy)
+        if max_retries:
+            raise ValidationError(
+                f"give max_retries or a recovery policy, not both (max_retries={max_retries} is "
+                f"the policy 'retry({max_retries})')",
+                field="policy",
+            )
     if metadata is not None and type(metadata) is not dict and not isinstance(metadata, Mapping):
         raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}", field="metadata")
     inputs, inputs_json = ({}, "{}") if inputs is None else codec.normalise(inputs, "inputs")
@@ -106,6 +117,7 @@ def build_task(
         metadata=metadata,
         created_at=now,
         inputs_json=inputs_json,
+        policy=policy,
     )
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pepper.errors import InvalidPriorityError, InvalidTransitionError
 from pepper.model import codec
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
+
+if TYPE_CHECKING:
+    from pepper.model.recovery import Policy
 
 
 class TaskState(StrEnum):
@@ -42,6 +45,9 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskState], str] = {
     (TaskState.IN_PROGRESS, TaskState.FAILED): "its agent failed and no retry is left",
     (TaskState.IN_PROGRESS, TaskState.PENDING): "retried after a failure, or re-queued after its worker stopped",
     (TaskState.IN_PROGRESS, TaskState.CANCELLED): "cancelled while running",
+    (TaskState.PENDING, TaskState.COMPLETED): "skipped by hand (ErrorHandler)",
+    (TaskState.PENDING, TaskState.FAILED): "dropped from the dead-letter queue, or failed by hand",
+    (TaskState.FAILED, TaskState.PENDING): "run again by hand (ErrorHandler, or a replay)",
 }
 
 
@@ -105,6 +111,7 @@ class Task:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     inputs_json: str = field(default="{}", repr=False, compare=False)
+    policy: Policy | None = None  # its own recovery policy (else its agent's, else the runtime's)
 
     SPEC_FIELDS = (
         "task_type",
@@ -116,6 +123,7 @@ class Task:
         "timeout",
         "max_retries",
         "metadata",
+        "policy",
     )
 
     def spec_differences(self, other: Task) -> list[str]:
@@ -143,6 +151,7 @@ class Task:
             self.max_retries,
             codec.encode(dict(self.metadata)) if self.metadata else "{}",
             self.created_at,
+            None if self.policy is None else codec.encode(self.policy.to_data()),
         )
 
     @classmethod
@@ -161,7 +170,14 @@ class Task:
             metadata=codec.decode(row["metadata"]),
             created_at=row["created_at"],
             inputs_json=row["inputs"],
+            policy=None if row["policy"] is None else _policy(row["policy"]),
         )
+
+
+def _policy(text: str) -> Policy:
+    from pepper.model.recovery import Policy  # recovery -> status -> task: imported when first needed
+
+    return Policy.parse(codec.decode(text))
 
 
 SPEC_COLUMNS = (
@@ -176,4 +192,5 @@ SPEC_COLUMNS = (
     "max_retries",
     "metadata",
     "created_at",
+    "policy",
 )

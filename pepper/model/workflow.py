@@ -85,6 +85,8 @@ class Step:
             data["requirements"] = t.requirements.to_dict()
         if t.metadata:
             data["metadata"] = dict(t.metadata)
+        if t.policy is not None:
+            data["recovery"] = t.policy.to_data()
         if self.condition is not None:
             data["when"] = self.condition
         elif self.condition_fn is not None:
@@ -105,6 +107,7 @@ def make_step(
     requirements: Any = None,
     condition: Any = None,
     metadata: Any = None,
+    recovery: Any = None,
 ) -> Step:
     """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field."""
     if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
@@ -118,7 +121,7 @@ def make_step(
         template = build_task(
             task_id=step_id, task_type=task_type, agent=agent, dependencies=dependencies, inputs=inputs,
             priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
-            metadata=metadata,
+            metadata=metadata, policy=recovery,
         )  # fmt: skip
         if inputs is not None and not isinstance(template.inputs, Mapping):
             raise ValidationError(f"inputs must be a mapping, got {type(inputs).__name__}", field="inputs")
@@ -220,7 +223,7 @@ class WorkflowSpec:
                 raw["id"], raw["type"], agent=raw.get("agent"), dependencies=raw.get("needs", ()),
                 inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
                 max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
-                condition=raw.get("when"), metadata=raw.get("metadata"),
+                condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
             )  # fmt: skip
             if "when_python" in raw:
                 step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))

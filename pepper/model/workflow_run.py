@@ -82,12 +82,15 @@ class StepResult:
     skipped: bool = False
     reason: str | None = None
     dependencies: tuple[str, ...] = ()  # step ids
+    parked: bool = False  # in the dead-letter queue: the run waits for a person to replay or drop it
 
     @property
     def status(self) -> str:
-        """``skipped``, ``waiting`` (no task yet) or the task's state."""
+        """``skipped``, ``parked``, ``waiting`` (no task yet) or the task's state."""
         if self.skipped:
             return "skipped"
+        if self.parked:
+            return "parked"
         return "waiting" if self.state is None else self.state.value
 
     @property
@@ -105,7 +108,7 @@ class StepResult:
         skipped = status.state is TaskState.COMPLETED and (status.reason or "").startswith(SKIPPED)
         return cls(
             step_id, task_id, status.state, status.agent_id, status.result, status.error, status.attempts,
-            status.started_at, status.finished_at, skipped, status.reason, dependencies,
+            status.started_at, status.finished_at, skipped, status.reason, dependencies, status.parked_at is not None,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class WaitFacts:
     #: What the task's resources lack on the best candidate agent, and where from.
     resources_short: Mapping[str, float] = field(default_factory=dict)
     resources_where: str | None = None
+    #: When its recovery policy parked it in the dead-letter queue.
+    parked_at: float | None = None
 
 
 def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
@@ -44,6 +46,16 @@ def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
         return tuple(_dependency_reasons(facts))
     if facts.state is not TaskState.PENDING:
         return ()
+    if facts.parked_at is not None:
+        last = f" (last error: {facts.last_error})" if facts.last_error else ""
+        return (
+            WaitReason(
+                "dead_letter",
+                f"parked in the dead-letter queue after {facts.failures} failed attempt"
+                f"{'s' if facts.failures != 1 else ''}{last}; `pepper dlq replay {facts.task.task_id}` runs it again",
+                details={"parked_at": facts.parked_at, "failures": facts.failures},
+            ),
+        )
     if facts.next_attempt_at is not None and facts.next_attempt_at > facts.now:
         return (_retry_reason(facts),)
     reasons = _agent_reasons(facts)

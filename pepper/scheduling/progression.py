@@ -8,8 +8,8 @@ cancelled it can never run (``doom``). Failure semantics:
 
 - by default a failed step cancels the steps that depend on it (the engine does
   this for tasks) and independent branches run on; the run ends ``failed``;
-- with ``fail_fast``, or when the run is cancelled, every unfinished step is
-  cancelled at once.
+- with ``fail_fast``, when a step's recovery policy aborts the run, or when the
+  run is cancelled, every unfinished step is cancelled at once.
 
 A run ends when every step is final: ``cancelled`` if it was cancelled, else
 ``failed`` if a step failed, else ``cancelled`` if a step was cancelled from
@@ -45,13 +45,15 @@ def advance(
     states: Mapping[str, TaskState | None],
     *,
     cancelled: str | None = None,
+    stopped: str | None = None,
 ) -> Advance:
     """The next moves for a run whose steps stand at ``states`` (step id -> state, None: no task yet).
 
-    ``cancelled`` is the reason the run was cancelled, if it was.
+    ``cancelled`` is the reason the run was cancelled, if it was; ``stopped`` why it must stop (a step
+    aborted it).
     """
     failed = [s.step_id for s in spec.steps if states.get(s.step_id) is TaskState.FAILED]
-    stop = cancelled
+    stop = cancelled or stopped
     if stop is None and failed and spec.fail_fast:
         stop = f"the run stopped at the first failure (fail_fast): step {failed[0]!r} failed"
     if stop is not None:

@@ -69,9 +69,10 @@ class Routing:
             self.version += 1
         return agent
 
-    def route_of(self, task: Task, placement: str | None = None) -> RouteInfo:
-        """The route of ``task``; a ``placement`` (from a workload plan) pins it like ``task.agent`` does."""
-        route = Route(task.task_type, placement or task.agent, task.requirements.skills)
+    def route_of(self, task: Task, placement: str | None = None, run_as: str | None = None) -> RouteInfo:
+        """The route of ``task``; a ``placement`` (a workload plan's, or a recovery's) pins it like
+        ``task.agent`` does; ``run_as`` (a recovery's fallback task type) replaces its type."""
+        route = Route(run_as or task.task_type, placement or task.agent, task.requirements.skills)
         info = self._routes.get(route)
         if info is None:
             agents = [a for a in self.agents.values() if rejection(a.spec, route) is None]

@@ -17,9 +17,11 @@ from pepper.errors import DuplicateTaskError
 from pepper.model import codec
 from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord, initial_state
+from pepper.model.recovery import NO_RECOVERY
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
 from pepper.store.connection import connect, expand, migrate, queries, transaction
+from pepper.store.errors import ErrorLog
 from pepper.store.feedback import FeedbackLog
 from pepper.store.leases import LeaseLedger
 from pepper.store.runs import RunLog
@@ -46,7 +48,8 @@ def save_params(t: Any, writer: str, version: int) -> tuple[Any, ...]:
         t.state.value, t.attempts, t.failures, t.agent_id, t.owner, t.ready_at, t.started_at,
         t.finished_at, t.next_attempt_at, t.result_json,
         codec.encode(t.error.to_dict()) if t.error is not None else None,
-        t.reason, t.progress, t.progress_message, int(t.cancel_requested), t.placement, writer,
+        t.reason, t.progress, t.progress_message, int(t.cancel_requested), t.placement,
+        None if t.recovery is NO_RECOVERY else codec.encode(t.recovery.to_data()), t.parked_at, writer,
         t.task.task_id, version,
     )  # fmt: skip
 
@@ -67,9 +70,12 @@ class WriteSet:
     attempts: list[tuple[Any, ...]] = field(default_factory=list)
     lease_takes: list[Lease] = field(default_factory=list)
     lease_drops: list[str] = field(default_factory=list)
+    errors: list[tuple[Any, ...]] = field(default_factory=list)  # ``record_error`` parameters
 
     def __bool__(self) -> bool:
-        return bool(self.submissions or self.saves or self.attempts or self.lease_takes or self.lease_drops)
+        return bool(
+            self.submissions or self.saves or self.attempts or self.lease_takes or self.lease_drops or self.errors
+        )
 
 
 @dataclass
@@ -125,6 +131,7 @@ class SQLiteStore:
         self.leases = LeaseLedger(self)
         self.feedback = FeedbackLog(self)
         self.runs = RunLog(self)
+        self.errors = ErrorLog(self)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -199,6 +206,8 @@ class SQLiteStore:
                     result.conflicts = set(ids) - self._written(conn, ids, writer)
             if writes.attempts:
                 conn.executemany(q["record_attempt"], writes.attempts)
+            if writes.errors:
+                conn.executemany(q["record_error"], writes.errors)
         return result
 
     def begin_change(self, conn: sqlite3.Connection) -> int:

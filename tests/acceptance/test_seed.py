@@ -168,3 +168,29 @@ def test_the_task_sequencer_snippet_runs_the_chain(tmp_path):
     assert sequence.order == ("task_1", "task_2", "task_3")
     assert result.status == "completed"
     assert result.results["task_3"] == {"deployed": ["task_1.md"]}
+
+
+def test_the_error_handler_snippet_retries_a_failed_task_until_it_completes(tmp_path):
+    pepper.init(db=str(tmp_path / "seed.db"), home=str(tmp_path / "home"), retry_delay="10ms")
+    calls = []
+
+    @pepper.agent("documentation_agent", task_types=["documentation"])
+    def document(task):
+        calls.append(task.attempt)
+        if len(calls) == 1:
+            raise TimeoutError("the docs service did not answer")
+        return {"page": "task_123.md"}
+
+    orchestrator = pepper.TaskOrchestrator()
+    orchestrator.submit_task(task_id="task_123", task_type="documentation")
+    failed = orchestrator.wait("task_123", timeout=10)
+    assert failed.state is TaskState.FAILED
+    task_error = TimeoutError("the docs service did not answer")
+
+    namespace: dict = {"task_error": task_error}
+    _run_awaiting(snippet("Error Handling"), namespace)
+
+    assert orchestrator.get_result("task_123", timeout=10) == {"page": "task_123.md"}
+    assert calls == [1, 2]
+    history = namespace["handler"].get_error_history("task_123")
+    assert [(e.action, e.error.type) for e in history] == [("fail", "TimeoutError"), ("retry", "TimeoutError")]

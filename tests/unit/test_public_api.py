@@ -27,6 +27,7 @@ TOP_LEVEL = [
 ]
 CORE = [
     "AgentSelector",
+    "ErrorHandler",
     "LoadBalancer",
     "ResourceAllocator",
     "ResourceManager",

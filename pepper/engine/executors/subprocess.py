@@ -82,6 +82,8 @@ class MemoryLimitExceeded(Exception):
         self.cap_mb = cap_mb
 
 
+_CRASH_SIGNALS = frozenset(int(s) for s in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS,
+                                              signal.SIGILL, signal.SIGFPE, signal.SIGTERM))  # fmt: skip
 _OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
 
 
@@ -181,7 +183,9 @@ async def run_command(
     if memory_cap and _ran_out_of_memory(code, errors):
         raise MemoryLimitExceeded(spec.command, memory_cap, errors)
     if code < 0:
-        raise CommandKilled(spec.command, -code, stderr.decode("utf-8", errors="replace"))
+        raise CommandKilled(spec.command, -code, errors)
+    if code - 128 in _CRASH_SIGNALS:  # the shell reports a child killed by signal N as status 128 + N
+        raise CommandKilled(spec.command, code - 128, errors)
     if code != 0:
         raise CommandFailed(spec.command, code, stderr.decode("utf-8", errors="replace"))
     return parse_output(stdout)

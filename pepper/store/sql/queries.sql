@@ -20,15 +20,16 @@ SELECT COALESCE(MAX(change_seq), 0) FROM tasks;
 -- name: insert_task
 INSERT OR IGNORE INTO tasks (
     task_id, task_type, priority, dependencies, inputs, agent, requirements,
-    timeout, max_retries, metadata, created_at, state, ready_at, change_seq, writer
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    timeout, max_retries, metadata, created_at, policy, state, ready_at, change_seq, writer
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
           (SELECT seq FROM temp.tx), ?);
 
 -- name: save_task
 UPDATE tasks SET
     state = ?, attempts = ?, failures = ?, agent_id = ?, owner = ?, ready_at = ?,
     started_at = ?, finished_at = ?, next_attempt_at = ?, result = ?, error = ?,
-    reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, placement = ?, writer = ?,
+    reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, placement = ?,
+    recovery = ?, parked_at = ?, writer = ?,
     version = version + 1,
     change_seq = (SELECT seq FROM temp.tx)
 WHERE task_id = ? AND version = ?;
@@ -212,3 +213,29 @@ UPDATE runs SET driver = ? WHERE run_id = ? AND state = 'running';
 -- name: run_tasks
 -- The tasks of a run: ids from "<run_id>/" up to (not including) "<run_id>0", the next string after "/".
 SELECT * FROM tasks WHERE task_id >= ? AND task_id < ? ORDER BY seq;
+
+-- name: record_error
+-- Only recorded when this transaction's write of the task row went through.
+INSERT INTO errors (
+    task_id, attempt, agent_id, worker_id, task_type, at, type, message, traceback, kind, strategy, action, detail
+) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (
+    SELECT 1 FROM tasks
+    WHERE task_id = ? AND writer = ?
+      AND change_seq = (SELECT seq FROM temp.tx)
+);
+
+-- name: errors_of_task
+SELECT * FROM errors WHERE task_id = ? ORDER BY error_id;
+
+-- name: errors_of_agent
+SELECT * FROM errors WHERE agent_id = ? ORDER BY error_id DESC LIMIT ?;
+
+-- name: errors_of_run
+SELECT * FROM errors WHERE task_id >= ? AND task_id < ? ORDER BY error_id;
+
+-- name: recent_errors
+SELECT * FROM errors ORDER BY error_id DESC LIMIT ?;
+
+-- name: parked_tasks
+SELECT * FROM tasks WHERE parked_at IS NOT NULL AND state = 'pending' ORDER BY parked_at;

@@ -43,7 +43,10 @@ CREATE TABLE tasks (
     version          INTEGER NOT NULL DEFAULT 1,
     change_seq       INTEGER NOT NULL,
     writer           TEXT,
-    placement        TEXT
+    placement        TEXT,
+    policy           TEXT,
+    recovery         TEXT,
+    parked_at        REAL
 );
 -- No index on state: every write changes it, so such an index would tax every save;
 -- queries by state (start-up, listings) scan instead (about 0.1 s per million rows).
@@ -155,3 +158,23 @@ CREATE TABLE runs (
     cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_by_created ON runs (created_at);
+
+-- Every error a task met, with the strategy that answered it and what it decided.
+CREATE TABLE errors (
+    error_id  INTEGER PRIMARY KEY,
+    task_id   TEXT NOT NULL,
+    attempt   INTEGER NOT NULL,
+    agent_id  TEXT,
+    worker_id TEXT,
+    task_type TEXT NOT NULL,
+    at        REAL NOT NULL,
+    type      TEXT NOT NULL,
+    message   TEXT NOT NULL,
+    traceback TEXT,
+    kind      TEXT NOT NULL,
+    strategy  TEXT,
+    action    TEXT NOT NULL,
+    detail    TEXT
+);
+CREATE INDEX errors_by_task ON errors (task_id, error_id);
+CREATE INDEX errors_by_agent ON errors (agent_id, at);

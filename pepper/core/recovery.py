@@ -1,0 +1,125 @@
+"""``ErrorHandler``: recovery strategies applied by hand, the error history, and the dead-letter queue.
+
+The engine applies each task's recovery policy by itself when an attempt fails
+(see ``pepper.model.recovery``); ``handle_error`` takes the same path for a
+person or a script that decides instead.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from pepper.core.runtime import Runtime, resolve
+from pepper.engine.portal import Portal, blocking, on_engine_loop
+from pepper.errors import TaskNotFoundError, ValidationError
+from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
+from pepper.model.status import TaskError, TaskStatus
+
+
+def as_task_error(error: Any, fallback: TaskError | None = None) -> TaskError:
+    """A ``TaskError`` from an exception, a ``TaskError``, a message, a mapping or None (``fallback``)."""
+    if isinstance(error, TaskError):
+        return error
+    if isinstance(error, BaseException):
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return TaskError(type(error).__name__, str(error), text if error.__traceback__ else None)
+    if isinstance(error, str) and error.strip():
+        return TaskError("Error", error)
+    if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+        return TaskError(str(error.get("type", "Error")), error["message"], error.get("traceback"))
+    if error is None:
+        return fallback or TaskError("Error", "an error was reported by hand")
+    raise ValidationError(
+        f"error must be an exception, a TaskError, a message or a mapping with a 'message'; got {error!r}",
+        field="error",
+    )
+
+
+def _check_id(value: Any, what: str = "task_id") -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty string, got {value!r}", field=what)
+    return value
+
+
+class ErrorHandler:
+    """Handles task errors by hand and shows what went wrong.
+
+    ``recovery_strategy`` is a strategy or a chain, as text (``"retry"``,
+    ``"retry(3, delay=5s) -> reassign -> dead_letter"``) or objects from
+    ``pepper.model.recovery``; see that module for what each one does.
+    """
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def _portal(self) -> Portal:
+        return self.runtime.portal()
+
+    @on_engine_loop
+    async def handle_error(self, task_id: str, error: Any = None, recovery_strategy: Any = "retry") -> RecoveryOutcome:
+        """Apply ``recovery_strategy`` to ``error`` of a task (running, pending, parked or failed) and return
+        what was decided, when it runs next and where. Completed, cancelled and blocked tasks are refused."""
+        task_id = _check_id(task_id)
+        policy = Policy.parse(recovery_strategy)
+        backend = await self.runtime.backend()
+        status = await backend.status(task_id)
+        return await backend.handle_error(task_id, as_task_error(error, status.error), policy)
+
+    def handle_error_now(self, task_id: str, error: Any = None, recovery_strategy: Any = "retry") -> RecoveryOutcome:
+        """``handle_error`` for code without asyncio."""
+        return self._portal().call(self.handle_error(task_id, error, recovery_strategy))
+
+    def get_error_history(
+        self, task_id: str | None = None, *, agent_id: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[ErrorRecord]:
+        """Every error of a task (oldest first); or the latest errors of an agent, of a workflow run's steps,
+        or of everything (newest first) - each with the strategy applied and what it decided."""
+        store = self.runtime.store
+        if sum(x is not None for x in (task_id, agent_id, run_id)) > 1:
+            raise ValidationError("give one of task_id, agent_id or run_id", field="task_id")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a whole number >= 1, got {limit!r}", field="limit")
+        if task_id is not None:
+            _check_id(task_id)
+            if not store.get_tasks([task_id]):
+                raise TaskNotFoundError(task_id)
+            return store.errors.of_task(task_id)
+        if agent_id is not None:
+            return store.errors.of_agent(_check_id(agent_id, "agent_id"), limit)
+        if run_id is not None:
+            store.runs.get(_check_id(run_id, "run_id"))  # raises RunNotFoundError
+            return store.errors.of_run(run_id)
+        return store.errors.recent(limit)
+
+    def dead_letters(self) -> list[TaskStatus]:
+        """The tasks parked in the dead-letter queue, oldest first."""
+        return [r.to_status() for r in self.runtime.store.errors.parked()]
+
+    @on_engine_loop
+    async def replay_async(
+        self, task_id: str | None = None, *, all: bool = False, agent: str | None = None
+    ) -> list[str]:
+        """Run parked tasks again from the start of their policy (one, or ``all=True``), on ``agent`` if given;
+        a failed task may be replayed too. Returns the ids replayed."""
+        if (task_id is None) == (not all):
+            raise ValidationError("replay one task (task_id) or all parked tasks (all=True)", field="task_id")
+        if agent is not None:
+            _check_id(agent, "agent")
+        ids = [_check_id(task_id)] if task_id is not None else [s.task_id for s in self.dead_letters()]
+        backend = await self.runtime.backend()
+        return [tid for tid in ids if await backend.replay(tid, agent)]
+
+    @on_engine_loop
+    async def drop_async(self, task_id: str, reason: str | None = None) -> bool:
+        """Give up a parked task: it fails and its dependents are cancelled. False if it was not parked."""
+        backend = await self.runtime.backend()
+        return await backend.drop(_check_id(task_id), reason or "dropped from the dead-letter queue")
+
+    replay = blocking(replay_async)
+    drop = blocking(drop_async)

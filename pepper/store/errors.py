@@ -1,0 +1,38 @@
+"""The error history (the ``errors`` table) and the dead-letter queue (parked tasks)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pepper.model.record import TaskRecord
+from pepper.model.recovery import ErrorRecord
+
+if TYPE_CHECKING:
+    from pepper.store.sqlite import SQLiteStore
+
+
+class ErrorLog:
+    """Reads of the error history; errors are written with the task saves that decide on them."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def of_task(self, task_id: str) -> list[ErrorRecord]:
+        """Every error of a task, oldest first."""
+        return [ErrorRecord.from_row(r) for r in self._store.query("errors_of_task", (task_id,))]
+
+    def of_agent(self, agent_id: str, limit: int = 100) -> list[ErrorRecord]:
+        """The latest errors on an agent, newest first."""
+        return [ErrorRecord.from_row(r) for r in self._store.query("errors_of_agent", (agent_id, limit))]
+
+    def of_run(self, run_id: str) -> list[ErrorRecord]:
+        """Every error of the steps of a workflow run, oldest first."""
+        return [ErrorRecord.from_row(r) for r in self._store.query("errors_of_run", (f"{run_id}/", f"{run_id}0"))]
+
+    def recent(self, limit: int = 100) -> list[ErrorRecord]:
+        """The latest errors, newest first."""
+        return [ErrorRecord.from_row(r) for r in self._store.query("recent_errors", (limit,))]
+
+    def parked(self) -> list[TaskRecord]:
+        """The dead-letter queue: tasks parked for a person, oldest first."""
+        return [TaskRecord.from_row(r) for r in self._store.query("parked_tasks")]

@@ -1,0 +1,93 @@
+"""``pepper errors`` and ``pepper dlq``, run as a user would, on a database where a task was parked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PARK = textwrap.dedent("""
+    import sys, time
+    import pepper
+    from pepper.core import ErrorHandler, TaskOrchestrator
+
+    runtime = pepper.Runtime(db=sys.argv[1], home=sys.argv[2], poll_interval="20ms")
+
+    @pepper.agent("flaky", task_types=["build"], runtime=runtime, recovery="retry(1, delay=10ms) -> dead_letter")
+    def build(task):
+        raise ConnectionError("the registry is down")
+
+    TaskOrchestrator(runtime).submit_tasks([
+        {"id": "build-7", "type": "build"},
+        {"id": "deploy", "type": "build", "dependencies": ["build-7"]},
+    ])
+    deadline = time.monotonic() + 20
+    while not ErrorHandler(runtime).dead_letters() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runtime.close()
+""")
+
+
+def pepper_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pepper", *args, "--db", str(db)], capture_output=True, text=True,
+                          env=env, timeout=60)  # fmt: skip
+
+
+@pytest.fixture
+def parked(tmp_path: Path) -> Path:
+    db = tmp_path / "p.db"
+    script = tmp_path / "park.py"
+    script.write_text(PARK)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(db), str(tmp_path / "home")], env=env, timeout=60,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def test_errors_show_each_failure_and_what_the_policy_decided(parked: Path) -> None:
+    shown = pepper_cli(parked, "errors", "build-7")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["WHEN", "ATTEMPT", "AGENT", "ERROR", "DECIDED"]
+    assert "ConnectionError: the registry is down" in lines[1] and "retry: retry 1 of 1" in lines[1]
+    assert "dead letter: parked in the dead-letter queue" in lines[2]
+    assert "2 errors of task build-7" in shown.stdout
+    data = json.loads(pepper_cli(parked, "errors", "build-7", "--json").stdout)
+    assert [(e["attempt"], e["action"], e["type"]) for e in data] == [
+        (1, "retry", "ConnectionError"), (2, "dead_letter", "ConnectionError")
+    ]  # fmt: skip
+    assert "TASK" in pepper_cli(parked, "errors", "--agent", "flaky").stdout.splitlines()[0]
+    assert "no task with id 'nope'" in pepper_cli(parked, "errors", "nope").stderr
+
+
+def test_dlq_lists_replays_and_drops_parked_tasks(parked: Path) -> None:
+    listed = pepper_cli(parked, "dlq")
+    assert listed.returncode == 0 and "build-7" in listed.stdout and "1 parked task" in listed.stdout
+    assert [t["task_id"] for t in json.loads(pepper_cli(parked, "dlq", "--json").stdout)] == ["build-7"]
+    status = pepper_cli(parked, "status", "build-7")
+    assert "parked in the dead-letter queue after 2 failed attempts" in status.stdout
+
+    assert pepper_cli(parked, "dlq", "drop", "deploy").returncode == 1  # not parked
+    replayed = pepper_cli(parked, "dlq", "replay", "build-7")
+    assert replayed.returncode == 0 and "replaying build-7" in replayed.stdout
+    assert "The dead-letter queue is empty" in pepper_cli(parked, "dlq").stdout
+    assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["parked_at"] is None
+    nothing = pepper_cli(parked, "dlq", "replay", "--all")
+    assert nothing.returncode == 1 and "nothing to replay" in nothing.stdout
+    assert pepper_cli(parked, "dlq", "replay").returncode == 2  # neither TASK nor --all
+
+
+def test_dropping_fails_the_task_and_cancels_its_dependents(parked: Path) -> None:
+    dropped = pepper_cli(parked, "dlq", "drop", "build-7", "--reason", "obsolete")
+    assert dropped.returncode == 0 and "dropped build-7" in dropped.stdout
+    assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["state"] == "failed"
+    assert json.loads(pepper_cli(parked, "status", "deploy", "--json").stdout)["state"] == "cancelled"

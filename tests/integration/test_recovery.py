@@ -1,0 +1,175 @@
+"""Recovery end to end: policies on real agents and subprocesses, the error history, the dead-letter queue."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+
+import pytest
+
+import pepper
+from pepper.agents import CommandAgent
+from pepper.core import ErrorHandler, TaskOrchestrator, WorkflowController
+from pepper.errors import ConflictError, TaskNotFoundError, ValidationError
+from pepper.model.task import TaskState
+
+FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = pepper.Runtime(db=str(tmp_path / "r.db"), home=str(tmp_path / "home"), **FAST)
+    yield rt
+    rt.close()
+
+
+def flaky(runtime, agent_id, failures, types=("t",), **options):
+    """An agent that raises on its first ``failures`` calls, then returns which call it was."""
+    calls = []
+    lock = threading.Lock()
+
+    @pepper.agent(agent_id, task_types=list(types), runtime=runtime, **options)
+    def run(task):
+        with lock:
+            calls.append(task.task_id)
+            n = len(calls)
+        if n <= failures:
+            raise ConnectionError(f"call {n} failed")
+        return {"call": n, "agent": agent_id}
+
+    return calls
+
+
+def test_an_agent_failing_twice_then_succeeding_completes_on_attempt_3_with_two_errors_recorded(runtime):
+    flaky(runtime, "shaky", failures=2)
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t", policy="retry(3, delay=10ms)")
+    status = orchestrator.wait("job", timeout=20)
+    assert (status.state, status.attempts, status.result["call"]) == (TaskState.COMPLETED, 3, 3)
+
+    history = ErrorHandler(runtime).get_error_history("job")
+    assert [(e.attempt, e.error.type, e.action, e.agent_id) for e in history] == [
+        (1, "ConnectionError", "retry", "shaky"), (2, "ConnectionError", "retry", "shaky")
+    ]  # fmt: skip
+    assert history[0].strategy == "retry(delay=0.01)" and history[0].detail.startswith("retry 1 of 3 in")
+    assert "ConnectionError: call 1 failed" in history[0].error.traceback
+
+
+def test_reassign_moves_a_failing_task_to_the_other_agent(runtime):
+    broken = flaky(runtime, "broken", failures=100)
+    healthy = flaky(runtime, "healthy", failures=0)
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t", agent="broken", policy="reassign -> dead_letter")
+    status = orchestrator.wait("job", timeout=20)
+    assert status.state is TaskState.COMPLETED and status.agent_id == "healthy"
+    assert broken == ["job"] and healthy == ["job"]
+    (error,) = ErrorHandler(runtime).get_error_history(agent_id="broken")
+    assert (error.action, error.detail) == ("reassign", "moved to agent 'healthy' (failed on broken)")
+
+
+def test_a_command_agent_killed_with_sigkill_is_retried(runtime, tmp_path):
+    marker = tmp_path / "killed-once"
+    script = tmp_path / "work.py"
+    script.write_text(
+        "import os, pathlib, signal, sys\n"
+        f"marker = pathlib.Path({str(marker)!r})\n"
+        "if not marker.exists():\n"
+        "    marker.write_text('x')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "print('survived')\n"
+    )
+    runtime.register_agent(CommandAgent("cmd", f"{sys.executable} {script}", task_types=["t"]))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t", max_retries=1)
+    status = orchestrator.wait("job", timeout=30)
+    assert (status.state, status.attempts, status.result) == (TaskState.COMPLETED, 2, "survived")
+    (error,) = ErrorHandler(runtime).get_error_history("job")
+    assert error.error.kind == "crash" and "SIGKILL" in error.error.message and error.action == "retry"
+
+
+def test_a_task_that_exhausts_its_policy_is_parked_and_replay_completes_it_once_fixed(runtime):
+    fixed = threading.Event()
+
+    @pepper.agent("fragile", task_types=["t"], runtime=runtime, recovery="retry(1, delay=10ms) -> dead_letter")
+    def fragile(task):
+        if not fixed.is_set():
+            raise RuntimeError("the service is down")
+        return "done"
+
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "job", "type": "t"}, {"id": "after", "type": "t", "dependencies": ["job"]}])
+    handler = ErrorHandler(runtime)
+    deadline = time.monotonic() + 20
+    while not handler.dead_letters() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (parked,) = handler.dead_letters()
+    assert parked.task_id == "job" and parked.parked and parked.attempts == 2
+    status = orchestrator.get_task_status("job")
+    assert status.state is TaskState.PENDING and status.waiting_on[0].kind == "dead_letter"
+    assert "pepper dlq replay job" in status.waiting_on[0].message
+    assert orchestrator.get_task_status("after").state is TaskState.BLOCKED
+
+    fixed.set()
+    assert handler.replay("job") == ["job"]
+    assert orchestrator.get_result("after", timeout=20) == "done"
+    assert orchestrator.get_task_status("job").attempts == 3 and handler.dead_letters() == []
+    assert [e.action for e in handler.get_error_history("job")] == ["retry", "dead_letter"]
+
+
+def test_dropping_a_parked_task_fails_it_and_cancels_its_dependents(runtime):
+    flaky(runtime, "never", failures=100, recovery="dead_letter")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "job", "type": "t"}, {"id": "after", "type": "t", "dependencies": ["job"]}])
+    handler = ErrorHandler(runtime)
+    deadline = time.monotonic() + 20
+    while not handler.dead_letters() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert handler.drop("job", reason="not needed any more") is True
+    assert orchestrator.get_task_status("job").state is TaskState.FAILED
+    assert orchestrator.wait("after", timeout=10).state is TaskState.CANCELLED
+    assert handler.drop("job") is False
+
+
+def test_handle_error_applies_a_strategy_by_hand_and_refuses_what_cannot_be_handled(runtime):
+    flaky(runtime, "agent", failures=1)
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t")  # no retries: it fails
+    assert orchestrator.wait("job", timeout=10).state is TaskState.FAILED
+    handler = ErrorHandler(runtime)
+
+    outcome = asyncio.run(handler.handle_error("job", ConnectionError("try once more"), "retry(1, delay=0)"))
+    assert (outcome.action, outcome.state) == ("retry", "pending") or outcome.state == "in_progress"
+    assert orchestrator.wait("job", timeout=10).state is TaskState.COMPLETED
+    assert [e.error.message for e in handler.get_error_history("job")][-1] == "try once more"
+
+    with pytest.raises(ConflictError, match="already completed"):
+        handler.handle_error_now("job", "late", "retry")
+    with pytest.raises(TaskNotFoundError):
+        handler.handle_error_now("nope", "x", "retry")
+    with pytest.raises(ValidationError, match="valid strategies: retry, reassign, fallback, skip, abort, dead_letter"):
+        handler.handle_error_now("job", "x", "retyr")
+    with pytest.raises(ValidationError, match="max_attempts must be a whole number >= 0"):
+        handler.handle_error_now("job", "x", "retry(-3)")
+    with pytest.raises(ValidationError, match="cannot be negative"):
+        handler.handle_error_now("job", "x", "retry(3, delay=-1)")
+
+
+def test_workflow_steps_skip_or_abort_by_their_policy(runtime):
+    flaky(runtime, "broken", failures=100, types=("bad",))
+    flaky(runtime, "ok", failures=0, types=("t",))
+    skipping = WorkflowController("tolerant", runtime)
+    skipping.add_step("optional", "bad", recovery="skip")
+    skipping.add_step("after", "t", dependencies=["optional"])
+    result = skipping.run(timeout=20)
+    assert result.status == "completed" and result["optional"].status == "skipped"
+    assert result["after"].status == "completed"
+
+    aborting = WorkflowController("strict", runtime)
+    aborting.add_step("slow", "t", inputs={})
+    aborting.add_step("critical", "bad", recovery="retry(1, delay=10ms) -> abort")
+    aborting.add_step("later", "t", dependencies=["critical"])
+    result = aborting.run(timeout=20)
+    assert result.status == "failed" and result["critical"].reason.startswith("aborted: ")
+    assert [e.action for e in ErrorHandler(runtime).get_error_history(run_id=result.run_id)] == ["retry", "abort"]

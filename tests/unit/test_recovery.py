@@ -1,0 +1,268 @@
+"""Recovery policies as pure decisions: each strategy, chaining, exact backoff and jitter bounds, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from pepper.errors import ValidationError
+from pepper.model.recovery import (
+    NO_RECOVERY,
+    Abort,
+    DeadLetter,
+    Fallback,
+    Options,
+    Policy,
+    Reassign,
+    RecoveryState,
+    Retry,
+    Skip,
+    decide,
+    default_policy,
+)
+from pepper.model.retry import Backoff, unit_jitter
+
+NOBODY_ELSE = Options()
+
+
+def run_chain(policy, failures, options=NOBODY_ELSE, error="RuntimeError", agent="a"):
+    """Decide ``failures`` failures in a row; the decisions."""
+    state, decisions = NO_RECOVERY, []
+    for n in range(failures):
+        decision = decide(Policy.parse(policy), state, error, agent, f"task:{n + 1}", options)
+        decisions.append(decision)
+        state = decision.state
+        agent = decision.agent or agent
+    return decisions
+
+
+def test_retry_backs_off_exactly_within_its_jitter_bounds_then_hands_over():
+    policy = Retry(max_attempts=4, delay=1.0, multiplier=3.0, max_delay=5.0, jitter=0.5)
+    decisions = run_chain(Policy((policy,)), 5)
+    assert [d.action for d in decisions] == ["retry"] * 4 + ["fail"]
+    for n, d in enumerate(decisions[:4], start=1):
+        base = min(5.0, 1.0 * 3.0 ** (n - 1))
+        assert d.delay == pytest.approx(base * (1 - 0.5 * unit_jitter(f"task:{n}:{n}")))
+        assert base * 0.5 <= d.delay <= base
+    assert (
+        decisions[-1].message
+        == "its recovery policy (retry(max_attempts=4, multiplier=3.0, max_delay=5.0, jitter=0.5)) is exhausted"
+    )
+
+
+def test_no_jitter_means_exact_delays_and_the_default_policy_uses_the_runtime_settings():
+    decisions = run_chain(Policy((Retry(3, delay=2, multiplier=2, max_delay=100, jitter=0),)), 3)
+    assert [d.delay for d in decisions] == [2.0, 4.0, 8.0]
+    default = default_policy(2, Backoff(0.5, 2.0, 10.0, 0.0))
+    assert [d.delay for d in run_chain(default, 3)] == [0.5, 1.0, 0.0] and run_chain(default, 3)[-1].action == "fail"
+
+
+def test_errors_that_are_not_retryable_go_straight_to_the_next_strategy():
+    policy = "retry(5, never_retry=[ValueError]) -> dead_letter"
+    assert run_chain(policy, 1, error="ValueError")[0].action == "dead_letter"
+    assert run_chain(policy, 1, error="KeyError")[0].action == "retry"
+    only = "retry(5, retry_on=[TimeoutError]) -> skip"
+    assert run_chain(only, 1, error="TimeoutError")[0].action == "retry"
+    assert run_chain(only, 1, error="ZeroDivisionError")[0].action == "skip"
+
+
+def test_reassign_never_returns_to_an_agent_that_failed_and_hands_over_when_none_is_left():
+    agents = ["a", "b", "c"]
+
+    def other(excluded):
+        return next((x for x in agents if x not in excluded), None)
+
+    decisions = run_chain("reassign -> dead_letter", 4, Options(other_agent=other))
+    assert [(d.action, d.agent) for d in decisions] == [
+        ("reassign", "b"), ("reassign", "c"), ("dead_letter", None), ("dead_letter", None)
+    ]  # fmt: skip
+    assert decisions[1].state.failed_agents == ("a", "b") and decisions[1].penalize == "b"
+    limited = run_chain(Policy((Reassign(max_times=1, penalize=False), Abort())), 2, Options(other_agent=other))
+    assert [d.action for d in limited] == ["reassign", "abort"] and limited[0].penalize is None
+
+
+def test_fallback_runs_once_on_a_named_agent_or_as_another_task_type():
+    can = Options(can_run=lambda agent, task_type: agent == "backup", agent_for_type=lambda t: "generalist")
+    assert [d.action for d in run_chain("fallback(backup) -> skip", 2, can)] == ["fallback", "skip"]
+    as_type = run_chain(Policy((Fallback(task_type="manual_review"),)), 2, can)
+    assert (as_type[0].action, as_type[0].agent, as_type[0].state.run_as) == ("fallback", "generalist", "manual_review")
+    assert as_type[1].action == "fail"
+    missing = run_chain("fallback(agent=ghost) -> abort", 1, can)
+    assert missing[0].action == "abort"  # no such agent: the next strategy decides
+
+
+def test_terminal_strategies_decide_at_once():
+    for strategy, action in ((Skip(), "skip"), (Abort(), "abort"), (DeadLetter(), "dead_letter")):
+        assert run_chain(Policy((strategy, Retry())), 1)[0].action == action
+
+
+def test_policies_read_from_text_mappings_and_lists_and_round_trip():
+    text = (
+        "retry(3, delay=2s, max_delay=1m, never_retry=[ValueError, KeyError]) -> reassign(max_times=2) -> dead_letter"
+    )
+    policy = Policy.parse(text)
+    assert policy.strategies == (
+        Retry(3, delay=2.0, max_delay=60.0, never_retry=frozenset({"ValueError", "KeyError"})),
+        Reassign(max_times=2),
+        DeadLetter(),
+    )
+    assert Policy.parse(str(policy)) == policy == Policy.parse(policy.to_data())
+    assert Policy.parse(["retry", {"strategy": "skip"}]).strategies == (Retry(), Skip())
+    assert Policy.parse("retry(2) → dead-letter").strategies == (Retry(2), DeadLetter())
+    assert RecoveryState.from_data(RecoveryState(2, 1, ("a",), "x").to_data()) == RecoveryState(2, 1, ("a",), "x")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("retyr", r"unknown recovery strategy 'retyr'; valid strategies: retry, reassign, .* Did you mean 'retry'"),
+        ("retry(-1)", "max_attempts must be a whole number >= 0"),
+        ("retry(3, delay=-2)", "cannot be negative"),
+        ("retry(3, multiplier=0.5)", "multiplier must be >= 1"),
+        ("retry(3, jitter=2)", "jitter must be between 0 and 1"),
+        ("retry(3, attempts=2)", "retry takes no argument 'attempts'"),
+        ("reassign(-2)", "max_times must be a whole number >= 0"),
+        ("fallback", "exactly one of agent"),
+        ("retry -> ", "cannot be empty"),
+        ("", "cannot be empty"),
+        ([], "at least one strategy"),
+        (42, "recovery policy is text"),
+        ({"strategy": "nap"}, "unknown recovery strategy 'nap'"),
+    ],
+)
+def test_bad_policies_are_refused_with_what_is_valid(value, message):
+    with pytest.raises(ValidationError, match=message):
+        Policy.parse(value)
+
+
+# -- the state machine carrying decisions out -----------------------------------------------------
+
+from pepper.engine.state import EngineState  # noqa: E402
+from pepper.model.agent import AgentSpec  # noqa: E402
+from pepper.model.events import (  # noqa: E402
+    AgentAdded,
+    AttemptEnded,
+    Dropped,
+    ErrorHandled,
+    RecordError,
+    Replayed,
+    Start,
+    TasksAdded,
+    TimerFired,
+)
+from pepper.model.status import TaskError  # noqa: E402
+from pepper.model.submission import build_task  # noqa: E402
+from pepper.model.task import TaskState  # noqa: E402
+
+
+def engine(*agents, recovery=None):
+    state = EngineState("me", recovery=recovery)
+    for spec in agents:
+        state.handle(AgentAdded(spec, 0.0))
+    return state
+
+
+def spec(agent_id, recovery=None, types=("t",)):
+    return AgentSpec.build(agent_id, task_types=list(types), recovery=recovery)
+
+
+def fail(state, task_id, at, error_type="RuntimeError"):
+    t = state.tasks[task_id]
+    return state.handle(AttemptEnded(task_id, t.attempts, at, False, error=TaskError(error_type, "it broke")))
+
+
+def started(actions):
+    return [(a.task_id, a.agent_id) for a in actions if isinstance(a, Start)]
+
+
+def errors(actions):
+    return [(a.strategy, a.action) for a in actions if isinstance(a, RecordError)]
+
+
+def test_a_parked_task_keeps_its_dependents_waiting_until_it_is_replayed():
+    state = engine(spec("a"))
+    policy = "retry(1, delay=1, jitter=0) -> dead_letter"
+    x, after = (
+        build_task(task_id="x", task_type="t", policy=policy),
+        build_task(task_id="after", task_type="t", dependencies=["x"]),
+    )
+    state.handle(TasksAdded((x, after), 0.0))
+    first = fail(state, "x", 1.0)
+    assert errors(first) == [("retry(max_attempts=1, jitter=0.0)", "retry")]
+    assert state.tasks["x"].next_attempt_at == 2.0
+    again = state.handle(TimerFired(("retry", "x"), 2.0))
+    assert started(again) == [("x", "a")]
+    parked = fail(state, "x", 3.0)
+    x = state.tasks["x"]
+    assert errors(parked) == [("dead_letter", "dead_letter")] and not started(parked)
+    assert (x.state, x.parked_at, state.tasks["after"].state) == (TaskState.PENDING, 3.0, TaskState.BLOCKED)
+    assert "parked in the dead-letter queue" in x.reason
+
+    replayed = state.handle(Replayed("x", None, 10.0))
+    assert started(replayed) == [("x", "a")] and x.parked_at is None and x.recovery.stage == 0
+    state.handle(AttemptEnded("x", x.attempts, 11.0, True, "fixed"))
+    assert state.tasks["after"].state is TaskState.IN_PROGRESS
+
+
+def test_reassign_moves_the_task_to_an_agent_that_has_not_failed_it():
+    state = engine(spec("a"), spec("b"), spec("c"))
+    state.handle(TasksAdded((build_task(task_id="x", task_type="t", agent="a", policy="reassign -> abort"),), 0.0))
+    assert state.tasks["x"].agent_id == "a"
+    moved = fail(state, "x", 1.0)
+    (where,) = started(moved)
+    assert where[1] in ("b", "c") and state.tasks["x"].placement == where[1]
+    moved_again = fail(state, "x", 2.0)
+    (last,) = started(moved_again)
+    assert last[1] not in ("a", where[1])
+    aborted = fail(state, "x", 3.0)
+    assert errors(aborted) == [("abort", "abort")]
+    assert state.tasks["x"].state is TaskState.FAILED and state.tasks["x"].reason.startswith("aborted: ")
+
+
+def test_skip_completes_the_task_without_a_result_and_its_dependents_run():
+    state = engine(spec("a"))
+    state.handle(TasksAdded((build_task(task_id="x", task_type="t", policy="skip"),
+                             build_task(task_id="after", task_type="t", dependencies=["x"])), 0.0))  # fmt: skip
+    actions = fail(state, "x", 1.0)
+    x = state.tasks["x"]
+    assert (x.state, x.result, x.reason) == (
+        TaskState.COMPLETED,
+        None,
+        "skipped: skipped by its recovery policy after RuntimeError: it broke",
+    )
+    assert started(actions) == [("after", "a")]
+
+
+def test_the_task_policy_wins_over_the_agents_which_wins_over_the_runtimes():
+    state = engine(spec("a", recovery="skip"), recovery="dead_letter")
+    state.handle(TasksAdded((build_task(task_id="own", task_type="t", policy="abort"),), 0.0))
+    assert errors(fail(state, "own", 1.0)) == [("abort", "abort")]
+    state.handle(TasksAdded((build_task(task_id="agents", task_type="t"),), 2.0))
+    assert errors(fail(state, "agents", 3.0)) == [("skip", "skip")]
+    bare = engine(spec("b"), recovery="dead_letter")
+    bare.handle(TasksAdded((build_task(task_id="runtime", task_type="t"),), 0.0))
+    assert errors(fail(bare, "runtime", 1.0)) == [("dead_letter", "dead_letter")]
+
+
+def test_a_fallback_task_type_runs_on_an_agent_of_that_type_as_that_type():
+    state = engine(spec("a"), spec("human", types=("manual",)))
+    state.handle(TasksAdded((build_task(task_id="x", task_type="t", policy="fallback(task_type=manual)"),), 0.0))
+    assert started(fail(state, "x", 1.0)) == [("x", "human")]
+    assert state.tasks["x"].recovery.run_as == "manual"
+
+
+def test_handling_an_error_by_hand_stops_a_running_attempt_and_applies_the_strategy():
+    state = engine(spec("a"))
+    state.handle(TasksAdded((build_task(task_id="x", task_type="t"),), 0.0))
+    actions = state.handle(ErrorHandled("x", TaskError("Stuck", "no progress"), Policy.parse("dead_letter"), 5.0))
+    assert any(type(a).__name__ == "Abort" for a in actions)
+    x = state.tasks["x"]
+    assert (x.state, x.parked_at, x.failures) == (TaskState.PENDING, 5.0, 1)
+    assert state.last_decision.action == "dead_letter"
+    dropped = state.handle(Dropped("x", "not worth it", 6.0))
+    assert (
+        x.state is TaskState.FAILED
+        and x.reason == "not worth it"
+        and any(type(a).__name__ == "Settled" for a in dropped)
+    )
+    again = state.handle(ErrorHandled("x", TaskError("Error", "try again"), Policy.parse("retry(1, delay=0)"), 7.0))
+    assert x.state is TaskState.IN_PROGRESS and started(again) == [("x", "a")]
