@@ -9,6 +9,7 @@ from the stored history (refreshed every few seconds).
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,8 @@ from pepper.scheduling.performance import Performance, ScoreParts
 from pepper.scheduling.selection import Candidate, choose
 
 _STORED_VIEW_TTL = 2.0
-_stored_views: dict[int, tuple[float, StoredView]] = {}
+# keyed by the runtime itself (weakly): an id() could be reused by a later runtime and serve it a stranger's view
+_stored_views: weakref.WeakKeyDictionary[Runtime, tuple[float, StoredView]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +152,9 @@ def agents_view(runtime: Runtime) -> LiveView | StoredView:
         if not runtime.running:
             runtime.start()
         return LiveView(runtime)
-    cached = _stored_views.get(id(runtime))
+    cached = _stored_views.get(runtime)
     if cached is not None and time.monotonic() - cached[0] < _STORED_VIEW_TTL:
         return cached[1]
     view = StoredView(runtime)
-    _stored_views[id(runtime)] = (time.monotonic(), view)
+    _stored_views[runtime] = (time.monotonic(), view)
     return view
