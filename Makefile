@@ -29,6 +29,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/selection.py
+	$(BIN)/python benchmarks/metrics_overhead.py
+	$(BIN)/python benchmarks/planning.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache examples/docsite/output

@@ -59,9 +59,9 @@ async def work(task: pepper.TaskRun) -> dict:
     return {"ok": True, "n": len(task.dependency_results)}
 
 
-def run_pepper(path: str, tasks: Workload, capacity: int = 100) -> float:
+def run_pepper(path: str, tasks: Workload, capacity: int = 100, metrics: bool = True) -> float:
     """Seconds from submitting ``tasks`` to all of them completed (runtime set up before)."""
-    with pepper.Runtime(db=path, home=str(Path(path).parent / "home")) as runtime:
+    with pepper.Runtime(db=path, home=str(Path(path).parent / "home"), metrics=metrics) as runtime:
         pepper.agent("bench", task_types=["bench"], capacity=capacity, runtime=runtime)(work)
         orchestrator = TaskOrchestrator(runtime)
         runtime.start()

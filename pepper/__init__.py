@@ -18,6 +18,7 @@ Quick tour::
 
 from pepper.agents.base import BaseAgent
 from pepper.core import Runtime, TaskOrchestrator, agent, default_runtime, init, load_agents, register_agent
+from pepper.core.planning import Plan, plan
 from pepper.errors import PepperError
 from pepper.model.run import TaskRun
 from pepper.model.status import TaskError, TaskStatus, WaitReason
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BaseAgent",
     "PepperError",
+    "Plan",
     "Priority",
     "Runtime",
     "Task",
@@ -42,5 +44,6 @@ __all__ = [
     "default_runtime",
     "init",
     "load_agents",
+    "plan",
     "register_agent",
 ]

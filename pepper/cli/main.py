@@ -11,10 +11,13 @@ import click
 import pepper
 from pepper.cli.common import EXIT_BAD_INPUT, db_option
 from pepper.cli.distribution import feedback, why
+from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
+from pepper.cli.plan import plan_command
 from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
 from pepper.cli.tasks import cancel, list_tasks, status, submit
+from pepper.cli.top import top
 from pepper.cli.worker import agents, worker
 from pepper.cli.workflows import cancel_run, list_runs, resume_run, run_workflow, show_run
 from pepper.errors import PepperError
@@ -75,6 +78,7 @@ cli.add_command(list_runs)
 cli.add_command(show_run)
 cli.add_command(cancel_run)
 cli.add_command(resume_run)
+cli.add_command(plan_command)
 cli.add_command(feedback)
 cli.add_command(errors)
 cli.add_command(dlq)
@@ -82,6 +86,12 @@ cli.add_command(worker)
 cli.add_command(agents)
 cli.add_command(resources)
 cli.add_command(leases)
+cli.add_command(health)
+cli.add_command(perf)
+cli.add_command(top)
+cli.add_command(alerts)
+cli.add_command(metrics)
+cli.add_command(serve_metrics)
 
 
 def main() -> None:

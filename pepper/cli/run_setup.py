@@ -27,6 +27,7 @@ def controller_for(parsed: WorkflowFile, runtime: pepper.Runtime) -> WorkflowCon
     controller = WorkflowController(spec.name, runtime, fail_fast=spec.fail_fast, description=spec.description)
     controller.spec = spec
     controller.default_inputs = dict(parsed.inputs)
+    controller.predict = True  # `pepper show` compares the run with its predicted timeline
     for agent in parsed.agents:
         runtime.register_agent(agent)
     return controller

@@ -144,18 +144,19 @@ def steps_table(result: WorkflowResult, now: float, waiting: Mapping[str, str] |
     table.add_column("AGENT", no_wrap=True, max_width=28, overflow="ellipsis")
     table.add_column("TRIES", justify="right", no_wrap=True)
     table.add_column("TIME", justify="right", no_wrap=True)
+    planned = (result.plan or {}).get("steps") or {}
+    if planned:
+        table.add_column("PLANNED", justify="right", no_wrap=True)
     table.add_column("OUTCOME", min_width=16)
     for step in result.steps.values():
         started = step.started_at if step.status == "in_progress" else None
         took = duration(step.duration if started is None else now - started)
-        table.add_row(
-            _cell(step.step_id),
-            status_text(step.status),
-            Text(step.agent_id or "-"),
-            Text(str(step.attempts) if step.attempts else "-"),
-            Text(took),
-            outcome(step, result.run_id, waiting),
-        )
+        cells = [_cell(step.step_id), status_text(step.status), Text(step.agent_id or "-"),
+                 Text(str(step.attempts) if step.attempts else "-"), Text(took)]  # fmt: skip
+        if planned:
+            slot = planned.get(step.step_id)
+            cells.append(Text(duration(slot[2] - slot[1]) if slot else "-", style="dim"))
+        table.add_row(*cells, outcome(step, result.run_id, waiting))
     return table
 
 
@@ -175,6 +176,13 @@ def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: st
         rows.append(("finished", f"{clock_time(record.finished_at)}  (took {duration(result.duration)})"))
     else:
         rows.append(("running for", duration(now - record.created_at)))
+    if record.plan:
+        makespan, bound = record.plan.get("makespan"), record.plan.get("lower_bound")
+        predicted = f"{duration(makespan)} ({record.plan.get('policy', 'default')} policy; no schedule beats "
+        predicted += f"{duration(bound)})"
+        if result.duration is not None and makespan:
+            predicted += f"; it took {duration(result.duration)}, {100 * (result.duration / makespan - 1):+.0f}%"
+        rows.append(("predicted", predicted))
     if driver:
         rows.append(("driven by", driver))
     if record.reason and record.state is not RunState.COMPLETED:

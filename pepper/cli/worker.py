@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from http.server import ThreadingHTTPServer
 from types import FrameType
 
 import click
@@ -19,7 +21,8 @@ from pepper.cli.render import make_console, plural, print_json
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import AgentStanding, agent_dict, agents_table
 from pepper.core import AgentSelector, LoadBalancer
-from pepper.errors import AgentNotFoundError
+from pepper.core.prometheus import serve_metrics
+from pepper.errors import AgentNotFoundError, PepperError
 
 _POLL = 0.1
 
@@ -43,8 +46,17 @@ _POLL = 0.1
     help="With --until-idle: how long to stay idle before stopping.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Do not print a line per task.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the worker runs, including this "
+    "worker's task counters and latency histograms.",
+)
 @db_option
-def worker(agents_path: str, until_idle: bool, idle_grace: float, quiet: bool, db: str | None) -> None:
+def worker(
+    agents_path: str, until_idle: bool, idle_grace: float, quiet: bool, metrics_port: int | None, db: str | None
+) -> None:
     """Run the agents of a YAML file on queued tasks until stopped.
 
     Prints a line as each task starts and ends. Ctrl-C (or SIGTERM) stops
@@ -71,7 +83,7 @@ def worker(agents_path: str, until_idle: bool, idle_grace: float, quiet: bool, d
     reporter = Reporter(console, quiet=quiet)
     with _stop_signals() as stopping:
         try:
-            _serve(console, reporter, stopping, agents_path, db, idle_grace if until_idle else None)
+            _serve(console, reporter, stopping, agents_path, db, idle_grace if until_idle else None, metrics_port)
         except KeyboardInterrupt:
             console.print(Text("stopped without waiting; tasks that were running here will run again later"))
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -85,12 +97,15 @@ def _serve(
     agents_path: str,
     db: str | None,
     idle_grace: float | None,
+    metrics_port: int | None = None,
 ) -> None:
     """Load the agents, run the engine until told to stop (or idle), then drain."""
-    with open_runtime(db, create=True) as runtime:
+    with open_runtime(db, create=True) as runtime, _metrics(runtime, metrics_port) as server:
         agents = pepper.load_agents(agents_path, runtime=runtime)
         runtime.add_hook(reporter)
         _announce(console, runtime, agents, idle_grace)
+        if server is not None:
+            console.print(Text(f"serving metrics on {metrics_url(server)}", style="dim"))
         runtime.start()
         _run(runtime, stopping, idle_grace)
         if stopping.is_set() and runtime.has_work():
@@ -98,6 +113,10 @@ def _serve(
             console.print(
                 Text(f"stopping: letting running tasks finish (up to {timeout:g}s; Ctrl-C again to stop now)")
             )
+
+
+def _metrics(runtime: pepper.Runtime, port: int | None) -> AbstractContextManager[ThreadingHTTPServer | None]:
+    return nullcontext() if port is None else metrics_served(runtime, port, option="--metrics-port")
 
 
 def _announce(console: Console, runtime: pepper.Runtime, agents: list[pepper.BaseAgent], grace: float | None) -> None:
@@ -121,6 +140,36 @@ def _run(runtime: pepper.Runtime, stopping: threading.Event, idle_grace: float |
         idle_since = now if idle_since is None else idle_since
         if now - idle_since >= idle_grace:
             return
+
+
+@contextmanager
+def metrics_served(
+    runtime: pepper.Runtime, port: int, host: str = "127.0.0.1", *, option: str = "--port"
+) -> Iterator[ThreadingHTTPServer]:
+    """``/metrics`` served on ``host:port`` from a background thread while inside (``pepper worker --metrics-port``,
+    ``pepper serve-metrics``); an address that cannot be used is a pepper error naming ``option``."""
+    try:
+        server = serve_metrics(runtime, port, host)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} is already in use; choose another with {option}"
+        elif exc.errno == errno.EACCES:
+            why = f"not allowed to use port {port} (ports below 1024 need privileges); choose another with {option}"
+        else:
+            why = exc.strerror or str(exc)
+        raise PepperError(f"cannot serve metrics on {host}:{port}: {why}") from None
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def metrics_url(server: ThreadingHTTPServer) -> str:
+    """``http://HOST:PORT/metrics`` of a server from ``metrics_served``."""
+    host, port = server.server_address[:2]
+    shown = host.decode() if isinstance(host, bytes) else str(host)
+    return f"http://{shown}:{port}/metrics"
 
 
 @contextmanager

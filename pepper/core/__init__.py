@@ -1,7 +1,9 @@
 """The seed's public faces, each a thin view over one ``Runtime``."""
 
 from pepper.core.distribution import AgentSelector, LoadBalancer
+from pepper.core.health import HealthMonitor
 from pepper.core.orchestrator import TaskOrchestrator
+from pepper.core.performance import PerformanceMonitor
 from pepper.core.recovery import ErrorHandler
 from pepper.core.registration import agent, load_agents, register_agent
 from pepper.core.resources import ResourceAllocator, ResourceManager, ResourceMonitor
@@ -11,7 +13,9 @@ from pepper.core.workflow import TaskSequencer, WorkflowController, load_workflo
 __all__ = [
     "AgentSelector",
     "ErrorHandler",
+    "HealthMonitor",
     "LoadBalancer",
+    "PerformanceMonitor",
     "ResourceAllocator",
     "ResourceManager",
     "ResourceMonitor",

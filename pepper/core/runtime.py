@@ -30,6 +30,7 @@ from pepper.engine.clock import Clock, SystemClock
 from pepper.engine.hooks import EngineHook
 from pepper.engine.loop import Engine
 from pepper.engine.portal import Portal
+from pepper.engine.sampler import ValueOf
 from pepper.engine.service import EngineService
 from pepper.engine.usage import machine_capacity
 from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
@@ -216,10 +217,11 @@ class Runtime:
         reason = "no worker running this agent has reported measurements yet"
         return AgentUsage(agent_id, None, {m: Measurement(None, unit, reason) for m, unit in METRICS.items()})
 
-    def watch(self, rule: AlertRule, callback: Callable[[Alert], Any]) -> None:
-        """Evaluate ``rule`` on every sample, calling ``callback`` when it fires (starts the engine)."""
+    def watch(self, rule: AlertRule, callback: Callable[[Alert], Any], value: ValueOf | None = None) -> None:
+        """Evaluate ``rule`` on every sample, calling ``callback`` when it fires (starts the engine); ``value``
+        reads what the rule watches (default: the measured usage of ``rule.subject``)."""
         service = self._running_service()
-        self._on_engine(lambda: service.sampler.add(rule, callback))
+        self._on_engine(lambda: service.sampler.add(rule, callback, value))
 
     def unwatch(self, rule_id: str) -> bool:
         service = self._service

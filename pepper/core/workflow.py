@@ -64,8 +64,15 @@ class _Runs:
     async def _start(self, spec: WorkflowSpec, inputs: Any) -> str:
         spec.validate()
         self._check_agents(spec)
+        inputs = _check_inputs(inputs)
         service = await self.runtime.engine()
-        self.run_id = service.engine.runs.start(spec, _check_inputs(inputs))
+        predicted = None
+        policy = getattr(self, "policy", "default")
+        if policy != "default" or getattr(self, "predict", False):
+            from pepper.core.planning import prepare_run
+
+            spec, predicted = prepare_run(spec, self.runtime, policy)
+        self.run_id = service.engine.runs.start(spec, inputs, predicted)
         return self.run_id
 
     async def _wait(self, run_id: str | None, timeout: Any, *, limit: bool = False) -> WorkflowResult:
@@ -127,7 +134,7 @@ def _stored_result(runtime: Runtime, run_id: str) -> WorkflowResult:
         steps[step.step_id] = StepResult.of(step.step_id, tid, stored.to_status() if stored else None,
                                             step.dependencies)  # fmt: skip
     return WorkflowResult(run_id, record.workflow, record.state, steps, record.inputs, record.created_at,
-                          record.finished_at, record.reason)  # fmt: skip
+                          record.finished_at, record.reason, record.plan)  # fmt: skip
 
 
 class WorkflowController(_Runs):
@@ -139,15 +146,22 @@ class WorkflowController(_Runs):
 
     def __init__(
         self, name: str | None = None, runtime: Runtime | None = None, *, fail_fast: bool = False,
-        description: str | None = None,
+        description: str | None = None, policy: str = "default", predict: bool = False,
     ) -> None:  # fmt: skip
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ValidationError(f"a workflow name must be a non-empty string, got {name!r}", field="name")
         if not isinstance(fail_fast, bool):
             raise ValidationError(f"fail_fast must be True or False, got {fail_fast!r}", field="fail_fast")
         self._runtime = runtime
+        if policy not in ("default", "critical_path"):
+            raise ValidationError(f"policy must be 'default' or 'critical_path', got {policy!r}", field="policy")
         self.spec = WorkflowSpec(name or "workflow", (), fail_fast, description)
         self.run_id: str | None = None
+        #: How ready steps are ordered: ``default`` (their priorities) or ``critical_path`` (the work that must
+        #: still follow each one first; see ``pepper.plan``).
+        self.policy = policy
+        #: Store each run's predicted timeline with it (``pepper show`` compares it with what happened).
+        self.predict = predict
         #: Inputs every run starts from (a workflow file's ``inputs:``); those passed to ``execute`` win.
         self.default_inputs: dict[str, Any] = {}
 

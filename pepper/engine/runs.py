@@ -70,14 +70,15 @@ class RunDriver(EngineHook):
 
     # -- starting and resuming ----------------------------------------------------------------
 
-    def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any]) -> str:
-        """Store a new run of ``spec`` (validated by the caller) with its first steps; return its id."""
+    def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> str:
+        """Store a new run of ``spec`` (validated by the caller) with its first steps, and its predicted timeline
+        if there is one; return its id."""
         engine = self.engine
         now = engine.clock.now()
         codec.normalise(dict(inputs), "inputs")
         run_id = new_run_id(spec.name)
         tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.conditional]
-        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id)
+        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan)
         engine.store.runs.create(record, tasks, engine.worker_id)
         self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
         if tasks:
@@ -337,7 +338,7 @@ class RunDriver(EngineHook):
         steps = {s.step_id: StepResult.of(s.step_id, ids[s.step_id], statuses.get(ids[s.step_id]), s.dependencies)
                  for s in spec.steps}  # fmt: skip
         return WorkflowResult(run_id, spec.name, record.state, steps, record.inputs, record.created_at,
-                              record.finished_at, record.reason)  # fmt: skip
+                              record.finished_at, record.reason, record.plan)  # fmt: skip
 
     def _statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
         tasks = self.engine.state.tasks

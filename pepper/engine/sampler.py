@@ -27,13 +27,18 @@ IN_PROCESS = "the agent runs inside the pepper process, so its share cannot be t
 _STORAGE_EVERY = 5  # ticks between walks of a working directory
 
 
+#: Reads the current value a rule watches, at a time; None when unknown.
+ValueOf = Callable[[AlertRule, float], "float | None"]
+
+
 @dataclass
 class Watch:
-    """An alert rule, where it stands, and whom to tell."""
+    """An alert rule, where it stands, whom to tell, and (for rules not on measured usage) how to read it."""
 
     rule: AlertRule
     callback: Callable[[Alert], Any]
     state: RuleState
+    value: ValueOf | None = None
 
 
 class Sampler:
@@ -97,15 +102,19 @@ class Sampler:
 
     # -- alerts ------------------------------------------------------------------------
 
-    def add(self, rule: AlertRule, callback: Callable[[Alert], Any]) -> None:
-        self.watches[rule.rule_id] = Watch(rule, callback, RuleState())
+    def add(self, rule: AlertRule, callback: Callable[[Alert], Any], value: ValueOf | None = None) -> None:
+        self.watches[rule.rule_id] = Watch(rule, callback, RuleState(), value)
 
     def remove(self, rule_id: str) -> bool:
         return self.watches.pop(rule_id, None) is not None
 
     def evaluate(self, now: float) -> None:
         for watch in list(self.watches.values()):
-            value = self._value(watch.rule)
+            try:
+                value = watch.value(watch.rule, now) if watch.value is not None else self._value(watch.rule)
+            except Exception:
+                log.exception("could not read the value of alert rule %s", watch.rule.rule_id)
+                continue
             watch.state, alert = evaluate(watch.rule, watch.state, value, now)
             if alert is not None:
                 self.deliver(alert, watch.callback)

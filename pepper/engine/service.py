@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pepper.engine.attempts import AgentHandle
 from pepper.engine.inspection import has_local_work, wait_facts
 from pepper.engine.loop import Engine, WaitGroup, budget_lease_id
+from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.recovery import check_handleable, outcome_of
 from pepper.engine.sampler import Sampler
 from pepper.engine.upkeep import Upkeep
@@ -85,11 +86,16 @@ class EngineService:
         self.upkeep = Upkeep(engine)
         self.sampler = Sampler(engine, engine.attempts.home, engine.settings.sample_interval)
         self._known = _KnownTasks(engine)
+        self.metrics = MetricsHook(engine) if engine.settings.metrics else None
+        if self.metrics is not None:
+            engine.hooks.append(self.metrics)
+        self.lag = LagProbe()
         self.closed = False
 
     async def start(self) -> None:
         self.upkeep.begin()
         self.sampler.start()
+        self.lag.start()
 
     async def stop(self, timeout: float) -> None:
         engine = self.engine
@@ -98,6 +104,7 @@ class EngineService:
         self.closed = True
         engine.dispatch(Draining(engine.clock.now()))
         await self.sampler.stop()
+        await self.lag.stop()
         await self.upkeep.end()
         await engine.drain(timeout)
         for groups in engine.waiters.values():

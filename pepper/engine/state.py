@@ -93,7 +93,10 @@ class EngineState(Recovery):
     def _on_added(self, e: ev.TasksAdded) -> list[ev.Action]:
         actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        for task in e.tasks:
+        tasks = e.tasks
+        if len(tasks) > 1 and any(t.priority != tasks[0].priority for t in tasks):
+            tasks = sorted(tasks, key=lambda t: -t.priority)  # a batch is served by priority, not by position
+        for task in tasks:
             self._admit(LiveTask(task, initial_state(task)), actions, e.at, freed)
         self._refill(freed, actions, e.at)
         return actions

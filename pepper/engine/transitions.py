@@ -217,7 +217,11 @@ class Transitions:
             if needs and self.resources.fits(needs, agent_id):
                 return False
             usable = (lambda a: not self.resources.fits(needs, a.spec.agent_id)) if needs else None
-            recheck = self.chooser.defer(agent, t.route.agents, t.task.task_type, at, usable) if t.route else None
+            route = t.route
+            recheck = (
+                self.chooser.defer(agent, route.agents, t.task.task_type, at, usable, len(route.queue) + 1)
+                if route else None
+            )  # fmt: skip
             if recheck is not None:
                 actions.append(ev.WakeAt(("fill", agent_id), recheck))
                 return False

@@ -55,6 +55,9 @@ class Settings:
     busy_timeout: float = 10.0
     #: SQLite ``synchronous``: ``normal`` survives process crashes; ``full`` also power loss.
     synchronous: str = "normal"
+    #: Count tasks and attempts per task type and agent, and keep recent attempts for PerformanceMonitor,
+    #: HealthMonitor and the Prometheus export (a few per cent of throughput; off to skip it).
+    metrics: bool = True
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -124,6 +127,10 @@ def _check(name: str, value: Any) -> Any:
     if name == "keep_finished":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"setting 'keep_finished' must be a whole number >= 0, got {value!r}", field=name)
+        return value
+    if name == "metrics":
+        if not isinstance(value, bool):
+            raise ConfigError(f"setting 'metrics' must be true or false, got {value!r}", field=name)
         return value
     if name == "synchronous":
         if value not in _SYNC_MODES:

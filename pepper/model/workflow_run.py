@@ -45,6 +45,9 @@ class RunRecord:
     driver: str | None = None  # the worker id of the process that advances it
     reason: str | None = None
     cancel_requested: bool = False
+    #: The predicted timeline, if one was made: ``{"makespan": s, "policy": p, "steps": {id: [agent, start, end]}}``
+    #: with times in seconds from the run's start.
+    plan: Mapping[str, Any] | None = None
 
     @property
     def workflow(self) -> str:
@@ -62,6 +65,7 @@ class RunRecord:
             driver=row["driver"],
             reason=row["reason"],
             cancel_requested=bool(row["cancel_requested"]),
+            plan=codec.decode(row["plan"]),
         )
 
 
@@ -134,6 +138,7 @@ class WorkflowResult:
     created_at: float = 0.0
     finished_at: float | None = None
     reason: str | None = None
+    plan: Mapping[str, Any] | None = None  # the predicted timeline, as on ``RunRecord``
 
     @property
     def succeeded(self) -> bool:
@@ -176,5 +181,5 @@ class WorkflowResult:
             "run_id": self.run_id, "workflow": self.workflow, "status": self.status.value,
             "created_at": self.created_at, "finished_at": self.finished_at, "duration": self.duration,
             "reason": self.reason, "inputs": dict(self.inputs),
-            "steps": [s.to_dict() for s in self.steps.values()],
+            "steps": [s.to_dict() for s in self.steps.values()], "plan": self.plan,
         }  # fmt: skip

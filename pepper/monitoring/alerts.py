@@ -26,6 +26,10 @@ class AlertRule:
     above: bool = True
     hysteresis: float | None = None
     cooldown: float = 0.0
+    #: For windowed metrics (performance): the window in seconds, and what ``subject`` names ("agent" or
+    #: "task_type"; None: the whole system).
+    window: float | None = None
+    scope: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):

@@ -2,9 +2,11 @@
 
 Among the free eligible agents, the one with the earliest projected finish
 (expected time = estimated duration / score). A free agent also leaves a task
-for a busy one when that one is projected to finish it clearly sooner - so an
-agent that keeps failing, or is slow, falls behind on its own - and looks again
-when it would itself have finished, in case the projection was wrong.
+for a busy one when that one is projected to get through the route's ready
+tasks clearly before it would finish this one - so an agent that keeps
+failing, or is slow, falls behind on its own, yet still helps with a backlog -
+and looks again when it would itself have finished, in case the projection
+was wrong.
 """
 
 from __future__ import annotations
@@ -53,15 +55,27 @@ class Chooser:
         return min(free, key=lambda a: (expected(a.spec.agent_id, task_type, now), a.utilisation, a.order))
 
     def defer(
-        self, agent: AgentLoad, agents: Sequence[AgentLoad], task_type: str, now: float, usable: Usable | None = None
+        self,
+        agent: AgentLoad,
+        agents: Sequence[AgentLoad],
+        task_type: str,
+        now: float,
+        usable: Usable | None = None,
+        backlog: int = 1,
     ) -> float | None:
-        """If a busy agent would finish the task clearly sooner than ``agent`` starting it now, when to look again."""
+        """If a busy agent would finish the task clearly sooner than ``agent`` starting it now, when to look again.
+
+        ``backlog`` is how many ready tasks the route holds (this one included): a busy agent is only worth
+        waiting for if it would get through all of them before ``agent`` finished this one.
+        """
         if len(agents) == 1:
             return None
         mine = self.performance.expected_time(agent.spec.agent_id, task_type, now)
         for other in agents:
             if other is agent or other.free > 0 or not other.accepting or (usable is not None and not usable(other)):
                 continue
-            if self.projected_finish(other, task_type, now) < mine * (1 - MARGIN):
+            theirs = self.performance.expected_time(other.spec.agent_id, task_type, now)
+            through = self.available_in(other, now) + theirs * max(1, backlog) / other.spec.capacity
+            if through < mine * (1 - MARGIN):
                 return now + mine
         return None

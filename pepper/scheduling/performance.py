@@ -116,6 +116,8 @@ class Performance:
         self._scores: dict[str, tuple[float, ScoreParts]] = {}  # agent -> (computed at, parts)
         self._estimates: dict[tuple[str, str], tuple[float, float, int]] = {}  # -> (at, seconds, type version)
         self._type_versions: dict[str, int] = {}  # grows when a type's durations change
+        #: Off when what the agents can do is known and must not drift (a simulation in virtual time).
+        self.learning = True
         # (agent, type) -> (at, type version, score entry, estimate, expected): what ranking an agent needs.
         self._ranked: dict[tuple[str, str], tuple[float, int, tuple[float, ScoreParts], float, float]] = {}
 
@@ -126,7 +128,9 @@ class Performance:
         return record
 
     def record(self, agent_id: str, task_type: str, ok: bool, duration: float | None, at: float) -> None:
-        """One finished attempt."""
+        """One finished attempt (ignored once ``learning`` is off)."""
+        if not self.learning:
+            return
         self._scores.pop(agent_id, None)
         if ok:  # the type's mean moves too, so every estimate of this type may change
             self._type_versions[task_type] = self._type_versions.get(task_type, 0) + 1
@@ -181,6 +185,11 @@ class Performance:
         overall = self._types.get(task_type)
         value = overall.read(now) if overall is not None else None
         return value if value is not None else DEFAULT_DURATION
+
+    def type_estimate(self, task_type: str, now: float) -> float | None:
+        """The decayed mean duration of successful attempts of ``task_type`` on any agent (None: never seen)."""
+        overall = self._types.get(task_type)
+        return overall.read(now) if overall is not None else None
 
     def parts(self, agent_id: str, now: float) -> ScoreParts:
         agent = self._agents.get(agent_id)

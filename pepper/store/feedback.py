@@ -41,3 +41,8 @@ class FeedbackLog:
         outcomes = [(r[0], r[1], bool(r[2]), r[3], r[4]) for r in self._store.query("outcomes_since", (since, since))]
         ratings = [(r[0], r[1], r[2]) for r in self._store.query("ratings_since", (since,))]
         return outcomes, ratings
+
+    def ended_attempts(self, since: float) -> list[tuple[str, str | None, bool, float | None, float | None, float]]:
+        """``(task type, agent, ok, ready at, started at, ended at)`` of attempts that ended after ``since``."""
+        rows = self._store.query("ended_attempts_since", (since, since))
+        return [(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]

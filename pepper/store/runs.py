@@ -29,7 +29,7 @@ class RunLog:
 
         store = self._store
         params = (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
-                  run.created_at, run.driver)  # fmt: skip
+                  run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan))  # fmt: skip
         with store.lock, transaction(store.conn) as conn:
             submission = prepare(tasks, StoredTaskView(store), store.leases.pool() or None)
             store.begin_change(conn)
@@ -65,6 +65,9 @@ class RunLog:
         else:
             rows = self._store.query("list_runs_in_state", (state.value, limit))
         return [RunRecord.from_row(r) for r in rows]
+
+    def count_by_state(self) -> dict[str, int]:
+        return {row["state"]: row["n"] for row in self._store.query("count_runs_by_state")}
 
     def tasks(self, run_id: str) -> dict[str, TaskRecord]:
         """The stored tasks of a run's steps, by task id."""

@@ -7,6 +7,7 @@ since its last commit) and go in as one transaction: group commit.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -140,6 +141,28 @@ class SQLiteStore:
         if self._conn is None:
             raise sqlite3.ProgrammingError("the store is closed")
         return self._conn
+
+    def probe_write(self) -> str | None:
+        """Try to take the write lock (and let it go at once): None if the database is writable, else why not."""
+        try:
+            with self.lock:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None
+
+    def file_sizes_mb(self) -> tuple[float | None, float | None]:
+        """The database file's size and its write-ahead log's, in MB (None for ``:memory:`` or a missing file)."""
+        if self.path == ":memory:":
+            return None, None
+        sizes = []
+        for suffix in ("", "-wal"):
+            try:
+                sizes.append(os.path.getsize(self.path + suffix) / 2**20)
+            except OSError:
+                sizes.append(0.0 if suffix else None)
+        return sizes[0], sizes[1]
 
     def statement(self, name: str) -> str:
         """The SQL of a named query (for the store's helpers that write inside their own transaction)."""
@@ -292,6 +315,9 @@ class SQLiteStore:
         else:
             rows = self.query("list_tasks_in_state", (state.value, limit))
         return [TaskRecord.from_row(r) for r in rows]
+
+    def counts_by_state_and_type(self) -> list[tuple[str, str, int]]:
+        return [(r["state"], r["task_type"], r["n"]) for r in self.query("count_by_state_and_type")]
 
     def count_by_state(self) -> dict[str, int]:
         return {row["state"]: row["n"] for row in self.query("count_by_state")}

@@ -55,3 +55,25 @@ def test_the_workflow_file_example_is_the_same_workflow(tmp_path):
         ("docs", "documentation", ()), ("review", "review", ("docs",)), ("publish", "documentation", ("review",))
     ]  # fmt: skip
     assert spec.steps[2].condition == "steps.review.result.approved"
+
+
+def test_the_monitoring_example_runs_after_the_tour(tmp_path):
+    text = README.read_text()
+    tour = re.search(r"## A tour of the API\n\n```python\n(.*?)```", text, re.S).group(1)
+    watching = re.search(r"## Watching it run\n\n```python\n(.*?)```", text, re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", tour + watching], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    health, perf = done.stdout.splitlines()[2:4]
+    assert health == "healthy ()"
+    throughput, error_rate, p95 = perf.split()
+    assert float(throughput) > 0 and float(error_rate) == 0.0 and float(p95) >= 0
+
+
+def test_the_planning_example_prints_what_its_comment_says(tmp_path):
+    code = re.search(r"## Plan before running\n.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    promised = re.search(r"print\(plan\.makespan.*?# (.*)", code).group(1)
+    assert done.stdout.strip() == promised.strip()
+    assert (tmp_path / "plan.png").stat().st_size > 1000

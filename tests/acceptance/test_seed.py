@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import pepper
 from pepper.model.task import TaskState
 
@@ -194,3 +196,42 @@ def test_the_error_handler_snippet_retries_a_failed_task_until_it_completes(tmp_
     assert calls == [1, 2]
     history = namespace["handler"].get_error_history("task_123")
     assert [(e.action, e.error.type) for e in history] == [("fail", "TimeoutError"), ("retry", "TimeoutError")]
+
+
+def test_the_health_checks_snippet_reports_each_component(tmp_path):
+    _documentation_review_and_deployment_agents(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet("Health Checks"), "docs/orchestration.md", "exec"), namespace)
+    health, metrics = namespace["health"], namespace["metrics"]
+    assert health.status == "healthy" and set(health.components) == {"agents", "resources", "workflows"}
+    assert health["agents"].metrics["agents"] == 3
+    assert set(metrics) == {"agents", "resources", "workflows", "store", "engine"}
+    assert metrics["store"]["writable"] is True
+
+
+def test_the_performance_monitoring_snippet_measures_and_alerts(tmp_path):
+    import threading
+
+    pepper.init(db=str(tmp_path / "seed.db"), home=str(tmp_path / "home"), sample_interval="50ms")
+    calls = []
+
+    @pepper.agent("documentation_agent", task_types=["documentation"], capacity=4)
+    def document(task):
+        calls.append(task.task_id)
+        if len(calls) % 4 == 0:
+            raise RuntimeError("the docs service failed")
+        return "ok"
+
+    orchestrator = pepper.TaskOrchestrator()
+    ids = [f"doc-{i}" for i in range(40)]
+    orchestrator.submit_tasks([{"id": i, "type": "documentation"} for i in ids])
+    orchestrator.wait(ids, timeout=20)
+    alerted = threading.Event()
+    namespace: dict = {"handle_high_error_rate": lambda alert: alerted.set()}
+    exec(compile(snippet("Performance Monitoring"), "docs/orchestration.md", "exec"), namespace)
+
+    performance = namespace["performance"]
+    assert performance.overall.completed + performance.overall.failed == 40
+    assert performance.error_rate == pytest.approx(0.25)
+    assert performance.throughput > 0 and performance.latency["run_time"].p95 is not None
+    assert alerted.wait(5)

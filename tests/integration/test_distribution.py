@@ -57,9 +57,16 @@ def test_an_agent_failing_half_its_attempts_falls_behind_on_its_own(runtime):
     assert all(s.state is TaskState.COMPLETED for s in orchestrator.wait(warm_up, timeout=60))
     measured = [f"next-{i}" for i in range(40)]
     orchestrator.submit_tasks([{"id": i, "type": "job", "max_retries": 5} for i in measured])
-    assert all(s.state is TaskState.COMPLETED for s in orchestrator.wait(measured, timeout=60))
-    steady = sum(1 for t in first_attempts["steady"] if t.startswith("next-"))
-    assert steady >= 0.7 * len(measured), first_attempts
+    statuses = orchestrator.wait(measured, timeout=60)
+    assert all(s.state is TaskState.COMPLETED for s in statuses)
+    # With a backlog both work (two agents clear it sooner), but the failing one completes far less.
+    assert sum(s.agent_id == "steady" for s in statuses) >= 0.6 * len(measured)
+    # Given the choice, a task goes to the agent that does not fail.
+    one_by_one = [f"alone-{i}" for i in range(10)]
+    for task_id in one_by_one:
+        orchestrator.submit_task(task_id, "job", max_retries=5)
+        orchestrator.wait(task_id, timeout=10)
+    assert sum(t.startswith("alone-") for t in first_attempts["steady"]) >= 9, first_attempts
     scores = {a: AgentSelector(runtime).get_agent_capabilities(a).performance_score for a in ("steady", "flaky")}
     assert scores["steady"] > scores["flaky"]
 

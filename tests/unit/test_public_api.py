@@ -9,6 +9,7 @@ from pepper import errors
 TOP_LEVEL = [
     "BaseAgent",
     "PepperError",
+    "Plan",
     "Priority",
     "Runtime",
     "Task",
@@ -23,12 +24,15 @@ TOP_LEVEL = [
     "default_runtime",
     "init",
     "load_agents",
+    "plan",
     "register_agent",
 ]
 CORE = [
     "AgentSelector",
     "ErrorHandler",
+    "HealthMonitor",
     "LoadBalancer",
+    "PerformanceMonitor",
     "ResourceAllocator",
     "ResourceManager",
     "ResourceMonitor",

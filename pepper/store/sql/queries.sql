@@ -190,7 +190,8 @@ UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = 
 WHERE task_id = ? AND state IN ('pending', 'blocked');
 
 -- name: insert_run
-INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver) VALUES (?, ?, ?, ?, 'running', ?, ?);
+INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?);
 
 -- name: run_by_id
 SELECT * FROM runs WHERE run_id = ?;
@@ -239,3 +240,17 @@ SELECT * FROM errors ORDER BY error_id DESC LIMIT ?;
 
 -- name: parked_tasks
 SELECT * FROM tasks WHERE parked_at IS NOT NULL AND state = 'pending' ORDER BY parked_at;
+
+-- name: ended_attempts_since
+-- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed.
+SELECT task_type, agent_id, state = 'completed' AS ok, ready_at, started_at, finished_at AS at
+FROM tasks WHERE state IN ('completed', 'failed') AND finished_at >= ? AND started_at IS NOT NULL
+UNION ALL
+SELECT task_type, agent_id, 0, NULL, started_at, ended_at
+FROM attempts WHERE outcome = 'retry' AND ended_at >= ?;
+
+-- name: count_by_state_and_type
+SELECT state, task_type, COUNT(*) AS n FROM tasks GROUP BY state, task_type;
+
+-- name: count_runs_by_state
+SELECT state, COUNT(*) AS n FROM runs GROUP BY state;

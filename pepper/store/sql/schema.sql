@@ -155,7 +155,8 @@ CREATE TABLE runs (
     finished_at      REAL,
     driver           TEXT,
     reason           TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    plan             TEXT
 );
 CREATE INDEX runs_by_created ON runs (created_at);
 

@@ -1,0 +1,247 @@
+"""``HealthMonitor``: is pepper healthy? Gathers the facts of each component; ``monitoring.health`` judges.
+
+With an engine in this process, its agents' ``health_check()`` are called (each
+within a timeout) and the answers feed the scheduler (a failing agent's score
+halves); agents of other workers are judged by their worker's heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pepper.core.performance import observations
+from pepper.core.runtime import Runtime, resolve
+from pepper.engine.portal import Portal, blocking, on_engine_loop
+from pepper.errors import NotFoundError, ValidationError, suggest
+from pepper.model.events import HealthChanged
+from pepper.model.lease import LeaseKind, room
+from pepper.model.task import TaskState
+from pepper.model.workflow_run import RunState
+from pepper.monitoring import health as rules
+from pepper.monitoring.alerts import Alert, AlertRule
+from pepper.monitoring.health import COMPONENTS, ComponentHealth, HealthReport
+
+#: Seconds of recent attempts an agent's error rate is taken over.
+ERROR_WINDOW = 300.0
+
+
+def check_components(components: Iterable[str] | None) -> tuple[str, ...]:
+    if components is None:
+        return COMPONENTS
+    if isinstance(components, str):
+        components = [components]
+    chosen = []
+    for name in components:
+        if name not in COMPONENTS:
+            raise ValidationError(
+                f"unknown component {name!r}; valid components: {', '.join(COMPONENTS)}."
+                f"{suggest(str(name), COMPONENTS)}",
+                field="components",
+            )
+        chosen.append(name)
+    if not chosen:
+        raise ValidationError(f"name at least one component: {', '.join(COMPONENTS)}", field="components")
+    return tuple(chosen)
+
+
+class HealthMonitor:
+    """Checks agents, resources, workflows, the store and the engine; alerts on their numbers."""
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+        self._checks: dict[str, tuple[bool | None, str | None]] = {}  # agent -> last health_check answer
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def _portal(self) -> Portal:
+        return self.runtime.portal()
+
+    @on_engine_loop
+    async def check_health_async(self, components: Iterable[str] | None = None, timeout: float = 2.0) -> HealthReport:
+        """Overall and per-component ``healthy`` / ``degraded`` / ``unhealthy``, with the reasons and numbers.
+        Each local agent's ``health_check()`` has ``timeout`` seconds to answer."""
+        chosen = check_components(components)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout")
+        if "agents" in chosen:
+            await self._call_health_checks(timeout)
+        now = self.runtime.clock.now()
+        return rules.report([self._component(name, now) for name in chosen], now)
+
+    check_health = blocking(check_health_async)
+
+    def get_health_metrics(self, components: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The numbers behind each component's verdict (agents' last health checks; none are called)."""
+        chosen = check_components(components)
+        now = self.runtime.clock.now()
+        return {name: dict(self._component(name, now).metrics) for name in chosen}
+
+    def set_alert(
+        self, metric: str, threshold: float, callback: Callable[[Alert], Any], *, above: bool = True,
+        hysteresis: float | None = None, cooldown: float = 0.0,
+    ) -> str:  # fmt: skip
+        """Alert when a health number crosses ``threshold``: ``metric`` is ``component.name`` as listed by
+        ``get_health_metrics()`` (e.g. ``engine.loop_lag``, ``agents.unhealthy_agents``, ``store.wal_mb``)."""
+        component, _, name = metric.partition(".")
+        known = {f"{c}.{m}" for c, ms in self.get_health_metrics().items() for m in ms}
+        if metric not in known:
+            raise ValidationError(
+                f"unknown health metric {metric!r}; valid: {', '.join(sorted(known))}.{suggest(metric, known)}",
+                field="metric",
+            )
+        if not callable(callback):
+            raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
+        rule = AlertRule(f"health-{uuid.uuid4().hex[:8]}", "health", metric, threshold, subject=None, above=above,
+                         hysteresis=hysteresis, cooldown=cooldown)  # fmt: skip
+
+        def value(rule: AlertRule, now: float) -> float | None:
+            number = self._component(component, now).metrics.get(name)
+            return float(number) if isinstance(number, (int, float)) else None
+
+        self.runtime.watch(rule, callback, value)
+        return rule.rule_id
+
+    def remove_alert(self, rule_id: str) -> None:
+        if not self.runtime.unwatch(rule_id):
+            raise NotFoundError(f"no alert rule with id {rule_id!r}")
+
+    # -- facts --------------------------------------------------------------------------------------
+
+    async def _call_health_checks(self, timeout: float) -> None:
+        runtime = self.runtime
+        agents = runtime.agents()
+        if not agents:
+            return
+        service = await runtime.engine()  # the agents registered here run (and answer) on its loop
+        answers = await asyncio.gather(*(_ask(agent.health_check, timeout) for agent in agents))
+        now = runtime.clock.now()
+        for agent, (ok, error) in zip(agents, answers, strict=True):
+            before = self._checks.get(agent.agent_id, (True, None))
+            self._checks[agent.agent_id] = (ok, error)
+            healthy = ok is not False and error is None
+            if healthy != (before[0] is not False and before[1] is None) or not healthy:
+                service.engine.dispatch(HealthChanged(agent.agent_id, healthy, now))
+
+    def _component(self, name: str, now: float) -> ComponentHealth:
+        return getattr(self, f"_{name}")(now)  # type: ignore[no-any-return]
+
+    def _agents(self, now: float) -> ComponentHealth:
+        runtime = self.runtime
+        store = runtime.store
+        local = {a.agent_id for a in runtime.agents()}
+        deadline = now - runtime.settings.visibility_timeout
+        alive = {w.worker_id for w in store.workers.live() if w.heartbeat_at >= deadline}
+        service = runtime._service
+        if service is not None:
+            alive.add(service.engine.worker_id)
+        recent, _ = observations(runtime, now - ERROR_WINDOW)
+        facts = []
+        registered = {a.spec.agent_id: a for a in store.workers.agents()}
+        for agent_id in sorted(local | set(registered)):
+            mine = [o for o in recent if o.agent_id == agent_id]
+            ok, error = self._checks.get(agent_id, (None, None))
+            worker = registered.get(agent_id)
+            facts.append(rules.AgentFacts(
+                agent_id, ok, error, agent_id in local or (worker is not None and worker.worker_id in alive),
+                len(mine), sum(1 for o in mine if not o.ok), self._stalled(agent_id, mine, now),
+            ))  # fmt: skip
+        return rules.agents_health(facts)
+
+    def _stalled(self, agent_id: str, recent: list[Any], now: float) -> tuple[tuple[str, float, float], ...]:
+        service = self.runtime._service
+        if service is None:
+            return ()
+        state = service.engine.state
+        agent = state.agents.get(agent_id)
+        if agent is None:
+            return ()
+        found = []
+        for task_id in agent.running:
+            t = state.tasks.get(task_id)
+            if t is None or t.started_at is None:
+                continue
+            runs = [o.run for o in recent if o.ok and o.run is not None and o.task_type == t.task.task_type]
+            usual = sum(runs) / len(runs) if runs else None
+            if rules.stalled(now - t.started_at, usual):
+                found.append((task_id, now - t.started_at, usual or 0.0))
+        return tuple(found)
+
+    def _resources(self, now: float) -> ComponentHealth:
+        runtime = self.runtime
+        store = runtime.store
+        capacity = runtime.pool()
+        leases = store.leases.live(now)
+        free = room(capacity, leases, now)
+        expiring = tuple((lease.lease_id, lease.holder, lease.expires_at - now) for lease in leases
+                         if lease.expires_at is not None and lease.expires_at - now < rules.EXPIRING_SOON)  # fmt: skip
+        overuse = []
+        for lease in leases:
+            if lease.kind is not LeaseKind.BUDGET or "memory" not in lease.resources:
+                continue
+            stored = store.leases.usage_of(lease.holder)
+            measured = stored[0][2].get("memory", {}).get("value") if stored else None
+            if measured is not None and measured > lease.resources["memory"]:
+                overuse.append((lease.holder, "MB of memory", measured, lease.resources["memory"]))
+        waiting = 0
+        service = runtime._service
+        if service is not None:
+            waiting = sum(1 for t in service.engine.state.tasks.values()
+                          if t.state is TaskState.PENDING and t.task.requirements.resources)  # fmt: skip
+        facts = rules.ResourceFacts(capacity, free, waiting, len(leases), expiring, tuple(overuse))
+        return rules.resources_health(facts)
+
+    def _workflows(self, now: float) -> ComponentHealth:
+        store = self.runtime.store
+        recent = store.runs.list(limit=1000)
+        running = [r for r in recent if r.state is RunState.RUNNING]
+        stuck = []
+        for run in running:
+            tasks = store.runs.tasks(run.run_id)
+            moments = [run.created_at] + [m for t in tasks.values() for m in (t.started_at, t.finished_at) if m]
+            quiet = now - max(moments)
+            busy = any(t.state is TaskState.IN_PROGRESS for t in tasks.values())
+            if quiet > rules.RUN_STUCK_AFTER and not busy:
+                stuck.append((run.run_id, quiet))
+        ended = [r for r in recent if r.finished_at is not None and r.finished_at >= now - 3600]
+        parked = tuple(r.task.task_id for r in store.errors.parked() if "/" in r.task.task_id)
+        facts = rules.WorkflowFacts(len(running), tuple(stuck), len(ended),
+                                    sum(1 for r in ended if r.state is RunState.FAILED), parked)  # fmt: skip
+        return rules.workflows_health(facts)
+
+    def _store(self, now: float) -> ComponentHealth:
+        store = self.runtime.store
+        error = store.probe_write()
+        size, wal = store.file_sizes_mb()
+        return rules.store_health(rules.StoreFacts(error is None, error, size, wal))
+
+    def _engine(self, now: float) -> ComponentHealth:
+        runtime = self.runtime
+        service = runtime._service
+        deadline = now - runtime.settings.visibility_timeout
+        live = sum(1 for w in runtime.store.workers.live() if w.heartbeat_at >= deadline)
+        if service is None:
+            return rules.engine_health(rules.EngineFacts(False, live))
+        facts = rules.EngineFacts(True, live, service.lag.worst, service.engine.state.accepting)
+        return rules.engine_health(facts)
+
+
+async def _ask(check: Callable[[], Any], timeout: float) -> tuple[bool | None, str | None]:
+    """``(answer, None)``, or ``(None, why)`` when the check raised or did not answer within ``timeout``."""
+    try:
+        if inspect.iscoroutinefunction(check):
+            answer = await asyncio.wait_for(check(), timeout)
+        else:
+            answer = await asyncio.wait_for(asyncio.to_thread(check), timeout)
+            if inspect.isawaitable(answer):
+                answer = await asyncio.wait_for(answer, timeout)
+    except TimeoutError:
+        return None, f"its health_check() did not answer within {timeout:g}s"
+    except Exception as exc:  # noqa: BLE001 - a failing check is a verdict, not an engine error
+        return None, f"its health_check() raised {type(exc).__name__}: {exc}"
+    return bool(answer), None

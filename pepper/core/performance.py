@@ -1,0 +1,178 @@
+"""``PerformanceMonitor``: throughput, latency and error rate over a sliding window, and alerts on them.
+
+In a process running an engine the figures are this engine's own attempts (kept
+in memory by its metrics hook); elsewhere (the CLI) they are read from the
+database, which holds every worker's attempts. The maths is ``monitoring.window``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pepper.core.runtime import Runtime, resolve
+from pepper.errors import NotFoundError, ValidationError, suggest
+from pepper.model.units import parse_duration
+from pepper.monitoring.alerts import Alert, AlertRule
+from pepper.monitoring.window import Figures, Observation, breakdown, summarize
+
+METRICS = ("throughput", "latency", "error_rate")
+#: What alerts can watch: the three above (``latency`` is the p95 run time) and these.
+ALERT_METRICS = (
+    "throughput", "error_rate", "latency", "latency_p50", "latency_p95", "latency_p99",
+    "queue_wait_p50", "queue_wait_p95", "queue_wait_p99", "completed", "failed",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceReport:
+    """Figures over one window: overall, per agent and per task type. Metrics not asked for are None."""
+
+    window: float
+    overall: Figures
+    by_agent: dict[str, Figures] = field(default_factory=dict)
+    by_task_type: dict[str, Figures] = field(default_factory=dict)
+    metrics: tuple[str, ...] = METRICS
+    source: str = "this process"
+
+    @property
+    def throughput(self) -> float | None:
+        return self.overall.throughput if "throughput" in self.metrics else None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.overall.error_rate if "error_rate" in self.metrics else None
+
+    @property
+    def latency(self) -> dict[str, Any] | None:
+        if "latency" not in self.metrics:
+            return None
+        return {"queue_wait": self.overall.queue_wait, "run_time": self.overall.run_time}
+
+    def to_dict(self) -> dict[str, Any]:
+        def part(f: Figures) -> dict[str, Any]:
+            data: dict[str, Any] = {"completed": f.completed, "failed": f.failed}
+            if "throughput" in self.metrics:
+                data["throughput"] = f.throughput
+            if "error_rate" in self.metrics:
+                data["error_rate"] = f.error_rate
+            if "latency" in self.metrics:
+                data["latency"] = {"queue_wait": f.queue_wait.to_dict(), "run_time": f.run_time.to_dict()}
+            return data
+
+        return {"window": self.window, "source": self.source, **part(self.overall),
+                "by_agent": {k: part(v) for k, v in self.by_agent.items()},
+                "by_task_type": {k: part(v) for k, v in self.by_task_type.items()}}  # fmt: skip
+
+
+def check_metrics(metrics: Iterable[str] | None, valid: tuple[str, ...] = METRICS) -> tuple[str, ...]:
+    if metrics is None:
+        return valid
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    chosen = []
+    for metric in metrics:
+        if metric not in valid:
+            raise ValidationError(
+                f"unknown metric {metric!r}; valid metrics: {', '.join(valid)}.{suggest(str(metric), valid)}",
+                field="metrics",
+            )
+        chosen.append(metric)
+    return tuple(chosen)
+
+
+def window_seconds(window: Any) -> float:
+    seconds = parse_duration(window, "window")
+    if seconds <= 0:
+        raise ValidationError(f"window must be positive, got {window!r}", field="window")
+    return seconds
+
+
+def observations(runtime: Runtime, since: float) -> tuple[list[Observation], str]:
+    """Attempts that ended after ``since``: this engine's (in memory), else the database's; and which."""
+    service = runtime._service
+    if service is not None and service.metrics is not None:
+        return service.metrics.window.since(since), "this process"
+    found = []
+    for task_type, agent_id, ok, ready_at, started_at, at in runtime.store.feedback.ended_attempts(since):
+        wait = started_at - ready_at if ready_at is not None and started_at is not None else None
+        run = at - started_at if started_at is not None else None
+        found.append(Observation(at, task_type, agent_id, ok, wait if wait is None or wait >= 0 else None, run))
+    return found, "database"
+
+
+def value_of(metric: str, figures: Figures) -> float | None:
+    """The value an alert on ``metric`` watches."""
+    if metric == "throughput":
+        return figures.throughput
+    if metric == "error_rate":
+        return figures.error_rate
+    if metric in ("completed", "failed"):
+        return float(getattr(figures, metric))
+    kind, _, level = metric.partition("_p")
+    latency = figures.run_time if kind in ("latency", "run_time") else figures.queue_wait
+    return getattr(latency, f"p{level or '95'}")
+
+
+class PerformanceMonitor:
+    """Throughput (tasks/s), latency (queue wait and run time: p50, p95, p99) and error rate."""
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> Runtime:
+        return resolve(self._runtime)
+
+    def get_performance(self, metrics: Iterable[str] | None = None, window: float | str = "60s") -> PerformanceReport:
+        """Figures over the last ``window``, overall and per agent and task type (``metrics``: which of
+        throughput, latency, error_rate; default all)."""
+        chosen = check_metrics(metrics)
+        seconds = window_seconds(window)
+        runtime = self.runtime
+        now = runtime.clock.now()
+        found, source = observations(runtime, now - seconds)
+        return PerformanceReport(seconds, summarize(found, now, seconds), breakdown(found, now, seconds, "agent"),
+                                 breakdown(found, now, seconds, "task_type"), chosen, source)  # fmt: skip
+
+    def set_alert(
+        self, metric: str, threshold: float, callback: Callable[[Alert], Any], *, window: float | str = "60s",
+        above: bool = True, agent: str | None = None, task_type: str | None = None, hysteresis: float | None = None,
+        cooldown: float | str | None = None,
+    ) -> str:  # fmt: skip
+        """Call ``callback(alert)`` (sync or async) when ``metric`` over ``window`` crosses ``threshold`` (for one
+        ``agent`` or ``task_type`` if given); returns the rule id. It fires once per crossing: not again until the
+        value came back by ``hysteresis`` (default 10%) and ``cooldown`` (default: the window) has passed."""
+        (name,) = check_metrics([metric], ALERT_METRICS)
+        if not callable(callback):
+            raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
+        if agent is not None and task_type is not None:
+            raise ValidationError("watch one agent or one task type, not both", field="agent")
+        seconds = window_seconds(window)
+        quiet = seconds if cooldown is None else parse_duration(cooldown, "cooldown")
+        scope, subject = (
+            ("agent", agent) if agent is not None else ("task_type", task_type) if task_type else (None, None)
+        )
+        rule = AlertRule(f"performance-{uuid.uuid4().hex[:8]}", "performance", name, threshold, subject=subject,
+                         above=above, hysteresis=hysteresis, cooldown=quiet, window=seconds, scope=scope)  # fmt: skip
+        runtime = self.runtime
+        runtime.watch(rule, callback, lambda r, now: _watched(runtime, r, now))
+        return rule.rule_id
+
+    def remove_alert(self, rule_id: str) -> None:
+        if not self.runtime.unwatch(rule_id):
+            raise NotFoundError(f"no alert rule with id {rule_id!r}")
+
+
+def _watched(runtime: Runtime, rule: AlertRule, now: float) -> float | None:
+    window = rule.window or 60.0
+    found, _ = observations(runtime, now - window)
+    if rule.scope == "agent":
+        found = [o for o in found if o.agent_id == rule.subject]
+    elif rule.scope == "task_type":
+        found = [o for o in found if o.task_type == rule.subject]
+    if not found:
+        return None
+    return value_of(rule.metric, summarize(found, now, window))

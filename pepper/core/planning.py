@@ -1,0 +1,346 @@
+"""``pepper.plan``: predict a workflow's timeline on an agent pool before anything runs.
+
+The workflow runs in virtual time on the live scheduler's own state machine
+(``engine.simulation``); the result says when and where each task would run,
+the makespan beside a lower bound no schedule can beat, the critical path and
+the busiest agent. Policies:
+
+- ``default``: the live scheduler as it is (task priorities, then age; the agent
+  where a task would finish first);
+- ``critical_path``: the same, with each task's priority its upward rank (the
+  work that must still follow it), as in HEFT list scheduling - also for live
+  runs: ``WorkflowController(..., policy="critical_path")``;
+- ``round_robin``: tasks pinned to the eligible agents in turn (a yardstick).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pepper.agents.base import BaseAgent
+from pepper.core.runtime import Runtime, resolve
+from pepper.core.workflow import WorkflowController
+from pepper.core.workflow_file import parse_workflow_file
+from pepper.engine.simulation import simulate
+from pepper.errors import ValidationError, suggest
+from pepper.model.agent import AgentSpec
+from pepper.model.dag import topological_order
+from pepper.model.submission import build_task
+from pepper.model.task import Task
+from pepper.model.units import parse_duration
+from pepper.model.workflow import WorkflowSpec
+from pepper.scheduling.performance import Performance
+from pepper.scheduling.planning import (
+    PlanAgent,
+    PlanTask,
+    Slot,
+    can_run,
+    critical_path,
+    fastest,
+    priorities,
+    upward_ranks,
+    work_bound,
+)
+
+POLICIES = ("default", "critical_path", "round_robin")
+DEFAULT_DURATION = 1.0
+_TASK_KEYS = {"id": "id", "task_id": "id", "type": "type", "task_type": "type", "needs": "needs",
+              "dependencies": "needs", "duration": "duration", "resources": "resources", "skills": "skills",
+              "agent": "agent", "priority": "priority"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A predicted timeline: ``schedule`` (when and where each task runs, in seconds from the start), the
+    makespan beside a lower bound, the critical path and each agent's utilisation."""
+
+    workflow: str
+    policy: str
+    schedule: tuple[Slot, ...]
+    makespan: float
+    lower_bound: float
+    critical_path: tuple[str, ...]
+    critical_path_length: float
+    work_bound: float
+    utilisation: Mapping[str, float]
+    bottleneck: str | None
+    unplaced: tuple[str, ...] = ()  # tasks no agent of the pool can run
+    notes: tuple[str, ...] = ()
+    durations: Mapping[str, float] = field(default_factory=dict)
+
+    def slot(self, task_id: str) -> Slot:
+        for s in self.schedule:
+            if s.task_id == task_id:
+                return s
+        raise KeyError(task_id)
+
+    @property
+    def ratio(self) -> float | None:
+        """Makespan over lower bound (1.0 is optimal)."""
+        return self.makespan / self.lower_bound if self.lower_bound > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow, "policy": self.policy, "makespan": self.makespan,
+            "lower_bound": self.lower_bound, "critical_path": list(self.critical_path),
+            "critical_path_length": self.critical_path_length, "work_bound": self.work_bound,
+            "utilisation": dict(self.utilisation), "bottleneck": self.bottleneck, "unplaced": list(self.unplaced),
+            "notes": list(self.notes),
+            "schedule": [{"task_id": s.task_id, "agent_id": s.agent_id, "start": s.start, "end": s.end}
+                         for s in self.schedule],
+        }  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_gantt(self, path: str | Path) -> Path:
+        """Write the predicted timeline as a Gantt chart (PNG): one row per agent."""
+        from pepper.core.charts import Bar, write_gantt
+
+        deps = dict(self._dependencies)
+        bars = [Bar(s.task_id, s.agent_id, s.start, s.end, "planned", deps.get(s.task_id, ())) for s in self.schedule]
+        notes = [f"makespan {self.makespan:.4g}s, lower bound {self.lower_bound:.4g}s; bottleneck: {self.bottleneck}"]
+        if self.unplaced:
+            notes.append(f"no agent can run: {', '.join(self.unplaced)}")
+        return write_gantt(bars, path, f"{self.workflow} - planned ({self.policy})", notes=[*notes, *self.notes])
+
+    _dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def plan(
+    workflow: Any,
+    agents: Iterable[Any] | None = None,
+    durations: Mapping[str, Any] | None = None,
+    policy: str = "default",
+    *,
+    pool: Mapping[str, Any] | None = None,
+    runtime: Runtime | None = None,
+) -> Plan:
+    """Predict how ``workflow`` runs on ``agents`` (see the module docstring).
+
+    ``workflow``: a ``WorkflowController``, a workflow file, or task mappings (``id``, ``type``, ``needs``,
+    ``duration``, ``resources``, ``skills``, ``agent``). ``agents``: mappings (``agent_id``, ``task_types``,
+    ``skills``, ``capacity``, ``resources`` - its budget - and ``speed``), agent objects, or by default the
+    workflow file's agents or the registered ones. ``durations``: seconds by task id or task type; otherwise
+    a task's own ``duration``, else what the database learned of its type, else 1 second (said in
+    ``notes``).
+    """
+    if policy not in POLICIES:
+        raise ValidationError(
+            f"unknown planning policy {policy!r}; valid: {', '.join(POLICIES)}.{suggest(str(policy), POLICIES)}",
+            field="policy",
+        )
+    name, tasks, default_agents = _read_workflow(workflow)
+    pool_agents = _read_agents(agents if agents is not None else default_agents, runtime)
+    durations_of, notes = _durations(tasks, durations, runtime)
+    plan_tasks = [PlanTask(t.task_id, t.task_type, durations_of[t.task_id], t.dependencies, t.requirements.skills,
+                           t.requirements.resources, t.agent) for t in tasks]  # fmt: skip
+    quickest = fastest(plan_tasks, pool_agents)
+    if policy == "critical_path":
+        ranks = priorities(upward_ranks(plan_tasks, quickest))
+        tasks = [replace(t, priority=ranks[t.task_id]) for t in tasks]
+    elif policy == "round_robin":
+        tasks = _round_robin(tasks, plan_tasks, pool_agents)
+    schedule, never = simulate(tasks, pool_agents, durations_of, _pool(pool))
+    length, path = critical_path(plan_tasks, quickest)
+    bound = work_bound(plan_tasks, pool_agents)
+    makespan = max((s.end for s in schedule), default=0.0)
+    busy: dict[str, float] = {a.agent_id: 0.0 for a in pool_agents}
+    for s in schedule:
+        busy[s.agent_id] += s.end - s.start
+    use = {a.agent_id: busy[a.agent_id] / (a.spec.capacity * makespan) if makespan else 0.0 for a in pool_agents}
+    bottleneck = max(use, key=lambda a: (use[a], busy[a], a)) if use and makespan else None
+    return Plan(name, policy, tuple(schedule), makespan, max(length, bound), tuple(path), length, bound, use,
+                bottleneck, tuple(never), tuple(notes), durations_of,
+                tuple((t.task_id, t.dependencies) for t in tasks))  # fmt: skip
+
+
+# -- reading the inputs ---------------------------------------------------------------------------
+
+
+def _read_workflow(workflow: Any) -> tuple[str, list[Task], list[Any] | None]:
+    if isinstance(workflow, WorkflowController):
+        workflow.spec.validate()
+        return workflow.name, _spec_tasks(workflow.spec), None
+    if isinstance(workflow, WorkflowSpec):
+        workflow.validate()
+        return workflow.name, _spec_tasks(workflow), None
+    if isinstance(workflow, (str, Path)):
+        parsed = parse_workflow_file(Path(workflow))
+        return parsed.spec.name, _spec_tasks(parsed.spec), list(parsed.agents)
+    if isinstance(workflow, Iterable) and not isinstance(workflow, Mapping):
+        return "tasks", _dict_tasks(list(workflow)), None
+    raise ValidationError(
+        "workflow must be a WorkflowController, a workflow file or a list of task mappings, "
+        f"got {type(workflow).__name__}",
+        field="workflow",
+    )
+
+
+def _spec_tasks(spec: WorkflowSpec) -> list[Task]:
+    spec.validate()
+    return [s.template for s in spec.steps]
+
+
+def _dict_tasks(items: Sequence[Any]) -> list[Task]:
+    tasks = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise ValidationError(f"each task must be a mapping such as {{'id': 'a', 'type': 't'}}, got {item!r}")
+        fields: dict[str, Any] = {}
+        for key, value in item.items():
+            if key not in _TASK_KEYS:
+                valid = ", ".join(sorted(set(_TASK_KEYS.values())))
+                raise ValidationError(f"unknown task field {key!r}; valid: {valid}.{suggest(str(key), _TASK_KEYS)}",
+                                      field=str(key))  # fmt: skip
+            fields[_TASK_KEYS[key]] = value
+        requirements = {k: fields[k] for k in ("skills", "resources") if k in fields}
+        duration = fields.get("duration")
+        tasks.append(build_task(
+            task_id=fields.get("id"), task_type=fields.get("type"), dependencies=fields.get("needs", ()),
+            requirements=requirements or None, agent=fields.get("agent"), priority=fields.get("priority", "normal"),
+            metadata={"duration": parse_duration(duration, "duration")} if duration is not None else None,
+        ))  # fmt: skip
+    known = {t.task_id for t in tasks}
+    if len(known) != len(tasks):
+        raise ValidationError("task ids must be unique", field="id")
+    for t in tasks:
+        for dep in t.dependencies:
+            if dep not in known:
+                raise ValidationError(f"task {t.task_id!r} needs {dep!r}, which is not among the tasks"
+                                      f"{suggest(dep, known)}", field="needs")  # fmt: skip
+    topological_order({t.task_id: t.dependencies for t in tasks})  # raises CycleError naming the loop
+    return tasks
+
+
+def _read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[PlanAgent]:
+    if agents is None:
+        live = resolve(runtime)
+        found = {a.agent_id: a.spec for a in live.agents()}
+        for registered in live.store.workers.agents():
+            found.setdefault(registered.spec.agent_id, registered.spec)
+        if not found:
+            raise ValidationError("no agents to plan on: pass agents=[...] or register some", field="agents")
+        return [PlanAgent(spec) for spec in found.values()]
+    pool = []
+    for item in agents:
+        if isinstance(item, PlanAgent):
+            pool.append(item)
+        elif isinstance(item, BaseAgent):
+            pool.append(PlanAgent(item.spec))
+        elif isinstance(item, AgentSpec):
+            pool.append(PlanAgent(item))
+        elif isinstance(item, Mapping):
+            data = dict(item)
+            speed = data.pop("speed", 1.0)
+            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed <= 0:
+                raise ValidationError(f"speed must be a positive number, got {speed!r}", field="speed")
+            spec = AgentSpec.build(data.pop("agent_id", data.pop("id", None)), task_types=data.pop("task_types", None),
+                                   skills=data.pop("skills", None), capacity=data.pop("capacity", 1),
+                                   resources=data.pop("resources", None))  # fmt: skip
+            if data:
+                raise ValidationError(f"unknown agent field {next(iter(data))!r}; valid: agent_id, task_types, "
+                                      "skills, capacity, resources, speed", field="agents")  # fmt: skip
+            pool.append(PlanAgent(spec, float(speed)))
+        else:
+            raise ValidationError(f"an agent is a mapping or an agent object, got {item!r}", field="agents")
+    if not pool:
+        raise ValidationError("plan on at least one agent", field="agents")
+    if len({a.agent_id for a in pool}) != len(pool):
+        raise ValidationError("agent ids must be unique", field="agents")
+    return pool
+
+
+def _durations(
+    tasks: Sequence[Task], given: Mapping[str, Any] | None, runtime: Runtime | None
+) -> tuple[dict[str, float], list[str]]:
+    given = dict(given or {})
+    out: dict[str, float] = {}
+    unknown_types: set[str] = set()
+    learned: Performance | None = None
+    for t in tasks:
+        value = given.get(t.task_id, given.get(t.task_type))
+        if value is None:
+            value = t.metadata.get("duration")
+        if value is None:
+            if learned is None:
+                learned = _history(runtime)
+            value = learned.type_estimate(t.task_type, _now(runtime)) if learned is not None else None
+        if value is None:
+            unknown_types.add(t.task_type)
+            value = DEFAULT_DURATION
+        seconds = parse_duration(value, f"duration of {t.task_id}")
+        out[t.task_id] = seconds
+    notes = []
+    if unknown_types:
+        notes.append(f"no duration given or learned for type{'s' if len(unknown_types) > 1 else ''} "
+                     f"{', '.join(sorted(unknown_types))}: {DEFAULT_DURATION:g}s assumed")  # fmt: skip
+    return out, notes
+
+
+def _history(runtime: Runtime | None) -> Performance | None:
+    try:
+        live = resolve(runtime)
+    except Exception:  # noqa: BLE001 - no runtime to learn from: durations default
+        return None
+    performance = Performance(live.settings.score_half_life)
+    now = live.clock.now()
+    outcomes, _ratings = live.store.feedback.history(now - 10 * live.settings.score_half_life)
+    for agent_id, task_type, ok, duration, at in outcomes:
+        performance.record(agent_id, task_type, ok, duration, at)
+    return performance
+
+
+def _now(runtime: Runtime | None) -> float:
+    return resolve(runtime).clock.now()
+
+
+def _pool(pool: Mapping[str, Any] | None) -> dict[str, float] | None:
+    if pool is None:
+        return None
+    from pepper.model.resources import Resources
+
+    return dict(Resources.parse(pool, "pool"))
+
+
+def _round_robin(tasks: list[Task], plan_tasks: list[PlanTask], agents: list[PlanAgent]) -> list[Task]:
+    """Each task pinned to the next agent (in turn) that can run it."""
+    turn = 0
+    out = []
+    for task, planned in zip(tasks, plan_tasks, strict=True):
+        able = [a for a in agents if can_run(a, planned)]
+        if not able or task.agent is not None:
+            out.append(task)
+            continue
+        out.append(replace(task, agent=able[turn % len(able)].agent_id))
+        turn += 1
+    return out
+
+
+def prepare_run(spec: WorkflowSpec, runtime: Runtime, policy: str) -> tuple[WorkflowSpec, dict[str, Any] | None]:
+    """The spec a run starts with (steps ranked by the critical path under that policy) and its predicted
+    timeline (None when no agent is known to plan on)."""
+    try:
+        predicted = plan(spec, policy=policy if policy in POLICIES else "default", runtime=runtime)
+    except ValidationError:  # no agent registered yet (workers may come later): run unplanned
+        return spec, None
+    if policy == "critical_path":
+        by_id = {s.step_id: s for s in spec.steps}
+        ranks = priorities(upward_ranks(
+            [PlanTask(s.step_id, s.task_type, predicted.durations[s.step_id], s.dependencies) for s in spec.steps],
+            {s.task_id: s.end - s.start for s in predicted.schedule} | _fallback(spec, predicted),
+        ))  # fmt: skip
+        steps = tuple(replace(s, template=replace(s.template, priority=ranks[s.step_id])) for s in by_id.values())
+        spec = replace(spec, steps=steps)
+    timeline = {"policy": predicted.policy, "makespan": predicted.makespan, "lower_bound": predicted.lower_bound,
+                "steps": {s.task_id: [s.agent_id, s.start, s.end] for s in predicted.schedule}}  # fmt: skip
+    return spec, timeline
+
+
+def _fallback(spec: WorkflowSpec, predicted: Plan) -> dict[str, float]:
+    placed = {s.task_id for s in predicted.schedule}
+    return {s.step_id: predicted.durations[s.step_id] for s in spec.steps if s.step_id not in placed}

@@ -1,0 +1,147 @@
+"""Prometheus exposition of a runtime: the database's view of everything, and this engine's own counters.
+
+Metrics read when scraped (nothing is kept twice):
+
+- from the database, whichever process serves them: ``pepper_tasks{state,task_type}``,
+  ``pepper_runs{state}``, ``pepper_dead_letters``, ``pepper_pool_capacity{resource}``,
+  ``pepper_pool_free{resource}``, ``pepper_leases``, ``pepper_workers``;
+- from this process's engine, when it runs one (per task type and agent):
+  ``pepper_submitted_total``, ``pepper_started_total``, ``pepper_completed_total``,
+  ``pepper_failed_total``, ``pepper_retried_total``, ``pepper_parked_total``,
+  ``pepper_skipped_total``, the histograms ``pepper_queue_wait_seconds`` and
+  ``pepper_run_seconds``, the gauges ``pepper_running{agent}``, ``pepper_queued{agent}``
+  and ``pepper_loop_lag_seconds``.
+
+``serve_metrics`` serves ``/metrics`` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pepper.core.runtime import Runtime
+from pepper.model.lease import room
+
+_COUNTERS = {
+    "submitted": "Tasks submitted through this engine",
+    "started": "Attempts started by this engine",
+    "completed": "Attempts that completed on this engine",
+    "failed": "Tasks that ended failed on this engine",
+    "retried": "Failed attempts answered by retry, reassign or fallback",
+    "parked": "Tasks parked in the dead-letter queue",
+    "skipped": "Tasks skipped by their recovery policy",
+}
+
+
+class PepperCollector(Collector):
+    """Builds every metric family of one runtime when scraped."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._stored()
+        service = self.runtime._service
+        if service is not None and service.metrics is not None:  # read on the engine's thread, where it changes
+            yield from self.runtime._on_engine(lambda: list(self._engine(service)))
+
+    def _stored(self) -> Iterator[Metric]:
+        store = self.runtime.store
+        now = self.runtime.clock.now()
+        tasks = GaugeMetricFamily("pepper_tasks", "Tasks in the database, by state and task type",
+                                  labels=["state", "task_type"])  # fmt: skip
+        for state, task_type, n in store.counts_by_state_and_type():
+            tasks.add_metric([state, task_type], n)
+        yield tasks
+        runs = GaugeMetricFamily("pepper_runs", "Workflow runs in the database, by state", labels=["state"])
+        for state, n in store.runs.count_by_state().items():
+            runs.add_metric([state], n)
+        yield runs
+        yield GaugeMetricFamily("pepper_dead_letters", "Tasks parked in the dead-letter queue",
+                                value=len(store.errors.parked()))  # fmt: skip
+        capacity = self.runtime.pool()
+        leases = store.leases.live(now)
+        free = room(capacity, leases, now)
+        cap = GaugeMetricFamily("pepper_pool_capacity", "Capacity of the resource pool", labels=["resource"])
+        left = GaugeMetricFamily("pepper_pool_free", "Free room in the resource pool", labels=["resource"])
+        for name in sorted(capacity):
+            cap.add_metric([name], capacity[name])
+            left.add_metric([name], free.get(name, 0.0))
+        yield cap
+        yield left
+        yield GaugeMetricFamily("pepper_leases", "Live resource leases", value=len(leases))
+        yield GaugeMetricFamily("pepper_workers", "Workers (processes running an engine) that have not stopped",
+                                value=len(store.workers.live()))  # fmt: skip
+
+    def _engine(self, service: Any) -> Iterator[Metric]:
+        hook = service.metrics
+        for name, help_text in _COUNTERS.items():
+            family = CounterMetricFamily(f"pepper_{name}", help_text, labels=["task_type", "agent"])
+            for (counter, task_type, agent), n in sorted(hook.counters.items()):
+                if counter == name:
+                    family.add_metric([task_type, agent], n)
+            yield family
+        for name, help_text, histograms in (
+            ("pepper_queue_wait_seconds", "Seconds tasks waited between ready and started", hook.waits),
+            ("pepper_run_seconds", "Seconds completed attempts ran", hook.runs),
+        ):
+            family = HistogramMetricFamily(name, help_text, labels=["task_type", "agent"])
+            for (task_type, agent), histogram in sorted(histograms.items()):
+                family.add_metric([task_type, agent], histogram.cumulative(), histogram.sum)
+            yield family
+        state = service.engine.state
+        running = GaugeMetricFamily("pepper_running", "Tasks running on each agent of this engine", labels=["agent"])
+        queued = GaugeMetricFamily("pepper_queued", "Ready tasks waiting for each agent (shared ones in part)",
+                                   labels=["agent"])  # fmt: skip
+        for agent_id, agent in sorted(state.agents.items()):
+            running.add_metric([agent_id], len(agent.running))
+            queued.add_metric([agent_id], state.routing.queued_share(agent))
+        yield running
+        yield queued
+        yield GaugeMetricFamily("pepper_loop_lag_seconds", "How late the engine's event loop ran a timer (last minute)",
+                                value=service.lag.worst)  # fmt: skip
+
+
+def registry(runtime: Runtime) -> CollectorRegistry:
+    """A registry holding the runtime's collector (mount it in any Prometheus server)."""
+    found = CollectorRegistry(auto_describe=False)
+    found.register(PepperCollector(runtime))
+    return found
+
+
+def exposition(runtime: Runtime) -> str:
+    """The metrics in Prometheus's text format."""
+    return generate_latest(registry(runtime)).decode()
+
+
+def serve_metrics(runtime: Runtime, port: int = 9464, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serve ``/metrics`` on ``host:port`` from a background thread; returns the server (``.shutdown()``;
+    ``.server_port`` is the port, useful with ``port=0``)."""
+    source = registry(runtime)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404, "only /metrics is served here")
+                return
+            body = generate_latest(source)
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a line each
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="pepper-metrics", daemon=True).start()
+    return server

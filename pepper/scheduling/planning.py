@@ -1,0 +1,185 @@
+"""Planning maths: critical paths, upward ranks, lower bounds, and checking a schedule. Pure.
+
+A workflow to plan is a DAG of tasks with a duration each (seconds at speed 1)
+and a pool of agents, each with a capacity, task types, skills, an optional
+resource budget and a speed (a task of duration d takes d / speed on it).
+
+- ``upward_rank(t)`` = t's fastest duration + the largest upward rank of the tasks that
+  depend on it: how much work must still follow once t starts. Serving the ready task
+  with the largest rank first is the heart of HEFT-style list scheduling.
+- The critical path is the chain of largest total fastest duration.
+- Two lower bounds on any schedule's makespan: that critical path, and the least time
+  the pool needs for all the work if it could be split freely among the agents able
+  to do it (``pepper.scheduling.work_bound``). ``lower_bound`` is the larger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pepper.model.agent import AgentSpec
+from pepper.model.dag import topological_order
+from pepper.model.resources import Resources
+from pepper.scheduling.work_bound import least_time
+
+#: The largest priority a task can have (``Priority.parse`` accepts up to a million).
+MAX_PRIORITY = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTask:
+    """A task to place: its type, dependencies, duration at speed 1, skills and resources."""
+
+    task_id: str
+    task_type: str
+    duration: float
+    dependencies: tuple[str, ...] = ()
+    skills: frozenset[str] = frozenset()
+    resources: Resources = field(default_factory=Resources)
+    agent: str | None = None  # pinned
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAgent:
+    """An agent of the pool: its spec (capacity, types, skills, budget) and its speed."""
+
+    spec: AgentSpec
+    speed: float = 1.0
+
+    @property
+    def agent_id(self) -> str:
+        return self.spec.agent_id
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where and when a task runs in a schedule (virtual seconds from the start)."""
+
+    task_id: str
+    agent_id: str
+    start: float
+    end: float
+
+
+def can_run(agent: PlanAgent, task: PlanTask) -> bool:
+    spec = agent.spec
+    if task.agent is not None and task.agent != spec.agent_id:
+        return False
+    if not spec.accepts(task.task_type) or not task.skills <= spec.skills:
+        return False
+    return not spec.resources or not task.resources.shortfall(spec.resources)
+
+
+def fastest(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]) -> dict[str, float]:
+    """Each task's duration on the fastest agent that can run it (its own duration if none can)."""
+    out = {}
+    for task in tasks:
+        speeds = [a.speed for a in agents if can_run(a, task)]
+        out[task.task_id] = task.duration / max(speeds) if speeds else task.duration
+    return out
+
+
+def upward_ranks(tasks: Sequence[PlanTask], cost: Mapping[str, float]) -> dict[str, float]:
+    """Each task's upward rank: its cost plus the largest rank among the tasks depending on it."""
+    dependents: dict[str, list[str]] = {t.task_id: [] for t in tasks}
+    for t in tasks:
+        for dep in t.dependencies:
+            if dep in dependents:
+                dependents[dep].append(t.task_id)
+    order = topological_order({t.task_id: t.dependencies for t in tasks})
+    ranks: dict[str, float] = {}
+    for task_id in reversed(order):
+        ranks[task_id] = cost[task_id] + max((ranks[d] for d in dependents[task_id]), default=0.0)
+    return ranks
+
+
+def critical_path(tasks: Sequence[PlanTask], cost: Mapping[str, float]) -> tuple[float, list[str]]:
+    """The length of the longest chain of tasks (summing ``cost``) and the chain itself, first task first."""
+    if not tasks:
+        return 0.0, []
+    by_id = {t.task_id: t for t in tasks}
+    order = topological_order({t.task_id: t.dependencies for t in tasks})
+    finish: dict[str, float] = {}
+    before: dict[str, str | None] = {}
+    for task_id in order:
+        deps = [d for d in by_id[task_id].dependencies if d in by_id]
+        prior = max(deps, key=lambda d: (finish[d], d), default=None)
+        finish[task_id] = cost[task_id] + (finish[prior] if prior is not None else 0.0)
+        before[task_id] = prior
+    last = max(finish, key=lambda t: (finish[t], t))
+    path = [last]
+    while before[path[-1]] is not None:
+        path.append(before[path[-1]])  # type: ignore[arg-type]
+    return finish[last], path[::-1]
+
+
+def work_bound(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]) -> float:
+    """The least time the pool needs for all of the work, ignoring dependencies: the largest, over every set of
+    agents, of the work only that set can do over its total speed x capacity (see ``work_bound`` module)."""
+    confined: dict[frozenset[str], float] = {}
+    for task in tasks:
+        able = frozenset(a.agent_id for a in agents if can_run(a, task))
+        if able:
+            confined[able] = confined.get(able, 0.0) + task.duration
+    return least_time(confined, {a.agent_id: a.speed * a.spec.capacity for a in agents})
+
+
+def priorities(ranks: Mapping[str, float]) -> dict[str, int]:
+    """Task priorities proportional to their ranks (the largest gets ``MAX_PRIORITY``), ties kept apart
+    by nothing but the order the queue already keeps."""
+    top = max(ranks.values(), default=0.0)
+    if top <= 0:
+        return {t: 0 for t in ranks}
+    return {t: round(rank / top * MAX_PRIORITY) for t, rank in ranks.items()}
+
+
+def check_schedule(
+    schedule: Sequence[Slot], tasks: Sequence[PlanTask], agents: Sequence[PlanAgent], tolerance: float = 1e-6
+) -> list[str]:
+    """Everything wrong with ``schedule`` (empty: it is valid): every task placed once, on an agent that can
+    run it, for its duration at that agent's speed, after its dependencies ended, never more tasks at once
+    than an agent's capacity, and never more resources than its budget."""
+    problems: list[str] = []
+    by_task = {t.task_id: t for t in tasks}
+    by_agent = {a.agent_id: a for a in agents}
+    placed: dict[str, Slot] = {}
+    for slot in schedule:
+        if slot.task_id in placed:
+            problems.append(f"{slot.task_id} is placed twice")
+        placed[slot.task_id] = slot
+    for task_id in by_task.keys() - placed.keys():
+        problems.append(f"{task_id} is not placed")
+    for slot in placed.values():
+        task, agent = by_task.get(slot.task_id), by_agent.get(slot.agent_id)
+        if task is None or agent is None:
+            problems.append(f"{slot.task_id} on {slot.agent_id}: unknown task or agent")
+            continue
+        if not can_run(agent, task):
+            problems.append(f"{slot.task_id} is placed on {slot.agent_id}, which cannot run it")
+        expected = task.duration / agent.speed
+        if abs((slot.end - slot.start) - expected) > tolerance + 1e-9 * expected:
+            problems.append(f"{slot.task_id} takes {slot.end - slot.start:g}s, not {expected:g}s")
+        for dep in task.dependencies:
+            if dep in placed and slot.start < placed[dep].end - tolerance:
+                problems.append(f"{slot.task_id} starts at {slot.start:g} before its dependency {dep} ends")
+    for agent in agents:
+        mine = sorted((s for s in placed.values() if s.agent_id == agent.agent_id), key=lambda s: s.start)
+        events = sorted([(s.start, 1, s.task_id) for s in mine] + [(s.end, -1, s.task_id) for s in mine])
+        running: set[str] = set()
+        for _at, change, task_id in events:  # ends sort before starts at the same instant
+            if change < 0:
+                running.discard(task_id)
+                continue
+            running.add(task_id)
+            if len(running) > agent.spec.capacity:
+                problems.append(f"{agent.agent_id} runs {len(running)} tasks at once, over its capacity")
+            if agent.spec.resources:
+                used: dict[str, float] = {}
+                for other in running:
+                    for name, amount in by_task[other].resources.items():
+                        used[name] = used.get(name, 0.0) + amount
+                over = {n: a for n, a in used.items() if a > agent.spec.resources.get(n, 0.0) + tolerance}
+                if over:
+                    problems.append(f"{agent.agent_id}'s tasks use more than its budget at once: {over}")
+    return problems

@@ -1,0 +1,151 @@
+"""Monitoring on a real engine: figures that match what ran, alerts that fire once, health checks with
+timeouts, and a Prometheus endpoint scraped over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import pepper
+from pepper.core import HealthMonitor, PerformanceMonitor, TaskOrchestrator
+from pepper.core.prometheus import serve_metrics
+from pepper.errors import ValidationError
+from pepper.model.task import TaskState
+
+FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "sample_interval": "50ms"}
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = pepper.Runtime(db=str(tmp_path / "m.db"), home=str(tmp_path / "home"), **FAST)
+    yield rt
+    rt.close()
+
+
+def test_figures_of_2000_tasks_with_5_percent_failures_match_what_ran_and_the_alert_fires_once(runtime):
+    calls = {"n": 0, "failed": 0, "due": 0}
+    lock = threading.Lock()
+
+    @pepper.agent("worker", task_types=["job"], capacity=8, runtime=runtime)
+    async def job(task):
+        with lock:  # one attempt in twenty fails (the very first included), never a task's retry
+            calls["n"] += 1
+            calls["due"] += calls["n"] % 20 == 1
+            fail = calls["due"] > 0 and task.attempt == 1
+            calls["due"] -= fail
+            calls["failed"] += fail
+        await asyncio.sleep(0)
+        if fail:
+            raise RuntimeError("injected")
+        return 1
+
+    fired = []
+    monitor = PerformanceMonitor(runtime)
+    monitor.set_alert("error_rate", 0.05, fired.append, window="60s")
+    orchestrator = TaskOrchestrator(runtime)
+    ids = [f"job-{i}" for i in range(2000)]
+    started = time.perf_counter()
+    orchestrator.submit_tasks([{"id": i, "type": "job", "max_retries": 2} for i in ids])
+    statuses = orchestrator.wait(ids, timeout=120)
+    assert [(s.task_id, s.state, s.attempts) for s in statuses if s.state is not TaskState.COMPLETED] == []
+    elapsed = time.perf_counter() - started
+    report = monitor.get_performance(window="60s")
+    time.sleep(0.3)  # a few more sampler ticks
+    actual = calls["failed"] / calls["n"]
+    assert report.error_rate == pytest.approx(actual, abs=0.01) and abs(report.error_rate - 0.05) < 0.01
+    assert report.overall.completed == 2000 and report.overall.failed == calls["failed"]
+    assert report.throughput == pytest.approx(2000 / elapsed, rel=0.10)
+    assert report.overall.run_time.p99 is not None and report.overall.queue_wait.p50 is not None
+    assert set(report.by_agent) == {"worker"} and set(report.by_task_type) == {"job"}
+    assert len(fired) == 1 and fired[0].metric == "error_rate" and fired[0].value > 0.05
+    assert [a["rule_id"] for a in runtime.store.leases.recent_alerts()] == [fired[0].rule_id]
+
+    only = monitor.get_performance(metrics=["throughput"], window="1m")
+    assert only.error_rate is None and only.latency is None and only.throughput > 0
+    with pytest.raises(ValidationError, match=r"unknown metric 'latncy'.*Did you mean 'latency'"):
+        monitor.get_performance(metrics=["latncy"])
+    with pytest.raises(ValidationError, match="window must be positive"):
+        monitor.get_performance(window=0)
+
+
+def test_an_agent_whose_health_check_hangs_is_unhealthy_within_its_timeout(runtime):
+    class Hanging(pepper.BaseAgent):
+        async def health_check(self) -> bool:
+            await asyncio.sleep(3600)
+            return True
+
+        async def execute(self, task):
+            return "never asked"
+
+    class Fine(pepper.BaseAgent):
+        async def execute(self, task):
+            return "ok"
+
+    runtime.register_agent(Hanging("stuck", task_types=["t"]))
+    runtime.register_agent(Fine("fine", task_types=["t"]))
+    monitor = HealthMonitor(runtime)
+    started = time.perf_counter()
+    report = monitor.check_health(components=["agents"], timeout=0.5)
+    assert time.perf_counter() - started < 2.0
+    agents = report["agents"]
+    assert report.status == "degraded" and agents.status == "degraded"
+    assert agents.reasons == ("agent 'stuck' is unhealthy: its health_check() did not answer within 0.5s",)
+    assert agents.metrics["unhealthy_agents"] == 1
+    assert not runtime._service.engine.state.performance.healthy("stuck")  # its score halves while it is sick
+    whole = monitor.check_health(timeout=0.5)
+    assert set(whole.components) == {"agents", "resources", "workflows", "store", "engine"}
+    assert whole["store"].metrics["writable"] is True and whole["engine"].metrics["engine_here"] is True
+    with pytest.raises(ValidationError, match="unknown component 'agnets'; valid components: agents, resources"):
+        monitor.check_health(components=["agnets"])
+    assert set(monitor.get_health_metrics(["engine"])["engine"]) >= {"loop_lag", "live_workers"}
+
+
+def test_health_without_any_worker_says_so(tmp_path):
+    with pepper.Runtime(db=str(tmp_path / "empty.db"), home=str(tmp_path / "home")) as runtime:
+        report = HealthMonitor(runtime).check_health()
+    assert report.status == "degraded" and report.exit_code == 1
+    assert any("no worker is running" in r for r in report["engine"].reasons)
+
+
+def test_metrics_scraped_over_http_parse_and_match_the_store(runtime):
+    @pepper.agent("a", task_types=["t", "u"], capacity=4, runtime=runtime)
+    async def work(task):
+        if task.inputs.get("fail"):
+            raise ValueError("no")
+        return 1
+
+    orchestrator = TaskOrchestrator(runtime)
+    specs = [{"id": f"t{i}", "type": "t" if i % 3 else "u", "inputs": {"fail": i % 10 == 0}} for i in range(60)]
+    orchestrator.submit_tasks(specs)
+    orchestrator.wait([s["id"] for s in specs], timeout=30)
+    server = serve_metrics(runtime, port=0)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = response.read().decode()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/other", timeout=10)
+    finally:
+        server.shutdown()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    stored = runtime.store.counts_by_state_and_type()
+    for state, task_type, n in stored:
+        assert samples[("pepper_tasks", (("state", state), ("task_type", task_type)))] == n
+    completed = sum(n for state, _, n in stored if state == "completed")
+    failed = sum(n for state, _, n in stored if state == "failed")
+    counted = {name: sum(v for (sample, _), v in samples.items() if sample == name)
+               for name in ("pepper_completed_total", "pepper_failed_total", "pepper_submitted_total")}  # fmt: skip
+    assert counted == {"pepper_completed_total": completed, "pepper_failed_total": failed,
+                       "pepper_submitted_total": 60}  # fmt: skip
+    assert samples[("pepper_run_seconds_count", (("agent", "a"), ("task_type", "t")))] == sum(
+        n for state, task_type, n in stored if state == "completed" and task_type == "t"
+    )
