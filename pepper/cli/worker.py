@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from http.server import ThreadingHTTPServer
 from types import FrameType
 
 import click
@@ -21,7 +20,7 @@ from pepper.cli.render import make_console, plural, print_json
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import AgentStanding, agent_dict, agents_table
 from pepper.core import AgentSelector, LoadBalancer
-from pepper.core.prometheus import serve_metrics
+from pepper.core.prometheus import MetricsServer, serve_metrics
 from pepper.errors import AgentNotFoundError, PepperError
 
 _POLL = 0.1
@@ -115,7 +114,7 @@ def _serve(
             )
 
 
-def _metrics(runtime: pepper.Runtime, port: int | None) -> AbstractContextManager[ThreadingHTTPServer | None]:
+def _metrics(runtime: pepper.Runtime, port: int | None) -> AbstractContextManager[MetricsServer | None]:
     return nullcontext() if port is None else metrics_served(runtime, port, option="--metrics-port")
 
 
@@ -145,7 +144,7 @@ def _run(runtime: pepper.Runtime, stopping: threading.Event, idle_grace: float |
 @contextmanager
 def metrics_served(
     runtime: pepper.Runtime, port: int, host: str = "127.0.0.1", *, option: str = "--port"
-) -> Iterator[ThreadingHTTPServer]:
+) -> Iterator[MetricsServer]:
     """``/metrics`` served on ``host:port`` from a background thread while inside (``pepper worker --metrics-port``,
     ``pepper serve-metrics``); an address that cannot be used is a pepper error naming ``option``."""
     try:
@@ -161,11 +160,10 @@ def metrics_served(
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
-def metrics_url(server: ThreadingHTTPServer) -> str:
+def metrics_url(server: MetricsServer) -> str:
     """``http://HOST:PORT/metrics`` of a server from ``metrics_served``."""
     host, port = server.server_address[:2]
     shown = host.decode() if isinstance(host, bytes) else str(host)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,6 +23,7 @@ from pepper.errors import NotFoundError, ValidationError, suggest
 from pepper.model.events import HealthChanged
 from pepper.model.lease import LeaseKind, room
 from pepper.model.task import TaskState
+from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunState
 from pepper.monitoring import health as rules
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -27,6 +31,10 @@ from pepper.monitoring.health import COMPONENTS, ComponentHealth, HealthReport
 
 #: Seconds of recent attempts an agent's error rate is taken over.
 ERROR_WINDOW = 300.0
+#: Health numbers that exist once there is something to count (agents, an engine), so alerts may watch them early.
+_LATER_METRICS = frozenset({"agents.error_rate", "agents.stalled_tasks", "engine.loop_lag"})
+#: Agents whose synchronous health_check() is still running (agent -> when it was called): never called twice at once.
+_unanswered: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
 def check_components(components: Iterable[str] | None) -> tuple[str, ...]:
@@ -34,9 +42,12 @@ def check_components(components: Iterable[str] | None) -> tuple[str, ...]:
         return COMPONENTS
     if isinstance(components, str):
         components = [components]
+    if not isinstance(components, Iterable):
+        raise ValidationError(f"components must be a list of names from {', '.join(COMPONENTS)}; got "
+                              f"{components!r}", field="components")  # fmt: skip
     chosen = []
     for name in components:
-        if name not in COMPONENTS:
+        if not isinstance(name, str) or name not in COMPONENTS:
             raise ValidationError(
                 f"unknown component {name!r}; valid components: {', '.join(COMPONENTS)}."
                 f"{suggest(str(name), COMPONENTS)}",
@@ -67,7 +78,7 @@ class HealthMonitor:
         """Overall and per-component ``healthy`` / ``degraded`` / ``unhealthy``, with the reasons and numbers.
         Each local agent's ``health_check()`` has ``timeout`` seconds to answer."""
         chosen = check_components(components)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
             raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout")
         if "agents" in chosen:
             await self._call_health_checks(timeout)
@@ -88,8 +99,10 @@ class HealthMonitor:
     ) -> str:  # fmt: skip
         """Alert when a health number crosses ``threshold``: ``metric`` is ``component.name`` as listed by
         ``get_health_metrics()`` (e.g. ``engine.loop_lag``, ``agents.unhealthy_agents``, ``store.wal_mb``)."""
+        if not isinstance(metric, str):
+            raise ValidationError(f"metric must be a name such as 'engine.loop_lag', got {metric!r}", field="metric")
         component, _, name = metric.partition(".")
-        known = {f"{c}.{m}" for c, ms in self.get_health_metrics().items() for m in ms}
+        known = {f"{c}.{m}" for c, ms in self.get_health_metrics().items() for m in ms} | _LATER_METRICS
         if metric not in known:
             raise ValidationError(
                 f"unknown health metric {metric!r}; valid: {', '.join(sorted(known))}.{suggest(metric, known)}",
@@ -98,7 +111,7 @@ class HealthMonitor:
         if not callable(callback):
             raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
         rule = AlertRule(f"health-{uuid.uuid4().hex[:8]}", "health", metric, threshold, subject=None, above=above,
-                         hysteresis=hysteresis, cooldown=cooldown)  # fmt: skip
+                         hysteresis=hysteresis, cooldown=parse_duration(cooldown, "cooldown"))  # fmt: skip
 
         def value(rule: AlertRule, now: float) -> float | None:
             number = self._component(component, now).metrics.get(name)
@@ -119,7 +132,7 @@ class HealthMonitor:
         if not agents:
             return
         service = await runtime.engine()  # the agents registered here run (and answer) on its loop
-        answers = await asyncio.gather(*(_ask(agent.health_check, timeout) for agent in agents))
+        answers = await asyncio.gather(*(_ask(agent, timeout) for agent in agents))
         now = runtime.clock.now()
         for agent, (ok, error) in zip(agents, answers, strict=True):
             before = self._checks.get(agent.agent_id, (True, None))
@@ -231,17 +244,63 @@ class HealthMonitor:
         return rules.engine_health(facts)
 
 
-async def _ask(check: Callable[[], Any], timeout: float) -> tuple[bool | None, str | None]:
-    """``(answer, None)``, or ``(None, why)`` when the check raised or did not answer within ``timeout``."""
+async def _ask(agent: Any, timeout: float) -> tuple[bool | None, str | None]:
+    """``(answer, None)``, or ``(None, why)`` when the agent's check raised or did not answer within ``timeout``.
+
+    A synchronous check runs on a daemon thread of its own, and is not called again while an earlier call
+    hangs: hung checks neither pile up threads nor keep the process from exiting."""
+    check = agent.health_check
     try:
         if inspect.iscoroutinefunction(check):
             answer = await asyncio.wait_for(check(), timeout)
         else:
-            answer = await asyncio.wait_for(asyncio.to_thread(check), timeout)
+            answer = await asyncio.wait_for(_in_thread(agent, check), timeout)
             if inspect.isawaitable(answer):
                 answer = await asyncio.wait_for(answer, timeout)
+    except _StillRunning as running:
+        return None, f"its health_check() has not answered for {running.seconds:.3g}s (still running)"
     except TimeoutError:
         return None, f"its health_check() did not answer within {timeout:g}s"
     except Exception as exc:  # noqa: BLE001 - a failing check is a verdict, not an engine error
         return None, f"its health_check() raised {type(exc).__name__}: {exc}"
     return bool(answer), None
+
+
+class _StillRunning(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def _in_thread(agent: Any, check: Callable[[], Any]) -> asyncio.Future[Any]:
+    """``check()`` on a daemon thread; its answer (or exception) comes back as a future of the running loop."""
+    called = _unanswered.get(agent)
+    if called is not None:
+        raise _StillRunning(time.monotonic() - called)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(answer: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(answer)
+
+    def run() -> None:
+        answer, error = None, None
+        try:
+            answer = check()
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller
+            error = exc
+        finally:
+            _unanswered.pop(agent, None)
+        try:
+            loop.call_soon_threadsafe(settle, answer, error)
+        except RuntimeError:  # the loop closed while the check ran: nobody waits for it any more
+            pass
+
+    _unanswered[agent] = time.monotonic()
+    threading.Thread(target=run, name=f"pepper-health-{getattr(agent, 'agent_id', 'agent')}", daemon=True).start()
+    return asyncio.shield(future)

@@ -72,9 +72,12 @@ def check_metrics(metrics: Iterable[str] | None, valid: tuple[str, ...] = METRIC
         return valid
     if isinstance(metrics, str):
         metrics = [metrics]
+    if not isinstance(metrics, Iterable):
+        raise ValidationError(f"metrics must be a list of names from {', '.join(valid)}; got {metrics!r}",
+                              field="metrics")  # fmt: skip
     chosen = []
     for metric in metrics:
-        if metric not in valid:
+        if not isinstance(metric, str) or metric not in valid:
             raise ValidationError(
                 f"unknown metric {metric!r}; valid metrics: {', '.join(valid)}.{suggest(str(metric), valid)}",
                 field="metrics",
@@ -148,6 +151,9 @@ class PerformanceMonitor:
         (name,) = check_metrics([metric], ALERT_METRICS)
         if not callable(callback):
             raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
+        for field_name, value in (("agent", agent), ("task_type", task_type)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValidationError(f"{field_name} must be a non-empty string, got {value!r}", field=field_name)
         if agent is not None and task_type is not None:
             raise ValidationError("watch one agent or one task type, not both", field="agent")
         seconds = window_seconds(window)
@@ -173,6 +179,6 @@ def _watched(runtime: Runtime, rule: AlertRule, now: float) -> float | None:
         found = [o for o in found if o.agent_id == rule.subject]
     elif rule.scope == "task_type":
         found = [o for o in found if o.task_type == rule.subject]
-    if not found:
-        return None
+    if not found and rule.metric not in ("throughput", "completed", "failed"):
+        return None  # no error rate or latency without attempts; but no attempts is a throughput of 0
     return value_of(rule.metric, summarize(found, now, window))

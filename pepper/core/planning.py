@@ -16,6 +16,7 @@ the busiest agent. Policies:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
 from pepper.model.submission import build_task
 from pepper.model.task import Task
-from pepper.model.units import parse_duration
+from pepper.model.units import parse_duration, parse_quantity
 from pepper.model.workflow import WorkflowSpec
 from pepper.scheduling.performance import Performance
 from pepper.scheduling.planning import (
@@ -77,6 +78,11 @@ class Plan:
             if s.task_id == task_id:
                 return s
         raise KeyError(task_id)
+
+    @property
+    def utilization(self) -> Mapping[str, float]:
+        """``utilisation``, spelt the American way."""
+        return self.utilisation
 
     @property
     def ratio(self) -> float | None:
@@ -145,9 +151,16 @@ def plan(
         tasks = [replace(t, priority=ranks[t.task_id]) for t in tasks]
     elif policy == "round_robin":
         tasks = _round_robin(tasks, plan_tasks, pool_agents)
-    schedule, never = simulate(tasks, pool_agents, durations_of, _pool(pool))
-    length, path = critical_path(plan_tasks, quickest)
-    bound = work_bound(plan_tasks, pool_agents)
+    limits = _pool(pool)
+    # as the live engine refuses them at submit, tasks that can never run are kept out (they would hold a
+    # route's queue), with every task that needs them
+    hopeless = _hopeless(plan_tasks, pool_agents, limits or {})
+    schedule, never = simulate([t for t in tasks if t.task_id not in hopeless], pool_agents, durations_of, limits)
+    unplaced = set(never) | hopeless
+    never = [t.task_id for t in tasks if t.task_id in unplaced]
+    placed = [t for t in plan_tasks if t.task_id not in unplaced]  # bounds of what runs, not of what cannot
+    length, path = critical_path(placed, quickest)
+    bound = work_bound(placed, pool_agents)
     makespan = max((s.end for s in schedule), default=0.0)
     busy: dict[str, float] = {a.agent_id: 0.0 for a in pool_agents}
     for s in schedule:
@@ -157,6 +170,19 @@ def plan(
     return Plan(name, policy, tuple(schedule), makespan, max(length, bound), tuple(path), length, bound, use,
                 bottleneck, tuple(never), tuple(notes), durations_of,
                 tuple((t.task_id, t.dependencies) for t in tasks))  # fmt: skip
+
+
+def _hopeless(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> set[str]:
+    """Tasks no agent of the pool can run, or needing more of a resource than the pool has; and their dependents."""
+    out = {t.task_id for t in tasks
+           if not any(can_run(a, t) for a in agents) or any(t.resources[n] > limits[n] for n in t.resources
+                                                            if n in limits)}  # fmt: skip
+    if out:
+        by_id = {t.task_id: t for t in tasks}
+        for task_id in topological_order({t.task_id: t.dependencies for t in tasks}):
+            if any(dep in out for dep in by_id[task_id].dependencies):
+                out.add(task_id)
+    return out
 
 
 # -- reading the inputs ---------------------------------------------------------------------------
@@ -171,7 +197,7 @@ def _read_workflow(workflow: Any) -> tuple[str, list[Task], list[Any] | None]:
         return workflow.name, _spec_tasks(workflow), None
     if isinstance(workflow, (str, Path)):
         parsed = parse_workflow_file(Path(workflow))
-        return parsed.spec.name, _spec_tasks(parsed.spec), list(parsed.agents)
+        return parsed.spec.name, _spec_tasks(parsed.spec), list(parsed.agents) or None  # none: registered ones
     if isinstance(workflow, Iterable) and not isinstance(workflow, Mapping):
         return "tasks", _dict_tasks(list(workflow)), None
     raise ValidationError(
@@ -237,7 +263,7 @@ def _read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[
         elif isinstance(item, Mapping):
             data = dict(item)
             speed = data.pop("speed", 1.0)
-            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed <= 0:
+            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < math.inf:
                 raise ValidationError(f"speed must be a positive number, got {speed!r}", field="speed")
             spec = AgentSpec.build(data.pop("agent_id", data.pop("id", None)), task_types=data.pop("task_types", None),
                                    skills=data.pop("skills", None), capacity=data.pop("capacity", 1),
@@ -258,7 +284,15 @@ def _read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[
 def _durations(
     tasks: Sequence[Task], given: Mapping[str, Any] | None, runtime: Runtime | None
 ) -> tuple[dict[str, float], list[str]]:
+    if given is not None and not isinstance(given, Mapping):
+        raise ValidationError(f"durations must map task ids or task types to seconds, got {given!r}",
+                              field="durations")  # fmt: skip
     given = dict(given or {})
+    names = {t.task_id for t in tasks} | {t.task_type for t in tasks}
+    for key in given:
+        if key not in names:
+            raise ValidationError(f"durations names {key!r}, which is neither a task id nor a task type of the "
+                                  f"workflow.{suggest(str(key), names)}", field="durations")  # fmt: skip
     out: dict[str, float] = {}
     unknown_types: set[str] = set()
     learned: Performance | None = None
@@ -287,6 +321,8 @@ def _history(runtime: Runtime | None) -> Performance | None:
         live = resolve(runtime)
     except Exception:  # noqa: BLE001 - no runtime to learn from: durations default
         return None
+    if runtime is None and live.settings.db != ":memory:" and not Path(live.settings.db).exists():
+        return None  # nothing learned yet, and planning creates no database
     performance = Performance(live.settings.score_half_life)
     now = live.clock.now()
     outcomes, _ratings = live.store.feedback.history(now - 10 * live.settings.score_half_life)
@@ -304,7 +340,8 @@ def _pool(pool: Mapping[str, Any] | None) -> dict[str, float] | None:
         return None
     from pepper.model.resources import Resources
 
-    return dict(Resources.parse(pool, "pool"))
+    Resources.parse(pool, "pool")  # names and amounts checked; it leaves out zeros, but none is a limit too
+    return {name: parse_quantity(name, amount) for name, amount in pool.items()}
 
 
 def _round_robin(tasks: list[Task], plan_tasks: list[PlanTask], agents: list[PlanAgent]) -> list[Task]:

@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from pepper.core.runtime import Runtime
+from pepper.errors import ValidationError
 from pepper.model.lease import room
 
 _COUNTERS = {
@@ -121,9 +122,27 @@ def exposition(runtime: Runtime) -> str:
     return generate_latest(registry(runtime)).decode()
 
 
-def serve_metrics(runtime: Runtime, port: int = 9464, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve ``/metrics`` on ``host:port`` from a background thread; returns the server (``.shutdown()``;
-    ``.server_port`` is the port, useful with ``port=0``)."""
+class MetricsServer(ThreadingHTTPServer):
+    """The ``/metrics`` server: ``.server_port`` is its port (useful with ``port=0``); ``.close()`` stops it and
+    frees the port (also on leaving a ``with`` block)."""
+
+    daemon_threads = True
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_metrics(runtime: Runtime, port: int = 9464, host: str = "127.0.0.1") -> MetricsServer:
+    """Serve ``/metrics`` on ``host:port`` from a background thread until ``.close()``."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValidationError(f"port must be a whole number from 0 to 65535 (0: any free port), got {port!r}",
+                              field="port")  # fmt: skip
+    if not isinstance(host, str) or not host:
+        raise ValidationError(f"host must be an address such as '127.0.0.1', got {host!r}", field="host")
     source = registry(runtime)
 
     class Handler(BaseHTTPRequestHandler):
@@ -141,7 +160,6 @@ def serve_metrics(runtime: Runtime, port: int = 9464, host: str = "127.0.0.1") -
         def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a line each
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = MetricsServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="pepper-metrics", daemon=True).start()
     return server

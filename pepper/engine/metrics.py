@@ -64,7 +64,8 @@ class MetricsHook(EngineHook):
         self.waits: dict[tuple[str, str], Histogram] = {}
         self.runs: dict[tuple[str, str], Histogram] = {}
         self.window = EventWindow(horizon)
-        self._began: dict[tuple[str, int], tuple[float, float | None]] = {}  # attempt -> (started at, wait)
+        # attempt -> (started at, queue wait, agent): the agent it started on, whatever the task does next
+        self._began: dict[tuple[str, int], tuple[float, float | None, str]] = {}
 
     def _count(self, name: str, task_type: str, agent_id: str | None, n: int = 1) -> None:
         key = (name, task_type, agent_id or "")
@@ -83,7 +84,7 @@ class MetricsHook(EngineHook):
         t = self.engine.state.tasks.get(task.task_id)
         ready = t.ready_at if t is not None else None
         wait = at - ready if ready is not None and at >= ready else None
-        self._began[(task.task_id, attempt)] = (at, wait)
+        self._began[(task.task_id, attempt)] = (at, wait, agent_id)
         if wait is not None:
             key = (task.task_type, agent_id)
             histogram = self.waits.get(key)
@@ -95,8 +96,11 @@ class MetricsHook(EngineHook):
         began = self._began.pop((event.task_id, event.attempt), None)
         if event.requeue or task is None:
             return
-        t = self.engine.state.tasks.get(event.task_id)
-        agent_id = t.agent_id if t is not None else None
+        if began is not None:
+            agent_id: str | None = began[2]
+        else:  # started before this hook was attached
+            t = self.engine.state.tasks.get(event.task_id)
+            agent_id = t.agent_id if t is not None else None
         started = event.started_at if event.started_at is not None else (began[0] if began else None)
         run = event.at - started if started is not None else None
         if event.ok:
@@ -119,6 +123,9 @@ class MetricsHook(EngineHook):
             self._count("skipped", record.task_type, record.agent_id)
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
+        if state is TaskState.CANCELLED and self._began:  # a cancelled running attempt reports no end
+            for key in [k for k in self._began if k[0] == task_id]:
+                del self._began[key]
         if state is TaskState.FAILED:
             t = self.engine.state.tasks.get(task_id)
             if t is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 
 from pepper.engine.state import EngineState
@@ -34,7 +35,8 @@ def simulate(
     """Run ``tasks`` (durations at speed 1, by task id) on ``agents`` from time 0; the slots, in start order,
     and the ids of tasks that could never start (no agent can take them)."""
     speed = {a.agent_id: a.speed for a in agents}
-    state = EngineState("planner", keep_finished=len(tasks) + 1)
+    # what it is taught never fades: however long the virtual run, agents keep their speeds
+    state = EngineState("planner", keep_finished=len(tasks) + 1, score_half_life=math.inf)
     _teach(state, tasks, agents, durations)
     state.performance.learning = False  # speeds are known: the mix of tasks an agent happens to run must not skew them
     names = {n for t in tasks for n in t.requirements.resources} | {n for a in agents for n in a.spec.resources}

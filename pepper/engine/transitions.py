@@ -217,9 +217,9 @@ class Transitions:
             if needs and self.resources.fits(needs, agent_id):
                 return False
             usable = (lambda a: not self.resources.fits(needs, a.spec.agent_id)) if needs else None
-            route = t.route
+            route = t.route  # its queue still holds this task (and perhaps a few stale tickets): the backlog
             recheck = (
-                self.chooser.defer(agent, route.agents, t.task.task_type, at, usable, len(route.queue) + 1)
+                self.chooser.defer(agent, route.agents, t.task.task_type, at, usable, len(route.queue))
                 if route else None
             )  # fmt: skip
             if recheck is not None:

@@ -8,6 +8,7 @@ within ``cooldown`` seconds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,12 +33,15 @@ class AlertRule:
     scope: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
-            raise ValidationError(f"threshold must be a number, got {self.threshold!r}", field="threshold")
-        if self.hysteresis is not None and self.hysteresis < 0:
+        if not isinstance(self.metric, str) or not self.metric:
+            raise ValidationError(f"metric must be a name, got {self.metric!r}", field="metric")
+        _number(self.threshold, "threshold")
+        if self.hysteresis is not None and _number(self.hysteresis, "hysteresis") < 0:
             raise ValidationError("hysteresis cannot be negative", field="hysteresis")
-        if self.cooldown < 0:
+        if _number(self.cooldown, "cooldown") < 0:
             raise ValidationError("cooldown cannot be negative", field="cooldown")
+        if self.window is not None and _number(self.window, "window") <= 0:
+            raise ValidationError("window must be positive", field="window")
 
     @property
     def margin(self) -> float:
@@ -116,3 +120,10 @@ def evaluate(rule: AlertRule, state: RuleState, value: float | None, now: float)
         message=f"{who}{rule.metric} is {value:g}, {direction} the threshold of {rule.threshold:g}",
     )
     return RuleState(firing=True, last_fired=now, fired=number), alert
+
+
+def _number(value: object, name: str) -> float:
+    """``value`` if it is a finite number; else a ``ValidationError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number, got {value!r}", field=name)
+    return float(value)

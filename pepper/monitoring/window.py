@@ -5,7 +5,8 @@ whether it succeeded, how long it waited in the queue and how long it ran.
 
 - throughput: completed attempts per second over the window's span - from the
   start of the window, or from when the earliest observed attempt became ready
-  if that is later (so a burst that took 3 s reads as tasks / 3 s, not / 60 s);
+  if that is later (so a burst that took 3 s reads as tasks / 3 s, not / 60 s),
+  but never less than 10 ms (or the window, if shorter);
 - latency: p50, p95 and p99 of queue wait and of run time, interpolated
   linearly between ranks (as ``numpy.percentile`` does by default);
 - error rate: failed attempts / ended attempts (interrupted ones are not counted).
@@ -18,6 +19,10 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+#: The shortest span throughput is measured over (seconds): a task that ended just now with no timings
+#: would otherwise read as millions per second.
+MIN_SPAN = 0.01
 
 PERCENTILES = (50.0, 95.0, 99.0)
 
@@ -121,7 +126,7 @@ def summarize(observations: Iterable[Observation], now: float, window: float) ->
         began = o.at - (o.run or 0.0) - (o.wait or 0.0)
         earliest = min(earliest, began)
     span = now - max(start, earliest) if completed or failed else window
-    return Figures(window, max(span, 1e-9), completed, failed, Latency.of(waits), Latency.of(runs))
+    return Figures(window, max(span, min(window, MIN_SPAN)), completed, failed, Latency.of(waits), Latency.of(runs))
 
 
 def breakdown(observations: Iterable[Observation], now: float, window: float, by: str) -> dict[str, Figures]:
@@ -139,6 +144,11 @@ class EventWindow:
     """The most recent observations: those within ``horizon`` seconds, at most ``limit`` of them."""
 
     def __init__(self, horizon: float = 3600.0, limit: int = 200_000) -> None:
+        if limit < 1 or not horizon > 0:
+            raise ValueError(
+                f"an event window keeps at least one observation over a positive horizon, got "
+                f"limit={limit!r}, horizon={horizon!r}"
+            )
         self.horizon = horizon
         self._items: deque[Observation] = deque(maxlen=limit)
 

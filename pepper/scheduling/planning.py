@@ -54,12 +54,26 @@ class PlanAgent:
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """Where and when a task runs in a schedule (virtual seconds from the start)."""
+    """Where and when a task runs in a schedule (virtual seconds from the start); ``slot["start"]`` works too,
+    like the entries of ``Plan.to_dict()["schedule"]``."""
 
     task_id: str
     agent_id: str
     start: float
     end: float
+
+    def __getitem__(self, key: str) -> str | float:
+        if key not in _SLOT_KEYS:
+            raise KeyError(key)
+        value: str | float = getattr(self, key)
+        return value
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+_SLOT_KEYS = frozenset({"task_id", "agent_id", "start", "end"})
 
 
 def can_run(agent: PlanAgent, task: PlanTask) -> bool:
@@ -164,7 +178,9 @@ def check_schedule(
             if dep in placed and slot.start < placed[dep].end - tolerance:
                 problems.append(f"{slot.task_id} starts at {slot.start:g} before its dependency {dep} ends")
     for agent in agents:
-        mine = sorted((s for s in placed.values() if s.agent_id == agent.agent_id), key=lambda s: s.start)
+        # a task of no duration holds no room at any instant
+        mine = sorted((s for s in placed.values() if s.agent_id == agent.agent_id and s.end > s.start),
+                      key=lambda s: s.start)  # fmt: skip
         events = sorted([(s.start, 1, s.task_id) for s in mine] + [(s.end, -1, s.task_id) for s in mine])
         running: set[str] = set()
         for _at, change, task_id in events:  # ends sort before starts at the same instant

@@ -4,6 +4,7 @@ timeouts, and a Prometheus endpoint scraped over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 import urllib.request
@@ -55,7 +56,10 @@ def test_figures_of_2000_tasks_with_5_percent_failures_match_what_ran_and_the_al
     assert [(s.task_id, s.state, s.attempts) for s in statuses if s.state is not TaskState.COMPLETED] == []
     elapsed = time.perf_counter() - started
     report = monitor.get_performance(window="60s")
-    time.sleep(0.3)  # a few more sampler ticks
+    deadline = time.monotonic() + 10  # the sampler evaluates the rule every 50 ms; the callback runs in a thread
+    while not fired and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a few more sampler ticks: it must not fire again
     actual = calls["failed"] / calls["n"]
     assert report.error_rate == pytest.approx(actual, abs=0.01) and abs(report.error_rate - 0.05) < 0.01
     assert report.overall.completed == 2000 and report.overall.failed == calls["failed"]
@@ -132,7 +136,10 @@ def test_metrics_scraped_over_http_parse_and_match_the_store(runtime):
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/other", timeout=10)
     finally:
-        server.shutdown()
+        server.close()
+    with socket.socket() as probe:  # closed: nothing listens there any more (connections may linger)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", server.server_port))
     samples = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -149,3 +156,65 @@ def test_metrics_scraped_over_http_parse_and_match_the_store(runtime):
     assert samples[("pepper_run_seconds_count", (("agent", "a"), ("task_type", "t")))] == sum(
         n for state, task_type, n in stored if state == "completed" and task_type == "t"
     )
+
+
+def test_a_hanging_sync_health_check_is_not_called_again_while_it_hangs(runtime):
+    release, calls = threading.Event(), []
+
+    class Stuck(pepper.BaseAgent):
+        def health_check(self) -> bool:
+            calls.append(time.monotonic())
+            release.wait(30)
+            return True
+
+        async def execute(self, task):
+            return "ok"
+
+    class Fine(pepper.BaseAgent):
+        def health_check(self) -> bool:
+            return True
+
+        async def execute(self, task):
+            return "ok"
+
+    runtime.register_agent(Stuck("stuck", task_types=["t"]))
+    runtime.register_agent(Fine("fine", task_types=["t"]))
+    monitor = HealthMonitor(runtime)
+    try:
+        for _ in range(8):  # more than the default thread pool has threads
+            reasons = monitor.check_health(["agents"], timeout=0.1)["agents"].reasons
+            assert len(reasons) == 1 and reasons[0].startswith("agent 'stuck' is unhealthy")
+        assert len(calls) == 1 and "still running" in reasons[0]
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while monitor.check_health(["agents"], timeout=1)["agents"].status != "healthy" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert monitor.check_health(["agents"], timeout=1)["agents"].status == "healthy" and len(calls) >= 2
+
+
+def test_per_agent_figures_blame_the_agent_that_failed_not_the_one_that_took_over(runtime):
+    @pepper.agent("bad", task_types=["t"], runtime=runtime, recovery="reassign")
+    def bad(task):
+        raise RuntimeError("broken")
+
+    pepper.agent("good", task_types=["t"], runtime=runtime)(lambda task: "ok")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": f"r{i}", "type": "t", "agent": None} for i in range(6)])
+    statuses = orchestrator.wait([f"r{i}" for i in range(6)], timeout=30)
+    assert all(s.state is TaskState.COMPLETED for s in statuses)
+    report = PerformanceMonitor(runtime).get_performance(window="60s")
+    assert report.by_agent["good"].failed == 0 and report.by_agent["good"].completed == 6
+    assert report.by_agent.get("bad") is None or report.by_agent["bad"].completed == 0
+
+
+def test_a_throughput_below_alert_fires_when_work_stops(runtime):
+    fired = []
+    pepper.agent("w", task_types=["t"], runtime=runtime)(lambda task: "ok")
+    PerformanceMonitor(runtime).set_alert("throughput", 0.5, fired.append, window="300ms", above=False)
+    TaskOrchestrator(runtime).submit_task("only", "t")
+    TaskOrchestrator(runtime).wait(["only"], timeout=10)
+    deadline = time.monotonic() + 10
+    while not fired and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fired and fired[0].value == 0.0 and fired[0].metric == "throughput"

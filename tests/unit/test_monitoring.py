@@ -56,6 +56,8 @@ def test_a_burst_is_measured_over_its_own_span_not_the_whole_window():
     assert figures.span == pytest.approx(1.0, abs=0.01)  # from when the first attempt started
     assert figures.throughput == pytest.approx(1000, rel=0.02)
     assert summarize([], now=5.0, window=60.0).throughput == 0.0
+    just_now = summarize([Observation(5.0, "t", "a", True, None, None)], now=5.0, window=60.0)
+    assert just_now.throughput == pytest.approx(100.0)  # over the 10 ms floor, not a division by ~0
 
 
 def test_the_event_window_forgets_what_is_older_than_its_horizon():
@@ -114,3 +116,15 @@ def test_the_overall_verdict_is_the_worst_component():
     assert (report.status, report.exit_code, report.healthy) == (rules.DEGRADED, 1, False)
     assert rules.report([*components, rules.ComponentHealth("c", rules.UNHEALTHY)], 1.0).exit_code == 2
     assert rules.report([], 1.0).status == rules.HEALTHY
+
+
+def test_alert_rules_refuse_numbers_that_are_not_finite():
+    from pepper.errors import ValidationError
+    from pepper.monitoring.alerts import AlertRule
+
+    for bad in ({"threshold": float("nan")}, {"threshold": "0.5"}, {"cooldown": float("inf")},
+                {"hysteresis": "x"}, {"hysteresis": -1}, {"window": 0}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            AlertRule(**{"rule_id": "r", "source": "performance", "metric": "throughput", "threshold": 1.0, **bad})
+    with pytest.raises(ValueError, match="at least one observation"):
+        EventWindow(limit=0)

@@ -176,6 +176,9 @@ def test_a_plan_draws_and_serialises(runtime, tmp_path):
     assert imread(path).shape[0] > 100
     data = plan.to_dict()
     assert len(data["schedule"]) == 20 and data["makespan"] == plan.makespan and data["bottleneck"] == plan.bottleneck
+    first = plan.schedule[0]
+    assert data["schedule"][0] == {key: first[key] for key in ("task_id", "agent_id", "start", "end")}
+    assert first.duration == first.end - first.start and plan.utilization == plan.utilisation
 
 
 def _brute_force(work, rate):
@@ -204,3 +207,47 @@ def test_the_work_bound_equals_the_best_set_of_agents(seed):
     work = {frozenset(rng.sample(agents, rng.randint(1, len(agents)))): rng.uniform(1, 100) for _ in range(6)}
     assert least_time(work, rate) == pytest.approx(_brute_force(work, rate), rel=1e-9)
     assert least_time(work, rate) <= _brute_force(work, rate)  # a true lower bound, never above
+
+
+def test_speeds_are_kept_however_long_the_virtual_run(runtime):
+    chain = [{"id": f"s{i}", "type": "t", "duration": 36000, "needs": [f"s{i - 1}"] if i else []} for i in range(10)]
+    agents = [{"agent_id": "slow", "task_types": ["t"]}, {"agent_id": "fast", "task_types": ["t"], "speed": 2}]
+    plan = pepper.plan(chain, agents, runtime=runtime)  # 50 virtual hours: no learned estimate may fade
+    assert {s.agent_id for s in plan.schedule} == {"fast"} and plan.makespan == pytest.approx(180000)
+
+
+def test_tasks_of_no_duration_are_valid_and_bounds_count_only_what_can_run(runtime):
+    agents = [{"agent_id": "x", "task_types": ["t"]}]
+    tasks = [{"id": "z", "type": "t", "duration": 0}, {"id": "b", "type": "t", "duration": 1, "needs": ["z"]}]
+    plan = pepper.plan(tasks, agents, runtime=runtime)
+    assert valid(plan, tasks, agents) == [] and plan.makespan == 1.0
+    stranded = [{"id": "a", "type": "t", "duration": 5}, {"id": "b", "type": "nobody", "duration": 100, "needs": ["a"]}]
+    plan = pepper.plan(stranded, agents, runtime=runtime)
+    assert plan.unplaced == ("b",) and plan.lower_bound == 5.0 and plan.critical_path == ("a",)
+    assert plan.lower_bound <= plan.makespan
+
+
+def test_a_pool_with_none_of_a_resource_runs_nothing_that_needs_it(runtime):
+    tasks = [{"id": "g", "type": "t", "duration": 1, "resources": {"gpu": 1}}, {"id": "c", "type": "t", "duration": 1}]
+    plan = pepper.plan(tasks, [{"agent_id": "x", "task_types": ["t"]}], pool={"gpu": 0}, runtime=runtime)
+    assert plan.unplaced == ("g",) and [s.task_id for s in plan.schedule] == ["c"]
+
+
+def test_durations_and_speeds_are_checked(runtime):
+    tasks, agents = [{"id": "x", "type": "t"}], [{"agent_id": "a", "task_types": ["t"]}]
+    with pytest.raises(ValidationError, match=r"durations names 'xx', which is neither.*Did you mean 'x'"):
+        pepper.plan(tasks, agents, durations={"xx": 3}, runtime=runtime)
+    with pytest.raises(ValidationError, match="durations must map task ids or task types"):
+        pepper.plan(tasks, agents, durations=[1, 2], runtime=runtime)
+    for speed in (float("nan"), float("inf"), True):
+        with pytest.raises(ValidationError, match="speed must be a positive number"):
+            pepper.plan(tasks, [{"agent_id": "a", "task_types": ["t"], "speed": speed}], runtime=runtime)
+    assert pepper.plan(tasks, agents, durations={"t": "2s"}, runtime=runtime).makespan == 2.0
+
+
+def test_a_workflow_file_without_agents_is_planned_on_the_registered_ones(runtime, tmp_path):
+    path = tmp_path / "flow.yaml"
+    path.write_text("name: flow\nsteps:\n  - id: a\n    type: t\n  - id: b\n    type: t\n    needs: a\n")
+    pepper.agent("w", task_types=["t"], runtime=runtime)(lambda task: None)
+    plan = pepper.plan(path, durations={"t": 1}, runtime=runtime)
+    assert plan.makespan == 2.0 and {s.agent_id for s in plan.schedule} == {"w"}
