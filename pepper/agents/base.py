@@ -56,8 +56,8 @@ class BaseAgent:
         cls = type_of(self)
         self.spec = AgentSpec.build(
             agent_id if agent_id is not None else cls.agent_id,
-            task_types=list(task_types if task_types is not None else cls.task_types),
-            skills=list(skills if skills is not None else cls.skills),
+            task_types=_names(task_types if task_types is not None else cls.task_types),
+            skills=_names(skills if skills is not None else cls.skills),
             capacity=capacity if capacity is not None else cls.capacity,
             resources=resources if resources is not None else cls.resources,
             type=type or cls.__name__,
@@ -119,3 +119,8 @@ class BaseAgent:
 def type_of(obj: object) -> type:
     """``type(obj)`` (named so, since ``type`` is an argument name above)."""
     return obj.__class__
+
+
+def _names(value: Any) -> Any:
+    """A list of names from any iterable; a lone string stays whole (one name, not its letters)."""
+    return value if isinstance(value, str) or not isinstance(value, Iterable) else list(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -65,3 +66,17 @@ def exit_code_for(status: TaskStatus) -> int:
 def db_hint(db: str | None) -> str:
     """`` --db PATH`` to repeat in a suggested command, when the user gave one."""
     return f" --db {shlex.quote(db)}" if db else ""
+
+
+def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> None:
+    """A ``--gantt`` target must be a ``.png`` file, and never one of the command's own input files."""
+    if gantt is None:
+        return
+    target = Path(gantt)
+    if target.suffix.lower() != ".png":
+        raise click.BadParameter(f"a Gantt chart is a PNG image: name it ….png, got {str(gantt)!r}",
+                                 param_hint="'--gantt'")  # fmt: skip
+    for given in inputs:
+        if given is not None and target.exists() and target.resolve() == Path(given).resolve():
+            raise click.BadParameter(f"{str(gantt)!r} is this command's input; the chart would overwrite it",
+                                     param_hint="'--gantt'")  # fmt: skip

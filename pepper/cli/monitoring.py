@@ -199,6 +199,9 @@ def perf(window: str, by: str | None, as_json: bool, db: str | None) -> None:
         console.print(Text(f"Look further back with --window, e.g. --window {further}.", style="dim"))
         return
     console.print(Text.assemble(("Last ", "bold"), (span, "bold"), f", {where}"))
+    note = span_note(report.overall)
+    if note:
+        console.print(Text(note, style="dim"))
     console.print()
     console.print(perf_table(report, by, wide=console.width >= 100))
 
@@ -237,6 +240,13 @@ def _figure_cells(f: Figures) -> list[Text]:
     for latency in (f.queue_wait, f.run_time):
         cells += [Text(duration(latency.p50)), Text(duration(latency.p95)), Text(duration(latency.p99))]
     return cells
+
+
+def span_note(f: Figures) -> str:
+    """What TASKS/S is measured over, when it is not the whole window."""
+    if f.span >= f.window * 0.99:
+        return ""
+    return f"tasks/s over the {duration(f.span)} since the first of these attempts was ready to run"
 
 
 def rate(per_second: float) -> str:

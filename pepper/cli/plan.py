@@ -9,12 +9,14 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_option, json_option
+from pepper.cli.common import EXIT_BAD_INPUT, check_gantt_path, db_option, json_option
 from pepper.cli.inputs import parse_value
-from pepper.cli.render import duration, make_console, print_json
+from pepper.cli.render import duration, make_console, plural, print_json
 from pepper.core import load_agents
 from pepper.core.planning import POLICIES, Plan, plan
-from pepper.core.workflow_file import parse_workflow_file
+from pepper.core.workflow_file import WorkflowFile, parse_workflow_file
+from pepper.errors import suggest
+from pepper.model.units import parse_duration
 
 _SHOWN = 30
 
@@ -62,7 +64,8 @@ def plan_command(
       pepper plan workflow.yaml --duration documentation=20s --speed fast_agent=2 --gantt plan.png
       pepper plan workflow.yaml --policy critical_path --json
     """
-    parsed = parse_workflow_file(file)
+    check_gantt_path(gantt, file)
+    parsed = parse_workflow_file(file, with_agents=agents_path is None)
     agents = list(load_agents(agents_path)) if agents_path is not None else list(parsed.agents)
     if not agents:
         raise click.UsageError(f"{file} defines no agents: give some with --agents PATH")
@@ -82,22 +85,60 @@ def plan_command(
     except pepper.PepperError:
         runtime = pepper.Runtime(db=":memory:")
     try:
-        predicted = plan(parsed.spec, pool, _pairs(durations, "--duration"), policy, runtime=runtime)
+        predicted = plan(parsed.spec, pool, _durations(durations, parsed), policy, pool=_pool(runtime, parsed, agents),
+                         runtime=runtime)  # fmt: skip
     finally:
         runtime.close()
+    written = None
     if gantt is not None:
-        predicted.to_gantt(gantt)
+        try:
+            written = predicted.to_gantt(gantt)
+        except OSError as exc:
+            written = exc
     if as_json:
         print_json(predicted.to_dict())
-        return
-    console = make_console()
-    for part in _summary(predicted, gantt):
-        console.print(part)
+    else:
+        console = make_console()
+        for part in _summary(predicted, written if isinstance(written, Path) else None):
+            console.print(part)
+    if isinstance(written, OSError):
+        raise pepper.PepperError(f"could not write the Gantt chart {gantt}: {written.strerror or written}")
+    if predicted.unplaced:
+        raise click.exceptions.Exit(EXIT_BAD_INPUT)  # it could never finish: `pepper run` refuses it too
+
+
+def _durations(values: tuple[str, ...], parsed: WorkflowFile) -> dict[str, object]:
+    """``--duration`` pairs, each naming a step or a task type of the workflow."""
+    given = _pairs(values, "--duration")
+    names = {s.step_id for s in parsed.spec.steps} | {s.task_type for s in parsed.spec.steps}
+    for name, value in given.items():
+        if name not in names:
+            raise click.BadParameter(f"{name!r} is neither a step nor a task type of {parsed.path.name} (steps and "
+                                     f"types: {', '.join(sorted(names))}){suggest(name, names)}",
+                                     param_hint="'--duration'")  # fmt: skip
+        try:
+            parse_duration(value, f"{name}={value}")
+        except pepper.PepperError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--duration'") from None
+    return given
+
+
+def _pool(runtime: pepper.Runtime, parsed: WorkflowFile, agents: list[pepper.BaseAgent]) -> dict[str, float]:
+    """The pool a run would have: this machine's (or pepper.toml's), and none of what it does not list."""
+    named = {n for a in agents for n in a.spec.resources} | {
+        n for s in parsed.spec.steps for n in s.template.requirements.resources
+    }
+    return {name: 0.0 for name in named} | dict(runtime.pool())
 
 
 def _summary(p: Plan, gantt: Path | None) -> list[Text | Table]:
     ratio = f" ({p.ratio:.2f}x)" if p.ratio else ""
-    head = Text.assemble(("Plan of ", "bold"), (p.workflow, "bold"), f"  {len(p.schedule)} steps, {p.policy} policy\n")
+    count = plural(len(p.schedule) + len(p.unplaced), "step")
+    head = Text.assemble(("Plan of ", "bold"), (p.workflow, "bold"), f"  {count}, {p.policy} policy\n")
+    if p.unplaced:
+        head.append(f"{plural(len(p.unplaced), 'step')} can never run, so `pepper run` would refuse this workflow: "
+                    f"{', '.join(p.unplaced)} (no agent takes them, the pool cannot give what they need, or they "
+                    "need such a step); the figures below are for the others\n", style="red")  # fmt: skip
     bound = (
         f"{duration(p.lower_bound)}  (critical path {duration(p.critical_path_length)}, "
         f"all the work on the pool {duration(p.work_bound)})"
@@ -125,8 +166,6 @@ def _summary(p: Plan, gantt: Path | None) -> list[Text | Table]:
         out.append(Text(f"... {len(p.schedule) - _SHOWN} more steps (--json lists them all)", style="dim"))
     for note in p.notes:
         out.append(Text(f"note: {note}", style="yellow"))
-    if p.unplaced:
-        out.append(Text(f"no agent can run: {', '.join(p.unplaced)}", style="red"))
     if gantt is not None:
         out.append(Text(f"Gantt chart of the plan: {gantt}"))
     return out

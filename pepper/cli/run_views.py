@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, db_hint
+from pepper.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, db_hint
 from pepper.cli.render import (
     STATE_STYLES,
     clock_time,
@@ -246,7 +246,7 @@ def finish(
     db: str | None,
 ) -> int:
     """Draw the pictures asked for, then print the JSON, or the steps table, verdict and hints; the exit code."""
-    drawn = draw(result, spec, gantt, dot)
+    drawn, failed = draw(result, spec, gantt, dot)
     if as_json:
         print_json(result.to_dict())
     elif dot == "-":
@@ -255,18 +255,22 @@ def finish(
         report(console, result, quiet, drawn, db)
     if ending == "interrupted":
         return EXIT_INTERRUPTED
-    return EXIT_OK if result.status is RunState.COMPLETED else EXIT_TASK_FAILED
+    if result.status is not RunState.COMPLETED:
+        return EXIT_TASK_FAILED
+    return EXIT_BAD_INPUT if failed else EXIT_OK  # a picture asked for but not written
 
 
-def draw(result: WorkflowResult, spec: WorkflowSpec, gantt: str | None, dot: str | None) -> list[str]:
-    """Write the Gantt chart and the DOT file asked for; hints naming them (errors go to stderr)."""
-    hints = []
+def draw(result: WorkflowResult, spec: WorkflowSpec, gantt: str | None, dot: str | None) -> tuple[list[str], bool]:
+    """Write the Gantt chart and the DOT file asked for; hints naming them, and whether one could not be
+    written (errors go to stderr)."""
+    hints, failed = [], False
     if gantt is not None:
         try:
             written = write_gantt(run_bars(result), gantt, run_title(result), notes=run_notes(result))
             hints.append(f"Gantt chart of the run: {written}")
         except (PepperError, OSError) as exc:
             make_console(stderr=True).print(error_line(f"could not write the Gantt chart {gantt}: {exc}"))
+            failed = True
     if dot is not None and dot != "-":
         try:
             target = Path(dot)
@@ -275,7 +279,8 @@ def draw(result: WorkflowResult, spec: WorkflowSpec, gantt: str | None, dot: str
             hints.append(f"graph of the workflow: {target} (draw it with: dot -Tpng {target} -o graph.png)")
         except OSError as exc:
             make_console(stderr=True).print(error_line(f"could not write the graph {dot}: {exc}"))
-    return hints
+            failed = True
+    return hints, failed
 
 
 def report(console: Console, result: WorkflowResult, quiet: bool, drawn: Sequence[str], db: str | None) -> None:

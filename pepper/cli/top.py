@@ -20,6 +20,7 @@ from pepper.cli.monitoring import (
     latency_text,
     percent,
     rate,
+    span_note,
     table,
     window_label,
     window_option,
@@ -202,6 +203,9 @@ def _performance(report: PerformanceReport) -> RenderableType:
     grid.add_row("throughput", Text.assemble(f"{rate(f.throughput)} tasks/s   ", f"{f.completed} done, ",
                                              Text(f"{f.failed} failed", style="red" if f.failed else ""),
                                              "   error rate ", errors))  # fmt: skip
+    note = span_note(f)
+    if note:
+        grid.add_row("", Text(note, style="dim"))
     grid.add_row("queue wait", latency_text(f.queue_wait))
     grid.add_row("run time", latency_text(f.run_time))
     return Group(head, grid)

@@ -11,7 +11,15 @@ import click
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_TASK_FAILED, db_hint, db_option, json_option, open_runtime
+from pepper.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_TASK_FAILED,
+    check_gantt_path,
+    db_hint,
+    db_option,
+    json_option,
+    open_runtime,
+)
 from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json
 from pepper.cli.run_progress import RunDisplay, drive, leave
@@ -110,7 +118,7 @@ def run_workflow(
     """
     overrides = parse_inputs(input_pairs, None)
     limit = _parse_timeout(timeout)
-    _check_outputs(as_json, gantt, dot)
+    _check_outputs(as_json, gantt, dot, Path(file))
     path = Path(file)
     parsed = parse_workflow_file(path)
     refuse_unrunnable(parsed, db)
@@ -139,7 +147,8 @@ def _parse_timeout(text: str | None) -> float | None:
     return seconds
 
 
-def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None) -> None:
+def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, source: Path | None = None) -> None:
+    check_gantt_path(gantt, source)
     if as_json and dot == "-":
         raise click.UsageError("--json and --dot - both print on stdout; write the graph to a file (--dot run.dot)")
     if gantt is not None and importlib.util.find_spec("matplotlib") is None:
@@ -220,7 +229,7 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
         result = WorkflowController(runtime=runtime).status(run_id)
         waiting = waiting_notes(runtime, result, record.spec)
         driver = driver_note(runtime, record, db)
-    drawn = draw(result, record.spec, gantt, dot)
+    drawn, failed = draw(result, record.spec, gantt, dot)
     if as_json:
         print_json({**result.to_dict(), "source": record.spec.source})
     elif dot == "-":
@@ -239,6 +248,8 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
             console.print(Text(hint, style="dim"))
     if result.status in (RunState.FAILED, RunState.CANCELLED):
         raise click.exceptions.Exit(EXIT_TASK_FAILED)
+    if failed:
+        raise click.exceptions.Exit(EXIT_BAD_INPUT)
 
 
 # --- pepper cancel-run -----------------------------------------------------------------------------

@@ -13,21 +13,24 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pepper.core.performance import observations
 from pepper.core.runtime import Runtime, resolve
 from pepper.engine.portal import Portal, blocking, on_engine_loop
 from pepper.errors import NotFoundError, ValidationError, suggest
+from pepper.model.agent import AgentSpec
 from pepper.model.events import HealthChanged
 from pepper.model.lease import LeaseKind, room
+from pepper.model.record import TaskRecord
 from pepper.model.task import TaskState
 from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunState
 from pepper.monitoring import health as rules
 from pepper.monitoring.alerts import Alert, AlertRule
 from pepper.monitoring.health import COMPONENTS, ComponentHealth, HealthReport
+from pepper.scheduling.eligibility import Route, rejection
 
 #: Seconds of recent attempts an agent's error rate is taken over.
 ERROR_WINDOW = 300.0
@@ -164,7 +167,11 @@ class HealthMonitor:
                 agent_id, ok, error, agent_id in local or (worker is not None and worker.worker_id in alive),
                 len(mine), sum(1 for o in mine if not o.ok), self._stalled(agent_id, mine, now),
             ))  # fmt: skip
-        return rules.agents_health(facts)
+        ready = store.ready_tasks(now)
+        online = [a.spec for a in runtime.agents()] + [
+            a.spec for a in registered.values() if a.spec.agent_id not in local and a.worker_id in alive
+        ]
+        return rules.agents_health(facts, len(ready), _stranded(ready, online) if online else ())
 
     def _stalled(self, agent_id: str, recent: list[Any], now: float) -> tuple[tuple[str, float, float], ...]:
         service = self.runtime._service
@@ -239,9 +246,30 @@ class HealthMonitor:
         deadline = now - runtime.settings.visibility_timeout
         live = sum(1 for w in runtime.store.workers.live() if w.heartbeat_at >= deadline)
         if service is None:
-            return rules.engine_health(rules.EngineFacts(False, live))
+            waiting = len(runtime.store.ready_tasks(now))
+            return rules.engine_health(rules.EngineFacts(False, live, waiting=waiting))
         facts = rules.EngineFacts(True, live, service.lag.worst, service.engine.state.accepting)
         return rules.engine_health(facts)
+
+
+def _stranded(ready: Iterable[TaskRecord], online: Sequence[AgentSpec]) -> list[tuple[str, int]]:
+    """(what they need, how many) of the ready tasks no agent in ``online`` can take."""
+    counts: dict[Route, int] = {}
+    for record in ready:
+        task = record.task
+        route = Route(task.task_type, record.placement or task.agent, task.requirements.skills)
+        counts[route] = counts.get(route, 0) + 1
+    out = []
+    for route, n in counts.items():
+        if any(rejection(spec, route) is None for spec in online):
+            continue
+        if route.agent is not None:
+            need = f"agent {route.agent!r}"
+        else:
+            skills = f" with skills {', '.join(sorted(route.skills))}" if route.skills else ""
+            need = f"an agent taking {route.task_type!r} tasks{skills}"
+        out.append((need, n))
+    return out
 
 
 async def _ask(agent: Any, timeout: float) -> tuple[bool | None, str | None]:

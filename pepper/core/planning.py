@@ -30,6 +30,7 @@ from pepper.engine.simulation import simulate
 from pepper.errors import ValidationError, suggest
 from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
+from pepper.model.resources import describe_shortfall
 from pepper.model.submission import build_task
 from pepper.model.task import Task
 from pepper.model.units import parse_duration, parse_quantity
@@ -152,6 +153,11 @@ def plan(
     elif policy == "round_robin":
         tasks = _round_robin(tasks, plan_tasks, pool_agents)
     limits = _pool(pool)
+    for agent in pool_agents if limits else ():
+        short = {n: a - limits[n] for n, a in agent.spec.resources.items() if n in limits and a > limits[n] + 1e-9}
+        if short:
+            raise ValidationError(f"agent {agent.agent_id!r} asks for a budget the whole pool cannot give: "
+                                  f"{describe_shortfall(short)}", field="agents")  # fmt: skip
     # as the live engine refuses them at submit, tasks that can never run are kept out (they would hold a
     # route's queue), with every task that needs them
     hopeless = _hopeless(plan_tasks, pool_agents, limits or {})

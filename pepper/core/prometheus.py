@@ -70,8 +70,16 @@ class PepperCollector(Collector):
         capacity = self.runtime.pool()
         leases = store.leases.live(now)
         free = room(capacity, leases, now)
-        cap = GaugeMetricFamily("pepper_pool_capacity", "Capacity of the resource pool", labels=["resource"])
-        left = GaugeMetricFamily("pepper_pool_free", "Free room in the resource pool", labels=["resource"])
+        cap = GaugeMetricFamily(
+            "pepper_pool_capacity",
+            "Capacity of the resource pool: cpu in cores, memory and storage in MB, other resources in their own units",
+            labels=["resource"],
+        )
+        left = GaugeMetricFamily(
+            "pepper_pool_free",
+            "Free room in the resource pool, in the units of pepper_pool_capacity",
+            labels=["resource"],
+        )
         for name in sorted(capacity):
             cap.add_metric([name], capacity[name])
             left.add_metric([name], free.get(name, 0.0))
@@ -156,6 +164,14 @@ def serve_metrics(runtime: Runtime, port: int = 9464, host: str = "127.0.0.1") -
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_HEAD(self) -> None:  # what probes send to see that the page is there
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404, "only /metrics is served here")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:  # scrapes are not worth a line each
             return

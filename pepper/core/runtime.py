@@ -137,6 +137,7 @@ class Runtime:
             return self._service
         if self._starting is None:
             self._starting = asyncio.get_running_loop().create_future()
+            service = None
             try:
                 engine = Engine(
                     self.store,
@@ -151,7 +152,13 @@ class Runtime:
                 for agent in list(self._agents.values()):
                     await service.add_agent(agent)
             except BaseException as exc:
+                if service is not None:  # leave no worker record, and no agent, behind
+                    try:
+                        await service.stop(0.0)
+                    except Exception:
+                        log.exception("could not stop the engine that failed to start")
                 self._starting.set_exception(exc)
+                self._starting.exception()  # told to the caller below; to any other waiter through the future
                 self._starting = None
                 raise
             self._service = service

@@ -97,9 +97,10 @@ class _RawStep:
         return self.key_lines.get(key, self.line)
 
 
-def parse_workflow_file(path: Path) -> WorkflowFile:
+def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile:
     """Read and check a workflow file; nothing is registered. Raises ``WorkflowDefinitionError`` (or
-    ``AgentDefinitionError`` for its agents) whose message starts with ``file:line:``."""
+    ``AgentDefinitionError`` for its agents) whose message starts with ``file:line:``. ``with_agents=False``
+    leaves its agents unread (the caller brings others)."""
     path = Path(path)
     data = _read(path)
     _check_keys(path, data, TOP_KEYS, "top-level key", {})
@@ -129,7 +130,7 @@ def parse_workflow_file(path: Path) -> WorkflowFile:
         )
     inputs = _run_inputs(path, data)
     spec = _spec(path, data, WorkflowSpec(name, (), fail_fast, description, str(path)))
-    agents, files = _agents(path, data)
+    agents, files = _agents(path, data) if with_agents else ([], [])
     return WorkflowFile(path, spec, inputs, agents, files)
 
 

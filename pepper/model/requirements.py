@@ -13,10 +13,12 @@ VALID_KEYS = ("skills", "resources", "performance_score", "availability")
 
 
 def parse_names(value: Any, what: str) -> frozenset[str]:
-    """A set of non-empty strings from a list/tuple/set (a lone string is refused)."""
+    """A set of non-empty strings from a list/tuple/set; a lone string is a list of one (``task_types: docs``)."""
     if value is None:
         return frozenset()
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple, set, frozenset)):
         raise ValidationError(
             f"{what} must be a list of strings, e.g. ['markdown', 'api_docs']; got {value!r}",
             field=what,

@@ -94,11 +94,22 @@ class AgentFacts:
     stalled: tuple[tuple[str, float, float], ...] = ()  # (task id, running for, usual time)
 
 
-def agents_health(agents: Sequence[AgentFacts]) -> ComponentHealth:
-    if not agents:
-        return ComponentHealth("agents", DEGRADED, ("no agent is registered: tasks wait until a worker starts",),
-                               {"agents": 0, "unhealthy_agents": 0})  # fmt: skip
+def _tasks_wait(n: int) -> str:
+    return "1 task waits" if n == 1 else f"{n} tasks wait"
+
+
+def agents_health(
+    agents: Sequence[AgentFacts], waiting: int = 0, stranded: Sequence[tuple[str, int]] = ()
+) -> ComponentHealth:
+    """``waiting``: tasks ready to run; ``stranded``: (what they need, how many) for ready tasks that no agent
+    online can take (a type nobody takes, a pinned agent that is not there)."""
     problems: list[tuple[str, str]] = []
+    for need, n in stranded:
+        problems.append((DEGRADED, f"{_tasks_wait(n)} for {need}, and no agent online is one"))
+    if not agents:
+        if waiting:
+            problems.insert(0, (DEGRADED, f"no agent is registered: {_tasks_wait(waiting)} until a worker starts"))
+        return _verdict("agents", problems, {"agents": 0, "unhealthy_agents": 0, "waiting_tasks": waiting})
     sick = 0
     for a in agents:
         if a.check_error is not None or a.check_ok is False or not a.worker_alive:
@@ -118,7 +129,7 @@ def agents_health(agents: Sequence[AgentFacts]) -> ComponentHealth:
     attempts = sum(a.attempts for a in agents)
     metrics = {"agents": len(agents), "unhealthy_agents": sick,
                "error_rate": sum(a.failures for a in agents) / attempts if attempts else None,
-               "stalled_tasks": sum(len(a.stalled) for a in agents)}  # fmt: skip
+               "stalled_tasks": sum(len(a.stalled) for a in agents), "waiting_tasks": waiting}  # fmt: skip
     return _verdict("agents", problems, metrics)
 
 
@@ -208,12 +219,15 @@ class EngineFacts:
     live_workers: int = 0
     loop_lag: float | None = None  # seconds a timer fired late, recently at most
     accepting: bool = True
+    waiting: int = 0  # tasks ready to run
 
 
 def engine_health(f: EngineFacts) -> ComponentHealth:
     problems: list[tuple[str, str]] = []
-    if not f.engine_here and f.live_workers == 0:
-        problems.append((DEGRADED, "no worker is running: tasks wait until one starts (`pepper worker`)"))
+    if not f.engine_here and f.live_workers == 0 and f.waiting:  # nothing to run, nothing missing
+        problems.append(
+            (DEGRADED, f"no worker is running: {_tasks_wait(f.waiting)} until one starts (`pepper worker`)")
+        )
     if f.loop_lag is not None and f.loop_lag >= LAG_UNHEALTHY:
         problems.append((UNHEALTHY, f"the engine's event loop is {format_duration(f.loop_lag)} late: it is blocked"))
     elif f.loop_lag is not None and f.loop_lag >= LAG_DEGRADED:

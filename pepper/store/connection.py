@@ -57,6 +57,9 @@ def connect(
 
     With ``create=False`` a missing database file is an error rather than a new database.
     """
+    if path != ":memory:" and Path(path).expanduser().is_dir():
+        raise ConfigError(f"--db {path!r} is a folder; give a database file, e.g. {path.rstrip('/')}/pepper.db",
+                          field="db")  # fmt: skip
     if path != ":memory:" and not create and not Path(path).expanduser().is_file():
         raise ConfigError(
             f"no pepper database at {path!r}: nothing has been stored there yet (check the --db option or $PEPPER_DB)",
@@ -72,6 +75,15 @@ def connect(
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
     conn.row_factory = sqlite3.Row
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ConfigError(f"{path!r} is not a pepper database (SQLite says: {exc})", field="db") from None
+    if tables and "schema_version" not in tables:  # someone else's database: pepper writes nothing to it
+        conn.close()
+        raise ConfigError(f"{path!r} is a SQLite database, but not a pepper one (its tables: "
+                          f"{', '.join(sorted(tables)[:5])}); choose another file with --db", field="db")  # fmt: skip
     if path != ":memory:":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")

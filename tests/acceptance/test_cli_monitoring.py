@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -115,15 +116,23 @@ def test_perf_says_when_nothing_ended_and_rejects_bad_windows(busy: Path) -> Non
         assert wrong.returncode == 2 and "--window" in wrong.stderr
 
 
-def test_health_exit_code_says_degraded_without_a_worker(busy: Path) -> None:
-    shown = pepper_cli(busy, "health", "--json")
-    assert shown.returncode == 1, shown.stderr
-    report = json.loads(shown.stdout)
-    assert report["status"] == "degraded"
+def test_health_exit_code_says_degraded_once_work_waits_without_a_worker(busy: Path, tmp_path: Path) -> None:
+    idle = pepper_cli(busy, "health", "--json")  # every task ended: no worker is needed
+    assert idle.returncode == 0, idle.stdout + idle.stderr
+    report = json.loads(idle.stdout)
+    assert report["status"] == "healthy"
     assert set(report["components"]) == {"agents", "resources", "workflows", "store", "engine"}
-    assert report["components"]["store"]["status"] == "healthy"
-    assert any("no worker is running" in r for r in report["components"]["engine"]["reasons"])
-    only = pepper_cli(busy, "health", "--component", "store,resources", "-v")
+    db = tmp_path / "copy.db"
+    shutil.copy(busy, db)
+    assert pepper_cli(db, "submit", "build", "--id", "late").returncode == 0
+    waiting = pepper_cli(db, "health", "--json")
+    assert waiting.returncode == 1, waiting.stdout + waiting.stderr
+    report = json.loads(waiting.stdout)
+    assert report["status"] == "degraded" and report["components"]["store"]["status"] == "healthy"
+    assert report["components"]["engine"]["reasons"] == [
+        "no worker is running: 1 task waits until one starts (`pepper worker`)"
+    ]
+    only = pepper_cli(db, "health", "--component", "store,resources", "-v")
     assert only.returncode == 0, only.stdout + only.stderr
     assert "pepper is healthy" in only.stdout and "write-ahead log" in only.stdout and "engine" not in only.stdout
 
@@ -160,7 +169,7 @@ def test_top_once_shows_agents_and_performance(busy: Path) -> None:
     shown = pepper_cli(busy, "top", "--once", "--window", "1h")
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout
-    assert "pepper top" in text and "health degraded" in text and "30 completed" in text and "10 failed" in text
+    assert "pepper top" in text and "health healthy" in text and "30 completed" in text and "10 failed" in text
     builder = next(line.split() for line in text.splitlines() if line.startswith("builder"))
     assert builder[1] == "offline" and builder[4:6] == ["30", "10"]
     assert "error rate 25%" in text

@@ -69,6 +69,43 @@ def test_bad_plan_input_is_refused_with_exit_2(folder: Path) -> None:
     speed = cli(folder, "plan", "wf.yaml", "--speed", "ghost=2")
     assert speed.returncode == 2 and "no agent 'ghost'" in speed.stderr
     assert cli(folder, "plan", "wf.yaml", "--policy", "fastest").returncode == 2
+    for option, value, said in (
+        ("--duration", "ghost=5", "'ghost' is neither a step nor a task type of wf.yaml"),
+        ("--duration", "t=soon", "t=soon 'soon' is not a duration"),
+        ("--gantt", "wf.yaml", "a Gantt chart is a PNG image"),
+    ):
+        refused = cli(folder, "plan", "wf.yaml", option, value)
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+    assert "steps:" in (folder / "wf.yaml").read_text()  # never overwritten
+    unwritable = cli(folder, "plan", "wf.yaml", "--gantt", "/proc/plan.png")
+    assert unwritable.returncode == 2 and "could not write the Gantt chart /proc/plan.png" in unwritable.stderr
+    assert "makespan" in unwritable.stdout  # the plan itself is still shown
+
+
+def test_a_workflow_that_could_never_finish_is_planned_for_what_can_run_and_exits_2(folder: Path) -> None:
+    text = (folder / "wf.yaml").read_text()
+    (folder / "stuck.yaml").write_text(text.replace("id: c\n    type: t", "id: c\n    type: gpu"))
+    shown = cli(folder, "plan", "stuck.yaml")
+    assert shown.returncode == 2
+    assert "Plan of diamond  4 steps" in shown.stdout
+    assert "2 steps can never run, so `pepper run` would refuse this workflow: c, d" in " ".join(shown.stdout.split())
+    data = json.loads(cli(folder, "plan", "stuck.yaml", "--json").stdout)
+    assert data["unplaced"] == ["c", "d"] and data["lower_bound"] <= data["makespan"]
+
+
+def test_other_agents_replace_the_workflow_files_and_must_fit_the_pool(folder: Path) -> None:
+    text = (folder / "wf.yaml").read_text()
+    (folder / "elsewhere.yaml").write_text("name: elsewhere\nagents: gone.yaml\n" + text[text.index("steps:") :])
+    (folder / "gpu.yaml").write_text("agents:\n  - agent_id: gpu-box\n    task_types: t\n"
+                                     "    function: plan_agents:work\n    resources: {gpu: 1}\n")  # fmt: skip
+    (folder / "cpu.yaml").write_text("agents:\n  - agent_id: cpu-box\n    task_types: t\n"
+                                     "    function: plan_agents:work\n")  # fmt: skip
+    planned = cli(folder, "plan", "elsewhere.yaml", "--agents", "cpu.yaml", "--duration", "t=1")
+    assert planned.returncode == 0, planned.stderr  # a lone task type is a list of one; gone.yaml is not read
+    assert "makespan       4.00s" in planned.stdout  # one agent of capacity 1: the four steps in a row
+    refused = cli(folder, "plan", "elsewhere.yaml", "--agents", "gpu.yaml")
+    assert refused.returncode == 2
+    assert "agent 'gpu-box' asks for a budget the whole pool cannot give: gpu short by 1" in refused.stderr
 
 
 def test_a_run_shows_its_predicted_timeline_beside_what_happened(folder: Path) -> None:

@@ -109,11 +109,28 @@ def test_an_agent_whose_health_check_hangs_is_unhealthy_within_its_timeout(runti
     assert set(monitor.get_health_metrics(["engine"])["engine"]) >= {"loop_lag", "live_workers"}
 
 
-def test_health_without_any_worker_says_so(tmp_path):
+def test_health_without_any_worker_says_so_once_work_waits(tmp_path):
     with pepper.Runtime(db=str(tmp_path / "empty.db"), home=str(tmp_path / "home")) as runtime:
-        report = HealthMonitor(runtime).check_health()
+        monitor = HealthMonitor(runtime)
+        assert monitor.check_health().status == "healthy"  # nothing waits: no worker is needed
+        TaskOrchestrator(runtime).submit_tasks([{"id": "a", "type": "build"}, {"id": "b", "type": "build"}])
+        report = monitor.check_health()
     assert report.status == "degraded" and report.exit_code == 1
-    assert any("no worker is running" in r for r in report["engine"].reasons)
+    assert report["engine"].reasons == ("no worker is running: 2 tasks wait until one starts (`pepper worker`)",)
+    assert report["agents"].reasons == ("no agent is registered: 2 tasks wait until a worker starts",)
+
+
+def test_tasks_no_agent_online_can_take_make_health_degraded(runtime):
+    pepper.agent("builder", task_types=["build"], runtime=runtime)(lambda task: "ok")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "g", "type": "gpu"}, {"id": "p", "type": "build", "agent": "nobody"},
+                               {"id": "b", "type": "build"}])  # fmt: skip
+    orchestrator.wait(["b"], timeout=10)
+    reasons = HealthMonitor(runtime).check_health(["agents"])["agents"].reasons
+    assert sorted(reasons) == [
+        "1 task waits for agent 'nobody', and no agent online is one",
+        "1 task waits for an agent taking 'gpu' tasks, and no agent online is one",
+    ]
 
 
 def test_metrics_scraped_over_http_parse_and_match_the_store(runtime):

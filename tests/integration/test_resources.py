@@ -93,6 +93,23 @@ def test_an_agent_whose_budget_is_not_free_waits_for_it(pooled):
         pepper.agent("greedy", task_types=["t"], resources={"cpu": 64}, runtime=pooled)(lambda task: None)
 
 
+def test_an_engine_that_cannot_start_its_agents_leaves_no_worker_behind(tmp_path):
+    db = str(tmp_path / "r.db")
+    runtime = pepper.Runtime(db=db, home=str(tmp_path / "home"), resources={"cpu": 2})
+
+    class Greedy(pepper.BaseAgent):
+        async def execute(self, task):
+            return None
+
+    pepper.agent("fine", task_types=["t"], runtime=runtime)(lambda task: "ok")
+    runtime.register_agent(Greedy("greedy", task_types=["t"], resources={"gpu": 1}))  # checked as the engine starts
+    with pytest.raises(AgentDefinitionError, match="the whole pool cannot give"):
+        runtime.start()
+    runtime.close()
+    with pepper.Runtime(db=db, home=str(tmp_path / "home")) as onlooker:
+        assert onlooker.store.workers.live() == [] and onlooker.store.workers.agents() == []
+
+
 def test_allocations_can_wait_for_room(pooled):
     manager = ResourceManager(pooled)
     first = manager.allocate_resources("a", {"cpu": 2}, duration="30s")

@@ -69,7 +69,9 @@ def test_a_run_whose_driver_was_killed_finishes_without_running_completed_steps_
     first = subprocess.Popen([*args, "first"], env=env, stdout=subprocess.PIPE, text=True)
     run_id = first.stdout.readline().strip()
     deadline = time.monotonic() + 30
-    while step_state(db, f"{run_id}/build") != "in_progress" and time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (
+        step_state(db, f"{run_id}/build") == "in_progress" and log.exists() and "build" in log.read_text().split()
+    ):  # recorded as running, and really running (the agent wrote its line)
         time.sleep(0.05)
     assert step_state(db, f"{run_id}/fetch") == "completed"
     first.send_signal(signal.SIGKILL)

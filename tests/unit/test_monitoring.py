@@ -87,7 +87,13 @@ def test_agents_are_judged_by_their_checks_their_errors_and_stuck_tasks():
     assert rules.agents_health([rules.AgentFacts("e", attempts=3, failures=3)]).status == rules.HEALTHY  # too few
     stuck = rules.agents_health([rules.AgentFacts("f", stalled=(("t1", 600.0, 10.0),))])
     assert stuck.status == rules.DEGRADED and "may be stuck" in stuck.reasons[0]
-    assert rules.agents_health([]).status == rules.DEGRADED
+    assert rules.agents_health([]).status == rules.HEALTHY  # nothing to run, nothing missing
+    idle = rules.agents_health([], waiting=3)
+    assert idle.status == rules.DEGRADED
+    assert idle.reasons == ("no agent is registered: 3 tasks wait until a worker starts",)
+    stranded = rules.agents_health([ok], waiting=5, stranded=[("an agent taking 'gpu' tasks", 2)])
+    assert stranded.status == rules.DEGRADED
+    assert stranded.reasons == ("2 tasks wait for an agent taking 'gpu' tasks, and no agent online is one",)
     assert rules.stalled(61.0, 10.0) and not rules.stalled(49.0, 10.0) and not rules.stalled(100.0, 30.0)
 
 
@@ -104,7 +110,8 @@ def test_resources_workflows_store_and_engine_rules():
     assert rules.workflows_health(rules.WorkflowFacts(0, finished=4, failed=1)).status == rules.HEALTHY
     assert rules.store_health(rules.StoreFacts(False, "disk I/O error")).status == rules.UNHEALTHY
     assert rules.store_health(rules.StoreFacts(True, wal_mb=900)).status == rules.DEGRADED
-    assert rules.engine_health(rules.EngineFacts(False, live_workers=0)).status == rules.DEGRADED
+    assert rules.engine_health(rules.EngineFacts(False, live_workers=0)).status == rules.HEALTHY  # no work
+    assert rules.engine_health(rules.EngineFacts(False, live_workers=0, waiting=1)).status == rules.DEGRADED
     assert rules.engine_health(rules.EngineFacts(True, 1, loop_lag=2.0)).status == rules.DEGRADED
     assert rules.engine_health(rules.EngineFacts(True, 1, loop_lag=30.0)).status == rules.UNHEALTHY
     assert rules.engine_health(rules.EngineFacts(True, 1, loop_lag=0.01)).status == rules.HEALTHY

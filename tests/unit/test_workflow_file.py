@@ -226,7 +226,7 @@ BAD = [
     ("name: wf\nsteps:\n  - id: a\n    type: t\n    retries: -1\n", 5, ["max_retries must be a whole number"]),
     ("name: wf\nsteps:\n  - id: a\n    type: t\n    needs: 3\n", 5, ["needs must be a step id or a list"]),
     ("name: wf\nsteps:\n  - id: a\n    type: t\n    inputs: [1]\n", 5, ["inputs must be a mapping, got list"]),
-    ("name: wf\nsteps:\n  - id: a\n    type: t\n    skills: markdown\n", 5, ["skills must be a list"]),
+    ("name: wf\nsteps:\n  - id: a\n    type: t\n    skills: 5\n", 5, ["skills must be a list"]),
     (
         "name: wf\nsteps:\n  - id: a\n    type: t\n    resources:\n      gpu: 1\n      cpu: lots\n",
         7,

@@ -43,12 +43,21 @@ def _kill_leftovers() -> None:
             pass
 
 
+def _said(tail: str) -> str:
+    """``: <the last line of stderr>``, then the whole tail when it has more lines (the line first, as one-line
+    views of an error keep only its start)."""
+    if not tail:
+        return ""
+    lines = tail.splitlines()
+    return f": {lines[-1].strip()}" + (f"\nstderr ends with:\n{tail}" if len(lines) > 1 else "")
+
+
 class CommandFailed(Exception):
     """The command exited with a non-zero status."""
 
     def __init__(self, command: str, code: int, stderr: str) -> None:
         tail = stderr[-_STDERR_TAIL:].strip()
-        super().__init__(f"command exited with status {code}" + (f"; stderr ends with:\n{tail}" if tail else ""))
+        super().__init__(f"command exited with status {code}{_said(tail)}")
         self.command = command
         self.code = code
         self.stderr = tail
@@ -63,7 +72,7 @@ class CommandKilled(Exception):
         except ValueError:
             name = f"signal {signum}"
         tail = stderr[-_STDERR_TAIL:].strip()
-        super().__init__(f"command was killed by {name}" + (f"; stderr ends with:\n{tail}" if tail else ""))
+        super().__init__(f"command was killed by {name}{_said(tail)}")
         self.command = command
         self.signal = signum
         self.stderr = tail
@@ -74,10 +83,7 @@ class MemoryLimitExceeded(Exception):
 
     def __init__(self, command: str, cap_mb: float, stderr: str) -> None:
         tail = stderr[-_STDERR_TAIL:].strip()
-        super().__init__(
-            f"memory limit exceeded: the task may use {cap_mb:g} MB (its memory allocation)"
-            + (f"; stderr ends with:\n{tail}" if tail else "")
-        )
+        super().__init__(f"memory limit exceeded: the task may use {cap_mb:g} MB (its memory allocation){_said(tail)}")
         self.command = command
         self.cap_mb = cap_mb
 
