@@ -211,7 +211,7 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
     table.add_column("RUN", no_wrap=True)
     table.add_column("WORKFLOW", no_wrap=True, overflow="ellipsis", max_width=30)
     table.add_column("STATUS", no_wrap=True)
-    table.add_column("STEPS", justify="right", no_wrap=True)
+    table.add_column("ENDED", justify="right", no_wrap=True)  # steps that ended, however, out of all
     table.add_column("STARTED", no_wrap=True)
     table.add_column("DURATION", justify="right", no_wrap=True)
     for r in records:

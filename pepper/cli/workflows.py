@@ -173,8 +173,9 @@ def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, sou
 def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> None:
     """List workflow runs, newest first.
 
-    STEPS counts the steps that ended (completed, failed, cancelled or
-    skipped) out of all the workflow's steps.
+    ENDED counts the steps that ended, however they ended (completed,
+    failed, cancelled or skipped), out of all the workflow's steps:
+    `pepper show RUN` says how each one went.
     """
     if limit < 1:
         raise click.BadParameter(f"must be at least 1, got {limit}", param_hint="'--limit'")

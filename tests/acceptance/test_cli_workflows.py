@@ -306,7 +306,7 @@ def test_runs_and_show_list_and_explain_past_runs(cli: CLI) -> None:
 
     listing = cli.expect(0, "runs").stdout
     lines = listing.splitlines()
-    assert lines[0].split() == ["RUN", "WORKFLOW", "STATUS", "STEPS", "STARTED", "DURATION"]
+    assert lines[0].split() == ["RUN", "WORKFLOW", "STATUS", "ENDED", "STARTED", "DURATION"]
     assert lines[1].split()[:4] == [bad, "failing", "failed", "5/5"]  # newest first
     assert lines[2].split()[:4] == [ok, "diamond", "completed", "4/4"]
     runs = cli.json("runs")
