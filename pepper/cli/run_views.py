@@ -182,6 +182,9 @@ def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: st
         predicted += f"{duration(bound)})"
         if result.duration is not None and makespan:
             predicted += f"; it took {duration(result.duration)}, {100 * (result.duration / makespan - 1):+.0f}%"
+        assumed = record.plan.get("assumed") or ()
+        if assumed:
+            predicted += f"; {plural(len(assumed), 'step')} with no history counted as 1s each"
         rows.append(("predicted", predicted))
     if driver:
         rows.append(("driven by", driver))

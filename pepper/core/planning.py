@@ -73,6 +73,7 @@ class Plan:
     unplaced: tuple[str, ...] = ()  # tasks no agent of the pool can run
     notes: tuple[str, ...] = ()
     durations: Mapping[str, float] = field(default_factory=dict)
+    assumed: tuple[str, ...] = ()  # tasks whose duration nobody gave and nothing taught: 1 s assumed
 
     def slot(self, task_id: str) -> Slot:
         for s in self.schedule:
@@ -96,7 +97,7 @@ class Plan:
             "lower_bound": self.lower_bound, "critical_path": list(self.critical_path),
             "critical_path_length": self.critical_path_length, "work_bound": self.work_bound,
             "utilisation": dict(self.utilisation), "bottleneck": self.bottleneck, "unplaced": list(self.unplaced),
-            "notes": list(self.notes),
+            "notes": list(self.notes), "assumed": list(self.assumed),
             "schedule": [{"task_id": s.task_id, "agent_id": s.agent_id, "start": s.start, "end": s.end}
                          for s in self.schedule],
         }  # fmt: skip
@@ -143,7 +144,7 @@ def plan(
         )
     name, tasks, default_agents = _read_workflow(workflow)
     pool_agents = _read_agents(agents if agents is not None else default_agents, runtime)
-    durations_of, notes = _durations(tasks, durations, runtime)
+    durations_of, notes, assumed = _durations(tasks, durations, runtime)
     plan_tasks = [PlanTask(t.task_id, t.task_type, durations_of[t.task_id], t.dependencies, t.requirements.skills,
                            t.requirements.resources, t.agent) for t in tasks]  # fmt: skip
     quickest = fastest(plan_tasks, pool_agents)
@@ -174,8 +175,8 @@ def plan(
     use = {a.agent_id: busy[a.agent_id] / (a.spec.capacity * makespan) if makespan else 0.0 for a in pool_agents}
     bottleneck = max(use, key=lambda a: (use[a], busy[a], a)) if use and makespan else None
     return Plan(name, policy, tuple(schedule), makespan, max(length, bound), tuple(path), length, bound, use,
-                bottleneck, tuple(never), tuple(notes), durations_of,
-                tuple((t.task_id, t.dependencies) for t in tasks))  # fmt: skip
+                bottleneck, tuple(never), tuple(notes), durations_of, assumed,
+                _dependencies=tuple((t.task_id, t.dependencies) for t in tasks))  # fmt: skip
 
 
 def _hopeless(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> set[str]:
@@ -289,7 +290,8 @@ def _read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[
 
 def _durations(
     tasks: Sequence[Task], given: Mapping[str, Any] | None, runtime: Runtime | None
-) -> tuple[dict[str, float], list[str]]:
+) -> tuple[dict[str, float], list[str], tuple[str, ...]]:
+    """Seconds per task, notes for people, and the tasks whose duration was assumed."""
     if given is not None and not isinstance(given, Mapping):
         raise ValidationError(f"durations must map task ids or task types to seconds, got {given!r}",
                               field="durations")  # fmt: skip
@@ -301,6 +303,7 @@ def _durations(
                                   f"workflow.{suggest(str(key), names)}", field="durations")  # fmt: skip
     out: dict[str, float] = {}
     unknown_types: set[str] = set()
+    assumed: list[str] = []
     learned: Performance | None = None
     for t in tasks:
         value = given.get(t.task_id, given.get(t.task_type))
@@ -312,6 +315,7 @@ def _durations(
             value = learned.type_estimate(t.task_type, _now(runtime)) if learned is not None else None
         if value is None:
             unknown_types.add(t.task_type)
+            assumed.append(t.task_id)
             value = DEFAULT_DURATION
         seconds = parse_duration(value, f"duration of {t.task_id}")
         out[t.task_id] = seconds
@@ -319,7 +323,7 @@ def _durations(
     if unknown_types:
         notes.append(f"no duration given or learned for type{'s' if len(unknown_types) > 1 else ''} "
                      f"{', '.join(sorted(unknown_types))}: {DEFAULT_DURATION:g}s assumed")  # fmt: skip
-    return out, notes
+    return out, notes, tuple(assumed)
 
 
 def _history(runtime: Runtime | None) -> Performance | None:
@@ -366,21 +370,27 @@ def _round_robin(tasks: list[Task], plan_tasks: list[PlanTask], agents: list[Pla
 
 def prepare_run(spec: WorkflowSpec, runtime: Runtime, policy: str) -> tuple[WorkflowSpec, dict[str, Any] | None]:
     """The spec a run starts with (steps ranked by the critical path under that policy) and its predicted
-    timeline (None when no agent is known to plan on)."""
+    timeline (None when no agent is known to plan on, or no step's duration is known)."""
     try:
-        predicted = plan(spec, policy=policy if policy in POLICIES else "default", runtime=runtime)
-    except ValidationError:  # no agent registered yet (workers may come later): run unplanned
-        return spec, None
+        predicted: Plan | None = plan(spec, policy=policy if policy in POLICIES else "default", runtime=runtime)
+    except ValidationError:  # no agent registered yet (workers may come later): run unpredicted
+        predicted = None
     if policy == "critical_path":
-        by_id = {s.step_id: s for s in spec.steps}
+        if predicted is not None:
+            cost = {s.task_id: s.end - s.start for s in predicted.schedule} | _fallback(spec, predicted)
+            durations = dict(predicted.durations)
+        else:  # ranked on durations alone
+            durations = cost = _durations(_spec_tasks(spec), None, runtime)[0]
         ranks = priorities(upward_ranks(
-            [PlanTask(s.step_id, s.task_type, predicted.durations[s.step_id], s.dependencies) for s in spec.steps],
-            {s.task_id: s.end - s.start for s in predicted.schedule} | _fallback(spec, predicted),
+            [PlanTask(s.step_id, s.task_type, durations[s.step_id], s.dependencies) for s in spec.steps], cost,
         ))  # fmt: skip
-        steps = tuple(replace(s, template=replace(s.template, priority=ranks[s.step_id])) for s in by_id.values())
+        steps = tuple(replace(s, template=replace(s.template, priority=ranks[s.step_id])) for s in spec.steps)
         spec = replace(spec, steps=steps)
+    if predicted is None or len(predicted.assumed) == len(spec.steps):
+        return spec, None  # a guess of 1 s per step predicts nothing
     timeline = {"policy": predicted.policy, "makespan": predicted.makespan, "lower_bound": predicted.lower_bound,
-                "steps": {s.task_id: [s.agent_id, s.start, s.end] for s in predicted.schedule}}  # fmt: skip
+                "steps": {s.task_id: [s.agent_id, s.start, s.end] for s in predicted.schedule},
+                "assumed": list(predicted.assumed)}  # fmt: skip
     return spec, timeline
 
 

@@ -251,3 +251,16 @@ def test_a_workflow_file_without_agents_is_planned_on_the_registered_ones(runtim
     pepper.agent("w", task_types=["t"], runtime=runtime)(lambda task: None)
     plan = pepper.plan(path, durations={"t": 1}, runtime=runtime)
     assert plan.makespan == 2.0 and {s.agent_id for s in plan.schedule} == {"w"}
+
+
+def test_the_critical_path_policy_ranks_steps_even_before_any_agent_is_known(runtime):
+    from pepper.core import WorkflowController
+    from pepper.core.planning import prepare_run
+
+    flow = WorkflowController("ranked", runtime)
+    flow.add_step("long", "t")
+    flow.add_step("after-long", "t", dependencies=["long"])
+    flow.add_step("alone", "t")
+    spec, timeline = prepare_run(flow.spec, runtime, "critical_path")  # no agent: nothing to predict on
+    priority = {s.step_id: s.template.priority for s in spec.steps}
+    assert timeline is None and priority["long"] > priority["alone"] and priority["long"] > priority["after-long"]
