@@ -78,11 +78,13 @@ def plan_command(
     pool = [{"agent_id": a.agent_id, "task_types": sorted(a.spec.task_types), "skills": sorted(a.spec.skills),
              "capacity": a.spec.capacity, "resources": a.spec.resources.to_dict(),
              "speed": speed_of.get(a.agent_id, 1.0)} for a in agents]  # fmt: skip
-    runtime = None
+    runtime = pepper.Runtime(db=db, create=False)
     try:
-        runtime = pepper.Runtime(db=db, create=False)
         runtime.store  # noqa: B018 - learned durations come from an existing database only
     except pepper.PepperError:
+        runtime.close()
+        if Path(runtime.settings.db).exists():  # there, but not usable: say so, as every command does
+            raise
         runtime = pepper.Runtime(db=":memory:")
     try:
         predicted = plan(parsed.spec, pool, _durations(durations, parsed), policy, pool=_pool(runtime, parsed, agents),

@@ -12,7 +12,6 @@ import inspect
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,7 +22,6 @@ from pepper.errors import NotFoundError, ValidationError, suggest
 from pepper.model.agent import AgentSpec
 from pepper.model.events import HealthChanged
 from pepper.model.lease import LeaseKind, room
-from pepper.model.record import TaskRecord
 from pepper.model.task import TaskState
 from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunState
@@ -36,8 +34,9 @@ from pepper.scheduling.eligibility import Route, rejection
 ERROR_WINDOW = 300.0
 #: Health numbers that exist once there is something to count (agents, an engine), so alerts may watch them early.
 _LATER_METRICS = frozenset({"agents.error_rate", "agents.stalled_tasks", "engine.loop_lag"})
-#: Agents whose synchronous health_check() is still running (agent -> when it was called): never called twice at once.
-_unanswered: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+#: Agents whose synchronous health_check() is still running (id(agent) -> when it was called): never called twice
+#: at once. The running check holds the agent, so its id cannot be reused meanwhile.
+_unanswered: dict[int, float] = {}
 
 
 def check_components(components: Iterable[str] | None) -> tuple[str, ...]:
@@ -167,11 +166,11 @@ class HealthMonitor:
                 agent_id, ok, error, agent_id in local or (worker is not None and worker.worker_id in alive),
                 len(mine), sum(1 for o in mine if not o.ok), self._stalled(agent_id, mine, now),
             ))  # fmt: skip
-        ready = store.ready_tasks(now)
         online = [a.spec for a in runtime.agents()] + [
             a.spec for a in registered.values() if a.spec.agent_id not in local and a.worker_id in alive
         ]
-        return rules.agents_health(facts, len(ready), _stranded(ready, online) if online else ())
+        stranded = _stranded(store.ready_routes(now), online) if online else ()
+        return rules.agents_health(facts, store.unfinished_count(), stranded)
 
     def _stalled(self, agent_id: str, recent: list[Any], now: float) -> tuple[tuple[str, float, float], ...]:
         service = self.runtime._service
@@ -246,30 +245,31 @@ class HealthMonitor:
         deadline = now - runtime.settings.visibility_timeout
         live = sum(1 for w in runtime.store.workers.live() if w.heartbeat_at >= deadline)
         if service is None:
-            waiting = len(runtime.store.ready_tasks(now))
+            waiting = runtime.store.unfinished_count() if not live else 0
             return rules.engine_health(rules.EngineFacts(False, live, waiting=waiting))
         facts = rules.EngineFacts(True, live, service.lag.worst, service.engine.state.accepting)
         return rules.engine_health(facts)
 
 
-def _stranded(ready: Iterable[TaskRecord], online: Sequence[AgentSpec]) -> list[tuple[str, int]]:
+def _stranded(
+    routes: Iterable[tuple[str, str | None, frozenset[str], int]], online: Sequence[AgentSpec]
+) -> list[tuple[str, int]]:
     """(what they need, how many) of the ready tasks no agent in ``online`` can take."""
-    counts: dict[Route, int] = {}
-    for record in ready:
-        task = record.task
-        route = Route(task.task_type, record.placement or task.agent, task.requirements.skills)
-        counts[route] = counts.get(route, 0) + 1
     out = []
-    for route, n in counts.items():
-        if any(rejection(spec, route) is None for spec in online):
+    for task_type, pinned, skills, n in routes:
+        if any(rejection(spec, Route(task_type, pinned, skills)) is None for spec in online):
             continue
-        if route.agent is not None:
-            need = f"agent {route.agent!r}"
+        if pinned is not None:
+            need = f"agent {pinned!r}"
         else:
-            skills = f" with skills {', '.join(sorted(route.skills))}" if route.skills else ""
-            need = f"an agent taking {route.task_type!r} tasks{skills}"
+            need = f"an agent taking {task_type!r} tasks" + (
+                f" with skills {', '.join(sorted(skills))}" if skills else ""
+            )
         out.append((need, n))
-    return out
+    merged: dict[str, int] = {}
+    for need, n in out:  # routes differing only in what is not said (e.g. resources) count together
+        merged[need] = merged.get(need, 0) + n
+    return list(merged.items())
 
 
 async def _ask(agent: Any, timeout: float) -> tuple[bool | None, str | None]:
@@ -302,7 +302,7 @@ class _StillRunning(Exception):
 
 def _in_thread(agent: Any, check: Callable[[], Any]) -> asyncio.Future[Any]:
     """``check()`` on a daemon thread; its answer (or exception) comes back as a future of the running loop."""
-    called = _unanswered.get(agent)
+    called = _unanswered.get(id(agent))
     if called is not None:
         raise _StillRunning(time.monotonic() - called)
     loop = asyncio.get_running_loop()
@@ -323,12 +323,12 @@ def _in_thread(agent: Any, check: Callable[[], Any]) -> asyncio.Future[Any]:
         except Exception as exc:  # noqa: BLE001 - handed back to the caller
             error = exc
         finally:
-            _unanswered.pop(agent, None)
+            _unanswered.pop(id(agent), None)
         try:
             loop.call_soon_threadsafe(settle, answer, error)
         except RuntimeError:  # the loop closed while the check ran: nobody waits for it any more
             pass
 
-    _unanswered[agent] = time.monotonic()
+    _unanswered[id(agent)] = time.monotonic()
     threading.Thread(target=run, name=f"pepper-health-{getattr(agent, 'agent_id', 'agent')}", daemon=True).start()
     return asyncio.shield(future)

@@ -67,7 +67,7 @@ class Runtime:
         self.settings: Settings = load_settings({"db": db, "resources": resources, "home": home, **settings})
         self.clock = clock or SystemClock()
         self._create = create
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = _new_worker_id()
         self._lock = threading.RLock()
         self._store: SQLiteStore | None = None
         self._portal: Portal | None = None
@@ -138,6 +138,7 @@ class Runtime:
         if self._starting is None:
             self._starting = asyncio.get_running_loop().create_future()
             service = None
+            added: list[BaseAgent] = []
             try:
                 engine = Engine(
                     self.store,
@@ -151,12 +152,16 @@ class Runtime:
                 await service.start()
                 for agent in list(self._agents.values()):
                     await service.add_agent(agent)
+                    added.append(agent)
             except BaseException as exc:
                 if service is not None:  # leave no worker record, and no agent, behind
                     try:
                         await service.stop(0.0)
+                        for agent in added:
+                            await agent.cleanup()
                     except Exception:
                         log.exception("could not stop the engine that failed to start")
+                    self.worker_id = _new_worker_id()  # its record is closed: a later start registers anew
                 self._starting.set_exception(exc)
                 self._starting.exception()  # told to the caller below; to any other waiter through the future
                 self._starting = None
@@ -389,3 +394,8 @@ def _close_all() -> None:
             runtime.close()
         except Exception:
             log.exception("closing %r at exit failed", runtime)
+
+
+def _new_worker_id() -> str:
+    """``host:pid:random``: unique to one engine start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

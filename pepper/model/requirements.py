@@ -13,11 +13,12 @@ VALID_KEYS = ("skills", "resources", "performance_score", "availability")
 
 
 def parse_names(value: Any, what: str) -> frozenset[str]:
-    """A set of non-empty strings from a list/tuple/set; a lone string is a list of one (``task_types: docs``)."""
+    """A set of non-empty strings from a list/tuple/set; a lone string is a list of one (``task_types: docs``),
+    or of several if it separates them with commas (``skills: markdown, latex``)."""
     if value is None:
         return frozenset()
-    if isinstance(value, str):
-        value = [value]
+    if isinstance(value, str):  # "docs" or "build, test"
+        value = [part for part in value.split(",") if part.strip()] or [value]
     if not isinstance(value, (list, tuple, set, frozenset)):
         raise ValidationError(
             f"{what} must be a list of strings, e.g. ['markdown', 'api_docs']; got {value!r}",

@@ -101,8 +101,8 @@ def _tasks_wait(n: int) -> str:
 def agents_health(
     agents: Sequence[AgentFacts], waiting: int = 0, stranded: Sequence[tuple[str, int]] = ()
 ) -> ComponentHealth:
-    """``waiting``: tasks ready to run; ``stranded``: (what they need, how many) for ready tasks that no agent
-    online can take (a type nobody takes, a pinned agent that is not there)."""
+    """``waiting``: tasks not ended yet (parked ones aside); ``stranded``: (what they need, how many) for ready
+    tasks that no agent online can take (a type nobody takes, a pinned agent that is not there)."""
     problems: list[tuple[str, str]] = []
     for need, n in stranded:
         problems.append((DEGRADED, f"{_tasks_wait(n)} for {need}, and no agent online is one"))
@@ -219,7 +219,7 @@ class EngineFacts:
     live_workers: int = 0
     loop_lag: float | None = None  # seconds a timer fired late, recently at most
     accepting: bool = True
-    waiting: int = 0  # tasks ready to run
+    waiting: int = 0  # tasks not ended yet (parked ones aside)
 
 
 def engine_health(f: EngineFacts) -> ComponentHealth:

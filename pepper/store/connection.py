@@ -79,17 +79,35 @@ def connect(
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise ConfigError(f"{path!r} is not a pepper database (SQLite says: {exc})", field="db") from None
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            raise ConfigError(f"{path!r} is not a pepper database (SQLite says: {exc})", field="db") from None
+        raise ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
     if tables and "schema_version" not in tables:  # someone else's database: pepper writes nothing to it
         conn.close()
         raise ConfigError(f"{path!r} is a SQLite database, but not a pepper one (its tables: "
                           f"{', '.join(sorted(tables)[:5])}); choose another file with --db", field="db")  # fmt: skip
     if path != ":memory:":
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn, busy_timeout)
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     conn.execute("PRAGMA temp_store = MEMORY")
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL unless already there; switching needs a moment without other connections, so a new
+    database opened by several processes at once retries within the busy timeout."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

@@ -18,7 +18,8 @@ from pepper.errors import DuplicateTaskError
 from pepper.model import codec
 from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord, initial_state
-from pepper.model.recovery import NO_RECOVERY
+from pepper.model.recovery import NO_RECOVERY, RecoveryState
+from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
 from pepper.store.connection import connect, expand, migrate, queries, transaction
@@ -335,6 +336,19 @@ class SQLiteStore:
     def ready_tasks(self, now: float) -> list[TaskRecord]:
         """Tasks waiting for an agent (pending, not waiting out a retry back-off), in submission order."""
         return [TaskRecord.from_row(r) for r in self.query("ready_tasks", (now,))]
+
+    def ready_routes(self, now: float) -> list[tuple[str, str | None, frozenset[str], int]]:
+        """``(task type it runs as, pinned agent, skills, how many)`` of the tasks waiting for an agent."""
+        out = []
+        for r in self.query("ready_routes", (now,)):
+            recovery = RecoveryState.from_data(codec.decode(r["recovery"]))
+            skills = Requirements.parse(codec.decode(r["requirements"])).skills
+            out.append((recovery.run_as or r["task_type"], r["placement"] or r["agent"], skills, r["n"]))
+        return out
+
+    def unfinished_count(self) -> int:
+        """Tasks not yet ended, parked ones left out."""
+        return int(self.query("unfinished_count")[0][0])
 
     def running_tasks(self) -> list[tuple[str, str, float]]:
         """``(agent_id, task_type, started_at)`` of every running task."""

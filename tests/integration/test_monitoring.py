@@ -235,3 +235,27 @@ def test_a_throughput_below_alert_fires_when_work_stops(runtime):
     while not fired and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fired and fired[0].value == 0.0 and fired[0].metric == "throughput"
+
+
+def test_health_counts_tasks_in_a_retry_delay_but_not_parked_ones(tmp_path):
+    db, home = str(tmp_path / "h.db"), str(tmp_path / "home")
+    with pepper.Runtime(db=db, home=home, **FAST) as runtime:
+
+        @pepper.agent("flaky", task_types=["t"], runtime=runtime)
+        def flaky(task):
+            raise ConnectionError("the registry is down")
+
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task("later", "t", policy="retry(3, delay=10m)")
+        orchestrator.submit_task("parked", "t", policy="dead_letter")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+            orchestrator.get_task_status("later").attempts and runtime.store.errors.parked()
+        ):
+            time.sleep(0.02)
+    with pepper.Runtime(
+        db=db, home=home
+    ) as runtime:  # no worker: the retry waits for one, the parked task for a person
+        report = HealthMonitor(runtime).check_health()
+    assert report["engine"].reasons == ("no worker is running: 1 task waits until one starts (`pepper worker`)",)
+    assert report["agents"].metrics["waiting_tasks"] == 1

@@ -248,3 +248,14 @@ def test_only_tasks_the_same_agents_would_serve_count_as_ahead():
     assert ahead_of(waiting[4], waiting, [], ageing_per_minute=10.0) == 2  # no agents: its own route only
     split = shares(waiting, agents)
     assert split == pytest.approx({"generalist": 1.5, "rustacean": 2.5})
+
+
+def test_names_may_be_a_list_or_one_string_separated_by_commas():
+    from pepper.errors import ValidationError
+    from pepper.model.requirements import parse_names
+
+    assert parse_names(["a", " b "], "skills") == {"a", "b"}
+    assert parse_names("latex", "skills") == {"latex"}
+    assert parse_names("build, test", "task_types") == {"build", "test"}
+    with pytest.raises(ValidationError, match="skills must be a list of strings"):
+        parse_names(5, "skills")

@@ -73,7 +73,20 @@ SELECT 1 FROM tasks, json_each(tasks.dependencies) AS dep
 WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
 
 -- name: ready_tasks
-SELECT * FROM tasks WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY seq;
+-- Parked tasks are pending too, but wait for a person, not for an agent.
+SELECT * FROM tasks
+WHERE state = 'pending' AND parked_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+ORDER BY seq;
+
+-- name: ready_routes
+-- Ready tasks counted by what decides who can take them.
+SELECT task_type, agent, placement, requirements, recovery, COUNT(*) AS n FROM tasks
+WHERE state = 'pending' AND parked_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+GROUP BY task_type, agent, placement, requirements, recovery;
+
+-- name: unfinished_count
+-- Tasks a worker still has to do: ready, waiting out a retry delay, blocked, or running (parked ones wait for a person).
+SELECT COUNT(*) FROM tasks WHERE state IN ('blocked', 'pending', 'in_progress') AND parked_at IS NULL;
 
 -- name: running_tasks
 SELECT agent_id, task_type, started_at FROM tasks WHERE state = 'in_progress';
