@@ -145,6 +145,7 @@ def steps_table(result: WorkflowResult, now: float, waiting: Mapping[str, str] |
     table.add_column("TRIES", justify="right", no_wrap=True)
     table.add_column("TIME", justify="right", no_wrap=True)
     planned = (result.plan or {}).get("steps") or {}
+    assumed = set((result.plan or {}).get("assumed") or ())
     if planned:
         table.add_column("PLANNED", justify="right", no_wrap=True)
     table.add_column("OUTCOME", min_width=16)
@@ -155,7 +156,8 @@ def steps_table(result: WorkflowResult, now: float, waiting: Mapping[str, str] |
                  Text(str(step.attempts) if step.attempts else "-"), Text(took)]  # fmt: skip
         if planned:
             slot = planned.get(step.step_id)
-            cells.append(Text(duration(slot[2] - slot[1]) if slot else "-", style="dim"))
+            guess = "?" if step.step_id in assumed else ""  # no duration known: 1 s assumed
+            cells.append(Text(duration(slot[2] - slot[1]) + guess if slot else "-", style="dim"))
         table.add_row(*cells, outcome(step, result.run_id, waiting))
     return table
 
@@ -183,8 +185,10 @@ def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: st
         if result.duration is not None and makespan:
             predicted += f"; it took {duration(result.duration)}, {100 * (result.duration / makespan - 1):+.0f}%"
         assumed = record.plan.get("assumed") or ()
-        if assumed:
-            predicted += f"; {plural(len(assumed), 'step')} with no history counted as 1s each"
+        if len(assumed) == len(spec.steps):
+            predicted += "; no step's duration was known, 1s each assumed"
+        elif assumed:
+            predicted += f"; {plural(len(assumed), 'step')} (PLANNED ?) of unknown duration counted as 1s each"
         rows.append(("predicted", predicted))
     if driver:
         rows.append(("driven by", driver))

@@ -370,7 +370,7 @@ def _round_robin(tasks: list[Task], plan_tasks: list[PlanTask], agents: list[Pla
 
 def prepare_run(spec: WorkflowSpec, runtime: Runtime, policy: str) -> tuple[WorkflowSpec, dict[str, Any] | None]:
     """The spec a run starts with (steps ranked by the critical path under that policy) and its predicted
-    timeline (None when no agent is known to plan on, or no step's duration is known)."""
+    timeline (None when no agent is known to plan on); steps with no known duration are listed as assumed."""
     try:
         predicted: Plan | None = plan(spec, policy=policy if policy in POLICIES else "default", runtime=runtime)
     except ValidationError:  # no agent registered yet (workers may come later): run unpredicted
@@ -386,8 +386,8 @@ def prepare_run(spec: WorkflowSpec, runtime: Runtime, policy: str) -> tuple[Work
         ))  # fmt: skip
         steps = tuple(replace(s, template=replace(s.template, priority=ranks[s.step_id])) for s in spec.steps)
         spec = replace(spec, steps=steps)
-    if predicted is None or len(predicted.assumed) == len(spec.steps):
-        return spec, None  # a guess of 1 s per step predicts nothing
+    if predicted is None:
+        return spec, None
     timeline = {"policy": predicted.policy, "makespan": predicted.makespan, "lower_bound": predicted.lower_bound,
                 "steps": {s.task_id: [s.agent_id, s.start, s.end] for s in predicted.schedule},
                 "assumed": list(predicted.assumed)}  # fmt: skip

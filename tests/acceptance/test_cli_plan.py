@@ -110,11 +110,13 @@ def test_other_agents_replace_the_workflow_files_and_must_fit_the_pool(folder: P
 
 def test_a_run_shows_its_predicted_timeline_beside_what_happened(folder: Path) -> None:
     first = cli(folder, "run", "wf.yaml", "--json")
-    assert (
-        first.returncode == 0 and json.loads(first.stdout)["plan"] is None
-    )  # nothing known: 1s guesses predict nothing
+    guessed = json.loads(first.stdout)["plan"]  # nothing known yet: every step assumed to take 1s, and said so
+    assert first.returncode == 0 and sorted(guessed["assumed"]) == ["a", "b", "c", "d"]
+    shown = cli(folder, "show", json.loads(first.stdout)["run_id"])
+    assert "no step's duration was known, 1s each assumed" in shown.stdout and "1.00s?" in shown.stdout
     second = cli(folder, "run", "wf.yaml", "--json")
     run = json.loads(second.stdout)
     assert run["plan"]["makespan"] > 0 and set(run["plan"]["steps"]) == {"a", "b", "c", "d"}
+    assert run["plan"]["assumed"] == []  # learned from the first run
     shown = cli(folder, "show", run["run_id"])
     assert shown.returncode == 0 and "PLANNED" in shown.stdout and "predicted" in shown.stdout

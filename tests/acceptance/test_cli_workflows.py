@@ -205,7 +205,7 @@ def test_a_diamond_workflow_completes_with_a_summary_a_gantt_chart_and_a_graph(c
     assert verdict, out
     run_id = verdict.group(1)
     table = out[out.index("STEP ") : verdict.start()].splitlines()
-    assert table[0].split() == ["STEP", "STATUS", "AGENT", "TRIES", "TIME", "OUTCOME"]  # nothing known to predict
+    assert table[0].split() == ["STEP", "STATUS", "AGENT", "TRIES", "TIME", "PLANNED", "OUTCOME"]
     rows = {line.split()[0]: line for line in table[1:] if line.strip()}
     assert list(rows) == ["fetch", "compile", "lint", "package"]
     assert [rows[s].split()[1:4] for s in rows] == [
@@ -319,7 +319,7 @@ def test_runs_and_show_list_and_explain_past_runs(cli: CLI) -> None:
     assert shown.startswith(f"Run {ok}  completed\n")
     assert re.search(r"\n  workflow +diamond\n", shown) and str(cli.folder / "diamond.yaml") in shown
     assert re.search(r"\n  steps +4: 4 completed", shown)
-    assert "predicted" not in shown  # its first run: no duration known, nothing predicted
+    assert "no step's duration was known, 1s each assumed" in shown  # its first run: a guess, and said so
     assert re.search(r"\nlint +completed +reviewer +1 ", shown)
     failed = cli.expect(1, "show", bad).stdout  # like `pepper status`: 1 for a failed run
     assert re.search(r"reason +step 'compile' failed", failed)
