@@ -57,7 +57,7 @@ class ResourceView:
         """What a task on ``agent_id`` may still use, and where it comes from."""
         agent_budget = self._budgets.get(agent_id)
         if agent_budget:
-            return free(agent_budget, self._budget_used.get(agent_id, {})), f"agent {agent_id!r}'s budget"
+            return free(agent_budget, self._budget_used.get(agent_id, {})), f"the budget of agent {agent_id!r}"
         used = dict(self._external_used)
         _add(used, self._own_used)
         return free(self.capacity, used), "the pool"

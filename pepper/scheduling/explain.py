@@ -128,6 +128,11 @@ def _agent_reasons(facts: WaitFacts) -> list[WaitReason]:
                 subject=pinned,
             )
         ]
+    if pinned is not None:  # only that agent may take it: say what stops it, if anything does
+        spec = next(spec for spec, _ in facts.agents if spec.agent_id == pinned)
+        why = rejection(spec, route)
+        if why is not None:
+            return [WaitReason("no_eligible_agent", f"it is pinned to agent {pinned!r}, which {why}", subject=pinned)]
     takers = [(spec, running) for spec, running in facts.agents if spec.accepts(task.task_type)]
     if not takers:
         return [

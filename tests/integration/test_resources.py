@@ -71,7 +71,7 @@ def test_an_agent_budget_bounds_its_tasks_and_is_shown_beside_measured_use(poole
                                for i in range(2)])  # fmt: skip
     wait_until(lambda: orchestrator.get_task_status("b0").state is TaskState.IN_PROGRESS)
     reasons = [str(r) for r in orchestrator.get_task_status("b1").waiting_on]
-    assert "cpu short by 1 core in agent 'budgeted''s budget" in reasons[0]
+    assert "cpu short by 1 core in the budget of agent 'budgeted'" in reasons[0]
     usage = ResourceManager(pooled).get_resource_usage("budgeted")
     assert usage.allocated == pepper.model.resources.Resources({"cpu": 1}) and usage.leased_by_tasks == {}
     assert usage.measured.cpu.value is None and "inside the pepper process" in usage.measured.cpu.reason

@@ -99,7 +99,7 @@ def test_an_agent_with_a_budget_runs_tasks_within_it_without_pool_leases():
     actions = state.handle(TasksAdded((needing("a", cpu=1), needing("b", cpu=1)), 1.0))
     assert started(actions) == ["a"] and not any(isinstance(a, TakeLease) for a in actions)
     (reason,) = [r for r in explain(wait_facts(state, "b", 1.0)) if r.kind == "resources"]
-    assert "in agent 'budgeted''s budget" in reason.message
+    assert "in the budget of agent 'budgeted'" in reason.message
     assert started(end(state, "a", 2.0)) == ["b"]
 
 
