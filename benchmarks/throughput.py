@@ -96,12 +96,16 @@ def main() -> None:
         print(f"{name}: {len(tasks):>6} tasks  pepper {len(tasks) / ours:>9,.0f} {unit}", flush=True)
 
     print()
-    print(f"{'workload':<9}{'tasks':>8}{'pepper':>14}{'baseline':>14}{'pepper/baseline':>18}")
+    print(f"{'workload':<9}{'tasks':>8}{'pepper':>19}{'baseline':>19}{'pepper/baseline':>18}")
     for name, n, ours, base, unit in rows:
-        print(f"{name:<9}{n:>8}{ours:>10,.0f} {unit[:-2]:<3}{base:>10,.0f} {unit[:-2]:<3}{ours / base:>17.2f}x")
+        print(f"{name:<9}{n:>8}{ours:>10,.0f} {unit:<8}{base:>10,.0f} {unit:<8}{ours / base:>12.2f}x")
     print(
         f"\nmedian of {args.repeat} run(s); durable SQLite files (WAL, synchronous=NORMAL); pepper {pepper.__version__}"
     )
+    targets = {"W1": 25_000, "W2": 25_000, "W3": 10_000}
+    for name, _n, ours, _base, unit in rows:
+        verdict = "met" if ours >= targets[name] else "NOT met"
+        print(f"target {name}: >= {targets[name]:,} {unit}: {verdict}")
 
 
 if __name__ == "__main__":
