@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import db_option, json_option, open_runtime
+from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, open_runtime
 from pepper.cli.render import duration, make_console, one_line, plural, print_json, relative
 from pepper.cli.worker import _stop_signals, metrics_served, metrics_url
 from pepper.core import HealthMonitor, PerformanceMonitor
@@ -370,3 +370,5 @@ def serve_metrics(port: int, host: str, db: str | None) -> None:
                     pass
             except KeyboardInterrupt:  # a second Ctrl-C while stopping
                 pass
+    if stopping.by_ctrl_c:  # stopped by hand, as every command says with 130; SIGTERM is a clean stop (0)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)

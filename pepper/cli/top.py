@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_hint, db_option, open_runtime
+from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, open_runtime
 from pepper.cli.monitoring import (
     HEALTH_STYLES,
     SOURCES,
@@ -106,6 +106,8 @@ def top(interval: str, window: str, once: bool, db: str | None) -> None:
                         live.update(view(gather(runtime, seconds), db, every), refresh=True)
             except KeyboardInterrupt:  # a second Ctrl-C while refreshing
                 pass
+    if stopping.by_ctrl_c:
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 def gather(runtime: pepper.Runtime, window: float) -> Snapshot:

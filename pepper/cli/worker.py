@@ -170,15 +170,29 @@ def metrics_url(server: MetricsServer) -> str:
     return f"http://{shown}:{port}/metrics"
 
 
+class Stopping(threading.Event):
+    """Set when the command was asked to stop; ``signum`` is the signal that asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signum: int | None = None
+
+    @property
+    def by_ctrl_c(self) -> bool:
+        return self.signum == signal.SIGINT
+
+
 @contextmanager
-def _stop_signals() -> Iterator[threading.Event]:
-    """An event set by the first SIGINT or SIGTERM; a second one raises ``KeyboardInterrupt``."""
-    stopping = threading.Event()
+def _stop_signals() -> Iterator[Stopping]:
+    """An event set by the first SIGINT or SIGTERM (``.signum`` says which); a second one raises
+    ``KeyboardInterrupt``."""
+    stopping = Stopping()
     previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
 
     def handle(signum: int, frame: FrameType | None) -> None:
         if stopping.is_set():
             raise KeyboardInterrupt
+        stopping.signum = signum
         stopping.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -217,3 +218,11 @@ def test_serve_metrics_serves_the_database_until_stopped(busy: Path) -> None:
         server.terminate()
         out, _ = server.communicate(timeout=30)
     assert server.returncode == 0 and f"http://127.0.0.1:{port}/metrics" in out
+    argv = [sys.executable, "-m", "pepper", "serve-metrics", "--port", str(port), "--db", str(busy)]
+    by_hand = subprocess.Popen(argv, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        scrape(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        by_hand.send_signal(signal.SIGINT)  # Ctrl-C
+        by_hand.communicate(timeout=30)
+    assert by_hand.returncode == 130
