@@ -143,7 +143,8 @@ def _summary(p: Plan, gantt: Path | None) -> list[Text | Table]:
                     "need such a step); the figures below are for the others\n", style="red")  # fmt: skip
     bound = (
         f"{duration(p.lower_bound)}  (critical path {duration(p.critical_path_length)}, "
-        f"all the work on the pool {duration(p.work_bound)})"
+        f"all the work on the pool {duration(p.work_bound)}"
+        + (f", resources {duration(p.resource_bound)})" if p.resource_bound else ")")
     )
     rows = [
         ("makespan", f"{duration(p.makespan)}{ratio}"),

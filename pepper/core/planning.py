@@ -44,6 +44,7 @@ from pepper.scheduling.planning import (
     critical_path,
     fastest,
     priorities,
+    resource_bound,
     upward_ranks,
     work_bound,
 )
@@ -74,6 +75,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     durations: Mapping[str, float] = field(default_factory=dict)
     assumed: tuple[str, ...] = ()  # tasks whose duration nobody gave and nothing taught: 1 s assumed
+    resource_bound: float = 0.0  # the pool's limited resources held long enough by the tasks
 
     def slot(self, task_id: str) -> Slot:
         for s in self.schedule:
@@ -96,6 +98,7 @@ class Plan:
             "workflow": self.workflow, "policy": self.policy, "makespan": self.makespan,
             "lower_bound": self.lower_bound, "critical_path": list(self.critical_path),
             "critical_path_length": self.critical_path_length, "work_bound": self.work_bound,
+            "resource_bound": self.resource_bound,
             "utilisation": dict(self.utilisation), "bottleneck": self.bottleneck, "unplaced": list(self.unplaced),
             "notes": list(self.notes), "assumed": list(self.assumed),
             "schedule": [{"task_id": s.task_id, "agent_id": s.agent_id, "start": s.start, "end": s.end}
@@ -168,14 +171,15 @@ def plan(
     placed = [t for t in plan_tasks if t.task_id not in unplaced]  # bounds of what runs, not of what cannot
     length, path = critical_path(placed, quickest)
     bound = work_bound(placed, pool_agents)
+    held = resource_bound(placed, quickest, limits or {})
     makespan = max((s.end for s in schedule), default=0.0)
     busy: dict[str, float] = {a.agent_id: 0.0 for a in pool_agents}
     for s in schedule:
         busy[s.agent_id] += s.end - s.start
     use = {a.agent_id: busy[a.agent_id] / (a.spec.capacity * makespan) if makespan else 0.0 for a in pool_agents}
     bottleneck = max(use, key=lambda a: (use[a], busy[a], a)) if use and makespan else None
-    return Plan(name, policy, tuple(schedule), makespan, max(length, bound), tuple(path), length, bound, use,
-                bottleneck, tuple(never), tuple(notes), durations_of, assumed,
+    return Plan(name, policy, tuple(schedule), makespan, max(length, bound, held), tuple(path), length, bound, use,
+                bottleneck, tuple(never), tuple(notes), durations_of, assumed, held,
                 _dependencies=tuple((t.task_id, t.dependencies) for t in tasks))  # fmt: skip
 
 

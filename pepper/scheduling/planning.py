@@ -8,14 +8,15 @@ resource budget and a speed (a task of duration d takes d / speed on it).
   depend on it: how much work must still follow once t starts. Serving the ready task
   with the largest rank first is the heart of HEFT-style list scheduling.
 - The critical path is the chain of largest total fastest duration.
-- Two lower bounds on any schedule's makespan: that critical path, and the least time
-  the pool needs for all the work if it could be split freely among the agents able
-  to do it (``pepper.scheduling.work_bound``). ``lower_bound`` is the larger.
+- Lower bounds on any schedule's makespan: that critical path; the least time the pool
+  needs for all the work if it could be split freely among the agents able to do it
+  (``pepper.scheduling.work_bound``); and, for each limited resource of the pool, the
+  resource-seconds the tasks hold over the pool's amount. ``lower_bound`` is the largest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pepper.model.agent import AgentSpec
@@ -139,6 +140,17 @@ def work_bound(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]) -> float:
     return least_time(confined, {a.agent_id: a.speed * a.spec.capacity for a in agents})
 
 
+def resource_bound(tasks: Sequence[PlanTask], cost: Mapping[str, float], limits: Mapping[str, float]) -> float:
+    """The largest, over the pool's limited resources, of the resource-seconds the tasks hold (each for its
+    ``cost``, its fastest run) over the pool's amount: agents' budgets come out of the pool too."""
+    best = 0.0
+    for name, amount in limits.items():
+        if amount > 0:
+            held = sum(t.resources[name] * cost[t.task_id] for t in tasks if name in t.resources)
+            best = max(best, held / amount)
+    return best
+
+
 def priorities(ranks: Mapping[str, float]) -> dict[str, int]:
     """Task priorities proportional to their ranks (the largest gets ``MAX_PRIORITY``), ties kept apart
     by nothing but the order the queue already keeps."""
@@ -149,11 +161,16 @@ def priorities(ranks: Mapping[str, float]) -> dict[str, int]:
 
 
 def check_schedule(
-    schedule: Sequence[Slot], tasks: Sequence[PlanTask], agents: Sequence[PlanAgent], tolerance: float = 1e-6
+    schedule: Sequence[Slot],
+    tasks: Sequence[PlanTask],
+    agents: Sequence[PlanAgent],
+    tolerance: float = 1e-6,
+    pool: Mapping[str, float] | None = None,
 ) -> list[str]:
     """Everything wrong with ``schedule`` (empty: it is valid): every task placed once, on an agent that can
     run it, for its duration at that agent's speed, after its dependencies ended, never more tasks at once
-    than an agent's capacity, and never more resources than its budget."""
+    than an agent's capacity, never more resources than its budget, and (given a ``pool``) never more than
+    the pool holds: the agents' budgets plus what tasks on agents without one lease from it."""
     problems: list[str] = []
     by_task = {t.task_id: t for t in tasks}
     by_agent = {a.agent_id: a for a in agents}
@@ -198,4 +215,28 @@ def check_schedule(
                 over = {n: a for n, a in used.items() if a > agent.spec.resources.get(n, 0.0) + tolerance}
                 if over:
                     problems.append(f"{agent.agent_id}'s tasks use more than its budget at once: {over}")
+    if pool:
+        problems += _pool_problems(placed.values(), by_task, by_agent, pool, tolerance)
+    return problems
+
+
+def _pool_problems(
+    slots: Iterable[Slot], by_task: Mapping[str, PlanTask], by_agent: Mapping[str, PlanAgent],
+    pool: Mapping[str, float], tolerance: float,
+) -> list[str]:  # fmt: skip
+    base: dict[str, float] = {}
+    for agent in by_agent.values():
+        for name, amount in agent.spec.resources.items():
+            base[name] = base.get(name, 0.0) + amount
+    leasing = [s for s in slots if s.end > s.start and s.task_id in by_task and s.agent_id in by_agent
+               and not by_agent[s.agent_id].spec.resources and by_task[s.task_id].resources]  # fmt: skip
+    events = sorted([(s.end, -1, s.task_id) for s in leasing] + [(s.start, 1, s.task_id) for s in leasing])
+    used = dict(base)
+    problems = []
+    for at, change, task_id in events:  # ends sort before starts at the same instant
+        for name, amount in by_task[task_id].resources.items():
+            used[name] = used.get(name, 0.0) + change * amount
+        over = {n: a for n, a in used.items() if n in pool and a > pool[n] + tolerance}
+        if change > 0 and over:
+            problems.append(f"at {at:g}s the tasks hold more than the pool has: {over}")
     return problems

@@ -76,7 +76,7 @@ def test_every_plan_respects_dependencies_skills_capacity_and_budgets(runtime, p
     assert plan.unplaced == ()
     assert valid(plan, tasks, agents) == []
     assert plan.makespan >= plan.lower_bound - 1e-9
-    assert plan.lower_bound == max(plan.critical_path_length, plan.work_bound)
+    assert plan.lower_bound == max(plan.critical_path_length, plan.work_bound, plan.resource_bound)
 
 
 def test_the_validator_catches_what_is_wrong():
@@ -264,3 +264,32 @@ def test_the_critical_path_policy_ranks_steps_even_before_any_agent_is_known(run
     spec, timeline = prepare_run(flow.spec, runtime, "critical_path")  # no agent: nothing to predict on
     priority = {s.step_id: s.template.priority for s in spec.steps}
     assert timeline is None and priority["long"] > priority["alone"] and priority["long"] > priority["after-long"]
+
+
+def test_the_bound_counts_what_the_pool_can_hold_at_once(runtime):
+    tasks = [{"id": f"t{i}", "type": "t", "duration": 10, "resources": {"cpu": 1}} for i in range(6)]
+    agents = [
+        {"agent_id": "a", "task_types": ["t"], "capacity": 4},
+        {"agent_id": "b", "task_types": ["t"], "capacity": 4},
+    ]
+    plan = pepper.plan(tasks, agents, pool={"cpu": 2}, runtime=runtime)  # two at a time, whatever the agents
+    assert plan.resource_bound == plan.lower_bound == plan.makespan == 30.0
+    assert pepper.plan(tasks, agents, runtime=runtime).lower_bound == 10.0  # no pool limit given
+
+
+@pytest.mark.parametrize("policy", ["default", "critical_path"])
+@pytest.mark.parametrize("seed", range(4))
+def test_plans_never_hold_more_than_the_pool(runtime, policy, seed):
+    rng = random.Random(seed)
+    agents = [{"agent_id": f"a{i}", "task_types": ["t"], "capacity": rng.randint(1, 4)} for i in range(3)]
+    tasks = [
+        {"id": f"t{i}", "type": "t", "duration": rng.uniform(1, 9), "resources": {"cpu": rng.choice([1, 2])},
+         "needs": rng.sample([f"t{j}" for j in range(i)], min(i, rng.randint(0, 2)))}
+        for i in range(40)
+    ]  # fmt: skip
+    plan = pepper.plan(tasks, agents, pool={"cpu": 3}, policy=policy, runtime=runtime)
+    plan_tasks = [PlanTask(t["id"], "t", t["duration"], tuple(t["needs"]), resources=_resources(t["resources"]))
+                  for t in tasks]  # fmt: skip
+    assert check_schedule(plan.schedule, plan_tasks, pool_of(agents), pool={"cpu": 3}) == []
+    assert check_schedule(plan.schedule, plan_tasks, pool_of(agents), pool={"cpu": 1.5}) != []  # it can tell
+    assert plan.makespan >= plan.lower_bound >= plan.resource_bound > 0
