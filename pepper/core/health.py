@@ -313,6 +313,7 @@ def _in_thread(agent: Any, check: Callable[[], Any]) -> asyncio.Future[Any]:
             return
         if error is not None:
             future.set_exception(error)
+            future.exception()  # whoever still waits gets it; if the wait timed out, nobody needs a warning
         else:
             future.set_result(answer)
 
