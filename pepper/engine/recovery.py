@@ -12,6 +12,7 @@ from pepper.engine.live import LiveTask
 from pepper.engine.transitions import BLOCKED, COMPLETED, FAILED, IN_PROGRESS, PENDING, Transitions
 from pepper.errors import ConflictError
 from pepper.model import events as ev
+from pepper.model.agent import AgentSpec
 from pepper.model.record import TaskRecord
 from pepper.model.recovery import (
     ABORTED,
@@ -62,6 +63,7 @@ class Recovery(Transitions):
 
     default_recovery: Policy | None
     last_decision: Decision | None
+    peers: dict[str, AgentSpec]
 
     def _policy_for(self, t: LiveTask) -> Policy:
         """The task's own policy, else its agent's, else the runtime's, else ``retry(max_retries)``."""
@@ -73,7 +75,8 @@ class Recovery(Transitions):
         return self.default_recovery or default_policy(t.task.max_retries, self._backoff)
 
     def _options(self, t: LiveTask) -> Options:
-        """Who else could run ``t`` here, best first by expected time (then load and age)."""
+        """Who else could run ``t``: an agent here, best first by expected time (then load and age); else one
+        of another worker's (the task is then placed on it, and that worker runs it)."""
         skills = t.task.requirements.skills
         own_type = t.recovery.run_as or t.task.task_type
 
@@ -82,16 +85,24 @@ class Recovery(Transitions):
 
         def best(task_type: str, excluded: frozenset[str] = frozenset()) -> str | None:
             now = t.finished_at or t.started_at or 0.0
-            found = [a for a in self.agents.values() if a.spec.agent_id not in excluded and able(a, task_type)]
-            if not found:
-                return None
             expected = self.performance.expected_time
-            chosen = min(found, key=lambda a: (a.free <= 0, expected(a.spec.agent_id, task_type, now), a.order))
-            return chosen.spec.agent_id
+            found = [a for a in self.agents.values() if a.spec.agent_id not in excluded and able(a, task_type)]
+            if found:
+                chosen = min(found, key=lambda a: (a.free <= 0, expected(a.spec.agent_id, task_type, now), a.order))
+                return chosen.spec.agent_id
+            route = Route(task_type, None, skills)
+            peers = [p for p in self.peers.values() if p.agent_id not in excluded and rejection(p, route) is None]
+            if not peers:
+                return None
+            return min(peers, key=lambda p: (expected(p.agent_id, task_type, now), p.agent_id)).agent_id
 
         def can_run(agent_id: str, run_as: str | None) -> bool:
+            task_type = run_as or t.task.task_type
             agent = self.agents.get(agent_id)
-            return agent is not None and able(agent, run_as or t.task.task_type)
+            if agent is not None:
+                return able(agent, task_type)
+            peer = self.peers.get(agent_id)
+            return peer is not None and rejection(peer, Route(task_type, None, skills)) is None
 
         return Options(lambda excluded: best(own_type, excluded), can_run, best)
 

@@ -14,6 +14,7 @@ from pepper.engine.live import LiveTask
 from pepper.engine.recovery import Recovery
 from pepper.engine.transitions import BLOCKED, COMPLETED, IN_PROGRESS, PENDING
 from pepper.model import events as ev
+from pepper.model.agent import AgentSpec
 from pepper.model.record import initial_state
 from pepper.model.recovery import Policy
 from pepper.model.retry import Backoff
@@ -50,6 +51,7 @@ class EngineState(Recovery):
         self.awaiting: dict[str, list[str]] = {}  # id not seen yet -> tasks depending on it
         self.routing = Routing(self._is_queued, ageing)
         self.agents = self.routing.agents
+        self.peers: dict[str, AgentSpec] = {}  # agents of other workers: not run here, but tasks may be moved there
         self.resources = ResourceView(worker_id)
         self.performance = Performance(score_half_life)
         self.chooser = Chooser(self.performance, self._running_info)
@@ -75,6 +77,7 @@ class EngineState(Recovery):
             ev.HealthChanged: self._on_health,
             ev.PlacementSet: self._on_placement,
             ev.WorkersLost: self._on_workers_lost,
+            ev.PeersChanged: self._on_peers,
             ev.TimerFired: self._on_timer,
             ev.ProgressReported: self._on_progress,
             ev.ErrorHandled: self._on_error_handled,
@@ -254,6 +257,10 @@ class EngineState(Recovery):
             self.performance.record(agent_id, task_type, ok, duration, at)
         for agent_id, rating, at in e.ratings:
             self.performance.rate(agent_id, rating, at)
+        return []
+
+    def _on_peers(self, e: ev.PeersChanged) -> list[ev.Action]:
+        self.peers = {spec.agent_id: spec for spec in e.agents if spec.agent_id not in self.agents}
         return []
 
     def _on_rated(self, e: ev.Rated) -> list[ev.Action]:

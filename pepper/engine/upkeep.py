@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from pepper.model.events import HistoryLoaded, Rated, WorkersLost
+from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
 from pepper.model.task import TaskState
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class Upkeep:
         outcomes, ratings = store.feedback.history(now - 10 * engine.settings.score_half_life)
         engine.dispatch(HistoryLoaded(tuple(outcomes), tuple(ratings), now))
         engine.ingest(store.unfinished(), cause="start-up")
+        self.peers()
         self.sweep()
         self._next_beat = now + engine.settings.heartbeat_interval
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -100,10 +101,17 @@ class Upkeep:
         if records:
             self.engine.ingest(records, cause="changed by another process")
         self.engine.reload_leases()  # someone may have allocated or released resources
+        self.peers()  # workers may have come or gone with their agents
         for feedback in store.feedback.after(self.feedback_seen):  # ratings given elsewhere
             self.feedback_seen = max(self.feedback_seen, feedback.feedback_id or 0)
             if feedback.agent_id is not None and feedback.feedback_id not in self.own_feedback:
                 self.engine.dispatch(Rated(feedback.agent_id, feedback.rating, feedback.created_at))
+
+    def peers(self) -> None:
+        """Tell the engine which agents the other live workers run."""
+        engine = self.engine
+        found = tuple(a.spec for a in engine.store.workers.agents() if a.worker_id != engine.worker_id)
+        engine.dispatch(PeersChanged(found, engine.clock.now()))
 
     def heartbeat(self) -> None:
         engine = self.engine

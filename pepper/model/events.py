@@ -120,6 +120,13 @@ class HistoryLoaded(NamedTuple):
     at: float
 
 
+class PeersChanged(NamedTuple):
+    """The agents of the other live workers sharing the database (recovery may move a task to one of them)."""
+
+    agents: tuple[AgentSpec, ...]
+    at: float
+
+
 class Rated(NamedTuple):
     """Someone rated the work of an agent (1-5)."""
 
@@ -276,6 +283,7 @@ Event = (
     | AgentAdded
     | AgentRemoved
     | WorkersLost
+    | PeersChanged
     | TimerFired
     | ProgressReported
     | ErrorHandled

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +70,31 @@ def test_reassign_moves_a_failing_task_to_the_other_agent(runtime):
     assert broken == ["job"] and healthy == ["job"]
     (error,) = ErrorHandler(runtime).get_error_history(agent_id="broken")
     assert (error.action, error.detail) == ("reassign", "moved to agent 'healthy' (failed on broken)")
+
+
+def test_reassign_moves_a_task_to_an_agent_of_another_worker(runtime, tmp_path):
+    (tmp_path / "steady.yaml").write_text(
+        "agents:\n  - agent_id: steady\n    task_types: [t]\n    command: echo '\"done by steady\"'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    other = subprocess.Popen([sys.executable, "-m", "pepper", "worker", "--agents", str(tmp_path / "steady.yaml"),
+                              "--db", runtime.settings.db, "-q"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not runtime.store.workers.agents() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        broken = flaky(runtime, "broken", failures=100)  # the only agent here
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task("job", "t", agent="broken", policy="reassign -> dead_letter")
+        status = orchestrator.wait("job", timeout=30)
+    finally:
+        other.terminate()
+        other.communicate(timeout=30)
+    assert (status.state, status.agent_id, status.result) == (TaskState.COMPLETED, "steady", "done by steady")
+    assert broken == ["job"]
+    (error,) = ErrorHandler(runtime).get_error_history("job")
+    assert (error.action, error.detail) == ("reassign", "moved to agent 'steady' (failed on broken)")
 
 
 def test_a_command_agent_killed_with_sigkill_is_retried(runtime, tmp_path):
