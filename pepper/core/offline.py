@@ -79,6 +79,9 @@ class StoreBackend:
             state=record.state,
             now=self.clock.now(),
             dependency_states={d: (deps[d].state if d in deps else None) for d in record.task.dependencies},
+            parked_dependencies=frozenset(
+                d for d in record.task.dependencies if d in deps and deps[d].parked_at is not None
+            ),
             agents=agents,
             ahead=ahead,
             next_attempt_at=record.next_attempt_at,

@@ -24,8 +24,11 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
     if t is None:
         return None
     deps = {}
+    parked = set()
     for dep in t.task.dependencies:
         d = state.tasks.get(dep)
+        if d is not None and d.parked_at is not None:
+            parked.add(dep)
         # Not in memory and nobody awaits it: it finished and was trimmed.
         deps[dep] = d.state if d is not None else (None if dep in state.awaiting else TaskState.COMPLETED)
     short, where = _resource_shortfall(state, t)
@@ -34,6 +37,7 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
         state=t.state,
         now=now,
         dependency_states=deps,
+        parked_dependencies=frozenset(parked),
         agents=[(a.spec, len(a.running)) for a in state.agents.values()],
         agent_notes={a.spec.agent_id: a.note for a in state.agents.values() if a.note},
         ahead=_ahead(state, t),

@@ -38,6 +38,8 @@ class WaitFacts:
     resources_where: str | None = None
     #: When its recovery policy parked it in the dead-letter queue.
     parked_at: float | None = None
+    #: Dependencies parked in the dead-letter queue (they wait for a person, not for an agent).
+    parked_dependencies: frozenset[str] = frozenset()
 
 
 def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
@@ -95,10 +97,11 @@ def _dependency_reasons(facts: WaitFacts) -> list[WaitReason]:
                 WaitReason("dependency_missing", f"dependency {dep!r} has not been submitted yet", subject=dep)
             )
         else:
+            how = "parked in the dead-letter queue: `pepper dlq`" if dep in facts.parked_dependencies else state.value
             reasons.append(
                 WaitReason(
                     "dependency",
-                    f"waiting for dependency {dep!r} ({state.value})",
+                    f"waiting for dependency {dep!r} ({how})",
                     subject=dep,
                     details={"state": state.value},
                 )

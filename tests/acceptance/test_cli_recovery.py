@@ -91,3 +91,9 @@ def test_dropping_fails_the_task_and_cancels_its_dependents(parked: Path) -> Non
     assert dropped.returncode == 0 and "dropped build-7" in dropped.stdout
     assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["state"] == "failed"
     assert json.loads(pepper_cli(parked, "status", "deploy", "--json").stdout)["state"] == "cancelled"
+
+
+def test_why_says_a_dependency_waits_in_the_dead_letter_queue(parked: Path) -> None:
+    shown = pepper_cli(parked, "why", "deploy")
+    assert shown.returncode == 0, shown.stderr
+    assert "waiting for dependency 'build-7' (parked in the dead-letter queue: `pepper dlq`)" in shown.stdout

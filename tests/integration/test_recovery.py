@@ -154,6 +154,8 @@ def test_dropping_a_parked_task_fails_it_and_cancels_its_dependents(runtime):
     deadline = time.monotonic() + 20
     while not handler.dead_letters() and time.monotonic() < deadline:
         time.sleep(0.02)
+    (reason,) = orchestrator.get_task_status("after").waiting_on
+    assert reason.message == "waiting for dependency 'job' (parked in the dead-letter queue: `pepper dlq`)"
     assert handler.drop("job", reason="not needed any more") is True
     assert orchestrator.get_task_status("job").state is TaskState.FAILED
     assert orchestrator.wait("after", timeout=10).state is TaskState.CANCELLED
