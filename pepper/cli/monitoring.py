@@ -61,11 +61,13 @@ def health(components: tuple[str, ...], verbose: bool, as_json: bool, db: str | 
 
     \b
       agents     each agent's worker still sends heartbeats; agents failing
-                 half of their recent tasks, tasks that look stuck
+                 half of their recent tasks, tasks that look stuck, ready
+                 tasks that no agent online can take
       resources  resources nearly exhausted, leases about to expire
       workflows  runs that stopped moving, runs failing, steps parked
       store      the database can be written; its write-ahead log's size
-      engine     a worker is running; its event loop is not blocked
+      engine     a worker is running while tasks wait; its event loop is
+                 not blocked
 
     \b
     Exit codes, for scripts and container probes:
