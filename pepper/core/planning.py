@@ -162,6 +162,14 @@ def plan(
         if short:
             raise ValidationError(f"agent {agent.agent_id!r} asks for a budget the whole pool cannot give: "
                                   f"{describe_shortfall(short)}", field="agents")  # fmt: skip
+    budgets: dict[str, float] = {}
+    for agent in pool_agents if limits else ():
+        for name, amount in agent.spec.resources.items():
+            budgets[name] = budgets.get(name, 0.0) + amount
+    over = {n: a - limits[n] for n, a in budgets.items() if limits and n in limits and a > limits[n] + 1e-9}
+    if over:  # live, the last agents would wait for their budgets; a plan would not be worth much
+        raise ValidationError(f"the agents' budgets together ask for more than the pool has: "
+                              f"{describe_shortfall(over)}", field="agents")  # fmt: skip
     # as the live engine refuses them at submit, tasks that can never run are kept out (they would hold a
     # route's queue), with every task that needs them
     hopeless = _hopeless(plan_tasks, pool_agents, limits or {})

@@ -32,14 +32,17 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
         # Not in memory and nobody awaits it: it finished and was trimmed.
         deps[dep] = d.state if d is not None else (None if dep in state.awaiting else TaskState.COMPLETED)
     short, where = _resource_shortfall(state, t)
+    pinned = t.placement or t.task.agent
+    elsewhere = [state.peers[pinned]] if pinned in state.peers else []  # placed on another worker's agent
     return WaitFacts(
         task=t.task,
         state=t.state,
         now=now,
         dependency_states=deps,
         parked_dependencies=frozenset(parked),
-        agents=[(a.spec, len(a.running)) for a in state.agents.values()],
-        agent_notes={a.spec.agent_id: a.note for a in state.agents.values() if a.note},
+        agents=[(a.spec, len(a.running)) for a in state.agents.values()] + [(p, 0) for p in elsewhere],
+        agent_notes={a.spec.agent_id: a.note for a in state.agents.values() if a.note}
+        | {p.agent_id: "runs on another worker, which takes the task when it has room" for p in elsewhere},
         ahead=_ahead(state, t),
         next_attempt_at=t.next_attempt_at,
         failures=t.failures,

@@ -8,6 +8,8 @@ state machine it belongs to.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions import BLOCKED, COMPLETED, FAILED, IN_PROGRESS, PENDING, Transitions
 from pepper.errors import ConflictError
@@ -144,6 +146,7 @@ class Recovery(Transitions):
             t.next_attempt_at = at + decision.delay if decision.delay > 0 else None
             if decision.agent is not None:
                 t.placement, t.route = decision.agent, None
+                t.recovery = replace(t.recovery, moved_to=decision.agent)
             if decision.penalize is not None:  # the failed agent takes the failure twice in its score
                 self.performance.record(decision.penalize, t.task.task_type, False, None, at)
             if action == "dead_letter":

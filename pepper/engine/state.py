@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 from pepper.engine.live import LiveTask
 from pepper.engine.recovery import Recovery
@@ -52,6 +53,7 @@ class EngineState(Recovery):
         self.routing = Routing(self._is_queued, ageing)
         self.agents = self.routing.agents
         self.peers: dict[str, AgentSpec] = {}  # agents of other workers: not run here, but tasks may be moved there
+        self._peers_known = False
         self.resources = ResourceView(worker_id)
         self.performance = Performance(score_half_life)
         self.chooser = Chooser(self.performance, self._running_info)
@@ -260,8 +262,21 @@ class EngineState(Recovery):
         return []
 
     def _on_peers(self, e: ev.PeersChanged) -> list[ev.Action]:
+        before, first = self.peers, not self._peers_known
         self.peers = {spec.agent_id: spec for spec in e.agents if spec.agent_id not in self.agents}
-        return []
+        self._peers_known = True
+        if not first and not before.keys() - self.peers.keys():
+            return []
+        actions: list[ev.Action] = []
+        for t in list(self.tasks.values()):  # a task recovery moved to an agent that went away may go anywhere
+            placed = t.placement
+            if (t.state is PENDING and placed is not None and t.recovery.moved_to == placed
+                    and placed not in self.agents and placed not in self.peers):  # fmt: skip
+                t.placement, t.route, t.qseq = None, None, 0
+                t.recovery = replace(t.recovery, moved_to=None)
+                actions.append(ev.Save(t.task.task_id))
+                self._offer(t, actions, e.at)
+        return actions
 
     def _on_rated(self, e: ev.Rated) -> list[ev.Action]:
         self.performance.rate(e.agent_id, e.rating, e.at)

@@ -101,14 +101,13 @@ class Upkeep:
         if records:
             self.engine.ingest(records, cause="changed by another process")
         self.engine.reload_leases()  # someone may have allocated or released resources
-        self.peers()  # workers may have come or gone with their agents
         for feedback in store.feedback.after(self.feedback_seen):  # ratings given elsewhere
             self.feedback_seen = max(self.feedback_seen, feedback.feedback_id or 0)
             if feedback.agent_id is not None and feedback.feedback_id not in self.own_feedback:
                 self.engine.dispatch(Rated(feedback.agent_id, feedback.rating, feedback.created_at))
 
     def peers(self) -> None:
-        """Tell the engine which agents the other live workers run."""
+        """Tell the engine which agents the other live workers run (at start, then at each sweep)."""
         engine = self.engine
         found = tuple(a.spec for a in engine.store.workers.agents() if a.worker_id != engine.worker_id)
         engine.dispatch(PeersChanged(found, engine.clock.now()))
@@ -148,4 +147,5 @@ class Upkeep:
         engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
             engine.dispatch(WorkersLost(frozenset(orphaned), now))  # type: ignore[arg-type]
+        self.peers()  # workers come and go with their agents
         engine.runs.adopt_orphans(live)

@@ -305,18 +305,20 @@ class RecoveryState:
     used: int = 0
     failed_agents: tuple[str, ...] = ()
     run_as: str | None = None  # a fallback task type
+    moved_to: str | None = None  # the agent reassign or fallback placed it on (lifted if that agent goes away)
 
     def to_data(self) -> dict[str, Any] | None:
         if self == NO_RECOVERY:
             return None
         return {"stage": self.stage, "used": self.used, "failed_agents": list(self.failed_agents),
-                "run_as": self.run_as}  # fmt: skip
+                "run_as": self.run_as, "moved_to": self.moved_to}  # fmt: skip
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any] | None) -> RecoveryState:
         if not data:
             return NO_RECOVERY
-        return cls(data.get("stage", 0), data.get("used", 0), tuple(data.get("failed_agents", ())), data.get("run_as"))
+        return cls(data.get("stage", 0), data.get("used", 0), tuple(data.get("failed_agents", ())), data.get("run_as"),
+                   data.get("moved_to"))  # fmt: skip
 
 
 NO_RECOVERY = RecoveryState()

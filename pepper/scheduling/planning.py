@@ -228,6 +228,9 @@ def _pool_problems(
     for agent in by_agent.values():
         for name, amount in agent.spec.resources.items():
             base[name] = base.get(name, 0.0) + amount
+    budgets_over = {n: a for n, a in base.items() if n in pool and a > pool[n] + tolerance}
+    if budgets_over:
+        return [f"the agents' budgets alone hold more than the pool has: {budgets_over}"]
     leasing = [s for s in slots if s.end > s.start and s.task_id in by_task and s.agent_id in by_agent
                and not by_agent[s.agent_id].spec.resources and by_task[s.task_id].resources]  # fmt: skip
     events = sorted([(s.end, -1, s.task_id) for s in leasing] + [(s.start, 1, s.task_id) for s in leasing])

@@ -293,3 +293,15 @@ def test_plans_never_hold_more_than_the_pool(runtime, policy, seed):
     assert check_schedule(plan.schedule, plan_tasks, pool_of(agents), pool={"cpu": 3}) == []
     assert check_schedule(plan.schedule, plan_tasks, pool_of(agents), pool={"cpu": 1.5}) != []  # it can tell
     assert plan.makespan >= plan.lower_bound >= plan.resource_bound > 0
+
+
+def test_budgets_that_together_exceed_the_pool_are_refused_and_caught(runtime):
+    agents = [{"agent_id": n, "task_types": ["t"], "capacity": 2, "resources": {"cpu": 2}} for n in ("a", "b")]
+    tasks = [{"id": f"t{i}", "type": "t", "duration": 10, "resources": {"cpu": 1}} for i in range(4)]
+    with pytest.raises(ValidationError, match="budgets together ask for more than the pool has: cpu short by 2"):
+        pepper.plan(tasks, agents, pool={"cpu": 2}, runtime=runtime)
+    plan = pepper.plan(tasks, agents, pool={"cpu": 4}, runtime=runtime)
+    plan_tasks = [PlanTask(t["id"], "t", 10, resources=_resources(t["resources"])) for t in tasks]
+    assert check_schedule(plan.schedule, plan_tasks, pool_of(agents), pool={"cpu": 4}) == []
+    (problem,) = check_schedule(plan.schedule, plan_tasks, pool_of(agents), pool={"cpu": 2})
+    assert problem.startswith("the agents' budgets alone hold more than the pool has")

@@ -315,3 +315,21 @@ def _record(t, state: TaskState, **fields):
     from pepper.model.record import TaskRecord
 
     return TaskRecord(task=t, state=state, **fields)
+
+
+def test_a_task_moved_to_another_workers_agent_is_freed_again_when_that_agent_goes_away():
+    from pepper.model.events import PeersChanged
+
+    state = EngineState(ME)
+    state.handle(AgentAdded(agent("broken"), 0.0))
+    state.handle(PeersChanged((agent("steady"),), 0.0))
+    assert starts(state.handle(TasksAdded((task("job", policy="reassign -> dead_letter"),), 1.0))) == ["job"]
+    fail(state, "job", 2.0)
+    moved = state.tasks["job"]
+    assert (moved.state, moved.placement, moved.recovery.moved_to) == (TaskState.PENDING, "steady", "steady")
+    (reason,) = explain(wait_facts(state, "job", 2.5))
+    assert reason.message == "agent 'steady' runs on another worker, which takes the task when it has room"
+    assert state.handle(PeersChanged((agent("steady"), agent("other")), 3.0)) == []  # still there: nothing to do
+    actions = state.handle(PeersChanged((), 4.0))  # its worker stopped: the task may go anywhere again
+    assert state.tasks["job"].placement is None and starts(actions) == ["job"]
+    assert fail(state, "job", 5.0) and state.tasks["job"].parked_at == 5.0  # and its policy goes on
