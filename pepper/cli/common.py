@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,6 +74,10 @@ def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> No
     if gantt is None:
         return
     target = Path(gantt)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise click.BadParameter(
+            "drawing charts needs matplotlib: pip install 'pepper[charts]'", param_hint="'--gantt'"
+        )
     if target.suffix.lower() != ".png":
         raise click.BadParameter(f"a Gantt chart is a PNG image: name it ….png, got {str(gantt)!r}",
                                  param_hint="'--gantt'")  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -151,10 +150,6 @@ def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, sou
     check_gantt_path(gantt, source)
     if as_json and dot == "-":
         raise click.UsageError("--json and --dot - both print on stdout; write the graph to a file (--dot run.dot)")
-    if gantt is not None and importlib.util.find_spec("matplotlib") is None:
-        raise click.BadParameter(
-            "drawing charts needs matplotlib: pip install 'pepper[charts]'", param_hint="'--gantt'"
-        )
 
 
 # --- pepper runs -----------------------------------------------------------------------------------
