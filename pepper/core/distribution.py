@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pepper.core.agents_view import AgentProfile, LiveView, StoredView, agents_view
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.component import Component
+from pepper.core.runtime import Runtime
 from pepper.errors import AgentNotFoundError, NoEligibleAgentError, TaskNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.requirements import Requirements
@@ -22,16 +23,9 @@ def _task_type(value: Any) -> str:
     return value
 
 
-class AgentSelector:
+class AgentSelector(Component):
     """Chooses the agent for a task: eligible (type, skills, availability, score, resources), then the earliest
     projected finish (see ``pepper.scheduling.selection``)."""
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
 
     def rank_agents(self, task_type: str, requirements: Mapping[str, Any] | None = None) -> list[AgentProfile]:
         """Every eligible agent, best first (empty if none is eligible)."""
@@ -87,15 +81,8 @@ class AgentLoadReport:
                 "capacity": self.capacity, "utilisation": self.utilisation}  # fmt: skip
 
 
-class LoadBalancer:
+class LoadBalancer(Component):
     """Agent load, and plans that spread a workload so the last task finishes as early as possible."""
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
 
     def get_agent_load(self, agent_id: str) -> AgentLoadReport:
         view = agents_view(self.runtime)

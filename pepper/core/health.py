@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from pepper.core.component import Component
 from pepper.core.performance import observations
-from pepper.core.runtime import Runtime, resolve
-from pepper.engine.portal import Portal, blocking, on_engine_loop
+from pepper.core.runtime import Runtime
+from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import NotFoundError, ValidationError, suggest
 from pepper.model.agent import AgentSpec
 from pepper.model.events import HealthChanged
@@ -61,19 +62,12 @@ def check_components(components: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-class HealthMonitor:
+class HealthMonitor(Component):
     """Checks agents, resources, workflows, the store and the engine; alerts on their numbers."""
 
     def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
+        super().__init__(runtime)
         self._checks: dict[str, tuple[bool | None, str | None]] = {}  # agent -> last health_check answer
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
-
-    def _portal(self) -> Portal:
-        return self.runtime.portal()
 
     @on_engine_loop
     async def check_health_async(self, components: Iterable[str] | None = None, timeout: float = 2.0) -> HealthReport:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pepper.core.runtime import Runtime, resolve
-from pepper.engine.portal import Portal, blocking, on_engine_loop
+from pepper.core.component import Component
+from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import TaskCancelledError, TaskFailedError, ValidationError, suggest
 from pepper.model.feedback import TaskFeedback
 from pepper.model.status import TaskStatus
@@ -28,22 +28,12 @@ def parse_state(state: Any) -> TaskState | None:
         ) from None
 
 
-class TaskOrchestrator:
+class TaskOrchestrator(Component):
     """Submits tasks to a runtime and reports on them.
 
     Every blocking method has an ``_async`` twin for async code, e.g.
     ``wait`` / ``await wait_async``.
     """
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
-
-    def _portal(self) -> Portal:
-        return self.runtime.portal()
 
     @on_engine_loop
     async def submit_task_async(

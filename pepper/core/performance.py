@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.component import Component
+from pepper.core.runtime import Runtime
 from pepper.errors import NotFoundError, ValidationError, suggest
 from pepper.model.units import parse_duration
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -119,15 +120,8 @@ def value_of(metric: str, figures: Figures) -> float | None:
     return getattr(latency, f"p{level or '95'}")
 
 
-class PerformanceMonitor:
+class PerformanceMonitor(Component):
     """Throughput (tasks/s), latency (queue wait and run time: p50, p95, p99) and error rate."""
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
 
     def get_performance(self, metrics: Iterable[str] | None = None, window: float | str = "60s") -> PerformanceReport:
         """Figures over the last ``window``, overall and per agent and task type (``metrics``: which of

@@ -11,8 +11,8 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from pepper.core.runtime import Runtime, resolve
-from pepper.engine.portal import Portal, blocking, on_engine_loop
+from pepper.core.component import Component
+from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import TaskNotFoundError, ValidationError
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
@@ -43,23 +43,13 @@ def _check_id(value: Any, what: str = "task_id") -> str:
     return value
 
 
-class ErrorHandler:
+class ErrorHandler(Component):
     """Handles task errors by hand and shows what went wrong.
 
     ``recovery_strategy`` is a strategy or a chain, as text (``"retry"``,
     ``"retry(3, delay=5s) -> reassign -> dead_letter"``) or objects from
     ``pepper.model.recovery``; see that module for what each one does.
     """
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
-
-    def _portal(self) -> Portal:
-        return self.runtime.portal()
 
     @on_engine_loop
     async def handle_error(self, task_id: str, error: Any = None, recovery_strategy: Any = "retry") -> RecoveryOutcome:

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.component import Component
+from pepper.core.runtime import Runtime
 from pepper.errors import AgentNotFoundError, NotFoundError, ResourceUnavailableError, ValidationError
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
@@ -78,15 +79,8 @@ def _duration(duration: Any) -> float | None:
     return seconds
 
 
-class ResourceAllocator:
+class ResourceAllocator(Component):
     """Leases resources from the pool to agents: granted whole or not at all, released or expired."""
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
 
     def allocate(self, agent_id: str, resources: Mapping[str, Any], duration: Any = None) -> Allocation:
         """Lease ``resources`` to ``agent_id`` (its budget) for ``duration`` ("30s", "1h", seconds; None: until
@@ -142,16 +136,12 @@ class ResourceAllocator:
         return [lease for lease in leases if agent_id is None or lease.holder == agent_id]
 
 
-class ResourceManager:
+class ResourceManager(Component):
     """The pool as a whole: allocate for agents (optionally waiting), and what agents hold and use."""
 
     def __init__(self, runtime: Runtime | None = None) -> None:
         self._runtime = runtime
         self._allocator = ResourceAllocator(runtime)
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
 
     def allocate_resources(
         self, agent_id: str, requirements: Mapping[str, Any], duration: Any = None, *, wait: bool = False,
@@ -197,15 +187,8 @@ class ResourceManager:
         )
 
 
-class ResourceMonitor:
+class ResourceMonitor(Component):
     """Real measurements of agents (CPU %, memory MB, storage MB) and alerts on them."""
-
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
 
     def get_usage(self, agent_id: str, metrics: Any = ("cpu", "memory", "storage")) -> AgentUsage:
         """The agent's usage now (if it runs here) or as its worker last measured it; ``usage["cpu"]``."""

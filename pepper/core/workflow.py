@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pepper.core.runtime import Runtime, resolve
-from pepper.engine.portal import Portal, blocking, on_engine_loop
+from pepper.core.component import Component
+from pepper.core.runtime import Runtime
+from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, WorkflowDefinitionError, suggest
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
@@ -32,18 +33,10 @@ def _check_inputs(inputs: Any) -> dict[str, Any]:
     return dict(inputs)
 
 
-class _Runs:
+class _Runs(Component):
     """Starting, following, cancelling and resuming runs of a ``WorkflowSpec`` on a runtime."""
 
-    _runtime: Runtime | None
     run_id: str | None
-
-    @property
-    def runtime(self) -> Runtime:
-        return resolve(self._runtime)
-
-    def _portal(self) -> Portal:
-        return self.runtime.portal()
 
     def _check_agents(self, spec: WorkflowSpec) -> None:
         """Every agent a step names must be registered here or on a running worker."""
@@ -152,7 +145,7 @@ class WorkflowController(_Runs):
             raise ValidationError(f"a workflow name must be a non-empty string, got {name!r}", field="name")
         if not isinstance(fail_fast, bool):
             raise ValidationError(f"fail_fast must be True or False, got {fail_fast!r}", field="fail_fast")
-        self._runtime = runtime
+        super().__init__(runtime)
         if policy not in ("default", "critical_path"):
             raise ValidationError(f"policy must be 'default' or 'critical_path', got {policy!r}", field="policy")
         self.spec = WorkflowSpec(name or "workflow", (), fail_fast, description)
@@ -270,7 +263,7 @@ class TaskSequencer(_Runs):
     """Runs a list of tasks with a dependency map, on the same engine and with the same results as a workflow."""
 
     def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
+        super().__init__(runtime)
         self.run_id: str | None = None
 
     def create_sequence(
