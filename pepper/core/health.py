@@ -12,7 +12,7 @@ import inspect
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pepper.core.component import Component
@@ -20,7 +20,6 @@ from pepper.core.performance import observations
 from pepper.core.runtime import Runtime
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import NotFoundError, ValidationError, suggest
-from pepper.model.agent import AgentSpec
 from pepper.model.events import HealthChanged
 from pepper.model.lease import LeaseKind, room
 from pepper.model.task import TaskState
@@ -29,7 +28,7 @@ from pepper.model.workflow_run import RunState
 from pepper.monitoring import health as rules
 from pepper.monitoring.alerts import Alert, AlertRule
 from pepper.monitoring.health import COMPONENTS, ComponentHealth, HealthReport
-from pepper.scheduling.eligibility import Route, rejection
+from pepper.scheduling.eligibility import stranded
 
 #: Seconds of recent attempts an agent's error rate is taken over.
 ERROR_WINDOW = 300.0
@@ -163,8 +162,8 @@ class HealthMonitor(Component):
         online = [a.spec for a in runtime.agents()] + [
             a.spec for a in registered.values() if a.spec.agent_id not in local and a.worker_id in alive
         ]
-        stranded = _stranded(store.ready_routes(now), online) if online else ()
-        return rules.agents_health(facts, store.unfinished_count(), stranded)
+        untaken = stranded(store.ready_routes(now), online) if online else ()
+        return rules.agents_health(facts, store.unfinished_count(), untaken)
 
     def _stalled(self, agent_id: str, recent: list[Any], now: float) -> tuple[tuple[str, float, float], ...]:
         service = self.runtime._service
@@ -243,27 +242,6 @@ class HealthMonitor(Component):
             return rules.engine_health(rules.EngineFacts(False, live, waiting=waiting))
         facts = rules.EngineFacts(True, live, service.lag.worst, service.engine.state.accepting)
         return rules.engine_health(facts)
-
-
-def _stranded(
-    routes: Iterable[tuple[str, str | None, frozenset[str], int]], online: Sequence[AgentSpec]
-) -> list[tuple[str, int]]:
-    """(what they need, how many) of the ready tasks no agent in ``online`` can take."""
-    out = []
-    for task_type, pinned, skills, n in routes:
-        if any(rejection(spec, Route(task_type, pinned, skills)) is None for spec in online):
-            continue
-        if pinned is not None:
-            need = f"agent {pinned!r}"
-        else:
-            need = f"an agent taking {task_type!r} tasks" + (
-                f" with skills {', '.join(sorted(skills))}" if skills else ""
-            )
-        out.append((need, n))
-    merged: dict[str, int] = {}
-    for need, n in out:  # routes differing only in what is not said (e.g. resources) count together
-        merged[need] = merged.get(need, 0) + n
-    return list(merged.items())
 
 
 async def _ask(agent: Any, timeout: float) -> tuple[bool | None, str | None]:

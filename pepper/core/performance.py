@@ -17,7 +17,7 @@ from pepper.core.runtime import Runtime
 from pepper.errors import NotFoundError, ValidationError, suggest
 from pepper.model.units import parse_duration
 from pepper.monitoring.alerts import Alert, AlertRule
-from pepper.monitoring.window import Figures, Observation, breakdown, summarize
+from pepper.monitoring.window import Figures, Observation, breakdown, summarize, value_of
 
 METRICS = ("throughput", "latency", "error_rate")
 #: What alerts can watch: the three above (``latency`` is the p95 run time) and these.
@@ -105,19 +105,6 @@ def observations(runtime: Runtime, since: float) -> tuple[list[Observation], str
         run = at - started_at if started_at is not None else None
         found.append(Observation(at, task_type, agent_id, ok, wait if wait is None or wait >= 0 else None, run))
     return found, "database"
-
-
-def value_of(metric: str, figures: Figures) -> float | None:
-    """The value an alert on ``metric`` watches."""
-    if metric == "throughput":
-        return figures.throughput
-    if metric == "error_rate":
-        return figures.error_rate
-    if metric in ("completed", "failed"):
-        return float(getattr(figures, metric))
-    kind, _, level = metric.partition("_p")
-    latency = figures.run_time if kind in ("latency", "run_time") else figures.queue_wait
-    return getattr(latency, f"p{level or '95'}")
 
 
 class PerformanceMonitor(Component):

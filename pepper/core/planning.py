@@ -30,7 +30,6 @@ from pepper.engine.simulation import simulate
 from pepper.errors import ValidationError, suggest
 from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
-from pepper.model.resources import describe_shortfall
 from pepper.model.submission import build_task
 from pepper.model.task import Task
 from pepper.model.units import parse_duration, parse_quantity
@@ -40,12 +39,15 @@ from pepper.scheduling.planning import (
     PlanAgent,
     PlanTask,
     Slot,
-    can_run,
+    budget_problem,
     critical_path,
     fastest,
+    never_runnable,
     priorities,
     resource_bound,
+    round_robin,
     upward_ranks,
+    utilisation,
     work_bound,
 )
 
@@ -155,24 +157,15 @@ def plan(
         ranks = priorities(upward_ranks(plan_tasks, quickest))
         tasks = [replace(t, priority=ranks[t.task_id]) for t in tasks]
     elif policy == "round_robin":
-        tasks = _round_robin(tasks, plan_tasks, pool_agents)
+        pins = round_robin(plan_tasks, pool_agents)
+        tasks = [replace(t, agent=pins[t.task_id]) if t.task_id in pins else t for t in tasks]
     limits = _pool(pool)
-    for agent in pool_agents if limits else ():
-        short = {n: a - limits[n] for n, a in agent.spec.resources.items() if n in limits and a > limits[n] + 1e-9}
-        if short:
-            raise ValidationError(f"agent {agent.agent_id!r} asks for a budget the whole pool cannot give: "
-                                  f"{describe_shortfall(short)}", field="agents")  # fmt: skip
-    budgets: dict[str, float] = {}
-    for agent in pool_agents if limits else ():
-        for name, amount in agent.spec.resources.items():
-            budgets[name] = budgets.get(name, 0.0) + amount
-    over = {n: a - limits[n] for n, a in budgets.items() if limits and n in limits and a > limits[n] + 1e-9}
-    if over:  # live, the last agents would wait for their budgets; a plan would not be worth much
-        raise ValidationError(f"the agents' budgets together ask for more than the pool has: "
-                              f"{describe_shortfall(over)}", field="agents")  # fmt: skip
+    problem = budget_problem(pool_agents, limits or {})
+    if problem:
+        raise ValidationError(problem, field="agents")
     # as the live engine refuses them at submit, tasks that can never run are kept out (they would hold a
     # route's queue), with every task that needs them
-    hopeless = _hopeless(plan_tasks, pool_agents, limits or {})
+    hopeless = never_runnable(plan_tasks, pool_agents, limits or {})
     schedule, never = simulate([t for t in tasks if t.task_id not in hopeless], pool_agents, durations_of, limits)
     unplaced = set(never) | hopeless
     never = [t.task_id for t in tasks if t.task_id in unplaced]
@@ -181,27 +174,10 @@ def plan(
     bound = work_bound(placed, pool_agents)
     held = resource_bound(placed, quickest, limits or {})
     makespan = max((s.end for s in schedule), default=0.0)
-    busy: dict[str, float] = {a.agent_id: 0.0 for a in pool_agents}
-    for s in schedule:
-        busy[s.agent_id] += s.end - s.start
-    use = {a.agent_id: busy[a.agent_id] / (a.spec.capacity * makespan) if makespan else 0.0 for a in pool_agents}
-    bottleneck = max(use, key=lambda a: (use[a], busy[a], a)) if use and makespan else None
+    use, bottleneck = utilisation(schedule, pool_agents, makespan)
     return Plan(name, policy, tuple(schedule), makespan, max(length, bound, held), tuple(path), length, bound, use,
                 bottleneck, tuple(never), tuple(notes), durations_of, assumed, held,
                 _dependencies=tuple((t.task_id, t.dependencies) for t in tasks))  # fmt: skip
-
-
-def _hopeless(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> set[str]:
-    """Tasks no agent of the pool can run, or needing more of a resource than the pool has; and their dependents."""
-    out = {t.task_id for t in tasks
-           if not any(can_run(a, t) for a in agents) or any(t.resources[n] > limits[n] for n in t.resources
-                                                            if n in limits)}  # fmt: skip
-    if out:
-        by_id = {t.task_id: t for t in tasks}
-        for task_id in topological_order({t.task_id: t.dependencies for t in tasks}):
-            if any(dep in out for dep in by_id[task_id].dependencies):
-                out.add(task_id)
-    return out
 
 
 # -- reading the inputs ---------------------------------------------------------------------------
@@ -364,20 +340,6 @@ def _pool(pool: Mapping[str, Any] | None) -> dict[str, float] | None:
 
     Resources.parse(pool, "pool")  # names and amounts checked; it leaves out zeros, but none is a limit too
     return {name: parse_quantity(name, amount) for name, amount in pool.items()}
-
-
-def _round_robin(tasks: list[Task], plan_tasks: list[PlanTask], agents: list[PlanAgent]) -> list[Task]:
-    """Each task pinned to the next agent (in turn) that can run it."""
-    turn = 0
-    out = []
-    for task, planned in zip(tasks, plan_tasks, strict=True):
-        able = [a for a in agents if can_run(a, planned)]
-        if not able or task.agent is not None:
-            out.append(task)
-            continue
-        out.append(replace(task, agent=able[turn % len(able)].agent_id))
-        turn += 1
-    return out
 
 
 def prepare_run(spec: WorkflowSpec, runtime: Runtime, policy: str) -> tuple[WorkflowSpec, dict[str, Any] | None]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pepper.engine.hooks import EngineHook
+from pepper.engine.periodic import Periodic
 from pepper.model.events import AttemptEnded, RecordError
 from pepper.model.task import Task, TaskState
 from pepper.monitoring.window import EventWindow, Observation
@@ -132,22 +133,13 @@ class MetricsHook(EngineHook):
                 self._count("failed", t.task.task_type, t.agent_id)
 
 
-class LagProbe:
+class LagProbe(Periodic):
     """How late the engine's event loop runs a timer (the worst of the last minute)."""
 
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.latest = 0.0
         self._recent: list[tuple[float, float]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pepper.engine.periodic import Periodic
 from pepper.engine.usage import ProcessMeter, folder_size_mb
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule, RuleState, evaluate
@@ -41,7 +42,7 @@ class Watch:
     value: ValueOf | None = None
 
 
-class Sampler:
+class Sampler(Periodic):
     """Periodic measurement of local agents and evaluation of the alert rules."""
 
     def __init__(self, engine: Engine, agents_home: Path, interval: float) -> None:
@@ -53,15 +54,6 @@ class Sampler:
         self._meter = ProcessMeter()
         self._storage: dict[str, float] = {}
         self._ticks = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:

@@ -166,3 +166,16 @@ class EventWindow:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def value_of(metric: str, figures: Figures) -> float | None:
+    """The value an alert on ``metric`` watches."""
+    if metric == "throughput":
+        return figures.throughput
+    if metric == "error_rate":
+        return figures.error_rate
+    if metric in ("completed", "failed"):
+        return float(getattr(figures, metric))
+    kind, _, level = metric.partition("_p")
+    latency = figures.run_time if kind in ("latency", "run_time") else figures.queue_wait
+    return getattr(latency, f"p{level or '95'}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
-from pepper.model.resources import Resources
+from pepper.model.resources import Resources, describe_shortfall
 from pepper.scheduling.work_bound import least_time
 
 #: The largest priority a task can have (``Priority.parse`` accepts up to a million).
@@ -149,6 +149,60 @@ def resource_bound(tasks: Sequence[PlanTask], cost: Mapping[str, float], limits:
             held = sum(t.resources[name] * cost[t.task_id] for t in tasks if name in t.resources)
             best = max(best, held / amount)
     return best
+
+
+def budget_problem(agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> str | None:
+    """What is wrong with the agents' budgets in a pool of ``limits``: one larger than the pool, or all of
+    them together (live, the last would wait for theirs); None if they fit."""
+    budgets: dict[str, float] = {}
+    for agent in agents:
+        short = {n: a - limits[n] for n, a in agent.spec.resources.items() if n in limits and a > limits[n] + 1e-9}
+        if short:
+            return f"agent {agent.agent_id!r} asks for a budget the whole pool cannot give: {describe_shortfall(short)}"
+        for name, amount in agent.spec.resources.items():
+            budgets[name] = budgets.get(name, 0.0) + amount
+    over = {n: a - limits[n] for n, a in budgets.items() if n in limits and a > limits[n] + 1e-9}
+    if over:
+        return f"the agents' budgets together ask for more than the pool has: {describe_shortfall(over)}"
+    return None
+
+
+def never_runnable(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> set[str]:
+    """Tasks no agent of the pool can run, or needing more of a resource than the pool has; and their dependents."""
+    out = {t.task_id for t in tasks
+           if not any(can_run(a, t) for a in agents) or any(t.resources[n] > limits[n] for n in t.resources
+                                                            if n in limits)}  # fmt: skip
+    if out:
+        by_id = {t.task_id: t for t in tasks}
+        for task_id in topological_order({t.task_id: t.dependencies for t in tasks}):
+            if any(dep in out for dep in by_id[task_id].dependencies):
+                out.add(task_id)
+    return out
+
+
+def round_robin(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]) -> dict[str, str]:
+    """Each task not already pinned, pinned to the next agent (in turn) that can run it (a yardstick policy)."""
+    turn = 0
+    out = {}
+    for task in tasks:
+        able = [a for a in agents if can_run(a, task)]
+        if not able or task.agent is not None:
+            continue
+        out[task.task_id] = able[turn % len(able)].agent_id
+        turn += 1
+    return out
+
+
+def utilisation(
+    schedule: Sequence[Slot], agents: Sequence[PlanAgent], makespan: float
+) -> tuple[dict[str, float], str | None]:
+    """Each agent's busy share of its capacity over the makespan, and the busiest agent (None if nothing ran)."""
+    busy: dict[str, float] = {a.agent_id: 0.0 for a in agents}
+    for s in schedule:
+        busy[s.agent_id] += s.end - s.start
+    use = {a.agent_id: busy[a.agent_id] / (a.spec.capacity * makespan) if makespan else 0.0 for a in agents}
+    bottleneck = max(use, key=lambda a: (use[a], busy[a], a)) if use and makespan else None
+    return use, bottleneck
 
 
 def priorities(ranks: Mapping[str, float]) -> dict[str, int]:
