@@ -11,6 +11,7 @@ the message::
     │   ├── CycleError                       .cycle: the ids around the loop
     │   ├── DuplicateTaskError               same id, different spec
     │   ├── NotSerializableError             inputs/results that are not JSON
+    │   │   └── InvalidTextError             text that is not valid Unicode (a lone surrogate)
     │   ├── ConfigError                      settings, pepper.toml, env vars
     │   ├── AgentDefinitionError             .path, .line of the agent YAML
     │   ├── WorkflowDefinitionError          a bad step or workflow file (.path, .line, .step_id)
@@ -27,15 +28,19 @@ the message::
     │   ├── ResourceUnavailableError         .shortfall: what is missing, per resource
     │   └── LeaseEndedError                  renewing a released or expired lease
     ├── TaskFailedError (RuntimeError)       get_result() of a failed task
+    │   └── TaskParkedError                  get_result() of a task parked in the dead-letter queue
     ├── TaskCancelledError (RuntimeError)    get_result() of a cancelled task
     ├── WaitTimeoutError (TimeoutError)      wait() ran out of time
     │   └── WorkflowTimeoutError             a run outlived its timeout and was cancelled (.result)
+    ├── StoreError (RuntimeError)            the database refused a write, or cannot be read
+    │   └── DatabaseDamagedError             a damaged (corrupt) database file (.path)
     ├── RuntimeClosedError (RuntimeError)    the runtime was closed
     └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Sequence
 from difflib import get_close_matches
 from typing import Any
@@ -45,6 +50,15 @@ def suggest(value: str, valid: Iterable[str]) -> str:
     """Return ' Did you mean 'x'?' when ``value`` is close to a valid name, else ''."""
     match = get_close_matches(str(value), list(valid), n=1, cutoff=0.6)
     return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (a huge int has no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
 class PepperError(Exception):
@@ -71,7 +85,8 @@ class InvalidPriorityError(ValidationError):
     def __init__(self, value: Any, valid: Sequence[str]) -> None:
         hint = suggest(value, valid) if isinstance(value, str) else ""
         super().__init__(
-            f"unknown priority {value!r}; use one of {', '.join(valid)} or an integer (higher runs first).{hint}",
+            f"unknown priority {shown(value)}; use one of {', '.join(valid)} or an integer "
+            f"from -1000000 to 1000000 (higher runs first).{hint}",
             field="priority",
         )
         self.value = value
@@ -113,6 +128,19 @@ class NotSerializableError(ValidationError):
             f"{what} must be JSON-serialisable (dicts, lists, strings, numbers, booleans, None): {detail}",
             field=what,
         )
+
+
+class InvalidTextError(NotSerializableError):
+    """Text SQLite cannot store: a string with a lone surrogate, as ``os.listdir`` gives for a non-UTF-8 name."""
+
+    def __init__(self, what: str, where: str, value: str) -> None:
+        ValidationError.__init__(
+            self,
+            f"{where} is not valid Unicode text: {shown(value)} holds a lone surrogate (as os.listdir or sys.argv "
+            "give for a name that is not UTF-8); pass valid text, e.g. os.fsencode(name).decode('utf-8', 'replace')",
+            field=what,
+        )
+        self.value = value
 
 
 class ConfigError(ValidationError):
@@ -284,6 +312,19 @@ class TaskFailedError(PepperError, RuntimeError):
         self.error = error
 
 
+class TaskParkedError(TaskFailedError):
+    """The task is parked in the dead-letter queue: it has no result, and waits for a person to replay or drop
+    it. A ``TaskFailedError``, so code that handles failures handles it too."""
+
+    def __init__(self, task_id: str, error: Any) -> None:
+        super().__init__(task_id, error)
+        detail = f"{error.type}: {error.message}" if error is not None else "no error recorded"
+        self.args = (
+            f"task {task_id!r} is parked in the dead-letter queue ({detail}); `pepper dlq replay {task_id}` runs "
+            f"it again, `pepper dlq drop {task_id}` gives it up",
+        )
+
+
 class TaskCancelledError(PepperError, RuntimeError):
     """The task ended ``cancelled``; ``reason`` says why."""
 
@@ -319,6 +360,22 @@ class WorkflowTimeoutError(WaitTimeoutError):
         self.timeout = timeout
         self.run_id = run_id
         self.result = result
+
+
+class StoreError(PepperError, RuntimeError):
+    """The database refused a write (the rest of its batch was stored), or cannot be used at all."""
+
+
+class DatabaseDamagedError(StoreError):
+    """The database file is damaged (corrupt pages): pepper cannot read it. ``path`` names the file."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"the pepper database {path!r} is damaged and cannot be read (SQLite says: {detail}); restore it "
+            f"from a backup, or save what is left with `sqlite3 {shlex.quote(path)} .recover | sqlite3 "
+            "recovered.db` and use --db recovered.db"
+        )
+        self.path = path
 
 
 class RuntimeClosedError(PepperError, RuntimeError):

@@ -103,8 +103,26 @@ def read_yaml(path: Path) -> Any:
         raise AgentDefinitionError(f"invalid YAML: {problem}", path=str(path), line=line) from None
 
 
+def refuse_repeated_keys(data: Any, path: Path) -> None:
+    """Refuse a key written twice in any mapping of ``data`` (YAML would silently keep the last), at its line."""
+    pending, seen = [data], set()
+    while pending:  # iterative, and each node once: YAML aliases can share (or nest) a node
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, YamlMapping):
+            for key, line in node.duplicate_keys.items():
+                raise AgentDefinitionError(f"{key!r} is written twice; give each key once", path=str(path), line=line)
+        if isinstance(node, Mapping):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+
+
 def agent_entries(data: Any, path: Path) -> list[YamlMapping]:
-    """The agent mappings of a parsed file."""
+    """The agent mappings of a parsed file (a key written twice anywhere in it is refused)."""
+    refuse_repeated_keys(data, path)
     if isinstance(data, Mapping) and "agents" in data and "agent_id" not in data:
         data = data["agents"]
     if isinstance(data, Mapping):
@@ -123,6 +141,7 @@ def agent_entries(data: Any, path: Path) -> list[YamlMapping]:
 
 def build_agent(entry: YamlMapping, path: Path) -> BaseAgent:
     """One agent from its YAML mapping."""
+    refuse_repeated_keys(entry, path)
     for key in entry:
         if key not in FIELDS:
             raise AgentDefinitionError(

@@ -23,10 +23,12 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Where a command's context records the database file it opened.
+DB_PATH = "pepper.db_path"
 
 _DB_HELP = (
-    "SQLite database file shared by pepper commands and workers. "
-    "Default: $PEPPER_DB, else `db` in ./pepper.toml, else .pepper/pepper.db."
+    "SQLite database file shared by pepper commands and workers; its folder must exist. "
+    "Default: $PEPPER_DB, else `db` in ./pepper.toml, else .pepper/pepper.db (its folder is made for you)."
 )
 
 
@@ -53,6 +55,9 @@ def json_option(function: F) -> F:
 def open_runtime(db: str | None, *, create: bool = False) -> Iterator[pepper.Runtime]:
     """A runtime on ``db``, always closed afterwards; commands that only read never create a database."""
     runtime = pepper.Runtime(db=db, create=create)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # for the message if the file turns out to be damaged (see cli.main)
+        ctx.meta[DB_PATH] = runtime.settings.db
     try:
         yield runtime
     finally:
@@ -60,8 +65,8 @@ def open_runtime(db: str | None, *, create: bool = False) -> Iterator[pepper.Run
 
 
 def exit_code_for(status: TaskStatus) -> int:
-    """1 when the task failed or was cancelled, else 0."""
-    return EXIT_TASK_FAILED if status.state in (TaskState.FAILED, TaskState.CANCELLED) else EXIT_OK
+    """1 when the task failed, was cancelled or is parked in the dead-letter queue, else 0."""
+    return EXIT_TASK_FAILED if status.state in (TaskState.FAILED, TaskState.CANCELLED, TaskState.PARKED) else EXIT_OK
 
 
 def db_hint(db: str | None) -> str:
@@ -70,7 +75,8 @@ def db_hint(db: str | None) -> str:
 
 
 def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> None:
-    """A ``--gantt`` target must be a ``.png`` file, and never one of the command's own input files."""
+    """A ``--gantt`` target must be a ``.png`` file, and never one of the command's own input files; its folder
+    is created now (it is an output, like the chart itself)."""
     if gantt is None:
         return
     target = Path(gantt)
@@ -85,3 +91,8 @@ def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> No
         if given is not None and target.exists() and target.resolve() == Path(given).resolve():
             raise click.BadParameter(f"{str(gantt)!r} is this command's input; the chart would overwrite it",
                                      param_hint="'--gantt'")  # fmt: skip
+    try:  # now rather than after the run: an output folder that cannot be made is said at once
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create the folder of {str(gantt)!r}: {exc.strerror}",
+                                 param_hint="'--gantt'") from None  # fmt: skip

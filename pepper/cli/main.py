@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import sys
 from typing import Any
 
 import click
 
 import pepper
-from pepper.cli.common import EXIT_BAD_INPUT, db_option
+from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
 from pepper.cli.distribution import feedback, why
 from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
 from pepper.cli.plan import plan_command
@@ -21,12 +22,14 @@ from pepper.cli.top import top
 from pepper.cli.worker import agents, worker
 from pepper.cli.workflows import cancel_run, list_runs, resume_run, run_workflow, show_run
 from pepper.errors import PepperError
+from pepper.store.connection import damaged
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class PepperGroup(click.Group):
-    """Lists commands in the order they were added; turns pepper errors into ``error: ...`` and exit 2."""
+    """Lists commands in the order they were added; turns pepper errors (and a damaged database) into
+    ``error: ...`` and exit 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
@@ -36,6 +39,12 @@ class PepperGroup(click.Group):
             return super().invoke(ctx)
         except PepperError as exc:
             make_console(stderr=True).print(error_line(str(exc)))
+            raise click.exceptions.Exit(EXIT_BAD_INPUT) from None
+        except sqlite3.DatabaseError as exc:  # met on any query, not only at opening
+            error = damaged(exc, ctx.meta.get(DB_PATH) or ctx.params.get("db") or "the database")
+            if error is None:
+                raise
+            make_console(stderr=True).print(error_line(str(error)))
             raise click.exceptions.Exit(EXIT_BAD_INPUT) from None
 
 

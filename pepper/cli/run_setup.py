@@ -4,9 +4,8 @@ finish because a step has no agent to take it (pointing at the step's line in th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -14,9 +13,10 @@ import pepper
 from pepper.cli.common import open_runtime
 from pepper.core import WorkflowController
 from pepper.core.workflow_file import WorkflowFile, parse_workflow_file
-from pepper.errors import PepperError, ValidationError, WorkflowDefinitionError, suggest
+from pepper.errors import PepperError, ValidationError, WorkflowDefinitionError
 from pepper.model.agent import AgentSpec
 from pepper.model.workflow_run import RunRecord
+from pepper.scheduling.eligibility import unrunnable_steps
 
 
 def controller_for(parsed: WorkflowFile, runtime: pepper.Runtime) -> WorkflowController:
@@ -60,7 +60,7 @@ def resume_agents(runtime: pepper.Runtime, record: RunRecord, agents_path: str |
     left = [s for s in record.spec.steps if f"{record.run_id}/{s.step_id}" not in ended]
     own = [a.spec for a in agents]
     online = [a.spec for a in runtime.store.workers.agents() if a.spec.agent_id not in {o.agent_id for o in own}]
-    problems = _problems(left, own + online)
+    problems = unrunnable_steps(left, own + online)
     if problems:
         raise ValidationError("\n".join([*(m for _, _, m in problems), _agents_sentence(own, online, None)]))
     return str(path)
@@ -83,38 +83,21 @@ def _is_workflow_file(path: Path) -> bool:
 def refuse_unrunnable(parsed: WorkflowFile, db: str | None) -> None:
     """Refuse (exit 2) a workflow with a step that none of its agents, nor any online agent, can take."""
     own = [a.spec for a in parsed.agents]
-    if not _problems(parsed.spec.steps, own):
+    if not unrunnable_steps(parsed.spec.steps, own):
         return
     online = _online_agents(db)
-    problems = _problems(parsed.spec.steps, own + [a for a in online if a.agent_id not in {o.agent_id for o in own}])
+    problems = unrunnable_steps(
+        parsed.spec.steps, own + [a for a in online if a.agent_id not in {o.agent_id for o in own}]
+    )
     if not problems:
         return
     lines = _step_lines(parsed.path)
     located = []
     for step_id, key, message in problems:
         where = lines.get(step_id, {})
-        located.append(f"{parsed.path}:{where.get(key, where.get('', 1))}: {message}")
+        line = where.get(key) or (where.get("requirements") if key == "skills" else None) or where.get("", 1)
+        located.append(f"{parsed.path}:{line}: {message}")
     raise WorkflowDefinitionError("\n".join([*located, _agents_sentence(own, online, parsed.path)]))
-
-
-def _problems(steps: Iterable[Any], agents: Sequence[AgentSpec]) -> list[tuple[str, str, str]]:
-    """(step id, key, message) for each step no agent can take: its pinned agent is unknown or does not
-    take its type, or no agent takes its type."""
-    by_id = {a.agent_id: a for a in agents}
-    found = []
-    for step in steps:
-        if step.agent:
-            pinned = by_id.get(step.agent)
-            if pinned is None:
-                found.append((step.step_id, "agent", f"step {step.step_id!r} is pinned to agent {step.agent!r}, "
-                              f"which is not among the agents.{suggest(step.agent, by_id)}"))  # fmt: skip
-            elif not pinned.accepts(step.task_type):
-                found.append((step.step_id, "type", f"step {step.step_id!r} is pinned to agent {step.agent!r}, "
-                              f"which does not take {step.task_type!r} tasks (it takes {_types(pinned)})"))  # fmt: skip
-        elif not any(a.accepts(step.task_type) for a in agents):
-            found.append((step.step_id, "type", f"step {step.step_id!r} has type {step.task_type!r}, "
-                          "which none of the agents takes"))  # fmt: skip
-    return found
 
 
 def _types(agent: AgentSpec) -> str:

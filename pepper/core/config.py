@@ -66,3 +66,19 @@ def load_settings(
     if "db" not in values:
         values["db"] = str(Path(values.get("home", DEFAULTS.home)) / "pepper.db")
     return Settings.build(values)
+
+
+def make_home_for_db(settings: Settings) -> None:
+    """Create pepper's home folder when the database lives in it (the default, ``.pepper/pepper.db``).
+
+    Any other missing folder is left alone: the database refuses to open there, rather than appear in a
+    folder made for a mistyped path.
+    """
+    if settings.db == ":memory:":
+        return
+    folder = Path(os.path.abspath(Path(settings.db).expanduser())).parent
+    if folder == Path(os.path.abspath(Path(settings.home).expanduser())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create pepper's folder {str(folder)!r}: {exc.strerror}", field="home") from None

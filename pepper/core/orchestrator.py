@@ -7,10 +7,10 @@ from typing import Any
 
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import TaskCancelledError, TaskFailedError, ValidationError, suggest
+from pepper.errors import TaskCancelledError, TaskFailedError, TaskParkedError, ValidationError, suggest
 from pepper.model.feedback import TaskFeedback
 from pepper.model.status import TaskStatus
-from pepper.model.submission import TASK_FIELDS, build_task, task_from_mapping
+from pepper.model.submission import TASK_FIELDS, build_task, tasks_from_specs
 from pepper.model.task import Task, TaskState
 
 
@@ -90,9 +90,7 @@ class TaskOrchestrator(Component):
         """Store many tasks in one transaction: all of them, or (on any error) none."""
         runtime = self.runtime
         now = runtime.clock.now()
-        if isinstance(tasks, (str, bytes, Mapping)):
-            raise ValidationError("submit_tasks() expects a list of task mappings", field="tasks")
-        built = [task_from_mapping(spec, now) for spec in tasks]
+        built = tasks_from_specs(tasks, now)
         if not built:
             return []
         backend = await runtime.backend()
@@ -116,8 +114,11 @@ class TaskOrchestrator(Component):
     ) -> TaskStatus | list[TaskStatus]:
         """Await the end of one task (its status) or several (their statuses, in order).
 
-        Raises ``WaitTimeoutError`` if ``timeout`` seconds pass first. A failed
-        task does not raise here; look at its ``state`` and ``error``.
+        A task ends when it is final (completed, failed, cancelled) or parked in
+        the dead-letter queue: a parked task waits for a person, so waiting for
+        it any longer would not end. Raises ``WaitTimeoutError`` if ``timeout``
+        seconds pass first. A failed or parked task does not raise here; look at
+        its ``state`` and ``error``.
         """
         single = isinstance(task_ids, str)
         ids = [task_ids] if single else [_check_id(t) for t in task_ids]  # type: ignore[list-item]
@@ -128,9 +129,12 @@ class TaskOrchestrator(Component):
         return statuses[0] if single else statuses
 
     async def get_result_async(self, task_id: str, timeout: float | None = None) -> Any:
-        """Await the task and return its result; raises ``TaskFailedError`` or ``TaskCancelledError``."""
+        """Await the task and return its result; raises ``TaskFailedError`` (``TaskParkedError`` when it is
+        parked in the dead-letter queue) or ``TaskCancelledError``."""
         status = await self.wait_async(_check_id(task_id), timeout)
         assert isinstance(status, TaskStatus)
+        if status.state is TaskState.PARKED:
+            raise TaskParkedError(task_id, status.error)
         if status.state is TaskState.FAILED:
             raise TaskFailedError(task_id, status.error)
         if status.state is TaskState.CANCELLED:

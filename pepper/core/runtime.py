@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
-from pepper.core.config import load_settings
+from pepper.core.config import load_settings, make_home_for_db
 from pepper.core.offline import StoreBackend
 from pepper.engine.clock import Clock, SystemClock
 from pepper.engine.hooks import EngineHook
@@ -95,10 +95,13 @@ class Runtime:
             self._check_open()
             if self._store is None:
                 s = self.settings
+                if self._create:
+                    make_home_for_db(s)
                 store = SQLiteStore(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create)
                 if self._create:  # a runtime that writes makes sure the pool is known
                     explicit = s.resources is not None
-                    capacity = s.resources.to_dict() if s.resources is not None else machine_capacity(self.home)
+                    # configured resources go over the machine's: `{gpu = 1}` adds a GPU, keeping cpu and memory
+                    capacity = machine_capacity(self.home) | (s.resources.to_dict() if explicit else {})
                     store.leases.ensure_pool(capacity, replace=explicit)
                 self._store = store
             return self._store

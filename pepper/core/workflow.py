@@ -12,8 +12,10 @@ from pepper.core.component import Component
 from pepper.core.runtime import Runtime
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, WorkflowDefinitionError, suggest
+from pepper.model.agent import AgentSpec
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
+from pepper.scheduling.eligibility import unrunnable_steps
 
 STEP_FIELDS = ("step_id", "task_type", "agent", "dependencies", "inputs", "priority", "timeout", "max_retries",
                "requirements", "condition", "metadata", "recovery")  # fmt: skip
@@ -39,20 +41,29 @@ class _Runs(Component):
     run_id: str | None
 
     def _check_agents(self, spec: WorkflowSpec) -> None:
-        """Every agent a step names must be registered here or on a running worker."""
-        named = {s.agent for s in spec.steps if s.agent}
-        if not named:
-            return
+        """Refuse a workflow with a step that no agent, here or on a live worker sharing the database, can
+        take (by type, pinned agent and skills): its run could never finish."""
         runtime = self.runtime
-        known = {a.agent_id for a in runtime.agents()} | {a.spec.agent_id for a in runtime.store.workers.agents()}
-        for step in spec.steps:
-            if step.agent and step.agent not in known:
-                raise WorkflowDefinitionError(
-                    f"step {step.step_id!r} names agent {step.agent!r}, which is not registered "
-                    f"(registered: {', '.join(sorted(known)) or 'none'}).{suggest(step.agent, known)}",
-                    step_id=step.step_id,
-                    field="agent",
-                )
+        here = [a.spec for a in runtime.agents()]
+        if not unrunnable_steps(spec.steps, here):
+            return
+        online = [a.spec for a in runtime.store.workers.agents() if a.spec.agent_id not in {h.agent_id for h in here}]
+        problems = unrunnable_steps(spec.steps, here + online)
+        if not problems:
+            return
+
+        def listed(agents: list[AgentSpec]) -> str:
+            return ", ".join(f"{a.agent_id} ({', '.join(sorted(a.task_types))})" for a in agents) or "none"
+
+        first_step, first_key, _ = problems[0]
+        raise WorkflowDefinitionError(
+            "\n".join(message for _, _, message in problems)
+            + f"\nAgents registered here: {listed(here)}; on live workers: {listed(online)}. Register an agent "
+            "that can take it (or start a `pepper worker` with one); the run was not started, as it could never "
+            "finish.",
+            step_id=first_step,
+            field={"type": "task_type", "skills": "requirements"}.get(first_key, first_key),
+        )
 
     async def _start(self, spec: WorkflowSpec, inputs: Any) -> str:
         spec.validate()

@@ -88,7 +88,9 @@ class AgentSpec:
             if kind == "command" and (not isinstance(command, str) or not command.strip()):
                 raise ValidationError("a command agent needs a non-empty 'command' string", field="command")
             config = dict(config or {})
-            codec.encode(config, "config")
+            codec.encode_checked(config, "config")
+            if command is not None:
+                codec.encode_checked(command, "command")
             return cls(
                 agent_id=agent_id,
                 task_types=types,

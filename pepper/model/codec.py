@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pepper.errors import NotSerializableError
+from pepper.errors import InvalidTextError, NotSerializableError
 
 
 def _other(value: Any) -> Any:
@@ -26,6 +26,50 @@ def encode(value: Any, what: str = "value") -> str:
         return _encoder.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise NotSerializableError(what, str(exc)) from None
+
+
+def encode_checked(value: Any, what: str = "value") -> str:
+    """``encode``, and refuse text SQLite cannot store (see ``check_utf8``)."""
+    text = encode(value, what)
+    check_utf8(text, value, what)
+    return text
+
+
+def check_utf8(text: str, value: Any, what: str) -> None:
+    """Raise ``InvalidTextError`` if ``text`` (the JSON of ``value``) cannot be written as UTF-8.
+
+    A string with a lone surrogate (what ``os.listdir`` or ``sys.argv`` give for a name that is
+    not UTF-8) encodes to JSON but is refused when SQLite binds it: catch it here, at the door,
+    and say where it is.
+    """
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        where, bad = _find_unencodable(value, what) or (what, text)
+        raise InvalidTextError(what, where, bad) from None
+
+
+def _find_unencodable(value: Any, where: str) -> tuple[str, str] | None:
+    """Where in ``value`` the first string that is not valid UTF-8 is (a key or a value), and that string."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where, value
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _find_unencodable(key, f"a key of {where}") or _find_unencodable(item, f"{where}[{key!r}]")
+            if found:
+                return found
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for index, item in enumerate(value):
+            found = _find_unencodable(item, f"{where}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def encode_ids(ids: tuple[str, ...]) -> str:
@@ -53,6 +97,7 @@ def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]:
     if value is None:
         return None, None
     text = encode(value, what)
+    check_utf8(text, value, what)
     if type(value) in _SCALARS:  # plain scalars read back unchanged
         return value, text
     if type(value) is dict and all(type(k) is str and type(v) in _FLAT for k, v in value.items()):

@@ -28,6 +28,8 @@ def parse_names(value: Any, what: str) -> frozenset[str]:
     for item in value:
         if not isinstance(item, str) or not item.strip():
             raise ValidationError(f"{what} must contain non-empty strings; got {item!r}", field=what)
+        if not item.strip().isprintable():  # control characters, or a lone surrogate SQLite cannot store
+            raise ValidationError(f"{what} must be printable text; {item!r} is not", field=what)
         names.add(item.strip())
     return frozenset(names)
 

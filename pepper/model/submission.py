@@ -12,13 +12,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pepper.errors import DuplicateTaskError, ValidationError, suggest
+from pepper.errors import DuplicateTaskError, ValidationError, shown, suggest
 from pepper.model import codec
 from pepper.model.dag import check_acyclic
 from pepper.model.recovery import Policy
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.resources import describe
-from pepper.model.task import Priority, Task
+from pepper.model.task import SPEC_COLUMNS, Priority, Task
 from pepper.model.units import parse_duration
 
 TASK_FIELDS = (
@@ -36,6 +36,10 @@ TASK_FIELDS = (
 )
 _ALIASES = {"id": "task_id", "type": "task_type"}
 _MAX_ID = 200
+#: Upper bounds of fields with a natural one (and well inside what SQLite stores).
+MAX_RETRIES = 1000
+MAX_TIMEOUT = 366 * 86400.0
+_INT64 = range(-(2**63), 2**63)
 
 
 def new_task_id() -> str:
@@ -88,10 +92,17 @@ def build_task(
     task_id = new_task_id() if task_id is None else _check_name(task_id, "task_id")
     if timeout is not None:
         timeout = parse_duration(timeout, "timeout")
-        if timeout <= 0:
-            raise ValidationError(f"timeout must be positive, got {timeout!r}", field="timeout")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValidationError(f"max_retries must be a whole number >= 0, got {max_retries!r}", field="max_retries")
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise ValidationError(
+                f"timeout must be positive and at most 366 days ({MAX_TIMEOUT:.0f}s), got {timeout!r}; "
+                "leave it out for no timeout",
+                field="timeout",
+            )
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= MAX_RETRIES:
+        raise ValidationError(
+            f"max_retries must be a whole number from 0 to {MAX_RETRIES}, got {shown(max_retries)}",
+            field="max_retries",
+        )
     if policy is not None:
         policy = Policy.parse(policy)
         if max_retries:
@@ -104,7 +115,7 @@ def build_task(
         raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}", field="metadata")
     inputs, inputs_json = ({}, "{}") if inputs is None else codec.normalise(inputs, "inputs")
     metadata = codec.normalise(dict(metadata), "metadata")[0] if metadata else {}
-    return Task(
+    task = Task(
         task_id=task_id,
         task_type=_check_name(task_type, "task_type"),
         priority=Priority.parse(priority),
@@ -119,6 +130,41 @@ def build_task(
         inputs_json=inputs_json,
         policy=policy,
     )
+    _check_storable(task)
+    return task
+
+
+def _check_storable(task: Task) -> None:
+    """Refuse what SQLite would refuse when it binds the row: text that is not valid UTF-8 (a lone
+    surrogate in a policy, say) and integers beyond 64 bits. The fields were checked one by one;
+    this covers what they build, so a bad value never reaches a shared commit."""
+    for column, value in zip(SPEC_COLUMNS, task.to_row(), strict=True):
+        if isinstance(value, str):
+            codec.check_utf8(value, value, column)
+        elif isinstance(value, int) and value not in _INT64:
+            raise ValidationError(f"{column} is out of range: {shown(value)} does not fit in 64 bits", field=column)
+
+
+def tasks_from_specs(specs: Any, now: float) -> list[Task]:
+    """``task_from_mapping`` for each item of a list such as ``[{"id": "t1", "type": "review"}, ...]``."""
+    if specs is None or isinstance(specs, (str, bytes, Mapping, Task)) or not isinstance(specs, Iterable):
+        raise ValidationError(
+            "submit_tasks() expects a list of tasks (mappings such as {'id': 't1', 'type': 'review'}, or Task "
+            f"objects); got {type(specs).__name__}",
+            field="tasks",
+        )
+    tasks = []
+    for index, spec in enumerate(specs):
+        if isinstance(spec, Task):  # built by hand, perhaps: at least make sure it can be stored
+            _check_storable(spec)
+        elif type(spec) is not dict and not isinstance(spec, Mapping):
+            raise ValidationError(
+                f"tasks[{index}] must be a mapping of task fields such as {{'id': 't1', 'type': 'review'}} "
+                f"or a Task, got {type(spec).__name__}",
+                field="tasks",
+            )
+        tasks.append(task_from_mapping(spec, now))
+    return tasks
 
 
 def task_from_mapping(spec: Any, now: float) -> Task:

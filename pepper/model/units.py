@@ -36,6 +36,13 @@ _CPU_UNITS = {"": 1.0, "m": 0.001}
 _QUANTITY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
 
 
+def _as_float(value: int | float, what: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond a float's range, e.g. 10**400
+        raise ValidationError(f"{what} is far too large: a number beyond 1e308", field=what) from None
+
+
 def _finite_non_negative(value: float, what: str) -> float:
     if math.isnan(value) or math.isinf(value):
         raise ValidationError(f"{what} must be a finite number, got {value!r}", field=what)
@@ -49,7 +56,7 @@ def parse_duration(value: Any, what: str = "duration") -> float:
     if isinstance(value, bool):
         raise ValidationError(f"{what} must be seconds or a string like '30s', got {value!r}", field=what)
     if isinstance(value, (int, float)):
-        return _finite_non_negative(float(value), what)
+        return _finite_non_negative(_as_float(value, what), what)
     if isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match:
@@ -73,7 +80,7 @@ def parse_quantity(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise ValidationError(f"{what} must be a number, got {value!r}", field=name)
     if isinstance(value, (int, float)):
-        return _finite_non_negative(float(value), what)
+        return _finite_non_negative(_as_float(value, what), what)
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a number or a string like '4Gi', got {value!r}", field=name)
     match = _QUANTITY_RE.match(value)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
+from pepper.errors import suggest
 from pepper.model.agent import AgentSpec
+
+if TYPE_CHECKING:
+    from pepper.model.workflow import Step
 
 
 class Route(NamedTuple):
@@ -55,3 +59,43 @@ def stranded(
     for need, n in out:  # routes differing only in what is not said (e.g. resources) count together
         merged[need] = merged.get(need, 0) + n
     return list(merged.items())
+
+
+def unrunnable_steps(steps: Iterable[Step], agents: Sequence[AgentSpec]) -> list[tuple[str, str, str]]:
+    """(step id, key, message) for each step that none of ``agents`` can take (by type, pinned agent and
+    skills, as the scheduler decides); ``key`` is the step's field at fault: ``agent``, ``type`` or ``skills``.
+
+    A run with such a step could never finish, so callers refuse it before it starts.
+    """
+    by_id = {a.agent_id: a for a in agents}
+    found = []
+    for step in steps:
+        skills = step.template.requirements.skills
+        route = Route(step.task_type, step.agent, skills)
+        if any(rejection(spec, route) is None for spec in agents):
+            continue
+        name = f"step {step.step_id!r}"
+        if step.agent:
+            pinned = by_id.get(step.agent)
+            if pinned is None:
+                found.append((step.step_id, "agent", f"{name} is pinned to agent {step.agent!r}, which is not "
+                              f"among the agents.{suggest(step.agent, by_id)}"))  # fmt: skip
+            elif not pinned.accepts(step.task_type):
+                found.append((step.step_id, "type", f"{name} is pinned to agent {step.agent!r}, which does not "
+                              f"take {step.task_type!r} tasks (it takes {_listed(pinned.task_types)})"))  # fmt: skip
+            else:
+                found.append((step.step_id, "skills", f"{name} needs skills {_listed(skills)}, but its agent "
+                              f"{step.agent!r} has {_listed(pinned.skills) or 'none'}"))  # fmt: skip
+        elif not any(a.accepts(step.task_type) for a in agents):
+            found.append((step.step_id, "type", f"{name} has type {step.task_type!r}, which none of the agents "
+                          "takes"))  # fmt: skip
+        else:
+            takers = ", ".join(f"{a.agent_id} ({_listed(a.skills) or 'none'})" for a in agents
+                               if a.accepts(step.task_type))  # fmt: skip
+            found.append((step.step_id, "skills", f"{name} needs skills {_listed(skills)}, which no agent taking "
+                          f"{step.task_type!r} tasks has all of (their skills: {takers})"))  # fmt: skip
+    return found
+
+
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))

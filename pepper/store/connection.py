@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from pepper.errors import ConfigError
+from pepper.errors import ConfigError, DatabaseDamagedError
 
 _NAME_RE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _MIGRATION_RE = re.compile(r"^(\d{4})_\w+\.sql$")
@@ -50,12 +51,41 @@ def schema_sql() -> str:
     return resources.files("pepper.store").joinpath("sql/schema.sql").read_text()
 
 
+#: SQLite's codes for a file whose pages cannot be read: damaged, or not a database at all.
+_DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
+
+def damaged(exc: BaseException, path: str) -> DatabaseDamagedError | None:
+    """The pepper error for a SQLite error that says the file at ``path`` is damaged, else None."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in _DAMAGED or "malformed" in str(exc) or "not a database" in str(exc):
+        return DatabaseDamagedError(path, str(exc))
+    return None
+
+
+def _raise_if_damaged(exc: sqlite3.DatabaseError, path: str) -> None:
+    error = damaged(exc, path)
+    if error is not None:
+        raise error from None
+
+
+def path_of(conn: sqlite3.Connection) -> str:
+    """The file of ``conn``'s main database (``:memory:`` for none); needs no page of the file."""
+    try:
+        return conn.execute("PRAGMA database_list").fetchone()[2] or ":memory:"
+    except sqlite3.Error:
+        return "the database"
+
+
 def connect(
     path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal", create: bool = True
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (pepper opens its own transactions), WAL for files.
 
-    With ``create=False`` a missing database file is an error rather than a new database.
+    With ``create=False`` a missing database file is an error rather than a new database; either way, a
+    missing folder is an error (the runtime makes its own home folder, where the default database lives).
     """
     if path != ":memory:" and Path(path).expanduser().is_dir():
         raise ConfigError(f"--db {path!r} is a folder; give a database file, e.g. {path.rstrip('/')}/pepper.db",
@@ -65,11 +95,14 @@ def connect(
             f"no pepper database at {path!r}: nothing has been stored there yet (check the --db option or $PEPPER_DB)",
             field="db",
         )
-    if path != ":memory:":
-        try:
-            Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the folder for database {path!r}: {exc}", field="db") from None
+    if path != ":memory:":  # a new database, yes; new folders, no: a mistyped path would hide it where no one looks
+        folder = Path(path).expanduser().parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"the folder {str(folder)!r} of database {path!r} does not exist; create it first "
+                f"(mkdir -p {shlex.quote(str(folder))}) or give another --db",
+                field="db",
+            )
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
     except sqlite3.Error as exc:
@@ -81,16 +114,21 @@ def connect(
         conn.close()
         if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
             raise ConfigError(f"{path!r} is not a pepper database (SQLite says: {exc})", field="db") from None
-        raise ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
+        raise damaged(exc, path) or ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
     if tables and "schema_version" not in tables:  # someone else's database: pepper writes nothing to it
         conn.close()
         raise ConfigError(f"{path!r} is a SQLite database, but not a pepper one (its tables: "
                           f"{', '.join(sorted(tables)[:5])}); choose another file with --db", field="db")  # fmt: skip
-    if path != ":memory:":
-        _use_wal(conn, busy_timeout)
-    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    conn.execute("PRAGMA temp_store = MEMORY")
+    try:
+        if path != ":memory:":
+            _use_wal(conn, busy_timeout)
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        _raise_if_damaged(exc, path)
+        raise
     return conn
 
 
@@ -132,7 +170,18 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this database lacks, each in its own transaction; return the version."""
+    """Apply the migrations this database lacks, each in its own transaction; return the version.
+
+    A damaged file raises ``DatabaseDamagedError`` rather than SQLite's own error.
+    """
+    try:
+        return _migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        _raise_if_damaged(exc, path_of(conn))
+        raise
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
     latest = migrations()[-1][0]
     current = schema_version(conn)
     if current > latest:

@@ -1,0 +1,109 @@
+"""Bad input on the command line: one `error:` line and exit 2 at once, never a traceback, a silent
+wait, or a database made where no worker will look."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import pepper
+
+TIMEOUT = 60
+
+
+def pepper_cli(folder: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
+    """``python -m pepper ARGS`` in ``folder``; bytes arguments reach it as the OS gives them (not UTF-8)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEPPER_")}
+    env["PYTHONUTF8"] = "1"
+    argv: list[str | bytes] = [sys.executable, "-m", "pepper", *args]
+    return subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def refused(done: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """The one line of the refusal, after checking the exit code and that there is no traceback."""
+    assert done.returncode == 2, f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    assert "Traceback" not in done.stderr and done.stderr.startswith("error: "), done.stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+    return done.stderr
+
+
+@pytest.fixture
+def agents_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "agents.yaml"
+    path.write_text("agents:\n  - agent_id: echo\n    task_types: [echo]\n    command: cat\n")
+    return path
+
+
+def test_a_damaged_database_is_named_with_what_to_do_and_exit_2(tmp_path: Path, agents_yaml: Path) -> None:
+    db = tmp_path / "damaged.db"
+    with pepper.Runtime(db=str(db), home=str(tmp_path / "home")) as runtime:
+        pepper.TaskOrchestrator(runtime).submit_tasks(
+            [{"id": f"t{i}", "type": "echo", "inputs": {"pad": "x" * 500}} for i in range(200)]
+        )
+    assert db.stat().st_size > 32768 and not Path(f"{db}-wal").exists()
+    with db.open("r+b") as file:  # garbage over some data pages in the middle of the file
+        file.seek(8192)
+        file.write(b"\xde\xad\xbe\xef" * 2048)
+    for command in (("tasks",), ("submit", "echo"), ("status", "t1"),
+                    ("worker", "--agents", str(agents_yaml), "--until-idle")):  # fmt: skip
+        line = refused(pepper_cli(tmp_path, *command, "--db", str(db)), f"database {str(db)!r} is damaged", ".recover")
+        assert line.count("\n") == 1, line
+
+
+def test_a_database_in_a_missing_folder_is_refused_and_nothing_is_made(tmp_path: Path, agents_yaml: Path) -> None:
+    db = str(tmp_path / "no" / "such" / "x.db")
+    refused(pepper_cli(tmp_path, "submit", "echo", "--db", db), "does not exist", "mkdir -p")
+    refused(pepper_cli(tmp_path, "worker", "--agents", str(agents_yaml), "--until-idle", "--db", db), "does not exist")
+    assert not (tmp_path / "no").exists()
+    ok = pepper_cli(tmp_path, "submit", "echo", "--id", "t1")  # the default database: pepper makes its own folder
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / ".pepper" / "pepper.db").is_file()
+
+
+def test_values_sqlite_cannot_store_are_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    db = str(tmp_path / "pepper.db")
+    assert pepper_cli(tmp_path, "submit", "echo", "--id", "good", "--db", db).returncode == 0
+    refused(pepper_cli(tmp_path, "submit", "echo", "--id", "t1", "--input", b"path=report-\xff.txt", "--db", db),
+            "inputs['path'] is not valid Unicode")  # fmt: skip
+    refused(pepper_cli(tmp_path, "submit", "echo", "--inputs", '{"path": "report-\\udcff.txt"}', "--db", db),
+            "not valid Unicode")  # fmt: skip
+    refused(pepper_cli(tmp_path, "submit", "echo", "--id", b"t-\xff", "--db", db), "task_id")
+    refused(pepper_cli(tmp_path, "submit", "echo", "--retries", str(10**30), "--db", db), "max_retries")
+    refused(pepper_cli(tmp_path, "submit", "echo", "--priority", str(10**30), "--db", db), "priority")
+    refused(pepper_cli(tmp_path, "submit", "echo", "--timeout", str(10**30), "--db", db), "timeout")
+    listed = pepper_cli(tmp_path, "tasks", "--json", "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    assert [task["task_id"] for task in json.loads(listed.stdout)] == ["good"]
+
+
+def test_an_agents_file_with_a_key_written_twice_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("agents:\n  - agent_id: echo\n    task_types: [echo]\n    command: cat\n    task_types: [x]\n")
+    refused(pepper_cli(tmp_path, "worker", "--agents", str(path), "--until-idle", "--db", str(tmp_path / "p.db")),
+            "dup.yaml:5: 'task_types' is written twice")  # fmt: skip
+
+
+def test_run_refuses_a_step_needing_a_skill_no_agent_has(tmp_path: Path) -> None:
+    workflow = tmp_path / "print.yaml"
+    workflow.write_text(textwrap.dedent("""\
+        name: print
+        agents:
+          - agent_id: writer
+            task_types: [docs]
+            skills: [markdown]
+            command: cat
+        steps:
+          - id: render
+            type: docs
+            skills: [latex]
+        """))  # fmt: skip
+    done = pepper_cli(tmp_path, "run", str(workflow), "--db", str(tmp_path / "p.db"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{workflow}:10: step 'render' needs skills latex" in done.stderr, done.stderr

@@ -1,0 +1,110 @@
+"""Bad input through the public API on a real runtime: a typed error at once, and nothing stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import pepper
+from pepper.core import TaskOrchestrator, WorkflowController
+from pepper.errors import ConfigError, ValidationError, WorkflowDefinitionError
+
+FAST = {"poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
+LISTED = b"report-\xff.txt".decode("utf-8", "surrogateescape")  # a non-UTF-8 file name, as os.listdir gives it
+
+
+@pytest.fixture
+def runtime(tmp_path: Path):
+    rt = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), **FAST)
+    yield rt
+    rt.close()
+
+
+def test_a_batch_with_one_unstorable_task_is_refused_whole(runtime: pepper.Runtime) -> None:
+    orchestrator = TaskOrchestrator(runtime)
+    good = {"id": "good", "type": "review"}
+    for bad in ({"id": "bad", "type": "review", "inputs": {"path": LISTED}},
+                {"id": "bad", "type": "review", "max_retries": 10**30},
+                {"id": "bad", "type": "review", "metadata": {LISTED: True}}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            orchestrator.submit_tasks([good, bad])
+    for not_a_batch in (None, 42, [good, 42]):
+        with pytest.raises(ValidationError, match="tasks"):
+            orchestrator.submit_tasks(not_a_batch)  # type: ignore[arg-type]
+    assert runtime.store.count_by_state() == {}
+    assert orchestrator.submit_tasks([good])[0].task_id == "good"  # the same runtime still works
+
+
+def test_workflow_inputs_with_unstorable_text_are_refused(runtime: pepper.Runtime) -> None:
+    pepper.agent("reviewer", task_types=["review"], runtime=runtime)(lambda task: "ok")
+    workflow = WorkflowController("review", runtime)
+    workflow.add_step("only", "review")
+    with pytest.raises(ValidationError, match="not valid Unicode"):
+        workflow.run(inputs={"files": [LISTED]}, timeout=30)
+    assert runtime.store.runs.list() == [] and runtime.store.count_by_state() == {}
+
+
+def test_a_workflow_step_no_agent_can_take_is_refused_at_once(runtime: pepper.Runtime) -> None:
+    pepper.agent("writer", task_types=["docs"], skills=["markdown"], runtime=runtime)(lambda task: "ok")
+    by_type = WorkflowController("deploy", runtime)
+    by_type.add_step("ship", "deploy")
+    with pytest.raises(WorkflowDefinitionError, match="'deploy', which none of the agents takes") as caught:
+        by_type.run(timeout=60)  # refused at once; it used to wait for its timeout
+    assert caught.value.step_id == "ship" and "writer (docs)" in str(caught.value)
+    by_skill = WorkflowController("print", runtime)
+    by_skill.add_step("render", "docs", requirements={"skills": ["latex"]})
+    with pytest.raises(WorkflowDefinitionError, match="needs skills latex") as caught:
+        by_skill.run(timeout=60)
+    assert caught.value.step_id == "render"
+    assert runtime.store.runs.list() == [] and runtime.store.count_by_state() == {}
+
+
+def test_a_step_an_agent_of_another_live_worker_takes_is_accepted(tmp_path: Path, runtime: pepper.Runtime) -> None:
+    other = pepper.Runtime(db=runtime.settings.db, home=str(tmp_path / "other"), **FAST)
+    try:
+        pepper.agent("printer", task_types=["print"], skills=["latex"], runtime=other)(lambda task: "printed")
+        other.start()  # a live worker sharing the database
+        workflow = WorkflowController("print", runtime)
+        workflow.add_step("render", "print", requirements={"skills": ["latex"]})
+        result = workflow.run(timeout=60)
+        assert result.succeeded and result["render"].result == "printed"
+    finally:
+        other.close()
+
+
+def test_a_runtime_does_not_make_folders_for_its_database(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "pepper.db"
+    runtime = pepper.Runtime(db=str(missing), home=str(tmp_path / "home"))
+    try:
+        with pytest.raises(ConfigError, match="does not exist"):
+            TaskOrchestrator(runtime).submit_task(task_type="review")
+    finally:
+        runtime.close()
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_runtime_makes_its_own_home_folder_for_the_default_database(tmp_path: Path) -> None:
+    with pepper.Runtime(home=str(tmp_path / "deep" / "home")) as runtime:
+        TaskOrchestrator(runtime).submit_task(task_id="t1", task_type="review")
+    assert (tmp_path / "deep" / "home" / "pepper.db").is_file()
+
+
+def test_reading_a_damaged_database_through_the_api_raises_a_typed_error(tmp_path: Path) -> None:
+    from pepper.errors import DatabaseDamagedError
+
+    db = tmp_path / "damaged.db"
+    with pepper.Runtime(db=str(db), home=str(tmp_path / "home")) as rt:
+        TaskOrchestrator(rt).submit_tasks(
+            [{"id": f"t{i}", "type": "t", "inputs": {"pad": "x" * 500}} for i in range(200)]
+        )
+    with db.open("r+b") as file:  # garbage over some data pages in the middle of the file
+        file.seek(8192)
+        file.write(b"\xde\xad\xbe\xef" * 2048)
+    with pytest.raises(DatabaseDamagedError, match="damaged"):
+        rt = pepper.Runtime(db=str(db), home=str(tmp_path / "home"))
+        try:
+            TaskOrchestrator(rt).list_tasks()
+            TaskOrchestrator(rt).get_task_status("t150")
+        finally:
+            rt.close()
