@@ -126,13 +126,19 @@ def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
 @dlq.command()
 @click.argument("task_id", metavar="[TASK]", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every parked task.")
-@click.option("--agent", metavar="AGENT", help="Run it on this agent (pins it there).")
+@click.option(
+    "--agent",
+    metavar="AGENT",
+    help="Run it on this agent (pins it there). It must be an agent of a live worker that accepts the task's type "
+    "and has its skills; otherwise nothing is replayed.",
+)
 @json_option
 @db_option
 def replay(task_id: str | None, replay_all: bool, agent: str | None, as_json: bool, db: str | None) -> None:
     """Run a parked task (or --all) again, from the start of its recovery policy.
 
-    A failed task can be replayed too. Exits with 1 if nothing was replayed.
+    A failed task can be replayed too. Exits with 1 if nothing was replayed, with 2 (changing
+    nothing) if --agent cannot take every task to replay.
     """
     if bool(task_id) == replay_all:
         raise click.UsageError("give a TASK, or --all (not both)")

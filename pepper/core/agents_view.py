@@ -1,17 +1,18 @@
 """The agents as the selector and the balancer see them: where they are, how loaded, how good.
 
-With an engine in this process, its live state is read directly (a moment's
-snapshot, without waiting for the engine loop). Without one, the agents of the
-running workers are read from the database, with a performance model learned
-from the stored history (refreshed every few seconds).
+With an engine in this process, its live state is read on the engine's thread
+(``read_agents`` hops there: the state changes under any other thread). Without
+one, the agents of the running workers are read from the database, with a
+performance model learned from the stored history (refreshed every few seconds).
 """
 
 from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pepper.core.runtime import Runtime
 from pepper.engine.inspection import best_matching, candidate, directory
@@ -24,6 +25,7 @@ from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance, ScoreParts
 from pepper.scheduling.selection import Candidate, choose
 
+T = TypeVar("T")
 _STORED_VIEW_TTL = 2.0
 # keyed by the runtime itself (weakly): an id() could be reused by a later runtime and serve it a stranger's view
 _stored_views: weakref.WeakKeyDictionary[Runtime, tuple[float, StoredView]] = weakref.WeakKeyDictionary()
@@ -46,13 +48,18 @@ class AgentProfile:
     utilisation: float
     score_details: ScoreParts | None = None
     projected_finish: float | None = None
+    #: What a person should know about this choice (e.g. a minimum score that did not apply to a new agent).
+    notes: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, spec: AgentSpec, running: int, parts: ScoreParts, projected: float | None = None) -> AgentProfile:
+    def of(
+        cls, spec: AgentSpec, running: int, parts: ScoreParts, projected: float | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> AgentProfile:  # fmt: skip
         return cls(
             spec.agent_id, spec.type, spec.kind, spec.task_types, spec.skills, spec.capacity,
             spec.resources.to_dict(), dict(spec.config), parts.score, running, running / spec.capacity, parts,
-            projected,
+            projected, notes,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,13 +71,15 @@ class AgentProfile:
             "running": self.running, "utilisation": self.utilisation, "projected_finish": self.projected_finish,
             "score_details": None if details is None else {
                 "success": details.success, "timeliness": details.timeliness, "rating": details.rating,
-                "healthy": details.healthy, "observations": details.observations,
+                "healthy": details.healthy, "observations": details.observations, "ratings": details.ratings,
+                "evidence": details.evidence,
             },
+            "notes": list(self.notes),
         }  # fmt: skip
 
 
 class LiveView:
-    """The engine state of this process."""
+    """The engine state of this process; build and use it on the engine's thread only."""
 
     def __init__(self, runtime: Runtime) -> None:
         service = runtime._service
@@ -130,7 +139,8 @@ class StoredView:
         agent_id = agent.spec.agent_id
         estimate, expected, score = self.performance.standing(agent_id, task_type, self.now)
         return Candidate(agent.spec, len(agent.running), 0, score, estimate, self.chooser.available_in(agent, self.now),
-                         healthy=self.performance.healthy(agent_id), expected=expected)  # fmt: skip
+                         healthy=self.performance.healthy(agent_id), expected=expected,
+                         evidence=self.performance.has_evidence(agent_id, self.now))  # fmt: skip
 
     def best_matching(self, agents: list[AgentLoad], task_type: str) -> Candidate | None:
         """The best of ``agents`` that takes tasks (they match everything the request asks)."""
@@ -146,12 +156,17 @@ class StoredView:
         return self._shares.get(agent.spec.agent_id, 0.0)
 
 
-def agents_view(runtime: Runtime) -> LiveView | StoredView:
-    """The live view when this runtime's engine runs (or has agents to run), else the stored one."""
+def read_agents(runtime: Runtime, question: Callable[[LiveView | StoredView], T]) -> T:
+    """``question`` answered from the live view when this runtime's engine runs (or has agents to run), on the
+    engine's thread; else from the stored view. Whatever ``question`` returns must not hold on to the view."""
     if runtime.running or runtime.agents():
         if not runtime.running:
             runtime.start()
-        return LiveView(runtime)
+        return runtime._on_engine(lambda: question(LiveView(runtime)))
+    return question(_stored_view(runtime))
+
+
+def _stored_view(runtime: Runtime) -> StoredView:
     cached = _stored_views.get(runtime)
     if cached is not None and time.monotonic() - cached[0] < _STORED_VIEW_TTL:
         return cached[1]

@@ -80,7 +80,7 @@ class StoreBackend:
             now=self.clock.now(),
             dependency_states={d: (deps[d].state if d in deps else None) for d in record.task.dependencies},
             parked_dependencies=frozenset(
-                d for d in record.task.dependencies if d in deps and deps[d].parked_at is not None
+                d for d in record.task.dependencies if d in deps and deps[d].state is TaskState.PARKED
             ),
             agents=agents,
             ahead=ahead,
@@ -99,7 +99,7 @@ class StoreBackend:
         step = 0
         while True:
             records = self.store.get_tasks(task_ids)
-            open_ids = [tid for tid in task_ids if not records[tid].state.is_final]
+            open_ids = [tid for tid in task_ids if not records[tid].state.is_settled]
             if not open_ids:
                 return [records[tid].to_status() for tid in task_ids]
             if deadline is not None and loop.time() >= deadline:
@@ -123,13 +123,13 @@ class StoreBackend:
 
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
         record = self._record(task_id)
-        if not (record.state is TaskState.FAILED or record.parked_at is not None):
+        if record.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
         self._apply(task_id, lambda now: Replayed(task_id, agent_id, now))
         return True
 
     async def drop(self, task_id: str, reason: str) -> bool:
-        if self._record(task_id).parked_at is None:
+        if self._record(task_id).state is not TaskState.PARKED:
             return False
         self._apply(task_id, lambda now: Dropped(task_id, reason, now))
         return True

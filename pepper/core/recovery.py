@@ -13,9 +13,11 @@ from typing import Any
 
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import TaskNotFoundError, ValidationError
+from pepper.errors import AgentNotFoundError, TaskNotFoundError, ValidationError
+from pepper.model.agent import AgentSpec
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
+from pepper.scheduling.eligibility import Route, eligible, rejection
 
 
 def as_task_error(error: Any, fallback: TaskError | None = None) -> TaskError:
@@ -53,8 +55,15 @@ class ErrorHandler(Component):
 
     @on_engine_loop
     async def handle_error(self, task_id: str, error: Any = None, recovery_strategy: Any = "retry") -> RecoveryOutcome:
-        """Apply ``recovery_strategy`` to ``error`` of a task (running, pending, parked or failed) and return
-        what was decided, when it runs next and where. Completed, cancelled and blocked tasks are refused."""
+        """Apply ``recovery_strategy`` to ``error`` of a task and return what was decided, when it runs next and
+        where; the error, the strategy and the decision go to the task's error history.
+
+        A running attempt (of this process's worker) ends failed, and the strategy decides what next. A task
+        that has not run yet keeps waiting when the strategy would run it again (a pending one after the
+        retry's delay, a blocked one for its dependencies); skip, abort or an exhausted policy end it as
+        they would after a failure. A failed or parked task is decided on again. Completed and cancelled
+        tasks are refused (``ConflictError``), as is a task running on another worker.
+        """
         task_id = _check_id(task_id)
         policy = Policy.parse(recovery_strategy)
         backend = await self.runtime.backend()
@@ -103,7 +112,33 @@ class ErrorHandler(Component):
             _check_id(agent, "agent")
         ids = [_check_id(task_id)] if task_id is not None else [s.task_id for s in self.dead_letters()]
         backend = await self.runtime.backend()
+        if agent is not None:  # checked for every task before any changes: a task pinned where it cannot run
+            statuses = [await backend.status(tid) for tid in ids]  # would be stuck (neither parked nor failed)
+            self._check_agent_can_take(agent, statuses)
         return [tid for tid in ids if await backend.replay(tid, agent)]
+
+    def _check_agent_can_take(self, agent_id: str, statuses: list[TaskStatus]) -> None:
+        """Raise unless ``agent_id`` is an agent of this process or of a live worker that can take every task."""
+        specs: dict[str, AgentSpec] = {a.spec.agent_id: a.spec for a in self.runtime.agents()}
+        for registered in self.runtime.store.workers.agents():
+            specs.setdefault(registered.spec.agent_id, registered.spec)
+        spec = specs.get(agent_id)
+        if spec is None:
+            raise AgentNotFoundError(agent_id, specs)
+        records = self.runtime.store.get_tasks([s.task_id for s in statuses])
+        for status in statuses:
+            record = records.get(status.task_id)
+            skills = record.task.requirements.skills if record is not None else frozenset()
+            route = Route(status.task_type, None, skills)
+            why = rejection(spec, route)
+            if why is not None:
+                able = eligible(specs.values(), route)
+                others = f"agents that can: {', '.join(able)}" if able else "no known agent can take it"
+                raise ValidationError(
+                    f"agent {agent_id!r} cannot take task {status.task_id!r}: it {why}; {others}. "
+                    "Nothing was replayed.",
+                    field="agent",
+                )
 
     @on_engine_loop
     async def drop_async(self, task_id: str, reason: str | None = None) -> bool:

@@ -2,8 +2,9 @@
 
 Every failed attempt - an agent that raised, timed out, went over its memory cap
 or whose process died - comes here, and so does ``ErrorHandler.handle_error``:
-one path. Each decision is recorded in the task's error history. Pure, like the
-state machine it belongs to.
+one path. Each decision is recorded in the task's error history. A task the
+policy dead-letters moves to ``parked`` and waits for a person (replay, drop or
+cancel). Pure, like the state machine it belongs to.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions import BLOCKED, COMPLETED, FAILED, IN_PROGRESS, PENDING, Transitions
+from pepper.engine.transitions import BLOCKED, COMPLETED, FAILED, IN_PROGRESS, PARKED, PENDING, Transitions
 from pepper.errors import ConflictError
 from pepper.model import events as ev
 from pepper.model.agent import AgentSpec
@@ -41,8 +42,6 @@ def check_handleable(t: LiveTask | TaskRecord, worker_id: str) -> None:
         raise ConflictError(f"task {task_id!r} has already completed; there is no error to handle")
     if state is TaskState.CANCELLED:
         raise ConflictError(f"task {task_id!r} was cancelled; submit it again under a new id to run it")
-    if state is BLOCKED:
-        raise ConflictError(f"task {task_id!r} has not run yet: it waits for its dependencies")
     if state is IN_PROGRESS and t.owner != worker_id:
         raise ConflictError(
             f"task {task_id!r} is running on another worker ({t.owner}); handle its error there, or cancel it"
@@ -54,10 +53,12 @@ def outcome_of(t: LiveTask, decision: Decision | None) -> RecoveryOutcome:
     if decision is None:
         raise ConflictError(f"task {t.task.task_id!r} changed meanwhile; nothing was decided, try again")
     return RecoveryOutcome(t.task.task_id, decision.action, decision.strategy, decision.message, t.state.value,
-                           t.next_attempt_at, t.placement, t.parked_at is not None)  # fmt: skip
+                           t.next_attempt_at, t.placement, t.state is PARKED)  # fmt: skip
 
 
 _UNKNOWN = TaskError("Error", "the attempt failed without saying why")
+#: Decisions that would run a task again (or park it): a blocked task keeps waiting for its dependencies instead.
+_RERUN = ("retry", "reassign", "fallback", "dead_letter")
 
 
 class Recovery(Transitions):
@@ -138,8 +139,9 @@ class Recovery(Transitions):
         actions.append(ev.RecordError(task_id, t.attempts, t.agent_id, t.recovery.run_as or t.task.task_type, at,
                                       err, decision.strategy, action, decision.message))  # fmt: skip
         if action in ("retry", "reassign", "fallback", "dead_letter"):
-            if t.state is not PENDING:
-                self._move(t, PENDING)
+            target = PARKED if action == "dead_letter" else PENDING
+            if t.state is not target:
+                self._move(t, target)
             if outlived:
                 actions.append(self._attempt(t, at, "retry", err))
             t.owner, t.finished_at, t.qseq, t.ready_at = None, None, 0, at
@@ -150,8 +152,8 @@ class Recovery(Transitions):
             if decision.penalize is not None:  # the failed agent takes the failure twice in its score
                 self.performance.record(decision.penalize, t.task.task_type, False, None, at)
             if action == "dead_letter":
-                t.parked_at, t.reason = at, f"parked in the dead-letter queue: {err}"
-                actions.append(ev.Save(task_id))
+                t.parked_at, t.reason, t.next_attempt_at = at, f"parked in the dead-letter queue: {err}", None
+                actions += (ev.Save(task_id), ev.Settled(task_id))  # whoever waits for it learns it is parked
                 return
             t.parked_at, t.reason = None, None
             actions.append(ev.Save(task_id))
@@ -166,7 +168,8 @@ class Recovery(Transitions):
             self._finished.append(task_id)
             self._release(t, actions, at)
             return
-        self._move(t, FAILED)  # abort, or the policy is exhausted
+        if t.state is not FAILED:  # abort, or the policy is exhausted (by hand: it may have failed already)
+            self._move(t, FAILED)
         t.owner, t.finished_at, t.parked_at, t.qseq = None, at, None, 0
         t.reason = f"{ABORTED}{err}" if action == "abort" else None
         actions += (ev.Save(task_id), ev.Settled(task_id))
@@ -176,9 +179,14 @@ class Recovery(Transitions):
     # -- by hand ----------------------------------------------------------------------------------
 
     def _on_error_handled(self, e: ev.ErrorHandled) -> list[ev.Action]:
-        """Apply ``e.policy`` to a task by hand (the service has checked the task may be handled)."""
+        """Apply ``e.policy`` to a task by hand (the service has checked the task may be handled).
+
+        A running attempt of this worker ends failed, then the policy decides; a failed or parked task is
+        decided on again; a task that has not run yet (pending or blocked) is decided on as if it had
+        failed, so a retry leaves it waiting (a blocked one for its dependencies, whatever would re-run it).
+        """
         t = self.tasks.get(e.task_id)
-        if t is None or t.state in (COMPLETED, BLOCKED) or (t.state.is_final and t.state is not FAILED):
+        if t is None or t.state in (COMPLETED, TaskState.CANCELLED):
             return []
         actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
@@ -189,25 +197,47 @@ class Recovery(Transitions):
             actions.append(ev.Abort(e.task_id, t.attempts, f"handled by hand: {e.error}"))
             self._free_slot(t, freed, actions)
             t.failures += 1
+            if t.agent_id is not None:  # the attempt ended failed: its agent's record says so
+                self.performance.record(t.agent_id, t.task.task_type, False, None, e.at)
         t.error = e.error
         fresh = RecoveryState(failed_agents=t.recovery.failed_agents, run_as=t.recovery.run_as)
         seed = f"{e.task_id}:{t.attempts}:by-hand"
         decision = decide(e.policy, fresh, e.error.type, t.agent_id, seed, self._options(t))
+        if t.state is BLOCKED and decision.action in _RERUN:
+            self._keep_waiting(t, decision, e.error, actions, e.at)
+            return actions
         self._carry_out(t, decision, e.error, actions, e.at, freed, outlived=outlived)
         if decision.action in ("retry", "reassign", "fallback"):  # the task's own policy starts again
             t.recovery = RecoveryState(failed_agents=decision.state.failed_agents, run_as=decision.state.run_as)
         self._refill(freed, actions, e.at)
         return actions
 
+    def _keep_waiting(
+        self, t: LiveTask, decision: Decision, err: TaskError, actions: list[ev.Action], at: float
+    ) -> None:
+        """Record a decision about a blocked task that would run it again: it has not run yet, so it keeps
+        waiting for its dependencies (on the agent a reassign or fallback chose, if one did)."""
+        task_id = t.task.task_id
+        self.last_decision = decision
+        detail = f"{decision.message}; it has not run yet, so it keeps waiting for its dependencies"
+        if decision.action == "dead_letter":
+            detail = "not parked: it has not run yet, so it keeps waiting for its dependencies"
+        actions.append(ev.RecordError(task_id, t.attempts, t.agent_id, t.recovery.run_as or t.task.task_type, at,
+                                      err, decision.strategy, decision.action, detail))  # fmt: skip
+        if decision.agent is not None:
+            t.placement, t.route = decision.agent, None
+            t.recovery = replace(t.recovery, moved_to=decision.agent, run_as=decision.state.run_as)
+        actions.append(ev.Save(task_id))
+
     def _on_replayed(self, e: ev.Replayed) -> list[ev.Action]:
         """Run a parked or failed task again, from the start of its policy."""
         t = self.tasks.get(e.task_id)
-        if t is None or not (t.state is FAILED or (t.state is PENDING and t.parked_at is not None)):
+        if t is None or t.state not in (FAILED, PARKED):
             return []
         actions: list[ev.Action] = []
         if t.state is FAILED:
             actions.append(self._attempt(t, e.at, "retry", t.error))
-            self._move(t, PENDING)
+        self._move(t, PENDING)
         t.recovery, t.parked_at, t.reason, t.finished_at, t.next_attempt_at = NO_RECOVERY, None, None, None, None
         t.ready_at, t.qseq = e.at, 0
         if e.agent_id is not None:
@@ -219,7 +249,7 @@ class Recovery(Transitions):
     def _on_dropped(self, e: ev.Dropped) -> list[ev.Action]:
         """Give up a parked task: it fails and its dependents are cancelled."""
         t = self.tasks.get(e.task_id)
-        if t is None or t.state is not PENDING or t.parked_at is None:
+        if t is None or t.state is not PARKED:
             return []
         actions: list[ev.Action] = []
         freed: list[AgentLoad] = []

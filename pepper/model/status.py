@@ -22,6 +22,14 @@ class TaskError:
     traceback: str | None = None
     kind: str = "error"
 
+    def __post_init__(self) -> None:
+        # An agent's message may carry text that is not valid Unicode (a file name from os.listdir): shown
+        # escaped, so that the error itself can always be stored and printed.
+        for name in ("message", "traceback"):
+            text = getattr(self, name)
+            if text is not None and not text.isascii():
+                object.__setattr__(self, name, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "message": self.message, "traceback": self.traceback, "kind": self.kind}
 
@@ -79,14 +87,15 @@ class TaskStatus:
     next_attempt_at: float | None = None
     waiting_on: tuple[WaitReason, ...] = ()
     inputs: Any = None
-    #: When it was parked in the dead-letter queue (it waits for a person to replay or drop it).
+    #: When it was parked in the dead-letter queue (state ``parked``: it waits for a person to replay or drop it).
     parked_at: float | None = None
     #: Its own recovery policy, as text (None: its agent's or the runtime's, else ``max_retries`` retries).
     policy: str | None = None
 
     @property
     def parked(self) -> bool:
-        return self.parked_at is not None
+        """In the dead-letter queue, waiting for a person (``pepper dlq``)."""
+        return self.state is TaskState.PARKED
 
     @property
     def priority_name(self) -> str:

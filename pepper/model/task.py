@@ -16,11 +16,16 @@ if TYPE_CHECKING:
 
 
 class TaskState(StrEnum):
-    """Where a task is in its life. ``completed``, ``failed`` and ``cancelled`` are final."""
+    """Where a task is in its life. ``completed``, ``failed`` and ``cancelled`` are final.
+
+    ``parked`` is not final (a person may replay it) but nothing happens to it without one:
+    waiting for tasks returns once each is final or parked (``is_settled``).
+    """
 
     BLOCKED = "blocked"  # waiting for dependencies (possibly not submitted yet)
     PENDING = "pending"  # ready; waiting for an agent, resources or its retry time
     IN_PROGRESS = "in_progress"  # an agent is running it
+    PARKED = "parked"  # in the dead-letter queue: waits for a person to replay, drop or cancel it
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -29,11 +34,17 @@ class TaskState(StrEnum):
     def is_final(self) -> bool:
         return self in FINAL_STATES
 
+    @property
+    def is_settled(self) -> bool:
+        """Final, or parked: nothing more happens to it unless a person acts."""
+        return self in SETTLED_STATES
+
     def __str__(self) -> str:
         return self.value
 
 
 FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
+SETTLED_STATES = FINAL_STATES | {TaskState.PARKED}
 
 #: Every legal (from, to) change, with what causes it. Anything else is refused.
 TRANSITIONS: Mapping[tuple[TaskState, TaskState], str] = {
@@ -46,8 +57,18 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskState], str] = {
     (TaskState.IN_PROGRESS, TaskState.PENDING): "retried after a failure, or re-queued after its worker stopped",
     (TaskState.IN_PROGRESS, TaskState.CANCELLED): "cancelled while running",
     (TaskState.PENDING, TaskState.COMPLETED): "skipped by hand (ErrorHandler)",
-    (TaskState.PENDING, TaskState.FAILED): "dropped from the dead-letter queue, or failed by hand",
+    (TaskState.PENDING, TaskState.FAILED): "failed by hand (ErrorHandler)",
     (TaskState.FAILED, TaskState.PENDING): "run again by hand (ErrorHandler, or a replay)",
+    (TaskState.BLOCKED, TaskState.COMPLETED): "skipped by hand (ErrorHandler) before it could run",
+    (TaskState.BLOCKED, TaskState.FAILED): "failed by hand (ErrorHandler) before it could run",
+    (TaskState.IN_PROGRESS, TaskState.PARKED): "its attempt failed and its recovery policy parked it",
+    (TaskState.PENDING, TaskState.PARKED): "parked by hand (ErrorHandler)",
+    (TaskState.FAILED, TaskState.PARKED): "parked by hand (ErrorHandler)",
+    (TaskState.FAILED, TaskState.COMPLETED): "skipped by hand (ErrorHandler)",
+    (TaskState.PARKED, TaskState.PENDING): "replayed from the dead-letter queue, or retried by hand",
+    (TaskState.PARKED, TaskState.FAILED): "dropped from the dead-letter queue, or failed by hand",
+    (TaskState.PARKED, TaskState.COMPLETED): "skipped by hand (ErrorHandler)",
+    (TaskState.PARKED, TaskState.CANCELLED): "cancelled while parked",
 }
 
 

@@ -112,7 +112,7 @@ class StepResult:
         skipped = status.state is TaskState.COMPLETED and (status.reason or "").startswith(SKIPPED)
         return cls(
             step_id, task_id, status.state, status.agent_id, status.result, status.error, status.attempts,
-            status.started_at, status.finished_at, skipped, status.reason, dependencies, status.parked_at is not None,
+            status.started_at, status.finished_at, skipped, status.reason, dependencies, status.parked,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:

@@ -46,9 +46,7 @@ def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
     """The reasons ``facts.task`` is waiting; empty when it is running or finished."""
     if facts.state is TaskState.BLOCKED:
         return tuple(_dependency_reasons(facts))
-    if facts.state is not TaskState.PENDING:
-        return ()
-    if facts.parked_at is not None:
+    if facts.state is TaskState.PARKED:
         last = f" (last error: {facts.last_error})" if facts.last_error else ""
         return (
             WaitReason(
@@ -58,6 +56,8 @@ def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
                 details={"parked_at": facts.parked_at, "failures": facts.failures},
             ),
         )
+    if facts.state is not TaskState.PENDING:
+        return ()
     if facts.next_attempt_at is not None and facts.next_attempt_at > facts.now:
         return (_retry_reason(facts),)
     reasons = _agent_reasons(facts)
@@ -97,7 +97,8 @@ def _dependency_reasons(facts: WaitFacts) -> list[WaitReason]:
                 WaitReason("dependency_missing", f"dependency {dep!r} has not been submitted yet", subject=dep)
             )
         else:
-            how = "parked in the dead-letter queue: `pepper dlq`" if dep in facts.parked_dependencies else state.value
+            parked = state is TaskState.PARKED or dep in facts.parked_dependencies
+            how = "parked in the dead-letter queue: `pepper dlq`" if parked else state.value
             reasons.append(
                 WaitReason(
                     "dependency",

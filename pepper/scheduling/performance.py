@@ -5,23 +5,31 @@ every rating (1-5) a judgement. Older observations count less: an observation
 ``age`` seconds old weighs ``0.5 ** (age / half_life)``. Sums are kept already
 decayed, so adding and reading are O(1).
 
-The score, in [0, 1]::
+The score, in [0, 1], is the weighted mean of the signals there is evidence for::
 
-    score = 0.6 * success + 0.2 * timeliness + 0.2 * rating       (x 0.5 while unhealthy)
+    score = (0.55 * delivery + 0.45 * rating) / (0.55 + 0.45)     (x 0.5 while unhealthy)
+    score = delivery                                               with no rating yet
 
-    success    = (sum w*ok + 0.75 * 2) / (sum w + 2)               a new agent starts at 0.75
-    timeliness = (sum_t w_t * d_t / (d_t + d_at) + 0.5 * 2) / (sum_t w_t + 2)
-                 d_t: mean duration of type t over all agents; d_at: this agent's
-                 (0.5 when it is as fast as the others, towards 1 when faster)
-    rating     = (sum w*(r - 1)/4 + 0.6 * 1) / (sum w + 1)
+    delivery   = success * timeliness             (no other agent ran its task types: success)
+    success    = (sum w*ok + 0.75 * 0.5) / (sum w + 0.5)
+    timeliness = weighted mean over its task types that another agent ran too of
+                 min(1, 2 * d_peers / (d_peers + d_mine))
+                 (1 when it is as fast as the others or faster, 0.5 when three times slower)
+    rating     = sum w*(r - 1)/4 / sum w           (1/5 -> 0, 5/5 -> 1)
 
-The priors are pseudo-observations: they let new agents be tried and fade as
-real results arrive. ``estimate(agent, type)`` is the decayed mean duration of
-the agent's successful attempts of that type, else the type's, else 1 second.
+A missing signal (no rating; no peer to compare durations with) is left out,
+never filled in with a guess, so it does not count against an agent: one that
+completed every task on time scores at least 0.9 without a single rating. An
+agent failing half its tasks, or rated 1/5, stays below 0.6. The only prior is
+a light one on success (half an observation of 0.75), so that one result does
+not decide everything and old evidence fades back towards it. An agent with no
+evidence at all scores ``NEUTRAL_SCORE`` (0.75) and ``ScoreParts.evidence`` is
+False: a minimum score does not filter it out (see ``selection``).
 
-Choosing agents uses ``expected_time = estimate / (success * (1 + score) / 2)``:
-the expected time until a successful attempt, with ratings and timeliness
-weighing in more gently.
+``estimate(agent, type)`` is the decayed mean duration of the agent's successful
+attempts of that type, else the type's, else 1 second. Choosing agents uses
+``expected_time = estimate / (success * (1 + score) / 2)``: the expected time
+until a successful attempt, with ratings and timeliness weighing in more gently.
 """
 
 from __future__ import annotations
@@ -29,10 +37,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_DURATION = 1.0
-WEIGHTS = (0.6, 0.2, 0.2)
-SUCCESS_PRIOR, SUCCESS_STRENGTH = 0.75, 2.0
-TIMELINESS_PRIOR, TIMELINESS_STRENGTH = 0.5, 2.0
-RATING_PRIOR, RATING_STRENGTH = 0.6, 1.0
+#: Weights of delivery (success x timeliness) and rating, when both are known.
+WEIGHTS = (0.55, 0.45)
+SUCCESS_PRIOR, SUCCESS_STRENGTH = 0.75, 0.5
+#: The score of an agent with no evidence yet (it is tried, and no minimum score filters it out).
+NEUTRAL_SCORE = 0.75
+#: Less decayed evidence than this (results and ratings, in observations) counts as none.
+EVIDENCE_FLOOR = 0.01
 UNHEALTHY_FACTOR = 0.5
 MIN_SCORE = 0.05  # keeps expected times finite for the worst agents
 
@@ -97,10 +108,18 @@ class ScoreParts:
 
     score: float
     success: float
-    timeliness: float
-    rating: float
+    #: None: no other agent ran its task types, so there is nothing to compare its durations with.
+    timeliness: float | None
+    #: None: never rated.
+    rating: float | None
     healthy: bool
     observations: float
+    ratings: float = 0.0
+
+    @property
+    def evidence(self) -> bool:
+        """False for an agent with no results and no ratings (yet, or any more): its score is a guess."""
+        return self.observations + self.ratings >= EVIDENCE_FLOOR
 
 
 class Performance:
@@ -194,20 +213,25 @@ class Performance:
     def parts(self, agent_id: str, now: float) -> ScoreParts:
         agent = self._agents.get(agent_id)
         if agent is None:
-            success, timeliness, rating = SUCCESS_PRIOR, TIMELINESS_PRIOR, RATING_PRIOR
-            healthy, seen = True, 0.0
+            return ScoreParts(NEUTRAL_SCORE, SUCCESS_PRIOR, None, None, True, 0.0)
+        seen = agent.seen.read(now)
+        success = (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
+        timeliness = self._timeliness(agent, now)
+        count = agent.rating_count.read(now)
+        rating = agent.rating_total.read(now) / count if count >= EVIDENCE_FLOOR else None
+        healthy = agent.healthy
+        if seen + count < EVIDENCE_FLOOR:  # nothing known (or nothing left after decay): neutral
+            score = NEUTRAL_SCORE
         else:
-            seen = agent.seen.read(now)
-            success = (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
-            timeliness = self._timeliness(agent, now)
-            count = agent.rating_count.read(now)
-            rating = (agent.rating_total.read(now) + RATING_PRIOR * RATING_STRENGTH) / (count + RATING_STRENGTH)
-            healthy = agent.healthy
-        ws, wt, wr = WEIGHTS
-        score = ws * success + wt * timeliness + wr * rating
+            delivery = success * (timeliness if timeliness is not None else 1.0)
+            if rating is None:
+                score = delivery
+            else:
+                wd, wr = WEIGHTS if seen >= EVIDENCE_FLOOR else (0.0, 1.0)  # rated, but its results have faded
+                score = (wd * delivery + wr * rating) / (wd + wr)
         if not healthy:
             score *= UNHEALTHY_FACTOR
-        return ScoreParts(min(1.0, max(0.0, score)), success, timeliness, rating, healthy, seen)
+        return ScoreParts(min(1.0, max(0.0, score)), success, timeliness, rating, healthy, seen, count)
 
     def cached_parts(self, agent_id: str, now: float) -> ScoreParts:
         """``parts``, reused for ``SCORE_REUSE`` seconds unless new results arrive."""
@@ -221,6 +245,10 @@ class Performance:
     def score(self, agent_id: str, now: float) -> float:
         return self.cached_parts(agent_id, now).score
 
+    def has_evidence(self, agent_id: str, now: float) -> bool:
+        """True when the agent's score rests on results or ratings, not on the neutral guess."""
+        return self.cached_parts(agent_id, now).evidence
+
     def healthy(self, agent_id: str) -> bool:
         agent = self._agents.get(agent_id)
         return agent is None or agent.healthy
@@ -229,18 +257,22 @@ class Performance:
         """True once the agent has any result or rating."""
         return agent_id in self._agents
 
-    def _timeliness(self, agent: _AgentRecord, now: float) -> float:
-        weighted, total = TIMELINESS_PRIOR * TIMELINESS_STRENGTH, TIMELINESS_STRENGTH
+    def _timeliness(self, agent: _AgentRecord, now: float) -> float | None:
+        """How its durations compare with the other agents' on the same task types; None without peers."""
+        weighted = total = 0.0
         for task_type, mean in agent.durations.items():
-            mine = mean.read(now)
-            overall = self._types[task_type].read(now)
-            if mine is None or overall is None:
+            overall = self._types[task_type]
+            all_count, my_count = overall.count.read(now), mean.count.read(now)
+            peers = all_count - my_count  # decayed sums are linear: everyone's minus its own
+            if peers < EVIDENCE_FLOOR or my_count < EVIDENCE_FLOOR:
                 continue
+            theirs = max(0.0, overall.total.read(now) - mean.total.read(now)) / peers
+            mine = mean.total.read(now) / my_count
+            ratio = 1.0 if theirs + mine <= 0 else min(1.0, 2.0 * theirs / (theirs + mine))
             weight = agent.types[task_type].read(now)
-            ratio = overall / (overall + mine) if overall + mine > 0 else 0.5
             weighted += weight * ratio
             total += weight
-        return weighted / total
+        return weighted / total if total > 0 else None
 
     def estimate_and_expected(self, agent_id: str, task_type: str, now: float) -> tuple[float, float]:
         """``estimate`` and ``expected_time`` together (one lookup of each)."""

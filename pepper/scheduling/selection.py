@@ -6,6 +6,10 @@ when the agent could start it, plus how long it is expected to take there,
 retries counted (see ``Performance.expected_time``), so agents that fail or are
 rated poorly fall behind. Lowest wins; ties go to the higher score, then the
 less loaded agent, then the id.
+
+A minimum ``performance_score`` filters out agents whose record is below it;
+an agent with no record yet (no results, no ratings) is not filtered by it - its
+score is only a guess - and its reasons (or, when eligible, its notes) say so.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class Candidate(NamedTuple):
     #: Expected time of the task there, retries counted (``Performance.expected_time``); if None,
     #: ``estimate / score``.
     expected: float | None = None
+    #: False while the agent has no results or ratings: its score is a guess, and a minimum score skips it.
+    evidence: bool = True
 
     @property
     def agent_id(self) -> str:
@@ -58,6 +64,15 @@ class Choice:
     best: Candidate | None
     eligible: tuple[Candidate, ...] = ()
     rejected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: What an eligible agent's standing rests on, when a person should know (e.g. a minimum score skipped).
+    notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def score_note(c: Candidate, req: Requirements) -> str | None:
+    """Why a minimum score was not applied to ``c`` (it has no record yet), or None."""
+    if req.performance_score is None or c.evidence:
+        return None
+    return f"has no results or ratings yet, so the minimum score {req.performance_score:.2f} does not apply to it"
 
 
 def asks_only_type_and_skills(req: Requirements) -> bool:
@@ -84,12 +99,15 @@ def rejection_reasons(c: Candidate, task_type: str, req: Requirements) -> tuple[
             reasons.append("is failing its health checks")
         if c.running >= spec.capacity:
             reasons.append(f"is at capacity {c.running}/{spec.capacity}")
-    if req.performance_score is not None and c.score < req.performance_score:
+    if req.performance_score is not None and c.evidence and c.score < req.performance_score:
         reasons.append(f"has performance score {c.score:.2f}, below the {req.performance_score:.2f} asked for")
     if req.resources and c.free_resources is not None:
         short = req.resources.shortfall(c.free_resources)
         if short:
             reasons.append(f"has too few free resources: {describe_shortfall(short)}")
+    note = score_note(c, req) if reasons else None
+    if note is not None:  # ruled out for other reasons: say the score was not held against it
+        reasons.append(note)
     return tuple(reasons)
 
 
@@ -100,15 +118,18 @@ def rank_key(c: Candidate) -> tuple[float, float, float, str]:
 
 def choose(candidates: Iterable[Candidate], task_type: str, req: Requirements, *, best_only: bool = False) -> Choice:
     """The eligible candidates, best first, and the reasons of the others (``best_only``: just the best)."""
-    eligible, rejected = [], {}
+    eligible, rejected, notes = [], {}, {}
     for candidate in candidates:
         reasons = rejection_reasons(candidate, task_type, req)
         if reasons:
             rejected[candidate.agent_id] = reasons
         else:
             eligible.append(candidate)
+            note = score_note(candidate, req)
+            if note is not None:
+                notes[candidate.agent_id] = (note,)
     if best_only:
         best = min(eligible, key=rank_key) if eligible else None
-        return Choice(best, (best,) if best else (), rejected)
+        return Choice(best, (best,) if best else (), rejected, notes)
     eligible.sort(key=rank_key)
-    return Choice(eligible[0] if eligible else None, tuple(eligible), rejected)
+    return Choice(eligible[0] if eligible else None, tuple(eligible), rejected, notes)

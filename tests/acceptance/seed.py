@@ -18,3 +18,15 @@ def snippet(heading: str) -> str:
     if block is None:
         raise LookupError(f"no python block in section {heading!r}")
     return block.group(1)
+
+
+def snippets() -> list[tuple[str, str]]:
+    """Every ```python block of the document, in order, with the ``###`` heading it sits under, unchanged."""
+    text = DOCUMENT.read_text()
+    found = []
+    for match in re.finditer(r"^### (.+?)$|```python\n(.*?)```", text, re.S | re.M):
+        if match.group(1) is not None:
+            heading = match.group(1).strip()
+        else:
+            found.append((heading, match.group(2)))
+    return found

@@ -192,7 +192,7 @@ def test_unknown_task_is_bad_input(cli: CLI) -> None:
 def test_bad_state_and_bad_inputs_exit_2(cli: CLI) -> None:
     state = cli("tasks", "--state", "bogus")
     assert state.returncode == 2
-    assert "blocked, pending, in_progress, completed, failed, cancelled" in state.stderr
+    assert "blocked, pending, in_progress, parked, completed, failed, cancelled" in state.stderr
     assert cli("submit", "review", "--input", "no-equals-sign").returncode == 2
     assert cli("submit", "review", "--inputs", "[1, 2]").returncode == 2
     assert cli("submit", "review", "--inputs", "{not json").returncode == 2

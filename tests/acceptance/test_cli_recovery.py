@@ -97,3 +97,17 @@ def test_why_says_a_dependency_waits_in_the_dead_letter_queue(parked: Path) -> N
     shown = pepper_cli(parked, "why", "deploy")
     assert shown.returncode == 0, shown.stderr
     assert "waiting for dependency 'build-7' (parked in the dead-letter queue: `pepper dlq`)" in shown.stdout
+
+
+def test_a_parked_task_has_its_own_state_and_replay_checks_the_agent_first(parked: Path) -> None:
+    listed = json.loads(pepper_cli(parked, "tasks", "--state", "parked", "--json").stdout)
+    assert [t["task_id"] for t in listed] == ["build-7"] and listed[0]["state"] == "parked"
+    assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["state"] == "parked"
+
+    # an agent no live worker has: refused, and nothing changes
+    refused = pepper_cli(parked, "dlq", "replay", "build-7", "--agent", "nobody")
+    assert refused.returncode == 2 and "no agent with id 'nobody'" in refused.stderr
+    assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["state"] == "parked"
+    replayed = pepper_cli(parked, "dlq", "replay", "build-7")
+    assert replayed.returncode == 0 and "replaying build-7" in replayed.stdout
+    assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["state"] == "pending"

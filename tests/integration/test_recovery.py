@@ -15,7 +15,7 @@ import pytest
 import pepper
 from pepper.agents import CommandAgent
 from pepper.core import ErrorHandler, TaskOrchestrator, WorkflowController
-from pepper.errors import ConflictError, TaskNotFoundError, ValidationError
+from pepper.errors import AgentNotFoundError, ConflictError, TaskNotFoundError, TaskParkedError, ValidationError
 from pepper.model.task import TaskState
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
@@ -135,7 +135,7 @@ def test_a_task_that_exhausts_its_policy_is_parked_and_replay_completes_it_once_
     (parked,) = handler.dead_letters()
     assert parked.task_id == "job" and parked.parked and parked.attempts == 2
     status = orchestrator.get_task_status("job")
-    assert status.state is TaskState.PENDING and status.waiting_on[0].kind == "dead_letter"
+    assert status.state is TaskState.PARKED and status.waiting_on[0].kind == "dead_letter"
     assert "pepper dlq replay job" in status.waiting_on[0].message
     assert orchestrator.get_task_status("after").state is TaskState.BLOCKED
 
@@ -203,3 +203,121 @@ def test_workflow_steps_skip_or_abort_by_their_policy(runtime):
     result = aborting.run(timeout=20)
     assert result.status == "failed" and result["critical"].reason.startswith("aborted: ")
     assert [e.action for e in ErrorHandler(runtime).get_error_history(run_id=result.run_id)] == ["retry", "abort"]
+
+
+def test_an_error_reported_on_a_task_waiting_for_its_dependency_is_recorded_and_it_keeps_waiting(runtime):
+    calls = flaky(runtime, "agent", failures=0)
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t", dependencies=["first"])
+    handler = ErrorHandler(runtime)
+
+    outcome = handler.handle_error_now("job", TimeoutError("the docs service did not answer"), "retry")
+    assert (outcome.action, outcome.state) == ("retry", "blocked")
+    (error,) = handler.get_error_history("job")
+    assert (error.error.type, error.strategy, error.action) == ("TimeoutError", "retry", "retry")
+    assert error.detail.endswith("it has not run yet, so it keeps waiting for its dependencies")
+    assert orchestrator.get_task_status("job").state is TaskState.BLOCKED
+
+    orchestrator.submit_task("first", "t")
+    assert orchestrator.wait("job", timeout=20).state is TaskState.COMPLETED
+    assert sorted(calls) == ["first", "job"]  # each ran once
+
+
+def test_an_error_reported_on_a_running_task_ends_its_attempt_and_the_strategy_decides(runtime):
+    started, release = threading.Event(), threading.Event()
+    attempts = []
+
+    @pepper.agent("slow", task_types=["t"], runtime=runtime)
+    def slow(task):
+        attempts.append(task.attempt)
+        if task.attempt == 1:
+            started.set()
+            release.wait(30)
+            return "first attempt, too late"
+        return "second attempt"
+
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t")
+    assert started.wait(20)
+    handler = ErrorHandler(runtime)
+    outcome = handler.handle_error_now("job", "it stopped making progress", "retry(1, delay=0)")
+    assert outcome.action == "retry"
+    try:
+        assert orchestrator.get_result("job", timeout=20) == "second attempt"
+    finally:
+        release.set()
+    status = orchestrator.get_task_status("job")
+    assert (status.attempts, attempts) == (2, [1, 2])
+    (error,) = handler.get_error_history("job")
+    assert (error.attempt, error.error.message, error.action) == (1, "it stopped making progress", "retry")
+
+
+def test_waiting_for_a_parked_task_returns_and_its_state_says_parked(runtime):
+    flaky(runtime, "never", failures=100, recovery="dead_letter")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t")
+    # parked waits for a person: wait() returns rather than running out of time
+    assert orchestrator.wait("job", timeout=60).state is TaskState.PARKED
+    assert [s.task_id for s in orchestrator.list_tasks(state="parked")] == ["job"]
+    with pytest.raises(TaskParkedError, match="parked in the dead-letter queue"):
+        orchestrator.get_result("job", timeout=10)
+    assert [s.task_id for s in ErrorHandler(runtime).dead_letters()] == ["job"]
+
+
+def test_replay_on_an_agent_that_cannot_take_the_task_is_refused_and_it_stays_replayable(runtime):
+    fixed = threading.Event()
+
+    @pepper.agent("builder", task_types=["t"], skills=["docker"], runtime=runtime, recovery="dead_letter")
+    def build(task):
+        if not fixed.is_set():
+            raise RuntimeError("the registry is down")
+        return "built"
+
+    pepper.agent("writer", task_types=["docs"], runtime=runtime)(lambda task: "text")
+    pepper.agent("no_docker", task_types=["t"], runtime=runtime)(lambda task: "wrong place")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t", requirements={"skills": ["docker"]})
+    assert orchestrator.wait("job", timeout=20).state is TaskState.PARKED
+    handler = ErrorHandler(runtime)
+
+    with pytest.raises(ValidationError, match="agent 'writer' cannot take task 'job': it does not accept task type"):
+        handler.replay("job", agent="writer")
+    with pytest.raises(ValidationError, match="it lacks skill docker; agents that can: builder"):
+        handler.replay("job", agent="no_docker")
+    with pytest.raises(AgentNotFoundError):
+        handler.replay(all=True, agent="nobody")
+    assert orchestrator.get_task_status("job").state is TaskState.PARKED  # nothing changed
+
+    fixed.set()
+    assert handler.replay("job", agent="builder") == ["job"]
+    assert orchestrator.get_result("job", timeout=20) == "built"
+
+
+def test_a_database_with_parked_tasks_from_before_parked_was_a_state_is_migrated(tmp_path):
+    import sqlite3
+
+    from pepper.store.connection import migrations
+    from pepper.store.sqlite import SQLiteStore
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for version, _name, sql in migrations():
+        if version <= 6:  # the schema as it was: a parked task was stored pending, with parked_at set
+            conn.executescript(sql)
+            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    columns = "task_id, task_type, priority, dependencies, inputs, requirements, max_retries, metadata, created_at"
+    values = "?, 't', 10, '[]', '{}', '{}', 0, '{}', 1.0, ?, ?, 1"
+    insert = f"INSERT INTO tasks ({columns}, state, parked_at, change_seq) VALUES ({values})"
+    for row in (("parked", "pending", 5.0), ("ready", "pending", None), ("done", "completed", None)):
+        conn.execute(insert, row)
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(str(path))
+    try:
+        records = store.get_tasks(["parked", "ready", "done"])
+        states = {tid: r.state for tid, r in records.items()}
+        assert states == {"parked": TaskState.PARKED, "ready": TaskState.PENDING, "done": TaskState.COMPLETED}
+        assert records["parked"].parked_at == 5.0
+        assert [r.task.task_id for r in store.errors.parked()] == ["parked"]
+    finally:
+        store.close()

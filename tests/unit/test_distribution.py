@@ -23,10 +23,55 @@ def spec(agent_id, types=("docs",), skills=(), capacity=1):
 # -- scores -------------------------------------------------------------------------------
 
 
-def test_a_new_agent_starts_from_the_prior_so_it_gets_tried():
+def test_a_new_agent_has_no_evidence_and_a_neutral_score_so_it_gets_tried():
     parts = Performance().parts("new", now=0.0)
-    assert (parts.success, parts.timeliness, parts.rating) == (0.75, 0.5, 0.6)
-    assert parts.score == pytest.approx(0.6 * 0.75 + 0.2 * 0.5 + 0.2 * 0.6)
+    assert (parts.success, parts.timeliness, parts.rating) == (0.75, None, None)
+    assert parts.score == 0.75 and not parts.evidence
+
+
+@pytest.mark.parametrize("tasks", [1, 3, 10, 200])
+def test_a_flawless_record_without_ratings_scores_at_least_0_9(tasks):
+    alone, with_peer = Performance(), Performance()
+    for i in range(tasks):
+        alone.record("a", "docs", True, 1.0, float(i))
+        with_peer.record("a", "docs", True, 1.0, float(i))
+        with_peer.record("peer", "docs", True, 1.0, float(i))  # just as fast: on time
+    assert alone.parts("a", float(tasks)).evidence
+    assert alone.score("a", float(tasks)) >= 0.9
+    assert with_peer.score("a", float(tasks)) >= 0.9
+
+
+def test_missing_signals_do_not_count_against_an_agent():
+    perf = Performance()
+    for i in range(10):
+        perf.record("a", "docs", True, 1.0, float(i))
+    parts = perf.parts("a", 10.0)
+    # no other agent ran docs and nobody rated it: both are left out, not guessed
+    assert parts.timeliness is None and parts.rating is None
+    assert parts.score == pytest.approx(parts.success)
+
+
+@pytest.mark.parametrize("tasks", [2, 10, 100])
+def test_an_agent_failing_half_its_tasks_falls_below_0_6_even_when_fast(tasks):
+    perf = Performance()
+    for i in range(tasks):
+        perf.record("flaky", "docs", i % 2 == 0, 1.0 if i % 2 == 0 else None, float(i))
+        perf.record("slow", "docs", True, 5.0, float(i))  # a peer it beats on time
+    parts = perf.parts("flaky", float(tasks))
+    assert parts.timeliness == 1.0 and parts.score < 0.6
+
+
+def test_an_agent_rated_1_of_5_falls_below_0_6_whatever_its_record():
+    perf = Performance()
+    for i in range(50):
+        perf.record("a", "docs", True, 1.0, float(i))
+        perf.record("slow", "docs", True, 5.0, float(i))
+    perf.rate("a", 1, 50.0)
+    parts = perf.parts("a", 50.0)
+    assert parts.success > 0.99 and parts.timeliness == 1.0 and parts.rating == 0.0
+    assert parts.score < 0.6
+    perf.rate("only-rated", 1, 0.0)
+    assert perf.score("only-rated", 0.0) < 0.6
 
 
 def test_the_score_rises_with_successes_and_good_ratings_and_falls_with_failures():
@@ -63,7 +108,9 @@ def test_timeliness_rewards_the_faster_of_two_agents_and_estimates_fall_back_sen
     for i in range(5):
         perf.record("fast", "docs", True, 1.0, float(i))
         perf.record("slow", "docs", True, 3.0, float(i))
-    assert perf.parts("fast", 5.0).timeliness > 0.5 > perf.parts("slow", 5.0).timeliness
+    # as fast as the others or faster is on time; three times slower than them is half as timely
+    assert perf.parts("fast", 5.0).timeliness == 1.0
+    assert perf.parts("slow", 5.0).timeliness == pytest.approx(0.5)
     assert perf.estimate("fast", "docs", 5.0) == pytest.approx(1.0)
     assert perf.estimate("newcomer", "docs", 5.0) == pytest.approx(2.0)  # the type's mean
     assert perf.estimate("newcomer", "unknown", 5.0) == 1.0  # nothing known: one second
@@ -102,6 +149,21 @@ def test_every_rejection_carries_its_reason():
         "has too few free resources: cpu short by 0.5 cores",
     )
     assert rejection_reasons(Candidate(spec("b")), "docs", Requirements()) == ()
+
+
+def test_a_minimum_score_filters_agents_by_their_record_but_not_new_agents():
+    req = Requirements.parse({"performance_score": 0.8})
+    proven = Candidate(spec("proven"), score=0.95)
+    poor = Candidate(spec("poor"), score=0.5)
+    new = Candidate(spec("new"), score=0.75, evidence=False)
+    choice = choose([proven, poor, new], "docs", req)
+    assert [c.agent_id for c in choice.eligible] == ["proven", "new"]
+    assert choice.rejected == {"poor": ("has performance score 0.50, below the 0.80 asked for",)}
+    assert choice.notes == {"new": ("has no results or ratings yet, so the minimum score 0.80 does not apply to it",)}
+    # ruled out for another reason: its reasons still say the score was not held against it
+    reasons = rejection_reasons(new, "review", req)
+    assert reasons[0].startswith("does not accept task type 'review'")
+    assert reasons[-1] == "has no results or ratings yet, so the minimum score 0.80 does not apply to it"
 
 
 def test_busy_agents_stay_eligible_unless_availability_is_asked():

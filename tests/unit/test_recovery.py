@@ -141,17 +141,19 @@ from pepper.model.agent import AgentSpec  # noqa: E402
 from pepper.model.events import (  # noqa: E402
     AgentAdded,
     AttemptEnded,
+    CancelRequested,
     Dropped,
     ErrorHandled,
     RecordError,
     Replayed,
+    Settled,
     Start,
     TasksAdded,
     TimerFired,
 )
 from pepper.model.status import TaskError  # noqa: E402
 from pepper.model.submission import build_task  # noqa: E402
-from pepper.model.task import TaskState  # noqa: E402
+from pepper.model.task import TRANSITIONS, TaskState  # noqa: E402
 
 
 def engine(*agents, recovery=None):
@@ -194,8 +196,9 @@ def test_a_parked_task_keeps_its_dependents_waiting_until_it_is_replayed():
     parked = fail(state, "x", 3.0)
     x = state.tasks["x"]
     assert errors(parked) == [("dead_letter", "dead_letter")] and not started(parked)
-    assert (x.state, x.parked_at, state.tasks["after"].state) == (TaskState.PENDING, 3.0, TaskState.BLOCKED)
+    assert (x.state, x.parked_at, state.tasks["after"].state) == (TaskState.PARKED, 3.0, TaskState.BLOCKED)
     assert "parked in the dead-letter queue" in x.reason
+    assert any(isinstance(a, Settled) and a.task_id == "x" for a in parked)  # wakes whoever waits for it
 
     replayed = state.handle(Replayed("x", None, 10.0))
     assert started(replayed) == [("x", "a")] and x.parked_at is None and x.recovery.stage == 0
@@ -256,7 +259,7 @@ def test_handling_an_error_by_hand_stops_a_running_attempt_and_applies_the_strat
     actions = state.handle(ErrorHandled("x", TaskError("Stuck", "no progress"), Policy.parse("dead_letter"), 5.0))
     assert any(type(a).__name__ == "Abort" for a in actions)
     x = state.tasks["x"]
-    assert (x.state, x.parked_at, x.failures) == (TaskState.PENDING, 5.0, 1)
+    assert (x.state, x.parked_at, x.failures) == (TaskState.PARKED, 5.0, 1)
     assert state.last_decision.action == "dead_letter"
     dropped = state.handle(Dropped("x", "not worth it", 6.0))
     assert (
@@ -266,3 +269,88 @@ def test_handling_an_error_by_hand_stops_a_running_attempt_and_applies_the_strat
     )
     again = state.handle(ErrorHandled("x", TaskError("Error", "try again"), Policy.parse("retry(1, delay=0)"), 7.0))
     assert x.state is TaskState.IN_PROGRESS and started(again) == [("x", "a")]
+
+
+def by_hand(state, task_id, policy, at, error="Stuck"):
+    return state.handle(ErrorHandled(task_id, TaskError(error, "reported by hand"), Policy.parse(policy), at))
+
+
+def recorded(actions):
+    return [(a.strategy, a.action, a.detail) for a in actions if isinstance(a, RecordError)]
+
+
+def test_an_error_reported_on_a_blocked_task_is_recorded_and_the_task_keeps_waiting():
+    state = engine(spec("a"))
+    state.handle(TasksAdded((build_task(task_id="x", task_type="t", dependencies=["dep"]),), 0.0))
+    for policy in ("retry", "dead_letter"):
+        actions = by_hand(state, "x", policy, 1.0)
+        ((strategy, action, detail),) = recorded(actions)
+        assert (strategy, action) == (policy, policy) and detail.endswith("keeps waiting for its dependencies")
+        assert state.tasks["x"].state is TaskState.BLOCKED and not started(actions)
+    assert state.last_decision.action == "dead_letter"
+    # and it runs once its dependency has completed, like any blocked task
+    state.handle(TasksAdded((build_task(task_id="dep", task_type="t"),), 2.0))
+    state.handle(AttemptEnded("dep", 1, 3.0, True, "ok"))
+    assert state.tasks["x"].state is TaskState.IN_PROGRESS and state.tasks["x"].attempts == 1
+
+
+def test_skip_or_abort_by_hand_end_a_blocked_task_as_they_would_after_a_failure():
+    state = engine(spec("a"))
+    state.handle(TasksAdded((build_task(task_id="gate", task_type="t", dependencies=["never"]),
+                             build_task(task_id="skipped", task_type="t", dependencies=["gate"]),
+                             build_task(task_id="after", task_type="t", dependencies=["skipped"]),
+                             build_task(task_id="aborted", task_type="t", dependencies=["gate"]),
+                             build_task(task_id="doomed", task_type="t", dependencies=["aborted"])), 0.0))  # fmt: skip
+    by_hand(state, "skipped", "skip", 1.0)
+    assert state.tasks["skipped"].state is TaskState.COMPLETED
+    assert state.tasks["after"].state is TaskState.IN_PROGRESS  # its only dependency was skipped
+    by_hand(state, "aborted", "abort", 2.0)
+    assert state.tasks["aborted"].state is TaskState.FAILED
+    assert state.tasks["doomed"].state is TaskState.CANCELLED
+
+
+def test_an_error_reported_on_a_pending_task_is_recorded_and_it_waits_out_the_retry():
+    state = engine(spec("a"))
+    state.handle(TasksAdded((build_task(task_id="busy", task_type="t"), build_task(task_id="x", task_type="t")), 0.0))
+    assert state.tasks["x"].state is TaskState.PENDING  # the only agent is busy
+    actions = by_hand(state, "x", "retry(1, delay=5, jitter=0)", 1.0)
+    assert recorded(actions) == [("retry(max_attempts=1, delay=5.0, jitter=0.0)", "retry", "retry 1 of 1 in 5.00s")]
+    x = state.tasks["x"]
+    assert (x.state, x.next_attempt_at, x.failures) == (TaskState.PENDING, 6.0, 0)
+    state.handle(AttemptEnded("busy", 1, 2.0, True, "ok"))
+    assert x.state is TaskState.PENDING  # the agent is free, but the retry's delay has not passed
+    assert started(state.handle(TimerFired(("retry", "x"), 6.0))) == [("x", "a")]
+
+
+def test_handling_a_failed_task_by_hand_may_skip_abort_or_park_it():
+    for policy, expected in (
+        ("skip", TaskState.COMPLETED),
+        ("abort", TaskState.FAILED),
+        ("dead_letter", TaskState.PARKED),
+    ):
+        state = engine(spec("a"))
+        state.handle(TasksAdded((build_task(task_id="x", task_type="t"),), 0.0))
+        fail(state, "x", 1.0)
+        assert state.tasks["x"].state is TaskState.FAILED
+        by_hand(state, "x", policy, 2.0)
+        assert state.tasks["x"].state is expected, policy
+
+
+def test_parked_is_a_state_with_its_own_transitions():
+    assert TaskState("parked") is TaskState.PARKED and not TaskState.PARKED.is_final and TaskState.PARKED.is_settled
+    out_of_parked = {dst for (src, dst) in TRANSITIONS if src is TaskState.PARKED}
+    into_parked = {src for (src, dst) in TRANSITIONS if dst is TaskState.PARKED}
+    assert out_of_parked == {TaskState.PENDING, TaskState.FAILED, TaskState.CANCELLED, TaskState.COMPLETED}
+    assert into_parked == {TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.FAILED}
+
+
+def test_a_parked_task_can_be_cancelled_but_not_dropped_or_replayed_twice():
+    state = engine(spec("a"), recovery="dead_letter")
+    state.handle(TasksAdded((build_task(task_id="x", task_type="t"),
+                             build_task(task_id="after", task_type="t", dependencies=["x"])), 0.0))  # fmt: skip
+    fail(state, "x", 1.0)
+    assert state.tasks["x"].state is TaskState.PARKED
+    assert state.handle(TimerFired(("retry", "x"), 2.0)) == []  # a parked task never starts by itself
+    state.handle(CancelRequested("x", 3.0, "not needed"))
+    assert state.tasks["x"].state is TaskState.CANCELLED and state.tasks["after"].state is TaskState.CANCELLED
+    assert state.handle(Replayed("x", None, 4.0)) == [] and state.handle(Dropped("x", "late", 4.0)) == []

@@ -73,20 +73,19 @@ SELECT 1 FROM tasks, json_each(tasks.dependencies) AS dep
 WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
 
 -- name: ready_tasks
--- Parked tasks are pending too, but wait for a person, not for an agent.
 SELECT * FROM tasks
-WHERE state = 'pending' AND parked_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
 ORDER BY seq;
 
 -- name: ready_routes
 -- Ready tasks counted by what decides who can take them.
 SELECT task_type, agent, placement, requirements, recovery, COUNT(*) AS n FROM tasks
-WHERE state = 'pending' AND parked_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
 GROUP BY task_type, agent, placement, requirements, recovery;
 
 -- name: unfinished_count
 -- Tasks a worker still has to do: ready, waiting out a retry delay, blocked, or running (parked ones wait for a person).
-SELECT COUNT(*) FROM tasks WHERE state IN ('blocked', 'pending', 'in_progress') AND parked_at IS NULL;
+SELECT COUNT(*) FROM tasks WHERE state IN ('blocked', 'pending', 'in_progress');
 
 -- name: running_tasks
 SELECT agent_id, task_type, started_at FROM tasks WHERE state = 'in_progress';
@@ -252,7 +251,7 @@ SELECT * FROM errors WHERE task_id >= ? AND task_id < ? ORDER BY error_id;
 SELECT * FROM errors ORDER BY error_id DESC LIMIT ?;
 
 -- name: parked_tasks
-SELECT * FROM tasks WHERE parked_at IS NOT NULL AND state = 'pending' ORDER BY parked_at;
+SELECT * FROM tasks WHERE state = 'parked' ORDER BY parked_at;
 
 -- name: ended_attempts_since
 -- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed.
