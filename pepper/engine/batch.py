@@ -80,6 +80,49 @@ class Batch:
         self.lease_takes += newer.lease_takes
         self.lease_drops += newer.lease_drops
 
+    def split(self) -> list[tuple[str | None, Batch]]:
+        """The batch cut into items that can be stored on their own: each submission, each task's changes
+        (its row, history, lease and start together), each lease release; paired with the task id, if any.
+
+        Used to find the one item a store refuses; ``committed`` futures are left to the caller.
+        """
+        parts: list[tuple[str | None, Batch]] = []
+        for submission in self.submissions:
+            part = Batch()
+            part.submissions.append(submission)
+            parts.append((None, part))
+        per_task: dict[str, Batch] = {}
+
+        def of(task_id: str) -> Batch:
+            part = per_task.get(task_id)
+            if part is None:
+                part = per_task[task_id] = Batch()
+            return part
+
+        for task_id in self.dirty:
+            of(task_id).dirty[task_id] = None
+        for attempt in self.attempts:
+            of(attempt.task_id).attempts.append(attempt)
+        for error in self.errors:
+            of(error.task_id).errors.append(error)
+        for start in self.starts:
+            of(start.task_id).starts.append(start)
+        for task_id in self.settled:
+            of(task_id).settled.append(task_id)
+        lone: list[Batch] = []
+        for lease in self.lease_takes:
+            if lease.task_id is not None:
+                of(lease.task_id).lease_takes.append(lease)
+            else:
+                lone.append(Batch())
+                lone[-1].lease_takes.append(lease)
+        for lease_id in self.lease_drops:
+            lone.append(Batch())
+            lone[-1].lease_drops.append(lease_id)
+        parts += per_task.items()
+        parts += ((None, part) for part in lone)
+        return parts
+
     def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
         """The ``WriteSet`` for the store; tasks are read in their current state."""
         saves = [save_params(tasks[tid], writer, versions[tid]) for tid in self.dirty if tid in tasks]

@@ -26,7 +26,7 @@ from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
 from pepper.engine.runs import RunDriver, step_view
 from pepper.engine.state import EngineState
-from pepper.errors import ExpressionError, ResourceUnavailableError
+from pepper.errors import ExpressionError, ResourceUnavailableError, StoreError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     Abort,
@@ -48,6 +48,7 @@ from pepper.model.events import (
     TimerFired,
     Trim,
     WakeAt,
+    WriteRefused,
 )
 from pepper.model.lease import Lease, LeaseKind
 from pepper.model.record import TaskRecord
@@ -55,13 +56,22 @@ from pepper.model.resources import describe_shortfall
 from pepper.model.retry import Backoff
 from pepper.model.run import TaskRun
 from pepper.model.settings import Settings
+from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import RUN_KEY
-from pepper.store.sqlite import SQLiteStore
+from pepper.store.sqlite import CommitResult, SQLiteStore
 
 log = logging.getLogger("pepper.engine")
 _RETRY_COMMIT = (0.05, 0.2, 1.0, 5.0)
 _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure that may pass (the database is busy, locked, full or unreachable): retry the whole batch.
+
+    Anything else (a constraint, a value the database cannot hold) fails the same way every time.
+    """
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
 def budget_lease_id(agent_id: str, worker_id: str) -> str:
@@ -118,6 +128,7 @@ class Engine:
         self._batch = Batch()
         self._flush_handle: asyncio.Handle | None = None
         self._commit_failures = 0
+        self._refused: set[str] = set()  # tasks whose changes the store refused (failed once already)
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.attempts = Attempts(clock, self.dispatch, agents_home)
         self.budget_waiting: dict[str, AgentSpec] = {}
@@ -221,13 +232,27 @@ class Engine:
         batch, self._batch = self._batch, Batch()
         if not batch:
             return
-        writes = batch.writes(self.state.tasks, self.versions, self.worker_id)
         try:
-            result = self.store.commit(writes, self.worker_id, self.clock.now())
-        except sqlite3.Error as exc:
-            self._retry_flush(batch, exc)
-            return
-        self._commit_failures = 0
+            result = self._commit(batch)
+        except Exception as exc:  # noqa: BLE001 - a write the store refuses must never stop the engine
+            if _transient(exc):
+                self._retry_flush(batch, exc)
+                return
+            self._commit_apart(batch, exc)
+        else:
+            self._commit_failures = 0
+            self._refused.clear()
+            self._after_commit(batch, result)
+        trimmed = self.state.handle(Trim(self.clock.now()))
+        for action in trimmed:
+            self._act[type(action)](action)
+
+    def _commit(self, batch: Batch) -> CommitResult:
+        writes = batch.writes(self.state.tasks, self.versions, self.worker_id)
+        return self.store.commit(writes, self.worker_id, self.clock.now())
+
+    def _after_commit(self, batch: Batch, result: CommitResult) -> None:
+        """Act on a durable batch: count versions, acknowledge submitters, start claimed attempts, wake waiters."""
         unwritten = result.conflicts | result.refused.keys() if result.refused else result.conflicts
         for tid in batch.dirty:
             if tid not in unwritten and tid in self.versions:
@@ -270,11 +295,53 @@ class Engine:
                 future.set_result(None)
         if result.conflicts:
             self.load(result.conflicts, cause="conflict")
-        trimmed = self.state.handle(Trim(self.clock.now()))
-        for action in trimmed:
-            self._act[type(action)](action)
 
-    def _retry_flush(self, batch: Batch, exc: sqlite3.Error) -> None:
+    def _commit_apart(self, batch: Batch, exc: Exception) -> None:
+        """The store refused the batch: store its items one by one, and fail only the ones it refuses."""
+        log.error("commit refused (%s: %s); storing the batch item by item to set the faulty ones apart",
+                  type(exc).__name__, exc)  # fmt: skip
+        parts = batch.split()
+        for index, (task_id, part) in enumerate(parts):
+            try:
+                result = self._commit(part)
+            except Exception as item_exc:  # noqa: BLE001
+                if _transient(item_exc):  # the database went away meanwhile: keep what is left for later
+                    rest = Batch()
+                    for _, later in parts[index:]:
+                        rest.absorb(later)
+                    rest.committed += batch.committed
+                    self._retry_flush(rest, item_exc)
+                    return
+                self._refuse(task_id, part, item_exc)
+            else:
+                self._after_commit(part, result)
+        self._commit_failures = 0
+        for future in batch.committed:
+            if not future.done():
+                future.set_result(None)
+
+    def _refuse(self, task_id: str | None, part: Batch, exc: Exception) -> None:
+        """One item the store will not take: its submitters get the error, its task ends failed."""
+        why = f"{type(exc).__name__}: {exc}"
+        for group, future in part.submissions:
+            for task in group:
+                self.pending.pop(task.task_id, None)
+            if not future.done():
+                future.set_exception(StoreError(f"the database refused to store these tasks ({why})"))
+        if part.lease_drops:  # a lease not released stays counted until it expires by itself
+            log.error("could not release leases %s (%s); they expire on their own", part.lease_drops, why)
+        if task_id is None:
+            return
+        if task_id in self._refused:
+            log.critical("the database refused task %s even as a failure (%s); it is left as last stored",
+                         task_id, why)  # fmt: skip
+            return
+        self._refused.add(task_id)
+        log.error("the database refused the changes of task %s (%s); the task fails", task_id, why)
+        message = f"the database refused to store this task's changes ({why})"
+        self.dispatch(WriteRefused(task_id, TaskError("StoreError", message, kind="error"), self.clock.now()))
+
+    def _retry_flush(self, batch: Batch, exc: BaseException) -> None:
         """Keep the batch and try again later; nothing acknowledged is lost meanwhile."""
         delay = _RETRY_COMMIT[min(self._commit_failures, len(_RETRY_COMMIT) - 1)]
         self._commit_failures += 1
@@ -298,9 +365,13 @@ class Engine:
             or t.attempts != start.attempt
         ):
             return  # cancelled or taken over before its claim was committed
+        if start.task_id in self.attempts.running:
+            log.error("task %s is already running here; a second start (attempt %d) was refused",
+                      start.task_id, start.attempt)  # fmt: skip
+            return
         handle = self.handles.get(start.agent_id)
         if handle is None:
-            self.dispatch(self._refused(start, "the agent was unregistered before the attempt started"))
+            self.dispatch(self._refused_start(start, "the agent was unregistered before the attempt started"))
             return
         task = t.task
         results = self.dependency_results(task.dependencies) if task.dependencies else _NO_RESULTS
@@ -310,7 +381,7 @@ class Engine:
             try:
                 task, results = step_view(task, results, self.reasons(task.dependencies))
             except ExpressionError as exc:
-                self.dispatch(self._refused(start, str(exc), "ExpressionError"))
+                self.dispatch(self._refused_start(start, str(exc), "ExpressionError"))
                 return
         run = TaskRun(task, start.attempt, start.agent_id, results, self._report_progress)
         self.attempts.start(handle, run)
@@ -325,9 +396,7 @@ class Engine:
             except Exception:
                 log.exception("engine hook %s.%s failed", type(hook).__name__, method)
 
-    def _refused(self, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:
-        from pepper.model.status import TaskError
-
+    def _refused_start(self, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:
         return AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=TaskError(kind, why))
 
     def reasons(self, task_ids: Iterable[str]) -> dict[str, str | None]:
@@ -355,6 +424,8 @@ class Engine:
         return results
 
     def _report_progress(self, task_id: str, attempt: int, fraction: float, message: str | None) -> None:
+        if message is not None and not message.isascii():  # a file name that is not UTF-8 shows escaped
+            message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         event = ProgressReported(task_id, attempt, fraction, message, self.clock.now())
         self.loop.call_soon_threadsafe(self.dispatch, event)
 
@@ -422,16 +493,34 @@ class Engine:
 
     # -- shutdown -----------------------------------------------------------------------
 
-    async def drain(self, timeout: float) -> None:
-        """Let running attempts end (up to ``timeout``), interrupt the rest, commit everything."""
+    async def drain(self, timeout: float) -> bool:
+        """Let running attempts end (up to ``timeout``), interrupt the rest, commit everything.
+
+        True once every outcome is durable; False if the database would not take the last writes even
+        after trying for a while (the caller should then not deregister: others find us gone by our
+        silence and run those tasks again, as after a crash).
+        """
         await self.attempts.drain(timeout)
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        for _ in range(3):  # a commit can produce follow-up writes
+        give_up = self.loop.time() + max(5.0, timeout)
+        for _ in range(1000):  # a commit can produce follow-up writes; a failed one is tried again
             if not self._batch:
                 break
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
+                self._flush_handle = None
             self._flush()
+            if self._batch and self._commit_failures:
+                if self.loop.time() >= give_up:
+                    break
+                await asyncio.sleep(min(0.05 * self._commit_failures, 1.0))
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        committed = not self._batch
+        if not committed:
+            log.error("the database did not take this worker's last writes; their tasks will run again elsewhere")
         self.attempts.close()
+        return committed

@@ -102,11 +102,14 @@ class EngineService:
         if self.closed:
             return
         self.closed = True
-        engine.dispatch(Draining(engine.clock.now()))
+        engine.dispatch(Draining(engine.clock.now()))  # no new attempts start from here on
         await self.sampler.stop()
         await self.lag.stop()
-        await self.upkeep.end()
-        await engine.drain(timeout)
+        # The worker stays registered, and keeps heart-beating, until every attempt has ended and its outcome
+        # (interrupted ones requeued by us) is committed: other workers take the running tasks of a stopped
+        # worker as lost and would run them again, throwing away what finishes here.
+        committed = await engine.drain(timeout)
+        await self.upkeep.end(deregister=committed)
         for groups in engine.waiters.values():
             for group in groups:
                 if not group.future.done():
@@ -157,7 +160,7 @@ class EngineService:
         return t.to_status(waiting)
 
     async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
-        """Wait until every task is final (and durable); their statuses, in order."""
+        """Wait until every task is final or parked (and durable); their statuses, in order."""
         engine = self.engine
         tasks = engine.state.tasks
         if any(tid in engine.pending for tid in task_ids):
@@ -171,7 +174,7 @@ class EngineService:
         if any(tid in engine._batch.dirty for tid in task_ids):
             await engine.committed()
         # Decided after that await: a task settling meanwhile must not be waited for (nobody would wake us).
-        open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_final]
+        open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_settled]
         if open_ids:
             group = WaitGroup(len(open_ids), engine.loop.create_future())
             for tid in open_ids:
@@ -183,7 +186,7 @@ class EngineService:
                     groups = engine.waiters.get(tid)
                     if groups and group in groups:
                         groups.remove(group)
-                still = [tid for tid in open_ids if tid in tasks and not tasks[tid].state.is_final]
+                still = [tid for tid in open_ids if tid in tasks and not tasks[tid].state.is_settled]
                 raise WaitTimeoutError(still, timeout or 0.0) from None
         return self.statuses(task_ids)
 
@@ -228,7 +231,7 @@ class EngineService:
         engine = self.engine
         await self.status(task_id)
         t = engine.state.tasks[task_id]
-        if not (t.state is TaskState.FAILED or t.parked_at is not None):
+        if t.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
         engine.dispatch(Replayed(task_id, agent_id, engine.clock.now()))
         await engine.committed()
@@ -238,7 +241,7 @@ class EngineService:
         """Give up a parked task (it fails); False if it is not parked."""
         engine = self.engine
         await self.status(task_id)
-        if engine.state.tasks[task_id].parked_at is None:
+        if engine.state.tasks[task_id].state is not TaskState.PARKED:
             return False
         engine.dispatch(Dropped(task_id, reason, engine.clock.now()))
         await engine.committed()

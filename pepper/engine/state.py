@@ -13,13 +13,14 @@ from dataclasses import replace
 
 from pepper.engine.live import LiveTask
 from pepper.engine.recovery import Recovery
-from pepper.engine.transitions import BLOCKED, COMPLETED, IN_PROGRESS, PENDING
+from pepper.engine.transitions import BLOCKED, COMPLETED, FAILED, IN_PROGRESS, PENDING
 from pepper.model import events as ev
 from pepper.model.agent import AgentSpec
-from pepper.model.record import initial_state
+from pepper.model.record import TaskRecord, initial_state
 from pepper.model.recovery import Policy
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
+from pepper.model.task import TaskState
 from pepper.resources.view import ResourceView
 from pepper.scheduling.choice import Chooser
 from pepper.scheduling.load import AgentLoad
@@ -85,6 +86,7 @@ class EngineState(Recovery):
             ev.ErrorHandled: self._on_error_handled,
             ev.Replayed: self._on_replayed,
             ev.Dropped: self._on_dropped,
+            ev.WriteRefused: self._on_write_refused,
             ev.Draining: self._on_draining,
             ev.Trim: self._on_trim,
         }
@@ -107,25 +109,30 @@ class EngineState(Recovery):
         return actions
 
     def _on_loaded(self, e: ev.TasksLoaded) -> list[ev.Action]:
+        # Two passes: every record is taken into memory before any of them is acted on. Acting on one
+        # record first (a completed dependency releasing and starting its dependent) and only then taking
+        # the dependent's own newer record would decide on stale facts and start the dependent twice.
         actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        adopted: dict[str, int] = {}  # task id -> how many actions there were when its record was taken
+        taken: list[tuple[LiveTask, TaskState | None, TaskRecord]] = []
         for record in e.records:
             live = self.tasks.get(record.task.task_id)
             if live is None:
-                self._admit(LiveTask.from_record(record), actions, e.at, freed)
+                live = LiveTask.from_record(record)
+                self.tasks[record.task.task_id] = live
+                taken.append((live, None, record))
             else:
-                adopted[record.task.task_id] = len(actions)
-                self._adopt(live, record, actions, e.at, freed)
+                old = live.state
+                if self._take(live, record, actions, freed):
+                    taken.append((live, old, record))
+        for live, old, record in taken:
+            if live.state is not record.state:
+                continue  # acting on an earlier record of this batch already moved it (released, cancelled)
+            if old is None:
+                self._settle_admitted(live, actions, e.at, freed)
+            else:
+                self._settle_adopted(live, old, record, actions, e.at, freed)
         self._refill(freed, actions, e.at)
-        if len(e.records) > 1 and adopted:
-            # A record taken in this batch replaces what memory held: a save of the task asked for earlier in
-            # the batch (say, one record released a dependent whose own newer record came next) would write
-            # the other process's row back under our name and make its next write conflict.
-            actions = [
-                a for i, a in enumerate(actions)
-                if not (type(a) is ev.Save and i < adopted.get(a.task_id, -1))
-            ]  # fmt: skip
         return actions
 
     def _on_attempt_ended(self, e: ev.AttemptEnded) -> list[ev.Action]:
@@ -294,6 +301,29 @@ class EngineState(Recovery):
         actions: list[ev.Action] = [ev.Save(e.task_id)]
         if t.state is PENDING:
             self._offer(t, actions, e.at)
+        return actions
+
+    def _on_write_refused(self, e: ev.WriteRefused) -> list[ev.Action]:
+        t = self.tasks.get(e.task_id)
+        if t is None:
+            return []
+        actions: list[ev.Action] = []
+        freed: list[AgentLoad] = []
+        if t.state is IN_PROGRESS and t.owner == self.worker_id:
+            actions.append(ev.Abort(e.task_id, t.attempts, e.error.message))  # its claim was never stored
+            self._free_slot(t, freed, actions)
+        was_final = t.state.is_final
+        # Set, not moved: what memory held was never stored, so the table's "from" would be a state the
+        # database never saw (the row keeps its last stored state until this failure is written).
+        t.state, t.error, t.reason = FAILED, e.error, e.error.message
+        # Nothing an agent supplied is written again (it may be the very value the database refused).
+        t.result = t.result_json = t.owner = t.next_attempt_at = t.progress = t.progress_message = None
+        t.finished_at, t.qseq = e.at, 0
+        actions += (ev.Save(e.task_id), ev.Settled(e.task_id))
+        if not was_final:
+            self._finished.append(e.task_id)
+        self._cascade(t, actions, e.at, freed)
+        self._refill(freed, actions, e.at)
         return actions
 
     def _on_draining(self, e: ev.Draining) -> list[ev.Action]:

@@ -24,7 +24,7 @@ from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance
 from pepper.scheduling.routing import Routing
 
-BLOCKED, PENDING, IN_PROGRESS = TaskState.BLOCKED, TaskState.PENDING, TaskState.IN_PROGRESS
+BLOCKED, PENDING, IN_PROGRESS, PARKED = TaskState.BLOCKED, TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.PARKED
 COMPLETED, FAILED, CANCELLED = TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED
 
 
@@ -56,8 +56,12 @@ class Transitions:
 
     def _admit(self, t: LiveTask, actions: list[ev.Action], at: float, freed: list[AgentLoad]) -> None:
         """Take a task into memory and act on its state."""
+        self.tasks[t.task.task_id] = t
+        self._settle_admitted(t, actions, at, freed)
+
+    def _settle_admitted(self, t: LiveTask, actions: list[ev.Action], at: float, freed: list[AgentLoad]) -> None:
+        """Act on the state of a task just taken into memory: link, offer, or release what waited on it."""
         task_id = t.task.task_id
-        self.tasks[task_id] = t
         waiting = self.awaiting.pop(task_id, None)
         if t.state.is_final:
             self._finished.append(task_id)
@@ -103,10 +107,13 @@ class Transitions:
             actions.append(ev.Save(task_id))
             self._offer(t, actions, at)
 
-    def _adopt(
-        self, t: LiveTask, record: TaskRecord, actions: list[ev.Action], at: float, freed: list[AgentLoad]
-    ) -> None:
-        """Mirror a change another process made to a task we know."""
+    def _take(self, t: LiveTask, record: TaskRecord, actions: list[ev.Action], freed: list[AgentLoad]) -> bool:
+        """Mirror a change another process made to a task we know; False when there is nothing more to do.
+
+        Only the record is taken here (and an attempt of ours that lost the task is stopped); what the new
+        state means for the task and its dependents is decided by ``_settle_adopted``, once every record
+        read together is in memory.
+        """
         task_id = t.task.task_id
         old = t.state
         was_mine = old is IN_PROGRESS and t.owner == self.worker_id
@@ -117,7 +124,7 @@ class Transitions:
             actions.append(ev.Save(task_id))
             if old.is_final:
                 actions.append(ev.Settled(task_id))
-            return
+            return False
         if was_mine and not still_mine:
             actions.append(ev.Abort(task_id, t.attempts, "the task was changed by another process"))
             self._free_slot(t, freed, actions)
@@ -126,7 +133,15 @@ class Transitions:
         t.qseq = 0
         if t.placement != placed:
             t.route = None
-        if still_mine and record.cancel_requested:
+        return True
+
+    def _settle_adopted(
+        self, t: LiveTask, old: TaskState, record: TaskRecord, actions: list[ev.Action], at: float,
+        freed: list[AgentLoad],
+    ) -> None:  # fmt: skip
+        """Act on a task's new state taken from the store (``old`` is what memory held before)."""
+        task_id = t.task.task_id
+        if record.cancel_requested and t.state is IN_PROGRESS and t.owner == self.worker_id:
             if self._cancel_one(t, record.reason or "cancelled on request", actions, at, freed):
                 self._cascade(t, actions, at, freed)
             return
@@ -139,6 +154,9 @@ class Transitions:
                     self._release(t, actions, at)
                 else:
                     self._cascade(t, actions, at, freed)
+        elif new is PARKED:
+            if old is not PARKED:
+                actions.append(ev.Settled(task_id))  # parked elsewhere: whoever waits here must learn it
         elif new is PENDING:
             self._offer(t, actions, at)
         elif new is BLOCKED and old is not BLOCKED:

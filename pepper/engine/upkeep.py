@@ -67,10 +67,17 @@ class Upkeep:
         self._next_beat = now + engine.settings.heartbeat_interval
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def end(self) -> None:
+    async def end(self, deregister: bool = True) -> None:
+        """Stop the chores, then deregister: mark this worker stopped and release its leases.
+
+        Called once the engine has drained: from then on the others take any task still recorded as
+        running here as lost. Without ``deregister`` (the last writes never reached the database) the
+        others find this worker gone by its silence instead."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if not deregister:
+            return
         engine = self.engine
         now = engine.clock.now()
         engine.store.workers.stop(engine.worker_id, now)
@@ -148,4 +155,5 @@ class Upkeep:
         if orphaned:
             engine.dispatch(WorkersLost(frozenset(orphaned), now))  # type: ignore[arg-type]
         self.peers()  # workers come and go with their agents
-        engine.runs.adopt_orphans(live)
+        if engine.state.accepting:  # a draining worker is about to leave: it takes on no one's runs
+            engine.runs.adopt_orphans(live)

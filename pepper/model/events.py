@@ -176,6 +176,18 @@ class Dropped(NamedTuple):
     at: float
 
 
+class WriteRefused(NamedTuple):
+    """The store refused this task's changes for good (a value it cannot hold, a broken constraint).
+
+    Nothing of them was written; the task ends failed with ``error`` so that it never waits for a write
+    that will not happen, and the rest of the batch was committed without it.
+    """
+
+    task_id: str
+    error: TaskError
+    at: float
+
+
 class Draining(NamedTuple):
     """Stop starting tasks (shutdown); running ones may finish."""
 
@@ -214,7 +226,7 @@ class Abort(NamedTuple):
 
 
 class Settled(NamedTuple):
-    """The task reached a final state: wake whoever waits, once committed."""
+    """The task reached a final state, or was parked: wake whoever waits, once committed."""
 
     task_id: str
 

@@ -74,7 +74,7 @@ class ResourceView:
             _add(self._budget_used.setdefault(agent_id, {}), request)
             return None
         lease = Lease(
-            f"task:{task_id}:{attempt}", agent_id, LeaseKind.TASK, request, now,
+            f"task:{task_id}:{attempt}@{self.worker_id}", agent_id, LeaseKind.TASK, request, now,
             worker_id=self.worker_id, task_id=task_id,
         )  # fmt: skip
         self.own[task_id] = lease

@@ -75,13 +75,24 @@ class LeaseLedger:
 
     def grant_in(self, conn: sqlite3.Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
         """Within an open write transaction: store each lease that fits; the refused ones with what was short."""
+        refused = self.refused_in(conn, leases, now)
+        self.insert_in(conn, [lease for lease in leases if lease.lease_id not in refused])
+        return refused
+
+    def insert_in(self, conn: sqlite3.Connection, leases: Sequence[Lease]) -> None:
+        """Within an open write transaction: store leases already checked with ``refused_in``."""
+        if leases:
+            conn.executemany(self._q["insert_lease"], [lease.to_row() for lease in leases])
+
+    def refused_in(self, conn: sqlite3.Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
+        """Within an open write transaction: which of ``leases``, taken in order, the pool has no room for
+        (lease id -> what was short). Nothing is written."""
         if not leases:
             return {}
         capacity = {row["resource"]: row["capacity"] for row in conn.execute(self._q["pool"])}
         live = [lease for lease in map(Lease.from_row, conn.execute(self._q["unreleased_leases"])) if lease.live(now)]
         free = room(capacity, live, now)
         refused: dict[str, dict[str, float]] = {}
-        granted = []
         for lease in leases:
             missing = lease.resources.shortfall(free)
             if missing:
@@ -89,8 +100,6 @@ class LeaseLedger:
                 continue
             for name, amount in lease.resources.items():
                 free[name] -= amount
-            granted.append(lease.to_row())
-        conn.executemany(self._q["insert_lease"], granted)
         return refused
 
     def release(self, lease_id: str, now: float) -> bool:

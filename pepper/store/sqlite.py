@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from pepper.model.recovery import NO_RECOVERY, RecoveryState
 from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
-from pepper.store.connection import connect, expand, migrate, queries, transaction
+from pepper.store.connection import connect, damaged, expand, migrate, queries, transaction
 from pepper.store.errors import ErrorLog
 from pepper.store.feedback import FeedbackLog
 from pepper.store.leases import LeaseLedger
@@ -169,19 +170,30 @@ class SQLiteStore:
         """The SQL of a named query (for the store's helpers that write inside their own transaction)."""
         return self._q[name]
 
+    @contextmanager
+    def checked(self) -> Iterator[None]:
+        """Turn SQLite's word that the file is damaged into ``DatabaseDamagedError`` (naming the file)."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            error = damaged(exc, self.path)
+            if error is None:
+                raise
+            raise error from None
+
     def query(self, name: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Rows of the named query."""
-        with self.lock:
+        with self.checked(), self.lock:
             return self.conn.execute(self._q[name], params).fetchall()
 
     def execute(self, name: str, params: Sequence[Any] = ()) -> int:
         """Run a named write in its own transaction; the number of rows changed."""
-        with self.lock, transaction(self.conn):
+        with self.checked(), self.lock, transaction(self.conn):
             return self.conn.execute(self._q[name], params).rowcount
 
     def write_returning(self, name: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a named ``... RETURNING`` write in its own transaction; the rows it returned."""
-        with self.lock, transaction(self.conn) as conn:
+        with self.checked(), self.lock, transaction(self.conn) as conn:
             return conn.execute(self._q[name], params).fetchall()
 
     def close(self) -> None:
@@ -216,9 +228,10 @@ class SQLiteStore:
             saves = writes.saves
             if writes.lease_drops:
                 self.leases.release_in(conn, writes.lease_drops, now)
-            if writes.lease_takes:
-                refused = self.leases.grant_in(conn, writes.lease_takes, now)
-                for lease in writes.lease_takes:
+            takes = writes.lease_takes
+            if takes:
+                refused = self.leases.refused_in(conn, takes, now)
+                for lease in takes:
                     if lease.lease_id in refused and lease.task_id is not None:
                         result.refused[lease.task_id] = refused[lease.lease_id]
                 if result.refused:  # a claim whose lease was refused is not written
@@ -228,6 +241,11 @@ class SQLiteStore:
                 if cursor.rowcount != len(saves):
                     ids = [params[-2] for params in saves]
                     result.conflicts = set(ids) - self._written(conn, ids, writer)
+            if takes:  # only claims that won their row take their lease (a lost claim's lease id is the winner's)
+                lost = result.conflicts
+                self.leases.insert_in(
+                    conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id not in lost]
+                )
             if writes.attempts:
                 conn.executemany(q["record_attempt"], writes.attempts)
             if writes.errors:
@@ -288,7 +306,7 @@ class SQLiteStore:
         """The stored records among ``task_ids`` (unknown ids are left out)."""
         ids = list(task_ids)
         found: dict[str, TaskRecord] = {}
-        with self.lock:
+        with self.checked(), self.lock:
             for chunk in _chunks(ids):
                 sql = expand(self._q["tasks_by_id"], len(chunk))
                 for row in self.conn.execute(sql, chunk):

@@ -64,7 +64,7 @@ def test_the_view_counts_budgets_and_pool_leases_separately():
     assert view.take("x", 1, "budgeted", Resources({"cpu": 1}), 0.0) is None  # runs within the budget
     assert view.fits(Resources({"cpu": 0.5}), "budgeted") == {"cpu": 0.5}
     lease = view.take("y", 1, "free-agent", Resources({"cpu": 1}), 0.0)
-    assert lease.lease_id == "task:y:1" and lease.kind is LeaseKind.TASK
+    assert lease.lease_id == "task:y:1@me" and lease.kind is LeaseKind.TASK
     assert view.fits(Resources({"cpu": 0.5}), "free-agent") == {"cpu": 0.5}  # 2 - 1 budget - 1 task
     assert view.give_back("y") == (lease, True)
     assert view.give_back("x") == (None, False)
@@ -75,11 +75,11 @@ def test_tasks_never_overcommit_the_pool_and_queued_ones_start_as_room_frees():
     state = engine(agent())
     actions = state.handle(TasksAdded(tuple(needing(f"t{i}") for i in range(5)), 1.0))
     assert started(actions) == ["t0", "t1"]
-    assert [a.lease.lease_id for a in actions if isinstance(a, TakeLease)] == ["task:t0:1", "task:t1:1"]
+    assert [a.lease.lease_id for a in actions if isinstance(a, TakeLease)] == ["task:t0:1@me", "task:t1:1@me"]
     reasons = explain(wait_facts(state, "t2", 1.0))
     assert reasons[0].kind == "resources" and "cpu short by 1 core in the pool" in reasons[0].message
     actions = end(state, "t0", 2.0)
-    assert DropLease("task:t0:1") in actions and started(actions) == ["t2"]
+    assert DropLease("task:t0:1@me") in actions and started(actions) == ["t2"]
 
 
 def test_fractional_cpu():
@@ -120,7 +120,7 @@ def test_cancelling_a_running_task_gives_its_lease_back():
     state = engine(agent())
     state.handle(TasksAdded((needing("a", cpu=2), needing("b", cpu=2)), 1.0))
     actions = state.handle(CancelRequested("a", 2.0, "stop"))
-    assert DropLease("task:a:1") in actions and started(actions) == ["b"]
+    assert DropLease("task:a:1@me") in actions and started(actions) == ["b"]
 
 
 def test_an_agent_waiting_for_its_budget_takes_no_tasks_and_says_why():

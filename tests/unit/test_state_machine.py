@@ -333,3 +333,67 @@ def test_a_task_moved_to_another_workers_agent_is_freed_again_when_that_agent_go
     actions = state.handle(PeersChanged((), 4.0))  # its worker stopped: the task may go anywhere again
     assert state.tasks["job"].placement is None and starts(actions) == ["job"]
     assert fail(state, "job", 5.0) and state.tasks["job"].parked_at == 5.0  # and its policy goes on
+
+
+# -- records of other processes arriving together ---------------------------------------------------------
+
+
+def _claims(actions) -> list[tuple[str, int]]:
+    return [(a.task_id, a.attempt) for a in actions if isinstance(a, Start)]
+
+
+def test_a_dependent_released_elsewhere_in_the_same_batch_starts_once():
+    # Another worker completed p and released c (pending, unclaimed); both rows arrive together, in either
+    # order. Releasing c on p's record and then offering c again on its own record used to start it twice.
+    done = _record(task("p"), TaskState.COMPLETED, attempts=1, result=7)
+    released = _record(task("c", deps=["p"]), TaskState.PENDING, ready_at=0.5)
+    for records in ((done, released), (released, done)):
+        fresh = EngineState(ME)
+        fresh.handle(AgentAdded(agent("a", capacity=4), 0.0))
+        fresh.handle(TasksLoaded((_record(task("p"), TaskState.IN_PROGRESS, owner="worker-b", attempts=1),), 0.0))
+        fresh.handle(TasksAdded((task("c", deps=["p"]),), 0.0))
+        actions = fresh.handle(TasksLoaded(records, 1.0))
+        assert _claims(actions) == [("c", 1)]
+        assert fresh.agents["a"].running == {"c"}
+
+
+def test_a_dependent_claimed_elsewhere_in_the_same_batch_is_not_started_here(state):
+    state.handle(AgentAdded(agent("a", capacity=4), 0.0))
+    state.handle(TasksLoaded((_record(task("p"), TaskState.IN_PROGRESS, owner="worker-b", attempts=1),), 0.0))
+    state.handle(TasksAdded((task("c", deps=["p"], requirements={"resources": {"cpu": 1}}),), 0.0))
+    done = _record(task("p"), TaskState.COMPLETED, attempts=1, result=7)
+    claimed = _record(
+        task("c", deps=["p"], requirements={"resources": {"cpu": 1}}),
+        TaskState.IN_PROGRESS,
+        owner="worker-b",
+        attempts=1,
+    )
+    actions = state.handle(TasksLoaded((done, claimed), 1.0))
+    assert _claims(actions) == [] and not state.agents["a"].running
+    assert not [a for a in actions if type(a).__name__ == "TakeLease"]
+    assert state.tasks["c"].owner == "worker-b"
+
+
+def test_records_of_unknown_tasks_loaded_together_start_each_ready_task_once():
+    # A fresh worker reads a completed dependency and its (already released) dependent in one batch.
+    for order in (0, 1):
+        state = EngineState(ME)
+        state.handle(AgentAdded(agent("a", capacity=4), 0.0))
+        done = _record(task("p"), TaskState.COMPLETED, attempts=1, result=7)
+        blocked = _record(task("c", deps=["p"]), TaskState.BLOCKED)
+        pending = _record(task("d", deps=["p"]), TaskState.PENDING, ready_at=0.5)
+        records = (done, blocked, pending) if order == 0 else (pending, blocked, done)
+        actions = state.handle(TasksLoaded(records, 1.0))
+        assert sorted(_claims(actions)) == [("c", 1), ("d", 1)]
+
+
+def test_a_failed_dependency_and_its_dependent_in_one_batch_cancel_the_dependent_once(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksLoaded((_record(task("p"), TaskState.IN_PROGRESS, owner="worker-b", attempts=1),), 0.0))
+    state.handle(TasksAdded((task("c", deps=["p"]),), 0.0))
+    failed = _record(task("p"), TaskState.FAILED, attempts=1)
+    still_blocked = _record(task("c", deps=["p"]), TaskState.BLOCKED, placement="a")
+    actions = state.handle(TasksLoaded((failed, still_blocked), 1.0))
+    assert state.tasks["c"].state is TaskState.CANCELLED
+    assert [a for a in actions if type(a) is Settled and a.task_id == "c"] == [Settled("c")]
+    assert Save("c") in actions

@@ -1,0 +1,185 @@
+"""Several worker processes share one SQLite file: every task runs exactly once, unless its worker dies.
+
+5,000 tasks in small diamonds (a root, two branches, a join) and tasks that lease a cpu from the pool;
+three workers take them concurrently. Executions are counted in the agents (one line per execution in a
+log shared by the workers), not only in the rows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import pepper
+from pepper.core import TaskOrchestrator
+
+GROUPS = 1000  # x 5 tasks
+
+WORKER = textwrap.dedent("""
+    import os, sys, time
+    import pepper
+
+    db, home, log, expected = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    runtime = pepper.Runtime(db=db, home=home, resources={"cpu": 4}, poll_interval="20ms",
+                             heartbeat_interval="100ms", visibility_timeout="2s", shutdown_timeout="5s")
+    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+    def work(task):
+        for dep, result in task.dependency_results.items():
+            assert result == dep, (task.task_id, dep, result)  # dependencies completed before this started
+        os.write(out, f"{task.task_id} {os.getpid()} {task.attempt}\\n".encode())
+        return task.task_id
+
+    pepper.agent("plain", task_types=["t"], capacity=6, runtime=runtime)(work)
+    pepper.agent("leasing", task_types=["r"], capacity=3, runtime=runtime)(work)
+    runtime.start()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # stop once every task is stored as completed
+        counts = runtime.store.count_by_state()
+        if counts.get("completed", 0) == expected:
+            break
+        time.sleep(0.1)
+    runtime.close()
+""")
+
+
+def specs() -> list[dict]:
+    out = []
+    for g in range(GROUPS):
+        root, left, right, join = (f"g{g}/{name}" for name in ("root", "left", "right", "join"))
+        out += [
+            {"id": root, "type": "t"},
+            {"id": left, "type": "t", "dependencies": [root]},
+            {"id": right, "type": "r", "dependencies": [root], "requirements": {"resources": {"cpu": 1}}},
+            {"id": join, "type": "t", "dependencies": [left, right]},
+            {"id": f"g{g}/solo", "type": "r", "requirements": {"resources": {"cpu": 1}}},
+        ]
+    return out
+
+
+def states(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return dict(conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall())
+    finally:
+        conn.close()
+
+
+class Workers:
+    def __init__(self, tmp_path: Path, total: int) -> None:
+        self.tmp, self.total = tmp_path, total
+        self.db, self.log = tmp_path / "shared.db", tmp_path / "ran.log"
+        self.script = tmp_path / "worker.py"
+        self.script.write_text(WORKER)
+        self.env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.killed: set[int] = set()
+
+    def start(self) -> subprocess.Popen[bytes]:
+        home = self.tmp / f"home-{len(self.procs)}"
+        args = [sys.executable, str(self.script), str(self.db), str(home), str(self.log), str(self.total)]
+        proc = subprocess.Popen(args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        return proc
+
+    def executions(self) -> list[tuple[str, int]]:
+        if not self.log.exists():
+            return []
+        return [(line.split()[0], int(line.split()[1])) for line in self.log.read_text().splitlines() if line]
+
+    def wait_registered(self, agents: int, deadline: float) -> None:
+        """Until ``agents`` agents of live workers are in the database (every worker is ready to take work)."""
+        while True:
+            conn = sqlite3.connect(self.db, timeout=30)
+            try:
+                found = conn.execute(
+                    "SELECT COUNT(*) FROM agents a JOIN workers w USING (worker_id) WHERE w.stopped_at IS NULL"
+                ).fetchone()[0]
+            except sqlite3.OperationalError:  # no tables yet
+                found = 0
+            finally:
+                conn.close()
+            if found >= agents:
+                return
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.05)
+
+    def submit(self) -> None:
+        with pepper.Runtime(db=str(self.db), home=str(self.tmp / "home"), resources={"cpu": 4}) as rt:
+            TaskOrchestrator(rt).submit_tasks(specs())
+
+    def wait_for(self, executed: int, deadline: float) -> None:
+        while len(self.executions()) < executed:
+            assert time.monotonic() < deadline, "the workers stopped making progress"
+            time.sleep(0.02)
+
+    def finish(self, deadline: float) -> None:
+        for proc in self.procs:
+            if proc.pid in self.killed:
+                continue
+            proc.wait(max(1.0, deadline - time.monotonic()))
+            assert proc.returncode == 0, proc.stderr.read().decode()[-3000:]
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    group = Workers(tmp_path, len(specs()))
+    yield group
+    group.stop_all()
+
+
+@pytest.mark.slow
+def test_three_workers_run_each_of_five_thousand_tasks_exactly_once(workers):
+    deadline = time.monotonic() + 420
+    for _ in range(3):
+        workers.start()
+    workers.wait_registered(6, deadline)
+    workers.submit()  # while all three wait for work
+    workers.finish(deadline)
+    assert states(workers.db) == {"completed": workers.total}
+    runs = Counter(task_id for task_id, _ in workers.executions())
+    assert len(runs) == workers.total and set(runs.values()) == {1}, runs.most_common(5)
+    by_worker = Counter(pid for _, pid in workers.executions())
+    assert len(by_worker) == 3  # every worker kept taking and committing work
+
+
+@pytest.mark.slow
+def test_workers_killed_and_restarted_lose_nothing_and_only_the_dead_workers_tasks_run_again(workers):
+    deadline = time.monotonic() + 480
+    for _ in range(3):
+        workers.start()
+    workers.wait_registered(6, deadline)
+    workers.submit()
+    for round_ in range(3):  # kill -9 one worker while it holds work, start a fresh one
+        workers.wait_for((round_ + 1) * workers.total // 5, deadline)
+        victim = workers.procs[round_]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        workers.killed.add(victim.pid)
+        workers.start()
+    workers.finish(deadline)
+    assert states(workers.db) == {"completed": workers.total}
+    runs: dict[str, list[int]] = {}
+    for task_id, pid in workers.executions():
+        runs.setdefault(task_id, []).append(pid)
+    assert len(runs) == workers.total
+    for task_id, pids in runs.items():
+        survivors = [pid for pid in pids if pid not in workers.killed]
+        # a task runs again only because a worker that ran it died; never twice in live workers
+        assert len(survivors) <= 1, (task_id, pids)
+        assert len(pids) == 1 or len(pids) - len(survivors) >= 1, (task_id, pids)
