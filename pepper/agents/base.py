@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pepper.errors import AgentDefinitionError
 from pepper.model.agent import AgentMetrics, AgentSpec
 from pepper.model.run import TaskRun
 
@@ -18,6 +20,9 @@ class BaseAgent:
     unregistered or the runtime closes. ``health_check()`` and
     ``collect_feedback()`` are asked for by monitors; ``get_metrics()`` reports
     the counters pepper keeps for the agent.
+
+    A result is at most 10 MB as JSON (a larger one fails the attempt); ``max_result_mb`` in
+    ``config`` sets another cap for the agent.
 
     Class attributes (``agent_id``, ``task_types``, ``skills``, ``capacity``,
     ``resources``) are defaults for the constructor's arguments::
@@ -54,6 +59,7 @@ class BaseAgent:
         recovery: Any = None,
     ) -> None:
         cls = type_of(self)
+        _check_result_cap(agent_id if agent_id is not None else cls.agent_id, config)
         self.spec = AgentSpec.build(
             agent_id if agent_id is not None else cls.agent_id,
             task_types=_names(task_types if task_types is not None else cls.task_types),
@@ -119,6 +125,19 @@ class BaseAgent:
 def type_of(obj: object) -> type:
     """``type(obj)`` (named so, since ``type`` is an argument name above)."""
     return obj.__class__
+
+
+def _check_result_cap(agent_id: Any, config: Mapping[str, Any] | None) -> None:
+    """``config['max_result_mb']``, when given, must be a positive number of megabytes."""
+    if not isinstance(config, Mapping) or "max_result_mb" not in config:
+        return
+    value = config["max_result_mb"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise AgentDefinitionError(
+            f"agent {agent_id!r}: max_result_mb must be a positive number of megabytes (the largest result "
+            f"the agent may return, 10 by default), got {value!r}",
+            field="max_result_mb",
+        )
 
 
 def _names(value: Any) -> Any:

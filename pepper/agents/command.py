@@ -21,6 +21,14 @@ class CommandAgent(BaseAgent):
     is the Python interpreter running pepper (a script can use its packages). Stdout is the
     result (JSON when it parses); a non-zero exit fails the task. ``env`` adds
     environment variables.
+
+    Limits: stdout is read up to ``max_result_mb`` (10 MB by default); past it the
+    command is stopped and the attempt fails with ``ResultTooLarge``. Of stderr the
+    first and last 64 KB are kept (the end of it is quoted in the task's error). When
+    the command's shell exits, what it left running in its process group is stopped
+    (SIGTERM, then SIGKILL): a background child neither holds the task nor outlives
+    it. A timeout or cancel stops the whole group the same way. The command's
+    memory allocation (``resources={"memory": MB}``) is a hard cap.
     """
 
     kind = "command"
@@ -36,6 +44,7 @@ class CommandAgent(BaseAgent):
         resources: Mapping[str, Any] | None = None,
         type: str | None = None,
         env: Mapping[str, str] | None = None,
+        max_result_mb: float | None = None,
         config: Mapping[str, Any] | None = None,
         recovery: Any = None,
     ) -> None:
@@ -44,6 +53,8 @@ class CommandAgent(BaseAgent):
             if not isinstance(env, Mapping):
                 raise AgentDefinitionError(f"agent {agent_id!r}: env must be a mapping of names to values")
             settings["env"] = {str(k): str(v) for k, v in env.items()}
+        if max_result_mb is not None:
+            settings["max_result_mb"] = max_result_mb
         super().__init__(
             agent_id,
             task_types=task_types,

@@ -1,8 +1,13 @@
 """Running attempts: each on the right executor, with its timeout, reporting how it ended.
 
 Async agents run on the engine loop, sync agents in a thread pool, command
-agents as subprocesses. Whatever an agent raises, even ``BaseException``
-subclasses, becomes a failed attempt; it never reaches the engine.
+agents as subprocesses. A sync agent still running when its attempt ends
+(timeout, cancel) keeps its thread, which Python cannot stop; the pool starts
+a fresh thread in its place, so such agents never starve the others (see
+``executors.threads``; ``stuck_threads`` counts them). A result larger than
+the agent's cap (``executors.limits``) fails the attempt. Whatever an agent
+raises, even ``BaseException`` subclasses, becomes a failed attempt; it never
+reaches the engine.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import inspect
 import logging
 import traceback
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 from pepper.engine.clock import Clock
+from pepper.engine.executors.limits import ResultTooLarge, check_result_size
 from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, MemoryLimitExceeded, run_command
+from pepper.engine.executors.threads import AgentThreads
 from pepper.errors import NotSerializableError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
@@ -52,7 +58,7 @@ class _Attempt:
 
 def task_error(exc: BaseException, kind: str = "error") -> TaskError:
     """A stored description of what an agent raised."""
-    if isinstance(exc, (CommandFailed, CommandKilled, MemoryLimitExceeded)):
+    if isinstance(exc, (CommandFailed, CommandKilled, MemoryLimitExceeded, ResultTooLarge)):
         # The message carries the command's own stderr; pepper's frames would only mislead.
         return TaskError(type(exc).__name__, str(exc), None, "crash" if isinstance(exc, CommandKilled) else kind)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
@@ -68,7 +74,7 @@ class Attempts:
         self._clock = clock
         self._report = report
         self.home = agents_home
-        self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="pepper-agent")
+        self.threads = AgentThreads(max_threads)
         self.running: dict[str, _Attempt] = {}
         self.pids: dict[str, set[int]] = {}  # agent id -> processes of its running commands
         self._kinds: dict[AgentHandle, str] = {}
@@ -108,8 +114,18 @@ class Attempts:
         if leftovers:
             await asyncio.wait(leftovers, timeout=5.0)
 
+    @property
+    def stuck_threads(self) -> int:
+        """Sync agent calls still running after their attempt ended (each on a thread outside the pool)."""
+        return self.threads.statistics().stuck
+
+    def stuck(self) -> list[tuple[str, str, int, float]]:
+        """``(agent id, task id, attempt, ended at)`` of each sync agent call still running after its attempt
+        ended, oldest first."""
+        return [(*owner, at) for owner, at in self.threads.stuck()]  # type: ignore[misc]
+
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.threads.close()
 
     async def _run(self, attempt: _Attempt, call: Coroutine[Any, Any, Any]) -> None:
         run, agent = attempt.run, attempt.agent
@@ -122,8 +138,10 @@ class Attempts:
             else:
                 async with asyncio.timeout(timeout) as deadline:
                     value = await call
-            result, result_json = codec.normalise(value, "the agent's result")
-            ok = True
+            value, text = codec.normalise(value, "the agent's result")
+            if agent.spec.kind != "command":  # a command's stdout was capped as it was read
+                check_result_size(agent.spec, text)
+            ok, result, result_json = True, value, text
         except asyncio.CancelledError:
             if inspect.getcoroutinestate(call) == inspect.CORO_CREATED:
                 call.close()  # cancelled before it started
@@ -171,7 +189,20 @@ class Attempts:
             cap = run.task.requirements.resources.get("memory") or spec.resources.get("memory")
             pids = self.pids.setdefault(spec.agent_id, set())
             return await run_command(spec, run, self.home / spec.agent_id, memory_cap=cap, pids=pids)
-        value = await asyncio.get_running_loop().run_in_executor(self._pool, agent.execute, run)
+        future = self.threads.submit(agent.execute, run, owner=(agent.spec.agent_id, run.task_id, run.attempt))
+        try:
+            value = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if self.threads.abandon(future, self._clock.now()):
+                log.warning(
+                    "agent %s did not return when attempt %d of task %s ended; its thread is left to finish "
+                    "and a new one takes its place (%d such threads now)",
+                    agent.spec.agent_id,
+                    run.attempt,
+                    run.task_id,
+                    self.stuck_threads,
+                )
+            raise
         if inspect.isawaitable(value):
             value = await value
         return value

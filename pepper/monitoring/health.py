@@ -220,6 +220,7 @@ class EngineFacts:
     loop_lag: float | None = None  # seconds a timer fired late, recently at most
     accepting: bool = True
     waiting: int = 0  # tasks not ended yet (parked ones aside)
+    stuck_threads: int = 0  # synchronous agent calls that ignored their timeout or cancel and still run
 
 
 def engine_health(f: EngineFacts) -> ComponentHealth:
@@ -235,5 +236,10 @@ def engine_health(f: EngineFacts) -> ComponentHealth:
                                    "something blocks it (an async agent that does not await?)"))  # fmt: skip
     if f.engine_here and not f.accepting:
         problems.append((DEGRADED, "the engine is shutting down: it starts no new tasks"))
-    metrics = {"engine_here": f.engine_here, "live_workers": f.live_workers, "loop_lag": f.loop_lag}
+    if f.stuck_threads:
+        problems.append((DEGRADED, f"{f.stuck_threads} synchronous agent call(s) ignored their timeout or cancel "
+                                   "and still run in threads of their own (new attempts are not held up; make "
+                                   "the agent check task.cancelled)"))  # fmt: skip
+    metrics = {"engine_here": f.engine_here, "live_workers": f.live_workers, "loop_lag": f.loop_lag,
+               "stuck_threads": f.stuck_threads}  # fmt: skip
     return _verdict("engine", problems, metrics)

@@ -3,8 +3,11 @@
 The task never reaches the command line: its id, type and attempt are in the
 environment, its inputs too (``PEPPER_TASK_INPUTS``, when small), and the whole
 task as JSON on stdin. So task inputs cannot inject shell commands. Stdout is
-the result (JSON if it parses, else text); a non-zero exit is a failure that
-carries the tail of stderr.
+the result (JSON if it parses, else text; at most the agent's result cap, 10 MB
+unless its config's ``max_result_mb`` says otherwise); a non-zero exit is a
+failure that carries the tail of stderr (of which the first and last 64 KB are
+kept). A timeout or cancel stops the command's whole process group: SIGTERM,
+then SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from typing import Any
 
 import psutil
 
+from pepper.engine.executors.limits import ResultTooLarge, result_limit, result_limit_mb
 from pepper.engine.usage import cap_memory
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.run import TaskRun
 
 _ENV_INPUTS_LIMIT = 64 * 1024
-_STDERR_TAIL = 2000
-_KILL_GRACE = 2.0
+_STDERR_TAIL = 2000  # characters of stderr an error message quotes
+_STDERR_KEEP = 64 * 1024  # bytes of stderr kept from its start, and as many from its end
+_KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+_GROUP_POLL = 0.02  # seconds between checks that a stopping process group is gone
 #: Process groups of commands running now, killed if the interpreter exits before they end.
 _RUNNING_GROUPS: set[int] = set()
 
@@ -149,8 +155,13 @@ async def run_command(
 ) -> Any:
     """Run ``spec.command`` for one attempt; return its parsed stdout or raise.
 
-    ``memory_cap`` (MB) becomes a hard limit on the process's address space, set
-    right after it starts (never in a pre-exec hook: pepper has threads).
+    The attempt ends when the command's own process (the shell) ends: whatever it
+    left running in its process group is stopped then (SIGTERM, then SIGKILL), so a
+    background child holding stdout neither keeps the attempt running nor outlives
+    it. Stdout is read up to the agent's result cap (``limits``): past it the command
+    is stopped and ``ResultTooLarge`` raised. Stderr keeps its first and last
+    ``_STDERR_KEEP`` bytes. ``memory_cap`` (MB) becomes a hard limit on the address
+    space, set right after it starts (never in a pre-exec hook: pepper has threads).
     ``pids`` is kept up to date with the running process, for measurements.
     """
     assert spec.command is not None
@@ -160,7 +171,9 @@ async def run_command(
     argv = ["/bin/sh", "-c", spec.command]
     if launcher:  # the shell starts already limited, so no child can escape the cap
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
-    proc = await asyncio.create_subprocess_exec(
+    limit = result_limit(spec)
+    transport, capture = await asyncio.get_running_loop().subprocess_exec(
+        lambda: _Capture(limit),
         *argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -169,23 +182,33 @@ async def run_command(
         env=command_env(spec, run, workdir),
         start_new_session=True,  # its own process group, so the whole tree can be stopped
     )
-    _RUNNING_GROUPS.add(proc.pid)
+    group = transport.get_pid()  # the leader of a new session leads its process group
+    _RUNNING_GROUPS.add(group)
     if pids is not None:
-        pids.add(proc.pid)
+        pids.add(group)
     try:
         if memory_cap and not launcher:
-            _cap_tree(proc.pid, memory_cap)
-        stdout, stderr = await proc.communicate(stdin)
+            _cap_tree(group, memory_cap)
+        _send(transport, stdin)
+        await asyncio.wait((capture.exited, capture.overflowed), return_when=asyncio.FIRST_COMPLETED)
+        await _stop_group(group)
+        if not capture.overflowed.done():
+            # What is left in the pipes is read to their end, unless a process that left the group holds them.
+            await asyncio.wait((capture.drained,), timeout=_KILL_GRACE)
     except BaseException:
-        await _stop(proc)
+        await _stop_group(group)
         raise
     finally:
-        _RUNNING_GROUPS.discard(proc.pid)
+        # Closes the pipes now: asyncio would release them a few loop turns later, possibly after the loop closed.
+        transport.close()
+        _RUNNING_GROUPS.discard(group)
         if pids is not None:
-            pids.discard(proc.pid)
-    code = proc.returncode
+            pids.discard(group)
+    if capture.overflowed.done():
+        raise ResultTooLarge(spec.agent_id, result_limit_mb(spec), "the command's output on stdout (its result)")
+    code = transport.get_returncode()
     assert code is not None
-    errors = stderr.decode("utf-8", errors="replace")
+    errors = capture.stderr.text()
     if memory_cap and _ran_out_of_memory(code, errors):
         raise MemoryLimitExceeded(spec.command, memory_cap, errors)
     if code < 0:
@@ -193,8 +216,16 @@ async def run_command(
     if code - 128 in _CRASH_SIGNALS:  # the shell reports a child killed by signal N as status 128 + N
         raise CommandKilled(spec.command, code - 128, errors)
     if code != 0:
-        raise CommandFailed(spec.command, code, stderr.decode("utf-8", errors="replace"))
-    return parse_output(stdout)
+        raise CommandFailed(spec.command, code, errors)
+    return parse_output(bytes(capture.stdout))
+
+
+def _send(transport: asyncio.SubprocessTransport, data: bytes) -> None:
+    """Write the task to stdin and close it (a command that does not read it may exit: the pipe just breaks)."""
+    pipe = transport.get_pipe_transport(0)
+    if isinstance(pipe, asyncio.WriteTransport):
+        pipe.write(data)
+        pipe.write_eof()
 
 
 def _cap_tree(pid: int, memory_cap: float) -> None:
@@ -210,24 +241,100 @@ def _cap_tree(pid: int, memory_cap: float) -> None:
             continue
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the process group, then SIGKILL it if it lingers; then release its pipes."""
+def _signal_group(group: int, signum: int) -> bool:
+    """Send ``signum`` (0: only look) to every process of ``group``; False when none is left."""
     try:
-        for signum, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, None)):
-            if proc.returncode is not None:
+        os.killpg(group, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def _stop_group(group: int) -> None:
+    """SIGTERM every process of ``group``, then SIGKILL those still there after a grace period, even when
+    the shell that led the group has ended (a grandchild may ignore SIGTERM). Cancelled, it kills at once."""
+    if not _signal_group(group, signal.SIGTERM):
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _KILL_GRACE
+    try:
+        while loop.time() < deadline:
+            await asyncio.sleep(_GROUP_POLL)
+            if not _signal_group(group, 0):
                 return
-            try:
-                os.killpg(proc.pid, signum)
-            except (ProcessLookupError, PermissionError):
+    except BaseException:
+        _signal_group(group, signal.SIGKILL)
+        raise
+    _signal_group(group, signal.SIGKILL)
+
+
+class _HeadTail:
+    """The first and the last ``keep`` bytes of a stream, and how many were cut between them."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.cut = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.keep - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            if len(self.tail) > self.keep:
+                drop = len(self.tail) - self.keep
+                del self.tail[:drop]
+                self.cut += drop
+
+    def text(self) -> str:
+        marker = f"\n[... {self.cut} bytes cut ...]\n" if self.cut else ""
+        return (self.head.decode("utf-8", errors="replace") + marker
+                + self.tail.decode("utf-8", errors="replace"))  # fmt: skip
+
+
+class _Capture(asyncio.SubprocessProtocol):
+    """Collects a command's stdout (up to ``limit`` bytes) and stderr (head and tail), and notes its end.
+
+    ``exited``: the direct child ended (asyncio's ``Process.wait()`` would also wait for the pipes to close,
+    which a background child can hold open forever); ``drained``: stdout and stderr reached their end;
+    ``overflowed``: stdout passed ``limit`` (the rest is not kept)."""
+
+    def __init__(self, limit: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.limit = limit
+        self.stdout = bytearray()
+        self.stderr = _HeadTail(_STDERR_KEEP)
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+        self.overflowed: asyncio.Future[None] = loop.create_future()
+        self._open = {1, 2}
+        self._transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        assert isinstance(data, bytes)
+        if fd == 2:
+            self.stderr.add(data)
+        elif not self.overflowed.done():
+            if len(self.stdout) + len(data) <= self.limit:
+                self.stdout += data
                 return
-            try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-                return
-            except (TimeoutError, asyncio.CancelledError):
-                continue
-    finally:
-        # asyncio's Process has no public close(); without this the pipes would be released
-        # a few loop turns later, possibly after the engine's loop has closed.
-        transport = getattr(proc, "_transport", None)
-        if transport is not None:
-            transport.close()
+            self.overflowed.set_result(None)
+            self.stdout = bytearray()
+            pipe = self._transport.get_pipe_transport(1) if self._transport is not None else None
+            if isinstance(pipe, asyncio.ReadTransport):
+                pipe.pause_reading()  # the command now blocks on a full pipe until it is stopped
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open.discard(fd)
+        if not self._open and not self.drained.done():
+            self.drained.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
