@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pepper.core.agents_view import AgentProfile, LiveView, StoredView, agents_view
+from pepper.core.agents_view import AgentProfile, LiveView, StoredView, read_agents
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
 from pepper.errors import AgentNotFoundError, NoEligibleAgentError, TaskNotFoundError, ValidationError
@@ -29,38 +29,52 @@ class AgentSelector(Component):
 
     def rank_agents(self, task_type: str, requirements: Mapping[str, Any] | None = None) -> list[AgentProfile]:
         """Every eligible agent, best first (empty if none is eligible)."""
-        view, choice = self._choose(task_type, requirements)
-        return [AgentProfile.of(c.spec, c.running, view.parts(c.agent_id), c.projected_finish) for c in choice.eligible]
+        task_type, req = _task_type(task_type), Requirements.parse(requirements)
+
+        def rank(view: LiveView | StoredView) -> list[AgentProfile]:
+            choice = _choose(view, task_type, req)
+            return [AgentProfile.of(c.spec, c.running, view.parts(c.agent_id), c.projected_finish,
+                                    choice.notes.get(c.agent_id, ())) for c in choice.eligible]  # fmt: skip
+
+        return read_agents(self.runtime, rank)
 
     def select_agent(self, task_type: str, requirements: Mapping[str, Any] | None = None) -> AgentProfile:
         """The best eligible agent; ``NoEligibleAgentError`` lists every agent and why it was ruled out."""
-        view, choice = self._choose(task_type, requirements, best_only=True)
-        best = choice.best
-        if best is None:
-            req = Requirements.parse(requirements)
-            everyone = [view.candidate(a, task_type, bool(req.resources)) for a in view.directory().agents.values()]
-            raise NoEligibleAgentError(task_type, dict(choose(everyone, task_type, req).rejected))
-        return AgentProfile.of(best.spec, best.running, view.parts(best.agent_id), best.projected_finish)
+        task_type, req = _task_type(task_type), Requirements.parse(requirements)
 
-    def _choose(self, task_type: str, requirements: Mapping[str, Any] | None, best_only: bool = False):  # type: ignore[no-untyped-def]
-        task_type = _task_type(task_type)
-        req = Requirements.parse(requirements)
-        view = agents_view(self.runtime)
-        matching = view.directory().matching(task_type, req.skills)
-        if best_only and asks_only_type_and_skills(req):  # the common case, ranked without building candidates
-            best = view.best_matching(matching, task_type)
-            return view, Choice(best, (best,) if best else ())
-        with_resources = bool(req.resources)
-        candidates = [view.candidate(a, task_type, with_resources) for a in matching]
-        return view, choose(candidates, task_type, req, best_only=best_only)
+        def select(view: LiveView | StoredView) -> AgentProfile:
+            choice = _choose(view, task_type, req, best_only=True)
+            best = choice.best
+            if best is None:
+                agents = view.directory().agents.values()
+                everyone = [view.candidate(a, task_type, bool(req.resources)) for a in agents]
+                raise NoEligibleAgentError(task_type, dict(choose(everyone, task_type, req).rejected))
+            notes = choice.notes.get(best.agent_id, ())
+            return AgentProfile.of(best.spec, best.running, view.parts(best.agent_id), best.projected_finish, notes)
+
+        return read_agents(self.runtime, select)
 
     def get_agent_capabilities(self, agent_id: str) -> AgentProfile:
         """Task types, skills, capacity, resources, config, score and load of an agent."""
-        view = agents_view(self.runtime)
-        agent = view.directory().agents.get(agent_id)
-        if agent is None:
-            raise AgentNotFoundError(agent_id, view.directory().agents)
-        return AgentProfile.of(agent.spec, len(agent.running), view.parts(agent_id))
+
+        def profile(view: LiveView | StoredView) -> AgentProfile:
+            agent = view.directory().agents.get(agent_id)
+            if agent is None:
+                raise AgentNotFoundError(agent_id, view.directory().agents)
+            return AgentProfile.of(agent.spec, len(agent.running), view.parts(agent_id))
+
+        return read_agents(self.runtime, profile)
+
+
+def _choose(view: LiveView | StoredView, task_type: str, req: Requirements, best_only: bool = False) -> Choice:
+    """The eligible agents for a task (call inside ``read_agents``: a live view is read on the engine's thread)."""
+    matching = view.directory().matching(task_type, req.skills)
+    if best_only and asks_only_type_and_skills(req):  # the common case, ranked without building candidates
+        best = view.best_matching(matching, task_type)
+        return Choice(best, (best,) if best else ())
+    with_resources = bool(req.resources)
+    candidates = [view.candidate(a, task_type, with_resources) for a in matching]
+    return choose(candidates, task_type, req, best_only=best_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +99,13 @@ class LoadBalancer(Component):
     """Agent load, and plans that spread a workload so the last task finishes as early as possible."""
 
     def get_agent_load(self, agent_id: str) -> AgentLoadReport:
-        view = agents_view(self.runtime)
-        agent = view.directory().agents.get(agent_id)
-        if agent is None:
-            raise AgentNotFoundError(agent_id, view.directory().agents)
-        return AgentLoadReport(agent_id, len(agent.running), view.queued(agent), agent.spec.capacity)
+        def load(view: LiveView | StoredView) -> AgentLoadReport:
+            agent = view.directory().agents.get(agent_id)
+            if agent is None:
+                raise AgentNotFoundError(agent_id, view.directory().agents)
+            return AgentLoadReport(agent_id, len(agent.running), view.queued(agent), agent.spec.capacity)
+
+        return read_agents(self.runtime, load)
 
     def distribute_workload(
         self, tasks: Iterable[Any], agents: Iterable[Any] | None = None, *, apply: bool = False
@@ -97,15 +113,18 @@ class LoadBalancer(Component):
         """Assign ``tasks`` (objects, dicts or ids) to ``agents`` (objects, dicts or ids; default: all),
         longest first onto the earliest-finishing agent. ``apply=True`` pins the plan onto stored tasks."""
         runtime = self.runtime
-        view = agents_view(runtime)
         plan_tasks = [self._plan_task(runtime, item) for item in _items(tasks, "tasks")]
-        candidates = self._candidates(view, agents)
-        known = {c.agent_id for c in candidates}
+        chosen = None if agents is None else _items(agents, "agents")
+        task_types = {t.task_type for t in plan_tasks}
 
-        def expected(agent_id: str, task_type: str) -> float:
-            return view.expected(agent_id, task_type) if agent_id in known else 1.0
+        def standing(view: LiveView | StoredView) -> tuple[list[Candidate], dict[tuple[str, str], float]]:
+            candidates = self._candidates(view, chosen)
+            times = {(c.agent_id, t): view.expected(c.agent_id, t) for c in candidates for t in task_types}
+            return candidates, times
 
-        plan = distribute(plan_tasks, candidates, expected)
+        # The agents' standing is read in one go; the plan itself is worked out here, off the engine's thread.
+        candidates, times = read_agents(runtime, standing)
+        plan = distribute(plan_tasks, candidates, lambda agent_id, task_type: times.get((agent_id, task_type), 1.0))
         if apply:
             runtime.place(plan.assignments)
         return plan
@@ -130,7 +149,7 @@ class LoadBalancer(Component):
         return PlanTask(task_id, task_type, getattr(task, "requirements", Requirements()))
 
     @staticmethod
-    def _candidates(view: LiveView | StoredView, agents: Iterable[Any] | None) -> list[Candidate]:
+    def _candidates(view: LiveView | StoredView, agents: list[Any] | None) -> list[Candidate]:
         directory = view.directory()
 
         def standing(agent: AgentLoad) -> Candidate:
@@ -140,7 +159,7 @@ class LoadBalancer(Component):
         if agents is None:
             return [standing(a) for a in directory.agents.values()]
         out = []
-        for item in _items(agents, "agents"):
+        for item in agents:
             if isinstance(item, Mapping):
                 if item.get("agent_id") not in directory.agents:  # an agent described, not registered
                     out.append(Candidate(AgentSpec.from_dict({"task_types": ["*"], **item})))

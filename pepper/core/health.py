@@ -18,6 +18,7 @@ from typing import Any
 from pepper.core.component import Component
 from pepper.core.performance import observations
 from pepper.core.runtime import Runtime
+from pepper.engine.inspection import EngineFigures, RunningAttempt, engine_figures
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import NotFoundError, ValidationError, suggest
 from pepper.model.events import HealthChanged
@@ -139,15 +140,26 @@ class HealthMonitor(Component):
     def _component(self, name: str, now: float) -> ComponentHealth:
         return getattr(self, f"_{name}")(now)  # type: ignore[no-any-return]
 
+    def _engine_figures(self) -> EngineFigures | None:
+        """This process's engine figures, copied on the engine's thread (None without an engine here)."""
+        runtime = self.runtime
+        service = runtime._service
+        if service is None:
+            return None
+        engine = service.engine
+        return runtime._on_engine(
+            lambda: engine_figures(engine.state, engine.worker_id, service.lag.worst, engine.attempts.stuck_threads)
+        )
+
     def _agents(self, now: float) -> ComponentHealth:
         runtime = self.runtime
         store = runtime.store
         local = {a.agent_id for a in runtime.agents()}
         deadline = now - runtime.settings.visibility_timeout
         alive = {w.worker_id for w in store.workers.live() if w.heartbeat_at >= deadline}
-        service = runtime._service
-        if service is not None:
-            alive.add(service.engine.worker_id)
+        figures = self._engine_figures()
+        if figures is not None:
+            alive.add(figures.worker_id)
         recent, _ = observations(runtime, now - ERROR_WINDOW)
         facts = []
         registered = {a.spec.agent_id: a for a in store.workers.agents()}
@@ -157,32 +169,13 @@ class HealthMonitor(Component):
             worker = registered.get(agent_id)
             facts.append(rules.AgentFacts(
                 agent_id, ok, error, agent_id in local or (worker is not None and worker.worker_id in alive),
-                len(mine), sum(1 for o in mine if not o.ok), self._stalled(agent_id, mine, now),
+                len(mine), sum(1 for o in mine if not o.ok), _stalled(figures, agent_id, mine, now),
             ))  # fmt: skip
         online = [a.spec for a in runtime.agents()] + [
             a.spec for a in registered.values() if a.spec.agent_id not in local and a.worker_id in alive
         ]
         untaken = stranded(store.ready_routes(now), online) if online else ()
         return rules.agents_health(facts, store.unfinished_count(), untaken)
-
-    def _stalled(self, agent_id: str, recent: list[Any], now: float) -> tuple[tuple[str, float, float], ...]:
-        service = self.runtime._service
-        if service is None:
-            return ()
-        state = service.engine.state
-        agent = state.agents.get(agent_id)
-        if agent is None:
-            return ()
-        found = []
-        for task_id in agent.running:
-            t = state.tasks.get(task_id)
-            if t is None or t.started_at is None:
-                continue
-            runs = [o.run for o in recent if o.ok and o.run is not None and o.task_type == t.task.task_type]
-            usual = sum(runs) / len(runs) if runs else None
-            if rules.stalled(now - t.started_at, usual):
-                found.append((task_id, now - t.started_at, usual or 0.0))
-        return tuple(found)
 
     def _resources(self, now: float) -> ComponentHealth:
         runtime = self.runtime
@@ -200,11 +193,8 @@ class HealthMonitor(Component):
             measured = stored[0][2].get("memory", {}).get("value") if stored else None
             if measured is not None and measured > lease.resources["memory"]:
                 overuse.append((lease.holder, "MB of memory", measured, lease.resources["memory"]))
-        waiting = 0
-        service = runtime._service
-        if service is not None:
-            waiting = sum(1 for t in service.engine.state.tasks.values()
-                          if t.state is TaskState.PENDING and t.task.requirements.resources)  # fmt: skip
+        figures = self._engine_figures()
+        waiting = figures.waiting_for_resources if figures is not None else 0
         facts = rules.ResourceFacts(capacity, free, waiting, len(leases), expiring, tuple(overuse))
         return rules.resources_health(facts)
 
@@ -234,14 +224,29 @@ class HealthMonitor(Component):
 
     def _engine(self, now: float) -> ComponentHealth:
         runtime = self.runtime
-        service = runtime._service
+        figures = self._engine_figures()
         deadline = now - runtime.settings.visibility_timeout
         live = sum(1 for w in runtime.store.workers.live() if w.heartbeat_at >= deadline)
-        if service is None:
+        if figures is None:
             waiting = runtime.store.unfinished_count() if not live else 0
             return rules.engine_health(rules.EngineFacts(False, live, waiting=waiting))
-        facts = rules.EngineFacts(True, live, service.lag.worst, service.engine.state.accepting)
-        return rules.engine_health(facts)
+        return rules.engine_health(
+            rules.EngineFacts(True, live, figures.loop_lag, figures.accepting, stuck_threads=figures.stuck_threads)
+        )
+
+
+def _stalled(
+    figures: EngineFigures | None, agent_id: str, recent: list[Any], now: float
+) -> tuple[tuple[str, float, float], ...]:
+    """The attempts of a local agent running much longer than its usual run time for their task type."""
+    running: tuple[RunningAttempt, ...] = figures.running.get(agent_id, ()) if figures is not None else ()
+    found = []
+    for attempt in running:
+        runs = [o.run for o in recent if o.ok and o.run is not None and o.task_type == attempt.task_type]
+        usual = sum(runs) / len(runs) if runs else None
+        if rules.stalled(now - attempt.started_at, usual):
+            found.append((attempt.task_id, now - attempt.started_at, usual or 0.0))
+    return tuple(found)
 
 
 async def _ask(agent: Any, timeout: float) -> tuple[bool | None, str | None]:

@@ -98,7 +98,9 @@ def observations(runtime: Runtime, since: float) -> tuple[list[Observation], str
     """Attempts that ended after ``since``: this engine's (in memory), else the database's; and which."""
     service = runtime._service
     if service is not None and service.metrics is not None:
-        return service.metrics.window.since(since), "this process"
+        window = service.metrics.window
+        # Copied on the engine's thread: the engine appends to the window while tasks end.
+        return runtime._on_engine(lambda: window.since(since)), "this process"
     found = []
     for task_type, agent_id, ok, ready_at, started_at, at in runtime.store.feedback.ended_attempts(since):
         wait = started_at - ready_at if ready_at is not None and started_at is not None else None

@@ -1,13 +1,16 @@
 """Read-only questions about an ``EngineState``: why a task waits, whether work is left, how agents stand.
 
-The selector reads these from the caller's thread, without waiting for the
-engine loop: figures are a moment's snapshot, which is all a choice needs.
+Each runs on the engine's thread (callers elsewhere hop there through the
+runtime's portal): the state changes under any other thread, and iterating its
+sets and dicts from there fails or sees them half-changed. What leaves the
+engine thread is a copy (``EngineFigures``, candidates, plain numbers).
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from pepper.engine.live import LiveTask
 from pepper.engine.state import EngineState
@@ -27,7 +30,7 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
     parked = set()
     for dep in t.task.dependencies:
         d = state.tasks.get(dep)
-        if d is not None and d.parked_at is not None:
+        if d is not None and d.state is TaskState.PARKED:
             parked.add(dep)
         # Not in memory and nobody awaits it: it finished and was trimmed.
         deps[dep] = d.state if d is not None else (None if dep in state.awaiting else TaskState.COMPLETED)
@@ -89,6 +92,42 @@ def has_local_work(state: EngineState) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RunningAttempt:
+    """A task running on an agent of this engine."""
+
+    task_id: str
+    task_type: str
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFigures:
+    """What the health monitor needs of a running engine, copied on the engine's thread."""
+
+    worker_id: str
+    accepting: bool
+    loop_lag: float
+    running: Mapping[str, tuple[RunningAttempt, ...]]  # agent id -> its running attempts
+    waiting_for_resources: int  # pending tasks that ask for pool resources
+    stuck_threads: int = 0  # synchronous agent calls that outlived their attempt and still run
+
+
+def engine_figures(state: EngineState, worker_id: str, loop_lag: float, stuck_threads: int = 0) -> EngineFigures:
+    """A copy of the figures ``HealthMonitor`` reads (call on the engine's thread)."""
+    tasks = state.tasks
+    running: dict[str, tuple[RunningAttempt, ...]] = {}
+    for agent_id, agent in state.agents.items():
+        found = []
+        for task_id in agent.running:
+            t = tasks.get(task_id)
+            if t is not None and t.started_at is not None:
+                found.append(RunningAttempt(task_id, t.task.task_type, t.started_at))
+        running[agent_id] = tuple(found)
+    waiting = sum(1 for t in tasks.values() if t.state is TaskState.PENDING and t.task.requirements.resources)
+    return EngineFigures(worker_id, state.accepting, loop_lag, running, waiting, stuck_threads)
+
+
 # -- agents as the selector and the balancer see them -------------------------------------
 
 _directories: weakref.WeakKeyDictionary[EngineState, tuple[int, AgentDirectory]] = weakref.WeakKeyDictionary()
@@ -99,14 +138,7 @@ def directory(state: EngineState) -> AgentDirectory:
     cached = _directories.get(state)
     if cached is not None and cached[0] == state.routing.version:
         return cached[1]
-    for _ in range(3):  # read from another thread: the engine may add an agent meanwhile
-        try:
-            built = AgentDirectory(list(state.agents.values()))
-            break
-        except RuntimeError:
-            continue
-    else:
-        built = AgentDirectory(list(state.agents.values()))
+    built = AgentDirectory(list(state.agents.values()))
     _directories[state] = (state.routing.version, built)
     return built
 
@@ -128,6 +160,7 @@ def candidate(state: EngineState, agent: AgentLoad, task_type: str, now: float, 
         state.resources.available(agent_id)[0] if resources else None,
         agent.note,
         expected,
+        performance.has_evidence(agent_id, now),
     )
 
 
