@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import click
@@ -29,13 +29,15 @@ from pepper.cli.render import (
     state_text,
 )
 from pepper.core import AgentSelector, TaskOrchestrator
+from pepper.core.agents_view import read_agents
 from pepper.errors import NoEligibleAgentError
 from pepper.model.feedback import TaskFeedback
 from pepper.model.resources import describe
 from pepper.model.status import TaskStatus
 from pepper.model.task import TaskState
+from pepper.scheduling.backlog import waiting_from, work_ahead
 
-_WAITING = (TaskState.PENDING, TaskState.BLOCKED)
+_WAITING = (TaskState.PENDING, TaskState.BLOCKED, TaskState.PARKED)
 
 
 # --- pepper why ------------------------------------------------------------------------------
@@ -114,7 +116,27 @@ def _explain(runtime: pepper.Runtime, task_id: str) -> _Explanation:
     if pinned is not None:  # only the pinned agent may take it; the others do not matter
         eligible = [p for p in eligible if p.agent_id == pinned]
         rejected = {agent: reasons for agent, reasons in rejected.items() if agent == pinned}
+    if status.state is TaskState.PENDING:
+        eligible = _after_the_queue(runtime, task_id, eligible)
     return _Explanation(status, requirements, pinned, eligible, rejected, online)
+
+
+def _after_the_queue(runtime: pepper.Runtime, task_id: str, eligible: list[Any]) -> list[Any]:
+    """``eligible`` with each agent's projected finish pushed back by its share of the work queued ahead of the
+    task, spread over its capacity (the selector's projection is for a task starting at the next free slot)."""
+    waiting = waiting_from(runtime.store.ready_tasks(runtime.clock.now()))
+    me = next((w for w in waiting if w.task_id == task_id), None)
+    if me is None or not eligible:
+        return eligible
+    specs = [a.spec for a in runtime.store.workers.agents()]
+    ageing = runtime.settings.priority_ageing
+    work = read_agents(runtime, lambda view: work_ahead(me, waiting, specs, ageing, view.expected))
+    return [
+        p
+        if p.projected_finish is None
+        else replace(p, projected_finish=p.projected_finish + work.get(p.agent_id, 0.0) / p.capacity)
+        for p in eligible
+    ]
 
 
 def _why_view(ex: _Explanation, now: float, db: str | None) -> Group:

@@ -22,13 +22,11 @@ STATE_STYLES: dict[str, str] = {
     TaskState.BLOCKED.value: "magenta",
     TaskState.PENDING.value: "yellow",
     TaskState.IN_PROGRESS.value: "cyan",
+    TaskState.PARKED.value: "red",
     TaskState.COMPLETED.value: "green",
     TaskState.FAILED.value: "bold red",
     TaskState.CANCELLED.value: "dim",
 }
-
-#: How states are written for people (``in_progress`` reads as "running").
-STATE_LABELS: dict[str, str] = {TaskState.IN_PROGRESS.value: "running"}
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -56,8 +54,8 @@ def error_line(message: str) -> Text:
 
 
 def state_label(state: TaskState | str) -> str:
-    value = state.value if isinstance(state, TaskState) else str(state)
-    return STATE_LABELS.get(value, value)
+    """The state as stored (``in_progress``): the word people type back to ``--state`` and read in JSON."""
+    return state.value if isinstance(state, TaskState) else str(state)
 
 
 def state_text(state: TaskState | str) -> Text:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -28,22 +29,30 @@ from pepper.cli.render import (
     relative,
 )
 from pepper.core import TaskOrchestrator
-from pepper.core.charts import run_bars, run_notes, run_title, workflow_dot, write_gantt
+from pepper.core.charts import (
+    EarlierAttempt,
+    agent_capacities,
+    earlier_attempts,
+    run_bars,
+    run_notes,
+    run_title,
+    workflow_dot,
+    write_gantt,
+)
 from pepper.errors import PepperError
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
 
 #: Colour of each step status (a step is a task, or ``skipped``/``waiting`` which tasks are not).
-STEP_STYLES: dict[str, str] = {**STATE_STYLES, "skipped": "blue", "waiting": "magenta"}
+STEP_STYLES: dict[str, str] = {**STATE_STYLES, "skipped": "blue", "waiting": "magenta", "interrupted": "yellow"}
 #: Order in which statuses are counted: how steps ended first, then where the others stand.
-STATUS_ORDER = ("completed", "failed", "cancelled", "skipped", "in_progress", "pending", "blocked", "waiting")
-_LABELS = {"in_progress": "running"}
+STATUS_ORDER = ("completed", "failed", "cancelled", "skipped", "parked", "in_progress", "pending", "blocked", "waiting")
 _RUN_STYLES = {"completed": "bold green", "failed": "bold red", "cancelled": "bold yellow", "running": "bold cyan"}
 
 
 def status_label(status: str) -> str:
-    """A step status for people: ``in_progress`` reads ``running``."""
-    return _LABELS.get(status, status)
+    """A step status for people: as stored (``in_progress``, not "running", which is a run's status)."""
+    return status
 
 
 def status_text(status: str) -> Text:
@@ -135,8 +144,12 @@ def _cell(text: str, style: str = "") -> Text:
     return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
-def steps_table(result: WorkflowResult, now: float, waiting: Mapping[str, str] | None = None) -> Table:
-    """One row per step, in the workflow's order: status, agent, attempts, time, and its outcome."""
+def steps_table(
+    result: WorkflowResult, now: float, waiting: Mapping[str, str] | None = None,
+    earlier: Mapping[str, Sequence[EarlierAttempt]] | None = None,
+) -> Table:  # fmt: skip
+    """One row per step, in the workflow's order: status, agent, attempts, time, and its outcome; under it a
+    row for each of its ``earlier`` attempts (``#1``, ...)."""
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
     widest = max((len(s) for s in result.steps), default=4)
     table.add_column("STEP", min_width=min(12, widest), max_width=40)  # both wide columns shrink to fit
@@ -159,6 +172,13 @@ def steps_table(result: WorkflowResult, now: float, waiting: Mapping[str, str] |
             guess = "?" if step.step_id in assumed else ""  # no duration known: 1 s assumed
             cells.append(Text(duration(slot[2] - slot[1]) + guess if slot else "-", style="dim"))
         table.add_row(*cells, outcome(step, result.run_id, waiting))
+        for past in (earlier or {}).get(step.step_id, ()):
+            took = duration(past.ended_at - past.started_at) if past.started_at is not None else "-"
+            row = [_cell(f"  #{past.attempt}", "dim"), status_text(past.status), Text(past.agent_id or "-"),
+                   Text(""), Text(took)]  # fmt: skip
+            if planned:
+                row.append(Text(""))
+            table.add_row(*row, _cell(local(past.error, result.run_id), "red" if past.status == "failed" else "dim"))
     return table
 
 
@@ -241,6 +261,18 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
 # --- the end of a run: pictures, table, verdict, exit code ---------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RunHistory:
+    """What the store knows beyond a run's result: each step's earlier attempts and the agents' capacities."""
+
+    earlier: Mapping[str, Sequence[EarlierAttempt]]
+    capacities: Mapping[str, int]
+
+    @classmethod
+    def of(cls, runtime: pepper.Runtime, result: WorkflowResult) -> RunHistory:
+        return cls(earlier_attempts(runtime, result), agent_capacities(runtime))
+
+
 def finish(
     console: Console,
     spec: WorkflowSpec,
@@ -251,15 +283,17 @@ def finish(
     gantt: str | None,
     dot: str | None,
     db: str | None,
+    history: RunHistory | None = None,
 ) -> int:
-    """Draw the pictures asked for, then print the JSON, or the steps table, verdict and hints; the exit code."""
-    drawn, failed = draw(result, spec, gantt, dot)
+    """Draw the pictures asked for, then print the JSON, or the steps table, verdict and hints; the exit code.
+    ``history`` adds each step's earlier attempts to the table and the chart."""
+    drawn, failed = draw(result, spec, gantt, dot, history)
     if as_json:
         print_json(result.to_dict())
     elif dot == "-":
         click.echo(workflow_dot(spec, result), nl=False)
     if not as_json:
-        report(console, result, quiet, drawn, db)
+        report(console, result, quiet, drawn, db, history)
     if ending == "interrupted":
         return EXIT_INTERRUPTED
     if result.status is not RunState.COMPLETED:
@@ -267,13 +301,17 @@ def finish(
     return EXIT_BAD_INPUT if failed else EXIT_OK  # a picture asked for but not written
 
 
-def draw(result: WorkflowResult, spec: WorkflowSpec, gantt: str | None, dot: str | None) -> tuple[list[str], bool]:
-    """Write the Gantt chart and the DOT file asked for; hints naming them, and whether one could not be
-    written (errors go to stderr)."""
+def draw(
+    result: WorkflowResult, spec: WorkflowSpec, gantt: str | None, dot: str | None, history: RunHistory | None = None
+) -> tuple[list[str], bool]:
+    """Write the Gantt chart (every attempt of ``history``, no more lanes a row than its agent's capacity) and
+    the DOT file asked for; hints naming them, and whether one could not be written (errors go to stderr)."""
     hints, failed = [], False
+    earlier, capacities = (history.earlier, history.capacities) if history is not None else (None, None)
     if gantt is not None:
         try:
-            written = write_gantt(run_bars(result), gantt, run_title(result), notes=run_notes(result))
+            bars = run_bars(result, earlier=earlier)
+            written = write_gantt(bars, gantt, run_title(result), notes=run_notes(result), capacities=capacities)
             hints.append(f"Gantt chart of the run: {written}")
         except (PepperError, OSError) as exc:
             make_console(stderr=True).print(error_line(f"could not write the Gantt chart {gantt}: {exc}"))
@@ -290,13 +328,16 @@ def draw(result: WorkflowResult, spec: WorkflowSpec, gantt: str | None, dot: str
     return hints, failed
 
 
-def report(console: Console, result: WorkflowResult, quiet: bool, drawn: Sequence[str], db: str | None) -> None:
+def report(
+    console: Console, result: WorkflowResult, quiet: bool, drawn: Sequence[str], db: str | None,
+    history: RunHistory | None = None,
+) -> None:  # fmt: skip
     """The steps table (unless ``quiet``), the verdict and why the run did not complete, then hints (or, when
     ``quiet``, the errors of the failed steps)."""
     now = time.time()
     if not quiet:
         console.print(Text(""))
-        console.print(steps_table(result, now))
+        console.print(steps_table(result, now, earlier=history.earlier if history is not None else None))
         console.print(Text(""))
     console.print(verdict(result, now))
     if result.reason and result.status is not RunState.COMPLETED:

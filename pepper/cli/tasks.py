@@ -23,7 +23,7 @@ from pepper.core import TaskOrchestrator
 from pepper.model.status import TaskStatus
 from pepper.model.task import TaskState
 
-#: ``pepper tasks`` shows ``in_progress`` as "running"; accept that word back.
+#: People say "running" for ``in_progress``: accepted as another name for it.
 _STATE_ALIASES = {"running": TaskState.IN_PROGRESS.value}
 
 
@@ -164,7 +164,7 @@ def status(task_id: str, traceback: bool, as_json: bool, db: str | None) -> None
 @click.option(
     "--state",
     metavar="STATE",
-    help="Only tasks in this state: blocked, pending, running, completed, failed, cancelled.",
+    help=f"Only tasks in this state: {', '.join(TaskState)} (running means in_progress).",
 )
 @click.option("--limit", type=int, default=50, show_default=True, metavar="N", help="Show at most N tasks.")
 @json_option

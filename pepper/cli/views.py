@@ -23,7 +23,7 @@ from pepper.cli.render import (
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import TaskState
 
-_WAITING = (TaskState.PENDING, TaskState.BLOCKED)
+_WAITING = (TaskState.PENDING, TaskState.BLOCKED, TaskState.PARKED)
 _RESULT_LINES = 40
 
 

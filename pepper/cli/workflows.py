@@ -24,6 +24,7 @@ from pepper.cli.render import make_console, plural, print_json
 from pepper.cli.run_progress import RunDisplay, drive, leave
 from pepper.cli.run_setup import controller_for, refuse_unrunnable, resume_agents
 from pepper.cli.run_views import (
+    RunHistory,
     counts_text,
     draw,
     driver_note,
@@ -133,7 +134,8 @@ def run_workflow(
             display.note(Text.assemble("run ", (run_id, "bold"), f" of workflow {controller.name} ({steps}) started; "
                                        "Ctrl-C cancels it"))  # fmt: skip
             result, ending = drive(runtime, controller, run_id, display, stopping, limit, None, timeout, db)
-        code = finish(console, controller.spec, result, ending, as_json, quiet, gantt, dot, db)
+        history = RunHistory.of(runtime, result)
+        code = finish(console, controller.spec, result, ending, as_json, quiet, gantt, dot, db, history)
     leave(code)
 
 
@@ -225,7 +227,8 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
         result = WorkflowController(runtime=runtime).status(run_id)
         waiting = waiting_notes(runtime, result, record.spec)
         driver = driver_note(runtime, record, db)
-    drawn, failed = draw(result, record.spec, gantt, dot)
+        history = RunHistory.of(runtime, result)
+    drawn, failed = draw(result, record.spec, gantt, dot, history)
     if as_json:
         print_json({**result.to_dict(), "source": record.spec.source})
     elif dot == "-":
@@ -235,7 +238,7 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
         console = make_console()
         console.print(run_header(record, result, now, driver))
         console.print(Text(""))
-        console.print(steps_table(result, now, waiting))
+        console.print(steps_table(result, now, waiting, history.earlier))
         hints = [*run_hints(result, db, show=False), *drawn]
         if gantt is None and result.started_at is not None:
             hints.append(f"`pepper show {run_id} --gantt run.png{db_hint(db)}` draws it")
@@ -329,7 +332,8 @@ def resume_run(
             result = controller.status(run_id)
             if not as_json:
                 console.print(Text(f"run {run_id} already ended ({record.state}); nothing to resume"))
-            code = finish(console, record.spec, result, None, as_json, False, gantt, None, db)
+            code = finish(console, record.spec, result, None, as_json, False, gantt, None, db,
+                          RunHistory.of(runtime, result))  # fmt: skip
         else:
             where = resume_agents(runtime, record, agents_path)
             before = controller.status(run_id)
@@ -344,5 +348,6 @@ def resume_run(
                                            f"of {len(before.steps)} steps had ended); Ctrl-C cancels it"))  # fmt: skip
                 display.note(Text(f"agents from {where}", style="dim"))
                 result, ending = drive(runtime, controller, run_id, display, stopping, limit, future, timeout, db)
-            code = finish(console, record.spec, result, ending, as_json, False, gantt, None, db)
+            code = finish(console, record.spec, result, ending, as_json, False, gantt, None, db,
+                          RunHistory.of(runtime, result))  # fmt: skip
     leave(code)

@@ -10,22 +10,28 @@ import textwrap
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pepper.errors import ConfigError
+from pepper.model import codec
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import WorkflowResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from pepper.core.runtime import Runtime
+
 __all__ = [
     "NO_AGENT",
     "STATUS_COLORS",
     "Bar",
+    "EarlierAttempt",
+    "agent_capacities",
+    "earlier_attempts",
     "gantt_figure",
     "run_bars",
     "run_notes",
@@ -48,10 +54,12 @@ STATUS_COLORS: dict[str, str] = {
     "waiting": "#d9d9d9",
     "skipped": "#e7d36b",
     "planned": "#b9a3e3",
+    "interrupted": "#b0b0b0",
 }
 _OTHER_COLOR = "#9467bd"
-_HATCH = {"failed": "///", "cancelled": "..", "planned": ""}
+_HATCH = {"failed": "///", "cancelled": "..", "planned": "", "interrupted": "xx"}
 _DPI = 120
+_CROSS = "\u00d7"  # marks the label of a failed earlier attempt
 _CHARTS_MISSING = "drawing charts needs matplotlib: pip install 'pepper[charts]'"
 
 
@@ -63,24 +71,88 @@ class Bar:
     row: str  # agent id (NO_AGENT when none)
     start: float  # seconds from the chart's origin
     end: float
-    status: str  # completed / failed / cancelled / skipped / in_progress / planned ...
+    status: str  # completed / failed / cancelled / skipped / in_progress / planned / interrupted ...
     dependencies: tuple[str, ...] = ()
+    #: The attempt number of an earlier attempt of the step (None for its last attempt, or a planned task).
+    attempt: int | None = None
+
+    @property
+    def text(self) -> str:
+        """What the bar says: the step id; an earlier attempt adds its number, a failed one a cross."""
+        if self.attempt is None:
+            return self.label
+        return f"{_CROSS + ' ' if self.status == 'failed' else ''}{self.label} #{self.attempt}"
+
+    @property
+    def gid(self) -> str:
+        return f"bar:{self.label}" if self.attempt is None else f"bar:{self.label}#{self.attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierAttempt:
+    """An attempt of a step before its last one, as the store's attempt history keeps it."""
+
+    attempt: int
+    agent_id: str | None
+    started_at: float | None
+    ended_at: float
+    status: str  # "failed" (it was retried) or "interrupted" (its worker stopped or was lost)
+    error: str = ""  # ``Type: the first line of the message``
+
+
+def earlier_attempts(runtime: Runtime, result: WorkflowResult) -> dict[str, list[EarlierAttempt]]:
+    """The earlier attempts of each step of ``result`` that ran more than once, first to last."""
+    found: dict[str, list[EarlierAttempt]] = {}
+    for step in result.steps.values():
+        if step.attempts > 1 or (step.attempts == 1 and step.started_at is None):
+            rows = runtime.store.attempts(step.task_id)
+            found[step.step_id] = [
+                EarlierAttempt(r["attempt"], r["agent_id"], r["started_at"], r["ended_at"],
+                               "failed" if r["outcome"] == "retry" else "interrupted", _error_line(r["error"]))
+                for r in rows
+            ]  # fmt: skip
+    return {step_id: attempts for step_id, attempts in found.items() if attempts}
+
+
+def agent_capacities(runtime: Runtime) -> dict[str, int]:
+    """The capacity of each agent known here: this process's, and those of the live workers."""
+    capacities = {a.spec.agent_id: a.spec.capacity for a in runtime.store.workers.agents()}
+    capacities.update({a.spec.agent_id: a.spec.capacity for a in runtime.agents()})
+    return capacities
+
+
+def _error_line(encoded: str | None) -> str:
+    error = codec.decode(encoded) if encoded else None
+    if not isinstance(error, dict):
+        return ""
+    lines = [line.strip() for line in str(error.get("message") or "").splitlines() if line.strip()]
+    return f"{error.get('type', 'Error')}: {lines[0]}" if lines else str(error.get("type", "Error"))
 
 
 # -- runs as bars -----------------------------------------------------------------------------------
 
 
-def run_bars(result: WorkflowResult, now: float | None = None) -> list[Bar]:
-    """One bar per step that started, in the run's step order, timed from the earliest start (or the
-    run's creation); a step still running ends at ``now`` (default: the current time). Steps that never
-    started are left out: see ``run_notes``."""
+def run_bars(
+    result: WorkflowResult, now: float | None = None, earlier: Mapping[str, Sequence[EarlierAttempt]] | None = None
+) -> list[Bar]:
+    """A bar per attempt of each step that started, in the run's step order, timed from the earliest start
+    (or the run's creation): the step's ``earlier`` attempts (see ``earlier_attempts``), then its last one; a
+    step still running ends at ``now`` (default: the current time). Steps that never started are left out:
+    see ``run_notes``."""
     origin = result.started_at
     if origin is None:
         origin = result.created_at
+    starts = [a.started_at for attempts in (earlier or {}).values() for a in attempts if a.started_at is not None]
+    origin = min([origin, *starts])  # a step's last attempt may not be its first
     if now is None:
         now = time.time()
     bars = []
     for step in result.steps.values():
+        for past in (earlier or {}).get(step.step_id, ()):
+            if past.started_at is not None:
+                start = past.started_at - origin
+                bars.append(Bar(step.step_id, past.agent_id or NO_AGENT, start, max(start, past.ended_at - origin),
+                                past.status, attempt=past.attempt))  # fmt: skip
         if step.started_at is None:
             continue
         end = step.finished_at
@@ -138,11 +210,17 @@ def _seconds(value: float) -> str:
 # -- the Gantt chart --------------------------------------------------------------------------------
 
 
-def gantt_figure(bars: Sequence[Bar], title: str, *, notes: Sequence[str] = ()) -> Figure:
+def gantt_figure(
+    bars: Sequence[Bar], title: str, *, notes: Sequence[str] = (), capacities: Mapping[str, int] | None = None
+) -> Figure:
     """A Gantt chart of ``bars``: one row per agent (sorted), bars coloured by status with a legend, an arrow from
-    each dependency's bar to its dependent's, and ``notes`` under it. Each bar's rectangle has the gid
-    ``bar:<label>`` and each arrow ``arrow:<dependency>-><label>``. Raises ``ConfigError`` without
-    matplotlib.
+    each dependency's (last) bar to its dependent's, and ``notes`` under it. Each bar's rectangle has the gid
+    ``bar:<label>`` (``bar:<label>#<n>`` for an earlier attempt) and each arrow ``arrow:<dependency>-><label>``.
+    Raises ``ConfigError`` without matplotlib.
+
+    The row of an agent whose capacity is in ``capacities`` has at most that many lanes: attempts that
+    overlapped more than that (its capacity changed since they ran) are drawn over each other, and a note
+    says so.
 
     Arrows are straight and light, under the bars and labels. A label that does not fit in its bar is drawn
     after it, and the bar keeps its lane of the row up to the label's end, so that no label runs into
@@ -163,7 +241,7 @@ def gantt_figure(bars: Sequence[Bar], title: str, *, notes: Sequence[str] = ()) 
     # the final layout leaves the axes narrower than planned, lay the labels out again for the narrower axes.
     axes_px: float | None = None
     for _ in range(3):
-        fig, planned, actual = _gantt(bars, title, notes, width, axes_px)
+        fig, planned, actual = _gantt(bars, title, notes, width, axes_px, capacities or {})
         if actual >= planned - 0.5:
             break
         axes_px = actual
@@ -221,8 +299,9 @@ def _empty_figure(title: str, notes: Sequence[str], width: float) -> Figure:
 
 
 def _gantt(
-    bars: Sequence[Bar], title: str, notes: Sequence[str], width: float, axes_px: float | None
-) -> tuple[Figure, float, float]:
+    bars: Sequence[Bar], title: str, notes: Sequence[str], width: float, axes_px: float | None,
+    capacities: Mapping[str, int],
+) -> tuple[Figure, float, float]:  # fmt: skip
     """Draw the chart with labels laid out for axes ``axes_px`` pixels wide (default: 1% short of the axes
     of the chart without its bars and notes); return the figure, the width the labels were laid out for
     and the axes' final width."""
@@ -257,14 +336,15 @@ def _gantt(
     left, right = x0 - 0.01 * span, x1 + 0.02 * span
     ax.set_xlim(left, right)
     ends = [b.start + max(b.end - b.start, span * 0.002) for b in bars]  # as drawn: even a 0 s step shows
-    texts = [ax.text(b.start, 0.5, b.label, fontsize=8, va="center", zorder=4) for b in bars]
+    texts = [ax.text(b.start, 0.5, b.text, fontsize=8, va="center", zorder=4) for b in bars]
     label_px = [t.get_window_extent(renderer).width for t in texts]
     for text in texts:  # placed once the layout is known
         text.set_visible(False)
     if axes_px is None:  # 1% short of the axes' width without bars and notes, which take a few pixels
         fig.tight_layout()
         axes_px = 0.99 * ax.get_window_extent(renderer).width
-    labels = _lay_out(bars, ends, label_px, axes_px, left, right)
+    caps = {row: max(1, capacities[row]) for row in rows if row in capacities}
+    labels = _lay_out(bars, ends, label_px, axes_px, left, right, caps)
 
     tops: dict[str, float] = {}
     y = 0.0
@@ -272,8 +352,13 @@ def _gantt(
         tops[row] = y
         y += labels.lane_count[row]
     total_lanes = max(1.0, y)
-    unlabelled = [b.label for b, shown in zip(bars, labels.shown, strict=True) if not shown]
-    lines = _note_lines([*notes, *([_UNLABELLED + ", ".join(unlabelled)] if unlabelled else [])], width)
+    unlabelled = [b.text for b, shown in zip(bars, labels.shown, strict=True) if not shown]
+    crowded = [
+        f"{row}: {depth} attempts ran at once, more than its capacity of {caps[row]} (it changed since?); "
+        "they are drawn over each other"
+        for row, depth in sorted(labels.crowded.items())
+    ]
+    lines = _note_lines([*notes, *crowded, *([_UNLABELLED + ", ".join(unlabelled)] if unlabelled else [])], width)
     height = max(1.6, _LANE_HEIGHT * total_lanes) + 1.3 + _notes_height(lines)
     fig.set_size_inches(width, height)
     layout_rect = _add_notes(fig, lines, height)
@@ -289,18 +374,19 @@ def _gantt(
     height_of_bar = 0.7
     per_unit = axes_px / (labels.right - left)
     centres: dict[str, float] = {}
-    index = {bar.label: i for i, bar in enumerate(bars)}
+    index = {bar.label: i for i, bar in enumerate(bars) if bar.attempt is None}
     for i, bar in enumerate(bars):
         centre = tops[bar.row] + labels.lanes[i] + 0.5
-        centres[bar.label] = centre
+        if bar.attempt is None:  # arrows join the last attempts
+            centres[bar.label] = centre
         color = _color(bar.status)
         planned = bar.status == "planned"
         ax.add_patch(
             Rectangle(
                 (bar.start, centre - height_of_bar / 2), ends[i] - bar.start, height_of_bar,
                 facecolor=color, edgecolor="#5a3e99" if planned else "#333333", linewidth=0.8,
-                linestyle="--" if planned else "-", hatch=_HATCH.get(bar.status, ""), gid=f"bar:{bar.label}",
-                zorder=2,
+                linestyle="--" if planned else "-", hatch=_HATCH.get(bar.status, ""), gid=bar.gid,
+                zorder=2, alpha=0.85 if bar.row in labels.crowded else 1.0,
             )
         )  # fmt: skip
         text = texts[i]
@@ -315,7 +401,7 @@ def _gantt(
 
     for bar in bars:
         for dep in bar.dependencies:
-            if dep not in centres:
+            if dep not in centres or bar.attempt is not None:
                 continue
             ax.add_patch(
                 FancyArrowPatch(
@@ -342,13 +428,17 @@ class _Labels:
     shown: list[bool]
     lane_count: dict[str, int]
     right: float
+    #: Rows whose bars overlapped more than their capacity allows lanes for: the most at once.
+    crowded: dict[str, int]
 
 
 def _lay_out(
-    bars: Sequence[Bar], ends: Sequence[float], label_px: Sequence[float], axes_px: float, left: float, right: float
-) -> _Labels:
+    bars: Sequence[Bar], ends: Sequence[float], label_px: Sequence[float], axes_px: float, left: float, right: float,
+    caps: Mapping[str, int],
+) -> _Labels:  # fmt: skip
     """Lay out the labels of ``bars`` (drawn up to ``ends``; labels ``label_px`` pixels wide) on axes
-    ``axes_px`` pixels wide from ``left`` to at least ``right``."""
+    ``axes_px`` pixels wide from ``left`` to at least ``right``, in at most ``caps[row]`` lanes a row (when
+    known)."""
     for attempt in range(8):
         per_unit = axes_px / (right - left)
         inside = [(e - b.start) * per_unit >= w + 2 * _INSIDE_PAD for b, e, w in zip(bars, ends, label_px, strict=True)]
@@ -357,7 +447,7 @@ def _lay_out(
             for e, w, ins in zip(ends, label_px, inside, strict=True)
         ]
         can = [ins or (_LABEL_PAD + w) / axes_px <= _WIDEST_LABEL for w, ins in zip(label_px, inside, strict=True)]
-        shown = _keep_labels(bars, ends, reach, can)
+        shown = _keep_labels(bars, ends, reach, can, caps)
         past = [
             i
             for i, (e, w) in enumerate(zip(ends, label_px, strict=True))
@@ -374,25 +464,34 @@ def _lay_out(
         shares = {i: (_LABEL_PAD + label_px[i] + 2) / axes_px for i in past}
         right = max(right, *((ends[i] - k * left) / (1 - k) for i, k in shares.items()))
     spans = [r if s else e for r, e, s in zip(reach, ends, shown, strict=True)]
-    lanes = _lanes(bars, spans)
+    lanes = _lanes(bars, spans, caps)
     lane_count: dict[str, int] = {}
     for bar, lane in zip(bars, lanes, strict=True):
         lane_count[bar.row] = max(lane_count.get(bar.row, 1), lane + 1)
-    return _Labels(lanes, inside, shown, lane_count, right)
+    crowded = {}
+    for row, cap in caps.items():
+        depth = _depth([(b.start, e) for b, e in zip(bars, ends, strict=True) if b.row == row])
+        if depth > cap:
+            crowded[row] = depth
+    return _Labels(lanes, inside, shown, lane_count, right, crowded)
 
 
-def _keep_labels(bars: Sequence[Bar], ends: Sequence[float], reach: Sequence[float], can: Sequence[bool]) -> list[bool]:
+def _keep_labels(
+    bars: Sequence[Bar], ends: Sequence[float], reach: Sequence[float], can: Sequence[bool], caps: Mapping[str, int]
+) -> list[bool]:  # fmt: skip
     """Which labels to draw (of those that ``can``): every one, in a row where bars that keep their lane
-    up to their label's end (``reach``) take at most ``_LANE_CAP`` lanes; else as many as fit in that many
-    lanes (or as many as the row's bars alone need), taken by earliest end: the most that fit."""
+    up to their label's end (``reach``) take at most the row's lanes (its capacity in ``caps``, else
+    ``_LANE_CAP``); else as many as fit in that many lanes (or, with no capacity known, as many as the row's
+    bars alone need), taken by earliest end: the most that fit."""
     shown = list(can)
     members: dict[str, list[int]] = {}
     for i, bar in enumerate(bars):
         members.setdefault(bar.row, []).append(i)
-    for row in members.values():
-        if _depth([(bars[i].start, reach[i] if shown[i] else ends[i]) for i in row]) <= _LANE_CAP:
+    for name, row in members.items():
+        most = caps.get(name, _LANE_CAP)
+        if _depth([(bars[i].start, reach[i] if shown[i] else ends[i]) for i in row]) <= most:
             continue
-        cap = max(_LANE_CAP, _depth([(bars[i].start, ends[i]) for i in row]))
+        cap = most if name in caps else max(_LANE_CAP, _depth([(bars[i].start, ends[i]) for i in row]))
         starts = sorted(bars[i].start for i in row)
         stops = sorted(ends[i] for i in row)
         after = [i for i in row if shown[i] and reach[i] > ends[i]]  # labels drawn after their bar
@@ -416,27 +515,33 @@ def _depth(spans: Sequence[tuple[float, float]]) -> int:
     return deepest
 
 
-def _lanes(bars: Sequence[Bar], spans: Sequence[float]) -> list[int]:
+def _lanes(bars: Sequence[Bar], spans: Sequence[float], caps: Mapping[str, int]) -> list[int]:
     """The lane of each bar within its row, each bar keeping its lane from its start to ``spans``, the first
-    lane free first: as many lanes as the most bars that overlap."""
+    lane free first: as many lanes as the most bars that overlap, but no more than ``caps[row]`` (a bar finding
+    none free then shares the lane that frees first)."""
     lanes = [0] * len(bars)
     free_at: dict[str, list[float]] = {}
     for i in sorted(range(len(bars)), key=lambda i: (bars[i].row, bars[i].start, spans[i], bars[i].label)):
         bar = bars[i]
         row_free = free_at.setdefault(bar.row, [])
         lane = next((n for n, end in enumerate(row_free) if end <= bar.start), len(row_free))
-        if lane == len(row_free):
+        if lane == len(row_free) and lane >= caps.get(bar.row, lane + 1):
+            lane = min(range(len(row_free)), key=lambda n: row_free[n])
+        elif lane == len(row_free):
             row_free.append(0.0)
-        row_free[lane] = spans[i]
+        row_free[lane] = max(row_free[lane], spans[i])
         lanes[i] = lane
     return lanes
 
 
-def write_gantt(bars: Sequence[Bar], path: str | Path, title: str, *, notes: Sequence[str] = ()) -> Path:
-    """Draw ``gantt_figure(bars, title, notes=notes)`` into the PNG file ``path`` (its folder is created)
-    and return the path."""
+def write_gantt(
+    bars: Sequence[Bar], path: str | Path, title: str, *, notes: Sequence[str] = (),
+    capacities: Mapping[str, int] | None = None,
+) -> Path:  # fmt: skip
+    """Draw ``gantt_figure(bars, title, notes=notes, capacities=capacities)`` into the PNG file ``path`` (its
+    folder is created) and return the path."""
     path = Path(path)
-    figure = gantt_figure(bars, title, notes=notes)
+    figure = gantt_figure(bars, title, notes=notes, capacities=capacities)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=_DPI)
     return path

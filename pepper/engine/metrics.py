@@ -112,7 +112,10 @@ class MetricsHook(EngineHook):
                 if histogram is None:
                     histogram = self.runs[key] = Histogram()
                 histogram.observe(run)
-        self.window.add(Observation(event.at, task.task_type, agent_id, event.ok, began[1] if began else None, run))
+        wait = began[1] if began else None
+        if began is not None and wait is not None and started is not None:
+            wait = max(0.0, started - (began[0] - wait))  # up to the start `run` counts from: the two add up
+        self.window.add(Observation(event.at, task.task_type, agent_id, event.ok, wait, run))
 
     def on_recovery(self, record: RecordError) -> None:
         action = record.action

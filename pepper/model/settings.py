@@ -26,7 +26,8 @@ class Settings:
     db: str = ".pepper/pepper.db"
     #: Folder for pepper's files (agents' working directories live in ``home/agents``).
     home: str = ".pepper"
-    #: Capacity of the resource pool; ``None`` means this machine's.
+    #: Capacity of the resource pool, over this machine's: a resource named here replaces the machine's
+    #: figure for it, others are added (``{"gpu": 1}`` keeps the machine's cpu, memory and storage).
     resources: Resources | None = None
     #: How often to look for work and changes made by other processes.
     poll_interval: float = 0.2

@@ -10,7 +10,7 @@ shared equally among them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from pepper.model.agent import AgentSpec
@@ -48,17 +48,38 @@ def _servers(route: Route, agents: Sequence[AgentSpec], cache: dict[Route, froze
 def ahead_of(me: Waiting, waiting: Iterable[Waiting], agents: Sequence[AgentSpec], ageing_per_minute: float) -> int:
     """Waiting tasks that the agents able to run ``me`` will serve first (with no such agent: those of its
     own route)."""
+    return sum(1 for _ in _ahead(me, waiting, agents, ageing_per_minute, {}))
+
+
+def work_ahead(
+    me: Waiting, waiting: Iterable[Waiting], agents: Sequence[AgentSpec], ageing_per_minute: float,
+    expected: Callable[[str, str], float],
+) -> dict[str, float]:  # fmt: skip
+    """Seconds of waiting work each agent able to run ``me`` serves before it: every task ahead of ``me`` (as
+    ``ahead_of`` counts them) brings ``expected(agent_id, task_type)``, shared equally among the agents that
+    may take it (as ``shares`` counts them)."""
+    cache: dict[Route, frozenset[str]] = {}
+    mine = _servers(me.route, agents, cache)
+    totals = dict.fromkeys(mine, 0.0)
+    for other in _ahead(me, waiting, agents, ageing_per_minute, cache):
+        servers = _servers(other.route, agents, cache)
+        for agent_id in servers & mine:
+            totals[agent_id] += expected(agent_id, other.route.task_type) / len(servers)
+    return totals
+
+
+def _ahead(
+    me: Waiting, waiting: Iterable[Waiting], agents: Sequence[AgentSpec], ageing_per_minute: float,
+    cache: dict[Route, frozenset[str]],
+) -> Iterator[Waiting]:  # fmt: skip
     rate = ageing_per_minute / 60.0
     mine = (ageing_key(me.priority, me.ready_at, rate), me.seq)
-    cache: dict[Route, frozenset[str]] = {}
     servers = _servers(me.route, agents, cache)
-    count = 0
     for other in waiting:
         if other.task_id == me.task_id or (ageing_key(other.priority, other.ready_at, rate), other.seq) >= mine:
             continue
         if other.route == me.route or servers & _servers(other.route, agents, cache):
-            count += 1
-    return count
+            yield other
 
 
 def shares(waiting: Iterable[Waiting], agents: Sequence[AgentSpec]) -> dict[str, float]:

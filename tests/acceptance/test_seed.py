@@ -63,13 +63,28 @@ def test_the_resource_allocator_snippet_leases_for_an_hour_then_releases(tmp_pat
     assert namespace["allocator"].allocations() == []
 
 
+#: A command keeping three processes busy until the file ``stop`` exists (or a minute has passed): two cores'
+#: worth of demand, so it shows well over 80% of a core even on a machine that other work keeps busy.
+BUSY_UNTIL_STOPPED = """\
+import os, pathlib, time
+stop, end = pathlib.Path({stop!r}), time.monotonic() + 60
+for _ in range(3):
+    if os.fork() == 0:
+        while not stop.exists() and time.monotonic() < end:
+            pass
+        os._exit(0)
+for _ in range(3):
+    os.wait()
+"""
+
+
 def test_the_resource_monitor_snippet_measures_and_alerts_on_a_busy_agent(tmp_path):
     import sys
     import threading
 
     runtime = _runtime_with_pool(tmp_path)
-    spin = tmp_path / "spin.py"
-    spin.write_text("import time\nend = time.time() + 2\nwhile time.time() < end: pass\n")
+    spin, stop = tmp_path / "spin.py", tmp_path / "stop"
+    spin.write_text(BUSY_UNTIL_STOPPED.format(stop=str(stop)))  # busy until the alert fired, however slow the machine
     runtime.register_agent(pepper.agents.CommandAgent("documentation_agent", f"{sys.executable} {spin}",
                                                       task_types=["documentation"]))  # fmt: skip
     fired = threading.Event()
@@ -77,15 +92,18 @@ def test_the_resource_monitor_snippet_measures_and_alerts_on_a_busy_agent(tmp_pa
 
     def handle_high_cpu(alert):
         alerts.append(alert)
+        stop.touch()
         fired.set()
 
     namespace: dict = {"handle_high_cpu": handle_high_cpu}
     exec(compile(snippet("Resource Monitoring"), "docs/orchestration.md", "exec"), namespace)
     usage = namespace["usage"]
     assert set(usage.measurements) == {"cpu", "memory", "storage"} and usage.cpu.value == 0.0  # nothing runs yet
-    pepper.TaskOrchestrator().submit_task("busy", "documentation")
-    assert fired.wait(15)
+    orchestrator = pepper.TaskOrchestrator()
+    orchestrator.submit_task("busy", "documentation")
+    assert fired.wait(120)  # a safety net only: the alert comes as soon as a sample sees the spinning processes
     assert alerts[0].subject == "documentation_agent" and alerts[0].value > 80
+    assert orchestrator.wait("busy", timeout=60).state is TaskState.COMPLETED
 
 
 def test_the_agent_selector_snippet_picks_an_agent_that_earned_its_score(tmp_path):

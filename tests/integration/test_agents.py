@@ -242,20 +242,32 @@ def test_commands_still_running_when_the_interpreter_exits_are_stopped(tmp_path)
     script = write(
         tmp_path / "abandon.py",
         f"""
-        import sys, time
+        import os, sys, time
         import pepper
         runtime = pepper.Runtime(db=r"{tmp_path / "p.db"}", home=r"{tmp_path / "home"}")
-        runtime.register_agent(pepper.agents.CommandAgent("slow", "sleep 1; touch {marker}", task_types=["t"]))
+        runtime.register_agent(pepper.agents.CommandAgent("slow", "echo $$ > {marker}.pid; sleep 1; touch {marker}",
+                                                          task_types=["t"]))
         orchestrator = pepper.TaskOrchestrator(runtime)
         orchestrator.submit_task("t", "t")
-        while orchestrator.get_task_status("t").state.value != "in_progress":
+        while not os.path.exists(r"{marker}.pid") or not open(r"{marker}.pid").read().strip():  # the shell runs
             time.sleep(0.01)
-        time.sleep(0.2)
         runtime.close = lambda *args, **kwargs: None  # exit without draining, as after a second Ctrl-C
         sys.exit(0)
     """,
     )
     done = subprocess.run([PY, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    time.sleep(1.5)
-    assert not marker.exists()
+    shell = int((tmp_path / "marker.pid").read_text())
+    deadline = time.monotonic() + 30  # a safety net: the shell is stopped as the interpreter exits
+    while _alive(shell) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(shell) and not marker.exists()  # stopped before it could touch the marker
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

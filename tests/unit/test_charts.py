@@ -342,3 +342,43 @@ def test_dot_renders_with_graphviz(tmp_path: Path):
                    timeout=30)  # fmt: skip
     svg = out.read_text()
     assert "render.v2" in svg and "C:\\\\tmp" in svg
+
+
+# -- every attempt, and no more lanes than an agent's capacity ----------------------------------------
+
+
+def test_run_bars_draw_every_attempt_the_earlier_ones_marked_by_how_they_ended():
+    from pepper.core.charts import EarlierAttempt
+
+    result = result_of(step("build", C, "agent-b", 6, 9), step("test", C, "agent-a", 9.5, 10, ["build"]))
+    earlier = {"build": [EarlierAttempt(1, "agent-a", T0 + 1, T0 + 2, "failed", "OSError: disk full"),
+                         EarlierAttempt(2, "agent-a", T0 + 3, T0 + 5, "interrupted")]}  # fmt: skip
+    bars = run_bars(result, earlier=earlier)
+    assert [(b.label, b.attempt, b.row, b.start, b.end, b.status) for b in bars] == [
+        ("build", 1, "agent-a", 0.0, 1.0, "failed"),
+        ("build", 2, "agent-a", 2.0, 4.0, "interrupted"),
+        ("build", None, "agent-b", 5.0, 8.0, "completed"),
+        ("test", None, "agent-a", 8.5, 9.0, "completed"),
+    ]
+    assert [b.text for b in bars] == ["\u00d7 build #1", "build #2", "build", "test"]
+    fig = gantt_figure(bars, "docs")
+    assert sorted(p.get_gid() for p in bar_rects(fig)) == ["bar:build", "bar:build#1", "bar:build#2", "bar:test"]
+    assert arrows(fig) == ["arrow:build->test"]  # from the attempt that completed only
+    failed = next(p for p in bar_rects(fig) if p.get_gid() == "bar:build#1")
+    assert failed.get_hatch() == "///"
+
+
+def test_an_agents_row_has_no_more_lanes_than_its_capacity_labels_left_out_instead():
+    bars = short_bars(10, 0.05)
+    row = {b.label for b in bars} - {"deploy"}
+    fig = gantt_figure(bars, "docs", capacities={"docs": 1, "deploy": 1})
+    assert len(lanes_of(fig, row)) == 1  # without capacities the labels take more lanes (see above)
+    assert any(t.get_text().startswith("not labelled") for t in fig.texts)
+
+
+def test_attempts_that_overlapped_beyond_the_capacity_share_its_lanes_and_a_note_says_so():
+    bars = [Bar(f"s{i}", "docs", 0.0, 10.0, "completed") for i in range(3)]
+    fig = gantt_figure(bars, "docs", capacities={"docs": 2})
+    assert len(lanes_of(fig, {"s0", "s1", "s2"})) == 2
+    notes = " ".join(t.get_text() for t in fig.texts)
+    assert "docs: 3 attempts ran at once, more than its capacity of 2" in notes

@@ -136,9 +136,9 @@ def test_a_5000_task_plan_takes_seconds_not_minutes(runtime):
                           "needs": rng.sample(previous, 2) if previous else []})  # fmt: skip
         previous = current
     agents = [{"agent_id": f"a{i}", "task_types": ["t"], "capacity": 4, "speed": 1 + i / 4} for i in range(5)]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time of this process: what other processes do does not count
     plan = pepper.plan(tasks, agents, policy="critical_path", runtime=runtime)
-    assert time.perf_counter() - started < 5.0
+    assert time.process_time() - started < 30.0  # about 2 s; a quadratic step would take minutes
     assert len(plan.schedule) == 5000 and valid(plan, tasks, agents) == []
 
 
