@@ -10,7 +10,7 @@ from pepper.engine.live import LiveTask
 from pepper.model import codec
 from pepper.model.events import RecordAttempt, RecordError, Start
 from pepper.model.lease import Lease
-from pepper.model.task import Task
+from pepper.model.task import Task, TaskState
 from pepper.store.sqlite import WriteSet, save_params
 
 
@@ -59,7 +59,7 @@ class Batch:
         self.starts: list[Start] = []
         self.settled: list[str] = []
         self.committed: list[asyncio.Future[None]] = []
-        self.lease_takes: list[Lease] = []
+        self.lease_takes: list[tuple[Lease, int]] = []  # with the attempt whose claim it belongs to
         self.lease_drops: list[str] = []
 
     def __bool__(self) -> bool:
@@ -109,18 +109,14 @@ class Batch:
             of(start.task_id).starts.append(start)
         for task_id in self.settled:
             of(task_id).settled.append(task_id)
-        lone: list[Batch] = []
-        for lease in self.lease_takes:
-            if lease.task_id is not None:
-                of(lease.task_id).lease_takes.append(lease)
-            else:
-                lone.append(Batch())
-                lone[-1].lease_takes.append(lease)
-        for lease_id in self.lease_drops:
-            lone.append(Batch())
-            lone[-1].lease_drops.append(lease_id)
+        for lease_id in self.lease_drops:  # releases first: a new claim may reuse nothing they free
+            part = Batch()
+            part.lease_drops.append(lease_id)
+            parts.append((None, part))
+        for take in self.lease_takes:
+            if take[0].task_id is not None:
+                of(take[0].task_id).lease_takes.append(take)
         parts += per_task.items()
-        parts += ((None, part) for part in lone)
         return parts
 
     def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
@@ -131,6 +127,22 @@ class Batch:
             saves=saves,
             attempts=[attempt_params(a, writer) for a in self.attempts],
             errors=[error_params(e, writer) for e in self.errors],
-            lease_takes=list(self.lease_takes),
+            lease_takes=self._standing_takes(tasks, writer) if self.lease_takes else [],
             lease_drops=list(self.lease_drops),
         )
+
+    def _standing_takes(self, tasks: Mapping[str, LiveTask], writer: str) -> list[Lease]:
+        """The leases of claims that still stand and are written in this batch.
+
+        A claim cancelled, aborted or re-read from another process's row before its batch committed has
+        no lease to store: storing it would leak the resources (and a refused lease would drop whatever
+        the task's row says now, such as its cancellation).
+        """
+        dropped = set(self.lease_drops)
+        standing = []
+        for lease, attempt in self.lease_takes:
+            t = tasks.get(lease.task_id)  # type: ignore[arg-type]
+            if (t is not None and t.state is TaskState.IN_PROGRESS and t.owner == writer and t.attempts == attempt
+                    and lease.task_id in self.dirty and lease.lease_id not in dropped):  # fmt: skip
+                standing.append(lease)
+        return standing

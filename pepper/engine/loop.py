@@ -197,7 +197,7 @@ class Engine:
         self.versions.pop(action.task_id, None)
 
     def _on_take_lease(self, action: TakeLease) -> None:
-        self._batch.lease_takes.append(action.lease)
+        self._batch.lease_takes.append((action.lease, action.attempt))
 
     def _on_drop_lease(self, action: DropLease) -> None:
         self._batch.lease_drops.append(action.lease_id)
@@ -229,9 +229,9 @@ class Engine:
 
     def _flush(self) -> None:
         self._flush_handle = None
-        batch, self._batch = self._batch, Batch()
-        if not batch:
+        if not self._batch or self.store.closed:
             return
+        batch, self._batch = self._batch, Batch()
         try:
             result = self._commit(batch)
         except Exception as exc:  # noqa: BLE001 - a write the store refuses must never stop the engine
@@ -282,7 +282,7 @@ class Engine:
             for start in batch.starts:
                 if start.task_id in result.refused:
                     self.dispatch(ClaimRefused(start.task_id, start.attempt, now))
-            self.reload_leases()
+            self._try(self.reload_leases)
         for task_id in batch.settled:
             if task_id not in result.conflicts:
                 self._wake(task_id)
@@ -294,7 +294,14 @@ class Engine:
             if not future.done():
                 future.set_result(None)
         if result.conflicts:
-            self.load(result.conflicts, cause="conflict")
+            self._try(self.load, result.conflicts, "conflict")
+
+    def _try(self, chore: Callable[..., Any], *args: Any) -> None:
+        """A read after a commit that may fail (the database is busy): logged; the next poll catches up."""
+        try:
+            chore(*args)
+        except Exception:
+            log.exception("%s after a commit failed; the next poll of the database catches up", chore.__name__)
 
     def _commit_apart(self, batch: Batch, exc: Exception) -> None:
         """The store refused the batch: store its items one by one, and fail only the ones it refuses."""
@@ -365,24 +372,35 @@ class Engine:
             or t.attempts != start.attempt
         ):
             return  # cancelled or taken over before its claim was committed
-        if start.task_id in self.attempts.running:
-            log.error("task %s is already running here; a second start (attempt %d) was refused",
-                      start.task_id, start.attempt)  # fmt: skip
+        if not self.state.accepting:  # claimed before the stop began, committed after the drain: run it later
+            error = TaskError("Interrupted", "the worker shut down before the attempt started", kind="interrupted")
+            self.dispatch(
+                AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=error, requeue=True)
+            )
             return
+        earlier = self.attempts.running.get(start.task_id)
+        if earlier is not None:  # never two attempts of one task here: the state machine holds the newer one
+            log.error("task %s was still running here (attempt %d) when attempt %d started; the earlier one stops",
+                      start.task_id, earlier.run.attempt, start.attempt)  # fmt: skip
+            self.attempts.abort(start.task_id, earlier.run.attempt)
         handle = self.handles.get(start.agent_id)
         if handle is None:
             self.dispatch(self._refused_start(start, "the agent was unregistered before the attempt started"))
             return
         task = t.task
-        results = self.dependency_results(task.dependencies) if task.dependencies else _NO_RESULTS
-        if t.recovery.run_as is not None:  # a recovery fell back to another task type
-            task = replace(task, task_type=t.recovery.run_as)
-        if RUN_KEY in task.metadata:  # a workflow step: results by step id, ${{ }} references resolved
-            try:
+        try:
+            results = self.dependency_results(task.dependencies) if task.dependencies else _NO_RESULTS
+            if t.recovery.run_as is not None:  # a recovery fell back to another task type
+                task = replace(task, task_type=t.recovery.run_as)
+            if RUN_KEY in task.metadata:  # a workflow step: results by step id, ${{ }} references resolved
                 task, results = step_view(task, results, self.reasons(task.dependencies))
-            except ExpressionError as exc:
-                self.dispatch(self._refused_start(start, str(exc), "ExpressionError"))
-                return
+        except ExpressionError as exc:
+            self.dispatch(self._refused_start(start, str(exc), "ExpressionError"))
+            return
+        except Exception as exc:  # the store could not be read: the attempt fails, its recovery decides
+            log.exception("could not prepare attempt %d of task %s", start.attempt, start.task_id)
+            self.dispatch(self._refused_start(start, f"could not read its inputs: {exc}", "StartFailed"))
+            return
         run = TaskRun(task, start.attempt, start.agent_id, results, self._report_progress)
         self.attempts.start(handle, run)
         if self.hooks:

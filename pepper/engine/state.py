@@ -114,19 +114,20 @@ class EngineState(Recovery):
         # the dependent's own newer record would decide on stale facts and start the dependent twice.
         actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        taken: list[tuple[LiveTask, TaskState | None, TaskRecord]] = []
+        taken: list[tuple[LiveTask, TaskState | None, TaskState, TaskRecord]] = []
         for record in e.records:
             live = self.tasks.get(record.task.task_id)
             if live is None:
                 live = LiveTask.from_record(record)
                 self.tasks[record.task.task_id] = live
-                taken.append((live, None, record))
+                taken.append((live, None, record.state, record))
             else:
                 old = live.state
-                if self._take(live, record, actions, freed):
-                    taken.append((live, old, record))
-        for live, old, record in taken:
-            if live.state is not record.state:
+                expected = self._take(live, record, actions, freed)
+                if expected is not None:
+                    taken.append((live, old, expected, record))
+        for live, old, expected, record in taken:
+            if live.state is not expected:
                 continue  # acting on an earlier record of this batch already moved it (released, cancelled)
             if old is None:
                 self._settle_admitted(live, actions, e.at, freed)
@@ -209,6 +210,7 @@ class EngineState(Recovery):
         self._move(t, PENDING)
         t.attempts -= 1
         t.owner = t.started_at = None
+        actions.append(ev.Save(e.task_id))  # the row may still show an earlier attempt of ours as running
         self._enqueue(t, e.at)
         return actions
 
@@ -312,7 +314,7 @@ class EngineState(Recovery):
         if t.state is IN_PROGRESS and t.owner == self.worker_id:
             actions.append(ev.Abort(e.task_id, t.attempts, e.error.message))  # its claim was never stored
             self._free_slot(t, freed, actions)
-        was_final = t.state.is_final
+        was_final, released = t.state.is_final, t.state is COMPLETED
         # Set, not moved: what memory held was never stored, so the table's "from" would be a state the
         # database never saw (the row keeps its last stored state until this failure is written).
         t.state, t.error, t.reason = FAILED, e.error, e.error.message
@@ -322,6 +324,10 @@ class EngineState(Recovery):
         actions += (ev.Save(e.task_id), ev.Settled(e.task_id))
         if not was_final:
             self._finished.append(e.task_id)
+        if released:  # its dependents were released on a completion that was never stored: they may not run
+            t.dependents = [
+                tid for tid, d in self.tasks.items() if e.task_id in d.task.dependencies and not d.state.is_final
+            ]
         self._cascade(t, actions, e.at, freed)
         self._refill(freed, actions, e.at)
         return actions

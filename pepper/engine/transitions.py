@@ -107,12 +107,15 @@ class Transitions:
             actions.append(ev.Save(task_id))
             self._offer(t, actions, at)
 
-    def _take(self, t: LiveTask, record: TaskRecord, actions: list[ev.Action], freed: list[AgentLoad]) -> bool:
-        """Mirror a change another process made to a task we know; False when there is nothing more to do.
+    def _take(
+        self, t: LiveTask, record: TaskRecord, actions: list[ev.Action], freed: list[AgentLoad]
+    ) -> TaskState | None:
+        """Mirror a change another process made to a task we know.
 
         Only the record is taken here (and an attempt of ours that lost the task is stopped); what the new
         state means for the task and its dependents is decided by ``_settle_adopted``, once every record
-        read together is in memory.
+        read together is in memory. Returns the state ``_settle_adopted`` expects to find, or None when
+        there is nothing more to do.
         """
         task_id = t.task.task_id
         old = t.state
@@ -120,11 +123,15 @@ class Transitions:
         still_mine = record.state is IN_PROGRESS and record.owner == self.worker_id and record.attempts == t.attempts
         if still_mine and not was_mine:
             # Our attempt already ended here, but another process's write reached the row before ours: what
-            # we decided stands (the shell now holds the row's version); write it again.
+            # we decided stands (the shell now holds the row's version); write it again. A cancel asked for
+            # meanwhile (the row still showed our attempt running) is honoured.
+            if record.cancel_requested and not old.is_final:
+                t.cancel_requested, t.reason = True, record.reason
+                return old
             actions.append(ev.Save(task_id))
-            if old.is_final:
+            if old.is_settled:
                 actions.append(ev.Settled(task_id))
-            return False
+            return None
         if was_mine and not still_mine:
             actions.append(ev.Abort(task_id, t.attempts, "the task was changed by another process"))
             self._free_slot(t, freed, actions)
@@ -133,7 +140,7 @@ class Transitions:
         t.qseq = 0
         if t.placement != placed:
             t.route = None
-        return True
+        return record.state
 
     def _settle_adopted(
         self, t: LiveTask, old: TaskState, record: TaskRecord, actions: list[ev.Action], at: float,
@@ -141,8 +148,8 @@ class Transitions:
     ) -> None:  # fmt: skip
         """Act on a task's new state taken from the store (``old`` is what memory held before)."""
         task_id = t.task.task_id
-        if record.cancel_requested and t.state is IN_PROGRESS and t.owner == self.worker_id:
-            if self._cancel_one(t, record.reason or "cancelled on request", actions, at, freed):
+        if t.cancel_requested and not t.state.is_final and (t.state is not IN_PROGRESS or t.owner == self.worker_id):
+            if self._cancel_one(t, t.reason or "cancelled on request", actions, at, freed):
                 self._cascade(t, actions, at, freed)
             return
         new = t.state
@@ -210,7 +217,7 @@ class Transitions:
         if needs:
             lease = self.resources.take(task_id, t.attempts, agent.spec.agent_id, needs, at)
             if lease is not None:
-                actions.append(ev.TakeLease(lease))
+                actions.append(ev.TakeLease(lease, t.attempts))
         actions.append(ev.Start(task_id, t.attempts, agent.spec.agent_id))
 
     def _fill(self, agent: AgentLoad, actions: list[ev.Action], at: float) -> None:

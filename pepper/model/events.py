@@ -273,6 +273,7 @@ class TakeLease(NamedTuple):
     """Store the pool lease of a starting task (granted only if the pool still has room)."""
 
     lease: Lease
+    attempt: int = 0  # the claim it belongs to: stored only while that claim still stands
 
 
 class DropLease(NamedTuple):

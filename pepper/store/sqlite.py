@@ -241,10 +241,10 @@ class SQLiteStore:
                 if cursor.rowcount != len(saves):
                     ids = [params[-2] for params in saves]
                     result.conflicts = set(ids) - self._written(conn, ids, writer)
-            if takes:  # only claims that won their row take their lease (a lost claim's lease id is the winner's)
-                lost = result.conflicts
+            if takes:  # only claims written here take their lease (a lost claim holds nothing)
+                written = {params[-2] for params in saves} - result.conflicts
                 self.leases.insert_in(
-                    conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id not in lost]
+                    conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id in written]
                 )
             if writes.attempts:
                 conn.executemany(q["record_attempt"], writes.attempts)

@@ -397,3 +397,70 @@ def test_a_failed_dependency_and_its_dependent_in_one_batch_cancel_the_dependent
     assert state.tasks["c"].state is TaskState.CANCELLED
     assert [a for a in actions if type(a) is Settled and a.task_id == "c"] == [Settled("c")]
     assert Save("c") in actions
+
+
+# -- our decisions meeting other processes' writes ---------------------------------------------------------
+
+
+def test_a_parked_outcome_written_again_after_a_conflict_still_wakes_waiters(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("x", policy="dead_letter"),), 0.0))
+    fail(state, "x", 1.0)
+    assert state.tasks["x"].state is TaskState.PARKED
+    ours_in_their_row = _record(task("x", policy="dead_letter"), TaskState.IN_PROGRESS, owner=ME, attempts=1)
+    actions = state.handle(TasksLoaded((ours_in_their_row,), 2.0, "conflict"))
+    assert actions == [Save("x"), Settled("x")]
+
+
+def test_a_cancel_asked_while_our_retry_was_being_written_is_honoured():
+    state = EngineState(ME, backoff=Backoff(delay=30.0, multiplier=1.0, max_delay=30.0, jitter=0.0))
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("y", max_retries=3),), 0.0))
+    fail(state, "y", 1.0)  # a retry in 30 s
+    row = _record(task("y", max_retries=3), TaskState.IN_PROGRESS, owner=ME, attempts=1, agent_id="a",
+                  cancel_requested=True, reason="stop it")  # fmt: skip
+    actions = state.handle(TasksLoaded((row,), 2.0, "conflict"))
+    assert state.tasks["y"].state is TaskState.CANCELLED and Settled("y") in actions
+    assert starts(state.handle(TimerFired(("retry", "y"), 31.0))) == []
+
+
+def test_a_completion_the_database_refused_takes_back_the_dependents_it_released(state):
+    from pepper.model.events import WriteRefused
+
+    state.handle(AgentAdded(agent("a", capacity=2), 0.0))
+    state.handle(TasksAdded((task("d"), task("c", deps=["d"])), 0.0))
+    assert starts(ok(state, "d", 1.0, 5)) == ["c"]
+    actions = state.handle(WriteRefused("d", TaskError("StoreError", "refused"), 1.1))
+    assert state.tasks["d"].state is TaskState.FAILED
+    assert state.tasks["c"].state is TaskState.CANCELLED and Abort("c", 1, "dependency 'd' failed") in actions
+    assert not state.agents["a"].running
+
+
+def test_a_claim_cancelled_before_its_batch_commits_stores_no_lease(state):
+    from pepper.engine.batch import Batch
+    from pepper.model.events import DropLease, LeasesLoaded, TakeLease
+
+    state.handle(LeasesLoaded({"cpu": 4.0}, (), 0.0))
+    state.handle(AgentAdded(agent("a"), 0.0))
+    batch = Batch()
+
+    def collect(actions):
+        for a in actions:
+            if type(a) is Save:
+                batch.dirty[a.task_id] = None
+            elif type(a) is TakeLease:
+                batch.lease_takes.append((a.lease, a.attempt))
+            elif type(a) is DropLease:
+                batch.lease_drops.append(a.lease_id)
+
+    collect(state.handle(TasksAdded((task("x", requirements={"resources": {"cpu": 1}}),), 0.0)))
+    claim = state.handle(TasksAdded((task("y", requirements={"resources": {"cpu": 1}}),), 0.0))
+    collect(claim)
+    assert [a.lease.task_id for a in claim if type(a) is TakeLease] == []  # y waits: a has one slot
+    assert len(batch.lease_takes) == 1
+    writes = batch.writes(state.tasks, {"x": 1, "y": 1}, ME)
+    assert [lease.task_id for lease in writes.lease_takes] == ["x"]  # a standing claim keeps its lease
+    collect(state.handle(CancelRequested("x", 1.0, "changed my mind")))  # before the claim is committed
+    writes = batch.writes(state.tasks, {"x": 1, "y": 1}, ME)
+    assert [lease.task_id for lease in writes.lease_takes] == ["y"]  # y took the freed slot; x stores none
+    assert "x" in batch.dirty and state.tasks["x"].state is TaskState.CANCELLED
