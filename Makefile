@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pepper tests benchmarks examples
 	$(BIN)/ruff format --check pepper tests benchmarks examples
 	$(BIN)/lint-imports
+	$(BIN)/mypy pepper
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
@@ -33,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/planning.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache examples/docsite/output
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .mypy_cache examples/docsite/output

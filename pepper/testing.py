@@ -91,7 +91,12 @@ class StateHarness:
 
 def test_runtime(**settings: Any) -> Runtime:
     """A throw-away runtime (in-memory database) with quick polling and retries."""
-    values = {"db": ":memory:", "poll_interval": "20ms", "retry_delay": "10ms", "shutdown_timeout": "2s"}
+    values: dict[str, Any] = {
+        "db": ":memory:",
+        "poll_interval": "20ms",
+        "retry_delay": "10ms",
+        "shutdown_timeout": "2s",
+    }
     values.update(settings)
     return Runtime(**values)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pepper.errors import AgentDefinitionError
 from pepper.model.agent import AgentMetrics, AgentSpec
 from pepper.model.run import TaskRun
+
+_T = TypeVar("_T")
 
 
 class BaseAgent:
@@ -122,7 +124,7 @@ class BaseAgent:
         return f"<{type_of(self).__name__} {self.spec.agent_id!r} types={sorted(self.spec.task_types)}>"
 
 
-def type_of(obj: object) -> type:
+def type_of(obj: _T) -> type[_T]:
     """``type(obj)`` (named so, since ``type`` is an argument name above)."""
     return obj.__class__
 

@@ -46,7 +46,8 @@ class FunctionAgent(BaseAgent):
             recovery=recovery,
         )
         self.function = function
-        self.execute = function  # type: ignore[method-assign]
+        # A sync function stands in for the async ``execute``; the engine checks which it is and runs it in a thread.
+        self.execute = function  # type: ignore[method-assign, assignment]
         functools.update_wrapper(self, function, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -23,7 +23,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -52,7 +52,7 @@ FIELDS = (
 )
 
 
-class YamlMapping(dict):  # type: ignore[type-arg]
+class YamlMapping(dict[Any, Any]):  # keys are what the YAML wrote: strings, numbers, ...
     """A YAML mapping that remembers where it and each of its keys stand.
 
     A key written twice keeps its last value (as YAML loaders do); ``duplicate_keys`` maps it to the line
@@ -68,7 +68,7 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode):  # type: ignore[no-untyped-def]
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[YamlMapping]:
     data = YamlMapping()
     yield data
     written = [key for key, _ in node.value if isinstance(key, yaml.ScalarNode)]  # before merging `<<:` keys

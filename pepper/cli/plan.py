@@ -70,14 +70,14 @@ def plan_command(
     if not agents:
         raise click.UsageError(f"{file} defines no agents: give some with --agents PATH")
     speed_of = _pairs(speeds, "--speed")
-    known = {a.agent_id for a in agents}
+    known = {a.spec.agent_id for a in agents}
     for agent_id in speed_of:
         if agent_id not in known:
             raise click.BadParameter(f"no agent {agent_id!r} (agents: {', '.join(sorted(known))})",
                                      param_hint="'--speed'")  # fmt: skip
-    pool = [{"agent_id": a.agent_id, "task_types": sorted(a.spec.task_types), "skills": sorted(a.spec.skills),
+    pool = [{"agent_id": a.spec.agent_id, "task_types": sorted(a.spec.task_types), "skills": sorted(a.spec.skills),
              "capacity": a.spec.capacity, "resources": a.spec.resources.to_dict(),
-             "speed": speed_of.get(a.agent_id, 1.0)} for a in agents]  # fmt: skip
+             "speed": speed_of.get(a.spec.agent_id, 1.0)} for a in agents]  # fmt: skip
     runtime = pepper.Runtime(db=db, create=False)
     try:
         runtime.store  # noqa: B018 - learned durations come from an existing database only
@@ -91,7 +91,7 @@ def plan_command(
                          runtime=runtime)  # fmt: skip
     finally:
         runtime.close()
-    written = None
+    written: Path | OSError | None = None
     if gantt is not None:
         try:
             written = predicted.to_gantt(gantt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -70,7 +71,7 @@ def _amount(name: str, amount: float | None) -> str:
     return "-" if amount is None else describe_amount(name, amount).split(" ", 1)[1]
 
 
-def _pool_table(capacity: dict[str, float], held: Any, free: Any) -> Table:
+def _pool_table(capacity: Mapping[str, float], held: Any, free: Any) -> Table:
     table = Table(title="Resource pool", title_justify="left")
     for column in ("resource", "capacity", "held", "free"):
         table.add_column(column, justify="left" if column == "resource" else "right")

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -204,7 +205,7 @@ def agents_table(agents: Sequence[Any], running: Mapping[str, int], standing: Ma
     """Agents of live workers: what they take, how loaded they are, their learned score, where they live."""
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
     for name in ("AGENT", "KIND", "TASK TYPES", "SKILLS", "LOAD", "QUEUED", "SCORE", "WORKER"):
-        justify = "right" if name in ("LOAD", "QUEUED", "SCORE") else "left"
+        justify: JustifyMethod = "right" if name in ("LOAD", "QUEUED", "SCORE") else "left"
         table.add_column(name, justify=justify, no_wrap=name in ("AGENT", "LOAD", "QUEUED", "SCORE", "WORKER"))
     for agent in agents:
         spec = agent.spec

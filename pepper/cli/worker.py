@@ -201,8 +201,8 @@ def _stop_signals() -> Iterator[Stopping]:
     try:
         yield stopping
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @click.command()

@@ -131,14 +131,15 @@ class HealthMonitor(Component):
         answers = await asyncio.gather(*(_ask(agent, timeout) for agent in agents))
         now = runtime.clock.now()
         for agent, (ok, error) in zip(agents, answers, strict=True):
-            before = self._checks.get(agent.agent_id, (True, None))
-            self._checks[agent.agent_id] = (ok, error)
+            agent_id = agent.spec.agent_id
+            before = self._checks.get(agent_id, (True, None))
+            self._checks[agent_id] = (ok, error)
             healthy = ok is not False and error is None
             if healthy != (before[0] is not False and before[1] is None) or not healthy:
-                service.engine.dispatch(HealthChanged(agent.agent_id, healthy, now))
+                service.engine.dispatch(HealthChanged(agent_id, healthy, now))
 
     def _component(self, name: str, now: float) -> ComponentHealth:
-        return getattr(self, f"_{name}")(now)  # type: ignore[no-any-return]
+        return getattr(self, f"_{name}")(now)
 
     def _engine_figures(self) -> EngineFigures | None:
         """This process's engine figures, copied on the engine's thread (None without an engine here)."""
@@ -154,7 +155,7 @@ class HealthMonitor(Component):
     def _agents(self, now: float) -> ComponentHealth:
         runtime = self.runtime
         store = runtime.store
-        local = {a.agent_id for a in runtime.agents()}
+        local = {a.spec.agent_id for a in runtime.agents()}
         deadline = now - runtime.settings.visibility_timeout
         alive = {w.worker_id for w in store.workers.live() if w.heartbeat_at >= deadline}
         figures = self._engine_figures()

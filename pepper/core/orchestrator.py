@@ -121,7 +121,7 @@ class TaskOrchestrator(Component):
         its ``state`` and ``error``.
         """
         single = isinstance(task_ids, str)
-        ids = [task_ids] if single else [_check_id(t) for t in task_ids]  # type: ignore[list-item]
+        ids = [task_ids] if isinstance(task_ids, str) else [_check_id(t) for t in task_ids]
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
             raise ValidationError(f"timeout must be a number of seconds >= 0, got {timeout!r}", field="timeout")
         backend = await self.runtime.backend()

@@ -101,10 +101,10 @@ class PepperCollector(Collector):
             ("pepper_queue_wait_seconds", "Seconds tasks waited between ready and started", hook.waits),
             ("pepper_run_seconds", "Seconds completed attempts ran", hook.runs),
         ):
-            family = HistogramMetricFamily(name, help_text, labels=["task_type", "agent"])
+            histogram_family = HistogramMetricFamily(name, help_text, labels=["task_type", "agent"])
             for (task_type, agent), histogram in sorted(histograms.items()):
-                family.add_metric([task_type, agent], histogram.cumulative(), histogram.sum)
-            yield family
+                histogram_family.add_metric([task_type, agent], histogram.cumulative(), histogram.sum)
+            yield histogram_family
         state = service.engine.state
         running = GaugeMetricFamily("pepper_running", "Tasks running on each agent of this engine", labels=["agent"])
         queued = GaugeMetricFamily("pepper_queued", "Ready tasks waiting for each agent (shared ones in part)",

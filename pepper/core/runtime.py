@@ -99,10 +99,10 @@ class Runtime:
                     make_home_for_db(s)
                 store = SQLiteStore(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create)
                 if self._create:  # a runtime that writes makes sure the pool is known
-                    explicit = s.resources is not None
+                    configured = s.resources.to_dict() if s.resources is not None else None
                     # configured resources go over the machine's: `{gpu = 1}` adds a GPU, keeping cpu and memory
-                    capacity = machine_capacity(self.home) | (s.resources.to_dict() if explicit else {})
-                    store.leases.ensure_pool(capacity, replace=explicit)
+                    capacity = machine_capacity(self.home) | (configured or {})
+                    store.leases.ensure_pool(capacity, replace=configured is not None)
                 self._store = store
             return self._store
 

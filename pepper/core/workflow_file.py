@@ -220,12 +220,15 @@ def _run_inputs(path: Path, data: YamlMapping) -> dict[str, Any]:
     return dict(value)
 
 
+_KINDS: dict[type, str] = {str: "string", list: "list", YamlMapping: "mapping", dict: "mapping"}
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, (int, float)):
         return "number"
-    return {str: "string", list: "list", YamlMapping: "mapping", dict: "mapping"}.get(type(value), type(value).__name__)
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 # -- steps --------------------------------------------------------------------------------------
@@ -251,8 +254,8 @@ def _spec(path: Path, data: YamlMapping, spec: WorkflowSpec) -> WorkflowSpec:
     try:
         spec.validate()
     except WorkflowDefinitionError as exc:
-        raw = by_id.get(exc.step_id) if exc.step_id else None
-        line = _field_line(raw, exc.field) if raw else steps_line
+        culprit = by_id.get(exc.step_id) if exc.step_id else None
+        line = _field_line(culprit, exc.field) if culprit else steps_line
         raise _error(path, line, str(exc), step_id=exc.step_id, field=exc.field) from None
     return spec
 

@@ -53,15 +53,14 @@ def simulate(
 
     def act(actions: list[ev.Action], now: float) -> None:
         for action in actions:
-            kind = type(action)
-            if kind is ev.Start:
-                task_id, agent_id = action.task_id, action.agent_id  # type: ignore[union-attr]
+            if type(action) is ev.Start:
+                task_id, agent_id = action.task_id, action.agent_id
                 end = now + durations[task_id] / speed[agent_id]
                 starts[task_id] = (agent_id, now)
-                event = ev.AttemptEnded(task_id, action.attempt, end, True, started_at=now)  # type: ignore[union-attr]
+                event = ev.AttemptEnded(task_id, action.attempt, end, True, started_at=now)
                 heapq.heappush(queue, (end, next(order), event))
-            elif kind is ev.WakeAt:
-                key, at = action.key, max(action.at, now)  # type: ignore[union-attr]
+            elif type(action) is ev.WakeAt:
+                key, at = action.key, max(action.at, now)
                 if timers.get(key) != at:
                     timers[key] = at
                     heapq.heappush(queue, (at, next(order), ev.TimerFired(key, at)))

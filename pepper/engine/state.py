@@ -8,7 +8,7 @@ a simulation can do the same with a manual clock.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from pepper.engine.live import LiveTask
@@ -20,7 +20,7 @@ from pepper.model.record import TaskRecord, initial_state
 from pepper.model.recovery import Policy
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
-from pepper.model.task import TaskState
+from pepper.model.task import Task, TaskState
 from pepper.resources.view import ResourceView
 from pepper.scheduling.choice import Chooser
 from pepper.scheduling.load import AgentLoad
@@ -100,7 +100,7 @@ class EngineState(Recovery):
     def _on_added(self, e: ev.TasksAdded) -> list[ev.Action]:
         actions: list[ev.Action] = []
         freed: list[AgentLoad] = []
-        tasks = e.tasks
+        tasks: Sequence[Task] = e.tasks
         if len(tasks) > 1 and any(t.priority != tasks[0].priority for t in tasks):
             tasks = sorted(tasks, key=lambda t: -t.priority)  # a batch is served by priority, not by position
         for task in tasks:
@@ -122,10 +122,10 @@ class EngineState(Recovery):
                 self.tasks[record.task.task_id] = live
                 taken.append((live, None, record.state, record))
             else:
-                old = live.state
+                before = live.state
                 expected = self._take(live, record, actions, freed)
                 if expected is not None:
-                    taken.append((live, old, expected, record))
+                    taken.append((live, before, expected, record))
         for live, old, expected, record in taken:
             if live.state is not expected:
                 continue  # acting on an earlier record of this batch already moved it (released, cancelled)
@@ -252,7 +252,7 @@ class EngineState(Recovery):
         if t.next_attempt_at > e.at + 1e-9:
             return [ev.WakeAt(e.key, t.next_attempt_at)]
         t.next_attempt_at = None
-        actions: list[ev.Action] = []
+        actions = []
         self._offer(t, actions, e.at)
         return actions
 

@@ -96,7 +96,7 @@ class Transitions:
                 return
             else:
                 if d.dependents:
-                    d.dependents.append(task_id)  # type: ignore[union-attr]
+                    d.dependents.append(task_id)
                 else:
                     d.dependents = [task_id]
                 unmet += 1

@@ -153,7 +153,7 @@ class Upkeep:
         engine.store.leases.reap_expired(now)
         engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
-            engine.dispatch(WorkersLost(frozenset(orphaned), now))  # type: ignore[arg-type]
+            engine.dispatch(WorkersLost(frozenset(orphaned), now))
         self.peers()  # workers come and go with their agents
         if engine.state.accepting:  # a draining worker is about to leave: it takes on no one's runs
             engine.runs.adopt_orphans(live)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, overload
 
 from pepper.errors import InvalidTextError, NotSerializableError
 
@@ -14,6 +14,12 @@ def _other(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class Row(Protocol):
+    """A record as storage reads it back, columns by name: a ``sqlite3.Row`` or any mapping."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_other)
@@ -87,6 +93,10 @@ def decode(text: str | None) -> Any:
     return None if text is None else _decoder.decode(text)
 
 
+@overload
+def normalise(value: Mapping[str, Any], what: str = "value") -> tuple[Any, str]: ...
+@overload
+def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]: ...
 def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]:
     """The value as it will read back from storage, and its JSON text.
 

@@ -305,4 +305,4 @@ Event = (
     | Draining
     | Trim
 )
-Action = Save | Start | Abort | Settled | WakeAt | RecordAttempt | RecordError | Forget
+Action = Save | Start | Abort | Settled | WakeAt | RecordAttempt | RecordError | TakeLease | DropLease | Forget

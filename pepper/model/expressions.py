@@ -59,7 +59,7 @@ class Expression:
     """A parsed expression; ``steps`` lists the step ids it reads."""
 
     text: str
-    tree: ast.expression
+    tree: ast.Expression
     steps: frozenset[str]
     reads_inputs: bool
 

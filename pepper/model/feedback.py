@@ -40,7 +40,7 @@ class TaskFeedback:
         return cls(task_id, check_rating(rating), comment, values, **more)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TaskFeedback:
+    def from_row(cls, row: codec.Row) -> TaskFeedback:
         return cls(row["task_id"], row["rating"], row["comment"], codec.decode(row["metrics"]), row["created_at"],
                    row["agent_id"], row["task_type"], row["feedback_id"])  # fmt: skip
 

@@ -57,7 +57,7 @@ class Lease:
         )  # fmt: skip
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Lease:
+    def from_row(cls, row: codec.Row) -> Lease:
         return cls(
             lease_id=row["lease_id"],
             holder=row["holder"],

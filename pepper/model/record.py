@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +57,7 @@ class TaskRecord:
     version: int = 1
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TaskRecord:
+    def from_row(cls, row: codec.Row) -> TaskRecord:
         return cls(
             task=Task.from_row(row),
             state=TaskState(row["state"]),

@@ -34,6 +34,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any, ClassVar
 
 from pepper.errors import ValidationError, suggest
+from pepper.model import codec
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
 from pepper.model.units import parse_duration
@@ -230,7 +231,7 @@ def _strategy(value: Any) -> Strategy:
 
 def _build(name: Any, arguments: dict[str, Any]) -> Strategy:
     key = _ALIASES.get(str(name).lower(), str(name).lower()) if isinstance(name, str) else name
-    cls = STRATEGIES.get(key)  # type: ignore[arg-type]
+    cls = STRATEGIES.get(key)
     if cls is None:
         raise ValidationError(
             f"unknown recovery strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}."
@@ -440,7 +441,7 @@ class ErrorRecord:
     detail: str | None  # e.g. "retry 2 of 3 in 4.00s"
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ErrorRecord:
+    def from_row(cls, row: codec.Row) -> ErrorRecord:
         error = TaskError(row["type"], row["message"], row["traceback"], row["kind"])
         return cls(row["error_id"], row["task_id"], row["attempt"], row["agent_id"], row["worker_id"],
                    row["task_type"], row["at"], error, row["strategy"], row["action"], row["detail"])  # fmt: skip

@@ -176,7 +176,7 @@ class Task:
         )
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Task:
+    def from_row(cls, row: codec.Row) -> Task:
         """Rebuild a task from a stored row (see ``SPEC_COLUMNS``)."""
         return cls(
             task_id=row["task_id"],

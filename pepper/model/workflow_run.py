@@ -54,7 +54,7 @@ class RunRecord:
         return self.spec.name
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+    def from_row(cls, row: codec.Row) -> RunRecord:
         return cls(
             run_id=row["run_id"],
             spec=WorkflowSpec.from_dict(codec.decode(row["spec"])),

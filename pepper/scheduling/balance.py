@@ -83,11 +83,14 @@ def _slots(agents: Sequence[Candidate]) -> dict[str, list[float]]:
     return slots
 
 
-def _eligibility(tasks: Sequence[PlanTask], agents: Sequence[Candidate]):
+def _eligibility(
+    tasks: Sequence[PlanTask], agents: Sequence[Candidate]
+) -> tuple[dict[str, list[Candidate]], dict[str, dict[str, tuple[str, ...]]]]:
     eligible: dict[str, list[Candidate]] = {}
     unassigned: dict[str, dict[str, tuple[str, ...]]] = {}
     for task in tasks:
-        fits, why = [], {}
+        fits: list[Candidate] = []
+        why: dict[str, tuple[str, ...]] = {}
         for agent in agents:
             reasons = rejection_reasons(agent, task.task_type, task.requirements)
             if reasons:

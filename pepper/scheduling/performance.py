@@ -68,7 +68,8 @@ class Decayed:
     def read(self, now: float) -> float:
         if self.value == 0.0 or now <= self.at:
             return self.value
-        return self.value * 0.5 ** ((now - self.at) / self.half_life)
+        decay: float = 0.5 ** ((now - self.at) / self.half_life)  # float ** float is typed Any
+        return self.value * decay
 
 
 class _Mean:

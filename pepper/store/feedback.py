@@ -34,7 +34,7 @@ class FeedbackLog:
         return [TaskFeedback.from_row(r) for r in self._store.query("feedback_after", (feedback_id,))]
 
     def last_id(self) -> int:
-        return self._store.query("last_feedback_id")[0][0]
+        return int(self._store.query("last_feedback_id")[0][0])
 
     def history(self, since: float) -> tuple[list[Outcome], list[tuple[str, int, float]]]:
         """Outcomes ``(agent, type, ok, duration, at)`` and ratings ``(agent, rating, at)`` since ``since``."""

@@ -158,7 +158,7 @@ class SQLiteStore:
         """The database file's size and its write-ahead log's, in MB (None for ``:memory:`` or a missing file)."""
         if self.path == ":memory:":
             return None, None
-        sizes = []
+        sizes: list[float | None] = []
         for suffix in ("", "-wal"):
             try:
                 sizes.append(os.path.getsize(self.path + suffix) / 2**20)
@@ -213,7 +213,7 @@ class SQLiteStore:
     def data_version(self) -> int:
         """Changes when another connection commits (cheap check before polling)."""
         with self.lock:
-            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     # -- writes -----------------------------------------------------------------------
 
@@ -254,7 +254,7 @@ class SQLiteStore:
 
     def begin_change(self, conn: sqlite3.Connection) -> int:
         """Number this write transaction (called right after BEGIN IMMEDIATE)."""
-        seq = conn.execute(self._q["next_change_seq"]).fetchone()[0]
+        seq = int(conn.execute(self._q["next_change_seq"]).fetchone()[0])
         conn.execute(self._q["set_tx_seq"], (seq,))
         return seq
 
@@ -325,7 +325,7 @@ class SQLiteStore:
         return [TaskRecord.from_row(r) for r in rows], now
 
     def current_change_seq(self) -> int:
-        return self.query("current_change_seq")[0][0]
+        return int(self.query("current_change_seq")[0][0])
 
     def list_tasks(self, state: TaskState | None = None, limit: int = 1000) -> list[TaskRecord]:
         """Most recently submitted first."""
