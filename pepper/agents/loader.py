@@ -94,6 +94,10 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text()
     except OSError as exc:
         raise AgentDefinitionError(f"cannot read the file: {exc.strerror}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise AgentDefinitionError(
+            f"the file is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8", path=str(path)
+        ) from None
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:

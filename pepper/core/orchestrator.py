@@ -7,7 +7,7 @@ from typing import Any
 
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import TaskCancelledError, TaskFailedError, TaskParkedError, ValidationError, suggest
+from pepper.errors import TaskCancelledError, TaskFailedError, TaskParkedError, ValidationError, shown, suggest
 from pepper.model.feedback import TaskFeedback
 from pepper.model.status import TaskStatus
 from pepper.model.submission import TASK_FIELDS, build_task, tasks_from_specs
@@ -122,8 +122,10 @@ class TaskOrchestrator(Component):
         """
         single = isinstance(task_ids, str)
         ids = [task_ids] if isinstance(task_ids, str) else [_check_id(t) for t in task_ids]
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
-            raise ValidationError(f"timeout must be a number of seconds >= 0, got {timeout!r}", field="timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf")
+        ):
+            raise ValidationError(f"timeout must be a number of seconds >= 0, got {shown(timeout)}", field="timeout")
         backend = await self.runtime.backend()
         statuses = await backend.wait(ids, timeout)
         return statuses[0] if single else statuses
@@ -145,8 +147,10 @@ class TaskOrchestrator(Component):
     async def list_tasks_async(self, state: str | TaskState | None = None, limit: int = 1000) -> list[TaskStatus]:
         """Tasks, most recently submitted first, optionally only those in ``state``."""
         wanted = parse_state(state)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValidationError(f"limit must be a whole number >= 1, got {limit!r}", field="limit")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIST:
+            raise ValidationError(
+                f"limit must be a whole number from 1 to {_MAX_LIST}, got {shown(limit)}", field="limit"
+            )
         backend = await self.runtime.backend()
         return await backend.list_tasks(wanted, limit)
 
@@ -173,7 +177,17 @@ class TaskOrchestrator(Component):
     list_tasks = blocking(list_tasks_async)
 
 
+_MAX_LIST = 1_000_000
+
+
 def _check_id(task_id: Any) -> str:
     if not isinstance(task_id, str) or not task_id:
-        raise ValidationError(f"a task id must be a non-empty string, got {task_id!r}", field="task_id")
+        raise ValidationError(f"a task id must be a non-empty string, got {shown(task_id)}", field="task_id")
+    if not task_id.isascii():
+        try:
+            task_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"task id {shown(task_id)} is not valid text (no stored task has such an id)", field="task_id"
+            ) from None
     return task_id

@@ -57,12 +57,20 @@ class _Attempt:
 
 
 def task_error(exc: BaseException, kind: str = "error") -> TaskError:
-    """A stored description of what an agent raised."""
+    """A stored description of what an agent raised (never raises itself, whatever ``exc`` does)."""
     if isinstance(exc, (CommandFailed, CommandKilled, MemoryLimitExceeded, ResultTooLarge)):
         # The message carries the command's own stderr; pepper's frames would only mislead.
         return TaskError(type(exc).__name__, str(exc), None, "crash" if isinstance(exc, CommandKilled) else kind)
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
-    return TaskError(type(exc).__name__, str(exc) or type(exc).__name__, text, kind)
+    name = type(exc).__name__
+    try:
+        message = str(exc) or name
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails still ends its attempt
+        message = f"{name} (its message could not be read)"
+    try:
+        text: str | None = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
+    except Exception:  # noqa: BLE001
+        text = None
+    return TaskError(name, message, text, kind)
 
 
 class Attempts:

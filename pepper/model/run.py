@@ -6,9 +6,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pepper.errors import ValidationError, shown
 from pepper.model.task import Task
 
 ProgressSink = Callable[[str, int, float, "str | None"], None]
+
+
+_MAX_PROGRESS_MESSAGE = 1000  # characters; a longer message is cut
 
 
 class CancelFlag:
@@ -72,5 +76,10 @@ class TaskRun:
 
     def report_progress(self, fraction: float, message: str | None = None) -> None:
         """Tell pepper how far this attempt got (0.0 - 1.0); shown by ``get_task_status``."""
-        fraction = min(1.0, max(0.0, float(fraction)))
-        self._progress(self.task.task_id, self.attempt, fraction, message)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or fraction != fraction:
+            raise ValidationError(f"progress must be a number from 0.0 to 1.0, got {shown(fraction)}", field="fraction")
+        if message is not None and not isinstance(message, str):
+            raise ValidationError(f"a progress message must be text, got {type(message).__name__}", field="message")
+        if message is not None and len(message) > _MAX_PROGRESS_MESSAGE:  # shown in status lines, not a log
+            message = message[: _MAX_PROGRESS_MESSAGE - 1] + "…"
+        self._progress(self.task.task_id, self.attempt, min(1.0, max(0.0, float(fraction))), message)

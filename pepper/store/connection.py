@@ -128,7 +128,7 @@ def connect(
     except sqlite3.DatabaseError as exc:
         conn.close()
         _raise_if_damaged(exc, path)
-        raise
+        raise ConfigError(f"cannot use database {path!r}: {exc}", field="db") from None
     return conn
 
 

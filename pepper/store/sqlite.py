@@ -38,6 +38,14 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + _CHUNK]
 
 
+def _valid_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def insert_row(task: Task, writer: str) -> tuple[Any, ...]:
     """Parameters of ``insert_task`` for a newly submitted task."""
     state = initial_state(task)
@@ -304,7 +312,7 @@ class SQLiteStore:
 
     def get_tasks(self, task_ids: Collection[str]) -> dict[str, TaskRecord]:
         """The stored records among ``task_ids`` (unknown ids are left out)."""
-        ids = list(task_ids)
+        ids = [tid for tid in task_ids if tid.isascii() or _valid_text(tid)]  # others cannot have been stored
         found: dict[str, TaskRecord] = {}
         with self.checked(), self.lock:
             for chunk in _chunks(ids):

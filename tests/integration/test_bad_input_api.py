@@ -108,3 +108,54 @@ def test_reading_a_damaged_database_through_the_api_raises_a_typed_error(tmp_pat
             TaskOrchestrator(rt).get_task_status("t150")
         finally:
             rt.close()
+
+
+def test_looking_up_an_id_that_is_not_valid_text_is_a_typed_error(runtime: pepper.Runtime) -> None:
+    orchestrator = TaskOrchestrator(runtime)
+    for call in (orchestrator.get_task_status, orchestrator.cancel_task, lambda i: orchestrator.wait([i], 1)):
+        with pytest.raises(ValidationError, match="not valid text"):
+            call(LISTED)
+    assert runtime.store.get_tasks([LISTED, "unknown"]) == {}
+
+
+def test_waiting_and_listing_refuse_numbers_that_mean_nothing(runtime: pepper.Runtime) -> None:
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task(task_id="t", task_type="t")
+    for timeout in (float("nan"), float("inf"), -1):
+        with pytest.raises(ValidationError, match="timeout"):
+            orchestrator.wait(["t"], timeout=timeout)
+    with pytest.raises(ValidationError, match="limit"):
+        orchestrator.list_tasks(limit=10**30)
+
+
+def test_an_exception_whose_message_cannot_be_read_still_ends_its_attempt(runtime: pepper.Runtime) -> None:
+    class Unreadable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no message for you")
+
+    @pepper.agent("w", task_types=["odd"], capacity=1, runtime=runtime)
+    def work(task):
+        if task.task_id == "first":
+            raise Unreadable()
+        return "ok"
+
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "first", "type": "odd"}, {"id": "second", "type": "odd"}])
+    first, second = orchestrator.wait(["first", "second"], timeout=30)
+    assert first.state.value == "failed" and first.error.message == "Unreadable (its message could not be read)"
+    assert second.result == "ok"
+
+
+def test_progress_reports_are_checked_and_long_messages_cut(runtime: pepper.Runtime) -> None:
+    @pepper.agent("w", task_types=["p"], capacity=2, runtime=runtime)
+    def work(task):
+        if task.task_id == "bad":
+            task.report_progress(0.1, object())
+        task.report_progress(0.5, "x" * 100_000)
+        return "ok"
+
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "bad", "type": "p"}, {"id": "long", "type": "p"}])
+    bad, long = orchestrator.wait(["bad", "long"], timeout=30)
+    assert bad.state.value == "failed" and bad.error.type == "ValidationError"
+    assert long.state.value == "completed" and len(long.progress_message) == 1000

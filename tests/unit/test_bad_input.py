@@ -194,3 +194,13 @@ def test_a_database_in_a_missing_folder_is_refused_and_no_folder_is_made(tmp_pat
         connect(str(target))
     assert caught.value.field == "db"
     assert not (tmp_path / "no").exists()
+
+
+def test_an_agents_file_that_is_not_utf8_is_refused_with_its_path(tmp_path) -> None:
+    from pepper.agents.loader import read_yaml
+    from pepper.errors import AgentDefinitionError
+
+    path = tmp_path / "agents.yaml"
+    path.write_bytes(b"\xff\xfeagents: []\n")
+    with pytest.raises(AgentDefinitionError, match="not UTF-8"):
+        read_yaml(path)
