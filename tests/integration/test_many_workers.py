@@ -119,14 +119,35 @@ class Workers:
 
     def wait_for(self, executed: int, deadline: float) -> None:
         while len(self.executions()) < executed:
-            assert time.monotonic() < deadline, "the workers stopped making progress"
+            assert time.monotonic() < deadline, f"the workers stopped making progress: {self.diagnosis()}"
             time.sleep(0.02)
+
+    def diagnosis(self) -> str:
+        """What the database says, for a failure message."""
+        conn = sqlite3.connect(self.db, timeout=30)
+        try:
+            return repr({
+                "states": dict(conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall()),
+                "live leases": conn.execute(
+                    "SELECT lease_id, worker_id FROM leases WHERE released_at IS NULL AND kind = 'task'"
+                ).fetchall(),
+                "workers": conn.execute("SELECT worker_id, pid, heartbeat_at, stopped_at FROM workers").fetchall(),
+                "running": conn.execute(
+                    "SELECT task_id, owner, attempts FROM tasks WHERE state = 'in_progress' LIMIT 10"
+                ).fetchall(),
+                "exits": [proc.poll() for proc in self.procs],
+            })  # fmt: skip
+        finally:
+            conn.close()
 
     def finish(self, deadline: float) -> None:
         for proc in self.procs:
             if proc.pid in self.killed:
                 continue
-            proc.wait(max(1.0, deadline - time.monotonic()))
+            try:
+                proc.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"a worker never finished: {self.diagnosis()}") from None
             assert proc.returncode == 0, proc.stderr.read().decode()[-3000:]
 
     def stop_all(self) -> None:
@@ -145,7 +166,7 @@ def workers(tmp_path):
 
 @pytest.mark.slow
 def test_three_workers_run_each_of_five_thousand_tasks_exactly_once(workers):
-    deadline = time.monotonic() + 420
+    deadline = time.monotonic() + 240  # before pytest's own timeout, with a diagnosis
     for _ in range(3):
         workers.start()
     workers.wait_registered(6, deadline)
@@ -160,7 +181,7 @@ def test_three_workers_run_each_of_five_thousand_tasks_exactly_once(workers):
 
 @pytest.mark.slow
 def test_workers_killed_and_restarted_lose_nothing_and_only_the_dead_workers_tasks_run_again(workers):
-    deadline = time.monotonic() + 480
+    deadline = time.monotonic() + 240
     for _ in range(3):
         workers.start()
     workers.wait_registered(6, deadline)
