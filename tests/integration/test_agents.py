@@ -245,11 +245,14 @@ def test_commands_still_running_when_the_interpreter_exits_are_stopped(tmp_path)
         import os, sys, time
         import pepper
         runtime = pepper.Runtime(db=r"{tmp_path / "p.db"}", home=r"{tmp_path / "home"}")
-        runtime.register_agent(pepper.agents.CommandAgent("slow", "echo $$ > {marker}.pid; sleep 1; touch {marker}",
+        runtime.register_agent(pepper.agents.CommandAgent("slow", "echo $$ > {marker}.pid; sleep 60; touch {marker}",
                                                           task_types=["t"]))
         orchestrator = pepper.TaskOrchestrator(runtime)
         orchestrator.submit_task("t", "t")
+        from pepper.engine.executors.subprocess import _RUNNING_GROUPS
         while not os.path.exists(r"{marker}.pid") or not open(r"{marker}.pid").read().strip():  # the shell runs
+            time.sleep(0.01)
+        while not _RUNNING_GROUPS:  # and the engine has recorded its process group
             time.sleep(0.01)
         runtime.close = lambda *args, **kwargs: None  # exit without draining, as after a second Ctrl-C
         sys.exit(0)
@@ -261,7 +264,8 @@ def test_commands_still_running_when_the_interpreter_exits_are_stopped(tmp_path)
     deadline = time.monotonic() + 30  # a safety net: the shell is stopped as the interpreter exits
     while _alive(shell) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not _alive(shell) and not marker.exists()  # stopped before it could touch the marker
+    # Stopped long before its sleep could end, however slow the machine (left alone it would run a minute).
+    assert not _alive(shell) and not marker.exists()
 
 
 def _alive(pid: int) -> bool:
