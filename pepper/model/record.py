@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from pepper.model import codec
 from pepper.model.recovery import NO_RECOVERY, RecoveryState
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
-
-#: Columns describing progress, in ``TaskRecord.progress_row`` order.
-PROGRESS_COLUMNS = (
-    "state",
-    "attempts",
-    "failures",
-    "agent_id",
-    "owner",
-    "ready_at",
-    "started_at",
-    "finished_at",
-    "next_attempt_at",
-    "result",
-    "error",
-    "reason",
-    "progress",
-    "progress_message",
-    "cancel_requested",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +88,11 @@ class TaskRecord:
             parked_at=self.parked_at,
             policy=None if task.policy is None else str(task.policy),
         )
+
+
+#: How far a task got: every field of ``TaskRecord`` but its spec and version, in declaration order. The one
+#: list of them: the engine's live slots and the store's task saves are derived from it.
+STORED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord) if f.name not in ("task", "version"))
 
 
 def initial_state(task: Task) -> TaskState:
