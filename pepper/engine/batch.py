@@ -9,8 +9,9 @@ from typing import Any
 from pepper.engine.live import LiveTask
 from pepper.model.events import RecordAttempt, RecordError, Start
 from pepper.model.lease import Lease
+from pepper.model.record import stored_values
 from pepper.model.task import Task, TaskState
-from pepper.store.protocol import WriteSet
+from pepper.store.protocol import TaskSave, WriteSet
 
 
 class Batch:
@@ -95,7 +96,9 @@ class Batch:
 
     def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
         """The ``WriteSet`` for the store; tasks are read in their current state, over the version last stored."""
-        saves = [tasks[tid].to_record(versions[tid]) for tid in self.dirty if tid in tasks]
+        saves = [
+            TaskSave(tasks[tid].task, versions[tid], stored_values(tasks[tid])) for tid in self.dirty if tid in tasks
+        ]
         return WriteSet(
             submissions=[group for group, _ in self.submissions],
             saves=saves,

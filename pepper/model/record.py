@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from pepper.model import codec
@@ -93,6 +95,8 @@ class TaskRecord:
 #: How far a task got: every field of ``TaskRecord`` but its spec and version, in declaration order. The one
 #: list of them: the engine's live slots and the store's task saves are derived from it.
 STORED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord) if f.name not in ("task", "version"))
+#: The values of the stored fields, in ``STORED_FIELDS`` order, of a ``TaskRecord`` or the engine's live task.
+stored_values: Callable[[Any], tuple[Any, ...]] = attrgetter(*STORED_FIELDS)
 
 
 def initial_state(task: Task) -> TaskState:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pepper.errors import DuplicateTaskError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import RecordAttempt, RecordError
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
-from pepper.model.record import TaskRecord
+from pepper.model.record import TaskRecord, stored_values
 from pepper.model.recovery import ErrorRecord
 from pepper.model.submission import Submission
 from pepper.model.task import Task, TaskState
@@ -29,20 +29,34 @@ from pepper.store.workers import RegisteredAgent, WorkerInfo
 SubmissionGroup = Sequence[Task]
 
 
+class TaskSave(NamedTuple):
+    """A task's row to write over ``version`` (the version the writer last read): the values of its stored
+    fields, in ``STORED_FIELDS`` order (see model.record)."""
+
+    task: Task
+    version: int
+    values: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, record: Any, version: int) -> TaskSave:
+        """The save of a ``TaskRecord`` (or anything with the stored fields as attributes) over ``version``."""
+        return cls(record.task, version, stored_values(record))
+
+
 @dataclass
 class WriteSet:
     """Changes to commit together (group commit).
 
-    ``submissions`` are groups of new tasks, each stored all-or-nothing. ``saves`` are task records to
-    write over the version each carries (the version the writer last read: a row written since by
-    someone else is a conflict, and is left alone). ``attempts`` and ``errors`` are history, stored
+    ``submissions`` are groups of new tasks, each stored all-or-nothing. ``saves`` are task rows to
+    write, each over the version the writer last read (a row written since by someone else is a
+    conflict, and is left alone). ``attempts`` and ``errors`` are history, stored
     only with a save of their task that went through. ``lease_takes`` are task leases, granted only if
     the pool has room (the save claiming that task is dropped otherwise); ``lease_drops`` are lease ids
     to release.
     """
 
     submissions: list[SubmissionGroup] = field(default_factory=list)
-    saves: list[TaskRecord] = field(default_factory=list)
+    saves: list[TaskSave] = field(default_factory=list)
     attempts: list[RecordAttempt] = field(default_factory=list)
     lease_takes: list[Lease] = field(default_factory=list)
     lease_drops: list[str] = field(default_factory=list)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pepper.errors import RunNotFoundError
@@ -13,6 +12,7 @@ from pepper.model.submission import Submission
 from pepper.model.task import Task
 from pepper.model.workflow_run import RunRecord, RunState
 from pepper.store.connection import transaction
+from pepper.store.protocol import TaskSave
 
 if TYPE_CHECKING:
     from pepper.store.sqlite import SQLiteStore
@@ -41,9 +41,9 @@ class RunLog:
         with store.lock, transaction(store.conn) as conn:
             store.begin_change(conn)
             present = store.insert_tasks(conn, [record.task for record in records], writer)
-            fresh = [replace(record, version=1) for record in records if record.task.task_id not in present]
+            fresh = [TaskSave.of(record, 1) for record in records if record.task.task_id not in present]
             store.save_in(conn, fresh, writer)
-        return [record.task.task_id for record in fresh]
+        return [save.task.task_id for save in fresh]
 
     def get(self, run_id: str) -> RunRecord:
         rows = self._store.query("run_by_id", (run_id,))

@@ -3,7 +3,7 @@
 One connection guarded by a lock, WAL mode, short ``BEGIN IMMEDIATE``
 transactions. Writes arrive as a ``WriteSet`` (everything an engine changed
 since its last commit) and go in as one transaction: group commit. The typed
-records of the write set become statement parameters here, and SQLite's
+records of the write set become statement parameters (``store.params``), and SQLite's
 exceptions become ``StoreBusyError`` or ``WriteRefusedError``.
 """
 
@@ -14,14 +14,12 @@ import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from operator import attrgetter
 from typing import Any
 
-from pepper.errors import DuplicateTaskError, StoreBusyError, WriteRefusedError
+from pepper.errors import DuplicateTaskError
 from pepper.model import codec
-from pepper.model.events import RecordAttempt, RecordError
-from pepper.model.record import STORED_FIELDS, TaskRecord, initial_state
-from pepper.model.recovery import NO_RECOVERY, RecoveryState
+from pepper.model.record import TaskRecord
+from pepper.model.recovery import RecoveryState
 from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
@@ -29,7 +27,8 @@ from pepper.store.connection import connect, damaged, expand, migrate, queries, 
 from pepper.store.errors import ErrorLog
 from pepper.store.feedback import AttemptLog, FeedbackLog
 from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
-from pepper.store.protocol import CommitResult, SubmissionGroup, WriteSet
+from pepper.store.params import attempt_params, error_params, insert_params, save_params, typed_errors
+from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
 from pepper.store.runs import RunLog
 from pepper.store.workers import WorkerRegistry
 
@@ -47,60 +46,6 @@ def _valid_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _insert_params(task: Task, writer: str) -> tuple[Any, ...]:
-    """Parameters of ``insert_task`` for a newly submitted task."""
-    state = initial_state(task)
-    ready_at = task.created_at if state is TaskState.PENDING else None
-    return (*task.to_row(), state.value, ready_at, writer)
-
-
-# ``save_task`` sets the stored fields in STORED_FIELDS order; ``result`` is held as its JSON text (``result_json``)
-_SAVED = tuple(name for name in STORED_FIELDS if name != "result")
-_saved_values = attrgetter(*_SAVED)
-_STATE, _ERROR, _CANCEL, _RECOVERY = (_SAVED.index(n) for n in ("state", "error", "cancel_requested", "recovery"))
-
-
-def _save_params(record: TaskRecord, writer: str) -> tuple[Any, ...]:
-    """Parameters of ``save_task``: the stored fields, the writer, then the task id and the expected version."""
-    values = list(_saved_values(record))
-    values[_STATE] = record.state.value
-    error = record.error
-    values[_ERROR] = codec.encode(error.to_dict()) if error is not None else None
-    values[_CANCEL] = int(record.cancel_requested)
-    recovery = record.recovery
-    values[_RECOVERY] = None if recovery is NO_RECOVERY else codec.encode(recovery.to_data())
-    return (*values, writer, record.task.task_id, record.version)
-
-
-def _attempt_params(a: RecordAttempt, writer: str) -> tuple[Any, ...]:
-    """Parameters of the ``record_attempt`` statement."""
-    error = codec.encode(a.error.to_dict()) if a.error is not None else None
-    return (a.task_id, a.attempt, a.agent_id, writer, a.task_type, a.started_at, a.ended_at, a.outcome, error,
-            a.task_id, writer)  # fmt: skip
-
-
-def _error_params(e: RecordError, writer: str) -> tuple[Any, ...]:
-    """Parameters of the ``record_error`` statement."""
-    err = e.error
-    return (e.task_id, e.attempt, e.agent_id, writer, e.task_type, e.at, err.type, err.message, err.traceback,
-            err.kind, e.strategy or None, e.action, e.detail or None, e.task_id, writer)  # fmt: skip
-
-
-@contextmanager
-def _typed_errors() -> Iterator[None]:
-    """SQLite's exceptions as the store protocol's: busy, locked, full or unreachable may pass; the rest will not."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise StoreBusyError(str(exc)) from exc
-    except sqlite3.Error as exc:
-        if type(exc) is sqlite3.DatabaseError:
-            raise StoreBusyError(str(exc)) from exc
-        raise WriteRefusedError(str(exc)) from exc
-    except OverflowError as exc:  # an integer wider than SQLite's 64 bits
-        raise WriteRefusedError(str(exc)) from exc
 
 
 class StoredTaskView:
@@ -230,7 +175,7 @@ class SQLiteStore:
 
         Raises ``StoreBusyError`` when the same writes may pass later, ``WriteRefusedError`` when they will not.
         """
-        with _typed_errors(), self.lock, transaction(self.conn) as conn:
+        with typed_errors(), self.lock, transaction(self.conn) as conn:
             return self._commit_in(conn, writes, writer, now)
 
     def _commit_in(self, conn: sqlite3.Connection, writes: WriteSet, writer: str, now: float) -> CommitResult:
@@ -249,21 +194,21 @@ class SQLiteStore:
                 if lease.lease_id in refused and lease.task_id is not None:
                     result.refused[lease.task_id] = refused[lease.lease_id]
             if result.refused:  # a claim whose lease was refused is not written
-                saves = [record for record in saves if record.task.task_id not in result.refused]
+                saves = [save for save in saves if save.task.task_id not in result.refused]
         if saves:
-            cursor = conn.executemany(q["save_task"], [_save_params(record, writer) for record in saves])
+            cursor = conn.executemany(q["save_task"], [save_params(save, writer) for save in saves])
             if cursor.rowcount != len(saves):
-                ids = [record.task.task_id for record in saves]
+                ids = [save.task.task_id for save in saves]
                 result.conflicts = set(ids) - self._written(conn, ids, writer)
         if takes:  # only claims written here take their lease (a lost claim holds nothing)
-            written = {record.task.task_id for record in saves} - result.conflicts
+            written = {save.task.task_id for save in saves} - result.conflicts
             self.leases.insert_in(
                 conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id in written]
             )
         if writes.attempts:
-            conn.executemany(q["record_attempt"], [_attempt_params(a, writer) for a in writes.attempts])
+            conn.executemany(q["record_attempt"], [attempt_params(a, writer) for a in writes.attempts])
         if writes.errors:
-            conn.executemany(q["record_error"], [_error_params(e, writer) for e in writes.errors])
+            conn.executemany(q["record_error"], [error_params(e, writer) for e in writes.errors])
         return result
 
     def begin_change(self, conn: sqlite3.Connection) -> int:
@@ -275,15 +220,15 @@ class SQLiteStore:
     def insert_tasks(self, conn: sqlite3.Connection, tasks: Sequence[Task], writer: str) -> set[str]:
         """Within an open write transaction: the one way tasks enter the ``tasks`` table. Returns the ids that
         were already stored (those rows are left as they are)."""
-        cursor = conn.executemany(self._q["insert_task"], [_insert_params(t, writer) for t in tasks])
+        cursor = conn.executemany(self._q["insert_task"], [insert_params(t, writer) for t in tasks])
         if cursor.rowcount == len(tasks):
             return set()
         ids = [t.task_id for t in tasks]
         return set(ids) - self._written(conn, ids, writer)
 
-    def save_in(self, conn: sqlite3.Connection, records: Sequence[TaskRecord], writer: str) -> int:
-        """Within an open write transaction: write task records over the versions they carry; rows written."""
-        return conn.executemany(self._q["save_task"], [_save_params(r, writer) for r in records]).rowcount
+    def save_in(self, conn: sqlite3.Connection, saves: Sequence[TaskSave], writer: str) -> int:
+        """Within an open write transaction: write task rows over their expected versions; rows written."""
+        return conn.executemany(self._q["save_task"], [save_params(save, writer) for save in saves]).rowcount
 
     def _submit_group(
         self, conn: sqlite3.Connection, index: int, group: SubmissionGroup, writer: str, result: CommitResult

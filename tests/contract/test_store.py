@@ -14,15 +14,16 @@ from pepper.model.resources import Resources
 from pepper.model.status import TaskError
 from pepper.model.submission import build_task
 from pepper.model.task import TaskState
-from pepper.store.protocol import Store, WriteSet
+from pepper.store.protocol import Store, TaskSave, WriteSet
 
 ME, OTHER = "worker-me", "worker-other"
 
 
-def save(task_id: str, version: int, state: str = "in_progress", writer: str = ME, result=None) -> TaskRecord:
+def save(task_id: str, version: int, state: str = "in_progress", writer: str = ME, result=None) -> TaskSave:
     """A task save for a simple state change, over the stored ``version``."""
-    return TaskRecord(build_task(task_id=task_id, task_type="t"), TaskState(state), attempts=1, agent_id="agent",
-                      owner=writer, ready_at=1.0, started_at=2.0, result_json=result, version=version)  # fmt: skip
+    record = TaskRecord(build_task(task_id=task_id, task_type="t"), TaskState(state), attempts=1, agent_id="agent",
+                        owner=writer, ready_at=1.0, started_at=2.0, result_json=result)  # fmt: skip
+    return TaskSave.of(record, version)
 
 
 def attempt(task_id: str) -> RecordAttempt:
@@ -122,9 +123,9 @@ def test_listing_counting_and_queue_position(store):
     assert store.running_by_agent() == {"agent": 1}
     assert store.running_tasks() == [("agent", "t", 2.0)]
     backing_off = TaskRecord(
-        build_task(task_id="t1", task_type="t"), TaskState.PENDING, failures=1, next_attempt_at=50.0, version=1
+        build_task(task_id="t1", task_type="t"), TaskState.PENDING, failures=1, next_attempt_at=50.0
     )
-    store.commit(WriteSet(saves=[backing_off]), ME)
+    store.commit(WriteSet(saves=[TaskSave.of(backing_off, 1)]), ME)
     assert [r.task.task_id for r in store.ready_tasks(now=10.0)] == ["t2", "t3", "t4"]  # t1 waits out its back-off
     assert [r.task.task_id for r in store.ready_tasks(now=50.0)] == ["t1", "t2", "t3", "t4"]
 
@@ -207,7 +208,7 @@ def test_another_connections_commit_changes_the_data_version(shared_store):
 
 def test_a_write_the_store_cannot_hold_is_refused_and_leaves_nothing(store):
     store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
-    huge = TaskRecord(build_task(task_id="a", task_type="t"), TaskState.PENDING, attempts=2**70, version=1)
+    huge = TaskSave.of(TaskRecord(build_task(task_id="a", task_type="t"), TaskState.PENDING, attempts=2**70), 1)
     with pytest.raises(WriteRefusedError):
         store.commit(WriteSet(submissions=[[build_task(task_id="b", task_type="t")]], saves=[huge]), ME)
     assert set(store.get_tasks(["a", "b"])) == {"a"} and store.get_tasks(["a"])["a"].version == 1

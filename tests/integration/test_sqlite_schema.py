@@ -9,7 +9,8 @@ import sqlite3
 import pytest
 
 from pepper.errors import ConfigError
-from pepper.store.connection import migrate, migrations, schema_sql
+from pepper.store.connection import migrate, migrations, queries, schema_sql
+from pepper.store.params import SAVED_FIELDS
 from pepper.store.sqlite import SQLiteStore
 
 
@@ -39,3 +40,8 @@ def test_a_database_from_a_newer_pepper_is_refused(tmp_path):
     conn.close()
     with pytest.raises(ConfigError, match="newer pepper"):
         SQLiteStore(path)
+
+
+def test_the_save_statement_sets_the_stored_fields_in_their_declared_order():
+    columns = re.findall(r"(\w+) = \?", queries()["save_task"].split("WHERE")[0])
+    assert columns == [("result" if name == "result_json" else name) for name in SAVED_FIELDS] + ["writer"]
