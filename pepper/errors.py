@@ -33,6 +33,8 @@ the message::
     ├── WaitTimeoutError (TimeoutError)      wait() ran out of time
     │   └── WorkflowTimeoutError             a run outlived its timeout and was cancelled (.result)
     ├── StoreError (RuntimeError)            the database refused a write, or cannot be read
+    │   ├── StoreBusyError                   busy, locked, full or unreachable: try the write again later
+    │   ├── WriteRefusedError                a write that fails the same way every time (a constraint)
     │   └── DatabaseDamagedError             a damaged (corrupt) database file (.path)
     ├── RuntimeClosedError (RuntimeError)    the runtime was closed
     └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
@@ -364,6 +366,14 @@ class WorkflowTimeoutError(WaitTimeoutError):
 
 class StoreError(PepperError, RuntimeError):
     """The database refused a write (the rest of its batch was stored), or cannot be used at all."""
+
+
+class StoreBusyError(StoreError):
+    """The database cannot take the write now (busy, locked, full or unreachable); the same write may pass later."""
+
+
+class WriteRefusedError(StoreError):
+    """The database refuses the write itself (a constraint, a value it cannot hold): retrying fails the same way."""
 
 
 class DatabaseDamagedError(StoreError):

@@ -297,7 +297,7 @@ def alerts(limit: int, as_json: bool, db: str | None) -> None:
     time one fires it is recorded in the database, and listed here.
     """
     with open_runtime(db) as runtime:
-        fired = runtime.store.leases.recent_alerts(limit)
+        fired = runtime.store.alerts.recent(limit)
     if as_json:
         print_json([{**a, "above": bool(a["above"])} for a in fired])
         return

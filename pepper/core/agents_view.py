@@ -114,7 +114,8 @@ class StoredView:
         store = runtime.store
         self.now = runtime.clock.now()
         self.performance = Performance(runtime.settings.score_half_life)
-        outcomes, ratings = store.feedback.history(self.now - 10 * runtime.settings.score_half_life)
+        since = self.now - 10 * runtime.settings.score_half_life
+        outcomes, ratings = store.history.outcomes(since), store.feedback.ratings(since)
         for agent_id, task_type, ok, duration, at in outcomes:
             self.performance.record(agent_id, task_type, ok, duration, at)
         for agent_id, rating, at in ratings:

@@ -190,7 +190,7 @@ class HealthMonitor(Component):
         for lease in leases:
             if lease.kind is not LeaseKind.BUDGET or "memory" not in lease.resources:
                 continue
-            stored = store.leases.usage_of(lease.holder)
+            stored = store.usage.of_agent(lease.holder)
             measured = stored[0][2].get("memory", {}).get("value") if stored else None
             if measured is not None and measured > lease.resources["memory"]:
                 overuse.append((lease.holder, "MB of memory", measured, lease.resources["memory"]))

@@ -35,8 +35,8 @@ from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.scheduling.backlog import ahead_of, waiting_from
 from pepper.scheduling.explain import WaitFacts, explain
+from pepper.store.protocol import Store
 from pepper.store.ratings import rate_task
-from pepper.store.sqlite import SQLiteStore
 
 _POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 
@@ -44,7 +44,7 @@ _POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 class StoreBackend:
     """Submit, inspect, wait for and cancel tasks with the store alone."""
 
-    def __init__(self, store: SQLiteStore, clock: Clock, writer: str, ageing: float = 10.0) -> None:
+    def __init__(self, store: Store, clock: Clock, writer: str, ageing: float = 10.0) -> None:
         self.store = store
         self.clock = clock
         self.writer = writer

@@ -102,7 +102,7 @@ def observations(runtime: Runtime, since: float) -> tuple[list[Observation], str
         # Copied on the engine's thread: the engine appends to the window while tasks end.
         return runtime._on_engine(lambda: window.since(since)), "this process"
     found = []
-    for task_type, agent_id, ok, ready_at, started_at, at in runtime.store.feedback.ended_attempts(since):
+    for task_type, agent_id, ok, ready_at, started_at, at in runtime.store.history.ended(since):
         wait = started_at - ready_at if ready_at is not None and started_at is not None else None
         run = at - started_at if started_at is not None else None
         found.append(Observation(at, task_type, agent_id, ok, wait if wait is None or wait >= 0 else None, run))

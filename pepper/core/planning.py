@@ -323,7 +323,7 @@ def _history(runtime: Runtime | None) -> Performance | None:
         return None  # nothing learned yet, and planning creates no database
     performance = Performance(live.settings.score_half_life)
     now = live.clock.now()
-    outcomes, _ratings = live.store.feedback.history(now - 10 * live.settings.score_half_life)
+    outcomes = live.store.history.outcomes(now - 10 * live.settings.score_half_life)
     for agent_id, task_type, ok, duration, at in outcomes:
         performance.record(agent_id, task_type, ok, duration, at)
     return performance

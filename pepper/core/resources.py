@@ -222,7 +222,7 @@ class ResourceMonitor(Component):
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Alerts that fired, newest first."""
-        return self.runtime.store.leases.recent_alerts(limit)
+        return self.runtime.store.alerts.recent(limit)
 
 
 def _known_ids(runtime: Runtime) -> set[str]:

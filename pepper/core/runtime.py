@@ -225,7 +225,7 @@ class Runtime:
         if agent_id in self._agents:  # it runs here: measure it now
             service = self._running_service()
             return self._on_engine(lambda: service.sampler.measure(agent_id))
-        stored = self.store.leases.usage_of(agent_id)
+        stored = self.store.usage.of_agent(agent_id)
         if stored:
             worker, at, figures = stored[0]
             return AgentUsage(agent_id, at, {m: Measurement.from_dict(f) for m, f in figures.items()}, worker)

@@ -7,36 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from pepper.engine.live import LiveTask
-from pepper.model import codec
 from pepper.model.events import RecordAttempt, RecordError, Start
 from pepper.model.lease import Lease
+from pepper.model.record import stored_values
 from pepper.model.task import Task, TaskState
-from pepper.store.sqlite import WriteSet, save_params
-
-
-def attempt_params(a: RecordAttempt, writer: str) -> tuple[Any, ...]:
-    """Parameters of the ``record_attempt`` statement."""
-    error = codec.encode(a.error.to_dict()) if a.error is not None else None
-    return (
-        a.task_id,
-        a.attempt,
-        a.agent_id,
-        writer,
-        a.task_type,
-        a.started_at,
-        a.ended_at,
-        a.outcome,
-        error,
-        a.task_id,
-        writer,
-    )
-
-
-def error_params(e: RecordError, writer: str) -> tuple[Any, ...]:
-    """Parameters of the ``record_error`` statement."""
-    err = e.error
-    return (e.task_id, e.attempt, e.agent_id, writer, e.task_type, e.at, err.type, err.message, err.traceback,
-            err.kind, e.strategy or None, e.action, e.detail or None, e.task_id, writer)  # fmt: skip
+from pepper.store.protocol import TaskSave, WriteSet
 
 
 class Batch:
@@ -120,13 +95,15 @@ class Batch:
         return parts
 
     def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
-        """The ``WriteSet`` for the store; tasks are read in their current state."""
-        saves = [save_params(tasks[tid], writer, versions[tid]) for tid in self.dirty if tid in tasks]
+        """The ``WriteSet`` for the store; tasks are read in their current state, over the version last stored."""
+        saves = [
+            TaskSave(tasks[tid].task, versions[tid], stored_values(tasks[tid])) for tid in self.dirty if tid in tasks
+        ]
         return WriteSet(
             submissions=[group for group, _ in self.submissions],
             saves=saves,
-            attempts=[attempt_params(a, writer) for a in self.attempts],
-            errors=[error_params(e, writer) for e in self.errors],
+            attempts=list(self.attempts),
+            errors=list(self.errors),
             lease_takes=self._standing_takes(tasks, writer) if self.lease_takes else [],
             lease_drops=list(self.lease_drops),
         )

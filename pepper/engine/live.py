@@ -4,32 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pepper.model.record import TaskRecord
+from pepper.model.record import STORED_FIELDS, TaskRecord
 from pepper.model.recovery import NO_RECOVERY
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
 
-_STORED = (
-    "state",
-    "attempts",
-    "failures",
-    "agent_id",
-    "owner",
-    "ready_at",
-    "started_at",
-    "finished_at",
-    "next_attempt_at",
-    "result",
-    "result_json",
-    "error",
-    "reason",
-    "progress",
-    "progress_message",
-    "cancel_requested",
-    "placement",
-    "recovery",
-    "parked_at",
-)
+_STORED = STORED_FIELDS
 
 
 class LiveTask:

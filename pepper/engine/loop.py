@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
 from pepper.engine.runs import RunDriver, step_view
 from pepper.engine.state import EngineState
-from pepper.errors import ExpressionError, ResourceUnavailableError, StoreError
+from pepper.errors import ExpressionError, ResourceUnavailableError, StoreBusyError, StoreError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     Abort,
@@ -59,7 +58,7 @@ from pepper.model.settings import Settings
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import RUN_KEY
-from pepper.store.sqlite import CommitResult, SQLiteStore
+from pepper.store.protocol import CommitResult, Store
 
 log = logging.getLogger("pepper.engine")
 _RETRY_COMMIT = (0.05, 0.2, 1.0, 5.0)
@@ -69,9 +68,10 @@ _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
 def _transient(exc: BaseException) -> bool:
     """A failure that may pass (the database is busy, locked, full or unreachable): retry the whole batch.
 
-    Anything else (a constraint, a value the database cannot hold) fails the same way every time.
+    Anything else (``WriteRefusedError``: a constraint, a value the database cannot hold) fails the same way
+    every time.
     """
-    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+    return isinstance(exc, StoreBusyError)
 
 
 def budget_lease_id(agent_id: str, worker_id: str) -> str:
@@ -99,7 +99,7 @@ class Engine:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         settings: Settings,
         *,
         clock: Clock,
@@ -471,11 +471,9 @@ class Engine:
         lease = Lease(budget_lease_id(spec.agent_id, self.worker_id), spec.agent_id, LeaseKind.BUDGET,
                       spec.resources, self.clock.now(), worker_id=self.worker_id)  # fmt: skip
         try:
-            self.store.leases.grant(lease, self.clock.now())
+            self.store.leases.grant_once(lease, self.clock.now())  # False: granted before (registered again)
         except ResourceUnavailableError as exc:
             return f"is waiting for its budget: {describe_shortfall(exc.shortfall)} in the pool"
-        except sqlite3.IntegrityError:
-            pass  # granted before (the same worker registered it again)
         return None
 
     # -- loading from the store -----------------------------------------------------------

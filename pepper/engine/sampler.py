@@ -71,7 +71,7 @@ class Sampler(Periodic):
         self._ticks += 1
         for agent_id in list(engine.handles):
             self.latest[agent_id] = self.measure(agent_id, fresh_storage)
-        engine.store.leases.save_usage(
+        engine.store.usage.save(
             (u.agent_id, engine.worker_id, now, {m: v.to_dict() for m, v in u.measurements.items()})
             for u in self.latest.values()
             if u.agent_id in engine.handles
@@ -116,7 +116,7 @@ class Sampler(Periodic):
             return None
         usage = self.latest.get(rule.subject)
         if usage is None:  # an agent of another worker: its latest stored figures
-            stored = self.engine.store.leases.usage_of(rule.subject)
+            stored = self.engine.store.usage.of_agent(rule.subject)
             if not stored:
                 return None
             figures = stored[0][2].get(rule.metric)
@@ -126,7 +126,7 @@ class Sampler(Periodic):
     def deliver(self, alert: Alert, callback: Callable[[Alert], Any]) -> None:
         """Record the alert and call its callback (async on the loop, sync in a thread); errors are logged."""
         try:
-            self.engine.store.leases.record_alert(alert.to_row())
+            self.engine.store.alerts.record(alert.to_row())
         except Exception:
             log.exception("could not record alert %s", alert.alert_id)
         loop = asyncio.get_running_loop()

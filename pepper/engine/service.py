@@ -50,7 +50,7 @@ class _KnownTasks:
 
     def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
         # Tasks only in the store (finished and trimmed from memory) are not looked up here:
-        # the insert itself detects them and compares specs (see SQLiteStore.commit).
+        # the insert itself detects them and compares specs (see Store.commit).
         tasks, pending = self._engine.state.tasks, self._engine.pending
         found: dict[str, Task] = {}
         for tid in task_ids:

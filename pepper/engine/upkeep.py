@@ -59,7 +59,8 @@ class Upkeep:
         store.leases.reap_expired(now)
         engine.reload_leases()
         self.feedback_seen = store.feedback.last_id()
-        outcomes, ratings = store.feedback.history(now - 10 * engine.settings.score_half_life)
+        since = now - 10 * engine.settings.score_half_life
+        outcomes, ratings = store.history.outcomes(since), store.feedback.ratings(since)
         engine.dispatch(HistoryLoaded(tuple(outcomes), tuple(ratings), now))
         engine.ingest(store.unfinished(), cause="start-up")
         self.peers()

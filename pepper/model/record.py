@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from pepper.model import codec
 from pepper.model.recovery import NO_RECOVERY, RecoveryState
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
-
-#: Columns describing progress, in ``TaskRecord.progress_row`` order.
-PROGRESS_COLUMNS = (
-    "state",
-    "attempts",
-    "failures",
-    "agent_id",
-    "owner",
-    "ready_at",
-    "started_at",
-    "finished_at",
-    "next_attempt_at",
-    "result",
-    "error",
-    "reason",
-    "progress",
-    "progress_message",
-    "cancel_requested",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +90,13 @@ class TaskRecord:
             parked_at=self.parked_at,
             policy=None if task.policy is None else str(task.policy),
         )
+
+
+#: How far a task got: every field of ``TaskRecord`` but its spec and version, in declaration order. The one
+#: list of them: the engine's live slots and the store's task saves are derived from it.
+STORED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord) if f.name not in ("task", "version"))
+#: The values of the stored fields, in ``STORED_FIELDS`` order, of a ``TaskRecord`` or the engine's live task.
+stored_values: Callable[[Any], tuple[Any, ...]] = attrgetter(*STORED_FIELDS)
 
 
 def initial_state(task: Task) -> TaskState:

@@ -1,4 +1,4 @@
-"""Ratings, and the history of outcomes that pepper learns agents' performance from."""
+"""Ratings given on tasks, and the history of attempts' outcomes that pepper learns agents' performance from."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ if TYPE_CHECKING:
     from pepper.store.sqlite import SQLiteStore
 
 Outcome = tuple[str, str, bool, "float | None", float]
+EndedAttempt = tuple[str, "str | None", bool, "float | None", "float | None", float]
 
 
 class FeedbackLog:
-    """Reads and writes of the ``feedback`` table, and the outcome history."""
+    """Reads and writes of the ``feedback`` table."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
@@ -36,13 +37,22 @@ class FeedbackLog:
     def last_id(self) -> int:
         return int(self._store.query("last_feedback_id")[0][0])
 
-    def history(self, since: float) -> tuple[list[Outcome], list[tuple[str, int, float]]]:
-        """Outcomes ``(agent, type, ok, duration, at)`` and ratings ``(agent, rating, at)`` since ``since``."""
-        outcomes = [(r[0], r[1], bool(r[2]), r[3], r[4]) for r in self._store.query("outcomes_since", (since, since))]
-        ratings = [(r[0], r[1], r[2]) for r in self._store.query("ratings_since", (since,))]
-        return outcomes, ratings
+    def ratings(self, since: float) -> list[tuple[str, int, float]]:
+        """Ratings ``(agent, rating, at)`` given since ``since``."""
+        return [(r[0], r[1], r[2]) for r in self._store.query("ratings_since", (since,))]
 
-    def ended_attempts(self, since: float) -> list[tuple[str, str | None, bool, float | None, float | None, float]]:
+
+class AttemptLog:
+    """Reads of how attempts ended (the ``attempts`` table and the tasks' last attempts)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def outcomes(self, since: float) -> list[Outcome]:
+        """Outcomes ``(agent, type, ok, duration, at)`` of attempts that ended since ``since``."""
+        return [(r[0], r[1], bool(r[2]), r[3], r[4]) for r in self._store.query("outcomes_since", (since, since))]
+
+    def ended(self, since: float) -> list[EndedAttempt]:
         """``(task type, agent, ok, ready at, started at, ended at)`` of attempts that ended after ``since``."""
         rows = self._store.query("ended_attempts_since", (since, since))
         return [(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]

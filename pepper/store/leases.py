@@ -1,4 +1,4 @@
-"""The pool and its leases, measured usage and alerts, as stored.
+"""The pool and its leases, measured usage, and alerts, as stored (one log each).
 
 Grants happen inside a write transaction that first reads every live lease,
 so two processes (or threads) allocating at once can never exceed the pool.
@@ -26,7 +26,7 @@ def shortfall_message(missing: Mapping[str, float], capacity: Mapping[str, float
 
 
 class LeaseLedger:
-    """Reads and writes of the ``pool``, ``leases``, ``usage_samples`` and ``alerts`` tables."""
+    """Reads and writes of the ``pool`` and ``leases`` tables."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
@@ -62,8 +62,19 @@ class LeaseLedger:
 
     def grant(self, lease: Lease, now: float) -> Lease:
         """Store ``lease`` if the pool has room for all of it now; else ``ResourceUnavailableError``."""
+        self._grant(lease, now, once=False)
+        return lease
+
+    def grant_once(self, lease: Lease, now: float) -> bool:
+        """Like ``grant``, but a lease whose id is already stored counts as granted before: False then,
+        True if this call granted it."""
+        return self._grant(lease, now, once=True)
+
+    def _grant(self, lease: Lease, now: float, *, once: bool) -> bool:
         store = self._store
         with store.lock, transaction(store.conn) as conn:
+            if once and conn.execute(self._q["lease_by_id"], (lease.lease_id,)).fetchone() is not None:
+                return False
             refused = self.grant_in(conn, [lease], now)
         if refused:
             missing = refused[lease.lease_id]
@@ -71,7 +82,7 @@ class LeaseLedger:
             raise ResourceUnavailableError(
                 f"cannot allocate to {lease.holder!r}: {shortfall_message(missing, capacity)}", missing
             )
-        return lease
+        return True
 
     def grant_in(self, conn: sqlite3.Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
         """Within an open write transaction: store each lease that fits; the refused ones with what was short."""
@@ -126,24 +137,39 @@ class LeaseLedger:
         """Mark expired leases released (they already stopped counting)."""
         return self._store.execute("reap_expired_leases", (now,))
 
-    # -- measured usage and alerts -----------------------------------------------------
 
-    def save_usage(self, samples: Iterable[tuple[str, str, float, Mapping[str, Any]]]) -> None:
+class UsageLog:
+    """Reads and writes of the ``usage_samples`` table: resource usage workers measured, per agent."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def save(self, samples: Iterable[tuple[str, str, float, Mapping[str, Any]]]) -> None:
+        """Store ``(agent, worker, sampled_at, usage)`` samples."""
         rows = [(agent, worker, at, codec.encode(dict(usage))) for agent, worker, at, usage in samples]
         if rows:
             store = self._store
             with store.lock, transaction(store.conn) as conn:
-                conn.executemany(self._q["save_usage"], rows)
+                conn.executemany(store.statement("save_usage"), rows)
 
-    def usage_of(self, agent_id: str) -> list[tuple[str, float, dict[str, Any]]]:
+    def of_agent(self, agent_id: str) -> list[tuple[str, float, dict[str, Any]]]:
         """``(worker_id, sampled_at, usage)`` for each worker that measured the agent, newest first."""
         return [
             (row["worker_id"], row["sampled_at"], codec.decode(row["usage"]))
             for row in self._store.query("usage_of_agent", (agent_id,))
         ]
 
-    def record_alert(self, row: tuple[Any, ...]) -> None:
+
+class AlertLog:
+    """Reads and writes of the ``alerts`` table: alerts that fired."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def record(self, row: tuple[Any, ...]) -> None:
+        """Store a fired alert (``Alert.to_row()``)."""
         self._store.execute("insert_alert", row)
 
-    def recent_alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest alerts, newest first."""
         return [dict(row) for row in self._store.query("recent_alerts", (limit,))]

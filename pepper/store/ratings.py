@@ -6,10 +6,10 @@ from dataclasses import replace
 
 from pepper.errors import TaskNotFoundError, ValidationError
 from pepper.model.feedback import TaskFeedback
-from pepper.store.sqlite import SQLiteStore
+from pepper.store.protocol import Store
 
 
-def rate_task(store: SQLiteStore, feedback: TaskFeedback, now: float) -> TaskFeedback:
+def rate_task(store: Store, feedback: TaskFeedback, now: float) -> TaskFeedback:
     """Store ``feedback`` for its task, naming the agent that ran it; the task must have finished."""
     record = store.get_tasks([feedback.task_id]).get(feedback.task_id)
     if record is None:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 from pepper.errors import RunNotFoundError
 from pepper.model import codec
 from pepper.model.record import TaskRecord
-from pepper.model.submission import Submission, prepare
+from pepper.model.submission import Submission
 from pepper.model.task import Task
 from pepper.model.workflow_run import RunRecord, RunState
 from pepper.store.connection import transaction
+from pepper.store.protocol import TaskSave
 
 if TYPE_CHECKING:
     from pepper.store.sqlite import SQLiteStore
@@ -25,32 +26,24 @@ class RunLog:
 
     def create(self, run: RunRecord, tasks: Sequence[Task], writer: str) -> Submission:
         """Store a new run and the tasks of its first steps, all or nothing."""
-        from pepper.store.sqlite import StoredTaskView, insert_row
-
         store = self._store
         params = (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
                   run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan))  # fmt: skip
         with store.lock, transaction(store.conn) as conn:
-            submission = prepare(tasks, StoredTaskView(store), store.leases.pool() or None)
-            store.begin_change(conn)
+            submission = store.submit_in(conn, tasks, writer)
             conn.execute(store.statement("insert_run"), params)
-            conn.executemany(store.statement("insert_task"), [insert_row(t, writer) for t in submission.new])
         return submission
 
     def add_settled(self, records: Sequence[TaskRecord], writer: str) -> list[str]:
         """Store tasks that are final from the start (a skipped step, a step that can no longer run);
         returns the ids stored (an id already present is left alone)."""
-        from pepper.store.sqlite import insert_row, save_params
-
         store = self._store
-        stored = []
         with store.lock, transaction(store.conn) as conn:
             store.begin_change(conn)
-            for record in records:
-                if conn.execute(store.statement("insert_task"), insert_row(record.task, writer)).rowcount:
-                    conn.execute(store.statement("save_task"), save_params(record, writer, 1))
-                    stored.append(record.task.task_id)
-        return stored
+            present = store.insert_tasks(conn, [record.task for record in records], writer)
+            fresh = [TaskSave.of(record, 1) for record in records if record.task.task_id not in present]
+            store.save_in(conn, fresh, writer)
+        return [save.task.task_id for save in fresh]
 
     def get(self, run_id: str) -> RunRecord:
         rows = self._store.query("run_by_id", (run_id,))

@@ -1,8 +1,10 @@
-"""The SQLite store: the only place pepper runs SQL against its tasks.
+"""The SQLite store (``Store``, see store.protocol): the only place pepper runs SQL against its tasks.
 
 One connection guarded by a lock, WAL mode, short ``BEGIN IMMEDIATE``
 transactions. Writes arrive as a ``WriteSet`` (everything an engine changed
-since its last commit) and go in as one transaction: group commit.
+since its last commit) and go in as one transaction: group commit. The typed
+records of the write set become statement parameters (``store.params``), and SQLite's
+exceptions become ``StoreBusyError`` or ``WriteRefusedError``.
 """
 
 from __future__ import annotations
@@ -12,21 +14,21 @@ import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from pepper.errors import DuplicateTaskError
 from pepper.model import codec
-from pepper.model.lease import Lease
-from pepper.model.record import TaskRecord, initial_state
-from pepper.model.recovery import NO_RECOVERY, RecoveryState
+from pepper.model.record import TaskRecord
+from pepper.model.recovery import RecoveryState
 from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
 from pepper.store.connection import connect, damaged, expand, migrate, queries, transaction
 from pepper.store.errors import ErrorLog
-from pepper.store.feedback import FeedbackLog
-from pepper.store.leases import LeaseLedger
+from pepper.store.feedback import AttemptLog, FeedbackLog
+from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
+from pepper.store.params import attempt_params, error_params, insert_params, save_params, typed_errors
+from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
 from pepper.store.runs import RunLog
 from pepper.store.workers import WorkerRegistry
 
@@ -44,66 +46,6 @@ def _valid_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def insert_row(task: Task, writer: str) -> tuple[Any, ...]:
-    """Parameters of ``insert_task`` for a newly submitted task."""
-    state = initial_state(task)
-    ready_at = task.created_at if state is TaskState.PENDING else None
-    return (*task.to_row(), state.value, ready_at, writer)
-
-
-def save_params(t: Any, writer: str, version: int) -> tuple[Any, ...]:
-    """Parameters of ``save_task`` from anything shaped like a ``TaskRecord`` (its progress fields)."""
-    return (
-        t.state.value, t.attempts, t.failures, t.agent_id, t.owner, t.ready_at, t.started_at,
-        t.finished_at, t.next_attempt_at, t.result_json,
-        codec.encode(t.error.to_dict()) if t.error is not None else None,
-        t.reason, t.progress, t.progress_message, int(t.cancel_requested), t.placement,
-        None if t.recovery is NO_RECOVERY else codec.encode(t.recovery.to_data()), t.parked_at, writer,
-        t.task.task_id, version,
-    )  # fmt: skip
-
-
-@dataclass
-class WriteSet:
-    """Changes to commit together.
-
-    ``submissions`` are groups of new tasks, each stored all-or-nothing;
-    ``saves`` are ``save_task`` parameters (ending in task id and expected
-    version); ``attempts`` are ``record_attempt`` parameters. ``lease_takes``
-    are task leases, granted only if the pool has room (the save claiming
-    that task is dropped otherwise); ``lease_drops`` are lease ids to release.
-    """
-
-    submissions: list[Sequence[Task]] = field(default_factory=list)
-    saves: list[tuple[Any, ...]] = field(default_factory=list)
-    attempts: list[tuple[Any, ...]] = field(default_factory=list)
-    lease_takes: list[Lease] = field(default_factory=list)
-    lease_drops: list[str] = field(default_factory=list)
-    errors: list[tuple[Any, ...]] = field(default_factory=list)  # ``record_error`` parameters
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.submissions or self.saves or self.attempts or self.lease_takes or self.lease_drops or self.errors
-        )
-
-
-@dataclass
-class CommitResult:
-    """What happened to a ``WriteSet``.
-
-    ``rejected`` maps a submission's index to why it was refused; ``existing``
-    holds tasks that were already stored with the same spec; ``conflicts`` the
-    ids whose save lost to a write by another process (re-read them); ``refused``
-    the tasks whose lease the pool could not grant, with what was short.
-    """
-
-    change_seq: int
-    rejected: dict[int, DuplicateTaskError] = field(default_factory=dict)
-    existing: dict[str, Task] = field(default_factory=dict)
-    conflicts: set[str] = field(default_factory=set)
-    refused: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class StoredTaskView:
@@ -140,7 +82,10 @@ class SQLiteStore:
         self._conn.execute(self._q["init_tx_seq"])
         self.workers = WorkerRegistry(self)
         self.leases = LeaseLedger(self)
+        self.usage = UsageLog(self)
+        self.alerts = AlertLog(self)
         self.feedback = FeedbackLog(self)
+        self.history = AttemptLog(self)
         self.runs = RunLog(self)
         self.errors = ErrorLog(self)
 
@@ -226,38 +171,44 @@ class SQLiteStore:
     # -- writes -----------------------------------------------------------------------
 
     def commit(self, writes: WriteSet, writer: str, now: float = 0.0) -> CommitResult:
-        """Apply ``writes`` in one transaction (group commit); ``now`` decides which leases still count."""
+        """Apply ``writes`` in one transaction (group commit); ``now`` decides which leases still count.
+
+        Raises ``StoreBusyError`` when the same writes may pass later, ``WriteRefusedError`` when they will not.
+        """
+        with typed_errors(), self.lock, transaction(self.conn) as conn:
+            return self._commit_in(conn, writes, writer, now)
+
+    def _commit_in(self, conn: sqlite3.Connection, writes: WriteSet, writer: str, now: float) -> CommitResult:
         q = self._q
-        with self.lock, transaction(self.conn) as conn:
-            seq = self.begin_change(conn)
-            result = CommitResult(seq)
-            for index, group in enumerate(writes.submissions):
-                self._insert_group(conn, index, group, writer, result)
-            saves = writes.saves
-            if writes.lease_drops:
-                self.leases.release_in(conn, writes.lease_drops, now)
-            takes = writes.lease_takes
-            if takes:
-                refused = self.leases.refused_in(conn, takes, now)
-                for lease in takes:
-                    if lease.lease_id in refused and lease.task_id is not None:
-                        result.refused[lease.task_id] = refused[lease.lease_id]
-                if result.refused:  # a claim whose lease was refused is not written
-                    saves = [params for params in saves if params[-2] not in result.refused]
-            if saves:
-                cursor = conn.executemany(q["save_task"], saves)
-                if cursor.rowcount != len(saves):
-                    ids = [params[-2] for params in saves]
-                    result.conflicts = set(ids) - self._written(conn, ids, writer)
-            if takes:  # only claims written here take their lease (a lost claim holds nothing)
-                written = {params[-2] for params in saves} - result.conflicts
-                self.leases.insert_in(
-                    conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id in written]
-                )
-            if writes.attempts:
-                conn.executemany(q["record_attempt"], writes.attempts)
-            if writes.errors:
-                conn.executemany(q["record_error"], writes.errors)
+        result = CommitResult(self.begin_change(conn))
+        for index, group in enumerate(writes.submissions):
+            self._submit_group(conn, index, group, writer, result)
+        saves = writes.saves
+        if writes.lease_drops:
+            self.leases.release_in(conn, writes.lease_drops, now)
+        takes = writes.lease_takes
+        refused: dict[str, dict[str, float]] = {}
+        if takes:
+            refused = self.leases.refused_in(conn, takes, now)
+            for lease in takes:
+                if lease.lease_id in refused and lease.task_id is not None:
+                    result.refused[lease.task_id] = refused[lease.lease_id]
+            if result.refused:  # a claim whose lease was refused is not written
+                saves = [save for save in saves if save.task.task_id not in result.refused]
+        if saves:
+            cursor = conn.executemany(q["save_task"], [save_params(save, writer) for save in saves])
+            if cursor.rowcount != len(saves):
+                ids = [save.task.task_id for save in saves]
+                result.conflicts = set(ids) - self._written(conn, ids, writer)
+        if takes:  # only claims written here take their lease (a lost claim holds nothing)
+            written = {save.task.task_id for save in saves} - result.conflicts
+            self.leases.insert_in(
+                conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id in written]
+            )
+        if writes.attempts:
+            conn.executemany(q["record_attempt"], [attempt_params(a, writer) for a in writes.attempts])
+        if writes.errors:
+            conn.executemany(q["record_error"], [error_params(e, writer) for e in writes.errors])
         return result
 
     def begin_change(self, conn: sqlite3.Connection) -> int:
@@ -266,14 +217,25 @@ class SQLiteStore:
         conn.execute(self._q["set_tx_seq"], (seq,))
         return seq
 
-    def _insert_group(
-        self, conn: sqlite3.Connection, index: int, group: Sequence[Task], writer: str, result: CommitResult
+    def insert_tasks(self, conn: sqlite3.Connection, tasks: Sequence[Task], writer: str) -> set[str]:
+        """Within an open write transaction: the one way tasks enter the ``tasks`` table. Returns the ids that
+        were already stored (those rows are left as they are)."""
+        cursor = conn.executemany(self._q["insert_task"], [insert_params(t, writer) for t in tasks])
+        if cursor.rowcount == len(tasks):
+            return set()
+        ids = [t.task_id for t in tasks]
+        return set(ids) - self._written(conn, ids, writer)
+
+    def save_in(self, conn: sqlite3.Connection, saves: Sequence[TaskSave], writer: str) -> int:
+        """Within an open write transaction: write task rows over their expected versions; rows written."""
+        return conn.executemany(self._q["save_task"], [save_params(save, writer) for save in saves]).rowcount
+
+    def _submit_group(
+        self, conn: sqlite3.Connection, index: int, group: SubmissionGroup, writer: str, result: CommitResult
     ) -> None:
         conn.execute("SAVEPOINT submission")
-        cursor = conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in group])
-        if cursor.rowcount != len(group):
-            ids = [t.task_id for t in group]
-            clashing = set(ids) - self._written(conn, ids, writer)
+        clashing = self.insert_tasks(conn, group, writer)
+        if clashing:
             stored = self.get_tasks(sorted(clashing))
             for task in group:
                 if task.task_id not in clashing:
@@ -296,9 +258,13 @@ class SQLiteStore:
     def submit(self, tasks: Sequence[Task], writer: str) -> Submission:
         """Check and store new tasks in one transaction (used when no engine runs here)."""
         with self.lock, transaction(self.conn) as conn:
-            submission = prepare(tasks, StoredTaskView(self), self.leases.pool() or None)
-            self.begin_change(conn)
-            conn.executemany(self._q["insert_task"], [insert_row(t, writer) for t in submission.new])
+            return self.submit_in(conn, tasks, writer)
+
+    def submit_in(self, conn: sqlite3.Connection, tasks: Sequence[Task], writer: str) -> Submission:
+        """Within an open write transaction: check new tasks against the stored ones and store them."""
+        submission = prepare(tasks, StoredTaskView(self), self.leases.pool() or None)
+        self.begin_change(conn)
+        self.insert_tasks(conn, submission.new, writer)
         return submission
 
     def set_placements(self, placements: Mapping[str, str | None], writer: str) -> int:

@@ -38,7 +38,7 @@ BUSY = textwrap.dedent("""
     TaskOrchestrator(runtime).submit_tasks([{"id": i, "type": "build", "max_retries": 0} for i in ids])
     TaskOrchestrator(runtime).wait(ids, timeout=60)
     deadline = time.monotonic() + 10
-    while not runtime.store.leases.recent_alerts() and time.monotonic() < deadline:
+    while not runtime.store.alerts.recent() and time.monotonic() < deadline:
         time.sleep(0.05)
     runtime.close()
 """)

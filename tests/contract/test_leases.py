@@ -13,7 +13,6 @@ import pytest
 from pepper.errors import AllocationNotFoundError, LeaseEndedError, ResourceUnavailableError
 from pepper.model.lease import Lease, LeaseKind, total_held
 from pepper.model.resources import Resources
-from pepper.store.sqlite import SQLiteStore
 
 POOL = {"cpu": 2.0, "memory": 1024.0}
 
@@ -22,12 +21,11 @@ def lease(lease_id, expires_at=None, at=0.0, holder="agent", **resources):
     return Lease(lease_id, holder, LeaseKind.BUDGET, Resources(resources), at, expires_at)
 
 
-@pytest.fixture(params=["file", "memory"])
-def store(request, tmp_path):
-    s = SQLiteStore(str(tmp_path / "leases.db") if request.param == "file" else ":memory:")
-    s.leases.ensure_pool(POOL, replace=True)
-    yield s
-    s.close()
+@pytest.fixture
+def store(store):
+    """The contract's store, with a pool of 2 cpus and 1024 MB."""
+    store.leases.ensure_pool(POOL, replace=True)
+    return store
 
 
 def test_a_grant_is_whole_or_nothing(store):
@@ -76,19 +74,17 @@ def test_release_is_idempotent_and_unknown_ids_are_an_error(store):
     store.leases.grant(lease("b", cpu=2), now=4.0)  # the cpus came back
 
 
-def test_live_leases_survive_a_restart_and_expired_ones_are_reclaimed(tmp_path):
-    path = str(tmp_path / "restart.db")
-    first = SQLiteStore(path)
+def test_live_leases_survive_a_restart_and_expired_ones_are_reclaimed(shared_store):
+    first = shared_store()
     first.leases.ensure_pool(POOL, replace=True)
     first.leases.grant(lease("kept", cpu=1), now=0.0)
     first.leases.grant(lease("lapses", expires_at=5.0, cpu=1), now=0.0)
     first.close()
-    second = SQLiteStore(path)
+    second = shared_store()
     assert second.leases.ensure_pool({"cpu": 64.0}, replace=False) == POOL  # a stored pool is kept
     assert second.leases.reap_expired(now=6.0) == 1
     assert [x.lease_id for x in second.leases.live(6.0)] == ["kept"]
     assert second.leases.get("lapses").released_at == 5.0
-    second.close()
 
 
 def test_a_dead_workers_leases_are_given_back(store):
@@ -98,33 +94,31 @@ def test_a_dead_workers_leases_are_given_back(store):
     assert store.leases.live(1.0) == []
 
 
-def test_threads_allocating_at_once_never_exceed_the_pool(tmp_path):
-    path = str(tmp_path / "race.db")
-    SQLiteStore(path).leases.ensure_pool({"cpu": 10.0}, replace=True)
+def test_threads_allocating_at_once_never_exceed_the_pool(shared_store):
+    shared_store().leases.ensure_pool({"cpu": 10.0}, replace=True)
+    stores = [shared_store() for _ in range(4)]
     granted, refused = [], []
 
     def grab(worker: int) -> None:
-        store = SQLiteStore(path)
         for i in range(10):
             try:
-                granted.append(store.leases.grant(lease(f"{worker}-{i}", cpu=1), now=0.0))
+                granted.append(stores[worker].leases.grant(lease(f"{worker}-{i}", cpu=1), now=0.0))
             except ResourceUnavailableError:
                 refused.append(1)
-        store.close()
 
     threads = [threading.Thread(target=grab, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    check = SQLiteStore(path)
+    check = shared_store()
     assert len(granted) == 10 and len(refused) == 30
     assert total_held(check.leases.live(0.0), 0.0) == {"cpu": 10.0}
 
 
-def test_processes_allocating_at_once_never_exceed_the_pool(tmp_path):
-    path = str(tmp_path / "race.db")
-    SQLiteStore(path).leases.ensure_pool({"cpu": 6.0}, replace=True)
+def test_processes_allocating_at_once_never_exceed_the_pool(shared_store, tmp_path):
+    shared_store().leases.ensure_pool({"cpu": 6.0}, replace=True)
+    opening, opened = shared_store.python_source()
     script = tmp_path / "grab.py"
     script.write_text(
         textwrap.dedent(f"""
@@ -132,8 +126,8 @@ def test_processes_allocating_at_once_never_exceed_the_pool(tmp_path):
         from pepper.errors import ResourceUnavailableError
         from pepper.model.lease import Lease, LeaseKind
         from pepper.model.resources import Resources
-        from pepper.store.sqlite import SQLiteStore
-        store = SQLiteStore({path!r})
+        {opening}
+        store = {opened}
         won = 0
         for i in range(8):
             try:
@@ -153,4 +147,4 @@ def test_processes_allocating_at_once_never_exceed_the_pool(tmp_path):
     ]  # fmt: skip
     wins = [int(p.communicate(timeout=60)[0]) for p in procs]
     assert sum(wins) == 6
-    assert total_held(SQLiteStore(path).leases.live(0.0), 0.0) == {"cpu": 6.0}
+    assert total_held(shared_store().leases.live(0.0), 0.0) == {"cpu": 6.0}

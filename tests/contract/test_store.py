@@ -2,72 +2,36 @@
 
 from __future__ import annotations
 
-import re
-import sqlite3
-
 import pytest
 
-from pepper.errors import ConfigError, CycleError, DuplicateTaskError
+from pepper.errors import CycleError, DuplicateTaskError, ResourceUnavailableError, StoreBusyError, WriteRefusedError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
+from pepper.model.events import RecordAttempt, RecordError
+from pepper.model.lease import Lease, LeaseKind
 from pepper.model.record import TaskRecord
+from pepper.model.resources import Resources
+from pepper.model.status import TaskError
 from pepper.model.submission import build_task
 from pepper.model.task import TaskState
-from pepper.store.connection import migrate, migrations, schema_sql
-from pepper.store.sqlite import SQLiteStore, WriteSet, save_params
+from pepper.store.protocol import Store, TaskSave, WriteSet
 
 ME, OTHER = "worker-me", "worker-other"
 
 
-@pytest.fixture(params=["file", "memory"])
-def store(request, tmp_path):
-    path = str(tmp_path / "state.db") if request.param == "file" else ":memory:"
-    s = SQLiteStore(path)
-    yield s
-    s.close()
-
-
-def save(task_id: str, version: int, state: str = "in_progress", writer: str = ME, result=None):
-    """``save_task`` parameters for a simple state change."""
+def save(task_id: str, version: int, state: str = "in_progress", writer: str = ME, result=None) -> TaskSave:
+    """A task save for a simple state change, over the stored ``version``."""
     record = TaskRecord(build_task(task_id=task_id, task_type="t"), TaskState(state), attempts=1, agent_id="agent",
                         owner=writer, ready_at=1.0, started_at=2.0, result_json=result)  # fmt: skip
-    return save_params(record, writer, version)
+    return TaskSave.of(record, version)
 
 
-def attempt(task_id: str, writer: str = ME):
-    return (task_id, 1, "agent", writer, "t", 1.0, 2.0, "retry", None, task_id, writer)
+def attempt(task_id: str) -> RecordAttempt:
+    return RecordAttempt(task_id, 1, "agent", "t", 1.0, 2.0, "retry", None)
 
 
-def count(store: SQLiteStore) -> int:
+def count(store: Store) -> int:
     return sum(store.count_by_state().values())
-
-
-def _normalised_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    rows = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    ).fetchall()
-    # compare structure, not layout: ALTER TABLE rewrites the stored text with its own spacing
-    return [(name, re.sub(r"\s*([(),])\s*", r"\1", re.sub(r"\s+", " ", sql)).strip()) for name, sql in rows]
-
-
-def test_migrations_reproduce_the_schema_file_exactly():
-    migrated = sqlite3.connect(":memory:")
-    migrate(migrated)
-    reference = sqlite3.connect(":memory:")
-    reference.executescript(schema_sql())
-    assert _normalised_schema(migrated) == _normalised_schema(reference)
-    assert migrate(migrated) == migrations()[-1][0]  # running again changes nothing
-
-
-def test_a_database_from_a_newer_pepper_is_refused(tmp_path):
-    path = str(tmp_path / "new.db")
-    SQLiteStore(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO schema_version VALUES (999, 0)")
-    conn.commit()
-    conn.close()
-    with pytest.raises(ConfigError, match="newer pepper"):
-        SQLiteStore(path)
 
 
 def test_submitted_tasks_read_back_identically(store):
@@ -161,7 +125,7 @@ def test_listing_counting_and_queue_position(store):
     backing_off = TaskRecord(
         build_task(task_id="t1", task_type="t"), TaskState.PENDING, failures=1, next_attempt_at=50.0
     )
-    store.commit(WriteSet(saves=[save_params(backing_off, ME, 1)]), ME)
+    store.commit(WriteSet(saves=[TaskSave.of(backing_off, 1)]), ME)
     assert [r.task.task_id for r in store.ready_tasks(now=10.0)] == ["t2", "t3", "t4"]  # t1 waits out its back-off
     assert [r.task.task_id for r in store.ready_tasks(now=50.0)] == ["t1", "t2", "t3", "t4"]
 
@@ -179,3 +143,107 @@ def test_workers_and_their_agents(store):
     assert not store.workers.heartbeat(ME, 13.0)
     store.workers.revive(ME, 14.0)
     assert [w.worker_id for w in store.workers.live()] == [ME]
+
+
+def test_a_claim_whose_lease_the_pool_refuses_is_not_written(store):
+    # Given a pool of 2 cpus and two pending tasks
+    store.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t") for tid in "ab"]]), ME)
+    take = [Lease(f"lease-{tid}", "agent", LeaseKind.TASK, Resources({"cpu": 1.5}), 0.0, task_id=tid) for tid in "ab"]
+    # When both are claimed in one commit, each needing 1.5 cpus
+    result = store.commit(WriteSet(saves=[save("a", 1), save("b", 1)], lease_takes=take), ME, now=1.0)
+    # Then the first claim and its lease are stored, the second is refused with what was short and left pending
+    assert result.refused == {"b": {"cpu": 1.0}} and result.conflicts == set()
+    assert [lease.task_id for lease in store.leases.live(1.0)] == ["a"]
+    states = {tid: r.state for tid, r in store.get_tasks(["a", "b"]).items()}
+    assert states == {"a": TaskState.IN_PROGRESS, "b": TaskState.PENDING}
+
+
+def test_a_lost_claim_takes_no_lease_and_its_history_is_dropped(store):
+    # Given a task another process has already claimed
+    store.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
+    store.commit(WriteSet(saves=[save("a", 1, writer=OTHER)]), OTHER)
+    # When this process's claim over the old version commits, with its lease, attempt and error
+    error = RecordError("a", 1, "agent", "t", 2.0, TaskError("Boom", "no"), "retry", "retry", "")
+    take = Lease("lease-a", "agent", LeaseKind.TASK, Resources({"cpu": 1.0}), 0.0, task_id="a")
+    result = store.commit(WriteSet(saves=[save("a", 1)], lease_takes=[take], attempts=[attempt("a")],
+                                   errors=[error]), ME, now=1.0)  # fmt: skip
+    # Then it is a conflict: nothing of it is stored
+    assert result.conflicts == {"a"} and result.refused == {}
+    assert store.leases.live(1.0) == [] and store.attempts("a") == [] and store.errors.of_task("a") == []
+    assert store.get_tasks(["a"])["a"].owner == OTHER
+
+
+def test_history_and_errors_are_stored_with_a_save_that_went_through(store):
+    store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
+    error = RecordError("a", 1, "agent", "t", 2.0, TaskError("Boom", "no"), "retry", "retry", "again in 1s")
+    store.commit(WriteSet(saves=[save("a", 1, state="pending")], errors=[error]), ME)
+    (stored,) = store.errors.of_task("a")
+    assert (stored.error.type, stored.action, stored.detail, stored.worker_id) == ("Boom", "retry", "again in 1s", ME)
+
+
+def test_change_polling_sees_each_write_of_others_once(store):
+    # Given a reader that has seen everything so far
+    store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), OTHER)
+    seen = store.current_change_seq()
+    assert store.changes_since(seen, ME) == ([], seen)
+    # When another process saves the task twice
+    store.commit(WriteSet(saves=[save("a", 1, writer=OTHER)]), OTHER)
+    store.commit(WriteSet(saves=[save("a", 2, state="completed", writer=OTHER)]), OTHER)
+    # Then one poll returns its latest state, and the next poll nothing
+    changed, now = store.changes_since(seen, ME)
+    assert [(r.task.task_id, r.state, r.version) for r in changed] == [("a", TaskState.COMPLETED, 3)]
+    assert now == store.current_change_seq() > seen
+    assert store.changes_since(now, ME) == ([], now)
+
+
+def test_another_connections_commit_changes_the_data_version(shared_store):
+    reader, writer = shared_store(), shared_store()
+    before = reader.data_version()
+    writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), OTHER)
+    assert reader.data_version() != before
+    assert [r.task.task_id for r in reader.changes_since(0, ME)[0]] == ["a"]
+
+
+def test_a_write_the_store_cannot_hold_is_refused_and_leaves_nothing(store):
+    store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
+    huge = TaskSave.of(TaskRecord(build_task(task_id="a", task_type="t"), TaskState.PENDING, attempts=2**70), 1)
+    with pytest.raises(WriteRefusedError):
+        store.commit(WriteSet(submissions=[[build_task(task_id="b", task_type="t")]], saves=[huge]), ME)
+    assert set(store.get_tasks(["a", "b"])) == {"a"} and store.get_tasks(["a"])["a"].version == 1
+
+
+def test_a_duplicate_lease_is_refused_as_a_write_that_always_fails(store):
+    store.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
+    lease = Lease("same", "agent", LeaseKind.BUDGET, Resources({"cpu": 1.0}), 0.0)
+    store.leases.grant(lease, 0.0)
+    take = Lease("same", "agent", LeaseKind.TASK, Resources({"cpu": 0.5}), 0.0, task_id="a")
+    with pytest.raises(WriteRefusedError):
+        store.commit(WriteSet(saves=[save("a", 1)], lease_takes=[take]), ME)
+    assert store.get_tasks(["a"])["a"].version == 1
+
+
+def test_grant_once_says_a_lease_was_granted_before(store):
+    store.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    budget = Lease("budget:a@w", "a", LeaseKind.BUDGET, Resources({"cpu": 2.0}), 0.0)
+    assert store.leases.grant_once(budget, 0.0) is True
+    assert store.leases.grant_once(budget, 1.0) is False  # registered again: still granted, nothing added
+    with pytest.raises(ResourceUnavailableError):
+        store.leases.grant_once(Lease("other", "b", LeaseKind.BUDGET, Resources({"cpu": 1.0}), 0.0), 1.0)
+    assert [lease.lease_id for lease in store.leases.live(1.0)] == ["budget:a@w"]
+
+
+def test_a_busy_database_is_reported_as_busy(shared_store):
+    holder, writer = shared_store(), shared_store()
+    writer.conn.execute("PRAGMA busy_timeout = 0")
+    with holder.lock:
+        holder.conn.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreBusyError):
+                writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
+        finally:
+            holder.conn.execute("ROLLBACK")
+    writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)  # free again: it passes
+    assert set(writer.get_tasks(["a"])) == {"a"}

@@ -35,7 +35,7 @@ def _wait_for_samples(runtime, agent_id: str, count: int, timeout: float = 30.0)
     deadline = time.monotonic() + timeout
     while len(seen) <= count:
         assert time.monotonic() < deadline, f"the sampler stored {len(seen)} samples in {timeout:g}s"
-        seen |= {at for _, at, _ in runtime.store.leases.usage_of(agent_id)}
+        seen |= {at for _, at, _ in runtime.store.usage.of_agent(agent_id)}
         time.sleep(0.005)
 
 
@@ -81,7 +81,7 @@ def test_figures_of_2000_tasks_with_5_percent_failures_match_what_ran_and_the_al
     assert report.overall.run_time.p99 is not None and report.overall.queue_wait.p50 is not None
     assert set(report.by_agent) == {"worker"} and set(report.by_task_type) == {"job"}
     assert len(fired) == 1 and fired[0].metric == "error_rate" and fired[0].value > 0.05
-    assert [a["rule_id"] for a in runtime.store.leases.recent_alerts()] == [fired[0].rule_id]
+    assert [a["rule_id"] for a in runtime.store.alerts.recent()] == [fired[0].rule_id]
 
     only = monitor.get_performance(metrics=["throughput"], window="1m")
     assert only.error_rate is None and only.latency is None and only.throughput > 0

@@ -1,0 +1,75 @@
+"""SQLite statement parameters from the store protocol's records, and SQLite's exceptions as the protocol's.
+
+The order of each tuple is the order of the ``?`` in the named statement (``sql/queries.sql``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pepper.errors import StoreBusyError, WriteRefusedError
+from pepper.model import codec
+from pepper.model.events import RecordAttempt, RecordError
+from pepper.model.record import STORED_FIELDS, initial_state
+from pepper.model.recovery import NO_RECOVERY
+from pepper.model.task import Task, TaskState
+from pepper.store.protocol import TaskSave
+
+
+def insert_params(task: Task, writer: str) -> tuple[Any, ...]:
+    """Parameters of ``insert_task`` for a newly submitted task."""
+    state = initial_state(task)
+    ready_at = task.created_at if state is TaskState.PENDING else None
+    return (*task.to_row(), state.value, ready_at, writer)
+
+
+#: The fields ``save_task`` sets, in order: the stored fields, ``result`` held as its JSON text (``result_json``)
+SAVED_FIELDS = tuple(name for name in STORED_FIELDS if name != "result")
+_STATE, _RESULT, _ERROR, _CANCEL, _RECOVERY = (
+    STORED_FIELDS.index(name) for name in ("state", "result", "error", "cancel_requested", "recovery")
+)
+
+
+def save_params(save: TaskSave, writer: str) -> tuple[Any, ...]:
+    """Parameters of ``save_task``: the stored fields, the writer, then the task id and the expected version."""
+    values = list(save.values)
+    values[_STATE] = values[_STATE].value
+    error = values[_ERROR]
+    values[_ERROR] = codec.encode(error.to_dict()) if error is not None else None
+    values[_CANCEL] = int(values[_CANCEL])
+    recovery = values[_RECOVERY]
+    values[_RECOVERY] = None if recovery is NO_RECOVERY else codec.encode(recovery.to_data())
+    del values[_RESULT]  # its JSON text (``result_json``) is what the column holds
+    return (*values, writer, save.task.task_id, save.version)
+
+
+def attempt_params(a: RecordAttempt, writer: str) -> tuple[Any, ...]:
+    """Parameters of the ``record_attempt`` statement."""
+    error = codec.encode(a.error.to_dict()) if a.error is not None else None
+    return (a.task_id, a.attempt, a.agent_id, writer, a.task_type, a.started_at, a.ended_at, a.outcome, error,
+            a.task_id, writer)  # fmt: skip
+
+
+def error_params(e: RecordError, writer: str) -> tuple[Any, ...]:
+    """Parameters of the ``record_error`` statement."""
+    err = e.error
+    return (e.task_id, e.attempt, e.agent_id, writer, e.task_type, e.at, err.type, err.message, err.traceback,
+            err.kind, e.strategy or None, e.action, e.detail or None, e.task_id, writer)  # fmt: skip
+
+
+@contextmanager
+def typed_errors() -> Iterator[None]:
+    """SQLite's exceptions as the store protocol's: busy, locked, full or unreachable may pass; the rest will not."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreBusyError(str(exc)) from exc
+    except sqlite3.Error as exc:
+        if type(exc) is sqlite3.DatabaseError:
+            raise StoreBusyError(str(exc)) from exc
+        raise WriteRefusedError(str(exc)) from exc
+    except OverflowError as exc:  # an integer wider than SQLite's 64 bits
+        raise WriteRefusedError(str(exc)) from exc

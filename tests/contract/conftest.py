@@ -1,0 +1,61 @@
+"""The one fixture every store contract test runs through, parametrised over the store implementations.
+
+``store`` is a fresh, empty store; ``open_store`` opens stores onto the same data (for tests of what
+survives a restart or is shared between processes: implementations that cannot share are skipped there).
+A new implementation joins the suite by adding one entry to ``IMPLEMENTATIONS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pepper.store.sqlite import SQLiteStore
+
+IMPLEMENTATIONS = ("sqlite-file", "sqlite-memory")
+
+
+class StoreOpener:
+    """Opens stores of one implementation onto one database; closes them all at the end."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        self.path = str(tmp_path / "state.db") if kind == "sqlite-file" else ":memory:"
+        self.shared = kind != "sqlite-memory"  # every open sees the same data
+        self.opened: list[SQLiteStore] = []
+
+    def __call__(self) -> SQLiteStore:
+        store = SQLiteStore(self.path)
+        self.opened.append(store)
+        return store
+
+    def python_source(self) -> tuple[str, str]:
+        """``(import line, expression)`` that open this database in another Python process."""
+        return "from pepper.store.sqlite import SQLiteStore", f"SQLiteStore({self.path!r})"
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            if not store.closed:
+                store.close()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
+    opener = StoreOpener(request.param, tmp_path)
+    yield opener
+    opener.close_all()
+
+
+@pytest.fixture
+def store(open_store: StoreOpener) -> SQLiteStore:
+    return open_store()
+
+
+@pytest.fixture
+def shared_store(open_store: StoreOpener) -> StoreOpener:
+    """An opener whose stores share their data (restarts, threads, processes)."""
+    if not open_store.shared:
+        pytest.skip(f"{open_store.kind} keeps its data in one connection")
+    return open_store

@@ -1,0 +1,47 @@
+"""SQLite's own files (not part of the store protocol): numbered migrations reproduce the schema file, and a
+database written by a newer pepper is refused."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+
+from pepper.errors import ConfigError
+from pepper.store.connection import migrate, migrations, queries, schema_sql
+from pepper.store.params import SAVED_FIELDS
+from pepper.store.sqlite import SQLiteStore
+
+
+def _normalised_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
+    # compare structure, not layout: ALTER TABLE rewrites the stored text with its own spacing
+    return [(name, re.sub(r"\s*([(),])\s*", r"\1", re.sub(r"\s+", " ", sql)).strip()) for name, sql in rows]
+
+
+def test_migrations_reproduce_the_schema_file_exactly():
+    migrated = sqlite3.connect(":memory:")
+    migrate(migrated)
+    reference = sqlite3.connect(":memory:")
+    reference.executescript(schema_sql())
+    assert _normalised_schema(migrated) == _normalised_schema(reference)
+    assert migrate(migrated) == migrations()[-1][0]  # running again changes nothing
+
+
+def test_a_database_from_a_newer_pepper_is_refused(tmp_path):
+    path = str(tmp_path / "new.db")
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version VALUES (999, 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigError, match="newer pepper"):
+        SQLiteStore(path)
+
+
+def test_the_save_statement_sets_the_stored_fields_in_their_declared_order():
+    columns = re.findall(r"(\w+) = \?", queries()["save_task"].split("WHERE")[0])
+    assert columns == [("result" if name == "result_json" else name) for name in SAVED_FIELDS] + ["writer"]
