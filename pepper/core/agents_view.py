@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pepper.core.runtime import Runtime
-from pepper.engine.inspection import best_matching, candidate, directory
+from pepper.engine.inspection import LiveAgents
 from pepper.model.agent import AgentSpec
 from pepper.model.requirements import NO_REQUIREMENTS
 from pepper.scheduling.backlog import shares, waiting_from
@@ -26,6 +26,7 @@ from pepper.scheduling.performance import Performance, ScoreParts
 from pepper.scheduling.selection import Candidate, choose
 
 T = TypeVar("T")
+LiveView = LiveAgents  # the engine's agents, read on its thread
 _STORED_VIEW_TTL = 2.0
 # keyed by the runtime itself (weakly): an id() could be reused by a later runtime and serve it a stranger's view
 _stored_views: weakref.WeakKeyDictionary[Runtime, tuple[float, StoredView]] = weakref.WeakKeyDictionary()
@@ -78,35 +79,6 @@ class AgentProfile:
         }  # fmt: skip
 
 
-class LiveView:
-    """The engine state of this process; build and use it on the engine's thread only."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        service = runtime._service
-        assert service is not None
-        self.state = service.engine.state
-        self.now = runtime.clock.now()
-
-    def directory(self) -> AgentDirectory:
-        return directory(self.state)
-
-    def candidate(self, agent: AgentLoad, task_type: str, resources: bool = False) -> Candidate:
-        return candidate(self.state, agent, task_type, self.now, resources)
-
-    def best_matching(self, agents: list[AgentLoad], task_type: str) -> Candidate | None:
-        """The best of ``agents`` that takes tasks (they match everything the request asks)."""
-        return best_matching(self.state, agents, task_type, self.now)
-
-    def parts(self, agent_id: str) -> ScoreParts:
-        return self.state.performance.parts(agent_id, self.now)
-
-    def expected(self, agent_id: str, task_type: str) -> float:
-        return self.state.performance.expected_time(agent_id, task_type, self.now)
-
-    def queued(self, agent: AgentLoad) -> float:
-        return self.state.routing.queued_share(agent)
-
-
 class StoredView:
     """The agents of the running workers, as recorded in the database."""
 
@@ -157,13 +129,14 @@ class StoredView:
         return self._shares.get(agent.spec.agent_id, 0.0)
 
 
-def read_agents(runtime: Runtime, question: Callable[[LiveView | StoredView], T]) -> T:
+def read_agents(runtime: Runtime, question: Callable[[LiveAgents | StoredView], T]) -> T:
     """``question`` answered from the live view when this runtime's engine runs (or has agents to run), on the
     engine's thread; else from the stored view. Whatever ``question`` returns must not hold on to the view."""
     if runtime.running or runtime.agents():
         if not runtime.running:
             runtime.start()
-        return runtime._on_engine(lambda: question(LiveView(runtime)))
+        now = runtime.clock.now()
+        return runtime.ask_engine(lambda service: question(service.agents_view(now)))
     return question(_stored_view(runtime))
 
 

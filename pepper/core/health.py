@@ -18,10 +18,9 @@ from typing import Any
 from pepper.core.component import Component
 from pepper.core.performance import observations
 from pepper.core.runtime import Runtime
-from pepper.engine.inspection import EngineFigures, RunningAttempt, engine_figures
+from pepper.engine.inspection import EngineFigures, RunningAttempt
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import NotFoundError, ValidationError, suggest
-from pepper.model.events import HealthChanged
 from pepper.model.lease import LeaseKind, room
 from pepper.model.task import TaskState
 from pepper.model.units import parse_duration
@@ -136,21 +135,14 @@ class HealthMonitor(Component):
             self._checks[agent_id] = (ok, error)
             healthy = ok is not False and error is None
             if healthy != (before[0] is not False and before[1] is None) or not healthy:
-                service.engine.dispatch(HealthChanged(agent_id, healthy, now))
+                service.set_health(agent_id, healthy, now)
 
     def _component(self, name: str, now: float) -> ComponentHealth:
         return getattr(self, f"_{name}")(now)
 
     def _engine_figures(self) -> EngineFigures | None:
         """This process's engine figures, copied on the engine's thread (None without an engine here)."""
-        runtime = self.runtime
-        service = runtime._service
-        if service is None:
-            return None
-        engine = service.engine
-        return runtime._on_engine(
-            lambda: engine_figures(engine.state, engine.worker_id, service.lag.worst, engine.attempts.stuck_threads)
-        )
+        return self.runtime.ask_local_engine(lambda service: service.figures())
 
     def _agents(self, now: float) -> ComponentHealth:
         runtime = self.runtime

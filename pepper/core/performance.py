@@ -14,6 +14,7 @@ from typing import Any
 
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
+from pepper.engine.stored import stored_observations
 from pepper.errors import NotFoundError, ValidationError, suggest
 from pepper.model.units import parse_duration
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -96,17 +97,10 @@ def window_seconds(window: Any) -> float:
 
 def observations(runtime: Runtime, since: float) -> tuple[list[Observation], str]:
     """Attempts that ended after ``since``: this engine's (in memory), else the database's; and which."""
-    service = runtime._service
-    if service is not None and service.metrics is not None:
-        window = service.metrics.window
-        # Copied on the engine's thread: the engine appends to the window while tasks end.
-        return runtime._on_engine(lambda: window.since(since)), "this process"
-    found = []
-    for task_type, agent_id, ok, ready_at, started_at, at in runtime.store.history.ended(since):
-        wait = started_at - ready_at if ready_at is not None and started_at is not None else None
-        run = at - started_at if started_at is not None else None
-        found.append(Observation(at, task_type, agent_id, ok, wait if wait is None or wait >= 0 else None, run))
-    return found, "database"
+    found = runtime.ask_local_engine(lambda service: service.recent_attempts(since))
+    if found is not None:
+        return found, "this process"
+    return stored_observations(runtime.store, since), "database"
 
 
 class PerformanceMonitor(Component):

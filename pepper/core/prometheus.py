@@ -49,9 +49,9 @@ class PepperCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._stored()
-        service = self.runtime._service
-        if service is not None and service.metrics is not None:  # read on the engine's thread, where it changes
-            yield from self.runtime._on_engine(lambda: list(self._engine(service)))
+        # read on the engine's thread, where it changes
+        found = self.runtime.ask_local_engine(lambda service: list(self._engine(service)))
+        yield from found or ()
 
     def _stored(self) -> Iterator[Metric]:
         store = self.runtime.store
@@ -91,6 +91,8 @@ class PepperCollector(Collector):
 
     def _engine(self, service: Any) -> Iterator[Metric]:
         hook = service.metrics
+        if hook is None:
+            return
         for name, help_text in _COUNTERS.items():
             family = CounterMetricFamily(f"pepper_{name}", help_text, labels=["task_type", "agent"])
             for (counter, task_type, agent), n in sorted(hook.counters.items()):
@@ -105,13 +107,12 @@ class PepperCollector(Collector):
             for (task_type, agent), histogram in sorted(histograms.items()):
                 histogram_family.add_metric([task_type, agent], histogram.cumulative(), histogram.sum)
             yield histogram_family
-        state = service.engine.state
         running = GaugeMetricFamily("pepper_running", "Tasks running on each agent of this engine", labels=["agent"])
         queued = GaugeMetricFamily("pepper_queued", "Ready tasks waiting for each agent (shared ones in part)",
                                    labels=["agent"])  # fmt: skip
-        for agent_id, agent in sorted(state.agents.items()):
-            running.add_metric([agent_id], len(agent.running))
-            queued.add_metric([agent_id], state.routing.queued_share(agent))
+        for agent_id, n_running, share in service.agent_loads():
+            running.add_metric([agent_id], n_running)
+            queued.add_metric([agent_id], share)
         yield running
         yield queued
         yield GaugeMetricFamily("pepper_loop_lag_seconds", "How late the engine's event loop ran a timer (last minute)",

@@ -25,16 +25,15 @@ from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
 from pepper.core.config import load_settings, make_home_for_db
-from pepper.core.offline import StoreBackend
+from pepper.engine.backend import Backend
 from pepper.engine.clock import Clock, SystemClock
 from pepper.engine.hooks import EngineHook
-from pepper.engine.loop import Engine
 from pepper.engine.portal import Portal
 from pepper.engine.sampler import ValueOf
 from pepper.engine.service import EngineService
+from pepper.engine.stored import StoreBackend
 from pepper.engine.usage import machine_capacity
 from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
-from pepper.model.events import PlacementSet
 from pepper.model.settings import Settings
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -143,7 +142,7 @@ class Runtime:
             service = None
             added: list[BaseAgent] = []
             try:
-                engine = Engine(
+                service = EngineService.build(
                     self.store,
                     self.settings,
                     clock=self.clock,
@@ -151,7 +150,6 @@ class Runtime:
                     agents_home=self.home / "agents",
                     hooks=self._hooks,
                 )
-                service = EngineService(engine)
                 await service.start()
                 for agent in list(self._agents.values()):
                     await service.add_agent(agent)
@@ -194,21 +192,24 @@ class Runtime:
             raise RuntimeClosedError("the engine is not running; start the runtime before calling this from inside it")
         return self.portal().call(self.engine())
 
+    def ask_engine(self, question: Callable[[EngineService], T]) -> T:
+        """``question`` asked of this process's engine (started now if needed) on the engine's thread, where
+        its state may be read; what it returns must be a copy, or immutable."""
+        service = self._running_service()
+        return self._on_engine(lambda: question(service))
+
+    def ask_local_engine(self, question: Callable[[EngineService], T]) -> T | None:
+        """``ask_engine`` if an engine runs in this process, else None (nothing is started)."""
+        service = self._service
+        return None if service is None else self._on_engine(lambda: question(service))
+
     def place(self, placements: Mapping[str, str | None]) -> None:
         """Pin waiting tasks to agents (a workload plan's assignments); ``None`` lifts a placement."""
         service = self._service
         if service is None:
             self.store.set_placements(placements, self.worker_id)
-            return
-
-        def dispatch() -> None:
-            now = self.clock.now()
-            for task_id, agent_id in placements.items():
-                if task_id not in service.engine.state.tasks:
-                    service.engine.load([task_id], cause="placement")
-                service.engine.dispatch(PlacementSet(task_id, agent_id, now))
-
-        self._on_engine(dispatch)
+        else:
+            self._on_engine(lambda: service.place_now(placements))
 
     def leases_changed(self) -> None:
         """Tell the local engine (if one runs) that the pool's leases changed."""
@@ -216,9 +217,9 @@ class Runtime:
         if service is not None:
             portal = self.portal()
             if portal.in_loop_thread():
-                service.engine.reload_leases()
+                service.leases_changed()
             else:
-                portal.loop.call_soon_threadsafe(service.engine.reload_leases)
+                portal.loop.call_soon_threadsafe(service.leases_changed)
 
     def measure(self, agent_id: str) -> AgentUsage:
         """Measure an agent now if it runs here, else its worker's latest figures."""
@@ -249,9 +250,9 @@ class Runtime:
         with self._lock:
             self._hooks.append(hook)
             if self._service is not None:
-                self._service.engine.hooks.append(hook)
+                self._service.add_hook(hook)
 
-    async def backend(self) -> EngineService | StoreBackend:
+    async def backend(self) -> Backend:
         """Where task calls go: the engine when agents live here, else the store directly."""
         if self._service is not None or self._agents:
             return await self.engine()

@@ -76,12 +76,12 @@ class _Runs(Component):
             from pepper.core.planning import prepare_run
 
             spec, predicted = prepare_run(spec, self.runtime, policy)
-        self.run_id = service.engine.runs.start(spec, inputs, predicted)
+        self.run_id = service.start_run(spec, inputs, predicted)
         return self.run_id
 
     async def _wait(self, run_id: str | None, timeout: Any, *, limit: bool = False) -> WorkflowResult:
         service = await self.runtime.engine()
-        return await service.engine.runs.wait(self._run_id(run_id), _check_timeout(timeout), cancel_at_timeout=limit)
+        return await service.wait_run(self._run_id(run_id), _check_timeout(timeout), cancel_at_timeout=limit)
 
     def _run_id(self, run_id: str | None) -> str:
         if run_id is None:
@@ -96,17 +96,15 @@ class _Runs(Component):
     async def status_async(self, run_id: str | None = None) -> WorkflowResult:
         """Where a run stands now (default: the latest run), step by step."""
         run_id = self._run_id(run_id)
-        service = self.runtime._service
-        if service is not None:
-            return service.engine.runs.result(run_id)
-        return _stored_result(self.runtime, run_id)
+        found = self.runtime.ask_local_engine(lambda service: service.run_result(run_id))
+        return found if found is not None else _stored_result(self.runtime, run_id)
 
     @on_engine_loop
     async def cancel_async(self, run_id: str | None = None, reason: str | None = None) -> bool:
         """Cancel a run (default: the latest): its unfinished steps are cancelled. False if it had ended."""
         run_id = self._run_id(run_id)
         service = await self.runtime.engine()
-        return service.engine.runs.cancel(run_id, reason or "the run was cancelled on request")
+        return service.cancel_run(run_id, reason or "the run was cancelled on request")
 
     @on_engine_loop
     async def resume_async(self, run_id: str, timeout: float | None = None) -> WorkflowResult:
@@ -115,9 +113,9 @@ class _Runs(Component):
         run_id = self._run_id(run_id)
         service = await self.runtime.engine()
         spec = getattr(self, "spec", None)
-        service.engine.runs.resume(run_id, spec)
+        service.resume_run(run_id, spec)
         self.run_id = run_id
-        return await service.engine.runs.wait(run_id, _check_timeout(timeout))
+        return await service.wait_run(run_id, _check_timeout(timeout))
 
     status = blocking(status_async)
     cancel = blocking(cancel_async)

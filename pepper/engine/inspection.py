@@ -18,6 +18,7 @@ from pepper.model.task import TaskState
 from pepper.scheduling.directory import AgentDirectory
 from pepper.scheduling.explain import WaitFacts
 from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.performance import ScoreParts
 from pepper.scheduling.selection import Candidate
 
 
@@ -186,3 +187,31 @@ def best_matching(state: EngineState, agents: Iterable[AgentLoad], task_type: st
         if best_key is None or key < best_key:
             best, best_key = agent, key
     return None if best is None else candidate(state, best, task_type, now)
+
+
+class LiveAgents:
+    """The agents of an engine state as the selector and the balancer see them; build and use it on the
+    engine's thread only (``EngineService.agents_view``)."""
+
+    def __init__(self, state: EngineState, now: float) -> None:
+        self._state = state
+        self.now = now
+
+    def directory(self) -> AgentDirectory:
+        return directory(self._state)
+
+    def candidate(self, agent: AgentLoad, task_type: str, resources: bool = False) -> Candidate:
+        return candidate(self._state, agent, task_type, self.now, resources)
+
+    def best_matching(self, agents: list[AgentLoad], task_type: str) -> Candidate | None:
+        """The best of ``agents`` that takes tasks (they match everything the request asks)."""
+        return best_matching(self._state, agents, task_type, self.now)
+
+    def parts(self, agent_id: str) -> ScoreParts:
+        return self._state.performance.parts(agent_id, self.now)
+
+    def expected(self, agent_id: str, task_type: str) -> float:
+        return self._state.performance.expected_time(agent_id, task_type, self.now)
+
+    def queued(self, agent: AgentLoad) -> float:
+        return self._state.routing.queued_share(agent)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from pepper.engine.attempts import AgentHandle
-from pepper.engine.inspection import has_local_work, wait_facts
+from pepper.engine.clock import Clock
+from pepper.engine.hooks import EngineHook
+from pepper.engine.inspection import EngineFigures, LiveAgents, engine_figures, has_local_work, wait_facts
 from pepper.engine.loop import Engine, WaitGroup, budget_lease_id
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.recovery import check_handleable, outcome_of
 from pepper.engine.sampler import Sampler
+from pepper.engine.stored import stored_observations
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
     AgentAlreadyRegisteredError,
@@ -29,17 +34,24 @@ from pepper.model.events import (
     Draining,
     Dropped,
     ErrorHandled,
+    HealthChanged,
+    PlacementSet,
     Rated,
     Replayed,
 )
 from pepper.model.feedback import TaskFeedback
 from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.resources import describe_shortfall
+from pepper.model.settings import Settings
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
+from pepper.model.workflow import WorkflowSpec
+from pepper.model.workflow_run import WorkflowResult
+from pepper.monitoring.window import Observation
 from pepper.scheduling.explain import explain
 from pepper.store.ratings import rate_task
+from pepper.store.sqlite import SQLiteStore
 
 
 class _KnownTasks:
@@ -91,6 +103,14 @@ class EngineService:
             engine.hooks.append(self.metrics)
         self.lag = LagProbe()
         self.closed = False
+
+    @classmethod
+    def build(
+        cls, store: SQLiteStore, settings: Settings, *, clock: Clock, worker_id: str, agents_home: Path,
+        hooks: Sequence[EngineHook],
+    ) -> EngineService:  # fmt: skip
+        """An engine over ``store`` (not started yet) and its front door."""
+        return cls(Engine(store, settings, clock=clock, worker_id=worker_id, agents_home=agents_home, hooks=hooks))
 
     async def start(self) -> None:
         self.upkeep.begin()
@@ -314,3 +334,72 @@ class EngineService:
 
     def has_local_work(self) -> bool:
         return bool(self.engine.pending) or has_local_work(self.engine.state)
+
+    # -- questions and requests from the faces (on the engine's thread) --------------------
+
+    async def place(self, placements: Mapping[str, str | None]) -> None:
+        """Pin waiting tasks to agents (a workload plan's assignments); ``None`` lifts a placement."""
+        self.place_now(placements)
+
+    def place_now(self, placements: Mapping[str, str | None]) -> None:
+        """``place``, on the engine's thread."""
+        engine = self.engine
+        now = engine.clock.now()
+        for task_id, agent_id in placements.items():
+            if task_id not in engine.state.tasks:
+                engine.load([task_id], cause="placement")
+            engine.dispatch(PlacementSet(task_id, agent_id, now))
+
+    async def observations(self, since: float) -> tuple[list[Observation], str]:
+        """Attempts that ended after ``since``: this engine's (in memory), else the database's."""
+        found = self.recent_attempts(since)
+        if found is not None:
+            return found, "this process"
+        return stored_observations(self.engine.store, since), "database"
+
+    def recent_attempts(self, since: float) -> list[Observation] | None:
+        """A copy of the attempts this engine saw end after ``since`` (None when it keeps no metrics)."""
+        return None if self.metrics is None else self.metrics.window.since(since)
+
+    def leases_changed(self) -> None:
+        """The pool's leases changed (another component granted or released one): read them again."""
+        self.engine.reload_leases()
+
+    def add_hook(self, hook: EngineHook) -> None:
+        self.engine.hooks.append(hook)
+
+    def set_health(self, agent_id: str, healthy: bool, now: float) -> None:
+        """An agent's health check passed or failed."""
+        self.engine.dispatch(HealthChanged(agent_id, healthy, now))
+
+    def figures(self) -> EngineFigures:
+        """A copy of what the health monitor reads of this engine."""
+        engine = self.engine
+        return engine_figures(engine.state, engine.worker_id, self.lag.worst, engine.attempts.stuck_threads)
+
+    def agent_loads(self) -> list[tuple[str, int, float]]:
+        """``(agent id, tasks running, share of the ready tasks)`` of every agent here, by id."""
+        state = self.engine.state
+        return [(agent_id, len(agent.running), state.routing.queued_share(agent))
+                for agent_id, agent in sorted(state.agents.items())]  # fmt: skip
+
+    def agents_view(self, now: float) -> LiveAgents:
+        """The agents as the selector and the balancer see them; use it on the engine's thread only."""
+        return LiveAgents(self.engine.state, now)
+
+    # -- workflow runs driven by this process -----------------------------------------------
+
+    def start_run(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None) -> str:
+        return self.engine.runs.start(spec, inputs, plan)
+
+    async def wait_run(self, run_id: str, timeout: float | None, *, cancel_at_timeout: bool = False) -> WorkflowResult:
+        return await self.engine.runs.wait(run_id, timeout, cancel_at_timeout=cancel_at_timeout)
+
+    def run_result(self, run_id: str) -> WorkflowResult:
+        return self.engine.runs.result(run_id)
+
+    def cancel_run(self, run_id: str, reason: str) -> bool:
+        return self.engine.runs.cancel(run_id, reason)
+
+    def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
+        self.engine.runs.resume(run_id, spec)

@@ -51,6 +51,14 @@ def ahead_of(me: Waiting, waiting: Iterable[Waiting], agents: Sequence[AgentSpec
     return sum(1 for _ in _ahead(me, waiting, agents, ageing_per_minute, {}))
 
 
+def ahead_in_routes(route: Route, counts: Iterable[tuple[Route, int]], agents: Sequence[AgentSpec]) -> int:
+    """``ahead_of`` over the tasks already known to be served first, counted by route: the store counts them
+    (``SQLiteStore.ready_ahead``) so that asking about one task reads no other task's row."""
+    cache: dict[Route, frozenset[str]] = {}
+    servers = _servers(route, agents, cache)
+    return sum(n for other, n in counts if other == route or servers & _servers(other, agents, cache))
+
+
 def work_ahead(
     me: Waiting, waiting: Iterable[Waiting], agents: Sequence[AgentSpec], ageing_per_minute: float,
     expected: Callable[[str, str], float],

@@ -325,6 +325,33 @@ class SQLiteStore:
                     return True
         return False
 
+    def blocked_dependents(self, task_ids: Collection[str]) -> list[TaskRecord]:
+        """The blocked tasks that list one of ``task_ids`` among their dependencies."""
+        found: dict[str, TaskRecord] = {}
+        with self.checked(), self.lock:
+            for chunk in _chunks(list(task_ids)):
+                sql = expand(self._q["blocked_dependents"], len(chunk))
+                for row in self.conn.execute(sql, chunk):
+                    found[row["task_id"]] = TaskRecord.from_row(row)
+        return list(found.values())
+
+    def ready_ahead(
+        self, task_id: str, key: float, rate: float, now: float
+    ) -> list[tuple[str, str | None, frozenset[str], int]]:
+        """``(task type, pinned agent, skills, how many)`` of the ready tasks served before ``task_id``, whose
+        ageing key (``rate * ready time - priority``) is ``key``: one row per route, not per task."""
+        with self.checked(), self.lock:
+            row = self.conn.execute(self._q["task_seq"], (task_id,)).fetchone()
+            if row is None:
+                return []
+            params = {"now": now, "task_id": task_id, "rate": rate, "key": key, "seq": row["seq"]}
+            rows = self.conn.execute(self._q["ready_ahead_routes"], params).fetchall()
+        return [
+            (r["task_type"], r["placement"] or r["agent"], Requirements.parse(codec.decode(r["requirements"])).skills,
+             r["n"])
+            for r in rows
+        ]  # fmt: skip
+
     def ready_tasks(self, now: float) -> list[TaskRecord]:
         """Tasks waiting for an agent (pending, not waiting out a retry back-off), in submission order."""
         return [TaskRecord.from_row(r) for r in self.query("ready_tasks", (now,))]

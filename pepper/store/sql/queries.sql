@@ -72,6 +72,23 @@ SELECT state, COUNT(*) AS n FROM tasks GROUP BY state;
 SELECT 1 FROM tasks, json_each(tasks.dependencies) AS dep
 WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
 
+-- name: blocked_dependents
+-- Blocked tasks listing one of the ids among their dependencies (no row of any other task is read back).
+SELECT DISTINCT tasks.* FROM tasks, json_each(tasks.dependencies) AS dep
+WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) ORDER BY tasks.seq;
+
+-- name: ready_ahead_routes
+-- Ready tasks served before one (ageing key ``rate * ready time - priority``, then submission order),
+-- counted by what decides who can take them: one row per route, whatever the backlog.
+SELECT task_type, agent, placement, requirements, COUNT(*) AS n FROM tasks
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now) AND task_id != :task_id
+  AND (:rate * COALESCE(ready_at, created_at) - priority < :key
+       OR (:rate * COALESCE(ready_at, created_at) - priority = :key AND seq < :seq))
+GROUP BY task_type, agent, placement, requirements;
+
+-- name: task_seq
+SELECT seq FROM tasks WHERE task_id = ?;
+
 -- name: ready_tasks
 SELECT * FROM tasks
 WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)

@@ -1,23 +1,25 @@
-"""Working on tasks straight through the store, when no engine runs in this process.
+"""The store-only ``Backend``: working on tasks straight through the store, when no engine runs here.
 
 A CLI command (``pepper submit``, ``pepper status``, ``pepper cancel``) or a
 script with no agents of its own does not need an engine: tasks are stored,
 read and cancelled directly, and the workers that do have agents pick the
 changes up. Cancelling runs the same state machine the engine uses, so the
 rules (dependents are cancelled too; a running task is asked to stop) are
-the same.
+the same; it reads only the rows a question needs (the task, the blocked tasks
+waiting on it, their dependencies, counts ahead of it), never the whole backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.recovery import check_handleable, outcome_of
 from pepper.engine.state import EngineState
 from pepper.errors import ConflictError, TaskNotFoundError, WaitTimeoutError
+from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     CancelRequested,
     Dropped,
@@ -33,8 +35,11 @@ from pepper.model.record import TaskRecord
 from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
-from pepper.scheduling.backlog import ahead_of, waiting_from
+from pepper.monitoring.window import Observation
+from pepper.scheduling.backlog import ahead_in_routes
+from pepper.scheduling.eligibility import Route
 from pepper.scheduling.explain import WaitFacts, explain
+from pepper.scheduling.queue import ageing_key
 from pepper.store.protocol import Store
 from pepper.store.ratings import rate_task
 
@@ -69,27 +74,34 @@ class StoreBackend:
         running = self.store.running_by_agent()
         specs = [a.spec for a in self.store.workers.agents()]
         agents = [(spec, running.get(spec.agent_id, 0)) for spec in specs]
-        ahead = 0
-        if record.state is TaskState.PENDING:
-            waiting = waiting_from(self.store.ready_tasks(self.clock.now()))
-            me = next((w for w in waiting if w.task_id == record.task.task_id), None)
-            ahead = 0 if me is None else ahead_of(me, waiting, specs, self.ageing)
+        now = self.clock.now()
         return WaitFacts(
             task=record.task,
             state=record.state,
-            now=self.clock.now(),
+            now=now,
             dependency_states={d: (deps[d].state if d in deps else None) for d in record.task.dependencies},
             parked_dependencies=frozenset(
                 d for d in record.task.dependencies if d in deps and deps[d].state is TaskState.PARKED
             ),
             agents=agents,
-            ahead=ahead,
+            ahead=self._ahead(record, specs, now),
             next_attempt_at=record.next_attempt_at,
             failures=record.failures,
             last_error=record.error,
             parked_at=record.parked_at,
             pinned=record.placement or record.task.agent,
         )
+
+    def _ahead(self, record: TaskRecord, specs: Sequence[AgentSpec], now: float) -> int:
+        """Ready tasks the agents able to run ``record`` serve first: counted by the store, one row per route."""
+        if record.state is not TaskState.PENDING or (record.next_attempt_at or 0.0) > now:
+            return 0
+        task = record.task
+        rate = self.ageing / 60.0
+        key = ageing_key(task.priority, record.ready_at if record.ready_at is not None else task.created_at, rate)
+        counts = [(Route(t, a, s), n) for t, a, s, n in self.store.ready_ahead(task.task_id, key, rate, now)]
+        return ahead_in_routes(Route(task.task_type, record.placement or task.agent, task.requirements.skills),
+                               counts, specs)  # fmt: skip
 
     async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
         loop = asyncio.get_running_loop()
@@ -135,12 +147,14 @@ class StoreBackend:
         return True
 
     def _apply(self, task_id: str, event: Callable[[float], object]) -> EngineState:
-        """Run ``event(now)`` through the state machine over the stored unfinished tasks (and ``task_id``), and
-        store what changed; retried when another process wrote the same tasks meanwhile."""
+        """Run ``event(now)`` through the state machine over what it can touch, and store what changed; retried
+        when another process wrote the same tasks meanwhile.
+
+        What it can touch is ``task_id``, the blocked tasks waiting on it (transitively: a cancel or a failure
+        cascades to them) and the dependencies of those, read by id: never the whole backlog.
+        """
         for _ in range(5):
-            records = self.store.unfinished()
-            if all(r.task.task_id != task_id for r in records):
-                records.append(self._record(task_id))
+            records = self._neighbourhood(self._record(task_id))
             state = EngineState(self.writer)
             state.handle(TasksLoaded(tuple(records), self.clock.now(), "offline"))
             batch = Batch()
@@ -157,8 +171,36 @@ class StoreBackend:
                 return state
         raise ConflictError(f"could not change {task_id!r}: it kept changing while we tried; try again")
 
+    def _neighbourhood(self, target: TaskRecord) -> list[TaskRecord]:
+        """``target``, its blocked dependents (transitively) and their open tasks' dependencies, dependencies
+        first (as the engine takes them in)."""
+        found = {target.task.task_id: target}
+        frontier = [target.task.task_id]
+        while frontier:
+            fresh = [r for r in self.store.blocked_dependents(frontier) if r.task.task_id not in found]
+            found.update((r.task.task_id, r) for r in fresh)
+            frontier = [r.task.task_id for r in fresh]
+        needed = {d for r in found.values() if not r.state.is_final for d in r.task.dependencies} - found.keys()
+        return [*self.store.get_tasks(needed).values(), *found.values()]
+
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:
         return rate_task(self.store, feedback, self.clock.now())
 
     async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
         return [r.to_status() for r in self.store.list_tasks(state, limit)]
+
+    async def place(self, placements: Mapping[str, str | None]) -> None:
+        self.store.set_placements(placements, self.writer)
+
+    async def observations(self, since: float) -> tuple[list[Observation], str]:
+        return stored_observations(self.store, since), "database"
+
+
+def stored_observations(store: Store, since: float) -> list[Observation]:
+    """Attempts that ended after ``since``, as the database recorded them."""
+    found = []
+    for task_type, agent_id, ok, ready_at, started_at, at in store.history.ended(since):
+        wait = started_at - ready_at if ready_at is not None and started_at is not None else None
+        run = at - started_at if started_at is not None else None
+        found.append(Observation(at, task_type, agent_id, ok, wait if wait is None or wait >= 0 else None, run))
+    return found
