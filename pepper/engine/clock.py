@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -169,12 +170,27 @@ class ManualClock:
             self._drop_cancelled()
             return self._timers[0][0] if self._timers else None
 
-    def wait_for_timer(self, timeout: float = 30.0) -> float:
-        """Block until a timer is armed (by another thread's loop); returns when it falls due."""
+    def wait_for_timer(self, earliest: float = 0.0, latest: float = math.inf, timeout: float = 30.0) -> float:
+        """Block until a timer due between ``earliest`` and ``latest`` seconds from now is armed (by another
+        thread's loop); returns when the first such timer falls due. ``timeout`` (real seconds) is a safety net."""
+
+        def due() -> float | None:
+            self._drop_cancelled()
+            low, high = self._now + earliest, self._now + latest
+            return min((at for at, _, t in self._timers if low <= at <= high and not t.cancelled), default=None)
+
+        found: list[float] = []
+
+        def armed() -> bool:
+            at = due()
+            if at is not None:
+                found.append(at)
+            return at is not None
+
         with self._armed:
-            if not self._armed.wait_for(lambda: self._drop_cancelled() or bool(self._timers), timeout):
-                raise TimeoutError(f"no timer was armed within {timeout:g}s")
-            return self._timers[0][0]
+            if not self._armed.wait_for(armed, timeout):
+                raise TimeoutError(f"no timer due in {earliest:g}-{latest:g}s was armed within {timeout:g}s")
+        return found[-1]
 
     # -- moving on ------------------------------------------------------------------------
 
