@@ -10,6 +10,7 @@ import pytest
 import pepper
 from pepper.core import TaskOrchestrator
 from pepper.core.runtime import reset_default_runtime
+from pepper.testing import ManualClock
 
 FAST = {"retry_delay": "20ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 
@@ -35,3 +36,28 @@ def runtime(tmp_path: Path) -> Iterator[pepper.Runtime]:
 @pytest.fixture
 def orchestrator(runtime: pepper.Runtime) -> TaskOrchestrator:
     return TaskOrchestrator(runtime)
+
+
+#: Settings of a runtime on a manual clock: the engine's chores come seldom, so the timers a test waits for
+#: (a retry's backoff, an attempt's timeout) are the only ones due within minutes.
+VIRTUAL = {
+    "poll_interval": "1h",
+    "heartbeat_interval": "1h",
+    "sample_interval": "1h",
+    "retry_delay": "1m",
+    "retry_max_delay": "10m",
+    "shutdown_timeout": "2s",
+}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(1_700_000_000.0)
+
+
+@pytest.fixture
+def virtual(tmp_path: Path, clock: ManualClock) -> Iterator[pepper.Runtime]:
+    """A runtime on a real SQLite file whose time moves only when the test moves ``clock``."""
+    rt = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), clock=clock, **VIRTUAL)
+    yield rt
+    rt.close()

@@ -144,7 +144,7 @@ class Attempts:
             if timeout is None:
                 value = await call
             else:
-                async with asyncio.timeout(timeout) as deadline:
+                async with self._clock.timeout(timeout) as deadline:
                     value = await call
             value, text = codec.normalise(value, "the agent's result")
             if agent.spec.kind != "command":  # a command's stdout was capped as it was read

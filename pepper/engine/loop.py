@@ -21,7 +21,7 @@ from typing import Any
 
 from pepper.engine.attempts import AgentHandle, Attempts
 from pepper.engine.batch import Batch
-from pepper.engine.clock import Clock
+from pepper.engine.clock import Clock, TimerHandle
 from pepper.engine.hooks import EngineHook
 from pepper.engine.runs import RunDriver, step_view
 from pepper.engine.state import EngineState
@@ -129,7 +129,7 @@ class Engine:
         self._flush_handle: asyncio.Handle | None = None
         self._commit_failures = 0
         self._refused: set[str] = set()  # tasks whose changes the store refused (failed once already)
-        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._timers: dict[tuple[str, str], TimerHandle] = {}
         self.attempts = Attempts(clock, self.dispatch, agents_home)
         self.budget_waiting: dict[str, AgentSpec] = {}
         self._lease_signature: object = None
@@ -207,8 +207,8 @@ class Engine:
         old = self._timers.pop(action.key, None)
         if old is not None:
             old.cancel()
-        delay = max(0.0, action.at - self.clock.now())
-        self._timers[action.key] = self.loop.call_later(delay, self._fire, action.key)
+        key = action.key
+        self._timers[key] = self.clock.call_at(action.at, lambda: self._fire(key))
 
     def _fire(self, key: tuple[str, str]) -> None:
         self._timers.pop(key, None)

@@ -8,7 +8,6 @@ how late the event loop runs a timer: a blocked loop is a sick engine.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from pepper.model.task import Task, TaskState
 from pepper.monitoring.window import EventWindow, Observation
 
 if TYPE_CHECKING:
+    from pepper.engine.clock import Clock
     from pepper.engine.loop import Engine
 
 #: Upper bounds (seconds) of the histogram buckets of queue wait and run time.
@@ -139,17 +139,18 @@ class MetricsHook(EngineHook):
 class LagProbe(Periodic):
     """How late the engine's event loop runs a timer (the worst of the last minute)."""
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(self, clock: Clock, interval: float = 0.5) -> None:
+        self.clock = clock
         self.interval = interval
         self.latest = 0.0
         self._recent: list[tuple[float, float]] = []
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         while True:
-            planned = loop.time() + self.interval
-            await asyncio.sleep(self.interval)
-            now = loop.time()
+            planned = clock.now() + self.interval
+            await clock.sleep(self.interval)
+            now = clock.now()
             self.latest = max(0.0, now - planned)
             self._recent = [(at, lag) for at, lag in self._recent if at > now - 60.0]
             self._recent.append((now, self.latest))

@@ -57,7 +57,7 @@ class Sampler(Periodic):
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            await self.engine.clock.sleep(self.interval)
             try:
                 self.tick()
             except Exception:

@@ -101,7 +101,7 @@ class EngineService:
         self.metrics = MetricsHook(engine) if engine.settings.metrics else None
         if self.metrics is not None:
             engine.hooks.append(self.metrics)
-        self.lag = LagProbe()
+        self.lag = LagProbe(engine.clock)
         self.closed = False
 
     @classmethod

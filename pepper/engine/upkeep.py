@@ -87,7 +87,7 @@ class Upkeep:
     async def _run(self) -> None:
         settings = self.engine.settings
         while True:
-            await asyncio.sleep(settings.poll_interval)
+            await self.engine.clock.sleep(settings.poll_interval)
             try:
                 self.poll()
                 now = self.engine.clock.now()

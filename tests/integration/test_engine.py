@@ -76,42 +76,55 @@ def test_a_failing_agent_fails_its_task_with_the_error_and_cancels_dependents(ru
         orchestrator.get_result("after", timeout=10)
 
 
-def test_retries_run_again_after_a_backoff_and_keep_the_history(runtime, orchestrator):
+def test_retries_run_again_after_a_backoff_and_keep_the_history(virtual, clock):
     calls = []
 
-    @pepper.agent("flaky", task_types=["t"], runtime=runtime)
+    @pepper.agent("flaky", task_types=["t"], runtime=virtual)
     def flaky(task):
-        calls.append(time.monotonic())
+        calls.append(clock.now())
         if task.attempt < 3:
             raise ConnectionError(f"attempt {task.attempt} lost the connection")
         return "ok"
 
+    orchestrator = TaskOrchestrator(virtual)
     orchestrator.submit_task("t", "t", max_retries=2)
+    for _ in range(2):  # Given an attempt that failed, when the clock reaches its retry, the task runs again
+        clock.set(clock.wait_for_timer(earliest=1, latest=1800))
     assert orchestrator.get_result("t", timeout=10) == "ok"
     assert orchestrator.get_task_status("t").attempts == 3
-    history = runtime.store.attempts("t")
+    history = virtual.store.attempts("t")
     assert [(h["attempt"], h["outcome"]) for h in history] == [(1, "retry"), (2, "retry")]
     assert "lost the connection" in history[0]["error"]
     assert calls[2] - calls[1] > calls[1] - calls[0] > 0  # the delay grows
 
 
-def test_a_task_longer_than_its_timeout_fails_as_a_timeout(runtime, orchestrator):
-    @pepper.agent("slow", task_types=["async"], runtime=runtime)
+def test_a_task_longer_than_its_timeout_fails_as_a_timeout(virtual, clock):
+    started = {"a": threading.Event(), "s": threading.Event()}
+    never = threading.Event()
+
+    @pepper.agent("slow", task_types=["async"], runtime=virtual)
     async def slow(task):
+        started["a"].set()
         await asyncio.sleep(30)
 
-    @pepper.agent("slow-sync", task_types=["sync"], runtime=runtime)
+    @pepper.agent("slow-sync", task_types=["sync"], runtime=virtual)
     def slow_sync(task):
+        started["s"].set()
         while not task.cancelled:  # a cooperative sync agent notices the timeout
-            time.sleep(0.01)
+            never.wait(0.01)
         return "stopped"
 
-    orchestrator.submit_task("a", "async", timeout=0.2)
-    orchestrator.submit_task("s", "sync", timeout=0.2)
+    orchestrator = TaskOrchestrator(virtual)
+    orchestrator.submit_task("a", "async", timeout=300)
+    orchestrator.submit_task("s", "sync", timeout=300)
+    assert all(event.wait(30) for event in started.values())
+    clock.advance(299)  # Given both running just short of their timeout, nothing has ended yet
+    assert {orchestrator.get_task_status(t).state for t in ("a", "s")} == {TaskState.IN_PROGRESS}
+    clock.advance(1)  # When the clock reaches it, both fail as timeouts
     for task_id in ("a", "s"):
-        status = orchestrator.wait(task_id, timeout=10)
+        status = orchestrator.wait(task_id, timeout=30)
         assert status.state is TaskState.FAILED and status.error.kind == "timeout"
-        assert "timeout of 0.2s" in status.error.message
+        assert "timeout of 300s" in status.error.message
 
 
 def test_cancelling_a_running_task_stops_it_and_its_dependents(runtime, orchestrator):

@@ -17,6 +17,8 @@ from pepper.core import HealthMonitor, PerformanceMonitor, TaskOrchestrator
 from pepper.core.prometheus import serve_metrics
 from pepper.errors import ValidationError
 from pepper.model.task import TaskState
+from pepper.testing import ManualClock
+from tests.conftest import VIRTUAL
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "sample_interval": "50ms"}
 
@@ -239,21 +241,27 @@ def test_per_agent_figures_blame_the_agent_that_failed_not_the_one_that_took_ove
     assert report.by_agent.get("bad") is None or report.by_agent["bad"].completed == 0
 
 
-def test_a_throughput_below_alert_fires_when_work_stops(runtime):
-    fired = []
-    pepper.agent("w", task_types=["t"], runtime=runtime)(lambda task: "ok")
-    PerformanceMonitor(runtime).set_alert("throughput", 0.5, fired.append, window="300ms", above=False)
-    TaskOrchestrator(runtime).submit_task("only", "t")
-    TaskOrchestrator(runtime).wait(["only"], timeout=10)
-    deadline = time.monotonic() + 10
-    while not fired and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fired and fired[0].value == 0.0 and fired[0].metric == "throughput"
+def test_a_throughput_below_alert_fires_when_work_stops(tmp_path):
+    clock, fired, told = ManualClock(time.time()), [], threading.Event()
+    settings = {**VIRTUAL, "sample_interval": "1s"}
+    with pepper.Runtime(db=str(tmp_path / "m.db"), home=str(tmp_path / "home"), clock=clock, **settings) as runtime:
+        pepper.agent("w", task_types=["t"], runtime=runtime)(lambda task: "ok")
+        alert = PerformanceMonitor(runtime).set_alert(
+            "throughput", 0.01, lambda a: (fired.append(a), told.set()), window="30s", above=False
+        )
+        TaskOrchestrator(runtime).submit_task("only", "t")
+        TaskOrchestrator(runtime).wait(["only"], timeout=10)
+        clock.advance(20)  # Given one task in the last 30 s: 1/30 a second, above the threshold
+        assert not fired
+        clock.advance(20)  # When the window has no task left in it
+        assert told.wait(30)  # Then the alert fires (its callback runs in a thread)
+    assert fired[0].value == 0.0 and fired[0].metric == "throughput" and fired[0].rule_id == alert
 
 
 def test_health_counts_tasks_in_a_retry_delay_but_not_parked_ones(tmp_path):
     db, home = str(tmp_path / "h.db"), str(tmp_path / "home")
-    with pepper.Runtime(db=db, home=home, **FAST) as runtime:
+    clock = ManualClock(time.time())
+    with pepper.Runtime(db=db, home=home, clock=clock, **VIRTUAL) as runtime:
 
         @pepper.agent("flaky", task_types=["t"], runtime=runtime)
         def flaky(task):
@@ -262,11 +270,8 @@ def test_health_counts_tasks_in_a_retry_delay_but_not_parked_ones(tmp_path):
         orchestrator = TaskOrchestrator(runtime)
         orchestrator.submit_task("later", "t", policy="retry(3, delay=10m)")
         orchestrator.submit_task("parked", "t", policy="dead_letter")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (
-            orchestrator.get_task_status("later").attempts and runtime.store.errors.parked()
-        ):
-            time.sleep(0.02)
+        assert orchestrator.wait("parked", timeout=30).state is TaskState.PARKED
+        clock.wait_for_timer(earliest=1, latest=1800)  # the first attempt of "later" failed: its retry is armed
     with pepper.Runtime(
         db=db, home=home
     ) as runtime:  # no worker: the retry waits for one, the parked task for a person

@@ -45,10 +45,13 @@ def flaky(runtime, agent_id, failures, types=("t",), **options):
     return calls
 
 
-def test_an_agent_failing_twice_then_succeeding_completes_on_attempt_3_with_two_errors_recorded(runtime):
+def test_an_agent_failing_twice_then_succeeding_completes_on_attempt_3_with_two_errors_recorded(virtual, clock):
+    runtime = virtual
     flaky(runtime, "shaky", failures=2)
     orchestrator = TaskOrchestrator(runtime)
-    orchestrator.submit_task("job", "t", policy="retry(3, delay=10ms)")
+    orchestrator.submit_task("job", "t", policy="retry(3, delay=10m)")
+    for _ in range(2):  # each failed attempt arms its retry; the clock jumps to it
+        clock.set(clock.wait_for_timer(earliest=1, latest=1800))
     status = orchestrator.wait("job", timeout=20)
     assert (status.state, status.attempts, status.result["call"]) == (TaskState.COMPLETED, 3, 3)
 
@@ -56,7 +59,7 @@ def test_an_agent_failing_twice_then_succeeding_completes_on_attempt_3_with_two_
     assert [(e.attempt, e.error.type, e.action, e.agent_id) for e in history] == [
         (1, "ConnectionError", "retry", "shaky"), (2, "ConnectionError", "retry", "shaky")
     ]  # fmt: skip
-    assert history[0].strategy == "retry(delay=0.01)" and history[0].detail.startswith("retry 1 of 3 in")
+    assert history[0].strategy == "retry(delay=600.0)" and history[0].detail.startswith("retry 1 of 3 in")
     assert "ConnectionError: call 1 failed" in history[0].error.traceback
 
 
@@ -117,10 +120,11 @@ def test_a_command_agent_killed_with_sigkill_is_retried(runtime, tmp_path):
     assert error.error.kind == "crash" and "SIGKILL" in error.error.message and error.action == "retry"
 
 
-def test_a_task_that_exhausts_its_policy_is_parked_and_replay_completes_it_once_fixed(runtime):
+def test_a_task_that_exhausts_its_policy_is_parked_and_replay_completes_it_once_fixed(virtual, clock):
+    runtime = virtual
     fixed = threading.Event()
 
-    @pepper.agent("fragile", task_types=["t"], runtime=runtime, recovery="retry(1, delay=10ms) -> dead_letter")
+    @pepper.agent("fragile", task_types=["t"], runtime=runtime, recovery="retry(1, delay=10m) -> dead_letter")
     def fragile(task):
         if not fixed.is_set():
             raise RuntimeError("the service is down")
@@ -129,9 +133,8 @@ def test_a_task_that_exhausts_its_policy_is_parked_and_replay_completes_it_once_
     orchestrator = TaskOrchestrator(runtime)
     orchestrator.submit_tasks([{"id": "job", "type": "t"}, {"id": "after", "type": "t", "dependencies": ["job"]}])
     handler = ErrorHandler(runtime)
-    deadline = time.monotonic() + 20
-    while not handler.dead_letters() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    clock.set(clock.wait_for_timer(earliest=1, latest=1800))  # the one retry, ten minutes later
+    assert orchestrator.wait("job", timeout=20).state is TaskState.PARKED  # wait() returns at parked
     (parked,) = handler.dead_letters()
     assert parked.task_id == "job" and parked.parked and parked.attempts == 2
     status = orchestrator.get_task_status("job")
@@ -151,9 +154,7 @@ def test_dropping_a_parked_task_fails_it_and_cancels_its_dependents(runtime):
     orchestrator = TaskOrchestrator(runtime)
     orchestrator.submit_tasks([{"id": "job", "type": "t"}, {"id": "after", "type": "t", "dependencies": ["job"]}])
     handler = ErrorHandler(runtime)
-    deadline = time.monotonic() + 20
-    while not handler.dead_letters() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert orchestrator.wait("job", timeout=20).state is TaskState.PARKED  # wait() returns at parked
     (reason,) = orchestrator.get_task_status("after").waiting_on
     assert reason.message == "waiting for dependency 'job' (parked in the dead-letter queue: `pepper dlq`)"
     assert handler.drop("job", reason="not needed any more") is True
