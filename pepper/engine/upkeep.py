@@ -60,7 +60,7 @@ class Upkeep:
         engine.reload_leases()
         self.feedback_seen = store.feedback.last_id()
         outcomes, ratings = store.feedback.history(now - 10 * engine.settings.score_half_life)
-        engine.dispatch(HistoryLoaded(tuple(outcomes), tuple(ratings), now))
+        engine.dispatch(HistoryLoaded(tuple(outcomes), tuple(ratings), now, "load:history"))
         engine.ingest(store.unfinished(), cause="start-up")
         self.peers()
         self.sweep()
@@ -111,13 +111,15 @@ class Upkeep:
         for feedback in store.feedback.after(self.feedback_seen):  # ratings given elsewhere
             self.feedback_seen = max(self.feedback_seen, feedback.feedback_id or 0)
             if feedback.agent_id is not None and feedback.feedback_id not in self.own_feedback:
-                self.engine.dispatch(Rated(feedback.agent_id, feedback.rating, feedback.created_at))
+                self.engine.dispatch(
+                    Rated(feedback.agent_id, feedback.rating, feedback.created_at, f"rate:{feedback.task_id}")
+                )
 
     def peers(self) -> None:
         """Tell the engine which agents the other live workers run (at start, then at each sweep)."""
         engine = self.engine
         found = tuple(a.spec for a in engine.store.workers.agents() if a.worker_id != engine.worker_id)
-        engine.dispatch(PeersChanged(found, engine.clock.now()))
+        engine.dispatch(PeersChanged(found, engine.clock.now(), "load:peers"))
 
     def heartbeat(self) -> None:
         engine = self.engine
@@ -153,7 +155,7 @@ class Upkeep:
         engine.store.leases.reap_expired(now)
         engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
-            engine.dispatch(WorkersLost(frozenset(orphaned), now))
+            engine.dispatch(WorkersLost(frozenset(orphaned), now, "lost:" + ",".join(sorted(orphaned))))
         self.peers()  # workers come and go with their agents
         if engine.state.accepting:  # a draining worker is about to leave: it takes on no one's runs
             engine.runs.adopt_orphans(live)
