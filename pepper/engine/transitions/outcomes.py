@@ -29,8 +29,8 @@ def _ours(s: EngineState, task_id: str, attempt: int) -> LiveTask | None:
 
 def on_attempt_ended(s: EngineState, e: ev.AttemptEnded) -> list[ev.Action]:
     """An attempt of ours ended: the task completes, runs again (interrupted) or its recovery decides."""
-    t = _ours(s, e.task_id, e.attempt)
-    if t is None:
+    t = s.tasks.get(e.task_id)  # (the hot path: ``_ours`` inlined)
+    if t is None or t.state is not IN_PROGRESS or t.owner != s.worker_id or t.attempts != e.attempt:
         return []  # a late report of an attempt that was cancelled or taken over
     turn = Turn(e.at, e.cause)
     free_slot(s, t, turn)
@@ -40,7 +40,12 @@ def on_attempt_ended(s: EngineState, e: ev.AttemptEnded) -> list[ev.Action]:
         took = e.at - t.started_at if t.started_at is not None else None
         s.performance.record(t.agent_id, t.task.task_type, e.ok, took, e.at)
     if e.ok:
-        _complete(s, t, e, turn)
+        move(t, COMPLETED)
+        t.result, t.result_json, t.error, t.finished_at, t.owner = e.result, e.result_json, None, e.at, None
+        turn.actions += (ev.Save(e.task_id, e.cause), ev.Settled(e.task_id, e.cause))
+        s.finished.append(e.task_id)
+        refill(s, turn)  # tasks already waiting go before newly ready ones
+        release(s, t, turn)
     elif e.requeue:
         move(t, PENDING)
         t.owner, t.ready_at, t.error = None, e.at, e.error
@@ -51,15 +56,6 @@ def on_attempt_ended(s: EngineState, e: ev.AttemptEnded) -> list[ev.Action]:
         fail_attempt(s, t, e.error, turn)
     refill(s, turn)
     return turn.actions
-
-
-def _complete(s: EngineState, t: LiveTask, e: ev.AttemptEnded, turn: Turn) -> None:
-    move(t, COMPLETED)
-    t.result, t.result_json, t.error, t.finished_at, t.owner = e.result, e.result_json, None, e.at, None
-    turn.actions += (ev.Save(e.task_id, e.cause), ev.Settled(e.task_id, e.cause))
-    s.finished.append(e.task_id)
-    refill(s, turn)  # tasks already waiting go before newly ready ones
-    release(s, t, turn)
 
 
 def on_claim_refused(s: EngineState, e: ev.ClaimRefused) -> list[ev.Action]:
