@@ -77,7 +77,7 @@ class Attempts:
     """Starts attempts as asyncio tasks and reports each end through ``report``."""
 
     def __init__(
-        self, clock: Clock, report: Callable[[AttemptEnded], None], agents_home: Path, max_threads: int = 64
+        self, clock: Clock, report: Callable[[AttemptEnded], object], agents_home: Path, max_threads: int = 64
     ) -> None:
         self._clock = clock
         self._report = report
@@ -188,6 +188,7 @@ class Attempts:
                 error,
                 attempt.started_at,
                 requeue=attempt.interrupted,
+                cause=f"attempt:{run.task_id}:{run.attempt}",
             )
         )
 

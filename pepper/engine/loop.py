@@ -25,14 +25,18 @@ from pepper.engine.clock import Clock, TimerHandle
 from pepper.engine.hooks import EngineHook
 from pepper.engine.runs import RunDriver, step_view
 from pepper.engine.state import EngineState
+from pepper.engine.tracing import trace
 from pepper.errors import ExpressionError, ResourceUnavailableError, StoreBusyError, StoreError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     Abort,
+    Action,
     AgentReady,
     AttemptEnded,
     ClaimRefused,
+    Decided,
     DropLease,
+    Event,
     Forget,
     LeasesLoaded,
     ProgressReported,
@@ -145,6 +149,7 @@ class Engine:
             Forget: self._on_forget,
             TakeLease: self._on_take_lease,
             DropLease: self._on_drop_lease,
+            Decided: self._on_decided,
         }
 
     @property
@@ -155,11 +160,15 @@ class Engine:
 
     # -- the event -> action loop -----------------------------------------------------------
 
-    def dispatch(self, event: object) -> None:
-        """Feed one event to the state machine and carry out its actions."""
+    def dispatch(self, event: Event) -> list[Action]:
+        """Feed one event to the state machine and carry out its actions; they are returned to the caller
+        (who may have asked for a decision: ``Decided``)."""
         act = self._act
         dirty = self._batch.dirty
-        for action in self.state.handle(event):
+        actions = self.state.handle(event)
+        if log.isEnabledFor(logging.DEBUG):
+            trace(actions, self.state.tasks)
+        for action in actions:
             if type(action) is Save:  # the commonest action, kept off the method-call path
                 dirty[action.task_id] = None
             else:
@@ -169,6 +178,7 @@ class Engine:
         if self.hooks and isinstance(event, AttemptEnded):
             task = self.state.tasks.get(event.task_id)
             self.notify("on_attempt_ended", event, task.task if task else None)
+        return actions
 
     def _on_save(self, action: Save) -> None:
         self._batch.dirty[action.task_id] = None
@@ -193,6 +203,9 @@ class Engine:
         if self.hooks:
             self.notify("on_recovery", action)
 
+    def _on_decided(self, action: Decided) -> None:
+        pass  # ``dispatch`` returns it to whoever asked for the decision
+
     def _on_forget(self, action: Forget) -> None:
         self.versions.pop(action.task_id, None)
 
@@ -212,7 +225,7 @@ class Engine:
 
     def _fire(self, key: tuple[str, str]) -> None:
         self._timers.pop(key, None)
-        self.dispatch(TimerFired(key, self.clock.now()))
+        self.dispatch(TimerFired(key, self.clock.now(), f"timer:{key[0]}:{key[1]}"))
 
     # -- group commit -----------------------------------------------------------------
 
@@ -269,7 +282,7 @@ class Engine:
             for task in fresh:
                 self.versions[task.task_id] = 1
             if fresh:
-                self.dispatch(TasksAdded(fresh, self.clock.now()))
+                self.dispatch(TasksAdded(fresh, self.clock.now(), f"submit:{fresh[0].task_id}"))
                 if self.hooks:
                     self.notify("on_submitted", fresh)
             if not future.done():
@@ -281,7 +294,7 @@ class Engine:
             now = self.clock.now()
             for start in batch.starts:
                 if start.task_id in result.refused:
-                    self.dispatch(ClaimRefused(start.task_id, start.attempt, now))
+                    self.dispatch(ClaimRefused(start.task_id, start.attempt, now, f"refused:{start.task_id}"))
             self._try(self.reload_leases)
         for task_id in batch.settled:
             if task_id not in result.conflicts:
@@ -346,7 +359,8 @@ class Engine:
         self._refused.add(task_id)
         log.error("the database refused the changes of task %s (%s); the task fails", task_id, why)
         message = f"the database refused to store this task's changes ({why})"
-        self.dispatch(WriteRefused(task_id, TaskError("StoreError", message, kind="error"), self.clock.now()))
+        error = TaskError("StoreError", message, kind="error")
+        self.dispatch(WriteRefused(task_id, error, self.clock.now(), f"refused:{task_id}"))
 
     def _retry_flush(self, batch: Batch, exc: BaseException) -> None:
         """Keep the batch and try again later; nothing acknowledged is lost meanwhile."""
@@ -374,9 +388,9 @@ class Engine:
             return  # cancelled or taken over before its claim was committed
         if not self.state.accepting:  # claimed before the stop began, committed after the drain: run it later
             error = TaskError("Interrupted", "the worker shut down before the attempt started", kind="interrupted")
-            self.dispatch(
-                AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=error, requeue=True)
-            )
+            ended = AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=error, requeue=True,
+                                 cause=f"attempt:{start.task_id}:{start.attempt}")  # fmt: skip
+            self.dispatch(ended)
             return
         earlier = self.attempts.running.get(start.task_id)
         if earlier is not None:  # never two attempts of one task here: the state machine holds the newer one
@@ -415,7 +429,8 @@ class Engine:
                 log.exception("engine hook %s.%s failed", type(hook).__name__, method)
 
     def _refused_start(self, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:
-        return AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=TaskError(kind, why))
+        return AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=TaskError(kind, why),
+                            cause=f"attempt:{start.task_id}:{start.attempt}")  # fmt: skip
 
     def reasons(self, task_ids: Iterable[str]) -> dict[str, str | None]:
         """Why each of ``task_ids`` ended as it did (a skipped step says so), from memory or the store."""
@@ -444,7 +459,7 @@ class Engine:
     def _report_progress(self, task_id: str, attempt: int, fraction: float, message: str | None) -> None:
         if message is not None and not message.isascii():  # a file name that is not UTF-8 shows escaped
             message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-        event = ProgressReported(task_id, attempt, fraction, message, self.clock.now())
+        event = ProgressReported(task_id, attempt, fraction, message, self.clock.now(), f"attempt:{task_id}:{attempt}")
         self.loop.call_soon_threadsafe(self.dispatch, event)
 
     # -- the resource pool ---------------------------------------------------------------
@@ -457,13 +472,13 @@ class Engine:
         signature = (tuple(sorted(pool.items())), tuple(sorted((lease.lease_id, lease.expires_at) for lease in leases)))
         if signature != self._lease_signature:
             self._lease_signature = signature
-            self.dispatch(LeasesLoaded(pool, leases, now))
+            self.dispatch(LeasesLoaded(pool, leases, now, "load:leases"))
         for agent_id in list(self.budget_waiting):
             spec = self.budget_waiting[agent_id]
             if self.grant_budget(spec) is None:
                 del self.budget_waiting[agent_id]
                 self.reload_leases()
-                self.dispatch(AgentReady(agent_id, self.clock.now()))
+                self.dispatch(AgentReady(agent_id, self.clock.now(), f"budget:{agent_id}"))
                 return
 
     def grant_budget(self, spec: AgentSpec) -> str | None:
@@ -505,7 +520,7 @@ class Engine:
             dirty.pop(task_id, None)
             fresh.append(record)
         if fresh:
-            self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause))
+            self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
 
     # -- shutdown -----------------------------------------------------------------------
 

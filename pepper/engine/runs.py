@@ -196,7 +196,7 @@ class RunDriver(EngineHook):
                 return
             now = self.engine.clock.now()
             for sid, why in move.cancel.items():
-                self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why))
+                self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why, f"cancel:run:{run_id}"))
             settled: list[TaskRecord] = []
             submit: list[Task] = []
             for sid, why in move.doom.items():
@@ -288,7 +288,7 @@ class RunDriver(EngineHook):
                 if not record.state.is_final:
                     if tid not in engine.state.tasks:
                         engine.load([tid], cause="run cancelled")
-                    engine.dispatch(CancelRequested(tid, engine.clock.now(), reason))
+                    engine.dispatch(CancelRequested(tid, engine.clock.now(), reason, f"cancel:run:{run_id}"))
         return True
 
     async def wait(self, run_id: str, timeout: float | None, *, cancel_at_timeout: bool = False) -> WorkflowResult:

@@ -14,9 +14,9 @@ from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import EngineFigures, LiveAgents, engine_figures, has_local_work, wait_facts
 from pepper.engine.loop import Engine, WaitGroup, budget_lease_id
 from pepper.engine.metrics import LagProbe, MetricsHook
-from pepper.engine.recovery import check_handleable, outcome_of
 from pepper.engine.sampler import Sampler
 from pepper.engine.stored import stored_observations
+from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
     AgentAlreadyRegisteredError,
@@ -122,7 +122,7 @@ class EngineService:
         if self.closed:
             return
         self.closed = True
-        engine.dispatch(Draining(engine.clock.now()))  # no new attempts start from here on
+        engine.dispatch(Draining(engine.clock.now(), "drain"))  # no new attempts start from here on
         await self.sampler.stop()
         await self.lag.stop()
         # The worker stays registered, and keeps heart-beating, until every attempt has ended and its outcome
@@ -230,7 +230,7 @@ class EngineService:
         t = engine.state.tasks.get(task_id)
         if t is None or t.state.is_final:
             return False
-        engine.dispatch(CancelRequested(task_id, engine.clock.now(), reason))
+        engine.dispatch(CancelRequested(task_id, engine.clock.now(), reason, f"cancel:{task_id}"))
         await engine.committed()
         t = engine.state.tasks.get(task_id)
         return t is None or t.state is TaskState.CANCELLED or t.cancel_requested
@@ -241,10 +241,9 @@ class EngineService:
         await self.status(task_id)  # loads it or raises TaskNotFoundError
         t = engine.state.tasks[task_id]
         check_handleable(t, engine.worker_id)
-        engine.state.last_decision = None
-        engine.dispatch(ErrorHandled(task_id, error, policy, engine.clock.now()))
+        actions = engine.dispatch(ErrorHandled(task_id, error, policy, engine.clock.now(), f"handle:{task_id}"))
         await engine.committed()
-        return outcome_of(t, engine.state.last_decision)
+        return outcome_of(t, decided(actions))
 
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
         """Run a parked (or failed) task again; False if it is neither."""
@@ -253,7 +252,7 @@ class EngineService:
         t = engine.state.tasks[task_id]
         if t.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
-        engine.dispatch(Replayed(task_id, agent_id, engine.clock.now()))
+        engine.dispatch(Replayed(task_id, agent_id, engine.clock.now(), f"replay:{task_id}"))
         await engine.committed()
         return True
 
@@ -263,7 +262,7 @@ class EngineService:
         await self.status(task_id)
         if engine.state.tasks[task_id].state is not TaskState.PARKED:
             return False
-        engine.dispatch(Dropped(task_id, reason, engine.clock.now()))
+        engine.dispatch(Dropped(task_id, reason, engine.clock.now(), f"drop:{task_id}"))
         await engine.committed()
         return True
 
@@ -278,7 +277,7 @@ class EngineService:
         if stored.feedback_id is not None:
             self.upkeep.own_feedback.add(stored.feedback_id)
         if stored.agent_id is not None:
-            engine.dispatch(Rated(stored.agent_id, stored.rating, stored.created_at))
+            engine.dispatch(Rated(stored.agent_id, stored.rating, stored.created_at, f"rate:{stored.task_id}"))
         return stored
 
     # -- agents -------------------------------------------------------------------------
@@ -308,14 +307,14 @@ class EngineService:
         engine.handles[spec.agent_id] = handle
         now = engine.clock.now()
         engine.store.workers.register_agent(spec, engine.worker_id, now)
-        engine.dispatch(AgentAdded(spec, now, waiting))
+        engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}"))
 
     async def remove_agent(self, agent_id: str) -> AgentHandle:
         engine = self.engine
         handle = engine.handles.pop(agent_id, None)
         if handle is None:
             raise AgentNotFoundError(agent_id, engine.handles)
-        engine.dispatch(AgentRemoved(agent_id, engine.clock.now()))
+        engine.dispatch(AgentRemoved(agent_id, engine.clock.now(), f"agent:{agent_id}"))
         engine.store.workers.unregister_agent(agent_id, engine.worker_id)
         engine.budget_waiting.pop(agent_id, None)
         if handle.spec.resources:

@@ -45,7 +45,7 @@ def simulate(
         budgets = tuple(Lease(f"budget:{a.agent_id}", a.agent_id, LeaseKind.BUDGET, a.spec.resources, 0.0)
                         for a in agents if a.spec.resources)  # fmt: skip
         state.handle(ev.LeasesLoaded(capacity, budgets, 0.0))
-    queue: list[tuple[float, int, object]] = []
+    queue: list[tuple[float, int, ev.Event]] = []
     order = itertools.count()
     starts: dict[str, tuple[str, float]] = {}
     timers: dict[tuple[str, str], float] = {}  # a key holds its latest time only, as the engine's timers do

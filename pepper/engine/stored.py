@@ -16,14 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
-from pepper.engine.recovery import check_handleable, outcome_of
 from pepper.engine.state import EngineState
+from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.errors import ConflictError, TaskNotFoundError, WaitTimeoutError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import (
+    Action,
     CancelRequested,
     Dropped,
     ErrorHandled,
+    Event,
     RecordAttempt,
     RecordError,
     Replayed,
@@ -125,28 +127,30 @@ class StoreBackend:
     async def cancel(self, task_id: str, reason: str) -> bool:
         if self._record(task_id).state.is_final:
             return False
-        self._apply(task_id, lambda now: CancelRequested(task_id, now, reason))
+        self._apply(task_id, lambda now: CancelRequested(task_id, now, reason, f"cancel:{task_id}"))
         return True
 
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
         check_handleable(self._record(task_id), self.writer)
-        state = self._apply(task_id, lambda now: ErrorHandled(task_id, error, policy, now))
-        return outcome_of(state.tasks[task_id], state.last_decision)
+        state, actions = self._apply(
+            task_id, lambda now: ErrorHandled(task_id, error, policy, now, f"handle:{task_id}")
+        )
+        return outcome_of(state.tasks[task_id], decided(actions))
 
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
         record = self._record(task_id)
         if record.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
-        self._apply(task_id, lambda now: Replayed(task_id, agent_id, now))
+        self._apply(task_id, lambda now: Replayed(task_id, agent_id, now, f"replay:{task_id}"))
         return True
 
     async def drop(self, task_id: str, reason: str) -> bool:
         if self._record(task_id).state is not TaskState.PARKED:
             return False
-        self._apply(task_id, lambda now: Dropped(task_id, reason, now))
+        self._apply(task_id, lambda now: Dropped(task_id, reason, now, f"drop:{task_id}"))
         return True
 
-    def _apply(self, task_id: str, event: Callable[[float], object]) -> EngineState:
+    def _apply(self, task_id: str, event: Callable[[float], Event]) -> tuple[EngineState, list[Action]]:
         """Run ``event(now)`` through the state machine over what it can touch, and store what changed; retried
         when another process wrote the same tasks meanwhile.
 
@@ -156,9 +160,10 @@ class StoreBackend:
         for _ in range(5):
             records = self._neighbourhood(self._record(task_id))
             state = EngineState(self.writer)
-            state.handle(TasksLoaded(tuple(records), self.clock.now(), "offline"))
+            state.handle(TasksLoaded(tuple(records), self.clock.now(), "offline", "load:offline"))
             batch = Batch()
-            for action in state.handle(event(self.clock.now())):
+            actions = state.handle(event(self.clock.now()))
+            for action in actions:
                 if isinstance(action, Save):
                     batch.dirty[action.task_id] = None
                 elif isinstance(action, RecordAttempt):
@@ -168,7 +173,7 @@ class StoreBackend:
             versions = {r.task.task_id: r.version for r in records}
             result = self.store.commit(batch.writes(state.tasks, versions, self.writer), self.writer)
             if not result.conflicts:
-                return state
+                return state, actions
         raise ConflictError(f"could not change {task_id!r}: it kept changing while we tried; try again")
 
     def _neighbourhood(self, target: TaskRecord) -> list[TaskRecord]:

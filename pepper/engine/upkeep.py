@@ -61,7 +61,7 @@ class Upkeep:
         self.feedback_seen = store.feedback.last_id()
         since = now - 10 * engine.settings.score_half_life
         outcomes, ratings = store.history.outcomes(since), store.feedback.ratings(since)
-        engine.dispatch(HistoryLoaded(tuple(outcomes), tuple(ratings), now))
+        engine.dispatch(HistoryLoaded(tuple(outcomes), tuple(ratings), now, "load:history"))
         engine.ingest(store.unfinished(), cause="start-up")
         self.peers()
         self.sweep()
@@ -112,13 +112,15 @@ class Upkeep:
         for feedback in store.feedback.after(self.feedback_seen):  # ratings given elsewhere
             self.feedback_seen = max(self.feedback_seen, feedback.feedback_id or 0)
             if feedback.agent_id is not None and feedback.feedback_id not in self.own_feedback:
-                self.engine.dispatch(Rated(feedback.agent_id, feedback.rating, feedback.created_at))
+                self.engine.dispatch(
+                    Rated(feedback.agent_id, feedback.rating, feedback.created_at, f"rate:{feedback.task_id}")
+                )
 
     def peers(self) -> None:
         """Tell the engine which agents the other live workers run (at start, then at each sweep)."""
         engine = self.engine
         found = tuple(a.spec for a in engine.store.workers.agents() if a.worker_id != engine.worker_id)
-        engine.dispatch(PeersChanged(found, engine.clock.now()))
+        engine.dispatch(PeersChanged(found, engine.clock.now(), "load:peers"))
 
     def heartbeat(self) -> None:
         engine = self.engine
@@ -154,7 +156,7 @@ class Upkeep:
         engine.store.leases.reap_expired(now)
         engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
-            engine.dispatch(WorkersLost(frozenset(orphaned), now))
+            engine.dispatch(WorkersLost(frozenset(orphaned), now, "lost:" + ",".join(sorted(orphaned))))
         self.peers()  # workers come and go with their agents
         if engine.state.accepting:  # a draining worker is about to leave: it takes on no one's runs
             engine.runs.adopt_orphans(live)

@@ -4,6 +4,11 @@
 changes. Events say what happened (with the time it happened, ``at``); actions
 say what the shell must now do. Both are named tuples: cheap to make on the
 hot path, immutable, and printable in logs.
+
+Every event carries a ``cause``: a short id of what set it off (``"submit:<task>"``,
+``"attempt:<task>:<n>"``, ``"timer:<kind>:<key>"``, ``"load:<why>"``, ``"cancel:<task>"``
+...). Every action produced while handling an event carries the same cause, so a
+log line of the shell says why the state changed. It defaults to ``""`` (not given).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class TasksAdded(NamedTuple):
 
     tasks: tuple[Task, ...]
     at: float
+    cause: str = ""
 
 
 class TasksLoaded(NamedTuple):
@@ -33,7 +39,8 @@ class TasksLoaded(NamedTuple):
 
     records: tuple[TaskRecord, ...]
     at: float
-    cause: str = "store"
+    source: str = "store"  # why they were read: "store", "conflict", "offline"...
+    cause: str = ""
 
 
 class AttemptEnded(NamedTuple):
@@ -48,12 +55,14 @@ class AttemptEnded(NamedTuple):
     error: TaskError | None = None
     started_at: float | None = None
     requeue: bool = False
+    cause: str = ""
 
 
 class CancelRequested(NamedTuple):
     task_id: str
     at: float
     reason: str
+    cause: str = ""
 
 
 class AgentAdded(NamedTuple):
@@ -62,6 +71,7 @@ class AgentAdded(NamedTuple):
     spec: AgentSpec
     at: float
     waiting_for: str | None = None
+    cause: str = ""
 
 
 class AgentReady(NamedTuple):
@@ -69,11 +79,13 @@ class AgentReady(NamedTuple):
 
     agent_id: str
     at: float
+    cause: str = ""
 
 
 class AgentRemoved(NamedTuple):
     agent_id: str
     at: float
+    cause: str = ""
 
 
 class WorkersLost(NamedTuple):
@@ -81,11 +93,13 @@ class WorkersLost(NamedTuple):
 
     worker_ids: frozenset[str]
     at: float
+    cause: str = ""
 
 
 class TimerFired(NamedTuple):
     key: tuple[str, str]
     at: float
+    cause: str = ""
 
 
 class ProgressReported(NamedTuple):
@@ -94,6 +108,7 @@ class ProgressReported(NamedTuple):
     fraction: float
     message: str | None
     at: float
+    cause: str = ""
 
 
 class LeasesLoaded(NamedTuple):
@@ -102,6 +117,7 @@ class LeasesLoaded(NamedTuple):
     capacity: Mapping[str, float]
     leases: tuple[Lease, ...]
     at: float
+    cause: str = ""
 
 
 class ClaimRefused(NamedTuple):
@@ -110,6 +126,7 @@ class ClaimRefused(NamedTuple):
     task_id: str
     attempt: int
     at: float
+    cause: str = ""
 
 
 class HistoryLoaded(NamedTuple):
@@ -118,6 +135,7 @@ class HistoryLoaded(NamedTuple):
     outcomes: tuple[tuple[str, str, bool, float | None, float], ...]
     ratings: tuple[tuple[str, int, float], ...]
     at: float
+    cause: str = ""
 
 
 class PeersChanged(NamedTuple):
@@ -125,6 +143,7 @@ class PeersChanged(NamedTuple):
 
     agents: tuple[AgentSpec, ...]
     at: float
+    cause: str = ""
 
 
 class Rated(NamedTuple):
@@ -133,6 +152,7 @@ class Rated(NamedTuple):
     agent_id: str
     rating: int
     at: float
+    cause: str = ""
 
 
 class HealthChanged(NamedTuple):
@@ -141,6 +161,7 @@ class HealthChanged(NamedTuple):
     agent_id: str
     healthy: bool
     at: float
+    cause: str = ""
 
 
 class PlacementSet(NamedTuple):
@@ -149,6 +170,7 @@ class PlacementSet(NamedTuple):
     task_id: str
     agent_id: str | None
     at: float
+    cause: str = ""
 
 
 class ErrorHandled(NamedTuple):
@@ -158,6 +180,7 @@ class ErrorHandled(NamedTuple):
     error: TaskError
     policy: Policy
     at: float
+    cause: str = ""
 
 
 class Replayed(NamedTuple):
@@ -166,6 +189,7 @@ class Replayed(NamedTuple):
     task_id: str
     agent_id: str | None
     at: float
+    cause: str = ""
 
 
 class Dropped(NamedTuple):
@@ -174,6 +198,7 @@ class Dropped(NamedTuple):
     task_id: str
     reason: str
     at: float
+    cause: str = ""
 
 
 class WriteRefused(NamedTuple):
@@ -186,18 +211,21 @@ class WriteRefused(NamedTuple):
     task_id: str
     error: TaskError
     at: float
+    cause: str = ""
 
 
 class Draining(NamedTuple):
     """Stop starting tasks (shutdown); running ones may finish."""
 
     at: float
+    cause: str = ""
 
 
 class Trim(NamedTuple):
     """Everything is committed: finished tasks beyond the memory budget may be forgotten."""
 
     at: float
+    cause: str = ""
 
 
 # --- actions -----------------------------------------------------------------------
@@ -207,6 +235,7 @@ class Save(NamedTuple):
     """Write the task's current state to the store."""
 
     task_id: str
+    cause: str = ""
 
 
 class Start(NamedTuple):
@@ -215,6 +244,7 @@ class Start(NamedTuple):
     task_id: str
     attempt: int
     agent_id: str
+    cause: str = ""
 
 
 class Abort(NamedTuple):
@@ -223,12 +253,14 @@ class Abort(NamedTuple):
     task_id: str
     attempt: int
     reason: str
+    cause: str = ""
 
 
 class Settled(NamedTuple):
     """The task reached a final state, or was parked: wake whoever waits, once committed."""
 
     task_id: str
+    cause: str = ""
 
 
 class WakeAt(NamedTuple):
@@ -236,6 +268,7 @@ class WakeAt(NamedTuple):
 
     key: tuple[str, str]
     at: float
+    cause: str = ""
 
 
 class RecordAttempt(NamedTuple):
@@ -253,6 +286,7 @@ class RecordAttempt(NamedTuple):
     ended_at: float
     outcome: str
     error: TaskError | None
+    cause: str = ""
 
 
 class RecordError(NamedTuple):
@@ -267,6 +301,7 @@ class RecordError(NamedTuple):
     strategy: str
     action: str
     detail: str
+    cause: str = ""
 
 
 class TakeLease(NamedTuple):
@@ -274,18 +309,35 @@ class TakeLease(NamedTuple):
 
     lease: Lease
     attempt: int = 0  # the claim it belongs to: stored only while that claim still stands
+    cause: str = ""
 
 
 class DropLease(NamedTuple):
     """Give a task's pool lease back."""
 
     lease_id: str
+    cause: str = ""
 
 
 class Forget(NamedTuple):
     """The task left memory (it stays in the store)."""
 
     task_id: str
+    cause: str = ""
+
+
+class Decided(NamedTuple):
+    """What a task's recovery policy decided after a failure (or an error handled by hand).
+
+    The shell hands it to whoever asked for the decision (``handle_error``); nobody needs to for an
+    attempt that failed by itself (its ``RecordError`` keeps the decision in the error history).
+    """
+
+    task_id: str
+    action: str
+    strategy: str
+    message: str
+    cause: str = ""
 
 
 Event = (
@@ -294,15 +346,25 @@ Event = (
     | AttemptEnded
     | CancelRequested
     | AgentAdded
+    | AgentReady
     | AgentRemoved
     | WorkersLost
-    | PeersChanged
     | TimerFired
     | ProgressReported
+    | LeasesLoaded
+    | ClaimRefused
+    | HistoryLoaded
+    | PeersChanged
+    | Rated
+    | HealthChanged
+    | PlacementSet
     | ErrorHandled
     | Replayed
     | Dropped
+    | WriteRefused
     | Draining
     | Trim
 )
-Action = Save | Start | Abort | Settled | WakeAt | RecordAttempt | RecordError | TakeLease | DropLease | Forget
+Action = (
+    Save | Start | Abort | Settled | WakeAt | RecordAttempt | RecordError | TakeLease | DropLease | Forget | Decided
+)

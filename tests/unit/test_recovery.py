@@ -142,6 +142,7 @@ from pepper.model.events import (  # noqa: E402
     AgentAdded,
     AttemptEnded,
     CancelRequested,
+    Decided,
     Dropped,
     ErrorHandled,
     RecordError,
@@ -260,7 +261,7 @@ def test_handling_an_error_by_hand_stops_a_running_attempt_and_applies_the_strat
     assert any(type(a).__name__ == "Abort" for a in actions)
     x = state.tasks["x"]
     assert (x.state, x.parked_at, x.failures) == (TaskState.PARKED, 5.0, 1)
-    assert state.last_decision.action == "dead_letter"
+    assert [a.action for a in actions if isinstance(a, Decided)] == ["dead_letter"]
     dropped = state.handle(Dropped("x", "not worth it", 6.0))
     assert (
         x.state is TaskState.FAILED
@@ -287,7 +288,7 @@ def test_an_error_reported_on_a_blocked_task_is_recorded_and_the_task_keeps_wait
         ((strategy, action, detail),) = recorded(actions)
         assert (strategy, action) == (policy, policy) and detail.endswith("keeps waiting for its dependencies")
         assert state.tasks["x"].state is TaskState.BLOCKED and not started(actions)
-    assert state.last_decision.action == "dead_letter"
+    assert [a.action for a in actions if isinstance(a, Decided)] == ["dead_letter"]
     # and it runs once its dependency has completed, like any blocked task
     state.handle(TasksAdded((build_task(task_id="dep", task_type="t"),), 2.0))
     state.handle(AttemptEnded("dep", 1, 3.0, True, "ok"))

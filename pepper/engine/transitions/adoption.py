@@ -1,0 +1,165 @@
+"""What the store says: rows read back (at start-up, written by another process, after a conflict),
+workers found dead, and writes the store refused for good.
+
+Pure: no I/O, and time comes with the turn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pepper.engine.live import LiveTask
+from pepper.engine.transitions.admission import link, release, settle_admitted
+from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade
+from pepper.engine.transitions.placement import free_slot, offer, refill
+from pepper.engine.transitions.turn import (
+    BLOCKED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    PARKED,
+    PENDING,
+    Turn,
+    attempt_record,
+    move,
+    save_and_settle,
+)
+from pepper.model import events as ev
+from pepper.model.record import TaskRecord
+from pepper.model.status import TaskError
+from pepper.model.task import TaskState
+
+if TYPE_CHECKING:
+    from pepper.engine.state import EngineState
+
+_LOST = TaskError("WorkerLost", "the worker running it stopped (crashed or was killed)", kind="interrupted")
+
+
+def on_loaded(s: EngineState, e: ev.TasksLoaded) -> list[ev.Action]:
+    """Rows read from the store: new tasks are admitted, known ones take the stored facts."""
+    # Two passes: every record is taken into memory before any of them is acted on. Acting on one
+    # record first (a completed dependency releasing and starting its dependent) and only then taking
+    # the dependent's own newer record would decide on stale facts and start the dependent twice.
+    turn = Turn(e.at, e.cause)
+    taken: list[tuple[LiveTask, TaskState | None, TaskState]] = []
+    for record in e.records:
+        live = s.tasks.get(record.task.task_id)
+        if live is None:
+            live = LiveTask.from_record(record)
+            s.tasks[record.task.task_id] = live
+            taken.append((live, None, record.state))
+        else:
+            before = live.state
+            expected = take(s, live, record, turn)
+            if expected is not None:
+                taken.append((live, before, expected))
+    for live, old, expected in taken:
+        if live.state is not expected:
+            continue  # acting on an earlier record of this batch already moved it (released, cancelled)
+        if old is None:
+            settle_admitted(s, live, turn)
+        else:
+            settle_adopted(s, live, old, turn)
+    refill(s, turn)
+    return turn.actions
+
+
+def take(s: EngineState, t: LiveTask, record: TaskRecord, turn: Turn) -> TaskState | None:
+    """Mirror a change another process made to a task we know.
+
+    Only the record is taken here (and an attempt of ours that lost the task is stopped); what the new
+    state means for the task and its dependents is decided by ``settle_adopted``, once every record
+    read together is in memory. Returns the state ``settle_adopted`` expects to find, or None when
+    there is nothing more to do.
+    """
+    task_id = t.task.task_id
+    old = t.state
+    was_mine = old is IN_PROGRESS and t.owner == s.worker_id
+    still_mine = record.state is IN_PROGRESS and record.owner == s.worker_id and record.attempts == t.attempts
+    if still_mine and not was_mine:
+        # Our attempt already ended here, but another process's write reached the row before ours: what
+        # we decided stands (the shell now holds the row's version); write it again. A cancel asked for
+        # meanwhile (the row still showed our attempt running) is honoured.
+        if record.cancel_requested and not old.is_final:
+            t.cancel_requested, t.reason = True, record.reason
+            return old
+        turn.actions.append(ev.Save(task_id, turn.cause))
+        if old.is_settled:
+            turn.actions.append(ev.Settled(task_id, turn.cause))
+        return None
+    if was_mine and not still_mine:
+        turn.actions.append(ev.Abort(task_id, t.attempts, "the task was changed by another process", turn.cause))
+        free_slot(s, t, turn)
+    placed = t.placement
+    t.copy_from(record)
+    t.qseq = 0
+    if t.placement != placed:
+        t.route = None
+    return record.state
+
+
+def settle_adopted(s: EngineState, t: LiveTask, old: TaskState, turn: Turn) -> None:
+    """Act on a task's new state taken from the store (``old`` is what memory held before)."""
+    task_id = t.task.task_id
+    if t.cancel_requested and not t.state.is_final and (t.state is not IN_PROGRESS or t.owner == s.worker_id):
+        cancel_and_cascade(s, t, t.reason or "cancelled on request", turn)
+        return
+    new = t.state
+    if new.is_final:
+        if not old.is_final:
+            turn.actions.append(ev.Settled(task_id, turn.cause))
+            s.finished.append(task_id)
+            if new is COMPLETED:
+                release(s, t, turn)
+            else:
+                cascade(s, t, turn)
+    elif new is PARKED:
+        if old is not PARKED:
+            turn.actions.append(ev.Settled(task_id, turn.cause))  # parked elsewhere: whoever waits here must learn it
+    elif new is PENDING:
+        offer(s, t, turn)
+    elif new is BLOCKED and old is not BLOCKED:
+        link(s, t, turn)
+
+
+def on_workers_lost(s: EngineState, e: ev.WorkersLost) -> list[ev.Action]:
+    """Workers found dead: their running tasks run again (or end cancelled, if a cancel was asked for)."""
+    turn = Turn(e.at, e.cause)
+    for t in list(s.tasks.values()):
+        if t.state is IN_PROGRESS and t.owner in e.worker_ids:
+            turn.actions.append(attempt_record(t, turn, "interrupted", _LOST))
+            move(t, PENDING)
+            t.owner, t.ready_at, t.error = None, e.at, _LOST
+            turn.actions.append(ev.Save(t.task.task_id, e.cause))
+            if t.cancel_requested:
+                cancel_and_cascade(s, t, t.reason or "cancelled on request", turn)
+            else:
+                offer(s, t, turn)
+    refill(s, turn)
+    return turn.actions
+
+
+def on_write_refused(s: EngineState, e: ev.WriteRefused) -> list[ev.Action]:
+    """The store refused a task's changes for good: the task ends failed, and what depends on it cancelled."""
+    t = s.tasks.get(e.task_id)
+    if t is None:
+        return []
+    turn = Turn(e.at, e.cause)
+    if t.state is IN_PROGRESS and t.owner == s.worker_id:
+        turn.actions.append(ev.Abort(e.task_id, t.attempts, e.error.message, e.cause))  # its claim was never stored
+        free_slot(s, t, turn)
+    was_final, released = t.state.is_final, t.state is COMPLETED
+    # Set, not moved: what memory held was never stored, so the table's "from" would be a state the
+    # database never saw (the row keeps its last stored state until this failure is written).
+    t.state, t.error, t.reason = FAILED, e.error, e.error.message
+    # Nothing an agent supplied is written again (it may be the very value the database refused).
+    t.result = t.result_json = t.owner = t.next_attempt_at = t.progress = t.progress_message = None
+    t.finished_at, t.qseq = e.at, 0
+    save_and_settle(e.task_id, turn)
+    if not was_final:
+        s.finished.append(e.task_id)
+    if released:  # its dependents were released on a completion that was never stored: they may not run
+        t.dependents = [tid for tid, d in s.tasks.items() if e.task_id in d.task.dependencies and not d.state.is_final]
+    cascade(s, t, turn)
+    refill(s, turn)
+    return turn.actions

@@ -1,0 +1,64 @@
+"""Cancelling: one task on request, and transitively everything that depends on a task that failed or was cancelled.
+
+Pure: no I/O, and time comes with the turn.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pepper.engine.live import LiveTask
+from pepper.engine.transitions.placement import free_slot, refill
+from pepper.engine.transitions.turn import CANCELLED, IN_PROGRESS, Turn, move, save_and_settle
+from pepper.model import events as ev
+
+if TYPE_CHECKING:
+    from pepper.engine.state import EngineState
+
+
+def on_cancel(s: EngineState, e: ev.CancelRequested) -> list[ev.Action]:
+    """Someone asked to cancel a task: it and its dependents are cancelled (or asked to stop)."""
+    t = s.tasks.get(e.task_id)
+    if t is None or t.state.is_final:
+        return []
+    turn = Turn(e.at, e.cause)
+    cancel_and_cascade(s, t, e.reason, turn)
+    refill(s, turn)
+    return turn.actions
+
+
+def cancel_one(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> bool:
+    """Cancel one task; False when another worker runs it (it is asked to stop instead)."""
+    task_id = t.task.task_id
+    if t.state is IN_PROGRESS:
+        if t.owner != s.worker_id:
+            t.cancel_requested, t.reason = True, reason
+            turn.actions.append(ev.Save(task_id, turn.cause))
+            return False
+        turn.actions.append(ev.Abort(task_id, t.attempts, reason, turn.cause))
+        free_slot(s, t, turn)
+    move(t, CANCELLED)
+    t.reason, t.finished_at, t.owner, t.qseq, t.next_attempt_at = reason, turn.at, None, 0, None
+    save_and_settle(task_id, turn)
+    s.finished.append(task_id)
+    return True
+
+
+def cancel_and_cascade(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> None:
+    """Cancel a task and, once it is cancelled here, everything that depends on it."""
+    if cancel_one(s, t, reason, turn):
+        cascade(s, t, turn)
+
+
+def cascade(s: EngineState, root: LiveTask, turn: Turn) -> None:
+    """A task failed or was cancelled: cancel everything that depends on it, transitively."""
+    stack = [root]
+    tasks = s.tasks
+    while stack:
+        parent = stack.pop()
+        reason = f"dependency {parent.task.task_id!r} {parent.state.value}"
+        dependents, parent.dependents = parent.dependents, ()
+        for dep_id in dependents:
+            d = tasks.get(dep_id)
+            if d is not None and not d.state.is_final and cancel_one(s, d, reason, turn):
+                stack.append(d)

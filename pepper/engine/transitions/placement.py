@@ -1,0 +1,143 @@
+"""Onto agents: offering a ready task to the best agent or queueing it, starting it, filling free agents.
+
+Also the way back: giving a stopped attempt's agent slot and resources back.
+Pure: no I/O, and time comes with the turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pepper.engine.live import LiveTask
+from pepper.engine.transitions.turn import IN_PROGRESS, Turn, move
+from pepper.model import events as ev
+from pepper.scheduling.load import AgentLoad
+
+if TYPE_CHECKING:
+    from pepper.engine.state import EngineState
+
+
+def offer(s: EngineState, t: LiveTask, turn: Turn) -> None:
+    """A ready task: start it on the best free agent, or queue it (a parked one waits for a person)."""
+    task_id = t.task.task_id
+    if t.parked_at is not None:
+        return
+    at = turn.at
+    if t.next_attempt_at is not None and t.next_attempt_at > at:
+        turn.actions.append(ev.WakeAt(("retry", task_id), t.next_attempt_at, turn.cause))
+        return
+    info = t.route
+    if info is None:
+        info = t.route = s.routing.route_of(t.task, t.placement, t.recovery.run_as)
+    needs = t.task.requirements.resources
+    usable = None
+    if needs:
+        s.resourceful = True
+        resources = s.resources
+        usable = lambda a: not resources.fits(needs, a.spec.agent_id)  # noqa: E731
+    agent = s.chooser.best_free(info.agents, t.task.task_type, at, usable) if s.accepting else None
+    if agent is not None and info.queue.head(s.is_queued) is None:
+        recheck = s.chooser.defer(agent, info.agents, t.task.task_type, at, usable)
+        if recheck is None:
+            start(s, t, agent, turn)
+            return
+        turn.actions.append(ev.WakeAt(("fill", agent.spec.agent_id), recheck, turn.cause))
+        agent = None
+    enqueue(s, t, at)
+    if agent is not None:  # tasks queued earlier may come first
+        fill(s, agent, turn)
+
+
+def enqueue(s: EngineState, t: LiveTask, at: float) -> None:
+    """Put a ready task in its route's queue (ready since ``at`` unless it was before)."""
+    if t.ready_at is None:
+        t.ready_at = at
+    info = t.route or s.routing.route_of(t.task, t.placement, t.recovery.run_as)
+    t.route = info
+    t.qseq = s.routing.enqueue(info, t.task.task_id, t.task.priority, t.ready_at)
+
+
+def start(s: EngineState, t: LiveTask, agent: AgentLoad, turn: Turn) -> None:
+    """Claim a task for ``agent``: it starts once the save that claims it is committed."""
+    task_id, agent_id, cause = t.task.task_id, agent.spec.agent_id, turn.cause
+    move(t, IN_PROGRESS)
+    t.attempts += 1
+    t.agent_id, t.owner, t.started_at = agent_id, s.worker_id, turn.at
+    t.finished_at = t.next_attempt_at = t.progress = t.progress_message = None
+    t.qseq = 0
+    agent.running.add(task_id)
+    actions = turn.actions
+    actions.append(ev.Save(task_id, cause))
+    needs = t.task.requirements.resources
+    if needs:
+        lease = s.resources.take(task_id, t.attempts, agent_id, needs, turn.at)
+        if lease is not None:
+            actions.append(ev.TakeLease(lease, t.attempts, cause))
+    actions.append(ev.Start(task_id, t.attempts, agent_id, cause))
+
+
+def fill(s: EngineState, agent: AgentLoad, turn: Turn) -> None:
+    """Give a free agent the best queued tasks it can take."""
+    if not s.accepting:
+        return
+    fits = fits_on(s, agent, turn) if s.resourceful or agent.shared else None
+    tasks = s.tasks
+    while agent.accepting and len(agent.running) < agent.spec.capacity:
+        task_id = s.routing.next_for(agent, fits)
+        if task_id is None:
+            return
+        start(s, tasks[task_id], agent, turn)
+
+
+def fits_on(s: EngineState, agent: AgentLoad, turn: Turn) -> Callable[[str], bool]:
+    """Whether ``agent`` should take a queued task now: it fits, and no busy agent would finish it clearly
+    sooner (if one would, ``agent`` looks again when it would itself have finished)."""
+    agent_id = agent.spec.agent_id
+    resources = s.resources
+
+    def fits(task_id: str) -> bool:
+        t = s.tasks[task_id]
+        needs = t.task.requirements.resources
+        if needs and resources.fits(needs, agent_id):
+            return False
+        usable = (lambda a: not resources.fits(needs, a.spec.agent_id)) if needs else None
+        route = t.route  # its queue still holds this task (and perhaps a few stale tickets): the backlog
+        recheck = (
+            s.chooser.defer(agent, route.agents, t.task.task_type, turn.at, usable, len(route.queue))
+            if route else None
+        )  # fmt: skip
+        if recheck is not None:
+            turn.actions.append(ev.WakeAt(("fill", agent_id), recheck, turn.cause))
+            return False
+        return True
+
+    return fits
+
+
+def refill(s: EngineState, turn: Turn) -> None:
+    """Every agent that freed a slot this turn looks for work."""
+    freed = turn.freed
+    while freed:
+        fill(s, freed.pop(), turn)
+
+
+def free_slot(s: EngineState, t: LiveTask, turn: Turn, *, claimed: bool = True) -> None:
+    """A local attempt stopped: its agent slot and its resources are free again.
+
+    ``claimed=False``: the claim was never stored (the pool refused its lease), so there is no lease to drop,
+    and the agents do not look for work before the shell has read the pool again.
+    """
+    agent = s.agents.get(t.agent_id)  # type: ignore[arg-type]
+    if agent is not None:
+        agent.running.discard(t.task.task_id)
+        if claimed:
+            turn.freed.append(agent)
+    if t.task.requirements.resources:
+        lease, pool_gained = s.resources.give_back(t.task.task_id)
+        if not claimed:
+            return
+        if lease is not None:
+            turn.actions.append(ev.DropLease(lease.lease_id, turn.cause))
+        if pool_gained:  # any agent drawing on the pool may start something now
+            turn.freed.extend(a for a in s.agents.values() if a.free > 0)
