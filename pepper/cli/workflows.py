@@ -38,10 +38,10 @@ from pepper.cli.run_views import (
 )
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
-from pepper.core.charts import workflow_dot
-from pepper.core.workflow_file import parse_workflow_file
+from pepper.drawing import workflow_dot
 from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunRecord, RunState
+from pepper.workflow_file import parse_workflow_file
 
 #: How long ``pepper cancel-run`` waits for the run to end before leaving it to the process that drives it.
 _CANCEL_WAIT = 5.0
