@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from pepper.model.record import TaskRecord
@@ -9,27 +10,8 @@ from pepper.model.recovery import NO_RECOVERY
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
 
-_STORED = (
-    "state",
-    "attempts",
-    "failures",
-    "agent_id",
-    "owner",
-    "ready_at",
-    "started_at",
-    "finished_at",
-    "next_attempt_at",
-    "result",
-    "result_json",
-    "error",
-    "reason",
-    "progress",
-    "progress_message",
-    "cancel_requested",
-    "placement",
-    "recovery",
-    "parked_at",
-)
+#: What a live task keeps of its record: every field of ``TaskRecord`` but the spec and the row version.
+_STORED = tuple(f.name for f in fields(TaskRecord) if f.name not in ("task", "version"))
 
 
 class LiveTask:
