@@ -149,6 +149,13 @@ class ConfigError(ValidationError):
     """A setting that is unknown or has a bad value."""
 
 
+def _located(message: str, path: str | None, line: int | None) -> str:
+    """``message`` behind ``path:line: `` (or ``path: ``) when it came from a file."""
+    if path is None:
+        return message
+    return f"{path}:{line}: {message}" if line is not None else f"{path}: {message}"
+
+
 class AgentDefinitionError(ValidationError):
     """An agent definition (YAML or code) that cannot be used.
 
@@ -158,10 +165,7 @@ class AgentDefinitionError(ValidationError):
     def __init__(
         self, message: str, *, path: str | None = None, line: int | None = None, field: str | None = None
     ) -> None:
-        where = ""
-        if path is not None:
-            where = f"{path}:{line}: " if line is not None else f"{path}: "
-        super().__init__(where + message, field=field)
+        super().__init__(_located(message, path, line), field=field)
         self.path = path
         self.line = line
 
@@ -181,10 +185,7 @@ class WorkflowDefinitionError(ValidationError):
         step_id: str | None = None,
         field: str | None = None,
     ) -> None:
-        where = ""
-        if path is not None:
-            where = f"{path}:{line}: " if line is not None else f"{path}: "
-        super().__init__(where + message, field=field)
+        super().__init__(_located(message, path, line), field=field)
         self.path = path
         self.line = line
         self.step_id = step_id

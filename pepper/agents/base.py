@@ -5,13 +5,25 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from pepper.errors import AgentDefinitionError
 from pepper.model.agent import AgentMetrics, AgentSpec
 from pepper.model.run import TaskRun
 
 _T = TypeVar("_T")
+
+
+class AgentOptions(TypedDict, total=False):
+    """The options of an agent beside its id and task types, as ``BaseAgent`` takes them; the function agent,
+    the command agent and ``@pepper.agent`` pass them on unchanged (see ``BaseAgent`` for each)."""
+
+    skills: Iterable[str] | None
+    capacity: int
+    resources: Mapping[str, Any] | None
+    type: str | None
+    config: Mapping[str, Any] | None
+    recovery: Any
 
 
 class BaseAgent:

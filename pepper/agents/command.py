@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 import shutil
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
-from pepper.agents.base import BaseAgent
+from pepper.agents.base import AgentOptions, BaseAgent
 from pepper.errors import AgentDefinitionError
 from pepper.model.run import TaskRun
 
@@ -34,38 +34,19 @@ class CommandAgent(BaseAgent):
     kind = "command"
 
     def __init__(
-        self,
-        agent_id: str,
-        command: str,
-        *,
-        task_types: Iterable[str],
-        skills: Iterable[str] | None = None,
-        capacity: int = 1,
-        resources: Mapping[str, Any] | None = None,
-        type: str | None = None,
-        env: Mapping[str, str] | None = None,
-        max_result_mb: float | None = None,
-        config: Mapping[str, Any] | None = None,
-        recovery: Any = None,
-    ) -> None:
-        settings = dict(config or {})
+        self, agent_id: str, command: str, *, task_types: Iterable[str], env: Mapping[str, str] | None = None,
+        max_result_mb: float | None = None, **options: Unpack[AgentOptions],
+    ) -> None:  # fmt: skip
+        settings = dict(options.get("config") or {})
         if env is not None:
             if not isinstance(env, Mapping):
                 raise AgentDefinitionError(f"agent {agent_id!r}: env must be a mapping of names to values")
             settings["env"] = {str(k): str(v) for k, v in env.items()}
         if max_result_mb is not None:
             settings["max_result_mb"] = max_result_mb
-        super().__init__(
-            agent_id,
-            task_types=task_types,
-            skills=skills,
-            capacity=capacity,
-            resources=resources,
-            type=type or "command",
-            config=settings,
-            recovery=recovery,
-            command=command,
-        )
+        options["config"] = settings
+        options["type"] = options.get("type") or "command"
+        super().__init__(agent_id, task_types=task_types, command=command, **options)
         self.command = command
 
     async def execute(self, task: TaskRun) -> Any:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Unpack
 
-from pepper.agents.base import BaseAgent
+from pepper.agents.base import AgentOptions, BaseAgent
 from pepper.errors import AgentDefinitionError
 from pepper.model.run import TaskRun
 
@@ -20,31 +20,14 @@ class FunctionAgent(BaseAgent):
     """
 
     def __init__(
-        self,
-        function: Callable[[TaskRun], Any],
-        agent_id: str,
-        *,
-        task_types: Iterable[str],
-        skills: Iterable[str] | None = None,
-        capacity: int = 1,
-        resources: Mapping[str, Any] | None = None,
-        type: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        recovery: Any = None,
-    ) -> None:
+        self, function: Callable[[TaskRun], Any], agent_id: str, *, task_types: Iterable[str],
+        **options: Unpack[AgentOptions],
+    ) -> None:  # fmt: skip
         if not callable(function):
             raise AgentDefinitionError(f"agent {agent_id!r}: expected a function, got {function!r}")
         _check_signature(agent_id, function)
-        super().__init__(
-            agent_id,
-            task_types=task_types,
-            skills=skills,
-            capacity=capacity,
-            resources=resources,
-            type=type or getattr(function, "__name__", "function"),
-            config=config,
-            recovery=recovery,
-        )
+        options["type"] = options.get("type") or getattr(function, "__name__", "function")
+        super().__init__(agent_id, task_types=task_types, **options)
         self.function = function
         # A sync function stands in for the async ``execute``; the engine checks which it is and runs it in a thread.
         self.execute = function  # type: ignore[method-assign, assignment]

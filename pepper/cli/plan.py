@@ -14,9 +14,9 @@ from pepper.cli.inputs import parse_value
 from pepper.cli.render import duration, make_console, plural, print_json
 from pepper.core import load_agents
 from pepper.core.planning import POLICIES, Plan, plan
-from pepper.core.workflow_file import WorkflowFile, parse_workflow_file
 from pepper.errors import suggest
 from pepper.model.units import parse_duration
+from pepper.workflow_file import WorkflowFile, parse_workflow_file
 
 _SHOWN = 30
 

@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import click
 from rich.console import Console, Group, RenderableType
@@ -203,21 +204,28 @@ class RunDisplay:
 # --- following a run ---------------------------------------------------------------------------------
 
 
-def _follow(
-    controller: WorkflowController,
-    run_id: str,
-    display: RunDisplay,
-    stopping: threading.Event,
-    limit: float | None,
-    future: concurrent.futures.Future[WorkflowResult] | None,
-    limit_text: str | None,
-) -> tuple[WorkflowResult, str | None]:
-    """Poll the run and show it until it ends: cancel it once ``stopping`` is set (Ctrl-C) or after ``limit``
-    seconds (``limit_text`` as the user wrote it). ``future`` is the call driving the run here, if any (a
-    resume): it must end too, and its error is raised.
+@dataclass(frozen=True)
+class Following:
+    """A run being followed from here: what shows it, what stops it (Ctrl-C sets ``stopping``; ``limit``
+    seconds, written ``limit_text``), and ``future``, the call driving it here if any (a resume)."""
+
+    controller: WorkflowController
+    run_id: str
+    display: RunDisplay
+    stopping: threading.Event
+    limit: float | None
+    limit_text: str | None
+    future: concurrent.futures.Future[WorkflowResult] | None = None
+
+
+def _follow(run: Following) -> tuple[WorkflowResult, str | None]:
+    """Poll the run and show it until it ends: cancel it once ``run.stopping`` is set (Ctrl-C) or after
+    ``run.limit`` seconds. ``run.future``, if any, must end too, and its error is raised.
 
     Returns the run's result and why it was cancelled from here: ``"interrupted"``, ``"timeout"`` or None.
     """
+    controller, run_id, display, stopping = run.controller, run.run_id, run.display, run.stopping
+    limit, future, limit_text = run.limit, run.future, run.limit_text
     deadline = None if limit is None else time.monotonic() + limit
     ending: str | None = None
     while True:
@@ -242,24 +250,14 @@ def _follow(
     return final, ending
 
 
-def drive(
-    runtime: pepper.Runtime,
-    controller: WorkflowController,
-    run_id: str,
-    display: RunDisplay,
-    stopping: threading.Event,
-    limit: float | None,
-    future: concurrent.futures.Future[WorkflowResult] | None,
-    limit_text: str | None,
-    db: str | None,
-) -> tuple[WorkflowResult, str | None]:
-    """``_follow`` the run with ``display`` on; a second Ctrl-C (``KeyboardInterrupt``) quits at once, exit 130."""
+def drive(runtime: pepper.Runtime, run: Following, db: str | None) -> tuple[WorkflowResult, str | None]:
+    """``_follow`` the run with its display on; a second Ctrl-C (``KeyboardInterrupt``) quits at once, exit 130."""
     try:
-        with display:
-            result, ending = _follow(controller, run_id, display, stopping, limit, future, limit_text)
+        with run.display:
+            result, ending = _follow(run)
     except KeyboardInterrupt:
         err = make_console(stderr=True)
-        err.print(Text(f"quit without waiting for run {run_id} to end; `pepper show {run_id}{db_hint(db)}` "
+        err.print(Text(f"quit without waiting for run {run.run_id} to end; `pepper show {run.run_id}{db_hint(db)}` "
                        "says where it stands"))  # fmt: skip
         runtime.close(timeout=0)
         leave(EXIT_INTERRUPTED)

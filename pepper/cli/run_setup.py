@@ -12,11 +12,11 @@ import yaml
 import pepper
 from pepper.cli.common import open_runtime
 from pepper.core import WorkflowController
-from pepper.core.workflow_file import WorkflowFile, parse_workflow_file
 from pepper.errors import PepperError, ValidationError, WorkflowDefinitionError
 from pepper.model.agent import AgentSpec
 from pepper.model.workflow_run import RunRecord
 from pepper.scheduling.eligibility import unrunnable_steps
+from pepper.workflow_file import WorkflowFile, parse_workflow_file
 
 
 def controller_for(parsed: WorkflowFile, runtime: pepper.Runtime) -> WorkflowController:

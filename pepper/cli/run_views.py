@@ -29,16 +29,8 @@ from pepper.cli.render import (
     relative,
 )
 from pepper.core import TaskOrchestrator
-from pepper.core.charts import (
-    EarlierAttempt,
-    agent_capacities,
-    earlier_attempts,
-    run_bars,
-    run_notes,
-    run_title,
-    workflow_dot,
-    write_gantt,
-)
+from pepper.core.chart_inputs import agent_capacities, earlier_attempts
+from pepper.drawing import EarlierAttempt, run_bars, run_notes, run_title, workflow_dot, write_gantt
 from pepper.errors import PepperError
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult

@@ -21,7 +21,7 @@ from pepper.cli.common import (
 )
 from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json
-from pepper.cli.run_progress import RunDisplay, drive, leave
+from pepper.cli.run_progress import Following, RunDisplay, drive, leave
 from pepper.cli.run_setup import controller_for, refuse_unrunnable, resume_agents
 from pepper.cli.run_views import (
     RunHistory,
@@ -38,10 +38,10 @@ from pepper.cli.run_views import (
 )
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
-from pepper.core.charts import workflow_dot
-from pepper.core.workflow_file import parse_workflow_file
+from pepper.drawing import workflow_dot
 from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunRecord, RunState
+from pepper.workflow_file import parse_workflow_file
 
 #: How long ``pepper cancel-run`` waits for the run to end before leaving it to the process that drives it.
 _CANCEL_WAIT = 5.0
@@ -133,7 +133,7 @@ def run_workflow(
             steps = plural(len(controller.spec.steps), "step")
             display.note(Text.assemble("run ", (run_id, "bold"), f" of workflow {controller.name} ({steps}) started; "
                                        "Ctrl-C cancels it"))  # fmt: skip
-            result, ending = drive(runtime, controller, run_id, display, stopping, limit, None, timeout, db)
+            result, ending = drive(runtime, Following(controller, run_id, display, stopping, limit, timeout), db)
         history = RunHistory.of(runtime, result)
         code = finish(console, controller.spec, result, ending, as_json, quiet, gantt, dot, db, history)
     leave(code)
@@ -347,7 +347,9 @@ def resume_run(
                 display.note(Text.assemble("resuming run ", (run_id, "bold"), f" of workflow {record.workflow} ({done} "
                                            f"of {len(before.steps)} steps had ended); Ctrl-C cancels it"))  # fmt: skip
                 display.note(Text(f"agents from {where}", style="dim"))
-                result, ending = drive(runtime, controller, run_id, display, stopping, limit, future, timeout, db)
+                result, ending = drive(
+                    runtime, Following(controller, run_id, display, stopping, limit, timeout, future), db
+                )
             code = finish(console, record.spec, result, ending, as_json, False, gantt, None, db,
                           RunHistory.of(runtime, result))  # fmt: skip
     leave(code)

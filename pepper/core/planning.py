@@ -25,7 +25,6 @@ from typing import Any
 from pepper.agents.base import BaseAgent
 from pepper.core.runtime import Runtime, resolve
 from pepper.core.workflow import WorkflowController
-from pepper.core.workflow_file import parse_workflow_file
 from pepper.engine.simulation import simulate
 from pepper.errors import ValidationError, suggest
 from pepper.model.agent import AgentSpec
@@ -50,6 +49,7 @@ from pepper.scheduling.planning import (
     utilisation,
     work_bound,
 )
+from pepper.workflow_file import parse_workflow_file
 
 POLICIES = ("default", "critical_path", "round_robin")
 DEFAULT_DURATION = 1.0
@@ -112,7 +112,7 @@ class Plan:
 
     def to_gantt(self, path: str | Path) -> Path:
         """Write the predicted timeline as a Gantt chart (PNG): one row per agent."""
-        from pepper.core.charts import Bar, write_gantt
+        from pepper.drawing import Bar, write_gantt
 
         deps = dict(self._dependencies)
         bars = [Bar(s.task_id, s.agent_id, s.start, s.end, "planned", deps.get(s.task_id, ())) for s in self.schedule]

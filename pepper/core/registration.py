@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from pepper.agents.base import BaseAgent
+from pepper.agents.base import AgentOptions, BaseAgent
 from pepper.agents.function import FunctionAgent
 from pepper.agents.loader import read_agents
 from pepper.core.runtime import Runtime, resolve
@@ -14,16 +14,7 @@ from pepper.model.run import TaskRun
 
 
 def agent(
-    agent_id: str,
-    *,
-    task_types: Iterable[str],
-    skills: Iterable[str] | None = None,
-    capacity: int = 1,
-    resources: Mapping[str, Any] | None = None,
-    type: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    recovery: Any = None,
-    runtime: Runtime | None = None,
+    agent_id: str, *, task_types: Iterable[str], runtime: Runtime | None = None, **options: Unpack[AgentOptions]
 ) -> Callable[[Callable[[TaskRun], Any]], FunctionAgent]:
     """Register a function (async or not) as an agent::
 
@@ -38,17 +29,7 @@ def agent(
     """
 
     def register(function: Callable[[TaskRun], Any]) -> FunctionAgent:
-        built = FunctionAgent(
-            function,
-            agent_id,
-            task_types=task_types,
-            skills=skills,
-            capacity=capacity,
-            resources=resources,
-            type=type,
-            config=config,
-            recovery=recovery,
-        )
+        built = FunctionAgent(function, agent_id, task_types=task_types, **options)
         resolve(runtime).register_agent(built)
         return built
 

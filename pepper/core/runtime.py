@@ -7,6 +7,8 @@ runtime*, created on first use from configuration or by ``pepper.init()``.
 The engine starts on first use when agents are registered here (or with
 ``start()``). Without agents, calls go straight to the store: that is how a
 CLI command submits work for a ``pepper worker`` in another process.
+
+Over 400 lines, kept whole: the Runtime's life (open, start, register, close) and the default runtime are one story.
 """
 
 from __future__ import annotations

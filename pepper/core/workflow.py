@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pepper.agents.base import BaseAgent
 from pepper.core.component import Component
-from pepper.core.runtime import Runtime
+from pepper.core.runtime import Runtime, resolve
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import ValidationError, WorkflowDefinitionError, suggest
+from pepper.errors import AgentAlreadyRegisteredError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model.agent import AgentSpec
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.scheduling.eligibility import unrunnable_steps
+from pepper.workflow_file import parse_workflow_file
 
 STEP_FIELDS = ("step_id", "task_type", "agent", "dependencies", "inputs", "priority", "timeout", "max_retries",
                "requirements", "condition", "metadata", "recovery")  # fmt: skip
@@ -344,10 +346,35 @@ def _task_fields(item: Any) -> dict[str, Any]:
 
 
 def load_workflow(path: str | Path, runtime: Runtime | None = None) -> WorkflowController:
-    """A ``WorkflowController`` from a workflow file (see ``pepper.core.workflow_file``)."""
-    from pepper.core.workflow_file import read_workflow_file
-
+    """A ``WorkflowController`` from a workflow file (see ``pepper.workflow_file``)."""
     return read_workflow_file(Path(path), runtime)
+
+
+def read_workflow_file(path: Path, runtime: Runtime | None = None) -> WorkflowController:
+    """A ``WorkflowController`` for a workflow file, its agents registered on ``runtime`` (default: the
+    default runtime). An agent id already registered there is left as it is, so a file can be loaded again
+    in one process. ``controller.default_inputs`` holds the file's ``inputs``."""
+    parsed = parse_workflow_file(path)
+    spec = parsed.spec
+    controller = WorkflowController(spec.name, runtime, fail_fast=spec.fail_fast, description=spec.description)
+    controller.spec = spec
+    controller.default_inputs = dict(parsed.inputs)
+    target = resolve(runtime)
+    registered = {a.spec.agent_id for a in target.agents()}
+    done: list[BaseAgent] = []
+    try:
+        for agent in parsed.agents:
+            if agent.spec.agent_id in registered:
+                continue
+            try:
+                done.append(target.register_agent(agent))
+            except AgentAlreadyRegisteredError:
+                continue  # registered meanwhile by another thread
+    except BaseException:
+        for agent in done:
+            target.unregister_agent(agent.spec.agent_id)
+        raise
+    return controller
 
 
 __all__ = ["RunState", "Sequence", "TaskSequencer", "WorkflowController", "WorkflowResult", "load_workflow"]

@@ -7,6 +7,8 @@ actions it returns. Writes are gathered per loop turn and committed together
 durable, and waiters wake only after a task's final state is.
 
 All methods run on the engine's own event loop (see ``engine.portal``).
+
+Over 400 lines, kept whole: each action kind is carried out here beside the commit whose outcome it waits on.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ Without a policy a task uses its agent's, else the runtime's default, else
 ``retry(max_retries)`` with the runtime's backoff settings. Decisions are pure:
 ``decide`` gets the failure, the task's progress through its policy and what
 the scheduler knows about other agents, and returns what to do.
+
+Over 400 lines, kept whole: the policy grammar, its strategies and ``decide`` over them are one vocabulary.
 """
 
 from __future__ import annotations

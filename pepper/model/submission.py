@@ -21,19 +21,8 @@ from pepper.model.resources import describe
 from pepper.model.task import SPEC_COLUMNS, Priority, Task
 from pepper.model.units import parse_duration
 
-TASK_FIELDS = (
-    "task_id",
-    "task_type",
-    "priority",
-    "dependencies",
-    "inputs",
-    "agent",
-    "requirements",
-    "timeout",
-    "max_retries",
-    "metadata",
-    "policy",
-)
+#: The fields a task is submitted with: its id and its specification.
+TASK_FIELDS = ("task_id", *Task.SPEC_FIELDS)
 _ALIASES = {"id": "task_id", "type": "task_type"}
 _MAX_ID = 200
 #: Upper bounds of fields with a natural one (and well inside what SQLite stores).

@@ -201,17 +201,5 @@ def _policy(text: str) -> Policy:
     return Policy.parse(codec.decode(text))
 
 
-SPEC_COLUMNS = (
-    "task_id",
-    "task_type",
-    "priority",
-    "dependencies",
-    "inputs",
-    "agent",
-    "requirements",
-    "timeout",
-    "max_retries",
-    "metadata",
-    "created_at",
-    "policy",
-)
+#: The specification columns of the ``tasks`` table, in ``to_row`` order (``policy`` came last, with its migration).
+SPEC_COLUMNS = ("task_id", *(name for name in Task.SPEC_FIELDS if name != "policy"), "created_at", "policy")

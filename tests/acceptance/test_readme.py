@@ -58,7 +58,7 @@ def test_the_recovery_example_replays_the_parked_task_on_the_backup_agent(tmp_pa
 
 
 def test_the_workflow_file_example_is_the_same_workflow(tmp_path):
-    from pepper.core.workflow_file import parse_workflow_file
+    from pepper.workflow_file import parse_workflow_file
 
     text = README.read_text()
     yaml_text = re.search(r"## Workflows\n.*?```yaml\n(.*?)```", text, re.S).group(1)

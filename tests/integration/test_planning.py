@@ -16,10 +16,10 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator, WorkflowController
-from pepper.core.workflow_file import parse_workflow_file
 from pepper.model.task import TaskState
 from pepper.scheduling.planning import PlanTask, check_schedule
 from pepper.testing import ManualClock
+from pepper.workflow_file import parse_workflow_file
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "docsite" / "workflow.yaml"
 SLEEP = {"housekeeping": 0.05, "documentation": 0.3, "review": 0.15, "deployment": 0.2}

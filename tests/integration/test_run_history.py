@@ -5,7 +5,7 @@ from __future__ import annotations
 import pepper
 from pepper.cli.run_views import RunHistory, steps_table
 from pepper.core import WorkflowController
-from pepper.core.charts import run_bars
+from pepper.drawing import run_bars
 
 
 def test_the_summary_and_the_chart_show_the_failed_attempt_before_the_one_that_completed(tmp_path):

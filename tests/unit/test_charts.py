@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pepper.core.charts import (
+from pepper.drawing import (
     NO_AGENT,
     STATUS_COLORS,
     Bar,
@@ -261,7 +261,7 @@ def test_write_gantt_of_no_bars_says_no_step_started(tmp_path: Path):
 def test_importing_pepper_core_does_not_load_matplotlib_and_its_absence_is_a_config_error():
     code = (
         "import sys\n"
-        "import pepper.core, pepper.core.charts as charts\n"
+        "import pepper.core, pepper.drawing as charts\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'\n"
         "sys.modules['matplotlib'] = None\n"
         "from pepper.errors import ConfigError\n"
@@ -348,7 +348,7 @@ def test_dot_renders_with_graphviz(tmp_path: Path):
 
 
 def test_run_bars_draw_every_attempt_the_earlier_ones_marked_by_how_they_ended():
-    from pepper.core.charts import EarlierAttempt
+    from pepper.drawing import EarlierAttempt
 
     result = result_of(step("build", C, "agent-b", 6, 9), step("test", C, "agent-a", 9.5, 10, ["build"]))
     earlier = {"build": [EarlierAttempt(1, "agent-a", T0 + 1, T0 + 2, "failed", "OSError: disk full"),

@@ -10,10 +10,11 @@ import pytest
 
 import pepper
 from pepper.core import load_workflow
-from pepper.core.workflow_file import parse_workflow_file, read_workflow_file
+from pepper.core.workflow import read_workflow_file
 from pepper.errors import AgentDefinitionError, WorkflowDefinitionError
 from pepper.model.requirements import Requirements
 from pepper.model.task import Priority
+from pepper.workflow_file import parse_workflow_file
 
 
 def write(path: Path, text: str) -> Path:

@@ -1,0 +1,37 @@
+"""What a chart of a run needs from a runtime: the earlier attempts of its steps and the agents' capacities."""
+
+from __future__ import annotations
+
+from pepper.core.runtime import Runtime
+from pepper.drawing import EarlierAttempt
+from pepper.model import codec
+from pepper.model.workflow_run import WorkflowResult
+
+
+def earlier_attempts(runtime: Runtime, result: WorkflowResult) -> dict[str, list[EarlierAttempt]]:
+    """The earlier attempts of each step of ``result`` that ran more than once, first to last."""
+    found: dict[str, list[EarlierAttempt]] = {}
+    for step in result.steps.values():
+        if step.attempts > 1 or (step.attempts == 1 and step.started_at is None):
+            rows = runtime.store.attempts(step.task_id)
+            found[step.step_id] = [
+                EarlierAttempt(r["attempt"], r["agent_id"], r["started_at"], r["ended_at"],
+                               "failed" if r["outcome"] == "retry" else "interrupted", _error_line(r["error"]))
+                for r in rows
+            ]  # fmt: skip
+    return {step_id: attempts for step_id, attempts in found.items() if attempts}
+
+
+def agent_capacities(runtime: Runtime) -> dict[str, int]:
+    """The capacity of each agent known here: this process's, and those of the live workers."""
+    capacities = {a.spec.agent_id: a.spec.capacity for a in runtime.store.workers.agents()}
+    capacities.update({a.spec.agent_id: a.spec.capacity for a in runtime.agents()})
+    return capacities
+
+
+def _error_line(encoded: str | None) -> str:
+    error = codec.decode(encoded) if encoded else None
+    if not isinstance(error, dict):
+        return ""
+    lines = [line.strip() for line in str(error.get("message") or "").splitlines() if line.strip()]
+    return f"{error.get('type', 'Error')}: {lines[0]}" if lines else str(error.get("type", "Error"))
