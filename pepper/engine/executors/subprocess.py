@@ -172,16 +172,30 @@ async def run_command(
     if launcher:  # the shell starts already limited, so no child can escape the cap
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
     limit = result_limit(spec)
-    transport, capture = await asyncio.get_running_loop().subprocess_exec(
-        lambda: _Capture(limit),
-        *argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=workdir,
-        env=command_env(spec, run, workdir),
-        start_new_session=True,  # its own process group, so the whole tree can be stopped
+    creating = asyncio.ensure_future(
+        asyncio.get_running_loop().subprocess_exec(
+            lambda: _Capture(limit),
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=workdir,
+            env=command_env(spec, run, workdir),
+            start_new_session=True,  # its own process group, so the whole tree can be stopped
+        )
     )
+    try:
+        transport, capture = await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        # Cancelled (or timed out) while the process was being created: it may already run and have children
+        # of its own, which asyncio would leave behind. Let the creation finish, then stop the whole group.
+        try:
+            transport, _ = await creating
+        except Exception:  # noqa: BLE001 - it never started: nothing to stop
+            raise asyncio.CancelledError from None
+        await _stop_group(transport.get_pid())
+        transport.close()
+        raise
     group = transport.get_pid()  # the leader of a new session leads its process group
     _RUNNING_GROUPS.add(group)
     if pids is not None:
