@@ -1,4 +1,8 @@
-"""Agents: the lifecycle base class, function agents, command agents, YAML loading."""
+"""Agents: the lifecycle base class, function agents, command agents, YAML loading.
+
+Implementation, not public API (``BaseAgent`` is exported by ``pepper``); names here may change
+without notice.
+"""
 
 from pepper.agents.base import BaseAgent
 from pepper.agents.command import CommandAgent

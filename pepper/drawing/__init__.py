@@ -3,6 +3,8 @@
 ``bars`` turns a run into bars, ``labels`` lays their labels out, ``gantt`` draws the chart and ``dot``
 writes the graph. matplotlib is optional (``pip install 'pepper[charts]'``) and only imported when a chart
 is drawn; ``workflow_dot`` needs nothing and returns DOT text for ``dot -Tpng``.
+
+Implementation, not public API: use ``pepper`` and ``pepper.core``; names here may change without notice.
 """
 
 from pepper.drawing.bars import NO_AGENT, STATUS_COLORS, Bar, EarlierAttempt, run_bars, run_notes, run_title

@@ -1,1 +1,5 @@
-"""pepper.resources."""
+"""Pure resource bookkeeping: the pool, leases and budgets, what fits where.
+
+Implementation, not public API: import from ``pepper`` and ``pepper.core`` instead; names here may
+change without notice.
+"""

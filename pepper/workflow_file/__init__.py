@@ -37,6 +37,8 @@ this one: ``function: helpers:fn`` finds ``helpers.py`` here, and commands get `
 Every error names the file and line. The whole file is checked before anything is registered.
 
 ``parser`` reads the file, its top level and its agents; ``checks`` checks each step where it is written.
+
+Implementation, not public API: use ``pepper`` and ``pepper.core``; names here may change without notice.
 """
 
 from pepper.workflow_file.parser import WorkflowFile, parse_workflow_file

@@ -75,3 +75,13 @@ def test_every_public_function_and_class_has_a_docstring():
             obj = getattr(module, name)
             if callable(obj):
                 assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
+
+
+def test_every_other_package_says_it_is_not_public_api():
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(pepper.__path__):
+        if info.ispkg and info.name != "core":
+            module = importlib.import_module(f"pepper.{info.name}")
+            assert "not public API" in (module.__doc__ or ""), f"pepper.{info.name} does not say it is internal"
