@@ -78,7 +78,7 @@ class _Runs(Component):
             from pepper.core.planning import prepare_run
 
             spec, predicted = prepare_run(spec, self.runtime, policy)
-        self.run_id = service.start_run(spec, inputs, predicted)
+        self.run_id = await service.start_run(spec, inputs, predicted)
         return self.run_id
 
     async def _wait(self, run_id: str | None, timeout: Any, *, limit: bool = False) -> WorkflowResult:

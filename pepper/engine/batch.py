@@ -9,9 +9,10 @@ from typing import Any
 from pepper.engine.live import LiveTask
 from pepper.model.events import RecordAttempt, RecordError, Start
 from pepper.model.lease import Lease
-from pepper.model.record import stored_values
+from pepper.model.record import TaskRecord, stored_values
 from pepper.model.task import Task, TaskState
-from pepper.store.protocol import TaskSave, WriteSet
+from pepper.model.workflow_run import RunRecord
+from pepper.store.protocol import NewRun, RunEnd, TaskSave, WriteSet
 
 
 class Batch:
@@ -23,7 +24,8 @@ class Batch:
     """
 
     __slots__ = (
-        "attempts", "committed", "dirty", "errors", "lease_drops", "lease_takes", "settled", "starts", "submissions"
+        "attempts", "committed", "dirty", "errors", "finals", "lease_drops", "lease_takes", "run_ends", "runs",
+        "settled", "starts", "submissions",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -36,11 +38,14 @@ class Batch:
         self.committed: list[asyncio.Future[None]] = []
         self.lease_takes: list[tuple[Lease, int]] = []  # with the attempt whose claim it belongs to
         self.lease_drops: list[str] = []
+        self.runs: list[tuple[RunRecord, list[Task]]] = []  # a new run, with the submission group of its first steps
+        self.finals: list[TaskRecord] = []  # tasks stored final from the start
+        self.run_ends: list[RunEnd] = []
 
     def __bool__(self) -> bool:
         return bool(
             self.submissions or self.dirty or self.attempts or self.starts or self.settled or self.committed
-            or self.lease_takes or self.lease_drops or self.errors
+            or self.lease_takes or self.lease_drops or self.errors or self.runs or self.finals or self.run_ends
         )  # fmt: skip
 
     def absorb(self, newer: Batch) -> None:
@@ -54,6 +59,9 @@ class Batch:
         self.committed += newer.committed
         self.lease_takes += newer.lease_takes
         self.lease_drops += newer.lease_drops
+        self.runs += newer.runs
+        self.finals += newer.finals
+        self.run_ends += newer.run_ends
 
     def split(self) -> list[tuple[str | None, Batch]]:
         """The batch cut into items that can be stored on their own: each submission, each task's changes
@@ -65,6 +73,11 @@ class Batch:
         for submission in self.submissions:
             part = Batch()
             part.submissions.append(submission)
+            part.runs += [run for run in self.runs if run[1] is submission[0]]
+            parts.append((None, part))
+        for run_end in self.run_ends:
+            part = Batch()
+            part.run_ends.append(run_end)
             parts.append((None, part))
         per_task: dict[str, Batch] = {}
 
@@ -84,6 +97,8 @@ class Batch:
             of(start.task_id).starts.append(start)
         for task_id in self.settled:
             of(task_id).settled.append(task_id)
+        for record in self.finals:
+            of(record.task.task_id).finals.append(record)
         for lease_id in self.lease_drops:  # releases first: a new claim may reuse nothing they free
             part = Batch()
             part.lease_drops.append(lease_id)
@@ -99,8 +114,12 @@ class Batch:
         saves = [
             TaskSave(tasks[tid].task, versions[tid], stored_values(tasks[tid])) for tid in self.dirty if tid in tasks
         ]
+        groups = {id(group): index for index, (group, _) in enumerate(self.submissions)}
         return WriteSet(
             submissions=[group for group, _ in self.submissions],
+            runs=[NewRun(record, groups[id(group)]) for record, group in self.runs],
+            finals=list(self.finals),
+            run_ends=list(self.run_ends),
             saves=saves,
             attempts=list(self.attempts),
             errors=list(self.errors),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pepper.model.outcome import TaskOutcome
 from pepper.model.record import STORED_FIELDS, TaskRecord
 from pepper.model.recovery import NO_RECOVERY
 from pepper.model.status import TaskError, TaskStatus, WaitReason
@@ -44,6 +45,7 @@ class LiveTask:
         self.placement: str | None = None
         self.recovery = NO_RECOVERY
         self.parked_at: float | None = None
+        self.outcome: TaskOutcome | None = None
         self.unmet = 0
         self.dependents: list[str] | tuple[()] = ()  # a list once something depends on it
         self.qseq = 0
@@ -87,4 +89,5 @@ class LiveTask:
             task.inputs,
             self.parked_at,
             None if task.policy is None else str(task.policy),
+            self.outcome,
         )

@@ -25,7 +25,7 @@ from pepper.engine.attempts import AgentHandle, Attempts
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock, TimerHandle
 from pepper.engine.hooks import EngineHook
-from pepper.engine.runs import RunDriver, step_view
+from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
 from pepper.engine.tracing import trace
 from pepper.errors import ExpressionError, ResourceUnavailableError, StoreBusyError, StoreError
@@ -63,12 +63,15 @@ from pepper.model.run import TaskRun
 from pepper.model.settings import Settings
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
-from pepper.model.workflow import RUN_KEY
-from pepper.store.protocol import CommitResult, Store
+from pepper.model.workflow_run import RunRecord
+from pepper.store.protocol import CommitResult, RunEnd, Store
 
 log = logging.getLogger("pepper.engine")
 _RETRY_COMMIT = (0.05, 0.2, 1.0, 5.0)
 _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
+
+#: Turns a task about to start, and its dependencies' results, into what its agent receives (see ``Engine.preparers``).
+Preparer = Callable[[Task, Mapping[str, Any]], tuple[Task, Mapping[str, Any]]]
 
 
 def _transient(exc: BaseException) -> bool:
@@ -118,6 +121,8 @@ class Engine:
         self.clock = clock
         self.worker_id = worker_id
         self.hooks = list(hooks)
+        #: Applied in order to every attempt before it starts; a preparer leaves tasks that are not its own as they are.
+        self.preparers: list[Preparer] = []
         self.runs = RunDriver(self)  # the workflow runs this process drives
         self.state = EngineState(
             worker_id,
@@ -235,6 +240,28 @@ class Engine:
         if self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
 
+    def submit_group(self, group: list[Task], run: RunRecord | None = None) -> asyncio.Future[Mapping[str, Task]]:
+        """Queue new tasks (checked by the caller) for the next commit, with the row of the ``run`` they start;
+        the future resolves once they are durable (with those that were already stored, by id)."""
+        future: asyncio.Future[Mapping[str, Task]] = self.loop.create_future()
+        for task in group:
+            self.pending[task.task_id] = task
+        self._batch.submissions.append((group, future))
+        if run is not None:
+            self._batch.runs.append((run, group))
+        self.schedule_flush()
+        return future
+
+    def store_final(self, records: Sequence[TaskRecord]) -> None:
+        """Queue tasks that are final from the start (a skipped workflow step) for the next commit."""
+        self._batch.finals += records
+        self.schedule_flush()
+
+    def end_run(self, end: RunEnd) -> asyncio.Future[None]:
+        """Queue how a workflow run ended for the next commit; the future resolves once it is durable."""
+        self._batch.run_ends.append(end)
+        return self.committed()
+
     def committed(self) -> asyncio.Future[None]:
         """A future resolved once everything changed so far is durable."""
         future: asyncio.Future[None] = self.loop.create_future()
@@ -272,6 +299,10 @@ class Engine:
         for tid in batch.dirty:
             if tid not in unwritten and tid in self.versions:
                 self.versions[tid] += 1
+        if batch.finals:
+            finals = [replace(r, version=2) for r in batch.finals if r.task.task_id not in result.present]
+            if finals:
+                self.ingest(finals, "task stored final")
         for index, (group, future) in enumerate(batch.submissions):
             for task in group:
                 self.pending.pop(task.task_id, None)
@@ -408,8 +439,8 @@ class Engine:
             results = self.dependency_results(task.dependencies) if task.dependencies else _NO_RESULTS
             if t.recovery.run_as is not None:  # a recovery fell back to another task type
                 task = replace(task, task_type=t.recovery.run_as)
-            if RUN_KEY in task.metadata:  # a workflow step: results by step id, ${{ }} references resolved
-                task, results = step_view(task, results, self.reasons(task.dependencies))
+            for prepare in self.preparers:
+                task, results = prepare(task, results)
         except ExpressionError as exc:
             self.dispatch(self._refused_start(start, str(exc), "ExpressionError"))
             return
@@ -433,15 +464,6 @@ class Engine:
     def _refused_start(self, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:
         return AttemptEnded(start.task_id, start.attempt, self.clock.now(), False, error=TaskError(kind, why),
                             cause=f"attempt:{start.task_id}:{start.attempt}")  # fmt: skip
-
-    def reasons(self, task_ids: Iterable[str]) -> dict[str, str | None]:
-        """Why each of ``task_ids`` ended as it did (a skipped step says so), from memory or the store."""
-        tasks = self.state.tasks
-        found = {tid: tasks[tid].reason for tid in task_ids if tid in tasks}
-        missing = [tid for tid in task_ids if tid not in found]
-        if missing:
-            found.update({tid: r.reason for tid, r in self.store.get_tasks(missing).items()})
-        return found
 
     def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
         """Results of completed dependencies, from memory or (if trimmed) the store."""

@@ -1,7 +1,9 @@
 """The run driver: starts workflow runs and moves them on as their steps settle.
 
-A run's steps without a condition are stored with the run, in one transaction,
-and the engine runs them like any task. The driver listens (as an engine hook)
+A run's steps without a condition are submitted through the engine's batch like
+any task, with the run's row in the same commit; the engine runs them like any
+task, and the driver prepares each step's attempt (``prepare``, an engine
+preparer: results by step id, references resolved). It listens (as an engine hook)
 for the steps of the runs it drives to settle, asks ``scheduling.progression``
 what comes next and acts: it decides conditions, stores the steps that were
 waiting on one (or their skip), cancels, and records how the run ended. The
@@ -12,7 +14,8 @@ process the driver, and completed steps are not run again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +23,14 @@ from pepper.engine.hooks import EngineHook
 from pepper.errors import WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
 from pepper.model import codec, expressions
 from pepper.model.events import CancelRequested
+from pepper.model.outcome import TaskOutcome
 from pepper.model.record import TaskRecord
 from pepper.model.recovery import ABORTED
 from pepper.model.status import TaskError, TaskStatus
+from pepper.model.submission import prepare as check_new
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import (
     RUN_KEY,
-    STEP_KEY,
     StepContext,
     WorkflowSpec,
     missing_conditions,
@@ -39,9 +43,12 @@ from pepper.model.workflow import (
 )
 from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
 from pepper.scheduling.progression import advance
+from pepper.store.protocol import RunEnd
 
 if TYPE_CHECKING:
     from pepper.engine.loop import Engine
+
+log = logging.getLogger("pepper.engine.runs")
 
 
 @dataclass(eq=False)
@@ -54,6 +61,7 @@ class _Run:
     final: dict[str, TaskState] = field(default_factory=dict)  # steps known final (they stay final)
     cancelled: str | None = None
     stopped: str | None = None  # a step's recovery policy aborted the run
+    stored: bool = True  # False until the run's row is committed: it does not advance before
 
     @property
     def spec(self) -> WorkflowSpec:
@@ -67,25 +75,33 @@ class RunDriver(EngineHook):
         self.engine = engine
         self.runs: dict[str, _Run] = {}
         self._due: set[str] = set()
+        engine.preparers.append(self.prepare)
 
     # -- starting and resuming ----------------------------------------------------------------
 
-    def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> str:
+    async def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> str:
         """Store a new run of ``spec`` (validated by the caller) with its first steps, and its predicted timeline
-        if there is one; return its id."""
+        if there is one, in one commit; return its id once that is durable."""
         engine = self.engine
         now = engine.clock.now()
         codec.normalise(dict(inputs), "inputs")
         run_id = new_run_id(spec.name)
         tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.conditional]
+        check_new(tasks, _NewRun(), engine.state.resources.capacity)
         record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan)
-        engine.store.runs.create(record, tasks, engine.worker_id)
-        self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
-        if tasks:
-            engine.load([t.task_id for t in tasks], cause="workflow run")
-            if engine.hooks:
-                engine.notify("on_submitted", tasks)
-        self._advance(run_id)
+        run = self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
+        run.stored = False
+
+        def committed(future: asyncio.Future[Any]) -> None:  # even if the caller stopped waiting
+            if future.cancelled() or future.exception() is not None:
+                self._drop(run)
+            else:
+                run.stored = True
+                self._advance(run_id)
+
+        submission = engine.submit_group(tasks, record)
+        submission.add_done_callback(committed)
+        await asyncio.shield(submission)
         return run_id
 
     def resume(self, run_id: str, spec: WorkflowSpec | None = None) -> RunRecord:
@@ -135,6 +151,11 @@ class RunDriver(EngineHook):
             self.engine.hooks.append(self)
         return run
 
+    def _drop(self, run: _Run) -> None:
+        del self.runs[run.record.run_id]
+        if not self.runs and self in self.engine.hooks:
+            self.engine.hooks.remove(self)
+
     # -- following the steps --------------------------------------------------------------------
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
@@ -158,6 +179,8 @@ class RunDriver(EngineHook):
                 t = engine.state.tasks.get(task_id_of(run_id, sid))
                 if t is not None:
                     states[sid] = t.state
+                elif task_id_of(run_id, sid) in engine.pending:
+                    states[sid] = TaskState.PENDING  # not committed yet
                 else:
                     missing[task_id_of(run_id, sid)] = sid
         if missing:
@@ -170,17 +193,17 @@ class RunDriver(EngineHook):
             if st is not None and st.is_final:
                 run.final[sid] = st
         if newly_failed and run.stopped is None:
-            reasons = engine.reasons([task_id_of(run_id, sid) for sid in newly_failed])
-            for tid, why in reasons.items():
-                if why and why.startswith(ABORTED):
-                    run.stopped = f"step {step_of(tid)!r} aborted the run ({why.removeprefix(ABORTED)})"
+            endings = self._endings([task_id_of(run_id, sid) for sid in newly_failed])
+            for tid, (outcome, why) in endings.items():
+                if outcome is TaskOutcome.ABORTED:
+                    run.stopped = f"step {step_of(tid)!r} aborted the run ({(why or '').removeprefix(ABORTED)})"
                     break
         return states
 
     def _advance(self, run_id: str) -> None:
         self._due.discard(run_id)
         run = self.runs.get(run_id)
-        if run is None:
+        if run is None or not run.stored:
             return
         for _ in range(len(run.spec.steps) + 2):  # each pass settles at least one step, or stops
             states = self._states(run)
@@ -225,16 +248,36 @@ class RunDriver(EngineHook):
             submit.append(step_task(step, run.record.run_id, run.record.inputs, now))
         else:
             what = step.condition if step.condition is not None else "the Python condition"
-            settled.append(self._settled(run, step_id, TaskState.COMPLETED, now, reason=f"{SKIPPED}{what} was false"))
+            skip = self._settled(run, step_id, TaskState.COMPLETED, now, reason=f"{SKIPPED}{what} was false")
+            settled.append(replace(skip, outcome=TaskOutcome.SKIPPED))
 
     def _results(self, run: _Run, step_ids: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
         """Results of the given steps (by step id), and which of them were skipped."""
         task_ids = [task_id_of(run.record.run_id, s) for s in step_ids]
         by_task = self.engine.dependency_results(task_ids)
-        reasons = self.engine.reasons(task_ids)
         results = {step_of(tid): value for tid, value in by_task.items()}
-        skipped = {step_of(tid) for tid, why in reasons.items() if why and why.startswith(SKIPPED)}
-        return results, skipped
+        return results, _skipped(self._endings(task_ids))
+
+    def _endings(self, task_ids: Sequence[str]) -> dict[str, tuple[TaskOutcome | None, str | None]]:
+        """How each of ``task_ids`` ended beyond its state, with its reason; from memory or the store."""
+        tasks = self.engine.state.tasks
+        found = {tid: (tasks[tid].outcome, tasks[tid].reason) for tid in task_ids if tid in tasks}
+        missing = [tid for tid in task_ids if tid not in found]
+        if missing:
+            found.update({tid: (r.outcome, r.reason) for tid, r in self.engine.store.get_tasks(missing).items()})
+        return found
+
+    def prepare(self, task: Task, results: Mapping[str, Any]) -> tuple[Task, Mapping[str, Any]]:
+        """What the agent of a workflow step receives (any task that is not a step is left as it is): its
+        dependencies' results by step id, and its inputs with ``${{ steps... }}`` references resolved (raises
+        ``ExpressionError`` if one cannot be read)."""
+        if RUN_KEY not in task.metadata:
+            return task, results
+        by_step = {step_of(tid): value for tid, value in results.items()}
+        inputs = start_inputs(task, by_step, _skipped(self._endings(task.dependencies)))
+        if inputs is not task.inputs:
+            task = replace(task, inputs=inputs, inputs_json=codec.normalise(inputs, "inputs")[1])
+        return task, by_step
 
     def _settled(
         self, run: _Run, step_id: str, state: TaskState, now: float, reason: str | None = None,
@@ -244,32 +287,30 @@ class RunDriver(EngineHook):
         return TaskRecord(task, state, finished_at=now, reason=reason, error=error)
 
     def _store(self, run: _Run, settled: list[TaskRecord], submit: list[Task]) -> None:
+        """Queue decided steps for the engine's next commit: final ones as they are, released ones as new tasks."""
         engine = self.engine
         if settled:
-            ids = engine.store.runs.add_settled(settled, engine.worker_id)
+            engine.store_final(settled)
             for record in settled:
                 run.held.discard(step_of(record.task.task_id))
                 run.final[step_of(record.task.task_id)] = record.state
-            if ids:
-                engine.load(ids, cause="workflow step decided")
         if submit:
-            engine.store.submit(submit, engine.worker_id)
+            check_new(submit, _NewRun(), engine.state.resources.capacity)
+            engine.submit_group(submit).add_done_callback(_log_refusal)
             for task in submit:
                 run.held.discard(step_of(task.task_id))
-            engine.load([t.task_id for t in submit], cause="workflow step released")
-            if engine.hooks:
-                engine.notify("on_submitted", submit)
 
     def _finish(self, run: _Run, state: RunState, reason: str | None) -> None:
         engine = self.engine
         now = engine.clock.now()
-        engine.store.runs.finish(run.record.run_id, state, reason, now)
         record = replace(run.record, state=state, reason=reason, finished_at=now)
-        del self.runs[record.run_id]
-        if not self.runs and self in engine.hooks:
-            engine.hooks.remove(self)
-        if not run.done.done():
-            run.done.set_result(record)
+        self._drop(run)
+
+        def ended(_: object) -> None:
+            if not run.done.done():
+                run.done.set_result(record)
+
+        engine.end_run(RunEnd(record.run_id, state, reason, now)).add_done_callback(ended)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -349,16 +390,24 @@ class RunDriver(EngineHook):
         return found
 
 
-def step_view(task: Task, results: Mapping[str, Any], reasons: Mapping[str, str | None]) -> tuple[Task, dict[str, Any]]:
-    """What the agent of a workflow step receives: its dependencies' results by step id, and its inputs with
-    ``${{ steps... }}`` references resolved (raises ``ExpressionError`` if one cannot be read)."""
-    by_step = {step_of(tid): value for tid, value in results.items()}
-    skipped = {step_of(tid) for tid, why in reasons.items() if why and why.startswith(SKIPPED)}
-    inputs = start_inputs(task, by_step, skipped)
-    if inputs is not task.inputs:
-        task = replace(task, inputs=inputs, inputs_json=codec.normalise(inputs, "inputs")[1])
-    return task, by_step
+def _skipped(endings: Mapping[str, tuple[TaskOutcome | None, str | None]]) -> set[str]:
+    """The step ids among ``endings`` (by task id) that were skipped."""
+    return {step_of(tid) for tid, (outcome, _) in endings.items() if outcome is TaskOutcome.SKIPPED}
 
 
-def is_step(task: Task) -> bool:
-    return RUN_KEY in task.metadata and STEP_KEY in task.metadata
+def _log_refusal(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("released workflow steps could not be stored: %s", future.exception())
+
+
+class _NewRun:
+    """``StoredTasks`` for the steps of one run: their ids are new, and only they depend on each other."""
+
+    def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
+        return {}
+
+    def awaited(self, task_ids: Collection[str]) -> bool:
+        return False
+
+    def deps_of(self, task_id: str) -> Iterable[str]:
+        return ()

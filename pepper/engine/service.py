@@ -388,8 +388,8 @@ class EngineService:
 
     # -- workflow runs driven by this process -----------------------------------------------
 
-    def start_run(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None) -> str:
-        return self.engine.runs.start(spec, inputs, plan)
+    async def start_run(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None) -> str:
+        return await self.engine.runs.start(spec, inputs, plan)
 
     async def wait_run(self, run_id: str, timeout: float | None, *, cancel_at_timeout: bool = False) -> WorkflowResult:
         return await self.engine.runs.wait(run_id, timeout, cancel_at_timeout=cancel_at_timeout)

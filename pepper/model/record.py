@@ -8,6 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from pepper.model import codec
+from pepper.model.outcome import TaskOutcome
 from pepper.model.recovery import NO_RECOVERY, RecoveryState
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
@@ -37,6 +38,7 @@ class TaskRecord:
     placement: str | None = None
     recovery: RecoveryState = NO_RECOVERY  # where it stands in its recovery policy
     parked_at: float | None = None  # when it was parked in the dead-letter queue (None: it is not)
+    outcome: TaskOutcome | None = None  # skipped or aborted (a final task only)
     version: int = 1
 
     @classmethod
@@ -62,6 +64,7 @@ class TaskRecord:
             placement=row["placement"],
             recovery=RecoveryState.from_data(codec.decode(row["recovery"])),
             parked_at=row["parked_at"],
+            outcome=TaskOutcome.of(row["outcome"]),
             version=row["version"],
         )
 
@@ -89,6 +92,7 @@ class TaskRecord:
             inputs=task.inputs,
             parked_at=self.parked_at,
             policy=None if task.policy is None else str(task.policy),
+            outcome=self.outcome,
         )
 
 

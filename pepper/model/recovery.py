@@ -42,7 +42,7 @@ from pepper.model.status import TaskError
 from pepper.model.units import parse_duration
 
 ACTIONS = ("retry", "reassign", "fallback", "skip", "abort", "dead_letter", "fail")
-#: The reason of a task failed by an ``abort`` decision starts with this (its workflow run stops).
+#: The reason text of a task failed by an ``abort`` decision starts with this (for people; see ``TaskOutcome``).
 ABORTED = "aborted: "
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pepper.model.outcome import TaskOutcome
 from pepper.model.task import Priority, TaskState
 
 
@@ -91,6 +92,8 @@ class TaskStatus:
     parked_at: float | None = None
     #: Its own recovery policy, as text (None: its agent's or the runtime's, else ``max_retries`` retries).
     policy: str | None = None
+    #: Skipped or aborted (a final task that ended so; None otherwise).
+    outcome: TaskOutcome | None = None
 
     @property
     def parked(self) -> bool:

@@ -8,11 +8,12 @@ from enum import StrEnum
 from typing import Any
 
 from pepper.model import codec
+from pepper.model.outcome import TaskOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import TaskState
 from pepper.model.workflow import WorkflowSpec
 
-#: The reason a skipped step's task is stored with starts with this.
+#: The reason text of a skipped step starts with this (for people; its ``outcome`` says it was skipped).
 SKIPPED = "skipped: "
 
 
@@ -109,7 +110,7 @@ class StepResult:
     ) -> StepResult:
         if status is None:
             return cls(step_id, task_id, None, dependencies=dependencies)
-        skipped = status.state is TaskState.COMPLETED and (status.reason or "").startswith(SKIPPED)
+        skipped = status.state is TaskState.COMPLETED and status.outcome is TaskOutcome.SKIPPED
         return cls(
             step_id, task_id, status.state, status.agent_id, status.result, status.error, status.attempts,
             status.started_at, status.finished_at, skipped, status.reason, dependencies, status.parked,

@@ -28,8 +28,8 @@ def insert_params(task: Task, writer: str) -> tuple[Any, ...]:
 
 #: The fields ``save_task`` sets, in order: the stored fields, ``result`` held as its JSON text (``result_json``)
 SAVED_FIELDS = tuple(name for name in STORED_FIELDS if name != "result")
-_STATE, _RESULT, _ERROR, _CANCEL, _RECOVERY = (
-    STORED_FIELDS.index(name) for name in ("state", "result", "error", "cancel_requested", "recovery")
+_STATE, _RESULT, _ERROR, _CANCEL, _RECOVERY, _OUTCOME = (
+    STORED_FIELDS.index(name) for name in ("state", "result", "error", "cancel_requested", "recovery", "outcome")
 )
 
 
@@ -42,6 +42,8 @@ def save_params(save: TaskSave, writer: str) -> tuple[Any, ...]:
     values[_CANCEL] = int(values[_CANCEL])
     recovery = values[_RECOVERY]
     values[_RECOVERY] = None if recovery is NO_RECOVERY else codec.encode(recovery.to_data())
+    outcome = values[_OUTCOME]
+    values[_OUTCOME] = None if outcome is None else outcome.value
     del values[_RESULT]  # its JSON text (``result_json``) is what the column holds
     return (*values, writer, save.task.task_id, save.version)
 

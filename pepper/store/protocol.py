@@ -43,6 +43,23 @@ class TaskSave(NamedTuple):
         return cls(record.task, version, stored_values(record))
 
 
+class NewRun(NamedTuple):
+    """A workflow run's row, stored with the submission group of its first steps (``group``: its index in
+    ``WriteSet.submissions``): both or neither."""
+
+    record: RunRecord
+    group: int
+
+
+class RunEnd(NamedTuple):
+    """How a run ended, written to its row unless it had ended already."""
+
+    run_id: str
+    state: RunState
+    reason: str | None
+    at: float
+
+
 @dataclass
 class WriteSet:
     """Changes to commit together (group commit).
@@ -52,7 +69,9 @@ class WriteSet:
     conflict, and is left alone). ``attempts`` and ``errors`` are history, stored
     only with a save of their task that went through. ``lease_takes`` are task leases, granted only if
     the pool has room (the save claiming that task is dropped otherwise); ``lease_drops`` are lease ids
-    to release.
+    to release. ``runs`` are new workflow runs (each with its submission group), ``finals`` tasks stored
+    final from the start (a skipped workflow step; an id already stored is left alone) and ``run_ends``
+    how runs ended.
     """
 
     submissions: list[SubmissionGroup] = field(default_factory=list)
@@ -61,11 +80,15 @@ class WriteSet:
     lease_takes: list[Lease] = field(default_factory=list)
     lease_drops: list[str] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
+    runs: list[NewRun] = field(default_factory=list)
+    finals: list[TaskRecord] = field(default_factory=list)
+    run_ends: list[RunEnd] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
             self.submissions or self.saves or self.attempts or self.lease_takes or self.lease_drops or self.errors
-        )
+            or self.runs or self.finals or self.run_ends
+        )  # fmt: skip
 
 
 @dataclass
@@ -75,7 +98,7 @@ class CommitResult:
     ``rejected`` maps a submission's index to why it was refused; ``existing`` holds tasks that were
     already stored with the same spec; ``conflicts`` the ids whose save lost to a write by another
     process (re-read them); ``refused`` the tasks whose lease the pool could not grant, with what was
-    short.
+    short; ``present`` the ``finals`` that were already stored (left alone).
     """
 
     change_seq: int
@@ -83,6 +106,7 @@ class CommitResult:
     existing: dict[str, Task] = field(default_factory=dict)
     conflicts: set[str] = field(default_factory=set)
     refused: dict[str, dict[str, float]] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)
 
 
 class LeaseLog(Protocol):
@@ -144,13 +168,10 @@ class ErrorLog(Protocol):
 class RunLog(Protocol):
     """Workflow runs, stored beside the tasks of their steps."""
 
-    def create(self, run: RunRecord, tasks: Sequence[Task], writer: str) -> Submission: ...
-    def add_settled(self, records: Sequence[TaskRecord], writer: str) -> list[str]: ...
     def get(self, run_id: str) -> RunRecord: ...
     def list(self, state: RunState | None = None, limit: int = 100) -> list[RunRecord]: ...
     def count_by_state(self) -> dict[str, int]: ...
     def tasks(self, run_id: str) -> dict[str, TaskRecord]: ...
-    def finish(self, run_id: str, state: RunState, reason: str | None, at: float) -> bool: ...
     def request_cancel(self, run_id: str, reason: str) -> bool: ...
     def set_driver(self, run_id: str, driver: str) -> bool: ...
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pepper.errors import RunNotFoundError
 from pepper.model import codec
 from pepper.model.record import TaskRecord
-from pepper.model.submission import Submission
-from pepper.model.task import Task
 from pepper.model.workflow_run import RunRecord, RunState
-from pepper.store.connection import transaction
-from pepper.store.protocol import TaskSave
+from pepper.store.protocol import RunEnd, TaskSave
 
 if TYPE_CHECKING:
     from pepper.store.sqlite import SQLiteStore
@@ -24,26 +22,26 @@ class RunLog:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
 
-    def create(self, run: RunRecord, tasks: Sequence[Task], writer: str) -> Submission:
-        """Store a new run and the tasks of its first steps, all or nothing."""
-        store = self._store
-        params = (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
-                  run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan))  # fmt: skip
-        with store.lock, transaction(store.conn) as conn:
-            submission = store.submit_in(conn, tasks, writer)
-            conn.execute(store.statement("insert_run"), params)
-        return submission
+    def insert_in(self, conn: sqlite3.Connection, runs: Sequence[RunRecord]) -> None:
+        """Within an open write transaction: store new runs (the store's commit does, with their first steps)."""
+        params = [
+            (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
+             run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan))
+            for run in runs
+        ]  # fmt: skip
+        conn.executemany(self._store.statement("insert_run"), params)
 
-    def add_settled(self, records: Sequence[TaskRecord], writer: str) -> list[str]:
-        """Store tasks that are final from the start (a skipped step, a step that can no longer run);
-        returns the ids stored (an id already present is left alone)."""
+    def finals_in(self, conn: sqlite3.Connection, records: Sequence[TaskRecord], writer: str) -> set[str]:
+        """Within an open write transaction: store tasks that are final from the start (a skipped step, a step
+        that can no longer run); returns the ids that were already stored (those are left alone)."""
         store = self._store
-        with store.lock, transaction(store.conn) as conn:
-            store.begin_change(conn)
-            present = store.insert_tasks(conn, [record.task for record in records], writer)
-            fresh = [TaskSave.of(record, 1) for record in records if record.task.task_id not in present]
-            store.save_in(conn, fresh, writer)
-        return [save.task.task_id for save in fresh]
+        present = store.insert_tasks(conn, [record.task for record in records], writer)
+        store.save_in(conn, [TaskSave.of(r, 1) for r in records if r.task.task_id not in present], writer)
+        return present
+
+    def finish_in(self, conn: sqlite3.Connection, ends: Sequence[RunEnd]) -> None:
+        """Within an open write transaction: record how runs ended (a run that had ended is left alone)."""
+        conn.executemany(self._store.statement("finish_run"), [(e.state.value, e.reason, e.at, e.run_id) for e in ends])
 
     def get(self, run_id: str) -> RunRecord:
         rows = self._store.query("run_by_id", (run_id,))
@@ -66,10 +64,6 @@ class RunLog:
         """The stored tasks of a run's steps, by task id."""
         rows = self._store.query("run_tasks", (f"{run_id}/", f"{run_id}0"))
         return {row["task_id"]: TaskRecord.from_row(row) for row in rows}
-
-    def finish(self, run_id: str, state: RunState, reason: str | None, at: float) -> bool:
-        """Record how a run ended; False if it had already ended."""
-        return self._store.execute("finish_run", (state.value, reason, at, run_id)) == 1
 
     def request_cancel(self, run_id: str, reason: str) -> bool:
         return self._store.execute("request_run_cancel", (reason, run_id)) == 1

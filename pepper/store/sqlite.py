@@ -183,6 +183,10 @@ class SQLiteStore:
         result = CommitResult(self.begin_change(conn))
         for index, group in enumerate(writes.submissions):
             self._submit_group(conn, index, group, writer, result)
+        if writes.runs:  # a run is stored with its first steps, or not at all
+            self.runs.insert_in(conn, [run.record for run in writes.runs if run.group not in result.rejected])
+        if writes.finals:
+            result.present = self.runs.finals_in(conn, writes.finals, writer)
         saves = writes.saves
         if writes.lease_drops:
             self.leases.release_in(conn, writes.lease_drops, now)
@@ -209,6 +213,8 @@ class SQLiteStore:
             conn.executemany(q["record_attempt"], [attempt_params(a, writer) for a in writes.attempts])
         if writes.errors:
             conn.executemany(q["record_error"], [error_params(e, writer) for e in writes.errors])
+        if writes.run_ends:
+            self.runs.finish_in(conn, writes.run_ends)
         return result
 
     def begin_change(self, conn: sqlite3.Connection) -> int:

@@ -32,6 +32,7 @@ from pepper.engine.transitions.turn import (
 )
 from pepper.errors import ConflictError
 from pepper.model import events as ev
+from pepper.model.outcome import TaskOutcome
 from pepper.model.record import TaskRecord
 from pepper.model.recovery import (
     ABORTED,
@@ -172,7 +173,7 @@ def carry_out(s: EngineState, t: LiveTask, decision: Decision, err: TaskError, t
             t.parked_at, t.reason, t.next_attempt_at = at, f"parked in the dead-letter queue: {err}", None
             save_and_settle(task_id, turn)  # whoever waits for it learns it is parked
             return
-        t.parked_at, t.reason = None, None
+        t.parked_at, t.reason, t.outcome = None, None, None
         turn.actions.append(ev.Save(task_id, turn.cause))
         offer(s, t, turn)
         return
@@ -180,7 +181,7 @@ def carry_out(s: EngineState, t: LiveTask, decision: Decision, err: TaskError, t
         move(t, COMPLETED)
         t.result = t.result_json = None
         t.owner, t.finished_at, t.parked_at, t.qseq = None, at, None, 0
-        t.reason = f"{SKIPPED}{decision.message} after {err}"
+        t.reason, t.outcome = f"{SKIPPED}{decision.message} after {err}", TaskOutcome.SKIPPED
         save_and_settle(task_id, turn)
         s.finished.append(task_id)
         release(s, t, turn)
@@ -188,7 +189,8 @@ def carry_out(s: EngineState, t: LiveTask, decision: Decision, err: TaskError, t
     if t.state is not FAILED:  # abort, or the policy is exhausted (by hand: it may have failed already)
         move(t, FAILED)
     t.owner, t.finished_at, t.parked_at, t.qseq = None, at, None, 0
-    t.reason = f"{ABORTED}{err}" if action == "abort" else None
+    aborted = action == "abort"
+    t.reason, t.outcome = (f"{ABORTED}{err}", TaskOutcome.ABORTED) if aborted else (None, None)
     save_and_settle(task_id, turn)
     s.finished.append(task_id)
     cascade(s, t, turn)
@@ -254,6 +256,7 @@ def on_replayed(s: EngineState, e: ev.Replayed) -> list[ev.Action]:
         turn.actions.append(attempt_record(t, turn, "retry", t.error))
     move(t, PENDING)
     t.recovery, t.parked_at, t.reason, t.finished_at, t.next_attempt_at = NO_RECOVERY, None, None, None, None
+    t.outcome = None
     t.ready_at, t.qseq = e.at, 0
     if e.agent_id is not None:
         t.placement, t.route = e.agent_id, None

@@ -29,7 +29,7 @@ UPDATE tasks SET
     state = ?, attempts = ?, failures = ?, agent_id = ?, owner = ?, ready_at = ?,
     started_at = ?, finished_at = ?, next_attempt_at = ?, result = ?, error = ?,
     reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, placement = ?,
-    recovery = ?, parked_at = ?, writer = ?,
+    recovery = ?, parked_at = ?, outcome = ?, writer = ?,
     version = version + 1,
     change_seq = (SELECT seq FROM temp.tx)
 WHERE task_id = ? AND version = ?;

@@ -47,7 +47,8 @@ CREATE TABLE tasks (
     placement        TEXT,
     policy           TEXT,
     recovery         TEXT,
-    parked_at        REAL
+    parked_at        REAL,
+    outcome          TEXT CHECK (outcome IN ('skipped', 'aborted'))
 );
 -- No index on state: every write changes it, so such an index would tax every save;
 -- queries by state (start-up, listings) scan instead (about 0.1 s per million rows).

@@ -1,0 +1,58 @@
+"""The store contract for workflow runs: a run's row is written with its first steps, through the write set."""
+
+from __future__ import annotations
+
+import pytest
+
+from pepper.errors import RunNotFoundError
+from pepper.model.outcome import TaskOutcome
+from pepper.model.record import TaskRecord
+from pepper.model.submission import build_task
+from pepper.model.task import TaskState
+from pepper.model.workflow import Step, WorkflowSpec
+from pepper.model.workflow_run import RunRecord, RunState
+from pepper.store.protocol import NewRun, RunEnd, WriteSet
+
+ME = "worker-me"
+
+
+def run_record(run_id: str) -> RunRecord:
+    spec = WorkflowSpec("wf", (Step("a", build_task(task_id="a", task_type="t")),))
+    return RunRecord(run_id, spec, {}, RunState.RUNNING, 1.0, driver=ME)
+
+
+def test_a_run_is_stored_with_its_first_steps(store):
+    # Given a run and its first step in one write set
+    step = build_task(task_id="wf-1/a", task_type="t")
+    # When it is committed
+    store.commit(WriteSet(submissions=[[step]], runs=[NewRun(run_record("wf-1"), 0)]), ME)
+    # Then both are stored
+    assert store.runs.get("wf-1").state is RunState.RUNNING
+    assert set(store.runs.tasks("wf-1")) == {"wf-1/a"}
+
+
+def test_a_run_whose_steps_are_refused_is_not_stored(store):
+    # Given a task stored under the id of the run's first step, with another spec
+    store.commit(WriteSet(submissions=[[build_task(task_id="wf-1/a", task_type="other")]]), ME)
+    # When the run is committed with that step
+    step = build_task(task_id="wf-1/a", task_type="t")
+    result = store.commit(WriteSet(submissions=[[step]], runs=[NewRun(run_record("wf-1"), 0)]), ME)
+    # Then the submission is rejected, and the run's row with it
+    assert 0 in result.rejected
+    with pytest.raises(RunNotFoundError):
+        store.runs.get("wf-1")
+
+
+def test_final_tasks_and_run_ends_are_written_once(store):
+    # Given a stored run
+    store.commit(WriteSet(submissions=[[]], runs=[NewRun(run_record("wf-1"), 0)]), ME)
+    skipped = TaskRecord(build_task(task_id="wf-1/a", task_type="t"), TaskState.COMPLETED, finished_at=2.0,
+                         reason="skipped: x was false", outcome=TaskOutcome.SKIPPED)  # fmt: skip
+    # When a skipped step and the run's end are committed, then the same step again
+    first = store.commit(WriteSet(finals=[skipped], run_ends=[RunEnd("wf-1", RunState.COMPLETED, None, 3.0)]), ME)
+    again = store.commit(WriteSet(finals=[skipped]), ME)
+    # Then the step is stored final with its outcome, once, and the run ended
+    assert first.present == set() and again.present == {"wf-1/a"}
+    stored = store.get_tasks(["wf-1/a"])["wf-1/a"]
+    assert stored.state is TaskState.COMPLETED and stored.outcome is TaskOutcome.SKIPPED
+    assert store.runs.get("wf-1").state is RunState.COMPLETED
