@@ -24,6 +24,8 @@
         recovery: retry(2) -> dead_letter   # what a failure leads to (instead of retries)
         metadata: {owner: docs}
 
+A step key may also be written as any alias of the task-spec schema (``pepper.model.task_spec``):
+``dependencies`` or ``depends_on`` for ``needs``, ``task_type`` for ``type``, ``max_retries`` for ``retries``, ...
 ``steps`` may also be a mapping of step id to step (``steps: {draft: {type: documentation}}``).
 ``requirements: {performance_score: 0.8, availability: true}`` adds the rarer requirements.
 A step's ``when`` and ``${{ ... }}`` references may read ``inputs`` and the results of the steps in
@@ -57,20 +59,10 @@ from pepper.errors import (
     suggest,
 )
 from pepper.model import codec, expressions
+from pepper.model.task_spec import KEY_OF, STEP, spec_fields
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 
 TOP_KEYS = ("name", "description", "agents", "inputs", "fail_fast", "steps")
-STEP_KEYS = ("id", "type", "agent", "needs", "inputs", "priority", "timeout", "retries", "skills", "resources",
-             "requirements", "when", "metadata", "recovery")  # fmt: skip
-
-#: Names used elsewhere in pepper (``add_step``, task mappings) for keys of a step.
-_ALIASES = {"step_id": "id", "task_id": "id", "task_type": "type", "dependencies": "needs", "depends_on": "needs",
-            "max_retries": "retries", "condition": "when", "if": "when", "policy": "recovery"}  # fmt: skip
-
-#: ``make_step``'s field names -> the step key that holds the value.
-_FIELD_KEYS = {"step_id": "id", "task_type": "type", "agent": "agent", "dependencies": "needs",
-               "dependency id": "needs", "inputs": "inputs", "priority": "priority", "timeout": "timeout",
-               "max_retries": "retries", "metadata": "metadata", "condition": "when", "policy": "recovery"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,7 +95,7 @@ def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile
     leaves its agents unread (the caller brings others)."""
     path = Path(path)
     data = _read(path)
-    _check_keys(path, data, TOP_KEYS, "top-level key", {})
+    _check_keys(path, data, TOP_KEYS, "top-level key")
     for required in ("name", "steps"):
         if required not in data:
             raise _error(
@@ -184,11 +176,11 @@ def _read(path: Path) -> YamlMapping:
     return data
 
 
-def _check_keys(path: Path, data: YamlMapping, valid: tuple[str, ...], what: str, aliases: Mapping[str, str]) -> None:
+def _check_keys(path: Path, data: YamlMapping, valid: tuple[str, ...], what: str) -> None:
     """Refuse unknown and repeated keys, at their lines."""
     for key in data:
         if key not in valid:
-            hint = f" Did you mean {aliases[key]!r}?" if key in aliases else suggest(str(key), valid)
+            hint = suggest(str(key), valid)
             raise _error(
                 path,
                 data.key_lines.get(str(key), data.line),
@@ -268,7 +260,7 @@ def _raw_steps(path: Path, steps: Any, line: int) -> Iterator[_RawStep]:
                 raise _error(
                     path, line, f"step {number} must be a mapping with 'id' and 'type', got {item!r}", field="steps"
                 )
-            _check_keys(path, item, STEP_KEYS, "step key", _ALIASES)
+            item = _step_keys(path, item)
             if "id" not in item:
                 raise _error(
                     path,
@@ -292,7 +284,7 @@ def _raw_steps(path: Path, steps: Any, line: int) -> Iterator[_RawStep]:
                     step_id=str(step_id),
                     field="steps",
                 )
-            _check_keys(path, item, STEP_KEYS, "step key", _ALIASES)
+            item = _step_keys(path, item)
             if "id" in item and item["id"] != step_id:
                 raise _error(
                     path,
@@ -310,6 +302,22 @@ def _raw_steps(path: Path, steps: Any, line: int) -> Iterator[_RawStep]:
             f"id to step, got a {_kind(steps)}",
             field="steps",
         )
+
+
+def _step_keys(path: Path, item: YamlMapping) -> YamlMapping:
+    """``item`` with each key (or alias) of the task-spec schema written as the file's key (``needs`` for
+    ``dependencies``, ...), its lines kept; unknown and repeated keys are refused at their lines."""
+    try:
+        fields = spec_fields(item, STEP, "step key")
+    except ValidationError as exc:
+        key = str(exc.field)
+        raise _error(path, item.key_lines.get(key, item.line), str(exc), field=key) from None
+    _check_repeats(path, item, "step key {key!r} is written twice; give each key once")
+    written = {KEY_OF[field]: str(key) for field, key in zip(fields, item, strict=True)}
+    canonical = YamlMapping({KEY_OF[field]: value for field, value in fields.items()})
+    canonical.line = item.line
+    canonical.key_lines = {key: item.key_lines[was] for key, was in written.items() if was in item.key_lines}
+    return canonical
 
 
 def _step(path: Path, raw: _RawStep) -> Step:
@@ -392,8 +400,9 @@ def _field_line(raw: _RawStep, field_name: str | None) -> int:
         return raw.line
     if field_name == "expression":
         return _expression_line(raw)
-    if field_name in _FIELD_KEYS:
-        return raw.line_of(_FIELD_KEYS[field_name])
+    key = "needs" if field_name == "dependency id" else "id" if field_name == "step_id" else KEY_OF.get(field_name)
+    if key is not None and key not in ("skills", "resources"):
+        return raw.line_of(key)
     if field_name in ("skills", "resources"):
         return raw.line_of(field_name if field_name in raw.fields else "requirements")
     requirements = raw.fields.get("requirements")
