@@ -59,7 +59,7 @@ from pepper.errors import (
     suggest,
 )
 from pepper.model import codec, expressions
-from pepper.model.task_spec import KEY_OF, STEP, spec_fields
+from pepper.model.task_spec import KEY_OF, STEP, merged_requirements, spec_fields
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 
 TOP_KEYS = ("name", "description", "agents", "inputs", "fail_fast", "steps")
@@ -368,30 +368,16 @@ def _step(path: Path, raw: _RawStep) -> Step:
 
 def _requirements(path: Path, raw: _RawStep) -> dict[str, Any] | None:
     """``requirements`` with the ``skills`` and ``resources`` keys of the step merged in."""
-    fields = raw.fields
-    requirements = fields.get("requirements")
-    if requirements is not None and not isinstance(requirements, Mapping):
+    try:
+        return merged_requirements(raw.fields)
+    except ValidationError as exc:
         raise _error(
             path,
-            raw.line_of("requirements"),
-            f"step {raw.step_id!r}: requirements must be a mapping "
-            f"such as {{performance_score: 0.8}}, got {requirements!r}",
+            raw.line_of(str(exc.field)),
+            f"step {raw.step_id!r}: {exc}",
             step_id=str(raw.step_id),
-            field="requirements",
-        )
-    merged = dict(requirements or {})
-    for key in ("skills", "resources"):
-        if key in fields:
-            if key in merged:
-                raise _error(
-                    path,
-                    raw.line_of(key),
-                    f"step {raw.step_id!r} gives {key} twice (as a step key and inside requirements); keep one",
-                    step_id=str(raw.step_id),
-                    field=key,
-                )
-            merged[key] = fields[key]
-    return merged if requirements is not None or merged else None
+            field=exc.field,
+        ) from None
 
 
 def _field_line(raw: _RawStep, field_name: str | None) -> int:
