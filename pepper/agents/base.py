@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict, TypeVar
 
-from pepper.errors import AgentDefinitionError
 from pepper.model.agent import AgentMetrics, AgentSpec
 from pepper.model.run import TaskRun
 
@@ -73,7 +71,6 @@ class BaseAgent:
         recovery: Any = None,
     ) -> None:
         cls = type_of(self)
-        _check_result_cap(agent_id if agent_id is not None else cls.agent_id, config)
         self.spec = AgentSpec.build(
             agent_id if agent_id is not None else cls.agent_id,
             task_types=_names(task_types if task_types is not None else cls.task_types),
@@ -139,19 +136,6 @@ class BaseAgent:
 def type_of(obj: _T) -> type[_T]:
     """``type(obj)`` (named so, since ``type`` is an argument name above)."""
     return obj.__class__
-
-
-def _check_result_cap(agent_id: Any, config: Mapping[str, Any] | None) -> None:
-    """``config['max_result_mb']``, when given, must be a positive number of megabytes."""
-    if not isinstance(config, Mapping) or "max_result_mb" not in config:
-        return
-    value = config["max_result_mb"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise AgentDefinitionError(
-            f"agent {agent_id!r}: max_result_mb must be a positive number of megabytes (the largest result "
-            f"the agent may return, 10 by default), got {value!r}",
-            field="max_result_mb",
-        )
 
 
 def _names(value: Any) -> Any:

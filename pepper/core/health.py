@@ -11,19 +11,17 @@ import asyncio
 import inspect
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pepper.core.component import Component
+from pepper.core.alerting import AlertSource
 from pepper.core.performance import observations
 from pepper.core.runtime import Runtime
 from pepper.engine.inspection import EngineFigures, RunningAttempt
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import NotFoundError, ValidationError, suggest
+from pepper.errors import ValidationError, suggest
 from pepper.model.lease import LeaseKind, room
 from pepper.model.task import TaskState
-from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunState
 from pepper.monitoring import health as rules
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -61,8 +59,10 @@ def check_components(components: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-class HealthMonitor(Component):
+class HealthMonitor(AlertSource):
     """Checks agents, resources, workflows, the store and the engine; alerts on their numbers."""
+
+    source = rule_prefix = "health"
 
     def __init__(self, runtime: Runtime | None = None) -> None:
         super().__init__(runtime)
@@ -103,21 +103,13 @@ class HealthMonitor(Component):
                 f"unknown health metric {metric!r}; valid: {', '.join(sorted(known))}.{suggest(metric, known)}",
                 field="metric",
             )
-        if not callable(callback):
-            raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
-        rule = AlertRule(f"health-{uuid.uuid4().hex[:8]}", "health", metric, threshold, subject=None, above=above,
-                         hysteresis=hysteresis, cooldown=parse_duration(cooldown, "cooldown"))  # fmt: skip
 
         def value(rule: AlertRule, now: float) -> float | None:
             number = self._component(component, now).metrics.get(name)
             return float(number) if isinstance(number, (int, float)) else None
 
-        self.runtime.watch(rule, callback, value)
-        return rule.rule_id
-
-    def remove_alert(self, rule_id: str) -> None:
-        if not self.runtime.unwatch(rule_id):
-            raise NotFoundError(f"no alert rule with id {rule_id!r}")
+        return self._watch(metric, threshold, callback, value=value, above=above, hysteresis=hysteresis,
+                           cooldown=cooldown)  # fmt: skip
 
     # -- facts --------------------------------------------------------------------------------------
 

@@ -7,15 +7,14 @@ database, which holds every worker's attempts. The maths is ``monitoring.window`
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pepper.core.component import Component
+from pepper.core.alerting import AlertSource
 from pepper.core.runtime import Runtime
 from pepper.engine.stored import stored_observations
-from pepper.errors import NotFoundError, ValidationError, suggest
+from pepper.errors import ValidationError, suggest
 from pepper.model.units import parse_duration
 from pepper.monitoring.alerts import Alert, AlertRule
 from pepper.monitoring.window import Figures, Observation, breakdown, summarize, value_of
@@ -103,8 +102,10 @@ def observations(runtime: Runtime, since: float) -> tuple[list[Observation], str
     return stored_observations(runtime.store, since), "database"
 
 
-class PerformanceMonitor(Component):
+class PerformanceMonitor(AlertSource):
     """Throughput (tasks/s), latency (queue wait and run time: p50, p95, p99) and error rate."""
+
+    source = rule_prefix = "performance"
 
     def get_performance(self, metrics: Iterable[str] | None = None, window: float | str = "60s") -> PerformanceReport:
         """Figures over the last ``window``, overall and per agent and task type (``metrics``: which of
@@ -126,8 +127,6 @@ class PerformanceMonitor(Component):
         ``agent`` or ``task_type`` if given); returns the rule id. It fires once per crossing: not again until the
         value came back by ``hysteresis`` (default 10%) and ``cooldown`` (default: the window) has passed."""
         (name,) = check_metrics([metric], ALERT_METRICS)
-        if not callable(callback):
-            raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
         for field_name, value in (("agent", agent), ("task_type", task_type)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ValidationError(f"{field_name} must be a non-empty string, got {value!r}", field=field_name)
@@ -138,15 +137,9 @@ class PerformanceMonitor(Component):
         scope, subject = (
             ("agent", agent) if agent is not None else ("task_type", task_type) if task_type else (None, None)
         )
-        rule = AlertRule(f"performance-{uuid.uuid4().hex[:8]}", "performance", name, threshold, subject=subject,
-                         above=above, hysteresis=hysteresis, cooldown=quiet, window=seconds, scope=scope)  # fmt: skip
         runtime = self.runtime
-        runtime.watch(rule, callback, lambda r, now: _watched(runtime, r, now))
-        return rule.rule_id
-
-    def remove_alert(self, rule_id: str) -> None:
-        if not self.runtime.unwatch(rule_id):
-            raise NotFoundError(f"no alert rule with id {rule_id!r}")
+        return self._watch(name, threshold, callback, value=lambda r, now: _watched(runtime, r, now), subject=subject,
+                           above=above, hysteresis=hysteresis, cooldown=quiet, window=seconds, scope=scope)  # fmt: skip
 
 
 def _watched(runtime: Runtime, rule: AlertRule, now: float) -> float | None:

@@ -31,6 +31,7 @@ from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
 from pepper.model.submission import build_task
 from pepper.model.task import Task
+from pepper.model.task_spec import PLAN, task_arguments
 from pepper.model.units import parse_duration, parse_quantity
 from pepper.model.workflow import WorkflowSpec
 from pepper.scheduling.performance import Performance
@@ -53,9 +54,6 @@ from pepper.workflow_file import parse_workflow_file
 
 POLICIES = ("default", "critical_path", "round_robin")
 DEFAULT_DURATION = 1.0
-_TASK_KEYS = {"id": "id", "task_id": "id", "type": "type", "task_type": "type", "needs": "needs",
-              "dependencies": "needs", "duration": "duration", "resources": "resources", "skills": "skills",
-              "agent": "agent", "priority": "priority"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,20 +210,13 @@ def _dict_tasks(items: Sequence[Any]) -> list[Task]:
     for item in items:
         if not isinstance(item, Mapping):
             raise ValidationError(f"each task must be a mapping such as {{'id': 'a', 'type': 't'}}, got {item!r}")
-        fields: dict[str, Any] = {}
-        for key, value in item.items():
-            if key not in _TASK_KEYS:
-                valid = ", ".join(sorted(set(_TASK_KEYS.values())))
-                raise ValidationError(f"unknown task field {key!r}; valid: {valid}.{suggest(str(key), _TASK_KEYS)}",
-                                      field=str(key))  # fmt: skip
-            fields[_TASK_KEYS[key]] = value
-        requirements = {k: fields[k] for k in ("skills", "resources") if k in fields}
-        duration = fields.get("duration")
-        tasks.append(build_task(
-            task_id=fields.get("id"), task_type=fields.get("type"), dependencies=fields.get("needs", ()),
-            requirements=requirements or None, agent=fields.get("agent"), priority=fields.get("priority", "normal"),
-            metadata={"duration": parse_duration(duration, "duration")} if duration is not None else None,
-        ))  # fmt: skip
+        fields = task_arguments(item, PLAN)
+        duration = fields.pop("duration", None)
+        if duration is not None:
+            metadata = dict(fields.get("metadata") or {})
+            metadata["duration"] = parse_duration(duration, "duration")
+            fields["metadata"] = metadata
+        tasks.append(build_task(**fields))
     known = {t.task_id for t in tasks}
     if len(known) != len(tasks):
         raise ValidationError("task ids must be unique", field="id")

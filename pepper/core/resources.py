@@ -8,15 +8,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
-from pepper.errors import AgentNotFoundError, NotFoundError, ResourceUnavailableError, ValidationError
+from pepper.errors import AgentNotFoundError, ResourceUnavailableError, ValidationError
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
 from pepper.model.units import parse_duration
 from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
-from pepper.monitoring.alerts import Alert, AlertRule
+from pepper.monitoring.alerts import Alert
 
 _WAIT_STEPS = (0.02, 0.05, 0.1, 0.2, 0.5)
 
@@ -187,8 +188,11 @@ class ResourceManager(Component):
         )
 
 
-class ResourceMonitor(Component):
+class ResourceMonitor(AlertSource):
     """Real measurements of agents (CPU %, memory MB, storage MB) and alerts on them."""
+
+    source = "resources"
+    rule_prefix = "resource"
 
     def get_usage(self, agent_id: str, metrics: Any = ("cpu", "memory", "storage")) -> AgentUsage:
         """The agent's usage now (if it runs here) or as its worker last measured it; ``usage["cpu"]``."""
@@ -207,18 +211,10 @@ class ResourceMonitor(Component):
         rule id. It fires again only after the value came back by ``hysteresis`` (default 10%)."""
         runtime = self.runtime
         (name,) = check_metrics([metric])
-        if not callable(callback):
-            raise ValidationError(f"callback must be callable, got {callback!r}", field="callback")
         if not _known(runtime, agent_id):
             raise AgentNotFoundError(agent_id, _known_ids(runtime))
-        rule = AlertRule(f"resource-{uuid.uuid4().hex[:8]}", "resources", name, threshold, subject=agent_id,
-                         above=above, hysteresis=hysteresis, cooldown=cooldown)  # fmt: skip
-        runtime.watch(rule, callback)
-        return rule.rule_id
-
-    def remove_alert(self, rule_id: str) -> None:
-        if not self.runtime.unwatch(rule_id):
-            raise NotFoundError(f"no alert rule with id {rule_id!r}")
+        return self._watch(name, threshold, callback, subject=agent_id, above=above, hysteresis=hysteresis,
+                           cooldown=cooldown)  # fmt: skip
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Alerts that fired, newest first."""

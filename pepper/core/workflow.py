@@ -14,13 +14,11 @@ from pepper.core.runtime import Runtime, resolve
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import AgentAlreadyRegisteredError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model.agent import AgentSpec
+from pepper.model.task_spec import STEP, task_arguments
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.scheduling.eligibility import unrunnable_steps
 from pepper.workflow_file import parse_workflow_file
-
-STEP_FIELDS = ("step_id", "task_type", "agent", "dependencies", "inputs", "priority", "timeout", "max_retries",
-               "requirements", "condition", "metadata", "recovery")  # fmt: skip
 
 
 def _check_timeout(timeout: Any) -> float | None:
@@ -265,11 +263,6 @@ class Sequence:
         return len(self.spec.steps)
 
 
-_TASK_KEYS = {"id": "step_id", "task_id": "step_id", "step_id": "step_id", "type": "task_type",
-              "task_type": "task_type", "dependencies": "dependencies", "needs": "dependencies",
-              "max_retries": "max_retries", "retries": "max_retries", "when": "condition"}  # fmt: skip
-
-
 class TaskSequencer(_Runs):
     """Runs a list of tasks with a dependency map, on the same engine and with the same results as a workflow."""
 
@@ -296,11 +289,10 @@ class TaskSequencer(_Runs):
         extra = {k: list(v) if not isinstance(v, str) else [v] for k, v in (dependencies or {}).items()}
         for item in tasks:
             fields = _task_fields(item)
-            step_id = fields.get("step_id")
-            fields["dependencies"] = [*fields.get("dependencies", ()), *extra.get(step_id, ())]  # type: ignore[arg-type]
-            if "task_type" not in fields:
-                raise WorkflowDefinitionError(f"task {step_id!r} needs a type", step_id=step_id, field="task_type")
-            spec = spec.with_step(make_step(fields.pop("step_id", None), fields.pop("task_type"), **fields))
+            step_id = fields.pop("step_id")
+            deps = fields.pop("dependencies", None) or ()
+            fields["dependencies"] = [*([deps] if isinstance(deps, str) else deps), *extra.get(step_id, ())]
+            spec = spec.with_step(make_step(step_id, fields.pop("task_type"), **fields))
         known = spec.by_id
         for task_id in extra:
             if task_id not in known:
@@ -330,18 +322,16 @@ class TaskSequencer(_Runs):
 
 
 def _task_fields(item: Any) -> dict[str, Any]:
+    """``make_step``'s arguments from a task mapping, read through the one task-spec schema."""
     if not isinstance(item, abc.Mapping):
         raise ValidationError(f"each task must be a mapping such as {{'id': 'a', 'type': 'review'}}, got {item!r}")
-    fields: dict[str, Any] = {}
-    for key, value in item.items():
-        name = _TASK_KEYS.get(key, key)
-        if name not in STEP_FIELDS:
-            raise WorkflowDefinitionError(
-                f"unknown task field {key!r}; valid: id, type, {', '.join(STEP_FIELDS[2:])}."
-                f"{suggest(key, STEP_FIELDS)}",
-                field=str(key),
-            )
-        fields[name] = value
+    try:
+        fields = task_arguments(item, STEP)
+    except ValidationError as exc:
+        raise WorkflowDefinitionError(str(exc), field=exc.field) from None
+    if "policy" in fields:
+        fields["recovery"] = fields.pop("policy")
+    fields["step_id"] = fields.pop("task_id", None)
     return fields
 
 

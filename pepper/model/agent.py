@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class AgentSpec:
             if kind == "command" and (not isinstance(command, str) or not command.strip()):
                 raise ValidationError("a command agent needs a non-empty 'command' string", field="command")
             config = dict(config or {})
+            _check_result_cap(config)
             codec.encode_checked(config, "config")
             if command is not None:
                 codec.encode_checked(command, "command")
@@ -171,3 +173,16 @@ class AgentMetrics:
             "error_rate": self.error_rate,
             "success_rate": self.success_rate,
         }
+
+
+def _check_result_cap(config: Mapping[str, Any]) -> None:
+    """``config['max_result_mb']``, when given, must be a positive number of megabytes."""
+    value = config.get("max_result_mb")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf
+    ):
+        raise ValidationError(
+            "max_result_mb must be a positive number of megabytes (the largest result "
+            f"the agent may return, 10 by default), got {value!r}",
+            field="max_result_mb",
+        )

@@ -12,18 +12,18 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pepper.errors import DuplicateTaskError, ValidationError, shown, suggest
+from pepper.errors import DuplicateTaskError, ValidationError, shown
 from pepper.model import codec
 from pepper.model.dag import check_acyclic
 from pepper.model.recovery import Policy
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.resources import describe
 from pepper.model.task import SPEC_COLUMNS, Priority, Task
+from pepper.model.task_spec import SUBMIT, task_arguments
 from pepper.model.units import parse_duration
 
 #: The fields a task is submitted with: its id and its specification.
 TASK_FIELDS = ("task_id", *Task.SPEC_FIELDS)
-_ALIASES = {"id": "task_id", "type": "task_type"}
 _MAX_ID = 200
 #: Upper bounds of fields with a natural one (and well inside what SQLite stores).
 MAX_RETRIES = 1000
@@ -162,19 +162,7 @@ def task_from_mapping(spec: Any, now: float) -> Task:
         return spec
     if type(spec) is not dict and not isinstance(spec, Mapping):  # (ABC checks are slow; dicts are common)
         raise ValidationError(f"each task must be a mapping of task fields, got {type(spec).__name__}")
-    fields: dict[str, Any] = {}
-    for key, value in spec.items():
-        name = _ALIASES.get(key, key)
-        if name not in TASK_FIELDS:
-            raise ValidationError(
-                f"unknown task field {key!r}; valid fields: {', '.join(TASK_FIELDS)}.{suggest(key, TASK_FIELDS)}",
-                field=str(key),
-            )
-        if name in fields:
-            raise ValidationError(f"task field {name!r} given twice (as {key!r} and its alias)", field=name)
-        fields[name] = value
-    if "task_type" not in fields:
-        raise ValidationError(f"task {fields.get('task_id', '?')!r} needs a task_type", field="task_type")
+    fields = task_arguments(spec, SUBMIT)
     return build_task(now=now, **fields)
 
 

@@ -3,7 +3,7 @@
 An agent with a budget (live budget leases it holds) runs tasks within that
 budget, like a pod's requests on a node; an agent without one makes each
 running task lease its resources from the pool. Pure bookkeeping: the state
-machine asks ``fits`` before starting a task, calls ``take`` when it starts and
+machine asks ``shortfall`` before starting a task, calls ``take`` when it starts and
 ``give_back`` when it ends, however it ends.
 """
 
@@ -62,7 +62,7 @@ class ResourceView:
         _add(used, self._own_used)
         return free(self.capacity, used), "the pool"
 
-    def fits(self, request: Resources, agent_id: str) -> dict[str, float]:
+    def shortfall(self, request: Resources, agent_id: str) -> dict[str, float]:
         """What is missing for ``request`` to start on ``agent_id`` now (empty: it fits)."""
         available, _where = self.available(agent_id)
         return shortfall(request, available)

@@ -24,6 +24,8 @@
         recovery: retry(2) -> dead_letter   # what a failure leads to (instead of retries)
         metadata: {owner: docs}
 
+A step key may also be written as any alias of the task-spec schema (``pepper.model.task_spec``):
+``dependencies`` or ``depends_on`` for ``needs``, ``task_type`` for ``type``, ``max_retries`` for ``retries``, ...
 ``steps`` may also be a mapping of step id to step (``steps: {draft: {type: documentation}}``).
 ``requirements: {performance_score: 0.8, availability: true}`` adds the rarer requirements.
 A step's ``when`` and ``${{ ... }}`` references may read ``inputs`` and the results of the steps in

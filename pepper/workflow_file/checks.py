@@ -9,22 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from pepper.agents.loader import YamlMapping
-from pepper.errors import ExpressionError, WorkflowDefinitionError, suggest
+from pepper.errors import ExpressionError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model import expressions
+from pepper.model.task_spec import KEY_OF, STEP, merged_requirements, spec_fields
 from pepper.model.workflow import Step, make_step
 
 TOP_KEYS = ("name", "description", "agents", "inputs", "fail_fast", "steps")
-STEP_KEYS = ("id", "type", "agent", "needs", "inputs", "priority", "timeout", "retries", "skills", "resources",
-             "requirements", "when", "metadata", "recovery")  # fmt: skip
-
-#: Names used elsewhere in pepper (``add_step``, task mappings) for keys of a step.
-ALIASES = {"step_id": "id", "task_id": "id", "task_type": "type", "dependencies": "needs", "depends_on": "needs",
-            "max_retries": "retries", "condition": "when", "if": "when", "policy": "recovery"}  # fmt: skip
-
-#: ``make_step``'s field names -> the step key that holds the value.
-FIELD_KEYS = {"step_id": "id", "task_type": "type", "agent": "agent", "dependencies": "needs",
-               "dependency id": "needs", "inputs": "inputs", "priority": "priority", "timeout": "timeout",
-               "max_retries": "retries", "metadata": "metadata", "condition": "when", "policy": "recovery"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,11 +34,11 @@ def error(path: Path, line: int | None, message: str, **where: Any) -> WorkflowD
     return WorkflowDefinitionError(message, path=str(path), line=line, **where)
 
 
-def check_keys(path: Path, data: YamlMapping, valid: tuple[str, ...], what: str, aliases: Mapping[str, str]) -> None:
+def check_keys(path: Path, data: YamlMapping, valid: tuple[str, ...], what: str) -> None:
     """Refuse unknown and repeated keys, at their lines."""
     for key in data:
         if key not in valid:
-            hint = f" Did you mean {aliases[key]!r}?" if key in aliases else suggest(str(key), valid)
+            hint = suggest(str(key), valid)
             raise error(
                 path,
                 data.key_lines.get(str(key), data.line),
@@ -121,32 +111,34 @@ def check_step(path: Path, raw: RawStep) -> Step:
         ) from None
 
 
+def step_keys(path: Path, item: YamlMapping) -> YamlMapping:
+    """``item`` with each key (or alias) of the task-spec schema written as the file's key (``needs`` for
+    ``dependencies``, ...), its lines kept; unknown and repeated keys are refused at their lines."""
+    try:
+        fields = spec_fields(item, STEP, "step key")
+    except ValidationError as exc:
+        key = str(exc.field)
+        raise error(path, item.key_lines.get(key, item.line), str(exc), field=key) from None
+    check_repeats(path, item, "step key {key!r} is written twice; give each key once")
+    written = {KEY_OF[field]: str(key) for field, key in zip(fields, item, strict=True)}
+    canonical = YamlMapping({KEY_OF[field]: value for field, value in fields.items()})
+    canonical.line = item.line
+    canonical.key_lines = {key: item.key_lines[was] for key, was in written.items() if was in item.key_lines}
+    return canonical
+
+
 def _requirements(path: Path, raw: RawStep) -> dict[str, Any] | None:
     """``requirements`` with the ``skills`` and ``resources`` keys of the step merged in."""
-    fields = raw.fields
-    requirements = fields.get("requirements")
-    if requirements is not None and not isinstance(requirements, Mapping):
+    try:
+        return merged_requirements(raw.fields)
+    except ValidationError as exc:
         raise error(
             path,
-            raw.line_of("requirements"),
-            f"step {raw.step_id!r}: requirements must be a mapping "
-            f"such as {{performance_score: 0.8}}, got {requirements!r}",
+            raw.line_of(str(exc.field)),
+            f"step {raw.step_id!r}: {exc}",
             step_id=str(raw.step_id),
-            field="requirements",
-        )
-    merged = dict(requirements or {})
-    for key in ("skills", "resources"):
-        if key in fields:
-            if key in merged:
-                raise error(
-                    path,
-                    raw.line_of(key),
-                    f"step {raw.step_id!r} gives {key} twice (as a step key and inside requirements); keep one",
-                    step_id=str(raw.step_id),
-                    field=key,
-                )
-            merged[key] = fields[key]
-    return merged if requirements is not None or merged else None
+            field=exc.field,
+        ) from None
 
 
 def field_line(raw: RawStep, field_name: str | None) -> int:
@@ -155,8 +147,9 @@ def field_line(raw: RawStep, field_name: str | None) -> int:
         return raw.line
     if field_name == "expression":
         return _expression_line(raw)
-    if field_name in FIELD_KEYS:
-        return raw.line_of(FIELD_KEYS[field_name])
+    key = "needs" if field_name == "dependency id" else "id" if field_name == "step_id" else KEY_OF.get(field_name)
+    if key is not None and key not in ("skills", "resources"):
+        return raw.line_of(key)
     if field_name in ("skills", "resources"):
         return raw.line_of(field_name if field_name in raw.fields else "requirements")
     requirements = raw.fields.get("requirements")

@@ -16,8 +16,6 @@ from pepper.errors import AgentDefinitionError, ValidationError, WorkflowDefinit
 from pepper.model import codec
 from pepper.model.workflow import WorkflowSpec
 from pepper.workflow_file.checks import (
-    ALIASES,
-    STEP_KEYS,
     TOP_KEYS,
     RawStep,
     check_keys,
@@ -26,6 +24,7 @@ from pepper.workflow_file.checks import (
     error,
     field_line,
     kind,
+    step_keys,
 )
 
 
@@ -46,7 +45,7 @@ def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile
     leaves its agents unread (the caller brings others)."""
     path = Path(path)
     data = _read(path)
-    check_keys(path, data, TOP_KEYS, "top-level key", {})
+    check_keys(path, data, TOP_KEYS, "top-level key")
     for required in ("name", "steps"):
         if required not in data:
             raise error(
@@ -149,7 +148,7 @@ def _raw_steps(path: Path, steps: Any, line: int) -> Iterator[RawStep]:
                 raise error(
                     path, line, f"step {number} must be a mapping with 'id' and 'type', got {item!r}", field="steps"
                 )
-            check_keys(path, item, STEP_KEYS, "step key", ALIASES)
+            item = step_keys(path, item)
             if "id" not in item:
                 raise error(
                     path,
@@ -173,7 +172,7 @@ def _raw_steps(path: Path, steps: Any, line: int) -> Iterator[RawStep]:
                     step_id=str(step_id),
                     field="steps",
                 )
-            check_keys(path, item, STEP_KEYS, "step key", ALIASES)
+            item = step_keys(path, item)
             if "id" in item and item["id"] != step_id:
                 raise error(
                     path,

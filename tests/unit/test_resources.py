@@ -59,16 +59,16 @@ def end(state, task_id, at):
 def test_the_view_counts_budgets_and_pool_leases_separately():
     view = ResourceView("me")
     view.load(POOL, [budget_lease("budgeted", 1.0)], now=0.0)
-    assert view.fits(Resources({"cpu": 1}), "budgeted") == {}
-    assert view.fits(Resources({"cpu": 2}), "budgeted") == {"cpu": 1.0}  # the budget, not the pool, bounds it
+    assert view.shortfall(Resources({"cpu": 1}), "budgeted") == {}
+    assert view.shortfall(Resources({"cpu": 2}), "budgeted") == {"cpu": 1.0}  # the budget, not the pool, bounds it
     assert view.take("x", 1, "budgeted", Resources({"cpu": 1}), 0.0) is None  # runs within the budget
-    assert view.fits(Resources({"cpu": 0.5}), "budgeted") == {"cpu": 0.5}
+    assert view.shortfall(Resources({"cpu": 0.5}), "budgeted") == {"cpu": 0.5}
     lease = view.take("y", 1, "free-agent", Resources({"cpu": 1}), 0.0)
     assert lease.lease_id == "task:y:1@me" and lease.kind is LeaseKind.TASK
-    assert view.fits(Resources({"cpu": 0.5}), "free-agent") == {"cpu": 0.5}  # 2 - 1 budget - 1 task
+    assert view.shortfall(Resources({"cpu": 0.5}), "free-agent") == {"cpu": 0.5}  # 2 - 1 budget - 1 task
     assert view.give_back("y") == (lease, True)
     assert view.give_back("x") == (None, False)
-    assert view.fits(Resources({"cpu": 2}), "budgeted") == {"cpu": 1.0}
+    assert view.shortfall(Resources({"cpu": 2}), "budgeted") == {"cpu": 1.0}
 
 
 def test_tasks_never_overcommit_the_pool_and_queued_ones_start_as_room_frees():

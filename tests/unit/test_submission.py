@@ -102,7 +102,7 @@ def test_task_mappings_accept_short_aliases_and_refuse_unknown_fields():
     assert (task.task_id, task.task_type, task.dependencies, task.created_at) == ("a", "review", ("b",), 5.0)
     with pytest.raises(ValidationError, match="unknown task field 'dependsOn'"):
         task_from_mapping({"id": "a", "type": "t", "dependsOn": ["b"]}, now=0.0)
-    with pytest.raises(ValidationError, match="needs a task_type"):
+    with pytest.raises(ValidationError, match="needs a type"):
         task_from_mapping({"id": "a"}, now=0.0)
 
 

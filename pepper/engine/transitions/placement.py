@@ -35,7 +35,7 @@ def offer(s: EngineState, t: LiveTask, turn: Turn) -> None:
     if needs:
         s.resourceful = True
         resources = s.resources
-        usable = lambda a: not resources.fits(needs, a.spec.agent_id)  # noqa: E731
+        usable = lambda a: not resources.shortfall(needs, a.spec.agent_id)  # noqa: E731
     agent = s.chooser.best_free(info.agents, t.task.task_type, at, usable) if s.accepting else None
     if agent is not None and info.queue.head(s.is_queued) is None:
         recheck = s.chooser.defer(agent, info.agents, t.task.task_type, at, usable)
@@ -99,9 +99,9 @@ def fits_on(s: EngineState, agent: AgentLoad, turn: Turn) -> Callable[[str], boo
     def fits(task_id: str) -> bool:
         t = s.tasks[task_id]
         needs = t.task.requirements.resources
-        if needs and resources.fits(needs, agent_id):
+        if needs and resources.shortfall(needs, agent_id):
             return False
-        usable = (lambda a: not resources.fits(needs, a.spec.agent_id)) if needs else None
+        usable = (lambda a: not resources.shortfall(needs, a.spec.agent_id)) if needs else None
         route = t.route  # its queue still holds this task (and perhaps a few stale tickets): the backlog
         recheck = (
             s.chooser.defer(agent, route.agents, t.task.task_type, turn.at, usable, len(route.queue))
