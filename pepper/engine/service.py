@@ -1,4 +1,7 @@
-"""The engine's front door: every request a runtime makes, as coroutines on the engine loop."""
+"""The engine's front door: every request a runtime makes, as coroutines on the engine loop.
+
+Over 400 lines, kept whole: it is the one ``Backend`` an engine offers, each method a short hop onto its state.
+"""
 
 from __future__ import annotations
 
