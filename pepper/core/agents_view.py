@@ -1,35 +1,24 @@
 """The agents as the selector and the balancer see them: where they are, how loaded, how good.
 
-With an engine in this process, its live state is read on the engine's thread
-(``read_agents`` hops there: the state changes under any other thread). Without
-one, the agents of the running workers are read from the database, with a
-performance model learned from the stored history (refreshed every few seconds).
+They are read through the runtime's ``Backend``: with an engine in this process,
+its live state, on the engine's thread (the state changes under any other
+thread); without one, the agents of the running workers as the database records
+them, with a performance model learned from the stored history (refreshed every
+few seconds). Both are an ``AgentsView``: one rule for an agent's standing.
 """
 
 from __future__ import annotations
 
-import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pepper.core.runtime import Runtime
-from pepper.engine.inspection import LiveAgents
+from pepper.engine.inspection import AgentsView
 from pepper.model.agent import AgentSpec
-from pepper.model.requirements import NO_REQUIREMENTS
-from pepper.scheduling.backlog import shares, waiting_from
-from pepper.scheduling.choice import Chooser
-from pepper.scheduling.directory import AgentDirectory
-from pepper.scheduling.load import AgentLoad
-from pepper.scheduling.performance import Performance, ScoreParts
-from pepper.scheduling.selection import Candidate, choose
+from pepper.scheduling.performance import ScoreParts
 
 T = TypeVar("T")
-LiveView = LiveAgents  # the engine's agents, read on its thread
-_STORED_VIEW_TTL = 2.0
-# keyed by the runtime itself (weakly): an id() could be reused by a later runtime and serve it a stranger's view
-_stored_views: weakref.WeakKeyDictionary[Runtime, tuple[float, StoredView]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,71 +68,8 @@ class AgentProfile:
         }  # fmt: skip
 
 
-class StoredView:
-    """The agents of the running workers, as recorded in the database."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        store = runtime.store
-        self.now = runtime.clock.now()
-        self.performance = Performance(runtime.settings.score_half_life)
-        since = self.now - 10 * runtime.settings.score_half_life
-        outcomes, ratings = store.history.outcomes(since), store.feedback.ratings(since)
-        for agent_id, task_type, ok, duration, at in outcomes:
-            self.performance.record(agent_id, task_type, ok, duration, at)
-        for agent_id, rating, at in ratings:
-            self.performance.rate(agent_id, rating, at)
-        self._running: dict[str, list[tuple[float, str]]] = {}
-        for agent_id, task_type, started_at in store.running_tasks():
-            self._running.setdefault(agent_id, []).append((started_at or self.now, task_type))
-        self.chooser = Chooser(self.performance, lambda agent: self._running.get(agent.spec.agent_id, ()))
-        loads = []
-        for order, registered in enumerate(store.workers.agents()):
-            load = AgentLoad(registered.spec, order)
-            load.running.update(f"running-{i}" for i in range(len(self._running.get(registered.spec.agent_id, ()))))
-            loads.append(load)
-        self._directory = AgentDirectory(loads)
-        waiting = waiting_from(store.ready_tasks(self.now))
-        self._shares = shares(waiting, [load.spec for load in loads])
-
-    def directory(self) -> AgentDirectory:
-        return self._directory
-
-    def candidate(self, agent: AgentLoad, task_type: str, resources: bool = False) -> Candidate:
-        agent_id = agent.spec.agent_id
-        estimate, expected, score = self.performance.standing(agent_id, task_type, self.now)
-        return Candidate(agent.spec, len(agent.running), 0, score, estimate, self.chooser.available_in(agent, self.now),
-                         healthy=self.performance.healthy(agent_id), expected=expected,
-                         evidence=self.performance.has_evidence(agent_id, self.now))  # fmt: skip
-
-    def best_matching(self, agents: list[AgentLoad], task_type: str) -> Candidate | None:
-        """The best of ``agents`` that takes tasks (they match everything the request asks)."""
-        return choose([self.candidate(a, task_type) for a in agents], task_type, NO_REQUIREMENTS, best_only=True).best
-
-    def parts(self, agent_id: str) -> ScoreParts:
-        return self.performance.parts(agent_id, self.now)
-
-    def expected(self, agent_id: str, task_type: str) -> float:
-        return self.performance.expected_time(agent_id, task_type, self.now)
-
-    def queued(self, agent: AgentLoad) -> float:
-        return self._shares.get(agent.spec.agent_id, 0.0)
-
-
-def read_agents(runtime: Runtime, question: Callable[[LiveAgents | StoredView], T]) -> T:
-    """``question`` answered from the live view when this runtime's engine runs (or has agents to run), on the
-    engine's thread; else from the stored view. Whatever ``question`` returns must not hold on to the view."""
-    if runtime.running or runtime.agents():
-        if not runtime.running:
-            runtime.start()
-        now = runtime.clock.now()
-        return runtime.ask_engine(lambda service: question(service.agents_view(now)))
-    return question(_stored_view(runtime))
-
-
-def _stored_view(runtime: Runtime) -> StoredView:
-    cached = _stored_views.get(runtime)
-    if cached is not None and time.monotonic() - cached[0] < _STORED_VIEW_TTL:
-        return cached[1]
-    view = StoredView(runtime)
-    _stored_views[runtime] = (time.monotonic(), view)
-    return view
+def read_agents(runtime: Runtime, question: Callable[[AgentsView], T]) -> T:
+    """``question`` answered over the agents through the runtime's backend: the live view when its engine runs
+    (or has agents to run), on the engine's thread; else the stored view. Whatever ``question`` returns must not
+    hold on to the view."""
+    return runtime.read(lambda backend: backend.read_agents(question), start=True)

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pepper.core.agents_view import AgentProfile, LiveView, StoredView, read_agents
+from pepper.core.agents_view import AgentProfile, read_agents
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
+from pepper.engine.inspection import AgentsView
 from pepper.errors import AgentNotFoundError, NoEligibleAgentError, TaskNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.requirements import Requirements
@@ -31,7 +32,7 @@ class AgentSelector(Component):
         """Every eligible agent, best first (empty if none is eligible)."""
         task_type, req = _task_type(task_type), Requirements.parse(requirements)
 
-        def rank(view: LiveView | StoredView) -> list[AgentProfile]:
+        def rank(view: AgentsView) -> list[AgentProfile]:
             choice = _choose(view, task_type, req)
             return [AgentProfile.of(c.spec, c.running, view.parts(c.agent_id), c.projected_finish,
                                     choice.notes.get(c.agent_id, ())) for c in choice.eligible]  # fmt: skip
@@ -42,7 +43,7 @@ class AgentSelector(Component):
         """The best eligible agent; ``NoEligibleAgentError`` lists every agent and why it was ruled out."""
         task_type, req = _task_type(task_type), Requirements.parse(requirements)
 
-        def select(view: LiveView | StoredView) -> AgentProfile:
+        def select(view: AgentsView) -> AgentProfile:
             choice = _choose(view, task_type, req, best_only=True)
             best = choice.best
             if best is None:
@@ -57,7 +58,7 @@ class AgentSelector(Component):
     def get_agent_capabilities(self, agent_id: str) -> AgentProfile:
         """Task types, skills, capacity, resources, config, score and load of an agent."""
 
-        def profile(view: LiveView | StoredView) -> AgentProfile:
+        def profile(view: AgentsView) -> AgentProfile:
             agent = view.directory().agents.get(agent_id)
             if agent is None:
                 raise AgentNotFoundError(agent_id, view.directory().agents)
@@ -66,7 +67,7 @@ class AgentSelector(Component):
         return read_agents(self.runtime, profile)
 
 
-def _choose(view: LiveView | StoredView, task_type: str, req: Requirements, best_only: bool = False) -> Choice:
+def _choose(view: AgentsView, task_type: str, req: Requirements, best_only: bool = False) -> Choice:
     """The eligible agents for a task (call inside ``read_agents``: a live view is read on the engine's thread)."""
     matching = view.directory().matching(task_type, req.skills)
     if best_only and asks_only_type_and_skills(req):  # the common case, ranked without building candidates
@@ -99,7 +100,7 @@ class LoadBalancer(Component):
     """Agent load, and plans that spread a workload so the last task finishes as early as possible."""
 
     def get_agent_load(self, agent_id: str) -> AgentLoadReport:
-        def load(view: LiveView | StoredView) -> AgentLoadReport:
+        def load(view: AgentsView) -> AgentLoadReport:
             agent = view.directory().agents.get(agent_id)
             if agent is None:
                 raise AgentNotFoundError(agent_id, view.directory().agents)
@@ -117,7 +118,7 @@ class LoadBalancer(Component):
         chosen = None if agents is None else _items(agents, "agents")
         task_types = {t.task_type for t in plan_tasks}
 
-        def standing(view: LiveView | StoredView) -> tuple[list[Candidate], dict[tuple[str, str], float]]:
+        def standing(view: AgentsView) -> tuple[list[Candidate], dict[tuple[str, str], float]]:
             candidates = self._candidates(view, chosen)
             times = {(c.agent_id, t): view.expected(c.agent_id, t) for c in candidates for t in task_types}
             return candidates, times
@@ -149,7 +150,7 @@ class LoadBalancer(Component):
         return PlanTask(task_id, task_type, getattr(task, "requirements", Requirements()))
 
     @staticmethod
-    def _candidates(view: LiveView | StoredView, agents: list[Any] | None) -> list[Candidate]:
+    def _candidates(view: AgentsView, agents: list[Any] | None) -> list[Candidate]:
         directory = view.directory()
 
         def standing(agent: AgentLoad) -> Candidate:

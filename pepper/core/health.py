@@ -118,7 +118,7 @@ class HealthMonitor(AlertSource):
         agents = runtime.agents()
         if not agents:
             return
-        service = await runtime.engine()  # the agents registered here run (and answer) on its loop
+        backend = await runtime.backend()  # the agents registered here run (and answer) on its engine's loop
         answers = await asyncio.gather(*(_ask(agent, timeout) for agent in agents))
         now = runtime.clock.now()
         for agent, (ok, error) in zip(agents, answers, strict=True):
@@ -127,14 +127,14 @@ class HealthMonitor(AlertSource):
             self._checks[agent_id] = (ok, error)
             healthy = ok is not False and error is None
             if healthy != (before[0] is not False and before[1] is None) or not healthy:
-                service.set_health(agent_id, healthy, now)
+                await backend.report_health(agent_id, healthy, now)
 
     def _component(self, name: str, now: float) -> ComponentHealth:
         return getattr(self, f"_{name}")(now)
 
     def _engine_figures(self) -> EngineFigures | None:
         """This process's engine figures, copied on the engine's thread (None without an engine here)."""
-        return self.runtime.ask_local_engine(lambda service: service.figures())
+        return self.runtime.read(lambda backend: backend.figures())
 
     def _agents(self, now: float) -> ComponentHealth:
         runtime = self.runtime

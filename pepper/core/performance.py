@@ -13,7 +13,6 @@ from typing import Any
 
 from pepper.core.alerting import AlertSource
 from pepper.core.runtime import Runtime
-from pepper.engine.stored import stored_observations
 from pepper.errors import ValidationError, suggest
 from pepper.model.units import parse_duration
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -96,10 +95,7 @@ def window_seconds(window: Any) -> float:
 
 def observations(runtime: Runtime, since: float) -> tuple[list[Observation], str]:
     """Attempts that ended after ``since``: this engine's (in memory), else the database's; and which."""
-    found = runtime.ask_local_engine(lambda service: service.recent_attempts(since))
-    if found is not None:
-        return found, "this process"
-    return stored_observations(runtime.store, since), "database"
+    return runtime.read(lambda backend: backend.observations(since))
 
 
 class PerformanceMonitor(AlertSource):

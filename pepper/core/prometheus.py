@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from pepper.core.runtime import Runtime
+from pepper.engine.inspection import EngineCounters
 from pepper.errors import ValidationError
 from pepper.model.lease import room
 
@@ -49,9 +50,10 @@ class PepperCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._stored()
-        # read on the engine's thread, where it changes
-        found = self.runtime.ask_local_engine(lambda service: list(self._engine(service)))
-        yield from found or ()
+        # copied on the engine's thread, where they change
+        counters = self.runtime.read(lambda backend: backend.counters())
+        if counters is not None:
+            yield from _engine(counters)
 
     def _stored(self) -> Iterator[Metric]:
         store = self.runtime.store
@@ -89,34 +91,33 @@ class PepperCollector(Collector):
         yield GaugeMetricFamily("pepper_workers", "Workers (processes running an engine) that have not stopped",
                                 value=len(store.workers.live()))  # fmt: skip
 
-    def _engine(self, service: Any) -> Iterator[Metric]:
-        hook = service.metrics
-        if hook is None:
-            return
-        for name, help_text in _COUNTERS.items():
-            family = CounterMetricFamily(f"pepper_{name}", help_text, labels=["task_type", "agent"])
-            for (counter, task_type, agent), n in sorted(hook.counters.items()):
-                if counter == name:
-                    family.add_metric([task_type, agent], n)
-            yield family
-        for name, help_text, histograms in (
-            ("pepper_queue_wait_seconds", "Seconds tasks waited between ready and started", hook.waits),
-            ("pepper_run_seconds", "Seconds completed attempts ran", hook.runs),
-        ):
-            histogram_family = HistogramMetricFamily(name, help_text, labels=["task_type", "agent"])
-            for (task_type, agent), histogram in sorted(histograms.items()):
-                histogram_family.add_metric([task_type, agent], histogram.cumulative(), histogram.sum)
-            yield histogram_family
-        running = GaugeMetricFamily("pepper_running", "Tasks running on each agent of this engine", labels=["agent"])
-        queued = GaugeMetricFamily("pepper_queued", "Ready tasks waiting for each agent (shared ones in part)",
-                                   labels=["agent"])  # fmt: skip
-        for agent_id, n_running, share in service.agent_loads():
-            running.add_metric([agent_id], n_running)
-            queued.add_metric([agent_id], share)
-        yield running
-        yield queued
-        yield GaugeMetricFamily("pepper_loop_lag_seconds", "How late the engine's event loop ran a timer (last minute)",
-                                value=service.lag.worst)  # fmt: skip
+
+def _engine(counters: EngineCounters) -> Iterator[Metric]:
+    """The families of this process's engine, from a copy of its counters."""
+    for name, help_text in _COUNTERS.items():
+        family = CounterMetricFamily(f"pepper_{name}", help_text, labels=["task_type", "agent"])
+        for (counter, task_type, agent), n in sorted(counters.counters.items()):
+            if counter == name:
+                family.add_metric([task_type, agent], n)
+        yield family
+    for name, help_text, histograms in (
+        ("pepper_queue_wait_seconds", "Seconds tasks waited between ready and started", counters.waits),
+        ("pepper_run_seconds", "Seconds completed attempts ran", counters.runs),
+    ):
+        histogram_family = HistogramMetricFamily(name, help_text, labels=["task_type", "agent"])
+        for (task_type, agent), (buckets, total) in sorted(histograms.items()):
+            histogram_family.add_metric([task_type, agent], buckets, total)
+        yield histogram_family
+    running = GaugeMetricFamily("pepper_running", "Tasks running on each agent of this engine", labels=["agent"])
+    queued = GaugeMetricFamily("pepper_queued", "Ready tasks waiting for each agent (shared ones in part)",
+                               labels=["agent"])  # fmt: skip
+    for agent_id, n_running, share in counters.loads:
+        running.add_metric([agent_id], n_running)
+        queued.add_metric([agent_id], share)
+    yield running
+    yield queued
+    yield GaugeMetricFamily("pepper_loop_lag_seconds", "How late the engine's event loop ran a timer (last minute)",
+                            value=counters.loop_lag)  # fmt: skip
 
 
 def registry(runtime: Runtime) -> CollectorRegistry:

@@ -194,17 +194,6 @@ class Runtime:
             raise RuntimeClosedError("the engine is not running; start the runtime before calling this from inside it")
         return self.portal().call(self.engine())
 
-    def ask_engine(self, question: Callable[[EngineService], T]) -> T:
-        """``question`` asked of this process's engine (started now if needed) on the engine's thread, where
-        its state may be read; what it returns must be a copy, or immutable."""
-        service = self._running_service()
-        return self._on_engine(lambda: question(service))
-
-    def ask_local_engine(self, question: Callable[[EngineService], T]) -> T | None:
-        """``ask_engine`` if an engine runs in this process, else None (nothing is started)."""
-        service = self._service
-        return None if service is None else self._on_engine(lambda: question(service))
-
     def place(self, placements: Mapping[str, str | None]) -> None:
         """Pin waiting tasks to agents (a workload plan's assignments); ``None`` lifts a placement."""
         service = self._service
@@ -254,13 +243,29 @@ class Runtime:
             if self._service is not None:
                 self._service.add_hook(hook)
 
-    async def backend(self) -> Backend:
-        """Where task calls go: the engine when agents live here, else the store directly."""
-        if self._service is not None or self._agents:
+    async def backend(self, *, start: bool = False) -> Backend:
+        """Where the faces' calls go: the engine when it runs here or agents live here (or ``start``: it is
+        started now, as driving a workflow run needs it), else the store directly."""
+        if start or self._service is not None or self._agents:
             return await self.engine()
+        return self._store_backend()
+
+    def _store_backend(self) -> StoreBackend:
         if self._offline is None:
-            self._offline = StoreBackend(self.store, self.clock, self.worker_id, self.settings.priority_ageing)
+            s = self.settings
+            self._offline = StoreBackend(self.store, self.clock, self.worker_id, s.priority_ageing, s.score_half_life)
         return self._offline
+
+    def read(self, question: Callable[[Backend], T], *, start: bool = False) -> T:
+        """``question`` asked of the backend's reads at once: on the engine's thread when an engine runs here
+        (``start``: started first if agents are registered here), else of the store. Whatever it returns
+        must be a copy, or immutable."""
+        if start and self._service is None and self._agents:
+            self.start()
+        service = self._service
+        if service is None:
+            return question(self._store_backend())
+        return self._on_engine(lambda: question(service))
 
     # -- agents -------------------------------------------------------------------------
 

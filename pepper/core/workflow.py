@@ -69,19 +69,19 @@ class _Runs(Component):
         spec.validate()
         self._check_agents(spec)
         inputs = _check_inputs(inputs)
-        service = await self.runtime.engine()
+        backend = await self.runtime.backend(start=True)  # a run is driven by an engine
         predicted = None
         policy = getattr(self, "policy", "default")
         if policy != "default" or getattr(self, "predict", False):
             from pepper.core.planning import prepare_run
 
             spec, predicted = prepare_run(spec, self.runtime, policy)
-        self.run_id = await service.start_run(spec, inputs, predicted)
+        self.run_id = await backend.start_run(spec, inputs, predicted)
         return self.run_id
 
     async def _wait(self, run_id: str | None, timeout: Any, *, limit: bool = False) -> WorkflowResult:
-        service = await self.runtime.engine()
-        return await service.wait_run(self._run_id(run_id), _check_timeout(timeout), cancel_at_timeout=limit)
+        backend = await self.runtime.backend(start=True)
+        return await backend.wait_run(self._run_id(run_id), _check_timeout(timeout), cancel_at_timeout=limit)
 
     def _run_id(self, run_id: str | None) -> str:
         if run_id is None:
@@ -96,47 +96,29 @@ class _Runs(Component):
     async def status_async(self, run_id: str | None = None) -> WorkflowResult:
         """Where a run stands now (default: the latest run), step by step."""
         run_id = self._run_id(run_id)
-        found = self.runtime.ask_local_engine(lambda service: service.run_result(run_id))
-        return found if found is not None else _stored_result(self.runtime, run_id)
+        return self.runtime.read(lambda backend: backend.run_result(run_id))
 
     @on_engine_loop
     async def cancel_async(self, run_id: str | None = None, reason: str | None = None) -> bool:
         """Cancel a run (default: the latest): its unfinished steps are cancelled. False if it had ended."""
         run_id = self._run_id(run_id)
-        service = await self.runtime.engine()
-        return service.cancel_run(run_id, reason or "the run was cancelled on request")
+        backend = await self.runtime.backend(start=True)
+        return await backend.cancel_run(run_id, reason or "the run was cancelled on request")
 
     @on_engine_loop
     async def resume_async(self, run_id: str, timeout: float | None = None) -> WorkflowResult:
         """Drive a run whose process stopped (a crash, a kill) to its end from here; steps that completed are
         not run again. Python conditions come from this workflow."""
         run_id = self._run_id(run_id)
-        service = await self.runtime.engine()
+        backend = await self.runtime.backend(start=True)
         spec = getattr(self, "spec", None)
-        service.resume_run(run_id, spec)
+        await backend.resume_run(run_id, spec)
         self.run_id = run_id
-        return await service.wait_run(run_id, _check_timeout(timeout))
+        return await backend.wait_run(run_id, _check_timeout(timeout))
 
     status = blocking(status_async)
     cancel = blocking(cancel_async)
     resume = blocking(resume_async)
-
-
-def _stored_result(runtime: Runtime, run_id: str) -> WorkflowResult:
-    """A run's result read from the store alone (no engine in this process)."""
-    from pepper.model.workflow import task_id_of
-    from pepper.model.workflow_run import StepResult
-
-    record = runtime.store.runs.get(run_id)
-    tasks = runtime.store.runs.tasks(run_id)
-    steps = {}
-    for step in record.spec.steps:
-        tid = task_id_of(run_id, step.step_id)
-        stored = tasks.get(tid)
-        steps[step.step_id] = StepResult.of(step.step_id, tid, stored.to_status() if stored else None,
-                                            step.dependencies)  # fmt: skip
-    return WorkflowResult(run_id, record.workflow, record.state, steps, record.inputs, record.created_at,
-                          record.finished_at, record.reason, record.plan)  # fmt: skip
 
 
 class WorkflowController(_Runs):
@@ -238,7 +220,8 @@ class WorkflowController(_Runs):
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs of this workflow (by name), most recent first."""
-        return [r for r in self.runtime.store.runs.list(limit=max(limit * 5, 100)) if r.workflow == self.name][:limit]
+        found = self.runtime.read(lambda backend: backend.list_runs(max(limit * 5, 100)))
+        return [r for r in found if r.workflow == self.name][:limit]
 
     def __repr__(self) -> str:
         return f"WorkflowController({self.name!r}, steps={[s.step_id for s in self.steps]})"

@@ -10,18 +10,24 @@ internals (``tests/unit/test_layers.py`` keeps it so).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
+from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
 from pepper.model.feedback import TaskFeedback
 from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
+from pepper.model.workflow import WorkflowSpec
+from pepper.model.workflow_run import RunRecord, WorkflowResult
 from pepper.monitoring.window import Observation
+
+T = TypeVar("T")
 
 
 class Backend(Protocol):
-    """Submit, follow, wait for, cancel and recover tasks; rate them; read recent performance."""
+    """Submit, follow, wait for, cancel and recover tasks; rate them; run workflows; read agents, health and
+    performance figures."""
 
     async def submit(self, tasks: Sequence[Task]) -> list[Task]:
         """Validate and store ``tasks`` (all or none); returns once they are durable."""
@@ -63,6 +69,53 @@ class Backend(Protocol):
         """Pin waiting tasks to agents; ``None`` lifts a placement."""
         ...
 
-    async def observations(self, since: float) -> tuple[list[Observation], str]:
-        """Attempts that ended after ``since``, and where they were read (this process, or the database)."""
+    # -- workflow runs: driven by an engine (the store alone raises RuntimeClosedError) -------
+
+    async def start_run(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None) -> str:
+        """Start a run of ``spec``; its id."""
+        ...
+
+    async def wait_run(self, run_id: str, timeout: float | None, *, cancel_at_timeout: bool = False) -> WorkflowResult:
+        """Wait for a run to end; ``WaitTimeoutError`` (or, with ``cancel_at_timeout``, the run cancelled and
+        ``WorkflowTimeoutError``) after ``timeout``."""
+        ...
+
+    async def cancel_run(self, run_id: str, reason: str) -> bool:
+        """Cancel a run's unfinished steps; False if it had ended."""
+        ...
+
+    async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
+        """Drive a run whose process stopped to its end from here (``spec`` gives Python conditions)."""
+        ...
+
+    # -- reads answered at once, from a snapshot (an engine's are made on its thread) --------
+
+    def run_result(self, run_id: str) -> WorkflowResult:
+        """Where a run stands now, step by step."""
+        ...
+
+    def list_runs(self, limit: int) -> list[RunRecord]:
+        """The latest runs, most recent first."""
+        ...
+
+    def read_agents(self, question: Callable[[AgentsView], T]) -> T:
+        """``question`` answered over the agents (load, capacity, score, skills) as the selector sees them;
+        what it returns must not hold on to the view."""
+        ...
+
+    def observations(self, since: float) -> tuple[list[Observation], str]:
+        """Attempts that ended after ``since`` (the performance figures' input), and where they were read
+        (this process, or the database)."""
+        ...
+
+    def figures(self) -> EngineFigures | None:
+        """What the health monitor reads of an engine running here (None without one)."""
+        ...
+
+    def counters(self) -> EngineCounters | None:
+        """This process's engine counters, histograms and agent loads (None without an engine or metrics)."""
+        ...
+
+    async def report_health(self, agent_id: str, healthy: bool, at: float) -> None:
+        """An agent's health check passed or failed (its score follows)."""
         ...

@@ -9,54 +9,89 @@ engine thread is a copy (``EngineFigures``, candidates, plain numbers).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pepper.engine.live import LiveTask
 from pepper.engine.state import EngineState
-from pepper.model.task import TaskState
+from pepper.model.agent import AgentSpec
+from pepper.model.status import TaskError
+from pepper.model.task import Task, TaskState
+from pepper.scheduling.choice import Chooser
 from pepper.scheduling.directory import AgentDirectory
 from pepper.scheduling.explain import WaitFacts
 from pepper.scheduling.load import AgentLoad
-from pepper.scheduling.performance import ScoreParts
+from pepper.scheduling.performance import Performance, ScoreParts
 from pepper.scheduling.selection import Candidate
 
 
+class Waiting(Protocol):
+    """A task as the waiting facts read it: a ``LiveTask`` (memory) or a ``TaskRecord`` (the store)."""
+
+    @property
+    def task(self) -> Task: ...
+    @property
+    def state(self) -> TaskState: ...
+    @property
+    def next_attempt_at(self) -> float | None: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def error(self) -> TaskError | None: ...
+    @property
+    def parked_at(self) -> float | None: ...
+    @property
+    def placement(self) -> str | None: ...
+
+
+def facts_of(
+    t: Waiting, now: float, dependencies: Mapping[str, TaskState | None], agents: Sequence[tuple[AgentSpec, int]],
+    ahead: int, *, agent_notes: Mapping[str, str] | None = None, accepting: bool = True,
+    resources_short: Mapping[str, float] | None = None, resources_where: str | None = None,
+) -> WaitFacts:  # fmt: skip
+    """What ``scheduling.explain`` needs to say why ``t`` waits, from what its holder (an engine's memory or
+    the store) knows: its dependencies' states, the agents with their running counts, the tasks ahead of it."""
+    return WaitFacts(
+        task=t.task,
+        state=t.state,
+        now=now,
+        dependency_states=dependencies,
+        parked_dependencies=frozenset(d for d, s in dependencies.items() if s is TaskState.PARKED),
+        agents=agents,
+        agent_notes=agent_notes or {},
+        ahead=ahead,
+        next_attempt_at=t.next_attempt_at,
+        failures=t.failures,
+        last_error=t.error,
+        parked_at=t.parked_at,
+        accepting=accepting,
+        pinned=t.placement or t.task.agent,
+        resources_short=resources_short or {},
+        resources_where=resources_where,
+    )
+
+
 def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None:
-    """What ``scheduling.explain`` needs to say why ``task_id`` waits (None if not in memory)."""
+    """The waiting facts of ``task_id`` as the engine's memory knows them (None if not in memory)."""
     t = state.tasks.get(task_id)
     if t is None:
         return None
     deps = {}
-    parked = set()
     for dep in t.task.dependencies:
         d = state.tasks.get(dep)
-        if d is not None and d.state is TaskState.PARKED:
-            parked.add(dep)
         # Not in memory and nobody awaits it: it finished and was trimmed.
         deps[dep] = d.state if d is not None else (None if dep in state.awaiting else TaskState.COMPLETED)
     short, where = _resource_shortfall(state, t)
     pinned = t.placement or t.task.agent
     elsewhere = [state.peers[pinned]] if pinned in state.peers else []  # placed on another worker's agent
-    return WaitFacts(
-        task=t.task,
-        state=t.state,
-        now=now,
-        dependency_states=deps,
-        parked_dependencies=frozenset(parked),
-        agents=[(a.spec, len(a.running)) for a in state.agents.values()] + [(p, 0) for p in elsewhere],
+    return facts_of(
+        t, now, deps, [(a.spec, len(a.running)) for a in state.agents.values()] + [(p, 0) for p in elsewhere],
+        _ahead(state, t),
         agent_notes={a.spec.agent_id: a.note for a in state.agents.values() if a.note}
         | {p.agent_id: "runs on another worker, which takes the task when it has room" for p in elsewhere},
-        ahead=_ahead(state, t),
-        next_attempt_at=t.next_attempt_at,
-        failures=t.failures,
-        last_error=t.error,
-        parked_at=t.parked_at,
-        accepting=state.accepting,
-        pinned=t.placement or t.task.agent,
-        resources_short=short,
-        resources_where=where,
-    )
+        accepting=state.accepting, resources_short=short, resources_where=where,
+    )  # fmt: skip
 
 
 def _ahead(state: EngineState, t: LiveTask) -> int:
@@ -129,6 +164,20 @@ def engine_figures(state: EngineState, worker_id: str, loop_lag: float, stuck_th
     return EngineFigures(worker_id, state.accepting, loop_lag, running, waiting, stuck_threads)
 
 
+@dataclass(frozen=True, slots=True)
+class EngineCounters:
+    """This engine's own counters, histograms and agent loads, copied on its thread (for Prometheus)."""
+
+    #: (counter, task type, agent id or "") -> count
+    counters: Mapping[tuple[str, str, str], int]
+    #: (task type, agent id) -> (cumulative buckets, sum), of queue waits and of run times
+    waits: Mapping[tuple[str, str], tuple[list[tuple[str, int]], float]]
+    runs: Mapping[tuple[str, str], tuple[list[tuple[str, int]], float]]
+    #: (agent id, tasks running, share of the ready tasks) of every agent here, by id
+    loads: tuple[tuple[str, int, float], ...]
+    loop_lag: float
+
+
 # -- agents as the selector and the balancer see them -------------------------------------
 
 _directories: weakref.WeakKeyDictionary[EngineState, tuple[int, AgentDirectory]] = weakref.WeakKeyDictionary()
@@ -144,74 +193,92 @@ def directory(state: EngineState) -> AgentDirectory:
     return built
 
 
+class AgentsView:
+    """The agents as the selector and the balancer see them at one moment, whichever source they come from:
+    an engine's live state (``live_agents``; use it on the engine's thread only) or the database
+    (``stored.stored_agents``). One rule for an agent's standing, fed by either."""
+
+    def __init__(
+        self, agents: AgentDirectory, performance: Performance, chooser: Chooser, now: float,
+        queued: Callable[[AgentLoad], float], room: Callable[[str], Mapping[str, float]] | None = None,
+    ) -> None:  # fmt: skip
+        self._agents = agents
+        self.performance = performance
+        self.chooser = chooser
+        self.now = now
+        self._queued = queued
+        self._room = room  # free pool resources of an agent; None where they are not known
+
+    def directory(self) -> AgentDirectory:
+        return self._agents
+
+    def candidate(self, agent: AgentLoad, task_type: str, resources: bool = False) -> Candidate:
+        """One agent's standing for a task of ``task_type``: load, score, estimate, when it is free."""
+        agent_id = agent.spec.agent_id
+        performance, now = self.performance, self.now
+        estimate, expected, score = performance.standing(agent_id, task_type, now)
+        return Candidate(
+            agent.spec,
+            len(agent.running),
+            0,
+            score,
+            estimate,
+            self.chooser.available_in(agent, now),
+            agent.accepting,
+            performance.healthy(agent_id),
+            self._room(agent_id) if resources and self._room is not None else None,
+            agent.note,
+            expected,
+            performance.has_evidence(agent_id, now),
+        )
+
+    def best_matching(self, agents: Iterable[AgentLoad], task_type: str) -> Candidate | None:
+        """The best of ``agents`` that takes tasks, for a request that asks only for a type and skills they
+        all match (``selection.asks_only_type_and_skills``).
+
+        Ranks by ``selection.rank_key`` without building a ``Candidate`` for every agent: selection among
+        hundreds of matching agents stays in microseconds.
+        """
+        standing = self.performance.standing
+        available_in = self.chooser.available_in
+        now = self.now
+        best: AgentLoad | None = None
+        best_key: tuple[float, float, float, str] | None = None
+        for agent in agents:
+            if not agent.accepting:
+                continue
+            spec = agent.spec
+            running = len(agent.running)
+            _estimate, expected, score = standing(spec.agent_id, task_type, now)
+            wait = 0.0 if running < spec.capacity else available_in(agent, now)
+            key = (wait + expected, -score, running / spec.capacity, spec.agent_id)
+            if best_key is None or key < best_key:
+                best, best_key = agent, key
+        return None if best is None else self.candidate(best, task_type)
+
+    def parts(self, agent_id: str) -> ScoreParts:
+        return self.performance.parts(agent_id, self.now)
+
+    def expected(self, agent_id: str, task_type: str) -> float:
+        return self.performance.expected_time(agent_id, task_type, self.now)
+
+    def queued(self, agent: AgentLoad) -> float:
+        """The agent's share of the ready tasks (shared ones counted in part)."""
+        return self._queued(agent)
+
+
+def live_agents(state: EngineState, now: float) -> AgentsView:
+    """The agents of an engine state as the selector and the balancer see them (on the engine's thread)."""
+    resources = state.resources
+    return AgentsView(directory(state), state.performance, state.chooser, now, state.routing.queued_share,
+                      lambda agent_id: resources.available(agent_id)[0])  # fmt: skip
+
+
 def candidate(state: EngineState, agent: AgentLoad, task_type: str, now: float, resources: bool = False) -> Candidate:
-    """One agent's standing for a task of ``task_type``: load, score, estimate, when it is free."""
-    agent_id = agent.spec.agent_id
-    performance = state.performance
-    estimate, expected, score = performance.standing(agent_id, task_type, now)
-    return Candidate(
-        agent.spec,
-        len(agent.running),
-        0,
-        score,
-        estimate,
-        0.0 if agent.free > 0 else state.chooser.available_in(agent, now),
-        agent.accepting,
-        performance.healthy(agent_id),
-        state.resources.available(agent_id)[0] if resources else None,
-        agent.note,
-        expected,
-        performance.has_evidence(agent_id, now),
-    )
+    """One agent's standing for a task of ``task_type`` (``AgentsView.candidate`` over the live state)."""
+    return live_agents(state, now).candidate(agent, task_type, resources)
 
 
 def best_matching(state: EngineState, agents: Iterable[AgentLoad], task_type: str, now: float) -> Candidate | None:
-    """The best of ``agents`` that takes tasks, for a request that asks only for a type and skills they all
-    match (``selection.asks_only_type_and_skills``).
-
-    Ranks by ``selection.rank_key`` without building a ``Candidate`` for every agent: selection among
-    hundreds of matching agents stays in microseconds.
-    """
-    standing = state.performance.standing
-    available_in = state.chooser.available_in
-    best: AgentLoad | None = None
-    best_key: tuple[float, float, float, str] | None = None
-    for agent in agents:
-        if not agent.accepting:
-            continue
-        spec = agent.spec
-        running = len(agent.running)
-        _estimate, expected, score = standing(spec.agent_id, task_type, now)
-        wait = 0.0 if running < spec.capacity else available_in(agent, now)
-        key = (wait + expected, -score, running / spec.capacity, spec.agent_id)
-        if best_key is None or key < best_key:
-            best, best_key = agent, key
-    return None if best is None else candidate(state, best, task_type, now)
-
-
-class LiveAgents:
-    """The agents of an engine state as the selector and the balancer see them; build and use it on the
-    engine's thread only (``EngineService.agents_view``)."""
-
-    def __init__(self, state: EngineState, now: float) -> None:
-        self._state = state
-        self.now = now
-
-    def directory(self) -> AgentDirectory:
-        return directory(self._state)
-
-    def candidate(self, agent: AgentLoad, task_type: str, resources: bool = False) -> Candidate:
-        return candidate(self._state, agent, task_type, self.now, resources)
-
-    def best_matching(self, agents: list[AgentLoad], task_type: str) -> Candidate | None:
-        """The best of ``agents`` that takes tasks (they match everything the request asks)."""
-        return best_matching(self._state, agents, task_type, self.now)
-
-    def parts(self, agent_id: str) -> ScoreParts:
-        return self._state.performance.parts(agent_id, self.now)
-
-    def expected(self, agent_id: str, task_type: str) -> float:
-        return self._state.performance.expected_time(agent_id, task_type, self.now)
-
-    def queued(self, agent: AgentLoad) -> float:
-        return self._state.routing.queued_share(agent)
+    """``AgentsView.best_matching`` over the live state."""
+    return live_agents(state, now).best_matching(agents, task_type)

@@ -1,17 +1,28 @@
-"""The engine's front door: every request a runtime makes, as coroutines on the engine loop."""
+"""The engine's front door: every request a runtime makes, as coroutines on the engine loop.
+
+Over 400 lines, kept whole: it is the one ``Backend`` an engine offers, each method a short hop onto its state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pepper.engine.attempts import AgentHandle
 from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
-from pepper.engine.inspection import EngineFigures, LiveAgents, engine_figures, has_local_work, wait_facts
+from pepper.engine.inspection import (
+    AgentsView,
+    EngineCounters,
+    EngineFigures,
+    engine_figures,
+    has_local_work,
+    live_agents,
+    wait_facts,
+)
 from pepper.engine.loop import Engine, WaitGroup, budget_lease_id
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.sampler import Sampler
@@ -47,11 +58,13 @@ from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec
-from pepper.model.workflow_run import WorkflowResult
+from pepper.model.workflow_run import RunRecord, WorkflowResult
 from pepper.monitoring.window import Observation
 from pepper.scheduling.explain import explain
 from pepper.store.ratings import rate_task
 from pepper.store.sqlite import SQLiteStore
+
+T = TypeVar("T")
 
 
 class _KnownTasks:
@@ -349,16 +362,11 @@ class EngineService:
                 engine.load([task_id], cause="placement")
             engine.dispatch(PlacementSet(task_id, agent_id, now))
 
-    async def observations(self, since: float) -> tuple[list[Observation], str]:
+    def observations(self, since: float) -> tuple[list[Observation], str]:
         """Attempts that ended after ``since``: this engine's (in memory), else the database's."""
-        found = self.recent_attempts(since)
-        if found is not None:
-            return found, "this process"
+        if self.metrics is not None:
+            return self.metrics.window.since(since), "this process"
         return stored_observations(self.engine.store, since), "database"
-
-    def recent_attempts(self, since: float) -> list[Observation] | None:
-        """A copy of the attempts this engine saw end after ``since`` (None when it keeps no metrics)."""
-        return None if self.metrics is None else self.metrics.window.since(since)
 
     def leases_changed(self) -> None:
         """The pool's leases changed (another component granted or released one): read them again."""
@@ -367,24 +375,34 @@ class EngineService:
     def add_hook(self, hook: EngineHook) -> None:
         self.engine.hooks.append(hook)
 
-    def set_health(self, agent_id: str, healthy: bool, now: float) -> None:
+    async def report_health(self, agent_id: str, healthy: bool, at: float) -> None:
         """An agent's health check passed or failed."""
-        self.engine.dispatch(HealthChanged(agent_id, healthy, now))
+        self.engine.dispatch(HealthChanged(agent_id, healthy, at))
 
     def figures(self) -> EngineFigures:
         """A copy of what the health monitor reads of this engine."""
         engine = self.engine
         return engine_figures(engine.state, engine.worker_id, self.lag.worst, engine.attempts.stuck_threads)
 
-    def agent_loads(self) -> list[tuple[str, int, float]]:
-        """``(agent id, tasks running, share of the ready tasks)`` of every agent here, by id."""
+    def counters(self) -> EngineCounters | None:
+        """A copy of this engine's counters, histograms and agent loads (None when it keeps no metrics)."""
+        hook = self.metrics
+        if hook is None:
+            return None
         state = self.engine.state
-        return [(agent_id, len(agent.running), state.routing.queued_share(agent))
-                for agent_id, agent in sorted(state.agents.items())]  # fmt: skip
+        loads = tuple((agent_id, len(agent.running), state.routing.queued_share(agent))
+                      for agent_id, agent in sorted(state.agents.items()))  # fmt: skip
+        return EngineCounters(
+            dict(hook.counters),
+            {key: (h.cumulative(), h.sum) for key, h in hook.waits.items()},
+            {key: (h.cumulative(), h.sum) for key, h in hook.runs.items()},
+            loads,
+            self.lag.worst,
+        )
 
-    def agents_view(self, now: float) -> LiveAgents:
-        """The agents as the selector and the balancer see them; use it on the engine's thread only."""
-        return LiveAgents(self.engine.state, now)
+    def read_agents(self, question: Callable[[AgentsView], T]) -> T:
+        """``question`` over the live agents; call on the engine's thread only (the runtime hops there)."""
+        return question(live_agents(self.engine.state, self.engine.clock.now()))
 
     # -- workflow runs driven by this process -----------------------------------------------
 
@@ -397,8 +415,11 @@ class EngineService:
     def run_result(self, run_id: str) -> WorkflowResult:
         return self.engine.runs.result(run_id)
 
-    def cancel_run(self, run_id: str, reason: str) -> bool:
+    def list_runs(self, limit: int) -> list[RunRecord]:
+        return self.engine.store.runs.list(limit=limit)
+
+    async def cancel_run(self, run_id: str, reason: str) -> bool:
         return self.engine.runs.cancel(run_id, reason)
 
-    def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
+    async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         self.engine.runs.resume(run_id, spec)

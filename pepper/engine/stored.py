@@ -12,13 +12,16 @@ waiting on it, their dependencies, counts ahead of it), never the whole backlog.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
+from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures, facts_of
 from pepper.engine.state import EngineState
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
-from pepper.errors import ConflictError, TaskNotFoundError, WaitTimeoutError
+from pepper.errors import ConflictError, RuntimeClosedError, TaskNotFoundError, WaitTimeoutError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     Action,
@@ -37,25 +40,37 @@ from pepper.model.record import TaskRecord
 from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
+from pepper.model.workflow import WorkflowSpec, task_id_of
+from pepper.model.workflow_run import RunRecord, StepResult, WorkflowResult
 from pepper.monitoring.window import Observation
-from pepper.scheduling.backlog import ahead_in_routes
+from pepper.scheduling.backlog import ahead_in_routes, shares, waiting_from
+from pepper.scheduling.choice import Chooser
+from pepper.scheduling.directory import AgentDirectory
 from pepper.scheduling.eligibility import Route
 from pepper.scheduling.explain import WaitFacts, explain
+from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.performance import Performance
 from pepper.scheduling.queue import ageing_key
 from pepper.store.protocol import Store
 from pepper.store.ratings import rate_task
 
 _POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
+_AGENTS_TTL = 2.0  # seconds the stored agents view is reused
+T = TypeVar("T")
 
 
 class StoreBackend:
     """Submit, inspect, wait for and cancel tasks with the store alone."""
 
-    def __init__(self, store: Store, clock: Clock, writer: str, ageing: float = 10.0) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, writer: str, ageing: float = 10.0, half_life: float = 3600.0
+    ) -> None:
         self.store = store
         self.clock = clock
         self.writer = writer
         self.ageing = ageing  # priority points a waiting task gains per minute
+        self.half_life = half_life  # seconds after which an outcome counts half in an agent's score
+        self._agents: tuple[float, AgentsView] | None = None
 
     async def submit(self, tasks: Sequence[Task]) -> list[Task]:
         return list(self.store.submit(tasks, self.writer).tasks)
@@ -77,22 +92,8 @@ class StoreBackend:
         specs = [a.spec for a in self.store.workers.agents()]
         agents = [(spec, running.get(spec.agent_id, 0)) for spec in specs]
         now = self.clock.now()
-        return WaitFacts(
-            task=record.task,
-            state=record.state,
-            now=now,
-            dependency_states={d: (deps[d].state if d in deps else None) for d in record.task.dependencies},
-            parked_dependencies=frozenset(
-                d for d in record.task.dependencies if d in deps and deps[d].state is TaskState.PARKED
-            ),
-            agents=agents,
-            ahead=self._ahead(record, specs, now),
-            next_attempt_at=record.next_attempt_at,
-            failures=record.failures,
-            last_error=record.error,
-            parked_at=record.parked_at,
-            pinned=record.placement or record.task.agent,
-        )
+        states = {d: (deps[d].state if d in deps else None) for d in record.task.dependencies}
+        return facts_of(record, now, states, agents, self._ahead(record, specs, now))
 
     def _ahead(self, record: TaskRecord, specs: Sequence[AgentSpec], now: float) -> int:
         """Ready tasks the agents able to run ``record`` serve first: counted by the store, one row per route."""
@@ -197,8 +198,59 @@ class StoreBackend:
     async def place(self, placements: Mapping[str, str | None]) -> None:
         self.store.set_placements(placements, self.writer)
 
-    async def observations(self, since: float) -> tuple[list[Observation], str]:
+    def observations(self, since: float) -> tuple[list[Observation], str]:
         return stored_observations(self.store, since), "database"
+
+    def figures(self) -> EngineFigures | None:
+        return None  # no engine here
+
+    def counters(self) -> EngineCounters | None:
+        return None
+
+    async def report_health(self, agent_id: str, healthy: bool, at: float) -> None:
+        """Nothing to do: no agent runs here, and other workers' agents are judged by their heartbeats."""
+
+    def read_agents(self, question: Callable[[AgentsView], T]) -> T:
+        """``question`` over the agents of the running workers, as the database records them (the view is
+        read again every few seconds)."""
+        cached = self._agents
+        if cached is None or time.monotonic() - cached[0] >= _AGENTS_TTL:
+            cached = self._agents = (time.monotonic(), stored_agents(self.store, self.clock.now(), self.half_life))
+        return question(cached[1])
+
+    # -- workflow runs: driven by an engine; the store alone reads them ---------------------
+
+    def _no_engine(self) -> RuntimeClosedError:
+        return RuntimeClosedError("no engine runs in this process, and a workflow run needs one to drive it; "
+                                  "start the runtime (or register an agent) first")  # fmt: skip
+
+    async def start_run(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None) -> str:
+        raise self._no_engine()
+
+    async def wait_run(self, run_id: str, timeout: float | None, *, cancel_at_timeout: bool = False) -> WorkflowResult:
+        raise self._no_engine()
+
+    async def cancel_run(self, run_id: str, reason: str) -> bool:
+        raise self._no_engine()
+
+    async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
+        raise self._no_engine()
+
+    def run_result(self, run_id: str) -> WorkflowResult:
+        """A run's result read from the store alone."""
+        record = self.store.runs.get(run_id)
+        tasks = self.store.runs.tasks(run_id)
+        steps = {}
+        for step in record.spec.steps:
+            tid = task_id_of(run_id, step.step_id)
+            stored = tasks.get(tid)
+            steps[step.step_id] = StepResult.of(step.step_id, tid, stored.to_status() if stored else None,
+                                                step.dependencies)  # fmt: skip
+        return WorkflowResult(run_id, record.workflow, record.state, steps, record.inputs, record.created_at,
+                              record.finished_at, record.reason, record.plan)  # fmt: skip
+
+    def list_runs(self, limit: int) -> list[RunRecord]:
+        return self.store.runs.list(limit=limit)
 
 
 def stored_observations(store: Store, since: float) -> list[Observation]:
@@ -209,3 +261,27 @@ def stored_observations(store: Store, since: float) -> list[Observation]:
         run = at - started_at if started_at is not None else None
         found.append(Observation(at, task_type, agent_id, ok, wait if wait is None or wait >= 0 else None, run))
     return found
+
+
+def stored_agents(store: Store, now: float, half_life: float) -> AgentsView:
+    """The agents of the running workers as the database records them, with a performance model learned from
+    the stored history."""
+    performance = Performance(half_life)
+    since = now - 10 * half_life
+    for agent_id, task_type, ok, duration, at in store.history.outcomes(since):
+        performance.record(agent_id, task_type, ok, duration, at)
+    for agent_id, rating, at in store.feedback.ratings(since):
+        performance.rate(agent_id, rating, at)
+    running: dict[str, list[tuple[float, str]]] = {}
+    for agent_id, task_type, started_at in store.running_tasks():
+        running.setdefault(agent_id, []).append((started_at or now, task_type))
+    chooser = Chooser(performance, lambda agent: running.get(agent.spec.agent_id, ()))
+    loads = []
+    for order, registered in enumerate(store.workers.agents()):
+        load = AgentLoad(registered.spec, order)
+        load.running.update(f"running-{i}" for i in range(len(running.get(registered.spec.agent_id, ()))))
+        loads.append(load)
+    queued = shares(waiting_from(store.ready_tasks(now)), [load.spec for load in loads])
+    return AgentsView(
+        AgentDirectory(loads), performance, chooser, now, lambda agent: queued.get(agent.spec.agent_id, 0.0)
+    )

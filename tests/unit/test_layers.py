@@ -1,7 +1,7 @@
 """The faces (``pepper.core``, ``pepper.cli``) never touch the engine's internals.
 
 Engine state is read and written only on the engine's thread, by the engine: the faces ask
-through the ``Backend`` protocol, ``EngineService``'s methods or ``Runtime.ask_engine``. The
+through the ``Backend`` protocol (``Runtime.backend`` and ``Runtime.read``). The
 import contract in ``pyproject.toml`` keeps them from importing the engine's internal modules;
 this test keeps them from reaching those internals through attributes.
 """

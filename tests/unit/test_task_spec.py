@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
-from pepper.workflow_file import parse_workflow_file
 
 import pepper
 from pepper.core.workflow import TaskSequencer
 from pepper.errors import ValidationError
 from pepper.model.submission import tasks_from_specs
 from pepper.model.task_spec import FIELD_OF, PLAN, STEP, SUBMIT, SpecKey, spec_fields
+from pepper.workflow_file import parse_workflow_file
 
 AGENTS = [{"agent_id": "a", "task_types": ["t"], "skills": ["md"]}]
 
