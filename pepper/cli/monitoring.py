@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, open_runtime
-from pepper.cli.render import duration, make_console, one_line, plural, print_json, relative
+from pepper.cli.render import duration, listing_console, make_console, one_line, plural, print_json, relative
 from pepper.cli.worker import _stop_signals, metrics_served, metrics_url
 from pepper.core import HealthMonitor, PerformanceMonitor
 from pepper.core.performance import PerformanceReport
@@ -298,12 +298,8 @@ def alerts(limit: int, as_json: bool, db: str | None) -> None:
     """
     with open_runtime(db) as runtime:
         fired = runtime.store.alerts.recent(limit)
-    if as_json:
-        print_json([{**a, "above": bool(a["above"])} for a in fired])
-        return
-    console = make_console()
-    if not fired:
-        console.print(Text("No alert has fired."))
+    console = listing_console(as_json, fired, lambda a: {**a, "above": bool(a["above"])}, Text("No alert has fired."))
+    if console is None:
         return
     now = time.time()
     grid = table()

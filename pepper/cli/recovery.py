@@ -10,9 +10,10 @@ from rich.table import Table
 from rich.text import Text
 
 from pepper.cli.common import EXIT_TASK_FAILED, db_hint, db_option, json_option, open_runtime
-from pepper.cli.render import make_console, one_line, plural, print_json, relative
+from pepper.cli.render import listing_console, make_console, one_line, plural, print_json, relative
 from pepper.core import ErrorHandler
 from pepper.model.recovery import ErrorRecord
+from pepper.model.status import TaskStatus
 
 _ACTION_STYLES = {"retry": "yellow", "reassign": "cyan", "fallback": "cyan", "skip": "magenta",
                   "dead_letter": "red", "abort": "red", "fail": "red"}  # fmt: skip
@@ -45,13 +46,10 @@ def errors(
     """
     with open_runtime(db) as runtime:
         found = ErrorHandler(runtime).get_error_history(task_id, agent_id=agent_id, run_id=run_id, limit=limit)
-    if as_json:
-        print_json([e.to_dict() for e in found])
-        return
-    console = make_console()
     what = f"task {task_id}" if task_id else f"agent {agent_id}" if agent_id else f"run {run_id}" if run_id else None
-    if not found:
-        console.print(Text(f"No errors recorded for {what}." if what else "No errors recorded."))
+    empty = Text(f"No errors recorded for {what}." if what else "No errors recorded.")
+    console = listing_console(as_json, found, ErrorRecord.to_dict, empty)
+    if console is None:
         return
     console.print(errors_table(found, time.time(), show_task=task_id is None))
     if traceback:
@@ -101,12 +99,8 @@ def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
         return
     with open_runtime(db) as runtime:
         parked = ErrorHandler(runtime).dead_letters()
-    if as_json:
-        print_json([s.to_dict() for s in parked])
-        return
-    console = make_console()
-    if not parked:
-        console.print(Text("The dead-letter queue is empty."))
+    console = listing_console(as_json, parked, TaskStatus.to_dict, Text("The dead-letter queue is empty."))
+    if console is None:
         return
     now = time.time()
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))

@@ -7,13 +7,16 @@ import math
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.text import Text
 
 from pepper.model.task import TaskState
+
+_T = TypeVar("_T")
 
 #: Width of tables when output goes to a pipe or a file (rather than 80 columns).
 _PIPE_WIDTH = 200
@@ -43,6 +46,28 @@ def print_json(data: Any) -> None:
     """Machine-readable output: indented JSON on stdout, nothing else (escaped if stdout is not UTF-8)."""
     ascii_only = not (getattr(sys.stdout, "encoding", None) or "").lower().startswith("utf")
     click.echo(json.dumps(data, indent=2, ensure_ascii=ascii_only, default=str))
+
+
+def text_console(as_json: bool, data: Any) -> Console | None:
+    """With ``--json``: print ``data`` as JSON and return None (all is said); else the console for the text."""
+    if as_json:
+        print_json(data)
+        return None
+    return make_console()
+
+
+def listing_console(as_json: bool, rows: Sequence[_T], to_json: Callable[[_T], Any], *empty: Text) -> Console | None:
+    """The start of a listing: with ``--json`` the rows as JSON, else the ``empty`` lines when there are
+    none; either way None (all is said). Otherwise the console to draw the rows on."""
+    if as_json:
+        print_json([to_json(row) for row in rows])
+        return None
+    console = make_console()
+    if not rows:
+        for line in empty:
+            console.print(line)
+        return None
+    return console
 
 
 def error_line(message: str) -> Text:

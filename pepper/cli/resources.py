@@ -12,7 +12,7 @@ from rich.text import Text
 
 import pepper
 from pepper.cli.common import db_option, json_option, open_runtime
-from pepper.cli.render import make_console, print_json, relative
+from pepper.cli.render import listing_console, make_console, print_json, relative
 from pepper.core import ResourceManager
 from pepper.model.lease import Lease
 from pepper.model.resources import describe, describe_amount
@@ -51,12 +51,8 @@ def leases(agent_id: str | None, as_json: bool, db: str | None) -> None:
     """List the live leases: who holds which resources, since when, until when."""
     with open_runtime(db) as runtime:
         live = [lease for lease in ResourceManager(runtime).pool().leases if agent_id in (None, lease.holder)]
-    if as_json:
-        print_json([lease.to_dict() for lease in live])
-        return
-    console = make_console()
-    if not live:
-        console.print(Text("No live leases."))
+    console = listing_console(as_json, live, Lease.to_dict, Text("No live leases."))
+    if console is None:
         return
     console.print(_leases_table(live, time.time()))
 

@@ -17,7 +17,7 @@ from pepper.cli.common import (
     open_runtime,
 )
 from pepper.cli.inputs import parse_inputs, parse_priority
-from pepper.cli.render import make_console, print_json, state_label
+from pepper.cli.render import make_console, print_json, state_label, text_console
 from pepper.cli.views import counts_line, status_view, tasks_table
 from pepper.core import TaskOrchestrator
 from pepper.model.status import TaskStatus
@@ -205,10 +205,9 @@ def cancel(task_id: str, reason: str | None, as_json: bool, db: str | None) -> N
         orchestrator = TaskOrchestrator(runtime)
         cancelled = orchestrator.cancel_task(task_id, reason=reason)
         after = orchestrator.get_task_status(task_id)
-    if as_json:
-        print_json({"task_id": task_id, "cancelled": cancelled, "state": after.state.value})
+    console = text_console(as_json, {"task_id": task_id, "cancelled": cancelled, "state": after.state.value})
+    if console is None:
         return
-    console = make_console()
     if not cancelled:
         console.print(Text(f"{task_id} already finished ({state_label(after.state)}); nothing to cancel"))
     elif after.state is TaskState.IN_PROGRESS:

@@ -16,7 +16,7 @@ from rich.text import Text
 
 import pepper
 from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option, open_runtime
-from pepper.cli.render import make_console, plural, print_json
+from pepper.cli.render import listing_console, make_console, plural
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import AgentStanding, agent_dict, agents_table
 from pepper.core import AgentSelector, LoadBalancer
@@ -221,13 +221,14 @@ def agents(as_json: bool, db: str | None) -> None:
         online = runtime.store.workers.agents()
         running = runtime.store.running_by_agent()
         standing = _standing(runtime, {a.spec.agent_id for a in online})
-    if as_json:
-        print_json([agent_dict(a, running, standing) for a in online])
-        return
-    console = make_console()
-    if not online:
-        console.print(Text("No agents are online. Agents appear here while a `pepper worker` runs; start one with:"))
-        console.print(Text(f"  pepper worker --agents agents.yaml{db_hint(db)}"))
+    console = listing_console(
+        as_json,
+        online,
+        lambda a: agent_dict(a, running, standing),
+        Text("No agents are online. Agents appear here while a `pepper worker` runs; start one with:"),
+        Text(f"  pepper worker --agents agents.yaml{db_hint(db)}"),
+    )
+    if console is None:
         return
     console.print(agents_table(online, running, standing))
 

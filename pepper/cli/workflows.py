@@ -20,7 +20,7 @@ from pepper.cli.common import (
     open_runtime,
 )
 from pepper.cli.inputs import parse_inputs
-from pepper.cli.render import make_console, plural, print_json
+from pepper.cli.render import make_console, plural, print_json, text_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave
 from pepper.cli.run_setup import controller_for, refuse_unrunnable, resume_agents
 from pepper.cli.run_views import (
@@ -273,10 +273,9 @@ def cancel_run(run_id: str, reason: str | None, as_json: bool, db: str | None) -
             time.sleep(0.1)
     with open_runtime(db) as runtime:  # read afresh: the steps ran elsewhere
         result = WorkflowController(runtime=runtime).status(run_id)
-    if as_json:
-        print_json({"run_id": run_id, "cancelled": cancelled, "status": result.status.value})
+    console = text_console(as_json, {"run_id": run_id, "cancelled": cancelled, "status": result.status.value})
+    if console is None:
         return
-    console = make_console()
     if not cancelled:
         console.print(Text(f"run {run_id} already ended ({result.status}); nothing to cancel"))
     elif result.status.is_final:

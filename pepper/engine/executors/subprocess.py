@@ -58,18 +58,24 @@ def _said(tail: str) -> str:
     return f": {lines[-1].strip()}" + (f"\nstderr ends with:\n{tail}" if len(lines) > 1 else "")
 
 
-class CommandFailed(Exception):
+class CommandError(Exception):
+    """The command ended badly: what happened, then the end of what it wrote to stderr (``stderr``)."""
+
+    def __init__(self, command: str, what: str, stderr: str) -> None:
+        self.stderr = stderr[-_STDERR_TAIL:].strip()
+        super().__init__(f"{what}{_said(self.stderr)}")
+        self.command = command
+
+
+class CommandFailed(CommandError):
     """The command exited with a non-zero status."""
 
     def __init__(self, command: str, code: int, stderr: str) -> None:
-        tail = stderr[-_STDERR_TAIL:].strip()
-        super().__init__(f"command exited with status {code}{_said(tail)}")
-        self.command = command
+        super().__init__(command, f"command exited with status {code}", stderr)
         self.code = code
-        self.stderr = tail
 
 
-class CommandKilled(Exception):
+class CommandKilled(CommandError):
     """The command was killed by a signal (crashed, or was killed from outside)."""
 
     def __init__(self, command: str, signum: int, stderr: str) -> None:
@@ -77,20 +83,16 @@ class CommandKilled(Exception):
             name = signal.Signals(signum).name
         except ValueError:
             name = f"signal {signum}"
-        tail = stderr[-_STDERR_TAIL:].strip()
-        super().__init__(f"command was killed by {name}{_said(tail)}")
-        self.command = command
+        super().__init__(command, f"command was killed by {name}", stderr)
         self.signal = signum
-        self.stderr = tail
 
 
-class MemoryLimitExceeded(Exception):
+class MemoryLimitExceeded(CommandError):
     """The command used more memory than its allocation allows."""
 
     def __init__(self, command: str, cap_mb: float, stderr: str) -> None:
-        tail = stderr[-_STDERR_TAIL:].strip()
-        super().__init__(f"memory limit exceeded: the task may use {cap_mb:g} MB (its memory allocation){_said(tail)}")
-        self.command = command
+        what = f"memory limit exceeded: the task may use {cap_mb:g} MB (its memory allocation)"
+        super().__init__(command, what, stderr)
         self.cap_mb = cap_mb
 
 

@@ -12,18 +12,7 @@ from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import link, release, settle_admitted
 from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade
 from pepper.engine.transitions.placement import free_slot, offer, refill
-from pepper.engine.transitions.turn import (
-    BLOCKED,
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    PARKED,
-    PENDING,
-    Turn,
-    attempt_record,
-    move,
-    save_and_settle,
-)
+from pepper.engine.transitions.turn import Turn, attempt_record, move, save_and_settle
 from pepper.model import events as ev
 from pepper.model.record import TaskRecord
 from pepper.model.status import TaskError
@@ -74,8 +63,8 @@ def take(s: EngineState, t: LiveTask, record: TaskRecord, turn: Turn) -> TaskSta
     """
     task_id = t.task.task_id
     old = t.state
-    was_mine = old is IN_PROGRESS and t.owner == s.worker_id
-    still_mine = record.state is IN_PROGRESS and record.owner == s.worker_id and record.attempts == t.attempts
+    was_mine = old is TaskState.IN_PROGRESS and t.owner == s.worker_id
+    still_mine = record.state is TaskState.IN_PROGRESS and record.owner == s.worker_id and record.attempts == t.attempts
     if still_mine and not was_mine:
         # Our attempt already ended here, but another process's write reached the row before ours: what
         # we decided stands (the shell now holds the row's version); write it again. A cancel asked for
@@ -101,7 +90,7 @@ def take(s: EngineState, t: LiveTask, record: TaskRecord, turn: Turn) -> TaskSta
 def settle_adopted(s: EngineState, t: LiveTask, old: TaskState, turn: Turn) -> None:
     """Act on a task's new state taken from the store (``old`` is what memory held before)."""
     task_id = t.task.task_id
-    if t.cancel_requested and not t.state.is_final and (t.state is not IN_PROGRESS or t.owner == s.worker_id):
+    if t.cancel_requested and not t.state.is_final and (t.state is not TaskState.IN_PROGRESS or t.owner == s.worker_id):
         cancel_and_cascade(s, t, t.reason or "cancelled on request", turn)
         return
     new = t.state
@@ -109,16 +98,16 @@ def settle_adopted(s: EngineState, t: LiveTask, old: TaskState, turn: Turn) -> N
         if not old.is_final:
             turn.actions.append(ev.Settled(task_id, turn.cause))
             s.finished.append(task_id)
-            if new is COMPLETED:
+            if new is TaskState.COMPLETED:
                 release(s, t, turn)
             else:
                 cascade(s, t, turn)
-    elif new is PARKED:
-        if old is not PARKED:
+    elif new is TaskState.PARKED:
+        if old is not TaskState.PARKED:
             turn.actions.append(ev.Settled(task_id, turn.cause))  # parked elsewhere: whoever waits here must learn it
-    elif new is PENDING:
+    elif new is TaskState.PENDING:
         offer(s, t, turn)
-    elif new is BLOCKED and old is not BLOCKED:
+    elif new is TaskState.BLOCKED and old is not TaskState.BLOCKED:
         link(s, t, turn)
 
 
@@ -126,9 +115,9 @@ def on_workers_lost(s: EngineState, e: ev.WorkersLost) -> list[ev.Action]:
     """Workers found dead: their running tasks run again (or end cancelled, if a cancel was asked for)."""
     turn = Turn(e.at, e.cause)
     for t in list(s.tasks.values()):
-        if t.state is IN_PROGRESS and t.owner in e.worker_ids:
+        if t.state is TaskState.IN_PROGRESS and t.owner in e.worker_ids:
             turn.actions.append(attempt_record(t, turn, "interrupted", _LOST))
-            move(t, PENDING)
+            move(t, TaskState.PENDING)
             t.owner, t.ready_at, t.error = None, e.at, _LOST
             turn.actions.append(ev.Save(t.task.task_id, e.cause))
             if t.cancel_requested:
@@ -145,13 +134,13 @@ def on_write_refused(s: EngineState, e: ev.WriteRefused) -> list[ev.Action]:
     if t is None:
         return []
     turn = Turn(e.at, e.cause)
-    if t.state is IN_PROGRESS and t.owner == s.worker_id:
+    if t.state is TaskState.IN_PROGRESS and t.owner == s.worker_id:
         turn.actions.append(ev.Abort(e.task_id, t.attempts, e.error.message, e.cause))  # its claim was never stored
         free_slot(s, t, turn)
-    was_final, released = t.state.is_final, t.state is COMPLETED
+    was_final, released = t.state.is_final, t.state is TaskState.COMPLETED
     # Set, not moved: what memory held was never stored, so the table's "from" would be a state the
     # database never saw (the row keeps its last stored state until this failure is written).
-    t.state, t.error, t.reason = FAILED, e.error, e.error.message
+    t.state, t.error, t.reason = TaskState.FAILED, e.error, e.error.message
     # Nothing an agent supplied is written again (it may be the very value the database refused).
     t.result = t.result_json = t.owner = t.next_attempt_at = t.progress = t.progress_message = None
     t.finished_at, t.qseq = e.at, 0
