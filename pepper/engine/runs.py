@@ -9,6 +9,8 @@ what comes next and acts: it decides conditions, stores the steps that were
 waiting on one (or their skip), cancels, and records how the run ended. The
 process that starts a run drives it; after a crash, ``resume`` makes another
 process the driver, and completed steps are not run again.
+
+Over 400 lines: starting, preparing, advancing and ending a run share the driver's bookkeeping of its runs.
 """
 
 from __future__ import annotations
