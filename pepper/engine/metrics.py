@@ -20,7 +20,7 @@ from pepper.monitoring.window import EventWindow, Observation
 
 if TYPE_CHECKING:
     from pepper.engine.clock import Clock
-    from pepper.engine.loop import Engine
+    from pepper.engine.shell import Engine
 
 #: Upper bounds (seconds) of the histogram buckets of queue wait and run time.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)

@@ -48,7 +48,7 @@ from pepper.scheduling.progression import advance
 from pepper.store.protocol import RunEnd
 
 if TYPE_CHECKING:
-    from pepper.engine.loop import Engine
+    from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine.runs")
 

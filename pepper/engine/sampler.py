@@ -21,7 +21,7 @@ from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule, RuleState, evaluate
 
 if TYPE_CHECKING:
-    from pepper.engine.loop import Engine
+    from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.monitoring")
 IN_PROCESS = "the agent runs inside the pepper process, so its share cannot be told apart from pepper's"

@@ -23,9 +23,9 @@ from pepper.engine.inspection import (
     live_agents,
     wait_facts,
 )
-from pepper.engine.loop import Engine, WaitGroup, budget_lease_id
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.sampler import Sampler
+from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
 from pepper.engine.stored import stored_observations
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep

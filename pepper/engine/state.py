@@ -1,7 +1,7 @@
 """``EngineState``: the one owner of scheduling state. Events in, actions out.
 
 Pure: no I/O, no clock (every event carries its time), no threads. The async
-shell (``engine.loop``) feeds it events and carries out the actions; a test or
+shell (``engine.shell``) feeds it events and carries out the actions; a test or
 a simulation can do the same with a manual clock.
 
 The state is one plain object; what each event does is a function in

@@ -20,7 +20,7 @@ from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
 from pepper.model.task import TaskState
 
 if TYPE_CHECKING:
-    from pepper.engine.loop import Engine
+    from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine")
 HOSTNAME = socket.gethostname()
