@@ -17,6 +17,7 @@ import pytest
 import pepper
 from pepper.agents import CommandAgent, FunctionAgent
 from pepper.model.task import TaskState
+from tests.support import eventually
 
 PY = sys.executable
 #: A grandchild that ignores SIGTERM (an ignored signal stays ignored across exec) and writes its pid.
@@ -29,14 +30,6 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def eventually(condition, what: str, deadline: float = 30.0) -> None:
-    """Poll ``condition`` (a safety net against hanging, not a speed requirement)."""
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f"still not true after {deadline:g}s: {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pepper.errors import (
     ValidationError,
 )
 from pepper.model.task import TaskState
+from tests.support import eventually
 
 PY = sys.executable
 FAST = {"poll_interval": "20ms", "sample_interval": "100ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
@@ -40,14 +41,8 @@ def max_overlap(statuses) -> int:
     return peak
 
 
-def wait_until(condition, timeout=20.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+def wait_until(condition, timeout=20.0):
+    return eventually(condition, "the condition", timeout)
 
 
 def test_fifty_one_cpu_tasks_on_a_two_cpu_pool_never_run_more_than_two_at_once(pooled):

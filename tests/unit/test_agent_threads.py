@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from pepper.engine.executors.threads import AgentThreads
-
-
-def eventually(condition, what: str, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f"still not true after {deadline:g}s: {what}"
-        time.sleep(0.01)
+from tests.support import eventually
 
 
 @pytest.fixture
