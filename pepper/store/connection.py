@@ -8,31 +8,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from pepper.errors import ConfigError, DatabaseDamagedError
 
-_NAME_RE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _MIGRATION_RE = re.compile(r"^(\d{4})_\w+\.sql$")
-
-
-@cache
-def queries() -> dict[str, str]:
-    """The named statements of ``sql/queries.sql``."""
-    text = resources.files("pepper.store").joinpath("sql/queries.sql").read_text()
-    parts = _NAME_RE.split(text)
-    named = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
-        named[name] = "\n".join(lines).strip().rstrip(";")
-    return named
-
-
-def expand(sql: str, count: int) -> str:
-    """``sql`` with its ``{ids}`` marker replaced by ``count`` placeholders."""
-    return sql.replace("{ids}", ",".join("?" * count))
 
 
 def migrations() -> list[tuple[int, str, str]]:

@@ -8,13 +8,13 @@ from pepper.model.record import TaskRecord
 from pepper.model.recovery import ErrorRecord
 
 if TYPE_CHECKING:
-    from pepper.store.sqlite import SQLiteStore
+    from pepper.store.sql_store import SqlStore
 
 
 class ErrorLog:
     """Reads of the error history; errors are written with the task saves that decide on them."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     def of_task(self, task_id: str) -> list[ErrorRecord]:

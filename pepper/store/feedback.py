@@ -9,7 +9,7 @@ from pepper.model import codec
 from pepper.model.feedback import TaskFeedback
 
 if TYPE_CHECKING:
-    from pepper.store.sqlite import SQLiteStore
+    from pepper.store.sql_store import SqlStore
 
 Outcome = tuple[str, str, bool, "float | None", float]
 EndedAttempt = tuple[str, "str | None", bool, "float | None", "float | None", float]
@@ -18,7 +18,7 @@ EndedAttempt = tuple[str, "str | None", bool, "float | None", "float | None", fl
 class FeedbackLog:
     """Reads and writes of the ``feedback`` table."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     def add(self, feedback: TaskFeedback) -> TaskFeedback:
@@ -45,7 +45,7 @@ class FeedbackLog:
 class AttemptLog:
     """Reads of how attempts ended (the ``attempts`` table and the tasks' last attempts)."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     def outcomes(self, since: float) -> list[Outcome]:

@@ -6,7 +6,6 @@ so two processes (or threads) allocating at once can never exceed the pool.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +13,9 @@ from pepper.errors import AllocationNotFoundError, LeaseEndedError, ResourceUnav
 from pepper.model import codec
 from pepper.model.lease import Lease, room
 from pepper.model.resources import describe, describe_shortfall
-from pepper.store.connection import queries, transaction
 
 if TYPE_CHECKING:
-    from pepper.store.sqlite import SQLiteStore
+    from pepper.store.sql_store import Connection, SqlStore
 
 
 def shortfall_message(missing: Mapping[str, float], capacity: Mapping[str, float]) -> str:
@@ -28,9 +26,9 @@ def shortfall_message(missing: Mapping[str, float], capacity: Mapping[str, float
 class LeaseLedger:
     """Reads and writes of the ``pool`` and ``leases`` tables."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
-        self._q = queries()
+        self._q = store.statements
 
     # -- the pool ----------------------------------------------------------------------
 
@@ -40,7 +38,7 @@ class LeaseLedger:
     def ensure_pool(self, capacity: Mapping[str, float], replace: bool) -> dict[str, float]:
         """Store ``capacity`` if asked to replace, or if no pool is stored yet; return the stored pool."""
         store = self._store
-        with store.lock, transaction(store.conn) as conn:
+        with store.transaction() as conn:
             stored = {row["resource"]: row["capacity"] for row in conn.execute(self._q["pool"])}
             if replace or not stored:
                 conn.execute(self._q["clear_pool"])
@@ -72,7 +70,7 @@ class LeaseLedger:
 
     def _grant(self, lease: Lease, now: float, *, once: bool) -> bool:
         store = self._store
-        with store.lock, transaction(store.conn) as conn:
+        with store.transaction() as conn:
             if once and conn.execute(self._q["lease_by_id"], (lease.lease_id,)).fetchone() is not None:
                 return False
             refused = self.grant_in(conn, [lease], now)
@@ -84,18 +82,18 @@ class LeaseLedger:
             )
         return True
 
-    def grant_in(self, conn: sqlite3.Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
+    def grant_in(self, conn: Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
         """Within an open write transaction: store each lease that fits; the refused ones with what was short."""
         refused = self.refused_in(conn, leases, now)
         self.insert_in(conn, [lease for lease in leases if lease.lease_id not in refused])
         return refused
 
-    def insert_in(self, conn: sqlite3.Connection, leases: Sequence[Lease]) -> None:
+    def insert_in(self, conn: Connection, leases: Sequence[Lease]) -> None:
         """Within an open write transaction: store leases already checked with ``refused_in``."""
         if leases:
             conn.executemany(self._q["insert_lease"], [lease.to_row() for lease in leases])
 
-    def refused_in(self, conn: sqlite3.Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
+    def refused_in(self, conn: Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
         """Within an open write transaction: which of ``leases``, taken in order, the pool has no room for
         (lease id -> what was short). Nothing is written."""
         if not leases:
@@ -118,7 +116,7 @@ class LeaseLedger:
         self.get(lease_id)
         return self._store.execute("release_lease", (now, lease_id)) == 1
 
-    def release_in(self, conn: sqlite3.Connection, lease_ids: Iterable[str], now: float) -> None:
+    def release_in(self, conn: Connection, lease_ids: Iterable[str], now: float) -> None:
         conn.executemany(self._q["release_lease"], [(now, lid) for lid in lease_ids])
 
     def renew(self, lease_id: str, expires_at: float | None, now: float) -> Lease:
@@ -141,7 +139,7 @@ class LeaseLedger:
 class UsageLog:
     """Reads and writes of the ``usage_samples`` table: resource usage workers measured, per agent."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     def save(self, samples: Iterable[tuple[str, str, float, Mapping[str, Any]]]) -> None:
@@ -149,7 +147,7 @@ class UsageLog:
         rows = [(agent, worker, at, codec.encode(dict(usage))) for agent, worker, at, usage in samples]
         if rows:
             store = self._store
-            with store.lock, transaction(store.conn) as conn:
+            with store.transaction() as conn:
                 conn.executemany(store.statement("save_usage"), rows)
 
     def of_agent(self, agent_id: str) -> list[tuple[str, float, dict[str, Any]]]:
@@ -163,7 +161,7 @@ class UsageLog:
 class AlertLog:
     """Reads and writes of the ``alerts`` table: alerts that fired."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     def record(self, row: tuple[Any, ...]) -> None:

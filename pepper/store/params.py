@@ -51,15 +51,14 @@ def save_params(save: TaskSave, writer: str) -> tuple[Any, ...]:
 def attempt_params(a: RecordAttempt, writer: str) -> tuple[Any, ...]:
     """Parameters of the ``record_attempt`` statement."""
     error = codec.encode(a.error.to_dict()) if a.error is not None else None
-    return (a.task_id, a.attempt, a.agent_id, writer, a.task_type, a.started_at, a.ended_at, a.outcome, error,
-            a.task_id, writer)  # fmt: skip
+    return (a.task_id, a.attempt, a.agent_id, writer, a.task_type, a.started_at, a.ended_at, a.outcome, error)
 
 
 def error_params(e: RecordError, writer: str) -> tuple[Any, ...]:
     """Parameters of the ``record_error`` statement."""
     err = e.error
     return (e.task_id, e.attempt, e.agent_id, writer, e.task_type, e.at, err.type, err.message, err.traceback,
-            err.kind, e.strategy or None, e.action, e.detail or None, e.task_id, writer)  # fmt: skip
+            err.kind, e.strategy or None, e.action, e.detail or None)  # fmt: skip
 
 
 @contextmanager

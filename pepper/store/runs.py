@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -13,16 +12,16 @@ from pepper.model.workflow_run import RunRecord, RunState
 from pepper.store.protocol import RunEnd, TaskSave
 
 if TYPE_CHECKING:
-    from pepper.store.sqlite import SQLiteStore
+    from pepper.store.sql_store import Connection, SqlStore
 
 
 class RunLog:
     """Runs of workflows, stored beside the tasks of their steps."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
-    def insert_in(self, conn: sqlite3.Connection, runs: Sequence[RunRecord]) -> None:
+    def insert_in(self, conn: Connection, runs: Sequence[RunRecord]) -> None:
         """Within an open write transaction: store new runs (the store's commit does, with their first steps)."""
         params = [
             (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
@@ -31,7 +30,7 @@ class RunLog:
         ]  # fmt: skip
         conn.executemany(self._store.statement("insert_run"), params)
 
-    def finals_in(self, conn: sqlite3.Connection, records: Sequence[TaskRecord], writer: str) -> set[str]:
+    def finals_in(self, conn: Connection, records: Sequence[TaskRecord], writer: str) -> set[str]:
         """Within an open write transaction: store tasks that are final from the start (a skipped step, a step
         that can no longer run); returns the ids that were already stored (those are left alone)."""
         store = self._store
@@ -39,7 +38,7 @@ class RunLog:
         store.save_in(conn, [TaskSave.of(r, 1) for r in records if r.task.task_id not in present], writer)
         return present
 
-    def finish_in(self, conn: sqlite3.Connection, ends: Sequence[RunEnd]) -> None:
+    def finish_in(self, conn: Connection, ends: Sequence[RunEnd]) -> None:
         """Within an open write transaction: record how runs ended (a run that had ended is left alone)."""
         conn.executemany(self._store.statement("finish_run"), [(e.state.value, e.reason, e.at, e.run_id) for e in ends])
 

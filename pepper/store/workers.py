@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
-from pepper.store.connection import queries, transaction
 
 if TYPE_CHECKING:
-    from pepper.store.sqlite import SQLiteStore
+    from pepper.store.sql_store import SqlStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +37,7 @@ class RegisteredAgent:
 class WorkerRegistry:
     """Reads and writes of the ``workers`` and ``agents`` tables."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SqlStore) -> None:
         self._store = store
 
     def register(self, worker_id: str, hostname: str, pid: int, now: float) -> None:
@@ -55,9 +54,9 @@ class WorkerRegistry:
     def stop(self, worker_id: str, now: float) -> bool:
         """Mark a worker stopped and drop its agents; True if this call was the one that did it."""
         store = self._store
-        with store.lock, transaction(store.conn) as conn:
-            stopped = conn.execute(queries()["stop_worker"], (now, worker_id)).rowcount == 1
-            conn.execute(queries()["forget_worker_agents"], (worker_id,))
+        with store.transaction() as conn:
+            stopped = conn.execute(store.statement("stop_worker"), (now, worker_id)).rowcount == 1
+            conn.execute(store.statement("forget_worker_agents"), (worker_id,))
         return stopped
 
     def live(self) -> list[WorkerInfo]:

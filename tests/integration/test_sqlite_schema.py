@@ -9,9 +9,10 @@ import sqlite3
 import pytest
 
 from pepper.errors import ConfigError
-from pepper.store.connection import migrate, migrations, queries, schema_sql
+from pepper.store.connection import migrate, migrations, schema_sql
 from pepper.store.params import SAVED_FIELDS
 from pepper.store.sqlite import SQLiteStore
+from pepper.store.statements import queries
 
 
 def _normalised_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:

@@ -1,28 +1,21 @@
--- Every SQL statement pepper runs, by name. `{ids}` expands to a list of `?`.
--- A write transaction first takes its change_seq (next_change_seq) and keeps it
--- in the connection's temporary table tx, where the statements below read it.
-
--- name: create_tx_table
-CREATE TEMP TABLE IF NOT EXISTS tx (seq INTEGER NOT NULL);
+-- Every SQL statement pepper runs, by name, as both SQLite and PostgreSQL run it (each
+-- database's own file, sqlite.sql or postgres.sql, adds or replaces a few). `{ids}`
+-- expands to a list of placeholders; `{tx_seq}` is the change number this write
+-- transaction took (next_change_seq: writers are serialised, so it only grows).
 
 -- name: next_change_seq
 SELECT COALESCE(MAX(change_seq), 0) + 1 FROM tasks;
-
--- name: set_tx_seq
-UPDATE temp.tx SET seq = ?;
-
--- name: init_tx_seq
-INSERT INTO temp.tx (seq) VALUES (0);
 
 -- name: current_change_seq
 SELECT COALESCE(MAX(change_seq), 0) FROM tasks;
 
 -- name: insert_task
-INSERT OR IGNORE INTO tasks (
+INSERT INTO tasks (
     task_id, task_type, priority, dependencies, inputs, agent, requirements,
     timeout, max_retries, metadata, created_at, policy, state, ready_at, change_seq, writer
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-          (SELECT seq FROM temp.tx), ?);
+          {tx_seq}, ?)
+ON CONFLICT (task_id) DO NOTHING;
 
 -- name: save_task
 UPDATE tasks SET
@@ -31,24 +24,20 @@ UPDATE tasks SET
     reason = ?, progress = ?, progress_message = ?, cancel_requested = ?, placement = ?,
     recovery = ?, parked_at = ?, outcome = ?, writer = ?,
     version = version + 1,
-    change_seq = (SELECT seq FROM temp.tx)
+    change_seq = {tx_seq}
 WHERE task_id = ? AND version = ?;
 
 -- name: record_attempt
--- Only recorded when this transaction's write of the task row went through.
-INSERT OR IGNORE INTO attempts (
+-- Written only beside a write of its task that went through (the store checks).
+INSERT INTO attempts (
     task_id, attempt, agent_id, worker_id, task_type, started_at, ended_at, outcome, error
-) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (
-    SELECT 1 FROM tasks
-    WHERE task_id = ? AND writer = ?
-      AND change_seq = (SELECT seq FROM temp.tx)
-);
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (task_id, attempt) DO NOTHING;
 
 -- name: written_in_this_transaction
 SELECT task_id FROM tasks
 WHERE task_id IN ({ids}) AND writer = ?
-  AND change_seq = (SELECT seq FROM temp.tx);
+  AND change_seq = {tx_seq};
 
 -- name: tasks_by_id
 SELECT * FROM tasks WHERE task_id IN ({ids});
@@ -67,15 +56,6 @@ SELECT * FROM tasks WHERE state = ? ORDER BY seq DESC LIMIT ?;
 
 -- name: count_by_state
 SELECT state, COUNT(*) AS n FROM tasks GROUP BY state;
-
--- name: awaited_by_blocked
-SELECT 1 FROM tasks, json_each(tasks.dependencies) AS dep
-WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
-
--- name: blocked_dependents
--- Blocked tasks listing one of the ids among their dependencies (no row of any other task is read back).
-SELECT DISTINCT tasks.* FROM tasks, json_each(tasks.dependencies) AS dep
-WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) ORDER BY tasks.seq;
 
 -- name: ready_ahead_routes
 -- Ready tasks served before one (ageing key ``rate * ready time - priority``, then submission order),
@@ -126,7 +106,8 @@ UPDATE workers SET stopped_at = ? WHERE worker_id = ? AND stopped_at IS NULL;
 SELECT * FROM workers WHERE stopped_at IS NULL ORDER BY started_at;
 
 -- name: register_agent
-INSERT OR REPLACE INTO agents (agent_id, worker_id, spec, registered_at) VALUES (?, ?, ?, ?);
+INSERT INTO agents (agent_id, worker_id, spec, registered_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (agent_id, worker_id) DO UPDATE SET spec = excluded.spec, registered_at = excluded.registered_at;
 
 -- name: unregister_agent
 DELETE FROM agents WHERE agent_id = ? AND worker_id = ?;
@@ -151,7 +132,8 @@ SELECT resource, capacity FROM pool ORDER BY resource;
 DELETE FROM pool;
 
 -- name: set_pool
-INSERT OR REPLACE INTO pool (resource, capacity) VALUES (?, ?);
+INSERT INTO pool (resource, capacity) VALUES (?, ?)
+ON CONFLICT (resource) DO UPDATE SET capacity = excluded.capacity;
 
 -- name: insert_lease
 INSERT INTO leases (lease_id, holder, kind, resources, granted_at, expires_at, released_at, worker_id, task_id)
@@ -177,7 +159,8 @@ UPDATE leases SET released_at = ? WHERE worker_id = ? AND released_at IS NULL;
 UPDATE leases SET released_at = expires_at WHERE released_at IS NULL AND expires_at <= ?;
 
 -- name: save_usage
-INSERT OR REPLACE INTO usage_samples (agent_id, worker_id, sampled_at, usage) VALUES (?, ?, ?, ?);
+INSERT INTO usage_samples (agent_id, worker_id, sampled_at, usage) VALUES (?, ?, ?, ?)
+ON CONFLICT (agent_id, worker_id) DO UPDATE SET sampled_at = excluded.sampled_at, usage = excluded.usage;
 
 -- name: usage_of_agent
 SELECT * FROM usage_samples WHERE agent_id = ? ORDER BY sampled_at DESC;
@@ -207,7 +190,7 @@ SELECT agent_id, rating, created_at FROM feedback WHERE created_at >= ? AND agen
 
 -- name: outcomes_since
 -- Finished attempts to learn from: the last attempt of each task, and the earlier ones that failed.
-SELECT agent_id, task_type, state = 'completed' AS ok, finished_at - started_at AS duration, finished_at AS at
+SELECT agent_id, task_type, CASE WHEN state = 'completed' THEN 1 ELSE 0 END AS ok, finished_at - started_at AS duration, finished_at AS at
 FROM tasks WHERE state IN ('completed', 'failed') AND agent_id IS NOT NULL AND finished_at >= ?
 UNION ALL
 SELECT agent_id, task_type, 0, ended_at - started_at, ended_at
@@ -215,7 +198,7 @@ FROM attempts WHERE outcome = 'retry' AND agent_id IS NOT NULL AND ended_at >= ?
 ORDER BY at;
 
 -- name: set_placement
-UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = (SELECT seq FROM temp.tx)
+UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = {tx_seq}
 WHERE task_id = ? AND state IN ('pending', 'blocked');
 
 -- name: insert_run
@@ -245,15 +228,10 @@ UPDATE runs SET driver = ? WHERE run_id = ? AND state = 'running';
 SELECT * FROM tasks WHERE task_id >= ? AND task_id < ? ORDER BY seq;
 
 -- name: record_error
--- Only recorded when this transaction's write of the task row went through.
+-- Written only beside a write of its task that went through (the store checks).
 INSERT INTO errors (
     task_id, attempt, agent_id, worker_id, task_type, at, type, message, traceback, kind, strategy, action, detail
-) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (
-    SELECT 1 FROM tasks
-    WHERE task_id = ? AND writer = ?
-      AND change_seq = (SELECT seq FROM temp.tx)
-);
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: errors_of_task
 SELECT * FROM errors WHERE task_id = ? ORDER BY error_id;
@@ -272,7 +250,7 @@ SELECT * FROM tasks WHERE state = 'parked' ORDER BY parked_at;
 
 -- name: ended_attempts_since
 -- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed.
-SELECT task_type, agent_id, state = 'completed' AS ok, ready_at, started_at, finished_at AS at
+SELECT task_type, agent_id, CASE WHEN state = 'completed' THEN 1 ELSE 0 END AS ok, ready_at, started_at, finished_at AS at
 FROM tasks WHERE state IN ('completed', 'failed') AND finished_at >= ? AND started_at IS NOT NULL
 UNION ALL
 SELECT task_type, agent_id, 0, NULL, started_at, ended_at
