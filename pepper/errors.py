@@ -377,6 +377,18 @@ class WriteRefusedError(StoreError):
     """The database refuses the write itself (a constraint, a value it cannot hold): retrying fails the same way."""
 
 
+class DatabaseUnreachableError(StoreError):
+    """The database server cannot be reached or refuses the connection. ``location`` names the server (never
+    the password)."""
+
+    def __init__(self, location: str, detail: str) -> None:
+        super().__init__(
+            f"cannot connect to the pepper database at {location}: {detail}; check that the server runs and that "
+            "the URL's host, port, user, password and database name are right (--db or $PEPPER_DB)"
+        )
+        self.location = location
+
+
 class DatabaseDamagedError(StoreError):
     """The database file is damaged (corrupt pages): pepper cannot read it. ``path`` names the file."""
 

@@ -61,3 +61,24 @@ def virtual(tmp_path: Path, clock: ManualClock) -> Iterator[pepper.Runtime]:
     rt = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), clock=clock, **VIRTUAL)
     yield rt
     rt.close()
+
+
+# -- provisional: a PostgreSQL database per test from $PEPPER_TEST_POSTGRES_URL -------------
+import uuid as _uuid  # noqa: E402
+
+
+@pytest.fixture
+def postgres_url():
+    import os
+
+    base = os.environ.get("PEPPER_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("no PostgreSQL")
+    import psycopg
+
+    name = "t_" + _uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

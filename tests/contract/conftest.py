@@ -12,28 +12,29 @@ from pathlib import Path
 
 import pytest
 
-from pepper.store.sqlite import SQLiteStore
+from pepper.store.location import open_store as open_location
+from pepper.store.sql_store import SqlStore
 
-IMPLEMENTATIONS = ("sqlite-file", "sqlite-memory")
+IMPLEMENTATIONS = ("sqlite-file", "sqlite-memory", "postgres")
 
 
 class StoreOpener:
     """Opens stores of one implementation onto one database; closes them all at the end."""
 
-    def __init__(self, kind: str, tmp_path: Path) -> None:
+    def __init__(self, kind: str, location: str) -> None:
         self.kind = kind
-        self.path = str(tmp_path / "state.db") if kind == "sqlite-file" else ":memory:"
+        self.path = location
         self.shared = kind != "sqlite-memory"  # every open sees the same data
-        self.opened: list[SQLiteStore] = []
+        self.opened: list[SqlStore] = []
 
-    def __call__(self) -> SQLiteStore:
-        store = SQLiteStore(self.path)
+    def __call__(self, busy_timeout: float = 10.0) -> SqlStore:
+        store = open_location(self.path, busy_timeout=busy_timeout)
         self.opened.append(store)
         return store
 
     def python_source(self) -> tuple[str, str]:
         """``(import line, expression)`` that open this database in another Python process."""
-        return "from pepper.store.sqlite import SQLiteStore", f"SQLiteStore({self.path!r})"
+        return "from pepper.store.location import open_store", f"open_store({self.path!r})"
 
     def close_all(self) -> None:
         for store in self.opened:
@@ -43,13 +44,18 @@ class StoreOpener:
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
-    opener = StoreOpener(request.param, tmp_path)
+    kind = request.param
+    if kind == "postgres":
+        location = request.getfixturevalue("postgres_url")
+    else:
+        location = str(tmp_path / "state.db") if kind == "sqlite-file" else ":memory:"
+    opener = StoreOpener(kind, location)
     yield opener
     opener.close_all()
 
 
 @pytest.fixture
-def store(open_store: StoreOpener) -> SQLiteStore:
+def store(open_store: StoreOpener) -> SqlStore:
     return open_store()
 
 

@@ -1,0 +1,60 @@
+"""Where a pepper database lives: a SQLite file path or a PostgreSQL URL, told apart once, and opened.
+
+``postgresql://`` and ``postgres://`` URLs name a PostgreSQL database; anything else with a ``scheme://``
+is refused (never taken for a file name); everything else is a SQLite file path (or ``:memory:``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from pepper.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pepper.store.sql_store import SqlStore
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_PASSWORD_RE = re.compile(r"(://[^/@:?#]*):[^/@?#]*@")
+_QUERY_PASSWORD_RE = re.compile(r"(?i)(password=)[^&\s]*")
+
+
+def is_postgres_url(db: str) -> bool:
+    """True if ``db`` names a PostgreSQL database (a ``postgresql://`` or ``postgres://`` URL)."""
+    return db.lower().startswith(POSTGRES_SCHEMES)
+
+
+def check_location(db: str) -> None:
+    """Refuse a URL of a database pepper cannot use (``mysql://...``), rather than take it for a file name."""
+    if _SCHEME_RE.match(db) and not is_postgres_url(db):
+        scheme = db.split("://", 1)[0]
+        raise ConfigError(
+            f"pepper cannot use a {scheme!r} database ({redact(db)}); give a SQLite file path "
+            "(e.g. .pepper/pepper.db) or a PostgreSQL URL (postgresql://user:password@host:5432/name)",
+            field="db",
+        )
+
+
+def redact(db: str) -> str:
+    """``db`` with any password replaced by ``***`` (safe to print or log)."""
+    return _QUERY_PASSWORD_RE.sub(r"\1***", _URL_PASSWORD_RE.sub(r"\1:***@", db))
+
+
+def open_store(
+    db: str,
+    *,
+    create: bool = True,
+    busy_timeout: float = 10.0,
+    synchronous: str = "normal",
+    connect_timeout: float = 5.0,
+) -> SqlStore:
+    """The store at ``db``: PostgreSQL for a URL (psycopg is imported only then), else a SQLite file."""
+    check_location(db)
+    if is_postgres_url(db):
+        from pepper.store.postgres import PostgresStore
+
+        return PostgresStore(db, create=create, connect_timeout=connect_timeout, busy_timeout=busy_timeout)
+    from pepper.store.sqlite import SQLiteStore
+
+    return SQLiteStore(db, busy_timeout=busy_timeout, synchronous=synchronous, create=create)

@@ -1,0 +1,321 @@
+"""The PostgreSQL store: one database shared by workers and submitters on many machines.
+
+Requires the ``postgres`` extra (psycopg 3 and its pool); this module is imported only when a
+``postgresql://`` URL is opened. The store's logic is ``SqlStore``'s: this module opens a pool of
+connections, creates and migrates the schema, serialises write transactions with an advisory lock
+(so a lease grant or a change number never races, as with SQLite's write lock), and learns of other
+processes' commits from ``LISTEN``/``NOTIFY`` instead of asking the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from pepper.errors import ConfigError, DatabaseUnreachableError, StoreBusyError, WriteRefusedError
+from pepper.store.location import redact
+from pepper.store.sql_store import Connection, Cursor, SqlStore
+from pepper.store.statements import queries
+
+#: Advisory lock keys ("pepper" in ASCII, then a number): one serialises writers, one migrations.
+WRITE_LOCK = 0x7065707065720001
+MIGRATE_LOCK = 0x7065707065720002
+
+
+class Row:
+    """A row readable by column name or position, like ``sqlite3.Row``."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, values: Sequence[Any], index: Mapping[str, int]) -> None:
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: int | str) -> Any:
+        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def _rows(cursor: Any) -> Any:
+    """psycopg row factory making ``Row``s."""
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(values, index)
+
+
+class _Conn:
+    """A pooled connection inside a transaction, with sqlite3's ``execute``/``executemany`` shape."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Any = ()) -> Cursor:
+        return self._conn.execute(sql, params or None)  # type: ignore[return-value]
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> Cursor:
+        cursor = self._conn.cursor()
+        cursor.executemany(sql, list(rows))
+        return cursor  # type: ignore[return-value]
+
+
+class _ChangeListener:
+    """Counts other processes' commits, as ``NOTIFY pepper_changes`` tells them (a thread on its own connection).
+
+    While it is not connected, ``version`` changes on every read, so that callers fall back to polling."""
+
+    def __init__(self, url: str, own_pids: set[int], connect_timeout: float) -> None:
+        self._url, self._own, self._timeout = url, own_pids, connect_timeout
+        self._count = 0
+        self._connected = False
+        self._fallback = itertools.count(1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pepper-pg-listen", daemon=True)
+        self._thread.start()
+
+    @property
+    def version(self) -> int:
+        if not self._connected:
+            return -next(self._fallback)
+        return self._count
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))) as conn:
+                    conn.execute(queries("postgres")["listen_changes"])
+                    self._count += 1  # whatever happened while not listening has to be read
+                    self._connected = True
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            if note.pid not in self._own:
+                                self._count += 1
+            except psycopg.Error:
+                pass
+            self._connected = False
+            self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+def _connect_error(url: str, exc: BaseException) -> DatabaseUnreachableError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    password = _password(url)
+    if password:
+        detail = detail.replace(password, "***")
+    return DatabaseUnreachableError(redact(url), detail)
+
+
+def _password(url: str) -> str | None:
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url).get("password")  # type: ignore[return-value]
+    except psycopg.Error:
+        return None
+
+
+class PostgresStore(SqlStore):
+    """Durable state in a PostgreSQL database, shared by every process that opens the same URL."""
+
+    kind = "PostgreSQL"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        connect_timeout: float = 5.0,
+        busy_timeout: float = 10.0,
+        pool_size: int = 4,
+    ) -> None:
+        super().__init__(queries("postgres"))
+        self.url = url
+        self._busy_ms = max(1, int(busy_timeout * 1000))
+        self.location = redact(url)
+        self._own_pids: set[int] = set()
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as conn:
+                migrate(conn, self.location, create=create)
+        except psycopg.OperationalError as exc:
+            raise _connect_error(url, exc) from None
+        self._pool: ConnectionPool[Any] | None = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "row_factory": _rows, "connect_timeout": max(1, int(connect_timeout))},
+            configure=self._configure,
+            timeout=max(connect_timeout, 30.0),
+            name="pepper",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=max(connect_timeout, 5.0))
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise _connect_error(url, exc) from None
+        self._listener = _ChangeListener(url, self._own_pids, connect_timeout)
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        self._own_pids.add(conn.info.backend_pid)  # its own notifications are not news to this store
+        # a writer waits this long for the write lock (as SQLite's busy timeout), then the write is "busy"
+        conn.execute(f"SET lock_timeout = {self._busy_ms}")
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        if self._pool is None:
+            raise StoreBusyError(f"the store at {self.location} is closed")
+        return self._pool
+
+    # -- what SqlStore asks of a database -------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self._errors(), self.pool.connection() as conn, conn.transaction():
+            conn.execute(self._q["serialise_writers"], (WRITE_LOCK,))
+            yield _Conn(conn)
+            conn.execute(self._q["notify_change"])
+
+    def fetch(self, sql: str, params: Any = ()) -> list[Any]:
+        with self._errors(), self.pool.connection() as conn:
+            return conn.execute(sql, params or None).fetchall()
+
+    def begin_change(self, conn: Connection) -> int:
+        seq = int(conn.execute(self._q["next_change_seq"]).fetchone()[0])
+        conn.execute(self._q["set_tx_seq"], (str(seq),))
+        return seq
+
+    def typed_errors(self) -> Any:
+        return self._errors()
+
+    def expand(self, sql: str, count: int) -> str:
+        return sql.replace("{ids}", ",".join(["%s"] * count))
+
+    def data_version(self) -> int:
+        return self._listener.version
+
+    @property
+    def closed(self) -> bool:
+        return self._pool is None
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self._listener.stop()
+            pool.close()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """psycopg's exceptions as the store protocol's (the server named, never the password)."""
+        try:
+            yield
+        except (pg_errors.IntegrityError, pg_errors.DataError) as exc:
+            raise WriteRefusedError(self._scrub(exc)) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise StoreBusyError(f"{self.location}: {self._scrub(exc)}") from None
+
+    def _scrub(self, exc: BaseException) -> str:
+        text, password = str(exc), _password(self.url)
+        return text.replace(password, "***") if password else text
+
+    # -- PostgreSQL's own -----------------------------------------------------------------
+
+    def probe_write(self) -> str | None:
+        """Take the write lock (and let it go at once): None if the database is writable, else why not."""
+        try:
+            with self.transaction():
+                pass
+        except StoreBusyError as exc:
+            return str(exc)
+        return None
+
+    def file_sizes_mb(self) -> tuple[float | None, float | None]:
+        """The database's size in MB (PostgreSQL has no write-ahead log of its own per database: None)."""
+        return int(self.query("database_size")[0][0]) / 2**20, None
+
+
+# -- the schema ---------------------------------------------------------------------------
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, file name, sql)`` of every PostgreSQL migration, in order."""
+    folder = resources.files("pepper.store").joinpath("migrations/postgres")
+    found = [(int(e.name[:4]), e.name, e.read_text()) for e in folder.iterdir() if e.name[:4].isdigit()]
+    return sorted(found)
+
+
+def schema_sql() -> str:
+    """The complete current PostgreSQL schema (``sql/postgres_schema.sql``)."""
+    return resources.files("pepper.store").joinpath("sql/postgres_schema.sql").read_text()
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int:
+    """The highest migration applied, 0 for a database pepper has not written to."""
+    row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return 0
+    found = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+    return int(found[0]) if found else 0
+
+
+def migrate(conn: psycopg.Connection[Any], location: str, *, create: bool = True) -> int:
+    """Create or bring up to date pepper's tables (one process at a time); return the schema version.
+
+    A database of a newer schema is refused; so is one with other tables but not pepper's, and (unless
+    ``create``) one where pepper has stored nothing yet."""
+    latest = migrations()[-1][0]
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+    try:
+        current = schema_version(conn)
+        if current > latest:
+            raise ConfigError(
+                f"the database at {location} was written by a newer pepper (schema {current}, this one knows up "
+                f"to {latest}); upgrade pepper to open it",
+                field="db",
+            )
+        if current == 0:
+            _check_new(conn, location, create)
+        for version, _name, sql in migrations():
+            if version > current:
+                with conn.transaction():
+                    conn.execute(sql.encode())  # type: ignore[call-overload]  # a script: several statements
+                    conn.execute(
+                        "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)", (version, time.time())
+                    )
+        return schema_version(conn)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+
+
+def _check_new(conn: psycopg.Connection[Any], location: str, create: bool) -> None:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+    ).fetchall()
+    tables = [row[0] for row in rows]
+    if tables:
+        raise ConfigError(
+            f"the database at {location} is not a pepper one (its tables: {', '.join(tables[:5])}); "
+            "give pepper a database of its own",
+            field="db",
+        )
+    if not create:
+        raise ConfigError(
+            f"no pepper database at {location}: nothing has been stored there yet "
+            "(check the --db option or $PEPPER_DB)",
+            field="db",
+        )
