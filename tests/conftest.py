@@ -1,7 +1,8 @@
-"""Shared fixtures: a runtime on a real SQLite file in a temporary folder."""
+"""Shared fixtures: a runtime on a real SQLite file in a temporary folder; a throw-away PostgreSQL server."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pepper
 from pepper.core import TaskOrchestrator
 from pepper.core.runtime import reset_default_runtime
 from pepper.testing import ManualClock
+from tests.postgres_cluster import PostgresServer, PostgresUnavailable, start_server
 
 FAST = {"retry_delay": "20ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 
@@ -63,22 +65,44 @@ def virtual(tmp_path: Path, clock: ManualClock) -> Iterator[pepper.Runtime]:
     rt.close()
 
 
-# -- provisional: a PostgreSQL database per test from $PEPPER_TEST_POSTGRES_URL -------------
-import uuid as _uuid  # noqa: E402
+#: Why PostgreSQL is unavailable in this run, once a test has asked for it (for the run's last line).
+_postgres_skipped: list[str] = []
+SKIP_PREFIX = "PostgreSQL tests skipped: "
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run: ``PEPPER_TEST_POSTGRES_URL``, else a cluster started here.
+
+    Tests that use it are skipped, with the reason, where PostgreSQL cannot be started.
+    """
+    try:
+        server = start_server(startup_timeout=60.0)
+    except PostgresUnavailable as exc:
+        _postgres_skipped.append(exc.reason)
+        pytest.skip(SKIP_PREFIX + exc.reason)
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def postgres_url():
-    import os
+def postgres_url(postgres_cluster: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty database on that server (``postgresql://pepper:...@127.0.0.1:PORT/t_...``)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    postgres_cluster.create_database(name)
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
 
-    base = os.environ.get("PEPPER_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("no PostgreSQL")
-    import psycopg
 
-    name = "t_" + _uuid.uuid4().hex[:12]
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line at the end when the PostgreSQL tests could not run, so a skip is never silent."""
+    if not _postgres_skipped:
+        return
+    skipped = sum(
+        1
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and SKIP_PREFIX in str(report.longrepr[2])
+    )
+    terminalreporter.write_line(
+        f"{SKIP_PREFIX}{_postgres_skipped[0]} ({skipped} test(s) skipped)", yellow=True, bold=True
+    )
