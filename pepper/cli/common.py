@@ -27,7 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 DB_PATH = "pepper.db_path"
 
 _DB_HELP = (
-    "SQLite database file shared by pepper commands and workers; its folder must exist. "
+    "The database shared by pepper commands and workers: a SQLite file (its folder must exist) or a "
+    "PostgreSQL URL (postgresql://user:password@host:5432/name) for workers on several machines. "
     "Default: $PEPPER_DB, else `db` in ./pepper.toml, else .pepper/pepper.db (its folder is made for you)."
 )
 
@@ -37,7 +38,7 @@ def db_option(function: F) -> F:
 
     ``None`` lets the runtime resolve it ($PEPPER_DB, pepper.toml, the default).
     """
-    return click.option("--db", "db", metavar="PATH", default=None, help=_DB_HELP, callback=_inherit_db)(function)
+    return click.option("--db", "db", metavar="PATH|URL", default=None, help=_DB_HELP, callback=_inherit_db)(function)
 
 
 def _inherit_db(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -20,6 +20,7 @@ from pepper.model.resources import RESOURCE_UNITS
 from pepper.model.units import parse_duration
 from pepper.monitoring.health import COMPONENTS, HealthReport
 from pepper.monitoring.window import Figures, Latency
+from pepper.store.location import redact
 
 HEALTH_STYLES = {"healthy": "green", "degraded": "yellow", "unhealthy": "bold red"}
 #: Where performance figures come from, for people.
@@ -84,7 +85,7 @@ def health(components: tuple[str, ...], verbose: bool, as_json: bool, db: str | 
     chosen = [name.strip() for value in components for name in value.split(",") if name.strip()]
     with open_runtime(db) as runtime:
         report = HealthMonitor(runtime).check_health(chosen or None)
-        where = runtime.settings.db
+        where = redact(runtime.settings.db)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -16,6 +16,7 @@ from pepper.core import load_agents
 from pepper.core.planning import POLICIES, Plan, plan
 from pepper.errors import suggest
 from pepper.model.units import parse_duration
+from pepper.store.location import may_hold_data
 from pepper.workflow_file import WorkflowFile, parse_workflow_file
 
 _SHOWN = 30
@@ -83,7 +84,7 @@ def plan_command(
         runtime.store  # noqa: B018 - learned durations come from an existing database only
     except pepper.PepperError:
         runtime.close()
-        if Path(runtime.settings.db).exists():  # there, but not usable: say so, as every command does
+        if may_hold_data(runtime.settings.db):  # there, but not usable: say so, as every command does
             raise
         runtime = pepper.Runtime(db=":memory:")
     try:

@@ -33,6 +33,7 @@ from pepper.model.task import TaskState
 from pepper.model.units import parse_duration
 from pepper.monitoring.health import HEALTHY, HealthReport
 from pepper.monitoring.window import Figures
+from pepper.store.location import redact
 
 #: Reasons of an unhealthy verdict shown at the top; `pepper health` shows them all.
 _REASONS = 4
@@ -129,7 +130,7 @@ def gather(runtime: pepper.Runtime, window: float) -> Snapshot:
     for agent_id, figures in perf.by_agent.items():
         if agent_id not in shown:
             rows.append(AgentRow(agent_id, None, running.get(agent_id, 0), None, None, None, figures))
-    return Snapshot(runtime.clock.now(), runtime.settings.db, report, store.count_by_state(),
+    return Snapshot(runtime.clock.now(), redact(runtime.settings.db), report, store.count_by_state(),
                     store.runs.count_by_state(), len(store.errors.parked()), rows, perf)  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from pepper.cli.views import AgentStanding, agent_dict, agents_table
 from pepper.core import AgentSelector, LoadBalancer
 from pepper.core.prometheus import MetricsServer, serve_metrics
 from pepper.errors import AgentNotFoundError, PepperError
+from pepper.store.location import redact
 
 _POLL = 0.1
 
@@ -120,7 +121,7 @@ def _metrics(runtime: pepper.Runtime, port: int | None) -> AbstractContextManage
 
 def _announce(console: Console, runtime: pepper.Runtime, agents: list[pepper.BaseAgent], grace: float | None) -> None:
     names = ", ".join(f"{a.spec.agent_id} ({', '.join(sorted(a.spec.task_types))})" for a in agents)
-    console.print(Text(f"worker {runtime.worker_id} on {runtime.settings.db}"))
+    console.print(Text(f"worker {runtime.worker_id} on {redact(runtime.settings.db)}"))
     console.print(Text(f"{plural(len(agents), 'agent')}: {names}"))
     how = "Ctrl-C to stop" if grace is None else f"stops after {grace:g}s without work"
     console.print(Text(f"waiting for tasks; {how}", style="dim"))

@@ -10,6 +10,7 @@ from typing import Any
 
 from pepper.errors import ConfigError
 from pepper.model.settings import Settings
+from pepper.store.location import check_location, is_postgres_url
 
 CONFIG_FILE = "pepper.toml"
 #: Environment variables read, and the setting each one sets.
@@ -40,7 +41,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: [pepper] must be a table of settings")
     for key in ("db", "home"):  # relative paths are relative to the file
         value = values.get(key)
-        if isinstance(value, str) and value != ":memory:" and not Path(value).is_absolute():
+        if (
+            isinstance(value, str)
+            and value != ":memory:"
+            and not is_postgres_url(value)
+            and not Path(value).is_absolute()
+        ):
             values[key] = str(path.parent / value)
     try:
         Settings.build(values)
@@ -65,6 +71,8 @@ def load_settings(
     values.update({k: v for k, v in explicit.items() if v is not None})
     if "db" not in values:
         values["db"] = str(Path(values.get("home", DEFAULTS.home)) / "pepper.db")
+    if isinstance(values["db"], str):
+        check_location(values["db"])
     return Settings.build(values)
 
 
@@ -74,7 +82,7 @@ def make_home_for_db(settings: Settings) -> None:
     Any other missing folder is left alone: the database refuses to open there, rather than appear in a
     folder made for a mistyped path.
     """
-    if settings.db == ":memory:":
+    if settings.db == ":memory:" or is_postgres_url(settings.db):
         return
     folder = Path(os.path.abspath(Path(settings.db).expanduser())).parent
     if folder == Path(os.path.abspath(Path(settings.home).expanduser())):

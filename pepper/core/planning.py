@@ -50,6 +50,7 @@ from pepper.scheduling.planning import (
     utilisation,
     work_bound,
 )
+from pepper.store.location import may_hold_data
 from pepper.workflow_file import parse_workflow_file
 
 POLICIES = ("default", "critical_path", "round_robin")
@@ -310,7 +311,7 @@ def _history(runtime: Runtime | None) -> Performance | None:
         live = resolve(runtime)
     except Exception:  # noqa: BLE001 - no runtime to learn from: durations default
         return None
-    if runtime is None and live.settings.db != ":memory:" and not Path(live.settings.db).exists():
+    if runtime is None and not may_hold_data(live.settings.db):
         return None  # nothing learned yet, and planning creates no database
     performance = Performance(live.settings.score_half_life)
     now = live.clock.now()

@@ -39,7 +39,8 @@ from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, Runti
 from pepper.model.settings import Settings
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule
-from pepper.store.sqlite import SQLiteStore
+from pepper.store.location import open_store, redact
+from pepper.store.sql_store import SqlStore
 
 log = logging.getLogger("pepper")
 T = TypeVar("T")
@@ -70,7 +71,7 @@ class Runtime:
         self._create = create
         self.worker_id = _new_worker_id()
         self._lock = threading.RLock()
-        self._store: SQLiteStore | None = None
+        self._store: SqlStore | None = None
         self._portal: Portal | None = None
         self._service: EngineService | None = None
         self._offline: StoreBackend | None = None
@@ -82,7 +83,7 @@ class Runtime:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "running" if self._service else "idle"
-        return f"<pepper.Runtime db={self.settings.db!r} {state} agents={len(self._agents)}>"
+        return f"<pepper.Runtime db={redact(self.settings.db)!r} {state} agents={len(self._agents)}>"
 
     # -- parts, created on first use ----------------------------------------------------
 
@@ -91,14 +92,14 @@ class Runtime:
         return Path(self.settings.home)
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self) -> SqlStore:
         with self._lock:
             self._check_open()
             if self._store is None:
                 s = self.settings
                 if self._create:
                     make_home_for_db(s)
-                store = SQLiteStore(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create)
+                store = open_store(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create)
                 if self._create:  # a runtime that writes makes sure the pool is known
                     configured = s.resources.to_dict() if s.resources is not None else None
                     # configured resources go over the machine's: `{gpu = 1}` adds a GPU, keeping cpu and memory

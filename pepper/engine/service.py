@@ -62,7 +62,7 @@ from pepper.model.workflow_run import RunRecord, WorkflowResult
 from pepper.monitoring.window import Observation
 from pepper.scheduling.explain import explain
 from pepper.store.ratings import rate_task
-from pepper.store.sqlite import SQLiteStore
+from pepper.store.sql_store import SqlStore
 
 T = TypeVar("T")
 
@@ -119,7 +119,7 @@ class EngineService:
 
     @classmethod
     def build(
-        cls, store: SQLiteStore, settings: Settings, *, clock: Clock, worker_id: str, agents_home: Path,
+        cls, store: SqlStore, settings: Settings, *, clock: Clock, worker_id: str, agents_home: Path,
         hooks: Sequence[EngineHook],
     ) -> EngineService:  # fmt: skip
         """An engine over ``store`` (not started yet) and its front door."""

@@ -53,7 +53,7 @@ def ahead_of(me: Waiting, waiting: Iterable[Waiting], agents: Sequence[AgentSpec
 
 def ahead_in_routes(route: Route, counts: Iterable[tuple[Route, int]], agents: Sequence[AgentSpec]) -> int:
     """``ahead_of`` over the tasks already known to be served first, counted by route: the store counts them
-    (``SQLiteStore.ready_ahead``) so that asking about one task reads no other task's row."""
+    (the store's ``ready_ahead``) so that asking about one task reads no other task's row."""
     cache: dict[Route, frozenset[str]] = {}
     servers = _servers(route, agents, cache)
     return sum(n for other, n in counts if other == route or servers & _servers(other, agents, cache))

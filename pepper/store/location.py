@@ -7,6 +7,7 @@ is refused (never taken for a file name); everything else is a SQLite file path 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pepper.errors import ConfigError
@@ -34,6 +35,13 @@ def check_location(db: str) -> None:
             "(e.g. .pepper/pepper.db) or a PostgreSQL URL (postgresql://user:password@host:5432/name)",
             field="db",
         )
+
+
+def may_hold_data(db: str) -> bool:
+    """False when ``db`` surely holds nothing yet (``:memory:``, a file that does not exist); a server may."""
+    if is_postgres_url(db):
+        return True
+    return db != ":memory:" and Path(db).expanduser().exists()
 
 
 def redact(db: str) -> str:

@@ -193,7 +193,8 @@ class PostgresStore(SqlStore):
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
         with self._errors(), self.pool.connection() as conn:
-            return conn.execute(sql, params or None).fetchall()
+            rows: list[Any] = conn.execute(sql, params or None).fetchall()
+            return rows
 
     def begin_change(self, conn: Connection) -> int:
         seq = int(conn.execute(self._q["next_change_seq"]).fetchone()[0])
@@ -293,7 +294,7 @@ def migrate(conn: psycopg.Connection[Any], location: str, *, create: bool = True
         for version, _name, sql in migrations():
             if version > current:
                 with conn.transaction():
-                    conn.execute(sql.encode())  # type: ignore[call-overload]  # a script: several statements
+                    conn.execute(sql.encode())  # a script: several statements, sent as they are
                     conn.execute(
                         "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)", (version, time.time())
                     )

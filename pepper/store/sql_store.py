@@ -126,6 +126,14 @@ class SqlStore:
     def closed(self) -> bool:
         raise NotImplementedError
 
+    def probe_write(self) -> str | None:
+        """Take the write lock and let it go at once: None if the database takes writes, else why not."""
+        raise NotImplementedError
+
+    def file_sizes_mb(self) -> tuple[float | None, float | None]:
+        """The database's size and its write-ahead log's in MB, where the database has such figures."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 

@@ -239,8 +239,7 @@ def test_grant_once_says_a_lease_was_granted_before(store):
 
 def test_a_busy_database_is_reported_as_busy(shared_store):
     holder, writer = shared_store(), shared_store(busy_timeout=0.05)
-    with holder.transaction():  # holds the database's write lock
-        with pytest.raises(StoreBusyError):
-            writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
+    with holder.transaction(), pytest.raises(StoreBusyError):  # the holder keeps the database's write lock
+        writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
     writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)  # free again: it passes
     assert set(writer.get_tasks(["a"])) == {"a"}
