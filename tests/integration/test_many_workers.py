@@ -1,15 +1,16 @@
-"""Several worker processes share one SQLite file: every task runs exactly once, unless its worker dies.
+"""Several worker processes share one database: every task runs exactly once, unless its worker dies.
 
 5,000 tasks in small diamonds (a root, two branches, a join) and tasks that lease a cpu from the pool;
-three workers take them concurrently. Executions are counted in the agents (one line per execution in a
-log shared by the workers), not only in the rows.
+three workers take them concurrently, on a SQLite file and on PostgreSQL (there each with a host id of its
+own, as if on three machines). Executions are counted in the agents (one line per execution in a log
+shared by the workers), not only in the rows.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
+from pepper.store.location import open_store
 
 GROUPS = 1000  # x 5 tasks
 
@@ -66,18 +68,23 @@ def specs() -> list[dict]:
     return out
 
 
-def states(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db, timeout=30)
+def read(db: str, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on the shared database, read through a store of its own."""
+    store = open_store(db, create=False)
     try:
-        return dict(conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall())
+        return [tuple(row) for row in store.fetch(sql)]
     finally:
-        conn.close()
+        store.close()
+
+
+def states(db: str) -> dict[str, int]:
+    return {state: int(n) for state, n in read(db, "SELECT state, COUNT(*) FROM tasks GROUP BY state")}
 
 
 class Workers:
-    def __init__(self, tmp_path: Path, total: int) -> None:
-        self.tmp, self.total = tmp_path, total
-        self.db, self.log = tmp_path / "shared.db", tmp_path / "ran.log"
+    def __init__(self, tmp_path: Path, total: int, db: str, hosts: bool) -> None:
+        self.tmp, self.total, self.db, self.hosts = tmp_path, total, db, hosts
+        self.log = tmp_path / "ran.log"
         self.script = tmp_path / "worker.py"
         self.script.write_text(WORKER)
         self.env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -86,8 +93,9 @@ class Workers:
 
     def start(self) -> subprocess.Popen[bytes]:
         home = self.tmp / f"home-{len(self.procs)}"
-        args = [sys.executable, str(self.script), str(self.db), str(home), str(self.log), str(self.total)]
-        proc = subprocess.Popen(args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        args = [sys.executable, str(self.script), self.db, str(home), str(self.log), str(self.total)]
+        env = {**self.env, "PEPPER_HOST_ID": f"host-{len(self.procs)}"} if self.hosts else self.env
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.procs.append(proc)
         return proc
 
@@ -98,23 +106,19 @@ class Workers:
 
     def wait_registered(self, agents: int, deadline: float) -> None:
         """Until ``agents`` agents of live workers are in the database (every worker is ready to take work)."""
+        sql = "SELECT COUNT(*) FROM agents a JOIN workers w USING (worker_id) WHERE w.stopped_at IS NULL"
         while True:
-            conn = sqlite3.connect(self.db, timeout=30)
             try:
-                found = conn.execute(
-                    "SELECT COUNT(*) FROM agents a JOIN workers w USING (worker_id) WHERE w.stopped_at IS NULL"
-                ).fetchone()[0]
-            except sqlite3.OperationalError:  # no tables yet
+                found = int(read(self.db, sql)[0][0])
+            except pepper.PepperError:  # no database yet
                 found = 0
-            finally:
-                conn.close()
             if found >= agents:
                 return
             assert time.monotonic() < deadline, "the workers never started"
             time.sleep(0.05)
 
     def submit(self) -> None:
-        with pepper.Runtime(db=str(self.db), home=str(self.tmp / "home"), resources={"cpu": 4}) as rt:
+        with pepper.Runtime(db=self.db, home=str(self.tmp / "home"), resources={"cpu": 4}) as rt:
             TaskOrchestrator(rt).submit_tasks(specs())
 
     def wait_for(self, executed: int, deadline: float) -> None:
@@ -124,21 +128,13 @@ class Workers:
 
     def diagnosis(self) -> str:
         """What the database says, for a failure message."""
-        conn = sqlite3.connect(self.db, timeout=30)
-        try:
-            return repr({
-                "states": dict(conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall()),
-                "live leases": conn.execute(
-                    "SELECT lease_id, worker_id FROM leases WHERE released_at IS NULL AND kind = 'task'"
-                ).fetchall(),
-                "workers": conn.execute("SELECT worker_id, pid, heartbeat_at, stopped_at FROM workers").fetchall(),
-                "running": conn.execute(
-                    "SELECT task_id, owner, attempts FROM tasks WHERE state = 'in_progress' LIMIT 10"
-                ).fetchall(),
-                "exits": [proc.poll() for proc in self.procs],
-            })  # fmt: skip
-        finally:
-            conn.close()
+        return repr({
+            "states": states(self.db),
+            "live leases": read(self.db, "SELECT lease_id, worker_id FROM leases WHERE released_at IS NULL"),
+            "workers": read(self.db, "SELECT worker_id, pid, heartbeat_at, stopped_at FROM workers"),
+            "running": read(self.db, "SELECT task_id, owner, attempts FROM tasks WHERE state = 'in_progress' LIMIT 10"),
+            "exits": [proc.poll() for proc in self.procs],
+        })  # fmt: skip
 
     def finish(self, deadline: float) -> None:
         for proc in self.procs:
@@ -157,9 +153,13 @@ class Workers:
                 proc.wait(10)
 
 
-@pytest.fixture
-def workers(tmp_path):
-    group = Workers(tmp_path, len(specs()))
+@pytest.fixture(params=["sqlite", "postgres"])
+def workers(request, tmp_path):
+    if request.param == "postgres":
+        db, hosts = request.getfixturevalue("postgres_url"), True
+    else:
+        db, hosts = str(tmp_path / "shared.db"), False
+    group = Workers(tmp_path, len(specs()), db, hosts)
     yield group
     group.stop_all()
 
@@ -186,8 +186,11 @@ def test_workers_killed_and_restarted_lose_nothing_and_only_the_dead_workers_tas
         workers.start()
     workers.wait_registered(6, deadline)
     workers.submit()
-    for round_ in range(3):  # kill -9 one worker while it holds work, start a fresh one
-        workers.wait_for((round_ + 1) * workers.total // 5, deadline)
+    seed = random.randrange(2**32)
+    moments = sorted(random.Random(seed).uniform(0.05, 0.75) for _ in range(3))
+    print(f"kill -9 after these shares of the tasks ran: {moments} (seed {seed})")
+    for round_, share in enumerate(moments):  # kill -9 one worker while it holds work, start a fresh one
+        workers.wait_for(int(share * workers.total), deadline)
         victim = workers.procs[round_]
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
