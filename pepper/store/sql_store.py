@@ -137,6 +137,10 @@ class SqlStore:
     def close(self) -> None:
         raise NotImplementedError
 
+    def write_rows(self, conn: Connection, name: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Within an open write transaction: run a named write once per row; the number of rows it changed."""
+        return int(conn.executemany(self._q[name], rows).rowcount)
+
     # -- named statements ---------------------------------------------------------------
 
     @property
@@ -193,11 +197,9 @@ class SqlStore:
                     result.refused[lease.task_id] = refused[lease.lease_id]
             if result.refused:  # a claim whose lease was refused is not written
                 saves = [save for save in saves if save.task.task_id not in result.refused]
-        if saves:
-            cursor = conn.executemany(q["save_task"], [save_params(save, writer) for save in saves])
-            if cursor.rowcount != len(saves):
-                ids = [save.task.task_id for save in saves]
-                result.conflicts = set(ids) - self._written(conn, ids, writer)
+        if saves and self.write_rows(conn, "save_task", [save_params(save, writer) for save in saves]) != len(saves):
+            ids = [save.task.task_id for save in saves]
+            result.conflicts = set(ids) - self._written(conn, ids, writer)
         saved = {save.task.task_id for save in saves} - result.conflicts
         if takes:  # only claims written here take their lease (a lost claim holds nothing)
             self.leases.insert_in(
@@ -217,15 +219,14 @@ class SqlStore:
     def insert_tasks(self, conn: Connection, tasks: Sequence[Task], writer: str) -> set[str]:
         """Within an open write transaction: the one way tasks enter the ``tasks`` table. Returns the ids that
         were already stored (those rows are left as they are)."""
-        cursor = conn.executemany(self._q["insert_task"], [insert_params(t, writer) for t in tasks])
-        if cursor.rowcount == len(tasks):
+        if self.write_rows(conn, "insert_task", [insert_params(t, writer) for t in tasks]) == len(tasks):
             return set()
         ids = [t.task_id for t in tasks]
         return set(ids) - self._written(conn, ids, writer)
 
     def save_in(self, conn: Connection, saves: Sequence[TaskSave], writer: str) -> int:
         """Within an open write transaction: write task rows over their expected versions; rows written."""
-        return int(conn.executemany(self._q["save_task"], [save_params(save, writer) for save in saves]).rowcount)
+        return self.write_rows(conn, "save_task", [save_params(save, writer) for save in saves])
 
     def _submit_group(
         self, conn: Connection, index: int, group: SubmissionGroup, writer: str, result: CommitResult

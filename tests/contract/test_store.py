@@ -243,3 +243,35 @@ def test_a_busy_database_is_reported_as_busy(shared_store):
         writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
     writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)  # free again: it passes
     assert set(writer.get_tasks(["a"])) == {"a"}
+
+
+AWKWARD = ['say "hi"', "back\\slash", "{braces},commas", "NULL", "", "line\nbreak\ttab", "ünïcödé ✓", "'quote'"]
+
+
+def test_awkward_text_survives_saves_of_many_tasks_at_once(store):
+    """Stores may write many rows in one statement: every value must come back exactly as it went in."""
+    ids = [f"t{i}" for i in range(len(AWKWARD))]
+    tasks = [
+        build_task(task_id=tid, task_type="t", inputs={"text": text}) for tid, text in zip(ids, AWKWARD, strict=True)
+    ]
+    store.commit(WriteSet(submissions=[tasks]), ME)
+    records = [
+        TaskRecord(task, TaskState.FAILED, attempts=2, failures=2, agent_id=text or None, owner=ME, ready_at=1.25,
+                   started_at=2, finished_at=3.5, error=TaskError("ValueError", text, f"trace {text}"),
+                   reason=text, progress=0.5, progress_message=text, placement=text or None)
+        for task, text in zip(tasks, AWKWARD, strict=True)
+    ]  # fmt: skip
+    result = store.commit(WriteSet(saves=[TaskSave.of(r, 1) for r in records]), ME)
+    assert not result.conflicts
+    stored = store.get_tasks(ids)
+    for record, text in zip(records, AWKWARD, strict=True):
+        got = stored[record.task.task_id]
+        assert got.task.inputs == {"text": text}
+        assert (got.agent_id, got.reason, got.progress_message, got.placement) == (
+            text or None,
+            text,
+            text,
+            text or None,
+        )
+        assert got.error == record.error and got.state is TaskState.FAILED and got.version == 2
+        assert (got.ready_at, got.started_at, got.finished_at, got.progress) == (1.25, 2.0, 3.5, 0.5)

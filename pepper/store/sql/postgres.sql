@@ -2,8 +2,9 @@
 -- change number it took (next_change_seq, see queries.sql) in the transaction-local
 -- setting pepper.tx_seq.
 
--- name: set_tx_seq
-SELECT set_config('pepper.tx_seq', ?, true);
+-- name: take_change_seq
+-- next_change_seq (see queries.sql), kept in the setting for the statements of this transaction.
+SELECT set_config('pepper.tx_seq', (COALESCE(MAX(change_seq), 0) + 1)::text, true) FROM tasks;
 
 -- name: serialise_writers
 -- Held until the transaction ends: write transactions follow one another, as on SQLite.
@@ -26,3 +27,39 @@ WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) ORDER BY tasks.seq;
 
 -- name: database_size
 SELECT pg_database_size(current_database());
+
+-- name: save_task_bulk
+-- save_task for many rows in one statement: each parameter is the array of one column (ids unique).
+UPDATE tasks SET
+    state = v.state, attempts = v.attempts, failures = v.failures, agent_id = v.agent_id, owner = v.owner,
+    ready_at = v.ready_at, started_at = v.started_at, finished_at = v.finished_at,
+    next_attempt_at = v.next_attempt_at, result = v.result, error = v.error, reason = v.reason,
+    progress = v.progress, progress_message = v.progress_message, cancel_requested = v.cancel_requested,
+    placement = v.placement, recovery = v.recovery, parked_at = v.parked_at, outcome = v.outcome,
+    writer = v.writer,
+    version = tasks.version + 1,
+    change_seq = {tx_seq}
+FROM unnest(
+    ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::float8[], ?::float8[], ?::float8[],
+    ?::float8[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::text[], ?::bigint[], ?::text[],
+    ?::text[], ?::float8[], ?::text[], ?::text[], ?::text[], ?::bigint[]
+) AS v(state, attempts, failures, agent_id, owner, ready_at, started_at, finished_at, next_attempt_at, result,
+       error, reason, progress, progress_message, cancel_requested, placement, recovery, parked_at, outcome,
+       writer, task_id, version)
+WHERE tasks.task_id = v.task_id AND tasks.version = v.version;
+
+-- name: insert_task_bulk
+-- insert_task for many rows in one statement, stored in the order given.
+INSERT INTO tasks (
+    task_id, task_type, priority, dependencies, inputs, agent, requirements,
+    timeout, max_retries, metadata, created_at, policy, state, ready_at, change_seq, writer
+)
+SELECT v.task_id, v.task_type, v.priority, v.dependencies, v.inputs, v.agent, v.requirements, v.timeout,
+       v.max_retries, v.metadata, v.created_at, v.policy, v.state, v.ready_at, {tx_seq}, v.writer
+FROM unnest(
+    ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::bigint[],
+    ?::text[], ?::float8[], ?::text[], ?::text[], ?::float8[], ?::text[]
+) WITH ORDINALITY AS v(task_id, task_type, priority, dependencies, inputs, agent, requirements, timeout,
+                       max_retries, metadata, created_at, policy, state, ready_at, writer, n)
+ORDER BY v.n
+ON CONFLICT (task_id) DO NOTHING;
