@@ -84,6 +84,14 @@ class LeaseLedger:
         """The pools every host shares, per resource."""
         return {row["resource"]: row["capacity"] for row in self._store.query("pool_of_host", (SHARED,))}
 
+    def largest(self) -> dict[str, float]:
+        """Per resource, the most one host could ever grant: the largest machine pool of any host, or the
+        shared pool (what a submitter on any host checks a task against)."""
+        most: dict[str, float] = {}
+        for row in self._store.query("every_pool"):
+            most[row["resource"]] = max(most.get(row["resource"], 0.0), row["capacity"])
+        return most
+
     def ensure_pool(self, capacity: Mapping[str, float], replace: bool) -> dict[str, float]:
         """Store ``capacity`` as this host's machine pools if asked to replace, or if none is stored yet;
         return the stored ones. Pools stored before pools were kept per host become this host's first."""

@@ -268,7 +268,7 @@ class SQLiteStore:
 
     def submit_in(self, conn: sqlite3.Connection, tasks: Sequence[Task], writer: str) -> Submission:
         """Within an open write transaction: check new tasks against the stored ones and store them."""
-        submission = prepare(tasks, StoredTaskView(self), self.leases.pool() or None)
+        submission = prepare(tasks, StoredTaskView(self), self.leases.largest() or None)
         self.begin_change(conn)
         self.insert_tasks(conn, submission.new, writer)
         return submission

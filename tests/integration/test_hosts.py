@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import pepper
-from pepper.core import ResourceAllocator, ResourceManager
-from pepper.errors import ConfigError, ResourceUnavailableError
+from pepper.core import ResourceAllocator, ResourceManager, TaskOrchestrator
+from pepper.errors import ConfigError, ResourceUnavailableError, ValidationError
 from pepper.model import codec
 from pepper.testing import ManualClock
 
@@ -187,3 +187,15 @@ def test_a_shared_name_another_host_pools_per_machine_is_refused_and_changes_not
         pepper.Runtime(db=db, home=home, host_id="host-a", resources={"api_tokens": 2}).store  # noqa: B018
     with pepper.Runtime(db=db, home=home, host_id="host-a", create=False) as again:
         assert again.pool() == before
+
+
+def test_a_submitter_checks_tasks_against_the_largest_pool_of_any_host(tmp_path):
+    db, home = str(tmp_path / "s.db"), str(tmp_path / "home")
+    with pepper.Runtime(db=db, home=home, host_id="gpu-box", resources={"gpu": 1}) as gpu_box:
+        gpu_box.pool()  # records the pool of the host with the GPU
+    with pepper.Runtime(db=db, home=home, host_id="laptop") as laptop:
+        orchestrator = TaskOrchestrator(laptop)
+        orchestrator.submit_task("train", "t", requirements={"resources": {"gpu": 1}})  # the gpu box can run it
+        with pytest.raises(ValidationError, match="whole pool"):
+            orchestrator.submit_task("huge", "t", requirements={"resources": {"gpu": 2}})
+        assert [task.task_id for task in orchestrator.list_tasks()] == ["train"]

@@ -151,6 +151,9 @@ SELECT resource, capacity FROM pool WHERE host = ? ORDER BY resource;
 -- This host's machine pools and the shared ones ('*').
 SELECT host, resource, capacity FROM pool WHERE host = ? OR host = '*' ORDER BY resource;
 
+-- name: every_pool
+SELECT host, resource, capacity FROM pool ORDER BY resource;
+
 -- name: clear_pool_of_host
 DELETE FROM pool WHERE host = ?;
 
