@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,3 +24,14 @@ def eventually(condition: Callable[[], T], what: str = "the condition", timeout:
             return value
         assert time.monotonic() < end, f"still not true after {timeout:g}s: {what}"
         time.sleep(0.01)
+
+
+def damage_tasks_table(db: Path) -> None:
+    """Write garbage over the first page of the ``tasks`` table (wherever the migrations put it)."""
+    conn = sqlite3.connect(db)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tasks'").fetchone()[0]
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with db.open("r+b") as file:
+        file.seek((root - 1) * page)
+        file.write(b"\xde\xad\xbe\xef" * (page // 4))

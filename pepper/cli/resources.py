@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -14,6 +13,7 @@ import pepper
 from pepper.cli.common import db_option, json_option, open_runtime
 from pepper.cli.render import listing_console, make_console, print_json, relative
 from pepper.core import ResourceManager
+from pepper.core.resources import PoolStatus
 from pepper.model.lease import Lease
 from pepper.model.resources import describe, describe_amount
 from pepper.model.usage import AgentUsage
@@ -37,7 +37,7 @@ def resources(as_json: bool, db: str | None) -> None:
         console.print(Text("No resource pool is recorded in this database yet; submitting a task or starting a "
                            "worker records this machine's."))  # fmt: skip
         return
-    console.print(_pool_table(pool.capacity, pool.held, pool.free))
+    console.print(_pool_table(pool))
     if usage:
         console.print(_agents_table(list(usage.values())))
     console.print(Text(f"{len(pool.leases)} live lease(s); `pepper leases` lists them.", style="dim"))
@@ -67,13 +67,13 @@ def _amount(name: str, amount: float | None) -> str:
     return "-" if amount is None else describe_amount(name, amount).split(" ", 1)[1]
 
 
-def _pool_table(capacity: Mapping[str, float], held: Any, free: Any) -> Table:
-    table = Table(title="Resource pool", title_justify="left")
-    for column in ("resource", "capacity", "held", "free"):
-        table.add_column(column, justify="left" if column == "resource" else "right")
-    for name in sorted(capacity):
-        table.add_row(name, _amount(name, capacity[name]), _amount(name, held.get(name, 0.0)),
-                      _amount(name, free.get(name, 0.0)))  # fmt: skip
+def _pool_table(pool: PoolStatus) -> Table:
+    table = Table(title=f"Resource pool (host {pool.host})", title_justify="left")
+    for column in ("resource", "pool", "capacity", "held", "free"):
+        table.add_column(column, justify="left" if column in ("resource", "pool") else "right")
+    for name in sorted(pool.capacity):
+        table.add_row(name, "shared" if name in pool.shared else "this host", _amount(name, pool.capacity[name]),
+                      _amount(name, pool.held.get(name, 0.0)), _amount(name, pool.free.get(name, 0.0)))  # fmt: skip
     return table
 
 

@@ -14,7 +14,7 @@ from pepper.store.location import check_location, is_postgres_url
 
 CONFIG_FILE = "pepper.toml"
 #: Environment variables read, and the setting each one sets.
-ENVIRONMENT = {"PEPPER_DB": "db", "PEPPER_HOME": "home"}
+ENVIRONMENT = {"PEPPER_DB": "db", "PEPPER_HOME": "home", "PEPPER_HOST_ID": "host_id"}
 DEFAULTS = Settings()
 
 

@@ -24,16 +24,21 @@ _WAIT_STEPS = (0.02, 0.05, 0.1, 0.2, 0.5)
 
 @dataclass(frozen=True, slots=True)
 class PoolStatus:
-    """The pool now: its capacity, what live leases hold, what is free, and the leases."""
+    """The pool seen from ``host`` now: its capacity, what live leases hold, what is free, and the leases.
+
+    Resources named in ``shared`` are pools every host draws from; the others are this host's own."""
 
     capacity: Mapping[str, float]
     held: Mapping[str, float]
     free: Mapping[str, float]
     leases: tuple[Lease, ...] = ()
+    shared: frozenset[str] = frozenset()
+    host: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"capacity": dict(self.capacity), "held": dict(self.held), "free": dict(self.free),
-                "leases": [lease.to_dict() for lease in self.leases]}  # fmt: skip
+                "leases": [lease.to_dict() for lease in self.leases], "shared": sorted(self.shared),
+                "host": self.host}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +177,10 @@ class ResourceManager(Component):
         runtime = self.runtime
         now = runtime.clock.now()
         capacity = runtime.pool()
-        leases = tuple(runtime.store.leases.live(now))
-        return PoolStatus(capacity, total_held(leases, now), room(capacity, leases, now), leases)
+        ledger = runtime.store.leases
+        leases = tuple(ledger.live(now))
+        shared = frozenset(ledger.shared()) & frozenset(capacity)
+        return PoolStatus(capacity, total_held(leases, now), room(capacity, leases, now), leases, shared, ledger.host)
 
     def get_resource_usage(self, agent_id: str) -> ResourceUsage:
         """What ``agent_id`` was given (its budget, its tasks' leases) beside what it really uses."""

@@ -34,7 +34,7 @@ from pepper.engine.portal import Portal
 from pepper.engine.sampler import ValueOf
 from pepper.engine.service import EngineService
 from pepper.engine.stored import StoreBackend
-from pepper.engine.usage import machine_capacity
+from pepper.engine.usage import host_of, machine_capacity
 from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
 from pepper.model.settings import Settings
 from pepper.model.usage import METRICS, AgentUsage, Measurement
@@ -100,16 +100,28 @@ class Runtime:
                 if self._create:
                     make_home_for_db(s)
                 store = open_store(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create)
+                store.leases.host = host_of(s)  # leases are taken on this host; its pools are the ones seen
                 if self._create:  # a runtime that writes makes sure the pool is known
-                    configured = s.resources.to_dict() if s.resources is not None else None
-                    # configured resources go over the machine's: `{gpu = 1}` adds a GPU, keeping cpu and memory
-                    capacity = machine_capacity(self.home) | (configured or {})
-                    store.leases.ensure_pool(capacity, replace=configured is not None)
+                    try:
+                        self._ensure_pools(store)
+                    except BaseException:
+                        store.close()
+                        raise
                 self._store = store
             return self._store
 
+    def _ensure_pools(self, store: SqlStore) -> None:
+        """Record this host's pool if none is (or resources are configured), and the configured shared pools."""
+        s = self.settings
+        configured = s.resources.to_dict() if s.resources is not None else None
+        # configured resources go over the machine's: `{gpu = 1}` adds a GPU, keeping cpu and memory
+        capacity = machine_capacity(self.home) | (configured or {})
+        store.leases.ensure_pool(capacity, replace=configured is not None)
+        if s.shared_resources:
+            store.leases.ensure_shared(s.shared_resources.to_dict())
+
     def pool(self) -> dict[str, float]:
-        """The capacity of the resource pool, per resource (cores, MB, counts)."""
+        """The capacity of the resource pool seen from this host (its machine pools and the shared ones)."""
         return self.store.leases.pool()
 
     def portal(self) -> Portal:

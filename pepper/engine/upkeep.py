@@ -3,7 +3,8 @@
 Several processes may share one database (``pepper worker`` on the same file,
 a CLI submitting tasks). Each engine polls for rows written by the others, and
 re-queues the running tasks of workers that died: at once when the dead
-process was on this machine, after ``visibility_timeout`` of silence otherwise.
+process was on this host (same host id, its pid is gone), after
+``visibility_timeout`` of silence otherwise.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from typing import TYPE_CHECKING
 
 import psutil
 
+from pepper.engine.usage import host_of
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
 from pepper.model.task import TaskState
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine")
-HOSTNAME = socket.gethostname()
 
 
 def process_alive(pid: int, started_at: float) -> bool:
@@ -53,7 +53,7 @@ class Upkeep:
         """Register this worker and load every unfinished task."""
         engine, store = self.engine, self.engine.store
         now = engine.clock.now()
-        store.workers.register(engine.worker_id, HOSTNAME, os.getpid(), now)
+        store.workers.register(engine.worker_id, host_of(engine.settings), os.getpid(), now)
         self.change_seq = store.current_change_seq()
         self._data_version = store.data_version()
         store.leases.reap_expired(now)
@@ -133,13 +133,14 @@ class Upkeep:
         engine = self.engine
         now = engine.clock.now()
         deadline = now - engine.settings.visibility_timeout
-        live = set()
+        live, host = set(), host_of(engine.settings)
         for worker in engine.store.workers.live():
             if worker.worker_id == engine.worker_id:
                 live.add(worker.worker_id)
                 continue
             silent = worker.heartbeat_at < deadline
-            gone = worker.hostname == HOSTNAME and not process_alive(worker.pid, worker.started_at)
+            # a pid means something only on its own host; elsewhere the heartbeat's silence tells
+            gone = worker.hostname == host and not process_alive(worker.pid, worker.started_at)
             if silent or gone:
                 engine.store.workers.stop(worker.worker_id, now)
                 engine.store.leases.release_worker(worker.worker_id, now)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
+if TYPE_CHECKING:
+    from pepper.model.settings import Settings
+
 _MB = float(2**20)
+#: This machine's host name: its host id unless the ``host_id`` setting names another.
+HOSTNAME = socket.gethostname()
 _MAX_FILES = 200_000  # a working directory bigger than this is measured in part
+
+
+def host_of(settings: Settings) -> str:
+    """This process's host id: the ``host_id`` setting, else the machine's host name."""
+    return settings.host_id or HOSTNAME
 
 
 def machine_capacity(home: Path) -> dict[str, float]:

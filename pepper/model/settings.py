@@ -13,6 +13,9 @@ from pepper.model.resources import Resources
 from pepper.model.units import parse_duration
 
 _SYNC_MODES = ("normal", "full")
+#: Resources every host has a pool of its own of; they cannot be shared pools.
+MACHINE_RESOURCES = ("cpu", "memory", "storage", "gpu")
+_HOST_ID_MAX = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,12 @@ class Settings:
     #: Capacity of the resource pool, over this machine's: a resource named here replaces the machine's
     #: figure for it, others are added (``{"gpu": 1}`` keeps the machine's cpu, memory and storage).
     resources: Resources | None = None
+    #: Pools that every host using the database shares, e.g. ``{"api_tokens": 5}`` (plain counts). Machine
+    #: resources (cpu, memory, storage, gpu, and those named in ``resources``) are a pool per host instead.
+    shared_resources: Resources | None = None
+    #: This host's name among the hosts sharing the database (``None``: the machine's host name). Workers are
+    #: recorded under it; a worker found dead by its pid must be on the same host, elsewhere its silence tells.
+    host_id: str | None = None
     #: How often to look for work and changes made by other processes.
     poll_interval: float = 0.2
     #: How often agents' real resource usage is measured (and alert rules evaluated).
@@ -83,6 +92,7 @@ class Settings:
                 raise
             except ValidationError as exc:
                 raise ConfigError(f"setting {name!r}: {exc}", field=name) from None
+        _check_shared(checked.get("shared_resources"), checked.get("resources"))
         return cls(**checked)
 
     def replace(self, **changes: Any) -> Settings:
@@ -112,6 +122,10 @@ def _check(name: str, value: Any) -> Any:
         return value
     if name == "resources":
         return None if value is None else Resources.parse(value, "resources")
+    if name == "shared_resources":
+        return None if value is None else Resources.parse(value, "shared_resources")
+    if name == "host_id":
+        return None if value is None else check_host_id(value)
     if name == "recovery":
         return None if value is None else Policy.parse(value)
     if name in _DURATIONS:
@@ -140,3 +154,28 @@ def _check(name: str, value: Any) -> Any:
             )
         return value
     return value
+
+
+def check_host_id(value: Any) -> str:
+    """A host id: printable text of 1 to 255 characters, not ``*`` (which marks the shared pools)."""
+    if not isinstance(value, str) or not value.strip() or not value.isprintable() or len(value) > _HOST_ID_MAX:
+        raise ConfigError(
+            f"setting 'host_id' must be printable text of 1 to {_HOST_ID_MAX} characters (e.g. the machine's "
+            f"name), got {value!r:.80}",
+            field="host_id",
+        )
+    if value == "*":
+        raise ConfigError("setting 'host_id' cannot be '*': it marks the pools every host shares", field="host_id")
+    return value
+
+
+def _check_shared(shared: Resources | None, machine: Resources | None) -> None:
+    """A resource is a pool of each host (machine) or one pool of the cluster (shared), never both."""
+    both = sorted(set(shared or ()) & (set(MACHINE_RESOURCES) | set(machine or ())))
+    if both:
+        raise ConfigError(
+            f"setting 'shared_resources': {', '.join(both)} is a machine resource (a pool of each host) and "
+            f"cannot be shared; machine resources are {', '.join(MACHINE_RESOURCES)} and those named in "
+            "'resources'",
+            field="shared_resources",
+        )

@@ -2,20 +2,34 @@
 
 Grants happen inside a write transaction that first reads every live lease,
 so two processes (or threads) allocating at once can never exceed the pool.
+
+Pools are kept per host: machine resources (cpu, memory, storage, gpu, ...) are a
+pool of each host, and pools stored under host ``'*'`` are shared by the whole
+cluster. A ledger sees the pool from its own host: that host's machine pools
+plus the shared ones, and the leases that count there (its own host's in full,
+other hosts' only for the shared pools).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pepper.errors import AllocationNotFoundError, LeaseEndedError, ResourceUnavailableError
+from pepper.errors import AllocationNotFoundError, ConfigError, LeaseEndedError, ResourceUnavailableError
 from pepper.model import codec
 from pepper.model.lease import Lease, room
-from pepper.model.resources import describe, describe_shortfall
+from pepper.model.resources import Resources, describe, describe_shortfall
 
 if TYPE_CHECKING:
     from pepper.store.sql_store import Connection, SqlStore
+
+
+#: The host of the pools every host shares.
+SHARED = "*"
+#: The host of pools and leases stored before pools were kept per host (claimed by the first writer).
+UNCLAIMED = ""
 
 
 def shortfall_message(missing: Mapping[str, float], capacity: Mapping[str, float]) -> str:
@@ -23,34 +37,90 @@ def shortfall_message(missing: Mapping[str, float], capacity: Mapping[str, float
     return f"{describe_shortfall(missing)} (pool: {describe(capacity)})"
 
 
-class LeaseLedger:
-    """Reads and writes of the ``pool`` and ``leases`` tables."""
+def pool_seen(rows: Iterable[codec.Row]) -> tuple[dict[str, float], set[str]]:
+    """The pool as one host sees it (from ``pool_here`` rows), and which of its resources are shared."""
+    machine: dict[str, float] = {}
+    shared: dict[str, float] = {}
+    for row in rows:
+        (shared if row["host"] == SHARED else machine)[row["resource"]] = row["capacity"]
+    return machine | shared, set(shared)  # a shared pool wins over a machine row of the same name
 
-    def __init__(self, store: SqlStore) -> None:
+
+def leases_counting(rows: Iterable[codec.Row], host: str, shared: set[str], now: float) -> list[Lease]:
+    """The live leases (from ``unreleased_leases`` rows) that count on ``host``: its own in full, other
+    hosts' only for the shared pools they hold."""
+    counting = []
+    for row in rows:
+        lease = Lease.from_row(row)
+        if not lease.live(now):
+            continue
+        if row["host"] != host:
+            part = {name: amount for name, amount in lease.resources.items() if name in shared}
+            if not part:
+                continue
+            lease = replace(lease, resources=Resources(part))
+        counting.append(lease)
+    return counting
+
+
+class LeaseLedger:
+    """Reads and writes of the ``pool`` and ``leases`` tables, as seen from one host (``host``)."""
+
+    def __init__(self, store: SqlStore, host: str | None = None) -> None:
         self._store = store
         self._q = store.statements
+        #: The host this ledger's leases are taken on (the runtime sets its configured host id).
+        self.host = host or socket.gethostname()
 
     # -- the pool ----------------------------------------------------------------------
 
     def pool(self) -> dict[str, float]:
-        return {row["resource"]: row["capacity"] for row in self._store.query("pool")}
+        """This host's machine pools and the shared pools, per resource."""
+        return pool_seen(self._store.query("pool_here", (self.host,)))[0]
+
+    def shared(self) -> dict[str, float]:
+        """The pools every host shares, per resource."""
+        return {row["resource"]: row["capacity"] for row in self._store.query("pool_of_host", (SHARED,))}
+
+    def largest(self) -> dict[str, float]:
+        """Per resource, the most one host could ever grant: the largest machine pool of any host, or the
+        shared pool (what a submitter on any host checks a task against)."""
+        most: dict[str, float] = {}
+        for row in self._store.query("every_pool"):
+            most[row["resource"]] = max(most.get(row["resource"], 0.0), row["capacity"])
+        return most
 
     def ensure_pool(self, capacity: Mapping[str, float], replace: bool) -> dict[str, float]:
-        """Store ``capacity`` if asked to replace, or if no pool is stored yet; return the stored pool."""
-        store = self._store
+        """Store ``capacity`` as this host's machine pools if asked to replace, or if none is stored yet;
+        return the stored ones. Pools stored before pools were kept per host become this host's first."""
+        store, q = self._store, self._q
         with store.transaction() as conn:
-            stored = {row["resource"]: row["capacity"] for row in conn.execute(self._q["pool"])}
+            stored = {row["resource"]: row["capacity"] for row in conn.execute(q["pool_of_host"], (self.host,))}
+            if not stored and conn.execute(q["pool_of_host"], (UNCLAIMED,)).fetchone() is not None:
+                conn.execute(q["claim_pool"], (self.host,))
+                conn.execute(q["claim_leases"], (self.host,))
+                stored = {row["resource"]: row["capacity"] for row in conn.execute(q["pool_of_host"], (self.host,))}
             if replace or not stored:
-                conn.execute(self._q["clear_pool"])
-                conn.executemany(self._q["set_pool"], sorted(capacity.items()))
+                _refuse_clash(capacity, {r["resource"] for r in conn.execute(q["pool_of_host"], (SHARED,))})
+                conn.execute(q["clear_pool_of_host"], (self.host,))
+                conn.executemany(q["set_pool"], [(self.host, name, capacity[name]) for name in sorted(capacity)])
                 stored = dict(capacity)
         return stored
+
+    def ensure_shared(self, capacity: Mapping[str, float]) -> dict[str, float]:
+        """Store (or resize) the pools every host shares; pools not named stay as they are. Returns them all."""
+        store, q = self._store, self._q
+        with store.transaction() as conn:
+            _refuse_clash(capacity, {r["resource"] for r in conn.execute(q["pool_of_host"], (self.host,))})
+            conn.executemany(q["set_pool"], [(SHARED, name, amount) for name, amount in sorted(capacity.items())])
+            return {row["resource"]: row["capacity"] for row in conn.execute(q["pool_of_host"], (SHARED,))}
 
     # -- leases ------------------------------------------------------------------------
 
     def live(self, now: float) -> list[Lease]:
-        """Every lease held at ``now``."""
-        return [lease for lease in map(Lease.from_row, self._store.query("unreleased_leases")) if lease.live(now)]
+        """Every lease held at ``now`` that counts on this host (other hosts' leases: their shared part)."""
+        shared = pool_seen(self._store.query("pool_here", (self.host,)))[1]
+        return leases_counting(self._store.query("unreleased_leases"), self.host, shared, now)
 
     def get(self, lease_id: str) -> Lease:
         rows = self._store.query("lease_by_id", (lease_id,))
@@ -91,15 +161,15 @@ class LeaseLedger:
     def insert_in(self, conn: Connection, leases: Sequence[Lease]) -> None:
         """Within an open write transaction: store leases already checked with ``refused_in``."""
         if leases:
-            conn.executemany(self._q["insert_lease"], [lease.to_row() for lease in leases])
+            conn.executemany(self._q["insert_lease"], [(*lease.to_row(), self.host) for lease in leases])
 
     def refused_in(self, conn: Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
         """Within an open write transaction: which of ``leases``, taken in order, the pool has no room for
         (lease id -> what was short). Nothing is written."""
         if not leases:
             return {}
-        capacity = {row["resource"]: row["capacity"] for row in conn.execute(self._q["pool"])}
-        live = [lease for lease in map(Lease.from_row, conn.execute(self._q["unreleased_leases"])) if lease.live(now)]
+        capacity, shared = pool_seen(conn.execute(self._q["pool_here"], (self.host,)))
+        live = leases_counting(conn.execute(self._q["unreleased_leases"]), self.host, shared, now)
         free = room(capacity, live, now)
         refused: dict[str, dict[str, float]] = {}
         for lease in leases:
@@ -134,6 +204,17 @@ class LeaseLedger:
     def reap_expired(self, now: float) -> int:
         """Mark expired leases released (they already stopped counting)."""
         return self._store.execute("reap_expired_leases", (now,))
+
+
+def _refuse_clash(capacity: Mapping[str, float], others: set[str]) -> None:
+    """A resource is either a machine pool of each host or one shared pool, never both."""
+    both = sorted(set(capacity) & others)
+    if both:
+        raise ConfigError(
+            f"{', '.join(both)} cannot be both a machine resource and a shared pool; name "
+            "it in either resources or shared_resources",
+            field="shared_resources",
+        )
 
 
 class UsageLog:

@@ -267,7 +267,7 @@ class SqlStore:
 
     def submit_in(self, conn: Connection, tasks: Sequence[Task], writer: str) -> Submission:
         """Within an open write transaction: check new tasks against the stored ones and store them."""
-        submission = prepare(tasks, StoredTaskView(self), self.leases.pool() or None)
+        submission = prepare(tasks, StoredTaskView(self), self.leases.largest() or None)
         self.begin_change(conn)
         self.insert_tasks(conn, submission.new, writer)
         return submission

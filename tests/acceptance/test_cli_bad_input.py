@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import pepper
+from tests.support import damage_tasks_table
 
 TIMEOUT = 60
 
@@ -48,9 +49,7 @@ def test_a_damaged_database_is_named_with_what_to_do_and_exit_2(tmp_path: Path, 
             [{"id": f"t{i}", "type": "echo", "inputs": {"pad": "x" * 500}} for i in range(200)]
         )
     assert db.stat().st_size > 32768 and not Path(f"{db}-wal").exists()
-    with db.open("r+b") as file:  # garbage over some data pages in the middle of the file
-        file.seek(8192)
-        file.write(b"\xde\xad\xbe\xef" * 2048)
+    damage_tasks_table(db)
     for command in (("tasks",), ("submit", "echo"), ("status", "t1"),
                     ("worker", "--agents", str(agents_yaml), "--until-idle")):  # fmt: skip
         line = refused(pepper_cli(tmp_path, *command, "--db", str(db)), f"database {str(db)!r} is damaged", ".recover")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pepper.errors import AllocationNotFoundError, LeaseEndedError, ResourceUnavailableError
+from pepper.errors import AllocationNotFoundError, ConfigError, LeaseEndedError, ResourceUnavailableError
 from pepper.model.lease import Lease, LeaseKind, total_held
 from pepper.model.resources import Resources
 
@@ -148,3 +148,38 @@ def test_processes_allocating_at_once_never_exceed_the_pool(shared_store, tmp_pa
     wins = [int(p.communicate(timeout=60)[0]) for p in procs]
     assert sum(wins) == 6
     assert total_held(shared_store().leases.live(0.0), 0.0) == {"cpu": 6.0}
+
+
+def test_hosts_share_the_shared_pools_but_not_their_machine_pools(shared_store):
+    # Given two hosts with two cpus each, and a pool of three api tokens that every host shares
+    here, there = shared_store(), shared_store()
+    here.leases.host, there.leases.host = "host-a", "host-b"
+    here.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    there.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    assert here.leases.ensure_shared({"api_tokens": 3.0}) == {"api_tokens": 3.0}
+    # When one host takes all its cpus and two tokens
+    here.leases.grant(lease("a", cpu=2, api_tokens=2), now=0.0)
+    # Then the other host still has its own cpus, but only the last token
+    there.leases.grant(lease("b", cpu=2), now=0.0)
+    with pytest.raises(ResourceUnavailableError) as caught:
+        there.leases.grant(lease("b-tokens", api_tokens=2), now=0.0)
+    assert caught.value.shortfall == {"api_tokens": 1.0}
+    there.leases.grant(lease("b-token", api_tokens=1), now=0.0)
+    assert there.leases.pool() == {"cpu": 2.0, "api_tokens": 3.0} and there.leases.shared() == {"api_tokens": 3.0}
+    assert total_held(there.leases.live(0.0), 0.0) == {"cpu": 2.0, "api_tokens": 3.0}  # host-a's cpus not counted
+    assert total_held(here.leases.live(0.0), 0.0) == {"cpu": 2.0, "api_tokens": 3.0}
+    # And a token given back on one host is free for the other
+    here.leases.release("a", now=1.0)
+    there.leases.grant(lease("b-more", api_tokens=2), now=1.0)
+
+
+def test_a_resource_is_either_a_machine_pool_or_a_shared_one(store):
+    store.leases.host = "host-a"
+    store.leases.ensure_pool({"cpu": 2.0, "gpu": 1.0}, replace=True)
+    with pytest.raises(ConfigError, match="gpu cannot be both a machine resource and a shared pool"):
+        store.leases.ensure_shared({"gpu": 4.0, "api_tokens": 3.0})
+    assert store.leases.shared() == {}  # nothing of the refused call was stored
+    store.leases.ensure_shared({"api_tokens": 3.0})
+    with pytest.raises(ConfigError, match="api_tokens cannot be both"):
+        store.leases.ensure_pool({"cpu": 2.0, "api_tokens": 1.0}, replace=True)
+    assert store.leases.pool() == {"cpu": 2.0, "gpu": 1.0, "api_tokens": 3.0}

@@ -9,6 +9,7 @@ import pytest
 import pepper
 from pepper.core import TaskOrchestrator, WorkflowController
 from pepper.errors import ConfigError, ValidationError, WorkflowDefinitionError
+from tests.support import damage_tasks_table
 
 FAST = {"poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 LISTED = b"report-\xff.txt".decode("utf-8", "surrogateescape")  # a non-UTF-8 file name, as os.listdir gives it
@@ -98,9 +99,7 @@ def test_reading_a_damaged_database_through_the_api_raises_a_typed_error(tmp_pat
         TaskOrchestrator(rt).submit_tasks(
             [{"id": f"t{i}", "type": "t", "inputs": {"pad": "x" * 500}} for i in range(200)]
         )
-    with db.open("r+b") as file:  # garbage over some data pages in the middle of the file
-        file.seek(8192)
-        file.write(b"\xde\xad\xbe\xef" * 2048)
+    damage_tasks_table(db)
     with pytest.raises(DatabaseDamagedError, match="damaged"):
         rt = pepper.Runtime(db=str(db), home=str(tmp_path / "home"))
         try:

@@ -46,3 +46,30 @@ def test_a_database_from_a_newer_pepper_is_refused(tmp_path):
 def test_the_save_statement_sets_the_stored_fields_in_their_declared_order():
     columns = re.findall(r"(\w+) = \?", queries()["save_task"].split("WHERE")[0])
     assert columns == [("result" if name == "result_json" else name) for name in SAVED_FIELDS] + ["writer"]
+
+
+def test_a_pool_stored_before_pools_were_per_host_becomes_the_first_writers(tmp_path):
+    # Given a database of schema 8: one pool, one lease, no hosts
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path)
+    for version, _name, sql in migrations():
+        if version <= 8:
+            conn.executescript(sql)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (version,))
+    conn.execute("INSERT INTO pool (resource, capacity) VALUES ('cpu', 4), ('gpu', 1)")
+    conn.execute("INSERT INTO leases (lease_id, holder, kind, resources, granted_at) "
+                 "VALUES ('old', 'agent', 'budget', '{\"cpu\": 3}', 0)")  # fmt: skip
+    conn.commit()
+    conn.close()
+    # When a runtime of host-a opens it to write
+    store = SQLiteStore(path)
+    store.leases.host = "host-a"
+    assert store.leases.ensure_pool({"cpu": 64.0}, replace=False) == {"cpu": 4.0, "gpu": 1.0}
+    # Then the stored pool and its lease are host-a's, and another host starts a pool of its own
+    assert [lease.lease_id for lease in store.leases.live(1.0)] == ["old"]
+    other = SQLiteStore(path)
+    other.leases.host = "host-b"
+    assert other.leases.ensure_pool({"cpu": 2.0}, replace=False) == {"cpu": 2.0}
+    assert other.leases.live(1.0) == []
+    store.close()
+    other.close()

@@ -125,19 +125,34 @@ ORDER BY agents.registered_at;
 -- name: revive_worker
 UPDATE workers SET stopped_at = NULL, heartbeat_at = ? WHERE worker_id = ?;
 
--- name: pool
-SELECT resource, capacity FROM pool ORDER BY resource;
+-- name: pool_of_host
+SELECT resource, capacity FROM pool WHERE host = ? ORDER BY resource;
 
--- name: clear_pool
-DELETE FROM pool;
+-- name: pool_here
+-- This host's machine pools and the shared ones ('*').
+SELECT host, resource, capacity FROM pool WHERE host = ? OR host = '*' ORDER BY resource;
+
+-- name: every_pool
+SELECT host, resource, capacity FROM pool ORDER BY resource;
+
+-- name: clear_pool_of_host
+DELETE FROM pool WHERE host = ?;
 
 -- name: set_pool
-INSERT INTO pool (resource, capacity) VALUES (?, ?)
-ON CONFLICT (resource) DO UPDATE SET capacity = excluded.capacity;
+INSERT INTO pool (host, resource, capacity) VALUES (?, ?, ?)
+ON CONFLICT (host, resource) DO UPDATE SET capacity = excluded.capacity;
+
+-- name: claim_pool
+-- Rows stored before pools were kept per host belong to the first host that opens the database to write.
+UPDATE pool SET host = ? WHERE host = '';
+
+-- name: claim_leases
+UPDATE leases SET host = ? WHERE host = '';
 
 -- name: insert_lease
-INSERT INTO leases (lease_id, holder, kind, resources, granted_at, expires_at, released_at, worker_id, task_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO leases (lease_id, holder, kind, resources, granted_at, expires_at, released_at, worker_id, task_id,
+                    host)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: lease_by_id
 SELECT * FROM leases WHERE lease_id = ?;

@@ -88,13 +88,16 @@ CREATE TABLE agents (
     PRIMARY KEY (agent_id, worker_id)
 );
 
--- Capacity of the pool, per resource (cores, MB, or plain counts for custom names).
+-- Capacity of the pool, per host and resource (cores, MB, or plain counts for custom names).
+-- Machine resources are a pool per host; host '*' marks a pool shared by every host.
 CREATE TABLE pool (
-    resource TEXT PRIMARY KEY,
-    capacity REAL NOT NULL CHECK (capacity >= 0)
+    host     TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    capacity REAL NOT NULL CHECK (capacity >= 0),
+    PRIMARY KEY (host, resource)
 );
 
--- Resources granted to an agent (kind budget) or to one running task (kind task).
+-- Resources granted to an agent (kind budget) or to one running task (kind task), on a host.
 -- A lease counts while released_at is NULL and expires_at is NULL or in the future.
 CREATE TABLE leases (
     lease_id    TEXT PRIMARY KEY,
@@ -105,7 +108,8 @@ CREATE TABLE leases (
     expires_at  REAL,
     released_at REAL,
     worker_id   TEXT,
-    task_id     TEXT
+    task_id     TEXT,
+    host        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX leases_unreleased ON leases (holder) WHERE released_at IS NULL;
 

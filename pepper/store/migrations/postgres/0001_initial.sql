@@ -1,4 +1,4 @@
--- 0001: the schema of SQLite's migrations 0001-0008, in PostgreSQL's types.
+-- 0001: the schema of SQLite's migrations 0001-0009, in PostgreSQL's types.
 
 CREATE TABLE schema_version (
     version    BIGINT PRIMARY KEY,
@@ -87,13 +87,16 @@ CREATE TABLE agents (
     PRIMARY KEY (agent_id, worker_id)
 );
 
--- Capacity of the pool, per resource (cores, MB, or plain counts for custom names).
+-- Capacity of the pool, per host and resource (cores, MB, or plain counts for custom names).
+-- Machine resources are a pool per host; host '*' marks a pool shared by every host.
 CREATE TABLE pool (
-    resource TEXT COLLATE "C" PRIMARY KEY,
-    capacity DOUBLE PRECISION NOT NULL CHECK (capacity >= 0)
+    host     TEXT COLLATE "C" NOT NULL,
+    resource TEXT COLLATE "C" NOT NULL,
+    capacity DOUBLE PRECISION NOT NULL CHECK (capacity >= 0),
+    PRIMARY KEY (host, resource)
 );
 
--- Resources granted to an agent (kind budget) or to one running task (kind task).
+-- Resources granted to an agent (kind budget) or to one running task (kind task), on a host.
 -- A lease counts while released_at is NULL and expires_at is NULL or in the future.
 CREATE TABLE leases (
     lease_id    TEXT COLLATE "C" PRIMARY KEY,
@@ -104,7 +107,8 @@ CREATE TABLE leases (
     expires_at  DOUBLE PRECISION,
     released_at DOUBLE PRECISION,
     worker_id   TEXT COLLATE "C",
-    task_id     TEXT COLLATE "C"
+    task_id     TEXT COLLATE "C",
+    host        TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE INDEX leases_unreleased ON leases (holder) WHERE released_at IS NULL;
 
