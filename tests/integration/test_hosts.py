@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ import pepper
 from pepper.core import ResourceAllocator, ResourceManager, TaskOrchestrator
 from pepper.errors import ConfigError, ResourceUnavailableError, ValidationError
 from pepper.model import codec
+from pepper.store.location import open_store
 from pepper.testing import ManualClock
 
 QUIET = {"poll_interval": "1s", "heartbeat_interval": "1s", "visibility_timeout": "30s", "shutdown_timeout": "2s"}
@@ -72,13 +72,18 @@ def test_a_dead_pid_means_gone_only_on_its_own_host_elsewhere_the_heartbeat_deci
         assert other_host not in live_workers(runtime)
 
 
-def held_in_database(db: str) -> float:
-    """The checker: api tokens held by every unreleased lease, on any host, read from the file itself."""
-    conn = sqlite3.connect(db, timeout=60)
+def read(db: str, sql: str) -> list[tuple]:
+    """Rows of ``sql``, read from the database itself (a SQLite file or a PostgreSQL URL)."""
+    store = open_store(db, create=False)
     try:
-        rows = conn.execute("SELECT resources FROM leases WHERE released_at IS NULL").fetchall()
+        return [tuple(row) for row in store.fetch(sql)]
     finally:
-        conn.close()
+        store.close()
+
+
+def held_in_database(db: str) -> float:
+    """The checker: api tokens held by every unreleased lease, on any host, read from the database itself."""
+    rows = read(db, "SELECT resources FROM leases WHERE released_at IS NULL")
     return sum(codec.decode(resources).get("api_tokens", 0.0) for (resources,) in rows)
 
 
@@ -106,8 +111,10 @@ def race(db: str, home: str, host: str, barrier: multiprocessing.synchronize.Bar
     results.put((host, grants, refusals, most))
 
 
-def test_two_worker_processes_racing_for_the_last_shared_tokens_never_exceed_the_pool(tmp_path):
-    db, home = str(tmp_path / "race.db"), str(tmp_path / "home")
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_two_worker_processes_racing_for_the_last_shared_tokens_never_exceed_the_pool(request, tmp_path, kind):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "race.db")
+    home = str(tmp_path / "home")
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2, timeout=120), context.Queue()
     procs = [context.Process(target=race, args=(db, home, host, barrier, results)) for host in ("host-a", "host-b")]
@@ -121,10 +128,8 @@ def test_two_worker_processes_racing_for_the_last_shared_tokens_never_exceed_the
     assert max(most for *_, most in outcomes) <= TOKENS
     assert sum(grants for _, grants, _, _ in outcomes) == ROUNDS * 3
     assert sum(refusals for _, _, refusals, _ in outcomes) == ROUNDS
-    conn = sqlite3.connect(db)
-    hosts = {host for (host,) in conn.execute("SELECT DISTINCT host FROM leases")}
-    shared = conn.execute("SELECT capacity FROM pool WHERE host = '*' AND resource = 'api_tokens'").fetchall()
-    conn.close()
+    hosts = {host for (host,) in read(db, "SELECT DISTINCT host FROM leases")}
+    shared = read(db, "SELECT capacity FROM pool WHERE host = '*' AND resource = 'api_tokens'")
     assert hosts == {"host-a", "host-b"} and shared == [(TOKENS,)]
 
 
