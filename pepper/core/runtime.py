@@ -109,7 +109,7 @@ class Runtime:
 
     def pool(self) -> dict[str, float]:
         """The capacity of the resource pool, per resource (cores, MB, counts)."""
-        return self.store.leases.pool()
+        return self.read(lambda backend: backend.pool())
 
     def portal(self) -> Portal:
         """The engine loop thread (started on first use)."""
