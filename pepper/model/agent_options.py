@@ -47,9 +47,7 @@ def _type(value: Any) -> str | None:
 
 
 def _config(value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValidationError(f"config must be a mapping of settings, got {value!r}", field="config")
-    config = dict(value)
+    config = dict(codec.mapping(value, "config", "of settings, e.g. {'max_result_mb': 50}"))
     cap = config.get("max_result_mb")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0 < cap < math.inf):
         raise ValidationError(
