@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from pepper.model.agent import AgentMetrics, AgentSpec
+from pepper.model.agent_options import OPTION_NAMES, AgentOptions
 from pepper.model.run import TaskRun
 
 _T = TypeVar("_T")
-
-
-class AgentOptions(TypedDict, total=False):
-    """The options of an agent beside its id and task types, as ``BaseAgent`` takes them; the function agent,
-    the command agent and ``@pepper.agent`` pass them on unchanged (see ``BaseAgent`` for each)."""
-
-    skills: Iterable[str] | None
-    capacity: int
-    resources: Mapping[str, Any] | None
-    type: str | None
-    config: Mapping[str, Any] | None
-    recovery: Any
 
 
 class BaseAgent:
@@ -62,26 +51,22 @@ class BaseAgent:
         agent_id: str | None = None,
         *,
         task_types: Iterable[str] | None = None,
-        skills: Iterable[str] | None = None,
-        capacity: int | None = None,
-        resources: Mapping[str, Any] | None = None,
-        type: str | None = None,
-        config: Mapping[str, Any] | None = None,
         command: str | None = None,
-        recovery: Any = None,
+        **options: Unpack[AgentOptions],
     ) -> None:
         cls = type_of(self)
+        # An option not given (or None) falls back to the class attribute of that name, if the class has one.
+        given: dict[str, Any] = dict(options)
+        values = {name: _given_or(given.pop(name, None), getattr(cls, name, None)) for name in OPTION_NAMES}
+        values["skills"] = _names(values["skills"])
+        values["type"] = values["type"] or cls.__name__
         self.spec = AgentSpec.build(
             agent_id if agent_id is not None else cls.agent_id,
             task_types=_names(task_types if task_types is not None else cls.task_types),
-            skills=_names(skills if skills is not None else cls.skills),
-            capacity=capacity if capacity is not None else cls.capacity,
-            resources=resources if resources is not None else cls.resources,
-            type=type or cls.__name__,
             kind=self.kind,
             command=command,
-            config=config,
-            recovery=recovery if recovery is not None else cls.recovery,
+            **values,
+            **given,  # names that are no option: refused by the spec, which names the valid ones
         )
         # Plain attributes mirror the spec, so agents read like the YAML that defines them.
         self.agent_id = self.spec.agent_id
@@ -136,6 +121,10 @@ class BaseAgent:
 def type_of(obj: _T) -> type[_T]:
     """``type(obj)`` (named so, since ``type`` is an argument name above)."""
     return obj.__class__
+
+
+def _given_or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _names(value: Any) -> Any:

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -34,22 +34,10 @@ from pepper.agents.base import BaseAgent
 from pepper.agents.command import CommandAgent
 from pepper.agents.function import FunctionAgent
 from pepper.errors import AgentDefinitionError, PepperError, suggest
+from pepper.model.agent_options import OPTION_NAMES, AgentOptions
 
-FIELDS = (
-    "agent_id",
-    "type",
-    "task_types",
-    "skills",
-    "capacity",
-    "resources",
-    "config",
-    "command",
-    "function",
-    "class",
-    "env",
-    "description",
-    "recovery",
-)
+#: The keys an agent's mapping may have: its id and task types, the options every agent takes, and its runner.
+FIELDS = ("agent_id", "task_types", *OPTION_NAMES, "command", "function", "class", "env", "description")
 
 
 class YamlMapping(dict[Any, Any]):  # keys are what the YAML wrote: strings, numbers, ...
@@ -161,30 +149,24 @@ def build_agent(entry: YamlMapping, path: Path) -> BaseAgent:
             path=str(path),
             line=entry.line,
         )
-    common = {
-        "task_types": entry.get("task_types"),
-        "skills": entry.get("skills"),
-        "capacity": entry.get("capacity", 1),
-        "resources": entry.get("resources"),
-        "type": entry.get("type"),
-        "config": entry.get("config"),
-        "recovery": entry.get("recovery"),
-    }
+    common = cast(AgentOptions, {name: entry.get(name) for name in OPTION_NAMES})
+    agent_id: Any = entry.get("agent_id")  # checked by the agent's spec, like every field below
+    task_types: Any = entry.get("task_types")
     try:
         if "command" in entry:
             env = entry.get("env")
             if env is None or isinstance(env, Mapping):  # commands can find files beside their YAML
                 env = {"PEPPER_AGENT_DIR": str(path.resolve().parent), **(env or {})}
-            return CommandAgent(entry.get("agent_id"), entry["command"], env=env, **common)  # type: ignore[arg-type]
+            return CommandAgent(agent_id, entry["command"], task_types=task_types, env=env, **common)
         if "env" in entry:
             raise AgentDefinitionError("'env' applies to command agents only", field="env")
         runner = "function" if "function" in entry else "class"
         target = _import(entry[runner], path, runner)
         if "function" in entry:
-            return FunctionAgent(target, entry.get("agent_id"), **common)  # type: ignore[arg-type]
+            return FunctionAgent(target, agent_id, task_types=task_types, **common)
         if not (isinstance(target, type) and issubclass(target, BaseAgent)):
             raise AgentDefinitionError(f"'class' must name a BaseAgent subclass, got {target!r}", field="class")
-        return target(entry.get("agent_id"), **common)
+        return target(agent_id, task_types=task_types, **common)
     except AgentDefinitionError as exc:
         if exc.path is not None:
             raise

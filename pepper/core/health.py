@@ -166,7 +166,7 @@ class HealthMonitor(AlertSource):
         runtime = self.runtime
         store = runtime.store
         capacity = runtime.pool()
-        leases = store.leases.live(now)
+        leases = self.runtime.read(lambda backend: backend.leases(now))
         free = room(capacity, leases, now)
         expiring = tuple((lease.lease_id, lease.holder, lease.expires_at - now) for lease in leases
                          if lease.expires_at is not None and lease.expires_at - now < rules.EXPIRING_SOON)  # fmt: skip

@@ -70,7 +70,7 @@ class PepperCollector(Collector):
         yield GaugeMetricFamily("pepper_dead_letters", "Tasks parked in the dead-letter queue",
                                 value=len(store.errors.parked()))  # fmt: skip
         capacity = self.runtime.pool()
-        leases = store.leases.live(now)
+        leases = self.runtime.read(lambda backend: backend.leases(now))
         free = room(capacity, leases, now)
         cap = GaugeMetricFamily(
             "pepper_pool_capacity",

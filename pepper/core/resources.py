@@ -123,7 +123,8 @@ class ResourceAllocator(Component):
     def renew(self, allocation: Allocation | str, duration: Any = None) -> Allocation:
         """Extend a live allocation to ``duration`` from now (by default its original length)."""
         runtime = self.runtime
-        current = runtime.store.leases.get(_allocation_id(allocation))
+        lease_id = _allocation_id(allocation)
+        current = runtime.read(lambda backend: backend.lease(lease_id))
         seconds = _duration(duration)
         if seconds is None and current.expires_at is not None:
             seconds = current.expires_at - current.granted_at
@@ -133,12 +134,14 @@ class ResourceAllocator(Component):
         return renewed
 
     def get(self, allocation_id: str) -> Allocation:
-        return self.runtime.store.leases.get(_allocation_id(allocation_id))
+        lease_id = _allocation_id(allocation_id)
+        return self.runtime.read(lambda backend: backend.lease(lease_id))
 
     def allocations(self, agent_id: str | None = None) -> list[Allocation]:
         """Live leases (of one agent, if given)."""
         runtime = self.runtime
-        leases = runtime.store.leases.live(runtime.clock.now())
+        now = runtime.clock.now()
+        leases = runtime.read(lambda backend: backend.leases(now))
         return [lease for lease in leases if agent_id is None or lease.holder == agent_id]
 
 
@@ -177,8 +180,8 @@ class ResourceManager(Component):
         runtime = self.runtime
         now = runtime.clock.now()
         capacity = runtime.pool()
+        leases = tuple(runtime.read(lambda backend: backend.leases(now)))
         ledger = runtime.store.leases
-        leases = tuple(ledger.live(now))
         shared = frozenset(ledger.shared()) & frozenset(capacity)
         return PoolStatus(capacity, total_held(leases, now), room(capacity, leases, now), leases, shared, ledger.host)
 
@@ -186,7 +189,7 @@ class ResourceManager(Component):
         """What ``agent_id`` was given (its budget, its tasks' leases) beside what it really uses."""
         runtime = self.runtime
         now = runtime.clock.now()
-        mine = [lease for lease in runtime.store.leases.live(now) if lease.holder == agent_id]
+        mine = [lease for lease in runtime.read(lambda backend: backend.leases(now)) if lease.holder == agent_id]
         budget = [lease for lease in mine if lease.kind is LeaseKind.BUDGET]
         tasks = [lease for lease in mine if lease.kind is LeaseKind.TASK]
         measured = ResourceMonitor(runtime).get_usage(agent_id) if _known(runtime, agent_id) else _unmeasured(agent_id)

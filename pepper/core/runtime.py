@@ -122,7 +122,7 @@ class Runtime:
 
     def pool(self) -> dict[str, float]:
         """The capacity of the resource pool seen from this host (its machine pools and the shared ones)."""
-        return self.store.leases.pool()
+        return self.read(lambda backend: backend.pool())
 
     def portal(self) -> Portal:
         """The engine loop thread (started on first use)."""

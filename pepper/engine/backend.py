@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
 from pepper.model.feedback import TaskFeedback
+from pepper.model.lease import Lease
 from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
@@ -26,8 +27,8 @@ T = TypeVar("T")
 
 
 class Backend(Protocol):
-    """Submit, follow, wait for, cancel and recover tasks; rate them; run workflows; read agents, health and
-    performance figures."""
+    """Submit, follow, wait for, cancel and recover tasks; rate them; run workflows; read agents, the resource
+    pool and its leases, health and performance figures."""
 
     async def submit(self, tasks: Sequence[Task]) -> list[Task]:
         """Validate and store ``tasks`` (all or none); returns once they are durable."""
@@ -106,6 +107,18 @@ class Backend(Protocol):
     def observations(self, since: float) -> tuple[list[Observation], str]:
         """Attempts that ended after ``since`` (the performance figures' input), and where they were read
         (this process, or the database)."""
+        ...
+
+    def pool(self) -> dict[str, float]:
+        """The resource pool's capacity, per resource (cores, MB, counts)."""
+        ...
+
+    def leases(self, now: float) -> list[Lease]:
+        """Every lease held at ``now``: agents' budgets and running tasks' leases."""
+        ...
+
+    def lease(self, lease_id: str) -> Lease:
+        """One lease, held or ended; ``AllocationNotFoundError`` if there is none."""
         ...
 
     def figures(self) -> EngineFigures | None:

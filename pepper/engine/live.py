@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pepper.model.outcome import TaskOutcome
-from pepper.model.record import STORED_FIELDS, TaskRecord
+from pepper.model.record import STORED_FIELDS, TaskRecord, task_status
 from pepper.model.recovery import NO_RECOVERY
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
@@ -66,28 +66,4 @@ class LiveTask:
         return TaskRecord(self.task, version=version, **{name: getattr(self, name) for name in _STORED})
 
     def to_status(self, waiting_on: tuple[WaitReason, ...] = ()) -> TaskStatus:
-        task = self.task
-        return TaskStatus(
-            task.task_id,
-            task.task_type,
-            self.state,
-            task.priority,
-            task.dependencies,
-            self.agent_id,
-            self.attempts,
-            task.max_retries,
-            task.created_at,
-            self.started_at,
-            self.finished_at,
-            self.result,
-            self.error,
-            self.reason,
-            self.progress,
-            self.progress_message,
-            self.next_attempt_at,
-            waiting_on,
-            task.inputs,
-            self.parked_at,
-            None if task.policy is None else str(task.policy),
-            self.outcome,
-        )
+        return task_status(self, waiting_on)

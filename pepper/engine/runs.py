@@ -121,7 +121,7 @@ class RunDriver(EngineHook):
                     f"{', '.join(s.step_id for s in spec.steps) or 'no steps'}"
                 )
             record = replace(record, spec=spec)
-        engine.store.runs.set_driver(run_id, engine.worker_id)
+        engine.adopt_run(run_id)
         stored = engine.store.runs.tasks(run_id)
         held = {s.step_id for s in record.spec.steps if task_id_of(run_id, s.step_id) not in stored}
         unfinished = [tid for tid, r in stored.items() if not r.state.is_final and tid not in engine.state.tasks]
@@ -319,7 +319,7 @@ class RunDriver(EngineHook):
     def cancel(self, run_id: str, reason: str) -> bool:
         """Cancel a run: every unfinished step is cancelled. False if it had already ended."""
         engine = self.engine
-        if not engine.store.runs.request_cancel(run_id, reason):
+        if not engine.request_run_cancel(run_id, reason):
             engine.store.runs.get(run_id)  # raises RunNotFoundError for an unknown id
             return False
         run = self.runs.get(run_id)

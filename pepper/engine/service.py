@@ -51,6 +51,7 @@ from pepper.model.events import (
     Replayed,
 )
 from pepper.model.feedback import TaskFeedback
+from pepper.model.lease import Lease
 from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.resources import describe_shortfall
 from pepper.model.settings import Settings
@@ -367,6 +368,16 @@ class EngineService:
         if self.metrics is not None:
             return self.metrics.window.since(since), "this process"
         return stored_observations(self.engine.store, since), "database"
+
+    def pool(self) -> dict[str, float]:
+        """The pool as stored: the store, not this engine's view, is what every process shares."""
+        return self.engine.store.leases.pool()
+
+    def leases(self, now: float) -> list[Lease]:
+        return self.engine.store.leases.live(now)
+
+    def lease(self, lease_id: str) -> Lease:
+        return self.engine.store.leases.get(lease_id)
 
     def leases_changed(self) -> None:
         """The pool's leases changed (another component granted or released one): read them again."""

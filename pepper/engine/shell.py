@@ -262,6 +262,18 @@ class Engine:
         self._batch.run_ends.append(end)
         return self.committed()
 
+    # A run's driver and a cancel request are written at once, not with the next commit: the caller needs the
+    # answer now (whether the run was still running; that no other process adopts it while its steps load),
+    # and the store's write set has no record for either.
+
+    def adopt_run(self, run_id: str) -> bool:
+        """Make this process the driver of a stored run; False if there is no such run."""
+        return self.store.runs.set_driver(run_id, self.worker_id)
+
+    def request_run_cancel(self, run_id: str, reason: str) -> bool:
+        """Mark a run cancelled on request (its driver, here or elsewhere, sees it); False if it had ended."""
+        return self.store.runs.request_cancel(run_id, reason)
+
     def committed(self) -> asyncio.Future[None]:
         """A future resolved once everything changed so far is durable."""
         future: asyncio.Future[None] = self.loop.create_future()

@@ -36,6 +36,7 @@ from pepper.model.events import (
     TasksLoaded,
 )
 from pepper.model.feedback import TaskFeedback
+from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord
 from pepper.model.recovery import Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
@@ -200,6 +201,15 @@ class StoreBackend:
 
     def observations(self, since: float) -> tuple[list[Observation], str]:
         return stored_observations(self.store, since), "database"
+
+    def pool(self) -> dict[str, float]:
+        return self.store.leases.pool()
+
+    def leases(self, now: float) -> list[Lease]:
+        return self.store.leases.live(now)
+
+    def lease(self, lease_id: str) -> Lease:
+        return self.store.leases.get(lease_id)
 
     def figures(self) -> EngineFigures | None:
         return None  # no engine here

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from typing import Any
 
 from pepper.errors import AgentDefinitionError, ValidationError
 from pepper.model import codec
+from pepper.model.agent_options import OPTION_NAMES, check_options
 from pepper.model.recovery import Policy
 from pepper.model.requirements import parse_names
 from pepper.model.resources import EMPTY, Resources
@@ -28,15 +28,6 @@ def check_agent_id(agent_id: Any) -> str:
             "(starting with a letter or digit), e.g. 'documentation_agent'"
         )
     return agent_id
-
-
-def _policy(value: Any) -> Policy | None:
-    if value is None:
-        return None
-    try:
-        return Policy.parse(value)
-    except ValidationError as exc:
-        raise ValidationError(str(exc), field="recovery") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +51,10 @@ class AgentSpec:
 
     @classmethod
     def build(
-        cls,
-        agent_id: Any,
-        *,
-        task_types: Any,
-        skills: Any = None,
-        capacity: Any = 1,
-        resources: Any = None,
-        type: str | None = None,
-        kind: str = "python",
-        command: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        recovery: Any = None,
+        cls, agent_id: Any, *, task_types: Any, kind: str = "python", command: str | None = None, **options: Any
     ) -> AgentSpec:
-        """Validate user-supplied fields; errors name the agent and the field."""
+        """Validate user-supplied fields (``options``: those of ``AgentOptions``); errors name the agent and
+        the field."""
         agent_id = check_agent_id(agent_id)
         try:
             types = parse_names(task_types, "task_types")
@@ -82,33 +63,17 @@ class AgentSpec:
                     "task_types must list at least one task type (or '*' for any type)",
                     field="task_types",
                 )
-            if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-                raise ValidationError(f"capacity must be a whole number >= 1, got {capacity!r}", field="capacity")
             if kind not in AGENT_KINDS:
                 raise ValidationError(f"kind must be one of {', '.join(AGENT_KINDS)}, got {kind!r}", field="kind")
             if kind == "command" and (not isinstance(command, str) or not command.strip()):
                 raise ValidationError("a command agent needs a non-empty 'command' string", field="command")
-            config = dict(config or {})
-            _check_result_cap(config)
-            codec.encode_checked(config, "config")
             if command is not None:
                 codec.encode_checked(command, "command")
-            return cls(
-                agent_id=agent_id,
-                task_types=types,
-                skills=parse_names(skills, "skills"),
-                capacity=capacity,
-                resources=Resources.parse(resources, "resources"),
-                type=type or kind,
-                kind=kind,
-                command=command,
-                config=config,
-                recovery=_policy(recovery),
-            )
-        except AgentDefinitionError:
-            raise
         except ValidationError as exc:
             raise AgentDefinitionError(f"agent {agent_id!r}: {exc}", field=exc.field) from None
+        values = check_options(agent_id, options)
+        values["type"] = values["type"] or kind
+        return cls(agent_id=agent_id, task_types=types, kind=kind, command=command, **values)
 
     def accepts(self, task_type: str) -> bool:
         """True when this agent takes tasks of ``task_type``."""
@@ -134,14 +99,9 @@ class AgentSpec:
         return cls.build(
             data["agent_id"],
             task_types=data["task_types"],
-            skills=data.get("skills"),
-            capacity=data.get("capacity", 1),
-            resources=data.get("resources"),
-            type=data.get("type"),
             kind=data.get("kind", "python"),
             command=data.get("command"),
-            config=data.get("config"),
-            recovery=data.get("recovery"),
+            **{name: data.get(name) for name in OPTION_NAMES},
         )
 
 
@@ -173,16 +133,3 @@ class AgentMetrics:
             "error_rate": self.error_rate,
             "success_rate": self.success_rate,
         }
-
-
-def _check_result_cap(config: Mapping[str, Any]) -> None:
-    """``config['max_result_mb']``, when given, must be a positive number of megabytes."""
-    value = config.get("max_result_mb")
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf
-    ):
-        raise ValidationError(
-            "max_result_mb must be a positive number of megabytes (the largest result "
-            f"the agent may return, 10 by default), got {value!r}",
-            field="max_result_mb",
-        )

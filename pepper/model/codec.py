@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol, overload
 
-from pepper.errors import InvalidTextError, NotSerializableError
+from pepper.errors import InvalidTextError, NotSerializableError, ValidationError
 
 
 def _other(value: Any) -> Any:
@@ -91,6 +91,13 @@ def encode_ids(ids: tuple[str, ...]) -> str:
 def decode(text: str | None) -> Any:
     """The value stored as ``text`` (``None`` stays ``None``)."""
     return None if text is None else _decoder.decode(text)
+
+
+def mapping(value: Any, what: str, example: str) -> Mapping[Any, Any]:
+    """``value`` if it is a mapping, else a ``ValidationError`` naming ``what`` and showing ``example`` of one."""
+    if type(value) is not dict and not isinstance(value, Mapping):
+        raise ValidationError(f"{what} must be a mapping {example}; got {type(value).__name__}", field=what)
+    return value
 
 
 @overload

@@ -69,31 +69,7 @@ class TaskRecord:
         )
 
     def to_status(self, waiting_on: tuple[WaitReason, ...] = ()) -> TaskStatus:
-        task = self.task
-        return TaskStatus(
-            task_id=task.task_id,
-            task_type=task.task_type,
-            state=self.state,
-            priority=task.priority,
-            dependencies=task.dependencies,
-            agent_id=self.agent_id,
-            attempts=self.attempts,
-            max_retries=task.max_retries,
-            created_at=task.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            result=self.result,
-            error=self.error,
-            reason=self.reason,
-            progress=self.progress,
-            progress_message=self.progress_message,
-            next_attempt_at=self.next_attempt_at,
-            waiting_on=waiting_on,
-            inputs=task.inputs,
-            parked_at=self.parked_at,
-            policy=None if task.policy is None else str(task.policy),
-            outcome=self.outcome,
-        )
+        return task_status(self, waiting_on)
 
 
 #: How far a task got: every field of ``TaskRecord`` but its spec and version, in declaration order. The one
@@ -101,6 +77,27 @@ class TaskRecord:
 STORED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord) if f.name not in ("task", "version"))
 #: The values of the stored fields, in ``STORED_FIELDS`` order, of a ``TaskRecord`` or the engine's live task.
 stored_values: Callable[[Any], tuple[Any, ...]] = attrgetter(*STORED_FIELDS)
+
+
+_SHOWN = frozenset(f.name for f in fields(TaskStatus))
+#: What a status shows of how far the task got, and of its spec (its ``policy`` is shown as text): each field of
+#: ``TaskStatus`` is read from the one that has it, so a field added to the record shows without another list.
+_FROM_PROGRESS = tuple(name for name in STORED_FIELDS if name in _SHOWN)
+_FROM_SPEC = tuple(f.name for f in fields(Task) if f.name in _SHOWN and f.name not in (*_FROM_PROGRESS, "policy"))
+_progress_values: Callable[[Any], tuple[Any, ...]] = attrgetter(*_FROM_PROGRESS)
+_spec_values: Callable[[Any], tuple[Any, ...]] = attrgetter(*_FROM_SPEC)
+
+
+def task_status(progress: Any, waiting_on: tuple[WaitReason, ...] = ()) -> TaskStatus:
+    """The status of a task from how far it got: a ``TaskRecord``, or the engine's live task (both hold
+    ``STORED_FIELDS`` and the task's spec as ``task``)."""
+    task = progress.task
+    return TaskStatus(
+        **dict(zip(_FROM_SPEC, _spec_values(task), strict=True)),
+        **dict(zip(_FROM_PROGRESS, _progress_values(progress), strict=True)),
+        waiting_on=waiting_on,
+        policy=None if task.policy is None else str(task.policy),
+    )
 
 
 def initial_state(task: Task) -> TaskState:

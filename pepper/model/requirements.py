@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pepper.errors import ValidationError, suggest
+from pepper.model import codec
 from pepper.model.resources import EMPTY, Resources
 
 VALID_KEYS = ("skills", "resources", "performance_score", "availability")
@@ -50,12 +50,7 @@ class Requirements:
             return NO_REQUIREMENTS
         if isinstance(value, Requirements):
             return value
-        if type(value) is not dict and not isinstance(value, Mapping):
-            raise ValidationError(
-                "requirements must be a mapping such as {'skills': ['markdown'], 'resources': "
-                f"{{'cpu': 1}}}}; got {type(value).__name__}",
-                field="requirements",
-            )
+        value = codec.mapping(value, "requirements", "such as {'skills': ['markdown'], 'resources': {'cpu': 1}}")
         for key in value:
             if key not in VALID_KEYS:
                 raise ValidationError(

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pepper.errors import ValidationError
+from pepper.model import codec
 from pepper.model.units import parse_quantity
 
 #: Units of the well-known resources; any other name is a plain count.
@@ -34,12 +35,7 @@ class Resources(Mapping[str, float]):
             return EMPTY
         if isinstance(value, Resources):
             return value
-        if type(value) is not dict and not isinstance(value, Mapping):
-            raise ValidationError(
-                f"{what} must be a mapping of resource name to amount, e.g. "
-                f"{{'cpu': 2, 'memory': '4Gi'}}; got {type(value).__name__}",
-                field=what,
-            )
+        value = codec.mapping(value, what, "of resource name to amount, e.g. {'cpu': 2, 'memory': '4Gi'}")
         amounts = {}
         for name, amount in value.items():
             if not isinstance(name, str) or not _NAME_RE.match(name):

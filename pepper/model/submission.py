@@ -100,8 +100,8 @@ def build_task(
                 f"the policy 'retry({max_retries})')",
                 field="policy",
             )
-    if metadata is not None and type(metadata) is not dict and not isinstance(metadata, Mapping):
-        raise ValidationError(f"metadata must be a mapping, got {type(metadata).__name__}", field="metadata")
+    if metadata is not None:
+        metadata = codec.mapping(metadata, "metadata", "of names to values, e.g. {'team': 'docs'}")
     inputs, inputs_json = ({}, "{}") if inputs is None else codec.normalise(inputs, "inputs")
     metadata = codec.normalise(dict(metadata), "metadata")[0] if metadata else {}
     task = Task(

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 import pepper
-from pepper.core import WorkflowController
+from pepper.core import ResourceAllocator, WorkflowController
 from pepper.engine.stored import StoreBackend
 from pepper.errors import RuntimeClosedError
 from pepper.model.workflow import WorkflowSpec
@@ -60,3 +60,21 @@ def test_driving_a_run_without_an_engine_is_refused_by_name(tmp_path):
             # Then it says a run needs an engine
             with pytest.raises(RuntimeClosedError, match="needs one to drive it"):
                 asyncio.run(call)
+
+
+def test_the_pool_and_its_leases_read_the_same_from_the_engine_and_from_the_store(tmp_path):
+    # Given a pool with one budget lease, granted while an engine runs
+    db = str(tmp_path / "pool.db")
+    with pepper.Runtime(db=db, resources={"cpu": 4, "gpu": 1}) as runtime:
+        pepper.agent("worker", task_types=["work"], runtime=runtime)(lambda task: None)
+        runtime.start()
+        granted = ResourceAllocator(runtime).allocate("worker", {"cpu": 2})
+        live = runtime.read(lambda b: (b.pool(), b.leases(runtime.clock.now()), b.lease(granted.lease_id)))
+        assert not isinstance(runtime.read(lambda b: b), StoreBackend)
+    # When a process with no engine reads them through the store-only backend
+    with pepper.Runtime(db=db) as offline:
+        stored = offline.read(lambda b: (b.pool(), b.leases(offline.clock.now()), b.lease(granted.lease_id)))
+        assert isinstance(offline.read(lambda b: b), StoreBackend)
+    # Then both see the same capacity, the same live lease and the same lease by its id
+    assert stored == live
+    assert live[0]["gpu"] == 1 and [lease.lease_id for lease in live[1]] == [granted.lease_id]

@@ -6,8 +6,10 @@ import random
 
 import pytest
 
+from pepper.agents.function import FunctionAgent
 from pepper.errors import AgentDefinitionError, ConfigError, CycleError, ValidationError
 from pepper.model.agent import AgentSpec
+from pepper.model.agent_options import OPTION_NAMES
 from pepper.model.dag import find_cycle, topological_order
 from pepper.model.resources import Resources
 from pepper.model.retry import Backoff
@@ -125,6 +127,25 @@ def test_agent_specs_validate_with_the_agent_named():
         AgentSpec.build("docs", task_types=[])
     with pytest.raises(AgentDefinitionError, match="not valid"):
         AgentSpec.build("has space", task_types=["x"])
+
+
+def test_an_unknown_agent_option_is_refused_with_the_valid_ones_named():
+    # Given an option no agent has (a slip for "capacity")
+    # When an agent is built with it, Then the error names the option, the valid ones and the likely fix
+    with pytest.raises(AgentDefinitionError, match=r"unknown option 'capacty'.*capacity") as caught:
+        AgentSpec.build("docs", task_types=["x"], capacty=2)
+    assert caught.value.field == "capacty"
+    assert all(name in str(caught.value) for name in OPTION_NAMES)
+    # The same declaration guards a function agent (what @pepper.agent builds)
+    with pytest.raises(AgentDefinitionError, match="unknown option 'colour'"):
+        FunctionAgent(lambda task: None, "docs", task_types=["x"], colour="red")  # type: ignore[call-arg]
+
+
+def test_every_agent_option_has_its_default_when_not_given():
+    spec = AgentSpec.build("docs", task_types=["x"], **dict.fromkeys(OPTION_NAMES))
+    assert spec == AgentSpec.build("docs", task_types=["x"])
+    assert (spec.skills, spec.capacity, spec.type, spec.recovery) == (frozenset(), 1, "python", None)
+    assert dict(spec.config) == {}
 
 
 def test_format_duration():
