@@ -57,9 +57,9 @@ def cli(db: str | None) -> None:
     You queue tasks with `pepper submit`; a `pepper worker` runs them on the
     agents defined in a YAML file. A workflow file names steps, their
     dependencies and agents: `pepper run` runs it to its end, live. Everything
-    lives in one SQLite file (--db, default .pepper/pepper.db), so commands
-    and workers in different terminals or on different runs share the same
-    queue.
+    lives in one database (--db: a SQLite file, default .pepper/pepper.db, or
+    a postgresql:// URL for workers on several machines), so commands and
+    workers in different terminals, runs or hosts share the same queue.
 
     \b
     Try it:

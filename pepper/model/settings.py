@@ -25,7 +25,7 @@ class Settings:
     Durations are seconds (strings such as ``"30s"`` are accepted by ``build``).
     """
 
-    #: SQLite file holding all state; ``":memory:"`` for throw-away use.
+    #: Where all state lives: a SQLite file (``":memory:"`` for throw-away use) or a PostgreSQL URL.
     db: str = ".pepper/pepper.db"
     #: Folder for pepper's files (agents' working directories live in ``home/agents``).
     home: str = ".pepper"

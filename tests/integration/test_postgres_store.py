@@ -1,0 +1,170 @@
+"""pepper on PostgreSQL, end to end: chosen by its URL everywhere, bad locations refused with clear errors
+that never show the password, the schema created by migrations, and the CLI and Python faces on it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+import pepper
+from pepper.core import TaskOrchestrator
+from pepper.errors import ConfigError, DatabaseUnreachableError
+from pepper.store.location import open_store, redact
+from pepper.store.postgres import migrations, schema_sql
+
+PASSWORD = "pepper-secret"
+
+
+def catalog(url: str) -> dict[str, list[tuple]]:
+    """What a schema is made of: columns with types, defaults and nullability; indexes; constraints."""
+    with psycopg.connect(url) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name "
+            "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name != 'schema_version' "
+            "ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname"
+        ).fetchall()
+        checks = conn.execute(
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2"
+        ).fetchall()
+    return {"columns": columns, "indexes": indexes, "constraints": checks}
+
+
+def test_migrations_reproduce_the_schema(postgres_url, postgres_cluster):
+    open_store(postgres_url).close()  # created by the migrations
+    other = "schema_" + postgres_url.rsplit("/", 1)[1]
+    postgres_cluster.create_database(other)
+    try:
+        fresh = postgres_cluster.url(other)
+        with psycopg.connect(fresh, autocommit=True) as conn:
+            conn.execute(schema_sql().encode())
+        assert catalog(postgres_url) == catalog(fresh)
+        with psycopg.connect(postgres_url) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == [version for version, _, _ in migrations()]
+    finally:
+        postgres_cluster.drop_database(other)
+
+
+def test_a_wrong_password_is_a_typed_error_naming_the_server_never_the_password(postgres_url, postgres_cluster):
+    wrong = postgres_cluster.wrong_password_url(postgres_url.rsplit("/", 1)[1])
+    with pytest.raises(DatabaseUnreachableError) as caught:
+        open_store(wrong)
+    message = str(caught.value)
+    assert "127.0.0.1" in message and "password authentication failed" in message
+    assert wrong.split(":")[2].split("@")[0] not in message and PASSWORD not in message
+
+
+def test_a_server_that_is_not_there_is_a_typed_error_naming_it():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DatabaseUnreachableError) as caught:
+        open_store(f"postgresql://someone:{PASSWORD}@127.0.0.1:{port}/nothing", connect_timeout=2)
+    assert f"127.0.0.1:{port}" in str(caught.value) and PASSWORD not in str(caught.value)
+
+
+def test_the_cli_says_what_is_wrong_without_the_password(postgres_url, postgres_cluster, tmp_path):
+    wrong = postgres_cluster.wrong_password_url(postgres_url.rsplit("/", 1)[1])
+    done = subprocess.run([sys.executable, "-m", "pepper", "tasks", "--db", wrong], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "cannot connect to the pepper database" in done.stderr and "127.0.0.1" in done.stderr
+    assert "not-the-password" not in done.stderr + done.stdout and "-wrong" not in done.stderr + done.stdout
+
+
+def test_a_database_of_a_newer_pepper_is_refused_and_left_alone(postgres_url):
+    open_store(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (999, 0)")
+    with pytest.raises(ConfigError, match=r"newer pepper \(schema 999"):
+        open_store(postgres_url)
+
+
+def test_someone_elses_database_is_refused_and_nothing_is_written_to_it(postgres_url):
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id int)")
+    with pytest.raises(ConfigError, match=r"not a pepper one \(its tables: invoices"):
+        open_store(postgres_url)
+    with psycopg.connect(postgres_url) as conn:
+        tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        assert [row[0] for row in tables] == ["invoices"]
+
+
+def test_reading_commands_do_not_create_a_database(postgres_url, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pepper", "tasks", "--db", postgres_url], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "nothing has been stored there yet" in done.stderr
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT to_regclass('tasks')").fetchone() == (None,)
+
+
+@pytest.mark.parametrize(
+    ("location", "kind"),
+    [("postgres://u:p@h/db", "postgres"), ("POSTGRESQL://u@h/db", "postgres"), ("postgresql.db", "sqlite"),
+     ("data/postgres:5432.db", "sqlite")],
+)  # fmt: skip
+def test_a_url_and_a_path_are_never_confused(location, kind):
+    from pepper.store.location import is_postgres_url
+
+    assert is_postgres_url(location) is (kind == "postgres")
+
+
+@pytest.mark.parametrize("location", ["mysql://u:secret@h/db", "sqlite:///x.db", "http://example.org/db"])
+def test_urls_of_other_databases_are_refused_without_their_password(location, tmp_path):
+    with pytest.raises(ConfigError, match="give a SQLite file path") as caught:
+        pepper.Runtime(db=location, home=str(tmp_path / "home"))
+    assert "secret" not in str(caught.value)
+    assert not (tmp_path / "home").exists()
+
+
+def test_passwords_are_hidden_wherever_a_location_is_shown():
+    assert redact("postgresql://pepper:s3cr3t@db:5432/x") == "postgresql://pepper:***@db:5432/x"
+    assert (
+        redact("postgresql://db/x?password=s3cr3t&sslmode=require") == "postgresql://db/x?password=***&sslmode=require"
+    )
+    assert redact("/var/lib/pepper.db") == "/var/lib/pepper.db"
+
+
+def test_a_url_in_pepper_toml_is_not_taken_for_a_path(tmp_path, monkeypatch, postgres_url):
+    (tmp_path / "pepper.toml").write_text(f'[pepper]\ndb = "{postgres_url}"\n')
+    monkeypatch.chdir(tmp_path)
+    with pepper.Runtime() as runtime:
+        assert runtime.settings.db == postgres_url
+        assert PASSWORD not in repr(runtime) and "***" in repr(runtime)
+
+
+def test_the_python_faces_and_the_cli_share_one_postgres_database(postgres_url, tmp_path):
+    with pepper.Runtime(db=postgres_url, home=str(tmp_path / "home")) as runtime:
+        ran = []
+
+        @pepper.agent("doubler", task_types=["double"], runtime=runtime)
+        def double(task):
+            ran.append(task.task_id)
+            return task.inputs["n"] * 2
+
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task(task_id="a", task_type="double", inputs={"n": 2})
+        orchestrator.submit_task(task_id="b", task_type="double", inputs={"n": 5}, dependencies=["a"])
+        results = orchestrator.wait(["a", "b"], timeout=60)
+        assert [(s.task_id, s.result) for s in results] == [("a", 4), ("b", 10)] and ran == ["a", "b"]
+    cli = [sys.executable, "-m", "pepper"]
+    done = subprocess.run([*cli, "status", "b", "--db", postgres_url, "--json"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"state": "completed"' in done.stdout and '"result": 10' in done.stdout
+    done = subprocess.run([*cli, "submit", "double", "--id", "c", "--input", "n=1", "--db", postgres_url],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    store = open_store(postgres_url, create=False)
+    try:
+        assert store.count_by_state() == {"completed": 2, "pending": 1}
+    finally:
+        store.close()
