@@ -14,6 +14,7 @@ import click
 import pepper
 from pepper.model.status import TaskStatus
 from pepper.model.task import TaskState
+from pepper.store.location import redact
 
 #: Exit codes: success, a task that failed or was cancelled, bad input (any other pepper error).
 EXIT_OK = 0
@@ -72,7 +73,7 @@ def exit_code_for(status: TaskStatus) -> int:
 
 def db_hint(db: str | None) -> str:
     """`` --db PATH`` to repeat in a suggested command, when the user gave one."""
-    return f" --db {shlex.quote(db)}" if db else ""
+    return f" --db {shlex.quote(redact(db))}" if db else ""  # a password shows as *** (type it yourself)
 
 
 def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> None:

@@ -168,3 +168,12 @@ def test_the_python_faces_and_the_cli_share_one_postgres_database(postgres_url, 
         assert store.count_by_state() == {"completed": 2, "pending": 1}
     finally:
         store.close()
+
+
+def test_commands_suggested_by_the_cli_never_repeat_the_password(postgres_url, tmp_path):
+    cli = [sys.executable, "-m", "pepper"]
+    subprocess.run([*cli, "submit", "t", "--id", "x", "--db", postgres_url], check=True, cwd=tmp_path, timeout=60)
+    for command in (["agents"], ["why", "x"], ["runs"]):
+        done = subprocess.run([*cli, *command, "--db", postgres_url], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=60)  # fmt: skip
+        assert PASSWORD not in done.stdout + done.stderr, command
