@@ -180,6 +180,23 @@ def test_a_destination_in_use_is_refused_unless_replaced(original: SqlStore, tmp
         dst.close()
 
 
+def test_a_copy_that_fails_midway_leaves_the_destination_as_it_was(original: SqlStore, tmp_path: Path):
+    dst = open_store(str(tmp_path / "kept.db"))
+    try:
+        dst.submit([pepper.Task(task_id="mine", task_type="t")], "someone")
+        before = {table: rows_of(dst, table) for table in TABLES}
+
+        def interrupt(step: CopyProgress) -> None:
+            if step.rows >= 5:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            copy_database(original, dst, replace=True, batch=2, progress=interrupt)
+        assert {table: rows_of(dst, table) for table in TABLES} == before
+    finally:
+        dst.close()
+
+
 def test_a_destination_lacking_a_column_of_the_source_is_refused(original: SqlStore, tmp_path: Path):
     # Given a source whose pool has a column the destination's schema does not know
     with original.transaction() as conn:
