@@ -11,6 +11,7 @@ import click
 
 import pepper
 from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
+from pepper.cli.db import db_group
 from pepper.cli.distribution import feedback, why
 from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
 from pepper.cli.plan import plan_command
@@ -101,6 +102,7 @@ cli.add_command(top)
 cli.add_command(alerts)
 cli.add_command(metrics)
 cli.add_command(serve_metrics)
+cli.add_command(db_group)
 
 
 def main() -> None:
