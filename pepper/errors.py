@@ -1,5 +1,7 @@
 """Every error pepper raises, in one tree.
 
+Over 400 lines, kept whole: the tree is read (and its docstring kept true) in one place.
+
 Each error also subclasses the builtin a Python programmer would reach for
 (``ValueError`` for bad input, ``LookupError`` for unknown ids, ...), so
 ``except ValueError`` keeps working. Data travels on attributes, not only in
