@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import psutil
@@ -48,6 +49,8 @@ class Upkeep:
         self.feedback_seen = 0
         self.own_feedback: set[int] = set()  # ratings given through this engine (already learned)
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     def begin(self) -> None:
         """Register this worker and load every unfinished task."""
@@ -66,7 +69,15 @@ class Upkeep:
         self.peers()
         self.sweep()
         self._next_beat = now + engine.settings.heartbeat_interval
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        wake = self._wake = asyncio.Event()
+
+        # a database that tells of others' commits (PostgreSQL) wakes the poll at once, instead of at its next tick
+        def wake_up() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        self._unsubscribe = store.subscribe(wake_up)
+        self._task = loop.create_task(self._run())
 
     async def end(self, deregister: bool = True) -> None:
         """Stop the chores, then deregister: mark this worker stopped and release its leases.
@@ -74,6 +85,8 @@ class Upkeep:
         Called once the engine has drained: from then on the others take any task still recorded as
         running here as lost. Without ``deregister`` (the last writes never reached the database) the
         others find this worker gone by its silence instead."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -87,7 +100,7 @@ class Upkeep:
     async def _run(self) -> None:
         settings = self.engine.settings
         while True:
-            await self.engine.clock.sleep(settings.poll_interval)
+            await self._pause(settings.poll_interval)
             try:
                 self.poll()
                 now = self.engine.clock.now()
@@ -97,6 +110,21 @@ class Upkeep:
                     self.sweep()
             except Exception:
                 log.exception("engine upkeep failed; will try again")
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` on the engine's clock, or less if the database says another process wrote."""
+        wake = self._wake
+        if wake is None or self._unsubscribe is None:
+            await self.engine.clock.sleep(seconds)
+            return
+        sleeper = asyncio.ensure_future(self.engine.clock.sleep(seconds))
+        waker = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+            wake.clear()
 
     def poll(self) -> None:
         """Load tasks other processes wrote since we last looked."""

@@ -10,10 +10,11 @@ processes' commits from ``LISTEN``/``NOTIFY`` instead of asking the server.
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -41,6 +42,8 @@ def _array_literal(values: Sequence[Any], kind: str) -> str:
     element = _ELEMENT[kind]
     return "{" + ",".join("NULL" if v is None else element(v) for v in values) + "}"
 
+
+log = logging.getLogger("pepper.store")
 
 #: Advisory lock keys ("pepper" in ASCII, then a number): one serialises writers, one migrations.
 WRITE_LOCK = 0x7065707065720001
@@ -99,6 +102,7 @@ class _ChangeListener:
         self._url, self._own, self._timeout = url, own_pids, connect_timeout
         self._count = 0
         self._connected = False
+        self.callbacks: list[Callable[[], None]] = []
         self._fallback = itertools.count(1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pepper-pg-listen", daemon=True)
@@ -117,14 +121,23 @@ class _ChangeListener:
                     conn.execute(queries("postgres")["listen_changes"])
                     self._count += 1  # whatever happened while not listening has to be read
                     self._connected = True
+                    self._tell()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             if note.pid not in self._own:
                                 self._count += 1
+                                self._tell()
             except psycopg.Error:
                 pass
             self._connected = False
             self._stop.wait(1.0)
+
+    def _tell(self) -> None:
+        for callback in list(self.callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("a subscriber to database changes failed")
 
     def stop(self) -> None:
         self._stop.set()
@@ -233,6 +246,11 @@ class PostgresStore(SqlStore):
 
     def data_version(self) -> int:
         return self._listener.version
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        callbacks = self._listener.callbacks
+        callbacks.append(callback)
+        return lambda: callbacks.remove(callback) if callback in callbacks else None
 
     @property
     def closed(self) -> bool:

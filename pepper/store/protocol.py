@@ -8,7 +8,7 @@ SQLite (``pepper.store.sqlite``) implements it today; every implementation passe
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -232,6 +232,7 @@ class Store(Protocol):
 
     # change polling
     def data_version(self) -> int: ...
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None] | None: ...
     def current_change_seq(self) -> int: ...
     def changes_since(self, change_seq: int, writer: str) -> tuple[list[TaskRecord], int]: ...
 

@@ -9,7 +9,7 @@ serialised across processes on both databases, so a lease grant or a change numb
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -121,6 +121,11 @@ class SqlStore:
     def data_version(self) -> int:
         """Changes when another process commits (cheap check before polling)."""
         raise NotImplementedError
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """Have ``callback`` called (from any thread) soon after another process commits; returns the way to
+        stop. None: this database does not tell (SQLite), so callers poll ``data_version``."""
+        return None
 
     @property
     def closed(self) -> bool:

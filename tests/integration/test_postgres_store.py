@@ -177,3 +177,22 @@ def test_commands_suggested_by_the_cli_never_repeat_the_password(postgres_url, t
         done = subprocess.run([*cli, *command, "--db", postgres_url], capture_output=True, text=True, cwd=tmp_path,
                               timeout=60)  # fmt: skip
         assert PASSWORD not in done.stdout + done.stderr, command
+
+
+def test_an_idle_worker_wakes_when_another_process_submits(postgres_url, tmp_path):
+    """The worker polls once an hour: only the server's word of the commit (LISTEN/NOTIFY) can wake it."""
+    slow = {"poll_interval": "1h", "heartbeat_interval": "1h"}
+    with pepper.Runtime(db=postgres_url, home=str(tmp_path / "worker"), **slow) as worker:
+        ran = []
+
+        @pepper.agent("echo", task_types=["echo"], runtime=worker)
+        def echo(task):
+            ran.append(task.task_id)
+            return task.inputs
+
+        worker.start()
+        with pepper.Runtime(db=postgres_url, home=str(tmp_path / "submitter")) as submitter:
+            orchestrator = TaskOrchestrator(submitter)
+            orchestrator.submit_task(task_id="ping", task_type="echo", inputs={"n": 1})
+            (status,) = orchestrator.wait(["ping"], timeout=60)
+        assert status.state.value == "completed" and status.result == {"n": 1} and ran == ["ping"]
