@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from pepper.engine.usage import host_of
+from pepper.errors import StoreBusyError
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
 from pepper.model.task import TaskState
 
@@ -108,6 +109,8 @@ class Upkeep:
                     self._next_beat = now + settings.heartbeat_interval
                     self.heartbeat()
                     self.sweep()
+            except StoreBusyError as exc:  # the database is away for a moment: no traceback for that
+                log.warning("engine upkeep could not reach the database (%s); will try again", exc)
             except Exception:
                 log.exception("engine upkeep failed; will try again")
 

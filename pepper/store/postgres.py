@@ -221,9 +221,17 @@ class PostgresStore(SqlStore):
             conn.execute(self._q["notify_change"])
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
-        with self._errors(), self.pool.connection() as conn:
-            rows: list[Any] = conn.execute(sql, params or None).fetchall()
-            return rows
+        with self._errors():
+            for attempt in range(2):
+                with self.pool.connection() as conn:
+                    try:
+                        rows: list[Any] = conn.execute(sql, params or None).fetchall()
+                        return rows
+                    except psycopg.OperationalError:
+                        # a pooled connection the server dropped (it restarted): a read may go again, once
+                        if attempt or not conn.broken:
+                            raise
+        raise AssertionError("unreachable")
 
     def begin_change(self, conn: Connection) -> int:
         return int(conn.execute(self._q["take_change_seq"]).fetchone()[0])

@@ -196,3 +196,32 @@ def test_an_idle_worker_wakes_when_another_process_submits(postgres_url, tmp_pat
             orchestrator.submit_task(task_id="ping", task_type="echo", inputs={"n": 1})
             (status,) = orchestrator.wait(["ping"], timeout=60)
         assert status.state.value == "completed" and status.result == {"n": 1} and ran == ["ping"]
+
+
+def test_work_goes_on_after_the_server_drops_every_connection(postgres_url, tmp_path):
+    """As after a server restart or a failover: the pool's connections are gone, the next calls get new ones."""
+    with pepper.Runtime(db=postgres_url, home=str(tmp_path / "home")) as runtime:
+
+        @pepper.agent("echo", task_types=["echo"], runtime=runtime)
+        def echo(task):
+            return task.task_id
+
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_tasks([{"id": f"a{i}", "type": "echo"} for i in range(20)])
+        assert {s.state.value for s in orchestrator.wait([f"a{i}" for i in range(20)], timeout=60)} == {"completed"}
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        assert dropped >= 2  # the pool's and the listener's
+        assert orchestrator.get_task_status("a3").result == "a3"  # a read on a dropped connection goes again
+        ids = [f"b{i}" for i in range(20)]
+        for attempt in range(20):  # a write on a dropped connection is "busy": the caller may send it again
+            try:
+                orchestrator.submit_tasks([{"id": tid, "type": "echo"} for tid in ids])
+                break
+            except pepper.PepperError:
+                assert attempt < 19
+        statuses = orchestrator.wait(ids, timeout=60)
+        assert [s.result for s in statuses] == ids
