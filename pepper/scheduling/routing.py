@@ -8,6 +8,7 @@ tasks or all agents.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 from pepper.model.agent import AgentSpec
@@ -28,6 +29,22 @@ class RouteInfo:
         self.route = route
         self.queue = ReadyQueue()
         self.agents = agents
+
+
+#: How far (in seconds of readiness) workers sharing a task type spread their orders of tasks ready together.
+STAGGER = 0.05
+
+
+def stagger(worker_id: str, task_id: str) -> float:
+    """A worker's own small shift of a task's place among those ready at about the same moment.
+
+    Workers sharing one database all see the same ready tasks; taken in the same order, they would
+    claim the same ones and all but one would lose each claim. Each worker shifts each task by a
+    fixed amount from 0 to ``STAGGER`` seconds drawn from (worker, task), so two workers take tasks
+    ready together in different orders. Priority still decides: a shift never outweighs a priority
+    step unless the tasks' ready times are already within ``STAGGER`` of each other's ageing.
+    """
+    return zlib.crc32(f"{worker_id}\x00{task_id}".encode()) / 2**32 * STAGGER
 
 
 class Routing:
@@ -97,10 +114,11 @@ class Routing:
     def key(self, priority: int, ready_at: float) -> float:
         return ageing_key(priority, ready_at, self._rate)
 
-    def enqueue(self, info: RouteInfo, task_id: str, priority: int, ready_at: float) -> int:
-        """Queue a ready task; returns its ticket."""
+    def enqueue(self, info: RouteInfo, task_id: str, priority: int, ready_at: float, stagger: float = 0.0) -> int:
+        """Queue a ready task; returns its ticket. ``stagger`` seconds are added to its ready time in the
+        ordering only (see ``stagger``)."""
         self._tickets += 1
-        info.queue.push(self.key(priority, ready_at), self._tickets, task_id)
+        info.queue.push(self.key(priority, ready_at + stagger), self._tickets, task_id)
         return self._tickets
 
     def next_for(self, agent: AgentLoad, fits: Callable[[str], bool] | None = None) -> str | None:

@@ -15,6 +15,7 @@ from pepper.model.events import (
     CancelRequested,
     Draining,
     Forget,
+    PeersChanged,
     RecordAttempt,
     Save,
     Settled,
@@ -464,3 +465,42 @@ def test_a_claim_cancelled_before_its_batch_commits_stores_no_lease(state):
     writes = batch.writes(state.tasks, {"x": 1, "y": 1}, ME)
     assert [lease.task_id for lease in writes.lease_takes] == ["y"]  # y took the freed slot; x stores none
     assert "x" in batch.dirty and state.tasks["x"].state is TaskState.CANCELLED
+
+
+# -- several workers sharing a task type -------------------------------------------------------------------
+
+
+def _order_of(worker_id: str, peers: tuple[AgentSpec, ...]) -> list[str]:
+    """The order in which a worker with one agent of capacity 1 runs 20 tasks that became ready together."""
+    s = EngineState(worker_id, ageing=10.0)
+    s.handle(PeersChanged(peers, 0.0))
+    s.handle(AgentAdded(agent("a"), 0.0))
+    ran = starts(s.handle(TasksAdded(tuple(task(f"t{i:02d}") for i in range(20)), 1.0)))
+    for at in range(2, 40):
+        if len(ran) == 20:
+            break
+        ran += starts(ok(s, ran[-1], float(at)))
+    return ran
+
+
+def test_workers_sharing_a_task_type_take_tasks_ready_together_in_orders_of_their_own():
+    # Alone, a worker keeps submission order; beside another worker with an agent for the same type, each takes
+    # tasks ready at the same moment in its own order, so the two rarely claim the same task at once.
+    ids = [f"t{i:02d}" for i in range(20)]
+    assert _order_of("w1", ()) == ids
+    beside = (agent("a"),)  # another worker's agent for the same type
+    first, second = _order_of("w1", beside), _order_of("w2", beside)
+    assert sorted(first) == sorted(second) == ids
+    assert first != second and first[:5] != second[:5]
+    assert _order_of("w1", beside) == first  # each worker's order is its own, and the same every time
+    assert _order_of("w1", (agent("x", types=("other",)),)) == ids  # peers for other types change nothing
+
+
+def test_priority_still_comes_first_for_workers_sharing_a_task_type():
+    s = EngineState("w1", ageing=10.0)
+    s.handle(PeersChanged((agent("a"),), 0.0))
+    s.handle(AgentAdded(agent("a"), 0.0))
+    tasks = [task(f"low{i}", priority="low") for i in range(5)] + [task("urgent", priority="critical")]
+    ran = starts(s.handle(TasksAdded(tuple(tasks), 1.0)))
+    ran += starts(ok(s, ran[-1], 2.0))
+    assert ran[0] == "urgent" and ran[1].startswith("low")

@@ -50,6 +50,7 @@ def on_peers(s: EngineState, e: ev.PeersChanged) -> list[ev.Action]:
     before, first = s.peers, not s.peers_known
     s.peers = {spec.agent_id: spec for spec in e.agents if spec.agent_id not in s.agents}
     s.peers_known = True
+    s.shared_types = frozenset(kind for spec in e.agents for kind in spec.task_types)
     if not first and not before.keys() - s.peers.keys():
         return []
     turn = Turn(e.at, e.cause)

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions.turn import IN_PROGRESS, Turn, move
 from pepper.model import events as ev
+from pepper.model.agent import ANY_TASK_TYPE
 from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.routing import stagger
 
 if TYPE_CHECKING:
     from pepper.engine.state import EngineState
@@ -55,7 +57,10 @@ def enqueue(s: EngineState, t: LiveTask, at: float) -> None:
         t.ready_at = at
     info = t.route or s.routing.route_of(t.task, t.placement, t.recovery.run_as)
     t.route = info
-    t.qseq = s.routing.enqueue(info, t.task.task_id, t.task.priority, t.ready_at)
+    task_id, task_type = t.task.task_id, t.task.task_type
+    shared = s.shared_types
+    shift = stagger(s.worker_id, task_id) if shared and (task_type in shared or ANY_TASK_TYPE in shared) else 0.0
+    t.qseq = s.routing.enqueue(info, task_id, t.task.priority, t.ready_at, shift)
 
 
 def start(s: EngineState, t: LiveTask, agent: AgentLoad, turn: Turn) -> None:
