@@ -41,6 +41,7 @@ def _array_literal(values: Sequence[Any], kind: str) -> str:
     element = _ELEMENT[kind]
     return "{" + ",".join("NULL" if v is None else element(v) for v in values) + "}"
 
+
 #: Advisory lock keys ("pepper" in ASCII, then a number): one serialises writers, one migrations.
 WRITE_LOCK = 0x7065707065720001
 MIGRATE_LOCK = 0x7065707065720002
