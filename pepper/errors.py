@@ -12,6 +12,7 @@ the message::
     │   ├── InvalidPriorityError
     │   ├── CycleError                       .cycle: the ids around the loop
     │   ├── DuplicateTaskError               same id, different spec
+    │   ├── DuplicateTokenError              an API token name already in use (.name)
     │   ├── NotSerializableError             inputs/results that are not JSON
     │   │   └── InvalidTextError             text that is not valid Unicode (a lone surrogate)
     │   ├── ConfigError                      settings, pepper.toml, env vars
@@ -23,6 +24,7 @@ the message::
     │   ├── AgentNotFoundError
     │   ├── AllocationNotFoundError
     │   ├── RunNotFoundError
+    │   ├── TokenNotFoundError               no live API token of this name (.name)
     │   └── NoEligibleAgentError             .rejected: agent id -> why it cannot take the task
     ├── ConflictError (RuntimeError)
     │   ├── InvalidTransitionError           a state change the table forbids
@@ -122,6 +124,18 @@ class DuplicateTaskError(ValidationError):
         )
         self.task_id = task_id
         self.differences = tuple(differences)
+
+
+class DuplicateTokenError(ValidationError):
+    """An API token name that a live token already has."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"a token named {name!r} already exists; choose another name, or revoke it first "
+            f"(`pepper token revoke {name}`) to reuse the name",
+            field="name",
+        )
+        self.name = name
 
 
 class NotSerializableError(ValidationError):
@@ -241,6 +255,14 @@ class RunNotFoundError(NotFoundError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no workflow run with id {run_id!r}; `pepper runs` lists the runs")
         self.run_id = run_id
+
+
+class TokenNotFoundError(NotFoundError):
+    """No live API token has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no live token named {name!r}; `pepper token list` lists the tokens")
+        self.name = name
 
 
 class NoEligibleAgentError(NotFoundError):

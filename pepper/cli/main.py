@@ -19,6 +19,7 @@ from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
 from pepper.cli.tasks import cancel, list_tasks, status, submit
+from pepper.cli.tokens import token_group
 from pepper.cli.top import top
 from pepper.cli.worker import agents, worker
 from pepper.cli.workflows import cancel_run, list_runs, resume_run, run_workflow, show_run
@@ -103,6 +104,7 @@ cli.add_command(alerts)
 cli.add_command(metrics)
 cli.add_command(serve_metrics)
 cli.add_command(db_group)
+cli.add_command(token_group)
 
 
 def main() -> None:

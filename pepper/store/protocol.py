@@ -23,6 +23,7 @@ from pepper.model.submission import Submission
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow_run import RunRecord, RunState
 from pepper.store.feedback import EndedAttempt, Outcome
+from pepper.store.tokens import TokenRecord
 from pepper.store.workers import RegisteredAgent, WorkerInfo
 
 #: New tasks stored all or nothing.
@@ -197,8 +198,18 @@ class WorkerLog(Protocol):
     def unregister_agent(self, agent_id: str, worker_id: str) -> None: ...
 
 
+class TokenLog(Protocol):
+    """API tokens of the HTTP service: names, scopes and hashes of their secrets (never the secrets)."""
+
+    def add(self, name: str, scope: str, secret_hash: str, now: float) -> TokenRecord: ...
+    def by_hash(self, secret_hash: str) -> TokenRecord | None: ...
+    def list(self) -> list[TokenRecord]: ...
+    def revoke(self, name: str, now: float) -> bool: ...
+    def touch(self, name: str, now: float) -> None: ...
+
+
 class Store(Protocol):
-    """Durable state: tasks, their history, the pool, workers and runs.
+    """Durable state: tasks, their history, the pool, workers, runs and API tokens.
 
     ``commit`` applies a ``WriteSet`` in one transaction; ``changes_since`` is how a process learns
     what others wrote (``data_version`` is a cheap check before it). Sub-logs are named for what they hold.
@@ -220,6 +231,8 @@ class Store(Protocol):
     def errors(self) -> ErrorLog: ...
     @property
     def runs(self) -> RunLog: ...
+    @property
+    def tokens(self) -> TokenLog: ...
 
     @property
     def closed(self) -> bool: ...

@@ -26,6 +26,7 @@ from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
 from pepper.store.params import attempt_params, error_params, insert_params, save_params
 from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
 from pepper.store.runs import RunLog
+from pepper.store.tokens import TokenLog
 from pepper.store.workers import WorkerRegistry
 
 _CHUNK = 500  # ids per IN (...) list, well under either database's limit on parameters
@@ -95,6 +96,7 @@ class SqlStore:
         self.history = AttemptLog(self)
         self.runs = RunLog(self)
         self.errors = ErrorLog(self)
+        self.tokens = TokenLog(self)
 
     # -- what a database brings ---------------------------------------------------------
 

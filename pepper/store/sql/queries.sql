@@ -276,3 +276,24 @@ SELECT state, task_type, COUNT(*) AS n FROM tasks GROUP BY state, task_type;
 
 -- name: count_runs_by_state
 SELECT state, COUNT(*) AS n FROM runs GROUP BY state;
+
+-- name: add_token
+-- A new token, or one over a revoked token of the same name; a live token of that name is left alone (0 rows).
+INSERT INTO tokens (name, scope, secret_hash, created_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET scope = excluded.scope, secret_hash = excluded.secret_hash,
+    created_at = excluded.created_at, revoked_at = NULL, last_used_at = NULL
+WHERE tokens.revoked_at IS NOT NULL;
+
+-- name: live_token_by_hash
+SELECT name, scope, secret_hash, created_at, revoked_at, last_used_at FROM tokens
+WHERE secret_hash = ? AND revoked_at IS NULL;
+
+-- name: list_tokens
+-- Never the secrets' hashes: a listing has no use for them.
+SELECT name, scope, created_at, revoked_at, last_used_at FROM tokens ORDER BY created_at, name;
+
+-- name: revoke_token
+UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL;
+
+-- name: touch_token
+UPDATE tokens SET last_used_at = ? WHERE name = ? AND revoked_at IS NULL;

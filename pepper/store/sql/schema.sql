@@ -185,3 +185,15 @@ CREATE TABLE errors (
 );
 CREATE INDEX errors_by_task ON errors (task_id, error_id);
 CREATE INDEX errors_by_agent ON errors (agent_id, at);
+
+-- An API token of `pepper serve`: only a hash of its secret is kept (the secret is shown once, when made).
+-- A revoked token keeps its row, with revoked_at set, until its name is reused.
+CREATE TABLE tokens (
+    name         TEXT PRIMARY KEY,
+    scope        TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+    secret_hash  TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    revoked_at   REAL,
+    last_used_at REAL
+);
+CREATE UNIQUE INDEX tokens_by_hash ON tokens (secret_hash);
