@@ -60,7 +60,14 @@ def open_store(
     """The store at ``db``: PostgreSQL for a URL (psycopg is imported only then), else a SQLite file."""
     check_location(db)
     if is_postgres_url(db):
-        from pepper.store.postgres import PostgresStore
+        try:
+            from pepper.store.postgres import PostgresStore
+        except ImportError as exc:  # the optional driver is missing
+            raise ConfigError(
+                f"{redact(db)} is a PostgreSQL database, which needs the PostgreSQL driver: "
+                f"pip install 'pepper[postgres]' ({exc})",
+                field="db",
+            ) from None
 
         return PostgresStore(db, create=create, connect_timeout=connect_timeout, busy_timeout=busy_timeout)
     from pepper.store.sqlite import SQLiteStore

@@ -225,3 +225,18 @@ def test_work_goes_on_after_the_server_drops_every_connection(postgres_url, tmp_
                 assert attempt < 19
         statuses = orchestrator.wait(ids, timeout=60)
         assert [s.result for s in statuses] == ids
+
+
+def test_without_the_driver_a_url_is_a_clear_error(tmp_path):
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"  # as if the postgres extra were not installed
+        "import pepper\n"
+        "try:\n"
+        "    pepper.Runtime(db='postgresql://u:s3cret@db.example/x').store\n"
+        "except pepper.PepperError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ConfigError") and "pip install 'pepper[postgres]'" in done.stdout
+    assert "s3cret" not in done.stdout
