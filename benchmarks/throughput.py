@@ -148,7 +148,7 @@ def wait_completed(runtime: pepper.Runtime, total: int, timeout: float = 600.0) 
             raise SystemExit(f"pepper: tasks did not complete: {stuck}")
         if time.monotonic() > deadline:
             raise SystemExit(f"pepper: not all tasks completed within {timeout:g}s: {counts}")
-        time.sleep(0.002)
+        time.sleep(0.02)  # counting scans the table: asked more often, it would take the workers' CPU (2 cores)
 
 
 def where(url: str) -> str:
