@@ -110,6 +110,7 @@ class EngineService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.upkeep = Upkeep(engine)
+        engine.catch_up = lambda: self.upkeep.poll(force=True)
         self.sampler = Sampler(engine, engine.attempts.home, engine.settings.sample_interval)
         self._known = _KnownTasks(engine)
         self.metrics = MetricsHook(engine) if engine.settings.metrics else None

@@ -121,6 +121,8 @@ class Engine:
         self.clock = clock
         self.worker_id = worker_id
         self.hooks = list(hooks)
+        #: Reads everything other processes wrote since the last look (set by the upkeep that polls for it).
+        self.catch_up: Callable[[], None] | None = None
         #: Applied in order to every attempt before it starts; a preparer leaves tasks that are not its own as they are.
         self.preparers: list[Preparer] = []
         self.runs = RunDriver(self)  # the workflow runs this process drives
@@ -352,6 +354,11 @@ class Engine:
             if not future.done():
                 future.set_result(None)
         if result.conflicts:
+            # Someone else wrote these rows: read all they wrote, together, before acting on any of it. Reading
+            # only the lost rows would show a dependency completed without the claim of its dependent that
+            # came with it, and this engine would claim that dependent too, and lose again, hop after hop.
+            if self.catch_up is not None:
+                self._try(self.catch_up)
             self._try(self.load, result.conflicts, "conflict")
 
     def _try(self, chore: Callable[..., Any], *args: Any) -> None:

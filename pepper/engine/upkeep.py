@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine")
+#: After the database says another process wrote, how long to let further writes gather before reading them.
+WAKE_GATHER = 0.005
 
 
 def process_alive(pid: int, started_at: float) -> bool:
@@ -127,13 +129,16 @@ class Upkeep:
         finally:
             sleeper.cancel()
             waker.cancel()
-            wake.clear()
+        if wake.is_set():  # let a burst of others' commits gather: one read for them, not one each
+            await self.engine.clock.sleep(min(seconds, WAKE_GATHER))
+        wake.clear()
 
-    def poll(self) -> None:
-        """Load tasks other processes wrote since we last looked."""
+    def poll(self, force: bool = False) -> None:
+        """Load tasks other processes wrote since we last looked (``force``: even if the database has not
+        said that anything changed: a lost claim proves it did)."""
         store = self.engine.store
         version = store.data_version()
-        if version == self._data_version:
+        if version == self._data_version and not force:
             return
         self._data_version = version
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id)
