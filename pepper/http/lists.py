@@ -35,14 +35,17 @@ def encode_cursor(key: str) -> str:
 
 def decode_cursor(cursor: str | None) -> str | None:
     """The key a cursor stands for; a cursor this server did not make is a ``ValidationError``."""
-    if cursor is None:
+    if not cursor:  # an empty cursor is the first page
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        key = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
+        key = ""
+    if not key:
         raise ValidationError(
             "the cursor is not one this server made; pass the `next_cursor` of a page as it was", field="cursor"
-        ) from None
+        )
+    return key
 
 
 def page(items: Sequence[T], limit: int, key: Callable[[T], str], show: Callable[[T], dict[str, Any]]) -> Page:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -18,11 +19,19 @@ GRACE = 5.0
 class Server(uvicorn.Server):
     """uvicorn's server, ending the event streams first when it stops (they would hold the shutdown open)."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, **options: Any) -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, on_started: Callable[[str], None] | None = None, **options: Any
+    ) -> None:
         options.setdefault("log_level", "warning")
         options.setdefault("timeout_graceful_shutdown", GRACE)
         super().__init__(uvicorn.Config(app, host=host, port=port, lifespan="on", **options))
         self.feed: ChangeFeed = app.state.feed
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started(self.url)
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         await self.feed.close()
