@@ -63,7 +63,8 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
         runtime.start()  # runs are driven here, and the agents (if any) take tasks
 
         def started(url: str) -> None:
-            console.print(Text(f"serving {url}/api/v1 (docs: {url}/api/v1/docs) on {redact(runtime.settings.db)}"))
+            where = f"serving {url}/api/v1 (docs: {url}/api/v1/docs) on {redact(runtime.settings.db)}"
+            console.print(Text(where), soft_wrap=True)
             if secret is not None:
                 console.print(Text("an admin token was made; it is shown once, keep it:", style="bold"))
                 console.print(Text(secret), soft_wrap=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -32,6 +34,14 @@ class Server(uvicorn.Server):
         await super().startup(sockets)
         if self.started and self.on_started is not None:
             self.on_started(self.url)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Stop gracefully (a second Ctrl-C: at once). Unlike uvicorn's, the signal is not raised again once the
+        server stopped: the command still has its runtime to close (running tasks to let finish)."""
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         await self.feed.close()

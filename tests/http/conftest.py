@@ -59,7 +59,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         return {"opened": True}
 
     runtime.start()
-    tokens = {scope: create_token(runtime.store, f"test-{scope}", scope, time.time()) for scope in ("read", "write", "admin")}
+    tokens = {
+        scope: create_token(runtime.store, f"test-{scope}", scope, time.time()) for scope in ("read", "write", "admin")
+    }
     server = ThreadedServer(create_app(runtime))
     url = server.start()
     try:

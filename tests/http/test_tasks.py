@@ -22,7 +22,9 @@ def test_submit_one_answers_201_with_its_status(api: Api) -> None:
 def test_submit_many_stores_all_or_none(api: Api) -> None:
     a, b = _id("a"), _id("b")
     with api.client() as client:
-        both = client.post("/api/v1/tasks", json={"tasks": [{"id": a, "type": "echo"}, {"id": b, "type": "echo", "needs": [a]}]})
+        both = client.post(
+            "/api/v1/tasks", json={"tasks": [{"id": a, "type": "echo"}, {"id": b, "type": "echo", "needs": [a]}]}
+        )
         broken = client.post("/api/v1/tasks", json={"tasks": [{"id": _id("c"), "type": "echo"}, {"id": _id("d")}]})
         listed = client.get("/api/v1/tasks", params={"task_type": "echo", "limit": 1000}).json()["items"]
     assert both.status_code == 201
