@@ -5,7 +5,7 @@ Each step is checked by ``pepper.workflow_file.checks``; the whole file is check
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,15 +53,7 @@ def parse_workflow_text(text: str, source: str) -> WorkflowFile:
     are never read: a document that is not a file on this machine has no folder to find them in (and may
     come from elsewhere); ``defines_agents`` says whether it has an `agents:` section."""
     path = Path(source)
-    try:
-        data = parse_yaml(text, path)
-    except AgentDefinitionError as exc:
-        message = str(exc).removeprefix(f"{exc.path}:{exc.line}: ").removeprefix(f"{exc.path}: ")
-        raise error(path, exc.line, message) from None
-    if not isinstance(data, YamlMapping):
-        got = "an empty document" if data is None else f"a {kind(data)}"
-        raise error(path, 1, f"a workflow must be a mapping with 'name' and 'steps', got {got}")
-    return _parse(path, data, with_agents=False)
+    return _parse(path, _document(path, lambda: parse_yaml(text, path), "document", "a workflow"), with_agents=False)
 
 
 def _parse(path: Path, data: YamlMapping, with_agents: bool) -> WorkflowFile:
@@ -104,14 +96,19 @@ def _read(path: Path) -> YamlMapping:
         raise error(path, None, "is a folder; give the path of a workflow's YAML file")
     if not path.exists():
         raise error(path, None, "no such workflow file")
+    return _document(path, lambda: read_yaml(path), "file", "a workflow file")
+
+
+def _document(path: Path, load: Callable[[], object], empty: str, what: str) -> YamlMapping:
+    """The YAML mapping ``load`` reads, its syntax errors as workflow errors with their line."""
     try:
-        data = read_yaml(path)
+        data = load()
     except AgentDefinitionError as exc:
         message = str(exc).removeprefix(f"{exc.path}:{exc.line}: ").removeprefix(f"{exc.path}: ")
         raise error(path, exc.line, message) from None
     if not isinstance(data, YamlMapping):
-        got = "an empty file" if data is None else f"a {kind(data)}"
-        raise error(path, 1, f"a workflow file must be a mapping with 'name' and 'steps', got {got}")
+        got = f"an empty {empty}" if data is None else f"a {kind(data)}"
+        raise error(path, 1, f"{what} must be a mapping with 'name' and 'steps', got {got}")
     return data
 
 

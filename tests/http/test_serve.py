@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pepper.http import tokens
 from tests.http.conftest import PATIENCE
 
 AGENTS = """\
