@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 import pepper
 from pepper.core.runtime import Runtime
 from pepper.http import errors
+from pepper.http.auth import TokenGate
 from pepper.http.events import ChangeFeed
 from pepper.http.routes import agents, dlq, events, monitors, resources, runs, tasks
 
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.feed = feed
     errors.install(app)
+    app.add_middleware(TokenGate, guarded=_guarded)  # outermost: no token, no further reading of the request
     api = APIRouter(prefix=API)
     for module in (tasks, runs, agents, resources, dlq, monitors, events):
         api.include_router(module.router)
@@ -62,6 +64,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(monitors.metrics_router)
     app.add_api_route("/", home, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
     return app
+
+
+_OPEN = frozenset({f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-redirect"})
+
+
+def _guarded(path: str) -> bool:
+    """Every path of the API (its description aside) and the metrics need a token."""
+    return path == "/metrics" or (path.startswith(f"{API}/") and path not in _OPEN)
 
 
 def home() -> HTMLResponse:

@@ -10,13 +10,54 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from pepper.errors import AuthenticationError, ScopeError
+from pepper.http.errors import error_response
 from pepper.http.tokens import Scope, TokenRecord, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="A pepper token: `pepper token create --scope read --name NAME`")
+
+
+_NO_TOKEN = "this needs a token: send `Authorization: Bearer <token>` (`pepper token create` makes one)"
+_BAD_TOKEN = "the token is unknown or was revoked; ask for a new one"
+
+
+class TokenGate:
+    """Answer 401 to a request of a guarded path without a valid token before anything else reads it (its body
+    above all: a malformed body from someone without a token is still 401). The token found is kept in the
+    request's state for ``require``, which then only checks its scope."""
+
+    def __init__(self, app: ASGIApp, guarded: Callable[[str], bool]) -> None:
+        self.app = app
+        self.guarded = guarded
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.guarded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        secret = _bearer_secret(scope)
+        store = scope["app"].state.runtime.store
+        record = await to_thread.run_sync(authenticate, store, secret) if secret else None
+        if record is None:
+            error = AuthenticationError(_BAD_TOKEN if secret else _NO_TOKEN)
+            refusal = error_response(401, type(error).__name__, str(error), None, **{"WWW-Authenticate": "Bearer"})
+            await refusal(scope, receive, send)
+            return
+        scope.setdefault("state", {})["token"] = record
+        await self.app(scope, receive, send)
+
+
+def _bearer_secret(scope: AsgiScope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            kind, _, secret = value.decode("latin-1").partition(" ")
+            return secret.strip() or None if kind.lower() == "bearer" else None
+    return None
 
 
 def require(needed: Scope) -> Callable[..., TokenRecord]:
@@ -26,13 +67,13 @@ def require(needed: Scope) -> Callable[..., TokenRecord]:
     def check(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> TokenRecord:
-        if credentials is None or not credentials.credentials:
-            raise AuthenticationError(
-                "this needs a token: send `Authorization: Bearer <token>` (`pepper token create` makes one)"
-            )
-        record = authenticate(request.app.state.runtime.store, credentials.credentials)
+        record: TokenRecord | None = getattr(request.state, "token", None)  # checked by the TokenGate already
         if record is None:
-            raise AuthenticationError("the token is unknown or was revoked; ask for a new one")
+            if credentials is None or not credentials.credentials:
+                raise AuthenticationError(_NO_TOKEN)
+            record = authenticate(request.app.state.runtime.store, credentials.credentials)
+            if record is None:
+                raise AuthenticationError(_BAD_TOKEN)
         if not Scope(record.scope).allows(needed):
             raise ScopeError(needed.value, Scope(record.scope).value)
         return record

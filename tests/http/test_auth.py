@@ -35,8 +35,12 @@ def test_every_route_needs_a_token_and_writes_need_the_write_scope(api: Api) -> 
             assert no_token.status_code == 401, (method, path, no_token.text)
             assert no_token.headers["www-authenticate"] == "Bearer"
             assert no_token.json()["error"]["type"] == "AuthenticationError"
-            bad_token = anonymous.request(method, path, json={}, headers={"Authorization": "Bearer pep_wrong"})
+            bad_token = anonymous.request(method, path, json={}, headers={"Authorization": "Bearer pepper_wrong"})
             assert bad_token.status_code == 401, (method, path)
+            garbled = anonymous.request(
+                method, path, content=b"{not json", headers={"Content-Type": "application/json"}
+            )
+            assert garbled.status_code == 401, (method, path, garbled.text)  # the token is checked before the body
             if writes and path != "/api/v1/plan":  # planning changes nothing: a read token may plan
                 too_small = reader.request(method, path, json={})
                 assert too_small.status_code == 403, (method, path, too_small.text)

@@ -207,7 +207,10 @@ def test_the_home_page_and_the_api_description_need_no_token(api: Api) -> None:
         described = anonymous.get("/api/v1/openapi.json")
         docs = anonymous.get("/api/v1/docs")
         unknown = anonymous.get("/api/v1/nothing-here")
+    with api.client("read") as reader:
+        unknown_to_a_reader = reader.get("/api/v1/nothing-here")
     assert home.status_code == 200 and "dashboard" in home.text
     assert described.status_code == 200 and "/api/v1/tasks" in described.json()["paths"]
     assert docs.status_code == 200
-    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "NotFoundError"
+    assert unknown.status_code == 401  # without a token, not even which paths exist is told
+    assert unknown_to_a_reader.status_code == 404 and unknown_to_a_reader.json()["error"]["type"] == "NotFoundError"
