@@ -41,7 +41,11 @@ def test_every_route_needs_a_token_and_writes_need_the_write_scope(api: Api) -> 
                 method, path, content=b"{not json", headers={"Content-Type": "application/json"}
             )
             assert garbled.status_code == 401, (method, path, garbled.text)  # the token is checked before the body
-            if writes and path != "/api/v1/plan":  # planning changes nothing: a read token may plan
+            if path.startswith("/api/v1/tokens"):  # tokens are an admin's: a write token is not enough
+                with api.client("write") as writer:
+                    too_small = writer.request(method, path, json={})
+                assert too_small.status_code == 403, (method, path, too_small.text)
+            elif writes and path != "/api/v1/plan":  # planning changes nothing: a read token may plan
                 too_small = reader.request(method, path, json={})
                 assert too_small.status_code == 403, (method, path, too_small.text)
                 assert too_small.json()["error"]["type"] == "ScopeError"
@@ -75,3 +79,23 @@ def test_a_body_over_one_mebibyte_is_refused_with_413(api: Api) -> None:
         assert answer.status_code == 413
         assert answer.json()["error"]["type"] == "RequestTooLargeError"
     assert fine.status_code == 201
+
+
+def test_an_admin_manages_tokens_over_http_and_a_revoked_one_stops_at_once(api: Api) -> None:
+    admin_secret = create_token(api.runtime.store, "root", "admin", time.time())
+    admin = {"Authorization": f"Bearer {admin_secret}"}
+    with api.client(None) as client:
+        made = client.post("/api/v1/tokens", json={"name": "ci", "scope": "read"}, headers=admin)
+        assert made.status_code == 201 and made.json()["token"].startswith("pepper_")
+        ci = {"Authorization": f"Bearer {made.json()['token']}"}
+        listed = client.get("/api/v1/tokens", headers=admin).json()["items"]
+        assert {"name": "ci", "scope": "read"}.items() <= next(t for t in listed if t["name"] == "ci").items()
+        assert all("token" not in t and "hash" not in t for t in listed)
+        assert client.get("/api/v1/tasks", headers=ci).status_code == 200
+        assert client.delete("/api/v1/tokens/ci", headers=admin).json() == {"name": "ci", "revoked": True}
+        assert client.get("/api/v1/tasks", headers=ci).status_code == 401
+        assert client.delete("/api/v1/tokens/ci", headers=admin).status_code == 404
+        assert client.post("/api/v1/tokens", json={"name": "x y", "scope": "read"}, headers=admin).status_code in (
+            400,
+            422,
+        )
