@@ -18,7 +18,8 @@ the message::
     │   ├── ConfigError                      settings, pepper.toml, env vars
     │   ├── AgentDefinitionError             .path, .line of the agent YAML
     │   ├── WorkflowDefinitionError          a bad step or workflow file (.path, .line, .step_id)
-    │   └── ExpressionError                  a `when` condition or ${{ }} reference that cannot be read
+    │   ├── ExpressionError                  a `when` condition or ${{ }} reference that cannot be read
+    │   └── RequestTooLargeError             a request body over the server's limit (.limit, in bytes)
     ├── NotFoundError (LookupError)
     │   ├── TaskNotFoundError
     │   ├── AgentNotFoundError
@@ -40,6 +41,10 @@ the message::
     │   ├── StoreBusyError                   busy, locked, full or unreachable: try the write again later
     │   ├── WriteRefusedError                a write that fails the same way every time (a constraint)
     │   └── DatabaseDamagedError             a damaged (corrupt) database file (.path)
+    ├── AccessDeniedError (PermissionError)  the caller may not do this
+    │   ├── AuthenticationError              no token, or one that is unknown or revoked
+    │   ├── ScopeError                       the token's scope is too small (.needed, .scope)
+    │   └── ForbiddenWorkflowError           a workflow sent to a server that defines agents of its own
     ├── RuntimeClosedError (RuntimeError)    the runtime was closed
     └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
 """
@@ -423,6 +428,43 @@ class DatabaseDamagedError(StoreError):
             "recovered.db` and use --db recovered.db"
         )
         self.path = path
+
+
+class RequestTooLargeError(ValidationError):
+    """A request body over the server's limit; nothing was read further, nothing changed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the request body is larger than {limit:,} bytes, the most this server accepts; send less per request "
+            "(e.g. submit tasks in several batches)",
+            field="body",
+        )
+        self.limit = limit
+
+
+class AccessDeniedError(PepperError, PermissionError):
+    """The caller may not do this (a server's tokens and rules)."""
+
+
+class AuthenticationError(AccessDeniedError):
+    """No token was given, or it is unknown or revoked."""
+
+
+class ScopeError(AccessDeniedError):
+    """The token is valid but its scope is too small for the call; ``needed`` and ``scope`` name both."""
+
+    def __init__(self, needed: str, scope: str) -> None:
+        super().__init__(
+            f"this needs a token with scope {needed!r} (or above); the token given has scope {scope!r}. Create one "
+            f"with `pepper token create --scope {needed} --name NAME`"
+        )
+        self.needed = needed
+        self.scope = scope
+
+
+class ForbiddenWorkflowError(AccessDeniedError):
+    """A workflow sent to a server that defines agents (code the server would run); only agents already
+    registered by workers may be named."""
 
 
 class RuntimeClosedError(PepperError, RuntimeError):

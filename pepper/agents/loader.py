@@ -86,6 +86,11 @@ def read_yaml(path: Path) -> Any:
         raise AgentDefinitionError(
             f"the file is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8", path=str(path)
         ) from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> Any:
+    """Parse YAML text read from ``path`` (or sent under that name), keeping line numbers on mappings."""
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:

@@ -18,6 +18,7 @@ from pepper.cli.plan import plan_command
 from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
+from pepper.cli.serve import serve
 from pepper.cli.tasks import cancel, list_tasks, status, submit
 from pepper.cli.tokens import token_group
 from pepper.cli.top import top
@@ -103,6 +104,7 @@ cli.add_command(top)
 cli.add_command(alerts)
 cli.add_command(metrics)
 cli.add_command(serve_metrics)
+cli.add_command(serve)
 cli.add_command(db_group)
 cli.add_command(token_group)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rich.console import JustifyMethod
@@ -21,6 +20,7 @@ from pepper.cli.render import (
     relative,
     state_text,
 )
+from pepper.core.online import AgentStanding
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import TaskState
 
@@ -193,14 +193,6 @@ def counts_line(counts: Mapping[str, int], shown: int, wanted: TaskState | None)
 # --- pepper agents ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class AgentStanding:
-    """What pepper learned about an agent: its score (0-1) and how many tasks wait for it."""
-
-    score: float
-    queued: float
-
-
 def agents_table(agents: Sequence[Any], running: Mapping[str, int], standing: Mapping[str, AgentStanding]) -> Table:
     """Agents of live workers: what they take, how loaded they are, their learned score, where they live."""
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
@@ -226,18 +218,3 @@ def agents_table(agents: Sequence[Any], running: Mapping[str, int], standing: Ma
 def _count(value: float) -> str:
     """Whole numbers as such; a share of tasks (waiting for several agents) to one decimal."""
     return f"{round(value, 1):g}"
-
-
-def agent_dict(agent: Any, running: Mapping[str, int], standing: Mapping[str, AgentStanding]) -> dict[str, Any]:
-    """JSON form of one agent of a live worker."""
-    known = standing.get(agent.spec.agent_id)
-    return {
-        **agent.spec.to_dict(),
-        "running": running.get(agent.spec.agent_id, 0),
-        "queued": None if known is None else known.queued,
-        "score": None if known is None else round(known.score, 4),
-        "worker_id": agent.worker_id,
-        "hostname": agent.hostname,
-        "pid": agent.pid,
-        "registered_at": agent.registered_at,
-    }

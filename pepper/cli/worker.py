@@ -18,10 +18,10 @@ import pepper
 from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option, open_runtime
 from pepper.cli.render import listing_console, make_console, plural
 from pepper.cli.reporter import Reporter
-from pepper.cli.views import AgentStanding, agent_dict, agents_table
-from pepper.core import AgentSelector, LoadBalancer
+from pepper.cli.views import agents_table
+from pepper.core.online import AgentStanding, agent_dict, agent_standing
 from pepper.core.prometheus import MetricsServer, serve_metrics
-from pepper.errors import AgentNotFoundError, PepperError
+from pepper.errors import PepperError
 from pepper.store.location import redact
 
 _POLL = 0.1
@@ -236,13 +236,4 @@ def agents(as_json: bool, db: str | None) -> None:
 
 def _standing(runtime: pepper.Runtime, agent_ids: set[str]) -> dict[str, AgentStanding]:
     """Score and queue of each agent (one that went offline meanwhile is left out)."""
-    selector, balancer = AgentSelector(runtime), LoadBalancer(runtime)
-    standing = {}
-    for agent_id in sorted(agent_ids):
-        try:
-            score = selector.get_agent_capabilities(agent_id).performance_score
-            queued = balancer.get_agent_load(agent_id).queued
-        except AgentNotFoundError:
-            continue
-        standing[agent_id] = AgentStanding(score, queued)
-    return standing
+    return agent_standing(runtime, agent_ids)

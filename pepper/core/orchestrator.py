@@ -144,15 +144,27 @@ class TaskOrchestrator(Component):
         return status.result
 
     @on_engine_loop
-    async def list_tasks_async(self, state: str | TaskState | None = None, limit: int = 1000) -> list[TaskStatus]:
-        """Tasks, most recently submitted first, optionally only those in ``state``."""
+    async def list_tasks_async(
+        self,
+        state: str | TaskState | None = None,
+        limit: int = 1000,
+        *,
+        task_type: str | None = None,
+        after: str | None = None,
+    ) -> list[TaskStatus]:
+        """Tasks, most recently submitted first, optionally only those in ``state`` or of ``task_type``; ``after``
+        (a task id, the last of a page) gives the tasks submitted before it: the next page."""
         wanted = parse_state(state)
+        if task_type is not None and (not isinstance(task_type, str) or not task_type):
+            raise ValidationError(f"task_type must be a non-empty string, got {shown(task_type)}", field="task_type")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIST:
             raise ValidationError(
                 f"limit must be a whole number from 1 to {_MAX_LIST}, got {shown(limit)}", field="limit"
             )
         backend = await self.runtime.backend()
-        return await backend.list_tasks(wanted, limit)
+        if after is not None:
+            await backend.status(_check_id(after))  # an unknown task raises TaskNotFoundError, not an empty page
+        return await backend.list_tasks(wanted, limit, task_type=task_type, after=after)
 
     @on_engine_loop
     async def add_feedback_async(

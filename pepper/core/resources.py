@@ -228,7 +228,7 @@ class ResourceMonitor(AlertSource):
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Alerts that fired, newest first."""
-        return self.runtime.store.alerts.recent(limit)
+        return [{**a, "above": bool(a["above"])} for a in self.runtime.store.alerts.recent(limit)]
 
 
 def _known_ids(runtime: Runtime) -> set[str]:

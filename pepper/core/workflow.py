@@ -116,6 +116,12 @@ class _Runs(Component):
         self.run_id = run_id
         return await backend.wait_run(run_id, _check_timeout(timeout))
 
+    @on_engine_loop
+    async def take_over_async(self, run_id: str) -> None:
+        """``resume`` without waiting: this process drives the run from now on (its end is awaited elsewhere)."""
+        backend = await self.runtime.backend(start=True)
+        await backend.resume_run(self._run_id(run_id), getattr(self, "spec", None))
+
     status = blocking(status_async)
     cancel = blocking(cancel_async)
     resume = blocking(resume_async)

@@ -46,8 +46,11 @@ class Backend(Protocol):
         """Cancel a task and its dependents; False if it had already finished."""
         ...
 
-    async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
-        """Tasks, most recently submitted first."""
+    async def list_tasks(
+        self, state: TaskState | None, limit: int, *, task_type: str | None = None, after: str | None = None
+    ) -> list[TaskStatus]:
+        """Tasks, most recently submitted first (of ``task_type`` only, and submitted before task ``after``: the
+        next page after it)."""
         ...
 
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:

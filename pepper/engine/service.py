@@ -280,9 +280,12 @@ class EngineService:
         await engine.committed()
         return True
 
-    async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
+    async def list_tasks(
+        self, state: TaskState | None, limit: int, *, task_type: str | None = None, after: str | None = None
+    ) -> list[TaskStatus]:
         await self.engine.committed()
-        return [r.to_status() for r in self.engine.store.list_tasks(state, limit)]
+        records = self.engine.store.list_tasks(state, limit, task_type=task_type, after=after)
+        return [r.to_status() for r in records]
 
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:
         """Store a rating of a finished task and learn from it at once."""

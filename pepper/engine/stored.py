@@ -193,8 +193,10 @@ class StoreBackend:
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:
         return rate_task(self.store, feedback, self.clock.now())
 
-    async def list_tasks(self, state: TaskState | None, limit: int) -> list[TaskStatus]:
-        return [r.to_status() for r in self.store.list_tasks(state, limit)]
+    async def list_tasks(
+        self, state: TaskState | None, limit: int, *, task_type: str | None = None, after: str | None = None
+    ) -> list[TaskStatus]:
+        return [r.to_status() for r in self.store.list_tasks(state, limit, task_type=task_type, after=after)]
 
     async def place(self, placements: Mapping[str, str | None]) -> None:
         self.store.set_placements(placements, self.writer)

@@ -69,6 +69,14 @@ class RunRecord:
             plan=codec.decode(row["plan"]),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; ``spec`` is the workflow as ``WorkflowSpec.to_dict`` gives it."""
+        return {
+            "run_id": self.run_id, "workflow": self.workflow, "spec": self.spec.to_dict(), "inputs": dict(self.inputs),
+            "state": self.state.value, "created_at": self.created_at, "finished_at": self.finished_at,
+            "driver": self.driver, "reason": self.reason, "cancel_requested": self.cancel_requested, "plan": self.plan,
+        }  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
@@ -163,6 +171,11 @@ class WorkflowResult:
     def duration(self) -> float | None:
         """Seconds from the run's creation to its end (None while it runs)."""
         return None if self.finished_at is None else max(0.0, self.finished_at - self.created_at)
+
+    @property
+    def steps_ended(self) -> int:
+        """How many steps ended, however they ended (completed, failed, cancelled or skipped)."""
+        return sum(1 for s in self.steps.values() if s.state is not None and s.state.is_final)
 
     def counts(self) -> dict[str, int]:
         """How many steps are in each status."""

@@ -314,9 +314,21 @@ class SqlStore:
     def current_change_seq(self) -> int:
         return int(self.query("current_change_seq")[0][0])
 
-    def list_tasks(self, state: TaskState | None = None, limit: int = 1000) -> list[TaskRecord]:
-        """Most recently submitted first."""
-        if state is None:
+    def list_tasks(
+        self,
+        state: TaskState | None = None,
+        limit: int = 1000,
+        *,
+        task_type: str | None = None,
+        after: str | None = None,
+    ) -> list[TaskRecord]:
+        """Most recently submitted first; ``after`` a task id: only the tasks submitted before it (a page's
+        cursor)."""
+        if task_type is not None or after is not None:
+            params = {"state": None if state is None else state.value, "task_type": task_type, "after": after,
+                      "limit": limit}  # fmt: skip
+            rows = self.query("list_tasks_page", params)
+        elif state is None:
             rows = self.query("list_tasks", (limit,))
         else:
             rows = self.query("list_tasks_in_state", (state.value, limit))

@@ -43,6 +43,6 @@ Every error names the file and line. The whole file is checked before anything i
 Implementation, not public API: use ``pepper`` and ``pepper.core``; names here may change without notice.
 """
 
-from pepper.workflow_file.parser import WorkflowFile, parse_workflow_file
+from pepper.workflow_file.parser import WorkflowFile, parse_workflow_file, parse_workflow_text
 
-__all__ = ["WorkflowFile", "parse_workflow_file"]
+__all__ = ["WorkflowFile", "parse_workflow_file", "parse_workflow_text"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pepper.agents.base import BaseAgent
-from pepper.agents.loader import YamlMapping, agent_entries, agent_files, build_agent, read_yaml
+from pepper.agents.loader import YamlMapping, agent_entries, agent_files, build_agent, parse_yaml, read_yaml
 from pepper.errors import AgentDefinitionError, ValidationError, WorkflowDefinitionError
 from pepper.model import codec
 from pepper.model.workflow import WorkflowSpec
@@ -37,6 +37,7 @@ class WorkflowFile:
     inputs: dict[str, Any] = field(default_factory=dict)  # default inputs of every run
     agents: list[BaseAgent] = field(default_factory=list)
     agent_files: list[Path] = field(default_factory=list)  # the agent files it referenced, resolved
+    defines_agents: bool = False  # it has an `agents:` section (read or not)
 
 
 def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile:
@@ -44,7 +45,26 @@ def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile
     ``AgentDefinitionError`` for its agents) whose message starts with ``file:line:``. ``with_agents=False``
     leaves its agents unread (the caller brings others)."""
     path = Path(path)
-    data = _read(path)
+    return _parse(path, _read(path), with_agents)
+
+
+def parse_workflow_text(text: str, source: str) -> WorkflowFile:
+    """Read and check a workflow document given as YAML (or JSON) text, named ``source`` in errors. Its agents
+    are never read: a document that is not a file on this machine has no folder to find them in (and may
+    come from elsewhere); ``defines_agents`` says whether it has an `agents:` section."""
+    path = Path(source)
+    try:
+        data = parse_yaml(text, path)
+    except AgentDefinitionError as exc:
+        message = str(exc).removeprefix(f"{exc.path}:{exc.line}: ").removeprefix(f"{exc.path}: ")
+        raise error(path, exc.line, message) from None
+    if not isinstance(data, YamlMapping):
+        got = "an empty document" if data is None else f"a {kind(data)}"
+        raise error(path, 1, f"a workflow must be a mapping with 'name' and 'steps', got {got}")
+    return _parse(path, data, with_agents=False)
+
+
+def _parse(path: Path, data: YamlMapping, with_agents: bool) -> WorkflowFile:
     check_keys(path, data, TOP_KEYS, "top-level key")
     for required in ("name", "steps"):
         if required not in data:
@@ -73,7 +93,7 @@ def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile
     inputs = _run_inputs(path, data)
     spec = _spec(path, data, WorkflowSpec(name, (), fail_fast, description, str(path)))
     agents, files = _agents(path, data) if with_agents else ([], [])
-    return WorkflowFile(path, spec, inputs, agents, files)
+    return WorkflowFile(path, spec, inputs, agents, files, "agents" in data)
 
 
 # -- the file and its top level -------------------------------------------------------------------

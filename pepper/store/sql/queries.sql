@@ -54,6 +54,14 @@ SELECT * FROM tasks ORDER BY seq DESC LIMIT ?;
 -- name: list_tasks_in_state
 SELECT * FROM tasks WHERE state = ? ORDER BY seq DESC LIMIT ?;
 
+-- name: list_tasks_page
+-- A page of tasks, newest first, optionally of one state and type, after (older than) one task.
+SELECT * FROM tasks
+WHERE (CAST(:state AS TEXT) IS NULL OR state = :state)
+  AND (CAST(:task_type AS TEXT) IS NULL OR task_type = :task_type)
+  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM tasks WHERE task_id = :after))
+ORDER BY seq DESC LIMIT :limit;
+
 -- name: count_by_state
 SELECT state, COUNT(*) AS n FROM tasks GROUP BY state;
 

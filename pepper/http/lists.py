@@ -1,0 +1,60 @@
+"""The shape of every list answer, ``{"items": [...], "next_cursor": ... | null}``, and its cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from pepper.errors import ValidationError
+
+T = TypeVar("T")
+
+#: The most items one page holds.
+MAX_LIMIT = 1000
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"How many items, at most {MAX_LIMIT}.")]
+Cursor = Annotated[str | None, Query(description="The `next_cursor` of the previous page.")]
+
+
+class Page(BaseModel):
+    """A page of a list, newest first; ``next_cursor`` fetches the next page (null on the last)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+def encode_cursor(key: str) -> str:
+    """An opaque cursor for the item ``key`` (the last one of a page)."""
+    return base64.urlsafe_b64encode(key.encode("utf-8", "surrogatepass")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    """The key a cursor stands for; a cursor this server did not make is a ``ValidationError``."""
+    if not cursor:  # an empty cursor is the first page
+        return None
+    try:
+        key = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        key = ""
+    if not key:
+        raise ValidationError(
+            "the cursor is not one this server made; pass the `next_cursor` of a page as it was", field="cursor"
+        )
+    return key
+
+
+def page(items: Sequence[T], limit: int, key: Callable[[T], str], show: Callable[[T], dict[str, Any]]) -> Page:
+    """A page from up to ``limit + 1`` items (one more than shown says whether there is a next page)."""
+    shown = list(items[:limit])
+    more = len(items) > limit and shown
+    return Page(items=[show(i) for i in shown], next_cursor=encode_cursor(key(shown[-1])) if more else None)
+
+
+def whole(items: Sequence[T], show: Callable[[T], dict[str, Any]]) -> Page:
+    """A page holding everything (lists short enough to need no cursor)."""
+    return Page(items=[show(i) for i in items])

@@ -1,0 +1,45 @@
+"""``/api/v1/dlq``: the dead-letter queue: parked tasks, replayed or dropped by a person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from pepper.core import ErrorHandler
+from pepper.http.auth import READ, WRITE
+from pepper.http.lists import Limit, Page
+from pepper.http.routes import runtime_of
+
+router = APIRouter(prefix="/dlq", tags=["dead letters"])
+
+
+class ReplayBody(BaseModel):
+    agent: str | None = None
+
+
+class DropBody(BaseModel):
+    reason: str | None = None
+
+
+@router.get("", dependencies=[READ], response_model=Page)
+def list_dead_letters(request: Request, limit: Limit = 1000) -> Page:
+    """The tasks parked in the dead-letter queue, oldest first."""
+    parked = ErrorHandler(runtime_of(request)).dead_letters()
+    return Page(items=[s.to_dict() for s in parked[:limit]])
+
+
+@router.post("/{task_id:path}/replay", dependencies=[WRITE], response_model=dict[str, Any])
+async def replay(request: Request, task_id: str, body: ReplayBody | None = None) -> dict[str, Any]:
+    """Run a parked (or failed) task again, on `agent` if given; `replayed` lists it if it was."""
+    replayed = await ErrorHandler(runtime_of(request)).replay_async(task_id, agent=body.agent if body else None)
+    return {"replayed": replayed}
+
+
+@router.delete("/{task_id:path}", dependencies=[WRITE], response_model=dict[str, Any])
+async def drop(request: Request, task_id: str, body: DropBody | None = None) -> dict[str, Any]:
+    """Give up a parked task: it fails and its dependents are cancelled; `dropped` is false if it was not
+    parked."""
+    dropped = await ErrorHandler(runtime_of(request)).drop_async(task_id, body.reason if body else None)
+    return {"task_id": task_id, "dropped": dropped}

@@ -1,0 +1,51 @@
+"""``/api/v1/health``, ``/performance``, ``/alerts``, and Prometheus's ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from pepper.core import HealthMonitor, PerformanceMonitor, ResourceMonitor
+from pepper.core.prometheus import exposition
+from pepper.http.auth import READ
+from pepper.http.lists import Limit, Page
+from pepper.http.routes import runtime_of
+
+router = APIRouter(tags=["monitors"])
+metrics_router = APIRouter(tags=["monitors"])
+
+Components = Annotated[list[str] | None, Query(description="Check only these components.")]
+
+
+@router.get(
+    "/health",
+    dependencies=[READ],
+    response_model=dict[str, Any],
+    responses={503: {"description": "Unhealthy (the body is the same report)"}},
+)
+async def health(request: Request, component: Components = None) -> Response:
+    """The verdict (the worst component's) with each component's reasons and numbers: 200 when healthy or
+    degraded, 503 when unhealthy."""
+    report = await HealthMonitor(runtime_of(request)).check_health_async(component or None)
+    return JSONResponse(report.to_dict(), status_code=503 if report.status == "unhealthy" else 200)
+
+
+@router.get("/performance", dependencies=[READ], response_model=dict[str, Any])
+def performance(request: Request, window: str = "60s") -> dict[str, Any]:
+    """Throughput, error rate and latencies over the last `window` (30s, 15m, 1h...), as `pepper perf --json`."""
+    return PerformanceMonitor(runtime_of(request)).get_performance(window=window).to_dict()
+
+
+@router.get("/alerts", dependencies=[READ], response_model=Page)
+def alerts(request: Request, limit: Limit = 100) -> Page:
+    """The alerts that fired, newest first."""
+    return Page(items=ResourceMonitor(runtime_of(request)).alerts(limit))
+
+
+@metrics_router.get("/metrics", dependencies=[READ], response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    """pepper's metrics in Prometheus's text format, as `pepper metrics` prints them."""
+    return PlainTextResponse(exposition(runtime_of(request)), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,48 @@
+"""``/api/v1/resources`` and ``/api/v1/leases``: the pool, and leases of it for agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from pepper.core import ResourceAllocator, ResourceManager
+from pepper.http.auth import READ, WRITE
+from pepper.http.lists import Limit, Page
+from pepper.http.routes import runtime_of
+
+router = APIRouter(tags=["resources"])
+
+
+class LeaseBody(BaseModel):
+    agent_id: str = Field(description="The agent the resources are leased to (its budget).")
+    resources: dict[str, Any] = Field(description='What to lease, e.g. {"cpu": 2, "memory": "4Gi"}.')
+    duration: float | str | None = Field(default=None, description='Seconds or "30s", "1h"; none: until released.')
+
+
+@router.get("/resources", dependencies=[READ], response_model=dict[str, Any])
+def pool(request: Request) -> dict[str, Any]:
+    """The pool: capacity, what leases hold, what is free, and every live lease."""
+    return ResourceManager(runtime_of(request)).pool().to_dict()
+
+
+@router.get("/leases", dependencies=[READ], response_model=Page)
+def list_leases(request: Request, agent_id: str | None = None, limit: Limit = 1000) -> Page:
+    """Live leases (of one agent, with `agent_id`)."""
+    leases = ResourceAllocator(runtime_of(request)).allocations(agent_id)
+    return Page(items=[lease.to_dict() for lease in leases[:limit]])
+
+
+@router.post("/leases", status_code=201, dependencies=[WRITE], response_model=dict[str, Any])
+def create_lease(request: Request, body: LeaseBody) -> dict[str, Any]:
+    """Lease resources to an agent now, whole or not at all (409 naming what is short)."""
+    return ResourceAllocator(runtime_of(request)).allocate(body.agent_id, body.resources, body.duration).to_dict()
+
+
+@router.delete("/leases/{lease_id}", dependencies=[WRITE], response_model=dict[str, Any])
+def delete_lease(request: Request, lease_id: str) -> dict[str, Any]:
+    """Give a lease back; `released` is false if it already was (or expired)."""
+    allocator = ResourceAllocator(runtime_of(request))
+    allocator.get(lease_id)  # an unknown lease is a 404
+    return {"lease_id": lease_id, "released": allocator.release(lease_id)}

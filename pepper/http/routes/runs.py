@@ -1,0 +1,148 @@
+"""``/api/v1/runs`` and ``/api/v1/plan``: start workflow runs from documents, follow, cancel and resume them;
+plan a workflow before running it.
+
+A workflow arrives as JSON (``{"workflow": {...}, "inputs": {...}}``) or as the YAML text of a workflow file
+(``Content-Type: application/yaml``). It may only name agents that workers already run: an ``agents:`` section
+is refused (403), as it would make the server run code it was sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from pepper.core import WorkflowController
+from pepper.core.documents import run_details, workflow_from_document
+from pepper.core.planning import plan as make_plan
+from pepper.errors import ValidationError, WaitTimeoutError
+from pepper.http.auth import READ, WRITE
+from pepper.http.lists import Limit, Page
+from pepper.http.routes import runtime_of
+from pepper.http.routes.tasks import Wait
+
+router = APIRouter(tags=["runs"])
+
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+_DOCUMENT = {
+    "type": "object",
+    "properties": {
+        "workflow": {"type": "object", "description": "The workflow document, as in a workflow file."},
+        "inputs": {"type": "object", "description": "Inputs of the run (over the document's own)."},
+    },
+    "required": ["workflow"],
+}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _DOCUMENT},
+            "application/yaml": {"schema": {"type": "string", "description": "A workflow file's YAML text."}},
+        },
+    }
+}
+
+
+class CancelBody(BaseModel):
+    reason: str | None = None
+
+
+async def _document(request: Request) -> tuple[Any, dict[str, Any]]:
+    """The workflow document and the extra fields of the body (JSON) or the YAML text and none."""
+    raw = await request.body()
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("the body is not UTF-8 text", field="body") from None
+    if kind in _YAML_TYPES:
+        return text, {}
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(
+            f'the body is not JSON ({exc}); send {{"workflow": {{...}}}} as application/json, or the workflow\'s '
+            "YAML as application/yaml",
+            field="body",
+        ) from None
+    if not isinstance(body, Mapping) or "workflow" not in body:
+        raise ValidationError('the body must be {"workflow": {<workflow document>}, "inputs": {...}}', field="workflow")
+    return body["workflow"], {k: v for k, v in body.items() if k != "workflow"}
+
+
+@router.post("/runs", status_code=201, dependencies=[WRITE], openapi_extra=_BODY, response_model=dict[str, Any])
+async def start_run(request: Request) -> dict[str, Any]:
+    """Start a run of a workflow document; its id."""
+    document, extra = await _document(request)
+    unknown = set(extra) - {"inputs"}
+    if unknown:
+        raise ValidationError(f"unknown field {sorted(unknown)[0]!r}; valid: workflow, inputs", field="body")
+    controller = workflow_from_document(document, runtime_of(request))
+    run_id = await controller.start_async(extra.get("inputs"))
+    return {"run_id": run_id}
+
+
+@router.post("/plan", dependencies=[READ], openapi_extra=_BODY, response_model=dict[str, Any])
+async def plan(request: Request) -> dict[str, Any]:
+    """Predict how a workflow document runs on the registered agents: makespan, lower bound, schedule.
+    Optional fields: `durations` (seconds by step id or task type), `policy`."""
+    document, extra = await _document(request)
+    unknown = set(extra) - {"durations", "policy"}
+    if unknown:
+        raise ValidationError(f"unknown field {sorted(unknown)[0]!r}; valid: workflow, durations, policy", field="body")
+    runtime = runtime_of(request)
+    controller = workflow_from_document(document, runtime)
+    durations = extra.get("durations")
+    if durations is not None and not isinstance(durations, Mapping):
+        raise ValidationError("durations must map a step id or task type to seconds", field="durations")
+    policy = extra.get("policy", "default")
+    if not isinstance(policy, str):
+        raise ValidationError(f"policy must be a string, got {policy!r}", field="policy")
+    # planning reads the store and simulates: off the server's event loop
+    made = await run_in_threadpool(make_plan, controller, None, durations, policy, runtime=runtime)
+    return made.to_dict()
+
+
+@router.get("/runs", dependencies=[READ], response_model=Page)
+def list_runs(request: Request, limit: Limit = 100) -> Page:
+    """The latest runs, newest first."""
+    runtime = runtime_of(request)
+    records = runtime.read(lambda backend: backend.list_runs(limit))
+    return Page(items=[r.to_dict() for r in records])
+
+
+@router.post("/runs/{run_id}/cancel", dependencies=[WRITE], response_model=dict[str, Any])
+async def cancel_run(request: Request, run_id: str, body: CancelBody | None = None) -> dict[str, Any]:
+    """Cancel the run's unfinished steps; `cancelled` is false if it had ended."""
+    runtime = runtime_of(request)
+    cancelled = await WorkflowController(runtime=runtime).cancel_async(run_id, body.reason if body else None)
+    return {"cancelled": cancelled, "run": await _details(runtime, run_id)}
+
+
+@router.post("/runs/{run_id}/resume", dependencies=[WRITE], response_model=dict[str, Any])
+async def resume_run(request: Request, run_id: str) -> dict[str, Any]:
+    """Drive a run whose process stopped to its end from this server (completed steps are not run again)."""
+    runtime = runtime_of(request)
+    await WorkflowController(runtime=runtime).take_over_async(run_id)
+    return await _details(runtime, run_id)
+
+
+@router.get("/runs/{run_id}", dependencies=[READ], response_model=dict[str, Any])
+async def get_run(request: Request, run_id: str, wait: Wait = None) -> dict[str, Any]:
+    """The run with the status of each step's task and, once it ended, its result. With `wait`, once it ended
+    (or at the deadline, as it is then)."""
+    runtime = runtime_of(request)
+    if wait:
+        try:
+            await WorkflowController(runtime=runtime).wait_async(run_id, timeout=wait)
+        except WaitTimeoutError:
+            pass
+    return await _details(runtime, run_id)
+
+
+async def _details(runtime: Any, run_id: str) -> dict[str, Any]:
+    return (await run_in_threadpool(run_details, runtime, run_id)).to_dict()

@@ -1,0 +1,131 @@
+"""``/api/v1/tasks``: submit, list, follow, wait for, cancel and rate tasks; their results and errors.
+
+A task id may contain ``/`` (a run's steps are ``<run id>/<step id>``): the routes with an action after the id
+are declared before the one without, so ``.../result`` is never read as part of an id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, Field
+
+from pepper.core import ErrorHandler, TaskOrchestrator
+from pepper.errors import ConflictError, ValidationError, WaitTimeoutError
+from pepper.http.auth import READ, WRITE
+from pepper.http.lists import Cursor, Limit, Page, decode_cursor, page, whole
+from pepper.http.routes import runtime_of
+from pepper.model.status import TaskStatus
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+#: The longest a request waits for a task (or a run) to end; a client loops for longer waits.
+MAX_WAIT = 60.0
+
+Wait = Annotated[
+    float | None,
+    Query(ge=0, le=MAX_WAIT, description=f"Seconds to wait (at most {MAX_WAIT:g}) for it to end or be parked."),
+]
+
+_SUBMIT_EXAMPLE = {"task_id": "review-1", "task_type": "review", "priority": "high", "inputs": {"path": "README.md"}}
+
+
+class CancelBody(BaseModel):
+    reason: str | None = None
+
+
+class FeedbackBody(BaseModel):
+    rating: int = Field(description="1 (poor) to 5 (excellent)")
+    comment: str | None = None
+    metrics: dict[str, Any] | None = None
+
+
+def _orchestrator(request: Request) -> TaskOrchestrator:
+    return TaskOrchestrator(runtime_of(request))
+
+
+@router.post("", status_code=201, dependencies=[WRITE], response_model=dict[str, Any])
+async def submit(
+    request: Request, body: Annotated[dict[str, Any], Body(openapi_examples={"one": {"value": _SUBMIT_EXAMPLE}})]
+) -> dict[str, Any]:
+    """Submit one task (the fields of `submit_task`) or `{"tasks": [...]}`: all of them or none; their statuses."""
+    orchestrator = _orchestrator(request)
+    many = "tasks" in body
+    specs = body["tasks"] if many else [body]
+    if many and (len(body) != 1 or not isinstance(specs, list)):
+        raise ValidationError('a batch is {"tasks": [task, ...]} and nothing else', field="tasks")
+    tasks = await orchestrator.submit_tasks_async(specs)
+    statuses = [await orchestrator.get_task_status_async(t.task_id) for t in tasks]
+    if many:
+        return {"items": [s.to_dict() for s in statuses]}
+    if not statuses:
+        raise ValidationError("no task was given", field="tasks")
+    return statuses[0].to_dict()
+
+
+@router.get("", dependencies=[READ], response_model=Page)
+async def list_tasks(
+    request: Request,
+    state: str | None = None,
+    task_type: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page:
+    """A page of tasks, most recently submitted first."""
+    found = await _orchestrator(request).list_tasks_async(
+        state, limit + 1, task_type=task_type, after=decode_cursor(cursor)
+    )
+    return page(found, limit, lambda s: s.task_id, TaskStatus.to_dict)
+
+
+@router.get("/{task_id:path}/result", dependencies=[READ], response_model=dict[str, Any])
+async def result(request: Request, task_id: str) -> dict[str, Any]:
+    """The task's result once it completed (409 while unfinished; a failed or cancelled task is its error)."""
+    orchestrator = _orchestrator(request)
+    try:
+        value = await orchestrator.get_result_async(task_id, timeout=0)
+    except WaitTimeoutError:
+        status = await orchestrator.get_task_status_async(task_id)
+        raise ConflictError(
+            f"task {task_id!r} has not finished yet (it is {status.state.value}); ask again later, or wait for it "
+            f"with GET /api/v1/tasks/{task_id}?wait={MAX_WAIT:g}"
+        ) from None
+    return {"task_id": task_id, "state": "completed", "result": value}
+
+
+@router.post("/{task_id:path}/cancel", dependencies=[WRITE], response_model=dict[str, Any])
+async def cancel(request: Request, task_id: str, body: CancelBody | None = None) -> dict[str, Any]:
+    """Cancel the task and what depends on it; `cancelled` is false if it had already finished."""
+    orchestrator = _orchestrator(request)
+    cancelled = await orchestrator.cancel_task_async(task_id, body.reason if body else None)
+    status = await orchestrator.get_task_status_async(task_id)
+    return {"cancelled": cancelled, "status": status.to_dict()}
+
+
+@router.post("/{task_id:path}/feedback", status_code=201, dependencies=[WRITE], response_model=dict[str, Any])
+async def feedback(request: Request, task_id: str, body: FeedbackBody) -> dict[str, Any]:
+    """Rate a finished task from 1 to 5; the agent that ran it learns from it."""
+    stored = await _orchestrator(request).add_feedback_async(task_id, body.rating, body.comment, body.metrics)
+    return stored.to_dict()
+
+
+@router.get("/{task_id:path}/errors", dependencies=[READ], response_model=Page)
+def errors(request: Request, task_id: str) -> Page:
+    """Every error of the task, oldest first, with the recovery decided for each."""
+    return whole(ErrorHandler(runtime_of(request)).get_error_history(task_id), lambda r: r.to_dict())
+
+
+@router.get("/{task_id:path}", dependencies=[READ], response_model=dict[str, Any])
+async def status(request: Request, task_id: str, wait: Wait = None) -> dict[str, Any]:
+    """The task's status, with `waiting_on`: why it is not running. With `wait`, once it ended (or at the
+    deadline, as it is then)."""
+    orchestrator = _orchestrator(request)
+    if wait:
+        try:
+            waited = await orchestrator.wait_async(task_id, timeout=wait)
+            assert isinstance(waited, TaskStatus)
+            return waited.to_dict()
+        except WaitTimeoutError:
+            pass
+    return (await orchestrator.get_task_status_async(task_id)).to_dict()

@@ -1,0 +1,98 @@
+"""Serving an app with uvicorn: in the foreground (``pepper serve``) or on a thread (tests, embedding)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from pepper.http.events import ChangeFeed
+
+#: How long open connections (event streams, waits) get to finish once the server is asked to stop.
+GRACE = 5.0
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, ending the event streams first when it stops (they would hold the shutdown open)."""
+
+    def __init__(
+        self, app: FastAPI, host: str, port: int, on_started: Callable[[str], None] | None = None, **options: Any
+    ) -> None:
+        options.setdefault("log_level", "warning")
+        options.setdefault("timeout_graceful_shutdown", GRACE)
+        super().__init__(uvicorn.Config(app, host=host, port=port, lifespan="on", **options))
+        self.feed: ChangeFeed = app.state.feed
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started(self.url)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Stop gracefully (a second Ctrl-C: at once). Unlike uvicorn's, the signal is not raised again once the
+        server stopped: the command still has its runtime to close (running tasks to let finish)."""
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        await self.feed.close()
+        await super().shutdown(sockets)
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` of the bound socket (the port chosen by the system when 0 was asked)."""
+        servers = getattr(self, "servers", [])
+        for server in servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                return f"http://{_shown(host)}:{port}"
+        return f"http://{_shown(self.config.host)}:{self.config.port}"
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class ThreadedServer:
+    """A ``Server`` on a thread of its own: ``start()`` returns once it listens, ``stop()`` once it stopped."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        self.server = Server(app, host, port, **options)
+        self._thread = threading.Thread(target=self._main, name="pepper-http", daemon=True)
+        self._error: BaseException | None = None
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self.server.serve())
+        except BaseException as exc:  # noqa: BLE001 - told to the thread that waits in start()
+            self._error = exc
+
+    def start(self, timeout: float = 30.0) -> str:
+        self._thread.start()
+        ready = threading.Event()
+
+        def started() -> bool:
+            return self.server.started or not self._thread.is_alive()
+
+        while not ready.wait(0.01):
+            if started():
+                break
+            timeout -= 0.01
+            if timeout <= 0:
+                raise TimeoutError("the HTTP server did not start")
+        if not self.server.started:
+            raise RuntimeError(f"the HTTP server did not start: {self._error!r}")
+        return self.server.url
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)

@@ -1,0 +1,118 @@
+"""``pepper serve`` as a process: the first admin token printed once, a worker inside, a clean stop."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pepper.http import tokens
+from tests.http.conftest import PATIENCE
+
+AGENTS = """\
+- agent_id: shouter
+  task_types: [shout]
+  function: loud:shout
+"""
+LOUD = "def shout(task):\n    return task.inputs['word'].upper()\n"
+
+
+class Serving:
+    """A ``pepper serve`` process and the lines it printed so far."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        env = {**os.environ, "COLUMNS": "200"}
+        self.process = subprocess.Popen([sys.executable, "-m", "pepper", "serve", *args], cwd=cwd, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, pattern: str) -> re.Match[str]:
+        """The first line (from here on) matching ``pattern``."""
+        while True:
+            line = self.lines.get(timeout=PATIENCE)
+            if line is None:
+                raise AssertionError(f"pepper serve ended without printing {pattern!r}: {self.seen}")
+            self.seen.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(PATIENCE)
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[list[Serving]]:
+    started: list[Serving] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(PATIENCE)
+
+
+def test_the_first_start_prints_an_admin_token_that_works_and_runs_the_agents(
+    tmp_path: Path, serving: list[Serving]
+) -> None:
+    (tmp_path / "agents.yaml").write_text(AGENTS)
+    (tmp_path / "loud.py").write_text(LOUD)
+    server = Serving("--db", "p.db", "--port", "0", "--agents", "agents.yaml", cwd=tmp_path)
+    serving.append(server)
+    url = server.expect(r"serving (http://127\.0\.0\.1:\d+)/api/v1").group(1)
+    server.expect("shown once")
+    token = server.expect(r"^(pep_\S+)$").group(1)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=PATIENCE) as client:
+        submitted = client.post(
+            "/api/v1/tasks", json={"task_id": "hello", "task_type": "shout", "inputs": {"word": "hi"}}
+        )
+        ended = client.get("/api/v1/tasks/hello", params={"wait": PATIENCE}).json()
+        anonymous = httpx.get(f"{url}/api/v1/tasks", timeout=PATIENCE)
+    assert submitted.status_code == 201
+    assert ended["state"] == "completed" and ended["result"] == "HI"
+    assert anonymous.status_code == 401
+    assert server.stop() == 0
+    server.expect("stopped")
+
+
+@pytest.mark.xfail(
+    "STAND-IN" in (tokens.__doc__ or ""), reason="the in-memory token stand-in keeps no token across processes"
+)
+def test_a_second_start_prints_no_token(tmp_path: Path, serving: list[Serving]) -> None:
+    first = Serving("--db", "p.db", "--port", "0", cwd=tmp_path)
+    serving.append(first)
+    first.expect(r"^pep_")
+    assert first.stop() == 0
+    again = Serving("--db", "p.db", "--port", "0", cwd=tmp_path)  # a token exists now: none is printed
+    serving.append(again)
+    again.expect(r"serving http://")
+    assert again.stop() == 0
+    rest = iter(lambda: again.lines.get(timeout=PATIENCE), None)  # what it printed until it ended
+    assert not [line for line in [*again.seen, *rest] if line.startswith("pep_")]
+
+
+def test_a_non_loopback_host_is_refused_while_no_token_exists(tmp_path: Path) -> None:
+    refused = subprocess.run([sys.executable, "-m", "pepper", "serve", "--db", "p.db", "--host", "0.0.0.0"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE)  # fmt: skip
+    assert refused.returncode == 2
+    assert "refusing to listen on 0.0.0.0" in refused.stderr
+    assert "pep_" not in refused.stdout + refused.stderr
