@@ -397,6 +397,16 @@ def init(db: str | None = None, resources: Any = None, **settings: Any) -> Runti
         return new
 
 
+def set_default_runtime(runtime: Runtime) -> Runtime:
+    """Make ``runtime`` (e.g. one ``pepper.connect`` returned) the default runtime; a previous default is closed."""
+    global _default
+    with _default_lock:
+        old, _default = _default, runtime
+        if old is not None and old is not runtime and not old.closed:
+            old.close()
+        return runtime
+
+
 def reset_default_runtime() -> None:
     """Close and forget the default runtime and its agents (for tests)."""
     global _default

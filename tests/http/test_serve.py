@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pepper.http import tokens
 from tests.http.conftest import PATIENCE
 
 AGENTS = """\
@@ -79,7 +78,7 @@ def test_the_first_start_prints_an_admin_token_that_works_and_runs_the_agents(
     serving.append(server)
     url = server.expect(r"serving (http://127\.0\.0\.1:\d+)/api/v1").group(1)
     server.expect("shown once")
-    token = server.expect(r"^(pep_\S+)$").group(1)
+    token = server.expect(r"^(pepper_\S+)$").group(1)
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=headers, timeout=PATIENCE) as client:
         submitted = client.post(
@@ -94,20 +93,17 @@ def test_the_first_start_prints_an_admin_token_that_works_and_runs_the_agents(
     server.expect("stopped")
 
 
-@pytest.mark.xfail(
-    "STAND-IN" in (tokens.__doc__ or ""), reason="the in-memory token stand-in keeps no token across processes"
-)
 def test_a_second_start_prints_no_token(tmp_path: Path, serving: list[Serving]) -> None:
     first = Serving("--db", "p.db", "--port", "0", cwd=tmp_path)
     serving.append(first)
-    first.expect(r"^pep_")
+    first.expect(r"^pepper_")
     assert first.stop() == 0
     again = Serving("--db", "p.db", "--port", "0", cwd=tmp_path)  # a token exists now: none is printed
     serving.append(again)
     again.expect(r"serving http://")
     assert again.stop() == 0
     rest = iter(lambda: again.lines.get(timeout=PATIENCE), None)  # what it printed until it ended
-    assert not [line for line in [*again.seen, *rest] if line.startswith("pep_")]
+    assert not [line for line in [*again.seen, *rest] if line.startswith("pepper_")]
 
 
 def test_a_non_loopback_host_is_refused_while_no_token_exists(tmp_path: Path) -> None:
@@ -115,4 +111,4 @@ def test_a_non_loopback_host_is_refused_while_no_token_exists(tmp_path: Path) ->
                              cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE)  # fmt: skip
     assert refused.returncode == 2
     assert "refusing to listen on 0.0.0.0" in refused.stderr
-    assert "pep_" not in refused.stdout + refused.stderr
+    assert "pepper_" not in refused.stdout + refused.stderr
