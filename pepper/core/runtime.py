@@ -56,6 +56,9 @@ class Runtime:
     that only read).
     """
 
+    #: The URL of the server this runtime speaks to (``pepper.connect``); None for one on a database.
+    server: str | None = None
+
     def __init__(
         self,
         db: str | None = None,

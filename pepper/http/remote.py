@@ -34,6 +34,7 @@ class RemoteRuntime(Runtime):
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
         # no Runtime.__init__: that one reads a database's settings; a remote runtime has only its server
         self.connection = Connection(url, token)
+        self.server = self.connection.url
         self.settings = Settings()
         self.clock = SystemClock()
         self.worker_id = "remote"
@@ -113,6 +114,21 @@ class RemoteRuntime(Runtime):
 
     def watch(self, *args: Any, **kwargs: Any) -> None:
         raise RemoteUnsupportedError("alert rules", "set them on the server's machine")
+
+    def follow(self, run_id: str, on_event: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``on_event(kind, data)`` (on this runtime's thread) for each event of run ``run_id`` the server
+        streams; returns what stops following."""
+
+        async def pump() -> None:
+            async for kind, data in self.connection.events(run=run_id):
+                on_event(kind, data)
+
+        future = self.portal().submit(pump())
+
+        def stop() -> None:
+            future.cancel()
+
+        return stop
 
     def close(self, timeout: float | None = None) -> None:
         with self._lock:
