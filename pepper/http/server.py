@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -77,20 +78,14 @@ class ThreadedServer:
             self._error = exc
 
     def start(self, timeout: float = 30.0) -> str:
+        """Start serving; the URL once it listens (``RuntimeError`` if it could not start)."""
         self._thread.start()
-        ready = threading.Event()
-
-        def started() -> bool:
-            return self.server.started or not self._thread.is_alive()
-
-        while not ready.wait(0.01):
-            if started():
-                break
-            timeout -= 0.01
-            if timeout <= 0:
-                raise TimeoutError("the HTTP server did not start")
+        deadline = time.monotonic() + timeout  # a safety net: uvicorn offers no event to wait on
+        while not self.server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
         if not self.server.started:
-            raise RuntimeError(f"the HTTP server did not start: {self._error!r}")
+            self.stop()
+            raise RuntimeError(f"the HTTP server did not start: {self._error or 'no answer in time'}")
         return self.server.url
 
     def stop(self, timeout: float = 30.0) -> None:
