@@ -26,6 +26,21 @@ from pepper.model.task import Priority, Task, TaskState
 
 __version__ = "0.1.0"
 
+
+def connect(url: str | None = None, token: str | None = None, *, default: bool = False) -> Runtime:
+    """A runtime that speaks to the pepper server at ``url`` (default ``$PEPPER_SERVER``) with ``token`` (default
+    ``$PEPPER_TOKEN``): pass it as ``runtime=`` to the faces, or (``default=True``) make it the runtime that
+    argument-less ones (``TaskOrchestrator()``) attach to. Needs the ``http`` extra."""
+    from pepper.http.remote import RemoteRuntime  # httpx is loaded only by those who connect
+
+    runtime = RemoteRuntime(url, token)
+    if default:
+        from pepper.core.runtime import set_default_runtime
+
+        set_default_runtime(runtime)
+    return runtime
+
+
 __all__ = [
     "BaseAgent",
     "PepperError",
@@ -41,6 +56,7 @@ __all__ = [
     "WaitReason",
     "__version__",
     "agent",
+    "connect",
     "default_runtime",
     "init",
     "load_agents",

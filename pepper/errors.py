@@ -45,6 +45,8 @@ the message::
     │   ├── AuthenticationError              no token, or one that is unknown or revoked
     │   ├── ScopeError                       the token's scope is too small (.needed, .scope)
     │   └── ForbiddenWorkflowError           a workflow sent to a server that defines agents of its own
+    ├── ServerUnreachableError (ConnectionError)  a pepper server that does not answer (.url)
+    ├── RemoteUnsupportedError (NotImplementedError)  a call a remote runtime cannot make over HTTP
     ├── RuntimeClosedError (RuntimeError)    the runtime was closed
     └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
 """
@@ -465,6 +467,24 @@ class ScopeError(AccessDeniedError):
 class ForbiddenWorkflowError(AccessDeniedError):
     """A workflow sent to a server that defines agents (code the server would run); only agents already
     registered by workers may be named."""
+
+
+class ServerUnreachableError(PepperError, ConnectionError):
+    """A pepper server (``pepper.connect``, ``--server``) that could not be reached; ``url`` names it."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach the pepper server at {url}: {reason}. Is `pepper serve` running there, and is the "
+            "URL right (scheme, host, port)?"
+        )
+        self.url = url
+
+
+class RemoteUnsupportedError(PepperError, NotImplementedError):
+    """A call a runtime connected to a server cannot make: it needs the database or an engine in this process."""
+
+    def __init__(self, what: str, instead: str) -> None:
+        super().__init__(f"{what} is not offered by a remote pepper server; {instead}")
 
 
 class RuntimeClosedError(PepperError, RuntimeError):

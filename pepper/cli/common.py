@@ -48,6 +48,26 @@ def _inherit_db(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
+#: Where a command's context records the server it was given (``--server`` or ``$PEPPER_SERVER``).
+SERVER = "pepper.server"
+
+_SERVER_HELP = (
+    "Talk to the pepper server at this URL (e.g. http://127.0.0.1:8080) instead of a database; the token comes "
+    "from $PEPPER_TOKEN. Default: $PEPPER_SERVER. Not with --db."
+)
+
+
+def server_option(function: F) -> F:
+    """``--server URL`` (or ``$PEPPER_SERVER``): the command speaks to a server; ``open_runtime`` decides."""
+    return click.option("--server", metavar="URL", envvar="PEPPER_SERVER", default=None, help=_SERVER_HELP,
+                        expose_value=False, callback=_remember_server)(function)  # fmt: skip
+
+
+def _remember_server(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[SERVER] = value
+
+
 def json_option(function: F) -> F:
     """``--json``: machine-readable output on stdout."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(function)
@@ -55,9 +75,20 @@ def json_option(function: F) -> F:
 
 @contextmanager
 def open_runtime(db: str | None, *, create: bool = False) -> Iterator[pepper.Runtime]:
-    """A runtime on ``db``, always closed afterwards; commands that only read never create a database."""
-    runtime = pepper.Runtime(db=db, create=create)
+    """A runtime on ``db`` (or, given ``--server``, one speaking to that server), always closed afterwards;
+    commands that only read never create a database."""
     ctx = click.get_current_context(silent=True)
+    server = ctx.meta.get(SERVER) if ctx is not None else None
+    if server:
+        if db:
+            raise click.UsageError("give --server or --db, not both: with a server, its machine has the database")
+        remote = pepper.connect(server)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    runtime = pepper.Runtime(db=db, create=create)
     if ctx is not None:  # for the message if the file turns out to be damaged (see cli.main)
         ctx.meta[DB_PATH] = runtime.settings.db
     try:

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_hint, db_option, json_option, open_runtime
+from pepper.cli.common import db_hint, db_option, json_option, open_runtime, server_option
 from pepper.cli.inputs import parse_value
 from pepper.cli.render import (
     attempts_text,
@@ -75,6 +75,7 @@ class _Explanation:
 @click.argument("task_id", metavar="TASK")
 @json_option
 @db_option
+@server_option
 def why(task_id: str, as_json: bool, db: str | None) -> None:
     """Explain what keeps a task from running.
 
@@ -99,6 +100,8 @@ def why(task_id: str, as_json: bool, db: str | None) -> None:
 
 def _explain(runtime: pepper.Runtime, task_id: str) -> _Explanation:
     status = TaskOrchestrator(runtime).get_task_status(task_id)
+    if runtime.server:  # the server's status says what the task waits for; ranking its agents needs its database
+        return _Explanation(status, {}, None, online=True)
     record = runtime.store.get_tasks([task_id]).get(task_id)
     requirements = record.task.requirements.to_dict() if record is not None else {}
     pinned = (record.placement or record.task.agent) if record is not None else None

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, open_runtime
+from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, open_runtime, server_option
 from pepper.cli.render import duration, listing_console, make_console, one_line, plural, print_json, relative
 from pepper.cli.worker import _stop_signals, metrics_served, metrics_url
 from pepper.core import HealthMonitor, PerformanceMonitor
@@ -54,6 +54,7 @@ def table() -> Table:
 @click.option("--verbose", "-v", is_flag=True, help="Also show the numbers behind each verdict.")
 @json_option
 @db_option
+@server_option
 def health(components: tuple[str, ...], verbose: bool, as_json: bool, db: str | None) -> None:
     """Check that pepper is healthy, and say what is wrong if it is not.
 
@@ -85,14 +86,12 @@ def health(components: tuple[str, ...], verbose: bool, as_json: bool, db: str | 
     chosen = [name.strip() for value in components for name in value.split(",") if name.strip()]
     with open_runtime(db) as runtime:
         report = HealthMonitor(runtime).check_health(chosen or None)
-        where = redact(runtime.settings.db)
+        where = f"server {runtime.server}" if runtime.server else f"database {redact(runtime.settings.db)}"
     if as_json:
         print_json(report.to_dict())
     else:
         console = make_console()
-        console.print(
-            Text.assemble(("pepper is ", "bold"), health_text(report.status), (f"   database {where}", "dim"))
-        )
+        console.print(Text.assemble(("pepper is ", "bold"), health_text(report.status), (f"   {where}", "dim")))
         console.print()
         console.print(health_table(report, verbose))
     raise click.exceptions.Exit(report.exit_code)

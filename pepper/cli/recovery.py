@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import EXIT_TASK_FAILED, db_hint, db_option, json_option, open_runtime
+from pepper.cli.common import EXIT_TASK_FAILED, db_hint, db_option, json_option, open_runtime, server_option
 from pepper.cli.render import listing_console, make_console, one_line, plural, print_json, relative
 from pepper.core import ErrorHandler
 from pepper.model.recovery import ErrorRecord
@@ -81,6 +81,7 @@ def errors_table(found: Sequence[ErrorRecord], now: float, *, show_task: bool) -
 @click.group(invoke_without_command=True)
 @json_option
 @db_option
+@server_option
 @click.pass_context
 def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
     """The dead-letter queue: tasks a recovery policy parked for a person.

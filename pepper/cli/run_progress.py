@@ -29,6 +29,8 @@ from pepper.model.workflow_run import StepResult, WorkflowResult
 #: Live display refreshes per second (and polls of the run).
 REFRESH = 8
 _TICK = 1 / REFRESH
+#: How often a run followed through a server's events is read again when no event came (seconds).
+_QUIET_TICK = 1.0
 #: Rows of running steps shown live; the others are counted.
 _RUNNING_ROWS = 8
 #: The reason a run cancelled with Ctrl-C is given.
@@ -216,6 +218,8 @@ class Following:
     limit: float | None
     limit_text: str | None
     future: concurrent.futures.Future[WorkflowResult] | None = None
+    #: Set on each event of the run a server streams (``--server``): the run is read again at once.
+    wake: threading.Event | None = None
 
 
 def _follow(run: Following) -> tuple[WorkflowResult, str | None]:
@@ -245,9 +249,26 @@ def _follow(run: Following) -> tuple[WorkflowResult, str | None]:
             ending = "timeout"
             controller.cancel(run_id, f"the run did not finish within its timeout of {limit_text}")
             display.note(Text(f"the run did not finish within {limit_text}; cancelling it", style="yellow"))
-        time.sleep(_TICK)
+        if run.wake is None:
+            time.sleep(_TICK)
+        else:  # told by the server's events; the timeout keeps Ctrl-C, the deadline and the clocks shown current
+            run.wake.wait(_QUIET_TICK)
+            run.wake.clear()
     final = future.result() if future is not None else controller.wait(run_id)
     return final, ending
+
+
+def wake_on_events(runtime: pepper.Runtime, run_id: str) -> threading.Event | None:
+    """For a runtime speaking to a server: an event set whenever the server streams an event of the run (the
+    stream is followed until the runtime closes); None for a local one, which is polled."""
+    if not runtime.server:
+        return None
+    from pepper.http.remote import RemoteRuntime  # only with --server: plain commands never load httpx
+
+    assert isinstance(runtime, RemoteRuntime)
+    wake = threading.Event()
+    runtime.follow(run_id, lambda kind, data: wake.set())
+    return wake
 
 
 def drive(runtime: pepper.Runtime, run: Following, db: str | None) -> tuple[WorkflowResult, str | None]:

@@ -12,7 +12,7 @@ import yaml
 import pepper
 from pepper.cli.common import open_runtime
 from pepper.core import WorkflowController
-from pepper.errors import PepperError, ValidationError, WorkflowDefinitionError
+from pepper.errors import ForbiddenWorkflowError, PepperError, ValidationError, WorkflowDefinitionError
 from pepper.model.agent import AgentSpec
 from pepper.model.workflow_run import RunRecord
 from pepper.scheduling.eligibility import unrunnable_steps
@@ -21,13 +21,21 @@ from pepper.workflow_file import WorkflowFile, parse_workflow_file
 
 def controller_for(parsed: WorkflowFile, runtime: pepper.Runtime) -> WorkflowController:
     """A controller for the file's workflow with its agents registered; the run remembers the file's full
-    path, so that `pepper resume` finds it from any folder."""
-    _ = runtime.store  # open the database now, so that one that cannot be used is reported plainly
+    path, so that `pepper resume` finds it from any folder. A server refuses a file that defines agents."""
+    if runtime.server and parsed.defines_agents:
+        raise ForbiddenWorkflowError(
+            f"{parsed.path} defines agents (`agents:`), and a server runs no code it is sent: only agents its "
+            f"workers run may take the steps. Remove `agents:` from the file and start a worker with them next to "
+            f"the server (`pepper worker --agents agents.yaml`, or `pepper serve --agents agents.yaml`); or run "
+            f"the file here without --server."
+        )
+    if not runtime.server:
+        _ = runtime.store  # open the database now, so that one that cannot be used is reported plainly
     spec = dataclasses.replace(parsed.spec, source=str(parsed.path.resolve()))
     controller = WorkflowController(spec.name, runtime, fail_fast=spec.fail_fast, description=spec.description)
     controller.spec = spec
     controller.default_inputs = dict(parsed.inputs)
-    controller.predict = True  # `pepper show` compares the run with its predicted timeline
+    controller.predict = not runtime.server  # `pepper show` compares the run with its predicted timeline
     for agent in parsed.agents:
         runtime.register_agent(agent)
     return controller

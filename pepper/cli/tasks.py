@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import click
 from rich.text import Text
@@ -15,6 +16,7 @@ from pepper.cli.common import (
     exit_code_for,
     json_option,
     open_runtime,
+    server_option,
 )
 from pepper.cli.inputs import parse_inputs, parse_priority
 from pepper.cli.render import make_console, print_json, state_label, text_console
@@ -66,6 +68,7 @@ _STATE_ALIASES = {"running": TaskState.IN_PROGRESS.value}
 )
 @json_option
 @db_option
+@server_option
 def submit(
     task_type: str,
     task_id: str | None,
@@ -149,6 +152,7 @@ def _show_status(status: TaskStatus, as_json: bool, traceback: bool = False) -> 
 @click.option("--traceback", is_flag=True, help="Show the full traceback of a failed task.")
 @json_option
 @db_option
+@server_option
 def status(task_id: str, traceback: bool, as_json: bool, db: str | None) -> None:
     """Show one task: its state, result or error, and why it is waiting.
 
@@ -169,12 +173,14 @@ def status(task_id: str, traceback: bool, as_json: bool, db: str | None) -> None
 @click.option("--limit", type=int, default=50, show_default=True, metavar="N", help="Show at most N tasks.")
 @json_option
 @db_option
+@server_option
 def list_tasks(state: str | None, limit: int, as_json: bool, db: str | None) -> None:
     """List tasks, newest first, with a count per state."""
     state = _STATE_ALIASES.get(state, state) if state else None
     with open_runtime(db) as runtime:
         statuses = TaskOrchestrator(runtime).list_tasks(state=state, limit=limit)
-        counts = runtime.store.count_by_state()
+        # a server offers no count per state: the listed tasks' counts stand in for them
+        counts = Counter(s.state.value for s in statuses) if runtime.server else runtime.store.count_by_state()
     if as_json:
         print_json([s.to_dict() for s in statuses])
         return
@@ -195,6 +201,7 @@ def list_tasks(state: str | None, limit: int, as_json: bool, db: str | None) -> 
 @click.option("--reason", metavar="TEXT", help="Why (kept with the task; shown by `pepper status`).")
 @json_option
 @db_option
+@server_option
 def cancel(task_id: str, reason: str | None, as_json: bool, db: str | None) -> None:
     """Cancel a task and every task that depends on it.
 

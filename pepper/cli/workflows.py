@@ -18,10 +18,11 @@ from pepper.cli.common import (
     db_option,
     json_option,
     open_runtime,
+    server_option,
 )
 from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json, text_console
-from pepper.cli.run_progress import Following, RunDisplay, drive, leave
+from pepper.cli.run_progress import Following, RunDisplay, drive, leave, wake_on_events
 from pepper.cli.run_setup import controller_for, refuse_unrunnable, resume_agents
 from pepper.cli.run_views import (
     RunHistory,
@@ -76,6 +77,7 @@ _dot_option = click.option("--dot", metavar="PATH|-", help=_DOT_HELP)
 @_dot_option
 @click.option("--quiet", "-q", is_flag=True, help="Show no progress or table; only how the run ended.")
 @db_option
+@server_option
 def run_workflow(
     file: str,
     input_pairs: tuple[str, ...],
@@ -113,6 +115,10 @@ def run_workflow(
           needs: build             # runs once build completed; gets its result
           retries: 2
 
+    With --server, the server runs it with the agents of its workers: the
+    file may not define agents of its own (no `agents:`), and the progress
+    shown comes from the server's event stream.
+
     Exits with 0 if every step completed (or was skipped), 1 if a step
     failed or the run was cancelled or timed out, 130 after Ctrl-C.
     """
@@ -121,11 +127,12 @@ def run_workflow(
     _check_outputs(as_json, gantt, dot, Path(file))
     path = Path(file)
     parsed = parse_workflow_file(path)
-    refuse_unrunnable(parsed, db)
     quiet = quiet or dot == "-"  # stdout is for the graph: only the verdict, on stderr
     console = make_console(stderr=dot == "-")
     mode = "quiet" if quiet or as_json else "live" if console.is_terminal else "lines"
     with open_runtime(db, create=True) as runtime:
+        if not runtime.server:  # a server checks its own workers' agents
+            refuse_unrunnable(parsed, db)
         controller = controller_for(parsed, runtime)
         display = RunDisplay(console, controller.spec, mode)
         with _stop_signals() as stopping:
@@ -133,8 +140,11 @@ def run_workflow(
             steps = plural(len(controller.spec.steps), "step")
             display.note(Text.assemble("run ", (run_id, "bold"), f" of workflow {controller.name} ({steps}) started; "
                                        "Ctrl-C cancels it"))  # fmt: skip
-            result, ending = drive(runtime, Following(controller, run_id, display, stopping, limit, timeout), db)
-        history = RunHistory.of(runtime, result)
+            following = Following(
+                controller, run_id, display, stopping, limit, timeout, wake=wake_on_events(runtime, run_id)
+            )
+            result, ending = drive(runtime, following, db)
+        history = None if runtime.server else RunHistory.of(runtime, result)
         code = finish(console, controller.spec, result, ending, as_json, quiet, gantt, dot, db, history)
     leave(code)
 
@@ -167,6 +177,7 @@ def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, sou
 @click.option("--limit", type=int, default=20, show_default=True, metavar="N", help="Show at most N runs.")
 @json_option
 @db_option
+@server_option
 def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> None:
     """List workflow runs, newest first.
 
@@ -177,8 +188,15 @@ def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> N
     if limit < 1:
         raise click.BadParameter(f"must be at least 1, got {limit}", param_hint="'--limit'")
     with open_runtime(db) as runtime:
-        records = runtime.store.runs.list(RunState(state) if state else None, limit=limit)
-        ended = {r.run_id: _ended_steps(runtime, r.run_id) for r in records}
+        if runtime.server:  # the server lists the latest runs; the state is chosen from those
+            wanted = RunState(state) if state else None
+            found = runtime.read(lambda backend: backend.list_runs(1000 if wanted else limit))
+            records = [r for r in found if wanted is None or r.state is wanted][:limit]
+            controller = WorkflowController(runtime=runtime)
+            ended = {r.run_id: controller.status(r.run_id).steps_ended for r in records}
+        else:
+            records = runtime.store.runs.list(RunState(state) if state else None, limit=limit)
+            ended = {r.run_id: _ended_steps(runtime, r.run_id) for r in records}
     if as_json:
         print_json([_run_dict(r, ended[r.run_id]) for r in records])
         return

@@ -75,6 +75,9 @@ class HealthMonitor(AlertSource):
         chosen = check_components(components)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
             raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout")
+        elsewhere = await (await self.runtime.backend()).health(chosen, timeout)
+        if elsewhere is not None:  # a server's: it checks its own agents and reads its own database
+            return elsewhere
         if "agents" in chosen:
             await self._call_health_checks(timeout)
         now = self.runtime.clock.now()

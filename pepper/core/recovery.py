@@ -13,7 +13,7 @@ from typing import Any
 
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import AgentNotFoundError, TaskNotFoundError, ValidationError
+from pepper.errors import AgentNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
@@ -79,16 +79,14 @@ class ErrorHandler(Component):
     ) -> list[ErrorRecord]:
         """Every error of a task (oldest first); or the latest errors of an agent, of a workflow run's steps,
         or of everything (newest first) - each with the strategy applied and what it decided."""
-        store = self.runtime.store
         if sum(x is not None for x in (task_id, agent_id, run_id)) > 1:
             raise ValidationError("give one of task_id, agent_id or run_id", field="task_id")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"limit must be a whole number >= 1, got {limit!r}", field="limit")
         if task_id is not None:
-            _check_id(task_id)
-            if not store.get_tasks([task_id]):
-                raise TaskNotFoundError(task_id)
-            return store.errors.of_task(task_id)
+            checked = _check_id(task_id)
+            return self.runtime.read(lambda backend: backend.error_history(checked))
+        store = self.runtime.store
         if agent_id is not None:
             return store.errors.of_agent(_check_id(agent_id, "agent_id"), limit)
         if run_id is not None:
@@ -98,7 +96,7 @@ class ErrorHandler(Component):
 
     def dead_letters(self) -> list[TaskStatus]:
         """The tasks parked in the dead-letter queue, oldest first."""
-        return [r.to_status() for r in self.runtime.store.errors.parked()]
+        return self.runtime.read(lambda backend: backend.dead_letters())
 
     @on_engine_loop
     async def replay_async(
@@ -120,8 +118,8 @@ class ErrorHandler(Component):
     def _check_agent_can_take(self, agent_id: str, statuses: list[TaskStatus]) -> None:
         """Raise unless ``agent_id`` is an agent of this process or of a live worker that can take every task."""
         specs: dict[str, AgentSpec] = {a.spec.agent_id: a.spec for a in self.runtime.agents()}
-        for registered in self.runtime.store.workers.agents():
-            specs.setdefault(registered.spec.agent_id, registered.spec)
+        for online in self.runtime.read(lambda backend: backend.online_agents()):
+            specs.setdefault(online.agent_id, online)
         spec = specs.get(agent_id)
         if spec is None:
             raise AgentNotFoundError(agent_id, specs)

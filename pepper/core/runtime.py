@@ -56,6 +56,9 @@ class Runtime:
     that only read).
     """
 
+    #: The URL of the server this runtime speaks to (``pepper.connect``); None for one on a database.
+    server: str | None = None
+
     def __init__(
         self,
         db: str | None = None,
@@ -395,6 +398,16 @@ def init(db: str | None = None, resources: Any = None, **settings: Any) -> Runti
             for agent in agents:
                 new.register_agent(agent)
         return new
+
+
+def set_default_runtime(runtime: Runtime) -> Runtime:
+    """Make ``runtime`` (e.g. one ``pepper.connect`` returned) the default runtime; a previous default is closed."""
+    global _default
+    with _default_lock:
+        old, _default = _default, runtime
+        if old is not None and old is not runtime and not old.closed:
+            old.close()
+        return runtime
 
 
 def reset_default_runtime() -> None:

@@ -47,7 +47,8 @@ class _Runs(Component):
         here = [a.spec for a in runtime.agents()]
         if not unrunnable_steps(spec.steps, here):
             return
-        online = [a.spec for a in runtime.store.workers.agents() if a.spec.agent_id not in {h.agent_id for h in here}]
+        mine = {h.agent_id for h in here}
+        online = [a for a in runtime.read(lambda backend: backend.online_agents()) if a.agent_id not in mine]
         problems = unrunnable_steps(spec.steps, here + online)
         if not problems:
             return

@@ -3,7 +3,7 @@
 Two implementations answer it today: ``EngineService`` (an engine runs in this
 process and owns the live state; every answer is computed on its thread) and
 ``StoreBackend`` (no engine here: answers come from the store, reading only the
-rows a question needs). A remote client will be a third. The faces in
+rows a question needs). ``pepper.http.backend.HttpBackend`` is the third: a server answers. The faces in
 ``pepper.core`` and the CLI depend on this protocol only, never on the engine's
 internals (``tests/unit/test_layers.py`` keeps it so).
 """
@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
+from pepper.model.agent import AgentSpec
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
-from pepper.model.recovery import Policy, RecoveryOutcome
+from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, WorkflowResult
+from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
 
 T = TypeVar("T")
@@ -134,4 +136,21 @@ class Backend(Protocol):
 
     async def report_health(self, agent_id: str, healthy: bool, at: float) -> None:
         """An agent's health check passed or failed (its score follows)."""
+        ...
+
+    async def health(self, components: Sequence[str], timeout: float) -> HealthReport | None:
+        """The health report of the process this backend speaks for when that is another one (a server);
+        None when the faces make it here from the facts they read."""
+        ...
+
+    def online_agents(self) -> list[AgentSpec]:
+        """The agents of live workers sharing the database (this process's own included once registered)."""
+        ...
+
+    def error_history(self, task_id: str) -> list[ErrorRecord]:
+        """Every error of a task, oldest first (the task exists: ``TaskNotFoundError`` otherwise)."""
+        ...
+
+    def dead_letters(self) -> list[TaskStatus]:
+        """The tasks parked in the dead-letter queue, oldest first."""
         ...

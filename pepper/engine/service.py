@@ -38,6 +38,7 @@ from pepper.errors import (
     TaskNotFoundError,
     WaitTimeoutError,
 )
+from pepper.model.agent import AgentSpec
 from pepper.model.events import (
     AgentAdded,
     AgentRemoved,
@@ -52,7 +53,7 @@ from pepper.model.events import (
 )
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
-from pepper.model.recovery import Policy, RecoveryOutcome
+from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.resources import describe_shortfall
 from pepper.model.settings import Settings
 from pepper.model.status import TaskError, TaskStatus
@@ -60,6 +61,7 @@ from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, WorkflowResult
+from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
 from pepper.scheduling.explain import explain
 from pepper.store.ratings import rate_task
@@ -393,6 +395,20 @@ class EngineService:
     async def report_health(self, agent_id: str, healthy: bool, at: float) -> None:
         """An agent's health check passed or failed."""
         self.engine.dispatch(HealthChanged(agent_id, healthy, at))
+
+    async def health(self, components: Sequence[str], timeout: float) -> HealthReport | None:
+        return None  # made by the health monitor of this process
+
+    def online_agents(self) -> list[AgentSpec]:
+        return [a.spec for a in self.engine.store.workers.agents()]
+
+    def error_history(self, task_id: str) -> list[ErrorRecord]:
+        if not self.engine.store.get_tasks([task_id]):
+            raise TaskNotFoundError(task_id)
+        return self.engine.store.errors.of_task(task_id)
+
+    def dead_letters(self) -> list[TaskStatus]:
+        return [r.to_status() for r in self.engine.store.errors.parked()]
 
     def figures(self) -> EngineFigures:
         """A copy of what the health monitor reads of this engine."""

@@ -38,11 +38,12 @@ from pepper.model.events import (
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord
-from pepper.model.recovery import Policy, RecoveryOutcome
+from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec, task_id_of
 from pepper.model.workflow_run import RunRecord, StepResult, WorkflowResult
+from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
 from pepper.scheduling.backlog import ahead_in_routes, shares, waiting_from
 from pepper.scheduling.choice import Chooser
@@ -263,6 +264,20 @@ class StoreBackend:
 
     def list_runs(self, limit: int) -> list[RunRecord]:
         return self.store.runs.list(limit=limit)
+
+    async def health(self, components: Sequence[str], timeout: float) -> HealthReport | None:
+        return None  # made by the health monitor of this process
+
+    def online_agents(self) -> list[AgentSpec]:
+        return [a.spec for a in self.store.workers.agents()]
+
+    def error_history(self, task_id: str) -> list[ErrorRecord]:
+        if not self.store.get_tasks([task_id]):
+            raise TaskNotFoundError(task_id)
+        return self.store.errors.of_task(task_id)
+
+    def dead_letters(self) -> list[TaskStatus]:
+        return [r.to_status() for r in self.store.errors.parked()]
 
 
 def stored_observations(store: Store, since: float) -> list[Observation]:

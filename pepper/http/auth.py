@@ -7,6 +7,7 @@ revoked token stops working at once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -42,7 +43,7 @@ class TokenGate:
             return
         secret = _bearer_secret(scope)
         store = scope["app"].state.runtime.store
-        record = await to_thread.run_sync(authenticate, store, secret) if secret else None
+        record = await to_thread.run_sync(lambda: authenticate(store, secret, now=time.time())) if secret else None
         if record is None:
             error = AuthenticationError(_BAD_TOKEN if secret else _NO_TOKEN)
             refusal = error_response(401, type(error).__name__, str(error), None, **{"WWW-Authenticate": "Bearer"})
@@ -71,7 +72,7 @@ def require(needed: Scope) -> Callable[..., TokenRecord]:
         if record is None:
             if credentials is None or not credentials.credentials:
                 raise AuthenticationError(_NO_TOKEN)
-            record = authenticate(request.app.state.runtime.store, credentials.credentials)
+            record = authenticate(request.app.state.runtime.store, credentials.credentials, now=time.time())
             if record is None:
                 raise AuthenticationError(_BAD_TOKEN)
         if not Scope(record.scope).allows(needed):

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from enum import StrEnum
 
 from pepper.errors import DuplicateTokenError, StoreBusyError, ValidationError, shown, suggest
@@ -116,6 +117,11 @@ def authenticate(store: Store, secret: str, *, now: float | None = None) -> Toke
         except StoreBusyError:  # bookkeeping only: a busy database must not refuse the request itself
             pass
     return record
+
+
+def revoke_token(store: Store, name: str, now: float | None = None) -> bool:
+    """Revoke the live token ``name`` (it stops working at the next request); False if there was none."""
+    return store.tokens.revoke(name, time.time() if now is None else now)
 
 
 def has_tokens(store: Store) -> bool:

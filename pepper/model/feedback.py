@@ -50,3 +50,10 @@ class TaskFeedback:
             "task_type": self.task_type, "rating": self.rating, "comment": self.comment,
             "metrics": dict(self.metrics), "created_at": self.created_at,
         }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskFeedback:
+        """The feedback ``to_dict`` gave (an HTTP answer's)."""
+        return cls(data["task_id"], data["rating"], data.get("comment"), dict(data.get("metrics") or {}),
+                   data.get("created_at", 0.0), data.get("agent_id"), data.get("task_type"),
+                   data.get("feedback_id"))  # fmt: skip

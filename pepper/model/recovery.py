@@ -456,6 +456,14 @@ class ErrorRecord:
             "strategy": self.strategy, "action": self.action, "detail": self.detail,
         }  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ErrorRecord:
+        """The record ``to_dict`` gave (an HTTP answer's)."""
+        error = TaskError(data["type"], data["message"], data.get("traceback"), data.get("kind", "error"))
+        return cls(data["error_id"], data["task_id"], data["attempt"], data.get("agent_id"), data.get("worker_id"),
+                   data["task_type"], data["at"], error, data.get("strategy"), data["action"],
+                   data.get("detail"))  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class RecoveryOutcome:
@@ -474,3 +482,7 @@ class RecoveryOutcome:
         return {"task_id": self.task_id, "action": self.action, "strategy": self.strategy, "message": self.message,
                 "state": self.state, "next_attempt_at": self.next_attempt_at, "agent_id": self.agent_id,
                 "parked": self.parked}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecoveryOutcome:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pepper.model.outcome import TaskOutcome
@@ -63,6 +63,10 @@ class WaitReason:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "message": self.message, "subject": self.subject, "details": dict(self.details)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WaitReason:
+        return cls(data["kind"], data["message"], data.get("subject"), dict(data.get("details") or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,4 +145,17 @@ class TaskStatus:
             "inputs": self.inputs,
             "parked_at": self.parked_at,
             "policy": self.policy,
+            "outcome": None if self.outcome is None else self.outcome.value,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskStatus:
+        """The status ``to_dict`` gave (an HTTP answer's); keys that are not fields (``duration``...) are derived."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["state"] = TaskState(data["state"])
+        values["dependencies"] = tuple(data.get("dependencies") or ())
+        values["error"] = TaskError.from_dict(data.get("error"))
+        values["waiting_on"] = tuple(WaitReason.from_dict(w) for w in data.get("waiting_on") or ())
+        values["outcome"] = TaskOutcome.of(data.get("outcome"))
+        return cls(**values)

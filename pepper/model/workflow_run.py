@@ -77,6 +77,15 @@ class RunRecord:
             "driver": self.driver, "reason": self.reason, "cancel_requested": self.cancel_requested, "plan": self.plan,
         }  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """The record ``to_dict`` gave (an HTTP answer's)."""
+        return cls(
+            data["run_id"], WorkflowSpec.from_dict(data["spec"]), dict(data.get("inputs") or {}),
+            RunState(data["state"]), data["created_at"], data.get("finished_at"), data.get("driver"),
+            data.get("reason"), bool(data.get("cancel_requested")), data.get("plan"),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
@@ -133,6 +142,17 @@ class StepResult:
             "duration": self.duration, "skipped": self.skipped, "reason": self.reason,
             "dependencies": list(self.dependencies),
         }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepResult:
+        """The step ``to_dict`` gave (an HTTP answer's)."""
+        state = data.get("state")
+        return cls(
+            data["step_id"], data["task_id"], None if state is None else TaskState(state), data.get("agent_id"),
+            data.get("result"), TaskError.from_dict(data.get("error")), data.get("attempts", 0),
+            data.get("started_at"), data.get("finished_at"), bool(data.get("skipped")), data.get("reason"),
+            tuple(data.get("dependencies") or ()), data.get("status") == "parked",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,3 +217,13 @@ class WorkflowResult:
             "reason": self.reason, "inputs": dict(self.inputs),
             "steps": [s.to_dict() for s in self.steps.values()], "plan": self.plan,
         }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowResult:
+        """The result ``to_dict`` gave (an HTTP answer's)."""
+        steps = [StepResult.from_dict(s) for s in data.get("steps") or ()]
+        return cls(
+            data["run_id"], data["workflow"], RunState(data["status"]), {s.step_id: s for s in steps},
+            dict(data.get("inputs") or {}), data.get("created_at", 0.0), data.get("finished_at"), data.get("reason"),
+            data.get("plan"),
+        )  # fmt: skip

@@ -69,6 +69,15 @@ class HealthReport:
         return {"status": self.status, "checked_at": self.checked_at,
                 "components": {name: c.to_dict() for name, c in self.components.items()}}  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HealthReport:
+        """The report ``to_dict`` gave (an HTTP answer's)."""
+        components = {
+            name: ComponentHealth(name, c["status"], tuple(c.get("reasons") or ()), dict(c.get("metrics") or {}))
+            for name, c in data["components"].items()
+        }
+        return cls(data["status"], components, data["checked_at"])
+
 
 def report(components: Sequence[ComponentHealth], now: float) -> HealthReport:
     return HealthReport(worst(c.status for c in components), {c.name: c for c in components}, now)

@@ -21,6 +21,7 @@ TOP_LEVEL = [
     "WaitReason",
     "__version__",
     "agent",
+    "connect",
     "default_runtime",
     "init",
     "load_agents",

@@ -39,6 +39,14 @@ def performance(request: Request, window: str = "60s") -> dict[str, Any]:
     return PerformanceMonitor(runtime_of(request)).get_performance(window=window).to_dict()
 
 
+@router.get("/observations", dependencies=[READ], response_model=Page)
+def observations(request: Request, since: float) -> Page:
+    """The attempts that ended after `since` (a Unix time): when, task type, agent, ok, queue wait and run time
+    in seconds. The performance figures are made of them; a remote client computes its own from them."""
+    found, _ = runtime_of(request).read(lambda backend: backend.observations(since))
+    return Page(items=[o._asdict() for o in found])
+
+
 @router.get("/alerts", dependencies=[READ], response_model=Page)
 def alerts(request: Request, limit: Limit = 100) -> Page:
     """The alerts that fired, newest first."""

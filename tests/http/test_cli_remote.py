@@ -1,0 +1,113 @@
+"""The CLI with ``--server``: ``pepper serve`` in one process, the commands in others."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.http.conftest import PATIENCE
+from tests.http.test_serve import Serving
+
+AGENTS = """\
+- agent_id: shouter
+  task_types: [shout]
+  function: loud:shout
+- agent_id: doubler
+  task_types: [double]
+  function: loud:double
+"""
+LOUD = "def shout(task):\n    return str(task.inputs.get('word', 'hi')).upper()\n\n" \
+       "def double(task):\n    return 2 * len(str(task.inputs))\n"  # fmt: skip
+WORKFLOW = """\
+name: remote-pipeline
+steps:
+  - id: loud
+    type: shout
+    inputs: {word: hello}
+  - id: twice
+    type: double
+    needs: loud
+"""
+INLINE = """\
+name: inline
+agents:
+  - agent_id: sh
+    task_types: [x]
+    command: "echo hi"
+steps:
+  - id: a
+    type: x
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    folder = tmp_path_factory.mktemp("serve")
+    (folder / "agents.yaml").write_text(AGENTS)
+    (folder / "loud.py").write_text(LOUD)
+    serving = Serving("--db", "p.db", "--port", "0", "--agents", "agents.yaml", cwd=folder)
+    try:
+        url = serving.expect(r"serving (http://127\.0\.0\.1:\d+)/api/v1").group(1)
+        token = serving.expect(r"^(pepper_\S+)$").group(1)
+        yield url, token, folder
+    finally:
+        if serving.process.poll() is None:
+            serving.stop()
+
+
+def pepper_remote(url: str, token: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PEPPER_SERVER": url, "PEPPER_TOKEN": token, "COLUMNS": "200"}
+    env.pop("PEPPER_DB", None)
+    return subprocess.run([sys.executable, "-m", "pepper", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=PATIENCE * 4)  # fmt: skip
+
+
+def test_pepper_run_with_a_server_runs_there_and_shows_live_progress(server: tuple[str, str, Path],
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    url, token, _ = server
+    (tmp_path / "flow.yaml").write_text(WORKFLOW)
+    done = pepper_remote(url, "", tmp_path, "run", "--server", url, "flow.yaml")
+    assert done.returncode == 2 and "token" in done.stderr  # no token: refused (401), said plainly
+    done = pepper_remote(url, token, tmp_path, "run", "--server", url, "flow.yaml")
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "started" in output
+    assert "loud" in output and "twice" in output and "completed" in output
+    assert not (tmp_path / ".pepper").exists()  # no database here: everything happened on the server
+    listed = pepper_remote(url, token, tmp_path, "runs", "--json")
+    assert [r["workflow"] for r in json.loads(listed.stdout)][:1] == ["remote-pipeline"]
+
+
+def test_the_task_commands_speak_to_the_server(server: tuple[str, str, Path], tmp_path: Path) -> None:
+    url, token, _ = server
+    submitted = pepper_remote(url, token, tmp_path, "submit", "shout", "--id", "cli-1", "--input", "word=hey",
+                              "--wait", "--json")  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    assert json.loads(submitted.stdout)["result"] == "HEY"
+    status = pepper_remote(url, token, tmp_path, "status", "cli-1", "--json")
+    assert json.loads(status.stdout)["state"] == "completed"
+    tasks = pepper_remote(url, token, tmp_path, "tasks", "--json")
+    assert "cli-1" in [t["task_id"] for t in json.loads(tasks.stdout)]
+    missing = pepper_remote(url, token, tmp_path, "status", "no-such-task")
+    assert missing.returncode == 2 and "no-such-task" in missing.stderr
+    health = pepper_remote(url, token, tmp_path, "health", "--json")
+    assert json.loads(health.stdout)["status"] in ("healthy", "degraded")
+    assert pepper_remote(url, token, tmp_path, "dlq", "--json").stdout.strip() == "[]"
+    why = pepper_remote(url, token, tmp_path, "why", "cli-1")
+    assert why.returncode == 0 and "cli-1" in why.stdout
+
+
+def test_a_workflow_defining_agents_and_server_with_db_are_refused(server: tuple[str, str, Path],
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    url, token, _ = server
+    (tmp_path / "inline.yaml").write_text(INLINE)
+    inline = pepper_remote(url, token, tmp_path, "run", "inline.yaml")
+    assert inline.returncode == 2 and "defines agents" in inline.stderr and "pepper worker" in inline.stderr
+    both = pepper_remote(url, token, tmp_path, "tasks", "--db", "x.db")
+    assert both.returncode == 2 and "--server or --db" in both.stderr
