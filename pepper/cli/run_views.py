@@ -369,8 +369,8 @@ def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: Workflo
 
 def driver_note(runtime: pepper.Runtime, record: RunRecord, db: str | None) -> str | None:
     """For a running run: which process drives it, and whether that process seems gone."""
-    if record.state.is_final or record.driver is None:
-        return None
+    if record.state.is_final or record.driver is None or runtime.server is not None:
+        return None  # (the workers' heartbeats are the server's business)
     live = {w.worker_id: w for w in runtime.store.workers.live()}
     worker = live.get(record.driver)
     resume = f"`pepper resume {record.run_id}{db_hint(db)}` finishes it"

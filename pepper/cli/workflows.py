@@ -232,6 +232,7 @@ def _run_dict(record: RunRecord, ended: int) -> dict[str, Any]:
 @_gantt_option(".")
 @_dot_option
 @db_option
+@server_option
 def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db: str | None) -> None:
     """Show one workflow run: how it went (or where it stands), step by step.
 
@@ -241,7 +242,7 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
     """
     _check_outputs(as_json, gantt, dot)
     with open_runtime(db) as runtime:
-        record = runtime.store.runs.get(run_id)
+        record = runtime.read(lambda backend: backend.run_record(run_id))
         result = WorkflowController(runtime=runtime).status(run_id)
         waiting = waiting_notes(runtime, result, record.spec)
         driver = driver_note(runtime, record, db)

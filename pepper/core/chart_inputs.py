@@ -11,6 +11,8 @@ from pepper.model.workflow_run import WorkflowResult
 def earlier_attempts(runtime: Runtime, result: WorkflowResult) -> dict[str, list[EarlierAttempt]]:
     """The earlier attempts of each step of ``result`` that ran more than once, first to last."""
     found: dict[str, list[EarlierAttempt]] = {}
+    if runtime.server is not None:  # a server's history of attempts is not sent (yet): the last attempts only
+        return found
     for step in result.steps.values():
         if step.attempts > 1 or (step.attempts == 1 and step.started_at is None):
             rows = runtime.store.attempts(step.task_id)
@@ -24,7 +26,7 @@ def earlier_attempts(runtime: Runtime, result: WorkflowResult) -> dict[str, list
 
 def agent_capacities(runtime: Runtime) -> dict[str, int]:
     """The capacity of each agent known here: this process's, and those of the live workers."""
-    capacities = {a.spec.agent_id: a.spec.capacity for a in runtime.store.workers.agents()}
+    capacities = {spec.agent_id: spec.capacity for spec in runtime.read(lambda backend: backend.online_agents())}
     capacities.update({a.spec.agent_id: a.spec.capacity for a in runtime.agents()})
     return capacities
 

@@ -104,6 +104,10 @@ class Backend(Protocol):
         """The latest runs, most recent first."""
         ...
 
+    def run_record(self, run_id: str) -> RunRecord:
+        """The run as stored (``RunNotFoundError`` if there is none)."""
+        ...
+
     def read_agents(self, question: Callable[[AgentsView], T]) -> T:
         """``question`` answered over the agents (load, capacity, score, skills) as the selector sees them;
         what it returns must not hold on to the view."""

@@ -449,6 +449,9 @@ class EngineService:
     def list_runs(self, limit: int) -> list[RunRecord]:
         return self.engine.store.runs.list(limit=limit)
 
+    def run_record(self, run_id: str) -> RunRecord:
+        return self.engine.store.runs.get(run_id)
+
     async def cancel_run(self, run_id: str, reason: str) -> bool:
         return self.engine.runs.cancel(run_id, reason)
 

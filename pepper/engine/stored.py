@@ -265,6 +265,9 @@ class StoreBackend:
     def list_runs(self, limit: int) -> list[RunRecord]:
         return self.store.runs.list(limit=limit)
 
+    def run_record(self, run_id: str) -> RunRecord:
+        return self.store.runs.get(run_id)
+
     async def health(self, components: Sequence[str], timeout: float) -> HealthReport | None:
         return None  # made by the health monitor of this process
 

@@ -207,6 +207,9 @@ class HttpBackend:
         page = self.connection.get("/runs", limit=max(1, min(limit, MAX_LIMIT)))
         return [RunRecord.from_dict(item) for item in page["items"]]
 
+    def run_record(self, run_id: str) -> RunRecord:
+        return RunRecord.from_dict(self.connection.get(f"/runs/{_escaped(run_id)}"))
+
     def read_agents(self, question: Callable[[AgentsView], T]) -> T:
         raise RemoteUnsupportedError("the selector's view of the agents", "ask `GET /api/v1/agents` instead")
 

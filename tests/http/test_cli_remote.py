@@ -81,7 +81,13 @@ def test_pepper_run_with_a_server_runs_there_and_shows_live_progress(server: tup
     assert "loud" in output and "twice" in output and "completed" in output
     assert not (tmp_path / ".pepper").exists()  # no database here: everything happened on the server
     listed = pepper_remote(url, token, tmp_path, "runs", "--json")
-    assert [r["workflow"] for r in json.loads(listed.stdout)][:1] == ["remote-pipeline"]
+    runs = json.loads(listed.stdout)
+    assert [r["workflow"] for r in runs][:1] == ["remote-pipeline"]
+    shown = pepper_remote(url, token, tmp_path, "show", runs[0]["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "loud" in shown.stdout and "twice" in shown.stdout and "completed" in shown.stdout
+    shown = pepper_remote(url, token, tmp_path, "show", runs[0]["run_id"], "--json")
+    assert json.loads(shown.stdout)["status"] == "completed"
 
 
 def test_the_task_commands_speak_to_the_server(server: tuple[str, str, Path], tmp_path: Path) -> None:
