@@ -188,14 +188,11 @@ def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> N
     if limit < 1:
         raise click.BadParameter(f"must be at least 1, got {limit}", param_hint="'--limit'")
     with open_runtime(db) as runtime:
-        if runtime.server:  # the server lists the latest runs; the state is chosen from those
-            wanted = RunState(state) if state else None
-            found = runtime.read(lambda backend: backend.list_runs(1000 if wanted else limit))
-            records = [r for r in found if wanted is None or r.state is wanted][:limit]
+        records = runtime.read(lambda backend: backend.list_runs(limit, RunState(state) if state else None))
+        if runtime.server:
             controller = WorkflowController(runtime=runtime)
             ended = {r.run_id: controller.status(r.run_id).steps_ended for r in records}
         else:
-            records = runtime.store.runs.list(RunState(state) if state else None, limit=limit)
             ended = {r.run_id: _ended_steps(runtime, r.run_id) for r in records}
     if as_json:
         print_json([_run_dict(r, ended[r.run_id]) for r in records])

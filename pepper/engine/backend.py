@@ -21,7 +21,7 @@ from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec
-from pepper.model.workflow_run import RunRecord, WorkflowResult
+from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
 
@@ -100,8 +100,8 @@ class Backend(Protocol):
         """Where a run stands now, step by step."""
         ...
 
-    def list_runs(self, limit: int) -> list[RunRecord]:
-        """The latest runs, most recent first."""
+    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
+        """The latest runs, most recent first (in ``state`` if given; ``after``: older than that run)."""
         ...
 
     def run_record(self, run_id: str) -> RunRecord:

@@ -60,7 +60,7 @@ from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec
-from pepper.model.workflow_run import RunRecord, WorkflowResult
+from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
 from pepper.scheduling.explain import explain
@@ -446,8 +446,8 @@ class EngineService:
     def run_result(self, run_id: str) -> WorkflowResult:
         return self.engine.runs.result(run_id)
 
-    def list_runs(self, limit: int) -> list[RunRecord]:
-        return self.engine.store.runs.list(limit=limit)
+    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
+        return self.engine.store.runs.list(state, limit, after=after)
 
     def run_record(self, run_id: str) -> RunRecord:
         return self.engine.store.runs.get(run_id)

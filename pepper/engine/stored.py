@@ -42,7 +42,7 @@ from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec, task_id_of
-from pepper.model.workflow_run import RunRecord, StepResult, WorkflowResult
+from pepper.model.workflow_run import RunRecord, RunState, StepResult, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
 from pepper.scheduling.backlog import ahead_in_routes, shares, waiting_from
@@ -262,8 +262,8 @@ class StoreBackend:
         return WorkflowResult(run_id, record.workflow, record.state, steps, record.inputs, record.created_at,
                               record.finished_at, record.reason, record.plan)  # fmt: skip
 
-    def list_runs(self, limit: int) -> list[RunRecord]:
-        return self.store.runs.list(limit=limit)
+    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
+        return self.store.runs.list(state, limit, after=after)
 
     def run_record(self, run_id: str) -> RunRecord:
         return self.store.runs.get(run_id)

@@ -24,7 +24,7 @@ from pepper.model.requirements import NO_REQUIREMENTS
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import WorkflowSpec, task_id_of
-from pepper.model.workflow_run import RunRecord, StepResult, WorkflowResult
+from pepper.model.workflow_run import RunRecord, RunState, StepResult, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
 
@@ -201,10 +201,15 @@ class HttpBackend:
     def run_result(self, run_id: str) -> WorkflowResult:
         return result_of(self.connection.get(f"/runs/{_escaped(run_id)}"))
 
-    def list_runs(self, limit: int) -> list[RunRecord]:
-        from pepper.http.lists import MAX_LIMIT
+    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
+        from pepper.http.lists import MAX_LIMIT, encode_cursor
 
-        page = self.connection.get("/runs", limit=max(1, min(limit, MAX_LIMIT)))
+        params: dict[str, Any] = {"limit": max(1, min(limit, MAX_LIMIT))}
+        if state is not None:
+            params["state"] = state.value
+        if after is not None:
+            params["cursor"] = encode_cursor(after)
+        page = self.connection.get("/runs", **params)
         return [RunRecord.from_dict(item) for item in page["items"]]
 
     def run_record(self, run_id: str) -> RunRecord:

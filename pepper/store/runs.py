@@ -48,13 +48,10 @@ class RunLog:
             raise RunNotFoundError(run_id)
         return RunRecord.from_row(rows[0])
 
-    def list(self, state: RunState | None = None, limit: int = 100) -> list[RunRecord]:
-        """Most recent first."""
-        if state is None:
-            rows = self._store.query("list_runs", (limit,))
-        else:
-            rows = self._store.query("list_runs_in_state", (state.value, limit))
-        return [RunRecord.from_row(r) for r in rows]
+    def list(self, state: RunState | None = None, limit: int = 100, *, after: str | None = None) -> list[RunRecord]:
+        """Most recent first; ``after``: only runs older than that one (the next page)."""
+        params = {"state": None if state is None else state.value, "after": after, "limit": limit}
+        return [RunRecord.from_row(r) for r in self._store.query("list_runs", params)]
 
     def count_by_state(self) -> dict[str, int]:
         return {row["state"]: row["n"] for row in self._store.query("count_runs_by_state")}

@@ -56,3 +56,26 @@ def test_final_tasks_and_run_ends_are_written_once(store):
     stored = store.get_tasks(["wf-1/a"])["wf-1/a"]
     assert stored.state is TaskState.COMPLETED and stored.outcome is TaskOutcome.SKIPPED
     assert store.runs.get("wf-1").state is RunState.COMPLETED
+
+
+def test_runs_are_listed_page_by_page_newest_first(store):
+    # Given five runs, two of them created at the same moment, and one that ended
+    created = {"r1": 1.0, "r2": 2.0, "r3": 3.0, "r4": 3.0, "r5": 5.0}
+    for index, (run_id, at) in enumerate(created.items()):
+        record = RunRecord(run_id, run_record(run_id).spec, {}, RunState.RUNNING, at, driver=ME)
+        store.commit(WriteSet(submissions=[[build_task(task_id=f"{run_id}/a", task_type="t")]],
+                              runs=[NewRun(record, 0)]), ME)  # fmt: skip
+        if index == 0:
+            store.commit(WriteSet(run_ends=[RunEnd(run_id, RunState.COMPLETED, None, 9.0)]), ME)
+    # When they are read two at a time, each page starting after the last run of the one before
+    pages, after = [], None
+    while True:
+        found = [r.run_id for r in store.runs.list(limit=2, after=after)]
+        if not found:
+            break
+        pages.append(found)
+        after = found[-1]
+    # Then every run comes once, newest first (ties in a fixed order), and a state filter pages the same way
+    assert pages == [["r5", "r4"], ["r3", "r2"], ["r1"]]
+    assert [r.run_id for r in store.runs.list(RunState.RUNNING, limit=10, after="r4")] == ["r3", "r2"]
+    assert [r.run_id for r in store.runs.list(RunState.COMPLETED)] == ["r1"]

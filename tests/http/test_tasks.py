@@ -148,3 +148,18 @@ def test_errors_lists_a_failed_tasks_errors(api: Api) -> None:
     assert errors["next_cursor"] is None
     assert "broken on purpose" in errors["items"][0]["message"]
     assert result.status_code == 409 and result.json()["error"]["type"] == "TaskFailedError"
+
+
+def test_runs_go_page_by_page_with_a_cursor(api: Api) -> None:
+    workflow = {"name": "tiny", "steps": [{"id": "only", "type": "echo", "inputs": {"text": "x"}}]}
+    with api.client() as client:
+        started = [client.post("/api/v1/runs", json={"workflow": workflow}).json()["run_id"] for _ in range(3)]
+        seen, cursor = [], None
+        while True:
+            answer = client.get("/api/v1/runs", params={"limit": 2, "cursor": cursor}).json()
+            seen += [item["run_id"] for item in answer["items"]]
+            cursor = answer["next_cursor"]
+            if cursor is None:
+                break
+        assert set(started) <= set(seen) and len(seen) == len(set(seen))
+        assert client.get("/api/v1/runs", params={"state": "nonsense"}).status_code == 422

@@ -21,9 +21,10 @@ from pepper.core.documents import run_details, workflow_from_document
 from pepper.core.planning import plan as make_plan
 from pepper.errors import ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Limit, Page
+from pepper.http.lists import Cursor, Limit, Page, decode_cursor, page
 from pepper.http.routes import runtime_of
 from pepper.http.routes.tasks import Wait
+from pepper.model.workflow_run import RunRecord, RunState
 
 router = APIRouter(tags=["runs"])
 
@@ -108,11 +109,11 @@ async def plan(request: Request) -> dict[str, Any]:
 
 
 @router.get("/runs", dependencies=[READ], response_model=Page)
-def list_runs(request: Request, limit: Limit = 100) -> Page:
-    """The latest runs, newest first."""
-    runtime = runtime_of(request)
-    records = runtime.read(lambda backend: backend.list_runs(limit))
-    return Page(items=[r.to_dict() for r in records])
+def list_runs(request: Request, state: RunState | None = None, limit: Limit = 100, cursor: Cursor = None) -> Page:
+    """A page of runs, newest first (in `state` if given)."""
+    after = decode_cursor(cursor)
+    records = runtime_of(request).read(lambda backend: backend.list_runs(limit + 1, state, after))
+    return page(records, limit, lambda r: r.run_id, RunRecord.to_dict)
 
 
 @router.post("/runs/{run_id}/cancel", dependencies=[WRITE], response_model=dict[str, Any])

@@ -232,10 +232,13 @@ VALUES (?, ?, ?, ?, 'running', ?, ?, ?);
 SELECT * FROM runs WHERE run_id = ?;
 
 -- name: list_runs
-SELECT * FROM runs ORDER BY created_at DESC LIMIT ?;
-
--- name: list_runs_in_state
-SELECT * FROM runs WHERE state = ? ORDER BY created_at DESC LIMIT ?;
+-- A page of runs, newest first, optionally in one state, after (older than) one run.
+SELECT * FROM runs
+WHERE (CAST(:state AS TEXT) IS NULL OR state = :state)
+  AND (CAST(:after AS TEXT) IS NULL
+       OR created_at < (SELECT created_at FROM runs WHERE run_id = :after)
+       OR (created_at = (SELECT created_at FROM runs WHERE run_id = :after) AND run_id < :after))
+ORDER BY created_at DESC, run_id DESC LIMIT :limit;
 
 -- name: finish_run
 UPDATE runs SET state = ?, reason = ?, finished_at = ? WHERE run_id = ? AND state = 'running';
