@@ -35,3 +35,15 @@ def damage_tasks_table(db: Path) -> None:
     with db.open("r+b") as file:
         file.seek((root - 1) * page)
         file.write(b"\xde\xad\xbe\xef" * (page // 4))
+
+
+def read_rows(db: str, sql: str) -> list[tuple]:
+    """Rows of ``sql`` read from the database at ``db`` itself (a SQLite file or a PostgreSQL URL), through a
+    store of its own."""
+    from pepper.store.location import open_store
+
+    store = open_store(db, create=False)
+    try:
+        return [tuple(row) for row in store.fetch(sql)]
+    finally:
+        store.close()

@@ -18,8 +18,8 @@ import pepper
 from pepper.core import ResourceAllocator, ResourceManager, TaskOrchestrator
 from pepper.errors import ConfigError, ResourceUnavailableError, ValidationError
 from pepper.model import codec
-from pepper.store.location import open_store
 from pepper.testing import ManualClock
+from tests.support import read_rows as read
 
 QUIET = {"poll_interval": "1s", "heartbeat_interval": "1s", "visibility_timeout": "30s", "shutdown_timeout": "2s"}
 TOKENS = 3.0
@@ -70,15 +70,6 @@ def test_a_dead_pid_means_gone_only_on_its_own_host_elsewhere_the_heartbeat_deci
         # And once its heartbeat is older than the visibility timeout, it is gone too
         clock.advance(15)
         assert other_host not in live_workers(runtime)
-
-
-def read(db: str, sql: str) -> list[tuple]:
-    """Rows of ``sql``, read from the database itself (a SQLite file or a PostgreSQL URL)."""
-    store = open_store(db, create=False)
-    try:
-        return [tuple(row) for row in store.fetch(sql)]
-    finally:
-        store.close()
 
 
 def held_in_database(db: str) -> float:

@@ -22,7 +22,7 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
-from pepper.store.location import open_store
+from tests.support import read_rows as read
 
 GROUPS = 1000  # x 5 tasks
 
@@ -66,15 +66,6 @@ def specs() -> list[dict]:
             {"id": f"g{g}/solo", "type": "r", "requirements": {"resources": {"cpu": 1}}},
         ]
     return out
-
-
-def read(db: str, sql: str) -> list[tuple]:
-    """Rows of ``sql`` on the shared database, read through a store of its own."""
-    store = open_store(db, create=False)
-    try:
-        return [tuple(row) for row in store.fetch(sql)]
-    finally:
-        store.close()
 
 
 def states(db: str) -> dict[str, int]:
