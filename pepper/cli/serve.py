@@ -59,7 +59,8 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
         secret = ensure_first_token(store, time.time())
         if agents_path is not None:
             agents = pepper.load_agents(agents_path, runtime=runtime)
-            console.print(Text(f"running {len(agents)} agents: {', '.join(a.spec.agent_id for a in agents)}"))
+            names = ", ".join(a.spec.agent_id for a in agents)
+            console.print(Text(f"running {len(agents)} agent{'s' if len(agents) != 1 else ''}: {names}"))
         runtime.start()  # runs are driven here, and the agents (if any) take tasks
 
         def started(url: str) -> None:
