@@ -1,4 +1,5 @@
-"""``/api/v1/health``, ``/performance``, ``/alerts``, and Prometheus's ``/metrics``."""
+"""``/api/v1/health``, ``/performance`` (and its ``/series``), ``/alerts``, ``/counts``, and Prometheus's
+``/metrics``."""
 
 from __future__ import annotations
 
@@ -37,6 +38,20 @@ async def health(request: Request, component: Components = None) -> Response:
 def performance(request: Request, window: str = "60s") -> dict[str, Any]:
     """Throughput, error rate and latencies over the last `window` (30s, 15m, 1h...), as `pepper perf --json`."""
     return PerformanceMonitor(runtime_of(request)).get_performance(window=window).to_dict()
+
+
+@router.get("/performance/series", dependencies=[READ], response_model=Page)
+def performance_series(request: Request, window: str = "1h", points: Annotated[int, Query(ge=1, le=120)] = 12) -> Page:
+    """The last `window` in `points` equal slices, oldest first: each one's end (`at`) and its figures."""
+    return Page(items=PerformanceMonitor(runtime_of(request)).get_series(window, points))
+
+
+@router.get("/counts", dependencies=[READ], response_model=dict[str, Any])
+def counts(request: Request) -> dict[str, Any]:
+    """How many tasks and runs are in each state, and how many tasks wait in the dead-letter queue."""
+    store = runtime_of(request).store
+    by_state = store.count_by_state()
+    return {"tasks": by_state, "runs": store.runs.count_by_state(), "parked": by_state.get("parked", 0)}
 
 
 @router.get("/alerts", dependencies=[READ], response_model=Page)
