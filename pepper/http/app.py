@@ -2,7 +2,8 @@
 
 The API lives under ``/api/v1`` (its OpenAPI document at ``/api/v1/openapi.json``, interactive docs at
 ``/api/v1/docs``, both open to anyone: they describe, they reveal no data); Prometheus scrapes ``/metrics``
-(with a token); the dashboard's pages are everywhere else (``pepper.http.dashboard``). Every other route needs a token (``pepper.http.auth``).
+(with a token); the dashboard's pages are everywhere else (``pepper.http.dashboard``). Every other route needs
+a token (``pepper.http.auth``): a bearer header, or the dashboard's session cookie.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pepper.http.events import ChangeFeed
 from pepper.http.routes import agents, dlq, events, monitors, resources, runs, tasks, tokens
 
 API = "/api/v1"
+
 
 def create_app(runtime: Runtime) -> FastAPI:
     """The API answering from ``runtime`` (its store, its engine, its agents)."""
@@ -62,4 +64,3 @@ _OPEN = frozenset({f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-red
 def _guarded(path: str) -> bool:
     """Every path of the API (its description aside) and the metrics need a token."""
     return path == "/metrics" or (path.startswith(f"{API}/") and path not in _OPEN)
-

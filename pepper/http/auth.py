@@ -11,12 +11,11 @@ secret, which only pages of this origin can read (from the ``pepper_csrf`` cooki
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
-
 import hashlib
 import hmac
+from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
+from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import Depends, Request

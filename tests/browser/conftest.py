@@ -73,7 +73,9 @@ class Dashboard:
     def api(self, scope: str = "write") -> Any:
         import httpx
 
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[scope]}"}, timeout=PATIENCE)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[scope]}"}, timeout=PATIENCE
+        )
 
     def shot(self, page: Any, name: str) -> Path:
         path = self.shots / f"{name}.png"

@@ -53,7 +53,9 @@ def _expect(target: Any) -> Any:
     return expect(target)
 
 
-def test_signing_in_sets_an_httponly_strict_cookie_and_no_token_in_the_url(dashboard: Dashboard, clean_console: None) -> None:
+def test_signing_in_sets_an_httponly_strict_cookie_and_no_token_in_the_url(
+    dashboard: Dashboard, clean_console: None
+) -> None:
     page = dashboard.page("write")
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["pepper_session"]["httpOnly"] and cookies["pepper_session"]["sameSite"] == "Strict"
@@ -65,7 +67,9 @@ def test_signing_in_sets_an_httponly_strict_cookie_and_no_token_in_the_url(dashb
     page.context.close()
 
 
-def test_every_page_draws_at_1280_and_800_pixels_with_the_security_headers(dashboard: Dashboard, clean_console: None) -> None:
+def test_every_page_draws_at_1280_and_800_pixels_with_the_security_headers(
+    dashboard: Dashboard, clean_console: None
+) -> None:
     for width in (1280, 800):
         page = dashboard.page("write", width=width)
         for name, (path, ready) in PAGES.items():
@@ -81,9 +85,14 @@ def test_every_page_draws_at_1280_and_800_pixels_with_the_security_headers(dashb
         page.context.close()
 
 
-def test_a_run_started_from_the_page_turns_completed_without_reloading(dashboard: Dashboard, clean_console: None) -> None:
+def test_a_run_started_from_the_page_turns_completed_without_reloading(
+    dashboard: Dashboard, clean_console: None
+) -> None:
     gate = _id("gate")
-    workflow = WORKFLOW.replace("type: echo\n    needs: fetch\n  - id: check", f"type: gated\n    inputs: {{gate: {gate}}}\n    needs: fetch\n  - id: check")
+    workflow = WORKFLOW.replace(
+        "type: echo\n    needs: fetch\n  - id: check",
+        f"type: gated\n    inputs: {{gate: {gate}}}\n    needs: fetch\n  - id: check",
+    )
     page = dashboard.page("write")
     page.goto("/runs")
     page.fill("#workflow-text", workflow)
@@ -91,7 +100,9 @@ def test_a_run_started_from_the_page_turns_completed_without_reloading(dashboard
     page.wait_for_url(re.compile(r"/runs/[^/]+$"))
     page.wait_for_selector("svg.dag")
     page.evaluate("window.stillTheSamePage = true")
-    _expect(page.locator('g[data-step="build"] rect')).to_have_class(re.compile("st-in_progress"), timeout=PATIENCE * 1000)
+    _expect(page.locator('g[data-step="build"] rect')).to_have_class(
+        re.compile("st-in_progress"), timeout=PATIENCE * 1000
+    )
     dashboard.shot(page, "run-live")
     dashboard.gates[gate].set()
     _expect(page.locator("#run-state .badge")).to_have_text("completed", timeout=PATIENCE * 1000)

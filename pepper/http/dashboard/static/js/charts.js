@@ -27,7 +27,7 @@ export function lineChart(title, times, values, format) {
   return h("figure", { class: "chart" },
     h("figcaption", {}, h("span", {}, title), h("strong", {}, latest)),
     svg,
-    h("div", { class: "chart-scale muted" }, h("span", {}, clock(times[0])), h("span", {}, `max ${format(top)}`), h("span", {}, clock(times[times.length - 1]))),
+    h("div", { class: "chart-scale muted" }, h("span", {}, clock(times[0])), h("span", {}, known.length ? `max ${format(top)}` : ""), h("span", {}, clock(times[times.length - 1]))),
   );
 }
 
