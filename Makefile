@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pepper run examples/docsite/workflow.yaml --db examples/docsite/output/pepper.db --gantt examples/docsite/output/run.png
 
-test: $(STAMP) lint
+test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest -q tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected"; exit 0; fi; exit $$status
+
+# The browser tests drive Debian's Chromium (Playwright cannot download a browser here): installed when missing
+# and possible (root with apt), else they are skipped and the test run says so in its last line.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
+			|| echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "no /usr/bin/chromium and no way to install it (needs root and apt): the browser tests will be skipped"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check pepper tests benchmarks examples
@@ -32,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/selection.py
 	$(BIN)/python benchmarks/metrics_overhead.py
 	$(BIN)/python benchmarks/planning.py
+	$(BIN)/python benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .mypy_cache examples/docsite/output

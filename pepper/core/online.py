@@ -14,10 +14,11 @@ from pepper.errors import AgentNotFoundError
 
 @dataclass(frozen=True, slots=True)
 class AgentStanding:
-    """What pepper learned about an agent: its score (0-1) and how many tasks wait for it."""
+    """What pepper learned about an agent: its score (0-1), its parts, and how many tasks wait for it."""
 
     score: float
     queued: float
+    parts: Mapping[str, Any] | None = None
 
 
 def agent_standing(runtime: Runtime, agent_ids: set[str]) -> dict[str, AgentStanding]:
@@ -26,11 +27,12 @@ def agent_standing(runtime: Runtime, agent_ids: set[str]) -> dict[str, AgentStan
     standing = {}
     for agent_id in sorted(agent_ids):
         try:
-            score = selector.get_agent_capabilities(agent_id).performance_score
+            capabilities = selector.get_agent_capabilities(agent_id)
             queued = balancer.get_agent_load(agent_id).queued
         except AgentNotFoundError:
             continue
-        standing[agent_id] = AgentStanding(score, queued)
+        parts = capabilities.to_dict()["score_details"]
+        standing[agent_id] = AgentStanding(capabilities.performance_score, queued, parts)
     return standing
 
 
@@ -42,6 +44,7 @@ def agent_dict(agent: Any, running: Mapping[str, int], standing: Mapping[str, Ag
         "running": running.get(agent.spec.agent_id, 0),
         "queued": None if known is None else known.queued,
         "score": None if known is None else round(known.score, 4),
+        "score_parts": None if known is None else known.parts,
         "worker_id": agent.worker_id,
         "hostname": agent.hostname,
         "pid": agent.pid,

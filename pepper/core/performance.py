@@ -114,6 +114,23 @@ class PerformanceMonitor(AlertSource):
         return PerformanceReport(seconds, summarize(found, now, seconds), breakdown(found, now, seconds, "agent"),
                                  breakdown(found, now, seconds, "task_type"), chosen, source)  # fmt: skip
 
+    def get_series(self, window: float | str = "1h", points: int = 12) -> list[dict[str, Any]]:
+        """The last ``window`` cut into ``points`` equal slices, oldest first: each slice's end (``at``) and its
+        figures (as ``get_performance`` gives them over that slice)."""
+        seconds = window_seconds(window)
+        if not isinstance(points, int) or not 1 <= points <= 120:
+            raise ValidationError(f"points must be a whole number from 1 to 120, got {points!r}", field="points")
+        now = self.runtime.clock.now()
+        found, _ = observations(self.runtime, now - seconds)
+        step = seconds / points
+        series = []
+        for i in range(points):
+            end = now - seconds + step * (i + 1)
+            figures = PerformanceReport(step, summarize(found, end, step)).to_dict()
+            del figures["by_agent"], figures["by_task_type"]
+            series.append({"at": end, **figures})
+        return series
+
     def set_alert(
         self, metric: str, threshold: float, callback: Callable[[Alert], Any], *, window: float | str = "60s",
         above: bool = True, agent: str | None = None, task_type: str | None = None, hysteresis: float | None = None,

@@ -2,7 +2,8 @@
 
 The API lives under ``/api/v1`` (its OpenAPI document at ``/api/v1/openapi.json``, interactive docs at
 ``/api/v1/docs``, both open to anyone: they describe, they reveal no data); Prometheus scrapes ``/metrics``
-(with a token); ``GET /`` is the dashboard's place. Every other route needs a token (``pepper.http.auth``).
+(with a token); the dashboard's pages are everywhere else (``pepper.http.dashboard``). Every other route needs
+a token (``pepper.http.auth``): a bearer header, or the dashboard's session cookie.
 """
 
 from __future__ import annotations
@@ -11,24 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
 
 import pepper
 from pepper.core.runtime import Runtime
-from pepper.http import errors
+from pepper.http import dashboard, errors
 from pepper.http.auth import TokenGate
 from pepper.http.events import ChangeFeed
 from pepper.http.routes import agents, dlq, events, monitors, resources, runs, tasks, tokens
 
 API = "/api/v1"
-
-_HOME = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>pepper</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
-<h1>pepper</h1>
-<p>The dashboard comes here. Meanwhile the API is described at <a href="/api/v1/docs">/api/v1/docs</a>.</p>
-</body></html>
-"""
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -62,7 +54,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(monitors.metrics_router)
-    app.add_api_route("/", home, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
+    dashboard.install(app)
     return app
 
 
@@ -72,8 +64,3 @@ _OPEN = frozenset({f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-red
 def _guarded(path: str) -> bool:
     """Every path of the API (its description aside) and the metrics need a token."""
     return path == "/metrics" or (path.startswith(f"{API}/") and path not in _OPEN)
-
-
-def home() -> HTMLResponse:
-    """A placeholder for the dashboard."""
-    return HTMLResponse(_HOME)

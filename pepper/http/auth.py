@@ -1,14 +1,21 @@
 """Who may call: ``require(scope)``, the dependency every route declares.
 
-``Authorization: Bearer <token>``; no token, or an unknown or revoked one, is 401 (with ``WWW-Authenticate:
-Bearer``); a token whose scope is too small is 403. The check reads the token store at every request, so a
-revoked token stops working at once.
+``Authorization: Bearer <token>``, or the dashboard's session cookie (set at sign-in, HttpOnly); no token, or an
+unknown or revoked one, is 401 (with ``WWW-Authenticate: Bearer``); a token whose scope is too small is 403. The
+check reads the token store at every request, so a revoked token stops working at once.
+
+CSRF: a browser sends the cookie with any request, a forged cross-site one included, so a request that changes
+state and is authenticated by the cookie must also carry ``X-CSRF-Token``: a value derived from the session's
+secret, which only pages of this origin can read (from the ``pepper_csrf`` cookie). Without it: 403.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -17,12 +24,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from pepper.errors import AuthenticationError, ScopeError
+from pepper.errors import AccessDeniedError, AuthenticationError, ScopeError
 from pepper.http.errors import error_response
 from pepper.http.tokens import Scope, TokenRecord, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="A pepper token: `pepper token create --scope read --name NAME`")
 
+
+#: The cookie holding the session's token (HttpOnly), and the one holding its CSRF token (readable by the pages).
+SESSION_COOKIE = "pepper_session"
+CSRF_COOKIE = "pepper_csrf"
+CSRF_HEADER = "x-csrf-token"
+#: Methods that change nothing: no CSRF token needed.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _NO_TOKEN = "this needs a token: send `Authorization: Bearer <token>` (`pepper token create` makes one)"
 _BAD_TOKEN = "the token is unknown or was revoked; ask for a new one"
@@ -42,6 +56,8 @@ class TokenGate:
             await self.app(scope, receive, send)
             return
         secret = _bearer_secret(scope)
+        session = None if secret else _cookies(scope).get(SESSION_COOKIE)
+        secret = secret or session
         store = scope["app"].state.runtime.store
         record = await to_thread.run_sync(lambda: authenticate(store, secret, now=time.time())) if secret else None
         if record is None:
@@ -49,8 +65,39 @@ class TokenGate:
             refusal = error_response(401, type(error).__name__, str(error), None, **{"WWW-Authenticate": "Bearer"})
             await refusal(scope, receive, send)
             return
+        if session and scope["method"] not in SAFE_METHODS and not _csrf_ok(scope, session):
+            denied = AccessDeniedError(_NO_CSRF)
+            await error_response(403, type(denied).__name__, str(denied), None)(scope, receive, send)
+            return
         scope.setdefault("state", {})["token"] = record
         await self.app(scope, receive, send)
+
+
+_NO_CSRF = (
+    "a change made with the session cookie must carry the X-CSRF-Token header (the pepper_csrf cookie's value); "
+    "the dashboard's pages send it, a page of another site cannot"
+)
+
+
+def csrf_token(secret: str) -> str:
+    """The CSRF token of a session: derived from its secret, so a token set by anyone else never matches."""
+    return hmac.new(secret.encode(), b"pepper-csrf", hashlib.sha256).hexdigest()
+
+
+def _csrf_ok(scope: AsgiScope, secret: str) -> bool:
+    sent = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == CSRF_HEADER.encode()), "")
+    return hmac.compare_digest(sent.strip().encode(), csrf_token(secret).encode())
+
+
+def _cookies(scope: AsgiScope) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            try:
+                jar.load(value.decode("latin-1"))
+            except CookieError:  # a malformed cookie header is no session
+                return {}
+    return {key: morsel.value for key, morsel in jar.items()}
 
 
 def _bearer_secret(scope: AsgiScope) -> str | None:

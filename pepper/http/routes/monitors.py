@@ -1,4 +1,5 @@
-"""``/api/v1/health``, ``/performance``, ``/alerts``, and Prometheus's ``/metrics``."""
+"""``/api/v1/health``, ``/performance`` (and its ``/series``), ``/alerts``, ``/counts``, and Prometheus's
+``/metrics``."""
 
 from __future__ import annotations
 
@@ -45,6 +46,20 @@ def observations(request: Request, since: float) -> Page:
     in seconds. The performance figures are made of them; a remote client computes its own from them."""
     found, _ = runtime_of(request).read(lambda backend: backend.observations(since))
     return Page(items=[o._asdict() for o in found])
+
+
+@router.get("/performance/series", dependencies=[READ], response_model=Page)
+def performance_series(request: Request, window: str = "1h", points: Annotated[int, Query(ge=1, le=120)] = 12) -> Page:
+    """The last `window` in `points` equal slices, oldest first: each one's end (`at`) and its figures."""
+    return Page(items=PerformanceMonitor(runtime_of(request)).get_series(window, points))
+
+
+@router.get("/counts", dependencies=[READ], response_model=dict[str, Any])
+def counts(request: Request) -> dict[str, Any]:
+    """How many tasks and runs are in each state, and how many tasks wait in the dead-letter queue."""
+    store = runtime_of(request).store
+    by_state = store.count_by_state()
+    return {"tasks": by_state, "runs": store.runs.count_by_state(), "parked": by_state.get("parked", 0)}
 
 
 @router.get("/alerts", dependencies=[READ], response_model=Page)

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from pepper.core import WorkflowController
 from pepper.core.documents import run_details, workflow_from_document
 from pepper.core.planning import plan as make_plan
+from pepper.core.run_timeline import run_timeline
 from pepper.errors import ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_cursor, page
@@ -130,6 +131,13 @@ async def resume_run(request: Request, run_id: str) -> dict[str, Any]:
     runtime = runtime_of(request)
     await WorkflowController(runtime=runtime).take_over_async(run_id)
     return await _details(runtime, run_id)
+
+
+@router.get("/runs/{run_id}/timeline", dependencies=[READ], response_model=dict[str, Any])
+def timeline(request: Request, run_id: str) -> dict[str, Any]:
+    """Every attempt of every step on its agent (`bars`), the planned timeline beside it, and the critical path
+    on the actual durations: what a Gantt chart of the run shows."""
+    return run_timeline(runtime_of(request), run_id)
 
 
 @router.get("/runs/{run_id}", dependencies=[READ], response_model=dict[str, Any])
