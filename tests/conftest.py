@@ -124,6 +124,7 @@ def ray_cluster() -> Iterator[str]:
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
+        resources={"licences": 4},
         runtime_env={"env_vars": {"PYTHONPATH": root}},
     )
     try:
