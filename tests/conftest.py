@@ -106,3 +106,28 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(
         f"{SKIP_PREFIX}{_postgres_skipped[0]} ({skipped} test(s) skipped)", yellow=True, bold=True
     )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """One local Ray for the whole test session (2 CPUs, no dashboard); its address is given to the test.
+
+    Ray workers import the test modules (agents' functions are pickled by reference), so the repository
+    is on their path."""
+    import os
+
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    root = str(Path(__file__).resolve().parent.parent)
+    context = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        resources={"licences": 4},
+        runtime_env={"env_vars": {"PYTHONPATH": root}},
+    )
+    try:
+        yield context.address_info["gcs_address"]
+    finally:
+        ray.shutdown()

@@ -74,9 +74,9 @@ def json_option(function: F) -> F:
 
 
 @contextmanager
-def open_runtime(db: str | None, *, create: bool = False) -> Iterator[pepper.Runtime]:
+def open_runtime(db: str | None, *, create: bool = False, **settings: Any) -> Iterator[pepper.Runtime]:
     """A runtime on ``db`` (or, given ``--server``, one speaking to that server), always closed afterwards;
-    commands that only read never create a database."""
+    commands that only read never create a database. ``settings`` given as None are left to the configuration."""
     ctx = click.get_current_context(silent=True)
     server = ctx.meta.get(SERVER) if ctx is not None else None
     if server:
@@ -88,7 +88,7 @@ def open_runtime(db: str | None, *, create: bool = False) -> Iterator[pepper.Run
         finally:
             remote.close()
         return
-    runtime = pepper.Runtime(db=db, create=create)
+    runtime = pepper.Runtime(db=db, create=create, **{k: v for k, v in settings.items() if v is not None})
     if ctx is not None:  # for the message if the file turns out to be damaged (see cli.main)
         ctx.meta[DB_PATH] = runtime.settings.db
     try:

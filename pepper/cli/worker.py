@@ -53,9 +53,26 @@ _POLL = 0.1
     help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the worker runs, including this "
     "worker's task counters and latency histograms.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where agents that name no executor run: here (local, the default) or as Ray actors (ray).",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="With Ray: the cluster to join ('auto', or 'ray://host:10001'); without it a local Ray is started.",
+)
 @db_option
 def worker(
-    agents_path: str, until_idle: bool, idle_grace: float, quiet: bool, metrics_port: int | None, db: str | None
+    agents_path: str,
+    until_idle: bool,
+    idle_grace: float,
+    quiet: bool,
+    metrics_port: int | None,
+    executor: str | None,
+    ray_address: str | None,
+    db: str | None,
 ) -> None:
     """Run the agents of a YAML file on queued tasks until stopped.
 
@@ -83,7 +100,9 @@ def worker(
     reporter = Reporter(console, quiet=quiet)
     with _stop_signals() as stopping:
         try:
-            _serve(console, reporter, stopping, agents_path, db, idle_grace if until_idle else None, metrics_port)
+            grace = idle_grace if until_idle else None
+            where = {"executor": executor, "ray_address": ray_address}
+            _serve(console, reporter, stopping, agents_path, db, grace, metrics_port, where)
         except KeyboardInterrupt:
             console.print(Text("stopped without waiting; tasks that were running here will run again later"))
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -98,9 +117,10 @@ def _serve(
     db: str | None,
     idle_grace: float | None,
     metrics_port: int | None = None,
+    where: dict[str, str | None] | None = None,
 ) -> None:
     """Load the agents, run the engine until told to stop (or idle), then drain."""
-    with open_runtime(db, create=True) as runtime, _metrics(runtime, metrics_port) as server:
+    with open_runtime(db, create=True, **(where or {})) as runtime, _metrics(runtime, metrics_port) as server:
         agents = pepper.load_agents(agents_path, runtime=runtime)
         runtime.add_hook(reporter)
         _announce(console, runtime, agents, idle_grace)

@@ -1,7 +1,8 @@
-"""Running attempts: each on the right executor, with its timeout, reporting how it ended.
+"""Running attempts: each on its agent's executor, with its timeout, reporting how it ended.
 
 Async agents run on the engine loop, sync agents in a thread pool, command
-agents as subprocesses. A sync agent still running when its attempt ends
+agents as subprocesses (``executors.local``); agents with ``executor="ray"`` as
+Ray actors (``executors.ray``, imported only then). A sync agent still running when its attempt ends
 (timeout, cancel) keeps its thread, which Python cannot stop; the pool starts
 a fresh thread in its place, so such agents never starve the others (see
 ``executors.threads``; ``stuck_threads`` counts them). A result larger than
@@ -13,35 +14,29 @@ reaches the engine.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pepper.engine.clock import Clock
 from pepper.engine.executors.limits import ResultTooLarge, check_result_size
-from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, MemoryLimitExceeded, run_command
+from pepper.engine.executors.local import InLoop, InSubprocess, InThread
+from pepper.engine.executors.protocol import AgentCrashed, AgentHandle, Executor
+from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, MemoryLimitExceeded
 from pepper.engine.executors.threads import AgentThreads
 from pepper.errors import NotSerializableError
 from pepper.model import codec
-from pepper.model.agent import AgentSpec
 from pepper.model.events import AttemptEnded
 from pepper.model.run import TaskRun
 from pepper.model.status import TaskError
 
 log = logging.getLogger("pepper.engine")
 
-
-class AgentHandle(Protocol):
-    """What the engine needs of an agent object (``pepper.agents.BaseAgent`` provides it)."""
-
-    spec: AgentSpec
-
-    def execute(self, task: TaskRun) -> Any: ...
-
-    def record_outcome(self, ok: bool, duration: float) -> None: ...
+__all__ = ["AgentHandle", "Attempts", "executor_kind", "task_error"]
 
 
 class _Attempt:
@@ -58,9 +53,10 @@ class _Attempt:
 
 def task_error(exc: BaseException, kind: str = "error") -> TaskError:
     """A stored description of what an agent raised (never raises itself, whatever ``exc`` does)."""
-    if isinstance(exc, (CommandFailed, CommandKilled, MemoryLimitExceeded, ResultTooLarge)):
+    if isinstance(exc, (CommandFailed, CommandKilled, MemoryLimitExceeded, ResultTooLarge, AgentCrashed)):
         # The message carries the command's own stderr; pepper's frames would only mislead.
-        return TaskError(type(exc).__name__, str(exc), None, "crash" if isinstance(exc, CommandKilled) else kind)
+        crashed = isinstance(exc, (CommandKilled, AgentCrashed))
+        return TaskError(type(exc).__name__, str(exc), None, "crash" if crashed else kind)
     name = type(exc).__name__
     try:
         message = str(exc) or name
@@ -77,7 +73,14 @@ class Attempts:
     """Starts attempts as asyncio tasks and reports each end through ``report``."""
 
     def __init__(
-        self, clock: Clock, report: Callable[[AttemptEnded], object], agents_home: Path, max_threads: int = 64
+        self,
+        clock: Clock,
+        report: Callable[[AttemptEnded], object],
+        agents_home: Path,
+        max_threads: int = 64,
+        *,
+        executor: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         self._clock = clock
         self._report = report
@@ -85,17 +88,45 @@ class Attempts:
         self.threads = AgentThreads(max_threads)
         self.running: dict[str, _Attempt] = {}
         self.pids: dict[str, set[int]] = {}  # agent id -> processes of its running commands
-        self._kinds: dict[AgentHandle, str] = {}
+        self.default_executor = executor  # for agents that name none
+        self.ray_address = ray_address
+        self.executors: dict[str, Executor] = {
+            "async": InLoop(),
+            "sync": InThread(self.threads, clock.now),
+            "command": InSubprocess(agents_home, self.pids),
+        }
+        self._chosen: dict[AgentHandle, Executor] = {}
 
     def start(self, agent: AgentHandle, run: TaskRun) -> None:
         attempt = _Attempt(run, agent, self._clock.now())
         self.running[run.task_id] = attempt
-        kind = self._kinds.get(agent)
-        if kind is None:
-            kind = self._kinds[agent] = executor_kind(agent)
-        # Async agents are awaited directly, without a wrapping coroutine (the hot path).
-        call = agent.execute(run) if kind == "async" else self._call(kind, agent, run)
-        attempt.task = asyncio.get_running_loop().create_task(self._run(attempt, call))
+        executor = self._chosen.get(agent)
+        if executor is None:
+            executor = self._chosen[agent] = self.executor_for(agent)
+        attempt.task = asyncio.get_running_loop().create_task(self._run(attempt, executor.call(agent, run)))
+
+    def executor_for(self, agent: AgentHandle) -> Executor:
+        """Where ``agent``'s attempts run: Ray when it (or the runtime) says so, else locally by its kind."""
+        if (agent.spec.executor or self.default_executor) == "ray":
+            ray = self.executors.get("ray")
+            if ray is None:
+                # Imported here, and only here: Ray is an optional dependency, heavy to import.
+                module = importlib.import_module("pepper.engine.executors.ray")
+                ray = self.executors["ray"] = module.RayExecutor(self.ray_address, self.home)
+            return ray
+        return self.executors[executor_kind(agent)]
+
+    def forget(self, agent: AgentHandle) -> None:
+        """``agent`` was unregistered: its executor lets go of what it kept for it."""
+        executor = self._chosen.pop(agent, None)
+        release = getattr(executor, "release", None)
+        if release is not None:
+            release(agent)
+
+    def health(self) -> dict[str, str]:
+        """Each executor in use that cannot run attempts now, and why."""
+        problems = {name: executor.health() for name, executor in self.executors.items()}
+        return {name: why for name, why in problems.items() if why}
 
     def abort(self, task_id: str, attempt: int) -> None:
         """Stop an attempt the engine no longer wants; its end is not reported."""
@@ -133,7 +164,8 @@ class Attempts:
         return [(*owner, at) for owner, at in self.threads.stuck()]  # type: ignore[misc]
 
     def close(self) -> None:
-        self.threads.close()
+        for executor in self.executors.values():
+            executor.close()
 
     async def _run(self, attempt: _Attempt, call: Coroutine[Any, Any, Any]) -> None:
         run, agent = attempt.run, attempt.agent
@@ -191,30 +223,6 @@ class Attempts:
                 cause=f"attempt:{run.task_id}:{run.attempt}",
             )
         )
-
-    async def _call(self, kind: str, agent: AgentHandle, run: TaskRun) -> Any:
-        if kind == "command":
-            spec = agent.spec
-            cap = run.task.requirements.resources.get("memory") or spec.resources.get("memory")
-            pids = self.pids.setdefault(spec.agent_id, set())
-            return await run_command(spec, run, self.home / spec.agent_id, memory_cap=cap, pids=pids)
-        future = self.threads.submit(agent.execute, run, owner=(agent.spec.agent_id, run.task_id, run.attempt))
-        try:
-            value = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            if self.threads.abandon(future, self._clock.now()):
-                log.warning(
-                    "agent %s did not return when attempt %d of task %s ended; its thread is left to finish "
-                    "and a new one takes its place (%d such threads now)",
-                    agent.spec.agent_id,
-                    run.attempt,
-                    run.task_id,
-                    self.stuck_threads,
-                )
-            raise
-        if inspect.isawaitable(value):
-            value = await value
-        return value
 
 
 def executor_kind(agent: AgentHandle) -> str:

@@ -337,6 +337,7 @@ class EngineService:
         engine.dispatch(AgentRemoved(agent_id, engine.clock.now(), f"agent:{agent_id}"))
         engine.store.workers.unregister_agent(agent_id, engine.worker_id)
         engine.budget_waiting.pop(agent_id, None)
+        engine.attempts.forget(handle)
         if handle.spec.resources:
             lease_id = budget_lease_id(agent_id, engine.worker_id)
             try:

@@ -143,7 +143,9 @@ class Engine:
         self._commit_failures = 0
         self._refused: set[str] = set()  # tasks whose changes the store refused (failed once already)
         self._timers: dict[tuple[str, str], TimerHandle] = {}
-        self.attempts = Attempts(clock, self.dispatch, agents_home)
+        self.attempts = Attempts(
+            clock, self.dispatch, agents_home, executor=settings.executor, ray_address=settings.ray_address
+        )
         self.budget_waiting: dict[str, AgentSpec] = {}
         self._lease_signature: object = None
         self._loop: asyncio.AbstractEventLoop | None = None

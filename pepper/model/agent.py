@@ -48,6 +48,7 @@ class AgentSpec:
     command: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     recovery: Policy | None = None  # what its failed tasks do, when they have no policy of their own
+    executor: str | None = None  # where its attempts run (``local``, ``ray``); None: the runtime's choice
 
     @classmethod
     def build(
@@ -92,6 +93,7 @@ class AgentSpec:
             "command": self.command,
             "config": dict(self.config),
             "recovery": None if self.recovery is None else self.recovery.to_data(),
+            **({"executor": self.executor} if self.executor is not None else {}),
         }
 
     @classmethod

@@ -68,6 +68,19 @@ def _recovery(value: Any) -> Policy | None:
         raise ValidationError(str(exc), field="recovery") from None
 
 
+#: Where an agent's attempts may run: ``local`` (the engine's loop, a thread or a subprocess) or ``ray``.
+EXECUTORS = ("local", "ray")
+
+
+def _executor(value: Any) -> str | None:
+    if value is not None and value not in EXECUTORS:
+        raise ValidationError(
+            f"executor must be one of {', '.join(EXECUTORS)} (or left out: the runtime's executor), got {value!r}",
+            field="executor",
+        )
+    return value  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """How one agent option is read: the value it takes when not given (``None``), and its check, which
@@ -89,6 +102,7 @@ class AgentOptions(TypedDict, total=False):
     type: Annotated[str | None, Option(None, _type)]  # None: the agent's kind (or its class's name)
     config: Annotated[Mapping[str, Any] | None, Option(MappingProxyType({}), _config)]
     recovery: Annotated[Any, Option(None, _recovery)]  # e.g. "retry(2) -> reassign"
+    executor: Annotated[str | None, Option(None, _executor)]  # None: the runtime's (``local`` unless set)
 
 
 #: Each option's name -> how it is read, in declaration order.

@@ -13,6 +13,7 @@ from pepper.model.resources import Resources
 from pepper.model.units import parse_duration
 
 _SYNC_MODES = ("normal", "full")
+_EXECUTORS = ("local", "ray")
 #: Resources every host has a pool of its own of; they cannot be shared pools.
 MACHINE_RESOURCES = ("cpu", "memory", "storage", "gpu")
 _HOST_ID_MAX = 255
@@ -68,6 +69,11 @@ class Settings:
     #: Count tasks and attempts per task type and agent, and keep recent attempts for PerformanceMonitor,
     #: HealthMonitor and the Prometheus export (a few per cent of throughput; off to skip it).
     metrics: bool = True
+    #: Where agents that name no executor run: ``local`` (the engine's loop, a thread or a subprocess) or ``ray``.
+    executor: str = "local"
+    #: The Ray cluster of ``ray`` agents: ``None`` starts a local Ray in this process, ``"auto"`` joins the
+    #: cluster of this machine, ``"ray://host:10001"`` a remote one.
+    ray_address: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -146,6 +152,18 @@ def _check(name: str, value: Any) -> Any:
     if name == "metrics":
         if not isinstance(value, bool):
             raise ConfigError(f"setting 'metrics' must be true or false, got {value!r}", field=name)
+        return value
+    if name == "executor":
+        if value not in _EXECUTORS:
+            raise ConfigError(f"setting 'executor' must be one of {', '.join(_EXECUTORS)}, got {value!r}", field=name)
+        return value
+    if name == "ray_address":
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(
+                "setting 'ray_address' must be 'auto', a Ray address such as 'ray://host:10001', or None "
+                f"(start a local Ray), got {value!r}",
+                field=name,
+            )
         return value
     if name == "synchronous":
         if value not in _SYNC_MODES:

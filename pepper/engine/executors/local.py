@@ -1,0 +1,89 @@
+"""The local executors: the engine's loop (async agents), a thread (sync agents), a subprocess (commands)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from pepper.engine.executors.protocol import AgentHandle
+from pepper.engine.executors.subprocess import run_command
+from pepper.engine.executors.threads import AgentThreads
+from pepper.model.run import TaskRun
+
+log = logging.getLogger("pepper.engine")
+
+
+class InLoop:
+    """Async agents, awaited on the engine's loop: the attempt is the agent's own coroutine (the hot path)."""
+
+    name = "async"
+
+    def call(self, agent: AgentHandle, run: TaskRun) -> Coroutine[Any, Any, Any]:
+        return agent.execute(run)
+
+    def health(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class InThread:
+    """Sync agents, on a pool of threads; a call that outlives its attempt gives its place to a fresh thread."""
+
+    name = "sync"
+
+    def __init__(self, threads: AgentThreads, now: Callable[[], float]) -> None:
+        self.threads = threads
+        self._now = now
+
+    async def call(self, agent: AgentHandle, run: TaskRun) -> Any:
+        future = self.threads.submit(agent.execute, run, owner=(agent.spec.agent_id, run.task_id, run.attempt))
+        try:
+            value = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if self.threads.abandon(future, self._now()):
+                log.warning(
+                    "agent %s did not return when attempt %d of task %s ended; its thread is left to finish "
+                    "and a new one takes its place (%d such threads now)",
+                    agent.spec.agent_id,
+                    run.attempt,
+                    run.task_id,
+                    self.threads.statistics().stuck,
+                )
+            raise
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    def health(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.threads.close()
+
+
+class InSubprocess:
+    """Command agents, each attempt a subprocess in the agent's working directory under ``home``."""
+
+    name = "command"
+
+    def __init__(self, home: Path, pids: dict[str, set[int]]) -> None:
+        self.home = home
+        self.pids = pids  # agent id -> processes of its running commands (read by the usage sampler)
+
+    def call(self, agent: AgentHandle, run: TaskRun) -> Coroutine[Any, Any, Any]:
+        spec = agent.spec
+        cap = run.task.requirements.resources.get("memory") or spec.resources.get("memory")
+        pids = self.pids.setdefault(spec.agent_id, set())
+        return run_command(spec, run, self.home / spec.agent_id, memory_cap=cap, pids=pids)
+
+    def health(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,65 @@
+"""Agents of the Ray tests (imported by Ray workers, and run as a script by the durability test)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def where(task: Any) -> dict[str, Any]:
+    """Where it ran: the pid, the Ray resources given to it, and the results of its dependencies."""
+    import ray
+
+    return {
+        "pid": os.getpid(),
+        "resources": ray.get_runtime_context().get_assigned_resources(),
+        "deps": dict(task.dependency_results),
+    }
+
+
+def local_step(task: Any) -> dict[str, Any]:
+    return {"pid": os.getpid(), "deps": dict(task.dependency_results)}
+
+
+def wait_for_go(task: Any) -> str:
+    """Marks its start (with its pid), then waits for the file ``go`` in ``inputs["dir"]``."""
+    folder = Path(task.inputs["dir"])
+    (folder / f"started-{task.task_id}-{task.attempt}").write_text(str(os.getpid()))
+    while not (folder / "go").exists() and not task.cancelled:
+        time.sleep(0.01)
+    (folder / f"done-{task.task_id}-{task.attempt}").touch()
+    return f"{task.task_id} done"
+
+
+def main() -> None:
+    """``submit DB ADDRESS DIR``: submit three waiting tasks and one quick one, run them on Ray until killed;
+    ``resume DB ADDRESS``: run what is left, then print each task's state and attempts."""
+    import pepper
+    from pepper.agents import FunctionAgent
+    from pepper.core import TaskOrchestrator
+
+    mode, db, address = sys.argv[1:4]
+    runtime = pepper.Runtime(db=db, executor="ray", ray_address=address, retry_delay="20ms", poll_interval="20ms")
+    runtime.register_agent(FunctionAgent(wait_for_go, "slow", task_types=["slow"], capacity=3))
+    orchestrator = TaskOrchestrator(runtime)
+    ids = ["quick", "s1", "s2", "s3"]
+    if mode == "submit":
+        folder = sys.argv[4]
+        (Path(folder) / "quick" / "go").touch()
+        orchestrator.submit_task("quick", "slow", inputs={"dir": folder + "/quick"})
+        orchestrator.wait("quick", timeout=60)
+        for task_id in ids[1:]:
+            orchestrator.submit_task(task_id, "slow", inputs={"dir": folder})
+        print("submitted", flush=True)
+        time.sleep(600)  # killed by the test meanwhile
+    else:
+        for status in orchestrator.wait(ids, timeout=120):
+            print(status.task_id, status.state.value, status.attempts, flush=True)
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Agents on Ray: a local Ray of the test session (``ray_cluster``); the executor contract is in tests/contract."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pepper
+from pepper.agents import FunctionAgent
+from pepper.core import TaskOrchestrator, WorkflowController
+from pepper.model.task import TaskState
+from pepper.store.location import open_store
+from tests.integration import ray_agents
+from tests.support import eventually
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+def test_a_ray_agent_runs_in_a_ray_worker_with_its_resources_and_its_result_reaches_dependents(tmp_path: Path):
+    # pepper's own pool grants the budget too (a lease, as for any agent), so it has the licences as well
+    runtime = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), resources={"licences": 4})
+    budget = {"cpu": 1, "memory": 64, "licences": 2}
+    runtime.register_agent(FunctionAgent(ray_agents.where, "remote", task_types=["where"], executor="ray",
+                                         resources=budget))  # fmt: skip
+    runtime.register_agent(FunctionAgent(ray_agents.local_step, "here", task_types=["local"]))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("on-ray", "where")
+    orchestrator.submit_task("after", "local", dependencies=["on-ray"])
+
+    assert [s.state for s in orchestrator.wait(["on-ray", "after"], timeout=60)] == [TaskState.COMPLETED] * 2
+    on_ray = orchestrator.get_result("on-ray")
+    assert on_ray["pid"] != os.getpid()
+    assert on_ray["resources"] == {"CPU": 1.0, "memory": 64 * 1024 * 1024, "licences": 2.0}
+    assert orchestrator.get_result("after") == {"pid": os.getpid(), "deps": {"on-ray": on_ray}}
+    runtime.close()
+
+
+def test_killing_the_actor_mid_task_retries_the_task_per_its_policy(runtime, tmp_path: Path):
+    runtime.register_agent(FunctionAgent(ray_agents.wait_for_go, "remote", task_types=["slow"], executor="ray",
+                                         recovery="retry(1)"))  # fmt: skip
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "slow", inputs={"dir": str(tmp_path)})
+    started = eventually(lambda: (tmp_path / "started-job-1").exists() and tmp_path / "started-job-1", "it started")
+    actor_pid = int(started.read_text())
+    (tmp_path / "go").touch()  # only seen by an attempt that is still alive: the second one
+    os.kill(actor_pid, signal.SIGKILL)
+
+    status = orchestrator.wait("job", timeout=60)
+    assert status.state is TaskState.COMPLETED and status.attempts == 2
+    assert [e.error.kind for e in runtime.store.errors.of_task("job")] == ["crash"]
+    second = int((tmp_path / "started-job-2").read_text())
+    assert second != actor_pid  # a new actor ran the retry
+
+
+def test_a_workflow_with_steps_on_local_and_ray_agents_completes(runtime):
+    runtime.register_agent(FunctionAgent(ray_agents.where, "remote", task_types=["where"], executor="ray"))
+    runtime.register_agent(FunctionAgent(ray_agents.local_step, "here", task_types=["local"]))
+    workflow = WorkflowController("mixed", runtime)
+    workflow.add_step("fetch", "local")
+    workflow.add_step("crunch", "where", dependencies=["fetch"])
+    workflow.add_step("report", "local", dependencies=["crunch"])
+
+    result = workflow.run(timeout=60)
+
+    assert result.status == "completed"
+    assert [s.agent_id for s in result] == ["here", "remote", "here"]
+    assert result["crunch"].result["deps"] == {"fetch": result["fetch"].result}
+    assert result["report"].result["deps"]["crunch"]["pid"] != os.getpid()
+
+
+def test_a_killed_pepper_process_leaves_no_task_lost_or_completed_twice(ray_cluster: str, tmp_path: Path):
+    db, marks = str(tmp_path / "pepper.db"), tmp_path / "marks"
+    (marks / "quick").mkdir(parents=True)
+    script = Path(ray_agents.__file__).resolve()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    first = subprocess.Popen([sys.executable, str(script), "submit", db, ray_cluster, str(marks)], env=env,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        for task_id in ("s1", "s2", "s3"):
+            eventually(lambda t=task_id: (marks / f"started-{t}-1").exists(), f"{task_id} started on Ray")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    (marks / "go").touch()
+
+    second = subprocess.run([sys.executable, str(script), "resume", db, ray_cluster], env=env, capture_output=True,
+                            text=True, timeout=180)  # fmt: skip
+
+    assert second.returncode == 0, second.stderr[-2000:]
+    states = {line.split()[0]: line.split()[1:] for line in second.stdout.splitlines() if line.strip()}
+    assert states["quick"] == ["completed", "1"]  # completed before the kill: not run again
+    assert all(states[t] == ["completed", "2"] for t in ("s1", "s2", "s3")), states
+    # The record: the earlier attempts of each task (its last one is its row): the killed ones, interrupted.
+    store = open_store(db)
+    try:
+        earlier = {t: [a["outcome"] for a in store.attempts(t)] for t in ("quick", "s1", "s2", "s3")}
+    finally:
+        store.close()
+    assert earlier == {"quick": [], "s1": ["interrupted"], "s2": ["interrupted"], "s3": ["interrupted"]}
