@@ -47,8 +47,10 @@ def test_killing_the_actor_mid_task_retries_the_task_per_its_policy(runtime, tmp
     orchestrator.submit_task("job", "slow", inputs={"dir": str(tmp_path)})
     started = eventually(lambda: (tmp_path / "started-job-1").exists() and tmp_path / "started-job-1", "it started")
     actor_pid = int(started.read_text())
-    (tmp_path / "go").touch()  # only seen by an attempt that is still alive: the second one
     os.kill(actor_pid, signal.SIGKILL)
+    # only now may an attempt finish: the first one is dead, so only a retry can (with "go" given before the
+    # kill, the first attempt could see it and finish in the moment before the kill)
+    (tmp_path / "go").touch()
 
     status = orchestrator.wait("job", timeout=60)
     assert status.state is TaskState.COMPLETED and status.attempts == 2
