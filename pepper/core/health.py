@@ -219,7 +219,14 @@ class HealthMonitor(AlertSource):
             waiting = runtime.store.unfinished_count() if not live else 0
             return rules.engine_health(rules.EngineFacts(False, live, waiting=waiting))
         return rules.engine_health(
-            rules.EngineFacts(True, live, figures.loop_lag, figures.accepting, stuck_threads=figures.stuck_threads)
+            rules.EngineFacts(
+                True,
+                live,
+                figures.loop_lag,
+                figures.accepting,
+                stuck_threads=figures.stuck_threads,
+                executors=tuple(sorted(figures.executors.items())),
+            )
         )
 
 

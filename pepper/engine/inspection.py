@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pepper.engine.live import LiveTask
@@ -147,9 +147,16 @@ class EngineFigures:
     running: Mapping[str, tuple[RunningAttempt, ...]]  # agent id -> its running attempts
     waiting_for_resources: int  # pending tasks that ask for pool resources
     stuck_threads: int = 0  # synchronous agent calls that outlived their attempt and still run
+    executors: Mapping[str, str] = field(default_factory=dict)  # executor that cannot run attempts now -> why
 
 
-def engine_figures(state: EngineState, worker_id: str, loop_lag: float, stuck_threads: int = 0) -> EngineFigures:
+def engine_figures(
+    state: EngineState,
+    worker_id: str,
+    loop_lag: float,
+    stuck_threads: int = 0,
+    executors: Mapping[str, str] | None = None,
+) -> EngineFigures:
     """A copy of the figures ``HealthMonitor`` reads (call on the engine's thread)."""
     tasks = state.tasks
     running: dict[str, tuple[RunningAttempt, ...]] = {}
@@ -161,7 +168,7 @@ def engine_figures(state: EngineState, worker_id: str, loop_lag: float, stuck_th
                 found.append(RunningAttempt(task_id, t.task.task_type, t.started_at))
         running[agent_id] = tuple(found)
     waiting = sum(1 for t in tasks.values() if t.state is TaskState.PENDING and t.task.requirements.resources)
-    return EngineFigures(worker_id, state.accepting, loop_lag, running, waiting, stuck_threads)
+    return EngineFigures(worker_id, state.accepting, loop_lag, running, waiting, stuck_threads, dict(executors or {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -414,7 +414,8 @@ class EngineService:
     def figures(self) -> EngineFigures:
         """A copy of what the health monitor reads of this engine."""
         engine = self.engine
-        return engine_figures(engine.state, engine.worker_id, self.lag.worst, engine.attempts.stuck_threads)
+        attempts = engine.attempts
+        return engine_figures(engine.state, engine.worker_id, self.lag.worst, attempts.stuck_threads, attempts.health())
 
     def counters(self) -> EngineCounters | None:
         """A copy of this engine's counters, histograms and agent loads (None when it keeps no metrics)."""

@@ -230,6 +230,7 @@ class EngineFacts:
     accepting: bool = True
     waiting: int = 0  # tasks not ended yet (parked ones aside)
     stuck_threads: int = 0  # synchronous agent calls that ignored their timeout or cancel and still run
+    executors: tuple[tuple[str, str], ...] = ()  # (executor, why it cannot run attempts now)
 
 
 def engine_health(f: EngineFacts) -> ComponentHealth:
@@ -249,6 +250,8 @@ def engine_health(f: EngineFacts) -> ComponentHealth:
         problems.append((DEGRADED, f"{f.stuck_threads} synchronous agent call(s) ignored their timeout or cancel "
                                    "and still run in threads of their own (new attempts are not held up; make "
                                    "the agent check task.cancelled)"))  # fmt: skip
+    for name, why in f.executors:  # its agents' tasks wait (none is lost) until it can run them again
+        problems.append((DEGRADED, f"the {name} executor cannot run attempts: {why}; its agents' tasks wait"))
     metrics = {"engine_here": f.engine_here, "live_workers": f.live_workers, "loop_lag": f.loop_lag,
                "stuck_threads": f.stuck_threads}  # fmt: skip
     return _verdict("engine", problems, metrics)

@@ -135,3 +135,11 @@ def test_alert_rules_refuse_numbers_that_are_not_finite():
             AlertRule(**{"rule_id": "r", "source": "performance", "metric": "throughput", "threshold": 1.0, **bad})
     with pytest.raises(ValueError, match="at least one observation"):
         EventWindow(limit=0)
+
+
+def test_an_executor_that_cannot_run_attempts_degrades_the_engine_and_says_why():
+    why = "the Ray cluster at ray://gpu-head:10001 cannot be reached: connection refused"
+    verdict = rules.engine_health(rules.EngineFacts(True, 1, loop_lag=0.0, executors=(("ray", why),)))
+    assert verdict.status == rules.DEGRADED
+    assert any(why in reason and "tasks wait" in reason for reason in verdict.reasons)
+    assert rules.engine_health(rules.EngineFacts(True, 1, loop_lag=0.0)).status == rules.HEALTHY
