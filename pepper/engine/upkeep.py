@@ -20,7 +20,7 @@ import psutil
 from pepper.engine.usage import host_of
 from pepper.errors import StoreBusyError
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
-from pepper.model.task import TaskState
+from pepper.model.task import Task, TaskState
 
 if TYPE_CHECKING:
     from pepper.engine.shell import Engine
@@ -141,7 +141,13 @@ class Upkeep:
         if version == self._data_version and not force:
             return
         self._data_version = version
-        records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id)
+        tasks = self.engine.state.tasks
+
+        def known(task_id: str) -> Task | None:
+            live = tasks.get(task_id)
+            return None if live is None else live.task
+
+        records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id, known)
         if records:
             self.engine.ingest(records, cause="changed by another process")
         self.engine.reload_leases()  # someone may have allocated or released resources

@@ -42,9 +42,11 @@ class TaskRecord:
     version: int = 1
 
     @classmethod
-    def from_row(cls, row: codec.Row) -> TaskRecord:
+    def from_row(cls, row: codec.Row, task: Task | None = None) -> TaskRecord:
+        """The record of a stored row; ``task``: its spec, if already known (a task's spec never changes once
+        stored, so the row's spec columns are not decoded again)."""
         return cls(
-            task=Task.from_row(row),
+            task=task if task is not None and task.task_id == row["task_id"] else Task.from_row(row),
             state=TaskState(row["state"]),
             attempts=row["attempts"],
             failures=row["failures"],

@@ -305,11 +305,16 @@ class SqlStore:
         """Every task not yet completed, failed or cancelled, oldest first."""
         return [TaskRecord.from_row(r) for r in self.query("unfinished_tasks")]
 
-    def changes_since(self, change_seq: int, writer: str) -> tuple[list[TaskRecord], int]:
-        """Tasks written by others after ``change_seq``, and the counter's value now."""
+    def changes_since(
+        self, change_seq: int, writer: str, known: Callable[[str], Task | None] | None = None
+    ) -> tuple[list[TaskRecord], int]:
+        """Tasks written by others after ``change_seq``, and the counter's value now. ``known`` gives the spec of a
+        task the caller has already (it is reused, not decoded again: specs never change)."""
         now = self.current_change_seq()
         rows = self.query("changed_tasks", (change_seq, writer))
-        return [TaskRecord.from_row(r) for r in rows], now
+        if known is None:
+            return [TaskRecord.from_row(r) for r in rows], now
+        return [TaskRecord.from_row(r, known(r["task_id"])) for r in rows], now
 
     def current_change_seq(self) -> int:
         return int(self.query("current_change_seq")[0][0])

@@ -275,3 +275,14 @@ def test_awkward_text_survives_saves_of_many_tasks_at_once(store):
         )
         assert got.error == record.error and got.state is TaskState.FAILED and got.version == 2
         assert (got.ready_at, got.started_at, got.finished_at, got.progress) == (1.25, 2.0, 3.5, 0.5)
+
+
+def test_change_polling_reuses_the_specs_the_caller_knows(store):
+    task = build_task(task_id="a", task_type="t", inputs={"n": [1, 2]}, metadata={"who": "me"})
+    store.commit(WriteSet(submissions=[[task]]), OTHER)
+    store.commit(WriteSet(saves=[save("a", 1, writer=OTHER)]), OTHER)
+    fresh, _ = store.changes_since(0, ME)
+    reused, _ = store.changes_since(0, ME, known={"a": task}.get)
+    # the same record either way; with the spec known, it is that very object (not decoded again)
+    assert reused == fresh and reused[0].task is task and fresh[0].task is not task
+    assert store.changes_since(0, ME, known=lambda task_id: None) == (fresh, store.current_change_seq())
