@@ -8,7 +8,6 @@ serialised across processes on both databases, so a lease grant or a change numb
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -87,7 +86,6 @@ class SqlStore:
 
     def __init__(self, statements: Mapping[str, str]) -> None:
         self._q = dict(statements)
-        self.lock = threading.RLock()
         self.workers = WorkerRegistry(self)
         self.leases = LeaseLedger(self)
         self.usage = UsageLog(self)

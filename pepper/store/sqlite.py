@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,7 @@ class SQLiteStore(SqlStore):
         self, path: str, *, busy_timeout: float = 10.0, synchronous: str = "normal", create: bool = True
     ) -> None:
         super().__init__(queries("sqlite"))
+        self.lock = threading.RLock()  # one connection, shared by the threads of this process
         self.path = path
         self._conn: sqlite3.Connection | None = connect(
             path, busy_timeout=busy_timeout, synchronous=synchronous, create=create
