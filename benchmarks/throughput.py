@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/throughput.py --scale 0.1 --repeat 1
     .venv/bin/python benchmarks/throughput.py --db postgresql://user:pw@127.0.0.1:5432/postgres
     .venv/bin/python benchmarks/throughput.py --workers 2  # two worker processes share each store
+    .venv/bin/python benchmarks/throughput.py --db postgresql://... --workers 1,2  # one worker beside two
 
 Workloads (durable SQLite file, no-op async agent):
   W1  10,000 independent tasks
@@ -13,7 +14,8 @@ Workloads (durable SQLite file, no-op async agent):
 Prints tasks/s for pepper and for the baseline, and their ratio. With ``--db URL`` pepper also runs on that
 PostgreSQL server, beside SQLite, each run in a fresh database it creates and drops (the URL's role needs
 CREATEDB). With ``--workers N`` the tasks are submitted by this process and run by N worker processes sharing
-the store, instead of by an engine in this process.
+the store, instead of by an engine in this process; ``--workers 1,2`` measures both in the same run and prints
+how two workers compare with one.
 """
 
 from __future__ import annotations
@@ -221,18 +223,22 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="run the tasks in N worker processes sharing the store (default 0: an engine in this process)",
+        default="0",
+        metavar="N[,N...]",
+        help="run the tasks in N worker processes sharing the store (default 0: an engine in this process); "
+        "several counts, such as 1,2, are measured in the same run",
     )
     parser.add_argument("--serve-home", help=argparse.SUPPRESS)  # a worker process of --workers
     parser.add_argument("--serve-capacity", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.db is not None and urlsplit(args.db).scheme not in ("postgresql", "postgres"):
         parser.error("--db takes a PostgreSQL URL, postgresql://user:password@host:port/dbname (SQLite always runs)")
-    if not 0 <= args.workers <= 32:
-        parser.error(f"--workers must be between 0 and 32, got {args.workers}")
+    try:
+        args.workers = [int(n) for n in args.workers.split(",")]
+    except ValueError:
+        parser.error(f"--workers takes numbers separated by commas, such as 2 or 1,2; got {args.workers!r}")
+    if not all(0 <= n <= 32 for n in args.workers) or len(set(args.workers)) != len(args.workers):
+        parser.error(f"--workers takes different counts between 0 and 32, got {args.workers}")
     return args
 
 
@@ -244,37 +250,48 @@ def main() -> None:
     stores: list[tuple[str, Place]] = [("SQLite", sqlite_place)]
     if args.db:
         stores.append(("PostgreSQL", postgres_place(args.db)))
+    counts = args.workers
+    columns = [(f"{label} x{n}" if len(counts) > 1 else label, place, n) for label, place in stores for n in counts]
 
     rows = []
     for name, make, unit in (("W1", w1, "tasks/s"), ("W2", w2, "tasks/s"), ("W3", w3, "hops/s")):
         tasks = make(args.scale)
         rates = {}
-        for label, place in stores:
-            seconds = statistics.median(measure(place, tasks, args.workers) for _ in range(args.repeat))
+        for label, place, workers in columns:
+            seconds = statistics.median(measure(place, tasks, workers) for _ in range(args.repeat))
             rates[label] = len(tasks) / seconds
-            print(f"{name}: {len(tasks):>6} tasks  pepper on {label:<10} {rates[label]:>9,.0f} {unit}", flush=True)
+            print(f"{name}: {len(tasks):>6} tasks  pepper on {label:<14} {rates[label]:>9,.0f} {unit}", flush=True)
         base = len(tasks) / statistics.median(timed(run_baseline, tasks) for _ in range(args.repeat))
         rows.append((name, len(tasks), rates, base, unit))
 
-    labels = [label for label, _ in stores]
+    labels = [label for label, _place, _n in columns]
+    first = labels[0]
     print()
     print(f"{'workload':<9}{'tasks':>8}" + "".join(f"{label:>19}" for label in labels) + f"{'baseline':>19}", end="")
-    print(f"{'SQLite/baseline':>18}")
+    print(f"{first + '/baseline':>22}")
     for name, n, rates, base, unit in rows:
         line = f"{name:<9}{n:>8}" + "".join(f"{rates[label]:>10,.0f} {unit:<8}" for label in labels)
-        print(line + f"{base:>10,.0f} {unit:<8}{rates['SQLite'] / base:>12.2f}x")
-    engine = f"{args.workers} worker process(es)" if args.workers else "the engine in this process"
-    print(f"\nmedian of {args.repeat} run(s); tasks run by {engine}; durable SQLite files (WAL, synchronous=NORMAL)")
+        print(line + f"{base:>10,.0f} {unit:<8}{rates[first] / base:>16.2f}x")
+    engines = " / ".join("the engine in this process" if n == 0 else f"{n} worker process(es)" for n in counts)
+    print(f"\nmedian of {args.repeat} run(s); tasks run by {engines}; durable SQLite files (WAL, synchronous=NORMAL)")
     if args.db:
         print(f"PostgreSQL at {where(args.db)}, a fresh database per run")
     print(f"pepper {pepper.__version__}")
     targets = {"W1": 25_000, "W2": 25_000, "W3": 10_000}
     for name, _n, rates, _base, unit in rows:
-        verdict = "met" if rates["SQLite"] >= targets[name] else "NOT met"
-        print(f"target {name} on SQLite: >= {targets[name]:,} {unit}: {verdict}")
+        verdict = "met" if rates[first] >= targets[name] else "NOT met"
+        print(f"target {name} on {first}: >= {targets[name]:,} {unit}: {verdict}")
     if args.db:
-        w1_rate = rows[0][2]["PostgreSQL"]
-        print(f"target W1 on PostgreSQL: >= 5,000 tasks/s: {'met' if w1_rate >= 5_000 else 'NOT met'}")
+        single = [n for n in (1, 0) if n in counts][:1]  # the engine in this process is one worker too
+        if single:
+            one = f"PostgreSQL x{single[0]}" if len(counts) > 1 else "PostgreSQL"
+            w1_rate = rows[0][2][one]
+            print(f"target W1 on PostgreSQL, one worker: >= 5,000 tasks/s: {'met' if w1_rate >= 5_000 else 'NOT met'}")
+        if 1 in counts and 2 in counts:
+            for name, _n, rates, _base, _unit in rows:
+                ratio = rates["PostgreSQL x2"] / rates["PostgreSQL x1"]
+                verdict = "met" if ratio >= 1.0 else "NOT met"
+                print(f"target {name} on PostgreSQL, two workers >= one: {ratio:.2f}x: {verdict}")
 
 
 if __name__ == "__main__":

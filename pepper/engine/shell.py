@@ -507,6 +507,10 @@ class Engine:
         event = ProgressReported(task_id, attempt, fraction, message, self.clock.now(), f"attempt:{task_id}:{attempt}")
         self.loop.call_soon_threadsafe(self.dispatch, event)
 
+    def busy(self) -> bool:
+        """True while this engine has work of its own: attempts running or tasks queued for its agents."""
+        return bool(self.attempts.running) or self.state.routing.has_queued_work()
+
     # -- the resource pool ---------------------------------------------------------------
 
     def reload_leases(self) -> None:

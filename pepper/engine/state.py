@@ -54,7 +54,7 @@ class EngineState:
         self.agents = self.routing.agents
         self.peers: dict[str, AgentSpec] = {}  # agents of other workers: not run here, but tasks may be moved there
         self.peers_known = False
-        self.shared_types: frozenset[str] = frozenset()  # task types other workers' agents take ("*": any)
+        self.takers: dict[str, tuple[str, ...]] = {}  # task type ("*": any) -> other live workers whose agents take it
         self.resources = ResourceView(worker_id)
         self.performance = Performance(score_half_life)
         self.chooser = Chooser(self.performance, self.running_info)

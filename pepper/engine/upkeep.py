@@ -26,8 +26,13 @@ if TYPE_CHECKING:
     from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine")
-#: After the database says another process wrote, how long to let further writes gather before reading them.
+#: After the database says another process wrote, how long a quiet spell ends the gathering of further writes
+#: before reading them (one read for a burst of commits, not one each)...
 WAKE_GATHER = 0.005
+#: ... and how long the gathering lasts at most, while writes keep coming or this engine has work of its own
+#: (attempts running, tasks queued): others' news is not urgent then, and a longer gather reads a task that
+#: another worker claimed and finished meanwhile once, not twice.
+MAX_GATHER = 0.05
 
 
 def process_alive(pid: int, started_at: float) -> bool:
@@ -54,6 +59,7 @@ class Upkeep:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._agents_seen: tuple[int, float | None] | None = None  # live agents' signature at the last look
 
     def begin(self) -> None:
         """Register this worker and load every unfinished task."""
@@ -129,8 +135,14 @@ class Upkeep:
         finally:
             sleeper.cancel()
             waker.cancel()
-        if wake.is_set():  # let a burst of others' commits gather: one read for them, not one each
-            await self.engine.clock.sleep(min(seconds, WAKE_GATHER))
+        gathered, most = 0.0, min(seconds, MAX_GATHER)
+        while wake.is_set() and gathered < most:
+            wake.clear()
+            step = min(WAKE_GATHER, most - gathered)
+            await self.engine.clock.sleep(step)
+            gathered += step
+            if self.engine.busy():
+                wake.set()  # not urgent: gather on
         wake.clear()
 
     def poll(self, force: bool = False) -> None:
@@ -147,6 +159,8 @@ class Upkeep:
             live = tasks.get(task_id)
             return None if live is None else live.task
 
+        if store.workers.signature() != self._agents_seen:  # a worker came or went: who else takes our tasks?
+            self.peers()
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id, known)
         if records:
             self.engine.ingest(records, cause="changed by another process")
@@ -161,8 +175,10 @@ class Upkeep:
     def peers(self) -> None:
         """Tell the engine which agents the other live workers run (at start, then at each sweep)."""
         engine = self.engine
-        found = tuple(a.spec for a in engine.store.workers.agents() if a.worker_id != engine.worker_id)
-        engine.dispatch(PeersChanged(found, engine.clock.now(), "load:peers"))
+        self._agents_seen = engine.store.workers.signature()
+        others = [a for a in engine.store.workers.agents() if a.worker_id != engine.worker_id]
+        takers = tuple(sorted({(kind, a.worker_id) for a in others for kind in a.spec.task_types}))
+        engine.dispatch(PeersChanged(tuple(a.spec for a in others), engine.clock.now(), "load:peers", takers))
 
     def heartbeat(self) -> None:
         engine = self.engine

@@ -139,11 +139,13 @@ class HistoryLoaded(NamedTuple):
 
 
 class PeersChanged(NamedTuple):
-    """The agents of the other live workers sharing the database (recovery may move a task to one of them)."""
+    """The agents of the other live workers sharing the database (recovery may move a task to one of them),
+    and ``takers``: ``(task type, worker id)`` of each of them (which workers may claim a task of a type)."""
 
     agents: tuple[AgentSpec, ...]
     at: float
     cause: str = ""
+    takers: tuple[tuple[str, str], ...] = ()
 
 
 class Rated(NamedTuple):

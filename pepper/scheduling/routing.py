@@ -34,17 +34,28 @@ class RouteInfo:
 #: How far (in seconds of readiness) workers sharing a task type spread their orders of tasks ready together.
 STAGGER = 0.05
 
+#: How far (in seconds of readiness) a worker sets back a ready task that another worker should take first.
+HANDOFF = 2.0
 
-def stagger(worker_id: str, task_id: str) -> float:
-    """A worker's own small shift of a task's place among those ready at about the same moment.
 
-    Workers sharing one database all see the same ready tasks; taken in the same order, they would
-    claim the same ones and all but one would lose each claim. Each worker shifts each task by a
-    fixed amount from 0 to ``STAGGER`` seconds drawn from (worker, task), so two workers take tasks
-    ready together in different orders. Priority still decides: a shift never outweighs a priority
-    step unless the tasks' ready times are already within ``STAGGER`` of each other's ageing.
+def order_shift(worker_id: str, others: tuple[str, ...], task_id: str) -> float:
+    """How far a worker sets back a ready task that the workers ``others`` may also claim.
+
+    Each task has one first taker among the workers that may claim it, the same for all of them (the
+    highest hash of (worker, task): rendezvous hashing), so the workers share out the tasks they all see
+    instead of racing for the same ones. The others set it back by ``HANDOFF`` seconds of readiness: they
+    take it once they have nothing of their own that waited as long (an idle worker takes it at once, so a
+    slow or dead first taker delays nobody). Each worker also shifts each task by a fixed amount from 0 to
+    ``STAGGER`` drawn from (worker, task), so that tasks ready together are taken in different orders.
+    Priority still decides: at the default ageing a priority step is worth 6 s of readiness, more than
+    any shift.
     """
-    return zlib.crc32(f"{worker_id}\x00{task_id}".encode()) / 2**32 * STAGGER
+    mine = zlib.crc32(f"{worker_id}\x00{task_id}".encode())
+    shift = mine / 2**32 * STAGGER
+    for other in others:
+        if zlib.crc32(f"{other}\x00{task_id}".encode()) > mine:
+            return shift + HANDOFF
+    return shift
 
 
 class Routing:
@@ -116,7 +127,7 @@ class Routing:
 
     def enqueue(self, info: RouteInfo, task_id: str, priority: int, ready_at: float, stagger: float = 0.0) -> int:
         """Queue a ready task; returns its ticket. ``stagger`` seconds are added to its ready time in the
-        ordering only (see ``stagger``)."""
+        ordering only (see ``order_shift``)."""
         self._tickets += 1
         info.queue.push(self.key(priority, ready_at + stagger), self._tickets, task_id)
         return self._tickets

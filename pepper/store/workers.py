@@ -71,6 +71,11 @@ class WorkerRegistry:
     def unregister_agent(self, agent_id: str, worker_id: str) -> None:
         self._store.execute("unregister_agent", (agent_id, worker_id))
 
+    def signature(self) -> tuple[int, float | None]:
+        """What changes when an agent of a live worker comes or goes (without reading the agents)."""
+        row = self._store.query("live_agents_signature")[0]
+        return int(row["n"]), row["latest"]
+
     def agents(self) -> list[RegisteredAgent]:
         """Agents of live workers, oldest registration first."""
         return [

@@ -470,10 +470,15 @@ def test_a_claim_cancelled_before_its_batch_commits_stores_no_lease(state):
 # -- several workers sharing a task type -------------------------------------------------------------------
 
 
+def _beside(*peers: AgentSpec, worker_id: str = "other-worker") -> PeersChanged:
+    """Another live worker runs ``peers``."""
+    return PeersChanged(peers, 0.0, "", tuple((kind, worker_id) for spec in peers for kind in spec.task_types))
+
+
 def _order_of(worker_id: str, peers: tuple[AgentSpec, ...]) -> list[str]:
     """The order in which a worker with one agent of capacity 1 runs 20 tasks that became ready together."""
     s = EngineState(worker_id, ageing=10.0)
-    s.handle(PeersChanged(peers, 0.0))
+    s.handle(_beside(*peers))
     s.handle(AgentAdded(agent("a"), 0.0))
     ran = starts(s.handle(TasksAdded(tuple(task(f"t{i:02d}") for i in range(20)), 1.0)))
     for at in range(2, 40):
@@ -498,9 +503,39 @@ def test_workers_sharing_a_task_type_take_tasks_ready_together_in_orders_of_thei
 
 def test_priority_still_comes_first_for_workers_sharing_a_task_type():
     s = EngineState("w1", ageing=10.0)
-    s.handle(PeersChanged((agent("a"),), 0.0))
+    s.handle(_beside(agent("a")))
     s.handle(AgentAdded(agent("a"), 0.0))
     tasks = [task(f"low{i}", priority="low") for i in range(5)] + [task("urgent", priority="critical")]
     ran = starts(s.handle(TasksAdded(tuple(tasks), 1.0)))
     ran += starts(ok(s, ran[-1], 2.0))
     assert ran[0] == "urgent" and ran[1].startswith("low")
+
+
+def _worker_reading(worker_id: str, other: str, capacity: int = 10) -> EngineState:
+    s = EngineState(worker_id, ageing=10.0)
+    s.handle(AgentAdded(agent("a", capacity=capacity), 0.0))
+    s.handle(_beside(agent("a"), worker_id=other))
+    return s
+
+
+def test_workers_that_read_the_same_tasks_start_different_ones():
+    # Two workers read the same 40 pending tasks (rows another process submitted): each has one first taker,
+    # the same in both workers' eyes, so the first tasks each starts are its own and the two never race.
+    records = tuple(_record(task(f"t{i:02d}"), TaskState.PENDING) for i in range(40))
+    first = _worker_reading("w1", "w2")
+    second = _worker_reading("w2", "w1")
+    one = set(starts(first.handle(TasksLoaded(records, 1.0))))
+    two = set(starts(second.handle(TasksLoaded(records, 1.0))))
+    assert len(one) == len(two) == 10
+    assert not one & two
+    alone = EngineState("w1", ageing=10.0)  # without a peer, the rows' order
+    alone.handle(AgentAdded(agent("a", capacity=10), 0.0))
+    assert starts(alone.handle(TasksLoaded(records, 1.0))) == [f"t{i:02d}" for i in range(10)]
+
+
+def test_an_idle_worker_takes_a_task_another_worker_should_take_first():
+    # A first taker that is slow or dead delays nobody: a worker with a free slot and nothing of its own runs it.
+    for i in range(50):
+        s = _worker_reading("w1", "w2")
+        records = (_record(task(f"only-{i}"), TaskState.PENDING),)
+        assert starts(s.handle(TasksLoaded(records, 1.0))) == [f"only-{i}"]

@@ -29,7 +29,7 @@ def on_loaded(s: EngineState, e: ev.TasksLoaded) -> list[ev.Action]:
     # Two passes: every record is taken into memory before any of them is acted on. Acting on one
     # record first (a completed dependency releasing and starting its dependent) and only then taking
     # the dependent's own newer record would decide on stale facts and start the dependent twice.
-    turn = Turn(e.at, e.cause)
+    turn = Turn(e.at, e.cause, gathering=bool(s.takers))
     taken: list[tuple[LiveTask, TaskState | None, TaskState]] = []
     for record in e.records:
         live = s.tasks.get(record.task.task_id)

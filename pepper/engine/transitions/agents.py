@@ -50,7 +50,10 @@ def on_peers(s: EngineState, e: ev.PeersChanged) -> list[ev.Action]:
     before, first = s.peers, not s.peers_known
     s.peers = {spec.agent_id: spec for spec in e.agents if spec.agent_id not in s.agents}
     s.peers_known = True
-    s.shared_types = frozenset(kind for spec in e.agents for kind in spec.task_types)
+    takers: dict[str, list[str]] = {}
+    for kind, worker_id in e.takers:
+        takers.setdefault(kind, []).append(worker_id)
+    s.takers = {kind: tuple(workers) for kind, workers in takers.items()}
     if not first and not before.keys() - s.peers.keys():
         return []
     turn = Turn(e.at, e.cause)

@@ -14,7 +14,7 @@ from pepper.engine.transitions.turn import IN_PROGRESS, Turn, move
 from pepper.model import events as ev
 from pepper.model.agent import ANY_TASK_TYPE
 from pepper.scheduling.load import AgentLoad
-from pepper.scheduling.routing import stagger
+from pepper.scheduling.routing import order_shift
 
 if TYPE_CHECKING:
     from pepper.engine.state import EngineState
@@ -39,6 +39,11 @@ def offer(s: EngineState, t: LiveTask, turn: Turn) -> None:
         resources = s.resources
         usable = lambda a: not resources.shortfall(needs, a.spec.agent_id)  # noqa: E731
     agent = s.chooser.best_free(info.agents, t.task.task_type, at, usable) if s.accepting else None
+    if turn.gathering and takers_of(s, t.task.task_type):
+        enqueue(s, t, at)  # the freed agents take the best queued tasks once every task read is queued
+        if agent is not None and agent not in turn.freed:
+            turn.freed.append(agent)
+        return
     if agent is not None and info.queue.head(s.is_queued) is None:
         recheck = s.chooser.defer(agent, info.agents, t.task.task_type, at, usable)
         if recheck is None:
@@ -57,10 +62,19 @@ def enqueue(s: EngineState, t: LiveTask, at: float) -> None:
         t.ready_at = at
     info = t.route or s.routing.route_of(t.task, t.placement, t.recovery.run_as)
     t.route = info
-    task_id, task_type = t.task.task_id, t.task.task_type
-    shared = s.shared_types
-    shift = stagger(s.worker_id, task_id) if shared and (task_type in shared or ANY_TASK_TYPE in shared) else 0.0
+    task_id = t.task.task_id
+    others = takers_of(s, t.task.task_type)
+    shift = order_shift(s.worker_id, others, task_id) if others else 0.0
     t.qseq = s.routing.enqueue(info, task_id, t.task.priority, t.ready_at, shift)
+
+
+def takers_of(s: EngineState, task_type: str) -> tuple[str, ...]:
+    """The other live workers whose agents may claim a task of ``task_type``."""
+    takers = s.takers
+    if not takers:
+        return ()
+    named, anything = takers.get(task_type, ()), takers.get(ANY_TASK_TYPE, ())
+    return named + anything if named and anything else named or anything
 
 
 def start(s: EngineState, t: LiveTask, agent: AgentLoad, turn: Turn) -> None:

@@ -19,15 +19,20 @@ COMPLETED, FAILED, CANCELLED = TaskState.COMPLETED, TaskState.FAILED, TaskState.
 
 
 class Turn:
-    """Handling one event: its time ``at`` and ``cause``, the ``actions`` so far, the agents ``freed``."""
+    """Handling one event: its time ``at`` and ``cause``, the ``actions`` so far, the agents ``freed``.
 
-    __slots__ = ("actions", "at", "cause", "freed")
+    ``gathering``: tasks that other workers may also claim are only queued while the event is handled, and
+    the freed agents take the best of them at its end (a batch read from the store is offered in its order
+    of rows, which is every worker's order: each would start the same first ones)."""
 
-    def __init__(self, at: float, cause: str) -> None:
+    __slots__ = ("actions", "at", "cause", "freed", "gathering")
+
+    def __init__(self, at: float, cause: str, gathering: bool = False) -> None:
         self.at = at
         self.cause = cause
         self.actions: list[ev.Action] = []
         self.freed: list[AgentLoad] = []
+        self.gathering = gathering
 
 
 def move(t: LiveTask, target: TaskState) -> None:

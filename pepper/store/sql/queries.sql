@@ -130,6 +130,12 @@ FROM agents JOIN workers USING (worker_id)
 WHERE workers.stopped_at IS NULL
 ORDER BY agents.registered_at;
 
+-- name: live_agents_signature
+-- Changes when an agent of a live worker comes or goes: cheap enough to read at every poll.
+SELECT COUNT(*) AS n, MAX(agents.registered_at) AS latest
+FROM agents JOIN workers USING (worker_id)
+WHERE workers.stopped_at IS NULL;
+
 -- name: revive_worker
 UPDATE workers SET stopped_at = NULL, heartbeat_at = ? WHERE worker_id = ?;
 
