@@ -13,6 +13,8 @@ from pepper.model.recovery import NO_RECOVERY, RecoveryState
 from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
 
+_STATES = {state.value: state for state in TaskState}  # quicker than calling the enum, row after row
+
 
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
@@ -47,7 +49,7 @@ class TaskRecord:
         stored, so the row's spec columns are not decoded again)."""
         return cls(
             task=task if task is not None and task.task_id == row["task_id"] else Task.from_row(row),
-            state=TaskState(row["state"]),
+            state=_STATES[row["state"]],
             attempts=row["attempts"],
             failures=row["failures"],
             agent_id=row["agent_id"],
@@ -64,7 +66,7 @@ class TaskRecord:
             progress_message=row["progress_message"],
             cancel_requested=bool(row["cancel_requested"]),
             placement=row["placement"],
-            recovery=RecoveryState.from_data(codec.decode(row["recovery"])),
+            recovery=NO_RECOVERY if row["recovery"] is None else RecoveryState.from_data(codec.decode(row["recovery"])),
             parked_at=row["parked_at"],
             outcome=TaskOutcome.of(row["outcome"]),
             version=row["version"],

@@ -182,17 +182,39 @@ class Task:
             task_id=row["task_id"],
             task_type=row["task_type"],
             priority=row["priority"],
-            dependencies=tuple(codec.decode(row["dependencies"])),
+            dependencies=_dependencies(row["dependencies"]),
             inputs=codec.decode(row["inputs"]),
             agent=row["agent"],
-            requirements=Requirements.parse(codec.decode(row["requirements"])),
+            requirements=_requirements(row["requirements"]),
             timeout=row["timeout"],
             max_retries=row["max_retries"],
-            metadata=codec.decode(row["metadata"]),
+            metadata=_metadata(row["metadata"]),
             created_at=row["created_at"],
             inputs_json=row["inputs"],
             policy=None if row["policy"] is None else _policy(row["policy"]),
         )
+
+
+# Rows are read by the thousand (every worker reads every task), and most hold the same few texts in these
+# columns: those are not decoded again.
+_requirements_read: dict[str | None, Requirements] = {None: NO_REQUIREMENTS, "{}": NO_REQUIREMENTS}
+
+
+def _requirements(text: str | None) -> Requirements:
+    found = _requirements_read.get(text)
+    if found is None:
+        found = Requirements.parse(codec.decode(text))
+        if len(_requirements_read) < 256:  # frozen: one value serves every task stored with this text
+            _requirements_read[text] = found
+    return found
+
+
+def _dependencies(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(codec.decode(text))
+
+
+def _metadata(text: str | None) -> Any:
+    return {} if text == "{}" else codec.decode(text)
 
 
 def _policy(text: str) -> Policy:
