@@ -24,6 +24,14 @@ def local_step(task: Any) -> dict[str, Any]:
     return {"pid": os.getpid(), "deps": dict(task.dependency_results)}
 
 
+def double(task: Any) -> dict[str, Any]:
+    """Twice its ``n``; fails for a negative one."""
+    n = task.inputs["n"]
+    if n < 0:
+        raise ValueError(f"n must not be negative, got {n}")
+    return {"n": n * 2, "task": task.task_id}
+
+
 def wait_for_go(task: Any) -> str:
     """Marks its start (with its pid), then waits for the file ``go`` in ``inputs["dir"]``."""
     folder = Path(task.inputs["dir"])

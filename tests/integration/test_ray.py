@@ -59,6 +59,47 @@ def test_killing_the_actor_mid_task_retries_the_task_per_its_policy(runtime, tmp
     assert second != actor_pid  # a new actor ran the retry
 
 
+def test_many_tasks_in_flight_on_one_actor_each_end_with_their_own_outcome(runtime):
+    runtime.register_agent(FunctionAgent(ray_agents.double, "remote", task_types=["double"], executor="ray",
+                                         capacity=4))  # fmt: skip
+    orchestrator = TaskOrchestrator(runtime)
+    ids = [f"t{n}" for n in range(60)]
+    orchestrator.submit_tasks([{"task_id": f"t{n}", "task_type": "double", "inputs": {"n": n if n % 7 else -n - 1}}
+                               for n in range(60)])  # fmt: skip
+
+    statuses = {s.task_id: s for s in orchestrator.wait(ids, timeout=120)}
+
+    for n in range(60):
+        status = statuses[f"t{n}"]
+        if n % 7:
+            assert status.state is TaskState.COMPLETED, status.error
+            assert orchestrator.get_result(f"t{n}") == {"n": n * 2, "task": f"t{n}"}
+        else:  # every seventh fails, and only it
+            assert status.state is TaskState.FAILED
+            assert status.error is not None and status.error.type == "ValueError"
+            assert status.error.message == f"n must not be negative, got {-n - 1}"
+
+
+def test_killing_an_actor_running_several_attempts_retries_each_of_them(runtime, tmp_path: Path):
+    runtime.register_agent(FunctionAgent(ray_agents.wait_for_go, "remote", task_types=["slow"], executor="ray",
+                                         capacity=3, recovery="retry(1)"))  # fmt: skip
+    orchestrator = TaskOrchestrator(runtime)
+    ids = ["a", "b", "c"]
+    for task_id in ids:
+        orchestrator.submit_task(task_id, "slow", inputs={"dir": str(tmp_path)})
+    for task_id in ids:
+        eventually(lambda t=task_id: (tmp_path / f"started-{t}-1").exists(), f"{task_id} started")
+    pids = {(tmp_path / f"started-{t}-1").read_text() for t in ids}
+    assert len(pids) == 1  # one actor runs them all
+    os.kill(int(pids.pop()), signal.SIGKILL)
+    (tmp_path / "go").touch()
+
+    statuses = orchestrator.wait(ids, timeout=60)
+    assert [(s.state, s.attempts) for s in statuses] == [(TaskState.COMPLETED, 2)] * 3
+    for task_id in ids:
+        assert [e.error.kind for e in runtime.store.errors.of_task(task_id)] == ["crash"]
+
+
 def test_a_workflow_with_steps_on_local_and_ray_agents_completes(runtime):
     runtime.register_agent(FunctionAgent(ray_agents.where, "remote", task_types=["where"], executor="ray"))
     runtime.register_agent(FunctionAgent(ray_agents.local_step, "here", task_types=["local"]))
