@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import ray.exceptions
 
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle
 from pepper.engine.executors.ray_actor import AgentActor, Attempt, Key
@@ -47,6 +48,7 @@ COLLECT_WAIT = 1.0  # seconds a collect call waits in the actor for an attempt t
 KILL_GRACE = 2.0  # seconds a cancelled sync function gets to return before its actor is killed
 _CONNECT_RETRY = (0.5, 10.0)  # first and longest wait between attempts to reach the cluster
 _MB = 1024 * 1024
+_CHECK_STARTS = 64  # batches sent before the collector checks they all started (it does too when idle)
 _CONTROL_CALLS = 4  # calls an actor serves at once: start, collect, cancel, ready
 #: Set for a local Ray started by pepper: no token, bound to this machine.
 LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -88,7 +90,7 @@ def _payload(agent: AgentHandle) -> tuple[Any, ...]:
 class _Actor:
     """One agent's actor, seen from the engine: its attempts in flight and those waiting to be sent."""
 
-    __slots__ = ("collector", "handle", "outbox", "pending", "stopping")
+    __slots__ = ("collector", "handle", "outbox", "pending", "starts", "stopping")
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -96,6 +98,7 @@ class _Actor:
         self.outbox: dict[Key, Attempt] = {}  # started this engine turn, sent together at its end
         self.stopping: dict[Key, asyncio.Future[None]] = {}  # cancelled, waited for until they end in the actor
         self.collector: asyncio.Task[None] | None = None  # the call that brings back how attempts ended
+        self.starts: list[tuple[Any, list[Key]]] = []  # the batches sent, until seen started
 
 
 class RayExecutor:
@@ -153,7 +156,13 @@ class RayExecutor:
         if self._closed:
             return
         self._closed = True
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         for actor in self._actors.values():
+            if actor.collector is not None and actor.collector.get_loop() is loop:
+                actor.collector.cancel()
             _kill(actor.handle)
         self._actors.clear()
         if self._owns_ray:
@@ -168,26 +177,27 @@ class RayExecutor:
     def _send(self) -> None:
         """Send each actor the attempts started on it this turn, in one call, and make sure its ends are collected."""
         to_send, self._to_send = self._to_send, {}
+        loop = asyncio.get_running_loop()
         for actor, agent in to_send.items():
             batch, actor.outbox = list(actor.outbox.values()), {}
             if not batch:
                 continue  # all cancelled before they were sent
+            keys = [(task.task_id, attempt) for task, attempt, _, _ in batch]
             try:
-                actor.handle.start.remote(batch)
+                actor.starts.append((actor.handle.start.remote(batch), keys))
             except Exception as exc:  # noqa: BLE001 - Ray could not take them (an input it cannot serialise)
-                for task, attempt, _, _ in batch:
-                    entry = actor.pending.pop((task.task_id, attempt), None)
-                    if entry is not None and not entry[0].done():
-                        entry[0].set_exception(exc)
+                _fail(actor, keys, exc)
                 continue
             if actor.collector is None:
-                actor.collector = asyncio.get_running_loop().create_task(self._collect(agent, actor))
+                actor.collector = loop.create_task(self._collect(agent, actor))
 
     async def _collect(self, agent: AgentHandle, actor: _Actor) -> None:
         """Bring back how the actor's attempts end, batch by batch, while any run there."""
         try:
             while actor.pending or actor.stopping:
                 ended, progress = await actor.handle.collect.remote(COLLECT_WAIT)
+                if actor.starts and (not ended or len(actor.starts) >= _CHECK_STARTS):
+                    _check_starts(actor)
                 for key, (fraction, message) in progress:
                     entry = actor.pending.get(key)
                     if entry is not None:
@@ -214,6 +224,7 @@ class RayExecutor:
             actor.stopping.clear()
         finally:
             actor.collector = None
+            actor.starts.clear()  # none of its attempts waits any more: each batch started, or is not wanted
 
     # -- actors ------------------------------------------------------------------------
 
@@ -289,6 +300,34 @@ class RayExecutor:
                 ray.init(address=self.address, log_to_driver=False)
             if self._owns_ray:
                 _users += 1
+
+
+def _fail(actor: _Actor, keys: list[Key], exc: BaseException) -> None:
+    """These attempts of ``actor`` fail with ``exc``."""
+    for key in keys:
+        entry = actor.pending.pop(key, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(exc)
+
+
+def _check_starts(actor: _Actor) -> None:
+    """Forget the batches the actor started; a batch it could not start (e.g. it could not read a task) fails
+    its attempts (an actor that died is the collector's to report)."""
+    refs = [ref for ref, _ in actor.starts]
+    ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
+    waiting = []
+    for ref, keys in actor.starts:
+        if ref not in ready:
+            waiting.append((ref, keys))
+            continue
+        try:
+            ray.get(ref, timeout=0)
+        except ray.exceptions.RayActorError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the batch failed: so do its attempts
+            cause = getattr(exc, "cause", None)
+            _fail(actor, keys, cause if isinstance(cause, BaseException) else exc)
+    actor.starts = waiting
 
 
 _ACTOR_CLASS: Any = None
