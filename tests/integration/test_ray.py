@@ -12,7 +12,8 @@ import pytest
 
 import pepper
 from pepper.agents import FunctionAgent
-from pepper.core import TaskOrchestrator, WorkflowController
+from pepper.core import ResourceManager, TaskOrchestrator, WorkflowController
+from pepper.model.resources import Resources
 from pepper.model.task import TaskState
 from pepper.store.location import open_store
 from tests.integration import ray_agents
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
 def test_a_ray_agent_runs_in_a_ray_worker_with_its_resources_and_its_result_reaches_dependents(tmp_path: Path):
-    # pepper's own pool grants the budget too (a lease, as for any agent), so it has the licences as well
-    runtime = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), resources={"licences": 4})
+    # Ray places the actor with the whole budget; pepper's pool grants only the shared pool it names (licences)
+    runtime = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"),
+                             shared_resources={"licences": 4})  # fmt: skip
     budget = {"cpu": 1, "memory": 64, "licences": 2}
     runtime.register_agent(FunctionAgent(ray_agents.where, "remote", task_types=["where"], executor="ray",
                                          resources=budget))  # fmt: skip
@@ -37,6 +39,7 @@ def test_a_ray_agent_runs_in_a_ray_worker_with_its_resources_and_its_result_reac
     assert on_ray["pid"] != os.getpid()
     assert on_ray["resources"] == {"CPU": 1.0, "memory": 64 * 1024 * 1024, "licences": 2.0}
     assert orchestrator.get_result("after") == {"pid": os.getpid(), "deps": {"on-ray": on_ray}}
+    assert ResourceManager(runtime).get_resource_usage("remote").allocated == Resources({"licences": 2})
     runtime.close()
 
 
