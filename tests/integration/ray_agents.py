@@ -32,6 +32,14 @@ def double(task: Any) -> dict[str, Any]:
     return {"n": n * 2, "task": task.task_id}
 
 
+def stubborn(task: Any) -> str:
+    """Marks its start (with its pid); unless ``inputs["quick"]``, runs for ever, deaf to its cancel."""
+    (Path(task.inputs["dir"]) / f"started-{task.task_id}").write_text(str(os.getpid()))
+    while not task.inputs.get("quick"):
+        time.sleep(0.05)
+    return "quick"
+
+
 def wait_for_go(task: Any) -> str:
     """Marks its start (with its pid), then waits for the file ``go`` in ``inputs["dir"]``."""
     folder = Path(task.inputs["dir"])

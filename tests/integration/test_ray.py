@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 import pepper
@@ -101,6 +102,32 @@ def test_killing_an_actor_running_several_attempts_retries_each_of_them(runtime,
     assert [(s.state, s.attempts) for s in statuses] == [(TaskState.COMPLETED, 2)] * 3
     for task_id in ids:
         assert [e.error.kind for e in runtime.store.errors.of_task(task_id)] == ["crash"]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_an_attempt_deaf_to_its_timeout_has_its_actor_killed_and_the_next_runs_on_a_new_one(runtime, tmp_path):
+    runtime.register_agent(FunctionAgent(ray_agents.stubborn, "remote", task_types=["stubborn"], executor="ray"))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("warm-up", "stubborn", inputs={"dir": str(tmp_path), "quick": True})
+    assert orchestrator.get_result("warm-up", timeout=60) == "quick"  # the actor is up: the timeout is the run's
+    orchestrator.submit_task("stuck", "stubborn", inputs={"dir": str(tmp_path)}, timeout="2s")
+
+    status = orchestrator.wait("stuck", timeout=60)
+    assert status.state is TaskState.FAILED and status.error is not None and status.error.kind == "timeout"
+    started = eventually(lambda: (tmp_path / "started-stuck").exists() and tmp_path / "started-stuck", "it started")
+    stuck_pid = int(started.read_text())
+    assert stuck_pid == int((tmp_path / "started-warm-up").read_text())
+    eventually(lambda: gone(stuck_pid), "the actor of the stuck attempt was killed")
+
+    orchestrator.submit_task("next", "stubborn", inputs={"dir": str(tmp_path), "quick": True})
+    assert orchestrator.get_result("next", timeout=60) == "quick"
+    assert int((tmp_path / "started-next").read_text()) != stuck_pid
 
 
 def test_a_workflow_with_steps_on_local_and_ray_agents_completes(runtime):
