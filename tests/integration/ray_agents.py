@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -52,7 +53,9 @@ def wait_for_go(task: Any) -> str:
 
 def main() -> None:
     """``submit DB ADDRESS DIR``: submit three waiting tasks and one quick one, run them on Ray until killed;
-    ``resume DB ADDRESS``: run what is left, then print each task's state and attempts."""
+    ``resume DB ADDRESS``: run what is left, then print each task's state and attempts;
+    ``unreachable DB ADDRESS`` (where no Ray answers): submit a task, and once health says why it cannot run,
+    print the task's state and the health report."""
     import pepper
     from pepper.agents import FunctionAgent
     from pepper.core import TaskOrchestrator
@@ -71,6 +74,15 @@ def main() -> None:
             orchestrator.submit_task(task_id, "slow", inputs={"dir": folder})
         print("submitted", flush=True)
         time.sleep(600)  # killed by the test meanwhile
+    elif mode == "unreachable":
+        from pepper.core import HealthMonitor
+
+        orchestrator.submit_task("waits", "slow", inputs={"dir": "."})
+        monitor = HealthMonitor(runtime)
+        while "the ray executor cannot run attempts" not in (text := json.dumps(monitor.check_health().to_dict())):
+            time.sleep(0.05)
+        print(orchestrator.get_task_status("waits").state.value, text, flush=True)
+        os._exit(0)  # Ray may go on trying to reach the cluster for minutes
     else:
         for status in orchestrator.wait(ids, timeout=120):
             print(status.task_id, status.state.value, status.attempts, flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,11 @@ from tests.integration import ray_agents
 from tests.support import eventually
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+def started_pid(mark: Path) -> int:
+    """The pid an agent wrote in its start mark, once written (the file exists a moment before its text)."""
+    return int(eventually(lambda: mark.exists() and mark.read_text(), f"{mark.name} written", timeout=120))
 
 
 def test_a_ray_agent_runs_in_a_ray_worker_with_its_resources_and_its_result_reaches_dependents(tmp_path: Path):
@@ -49,8 +55,7 @@ def test_killing_the_actor_mid_task_retries_the_task_per_its_policy(runtime, tmp
                                          recovery="retry(1)"))  # fmt: skip
     orchestrator = TaskOrchestrator(runtime)
     orchestrator.submit_task("job", "slow", inputs={"dir": str(tmp_path)})
-    started = eventually(lambda: (tmp_path / "started-job-1").exists() and tmp_path / "started-job-1", "it started")
-    actor_pid = int(started.read_text())
+    actor_pid = started_pid(tmp_path / "started-job-1")
     os.kill(actor_pid, signal.SIGKILL)
     # only now may an attempt finish: the first one is dead, so only a retry can (with "go" given before the
     # kill, the first attempt could see it and finish in the moment before the kill)
@@ -59,7 +64,7 @@ def test_killing_the_actor_mid_task_retries_the_task_per_its_policy(runtime, tmp
     status = orchestrator.wait("job", timeout=60)
     assert status.state is TaskState.COMPLETED and status.attempts == 2
     assert [e.error.kind for e in runtime.store.errors.of_task("job")] == ["crash"]
-    second = int((tmp_path / "started-job-2").read_text())
+    second = started_pid(tmp_path / "started-job-2")
     assert second != actor_pid  # a new actor ran the retry
 
 
@@ -91,14 +96,12 @@ def test_killing_an_actor_running_several_attempts_retries_each_of_them(runtime,
     ids = ["a", "b", "c"]
     for task_id in ids:
         orchestrator.submit_task(task_id, "slow", inputs={"dir": str(tmp_path)})
-    for task_id in ids:
-        eventually(lambda t=task_id: (tmp_path / f"started-{t}-1").exists(), f"{task_id} started")
-    pids = {(tmp_path / f"started-{t}-1").read_text() for t in ids}
+    pids = {started_pid(tmp_path / f"started-{task_id}-1") for task_id in ids}
     assert len(pids) == 1  # one actor runs them all
-    os.kill(int(pids.pop()), signal.SIGKILL)
+    os.kill(pids.pop(), signal.SIGKILL)
     (tmp_path / "go").touch()
 
-    statuses = orchestrator.wait(ids, timeout=60)
+    statuses = orchestrator.wait(ids, timeout=120)
     assert [(s.state, s.attempts) for s in statuses] == [(TaskState.COMPLETED, 2)] * 3
     for task_id in ids:
         assert [e.error.kind for e in runtime.store.errors.of_task(task_id)] == ["crash"]
@@ -120,14 +123,13 @@ def test_an_attempt_deaf_to_its_timeout_has_its_actor_killed_and_the_next_runs_o
 
     status = orchestrator.wait("stuck", timeout=60)
     assert status.state is TaskState.FAILED and status.error is not None and status.error.kind == "timeout"
-    started = eventually(lambda: (tmp_path / "started-stuck").exists() and tmp_path / "started-stuck", "it started")
-    stuck_pid = int(started.read_text())
-    assert stuck_pid == int((tmp_path / "started-warm-up").read_text())
+    stuck_pid = started_pid(tmp_path / "started-stuck")
+    assert stuck_pid == started_pid(tmp_path / "started-warm-up")
     eventually(lambda: gone(stuck_pid), "the actor of the stuck attempt was killed")
 
     orchestrator.submit_task("next", "stubborn", inputs={"dir": str(tmp_path), "quick": True})
     assert orchestrator.get_result("next", timeout=60) == "quick"
-    assert int((tmp_path / "started-next").read_text()) != stuck_pid
+    assert started_pid(tmp_path / "started-next") != stuck_pid
 
 
 def test_a_workflow_with_steps_on_local_and_ray_agents_completes(runtime):
@@ -144,6 +146,24 @@ def test_a_workflow_with_steps_on_local_and_ray_agents_completes(runtime):
     assert [s.agent_id for s in result] == ["here", "remote", "here"]
     assert result["crunch"].result["deps"] == {"fetch": result["fetch"].result}
     assert result["report"].result["deps"]["crunch"]["pid"] != os.getpid()
+
+
+def test_a_cluster_that_does_not_answer_shows_in_health_and_its_tasks_wait(tmp_path: Path):
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    script = Path(ray_agents.__file__).resolve()
+    env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+
+    done = subprocess.run([sys.executable, str(script), "unreachable", str(tmp_path / "pepper.db"), address],
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    state, report = done.stdout.strip().split(" ", 1)
+    assert state == "in_progress"  # claimed, waiting for the cluster: not failed, not lost
+    assert f"the Ray cluster at {address}" in report, report
+    assert "has not answered" in report or "cannot be reached" in report, report
 
 
 def test_a_killed_pepper_process_leaves_no_task_lost_or_completed_twice(ray_cluster: str, tmp_path: Path):

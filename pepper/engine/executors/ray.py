@@ -46,6 +46,7 @@ log = logging.getLogger("pepper.engine")
 
 COLLECT_WAIT = 1.0  # seconds a collect call waits in the actor for an attempt to end before it returns empty
 KILL_GRACE = 2.0  # seconds a cancelled sync function gets to return before its actor is killed
+_SLOW_CONNECT = 5.0  # seconds connecting before health says the cluster has not answered yet
 _CONNECT_RETRY = (0.5, 10.0)  # first and longest wait between attempts to reach the cluster
 _MB = 1024 * 1024
 _CHECK_STARTS = 64  # batches sent before the collector checks they all started (it does too when idle)
@@ -275,16 +276,26 @@ class RayExecutor:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             delay = _CONNECT_RETRY[0]
+            where = self.address or "a new local Ray"
             while not self._connected:
+                # Ray may try for minutes before it gives up on a cluster that does not answer: say so meanwhile.
+                slow = asyncio.get_running_loop().call_later(_SLOW_CONNECT, self._connecting_slowly, where)
                 try:
                     await asyncio.to_thread(self._init)
                 except Exception as exc:  # noqa: BLE001 - any failure to connect: wait and try again
-                    self._problem = f"the Ray cluster at {self.address or 'a new local Ray'} cannot be reached: {exc}"
+                    self._problem = f"the Ray cluster at {where} cannot be reached: {exc}"
                     log.error("%s; Ray agents' tasks wait (trying again in %gs)", self._problem, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _CONNECT_RETRY[1])
                 else:
                     self._connected, self._problem = True, None
+                finally:
+                    slow.cancel()
+
+    def _connecting_slowly(self, where: str) -> None:
+        if self._problem is None:
+            self._problem = f"the Ray cluster at {where} has not answered within {_SLOW_CONNECT:g}s (still trying)"
+            log.warning("%s; Ray agents' tasks wait", self._problem)
 
     def _init(self) -> None:
         global _users, _we_started
