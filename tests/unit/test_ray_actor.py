@@ -135,3 +135,19 @@ def test_progress_comes_back_as_the_latest_report_of_a_running_attempt(tmp_path:
     assert (ended, progress) == ([], [(("job", 1), (0.5, "half way"))])
     go.set()
     assert actor.collect(WAIT) == ([(("job", 1), True, '"done"')], [])  # handed back once: nothing new since
+
+
+def test_an_attempt_whose_cancel_came_first_never_starts(tmp_path: Path):
+    ran: list[str] = []
+
+    def records(task: Any) -> str:
+        ran.append(task.task_id)
+        return "ran"
+
+    actor = AgentActor(("function", records), str(tmp_path), capacity=2)
+    actor.cancel("first", 1)  # Ray may run a cancel before the start it was sent after
+    actor.start([attempt("first", 1), attempt("second", 1)])
+    ended, _ = collect_all(actor, 2)
+    assert ended[("second", 1)] == (True, '"ran"') and ran == ["second"]
+    returned, error = ended[("first", 1)]
+    assert not returned and "cancelled before it started" in str(error)

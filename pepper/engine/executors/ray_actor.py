@@ -35,6 +35,7 @@ Progress = tuple[Key, tuple[float, "str | None"]]
 #: What ``start`` receives for each attempt: the task, the attempt number, the agent id, the dependencies' results.
 Attempt = tuple[Task, int, str, Mapping[str, Any]]
 
+_EARLY_CANCELS = 1000  # cancels kept for attempts not started yet
 PROGRESS_EVERY = 0.2  # seconds: progress alone is handed back at most this often (ends go at once)
 
 
@@ -50,6 +51,7 @@ class AgentActor:
         self._progress: dict[Key, tuple[float, str | None]] = {}
         self._progress_due = 0.0
         self._flags: dict[Key, CancelFlag] = {}
+        self._cancelled_early: dict[Key, None] = {}  # cancels that came before their attempt, oldest first
         self._loops: dict[Key, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
         self.agent: Any = None
         if self.kind == "command":
@@ -71,7 +73,13 @@ class AgentActor:
         """Start these attempts on the actor's threads; their ends are handed back by ``collect``."""
         for task, attempt, agent_id, results in attempts:
             key = (task.task_id, attempt)
-            flag = self._flags[key] = CancelFlag()
+            with self._changed:
+                if key in self._cancelled_early:  # its cancel overtook it: it never starts
+                    del self._cancelled_early[key]
+                    self._ended.append((key, False, RuntimeError("the attempt was cancelled before it started")))
+                    self._changed.notify_all()
+                    continue
+                flag = self._flags[key] = CancelFlag()
             self._threads.submit(self._attempt, key, TaskRun(task, attempt, agent_id, results, self._report, flag))
 
     def collect(self, wait: float) -> tuple[list[Ended], list[Progress]]:
@@ -97,9 +105,14 @@ class AgentActor:
     def cancel(self, task_id: str, attempt: int) -> None:
         """Stop an attempt: its ``task.cancelled`` is set, an async agent or a command is cancelled."""
         key = (task_id, attempt)
-        flag = self._flags.get(key)
-        if flag is not None:
-            flag.is_set = True
+        with self._changed:
+            flag = self._flags.get(key)
+            if flag is not None:
+                flag.is_set = True
+            else:  # not started yet (calls may overtake each other), or already ended
+                self._cancelled_early[key] = None
+                while len(self._cancelled_early) > _EARLY_CANCELS:  # those of attempts that came no more
+                    del self._cancelled_early[next(iter(self._cancelled_early))]
         running = self._loops.get(key)
         if running is not None:
             loop, task = running
@@ -113,9 +126,8 @@ class AgentActor:
             ended = (key, True, self._run(key, run))
         except BaseException as exc:  # noqa: BLE001 - handed back as the attempt's failure
             ended = (key, False, portable(exc))
-        finally:
-            self._flags.pop(key, None)
         with self._changed:
+            self._flags.pop(key, None)
             self._progress.pop(key, None)
             self._ended.append(ended)
             self._changed.notify_all()
