@@ -30,6 +30,7 @@ from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, Mem
 from pepper.engine.executors.threads import AgentThreads
 from pepper.errors import NotSerializableError
 from pepper.model import codec
+from pepper.model.agent import AgentSpec
 from pepper.model.events import AttemptEnded
 from pepper.model.run import TaskRun
 from pepper.model.status import TaskError
@@ -105,9 +106,13 @@ class Attempts:
             executor = self._chosen[agent] = self.executor_for(agent)
         attempt.task = asyncio.get_running_loop().create_task(self._run(attempt, executor.call(agent, run)))
 
+    def on_ray(self, spec: AgentSpec) -> bool:
+        """Whether the agent's attempts run on Ray (it, or the runtime for agents that name no executor, says so)."""
+        return (spec.executor or self.default_executor) == "ray"
+
     def executor_for(self, agent: AgentHandle) -> Executor:
         """Where ``agent``'s attempts run: Ray when it (or the runtime) says so, else locally by its kind."""
-        if (agent.spec.executor or self.default_executor) == "ray":
+        if self.on_ray(agent.spec):
             ray = self.executors.get("ray")
             if ray is None:
                 # Imported here, and only here: Ray is an optional dependency, heavy to import.

@@ -313,8 +313,9 @@ class EngineService:
             if inspect.isawaitable(outcome):
                 await outcome
         waiting = None
-        if spec.resources:
-            beyond = spec.resources.shortfall(engine.state.resources.capacity)
+        budget = engine.pooled_budget(spec)  # an agent on Ray: only the shared pools it names
+        if budget:
+            beyond = budget.shortfall(engine.state.resources.capacity)
             if beyond:
                 raise AgentDefinitionError(
                     f"agent {spec.agent_id!r} asks for a budget the whole pool cannot give: "

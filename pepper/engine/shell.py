@@ -57,7 +57,7 @@ from pepper.model.events import (
 )
 from pepper.model.lease import Lease, LeaseKind
 from pepper.model.record import TaskRecord
-from pepper.model.resources import describe_shortfall
+from pepper.model.resources import Resources, describe_shortfall
 from pepper.model.retry import Backoff
 from pepper.model.run import TaskRun
 from pepper.model.settings import Settings
@@ -530,10 +530,21 @@ class Engine:
                 self.dispatch(AgentReady(agent_id, self.clock.now(), f"budget:{agent_id}"))
                 return
 
+    def pooled_budget(self, spec: AgentSpec) -> Resources:
+        """The part of an agent's budget pepper's pool grants: all of it, except for an agent on Ray, whose
+        machine resources Ray places (with its actor): only the shared pools it names are pepper's to grant."""
+        if not spec.resources or not self.attempts.on_ray(spec):
+            return spec.resources
+        shared = self.store.leases.shared()
+        return Resources({name: amount for name, amount in spec.resources.items() if name in shared})
+
     def grant_budget(self, spec: AgentSpec) -> str | None:
-        """Lease an agent's declared budget from the pool; why it must wait, or None if granted."""
+        """Lease an agent's budget (``pooled_budget``) from the pool; why it must wait, or None if granted."""
+        budget = self.pooled_budget(spec)
+        if not budget:
+            return None
         lease = Lease(budget_lease_id(spec.agent_id, self.worker_id), spec.agent_id, LeaseKind.BUDGET,
-                      spec.resources, self.clock.now(), worker_id=self.worker_id)  # fmt: skip
+                      budget, self.clock.now(), worker_id=self.worker_id)  # fmt: skip
         try:
             self.store.leases.grant_once(lease, self.clock.now())  # False: granted before (registered again)
         except ResourceUnavailableError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -24,6 +25,22 @@ def local_step(task: Any) -> dict[str, Any]:
     return {"pid": os.getpid(), "deps": dict(task.dependency_results)}
 
 
+def double(task: Any) -> dict[str, Any]:
+    """Twice its ``n``; fails for a negative one."""
+    n = task.inputs["n"]
+    if n < 0:
+        raise ValueError(f"n must not be negative, got {n}")
+    return {"n": n * 2, "task": task.task_id}
+
+
+def stubborn(task: Any) -> str:
+    """Marks its start (with its pid); unless ``inputs["quick"]``, runs for ever, deaf to its cancel."""
+    (Path(task.inputs["dir"]) / f"started-{task.task_id}").write_text(str(os.getpid()))
+    while not task.inputs.get("quick"):
+        time.sleep(0.05)
+    return "quick"
+
+
 def wait_for_go(task: Any) -> str:
     """Marks its start (with its pid), then waits for the file ``go`` in ``inputs["dir"]``."""
     folder = Path(task.inputs["dir"])
@@ -36,7 +53,9 @@ def wait_for_go(task: Any) -> str:
 
 def main() -> None:
     """``submit DB ADDRESS DIR``: submit three waiting tasks and one quick one, run them on Ray until killed;
-    ``resume DB ADDRESS``: run what is left, then print each task's state and attempts."""
+    ``resume DB ADDRESS``: run what is left, then print each task's state and attempts;
+    ``unreachable DB ADDRESS`` (where no Ray answers): submit a task, and once health says why it cannot run,
+    print the task's state and the health report."""
     import pepper
     from pepper.agents import FunctionAgent
     from pepper.core import TaskOrchestrator
@@ -55,6 +74,15 @@ def main() -> None:
             orchestrator.submit_task(task_id, "slow", inputs={"dir": folder})
         print("submitted", flush=True)
         time.sleep(600)  # killed by the test meanwhile
+    elif mode == "unreachable":
+        from pepper.core import HealthMonitor
+
+        orchestrator.submit_task("waits", "slow", inputs={"dir": "."})
+        monitor = HealthMonitor(runtime)
+        while "the ray executor cannot run attempts" not in (text := json.dumps(monitor.check_health().to_dict())):
+            time.sleep(0.05)
+        print(orchestrator.get_task_status("waits").state.value, text, flush=True)
+        os._exit(0)  # Ray may go on trying to reach the cluster for minutes
     else:
         for status in orchestrator.wait(ids, timeout=120):
             print(status.task_id, status.state.value, status.attempts, flush=True)

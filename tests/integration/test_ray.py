@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 import pepper
 from pepper.agents import FunctionAgent
-from pepper.core import TaskOrchestrator, WorkflowController
+from pepper.core import ResourceManager, TaskOrchestrator, WorkflowController
+from pepper.model.resources import Resources
 from pepper.model.task import TaskState
 from pepper.store.location import open_store
 from tests.integration import ray_agents
@@ -21,9 +24,15 @@ from tests.support import eventually
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
+def started_pid(mark: Path) -> int:
+    """The pid an agent wrote in its start mark, once written (the file exists a moment before its text)."""
+    return int(eventually(lambda: mark.exists() and mark.read_text(), f"{mark.name} written", timeout=120))
+
+
 def test_a_ray_agent_runs_in_a_ray_worker_with_its_resources_and_its_result_reaches_dependents(tmp_path: Path):
-    # pepper's own pool grants the budget too (a lease, as for any agent), so it has the licences as well
-    runtime = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), resources={"licences": 4})
+    # Ray places the actor with the whole budget; pepper's pool grants only the shared pool it names (licences)
+    runtime = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"),
+                             shared_resources={"licences": 4})  # fmt: skip
     budget = {"cpu": 1, "memory": 64, "licences": 2}
     runtime.register_agent(FunctionAgent(ray_agents.where, "remote", task_types=["where"], executor="ray",
                                          resources=budget))  # fmt: skip
@@ -37,6 +46,7 @@ def test_a_ray_agent_runs_in_a_ray_worker_with_its_resources_and_its_result_reac
     assert on_ray["pid"] != os.getpid()
     assert on_ray["resources"] == {"CPU": 1.0, "memory": 64 * 1024 * 1024, "licences": 2.0}
     assert orchestrator.get_result("after") == {"pid": os.getpid(), "deps": {"on-ray": on_ray}}
+    assert ResourceManager(runtime).get_resource_usage("remote").allocated == Resources({"licences": 2})
     runtime.close()
 
 
@@ -45,8 +55,7 @@ def test_killing_the_actor_mid_task_retries_the_task_per_its_policy(runtime, tmp
                                          recovery="retry(1)"))  # fmt: skip
     orchestrator = TaskOrchestrator(runtime)
     orchestrator.submit_task("job", "slow", inputs={"dir": str(tmp_path)})
-    started = eventually(lambda: (tmp_path / "started-job-1").exists() and tmp_path / "started-job-1", "it started")
-    actor_pid = int(started.read_text())
+    actor_pid = started_pid(tmp_path / "started-job-1")
     os.kill(actor_pid, signal.SIGKILL)
     # only now may an attempt finish: the first one is dead, so only a retry can (with "go" given before the
     # kill, the first attempt could see it and finish in the moment before the kill)
@@ -55,8 +64,72 @@ def test_killing_the_actor_mid_task_retries_the_task_per_its_policy(runtime, tmp
     status = orchestrator.wait("job", timeout=60)
     assert status.state is TaskState.COMPLETED and status.attempts == 2
     assert [e.error.kind for e in runtime.store.errors.of_task("job")] == ["crash"]
-    second = int((tmp_path / "started-job-2").read_text())
+    second = started_pid(tmp_path / "started-job-2")
     assert second != actor_pid  # a new actor ran the retry
+
+
+def test_many_tasks_in_flight_on_one_actor_each_end_with_their_own_outcome(runtime):
+    runtime.register_agent(FunctionAgent(ray_agents.double, "remote", task_types=["double"], executor="ray",
+                                         capacity=4))  # fmt: skip
+    orchestrator = TaskOrchestrator(runtime)
+    ids = [f"t{n}" for n in range(60)]
+    orchestrator.submit_tasks([{"task_id": f"t{n}", "task_type": "double", "inputs": {"n": n if n % 7 else -n - 1}}
+                               for n in range(60)])  # fmt: skip
+
+    statuses = {s.task_id: s for s in orchestrator.wait(ids, timeout=120)}
+
+    for n in range(60):
+        status = statuses[f"t{n}"]
+        if n % 7:
+            assert status.state is TaskState.COMPLETED, status.error
+            assert orchestrator.get_result(f"t{n}") == {"n": n * 2, "task": f"t{n}"}
+        else:  # every seventh fails, and only it
+            assert status.state is TaskState.FAILED
+            assert status.error is not None and status.error.type == "ValueError"
+            assert status.error.message == f"n must not be negative, got {-n - 1}"
+
+
+def test_killing_an_actor_running_several_attempts_retries_each_of_them(runtime, tmp_path: Path):
+    runtime.register_agent(FunctionAgent(ray_agents.wait_for_go, "remote", task_types=["slow"], executor="ray",
+                                         capacity=3, recovery="retry(1)"))  # fmt: skip
+    orchestrator = TaskOrchestrator(runtime)
+    ids = ["a", "b", "c"]
+    for task_id in ids:
+        orchestrator.submit_task(task_id, "slow", inputs={"dir": str(tmp_path)})
+    pids = {started_pid(tmp_path / f"started-{task_id}-1") for task_id in ids}
+    assert len(pids) == 1  # one actor runs them all
+    os.kill(pids.pop(), signal.SIGKILL)
+    (tmp_path / "go").touch()
+
+    statuses = orchestrator.wait(ids, timeout=120)
+    assert [(s.state, s.attempts) for s in statuses] == [(TaskState.COMPLETED, 2)] * 3
+    for task_id in ids:
+        assert [e.error.kind for e in runtime.store.errors.of_task(task_id)] == ["crash"]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_an_attempt_deaf_to_its_timeout_has_its_actor_killed_and_the_next_runs_on_a_new_one(runtime, tmp_path):
+    runtime.register_agent(FunctionAgent(ray_agents.stubborn, "remote", task_types=["stubborn"], executor="ray"))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("warm-up", "stubborn", inputs={"dir": str(tmp_path), "quick": True})
+    assert orchestrator.get_result("warm-up", timeout=60) == "quick"  # the actor is up: the timeout is the run's
+    orchestrator.submit_task("stuck", "stubborn", inputs={"dir": str(tmp_path)}, timeout="2s")
+
+    status = orchestrator.wait("stuck", timeout=60)
+    assert status.state is TaskState.FAILED and status.error is not None and status.error.kind == "timeout"
+    stuck_pid = started_pid(tmp_path / "started-stuck")
+    assert stuck_pid == started_pid(tmp_path / "started-warm-up")
+    eventually(lambda: gone(stuck_pid), "the actor of the stuck attempt was killed")
+
+    orchestrator.submit_task("next", "stubborn", inputs={"dir": str(tmp_path), "quick": True})
+    assert orchestrator.get_result("next", timeout=60) == "quick"
+    assert started_pid(tmp_path / "started-next") != stuck_pid
 
 
 def test_a_workflow_with_steps_on_local_and_ray_agents_completes(runtime):
@@ -73,6 +146,24 @@ def test_a_workflow_with_steps_on_local_and_ray_agents_completes(runtime):
     assert [s.agent_id for s in result] == ["here", "remote", "here"]
     assert result["crunch"].result["deps"] == {"fetch": result["fetch"].result}
     assert result["report"].result["deps"]["crunch"]["pid"] != os.getpid()
+
+
+def test_a_cluster_that_does_not_answer_shows_in_health_and_its_tasks_wait(tmp_path: Path):
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    script = Path(ray_agents.__file__).resolve()
+    env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+
+    done = subprocess.run([sys.executable, str(script), "unreachable", str(tmp_path / "pepper.db"), address],
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    state, report = done.stdout.strip().split(" ", 1)
+    assert state == "in_progress"  # claimed, waiting for the cluster: not failed, not lost
+    assert f"the Ray cluster at {address}" in report, report
+    assert "has not answered" in report or "cannot be reached" in report, report
 
 
 def test_a_killed_pepper_process_leaves_no_task_lost_or_completed_twice(ray_cluster: str, tmp_path: Path):

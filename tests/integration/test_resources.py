@@ -253,3 +253,32 @@ def test_resources_in_pepper_toml_go_over_the_machines_each_named_one_replacing_
     assert pool["gpu"] == 1 and pool["cpu"] == 3  # added, and replaced
     assert pool["memory"] == round(psutil.virtual_memory().total / 2**20, 1)  # the machine's, kept
     assert pool["storage"] > 0 and set(pool) == {"cpu", "memory", "storage", "gpu"}
+
+
+def test_an_agent_on_ray_takes_from_peppers_pool_only_the_shared_pools_it_names(tmp_path):
+    # cpu, gpu and memory are Ray's to place with the agent's actor: far beyond this host's pool, yet it registers
+    runtime = pepper.Runtime(db=str(tmp_path / "r.db"), home=str(tmp_path / "home"), resources={"cpu": 2},
+                             shared_resources={"licences": 2}, **FAST)  # fmt: skip
+    runtime.start()
+    budget = {"cpu": 16, "gpu": 2, "memory": "64Gi", "licences": 2}
+    pepper.agent("remote", task_types=["t"], executor="ray", resources=budget, runtime=runtime)(lambda task: None)
+
+    manager = ResourceManager(runtime)
+    assert manager.get_resource_usage("remote").allocated == pepper.model.resources.Resources({"licences": 2})
+    assert manager.pool().held == {"licences": 2.0}
+    with pytest.raises(ResourceUnavailableError):  # the shared pool is still pepper's to share out
+        ResourceAllocator(runtime).allocate("someone-else", {"licences": 1})
+    # an agent run here still takes its whole budget from this host's pool
+    with pytest.raises(AgentDefinitionError, match="the whole pool cannot give"):
+        pepper.agent("local", task_types=["t"], resources={"cpu": 16}, runtime=runtime)(lambda task: None)
+    runtime.close()
+
+
+def test_a_runtime_that_sends_every_agent_to_ray_leases_none_of_their_machine_resources(tmp_path):
+    runtime = pepper.Runtime(db=str(tmp_path / "r.db"), home=str(tmp_path / "home"), resources={"cpu": 2},
+                             executor="ray", **FAST)  # fmt: skip
+    runtime.start()
+    pepper.agent("big", task_types=["t"], resources={"cpu": 8, "gpu": 1}, runtime=runtime)(lambda task: None)
+    assert ResourceManager(runtime).get_resource_usage("big").allocated == {}
+    assert ResourceManager(runtime).pool().held == {}
+    runtime.close()

@@ -1,19 +1,22 @@
 """Agents as Ray actors: the only module that imports Ray, loaded when the first Ray agent runs.
 
-Each agent becomes one actor, placed by Ray with the agent's budget as its resources (cpu ->
-``num_cpus``, gpu -> ``num_gpus``, memory MB -> ``memory`` bytes, any other -> a custom resource)
-and its capacity as the actor's concurrency (plus two threads for progress and cancel calls).
-The actor holds a copy of the agent: a function agent's function, a class agent's object (its
+Each agent becomes one actor (``executors.ray_actor``), placed by Ray with the agent's budget as
+its resources (cpu -> ``num_cpus``, gpu -> ``num_gpus``, memory MB -> ``memory`` bytes, any other
+-> a custom resource); it runs up to the agent's capacity of attempts at once, on threads of its
+own. The actor holds a copy of the agent: a function agent's function, a class agent's object (its
 ``initialize()`` runs in the actor), or a command agent's spec (the command runs as a subprocess
 on the actor's node, through the same code as locally). The control plane stays here: the
 engine claims, records and retries; the actor only runs attempts and returns JSON.
 
+- **batches**: the attempts one engine turn starts on an agent go to its actor in one call, and
+  one waiting ``collect`` call per busy actor brings back every attempt that ended meanwhile
+  (with the progress of those still running): Ray's cost is per batch, not per attempt.
 - **cancel / timeout**: the actor sets ``task.cancelled``, cancels an async agent and stops a
   command's process group; a sync function that ignores it for ``KILL_GRACE`` seconds has its
   actor killed when the attempt was the actor's only one (a fresh actor takes its place).
-- **crash**: an actor that dies (its process killed, its node lost) fails the attempt as a crash
-  (``AgentCrashed``), which the task's recovery policy handles; the next attempt gets a new actor.
-- **progress**: reports are kept by the actor and fetched while the attempt runs.
+  An attempt cancelled before its batch was sent is never sent.
+- **crash**: an actor that dies (its process killed, its node lost) fails its attempts as crashes
+  (``AgentCrashed``), which the tasks' recovery policies handle; the next attempt gets a new actor.
 - **unreachable cluster**: attempts wait (the task stays claimed, nothing is lost) and try to
   connect again with back-off; ``health()`` says why meanwhile.
 
@@ -23,7 +26,6 @@ With no address, pepper starts a local Ray in this process (without the dashboar
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import os
@@ -36,16 +38,19 @@ import ray
 import ray.exceptions
 
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle
-from pepper.model import codec
+from pepper.engine.executors.ray_actor import AgentActor, Attempt, Key
 from pepper.model.agent import AgentSpec
-from pepper.model.run import CancelFlag, TaskRun
+from pepper.model.run import TaskRun
 
 log = logging.getLogger("pepper.engine")
 
-PROGRESS_POLL = 0.2  # seconds between fetches of a running attempt's progress
+COLLECT_WAIT = 1.0  # seconds a collect call waits in the actor for an attempt to end before it returns empty
 KILL_GRACE = 2.0  # seconds a cancelled sync function gets to return before its actor is killed
+_SLOW_CONNECT = 5.0  # seconds connecting before health says the cluster has not answered yet
 _CONNECT_RETRY = (0.5, 10.0)  # first and longest wait between attempts to reach the cluster
 _MB = 1024 * 1024
+_CHECK_STARTS = 64  # batches sent before the collector checks they all started (it does too when idle)
+_CONTROL_CALLS = 4  # calls an actor serves at once: start, collect, cancel, ready
 #: Set for a local Ray started by pepper: no token, bound to this machine.
 LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -60,7 +65,7 @@ def actor_options(spec: AgentSpec) -> dict[str, Any]:
     custom = {name: float(amount) for name, amount in budget.items() if name not in ("cpu", "gpu", "memory")}
     options: dict[str, Any] = {
         "num_cpus": float(budget.get("cpu", 0)),
-        "max_concurrency": spec.capacity + 2,  # the attempts, plus progress and cancel calls
+        "max_concurrency": _CONTROL_CALLS,  # attempts run on the actor's own threads, ``capacity`` of them
         "max_restarts": 0,  # pepper replaces a dead actor itself, after the crash went through recovery
     }
     if budget.get("gpu"):
@@ -83,87 +88,18 @@ def _payload(agent: AgentHandle) -> tuple[Any, ...]:
     return ("object", type(agent), state)
 
 
-class AgentActor:
-    """Runs one agent's attempts in a Ray worker process (made a Ray actor by ``RayExecutor``)."""
-
-    def __init__(self, payload: tuple[Any, ...], home: str) -> None:
-        self.kind = payload[0]
-        self.home = Path(home)
-        self._progress: dict[tuple[str, int], tuple[float, str | None]] = {}
-        self._flags: dict[tuple[str, int], CancelFlag] = {}
-        self._loops: dict[tuple[str, int], tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
-        self.agent: Any = None
-        if self.kind == "command":
-            self.spec: AgentSpec = payload[1]
-        elif self.kind == "function":
-            self.execute = payload[1]
-        else:
-            cls, state = payload[1], payload[2]
-            self.agent = cls.__new__(cls)
-            self.agent.__dict__.update(state)
-            self.agent._lock = threading.Lock()
-            asyncio.run(self.agent.initialize())
-            self.execute = self.agent.execute
-
-    def ready(self) -> int:
-        return os.getpid()
-
-    def run(self, task: Any, attempt: int, agent_id: str, results: Mapping[str, Any]) -> str | None:
-        """One attempt; its result as JSON text (or None)."""
-        key = (task.task_id, attempt)
-        flag = self._flags[key] = CancelFlag()
-        run = TaskRun(task, attempt, agent_id, results, self._report, flag)
-        try:
-            if self.kind == "command":
-                from pepper.engine.executors.subprocess import run_command  # the node's own subprocess code
-
-                cap = task.requirements.resources.get("memory") or self.spec.resources.get("memory")
-                value = self._in_loop(key, run_command(self.spec, run, self.home / agent_id, memory_cap=cap))
-            else:
-                value = self.execute(run)
-                if inspect.isawaitable(value):
-                    value = self._in_loop(key, value)
-            return codec.normalise(value, "the agent's result")[1]
-        finally:
-            self._flags.pop(key, None)
-
-    def progress(self, task_id: str, attempt: int) -> tuple[float, str | None] | None:
-        return self._progress.pop((task_id, attempt), None)
-
-    def cancel(self, task_id: str, attempt: int) -> None:
-        key = (task_id, attempt)
-        flag = self._flags.get(key)
-        if flag is not None:
-            flag.is_set = True
-        running = self._loops.get(key)
-        if running is not None:
-            loop, task = running
-            loop.call_soon_threadsafe(task.cancel)
-
-    def _report(self, task_id: str, attempt: int, fraction: float, message: str | None) -> None:
-        self._progress[(task_id, attempt)] = (fraction, message)
-
-    def _in_loop(self, key: tuple[str, int], awaitable: Any) -> Any:
-        loop = asyncio.new_event_loop()
-        try:
-            task = loop.create_task(_awaited(awaitable))
-            self._loops[key] = (loop, task)
-            return loop.run_until_complete(task)
-        finally:
-            self._loops.pop(key, None)
-            loop.close()
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
-
-
 class _Actor:
-    __slots__ = ("handle", "running")
+    """One agent's actor, seen from the engine: its attempts in flight and those waiting to be sent."""
+
+    __slots__ = ("collector", "handle", "outbox", "pending", "starts", "stopping")
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
-        self.running = 0
+        self.pending: dict[Key, tuple[asyncio.Future[tuple[bool, Any]], TaskRun]] = {}  # sent or to be sent
+        self.outbox: dict[Key, Attempt] = {}  # started this engine turn, sent together at its end
+        self.stopping: dict[Key, asyncio.Future[None]] = {}  # cancelled, waited for until they end in the actor
+        self.collector: asyncio.Task[None] | None = None  # the call that brings back how attempts ended
+        self.starts: list[tuple[Any, list[Key]]] = []  # the batches sent, until seen started
 
 
 class RayExecutor:
@@ -175,6 +111,7 @@ class RayExecutor:
         self.address = address
         self.home = home
         self._actors: dict[AgentHandle, _Actor] = {}
+        self._to_send: dict[_Actor, AgentHandle] = {}  # actors with attempts in their outbox
         self._connected = False
         self._connecting: asyncio.Lock | None = None
         self._problem: str | None = None
@@ -187,34 +124,24 @@ class RayExecutor:
     async def call(self, agent: AgentHandle, run: TaskRun) -> Any:
         await self._connect()
         actor = self._actor(agent)
-        actor.running += 1
-        handle = actor.handle
-        ref = handle.run.remote(run.task, run.attempt, run.agent_id, dict(run.dependency_results))
-        future = asyncio.wrap_future(ref.future())
+        key = (run.task_id, run.attempt)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+        actor.pending[key] = (future, run)
+        actor.outbox[key] = (run.task, run.attempt, run.agent_id, dict(run.dependency_results))
+        if not self._to_send:
+            loop.call_soon(self._send)  # after every attempt this turn starts
+        self._to_send[actor] = agent
         try:
-            while True:
-                done, _ = await asyncio.wait((future,), timeout=PROGRESS_POLL)
-                if done:
-                    break
-                reported = await asyncio.wrap_future(handle.progress.remote(run.task_id, run.attempt).future())
-                if reported is not None:
-                    run.report_progress(*reported)
-            text = future.result()
+            returned, value = await future
         except asyncio.CancelledError:
-            run._cancel.is_set = True
-            self._stop(agent, actor, run, ref, future)
+            if actor.pending.pop(key, None) is not None and actor.outbox.pop(key, None) is None:
+                run._cancel.is_set = True
+                self._stop(agent, actor, run)
             raise
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause
-            raise (cause if isinstance(cause, BaseException) else exc) from None
-        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
-            self._replace(agent, actor)
-            raise AgentCrashed(
-                f"the Ray actor of agent {agent.spec.agent_id!r} died during the attempt ({type(exc).__name__})"
-            ) from None
-        finally:
-            actor.running -= 1
-        return None if text is None else json.loads(text)
+        if not returned:
+            raise value
+        return None if value is None else json.loads(value)
 
     def health(self) -> str | None:
         return self._problem
@@ -230,7 +157,13 @@ class RayExecutor:
         if self._closed:
             return
         self._closed = True
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         for actor in self._actors.values():
+            if actor.collector is not None and actor.collector.get_loop() is loop:
+                actor.collector.cancel()
             _kill(actor.handle)
         self._actors.clear()
         if self._owns_ray:
@@ -240,6 +173,60 @@ class RayExecutor:
                     _we_started = False
                     ray.shutdown()
 
+    # -- sending attempts and bringing back their ends ---------------------------------------
+
+    def _send(self) -> None:
+        """Send each actor the attempts started on it this turn, in one call, and make sure its ends are collected."""
+        to_send, self._to_send = self._to_send, {}
+        loop = asyncio.get_running_loop()
+        for actor, agent in to_send.items():
+            batch, actor.outbox = list(actor.outbox.values()), {}
+            if not batch:
+                continue  # all cancelled before they were sent
+            keys = [(task.task_id, attempt) for task, attempt, _, _ in batch]
+            try:
+                actor.starts.append((actor.handle.start.remote(batch), keys))
+            except Exception as exc:  # noqa: BLE001 - Ray could not take them (an input it cannot serialise)
+                _fail(actor, keys, exc)
+                continue
+            if actor.collector is None:
+                actor.collector = loop.create_task(self._collect(agent, actor))
+
+    async def _collect(self, agent: AgentHandle, actor: _Actor) -> None:
+        """Bring back how the actor's attempts end, batch by batch, while any run there."""
+        try:
+            while actor.pending or actor.stopping:
+                ended, progress = await actor.handle.collect.remote(COLLECT_WAIT)
+                if actor.starts and (not ended or len(actor.starts) >= _CHECK_STARTS):
+                    _check_starts(actor)
+                for key, (fraction, message) in progress:
+                    entry = actor.pending.get(key)
+                    if entry is not None:
+                        entry[1].report_progress(fraction, message)
+                for key, returned, value in ended:
+                    entry = actor.pending.pop(key, None)
+                    if entry is not None:
+                        if not entry[0].done():
+                            entry[0].set_result((returned, value))
+                    else:
+                        stopped = actor.stopping.pop(key, None)
+                        if stopped is not None and not stopped.done():
+                            stopped.set_result(None)
+        except Exception as exc:  # noqa: BLE001 - the actor died (killed, out of memory, its node lost)
+            self._replace(agent, actor)
+            crashed = f"the Ray actor of agent {agent.spec.agent_id!r} died during the attempt ({type(exc).__name__})"
+            for future, _ in actor.pending.values():
+                if not future.done():
+                    future.set_exception(AgentCrashed(crashed))
+            actor.pending.clear()
+            for stopped in actor.stopping.values():
+                if not stopped.done():
+                    stopped.set_result(None)
+            actor.stopping.clear()
+        finally:
+            actor.collector = None
+            actor.starts.clear()  # none of its attempts waits any more: each batch started, or is not wanted
+
     # -- actors ------------------------------------------------------------------------
 
     def _actor(self, agent: AgentHandle) -> _Actor:
@@ -247,7 +234,7 @@ class RayExecutor:
         if actor is None:
             remote = _actor_class().options(**actor_options(agent.spec))
             home = str(self.home if self.home.is_absolute() else Path.cwd() / self.home)
-            actor = self._actors[agent] = _Actor(remote.remote(_payload(agent), home))
+            actor = self._actors[agent] = _Actor(remote.remote(_payload(agent), home, agent.spec.capacity))
         return actor
 
     def _replace(self, agent: AgentHandle, actor: _Actor) -> None:
@@ -257,21 +244,24 @@ class RayExecutor:
             _kill(actor.handle)
             log.warning("the Ray actor of agent %s died; a new one runs its next attempt", agent.spec.agent_id)
 
-    def _stop(self, agent: AgentHandle, actor: _Actor, run: TaskRun, ref: Any, future: asyncio.Future[Any]) -> None:
+    def _stop(self, agent: AgentHandle, actor: _Actor, run: TaskRun) -> None:
         """The attempt was cancelled or timed out: stop it in the actor, and kill the actor if it will not."""
         try:
             actor.handle.cancel.remote(run.task_id, run.attempt)
         except Exception:  # noqa: BLE001 - a dead actor has nothing left to stop
             return
-        if actor.running > 1 or agent.spec.capacity > 1 or future.done():
-            return  # other attempts share the actor: the cancel flag is all it gets
+        if actor.pending or agent.spec.capacity > 1 or actor.collector is None:
+            return  # other attempts share the actor (the cancel flag is all it gets), or it has just ended
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._kill_if_stuck(agent, actor, future))
+        stopped: asyncio.Future[None] = loop.create_future()
+        actor.stopping[(run.task_id, run.attempt)] = stopped
+        task = loop.create_task(self._kill_if_stuck(agent, actor, (run.task_id, run.attempt), stopped))
         self._cleanup.add(task)
         task.add_done_callback(self._cleanup.discard)
 
-    async def _kill_if_stuck(self, agent: AgentHandle, actor: _Actor, future: asyncio.Future[Any]) -> None:
-        done, _ = await asyncio.wait((future,), timeout=KILL_GRACE)
+    async def _kill_if_stuck(self, agent: AgentHandle, actor: _Actor, key: Key, stopped: asyncio.Future[None]) -> None:
+        done, _ = await asyncio.wait((stopped,), timeout=KILL_GRACE)
+        actor.stopping.pop(key, None)
         if not done and self._actors.get(agent) is actor:
             del self._actors[agent]
             _kill(actor.handle)
@@ -286,16 +276,26 @@ class RayExecutor:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             delay = _CONNECT_RETRY[0]
+            where = self.address or "a new local Ray"
             while not self._connected:
+                # Ray may try for minutes before it gives up on a cluster that does not answer: say so meanwhile.
+                slow = asyncio.get_running_loop().call_later(_SLOW_CONNECT, self._connecting_slowly, where)
                 try:
                     await asyncio.to_thread(self._init)
                 except Exception as exc:  # noqa: BLE001 - any failure to connect: wait and try again
-                    self._problem = f"the Ray cluster at {self.address or 'a new local Ray'} cannot be reached: {exc}"
+                    self._problem = f"the Ray cluster at {where} cannot be reached: {exc}"
                     log.error("%s; Ray agents' tasks wait (trying again in %gs)", self._problem, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _CONNECT_RETRY[1])
                 else:
                     self._connected, self._problem = True, None
+                finally:
+                    slow.cancel()
+
+    def _connecting_slowly(self, where: str) -> None:
+        if self._problem is None:
+            self._problem = f"the Ray cluster at {where} has not answered within {_SLOW_CONNECT:g}s (still trying)"
+            log.warning("%s; Ray agents' tasks wait", self._problem)
 
     def _init(self) -> None:
         global _users, _we_started
@@ -311,6 +311,34 @@ class RayExecutor:
                 ray.init(address=self.address, log_to_driver=False)
             if self._owns_ray:
                 _users += 1
+
+
+def _fail(actor: _Actor, keys: list[Key], exc: BaseException) -> None:
+    """These attempts of ``actor`` fail with ``exc``."""
+    for key in keys:
+        entry = actor.pending.pop(key, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(exc)
+
+
+def _check_starts(actor: _Actor) -> None:
+    """Forget the batches the actor started; a batch it could not start (e.g. it could not read a task) fails
+    its attempts (an actor that died is the collector's to report)."""
+    refs = [ref for ref, _ in actor.starts]
+    ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
+    waiting = []
+    for ref, keys in actor.starts:
+        if ref not in ready:
+            waiting.append((ref, keys))
+            continue
+        try:
+            ray.get(ref, timeout=0)
+        except ray.exceptions.RayActorError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the batch failed: so do its attempts
+            cause = getattr(exc, "cause", None)
+            _fail(actor, keys, cause if isinstance(cause, BaseException) else exc)
+    actor.starts = waiting
 
 
 _ACTOR_CLASS: Any = None
