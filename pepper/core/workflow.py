@@ -178,14 +178,16 @@ class WorkflowController(_Runs):
         condition: str | abc.Callable[..., Any] | None = None,
         metadata: abc.Mapping[str, Any] | None = None,
         recovery: Any = None,
+        delay: float | str | None = None,
     ) -> Step:
         """Add a step: a task of ``task_type`` (on ``agent`` if given) that runs once ``dependencies`` (step
         ids) completed. ``condition`` (an expression such as ``"steps.review.result.approved"``, or a function
         of a ``StepContext``) may skip it; ``recovery`` (e.g. ``"retry(2) -> dead_letter"``) says what a
-        failure leads to. Returns the step."""
+        failure leads to; ``delay`` (e.g. ``"10m"``) holds it back until that long after the run started.
+        Returns the step."""
         step = make_step(step_id, task_type, agent=agent, dependencies=dependencies, inputs=inputs,
                          priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
-                         condition=condition, metadata=metadata, recovery=recovery)  # fmt: skip
+                         condition=condition, metadata=metadata, recovery=recovery, delay=delay)  # fmt: skip
         self.spec = self.spec.with_step(step)
         return step
 

@@ -247,7 +247,7 @@ class RunDriver(EngineHook):
             settled.append(self._settled(run, step_id, TaskState.FAILED, now, error=error))
             return
         if verdict:
-            submit.append(step_task(step, run.record.run_id, run.record.inputs, now))
+            submit.append(step_task(step, run.record.run_id, run.record.inputs, now, run.record.created_at))
         else:
             what = step.condition if step.condition is not None else "the Python condition"
             skip = self._settled(run, step_id, TaskState.COMPLETED, now, reason=f"{SKIPPED}{what} was false")

@@ -51,6 +51,8 @@ def task_body(task: Task) -> dict[str, Any]:
         body["requirements"] = task.requirements.to_dict()
     if task.policy is not None:
         body["policy"] = task.policy.to_data()
+    if task.not_before is not None:
+        body["not_before"] = task.not_before
     return body
 
 

@@ -368,12 +368,12 @@ class SqlStore:
 
     def ready_tasks(self, now: float) -> list[TaskRecord]:
         """Tasks waiting for an agent (pending, not waiting out a retry back-off), in submission order."""
-        return [TaskRecord.from_row(r) for r in self.query("ready_tasks", (now,))]
+        return [TaskRecord.from_row(r) for r in self.query("ready_tasks", {"now": now})]
 
     def ready_routes(self, now: float) -> list[tuple[str, str | None, frozenset[str], int]]:
         """``(task type it runs as, pinned agent, skills, how many)`` of the tasks waiting for an agent."""
         out = []
-        for r in self.query("ready_routes", (now,)):
+        for r in self.query("ready_routes", {"now": now}):
             recovery = RecoveryState.from_data(codec.decode(r["recovery"]))
             skills = Requirements.parse(codec.decode(r["requirements"])).skills
             out.append((recovery.run_as or r["task_type"], r["placement"] or r["agent"], skills, int(r["n"])))

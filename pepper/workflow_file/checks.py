@@ -104,6 +104,7 @@ def check_step(path: Path, raw: RawStep) -> Step:
             condition=fields.get("when"),
             metadata=fields.get("metadata"),
             recovery=fields.get("recovery"),
+            delay=fields.get("delay"),
         )
     except WorkflowDefinitionError as exc:
         raise error(

@@ -12,8 +12,8 @@ SELECT COALESCE(MAX(change_seq), 0) FROM tasks;
 -- name: insert_task
 INSERT INTO tasks (
     task_id, task_type, priority, dependencies, inputs, agent, requirements,
-    timeout, max_retries, metadata, created_at, policy, state, ready_at, change_seq, writer
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    timeout, max_retries, metadata, created_at, policy, not_before, state, ready_at, change_seq, writer
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
           {tx_seq}, ?)
 ON CONFLICT (task_id) DO NOTHING;
 
@@ -69,7 +69,8 @@ SELECT state, COUNT(*) AS n FROM tasks GROUP BY state;
 -- Ready tasks served before one (ageing key ``rate * ready time - priority``, then submission order),
 -- counted by what decides who can take them: one row per route, whatever the backlog.
 SELECT task_type, agent, placement, requirements, COUNT(*) AS n FROM tasks
-WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now) AND task_id != :task_id
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+  AND (not_before IS NULL OR not_before <= :now) AND task_id != :task_id
   AND (:rate * COALESCE(ready_at, created_at) - priority < :key
        OR (:rate * COALESCE(ready_at, created_at) - priority = :key AND seq < :seq))
 GROUP BY task_type, agent, placement, requirements;
@@ -79,13 +80,15 @@ SELECT seq FROM tasks WHERE task_id = ?;
 
 -- name: ready_tasks
 SELECT * FROM tasks
-WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+  AND (not_before IS NULL OR not_before <= :now)
 ORDER BY seq;
 
 -- name: ready_routes
 -- Ready tasks counted by what decides who can take them.
 SELECT task_type, agent, placement, requirements, recovery, COUNT(*) AS n FROM tasks
-WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+  AND (not_before IS NULL OR not_before <= :now)
 GROUP BY task_type, agent, placement, requirements, recovery;
 
 -- name: unfinished_count
