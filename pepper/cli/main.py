@@ -18,6 +18,7 @@ from pepper.cli.plan import plan_command
 from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
+from pepper.cli.schedules import schedules_group
 from pepper.cli.serve import serve
 from pepper.cli.tasks import cancel, list_tasks, status, submit
 from pepper.cli.tokens import token_group
@@ -107,6 +108,7 @@ cli.add_command(serve_metrics)
 cli.add_command(serve)
 cli.add_command(db_group)
 cli.add_command(token_group)
+cli.add_command(schedules_group)
 
 
 def main() -> None:

@@ -81,16 +81,21 @@ class RunDriver(EngineHook):
 
     # -- starting and resuming ----------------------------------------------------------------
 
-    async def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> str:
+    async def start(
+        self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None,
+        schedule: str | None = None,
+    ) -> str:  # fmt: skip
         """Store a new run of ``spec`` (validated by the caller) with its first steps, and its predicted timeline
-        if there is one, in one commit; return its id once that is durable."""
+        if there is one, in one commit; return its id once that is durable. ``schedule``: the schedule whose
+        tick started it."""
         engine = self.engine
         now = engine.clock.now()
         codec.normalise(dict(inputs), "inputs")
         run_id = new_run_id(spec.name)
         tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.conditional]
         check_new(tasks, _NewRun(), engine.state.resources.capacity)
-        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan)
+        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan,
+                           schedule=schedule)  # fmt: skip
         run = self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
         run.stored = False
 

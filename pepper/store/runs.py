@@ -25,7 +25,7 @@ class RunLog:
         """Within an open write transaction: store new runs (the store's commit does, with their first steps)."""
         params = [
             (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
-             run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan))
+             run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan), run.schedule)
             for run in runs
         ]  # fmt: skip
         conn.executemany(self._store.statement("insert_run"), params)

@@ -228,8 +228,8 @@ UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = 
 WHERE task_id = ? AND state IN ('pending', 'blocked');
 
 -- name: insert_run
-INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?);
+INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan, schedule)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?);
 
 -- name: run_by_id
 SELECT * FROM runs WHERE run_id = ?;
@@ -311,3 +311,32 @@ UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL;
 
 -- name: touch_token
 UPDATE tokens SET last_used_at = ? WHERE name = ? AND revoked_at IS NULL;
+
+-- name: schedule_by_name
+SELECT * FROM schedules WHERE name = ?;
+
+-- name: list_schedules
+SELECT * FROM schedules ORDER BY name;
+
+-- name: insert_schedule
+INSERT INTO schedules (name, workflow, spec, inputs, cron, every, timezone, catch_up, next_fire_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: update_schedule
+UPDATE schedules SET workflow = ?, spec = ?, inputs = ?, cron = ?, every = ?, timezone = ?, catch_up = ?,
+    next_fire_at = ?, created_at = ?
+WHERE name = ?;
+
+-- name: pause_schedule
+UPDATE schedules SET paused = ?, next_fire_at = ? WHERE name = ?;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = ?;
+
+-- name: claim_tick
+-- Move a schedule on from the tick read: of several workers reading the same tick, one changes the row.
+UPDATE schedules SET next_fire_at = :next, last_fire_at = COALESCE(:fired, last_fire_at)
+WHERE name = :name AND next_fire_at = :tick AND paused = 0;
+
+-- name: note_schedule_run
+UPDATE schedules SET last_run_id = ? WHERE name = ?;
