@@ -123,9 +123,26 @@ class _Runs(Component):
         backend = await self.runtime.backend(start=True)
         await backend.resume_run(self._run_id(run_id), getattr(self, "spec", None))
 
+    @on_engine_loop
+    async def rerun_async(self, run_id: str, failed_only: bool = True, from_step: str | None = None) -> list[str]:
+        """Run an ended run's failed and cancelled steps again (``failed_only``), or ``from_step`` and every step
+        downstream of it, in the same run: completed steps are kept, every earlier attempt stays in the
+        history, and this process drives the run to its end (``wait`` follows it). Returns the step ids run
+        again. ``RunNotFoundError`` for an unknown run, ``RerunError`` for a run that has not ended, an unknown
+        step or nothing to run again; nothing is changed then."""
+        if from_step is None and not failed_only:
+            raise ValidationError("rerun() needs failed_only=True or a step to run again from (from_step)",
+                                  field="from_step")  # fmt: skip
+        run_id = self._run_id(run_id)
+        backend = await self.runtime.backend(start=True)
+        steps = await backend.rerun_run(run_id, from_step)
+        self.run_id = run_id
+        return steps
+
     status = blocking(status_async)
     cancel = blocking(cancel_async)
     resume = blocking(resume_async)
+    rerun = blocking(rerun_async)
 
 
 class WorkflowController(_Runs):

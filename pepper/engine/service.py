@@ -461,5 +461,8 @@ class EngineService:
     async def cancel_run(self, run_id: str, reason: str) -> bool:
         return self.engine.runs.cancel(run_id, reason)
 
+    async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
+        return self.engine.runs.rerun(run_id, from_step)
+
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         self.engine.runs.resume(run_id, spec)

@@ -195,6 +195,9 @@ class HttpBackend:
         answer = await self.connection.apost(f"/runs/{_escaped(run_id)}/cancel", {"reason": reason})
         return bool(answer["cancelled"])
 
+    async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
+        raise RemoteUnsupportedError("re-running a workflow run", "run `pepper rerun` on the server's machine")
+
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         await self.connection.apost(f"/runs/{_escaped(run_id)}/resume")
 

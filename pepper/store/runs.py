@@ -64,6 +64,10 @@ class RunLog:
     def request_cancel(self, run_id: str, reason: str) -> bool:
         return self._store.execute("request_run_cancel", (reason, run_id)) == 1
 
+    def reopen(self, run_id: str, driver: str) -> bool:
+        """Make an ended run running again, driven by ``driver`` (a re-run); False if it had not ended."""
+        return self._store.execute("reopen_run", (driver, run_id)) == 1
+
     def set_driver(self, run_id: str, driver: str) -> bool:
         """Make ``driver`` (a worker id) the process that advances the run."""
         return self._store.execute("set_run_driver", (driver, run_id)) == 1

@@ -26,3 +26,22 @@ CREATE TABLE schedules (
     CHECK ((cron IS NULL) != (every IS NULL))
 );
 CREATE INDEX schedules_by_next ON schedules (next_fire_at);
+
+-- An attempt outlived by a re-run of its workflow run keeps how it ended: completed, failed or cancelled.
+-- (SQLite cannot change a CHECK in place: the table is made again, with its rows.)
+CREATE TABLE attempts_before_0011 AS SELECT * FROM attempts;
+DROP TABLE attempts;
+CREATE TABLE attempts (
+    task_id    TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    agent_id   TEXT,
+    worker_id  TEXT,
+    task_type  TEXT NOT NULL,
+    started_at REAL,
+    ended_at   REAL NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('retry', 'interrupted', 'completed', 'failed', 'cancelled')),
+    error      TEXT,
+    PRIMARY KEY (task_id, attempt)
+);
+INSERT INTO attempts SELECT * FROM attempts_before_0011;
+DROP TABLE attempts_before_0011;

@@ -215,12 +215,13 @@ SELECT COALESCE(MAX(feedback_id), 0) FROM feedback;
 SELECT agent_id, rating, created_at FROM feedback WHERE created_at >= ? AND agent_id IS NOT NULL ORDER BY created_at;
 
 -- name: outcomes_since
--- Finished attempts to learn from: the last attempt of each task, and the earlier ones that failed.
+-- Finished attempts to learn from: the last attempt of each task, and the earlier ones that failed or (before a
+-- re-run of their workflow run) completed.
 SELECT agent_id, task_type, CASE WHEN state = 'completed' THEN 1 ELSE 0 END AS ok, finished_at - started_at AS duration, finished_at AS at
 FROM tasks WHERE state IN ('completed', 'failed') AND agent_id IS NOT NULL AND finished_at >= ?
 UNION ALL
-SELECT agent_id, task_type, 0, ended_at - started_at, ended_at
-FROM attempts WHERE outcome = 'retry' AND agent_id IS NOT NULL AND ended_at >= ?
+SELECT agent_id, task_type, CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END, ended_at - started_at, ended_at
+FROM attempts WHERE outcome IN ('retry', 'failed', 'completed') AND agent_id IS NOT NULL AND ended_at >= ?
 ORDER BY at;
 
 -- name: set_placement
@@ -245,6 +246,11 @@ ORDER BY created_at DESC, run_id DESC LIMIT :limit;
 
 -- name: finish_run
 UPDATE runs SET state = ?, reason = ?, finished_at = ? WHERE run_id = ? AND state = 'running';
+
+-- name: reopen_run
+-- A run that ended starts again (a re-run of some of its steps), driven by ?; 0 rows if it had not ended.
+UPDATE runs SET state = 'running', finished_at = NULL, reason = NULL, cancel_requested = 0, driver = ?
+WHERE run_id = ? AND state != 'running';
 
 -- name: request_run_cancel
 UPDATE runs SET cancel_requested = 1, reason = ? WHERE run_id = ? AND state = 'running';
@@ -278,12 +284,13 @@ SELECT * FROM errors ORDER BY error_id DESC LIMIT ?;
 SELECT * FROM tasks WHERE state = 'parked' ORDER BY parked_at;
 
 -- name: ended_attempts_since
--- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed.
+-- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed or (before a re-run
+-- of their workflow run) completed.
 SELECT task_type, agent_id, CASE WHEN state = 'completed' THEN 1 ELSE 0 END AS ok, ready_at, started_at, finished_at AS at
 FROM tasks WHERE state IN ('completed', 'failed') AND finished_at >= ? AND started_at IS NOT NULL
 UNION ALL
-SELECT task_type, agent_id, 0, NULL, started_at, ended_at
-FROM attempts WHERE outcome = 'retry' AND ended_at >= ?;
+SELECT task_type, agent_id, CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END, NULL, started_at, ended_at
+FROM attempts WHERE outcome IN ('retry', 'failed', 'completed') AND ended_at >= ?;
 
 -- name: count_by_state_and_type
 SELECT state, task_type, COUNT(*) AS n FROM tasks GROUP BY state, task_type;

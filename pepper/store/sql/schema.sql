@@ -55,8 +55,8 @@ CREATE TABLE tasks (
 -- queries by state (start-up, listings) scan instead (about 0.1 s per million rows).
 CREATE INDEX tasks_by_change ON tasks (change_seq);
 
--- Attempts a task outlived (retried after a failure, interrupted by a stopped
--- worker). The last attempt is described by the task row itself.
+-- Attempts a task outlived (retried after a failure, interrupted by a stopped worker, or ended before a
+-- re-run of its workflow run). The last attempt is described by the task row itself.
 CREATE TABLE attempts (
     task_id    TEXT NOT NULL,
     attempt    INTEGER NOT NULL,
@@ -65,7 +65,7 @@ CREATE TABLE attempts (
     task_type  TEXT NOT NULL,
     started_at REAL,
     ended_at   REAL NOT NULL,
-    outcome    TEXT NOT NULL CHECK (outcome IN ('retry', 'interrupted')),
+    outcome    TEXT NOT NULL CHECK (outcome IN ('retry', 'interrupted', 'completed', 'failed', 'cancelled')),
     error      TEXT,
     PRIMARY KEY (task_id, attempt)
 );

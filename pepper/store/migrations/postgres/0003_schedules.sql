@@ -22,3 +22,8 @@ CREATE TABLE schedules (
     CHECK ((cron IS NULL) != (every IS NULL))
 );
 CREATE INDEX schedules_by_next ON schedules (next_fire_at);
+
+-- An attempt outlived by a re-run of its workflow run keeps how it ended: completed, failed or cancelled.
+ALTER TABLE attempts DROP CONSTRAINT attempts_outcome_check;
+ALTER TABLE attempts ADD CONSTRAINT attempts_outcome_check
+    CHECK (outcome IN ('retry', 'interrupted', 'completed', 'failed', 'cancelled'));
