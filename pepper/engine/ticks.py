@@ -1,7 +1,7 @@
 """``Ticks``: the engine's loop that starts the runs of schedules whose tick has come.
 
-It sleeps (on the engine's clock) until the earliest tick of the stored schedules, or ``RECHECK`` seconds to
-see schedules other processes added, whichever is sooner; a schedule changed in this process wakes it at once.
+It sleeps (on the engine's clock) until the earliest tick of the stored schedules, or ``RECHECK`` seconds (or the
+engine's ``poll_interval`` if longer) to see schedules other processes added, whichever is sooner; a schedule changed in this process wakes it at once.
 Each due tick is claimed in the store (``ScheduleLog.claim``, one conditional UPDATE) before its run starts,
 so with several workers on one database each tick starts exactly one run. A process that dies between the
 claim and the run's commit loses that tick's run (at most once, never twice).
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pepper.engine.ticks")
 
-#: Seconds between two looks at the schedules when no tick is due sooner (schedules added elsewhere).
+#: Seconds between two looks at the schedules when no tick is due sooner (schedules added elsewhere), at least;
+#: a longer ``poll_interval`` (how often the engine reads what other processes wrote) is used instead.
 RECHECK = 30.0
 
 
@@ -44,6 +45,7 @@ class Ticks(Periodic):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         clock = self.engine.clock
+        recheck = max(RECHECK, self.engine.settings.poll_interval)
         while True:
             try:
                 earliest = await self.fire_due()
@@ -51,7 +53,7 @@ class Ticks(Periodic):
                 log.warning("could not read the schedules: %s", exc)
                 earliest = None
             now = clock.now()
-            at = now + RECHECK if earliest is None else min(earliest, now + RECHECK)
+            at = now + recheck if earliest is None else min(earliest, now + recheck)
             wake = self._wake = loop.create_future()
             timer = clock.call_at(at, self.poke)
             try:

@@ -74,7 +74,7 @@ def test_two_workers_on_one_database_start_exactly_one_run_per_tick(tmp_path):
         first.start()
         second.start()
         for minute in range(1, 6):
-            clock.advance(60)  # both engines wake (every 30s to look for new schedules, and at the tick)
+            clock.advance(60)  # both engines wake at the tick
             eventually(lambda m=minute: len(_runs(first)) == m, f"the run of tick {minute}")
         runs = _runs(first)
         assert len(runs) == 5 and {r.schedule for r in runs} == {"every-minute"}
