@@ -1,7 +1,8 @@
 """``Ticks``: the engine's loop that starts the runs of schedules whose tick has come.
 
-It sleeps (on the engine's clock) until the earliest tick of the stored schedules, or ``RECHECK`` seconds (or the
-engine's ``poll_interval`` if longer) to see schedules other processes added, whichever is sooner; a schedule changed in this process wakes it at once.
+It sleeps (on the engine's clock) until the earliest tick of the stored schedules, or ``RECHECK`` seconds (or
+the engine's ``poll_interval`` if longer) to see schedules other processes added, whichever is sooner; a
+schedule changed in this process wakes it at once.
 Each due tick is claimed in the store (``ScheduleLog.claim``, one conditional UPDATE) before its run starts,
 so with several workers on one database each tick starts exactly one run. A process that dies between the
 claim and the run's commit loses that tick's run (at most once, never twice).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -35,7 +37,8 @@ class Ticks(Periodic):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._wake: asyncio.Future[None] | None = None
-        self.started: list[tuple[str, float, str]] = []  # (schedule, tick, run id) started here, for tests
+        #: The latest runs started here: (schedule, tick, run id).
+        self.started: deque[tuple[str, float, str]] = deque(maxlen=1000)
 
     def poke(self) -> None:
         """Look at the schedules again now (one was added, changed or resumed)."""
@@ -51,6 +54,9 @@ class Ticks(Periodic):
                 earliest = await self.fire_due()
             except PepperError as exc:  # the database is busy or gone for a moment: look again later
                 log.warning("could not read the schedules: %s", exc)
+                earliest = None
+            except Exception:
+                log.exception("could not start the due runs of the schedules")
                 earliest = None
             now = clock.now()
             at = now + recheck if earliest is None else min(earliest, now + recheck)
@@ -101,7 +107,7 @@ class Ticks(Periodic):
         try:
             workflow = WorkflowSpec.from_dict(spec.spec)
             run_id = await self.engine.runs.start(workflow, dict(spec.inputs), schedule=spec.name)
-        except PepperError as exc:
+        except (PepperError, KeyError, TypeError) as exc:  # a workflow that can no longer start: told, not fatal
             log.error("schedule %r could not start a run of %r: %s", spec.name, spec.workflow, exc)
             return
         self.engine.store.schedules.note_run(spec.name, run_id)

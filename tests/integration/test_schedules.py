@@ -78,7 +78,7 @@ def test_two_workers_on_one_database_start_exactly_one_run_per_tick(tmp_path):
             eventually(lambda m=minute: len(_runs(first)) == m, f"the run of tick {minute}")
         runs = _runs(first)
         assert len(runs) == 5 and {r.schedule for r in runs} == {"every-minute"}
-        started = first._service.ticks.started + second._service.ticks.started  # type: ignore[union-attr]
+        started = [*first._service.ticks.started, *second._service.ticks.started]  # type: ignore[union-attr]
         assert sorted(tick for _, tick, _ in started) == [START + 60 * m for m in range(1, 6)]
 
 
@@ -169,6 +169,6 @@ def test_two_workers_on_postgresql_start_exactly_one_run_per_tick(tmp_path, post
         for minute in range(1, 4):
             clock.advance(60)
             eventually(lambda m=minute: len(_runs(first)) == m, f"the run of tick {minute}")
-        started = first._service.ticks.started + second._service.ticks.started  # type: ignore[union-attr]
+        started = [*first._service.ticks.started, *second._service.ticks.started]  # type: ignore[union-attr]
         assert sorted(tick for _, tick, _ in started) == [START + 60 * m for m in range(1, 4)]
         assert len(_runs(second)) == 3
