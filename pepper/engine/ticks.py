@@ -22,6 +22,7 @@ from pepper.model.schedule import ScheduleRecord, due
 from pepper.model.workflow import WorkflowSpec
 
 if TYPE_CHECKING:
+    from pepper.engine.clock import Clock
     from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine.ticks")
@@ -29,6 +30,9 @@ log = logging.getLogger("pepper.engine.ticks")
 #: Seconds between two looks at the schedules when no tick is due sooner (schedules added elsewhere), at least;
 #: a longer ``poll_interval`` (how often the engine reads what other processes wrote) is used instead.
 RECHECK = 30.0
+#: Real seconds between two cheap checks of whether another process wrote to the database (then the schedules
+#: are read again at once, whatever the engine's clock says).
+WATCH = 1.0
 
 
 class Ticks(Periodic):
@@ -45,10 +49,31 @@ class Ticks(Periodic):
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
+    async def _watch(self) -> None:
+        """Poke when another process wrote to the database: it may have added or changed a schedule."""
+        store = self.engine.store
+        seen = store.data_version()
+        while True:
+            await asyncio.sleep(WATCH)
+            try:
+                version = store.data_version()
+            except PepperError:
+                continue
+            if version != seen:
+                seen = version
+                self.poke()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         clock = self.engine.clock
         recheck = max(RECHECK, self.engine.settings.poll_interval)
+        watcher = loop.create_task(self._watch())
+        try:
+            await self._loop(loop, clock, recheck)
+        finally:
+            watcher.cancel()
+
+    async def _loop(self, loop: asyncio.AbstractEventLoop, clock: Clock, recheck: float) -> None:
         while True:
             try:
                 earliest = await self.fire_due()

@@ -172,3 +172,22 @@ def test_two_workers_on_postgresql_start_exactly_one_run_per_tick(tmp_path, post
         started = [*first._service.ticks.started, *second._service.ticks.started]  # type: ignore[union-attr]
         assert sorted(tick for _, tick, _ in started) == [START + 60 * m for m in range(1, 4)]
         assert len(_runs(second)) == 3
+
+
+def test_running_workers_see_a_schedule_another_process_adds(tmp_path):
+    clock = ManualClock(START)
+    db = str(tmp_path / "shared.db")
+    first, second = _worker(tmp_path, clock, db), _worker(tmp_path, clock, db)
+    with first, second:
+        first.start()
+        second.start()
+        with pepper.Runtime(db=db, home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as admin:
+            pepper.schedule("nightly", _flow(tmp_path), cron="0 2 * * *", runtime=admin)
+        # each worker notices the other process's write and sleeps until the tick
+        armed = lambda: sum(1 for at, _, timer in list(clock._timers) if at == TICK and not timer.cancelled)  # noqa: E731
+        eventually(lambda: armed() >= 2, "both workers to arm a timer at the tick")
+        clock.set(TICK)
+        runs = eventually(lambda: _runs(first), "the tick's run")
+        assert [r.schedule for r in runs] == ["nightly"]
+        started = [*first._service.ticks.started, *second._service.ticks.started]  # type: ignore[union-attr]
+        assert [tick for _, tick, _ in started] == [TICK]
