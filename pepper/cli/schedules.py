@@ -39,6 +39,12 @@ def schedules_group(ctx: click.Context, as_json: bool, db: str | None) -> None:
         _list(as_json, db)
 
 
+def _db(db: str | None) -> str | None:
+    """``--db`` of the subcommand, else the one given before it (``pepper schedules --db X pause NAME``)."""
+    parent = click.get_current_context().parent
+    return db if db is not None or parent is None else parent.params.get("db")
+
+
 def _list(as_json: bool, db: str | None) -> None:
     with open_runtime(db, create=False) as runtime:
         records = schedules(runtime)
@@ -85,7 +91,7 @@ def add(
     """Add (or replace) a schedule that starts FILE's workflow; the file's own `schedule:` fills in the rest."""
     inputs = parse_inputs(input_pairs, inputs_json)
     parsed = parse_workflow_file(Path(workflow_file), with_agents=False)
-    with open_runtime(db, create=True) as runtime:
+    with open_runtime(_db(db), create=True) as runtime:
         record = schedule(name or parsed.spec.name, workflow_file, cron=cron, every=every, inputs=inputs,
                           catch_up=catch_up, timezone=timezone, runtime=runtime)  # fmt: skip
     if as_json:
@@ -103,7 +109,7 @@ def add(
 @db_option
 def pause(name: str, db: str | None) -> None:
     """Stop NAME's ticks until it is resumed."""
-    with open_runtime(db, create=False) as runtime:
+    with open_runtime(_db(db), create=False) as runtime:
         pause_schedule(name, runtime)
     make_console().print(Text(f"Schedule {name!r} paused."))
 
@@ -113,7 +119,7 @@ def pause(name: str, db: str | None) -> None:
 @db_option
 def resume(name: str, db: str | None) -> None:
     """Start NAME again from its next tick (ticks while it was paused do not run)."""
-    with open_runtime(db, create=False) as runtime:
+    with open_runtime(_db(db), create=False) as runtime:
         record = resume_schedule(name, runtime)
     make_console().print(
         Text(f"Schedule {name!r} resumed; next run {local_time(record.next_fire_at, record.spec.timezone)}.")
@@ -125,6 +131,6 @@ def resume(name: str, db: str | None) -> None:
 @db_option
 def delete(name: str, db: str | None) -> None:
     """Remove NAME (the runs it started are kept)."""
-    with open_runtime(db, create=False) as runtime:
+    with open_runtime(_db(db), create=False) as runtime:
         delete_schedule(name, runtime)
     make_console().print(Text(f"Schedule {name!r} deleted."))
