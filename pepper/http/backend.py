@@ -196,7 +196,8 @@ class HttpBackend:
         return bool(answer["cancelled"])
 
     async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
-        raise RemoteUnsupportedError("re-running a workflow run", "run `pepper rerun` on the server's machine")
+        answer = await self.connection.apost(f"/runs/{_escaped(run_id)}/rerun", {"from_step": from_step})
+        return list(answer["steps"])
 
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         await self.connection.apost(f"/runs/{_escaped(run_id)}/resume")
