@@ -54,7 +54,7 @@ def rerun(
         controller = WorkflowController(record.workflow, runtime)
         controller.spec = record.spec
         where = resume_agents(runtime, record, agents_path)
-        steps = controller.rerun(run_id, from_step=from_step)
+        steps = controller.start_rerun(run_id, from_step=from_step)
         before = controller.status(run_id)
         display = RunDisplay(console, record.spec, "quiet" if as_json else "live" if console.is_terminal else "lines")
         display.skip_settled(before)

@@ -124,12 +124,21 @@ class _Runs(Component):
         await backend.resume_run(self._run_id(run_id), getattr(self, "spec", None))
 
     @on_engine_loop
-    async def rerun_async(self, run_id: str, failed_only: bool = True, from_step: str | None = None) -> list[str]:
+    async def rerun_async(
+        self, run_id: str, failed_only: bool = True, from_step: str | None = None, timeout: float | None = None
+    ) -> WorkflowResult:
         """Run an ended run's failed and cancelled steps again (``failed_only``), or ``from_step`` and every step
-        downstream of it, in the same run: completed steps are kept, every earlier attempt stays in the
-        history, and this process drives the run to its end (``wait`` follows it). Returns the step ids run
-        again. ``RunNotFoundError`` for an unknown run, ``RerunError`` for a run that has not ended, an unknown
-        step or nothing to run again; nothing is changed then."""
+        downstream of it, in the same run, and wait for its end: completed steps are kept, and every earlier
+        attempt stays in the history. ``RunNotFoundError`` for an unknown run, ``RerunError`` for a run that has
+        not ended, an unknown step or nothing to run again; nothing is changed then."""
+        await self.start_rerun_async(run_id, failed_only, from_step)
+        backend = await self.runtime.backend(start=True)
+        return await backend.wait_run(self._run_id(run_id), _check_timeout(timeout))
+
+    @on_engine_loop
+    async def start_rerun_async(self, run_id: str, failed_only: bool = True, from_step: str | None = None) -> list[str]:
+        """``rerun`` without waiting: this process drives the run from now on (``wait`` follows it). Returns the
+        step ids run again."""
         if from_step is None and not failed_only:
             raise ValidationError("rerun() needs failed_only=True or a step to run again from (from_step)",
                                   field="from_step")  # fmt: skip
@@ -143,6 +152,7 @@ class _Runs(Component):
     cancel = blocking(cancel_async)
     resume = blocking(resume_async)
     rerun = blocking(rerun_async)
+    start_rerun = blocking(start_rerun_async)
 
 
 class WorkflowController(_Runs):

@@ -51,7 +51,7 @@ def test_rerun_of_the_failed_steps_keeps_completed_ones_and_every_attempt(runtim
     run_id = first.run_id
     broken.clear()  # the cause is fixed
     calls.clear()
-    assert flow.rerun(run_id) == ["build", "publish"]
+    assert flow.start_rerun(run_id) == ["build", "publish"]
     again = flow.wait(run_id, timeout=30)
     assert again.run_id == run_id and again.status is RunState.COMPLETED
     assert sorted(calls) == ["build", "publish"]  # fetch and docs were not run again
@@ -68,8 +68,7 @@ def test_rerun_from_a_step_runs_it_and_everything_downstream(runtime):
     first = flow.run()
     assert first.status is RunState.COMPLETED
     calls.clear()
-    assert flow.rerun(first.run_id, from_step="docs") == ["docs", "publish"]
-    again = flow.wait(first.run_id, timeout=30)
+    again = flow.rerun(first.run_id, from_step="docs", timeout=30)
     assert again.status is RunState.COMPLETED and sorted(calls) == ["docs", "publish"]
     outcomes = [h["outcome"] for h in runtime.store.attempts(f"{first.run_id}/docs")]
     assert outcomes == ["completed"]

@@ -142,7 +142,8 @@ async def rerun_run(request: Request, run_id: str, body: RerunBody | None = None
     """Run an ended run's failed and cancelled steps again (or `from_step` and every step downstream of it), in
     the same run, driven by this server; `steps` are the step ids run again."""
     runtime = runtime_of(request)
-    steps = await WorkflowController(runtime=runtime).rerun_async(run_id, from_step=body.from_step if body else None)
+    controller = WorkflowController(runtime=runtime)
+    steps = await controller.start_rerun_async(run_id, from_step=body.from_step if body else None)
     return {"steps": steps, "run": await _details(runtime, run_id)}
 
 
