@@ -61,14 +61,18 @@ def test_a_worker_killed_before_a_delayed_tasks_time_leaves_it_to_the_next_which
     args = [sys.executable, str(script), str(db), home, str(log)]
 
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with pepper.Runtime(db=str(db), home=home) as submitter:  # a process with no agents: it only stores
-        eventually(lambda: _registered(db), "the worker to register its agent")
-        task = TaskOrchestrator(submitter).submit_task("later", "echo", delay=DELAY)
+    try:
+        with pepper.Runtime(db=str(db), home=home) as submitter:  # a process with no agents: it only stores
+            eventually(lambda: _registered(db), "the worker to register its agent")
+            task = TaskOrchestrator(submitter).submit_task("later", "echo", delay=DELAY)
+        submitted = time.time()
+        # a heartbeat after the submission: the worker (reading others' writes every 20ms) has taken the task in
+        eventually(lambda: _query(db, "SELECT MAX(heartbeat_at) FROM workers")[0][0] > submitted + 0.1)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)  # before the task's time
+        first.wait(10)
     not_before = task.not_before
     assert not_before is not None
-    # the worker (polling every 20ms) reads the task in and arms its timer; it is killed before the time comes
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(10)
     killed_at = time.time()
     if killed_at >= not_before:
         pytest.skip("this machine took longer than the delay to start a worker; the kill came too late to tell")
