@@ -19,6 +19,7 @@ Quick tour::
 from pepper.agents.base import BaseAgent
 from pepper.core import Runtime, TaskOrchestrator, agent, default_runtime, init, load_agents, register_agent
 from pepper.core.planning import Plan, plan
+from pepper.core.schedules import schedule, schedules
 from pepper.errors import PepperError
 from pepper.model.run import TaskRun
 from pepper.model.status import TaskError, TaskStatus, WaitReason
@@ -62,4 +63,6 @@ __all__ = [
     "load_agents",
     "plan",
     "register_agent",
+    "schedule",
+    "schedules",
 ]

@@ -19,19 +19,23 @@ the message::
     │   ├── AgentDefinitionError             .path, .line of the agent YAML
     │   ├── WorkflowDefinitionError          a bad step or workflow file (.path, .line, .step_id)
     │   ├── ExpressionError                  a `when` condition or ${{ }} reference that cannot be read
-    │   └── RequestTooLargeError             a request body over the server's limit (.limit, in bytes)
+    │   ├── RequestTooLargeError             a request body over the server's limit (.limit, in bytes)
+    │   ├── InvalidDelayError                a bad delay or not_before (negative, unreadable, both, naive time)
+    │   └── InvalidScheduleError             a bad schedule (cron, every, time zone, name)
     ├── NotFoundError (LookupError)
     │   ├── TaskNotFoundError
     │   ├── AgentNotFoundError
     │   ├── AllocationNotFoundError
     │   ├── RunNotFoundError
+    │   ├── ScheduleNotFoundError            no schedule of this name (.name)
     │   ├── TokenNotFoundError               no live API token of this name (.name)
     │   └── NoEligibleAgentError             .rejected: agent id -> why it cannot take the task
     ├── ConflictError (RuntimeError)
     │   ├── InvalidTransitionError           a state change the table forbids
     │   ├── AgentAlreadyRegisteredError
     │   ├── ResourceUnavailableError         .shortfall: what is missing, per resource
-    │   └── LeaseEndedError                  renewing a released or expired lease
+    │   ├── LeaseEndedError                  renewing a released or expired lease
+    │   └── RerunError                       a re-run of a run that has not ended, or of an unknown step
     ├── TaskFailedError (RuntimeError)       get_result() of a failed task
     │   └── TaskParkedError                  get_result() of a task parked in the dead-letter queue
     ├── TaskCancelledError (RuntimeError)    get_result() of a cancelled task
@@ -90,6 +94,14 @@ class ValidationError(PepperError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidDelayError(ValidationError):
+    """A ``delay`` or ``not_before`` that cannot be used: negative, unreadable, naive, or both given."""
+
+
+class InvalidScheduleError(ValidationError):
+    """A schedule that cannot be stored: a bad cron expression or interval, an unknown time zone, a bad name."""
 
 
 class InvalidPriorityError(ValidationError):
@@ -264,6 +276,14 @@ class RunNotFoundError(NotFoundError):
         self.run_id = run_id
 
 
+class ScheduleNotFoundError(NotFoundError):
+    """No schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}; `pepper schedules` lists the schedules")
+        self.name = name
+
+
 class TokenNotFoundError(NotFoundError):
     """No live API token has this name."""
 
@@ -291,6 +311,15 @@ class NoEligibleAgentError(NotFoundError):
 
 class ConflictError(PepperError, RuntimeError):
     """The request clashes with the current state."""
+
+
+class RerunError(ConflictError):
+    """A re-run that cannot be made: the run has not ended yet, a step it names does not exist, or nothing is
+    left to run again."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class InvalidTransitionError(ConflictError):

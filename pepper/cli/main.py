@@ -17,7 +17,9 @@ from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
 from pepper.cli.plan import plan_command
 from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
+from pepper.cli.rerun import rerun
 from pepper.cli.resources import leases, resources
+from pepper.cli.schedules import schedules_group
 from pepper.cli.serve import serve
 from pepper.cli.tasks import cancel, list_tasks, status, submit
 from pepper.cli.tokens import token_group
@@ -90,6 +92,7 @@ cli.add_command(list_runs)
 cli.add_command(show_run)
 cli.add_command(cancel_run)
 cli.add_command(resume_run)
+cli.add_command(rerun)
 cli.add_command(plan_command)
 cli.add_command(feedback)
 cli.add_command(errors)
@@ -107,6 +110,7 @@ cli.add_command(serve_metrics)
 cli.add_command(serve)
 cli.add_command(db_group)
 cli.add_command(token_group)
+cli.add_command(schedules_group)
 
 
 def main() -> None:

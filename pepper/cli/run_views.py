@@ -233,6 +233,9 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
     table.add_column("ENDED", justify="right", no_wrap=True)  # steps that ended, however, out of all
     table.add_column("STARTED", no_wrap=True)
     table.add_column("DURATION", justify="right", no_wrap=True)
+    scheduled = any(r.schedule for r in records)
+    if scheduled:
+        table.add_column("SCHEDULE", no_wrap=True)  # the schedule whose tick started the run ("-": by hand)
     for r in records:
         took = (
             duration(r.finished_at - r.created_at)
@@ -246,6 +249,7 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
             Text(f"{ended[r.run_id]}/{len(r.spec.steps)}"),
             Text(relative(r.created_at, now)),
             Text(took),
+            *((Text(r.schedule or "-"),) if scheduled else ()),
         )
     return table
 

@@ -59,6 +59,16 @@ _STATE_ALIASES = {"running": TaskState.IN_PROGRESS.value}
     metavar="N",
     help="Extra attempts on failure.",
 )
+@click.option(
+    "--delay",
+    metavar="DURATION",
+    help="Start no sooner than this long from now, e.g. 30s, 15m, 2h (or seconds).",
+)
+@click.option(
+    "--not-before",
+    metavar="TIME",
+    help="Start no sooner than this time: ISO 8601 with its UTC offset, e.g. 2026-03-01T09:00:00+01:00 or ...Z.",
+)
 @click.option("--wait", is_flag=True, help="Wait for the task to finish and show how it ended.")
 @click.option(
     "--wait-timeout",
@@ -80,6 +90,8 @@ def submit(
     skills: tuple[str, ...],
     timeout: str | None,
     retries: int,
+    delay: str | None,
+    not_before: str | None,
     wait: bool,
     wait_timeout: float | None,
     as_json: bool,
@@ -94,6 +106,7 @@ def submit(
     Examples:
       pepper submit review --input path=README.md --priority high
       pepper submit publish --depends-on review-1 --retries 2 --wait
+      pepper submit report --delay 30m
     """
     inputs = parse_inputs(input_pairs, inputs_json)
     with open_runtime(db, create=True) as runtime:
@@ -108,6 +121,8 @@ def submit(
             requirements={"skills": list(skills)} if skills else None,
             timeout=timeout,
             max_retries=retries,
+            delay=delay,
+            not_before=not_before,
         )
         if not (wait or wait_timeout is not None):
             if as_json:

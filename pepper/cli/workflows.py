@@ -217,7 +217,7 @@ def _run_dict(record: RunRecord, ended: int) -> dict[str, Any]:
     return {"run_id": record.run_id, "workflow": record.workflow, "status": record.state.value,
             "steps": len(record.spec.steps), "steps_ended": ended, "created_at": record.created_at,
             "finished_at": record.finished_at, "duration": took, "reason": record.reason,
-            "source": record.spec.source}  # fmt: skip
+            "source": record.spec.source, "schedule": record.schedule}  # fmt: skip
 
 
 # --- pepper show -----------------------------------------------------------------------------------

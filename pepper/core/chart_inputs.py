@@ -7,6 +7,9 @@ from pepper.drawing import EarlierAttempt
 from pepper.model import codec
 from pepper.model.workflow_run import WorkflowResult
 
+#: How a stored earlier attempt ended, by its ``outcome`` (one ended by a re-run is stored as it ended).
+_EARLIER = {"retry": "failed", "interrupted": "interrupted"}
+
 
 def earlier_attempts(runtime: Runtime, result: WorkflowResult) -> dict[str, list[EarlierAttempt]]:
     """The earlier attempts of each step of ``result`` that ran more than once, first to last."""
@@ -18,7 +21,7 @@ def earlier_attempts(runtime: Runtime, result: WorkflowResult) -> dict[str, list
             rows = runtime.store.attempts(step.task_id)
             found[step.step_id] = [
                 EarlierAttempt(r["attempt"], r["agent_id"], r["started_at"], r["ended_at"],
-                               "failed" if r["outcome"] == "retry" else "interrupted", _error_line(r["error"]))
+                               _EARLIER.get(r["outcome"], r["outcome"]), _error_line(r["error"]))
                 for r in rows
             ]  # fmt: skip
     return {step_id: attempts for step_id, attempts in found.items() if attempts}

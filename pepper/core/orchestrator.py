@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from pepper.core.component import Component
@@ -49,9 +50,15 @@ class TaskOrchestrator(Component):
         max_retries: int = 0,
         metadata: Mapping[str, Any] | None = None,
         policy: Any = None,
+        delay: float | str | timedelta | None = None,
+        not_before: datetime | str | float | None = None,
         **unknown: Any,
     ) -> Task:
         """Store a task durably and return it; it runs once its dependencies completed.
+
+        ``delay`` (seconds, ``"30s"``, ``"15m"`` or a ``timedelta``) holds it back that long after now (the
+        runtime's clock); ``not_before`` until a fixed time (a timezone-aware ``datetime``, an ISO 8601 text
+        with its offset, or seconds since the epoch; a time without a zone is refused). Give one of them at most.
 
         ``policy`` is its recovery policy (e.g. ``"retry(3) -> reassign -> dead_letter"``; see
         ``pepper.model.recovery``); without one, a failure is retried ``max_retries`` times.
@@ -80,6 +87,8 @@ class TaskOrchestrator(Component):
             max_retries=max_retries,
             metadata=metadata,
             policy=policy,
+            delay=delay,
+            not_before=not_before,
             now=runtime.clock.now(),
         )
         backend = await runtime.backend()

@@ -150,7 +150,7 @@ def plan(
     pool_agents = _read_agents(agents if agents is not None else default_agents, runtime)
     durations_of, notes, assumed = _durations(tasks, durations, runtime)
     plan_tasks = [PlanTask(t.task_id, t.task_type, durations_of[t.task_id], t.dependencies, t.requirements.skills,
-                           t.requirements.resources, t.agent) for t in tasks]  # fmt: skip
+                           t.requirements.resources, t.agent, t.not_before or 0.0) for t in tasks]  # fmt: skip
     quickest = fastest(plan_tasks, pool_agents)
     if policy == "critical_path":
         ranks = priorities(upward_ranks(plan_tasks, quickest))
@@ -202,8 +202,9 @@ def _read_workflow(workflow: Any) -> tuple[str, list[Task], list[Any] | None]:
 
 
 def _spec_tasks(spec: WorkflowSpec) -> list[Task]:
+    """The steps' tasks, a step's delay as its time from the start of the plan (time 0)."""
     spec.validate()
-    return [s.template for s in spec.steps]
+    return [replace(s.template, not_before=s.delay) if s.delay else s.template for s in spec.steps]
 
 
 def _dict_tasks(items: Sequence[Any]) -> list[Task]:

@@ -228,6 +228,16 @@ class Runtime:
             else:
                 portal.loop.call_soon_threadsafe(service.leases_changed)
 
+    def schedules_changed(self) -> None:
+        """Tell the local engine (if one runs) that schedules changed: it looks at their ticks again."""
+        service = self._service
+        if service is not None:
+            portal = self.portal()
+            if portal.in_loop_thread():
+                service.ticks.poke()
+            else:
+                portal.loop.call_soon_threadsafe(service.ticks.poke)
+
     def measure(self, agent_id: str) -> AgentUsage:
         """Measure an agent now if it runs here, else its worker's latest figures."""
         if agent_id in self._agents:  # it runs here: measure it now

@@ -123,9 +123,36 @@ class _Runs(Component):
         backend = await self.runtime.backend(start=True)
         await backend.resume_run(self._run_id(run_id), getattr(self, "spec", None))
 
+    @on_engine_loop
+    async def rerun_async(
+        self, run_id: str, failed_only: bool = True, from_step: str | None = None, timeout: float | None = None
+    ) -> WorkflowResult:
+        """Run an ended run's failed and cancelled steps again (``failed_only``), or ``from_step`` and every step
+        downstream of it, in the same run, and wait for its end: completed steps are kept, and every earlier
+        attempt stays in the history. ``RunNotFoundError`` for an unknown run, ``RerunError`` for a run that has
+        not ended, an unknown step or nothing to run again; nothing is changed then."""
+        await self.start_rerun_async(run_id, failed_only, from_step)
+        backend = await self.runtime.backend(start=True)
+        return await backend.wait_run(self._run_id(run_id), _check_timeout(timeout))
+
+    @on_engine_loop
+    async def start_rerun_async(self, run_id: str, failed_only: bool = True, from_step: str | None = None) -> list[str]:
+        """``rerun`` without waiting: this process drives the run from now on (``wait`` follows it). Returns the
+        step ids run again."""
+        if from_step is None and not failed_only:
+            raise ValidationError("rerun() needs failed_only=True or a step to run again from (from_step)",
+                                  field="from_step")  # fmt: skip
+        run_id = self._run_id(run_id)
+        backend = await self.runtime.backend(start=True)
+        steps = await backend.rerun_run(run_id, from_step)
+        self.run_id = run_id
+        return steps
+
     status = blocking(status_async)
     cancel = blocking(cancel_async)
     resume = blocking(resume_async)
+    rerun = blocking(rerun_async)
+    start_rerun = blocking(start_rerun_async)
 
 
 class WorkflowController(_Runs):
@@ -178,14 +205,16 @@ class WorkflowController(_Runs):
         condition: str | abc.Callable[..., Any] | None = None,
         metadata: abc.Mapping[str, Any] | None = None,
         recovery: Any = None,
+        delay: float | str | None = None,
     ) -> Step:
         """Add a step: a task of ``task_type`` (on ``agent`` if given) that runs once ``dependencies`` (step
         ids) completed. ``condition`` (an expression such as ``"steps.review.result.approved"``, or a function
         of a ``StepContext``) may skip it; ``recovery`` (e.g. ``"retry(2) -> dead_letter"``) says what a
-        failure leads to. Returns the step."""
+        failure leads to; ``delay`` (e.g. ``"10m"``) holds it back until that long after the run started.
+        Returns the step."""
         step = make_step(step_id, task_type, agent=agent, dependencies=dependencies, inputs=inputs,
                          priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
-                         condition=condition, metadata=metadata, recovery=recovery)  # fmt: skip
+                         condition=condition, metadata=metadata, recovery=recovery, delay=delay)  # fmt: skip
         self.spec = self.spec.with_step(step)
         return step
 

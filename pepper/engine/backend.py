@@ -90,6 +90,10 @@ class Backend(Protocol):
         """Cancel a run's unfinished steps; False if it had ended."""
         ...
 
+    async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
+        """Run an ended run's failed and cancelled steps (or ``from_step`` onwards) again, in the same run."""
+        ...
+
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         """Drive a run whose process stopped to its end from here (``spec`` gives Python conditions)."""
         ...

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pepper.engine.hooks import EngineHook
-from pepper.errors import WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
+from pepper.errors import RerunError, WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
 from pepper.model import codec, expressions
-from pepper.model.events import CancelRequested
+from pepper.model.events import CancelRequested, RunAgain
 from pepper.model.outcome import TaskOutcome
 from pepper.model.record import TaskRecord
 from pepper.model.recovery import ABORTED
@@ -45,6 +45,7 @@ from pepper.model.workflow import (
 )
 from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
 from pepper.scheduling.progression import advance
+from pepper.scheduling.rerun import steps_to_rerun
 from pepper.store.protocol import RunEnd
 
 if TYPE_CHECKING:
@@ -81,16 +82,21 @@ class RunDriver(EngineHook):
 
     # -- starting and resuming ----------------------------------------------------------------
 
-    async def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> str:
+    async def start(
+        self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None,
+        schedule: str | None = None,
+    ) -> str:  # fmt: skip
         """Store a new run of ``spec`` (validated by the caller) with its first steps, and its predicted timeline
-        if there is one, in one commit; return its id once that is durable."""
+        if there is one, in one commit; return its id once that is durable. ``schedule``: the schedule whose
+        tick started it."""
         engine = self.engine
         now = engine.clock.now()
         codec.normalise(dict(inputs), "inputs")
         run_id = new_run_id(spec.name)
         tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.conditional]
         check_new(tasks, _NewRun(), engine.state.resources.capacity)
-        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan)
+        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan,
+                           schedule=schedule)  # fmt: skip
         run = self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
         run.stored = False
 
@@ -132,6 +138,34 @@ class RunDriver(EngineHook):
             engine.load(unfinished, cause="resumed run")
         self._advance(run_id)
         return record
+
+    def rerun(self, run_id: str, from_step: str | None = None) -> list[str]:
+        """Run an ended run's failed and cancelled steps again (or ``from_step`` and everything downstream of it)
+        in the same run, driven from here; completed steps are kept, and every earlier attempt stays in the
+        history. A step with a condition keeps its decision: one that was skipped stays skipped. Returns the
+        step ids run again; raises ``RunNotFoundError`` or ``RerunError`` (nothing changed)."""
+        engine = self.engine
+        record = engine.store.runs.get(run_id)
+        if not record.state.is_final or run_id in self.runs:
+            raise RerunError(run_id, f"run {run_id!r} has not ended yet; wait for it (or cancel it) before re-running")
+        stored = engine.store.runs.tasks(run_id)
+        chosen = steps_to_rerun(run_id, record.spec, {step_of(t): r.state for t, r in stored.items()}, from_step)
+        again = [task_id_of(run_id, s) for s in chosen]
+        again = [t for t in again if t in stored and stored[t].outcome is not TaskOutcome.SKIPPED]
+        if not again:
+            raise RerunError(run_id, f"the steps of run {run_id!r} to run again ({', '.join(chosen)}) were skipped "
+                                     "by their conditions, which keep their decisions")  # fmt: skip
+        if not engine.store.runs.reopen(run_id, engine.worker_id):
+            raise RerunError(run_id, f"run {run_id!r} is running again already (re-run or resumed elsewhere)")
+        missing = [r for t, r in stored.items() if t not in engine.state.tasks]  # the steps and what they need
+        if missing:
+            engine.ingest(missing, "rerun")
+        engine.dispatch(RunAgain(tuple(again), engine.clock.now(), f"rerun:{run_id}"))
+        reopened = replace(record, state=RunState.RUNNING, finished_at=None, reason=None, cancel_requested=False,
+                           driver=engine.worker_id)  # fmt: skip
+        self._drive(reopened, {s.step_id for s in record.spec.steps if task_id_of(run_id, s.step_id) not in stored})
+        self._advance(run_id)
+        return [step_of(t) for t in again]
 
     def adopt_orphans(self, live_workers: set[str]) -> list[str]:
         """Drive the runs whose driver process is gone (called after each sweep for dead workers).
@@ -247,7 +281,7 @@ class RunDriver(EngineHook):
             settled.append(self._settled(run, step_id, TaskState.FAILED, now, error=error))
             return
         if verdict:
-            submit.append(step_task(step, run.record.run_id, run.record.inputs, now))
+            submit.append(step_task(step, run.record.run_id, run.record.inputs, now, run.record.created_at))
         else:
             what = step.condition if step.condition is not None else "the Python condition"
             skip = self._settled(run, step_id, TaskState.COMPLETED, now, reason=f"{SKIPPED}{what} was false")

@@ -27,6 +27,7 @@ from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
 from pepper.engine.stored import stored_observations
+from pepper.engine.ticks import Ticks
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
@@ -119,6 +120,7 @@ class EngineService:
         if self.metrics is not None:
             engine.hooks.append(self.metrics)
         self.lag = LagProbe(engine.clock)
+        self.ticks = Ticks(engine)
         self.closed = False
 
     @classmethod
@@ -133,6 +135,7 @@ class EngineService:
         self.upkeep.begin()
         self.sampler.start()
         self.lag.start()
+        self.ticks.start()
 
     async def stop(self, timeout: float) -> None:
         engine = self.engine
@@ -140,6 +143,7 @@ class EngineService:
             return
         self.closed = True
         engine.dispatch(Draining(engine.clock.now(), "drain"))  # no new attempts start from here on
+        await self.ticks.stop()
         await self.sampler.stop()
         await self.lag.stop()
         # The worker stays registered, and keeps heart-beating, until every attempt has ended and its outcome
@@ -457,6 +461,9 @@ class EngineService:
 
     async def cancel_run(self, run_id: str, reason: str) -> bool:
         return self.engine.runs.cancel(run_id, reason)
+
+    async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
+        return self.engine.runs.rerun(run_id, from_step)
 
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         self.engine.runs.resume(run_id, spec)

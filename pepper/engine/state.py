@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions import admission, adoption, agents, cancellation, outcomes, recovery, timers
+from pepper.engine.transitions import admission, adoption, agents, cancellation, outcomes, recovery, rerun, timers
 from pepper.engine.transitions.agents import POOL_EXPIRY
 from pepper.model import events as ev
 from pepper.model.agent import AgentSpec
@@ -120,6 +120,7 @@ _HANDLERS: dict[type, Callable[[EngineState, Any], list[ev.Action]]] = {
     ev.ErrorHandled: recovery.on_error_handled,
     ev.Replayed: recovery.on_replayed,
     ev.Dropped: recovery.on_dropped,
+    ev.RunAgain: rerun.on_run_again,
     ev.WriteRefused: adoption.on_write_refused,
     ev.Draining: on_draining,
     ev.Trim: on_trim,

@@ -249,6 +249,9 @@ class StoreBackend:
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         raise self._no_engine()
 
+    async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
+        raise self._no_engine()
+
     def run_result(self, run_id: str) -> WorkflowResult:
         """A run's result read from the store alone."""
         record = self.store.runs.get(run_id)

@@ -18,7 +18,7 @@ from pepper.core.runtime import Runtime
 from pepper.http import dashboard, errors
 from pepper.http.auth import TokenGate
 from pepper.http.events import ChangeFeed
-from pepper.http.routes import agents, dlq, events, monitors, resources, runs, tasks, tokens
+from pepper.http.routes import agents, dlq, events, monitors, resources, runs, schedules, tasks, tokens
 
 API = "/api/v1"
 
@@ -50,7 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     errors.install(app)
     app.add_middleware(TokenGate, guarded=_guarded)  # outermost: no token, no further reading of the request
     api = APIRouter(prefix=API)
-    for module in (tasks, runs, agents, resources, dlq, monitors, events, tokens):
+    for module in (tasks, runs, schedules, agents, resources, dlq, monitors, events, tokens):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(monitors.metrics_router)

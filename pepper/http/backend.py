@@ -51,6 +51,8 @@ def task_body(task: Task) -> dict[str, Any]:
         body["requirements"] = task.requirements.to_dict()
     if task.policy is not None:
         body["policy"] = task.policy.to_data()
+    if task.not_before is not None:
+        body["not_before"] = task.not_before
     return body
 
 
@@ -192,6 +194,10 @@ class HttpBackend:
     async def cancel_run(self, run_id: str, reason: str) -> bool:
         answer = await self.connection.apost(f"/runs/{_escaped(run_id)}/cancel", {"reason": reason})
         return bool(answer["cancelled"])
+
+    async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
+        answer = await self.connection.apost(f"/runs/{_escaped(run_id)}/rerun", {"from_step": from_step})
+        return list(answer["steps"])
 
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         await self.connection.apost(f"/runs/{_escaped(run_id)}/resume")

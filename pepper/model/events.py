@@ -194,6 +194,15 @@ class Replayed(NamedTuple):
     cause: str = ""
 
 
+class RunAgain(NamedTuple):
+    """Ended tasks (the steps of a re-run workflow run) start a new life: they wait for their dependencies
+    again, and their last attempt goes to the history. ``task_ids`` come dependencies first."""
+
+    task_ids: tuple[str, ...]
+    at: float
+    cause: str = ""
+
+
 class Dropped(NamedTuple):
     """A parked task is given up: it fails, and its dependents are cancelled."""
 
@@ -362,6 +371,7 @@ Event = (
     | PlacementSet
     | ErrorHandled
     | Replayed
+    | RunAgain
     | Dropped
     | WriteRefused
     | Draining

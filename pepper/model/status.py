@@ -49,7 +49,7 @@ class WaitReason:
     """One reason a task is not running yet, plain enough to show a person.
 
     ``kind`` is a stable code (``dependency``, ``dependency_missing``, ``no_agent``,
-    ``agent_missing``, ``capacity``, ``queue``, ``retry``, ...); ``subject`` the id it
+    ``agent_missing``, ``capacity``, ``queue``, ``retry``, ``delay``, ...); ``subject`` the id it
     is about; ``details`` the numbers behind the message.
     """
 
@@ -98,6 +98,8 @@ class TaskStatus:
     policy: str | None = None
     #: Skipped or aborted (a final task that ended so; None otherwise).
     outcome: TaskOutcome | None = None
+    #: The time before which it does not start (its delay; None: as soon as it is ready).
+    not_before: float | None = None
 
     @property
     def parked(self) -> bool:
@@ -146,6 +148,7 @@ class TaskStatus:
             "parked_at": self.parked_at,
             "policy": self.policy,
             "outcome": None if self.outcome is None else self.outcome.value,
+            "not_before": self.not_before,
         }
 
     @classmethod

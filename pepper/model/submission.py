@@ -20,10 +20,11 @@ from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.resources import describe
 from pepper.model.task import SPEC_COLUMNS, Priority, Task
 from pepper.model.task_spec import SUBMIT, task_arguments
+from pepper.model.timing import start_time
 from pepper.model.units import parse_duration
 
 #: The fields a task is submitted with: its id and its specification.
-TASK_FIELDS = ("task_id", *Task.SPEC_FIELDS)
+TASK_FIELDS = ("task_id", *Task.SPEC_FIELDS, "delay", "not_before")
 _MAX_ID = 200
 #: Upper bounds of fields with a natural one (and well inside what SQLite stores).
 MAX_RETRIES = 1000
@@ -75,10 +76,15 @@ def build_task(
     max_retries: Any = 0,
     metadata: Any = None,
     policy: Any = None,
+    delay: Any = None,
+    not_before: Any = None,
     now: float = 0.0,
 ) -> Task:
-    """A validated ``Task``; raises a ``ValidationError`` subclass naming the bad field."""
+    """A validated ``Task``; raises a ``ValidationError`` subclass naming the bad field.
+
+    ``delay`` (after ``now``) or ``not_before`` (a fixed, timezone-aware time) hold its start back."""
     task_id = new_task_id() if task_id is None else _check_name(task_id, "task_id")
+    starts = start_time(delay, not_before, now)
     if timeout is not None:
         timeout = parse_duration(timeout, "timeout")
         if not 0 < timeout <= MAX_TIMEOUT:
@@ -118,6 +124,7 @@ def build_task(
         created_at=now,
         inputs_json=inputs_json,
         policy=policy,
+        not_before=starts,
     )
     _check_storable(task)
     return task

@@ -133,6 +133,9 @@ class Task:
     created_at: float = 0.0
     inputs_json: str = field(default="{}", repr=False, compare=False)
     policy: Policy | None = None  # its own recovery policy (else its agent's, else the runtime's)
+    #: Not started before this time (seconds since the epoch; None: as soon as it is ready). Not a field
+    #: ``spec_differences`` compares: a re-submission with a relative delay keeps the first time.
+    not_before: float | None = None
 
     SPEC_FIELDS = (
         "task_type",
@@ -173,6 +176,7 @@ class Task:
             codec.encode(dict(self.metadata)) if self.metadata else "{}",
             self.created_at,
             None if self.policy is None else codec.encode(self.policy.to_data()),
+            self.not_before,
         )
 
     @classmethod
@@ -192,6 +196,7 @@ class Task:
             created_at=row["created_at"],
             inputs_json=row["inputs"],
             policy=None if row["policy"] is None else _policy(row["policy"]),
+            not_before=row["not_before"],
         )
 
 
@@ -223,5 +228,12 @@ def _policy(text: str) -> Policy:
     return Policy.parse(codec.decode(text))
 
 
-#: The specification columns of the ``tasks`` table, in ``to_row`` order (``policy`` came last, with its migration).
-SPEC_COLUMNS = ("task_id", *(name for name in Task.SPEC_FIELDS if name != "policy"), "created_at", "policy")
+#: The specification columns of the ``tasks`` table, in ``to_row`` order (``policy`` and ``not_before`` came
+#: last, with their migrations).
+SPEC_COLUMNS = (
+    "task_id",
+    *(name for name in Task.SPEC_FIELDS if name != "policy"),
+    "created_at",
+    "policy",
+    "not_before",
+)

@@ -42,6 +42,8 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
     SpecKey("metadata", "metadata"),
     SpecKey("policy", "recovery", ("policy",)),
     SpecKey("duration", "duration"),
+    SpecKey("delay", "delay"),
+    SpecKey("not_before", "not_before"),
 )
 
 #: Every written key or alias -> its field.
@@ -52,8 +54,8 @@ KEY_OF: Mapping[str, str] = {k.field: k.key for k in SPEC_KEYS}
 _ALL = frozenset(KEY_OF)
 #: The fields each reader accepts.
 SUBMIT = _ALL - {"condition", "duration"}
-STEP = _ALL - {"duration"}
-PLAN = _ALL - {"condition"}
+STEP = _ALL - {"duration", "not_before"}
+PLAN = _ALL - {"condition", "not_before"}
 
 
 def valid_keys(accepted: frozenset[str]) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from pepper.model.dag import find_cycle, topological_order
 from pepper.model.requirements import Requirements
 from pepper.model.submission import build_task
 from pepper.model.task import Priority, Task
+from pepper.model.timing import parse_delay
 
 #: Metadata keys a step's task carries.
 RUN_KEY, STEP_KEY = "pepper.run", "pepper.step"
@@ -49,6 +50,7 @@ class Step:
     template: Task  # validated fields; its task_id is the step id and its dependencies are step ids
     condition: str | None = None  # an expression (see ``model/expressions``)
     condition_fn: ConditionFn | None = field(default=None, compare=False)
+    delay: float | None = None  # seconds after the run's start before which the step does not start
 
     @property
     def task_type(self) -> str:
@@ -87,6 +89,8 @@ class Step:
             data["metadata"] = dict(t.metadata)
         if t.policy is not None:
             data["recovery"] = t.policy.to_data()
+        if self.delay:
+            data["delay"] = self.delay
         if self.condition is not None:
             data["when"] = self.condition
         elif self.condition_fn is not None:
@@ -108,8 +112,10 @@ def make_step(
     condition: Any = None,
     metadata: Any = None,
     recovery: Any = None,
+    delay: Any = None,
 ) -> Step:
-    """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field."""
+    """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field. ``delay``
+    holds the step back until that long after its run started."""
     if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
         raise WorkflowDefinitionError(
             f"step id must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), got {step_id!r}",
@@ -127,6 +133,7 @@ def make_step(
             raise ValidationError(f"inputs must be a mapping, got {type(inputs).__name__}", field="inputs")
         for expression in expressions.references(template.inputs):
             _check_reads(step_id, expression, template.dependencies, "inputs")
+        seconds = None if delay is None else parse_delay(delay) or None
         text, fn = None, None
         if callable(condition):
             fn = condition
@@ -139,7 +146,7 @@ def make_step(
         raise WorkflowDefinitionError(f"step {step_id!r}: {exc}", step_id=step_id, field=exc.field) from None
     if step_id in template.dependencies:
         raise WorkflowDefinitionError(f"step {step_id!r} depends on itself", step_id=step_id, field="dependencies")
-    return Step(step_id, template, text, fn)
+    return Step(step_id, template, text, fn, seconds)
 
 
 def _check_reads(step_id: str, expression: expressions.Expression, deps: Sequence[str], where: str) -> None:
@@ -224,6 +231,7 @@ class WorkflowSpec:
                 inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
                 max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
                 condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
+                delay=raw.get("delay"),
             )  # fmt: skip
             if "when_python" in raw:
                 step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))
@@ -268,9 +276,12 @@ def step_of(task_id: str) -> str:
     return task_id.rpartition("/")[2]
 
 
-def step_task(step: Step, run_id: str, run_inputs: Mapping[str, Any], now: float) -> Task:
+def step_task(
+    step: Step, run_id: str, run_inputs: Mapping[str, Any], now: float, run_started: float | None = None
+) -> Task:
     """The task of ``step`` in run ``run_id``: namespaced ids, the run's inputs under the step's own,
-    references to the run's inputs resolved (those to dependencies' results wait until it starts)."""
+    references to the run's inputs resolved (those to dependencies' results wait until it starts). A step's
+    ``delay`` counts from ``run_started`` (default ``now``)."""
     t = step.template
     own = expressions.resolve(dict(t.inputs or {}), {"inputs": run_inputs}, only=("inputs",))
     metadata = {**t.metadata, RUN_KEY: run_id, STEP_KEY: step.step_id}
@@ -288,6 +299,7 @@ def step_task(step: Step, run_id: str, run_inputs: Mapping[str, Any], now: float
         inputs_json=inputs_json,
         metadata=metadata,
         created_at=now,
+        not_before=None if step.delay is None else (now if run_started is None else run_started) + step.delay,
     )
 
 

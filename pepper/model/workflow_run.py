@@ -49,6 +49,8 @@ class RunRecord:
     #: The predicted timeline, if one was made: ``{"makespan": s, "policy": p, "steps": {id: [agent, start, end]}}``
     #: with times in seconds from the run's start.
     plan: Mapping[str, Any] | None = None
+    #: The schedule whose tick started it (None: started by hand).
+    schedule: str | None = None
 
     @property
     def workflow(self) -> str:
@@ -67,6 +69,7 @@ class RunRecord:
             reason=row["reason"],
             cancel_requested=bool(row["cancel_requested"]),
             plan=codec.decode(row["plan"]),
+            schedule=row["schedule"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +78,7 @@ class RunRecord:
             "run_id": self.run_id, "workflow": self.workflow, "spec": self.spec.to_dict(), "inputs": dict(self.inputs),
             "state": self.state.value, "created_at": self.created_at, "finished_at": self.finished_at,
             "driver": self.driver, "reason": self.reason, "cancel_requested": self.cancel_requested, "plan": self.plan,
+            "schedule": self.schedule,
         }  # fmt: skip
 
     @classmethod
@@ -83,7 +87,7 @@ class RunRecord:
         return cls(
             data["run_id"], WorkflowSpec.from_dict(data["spec"]), dict(data.get("inputs") or {}),
             RunState(data["state"]), data["created_at"], data.get("finished_at"), data.get("driver"),
-            data.get("reason"), bool(data.get("cancel_requested")), data.get("plan"),
+            data.get("reason"), bool(data.get("cancel_requested")), data.get("plan"), data.get("schedule"),
         )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from pepper.model.agent import AgentSpec
 from pepper.model.resources import describe_shortfall
 from pepper.model.status import TaskError, WaitReason
 from pepper.model.task import Task, TaskState
+from pepper.model.timing import iso_utc
 from pepper.model.units import format_duration
 from pepper.scheduling.eligibility import Route, rejection
 
@@ -44,8 +45,9 @@ class WaitFacts:
 
 def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
     """The reasons ``facts.task`` is waiting; empty when it is running or finished."""
+    delayed = facts.task.not_before is not None and facts.task.not_before > facts.now
     if facts.state is TaskState.BLOCKED:
-        return tuple(_dependency_reasons(facts))
+        return (*_dependency_reasons(facts), *((_delay_reason(facts),) if delayed else ()))
     if facts.state is TaskState.PARKED:
         last = f" (last error: {facts.last_error})" if facts.last_error else ""
         return (
@@ -58,6 +60,8 @@ def explain(facts: WaitFacts) -> tuple[WaitReason, ...]:
         )
     if facts.state is not TaskState.PENDING:
         return ()
+    if delayed:
+        return (_delay_reason(facts),)
     if facts.next_attempt_at is not None and facts.next_attempt_at > facts.now:
         return (_retry_reason(facts),)
     reasons = _agent_reasons(facts)
@@ -108,6 +112,15 @@ def _dependency_reasons(facts: WaitFacts) -> list[WaitReason]:
                 )
             )
     return reasons
+
+
+def _delay_reason(facts: WaitFacts) -> WaitReason:
+    at = facts.task.not_before or 0.0
+    return WaitReason(
+        "delay",
+        f"delayed until {iso_utc(at)} (in {format_duration(at - facts.now)})",
+        details={"not_before": at},
+    )
 
 
 def _retry_reason(facts: WaitFacts) -> WaitReason:

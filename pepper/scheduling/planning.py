@@ -39,6 +39,7 @@ class PlanTask:
     skills: frozenset[str] = frozenset()
     resources: Resources = field(default_factory=Resources)
     agent: str | None = None  # pinned
+    not_before: float = 0.0  # it may not start earlier (a delay, from the start of the plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,8 @@ def upward_ranks(tasks: Sequence[PlanTask], cost: Mapping[str, float]) -> dict[s
 
 
 def critical_path(tasks: Sequence[PlanTask], cost: Mapping[str, float]) -> tuple[float, list[str]]:
-    """The length of the longest chain of tasks (summing ``cost``) and the chain itself, first task first."""
+    """The length of the longest chain of tasks (summing ``cost``, a task starting no sooner than its
+    ``not_before``) and the chain itself, first task first."""
     if not tasks:
         return 0.0, []
     by_id = {t.task_id: t for t in tasks}
@@ -120,7 +122,10 @@ def critical_path(tasks: Sequence[PlanTask], cost: Mapping[str, float]) -> tuple
     for task_id in order:
         deps = [d for d in by_id[task_id].dependencies if d in by_id]
         prior = max(deps, key=lambda d: (finish[d], d), default=None)
-        finish[task_id] = cost[task_id] + (finish[prior] if prior is not None else 0.0)
+        ready = finish[prior] if prior is not None else 0.0
+        if by_id[task_id].not_before > ready:  # held back by its delay: the chain starts here
+            ready, prior = by_id[task_id].not_before, None
+        finish[task_id] = cost[task_id] + ready
         before[task_id] = prior
     last = max(finish, key=lambda t: (finish[t], t))
     path = [last]
@@ -222,9 +227,9 @@ def check_schedule(
     pool: Mapping[str, float] | None = None,
 ) -> list[str]:
     """Everything wrong with ``schedule`` (empty: it is valid): every task placed once, on an agent that can
-    run it, for its duration at that agent's speed, after its dependencies ended, never more tasks at once
-    than an agent's capacity, never more resources than its budget, and (given a ``pool``) never more than
-    the pool holds: the agents' budgets plus what tasks on agents without one lease from it."""
+    run it, for its duration at that agent's speed, not before its delay, after its dependencies ended, never
+    more tasks at once than an agent's capacity, never more resources than its budget, and (given a ``pool``)
+    never more than the pool holds: the agents' budgets plus what tasks on agents without one lease from it."""
     problems: list[str] = []
     by_task = {t.task_id: t for t in tasks}
     by_agent = {a.agent_id: a for a in agents}
@@ -245,6 +250,8 @@ def check_schedule(
         expected = task.duration / agent.speed
         if abs((slot.end - slot.start) - expected) > tolerance + 1e-9 * expected:
             problems.append(f"{slot.task_id} takes {slot.end - slot.start:g}s, not {expected:g}s")
+        if slot.start < task.not_before - tolerance:
+            problems.append(f"{slot.task_id} starts at {slot.start:g}, before its delay ends at {task.not_before:g}")
         for dep in task.dependencies:
             if dep in placed and slot.start < placed[dep].end - tolerance:
                 problems.append(f"{slot.task_id} starts at {slot.start:g} before its dependency {dep} ends")

@@ -25,7 +25,7 @@ class RunLog:
         """Within an open write transaction: store new runs (the store's commit does, with their first steps)."""
         params = [
             (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
-             run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan))
+             run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan), run.schedule)
             for run in runs
         ]  # fmt: skip
         conn.executemany(self._store.statement("insert_run"), params)
@@ -63,6 +63,10 @@ class RunLog:
 
     def request_cancel(self, run_id: str, reason: str) -> bool:
         return self._store.execute("request_run_cancel", (reason, run_id)) == 1
+
+    def reopen(self, run_id: str, driver: str) -> bool:
+        """Make an ended run running again, driven by ``driver`` (a re-run); False if it had not ended."""
+        return self._store.execute("reopen_run", (driver, run_id)) == 1
 
     def set_driver(self, run_id: str, driver: str) -> bool:
         """Make ``driver`` (a worker id) the process that advances the run."""

@@ -25,6 +25,7 @@ from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
 from pepper.store.params import attempt_params, error_params, insert_params, save_params
 from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
 from pepper.store.runs import RunLog
+from pepper.store.schedules import ScheduleLog
 from pepper.store.tokens import TokenLog
 from pepper.store.workers import WorkerRegistry
 
@@ -95,6 +96,7 @@ class SqlStore:
         self.runs = RunLog(self)
         self.errors = ErrorLog(self)
         self.tokens = TokenLog(self)
+        self.schedules = ScheduleLog(self)
 
     # -- what a database brings ---------------------------------------------------------
 
@@ -368,12 +370,12 @@ class SqlStore:
 
     def ready_tasks(self, now: float) -> list[TaskRecord]:
         """Tasks waiting for an agent (pending, not waiting out a retry back-off), in submission order."""
-        return [TaskRecord.from_row(r) for r in self.query("ready_tasks", (now,))]
+        return [TaskRecord.from_row(r) for r in self.query("ready_tasks", {"now": now})]
 
     def ready_routes(self, now: float) -> list[tuple[str, str | None, frozenset[str], int]]:
         """``(task type it runs as, pinned agent, skills, how many)`` of the tasks waiting for an agent."""
         out = []
-        for r in self.query("ready_routes", (now,)):
+        for r in self.query("ready_routes", {"now": now}):
             recovery = RecoveryState.from_data(codec.decode(r["recovery"]))
             skills = Requirements.parse(codec.decode(r["requirements"])).skills
             out.append((recovery.run_as or r["task_type"], r["placement"] or r["agent"], skills, int(r["n"])))

@@ -14,7 +14,9 @@ from pepper.model import expressions
 from pepper.model.task_spec import KEY_OF, STEP, merged_requirements, spec_fields
 from pepper.model.workflow import Step, make_step
 
-TOP_KEYS = ("name", "description", "agents", "inputs", "fail_fast", "steps")
+TOP_KEYS = ("name", "description", "agents", "inputs", "fail_fast", "schedule", "steps")
+#: The keys of a workflow file's ``schedule:``.
+SCHEDULE_KEYS = ("cron", "every", "timezone", "catch_up")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def check_step(path: Path, raw: RawStep) -> Step:
             condition=fields.get("when"),
             metadata=fields.get("metadata"),
             recovery=fields.get("recovery"),
+            delay=fields.get("delay"),
         )
     except WorkflowDefinitionError as exc:
         raise error(

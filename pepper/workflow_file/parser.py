@@ -14,8 +14,10 @@ from pepper.agents.base import BaseAgent
 from pepper.agents.loader import YamlMapping, agent_entries, agent_files, build_agent, parse_yaml, read_yaml
 from pepper.errors import AgentDefinitionError, ValidationError, WorkflowDefinitionError
 from pepper.model import codec
+from pepper.model.schedule import check_timing
 from pepper.model.workflow import WorkflowSpec
 from pepper.workflow_file.checks import (
+    SCHEDULE_KEYS,
     TOP_KEYS,
     RawStep,
     check_keys,
@@ -38,6 +40,8 @@ class WorkflowFile:
     agents: list[BaseAgent] = field(default_factory=list)
     agent_files: list[Path] = field(default_factory=list)  # the agent files it referenced, resolved
     defines_agents: bool = False  # it has an `agents:` section (read or not)
+    #: Its `schedule:` (cron or every, timezone, catch_up), checked; None: it has none.
+    schedule: dict[str, Any] | None = None
 
 
 def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile:
@@ -85,7 +89,7 @@ def _parse(path: Path, data: YamlMapping, with_agents: bool) -> WorkflowFile:
     inputs = _run_inputs(path, data)
     spec = _spec(path, data, WorkflowSpec(name, (), fail_fast, description, str(path)))
     agents, files = _agents(path, data) if with_agents else ([], [])
-    return WorkflowFile(path, spec, inputs, agents, files, "agents" in data)
+    return WorkflowFile(path, spec, inputs, agents, files, "agents" in data, _schedule(path, data))
 
 
 # -- the file and its top level -------------------------------------------------------------------
@@ -126,6 +130,27 @@ def _run_inputs(path: Path, data: YamlMapping) -> dict[str, Any]:
     except ValidationError as exc:
         raise error(path, line, str(exc), field="inputs") from None
     return dict(value)
+
+
+def _schedule(path: Path, data: YamlMapping) -> dict[str, Any] | None:
+    """The file's ``schedule:`` checked: ``cron`` or ``every``, ``timezone`` (default UTC), ``catch_up``."""
+    schedule = data.get("schedule")
+    if schedule is None:
+        return None
+    line = data.key_lines["schedule"]
+    if not isinstance(schedule, YamlMapping):
+        raise error(path, line, f"schedule must be a mapping such as {{cron: '0 2 * * *'}}, got a {kind(schedule)}",
+                    field="schedule")  # fmt: skip
+    check_keys(path, schedule, SCHEDULE_KEYS, "schedule key")
+    catch_up = schedule.get("catch_up", False)
+    if not isinstance(catch_up, bool):
+        raise error(path, schedule.key_lines["catch_up"], f"catch_up must be true or false, got {catch_up!r}",
+                    field="catch_up")  # fmt: skip
+    try:
+        cron, every, zone = check_timing(schedule.get("cron"), schedule.get("every"), schedule.get("timezone", "UTC"))
+    except ValidationError as exc:
+        raise error(path, schedule.key_lines.get(str(exc.field), line), str(exc), field=exc.field) from None
+    return {"cron": cron, "every": every, "timezone": zone, "catch_up": catch_up}
 
 
 # -- steps --------------------------------------------------------------------------------------

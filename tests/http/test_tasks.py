@@ -163,3 +163,18 @@ def test_runs_go_page_by_page_with_a_cursor(api: Api) -> None:
                 break
         assert set(started) <= set(seen) and len(seen) == len(set(seen))
         assert client.get("/api/v1/runs", params={"state": "nonsense"}).status_code == 422
+
+
+def test_submit_takes_a_delay_or_a_time_and_refuses_a_bad_one(api: Api) -> None:
+    later, fixed = _id("later"), _id("fixed")
+    with api.client() as client:
+        delayed = client.post("/api/v1/tasks", json={"task_id": later, "type": "echo", "delay": "1h"})
+        at = client.post("/api/v1/tasks", json={"task_id": fixed, "type": "echo", "not_before": "2099-01-01T00:00:00Z"})
+        naive = client.post("/api/v1/tasks", json={"type": "echo", "not_before": "2099-01-01T00:00:00"})
+        both = client.post("/api/v1/tasks", json={"type": "echo", "delay": 5, "not_before": "2099-01-01T00:00:00Z"})
+        negative = client.post("/api/v1/tasks", json={"type": "echo", "delay": "-5s"})
+    assert delayed.status_code == 201 and delayed.json()["state"] == "pending"
+    assert [w["kind"] for w in delayed.json()["waiting_on"]] == ["delay"]
+    assert at.status_code == 201 and at.json()["not_before"] == 4070908800.0
+    for refused in (naive, both, negative):
+        assert refused.status_code == 400 and refused.json()["error"]["type"] == "InvalidDelayError"

@@ -19,7 +19,7 @@ from pepper.store.sql_store import SqlStore
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 #: Every table a copy carries (the schema version stays each database's own).
 TABLES = {"tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
-          "usage_samples", "tokens"}  # fmt: skip
+          "usage_samples", "tokens", "schedules"}  # fmt: skip
 
 
 def fill(db: str, home: Path) -> None:
@@ -45,6 +45,7 @@ def fill(db: str, home: Path) -> None:
         workflow.add_step("fetch", "step")
         workflow.add_step("build", "step", dependencies=["fetch"])
         assert workflow.run(timeout=30).status == "completed"
+        pepper.schedule("nightly", workflow, cron="0 2 * * *", timezone="Europe/Paris", runtime=runtime)
         orchestrator.add_feedback("a", rating=4, comment="good", metrics={"edits": 2})
         orchestrator.add_feedback("b", rating=2)
         ResourceAllocator(runtime).allocate("worker-a", {"api": 1}, duration="1h")
@@ -52,6 +53,7 @@ def fill(db: str, home: Path) -> None:
         orchestrator = TaskOrchestrator(offline)
         orchestrator.submit_task("later-1", "t", inputs={"n": 1})
         orchestrator.submit_task("later-2", "t", dependencies=["later-1"])
+        orchestrator.submit_task("later-3", "t", delay="1h")
 
 
 def rows_of(store: SqlStore, table: str) -> list[dict[str, Any]]:
@@ -85,7 +87,7 @@ def test_a_copy_to_postgresql_and_back_is_equal_row_by_row(original: SqlStore, p
 
         # Then every table holds the same rows on all three, and the counts say so
         assert set(there) == TABLES and there == again
-        assert there["tasks"] == 8 and there["errors"] >= 3 and there["runs"] == 1 and there["feedback"] == 2
+        assert there["tasks"] == 9 and there["errors"] >= 3 and there["runs"] == 1 and there["feedback"] == 2
         assert there["attempts"] >= 2 and there["leases"] >= 1 and there["pool"] >= 1
         for table in TABLES:
             expected = rows_of(original, table)
@@ -171,7 +173,7 @@ def test_a_destination_in_use_is_refused_unless_replaced(original: SqlStore, tmp
         assert [row["task_id"] for row in rows_of(dst, "tasks")] == ["mine"]
 
         copied = copy_database(original, dst, replace=True)
-        assert copied["tasks"] == 8
+        assert copied["tasks"] == 9
         assert rows_of(dst, "tasks") == rows_of(original, "tasks")
     finally:
         dst.close()

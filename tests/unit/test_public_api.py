@@ -27,6 +27,8 @@ TOP_LEVEL = [
     "load_agents",
     "plan",
     "register_agent",
+    "schedule",
+    "schedules",
 ]
 CORE = [
     "AgentSelector",

@@ -26,6 +26,10 @@ def offer(s: EngineState, t: LiveTask, turn: Turn) -> None:
     if t.parked_at is not None:
         return
     at = turn.at
+    not_before = t.task.not_before
+    if not_before is not None and not_before > at:  # delayed: its timer offers it at its time
+        turn.actions.append(ev.WakeAt(("delay", task_id), not_before, turn.cause))
+        return
     if t.next_attempt_at is not None and t.next_attempt_at > at:
         turn.actions.append(ev.WakeAt(("retry", task_id), t.next_attempt_at, turn.cause))
         return

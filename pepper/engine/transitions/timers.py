@@ -1,5 +1,5 @@
 """Timers falling due: a lease of the pool expired, an agent that left a task to a better one looks again,
-a retry's backoff is over.
+a retry's backoff is over, a delayed task's time came.
 
 Pure: no I/O, and time comes with the event (the shell arms timers for ``WakeAt`` actions).
 """
@@ -26,6 +26,8 @@ def on_timer(s: EngineState, e: ev.TimerFired) -> list[ev.Action]:
         return _look_again(s, name, e)
     if kind == "retry":
         return _retry(s, name, e)
+    if kind == "delay":
+        return _delayed(s, name, e)
     return []
 
 
@@ -46,6 +48,21 @@ def _retry(s: EngineState, task_id: str, e: ev.TimerFired) -> list[ev.Action]:
     if t.next_attempt_at > e.at + 1e-9:
         return [ev.WakeAt(e.key, t.next_attempt_at, e.cause)]
     t.next_attempt_at = None
+    turn = Turn(e.at, e.cause)
+    offer(s, t, turn)
+    return turn.actions
+
+
+def _delayed(s: EngineState, task_id: str, e: ev.TimerFired) -> list[ev.Action]:
+    """A delayed task's time came: it is offered (if it still waits, and not already queued)."""
+    t = s.tasks.get(task_id)
+    not_before = None if t is None else t.task.not_before
+    if t is None or not_before is None or t.state is not PENDING or t.qseq:
+        return []
+    if not_before > e.at + 1e-9:
+        return [ev.WakeAt(e.key, not_before, e.cause)]
+    if t.ready_at is None or t.ready_at < not_before:
+        t.ready_at = not_before  # it ages from its time, not from its submission
     turn = Turn(e.at, e.cause)
     offer(s, t, turn)
     return turn.actions

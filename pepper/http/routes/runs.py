@@ -53,6 +53,10 @@ class CancelBody(BaseModel):
     reason: str | None = None
 
 
+class RerunBody(BaseModel):
+    from_step: str | None = None
+
+
 async def _document(request: Request) -> tuple[Any, dict[str, Any]]:
     """The workflow document and the extra fields of the body (JSON) or the YAML text and none."""
     raw = await request.body()
@@ -131,6 +135,16 @@ async def resume_run(request: Request, run_id: str) -> dict[str, Any]:
     runtime = runtime_of(request)
     await WorkflowController(runtime=runtime).take_over_async(run_id)
     return await _details(runtime, run_id)
+
+
+@router.post("/runs/{run_id}/rerun", dependencies=[WRITE], response_model=dict[str, Any])
+async def rerun_run(request: Request, run_id: str, body: RerunBody | None = None) -> dict[str, Any]:
+    """Run an ended run's failed and cancelled steps again (or `from_step` and every step downstream of it), in
+    the same run, driven by this server; `steps` are the step ids run again."""
+    runtime = runtime_of(request)
+    controller = WorkflowController(runtime=runtime)
+    steps = await controller.start_rerun_async(run_id, from_step=body.from_step if body else None)
+    return {"steps": steps, "run": await _details(runtime, run_id)}
 
 
 @router.get("/runs/{run_id}/timeline", dependencies=[READ], response_model=dict[str, Any])

@@ -52,14 +52,14 @@ WHERE tasks.task_id = v.task_id AND tasks.version = v.version;
 -- insert_task for many rows in one statement, stored in the order given.
 INSERT INTO tasks (
     task_id, task_type, priority, dependencies, inputs, agent, requirements,
-    timeout, max_retries, metadata, created_at, policy, state, ready_at, change_seq, writer
+    timeout, max_retries, metadata, created_at, policy, not_before, state, ready_at, change_seq, writer
 )
 SELECT v.task_id, v.task_type, v.priority, v.dependencies, v.inputs, v.agent, v.requirements, v.timeout,
-       v.max_retries, v.metadata, v.created_at, v.policy, v.state, v.ready_at, {tx_seq}, v.writer
+       v.max_retries, v.metadata, v.created_at, v.policy, v.not_before, v.state, v.ready_at, {tx_seq}, v.writer
 FROM unnest(
     ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::bigint[],
-    ?::text[], ?::float8[], ?::text[], ?::text[], ?::float8[], ?::text[]
+    ?::text[], ?::float8[], ?::text[], ?::float8[], ?::text[], ?::float8[], ?::text[]
 ) WITH ORDINALITY AS v(task_id, task_type, priority, dependencies, inputs, agent, requirements, timeout,
-                       max_retries, metadata, created_at, policy, state, ready_at, writer, n)
+                       max_retries, metadata, created_at, policy, not_before, state, ready_at, writer, n)
 ORDER BY v.n
 ON CONFLICT (task_id) DO NOTHING;

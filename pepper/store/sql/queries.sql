@@ -12,8 +12,8 @@ SELECT COALESCE(MAX(change_seq), 0) FROM tasks;
 -- name: insert_task
 INSERT INTO tasks (
     task_id, task_type, priority, dependencies, inputs, agent, requirements,
-    timeout, max_retries, metadata, created_at, policy, state, ready_at, change_seq, writer
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    timeout, max_retries, metadata, created_at, policy, not_before, state, ready_at, change_seq, writer
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
           {tx_seq}, ?)
 ON CONFLICT (task_id) DO NOTHING;
 
@@ -69,7 +69,8 @@ SELECT state, COUNT(*) AS n FROM tasks GROUP BY state;
 -- Ready tasks served before one (ageing key ``rate * ready time - priority``, then submission order),
 -- counted by what decides who can take them: one row per route, whatever the backlog.
 SELECT task_type, agent, placement, requirements, COUNT(*) AS n FROM tasks
-WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now) AND task_id != :task_id
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+  AND (not_before IS NULL OR not_before <= :now) AND task_id != :task_id
   AND (:rate * COALESCE(ready_at, created_at) - priority < :key
        OR (:rate * COALESCE(ready_at, created_at) - priority = :key AND seq < :seq))
 GROUP BY task_type, agent, placement, requirements;
@@ -79,13 +80,15 @@ SELECT seq FROM tasks WHERE task_id = ?;
 
 -- name: ready_tasks
 SELECT * FROM tasks
-WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+  AND (not_before IS NULL OR not_before <= :now)
 ORDER BY seq;
 
 -- name: ready_routes
 -- Ready tasks counted by what decides who can take them.
 SELECT task_type, agent, placement, requirements, recovery, COUNT(*) AS n FROM tasks
-WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+  AND (not_before IS NULL OR not_before <= :now)
 GROUP BY task_type, agent, placement, requirements, recovery;
 
 -- name: unfinished_count
@@ -218,12 +221,13 @@ SELECT COALESCE(MAX(feedback_id), 0) FROM feedback;
 SELECT agent_id, rating, created_at FROM feedback WHERE created_at >= ? AND agent_id IS NOT NULL ORDER BY created_at;
 
 -- name: outcomes_since
--- Finished attempts to learn from: the last attempt of each task, and the earlier ones that failed.
+-- Finished attempts to learn from: the last attempt of each task, and the earlier ones that failed or (before a
+-- re-run of their workflow run) completed.
 SELECT agent_id, task_type, CASE WHEN state = 'completed' THEN 1 ELSE 0 END AS ok, finished_at - started_at AS duration, finished_at AS at
 FROM tasks WHERE state IN ('completed', 'failed') AND agent_id IS NOT NULL AND finished_at >= ?
 UNION ALL
-SELECT agent_id, task_type, 0, ended_at - started_at, ended_at
-FROM attempts WHERE outcome = 'retry' AND agent_id IS NOT NULL AND ended_at >= ?
+SELECT agent_id, task_type, CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END, ended_at - started_at, ended_at
+FROM attempts WHERE outcome IN ('retry', 'failed', 'completed') AND agent_id IS NOT NULL AND ended_at >= ?
 ORDER BY at;
 
 -- name: set_placement
@@ -231,8 +235,8 @@ UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = 
 WHERE task_id = ? AND state IN ('pending', 'blocked');
 
 -- name: insert_run
-INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?);
+INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan, schedule)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?);
 
 -- name: run_by_id
 SELECT * FROM runs WHERE run_id = ?;
@@ -248,6 +252,11 @@ ORDER BY created_at DESC, run_id DESC LIMIT :limit;
 
 -- name: finish_run
 UPDATE runs SET state = ?, reason = ?, finished_at = ? WHERE run_id = ? AND state = 'running';
+
+-- name: reopen_run
+-- A run that ended starts again (a re-run of some of its steps), driven by ?; 0 rows if it had not ended.
+UPDATE runs SET state = 'running', finished_at = NULL, reason = NULL, cancel_requested = 0, driver = ?
+WHERE run_id = ? AND state != 'running';
 
 -- name: request_run_cancel
 UPDATE runs SET cancel_requested = 1, reason = ? WHERE run_id = ? AND state = 'running';
@@ -281,12 +290,13 @@ SELECT * FROM errors ORDER BY error_id DESC LIMIT ?;
 SELECT * FROM tasks WHERE state = 'parked' ORDER BY parked_at;
 
 -- name: ended_attempts_since
--- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed.
+-- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed or (before a re-run
+-- of their workflow run) completed.
 SELECT task_type, agent_id, CASE WHEN state = 'completed' THEN 1 ELSE 0 END AS ok, ready_at, started_at, finished_at AS at
 FROM tasks WHERE state IN ('completed', 'failed') AND finished_at >= ? AND started_at IS NOT NULL
 UNION ALL
-SELECT task_type, agent_id, 0, NULL, started_at, ended_at
-FROM attempts WHERE outcome = 'retry' AND ended_at >= ?;
+SELECT task_type, agent_id, CASE WHEN outcome = 'completed' THEN 1 ELSE 0 END, NULL, started_at, ended_at
+FROM attempts WHERE outcome IN ('retry', 'failed', 'completed') AND ended_at >= ?;
 
 -- name: count_by_state_and_type
 SELECT state, task_type, COUNT(*) AS n FROM tasks GROUP BY state, task_type;
@@ -314,3 +324,32 @@ UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL;
 
 -- name: touch_token
 UPDATE tokens SET last_used_at = ? WHERE name = ? AND revoked_at IS NULL;
+
+-- name: schedule_by_name
+SELECT * FROM schedules WHERE name = ?;
+
+-- name: list_schedules
+SELECT * FROM schedules ORDER BY name;
+
+-- name: insert_schedule
+INSERT INTO schedules (name, workflow, spec, inputs, cron, every, timezone, catch_up, next_fire_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: update_schedule
+UPDATE schedules SET workflow = ?, spec = ?, inputs = ?, cron = ?, every = ?, timezone = ?, catch_up = ?,
+    next_fire_at = ?, created_at = ?
+WHERE name = ?;
+
+-- name: pause_schedule
+UPDATE schedules SET paused = ?, next_fire_at = ? WHERE name = ?;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = ?;
+
+-- name: claim_tick
+-- Move a schedule on from the tick read: of several workers reading the same tick, one changes the row.
+UPDATE schedules SET next_fire_at = :next, last_fire_at = COALESCE(:fired, last_fire_at)
+WHERE name = :name AND next_fire_at = :tick AND paused = 0;
+
+-- name: note_schedule_run
+UPDATE schedules SET last_run_id = ? WHERE name = ?;

@@ -48,14 +48,15 @@ CREATE TABLE tasks (
     policy           TEXT,
     recovery         TEXT,
     parked_at        REAL,
-    outcome          TEXT CHECK (outcome IN ('skipped', 'aborted'))
+    outcome          TEXT CHECK (outcome IN ('skipped', 'aborted')),
+    not_before       REAL
 );
 -- No index on state: every write changes it, so such an index would tax every save;
 -- queries by state (start-up, listings) scan instead (about 0.1 s per million rows).
 CREATE INDEX tasks_by_change ON tasks (change_seq);
 
--- Attempts a task outlived (retried after a failure, interrupted by a stopped
--- worker). The last attempt is described by the task row itself.
+-- Attempts a task outlived (retried after a failure, interrupted by a stopped worker, or ended before a
+-- re-run of its workflow run). The last attempt is described by the task row itself.
 CREATE TABLE attempts (
     task_id    TEXT NOT NULL,
     attempt    INTEGER NOT NULL,
@@ -64,7 +65,7 @@ CREATE TABLE attempts (
     task_type  TEXT NOT NULL,
     started_at REAL,
     ended_at   REAL NOT NULL,
-    outcome    TEXT NOT NULL CHECK (outcome IN ('retry', 'interrupted')),
+    outcome    TEXT NOT NULL CHECK (outcome IN ('retry', 'interrupted', 'completed', 'failed', 'cancelled')),
     error      TEXT,
     PRIMARY KEY (task_id, attempt)
 );
@@ -162,7 +163,8 @@ CREATE TABLE runs (
     driver           TEXT,
     reason           TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    plan             TEXT
+    plan             TEXT,
+    schedule         TEXT
 );
 CREATE INDEX runs_by_created ON runs (created_at);
 
@@ -197,3 +199,24 @@ CREATE TABLE tokens (
     last_used_at REAL
 );
 CREATE UNIQUE INDEX tokens_by_hash ON tokens (secret_hash);
+
+-- Workflows started on a schedule: a cron expression (in its time zone) or a fixed interval. A tick is
+-- claimed by moving next_fire_at on from the value read (one conditional UPDATE), so of several workers
+-- sharing the database exactly one starts the run of each tick.
+CREATE TABLE schedules (
+    name         TEXT PRIMARY KEY,
+    workflow     TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    inputs       TEXT NOT NULL,
+    cron         TEXT,
+    every        REAL,
+    timezone     TEXT NOT NULL,
+    catch_up     INTEGER NOT NULL DEFAULT 0,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    next_fire_at REAL NOT NULL,
+    last_fire_at REAL,
+    last_run_id  TEXT,
+    created_at   REAL NOT NULL,
+    CHECK ((cron IS NULL) != (every IS NULL))
+);
+CREATE INDEX schedules_by_next ON schedules (next_fire_at);

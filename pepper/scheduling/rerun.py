@@ -1,0 +1,40 @@
+"""Which steps of an ended workflow run a re-run starts again. Pure: the steps' states come in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pepper.errors import RerunError, suggest
+from pepper.model.task import TaskState
+from pepper.model.workflow import WorkflowSpec
+
+#: The states a re-run of the failed steps starts again.
+UNFINISHED = frozenset({TaskState.FAILED, TaskState.CANCELLED, TaskState.PARKED})
+
+
+def steps_to_rerun(
+    run_id: str, spec: WorkflowSpec, states: Mapping[str, TaskState | None], from_step: str | None = None
+) -> list[str]:
+    """The step ids to run again, dependencies first: ``from_step`` and every step downstream of it, or (without
+    it) the steps that failed or were cancelled. Raises ``RerunError`` for an unknown step, or when there is
+    nothing to run again."""
+    order = spec.validate()
+    if from_step is not None:
+        if from_step not in spec.by_id:
+            raise RerunError(
+                run_id,
+                f"run {run_id!r} has no step {from_step!r}; its steps: {', '.join(order)}.{suggest(from_step, order)}",
+            )
+        chosen = {from_step}
+        for step_id in order:  # dependencies come first, so one pass finds everything downstream
+            if any(dep in chosen for dep in spec.by_id[step_id].dependencies):
+                chosen.add(step_id)
+    else:
+        chosen = {step_id for step_id in order if states.get(step_id) in UNFINISHED}
+        if not chosen:
+            raise RerunError(
+                run_id,
+                f"run {run_id!r} has no failed or cancelled step to run again; give a step to run again from "
+                "(from_step, or --from STEP) to run completed steps again",
+            )
+    return [step_id for step_id in order if step_id in chosen]

@@ -1,0 +1,76 @@
+"""``pepper rerun`` and ``pepper schedules`` and ``pepper submit --delay`` end to end, as a user types them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.test_cli_workflows import AGENTS_MODULE, CLI, DIAMOND, FAILING
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> CLI:
+    (tmp_path / "wf_agents.py").write_text(AGENTS_MODULE)
+    (tmp_path / "diamond.yaml").write_text(DIAMOND)
+    (tmp_path / "failing.yaml").write_text(FAILING)
+    return CLI(tmp_path)
+
+
+def test_rerun_runs_the_failed_steps_again_in_the_same_run_and_keeps_the_history(cli: CLI) -> None:
+    first = cli.json("run", "failing.yaml", code=1)
+    run_id = first["run_id"]
+    assert sorted(cli.ran()) == ["compile", "docs", "fetch"]
+    (cli.folder / "ran.log").unlink()
+
+    again = cli.json("rerun", run_id, code=1)  # compile still breaks: the run fails again
+    assert again["run_id"] == run_id
+    assert sorted(cli.ran()) == ["compile"]  # package and publish were cancelled again; fetch and docs kept
+    steps = {s["step_id"]: s for s in again["steps"]}
+    assert steps["fetch"]["status"] == "completed" and steps["fetch"]["attempts"] == 1
+    assert steps["compile"]["status"] == "failed" and steps["compile"]["attempts"] == 2
+    assert [r["run_id"] for r in cli.runs()] == [run_id]
+
+    shown = cli.expect(1, "show", run_id).stdout
+    earlier = [line.split() for line in shown.splitlines() if line.strip().startswith("#1")]
+    assert earlier and earlier[0][:3] == ["#1", "failed", "worker"]  # the first attempt stays in the history
+
+    (cli.folder / "ran.log").unlink()
+    cli.expect(1, "rerun", run_id, "--from", "docs")
+    assert sorted(cli.ran()) == ["docs"]  # publish waits on package, which stays cancelled
+
+
+def test_rerun_refuses_bad_requests_and_changes_nothing(cli: CLI) -> None:
+    run_id = cli.json("run", "diamond.yaml")["run_id"]
+    missing = cli.expect(2, "rerun", "no-such-run")
+    assert "no workflow run with id 'no-such-run'" in missing.stderr
+    nothing = cli.expect(2, "rerun", run_id)  # every step completed
+    assert "no failed or cancelled step" in nothing.stderr
+    unknown = cli.expect(2, "rerun", run_id, "--from", "nowhere")
+    assert "has no step 'nowhere'" in unknown.stderr
+    assert cli.json("runs")[0]["status"] == "completed"
+
+
+def test_schedules_are_added_listed_paused_and_deleted(cli: CLI) -> None:
+    done = cli.expect(0, "schedules", "add", "diamond.yaml", "--name", "nightly", "--cron", "0 2 * * *",
+                      "--timezone", "Europe/Paris")  # fmt: skip
+    assert "Schedule 'nightly': cron 0 2 * * * (Europe/Paris); next run " in done.stdout
+    listed = cli.expect(0, "schedules").stdout
+    assert "nightly" in listed and "02:00:00 CE" in listed
+    cli.expect(0, "schedules", "pause", "nightly")
+    assert cli.json("schedules")[0]["paused"] is True
+    cli.expect(0, "schedules", "resume", "nightly")
+    bad = cli.expect(2, "schedules", "add", "diamond.yaml", "--every", "10m", "--cron", "0 2 * * *")
+    assert "not both" in bad.stderr
+    cli.expect(0, "schedules", "delete", "nightly")
+    assert cli.json("schedules") == []
+    gone = cli("schedules", "delete", "nightly")
+    assert gone.returncode != 0 and "no schedule named 'nightly'" in gone.stderr
+
+
+def test_submit_with_a_delay_says_until_when(cli: CLI) -> None:
+    status = cli.json("submit", "build", "--id", "later", "--delay", "10m")
+    assert [w["kind"] for w in status["waiting_on"]] == ["delay"]
+    assert status["not_before"] > status["created_at"] + 599
+    bad = cli.expect(2, "submit", "build", "--delay", "5m", "--not-before", "2030-01-01T00:00:00Z")
+    assert "not both" in bad.stderr
