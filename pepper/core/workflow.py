@@ -178,14 +178,22 @@ class WorkflowController(_Runs):
         condition: str | abc.Callable[..., Any] | None = None,
         metadata: abc.Mapping[str, Any] | None = None,
         recovery: Any = None,
+        for_each: str | abc.Sequence[Any] | None = None,
+        max_parallel: int | None = None,
+        expected_items: int | None = None,
     ) -> Step:
         """Add a step: a task of ``task_type`` (on ``agent`` if given) that runs once ``dependencies`` (step
         ids) completed. ``condition`` (an expression such as ``"steps.review.result.approved"``, or a function
         of a ``StepContext``) may skip it; ``recovery`` (e.g. ``"retry(2) -> dead_letter"``) says what a
-        failure leads to. Returns the step."""
+        failure leads to. ``for_each`` (an expression giving a list, such as
+        ``"${{ steps.scan.result.modules }}"``, or a list) makes the step one task per item, at most
+        ``max_parallel`` at once, each reading ``${{ item }}`` and ``${{ index }}`` in its inputs; its result
+        is the list of the items' results, in order (``expected_items``: how many the planner assumes).
+        Returns the step."""
         step = make_step(step_id, task_type, agent=agent, dependencies=dependencies, inputs=inputs,
                          priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
-                         condition=condition, metadata=metadata, recovery=recovery)  # fmt: skip
+                         condition=condition, metadata=metadata, recovery=recovery, for_each=for_each,
+                         max_parallel=max_parallel, expected_items=expected_items)  # fmt: skip
         self.spec = self.spec.with_step(step)
         return step
 

@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pepper.engine.fan_out import FanOuts
 from pepper.engine.hooks import EngineHook
 from pepper.errors import WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
 from pepper.model import codec, expressions
@@ -77,6 +78,7 @@ class RunDriver(EngineHook):
         self.engine = engine
         self.runs: dict[str, _Run] = {}
         self._due: set[str] = set()
+        self.fans = FanOuts(engine)
         engine.preparers.append(self.prepare)
 
     # -- starting and resuming ----------------------------------------------------------------
@@ -88,10 +90,10 @@ class RunDriver(EngineHook):
         now = engine.clock.now()
         codec.normalise(dict(inputs), "inputs")
         run_id = new_run_id(spec.name)
-        tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.conditional]
+        tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.deferred]
         check_new(tasks, _NewRun(), engine.state.resources.capacity)
         record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan)
-        run = self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
+        run = self._drive(record, held={s.step_id for s in spec.steps if s.deferred})
         run.stored = False
 
         def committed(future: asyncio.Future[Any]) -> None:  # even if the caller stopped waiting
@@ -155,13 +157,14 @@ class RunDriver(EngineHook):
 
     def _drop(self, run: _Run) -> None:
         del self.runs[run.record.run_id]
+        self.fans.forget(run.record.run_id)
         if not self.runs and self in self.engine.hooks:
             self.engine.hooks.remove(self)
 
     # -- following the steps --------------------------------------------------------------------
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
-        run_id = task_id.rpartition("/")[0]
+        run_id = self.fans.settled(task_id, state) or task_id.rpartition("/")[0]
         if run_id in self.runs and run_id not in self._due:
             self._due.add(run_id)
             self.engine.loop.call_soon(self._advance, run_id)
@@ -171,12 +174,15 @@ class RunDriver(EngineHook):
         run_id = run.record.run_id
         states: dict[str, TaskState | None] = {}
         missing: dict[str, str] = {}
+        fanning = self.fans.of(run_id)
         for step in run.spec.steps:
             sid = step.step_id
             if sid in run.final:
                 states[sid] = run.final[sid]
             elif sid in run.held:
                 states[sid] = None
+            elif sid in fanning:
+                states[sid] = TaskState.IN_PROGRESS  # its items run; its own task is stored once they all ended
             else:
                 t = engine.state.tasks.get(task_id_of(run_id, sid))
                 if t is not None:
@@ -208,6 +214,10 @@ class RunDriver(EngineHook):
         if run is None or not run.stored:
             return
         for _ in range(len(run.spec.steps) + 2):  # each pass settles at least one step, or stops
+            if self.fans.of(run_id):
+                settled, submit = [], []
+                self.fans.pump(run_id, run.record.inputs, self.engine.clock.now(), settled, submit)
+                self._store(run, settled, submit)
             states = self._states(run)
             if run.cancelled is None and (run.held or all(s is not None and s.is_final for s in states.values())):
                 stored = self.engine.store.runs.get(run_id)  # cancelled from another process?
@@ -220,24 +230,31 @@ class RunDriver(EngineHook):
                 self._finish(run, move.finished, move.reason)
                 return
             now = self.engine.clock.now()
+            fanning = self.fans.of(run_id)
             for sid, why in move.cancel.items():
-                self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why, f"cancel:run:{run_id}"))
+                if sid in fanning:
+                    self.fans.stop(run_id, sid, why)
+                else:
+                    self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why, f"cancel:run:{run_id}"))
             settled: list[TaskRecord] = []
             submit: list[Task] = []
             for sid, why in move.doom.items():
                 settled.append(self._settled(run, sid, TaskState.CANCELLED, now, reason=why))
             for sid in move.release:
                 self._decide(run, sid, now, settled, submit)
+            self.fans.pump(run_id, run.record.inputs, now, settled, submit)
             self._store(run, settled, submit)
             if not (settled or submit):
                 return  # only cancellations: their settling brings the next pass
 
     def _decide(self, run: _Run, step_id: str, now: float, settled: list[TaskRecord], submit: list[Task]) -> None:
-        """A conditional step whose dependencies completed: run it, or skip it."""
+        """A deferred step whose dependencies completed: run it (fan it out), or skip it."""
         step = run.spec.by_id[step_id]
         results, skipped = self._results(run, step.dependencies)
         try:
-            if step.condition_fn is not None:
+            if not step.conditional:
+                verdict = True
+            elif step.condition_fn is not None:
                 verdict = step.condition_fn(StepContext(run.record.inputs, results, frozenset(skipped)))
             else:
                 context = {"inputs": run.record.inputs, "steps": step_context_values(results, skipped)}
@@ -246,7 +263,10 @@ class RunDriver(EngineHook):
             error = TaskError(type(exc).__name__, f"the step's condition could not be decided: {exc}")
             settled.append(self._settled(run, step_id, TaskState.FAILED, now, error=error))
             return
-        if verdict:
+        if verdict and step.fans_out:
+            run.held.discard(step_id)
+            self.fans.begin(run.record.run_id, run.record.inputs, step, results, skipped, now, settled)
+        elif verdict:
             submit.append(step_task(step, run.record.run_id, run.record.inputs, now))
         else:
             what = step.condition if step.condition is not None else "the Python condition"

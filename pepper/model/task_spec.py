@@ -42,6 +42,9 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
     SpecKey("metadata", "metadata"),
     SpecKey("policy", "recovery", ("policy",)),
     SpecKey("duration", "duration"),
+    SpecKey("for_each", "for_each"),
+    SpecKey("max_parallel", "max_parallel"),
+    SpecKey("expected_items", "expected_items"),
 )
 
 #: Every written key or alias -> its field.
@@ -51,9 +54,10 @@ KEY_OF: Mapping[str, str] = {k.field: k.key for k in SPEC_KEYS}
 
 _ALL = frozenset(KEY_OF)
 #: The fields each reader accepts.
-SUBMIT = _ALL - {"condition", "duration"}
+_FAN_OUT = frozenset({"for_each", "max_parallel", "expected_items"})
+SUBMIT = _ALL - {"condition", "duration"} - _FAN_OUT
 STEP = _ALL - {"duration"}
-PLAN = _ALL - {"condition"}
+PLAN = _ALL - {"condition"} - _FAN_OUT
 
 
 def valid_keys(accepted: frozenset[str]) -> tuple[str, ...]:

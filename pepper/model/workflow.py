@@ -49,6 +49,9 @@ class Step:
     template: Task  # validated fields; its task_id is the step id and its dependencies are step ids
     condition: str | None = None  # an expression (see ``model/expressions``)
     condition_fn: ConditionFn | None = field(default=None, compare=False)
+    for_each: Any = None  # fan-out: an expression giving a list, or a list; one task per item (None: one task)
+    max_parallel: int | None = None  # fan-out: at most this many items at once (None: no limit)
+    expected_items: int | None = None  # fan-out: how many items the planner assumes when it cannot know
 
     @property
     def task_type(self) -> str:
@@ -65,6 +68,15 @@ class Step:
     @property
     def conditional(self) -> bool:
         return self.condition is not None or self.condition_fn is not None
+
+    @property
+    def fans_out(self) -> bool:
+        return self.for_each is not None
+
+    @property
+    def deferred(self) -> bool:
+        """Its task is not submitted with the run: it waits for its dependencies (a condition, a fan-out)."""
+        return self.conditional or self.fans_out
 
     def to_dict(self) -> dict[str, Any]:
         t = self.template
@@ -91,6 +103,12 @@ class Step:
             data["when"] = self.condition
         elif self.condition_fn is not None:
             data["when_python"] = _describe_callable(self.condition_fn)
+        if self.for_each is not None:
+            data["for_each"] = self.for_each
+        if self.max_parallel is not None:
+            data["max_parallel"] = self.max_parallel
+        if self.expected_items is not None:
+            data["expected_items"] = self.expected_items
         return data
 
 
@@ -108,6 +126,9 @@ def make_step(
     condition: Any = None,
     metadata: Any = None,
     recovery: Any = None,
+    for_each: Any = None,
+    max_parallel: Any = None,
+    expected_items: Any = None,
 ) -> Step:
     """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field."""
     if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
@@ -125,21 +146,61 @@ def make_step(
         )  # fmt: skip
         if inputs is not None and not isinstance(template.inputs, Mapping):
             raise ValidationError(f"inputs must be a mapping, got {type(inputs).__name__}", field="inputs")
+        fan = check_fan_out(for_each, max_parallel, expected_items)
         for expression in expressions.references(template.inputs):
             _check_reads(step_id, expression, template.dependencies, "inputs")
+            if expression.reads_item and for_each is None:
+                raise ExpressionError(
+                    f"inputs read {expression.text!r}, but 'item' and 'index' exist only in a step with "
+                    "for_each (one task per item of a list)",
+                    expression=expression.text,
+                )
+        if isinstance(for_each, str):
+            _check_reads(step_id, expressions.parse(for_each), template.dependencies, "for_each")
         text, fn = None, None
         if callable(condition):
             fn = condition
         elif condition is not None:
             text = condition
-            _check_reads(step_id, expressions.parse(condition), template.dependencies, "condition")
+            parsed = expressions.parse(condition)
+            _check_reads(step_id, parsed, template.dependencies, "condition")
+            if parsed.reads_item:
+                raise ExpressionError(
+                    f"the condition {condition!r} reads 'item' or 'index', which only a fanned-out step's "
+                    "inputs can read",
+                    expression=condition,
+                )
     except WorkflowDefinitionError:
         raise
     except ValidationError as exc:
         raise WorkflowDefinitionError(f"step {step_id!r}: {exc}", step_id=step_id, field=exc.field) from None
     if step_id in template.dependencies:
         raise WorkflowDefinitionError(f"step {step_id!r} depends on itself", step_id=step_id, field="dependencies")
-    return Step(step_id, template, text, fn)
+    return Step(step_id, template, text, fn, *fan)
+
+
+def check_fan_out(for_each: Any, max_parallel: Any, expected_items: Any) -> tuple[Any, int | None, int | None]:
+    """``for_each``, ``max_parallel`` and ``expected_items`` checked (``ValidationError`` naming the field)."""
+    if for_each is not None:
+        if isinstance(for_each, str):
+            expressions.parse(for_each)
+        elif isinstance(for_each, (list, tuple)):
+            for_each = codec.normalise(list(for_each), "for_each")[0]
+        else:
+            raise ValidationError(
+                "for_each must be an expression giving a list (e.g. '${{ steps.scan.result.modules }}' or "
+                f"'${{{{ inputs.pages }}}}') or a list, got {type(for_each).__name__}",
+                field="for_each",
+            )
+    for name, value in (("max_parallel", max_parallel), ("expected_items", expected_items)):
+        if value is None:
+            continue
+        if for_each is None:
+            raise ValidationError(f"{name} applies only to a step with for_each", field=name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "max_parallel" else 0):
+            least = "a whole number of at least 1" if name == "max_parallel" else "a whole number (0 or more)"
+            raise ValidationError(f"{name} must be {least}, got {value!r}", field=name)
+    return for_each, max_parallel, expected_items
 
 
 def _check_reads(step_id: str, expression: expressions.Expression, deps: Sequence[str], where: str) -> None:
@@ -224,6 +285,8 @@ class WorkflowSpec:
                 inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
                 max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
                 condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
+                for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
+                expected_items=raw.get("expected_items"),
             )  # fmt: skip
             if "when_python" in raw:
                 step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))

@@ -104,6 +104,9 @@ def check_step(path: Path, raw: RawStep) -> Step:
             condition=fields.get("when"),
             metadata=fields.get("metadata"),
             recovery=fields.get("recovery"),
+            for_each=fields.get("for_each"),
+            max_parallel=fields.get("max_parallel"),
+            expected_items=fields.get("expected_items"),
         )
     except WorkflowDefinitionError as exc:
         raise error(
