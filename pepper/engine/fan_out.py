@@ -57,7 +57,7 @@ class FanOuts:
         if not items:
             settled.append(_final(step, run_id, run_inputs, TaskState.COMPLETED, now, result=[]))
             return
-        fan = FanOut(step, items, context)
+        fan = FanOut(step, items, context, now)
         prefix = item_id(run_id, step.step_id, 0)[:-2]  # run/step[
         for tid, record in self.engine.store.runs.tasks(run_id).items():
             if tid.startswith(prefix) and (parsed := parse_item_id(tid)) is not None and parsed[1] == step.step_id:
@@ -112,9 +112,11 @@ class FanOuts:
         if state is TaskState.COMPLETED:
             ids = [item_id(run_id, step.step_id, i) for i in range(len(fan.items))]
             by_id = self.engine.dependency_results(ids)
-            return _final(step, run_id, run_inputs, state, now, result=[by_id.get(tid) for tid in ids])
+            record = _final(step, run_id, run_inputs, state, now, result=[by_id.get(tid) for tid in ids])
+            return replace(record, started_at=fan.began)
         if fan.stopping is not None:
-            return _final(step, run_id, run_inputs, TaskState.CANCELLED, now, reason=fan.stopping)
+            record = _final(step, run_id, run_inputs, TaskState.CANCELLED, now, reason=fan.stopping)
+            return replace(record, started_at=fan.began)
         index = fan.broken if fan.broken is not None else 0
         broken = self._record(item_id(run_id, step.step_id, index))
         what = f"item {index} of {len(fan.items)} {state.value}"
@@ -125,7 +127,7 @@ class FanOuts:
             error = TaskError("ItemFailed", what)
         reason = f"{what}" + (f": {broken.reason}" if broken is not None and broken.reason else "")
         record = _final(step, run_id, run_inputs, state, now, error=error, reason=reason)
-        return replace(record, outcome=broken.outcome if broken is not None else None)
+        return replace(record, outcome=broken.outcome if broken is not None else None, started_at=fan.began)
 
     def _record(self, task_id: str) -> TaskRecord | None:
         return self.engine.store.get_tasks([task_id]).get(task_id)

@@ -65,6 +65,7 @@ class _Run:
     cancelled: str | None = None
     stopped: str | None = None  # a step's recovery policy aborted the run
     stored: bool = True  # False until the run's row is committed: it does not advance before
+    decided: dict[str, Any] = field(default_factory=dict)  # results of steps it stored final (maybe not committed)
 
     @property
     def spec(self) -> WorkflowSpec:
@@ -215,9 +216,10 @@ class RunDriver(EngineHook):
             return
         for _ in range(len(run.spec.steps) + 2):  # each pass settles at least one step, or stops
             if self.fans.of(run_id):
-                settled, submit = [], []
-                self.fans.pump(run_id, run.record.inputs, self.engine.clock.now(), settled, submit)
-                self._store(run, settled, submit)
+                ready: list[TaskRecord] = []
+                items: list[Task] = []
+                self.fans.pump(run_id, run.record.inputs, self.engine.clock.now(), ready, items)
+                self._store(run, ready, items)
             states = self._states(run)
             if run.cancelled is None and (run.held or all(s is not None and s.is_final for s in states.values())):
                 stored = self.engine.store.runs.get(run_id)  # cancelled from another process?
@@ -278,6 +280,7 @@ class RunDriver(EngineHook):
         task_ids = [task_id_of(run.record.run_id, s) for s in step_ids]
         by_task = self.engine.dependency_results(task_ids)
         results = {step_of(tid): value for tid, value in by_task.items()}
+        results.update({s: run.decided[s] for s in step_ids if s in run.decided})
         return results, _skipped(self._endings(task_ids))
 
     def _endings(self, task_ids: Sequence[str]) -> dict[str, tuple[TaskOutcome | None, str | None]]:
@@ -316,6 +319,8 @@ class RunDriver(EngineHook):
             for record in settled:
                 run.held.discard(step_of(record.task.task_id))
                 run.final[step_of(record.task.task_id)] = record.state
+                if record.state is TaskState.COMPLETED:
+                    run.decided[step_of(record.task.task_id)] = record.result
         if submit:
             check_new(submit, _NewRun(), engine.state.resources.capacity)
             engine.submit_group(submit).add_done_callback(_log_refusal)

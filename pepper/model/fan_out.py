@@ -56,9 +56,7 @@ def items_of(step: Step, context: Mapping[str, Any]) -> list[Any]:
     return list(value)
 
 
-def item_task(
-    step: Step, run_id: str, index: int, item: Any, context: Mapping[str, Any], now: float
-) -> Task:
+def item_task(step: Step, run_id: str, index: int, item: Any, context: Mapping[str, Any], now: float) -> Task:
     """The task of item ``index`` (``item``) of ``step``: the step's task with every reference in its inputs
     resolved against ``context`` (``inputs``, ``steps``) plus ``item`` and ``index``."""
     t = step.template
@@ -89,6 +87,7 @@ class FanOut:
     step: Step
     items: list[Any]
     context: dict[str, Any]
+    began: float  # when its items were read (the step's start)
     started: set[int] = field(default_factory=set)  # items with a task (stored, or queued for the next commit)
     final: dict[int, TaskState] = field(default_factory=dict)
     broken: int | None = None  # the first item that failed or was cancelled: no more start
