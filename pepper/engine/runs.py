@@ -10,7 +10,10 @@ waiting on one (or their skip), cancels, and records how the run ended. The
 process that starts a run drives it; after a crash, ``resume`` makes another
 process the driver, and completed steps are not run again.
 
-Over 400 lines: starting, preparing, advancing and ending a run share the driver's bookkeeping of its runs.
+Steps that become something else at run time hand their part to ``engine/fan_out`` (items),
+``engine/approvals`` (a person's decision) and ``engine/subruns`` (a child run).
+
+Over 400 lines: starting, preparing, advancing and ending a run (and its child runs) share the driver's bookkeeping.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pepper.engine.approvals import Approvals
 from pepper.engine.fan_out import FanOuts
 from pepper.engine.hooks import EngineHook
+from pepper.engine.subruns import SubRuns, child_inputs, parent_record
 from pepper.errors import WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
 from pepper.model import codec, expressions
 from pepper.model.events import CancelRequested
@@ -80,6 +85,8 @@ class RunDriver(EngineHook):
         self.runs: dict[str, _Run] = {}
         self._due: set[str] = set()
         self.fans = FanOuts(engine)
+        self.approvals = Approvals(engine, self.poke)
+        self.subruns = SubRuns()
         engine.preparers.append(self.prepare)
 
     # -- starting and resuming ----------------------------------------------------------------
@@ -87,13 +94,23 @@ class RunDriver(EngineHook):
     async def start(self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> str:
         """Store a new run of ``spec`` (validated by the caller) with its first steps, and its predicted timeline
         if there is one, in one commit; return its id once that is durable."""
+        run_id, submission = self._begin(spec, inputs, plan)
+        await asyncio.shield(submission)
+        return run_id
+
+    def _begin(
+        self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None, parent: str | None = None
+    ) -> tuple[str, asyncio.Future[Any]]:
+        """Queue a new run (``parent``: the task id of the step it is a sub-workflow of); its id, and the
+        future of its first commit."""
         engine = self.engine
         now = engine.clock.now()
         codec.normalise(dict(inputs), "inputs")
         run_id = new_run_id(spec.name)
         tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.deferred]
         check_new(tasks, _NewRun(), engine.state.resources.capacity)
-        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan)
+        record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan,
+                           parent=parent)  # fmt: skip
         run = self._drive(record, held={s.step_id for s in spec.steps if s.deferred})
         run.stored = False
 
@@ -106,8 +123,7 @@ class RunDriver(EngineHook):
 
         submission = engine.submit_group(tasks, record)
         submission.add_done_callback(committed)
-        await asyncio.shield(submission)
-        return run_id
+        return run_id, submission
 
     def resume(self, run_id: str, spec: WorkflowSpec | None = None) -> RunRecord:
         """Drive a stored run from this process (after its driver stopped); ``spec`` brings back Python
@@ -145,6 +161,8 @@ class RunDriver(EngineHook):
         for record in self.engine.store.runs.list(RunState.RUNNING, limit=1000):
             if record.run_id in self.runs or record.driver in live_workers or missing_conditions(record.spec):
                 continue
+            if record.parent is not None:  # a sub-workflow's run: the driver of its parent follows it
+                continue
             self.resume(record.run_id)
             adopted.append(record.run_id)
         return adopted
@@ -159,13 +177,18 @@ class RunDriver(EngineHook):
     def _drop(self, run: _Run) -> None:
         del self.runs[run.record.run_id]
         self.fans.forget(run.record.run_id)
+        self.approvals.forget(run.record.run_id)
+        self.subruns.forget(run.record.run_id)
         if not self.runs and self in self.engine.hooks:
             self.engine.hooks.remove(self)
 
     # -- following the steps --------------------------------------------------------------------
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
-        run_id = self.fans.settled(task_id, state) or task_id.rpartition("/")[0]
+        self.poke(self.fans.settled(task_id, state) or task_id.rpartition("/")[0])
+
+    def poke(self, run_id: str) -> None:
+        """Advance ``run_id`` soon, if it is driven here (once, however many times it is poked before)."""
         if run_id in self.runs and run_id not in self._due:
             self._due.add(run_id)
             self.engine.loop.call_soon(self._advance, run_id)
@@ -175,7 +198,7 @@ class RunDriver(EngineHook):
         run_id = run.record.run_id
         states: dict[str, TaskState | None] = {}
         missing: dict[str, str] = {}
-        fanning = self.fans.of(run_id)
+        fanning = self.fans.of(run_id).keys() | self.approvals.of(run_id).keys() | self.subruns.of(run_id).keys()
         for step in run.spec.steps:
             sid = step.step_id
             if sid in run.final:
@@ -183,7 +206,7 @@ class RunDriver(EngineHook):
             elif sid in run.held:
                 states[sid] = None
             elif sid in fanning:
-                states[sid] = TaskState.IN_PROGRESS  # its items run; its own task is stored once they all ended
+                states[sid] = TaskState.IN_PROGRESS  # items, a child run or a person: its task is stored after
             else:
                 t = engine.state.tasks.get(task_id_of(run_id, sid))
                 if t is not None:
@@ -215,10 +238,13 @@ class RunDriver(EngineHook):
         if run is None or not run.stored:
             return
         for _ in range(len(run.spec.steps) + 2):  # each pass settles at least one step, or stops
-            if self.fans.of(run_id):
+            if self.fans.of(run_id) or self.approvals.of(run_id):
                 ready: list[TaskRecord] = []
                 items: list[Task] = []
-                self.fans.pump(run_id, run.record.inputs, self.engine.clock.now(), ready, items)
+                now = self.engine.clock.now()
+                self.fans.pump(run_id, run.record.inputs, now, ready, items)
+                if self.approvals.of(run_id):
+                    ready += self.approvals.poll(run_id, run.spec.by_id, run.record.inputs, now)
                 self._store(run, ready, items)
             states = self._states(run)
             if run.cancelled is None and (run.held or all(s is not None and s.is_final for s in states.values())):
@@ -232,14 +258,18 @@ class RunDriver(EngineHook):
                 self._finish(run, move.finished, move.reason)
                 return
             now = self.engine.clock.now()
-            fanning = self.fans.of(run_id)
+            fanning, children = self.fans.of(run_id), self.subruns.of(run_id)
+            settled: list[TaskRecord] = []
+            submit: list[Task] = []
             for sid, why in move.cancel.items():
                 if sid in fanning:
                     self.fans.stop(run_id, sid, why)
+                elif self.approvals.stop(run_id, sid):
+                    settled.append(self._settled(run, sid, TaskState.CANCELLED, now, reason=why))
+                elif sid in children:
+                    self.engine.loop.call_soon(self._cancel_child, children[sid], why)
                 else:
                     self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why, f"cancel:run:{run_id}"))
-            settled: list[TaskRecord] = []
-            submit: list[Task] = []
             for sid, why in move.doom.items():
                 settled.append(self._settled(run, sid, TaskState.CANCELLED, now, reason=why))
             for sid in move.release:
@@ -268,6 +298,12 @@ class RunDriver(EngineHook):
         if verdict and step.fans_out:
             run.held.discard(step_id)
             self.fans.begin(run.record.run_id, run.record.inputs, step, results, skipped, now, settled)
+        elif verdict and step.approval is not None:
+            run.held.discard(step_id)
+            self.approvals.begin(run.record.run_id, step, now)
+        elif verdict and step.workflow is not None:
+            run.held.discard(step_id)
+            self._start_child(run, step, results, skipped, now, settled)
         elif verdict:
             submit.append(step_task(step, run.record.run_id, run.record.inputs, now))
         else:
@@ -331,6 +367,9 @@ class RunDriver(EngineHook):
         engine = self.engine
         now = engine.clock.now()
         record = replace(run.record, state=state, reason=reason, finished_at=now)
+        if record.run_id in self.subruns.parents:
+            results = self._results(run, [s.step_id for s in run.spec.steps])[0] if state is RunState.COMPLETED else {}
+            engine.loop.call_soon(self._child_ended, record, results)
         self._drop(run)
 
         def ended(_: object) -> None:
@@ -338,6 +377,59 @@ class RunDriver(EngineHook):
                 run.done.set_result(record)
 
         engine.end_run(RunEnd(record.run_id, state, reason, now)).add_done_callback(ended)
+
+    # -- sub-workflows ---------------------------------------------------------------------------
+
+    def _start_child(
+        self, run: _Run, step: Any, results: Mapping[str, Any], skipped: set[str], now: float,
+        settled: list[TaskRecord],
+    ) -> None:  # fmt: skip
+        """Start the child run of a sub-workflow step, or follow the one it started before a restart."""
+        parent = task_id_of(run.record.run_id, step.step_id)
+        earlier = self.engine.store.runs.children(parent)
+        if earlier:
+            child = earlier[-1]
+            if child.state.is_final:
+                done = self._stored_results(child) if child.state is RunState.COMPLETED else {}
+                settled.append(parent_record(step, run.record, child, done, now, run.cancelled))
+                return
+            self.subruns.follow(parent, child.run_id)
+            if child.run_id not in self.runs:
+                self.resume(child.run_id)
+            return
+        try:
+            inputs = child_inputs(step, run.record.inputs, results, skipped)
+            child_id, submission = self._begin(step.workflow, inputs, None, parent=parent)
+        except Exception as exc:  # noqa: BLE001 - a child that cannot start fails its step, not the engine
+            error = TaskError(type(exc).__name__, f"the sub-workflow could not start: {exc}")
+            settled.append(self._settled(run, step.step_id, TaskState.FAILED, now, error=error))
+            return
+        self.subruns.follow(parent, child_id)
+        submission.add_done_callback(_log_refusal)
+
+    def _stored_results(self, child: RunRecord) -> dict[str, Any]:
+        stored = self.engine.store.runs.tasks(child.run_id)
+        ids = {task_id_of(child.run_id, s.step_id): s.step_id for s in child.spec.steps}
+        return {sid: stored[tid].result for tid, sid in ids.items() if tid in stored}
+
+    def _child_ended(self, child: RunRecord, results: Mapping[str, Any]) -> None:
+        parent = self.subruns.drop(child.run_id)
+        if parent is None:
+            return
+        run_id, _, step_id = parent.rpartition("/")
+        run = self.runs.get(run_id)
+        if run is None or step_id in run.final:
+            return  # not driven here any more: its next driver finds the child ended
+        record = parent_record(run.spec.by_id[step_id], run.record, child, results, self.engine.clock.now(),
+                               run.cancelled or run.stopped)  # fmt: skip
+        self._store(run, [record], [])
+        self._advance(run_id)
+
+    def _cancel_child(self, child_id: str, why: str) -> None:
+        try:
+            self.cancel(child_id, why)
+        except Exception:
+            log.exception("could not cancel sub-workflow run %s", child_id)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -351,7 +443,10 @@ class RunDriver(EngineHook):
         if run is not None:
             run.cancelled = reason
             self._advance(run_id)
-        else:  # driven elsewhere (or not at all): cancel its steps; their driver sees the request
+        else:  # driven elsewhere (or not at all): cancel its steps and sub-workflows; their driver sees it
+            for child in engine.store.runs.children_of_run(run_id):
+                if not child.state.is_final:
+                    self.cancel(child.run_id, reason)
             for tid, record in engine.store.runs.tasks(run_id).items():
                 if not record.state.is_final:
                     if tid not in engine.state.tasks:

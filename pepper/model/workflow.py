@@ -17,6 +17,7 @@ from typing import Any
 
 from pepper.errors import CycleError, ExpressionError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model import codec, expressions
+from pepper.model.approval import APPROVAL_TYPE, ApprovalSpec
 from pepper.model.dag import find_cycle, topological_order
 from pepper.model.requirements import Requirements
 from pepper.model.submission import build_task
@@ -52,6 +53,8 @@ class Step:
     for_each: Any = None  # fan-out: an expression giving a list, or a list; one task per item (None: one task)
     max_parallel: int | None = None  # fan-out: at most this many items at once (None: no limit)
     expected_items: int | None = None  # fan-out: how many items the planner assumes when it cannot know
+    approval: ApprovalSpec | None = None  # it waits for a person instead of running on an agent
+    workflow: WorkflowSpec | None = None  # a sub-workflow: it runs a child run, whose result is its result
 
     @property
     def task_type(self) -> str:
@@ -75,8 +78,14 @@ class Step:
 
     @property
     def deferred(self) -> bool:
-        """Its task is not submitted with the run: it waits for its dependencies (a condition, a fan-out)."""
-        return self.conditional or self.fans_out
+        """Its task is not submitted with the run: it waits for its dependencies (a condition, a fan-out, an
+        approval, a sub-workflow) and its driver decides what it becomes."""
+        return self.conditional or self.fans_out or self.approval is not None or self.workflow is not None
+
+    @property
+    def runs_on_agent(self) -> bool:
+        """Whether an agent runs it (an approval waits for a person; a sub-workflow's steps run instead)."""
+        return self.approval is None and self.workflow is None
 
     def to_dict(self) -> dict[str, Any]:
         t = self.template
@@ -109,6 +118,10 @@ class Step:
             data["max_parallel"] = self.max_parallel
         if self.expected_items is not None:
             data["expected_items"] = self.expected_items
+        if self.approval is not None:
+            data["approval"] = self.approval.to_data()
+        if self.workflow is not None:
+            data["workflow"] = self.workflow.to_dict()
         return data
 
 
@@ -129,8 +142,12 @@ def make_step(
     for_each: Any = None,
     max_parallel: Any = None,
     expected_items: Any = None,
+    approval: Any = None,
+    workflow: Any = None,
 ) -> Step:
-    """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field."""
+    """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field.
+    ``workflow`` is a ``WorkflowSpec`` (read by the caller); ``task_type`` may be None for an approval or a
+    sub-workflow."""
     if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
         raise WorkflowDefinitionError(
             f"step id must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), got {step_id!r}",
@@ -138,7 +155,28 @@ def make_step(
         )
     if isinstance(dependencies, str):
         dependencies = [dependencies]
+    kinds = [name for name, value in (("for_each", for_each), ("approval", approval), ("workflow", workflow))
+             if value is not None]  # fmt: skip
+    if len(kinds) > 1:
+        raise WorkflowDefinitionError(
+            f"step {step_id!r} has both {kinds[0]} and {kinds[1]}; a step is one of: a task, a fan-out "
+            "(for_each), an approval or a sub-workflow (workflow)",
+            step_id=step_id,
+            field=kinds[1],
+        )
+    if task_type is None and approval is not None:
+        task_type = APPROVAL_TYPE
+    if task_type is None and workflow is not None:
+        task_type = "workflow"
+    if workflow is not None and not isinstance(workflow, WorkflowSpec):
+        raise WorkflowDefinitionError(
+            f"step {step_id!r}: workflow must be a workflow (a WorkflowController, or a workflow file's path in a "
+            f"workflow file), got {type(workflow).__name__}",
+            step_id=step_id,
+            field="workflow",
+        )
     try:
+        gate = None if approval is None else ApprovalSpec.parse(approval)
         template = build_task(
             task_id=step_id, task_type=task_type, agent=agent, dependencies=dependencies, inputs=inputs,
             priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
@@ -176,7 +214,7 @@ def make_step(
         raise WorkflowDefinitionError(f"step {step_id!r}: {exc}", step_id=step_id, field=exc.field) from None
     if step_id in template.dependencies:
         raise WorkflowDefinitionError(f"step {step_id!r} depends on itself", step_id=step_id, field="dependencies")
-    return Step(step_id, template, text, fn, *fan)
+    return Step(step_id, template, text, fn, *fan, gate, workflow)
 
 
 def check_fan_out(for_each: Any, max_parallel: Any, expected_items: Any) -> tuple[Any, int | None, int | None]:
@@ -286,7 +324,8 @@ class WorkflowSpec:
                 max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
                 condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
                 for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
-                expected_items=raw.get("expected_items"),
+                expected_items=raw.get("expected_items"), approval=raw.get("approval"),
+                workflow=None if raw.get("workflow") is None else WorkflowSpec.from_dict(raw["workflow"]),
             )  # fmt: skip
             if "when_python" in raw:
                 step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))

@@ -49,6 +49,7 @@ class RunRecord:
     #: The predicted timeline, if one was made: ``{"makespan": s, "policy": p, "steps": {id: [agent, start, end]}}``
     #: with times in seconds from the run's start.
     plan: Mapping[str, Any] | None = None
+    parent: str | None = None  # a sub-workflow's run: the task id (``run/step``) of the step that started it
 
     @property
     def workflow(self) -> str:
@@ -67,6 +68,7 @@ class RunRecord:
             reason=row["reason"],
             cancel_requested=bool(row["cancel_requested"]),
             plan=codec.decode(row["plan"]),
+            parent=row["parent"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +77,7 @@ class RunRecord:
             "run_id": self.run_id, "workflow": self.workflow, "spec": self.spec.to_dict(), "inputs": dict(self.inputs),
             "state": self.state.value, "created_at": self.created_at, "finished_at": self.finished_at,
             "driver": self.driver, "reason": self.reason, "cancel_requested": self.cancel_requested, "plan": self.plan,
+            "parent": self.parent,
         }  # fmt: skip
 
     @classmethod
@@ -83,7 +86,7 @@ class RunRecord:
         return cls(
             data["run_id"], WorkflowSpec.from_dict(data["spec"]), dict(data.get("inputs") or {}),
             RunState(data["state"]), data["created_at"], data.get("finished_at"), data.get("driver"),
-            data.get("reason"), bool(data.get("cancel_requested")), data.get("plan"),
+            data.get("reason"), bool(data.get("cancel_requested")), data.get("plan"), data.get("parent"),
         )  # fmt: skip
 
 
