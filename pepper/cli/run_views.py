@@ -28,6 +28,7 @@ from pepper.cli.render import (
     print_json,
     relative,
 )
+from pepper.cli.step_notes import step_note
 from pepper.core import TaskOrchestrator
 from pepper.core.chart_inputs import agent_capacities, earlier_attempts
 from pepper.drawing import EarlierAttempt, run_bars, run_notes, run_title, workflow_dot, write_gantt
@@ -204,6 +205,9 @@ def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: st
         rows.append(("predicted", predicted))
     if driver:
         rows.append(("driven by", driver))
+    if record.parent:
+        parent_run, _, parent_step = record.parent.rpartition("/")
+        rows.append(("sub-workflow of", f"run {parent_run}, step {parent_step}"))
     if record.reason and record.state is not RunState.COMPLETED:
         rows.append(("reason", local(record.reason, record.run_id)))
     width = max(len(label) for label, _ in rows) + 2
@@ -233,6 +237,8 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
     table.add_column("ENDED", justify="right", no_wrap=True)  # steps that ended, however, out of all
     table.add_column("STARTED", no_wrap=True)
     table.add_column("DURATION", justify="right", no_wrap=True)
+    if any(r.parent for r in records):
+        table.add_column("PARENT", no_wrap=True)  # the step (run/step) a sub-workflow's run was started by
     for r in records:
         took = (
             duration(r.finished_at - r.created_at)
@@ -246,6 +252,7 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
             Text(f"{ended[r.run_id]}/{len(r.spec.steps)}"),
             Text(relative(r.created_at, now)),
             Text(took),
+            *([Text(r.parent or "-")] if any(x.parent for x in records) else []),
         )
     return table
 
@@ -352,6 +359,8 @@ def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: Workflo
             reasons = orchestrator.get_task_status(step.task_id).waiting_on
             if reasons:
                 waiting[step.step_id] = reasons[0].message.splitlines()[0]
+        elif step.status == "waiting" and (note := _shaped_note(runtime, result, spec, step.step_id)) is not None:
+            waiting[step.step_id] = note
         elif step.status == "waiting":
             if result.status.is_final:
                 waiting[step.step_id] = "never started: the run ended first"
@@ -365,6 +374,15 @@ def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: Workflo
                 else f"{condition} is being decided"
             )
     return waiting
+
+
+def _shaped_note(runtime: pepper.Runtime, result: WorkflowResult, spec: WorkflowSpec, step_id: str) -> str | None:
+    """What an approval, fan-out or sub-workflow step without its own task yet stands at."""
+    step = spec.by_id.get(step_id)
+    if step is None or not (step.approval is not None or step.fans_out or step.workflow is not None):
+        return None
+    record = runtime.read(lambda backend: backend.run_record(result.run_id))
+    return step_note(runtime, record, step, None)
 
 
 def driver_note(runtime: pepper.Runtime, record: RunRecord, db: str | None) -> str | None:
