@@ -43,7 +43,7 @@ def step_note(runtime: pepper.Runtime, record: RunRecord, step: Step, db: str | 
         prefix = f"{task_id_of(run_id, step.step_id)}["
         items = [r for tid, r in runtime.store.runs.tasks(run_id).items() if tid.startswith(prefix)]
         if not items:
-            return None
+            return "fans out (one task per item) once the steps it needs completed"
         ended = sum(1 for r in items if r.state.is_final)
         return f"fanned out: {ended} of the {len(items)} items started so far ended"
     if step.workflow is not None:
@@ -52,6 +52,7 @@ def step_note(runtime: pepper.Runtime, record: RunRecord, step: Step, db: str | 
             child = children[-1]
             show = f"`pepper show {child.run_id}{db_hint(db)}`"
             return f"runs as sub-workflow run {child.run_id} ({child.state.value}; {show})"
+        return f"runs workflow {step.workflow.name!r} as a sub-workflow once the steps it needs completed"
     return None
 
 

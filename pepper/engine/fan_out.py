@@ -100,7 +100,15 @@ class FanOuts:
         fans = self.of(run_id)
         for step_id, fan in list(fans.items()):
             for index in fan.to_start():
-                submit.append(item_task(fan.step, run_id, index, fan.items[index], fan.context, now))
+                try:
+                    submit.append(item_task(fan.step, run_id, index, fan.items[index], fan.context, now))
+                except PepperError as exc:  # its inputs cannot be read: the step fails, naming the item
+                    fan.failure = TaskError(
+                        type(exc).__name__, f"item {index} of {len(fan.items)} could not start: {exc}"
+                    )
+                    fan.settle(index, TaskState.FAILED)
+                    self._cancel(run_id, fan, f"item {index} of step {fan.step_id!r} could not start")
+                    break
                 fan.started.add(index)
             if fan.done:
                 del fans[step_id]
@@ -117,6 +125,8 @@ class FanOuts:
         if fan.stopping is not None:
             record = _final(step, run_id, run_inputs, TaskState.CANCELLED, now, reason=fan.stopping)
             return replace(record, started_at=fan.began)
+        if fan.failure is not None:
+            return replace(_final(step, run_id, run_inputs, state, now, error=fan.failure), started_at=fan.began)
         index = fan.broken if fan.broken is not None else 0
         broken = self._record(item_id(run_id, step.step_id, index))
         what = f"item {index} of {len(fan.items)} {state.value}"

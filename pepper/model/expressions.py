@@ -82,7 +82,7 @@ def parse(text: Any) -> Expression:
         raise ExpressionError(f"an expression must be a non-empty string, got {text!r}")
     body = text.strip()
     whole = _TEMPLATE.fullmatch(body)
-    if whole:
+    if whole and "${{" not in whole.group(1):  # one reference, not text between two
         body = whole.group(1).strip()
     try:
         tree = ast.parse(body, mode="eval")
@@ -262,7 +262,7 @@ def _ready(expression: Expression, allowed: frozenset[str]) -> bool:
 
 def _resolve_text(text: str, context: Mapping[str, Any], allowed: frozenset[str]) -> Any:
     whole = _TEMPLATE.fullmatch(text.strip())
-    if whole:
+    if whole and "${{" not in whole.group(1):  # exactly one reference: its value, of any type
         expression = parse(whole.group(1).strip())
         return expression.evaluate(context) if _ready(expression, allowed) else text
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pepper.errors import ExpressionError
 from pepper.model import codec, expressions
+from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import RUN_KEY, STEP_KEY, Step, step_context_values, task_id_of
 
@@ -92,6 +93,7 @@ class FanOut:
     final: dict[int, TaskState] = field(default_factory=dict)
     broken: int | None = None  # the first item that failed or was cancelled: no more start
     stopping: str | None = None  # the step is cancelled (the run stopped): why
+    failure: TaskError | None = None  # an item that could not even be made (its inputs cannot be read)
     _cursor: int = 0  # every item before it has a task
 
     @property
