@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -30,8 +30,8 @@ from pepper.cli.render import (
 )
 from pepper.cli.step_notes import step_note
 from pepper.core import TaskOrchestrator
-from pepper.core.chart_inputs import agent_capacities, earlier_attempts
-from pepper.drawing import EarlierAttempt, run_bars, run_notes, run_title, workflow_dot, write_gantt
+from pepper.core.chart_inputs import agent_capacities, earlier_attempts, fan_out_items
+from pepper.drawing import EarlierAttempt, ItemRun, run_bars, run_notes, run_title, workflow_dot, write_gantt
 from pepper.errors import PepperError
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
@@ -266,10 +266,11 @@ class RunHistory:
 
     earlier: Mapping[str, Sequence[EarlierAttempt]]
     capacities: Mapping[str, int]
+    items: Mapping[str, Sequence[ItemRun]] = field(default_factory=dict)  # a fan-out's item tasks, by step
 
     @classmethod
     def of(cls, runtime: pepper.Runtime, result: WorkflowResult) -> RunHistory:
-        return cls(earlier_attempts(runtime, result), agent_capacities(runtime))
+        return cls(earlier_attempts(runtime, result), agent_capacities(runtime), fan_out_items(runtime, result))
 
 
 def finish(
@@ -307,9 +308,10 @@ def draw(
     the DOT file asked for; hints naming them, and whether one could not be written (errors go to stderr)."""
     hints, failed = [], False
     earlier, capacities = (history.earlier, history.capacities) if history is not None else (None, None)
+    items = history.items if history is not None else None
     if gantt is not None:
         try:
-            bars = run_bars(result, earlier=earlier)
+            bars = run_bars(result, earlier=earlier, items=items)
             written = write_gantt(bars, gantt, run_title(result), notes=run_notes(result), capacities=capacities)
             hints.append(f"Gantt chart of the run: {written}")
         except (PepperError, OSError) as exc:

@@ -209,3 +209,24 @@ def test_bad_fan_out_definitions_are_refused_with_what_is_valid(runtime):
     with pytest.raises(WorkflowDefinitionError, match="does not depend on 'scan'"):
         workflow.add_step("a", "t", for_each="${{ steps.scan.result }}")
     assert workflow.spec.steps == ()
+
+
+def test_the_run_timeline_and_its_gantt_chart_draw_a_bar_per_item(runtime, tmp_path):
+    from pepper.core.chart_inputs import fan_out_items
+    from pepper.core.run_timeline import run_timeline
+    from pepper.drawing import run_bars
+
+    @pepper.agent("echo", task_types=["echo"], runtime=runtime)
+    def echo(task):
+        return task.inputs.get("n")
+
+    workflow = WorkflowController("drawn", runtime)
+    workflow.add_step("each", "echo", for_each=[1, 2, 3], inputs={"n": "${{ item }}"})
+    workflow.add_step("after", "echo", dependencies=["each"])
+    result = workflow.run(timeout=60)
+
+    timeline = run_timeline(runtime, result.run_id)
+    assert [b["step_id"] for b in timeline["bars"]] == ["each[0]", "each[1]", "each[2]", "after"]
+    assert all(b["agent_id"] == "echo" for b in timeline["bars"])
+    labels = [bar.label for bar in run_bars(result, items=fan_out_items(runtime, result))]
+    assert labels == ["each[0]", "each[1]", "each[2]", "after"]
