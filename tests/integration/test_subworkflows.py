@@ -119,3 +119,31 @@ def test_a_missing_or_looping_sub_workflow_file_is_refused_at_its_line(tmp_path)
         load_workflow(tmp_path / "a.yaml")
     with pytest.raises(WorkflowDefinitionError, match=r"c\.yaml:4: workflow: no such workflow file 'nowhere\.yaml'"):
         load_workflow(Path(tmp_path / "c.yaml"))
+
+
+def test_after_a_restart_the_parent_follows_the_child_it_started_instead_of_starting_another(tmp_path):
+    db, home = str(tmp_path / "r.db"), str(tmp_path / "home")
+
+    def build(runtime):
+        agents(runtime)
+        child = WorkflowController("child", runtime)
+        child.add_step("gate", approval={"timeout": "1h"})
+        child.add_step("write", "t", dependencies=["gate"])
+        parent = WorkflowController("parent", runtime)
+        parent.add_step("docs", workflow=child)
+        parent.add_step("after", "t", dependencies=["docs"])
+        return parent
+
+    first = pepper.Runtime(db=db, home=home, **FAST)
+    run_id = build(first).start()
+    child = eventually(lambda: next(iter(first.store.runs.children(f"{run_id}/docs")), None), "the child run")
+    eventually(lambda: first.store.approvals.get(f"{child.run_id}/gate") is not None, "the child's approval")
+    first.close()
+
+    with pepper.Runtime(db=db, home=home, **FAST) as second:
+        parent = build(second)
+        WorkflowController(runtime=second).approve(child.run_id, "gate")
+        result = parent.resume(run_id, timeout=60)
+        assert result.status == "completed", result.reason
+        assert [r.run_id for r in second.store.runs.children(f"{run_id}/docs")] == [child.run_id]
+        assert result["docs"].result["write"]["step"] == "write"
