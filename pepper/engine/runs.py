@@ -247,7 +247,8 @@ class RunDriver(EngineHook):
                     ready += self.approvals.poll(run_id, run.spec.by_id, run.record.inputs, now)
                 self._store(run, ready, items)
             states = self._states(run)
-            if run.cancelled is None and (run.held or all(s is not None and s.is_final for s in states.values())):
+            waiting = run.held or self.approvals.of(run_id)  # (a person's wait has no task to cancel)
+            if run.cancelled is None and (waiting or all(s is not None and s.is_final for s in states.values())):
                 stored = self.engine.store.runs.get(run_id)  # cancelled from another process?
                 if stored.cancel_requested:
                     run.cancelled = stored.reason or "cancelled on request"

@@ -23,7 +23,7 @@ FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "1
 # On a manual clock moved on by an hour, timers of the engine's own upkeep run once per interval: keep them few.
 VIRTUAL = {
     "retry_delay": "10ms",
-    "poll_interval": "20ms",
+    "poll_interval": "5m",
     "heartbeat_interval": "10m",
     "visibility_timeout": "1h",
     "shutdown_timeout": "2s",
@@ -181,3 +181,16 @@ def test_bad_approval_definitions_are_refused(tmp_path):
         with pytest.raises(WorkflowDefinitionError, match="has both for_each and approval"):
             workflow.add_step("gate", for_each=[1], approval={"timeout": "1h"})
         assert workflow.spec.steps == ()
+
+
+def test_a_run_waiting_for_approval_is_cancelled_from_another_process(tmp_path):
+    db, home = str(tmp_path / "a.db"), str(tmp_path / "home")
+    with make_runtime(tmp_path) as runtime:
+        workflow = gated(runtime)
+        run_id = workflow.start()
+        waiting(runtime, run_id)
+        with pepper.Runtime(db=db, home=home, **FAST) as onlooker:  # the store alone: it asks the driver
+            assert WorkflowController(runtime=onlooker).cancel(run_id, "not needed")
+        result = workflow.wait(run_id, timeout=60)
+        assert result.status == "cancelled"
+        assert result["gate"].status == "cancelled" and result["ship"].status == "cancelled"
