@@ -1,6 +1,9 @@
 """How workflow runs read on the terminal: step statuses and outcomes, the steps table (``pepper run``,
 ``resume`` and ``show``), the one-line verdict, a run's header and the runs table; and the end of a run:
-its pictures, summary and exit code."""
+its pictures, summary and exit code.
+
+Over 400 lines: a run's views (header, steps table, notes, pictures) share their helpers.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ the busiest agent. Policies:
   work that must still follow it), as in HEFT list scheduling - also for live
   runs: ``WorkflowController(..., policy="critical_path")``;
 - ``round_robin``: tasks pinned to the eligible agents in turn (a yardstick).
+
+Over 400 lines: reading a workflow into the tasks it becomes and planning them are one face, read together.
 """
 
 from __future__ import annotations
