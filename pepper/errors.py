@@ -28,6 +28,7 @@ the message::
     │   ├── AllocationNotFoundError
     │   ├── RunNotFoundError
     │   ├── ScheduleNotFoundError            no schedule of this name (.name)
+    │   ├── StepNotFoundError                a run's workflow has no such step (.run_id, .step_id)
     │   ├── TokenNotFoundError               no live API token of this name (.name)
     │   └── NoEligibleAgentError             .rejected: agent id -> why it cannot take the task
     ├── ConflictError (RuntimeError)
@@ -35,7 +36,8 @@ the message::
     │   ├── AgentAlreadyRegisteredError
     │   ├── ResourceUnavailableError         .shortfall: what is missing, per resource
     │   ├── LeaseEndedError                  renewing a released or expired lease
-    │   └── RerunError                       a re-run of a run that has not ended, or of an unknown step
+    │   ├── RerunError                       a re-run of a run that has not ended, or of an unknown step
+    │   └── NotWaitingError                  approving a step that does not wait for a decision (now)
     ├── TaskFailedError (RuntimeError)       get_result() of a failed task
     │   └── TaskParkedError                  get_result() of a task parked in the dead-letter queue
     ├── TaskCancelledError (RuntimeError)    get_result() of a cancelled task
@@ -48,6 +50,7 @@ the message::
     ├── AccessDeniedError (PermissionError)  the caller may not do this
     │   ├── AuthenticationError              no token, or one that is unknown or revoked
     │   ├── ScopeError                       the token's scope is too small (.needed, .scope)
+    │   ├── NotApproverError                 deciding an approval one is not among the approvers of
     │   └── ForbiddenWorkflowError           a workflow sent to a server that defines agents of its own
     ├── ServerUnreachableError (ConnectionError)  a pepper server that does not answer (.url)
     ├── RemoteUnsupportedError (NotImplementedError)  a call a remote runtime cannot make over HTTP
@@ -284,6 +287,17 @@ class ScheduleNotFoundError(NotFoundError):
         self.name = name
 
 
+class StepNotFoundError(NotFoundError):
+    """A run's workflow has no step with this id."""
+
+    def __init__(self, run_id: str, step_id: str, steps: Sequence[str]) -> None:
+        super().__init__(
+            f"run {run_id!r} has no step {step_id!r}; its steps: {', '.join(steps) or 'none'}.{suggest(step_id, steps)}"
+        )
+        self.run_id = run_id
+        self.step_id = step_id
+
+
 class TokenNotFoundError(NotFoundError):
     """No live API token has this name."""
 
@@ -320,6 +334,15 @@ class RerunError(ConflictError):
     def __init__(self, run_id: str, message: str) -> None:
         super().__init__(message)
         self.run_id = run_id
+
+
+class NotWaitingError(ConflictError):
+    """A decision for a step that does not wait for one: not an approval step, not reached yet, decided
+    already, or its run ended. ``task_id`` names the step's task."""
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class InvalidTransitionError(ConflictError):
@@ -479,6 +502,15 @@ class AccessDeniedError(PepperError, PermissionError):
 
 class AuthenticationError(AccessDeniedError):
     """No token was given, or it is unknown or revoked."""
+
+
+class NotApproverError(AccessDeniedError):
+    """The approval names its approvers, and the one deciding is not among them."""
+
+    def __init__(self, task_id: str, who: str | None, approvers: Sequence[str]) -> None:
+        name = repr(who) if who else "someone who did not say who they are (give --by, or the 'by' field)"
+        super().__init__(f"step {task_id!r} waits for {' or '.join(approvers)}; {name} is not among them")
+        self.task_id = task_id
 
 
 class ScopeError(AccessDeniedError):

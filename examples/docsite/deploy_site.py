@@ -1,7 +1,8 @@
 """Deployment step of the docsite, run by pepper's command agent ``deployment_agent``.
 
 Reads the task as JSON on stdin (``inputs`` and the ``dependency_results`` of
-the review steps and the index step, by step id), writes ``review-report.json``
+the review steps (a list of results for a fanned-out step) and the index step, by
+step id), writes ``review-report.json``
 into the site folder (``inputs["site_dir"]``, by default ``output/site`` beside
 this file), and then either publishes or refuses:
 
@@ -75,10 +76,9 @@ def deploy(task: dict[str, Any]) -> dict[str, Any]:
     site.mkdir(parents=True, exist_ok=True)
     index_step = inputs.get("index_step", "index")
     index = results[index_step]
-    reviews = sorted(
-        (review for step, r in results.items() if step != index_step for review in r["reviews"]),
-        key=lambda r: r["page"],
-    )
+    parts = [r for step, value in results.items() if step != index_step
+             for r in (value if isinstance(value, list) else [value])]  # fmt: skip
+    reviews = sorted((review for r in parts for review in r["reviews"]), key=lambda r: r["page"])
     problems = sum(len(r["problems"]) for r in reviews)
     report = {
         "ok": problems == 0,

@@ -72,8 +72,9 @@ def write_index(task: TaskRun) -> dict[str, Any]:
     Fails when a module of the package belongs to no documented part: the
     workflow would otherwise publish a site with a hole in it.
     """
+    parts = [r for value in task.dependency_results.values() for r in (value if isinstance(value, list) else [value])]
     pages = sorted(
-        (page for r in task.dependency_results.values() if isinstance(r, dict) for page in r.get("pages", ())),
+        (page for r in parts if isinstance(r, dict) for page in r.get("pages", ())),
         key=lambda r: r["module"],
     )
     documented = {p["module"] for p in pages}
@@ -107,13 +108,16 @@ def write_index(task: TaskRun) -> dict[str, Any]:
 
 
 def review_package(task: TaskRun) -> dict[str, Any]:
-    """Check every page written by the documentation step this review depends on.
+    """Check every page written for one part: ``inputs["written"]`` (an item of the documentation step's
+    result), or the result of the one documentation step this review depends on.
 
     Links may point to any module's page (pages of other parts are written
     concurrently, so the file system cannot say which exist). Problems make ``ok``
     false; a missing module docstring is only a warning.
     """
-    (written,) = task.dependency_results.values()
+    written = task.inputs.get("written")
+    if written is None:
+        (written,) = task.dependency_results.values()
     expected = {page_name(m) for m in discover_modules(PACKAGE)} | {"index.md"}
     reviews = []
     for item in written["pages"]:

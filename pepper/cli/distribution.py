@@ -28,6 +28,7 @@ from pepper.cli.render import (
     state_label,
     state_text,
 )
+from pepper.cli.step_notes import shaped_step, step_note
 from pepper.core import AgentSelector, TaskOrchestrator
 from pepper.core.agents_view import read_agents
 from pepper.errors import NoEligibleAgentError
@@ -91,7 +92,16 @@ def why(task_id: str, as_json: bool, db: str | None) -> None:
       pepper why review-1
     """
     with open_runtime(db) as runtime:
-        explanation = _explain(runtime, task_id)
+        shaped = shaped_step(runtime, task_id)
+        note = None if shaped is None else step_note(runtime, *shaped, db)
+        if note is None:
+            explanation = _explain(runtime, task_id)
+    if note is not None:
+        if as_json:
+            print_json({"task_id": task_id, "step": task_id.rpartition("/")[2], "note": note})
+        else:
+            make_console().print(Text.assemble((task_id, "bold"), "  ", note))
+        return
     if as_json:
         print_json(explanation.to_dict())
         return

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 import pepper
+from pepper.cli.approvals import approve
 from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
 from pepper.cli.db import db_group
 from pepper.cli.distribution import feedback, why
@@ -91,6 +92,7 @@ cli.add_command(run_workflow)
 cli.add_command(list_runs)
 cli.add_command(show_run)
 cli.add_command(cancel_run)
+cli.add_command(approve)
 cli.add_command(resume_run)
 cli.add_command(rerun)
 cli.add_command(plan_command)

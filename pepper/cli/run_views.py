@@ -1,12 +1,15 @@
 """How workflow runs read on the terminal: step statuses and outcomes, the steps table (``pepper run``,
 ``resume`` and ``show``), the one-line verdict, a run's header and the runs table; and the end of a run:
-its pictures, summary and exit code."""
+its pictures, summary and exit code.
+
+Over 400 lines: a run's views (header, steps table, notes, pictures) share their helpers.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -28,9 +31,10 @@ from pepper.cli.render import (
     print_json,
     relative,
 )
+from pepper.cli.step_notes import step_note
 from pepper.core import TaskOrchestrator
-from pepper.core.chart_inputs import agent_capacities, earlier_attempts
-from pepper.drawing import EarlierAttempt, run_bars, run_notes, run_title, workflow_dot, write_gantt
+from pepper.core.chart_inputs import agent_capacities, earlier_attempts, fan_out_items
+from pepper.drawing import EarlierAttempt, ItemRun, run_bars, run_notes, run_title, workflow_dot, write_gantt
 from pepper.errors import PepperError
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
@@ -204,6 +208,9 @@ def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: st
         rows.append(("predicted", predicted))
     if driver:
         rows.append(("driven by", driver))
+    if record.parent:
+        parent_run, _, parent_step = record.parent.rpartition("/")
+        rows.append(("sub-workflow of", f"run {parent_run}, step {parent_step}"))
     if record.reason and record.state is not RunState.COMPLETED:
         rows.append(("reason", local(record.reason, record.run_id)))
     width = max(len(label) for label, _ in rows) + 2
@@ -236,6 +243,8 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
     scheduled = any(r.schedule for r in records)
     if scheduled:
         table.add_column("SCHEDULE", no_wrap=True)  # the schedule whose tick started the run ("-": by hand)
+    if any(r.parent for r in records):
+        table.add_column("PARENT", no_wrap=True)  # the step (run/step) a sub-workflow's run was started by
     for r in records:
         took = (
             duration(r.finished_at - r.created_at)
@@ -250,6 +259,7 @@ def runs_table(records: Sequence[RunRecord], ended: Mapping[str, int], now: floa
             Text(relative(r.created_at, now)),
             Text(took),
             *((Text(r.schedule or "-"),) if scheduled else ()),
+            *([Text(r.parent or "-")] if any(x.parent for x in records) else []),
         )
     return table
 
@@ -263,10 +273,11 @@ class RunHistory:
 
     earlier: Mapping[str, Sequence[EarlierAttempt]]
     capacities: Mapping[str, int]
+    items: Mapping[str, Sequence[ItemRun]] = field(default_factory=dict)  # a fan-out's item tasks, by step
 
     @classmethod
     def of(cls, runtime: pepper.Runtime, result: WorkflowResult) -> RunHistory:
-        return cls(earlier_attempts(runtime, result), agent_capacities(runtime))
+        return cls(earlier_attempts(runtime, result), agent_capacities(runtime), fan_out_items(runtime, result))
 
 
 def finish(
@@ -304,9 +315,10 @@ def draw(
     the DOT file asked for; hints naming them, and whether one could not be written (errors go to stderr)."""
     hints, failed = [], False
     earlier, capacities = (history.earlier, history.capacities) if history is not None else (None, None)
+    items = history.items if history is not None else None
     if gantt is not None:
         try:
-            bars = run_bars(result, earlier=earlier)
+            bars = run_bars(result, earlier=earlier, items=items)
             written = write_gantt(bars, gantt, run_title(result), notes=run_notes(result), capacities=capacities)
             hints.append(f"Gantt chart of the run: {written}")
         except (PepperError, OSError) as exc:
@@ -356,6 +368,8 @@ def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: Workflo
             reasons = orchestrator.get_task_status(step.task_id).waiting_on
             if reasons:
                 waiting[step.step_id] = reasons[0].message.splitlines()[0]
+        elif step.status == "waiting" and (note := _shaped_note(runtime, result, spec, step.step_id)) is not None:
+            waiting[step.step_id] = note
         elif step.status == "waiting":
             if result.status.is_final:
                 waiting[step.step_id] = "never started: the run ended first"
@@ -369,6 +383,15 @@ def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: Workflo
                 else f"{condition} is being decided"
             )
     return waiting
+
+
+def _shaped_note(runtime: pepper.Runtime, result: WorkflowResult, spec: WorkflowSpec, step_id: str) -> str | None:
+    """What an approval, fan-out or sub-workflow step without its own task yet stands at."""
+    step = spec.by_id.get(step_id)
+    if step is None or not (step.approval is not None or step.fans_out or step.workflow is not None):
+        return None
+    record = runtime.read(lambda backend: backend.run_record(result.run_id))
+    return step_note(runtime, record, step, None)
 
 
 def driver_note(runtime: pepper.Runtime, record: RunRecord, db: str | None) -> str | None:

@@ -209,7 +209,8 @@ def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> N
 
 
 def _ended_steps(runtime: pepper.Runtime, run_id: str) -> int:
-    return sum(1 for record in runtime.store.runs.tasks(run_id).values() if record.state.is_final)
+    steps = runtime.store.runs.tasks(run_id).items()  # a fan-out's items (run/step[i]) are not steps
+    return sum(1 for tid, record in steps if record.state.is_final and not tid.endswith("]"))
 
 
 def _run_dict(record: RunRecord, ended: int) -> dict[str, Any]:
@@ -217,7 +218,7 @@ def _run_dict(record: RunRecord, ended: int) -> dict[str, Any]:
     return {"run_id": record.run_id, "workflow": record.workflow, "status": record.state.value,
             "steps": len(record.spec.steps), "steps_ended": ended, "created_at": record.created_at,
             "finished_at": record.finished_at, "duration": took, "reason": record.reason,
-            "source": record.spec.source, "schedule": record.schedule}  # fmt: skip
+            "source": record.spec.source, "schedule": record.schedule, "parent": record.parent}  # fmt: skip
 
 
 # --- pepper show -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pepper.core.runtime import Runtime
-from pepper.drawing import EarlierAttempt
+from pepper.drawing import EarlierAttempt, ItemRun
 from pepper.model import codec
 from pepper.model.workflow_run import WorkflowResult
 
@@ -25,6 +25,22 @@ def earlier_attempts(runtime: Runtime, result: WorkflowResult) -> dict[str, list
                 for r in rows
             ]  # fmt: skip
     return {step_id: attempts for step_id, attempts in found.items() if attempts}
+
+
+def fan_out_items(runtime: Runtime, result: WorkflowResult) -> dict[str, list[ItemRun]]:
+    """The tasks of the items of each fanned-out step of ``result`` that has some, in item order."""
+    if runtime.server is not None:  # the server sends a run's steps, not its items
+        return {}
+    found: dict[str, list[tuple[int, ItemRun]]] = {}
+    for task_id, record in runtime.store.runs.tasks(result.run_id).items():
+        last = task_id.rpartition("/")[2]
+        step_id, bracket, index = last.partition("[")
+        if not bracket or not index[:-1].isdigit() or step_id not in result.steps:
+            continue
+        state = "skipped" if record.outcome is not None and record.outcome.value == "skipped" else record.state.value
+        item = ItemRun(last, record.agent_id, record.started_at, record.finished_at, state)
+        found.setdefault(step_id, []).append((int(index[:-1]), item))
+    return {step_id: [item for _, item in sorted(items, key=lambda x: x[0])] for step_id, items in found.items()}
 
 
 def agent_capacities(runtime: Runtime) -> dict[str, int]:

@@ -11,6 +11,8 @@ the busiest agent. Policies:
   work that must still follow it), as in HEFT list scheduling - also for live
   runs: ``WorkflowController(..., policy="critical_path")``;
 - ``round_robin``: tasks pinned to the eligible agents in turn (a yardstick).
+
+Over 400 lines: reading a workflow into the tasks it becomes and planning them are one face, read together.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from pepper.store.location import may_hold_data
 from pepper.workflow_file import parse_workflow_file
 
 POLICIES = ("default", "critical_path", "round_robin")
+#: Who runs an approval step in a plan: the people deciding it (an agent of the plan, never of the runtime).
+PEOPLE = "people-approving"
 DEFAULT_DURATION = 1.0
 
 
@@ -148,6 +152,9 @@ def plan(
         )
     name, tasks, default_agents = _read_workflow(workflow)
     pool_agents = _read_agents(agents if agents is not None else default_agents, runtime)
+    people = _people(tasks)
+    if people is not None:
+        pool_agents = [*pool_agents, people]
     durations_of, notes, assumed = _durations(tasks, durations, runtime)
     plan_tasks = [PlanTask(t.task_id, t.task_type, durations_of[t.task_id], t.dependencies, t.requirements.skills,
                            t.requirements.resources, t.agent, t.not_before or 0.0) for t in tasks]  # fmt: skip
@@ -174,6 +181,10 @@ def plan(
     held = resource_bound(placed, quickest, limits or {})
     makespan = max((s.end for s in schedule), default=0.0)
     use, bottleneck = utilisation(schedule, pool_agents, makespan)
+    if people is not None:  # a person waited for is no agent of the pool: neither its load nor its bottleneck
+        use.pop(PEOPLE, None)
+        workers = [a for a in pool_agents if a is not people]
+        bottleneck = utilisation([x for x in schedule if x.agent_id != PEOPLE], workers, makespan)[1]
     return Plan(name, policy, tuple(schedule), makespan, max(length, bound, held), tuple(path), length, bound, use,
                 bottleneck, tuple(never), tuple(notes), durations_of, assumed, held,
                 _dependencies=tuple((t.task_id, t.dependencies) for t in tasks))  # fmt: skip
@@ -201,10 +212,47 @@ def _read_workflow(workflow: Any) -> tuple[str, list[Task], list[Any] | None]:
     )
 
 
-def _spec_tasks(spec: WorkflowSpec) -> list[Task]:
-    """The steps' tasks, a step's delay as its time from the start of the plan (time 0)."""
-    spec.validate()
-    return [replace(s.template, not_before=s.delay) if s.delay else s.template for s in spec.steps]
+def _spec_tasks(spec: WorkflowSpec, prefix: str = "", outer: tuple[str, ...] = ()) -> list[Task]:
+    """The tasks a run of ``spec`` becomes, as far as can be known before it runs: a fan-out step one task per
+    item (``step[i]``: its list written out, else ``expected_items``, else one), an approval step a wait of
+    its ``expected_wait`` (else its timeout) on the people deciding (``PEOPLE``), a sub-workflow its child's
+    steps (``step/child``). ``prefix``/``outer``: the ids and dependencies of a sub-workflow's steps."""
+    order = spec.validate()
+    by_id = spec.by_id
+    ends: dict[str, tuple[str, ...]] = {}  # step id -> the task ids its dependents wait for
+    tasks: list[Task] = []
+    for step_id in order:
+        step = by_id[step_id]
+        deps = tuple(d for dep in step.dependencies for d in ends[dep]) if step.dependencies else outer
+        own = f"{prefix}{step_id}"
+        # a step's delay counts from the start of the plan (time 0)
+        not_before = step.delay if step.delay else step.template.not_before
+        template = replace(step.template, task_id=own, dependencies=deps, not_before=not_before)
+        if step.workflow is not None:
+            inner = _spec_tasks(step.workflow, f"{own}/", deps)
+            tasks += inner
+            ends[step_id] = tuple(t.task_id for t in inner)
+        elif step.fans_out:
+            count = len(step.for_each) if isinstance(step.for_each, list) else step.expected_items
+            items = [replace(template, task_id=f"{own}[{i}]") for i in range(1 if count is None else count)]
+            tasks += items
+            ends[step_id] = tuple(t.task_id for t in items) or deps
+        elif step.approval is not None:
+            wait = step.approval.expected_wait if step.approval.expected_wait is not None else step.approval.timeout
+            tasks.append(replace(template, agent=PEOPLE, metadata={**template.metadata, "duration": wait}))
+            ends[step_id] = (own,)
+        else:
+            tasks.append(template)
+            ends[step_id] = (own,)
+    return tasks
+
+
+def _people(tasks: Sequence[Task]) -> PlanAgent | None:
+    """The people deciding the approval steps among ``tasks``, as an agent that is never short of room."""
+    waits = [t for t in tasks if t.agent == PEOPLE]
+    if not waits:
+        return None
+    return PlanAgent(AgentSpec.build(PEOPLE, task_types=sorted({t.task_type for t in waits}), capacity=len(waits)))
 
 
 def _dict_tasks(items: Sequence[Any]) -> list[Task]:
@@ -348,6 +396,10 @@ def prepare_run(spec: WorkflowSpec, runtime: Runtime, policy: str) -> tuple[Work
             durations = dict(predicted.durations)
         else:  # ranked on durations alone
             durations = cost = _durations(_spec_tasks(spec), None, runtime)[0]
+        for s in spec.steps:  # a step planned as several tasks (items, a sub-workflow): its longest
+            parts = [v for k, v in durations.items() if k.startswith((f"{s.step_id}[", f"{s.step_id}/"))]
+            durations.setdefault(s.step_id, max(parts, default=DEFAULT_DURATION))
+            cost.setdefault(s.step_id, durations[s.step_id])
         ranks = priorities(upward_ranks(
             [PlanTask(s.step_id, s.task_type, durations[s.step_id], s.dependencies) for s in spec.steps], cost,
         ))  # fmt: skip
@@ -363,4 +415,5 @@ def prepare_run(spec: WorkflowSpec, runtime: Runtime, policy: str) -> tuple[Work
 
 def _fallback(spec: WorkflowSpec, predicted: Plan) -> dict[str, float]:
     placed = {s.task_id for s in predicted.schedule}
-    return {s.step_id: predicted.durations[s.step_id] for s in spec.steps if s.step_id not in placed}
+    known = predicted.durations
+    return {s.step_id: known[s.step_id] for s in spec.steps if s.step_id not in placed and s.step_id in known}

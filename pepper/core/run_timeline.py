@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pepper.core.chart_inputs import earlier_attempts
+from pepper.core.chart_inputs import earlier_attempts, fan_out_items
 from pepper.core.runtime import Runtime
 from pepper.core.workflow import WorkflowController
 from pepper.scheduling.planning import PlanTask, critical_path
@@ -28,8 +28,16 @@ def run_timeline(runtime: Runtime, run_id: str) -> dict[str, Any]:
         bars += [{"step_id": step_id, "attempt": a.attempt, "agent_id": a.agent_id, "start": a.started_at,
                   "end": a.ended_at, "status": a.status, "error": a.error} for a in attempts]  # fmt: skip
     cost: dict[str, float] = {}
+    items = fan_out_items(runtime, result)
     for step in result.steps.values():
-        if step.started_at is not None:
+        for item in items.get(step.step_id, ()):  # a fanned-out step: a bar per item instead of its own
+            if item.started_at is not None:
+                bars.append({"step_id": item.label, "attempt": 1, "agent_id": item.agent_id, "start": item.started_at,
+                             "end": item.finished_at, "status": item.status, "error": None})  # fmt: skip
+        if step.started_at is not None and step.step_id in items:
+            end = step.finished_at
+            cost[step.step_id] = max(0.0, (end if end is not None else now) - step.started_at)
+        elif step.started_at is not None:
             end = step.finished_at
             bars.append({"step_id": step.step_id, "attempt": step.attempts, "agent_id": step.agent_id,
                          "start": step.started_at, "end": end, "status": step.status,

@@ -1,5 +1,8 @@
 """``WorkflowController`` (a DAG of steps, run as often as you like) and ``TaskSequencer`` (tasks plus a
-dependency map, run the same way)."""
+dependency map, run the same way).
+
+Over 400 lines: the one face of workflows, its calls each a thin step over the Backend.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pepper.core.runtime import Runtime, resolve
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import AgentAlreadyRegisteredError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model.agent import AgentSpec
+from pepper.model.approval import Approval
 from pepper.model.task_spec import STEP, task_arguments
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
@@ -107,6 +111,28 @@ class _Runs(Component):
         return await backend.cancel_run(run_id, reason or "the run was cancelled on request")
 
     @on_engine_loop
+    async def approve_async(
+        self, run_id: str, step_id: str, *, approve: bool = True, reason: str | None = None, by: str | None = None
+    ) -> Approval:
+        """Approve (``approve=False``: reject) a step of a run that waits for a person; ``by`` says who
+        decides (required when the step names its approvers). The first decision wins: a second one, a step
+        that does not wait, or an unknown run or step raise a typed error and change nothing."""
+        for name, given in (("run_id", run_id), ("step_id", step_id)):
+            if not isinstance(given, str) or not given:
+                raise ValidationError(f"{name} must be a non-empty string, got {given!r}", field=name)
+        for name, text in (("reason", reason), ("by", by)):
+            if text is not None and not isinstance(text, str):
+                raise ValidationError(f"{name} must be text, got {type(text).__name__}", field=name)
+        backend = await self.runtime.backend()
+        return await backend.approve_step(run_id, step_id, bool(approve), reason, by)
+
+    def approve(
+        self, run_id: str, step_id: str, *, approve: bool = True, reason: str | None = None, by: str | None = None
+    ) -> Approval:
+        """``approve_async`` for code without asyncio."""
+        return self._portal().call(self.approve_async(run_id, step_id, approve=approve, reason=reason, by=by))
+
+    @on_engine_loop
     async def resume_async(self, run_id: str, timeout: float | None = None) -> WorkflowResult:
         """Drive a run whose process stopped (a crash, a kill) to its end from here; steps that completed are
         not run again. Python conditions come from this workflow."""
@@ -194,7 +220,7 @@ class WorkflowController(_Runs):
     def add_step(
         self,
         step_id: str,
-        task_type: str,
+        task_type: str | None = None,
         agent: str | None = None,
         dependencies: abc.Iterable[str] = (),
         inputs: abc.Mapping[str, Any] | None = None,
@@ -206,15 +232,39 @@ class WorkflowController(_Runs):
         metadata: abc.Mapping[str, Any] | None = None,
         recovery: Any = None,
         delay: float | str | None = None,
+        for_each: str | abc.Sequence[Any] | None = None,
+        max_parallel: int | None = None,
+        expected_items: int | None = None,
+        approval: abc.Mapping[str, Any] | None = None,
+        workflow: WorkflowController | None = None,
     ) -> Step:
         """Add a step: a task of ``task_type`` (on ``agent`` if given) that runs once ``dependencies`` (step
         ids) completed. ``condition`` (an expression such as ``"steps.review.result.approved"``, or a function
         of a ``StepContext``) may skip it; ``recovery`` (e.g. ``"retry(2) -> dead_letter"``) says what a
         failure leads to; ``delay`` (e.g. ``"10m"``) holds it back until that long after the run started.
+        ``for_each`` (an expression giving a list, such as
+        ``"${{ steps.scan.result.modules }}"``, or a list) makes the step one task per item, at most
+        ``max_parallel`` at once, each reading ``${{ item }}`` and ``${{ index }}`` in its inputs; its result
+        is the list of the items' results, in order (``expected_items``: how many the planner assumes).
+        ``approval`` (``{"timeout": "1h", "approvers": ["ops@example.com"]}``) makes it wait for a person
+        (``approve``); ``workflow`` (another ``WorkflowController``) makes it run that workflow as a child run
+        whose result (its steps' results by step id) is the step's. Neither needs a ``task_type``.
         Returns the step."""
+        child = None
+        if workflow is not None:
+            if not isinstance(workflow, WorkflowController):
+                raise WorkflowDefinitionError(
+                    f"step {step_id!r}: workflow must be a WorkflowController, got {type(workflow).__name__}",
+                    step_id=step_id,
+                    field="workflow",
+                )
+            workflow.spec.validate()
+            child = workflow.spec
         step = make_step(step_id, task_type, agent=agent, dependencies=dependencies, inputs=inputs,
                          priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
-                         condition=condition, metadata=metadata, recovery=recovery, delay=delay)  # fmt: skip
+                         condition=condition, metadata=metadata, recovery=recovery, delay=delay, for_each=for_each,
+                         max_parallel=max_parallel, expected_items=expected_items, approval=approval,
+                         workflow=child)  # fmt: skip
         self.spec = self.spec.with_step(step)
         return step
 

@@ -7,7 +7,16 @@ is drawn; ``workflow_dot`` needs nothing and returns DOT text for ``dot -Tpng``.
 Implementation, not public API: use ``pepper`` and ``pepper.core``; names here may change without notice.
 """
 
-from pepper.drawing.bars import NO_AGENT, STATUS_COLORS, Bar, EarlierAttempt, run_bars, run_notes, run_title
+from pepper.drawing.bars import (
+    NO_AGENT,
+    STATUS_COLORS,
+    Bar,
+    EarlierAttempt,
+    ItemRun,
+    run_bars,
+    run_notes,
+    run_title,
+)
 from pepper.drawing.dot import workflow_dot
 from pepper.drawing.gantt import gantt_figure, write_gantt
 
@@ -16,6 +25,7 @@ __all__ = [
     "STATUS_COLORS",
     "Bar",
     "EarlierAttempt",
+    "ItemRun",
     "gantt_figure",
     "run_bars",
     "run_notes",

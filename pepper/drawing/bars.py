@@ -56,6 +56,17 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemRun:
+    """The task of one item of a fanned-out step (``label``: ``step[i]``), drawn instead of the step's own bar."""
+
+    label: str
+    agent_id: str | None
+    started_at: float | None
+    finished_at: float | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class EarlierAttempt:
     """An attempt of a step before its last one, as the store's attempt history keeps it."""
 
@@ -68,12 +79,15 @@ class EarlierAttempt:
 
 
 def run_bars(
-    result: WorkflowResult, now: float | None = None, earlier: Mapping[str, Sequence[EarlierAttempt]] | None = None
+    result: WorkflowResult,
+    now: float | None = None,
+    earlier: Mapping[str, Sequence[EarlierAttempt]] | None = None,
+    items: Mapping[str, Sequence[ItemRun]] | None = None,
 ) -> list[Bar]:
     """A bar per attempt of each step that started, in the run's step order, timed from the earliest start
     (or the run's creation): the step's ``earlier`` attempts (see ``earlier_attempts``), then its last one; a
     step still running ends at ``now`` (default: the current time). Steps that never started are left out:
-    see ``run_notes``."""
+    see ``run_notes``. A fanned-out step with ``items`` is drawn as a bar per item that started."""
     origin = result.started_at
     if origin is None:
         origin = result.created_at
@@ -88,7 +102,13 @@ def run_bars(
                 start = past.started_at - origin
                 bars.append(Bar(step.step_id, past.agent_id or NO_AGENT, start, max(start, past.ended_at - origin),
                                 past.status, attempt=past.attempt))  # fmt: skip
-        if step.started_at is None:
+        for item in (items or {}).get(step.step_id, ()):
+            if item.started_at is not None:
+                start = item.started_at - origin
+                stop = item.finished_at if item.finished_at is not None else now
+                bars.append(Bar(item.label, item.agent_id or NO_AGENT, start, max(start, stop - origin), item.status,
+                                tuple(step.dependencies)))  # fmt: skip
+        if step.started_at is None or (items or {}).get(step.step_id):
             continue
         end = step.finished_at
         if end is None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
 from pepper.model.agent import AgentSpec
+from pepper.model.approval import Approval
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
@@ -96,6 +97,16 @@ class Backend(Protocol):
 
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         """Drive a run whose process stopped to its end from here (``spec`` gives Python conditions)."""
+        ...
+
+    async def approve_step(
+        self, run_id: str, step_id: str, approve: bool, reason: str | None, by: str | None
+    ) -> Approval:
+        """Approve (or reject) a step waiting for a person; the decided approval. The first decision wins."""
+        ...
+
+    def run_approvals(self, run_id: str) -> list[Approval]:
+        """The approval steps of a run that were reached: who may decide, until when, and any decision."""
         ...
 
     # -- reads answered at once, from a snapshot (an engine's are made on its thread) --------

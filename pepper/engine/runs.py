@@ -10,7 +10,10 @@ waiting on one (or their skip), cancels, and records how the run ended. The
 process that starts a run drives it; after a crash, ``resume`` makes another
 process the driver, and completed steps are not run again.
 
-Over 400 lines: starting, preparing, advancing and ending a run share the driver's bookkeeping of its runs.
+Steps that become something else at run time hand their part to ``engine/fan_out`` (items),
+``engine/approvals`` (a person's decision) and ``engine/subruns`` (a child run).
+
+Over 400 lines: starting, preparing, advancing and ending a run (and its child runs) share the driver's bookkeeping.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pepper.engine.approvals import Approvals
+from pepper.engine.fan_out import FanOuts
 from pepper.engine.hooks import EngineHook
+from pepper.engine.subruns import SubRuns, child_inputs, parent_record
 from pepper.errors import RerunError, WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
 from pepper.model import codec, expressions
 from pepper.model.events import CancelRequested, RunAgain
@@ -65,6 +71,7 @@ class _Run:
     cancelled: str | None = None
     stopped: str | None = None  # a step's recovery policy aborted the run
     stored: bool = True  # False until the run's row is committed: it does not advance before
+    decided: dict[str, Any] = field(default_factory=dict)  # results of steps it stored final (maybe not committed)
 
     @property
     def spec(self) -> WorkflowSpec:
@@ -78,6 +85,9 @@ class RunDriver(EngineHook):
         self.engine = engine
         self.runs: dict[str, _Run] = {}
         self._due: set[str] = set()
+        self.fans = FanOuts(engine)
+        self.approvals = Approvals(engine, self.poke)
+        self.subruns = SubRuns()
         engine.preparers.append(self.prepare)
 
     # -- starting and resuming ----------------------------------------------------------------
@@ -89,15 +99,25 @@ class RunDriver(EngineHook):
         """Store a new run of ``spec`` (validated by the caller) with its first steps, and its predicted timeline
         if there is one, in one commit; return its id once that is durable. ``schedule``: the schedule whose
         tick started it."""
+        run_id, submission = self._begin(spec, inputs, plan, schedule=schedule)
+        await asyncio.shield(submission)
+        return run_id
+
+    def _begin(
+        self, spec: WorkflowSpec, inputs: Mapping[str, Any], plan: Mapping[str, Any] | None, parent: str | None = None,
+        schedule: str | None = None,
+    ) -> tuple[str, asyncio.Future[Any]]:  # fmt: skip
+        """Queue a new run (``parent``: the task id of the step it is a sub-workflow of); its id, and the
+        future of its first commit."""
         engine = self.engine
         now = engine.clock.now()
         codec.normalise(dict(inputs), "inputs")
         run_id = new_run_id(spec.name)
-        tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.conditional]
+        tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.deferred]
         check_new(tasks, _NewRun(), engine.state.resources.capacity)
         record = RunRecord(run_id, spec, dict(inputs), RunState.RUNNING, now, driver=engine.worker_id, plan=plan,
-                           schedule=schedule)  # fmt: skip
-        run = self._drive(record, held={s.step_id for s in spec.steps if s.conditional})
+                           schedule=schedule, parent=parent)  # fmt: skip
+        run = self._drive(record, held={s.step_id for s in spec.steps if s.deferred})
         run.stored = False
 
         def committed(future: asyncio.Future[Any]) -> None:  # even if the caller stopped waiting
@@ -109,8 +129,7 @@ class RunDriver(EngineHook):
 
         submission = engine.submit_group(tasks, record)
         submission.add_done_callback(committed)
-        await asyncio.shield(submission)
-        return run_id
+        return run_id, submission
 
     def resume(self, run_id: str, spec: WorkflowSpec | None = None) -> RunRecord:
         """Drive a stored run from this process (after its driver stopped); ``spec`` brings back Python
@@ -176,6 +195,8 @@ class RunDriver(EngineHook):
         for record in self.engine.store.runs.list(RunState.RUNNING, limit=1000):
             if record.run_id in self.runs or record.driver in live_workers or missing_conditions(record.spec):
                 continue
+            if record.parent is not None:  # a sub-workflow's run: the driver of its parent follows it
+                continue
             self.resume(record.run_id)
             adopted.append(record.run_id)
         return adopted
@@ -189,13 +210,19 @@ class RunDriver(EngineHook):
 
     def _drop(self, run: _Run) -> None:
         del self.runs[run.record.run_id]
+        self.fans.forget(run.record.run_id)
+        self.approvals.forget(run.record.run_id)
+        self.subruns.forget(run.record.run_id)
         if not self.runs and self in self.engine.hooks:
             self.engine.hooks.remove(self)
 
     # -- following the steps --------------------------------------------------------------------
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
-        run_id = task_id.rpartition("/")[0]
+        self.poke(self.fans.settled(task_id, state) or task_id.rpartition("/")[0])
+
+    def poke(self, run_id: str) -> None:
+        """Advance ``run_id`` soon, if it is driven here (once, however many times it is poked before)."""
         if run_id in self.runs and run_id not in self._due:
             self._due.add(run_id)
             self.engine.loop.call_soon(self._advance, run_id)
@@ -205,12 +232,15 @@ class RunDriver(EngineHook):
         run_id = run.record.run_id
         states: dict[str, TaskState | None] = {}
         missing: dict[str, str] = {}
+        fanning = self.fans.of(run_id).keys() | self.approvals.of(run_id).keys() | self.subruns.of(run_id).keys()
         for step in run.spec.steps:
             sid = step.step_id
             if sid in run.final:
                 states[sid] = run.final[sid]
             elif sid in run.held:
                 states[sid] = None
+            elif sid in fanning:
+                states[sid] = TaskState.IN_PROGRESS  # items, a child run or a person: its task is stored after
             else:
                 t = engine.state.tasks.get(task_id_of(run_id, sid))
                 if t is not None:
@@ -242,8 +272,17 @@ class RunDriver(EngineHook):
         if run is None or not run.stored:
             return
         for _ in range(len(run.spec.steps) + 2):  # each pass settles at least one step, or stops
+            if self.fans.of(run_id) or self.approvals.of(run_id):
+                ready: list[TaskRecord] = []
+                items: list[Task] = []
+                now = self.engine.clock.now()
+                self.fans.pump(run_id, run.record.inputs, now, ready, items)
+                if self.approvals.of(run_id):
+                    ready += self.approvals.poll(run_id, run.spec.by_id, run.record.inputs, now)
+                self._store(run, ready, items)
             states = self._states(run)
-            if run.cancelled is None and (run.held or all(s is not None and s.is_final for s in states.values())):
+            waiting = run.held or self.approvals.of(run_id)  # (a person's wait has no task to cancel)
+            if run.cancelled is None and (waiting or all(s is not None and s.is_final for s in states.values())):
                 stored = self.engine.store.runs.get(run_id)  # cancelled from another process?
                 if stored.cancel_requested:
                     run.cancelled = stored.reason or "cancelled on request"
@@ -254,24 +293,35 @@ class RunDriver(EngineHook):
                 self._finish(run, move.finished, move.reason)
                 return
             now = self.engine.clock.now()
-            for sid, why in move.cancel.items():
-                self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why, f"cancel:run:{run_id}"))
+            fanning, children = self.fans.of(run_id), self.subruns.of(run_id)
             settled: list[TaskRecord] = []
             submit: list[Task] = []
+            for sid, why in move.cancel.items():
+                if sid in fanning:
+                    self.fans.stop(run_id, sid, why)
+                elif self.approvals.stop(run_id, sid):
+                    settled.append(self._settled(run, sid, TaskState.CANCELLED, now, reason=why))
+                elif sid in children:
+                    self.engine.loop.call_soon(self._cancel_child, children[sid], why)
+                else:
+                    self.engine.dispatch(CancelRequested(task_id_of(run_id, sid), now, why, f"cancel:run:{run_id}"))
             for sid, why in move.doom.items():
                 settled.append(self._settled(run, sid, TaskState.CANCELLED, now, reason=why))
             for sid in move.release:
                 self._decide(run, sid, now, settled, submit)
+            self.fans.pump(run_id, run.record.inputs, now, settled, submit)
             self._store(run, settled, submit)
             if not (settled or submit):
                 return  # only cancellations: their settling brings the next pass
 
     def _decide(self, run: _Run, step_id: str, now: float, settled: list[TaskRecord], submit: list[Task]) -> None:
-        """A conditional step whose dependencies completed: run it, or skip it."""
+        """A deferred step whose dependencies completed: run it (fan it out), or skip it."""
         step = run.spec.by_id[step_id]
         results, skipped = self._results(run, step.dependencies)
         try:
-            if step.condition_fn is not None:
+            if not step.conditional:
+                verdict = True
+            elif step.condition_fn is not None:
                 verdict = step.condition_fn(StepContext(run.record.inputs, results, frozenset(skipped)))
             else:
                 context = {"inputs": run.record.inputs, "steps": step_context_values(results, skipped)}
@@ -280,7 +330,16 @@ class RunDriver(EngineHook):
             error = TaskError(type(exc).__name__, f"the step's condition could not be decided: {exc}")
             settled.append(self._settled(run, step_id, TaskState.FAILED, now, error=error))
             return
-        if verdict:
+        if verdict and step.fans_out:
+            run.held.discard(step_id)
+            self.fans.begin(run.record.run_id, run.record.inputs, step, results, skipped, now, settled)
+        elif verdict and step.approval is not None:
+            run.held.discard(step_id)
+            self.approvals.begin(run.record.run_id, step, now)
+        elif verdict and step.workflow is not None:
+            run.held.discard(step_id)
+            self._start_child(run, step, results, skipped, now, settled)
+        elif verdict:
             submit.append(step_task(step, run.record.run_id, run.record.inputs, now, run.record.created_at))
         else:
             what = step.condition if step.condition is not None else "the Python condition"
@@ -292,6 +351,7 @@ class RunDriver(EngineHook):
         task_ids = [task_id_of(run.record.run_id, s) for s in step_ids]
         by_task = self.engine.dependency_results(task_ids)
         results = {step_of(tid): value for tid, value in by_task.items()}
+        results.update({s: run.decided[s] for s in step_ids if s in run.decided})
         return results, _skipped(self._endings(task_ids))
 
     def _endings(self, task_ids: Sequence[str]) -> dict[str, tuple[TaskOutcome | None, str | None]]:
@@ -330,6 +390,8 @@ class RunDriver(EngineHook):
             for record in settled:
                 run.held.discard(step_of(record.task.task_id))
                 run.final[step_of(record.task.task_id)] = record.state
+                if record.state is TaskState.COMPLETED:
+                    run.decided[step_of(record.task.task_id)] = record.result
         if submit:
             check_new(submit, _NewRun(), engine.state.resources.capacity)
             engine.submit_group(submit).add_done_callback(_log_refusal)
@@ -340,6 +402,9 @@ class RunDriver(EngineHook):
         engine = self.engine
         now = engine.clock.now()
         record = replace(run.record, state=state, reason=reason, finished_at=now)
+        if record.run_id in self.subruns.parents:
+            results = self._results(run, [s.step_id for s in run.spec.steps])[0] if state is RunState.COMPLETED else {}
+            engine.loop.call_soon(self._child_ended, record, results)
         self._drop(run)
 
         def ended(_: object) -> None:
@@ -347,6 +412,59 @@ class RunDriver(EngineHook):
                 run.done.set_result(record)
 
         engine.end_run(RunEnd(record.run_id, state, reason, now)).add_done_callback(ended)
+
+    # -- sub-workflows ---------------------------------------------------------------------------
+
+    def _start_child(
+        self, run: _Run, step: Any, results: Mapping[str, Any], skipped: set[str], now: float,
+        settled: list[TaskRecord],
+    ) -> None:  # fmt: skip
+        """Start the child run of a sub-workflow step, or follow the one it started before a restart."""
+        parent = task_id_of(run.record.run_id, step.step_id)
+        earlier = self.engine.store.runs.children(parent)
+        if earlier:
+            child = earlier[-1]
+            if child.state.is_final:
+                done = self._stored_results(child) if child.state is RunState.COMPLETED else {}
+                settled.append(parent_record(step, run.record, child, done, now, run.cancelled))
+                return
+            self.subruns.follow(parent, child.run_id)
+            if child.run_id not in self.runs:
+                self.resume(child.run_id)
+            return
+        try:
+            inputs = child_inputs(step, run.record.inputs, results, skipped)
+            child_id, submission = self._begin(step.workflow, inputs, None, parent=parent)
+        except Exception as exc:  # noqa: BLE001 - a child that cannot start fails its step, not the engine
+            error = TaskError(type(exc).__name__, f"the sub-workflow could not start: {exc}")
+            settled.append(self._settled(run, step.step_id, TaskState.FAILED, now, error=error))
+            return
+        self.subruns.follow(parent, child_id)
+        submission.add_done_callback(_log_refusal)
+
+    def _stored_results(self, child: RunRecord) -> dict[str, Any]:
+        stored = self.engine.store.runs.tasks(child.run_id)
+        ids = {task_id_of(child.run_id, s.step_id): s.step_id for s in child.spec.steps}
+        return {sid: stored[tid].result for tid, sid in ids.items() if tid in stored}
+
+    def _child_ended(self, child: RunRecord, results: Mapping[str, Any]) -> None:
+        parent = self.subruns.drop(child.run_id)
+        if parent is None:
+            return
+        run_id, _, step_id = parent.rpartition("/")
+        run = self.runs.get(run_id)
+        if run is None or step_id in run.final:
+            return  # not driven here any more: its next driver finds the child ended
+        record = parent_record(run.spec.by_id[step_id], run.record, child, results, self.engine.clock.now(),
+                               run.cancelled or run.stopped)  # fmt: skip
+        self._store(run, [record], [])
+        self._advance(run_id)
+
+    def _cancel_child(self, child_id: str, why: str) -> None:
+        try:
+            self.cancel(child_id, why)
+        except Exception:
+            log.exception("could not cancel sub-workflow run %s", child_id)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -360,7 +478,10 @@ class RunDriver(EngineHook):
         if run is not None:
             run.cancelled = reason
             self._advance(run_id)
-        else:  # driven elsewhere (or not at all): cancel its steps; their driver sees the request
+        else:  # driven elsewhere (or not at all): cancel its steps and sub-workflows; their driver sees it
+            for child in engine.store.runs.children_of_run(run_id):
+                if not child.state.is_final:
+                    self.cancel(child.run_id, reason)
             for tid, record in engine.store.runs.tasks(run_id).items():
                 if not record.state.is_final:
                     if tid not in engine.state.tasks:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pepper.engine.approvals import record_decision
 from pepper.engine.attempts import AgentHandle
 from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
@@ -40,6 +41,7 @@ from pepper.errors import (
     WaitTimeoutError,
 )
 from pepper.model.agent import AgentSpec
+from pepper.model.approval import Approval
 from pepper.model.events import (
     AgentAdded,
     AgentRemoved,
@@ -467,3 +469,14 @@ class EngineService:
 
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         self.engine.runs.resume(run_id, spec)
+
+    async def approve_step(
+        self, run_id: str, step_id: str, approve: bool, reason: str | None, by: str | None
+    ) -> Approval:
+        engine = self.engine
+        decided = record_decision(engine.store, run_id, step_id, approve, reason, by, engine.clock.now())
+        engine.runs.poke(run_id)  # driven here: on at once; elsewhere, its driver reads the decision
+        return decided
+
+    def run_approvals(self, run_id: str) -> list[Approval]:
+        return self.engine.store.approvals.of_run(run_id)

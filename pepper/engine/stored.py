@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from pepper.engine.approvals import record_decision
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures, facts_of
@@ -23,6 +24,7 @@ from pepper.engine.state import EngineState
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.errors import ConflictError, RuntimeClosedError, TaskNotFoundError, WaitTimeoutError
 from pepper.model.agent import AgentSpec
+from pepper.model.approval import Approval
 from pepper.model.events import (
     Action,
     CancelRequested,
@@ -251,6 +253,15 @@ class StoreBackend:
 
     async def rerun_run(self, run_id: str, from_step: str | None) -> list[str]:
         raise self._no_engine()
+
+    async def approve_step(
+        self, run_id: str, step_id: str, approve: bool, reason: str | None, by: str | None
+    ) -> Approval:
+        """Recorded in the store; the run's driver, wherever it is, reads it."""
+        return record_decision(self.store, run_id, step_id, approve, reason, by, self.clock.now())
+
+    def run_approvals(self, run_id: str) -> list[Approval]:
+        return self.store.approvals.of_run(run_id)
 
     def run_result(self, run_id: str) -> WorkflowResult:
         """A run's result read from the store alone."""

@@ -17,6 +17,7 @@ from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
 from pepper.errors import RemoteUnsupportedError, ValidationError, WaitTimeoutError, WorkflowTimeoutError
 from pepper.http.client import Connection, task_path
 from pepper.model.agent import AgentSpec
+from pepper.model.approval import Approval
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
@@ -201,6 +202,17 @@ class HttpBackend:
 
     async def resume_run(self, run_id: str, spec: WorkflowSpec | None) -> None:
         await self.connection.apost(f"/runs/{_escaped(run_id)}/resume")
+
+    async def approve_step(
+        self, run_id: str, step_id: str, approve: bool, reason: str | None, by: str | None
+    ) -> Approval:
+        body = {"decision": "approve" if approve else "reject", "reason": reason, "by": by}
+        answer = await self.connection.apost(f"/runs/{_escaped(run_id)}/steps/{_escaped(step_id)}/approve", body)
+        return Approval.from_dict(answer["approval"])
+
+    def run_approvals(self, run_id: str) -> list[Approval]:
+        answer = self.connection.get(f"/runs/{_escaped(run_id)}/approvals")
+        return [Approval.from_dict(item) for item in answer["approvals"]]
 
     # -- reads answered at once ----------------------------------------------------------------------------
 

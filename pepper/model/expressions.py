@@ -1,11 +1,12 @@
 """Conditions (``when``) and ``${{ ... }}`` references of workflow steps.
 
 An expression is a small, safe subset of Python read against a context of
-two names::
+these names::
 
     inputs                   the run's inputs          inputs.page, inputs["page"]
     steps.<id>.result        a dependency's result     steps.review.result.approved
     steps.<id>.skipped       True if it was skipped
+    item, index              in the inputs of a step with ``for_each``: its item, and where it stands (from 0)
 
 Allowed: literals (``true``/``false``/``null`` too), ``and``/``or``/``not``,
 comparisons (``==``, ``!=``, ``<``, ``in``, ...), ``+ - * / %``, attribute or
@@ -30,7 +31,8 @@ from typing import Any
 
 from pepper.errors import ExpressionError
 
-NAMES = ("inputs", "steps")
+NAMES = ("inputs", "steps", "item", "index")
+_ITEM_NAMES = frozenset({"item", "index"})
 _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 _TEMPLATE = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
@@ -62,9 +64,10 @@ class Expression:
     tree: ast.Expression
     steps: frozenset[str]
     reads_inputs: bool
+    reads_item: bool = False  # it reads ``item`` or ``index`` (a fanned-out step's inputs only)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
-        """The value of the expression; ``context`` maps ``inputs`` and ``steps``."""
+        """The value of the expression; ``context`` maps ``inputs`` and ``steps`` (and ``item``, ``index``)."""
         try:
             return _Evaluator(self.text, context).visit(self.tree.body)
         except ExpressionError:
@@ -79,22 +82,23 @@ def parse(text: Any) -> Expression:
         raise ExpressionError(f"an expression must be a non-empty string, got {text!r}")
     body = text.strip()
     whole = _TEMPLATE.fullmatch(body)
-    if whole:
+    if whole and "${{" not in whole.group(1):  # one reference, not text between two
         body = whole.group(1).strip()
     try:
         tree = ast.parse(body, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"{text!r} is not a valid expression: {exc.msg}", expression=text) from None
     steps: set[str] = set()
-    reads_inputs = False
+    reads_inputs = reads_item = False
     for node in ast.walk(tree):
         _check_node(node, text)
         if isinstance(node, ast.Name):
             reads_inputs = reads_inputs or node.id == "inputs"
+            reads_item = reads_item or node.id in _ITEM_NAMES
         step = _step_read(node)
         if step is not None:
             steps.add(step)
-    return Expression(text, tree, frozenset(steps), reads_inputs)
+    return Expression(text, tree, frozenset(steps), reads_inputs, reads_item)
 
 
 _ALLOWED = (
@@ -113,8 +117,8 @@ def _check_node(node: ast.AST, text: str) -> None:
         )
     if isinstance(node, ast.Name) and node.id not in NAMES and node.id not in _CONSTANTS and node.id != "len":
         raise ExpressionError(
-            f"{text!r} reads {node.id!r}; expressions can read {' and '.join(NAMES)} "
-            "(e.g. inputs.page, steps.review.result)",
+            f"{text!r} reads {node.id!r}; expressions can read {', '.join(NAMES)} "
+            "(e.g. inputs.page, steps.review.result; item and index in a step with for_each)",
             expression=text,
         )
     if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
@@ -251,12 +255,14 @@ def resolve(value: Any, context: Mapping[str, Any], only: Iterable[str] = NAMES)
 
 def _ready(expression: Expression, allowed: frozenset[str]) -> bool:
     needs = ({"steps"} if expression.steps else set()) | ({"inputs"} if expression.reads_inputs else set())
+    if expression.reads_item:
+        needs.add("item")
     return needs <= allowed
 
 
 def _resolve_text(text: str, context: Mapping[str, Any], allowed: frozenset[str]) -> Any:
     whole = _TEMPLATE.fullmatch(text.strip())
-    if whole:
+    if whole and "${{" not in whole.group(1):  # exactly one reference: its value, of any type
         expression = parse(whole.group(1).strip())
         return expression.evaluate(context) if _ready(expression, allowed) else text
 

@@ -44,6 +44,11 @@ SPEC_KEYS: tuple[SpecKey, ...] = (
     SpecKey("duration", "duration"),
     SpecKey("delay", "delay"),
     SpecKey("not_before", "not_before"),
+    SpecKey("for_each", "for_each"),
+    SpecKey("max_parallel", "max_parallel"),
+    SpecKey("expected_items", "expected_items"),
+    SpecKey("approval", "approval"),
+    SpecKey("workflow", "workflow"),
 )
 
 #: Every written key or alias -> its field.
@@ -53,9 +58,10 @@ KEY_OF: Mapping[str, str] = {k.field: k.key for k in SPEC_KEYS}
 
 _ALL = frozenset(KEY_OF)
 #: The fields each reader accepts.
-SUBMIT = _ALL - {"condition", "duration"}
+_FAN_OUT = frozenset({"for_each", "max_parallel", "expected_items", "approval", "workflow"})
+SUBMIT = _ALL - {"condition", "duration"} - _FAN_OUT
 STEP = _ALL - {"duration", "not_before"}
-PLAN = _ALL - {"condition", "not_before"}
+PLAN = _ALL - {"condition", "not_before"} - _FAN_OUT
 
 
 def valid_keys(accepted: frozenset[str]) -> tuple[str, ...]:
@@ -121,7 +127,7 @@ def task_arguments(spec: Mapping[Any, Any], accepted: frozenset[str], what: str 
     """``spec`` as ``build_task``'s arguments: aliases resolved, a type required, and ``skills`` and
     ``resources`` merged into ``requirements``."""
     fields = spec_fields(spec, accepted, what)
-    if "task_type" not in fields:
+    if "task_type" not in fields and "approval" not in fields and "workflow" not in fields:
         raise missing_type(fields.get("task_id"))
     if "skills" in fields or "resources" in fields:
         fields["requirements"] = merged_requirements(fields)

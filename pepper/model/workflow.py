@@ -17,6 +17,7 @@ from typing import Any
 
 from pepper.errors import CycleError, ExpressionError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model import codec, expressions
+from pepper.model.approval import APPROVAL_TYPE, ApprovalSpec
 from pepper.model.dag import find_cycle, topological_order
 from pepper.model.requirements import Requirements
 from pepper.model.submission import build_task
@@ -51,6 +52,11 @@ class Step:
     condition: str | None = None  # an expression (see ``model/expressions``)
     condition_fn: ConditionFn | None = field(default=None, compare=False)
     delay: float | None = None  # seconds after the run's start before which the step does not start
+    for_each: Any = None  # fan-out: an expression giving a list, or a list; one task per item (None: one task)
+    max_parallel: int | None = None  # fan-out: at most this many items at once (None: no limit)
+    expected_items: int | None = None  # fan-out: how many items the planner assumes when it cannot know
+    approval: ApprovalSpec | None = None  # it waits for a person instead of running on an agent
+    workflow: WorkflowSpec | None = None  # a sub-workflow: it runs a child run, whose result is its result
 
     @property
     def task_type(self) -> str:
@@ -67,6 +73,21 @@ class Step:
     @property
     def conditional(self) -> bool:
         return self.condition is not None or self.condition_fn is not None
+
+    @property
+    def fans_out(self) -> bool:
+        return self.for_each is not None
+
+    @property
+    def deferred(self) -> bool:
+        """Its task is not submitted with the run: it waits for its dependencies (a condition, a fan-out, an
+        approval, a sub-workflow) and its driver decides what it becomes."""
+        return self.conditional or self.fans_out or self.approval is not None or self.workflow is not None
+
+    @property
+    def runs_on_agent(self) -> bool:
+        """Whether an agent runs it (an approval waits for a person; a sub-workflow's steps run instead)."""
+        return self.approval is None and self.workflow is None
 
     def to_dict(self) -> dict[str, Any]:
         t = self.template
@@ -95,6 +116,16 @@ class Step:
             data["when"] = self.condition
         elif self.condition_fn is not None:
             data["when_python"] = _describe_callable(self.condition_fn)
+        if self.for_each is not None:
+            data["for_each"] = self.for_each
+        if self.max_parallel is not None:
+            data["max_parallel"] = self.max_parallel
+        if self.expected_items is not None:
+            data["expected_items"] = self.expected_items
+        if self.approval is not None:
+            data["approval"] = self.approval.to_data()
+        if self.workflow is not None:
+            data["workflow"] = self.workflow.to_dict()
         return data
 
 
@@ -113,9 +144,15 @@ def make_step(
     metadata: Any = None,
     recovery: Any = None,
     delay: Any = None,
+    for_each: Any = None,
+    max_parallel: Any = None,
+    expected_items: Any = None,
+    approval: Any = None,
+    workflow: Any = None,
 ) -> Step:
     """A validated ``Step``; raises ``WorkflowDefinitionError`` naming the step and the bad field. ``delay``
-    holds the step back until that long after its run started."""
+    holds the step back until that long after its run started. ``workflow`` is a ``WorkflowSpec`` (read by
+    the caller); ``task_type`` may be None for an approval or a sub-workflow."""
     if not isinstance(step_id, str) or not _STEP_ID.fullmatch(step_id):
         raise WorkflowDefinitionError(
             f"step id must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), got {step_id!r}",
@@ -123,7 +160,28 @@ def make_step(
         )
     if isinstance(dependencies, str):
         dependencies = [dependencies]
+    kinds = [name for name, value in (("for_each", for_each), ("approval", approval), ("workflow", workflow))
+             if value is not None]  # fmt: skip
+    if len(kinds) > 1:
+        raise WorkflowDefinitionError(
+            f"step {step_id!r} has both {kinds[0]} and {kinds[1]}; a step is one of: a task, a fan-out "
+            "(for_each), an approval or a sub-workflow (workflow)",
+            step_id=step_id,
+            field=kinds[1],
+        )
+    if task_type is None and approval is not None:
+        task_type = APPROVAL_TYPE
+    if task_type is None and workflow is not None:
+        task_type = "workflow"
+    if workflow is not None and not isinstance(workflow, WorkflowSpec):
+        raise WorkflowDefinitionError(
+            f"step {step_id!r}: workflow must be a workflow (a WorkflowController, or a workflow file's path in a "
+            f"workflow file), got {type(workflow).__name__}",
+            step_id=step_id,
+            field="workflow",
+        )
     try:
+        gate = None if approval is None else ApprovalSpec.parse(approval)
         template = build_task(
             task_id=step_id, task_type=task_type, agent=agent, dependencies=dependencies, inputs=inputs,
             priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
@@ -131,22 +189,62 @@ def make_step(
         )  # fmt: skip
         if inputs is not None and not isinstance(template.inputs, Mapping):
             raise ValidationError(f"inputs must be a mapping, got {type(inputs).__name__}", field="inputs")
+        fan = check_fan_out(for_each, max_parallel, expected_items)
         for expression in expressions.references(template.inputs):
             _check_reads(step_id, expression, template.dependencies, "inputs")
+            if expression.reads_item and for_each is None:
+                raise ExpressionError(
+                    f"inputs read {expression.text!r}, but 'item' and 'index' exist only in a step with "
+                    "for_each (one task per item of a list)",
+                    expression=expression.text,
+                )
+        if isinstance(for_each, str):
+            _check_reads(step_id, expressions.parse(for_each), template.dependencies, "for_each")
         seconds = None if delay is None else parse_delay(delay) or None
         text, fn = None, None
         if callable(condition):
             fn = condition
         elif condition is not None:
             text = condition
-            _check_reads(step_id, expressions.parse(condition), template.dependencies, "condition")
+            parsed = expressions.parse(condition)
+            _check_reads(step_id, parsed, template.dependencies, "condition")
+            if parsed.reads_item:
+                raise ExpressionError(
+                    f"the condition {condition!r} reads 'item' or 'index', which only a fanned-out step's "
+                    "inputs can read",
+                    expression=condition,
+                )
     except WorkflowDefinitionError:
         raise
     except ValidationError as exc:
         raise WorkflowDefinitionError(f"step {step_id!r}: {exc}", step_id=step_id, field=exc.field) from None
     if step_id in template.dependencies:
         raise WorkflowDefinitionError(f"step {step_id!r} depends on itself", step_id=step_id, field="dependencies")
-    return Step(step_id, template, text, fn, seconds)
+    return Step(step_id, template, text, fn, seconds, *fan, gate, workflow)
+
+
+def check_fan_out(for_each: Any, max_parallel: Any, expected_items: Any) -> tuple[Any, int | None, int | None]:
+    """``for_each``, ``max_parallel`` and ``expected_items`` checked (``ValidationError`` naming the field)."""
+    if for_each is not None:
+        if isinstance(for_each, str):
+            expressions.parse(for_each)
+        elif isinstance(for_each, (list, tuple)):
+            for_each = codec.normalise(list(for_each), "for_each")[0]
+        else:
+            raise ValidationError(
+                "for_each must be an expression giving a list (e.g. '${{ steps.scan.result.modules }}' or "
+                f"'${{{{ inputs.pages }}}}') or a list, got {type(for_each).__name__}",
+                field="for_each",
+            )
+    for name, value in (("max_parallel", max_parallel), ("expected_items", expected_items)):
+        if value is None:
+            continue
+        if for_each is None:
+            raise ValidationError(f"{name} applies only to a step with for_each", field=name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "max_parallel" else 0):
+            least = "a whole number of at least 1" if name == "max_parallel" else "a whole number (0 or more)"
+            raise ValidationError(f"{name} must be {least}, got {value!r}", field=name)
+    return for_each, max_parallel, expected_items
 
 
 def _check_reads(step_id: str, expression: expressions.Expression, deps: Sequence[str], where: str) -> None:
@@ -231,7 +329,9 @@ class WorkflowSpec:
                 inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
                 max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
                 condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
-                delay=raw.get("delay"),
+                delay=raw.get("delay"), for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
+                expected_items=raw.get("expected_items"), approval=raw.get("approval"),
+                workflow=None if raw.get("workflow") is None else WorkflowSpec.from_dict(raw["workflow"]),
             )  # fmt: skip
             if "when_python" in raw:
                 step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))

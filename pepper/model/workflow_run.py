@@ -51,6 +51,7 @@ class RunRecord:
     plan: Mapping[str, Any] | None = None
     #: The schedule whose tick started it (None: started by hand).
     schedule: str | None = None
+    parent: str | None = None  # a sub-workflow's run: the task id (``run/step``) of the step that started it
 
     @property
     def workflow(self) -> str:
@@ -70,6 +71,7 @@ class RunRecord:
             cancel_requested=bool(row["cancel_requested"]),
             plan=codec.decode(row["plan"]),
             schedule=row["schedule"],
+            parent=row["parent"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +81,7 @@ class RunRecord:
             "state": self.state.value, "created_at": self.created_at, "finished_at": self.finished_at,
             "driver": self.driver, "reason": self.reason, "cancel_requested": self.cancel_requested, "plan": self.plan,
             "schedule": self.schedule,
+            "parent": self.parent,
         }  # fmt: skip
 
     @classmethod
@@ -88,6 +91,7 @@ class RunRecord:
             data["run_id"], WorkflowSpec.from_dict(data["spec"]), dict(data.get("inputs") or {}),
             RunState(data["state"]), data["created_at"], data.get("finished_at"), data.get("driver"),
             data.get("reason"), bool(data.get("cancel_requested")), data.get("plan"), data.get("schedule"),
+            data.get("parent"),
         )  # fmt: skip
 
 

@@ -61,6 +61,15 @@ def stranded(
     return list(merged.items())
 
 
+def _agent_steps(steps: Iterable[Step]) -> Iterable[Step]:
+    """The steps an agent runs, those of sub-workflows included (an approval waits for a person)."""
+    for step in steps:
+        if step.workflow is not None:
+            yield from _agent_steps(step.workflow.steps)
+        elif step.runs_on_agent:
+            yield step
+
+
 def unrunnable_steps(steps: Iterable[Step], agents: Sequence[AgentSpec]) -> list[tuple[str, str, str]]:
     """(step id, key, message) for each step that none of ``agents`` can take (by type, pinned agent and
     skills, as the scheduler decides); ``key`` is the step's field at fault: ``agent``, ``type`` or ``skills``.
@@ -69,7 +78,7 @@ def unrunnable_steps(steps: Iterable[Step], agents: Sequence[AgentSpec]) -> list
     """
     by_id = {a.agent_id: a for a in agents}
     found = []
-    for step in steps:
+    for step in _agent_steps(steps):
         skills = step.template.requirements.skills
         route = Route(step.task_type, step.agent, skills)
         if any(rejection(spec, route) is None for spec in agents):

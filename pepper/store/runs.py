@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,8 @@ class RunLog:
         """Within an open write transaction: store new runs (the store's commit does, with their first steps)."""
         params = [
             (run.run_id, run.spec.name, codec.encode(run.spec.to_dict()), codec.encode(dict(run.inputs)),
-             run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan), run.schedule)
+             run.created_at, run.driver, None if run.plan is None else codec.encode(run.plan), run.schedule,
+             run.parent)
             for run in runs
         ]  # fmt: skip
         conn.executemany(self._store.statement("insert_run"), params)
@@ -60,6 +62,14 @@ class RunLog:
         """The stored tasks of a run's steps, by task id."""
         rows = self._store.query("run_tasks", (f"{run_id}/", f"{run_id}0"))
         return {row["task_id"]: TaskRecord.from_row(row) for row in rows}
+
+    def children(self, parent: str) -> builtins.list[RunRecord]:
+        """The runs the step ``parent`` (its task id, ``run/step``) started, oldest first."""
+        return [RunRecord.from_row(r) for r in self._store.query("runs_of_parent", (parent,))]
+
+    def children_of_run(self, run_id: str) -> builtins.list[RunRecord]:
+        """The runs started by steps of ``run_id`` (its sub-workflows), oldest first."""
+        return [RunRecord.from_row(r) for r in self._store.query("runs_of_parent_run", (f"{run_id}/", f"{run_id}0"))]
 
     def request_cancel(self, run_id: str, reason: str) -> bool:
         return self._store.execute("request_run_cancel", (reason, run_id)) == 1

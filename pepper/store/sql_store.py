@@ -19,6 +19,7 @@ from pepper.model.recovery import RecoveryState
 from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
+from pepper.store.approvals import ApprovalLog
 from pepper.store.errors import ErrorLog
 from pepper.store.feedback import AttemptLog, FeedbackLog
 from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
@@ -97,6 +98,7 @@ class SqlStore:
         self.errors = ErrorLog(self)
         self.tokens = TokenLog(self)
         self.schedules = ScheduleLog(self)
+        self.approvals = ApprovalLog(self)
 
     # -- what a database brings ---------------------------------------------------------
 

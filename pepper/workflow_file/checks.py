@@ -12,7 +12,7 @@ from pepper.agents.loader import YamlMapping
 from pepper.errors import ExpressionError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model import expressions
 from pepper.model.task_spec import KEY_OF, STEP, merged_requirements, spec_fields
-from pepper.model.workflow import Step, make_step
+from pepper.model.workflow import Step, WorkflowSpec, make_step
 
 TOP_KEYS = ("name", "description", "agents", "inputs", "fail_fast", "schedule", "steps")
 #: The keys of a workflow file's ``schedule:``.
@@ -67,15 +67,16 @@ def kind(value: Any) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
-def check_step(path: Path, raw: RawStep) -> Step:
-    """A checked step; an error points at the key that holds the bad value."""
+def check_step(path: Path, raw: RawStep, child: WorkflowSpec | None = None) -> Step:
+    """A checked step; an error points at the key that holds the bad value. ``child``: the workflow its
+    ``workflow`` key names, read by the caller."""
     fields, step_id = raw.fields, raw.step_id
-    if "type" not in fields:
+    if "type" not in fields and "approval" not in fields and "workflow" not in fields:
         raise error(
             path,
             raw.line,
             f"step {step_id!r} has no 'type'; add `type: <task type>` (the kind of task, "
-            "as agents list it in task_types)",
+            "as agents list it in task_types), or make it an approval or a sub-workflow (workflow)",
             step_id=str(step_id),
             field="type",
         )
@@ -95,7 +96,7 @@ def check_step(path: Path, raw: RawStep) -> Step:
     try:
         return make_step(
             step_id,
-            fields["type"],
+            fields.get("type"),
             agent=fields.get("agent"),
             dependencies=needs or (),
             inputs=fields.get("inputs"),
@@ -107,6 +108,11 @@ def check_step(path: Path, raw: RawStep) -> Step:
             metadata=fields.get("metadata"),
             recovery=fields.get("recovery"),
             delay=fields.get("delay"),
+            for_each=fields.get("for_each"),
+            max_parallel=fields.get("max_parallel"),
+            expected_items=fields.get("expected_items"),
+            approval=fields.get("approval"),
+            workflow=child,
         )
     except WorkflowDefinitionError as exc:
         raise error(

@@ -44,12 +44,12 @@ class WorkflowFile:
     schedule: dict[str, Any] | None = None
 
 
-def parse_workflow_file(path: Path, *, with_agents: bool = True) -> WorkflowFile:
-    """Read and check a workflow file; nothing is registered. Raises ``WorkflowDefinitionError`` (or
-    ``AgentDefinitionError`` for its agents) whose message starts with ``file:line:``. ``with_agents=False``
-    leaves its agents unread (the caller brings others)."""
+def parse_workflow_file(path: Path, *, with_agents: bool = True, _within: tuple[Path, ...] = ()) -> WorkflowFile:
+    """Read and check a workflow file (and the files of its sub-workflows); nothing is registered. Raises
+    ``WorkflowDefinitionError`` (or ``AgentDefinitionError`` for its agents) whose message starts with
+    ``file:line:``. ``with_agents=False`` leaves its agents unread (the caller brings others)."""
     path = Path(path)
-    return _parse(path, _read(path), with_agents)
+    return _parse(path, _read(path), with_agents, (*_within, path.resolve()))
 
 
 def parse_workflow_text(text: str, source: str) -> WorkflowFile:
@@ -57,10 +57,13 @@ def parse_workflow_text(text: str, source: str) -> WorkflowFile:
     are never read: a document that is not a file on this machine has no folder to find them in (and may
     come from elsewhere); ``defines_agents`` says whether it has an `agents:` section."""
     path = Path(source)
-    return _parse(path, _document(path, lambda: parse_yaml(text, path), "document", "a workflow"), with_agents=False)
+    data = _document(path, lambda: parse_yaml(text, path), "document", "a workflow")
+    return _parse(path, data, with_agents=False, within=None)
 
 
-def _parse(path: Path, data: YamlMapping, with_agents: bool) -> WorkflowFile:
+def _parse(path: Path, data: YamlMapping, with_agents: bool, within: tuple[Path, ...] | None) -> WorkflowFile:
+    """``within``: the files being read, this one last (a cycle of sub-workflows is refused); None for a
+    document that is not a file (it cannot name sub-workflow files)."""
     check_keys(path, data, TOP_KEYS, "top-level key")
     for required in ("name", "steps"):
         if required not in data:
@@ -87,9 +90,15 @@ def _parse(path: Path, data: YamlMapping, with_agents: bool) -> WorkflowFile:
             path, data.key_lines["fail_fast"], f"fail_fast must be true or false, got {fail_fast!r}", field="fail_fast"
         )
     inputs = _run_inputs(path, data)
-    spec = _spec(path, data, WorkflowSpec(name, (), fail_fast, description, str(path)))
+    children: list[WorkflowFile] = []
+    spec = _spec(path, data, WorkflowSpec(name, (), fail_fast, description, str(path)), within, with_agents, children)
     agents, files = _agents(path, data) if with_agents else ([], [])
-    return WorkflowFile(path, spec, inputs, agents, files, "agents" in data, _schedule(path, data))
+    for child in children:  # the sub-workflows' agents, each id once
+        known = {a.spec.agent_id for a in agents}
+        agents += [a for a in child.agents if a.spec.agent_id not in known]
+        files += [f for f in child.agent_files if f not in files]
+    return WorkflowFile(path, spec, inputs, agents, files, "agents" in data or any(c.defines_agents for c in children),
+                        _schedule(path, data))
 
 
 # -- the file and its top level -------------------------------------------------------------------
@@ -156,7 +165,10 @@ def _schedule(path: Path, data: YamlMapping) -> dict[str, Any] | None:
 # -- steps --------------------------------------------------------------------------------------
 
 
-def _spec(path: Path, data: YamlMapping, spec: WorkflowSpec) -> WorkflowSpec:
+def _spec(
+    path: Path, data: YamlMapping, spec: WorkflowSpec, within: tuple[Path, ...] | None, with_agents: bool,
+    children: list[WorkflowFile],
+) -> WorkflowSpec:  # fmt: skip
     """The workflow's steps, each checked where it is written, then the whole DAG."""
     steps_line = data.key_lines["steps"]
     raw_steps = list(_raw_steps(path, data["steps"], steps_line))
@@ -164,7 +176,10 @@ def _spec(path: Path, data: YamlMapping, spec: WorkflowSpec) -> WorkflowSpec:
         raise error(path, steps_line, "steps is empty; a workflow needs at least one step", field="steps")
     by_id: dict[str, RawStep] = {}
     for raw in raw_steps:
-        step = check_step(path, raw)
+        child = _child(path, raw, within, with_agents) if "workflow" in raw.fields else None
+        if child is not None:
+            children.append(child)
+        step = check_step(path, raw, None if child is None else child.spec)
         try:
             spec = spec.with_step(step)
         except WorkflowDefinitionError as exc:
@@ -180,6 +195,25 @@ def _spec(path: Path, data: YamlMapping, spec: WorkflowSpec) -> WorkflowSpec:
         line = field_line(culprit, exc.field) if culprit else steps_line
         raise error(path, line, str(exc), step_id=exc.step_id, field=exc.field) from None
     return spec
+
+
+def _child(path: Path, raw: RawStep, within: tuple[Path, ...] | None, with_agents: bool) -> WorkflowFile:
+    """The workflow file a step's ``workflow`` key names (relative to this file), read and checked."""
+    reference, line = raw.fields["workflow"], raw.line_of("workflow")
+    where = {"step_id": str(raw.step_id), "field": "workflow"}
+    if not isinstance(reference, str) or not reference.strip():
+        raise error(path, line, f"workflow must be the path of a workflow file (relative to this one), got "
+                    f"{reference!r}", **where)  # fmt: skip
+    if within is None:
+        raise error(path, line, "a workflow sent as a document cannot name sub-workflow files; send the "
+                    "sub-workflow's steps as a workflow of their own", **where)  # fmt: skip
+    target = (path.parent / Path(reference).expanduser()).resolve()
+    if target in within:
+        loop = " -> ".join(p.name for p in (*within[within.index(target) :], target))
+        raise error(path, line, f"sub-workflows form a cycle: {loop}; a workflow cannot run itself", **where)
+    if not target.is_file():
+        raise error(path, line, f"workflow: no such workflow file {reference!r} (looked for {target})", **where)
+    return parse_workflow_file(target, with_agents=with_agents, _within=within)
 
 
 def _raw_steps(path: Path, steps: Any, line: int) -> Iterator[RawStep]:

@@ -209,3 +209,31 @@ def test_a_read_token_sees_no_action_and_forged_actions_are_refused(dashboard: D
     dashboard.console.clear()  # the refused requests are logged by the browser, as they should be
     reader.context.close()
     writer.context.close()
+
+
+def test_a_step_waiting_for_approval_is_approved_from_the_run_page(dashboard: Dashboard, clean_console: None) -> None:
+    approver = "approver@example.com"
+    workflow = {
+        "name": "approved",
+        "steps": [
+            {"id": "fetch", "type": "echo", "inputs": {"n": 1}},
+            {"id": "gate", "needs": "fetch", "approval": {"timeout": "1h", "approvers": [approver]}},
+            {"id": "ship", "type": "echo", "needs": "gate"},
+        ],
+    }
+    with dashboard.api() as client:
+        run_id = client.post("/api/v1/runs", json={"workflow": workflow}).json()["run_id"]
+    reader = dashboard.page("read")
+    reader.goto(f"/runs/{run_id}")
+    _expect(reader.locator("#approval-gate")).to_contain_text(f"waits for approval by {approver}")
+    assert reader.locator("#approve-gate").count() == 0  # a read token sees who it waits for, not the buttons
+    page = dashboard.page("write")
+    page.goto(f"/runs/{run_id}")
+    page.fill("#approval-gate input[name=by]", approver)
+    page.fill("#approval-gate input[name=reason]", "checked by hand")
+    dashboard.shot(page, "run-waiting-for-approval")
+    page.click("#approve-gate")
+    _expect(page.locator("#run-state .badge")).to_have_text("completed", timeout=PATIENCE * 1000)
+    with dashboard.api() as client:
+        gate = client.get(f"/api/v1/runs/{run_id}/approvals").json()["approvals"][0]
+    assert (gate["decision"], gate["decided_by"], gate["reason"]) == ("approved", approver, "checked by hand")

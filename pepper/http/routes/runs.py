@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from pepper.core import WorkflowController
@@ -26,6 +26,7 @@ from pepper.http.lists import Cursor, Limit, Page, decode_cursor, page
 from pepper.http.routes import runtime_of
 from pepper.http.routes.tasks import Wait
 from pepper.model.workflow_run import RunRecord, RunState
+from pepper.store.tokens import TokenRecord
 
 router = APIRouter(tags=["runs"])
 
@@ -55,6 +56,14 @@ class CancelBody(BaseModel):
 
 class RerunBody(BaseModel):
     from_step: str | None = None
+
+
+class ApproveBody(BaseModel):
+    """A person's decision on a step that waits for one."""
+
+    decision: Literal["approve", "reject"] = "approve"
+    reason: str | None = None
+    by: str | None = Field(default=None, description="Who decides (default: the token's name).")
 
 
 async def _document(request: Request) -> tuple[Any, dict[str, Any]]:
@@ -127,6 +136,29 @@ async def cancel_run(request: Request, run_id: str, body: CancelBody | None = No
     runtime = runtime_of(request)
     cancelled = await WorkflowController(runtime=runtime).cancel_async(run_id, body.reason if body else None)
     return {"cancelled": cancelled, "run": await _details(runtime, run_id)}
+
+
+@router.post("/runs/{run_id}/steps/{step_id}/approve", response_model=dict[str, Any])
+async def approve_step(
+    request: Request, run_id: str, step_id: str, body: ApproveBody, token: TokenRecord = WRITE
+) -> dict[str, Any]:
+    """Approve (or reject) a step that waits for a person: the first decision is kept, a second one is refused
+    (409), as is a step that does not wait for one; `by` must be one of the step's approvers when it names
+    them (403). Answers with the decided approval and the run."""
+    runtime = runtime_of(request)
+    decided = await WorkflowController(runtime=runtime).approve_async(
+        run_id, step_id, approve=body.decision == "approve", reason=body.reason, by=body.by or token.name
+    )
+    return {"approval": decided.to_dict(), "run": await _details(runtime, run_id)}
+
+
+@router.get("/runs/{run_id}/approvals", dependencies=[READ], response_model=dict[str, Any])
+def run_approvals(request: Request, run_id: str) -> dict[str, Any]:
+    """The run's approval steps that were reached: who may decide, until when, and any decision."""
+    runtime = runtime_of(request)
+    runtime.read(lambda backend: backend.run_record(run_id))  # an unknown run is a 404
+    approvals = runtime.read(lambda backend: backend.run_approvals(run_id))
+    return {"approvals": [a.to_dict() for a in approvals]}
 
 
 @router.post("/runs/{run_id}/resume", dependencies=[WRITE], response_model=dict[str, Any])

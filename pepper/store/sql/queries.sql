@@ -235,8 +235,32 @@ UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = 
 WHERE task_id = ? AND state IN ('pending', 'blocked');
 
 -- name: insert_run
-INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan, schedule)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?);
+INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan, schedule, parent)
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?);
+
+-- name: runs_of_parent
+-- The runs a step started (a sub-workflow), oldest first.
+SELECT * FROM runs WHERE parent = ? ORDER BY created_at, run_id;
+
+-- name: runs_of_parent_run
+-- The runs started by steps of one run: parents from "<run_id>/" up to (not including) "<run_id>0".
+SELECT * FROM runs WHERE parent >= ? AND parent < ? ORDER BY created_at, run_id;
+
+-- name: request_approval
+-- A step starts waiting for a person; a request already stored (a resumed run) keeps its deadline.
+INSERT INTO approvals (task_id, run_id, step_id, approvers, requested_at, deadline)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING;
+
+-- name: approval_by_task
+SELECT * FROM approvals WHERE task_id = ?;
+
+-- name: approvals_of_run
+SELECT * FROM approvals WHERE run_id = ? ORDER BY requested_at, task_id;
+
+-- name: decide_approval
+-- The first decision wins: a request already decided is left as it is.
+UPDATE approvals SET decision = ?, decided_by = ?, reason = ?, decided_at = ?
+WHERE task_id = ? AND decision IS NULL;
 
 -- name: run_by_id
 SELECT * FROM runs WHERE run_id = ?;

@@ -164,9 +164,26 @@ CREATE TABLE runs (
     reason           TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     plan             TEXT,
-    schedule         TEXT
+    schedule         TEXT,
+    parent           TEXT
 );
 CREATE INDEX runs_by_created ON runs (created_at);
+CREATE INDEX runs_by_parent ON runs (parent);
+
+-- A step waiting for a person: who may decide and until when; its decision once made (the first one wins).
+CREATE TABLE approvals (
+    task_id      TEXT PRIMARY KEY,
+    run_id       TEXT NOT NULL,
+    step_id      TEXT NOT NULL,
+    approvers    TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    deadline     REAL NOT NULL,
+    decision     TEXT CHECK (decision IN ('approved', 'rejected', 'expired')),
+    decided_by   TEXT,
+    reason       TEXT,
+    decided_at   REAL
+);
+CREATE INDEX approvals_by_run ON approvals (run_id);
 
 -- Every error a task met, with the strategy that answered it and what it decided.
 CREATE TABLE errors (

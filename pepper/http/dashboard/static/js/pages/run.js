@@ -38,11 +38,26 @@ export async function render(root, [runId], { canWrite, navigate }) {
     actions.append(cancel);
   };
   drawActions(run.state);
+  const approvals = h("div", { id: "approvals" });
+  const drawApprovals = async (runState) => {
+    if (runState !== "running") {
+      put(approvals);
+      return;
+    }
+    let waiting = [];
+    try {
+      waiting = (await api.get(`/runs/${encodeURIComponent(runId)}/approvals`)).approvals.filter((a) => a.decision === null);
+    } catch {
+      return; // the next refresh tries again
+    }
+    put(approvals, ...waiting.map((approval) => approvalPanel(approval, canWrite, message)));
+  };
+  drawApprovals(run.state);
   const stepTable = h("div", { id: "steps" }, stepsTable(run.steps));
   put(root,
     h("h1", {}, "Run ", h("code", {}, runId), " ", state, " ", progress),
     h("p", { class: "muted" }, `${run.workflow} · started ${when(run.created_at)}`),
-    message, actions,
+    message, actions, approvals,
     section("Steps", h("div", { class: "scroll" }, graph.svg), h("p", { class: "legend muted" }, "outlined: the critical path")),
     section("Timeline by agent", ganttSlot, h("p", { class: "legend muted" }, "thin bars: the planned slots; striped: an attempt that failed and was retried")),
     section("Planned and actual", compare),
@@ -63,6 +78,7 @@ export async function render(root, [runId], { canWrite, navigate }) {
         for (const [step, status] of Object.entries(again.steps)) graph.paint(step, status.state);
         put(state, badge(again.state));
         drawActions(again.state);
+        drawApprovals(again.state);
       } catch {
         // the next event tries again
       }
@@ -115,3 +131,29 @@ function comparison(timeline) {
   })));
 }
 
+// A step waiting for a person: who may decide and until when; with a write token, approve or reject it.
+function approvalPanel(approval, canWrite, message) {
+  const who = approval.approvers.length ? approval.approvers.join(" or ") : "anyone";
+  const text = h("p", {}, "Step ", h("code", {}, approval.step_id), ` waits for approval by ${who} until ${when(approval.deadline)}`);
+  const panel = h("div", { class: "approval", id: `approval-${approval.step_id}` }, text);
+  if (!canWrite) return panel;
+  const by = h("input", { type: "text", name: "by", placeholder: "who decides (default: your token's name)", "aria-label": "who decides" });
+  const reason = h("input", { type: "text", name: "reason", placeholder: "reason (optional)", "aria-label": "reason" });
+  const decide = (decision) => async () => {
+    for (const button of panel.querySelectorAll("button")) button.disabled = true;
+    try {
+      await api.post(`/runs/${encodeURIComponent(approval.run_id)}/steps/${encodeURIComponent(approval.step_id)}/approve`,
+        { decision, reason: reason.value || null, by: by.value || null });
+      put(panel, h("p", {}, "Step ", h("code", {}, approval.step_id), decision === "approve" ? " approved" : " rejected"));
+    } catch (error) {
+      put(message, notice(error.message));
+      for (const button of panel.querySelectorAll("button")) button.disabled = false;
+    }
+  };
+  const approve = h("button", { type: "button", id: `approve-${approval.step_id}` }, "Approve");
+  const reject = h("button", { type: "button", class: "danger", id: `reject-${approval.step_id}` }, "Reject");
+  approve.addEventListener("click", decide("approve"));
+  reject.addEventListener("click", decide("reject"));
+  panel.append(h("div", { class: "actions" }, by, reason, approve, reject));
+  return panel;
+}

@@ -1,0 +1,153 @@
+"""The run driver's fan-outs: the tasks of a ``for_each`` step's items, started and followed.
+
+When a fanned-out step is released (its dependencies completed, its condition true), ``begin`` reads its
+list; an empty one completes the step at once with ``[]``, a value that is not a list fails it. Items are
+started in order, at most ``max_parallel`` at once, each as one more task submitted through the engine;
+``pump`` starts the next ones as items settle and, once every item is final, stores the step's own task
+final: completed with the items' results in order, or failed (cancelled) as its first broken item, with
+that item's error and outcome (so an item whose recovery policy aborts the run aborts it). After a crash the
+step is released again: items already stored are not started again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from pepper.errors import PepperError
+from pepper.model import codec
+from pepper.model.events import CancelRequested
+from pepper.model.fan_out import FanOut, item_context, item_id, item_task, items_of, parse_item_id
+from pepper.model.record import TaskRecord
+from pepper.model.status import TaskError
+from pepper.model.task import Task, TaskState
+from pepper.model.workflow import Step, step_task
+
+if TYPE_CHECKING:
+    from pepper.engine.shell import Engine
+
+
+class FanOuts:
+    """The fan-outs of the runs one driver drives, by run id then step id."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.active: dict[str, dict[str, FanOut]] = {}
+
+    def of(self, run_id: str) -> dict[str, FanOut]:
+        return self.active.get(run_id, {})
+
+    def forget(self, run_id: str) -> None:
+        self.active.pop(run_id, None)
+
+    def begin(
+        self, run_id: str, run_inputs: Mapping[str, Any], step: Step, results: Mapping[str, Any],
+        skipped: set[str], now: float, settled: list[TaskRecord],
+    ) -> None:  # fmt: skip
+        """Start fanning out ``step``: its list is read now; items stored before (a resumed run) are not
+        started again. An empty list or a bad value settles the step (into ``settled``)."""
+        context = item_context(run_inputs, results, skipped)
+        try:
+            items = items_of(step, context)
+        except PepperError as exc:
+            error = TaskError(type(exc).__name__, f"the step's items could not be read: {exc}")
+            settled.append(_final(step, run_id, run_inputs, TaskState.FAILED, now, error=error))
+            return
+        if not items:
+            settled.append(_final(step, run_id, run_inputs, TaskState.COMPLETED, now, result=[]))
+            return
+        fan = FanOut(step, items, context, now)
+        prefix = item_id(run_id, step.step_id, 0)[:-2]  # run/step[
+        for tid, record in self.engine.store.runs.tasks(run_id).items():
+            if tid.startswith(prefix) and (parsed := parse_item_id(tid)) is not None and parsed[1] == step.step_id:
+                fan.started.add(parsed[2])
+                if record.state.is_final:
+                    fan.settle(parsed[2], record.state)
+        self.active.setdefault(run_id, {})[step.step_id] = fan
+
+    def settled(self, task_id: str, state: TaskState) -> str | None:
+        """An item's task became final: note it; the run id to advance (None: not an item of ours)."""
+        parsed = parse_item_id(task_id)
+        if parsed is None:
+            return None
+        fan = self.of(parsed[0]).get(parsed[1])
+        if fan is None:
+            return None
+        fan.settle(parsed[2], state)
+        if fan.broken == parsed[2] and fan.stopping is None:  # the step failed: stop its other items
+            self._cancel(parsed[0], fan, f"item {parsed[2]} of step {fan.step_id!r} did not complete")
+        return parsed[0]
+
+    def stop(self, run_id: str, step_id: str, why: str) -> None:
+        """Cancel a fanned-out step: no item starts any more, running ones are cancelled."""
+        fan = self.of(run_id).get(step_id)
+        if fan is not None and fan.stopping is None:
+            fan.stopping = why
+            self._cancel(run_id, fan, why)
+
+    def _cancel(self, run_id: str, fan: FanOut, why: str) -> None:
+        now = self.engine.clock.now()
+        for index in fan.running:
+            tid = item_id(run_id, fan.step_id, index)
+            if tid in self.engine.state.tasks:
+                self.engine.dispatch(CancelRequested(tid, now, why, f"cancel:run:{run_id}"))
+
+    def pump(
+        self, run_id: str, run_inputs: Mapping[str, Any], now: float, settled: list[TaskRecord], submit: list[Task]
+    ) -> None:
+        """Start the items that may start now (into ``submit``); settle the steps whose items are all final."""
+        fans = self.of(run_id)
+        for step_id, fan in list(fans.items()):
+            for index in fan.to_start():
+                try:
+                    submit.append(item_task(fan.step, run_id, index, fan.items[index], fan.context, now))
+                except PepperError as exc:  # its inputs cannot be read: the step fails, naming the item
+                    fan.failure = TaskError(
+                        type(exc).__name__, f"item {index} of {len(fan.items)} could not start: {exc}"
+                    )
+                    fan.settle(index, TaskState.FAILED)
+                    self._cancel(run_id, fan, f"item {index} of step {fan.step_id!r} could not start")
+                    break
+                fan.started.add(index)
+            if fan.done:
+                del fans[step_id]
+                settled.append(self._ending(run_id, run_inputs, fan, now))
+
+    def _ending(self, run_id: str, run_inputs: Mapping[str, Any], fan: FanOut, now: float) -> TaskRecord:
+        step = fan.step
+        state = fan.ending()
+        if state is TaskState.COMPLETED:
+            ids = [item_id(run_id, step.step_id, i) for i in range(len(fan.items))]
+            by_id = self.engine.dependency_results(ids)
+            record = _final(step, run_id, run_inputs, state, now, result=[by_id.get(tid) for tid in ids])
+            return replace(record, started_at=fan.began)
+        if fan.stopping is not None:
+            record = _final(step, run_id, run_inputs, TaskState.CANCELLED, now, reason=fan.stopping)
+            return replace(record, started_at=fan.began)
+        if fan.failure is not None:
+            return replace(_final(step, run_id, run_inputs, state, now, error=fan.failure), started_at=fan.began)
+        index = fan.broken if fan.broken is not None else 0
+        broken = self._record(item_id(run_id, step.step_id, index))
+        what = f"item {index} of {len(fan.items)} {state.value}"
+        error = None
+        if broken is not None and broken.error is not None:
+            error = replace(broken.error, message=f"{what}: {broken.error.message}")
+        elif state is TaskState.FAILED:
+            error = TaskError("ItemFailed", what)
+        reason = f"{what}" + (f": {broken.reason}" if broken is not None and broken.reason else "")
+        record = _final(step, run_id, run_inputs, state, now, error=error, reason=reason)
+        return replace(record, outcome=broken.outcome if broken is not None else None, started_at=fan.began)
+
+    def _record(self, task_id: str) -> TaskRecord | None:
+        return self.engine.store.get_tasks([task_id]).get(task_id)
+
+
+def _final(
+    step: Step, run_id: str, run_inputs: Mapping[str, Any], state: TaskState, now: float, *,
+    result: Sequence[Any] | None = None, error: TaskError | None = None, reason: str | None = None,
+) -> TaskRecord:  # fmt: skip
+    """The fanned-out step's own task, final."""
+    task = step_task(step, run_id, run_inputs, now)
+    value, text = (None, None) if result is None else codec.normalise(list(result), "result")
+    return TaskRecord(task, state, finished_at=now, result=value, result_json=text, error=error, reason=reason)
