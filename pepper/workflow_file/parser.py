@@ -97,8 +97,8 @@ def _parse(path: Path, data: YamlMapping, with_agents: bool, within: tuple[Path,
         known = {a.spec.agent_id for a in agents}
         agents += [a for a in child.agents if a.spec.agent_id not in known]
         files += [f for f in child.agent_files if f not in files]
-    return WorkflowFile(path, spec, inputs, agents, files, "agents" in data or any(c.defines_agents for c in children),
-                        _schedule(path, data))
+    defines_agents = "agents" in data or any(c.defines_agents for c in children)
+    return WorkflowFile(path, spec, inputs, agents, files, defines_agents, _schedule(path, data))
 
 
 # -- the file and its top level -------------------------------------------------------------------
