@@ -13,6 +13,7 @@ import pepper
 from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
 from pepper.cli.db import db_group
 from pepper.cli.distribution import feedback, why
+from pepper.cli.logs import logs
 from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
 from pepper.cli.plan import plan_command
 from pepper.cli.recovery import dlq, errors
@@ -85,6 +86,7 @@ cli.add_command(status)
 cli.add_command(why)
 cli.add_command(list_tasks)
 cli.add_command(cancel)
+cli.add_command(logs)
 cli.add_command(run_workflow)
 cli.add_command(list_runs)
 cli.add_command(show_run)

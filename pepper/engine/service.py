@@ -27,6 +27,7 @@ from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
 from pepper.engine.stored import stored_observations
+from pepper.engine.task_logs import read_task_log
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
@@ -59,6 +60,7 @@ from pepper.model.settings import Settings
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
+from pepper.model.task_log import TaskLog
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
@@ -402,6 +404,9 @@ class EngineService:
 
     def online_agents(self) -> list[AgentSpec]:
         return [a.spec for a in self.engine.store.workers.agents()]
+
+    def task_log(self, task_id: str, attempt: int | None, from_seq: int) -> TaskLog:
+        return read_task_log(self.engine.store, task_id, attempt, from_seq)
 
     def error_history(self, task_id: str) -> list[ErrorRecord]:
         if not self.engine.store.get_tasks([task_id]):

@@ -21,6 +21,7 @@ from pepper.model.record import TaskRecord, stored_values
 from pepper.model.recovery import ErrorRecord
 from pepper.model.submission import Submission
 from pepper.model.task import Task, TaskState
+from pepper.model.task_log import LogChunk
 from pepper.model.workflow_run import RunRecord, RunState
 from pepper.store.feedback import EndedAttempt, Outcome
 from pepper.store.tokens import TokenRecord
@@ -208,6 +209,15 @@ class TokenLog(Protocol):
     def touch(self, name: str, now: float) -> None: ...
 
 
+class LogStore(Protocol):
+    """What attempts wrote, in chunks (see model.task_log)."""
+
+    def write(self, appends: Sequence[tuple[Any, ...]], drops: Sequence[tuple[str, int, int]] = ()) -> None: ...
+    def read(self, task_id: str, attempt: int, from_seq: int = 0) -> list[LogChunk]: ...
+    def before(self, task_id: str, attempt: int, seq: int) -> LogChunk | None: ...
+    def attempts(self, task_id: str) -> list[int]: ...
+
+
 class Store(Protocol):
     """Durable state: tasks, their history, the pool, workers, runs and API tokens.
 
@@ -233,6 +243,8 @@ class Store(Protocol):
     def runs(self) -> RunLog: ...
     @property
     def tokens(self) -> TokenLog: ...
+    @property
+    def logs(self) -> LogStore: ...
 
     @property
     def closed(self) -> bool: ...

@@ -25,6 +25,7 @@ from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
 from pepper.store.params import attempt_params, error_params, insert_params, save_params
 from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
 from pepper.store.runs import RunLog
+from pepper.store.task_logs import TaskLogStore
 from pepper.store.tokens import TokenLog
 from pepper.store.workers import WorkerRegistry
 
@@ -95,6 +96,7 @@ class SqlStore:
         self.runs = RunLog(self)
         self.errors = ErrorLog(self)
         self.tokens = TokenLog(self)
+        self.logs = TaskLogStore(self)
 
     # -- what a database brings ---------------------------------------------------------
 

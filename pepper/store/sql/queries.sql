@@ -308,3 +308,23 @@ UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL;
 
 -- name: touch_token
 UPDATE tokens SET last_used_at = ? WHERE name = ? AND revoked_at IS NULL;
+
+-- name: append_log
+INSERT INTO task_logs (task_id, attempt, seq, start_byte, end_byte, at, body, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: drop_log_chunk
+DELETE FROM task_logs WHERE task_id = ? AND attempt = ? AND seq = ?;
+
+-- name: log_chunks
+SELECT attempt, seq, start_byte, end_byte, at, body, ended FROM task_logs
+WHERE task_id = ? AND attempt = ? AND seq >= ? ORDER BY seq;
+
+-- name: log_chunk_before
+SELECT attempt, seq, start_byte, end_byte, at, body, ended FROM task_logs
+WHERE task_id = ? AND attempt = ? AND seq < ? ORDER BY seq DESC LIMIT 1;
+
+-- name: logged_attempts
+SELECT DISTINCT attempt FROM task_logs WHERE task_id = ? ORDER BY attempt;
+
+-- name: log_size
+SELECT COALESCE(SUM(LENGTH(body)), 0) FROM task_logs WHERE task_id = ? AND attempt = ?;
