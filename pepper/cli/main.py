@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 import pepper
+from pepper.cli.alert_rules import list_rules, test_rule
 from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
 from pepper.cli.db import db_group
 from pepper.cli.distribution import feedback, why
@@ -103,6 +104,8 @@ cli.add_command(leases)
 cli.add_command(health)
 cli.add_command(perf)
 cli.add_command(top)
+alerts.add_command(list_rules)
+alerts.add_command(test_rule)
 cli.add_command(alerts)
 cli.add_command(metrics)
 cli.add_command(serve_metrics)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import FrameType
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,6 +20,7 @@ from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option,
 from pepper.cli.render import listing_console, make_console, plural
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import agents_table
+from pepper.core.alert_rules import configured_alerts, read_rules_file
 from pepper.core.online import AgentStanding, agent_dict, agent_standing
 from pepper.core.prometheus import MetricsServer, serve_metrics
 from pepper.errors import PepperError
@@ -63,6 +65,14 @@ _POLL = 0.1
     metavar="ADDRESS",
     help="With Ray: the cluster to join ('auto', or 'ray://host:10001'); without it a local Ray is started.",
 )
+@click.option(
+    "--alerts",
+    "alerts_path",
+    metavar="FILE",
+    type=click.Path(),
+    help="A YAML file of alert rules (a list of rules as in pepper.toml's [[alerts]]), evaluated with those of "
+    "pepper.toml.",
+)
 @db_option
 def worker(
     agents_path: str,
@@ -72,6 +82,7 @@ def worker(
     metrics_port: int | None,
     executor: str | None,
     ray_address: str | None,
+    alerts_path: str | None,
     db: str | None,
 ) -> None:
     """Run the agents of a YAML file on queued tasks until stopped.
@@ -101,7 +112,9 @@ def worker(
     with _stop_signals() as stopping:
         try:
             grace = idle_grace if until_idle else None
-            where = {"executor": executor, "ray_address": ray_address}
+            where: dict[str, Any] = {"executor": executor, "ray_address": ray_address}
+            if alerts_path:
+                where["alerts"] = configured_alerts() + read_rules_file(alerts_path)
             _serve(console, reporter, stopping, agents_path, db, grace, metrics_port, where)
         except KeyboardInterrupt:
             console.print(Text("stopped without waiting; tasks that were running here will run again later"))
@@ -117,7 +130,7 @@ def _serve(
     db: str | None,
     idle_grace: float | None,
     metrics_port: int | None = None,
-    where: dict[str, str | None] | None = None,
+    where: dict[str, Any] | None = None,
 ) -> None:
     """Load the agents, run the engine until told to stop (or idle), then drain."""
     with open_runtime(db, create=True, **(where or {})) as runtime, _metrics(runtime, metrics_port) as server:

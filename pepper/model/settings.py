@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pepper.errors import ConfigError, ValidationError, suggest
+from pepper.model.alert_config import ConfiguredRule, parse_rules
 from pepper.model.recovery import Policy
 from pepper.model.resources import Resources
 from pepper.model.task_log import DEFAULT_LOG_LIMIT
@@ -82,6 +83,8 @@ class Settings:
     #: How long finished work is kept: workers prune older finished tasks, runs, their history, logs and
     #: alerts in the background (``"30d"``); ``None`` keeps everything (``pepper prune`` removes by hand).
     retention: float | None = None
+    #: Alert rules every worker evaluates (``[[alerts]]`` tables in pepper.toml; see model.alert_config).
+    alerts: tuple[ConfiguredRule, ...] = ()
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -153,6 +156,8 @@ def _check(name: str, value: Any) -> Any:
         if name == "retry_backoff" and value < 1:
             raise ConfigError(f"setting 'retry_backoff' must be >= 1, got {value!r}", field=name)
         return float(value)
+    if name == "alerts":
+        return parse_rules(value)
     if name == "task_log_limit":
         return _log_limit(value)
     if name == "retention":

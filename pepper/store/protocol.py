@@ -23,6 +23,7 @@ from pepper.model.submission import Submission
 from pepper.model.task import Task, TaskState
 from pepper.model.task_log import LogChunk
 from pepper.model.workflow_run import RunRecord, RunState
+from pepper.store.alert_states import AlertState
 from pepper.store.feedback import EndedAttempt, Outcome
 from pepper.store.tokens import TokenRecord
 from pepper.store.workers import RegisteredAgent, WorkerInfo
@@ -218,6 +219,14 @@ class LogStore(Protocol):
     def attempts(self, task_id: str) -> list[int]: ...
 
 
+class AlertStates(Protocol):
+    """The shared state of configured alert rules (one crossing fires once across workers)."""
+
+    def fire(self, rule: str, value: float, now: float) -> bool: ...
+    def resolve(self, rule: str, value: float, now: float) -> bool: ...
+    def states(self) -> dict[str, AlertState]: ...
+
+
 class Store(Protocol):
     """Durable state: tasks, their history, the pool, workers, runs and API tokens.
 
@@ -245,6 +254,8 @@ class Store(Protocol):
     def tokens(self) -> TokenLog: ...
     @property
     def logs(self) -> LogStore: ...
+    @property
+    def alert_states(self) -> AlertStates: ...
 
     @property
     def closed(self) -> bool: ...

@@ -19,6 +19,7 @@ from pepper.model.recovery import RecoveryState
 from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
+from pepper.store.alert_states import AlertStateLog
 from pepper.store.errors import ErrorLog
 from pepper.store.feedback import AttemptLog, FeedbackLog
 from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
@@ -97,6 +98,7 @@ class SqlStore:
         self.errors = ErrorLog(self)
         self.tokens = TokenLog(self)
         self.logs = TaskLogStore(self)
+        self.alert_states = AlertStateLog(self)
 
     # -- what a database brings ---------------------------------------------------------
 

@@ -328,3 +328,16 @@ SELECT DISTINCT attempt FROM task_logs WHERE task_id = ? ORDER BY attempt;
 
 -- name: log_size
 SELECT COALESCE(SUM(LENGTH(body)), 0) FROM task_logs WHERE task_id = ? AND attempt = ?;
+
+-- name: ensure_alert_state
+INSERT INTO alert_states (rule, firing, changed_at) VALUES (?, 0, ?) ON CONFLICT (rule) DO NOTHING;
+
+-- name: fire_alert_state
+UPDATE alert_states SET firing = 1, value = ?, changed_at = ?, fired_count = fired_count + 1
+WHERE rule = ? AND firing = 0;
+
+-- name: resolve_alert_state
+UPDATE alert_states SET firing = 0, value = ?, changed_at = ? WHERE rule = ? AND firing = 1;
+
+-- name: alert_states
+SELECT rule, firing, value, changed_at, fired_count FROM alert_states ORDER BY rule;
