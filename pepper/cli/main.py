@@ -17,6 +17,7 @@ from pepper.cli.distribution import feedback, why
 from pepper.cli.logs import logs
 from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
 from pepper.cli.plan import plan_command
+from pepper.cli.prune import prune
 from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
 from pepper.cli.resources import leases, resources
@@ -111,6 +112,7 @@ cli.add_command(metrics)
 cli.add_command(serve_metrics)
 cli.add_command(serve)
 cli.add_command(db_group)
+cli.add_command(prune)
 cli.add_command(token_group)
 
 

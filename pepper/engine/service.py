@@ -24,6 +24,7 @@ from pepper.engine.inspection import (
     wait_facts,
 )
 from pepper.engine.metrics import LagProbe, MetricsHook
+from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
 from pepper.engine.stored import stored_observations
@@ -121,6 +122,8 @@ class EngineService:
         if self.metrics is not None:
             engine.hooks.append(self.metrics)
         self.lag = LagProbe(engine.clock)
+        retention = engine.settings.retention
+        self.retention = Retention(engine, retention) if retention is not None else None
         self.closed = False
 
     @classmethod
@@ -135,6 +138,8 @@ class EngineService:
         self.upkeep.begin()
         self.sampler.start()
         self.lag.start()
+        if self.retention is not None:
+            self.retention.start()
 
     async def stop(self, timeout: float) -> None:
         engine = self.engine
@@ -144,6 +149,8 @@ class EngineService:
         engine.dispatch(Draining(engine.clock.now(), "drain"))  # no new attempts start from here on
         await self.sampler.stop()
         await self.lag.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         # The worker stays registered, and keeps heart-beating, until every attempt has ended and its outcome
         # (interrupted ones requeued by us) is committed: other workers take the running tasks of a stopped
         # worker as lost and would run them again, throwing away what finishes here.

@@ -25,6 +25,7 @@ from pepper.store.feedback import AttemptLog, FeedbackLog
 from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
 from pepper.store.params import attempt_params, error_params, insert_params, save_params
 from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
+from pepper.store.retention import Pruner
 from pepper.store.runs import RunLog
 from pepper.store.task_logs import TaskLogStore
 from pepper.store.tokens import TokenLog
@@ -145,6 +146,18 @@ class SqlStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def reclaim_space(self) -> None:
+        """Give the space of deleted rows back (after a prune): to the file system, or for reuse."""
+        raise NotImplementedError
+
+    def prune(self, horizon: float, *, dry_run: bool = False) -> dict[str, int]:
+        """Remove finished work that ended before ``horizon`` (see ``store.retention``); counts by kind. The
+        space is given back afterwards, unless it was a dry run or nothing went."""
+        counts = Pruner(self).prune(horizon, dry_run=dry_run)
+        if not dry_run and any(counts.values()):
+            self.reclaim_space()
+        return counts
 
     def write_rows(self, conn: Connection, name: str, rows: Sequence[Sequence[Any]]) -> int:
         """Within an open write transaction: run a named write once per row; the number of rows it changed."""

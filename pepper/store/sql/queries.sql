@@ -341,3 +341,42 @@ UPDATE alert_states SET firing = 0, value = ?, changed_at = ? WHERE rule = ? AND
 
 -- name: alert_states
 SELECT rule, firing, value, changed_at, fired_count FROM alert_states ORDER BY rule;
+
+-- name: prunable_tasks
+SELECT * FROM tasks WHERE state IN ('completed', 'failed', 'cancelled') AND COALESCE(finished_at, created_at) < ?;
+
+-- name: prunable_runs
+SELECT run_id FROM runs WHERE state <> 'running' AND COALESCE(finished_at, created_at) < ?;
+
+-- name: count_run_steps
+SELECT COUNT(*) FROM tasks WHERE task_id >= ? AND task_id < ?;
+
+-- name: count_attempts_of
+SELECT COUNT(*) FROM attempts WHERE task_id IN ({ids});
+
+-- name: count_errors_of
+SELECT COUNT(*) FROM errors WHERE task_id IN ({ids});
+
+-- name: count_logs_of
+SELECT COUNT(*) FROM task_logs WHERE task_id IN ({ids});
+
+-- name: delete_tasks
+DELETE FROM tasks WHERE task_id IN ({ids});
+
+-- name: delete_attempts_of
+DELETE FROM attempts WHERE task_id IN ({ids});
+
+-- name: delete_errors_of
+DELETE FROM errors WHERE task_id IN ({ids});
+
+-- name: delete_logs_of
+DELETE FROM task_logs WHERE task_id IN ({ids});
+
+-- name: delete_runs
+DELETE FROM runs WHERE run_id IN ({ids});
+
+-- name: count_alerts_before
+SELECT COUNT(*) FROM alerts WHERE at < ?;
+
+-- name: delete_alerts_before
+DELETE FROM alerts WHERE at < ?;
