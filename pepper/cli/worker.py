@@ -52,8 +52,14 @@ _POLL = 0.1
     "--metrics-port",
     type=click.IntRange(0, 65535),
     metavar="PORT",
-    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the worker runs, including this "
-    "worker's task counters and latency histograms.",
+    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the worker runs: this worker's task "
+    "counters and latency histograms (with --database-metrics, the database's figures too).",
+)
+@click.option(
+    "--database-metrics",
+    is_flag=True,
+    help="With --metrics-port: also export the figures read from the shared database (tasks by state, runs, "
+    "dead letters, the pool, workers). Let one process export them, not every worker.",
 )
 @click.option(
     "--executor",
@@ -82,6 +88,7 @@ def worker(
     metrics_port: int | None,
     executor: str | None,
     ray_address: str | None,
+    database_metrics: bool,
     alerts_path: str | None,
     db: str | None,
 ) -> None:
@@ -115,7 +122,7 @@ def worker(
             where: dict[str, Any] = {"executor": executor, "ray_address": ray_address}
             if alerts_path:
                 where["alerts"] = configured_alerts() + read_rules_file(alerts_path)
-            _serve(console, reporter, stopping, agents_path, db, grace, metrics_port, where)
+            _serve(console, reporter, stopping, agents_path, db, grace, metrics_port, where, database_metrics)
         except KeyboardInterrupt:
             console.print(Text("stopped without waiting; tasks that were running here will run again later"))
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -131,9 +138,13 @@ def _serve(
     idle_grace: float | None,
     metrics_port: int | None = None,
     where: dict[str, Any] | None = None,
+    database_metrics: bool = False,
 ) -> None:
     """Load the agents, run the engine until told to stop (or idle), then drain."""
-    with open_runtime(db, create=True, **(where or {})) as runtime, _metrics(runtime, metrics_port) as server:
+    with (
+        open_runtime(db, create=True, **(where or {})) as runtime,
+        _metrics(runtime, metrics_port, database_metrics) as server,
+    ):
         agents = pepper.load_agents(agents_path, runtime=runtime)
         runtime.add_hook(reporter)
         _announce(console, runtime, agents, idle_grace)
@@ -148,8 +159,8 @@ def _serve(
             )
 
 
-def _metrics(runtime: pepper.Runtime, port: int | None) -> AbstractContextManager[MetricsServer | None]:
-    return nullcontext() if port is None else metrics_served(runtime, port, option="--metrics-port")
+def _metrics(runtime: pepper.Runtime, port: int | None, stored: bool) -> AbstractContextManager[MetricsServer | None]:
+    return nullcontext() if port is None else metrics_served(runtime, port, option="--metrics-port", stored=stored)
 
 
 def _announce(console: Console, runtime: pepper.Runtime, agents: list[pepper.BaseAgent], grace: float | None) -> None:
@@ -177,12 +188,12 @@ def _run(runtime: pepper.Runtime, stopping: threading.Event, idle_grace: float |
 
 @contextmanager
 def metrics_served(
-    runtime: pepper.Runtime, port: int, host: str = "127.0.0.1", *, option: str = "--port"
+    runtime: pepper.Runtime, port: int, host: str = "127.0.0.1", *, option: str = "--port", stored: bool = True
 ) -> Iterator[MetricsServer]:
     """``/metrics`` served on ``host:port`` from a background thread while inside (``pepper worker --metrics-port``,
     ``pepper serve-metrics``); an address that cannot be used is a pepper error naming ``option``."""
     try:
-        server = serve_metrics(runtime, port, host)
+        server = serve_metrics(runtime, port, host, stored=stored)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             why = f"port {port} is already in use; choose another with {option}"
