@@ -223,7 +223,7 @@ class Attempts:
             error = TaskError("NotSerializableError", str(exc), kind="error")
         except BaseException as exc:  # noqa: BLE001 - an agent must never take the engine down
             error = task_error(exc)
-        if attempt.log is not None:
+        if attempt.log is not None and attempt.log.log is not None:  # it wrote something
             await _finish_log(attempt.log)
         ended = self._clock.now()
         if self.running.get(run.task_id) is attempt:
@@ -251,8 +251,6 @@ class Attempts:
 async def _finish_log(slot: LogSlot) -> None:
     """Store the attempt's last log chunk (in a thread: it writes to the store) before its end is reported."""
     log_capture.CURRENT.set(None)
-    if slot.log is None:
-        return
     finishing = asyncio.get_running_loop().run_in_executor(None, slot.finish)
     try:
         await asyncio.shield(finishing)
