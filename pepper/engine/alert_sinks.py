@@ -23,8 +23,6 @@ import logging
 import os
 import subprocess
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +75,9 @@ def send_all(sinks: tuple[Sink, ...], body: dict[str, Any]) -> dict[str, bool]:
 
 
 def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
+    import urllib.error  # only where a webhook is sent: urllib brings http.client, which is large
+    import urllib.request
+
     assert sink.url is not None
     headers = {"Content-Type": "application/json", "User-Agent": "pepper-alerts"}
     if sink.secret_env:

@@ -249,13 +249,20 @@ class Attempts:
 
 
 async def _finish_log(slot: LogSlot) -> None:
-    """Store the attempt's last log chunk (in a thread: it writes to the store) before its end is reported."""
+    """Have the attempt's last log chunk stored before its end is reported (by the log writer's thread)."""
     log_capture.CURRENT.set(None)
-    finishing = asyncio.get_running_loop().run_in_executor(None, slot.finish)
+    loop = asyncio.get_running_loop()
+    stored: asyncio.Future[None] = loop.create_future()
+    slot.finish(lambda: loop.call_soon_threadsafe(_settle, stored))
     try:
-        await asyncio.shield(finishing)
-    except asyncio.CancelledError:  # stopped meanwhile: the thread still writes it, the end is still reported
+        await asyncio.shield(stored)
+    except asyncio.CancelledError:  # stopped meanwhile: the log is still written, the end is still reported
         pass
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def executor_kind(agent: AgentHandle) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pepper.engine.task_logs import AttemptLog, LogWriter
@@ -53,10 +54,12 @@ class LogSlot:
         if self.log is not None:
             self.log.end()
 
-    def finish(self) -> None:
-        """The attempt ended: its last chunk is written (blocking: call it off the event loop)."""
-        if self.log is not None:
-            self.writer.finish(self.log)
+    def finish(self, written: Callable[[], object]) -> None:
+        """The attempt ended: its last chunk is written soon, then ``written()`` is called (from another thread)."""
+        if self.log is None:
+            written()
+        else:
+            self.writer.finish(self.log, written)
 
 
 #: The attempt whose log records made in this context go to.

@@ -126,7 +126,8 @@ class AttemptLog:
 
 
 class LogWriter:
-    """Writes open attempts' logs to the store from a thread of its own, every ``interval`` seconds."""
+    """Writes open attempts' logs to the store from a thread of its own, every ``interval`` seconds, and at
+    once when an attempt ends (attempts ending together share one write)."""
 
     def __init__(self, store: Store, now: Callable[[], float], limit: int, interval: float = _INTERVAL) -> None:
         self.store = store
@@ -134,49 +135,74 @@ class LogWriter:
         self.limit = limit
         self.interval = interval
         self._open: set[AttemptLog] = set()
-        self._guard = threading.Lock()  # the set of open logs
+        self._cond = threading.Condition()  # guards the fields below
         self._writing = threading.Lock()  # one write at a time, so an attempt's chunks are stored in order
-        self._wake = threading.Event()
+        self._requested = 0  # flushes asked for by ending attempts
+        self._flushed = 0  # ... of which done
+        self._ended: list[tuple[AttemptLog, Callable[[], object]]] = []  # ended logs, and whom to tell once written
         self._thread: threading.Thread | None = None
         self._closed = False
 
     def open(self, task_id: str, attempt: int) -> AttemptLog:
         """A new log for a running attempt, written from now on."""
         opened = AttemptLog(task_id, attempt, self.limit, self.now)
-        with self._guard:
+        with self._cond:
             self._open.add(opened)
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._loop, name="pepper-task-logs", daemon=True)
                 self._thread.start()
         return opened
 
-    def finish(self, attempt_log: AttemptLog) -> None:
-        """The attempt ended: write what is left of its log, its last chunk marked ended (blocking)."""
+    def finish(self, attempt_log: AttemptLog, written: Callable[[], object]) -> None:
+        """The attempt ended: its last chunk (marked ended) is written at once, then ``written()`` is called
+        (from the writer's thread). Attempts ending together share one write."""
         attempt_log.end()
-        with self._guard:
-            self._open.discard(attempt_log)
-        self._write([attempt_log])
+        with self._cond:
+            if self._thread is not None:
+                self._ended.append((attempt_log, written))
+                self._requested += 1
+                self._cond.notify_all()
+                return
+        self._write([attempt_log])  # no thread (closing): written here
+        written()
 
     def close(self) -> None:
         """Write what open logs gathered, then stop the thread."""
-        with self._guard:
+        with self._cond:
             self._closed = True
             thread, self._thread = self._thread, None
-        self._wake.set()
+            self._cond.notify_all()
         if thread is not None:
             thread.join(timeout=5.0)
-        with self._guard:
+        with self._cond:
             remaining = list(self._open)
+            ended, self._ended = self._ended, []
         self._write(remaining)
+        self._tell(ended)
 
     def _loop(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.interval)
-            with self._guard:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                if self._requested == self._flushed:
+                    self._cond.wait(self.interval)
+                target = self._requested
                 logs = list(self._open)
+                ended, self._ended = self._ended, []
             self._write(logs)
-            with self._guard:
+            with self._cond:
+                self._flushed = max(self._flushed, target)
                 self._open -= {attempt_log for attempt_log in logs if attempt_log.done}
+            self._tell(ended)
+
+    @staticmethod
+    def _tell(ended: list[tuple[AttemptLog, Callable[[], object]]]) -> None:
+        for _, written in ended:
+            try:
+                written()
+            except Exception:
+                log.debug("could not tell that a task log was written", exc_info=True)
 
     def _write(self, logs: list[AttemptLog]) -> None:
         with self._writing:
