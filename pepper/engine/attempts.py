@@ -223,8 +223,10 @@ class Attempts:
             error = TaskError("NotSerializableError", str(exc), kind="error")
         except BaseException as exc:  # noqa: BLE001 - an agent must never take the engine down
             error = task_error(exc)
-        if attempt.log is not None and attempt.log.log is not None:  # it wrote something
-            await _finish_log(attempt.log)
+        if attempt.log is not None:
+            if attempt.log.log is not None:  # it wrote something
+                await _finish_log(attempt.log)
+            attempt.log.closed = True
         ended = self._clock.now()
         if self.running.get(run.task_id) is attempt:
             del self.running[run.task_id]

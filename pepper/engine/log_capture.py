@@ -22,16 +22,19 @@ _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 class LogSlot:
     """Where one attempt's log goes; the log itself is opened at the first line (none for a silent attempt)."""
 
-    __slots__ = ("attempt", "log", "task_id", "writer")
+    __slots__ = ("attempt", "closed", "log", "task_id", "writer")
 
     def __init__(self, writer: LogWriter, task_id: str, attempt: int) -> None:
         self.writer = writer
         self.task_id = task_id
         self.attempt = attempt
         self.log: AttemptLog | None = None
+        self.closed = False  # the attempt ended: what a thread it left behind still logs is dropped
 
     def write(self, data: bytes) -> None:
         """Add raw bytes (a command's stderr) to the attempt's log."""
+        if self.closed:
+            return
         if self.log is None:
             self.log = self.writer.open(self.task_id, self.attempt)
         self.log.write(data)
@@ -51,11 +54,13 @@ class LogSlot:
 
     def end(self) -> None:
         """The attempt ended: its last chunk is written by the log thread (never blocks)."""
+        self.closed = True
         if self.log is not None:
             self.log.end()
 
     def finish(self, written: Callable[[], object]) -> None:
         """The attempt ended: its last chunk is written soon, then ``written()`` is called (from another thread)."""
+        self.closed = True
         if self.log is None:
             written()
         else:

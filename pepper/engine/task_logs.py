@@ -59,6 +59,8 @@ class AttemptLog:
         if not data:
             return
         with self._lock:
+            if self._ended:  # the attempt is over: its log is closed
+                return
             if self._head_room > 0:
                 part = data[: self._head_room]
                 self._head += part
