@@ -209,3 +209,25 @@ def test_a_read_token_sees_no_action_and_forged_actions_are_refused(dashboard: D
     dashboard.console.clear()  # the refused requests are logged by the browser, as they should be
     reader.context.close()
     writer.context.close()
+
+
+def test_a_tasks_page_shows_what_its_attempt_logged(dashboard: Dashboard, clean_console: None) -> None:
+    import pepper
+
+    if "talker" not in {a.spec.agent_id for a in dashboard.runtime.agents()}:
+
+        @pepper.agent("talker", task_types=["talk"], runtime=dashboard.runtime)
+        def talker(task: pepper.TaskRun) -> object:
+            task.log("<b>not markup</b> but text")
+            return None
+
+    task_id = _id("talk")
+    with dashboard.api() as client:
+        client.post("/api/v1/tasks", json={"task_id": task_id, "task_type": "talk"})
+        client.get(f"/api/v1/tasks/{task_id}", params={"wait": PATIENCE})
+    page = dashboard.page("read")
+    page.goto(f"/tasks/{task_id}")
+    log = page.locator("#task-log")
+    _expect(log).to_contain_text("INFO task: <b>not markup</b> but text")
+    assert page.locator("#task-log b").count() == 0  # shown as text, never as HTML
+    page.context.close()
