@@ -11,11 +11,14 @@ import click
 
 import pepper
 from pepper.cli.approvals import approve
+from pepper.cli.alert_rules import list_rules, test_rule
 from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
 from pepper.cli.db import db_group
 from pepper.cli.distribution import feedback, why
+from pepper.cli.logs import logs
 from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
 from pepper.cli.plan import plan_command
+from pepper.cli.prune import prune
 from pepper.cli.recovery import dlq, errors
 from pepper.cli.render import error_line, make_console
 from pepper.cli.rerun import rerun
@@ -88,6 +91,7 @@ cli.add_command(status)
 cli.add_command(why)
 cli.add_command(list_tasks)
 cli.add_command(cancel)
+cli.add_command(logs)
 cli.add_command(run_workflow)
 cli.add_command(list_runs)
 cli.add_command(show_run)
@@ -106,11 +110,14 @@ cli.add_command(leases)
 cli.add_command(health)
 cli.add_command(perf)
 cli.add_command(top)
+alerts.add_command(list_rules)
+alerts.add_command(test_rule)
 cli.add_command(alerts)
 cli.add_command(metrics)
 cli.add_command(serve_metrics)
 cli.add_command(serve)
 cli.add_command(db_group)
+cli.add_command(prune)
 cli.add_command(token_group)
 cli.add_command(schedules_group)
 

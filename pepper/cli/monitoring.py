@@ -282,20 +282,25 @@ def window_label(seconds: float) -> str:
 # --- pepper alerts -------------------------------------------------------------------------------
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, metavar="N", help="Show at most N alerts."
 )
 @json_option
 @db_option
-def alerts(limit: int, as_json: bool, db: str | None) -> None:
-    """List the alerts that fired, newest first.
+@click.pass_context
+def alerts(ctx: click.Context, limit: int, as_json: bool, db: str | None) -> None:
+    """List the alerts that fired, newest first; `pepper alerts rules` lists the configured rules.
 
     Alerts are rules set in Python on a running engine, such as
     PerformanceMonitor(runtime).set_alert("error_rate", 0.05, notify) or
     HealthMonitor(runtime).set_alert("engine.loop_lag", 1.0, notify); each
-    time one fires it is recorded in the database, and listed here.
+    time one fires it is recorded in the database, and listed here. Rules
+    in pepper.toml ([[alerts]] tables) are evaluated by every worker and
+    notify their sinks (webhook, command, log) once per crossing.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     with open_runtime(db) as runtime:
         fired = runtime.store.alerts.recent(limit)
     console = listing_console(as_json, fired, lambda a: {**a, "above": bool(a["above"])}, Text("No alert has fired."))

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import FrameType
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,6 +20,7 @@ from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option,
 from pepper.cli.render import listing_console, make_console, plural
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import agents_table
+from pepper.core.alert_rules import configured_alerts, read_rules_file
 from pepper.core.online import AgentStanding, agent_dict, agent_standing
 from pepper.core.prometheus import MetricsServer, serve_metrics
 from pepper.errors import PepperError
@@ -50,8 +52,14 @@ _POLL = 0.1
     "--metrics-port",
     type=click.IntRange(0, 65535),
     metavar="PORT",
-    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the worker runs, including this "
-    "worker's task counters and latency histograms.",
+    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the worker runs: this worker's task "
+    "counters and latency histograms (with --database-metrics, the database's figures too).",
+)
+@click.option(
+    "--database-metrics",
+    is_flag=True,
+    help="With --metrics-port: also export the figures read from the shared database (tasks by state, runs, "
+    "dead letters, the pool, workers). Let one process export them, not every worker.",
 )
 @click.option(
     "--executor",
@@ -63,6 +71,14 @@ _POLL = 0.1
     metavar="ADDRESS",
     help="With Ray: the cluster to join ('auto', or 'ray://host:10001'); without it a local Ray is started.",
 )
+@click.option(
+    "--alerts",
+    "alerts_path",
+    metavar="FILE",
+    type=click.Path(),
+    help="A YAML file of alert rules (a list of rules as in pepper.toml's [[alerts]]), evaluated with those of "
+    "pepper.toml.",
+)
 @db_option
 def worker(
     agents_path: str,
@@ -72,6 +88,8 @@ def worker(
     metrics_port: int | None,
     executor: str | None,
     ray_address: str | None,
+    database_metrics: bool,
+    alerts_path: str | None,
     db: str | None,
 ) -> None:
     """Run the agents of a YAML file on queued tasks until stopped.
@@ -101,8 +119,10 @@ def worker(
     with _stop_signals() as stopping:
         try:
             grace = idle_grace if until_idle else None
-            where = {"executor": executor, "ray_address": ray_address}
-            _serve(console, reporter, stopping, agents_path, db, grace, metrics_port, where)
+            where: dict[str, Any] = {"executor": executor, "ray_address": ray_address}
+            if alerts_path:
+                where["alerts"] = configured_alerts() + read_rules_file(alerts_path)
+            _serve(console, reporter, stopping, agents_path, db, grace, metrics_port, where, database_metrics)
         except KeyboardInterrupt:
             console.print(Text("stopped without waiting; tasks that were running here will run again later"))
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -117,10 +137,14 @@ def _serve(
     db: str | None,
     idle_grace: float | None,
     metrics_port: int | None = None,
-    where: dict[str, str | None] | None = None,
+    where: dict[str, Any] | None = None,
+    database_metrics: bool = False,
 ) -> None:
     """Load the agents, run the engine until told to stop (or idle), then drain."""
-    with open_runtime(db, create=True, **(where or {})) as runtime, _metrics(runtime, metrics_port) as server:
+    with (
+        open_runtime(db, create=True, **(where or {})) as runtime,
+        _metrics(runtime, metrics_port, database_metrics) as server,
+    ):
         agents = pepper.load_agents(agents_path, runtime=runtime)
         runtime.add_hook(reporter)
         _announce(console, runtime, agents, idle_grace)
@@ -135,8 +159,8 @@ def _serve(
             )
 
 
-def _metrics(runtime: pepper.Runtime, port: int | None) -> AbstractContextManager[MetricsServer | None]:
-    return nullcontext() if port is None else metrics_served(runtime, port, option="--metrics-port")
+def _metrics(runtime: pepper.Runtime, port: int | None, stored: bool) -> AbstractContextManager[MetricsServer | None]:
+    return nullcontext() if port is None else metrics_served(runtime, port, option="--metrics-port", stored=stored)
 
 
 def _announce(console: Console, runtime: pepper.Runtime, agents: list[pepper.BaseAgent], grace: float | None) -> None:
@@ -164,12 +188,12 @@ def _run(runtime: pepper.Runtime, stopping: threading.Event, idle_grace: float |
 
 @contextmanager
 def metrics_served(
-    runtime: pepper.Runtime, port: int, host: str = "127.0.0.1", *, option: str = "--port"
+    runtime: pepper.Runtime, port: int, host: str = "127.0.0.1", *, option: str = "--port", stored: bool = True
 ) -> Iterator[MetricsServer]:
     """``/metrics`` served on ``host:port`` from a background thread while inside (``pepper worker --metrics-port``,
     ``pepper serve-metrics``); an address that cannot be used is a pepper error naming ``option``."""
     try:
-        server = serve_metrics(runtime, port, host)
+        server = serve_metrics(runtime, port, host, stored=stored)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             why = f"port {port} is already in use; choose another with {option}"

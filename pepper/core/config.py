@@ -39,6 +39,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     values = data.get("pepper", data)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: [pepper] must be a table of settings")
+    if values is not data and "alerts" in data:  # [[alerts]] tables beside a [pepper] table
+        values["alerts"] = data["alerts"]
     for key in ("db", "home"):  # relative paths are relative to the file
         value = values.get(key)
         if (

@@ -1,10 +1,13 @@
 """Prometheus exposition of a runtime: the database's view of everything, and this engine's own counters.
 
-Metrics read when scraped (nothing is kept twice):
+Metrics read when scraped (nothing is kept twice), named as Prometheus asks: base units (seconds, bytes,
+cores) in the name or the help, counters ending in ``_total``:
 
-- from the database, whichever process serves them: ``pepper_tasks{state,task_type}``,
+- from the database, shared by every process (so exported by one only: ``pepper serve-metrics``, the HTTP
+  service's ``/metrics``, or a worker given ``--database-metrics``): ``pepper_tasks{state,task_type}``,
   ``pepper_runs{state}``, ``pepper_dead_letters``, ``pepper_pool_capacity{resource}``,
-  ``pepper_pool_free{resource}``, ``pepper_leases``, ``pepper_workers``;
+  ``pepper_pool_free{resource}`` (cpu in cores, memory and storage in bytes, other resources in their own
+  units), ``pepper_leases``, ``pepper_workers``;
 - from this process's engine, when it runs one (per task type and agent):
   ``pepper_submitted_total``, ``pepper_started_total``, ``pepper_completed_total``,
   ``pepper_failed_total``, ``pepper_retried_total``, ``pepper_parked_total``,
@@ -42,14 +45,24 @@ _COUNTERS = {
 }
 
 
-class PepperCollector(Collector):
-    """Builds every metric family of one runtime when scraped."""
+#: Resources whose pool is kept in MB, exported in bytes.
+_IN_MB = ("memory", "storage")
 
-    def __init__(self, runtime: Runtime) -> None:
+
+def _base_unit(resource: str, amount: float) -> float:
+    return amount * 2**20 if resource in _IN_MB else amount
+
+
+class PepperCollector(Collector):
+    """Builds the metric families of one runtime when scraped: the database's (``stored``) and this engine's."""
+
+    def __init__(self, runtime: Runtime, *, stored: bool = True) -> None:
         self.runtime = runtime
+        self.stored = stored
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._stored()
+        if self.stored:
+            yield from self._stored()
         # copied on the engine's thread, where they change
         counters = self.runtime.read(lambda backend: backend.counters())
         if counters is not None:
@@ -74,7 +87,8 @@ class PepperCollector(Collector):
         free = room(capacity, leases, now)
         cap = GaugeMetricFamily(
             "pepper_pool_capacity",
-            "Capacity of the resource pool: cpu in cores, memory and storage in MB, other resources in their own units",
+            "Capacity of the resource pool: cpu in cores, memory and storage in bytes, other resources in their own "
+            "units",
             labels=["resource"],
         )
         left = GaugeMetricFamily(
@@ -83,8 +97,8 @@ class PepperCollector(Collector):
             labels=["resource"],
         )
         for name in sorted(capacity):
-            cap.add_metric([name], capacity[name])
-            left.add_metric([name], free.get(name, 0.0))
+            cap.add_metric([name], _base_unit(name, capacity[name]))
+            left.add_metric([name], _base_unit(name, free.get(name, 0.0)))
         yield cap
         yield left
         yield GaugeMetricFamily("pepper_leases", "Live resource leases", value=len(leases))
@@ -120,16 +134,17 @@ def _engine(counters: EngineCounters) -> Iterator[Metric]:
                             value=counters.loop_lag)  # fmt: skip
 
 
-def registry(runtime: Runtime) -> CollectorRegistry:
-    """A registry holding the runtime's collector (mount it in any Prometheus server)."""
+def registry(runtime: Runtime, *, stored: bool = True) -> CollectorRegistry:
+    """A registry holding the runtime's collector (mount it in any Prometheus server); ``stored=False`` leaves
+    out the database's figures (another process exports them)."""
     found = CollectorRegistry(auto_describe=False)
-    found.register(PepperCollector(runtime))
+    found.register(PepperCollector(runtime, stored=stored))
     return found
 
 
-def exposition(runtime: Runtime) -> str:
+def exposition(runtime: Runtime, *, stored: bool = True) -> str:
     """The metrics in Prometheus's text format."""
-    return generate_latest(registry(runtime)).decode()
+    return generate_latest(registry(runtime, stored=stored)).decode()
 
 
 class MetricsServer(ThreadingHTTPServer):
@@ -146,14 +161,15 @@ class MetricsServer(ThreadingHTTPServer):
         self.close()
 
 
-def serve_metrics(runtime: Runtime, port: int = 9464, host: str = "127.0.0.1") -> MetricsServer:
-    """Serve ``/metrics`` on ``host:port`` from a background thread until ``.close()``."""
+def serve_metrics(runtime: Runtime, port: int = 9464, host: str = "127.0.0.1", *, stored: bool = True) -> MetricsServer:
+    """Serve ``/metrics`` on ``host:port`` from a background thread until ``.close()`` (``stored=False``: this
+    engine's figures only, not the database's)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValidationError(f"port must be a whole number from 0 to 65535 (0: any free port), got {port!r}",
                               field="port")  # fmt: skip
     if not isinstance(host, str) or not host:
         raise ValidationError(f"host must be an address such as '127.0.0.1', got {host!r}", field="host")
-    source = registry(runtime)
+    source = registry(runtime, stored=stored)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

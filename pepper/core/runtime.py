@@ -168,6 +168,10 @@ class Runtime:
                     agents_home=self.home / "agents",
                     hooks=self._hooks,
                 )
+                if self.settings.alerts:
+                    from pepper.core.alert_rules import keeper_for  # imports the monitors, which import this module
+
+                    service.sampler.keeper = keeper_for(self)
                 await service.start()
                 for agent in list(self._agents.values()):
                     await service.add_agent(agent)
@@ -281,6 +285,11 @@ class Runtime:
             s = self.settings
             self._offline = StoreBackend(self.store, self.clock, self.worker_id, s.priority_ageing, s.score_half_life)
         return self._offline
+
+    def read_stored(self, question: Callable[[Backend], T]) -> T:
+        """``question`` asked of the store's answers even where an engine runs: figures every worker sharing the
+        database reads alike (configured alert rules)."""
+        return question(self._store_backend())
 
     def read(self, question: Callable[[Backend], T], *, start: bool = False) -> T:
         """``question`` asked of the backend's reads at once: on the engine's thread when an engine runs here

@@ -22,12 +22,15 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from pepper.engine import log_capture
 from pepper.engine.clock import Clock
 from pepper.engine.executors.limits import ResultTooLarge, check_result_size
 from pepper.engine.executors.local import InLoop, InSubprocess, InThread
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle, Executor
 from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, MemoryLimitExceeded
 from pepper.engine.executors.threads import AgentThreads
+from pepper.engine.log_capture import LogSlot
+from pepper.engine.task_logs import LogWriter
 from pepper.errors import NotSerializableError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
@@ -41,12 +44,13 @@ __all__ = ["AgentHandle", "Attempts", "executor_kind", "task_error"]
 
 
 class _Attempt:
-    __slots__ = ("aborted", "agent", "interrupted", "run", "started_at", "task")
+    __slots__ = ("aborted", "agent", "interrupted", "log", "run", "started_at", "task")
 
-    def __init__(self, run: TaskRun, agent: AgentHandle, started_at: float) -> None:
+    def __init__(self, run: TaskRun, agent: AgentHandle, started_at: float, slot: LogSlot | None) -> None:
         self.run = run
         self.agent = agent
         self.started_at = started_at
+        self.log = slot
         self.task: asyncio.Task[None] | None = None
         self.aborted = False
         self.interrupted = False
@@ -82,8 +86,12 @@ class Attempts:
         *,
         executor: str = "local",
         ray_address: str | None = None,
+        logs: LogWriter | None = None,
     ) -> None:
         self._clock = clock
+        self.logs = logs  # where attempts' logs are written (None: not kept)
+        if logs is not None:
+            log_capture.install()
         self._report = report
         self.home = agents_home
         self.threads = AgentThreads(max_threads)
@@ -99,7 +107,8 @@ class Attempts:
         self._chosen: dict[AgentHandle, Executor] = {}
 
     def start(self, agent: AgentHandle, run: TaskRun) -> None:
-        attempt = _Attempt(run, agent, self._clock.now())
+        slot = LogSlot(self.logs, run.task_id, run.attempt) if self.logs is not None else None
+        attempt = _Attempt(run, agent, self._clock.now(), slot)
         self.running[run.task_id] = attempt
         executor = self._chosen.get(agent)
         if executor is None:
@@ -120,6 +129,12 @@ class Attempts:
                 ray = self.executors["ray"] = module.RayExecutor(self.ray_address, self.home)
             return ray
         return self.executors[executor_kind(agent)]
+
+    def log_line(self, task_id: str, attempt: int, message: str, level: str) -> None:
+        """A line an agent wrote with ``task.log`` (from any thread): added to its running attempt's log."""
+        current = self.running.get(task_id)
+        if current is not None and current.run.attempt == attempt and current.log is not None:
+            current.log.line(message, level)
 
     def forget(self, agent: AgentHandle) -> None:
         """``agent`` was unregistered: its executor lets go of what it kept for it."""
@@ -171,12 +186,16 @@ class Attempts:
     def close(self) -> None:
         for executor in self.executors.values():
             executor.close()
+        if self.logs is not None:
+            self.logs.close()
 
     async def _run(self, attempt: _Attempt, call: Coroutine[Any, Any, Any]) -> None:
         run, agent = attempt.run, attempt.agent
         timeout = run.task.timeout
         ok, result, result_json, error = False, None, None, None
         deadline = None
+        if attempt.log is not None:
+            log_capture.CURRENT.set(attempt.log)  # this task's context only: records made here are this attempt's
         try:
             if timeout is None:
                 value = await call
@@ -190,9 +209,11 @@ class Attempts:
         except asyncio.CancelledError:
             if inspect.getcoroutinestate(call) == inspect.CORO_CREATED:
                 call.close()  # cancelled before it started
-            if attempt.aborted:
-                return
-            if not attempt.interrupted:
+            if attempt.aborted or not attempt.interrupted:
+                if attempt.log is not None:
+                    attempt.log.end()  # its last chunk is written by the log thread: this task is being cancelled
+                if attempt.aborted:
+                    return
                 raise
             error = TaskError("Interrupted", "the worker shut down while the attempt ran", kind="interrupted")
         except TimeoutError as exc:
@@ -207,6 +228,10 @@ class Attempts:
             error = TaskError("NotSerializableError", str(exc), kind="error")
         except BaseException as exc:  # noqa: BLE001 - an agent must never take the engine down
             error = task_error(exc)
+        if attempt.log is not None:
+            if attempt.log.log is not None:  # it wrote something
+                await _finish_log(attempt.log)
+            attempt.log.closed = True
         ended = self._clock.now()
         if self.running.get(run.task_id) is attempt:
             del self.running[run.task_id]
@@ -228,6 +253,23 @@ class Attempts:
                 cause=f"attempt:{run.task_id}:{run.attempt}",
             )
         )
+
+
+async def _finish_log(slot: LogSlot) -> None:
+    """Have the attempt's last log chunk stored before its end is reported (by the log writer's thread)."""
+    log_capture.CURRENT.set(None)
+    loop = asyncio.get_running_loop()
+    stored: asyncio.Future[None] = loop.create_future()
+    slot.finish(lambda: loop.call_soon_threadsafe(_settle, stored))
+    try:
+        await asyncio.shield(stored)
+    except asyncio.CancelledError:  # stopped meanwhile: the log is still written, the end is still reported
+        pass
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def executor_kind(agent: AgentHandle) -> str:

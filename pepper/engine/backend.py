@@ -21,6 +21,7 @@ from pepper.model.lease import Lease
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
+from pepper.model.task_log import TaskLog
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
@@ -164,6 +165,11 @@ class Backend(Protocol):
 
     def online_agents(self) -> list[AgentSpec]:
         """The agents of live workers sharing the database (this process's own included once registered)."""
+        ...
+
+    def task_log(self, task_id: str, attempt: int | None, from_seq: int) -> TaskLog:
+        """One attempt's log (the latest when ``attempt`` is None) from chunk ``from_seq`` on
+        (``TaskNotFoundError``, or ``ValidationError`` for an attempt the task did not make)."""
         ...
 
     def error_history(self, task_id: str) -> list[ErrorRecord]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pepper.engine.alert_rules import RuleKeeper
 from pepper.engine.periodic import Periodic
 from pepper.engine.usage import ProcessMeter, folder_size_mb
 from pepper.model.usage import METRICS, AgentUsage, Measurement
@@ -54,6 +55,8 @@ class Sampler(Periodic):
         self._meter = ProcessMeter()
         self._storage: dict[str, float] = {}
         self._ticks = 0
+        #: The configured alert rules (set by the runtime when its settings have some).
+        self.keeper: RuleKeeper | None = None
 
     async def _run(self) -> None:
         while True:
@@ -77,6 +80,8 @@ class Sampler(Periodic):
             if u.agent_id in engine.handles
         )
         self.evaluate(now)
+        if self.keeper is not None:
+            self.keeper.tick(now)
 
     def measure(self, agent_id: str, fresh_storage: bool = True) -> AgentUsage:
         """Measure one local agent now."""

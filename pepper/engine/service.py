@@ -25,10 +25,12 @@ from pepper.engine.inspection import (
     wait_facts,
 )
 from pepper.engine.metrics import LagProbe, MetricsHook
+from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
 from pepper.engine.stored import stored_observations
 from pepper.engine.ticks import Ticks
+from pepper.engine.task_logs import read_task_log
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (
@@ -62,6 +64,7 @@ from pepper.model.settings import Settings
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
 from pepper.model.task import Task, TaskState
+from pepper.model.task_log import TaskLog
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
@@ -123,6 +126,8 @@ class EngineService:
             engine.hooks.append(self.metrics)
         self.lag = LagProbe(engine.clock)
         self.ticks = Ticks(engine)
+        retention = engine.settings.retention
+        self.retention = Retention(engine, retention) if retention is not None else None
         self.closed = False
 
     @classmethod
@@ -138,6 +143,8 @@ class EngineService:
         self.sampler.start()
         self.lag.start()
         self.ticks.start()
+        if self.retention is not None:
+            self.retention.start()
 
     async def stop(self, timeout: float) -> None:
         engine = self.engine
@@ -148,6 +155,8 @@ class EngineService:
         await self.ticks.stop()
         await self.sampler.stop()
         await self.lag.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         # The worker stays registered, and keeps heart-beating, until every attempt has ended and its outcome
         # (interrupted ones requeued by us) is committed: other workers take the running tasks of a stopped
         # worker as lost and would run them again, throwing away what finishes here.
@@ -409,6 +418,9 @@ class EngineService:
 
     def online_agents(self) -> list[AgentSpec]:
         return [a.spec for a in self.engine.store.workers.agents()]
+
+    def task_log(self, task_id: str, attempt: int | None, from_seq: int) -> TaskLog:
+        return read_task_log(self.engine.store, task_id, attempt, from_seq)
 
     def error_history(self, task_id: str) -> list[ErrorRecord]:
         if not self.engine.store.get_tasks([task_id]):

@@ -27,6 +27,7 @@ from pepper.engine.clock import Clock, TimerHandle
 from pepper.engine.hooks import EngineHook
 from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
+from pepper.engine.task_logs import LogWriter
 from pepper.engine.tracing import trace
 from pepper.errors import ExpressionError, ResourceUnavailableError, StoreBusyError, StoreError
 from pepper.model.agent import AgentSpec
@@ -143,8 +144,9 @@ class Engine:
         self._commit_failures = 0
         self._refused: set[str] = set()  # tasks whose changes the store refused (failed once already)
         self._timers: dict[tuple[str, str], TimerHandle] = {}
+        logs = LogWriter(store, clock.now, settings.task_log_limit) if settings.task_log_limit else None
         self.attempts = Attempts(
-            clock, self.dispatch, agents_home, executor=settings.executor, ray_address=settings.ray_address
+            clock, self.dispatch, agents_home, executor=settings.executor, ray_address=settings.ray_address, logs=logs
         )
         self.budget_waiting: dict[str, AgentSpec] = {}
         self._lease_signature: object = None
@@ -469,7 +471,7 @@ class Engine:
             log.exception("could not prepare attempt %d of task %s", start.attempt, start.task_id)
             self.dispatch(self._refused_start(start, f"could not read its inputs: {exc}", "StartFailed"))
             return
-        run = TaskRun(task, start.attempt, start.agent_id, results, self._report_progress)
+        run = TaskRun(task, start.attempt, start.agent_id, results, self._report_progress, _log=self.attempts.log_line)
         self.attempts.start(handle, run)
         if self.hooks:
             self.notify("on_started", t.task, start.attempt, start.agent_id, self.clock.now())

@@ -21,6 +21,7 @@ from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures, facts_of
 from pepper.engine.state import EngineState
+from pepper.engine.task_logs import read_task_log
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.errors import ConflictError, RuntimeClosedError, TaskNotFoundError, WaitTimeoutError
 from pepper.model.agent import AgentSpec
@@ -43,6 +44,7 @@ from pepper.model.record import TaskRecord
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
+from pepper.model.task_log import TaskLog
 from pepper.model.workflow import WorkflowSpec, task_id_of
 from pepper.model.workflow_run import RunRecord, RunState, StepResult, WorkflowResult
 from pepper.monitoring.health import HealthReport
@@ -287,6 +289,9 @@ class StoreBackend:
 
     def online_agents(self) -> list[AgentSpec]:
         return [a.spec for a in self.store.workers.agents()]
+
+    def task_log(self, task_id: str, attempt: int | None, from_seq: int) -> TaskLog:
+        return read_task_log(self.store, task_id, attempt, from_seq)
 
     def error_history(self, task_id: str) -> list[ErrorRecord]:
         if not self.store.get_tasks([task_id]):

@@ -24,6 +24,7 @@ from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.requirements import NO_REQUIREMENTS
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.task import Task, TaskState
+from pepper.model.task_log import TaskLog
 from pepper.model.workflow import WorkflowSpec, task_id_of
 from pepper.model.workflow_run import RunRecord, RunState, StepResult, WorkflowResult
 from pepper.monitoring.health import HealthReport
@@ -266,6 +267,12 @@ class HttpBackend:
         data = await self.connection.arequest("GET", "/health", params={"component": list(components)},
                                               accept_status=(503,))  # fmt: skip
         return HealthReport.from_dict(data)
+
+    def task_log(self, task_id: str, attempt: int | None, from_seq: int) -> TaskLog:
+        params: dict[str, Any] = {"after": from_seq}
+        if attempt is not None:
+            params["attempt"] = attempt
+        return TaskLog.from_dict(self.connection.get(task_path(task_id) + "/logs", **params))
 
     def error_history(self, task_id: str) -> list[ErrorRecord]:
         page = self.connection.get(task_path(task_id) + "/errors")

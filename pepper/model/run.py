@@ -10,6 +10,9 @@ from pepper.errors import ValidationError, shown
 from pepper.model.task import Task
 
 ProgressSink = Callable[[str, int, float, "str | None"], None]
+#: ``(task id, attempt, message, level)``: where ``task.log`` lines go.
+LogSink = Callable[[str, int, str, str], None]
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 _MAX_PROGRESS_MESSAGE = 1000  # characters; a longer message is cut
@@ -28,6 +31,10 @@ def _no_progress(task_id: str, attempt: int, fraction: float, message: str | Non
     return None
 
 
+def _no_log(task_id: str, attempt: int, message: str, level: str) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRun:
     """One attempt of a task on an agent.
@@ -42,6 +49,7 @@ class TaskRun:
     dependency_results: Mapping[str, Any] = field(default_factory=dict)
     _progress: ProgressSink = field(default=_no_progress, repr=False, compare=False)
     _cancel: CancelFlag = field(default_factory=CancelFlag, repr=False, compare=False)
+    _log: LogSink = field(default=_no_log, repr=False, compare=False)
 
     @property
     def task_id(self) -> str:
@@ -83,3 +91,13 @@ class TaskRun:
         if message is not None and len(message) > _MAX_PROGRESS_MESSAGE:  # shown in status lines, not a log
             message = message[: _MAX_PROGRESS_MESSAGE - 1] + "…"
         self._progress(self.task.task_id, self.attempt, min(1.0, max(0.0, float(fraction))), message)
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        """Add a line to this attempt's log (``pepper logs TASK``), whatever the logging configuration."""
+        if not isinstance(message, str):
+            raise ValidationError(f"a log message must be text, got {type(message).__name__}", field="message")
+        name = level.upper() if isinstance(level, str) else level
+        if name not in _LOG_LEVELS:
+            raise ValidationError(f"unknown log level {shown(level)}; valid levels: {', '.join(_LOG_LEVELS)}",
+                                  field="level")  # fmt: skip
+        self._log(self.task.task_id, self.attempt, message, name)

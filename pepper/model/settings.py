@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pepper.errors import ConfigError, ValidationError, suggest
+from pepper.model.alert_config import ConfiguredRule, parse_rules
 from pepper.model.recovery import Policy
 from pepper.model.resources import Resources
-from pepper.model.units import parse_duration
+from pepper.model.task_log import DEFAULT_LOG_LIMIT
+from pepper.model.units import parse_duration, parse_quantity
 
 _SYNC_MODES = ("normal", "full")
 _EXECUTORS = ("local", "ray")
@@ -74,6 +76,15 @@ class Settings:
     #: The Ray cluster of ``ray`` agents: ``None`` starts a local Ray in this process, ``"auto"`` joins the
     #: cluster of this machine, ``"ray://host:10001"`` a remote one.
     ray_address: str | None = None
+    #: What one attempt may keep of its log (a command's stderr, a Python agent's log records), in bytes:
+    #: the first and the last half of it are kept, the middle cut. ``0`` keeps no logs. Strings such as
+    #: ``"512KiB"`` or ``"2MiB"`` are accepted.
+    task_log_limit: int = DEFAULT_LOG_LIMIT
+    #: How long finished work is kept: workers prune older finished tasks, runs, their history, logs and
+    #: alerts in the background (``"30d"``); ``None`` keeps everything (``pepper prune`` removes by hand).
+    retention: float | None = None
+    #: Alert rules every worker evaluates (``[[alerts]]`` tables in pepper.toml; see model.alert_config).
+    alerts: tuple[ConfiguredRule, ...] = ()
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -145,6 +156,18 @@ def _check(name: str, value: Any) -> Any:
         if name == "retry_backoff" and value < 1:
             raise ConfigError(f"setting 'retry_backoff' must be >= 1, got {value!r}", field=name)
         return float(value)
+    if name == "alerts":
+        return parse_rules(value)
+    if name == "task_log_limit":
+        return _log_limit(value)
+    if name == "retention":
+        if value is None:
+            return None
+        seconds = parse_duration(value, name)
+        if seconds <= 0:
+            raise ConfigError(f"setting 'retention' must be a positive duration such as '30d', got {value!r}",
+                              field=name)  # fmt: skip
+        return seconds
     if name == "keep_finished":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"setting 'keep_finished' must be a whole number >= 0, got {value!r}", field=name)
@@ -172,6 +195,25 @@ def _check(name: str, value: Any) -> Any:
             )
         return value
     return value
+
+
+def _log_limit(value: Any) -> int:
+    """Bytes from a number of bytes or a size such as ``"512KiB"``, ``"1MiB"``, ``"2MB"``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"setting 'task_log_limit' must be a number of bytes or a size such as '1MiB', got "
+                          f"{value!r}", field="task_log_limit")  # fmt: skip
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(parse_quantity("memory", value) * 2**20)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"setting 'task_log_limit': {exc} (e.g. '512KiB', '1MiB')", field="task_log_limit"
+            ) from None
+    if value < 0 or value != value:
+        raise ConfigError(f"setting 'task_log_limit' cannot be negative, got {value!r}", field="task_log_limit")
+    return int(value)
 
 
 def check_host_id(value: Any) -> str:

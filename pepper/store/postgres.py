@@ -286,6 +286,11 @@ class PostgresStore(SqlStore):
 
     # -- PostgreSQL's own -----------------------------------------------------------------
 
+    def reclaim_space(self) -> None:
+        """A plain VACUUM of the tables pruning deletes from: their free space is reused, without locking them."""
+        with self._errors(), self.pool.connection() as conn:
+            conn.execute("VACUUM tasks, attempts, errors, task_logs, runs, alerts")
+
     def probe_write(self) -> str | None:
         """Take the write lock (and let it go at once): None if the database is writable, else why not."""
         try:

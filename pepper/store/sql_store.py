@@ -20,13 +20,16 @@ from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
 from pepper.store.approvals import ApprovalLog
+from pepper.store.alert_states import AlertStateLog
 from pepper.store.errors import ErrorLog
 from pepper.store.feedback import AttemptLog, FeedbackLog
 from pepper.store.leases import AlertLog, LeaseLedger, UsageLog
 from pepper.store.params import attempt_params, error_params, insert_params, save_params
 from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
+from pepper.store.retention import Pruner
 from pepper.store.runs import RunLog
 from pepper.store.schedules import ScheduleLog
+from pepper.store.task_logs import TaskLogStore
 from pepper.store.tokens import TokenLog
 from pepper.store.workers import WorkerRegistry
 
@@ -99,6 +102,8 @@ class SqlStore:
         self.tokens = TokenLog(self)
         self.schedules = ScheduleLog(self)
         self.approvals = ApprovalLog(self)
+        self.logs = TaskLogStore(self)
+        self.alert_states = AlertStateLog(self)
 
     # -- what a database brings ---------------------------------------------------------
 
@@ -145,6 +150,18 @@ class SqlStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def reclaim_space(self) -> None:
+        """Give the space of deleted rows back (after a prune): to the file system, or for reuse."""
+        raise NotImplementedError
+
+    def prune(self, horizon: float, *, dry_run: bool = False) -> dict[str, int]:
+        """Remove finished work that ended before ``horizon`` (see ``store.retention``); counts by kind. The
+        space is given back afterwards, unless it was a dry run or nothing went."""
+        counts = Pruner(self).prune(horizon, dry_run=dry_run)
+        if not dry_run and any(counts.values()):
+            self.reclaim_space()
+        return counts
 
     def write_rows(self, conn: Connection, name: str, rows: Sequence[Sequence[Any]]) -> int:
         """Within an open write transaction: run a named write once per row; the number of rows it changed."""

@@ -114,6 +114,14 @@ class SQLiteStore(SqlStore):
                 sizes.append(0.0 if suffix else None)
         return sizes[0], sizes[1]
 
+    def reclaim_space(self) -> None:
+        """VACUUM (rewrites the file without the free pages), then fold the log back so the file shrinks."""
+        if self.path == ":memory:":
+            return
+        with self.checked(), self.lock, typed_errors():
+            self.conn.execute("VACUUM")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @contextmanager
     def checked(self) -> Iterator[None]:
         """Turn SQLite's word that the file is damaged into ``DatabaseDamagedError`` (naming the file)."""

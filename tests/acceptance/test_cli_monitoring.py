@@ -183,7 +183,8 @@ def test_a_worker_serves_its_own_counters_and_health_turns_healthy(tmp_path: Pat
     agents.write_text(AGENTS)
     port = free_port()
     worker = subprocess.Popen([sys.executable, "-m", "pepper", "worker", "--agents", str(agents), "-q", "--db", str(db),
-                               "--metrics-port", str(port)], env=env(), cwd=tmp_path, stdout=subprocess.PIPE,
+                               "--metrics-port", str(port), "--database-metrics"], env=env(), cwd=tmp_path,
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         scrape(f"http://127.0.0.1:{port}/metrics")

@@ -237,3 +237,23 @@ def test_a_step_waiting_for_approval_is_approved_from_the_run_page(dashboard: Da
     with dashboard.api() as client:
         gate = client.get(f"/api/v1/runs/{run_id}/approvals").json()["approvals"][0]
     assert (gate["decision"], gate["decided_by"], gate["reason"]) == ("approved", approver, "checked by hand")
+def test_a_tasks_page_shows_what_its_attempt_logged(dashboard: Dashboard, clean_console: None) -> None:
+    import pepper
+
+    if "talker" not in {a.spec.agent_id for a in dashboard.runtime.agents()}:
+
+        @pepper.agent("talker", task_types=["talk"], runtime=dashboard.runtime)
+        def talker(task: pepper.TaskRun) -> object:
+            task.log("<b>not markup</b> but text")
+            return None
+
+    task_id = _id("talk")
+    with dashboard.api() as client:
+        client.post("/api/v1/tasks", json={"task_id": task_id, "task_type": "talk"})
+        client.get(f"/api/v1/tasks/{task_id}", params={"wait": PATIENCE})
+    page = dashboard.page("read")
+    page.goto(f"/tasks/{task_id}")
+    log = page.locator("#task-log")
+    _expect(log).to_contain_text("INFO task: <b>not markup</b> but text")
+    assert page.locator("#task-log b").count() == 0  # shown as text, never as HTML
+    page.context.close()

@@ -19,7 +19,7 @@ from pepper.store.sql_store import SqlStore
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 #: Every table a copy carries (the schema version stays each database's own).
 TABLES = {"tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
-          "usage_samples", "tokens", "schedules"}  # fmt: skip
+          "usage_samples", "tokens", "schedules", "task_logs", "alert_states"}  # fmt: skip
 
 
 def fill(db: str, home: Path) -> None:
@@ -29,6 +29,7 @@ def fill(db: str, home: Path) -> None:
 
         @pepper.agent("worker-a", task_types=["t", "flaky", "bad", "step"], capacity=2, runtime=runtime)
         def work(task: Any) -> Any:
+            task.log(f"attempt {task.attempt} of {task.task_id}")
             if task.task_type == "flaky" and task.attempt == 1:
                 raise OSError("disk full")
             if task.task_type == "bad":
@@ -88,7 +89,7 @@ def test_a_copy_to_postgresql_and_back_is_equal_row_by_row(original: SqlStore, p
         # Then every table holds the same rows on all three, and the counts say so
         assert set(there) == TABLES and there == again
         assert there["tasks"] == 9 and there["errors"] >= 3 and there["runs"] == 1 and there["feedback"] == 2
-        assert there["attempts"] >= 2 and there["leases"] >= 1 and there["pool"] >= 1
+        assert there["attempts"] >= 2 and there["leases"] >= 1 and there["pool"] >= 1 and there["task_logs"] >= 8
         for table in TABLES:
             expected = rows_of(original, table)
             assert len(expected) == there[table]

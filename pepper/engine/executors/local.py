@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
@@ -42,7 +43,14 @@ class InThread:
         self._now = now
 
     async def call(self, agent: AgentHandle, run: TaskRun) -> Any:
-        future = self.threads.submit(agent.execute, run, owner=(agent.spec.agent_id, run.task_id, run.attempt))
+        # The thread runs the agent in a copy of this attempt's context: its log records are this attempt's.
+        context = contextvars.copy_context()
+        execute = agent.execute
+
+        def in_context(task: TaskRun) -> Any:
+            return context.run(execute, task)
+
+        future = self.threads.submit(in_context, run, owner=(agent.spec.agent_id, run.task_id, run.attempt))
         try:
             value = await asyncio.wrap_future(future)
         except asyncio.CancelledError:

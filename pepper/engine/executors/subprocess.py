@@ -6,8 +6,9 @@ task as JSON on stdin. So task inputs cannot inject shell commands. Stdout is
 the result (JSON if it parses, else text; at most the agent's result cap, 10 MB
 unless its config's ``max_result_mb`` says otherwise); a non-zero exit is a
 failure that carries the tail of stderr (of which the first and last 64 KB are
-kept). A timeout or cancel stops the command's whole process group: SIGTERM,
-then SIGKILL after a grace period.
+kept). Stderr also goes, as it is read, to the attempt's log (``engine.task_logs``).
+A timeout or cancel stops the command's whole process group: SIGTERM, then
+SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any
 
 import psutil
 
+from pepper.engine import log_capture
 from pepper.engine.executors.limits import ResultTooLarge, result_limit, result_limit_mb
+from pepper.engine.log_capture import LogSlot
 from pepper.engine.usage import cap_memory
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
@@ -174,9 +177,10 @@ async def run_command(
     if launcher:  # the shell starts already limited, so no child can escape the cap
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
     limit = result_limit(spec)
+    sink = log_capture.CURRENT.get()  # the attempt's log: stderr goes there too, as it comes
     creating = asyncio.ensure_future(
         asyncio.get_running_loop().subprocess_exec(
-            lambda: _Capture(limit),
+            lambda: _Capture(limit, sink),
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -318,9 +322,10 @@ class _Capture(asyncio.SubprocessProtocol):
     which a background child can hold open forever); ``drained``: stdout and stderr reached their end;
     ``overflowed``: stdout passed ``limit`` (the rest is not kept)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, sink: LogSlot | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.limit = limit
+        self.sink = sink
         self.stdout = bytearray()
         self.stderr = _HeadTail(_STDERR_KEEP)
         self.exited: asyncio.Future[None] = loop.create_future()
@@ -336,6 +341,8 @@ class _Capture(asyncio.SubprocessProtocol):
         assert isinstance(data, bytes)
         if fd == 2:
             self.stderr.add(data)
+            if self.sink is not None:
+                self.sink.write(data)
         elif not self.overflowed.done():
             if len(self.stdout) + len(data) <= self.limit:
                 self.stdout += data

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 
 from pepper.core import ErrorHandler, TaskOrchestrator
+from pepper.core.logs import TaskLogs
 from pepper.errors import ConflictError, ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_cursor, page, whole
@@ -108,6 +109,19 @@ async def feedback(request: Request, task_id: str, body: FeedbackBody) -> dict[s
     """Rate a finished task from 1 to 5; the agent that ran it learns from it."""
     stored = await _orchestrator(request).add_feedback_async(task_id, body.rating, body.comment, body.metrics)
     return stored.to_dict()
+
+
+@router.get("/{task_id:path}/logs", dependencies=[READ], response_model=dict[str, Any])
+def logs(
+    request: Request,
+    task_id: str,
+    attempt: Annotated[int | None, Query(ge=1, description="The attempt (default: the latest).")] = None,
+    after: Annotated[int, Query(ge=0, description="Only chunks from this one on (`next_seq` of the last answer).")] = 0,
+) -> dict[str, Any]:
+    """What an attempt wrote (a command's stderr, a Python agent's log records): `text` (the first and the last
+    part, `... N bytes cut ...` between), its `chunks`, and `ended` once nothing more comes. To follow a running
+    attempt, ask again with `after` set to the `next_seq` of the last answer."""
+    return TaskLogs(runtime_of(request)).get(task_id, attempt, after=after).to_dict()
 
 
 @router.get("/{task_id:path}/errors", dependencies=[READ], response_model=Page)

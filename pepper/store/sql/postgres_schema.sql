@@ -238,3 +238,27 @@ CREATE TABLE schedules (
     CHECK ((cron IS NULL) != (every IS NULL))
 );
 CREATE INDEX schedules_by_next ON schedules (next_fire_at);
+-- What an attempt wrote (a command's stderr, a Python agent's log records), in chunks written while it runs.
+-- Only the first and the last part of a long log are kept: start_byte is where a chunk starts in the whole
+-- stream and end_byte where it ends, so a gap between two chunks is what was cut. The attempt's last chunk has ended = 1.
+CREATE TABLE task_logs (
+    task_id    TEXT COLLATE "C" NOT NULL,
+    attempt    BIGINT NOT NULL,
+    seq        BIGINT NOT NULL,
+    start_byte BIGINT NOT NULL,
+    end_byte   BIGINT NOT NULL,
+    at         DOUBLE PRECISION NOT NULL,
+    body       TEXT NOT NULL,
+    ended      BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (task_id, attempt, seq)
+);
+
+-- The state of each configured alert rule, shared by every worker: a crossing fires once, by the worker whose
+-- conditional update (firing 0 -> 1) changed the row; it resolves (1 -> 0) when the value recovers.
+CREATE TABLE alert_states (
+    rule        TEXT COLLATE "C" PRIMARY KEY,
+    firing      BIGINT NOT NULL DEFAULT 0,
+    value       DOUBLE PRECISION,
+    changed_at  DOUBLE PRECISION NOT NULL,
+    fired_count BIGINT NOT NULL DEFAULT 0
+);

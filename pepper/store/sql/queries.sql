@@ -377,3 +377,74 @@ WHERE name = :name AND next_fire_at = :tick AND paused = 0;
 
 -- name: note_schedule_run
 UPDATE schedules SET last_run_id = ? WHERE name = ?;
+-- name: append_log
+INSERT INTO task_logs (task_id, attempt, seq, start_byte, end_byte, at, body, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: drop_log_chunk
+DELETE FROM task_logs WHERE task_id = ? AND attempt = ? AND seq = ?;
+
+-- name: log_chunks
+SELECT attempt, seq, start_byte, end_byte, at, body, ended FROM task_logs
+WHERE task_id = ? AND attempt = ? AND seq >= ? ORDER BY seq;
+
+-- name: log_chunk_before
+SELECT attempt, seq, start_byte, end_byte, at, body, ended FROM task_logs
+WHERE task_id = ? AND attempt = ? AND seq < ? ORDER BY seq DESC LIMIT 1;
+
+-- name: logged_attempts
+SELECT DISTINCT attempt FROM task_logs WHERE task_id = ? ORDER BY attempt;
+
+-- name: log_size
+SELECT COALESCE(SUM(LENGTH(body)), 0) FROM task_logs WHERE task_id = ? AND attempt = ?;
+
+-- name: ensure_alert_state
+INSERT INTO alert_states (rule, firing, changed_at) VALUES (?, 0, ?) ON CONFLICT (rule) DO NOTHING;
+
+-- name: fire_alert_state
+UPDATE alert_states SET firing = 1, value = ?, changed_at = ?, fired_count = fired_count + 1
+WHERE rule = ? AND firing = 0;
+
+-- name: resolve_alert_state
+UPDATE alert_states SET firing = 0, value = ?, changed_at = ? WHERE rule = ? AND firing = 1;
+
+-- name: alert_states
+SELECT rule, firing, value, changed_at, fired_count FROM alert_states ORDER BY rule;
+
+-- name: prunable_tasks
+SELECT * FROM tasks WHERE state IN ('completed', 'failed', 'cancelled') AND COALESCE(finished_at, created_at) < ?;
+
+-- name: prunable_runs
+SELECT run_id FROM runs WHERE state <> 'running' AND COALESCE(finished_at, created_at) < ?;
+
+-- name: count_run_steps
+SELECT COUNT(*) FROM tasks WHERE task_id >= ? AND task_id < ?;
+
+-- name: count_attempts_of
+SELECT COUNT(*) FROM attempts WHERE task_id IN ({ids});
+
+-- name: count_errors_of
+SELECT COUNT(*) FROM errors WHERE task_id IN ({ids});
+
+-- name: count_logs_of
+SELECT COUNT(*) FROM task_logs WHERE task_id IN ({ids});
+
+-- name: delete_tasks
+DELETE FROM tasks WHERE task_id IN ({ids});
+
+-- name: delete_attempts_of
+DELETE FROM attempts WHERE task_id IN ({ids});
+
+-- name: delete_errors_of
+DELETE FROM errors WHERE task_id IN ({ids});
+
+-- name: delete_logs_of
+DELETE FROM task_logs WHERE task_id IN ({ids});
+
+-- name: delete_runs
+DELETE FROM runs WHERE run_id IN ({ids});
+
+-- name: count_alerts_before
+SELECT COUNT(*) FROM alerts WHERE at < ?;
+
+-- name: delete_alerts_before
+DELETE FROM alerts WHERE at < ?;

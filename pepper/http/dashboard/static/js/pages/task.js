@@ -1,4 +1,4 @@
-// A task: its state, why it waits, attempts, errors with tracebacks, result, feedback; cancel and rate it.
+// A task: its state, why it waits, attempts, errors with tracebacks, its log, result, feedback; cancel and rate it.
 
 import { api, q } from "../api.js";
 import { badge, h, json, link, notice, put, runPath, section, seconds, table, when } from "../dom.js";
@@ -7,7 +7,10 @@ const FINAL = new Set(["completed", "failed", "cancelled"]);
 
 export async function render(root, [taskId], { canWrite }) {
   const draw = async (message) => {
-    const [task, errors] = await Promise.all([api.get(`/tasks/${q(taskId)}`), api.get(`/tasks/${q(taskId)}/errors`)]);
+    const [task, errors, log] = await Promise.all([
+      api.get(`/tasks/${q(taskId)}`), api.get(`/tasks/${q(taskId)}/errors`),
+      api.get(`/tasks/${q(taskId)}/logs`).catch(() => null),
+    ]);
     const actions = [];
     if (canWrite && !FINAL.has(task.state)) {
       const cancel = h("button", { type: "button", class: "danger", id: "cancel-task" }, "Cancel task");
@@ -47,10 +50,19 @@ export async function render(root, [taskId], { canWrite }) {
           h("summary", {}, `attempt ${e.attempt} · ${when(e.at)} · ${e.type}: ${e.message} → ${e.action}`),
           e.traceback ? h("pre", { class: "traceback" }, e.traceback) : h("p", { class: "muted" }, "no traceback"))))
         : h("p", { class: "muted" }, "No error.")),
+      logSection(log),
       task.state === "completed" ? feedback(taskId, canWrite, draw) : null,
     );
   };
   await draw();
+}
+
+function logSection(log) {
+  if (!log || !log.attempt) return section("Log", h("p", { class: "muted" }, "It has not run yet."));
+  const title = `Log of attempt ${log.attempt}${log.ended ? "" : " (still running)"}`;
+  return section(title, log.text
+    ? h("pre", { id: "task-log", class: "log" }, log.text)
+    : h("p", { class: "muted" }, "Nothing written."));
 }
 
 function feedback(taskId, canWrite, draw) {

@@ -1,0 +1,49 @@
+"""``pepper logs``: what a task's attempt wrote (a command's stderr, a Python agent's log records)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pepper.cli.common import db_option, json_option, open_runtime, server_option
+from pepper.cli.render import print_json
+from pepper.core.logs import TaskLogs
+
+
+@click.command()
+@click.argument("task_id", metavar="TASK")
+@click.option("--attempt", type=click.IntRange(min=1), metavar="N", help="Show attempt N (default: the latest).")
+@click.option(
+    "--follow", "-f", is_flag=True,
+    help="Keep showing lines as the attempt writes them, until it ends (waits for it to start if it has not).",
+)  # fmt: skip
+@json_option
+@db_option
+@server_option
+def logs(task_id: str, attempt: int | None, follow: bool, as_json: bool, db: str | None) -> None:
+    """Show what an attempt of TASK wrote: a command agent's stderr, a Python agent's log records and
+    `task.log(...)` lines.
+
+    Of a long log the first and the last part are kept (`task_log_limit`, 1 MiB per attempt by default); the
+    middle shows as `... N bytes cut ...`.
+    """
+    with open_runtime(db) as runtime:
+        reader = TaskLogs(runtime)
+        if not follow:
+            found = reader.get(task_id, attempt)
+            if as_json:
+                print_json(found.to_dict())
+            else:
+                _write(found.text)
+            return
+        for part in reader.follow(task_id, attempt):
+            if as_json:
+                print_json(part.to_dict())
+            else:
+                _write(part.text)
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

@@ -1,0 +1,123 @@
+"""Telling people about a configured alert: a webhook, a command, or the log.
+
+The body every sink gets is one JSON document (``alert_body``)::
+
+    {"rule": "errors", "state": "firing", "metric": "error_rate", "value": 0.75, "threshold": 0.5,
+     "comparison": ">", "window": 60.0, "for": 0.0, "at": 1767225600.0, "fired_count": 1,
+     "message": "error_rate is 0.75, > 0.5 (over 60s)", "description": "", "test": false}
+
+A webhook gets it as the body of an HTTP POST (``Content-Type: application/json``); with ``secret_env``
+the header ``X-Pepper-Signature: sha256=<hex>`` carries the HMAC-SHA256 of the body under the secret
+read from that environment variable (the secret is never logged). A failed POST (no answer within
+``timeout``, or a status other than 2xx) is tried again ``retries`` times, waiting 0.5 s, 1 s, 2 s...
+A command gets the body on stdin (it comes from the operator's configuration only); the log sink
+logs the message on the ``pepper.alerts`` logger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pepper.model.alert_config import ConfiguredRule, Sink
+
+log = logging.getLogger("pepper.alerts")
+SIGNATURE_HEADER = "X-Pepper-Signature"
+_BACKOFF = 0.5  # seconds before the first retry; doubles each time
+
+
+def alert_body(
+    rule: ConfiguredRule, value: float, at: float, fired_count: int, *, test: bool = False
+) -> dict[str, Any]:
+    """The JSON document a firing of ``rule`` sends."""
+    message = f"{rule.metric} is {value:g}, {rule.comparison} {rule.threshold:g} (over {rule.window:g}s)"
+    if test:
+        message = f"test notification of alert rule {rule.name!r}: {message}"
+    return {"rule": rule.name, "state": "firing", "metric": rule.metric, "value": value,
+            "threshold": rule.threshold, "comparison": rule.comparison, "window": rule.window, "for": rule.hold,
+            "at": at, "fired_count": fired_count, "message": message, "description": rule.description,
+            "test": test}  # fmt: skip
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The value of the signature header: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send(sink: Sink, body: dict[str, Any], *, wait: Callable[[float], Any] | None = None) -> bool:
+    """Deliver ``body`` to one sink (blocking; retries included); True when it was delivered."""
+    data = json.dumps(body, sort_keys=True).encode()
+    if sink.type == "webhook":
+        return _post(sink, data, wait or threading.Event().wait)
+    if sink.type == "command":
+        return _run(sink, data, body["rule"])
+    log.log(logging.getLevelName(sink.level), "alert %s: %s", body["rule"], body["message"])
+    return True
+
+
+def send_all(sinks: tuple[Sink, ...], body: dict[str, Any]) -> dict[str, bool]:
+    """Deliver ``body`` to every sink, one after another; whether each one took it, by its description."""
+    delivered = {}
+    for sink in sinks:
+        try:
+            delivered[sink.describe()] = send(sink, body)
+        except Exception:
+            log.exception("alert %s: the %s sink failed", body["rule"], sink.type)
+            delivered[sink.describe()] = False
+    return delivered
+
+
+def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
+    import urllib.error  # only where a webhook is sent: urllib brings http.client, which is large
+    import urllib.request
+
+    assert sink.url is not None
+    headers = {"Content-Type": "application/json", "User-Agent": "pepper-alerts"}
+    if sink.secret_env:
+        secret = os.environ.get(sink.secret_env)
+        if secret is None:
+            log.error("alert webhook %s: the environment variable %s (its signing secret) is not set; not sent",
+                      sink.url, sink.secret_env)  # fmt: skip
+            return False
+        headers[SIGNATURE_HEADER] = signature(secret, data)
+    delay = _BACKOFF
+    for attempt in range(sink.retries + 1):
+        request = urllib.request.Request(sink.url, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=sink.timeout) as answer:
+                if 200 <= answer.status < 300:
+                    return True
+                why = f"status {answer.status}"
+        except urllib.error.HTTPError as exc:
+            why = f"status {exc.code}"
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            why = str(getattr(exc, "reason", exc))
+        if attempt < sink.retries:
+            log.warning("alert webhook %s failed (%s); trying again in %gs", sink.url, why, delay)
+            wait(delay)
+            delay *= 2
+        else:
+            log.error("alert webhook %s failed (%s) after %d tries; giving up", sink.url, why, sink.retries + 1)
+    return False
+
+
+def _run(sink: Sink, data: bytes, rule: str) -> bool:
+    assert sink.command is not None
+    try:
+        done = subprocess.run(["/bin/sh", "-c", sink.command], input=data, capture_output=True,
+                              timeout=sink.timeout, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        log.error("alert %s: its command ran longer than %gs and was stopped", rule, sink.timeout)
+        return False
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip()[-500:]
+        log.error("alert %s: its command exited with status %d: %s", rule, done.returncode, said)
+        return False
+    return True

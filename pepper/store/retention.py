@@ -1,0 +1,86 @@
+"""Pruning finished work older than a horizon, and giving the space back.
+
+What goes: tasks that ended (completed, failed, cancelled) before the horizon, with their earlier attempts,
+errors and logs; workflow runs that ended before it; alerts that fired before it. What stays, whatever
+its age: unfinished tasks (parked ones included), every task an unfinished task depends on, every step of
+a run that still has unfinished steps, and a run while any of its steps stays. All of it is decided and
+deleted in one write transaction, so a task finishing meanwhile is seen either before or after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pepper.model.record import TaskRecord
+
+if TYPE_CHECKING:
+    from pepper.store.sql_store import Connection, SqlStore
+
+#: The kinds of rows pruned, in the order they are reported.
+KINDS = ("tasks", "runs", "attempts", "errors", "logs", "alerts")
+_CHUNK = 500
+
+
+class Pruner:
+    """Removes finished work older than a horizon from one store."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def prune(self, horizon: float, *, dry_run: bool = False) -> dict[str, int]:
+        """Remove (or with ``dry_run`` only count) what ended before ``horizon``; the count of each kind."""
+        store = self._store
+        with store.typed_errors(), store.transaction() as conn:
+            tasks, runs = self._chosen(conn, horizon)
+            counts = {
+                "tasks": len(tasks),
+                "runs": len(runs),
+                "attempts": self._count(conn, "count_attempts_of", tasks),
+                "errors": self._count(conn, "count_errors_of", tasks),
+                "logs": self._count(conn, "count_logs_of", tasks),
+                "alerts": int(conn.execute(store.statement("count_alerts_before"), (horizon,)).fetchone()[0]),
+            }
+            if not dry_run:
+                for name in ("delete_attempts_of", "delete_errors_of", "delete_logs_of", "delete_tasks"):
+                    self._delete(conn, name, tasks)
+                self._delete(conn, "delete_runs", runs)
+                conn.execute(store.statement("delete_alerts_before"), (horizon,))
+        return counts
+
+    def _chosen(self, conn: Connection, horizon: float) -> tuple[list[str], list[str]]:
+        """The ids of the tasks and of the runs to prune."""
+        q = self._store.statement
+        unfinished = [TaskRecord.from_row(r) for r in conn.execute(q("unfinished_tasks"))]
+        needed = {dep for record in unfinished for dep in record.task.dependencies}
+        busy_runs = {r.task.metadata.get("pepper.run") for r in unfinished} - {None}
+        runs = {row[0] for row in conn.execute(q("prunable_runs"), (horizon,))} - busy_runs
+        tasks: list[str] = []
+        steps: dict[str, int] = {}
+        for row in conn.execute(q("prunable_tasks"), (horizon,)):
+            record = TaskRecord.from_row(row)
+            task_id = record.task.task_id
+            run = record.task.metadata.get("pepper.run")
+            if task_id in needed or (run is not None and run not in runs):
+                continue
+            tasks.append(task_id)
+            if run is not None:
+                steps[run] = steps.get(run, 0) + 1
+        for run in sorted(runs):  # a run goes only with all of its steps
+            stored = int(conn.execute(q("count_run_steps"), (f"{run}/", f"{run}0")).fetchone()[0])
+            if stored != steps.get(run, 0):
+                runs.discard(run)
+                tasks = [t for t in tasks if not t.startswith(f"{run}/")]
+        return tasks, sorted(runs)
+
+    def _count(self, conn: Connection, name: str, ids: Sequence[str]) -> int:
+        total = 0
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            total += int(conn.execute(self._store.expand(self._store.statement(name), len(chunk)), chunk).fetchone()[0])
+        return total
+
+    def _delete(self, conn: Connection, name: str, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            conn.execute(self._store.expand(self._store.statement(name), len(chunk)), chunk)

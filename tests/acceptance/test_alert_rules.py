@@ -1,0 +1,195 @@
+"""Alert rules in pepper.toml: workers started from the CLI fire each crossing once, to a real webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import pepper
+from pepper.errors import ConfigError
+from pepper.model.settings import Settings
+from tests.support import eventually, read_rows
+
+PY = sys.executable
+SECRET = "not-a-real-secret-42"
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that keeps every POST it gets (body and headers)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[bytes, dict[str, str]]] = []
+        received = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((body, dict(self.headers.items())))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _project(tmp_path: Path, url: str) -> dict[str, str]:
+    (tmp_path / "pepper.toml").write_text(f"""
+[pepper]
+db = "pepper.db"
+sample_interval = "0.05s"
+poll_interval = "0.05s"
+
+[[alerts]]
+name = "errors"
+metric = "error_rate"
+threshold = 0.5
+comparison = ">"
+window = "1s"
+for = "0s"
+sinks = [{{ type = "webhook", url = "{url}", secret_env = "PEPPER_TEST_ALERT_SECRET", timeout = "5s" }},
+         {{ type = "log" }}]
+""")
+    (tmp_path / "agents.yaml").write_text(
+        "agents:\n"
+        '  - agent_id: breaker\n    task_types: [bad]\n    capacity: 4\n    command: "exit 3"\n'
+        '  - agent_id: fine\n    task_types: [good]\n    capacity: 4\n    command: "echo 1"\n'
+    )
+    return {**os.environ, "PEPPER_TEST_ALERT_SECRET": SECRET}
+
+
+def test_a_crossing_fires_once_across_workers_and_again_only_after_recovering(tmp_path, receiver):
+    env = _project(tmp_path, receiver.url)
+    env.pop("PEPPER_DB", None)
+    # Given two workers started from the CLI, sharing the database and the rule of pepper.toml
+    workers = [
+        subprocess.Popen(
+            [PY, "-m", "pepper", "worker", "--agents", "agents.yaml", "-q"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    runtime = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "client"))
+    orchestrator = pepper.TaskOrchestrator(runtime)
+    db = str(tmp_path / "pepper.db")
+    serial = iter(range(10_000))
+
+    def submit(kind: str) -> None:
+        orchestrator.submit_task(f"{kind}-{next(serial)}", kind)
+
+    def state() -> tuple[int, int]:
+        rows = read_rows(db, "SELECT firing, fired_count FROM alert_states WHERE rule = 'errors'")
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    try:
+        # When a failing agent drives the error rate past 0.5
+        for _ in range(3):
+            submit("bad")
+        eventually(lambda: receiver.posts, "the first notification")
+        assert state() == (1, 1)
+        # and the rate recovers (successes only in the window): the rule resolves, with no second POST
+        eventually(lambda: submit("good") or state() == (0, 1), "the rule to resolve", timeout=60)
+        assert len(receiver.posts) == 1
+        # and crosses again
+        eventually(lambda: submit("bad") or state() == (1, 2), "the second crossing", timeout=60)
+        eventually(lambda: len(receiver.posts) == 2, "the second notification")
+    finally:
+        runtime.close()
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
+    # Then exactly two POSTs came, each with the documented body and a valid signature
+    assert len(receiver.posts) == 2
+    for number, (body, headers) in enumerate(receiver.posts, start=1):
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Pepper-Signature"], expected)
+        assert headers["Content-Type"] == "application/json"
+        sent = json.loads(body)
+        assert sent["rule"] == "errors" and sent["state"] == "firing" and sent["metric"] == "error_rate"
+        assert sent["value"] > 0.5 and sent["threshold"] == 0.5 and sent["comparison"] == ">"
+        assert sent["window"] == 1.0 and sent["for"] == 0.0 and sent["fired_count"] == number
+        assert sent["test"] is False and "error_rate" in sent["message"]
+    # and the secret never reached the workers' output
+    for worker in workers:
+        assert worker.stderr is not None
+        assert SECRET not in worker.stderr.read().decode()
+
+
+def test_pepper_alerts_rules_and_test(tmp_path, receiver):
+    env = _project(tmp_path, receiver.url)
+    env.pop("PEPPER_DB", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PY, "-m", "pepper", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    listed = run("alerts", "rules", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (rule,) = json.loads(listed.stdout)
+    assert rule["name"] == "errors" and rule["firing"] is False and rule["fired_count"] == 0
+    assert run("alerts", "rules").returncode == 0
+    tested = run("alerts", "test", "errors")
+    assert tested.returncode == 0, tested.stderr
+    (body, headers) = receiver.posts[0]
+    assert json.loads(body)["test"] is True
+    assert headers["X-Pepper-Signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    unknown = run("alerts", "test", "nope")
+    assert unknown.returncode == 2 and "configured rules: errors" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ({"name": "x", "metric": "errors_per_day", "threshold": 1}, "valid metrics: error_rate"),
+        ({"name": "x", "metric": "error_rate", "threshold": "high"}, "threshold must be a finite number"),
+        (
+            {"name": "x", "metric": "error_rate", "threshold": 1, "sinks": [{"type": "pager"}]},
+            "valid sinks: webhook, command, log",
+        ),
+        ({"name": "x", "metric": "error_rate", "threshold": 1, "comparison": "=="}, "comparison must be one of"),
+        (
+            {"name": "x", "metric": "error_rate", "threshold": 1, "sinks": [{"type": "webhook", "url": "ftp://x"}]},
+            "needs url",
+        ),
+    ],
+)
+def test_a_bad_rule_is_a_config_error_naming_what_is_valid(rule, says):
+    with pytest.raises(ConfigError, match=says):
+        Settings.build(alerts=[rule])
+
+
+def test_a_bad_rule_in_pepper_toml_stops_the_worker_with_exit_2(tmp_path):
+    (tmp_path / "pepper.toml").write_text('[[alerts]]\nname = "x"\nmetric = "nope"\nthreshold = 1\n')
+    (tmp_path / "agents.yaml").write_text("agents: []\n")
+    env = {k: v for k, v in os.environ.items() if k != "PEPPER_DB"}
+    done = subprocess.run([PY, "-m", "pepper", "worker", "--agents", "agents.yaml", "--until-idle"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "unknown metric 'nope'" in done.stderr

@@ -1,0 +1,81 @@
+"""Alert sinks for real: a webhook on 127.0.0.1 that fails first, a command reading stdin, a missing secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+
+import pytest
+
+from pepper.engine.alert_sinks import alert_body, send, signature
+from pepper.model.alert_config import Sink, parse_rule
+
+RULE = parse_rule({"name": "errors", "metric": "error_rate", "threshold": 0.5, "window": "10s"})
+
+
+@pytest.fixture
+def flaky_server():
+    """Answers 500 to the first POST, 204 afterwards; keeps the bodies."""
+    got: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(500 if len(got) == 1 else 204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", got
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_webhook_that_fails_is_tried_again_after_a_back_off(flaky_server):
+    url, got = flaky_server
+    waits: list[float] = []
+    body = alert_body(RULE, 0.75, 100.0, 1)
+    assert send(Sink("webhook", url=url, retries=2), body, wait=waits.append) is True
+    assert len(got) == 2 and waits == [0.5]
+    assert json.loads(got[1]) == body
+
+
+def test_a_webhook_that_keeps_failing_gives_up_after_its_retries(flaky_server):
+    waits: list[float] = []
+    dead = "http://127.0.0.1:1/"  # nothing listens there
+    assert (
+        send(Sink("webhook", url=dead, retries=3, timeout=2.0), alert_body(RULE, 1.0, 1.0, 1), wait=waits.append)
+        is False
+    )
+    assert waits == [0.5, 1.0, 2.0]
+
+
+def test_a_webhook_whose_secret_is_missing_is_not_sent_and_the_log_names_the_variable_only(
+    flaky_server, monkeypatch, caplog
+):
+    url, got = flaky_server
+    monkeypatch.delenv("PEPPER_NO_SUCH_SECRET", raising=False)
+    with caplog.at_level(logging.ERROR, logger="pepper.alerts"):
+        assert send(Sink("webhook", url=url, secret_env="PEPPER_NO_SUCH_SECRET"), alert_body(RULE, 1, 1, 1)) is False
+    assert got == [] and "PEPPER_NO_SUCH_SECRET" in caplog.text
+
+
+def test_a_command_sink_gets_the_alert_on_stdin(tmp_path):
+    out = tmp_path / "alert.json"
+    command = f"{sys.executable} -c \"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())\""
+    body = alert_body(RULE, 0.9, 5.0, 2)
+    assert send(Sink("command", command=command), body) is True
+    assert json.loads(out.read_text()) == body
+    assert send(Sink("command", command="exit 4"), body) is False
+
+
+def test_the_signature_is_the_hmac_sha256_of_the_body():
+    assert signature("key", b"{}") == "sha256=" + hmac.new(b"key", b"{}", hashlib.sha256).hexdigest()
