@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 import pepper
-from pepper.cli.approvals import approve
 from pepper.cli.alert_rules import list_rules, test_rule
+from pepper.cli.approvals import approve
 from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
 from pepper.cli.db import db_group
 from pepper.cli.distribution import feedback, why

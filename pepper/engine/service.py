@@ -29,8 +29,8 @@ from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
 from pepper.engine.stored import stored_observations
-from pepper.engine.ticks import Ticks
 from pepper.engine.task_logs import read_task_log
+from pepper.engine.ticks import Ticks
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep
 from pepper.errors import (

@@ -19,8 +19,8 @@ from pepper.model.recovery import RecoveryState
 from pepper.model.requirements import Requirements
 from pepper.model.submission import Submission, prepare
 from pepper.model.task import Task, TaskState
-from pepper.store.approvals import ApprovalLog
 from pepper.store.alert_states import AlertStateLog
+from pepper.store.approvals import ApprovalLog
 from pepper.store.errors import ErrorLog
 from pepper.store.feedback import AttemptLog, FeedbackLog
 from pepper.store.leases import AlertLog, LeaseLedger, UsageLog

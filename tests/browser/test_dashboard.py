@@ -237,6 +237,8 @@ def test_a_step_waiting_for_approval_is_approved_from_the_run_page(dashboard: Da
     with dashboard.api() as client:
         gate = client.get(f"/api/v1/runs/{run_id}/approvals").json()["approvals"][0]
     assert (gate["decision"], gate["decided_by"], gate["reason"]) == ("approved", approver, "checked by hand")
+
+
 def test_a_tasks_page_shows_what_its_attempt_logged(dashboard: Dashboard, clean_console: None) -> None:
     import pepper
 
