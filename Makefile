@@ -40,6 +40,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/selection.py
+	$(BIN)/python benchmarks/agent_scaling.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/metrics_overhead.py
 	$(BIN)/python benchmarks/planning.py
 	$(BIN)/python benchmarks/dashboard.py

@@ -305,11 +305,12 @@ def stored_agents(store: Store, now: float, half_life: float) -> AgentsView:
     running: dict[str, list[tuple[float, str]]] = {}
     for agent_id, task_type, started_at in store.running_tasks():
         running.setdefault(agent_id, []).append((started_at or now, task_type))
-    chooser = Chooser(performance, lambda agent: running.get(agent.spec.agent_id, ()))
+    chooser = Chooser(performance, lambda agent: agent.starts)
     loads = []
     for order, registered in enumerate(store.workers.agents()):
         load = AgentLoad(registered.spec, order)
-        load.running.update(f"running-{i}" for i in range(len(running.get(registered.spec.agent_id, ()))))
+        for i, (started_at, task_type) in enumerate(running.get(registered.spec.agent_id, ())):
+            load.take(f"running-{i}", task_type, started_at)
         loads.append(load)
     queued = shares(waiting_from(store.ready_tasks(now)), [load.spec for load in loads])
     return AgentsView(

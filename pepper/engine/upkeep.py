@@ -161,7 +161,7 @@ class Upkeep:
     def peers(self) -> None:
         """Tell the engine which agents the other live workers run (at start, then at each sweep)."""
         engine = self.engine
-        found = tuple(a.spec for a in engine.store.workers.agents() if a.worker_id != engine.worker_id)
+        found = tuple(a.spec for a in engine.store.workers.agents(besides=engine.worker_id))
         engine.dispatch(PeersChanged(found, engine.clock.now(), "load:peers"))
 
     def heartbeat(self) -> None:

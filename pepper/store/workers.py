@@ -71,8 +71,13 @@ class WorkerRegistry:
     def unregister_agent(self, agent_id: str, worker_id: str) -> None:
         self._store.execute("unregister_agent", (agent_id, worker_id))
 
-    def agents(self) -> list[RegisteredAgent]:
-        """Agents of live workers, oldest registration first."""
+    def agents(self, *, besides: str | None = None) -> list[RegisteredAgent]:
+        """Agents of live workers, oldest registration first; with ``besides``, those of every worker but it."""
+        rows = (
+            self._store.query("live_agents")
+            if besides is None
+            else self._store.query("live_agents_of_others", (besides,))
+        )
         return [
             RegisteredAgent(
                 AgentSpec.from_dict(codec.decode(r["spec"])),
@@ -81,5 +86,5 @@ class WorkerRegistry:
                 r["pid"],
                 r["registered_at"],
             )
-            for r in self._store.query("live_agents")
+            for r in rows
         ]
