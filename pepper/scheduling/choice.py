@@ -15,12 +15,14 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pepper.scheduling.load import AgentLoad
-from pepper.scheduling.performance import Performance
+from pepper.scheduling.performance import MIN_SCORE, Performance
 
 #: Another agent must be projected this much faster before a free agent leaves it a task.
 MARGIN = 0.15
 #: Bounds are loosened by this factor, so that a rounding never hides an agent that would win.
 _SLACK = 1 - 1e-9
+#: No expected time exceeds its estimate by more than this factor (success and score are at least 0.05 and 0).
+_MOST_EXPECTED = 1 / (MIN_SCORE * 0.5)
 
 #: When the tasks running on an agent started: task type -> start times in increasing order.
 RunningInfo = Callable[[AgentLoad], Mapping[str, Sequence[float]]]
@@ -67,14 +69,15 @@ class Chooser:
 
         ``agents`` need only hold those with a free slot (a route's ``free``): the others are skipped. Agents
         with no record yet all have the same expected time, computed once."""
+        free = [a for a in agents if a.free > 0 and (usable is None or usable(a))]
+        if len(free) <= 1:
+            return free[0] if free else None
         performance = self.performance
         known, expected = performance.known, performance.expected_time
         unknown: float | None = None
         best: AgentLoad | None = None
         best_key: tuple[float, float, int] | None = None
-        for a in agents:
-            if a.free <= 0 or (usable is not None and not usable(a)):
-                continue
+        for a in free:
             agent_id = a.spec.agent_id
             if known(agent_id):
                 time = expected(agent_id, task_type, now)
@@ -107,15 +110,18 @@ class Chooser:
         """
         if len(agents) == 1:
             return None
-        performance = self.performance
-        mine = performance.expected_time(agent.spec.agent_id, task_type, now)
+        performance, agent_id = self.performance, agent.spec.agent_id
         if max_capacity is None:
             max_capacity = max(a.spec.capacity for a in agents)
         fastest = (  # no agent's expected time is below this
             performance.unknown_expected(task_type, now) if performance.known_agents() == 0
             else performance.estimate_floor(task_type, now)
         )  # fmt: skip
-        if fastest * max(1, backlog) / max_capacity * _SLACK >= mine * (1 - MARGIN):
+        reach = fastest * max(1, backlog) / max_capacity * _SLACK  # no busy agent gets through the backlog sooner
+        if reach >= performance.estimate(agent_id, task_type, now) * _MOST_EXPECTED * (1 - MARGIN):
+            return None  # settled without working out this agent's own expected time
+        mine = performance.expected_time(agent_id, task_type, now)
+        if reach >= mine * (1 - MARGIN):
             return None
         for other in agents:
             if other is agent or other.free > 0 or not other.accepting or (usable is not None and not usable(other)):
