@@ -22,7 +22,7 @@ MARGIN = 0.15
 #: Bounds are loosened by this factor, so that a rounding never hides an agent that would win.
 _SLACK = 1 - 1e-9
 #: No expected time exceeds its estimate by more than this factor (success and score are at least 0.05 and 0).
-_MOST_EXPECTED = 1 / (MIN_SCORE * 0.5)
+_MOST_EXPECTED = 1 / (MIN_SCORE * 0.5) * (1 + 1e-9)
 
 #: When the tasks running on an agent started: task type -> start times in increasing order.
 RunningInfo = Callable[[AgentLoad], Mapping[str, Sequence[float]]]
