@@ -40,6 +40,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/selection.py
+	$(BIN)/python benchmarks/agent_scaling.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/million.py --tasks 100000
 	$(BIN)/python benchmarks/metrics_overhead.py
 	$(BIN)/python benchmarks/planning.py
 	$(BIN)/python benchmarks/dashboard.py

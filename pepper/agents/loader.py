@@ -24,17 +24,19 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Iterator, Mapping
+from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
-
-import yaml
+from typing import TYPE_CHECKING, Any, cast
 
 from pepper.agents.base import BaseAgent
 from pepper.agents.command import CommandAgent
 from pepper.agents.function import FunctionAgent
 from pepper.errors import AgentDefinitionError, PepperError, suggest
 from pepper.model.agent_options import OPTION_NAMES, AgentOptions
+
+if TYPE_CHECKING:
+    import yaml
 
 #: The keys an agent's mapping may have: its id and task types, the options every agent takes, and its runner.
 FIELDS = ("agent_id", "task_types", *OPTION_NAMES, "command", "function", "class", "env", "description")
@@ -52,11 +54,21 @@ class YamlMapping(dict[Any, Any]):  # keys are what the YAML wrote: strings, num
     duplicate_keys: dict[str, int] = {}
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+@cache
+def _loader() -> type[yaml.SafeLoader]:
+    """PyYAML's safe loader making ``YamlMapping``s (yaml is loaded by those who read YAML)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+    return Loader
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[YamlMapping]:
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Iterator[YamlMapping]:
+    import yaml
+
     data = YamlMapping()
     yield data
     written = [key for key, _ in node.value if isinstance(key, yaml.ScalarNode)]  # before merging `<<:` keys
@@ -71,9 +83,6 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[Yaml
         if str(key.value) in seen:
             data.duplicate_keys.setdefault(str(key.value), key.start_mark.line + 1)
         seen.add(str(key.value))
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 def read_yaml(path: Path) -> Any:
@@ -91,8 +100,10 @@ def read_yaml(path: Path) -> Any:
 
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse YAML text read from ``path`` (or sent under that name), keeping line numbers on mappings."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -8,7 +8,7 @@ import click
 from rich.text import Text
 
 from pepper.cli.common import db_option, json_option, open_runtime
-from pepper.cli.monitoring import table
+from pepper.cli.monitoring import alerts, table
 from pepper.cli.render import make_console, print_json, relative
 from pepper.core.alert_rules import AlertRules, configured_alerts, find_rule, read_rules_file, send_test
 from pepper.model.alert_config import ConfiguredRule
@@ -60,3 +60,8 @@ def test_rule(rule: str, alerts_path: str | None) -> None:
         console.print(Text(f"{'sent' if ok else 'FAILED'}: {sink}", style="green" if ok else "red"))
     if not all(delivered.values()):
         raise click.exceptions.Exit(1)
+
+
+# ``pepper alerts`` lists what fired; its subcommands are the configured rules' (loaded with this module)
+alerts.add_command(list_rules)
+alerts.add_command(test_rule)

@@ -7,14 +7,14 @@ import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 import pepper
-from pepper.model.status import TaskStatus
-from pepper.model.task import TaskState
-from pepper.store.location import redact
+
+if TYPE_CHECKING:
+    from pepper.model.status import TaskStatus
 
 #: Exit codes: success, a task that failed or was cancelled, bad input (any other pepper error).
 EXIT_OK = 0
@@ -99,11 +99,15 @@ def open_runtime(db: str | None, *, create: bool = False, **settings: Any) -> It
 
 def exit_code_for(status: TaskStatus) -> int:
     """1 when the task failed, was cancelled or is parked in the dead-letter queue, else 0."""
+    from pepper.model.task import TaskState
+
     return EXIT_TASK_FAILED if status.state in (TaskState.FAILED, TaskState.CANCELLED, TaskState.PARKED) else EXIT_OK
 
 
 def db_hint(db: str | None) -> str:
     """`` --db PATH`` to repeat in a suggested command, when the user gave one."""
+    from pepper.store.location import redact
+
     return f" --db {shlex.quote(redact(db))}" if db else ""  # a password shows as *** (type it yourself)
 
 

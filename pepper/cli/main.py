@@ -3,58 +3,67 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 import sys
 from typing import Any
 
 import click
 
 import pepper
-from pepper.cli.alert_rules import list_rules, test_rule
-from pepper.cli.approvals import approve
+from pepper.cli.commands import COMMANDS, load_command, placeholder
 from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
-from pepper.cli.db import db_group
-from pepper.cli.distribution import feedback, why
-from pepper.cli.logs import logs
-from pepper.cli.monitoring import alerts, health, metrics, perf, serve_metrics
-from pepper.cli.plan import plan_command
-from pepper.cli.prune import prune
-from pepper.cli.recovery import dlq, errors
-from pepper.cli.render import error_line, make_console
-from pepper.cli.rerun import rerun
-from pepper.cli.resources import leases, resources
-from pepper.cli.schedules import schedules_group
-from pepper.cli.serve import serve
-from pepper.cli.tasks import cancel, list_tasks, status, submit
-from pepper.cli.tokens import token_group
-from pepper.cli.top import top
-from pepper.cli.worker import agents, worker
-from pepper.cli.workflows import cancel_run, list_runs, resume_run, run_workflow, show_run
-from pepper.errors import PepperError
-from pepper.store.connection import damaged
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class PepperGroup(click.Group):
-    """Lists commands in the order they were added; turns pepper errors (and a damaged database) into
-    ``error: ...`` and exit 2."""
+    """Lists its subcommands in their order without loading them (each one's module is imported only when it
+    runs, or when its own help is asked for); turns pepper errors (and a damaged database) into ``error: ...``
+    and exit 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(load_command(cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            command = self.commands.get(name) or placeholder(name)
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except PepperError as exc:
-            make_console(stderr=True).print(error_line(str(exc)))
-            raise click.exceptions.Exit(EXIT_BAD_INPUT) from None
-        except sqlite3.DatabaseError as exc:  # met on any query, not only at opening
-            error = damaged(exc, ctx.meta.get(DB_PATH) or ctx.params.get("db") or "the database")
+        except Exception as exc:
+            error = _bad_input(exc, ctx)
             if error is None:
                 raise
-            make_console(stderr=True).print(error_line(str(error)))
+            from pepper.cli.render import error_line, make_console
+
+            make_console(stderr=True).print(error_line(error))
             raise click.exceptions.Exit(EXIT_BAD_INPUT) from None
+
+
+def _bad_input(exc: Exception, ctx: click.Context) -> str | None:
+    """What to tell the user about ``exc`` when it is bad input (a pepper error, a damaged database), else None."""
+    from pepper.errors import PepperError
+
+    if isinstance(exc, PepperError):
+        return str(exc)
+    if "sqlite3" in sys.modules and isinstance(exc, sys.modules["sqlite3"].DatabaseError):  # met on any query
+        from pepper.store.connection import damaged
+
+        error = damaged(exc, ctx.meta.get(DB_PATH) or ctx.params.get("db") or "the database")
+        return None if error is None else str(error)
+    return None
 
 
 @click.group(cls=PepperGroup, context_settings=_CONTEXT)
@@ -84,42 +93,6 @@ def cli(db: str | None) -> None:
     input (unknown task, bad option, invalid agent or workflow file...); 130
     stopped with Ctrl-C.
     """
-
-
-cli.add_command(submit)
-cli.add_command(status)
-cli.add_command(why)
-cli.add_command(list_tasks)
-cli.add_command(cancel)
-cli.add_command(logs)
-cli.add_command(run_workflow)
-cli.add_command(list_runs)
-cli.add_command(show_run)
-cli.add_command(cancel_run)
-cli.add_command(approve)
-cli.add_command(resume_run)
-cli.add_command(rerun)
-cli.add_command(plan_command)
-cli.add_command(feedback)
-cli.add_command(errors)
-cli.add_command(dlq)
-cli.add_command(worker)
-cli.add_command(agents)
-cli.add_command(resources)
-cli.add_command(leases)
-cli.add_command(health)
-cli.add_command(perf)
-cli.add_command(top)
-alerts.add_command(list_rules)
-alerts.add_command(test_rule)
-cli.add_command(alerts)
-cli.add_command(metrics)
-cli.add_command(serve_metrics)
-cli.add_command(serve)
-cli.add_command(db_group)
-cli.add_command(prune)
-cli.add_command(token_group)
-cli.add_command(schedules_group)
 
 
 def main() -> None:

@@ -69,10 +69,10 @@ class AgentSelector(Component):
 
 def _choose(view: AgentsView, task_type: str, req: Requirements, best_only: bool = False) -> Choice:
     """The eligible agents for a task (call inside ``read_agents``: a live view is read on the engine's thread)."""
-    matching = view.directory().matching(task_type, req.skills)
     if best_only and asks_only_type_and_skills(req):  # the common case, ranked without building candidates
-        best = view.best_matching(matching, task_type)
+        best = view.best_in(view.directory().pool(task_type, req.skills), task_type)
         return Choice(best, (best,) if best else ())
+    matching = view.directory().matching(task_type, req.skills)
     with_resources = bool(req.resources)
     candidates = [view.candidate(a, task_type, with_resources) for a in matching]
     return choose(candidates, task_type, req, best_only=best_only)

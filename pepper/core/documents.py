@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from pepper.core.runtime import Runtime
 from pepper.core.workflow import WorkflowController
 from pepper.errors import ForbiddenWorkflowError, ValidationError
@@ -29,6 +27,8 @@ def workflow_from_document(document: str | Mapping[str, Any], runtime: Runtime) 
     """A ``WorkflowController`` on ``runtime`` for a workflow document (YAML text or its mapping); its
     ``default_inputs`` are the document's ``inputs``. Only agents already registered (by workers) may run it."""
     if isinstance(document, Mapping):
+        import yaml  # loaded by those who send documents
+
         try:
             text = yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True)
         except yaml.YAMLError as exc:

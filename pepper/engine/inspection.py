@@ -19,7 +19,7 @@ from pepper.model.agent import AgentSpec
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
 from pepper.scheduling.choice import Chooser
-from pepper.scheduling.directory import AgentDirectory
+from pepper.scheduling.directory import AgentDirectory, Pool
 from pepper.scheduling.explain import WaitFacts
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance, ScoreParts
@@ -243,14 +243,33 @@ class AgentsView:
         """The best of ``agents`` that takes tasks, for a request that asks only for a type and skills they
         all match (``selection.asks_only_type_and_skills``).
 
-        Ranks by ``selection.rank_key`` without building a ``Candidate`` for every agent: selection among
-        hundreds of matching agents stays in microseconds.
+        Ranks by ``selection.rank_key`` without building a ``Candidate`` for every agent.
         """
+        best = self._best_of(agents, task_type, None)
+        return None if best is None else self.candidate(best[0], task_type)
+
+    def best_in(self, pool: Pool, task_type: str) -> Candidate | None:
+        """``best_matching`` over a directory's ``pool``, looking at each agent with a performance record but,
+        of those without one, only at the first idle one by id: they all expect the same time and score, so it
+        ranks before every other of them (one that runs tasks is more loaded, or later, or both)."""
+        known, unknown = pool.split(self.performance)
+        idle = next((a for a in unknown if a.accepting and not a.running), None)
+        if idle is None:  # all of them are busy: each is ranked by when it is free
+            return self.best_matching(pool.agents, task_type)
+        best = self._best_of(known, task_type, self._best_of((idle,), task_type, None))
+        return None if best is None else self.candidate(best[0], task_type)
+
+    def _best_of(
+        self,
+        agents: Iterable[AgentLoad],
+        task_type: str,
+        best: tuple[AgentLoad, tuple[float, float, float, str]] | None,
+    ) -> tuple[AgentLoad, tuple[float, float, float, str]] | None:
+        """The lowest-ranked of ``best`` and ``agents`` that take tasks, with its rank key."""
         standing = self.performance.standing
         available_in = self.chooser.available_in
         now = self.now
-        best: AgentLoad | None = None
-        best_key: tuple[float, float, float, str] | None = None
+        best_key = None if best is None else best[1]
         for agent in agents:
             if not agent.accepting:
                 continue
@@ -260,8 +279,8 @@ class AgentsView:
             wait = 0.0 if running < spec.capacity else available_in(agent, now)
             key = (wait + expected, -score, running / spec.capacity, spec.agent_id)
             if best_key is None or key < best_key:
-                best, best_key = agent, key
-        return None if best is None else self.candidate(best, task_type)
+                best, best_key = (agent, key), key
+        return best
 
     def parts(self, agent_id: str) -> ScoreParts:
         return self.performance.parts(agent_id, self.now)

@@ -58,6 +58,7 @@ from pepper.model.events import (
 )
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
+from pepper.model.record import TaskRecord
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.resources import describe_shortfall
 from pepper.model.settings import Settings
@@ -218,11 +219,15 @@ class EngineService:
         if any(tid in engine.pending for tid in task_ids):
             await engine.committed()
         unknown = {tid for tid in task_ids if tid not in tasks}
-        if unknown:
-            found = {r.task.task_id for r in engine.load(unknown, cause="wait")}
+        stored: dict[str, TaskRecord] = {}
+        if unknown:  # read in bulk; only those still to wait for are loaded into memory
+            stored = engine.store.get_tasks(unknown)
             for tid in task_ids:
-                if tid in unknown and tid not in found:
+                if tid in unknown and tid not in stored:
                     raise TaskNotFoundError(tid)
+            unsettled = [record for record in stored.values() if not record.state.is_settled]
+            if unsettled:
+                engine.ingest(unsettled, cause="wait")
         if any(tid in engine._batch.dirty for tid in task_ids):
             await engine.committed()
         # Decided after that await: a task settling meanwhile must not be waited for (nobody would wake us).
@@ -240,14 +245,17 @@ class EngineService:
                         groups.remove(group)
                 still = [tid for tid in open_ids if tid in tasks and not tasks[tid].state.is_settled]
                 raise WaitTimeoutError(still, timeout or 0.0) from None
-        return self.statuses(task_ids)
+        return self.statuses(task_ids, stored)
 
-    def statuses(self, task_ids: Sequence[str]) -> list[TaskStatus]:
-        """Statuses of final tasks, from memory or (if trimmed) the store; no waiting reasons."""
+    def statuses(self, task_ids: Sequence[str], stored: Mapping[str, TaskRecord] | None = None) -> list[TaskStatus]:
+        """Statuses of final tasks, from memory or (if trimmed) the store; no waiting reasons. ``stored``: records
+        of settled tasks already read (a settled row no longer changes)."""
         engine = self.engine
         tasks = engine.state.tasks
-        missing = [tid for tid in task_ids if tid not in tasks]
-        stored = engine.store.get_tasks(missing) if missing else {}
+        stored = dict(stored or {})
+        missing = [tid for tid in task_ids if tid not in tasks and tid not in stored]
+        if missing:
+            stored.update(engine.store.get_tasks(missing))
         out = []
         for tid in task_ids:
             t = tasks.get(tid)

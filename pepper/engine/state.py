@@ -11,7 +11,7 @@ The state is one plain object; what each event does is a function in
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pepper.engine.live import LiveTask
@@ -50,13 +50,13 @@ class EngineState:
         self.worker_id = worker_id
         self.tasks: dict[str, LiveTask] = {}
         self.awaiting: dict[str, list[str]] = {}  # id not seen yet -> tasks depending on it
-        self.routing = Routing(self.is_queued, ageing)
+        self.performance = Performance(score_half_life)
+        self.routing = Routing(self.is_queued, ageing, self.performance)
         self.agents = self.routing.agents
         self.peers: dict[str, AgentSpec] = {}  # agents of other workers: not run here, but tasks may be moved there
         self.peers_known = False
         self.takers: dict[str, tuple[str, ...]] = {}  # task type ("*": any) -> other live workers whose agents take it
         self.resources = ResourceView(worker_id)
-        self.performance = Performance(score_half_life)
         self.chooser = Chooser(self.performance, self.running_info)
         self.resourceful = False  # has any task asked for resources? (keeps the common path lean)
         self.accepting = True
@@ -74,10 +74,9 @@ class EngineState:
         t = self.tasks.get(task_id)
         return t is not None and t.qseq == seq
 
-    def running_info(self, agent: AgentLoad) -> list[tuple[float, str]]:
-        """When each task running on ``agent`` started, and its type."""
-        tasks = self.tasks
-        return [(tasks[tid].started_at or 0.0, tasks[tid].task.task_type) for tid in agent.running if tid in tasks]
+    def running_info(self, agent: AgentLoad) -> Mapping[str, Sequence[float]]:
+        """When the tasks running on ``agent`` started, in order, by task type."""
+        return agent.starts
 
 
 def on_draining(s: EngineState, e: ev.Draining) -> list[ev.Action]:

@@ -113,13 +113,15 @@ class StoreBackend:
                                counts, specs)  # fmt: skip
 
     async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
+        """Polls the store, each time reading only the tasks not final yet (a final row no longer changes)."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        records = self.store.get_tasks(task_ids)
         for task_id in task_ids:
-            self._record(task_id)
+            if task_id not in records:
+                raise TaskNotFoundError(task_id)
         step = 0
         while True:
-            records = self.store.get_tasks(task_ids)
             open_ids = [tid for tid in task_ids if not records[tid].state.is_settled]
             if not open_ids:
                 return [records[tid].to_status() for tid in task_ids]
@@ -130,6 +132,8 @@ class StoreBackend:
                 delay = max(0.0, min(delay, deadline - loop.time()))
             await asyncio.sleep(delay)
             step += 1
+            unfinished = {tid for tid in task_ids if not records[tid].state.is_final}  # parked ones may move on
+            records.update(self.store.get_tasks(unfinished))
 
     async def cancel(self, task_id: str, reason: str) -> bool:
         if self._record(task_id).state.is_final:
@@ -324,11 +328,12 @@ def stored_agents(store: Store, now: float, half_life: float) -> AgentsView:
     running: dict[str, list[tuple[float, str]]] = {}
     for agent_id, task_type, started_at in store.running_tasks():
         running.setdefault(agent_id, []).append((started_at or now, task_type))
-    chooser = Chooser(performance, lambda agent: running.get(agent.spec.agent_id, ()))
+    chooser = Chooser(performance, lambda agent: agent.starts)
     loads = []
     for order, registered in enumerate(store.workers.agents()):
         load = AgentLoad(registered.spec, order)
-        load.running.update(f"running-{i}" for i in range(len(running.get(registered.spec.agent_id, ()))))
+        for i, (started_at, task_type) in enumerate(running.get(registered.spec.agent_id, ())):
+            load.take(f"running-{i}", task_type, started_at)
         loads.append(load)
     queued = shares(waiting_from(store.ready_tasks(now)), [load.spec for load in loads])
     return AgentsView(

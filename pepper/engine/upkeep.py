@@ -176,7 +176,7 @@ class Upkeep:
         """Tell the engine which agents the other live workers run (at start, then at each sweep)."""
         engine = self.engine
         self._agents_seen = engine.store.workers.signature()
-        others = [a for a in engine.store.workers.agents() if a.worker_id != engine.worker_id]
+        others = engine.store.workers.agents(besides=engine.worker_id)
         takers = tuple(sorted({(kind, a.worker_id) for a in others for kind in a.spec.task_types}))
         engine.dispatch(PeersChanged(tuple(a.spec for a in others), engine.clock.now(), "load:peers", takers))
 

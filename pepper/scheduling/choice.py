@@ -11,16 +11,34 @@ was wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pepper.scheduling.load import AgentLoad
-from pepper.scheduling.performance import Performance
+from pepper.scheduling.performance import MIN_SCORE, Performance
 
 #: Another agent must be projected this much faster before a free agent leaves it a task.
 MARGIN = 0.15
+#: Bounds are loosened by this factor, so that a rounding never hides an agent that would win.
+_SLACK = 1 - 1e-9
+#: No expected time exceeds its estimate by more than this factor (success and score are at least 0.05 and 0).
+_MOST_EXPECTED = 1 / (MIN_SCORE * 0.5) * (1 + 1e-9)
 
-RunningInfo = Callable[[AgentLoad], Iterable[tuple[float, str]]]  # (started_at, task_type) of running tasks
+#: When the tasks running on an agent started: task type -> start times in increasing order.
+RunningInfo = Callable[[AgentLoad], Mapping[str, Sequence[float]]]
 Usable = Callable[[AgentLoad], bool]
+
+
+def _until_free(starts: Sequence[float], estimate: float, now: float) -> float:
+    """The soonest of ``estimate - elapsed`` (a task not yet overdue) and ``elapsed`` (an overdue one, assumed
+    to take as long again) over tasks started at ``starts`` (in order), looking only around the start that
+    became overdue last: either side of it the value only grows."""
+    cut = bisect_right(starts, now - estimate)
+    soonest = float("inf")
+    for started_at in starts[max(0, cut - 2) : cut + 2]:  # two each side: rounding may blur the cut
+        elapsed = max(0.0, now - started_at)
+        soonest = min(soonest, estimate - elapsed if estimate > elapsed else elapsed)
+    return soonest
 
 
 class Chooser:
@@ -35,24 +53,42 @@ class Chooser:
         if agent.free > 0:
             return 0.0
         soonest = float("inf")
-        for started_at, task_type in self._running(agent):
-            elapsed = max(0.0, now - started_at)
-            estimate = self.performance.estimate(agent.spec.agent_id, task_type, now)
-            soonest = min(soonest, estimate - elapsed if estimate > elapsed else elapsed)
+        estimate = self.performance.estimate
+        for task_type, starts in self._running(agent).items():
+            if starts:
+                soonest = min(soonest, _until_free(starts, estimate(agent.spec.agent_id, task_type, now), now))
         return soonest if soonest != float("inf") else 0.0
 
     def projected_finish(self, agent: AgentLoad, task_type: str, now: float) -> float:
         return self.available_in(agent, now) + self.performance.expected_time(agent.spec.agent_id, task_type, now)
 
     def best_free(
-        self, agents: Sequence[AgentLoad], task_type: str, now: float, usable: Usable | None = None
+        self, agents: Iterable[AgentLoad], task_type: str, now: float, usable: Usable | None = None
     ) -> AgentLoad | None:
-        """The free agent where the task is expected to finish first."""
+        """The free agent where the task is expected to finish first (then the least loaded, then the oldest).
+
+        ``agents`` need only hold those with a free slot (a route's ``free``): the others are skipped. Agents
+        with no record yet all have the same expected time, computed once."""
         free = [a for a in agents if a.free > 0 and (usable is None or usable(a))]
         if len(free) <= 1:
             return free[0] if free else None
-        expected = self.performance.expected_time
-        return min(free, key=lambda a: (expected(a.spec.agent_id, task_type, now), a.utilisation, a.order))
+        performance = self.performance
+        known, expected = performance.known, performance.expected_time
+        unknown: float | None = None
+        best: AgentLoad | None = None
+        best_key: tuple[float, float, int] | None = None
+        for a in free:
+            agent_id = a.spec.agent_id
+            if known(agent_id):
+                time = expected(agent_id, task_type, now)
+            else:
+                if unknown is None:
+                    unknown = performance.unknown_expected(task_type, now)
+                time = unknown
+            key = (time, len(a.running) / a.spec.capacity, a.order)
+            if best_key is None or key < best_key:
+                best, best_key = a, key
+        return best
 
     def defer(
         self,
@@ -62,15 +98,31 @@ class Chooser:
         now: float,
         usable: Usable | None = None,
         backlog: int = 1,
+        *,
+        max_capacity: int | None = None,
     ) -> float | None:
         """If a busy agent would finish the task clearly sooner than ``agent`` starting it now, when to look again.
 
         ``backlog`` is how many ready tasks the route holds (this one included): a busy agent is only worth
-        waiting for if it would get through all of them before ``agent`` finished this one.
+        waiting for if it would get through all of them before ``agent`` finished this one. ``max_capacity``
+        (the largest capacity among ``agents``) lets a bound settle most calls without looking at each agent:
+        no busy agent gets through the backlog faster than the shortest expected time allows.
         """
         if len(agents) == 1:
             return None
-        mine = self.performance.expected_time(agent.spec.agent_id, task_type, now)
+        performance, agent_id = self.performance, agent.spec.agent_id
+        if max_capacity is None:
+            max_capacity = max(a.spec.capacity for a in agents)
+        fastest = (  # no agent's expected time is below this
+            performance.unknown_expected(task_type, now) if performance.known_agents() == 0
+            else performance.estimate_floor(task_type, now)
+        )  # fmt: skip
+        reach = fastest * max(1, backlog) / max_capacity * _SLACK  # no busy agent gets through the backlog sooner
+        if reach >= performance.estimate(agent_id, task_type, now) * _MOST_EXPECTED * (1 - MARGIN):
+            return None  # settled without working out this agent's own expected time
+        mine = performance.expected_time(agent_id, task_type, now)
+        if reach >= mine * (1 - MARGIN):
+            return None
         for other in agents:
             if other is agent or other.free > 0 or not other.accepting or (usable is not None and not usable(other)):
                 continue

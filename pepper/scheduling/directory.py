@@ -11,8 +11,35 @@ from collections.abc import Iterable
 
 from pepper.model.agent import ANY_TASK_TYPE
 from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.performance import Performance
 
 _NOBODY: frozenset[str] = frozenset()
+#: Pools kept per directory (a request's type and skills each make one); beyond this they are made afresh.
+_POOLS = 4096
+
+
+class Pool:
+    """The agents matching one request (type and skills), split for ranking: those with a performance record,
+    each ranked on its own, and those without (alike but for load), in order of id."""
+
+    __slots__ = ("_known_seen", "agents", "known", "unknown")
+
+    def __init__(self, agents: list[AgentLoad]) -> None:
+        self.agents = agents
+        self.known: list[AgentLoad] = []
+        self.unknown: list[AgentLoad] = []
+        self._known_seen = -1
+
+    def split(self, performance: Performance) -> tuple[list[AgentLoad], list[AgentLoad]]:
+        """``(known, unknown)``: with and without a record, the latter by agent id (redone when agents got
+        their first record since)."""
+        seen = performance.known_agents()
+        if seen != self._known_seen:
+            known = performance.known
+            self.known = [a for a in self.agents if known(a.spec.agent_id)]
+            self.unknown = sorted((a for a in self.agents if not known(a.spec.agent_id)), key=lambda a: a.spec.agent_id)
+            self._known_seen = seen
+        return self.known, self.unknown
 
 
 class AgentDirectory:
@@ -24,6 +51,7 @@ class AgentDirectory:
         self.any_type: list[AgentLoad] = []
         self.by_skill: dict[str, set[str]] = {}
         self._by_type_skill: dict[tuple[str, str], list[AgentLoad]] = {}
+        self._pools: dict[tuple[str, frozenset[str]], Pool] = {}
         for agent in agents:
             spec = agent.spec
             self.agents[spec.agent_id] = agent
@@ -46,6 +74,16 @@ class AgentDirectory:
         if len(lists) == 1 or not shortest:
             return shortest
         return [agent for agent in shortest if skills <= agent.spec.skills]
+
+    def pool(self, task_type: str, skills: frozenset[str] = _NOBODY) -> Pool:
+        """The agents ``matching`` a request, kept for ranking again (see ``Pool``)."""
+        key = (task_type, skills)
+        found = self._pools.get(key)
+        if found is None:
+            if len(self._pools) >= _POOLS:
+                self._pools.clear()
+            found = self._pools[key] = Pool(self.matching(task_type, skills))
+        return found
 
     def _takers_with(self, task_type: str, skill: str) -> list[AgentLoad]:
         key = (task_type, skill)

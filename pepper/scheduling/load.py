@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left, insort
 
 from pepper.model.agent import AgentSpec
 
@@ -10,11 +10,15 @@ from pepper.model.agent import AgentSpec
 class AgentLoad:
     """Live bookkeeping for one agent: the tasks it runs, whether it takes more."""
 
-    __slots__ = ("accepting", "note", "order", "running", "shared", "spec")
+    __slots__ = ("_since", "accepting", "note", "order", "running", "shared", "spec", "starts")
 
     def __init__(self, spec: AgentSpec, order: int) -> None:
         self.spec = spec
         self.running: set[str] = set()
+        #: When each running task started, per task type, in order (see ``take``): what ``Chooser.available_in``
+        #: reads without looking at every running task.
+        self.starts: dict[str, list[float]] = {}
+        self._since: dict[str, tuple[str, float]] = {}
         self.order = order
         self.accepting = True
         self.note: str | None = None  # why it takes no tasks, when it does not
@@ -33,17 +37,19 @@ class AgentLoad:
     def utilisation(self) -> float:
         return len(self.running) / self.spec.capacity
 
+    def take(self, task_id: str, task_type: str, started_at: float) -> None:
+        """``task_id`` (of ``task_type``) runs here since ``started_at``."""
+        self.drop(task_id)
+        self.running.add(task_id)
+        self._since[task_id] = (task_type, started_at)
+        insort(self.starts.setdefault(task_type, []), started_at)
 
-def least_loaded(candidates: Iterable[AgentLoad]) -> AgentLoad | None:
-    """The agent with a free slot and the lowest utilisation (then fewest running, then oldest)."""
-    best: AgentLoad | None = None
-    best_key: tuple[float, int, int] | None = None
-    for agent in candidates:
-        running = len(agent.running)
-        capacity = agent.spec.capacity
-        if running >= capacity or not agent.accepting:
-            continue
-        key = (running / capacity, running, agent.order)
-        if best_key is None or key < best_key:
-            best, best_key = agent, key
-    return best
+    def drop(self, task_id: str) -> None:
+        """``task_id`` no longer runs here."""
+        self.running.discard(task_id)
+        since = self._since.pop(task_id, None)
+        if since is not None:
+            starts = self.starts[since[0]]
+            del starts[bisect_left(starts, since[1])]
+            if not starts:
+                del self.starts[since[0]]

@@ -34,6 +34,7 @@ until a successful attempt, with ratings and timeliness weighing in more gently.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 DEFAULT_DURATION = 1.0
@@ -86,8 +87,10 @@ class _Mean:
         self.count.add(1.0, at)
 
     def read(self, now: float) -> float | None:
-        count = self.count.read(now)
-        return self.total.read(now) / count if count > 1e-9 else None
+        """The mean: the same at any time (both sums decay alike) until its evidence fades away (None)."""
+        if self.count.read(now) <= 1e-9:
+            return None
+        return self.total.value / self.count.value  # total and count always share their last update
 
 
 class _AgentRecord:
@@ -140,6 +143,9 @@ class Performance:
         self.learning = True
         # (agent, type) -> (at, type version, score entry, estimate, expected): what ranking an agent needs.
         self._ranked: dict[tuple[str, str], tuple[float, int, tuple[float, ScoreParts], float, float]] = {}
+        # type -> agent -> its mean duration, and a heap of (mean, agent) with stale entries: the shortest.
+        self._means: dict[str, dict[str, float]] = {}
+        self._shortest: dict[str, list[tuple[float, str]]] = {}
 
     def _agent(self, agent_id: str) -> _AgentRecord:
         record = self._agents.get(agent_id)
@@ -167,10 +173,43 @@ class Performance:
             if mean is None:
                 mean = agent.durations[task_type] = _Mean(self.half_life)
             mean.add(duration, at)
+            self._note_mean(agent_id, task_type, mean)
             overall = self._types.get(task_type)
             if overall is None:
                 overall = self._types[task_type] = _Mean(self.half_life)
             overall.add(duration, at)
+
+    def _note_mean(self, agent_id: str, task_type: str, mean: _Mean) -> None:
+        value = mean.total.value / mean.count.value
+        means = self._means.setdefault(task_type, {})
+        means[agent_id] = value
+        heap = self._shortest.setdefault(task_type, [])
+        if len(heap) > 2 * len(means) + 64:  # drop the stale entries now and then
+            heap[:] = [(v, a) for a, v in means.items()]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (value, agent_id))
+
+    def known_agents(self) -> int:
+        """How many agents have a record (grows by one each time an agent gets its first result or rating)."""
+        return len(self._agents)
+
+    def unknown_expected(self, task_type: str, now: float) -> float:
+        """``expected_time`` of ``task_type`` on any agent with no record (``known`` is False): the same for all."""
+        overall = self._types.get(task_type)
+        value = overall.read(now) if overall is not None else None
+        estimate = value if value is not None else DEFAULT_DURATION
+        return _expected(estimate, ScoreParts(NEUTRAL_SCORE, SUCCESS_PRIOR, None, None, True, 0.0))
+
+    def estimate_floor(self, task_type: str, now: float) -> float:
+        """No agent's ``estimate`` of ``task_type`` is below this (nor, so, its ``expected_time``)."""
+        overall = self._types.get(task_type)
+        value = overall.read(now) if overall is not None else None
+        floor = value if value is not None else DEFAULT_DURATION
+        heap, means = self._shortest.get(task_type), self._means.get(task_type, {})
+        while heap and means.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # a mean since replaced
+        return min(floor, heap[0][0]) if heap else floor
 
     def rate(self, agent_id: str, rating: int, at: float) -> None:
         """A rating from 1 (poor) to 5 (excellent)."""

@@ -8,27 +8,38 @@ tasks or all agents.
 
 from __future__ import annotations
 
+import heapq
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pepper.model.agent import AgentSpec
 from pepper.model.task import Task
 from pepper.scheduling.eligibility import Route, rejection
-from pepper.scheduling.load import AgentLoad, least_loaded
+from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.performance import Performance
 from pepper.scheduling.queue import ReadyQueue, ageing_key
 
 IsLive = Callable[[str, int], bool]
 
 
 class RouteInfo:
-    """The ready queue of one route and the agents that can serve it."""
+    """The ready queue of one route, the agents that can serve it, and which of them have a free slot."""
 
-    __slots__ = ("agents", "queue", "route")
+    __slots__ = ("agents", "free", "free_known", "idle", "known_seen", "max_capacity", "queue", "route")
 
     def __init__(self, route: Route, agents: list[AgentLoad]) -> None:
         self.route = route
         self.queue = ReadyQueue()
         self.agents = agents
+        #: The agents with a free slot, by id.
+        self.free: dict[str, AgentLoad] = {a.spec.agent_id: a for a in agents if a.free > 0}
+        #: Those of them with a performance record, each with its own expected time...
+        self.free_known: dict[str, AgentLoad] = {}
+        #: ... and a heap of (utilisation, order, agent) holding those without one (alike but for their load),
+        #: with entries gone stale (checked when they come up).
+        self.idle: list[tuple[float, int, AgentLoad]] = []
+        self.known_seen = -1  # ``Performance.known_agents()`` when ``free_known`` was last completed
+        self.max_capacity = max((a.spec.capacity for a in agents), default=1)
 
 
 #: How far (in seconds of readiness) workers sharing a task type spread their orders of tasks ready together.
@@ -65,9 +76,12 @@ class Routing:
     a queue ticket is still valid, so tasks leave queues lazily.
     """
 
-    def __init__(self, is_live: IsLive, ageing_per_minute: float = 10.0) -> None:
+    def __init__(
+        self, is_live: IsLive, ageing_per_minute: float = 10.0, performance: Performance | None = None
+    ) -> None:
         self.agents: dict[str, AgentLoad] = {}
         self._is_live = is_live
+        self._performance = performance or Performance()
         self._routes: dict[Route, RouteInfo] = {}
         self._agent_routes: dict[str, list[RouteInfo]] = {}
         self._rate = ageing_per_minute / 60.0
@@ -82,8 +96,10 @@ class Routing:
         routes = [info for info in self._routes.values() if rejection(spec, info.route) is None]
         for info in routes:
             info.agents.append(agent)
+            info.max_capacity = max(info.max_capacity, spec.capacity)
         self._agent_routes[spec.agent_id] = routes
-        self._mark_shared()
+        self.changed(agent)
+        self._mark_shared(agent, routes)
         self.version += 1
         return agent
 
@@ -91,9 +107,15 @@ class Routing:
         agent = self.agents.pop(agent_id, None)
         if agent is not None:
             agent.accepting = False
-            for info in self._agent_routes.pop(agent_id, []):
+            routes = self._agent_routes.pop(agent_id, [])
+            for info in routes:
                 info.agents.remove(agent)
-            self._mark_shared()
+                info.free.pop(agent_id, None)
+                info.free_known.pop(agent_id, None)
+                info.max_capacity = max((a.spec.capacity for a in info.agents), default=1)
+            for info in routes:
+                if len(info.agents) == 1:  # its last agent may share nothing any more
+                    self._mark_shared(info.agents[0], self._agent_routes.get(info.agents[0].spec.agent_id, []))
             self.version += 1
         return agent
 
@@ -107,20 +129,66 @@ class Routing:
             info = self._routes[route] = RouteInfo(route, agents)
             for agent in agents:
                 self._agent_routes[agent.spec.agent_id].append(info)
+                self._place(info, agent)
             if len(agents) > 1:
-                self._mark_shared()
+                for agent in agents:
+                    agent.shared = True
         return info
 
-    def _mark_shared(self) -> None:
-        for agent in self.agents.values():
-            agent.shared = any(len(info.agents) > 1 for info in self._agent_routes.get(agent.spec.agent_id, ()))
+    def changed(self, agent: AgentLoad) -> None:
+        """``agent`` started or stopped a task, or started or stopped taking tasks: its routes learn whether it
+        has a free slot."""
+        for info in self._agent_routes.get(agent.spec.agent_id, ()):
+            self._place(info, agent)
 
-    @staticmethod
-    def free_agent(info: RouteInfo, usable: Callable[[AgentLoad], bool] | None = None) -> AgentLoad | None:
-        """The best agent of the route with a free slot (and, if given, ``usable``), if any."""
-        if usable is None:
-            return least_loaded(info.agents)
-        return least_loaded(a for a in info.agents if a.free > 0 and usable(a))
+    def _place(self, info: RouteInfo, agent: AgentLoad) -> None:
+        agent_id = agent.spec.agent_id
+        if agent.free <= 0:
+            info.free.pop(agent_id, None)
+            info.free_known.pop(agent_id, None)
+            return
+        info.free[agent_id] = agent
+        if self._performance.known(agent_id):
+            info.free_known[agent_id] = agent
+            return
+        if len(info.idle) > 2 * len(info.agents) + 64:  # drop the stale entries now and then
+            info.idle = [(len(a.running) / a.spec.capacity, a.order, a) for a in info.free.values()]
+            heapq.heapify(info.idle)
+        else:
+            heapq.heappush(info.idle, (len(agent.running) / agent.spec.capacity, agent.order, agent))
+
+    def free_agents(self, info: RouteInfo, usable: Callable[[AgentLoad], bool] | None = None) -> Iterable[AgentLoad]:
+        """The agents of ``info`` with a free slot that may be the best to start a task (``Chooser.best_free``):
+        each one with a performance record and, of those without (whose expected times are all the same), the
+        least loaded. With ``usable``, every free agent."""
+        if usable is not None:
+            return info.free.values()
+        performance, free, free_known = self._performance, info.free, info.free_known
+        if info.known_seen != performance.known_agents():  # some agents got their first record since
+            info.known_seen = performance.known_agents()
+            for agent_id, agent in free.items():
+                if agent_id not in free_known and performance.known(agent_id):
+                    free_known[agent_id] = agent
+        heap = info.idle
+        while heap:
+            utilisation, _order, agent = heap[0]
+            agent_id = agent.spec.agent_id
+            current = free.get(agent_id) is agent and utilisation == len(agent.running) / agent.spec.capacity
+            if current and agent_id not in free_known:
+                return [agent, *free_known.values()] if free_known else (agent,)
+            heapq.heappop(heap)  # stale: busy since, or loaded differently (a newer entry holds it), or known
+        return free_known.values()
+
+    def _mark_shared(self, agent: AgentLoad, routes: list[RouteInfo]) -> None:
+        """``agent`` joined (or was left alone on) ``routes``: who serves a route together with others now."""
+        agent.shared = False
+        for info in routes:
+            if len(info.agents) > 1:
+                agent.shared = True
+                if len(info.agents) == 2:  # the one already there shares it from now on
+                    info.agents[0].shared = info.agents[1].shared = True
+        if not agent.shared:
+            agent.shared = any(len(info.agents) > 1 for info in self._agent_routes.get(agent.spec.agent_id, ()))
 
     def key(self, priority: int, ready_at: float) -> float:
         return ageing_key(priority, ready_at, self._rate)

@@ -76,8 +76,13 @@ class WorkerRegistry:
         row = self._store.query("live_agents_signature")[0]
         return int(row["n"]), row["latest"]
 
-    def agents(self) -> list[RegisteredAgent]:
-        """Agents of live workers, oldest registration first."""
+    def agents(self, *, besides: str | None = None) -> list[RegisteredAgent]:
+        """Agents of live workers, oldest registration first; with ``besides``, those of every worker but it."""
+        rows = (
+            self._store.query("live_agents")
+            if besides is None
+            else self._store.query("live_agents_of_others", (besides,))
+        )
         return [
             RegisteredAgent(
                 AgentSpec.from_dict(codec.decode(r["spec"])),
@@ -86,5 +91,5 @@ class WorkerRegistry:
                 r["pid"],
                 r["registered_at"],
             )
-            for r in self._store.query("live_agents")
+            for r in rows
         ]

@@ -26,6 +26,7 @@ def on_agent_added(s: EngineState, e: ev.AgentAdded) -> list[ev.Action]:
     agent = s.routing.add_agent(e.spec)
     if e.waiting_for is not None:
         agent.accepting, agent.note = False, e.waiting_for
+        s.routing.changed(agent)
     fill(s, agent, turn)
     return turn.actions
 
@@ -36,6 +37,7 @@ def on_agent_ready(s: EngineState, e: ev.AgentReady) -> list[ev.Action]:
     agent = s.agents.get(e.agent_id)
     if agent is not None:
         agent.accepting, agent.note = True, None
+        s.routing.changed(agent)
         fill(s, agent, turn)
     return turn.actions
 

@@ -42,14 +42,16 @@ def offer(s: EngineState, t: LiveTask, turn: Turn) -> None:
         s.resourceful = True
         resources = s.resources
         usable = lambda a: not resources.shortfall(needs, a.spec.agent_id)  # noqa: E731
-    agent = s.chooser.best_free(info.agents, t.task.task_type, at, usable) if s.accepting else None
+    agent = (
+        s.chooser.best_free(s.routing.free_agents(info, usable), t.task.task_type, at, usable) if s.accepting else None
+    )
     if turn.gathering and takers_of(s, t.task.task_type):
         enqueue(s, t, at)  # the freed agents take the best queued tasks once every task read is queued
         if agent is not None and agent not in turn.freed:
             turn.freed.append(agent)
         return
     if agent is not None and info.queue.head(s.is_queued) is None:
-        recheck = s.chooser.defer(agent, info.agents, t.task.task_type, at, usable)
+        recheck = s.chooser.defer(agent, info.agents, t.task.task_type, at, usable, max_capacity=info.max_capacity)
         if recheck is None:
             start(s, t, agent, turn)
             return
@@ -89,7 +91,8 @@ def start(s: EngineState, t: LiveTask, agent: AgentLoad, turn: Turn) -> None:
     t.agent_id, t.owner, t.started_at = agent_id, s.worker_id, turn.at
     t.finished_at = t.next_attempt_at = t.progress = t.progress_message = None
     t.qseq = 0
-    agent.running.add(task_id)
+    agent.take(task_id, t.task.task_type, turn.at)
+    s.routing.changed(agent)
     actions = turn.actions
     actions.append(ev.Save(task_id, cause))
     needs = t.task.requirements.resources
@@ -127,7 +130,8 @@ def fits_on(s: EngineState, agent: AgentLoad, turn: Turn) -> Callable[[str], boo
         usable = (lambda a: not resources.shortfall(needs, a.spec.agent_id)) if needs else None
         route = t.route  # its queue still holds this task (and perhaps a few stale tickets): the backlog
         recheck = (
-            s.chooser.defer(agent, route.agents, t.task.task_type, turn.at, usable, len(route.queue))
+            s.chooser.defer(agent, route.agents, t.task.task_type, turn.at, usable, len(route.queue),
+                            max_capacity=route.max_capacity)
             if route else None
         )  # fmt: skip
         if recheck is not None:
@@ -153,7 +157,8 @@ def free_slot(s: EngineState, t: LiveTask, turn: Turn, *, claimed: bool = True) 
     """
     agent = s.agents.get(t.agent_id)  # type: ignore[arg-type]
     if agent is not None:
-        agent.running.discard(t.task.task_id)
+        agent.drop(t.task.task_id)
+        s.routing.changed(agent)
         if claimed:
             turn.freed.append(agent)
     if t.task.requirements.resources:

@@ -139,6 +139,13 @@ SELECT COUNT(*) AS n, MAX(agents.registered_at) AS latest
 FROM agents JOIN workers USING (worker_id)
 WHERE workers.stopped_at IS NULL;
 
+-- name: live_agents_of_others
+SELECT agents.agent_id, agents.worker_id, agents.spec, agents.registered_at,
+       workers.hostname, workers.pid
+FROM agents JOIN workers USING (worker_id)
+WHERE workers.stopped_at IS NULL AND agents.worker_id <> ?
+ORDER BY agents.registered_at;
+
 -- name: revive_worker
 UPDATE workers SET stopped_at = NULL, heartbeat_at = ? WHERE worker_id = ?;
 

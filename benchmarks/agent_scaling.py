@@ -1,0 +1,74 @@
+"""Throughput as more agents share one task type, the total capacity kept the same, in the same run.
+
+    .venv/bin/python benchmarks/agent_scaling.py [--tasks 10000] [--capacity 1000] [--repeat 3]
+
+W1 (independent no-op tasks on a durable SQLite file) run by 1 agent of capacity 1,000, then 10 agents of
+capacity 100, 100 of 10 and 1,000 of 1, all accepting the task type. Prints tasks/s of each and its ratio to
+the single agent: choosing among many agents should cost about what choosing one does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pepper
+from pepper.core import TaskOrchestrator
+
+
+async def work(task: pepper.TaskRun) -> dict:
+    return {"ok": True}
+
+
+def run(agents: int, capacity: int, tasks: int) -> float:
+    """Seconds from submitting ``tasks`` to all of them completed on ``agents`` agents of ``capacity``."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pepper-bench-") as folder,
+        pepper.Runtime(db=str(Path(folder) / "bench.db"), home=str(Path(folder) / "home")) as runtime,
+    ):
+        for i in range(agents):
+            pepper.agent(f"bench-{i:04d}", task_types=["bench"], capacity=capacity, runtime=runtime)(work)
+        orchestrator = TaskOrchestrator(runtime)
+        runtime.start()
+        ids = [f"t-{i}" for i in range(tasks)]
+        start = time.perf_counter()
+        orchestrator.submit_tasks([{"id": tid, "type": "bench"} for tid in ids])
+        statuses = orchestrator.wait(ids, timeout=600)
+        elapsed = time.perf_counter() - start
+    failed = [s.task_id for s in statuses if s.state is not pepper.TaskState.COMPLETED]
+    if failed:
+        raise SystemExit(f"{len(failed)} tasks did not complete, e.g. {failed[:3]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--capacity", type=int, default=1000, help="total capacity, split among the agents")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per pool; the median is shown")
+    args = parser.parse_args()
+    pools = [n for n in (1, 10, 100, 1000) if n <= args.capacity]
+    rates = {}
+    for agents in pools:
+        capacity = args.capacity // agents
+        seconds = statistics.median(run(agents, capacity, args.tasks) for _ in range(args.repeat))
+        rates[agents] = args.tasks / seconds
+        ratio = rates[agents] / rates[pools[0]]
+        print(
+            f"{agents:>5} agent(s) x capacity {capacity:<5} {rates[agents]:>9,.0f} tasks/s  {ratio:5.2f}x", flush=True
+        )
+    print(f"\nW1: {args.tasks:,} tasks, total capacity {args.capacity:,}, median of {args.repeat} run(s); ratios "
+          f"against 1 agent of capacity {args.capacity:,}")  # fmt: skip
+    last = pools[-1]
+    verdict = "met" if rates[last] >= 0.8 * rates[pools[0]] else "NOT met"
+    print(f"target {last:,} agents >= 0.8x one agent: {verdict}")
+
+
+if __name__ == "__main__":
+    main()

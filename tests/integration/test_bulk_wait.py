@@ -1,0 +1,70 @@
+"""Waiting for many tasks at once reads the finished ones the engine no longer keeps in one go, and does not
+load them back into memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import pepper
+from pepper.core import TaskOrchestrator
+from pepper.errors import TaskNotFoundError
+
+
+def test_waiting_again_for_tasks_trimmed_from_memory_reads_them_without_keeping_them(tmp_path: Path) -> None:
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"), keep_finished=5,
+                        poll_interval="20ms") as runtime:  # fmt: skip
+        pepper.agent("echo", task_types=["echo"], capacity=4, runtime=runtime)(lambda task: task.inputs["n"])
+        orchestrator = TaskOrchestrator(runtime)
+        ids = [f"t-{i:02d}" for i in range(60)]
+        orchestrator.submit_tasks([{"id": tid, "type": "echo", "inputs": {"n": i}} for i, tid in enumerate(ids)])
+        first = orchestrator.wait(ids, timeout=60)
+        assert [s.state for s in first] == [pepper.TaskState.COMPLETED] * 60
+        state = runtime._service.engine.state
+        kept = len(state.tasks)
+        assert kept < 60  # most were trimmed: they live in the database only
+
+        again = orchestrator.wait(ids, timeout=60)  # nothing to wait for: every status comes from the database
+        assert [(s.task_id, s.state, s.result) for s in again] == [
+            (tid, pepper.TaskState.COMPLETED, i) for i, tid in enumerate(ids)
+        ]
+        assert len(state.tasks) == kept  # the trimmed ones were not loaded back
+
+        with pytest.raises(TaskNotFoundError, match="nope"):
+            orchestrator.wait([*ids, "nope"], timeout=60)
+        assert len(state.tasks) == kept
+
+
+def test_a_trimmed_task_and_an_open_one_waited_for_together(tmp_path: Path) -> None:
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"), keep_finished=0,
+                        poll_interval="20ms") as runtime:  # fmt: skip
+        pepper.agent("echo", task_types=["echo"], runtime=runtime)(lambda task: task.inputs["n"])
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task("done", "echo", inputs={"n": 1})
+        assert orchestrator.get_result("done", timeout=60) == 1
+        orchestrator.submit_task("later", "echo", inputs={"n": 2}, dependencies=["done"])
+        statuses = orchestrator.wait(["done", "later"], timeout=60)
+        assert [(s.task_id, s.state, s.result) for s in statuses] == [
+            ("done", pepper.TaskState.COMPLETED, 1),
+            ("later", pepper.TaskState.COMPLETED, 2),
+        ]
+
+
+def test_a_process_without_agents_waits_for_many_tasks_another_one_runs(tmp_path: Path) -> None:
+    db = str(tmp_path / "p.db")
+    with (
+        pepper.Runtime(db=db, home=str(tmp_path / "submitter")) as submitter,
+        pepper.Runtime(db=db, home=str(tmp_path / "worker"), poll_interval="20ms") as worker,
+    ):
+        pepper.agent("echo", task_types=["echo"], capacity=4, runtime=worker)(lambda task: task.inputs["n"])
+        worker.start()
+        orchestrator = TaskOrchestrator(submitter)  # no agents here: it reads the database
+        ids = [f"t-{i:02d}" for i in range(40)]
+        with pytest.raises(TaskNotFoundError, match="nope"):
+            orchestrator.wait(["nope"], timeout=60)
+        orchestrator.submit_tasks([{"id": tid, "type": "echo", "inputs": {"n": i}} for i, tid in enumerate(ids)])
+        statuses = orchestrator.wait(ids, timeout=60)
+        assert [(s.task_id, s.state, s.result) for s in statuses] == [
+            (tid, pepper.TaskState.COMPLETED, i) for i, tid in enumerate(ids)
+        ]
