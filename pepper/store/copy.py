@@ -25,7 +25,7 @@ from pepper.store.sql_store import Connection, SqlStore
 BATCH = 5000
 #: The order tables are copied and reported in (others follow by name).
 TABLE_ORDER = ("tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
-               "usage_samples", "tokens", "schedules", "task_logs", "alert_states")  # fmt: skip
+               "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states")  # fmt: skip
 #: Tables whose rows mean the destination is in use: replaced only when asked to.
 IN_USE = ("tasks", "runs")
 

@@ -19,7 +19,7 @@ from pepper.store.sql_store import SqlStore
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 #: Every table a copy carries (the schema version stays each database's own).
 TABLES = {"tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
-          "usage_samples", "tokens", "schedules", "task_logs", "alert_states"}  # fmt: skip
+          "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states"}  # fmt: skip
 
 
 def fill(db: str, home: Path) -> None:
