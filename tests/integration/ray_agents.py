@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -47,6 +48,26 @@ def wait_for_go(task: Any) -> str:
     (folder / f"started-{task.task_id}-{task.attempt}").write_text(str(os.getpid()))
     while not (folder / "go").exists() and not task.cancelled:
         time.sleep(0.01)
+    (folder / f"done-{task.task_id}-{task.attempt}").touch()
+    return f"{task.task_id} done"
+
+
+def wait_or_deaf(task: Any) -> str:
+    """``stubborn`` when ``inputs["deaf"]``, else ``wait_for_go``: both kinds of attempt on one agent."""
+    return stubborn(task) if task.inputs.get("deaf") else wait_for_go(task)
+
+
+async def wait_for_go_async(task: Any) -> str:
+    """Like ``wait_for_go``, but async and deaf to ``task.cancelled``: only the cancel of its asyncio task stops
+    it (marked ``cancelled-<task>-<attempt>``)."""
+    folder = Path(task.inputs["dir"])
+    (folder / f"started-{task.task_id}-{task.attempt}").write_text(str(os.getpid()))
+    try:
+        while not (folder / "go").exists():
+            await asyncio.sleep(0.01)
+    except asyncio.CancelledError:
+        (folder / f"cancelled-{task.task_id}-{task.attempt}").touch()
+        raise
     (folder / f"done-{task.task_id}-{task.attempt}").touch()
     return f"{task.task_id} done"
 

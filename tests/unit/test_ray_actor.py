@@ -151,3 +151,23 @@ def test_an_attempt_whose_cancel_came_first_never_starts(tmp_path: Path):
     assert ended[("second", 1)] == (True, '"ran"') and ran == ["second"]
     returned, error = ended[("first", 1)]
     assert not returned and "cancelled before it started" in str(error)
+
+
+def test_running_says_whether_an_attempt_has_started_and_not_ended(tmp_path: Path):
+    started, go = threading.Event(), threading.Event()
+
+    def waits(task: Any) -> str:
+        started.set()
+        go.wait(WAIT)
+        return "done"
+
+    actor = AgentActor(("function", waits), str(tmp_path), capacity=1)
+    assert not actor.running("job", 1)  # not started
+    actor.start([attempt("job", 1)])
+    assert started.wait(WAIT)
+    assert actor.running("job", 1) and not actor.running("job", 2)
+    actor.cancel("job", 1)  # deaf to it: it still runs
+    assert actor.running("job", 1)
+    go.set()
+    collect_all(actor, 1)
+    assert not actor.running("job", 1)  # ended

@@ -11,10 +11,14 @@ engine claims, records and retries; the actor only runs attempts and returns JSO
 - **batches**: the attempts one engine turn starts on an agent go to its actor in one call, and
   one waiting ``collect`` call per busy actor brings back every attempt that ended meanwhile
   (with the progress of those still running): Ray's cost is per batch, not per attempt.
-- **cancel / timeout**: the actor sets ``task.cancelled``, cancels an async agent and stops a
-  command's process group; a sync function that ignores it for ``KILL_GRACE`` seconds has its
-  actor killed when the attempt was the actor's only one (a fresh actor takes its place).
-  An attempt cancelled before its batch was sent is never sent.
+- **cancel / timeout**: the attempt ends at once as cancelled (or timed out), and the actor stops it:
+  it sets ``task.cancelled``, cancels an async agent's asyncio task and kills a command's process
+  group. If the attempt still runs in the actor ``KILL_GRACE`` seconds later (the engine asks the
+  actor), the actor goes: its in-flight Ray calls are cancelled (``ray.cancel``, without ``force``,
+  which Ray refuses for actor calls) and it is killed (``ray.kill``). The other attempts that were
+  running on it end as agent crashes (``AgentCrashed``), which their tasks' recovery policies
+  handle; a fresh actor takes the next attempts. An attempt cancelled before its batch was sent is
+  never sent; one whose batch is sent but not started yet never starts.
 - **crash**: an actor that dies (its process killed, its node lost) fails its attempts as crashes
   (``AgentCrashed``), which the tasks' recovery policies handle; the next attempt gets a new actor.
 - **unreachable cluster**: attempts wait (the task stays claimed, nothing is lost) and try to
@@ -50,7 +54,7 @@ _SLOW_CONNECT = 5.0  # seconds connecting before health says the cluster has not
 _CONNECT_RETRY = (0.5, 10.0)  # first and longest wait between attempts to reach the cluster
 _MB = 1024 * 1024
 _CHECK_STARTS = 64  # batches sent before the collector checks they all started (it does too when idle)
-_CONTROL_CALLS = 4  # calls an actor serves at once: start, collect, cancel, ready
+_CONTROL_CALLS = 4  # calls an actor serves at once: start, collect, cancel, running
 #: Set for a local Ray started by pepper: no token, bound to this machine.
 LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -91,7 +95,8 @@ def _payload(agent: AgentHandle) -> tuple[Any, ...]:
 class _Actor:
     """One agent's actor, seen from the engine: its attempts in flight and those waiting to be sent."""
 
-    __slots__ = ("collector", "handle", "outbox", "pending", "starts", "stopping")
+    __slots__ = ("collecting", "collector", "handle", "killed_for", "outbox", "pending", "probes", "starts",
+                 "stopping")  # fmt: skip
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -100,6 +105,13 @@ class _Actor:
         self.stopping: dict[Key, asyncio.Future[None]] = {}  # cancelled, waited for until they end in the actor
         self.collector: asyncio.Task[None] | None = None  # the call that brings back how attempts ended
         self.starts: list[tuple[Any, list[Key]]] = []  # the batches sent, until seen started
+        self.collecting: Any = None  # the collect call in flight
+        self.probes: set[Any] = set()  # the calls in flight asking whether a cancelled attempt still runs
+        self.killed_for: str | None = None  # why pepper killed the actor, once it did
+
+    def in_flight(self) -> list[Any]:
+        """The Ray calls made on the actor that may not have returned yet."""
+        return [ref for ref in (self.collecting, *self.probes, *(ref for ref, _ in self.starts)) if ref is not None]
 
 
 class RayExecutor:
@@ -196,7 +208,8 @@ class RayExecutor:
         """Bring back how the actor's attempts end, batch by batch, while any run there."""
         try:
             while actor.pending or actor.stopping:
-                ended, progress = await actor.handle.collect.remote(COLLECT_WAIT)
+                actor.collecting = actor.handle.collect.remote(COLLECT_WAIT)
+                ended, progress = await actor.collecting
                 if actor.starts and (not ended or len(actor.starts) >= _CHECK_STARTS):
                     _check_starts(actor)
                 for key, (fraction, message) in progress:
@@ -214,7 +227,8 @@ class RayExecutor:
                             stopped.set_result(None)
         except Exception as exc:  # noqa: BLE001 - the actor died (killed, out of memory, its node lost)
             self._replace(agent, actor)
-            crashed = f"the Ray actor of agent {agent.spec.agent_id!r} died during the attempt ({type(exc).__name__})"
+            how = f"died ({type(exc).__name__})" if actor.killed_for is None else f"was killed: {actor.killed_for}"
+            crashed = f"the Ray actor of agent {agent.spec.agent_id!r} {how}, during the attempt"
             for future, _ in actor.pending.values():
                 if not future.done():
                     future.set_exception(AgentCrashed(crashed))
@@ -224,7 +238,7 @@ class RayExecutor:
                     stopped.set_result(None)
             actor.stopping.clear()
         finally:
-            actor.collector = None
+            actor.collector = actor.collecting = None
             actor.starts.clear()  # none of its attempts waits any more: each batch started, or is not wanted
 
     # -- actors ------------------------------------------------------------------------
@@ -246,26 +260,54 @@ class RayExecutor:
 
     def _stop(self, agent: AgentHandle, actor: _Actor, run: TaskRun) -> None:
         """The attempt was cancelled or timed out: stop it in the actor, and kill the actor if it will not."""
+        key = (run.task_id, run.attempt)
         try:
-            actor.handle.cancel.remote(run.task_id, run.attempt)
+            actor.handle.cancel.remote(*key)
         except Exception:  # noqa: BLE001 - a dead actor has nothing left to stop
             return
-        if actor.pending or agent.spec.capacity > 1 or actor.collector is None:
-            return  # other attempts share the actor (the cancel flag is all it gets), or it has just ended
+        if actor.collector is None:
+            return  # the actor has just died: nothing runs there
         loop = asyncio.get_running_loop()
         stopped: asyncio.Future[None] = loop.create_future()
-        actor.stopping[(run.task_id, run.attempt)] = stopped
-        task = loop.create_task(self._kill_if_stuck(agent, actor, (run.task_id, run.attempt), stopped))
+        actor.stopping[key] = stopped  # the collector brings back its end, and resolves this
+        task = loop.create_task(self._kill_if_stuck(agent, actor, key, stopped))
         self._cleanup.add(task)
         task.add_done_callback(self._cleanup.discard)
 
     async def _kill_if_stuck(self, agent: AgentHandle, actor: _Actor, key: Key, stopped: asyncio.Future[None]) -> None:
-        done, _ = await asyncio.wait((stopped,), timeout=KILL_GRACE)
-        actor.stopping.pop(key, None)
-        if not done and self._actors.get(agent) is actor:
+        """Give a cancelled attempt ``KILL_GRACE`` seconds to end; if the actor says it still runs, the actor goes."""
+        try:
+            done, _ = await asyncio.wait((stopped,), timeout=KILL_GRACE)
+            if done or self._actors.get(agent) is not actor or not await self._still_runs(actor, key):
+                return
             del self._actors[agent]
+            actor.killed_for = f"attempt {key[1]} of task {key[0]!r} went on running after its cancel"
+            for ref in actor.in_flight():
+                try:
+                    ray.cancel(ref, force=False)  # Ray refuses force=True for actor calls; the kill ends them
+                except Exception:  # already ended
+                    log.debug("could not cancel a Ray call", exc_info=True)
             _kill(actor.handle)
-            log.warning("agent %s ignored its cancel on Ray; its actor was killed", agent.spec.agent_id)
+            log.warning("agent %s: %s on Ray; its actor was killed (its other attempts end as crashes)",
+                        agent.spec.agent_id, actor.killed_for)  # fmt: skip
+        finally:
+            actor.stopping.pop(key, None)
+
+    async def _still_runs(self, actor: _Actor, key: Key) -> bool:
+        """Whether the actor says the attempt still runs (an actor that does not answer in time counts as yes)."""
+        try:
+            probe = actor.handle.running.remote(*key)
+        except Exception:  # noqa: BLE001 - the actor is gone: the collector reports it
+            return False
+        actor.probes.add(probe)
+        try:
+            return bool(await asyncio.wait_for(_awaited(probe), KILL_GRACE))
+        except TimeoutError:
+            return True
+        except Exception:  # noqa: BLE001 - it died meanwhile: the collector reports it
+            return False
+        finally:
+            actor.probes.discard(probe)
 
     # -- the cluster -------------------------------------------------------------------
 
@@ -311,6 +353,10 @@ class RayExecutor:
                 ray.init(address=self.address, log_to_driver=False)
             if self._owns_ray:
                 _users += 1
+
+
+async def _awaited(ref: Any) -> Any:
+    return await ref
 
 
 def _fail(actor: _Actor, keys: list[Key], exc: BaseException) -> None:

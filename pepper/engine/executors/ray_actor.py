@@ -118,6 +118,11 @@ class AgentActor:
             loop, task = running
             loop.call_soon_threadsafe(task.cancel)
 
+    def running(self, task_id: str, attempt: int) -> bool:
+        """Whether the attempt still runs here (started and not ended)."""
+        with self._changed:
+            return (task_id, attempt) in self._flags
+
     # -- on the actor's threads --------------------------------------------------------
 
     def _attempt(self, key: Key, run: TaskRun) -> None:
