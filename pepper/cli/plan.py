@@ -77,7 +77,7 @@ def plan_command(
             raise click.BadParameter(f"no agent {agent_id!r} (agents: {', '.join(sorted(known))})",
                                      param_hint="'--speed'")  # fmt: skip
     pool = [{"agent_id": a.spec.agent_id, "task_types": sorted(a.spec.task_types), "skills": sorted(a.spec.skills),
-             "capacity": a.spec.capacity, "resources": a.spec.resources.to_dict(),
+             "capacity": a.spec.capacity, "resources": a.spec.resources.to_dict(), "executor": a.spec.executor,
              "speed": speed_of.get(a.spec.agent_id, 1.0)} for a in agents]  # fmt: skip
     runtime = pepper.Runtime(db=db, create=False)
     try:

@@ -31,6 +31,7 @@ from pepper.engine.simulation import simulate
 from pepper.errors import ValidationError, suggest
 from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
+from pepper.model.resources import OffHost
 from pepper.model.submission import build_task
 from pepper.model.task import Task
 from pepper.model.task_spec import PLAN, task_arguments
@@ -140,8 +141,9 @@ def plan(
 
     ``workflow``: a ``WorkflowController``, a workflow file, or task mappings (``id``, ``type``, ``needs``,
     ``duration``, ``resources``, ``skills``, ``agent``). ``agents``: mappings (``agent_id``, ``task_types``,
-    ``skills``, ``capacity``, ``resources`` - its budget - and ``speed``), agent objects, or by default the
-    workflow file's agents or the registered ones. ``durations``: seconds by task id or task type; otherwise
+    ``skills``, ``capacity``, ``resources`` - its budget -, ``executor`` and ``speed``), agent objects, or by
+    default the workflow file's agents or the registered ones; an agent on Ray runs its tasks' machine needs
+    within its budget, not the pool's (as live). ``durations``: seconds by task id or task type; otherwise
     a task's own ``duration``, else what the database learned of its type, else 1 second (said in
     ``notes``).
     """
@@ -178,7 +180,7 @@ def plan(
     placed = [t for t in plan_tasks if t.task_id not in unplaced]  # bounds of what runs, not of what cannot
     length, path = critical_path(placed, quickest)
     bound = work_bound(placed, pool_agents)
-    held = resource_bound(placed, quickest, limits or {})
+    held = resource_bound(placed, quickest, limits or {}, pool_agents)
     makespan = max((s.end for s in schedule), default=0.0)
     use, bottleneck = utilisation(schedule, pool_agents, makespan)
     if people is not None:  # a person waited for is no agent of the pool: neither its load nor its bottleneck
@@ -287,15 +289,17 @@ def _read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[
             found.setdefault(registered.spec.agent_id, registered.spec)
         if not found:
             raise ValidationError("no agents to plan on: pass agents=[...] or register some", field="agents")
-        return [PlanAgent(spec) for spec in found.values()]
+        where = _where(live)
+        return [_plan_agent(spec, 1.0, where) for spec in found.values()]
+    where = _where(runtime)
     pool = []
     for item in agents:
         if isinstance(item, PlanAgent):
             pool.append(item)
         elif isinstance(item, BaseAgent):
-            pool.append(PlanAgent(item.spec))
+            pool.append(_plan_agent(item.spec, 1.0, where))
         elif isinstance(item, AgentSpec):
-            pool.append(PlanAgent(item))
+            pool.append(_plan_agent(item, 1.0, where))
         elif isinstance(item, Mapping):
             data = dict(item)
             speed = data.pop("speed", 1.0)
@@ -303,11 +307,12 @@ def _read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[
                 raise ValidationError(f"speed must be a positive number, got {speed!r}", field="speed")
             spec = AgentSpec.build(data.pop("agent_id", data.pop("id", None)), task_types=data.pop("task_types", None),
                                    skills=data.pop("skills", None), capacity=data.pop("capacity", 1),
-                                   resources=data.pop("resources", None))  # fmt: skip
+                                   resources=data.pop("resources", None),
+                                   executor=data.pop("executor", None))  # fmt: skip
             if data:
                 raise ValidationError(f"unknown agent field {next(iter(data))!r}; valid: agent_id, task_types, "
-                                      "skills, capacity, resources, speed", field="agents")  # fmt: skip
-            pool.append(PlanAgent(spec, float(speed)))
+                                      "skills, capacity, resources, executor, speed", field="agents")  # fmt: skip
+            pool.append(_plan_agent(spec, float(speed), where))
         else:
             raise ValidationError(f"an agent is a mapping or an agent object, got {item!r}", field="agents")
     if not pool:
@@ -315,6 +320,19 @@ def _read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[
     if len({a.agent_id for a in pool}) != len(pool):
         raise ValidationError("agent ids must be unique", field="agents")
     return pool
+
+
+def _where(runtime: Runtime | None) -> tuple[str, frozenset[str]]:
+    """Where agents that name no executor run, and the shared pools' names (none known without a runtime)."""
+    if runtime is None:
+        return "local", frozenset()
+    return runtime.settings.executor, frozenset(runtime.store.leases.shared())
+
+
+def _plan_agent(spec: AgentSpec, speed: float, where: tuple[str, frozenset[str]]) -> PlanAgent:
+    """An agent to plan on; one on Ray finds its machine resources within its declared budget, as live."""
+    on_ray = (spec.executor or where[0]) == "ray"
+    return PlanAgent(spec, speed, OffHost(spec.resources, where[1]) if on_ray else None)
 
 
 def _durations(

@@ -107,10 +107,9 @@ def _resource_shortfall(state: EngineState, t: LiveTask) -> tuple[dict[str, floa
         return {}, None
     best: tuple[float, dict[str, float], str] | None = None
     for agent in t.route.agents:
-        missing = state.resources.shortfall(needs, agent.spec.agent_id)
+        missing, where = state.resources.shortfall_where(needs, agent.spec.agent_id)
         if not missing:
             return {}, None
-        _available, where = state.resources.available(agent.spec.agent_id)
         size = sum(missing.values())
         if best is None or size < best[0]:
             best = (size, missing, where)

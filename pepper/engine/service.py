@@ -177,7 +177,10 @@ class EngineService:
         if self.closed:
             raise RuntimeClosedError("the runtime is closed; no new tasks are accepted")
         self.upkeep.poll()
-        submission = prepare(tasks, self._known, engine.state.resources.capacity)
+        resources = engine.state.resources
+        most = resources.most_given()  # beyond the pool when an agent on Ray declares more
+        holder = "the whole pool" if most == resources.capacity else "the whole pool, or the largest Ray budget,"
+        submission = prepare(tasks, self._known, most, holder)
         if not submission.new:
             return list(submission.tasks)
         new_ids = {t.task_id for t in submission.new}
@@ -336,7 +339,8 @@ class EngineService:
             if inspect.isawaitable(outcome):
                 await outcome
         waiting = None
-        budget = engine.pooled_budget(spec)  # an agent on Ray: only the shared pools it names
+        off_host = engine.off_host(spec)
+        budget = spec.resources if off_host is None else off_host.pooled  # on Ray: only the shared pools it names
         if budget:
             beyond = budget.shortfall(engine.state.resources.capacity)
             if beyond:
@@ -351,7 +355,7 @@ class EngineService:
         engine.handles[spec.agent_id] = handle
         now = engine.clock.now()
         engine.store.workers.register_agent(spec, engine.worker_id, now)
-        engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}"))
+        engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}", off_host))
 
     async def remove_agent(self, agent_id: str) -> AgentHandle:
         engine = self.engine

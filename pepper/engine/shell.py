@@ -58,7 +58,7 @@ from pepper.model.events import (
 )
 from pepper.model.lease import Lease, LeaseKind
 from pepper.model.record import TaskRecord
-from pepper.model.resources import Resources, describe_shortfall
+from pepper.model.resources import OffHost, Resources, describe_shortfall
 from pepper.model.retry import Backoff
 from pepper.model.run import TaskRun
 from pepper.model.settings import Settings
@@ -532,13 +532,20 @@ class Engine:
                 self.dispatch(AgentReady(agent_id, self.clock.now(), f"budget:{agent_id}"))
                 return
 
+    def off_host(self, spec: AgentSpec) -> OffHost | None:
+        """For an agent on Ray, how it finds resources: Ray places its machine resources (with its actor), within
+        the budget it declares; only the shared pools are pepper's to grant. None for an agent run here."""
+        if not self.attempts.on_ray(spec):
+            return None
+        return OffHost(spec.resources, self.store.leases.shared())
+
     def pooled_budget(self, spec: AgentSpec) -> Resources:
-        """The part of an agent's budget pepper's pool grants: all of it, except for an agent on Ray, whose
-        machine resources Ray places (with its actor): only the shared pools it names are pepper's to grant."""
-        if not spec.resources or not self.attempts.on_ray(spec):
+        """The part of an agent's budget pepper's pool grants: all of it, except for an agent on Ray (``off_host``),
+        of which only the shared pools it names are pepper's to grant."""
+        if not spec.resources:
             return spec.resources
-        shared = self.store.leases.shared()
-        return Resources({name: amount for name, amount in spec.resources.items() if name in shared})
+        off_host = self.off_host(spec)
+        return spec.resources if off_host is None else off_host.pooled
 
     def grant_budget(self, spec: AgentSpec) -> str | None:
         """Lease an agent's budget (``pooled_budget``) from the pool; why it must wait, or None if granted."""

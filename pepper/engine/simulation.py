@@ -42,8 +42,8 @@ def simulate(
     names = {n for t in tasks for n in t.requirements.resources} | {n for a in agents for n in a.spec.resources}
     if names:
         capacity = {n: _UNLIMITED for n in names} | dict(pool or {})
-        budgets = tuple(Lease(f"budget:{a.agent_id}", a.agent_id, LeaseKind.BUDGET, a.spec.resources, 0.0)
-                        for a in agents if a.spec.resources)  # fmt: skip
+        budgets = tuple(Lease(f"budget:{a.agent_id}", a.agent_id, LeaseKind.BUDGET, a.pooled_budget, 0.0)
+                        for a in agents if a.pooled_budget)  # fmt: skip
         state.handle(ev.LeasesLoaded(capacity, budgets, 0.0))
     queue: list[tuple[float, int, ev.Event]] = []
     order = itertools.count()
@@ -66,7 +66,7 @@ def simulate(
                     heapq.heappush(queue, (at, next(order), ev.TimerFired(key, at)))
 
     for agent in agents:
-        act(state.handle(ev.AgentAdded(agent.spec, 0.0)), 0.0)
+        act(state.handle(ev.AgentAdded(agent.spec, 0.0, off_host=agent.off_host)), 0.0)
     act(state.handle(ev.TasksAdded(tuple(tasks), 0.0)), 0.0)
     while queue:
         now, _, event = heapq.heappop(queue)

@@ -20,6 +20,7 @@ from pepper.model.agent import AgentSpec
 from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord
 from pepper.model.recovery import Policy
+from pepper.model.resources import OffHost
 from pepper.model.status import TaskError
 from pepper.model.task import Task
 
@@ -66,12 +67,14 @@ class CancelRequested(NamedTuple):
 
 
 class AgentAdded(NamedTuple):
-    """An agent joined. ``waiting_for`` says why it cannot take tasks yet (its budget is not granted)."""
+    """An agent joined. ``waiting_for`` says why it cannot take tasks yet (its budget is not granted);
+    ``off_host``, for an agent on Ray, how it finds resources (None: it runs on this host)."""
 
     spec: AgentSpec
     at: float
     waiting_for: str | None = None
     cause: str = ""
+    off_host: OffHost | None = None
 
 
 class AgentReady(NamedTuple):

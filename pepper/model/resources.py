@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pepper.errors import ValidationError
@@ -107,3 +107,36 @@ def describe_shortfall(missing: Mapping[str, float]) -> str:
     """``cpu short by 1.5 cores, memory short by 512 MB``."""
     return ", ".join(describe_amount(name, amount).replace(f"{name} ", f"{name} short by ", 1)
                      for name, amount in missing.items())  # fmt: skip
+
+
+class OffHost:
+    """Where an agent whose machine resources another system places (an agent on Ray) finds its resources.
+
+    Its declared ``budget`` of every resource that is not a shared pool (cpu, gpu, memory, custom ones) is
+    the other system's to place: pepper's own pool grants none of it, and its tasks' needs of such resources
+    are checked within it (a task needing more than it never runs there). Only the shared pools (``shared``)
+    are pepper's to grant, for the agent's budget and for its tasks alike.
+    """
+
+    __slots__ = ("placed", "pooled", "shared")
+
+    def __init__(self, budget: Mapping[str, float], shared: Iterable[str]) -> None:
+        self.shared = frozenset(shared)
+        self.placed = Resources({n: a for n, a in budget.items() if n not in self.shared})
+        self.pooled = Resources({n: a for n, a in budget.items() if n in self.shared})
+
+    def split(self, request: Mapping[str, float]) -> tuple[Resources, Resources]:
+        """``request`` as (what pepper's pool grants: the shared pools, what the placed budget holds: the rest)."""
+        return (Resources({n: a for n, a in request.items() if n in self.shared}),
+                Resources({n: a for n, a in request.items() if n not in self.shared}))  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OffHost):
+            return NotImplemented
+        return (self.placed, self.pooled, self.shared) == (other.placed, other.pooled, other.shared)
+
+    def __hash__(self) -> int:
+        return hash((self.placed, self.pooled, self.shared))
+
+    def __repr__(self) -> str:
+        return f"OffHost(placed={self.placed!r}, shared={sorted(self.shared)!r})"

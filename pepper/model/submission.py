@@ -205,14 +205,17 @@ class Submission:
     tasks: tuple[Task, ...]
 
 
-def prepare(tasks: Sequence[Task], stored: StoredTasks, capacity: Mapping[str, float] | None = None) -> Submission:
+def prepare(
+    tasks: Sequence[Task], stored: StoredTasks, capacity: Mapping[str, float] | None = None,
+    holder: str = "the whole pool",
+) -> Submission:  # fmt: skip
     """Check a batch against itself and ``stored``; raise before anything is written.
 
     A task re-submitted with the same spec is returned as stored (idempotent);
     with another spec it is a ``DuplicateTaskError``. Cycles, including ones
     closed through earlier tasks that were waiting for these ids, raise ``CycleError``.
-    A task needing more resources than the whole pool (``capacity``) could never
-    run and is refused.
+    A task needing more resources than the whole pool (``capacity``; ``holder`` names it) could
+    never run and is refused.
     """
     batch: dict[str, Task] = {}
     for task in tasks:
@@ -235,7 +238,7 @@ def prepare(tasks: Sequence[Task], stored: StoredTasks, capacity: Mapping[str, f
             if needs and needs.shortfall(capacity):
                 beyond = needs.shortfall(capacity)
                 raise ValidationError(
-                    f"task {task.task_id!r} needs {describe({n: needs[n] for n in beyond})} but the whole pool has "
+                    f"task {task.task_id!r} needs {describe({n: needs[n] for n in beyond})} but {holder} has "
                     f"{describe({n: capacity.get(n, 0.0) for n in beyond})}, so it could never run; lower its "
                     "requirements or give the pool more (pepper.init(resources=...))",
                     field="requirements",

@@ -2,7 +2,9 @@
 
 A workflow to plan is a DAG of tasks with a duration each (seconds at speed 1)
 and a pool of agents, each with a capacity, task types, skills, an optional
-resource budget and a speed (a task of duration d takes d / speed on it).
+resource budget and a speed (a task of duration d takes d / speed on it). An agent
+on Ray (``off_host``) runs its tasks' machine needs within the budget it declares to
+Ray and draws only shared pools from pepper's pool, as live.
 
 - ``upward_rank(t)`` = t's fastest duration + the largest upward rank of the tasks that
   depend on it: how much work must still follow once t starts. Serving the ready task
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
-from pepper.model.resources import Resources, describe_shortfall
+from pepper.model.resources import OffHost, Resources, describe_shortfall
 from pepper.scheduling.work_bound import least_time
 
 #: The largest priority a task can have (``Priority.parse`` accepts up to a million).
@@ -44,14 +46,25 @@ class PlanTask:
 
 @dataclass(frozen=True, slots=True)
 class PlanAgent:
-    """An agent of the pool: its spec (capacity, types, skills, budget) and its speed."""
+    """An agent of the pool: its spec (capacity, types, skills, budget), its speed, and, for an agent on Ray,
+    how it finds resources (``off_host``; None: it runs on pepper's host)."""
 
     spec: AgentSpec
     speed: float = 1.0
+    off_host: OffHost | None = None
 
     @property
     def agent_id(self) -> str:
         return self.spec.agent_id
+
+    @property
+    def pooled_budget(self) -> Resources:
+        """The part of its budget pepper's pool grants: all of it, or only the shared pools for an agent on Ray."""
+        return self.spec.resources if self.off_host is None else self.off_host.pooled
+
+    def from_pool(self, task: PlanTask) -> Resources:
+        """What ``task`` on this agent holds of pepper's pool (within the agent's budget, or leased from the pool)."""
+        return task.resources if self.off_host is None else self.off_host.split(task.resources)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,10 @@ def can_run(agent: PlanAgent, task: PlanTask) -> bool:
         return False
     if not spec.accepts(task.task_type) or not task.skills <= spec.skills:
         return False
+    off_host = agent.off_host
+    if off_host is not None:  # its machine needs within the budget declared to Ray, its shared ones as below
+        pooled, placed = off_host.split(task.resources)
+        return not placed.shortfall(off_host.placed) and (not off_host.pooled or not pooled.shortfall(off_host.pooled))
     return not spec.resources or not task.resources.shortfall(spec.resources)
 
 
@@ -145,13 +162,22 @@ def work_bound(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]) -> float:
     return least_time(confined, {a.agent_id: a.speed * a.spec.capacity for a in agents})
 
 
-def resource_bound(tasks: Sequence[PlanTask], cost: Mapping[str, float], limits: Mapping[str, float]) -> float:
+def resource_bound(
+    tasks: Sequence[PlanTask], cost: Mapping[str, float], limits: Mapping[str, float],
+    agents: Sequence[PlanAgent] = (),
+) -> float:  # fmt: skip
     """The largest, over the pool's limited resources, of the resource-seconds the tasks hold (each for its
-    ``cost``, its fastest run) over the pool's amount: agents' budgets come out of the pool too."""
+    ``cost``, its fastest run) over the pool's amount: agents' budgets come out of the pool too. Given the
+    ``agents``, a task counts only what it holds of the pool on every agent able to run it (an agent on Ray
+    holds none of its machine resources)."""
     best = 0.0
     for name, amount in limits.items():
         if amount > 0:
-            held = sum(t.resources[name] * cost[t.task_id] for t in tasks if name in t.resources)
+            held = sum(
+                t.resources[name] * cost[t.task_id]
+                for t in tasks
+                if name in t.resources and all(name in a.from_pool(t) for a in agents if can_run(a, t))
+            )
             best = max(best, held / amount)
     return best
 
@@ -161,10 +187,11 @@ def budget_problem(agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> 
     them together (live, the last would wait for theirs); None if they fit."""
     budgets: dict[str, float] = {}
     for agent in agents:
-        short = {n: a - limits[n] for n, a in agent.spec.resources.items() if n in limits and a > limits[n] + 1e-9}
+        pooled = agent.pooled_budget  # an agent on Ray: only the shared pools
+        short = {n: a - limits[n] for n, a in pooled.items() if n in limits and a > limits[n] + 1e-9}
         if short:
             return f"agent {agent.agent_id!r} asks for a budget the whole pool cannot give: {describe_shortfall(short)}"
-        for name, amount in agent.spec.resources.items():
+        for name, amount in pooled.items():
             budgets[name] = budgets.get(name, 0.0) + amount
     over = {n: a - limits[n] for n, a in budgets.items() if n in limits and a > limits[n] + 1e-9}
     if over:
@@ -173,10 +200,14 @@ def budget_problem(agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> 
 
 
 def never_runnable(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent], limits: Mapping[str, float]) -> set[str]:
-    """Tasks no agent of the pool can run, or needing more of a resource than the pool has; and their dependents."""
-    out = {t.task_id for t in tasks
-           if not any(can_run(a, t) for a in agents) or any(t.resources[n] > limits[n] for n in t.resources
-                                                            if n in limits)}  # fmt: skip
+    """Tasks no agent of the pool can run (on any, needing more of a resource than the pool has), and their
+    dependents."""
+
+    def runs_on(agent: PlanAgent, task: PlanTask) -> bool:
+        held = agent.from_pool(task)
+        return can_run(agent, task) and not any(held[n] > limits[n] + 1e-9 for n in held if n in limits)
+
+    out = {t.task_id for t in tasks if not any(runs_on(a, t) for a in agents)}
     if out:
         by_id = {t.task_id: t for t in tasks}
         for task_id in topological_order({t.task_id: t.dependencies for t in tasks}):
@@ -268,12 +299,15 @@ def check_schedule(
             running.add(task_id)
             if len(running) > agent.spec.capacity:
                 problems.append(f"{agent.agent_id} runs {len(running)} tasks at once, over its capacity")
-            if agent.spec.resources:
+            if agent.spec.resources or agent.off_host is not None:
                 used: dict[str, float] = {}
                 for other in running:
                     for name, amount in by_task[other].resources.items():
                         used[name] = used.get(name, 0.0) + amount
-                over = {n: a for n, a in used.items() if a > agent.spec.resources.get(n, 0.0) + tolerance}
+                within = agent.spec.resources
+                if agent.off_host is not None and not agent.off_host.pooled:  # shared needs come from the pool
+                    used = dict(agent.off_host.split(used)[1])
+                over = {n: a for n, a in used.items() if a > within.get(n, 0.0) + tolerance}
                 if over:
                     problems.append(f"{agent.agent_id}'s tasks use more than its budget at once: {over}")
     if pool:
@@ -287,18 +321,26 @@ def _pool_problems(
 ) -> list[str]:  # fmt: skip
     base: dict[str, float] = {}
     for agent in by_agent.values():
-        for name, amount in agent.spec.resources.items():
+        for name, amount in agent.pooled_budget.items():
             base[name] = base.get(name, 0.0) + amount
     budgets_over = {n: a for n, a in base.items() if n in pool and a > pool[n] + tolerance}
     if budgets_over:
         return [f"the agents' budgets alone hold more than the pool has: {budgets_over}"]
-    leasing = [s for s in slots if s.end > s.start and s.task_id in by_task and s.agent_id in by_agent
-               and not by_agent[s.agent_id].spec.resources and by_task[s.task_id].resources]  # fmt: skip
-    events = sorted([(s.end, -1, s.task_id) for s in leasing] + [(s.start, 1, s.task_id) for s in leasing])
+    leasing = [
+        s
+        for s in slots
+        if s.end > s.start
+        and s.task_id in by_task
+        and s.agent_id in by_agent
+        and not by_agent[s.agent_id].pooled_budget
+        and by_agent[s.agent_id].from_pool(by_task[s.task_id])
+    ]
+    events = sorted([(s.end, -1, s.task_id, s.agent_id) for s in leasing]
+                    + [(s.start, 1, s.task_id, s.agent_id) for s in leasing])  # fmt: skip
     used = dict(base)
     problems = []
-    for at, change, task_id in events:  # ends sort before starts at the same instant
-        for name, amount in by_task[task_id].resources.items():
+    for at, change, task_id, agent_id in events:  # ends sort before starts at the same instant
+        for name, amount in by_agent[agent_id].from_pool(by_task[task_id]).items():
             used[name] = used.get(name, 0.0) + change * amount
         over = {n: a for n, a in used.items() if n in pool and a > pool[n] + tolerance}
         if change > 0 and over:

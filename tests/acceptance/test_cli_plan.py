@@ -120,3 +120,22 @@ def test_a_run_shows_its_predicted_timeline_beside_what_happened(folder: Path) -
     assert run["plan"]["assumed"] == []  # learned from the first run
     shown = cli(folder, "show", run["run_id"])
     assert shown.returncode == 0 and "PLANNED" in shown.stdout and "predicted" in shown.stdout
+
+
+def test_a_ray_agents_budget_is_rays_to_place_so_its_steps_may_need_more_than_this_machine(folder: Path) -> None:
+    text = (folder / "wf.yaml").read_text()
+    steps = text[text.index("steps:") :]
+    steps = steps.replace("id: b\n    type: t", "id: b\n    type: t\n    resources: {gpu: 2}")
+    steps = steps.replace("id: c\n    type: t", "id: c\n    type: t\n    resources: {gpu: 8}")
+    (folder / "ray.yaml").write_text("name: on-ray\nagents:\n  - agent_id: gpu-box\n    task_types: t\n"
+                                     "    function: plan_agents:work\n    executor: ray\n    resources: {gpu: 4}\n"
+                                     + steps)  # fmt: skip
+    data = json.loads(cli(folder, "plan", "ray.yaml", "--json", "--duration", "t=1").stdout)
+    assert {s["task_id"]: s["agent_id"] for s in data["schedule"]} == {"a": "gpu-box", "b": "gpu-box"}
+    assert data["unplaced"] == ["c", "d"]  # c needs more than the budget gpu-box declares to Ray (and d needs c)
+    shown = cli(folder, "plan", "ray.yaml")
+    assert shown.returncode == 2 and "2 steps can never run" in " ".join(shown.stdout.split())
+    (folder / "local.yaml").write_text((folder / "ray.yaml").read_text().replace("    executor: ray\n", ""))
+    refused = cli(folder, "plan", "local.yaml")
+    assert refused.returncode == 2  # run here, the same budget is this machine's pool's, which has no gpu
+    assert "agent 'gpu-box' asks for a budget the whole pool cannot give: gpu short by 4" in refused.stderr

@@ -14,10 +14,11 @@ import pytest
 
 import pepper
 from pepper.agents import FunctionAgent
-from pepper.core import ResourceManager, TaskOrchestrator, WorkflowController
+from pepper.core import ResourceAllocator, ResourceManager, TaskOrchestrator, WorkflowController
 from pepper.model.resources import Resources
 from pepper.model.task import TaskState
 from pepper.store.location import open_store
+from tests.conftest import FAST
 from tests.integration import ray_agents
 from tests.support import eventually
 
@@ -47,6 +48,31 @@ def test_a_ray_agent_runs_in_a_ray_worker_with_its_resources_and_its_result_reac
     assert on_ray["resources"] == {"CPU": 1.0, "memory": 64 * 1024 * 1024, "licences": 2.0}
     assert orchestrator.get_result("after") == {"pid": os.getpid(), "deps": {"on-ray": on_ray}}
     assert ResourceManager(runtime).get_resource_usage("remote").allocated == Resources({"licences": 2})
+    runtime.close()
+
+
+def test_a_ray_agents_tasks_need_room_in_its_declared_budget_not_in_peppers_pool(tmp_path: Path):
+    runtime = pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), resources={"cpu": 4},
+                             **FAST)  # fmt: skip
+    runtime.register_agent(FunctionAgent(ray_agents.where, "remote", task_types=["where"], executor="ray",
+                                         resources={"cpu": 1}, capacity=2))  # fmt: skip
+    allocator = ResourceAllocator(runtime)
+    whole_pool = allocator.allocate("someone", {"cpu": 4})
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("fits", "where", requirements={"resources": {"cpu": 1}})
+    assert orchestrator.wait("fits", timeout=60).state is TaskState.COMPLETED  # pepper's pool had no cpu free
+    assert orchestrator.get_result("fits")["resources"] == {"CPU": 1.0}
+    assert ResourceManager(runtime).pool().held == {"cpu": 4.0}  # the allocation alone
+
+    orchestrator.submit_task("too-big", "where", requirements={"resources": {"cpu": 2}})
+    status = eventually(lambda: (s := orchestrator.get_task_status("too-big")).waiting_on and s, "a reason")
+    assert status.state is TaskState.PENDING
+    (reason,) = [r for r in status.waiting_on if r.kind == "resources"]
+    assert "cpu short by 1 core in the budget agent 'remote' declares to Ray" in reason.message
+    allocator.release(whole_pool)
+    runtime.register_agent(FunctionAgent(ray_agents.local_step, "here", task_types=["where"]))
+    assert orchestrator.wait("too-big", timeout=60).state is TaskState.COMPLETED
+    assert orchestrator.get_task_status("too-big").agent_id == "here"  # an agent run here, within the pool
     runtime.close()
 
 

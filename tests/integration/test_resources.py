@@ -268,6 +268,11 @@ def test_an_agent_on_ray_takes_from_peppers_pool_only_the_shared_pools_it_names(
     assert manager.pool().held == {"licences": 2.0}
     with pytest.raises(ResourceUnavailableError):  # the shared pool is still pepper's to share out
         ResourceAllocator(runtime).allocate("someone-else", {"licences": 1})
+    # a task may need more than this host's pool when the Ray budget holds it (delayed: it is not run here)
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("big", "t", requirements={"resources": {"cpu": 16}}, delay="1h")
+    with pytest.raises(ValidationError, match="cpu 17 cores but the whole pool, or the largest Ray budget, has cpu 16"):
+        orchestrator.submit_task("huge", "t", requirements={"resources": {"cpu": 17}})
     # an agent run here still takes its whole budget from this host's pool
     with pytest.raises(AgentDefinitionError, match="the whole pool cannot give"):
         pepper.agent("local", task_types=["t"], resources={"cpu": 16}, runtime=runtime)(lambda task: None)

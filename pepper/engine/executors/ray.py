@@ -3,7 +3,8 @@
 Each agent becomes one actor (``executors.ray_actor``), placed by Ray with the agent's budget as
 its resources (cpu -> ``num_cpus``, gpu -> ``num_gpus``, memory MB -> ``memory`` bytes, any other
 -> a custom resource); it runs up to the agent's capacity of attempts at once, on threads of its
-own. The actor holds a copy of the agent: a function agent's function, a class agent's object (its
+own. pepper's own pool grants such an agent only the shared pools its budget names, and its tasks'
+machine needs are checked within its budget (``OffHost``, in the engine's resource view). The actor holds a copy of the agent: a function agent's function, a class agent's object (its
 ``initialize()`` runs in the actor), or a command agent's spec (the command runs as a subprocess
 on the actor's node, through the same code as locally). The control plane stays here: the
 engine claims, records and retries; the actor only runs attempts and returns JSON.

@@ -24,6 +24,7 @@ def on_agent_added(s: EngineState, e: ev.AgentAdded) -> list[ev.Action]:
     """An agent joined: it takes queued work now, unless it waits for its budget."""
     turn = Turn(e.at, e.cause)
     agent = s.routing.add_agent(e.spec)
+    s.resources.set_off_host(e.spec.agent_id, e.off_host)
     if e.waiting_for is not None:
         agent.accepting, agent.note = False, e.waiting_for
         s.routing.changed(agent)
@@ -44,6 +45,7 @@ def on_agent_ready(s: EngineState, e: ev.AgentReady) -> list[ev.Action]:
 
 def on_agent_removed(s: EngineState, e: ev.AgentRemoved) -> list[ev.Action]:
     s.routing.remove_agent(e.agent_id)
+    s.resources.set_off_host(e.agent_id, None)
     return []
 
 
