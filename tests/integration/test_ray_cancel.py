@@ -60,8 +60,18 @@ def test_a_cooperative_attempt_cancelled_on_a_shared_actor_ends_and_the_actor_ru
 
 @pytest.mark.parametrize("stop", ["cancel", "timeout"])
 def test_an_attempt_deaf_to_its_stop_on_a_shared_actor_has_it_killed_and_the_others_retried(
-    runtime, tmp_path: Path, stop: str
+    runtime, tmp_path: Path, stop: str, monkeypatch: pytest.MonkeyPatch
 ):
+    import ray
+
+    cancels: list[bool] = []
+
+    def cancel(ref: object, *, force: bool = False, recursive: bool = True) -> None:
+        cancels.append(force)
+        real_cancel(ref, force=force, recursive=recursive)
+
+    real_cancel = ray.cancel
+    monkeypatch.setattr(ray, "cancel", cancel)
     runtime.register_agent(FunctionAgent(ray_agents.wait_or_deaf, "remote", task_types=["slow"], executor="ray",
                                          capacity=4))  # fmt: skip
     orchestrator = TaskOrchestrator(runtime)
@@ -83,6 +93,7 @@ def test_an_attempt_deaf_to_its_stop_on_a_shared_actor_has_it_killed_and_the_oth
     else:
         assert status.state is TaskState.FAILED and status.error is not None and status.error.kind == "timeout"
     eventually(lambda: gone(pid), "the actor of the deaf attempt was killed after the grace")
+    assert cancels and not any(cancels)  # its calls in flight were cancelled first, without force
     (tmp_path / "go").touch()  # only now may a sibling finish: its first attempt died with the actor
 
     statuses = orchestrator.wait(siblings, timeout=120)

@@ -4,7 +4,8 @@ Each agent becomes one actor (``executors.ray_actor``), placed by Ray with the a
 its resources (cpu -> ``num_cpus``, gpu -> ``num_gpus``, memory MB -> ``memory`` bytes, any other
 -> a custom resource); it runs up to the agent's capacity of attempts at once, on threads of its
 own. pepper's own pool grants such an agent only the shared pools its budget names, and its tasks'
-machine needs are checked within its budget (``OffHost``, in the engine's resource view). The actor holds a copy of the agent: a function agent's function, a class agent's object (its
+machine needs are checked within its budget (``OffHost``, in the engine's resource view). The actor
+holds a copy of the agent: a function agent's function, a class agent's object (its
 ``initialize()`` runs in the actor), or a command agent's spec (the command runs as a subprocess
 on the actor's node, through the same code as locally). The control plane stays here: the
 engine claims, records and retries; the actor only runs attempts and returns JSON.
@@ -178,6 +179,9 @@ class RayExecutor:
             if actor.collector is not None and actor.collector.get_loop() is loop:
                 actor.collector.cancel()
             _kill(actor.handle)
+        for watch in self._cleanup:  # the actors they watch are killed above
+            if watch.get_loop() is loop:
+                watch.cancel()
         self._actors.clear()
         if self._owns_ray:
             with _started_here:
@@ -281,6 +285,8 @@ class RayExecutor:
             done, _ = await asyncio.wait((stopped,), timeout=KILL_GRACE)
             if done or self._actors.get(agent) is not actor or not await self._still_runs(actor, key):
                 return
+            if stopped.done() or self._actors.get(agent) is not actor:  # it ended, or the actor died, meanwhile
+                return
             del self._actors[agent]
             actor.killed_for = f"attempt {key[1]} of task {key[0]!r} went on running after its cancel"
             for ref in actor.in_flight():
@@ -302,7 +308,7 @@ class RayExecutor:
             return False
         actor.probes.add(probe)
         try:
-            return bool(await asyncio.wait_for(_awaited(probe), KILL_GRACE))
+            return bool(await asyncio.wait_for(probe, KILL_GRACE))  # a Ray call can be awaited
         except TimeoutError:
             return True
         except Exception:  # noqa: BLE001 - it died meanwhile: the collector reports it
@@ -354,10 +360,6 @@ class RayExecutor:
                 ray.init(address=self.address, log_to_driver=False)
             if self._owns_ray:
                 _users += 1
-
-
-async def _awaited(ref: Any) -> Any:
-    return await ref
 
 
 def _fail(actor: _Actor, keys: list[Key], exc: BaseException) -> None:
