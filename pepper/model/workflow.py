@@ -169,6 +169,14 @@ def make_step(
             step_id=step_id,
             field=kinds[1],
         )
+    if delay is not None and (approval is not None or workflow is not None):
+        what = "an approval" if approval is not None else "a sub-workflow"
+        raise WorkflowDefinitionError(
+            f"step {step_id!r} is {what} step, which cannot have a delay; delay applies only to task steps and "
+            "fan-outs (for_each): give the delay to the step it depends on, or leave it out",
+            step_id=step_id,
+            field="delay",
+        )
     if task_type is None and approval is not None:
         task_type = APPROVAL_TYPE
     if task_type is None and workflow is not None:
