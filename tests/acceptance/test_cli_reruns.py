@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_cli_workflows import AGENTS_MODULE, CLI, DIAMOND, FAILING
+from tests.acceptance.test_cli_workflows import AGENTS, AGENTS_MODULE, CLI, DIAMOND, FAILING
 
 
 @pytest.fixture
@@ -49,6 +49,35 @@ def test_rerun_refuses_bad_requests_and_changes_nothing(cli: CLI) -> None:
     unknown = cli.expect(2, "rerun", run_id, "--from", "nowhere")
     assert "has no step 'nowhere'" in unknown.stderr
     assert cli.json("runs")[0]["status"] == "completed"
+
+
+FANNED = (
+    AGENTS
+    + """\
+name: fanned
+steps:
+  - id: fetch
+    type: build
+  - id: pages
+    type: build
+    needs: fetch
+    for_each: [a, b]
+    inputs: {fail: "${{ item }}"}
+"""
+)
+
+
+def test_rerun_of_a_fan_out_is_refused_naming_the_step_and_changes_nothing(cli: CLI) -> None:
+    (cli.folder / "fanned.yaml").write_text(FANNED)
+    run_id = cli.json("run", "fanned.yaml", code=1)["run_id"]
+    (cli.folder / "ran.log").unlink()
+    for args in ((), ("--failed",), ("--from", "pages"), ("--from", "fetch")):
+        refused = cli.expect(2, "rerun", run_id, *args)
+        assert "step 'pages' is a fan-out (for_each), and only task steps can run again" in refused.stderr
+    assert not (cli.folder / "ran.log").exists()  # nothing ran
+    steps = {s["step_id"]: s for s in cli.json("show", run_id, code=1)["steps"]}
+    assert steps["pages"]["status"] == "failed" and steps["fetch"]["attempts"] == 1
+    assert cli.json("runs")[0]["status"] == "failed"
 
 
 def test_schedules_are_added_listed_paused_and_deleted(cli: CLI) -> None:

@@ -11,8 +11,9 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator, WorkflowController
-from pepper.errors import PepperError, WorkflowDefinitionError
+from pepper.errors import PepperError, RerunError, WorkflowDefinitionError
 from pepper.model.task import TaskState
+from pepper.model.workflow_run import RunState
 from pepper.testing import ManualClock
 from pepper.workflow_file import parse_workflow_file
 from tests.support import eventually
@@ -92,3 +93,93 @@ def test_a_delay_on_an_approval_or_a_sub_workflow_step_is_refused_in_python(runt
     assert [s.step_id for s in flow.spec.steps] == ["build"]  # nothing was added
     flow.add_step("later", "t", dependencies=["build"], delay="10m")  # a task step may wait
     flow.add_step("items", "t", dependencies=["build"], for_each=[1, 2], delay="10m")  # and a fan-out
+
+
+# -- re-runs of the steps that are not plain tasks ---------------------------------------------------------
+
+
+def _workers(runtime: pepper.Runtime, broken: set[str], calls: list[str]) -> None:
+    @pepper.agent("worker", task_types=["t"], capacity=4, runtime=runtime)
+    def work(task: Any) -> Any:
+        calls.append(task.task_id.rpartition("/")[2])
+        if task.step_id in broken or task.inputs.get("item") in broken:
+            raise RuntimeError(f"{task.task_id} broke")
+        return task.inputs.get("item", task.step_id)
+
+
+def _unchanged(runtime: pepper.Runtime, run_id: str, before: Any, calls: list[str]) -> None:
+    """The run is as it ended: same state and end, no step attempted again, nothing ran."""
+    record = runtime.store.runs.get(run_id)
+    assert record.state is before.status and record.finished_at == before.finished_at
+    after = WorkflowController(record.workflow, runtime).status(run_id)
+    assert {s: (r.state, r.attempts) for s, r in after.steps.items()} == {
+        s: (r.state, r.attempts) for s, r in before.steps.items()
+    }
+    assert calls == []
+
+
+def test_rerunning_a_failed_fan_out_is_refused_and_changes_nothing(runtime: pepper.Runtime):
+    calls: list[str] = []
+    broken = {"b"}
+    _workers(runtime, broken, calls)
+    flow = WorkflowController("fan", runtime)
+    flow.add_step("prepare", "t")
+    flow.add_step("docs", "t", dependencies=["prepare"], for_each=["a", "b", "c"], max_parallel=1,
+                  inputs={"item": "${{ item }}"})  # fmt: skip
+    flow.add_step("index", "t", dependencies=["docs"])
+    first = flow.run(timeout=60)
+    assert first.status == "failed" and first["docs"].state is TaskState.FAILED
+    broken.clear()
+    calls.clear()
+    for ask in ({}, {"from_step": "docs"}, {"from_step": "prepare"}):
+        with pytest.raises(RerunError) as caught:
+            flow.rerun(first.run_id, timeout=30, **ask)
+        message = str(caught.value)
+        assert "step 'docs' is a fan-out (for_each)" in message, message
+        assert "only task steps can run again" in message
+    _unchanged(runtime, first.run_id, first, calls)
+    assert flow.rerun(first.run_id, from_step="index", timeout=30).status == "failed"  # docs still failed
+
+
+def test_rerunning_a_rejected_approval_is_refused_and_changes_nothing(runtime: pepper.Runtime):
+    calls: list[str] = []
+    _workers(runtime, set(), calls)
+    flow = WorkflowController("release", runtime)
+    flow.add_step("build", "t")
+    flow.add_step("gate", dependencies=["build"], approval={"timeout": "1h", "approvers": [APPROVER]})
+    flow.add_step("ship", "t", dependencies=["gate"])
+    run_id = flow.start()
+    eventually(lambda: any(a.waiting for a in runtime.store.approvals.of_run(run_id)), "the approval request")
+    flow.approve(run_id, "gate", approve=False, by=APPROVER, reason="not now")
+    first = flow.wait(run_id, timeout=60)
+    assert first.status == "failed" and first["gate"].state is TaskState.FAILED
+    calls.clear()
+    approvals = runtime.store.approvals.of_run(run_id)
+    for ask in ({}, {"from_step": "gate"}, {"from_step": "build"}):
+        with pytest.raises(RerunError, match=r"step 'gate' is an approval.*only task steps can run again"):
+            flow.rerun(run_id, timeout=30, **ask)
+    _unchanged(runtime, run_id, first, calls)
+    assert runtime.store.approvals.of_run(run_id) == approvals
+
+
+def test_rerunning_a_failed_sub_workflow_is_refused_and_changes_nothing(runtime: pepper.Runtime):
+    calls: list[str] = []
+    broken = {"check"}
+    _workers(runtime, broken, calls)
+    child = WorkflowController("child", runtime)
+    child.add_step("write", "t")
+    child.add_step("check", "t", dependencies=["write"])
+    flow = WorkflowController("parent", runtime)
+    flow.add_step("prepare", "t")
+    flow.add_step("docs", dependencies=["prepare"], workflow=child)
+    first = flow.run(timeout=60)
+    assert first.status == "failed" and first["docs"].state is TaskState.FAILED
+    broken.clear()
+    calls.clear()
+    runs = {r.run_id: (r.state, r.finished_at) for r in runtime.store.runs.list()}
+    for ask in ({}, {"from_step": "docs"}):
+        with pytest.raises(RerunError, match=r"step 'docs' is a sub-workflow.*only task steps can run again"):
+            flow.rerun(first.run_id, timeout=30, **ask)
+    _unchanged(runtime, first.run_id, first, calls)
+    assert {r.run_id: (r.state, r.finished_at) for r in runtime.store.runs.list()} == runs
+    assert all(state is RunState.FAILED for state, _ in runs.values())
