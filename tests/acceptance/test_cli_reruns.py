@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,5 +102,8 @@ def test_submit_with_a_delay_says_until_when(cli: CLI) -> None:
     status = cli.json("submit", "build", "--id", "later", "--delay", "10m")
     assert [w["kind"] for w in status["waiting_on"]] == ["delay"]
     assert status["not_before"] > status["created_at"] + 599
+    for command in ("why", "status"):  # as the README shows it: delayed until <UTC time> (in 9m59s)
+        said = cli.expect(0, command, "later").stdout
+        assert re.search(r"delayed until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in \d+m\d\ds\)", said), said
     bad = cli.expect(2, "submit", "build", "--delay", "5m", "--not-before", "2030-01-01T00:00:00Z")
     assert "not both" in bad.stderr
