@@ -332,12 +332,14 @@ class WorkflowSpec:
         """Rebuild a stored spec (Python conditions come back as names only: see ``python_conditions``)."""
         steps = []
         for raw in data["steps"]:
+            # a delay stored on an approval or a sub-workflow (before it was refused) never held it back: dropped
+            delay = None if raw.get("approval") is not None or raw.get("workflow") is not None else raw.get("delay")
             step = make_step(
                 raw["id"], raw["type"], agent=raw.get("agent"), dependencies=raw.get("needs", ()),
                 inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
                 max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
                 condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
-                delay=raw.get("delay"), for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
+                delay=delay, for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
                 expected_items=raw.get("expected_items"), approval=raw.get("approval"),
                 workflow=None if raw.get("workflow") is None else WorkflowSpec.from_dict(raw["workflow"]),
             )  # fmt: skip

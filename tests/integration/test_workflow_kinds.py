@@ -183,3 +183,13 @@ def test_rerunning_a_failed_sub_workflow_is_refused_and_changes_nothing(runtime:
     _unchanged(runtime, first.run_id, first, calls)
     assert {r.run_id: (r.state, r.finished_at) for r in runtime.store.runs.list()} == runs
     assert all(state is RunState.FAILED for state, _ in runs.values())
+
+
+def test_a_stored_spec_with_a_delay_on_an_approval_still_loads_without_it():
+    from pepper.model.workflow import WorkflowSpec
+
+    stored = {"name": "old", "steps": [{"id": "build", "type": "t"},
+                                       {"id": "gate", "type": "approval", "needs": ["build"], "delay": 600,
+                                        "approval": {"timeout": 3600}}]}  # fmt: skip
+    spec = WorkflowSpec.from_dict(stored)
+    assert spec.by_id["gate"].approval is not None and spec.by_id["gate"].delay is None
