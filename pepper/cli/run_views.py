@@ -182,7 +182,8 @@ def steps_table(
 
 
 def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: str | None) -> Text:
-    """``Run <id>  <status>`` and the run's facts: workflow, file, inputs, times, who drives it, why it ended."""
+    """``Run <id>  <status>`` and the run's facts: workflow, file, inputs, times, who drives it, the schedule that
+    started it, why it ended."""
     spec = record.spec
     rows: list[tuple[str, str]] = [("workflow", spec.name + (f" ({spec.description})" if spec.description else ""))]
     if spec.source:
@@ -208,6 +209,8 @@ def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: st
         rows.append(("predicted", predicted))
     if driver:
         rows.append(("driven by", driver))
+    if record.schedule:
+        rows.append(("schedule", record.schedule))  # the schedule whose tick started it
     if record.parent:
         parent_run, _, parent_step = record.parent.rpartition("/")
         rows.append(("sub-workflow of", f"run {parent_run}, step {parent_step}"))

@@ -247,7 +247,7 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
         history = RunHistory.of(runtime, result)
     drawn, failed = draw(result, record.spec, gantt, dot, history)
     if as_json:
-        print_json({**result.to_dict(), "source": record.spec.source})
+        print_json({**result.to_dict(), "source": record.spec.source, "schedule": record.schedule})
     elif dot == "-":
         click.echo(workflow_dot(record.spec, result), nl=False)
     else:

@@ -216,7 +216,8 @@ def _read_workflow(workflow: Any) -> tuple[str, list[Task], list[Any] | None]:
 
 def _spec_tasks(spec: WorkflowSpec, prefix: str = "", outer: tuple[str, ...] = ()) -> list[Task]:
     """The tasks a run of ``spec`` becomes, as far as can be known before it runs: a fan-out step one task per
-    item (``step[i]``: its list written out, else ``expected_items``, else one), an approval step a wait of
+    item (``step[i]``: its list written out, else ``expected_items``, else one; with ``max_parallel`` k, item i
+    follows item i-k, so no more than k run at once), an approval step a wait of
     its ``expected_wait`` (else its timeout) on the people deciding (``PEOPLE``), a sub-workflow its child's
     steps (``step/child``). ``prefix``/``outer``: the ids and dependencies of a sub-workflow's steps."""
     order = spec.validate()
@@ -236,7 +237,10 @@ def _spec_tasks(spec: WorkflowSpec, prefix: str = "", outer: tuple[str, ...] = (
             ends[step_id] = tuple(t.task_id for t in inner)
         elif step.fans_out:
             count = len(step.for_each) if isinstance(step.for_each, list) else step.expected_items
-            items = [replace(template, task_id=f"{own}[{i}]") for i in range(1 if count is None else count)]
+            limit = step.max_parallel
+            items = [replace(template, task_id=f"{own}[{i}]",
+                             dependencies=deps if limit is None or i < limit else (*deps, f"{own}[{i - limit}]"))
+                     for i in range(1 if count is None else count)]  # fmt: skip
             tasks += items
             ends[step_id] = tuple(t.task_id for t in items) or deps
         elif step.approval is not None:

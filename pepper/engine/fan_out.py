@@ -2,7 +2,8 @@
 
 When a fanned-out step is released (its dependencies completed, its condition true), ``begin`` reads its
 list; an empty one completes the step at once with ``[]``, a value that is not a list fails it. Items are
-started in order, at most ``max_parallel`` at once, each as one more task submitted through the engine;
+started in order, at most ``max_parallel`` at once (none before the step's ``delay`` has passed since its run
+started), each as one more task submitted through the engine;
 ``pump`` starts the next ones as items settle and, once every item is final, stores the step's own task
 final: completed with the items' results in order, or failed (cancelled) as its first broken item, with
 that item's error and outcome (so an item whose recovery policy aborts the run aborts it). After a crash the
@@ -43,10 +44,11 @@ class FanOuts:
 
     def begin(
         self, run_id: str, run_inputs: Mapping[str, Any], step: Step, results: Mapping[str, Any],
-        skipped: set[str], now: float, settled: list[TaskRecord],
+        skipped: set[str], now: float, settled: list[TaskRecord], run_started: float | None = None,
     ) -> None:  # fmt: skip
         """Start fanning out ``step``: its list is read now; items stored before (a resumed run) are not
-        started again. An empty list or a bad value settles the step (into ``settled``)."""
+        started again. An empty list or a bad value settles the step (into ``settled``). The step's delay holds
+        every item back until that long after ``run_started`` (default ``now``)."""
         context = item_context(run_inputs, results, skipped)
         try:
             items = items_of(step, context)
@@ -57,7 +59,8 @@ class FanOuts:
         if not items:
             settled.append(_final(step, run_id, run_inputs, TaskState.COMPLETED, now, result=[]))
             return
-        fan = FanOut(step, items, context, now)
+        since = now if run_started is None else run_started
+        fan = FanOut(step, items, context, now, None if step.delay is None else since + step.delay)
         prefix = item_id(run_id, step.step_id, 0)[:-2]  # run/step[
         for tid, record in self.engine.store.runs.tasks(run_id).items():
             if tid.startswith(prefix) and (parsed := parse_item_id(tid)) is not None and parsed[1] == step.step_id:
@@ -101,7 +104,9 @@ class FanOuts:
         for step_id, fan in list(fans.items()):
             for index in fan.to_start():
                 try:
-                    submit.append(item_task(fan.step, run_id, index, fan.items[index], fan.context, now))
+                    submit.append(
+                        item_task(fan.step, run_id, index, fan.items[index], fan.context, now, fan.not_before)
+                    )
                 except PepperError as exc:  # its inputs cannot be read: the step fails, naming the item
                     fan.failure = TaskError(
                         type(exc).__name__, f"item {index} of {len(fan.items)} could not start: {exc}"

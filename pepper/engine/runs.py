@@ -332,7 +332,8 @@ class RunDriver(EngineHook):
             return
         if verdict and step.fans_out:
             run.held.discard(step_id)
-            self.fans.begin(run.record.run_id, run.record.inputs, step, results, skipped, now, settled)
+            self.fans.begin(run.record.run_id, run.record.inputs, step, results, skipped, now, settled,
+                            run.record.created_at)  # fmt: skip
         elif verdict and step.approval is not None:
             run.held.discard(step_id)
             self.approvals.begin(run.record.run_id, step, now)

@@ -57,9 +57,13 @@ def items_of(step: Step, context: Mapping[str, Any]) -> list[Any]:
     return list(value)
 
 
-def item_task(step: Step, run_id: str, index: int, item: Any, context: Mapping[str, Any], now: float) -> Task:
+def item_task(
+    step: Step, run_id: str, index: int, item: Any, context: Mapping[str, Any], now: float,
+    not_before: float | None = None,
+) -> Task:  # fmt: skip
     """The task of item ``index`` (``item``) of ``step``: the step's task with every reference in its inputs
-    resolved against ``context`` (``inputs``, ``steps``) plus ``item`` and ``index``."""
+    resolved against ``context`` (``inputs``, ``steps``) plus ``item`` and ``index``; it starts no sooner than
+    ``not_before`` (the step's delay, counted from its run's start)."""
     t = step.template
     full = {**context, "item": item, "index": index}
     own = expressions.resolve(dict(t.inputs or {}), full)
@@ -73,6 +77,7 @@ def item_task(step: Step, run_id: str, index: int, item: Any, context: Mapping[s
         inputs_json=inputs_json,
         metadata=metadata,
         created_at=now,
+        not_before=not_before,
     )
 
 
@@ -89,6 +94,7 @@ class FanOut:
     items: list[Any]
     context: dict[str, Any]
     began: float  # when its items were read (the step's start)
+    not_before: float | None = None  # no item starts before (the step's delay)
     started: set[int] = field(default_factory=set)  # items with a task (stored, or queued for the next commit)
     final: dict[int, TaskState] = field(default_factory=dict)
     broken: int | None = None  # the first item that failed or was cancelled: no more start

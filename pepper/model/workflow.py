@@ -169,6 +169,14 @@ def make_step(
             step_id=step_id,
             field=kinds[1],
         )
+    if delay is not None and (approval is not None or workflow is not None):
+        what = "an approval" if approval is not None else "a sub-workflow"
+        raise WorkflowDefinitionError(
+            f"step {step_id!r} is {what} step, which cannot have a delay; delay applies only to task steps and "
+            "fan-outs (for_each): give the delay to the step it depends on, or leave it out",
+            step_id=step_id,
+            field="delay",
+        )
     if task_type is None and approval is not None:
         task_type = APPROVAL_TYPE
     if task_type is None and workflow is not None:
@@ -324,12 +332,14 @@ class WorkflowSpec:
         """Rebuild a stored spec (Python conditions come back as names only: see ``python_conditions``)."""
         steps = []
         for raw in data["steps"]:
+            # a delay stored on an approval or a sub-workflow (before it was refused) never held it back: dropped
+            delay = None if raw.get("approval") is not None or raw.get("workflow") is not None else raw.get("delay")
             step = make_step(
                 raw["id"], raw["type"], agent=raw.get("agent"), dependencies=raw.get("needs", ()),
                 inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
                 max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
                 condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
-                delay=raw.get("delay"), for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
+                delay=delay, for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
                 expected_items=raw.get("expected_items"), approval=raw.get("approval"),
                 workflow=None if raw.get("workflow") is None else WorkflowSpec.from_dict(raw["workflow"]),
             )  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pepper.errors import RerunError, suggest
 from pepper.model.task import TaskState
-from pepper.model.workflow import WorkflowSpec
+from pepper.model.workflow import Step, WorkflowSpec
 
 #: The states a re-run of the failed steps starts again.
 UNFINISHED = frozenset({TaskState.FAILED, TaskState.CANCELLED, TaskState.PARKED})
@@ -16,8 +16,9 @@ def steps_to_rerun(
     run_id: str, spec: WorkflowSpec, states: Mapping[str, TaskState | None], from_step: str | None = None
 ) -> list[str]:
     """The step ids to run again, dependencies first: ``from_step`` and every step downstream of it, or (without
-    it) the steps that failed or were cancelled. Raises ``RerunError`` for an unknown step, or when there is
-    nothing to run again."""
+    it) the steps that failed or were cancelled. Raises ``RerunError`` for an unknown step, when there is
+    nothing to run again, or when a step to run again is a fan-out, an approval or a sub-workflow (their items,
+    requests and child runs are not made again)."""
     order = spec.validate()
     if from_step is not None:
         if from_step not in spec.by_id:
@@ -37,4 +38,26 @@ def steps_to_rerun(
                 f"run {run_id!r} has no failed or cancelled step to run again; give a step to run again from "
                 "(from_step, or --from STEP) to run completed steps again",
             )
-    return [step_id for step_id in order if step_id in chosen]
+    steps = [step_id for step_id in order if step_id in chosen]
+    for step_id in steps:
+        kind = step_kind(spec.by_id[step_id])
+        if kind is not None:
+            start = f"from step {from_step!r}" if from_step is not None else "its failed and cancelled steps"
+            raise RerunError(
+                run_id,
+                f"run {run_id!r} cannot run {start} again: step {step_id!r} is {kind}, and only task steps can run "
+                "again (steps with a type, without for_each, approval or workflow); start a new run of the workflow "
+                "instead",
+            )
+    return steps
+
+
+def step_kind(step: Step) -> str | None:
+    """What a step that is not a plain task is (``"a fan-out (for_each)"``, ...); None for a task step."""
+    if step.fans_out:
+        return "a fan-out (for_each)"
+    if step.approval is not None:
+        return "an approval"
+    if step.workflow is not None:
+        return "a sub-workflow (workflow)"
+    return None

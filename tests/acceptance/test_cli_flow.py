@@ -4,6 +4,7 @@ an approval decided with ``pepper approve`` from another process while ``pepper 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ def test_a_run_fans_out_waits_for_an_approval_given_from_another_process_and_run
     try:
         run_id = _until(lambda: _waiting_run(cli), "the run waits for its approval")
         why = cli.expect(0, "why", f"{run_id}/gate")
-        assert f"waits for approval by {APPROVER} until" in why.stdout
+        until = r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(in \d+m \d\ds\); `pepper approve"
+        assert re.search(f"waits for approval by {re.escape(APPROVER)} {until}", why.stdout), why.stdout
         assert f"pepper approve {run_id} gate" in why.stdout
         refused = cli("approve", run_id, "gate", "--by", "other@example.com")
         assert refused.returncode != 0 and "is not among them" in refused.stderr and "Traceback" not in refused.stderr

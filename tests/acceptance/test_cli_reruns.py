@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_cli_workflows import AGENTS_MODULE, CLI, DIAMOND, FAILING
+from tests.acceptance.test_cli_workflows import AGENTS, AGENTS_MODULE, CLI, DIAMOND, FAILING
 
 
 @pytest.fixture
@@ -51,6 +52,35 @@ def test_rerun_refuses_bad_requests_and_changes_nothing(cli: CLI) -> None:
     assert cli.json("runs")[0]["status"] == "completed"
 
 
+FANNED = (
+    AGENTS
+    + """\
+name: fanned
+steps:
+  - id: fetch
+    type: build
+  - id: pages
+    type: build
+    needs: fetch
+    for_each: [a, b]
+    inputs: {fail: "${{ item }}"}
+"""
+)
+
+
+def test_rerun_of_a_fan_out_is_refused_naming_the_step_and_changes_nothing(cli: CLI) -> None:
+    (cli.folder / "fanned.yaml").write_text(FANNED)
+    run_id = cli.json("run", "fanned.yaml", code=1)["run_id"]
+    (cli.folder / "ran.log").unlink()
+    for args in ((), ("--failed",), ("--from", "pages"), ("--from", "fetch")):
+        refused = cli.expect(2, "rerun", run_id, *args)
+        assert "step 'pages' is a fan-out (for_each), and only task steps can run again" in refused.stderr
+    assert not (cli.folder / "ran.log").exists()  # nothing ran
+    steps = {s["step_id"]: s for s in cli.json("show", run_id, code=1)["steps"]}
+    assert steps["pages"]["status"] == "failed" and steps["fetch"]["attempts"] == 1
+    assert cli.json("runs")[0]["status"] == "failed"
+
+
 def test_schedules_are_added_listed_paused_and_deleted(cli: CLI) -> None:
     done = cli.expect(0, "schedules", "add", "diamond.yaml", "--name", "nightly", "--cron", "0 2 * * *",
                       "--timezone", "Europe/Paris")  # fmt: skip
@@ -72,5 +102,8 @@ def test_submit_with_a_delay_says_until_when(cli: CLI) -> None:
     status = cli.json("submit", "build", "--id", "later", "--delay", "10m")
     assert [w["kind"] for w in status["waiting_on"]] == ["delay"]
     assert status["not_before"] > status["created_at"] + 599
+    for command in ("why", "status"):  # as the README shows it: delayed until <UTC time> (in 9m59s)
+        said = cli.expect(0, command, "later").stdout
+        assert re.search(r"delayed until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in \d+m\d\ds\)", said), said
     bad = cli.expect(2, "submit", "build", "--delay", "5m", "--not-before", "2030-01-01T00:00:00Z")
     assert "not both" in bad.stderr

@@ -86,6 +86,24 @@ def test_the_planning_example_prints_what_its_comment_says(tmp_path):
     assert (tmp_path / "plan.png").stat().st_size > 1000
 
 
+def test_the_fan_out_example_prints_the_items_results_in_order(tmp_path):
+    assert run(block("Fan-out and fan-in"), tmp_path) == ["['0:api.md', '1:cli.md', '2:store.md'] 3"]
+
+
+def test_the_delay_example_waits_for_its_time_then_runs(tmp_path):
+    assert run(block("Delayed tasks"), tmp_path) == ["delay", "sent"]
+
+
+def test_the_schedules_example_prints_the_next_tick_in_its_zone_and_the_names(tmp_path):
+    next_fire, names = run(block("Schedules"), tmp_path)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d 02:00:00 CES?T", next_fire)
+    assert names == "['nightly', 'poll']"
+
+
+def test_the_rerun_example_completes_the_same_run(tmp_path):
+    assert run(block("Re-runs"), tmp_path) == ["failed", "True completed"]
+
+
 # -- links -----------------------------------------------------------------------------------------------------
 
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]

@@ -54,3 +54,19 @@ def test_a_run_is_rerun_from_a_step_over_http_and_from_a_remote_client(api: Api)
         assert result.status == "completed" and result.steps["a"].attempts == 2
     finally:
         remote.close()
+
+
+def test_a_rerun_from_a_fan_out_step_is_refused_over_http_and_changes_nothing(api: Api) -> None:
+    with api.client() as client:
+        started = client.post("/api/v1/runs", json={"workflow": {
+            "name": "fanned", "steps": [{"id": "a", "type": "echo"},
+                                        {"id": "b", "type": "echo", "needs": ["a"], "for_each": [1, 2]}],
+        }}).json()  # fmt: skip
+        run_id = started["run_id"]
+        before = client.get(f"/api/v1/runs/{run_id}", params={"wait": PATIENCE}).json()
+        refused = client.post(f"/api/v1/runs/{run_id}/rerun", json={"from_step": "b"})
+        after = client.get(f"/api/v1/runs/{run_id}").json()
+    assert before["state"] == "completed"
+    assert refused.status_code == 409 and refused.json()["error"]["type"] == "RerunError"
+    assert "step 'b' is a fan-out (for_each)" in refused.json()["error"]["message"]
+    assert after["state"] == "completed" and after["steps"]["b"]["attempts"] == before["steps"]["b"]["attempts"]

@@ -15,16 +15,20 @@ from pepper.store import catalog
 from pepper.store.copy import CopyProgress, copy_database, same_database
 from pepper.store.location import open_store
 from pepper.store.sql_store import SqlStore
+from tests.support import eventually
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 #: Every table a copy carries (the schema version stays each database's own).
 TABLES = {"tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
           "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states"}  # fmt: skip
+#: The tables ``fill`` writes rows into.
+FILLED = TABLES - {"alerts", "agents", "usage_samples", "tokens"}
 
 
 def fill(db: str, home: Path) -> None:
     """A database with a bit of everything, written through the public API: dependencies, a completed task
-    that needed a retry, a failed one with its errors, a workflow run, feedback, a lease and pending work."""
+    that needed a retry, a failed one with its errors, workflow runs (one decided by a person), a schedule,
+    feedback, a lease, a firing alert rule and pending work."""
     with pepper.Runtime(db=db, home=str(home), resources={"api": 3}, **FAST) as runtime:
 
         @pepper.agent("worker-a", task_types=["t", "flaky", "bad", "step"], capacity=2, runtime=runtime)
@@ -47,6 +51,14 @@ def fill(db: str, home: Path) -> None:
         workflow.add_step("build", "step", dependencies=["fetch"])
         assert workflow.run(timeout=30).status == "completed"
         pepper.schedule("nightly", workflow, cron="0 2 * * *", timezone="Europe/Paris", runtime=runtime)
+        gated = WorkflowController("gated", runtime)
+        gated.add_step("build", "step")
+        gated.add_step("gate", dependencies=["build"], approval={"timeout": "1h", "approvers": ["lead@example.com"]})
+        gated_run = gated.start()
+        eventually(lambda: any(a.waiting for a in runtime.store.approvals.of_run(gated_run)), "the approval request")
+        gated.approve(gated_run, "gate", by="lead@example.com", reason="read it")
+        assert gated.wait(gated_run, timeout=30).status == "completed"
+        runtime.store.alert_states.fire("queue-too-long", 42.0, runtime.clock.now())
         orchestrator.add_feedback("a", rating=4, comment="good", metrics={"edits": 2})
         orchestrator.add_feedback("b", rating=2)
         ResourceAllocator(runtime).allocate("worker-a", {"api": 1}, duration="1h")
@@ -88,13 +100,14 @@ def test_a_copy_to_postgresql_and_back_is_equal_row_by_row(original: SqlStore, p
 
         # Then every table holds the same rows on all three, and the counts say so
         assert set(there) == TABLES and there == again
-        assert there["tasks"] == 9 and there["errors"] >= 3 and there["runs"] == 1 and there["feedback"] == 2
+        assert there["tasks"] == 11 and there["errors"] >= 3 and there["runs"] == 2 and there["feedback"] == 2
         assert there["attempts"] >= 2 and there["leases"] >= 1 and there["pool"] >= 1 and there["task_logs"] >= 8
         for table in TABLES:
             expected = rows_of(original, table)
             assert len(expected) == there[table]
             assert rows_of(back, table) == expected, table
             assert normalised(rows_of(postgres, table)) == normalised(expected), table
+        assert all(there[table] for table in FILLED), {t: there[t] for t in FILLED if not there[t]}
         assert seen[-1].rows == seen[-1].total == sum(there.values())
         assert [step.rows for step in seen] == sorted(step.rows for step in seen)
     finally:
@@ -146,6 +159,28 @@ def runtime_on(url: str, home: Path) -> pepper.Runtime:
     return runtime
 
 
+def test_a_copy_between_sqlite_files_holds_every_table_and_the_same_approvals(original: SqlStore, tmp_path: Path):
+    # Given a SQLite database with a decided approval, a schedule, task logs and an alert rule's state
+    dst = open_store(str(tmp_path / "copy.db"))
+    try:
+        # When it is copied to another SQLite file
+        copied = copy_database(original, dst)
+
+        # Then every table of the schema is copied, row for row
+        assert set(copied) == set(catalog.tables(original)) == TABLES
+        for table in TABLES:
+            assert rows_of(dst, table) == rows_of(original, table), table
+        assert all(copied[table] for table in FILLED)
+        (run,) = [r for r in original.runs.list() if r.workflow == "gated"]
+        (approval,) = dst.approvals.of_run(run.run_id)
+        assert approval == original.approvals.of_run(run.run_id)[0]
+        assert approval.decision == "approved" and approval.decided_by == "lead@example.com"
+        assert [s.name for s in dst.schedules.list()] == ["nightly"]
+        assert dst.alert_states.states() == original.alert_states.states()
+    finally:
+        dst.close()
+
+
 # --- refusals, on SQLite files (each changes nothing) ------------------------------------------
 
 
@@ -174,7 +209,7 @@ def test_a_destination_in_use_is_refused_unless_replaced(original: SqlStore, tmp
         assert [row["task_id"] for row in rows_of(dst, "tasks")] == ["mine"]
 
         copied = copy_database(original, dst, replace=True)
-        assert copied["tasks"] == 9
+        assert copied["tasks"] == 11
         assert rows_of(dst, "tasks") == rows_of(original, "tasks")
     finally:
         dst.close()

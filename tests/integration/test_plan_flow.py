@@ -37,3 +37,30 @@ def test_fan_out_approval_and_sub_workflow_are_planned_as_what_they_become(tmp_p
     assert PEOPLE not in planned.utilisation and planned.bottleneck == "a"
     assert planned.makespan == 1 + 30 + 600 + 20 + 1  # six items of 10s two at a time, the wait, the child, ship
     assert "gate" in planned.critical_path
+
+
+def _most_at_once(slots: list[tuple[float, float]]) -> int:
+    events = sorted([(end, -1) for _, end in slots] + [(start, 1) for start, _ in slots])  # ends first
+    most = now = 0
+    for _, change in events:
+        now += change
+        most = max(most, now)
+    return most
+
+
+def test_a_fan_out_is_planned_with_at_most_max_parallel_items_at_once(tmp_path):
+    wide = [{"agent_id": "a", "task_types": ["scan", "doc"], "capacity": 8}]
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home")) as runtime:
+        workflow = WorkflowController("limited", runtime)
+        workflow.add_step("scan", "scan")
+        workflow.add_step("docs", "doc", dependencies=["scan"], for_each="${{ steps.scan.result }}", expected_items=6,
+                          max_parallel=2)  # fmt: skip
+        workflow.add_step("pages", "doc", dependencies=["scan"], for_each=["a", "b", "c"])  # no limit
+        planned = plan(workflow, agents=wide, durations={"doc": 10, "scan": 1}, runtime=runtime)
+
+    slots = {s.task_id: (s.start, s.end) for s in planned.schedule}
+    docs = [slots[f"docs[{i}]"] for i in range(6)]
+    assert _most_at_once(docs) == 2  # the pool has room for all six: the limit holds them back
+    assert _most_at_once([slots[f"pages[{i}]"] for i in range(3)]) == 3
+    assert planned.makespan == 1 + 3 * 10  # six items of 10s two at a time
+    assert planned.critical_path_length == 1 + 3 * 10

@@ -191,3 +191,32 @@ def test_running_workers_see_a_schedule_another_process_adds(tmp_path):
         assert [r.schedule for r in runs] == ["nightly"]
         started = [*first._service.ticks.started, *second._service.ticks.started]  # type: ignore[union-attr]
         assert [tick for _, tick, _ in started] == [TICK]
+
+
+def test_show_names_the_schedule_that_started_a_run_and_nothing_for_a_run_started_by_hand(tmp_path):
+    from click.testing import CliRunner
+
+    from pepper.cli.main import cli
+
+    clock = ManualClock(START)
+    db = str(tmp_path / "s.db")
+    with _worker(tmp_path, clock, db) as rt:
+        flow = WorkflowController("nightly", runtime=rt)
+        flow.add_step("only", "echo")
+        rt.start()
+        pepper.schedule("nightly-report", flow, every=30, runtime=rt)
+        clock.advance(30)
+        (scheduled,) = eventually(lambda: _runs(rt), "the tick's run")
+        assert flow.wait(scheduled.run_id, timeout=30).status == "completed"
+        by_hand = flow.run(timeout=30).run_id
+
+    def show(run_id: str, *extra: str) -> str:
+        done = CliRunner().invoke(cli, ["show", run_id, "--db", db, *extra], terminal_width=120)
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    lines = [line.split() for line in show(scheduled.run_id).splitlines()]
+    assert ["schedule", "nightly-report"] in lines
+    assert not any(line[:1] == ["schedule"] for line in (x.split() for x in show(by_hand).splitlines()))
+    assert '"schedule": "nightly-report"' in show(scheduled.run_id, "--json")
+    assert '"schedule": null' in show(by_hand, "--json")
