@@ -75,7 +75,7 @@ class Pruner:
             stored = int(conn.execute(q("count_run_steps"), (f"{run}/", f"{run}0")).fetchone()[0])
             if stored != steps.get(run, 0):
                 runs.discard(run)
-        _keep_families(runs, [(row[0], row[1]) for row in conn.execute(q("run_parents"))])
+        keep_families(runs, [(row[0], row[1]) for row in conn.execute(q("run_parents"))])
         return [t for t, run in tasks.items() if run is None or run in runs], sorted(runs)
 
     def _count(self, conn: Connection, name: str, ids: Sequence[str]) -> int:
@@ -91,7 +91,7 @@ class Pruner:
             conn.execute(self._store.expand(self._store.statement(name), len(chunk)), chunk)
 
 
-def _keep_families(runs: set[str], links: Sequence[tuple[str, str | None]]) -> None:
+def keep_families(runs: set[str], links: Sequence[tuple[str, str | None]]) -> None:
     """Take out of ``runs`` every run linked (as parent or child) to a stored run that stays: a child run
     (a sub-workflow) stays while the run of its parent step does, and that run stays while a child does."""
     stored = {run for run, _ in links}
