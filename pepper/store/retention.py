@@ -60,6 +60,7 @@ class Pruner:
         needed = {dep for record in unfinished for dep in record.task.dependencies}
         busy_runs = {r.task.metadata.get("pepper.run") for r in unfinished} - {None}
         runs = {row[0] for row in conn.execute(q("prunable_runs"), (horizon,))} - busy_runs
+        candidates = set(runs)
         tasks: dict[str, str | None] = {}  # task id -> its run
         steps: dict[str, int] = {}
         for row in conn.execute(q("prunable_tasks"), (horizon,)):
@@ -76,7 +77,9 @@ class Pruner:
             if stored != steps.get(run, 0):
                 runs.discard(run)
         keep_families(runs, [(row[0], row[1]) for row in conn.execute(q("run_parents"))])
-        return [t for t, run in tasks.items() if run is None or run in runs], sorted(runs)
+        kept = {f"{run}/" for run in candidates - runs}  # their steps stay, whether or not they name their run
+        chosen = [t for t, run in tasks.items() if (run is None or run in runs) and t[: t.find("/") + 1] not in kept]
+        return chosen, sorted(runs)
 
     def _count(self, conn: Connection, name: str, ids: Sequence[str]) -> int:
         total = 0
