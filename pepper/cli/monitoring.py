@@ -297,7 +297,8 @@ def alerts(ctx: click.Context, limit: int, as_json: bool, db: str | None) -> Non
     HealthMonitor(runtime).set_alert("engine.loop_lag", 1.0, notify); each
     time one fires it is recorded in the database, and listed here. Rules
     in pepper.toml ([[alerts]] tables) are evaluated by every worker and
-    notify their sinks (webhook, command, log) once per crossing.
+    notify their sinks (webhook, command, log) once per crossing; their
+    firings are listed here too, with source "config".
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -19,10 +19,11 @@ from pepper.model.units import parse_duration
 @json_option
 @db_option
 def prune(older_than: str, dry_run: bool, as_json: bool, db: str | None) -> None:
-    """Remove finished tasks (with their attempts, errors and logs), finished workflow runs and alerts that
-    ended longer ago than AGE, then give the space back to the disk.
+    """Remove finished tasks (with their attempts, errors and logs), finished workflow runs (with their
+    approvals) and alerts that ended longer ago than AGE, then give the space back to the disk.
 
-    Unfinished tasks stay, as do the tasks an unfinished task depends on and the steps of runs still going.
+    Unfinished tasks stay, as do the tasks an unfinished task depends on, the steps of runs still going
+    and the sub-workflow runs of runs still going.
     A `retention = "30d"` setting in pepper.toml has workers do this in the background.
     """
     seconds = parse_duration(older_than, "--older-than")

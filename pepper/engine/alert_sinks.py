@@ -10,6 +10,7 @@ A webhook gets it as the body of an HTTP POST (``Content-Type: application/json`
 the header ``X-Pepper-Signature: sha256=<hex>`` carries the HMAC-SHA256 of the body under the secret
 read from that environment variable (the secret is never logged). A failed POST (no answer within
 ``timeout``, or a status other than 2xx) is tried again ``retries`` times, waiting 0.5 s, 1 s, 2 s...
+(``delivery_bound`` is the longest all of that can take).
 A command gets the body on stdin (it comes from the operator's configuration only); the log sink
 logs the message on the ``pepper.alerts`` logger.
 """
@@ -60,6 +61,17 @@ def send(sink: Sink, body: dict[str, Any], *, wait: Callable[[float], Any] | Non
         return _run(sink, data, body["rule"])
     log.log(logging.getLevelName(sink.level), "alert %s: %s", body["rule"], body["message"])
     return True
+
+
+def delivery_bound(sinks: tuple[Sink, ...]) -> float:
+    """The longest delivering to ``sinks`` can take (in seconds): every try's timeout and the back-off between."""
+    total = 0.0
+    for sink in sinks:
+        if sink.type == "webhook":
+            total += sink.timeout * (sink.retries + 1) + _BACKOFF * (2**sink.retries - 1)
+        elif sink.type == "command":
+            total += sink.timeout
+    return total
 
 
 def send_all(sinks: tuple[Sink, ...], body: dict[str, Any]) -> dict[str, bool]:

@@ -161,7 +161,11 @@ class EngineService:
         # The worker stays registered, and keeps heart-beating, until every attempt has ended and its outcome
         # (interrupted ones requeued by us) is committed: other workers take the running tasks of a stopped
         # worker as lost and would run them again, throwing away what finishes here.
+        keeper = self.sampler.keeper  # alerts it fired are delivered meanwhile
+        delivering = None if keeper is None else asyncio.get_running_loop().run_in_executor(None, keeper.flush)
         committed = await engine.drain(timeout)
+        if delivering is not None:
+            await delivering
         await self.upkeep.end(deregister=committed)
         for groups in engine.waiters.values():
             for group in groups:

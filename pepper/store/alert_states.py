@@ -38,11 +38,15 @@ class AlertStateLog:
     def __init__(self, store: SqlStore) -> None:
         self._store = store
 
-    def fire(self, rule: str, value: float, now: float) -> bool:
-        """Mark ``rule`` firing; True for the one caller that changed it (that caller notifies)."""
+    def fire(self, rule: str, value: float, now: float, alert: tuple[Any, ...] | None = None) -> bool:
+        """Mark ``rule`` firing; True for the one caller that changed it (that caller notifies). That caller's
+        ``alert`` (an ``Alert.to_row()``) is stored with the change, so the firing is listed once."""
         with self._store.typed_errors(), self._store.transaction() as conn:
             conn.execute(self._store.statement("ensure_alert_state"), (rule, now))
-            return int(conn.execute(self._store.statement("fire_alert_state"), (value, now, rule)).rowcount) == 1
+            changed = int(conn.execute(self._store.statement("fire_alert_state"), (value, now, rule)).rowcount) == 1
+            if changed and alert is not None:
+                conn.execute(self._store.statement("insert_alert"), alert)
+            return changed
 
     def resolve(self, rule: str, value: float, now: float) -> bool:
         """Mark ``rule`` resolved; True for the one caller that changed it."""

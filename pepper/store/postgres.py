@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pepper.errors import ConfigError, DatabaseUnreachableError, StoreBusyError, WriteRefusedError
 from pepper.store.location import redact
+from pepper.store.retention import TABLES
 from pepper.store.sql_store import Connection, Cursor, SqlStore
 from pepper.store.statements import queries
 
@@ -289,7 +290,7 @@ class PostgresStore(SqlStore):
     def reclaim_space(self) -> None:
         """A plain VACUUM of the tables pruning deletes from: their free space is reused, without locking them."""
         with self._errors(), self.pool.connection() as conn:
-            conn.execute("VACUUM tasks, attempts, errors, task_logs, runs, alerts")
+            conn.execute(f"VACUUM {', '.join(TABLES)}")
 
     def probe_write(self) -> str | None:
         """Take the write lock (and let it go at once): None if the database is writable, else why not."""

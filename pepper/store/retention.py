@@ -1,10 +1,11 @@
 """Pruning finished work older than a horizon, and giving the space back.
 
 What goes: tasks that ended (completed, failed, cancelled) before the horizon, with their earlier attempts,
-errors and logs; workflow runs that ended before it; alerts that fired before it. What stays, whatever
-its age: unfinished tasks (parked ones included), every task an unfinished task depends on, every step of
-a run that still has unfinished steps, and a run while any of its steps stays. All of it is decided and
-deleted in one write transaction, so a task finishing meanwhile is seen either before or after.
+errors and logs; workflow runs that ended before it, with their approvals; alerts that fired before it.
+What stays, whatever its age: unfinished tasks (parked ones included), every task an unfinished task
+depends on, every step of a run that still has unfinished steps, a run while any of its steps stays, and
+a run's whole family of sub-workflows (parent and child runs) while any run of it stays. All of it is
+decided and deleted in one write transaction, so a task finishing meanwhile is seen either before or after.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from pepper.store.sql_store import Connection, SqlStore
 
 #: The kinds of rows pruned, in the order they are reported.
-KINDS = ("tasks", "runs", "attempts", "errors", "logs", "alerts")
+KINDS = ("tasks", "runs", "attempts", "errors", "logs", "approvals", "alerts")
+#: Every table a prune deletes from (the ones whose space is given back afterwards).
+TABLES = ("tasks", "attempts", "errors", "task_logs", "approvals", "runs", "alerts")
 _CHUNK = 500
 
 
@@ -39,11 +42,13 @@ class Pruner:
                 "attempts": self._count(conn, "count_attempts_of", tasks),
                 "errors": self._count(conn, "count_errors_of", tasks),
                 "logs": self._count(conn, "count_logs_of", tasks),
+                "approvals": self._count(conn, "count_approvals_of_runs", runs),
                 "alerts": int(conn.execute(store.statement("count_alerts_before"), (horizon,)).fetchone()[0]),
             }
             if not dry_run:
                 for name in ("delete_attempts_of", "delete_errors_of", "delete_logs_of", "delete_tasks"):
                     self._delete(conn, name, tasks)
+                self._delete(conn, "delete_approvals_of_runs", runs)
                 self._delete(conn, "delete_runs", runs)
                 conn.execute(store.statement("delete_alerts_before"), (horizon,))
         return counts
@@ -55,7 +60,8 @@ class Pruner:
         needed = {dep for record in unfinished for dep in record.task.dependencies}
         busy_runs = {r.task.metadata.get("pepper.run") for r in unfinished} - {None}
         runs = {row[0] for row in conn.execute(q("prunable_runs"), (horizon,))} - busy_runs
-        tasks: list[str] = []
+        candidates = set(runs)
+        tasks: dict[str, str | None] = {}  # task id -> its run
         steps: dict[str, int] = {}
         for row in conn.execute(q("prunable_tasks"), (horizon,)):
             record = TaskRecord.from_row(row)
@@ -63,15 +69,17 @@ class Pruner:
             run = record.task.metadata.get("pepper.run")
             if task_id in needed or (run is not None and run not in runs):
                 continue
-            tasks.append(task_id)
+            tasks[task_id] = run
             if run is not None:
                 steps[run] = steps.get(run, 0) + 1
         for run in sorted(runs):  # a run goes only with all of its steps
             stored = int(conn.execute(q("count_run_steps"), (f"{run}/", f"{run}0")).fetchone()[0])
             if stored != steps.get(run, 0):
                 runs.discard(run)
-                tasks = [t for t in tasks if not t.startswith(f"{run}/")]
-        return tasks, sorted(runs)
+        keep_families(runs, [(row[0], row[1]) for row in conn.execute(q("run_parents"))])
+        kept = {f"{run}/" for run in candidates - runs}  # their steps stay, whether or not they name their run
+        chosen = [t for t, run in tasks.items() if (run is None or run in runs) and t[: t.find("/") + 1] not in kept]
+        return chosen, sorted(runs)
 
     def _count(self, conn: Connection, name: str, ids: Sequence[str]) -> int:
         total = 0
@@ -84,3 +92,19 @@ class Pruner:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             conn.execute(self._store.expand(self._store.statement(name), len(chunk)), chunk)
+
+
+def keep_families(runs: set[str], links: Sequence[tuple[str, str | None]]) -> None:
+    """Take out of ``runs`` every run linked (as parent or child) to a stored run that stays: a child run
+    (a sub-workflow) stays while the run of its parent step does, and that run stays while a child does."""
+    stored = {run for run, _ in links}
+    pairs = [(child, parent.partition("/")[0]) for child, parent in links if parent]
+    pairs = [(child, parent) for child, parent in pairs if parent in stored]
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in pairs:
+            if (child in runs) != (parent in runs):
+                runs.discard(child)
+                runs.discard(parent)
+                changed = True

@@ -37,6 +37,25 @@ def test_an_alert_rule_fires_once_per_crossing_whoever_asks(open_store):
     assert state.firing and state.fired_count == 2 and state.value == 0.8
 
 
+def test_the_alert_of_a_firing_is_stored_by_the_one_caller_that_fired(open_store):
+    if not open_store.shared:
+        pytest.skip("each open of this store is a database of its own")
+    first, second = open_store(), open_store()
+
+    def row(alert_id: str, value: float, at: float) -> tuple[object, ...]:
+        return (alert_id, "errors", "config", None, "error_rate", value, 0.5, 1, at, "error_rate is high")
+
+    assert first.alert_states.fire("errors", 0.9, 10.0, row("a1", 0.9, 10.0)) is True
+    assert second.alert_states.fire("errors", 0.95, 11.0, row("a2", 0.95, 11.0)) is False  # the same crossing
+    assert [a["alert_id"] for a in second.alerts.recent()] == ["a1"]
+    second.alert_states.resolve("errors", 0.1, 12.0)
+    assert second.alert_states.fire("errors", 0.8, 13.0, row("a3", 0.8, 13.0)) is True
+    assert [(a["alert_id"], a["source"], a["value"]) for a in first.alerts.recent()] == [
+        ("a3", "config", 0.8),
+        ("a1", "config", 0.9),
+    ]
+
+
 def test_prune_removes_old_finished_work_and_keeps_unfinished_work_and_its_dependencies(store):
     old = [build_task(task_id=f"old-{n}", task_type="t", now=1.0) for n in range(3)]
     needed = build_task(task_id="needed", task_type="t", now=1.0)
@@ -46,7 +65,7 @@ def test_prune_removes_old_finished_work_and_keeps_unfinished_work_and_its_depen
     store.logs.write([("old-0", 1, 0, 0, 2, 1.0, "x\n", 1), ("needed", 1, 0, 0, 2, 1.0, "y\n", 1)])
     store.alerts.record(("a#1", "a", "performance", None, "error_rate", 0.5, 0.1, 1, 1.0, "m"))
     counted = store.prune(10**12, dry_run=True)
-    assert counted == {"tasks": 3, "runs": 0, "attempts": 0, "errors": 0, "logs": 1, "alerts": 1}
+    assert counted == {"tasks": 3, "runs": 0, "attempts": 0, "errors": 0, "logs": 1, "approvals": 0, "alerts": 1}
     assert len(store.get_tasks([t.task_id for t in old])) == 3  # a dry run changes nothing
     assert store.prune(10**12) == counted
     assert set(store.get_tasks(["old-0", "old-1", "old-2", "needed", "waiting"])) == {"needed", "waiting"}

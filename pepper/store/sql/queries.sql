@@ -423,6 +423,9 @@ SELECT * FROM tasks WHERE state IN ('completed', 'failed', 'cancelled') AND COAL
 -- name: prunable_runs
 SELECT run_id FROM runs WHERE state <> 'running' AND COALESCE(finished_at, created_at) < ?;
 
+-- name: run_parents
+SELECT run_id, parent FROM runs;
+
 -- name: count_run_steps
 SELECT COUNT(*) FROM tasks WHERE task_id >= ? AND task_id < ?;
 
@@ -446,6 +449,12 @@ DELETE FROM errors WHERE task_id IN ({ids});
 
 -- name: delete_logs_of
 DELETE FROM task_logs WHERE task_id IN ({ids});
+
+-- name: count_approvals_of_runs
+SELECT COUNT(*) FROM approvals WHERE run_id IN ({ids});
+
+-- name: delete_approvals_of_runs
+DELETE FROM approvals WHERE run_id IN ({ids});
 
 -- name: delete_runs
 DELETE FROM runs WHERE run_id IN ({ids});
