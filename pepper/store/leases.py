@@ -227,9 +227,7 @@ class UsageLog:
         """Store ``(agent, worker, sampled_at, usage)`` samples."""
         rows = [(agent, worker, at, codec.encode(dict(usage))) for agent, worker, at, usage in samples]
         if rows:
-            store = self._store
-            with store.transaction() as conn:
-                conn.executemany(store.statement("save_usage"), rows)
+            self._store.write_alone("save_usage", rows)
 
     def of_agent(self, agent_id: str) -> list[tuple[str, float, dict[str, Any]]]:
         """``(worker_id, sampled_at, usage)`` for each worker that measured the agent, newest first."""
