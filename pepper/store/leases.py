@@ -119,8 +119,12 @@ class LeaseLedger:
 
     def live(self, now: float) -> list[Lease]:
         """Every lease held at ``now`` that counts on this host (other hosts' leases: their shared part)."""
-        shared = pool_seen(self._store.query("pool_here", (self.host,)))[1]
-        return leases_counting(self._store.query("unreleased_leases"), self.host, shared, now)
+        return self.pool_and_live(now)[1]
+
+    def pool_and_live(self, now: float) -> tuple[dict[str, float], list[Lease]]:
+        """``pool()`` and ``live(now)`` together, the pool read once."""
+        pool, shared = pool_seen(self._store.query("pool_here", (self.host,)))
+        return pool, leases_counting(self._store.query("unreleased_leases"), self.host, shared, now)
 
     def get(self, lease_id: str) -> Lease:
         rows = self._store.query("lease_by_id", (lease_id,))
