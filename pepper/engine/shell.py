@@ -518,8 +518,8 @@ class Engine:
     def reload_leases(self) -> None:
         """Read the pool and its live leases, tell the state machine, and retry waiting budgets."""
         now = self.clock.now()
-        pool = self.store.leases.pool()
-        leases = tuple(self.store.leases.live(now))
+        pool, live = self.store.leases.pool_and_live(now)
+        leases = tuple(live)
         signature = (tuple(sorted(pool.items())), tuple(sorted((lease.lease_id, lease.expires_at) for lease in leases)))
         if signature != self._lease_signature:
             self._lease_signature = signature

@@ -119,8 +119,12 @@ class LeaseLedger:
 
     def live(self, now: float) -> list[Lease]:
         """Every lease held at ``now`` that counts on this host (other hosts' leases: their shared part)."""
-        shared = pool_seen(self._store.query("pool_here", (self.host,)))[1]
-        return leases_counting(self._store.query("unreleased_leases"), self.host, shared, now)
+        return self.pool_and_live(now)[1]
+
+    def pool_and_live(self, now: float) -> tuple[dict[str, float], list[Lease]]:
+        """``pool()`` and ``live(now)`` together, the pool read once."""
+        pool, shared = pool_seen(self._store.query("pool_here", (self.host,)))
+        return pool, leases_counting(self._store.query("unreleased_leases"), self.host, shared, now)
 
     def get(self, lease_id: str) -> Lease:
         rows = self._store.query("lease_by_id", (lease_id,))
@@ -227,9 +231,7 @@ class UsageLog:
         """Store ``(agent, worker, sampled_at, usage)`` samples."""
         rows = [(agent, worker, at, codec.encode(dict(usage))) for agent, worker, at, usage in samples]
         if rows:
-            store = self._store
-            with store.transaction() as conn:
-                conn.executemany(store.statement("save_usage"), rows)
+            self._store.write_alone("save_usage", rows)
 
     def of_agent(self, agent_id: str) -> list[tuple[str, float, dict[str, Any]]]:
         """``(worker_id, sampled_at, usage)`` for each worker that measured the agent, newest first."""

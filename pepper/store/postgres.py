@@ -14,13 +14,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext, suppress
 from importlib import resources
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pepper.errors import ConfigError, DatabaseUnreachableError, StoreBusyError, WriteRefusedError
@@ -51,20 +52,20 @@ WRITE_LOCK = 0x7065707065720001
 MIGRATE_LOCK = 0x7065707065720002
 
 
-class Row:
-    """A row readable by column name or position, like ``sqlite3.Row``."""
+class Row(dict):  # type: ignore[type-arg]
+    """A row readable by column name or position, like ``sqlite3.Row`` (iterating gives its values). A dict
+    underneath: rows are read by the thousand, and a lookup by name is then the dict's own."""
 
-    __slots__ = ("_index", "_values")
+    __slots__ = ("_values",)
 
-    def __init__(self, values: Sequence[Any], index: Mapping[str, int]) -> None:
+    def __init__(self, values: Sequence[Any], names: Sequence[str]) -> None:
+        super().__init__(zip(names, values, strict=True))
         self._values = values
-        self._index = index
 
-    def __getitem__(self, key: int | str) -> Any:
-        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
-
-    def keys(self) -> list[str]:
-        return list(self._index)
+    def __missing__(self, key: int | str) -> Any:
+        if isinstance(key, int):
+            return self._values[key]
+        raise KeyError(key)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._values)
@@ -75,15 +76,16 @@ class Row:
 
 def _rows(cursor: Any) -> Any:
     """psycopg row factory making ``Row``s."""
-    index = {column.name: i for i, column in enumerate(cursor.description or ())}
-    return lambda values: Row(values, index)
+    names = [column.name for column in cursor.description or ()]
+    return lambda values: Row(values, names)
 
 
 class _Conn:
     """A pooled connection inside a transaction, with sqlite3's ``execute``/``executemany`` shape."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], change_seq: int) -> None:
         self._conn = conn
+        self.change_seq = change_seq  # the change number this transaction took as it began
 
     def execute(self, sql: str, params: Any = ()) -> Cursor:
         return self._conn.execute(sql, params or None)  # type: ignore[return-value]
@@ -160,6 +162,14 @@ def _password(url: str) -> str | None:
         return None
 
 
+class _Columns(list):  # type: ignore[type-arg]
+    """Rows of a bulk write, with their columns already written as array literals (its parameters)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], arrays: list[str]) -> None:
+        super().__init__(rows)
+        self.arrays = arrays
+
+
 class PostgresStore(SqlStore):
     """Durable state in a PostgreSQL database, shared by every process that opens the same URL."""
 
@@ -200,6 +210,11 @@ class PostgresStore(SqlStore):
             self._pool.close()
             raise _connect_error(url, exc) from None
         self._listener = _ChangeListener(url, self._own_pids, connect_timeout)
+        #: Sent as one: statements with no parameters may go together (PostgreSQL's simple protocol).
+        self._begin_write = "; ".join(
+            ("BEGIN", self._q["serialise_writers"].rstrip("; \n").replace("%s", str(WRITE_LOCK)),
+             self._q["take_change_seq"].rstrip("; \n"))
+        )  # fmt: skip
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         self._own_pids.add(conn.info.backend_pid)  # its own notifications are not news to this store
@@ -216,10 +231,27 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self._errors(), self.pool.connection() as conn, conn.transaction():
-            conn.execute(self._q["serialise_writers"], (WRITE_LOCK,))
-            yield _Conn(conn)
-            conn.execute(self._q["notify_change"])
+        """A write transaction. It begins holding the write lock and its change number, and ends telling the
+        other processes as it commits: one round trip to the server each (statements sent together)."""
+        with self._errors(), self.pool.connection() as conn:
+            try:
+                cursor = conn.execute(self._begin_write)
+                while cursor.nextset():  # the change number is the result of the last statement
+                    pass
+                yield _Conn(conn, int(cursor.fetchone()[0]))
+                conn.execute(self._q["notify_and_commit"])
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    with suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def write_alone(self, name: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Outside the writers' turns and without telling the others: each row commits on its own."""
+        with self._errors(), self.pool.connection() as conn:
+            cursor = conn.cursor()
+            cursor.executemany(self._q[name], list(rows))
+            return int(cursor.rowcount)
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
         with self._errors():
@@ -235,7 +267,7 @@ class PostgresStore(SqlStore):
         raise AssertionError("unreachable")
 
     def begin_change(self, conn: Connection) -> int:
-        return int(conn.execute(self._q["take_change_seq"]).fetchone()[0])
+        return int(conn.change_seq)  # type: ignore[attr-defined]  # taken as the transaction began
 
     def typed_errors(self) -> Any:
         return nullcontext()  # ``transaction`` and ``fetch`` already turn psycopg's exceptions into pepper's
@@ -243,12 +275,19 @@ class PostgresStore(SqlStore):
     def write_rows(self, conn: Connection, name: str, rows: Sequence[Sequence[Any]]) -> int:
         """Many rows of a statement with a ``_bulk`` form go as one statement, a column per parameter: one
         execution on the server instead of one per row (rows naming one task twice take the slow way)."""
+        if not isinstance(rows, _Columns):
+            rows = self.prepare_rows(name, list(rows))  # type: ignore[arg-type]
+        if not isinstance(rows, _Columns):
+            return super().write_rows(conn, name, rows)
+        return int(conn.execute(self._q[f"{name}_bulk"], rows.arrays).rowcount)
+
+    def prepare_rows(self, name: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows of a statement with a ``_bulk`` form as its array parameters, built before the transaction."""
         bulk = self._q.get(f"{name}_bulk")
         if bulk is None or len(rows) < 2 or (name == "save_task" and len({row[-2] for row in rows}) < len(rows)):
-            return super().write_rows(conn, name, rows)
+            return rows
         types = _ARRAY_CAST_RE.findall(bulk)
-        arrays = [_array_literal(column, t) for t, column in zip(types, zip(*rows, strict=True), strict=True)]
-        return int(conn.execute(bulk, arrays).rowcount)
+        return _Columns(rows, [_array_literal(col, t) for t, col in zip(types, zip(*rows, strict=True), strict=True)])
 
     def expand(self, sql: str, count: int) -> str:
         return sql.replace("{ids}", ",".join(["%s"] * count))

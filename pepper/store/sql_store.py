@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pepper.errors import DuplicateTaskError
 from pepper.model import codec
@@ -81,6 +81,13 @@ class StoredTaskView:
     def deps_of(self, task_id: str) -> Iterable[str]:
         record = self._store.get_tasks([task_id]).get(task_id)
         return record.task.dependencies if record else ()
+
+
+class _Ready(NamedTuple):
+    """A commit's rows made ready before its transaction: task saves, and attempts (None: made in it)."""
+
+    saves: list[tuple[Any, ...]]
+    attempts: list[tuple[Any, ...]] | None
 
 
 class SqlStore:
@@ -167,6 +174,11 @@ class SqlStore:
         """Within an open write transaction: run a named write once per row; the number of rows it changed."""
         return int(conn.executemany(self._q[name], rows).rowcount)
 
+    def prepare_rows(self, name: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows of a later ``write_rows`` of ``name``, made ready before its transaction begins (so that a
+        database whose writers take turns holds its turn for the writing alone); as they are, by default."""
+        return rows
+
     # -- named statements ---------------------------------------------------------------
 
     @property
@@ -187,6 +199,13 @@ class SqlStore:
         with self.transaction() as conn:
             return int(conn.execute(self._q[name], params).rowcount)
 
+    def write_alone(self, name: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run a named write once per row, on rows that only their writer touches and that no other process waits
+        to hear of (a heartbeat, a usage sample): a database whose writers take turns lets it skip the turn. The
+        number of rows changed."""
+        with self.transaction() as conn:
+            return int(conn.executemany(self._q[name], rows).rowcount)
+
     def write_returning(self, name: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run a named ``... RETURNING`` write in its own transaction; the rows it returned."""
         with self.transaction() as conn:
@@ -199,11 +218,20 @@ class SqlStore:
 
         Raises ``StoreBusyError`` when the same writes may pass later, ``WriteRefusedError`` when they will not.
         """
+        # the rows are made ready before the transaction: the write lock is held for the writing only
+        ready = _Ready(
+            self.prepare_rows("save_task", [save_params(save, writer) for save in writes.saves]),
+            self.prepare_rows("record_attempt", [attempt_params(a, writer) for a in writes.attempts]),
+        )
         with self.typed_errors(), self.transaction() as conn:
-            return self._commit_in(conn, writes, writer, now)
+            return self._commit_in(conn, writes, writer, now, ready)
 
-    def _commit_in(self, conn: Connection, writes: WriteSet, writer: str, now: float) -> CommitResult:
+    def _commit_in(
+        self, conn: Connection, writes: WriteSet, writer: str, now: float, ready: _Ready | None = None
+    ) -> CommitResult:
         q = self._q
+        if ready is None:
+            ready = _Ready([save_params(save, writer) for save in writes.saves], None)
         result = CommitResult(self.begin_change(conn))
         for index, group in enumerate(writes.submissions):
             self._submit_group(conn, index, group, writer, result)
@@ -223,7 +251,8 @@ class SqlStore:
                     result.refused[lease.task_id] = refused[lease.lease_id]
             if result.refused:  # a claim whose lease was refused is not written
                 saves = [save for save in saves if save.task.task_id not in result.refused]
-        if saves and self.write_rows(conn, "save_task", [save_params(save, writer) for save in saves]) != len(saves):
+                ready = _Ready([save_params(save, writer) for save in saves], ready.attempts)
+        if saves and self.write_rows(conn, "save_task", ready.saves) != len(saves):
             ids = [save.task.task_id for save in saves]
             result.conflicts = set(ids) - self._written(conn, ids, writer)
         saved = {save.task.task_id for save in saves} - result.conflicts
@@ -232,9 +261,13 @@ class SqlStore:
                 conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id in saved]
             )
         # history is kept only beside a write of its task that went through
-        attempts = [a for a in writes.attempts if a.task_id in saved]
-        if attempts:
-            conn.executemany(q["record_attempt"], [attempt_params(a, writer) for a in attempts])
+        if writes.attempts:
+            if ready.attempts is not None and all(a.task_id in saved for a in writes.attempts):
+                self.write_rows(conn, "record_attempt", ready.attempts)
+            else:
+                attempts = [attempt_params(a, writer) for a in writes.attempts if a.task_id in saved]
+                if attempts:
+                    self.write_rows(conn, "record_attempt", attempts)
         errors = [e for e in writes.errors if e.task_id in saved]
         if errors:
             conn.executemany(q["record_error"], [error_params(e, writer) for e in errors])
@@ -329,8 +362,10 @@ class SqlStore:
     ) -> tuple[list[TaskRecord], int]:
         """Tasks written by others after ``change_seq``, and the counter's value now. ``known`` gives the spec of a
         task the caller has already (it is reused, not decoded again: specs never change)."""
-        now = self.current_change_seq()
         rows = self.query("changed_tasks", (change_seq, writer))
+        now = int(rows[0]["change_seq_now"])
+        if rows[0]["task_id"] is None:
+            return [], now
         if known is None:
             return [TaskRecord.from_row(r) for r in rows], now
         return [TaskRecord.from_row(r, known(r["task_id"])) for r in rows], now

@@ -45,7 +45,7 @@ class WorkerRegistry:
 
     def heartbeat(self, worker_id: str, now: float) -> bool:
         """Record that the worker is alive; False if it was declared dead meanwhile."""
-        return self._store.execute("heartbeat", (now, worker_id)) == 1
+        return self._store.write_alone("heartbeat", [(now, worker_id)]) == 1
 
     def revive(self, worker_id: str, now: float) -> None:
         """Mark a worker alive again (it was presumed dead while it was only slow)."""

@@ -10,8 +10,9 @@ SELECT set_config('pepper.tx_seq', (COALESCE(MAX(change_seq), 0) + 1)::text, tru
 -- Held until the transaction ends: write transactions follow one another, as on SQLite.
 SELECT pg_advisory_xact_lock(?);
 
--- name: notify_change
-NOTIFY pepper_changes;
+-- name: notify_and_commit
+-- The end of a write transaction: its notification is delivered as it commits.
+NOTIFY pepper_changes; COMMIT;
 
 -- name: listen_changes
 LISTEN pepper_changes;
@@ -63,3 +64,11 @@ FROM unnest(
                        max_retries, metadata, created_at, policy, not_before, state, ready_at, writer, n)
 ORDER BY v.n
 ON CONFLICT (task_id) DO NOTHING;
+
+-- name: record_attempt_bulk
+-- record_attempt for many rows in one statement.
+INSERT INTO attempts (task_id, attempt, agent_id, worker_id, task_type, started_at, ended_at, outcome, error)
+SELECT * FROM unnest(
+    ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::float8[], ?::text[], ?::text[]
+)
+ON CONFLICT (task_id, attempt) DO NOTHING;

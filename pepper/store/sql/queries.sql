@@ -46,7 +46,12 @@ SELECT * FROM tasks WHERE task_id IN ({ids});
 SELECT * FROM tasks WHERE state NOT IN ('completed', 'failed', 'cancelled') ORDER BY seq;
 
 -- name: changed_tasks
-SELECT * FROM tasks WHERE change_seq > ? AND (writer IS NULL OR writer != ?) ORDER BY seq;
+-- The tasks others wrote after a change number, each beside the highest change number now, read together (one
+-- row holding only that number when there are none).
+SELECT latest.change_seq_now, tasks.*
+FROM (SELECT COALESCE(MAX(change_seq), 0) AS change_seq_now FROM tasks) AS latest
+LEFT JOIN tasks ON tasks.change_seq > ? AND (tasks.writer IS NULL OR tasks.writer != ?)
+ORDER BY tasks.seq;
 
 -- name: list_tasks
 SELECT * FROM tasks ORDER BY seq DESC LIMIT ?;
