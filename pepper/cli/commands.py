@@ -107,8 +107,8 @@ COMMANDS: dict[str, CommandHome] = {
     "prune": CommandHome(
         "pepper.cli.prune",
         "prune",
-        "Remove finished tasks (with their attempts, errors and logs), finished workflow runs and alerts that ended "
-        "longer ago than AGE, then give the space back to the disk.",
+        "Remove finished tasks (with their attempts, errors and logs), finished workflow runs (with their "
+        "approvals) and alerts that ended longer ago than AGE, then give the space back to the disk.",
     ),
     "token": CommandHome(
         "pepper.cli.tokens", "token_group", "Make, list and revoke the tokens that let clients use `pepper serve`."
