@@ -47,12 +47,6 @@ class TaskRecord:
     def from_row(cls, row: codec.Row, task: Task | None = None) -> TaskRecord:
         """The record of a stored row; ``task``: its spec, if already known (a task's spec never changes once
         stored, so the row's spec columns are not decoded again)."""
-        if row["version"] == 1:  # never written since its insert: every other field holds its default
-            return cls(
-                task=task if task is not None and task.task_id == row["task_id"] else Task.from_row(row),
-                state=_STATES[row["state"]],
-                ready_at=row["ready_at"],
-            )
         return cls(
             task=task if task is not None and task.task_id == row["task_id"] else Task.from_row(row),
             state=_STATES[row["state"]],

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,58 +25,16 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pepper.errors import ConfigError, DatabaseUnreachableError, StoreBusyError, WriteRefusedError
 from pepper.store.location import redact
+from pepper.store.pg_rows import Columns, Row, array_parameters
 from pepper.store.retention import TABLES
 from pepper.store.sql_store import Connection, Cursor, SqlStore
 from pepper.store.statements import queries
-
-_ARRAY_CAST_RE = re.compile(r"%s::(\w+)\[\]")
-#: How one value of each array type of the ``_bulk`` statements is written in an array literal.
-_ELEMENT: dict[str, Any] = {
-    "text": lambda v: '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"',
-    "bigint": lambda v: str(int(v)),
-    "float8": lambda v: repr(float(v)),
-}
-
-
-def _array_literal(values: Sequence[Any], kind: str) -> str:
-    """PostgreSQL's text form of an array (``{"a","b",NULL}``): far quicker to build than to dump a list."""
-    element = _ELEMENT[kind]
-    return "{" + ",".join("NULL" if v is None else element(v) for v in values) + "}"
-
 
 log = logging.getLogger("pepper.store")
 
 #: Advisory lock keys ("pepper" in ASCII, then a number): one serialises writers, one migrations.
 WRITE_LOCK = 0x7065707065720001
 MIGRATE_LOCK = 0x7065707065720002
-
-
-class Row(dict):  # type: ignore[type-arg]
-    """A row readable by column name or position, like ``sqlite3.Row`` (iterating gives its values). A dict
-    underneath: rows are read by the thousand, and a lookup by name is then the dict's own."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Sequence[Any], names: Sequence[str]) -> None:
-        super().__init__(zip(names, values, strict=True))
-        self._values = values
-
-    def __missing__(self, key: int | str) -> Any:
-        if isinstance(key, int):
-            return self._values[key]
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-
-def _rows(cursor: Any) -> Any:
-    """psycopg row factory making ``Row``s."""
-    names = [column.name for column in cursor.description or ()]
-    return lambda values: Row(values, names)
 
 
 class _Conn:
@@ -162,14 +119,6 @@ def _password(url: str) -> str | None:
         return None
 
 
-class _Columns(list):  # type: ignore[type-arg]
-    """Rows of a bulk write, with their columns already written as array literals (its parameters)."""
-
-    def __init__(self, rows: list[tuple[Any, ...]], arrays: list[str]) -> None:
-        super().__init__(rows)
-        self.arrays = arrays
-
-
 class PostgresStore(SqlStore):
     """Durable state in a PostgreSQL database, shared by every process that opens the same URL."""
 
@@ -198,7 +147,7 @@ class PostgresStore(SqlStore):
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True, "row_factory": _rows, "connect_timeout": max(1, int(connect_timeout))},
+            kwargs={"autocommit": True, "row_factory": Row.factory, "connect_timeout": max(1, int(connect_timeout))},
             configure=self._configure,
             timeout=max(connect_timeout, 30.0),
             name="pepper",
@@ -275,9 +224,9 @@ class PostgresStore(SqlStore):
     def write_rows(self, conn: Connection, name: str, rows: Sequence[Sequence[Any]]) -> int:
         """Many rows of a statement with a ``_bulk`` form go as one statement, a column per parameter: one
         execution on the server instead of one per row (rows naming one task twice take the slow way)."""
-        if not isinstance(rows, _Columns):
+        if not isinstance(rows, Columns):
             rows = self.prepare_rows(name, list(rows))  # type: ignore[arg-type]
-        if not isinstance(rows, _Columns):
+        if not isinstance(rows, Columns):
             return super().write_rows(conn, name, rows)
         return int(conn.execute(self._q[f"{name}_bulk"], rows.arrays).rowcount)
 
@@ -286,8 +235,7 @@ class PostgresStore(SqlStore):
         bulk = self._q.get(f"{name}_bulk")
         if bulk is None or len(rows) < 2 or (name == "save_task" and len({row[-2] for row in rows}) < len(rows)):
             return rows
-        types = _ARRAY_CAST_RE.findall(bulk)
-        return _Columns(rows, [_array_literal(col, t) for t, col in zip(types, zip(*rows, strict=True), strict=True)])
+        return array_parameters(bulk, rows)
 
     def expand(self, sql: str, count: int) -> str:
         return sql.replace("{ids}", ",".join(["%s"] * count))
