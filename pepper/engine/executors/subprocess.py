@@ -170,7 +170,8 @@ async def run_command(
     ``pids`` is kept up to date with the running process, for measurements.
     """
     assert spec.command is not None
-    workdir.mkdir(parents=True, exist_ok=True)
+    if not workdir.is_dir():  # a look is cheaper than a mkdir that fails
+        workdir.mkdir(parents=True, exist_ok=True)
     stdin = codec.encode(task_document(run), "task").encode()
     launcher = shutil.which("prlimit") if memory_cap else None
     argv = ["/bin/sh", "-c", spec.command]
