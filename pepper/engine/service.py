@@ -169,6 +169,7 @@ class EngineService:
                 if not group.future.done():
                     group.future.set_exception(RuntimeClosedError("the runtime closed while waiting"))
         engine.waiters.clear()
+        engine.collector.release()
 
     # -- tasks --------------------------------------------------------------------------
 
