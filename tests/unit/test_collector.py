@@ -11,7 +11,6 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
-
 from pepper.engine.collector import BURST, CALM, YOUNG, Collector
 
 
