@@ -40,6 +40,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/selection.py
+	$(BIN)/python benchmarks/command_agents.py
 	$(BIN)/python benchmarks/agent_scaling.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/million.py --tasks 100000

@@ -6,12 +6,18 @@ Submits --tasks no-op tasks (in batches of 10,000) to a durable SQLite file, run
 all of them with one ``wait`` call. Prints tasks/s from the first submit to the end of the wait, and the
 process's peak resident memory (``resource.getrusage``) beside what it was before the first task: the engine
 keeps at most ``keep_finished`` finished tasks in memory, so the peak should not grow with the number of tasks.
+
+``--gc off`` keeps the cycle collector at its usual pace during the burst (``pepper.engine.collector`` collects
+its young generation less often while many tasks are in memory); ``--gc compare`` runs the burst both ways, each
+in a fresh process, alternating ``--rounds`` times, and prints the medians side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pepper
 from pepper.core import TaskOrchestrator
+from pepper.engine import collector
 
 BATCH = 10_000
 
@@ -38,9 +45,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--capacity", type=int, default=1000)
+    parser.add_argument("--gc", choices=("on", "off", "compare"), default="on")
+    parser.add_argument("--rounds", type=int, default=3, help="with --gc compare: runs of each")
     args = parser.parse_args()
     if args.tasks < 1:
         parser.error(f"--tasks must be at least 1, got {args.tasks}")
+    if args.gc == "compare":
+        compare(args.tasks, args.capacity, args.rounds)
+        return
+    if args.gc == "off":
+        collector.BURST = sys.maxsize
     with (
         tempfile.TemporaryDirectory(prefix="pepper-bench-") as folder,
         pepper.Runtime(db=str(Path(folder) / "bench.db"), home=str(Path(folder) / "home")) as runtime,
@@ -62,6 +76,29 @@ def main() -> None:
     print(f"{args.tasks:,} tasks submitted in {submitted:.1f} s and all waited for in {elapsed:.1f} s: "
           f"{args.tasks / elapsed:,.0f} tasks/s")  # fmt: skip
     print(f"peak resident memory {peak_mb():,.0f} MB (before the first task: {before:,.0f} MB)")
+    print(f"figures: {elapsed:.3f} {peak_mb():.1f}")
+
+
+def compare(tasks: int, capacity: int, rounds: int) -> None:
+    """The burst with and without the collector's slower pace, each in a fresh process (peak memory is per
+    process), alternating; prints the medians."""
+    figures: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for mode in figures:
+            argv = [sys.executable, __file__, "--tasks", str(tasks), "--capacity", str(capacity), "--gc", mode]
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            line = next(line for line in out.splitlines() if line.startswith("figures: "))
+            elapsed, peak = map(float, line.split()[1:])
+            figures[mode].append((elapsed, peak))
+            print(f"  gc {mode:3}: {elapsed:6.1f} s, peak {peak:,.0f} MB")
+    print(f"{tasks:,} tasks, medians of {rounds} runs each:")
+    medians = {}
+    for mode, runs in figures.items():
+        elapsed, peak = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        medians[mode] = elapsed
+        label = "young generation collected less often" if mode == "on" else "the collector's usual pace"
+        print(f"  {label:38} {elapsed:6.1f} s ({tasks / elapsed:,.0f} tasks/s), peak {peak:,.0f} MB")
+    print(f"  time with / without: {medians['on'] / medians['off']:.2f}x")
 
 
 if __name__ == "__main__":

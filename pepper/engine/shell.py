@@ -24,6 +24,7 @@ from typing import Any
 from pepper.engine.attempts import AgentHandle, Attempts
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock, TimerHandle
+from pepper.engine.collector import Collector
 from pepper.engine.hooks import EngineHook
 from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
@@ -140,6 +141,7 @@ class Engine:
         self.pending: dict[str, Task] = {}  # submitted, not yet committed
         self.waiters: dict[str, list[WaitGroup]] = {}
         self._batch = Batch()
+        self.collector = Collector()  # the cycle collector's pace while many tasks are in memory
         self._flush_handle: asyncio.Handle | None = None
         self._commit_failures = 0
         self._refused: set[str] = set()  # tasks whose changes the store refused (failed once already)
@@ -306,6 +308,7 @@ class Engine:
         trimmed = self.state.handle(Trim(self.clock.now()))
         for action in trimmed:
             self._act[type(action)](action)
+        self.collector.note(len(self.state.tasks) - len(self.state.finished))
 
     def _commit(self, batch: Batch) -> CommitResult:
         writes = batch.writes(self.state.tasks, self.versions, self.worker_id)

@@ -27,8 +27,8 @@ from typing import Any
 import psutil
 
 from pepper.engine import log_capture
+from pepper.engine.executors.child import Child
 from pepper.engine.executors.limits import ResultTooLarge, result_limit, result_limit_mb
-from pepper.engine.log_capture import LogSlot
 from pepper.engine.usage import cap_memory
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
@@ -170,65 +170,40 @@ async def run_command(
     ``pids`` is kept up to date with the running process, for measurements.
     """
     assert spec.command is not None
-    workdir.mkdir(parents=True, exist_ok=True)
+    if not workdir.is_dir():  # a look is cheaper than a mkdir that fails
+        workdir.mkdir(parents=True, exist_ok=True)
     stdin = codec.encode(task_document(run), "task").encode()
     launcher = shutil.which("prlimit") if memory_cap else None
     argv = ["/bin/sh", "-c", spec.command]
     if launcher:  # the shell starts already limited, so no child can escape the cap
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
-    limit = result_limit(spec)
-    sink = log_capture.CURRENT.get()  # the attempt's log: stderr goes there too, as it comes
-    creating = asyncio.ensure_future(
-        asyncio.get_running_loop().subprocess_exec(
-            lambda: _Capture(limit, sink),
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=workdir,
-            env=command_env(spec, run, workdir),
-            start_new_session=True,  # its own process group, so the whole tree can be stopped
-        )
-    )
-    try:
-        transport, capture = await asyncio.shield(creating)
-    except asyncio.CancelledError:
-        # Cancelled (or timed out) while the process was being created: it may already run and have children
-        # of its own, which asyncio would leave behind. Let the creation finish, then stop the whole group.
-        try:
-            transport, _ = await creating
-        except Exception:  # noqa: BLE001 - it never started: nothing to stop
-            raise asyncio.CancelledError from None
-        await _stop_group(transport.get_pid())
-        transport.close()
-        raise
-    group = transport.get_pid()  # the leader of a new session leads its process group
+    child = Child(argv, cwd=workdir, env=command_env(spec, run, workdir), stdin=stdin, limit=result_limit(spec),
+                  keep=_STDERR_KEEP, sink=log_capture.CURRENT.get())  # fmt: skip
+    group = child.pid  # the leader of a new session leads its process group
     _RUNNING_GROUPS.add(group)
     if pids is not None:
         pids.add(group)
     try:
         if memory_cap and not launcher:
             _cap_tree(group, memory_cap)
-        _send(transport, stdin)
-        await asyncio.wait((capture.exited, capture.overflowed), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((child.exited, child.overflowed), return_when=asyncio.FIRST_COMPLETED)
         await _stop_group(group)
-        if not capture.overflowed.done():
+        if not child.overflowed.done() and not child.drained.done():
             # What is left in the pipes is read to their end, unless a process that left the group holds them.
-            await asyncio.wait((capture.drained,), timeout=_KILL_GRACE)
+            await asyncio.wait((child.drained,), timeout=_KILL_GRACE)
     except BaseException:
         await _stop_group(group)
         raise
     finally:
-        # Closes the pipes now: asyncio would release them a few loop turns later, possibly after the loop closed.
-        transport.close()
+        child.close()
         _RUNNING_GROUPS.discard(group)
         if pids is not None:
             pids.discard(group)
-    if capture.overflowed.done():
+    if child.overflowed.done():
         raise ResultTooLarge(spec.agent_id, result_limit_mb(spec), "the command's output on stdout (its result)")
-    code = transport.get_returncode()
+    code = child.returncode
     assert code is not None
-    errors = capture.stderr.text()
+    errors = child.stderr.text()
     if memory_cap and _ran_out_of_memory(code, errors):
         raise MemoryLimitExceeded(spec.command, memory_cap, errors)
     if code < 0:
@@ -237,15 +212,7 @@ async def run_command(
         raise CommandKilled(spec.command, code - 128, errors)
     if code != 0:
         raise CommandFailed(spec.command, code, errors)
-    return parse_output(bytes(capture.stdout))
-
-
-def _send(transport: asyncio.SubprocessTransport, data: bytes) -> None:
-    """Write the task to stdin and close it (a command that does not read it may exit: the pipe just breaks)."""
-    pipe = transport.get_pipe_transport(0)
-    if isinstance(pipe, asyncio.WriteTransport):
-        pipe.write(data)
-        pipe.write_eof()
+    return parse_output(bytes(child.stdout))
 
 
 def _cap_tree(pid: int, memory_cap: float) -> None:
@@ -286,78 +253,3 @@ async def _stop_group(group: int) -> None:
         _signal_group(group, signal.SIGKILL)
         raise
     _signal_group(group, signal.SIGKILL)
-
-
-class _HeadTail:
-    """The first and the last ``keep`` bytes of a stream, and how many were cut between them."""
-
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.cut = 0
-
-    def add(self, data: bytes) -> None:
-        room = self.keep - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if data:
-            self.tail += data
-            if len(self.tail) > self.keep:
-                drop = len(self.tail) - self.keep
-                del self.tail[:drop]
-                self.cut += drop
-
-    def text(self) -> str:
-        marker = f"\n[... {self.cut} bytes cut ...]\n" if self.cut else ""
-        return (self.head.decode("utf-8", errors="replace") + marker
-                + self.tail.decode("utf-8", errors="replace"))  # fmt: skip
-
-
-class _Capture(asyncio.SubprocessProtocol):
-    """Collects a command's stdout (up to ``limit`` bytes) and stderr (head and tail), and notes its end.
-
-    ``exited``: the direct child ended (asyncio's ``Process.wait()`` would also wait for the pipes to close,
-    which a background child can hold open forever); ``drained``: stdout and stderr reached their end;
-    ``overflowed``: stdout passed ``limit`` (the rest is not kept)."""
-
-    def __init__(self, limit: int, sink: LogSlot | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        self.limit = limit
-        self.sink = sink
-        self.stdout = bytearray()
-        self.stderr = _HeadTail(_STDERR_KEEP)
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.drained: asyncio.Future[None] = loop.create_future()
-        self.overflowed: asyncio.Future[None] = loop.create_future()
-        self._open = {1, 2}
-        self._transport: asyncio.SubprocessTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        assert isinstance(data, bytes)
-        if fd == 2:
-            self.stderr.add(data)
-            if self.sink is not None:
-                self.sink.write(data)
-        elif not self.overflowed.done():
-            if len(self.stdout) + len(data) <= self.limit:
-                self.stdout += data
-                return
-            self.overflowed.set_result(None)
-            self.stdout = bytearray()
-            pipe = self._transport.get_pipe_transport(1) if self._transport is not None else None
-            if isinstance(pipe, asyncio.ReadTransport):
-                pipe.pause_reading()  # the command now blocks on a full pipe until it is stopped
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._open.discard(fd)
-        if not self._open and not self.drained.done():
-            self.drained.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
