@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,3 +49,38 @@ def read_rows(db: str, sql: str) -> list[tuple]:
         return [tuple(row) for row in store.fetch(sql)]
     finally:
         store.close()
+
+
+class WebhookReceiver:
+    """A webhook on 127.0.0.1 that keeps every POST it accepts (body and headers): it answers 503 to the first
+    ``refuse`` POSTs, and 204 to the others."""
+
+    def __init__(self, refuse: int = 0) -> None:
+        self.posts: list[tuple[bytes, dict[str, str]]] = []
+        self.refused = 0
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with lock:
+                    turn_down = outer.refused < refuse
+                    if turn_down:
+                        outer.refused += 1
+                    else:
+                        outer.posts.append((body, dict(self.headers.items())))
+                self.send_response(503 if turn_down else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

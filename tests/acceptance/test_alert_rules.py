@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,42 +16,15 @@ import pytest
 import pepper
 from pepper.errors import ConfigError
 from pepper.model.settings import Settings
-from tests.support import eventually, read_rows
+from tests.support import WebhookReceiver, eventually, read_rows
 
 PY = sys.executable
 SECRET = "not-a-real-secret-42"
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 that keeps every POST it gets (body and headers)."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[bytes, dict[str, str]]] = []
-        received = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((body, dict(self.headers.items())))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    r = WebhookReceiver()
     yield r
     r.close()
 

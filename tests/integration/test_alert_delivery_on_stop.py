@@ -4,55 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import pepper
-from tests.support import eventually
+from tests.support import WebhookReceiver, eventually
 
 FAST = {"poll_interval": "50ms", "heartbeat_interval": "100ms", "sample_interval": "50ms", "shutdown_timeout": "2s"}
 
 
-class Receiver:
-    """A webhook on 127.0.0.1 that answers 503 to its first ``refuse`` POSTs and 204 to the others."""
-
-    def __init__(self, refuse: int) -> None:
-        self.accepted: list[dict[str, object]] = []
-        self.refused = 0
-        lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    turn_down = outer.refused < refuse
-                    if turn_down:
-                        outer.refused += 1
-                    else:
-                        outer.accepted.append(body)
-                self.send_response(503 if turn_down else 204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver(refuse=1)  # the first try fails: the alert is still being sent (backing off) when the stop comes
+def receiver() -> Iterator[WebhookReceiver]:
+    # the first try fails: the alert is still being sent (backing off) when the stop comes
+    r = WebhookReceiver(refuse=1)
     yield r
     r.close()
 
@@ -79,12 +44,13 @@ def test_a_stopping_worker_delivers_the_alert_it_fired_exactly_once(tmp_path, re
         # When it stops at once
         runtime.close()
     # Then by the time it has stopped, the alert was delivered, once
-    assert [body["rule"] for body in receiver.accepted] == ["always"]
-    assert receiver.accepted[0]["fired_count"] == 1 and receiver.refused == 1
+    accepted = [json.loads(body) for body, _ in receiver.posts]
+    assert [body["rule"] for body in accepted] == ["always"]
+    assert accepted[0]["fired_count"] == 1 and receiver.refused == 1
 
 
 def test_a_stopping_worker_gives_up_on_an_alert_its_sink_cannot_take_and_still_stops(tmp_path, caplog):
-    dead = Receiver(refuse=10**6)
+    dead = WebhookReceiver(refuse=10**6)
     dead_url = dead.url
     dead.close()  # nothing listens there any more: every try is refused at once
     runtime = _runtime(tmp_path, dead_url, retries=1)
