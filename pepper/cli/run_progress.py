@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console, Group, RenderableType
@@ -25,6 +26,9 @@ from pepper.cli.run_views import STEP_STYLES, counts_text, local, settled, skip_
 from pepper.core import WorkflowController
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import StepResult, WorkflowResult
+
+if TYPE_CHECKING:
+    from pepper.cli.worker import Stopping
 
 #: Live display refreshes per second (and polls of the run).
 REFRESH = 8
@@ -214,7 +218,7 @@ class Following:
     controller: WorkflowController
     run_id: str
     display: RunDisplay
-    stopping: threading.Event
+    stopping: Stopping
     limit: float | None
     limit_text: str | None
     future: concurrent.futures.Future[WorkflowResult] | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -27,6 +26,7 @@ from pepper.errors import PepperError
 from pepper.store.location import redact
 
 _POLL = 0.1
+_LOOK = 0.05  # seconds between two looks at a stop flag set by a signal
 
 
 @click.command()
@@ -132,7 +132,7 @@ def worker(
 def _serve(
     console: Console,
     reporter: Reporter,
-    stopping: threading.Event,
+    stopping: Stopping,
     agents_path: str,
     db: str | None,
     idle_grace: float | None,
@@ -171,7 +171,7 @@ def _announce(console: Console, runtime: pepper.Runtime, agents: list[pepper.Bas
     console.print(Text(f"waiting for tasks; {how}", style="dim"))
 
 
-def _run(runtime: pepper.Runtime, stopping: threading.Event, idle_grace: float | None) -> None:
+def _run(runtime: pepper.Runtime, stopping: Stopping, idle_grace: float | None) -> None:
     """Return when ``stopping`` is set or, with ``idle_grace``, after that long without work."""
     idle_since: float | None = None
     while not stopping.wait(_POLL):
@@ -215,12 +215,32 @@ def metrics_url(server: MetricsServer) -> str:
     return f"http://{shown}:{port}/metrics"
 
 
-class Stopping(threading.Event):
-    """Set when the command was asked to stop; ``signum`` is the signal that asked."""
+class Stopping:
+    """Set when the command was asked to stop; ``signum`` is the signal that asked.
+
+    Not a ``threading.Event``: it is set from a signal handler, which runs in the main thread between any two
+    of its steps, also while that thread waits on the event holding the event's own lock (a handler taking it
+    would wait for itself forever). Setting and reading a flag take no lock."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.signum: int | None = None
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        """True once set; False after ``timeout`` seconds if it was not (it is looked at every 50 ms)."""
+        end = time.monotonic() + timeout
+        while not self._set:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, _LOOK))
+        return True
 
     @property
     def by_ctrl_c(self) -> bool:
