@@ -22,7 +22,6 @@ from pepper.engine.inspection import (
     engine_figures,
     has_local_work,
     live_agents,
-    read_still,
     wait_facts,
 )
 from pepper.engine.metrics import LagProbe, MetricsHook
@@ -473,12 +472,6 @@ class EngineService:
     def read_agents(self, question: Callable[[AgentsView], T]) -> T:
         """``question`` over the live agents; call on the engine's thread only (the runtime hops there)."""
         return question(live_agents(self.engine.state, self.engine.clock.now()))
-
-    def read_agents_still(self, question: Callable[[AgentsView], T]) -> T | object:
-        """``question`` over the live agents from another thread, without the hop to the engine's: its answer,
-        or ``inspection.MOVED`` when the state changed while it read (ask ``read_agents`` on the engine's
-        thread then)."""
-        return read_still(self.engine.state, self.engine.clock.now(), question)
 
     # -- workflow runs driven by this process -----------------------------------------------
 
