@@ -49,10 +49,10 @@ class Ticks(Periodic):
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
-    async def _watch(self) -> None:
-        """Poke when another process wrote to the database: it may have added or changed a schedule."""
+    async def _watch(self, seen: int) -> None:
+        """Poke when another process wrote to the database after ``seen`` (its data version): it may have added
+        or changed a schedule."""
         store = self.engine.store
-        seen = store.data_version()
         while True:
             await asyncio.sleep(WATCH)
             try:
@@ -67,7 +67,12 @@ class Ticks(Periodic):
         loop = asyncio.get_running_loop()
         clock = self.engine.clock
         recheck = max(RECHECK, self.engine.settings.poll_interval)
-        watcher = loop.create_task(self._watch())
+        # the version is read before the first look at the schedules: whatever is written after it is noticed
+        try:
+            seen = self.engine.store.data_version()
+        except PepperError:
+            seen = -1  # unknown: the watcher's first look pokes
+        watcher = loop.create_task(self._watch(seen))
         try:
             await self._loop(loop, clock, recheck)
         finally:
