@@ -47,15 +47,21 @@ def _snapshot(db: str) -> dict[str, object]:
     }
 
 
+def _approved_run(runtime: pepper.Runtime, release: WorkflowController) -> str:
+    """A run of ``release`` that waited for its approval, was approved, and completed: its id."""
+    run_id = release.start()
+    eventually(lambda: any(a.waiting for a in runtime.store.approvals.of_run(run_id)), "the release's approval")
+    release.approve(run_id, "gate", by=APPROVER)
+    assert release.wait(run_id, timeout=60).status == "completed"
+    return run_id
+
+
 def test_a_pruned_run_takes_its_approvals_and_a_child_of_an_unfinished_run_stays(db, tmp_path):
     runtime = pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST)
     try:
         release, parent = _workflows(runtime)
         # Given a finished run whose approval was decided
-        done = release.start()
-        eventually(lambda: any(a.waiting for a in runtime.store.approvals.of_run(done)), "the release's approval")
-        release.approve(done, "gate", by=APPROVER)
-        assert release.wait(done, timeout=60).status == "completed"
+        done = _approved_run(runtime, release)
         # and an unfinished run whose sub-workflow has finished, now waiting for its own approval
         going = parent.start()
         eventually(lambda: any(a.waiting for a in runtime.store.approvals.of_run(going)), "the parent's approval")
@@ -95,10 +101,7 @@ def test_on_postgresql_the_space_of_every_pruned_table_is_given_back(postgres_ur
     runtime = pepper.Runtime(db=postgres_url, home=str(tmp_path / "home"), **FAST)
     try:
         release, _ = _workflows(runtime)
-        run_id = release.start()
-        eventually(lambda: any(a.waiting for a in runtime.store.approvals.of_run(run_id)), "the approval")
-        release.approve(run_id, "gate", by=APPROVER)
-        assert release.wait(run_id, timeout=60).status == "completed"
+        _approved_run(runtime, release)
         assert runtime.store.prune(time.time() + 3600)["approvals"] == 1
     finally:
         runtime.close()
