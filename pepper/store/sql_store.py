@@ -84,10 +84,10 @@ class StoredTaskView:
 
 
 class _Ready(NamedTuple):
-    """A commit's rows made ready before its transaction: task saves, and attempts (None: made in it)."""
+    """A commit's rows made ready before its transaction: its task saves and its attempts."""
 
     saves: list[tuple[Any, ...]]
-    attempts: list[tuple[Any, ...]] | None
+    attempts: list[tuple[Any, ...]]
 
 
 class SqlStore:
@@ -226,12 +226,8 @@ class SqlStore:
         with self.typed_errors(), self.transaction() as conn:
             return self._commit_in(conn, writes, writer, now, ready)
 
-    def _commit_in(
-        self, conn: Connection, writes: WriteSet, writer: str, now: float, ready: _Ready | None = None
-    ) -> CommitResult:
+    def _commit_in(self, conn: Connection, writes: WriteSet, writer: str, now: float, ready: _Ready) -> CommitResult:
         q = self._q
-        if ready is None:
-            ready = _Ready([save_params(save, writer) for save in writes.saves], None)
         result = CommitResult(self.begin_change(conn))
         for index, group in enumerate(writes.submissions):
             self._submit_group(conn, index, group, writer, result)
@@ -262,7 +258,7 @@ class SqlStore:
             )
         # history is kept only beside a write of its task that went through
         if writes.attempts:
-            if ready.attempts is not None and all(a.task_id in saved for a in writes.attempts):
+            if all(a.task_id in saved for a in writes.attempts):
                 self.write_rows(conn, "record_attempt", ready.attempts)
             else:
                 attempts = [attempt_params(a, writer) for a in writes.attempts if a.task_id in saved]
