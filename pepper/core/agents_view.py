@@ -1,8 +1,8 @@
 """The agents as the selector and the balancer see them: where they are, how loaded, how good.
 
 They are read through the runtime's ``Backend``: with an engine in this process,
-its live state, on the engine's thread (the state changes under any other
-thread); without one, the agents of the running workers as the database records
+its live state - in place while it holds still, else on the engine's thread (the
+state changes under any other thread); without one, the agents of the running workers as the database records
 them, with a performance model learned from the stored history (refreshed every
 few seconds). Both are an ``AgentsView``: one rule for an agent's standing.
 """
@@ -70,6 +70,6 @@ class AgentProfile:
 
 def read_agents(runtime: Runtime, question: Callable[[AgentsView], T]) -> T:
     """``question`` answered over the agents through the runtime's backend: the live view when its engine runs
-    (or has agents to run), on the engine's thread; else the stored view. Whatever ``question`` returns must not
-    hold on to the view."""
-    return runtime.read(lambda backend: backend.read_agents(question), start=True)
+    (or has agents to run), else the stored view (see ``Runtime.read_agents``). Whatever ``question`` returns
+    must not hold on to the view, and it must only read it: off the engine's thread it may be asked again."""
+    return runtime.read_agents(question)

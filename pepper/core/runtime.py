@@ -30,6 +30,7 @@ from pepper.core.config import load_settings, make_home_for_db
 from pepper.engine.backend import Backend
 from pepper.engine.clock import Clock, SystemClock
 from pepper.engine.hooks import EngineHook
+from pepper.engine.inspection import MOVED, AgentsView
 from pepper.engine.portal import Portal
 from pepper.engine.sampler import ValueOf
 from pepper.engine.service import EngineService
@@ -301,6 +302,18 @@ class Runtime:
         if service is None:
             return question(self._store_backend())
         return self._on_engine(lambda: question(service))
+
+    def read_agents(self, question: Callable[[AgentsView], T]) -> T:
+        """``question`` over the agents: the live view when an engine runs here (or has agents to run), else
+        the stored one. From another thread than the engine's, the live view is read in place while the
+        engine's state holds still, without waiting for the engine's thread (``inspection.read_still``); only
+        when it moved meanwhile is the question asked there."""
+        service, portal = self._service, self._portal
+        if service is not None and portal is not None and not portal.in_loop_thread():
+            answer = service.read_agents_still(question)
+            if answer is not MOVED:
+                return answer  # type: ignore[return-value]
+        return self.read(lambda backend: backend.read_agents(question), start=True)
 
     # -- agents -------------------------------------------------------------------------
 

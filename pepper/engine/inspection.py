@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol, TypeVar
 
 from pepper.engine.live import LiveTask
 from pepper.engine.state import EngineState
@@ -24,6 +24,8 @@ from pepper.scheduling.explain import WaitFacts
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance, ScoreParts
 from pepper.scheduling.selection import Candidate
+
+T = TypeVar("T")
 
 
 class Waiting(Protocol):
@@ -255,6 +257,8 @@ class AgentsView:
         idle = next((a for a in unknown if a.accepting and not a.running), None)
         if idle is None:  # all of them are busy: each is ranked by when it is free
             return self.best_matching(pool.agents, task_type)
+        if not known:
+            return self.candidate(idle, task_type)
         best = self._best_of(known, task_type, self._best_of((idle,), task_type, None))
         return None if best is None else self.candidate(best[0], task_type)
 
@@ -297,6 +301,59 @@ def live_agents(state: EngineState, now: float) -> AgentsView:
     resources = state.resources
     return AgentsView(directory(state), state.performance, state.chooser, now, state.routing.queued_share,
                       lambda agent_id: resources.available(agent_id)[0])  # fmt: skip
+
+
+#: What ``read_still`` answers when the state moved while it read: ask again on the engine's thread.
+MOVED: Final = object()
+#: How often ``read_still`` reads again after the state moved, before it gives up.
+_READS = 3
+
+
+#: A state's reader (``Performance.reader``) and its chooser, made for its ``changes`` count: an answer worked
+#: out while the state moved may be written there, but no answer read after such a move is kept.
+_readers: weakref.WeakKeyDictionary[EngineState, tuple[int, Performance, Chooser]] = weakref.WeakKeyDictionary()
+
+
+def still_agents(state: EngineState, now: float) -> AgentsView | None:
+    """The live agents as a reader on another thread than the engine's may see them: it reads the state and
+    its caches but writes nothing the engine reads. None while the index of the current agents is not built
+    (the engine's thread builds it, on the next read there)."""
+    cached = _directories.get(state)
+    if cached is None or cached[0] != state.routing.version:
+        return None
+    changes = state.changes
+    reader = _readers.get(state)
+    if reader is None or reader[0] != changes:  # what a reader worked out holds while the state holds still
+        performance = state.performance.reader()
+        reader = _readers[state] = (changes, performance, Chooser(performance, state.running_info))
+    _changes, performance, chooser = reader
+    resources = state.resources
+    return AgentsView(cached[1], performance, chooser, now,
+                      state.routing.queued_share, lambda agent_id: resources.available(agent_id)[0])  # fmt: skip
+
+
+def read_still(state: EngineState, now: float, question: Callable[[AgentsView], T]) -> T | object:
+    """``question`` over the live agents, asked from another thread without stopping the engine's: asked
+    while no event is being handled, and answered only if none was handled meanwhile (``EngineState.changes``
+    did not move), so the answer is the one the engine's thread would give; else ``MOVED``. An error
+    ``question`` raises is its answer only if the state held still too (else it may come of a half-made
+    change, and the question is asked again)."""
+    for _ in range(_READS):
+        before = state.changes
+        if before & 1:  # an event is being handled right now
+            return MOVED
+        view = still_agents(state, now)
+        if view is None:
+            return MOVED
+        try:
+            answer = question(view)
+        except Exception:
+            if state.changes == before:
+                raise
+            continue
+        if state.changes == before:
+            return answer
+    return MOVED
 
 
 def candidate(state: EngineState, agent: AgentLoad, task_type: str, now: float, resources: bool = False) -> Candidate:

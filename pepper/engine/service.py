@@ -16,15 +16,18 @@ from pepper.engine.attempts import AgentHandle
 from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import (
+    MOVED,
     AgentsView,
     EngineCounters,
     EngineFigures,
     engine_figures,
     has_local_work,
     live_agents,
+    read_still,
     wait_facts,
 )
 from pepper.engine.metrics import LagProbe, MetricsHook
+from pepper.engine.read_share import ReadShare
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
@@ -129,6 +132,7 @@ class EngineService:
         self.ticks = Ticks(engine)
         retention = engine.settings.retention
         self.retention = Retention(engine, retention) if retention is not None else None
+        self._read_share = ReadShare()  # reads in place from other threads, all together
         self.closed = False
 
     @classmethod
@@ -472,6 +476,18 @@ class EngineService:
     def read_agents(self, question: Callable[[AgentsView], T]) -> T:
         """``question`` over the live agents; call on the engine's thread only (the runtime hops there)."""
         return question(live_agents(self.engine.state, self.engine.clock.now()))
+
+    def read_agents_still(self, question: Callable[[AgentsView], T]) -> T | object:
+        """``question`` over the live agents from another thread, without the hop to the engine's: its answer,
+        or ``inspection.MOVED`` when the state changed while it read (ask ``read_agents`` on the engine's
+        thread then), also when readers in place took their share of the interpreter (``read_share``)."""
+        began = self._read_share.begin()
+        if began is None:
+            return MOVED
+        try:
+            return read_still(self.engine.state, self.engine.clock.now(), question)
+        finally:
+            self._read_share.spent(began)
 
     # -- workflow runs driven by this process -----------------------------------------------
 

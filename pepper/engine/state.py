@@ -64,10 +64,17 @@ class EngineState:
         self.default_recovery = None if recovery is None else Policy.parse(recovery)
         self.keep_finished = keep_finished
         self.finished: deque[str] = deque()  # final tasks, oldest first: forgotten beyond ``keep_finished``
+        #: Grows by one as ``handle`` begins and again as it ends (odd: the state is changing). A reader on
+        #: another thread keeps an answer only if this did not move while it read (``inspection.read_still``).
+        self.changes = 0
 
     def handle(self, event: ev.Event) -> list[ev.Action]:
         """Apply one event; return what the shell must do, in order."""
-        return _HANDLERS[type(event)](self, event)
+        self.changes += 1
+        try:
+            return _HANDLERS[type(event)](self, event)
+        finally:
+            self.changes += 1
 
     def is_queued(self, task_id: str, seq: int) -> bool:
         """Whether a queue ticket ``seq`` of ``task_id`` is still the task's own (else it is stale)."""

@@ -18,28 +18,38 @@ _NOBODY: frozenset[str] = frozenset()
 _POOLS = 4096
 
 
+def _agent_id(agent: AgentLoad) -> str:
+    return agent.spec.agent_id
+
+
 class Pool:
     """The agents matching one request (type and skills), split for ranking: those with a performance record,
     each ranked on its own, and those without (alike but for load), in order of id."""
 
-    __slots__ = ("_known_seen", "agents", "known", "unknown")
+    __slots__ = ("_split", "agents")
 
     def __init__(self, agents: list[AgentLoad]) -> None:
-        self.agents = agents
-        self.known: list[AgentLoad] = []
-        self.unknown: list[AgentLoad] = []
-        self._known_seen = -1
+        self.agents = sorted(agents, key=_agent_id)  # by id: those without a record keep this order
+        #: (known agents counted when split, known, unknown), replaced whole so that a reader sees one split.
+        self._split: tuple[int, list[AgentLoad], list[AgentLoad]] = (-1, [], [])
 
     def split(self, performance: Performance) -> tuple[list[AgentLoad], list[AgentLoad]]:
         """``(known, unknown)``: with and without a record, the latter by agent id (redone when agents got
-        their first record since)."""
+        their first record since). Records are never forgotten, so a split during which none was made is
+        exact for that count, whichever thread made it: only such a split is kept."""
         seen = performance.known_agents()
-        if seen != self._known_seen:
-            known = performance.known
-            self.known = [a for a in self.agents if known(a.spec.agent_id)]
-            self.unknown = sorted((a for a in self.agents if not known(a.spec.agent_id)), key=lambda a: a.spec.agent_id)
-            self._known_seen = seen
-        return self.known, self.unknown
+        kept = self._split
+        if kept[0] == seen:
+            return kept[1], kept[2]
+        if seen == 0:  # nobody has a record yet
+            known, unknown = [], self.agents
+        else:
+            is_known = performance.known
+            known = [a for a in self.agents if is_known(a.spec.agent_id)]
+            unknown = [a for a in self.agents if not is_known(a.spec.agent_id)]
+        if performance.known_agents() == seen:
+            self._split = (seen, known, unknown)
+        return known, unknown
 
 
 class AgentDirectory:
@@ -76,7 +86,7 @@ class AgentDirectory:
         return [agent for agent in shortest if skills <= agent.spec.skills]
 
     def pool(self, task_type: str, skills: frozenset[str] = _NOBODY) -> Pool:
-        """The agents ``matching`` a request, kept for ranking again (see ``Pool``)."""
+        """The agents ``matching`` a request, kept for ranking again (see ``Pool``; do not modify its lists)."""
         key = (task_type, skills)
         found = self._pools.get(key)
         if found is None:

@@ -126,6 +126,23 @@ class ScoreParts:
         return self.observations + self.ratings >= EVIDENCE_FLOOR
 
 
+class _Overlay(dict):  # type: ignore[type-arg]
+    """A cache seen through: a key not written here is read from ``base``; writes stay here."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, base: dict) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self._base = base
+
+    def get(self, key: object, default: object = None) -> object:
+        found = dict.get(self, key, _MISSING)
+        return self._base.get(key, default) if found is _MISSING else found
+
+
+_MISSING = object()
+
+
 class Performance:
     """Learned performance of every agent; time is always passed in."""
 
@@ -146,6 +163,18 @@ class Performance:
         # type -> agent -> its mean duration, and a heap of (mean, agent) with stale entries: the shortest.
         self._means: dict[str, dict[str, float]] = {}
         self._shortest: dict[str, list[tuple[float, str]]] = {}
+
+    def reader(self) -> Performance:
+        """This model as a reader on another thread than its owner's may use it: it reads the owner's caches
+        but keeps what it works out to itself, so it never writes what the owner reads. Ask, never ``record``
+        (nor ``estimate_floor``, which prunes a heap it shares with its owner)."""
+        view = Performance.__new__(Performance)
+        view.__dict__.update(self.__dict__)
+        view._scores = _Overlay(self._scores)
+        view._estimates = _Overlay(self._estimates)
+        view._ranked = _Overlay(self._ranked)
+        view.learning = False
+        return view
 
     def _agent(self, agent_id: str) -> _AgentRecord:
         record = self._agents.get(agent_id)
