@@ -9,6 +9,9 @@ failure that carries the tail of stderr (of which the first and last 64 KB are
 kept). Stderr also goes, as it is read, to the attempt's log (``engine.task_logs``).
 A timeout or cancel stops the command's whole process group: SIGTERM, then
 SIGKILL after a grace period.
+
+The command runs as ``/bin/sh -c``, the shell changing to the agent's working directory before anything
+else (so the process can be started by ``posix_spawn``, which cannot change it: see ``child``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import atexit
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -174,10 +178,10 @@ async def run_command(
         workdir.mkdir(parents=True, exist_ok=True)
     stdin = codec.encode(task_document(run), "task").encode()
     launcher = shutil.which("prlimit") if memory_cap else None
-    argv = ["/bin/sh", "-c", spec.command]
+    argv, cwd = _in_workdir(spec.command, workdir)
     if launcher:  # the shell starts already limited, so no child can escape the cap
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
-    child = Child(argv, cwd=workdir, env=command_env(spec, run, workdir), stdin=stdin, limit=result_limit(spec),
+    child = Child(argv, cwd=cwd, env=command_env(spec, run, workdir), stdin=stdin, limit=result_limit(spec),
                   keep=_STDERR_KEEP, sink=log_capture.CURRENT.get())  # fmt: skip
     group = child.pid  # the leader of a new session leads its process group
     _RUNNING_GROUPS.add(group)
@@ -213,6 +217,15 @@ async def run_command(
     if code != 0:
         raise CommandFailed(spec.command, code, errors)
     return parse_output(bytes(child.stdout))
+
+
+def _in_workdir(command: str, workdir: Path) -> tuple[list[str], Path | None]:
+    """The shell's argv running ``command`` in ``workdir``, and the directory to start it in (None: the
+    shell changes to it first, on the command's first line, so line numbers in its errors stay as written)."""
+    where = os.path.abspath(workdir)  # against pepper's directory, as a relative cwd would be
+    if "\n" in where:  # quoted, it would take lines of its own
+        return ["/bin/sh", "-c", command], workdir
+    return ["/bin/sh", "-c", f"cd -P -- {shlex.quote(where)} || exit; {command}"], None
 
 
 def _cap_tree(pid: int, memory_cap: float) -> None:
