@@ -18,6 +18,7 @@ import pepper
 from pepper.agents import CommandAgent
 from pepper.core import TaskOrchestrator
 from pepper.engine.executors import child
+from pepper.engine.executors.subprocess import base_env
 from pepper.model.task import TaskState
 from tests.conftest import FAST
 from tests.support import eventually
@@ -194,3 +195,18 @@ def test_a_timeout_stops_the_whole_group_even_what_ignores_sigterm(
     assert os.getpgid(pid) == shell  # the shell leads the group its children are in
     assert orchestrator.wait("t", timeout=60).error.kind == "timeout"
     eventually(lambda: not alive(pid) and not alive(shell), "the shell and the grandchild are killed")
+
+
+def test_an_agent_s_base_environment_is_built_once_and_again_when_either_side_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = CommandAgent("base", "true", task_types=["t"], config={"env": {"PEPPER_TEST_AGENT": "1"}}).spec
+    first = base_env(spec)
+    assert base_env(spec) is first and first["PEPPER_TEST_AGENT"] == "1"
+    monkeypatch.setenv("PEPPER_TEST_OUTER", "set")  # pepper's environment changed
+    second = base_env(spec)
+    assert second is not first and second["PEPPER_TEST_OUTER"] == "set" and "PEPPER_TEST_OUTER" not in first
+    monkeypatch.delenv("PEPPER_TEST_OUTER")
+    assert "PEPPER_TEST_OUTER" not in base_env(spec)
+    again = CommandAgent("base", "true", task_types=["t"], config={"env": {"PEPPER_TEST_AGENT": "2"}}).spec
+    assert base_env(again)["PEPPER_TEST_AGENT"] == "2"  # the agent registered anew

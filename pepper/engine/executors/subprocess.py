@@ -11,7 +11,9 @@ A timeout or cancel stops the command's whole process group: SIGTERM, then
 SIGKILL after a grace period.
 
 The command runs as ``/bin/sh -c``, the shell changing to the agent's working directory before anything
-else (so the process can be started by ``posix_spawn``, which cannot change it: see ``child``).
+else (so the process can be started by ``posix_spawn``, which cannot change it: see ``child``). Pepper's
+environment with the agent's ``config.env`` over it is built once per agent (again when either changes);
+each task adds only its own variables to a copy.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 _GROUP_POLL = 0.02  # seconds between checks that a stopping process group is gone
 #: Process groups of commands running now, killed if the interpreter exits before they end.
 _RUNNING_GROUPS: set[int] = set()
+#: Agent id -> its spec, pepper's environment (encoded) and the agent's base environment built from them.
+_BASE_ENVS: dict[str, tuple[AgentSpec, dict[Any, Any], dict[str, str]]] = {}
 
 
 @atexit.register
@@ -127,12 +131,27 @@ def task_document(run: TaskRun) -> dict[str, Any]:
     }
 
 
-def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
-    """The environment of the subprocess: ours, the agent's ``config.env``, then the task's."""
+def base_env(spec: AgentSpec) -> dict[str, str]:
+    """Pepper's environment with the agent's ``config.env`` over it (not to be changed: copy it).
+
+    Built once per agent; built again when the agent's spec is a new one or ``os.environ`` was written to
+    (a look at the encoded environment behind it, far cheaper than decoding it)."""
+    ours: dict[Any, Any] | None = getattr(os.environ, "_data", None)
+    known = _BASE_ENVS.get(spec.agent_id)
+    if known is not None and known[0] is spec and known[1] == ours:
+        return known[2]
     env = dict(os.environ)
     extra = spec.config.get("env") or {}
     if isinstance(extra, Mapping):
         env.update({str(k): str(v) for k, v in extra.items()})
+    if ours is not None:
+        _BASE_ENVS[spec.agent_id] = (spec, dict(ours), env)
+    return env
+
+
+def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
+    """The environment of the subprocess: ours, the agent's ``config.env``, then the task's."""
+    env = base_env(spec).copy()
     env.update(
         PEPPER_TASK_ID=run.task_id,
         PEPPER_TASK_TYPE=run.task_type,
