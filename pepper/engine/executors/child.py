@@ -129,7 +129,8 @@ class Child:
 
     ``exited``: the process ended (and was reaped: ``returncode`` is set; waiting for the pipes too would
     wait for a background child that holds them); ``drained``: stdout and stderr reached their end;
-    ``overflowed``: stdout passed ``limit`` (the rest is not read, so the command blocks on a full pipe)."""
+    ``overflowed``: stdout passed ``limit`` (the rest is not read, so the command blocks on a full pipe);
+    ``stopped``: either of ``exited`` and ``overflowed`` (one future to wait for, not two)."""
 
     def __init__(
         self, argv: Sequence[str], *, cwd: Path | None, env: Mapping[str, str], stdin: bytes, limit: int,
@@ -144,6 +145,7 @@ class Child:
         self.exited: asyncio.Future[None] = loop.create_future()
         self.drained: asyncio.Future[None] = loop.create_future()
         self.overflowed: asyncio.Future[None] = loop.create_future()
+        self.stopped: asyncio.Future[None] = loop.create_future()
         # A session of its own: its process group, so the whole tree can be stopped.
         self.pid, stdin_fd, stdout_fd, self._stderr_fd, self._proc = start(argv, cwd=cwd, env=env)
         self._pipes = {stdout_fd, self._stderr_fd}
@@ -197,6 +199,8 @@ class Child:
             self._proc.returncode = code
         if not self.exited.done():
             self.exited.set_result(None)
+        if not self.stopped.done():
+            self.stopped.set_result(None)
 
     def _write(self) -> None:
         """Write what is left of stdin, as much as the pipe takes now; close it at the end (or when the command
@@ -242,6 +246,8 @@ class Child:
                 self.stdout += data
                 return
             self.overflowed.set_result(None)
+            if not self.stopped.done():
+                self.stopped.set_result(None)
             self.stdout = bytearray()
             self._loop.remove_reader(fd)  # the command now blocks on a full pipe until it is stopped
 

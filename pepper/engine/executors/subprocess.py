@@ -209,7 +209,7 @@ async def run_command(
     try:
         if memory_cap and not launcher:
             _cap_tree(group, memory_cap)
-        await asyncio.wait((child.exited, child.overflowed), return_when=asyncio.FIRST_COMPLETED)
+        await child.stopped
         await _stop_group(group)
         if not child.overflowed.done() and not child.drained.done():
             # What is left in the pipes is read to their end, unless a process that left the group holds them.
