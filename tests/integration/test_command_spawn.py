@@ -90,6 +90,22 @@ def test_what_posix_spawn_cannot_do_starts_by_popen(tmp_path: Path) -> None:
     assert asyncio.run(main()) == [True, True]  # a name to find in PATH; a directory to change to
 
 
+def test_where_descriptors_cannot_be_listed_a_process_starts_by_popen(monkeypatch: pytest.MonkeyPatch) -> None:
+    if child._CLOSE_FROM is not None:
+        pytest.skip("posix_spawn closes every other descriptor itself here")
+    listdir = os.listdir
+
+    def no_fd_folder(path: str) -> list[str]:
+        if path in ("/proc/self/fd", "/dev/fd"):
+            raise PermissionError(path)
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", no_fd_folder)
+    monkeypatch.setattr(child, "_inheritable", None)
+    done = run(["/bin/sh", "-c", "echo ran"])
+    assert (bytes(done.stdout), done._proc is not None) == (b"ran\n", True)
+
+
 def test_a_command_sees_only_0_1_2_not_even_a_descriptor_pepper_inherited(
     path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,17 +37,23 @@ _CAN_SPAWN = hasattr(os, "posix_spawn")
 _RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
 _CLOSE_FROM = getattr(os, "POSIX_SPAWN_CLOSEFROM", None)  # Python 3.13+: close every other descriptor too
 _RESCAN = 1.0  # seconds between two looks for inheritable descriptors
-_inheritable: tuple[float, tuple[int, ...]] | None = None  # when they were looked for, and what was found
+_inheritable: tuple[float, tuple[int, ...] | None] | None = None  # when they were looked for, what was found
 
 
-def inheritable() -> tuple[int, ...]:
-    """This process's descriptors above 2 that a program it starts would inherit (as last looked for)."""
+def inheritable() -> tuple[int, ...] | None:
+    """This process's descriptors above 2 that a program it starts would inherit (as last looked for);
+    None where they cannot be listed."""
     global _inheritable
     now = time.monotonic()
     if _inheritable is not None and now - _inheritable[0] < _RESCAN:
         return _inheritable[1]
+    try:
+        names = os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")
+    except OSError:
+        _inheritable = (now, None)
+        return None
     found = []
-    for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"):
+    for name in names:
         fd = int(name)
         try:
             if fd > 2 and os.get_inheritable(fd):
@@ -73,12 +79,13 @@ def start(
         in_r, in_w, out_r, out_w, err_r, err_w = fds
         theirs = (in_r, out_w, err_w)
         proc: subprocess.Popen[bytes] | None = None
-        if _CAN_SPAWN and cwd is None and "/" in argv[0] and min(theirs) > 2:
+        closing = () if _CLOSE_FROM is not None or not _CAN_SPAWN else inheritable()
+        if _CAN_SPAWN and cwd is None and "/" in argv[0] and min(theirs) > 2 and closing is not None:
             actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)]
             if _CLOSE_FROM is not None:
                 actions.append((_CLOSE_FROM, 3))
-            else:  # after the dup2s: a number since taken by one of the pipes is only closed once copied
-                actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inheritable()]
+            # After the dup2s: a number since taken by one of the pipes is closed only once copied.
+            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in closing]
             pid = os.posix_spawn(argv[0], list(argv), env, file_actions=actions, setsid=True, setsigdef=_RESTORED)
         else:
             proc = subprocess.Popen(
