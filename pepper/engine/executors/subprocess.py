@@ -9,6 +9,11 @@ failure that carries the tail of stderr (of which the first and last 64 KB are
 kept). Stderr also goes, as it is read, to the attempt's log (``engine.task_logs``).
 A timeout or cancel stops the command's whole process group: SIGTERM, then
 SIGKILL after a grace period.
+
+The command runs as ``/bin/sh -c``, the shell changing to the agent's working directory before anything
+else (so the process can be started by ``posix_spawn``, which cannot change it: see ``child``). Pepper's
+environment with the agent's ``config.env`` over it is built once per agent (again when either changes);
+each task adds only its own variables to a copy.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import atexit
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -41,6 +47,8 @@ _KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 _GROUP_POLL = 0.02  # seconds between checks that a stopping process group is gone
 #: Process groups of commands running now, killed if the interpreter exits before they end.
 _RUNNING_GROUPS: set[int] = set()
+#: Agent id -> its spec, pepper's environment (encoded) and the agent's base environment built from them.
+_BASE_ENVS: dict[str, tuple[AgentSpec, dict[Any, Any], dict[str, str]]] = {}
 
 
 @atexit.register
@@ -123,12 +131,27 @@ def task_document(run: TaskRun) -> dict[str, Any]:
     }
 
 
-def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
-    """The environment of the subprocess: ours, the agent's ``config.env``, then the task's."""
+def base_env(spec: AgentSpec) -> dict[str, str]:
+    """Pepper's environment with the agent's ``config.env`` over it (not to be changed: copy it).
+
+    Built once per agent; built again when the agent's spec is a new one or ``os.environ`` was written to
+    (a look at the encoded environment behind it, far cheaper than decoding it)."""
+    ours: dict[Any, Any] | None = getattr(os.environ, "_data", None)
+    known = _BASE_ENVS.get(spec.agent_id)
+    if known is not None and known[0] is spec and known[1] == ours:
+        return known[2]
     env = dict(os.environ)
     extra = spec.config.get("env") or {}
     if isinstance(extra, Mapping):
         env.update({str(k): str(v) for k, v in extra.items()})
+    if ours is not None:
+        _BASE_ENVS[spec.agent_id] = (spec, dict(ours), env)
+    return env
+
+
+def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
+    """The environment of the subprocess: ours, the agent's ``config.env``, then the task's."""
+    env = base_env(spec).copy()
     env.update(
         PEPPER_TASK_ID=run.task_id,
         PEPPER_TASK_TYPE=run.task_type,
@@ -174,10 +197,10 @@ async def run_command(
         workdir.mkdir(parents=True, exist_ok=True)
     stdin = codec.encode(task_document(run), "task").encode()
     launcher = shutil.which("prlimit") if memory_cap else None
-    argv = ["/bin/sh", "-c", spec.command]
+    argv, cwd = _in_workdir(spec.command, workdir)
     if launcher:  # the shell starts already limited, so no child can escape the cap
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
-    child = Child(argv, cwd=workdir, env=command_env(spec, run, workdir), stdin=stdin, limit=result_limit(spec),
+    child = Child(argv, cwd=cwd, env=command_env(spec, run, workdir), stdin=stdin, limit=result_limit(spec),
                   keep=_STDERR_KEEP, sink=log_capture.CURRENT.get())  # fmt: skip
     group = child.pid  # the leader of a new session leads its process group
     _RUNNING_GROUPS.add(group)
@@ -186,7 +209,7 @@ async def run_command(
     try:
         if memory_cap and not launcher:
             _cap_tree(group, memory_cap)
-        await asyncio.wait((child.exited, child.overflowed), return_when=asyncio.FIRST_COMPLETED)
+        await child.stopped
         await _stop_group(group)
         if not child.overflowed.done() and not child.drained.done():
             # What is left in the pipes is read to their end, unless a process that left the group holds them.
@@ -213,6 +236,15 @@ async def run_command(
     if code != 0:
         raise CommandFailed(spec.command, code, errors)
     return parse_output(bytes(child.stdout))
+
+
+def _in_workdir(command: str, workdir: Path) -> tuple[list[str], Path | None]:
+    """The shell's argv running ``command`` in ``workdir``, and the directory to start it in (None: the
+    shell changes to it first, on the command's first line, so line numbers in its errors stay as written)."""
+    where = os.path.abspath(workdir)  # against pepper's directory, as a relative cwd would be
+    if "\n" in where:  # quoted, it would take lines of its own
+        return ["/bin/sh", "-c", command], workdir
+    return ["/bin/sh", "-c", f"cd -P -- {shlex.quote(where)} || exit; {command}"], None
 
 
 def _cap_tree(pid: int, memory_cap: float) -> None:
