@@ -24,6 +24,7 @@ from pepper.engine.inspection import (
     live_agents,
     wait_facts,
 )
+from pepper.engine.live import LiveTask
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
@@ -111,6 +112,16 @@ class _KnownTasks:
             return engine.pending[task_id].dependencies
         record = engine.store.get_tasks([task_id]).get(task_id)
         return record.task.dependencies if record else ()
+
+
+def _keep_settled(
+    task_ids: Sequence[str], tasks: Mapping[str, LiveTask], known: dict[str, TaskStatus], unsaved: Collection[str] = ()
+) -> None:
+    """Add to ``known`` the statuses of the tasks of ``task_ids`` settled in memory, but for ``unsaved`` ones."""
+    for tid in task_ids:
+        t = tasks.get(tid)
+        if t is not None and t.state.is_settled and tid not in known and tid not in unsaved:
+            known[tid] = t.to_status()
 
 
 class EngineService:
@@ -238,15 +249,14 @@ class EngineService:
             del stored
             if unsettled:
                 engine.ingest(unsettled, cause="wait")
-        if any(tid in engine._batch.dirty for tid in task_ids):
+        dirty = engine._batch.dirty
+        if any(tid in dirty for tid in task_ids):
+            _keep_settled(task_ids, tasks, known, dirty)  # the engine may forget them during the await
             await engine.committed()
         # Decided after that await: a task settling meanwhile must not be waited for (nobody would wake us).
         open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_settled]
         if open_ids:
-            for tid in task_ids:  # settled and in memory now: kept, as the engine may forget them while we wait
-                t = tasks.get(tid)
-                if t is not None and t.state.is_settled and tid not in known:
-                    known[tid] = t.to_status()
+            _keep_settled(task_ids, tasks, known)  # the engine may forget them while we wait
             group = WaitGroup(len(open_ids), engine.loop.create_future())
             group.ended = known
             engine.waiters.add(group, open_ids)
