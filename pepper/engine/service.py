@@ -76,6 +76,8 @@ from pepper.store.ratings import rate_task
 from pepper.store.sql_store import SqlStore
 
 T = TypeVar("T")
+#: Tasks a wait reads from the store at a time (their records are dropped once their statuses are made).
+_READ_CHUNK = 10_000
 
 
 class _KnownTasks:
@@ -237,16 +239,20 @@ class EngineService:
         tasks = engine.state.tasks
         if any(tid in engine.pending for tid in task_ids):
             await engine.committed()
-        unknown = {tid for tid in task_ids if tid not in tasks}
+        unknown = list(dict.fromkeys(tid for tid in task_ids if tid not in tasks))
         known: dict[str, TaskStatus] = {}
         if unknown:  # read in bulk; only those still to wait for are loaded into memory
-            stored = engine.store.get_tasks(unknown)
-            for tid in task_ids:
-                if tid in unknown and tid not in stored:
-                    raise TaskNotFoundError(tid)
-            unsettled = [record for record in stored.values() if not record.state.is_settled]
-            known = {tid: record.to_status() for tid, record in stored.items() if record.state.is_settled}
-            del stored
+            unsettled = []
+            for first in range(0, len(unknown), _READ_CHUNK):  # a chunk's records at a time: only statuses are kept
+                chunk = unknown[first : first + _READ_CHUNK]
+                stored = engine.store.get_tasks(chunk)
+                if len(stored) < len(chunk):
+                    raise TaskNotFoundError(next(tid for tid in chunk if tid not in stored))
+                for tid, record in stored.items():
+                    if record.state.is_settled:
+                        known[tid] = record.to_status()
+                    else:
+                        unsettled.append(record)
             if unsettled:
                 engine.ingest(unsettled, cause="wait")
         dirty = engine._batch.dirty

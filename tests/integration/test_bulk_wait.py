@@ -11,6 +11,7 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
+from pepper.engine import service
 from pepper.errors import TaskNotFoundError, WaitTimeoutError
 from tests.support import eventually
 
@@ -130,3 +131,20 @@ def test_a_wait_that_times_out_stops_waiting_and_leaves_other_waits_waiting(tmp_
         gate.set()
         assert [(s.task_id, s.result) for s in patient.result(timeout=60)] == [("a", "done"), ("b", "done")]
         assert len(engine.waiters) == 0
+
+
+def test_tasks_read_back_a_chunk_at_a_time_keep_their_order_and_an_unknown_id_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "_READ_CHUNK", 4)
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"), keep_finished=0) as runtime:
+        pepper.agent("echo", task_types=["echo"], capacity=4, runtime=runtime)(lambda task: task.inputs["n"])
+        orchestrator = TaskOrchestrator(runtime)
+        ids = [f"t-{i:02d}" for i in range(18)]
+        orchestrator.submit_tasks([{"id": tid, "type": "echo", "inputs": {"n": i}} for i, tid in enumerate(ids)])
+        orchestrator.wait(ids, timeout=60)
+        backwards = ids[::-1]
+        statuses = orchestrator.wait([*backwards, backwards[0]], timeout=60)  # all trimmed: read back, in chunks
+        assert [(s.task_id, s.result) for s in statuses] == [(tid, int(tid[2:])) for tid in [*backwards, ids[-1]]]
+        with pytest.raises(TaskNotFoundError, match="nope"):
+            orchestrator.wait([*ids[:9], "nope", *ids[9:], "nada"], timeout=60)
