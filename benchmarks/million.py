@@ -5,7 +5,9 @@
 Submits --tasks no-op tasks (in batches of 10,000) to a durable SQLite file, run by one agent, then waits for
 all of them with one ``wait`` call. Prints tasks/s from the first submit to the end of the wait, and the
 process's peak resident memory (``resource.getrusage``) beside what it was before the first task: the engine
-keeps at most ``keep_finished`` finished tasks in memory, so the peak should not grow with the number of tasks.
+keeps at most ``keep_finished`` finished tasks in memory, so the peak should not grow with the number of tasks
+beyond the statuses the wait returns. It also prints the CPU time the process used (on a shared machine a
+steadier figure than the wall clock) and the part of it the cycle collector took.
 
 ``--gc off`` keeps the cycle collector at its usual pace during the burst (``pepper.engine.collector`` collects
 its young generation less often while many tasks are in memory); ``--gc compare`` runs the burst both ways, each
@@ -15,6 +17,7 @@ in a fresh process, alternating ``--rounds`` times, and prints the medians side 
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import statistics
 import subprocess
@@ -41,6 +44,28 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User and system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CollectorClock:
+    """The time the cycle collector takes, summed over its runs (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.runs = 0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+            self.runs += 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=1_000_000)
@@ -64,18 +89,22 @@ def main() -> None:
         runtime.start()
         before = peak_mb()
         ids = [f"m-{i}" for i in range(args.tasks)]
-        start = time.perf_counter()
+        collecting = CollectorClock()
+        gc.callbacks.append(collecting)
+        start, cpu = time.perf_counter(), cpu_seconds()
         for first in range(0, args.tasks, BATCH):
             orchestrator.submit_tasks([{"id": tid, "type": "bench"} for tid in ids[first : first + BATCH]])
         submitted = time.perf_counter() - start
         statuses = orchestrator.wait(ids, timeout=24 * 3600)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        gc.callbacks.remove(collecting)
     done = sum(1 for s in statuses if s.state is pepper.TaskState.COMPLETED)
     if done != args.tasks:
         raise SystemExit(f"only {done:,} of {args.tasks:,} tasks completed")
     print(f"{args.tasks:,} tasks submitted in {submitted:.1f} s and all waited for in {elapsed:.1f} s: "
           f"{args.tasks / elapsed:,.0f} tasks/s")  # fmt: skip
     print(f"peak resident memory {peak_mb():,.0f} MB (before the first task: {before:,.0f} MB)")
+    print(f"CPU time {cpu:.1f} s, of which the cycle collector {collecting.seconds:.1f} s in {collecting.runs:,} runs")
     print(f"figures: {elapsed:.3f} {peak_mb():.1f}")
 
 

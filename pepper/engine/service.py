@@ -26,16 +26,18 @@ from pepper.engine.inspection import (
     read_still,
     wait_facts,
 )
+from pepper.engine.live import LiveTask
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.read_share import ReadShare
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
-from pepper.engine.shell import Engine, WaitGroup, budget_lease_id
+from pepper.engine.shell import Engine, budget_lease_id
 from pepper.engine.stored import stored_observations
 from pepper.engine.task_logs import read_task_log
 from pepper.engine.ticks import Ticks
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep
+from pepper.engine.waiting import WaitGroup
 from pepper.errors import (
     AgentAlreadyRegisteredError,
     AgentDefinitionError,
@@ -61,7 +63,6 @@ from pepper.model.events import (
 )
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
-from pepper.model.record import TaskRecord
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.resources import describe_shortfall
 from pepper.model.settings import Settings
@@ -78,6 +79,8 @@ from pepper.store.ratings import rate_task
 from pepper.store.sql_store import SqlStore
 
 T = TypeVar("T")
+#: Tasks a wait reads from the store at a time (their records are dropped once their statuses are made).
+_READ_CHUNK = 10_000
 
 
 class _KnownTasks:
@@ -114,6 +117,16 @@ class _KnownTasks:
             return engine.pending[task_id].dependencies
         record = engine.store.get_tasks([task_id]).get(task_id)
         return record.task.dependencies if record else ()
+
+
+def _keep_settled(
+    task_ids: Sequence[str], tasks: Mapping[str, LiveTask], known: dict[str, TaskStatus], unsaved: Collection[str] = ()
+) -> None:
+    """Add to ``known`` the statuses of the tasks of ``task_ids`` settled in memory, but for ``unsaved`` ones."""
+    for tid in task_ids:
+        t = tasks.get(tid)
+        if t is not None and t.state.is_settled and tid not in known and tid not in unsaved:
+            known[tid] = t.to_status()
 
 
 class EngineService:
@@ -171,11 +184,7 @@ class EngineService:
         if delivering is not None:
             await delivering
         await self.upkeep.end(deregister=committed)
-        for groups in engine.waiters.values():
-            for group in groups:
-                if not group.future.done():
-                    group.future.set_exception(RuntimeClosedError("the runtime closed while waiting"))
-        engine.waiters.clear()
+        engine.waiters.fail_all(RuntimeClosedError("the runtime closed while waiting"))
         engine.collector.release()
 
     # -- tasks --------------------------------------------------------------------------
@@ -225,53 +234,66 @@ class EngineService:
         return t.to_status(waiting)
 
     async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
-        """Wait until every task is final or parked (and durable); their statuses, in order."""
+        """Wait until every task is final or parked (and durable); their statuses, in order.
+
+        One group waits for all the open tasks and keeps the status of each as it settles, so a task the
+        engine forgets meanwhile is not read back; only tasks not in memory when the wait begins are read, in
+        bulk, and only their statuses are kept."""
         engine = self.engine
         tasks = engine.state.tasks
         if any(tid in engine.pending for tid in task_ids):
             await engine.committed()
-        unknown = {tid for tid in task_ids if tid not in tasks}
-        stored: dict[str, TaskRecord] = {}
+        unknown = list(dict.fromkeys(tid for tid in task_ids if tid not in tasks))
+        known: dict[str, TaskStatus] = {}
         if unknown:  # read in bulk; only those still to wait for are loaded into memory
-            stored = engine.store.get_tasks(unknown)
-            for tid in task_ids:
-                if tid in unknown and tid not in stored:
-                    raise TaskNotFoundError(tid)
-            unsettled = [record for record in stored.values() if not record.state.is_settled]
+            unsettled = []
+            for first in range(0, len(unknown), _READ_CHUNK):  # a chunk's records at a time: only statuses are kept
+                chunk = unknown[first : first + _READ_CHUNK]
+                stored = engine.store.get_tasks(chunk)
+                if len(stored) < len(chunk):
+                    raise TaskNotFoundError(next(tid for tid in chunk if tid not in stored))
+                for tid, record in stored.items():
+                    if record.state.is_settled:
+                        known[tid] = record.to_status()
+                    else:
+                        unsettled.append(record)
             if unsettled:
                 engine.ingest(unsettled, cause="wait")
-        if any(tid in engine._batch.dirty for tid in task_ids):
+        dirty = engine._batch.dirty
+        if any(tid in dirty for tid in task_ids):
+            _keep_settled(task_ids, tasks, known, dirty)  # the engine may forget them during the await
             await engine.committed()
         # Decided after that await: a task settling meanwhile must not be waited for (nobody would wake us).
         open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_settled]
         if open_ids:
+            _keep_settled(task_ids, tasks, known)  # the engine may forget them while we wait
             group = WaitGroup(len(open_ids), engine.loop.create_future())
-            for tid in open_ids:
-                engine.waiters.setdefault(tid, []).append(group)
+            group.ended = known
+            engine.waiters.add(group, open_ids)
             try:
                 await asyncio.wait_for(asyncio.shield(group.future), timeout)
             except TimeoutError:
-                for tid in open_ids:
-                    groups = engine.waiters.get(tid)
-                    if groups and group in groups:
-                        groups.remove(group)
+                engine.waiters.remove(group, open_ids)
                 still = [tid for tid in open_ids if tid in tasks and not tasks[tid].state.is_settled]
                 raise WaitTimeoutError(still, timeout or 0.0) from None
-        return self.statuses(task_ids, stored)
+        return self.statuses(task_ids, known)
 
-    def statuses(self, task_ids: Sequence[str], stored: Mapping[str, TaskRecord] | None = None) -> list[TaskStatus]:
-        """Statuses of final tasks, from memory or (if trimmed) the store; no waiting reasons. ``stored``: records
-        of settled tasks already read (a settled row no longer changes)."""
+    def statuses(self, task_ids: Sequence[str], known: Mapping[str, TaskStatus] | None = None) -> list[TaskStatus]:
+        """Statuses of settled tasks: from memory, else ``known`` (statuses kept as they settled), else (trimmed
+        from memory before anyone asked) the store; no waiting reasons."""
         engine = self.engine
         tasks = engine.state.tasks
-        stored = dict(stored or {})
-        missing = [tid for tid in task_ids if tid not in tasks and tid not in stored]
-        if missing:
-            stored.update(engine.store.get_tasks(missing))
+        known = known or {}
+        missing = [tid for tid in task_ids if tid not in tasks and tid not in known]
+        stored = engine.store.get_tasks(missing) if missing else {}
         out = []
         for tid in task_ids:
             t = tasks.get(tid)
-            out.append(t.to_status() if t is not None else stored[tid].to_status())
+            if t is not None:
+                out.append(t.to_status())
+            else:
+                status = known.get(tid)
+                out.append(status if status is not None else stored[tid].to_status())
         return out
 
     async def cancel(self, task_id: str, reason: str) -> bool:

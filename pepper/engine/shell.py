@@ -30,6 +30,7 @@ from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import LogWriter
 from pepper.engine.tracing import trace
+from pepper.engine.waiting import Waiters
 from pepper.errors import ExpressionError, ResourceUnavailableError, StoreBusyError, StoreError
 from pepper.model.agent import AgentSpec
 from pepper.model.events import (
@@ -90,21 +91,6 @@ def budget_lease_id(agent_id: str, worker_id: str) -> str:
     return f"budget:{agent_id}@{worker_id}"
 
 
-class WaitGroup:
-    """Resolves ``future`` once ``remaining`` tasks have settled (one future per ``wait`` call)."""
-
-    __slots__ = ("future", "remaining")
-
-    def __init__(self, remaining: int, future: asyncio.Future[None]) -> None:
-        self.remaining = remaining
-        self.future = future
-
-    def settle_one(self) -> None:
-        self.remaining -= 1
-        if self.remaining <= 0 and not self.future.done():
-            self.future.set_result(None)
-
-
 class Engine:
     """One process's scheduler: state machine + store + executors + timers."""
 
@@ -139,7 +125,7 @@ class Engine:
         self.handles: dict[str, AgentHandle] = {}
         self.versions: dict[str, int] = {}
         self.pending: dict[str, Task] = {}  # submitted, not yet committed
-        self.waiters: dict[str, list[WaitGroup]] = {}
+        self.waiters = Waiters()
         self._batch = Batch()
         self.collector = Collector()  # the cycle collector's pace while many tasks are in memory
         self._flush_handle: asyncio.Handle | None = None
@@ -431,8 +417,7 @@ class Engine:
         self._flush_handle = self.loop.call_later(delay, self._flush)
 
     def _wake(self, task_id: str) -> None:
-        for group in self.waiters.pop(task_id, ()):
-            group.settle_one()
+        self.waiters.wake(task_id, self.state.tasks.get(task_id))
 
     # -- attempts ---------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from pepper.model.dag import check_acyclic
 from pepper.model.recovery import Policy
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.resources import describe
+from pepper.model.slots import quick_init
 from pepper.model.task import SPEC_COLUMNS, Priority, Task
-from pepper.model.task_spec import SUBMIT, task_arguments
+from pepper.model.task_spec import FIELD_OF, SUBMIT, task_arguments
 from pepper.model.timing import start_time
 from pepper.model.units import parse_duration
 
@@ -142,7 +143,10 @@ def _check_storable(task: Task) -> None:
 
 
 def tasks_from_specs(specs: Any, now: float) -> list[Task]:
-    """``task_from_mapping`` for each item of a list such as ``[{"id": "t1", "type": "review"}, ...]``."""
+    """``task_from_mapping`` for each item of a list such as ``[{"id": "t1", "type": "review"}, ...]``.
+
+    Specs that differ only in their id (a bulk of tasks of one kind) are checked once: the others take the
+    first one's checked fields, and only their ids are checked."""
     if specs is None or isinstance(specs, (str, bytes, Mapping, Task)) or not isinstance(specs, Iterable):
         raise ValidationError(
             "submit_tasks() expects a list of tasks (mappings such as {'id': 't1', 'type': 'review'}, or Task "
@@ -150,6 +154,7 @@ def tasks_from_specs(specs: Any, now: float) -> list[Task]:
             field="tasks",
         )
     tasks = []
+    checked: dict[tuple[Any, ...], Task] = {}  # the task built from each shape of spec seen, by that shape
     for index, spec in enumerate(specs):
         if isinstance(spec, Task):  # built by hand, perhaps: at least make sure it can be stored
             _check_storable(spec)
@@ -159,8 +164,61 @@ def tasks_from_specs(specs: Any, now: float) -> list[Task]:
                 f"or a Task, got {type(spec).__name__}",
                 field="tasks",
             )
+        else:
+            shape = _shape(spec)
+            if shape is not None:
+                like = checked.get(shape)
+                if like is not None:
+                    tasks.append(_like(like, spec, shape[0]))
+                    continue
+                task = task_from_mapping(spec, now)
+                checked[shape] = task
+                tasks.append(task)
+                continue
         tasks.append(task_from_mapping(spec, now))
     return tasks
+
+
+#: The keys a spec may give its id with.
+_ID_KEYS = frozenset(key for key, name in FIELD_OF.items() if name == "task_id")
+#: Values whose equal copies check alike (a container could hold different things; an object could change).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_new_task = quick_init(Task)
+
+
+def _shape(spec: Any) -> tuple[Any, ...] | None:
+    """What a spec gives besides its id, as a key: ``(id key, (key, type, value)...)``; None when some value is
+    not plain (only plain values are known to check alike when equal) or the spec is not a dict."""
+    if type(spec) is not dict:
+        return None
+    id_key = None
+    shape: list[Any] = []
+    for key, value in spec.items():
+        if type(key) is not str:
+            return None
+        if key in _ID_KEYS:
+            if id_key is not None:  # given twice: the full check says so
+                return None
+            id_key = key
+        elif type(value) in _PLAIN:
+            shape.append((key, type(value), value))  # the type too: 1 == 1.0 == True
+        else:
+            return None
+    return (id_key, *shape)
+
+
+def _like(like: Task, spec: Mapping[str, Any], id_key: str | None) -> Task:
+    """A task with the fields of ``like`` (built from a spec of the same shape) and the id ``spec`` gives."""
+    task_id = None if id_key is None else spec[id_key]
+    task_id = new_task_id() if task_id is None else _check_name(task_id, "task_id")
+    codec.check_utf8(task_id, task_id, "task_id")
+    # Mappings are each task's own (an agent may change its task's inputs); plain inputs are shared as they are.
+    inputs = {} if type(like.inputs) is dict else like.inputs
+    metadata = dict(like.metadata) if like.metadata else {}
+    return _new_task(
+        task_id, like.task_type, like.priority, like.dependencies, inputs, like.agent, like.requirements,
+        like.timeout, like.max_retries, metadata, like.created_at, like.inputs_json, like.policy, like.not_before,
+    )  # fmt: skip
 
 
 def task_from_mapping(spec: Any, now: float) -> Task:

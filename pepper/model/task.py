@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pepper.errors import InvalidPriorityError, InvalidTransitionError
 from pepper.model import codec
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
+from pepper.model.slots import quick_init
 
 if TYPE_CHECKING:
     from pepper.model.recovery import Policy
@@ -182,21 +183,22 @@ class Task:
     @classmethod
     def from_row(cls, row: codec.Row) -> Task:
         """Rebuild a task from a stored row (see ``SPEC_COLUMNS``)."""
-        return cls(
-            task_id=row["task_id"],
-            task_type=row["task_type"],
-            priority=row["priority"],
-            dependencies=_dependencies(row["dependencies"]),
-            inputs=codec.decode(row["inputs"]),
-            agent=row["agent"],
-            requirements=_requirements(row["requirements"]),
-            timeout=row["timeout"],
-            max_retries=row["max_retries"],
-            metadata=_metadata(row["metadata"]),
-            created_at=row["created_at"],
-            inputs_json=row["inputs"],
-            policy=None if row["policy"] is None else _policy(row["policy"]),
-            not_before=row["not_before"],
+        make = _new_task if cls is Task else cls
+        return make(  # by position, in field order: rows are read by the hundred thousand
+            row["task_id"],
+            row["task_type"],
+            row["priority"],
+            _dependencies(row["dependencies"]),
+            _inputs(row["inputs"]),
+            row["agent"],
+            _requirements(row["requirements"]),
+            row["timeout"],
+            row["max_retries"],
+            _metadata(row["metadata"]),
+            row["created_at"],
+            row["inputs"],
+            None if row["policy"] is None else _policy(row["policy"]),
+            row["not_before"],
         )
 
 
@@ -218,6 +220,10 @@ def _dependencies(text: str) -> tuple[str, ...]:
     return () if text == "[]" else tuple(codec.decode(text))
 
 
+def _inputs(text: str | None) -> Any:
+    return {} if text == "{}" else codec.decode(text)
+
+
 def _metadata(text: str | None) -> Any:
     return {} if text == "{}" else codec.decode(text)
 
@@ -227,6 +233,8 @@ def _policy(text: str) -> Policy:
 
     return Policy.parse(codec.decode(text))
 
+
+_new_task = quick_init(Task)
 
 #: The specification columns of the ``tasks`` table, in ``to_row`` order (``policy`` and ``not_before`` came
 #: last, with their migrations).

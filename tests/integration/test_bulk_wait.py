@@ -3,13 +3,17 @@ load them back into memory."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
-from pepper.errors import TaskNotFoundError
+from pepper.engine import service
+from pepper.errors import TaskNotFoundError, WaitTimeoutError
+from tests.support import eventually
 
 
 def test_waiting_again_for_tasks_trimmed_from_memory_reads_them_without_keeping_them(tmp_path: Path) -> None:
@@ -68,3 +72,79 @@ def test_a_process_without_agents_waits_for_many_tasks_another_one_runs(tmp_path
         assert [(s.task_id, s.state, s.result) for s in statuses] == [
             (tid, pepper.TaskState.COMPLETED, i) for i, tid in enumerate(ids)
         ]
+
+
+def test_tasks_that_settle_while_waited_for_are_answered_without_reading_them_back(tmp_path: Path) -> None:
+    gate = threading.Event()
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"), keep_finished=0,
+                        poll_interval="20ms") as runtime:  # fmt: skip
+        ran = []
+
+        def echo(task: pepper.TaskRun) -> int:
+            gate.wait(60)
+            ran.append(task.task_id)
+            if task.inputs["n"] == 3:
+                raise ValueError("three is refused")
+            return int(task.inputs["n"])
+
+        pepper.agent("echo", task_types=["echo"], capacity=4, runtime=runtime)(echo)
+        orchestrator = TaskOrchestrator(runtime)
+        ids = [f"t-{i:02d}" for i in range(30)]
+        orchestrator.submit_tasks([{"id": tid, "type": "echo", "inputs": {"n": i}} for i, tid in enumerate(ids)])
+        engine = runtime._service.engine
+        store = engine.store
+        read: list[str] = []
+        reading = store.get_tasks
+
+        def get_tasks(task_ids: Collection[str]) -> object:
+            read.extend(task_ids)
+            return reading(task_ids)
+
+        store.get_tasks = get_tasks  # type: ignore[method-assign]
+        waiting = runtime.portal().submit(orchestrator.wait_async([*ids, ids[0]], timeout=60))
+        eventually(lambda: len(engine.waiters) == len(ids), "the wait to wait for every task")
+        gate.set()
+        statuses = waiting.result(timeout=60)
+        assert not engine.state.tasks  # every one was forgotten
+        assert not set(read) & set(ids)  # and none was read back from the store
+        assert [(s.task_id, s.state, s.result) for s in statuses[:3]] == [
+            (tid, pepper.TaskState.COMPLETED, i) for i, tid in enumerate(ids[:3])
+        ]
+        assert statuses[3].state is pepper.TaskState.FAILED and "three is refused" in str(statuses[3].error)
+        assert statuses[-1] == statuses[0] and sorted(ran) == ids  # each ran once
+        assert len(engine.waiters) == 0
+
+
+def test_a_wait_that_times_out_stops_waiting_and_leaves_other_waits_waiting(tmp_path: Path) -> None:
+    gate = threading.Event()
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home")) as runtime:
+        pepper.agent("slow", task_types=["slow"], runtime=runtime)(lambda task: gate.wait(60) and "done")
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_tasks([{"id": "a", "type": "slow"}, {"id": "b", "type": "slow"}])
+        engine = runtime._service.engine
+        patient = runtime.portal().submit(orchestrator.wait_async(["a", "b"], timeout=60))
+        eventually(lambda: len(engine.waiters) == 2, "the patient wait to wait")
+        with pytest.raises(WaitTimeoutError) as caught:
+            orchestrator.wait(["b", "a"], timeout=0.05)
+        assert set(caught.value.pending) == {"a", "b"}
+        assert len(engine.waiters) == 2  # the patient wait still waits for both
+        gate.set()
+        assert [(s.task_id, s.result) for s in patient.result(timeout=60)] == [("a", "done"), ("b", "done")]
+        assert len(engine.waiters) == 0
+
+
+def test_tasks_read_back_a_chunk_at_a_time_keep_their_order_and_an_unknown_id_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "_READ_CHUNK", 4)
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"), keep_finished=0) as runtime:
+        pepper.agent("echo", task_types=["echo"], capacity=4, runtime=runtime)(lambda task: task.inputs["n"])
+        orchestrator = TaskOrchestrator(runtime)
+        ids = [f"t-{i:02d}" for i in range(18)]
+        orchestrator.submit_tasks([{"id": tid, "type": "echo", "inputs": {"n": i}} for i, tid in enumerate(ids)])
+        orchestrator.wait(ids, timeout=60)
+        backwards = ids[::-1]
+        statuses = orchestrator.wait([*backwards, backwards[0]], timeout=60)  # all trimmed: read back, in chunks
+        assert [(s.task_id, s.result) for s in statuses] == [(tid, int(tid[2:])) for tid in [*backwards, ids[-1]]]
+        with pytest.raises(TaskNotFoundError, match="nope"):
+            orchestrator.wait([*ids[:9], "nope", *ids[9:], "nada"], timeout=60)
