@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pepper.core.runtime import Runtime
 from pepper.engine.inspection import AgentsView
 from pepper.model.agent import AgentSpec
+from pepper.model.slots import quick_init
 from pepper.scheduling.performance import ScoreParts
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ class AgentProfile:
         cls, spec: AgentSpec, running: int, parts: ScoreParts, projected: float | None = None,
         notes: tuple[str, ...] = (),
     ) -> AgentProfile:  # fmt: skip
-        return cls(
+        return _new_profile(
             spec.agent_id, spec.type, spec.kind, spec.task_types, spec.skills, spec.capacity,
             spec.resources.to_dict(), dict(spec.config), parts.score, running, running / spec.capacity, parts,
             projected, notes,
@@ -66,6 +67,9 @@ class AgentProfile:
             },
             "notes": list(self.notes),
         }  # fmt: skip
+
+
+_new_profile = quick_init(AgentProfile)
 
 
 def read_agents(runtime: Runtime, question: Callable[[AgentsView], T]) -> T:
