@@ -286,7 +286,9 @@ class AgentsView:
         return best
 
     def parts(self, agent_id: str) -> ScoreParts:
-        return self.performance.parts(agent_id, self.now)
+        """The parts of ``agent_id``'s score, as its ranking used them (reused for a second, see
+        ``Performance.cached_parts``)."""
+        return self.performance.cached_parts(agent_id, self.now)
 
     def expected(self, agent_id: str, task_type: str) -> float:
         return self.performance.expected_time(agent_id, task_type, self.now)
