@@ -1,0 +1,104 @@
+"""Task saves narrowed to the columns they change.
+
+``save_task`` writes every stored column of a task; most saves change a few (a claim: its state, attempt, agent,
+owner and start; an end: its state, result, finish and owner). A save is written over the version its writer
+last read (``WHERE task_id = ? AND version = ?``), so when that version's values are known the columns a save
+leaves as they are need not be written: the row cannot hold anything else, or the save writes nothing (and is a
+conflict, as before). The values of a version are known for a row this store wrote itself (kept until the task
+ends, so the memory held is that of the tasks under way), and for a row at version 1, as ``insert_task`` left it
+(``params.INSERTED``). Each set of changed columns is a statement of its own, made once; its rows go together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from pepper.store.params import FINAL_VALUES, INSERTED, SAVE_COLUMNS
+from pepper.store.protocol import TaskSave
+
+_WIDTH = len(SAVE_COLUMNS)
+_MAX_SHAPES = 512  # past this many statements, a save of a new set of columns writes them all
+_WRITER_RE = re.compile(r"writer = (\?|%s),")
+
+#: Rows of a statement, by the statement's name, made ready for ``SqlStore.write_rows``.
+Groups = list[tuple[str, list[tuple[Any, ...]]]]
+
+
+class _Statements(Protocol):
+    def prepare_rows(self, name: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]: ...
+    def shaped_bulk(self, bulk: str, keep: Sequence[int]) -> str | None: ...
+
+
+def narrowed(save_task: str, columns: Sequence[str]) -> str:
+    """``save_task`` setting only ``columns`` (then the writer, version and change number, as it does)."""
+    head, _, _ = save_task.partition("SET")
+    tail = save_task[save_task.index("writer = ") :]
+    found = _WRITER_RE.search(tail)
+    placeholder = found.group(1) if found else "?"
+    return f"{head}SET {', '.join(f'{column} = {placeholder}' for column in columns)}, {tail}"
+
+
+class NarrowSaves:
+    """Narrows a store's task saves, knowing the values of the rows it wrote."""
+
+    def __init__(self, store: _Statements, statements: dict[str, str]) -> None:
+        self._store = store
+        self._q = statements  # the store's named statements: the narrowed ones are added as they are needed
+        self._known: dict[str, tuple[int, tuple[Any, ...]]] = {}  # task id -> (version, values) it holds
+        self._shapes: dict[tuple[int, ...], str] = {}
+
+    def groups(self, saves: Sequence[TaskSave], rows: Sequence[tuple[Any, ...]]) -> Groups:
+        """``rows`` (``save_params`` of ``saves``) grouped by the statement that writes each, made ready."""
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        known = self._known
+        for save, row in zip(saves, rows, strict=True):
+            entry = known.get(save.task.task_id)
+            if entry is not None and entry[0] == save.version:
+                base: tuple[Any, ...] | None = entry[1]
+            elif save.version == 1:
+                base = INSERTED
+            else:
+                base = None
+            name = "save_task"
+            if base is not None:
+                changed = tuple(i for i in range(_WIDTH) if row[i] != base[i])
+                if len(changed) < _WIDTH:
+                    shape = self._shape(changed)
+                    if shape is not None:
+                        name = shape
+                        row = (*[row[i] for i in changed], *row[_WIDTH:])
+            grouped.setdefault(name, []).append(row)
+        return [(name, self._store.prepare_rows(name, part)) for name, part in grouped.items()]
+
+    def remember(
+        self, saves: Sequence[TaskSave], rows: Sequence[tuple[Any, ...]], unwritten: Mapping[str, Any] | set[str]
+    ) -> None:
+        """After a commit: the values of the rows written, until their task ends; a row not written is forgotten."""
+        known = self._known
+        for save, row in zip(saves, rows, strict=True):
+            task_id = save.task.task_id
+            if task_id in unwritten or row[0] in FINAL_VALUES:
+                known.pop(task_id, None)
+            else:
+                known[task_id] = (save.version + 1, row[:_WIDTH])
+
+    def forget(self, task_ids: Sequence[str]) -> None:
+        """Rows written some other way: their values are no longer known."""
+        for task_id in task_ids:
+            self._known.pop(task_id, None)
+
+    def _shape(self, changed: tuple[int, ...]) -> str | None:
+        name = self._shapes.get(changed)
+        if name is not None or len(self._shapes) >= _MAX_SHAPES:
+            return name
+        name = "save_task_" + "_".join(map(str, changed))
+        self._q[name] = narrowed(self._q["save_task"], [SAVE_COLUMNS[i] for i in changed])
+        bulk = self._q.get("save_task_bulk")
+        if bulk is not None:
+            shaped = self._store.shaped_bulk(bulk, [*changed, *range(_WIDTH, _WIDTH + 3)])
+            if shaped is not None:
+                self._q[f"{name}_bulk"] = shaped
+        self._shapes[changed] = name
+        return name

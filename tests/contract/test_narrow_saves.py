@@ -1,0 +1,82 @@
+"""Task saves write only the columns they change: the rows read back as if every column had been written."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pepper.errors import WriteRefusedError
+from pepper.model import codec
+from pepper.model.record import TaskRecord, stored_values
+from pepper.model.recovery import RecoveryState
+from pepper.model.status import TaskError
+from pepper.model.submission import build_task
+from pepper.model.task import TaskState
+from pepper.store.protocol import TaskSave, WriteSet
+
+ME, OTHER = "worker-me", "worker-other"
+
+
+def lifecycle(task_id: str) -> list[TaskRecord]:
+    """A task claimed, failed and backing off, claimed again, then completed: columns set, then cleared."""
+    task = build_task(task_id=task_id, task_type="t", now=1.0)
+    pending = TaskRecord(task, TaskState.PENDING, ready_at=1.0)
+    claimed = replace(pending, state=TaskState.IN_PROGRESS, attempts=1, agent_id="agent", owner=ME, started_at=2.0,
+                      progress=0.5, progress_message="half")  # fmt: skip
+    retrying = replace(claimed, state=TaskState.PENDING, failures=1, owner=None, ready_at=3.0,
+                       next_attempt_at=9.0, error=TaskError("Boom", "it broke"),
+                       recovery=RecoveryState(failed_agents=("agent",)))  # fmt: skip
+    again = replace(retrying, state=TaskState.IN_PROGRESS, attempts=2, owner=ME, started_at=10.0,
+                    next_attempt_at=None, progress=None, progress_message=None, placement="agent")  # fmt: skip
+    result = codec.encode({"pages": [1, 2]})
+    done = replace(again, state=TaskState.COMPLETED, owner=None, finished_at=11.0, result=codec.decode(result),
+                   result_json=result, progress=1.0)  # fmt: skip
+    return [claimed, retrying, again, done]
+
+
+def test_each_step_of_a_task_reads_back_exactly_as_saved(store):
+    ids = ["a", "b"]  # two rows a step: on PostgreSQL they go as one statement of column arrays
+    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t", now=1.0) for tid in ids]]), ME)
+    steps = {tid: lifecycle(tid) for tid in ids}
+    for version in range(1, 5):
+        saves = [TaskSave.of(steps[tid][version - 1], version) for tid in ids]
+        assert store.commit(WriteSet(saves=saves), ME).conflicts == set()
+        stored = store.get_tasks(ids)
+        for tid in ids:
+            assert stored[tid].version == version + 1
+            assert stored_values(stored[tid]) == stored_values(steps[tid][version - 1]), (tid, version)
+    # the saves went column by column: statements setting some of the columns were made
+    assert any(name.startswith("save_task_") for name in store.statements)
+
+
+def test_a_save_over_a_row_someone_else_changed_writes_nothing_then_all_of_it(shared_store):
+    mine, theirs = shared_store(), shared_store()
+    mine.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t", now=1.0)]]), ME)
+    claimed, retrying, *_ = lifecycle("a")
+    mine.commit(WriteSet(saves=[TaskSave.of(claimed, 1)]), ME)
+    # another process cancels the task: version 3, a state this store has not seen
+    cancelled = replace(claimed, state=TaskState.CANCELLED, owner=None, reason="stop", cancel_requested=True,
+                        finished_at=5.0)  # fmt: skip
+    assert theirs.commit(WriteSet(saves=[TaskSave.of(cancelled, 2)]), OTHER).conflicts == set()
+
+    assert mine.commit(WriteSet(saves=[TaskSave.of(retrying, 2)]), ME).conflicts == {"a"}
+    assert stored_values(mine.get_tasks(["a"])["a"]) == stored_values(cancelled)
+
+    # over the version it read, every column is written (this store never knew that version's values)
+    assert mine.commit(WriteSet(saves=[TaskSave.of(retrying, 3)]), ME).conflicts == set()
+    record = theirs.get_tasks(["a"])["a"]
+    assert record.version == 4 and stored_values(record) == stored_values(retrying)
+
+
+def test_a_refused_commit_leaves_the_known_row_as_it_was(store):
+    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t", now=1.0) for tid in "ab"]]), ME)
+    claimed, retrying, *_ = lifecycle("a")
+    store.commit(WriteSet(saves=[TaskSave.of(claimed, 1)]), ME)
+    huge = TaskSave.of(TaskRecord(build_task(task_id="b", task_type="t", now=1.0), TaskState.PENDING,
+                                  attempts=2**70), 1)  # fmt: skip
+    with pytest.raises(WriteRefusedError):
+        store.commit(WriteSet(saves=[TaskSave.of(retrying, 2), huge]), ME)
+    assert stored_values(store.get_tasks(["a"])["a"]) == stored_values(claimed)
+    assert store.commit(WriteSet(saves=[TaskSave.of(retrying, 2)]), ME).conflicts == set()
+    assert stored_values(store.get_tasks(["a"])["a"]) == stored_values(retrying)
