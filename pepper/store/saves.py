@@ -12,7 +12,8 @@ ends, so the memory held is that of the tasks under way), and for a row at versi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter, ne
 from typing import Any, Protocol
 
 from pepper.store.params import FINAL_VALUES, INSERTED, SAVE_COLUMNS
@@ -47,12 +48,12 @@ class NarrowSaves:
         self._store = store
         self._q = statements  # the store's named statements: the narrowed ones are added as they are needed
         self._known: dict[str, tuple[int, tuple[Any, ...]]] = {}  # task id -> (version, values) it holds
-        self._shapes: dict[tuple[int, ...], str] = {}
+        self._shapes: dict[tuple[bool, ...], tuple[str, Callable[[tuple[Any, ...]], Any]] | None] = {}
 
     def groups(self, saves: Sequence[TaskSave], rows: Sequence[tuple[Any, ...]]) -> Groups:
         """``rows`` (``save_params`` of ``saves``) grouped by the statement that writes each, made ready."""
         grouped: dict[str, list[tuple[Any, ...]]] = {}
-        known = self._known
+        known, shapes = self._known, self._shapes
         for save, row in zip(saves, rows, strict=True):
             entry = known.get(save.task.task_id)
             if entry is not None and entry[0] == save.version:
@@ -63,12 +64,11 @@ class NarrowSaves:
                 base = None
             name = "save_task"
             if base is not None:
-                changed = tuple(i for i in range(_WIDTH) if row[i] != base[i])
-                if len(changed) < _WIDTH:
-                    shape = self._shape(changed)
-                    if shape is not None:
-                        name = shape
-                        row = (*[row[i] for i in changed], *row[_WIDTH:])
+                changed = tuple(map(ne, row, base))  # a flag a column: does this save change it
+                shape = shapes[changed] if changed in shapes else self._shape(changed)
+                if shape is not None:
+                    name, pick = shape
+                    row = pick(row)
             grouped.setdefault(name, []).append(row)
         return [(name, self._store.prepare_rows(name, part)) for name, part in grouped.items()]
 
@@ -89,16 +89,19 @@ class NarrowSaves:
         for task_id in task_ids:
             self._known.pop(task_id, None)
 
-    def _shape(self, changed: tuple[int, ...]) -> str | None:
-        name = self._shapes.get(changed)
-        if name is not None or len(self._shapes) >= _MAX_SHAPES:
-            return name
-        name = "save_task_" + "_".join(map(str, changed))
-        self._q[name] = narrowed(self._q["save_task"], [SAVE_COLUMNS[i] for i in changed])
+    def _shape(self, changed: tuple[bool, ...]) -> tuple[str, Callable[[tuple[Any, ...]], Any]] | None:
+        """The statement writing the columns flagged in ``changed``, and what it takes of a row; None: the full
+        ``save_task`` (every column changed, or too many statements made already)."""
+        keep = [i for i, flag in enumerate(changed) if flag]
+        if len(keep) == _WIDTH or len(self._shapes) >= _MAX_SHAPES:
+            return None
+        name = "save_task_" + "_".join(map(str, keep))
+        self._q[name] = narrowed(self._q["save_task"], [SAVE_COLUMNS[i] for i in keep])
+        keep += range(_WIDTH, _WIDTH + 3)  # the writer, the task id and the version it is written over
         bulk = self._q.get("save_task_bulk")
         if bulk is not None:
-            shaped = self._store.shaped_bulk(bulk, [*changed, *range(_WIDTH, _WIDTH + 3)])
+            shaped = self._store.shaped_bulk(bulk, keep)
             if shaped is not None:
                 self._q[f"{name}_bulk"] = shaped
-        self._shapes[changed] = name
-        return name
+        shape = self._shapes[changed] = (name, itemgetter(*keep))
+        return shape
