@@ -5,7 +5,7 @@ owner and start; an end: its state, result, finish and owner). A save is written
 last read (``WHERE task_id = ? AND version = ?``), so when that version's values are known the columns a save
 leaves as they are need not be written: the row cannot hold anything else, or the save writes nothing (and is a
 conflict, as before). The values of a version are known for a row this store wrote itself (kept until the task
-ends, so the memory held is that of the tasks under way), and for a row at version 1, as ``insert_task`` left it
+ends, for the most recently written rows only), and for a row at version 1, as ``insert_task`` left it
 (``params.INSERTED``). Each set of changed columns is a statement of its own, made once; its rows go together.
 """
 
@@ -20,6 +20,7 @@ from pepper.store.params import FINAL_VALUES, INSERTED, SAVE_COLUMNS
 from pepper.store.protocol import TaskSave
 
 _WIDTH = len(SAVE_COLUMNS)
+_KNOWN_LIMIT = 16_384
 _MAX_SHAPES = 512  # past this many statements, a save of a new set of columns writes them all
 _WRITER_RE = re.compile(r"writer = (\?|%s),")
 
@@ -48,7 +49,13 @@ class NarrowSaves:
         self._store = store
         self._q = statements  # the store's named statements: the narrowed ones are added as they are needed
         self._known: dict[str, tuple[int, tuple[Any, ...]]] = {}  # task id -> (version, values) it holds
+        #: rows known at most (oldest written let go first; a save over a row not known writes every column)
+        self.limit = _KNOWN_LIMIT
         self._shapes: dict[tuple[bool, ...], tuple[str, Callable[[tuple[Any, ...]], Any]] | None] = {}
+
+    def __len__(self) -> int:
+        """How many rows' values are known."""
+        return len(self._known)
 
     def groups(self, saves: Sequence[TaskSave], rows: Sequence[tuple[Any, ...]]) -> Groups:
         """``rows`` (``save_params`` of ``saves``) grouped by the statement that writes each, made ready."""
@@ -79,10 +86,11 @@ class NarrowSaves:
         known = self._known
         for save, row in zip(saves, rows, strict=True):
             task_id = save.task.task_id
-            if task_id in unwritten or row[0] in FINAL_VALUES:
-                known.pop(task_id, None)
-            else:
+            known.pop(task_id, None)  # written again: the newest, last to be let go
+            if task_id not in unwritten and row[0] not in FINAL_VALUES:
                 known[task_id] = (save.version + 1, row[:_WIDTH])
+        while len(known) > self.limit:  # a task another process ended: its row is not ours to know any more
+            del known[next(iter(known))]
 
     def forget(self, task_ids: Sequence[str]) -> None:
         """Rows written some other way: their values are no longer known."""

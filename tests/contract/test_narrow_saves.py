@@ -80,3 +80,20 @@ def test_a_refused_commit_leaves_the_known_row_as_it_was(store):
     assert stored_values(store.get_tasks(["a"])["a"]) == stored_values(claimed)
     assert store.commit(WriteSet(saves=[TaskSave.of(retrying, 2)]), ME).conflicts == set()
     assert stored_values(store.get_tasks(["a"])["a"]) == stored_values(retrying)
+
+
+def test_the_rows_known_are_bounded_and_a_row_let_go_is_written_whole(store):
+    ids = ["a", "b", "c"]
+    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t", now=1.0) for tid in ids]]), ME)
+    store.narrow.limit = 2
+    steps = {tid: lifecycle(tid) for tid in ids}
+    for tid in ids:  # one commit each: "a" is the oldest written, let go when "c" is written
+        store.commit(WriteSet(saves=[TaskSave.of(steps[tid][0], 1)]), ME)
+    assert len(store.narrow) == 2
+    for version in range(2, 5):
+        assert store.commit(WriteSet(saves=[TaskSave.of(steps[tid][version - 1], version) for tid in ids]),
+                            ME).conflicts == set()  # fmt: skip
+        stored = store.get_tasks(ids)
+        assert all(stored_values(stored[tid]) == stored_values(steps[tid][version - 1]) for tid in ids)
+        assert len(store.narrow) <= 2
+    assert len(store.narrow) == 0  # ended tasks are not kept
