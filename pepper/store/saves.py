@@ -22,6 +22,7 @@ from pepper.store.protocol import TaskSave
 _WIDTH = len(SAVE_COLUMNS)
 _KNOWN_LIMIT = 16_384
 _MAX_SHAPES = 512  # past this many statements, a save of a new set of columns writes them all
+_FEW = 16  # saves in a commit below which they go as one statement, unless they share a narrower one
 _WRITER_RE = re.compile(r"writer = (\?|%s),")
 
 #: Rows of a statement, by the statement's name, made ready for ``SqlStore.write_rows``.
@@ -77,6 +78,8 @@ class NarrowSaves:
                     name, pick = shape
                     row = pick(row)
             grouped.setdefault(name, []).append(row)
+        if len(grouped) > 1 and len(rows) < _FEW:  # a statement more costs more than the columns it spares
+            grouped = {"save_task": list(rows)}
         return [(name, self._store.prepare_rows(name, part)) for name, part in grouped.items()]
 
     def remember(

@@ -97,3 +97,21 @@ def test_the_rows_known_are_bounded_and_a_row_let_go_is_written_whole(store):
         assert all(stored_values(stored[tid]) == stored_values(steps[tid][version - 1]) for tid in ids)
         assert len(store.narrow) <= 2
     assert len(store.narrow) == 0  # ended tasks are not kept
+
+
+def test_saves_of_different_columns_in_one_commit_all_read_back(store):
+    ids = [f"t{i}" for i in range(40)]  # few rows go as one statement; many, one statement per set of columns
+    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t", now=1.0) for tid in ids]]), ME)
+    steps = {tid: lifecycle(tid) for tid in ids}
+    done = dict.fromkeys(ids, -1)  # the last step saved
+    for size in (2, 3, 20, 40):  # tasks one or two steps on: their saves change different columns
+        saves = []
+        for i, tid in enumerate(ids[:size]):
+            step = min(done[tid] + 1 + i % 2, len(steps[tid]) - 1)
+            if step > done[tid]:
+                done[tid] = step
+                saves.append(TaskSave.of(steps[tid][step], store.get_tasks([tid])[tid].version))
+        assert store.commit(WriteSet(saves=saves), ME).conflicts == set()
+        stored = store.get_tasks(ids)
+        for save in saves:
+            assert stored_values(stored[save.task.task_id]) == save.values, save.task.task_id
