@@ -37,21 +37,7 @@ SAVE_COLUMNS = tuple("result" if name == "result_json" else name for name in SAV
 FINAL_VALUES = frozenset(state.value for state in TaskState if state.is_final)
 
 
-class _Unknown:
-    """A value equal to none: the columns ``INSERTED`` does not vouch for are always written."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    def __ne__(self, other: object) -> bool:
-        return True
-
-    __hash__ = object.__hash__
-
-
-_UNKNOWN = _Unknown()
+_UNKNOWN = object()  # equal to nothing else: the columns ``INSERTED`` does not vouch for are always written
 _DEFAULTS = {"attempts": 0, "failures": 0, "cancel_requested": 0}
 #: The first ``len(SAVE_COLUMNS)`` values of ``save_params`` of a row at version 1, as ``insert_task`` left it: the
 #: columns an insert does not write hold their defaults; ``state`` and ``ready_at``, which it writes, are unknown.

@@ -7,6 +7,7 @@ leaves as they are need not be written: the row cannot hold anything else, or th
 conflict, as before). The values of a version are known for a row this store wrote itself (kept until the task
 ends, for the most recently written rows only), and for a row at version 1, as ``insert_task`` left it
 (``params.INSERTED``). Each set of changed columns is a statement of its own, made once; its rows go together.
+A commit of a few saves writes every column: there, finding the columns costs more than it spares.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pepper.store.protocol import TaskSave
 _WIDTH = len(SAVE_COLUMNS)
 _KNOWN_LIMIT = 16_384
 _MAX_SHAPES = 512  # past this many statements, a save of a new set of columns writes them all
-_FEW = 16  # saves in a commit below which they go as one statement, unless they share a narrower one
+_FEW = 16  # saves in a commit below which every column is written
+_NEW: Any = object()  # a set of columns no statement was made for yet
 _WRITER_RE = re.compile(r"writer = (\?|%s),")
 
 #: Rows of a statement, by the statement's name, made ready for ``SqlStore.write_rows``.
@@ -60,6 +62,8 @@ class NarrowSaves:
 
     def groups(self, saves: Sequence[TaskSave], rows: Sequence[tuple[Any, ...]]) -> Groups:
         """``rows`` (``save_params`` of ``saves``) grouped by the statement that writes each, made ready."""
+        if len(rows) < _FEW:  # a few rows: finding their columns costs more than writing them all
+            return [("save_task", self._store.prepare_rows("save_task", list(rows)))] if rows else []
         grouped: dict[str, list[tuple[Any, ...]]] = {}
         known, shapes = self._known, self._shapes
         for save, row in zip(saves, rows, strict=True):
@@ -73,13 +77,13 @@ class NarrowSaves:
             name = "save_task"
             if base is not None:
                 changed = tuple(map(ne, row, base))  # a flag a column: does this save change it
-                shape = shapes[changed] if changed in shapes else self._shape(changed)
+                shape = shapes.get(changed, _NEW)
+                if shape is _NEW:
+                    shape = self._shape(changed)
                 if shape is not None:
                     name, pick = shape
                     row = pick(row)
             grouped.setdefault(name, []).append(row)
-        if len(grouped) > 1 and len(rows) < _FEW:  # a statement more costs more than the columns it spares
-            grouped = {"save_task": list(rows)}
         return [(name, self._store.prepare_rows(name, part)) for name, part in grouped.items()]
 
     def remember(
@@ -104,7 +108,10 @@ class NarrowSaves:
         """The statement writing the columns flagged in ``changed``, and what it takes of a row; None: the full
         ``save_task`` (every column changed, or too many statements made already)."""
         keep = [i for i, flag in enumerate(changed) if flag]
-        if len(keep) == _WIDTH or len(self._shapes) >= _MAX_SHAPES:
+        if len(keep) == _WIDTH:
+            self._shapes[changed] = None
+            return None
+        if len(self._shapes) >= _MAX_SHAPES:
             return None
         name = "save_task_" + "_".join(map(str, keep))
         self._q[name] = narrowed(self._q["save_task"], [SAVE_COLUMNS[i] for i in keep])

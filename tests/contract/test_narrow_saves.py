@@ -35,15 +35,22 @@ def lifecycle(task_id: str) -> list[TaskRecord]:
     return [claimed, retrying, again, done]
 
 
-def test_each_step_of_a_task_reads_back_exactly_as_saved(store):
-    ids = ["a", "b"]  # two rows a step: on PostgreSQL they go as one statement of column arrays
+#: enough tasks a commit for their saves to go column by column (a commit of a few writes every column)
+IDS = [f"t{i:02}" for i in range(20)]
+
+
+def submit(store, ids=IDS):
     store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t", now=1.0) for tid in ids]]), ME)
-    steps = {tid: lifecycle(tid) for tid in ids}
+
+
+def test_each_step_of_a_task_reads_back_exactly_as_saved(store):
+    submit(store)
+    steps = {tid: lifecycle(tid) for tid in IDS}
     for version in range(1, 5):
-        saves = [TaskSave.of(steps[tid][version - 1], version) for tid in ids]
+        saves = [TaskSave.of(steps[tid][version - 1], version) for tid in IDS]
         assert store.commit(WriteSet(saves=saves), ME).conflicts == set()
-        stored = store.get_tasks(ids)
-        for tid in ids:
+        stored = store.get_tasks(IDS)
+        for tid in IDS:
             assert stored[tid].version == version + 1
             assert stored_values(stored[tid]) == stored_values(steps[tid][version - 1]), (tid, version)
     # the saves went column by column: statements setting some of the columns were made
@@ -52,51 +59,51 @@ def test_each_step_of_a_task_reads_back_exactly_as_saved(store):
 
 def test_a_save_over_a_row_someone_else_changed_writes_nothing_then_all_of_it(shared_store):
     mine, theirs = shared_store(), shared_store()
-    mine.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t", now=1.0)]]), ME)
-    claimed, retrying, *_ = lifecycle("a")
-    mine.commit(WriteSet(saves=[TaskSave.of(claimed, 1)]), ME)
-    # another process cancels the task: version 3, a state this store has not seen
-    cancelled = replace(claimed, state=TaskState.CANCELLED, owner=None, reason="stop", cancel_requested=True,
-                        finished_at=5.0)  # fmt: skip
+    submit(mine)
+    steps = {tid: lifecycle(tid) for tid in IDS}
+    mine.commit(WriteSet(saves=[TaskSave.of(steps[tid][0], 1) for tid in IDS]), ME)
+    # another process cancels one task: version 3, a state this store has not seen
+    cancelled = replace(steps["t00"][0], state=TaskState.CANCELLED, owner=None, reason="stop",
+                        cancel_requested=True, finished_at=5.0)  # fmt: skip
     assert theirs.commit(WriteSet(saves=[TaskSave.of(cancelled, 2)]), OTHER).conflicts == set()
 
-    assert mine.commit(WriteSet(saves=[TaskSave.of(retrying, 2)]), ME).conflicts == {"a"}
-    assert stored_values(mine.get_tasks(["a"])["a"]) == stored_values(cancelled)
+    result = mine.commit(WriteSet(saves=[TaskSave.of(steps[tid][1], 2) for tid in IDS]), ME)
+    assert result.conflicts == {"t00"}
+    stored = mine.get_tasks(IDS)
+    assert stored_values(stored["t00"]) == stored_values(cancelled)
+    assert all(stored_values(stored[tid]) == stored_values(steps[tid][1]) for tid in IDS[1:])
 
     # over the version it read, every column is written (this store never knew that version's values)
-    assert mine.commit(WriteSet(saves=[TaskSave.of(retrying, 3)]), ME).conflicts == set()
-    record = theirs.get_tasks(["a"])["a"]
-    assert record.version == 4 and stored_values(record) == stored_values(retrying)
+    others = [TaskSave.of(steps[tid][2], 3) for tid in IDS[1:]]
+    assert mine.commit(WriteSet(saves=[TaskSave.of(steps["t00"][1], 3), *others]), ME).conflicts == set()
+    record = theirs.get_tasks(["t00"])["t00"]
+    assert record.version == 4 and stored_values(record) == stored_values(steps["t00"][1])
 
 
-def test_a_refused_commit_leaves_the_known_row_as_it_was(store):
-    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t", now=1.0) for tid in "ab"]]), ME)
-    claimed, retrying, *_ = lifecycle("a")
-    store.commit(WriteSet(saves=[TaskSave.of(claimed, 1)]), ME)
-    huge = TaskSave.of(TaskRecord(build_task(task_id="b", task_type="t", now=1.0), TaskState.PENDING,
+def test_a_refused_commit_leaves_the_known_rows_as_they_were(store):
+    submit(store, [*IDS, "huge"])
+    steps = {tid: lifecycle(tid) for tid in IDS}
+    store.commit(WriteSet(saves=[TaskSave.of(steps[tid][0], 1) for tid in IDS]), ME)
+    huge = TaskSave.of(TaskRecord(build_task(task_id="huge", task_type="t", now=1.0), TaskState.PENDING,
                                   attempts=2**70), 1)  # fmt: skip
+    retrying = [TaskSave.of(steps[tid][1], 2) for tid in IDS]
     with pytest.raises(WriteRefusedError):
-        store.commit(WriteSet(saves=[TaskSave.of(retrying, 2), huge]), ME)
-    assert stored_values(store.get_tasks(["a"])["a"]) == stored_values(claimed)
-    assert store.commit(WriteSet(saves=[TaskSave.of(retrying, 2)]), ME).conflicts == set()
-    assert stored_values(store.get_tasks(["a"])["a"]) == stored_values(retrying)
+        store.commit(WriteSet(saves=[*retrying, huge]), ME)
+    assert all(stored_values(r) == stored_values(steps[r.task.task_id][0]) for r in store.get_tasks(IDS).values())
+    assert store.commit(WriteSet(saves=retrying), ME).conflicts == set()
+    assert all(stored_values(r) == stored_values(steps[r.task.task_id][1]) for r in store.get_tasks(IDS).values())
 
 
 def test_the_rows_known_are_bounded_and_a_row_let_go_is_written_whole(store):
-    ids = ["a", "b", "c"]
-    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t", now=1.0) for tid in ids]]), ME)
-    store.narrow.limit = 2
-    steps = {tid: lifecycle(tid) for tid in ids}
-    for tid in ids:  # one commit each: "a" is the oldest written, let go when "c" is written
-        store.commit(WriteSet(saves=[TaskSave.of(steps[tid][0], 1)]), ME)
-    assert len(store.narrow) == 2
-    for version in range(2, 5):
-        assert store.commit(WriteSet(saves=[TaskSave.of(steps[tid][version - 1], version) for tid in ids]),
+    submit(store)
+    store.narrow.limit = 8
+    steps = {tid: lifecycle(tid) for tid in IDS}
+    for version in range(1, 5):  # the claims of the first twelve are let go; their later saves write every column
+        assert store.commit(WriteSet(saves=[TaskSave.of(steps[tid][version - 1], version) for tid in IDS]),
                             ME).conflicts == set()  # fmt: skip
-        stored = store.get_tasks(ids)
-        assert all(stored_values(stored[tid]) == stored_values(steps[tid][version - 1]) for tid in ids)
-        assert len(store.narrow) <= 2
-    assert len(store.narrow) == 0  # ended tasks are not kept
+        stored = store.get_tasks(IDS)
+        assert all(stored_values(stored[tid]) == stored_values(steps[tid][version - 1]) for tid in IDS)
+        assert len(store.narrow) == (8 if version < 4 else 0)  # ended tasks are not kept
 
 
 def test_saves_of_different_columns_in_one_commit_all_read_back(store):
