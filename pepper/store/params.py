@@ -31,6 +31,19 @@ SAVED_FIELDS = tuple(name for name in STORED_FIELDS if name != "result")
 _STATE, _RESULT, _ERROR, _CANCEL, _RECOVERY, _OUTCOME = (
     STORED_FIELDS.index(name) for name in ("state", "result", "error", "cancel_requested", "recovery", "outcome")
 )
+#: The column each of ``SAVED_FIELDS`` is written to, in ``save_task``'s order.
+SAVE_COLUMNS = tuple("result" if name == "result_json" else name for name in SAVED_FIELDS)
+#: The ``state`` values after which a task is not written again in the common case.
+FINAL_VALUES = frozenset(state.value for state in TaskState if state.is_final)
+
+
+_UNKNOWN = object()  # equal to nothing else: the columns ``INSERTED`` does not vouch for are always written
+_DEFAULTS = {"attempts": 0, "failures": 0, "cancel_requested": 0}
+#: The first ``len(SAVE_COLUMNS)`` values of ``save_params`` of a row at version 1, as ``insert_task`` left it: the
+#: columns an insert does not write hold their defaults; ``state`` and ``ready_at``, which it writes, are unknown.
+INSERTED: tuple[Any, ...] = tuple(
+    _UNKNOWN if name in ("state", "ready_at") else _DEFAULTS.get(name) for name in SAVE_COLUMNS
+)
 
 
 def save_params(save: TaskSave, writer: str) -> tuple[Any, ...]:

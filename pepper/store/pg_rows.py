@@ -62,3 +62,23 @@ def array_parameters(bulk: str, rows: list[tuple[Any, ...]]) -> Columns:
     """``rows`` with the parameters of ``bulk`` (a statement taking a ``%s::type[]`` array per column) made."""
     types = _ARRAY_CAST_RE.findall(bulk)
     return Columns(rows, [_array_literal(col, t) for t, col in zip(types, zip(*rows, strict=True), strict=True)])
+
+
+_COLUMN_NAMES_RE = re.compile(r"AS v\(([^)]*)\)")
+_TRAILING = ("writer", "task_id", "version")  # what every save writes or matches on, after the columns it sets
+
+
+def shaped_bulk(bulk: str, keep: Sequence[int]) -> str:
+    """``bulk`` (``save_task_bulk``: ``SET column = v.column, ...`` from a ``%s::type[]`` array per parameter)
+    taking only the parameters at ``keep``, so setting only their columns."""
+    types = _ARRAY_CAST_RE.findall(bulk)
+    names_at = _COLUMN_NAMES_RE.search(bulk)
+    if names_at is None or "SET" not in bulk or "FROM unnest(" not in bulk:
+        raise ValueError("not a save_task_bulk statement: " + bulk[:60])
+    names = [name.strip() for name in names_at.group(1).split(",")]
+    kept = [names[i] for i in keep]
+    sets = ", ".join(f"{name} = v.{name}" for name in kept if name not in _TRAILING)
+    head = bulk[: bulk.index("SET") + 3]
+    middle = bulk[bulk.index("writer = v.writer") : bulk.index("FROM unnest(")]
+    arrays = ", ".join(f"%s::{types[i]}[]" for i in keep)
+    return f"{head} {sets}, {middle}FROM unnest({arrays}) AS v({', '.join(kept)}){bulk[names_at.end() :]}"

@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pepper.errors import ConfigError, DatabaseUnreachableError, StoreBusyError, WriteRefusedError
 from pepper.store.location import redact
-from pepper.store.pg_rows import Columns, Row, array_parameters
+from pepper.store.pg_rows import Columns, Row, array_parameters, shaped_bulk
 from pepper.store.retention import TABLES
 from pepper.store.sql_store import Connection, Cursor, SqlStore
 from pepper.store.statements import queries
@@ -233,9 +233,16 @@ class PostgresStore(SqlStore):
     def prepare_rows(self, name: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Rows of a statement with a ``_bulk`` form as its array parameters, built before the transaction."""
         bulk = self._q.get(f"{name}_bulk")
-        if bulk is None or len(rows) < 2 or (name == "save_task" and len({row[-2] for row in rows}) < len(rows)):
+        if (
+            bulk is None
+            or len(rows) < 2
+            or (name.startswith("save_task") and len({row[-2] for row in rows}) < len(rows))
+        ):
             return rows
         return array_parameters(bulk, rows)
+
+    def shaped_bulk(self, bulk: str, keep: Sequence[int]) -> str | None:
+        return shaped_bulk(bulk, keep)
 
     def expand(self, sql: str, count: int) -> str:
         return sql.replace("{ids}", ",".join(["%s"] * count))

@@ -28,6 +28,7 @@ from pepper.store.params import attempt_params, error_params, insert_params, sav
 from pepper.store.protocol import CommitResult, SubmissionGroup, TaskSave, WriteSet
 from pepper.store.retention import Pruner
 from pepper.store.runs import RunLog
+from pepper.store.saves import Groups, NarrowSaves
 from pepper.store.schedules import ScheduleLog
 from pepper.store.task_logs import TaskLogStore
 from pepper.store.tokens import TokenLog
@@ -84,9 +85,9 @@ class StoredTaskView:
 
 
 class _Ready(NamedTuple):
-    """A commit's rows made ready before its transaction: its task saves and its attempts."""
+    """A commit's rows made ready before its transaction: its task saves (by statement) and its attempts."""
 
-    saves: list[tuple[Any, ...]]
+    saves: Groups
     attempts: list[tuple[Any, ...]]
 
 
@@ -111,6 +112,7 @@ class SqlStore:
         self.approvals = ApprovalLog(self)
         self.logs = TaskLogStore(self)
         self.alert_states = AlertStateLog(self)
+        self.narrow = NarrowSaves(self, self._q)
 
     # -- what a database brings ---------------------------------------------------------
 
@@ -179,6 +181,10 @@ class SqlStore:
         database whose writers take turns holds its turn for the writing alone); as they are, by default."""
         return rows
 
+    def shaped_bulk(self, bulk: str, keep: Sequence[int]) -> str | None:
+        """``bulk`` (a ``save_task_bulk``) taking only the parameters at ``keep``; None: this database has none."""
+        return None
+
     # -- named statements ---------------------------------------------------------------
 
     @property
@@ -219,12 +225,17 @@ class SqlStore:
         Raises ``StoreBusyError`` when the same writes may pass later, ``WriteRefusedError`` when they will not.
         """
         # the rows are made ready before the transaction: the write lock is held for the writing only
+        rows = [save_params(save, writer) for save in writes.saves]
         ready = _Ready(
-            self.prepare_rows("save_task", [save_params(save, writer) for save in writes.saves]),
+            self.narrow.groups(writes.saves, rows),
             self.prepare_rows("record_attempt", [attempt_params(a, writer) for a in writes.attempts]),
         )
         with self.typed_errors(), self.transaction() as conn:
-            return self._commit_in(conn, writes, writer, now, ready)
+            result = self._commit_in(conn, writes, writer, now, ready)
+        if rows:
+            unwritten = result.conflicts | result.refused.keys() if result.refused else result.conflicts
+            self.narrow.remember(writes.saves, rows, unwritten)
+        return result
 
     def _commit_in(self, conn: Connection, writes: WriteSet, writer: str, now: float, ready: _Ready) -> CommitResult:
         q = self._q
@@ -247,8 +258,8 @@ class SqlStore:
                     result.refused[lease.task_id] = refused[lease.lease_id]
             if result.refused:  # a claim whose lease was refused is not written
                 saves = [save for save in saves if save.task.task_id not in result.refused]
-                ready = _Ready([save_params(save, writer) for save in saves], ready.attempts)
-        if saves and self.write_rows(conn, "save_task", ready.saves) != len(saves):
+                ready = _Ready(self.narrow.groups(saves, [save_params(s, writer) for s in saves]), ready.attempts)
+        if saves and sum(self.write_rows(conn, name, rows) for name, rows in ready.saves) != len(saves):
             ids = [save.task.task_id for save in saves]
             result.conflicts = set(ids) - self._written(conn, ids, writer)
         saved = {save.task.task_id for save in saves} - result.conflicts
@@ -281,6 +292,7 @@ class SqlStore:
 
     def save_in(self, conn: Connection, saves: Sequence[TaskSave], writer: str) -> int:
         """Within an open write transaction: write task rows over their expected versions; rows written."""
+        self.narrow.forget([save.task.task_id for save in saves])
         return self.write_rows(conn, "save_task", [save_params(save, writer) for save in saves])
 
     def _submit_group(
