@@ -19,7 +19,11 @@ from typing import Any
 
 
 def _mark(inputs: dict[str, Any], name: str, attempt: int) -> None:
-    (Path(inputs["dir"]) / f"{name}-{attempt}").write_text(str(os.getpid()))
+    """Leaves the mark whole at once (written aside, then renamed): who sees it sees the pid in it."""
+    mark = Path(inputs["dir"]) / f"{name}-{attempt}"
+    aside = mark.with_name(f".{mark.name}.{os.getpid()}")
+    aside.write_text(str(os.getpid()))
+    aside.replace(mark)
 
 
 def _instant(inputs: dict[str, Any], attempt: int, deps: dict[str, Any]) -> tuple[bool, Any]:
