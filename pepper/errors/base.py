@@ -1,0 +1,26 @@
+"""The root of the error tree, and the helpers its messages share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from difflib import get_close_matches
+from typing import Any
+
+
+def suggest(value: str, valid: Iterable[str]) -> str:
+    """Return ' Did you mean 'x'?' when ``value`` is close to a valid name, else ''."""
+    match = get_close_matches(str(value), list(valid), n=1, cutoff=0.6)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (a huge int has no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
+
+
+class PepperError(Exception):
+    """Root of every error raised by pepper."""

@@ -1,0 +1,69 @@
+"""State conflicts: a call that is valid in itself but not in the current state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pepper.errors.base import PepperError
+
+
+class ConflictError(PepperError, RuntimeError):
+    """The request clashes with the current state."""
+
+
+class RerunError(ConflictError):
+    """A re-run that cannot be made: the run has not ended yet, a step it names does not exist, or nothing is
+    left to run again."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class NotWaitingError(ConflictError):
+    """A decision for a step that does not wait for one: not an approval step, not reached yet, decided
+    already, or its run ended. ``task_id`` names the step's task."""
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class InvalidTransitionError(ConflictError):
+    """A task state change that the transition table does not allow."""
+
+    def __init__(self, task_id: str, source: str, target: str, allowed: Iterable[str]) -> None:
+        options = ", ".join(sorted(allowed)) or "none (it is final)"
+        super().__init__(
+            f"task {task_id!r} cannot go from {source!r} to {target!r}; from {source!r} it may go to: {options}"
+        )
+        self.task_id = task_id
+        self.source = source
+        self.target = target
+
+
+class AgentAlreadyRegisteredError(ConflictError):
+    """Another agent with the same id is already registered on this runtime."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(
+            f"an agent with id {agent_id!r} is already registered on this runtime; "
+            "agent ids must be unique (unregister the old one first)"
+        )
+        self.agent_id = agent_id
+
+
+class ResourceUnavailableError(ConflictError):
+    """The resources asked for are not free now; ``shortfall`` says how much is missing."""
+
+    def __init__(self, message: str, shortfall: dict[str, float]) -> None:
+        super().__init__(message)
+        self.shortfall = dict(shortfall)
+
+
+class LeaseEndedError(ConflictError):
+    """The lease was released or has expired, so it cannot be renewed."""
+
+    def __init__(self, allocation_id: str, how: str) -> None:
+        super().__init__(f"allocation {allocation_id!r} {how}; allocate again instead of renewing")
+        self.allocation_id = allocation_id

@@ -1,0 +1,31 @@
+"""The runtime itself: a server out of reach, a call a remote runtime cannot make, a closed runtime, a wrong thread."""
+
+from __future__ import annotations
+
+from pepper.errors.base import PepperError
+
+
+class ServerUnreachableError(PepperError, ConnectionError):
+    """A pepper server (``pepper.connect``, ``--server``) that could not be reached; ``url`` names it."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach the pepper server at {url}: {reason}. Is `pepper serve` running there, and is the "
+            "URL right (scheme, host, port)?"
+        )
+        self.url = url
+
+
+class RemoteUnsupportedError(PepperError, NotImplementedError):
+    """A call a runtime connected to a server cannot make: it needs the database or an engine in this process."""
+
+    def __init__(self, what: str, instead: str) -> None:
+        super().__init__(f"{what} is not offered by a remote pepper server; {instead}")
+
+
+class RuntimeClosedError(PepperError, RuntimeError):
+    """The runtime was closed; create a new one (or call ``pepper.init``)."""
+
+
+class BlockingCallError(PepperError, RuntimeError):
+    """A blocking call was made from the engine's own thread, where it would deadlock."""
