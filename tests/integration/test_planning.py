@@ -126,6 +126,6 @@ def test_the_predicted_timeline_of_the_demo_workflow_is_within_10_percent_of_the
 
 
 def _agents():
-    from pepper.core.planning import _read_agents
+    from pepper.core.plan_inputs import read_agents
 
-    return _read_agents([{"agent_id": f"{t}_agent", "task_types": [t], "capacity": CAPACITY[t]} for t in SLEEP], None)
+    return read_agents([{"agent_id": f"{t}_agent", "task_types": [t], "capacity": CAPACITY[t]} for t in SLEEP], None)

@@ -27,9 +27,9 @@ def runtime():
 
 
 def pool_of(agents):
-    from pepper.core.planning import _read_agents
+    from pepper.core.plan_inputs import read_agents
 
-    return _read_agents(agents, None)
+    return read_agents(agents, None)
 
 
 def valid(plan, tasks, agents):
