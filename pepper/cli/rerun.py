@@ -8,8 +8,9 @@ from rich.text import Text
 from pepper.cli.common import db_option, json_option, open_runtime
 from pepper.cli.render import make_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave
+from pepper.cli.run_report import RunHistory, finish
 from pepper.cli.run_setup import resume_agents
-from pepper.cli.run_views import RunHistory, finish, settled
+from pepper.cli.run_views import settled
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
 from pepper.model.units import parse_duration

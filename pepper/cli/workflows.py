@@ -23,20 +23,9 @@ from pepper.cli.common import (
 from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json, text_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave, wake_on_events
+from pepper.cli.run_report import RunHistory, draw, driver_note, finish, waiting_notes
 from pepper.cli.run_setup import controller_for, refuse_unrunnable, resume_agents
-from pepper.cli.run_views import (
-    RunHistory,
-    counts_text,
-    draw,
-    driver_note,
-    finish,
-    run_header,
-    run_hints,
-    runs_table,
-    settled,
-    steps_table,
-    waiting_notes,
-)
+from pepper.cli.run_views import counts_text, run_header, run_hints, runs_table, settled, steps_table
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
 from pepper.drawing import workflow_dot

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pepper
-from pepper.cli.run_views import RunHistory, steps_table
+from pepper.cli.run_report import RunHistory
+from pepper.cli.run_views import steps_table
 from pepper.core import WorkflowController
 from pepper.drawing import run_bars
 
