@@ -26,7 +26,8 @@ engine claims, records and retries; the actor only runs attempts and returns JSO
 - **unreachable cluster**: attempts wait (the task stays claimed, nothing is lost) and try to
   connect again with back-off; ``health()`` says why meanwhile.
 
-With no address, pepper starts a local Ray in this process (without the dashboard).
+With no address, pepper starts a local Ray in this process (without the dashboard). An agent's actor
+options and payload are ``executors.ray_options``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ import ray.exceptions
 
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle
 from pepper.engine.executors.ray_actor import AgentActor, Attempt, Key
-from pepper.model.agent import AgentSpec
+from pepper.engine.executors.ray_options import actor_options, actor_payload
 from pepper.model.run import TaskRun
 
 log = logging.getLogger("pepper.engine")
@@ -54,44 +54,13 @@ COLLECT_WAIT = 1.0  # seconds a collect call waits in the actor for an attempt t
 KILL_GRACE = 2.0  # seconds a cancelled sync function gets to return before its actor is killed
 _SLOW_CONNECT = 5.0  # seconds connecting before health says the cluster has not answered yet
 _CONNECT_RETRY = (0.5, 10.0)  # first and longest wait between attempts to reach the cluster
-_MB = 1024 * 1024
 _CHECK_STARTS = 64  # batches sent before the collector checks they all started (it does too when idle)
-_CONTROL_CALLS = 4  # calls an actor serves at once: start, collect, cancel, running
 #: Set for a local Ray started by pepper: no token, bound to this machine.
 LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 _started_here = threading.Lock()
 _users = 0  # RayExecutors open in this process on a Ray that pepper started (shut down with the last)
 _we_started = False
-
-
-def actor_options(spec: AgentSpec) -> dict[str, Any]:
-    """Ray actor options from the agent's budget and capacity."""
-    budget: Mapping[str, float] = spec.resources
-    custom = {name: float(amount) for name, amount in budget.items() if name not in ("cpu", "gpu", "memory")}
-    options: dict[str, Any] = {
-        "num_cpus": float(budget.get("cpu", 0)),
-        "max_concurrency": _CONTROL_CALLS,  # attempts run on the actor's own threads, ``capacity`` of them
-        "max_restarts": 0,  # pepper replaces a dead actor itself, after the crash went through recovery
-    }
-    if budget.get("gpu"):
-        options["num_gpus"] = float(budget["gpu"])
-    if budget.get("memory"):
-        options["memory"] = int(budget["memory"] * _MB)
-    if custom:
-        options["resources"] = custom
-    return options
-
-
-def _payload(agent: AgentHandle) -> tuple[Any, ...]:
-    """What the actor needs to run the agent (pickled by Ray)."""
-    if agent.spec.kind == "command":
-        return ("command", agent.spec)
-    function = getattr(agent, "function", None)
-    if function is not None:
-        return ("function", function)
-    state = {name: value for name, value in vars(agent).items() if name != "_lock"}  # locks do not pickle
-    return ("object", type(agent), state)
 
 
 class _Actor:
@@ -253,7 +222,7 @@ class RayExecutor:
         if actor is None:
             remote = _actor_class().options(**actor_options(agent.spec))
             home = str(self.home if self.home.is_absolute() else Path.cwd() / self.home)
-            actor = self._actors[agent] = _Actor(remote.remote(_payload(agent), home, agent.spec.capacity))
+            actor = self._actors[agent] = _Actor(remote.remote(actor_payload(agent), home, agent.spec.capacity))
         return actor
 
     def _replace(self, agent: AgentHandle, actor: _Actor) -> None:
