@@ -13,51 +13,49 @@ process the driver, and completed steps are not run again.
 Steps that become something else at run time hand their part to ``engine/fan_out`` (items),
 ``engine/approvals`` (a person's decision) and ``engine/subruns`` (a child run).
 
-Over 400 lines: starting, preparing, advancing and ending a run (and its child runs) share the driver's bookkeeping.
+The driver's parts live beside it: where a run's steps stand (``engine/run_steps``), its sub-workflow steps
+(``engine/run_children``) and the requests made of runs (``engine/run_requests``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pepper.engine.approvals import Approvals
 from pepper.engine.fan_out import FanOuts
 from pepper.engine.hooks import EngineHook
-from pepper.engine.subruns import SubRuns, child_inputs, parent_record
-from pepper.errors import RerunError, WaitTimeoutError, WorkflowDefinitionError, WorkflowTimeoutError
+from pepper.engine.run_children import ChildRuns, log_refusal
+from pepper.engine.run_requests import RunRequests
+from pepper.engine.run_steps import RunSteps
+from pepper.engine.subruns import SubRuns
+from pepper.errors import RerunError, WorkflowDefinitionError
 from pepper.model import codec, expressions
 from pepper.model.events import CancelRequested, RunAgain
 from pepper.model.outcome import TaskOutcome
 from pepper.model.record import TaskRecord
-from pepper.model.recovery import ABORTED
-from pepper.model.status import TaskError, TaskStatus
+from pepper.model.status import TaskError
 from pepper.model.submission import prepare as check_new
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow import (
-    RUN_KEY,
     StepContext,
     WorkflowSpec,
     missing_conditions,
     new_run_id,
-    start_inputs,
     step_context_values,
     step_of,
     step_task,
     task_id_of,
 )
-from pepper.model.workflow_run import SKIPPED, RunRecord, RunState, StepResult, WorkflowResult
+from pepper.model.workflow_run import SKIPPED, RunRecord, RunState
 from pepper.scheduling.progression import advance
 from pepper.scheduling.rerun import steps_to_rerun
 from pepper.store.protocol import RunEnd
 
 if TYPE_CHECKING:
     from pepper.engine.shell import Engine
-
-log = logging.getLogger("pepper.engine.runs")
 
 
 @dataclass(eq=False)
@@ -78,7 +76,7 @@ class _Run:
         return self.record.spec
 
 
-class RunDriver(EngineHook):
+class RunDriver(RunSteps, ChildRuns, RunRequests, EngineHook):
     """Drives the workflow runs started or resumed by this process. Every method runs on the engine loop."""
 
     def __init__(self, engine: Engine) -> None:
@@ -227,45 +225,6 @@ class RunDriver(EngineHook):
             self._due.add(run_id)
             self.engine.loop.call_soon(self._advance, run_id)
 
-    def _states(self, run: _Run) -> dict[str, TaskState | None]:
-        engine = self.engine
-        run_id = run.record.run_id
-        states: dict[str, TaskState | None] = {}
-        missing: dict[str, str] = {}
-        fanning = self.fans.of(run_id).keys() | self.approvals.of(run_id).keys() | self.subruns.of(run_id).keys()
-        for step in run.spec.steps:
-            sid = step.step_id
-            if sid in run.final:
-                states[sid] = run.final[sid]
-            elif sid in run.held:
-                states[sid] = None
-            elif sid in fanning:
-                states[sid] = TaskState.IN_PROGRESS  # items, a child run or a person: its task is stored after
-            else:
-                t = engine.state.tasks.get(task_id_of(run_id, sid))
-                if t is not None:
-                    states[sid] = t.state
-                elif task_id_of(run_id, sid) in engine.pending:
-                    states[sid] = TaskState.PENDING  # not committed yet
-                else:
-                    missing[task_id_of(run_id, sid)] = sid
-        if missing:
-            stored = engine.store.get_tasks(list(missing))
-            for tid, sid in missing.items():
-                record = stored.get(tid)
-                states[sid] = record.state if record is not None else TaskState.PENDING  # not committed yet
-        newly_failed = [sid for sid, st in states.items() if st is TaskState.FAILED and sid not in run.final]
-        for sid, st in states.items():
-            if st is not None and st.is_final:
-                run.final[sid] = st
-        if newly_failed and run.stopped is None:
-            endings = self._endings([task_id_of(run_id, sid) for sid in newly_failed])
-            for tid, (outcome, why) in endings.items():
-                if outcome is TaskOutcome.ABORTED:
-                    run.stopped = f"step {step_of(tid)!r} aborted the run ({(why or '').removeprefix(ABORTED)})"
-                    break
-        return states
-
     def _advance(self, run_id: str) -> None:
         self._due.discard(run_id)
         run = self.runs.get(run_id)
@@ -347,35 +306,6 @@ class RunDriver(EngineHook):
             skip = self._settled(run, step_id, TaskState.COMPLETED, now, reason=f"{SKIPPED}{what} was false")
             settled.append(replace(skip, outcome=TaskOutcome.SKIPPED))
 
-    def _results(self, run: _Run, step_ids: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
-        """Results of the given steps (by step id), and which of them were skipped."""
-        task_ids = [task_id_of(run.record.run_id, s) for s in step_ids]
-        by_task = self.engine.dependency_results(task_ids)
-        results = {step_of(tid): value for tid, value in by_task.items()}
-        results.update({s: run.decided[s] for s in step_ids if s in run.decided})
-        return results, _skipped(self._endings(task_ids))
-
-    def _endings(self, task_ids: Sequence[str]) -> dict[str, tuple[TaskOutcome | None, str | None]]:
-        """How each of ``task_ids`` ended beyond its state, with its reason; from memory or the store."""
-        tasks = self.engine.state.tasks
-        found = {tid: (tasks[tid].outcome, tasks[tid].reason) for tid in task_ids if tid in tasks}
-        missing = [tid for tid in task_ids if tid not in found]
-        if missing:
-            found.update({tid: (r.outcome, r.reason) for tid, r in self.engine.store.get_tasks(missing).items()})
-        return found
-
-    def prepare(self, task: Task, results: Mapping[str, Any]) -> tuple[Task, Mapping[str, Any]]:
-        """What the agent of a workflow step receives (any task that is not a step is left as it is): its
-        dependencies' results by step id, and its inputs with ``${{ steps... }}`` references resolved (raises
-        ``ExpressionError`` if one cannot be read)."""
-        if RUN_KEY not in task.metadata:
-            return task, results
-        by_step = {step_of(tid): value for tid, value in results.items()}
-        inputs = start_inputs(task, by_step, _skipped(self._endings(task.dependencies)))
-        if inputs is not task.inputs:
-            task = replace(task, inputs=inputs, inputs_json=codec.normalise(inputs, "inputs")[1])
-        return task, by_step
-
     def _settled(
         self, run: _Run, step_id: str, state: TaskState, now: float, reason: str | None = None,
         error: TaskError | None = None,
@@ -395,7 +325,7 @@ class RunDriver(EngineHook):
                     run.decided[step_of(record.task.task_id)] = record.result
         if submit:
             check_new(submit, _NewRun(), engine.state.resources.capacity)
-            engine.submit_group(submit).add_done_callback(_log_refusal)
+            engine.submit_group(submit).add_done_callback(log_refusal)
             for task in submit:
                 run.held.discard(step_of(task.task_id))
 
@@ -413,149 +343,6 @@ class RunDriver(EngineHook):
                 run.done.set_result(record)
 
         engine.end_run(RunEnd(record.run_id, state, reason, now)).add_done_callback(ended)
-
-    # -- sub-workflows ---------------------------------------------------------------------------
-
-    def _start_child(
-        self, run: _Run, step: Any, results: Mapping[str, Any], skipped: set[str], now: float,
-        settled: list[TaskRecord],
-    ) -> None:  # fmt: skip
-        """Start the child run of a sub-workflow step, or follow the one it started before a restart."""
-        parent = task_id_of(run.record.run_id, step.step_id)
-        earlier = self.engine.store.runs.children(parent)
-        if earlier:
-            child = earlier[-1]
-            if child.state.is_final:
-                done = self._stored_results(child) if child.state is RunState.COMPLETED else {}
-                settled.append(parent_record(step, run.record, child, done, now, run.cancelled))
-                return
-            self.subruns.follow(parent, child.run_id)
-            if child.run_id not in self.runs:
-                self.resume(child.run_id)
-            return
-        try:
-            inputs = child_inputs(step, run.record.inputs, results, skipped)
-            child_id, submission = self._begin(step.workflow, inputs, None, parent=parent)
-        except Exception as exc:  # noqa: BLE001 - a child that cannot start fails its step, not the engine
-            error = TaskError(type(exc).__name__, f"the sub-workflow could not start: {exc}")
-            settled.append(self._settled(run, step.step_id, TaskState.FAILED, now, error=error))
-            return
-        self.subruns.follow(parent, child_id)
-        submission.add_done_callback(_log_refusal)
-
-    def _stored_results(self, child: RunRecord) -> dict[str, Any]:
-        stored = self.engine.store.runs.tasks(child.run_id)
-        ids = {task_id_of(child.run_id, s.step_id): s.step_id for s in child.spec.steps}
-        return {sid: stored[tid].result for tid, sid in ids.items() if tid in stored}
-
-    def _child_ended(self, child: RunRecord, results: Mapping[str, Any]) -> None:
-        parent = self.subruns.drop(child.run_id)
-        if parent is None:
-            return
-        run_id, _, step_id = parent.rpartition("/")
-        run = self.runs.get(run_id)
-        if run is None or step_id in run.final:
-            return  # not driven here any more: its next driver finds the child ended
-        record = parent_record(run.spec.by_id[step_id], run.record, child, results, self.engine.clock.now(),
-                               run.cancelled or run.stopped)  # fmt: skip
-        self._store(run, [record], [])
-        self._advance(run_id)
-
-    def _cancel_child(self, child_id: str, why: str) -> None:
-        try:
-            self.cancel(child_id, why)
-        except Exception:
-            log.exception("could not cancel sub-workflow run %s", child_id)
-
-    # -- requests -------------------------------------------------------------------------------
-
-    def cancel(self, run_id: str, reason: str) -> bool:
-        """Cancel a run: every unfinished step is cancelled. False if it had already ended."""
-        engine = self.engine
-        if not engine.request_run_cancel(run_id, reason):
-            engine.store.runs.get(run_id)  # raises RunNotFoundError for an unknown id
-            return False
-        run = self.runs.get(run_id)
-        if run is not None:
-            run.cancelled = reason
-            self._advance(run_id)
-        else:  # driven elsewhere (or not at all): cancel its steps and sub-workflows; their driver sees it
-            for child in engine.store.runs.children_of_run(run_id):
-                if not child.state.is_final:
-                    self.cancel(child.run_id, reason)
-            for tid, record in engine.store.runs.tasks(run_id).items():
-                if not record.state.is_final:
-                    if tid not in engine.state.tasks:
-                        engine.load([tid], cause="run cancelled")
-                    engine.dispatch(CancelRequested(tid, engine.clock.now(), reason, f"cancel:run:{run_id}"))
-        return True
-
-    async def wait(self, run_id: str, timeout: float | None, *, cancel_at_timeout: bool = False) -> WorkflowResult:
-        """Wait for a run to end and return its result.
-
-        At ``timeout``: with ``cancel_at_timeout`` (a run's own time limit) a run driven here is cancelled and
-        ``WorkflowTimeoutError`` raised; otherwise ``WaitTimeoutError``, and the run goes on.
-        """
-        run = self.runs.get(run_id)
-        deadline = None if timeout is None else self.engine.loop.time() + timeout
-        try:
-            if run is None:  # driven by another process (or by nobody yet): follow the store
-                await self._follow(run_id, deadline)
-            else:
-                await asyncio.wait_for(asyncio.shield(run.done), timeout)
-        except TimeoutError:
-            unfinished = [s.step_id for s in self.result(run_id) if s.state is None or not s.state.is_final]
-            if not cancel_at_timeout or run_id not in self.runs:
-                raise WaitTimeoutError([f"{run_id}/{s}" for s in unfinished], timeout or 0.0) from None
-            self.cancel(run_id, f"the run did not finish within its timeout of {timeout:g}s")
-            await self.engine.committed()
-            raise WorkflowTimeoutError(run_id, timeout or 0.0, unfinished, self.result(run_id)) from None
-        await self.engine.committed()
-        return self.result(run_id)
-
-    async def _follow(self, run_id: str, deadline: float | None) -> None:
-        loop = self.engine.loop
-        delay = 0.02
-        while not self.engine.store.runs.get(run_id).state.is_final:
-            if run_id in self.runs:  # adopted meanwhile
-                left = None if deadline is None else max(0.0, deadline - loop.time())
-                await asyncio.wait_for(asyncio.shield(self.runs[run_id].done), left)
-                return
-            if deadline is not None and loop.time() >= deadline:
-                raise TimeoutError
-            await asyncio.sleep(delay if deadline is None else min(delay, max(0.0, deadline - loop.time())))
-            delay = min(delay * 2, 0.5)
-
-    def result(self, run_id: str) -> WorkflowResult:
-        """Where a run stands (or how it ended), step by step."""
-        engine = self.engine
-        record = engine.store.runs.get(run_id)
-        run = self.runs.get(run_id)
-        spec = run.spec if run is not None else record.spec
-        ids = {s.step_id: task_id_of(run_id, s.step_id) for s in spec.steps}
-        statuses = self._statuses(list(ids.values()))
-        steps = {s.step_id: StepResult.of(s.step_id, ids[s.step_id], statuses.get(ids[s.step_id]), s.dependencies)
-                 for s in spec.steps}  # fmt: skip
-        return WorkflowResult(run_id, spec.name, record.state, steps, record.inputs, record.created_at,
-                              record.finished_at, record.reason, record.plan)  # fmt: skip
-
-    def _statuses(self, task_ids: Sequence[str]) -> dict[str, TaskStatus]:
-        tasks = self.engine.state.tasks
-        found = {tid: tasks[tid].to_status() for tid in task_ids if tid in tasks}
-        missing = [tid for tid in task_ids if tid not in found]
-        if missing:
-            found.update({tid: r.to_status() for tid, r in self.engine.store.get_tasks(missing).items()})
-        return found
-
-
-def _skipped(endings: Mapping[str, tuple[TaskOutcome | None, str | None]]) -> set[str]:
-    """The step ids among ``endings`` (by task id) that were skipped."""
-    return {step_of(tid) for tid, (outcome, _) in endings.items() if outcome is TaskOutcome.SKIPPED}
-
-
-def _log_refusal(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("released workflow steps could not be stored: %s", future.exception())
 
 
 class _NewRun:
