@@ -22,5 +22,18 @@ def shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
+def _rebuilt(cls: type[PepperError], args: tuple[Any, ...], state: dict[str, Any]) -> PepperError:
+    """An error unpickled as it was: its message and its fields, without its ``__init__`` making them again."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
 class PepperError(Exception):
     """Root of every error raised by pepper."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own pickling calls __init__ with the finished message as its arguments, which most
+        # errors here would word again (or refuse): an error sent to another process must arrive unchanged.
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
