@@ -125,6 +125,7 @@ class Engine:
         self.handles: dict[str, AgentHandle] = {}
         self.versions: dict[str, int] = {}
         self.pending: dict[str, Task] = {}  # submitted, not yet committed
+        self.loads = 0  # stored records handed to the state machine so far (each ``TasksLoaded``)
         self.waiters = Waiters()
         self._batch = Batch()
         self.collector = Collector()  # the cycle collector's pace while many tasks are in memory
@@ -577,6 +578,7 @@ class Engine:
             dirty.pop(task_id, None)
             fresh.append(record)
         if fresh:
+            self.loads += 1
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
 
     # -- shutdown -----------------------------------------------------------------------
