@@ -107,9 +107,10 @@ class Attempts:
         self._chosen: dict[AgentHandle, Executor] = {}
 
     def start(self, agent: AgentHandle, run: TaskRun) -> None:
-        slot = LogSlot(self.logs, run.task_id, run.attempt) if self.logs is not None else None
+        task_id = run.task.task_id
+        slot = LogSlot(self.logs, task_id, run.attempt) if self.logs is not None else None
         attempt = _Attempt(run, agent, self._clock.now(), slot)
-        self.running[run.task_id] = attempt
+        self.running[task_id] = attempt
         executor = self._chosen.get(agent)
         if executor is None:
             executor = self._chosen[agent] = self.executor_for(agent)
@@ -233,24 +234,26 @@ class Attempts:
                 await _finish_log(attempt.log)
             attempt.log.closed = True
         ended = self._clock.now()
-        if self.running.get(run.task_id) is attempt:
-            del self.running[run.task_id]
+        task_id, number = run.task.task_id, run.attempt
+        running = self.running
+        if running.get(task_id) is attempt:
+            del running[task_id]
         try:
             agent.record_outcome(ok, ended - attempt.started_at)
         except Exception:
             log.exception("agent %s failed to record an outcome", agent.spec.agent_id)
         self._report(
             AttemptEnded(
-                run.task_id,
-                run.attempt,
+                task_id,
+                number,
                 ended,
                 ok,
                 result,
                 result_json,
                 error,
                 attempt.started_at,
-                requeue=attempt.interrupted,
-                cause=f"attempt:{run.task_id}:{run.attempt}",
+                attempt.interrupted,
+                f"attempt:{task_id}:{number}",
             )
         )
 

@@ -64,6 +64,7 @@ from pepper.model.resources import OffHost, Resources, describe_shortfall
 from pepper.model.retry import Backoff
 from pepper.model.run import TaskRun
 from pepper.model.settings import Settings
+from pepper.model.slots import quick_init
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow_run import RunRecord
@@ -72,6 +73,7 @@ from pepper.store.protocol import CommitResult, RunEnd, Store
 log = logging.getLogger("pepper.engine")
 _RETRY_COMMIT = (0.05, 0.2, 1.0, 5.0)
 _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
+_new_run = quick_init(TaskRun)  # one per attempt: built without the frozen dataclass's detour
 
 #: Turns a task about to start, and its dependencies' results, into what its agent receives (see ``Engine.preparers``).
 Preparer = Callable[[Task, Mapping[str, Any]], tuple[Task, Mapping[str, Any]]]
@@ -125,6 +127,7 @@ class Engine:
         self.handles: dict[str, AgentHandle] = {}
         self.versions: dict[str, int] = {}
         self.pending: dict[str, Task] = {}  # submitted, not yet committed
+        self.loads = 0  # stored records handed to the state machine so far (each ``TasksLoaded``)
         self.waiters = Waiters()
         self._batch = Batch()
         self.collector = Collector()  # the cycle collector's pace while many tasks are in memory
@@ -459,7 +462,7 @@ class Engine:
             log.exception("could not prepare attempt %d of task %s", start.attempt, start.task_id)
             self.dispatch(self._refused_start(start, f"could not read its inputs: {exc}", "StartFailed"))
             return
-        run = TaskRun(task, start.attempt, start.agent_id, results, self._report_progress, _log=self.attempts.log_line)
+        run = _new_run(task, start.attempt, start.agent_id, results, self._report_progress, _log=self.attempts.log_line)
         self.attempts.start(handle, run)
         if self.hooks:
             self.notify("on_started", t.task, start.attempt, start.agent_id, self.clock.now())
@@ -577,6 +580,7 @@ class Engine:
             dirty.pop(task_id, None)
             fresh.append(record)
         if fresh:
+            self.loads += 1
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
 
     # -- shutdown -----------------------------------------------------------------------

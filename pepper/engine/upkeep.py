@@ -60,6 +60,9 @@ class Upkeep:
         self._wake: asyncio.Event | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._agents_seen: tuple[int, float | None] | None = None  # live agents' signature at the last look
+        #: The live workers and the engine's count of loads when a walk of the tasks in memory last found no
+        #: orphan: only a load brings in a task another worker runs, so until either changes there is none.
+        self._walked: tuple[frozenset[str], int] | None = None
 
     def begin(self) -> None:
         """Register this worker and load every unfinished task."""
@@ -207,11 +210,7 @@ class Upkeep:
                 )
             else:
                 live.add(worker.worker_id)
-        orphaned = {
-            t.owner
-            for t in engine.state.tasks.values()
-            if t.state is TaskState.IN_PROGRESS and t.owner is not None and t.owner not in live
-        }
+        orphaned = self._orphaned(live)
         engine.store.leases.reap_expired(now)
         engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
@@ -219,3 +218,18 @@ class Upkeep:
         self.peers()  # workers come and go with their agents
         if engine.state.accepting:  # a draining worker is about to leave: it takes on no one's runs
             engine.runs.adopt_orphans(live)
+
+    def _orphaned(self, live: set[str]) -> set[str]:
+        """The workers not in ``live`` that run tasks in memory. The tasks are walked only when the live workers
+        or the tasks loaded changed since a walk that found none (a backlog is not walked at every sweep)."""
+        engine = self.engine
+        seen = (frozenset(live), engine.loads)
+        if seen == self._walked:
+            return set()
+        orphaned = {
+            t.owner
+            for t in engine.state.tasks.values()
+            if t.state is TaskState.IN_PROGRESS and t.owner is not None and t.owner not in live
+        }
+        self._walked = None if orphaned else seen
+        return orphaned

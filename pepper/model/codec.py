@@ -117,7 +117,10 @@ def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]:
     check_utf8(text, value, what)
     if type(value) in _SCALARS:  # plain scalars read back unchanged
         return value, text
-    if type(value) is dict and all(type(k) is str and type(v) in _FLAT for k, v in value.items()):
+    if type(value) is dict:
+        for k, v in value.items():  # (a loop, not ``all`` over a generator: this runs once an attempt)
+            if type(k) is not str or type(v) not in _FLAT:
+                return _decoder.decode(text), text
         return dict(value), text  # a flat object reads back as a shallow copy
     return _decoder.decode(text), text
 

@@ -169,7 +169,7 @@ def tasks_from_specs(specs: Any, now: float) -> list[Task]:
             if shape is not None:
                 like = checked.get(shape)
                 if like is not None:
-                    tasks.append(_like(like, spec, shape[0]))
+                    tasks.append(_like(like, spec, shape[0], shape[1]))
                     continue
                 task = task_from_mapping(spec, now)
                 checked[shape] = task
@@ -179,19 +179,22 @@ def tasks_from_specs(specs: Any, now: float) -> list[Task]:
     return tasks
 
 
-#: The keys a spec may give its id with.
+#: The keys a spec may give its id with, and its dependencies.
 _ID_KEYS = frozenset(key for key, name in FIELD_OF.items() if name == "task_id")
+_DEPENDENCY_KEYS = frozenset(key for key, name in FIELD_OF.items() if name == "dependencies")
 #: Values whose equal copies check alike (a container could hold different things; an object could change).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _new_task = quick_init(Task)
 
 
 def _shape(spec: Any) -> tuple[Any, ...] | None:
-    """What a spec gives besides its id, as a key: ``(id key, (key, type, value)...)``; None when some value is
-    not plain (only plain values are known to check alike when equal) or the spec is not a dict."""
+    """What a spec gives besides its id and its dependencies, as a key: ``(id key, dependencies key, (key, type,
+    value)...)``; None when some value is not plain (only plain values are known to check alike when equal), the
+    dependencies are not a list or tuple, or the spec is not a dict. Each task's id and dependencies are its own:
+    they are checked per task."""
     if type(spec) is not dict:
         return None
-    id_key = None
+    id_key = deps_key = None
     shape: list[Any] = []
     for key, value in spec.items():
         if type(key) is not str:
@@ -200,23 +203,34 @@ def _shape(spec: Any) -> tuple[Any, ...] | None:
             if id_key is not None:  # given twice: the full check says so
                 return None
             id_key = key
+        elif key in _DEPENDENCY_KEYS:
+            if deps_key is not None or type(value) not in (list, tuple):  # the full check says what is wrong
+                return None
+            deps_key = key
         elif type(value) in _PLAIN:
             shape.append((key, type(value), value))  # the type too: 1 == 1.0 == True
         else:
             return None
-    return (id_key, *shape)
+    return (id_key, deps_key, *shape)
 
 
-def _like(like: Task, spec: Mapping[str, Any], id_key: str | None) -> Task:
-    """A task with the fields of ``like`` (built from a spec of the same shape) and the id ``spec`` gives."""
+def _like(like: Task, spec: Mapping[str, Any], id_key: str | None, deps_key: str | None) -> Task:
+    """A task with the fields of ``like`` (built from a spec of the same shape) and the id and dependencies
+    ``spec`` gives."""
     task_id = None if id_key is None else spec[id_key]
     task_id = new_task_id() if task_id is None else _check_name(task_id, "task_id")
     codec.check_utf8(task_id, task_id, "task_id")
+    dependencies: tuple[str, ...] = ()
+    if deps_key is not None:
+        dependencies = _check_dependencies(spec[deps_key])
+        if dependencies:  # as ``_check_storable`` checks the column
+            text = codec.encode_ids(dependencies)
+            codec.check_utf8(text, text, "dependencies")
     # Mappings are each task's own (an agent may change its task's inputs); plain inputs are shared as they are.
     inputs = {} if type(like.inputs) is dict else like.inputs
     metadata = dict(like.metadata) if like.metadata else {}
     return _new_task(
-        task_id, like.task_type, like.priority, like.dependencies, inputs, like.agent, like.requirements,
+        task_id, like.task_type, like.priority, dependencies, inputs, like.agent, like.requirements,
         like.timeout, like.max_retries, metadata, like.created_at, like.inputs_json, like.policy, like.not_before,
     )  # fmt: skip
 

@@ -33,6 +33,43 @@ def test_tasks_of_one_shape_equal_those_built_one_by_one(monkeypatch: pytest.Mon
         assert task == alone and task.created_at == alone.created_at and task.inputs_json == alone.inputs_json
 
 
+def test_tasks_differing_in_their_dependencies_too_are_checked_once_and_keep_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    original = submission.build_task
+
+    def counting(**fields: object) -> Task:
+        calls.append(fields.get("task_id"))
+        return original(**fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(submission, "build_task", counting)
+    specs = [{"id": f"t{i}", "type": "t", "dependencies": [f"t{j}" for j in range(i)]} for i in range(4)]
+    specs += [{"id": "u", "type": "t", "dependencies": ("t1", "t1", "t2")}, {"id": "v", "type": "t", "needs": []}]
+    tasks = tasks_from_specs(specs, now=3.0)
+    assert calls == ["t0", "v"]  # one full check per key the dependencies come under
+    assert [t.dependencies for t in tasks] == [(), ("t0",), ("t0", "t1"), ("t0", "t1", "t2"), ("t1", "t2"), ()]
+    for task in tasks:
+        alone = build_task(task_id=task.task_id, task_type="t", dependencies=task.dependencies, now=3.0)
+        assert task == alone and task.inputs_json == alone.inputs_json
+
+
+@pytest.mark.parametrize("bad", [[""], [" x"], ["bad\udc80"], [7], "t0", 5, [["t0"]]])
+def test_bad_dependencies_later_in_a_batch_are_refused_as_when_alone(bad: object) -> None:
+    with pytest.raises(ValidationError) as alone:
+        tasks_from_specs([{"id": "b", "type": "t", "dependencies": bad}], now=0.0)
+    with pytest.raises(ValidationError) as later:
+        tasks_from_specs([{"id": "a", "type": "t", "dependencies": []}, {"id": "b", "type": "t", "dependencies": bad}],
+                         now=0.0)  # fmt: skip
+    assert (str(later.value), later.value.field) == (str(alone.value), alone.value.field)
+
+
+def test_dependencies_given_twice_are_refused_in_a_batch_too() -> None:
+    with pytest.raises(ValidationError, match="given twice"):
+        specs = [{"id": "a", "type": "t", "needs": []}, {"id": "b", "type": "t", "needs": [], "depends_on": []}]
+        tasks_from_specs(specs, now=0.0)
+
+
 def test_each_task_of_a_shape_has_inputs_and_metadata_of_its_own() -> None:
     first, second = tasks_from_specs([{"id": "a", "type": "t"}, {"id": "b", "type": "t"}], now=0.0)
     assert first.inputs == second.inputs == {} and first.inputs is not second.inputs
