@@ -14,6 +14,9 @@ from pathlib import Path
 from pepper.errors import ConfigError, DatabaseDamagedError
 
 _MIGRATION_RE = re.compile(r"^(\d{4})_\w+\.sql$")
+#: Prepared statements a connection keeps: every named statement and the task saves narrowed to their columns
+#: (``store.saves``) are prepared once, not again each time another pushed them out.
+_CACHED = 1024
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -85,7 +88,9 @@ def connect(
                 field="db",
             )
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout, cached_statements=_CACHED
+        )
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
     conn.row_factory = sqlite3.Row

@@ -1,8 +1,9 @@
 """The SQLite store: pepper's embedded default, one file (or ``:memory:``) shared by the processes of one machine.
 
 One connection guarded by a lock, WAL mode, short ``BEGIN IMMEDIATE`` transactions (which serialise
-writers across processes). The store's logic is ``SqlStore``'s; this module opens the file, keeps a
-transaction's change number in a temporary table, and turns SQLite's exceptions into pepper's.
+writers across processes). The store's logic is ``SqlStore``'s; this module opens the file, answers a
+transaction's change number to its statements (``pepper_tx_seq()``, a function of the connection: taking the
+number writes nothing), and turns SQLite's exceptions into pepper's.
 """
 
 from __future__ import annotations
@@ -14,10 +15,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pepper.store.connection import connect, damaged, migrate, transaction
+from pepper.store.connection import connect, damaged, migrate
 from pepper.store.params import typed_errors
 from pepper.store.sql_store import Connection, SqlStore
 from pepper.store.statements import queries
+
+
+class _ChangeNumber:
+    """The change number the store's write transaction took, as ``pepper_tx_seq()`` answers it to statements."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def __call__(self) -> int:
+        return self.value
 
 
 class SQLiteStore(SqlStore):
@@ -35,8 +48,9 @@ class SQLiteStore(SqlStore):
             path, busy_timeout=busy_timeout, synchronous=synchronous, create=create
         )
         migrate(self._conn)
-        self._conn.execute(self._q["create_tx_table"])
-        self._conn.execute(self._q["init_tx_seq"])
+        self._change = _ChangeNumber()
+        # not deterministic: the number differs from one transaction to the next
+        self._conn.create_function("pepper_tx_seq", 0, self._change)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -53,16 +67,39 @@ class SQLiteStore(SqlStore):
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.checked(), self.lock, transaction(self.conn) as conn:
-            yield conn  # type: ignore[misc]  # sqlite3's cursor types are narrower than the protocol's
+        """``BEGIN IMMEDIATE`` (the write lock at once: no upgrade deadlocks), committed unless the block raised.
+
+        A commit that fails rolls back, so the connection never stays in a transaction a later write cannot begin
+        in. A damaged file raises ``DatabaseDamagedError``.
+        """
+        with self.lock:
+            try:
+                conn = self.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn  # type: ignore[misc]  # sqlite3's cursor types are narrower than the protocol's
+                except BaseException:
+                    if conn.in_transaction:  # SQLite may have rolled back itself (a full disk, say)
+                        conn.execute("ROLLBACK")
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                error = damaged(exc, self.path)
+                if error is None:
+                    raise
+                raise error from None
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
         with self.checked(), self.lock:
             return self.conn.execute(sql, params).fetchall()
 
     def begin_change(self, conn: Connection) -> int:
-        seq = int(conn.execute(self._q["next_change_seq"]).fetchone()[0])
-        conn.execute(self._q["set_tx_seq"], (seq,))
+        seq = self._change.value = int(conn.execute(self._q["next_change_seq"]).fetchone()[0])
         return seq
 
     def typed_errors(self) -> Any:

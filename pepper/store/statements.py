@@ -18,7 +18,7 @@ _NAMED_PARAM_RE = re.compile(r"(?<![:\w]):(\w+)")
 DIALECTS = ("sqlite", "postgres")
 
 #: How a statement reads the change number its write transaction took (see ``SqlStore.begin_change``).
-_TX_SEQ = {"sqlite": "(SELECT seq FROM temp.tx)", "postgres": "current_setting('pepper.tx_seq')::bigint"}
+_TX_SEQ = {"sqlite": "pepper_tx_seq()", "postgres": "current_setting('pepper.tx_seq')::bigint"}
 
 
 def _parse(file: str) -> dict[str, str]:

@@ -1,14 +1,5 @@
--- Statements only SQLite runs. A write transaction keeps the change number it took
--- (next_change_seq, see queries.sql) in the connection's temporary table tx.
-
--- name: create_tx_table
-CREATE TEMP TABLE IF NOT EXISTS tx (seq INTEGER NOT NULL);
-
--- name: set_tx_seq
-UPDATE temp.tx SET seq = ?;
-
--- name: init_tx_seq
-INSERT INTO temp.tx (seq) VALUES (0);
+-- Statements only SQLite runs. A write transaction's change number (next_change_seq, see queries.sql) is read
+-- by pepper_tx_seq(), a function of the connection that answers the number its store took last.
 
 -- name: awaited_by_blocked
 SELECT 1 FROM tasks, json_each(tasks.dependencies) AS dep
