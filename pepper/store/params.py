@@ -79,11 +79,12 @@ def typed_errors() -> Iterator[None]:
     """SQLite's exceptions as the store protocol's: busy, locked, full or unreachable may pass; the rest will not."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        raise StoreBusyError(str(exc)) from exc
-    except sqlite3.Error as exc:
-        if type(exc) is sqlite3.DatabaseError:
-            raise StoreBusyError(str(exc)) from exc
-        raise WriteRefusedError(str(exc)) from exc
-    except OverflowError as exc:  # an integer wider than SQLite's 64 bits
-        raise WriteRefusedError(str(exc)) from exc
+    except (sqlite3.Error, OverflowError) as exc:
+        raise typed_error(exc) from exc
+
+
+def typed_error(exc: sqlite3.Error | OverflowError) -> StoreBusyError | WriteRefusedError:
+    """The store protocol's error for one of SQLite's (an ``OverflowError``: an integer wider than its 64 bits)."""
+    if isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError:
+        return StoreBusyError(str(exc))
+    return WriteRefusedError(str(exc))

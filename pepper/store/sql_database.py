@@ -8,7 +8,7 @@ statements of ``sql/queries.sql`` run through it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 _CHUNK = 500  # ids per IN (...) list, well under either database's limit on parameters
@@ -50,6 +50,15 @@ class SqlDatabase:
     def transaction(self) -> AbstractContextManager[Connection]:
         """A write transaction, serialised with every other writer of the database (all processes)."""
         raise NotImplementedError
+
+    def write_transaction(self) -> AbstractContextManager[Connection]:
+        """``transaction()`` with the database's exceptions typed as ``typed_errors()`` types them."""
+        return self._typed_transaction()
+
+    @contextmanager
+    def _typed_transaction(self) -> Iterator[Connection]:
+        with self.typed_errors(), self.transaction() as conn:
+            yield conn
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
         """Rows of one read statement, outside any write transaction."""

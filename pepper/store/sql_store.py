@@ -103,7 +103,7 @@ class SqlStore(TaskReads):
             self.narrow.groups(writes.saves, rows),
             self.prepare_rows("record_attempt", [attempt_params(a, writer) for a in writes.attempts]),
         )
-        with self.typed_errors(), self.transaction() as conn:
+        with self.write_transaction() as conn:
             result = self._commit_in(conn, writes, writer, now, ready)
         if rows:
             unwritten = result.conflicts | result.refused.keys() if result.refused else result.conflicts

@@ -12,11 +12,11 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from pepper.store.connection import connect, damaged, migrate
-from pepper.store.params import typed_errors
+from pepper.store.params import typed_error, typed_errors
 from pepper.store.sql_store import Connection, SqlStore
 from pepper.store.statements import queries
 
@@ -65,13 +65,20 @@ class SQLiteStore(SqlStore):
 
     # -- what SqlStore asks of a database -------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> AbstractContextManager[Connection]:
         """``BEGIN IMMEDIATE`` (the write lock at once: no upgrade deadlocks), committed unless the block raised.
 
         A commit that fails rolls back, so the connection never stays in a transaction a later write cannot begin
         in. A damaged file raises ``DatabaseDamagedError``.
         """
+        return self._transaction(False)
+
+    def write_transaction(self) -> AbstractContextManager[Connection]:
+        """``transaction()`` with SQLite's exceptions typed (``typed_errors``), in one step."""
+        return self._transaction(True)
+
+    @contextmanager
+    def _transaction(self, typed: bool) -> Iterator[Connection]:
         with self.lock:
             try:
                 conn = self.conn
@@ -88,11 +95,13 @@ class SQLiteStore(SqlStore):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.Error, OverflowError) as exc:
                 error = damaged(exc, self.path)
-                if error is None:
-                    raise
-                raise error from None
+                if error is not None:
+                    raise error from None
+                if typed:
+                    raise typed_error(exc) from exc
+                raise
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
         with self.checked(), self.lock:

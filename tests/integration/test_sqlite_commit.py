@@ -1,0 +1,86 @@
+"""SQLite's write transaction: the change number its rows carry, and a commit that fails leaves nothing behind
+(neither its rows nor an open transaction that would refuse every later write)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from pepper.errors import StoreBusyError, WriteRefusedError
+from pepper.model.record import TaskRecord
+from pepper.model.task import Task, TaskState
+from pepper.store.protocol import TaskSave, WriteSet
+from pepper.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def store(tmp_path: Any) -> Any:
+    store = SQLiteStore(str(tmp_path / "commit.db"))
+    yield store
+    store.close()
+
+
+def _change_seqs(store: SQLiteStore) -> dict[str, int]:
+    return {row["task_id"]: row["change_seq"] for row in store.conn.execute("SELECT task_id, change_seq FROM tasks")}
+
+
+def test_a_commits_rows_carry_its_change_number_and_the_next_commit_takes_a_higher_one(store):
+    first = store.commit(WriteSet(submissions=[[Task("a", "t"), Task("b", "t")]]), "w1")
+    claim = TaskRecord(Task("a", "t"), TaskState.IN_PROGRESS, attempts=1, owner="w1")
+    second = store.commit(WriteSet(saves=[TaskSave.of(claim, 1)]), "w1")
+    assert second.change_seq == first.change_seq + 1
+    assert _change_seqs(store) == {"a": second.change_seq, "b": first.change_seq}
+    # taking the number writes nothing: no temporary table holds it
+    assert store.conn.execute("SELECT name FROM sqlite_temp_master").fetchall() == []
+
+
+def test_a_change_number_is_not_reused_after_a_commit_that_rolled_back(store):
+    first = store.commit(WriteSet(submissions=[[Task("a", "t")]]), "w1")
+    with pytest.raises(WriteRefusedError), store.write_transaction() as conn:
+        store.begin_change(conn)
+        conn.execute("INSERT INTO tasks (task_id) VALUES (NULL)")  # refused: NOT NULL
+    second = store.commit(WriteSet(submissions=[[Task("b", "t")]]), "w1")
+    assert second.change_seq == first.change_seq + 1
+    assert _change_seqs(store) == {"a": first.change_seq, "b": second.change_seq}
+
+
+class _FailingCommit:
+    """The store's connection, whose next ``COMMIT`` fails the way a full disk makes it fail."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.failures = 1
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql == "COMMIT" and self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_commit_that_fails_is_rolled_back_and_the_next_write_goes_through(store):
+    real = store.conn
+    failing = _FailingCommit(real)
+    store._conn = failing
+    with pytest.raises(StoreBusyError, match="disk is full"):
+        store.commit(WriteSet(submissions=[[Task("lost", "t")]]), "w1")
+    assert failing.failures == 0
+    assert not real.in_transaction
+    assert store.get_tasks(["lost"]) == {}  # nothing of the failed commit was kept
+    store.commit(WriteSet(submissions=[[Task("kept", "t")]]), "w1")  # the connection is not wedged
+    assert set(store.get_tasks(["lost", "kept"])) == {"kept"}
+    store._conn = real
+
+
+def test_a_value_sqlite_cannot_hold_is_refused_and_nothing_of_the_commit_is_written(store):
+    with pytest.raises(WriteRefusedError):
+        store.commit(WriteSet(submissions=[[Task("ok", "t"), Task("big", "t", priority=2**70)]]), "w1")
+    assert not store.conn.in_transaction
+    assert store.get_tasks(["ok", "big"]) == {}
+    store.commit(WriteSet(submissions=[[Task("ok", "t")]]), "w1")
+    assert set(store.get_tasks(["ok"])) == {"ok"}
