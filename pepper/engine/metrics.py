@@ -8,7 +8,7 @@ how late the event loop runs a timer: a blocked loop is a sick engine.
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 #: Upper bounds (seconds) of the histogram buckets of queue wait and run time.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 _RETRIED = frozenset({"retry", "reassign", "fallback"})
+#: Builds an ``Observation`` from a tuple of its fields without the frame of its generated ``__new__``.
+_observation = tuple.__new__
 
 
 class Histogram:
@@ -37,7 +39,7 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, value)] += 1
+        self.counts[bisect_left(BUCKETS, value)] += 1
         self.sum += value
 
     @property
@@ -81,17 +83,19 @@ class MetricsHook(EngineHook):
             self._count("submitted", task_type, None, n)
 
     def on_started(self, task: Task, attempt: int, agent_id: str, at: float) -> None:
-        self._count("started", task.task_type, agent_id)
+        task_type, counters = task.task_type, self.counters  # ``_count`` inline: this runs once per attempt
+        key = ("started", task_type, agent_id or "")
+        counters[key] = counters.get(key, 0) + 1
         t = self.engine.state.tasks.get(task.task_id)
         ready = t.ready_at if t is not None else None
         wait = at - ready if ready is not None and at >= ready else None
         self._began[(task.task_id, attempt)] = (at, wait, agent_id)
         if wait is not None:
-            key = (task.task_type, agent_id)
-            histogram = self.waits.get(key)
+            histogram = self.waits.get((task_type, agent_id))
             if histogram is None:
-                histogram = self.waits[key] = Histogram()
-            histogram.observe(wait)
+                histogram = self.waits[(task_type, agent_id)] = Histogram()
+            histogram.counts[bisect_left(BUCKETS, wait)] += 1  # ``observe`` inline
+            histogram.sum += wait
 
     def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
         began = self._began.pop((event.task_id, event.attempt), None)
@@ -102,20 +106,22 @@ class MetricsHook(EngineHook):
         else:  # started before this hook was attached
             t = self.engine.state.tasks.get(event.task_id)
             agent_id = t.agent_id if t is not None else None
+        task_type, at, ok = task.task_type, event.at, event.ok
         started = event.started_at if event.started_at is not None else (began[0] if began else None)
-        run = event.at - started if started is not None else None
-        if event.ok:
-            self._count("completed", task.task_type, agent_id)
+        run = at - started if started is not None else None
+        if ok:
+            counters, key = self.counters, ("completed", task_type, agent_id or "")
+            counters[key] = counters.get(key, 0) + 1
             if run is not None:
-                key = (task.task_type, agent_id or "")
-                histogram = self.runs.get(key)
+                histogram = self.runs.get((task_type, agent_id or ""))
                 if histogram is None:
-                    histogram = self.runs[key] = Histogram()
-                histogram.observe(run)
+                    histogram = self.runs[(task_type, agent_id or "")] = Histogram()
+                histogram.counts[bisect_left(BUCKETS, run)] += 1
+                histogram.sum += run
         wait = began[1] if began else None
         if began is not None and wait is not None and started is not None:
             wait = max(0.0, started - (began[0] - wait))  # up to the start `run` counts from: the two add up
-        self.window.add(Observation(event.at, task.task_type, agent_id, event.ok, wait, run))
+        self.window.add(_observation(Observation, (at, task_type, agent_id, ok, wait, run)))
 
     def on_recovery(self, record: RecordError) -> None:
         action = record.action

@@ -37,6 +37,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from pepper.scheduling.decayed import Decayed, DecayedMean
+
 DEFAULT_DURATION = 1.0
 #: Weights of delivery (success x timeliness) and rating, when both are known.
 WEIGHTS = (0.55, 0.45)
@@ -49,59 +51,14 @@ UNHEALTHY_FACTOR = 0.5
 MIN_SCORE = 0.05  # keeps expected times finite for the worst agents
 
 
-class Decayed:
-    """A sum whose terms halve every ``half_life`` seconds."""
-
-    __slots__ = ("at", "half_life", "value")
-
-    def __init__(self, half_life: float) -> None:
-        self.half_life = half_life
-        self.value = 0.0
-        self.at = 0.0
-
-    def add(self, amount: float, at: float) -> None:
-        if at >= self.at:
-            self.value = self.read(at) + amount
-            self.at = at
-        else:  # an older observation arriving late counts as old as it is
-            self.value += amount * 0.5 ** ((self.at - at) / self.half_life)
-
-    def read(self, now: float) -> float:
-        if self.value == 0.0 or now <= self.at:
-            return self.value
-        decay: float = 0.5 ** ((now - self.at) / self.half_life)  # float ** float is typed Any
-        return self.value * decay
-
-
-class _Mean:
-    """A decayed mean: decayed sum of values over decayed count."""
-
-    __slots__ = ("count", "total")
-
-    def __init__(self, half_life: float) -> None:
-        self.total = Decayed(half_life)
-        self.count = Decayed(half_life)
-
-    def add(self, value: float, at: float) -> None:
-        self.total.add(value, at)
-        self.count.add(1.0, at)
-
-    def read(self, now: float) -> float | None:
-        """The mean: the same at any time (both sums decay alike) until its evidence fades away (None)."""
-        if self.count.read(now) <= 1e-9:
-            return None
-        return self.total.value / self.count.value  # total and count always share their last update
-
-
 class _AgentRecord:
-    __slots__ = ("durations", "healthy", "ok", "rating_count", "rating_total", "seen", "types")
+    __slots__ = ("durations", "healthy", "ok", "ratings", "seen", "types")
 
     def __init__(self, half_life: float) -> None:
         self.ok = Decayed(half_life)
         self.seen = Decayed(half_life)
-        self.rating_total = Decayed(half_life)
-        self.rating_count = Decayed(half_life)
-        self.durations: dict[str, _Mean] = {}
+        self.ratings = DecayedMean(half_life)  # of (rating - 1) / 4
+        self.durations: dict[str, DecayedMean] = {}
         self.types: dict[str, Decayed] = {}  # observation weight per task type
         self.healthy = True
 
@@ -152,7 +109,7 @@ class Performance:
     def __init__(self, half_life: float = 3600.0) -> None:
         self.half_life = half_life
         self._agents: dict[str, _AgentRecord] = {}
-        self._types: dict[str, _Mean] = {}
+        self._types: dict[str, DecayedMean] = {}
         self._scores: dict[str, tuple[float, ScoreParts]] = {}  # agent -> (computed at, parts)
         self._estimates: dict[tuple[str, str], tuple[float, float, int]] = {}  # -> (at, seconds, type version)
         self._type_versions: dict[str, int] = {}  # grows when a type's durations change
@@ -183,36 +140,81 @@ class Performance:
         return record
 
     def record(self, agent_id: str, task_type: str, ok: bool, duration: float | None, at: float) -> None:
-        """One finished attempt (ignored once ``learning`` is off)."""
+        """One finished attempt (ignored once ``learning`` is off).
+
+        O(1): each sum it touches is decayed to ``at`` and added to, and the agent's sums last updated
+        together share one decay factor."""
         if not self.learning:
             return
         self._scores.pop(agent_id, None)
+        versions = self._type_versions
         if ok:  # the type's mean moves too, so every estimate of this type may change
-            self._type_versions[task_type] = self._type_versions.get(task_type, 0) + 1
-        agent = self._agent(agent_id)
-        agent.seen.add(1.0, at)
-        if ok:
-            agent.ok.add(1.0, at)
+            versions[task_type] = versions.get(task_type, 0) + 1
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            agent = self._agent(agent_id)
         weight = agent.types.get(task_type)
         if weight is None:
             weight = agent.types[task_type] = Decayed(self.half_life)
-        weight.add(1.0, at)
+        mean: DecayedMean | None = None
+        took = 0.0
         if ok and duration is not None and duration >= 0:
+            took = duration
             mean = agent.durations.get(task_type)
             if mean is None:
-                mean = agent.durations[task_type] = _Mean(self.half_life)
-            mean.add(duration, at)
+                mean = agent.durations[task_type] = DecayedMean(self.half_life)
+        seen = agent.seen
+        since = seen.at
+        shared = 1.0
+        if at >= since:  # in order (an agent's sums are never updated after its ``seen``): decay and add
+            half_life = self.half_life
+            shared = 0.5 ** ((at - since) / half_life)  # of the sums last updated with ``seen``
+            seen.value = seen.value * shared + 1.0
+            seen.at = at
+            if ok:
+                counter = agent.ok
+                decay: float = shared if counter.at == since else 0.5 ** ((at - counter.at) / half_life)
+                counter.value = counter.value * decay + 1.0
+                counter.at = at
+            decay = shared if weight.at == since else 0.5 ** ((at - weight.at) / half_life)
+            weight.value = weight.value * decay + 1.0
+            weight.at = at
+            if mean is not None:
+                decay = shared if mean.at == since else 0.5 ** ((at - mean.at) / half_life)
+                mean.total = mean.total * decay + took
+                mean.count = mean.count * decay + 1.0
+                mean.at = at
+        else:  # an older observation arriving late
+            seen.add(1.0, at)
+            if ok:
+                agent.ok.add(1.0, at)
+            weight.add(1.0, at)
+            if mean is not None:
+                mean.add(took, at)
+        if mean is not None:
             self._note_mean(agent_id, task_type, mean)
             overall = self._types.get(task_type)
             if overall is None:
-                overall = self._types[task_type] = _Mean(self.half_life)
-            overall.add(duration, at)
+                overall = self._types[task_type] = DecayedMean(self.half_life)
+            last = overall.at
+            if at > last:
+                decay = shared if last == since else 0.5 ** ((at - last) / self.half_life)
+                overall.total = overall.total * decay + took
+                overall.count = overall.count * decay + 1.0
+                overall.at = at
+            else:
+                overall.add(took, at)
 
-    def _note_mean(self, agent_id: str, task_type: str, mean: _Mean) -> None:
-        value = mean.total.value / mean.count.value
-        means = self._means.setdefault(task_type, {})
+    def _note_mean(self, agent_id: str, task_type: str, mean: DecayedMean) -> None:
+        value = mean.total / mean.count
+        means = self._means.get(task_type)
+        if means is None:
+            means = self._means[task_type] = {}
+            self._shortest[task_type] = []
+        if means.get(agent_id) == value:  # its entry in the heap still holds
+            return
         means[agent_id] = value
-        heap = self._shortest.setdefault(task_type, [])
+        heap = self._shortest[task_type]
         if len(heap) > 2 * len(means) + 64:  # drop the stale entries now and then
             heap[:] = [(v, a) for a, v in means.items()]
             heapq.heapify(heap)
@@ -244,8 +246,7 @@ class Performance:
         """A rating from 1 (poor) to 5 (excellent)."""
         self._scores.pop(agent_id, None)
         agent = self._agent(agent_id)
-        agent.rating_total.add((rating - 1) / 4.0, at)
-        agent.rating_count.add(1.0, at)
+        agent.ratings.add((rating - 1) / 4.0, at)
 
     def set_health(self, agent_id: str, healthy: bool) -> None:
         self._scores.pop(agent_id, None)
@@ -286,8 +287,8 @@ class Performance:
         seen = agent.seen.read(now)
         success = (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
         timeliness = self._timeliness(agent, now)
-        count = agent.rating_count.read(now)
-        rating = agent.rating_total.read(now) / count if count >= EVIDENCE_FLOOR else None
+        rated, count = agent.ratings.sums(now)
+        rating = rated / count if count >= EVIDENCE_FLOOR else None
         healthy = agent.healthy
         if seen + count < EVIDENCE_FLOOR:  # nothing known (or nothing left after decay): neutral
             score = NEUTRAL_SCORE
@@ -331,12 +332,12 @@ class Performance:
         weighted = total = 0.0
         for task_type, mean in agent.durations.items():
             overall = self._types[task_type]
-            all_count, my_count = overall.count.read(now), mean.count.read(now)
+            (all_total, all_count), (my_total, my_count) = overall.sums(now), mean.sums(now)
             peers = all_count - my_count  # decayed sums are linear: everyone's minus its own
             if peers < EVIDENCE_FLOOR or my_count < EVIDENCE_FLOOR:
                 continue
-            theirs = max(0.0, overall.total.read(now) - mean.total.read(now)) / peers
-            mine = mean.total.read(now) / my_count
+            theirs = max(0.0, all_total - my_total) / peers
+            mine = my_total / my_count
             ratio = 1.0 if theirs + mine <= 0 else min(1.0, 2.0 * theirs / (theirs + mine))
             weight = agent.types[task_type].read(now)
             weighted += weight * ratio
