@@ -6,7 +6,7 @@ no pidfd, one short-lived thread per child waits for it, as asyncio's own watche
 What the loop does per process is: start it, read its pipes, reap it.
 
 It starts with ``os.posix_spawn`` (the C library clones and execs it, no Python runs in between) when
-that can do all it needs: its pipes become its 0, 1 and 2, it leads a session of its own and the
+that can do all it needs: its pipes become its 0, 1 and 2, it leads a process group of its own (setsid) and the
 signals Python ignores are back at their default, as ``subprocess`` does. It starts with
 ``subprocess.Popen`` instead when it needs a working directory of its own (``posix_spawn`` cannot change
 it), when its program is a bare name to look up in its ``PATH``, or where there is no ``posix_spawn``.
@@ -67,7 +67,7 @@ def inheritable() -> tuple[int, ...] | None:
 def start(
     argv: Sequence[str], *, cwd: Path | None, env: Mapping[str, str]
 ) -> tuple[int, int, int, int, subprocess.Popen[bytes] | None]:
-    """Start ``argv`` with its stdin, stdout and stderr piped, in a new session (its own process group).
+    """Start ``argv`` with its stdin, stdout and stderr piped, leading a process group of its own (setsid).
 
     Returns its pid, this side of its stdin, stdout and stderr (non-blocking), and the ``Popen`` when it
     started with one. ``cwd`` None: it runs where pepper runs. A program that cannot start raises
@@ -153,7 +153,7 @@ class Child:
         self.drained: asyncio.Future[None] = loop.create_future()
         self.overflowed: asyncio.Future[None] = loop.create_future()
         self.stopped: asyncio.Future[None] = loop.create_future()
-        # A session of its own: its process group, so the whole tree can be stopped.
+        # It leads a process group of its own (setsid), so the whole tree can be stopped.
         self.pid, stdin_fd, stdout_fd, self._stderr_fd, self._proc = start(argv, cwd=cwd, env=env)
         self._pipes = {stdout_fd, self._stderr_fd}
         self._pidfd: int | None = None

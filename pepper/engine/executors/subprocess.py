@@ -202,7 +202,7 @@ async def run_command(
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
     child = Child(argv, cwd=cwd, env=command_env(spec, run, workdir), stdin=stdin, limit=result_limit(spec),
                   keep=_STDERR_KEEP, sink=log_capture.CURRENT.get())  # fmt: skip
-    group = child.pid  # the leader of a new session leads its process group
+    group = child.pid  # started with setsid: it leads its process group
     _RUNNING_GROUPS.add(group)
     if pids is not None:
         pids.add(group)
