@@ -86,14 +86,23 @@ def test_a_crossing_fires_once_across_workers_and_again_only_after_recovering(tm
         rows = read_rows(db, "SELECT firing, fired_count FROM alert_states WHERE rule = 'errors'")
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
+    def settled(*task_ids: str) -> bool:
+        return all(orchestrator.get_task_status(t).state.is_settled for t in task_ids)
+
+    # Each phase waits for the tasks of the one before to settle: a task of the other kind ending late could
+    # otherwise tip the window back (a success right after the second crossing resolves it again at once).
     try:
         # When a failing agent drives the error rate past 0.5
-        for n in range(3):
-            orchestrator.submit_task(f"bad-first-{n}", "bad")
+        first = [f"bad-first-{n}" for n in range(3)]
+        for task_id in first:
+            orchestrator.submit_task(task_id, "bad")
         eventually(lambda: receiver.posts, "the first notification")
         assert state() == (1, 1)
+        eventually(lambda: settled(*first), "the first failures to settle")
         # and the rate recovers (successes only in the window): the rule resolves, with no second POST
         eventually(lambda: submit("good") or state() == (0, 1), "the rule to resolve", timeout=60)
+        eventually(lambda: settled(last["good"]), "the last success to settle")
+        assert state() == (0, 1)  # successes after the resolution keep the rate down
         assert len(receiver.posts) == 1
         # and crosses again
         eventually(lambda: submit("bad") or state() == (1, 2), "the second crossing", timeout=60)
