@@ -44,15 +44,23 @@ class AgentSelector(Component):
         task_type, req = _task_type(task_type), Requirements.parse(requirements)
 
         def select(view: AgentsView) -> AgentProfile:
-            choice = _choose(view, task_type, req, best_only=True)
-            best = choice.best
-            if best is None:
-                agents = view.directory().agents.values()
-                everyone = [view.candidate(a, task_type, bool(req.resources)) for a in agents]
-                raise NoEligibleAgentError(task_type, dict(choose(everyone, task_type, req).rejected))
-            notes = choice.notes.get(best.agent_id, ())
-            return AgentProfile.of(best.spec, best.running, view.parts(best.agent_id), best.projected_finish, notes)
+            if simple:  # the common case: ranked without building candidates, and without notes
+                found = view.best_agent_in(view.directory().pool(task_type, req.skills), task_type)
+                if found is not None:
+                    spec = found[0].spec
+                    return AgentProfile.of(spec, len(found[0].running), view.parts(spec.agent_id), found[1])
+            else:
+                choice = _choose(view, task_type, req, best_only=True)
+                best = choice.best
+                if best is not None:
+                    notes = choice.notes.get(best.agent_id, ())
+                    return AgentProfile.of(best.spec, best.running, view.parts(best.agent_id), best.projected_finish,
+                                           notes)  # fmt: skip
+            agents = view.directory().agents.values()
+            everyone = [view.candidate(a, task_type, bool(req.resources)) for a in agents]
+            raise NoEligibleAgentError(task_type, dict(choose(everyone, task_type, req).rejected))
 
+        simple = asks_only_type_and_skills(req)
         return read_agents(self.runtime, select)
 
     def get_agent_capabilities(self, agent_id: str) -> AgentProfile:
