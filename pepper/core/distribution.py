@@ -15,6 +15,7 @@ from pepper.model.agent import AgentSpec
 from pepper.model.requirements import Requirements
 from pepper.scheduling.balance import PlanTask, WorkloadPlan, distribute
 from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.performance import ScoreParts
 from pepper.scheduling.selection import Candidate, Choice, asks_only_type_and_skills, choose
 
 
@@ -43,25 +44,25 @@ class AgentSelector(Component):
         """The best eligible agent; ``NoEligibleAgentError`` lists every agent and why it was ruled out."""
         task_type, req = _task_type(task_type), Requirements.parse(requirements)
 
-        def select(view: AgentsView) -> AgentProfile:
+        def select(view: AgentsView) -> tuple[AgentSpec, int, ScoreParts, float, tuple[str, ...]]:
             if simple:  # the common case: ranked without building candidates, and without notes
                 found = view.best_agent_in(view.directory().pool(task_type, req.skills), task_type)
                 if found is not None:
                     spec = found[0].spec
-                    return AgentProfile.of(spec, len(found[0].running), view.parts(spec.agent_id), found[1])
+                    return spec, len(found[0].running), view.parts(spec.agent_id), found[1], ()
             else:
                 choice = _choose(view, task_type, req, best_only=True)
                 best = choice.best
                 if best is not None:
                     notes = choice.notes.get(best.agent_id, ())
-                    return AgentProfile.of(best.spec, best.running, view.parts(best.agent_id), best.projected_finish,
-                                           notes)  # fmt: skip
+                    return best.spec, best.running, view.parts(best.agent_id), best.projected_finish, notes
             agents = view.directory().agents.values()
             everyone = [view.candidate(a, task_type, bool(req.resources)) for a in agents]
             raise NoEligibleAgentError(task_type, dict(choose(everyone, task_type, req).rejected))
 
         simple = asks_only_type_and_skills(req)
-        return read_agents(self.runtime, select)
+        # What the profile is made of is immutable: it is built after the read, which is kept short.
+        return AgentProfile.of(*read_agents(self.runtime, select))
 
     def get_agent_capabilities(self, agent_id: str) -> AgentProfile:
         """Task types, skills, capacity, resources, config, score and load of an agent."""
