@@ -18,7 +18,9 @@ from pepper.errors import (
     TaskNotFoundError,
     ValidationError,
 )
+from pepper.model.requirements import Requirements
 from pepper.model.task import TaskState
+from pepper.scheduling.selection import choose
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 
@@ -260,3 +262,34 @@ def test_the_same_requirements_asked_again_follow_agents_that_come_go_change_and
         chosen = select(available)
         assert (chosen.agent_id, chosen.running) == ("c", 0)
     assert executions == {"c": 1}
+
+
+def test_with_nobody_eligible_every_agent_is_named_with_the_reasons_ranking_every_candidate_gives():
+    with pepper.Runtime(db=":memory:") as runtime:
+        for name, types, skills in (("a", ["build"], ["py"]), ("b", ["build", "test"], ["go"]),
+                                    ("c", ["test"], ["py", "go"]), ("d", ["build"], ["py", "go"])):  # fmt: skip
+            pepper.agent(name, task_types=types, skills=skills, runtime=runtime)(str)
+        runtime.start()
+        selector = AgentSelector(runtime)
+        assert selector.select_agent("build", {"skills": ["py", "go"]}).agent_id == "d"
+
+        def pause(backend):  # on the engine's thread: d stops taking tasks, as an agent waiting for its budget
+            state = backend.engine.state
+            state.changes += 2
+            state.agents["d"].accepting, state.agents["d"].note = False, "waits for its budget"
+
+        runtime.read(pause)
+        for task_type, asked in [("build", {"skills": ["py", "go"]}), ("deploy", None), ("test", {"skills": ["rust"]}),
+                                 ("build", {"skills": ["go", "py"], "performance_score": 0.5}),
+                                 ("build", {"skills": ["py", "go"], "availability": True})]:  # fmt: skip
+            with pytest.raises(NoEligibleAgentError) as caught:
+                selector.select_agent(task_type, asked)
+            req = Requirements.parse(asked)
+
+            def everyone(view, task_type=task_type, req=req):
+                return choose([view.candidate(a, task_type) for a in view.directory().agents.values()], task_type, req)
+
+            assert caught.value.rejected == dict(runtime.read_agents(everyone).rejected)
+            assert set(caught.value.rejected) == {"a", "b", "c", "d"}
+        assert caught.value.rejected["d"] == ("waits for its budget",)
+        assert "lacks skill py" in caught.value.rejected["b"]
