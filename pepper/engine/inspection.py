@@ -190,16 +190,14 @@ class EngineCounters:
 
 
 class _Index:
-    """What is kept of one engine state for reading its agents: the directory of its agents (made on the engine's
-    thread, for its agents' version) and the reader made for its ``changes`` count (on another thread). Each is
-    replaced whole, so that a reader sees one consistent pair."""
+    """What is kept of one engine state for reading its agents, each part replaced whole: the directory of its
+    agents (made on the engine's thread, for their version) and, for its ``changes`` count, a reader's
+    ``Performance.reader``, chooser and free pool resources of an agent (no answer read after a move is kept)."""
 
     __slots__ = ("built", "reader")
 
     def __init__(self) -> None:
         self.built: tuple[int, AgentDirectory] | None = None
-        #: (changes, ``Performance.reader``, its chooser, free pool resources of an agent): what a reader worked
-        #: out holds while the state holds still; no answer read after a move is kept.
         self.reader: tuple[int, Performance, Chooser, Callable[[str], Mapping[str, float]]] | None = None
 
 
@@ -207,8 +205,7 @@ _indexes: weakref.WeakKeyDictionary[EngineState, _Index] = weakref.WeakKeyDictio
 
 
 def directory(state: EngineState) -> AgentDirectory:
-    """The state's agents indexed by type and skill (rebuilt only when agents join or leave; on the engine's
-    thread only)."""
+    """The state's agents indexed by type and skill (rebuilt, on the engine's thread, when agents come or go)."""
     index = _indexes.get(state)
     if index is None:
         index = _indexes[state] = _Index()
@@ -271,29 +268,35 @@ class AgentsView:
         return None if best is None else self.candidate(best[0], task_type)
 
     def best_in(self, pool: Pool, task_type: str) -> Candidate | None:
-        """``best_matching`` over a directory's ``pool`` (see ``best_agent_in``)."""
-        best = self.best_agent_in(pool, task_type)
+        """``best_matching`` over a directory's ``pool``, looking at each agent with a performance record but,
+        of those without one, only at the first idle one by id: they all expect the same time and score, so it
+        ranks before every other of them (one that runs tasks is more loaded, or later, or both)."""
+        known, idle = self._split(pool)
+        if idle is None:  # all of them are busy: each is ranked by when it is free
+            return self.best_matching(pool.agents, task_type)
+        if not known:
+            return self.candidate(idle, task_type)
+        best = self._best_of(known, task_type, self._best_of((idle,), task_type, None))
         return None if best is None else self.candidate(best[0], task_type)
 
     def best_agent_in(self, pool: Pool, task_type: str) -> tuple[AgentLoad, float] | None:
-        """The agent ``best_in`` chooses and its projected finish, without building its ``Candidate``.
-
-        Looks at each agent of ``pool`` with a performance record but, of those without one, only at the first
-        idle one by id: they all expect the same time and score, so it ranks before every other of them (one
-        that runs tasks is more loaded, or later, or both)."""
-        known, unknown = pool.split(self.performance)
-        idle = None
-        for agent in unknown:
-            if agent.accepting and not agent.running:
-                idle = agent
-                break
-        if idle is None:  # all of them are busy: each is ranked by when it is free
+        """The agent ``best_in`` chooses and its projected finish, without building its ``Candidate``."""
+        known, idle = self._split(pool)
+        if idle is None:
             best = self._best_of(pool.agents, task_type, None)
         else:
             best = self._best_of((idle,), task_type, None)
             if known:
                 best = self._best_of(known, task_type, best)
         return None if best is None else (best[0], best[1][0])
+
+    def _split(self, pool: Pool) -> tuple[list[AgentLoad], AgentLoad | None]:
+        """The agents of ``pool`` with a performance record, and the first idle one by id of those without."""
+        known, unknown = pool.split(self.performance)
+        for agent in unknown:
+            if agent.accepting and not agent.running:
+                return known, agent
+        return known, None
 
     def _best_of(
         self,
