@@ -75,10 +75,21 @@ def measure(count: int, calls: int) -> float:
             return sorted(timings), found
 
         first, _found = timed(selector.select_agent)  # each request's pool of agents is made on first use
-        share = runtime._service._read_share
+        service = runtime._service
+        share = service._read_share
+        hops = [0]
+        on_engine = service.read_agents
+
+        def counted(question: Callable[[AgentsView], Any]) -> Any:  # runs only for the calls that hop
+            hops[0] += 1
+            return on_engine(question)
+
+        service.read_agents = counted  # type: ignore[method-assign]
         before = share.in_place, share.handed_over
         timings, found = timed(selector.select_agent)
-        in_place, handed_over = share.in_place - before[0], share.handed_over - before[1]
+        began, handed_over = share.in_place - before[0], share.handed_over - before[1]
+        service.read_agents = on_engine  # type: ignore[method-assign]
+        moved = hops[0] - handed_over  # began in place, but the state changed while it was read
         hop, _found = timed(lambda task_type, req: on_loop(runtime, task_type, req))
         parsed = [(task_type, Requirements.parse(req)) for task_type, req in requests]
 
@@ -104,8 +115,9 @@ def measure(count: int, calls: int) -> float:
     median = statistics.median(timings)
     print(f"select_agent over {count} agents, {calls} calls ({found} found an agent):")
     print(f"  median {median:8.1f} us   p95 {timings[int(0.95 * len(timings))]:8.1f} us")
-    print(f"  read in place: {in_place} calls; on the engine's thread (the budget of reading in place was "
-          f"spent, calling without pause): {handed_over} calls")  # fmt: skip
+    print(f"  read in place: {calls - hops[0]} calls; on the engine's thread (the hop): {hops[0]} calls, "
+          f"{handed_over} for want of budget (calling without pause), {moved} as the state moved while read "
+          f"({began} began in place)")  # fmt: skip
     print(f"  first pass (pools made on first use): median {statistics.median(first):8.1f} us   "
           f"p95 {first[int(0.95 * len(first))]:8.1f} us")  # fmt: skip
     print(f"  the same answer asked on the engine's thread (the hop): median {statistics.median(hop):8.1f} us   "

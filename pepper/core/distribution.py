@@ -15,7 +15,11 @@ from pepper.model.agent import AgentSpec
 from pepper.model.requirements import Requirements
 from pepper.scheduling.balance import PlanTask, WorkloadPlan, distribute
 from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.performance import NEUTRAL_SCORE, ScoreParts
 from pepper.scheduling.selection import Candidate, Choice, asks_only_type_and_skills, choose
+
+#: What ``AgentProfile.of`` makes a profile of: spec, tasks running, score parts, projected finish, notes.
+_Standing = tuple[AgentSpec, int, ScoreParts, float, tuple[str, ...]]
 
 
 def _task_type(value: Any) -> str:
@@ -43,17 +47,30 @@ class AgentSelector(Component):
         """The best eligible agent; ``NoEligibleAgentError`` lists every agent and why it was ruled out."""
         task_type, req = _task_type(task_type), Requirements.parse(requirements)
 
-        def select(view: AgentsView) -> AgentProfile:
+        def select(view: AgentsView) -> _Standing | list[Candidate]:
+            if simple:  # the common case: ranked without building candidates, and without notes
+                found = view.best_agent_in(view.directory().pool(task_type, req.skills), task_type)
+                if found is not None:
+                    spec = found[0].spec
+                    return spec, len(found[0].running), view.parts(spec.agent_id), found[1], ()
+                # Nobody is eligible: the type, the skills and whether an agent takes tasks are all the reasons
+                # can name, so the rest of each agent's standing (costly to find for every agent) is left out.
+                return [make((a.spec, len(a.running), 0, NEUTRAL_SCORE, 1.0, 0.0, a.accepting, True, None, a.note,
+                              None, True)) for a in view.directory().agents.values()]  # fmt: skip
             choice = _choose(view, task_type, req, best_only=True)
             best = choice.best
-            if best is None:
-                agents = view.directory().agents.values()
-                everyone = [view.candidate(a, task_type, bool(req.resources)) for a in agents]
-                raise NoEligibleAgentError(task_type, dict(choose(everyone, task_type, req).rejected))
-            notes = choice.notes.get(best.agent_id, ())
-            return AgentProfile.of(best.spec, best.running, view.parts(best.agent_id), best.projected_finish, notes)
+            if best is not None:
+                notes = choice.notes.get(best.agent_id, ())
+                return best.spec, best.running, view.parts(best.agent_id), best.projected_finish, notes
+            return [view.candidate(a, task_type, bool(req.resources)) for a in view.directory().agents.values()]
 
-        return read_agents(self.runtime, select)
+        simple, make = asks_only_type_and_skills(req), Candidate._make
+        # What the answer is made of is immutable: the profile, or the reasons why nobody is eligible, are worked
+        # out after the read, which is kept short.
+        answer = read_agents(self.runtime, select)
+        if isinstance(answer, list):
+            raise NoEligibleAgentError(task_type, dict(choose(answer, task_type, req).rejected))
+        return AgentProfile.of(*answer)
 
     def get_agent_capabilities(self, agent_id: str) -> AgentProfile:
         """Task types, skills, capacity, resources, config, score and load of an agent."""

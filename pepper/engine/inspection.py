@@ -188,23 +188,41 @@ class EngineCounters:
 
 # -- agents as the selector and the balancer see them -------------------------------------
 
-_directories: weakref.WeakKeyDictionary[EngineState, tuple[int, AgentDirectory]] = weakref.WeakKeyDictionary()
+
+class _Index:
+    """What is kept of one engine state for reading its agents, each part replaced whole: the directory of its
+    agents (made on the engine's thread, for their version) and, for its ``changes`` count, a reader's
+    ``Performance.reader``, chooser and free pool resources of an agent (no answer read after a move is kept)."""
+
+    __slots__ = ("built", "reader")
+
+    def __init__(self) -> None:
+        self.built: tuple[int, AgentDirectory] | None = None
+        self.reader: tuple[int, Performance, Chooser, Callable[[str], Mapping[str, float]]] | None = None
+
+
+_indexes: weakref.WeakKeyDictionary[EngineState, _Index] = weakref.WeakKeyDictionary()
 
 
 def directory(state: EngineState) -> AgentDirectory:
-    """The state's agents indexed by type and skill (rebuilt only when agents join or leave)."""
-    cached = _directories.get(state)
-    if cached is not None and cached[0] == state.routing.version:
-        return cached[1]
-    built = AgentDirectory(list(state.agents.values()))
-    _directories[state] = (state.routing.version, built)
-    return built
+    """The state's agents indexed by type and skill (rebuilt, on the engine's thread, when agents come or go)."""
+    index = _indexes.get(state)
+    if index is None:
+        index = _indexes[state] = _Index()
+    built = index.built
+    if built is not None and built[0] == state.routing.version:
+        return built[1]
+    agents = AgentDirectory(list(state.agents.values()))
+    index.built = (state.routing.version, agents)
+    return agents
 
 
 class AgentsView:
     """The agents as the selector and the balancer see them at one moment, whichever source they come from:
     an engine's live state (``live_agents``; use it on the engine's thread only) or the database
     (``stored.stored_agents``). One rule for an agent's standing, fed by either."""
+
+    __slots__ = ("_agents", "_queued", "_room", "chooser", "now", "performance")
 
     def __init__(
         self, agents: AgentDirectory, performance: Performance, chooser: Chooser, now: float,
@@ -253,14 +271,32 @@ class AgentsView:
         """``best_matching`` over a directory's ``pool``, looking at each agent with a performance record but,
         of those without one, only at the first idle one by id: they all expect the same time and score, so it
         ranks before every other of them (one that runs tasks is more loaded, or later, or both)."""
-        known, unknown = pool.split(self.performance)
-        idle = next((a for a in unknown if a.accepting and not a.running), None)
+        known, idle = self._split(pool)
         if idle is None:  # all of them are busy: each is ranked by when it is free
             return self.best_matching(pool.agents, task_type)
         if not known:
             return self.candidate(idle, task_type)
         best = self._best_of(known, task_type, self._best_of((idle,), task_type, None))
         return None if best is None else self.candidate(best[0], task_type)
+
+    def best_agent_in(self, pool: Pool, task_type: str) -> tuple[AgentLoad, float] | None:
+        """The agent ``best_in`` chooses and its projected finish, without building its ``Candidate``."""
+        known, idle = self._split(pool)
+        if idle is None:
+            best = self._best_of(pool.agents, task_type, None)
+        else:
+            best = self._best_of((idle,), task_type, None)
+            if known:
+                best = self._best_of(known, task_type, best)
+        return None if best is None else (best[0], best[1][0])
+
+    def _split(self, pool: Pool) -> tuple[list[AgentLoad], AgentLoad | None]:
+        """The agents of ``pool`` with a performance record, and the first idle one by id of those without."""
+        known, unknown = pool.split(self.performance)
+        for agent in unknown:
+            if agent.accepting and not agent.running:
+                return known, agent
+        return known, None
 
     def _best_of(
         self,
@@ -311,27 +347,25 @@ MOVED: Final = object()
 _READS = 3
 
 
-#: A state's reader (``Performance.reader``) and its chooser, made for its ``changes`` count: an answer worked
-#: out while the state moved may be written there, but no answer read after such a move is kept.
-_readers: weakref.WeakKeyDictionary[EngineState, tuple[int, Performance, Chooser]] = weakref.WeakKeyDictionary()
-
-
 def still_agents(state: EngineState, now: float) -> AgentsView | None:
     """The live agents as a reader on another thread than the engine's may see them: it reads the state and
     its caches but writes nothing the engine reads. None while the index of the current agents is not built
     (the engine's thread builds it, on the next read there)."""
-    cached = _directories.get(state)
-    if cached is None or cached[0] != state.routing.version:
+    index = _indexes.get(state)
+    if index is None:
+        return None
+    built = index.built
+    if built is None or built[0] != state.routing.version:
         return None
     changes = state.changes
-    reader = _readers.get(state)
+    reader = index.reader
     if reader is None or reader[0] != changes:  # what a reader worked out holds while the state holds still
         performance = state.performance.reader()
-        reader = _readers[state] = (changes, performance, Chooser(performance, state.running_info))
-    _changes, performance, chooser = reader
-    resources = state.resources
-    return AgentsView(cached[1], performance, chooser, now,
-                      state.routing.queued_share, lambda agent_id: resources.available(agent_id)[0])  # fmt: skip
+        resources = state.resources
+        reader = (changes, performance, Chooser(performance, state.running_info),
+                  lambda agent_id: resources.available(agent_id)[0])  # fmt: skip
+        index.reader = reader
+    return AgentsView(built[1], reader[1], reader[2], now, state.routing.queued_share, reader[3])
 
 
 def read_still(state: EngineState, now: float, question: Callable[[AgentsView], T]) -> T | object:

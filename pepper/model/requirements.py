@@ -10,6 +10,11 @@ from pepper.model import codec
 from pepper.model.resources import EMPTY, Resources
 
 VALID_KEYS = ("skills", "resources", "performance_score", "availability")
+#: Requirements parsed from plain dicts, by ``_key``; beyond this many they are parsed afresh.
+_PARSED_MAX = 1024
+_parsed: dict[tuple[Any, ...], Requirements] = {}
+#: Values a key holds as they are: a type with one meaning per value (``True`` and ``1`` are told apart by type).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def parse_names(value: Any, what: str) -> frozenset[str]:
@@ -50,6 +55,20 @@ class Requirements:
             return NO_REQUIREMENTS
         if isinstance(value, Requirements):
             return value
+        key = _key(value) if type(value) is dict else None
+        if key is not None:
+            found = _parsed.get(key)
+            if found is not None:
+                return found
+        parsed = cls._parse(value)
+        if key is not None:
+            if len(_parsed) >= _PARSED_MAX:
+                _parsed.clear()
+            _parsed[key] = parsed
+        return parsed
+
+    @classmethod
+    def _parse(cls, value: Any) -> Requirements:
         value = codec.mapping(value, "requirements", "such as {'skills': ['markdown'], 'resources': {'cpu': 1}}")
         for key in value:
             if key not in VALID_KEYS:
@@ -90,3 +109,25 @@ class Requirements:
 
 
 NO_REQUIREMENTS = Requirements()
+
+
+def _key(value: dict[Any, Any]) -> tuple[Any, ...] | None:
+    """What decides how the plain dict ``value`` parses, as a hashable key: each entry's name, its value's type
+    and its value (a list or tuple of plain strings: their tuple); None when some value is of another kind
+    (a mapping of resources, a set, a subclass), which is parsed every time. Only what parsed without error
+    is kept, and a ``Requirements`` is immutable: the same key always gives an equal answer."""
+    key: list[Any] = []
+    for name, item in value.items():
+        kind = type(item)
+        if type(name) is not str:
+            return None
+        if kind is list or kind is tuple:
+            for part in item:
+                if type(part) is not str:
+                    return None
+            key.append((name, kind, *item))
+        elif kind in _PLAIN:
+            key.append((name, kind, item))
+        else:
+            return None
+    return tuple(key)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
 import pepper
 from pepper.core import AgentSelector, LoadBalancer, TaskOrchestrator
+from pepper.engine.inspection import MOVED
+from pepper.engine.service import EngineService
 from pepper.errors import (
     AgentNotFoundError,
     NoEligibleAgentError,
     TaskNotFoundError,
     ValidationError,
 )
+from pepper.model.requirements import Requirements
 from pepper.model.task import TaskState
+from pepper.scheduling.selection import choose
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 
@@ -185,3 +190,106 @@ def test_bad_distribution_input_gets_typed_errors(runtime):
     ]:
         with pytest.raises(error):
             call()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_same_requirements_asked_again_follow_agents_that_come_go_change_and_get_busy(
+    request, tmp_path, monkeypatch, kind
+):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "fresh.db")
+    started, release = threading.Event(), threading.Event()
+    executions: dict[str, int] = {}
+
+    def work(name):
+        def run(task):
+            executions[name] = executions.get(name, 0) + 1
+            started.set()
+            assert release.wait(60)
+            return name
+
+        return run
+
+    in_place = [0]
+    read_still = EngineService.read_agents_still
+
+    def counting(self, question):
+        answer = read_still(self, question)
+        in_place[0] += answer is not MOVED
+        return answer
+
+    monkeypatch.setattr(EngineService, "read_agents_still", counting)
+    asked = {"skills": ["py"]}  # one dict, asked again after each change
+    available = {"skills": ["py"], "availability": True}
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
+        for name in ("b", "c"):
+            pepper.agent(name, task_types=["t"], skills=["py"], runtime=runtime)(work(name))
+        runtime.start()
+        selector = AgentSelector(runtime)
+
+        def select(requirements):  # the first read after a change indexes the agents; then it is read in place
+            first = selector.select_agent("t", requirements)
+            for _ in range(100):  # (unless an event is being handled just then: that read goes to the engine)
+                reads = in_place[0]
+                again = selector.select_agent("t", requirements)  # (a busy agent's projected finish moves on)
+                assert replace(again, projected_finish=None) == replace(first, projected_finish=None)
+                if in_place[0] > reads:
+                    return first
+            pytest.fail("the answer was never read in place")
+
+        assert select(asked).agent_id == "b"  # none has a record: the first idle one by id
+        pepper.agent("a", task_types=["t"], skills=["py"], capacity=2, runtime=runtime)(work("a"))
+        assert select(asked).agent_id == "a"
+        runtime.unregister_agent("a")
+        assert select(asked).agent_id == "b"
+        runtime.unregister_agent("b")
+        assert select(asked).agent_id == "c"
+        pepper.agent("b", task_types=["t"], skills=["py", "go"], capacity=3, runtime=runtime)(work("b"))
+        chosen = select(asked)
+        assert (chosen.agent_id, chosen.capacity, chosen.skills) == ("b", 3, {"py", "go"})
+        runtime.unregister_agent("c")
+        pepper.agent("c", task_types=["t"], skills=["py"], runtime=runtime)(work("c"))
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task("on-c", "t", agent="c")
+        assert started.wait(60)
+        assert selector.get_agent_capabilities("c").running == 1
+        assert select(available).agent_id == "b"
+        runtime.unregister_agent("b")
+        with pytest.raises(NoEligibleAgentError, match="at capacity 1/1"):  # the only one left is busy
+            select(available)
+        assert select(asked).agent_id == "c"  # busy, yet eligible without availability
+        release.set()
+        assert orchestrator.wait(["on-c"], timeout=60)[0].state is TaskState.COMPLETED
+        chosen = select(available)
+        assert (chosen.agent_id, chosen.running) == ("c", 0)
+    assert executions == {"c": 1}
+
+
+def test_with_nobody_eligible_every_agent_is_named_with_the_reasons_ranking_every_candidate_gives():
+    with pepper.Runtime(db=":memory:") as runtime:
+        for name, types, skills in (("a", ["build"], ["py"]), ("b", ["build", "test"], ["go"]),
+                                    ("c", ["test"], ["py", "go"]), ("d", ["build"], ["py", "go"])):  # fmt: skip
+            pepper.agent(name, task_types=types, skills=skills, runtime=runtime)(str)
+        runtime.start()
+        selector = AgentSelector(runtime)
+        assert selector.select_agent("build", {"skills": ["py", "go"]}).agent_id == "d"
+
+        def pause(backend):  # on the engine's thread: d stops taking tasks, as an agent waiting for its budget
+            state = backend.engine.state
+            state.changes += 2
+            state.agents["d"].accepting, state.agents["d"].note = False, "waits for its budget"
+
+        runtime.read(pause)
+        for task_type, asked in [("build", {"skills": ["py", "go"]}), ("deploy", None), ("test", {"skills": ["rust"]}),
+                                 ("build", {"skills": ["go", "py"], "performance_score": 0.5}),
+                                 ("build", {"skills": ["py", "go"], "availability": True})]:  # fmt: skip
+            with pytest.raises(NoEligibleAgentError) as caught:
+                selector.select_agent(task_type, asked)
+            req = Requirements.parse(asked)
+
+            def everyone(view, task_type=task_type, req=req):
+                return choose([view.candidate(a, task_type) for a in view.directory().agents.values()], task_type, req)
+
+            assert caught.value.rejected == dict(runtime.read_agents(everyone).rejected)
+            assert set(caught.value.rejected) == {"a", "b", "c", "d"}
+        assert caught.value.rejected["d"] == ("waits for its budget",)
+        assert "lacks skill py" in caught.value.rejected["b"]

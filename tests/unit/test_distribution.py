@@ -253,7 +253,7 @@ def test_a_free_agent_leaves_a_task_to_a_much_better_busy_one_and_looks_again_la
 
 @pytest.mark.parametrize("seed", range(20))
 def test_the_fast_best_choice_agrees_with_ranking_every_candidate(seed):
-    from pepper.engine.inspection import best_matching, candidate, directory
+    from pepper.engine.inspection import best_matching, candidate, directory, live_agents
 
     rng = random.Random(seed)
     types, skills = ["a", "b", "c"], ["x", "y", "z"]
@@ -280,6 +280,10 @@ def test_the_fast_best_choice_agrees_with_ranking_every_candidate(seed):
             everyone = [candidate(state, a, task_type, now) for a in state.agents.values()]
             full = choose(everyone, task_type, req).best
             assert (fast and fast.agent_id) == (full and full.agent_id)
+            pool = directory(state).pool(task_type, req.skills)
+            found = live_agents(state, now).best_agent_in(pool, task_type)  # the agent, without its candidate
+            assert (found and (found[0].spec.agent_id, found[1])) == (full and (full.agent_id, full.projected_finish))
+            assert live_agents(state, now).best_in(pool, task_type) == full
             assert {a.agent_id for a in matching} == {
                 a.agent_id for a in state.agents.values() if a.spec.accepts(task_type) and req.skills <= a.spec.skills
             }
