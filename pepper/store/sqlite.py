@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
 from typing import Any
 
 from pepper.store.connection import connect, damaged, migrate
@@ -31,6 +32,61 @@ class _ChangeNumber:
 
     def __call__(self) -> int:
         return self.value
+
+
+class _Transaction:
+    """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's lock (see ``SQLiteStore.transaction``).
+
+    A class rather than a generator: every group commit of the engine goes through it.
+    """
+
+    __slots__ = ("conn", "store", "typed")
+
+    def __init__(self, store: SQLiteStore, typed: bool) -> None:
+        self.store = store
+        self.typed = typed
+
+    def __enter__(self) -> Connection:
+        store = self.store
+        store.lock.acquire()
+        try:
+            conn = self.conn = store.conn
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            store.lock.release()
+            self._reraise(exc)
+            raise
+        return conn  # type: ignore[return-value]  # sqlite3's cursor types are narrower than the protocol's
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        conn = self.conn
+        try:
+            if exc is None:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            elif conn.in_transaction:  # SQLite may have rolled back itself (a full disk, say)
+                conn.execute("ROLLBACK")
+        except BaseException as failed:
+            self.store.lock.release()
+            self._reraise(failed)
+            raise
+        self.store.lock.release()
+        if exc is not None:
+            self._reraise(exc)
+
+    def _reraise(self, exc: BaseException) -> None:
+        """Raise SQLite's ``exc`` as pepper's (damaged file; typed if asked); return for anything else."""
+        if not isinstance(exc, (sqlite3.Error, OverflowError)):
+            return
+        error = damaged(exc, self.store.path)
+        if error is not None:
+            raise error from None
+        if self.typed:
+            raise typed_error(exc) from exc
 
 
 class SQLiteStore(SqlStore):
@@ -77,31 +133,8 @@ class SQLiteStore(SqlStore):
         """``transaction()`` with SQLite's exceptions typed (``typed_errors``), in one step."""
         return self._transaction(True)
 
-    @contextmanager
-    def _transaction(self, typed: bool) -> Iterator[Connection]:
-        with self.lock:
-            try:
-                conn = self.conn
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn  # type: ignore[misc]  # sqlite3's cursor types are narrower than the protocol's
-                except BaseException:
-                    if conn.in_transaction:  # SQLite may have rolled back itself (a full disk, say)
-                        conn.execute("ROLLBACK")
-                    raise
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except (sqlite3.Error, OverflowError) as exc:
-                error = damaged(exc, self.path)
-                if error is not None:
-                    raise error from None
-                if typed:
-                    raise typed_error(exc) from exc
-                raise
+    def _transaction(self, typed: bool) -> _Transaction:
+        return _Transaction(self, typed)
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
         with self.checked(), self.lock:

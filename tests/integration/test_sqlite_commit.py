@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from typing import Any
 
 import pytest
@@ -84,3 +85,45 @@ def test_a_value_sqlite_cannot_hold_is_refused_and_nothing_of_the_commit_is_writ
     assert store.get_tasks(["ok", "big"]) == {}
     store.commit(WriteSet(submissions=[[Task("ok", "t")]]), "w1")
     assert set(store.get_tasks(["ok"])) == {"ok"}
+
+
+def test_an_error_of_the_callers_own_rolls_back_and_reaches_it_unchanged(store):
+    boom = ValueError("not the database's")
+    with pytest.raises(ValueError) as raised, store.write_transaction() as conn:
+        store.begin_change(conn)
+        conn.execute("INSERT INTO tasks (task_id, task_type, priority, dependencies, inputs, requirements, "
+                     "max_retries, metadata, created_at, state, change_seq) "
+                     "VALUES ('half', 't', 0, '[]', '{}', '{}', 0, '{}', 0, 'pending', 1)")  # fmt: skip
+        raise boom
+    assert raised.value is boom
+    assert not store.conn.in_transaction
+    assert store.get_tasks(["half"]) == {}
+    # the lock was let go: another thread writes at once
+    done: list[Any] = []
+    writer = threading.Thread(target=lambda: done.append(store.commit(WriteSet(submissions=[[Task("b", "t")]]), "w")))
+    writer.start()
+    writer.join(timeout=30)
+    assert done and set(store.get_tasks(["b"])) == {"b"}
+
+
+def test_a_write_lock_held_elsewhere_is_a_busy_store_and_leaves_this_one_free(store, tmp_path):
+    other = sqlite3.connect(str(tmp_path / "commit.db"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    store.conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        with pytest.raises(StoreBusyError, match="locked"):
+            store.commit(WriteSet(submissions=[[Task("waits", "t")]]), "w1")
+        assert not store.conn.in_transaction
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    store.commit(WriteSet(submissions=[[Task("waits", "t")]]), "w1")  # neither the lock nor the connection is held
+    assert set(store.get_tasks(["waits"])) == {"waits"}
+
+
+def test_a_closed_store_refuses_a_transaction_and_is_not_left_locked(store):
+    store.close()
+    with pytest.raises(WriteRefusedError, match="closed"), store.write_transaction():
+        pass  # never reached
+    assert store.lock.acquire(blocking=False)
+    store.lock.release()
