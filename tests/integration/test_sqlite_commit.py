@@ -127,3 +127,29 @@ def test_a_closed_store_refuses_a_transaction_and_is_not_left_locked(store):
         pass  # never reached
     assert store.lock.acquire(blocking=False)
     store.lock.release()
+
+
+def test_empty_columns_and_flags_are_stored_as_sqlite_stored_them_before(store):
+    store.commit(WriteSet(submissions=[[Task("a", "t")]]), "w1")
+    cancelled = TaskRecord(Task("a", "t"), TaskState.CANCELLED, cancel_requested=True, reason="asked")
+    store.commit(WriteSet(saves=[TaskSave.of(cancelled, 1)]), "w1")
+    row = store.conn.execute(
+        "SELECT typeof(cancel_requested), cancel_requested, typeof(agent_id), typeof(timeout) FROM tasks"
+    ).fetchone()
+    assert tuple(row) == ("integer", 1, "null", "null")
+    stored = store.get_tasks(["a"])["a"]
+    assert stored.cancel_requested is True and stored.agent_id is None and stored.task.timeout is None
+
+
+def test_an_adapter_the_application_registered_is_kept(tmp_path):
+    key = (bool, sqlite3.PrepareProtocol)
+    before = sqlite3.adapters.pop(key, None)
+    mine = lambda flag: "yes" if flag else "no"  # noqa: E731
+    sqlite3.register_adapter(bool, mine)
+    try:
+        SQLiteStore(str(tmp_path / "other.db")).close()
+        assert sqlite3.adapters[key] is mine
+    finally:
+        sqlite3.adapters.pop(key, None)
+        if before is not None:
+            sqlite3.adapters[key] = before
