@@ -153,3 +153,32 @@ def test_an_adapter_the_application_registered_is_kept(tmp_path):
         sqlite3.adapters.pop(key, None)
         if before is not None:
             sqlite3.adapters[key] = before
+
+
+def _rows(store: SQLiteStore) -> list[tuple[Any, ...]]:
+    rows = store.conn.execute("SELECT * FROM tasks ORDER BY task_id").fetchall()
+    return [tuple(v for k, v in zip(row.keys(), row, strict=True) if k not in ("seq", "change_seq")) for row in rows]
+
+
+def test_a_large_submission_is_stored_as_one_task_at_a_time_would_be(store, tmp_path):
+    tasks = [Task(f"t{i:03}", "t", priority=i % 3, dependencies=(f"t{i - 1:03}",) if i % 2 else ()) for i in range(123)]
+    store.commit(WriteSet(submissions=[tasks[40:47]]), "w1")  # seven already stored, in the middle of a block
+    result = store.commit(WriteSet(submissions=[tasks]), "w1")
+    assert set(result.existing) == {t.task_id for t in tasks[40:47]} and not result.rejected
+    single = SQLiteStore(str(tmp_path / "single.db"))
+    try:
+        for task in tasks[40:47] + tasks[:40] + tasks[47:]:
+            single.commit(WriteSet(submissions=[[task]]), "w1")
+        assert _rows(store) == _rows(single)
+    finally:
+        single.close()
+    assert len(store.get_tasks([t.task_id for t in tasks])) == 123
+
+
+def test_a_large_submission_with_one_bad_row_stores_none_of_it(store):
+    tasks = [Task(f"t{i}", "t") for i in range(120)]
+    tasks[77] = Task("t77", "t", priority=2**70)  # SQLite cannot hold it
+    with pytest.raises(WriteRefusedError):
+        store.commit(WriteSet(submissions=[tasks]), "w1")
+    assert not store.conn.in_transaction
+    assert store.get_tasks([t.task_id for t in tasks]) == {}
