@@ -105,6 +105,8 @@ class Attempts:
             "command": InSubprocess(agents_home, self.pids),
         }
         self._chosen: dict[AgentHandle, Executor] = {}
+        # The engine's loop, taken at the first start: asking asyncio for it costs a system call each time.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, agent: AgentHandle, run: TaskRun) -> None:
         task_id = run.task.task_id
@@ -114,7 +116,10 @@ class Attempts:
         executor = self._chosen.get(agent)
         if executor is None:
             executor = self._chosen[agent] = self.executor_for(agent)
-        attempt.task = asyncio.get_running_loop().create_task(self._run(attempt, executor.call(agent, run)))
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        attempt.task = loop.create_task(self._run(attempt, executor.call(agent, run)))
 
     def on_ray(self, spec: AgentSpec) -> bool:
         """Whether the agent's attempts run on Ray (it, or the runtime for agents that name no executor, says so)."""

@@ -294,10 +294,11 @@ class Engine:
             self._commit_failures = 0
             self._refused.clear()
             self._after_commit(batch, result)
-        trimmed = self.state.handle(Trim(self.clock.now()))
-        for action in trimmed:
-            self._act[type(action)](action)
-        self.collector.note(len(self.state.tasks) - len(self.state.finished))
+        state = self.state
+        if len(state.finished) > state.keep_finished:  # (``Trim`` changes nothing below the budget)
+            for action in state.handle(Trim(self.clock.now())):
+                self._act[type(action)](action)
+        self.collector.note(len(state.tasks) - len(state.finished))
 
     def _commit(self, batch: Batch) -> CommitResult:
         writes = batch.writes(self.state.tasks, self.versions, self.worker_id)

@@ -155,7 +155,12 @@ def tasks_from_specs(specs: Any, now: float) -> list[Task]:
         )
     tasks = []
     checked: dict[tuple[Any, ...], Task] = {}  # the task built from each shape of spec seen, by that shape
+    #: the latest spec whose shape was found, the task of that shape, and its id and dependencies keys
+    last: tuple[Mapping[str, Any], Task, str | None, str | None] | None = None
     for index, spec in enumerate(specs):
+        if last is not None and _alike(spec, *last):  # as a bulk goes: the shape of the one before
+            tasks.append(_like(last[1], spec, last[2], last[3]))
+            continue
         if isinstance(spec, Task):  # built by hand, perhaps: at least make sure it can be stored
             _check_storable(spec)
         elif type(spec) is not dict and not isinstance(spec, Mapping):
@@ -170,10 +175,10 @@ def tasks_from_specs(specs: Any, now: float) -> list[Task]:
                 like = checked.get(shape)
                 if like is not None:
                     tasks.append(_like(like, spec, shape[0], shape[1]))
-                    continue
-                task = task_from_mapping(spec, now)
-                checked[shape] = task
-                tasks.append(task)
+                else:
+                    like = checked[shape] = task_from_mapping(spec, now)
+                    tasks.append(like)
+                last = (spec, like, shape[0], shape[1])
                 continue
         tasks.append(task_from_mapping(spec, now))
     return tasks
@@ -184,6 +189,7 @@ _ID_KEYS = frozenset(key for key, name in FIELD_OF.items() if name == "task_id")
 _DEPENDENCY_KEYS = frozenset(key for key, name in FIELD_OF.items() if name == "dependencies")
 #: Values whose equal copies check alike (a container could hold different things; an object could change).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_ABSENT: Any = object()
 _new_task = quick_init(Task)
 
 
@@ -212,6 +218,27 @@ def _shape(spec: Any) -> tuple[Any, ...] | None:
         else:
             return None
     return (id_key, deps_key, *shape)
+
+
+def _alike(spec: Any, last: Mapping[str, Any], like: Task, id_key: str | None, deps_key: str | None) -> bool:
+    """Whether ``spec`` has the ``_shape`` of ``last`` (a spec whose shape was found, with these id and
+    dependencies keys; ``like`` is its task): the same keys, holding equal plain values of the same types, its id
+    and dependencies aside. Found without building the shape: most specs of a bulk are alike."""
+    if type(spec) is not dict or len(spec) != len(last):
+        return False
+    for key, value in spec.items():
+        if type(key) is not str:
+            return False
+        if key == id_key:
+            continue
+        if key == deps_key:
+            if type(value) not in (list, tuple):
+                return False
+            continue
+        other = last.get(key, _ABSENT)
+        if type(value) is not type(other) or type(value) not in _PLAIN or value != other:
+            return False
+    return True  # every key of ``spec`` is one of ``last``'s, and there are as many: the same keys
 
 
 def _like(like: Task, spec: Mapping[str, Any], id_key: str | None, deps_key: str | None) -> Task:

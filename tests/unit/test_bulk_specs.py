@@ -143,3 +143,33 @@ def test_a_status_shows_every_field_of_its_record_and_spec() -> None:
                  "max_retries", "created_at", "inputs", "not_before")}  # fmt: skip
     assert {name: getattr(status, name) for name in expected} == expected
     assert status.policy == str(task.policy) and status.waiting_on == ()
+
+
+def test_specs_like_the_one_before_or_not_each_get_their_own_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = []
+    original = submission.build_task
+
+    def counting(**fields: object) -> Task:
+        built.append(fields.get("task_id"))
+        return original(**fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(submission, "build_task", counting)
+    specs = [
+        {"id": "a1", "type": "t", "priority": "high"},
+        {"id": "b1", "type": "t", "retries": 3},  # as many keys, another one
+        {"id": "a2", "type": "t", "priority": "high"},
+        {"priority": "high", "type": "t", "id": "a3"},  # the same keys in another order
+        {"id": "b2", "type": "t", "retries": 3},
+        {"id": "c1", "type": "t", "retries": 4},  # the same keys, another value
+        {"id": "d1", "type": "u", "retries": 4, "needs": ["a1"]},
+        {"id": "d2", "type": "u", "retries": 4, "needs": ("b1", "a1")},
+    ]
+    tasks = tasks_from_specs(specs, now=5.0)
+    assert built == ["a1", "b1", "c1", "d1"]  # each shape is checked once, whatever came between
+    for spec, task in zip(specs, tasks, strict=True):
+        assert task == tasks_from_specs([spec], now=5.0)[0]
+    assert [t.dependencies for t in tasks[6:]] == [("a1",), ("b1", "a1")]
+    with pytest.raises(InvalidPriorityError):  # a bad value right after a good one of its shape is refused
+        tasks_from_specs([{"id": "e1", "type": "t", "priority": "high"}, {"id": "e2", "type": "t", "priority": "x"}], 0)
+    with pytest.raises(ValidationError, match="dependencies"):  # dependencies that are not a list, likewise
+        tasks_from_specs([{"id": "f1", "type": "t", "needs": []}, {"id": "f2", "type": "t", "needs": "f1"}], 0.0)
