@@ -15,8 +15,10 @@ from pepper.model.submission import build_task, tasks_from_specs
 from pepper.model.task import Task, TaskState
 
 
-def test_tasks_of_one_shape_equal_those_built_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The ids of the specs whose fields were checked one by one (``build_task`` ran for them)."""
+    calls: list[object] = []
     original = submission.build_task
 
     def counting(**fields: object) -> Task:
@@ -24,6 +26,11 @@ def test_tasks_of_one_shape_equal_those_built_one_by_one(monkeypatch: pytest.Mon
         return original(**fields)  # type: ignore[arg-type]
 
     monkeypatch.setattr(submission, "build_task", counting)
+    return calls
+
+
+def test_tasks_of_one_shape_equal_those_built_one_by_one(built: list[object]) -> None:
+    calls = built
     specs = [{"id": f"t{i}", "type": "review", "priority": "high", "retries": 2, "timeout": "5m"} for i in range(50)]
     tasks = tasks_from_specs(specs, now=100.0)
     assert calls == ["t0"]  # the others took its checked fields
@@ -34,16 +41,9 @@ def test_tasks_of_one_shape_equal_those_built_one_by_one(monkeypatch: pytest.Mon
 
 
 def test_tasks_differing_in_their_dependencies_too_are_checked_once_and_keep_their_own(
-    monkeypatch: pytest.MonkeyPatch,
+    built: list[object],
 ) -> None:
-    calls = []
-    original = submission.build_task
-
-    def counting(**fields: object) -> Task:
-        calls.append(fields.get("task_id"))
-        return original(**fields)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(submission, "build_task", counting)
+    calls = built
     specs = [{"id": f"t{i}", "type": "t", "dependencies": [f"t{j}" for j in range(i)]} for i in range(4)]
     specs += [{"id": "u", "type": "t", "dependencies": ("t1", "t1", "t2")}, {"id": "v", "type": "t", "needs": []}]
     tasks = tasks_from_specs(specs, now=3.0)
@@ -145,15 +145,7 @@ def test_a_status_shows_every_field_of_its_record_and_spec() -> None:
     assert status.policy == str(task.policy) and status.waiting_on == ()
 
 
-def test_specs_like_the_one_before_or_not_each_get_their_own_fields(monkeypatch: pytest.MonkeyPatch) -> None:
-    built = []
-    original = submission.build_task
-
-    def counting(**fields: object) -> Task:
-        built.append(fields.get("task_id"))
-        return original(**fields)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(submission, "build_task", counting)
+def test_specs_like_the_one_before_or_not_each_get_their_own_fields(built: list[object]) -> None:
     specs = [
         {"id": "a1", "type": "t", "priority": "high"},
         {"id": "b1", "type": "t", "retries": 3},  # as many keys, another one
