@@ -190,9 +190,8 @@ class EngineCounters:
 
 
 class _Index:
-    """What is kept of one engine state for reading its agents, each part replaced whole: the directory of its
-    agents (made on the engine's thread, for their version) and, for its ``changes`` count, a reader's
-    ``Performance.reader``, chooser and free pool resources of an agent (no answer read after a move is kept)."""
+    """Kept per engine state to read its agents, each part replaced whole: the directory (for the agents'
+    version) and a reader's performance, chooser and free resources (for the state's ``changes`` count)."""
 
     __slots__ = ("built", "reader")
 
@@ -206,9 +205,7 @@ _indexes: weakref.WeakKeyDictionary[EngineState, _Index] = weakref.WeakKeyDictio
 
 def directory(state: EngineState) -> AgentDirectory:
     """The state's agents indexed by type and skill (rebuilt, on the engine's thread, when agents come or go)."""
-    index = _indexes.get(state)
-    if index is None:
-        index = _indexes[state] = _Index()
+    index = _indexes.get(state) or _indexes.setdefault(state, _Index())
     built = index.built
     if built is not None and built[0] == state.routing.version:
         return built[1]
