@@ -279,8 +279,8 @@ class EngineService:
         return self.statuses(task_ids, known)
 
     def statuses(self, task_ids: Sequence[str], known: Mapping[str, TaskStatus] | None = None) -> list[TaskStatus]:
-        """Statuses of settled tasks: from memory, else ``known`` (statuses kept as they settled), else (trimmed
-        from memory before anyone asked) the store; no waiting reasons."""
+        """Statuses of settled tasks: ``known`` (statuses kept as they settled) unless the task changed in memory
+        since, else from memory, else (trimmed from memory before anyone asked) the store; no waiting reasons."""
         engine = self.engine
         tasks = engine.state.tasks
         known = known or {}
@@ -289,11 +289,10 @@ class EngineService:
         out = []
         for tid in task_ids:
             t = tasks.get(tid)
-            if t is not None:
-                out.append(t.to_status())
-            else:
-                status = known.get(tid)
-                out.append(status if status is not None else stored[tid].to_status())
+            status = known.get(tid)
+            if t is not None and (status is None or status.state is not t.state or status.attempts != t.attempts):
+                status = t.to_status()  # changed since it settled (a replay, a re-run): as it is now
+            out.append(status if status is not None else stored[tid].to_status())
         return out
 
     async def cancel(self, task_id: str, reason: str) -> bool:

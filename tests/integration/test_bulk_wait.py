@@ -148,3 +148,32 @@ def test_tasks_read_back_a_chunk_at_a_time_keep_their_order_and_an_unknown_id_is
         assert [(s.task_id, s.result) for s in statuses] == [(tid, int(tid[2:])) for tid in [*backwards, ids[-1]]]
         with pytest.raises(TaskNotFoundError, match="nope"):
             orchestrator.wait([*ids[:9], "nope", *ids[9:], "nada"], timeout=60)
+
+
+def test_a_wait_answers_with_the_status_kept_at_settling_unless_the_task_changed_since(tmp_path: Path) -> None:
+    calls: list[str] = []
+    with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home")) as runtime:
+
+        def flaky(task: pepper.TaskRun) -> str:
+            calls.append(task.task_id)
+            if task.task_id == "b" and calls.count("b") == 1:
+                raise ValueError("not yet")
+            return task.task_id
+
+        pepper.agent("flaky", task_types=["flaky"], runtime=runtime)(flaky)
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_tasks([{"id": "a", "type": "flaky"}, {"id": "b", "type": "flaky", "max_retries": 0}])
+        first = orchestrator.wait(["a", "b"], timeout=60)
+        assert [s.state for s in first] == [pepper.TaskState.COMPLETED, pepper.TaskState.FAILED]
+        service_ = runtime._service
+        assert service_ is not None
+        assert runtime.portal().submit(service_.replay("b", None)).result(timeout=60)  # runs again after settling
+        assert orchestrator.get_result("b", timeout=60) == "b"
+
+        async def statuses() -> list[pepper.TaskStatus]:
+            return service_.statuses(["a", "b"], {s.task_id: s for s in first})
+
+        a, b = runtime.portal().submit(statuses()).result(timeout=60)
+        assert a is first[0]  # unchanged since it settled: the kept status is the answer
+        assert (b.state, b.attempts, b.result) == (pepper.TaskState.COMPLETED, 2, "b")  # changed: read anew
+        assert calls == ["a", "b", "b"]
