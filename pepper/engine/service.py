@@ -157,6 +157,7 @@ class EngineService:
         return cls(Engine(store, settings, clock=clock, worker_id=worker_id, agents_home=agents_home, hooks=hooks))
 
     async def start(self) -> None:
+        self.engine.store.checkpoint_in_background()
         self.upkeep.begin()
         self.sampler.start()
         self.lag.start()

@@ -100,6 +100,10 @@ class SqlDatabase:
     def close(self) -> None:
         raise NotImplementedError
 
+    def checkpoint_in_background(self) -> None:
+        """Keep the database's own upkeep of its files off the writers' commits, for a process that writes
+        much (an engine), until ``close``; nothing, where the database does that itself."""
+
     def reclaim_space(self) -> None:
         """Give the space of deleted rows back (after a prune): to the file system, or for reuse."""
         raise NotImplementedError

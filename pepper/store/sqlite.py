@@ -12,11 +12,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from itertools import chain
 from types import TracebackType
 from typing import Any
 
+from pepper.store.checkpoints import BACKSTOP_PAGES, Checkpointer
 from pepper.store.connection import connect, damaged, migrate
 from pepper.store.params import typed_error, typed_errors
 from pepper.store.sql_store import Connection, SqlStore
@@ -123,6 +124,7 @@ class SQLiteStore(SqlStore):
         self._insert_block: str | None = None  # ``insert_task`` for ``_INSERT_BLOCK`` rows ("": none), once made
         # not deterministic: the number differs from one transaction to the next
         self._conn.create_function("pepper_tx_seq", 0, self._change)
+        self.checkpoints: Checkpointer | None = None  # see ``checkpoint_in_background``
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -188,7 +190,21 @@ class SQLiteStore(SqlStore):
         with self.lock:
             return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def checkpoint_in_background(self) -> None:
+        """Fold the write-ahead log back into the file on a thread of its own (``store.checkpoints``), not in
+        this connection's commits; until ``close``. Nothing for ``:memory:``."""
+        if self.path == ":memory:" or self.checkpoints is not None:
+            return
+        checkpoints = Checkpointer(self.path)
+        with self.checked(), self.lock:
+            checkpoints.start()
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        self.checkpoints = checkpoints
+
     def close(self) -> None:
+        checkpoints, self.checkpoints = self.checkpoints, None
+        if checkpoints is not None:
+            checkpoints.stop()
         with self.lock:
             if self._conn is not None:
                 try:
@@ -230,9 +246,10 @@ class SQLiteStore(SqlStore):
         """VACUUM (rewrites the file without the free pages), then fold the log back so the file shrinks."""
         if self.path == ":memory:":
             return
-        with self.checked(), self.lock, typed_errors():
+        checkpoints = self.checkpoints
+        with self.checked(), self.lock, typed_errors(), checkpoints.lock if checkpoints else nullcontext():
             self.conn.execute("VACUUM")
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # (with no checkpoint of the thread's meanwhile)
 
     @contextmanager
     def checked(self) -> Iterator[None]:
