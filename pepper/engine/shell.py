@@ -357,6 +357,26 @@ class Engine:
             if self.catch_up is not None:
                 self._try(self.catch_up)
             self._try(self.load, result.conflicts, "conflict")
+            self._own_writes_found(batch, result.conflicts)
+
+    def _own_writes_found(self, batch: Batch, conflicts: set[str]) -> None:
+        """Act on the rows of ``conflicts`` read back as this worker wrote them: a commit reported failed may
+        have gone through all the same (the connection broke as it committed), so its retry lost to itself.
+
+        A claim the store shows as ours, at this attempt, is ours: its attempt starts (``_launch`` checks the
+        row as read back). An end the store shows settled wakes its waiters, as its own commit would have."""
+        for start in batch.starts:
+            if start.task_id in conflicts:
+                running = self.attempts.running.get(start.task_id)
+                if running is None or running.run.attempt != start.attempt:
+                    self._launch(start)
+        for task_id in batch.settled:
+            if task_id in conflicts:
+                t = self.state.tasks.get(task_id)
+                if t is not None and t.state.is_settled:
+                    self._wake(task_id)
+                    if self.hooks:
+                        self.notify("on_settled", task_id, t.state)
 
     def _try(self, chore: Callable[..., Any], *args: Any) -> None:
         """A read after a commit that may fail (the database is busy): logged; the next poll catches up."""

@@ -1,0 +1,100 @@
+"""A commit reported failed that went through all the same (the connection broke as the database committed):
+the engine's retry finds its own rows, and the task neither hangs nor runs twice. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pepper
+from pepper.core import TaskOrchestrator, WorkflowController
+from pepper.errors import StoreBusyError
+from pepper.model.record import STORED_FIELDS
+from pepper.store.protocol import WriteSet
+from tests.conftest import FAST
+
+STATE = STORED_FIELDS.index("state")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[pepper.Runtime]:
+    db = request.getfixturevalue("postgres_url") if request.param == "postgres" else str(tmp_path / "pepper.db")
+    rt = pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST)
+    yield rt
+    rt.close()
+
+
+def lose_the_answer_once(runtime: pepper.Runtime, matches: Callable[[WriteSet], bool]) -> list[WriteSet]:
+    """The first commit that ``matches`` is written, then reported failed as a dropped connection would be."""
+    store = runtime.store
+    real = store.commit
+    tripped: list[WriteSet] = []
+
+    def commit(writes: WriteSet, writer: str, now: float = 0.0) -> Any:
+        result = real(writes, writer, now)
+        if not tripped and matches(writes):
+            tripped.append(writes)
+            raise StoreBusyError(f"{store.location}: server closed the connection unexpectedly")
+        return result
+
+    store.commit = commit  # type: ignore[method-assign]
+    return tripped
+
+
+def saving(task_id: str, state: str) -> Callable[[WriteSet], bool]:
+    """True of a commit that saves ``task_id`` (or a task whose id ends with it) in ``state``."""
+
+    def matches(writes: WriteSet) -> bool:
+        return any(
+            s.task.task_id.endswith(task_id) and str(getattr(s.values[STATE], "value", s.values[STATE])) == state
+            for s in writes.saves
+        )
+
+    return matches
+
+
+def counting_agent(runtime: pepper.Runtime) -> list[str]:
+    ran: list[str] = []
+
+    @pepper.agent("echo", task_types=["t"], runtime=runtime)
+    def echo(task: Any) -> str:
+        ran.append(task.task_id)
+        return task.task_id
+
+    return ran
+
+
+@pytest.mark.parametrize("lost", ["in_progress", "completed"], ids=["claim", "end"])
+def test_a_claim_or_end_that_was_stored_though_its_commit_failed_neither_hangs_nor_runs_twice(runtime, lost):
+    ran = counting_agent(runtime)
+    tripped = lose_the_answer_once(runtime, saving("x", lost))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "x", "type": "t"}, {"id": "y", "type": "t", "dependencies": ["x"]}])
+    statuses = orchestrator.wait(["x", "y"], timeout=30)
+    assert tripped
+    assert [(s.state.value, s.result, s.attempts) for s in statuses] == [("completed", "x", 1), ("completed", "y", 1)]
+    assert ran == ["x", "y"]
+
+
+def test_a_submission_that_was_stored_though_its_commit_failed_runs_once(runtime):
+    ran = counting_agent(runtime)
+    tripped = lose_the_answer_once(runtime, lambda writes: bool(writes.submissions))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "x", "type": "t"}, {"id": "y", "type": "t", "dependencies": ["x"]}])
+    assert [s.state.value for s in orchestrator.wait(["x", "y"], timeout=30)] == ["completed", "completed"]
+    assert tripped and ran == ["x", "y"]
+
+
+def test_a_workflow_step_whose_end_was_stored_though_its_commit_failed_lets_the_run_go_on(runtime):
+    ran = counting_agent(runtime)
+    workflow = WorkflowController("pair", runtime=runtime)
+    workflow.add_step("first", "t")
+    workflow.add_step("second", "t", dependencies=["first"])
+    tripped = lose_the_answer_once(runtime, saving("/first", "completed"))
+    result = workflow.run(timeout=30)
+    assert tripped
+    assert result.status == "completed" and [s.status for s in result] == ["completed", "completed"]
+    assert len(ran) == 2
