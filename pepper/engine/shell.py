@@ -364,14 +364,16 @@ class Engine:
         have gone through all the same (the connection broke as it committed), so its retry lost to itself.
 
         A claim the store shows as ours, at this attempt, is ours: its attempt starts (``_launch`` checks the
-        row as read back). An end the store shows settled wakes its waiters, as its own commit would have."""
+        row as read back). An end the store shows settled wakes its waiters, as its own commit would have.
+        A task with a change of its own waiting for the next commit is left to that commit."""
+        waiting = self._batch.dirty
         for start in batch.starts:
-            if start.task_id in conflicts:
+            if start.task_id in conflicts and start.task_id not in waiting:
                 running = self.attempts.running.get(start.task_id)
                 if running is None or running.run.attempt != start.attempt:
                     self._launch(start)
         for task_id in batch.settled:
-            if task_id in conflicts:
+            if task_id in conflicts and task_id not in waiting:
                 t = self.state.tasks.get(task_id)
                 if t is not None and t.state.is_settled:
                     self._wake(task_id)

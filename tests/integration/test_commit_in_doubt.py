@@ -22,7 +22,7 @@ STATE = STORED_FIELDS.index("state")
 @pytest.fixture(params=["sqlite", "postgres"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[pepper.Runtime]:
     db = request.getfixturevalue("postgres_url") if request.param == "postgres" else str(tmp_path / "pepper.db")
-    rt = pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST)
+    rt = pepper.Runtime(db=db, home=str(tmp_path / "home"), resources={"cpu": 2}, **FAST)
     yield rt
     rt.close()
 
@@ -77,6 +77,42 @@ def test_a_claim_or_end_that_was_stored_though_its_commit_failed_neither_hangs_n
     assert tripped
     assert [(s.state.value, s.result, s.attempts) for s in statuses] == [("completed", "x", 1), ("completed", "y", 1)]
     assert ran == ["x", "y"]
+
+
+def test_a_claim_whose_lease_was_stored_though_its_commit_failed_runs_once_and_gives_its_lease_back(runtime):
+    ran = counting_agent(runtime)
+    tripped = lose_the_answer_once(runtime, saving("x", "in_progress"))
+    orchestrator = TaskOrchestrator(runtime)
+    whole_pool = {"resources": {"cpu": 2}}  # so the second runs only once the first's lease is given back
+    orchestrator.submit_tasks([
+        {"id": "x", "type": "t", "requirements": whole_pool},
+        {"id": "y", "type": "t", "dependencies": ["x"], "requirements": whole_pool},
+    ])  # fmt: skip
+    statuses = orchestrator.wait(["x", "y"], timeout=30)
+    assert tripped
+    assert [(s.state.value, s.attempts) for s in statuses] == [("completed", 1), ("completed", 1)]
+    assert ran == ["x", "y"]
+    live = runtime.store.fetch("SELECT lease_id FROM leases WHERE released_at IS NULL AND task_id IS NOT NULL")
+    assert list(live) == []
+
+
+def test_a_retry_that_was_stored_though_its_commit_failed_keeps_one_record_of_the_failed_attempt(runtime):
+    ran: list[int] = []
+
+    @pepper.agent("flaky", task_types=["t"], runtime=runtime)
+    def flaky(task: Any) -> str:
+        ran.append(task.attempt)
+        if task.attempt == 1:
+            raise RuntimeError("the first attempt fails")
+        return task.task_id
+
+    tripped = lose_the_answer_once(runtime, saving("x", "pending"))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task(task_id="x", task_type="t", max_retries=1)
+    (status,) = orchestrator.wait(["x"], timeout=30)
+    assert tripped
+    assert (status.state.value, status.attempts, ran) == ("completed", 2, [1, 2])
+    assert [tuple(row) for row in runtime.store.fetch("SELECT attempt, outcome FROM attempts")] == [(1, "retry")]
 
 
 def test_a_submission_that_was_stored_though_its_commit_failed_runs_once(runtime):
