@@ -213,3 +213,23 @@ class Fleet:
             })  # fmt: skip
         except pepper.PepperError as exc:
             return f"(the database could not be read: {exc})"
+
+
+def freeze_between_writes(proc: subprocess.Popen[bytes], db: Path) -> None:
+    """SIGSTOP a worker on the SQLite file ``db`` at a moment it holds no write lock (frozen inside a write
+    transaction, it would block every writer of the file: SQLite has one writer at a time)."""
+    import sqlite3
+
+    for _ in range(200):
+        proc.send_signal(signal.SIGSTOP)
+        conn = sqlite3.connect(db, timeout=0.2)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # stopped mid-write: let it finish, try again
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            conn.close()
+    raise AssertionError("the worker never paused between writes")
