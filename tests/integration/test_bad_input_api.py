@@ -127,6 +127,26 @@ def test_waiting_and_listing_refuse_numbers_that_mean_nothing(runtime: pepper.Ru
         orchestrator.list_tasks(limit=10**30)
 
 
+def test_waiting_for_what_is_not_a_task_id_or_a_list_of_them_is_a_typed_error(runtime: pepper.Runtime) -> None:
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task(task_id="t", task_type="t")
+    for ids in (None, 42, "", [""], ["t", None]):
+        with pytest.raises(ValidationError, match="task id"):
+            orchestrator.wait(ids, timeout=0.1)  # type: ignore[arg-type]
+    assert runtime.store.count_by_state() == {"pending": 1}
+
+
+def test_a_cancel_whose_reason_is_not_text_is_refused_and_cancels_nothing(runtime: pepper.Runtime) -> None:
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task(task_id="t", task_type="t")
+    for reason in (5, b"bytes", ["why"]):
+        with pytest.raises(ValidationError, match="reason"):
+            orchestrator.cancel_task("t", reason=reason)  # type: ignore[arg-type]
+    assert orchestrator.get_task_status("t").state.value == "pending"
+    assert orchestrator.cancel_task("t", reason="no longer needed") is True
+    assert orchestrator.get_task_status("t").reason == "no longer needed"
+
+
 def test_an_exception_whose_message_cannot_be_read_still_ends_its_attempt(runtime: pepper.Runtime) -> None:
     class Unreadable(Exception):
         def __str__(self) -> str:
