@@ -11,7 +11,7 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
-from pepper.errors import AgentNotFoundError, ResourceUnavailableError, ValidationError
+from pepper.errors import AgentNotFoundError, ResourceUnavailableError, ValidationError, shown
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
@@ -20,6 +20,8 @@ from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
 from pepper.monitoring.alerts import Alert
 
 _WAIT_STEPS = (0.02, 0.05, 0.1, 0.2, 0.5)
+#: The most alerts one call returns.
+_MAX_ALERTS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +143,9 @@ class ResourceAllocator(Component):
         """Live leases (of one agent, if given)."""
         runtime = self.runtime
         now = runtime.clock.now()
+        holder = None if agent_id is None else _agent_id(agent_id)
         leases = runtime.read(lambda backend: backend.leases(now))
-        return [lease for lease in leases if agent_id is None or lease.holder == agent_id]
+        return [lease for lease in leases if holder is None or lease.holder == holder]
 
 
 class ResourceManager(Component):
@@ -187,6 +190,7 @@ class ResourceManager(Component):
 
     def get_resource_usage(self, agent_id: str) -> ResourceUsage:
         """What ``agent_id`` was given (its budget, its tasks' leases) beside what it really uses."""
+        agent_id = _agent_id(agent_id)
         runtime = self.runtime
         now = runtime.clock.now()
         mine = [lease for lease in runtime.read(lambda backend: backend.leases(now)) if lease.holder == agent_id]
@@ -227,7 +231,10 @@ class ResourceMonitor(AlertSource):
                            cooldown=cooldown)  # fmt: skip
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Alerts that fired, newest first."""
+        """Alerts that fired, newest first (at most ``limit``, from 1 to 1,000,000)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_ALERTS:
+            raise ValidationError(f"limit must be a whole number from 1 to {_MAX_ALERTS}, got {shown(limit)}",
+                                  field="limit")  # fmt: skip
         return [{**a, "above": bool(a["above"])} for a in self.runtime.store.alerts.recent(limit)]
 
 
