@@ -54,3 +54,35 @@ def test_a_worker_waking_after_it_was_presumed_dead_runs_nothing_a_second_time(f
     assert all(runs[t] == 2 for t in held)
     fleet.once_per_attempt()
     assert any(pid == first.pid and t in burst for t, _, pid, _ in fleet.executions())  # it did take work again
+
+
+@pytest.mark.slow
+def test_a_task_cancelled_while_its_worker_is_frozen_and_then_killed_is_not_run_again(fleet: Fleet) -> None:
+    first = fleet.start()
+    fleet.until(lambda: fleet.registered(1), "the first worker")
+    with fleet.runtime() as client:
+        orchestrator = TaskOrchestrator(client)
+        orchestrator.submit_tasks([
+            {"id": "h0", "type": "h"}, {"id": "h1", "type": "h"},
+            {"id": "after", "type": "t", "dependencies": ["h0"]},
+        ])  # fmt: skip
+        fleet.until(lambda: len(fleet.executions()) == 2, "the held tasks to start on the first worker")
+        second = fleet.start()
+        fleet.until(lambda: fleet.registered(2), "the second worker")
+
+        # Given the worker running the tasks frozen, so that it cannot act on a cancel
+        freeze_between_writes(first, Path(fleet.db))
+        # When another process cancels one of them, and the frozen worker is then killed
+        assert orchestrator.cancel_task("h0", reason="not needed") is True
+        fleet.kill(first)
+        (fleet.folder / "release").touch()
+        statuses = orchestrator.wait(["h0", "h1", "after"], timeout=120)
+
+    # Then the cancelled task and its dependent end cancelled, the other runs again on the second worker
+    assert [(s.task_id, s.state.value) for s in statuses] == [
+        ("h0", "cancelled"), ("h1", "completed"), ("after", "cancelled"),
+    ]  # fmt: skip
+    assert statuses[0].reason == "not needed"
+    fleet.stop_all()
+    ran = [(task_id, pid) for task_id, _, pid, _ in fleet.executions()]
+    assert sorted(ran) == sorted([("h0", first.pid), ("h1", first.pid), ("h1", second.pid)])
