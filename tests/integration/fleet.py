@@ -8,6 +8,10 @@ Each agent writes one line per execution to a log shared by the workers (``O_APP
 - ``flaky`` (type ``f``): raises on its first attempt, returns its task id after;
 - ``stuck`` (type ``s``): on its first attempt waits far longer than any task's timeout, returns after;
 - ``held`` (type ``h``): holds until the file ``release`` exists in the fleet's folder, returns its task id.
+
+A fleet with ``faults`` has its workers' commits fail while the file ``refuse`` exists (nothing written, as on
+a full disk), and some of them report a failure after writing while the file ``lose`` exists (as when the
+connection breaks as the database commits).
 """
 
 from __future__ import annotations
@@ -36,6 +40,23 @@ AGENTS_MODULE = textwrap.dedent("""
 
     LOG = os.environ["FLEET_LOG"]
     FOLDER = Path(LOG).parent
+
+    if os.environ.get("FLEET_FAULTS"):  # the database fails this worker's commits while a file says so
+        import random
+        from pepper.errors import StoreBusyError
+        from pepper.store.sql_store import SqlStore
+
+        _commit = SqlStore.commit
+
+        def _failing_commit(self, writes, writer, now=0.0):
+            if (FOLDER / "refuse").exists():  # as a full disk: nothing of the commit is written
+                raise StoreBusyError("database or disk is full")
+            result = _commit(self, writes, writer, now)
+            if (FOLDER / "lose").exists() and random.random() < 0.3:  # written, but the answer never came
+                raise StoreBusyError("server closed the connection unexpectedly")
+            return result
+
+        SqlStore.commit = _failing_commit
 
     def _ran(task, agent):
         out = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
@@ -101,8 +122,8 @@ CONFIG = textwrap.dedent("""
 class Fleet:
     """``pepper worker`` processes on ``db``, started and stopped one by one, with the log of executions."""
 
-    def __init__(self, folder: Path, db: str, hosts: bool) -> None:
-        self.folder, self.db, self.hosts = folder, db, hosts
+    def __init__(self, folder: Path, db: str, hosts: bool, faults: bool = False) -> None:
+        self.folder, self.db, self.hosts, self.faults = folder, db, hosts, faults
         self.log = folder / "ran.log"
         (folder / "fleet_agents.py").write_text(AGENTS_MODULE)
         (folder / "agents.yaml").write_text(AGENTS_YAML)
@@ -118,6 +139,8 @@ class Fleet:
         env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2]), FLEET_LOG=str(self.log))
         if self.hosts:
             env["PEPPER_HOST_ID"] = f"host-{n}"
+        if self.faults:
+            env["FLEET_FAULTS"] = "1"
         argv = [sys.executable, "-m", "pepper", "worker", "-q", "--agents", str(self.folder / "agents.yaml"),
                 "--db", self.db]  # fmt: skip
         with open(self.folder / f"worker-{n}.out", "wb") as out:

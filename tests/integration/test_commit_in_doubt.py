@@ -3,7 +3,9 @@ the engine's retry finds its own rows, and the task neither hangs nor runs twice
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +15,22 @@ import pepper
 from pepper.core import TaskOrchestrator, WorkflowController
 from pepper.errors import StoreBusyError
 from pepper.model.record import STORED_FIELDS
-from pepper.store.protocol import WriteSet
+from pepper.model.task import TaskState
+from pepper.store.location import open_store
+from pepper.store.protocol import TaskSave, WriteSet
 from tests.conftest import FAST
+from tests.support import eventually
 
 STATE = STORED_FIELDS.index("state")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[pepper.Runtime]:
-    db = request.getfixturevalue("postgres_url") if request.param == "postgres" else str(tmp_path / "pepper.db")
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else str(tmp_path / "pepper.db")
+
+
+@pytest.fixture
+def runtime(db: str, tmp_path: Path) -> Iterator[pepper.Runtime]:
     rt = pepper.Runtime(db=db, home=str(tmp_path / "home"), resources={"cpu": 2}, **FAST)
     yield rt
     rt.close()
@@ -134,3 +143,51 @@ def test_a_workflow_step_whose_end_was_stored_though_its_commit_failed_lets_the_
     assert tripped
     assert result.status == "completed" and [s.status for s in result] == ["completed", "completed"]
     assert len(ran) == 2
+
+
+def test_a_claim_lost_to_another_worker_is_not_started_while_its_row_cannot_be_read_back(runtime, db):
+    """The claim's commit failed and wrote nothing; meanwhile another worker claimed the task. The retry loses
+    to that claim, and reading the row back fails at first: the task must not start here on what memory says."""
+    ran = counting_agent(runtime)
+    store, other = runtime.store, open_store(db, create=False)
+    other.workers.register("other-worker", "elsewhere", 1, time.time())  # alive: it beats within the timeout
+    real_commit, real_get, real_changes = store.commit, store.get_tasks, store.changes_since
+    unreadable: list[int] = []
+
+    def commit(writes: WriteSet, writer: str, now: float = 0.0) -> Any:
+        if not unreadable and saving("x", "in_progress")(writes):
+            stored = other.get_tasks(["x"])["x"]
+            claim = replace(stored, state=TaskState.IN_PROGRESS, attempts=1, owner="other-worker", agent_id="echo")
+            other.commit(WriteSet(saves=[TaskSave.of(claim, stored.version)]), "other-worker")
+            unreadable.append(3)  # the next three reads of the task's row fail
+            raise StoreBusyError(f"{store.location}: database or disk is full")
+        return real_commit(writes, writer, now)
+
+    def unread() -> None:
+        if unreadable and unreadable[0]:
+            unreadable[0] -= 1
+            raise StoreBusyError(f"{store.location}: server closed the connection unexpectedly")
+
+    def get_tasks(task_ids: Any) -> Any:
+        if "x" in task_ids:
+            unread()
+        return real_get(task_ids)
+
+    def changes_since(*args: Any) -> Any:  # nor does the engine hear of the other claim by its poll at first
+        unread()
+        return real_changes(*args)
+
+    store.commit, store.get_tasks, store.changes_since = commit, get_tasks, changes_since  # type: ignore[method-assign]
+    try:
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task(task_id="x", task_type="t")
+        eventually(lambda: unreadable == [0], "the reads of the row to fail, then succeed")
+        # the other worker finishes the task; this one learns of it and never ran it
+        stored = other.get_tasks(["x"])["x"]
+        done = replace(stored, state=TaskState.COMPLETED, result="by the other", result_json='"by the other"')
+        other.commit(WriteSet(saves=[TaskSave.of(done, stored.version)]), "other-worker")
+        (status,) = orchestrator.wait(["x"], timeout=30)
+    finally:
+        other.close()
+    assert (status.state.value, status.result) == ("completed", "by the other")
+    assert ran == []

@@ -70,3 +70,46 @@ def test_workers_outlive_their_connections_being_dropped_and_run_each_task_once(
     runs = Counter(task_id for task_id, _, _, _ in fleet.executions())
     assert len(runs) == total and set(runs.values()) == {1}, runs.most_common(5)
     assert fleet.rows("SELECT COUNT(*) FROM attempts") == [(0,)]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def failing_fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
+    if request.param == "postgres":
+        group = Fleet(tmp_path, request.getfixturevalue("postgres_url"), hosts=True, faults=True)
+    else:
+        group = Fleet(tmp_path, str(tmp_path / "shared.db"), hosts=False, faults=True)
+    yield group
+    group.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["refuse", "lose"], ids=["nothing-written", "written-unanswered"])
+def test_workers_whose_commits_fail_for_a_while_lose_nothing_and_run_each_task_once(
+    failing_fleet: Fleet, fault: str
+) -> None:
+    fleet, total = failing_fleet, 600
+    for _ in range(3):
+        fleet.start()
+    fleet.until(lambda: fleet.registered(3), "three workers")
+    specs = [
+        {"id": f"c{i:04d}", "type": "t", "dependencies": [f"c{i - 1:04d}"] if i % 10 else []} for i in range(total)
+    ]
+    specs += [{"id": f"f{i:03d}", "type": "f", "max_retries": 2} for i in range(30)]
+    with fleet.runtime() as client:
+        TaskOrchestrator(client).submit_tasks(specs)
+
+    # While the tasks run, the workers' commits fail for a while
+    fleet.until(lambda: len(fleet.executions()) >= 50, "the first tasks to run")
+    switch = fleet.folder / fault
+    switch.touch()
+    said = {"refuse": "disk is full", "lose": "server closed the connection"}[fault]
+    fleet.until(lambda: all(said in fleet.output(proc) for proc in fleet.procs), "every worker's commits to fail")
+    switch.unlink()
+
+    # Then the workers, still alive, finish everything; each attempt ran once, and no task ran again
+    fleet.until(lambda: fleet.states() == {"completed": len(specs)}, "every task to complete")
+    fleet.stop_all()
+    runs = fleet.once_per_attempt()
+    assert {task_id for task_id, _ in runs} == {s["id"] for s in specs}
+    for task_id, attempt in runs:
+        assert attempt == 1 or (task_id.startswith("f") and attempt == 2), (task_id, attempt)
