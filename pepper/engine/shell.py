@@ -331,6 +331,13 @@ class Engine:
                     self.notify("on_submitted", fresh)
             if not future.done():
                 future.set_result(result.existing)
+        if result.existing:
+            # Stored already, yet unknown here: another process's (the same spec), or this one's own from a
+            # commit reported failed that went through; whichever, read them in.
+            known = self.state.tasks
+            unknown = {task_id for task_id in result.existing if task_id not in known}
+            if unknown:
+                self._reread(unknown, [], [])
         for start in batch.starts:
             if start.task_id not in unwritten:
                 self._launch(start)

@@ -133,6 +133,19 @@ def test_a_submission_that_was_stored_though_its_commit_failed_runs_once(runtime
     assert tripped and ran == ["x", "y"]
 
 
+def test_a_workflow_run_whose_start_was_stored_though_its_commit_failed_runs_its_steps_once(runtime):
+    ran = counting_agent(runtime)
+    workflow = WorkflowController("pair", runtime=runtime)
+    workflow.add_step("first", "t")
+    workflow.add_step("second", "t", dependencies=["first"])
+    tripped = lose_the_answer_once(runtime, lambda writes: bool(writes.runs))
+    result = workflow.run(timeout=30)
+    assert tripped
+    assert result.status == "completed" and [s.status for s in result] == ["completed", "completed"]
+    assert sorted(task_id.rsplit("/", 1)[1] for task_id in ran) == ["first", "second"]
+    assert [tuple(row) for row in runtime.store.fetch("SELECT state FROM runs")] == [("completed",)]
+
+
 def test_a_workflow_step_whose_end_was_stored_though_its_commit_failed_lets_the_run_go_on(runtime):
     ran = counting_agent(runtime)
     workflow = WorkflowController("pair", runtime=runtime)
