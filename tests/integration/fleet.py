@@ -238,9 +238,12 @@ class Fleet:
             return f"(the database could not be read: {exc})"
 
 
-def freeze_between_writes(proc: subprocess.Popen[bytes], db: Path) -> None:
-    """SIGSTOP a worker on the SQLite file ``db`` at a moment it holds no write lock (frozen inside a write
-    transaction, it would block every writer of the file: SQLite has one writer at a time)."""
+def freeze_between_writes(proc: subprocess.Popen[bytes], db: str) -> None:
+    """SIGSTOP a worker on ``db`` at a moment it holds no write lock (frozen inside a write transaction, it would
+    block the other writers: SQLite has one writer at a time, and PostgreSQL's commits take a lock in turn)."""
+    if "://" in db:
+        _freeze_between_postgres_writes(proc, db)
+        return
     import sqlite3
 
     for _ in range(200):
@@ -255,4 +258,21 @@ def freeze_between_writes(proc: subprocess.Popen[bytes], db: Path) -> None:
             time.sleep(0.01)
         finally:
             conn.close()
+    raise AssertionError("the worker never paused between writes")
+
+
+def _freeze_between_postgres_writes(proc: subprocess.Popen[bytes], url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        for _ in range(200):
+            proc.send_signal(signal.SIGSTOP)
+            open_transactions = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+            ).fetchone()
+            if open_transactions is not None and open_transactions[0] == 0:
+                return
+            proc.send_signal(signal.SIGCONT)  # stopped inside a transaction: let it finish, try again
+            time.sleep(0.01)
     raise AssertionError("the worker never paused between writes")

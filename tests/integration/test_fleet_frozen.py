@@ -14,9 +14,13 @@ from pepper.core import TaskOrchestrator
 from tests.integration.fleet import Fleet, freeze_between_writes
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    group = Fleet(tmp_path, str(tmp_path / "shared.db"), hosts=False)
+@pytest.fixture(params=["sqlite", "postgres"])
+def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
+    """On PostgreSQL each worker has a host of its own: only its silence tells that a worker is gone."""
+    if request.param == "postgres":
+        group = Fleet(tmp_path, request.getfixturevalue("postgres_url"), hosts=True)
+    else:
+        group = Fleet(tmp_path, str(tmp_path / "shared.db"), hosts=False)
     yield group
     group.close()
 
@@ -34,7 +38,7 @@ def test_a_worker_waking_after_it_was_presumed_dead_runs_nothing_a_second_time(f
         fleet.until(lambda: fleet.registered(2), "the second worker")
 
         # Given the first worker frozen until the second presumes it dead and runs its tasks again
-        freeze_between_writes(first, Path(fleet.db))
+        freeze_between_writes(first, fleet.db)
         fleet.until(lambda: len(fleet.executions()) == 2 * len(held), "the second worker to take the held tasks")
         assert {pid for _, _, pid, _ in fleet.executions()[len(held) :]} == {second.pid}
 
@@ -71,7 +75,7 @@ def test_a_task_cancelled_while_its_worker_is_frozen_and_then_killed_is_not_run_
         fleet.until(lambda: fleet.registered(2), "the second worker")
 
         # Given the worker running the tasks frozen, so that it cannot act on a cancel
-        freeze_between_writes(first, Path(fleet.db))
+        freeze_between_writes(first, fleet.db)
         # When another process cancels one of them, and the frozen worker is then killed
         assert orchestrator.cancel_task("h0", reason="not needed") is True
         fleet.kill(first)
