@@ -11,7 +11,14 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
-from pepper.errors import AgentNotFoundError, ResourceUnavailableError, ValidationError, shown
+from pepper.errors import (
+    AgentNotFoundError,
+    AllocationNotFoundError,
+    ResourceUnavailableError,
+    StoreBusyError,
+    ValidationError,
+    shown,
+)
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
@@ -111,7 +118,11 @@ class ResourceAllocator(Component):
         now = runtime.clock.now()
         lease = Lease(f"alloc-{uuid.uuid4().hex[:12]}", holder, LeaseKind.BUDGET, need, now,
                       None if seconds is None else now + seconds)  # fmt: skip
-        runtime.store.leases.grant(lease, now)
+        try:
+            runtime.store.leases.grant(lease, now)
+        except StoreBusyError:
+            if not _stored(runtime, lease.lease_id):
+                raise
         runtime.leases_changed()
         return lease
 
@@ -236,6 +247,16 @@ class ResourceMonitor(AlertSource):
             raise ValidationError(f"limit must be a whole number from 1 to {_MAX_ALERTS}, got {shown(limit)}",
                                   field="limit")  # fmt: skip
         return [{**a, "above": bool(a["above"])} for a in self.runtime.store.alerts.recent(limit)]
+
+
+def _stored(runtime: Runtime, lease_id: str) -> bool:
+    """Whether a lease whose grant was reported failed was stored all the same (the connection broke as the
+    database committed): then it is granted, and its caller must know it to give it back."""
+    try:
+        runtime.store.leases.get(lease_id)
+    except (AllocationNotFoundError, StoreBusyError):
+        return False
+    return True
 
 
 def _known_ids(runtime: Runtime) -> set[str]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import pepper
-from pepper.core import TaskOrchestrator, WorkflowController
+from pepper.core import ResourceAllocator, TaskOrchestrator, WorkflowController
 from pepper.errors import StoreBusyError
 from pepper.model.record import STORED_FIELDS
 from pepper.model.task import TaskState
@@ -204,3 +204,32 @@ def test_a_claim_lost_to_another_worker_is_not_started_while_its_row_cannot_be_r
         other.close()
     assert (status.state.value, status.result) == ("completed", "by the other")
     assert ran == []
+
+
+@pytest.mark.parametrize("written", [True, False], ids=["stored", "not-stored"])
+def test_an_allocation_whose_grant_was_reported_failed_is_the_callers_exactly_when_it_was_stored(runtime, written):
+    ledger = runtime.store.leases
+    real = ledger.grant
+    tripped: list[str] = []
+
+    def grant(lease: Any, now: float) -> Any:
+        if not tripped:
+            tripped.append(lease.lease_id)
+            if written:
+                real(lease, now)
+            raise StoreBusyError(f"{runtime.store.location}: server closed the connection unexpectedly")
+        return real(lease, now)
+
+    ledger.grant = grant  # type: ignore[method-assign]
+    allocator = ResourceAllocator(runtime)
+    if written:  # the caller gets the allocation, and can give it back
+        allocation = allocator.allocate("holder", {"cpu": 2})
+        assert allocation.lease_id == tripped[0]
+        assert [lease.lease_id for lease in allocator.allocations("holder")] == tripped
+        assert allocator.release(allocation) is True
+    else:  # the caller is told, and nothing is held
+        with pytest.raises(StoreBusyError):
+            allocator.allocate("holder", {"cpu": 2})
+        assert allocator.allocations("holder") == []
+    again = allocator.allocate("holder", {"cpu": 2})  # the whole pool is free again
+    assert allocator.release(again) is True
