@@ -114,8 +114,11 @@ class TaskOrchestrator(Component):
     @on_engine_loop
     async def cancel_task_async(self, task_id: str, reason: str | None = None) -> bool:
         """Cancel a task and everything that depends on it; False if it had already finished."""
+        task_id = _check_id(task_id)
+        if reason is not None and not isinstance(reason, str):
+            raise ValidationError(f"a cancel's reason must be text, got {shown(reason)}", field="reason")
         backend = await self.runtime.backend()
-        return await backend.cancel(_check_id(task_id), reason or "cancelled on request")
+        return await backend.cancel(task_id, reason or "cancelled on request")
 
     @on_engine_loop
     async def wait_async(
@@ -130,7 +133,11 @@ class TaskOrchestrator(Component):
         its ``state`` and ``error``.
         """
         single = isinstance(task_ids, str)
-        ids = [task_ids] if isinstance(task_ids, str) else [_check_id(t) for t in task_ids]
+        if not single and not isinstance(task_ids, Iterable):
+            raise ValidationError(
+                f"wait takes a task id or a list of task ids, got {shown(task_ids)}", field="task_ids"
+            )
+        ids = [_check_id(task_ids)] if single else [_check_id(t) for t in task_ids]
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf")
         ):

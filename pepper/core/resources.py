@@ -11,7 +11,14 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
-from pepper.errors import AgentNotFoundError, ResourceUnavailableError, ValidationError
+from pepper.errors import (
+    AgentNotFoundError,
+    AllocationNotFoundError,
+    ResourceUnavailableError,
+    StoreBusyError,
+    ValidationError,
+    shown,
+)
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
@@ -20,6 +27,8 @@ from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
 from pepper.monitoring.alerts import Alert
 
 _WAIT_STEPS = (0.02, 0.05, 0.1, 0.2, 0.5)
+#: The most alerts one call returns.
+_MAX_ALERTS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +118,11 @@ class ResourceAllocator(Component):
         now = runtime.clock.now()
         lease = Lease(f"alloc-{uuid.uuid4().hex[:12]}", holder, LeaseKind.BUDGET, need, now,
                       None if seconds is None else now + seconds)  # fmt: skip
-        runtime.store.leases.grant(lease, now)
+        try:
+            runtime.store.leases.grant(lease, now)
+        except StoreBusyError:
+            if not _stored(runtime, lease.lease_id):
+                raise
         runtime.leases_changed()
         return lease
 
@@ -141,8 +154,9 @@ class ResourceAllocator(Component):
         """Live leases (of one agent, if given)."""
         runtime = self.runtime
         now = runtime.clock.now()
+        holder = None if agent_id is None else _agent_id(agent_id)
         leases = runtime.read(lambda backend: backend.leases(now))
-        return [lease for lease in leases if agent_id is None or lease.holder == agent_id]
+        return [lease for lease in leases if holder is None or lease.holder == holder]
 
 
 class ResourceManager(Component):
@@ -187,6 +201,7 @@ class ResourceManager(Component):
 
     def get_resource_usage(self, agent_id: str) -> ResourceUsage:
         """What ``agent_id`` was given (its budget, its tasks' leases) beside what it really uses."""
+        agent_id = _agent_id(agent_id)
         runtime = self.runtime
         now = runtime.clock.now()
         mine = [lease for lease in runtime.read(lambda backend: backend.leases(now)) if lease.holder == agent_id]
@@ -227,8 +242,21 @@ class ResourceMonitor(AlertSource):
                            cooldown=cooldown)  # fmt: skip
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Alerts that fired, newest first."""
+        """Alerts that fired, newest first (at most ``limit``, from 1 to 1,000,000)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_ALERTS:
+            raise ValidationError(f"limit must be a whole number from 1 to {_MAX_ALERTS}, got {shown(limit)}",
+                                  field="limit")  # fmt: skip
         return [{**a, "above": bool(a["above"])} for a in self.runtime.store.alerts.recent(limit)]
+
+
+def _stored(runtime: Runtime, lease_id: str) -> bool:
+    """Whether a lease whose grant was reported failed was stored all the same (the connection broke as the
+    database committed): then it is granted, and its caller must know it to give it back."""
+    try:
+        runtime.store.leases.get(lease_id)
+    except (AllocationNotFoundError, StoreBusyError):
+        return False
+    return True
 
 
 def _known_ids(runtime: Runtime) -> set[str]:

@@ -331,6 +331,13 @@ class Engine:
                     self.notify("on_submitted", fresh)
             if not future.done():
                 future.set_result(result.existing)
+        if result.existing:
+            # Stored already, yet unknown here: another process's (the same spec), or this one's own from a
+            # commit reported failed that went through; whichever, read them in.
+            known = self.state.tasks
+            unknown = {task_id for task_id in result.existing if task_id not in known}
+            if unknown:
+                self._reread(unknown, [], [])
         for start in batch.starts:
             if start.task_id not in unwritten:
                 self._launch(start)
@@ -356,7 +363,44 @@ class Engine:
             # came with it, and this engine would claim that dependent too, and lose again, hop after hop.
             if self.catch_up is not None:
                 self._try(self.catch_up)
-            self._try(self.load, result.conflicts, "conflict")
+            conflicts = result.conflicts
+            starts = [start for start in batch.starts if start.task_id in conflicts]
+            self._reread(conflicts, starts, [task_id for task_id in batch.settled if task_id in conflicts])
+
+    def _reread(self, conflicts: set[str], starts: list[Start], settled: list[str], tries: int = 0) -> None:
+        """Read back the rows of ``conflicts`` (again later, until the database answers), and act on those
+        that show this worker's own write: a commit reported failed may have gone through all the same (the
+        connection broke as it committed), so its retry lost to itself.
+
+        A claim the row shows as ours, at this attempt, is ours: its attempt starts. An end the row shows
+        settled wakes its waiters, as its own commit would have. A task with a change of its own waiting for
+        the next commit is left to that commit."""
+        try:
+            records = self.load(conflicts, "conflict")
+        except Exception as exc:  # noqa: BLE001 - the database is away: nothing is acted on before it answers
+            if self.store.closed:
+                return
+            delay = _RETRY_COMMIT[min(tries, len(_RETRY_COMMIT) - 1)]
+            log.warning("could not read back tasks changed meanwhile (%s); trying again in %.2fs", exc, delay)
+            self.loop.call_later(delay, self._reread, conflicts, starts, settled, tries + 1)
+            return
+        rows = {record.task.task_id: record for record in records}
+        waiting = self._batch.dirty
+        for start in starts:
+            row = rows.get(start.task_id)
+            if row is None or start.task_id in waiting:
+                continue
+            if row.state is TaskState.IN_PROGRESS and row.owner == self.worker_id and row.attempts == start.attempt:
+                running = self.attempts.running.get(start.task_id)
+                if running is None or running.run.attempt != start.attempt:
+                    self._launch(start)
+        for task_id in settled:
+            row, t = rows.get(task_id), self.state.tasks.get(task_id)
+            if row is None or t is None or task_id in waiting or not row.state.is_settled or t.state is not row.state:
+                continue
+            self._wake(task_id)
+            if self.hooks:
+                self.notify("on_settled", task_id, t.state)
 
     def _try(self, chore: Callable[..., Any], *args: Any) -> None:
         """A read after a commit that may fail (the database is busy): logged; the next poll catches up."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pepper.errors import ValidationError, suggest
+from pepper.errors import ValidationError, shown, suggest
 
 #: What can be measured, and in which unit.
 METRICS = {"cpu": "%", "memory": "MB", "storage": "MB"}
@@ -16,6 +16,9 @@ def check_metrics(metrics: Any) -> tuple[str, ...]:
     """Validate a list of metric names (``cpu``, ``memory``, ``storage``)."""
     if isinstance(metrics, str):
         metrics = [metrics]
+    if not isinstance(metrics, Iterable):
+        valid = ", ".join(METRICS)
+        raise ValidationError(f"metrics must be a metric's name or a list of them ({valid}), got {shown(metrics)}")
     names = tuple(metrics)
     for name in names:
         if name not in METRICS:

@@ -173,7 +173,11 @@ class LeaseLedger:
         if not leases:
             return {}
         capacity, shared = pool_seen(conn.execute(self._q["pool_here"], (self.host,)))
-        live = leases_counting(conn.execute(self._q["unreleased_leases"]), self.host, shared, now)
+        # A lease stored already is one of these, taken by a commit reported failed that went through all the
+        # same (the connection broke as it committed): it does not stand in its own way.
+        taking = {lease.lease_id for lease in leases}
+        stored = leases_counting(conn.execute(self._q["unreleased_leases"]), self.host, shared, now)
+        live = [lease for lease in stored if lease.lease_id not in taking]
         free = room(capacity, live, now)
         refused: dict[str, dict[str, float]] = {}
         for lease in leases:

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 import pepper
-from pepper.core import TaskOrchestrator, WorkflowController
+from pepper.core import (
+    ErrorHandler,
+    ResourceAllocator,
+    ResourceManager,
+    ResourceMonitor,
+    TaskOrchestrator,
+    WorkflowController,
+)
 from pepper.errors import ConfigError, ValidationError, WorkflowDefinitionError
 from tests.support import damage_tasks_table
 
@@ -125,6 +132,51 @@ def test_waiting_and_listing_refuse_numbers_that_mean_nothing(runtime: pepper.Ru
             orchestrator.wait(["t"], timeout=timeout)
     with pytest.raises(ValidationError, match="limit"):
         orchestrator.list_tasks(limit=10**30)
+
+
+def test_waiting_for_what_is_not_a_task_id_or_a_list_of_them_is_a_typed_error(runtime: pepper.Runtime) -> None:
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task(task_id="t", task_type="t")
+    for ids in (None, 42, "", [""], ["t", None]):
+        with pytest.raises(ValidationError, match="task id"):
+            orchestrator.wait(ids, timeout=0.1)  # type: ignore[arg-type]
+    assert runtime.store.count_by_state() == {"pending": 1}
+
+
+def test_a_cancel_whose_reason_is_not_text_is_refused_and_cancels_nothing(runtime: pepper.Runtime) -> None:
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task(task_id="t", task_type="t")
+    for reason in (5, b"bytes", ["why"]):
+        with pytest.raises(ValidationError, match="reason"):
+            orchestrator.cancel_task("t", reason=reason)  # type: ignore[arg-type]
+    assert orchestrator.get_task_status("t").state.value == "pending"
+    assert orchestrator.cancel_task("t", reason="no longer needed") is True
+    assert orchestrator.get_task_status("t").reason == "no longer needed"
+
+
+def test_monitors_and_histories_refuse_limits_metrics_and_ids_that_mean_nothing(runtime: pepper.Runtime) -> None:
+    @pepper.agent("worker", task_types=["t"], runtime=runtime)
+    def work(task: object) -> None:
+        return None
+
+    monitor, manager, handler = ResourceMonitor(runtime), ResourceManager(runtime), ErrorHandler(runtime)
+    for limit in (0, -1, "10", 10**30, True):
+        with pytest.raises(ValidationError, match="limit"):
+            monitor.alerts(limit=limit)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="limit"):
+            handler.get_error_history(limit=limit)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="limit"):
+            handler.get_error_history(agent_id="worker", limit=limit)  # type: ignore[arg-type]
+    for metrics in (5, None, ["cpu", "heat"]):
+        with pytest.raises(ValidationError, match="metric"):
+            monitor.get_usage("worker", metrics=metrics)
+    for agent_id in (None, 5, ""):
+        with pytest.raises(ValidationError, match="agent id"):
+            manager.get_resource_usage(agent_id)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="agent id"):
+            ResourceAllocator(runtime).allocations(agent_id or 5)  # type: ignore[arg-type]
+    assert monitor.alerts(limit=1) == [] and handler.get_error_history(limit=1) == []
+    assert set(monitor.get_usage("worker", metrics="cpu").measurements) == {"cpu"}
 
 
 def test_an_exception_whose_message_cannot_be_read_still_ends_its_attempt(runtime: pepper.Runtime) -> None:

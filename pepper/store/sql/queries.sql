@@ -247,8 +247,11 @@ UPDATE tasks SET placement = ?, writer = ?, version = version + 1, change_seq = 
 WHERE task_id = ? AND state IN ('pending', 'blocked');
 
 -- name: insert_run
+-- Run ids are made fresh for each run: one already stored is this run's, from a commit reported failed that
+-- went through all the same.
 INSERT INTO runs (run_id, workflow, spec, inputs, state, created_at, driver, plan, schedule, parent)
-VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?);
+VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
+ON CONFLICT (run_id) DO NOTHING;
 
 -- name: runs_of_parent
 -- The runs a step started (a sub-workflow), oldest first.
