@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/agent_scaling.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/million.py --tasks 100000
+	$(BIN)/python benchmarks/checkpoints.py
 	$(BIN)/python benchmarks/metrics_overhead.py
 	$(BIN)/python benchmarks/planning.py
 	$(BIN)/python benchmarks/dashboard.py
