@@ -106,3 +106,21 @@ def test_run_refuses_a_step_needing_a_skill_no_agent_has(tmp_path: Path) -> None
     done = pepper_cli(tmp_path, "run", str(workflow), "--db", str(tmp_path / "p.db"))
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"{workflow}:10: step 'render' needs skills latex" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [("postgres://pepper:s3cret@[::1:5432/pepper", 'matching "]"'),
+     ("postgresql://pepper:s3cret@db.internal/pepper?colour=blue", 'invalid URI query parameter: "colour"')],
+)  # fmt: skip
+def test_a_postgresql_url_the_driver_cannot_read_is_refused_without_its_password(
+    tmp_path: Path, url: str, said: str
+) -> None:
+    pytest.importorskip("psycopg")
+    for command in (("tasks", "--db", url), ("db", "copy", str(tmp_path / "p.db"), url)):
+        line = refused(pepper_cli(tmp_path, *command), "cannot read the PostgreSQL URL", said, "pepper:***@")
+        assert "s3cret" not in line and line.count("\n") == 1, line
+    with pytest.raises(pepper.errors.ConfigError, match="cannot read the PostgreSQL URL") as caught:
+        pepper.Runtime(db=url, home=str(tmp_path / "home"))
+    assert "s3cret" not in str(caught.value)
+    assert not (tmp_path / "home").exists()
