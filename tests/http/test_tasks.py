@@ -57,6 +57,8 @@ def test_bad_input_is_400_or_422_never_500(api: Api) -> None:
         bad_state = client.get("/api/v1/tasks", params={"state": "sleeping"})
     assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "colour"
     assert not_json.status_code == 422 and not_json.json()["error"]["type"] == "ValidationError"
+    assert not_json.json()["error"]["field"] == "body"
+    assert not_json.json()["error"]["message"].startswith("the body is not JSON (Expecting property name")
     assert a_list.status_code == 422
     assert bad_limit.status_code == 422 and "1000" in bad_limit.json()["error"]["message"]
     assert bad_state.status_code == 400 and bad_state.json()["error"]["field"] == "state"
