@@ -231,7 +231,7 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
     with open_runtime(db) as runtime:
         record = runtime.read(lambda backend: backend.run_record(run_id))
         result = WorkflowController(runtime=runtime).status(run_id)
-        waiting = waiting_notes(runtime, result, record.spec)
+        waiting = waiting_notes(runtime, result, record.spec, db)
         driver = driver_note(runtime, record, db)
         history = RunHistory.of(runtime, result)
     drawn, failed = draw(result, record.spec, gantt, dot, history)
