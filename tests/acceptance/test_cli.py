@@ -255,6 +255,17 @@ def test_worker_runs_submitted_tasks_until_idle(cli: CLI, agents_file: Path) -> 
     counts = cli.ok("tasks")
     assert "5 tasks in the database: 3 completed, 1 failed, 1 cancelled" in counts
 
+    cli.ok("submit", "nobody-takes-it", "--id", "later")
+    logged, silent, unstarted = cli("logs", "boom"), cli("logs", "first"), cli("logs", "later")
+    assert (logged.returncode, logged.stdout, logged.stderr) == (0, "something went wrong\n", "")
+    assert (silent.returncode, silent.stdout) == (0, "")  # stdout is the log alone; the note goes to stderr
+    assert silent.stderr == "attempt 1 of first wrote nothing (no stderr, log records or task.log lines)\n"
+    assert unstarted.returncode == 0 and unstarted.stdout == ""
+    assert unstarted.stderr.startswith("later has not started yet, so it wrote nothing;")
+    never = cli("logs", "after-boom")  # cancelled before it ran
+    assert (never.returncode, never.stdout, never.stderr) == (0, "", "after-boom ended without running, so it wrote "
+                                                                     "nothing\n")  # fmt: skip
+
 
 def test_submit_wait_and_agents_with_a_running_worker(cli: CLI, agents_file: Path) -> None:
     worker = cli.popen("worker", "--agents", str(agents_file))
