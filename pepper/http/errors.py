@@ -111,6 +111,11 @@ def _invalid(request: Request, exc: Exception) -> JSONResponse:
         where = first.get("loc", ("body", 0))[-1]
         return error_response(422, "ValidationError", f"the body is not JSON ({reason}, at character {where}); "
                               "send a JSON object with Content-Type: application/json", "body")  # fmt: skip
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if tuple(first.get("loc", ())) == ("body",) and kind != "application/json" and not kind.endswith("+json"):
+        given = f"Content-Type {kind!r}" if kind else "no Content-Type"  # e.g. curl -d without -H
+        return error_response(422, "ValidationError", f"the body was sent with {given}; send it as JSON with "
+                              "Content-Type: application/json", "body")  # fmt: skip
     where = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
     place = ".".join(where)
     message = "; ".join(f"{'.'.join(str(p) for p in x.get('loc', ()))}: {x.get('msg', 'invalid')}" for x in problems)
