@@ -94,6 +94,14 @@ def test_help_describes_every_command() -> None:
     assert "pepper submit" in done.stdout  # an example
 
 
+def test_a_mistyped_command_is_refused_with_the_closest_one() -> None:
+    typo, unknown = (subprocess.run([sys.executable, "-m", "pepper", name, "review"], capture_output=True, text=True,
+                                    env=_env(), timeout=TIMEOUT) for name in ("submt", "frobnicate"))  # fmt: skip
+    assert typo.returncode == unknown.returncode == 2
+    assert "No such command 'submt'. Did you mean 'submit'? `pepper --help` lists the commands." in typo.stderr
+    assert "No such command 'frobnicate'." in unknown.stderr and "Did you mean" not in unknown.stderr
+
+
 def test_database_from_pepper_db_or_before_the_command(tmp_path: Path) -> None:
     db = str(tmp_path / "shared.db")
     run = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": TIMEOUT}
