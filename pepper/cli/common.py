@@ -66,9 +66,13 @@ def server_option(function: F) -> F:
 
 
 def _remember_server(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    typed = bool(param.name) and ctx.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE
+    if typed and value is not None and not value.strip():  # an empty $PEPPER_SERVER means none; a typed one, a slip
+        raise click.BadParameter("give the server's URL, e.g. http://127.0.0.1:8080 (or leave --server out to use "
+                                 "the database)")  # fmt: skip
     if value:
         ctx.meta[SERVER] = value
-        if param.name and ctx.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE:
+        if typed:
             ctx.meta[SERVER_GIVEN] = value  # to repeat in suggested commands ($PEPPER_SERVER applies by itself)
 
 

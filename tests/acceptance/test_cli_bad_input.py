@@ -124,3 +124,15 @@ def test_a_postgresql_url_the_driver_cannot_read_is_refused_without_its_password
         pepper.Runtime(db=url, home=str(tmp_path / "home"))
     assert "s3cret" not in str(caught.value)
     assert not (tmp_path / "home").exists()
+
+
+def test_an_empty_server_typed_on_the_command_line_is_refused_but_an_empty_variable_means_none(tmp_path: Path) -> None:
+    db = str(tmp_path / "p.db")
+    assert pepper_cli(tmp_path, "submit", "echo", "--id", "t1", "--db", db).returncode == 0
+    typed = pepper_cli(tmp_path, "tasks", "--server", "")
+    assert typed.returncode == 2 and "Traceback" not in typed.stderr
+    assert "Invalid value for '--server': give the server's URL, e.g. http://127.0.0.1:8080" in typed.stderr
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PEPPER_")}, "PEPPER_SERVER": ""}
+    unset = subprocess.run([sys.executable, "-m", "pepper", "tasks", "--json", "--db", db], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert unset.returncode == 0 and [t["task_id"] for t in json.loads(unset.stdout)] == ["t1"]
