@@ -10,7 +10,8 @@ from rich.text import Text
 from pepper.cli.common import db_option, json_option, open_runtime
 from pepper.cli.monitoring import alerts, table
 from pepper.cli.render import make_console, print_json, relative
-from pepper.core.alert_rules import AlertRules, configured_alerts, find_rule, read_rules_file, send_test
+from pepper.core.alert_rules import AlertRules, find_rule, read_rules_file, send_test
+from pepper.core.config import load_settings
 from pepper.model.alert_config import ConfiguredRule
 
 _FILE_HELP = "Also the rules of this YAML file (as given to `pepper worker --alerts`)."
@@ -52,9 +53,11 @@ def list_rules(alerts_path: str | None, as_json: bool, db: str | None) -> None:
 @click.command(name="test")
 @click.argument("rule", metavar="RULE")
 @click.option("--alerts", "alerts_path", metavar="FILE", type=click.Path(), help=_FILE_HELP)
-def test_rule(rule: str, alerts_path: str | None) -> None:
+@db_option
+def test_rule(rule: str, alerts_path: str | None, db: str | None) -> None:
     """Send a test notification of RULE to its sinks (its body says "test": true); exits 1 if a sink failed."""
-    delivered = send_test(find_rule(_rules(configured_alerts(), alerts_path), rule), time.time())
+    configured = load_settings({"db": db}).alerts  # the rules `pepper alerts rules --db ...` lists
+    delivered = send_test(find_rule(_rules(configured, alerts_path), rule), time.time())
     console = make_console()
     for sink, ok in delivered.items():
         console.print(Text(f"{'sent' if ok else 'FAILED'}: {sink}", style="green" if ok else "red"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
-from pepper.cli.common import db_hint, db_option, json_option, open_runtime, server_option
+from pepper.cli.common import db_option, json_option, open_runtime, server_option, where_hint
 from pepper.cli.render import text_console
 from pepper.core import WorkflowController
 
@@ -41,4 +41,4 @@ def approve(run_id: str, step_id: str, reject: bool, reason: str | None, by: str
         return
     who = f" by {decided.decided_by}" if decided.decided_by else ""
     console.print(Text(f"{decided.decision} step {step_id} of run {run_id}{who}"))
-    console.print(Text(f"`pepper show {run_id}{db_hint(db)}` follows the run", style="dim"))
+    console.print(Text(f"`pepper show {run_id}{where_hint(db)}` follows the run", style="dim"))

@@ -50,6 +50,8 @@ def _inherit_db(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 #: Where a command's context records the server it was given (``--server`` or ``$PEPPER_SERVER``).
 SERVER = "pepper.server"
+#: ... and the one given as ``--server`` on the command line.
+SERVER_GIVEN = "pepper.server_given"
 
 _SERVER_HELP = (
     "Talk to the pepper server at this URL (e.g. http://127.0.0.1:8080) instead of a database; the token comes "
@@ -64,8 +66,14 @@ def server_option(function: F) -> F:
 
 
 def _remember_server(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    typed = bool(param.name) and ctx.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE
+    if typed and value is not None and not value.strip():  # an empty $PEPPER_SERVER means none; a typed one, a slip
+        raise click.BadParameter("give the server's URL, e.g. http://127.0.0.1:8080 (or leave --server out to use "
+                                 "the database)")  # fmt: skip
     if value:
         ctx.meta[SERVER] = value
+        if typed:
+            ctx.meta[SERVER_GIVEN] = value  # to repeat in suggested commands ($PEPPER_SERVER applies by itself)
 
 
 def json_option(function: F) -> F:
@@ -109,6 +117,14 @@ def db_hint(db: str | None) -> str:
     from pepper.store.location import redact
 
     return f" --db {shlex.quote(redact(db))}" if db else ""  # a password shows as *** (type it yourself)
+
+
+def where_hint(db: str | None) -> str:
+    """`` --server URL`` to repeat in a suggested command that takes it, when the user typed one; else
+    ``db_hint(db)``."""
+    ctx = click.get_current_context(silent=True)
+    server = ctx.meta.get(SERVER_GIVEN) if ctx is not None else None
+    return f" --server {shlex.quote(server)}" if server else db_hint(db)
 
 
 def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> None:

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from pepper.cli.common import db_option, json_option
 from pepper.cli.render import make_console, plural, print_json, state_text
-from pepper.core.config import load_settings
+from pepper.core.config import check_database_url, load_settings
 from pepper.errors import ConfigError
 from pepper.store import catalog
 from pepper.store.copy import CopyProgress, copy_database, same_database
@@ -133,6 +133,7 @@ def copy(src: str, dst: str, force: bool, as_json: bool) -> None:
     """
     for given in (src, dst):
         check_location(given)
+        check_database_url(given)
     if same_database(src, dst):
         raise ConfigError(f"SRC and DST are one database ({redact(src)}); give another destination", field="dst")
     started = time.monotonic()

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_hint, db_option, json_option, open_runtime, server_option
+from pepper.cli.common import db_hint, db_option, json_option, open_runtime, server_option, where_hint
 from pepper.cli.inputs import parse_value
 from pepper.cli.render import (
     attempts_text,
@@ -219,7 +219,7 @@ def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
     elif st.state is TaskState.COMPLETED:
         took = f" after running {duration(st.duration)}" if st.duration is not None else ""
         lines.append(Text(f"It completed on {agent} at {clock_time(st.finished_at)}{took} ({attempt})."))
-        lines.append(Text(f"`pepper status {st.task_id}{hint}` shows its result; "
+        lines.append(Text(f"`pepper status {st.task_id}{where_hint(db)}` shows its result; "
                           f"`pepper feedback {st.task_id} --rating 1-5{hint}` rates it.", style="dim"))  # fmt: skip
     elif st.state is TaskState.FAILED:
         where = f"on {agent}" if st.agent_id else "before any agent ran it"
@@ -227,7 +227,7 @@ def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
         if st.error is not None:
             lines.append(Text(one_line(f"{st.error.type}: {st.error.message}", 160), style="red"))
         more = " --traceback" if st.error is not None and st.error.traceback else ""
-        lines.append(Text(f"`pepper status {st.task_id}{more}{hint}` shows the whole error.", style="dim"))
+        lines.append(Text(f"`pepper status {st.task_id}{more}{where_hint(db)}` shows the whole error.", style="dim"))
     else:  # cancelled
         ran = f" (it had run on {agent})" if st.agent_id else " before it ran"
         when = f" at {clock_time(st.finished_at)} ({relative(st.finished_at, now)})" if st.finished_at else ""

@@ -34,8 +34,16 @@ def logs(task_id: str, attempt: int | None, follow: bool, as_json: bool, db: str
             found = reader.get(task_id, attempt)
             if as_json:
                 print_json(found.to_dict())
-            else:
+            elif found.text:
                 _write(found.text)
+            elif found.attempt == 0 and found.ended:  # said on stderr: stdout stays the log alone
+                click.echo(f"{task_id} ended without running, so it wrote nothing", err=True)
+            elif found.attempt == 0:
+                click.echo(f"{task_id} has not started yet, so it wrote nothing; `pepper logs {task_id} --follow` "
+                           "waits for it", err=True)  # fmt: skip
+            else:
+                click.echo(f"attempt {found.attempt} of {task_id} wrote nothing (no stderr, log records or "
+                           "task.log lines)", err=True)  # fmt: skip
             return
         for part in reader.follow(task_id, attempt):
             if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import sys
 from typing import Any
@@ -27,6 +28,19 @@ class PepperGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             self.add_command(load_command(cmd_name), cmd_name)
         return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The subcommand ``args`` names; a mistyped one is refused with the closest name, if one is close."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            close = difflib.get_close_matches(args[0], self.list_commands(ctx), n=1) if args else []
+            if close and exc.message.startswith("No such command"):
+                more = f" Did you mean {close[0]!r}? `pepper --help` lists the commands."
+                raise click.UsageError(exc.message + more, ctx) from None
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         names = self.list_commands(ctx)

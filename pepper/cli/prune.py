@@ -33,5 +33,5 @@ def prune(older_than: str, dry_run: bool, as_json: bool, db: str | None) -> None
         print_json({"dry_run": dry_run, "older_than": seconds, "removed": counts})
         return
     verb = "would remove" if dry_run else "removed"
-    parts = [f"{n} {kind}" for kind, n in counts.items()]
+    parts = [f"{n} {kind.removesuffix('s') if n == 1 else kind}" for kind, n in counts.items()]  # 1 run, 2 runs
     make_console().print(Text(f"{verb}: {', '.join(parts)}"))

@@ -124,8 +124,10 @@ def report(
         console.print(Text(hint, style="dim"))
 
 
-def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: WorkflowSpec) -> dict[str, str]:
-    """What each step that has not started waits for, in a few words."""
+def waiting_notes(
+    runtime: pepper.Runtime, result: WorkflowResult, spec: WorkflowSpec, db: str | None
+) -> dict[str, str]:
+    """What each step that has not started waits for, in a few words (commands it suggests name ``db``)."""
     orchestrator = TaskOrchestrator(runtime)
     waiting: dict[str, str] = {}
     for step in result.steps.values():
@@ -133,7 +135,7 @@ def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: Workflo
             reasons = orchestrator.get_task_status(step.task_id).waiting_on
             if reasons:
                 waiting[step.step_id] = reasons[0].message.splitlines()[0]
-        elif step.status == "waiting" and (note := _shaped_note(runtime, result, spec, step.step_id)) is not None:
+        elif step.status == "waiting" and (note := _shaped_note(runtime, result, spec, step.step_id, db)) is not None:
             waiting[step.step_id] = note
         elif step.status == "waiting":
             if result.status.is_final:
@@ -150,13 +152,15 @@ def waiting_notes(runtime: pepper.Runtime, result: WorkflowResult, spec: Workflo
     return waiting
 
 
-def _shaped_note(runtime: pepper.Runtime, result: WorkflowResult, spec: WorkflowSpec, step_id: str) -> str | None:
+def _shaped_note(
+    runtime: pepper.Runtime, result: WorkflowResult, spec: WorkflowSpec, step_id: str, db: str | None
+) -> str | None:
     """What an approval, fan-out or sub-workflow step without its own task yet stands at."""
     step = spec.by_id.get(step_id)
     if step is None or not (step.approval is not None or step.fans_out or step.workflow is not None):
         return None
     record = runtime.read(lambda backend: backend.run_record(result.run_id))
-    return step_note(runtime, record, step, None)
+    return step_note(runtime, record, step, db)
 
 
 def driver_note(runtime: pepper.Runtime, record: RunRecord, db: str | None) -> str | None:

@@ -4,15 +4,23 @@ finish because a step has no agent to take it (pointing at the step's line in th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 import pepper
 from pepper.cli.common import open_runtime
 from pepper.core import WorkflowController
-from pepper.errors import ForbiddenWorkflowError, PepperError, ValidationError, WorkflowDefinitionError
+from pepper.errors import (
+    ExpressionError,
+    ForbiddenWorkflowError,
+    PepperError,
+    ValidationError,
+    WorkflowDefinitionError,
+)
+from pepper.model import expressions
 from pepper.model.agent import AgentSpec
 from pepper.model.workflow_run import RunRecord
 from pepper.scheduling.eligibility import unrunnable_steps
@@ -106,6 +114,23 @@ def refuse_unrunnable(parsed: WorkflowFile, db: str | None) -> None:
         line = where.get(key) or (where.get("requirements") if key == "skills" else None) or where.get("", 1)
         located.append(f"{parsed.path}:{line}: {message}")
     raise WorkflowDefinitionError("\n".join([*located, _agents_sentence(own, online, parsed.path)]))
+
+
+def refuse_missing_inputs(parsed: WorkflowFile, inputs: Mapping[str, Any]) -> None:
+    """Refuse (exit 2) a run whose first steps read ``${{ inputs.X }}`` that ``inputs`` (the file's defaults and
+    --input) lack, at the step's line, before anything is stored."""
+    for step in parsed.spec.steps:
+        if step.deferred:  # resolved when it starts, with what the run has by then
+            continue
+        try:
+            expressions.resolve(dict(step.template.inputs or {}), {"inputs": dict(inputs)}, only=("inputs",))
+        except ExpressionError as exc:
+            where = _step_lines(parsed.path).get(step.step_id, {})
+            line = where.get("inputs") or where.get("", 1)
+            raise WorkflowDefinitionError(
+                f"{parsed.path}:{line}: step {step.step_id!r}: {exc}; give the run that input with "
+                "--input KEY=VALUE, or a default under the file's `inputs:`"
+            ) from None
 
 
 def _types(agent: AgentSpec) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import db_hint
+from pepper.cli.common import where_hint
 from pepper.cli.render import (
     STATE_STYLES,
     clock_time,
@@ -209,7 +209,7 @@ def run_header(record: RunRecord, result: WorkflowResult, now: float, driver: st
 
 def run_hints(result: WorkflowResult, db: str | None, *, show: bool = True) -> list[str]:
     """Commands to see more: the run again (with ``show``), the whole error of its first failed step."""
-    hint = db_hint(db)
+    hint = where_hint(db)  # show and status take --server too
     hints = [f"`pepper show {result.run_id}{hint}` shows this run again"] if show else []
     failed = result.failed_steps
     if failed:

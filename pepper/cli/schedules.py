@@ -92,8 +92,9 @@ def add(
     inputs = parse_inputs(input_pairs, inputs_json)
     parsed = parse_workflow_file(Path(workflow_file), with_agents=False)
     with open_runtime(_db(db), create=True) as runtime:
-        record = schedule(name or parsed.spec.name, workflow_file, cron=cron, every=every, inputs=inputs,
-                          catch_up=catch_up, timezone=timezone, runtime=runtime)  # fmt: skip
+        named = parsed.spec.name if name is None else name  # an empty --name is refused, not replaced
+        record = schedule(named, workflow_file, cron=cron, every=every, inputs=inputs, catch_up=catch_up,
+                          timezone=timezone, runtime=runtime)  # fmt: skip
     if as_json:
         print_json(record.to_dict())
         return

@@ -41,12 +41,15 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
     """
     try:
         from pepper.http.app import create_app
-        from pepper.http.server import Server
+        from pepper.http.server import Server, listen
         from pepper.http.tokens import ensure_first_token, has_tokens
     except ImportError as exc:
         raise PepperError(
             f"pepper serve needs the http extra ({exc.name} is missing): pip install 'pepper[http]'"
         ) from None
+    if not host.strip():
+        raise click.BadParameter("give an address to listen on: 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+                                 "interface)", param_hint="'--host'")  # fmt: skip
     console = make_console()
     with open_runtime(db, create=True) as runtime:
         store = runtime.store
@@ -56,11 +59,12 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
                 "Start on 127.0.0.1 first (an admin token is made and printed), or make one with "
                 "`pepper token create --scope admin --name NAME`"
             )
-        secret = ensure_first_token(store, time.time())
         if agents_path is not None:
             agents = pepper.load_agents(agents_path, runtime=runtime)
             names = ", ".join(a.spec.agent_id for a in agents)
             console.print(Text(f"running {len(agents)} agent{'s' if len(agents) != 1 else ''}: {names}"))
+        sock = listen(host, port)  # a first token is made only once nothing can stop it from being shown
+        secret = ensure_first_token(store, time.time())
         runtime.start()  # runs are driven here, and the agents (if any) take tasks
 
         def started(url: str) -> None:
@@ -71,7 +75,10 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
                 console.print(Text(secret), soft_wrap=True)
             console.print(Text("Ctrl-C stops", style="dim"))
 
-        Server(create_app(runtime), host, port, on_started=started).run()
+        try:
+            Server(create_app(runtime), host, port, on_started=started).run(sockets=[sock])
+        finally:
+            sock.close()
         if runtime.has_work():
             timeout = runtime.settings.shutdown_timeout
             console.print(Text(f"stopping: letting running tasks finish (up to {timeout:g}s)"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pepper
-from pepper.cli.common import db_hint
+from pepper.cli.common import where_hint
 from pepper.cli.render import clock_time, relative
 from pepper.errors import RunNotFoundError
 from pepper.model.approval import Approval
@@ -18,7 +18,7 @@ from pepper.model.workflow_run import RunRecord
 def approval_note(approval: Approval, db: str | None, now: float) -> str:
     """``waits for approval by a@example.com until 14:05:00 (in 59m)`` or how it was decided."""
     if approval.waiting:
-        command = f"`pepper approve {approval.run_id} {approval.step_id}{db_hint(db)}`"
+        command = f"`pepper approve {approval.run_id} {approval.step_id}{where_hint(db)}`"
         until = f"{clock_time(approval.deadline)} ({relative(approval.deadline, now)})"
         return f"waits for approval by {approval.who()} until {until}; {command} decides"
     who = f" by {approval.decided_by}" if approval.decided_by else ""
@@ -50,7 +50,7 @@ def step_note(runtime: pepper.Runtime, record: RunRecord, step: Step, db: str | 
         children = runtime.store.runs.children(task_id_of(run_id, step.step_id))
         if children:
             child = children[-1]
-            show = f"`pepper show {child.run_id}{db_hint(db)}`"
+            show = f"`pepper show {child.run_id}{where_hint(db)}`"
             return f"runs as sub-workflow run {child.run_id} ({child.state.value}; {show})"
         return f"runs workflow {step.workflow.name!r} as a sub-workflow once the steps it needs completed"
     return None

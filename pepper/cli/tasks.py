@@ -11,12 +11,12 @@ from rich.text import Text
 from pepper.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
-    db_hint,
     db_option,
     exit_code_for,
     json_option,
     open_runtime,
     server_option,
+    where_hint,
 )
 from pepper.cli.inputs import parse_inputs, parse_priority
 from pepper.cli.render import make_console, print_json, state_label, text_console
@@ -145,7 +145,7 @@ def _wait_for(orchestrator: TaskOrchestrator, task_id: str, timeout: float | Non
     try:
         result = orchestrator.wait(task_id, timeout=timeout)
     except KeyboardInterrupt:
-        err.print(Text(f"\nstopped waiting; {task_id} is still queued (pepper status {task_id}{db_hint(db)})"))
+        err.print(Text(f"\nstopped waiting; {task_id} is still queued (pepper status {task_id}{where_hint(db)})"))
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     assert isinstance(result, TaskStatus)
     return result
@@ -204,7 +204,7 @@ def list_tasks(state: str | None, limit: int, as_json: bool, db: str | None) -> 
         which = f"{state_label(state)} " if state else ""
         console.print(Text(f"No {which}tasks yet." if not state else f"No {which}tasks."))
         if not counts:
-            console.print(Text(f"Add one with: pepper submit TASK_TYPE{db_hint(db)}", style="dim"))
+            console.print(Text(f"Add one with: pepper submit TASK_TYPE{where_hint(db)}", style="dim"))
         return
     console.print(tasks_table(statuses, time.time()))
     console.print(Text(""))

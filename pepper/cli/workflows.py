@@ -24,7 +24,7 @@ from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json, text_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave, wake_on_events
 from pepper.cli.run_report import RunHistory, draw, driver_note, finish, waiting_notes
-from pepper.cli.run_setup import controller_for, refuse_unrunnable, resume_agents
+from pepper.cli.run_setup import controller_for, refuse_missing_inputs, refuse_unrunnable, resume_agents
 from pepper.cli.run_views import counts_text, run_header, run_hints, runs_table, settled, steps_table
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
@@ -123,6 +123,7 @@ def run_workflow(
         if not runtime.server:  # a server checks its own workers' agents
             refuse_unrunnable(parsed, db)
         controller = controller_for(parsed, runtime)
+        refuse_missing_inputs(parsed, {**controller.default_inputs, **overrides})
         display = RunDisplay(console, controller.spec, mode)
         with _stop_signals() as stopping:
             run_id = controller.start(overrides)
@@ -231,7 +232,7 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
     with open_runtime(db) as runtime:
         record = runtime.read(lambda backend: backend.run_record(run_id))
         result = WorkflowController(runtime=runtime).status(run_id)
-        waiting = waiting_notes(runtime, result, record.spec)
+        waiting = waiting_notes(runtime, result, record.spec, db)
         driver = driver_note(runtime, record, db)
         history = RunHistory.of(runtime, result)
     drawn, failed = draw(result, record.spec, gantt, dot, history)

@@ -128,7 +128,9 @@ class ErrorHandler(Component):
             specs.setdefault(online.agent_id, online)
         spec = specs.get(agent_id)
         if spec is None:
-            raise AgentNotFoundError(agent_id, specs)
+            raise AgentNotFoundError(agent_id, specs, hint="A replay is pinned only to an agent of this process or of "
+                                     "a live worker: start a `pepper worker` with it first, or replay without an "
+                                     "agent.")  # fmt: skip
         records = self.runtime.store.get_tasks([s.task_id for s in statuses])
         for status in statuses:
             record = records.get(status.task_id)

@@ -22,10 +22,11 @@ class TaskNotFoundError(NotFoundError):
 class AgentNotFoundError(NotFoundError):
     """No agent with this id is registered."""
 
-    def __init__(self, agent_id: str, known: Iterable[str] = ()) -> None:
+    def __init__(self, agent_id: str, known: Iterable[str] = (), *, hint: str = "") -> None:
         known = sorted(known)
         listing = ", ".join(known) if known else "none are registered"
-        super().__init__(f"no agent with id {agent_id!r} (registered: {listing}).{suggest(agent_id, known)}")
+        more = f" {hint}" if hint else ""
+        super().__init__(f"no agent with id {agent_id!r} (registered: {listing}).{suggest(agent_id, known)}{more}")
         self.agent_id = agent_id
         self.known = tuple(known)
 

@@ -59,7 +59,7 @@ class DuplicateTaskError(ValidationError):
     def __init__(self, task_id: str, differences: Sequence[str]) -> None:
         what = ", ".join(differences)
         super().__init__(
-            f"task {task_id!r} already exists with a different {what}; re-submitting "
+            f"task {task_id!r} already exists with different {what}; re-submitting "
             "the same id is only allowed with the same specification (choose a new id, "
             "or omit task_id to get a generated one)",
             field="task_id",

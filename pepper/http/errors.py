@@ -106,6 +106,16 @@ def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = list(exc.errors())
     first = problems[0] if problems else {}
+    if first.get("type") == "json_invalid":  # its place is a character's offset, not a field
+        reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+        where = first.get("loc", ("body", 0))[-1]
+        return error_response(422, "ValidationError", f"the body is not JSON ({reason}, at character {where}); "
+                              "send a JSON object with Content-Type: application/json", "body")  # fmt: skip
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if tuple(first.get("loc", ())) == ("body",) and kind != "application/json" and not kind.endswith("+json"):
+        given = f"Content-Type {kind!r}" if kind else "no Content-Type"  # e.g. curl -d without -H
+        return error_response(422, "ValidationError", f"the body was sent with {given}; send it as JSON with "
+                              "Content-Type: application/json", "body")  # fmt: skip
     where = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
     place = ".".join(where)
     message = "; ".join(f"{'.'.join(str(p) for p in x.get('loc', ()))}: {x.get('msg', 'invalid')}" for x in problems)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from pepper.errors import PepperError
 from pepper.http.events import ChangeFeed
 
 #: How long open connections (event streams, waits) get to finish once the server is asked to stop.
@@ -61,6 +64,26 @@ class Server(uvicorn.Server):
 
 def _shown(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (as uvicorn binds one), for ``Server.run(sockets=[...])``; a
+    ``PepperError`` saying why and what to do when the address cannot be had (taken, not this machine's...)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            advice = "another process listens there (another `pepper serve`?): choose another --port"
+        elif exc.errno == errno.EACCES:
+            advice = "ports below 1024 need privileges: choose a --port from 1024 to 65535"
+        else:
+            advice = "give --host an address of this machine (127.0.0.1, or 0.0.0.0 for every interface)"
+        raise PepperError(f"cannot listen on {_shown(host)}:{port}: {reason}; {advice}") from None
+    return sock
 
 
 class ThreadedServer:

@@ -151,6 +151,28 @@ def test_pepper_alerts_rules_and_test(tmp_path, receiver):
     assert unknown.returncode == 2 and "configured rules: errors" in unknown.stderr
 
 
+def test_rules_and_tests_show_a_webhook_by_its_host_only_and_take_db(tmp_path, receiver):
+    url = f"{receiver.url}/services/T0/s3cretpath?token=qs3cret"  # a chat hook's URL is its secret
+    env = _project(tmp_path, url)
+    env.pop("PEPPER_DB", None)
+    (tmp_path / "pepper.toml").write_text((tmp_path / "pepper.toml").read_text().replace('db = "pepper.db"\n', ""))
+    db = str(tmp_path / "elsewhere.db")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PY, "-m", "pepper", *args, "--db", db], cwd=tmp_path, env=env, capture_output=True,
+                              text=True)  # fmt: skip
+
+    listed, text, tested = run("alerts", "rules", "--json"), run("alerts", "rules"), run("alerts", "test", "errors")
+    for done in (listed, text, tested):
+        assert done.returncode == 0, done.stderr
+        assert "s3cretpath" not in done.stdout + done.stderr and "qs3cret" not in done.stdout + done.stderr
+    port = receiver.url.split(":")[2].split("/")[0]
+    shown = f"webhook http://127.0.0.1:{port}/…, signed with $PEPPER_TEST_ALERT_SECRET"
+    assert json.loads(listed.stdout)[0]["sinks"] == [shown, "log"]
+    assert f"sent: {shown}" in tested.stdout
+    assert len(receiver.posts) == 1 and json.loads(receiver.posts[0][0])["test"] is True  # sent to the whole URL
+
+
 @pytest.mark.parametrize(
     ("rule", "says"),
     [

@@ -94,6 +94,14 @@ def test_help_describes_every_command() -> None:
     assert "pepper submit" in done.stdout  # an example
 
 
+def test_a_mistyped_command_is_refused_with_the_closest_one() -> None:
+    typo, unknown = (subprocess.run([sys.executable, "-m", "pepper", name, "review"], capture_output=True, text=True,
+                                    env=_env(), timeout=TIMEOUT) for name in ("submt", "frobnicate"))  # fmt: skip
+    assert typo.returncode == unknown.returncode == 2
+    assert "No such command 'submt'. Did you mean 'submit'? `pepper --help` lists the commands." in typo.stderr
+    assert "No such command 'frobnicate'." in unknown.stderr and "Did you mean" not in unknown.stderr
+
+
 def test_database_from_pepper_db_or_before_the_command(tmp_path: Path) -> None:
     db = str(tmp_path / "shared.db")
     run = {"cwd": tmp_path, "capture_output": True, "text": True, "timeout": TIMEOUT}
@@ -255,6 +263,17 @@ def test_worker_runs_submitted_tasks_until_idle(cli: CLI, agents_file: Path) -> 
     counts = cli.ok("tasks")
     assert "5 tasks in the database: 3 completed, 1 failed, 1 cancelled" in counts
 
+    cli.ok("submit", "nobody-takes-it", "--id", "later")
+    logged, silent, unstarted = cli("logs", "boom"), cli("logs", "first"), cli("logs", "later")
+    assert (logged.returncode, logged.stdout, logged.stderr) == (0, "something went wrong\n", "")
+    assert (silent.returncode, silent.stdout) == (0, "")  # stdout is the log alone; the note goes to stderr
+    assert silent.stderr == "attempt 1 of first wrote nothing (no stderr, log records or task.log lines)\n"
+    assert unstarted.returncode == 0 and unstarted.stdout == ""
+    assert unstarted.stderr.startswith("later has not started yet, so it wrote nothing;")
+    never = cli("logs", "after-boom")  # cancelled before it ran
+    assert (never.returncode, never.stdout, never.stderr) == (0, "", "after-boom ended without running, so it wrote "
+                                                                     "nothing\n")  # fmt: skip
+
 
 def test_submit_wait_and_agents_with_a_running_worker(cli: CLI, agents_file: Path) -> None:
     worker = cli.popen("worker", "--agents", str(agents_file))
@@ -300,6 +319,7 @@ def test_resources_and_leases_show_the_pool_and_who_holds_what(cli: CLI) -> None
         pepper.core.ResourceAllocator(runtime).allocate("documentation_agent", {"cpu": 1}, duration="2h")
     out = cli.ok("resources")
     assert "Resource pool" in out and "4 cores" in out and "3 cores" in out  # capacity and free
+    assert "1 live lease; `pepper leases` lists them." in out
     assert "documentation_agent" in out and "cpu 1 core" in out
     data = cli.json("resources")
     assert data["pool"]["free"]["cpu"] == 3.0

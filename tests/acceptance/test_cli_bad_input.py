@@ -106,3 +106,33 @@ def test_run_refuses_a_step_needing_a_skill_no_agent_has(tmp_path: Path) -> None
     done = pepper_cli(tmp_path, "run", str(workflow), "--db", str(tmp_path / "p.db"))
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"{workflow}:10: step 'render' needs skills latex" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [("postgres://pepper:s3cret@[::1:5432/pepper", 'matching "]"'),
+     ("postgresql://pepper:s3cret@db.internal/pepper?colour=blue", 'invalid URI query parameter: "colour"')],
+)  # fmt: skip
+def test_a_postgresql_url_the_driver_cannot_read_is_refused_without_its_password(
+    tmp_path: Path, url: str, said: str
+) -> None:
+    pytest.importorskip("psycopg")
+    for command in (("tasks", "--db", url), ("db", "copy", str(tmp_path / "p.db"), url)):
+        line = refused(pepper_cli(tmp_path, *command), "cannot read the PostgreSQL URL", said, "pepper:***@")
+        assert "s3cret" not in line and line.count("\n") == 1, line
+    with pytest.raises(pepper.errors.ConfigError, match="cannot read the PostgreSQL URL") as caught:
+        pepper.Runtime(db=url, home=str(tmp_path / "home"))
+    assert "s3cret" not in str(caught.value)
+    assert not (tmp_path / "home").exists()
+
+
+def test_an_empty_server_typed_on_the_command_line_is_refused_but_an_empty_variable_means_none(tmp_path: Path) -> None:
+    db = str(tmp_path / "p.db")
+    assert pepper_cli(tmp_path, "submit", "echo", "--id", "t1", "--db", db).returncode == 0
+    typed = pepper_cli(tmp_path, "tasks", "--server", "")
+    assert typed.returncode == 2 and "Traceback" not in typed.stderr
+    assert "Invalid value for '--server': give the server's URL, e.g. http://127.0.0.1:8080" in typed.stderr
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PEPPER_")}, "PEPPER_SERVER": ""}
+    unset = subprocess.run([sys.executable, "-m", "pepper", "tasks", "--json", "--db", db], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert unset.returncode == 0 and [t["task_id"] for t in json.loads(unset.stdout)] == ["t1"]

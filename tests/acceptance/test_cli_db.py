@@ -115,3 +115,11 @@ def test_a_copy_is_refused_onto_itself_and_from_nowhere(tmp_path: Path, filled: 
     missing = pepper_cli(tmp_path, "db", "copy", str(tmp_path / "typo.db"), str(tmp_path / "new.db"))
     assert missing.returncode == 2 and "no pepper database" in missing.stderr
     assert not (tmp_path / "typo.db").exists() and not (tmp_path / "new.db").exists()
+
+
+def test_prune_counts_read_as_words(tmp_path: Path, filled: str):
+    said = ok(tmp_path, "prune", "--older-than", "0", "--db", filled)
+    assert said.strip() == "removed: 2 tasks, 0 runs, 0 attempts, 0 errors, 0 logs, 0 approvals, 0 alerts"
+    ok(tmp_path, "cancel", "four", "--db", filled)  # nothing depends on it; it waited for three, which stays
+    said = ok(tmp_path, "prune", "--older-than", "0", "--dry-run", "--db", filled)
+    assert said.strip() == "would remove: 1 task, 0 runs, 0 attempts, 0 errors, 0 logs, 0 approvals, 0 alerts"

@@ -5,11 +5,12 @@ an approval decided with ``pepper approve`` from another process while ``pepper 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_cli_workflows import AGENTS, AGENTS_MODULE, CLI, TIMEOUT, _until
+from tests.acceptance.test_cli_workflows import AGENTS, AGENTS_MODULE, CLI, TIMEOUT, _env, _until
 
 APPROVER = "approver@example.com"
 
@@ -66,7 +67,10 @@ def test_a_run_fans_out_waits_for_an_approval_given_from_another_process_and_run
         why = cli.expect(0, "why", f"{run_id}/gate")
         until = r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(in \d+m \d\ds\); `pepper approve"
         assert re.search(f"waits for approval by {re.escape(APPROVER)} {until}", why.stdout), why.stdout
-        assert f"pepper approve {run_id} gate" in why.stdout
+        assert f"pepper approve {run_id} gate --db {cli.db}`" in why.stdout
+        wide = subprocess.run(cli.argv("show", run_id), cwd=cli.folder, env=_env(COLUMNS="500"), capture_output=True,
+                              text=True, timeout=TIMEOUT)  # fmt: skip
+        assert f"`pepper approve {run_id} gate --db {cli.db}` decides" in wide.stdout, wide.stdout  # on this db too
         refused = cli("approve", run_id, "gate", "--by", "other@example.com")
         assert refused.returncode != 0 and "is not among them" in refused.stderr and "Traceback" not in refused.stderr
         unknown = cli("approve", run_id, "nope", "--by", APPROVER)

@@ -107,6 +107,10 @@ def test_a_parked_task_has_its_own_state_and_replay_checks_the_agent_first(parke
     # an agent no live worker has: refused, and nothing changes
     refused = pepper_cli(parked, "dlq", "replay", "build-7", "--agent", "nobody")
     assert refused.returncode == 2 and "no agent with id 'nobody'" in refused.stderr
+    gone = pepper_cli(parked, "dlq", "replay", "build-7", "--agent", "flaky")  # it ran the task; its worker ended
+    assert gone.returncode == 2 and "Traceback" not in gone.stderr, gone.stderr
+    assert "no agent with id 'flaky' (registered: none are registered)." in gone.stderr
+    assert "start a `pepper worker` with it first, or replay without an agent" in gone.stderr
     assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["state"] == "parked"
     replayed = pepper_cli(parked, "dlq", "replay", "build-7")
     assert replayed.returncode == 0 and "replaying build-7" in replayed.stdout

@@ -92,6 +92,9 @@ def test_schedules_are_added_listed_paused_and_deleted(cli: CLI) -> None:
     cli.expect(0, "schedules", "resume", "nightly")
     bad = cli.expect(2, "schedules", "add", "diamond.yaml", "--every", "10m", "--cron", "0 2 * * *")
     assert "not both" in bad.stderr
+    unnamed = cli.expect(2, "schedules", "add", "diamond.yaml", "--every", "10m", "--name", "")
+    assert "a schedule's name must be 1-100 letters" in unnamed.stderr and "got ''" in unnamed.stderr
+    assert [s["name"] for s in cli.json("schedules")] == ["nightly"]  # an empty name is refused, not replaced
     cli.expect(0, "schedules", "delete", "nightly")
     assert cli.json("schedules") == []
     gone = cli("schedules", "delete", "nightly")

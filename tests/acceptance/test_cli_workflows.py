@@ -281,6 +281,9 @@ BAD_FILES = {
                       "step 'a' is pinned to agent 'builder', which is not among the agents"),
     "no-agent-for-type": (AGENTS + "name: t\nsteps:\n  - id: a\n    type: build\n  - id: ship\n    type: deploy\n",
                           "type: deploy", "step 'ship' has type 'deploy', which none of the agents takes"),
+    "missing-input": (AGENTS + "name: m\nsteps:\n  - id: a\n    type: build\n    inputs: {dir: '${{ inputs.site }}'}\n",
+                      "inputs: {dir", "step 'a': 'inputs.site': inputs has no key 'site' (keys: none); give the run "
+                      "that input with --input KEY=VALUE"),
 }  # fmt: skip
 
 

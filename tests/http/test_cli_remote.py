@@ -117,3 +117,24 @@ def test_a_workflow_defining_agents_and_server_with_db_are_refused(server: tuple
     assert inline.returncode == 2 and "defines agents" in inline.stderr and "pepper worker" in inline.stderr
     both = pepper_remote(url, token, tmp_path, "tasks", "--db", "x.db")
     assert both.returncode == 2 and "--server or --db" in both.stderr
+
+
+def test_commands_suggested_after_a_remote_run_name_the_server_they_were_given(server: tuple[str, str, Path],
+                                                                             tmp_path: Path) -> None:  # fmt: skip
+    url, token, _ = server
+    (tmp_path / "flow.yaml").write_text(WORKFLOW)
+    env = {k: v for k, v in os.environ.items() if k not in ("PEPPER_SERVER", "PEPPER_DB")}
+    env.update(PEPPER_TOKEN=token, COLUMNS="200")
+    done = subprocess.run([sys.executable, "-m", "pepper", "run", "flow.yaml", "--server", url], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=PATIENCE * 4)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    hint = next(line for line in done.stdout.splitlines() if "shows this run again" in line)
+    command = hint.split("`")[1].split()
+    assert command[:2] == ["pepper", "show"] and command[3:] == ["--server", url], hint
+    again = subprocess.run([sys.executable, "-m", "pepper", *command[1:]], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=PATIENCE * 4)  # fmt: skip
+    assert again.returncode == 0 and "twice" in again.stdout, again.stderr  # the hint works as printed
+    assert not (tmp_path / ".pepper").exists()
+    from_env = pepper_remote(url, token, tmp_path, "run", "flow.yaml")  # $PEPPER_SERVER applies again by itself
+    assert from_env.returncode == 0, from_env.stderr
+    assert "--server" not in from_env.stdout and "shows this run again" in from_env.stdout

@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -112,3 +113,40 @@ def test_a_non_loopback_host_is_refused_while_no_token_exists(tmp_path: Path) ->
     assert refused.returncode == 2
     assert "refusing to listen on 0.0.0.0" in refused.stderr
     assert "pepper_" not in refused.stdout + refused.stderr
+
+
+def _serve_once(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pepper", "serve", "--db", "p.db", *args], cwd=folder,
+                          capture_output=True, text=True, timeout=PATIENCE)  # fmt: skip
+
+
+def test_a_start_that_fails_makes_no_token_so_the_next_start_prints_one(tmp_path: Path,
+                                                                        serving: list[Serving]) -> None:  # fmt: skip
+    with socket.socket() as taken:  # the port is someone else's
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = _serve_once(tmp_path, "--port", str(port))
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr, busy.stderr
+    assert busy.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ") and "another --port" in busy.stderr
+    missing = _serve_once(tmp_path, "--port", "0", "--agents", "no-such-agents.yaml")
+    assert missing.returncode == 2 and "no-such-agents.yaml" in missing.stderr
+    for done in (busy, missing):
+        assert "pepper_" not in done.stdout + done.stderr
+    server = Serving("--db", "p.db", "--port", "0", cwd=tmp_path)  # no token was made unseen: this start shows one
+    serving.append(server)
+    url = server.expect(r"serving (http://127\.0\.0\.1:\d+)/api/v1").group(1)
+    token = server.expect(r"^(pepper_\S+)$").group(1)
+    answer = httpx.get(f"{url}/api/v1/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=PATIENCE)
+    assert answer.status_code == 200
+    assert server.stop() == 0
+
+
+def test_an_address_that_is_not_this_machines_is_refused_with_what_to_give(tmp_path: Path) -> None:
+    for host, said in (("no-such-host.invalid", "cannot listen on no-such-host.invalid:0"),
+                       ("", "give an address to listen on")):  # fmt: skip
+        subprocess.run([sys.executable, "-m", "pepper", "token", "create", "--scope", "read", "--name", "r",
+                        "--db", "p.db"], cwd=tmp_path, capture_output=True, timeout=PATIENCE)  # fmt: skip
+        refused = _serve_once(tmp_path, "--port", "0", "--host", host)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+        assert said in refused.stderr and "127.0.0.1" in refused.stderr, refused.stderr

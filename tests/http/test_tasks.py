@@ -53,11 +53,19 @@ def test_bad_input_is_400_or_422_never_500(api: Api) -> None:
         unknown = client.post("/api/v1/tasks", json={"task_type": "echo", "colour": "red"})
         not_json = client.post("/api/v1/tasks", content=b"{nope", headers={"content-type": "application/json"})
         a_list = client.post("/api/v1/tasks", json=[1, 2])
+        as_form = client.post("/api/v1/tasks", content=b'{"task_type": "echo"}',  # curl -d without -H
+                              headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
         bad_limit = client.get("/api/v1/tasks", params={"limit": 5000})
         bad_state = client.get("/api/v1/tasks", params={"state": "sleeping"})
     assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "colour"
     assert not_json.status_code == 422 and not_json.json()["error"]["type"] == "ValidationError"
-    assert a_list.status_code == 422
+    assert not_json.json()["error"]["field"] == "body"
+    assert not_json.json()["error"]["message"].startswith("the body is not JSON (Expecting property name")
+    assert a_list.status_code == 422 and a_list.json()["error"]["message"] == "body: Input should be a valid dictionary"
+    assert as_form.status_code == 422 and as_form.json()["error"]["field"] == "body"
+    assert as_form.json()["error"]["message"] == ("the body was sent with Content-Type "
+                                                  "'application/x-www-form-urlencoded'; send it as JSON with "
+                                                  "Content-Type: application/json")  # fmt: skip
     assert bad_limit.status_code == 422 and "1000" in bad_limit.json()["error"]["message"]
     assert bad_state.status_code == 400 and bad_state.json()["error"]["field"] == "state"
 

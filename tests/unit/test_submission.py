@@ -138,6 +138,7 @@ def test_resubmitting_the_same_spec_is_idempotent_and_a_different_spec_is_refuse
     with pytest.raises(DuplicateTaskError) as caught:
         prepare([build_task(task_id="a", task_type="t", inputs={"n": 2})], stored)
     assert caught.value.differences == ("inputs",)
+    assert str(caught.value).startswith("task 'a' already exists with different inputs; re-submitting the same id")
 
 
 def test_dependency_order_does_not_change_a_spec():
