@@ -10,7 +10,7 @@ from typing import Any
 
 from pepper.errors import ConfigError
 from pepper.model.settings import Settings
-from pepper.store.location import check_location, is_postgres_url, redact
+from pepper.store.location import check_database_url, check_location, is_postgres_url
 
 CONFIG_FILE = "pepper.toml"
 #: Environment variables read, and the setting each one sets.
@@ -77,26 +77,6 @@ def load_settings(
         check_location(values["db"])
         check_database_url(values["db"])
     return Settings.build(values)
-
-
-def check_database_url(db: str) -> None:
-    """Refuse a PostgreSQL URL its driver cannot read (an unclosed ``[``, an unknown parameter), naming it
-    without its password, before any connection is tried."""
-    if not is_postgres_url(db):
-        return
-    try:
-        from psycopg import ProgrammingError, conninfo
-    except ImportError:  # opening the store says the driver is missing
-        return
-    try:
-        conninfo.conninfo_to_dict(db)
-    except ProgrammingError as exc:
-        detail = redact(str(exc).strip().splitlines()[0].replace(db, redact(db)))
-        raise ConfigError(
-            f"cannot read the PostgreSQL URL {redact(db)}: {detail}; write it as "
-            "postgresql://user:password@host:5432/name (with ?key=value parameters libpq knows)",
-            field="db",
-        ) from None
 
 
 def make_home_for_db(settings: Settings) -> None:

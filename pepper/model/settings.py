@@ -28,8 +28,9 @@ class Settings:
     Durations are seconds (strings such as ``"30s"`` are accepted by ``build``).
     """
 
-    #: Where all state lives: a SQLite file (``":memory:"`` for throw-away use) or a PostgreSQL URL.
-    db: str = ".pepper/pepper.db"
+    #: Where all state lives: a SQLite file (``":memory:"`` for throw-away use) or a PostgreSQL URL. Left out of
+    #: the settings' ``repr``: a URL may hold a password.
+    db: str = dataclasses.field(default=".pepper/pepper.db", repr=False)
     #: Folder for pepper's files (agents' working directories live in ``home/agents``).
     home: str = ".pepper"
     #: Capacity of the resource pool, over this machine's: a resource named here replaces the machine's

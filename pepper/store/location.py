@@ -49,6 +49,26 @@ def redact(db: str) -> str:
     return _QUERY_PASSWORD_RE.sub(r"\1***", _URL_PASSWORD_RE.sub(r"\1:***@", db))
 
 
+def check_database_url(db: str) -> None:
+    """Refuse a PostgreSQL URL its driver cannot read (an unclosed ``[``, an unknown parameter), naming it
+    without its password, before any connection is tried."""
+    if not is_postgres_url(db):
+        return
+    try:
+        from psycopg import ProgrammingError, conninfo
+    except ImportError:  # opening the store says the driver is missing
+        return
+    try:
+        conninfo.conninfo_to_dict(db)
+    except ProgrammingError as exc:
+        detail = redact(str(exc).strip().splitlines()[0].replace(db, redact(db)))
+        raise ConfigError(
+            f"cannot read the PostgreSQL URL {redact(db)}: {detail}; write it as "
+            "postgresql://user:password@host:5432/name (with ?key=value parameters libpq knows)",
+            field="db",
+        ) from None
+
+
 def open_store(
     db: str,
     *,

@@ -24,7 +24,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pepper.errors import ConfigError, DatabaseUnreachableError, StoreBusyError, WriteRefusedError
-from pepper.store.location import redact
+from pepper.store.location import check_database_url, redact
 from pepper.store.pg_rows import Columns, Row, array_parameters, shaped_bulk
 from pepper.store.retention import TABLES
 from pepper.store.sql_store import Connection, Cursor, SqlStore
@@ -106,6 +106,7 @@ class _ChangeListener:
 
 def _connect_error(url: str, exc: BaseException) -> DatabaseUnreachableError:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = detail.replace(url, redact(url))
     password = _password(url)
     if password:
         detail = detail.replace(password, "***")
@@ -133,6 +134,7 @@ class PostgresStore(SqlStore):
         busy_timeout: float = 10.0,
         pool_size: int = 4,
     ) -> None:
+        check_database_url(url)  # a URL the driver cannot read is refused here, with its password hidden
         super().__init__(queries("postgres"))
         self.url = url
         self._busy_ms = max(1, int(busy_timeout * 1000))
@@ -141,7 +143,7 @@ class PostgresStore(SqlStore):
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as conn:
                 migrate(conn, self.location, create=create)
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise _connect_error(url, exc) from None
         self._pool: ConnectionPool[Any] | None = ConnectionPool(
             url,

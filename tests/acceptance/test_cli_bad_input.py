@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 import pepper
+from pepper.model.settings import Settings
+from pepper.store.location import open_store
 from tests.support import damage_tasks_table
 
 TIMEOUT = 60
@@ -124,6 +126,15 @@ def test_a_postgresql_url_the_driver_cannot_read_is_refused_without_its_password
         pepper.Runtime(db=url, home=str(tmp_path / "home"))
     assert "s3cret" not in str(caught.value)
     assert not (tmp_path / "home").exists()
+    with pytest.raises(pepper.errors.ConfigError, match="cannot read the PostgreSQL URL") as caught:
+        open_store(url)  # opened directly, without settings to check it first
+    assert "s3cret" not in str(caught.value) and "pepper:***@" in str(caught.value)
+
+
+def test_settings_shown_leave_the_database_url_and_its_password_out() -> None:
+    settings = Settings.build({"db": "postgresql://pepper:s3cret@db.internal/pepper"})
+    assert "s3cret" not in repr(settings) and "db.internal" not in repr(settings)
+    assert settings.db == "postgresql://pepper:s3cret@db.internal/pepper"
 
 
 def test_an_empty_server_typed_on_the_command_line_is_refused_but_an_empty_variable_means_none(tmp_path: Path) -> None:
