@@ -8,14 +8,13 @@ the shared database, counts of the moment, and the health monitor's numbers.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from pepper.core.health import HealthMonitor
 from pepper.core.runtime import Runtime, default_runtime
 from pepper.engine.alert_rules import RuleKeeper
 from pepper.engine.alert_sinks import alert_body, send_all
 from pepper.errors import ConfigError, NotFoundError
-from pepper.model.alert_config import WINDOW_METRICS, ConfiguredRule, Sink, parse_rules
+from pepper.model.alert_config import WINDOW_METRICS, ConfiguredRule, parse_rules
 from pepper.monitoring.window import summarize, value_of
 
 #: Short names of health numbers.
@@ -68,7 +67,6 @@ class AlertRules:
         for rule in self.rules:
             state = states.get(rule.name)
             shown = rule.to_dict()
-            shown["sinks"] = [shown_sink(sink) for sink in rule.sinks]
             shown["firing"] = bool(state and state.firing)
             shown["fired_count"] = state.fired_count if state else 0
             shown["changed_at"] = state.changed_at if state else None
@@ -93,25 +91,10 @@ def find_rule(rules: tuple[ConfiguredRule, ...], name: str) -> ConfiguredRule:
 
 def send_test(rule: ConfiguredRule, now: float) -> dict[str, bool]:
     """Send a test notification of ``rule`` (``"test": true``) to its sinks; whether each one took it, by the
-    sink as ``shown_sink`` shows it."""
+    sink as ``Sink.shown`` shows it."""
     delivered = send_all(rule.sinks, alert_body(rule, rule.threshold, now, 0, test=True))
-    shown = {sink.describe(): shown_sink(sink) for sink in rule.sinks}
+    shown = {sink.describe(): sink.shown() for sink in rule.sinks}
     return {shown.get(sink, sink): ok for sink, ok in delivered.items()}
-
-
-def shown_sink(sink: Sink) -> str:
-    """A sink as it may be printed: a webhook by its scheme, host and port only, since its credentials, path
-    or query often are its secret (a chat service's hook URL is one)."""
-    if sink.type != "webhook" or not sink.url:
-        return sink.describe()
-    parts = urlsplit(sink.url)
-    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
-    try:
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:
-        port = ""
-    rest = "/…" if parts.path.strip("/") or parts.query or parts.fragment else "/"
-    return sink.describe().replace(sink.url, f"{parts.scheme}://{host}{port}{rest}")
 
 
 def read_rules_file(path: str) -> tuple[ConfiguredRule, ...]:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pepper.model.alert_config import ConfiguredRule, Sink
+from pepper.model.alert_config import ConfiguredRule, Sink, short_url
 
 log = logging.getLogger("pepper.alerts")
 SIGNATURE_HEADER = "X-Pepper-Signature"
@@ -96,10 +96,11 @@ def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
         secret = os.environ.get(sink.secret_env)
         if secret is None:
             log.error("alert webhook %s: the environment variable %s (its signing secret) is not set; not sent",
-                      sink.url, sink.secret_env)  # fmt: skip
+                      short_url(sink.url), sink.secret_env)  # fmt: skip
             return False
         headers[SIGNATURE_HEADER] = signature(secret, data)
     delay = _BACKOFF
+    where = short_url(sink.url)  # its credentials, path and query stay out of the logs
     for attempt in range(sink.retries + 1):
         request = urllib.request.Request(sink.url, data=data, headers=headers, method="POST")
         try:
@@ -112,11 +113,11 @@ def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             why = str(getattr(exc, "reason", exc))
         if attempt < sink.retries:
-            log.warning("alert webhook %s failed (%s); trying again in %gs", sink.url, why, delay)
+            log.warning("alert webhook %s failed (%s); trying again in %gs", where, why, delay)
             wait(delay)
             delay *= 2
         else:
-            log.error("alert webhook %s failed (%s) after %d tries; giving up", sink.url, why, sink.retries + 1)
+            log.error("alert webhook %s failed (%s) after %d tries; giving up", where, why, sink.retries + 1)
     return False
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from pepper.errors import ConfigError, ValidationError, suggest
 from pepper.model.units import parse_duration
@@ -43,6 +44,19 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def short_url(url: str) -> str:
+    """A webhook's URL as it may be printed or logged: its scheme, host and port only, since its credentials,
+    path or query often are its secret (a chat service's hook URL is one)."""
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    rest = "/…" if parts.path.strip("/") or parts.query or parts.fragment else "/"
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
 @dataclass(frozen=True, slots=True)
 class Sink:
     """Where a firing goes: ``webhook`` (POST of the alert's JSON), ``command`` (its JSON on stdin), ``log``."""
@@ -60,6 +74,12 @@ class Sink:
             signed = f", signed with ${self.secret_env}" if self.secret_env else ""
             return f"webhook {self.url}{signed}"
         return f"command {self.command!r}" if self.type == "command" else "log"
+
+    def shown(self) -> str:
+        """``describe`` as it may be printed or logged: a webhook's URL as ``short_url`` gives it."""
+        if self.type != "webhook" or not self.url:
+            return self.describe()
+        return self.describe().replace(self.url, short_url(self.url))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +103,7 @@ class ConfiguredRule:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric, "threshold": self.threshold, "comparison": self.comparison,
-                "window": self.window, "for": self.hold, "sinks": [s.describe() for s in self.sinks],
+                "window": self.window, "for": self.hold, "sinks": [s.shown() for s in self.sinks],
                 "description": self.description}  # fmt: skip
 
 

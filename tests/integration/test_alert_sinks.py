@@ -79,3 +79,21 @@ def test_a_command_sink_gets_the_alert_on_stdin(tmp_path):
 
 def test_the_signature_is_the_hmac_sha256_of_the_body():
     assert signature("key", b"{}") == "sha256=" + hmac.new(b"key", b"{}", hashlib.sha256).hexdigest()
+
+
+def test_a_failing_webhook_is_logged_by_its_host_and_port_never_its_path_or_query(
+    flaky_server, caplog: pytest.LogCaptureFixture
+):
+    url, got = flaky_server
+    secret_url = url + "hooks/T0SECRET?token=abc123"
+    waits: list[float] = []
+    with caplog.at_level(logging.WARNING, logger="pepper.engine.alert_sinks"):
+        assert send(Sink("webhook", url=secret_url, retries=1), alert_body(RULE, 1.0, 1.0, 1), wait=waits.append)
+    assert len(got) == 2  # the full URL was used to send: the first try failed, the second went through
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"{url}…" in logged  # scheme, host and port
+    assert "T0SECRET" not in logged and "abc123" not in logged
+    assert Sink("webhook", url=secret_url).shown() == f"webhook {url}…"
+    assert Sink("webhook", url="https://me:hunter2@hooks.example.com:8443/x").shown() == (
+        "webhook https://hooks.example.com:8443/…"
+    )
