@@ -62,6 +62,8 @@ def parse_duration(value: Any, what: str = "duration") -> float:
         if match:
             number, unit = match.groups()
             return float(number) * _DURATION_UNITS[unit or "s"]
+        if _DURATION_RE.match(value.strip().removeprefix("-")):  # "-5m": a duration, but below zero
+            raise ValidationError(f"{what} cannot be negative, got {value!r}", field=what)
     raise ValidationError(
         f"{what} {value!r} is not a duration; use seconds (e.g. 90) or a number with a unit: "
         "'500ms', '30s', '15m', '1h', '2d', '1w'",

@@ -32,6 +32,12 @@ def test_bad_durations(bad):
         parse_duration(bad)
 
 
+@pytest.mark.parametrize("negative", ["-5s", " -1", "-1.5h", -3])
+def test_a_negative_duration_is_told_so_not_that_it_is_no_duration(negative):
+    with pytest.raises(ValidationError, match="timeout cannot be negative"):
+        parse_duration(negative, "timeout")
+
+
 @pytest.mark.parametrize(
     ("name", "value", "amount"),
     [
