@@ -56,14 +56,16 @@ class CycleError(ValidationError):
 class DuplicateTaskError(ValidationError):
     """A task id already used by a task with a different specification."""
 
-    def __init__(self, task_id: str, differences: Sequence[str]) -> None:
+    def __init__(self, task_id: str, differences: Sequence[str], *, in_batch: bool = False) -> None:
         what = ", ".join(differences)
-        super().__init__(
-            f"task {task_id!r} already exists with different {what}; re-submitting "
-            "the same id is only allowed with the same specification (choose a new id, "
-            "or omit task_id to get a generated one)",
-            field="task_id",
-        )
+        if in_batch:
+            message = (f"task id {task_id!r} appears twice in this submission, with different {what}; give each "
+                       "task its own id (the same id twice is only allowed with the same specification)")  # fmt: skip
+        else:
+            message = (f"task {task_id!r} already exists with different {what}; re-submitting the same id is only "
+                       "allowed with the same specification (choose a new id, or omit task_id to get a generated "
+                       "one)")  # fmt: skip
+        super().__init__(message, field="task_id")
         self.task_id = task_id
         self.differences = tuple(differences)
 

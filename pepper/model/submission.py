@@ -322,7 +322,7 @@ def prepare(
         if earlier is not None:
             diffs = earlier.spec_differences(task)
             if diffs:
-                raise DuplicateTaskError(task.task_id, diffs)
+                raise DuplicateTaskError(task.task_id, diffs, in_batch=True)
         else:
             batch[task.task_id] = task
     found = stored.existing(list(batch))

@@ -141,6 +141,16 @@ def test_resubmitting_the_same_spec_is_idempotent_and_a_different_spec_is_refuse
     assert str(caught.value).startswith("task 'a' already exists with different inputs; re-submitting the same id")
 
 
+def test_an_id_twice_in_one_submission_with_different_specs_is_named_as_such():
+    twice = [build_task(task_id="a", task_type="t", inputs={"n": 1}), build_task(task_id="a", task_type="t")]
+    with pytest.raises(DuplicateTaskError) as caught:
+        prepare(twice, Stored())
+    assert caught.value.differences == ("inputs",) and caught.value.task_id == "a"
+    assert str(caught.value).startswith("task id 'a' appears twice in this submission, with different inputs")
+    same = prepare([build_task(task_id="a", task_type="t"), build_task(task_id="a", task_type="t")], Stored())
+    assert [t.task_id for t in same.new] == ["a"]
+
+
 def test_dependency_order_does_not_change_a_spec():
     first = build_task(task_id="a", task_type="t", dependencies=["x", "y"])
     assert prepare([build_task(task_id="a", task_type="t", dependencies=["y", "x"])], Stored(first)).new == ()
