@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from pepper.errors import ExpressionError
 from pepper.model import codec, expressions
 from pepper.model.task import Task
 
@@ -42,7 +43,10 @@ def step_task(
     references to the run's inputs resolved (those to dependencies' results wait until it starts). A step's
     ``delay`` counts from ``run_started`` (default ``now``)."""
     t = step.template
-    own = expressions.resolve(dict(t.inputs or {}), {"inputs": run_inputs}, only=("inputs",))
+    try:
+        own = expressions.resolve(dict(t.inputs or {}), {"inputs": run_inputs}, only=("inputs",))
+    except ExpressionError as exc:  # said of the step, wherever the run was started from
+        raise ExpressionError(f"step {step.step_id!r}: {exc}", expression=exc.expression) from None
     metadata = {**t.metadata, RUN_KEY: run_id, STEP_KEY: step.step_id}
     later = [key for key, value in own.items() if expressions.has_references(value)]
     if later:  # resolved when the step starts; the run's inputs go along if those references read them

@@ -129,6 +129,13 @@ def test_a_steps_task_is_namespaced_and_gets_the_run_inputs_under_its_own():
         start_inputs(task, {"draft": {"words": 3}})
 
 
+def test_a_reference_to_an_input_the_run_was_not_given_names_the_step():
+    step = make_step("publish", "t", inputs={"page": "${{ inputs.site }}/index.md"})
+    with pytest.raises(ExpressionError, match=r"^step 'publish': .*site") as caught:
+        step_task(step, "run-1", {"n": 1}, now=0.0)
+    assert caught.value.expression is not None and "inputs.site" in caught.value.expression
+
+
 def test_a_reference_to_both_inputs_and_a_result_is_resolved_when_the_step_starts():
     step = make_step("b", "t", dependencies=["a"], inputs={"n": "${{ steps.a.result + inputs.base }}"})
     task = step_task(step, "r", {"base": 10}, now=0.0)
