@@ -23,9 +23,11 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import pepper
 from tests.support import read_rows
@@ -236,6 +238,19 @@ class Fleet:
             })  # fmt: skip
         except pepper.PepperError as exc:
             return f"(the database could not be read: {exc})"
+
+
+def fleet_on(request: pytest.FixtureRequest, folder: Path, *, faults: bool = False) -> Iterator[Fleet]:
+    """For a fixture with ``params=["sqlite", "postgres"]``: a fleet on a SQLite file in ``folder``, or on
+    PostgreSQL with a host of its own for each worker (only its silence tells there that a worker is gone)."""
+    if request.param == "postgres":
+        group = Fleet(folder, request.getfixturevalue("postgres_url"), hosts=True, faults=faults)
+    else:
+        group = Fleet(folder, str(folder / "shared.db"), hosts=False, faults=faults)
+    try:
+        yield group
+    finally:
+        group.close()
 
 
 def freeze_between_writes(proc: subprocess.Popen[bytes], db: str) -> None:

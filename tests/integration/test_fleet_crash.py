@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pepper.core import TaskOrchestrator
-from tests.integration.fleet import Fleet
+from tests.integration.fleet import Fleet, fleet_on
 
 GROUPS = 12
 
@@ -38,12 +38,7 @@ def dag() -> list[dict]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
-    if request.param == "postgres":
-        group = Fleet(tmp_path, request.getfixturevalue("postgres_url"), hosts=True)
-    else:
-        group = Fleet(tmp_path, str(tmp_path / "shared.db"), hosts=False)
-    yield group
-    group.close()
+    yield from fleet_on(request, tmp_path)
 
 
 @pytest.mark.slow

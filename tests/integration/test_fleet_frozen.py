@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 
 from pepper.core import TaskOrchestrator
-from tests.integration.fleet import Fleet, freeze_between_writes
+from tests.integration.fleet import Fleet, fleet_on, freeze_between_writes
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
-    """On PostgreSQL each worker has a host of its own: only its silence tells that a worker is gone."""
-    if request.param == "postgres":
-        group = Fleet(tmp_path, request.getfixturevalue("postgres_url"), hosts=True)
-    else:
-        group = Fleet(tmp_path, str(tmp_path / "shared.db"), hosts=False)
-    yield group
-    group.close()
+    yield from fleet_on(request, tmp_path)
 
 
 @pytest.mark.slow

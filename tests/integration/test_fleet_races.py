@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pepper.core import TaskOrchestrator
-from tests.integration.fleet import DEADLINE, Fleet
+from tests.integration.fleet import DEADLINE, Fleet, fleet_on
 
 ROUNDS = 25
 
@@ -51,12 +51,7 @@ RACER = textwrap.dedent("""
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
-    if request.param == "postgres":
-        group = Fleet(tmp_path, request.getfixturevalue("postgres_url"), hosts=True)
-    else:
-        group = Fleet(tmp_path, str(tmp_path / "shared.db"), hosts=False)
-    yield group
-    group.close()
+    yield from fleet_on(request, tmp_path)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pepper.core import TaskOrchestrator
-from tests.integration.fleet import Fleet
+from tests.integration.fleet import Fleet, fleet_on
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -79,12 +79,7 @@ def test_workers_outlive_their_connections_being_dropped_and_run_each_task_once(
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def failing_fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
-    if request.param == "postgres":
-        group = Fleet(tmp_path, request.getfixturevalue("postgres_url"), hosts=True, faults=True)
-    else:
-        group = Fleet(tmp_path, str(tmp_path / "shared.db"), hosts=False, faults=True)
-    yield group
-    group.close()
+    yield from fleet_on(request, tmp_path, faults=True)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
+from tests.integration.fleet import freeze_between_writes
 
 TOTAL = 120
 
@@ -60,24 +61,6 @@ def owned_by_first(db: Path) -> int:
         conn.close()
 
 
-def freeze_between_writes(process: subprocess.Popen[bytes], db: Path) -> None:
-    """SIGSTOP ``process`` at a moment it holds no write lock on ``db``. (Frozen inside a write transaction,
-    it would block every writer of the file until it runs again: SQLite has one writer at a time.)"""
-    for _ in range(100):
-        process.send_signal(signal.SIGSTOP)
-        conn = sqlite3.connect(db, timeout=0.2)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            return
-        except sqlite3.OperationalError:  # stopped mid-write: let it finish, try again
-            process.send_signal(signal.SIGCONT)
-            time.sleep(0.01)
-        finally:
-            conn.close()
-    raise AssertionError("the worker never paused between writes")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["killed", "frozen"])
 def test_the_surviving_worker_runs_the_lost_workers_tasks_and_each_completes_once(tmp_path, how):
@@ -110,7 +93,7 @@ def test_the_surviving_worker_runs_the_lost_workers_tasks_and_each_completes_onc
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     else:
-        freeze_between_writes(first, db)
+        freeze_between_writes(first, str(db))
 
     # Then the second finishes everything, and every task completed exactly once
     second.wait(60)
