@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pepper.errors import NotApproverError, NotWaitingError, StepNotFoundError
+from pepper.errors import NotApproverError, NotWaitingError, StepNotFoundError, StoreBusyError
 from pepper.model import codec
 from pepper.model.approval import APPROVED, EXPIRED, REJECTED, Approval, ending
 from pepper.model.outcome import TaskOutcome
@@ -62,9 +62,25 @@ def record_decision(
     if now >= approval.deadline:
         raise NotWaitingError(f"step {task_id!r} waited for a decision until {_when(approval.deadline)}; it is too "
                               "late to decide", task_id=task_id)  # fmt: skip
-    if not store.approvals.decide(task_id, APPROVED if approve else REJECTED, by, reason, now):
+    decision = APPROVED if approve else REJECTED
+    try:
+        recorded = store.approvals.decide(task_id, decision, by, reason, now)
+    except StoreBusyError:  # no answer came; the database may have written the decision all the same
+        stored = _read_back(store, task_id)
+        if stored is None or (stored.decision, stored.decided_by, stored.decided_at) != (decision, by, now):
+            raise
+        return stored  # it did: this decision is the one made, and its caller must hear so
+    if not recorded:
         raise NotWaitingError(_decided(store.approvals.get(task_id) or approval), task_id=task_id)
     return store.approvals.get(task_id) or approval
+
+
+def _read_back(store: Store, task_id: str) -> Approval | None:
+    """The approval as stored now; None if the database does not answer either."""
+    try:
+        return store.approvals.get(task_id)
+    except StoreBusyError:
+        return None
 
 
 def _decided(approval: Approval) -> str:

@@ -15,6 +15,7 @@ from pepper.errors import (
     NotWaitingError,
     RunNotFoundError,
     StepNotFoundError,
+    StoreBusyError,
     WorkflowDefinitionError,
 )
 from tests.support import eventually
@@ -194,3 +195,35 @@ def test_a_run_waiting_for_approval_is_cancelled_from_another_process(tmp_path):
         result = workflow.wait(run_id, timeout=60)
         assert result.status == "cancelled"
         assert result["gate"].status == "cancelled" and result["ship"].status == "cancelled"
+
+
+@pytest.mark.parametrize("written", [True, False], ids=["written-unanswered", "not-written"])
+def test_a_decision_whose_answer_was_lost_is_the_decision_if_it_was_written(tmp_path, monkeypatch, written):
+    with make_runtime(tmp_path) as runtime:
+        workflow = gated(runtime)
+        run_id = workflow.start()
+        waiting(runtime, run_id)
+        approvals = runtime.store.approvals
+        decide = approvals.decide
+
+        def answer_lost(*args):  # as when the connection breaks while the database commits
+            if written:
+                decide(*args)
+            raise StoreBusyError("server closed the connection unexpectedly")
+
+        monkeypatch.setattr(approvals, "decide", answer_lost)
+        if written:  # the caller hears of the decision it made, not of the lost answer
+            decided = workflow.approve(run_id, "gate", by=APPROVER, reason="ok")
+            assert (decided.decision, decided.decided_by, decided.reason) == ("approved", APPROVER, "ok")
+        else:
+            with pytest.raises(StoreBusyError):
+                workflow.approve(run_id, "gate", by=APPROVER, reason="ok")
+            assert waiting(runtime, run_id).waiting  # nothing was decided: it still waits, and may be decided
+        monkeypatch.setattr(approvals, "decide", decide)
+        if written:
+            with pytest.raises(NotWaitingError, match=r"approved by approver@example\.com"):
+                workflow.approve(run_id, "gate", approve=False, by=APPROVER)  # the first decision stands
+        else:
+            workflow.approve(run_id, "gate", by=APPROVER, reason="ok")
+        result = workflow.wait(run_id, timeout=60)
+        assert result.status == "completed" and result["gate"].result["approved"] is True
