@@ -8,6 +8,7 @@ number writes nothing), and turns SQLite's exceptions into pepper's.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -22,6 +23,8 @@ from pepper.store.connection import connect, damaged, migrate
 from pepper.store.params import typed_error, typed_errors
 from pepper.store.sql_store import Connection, SqlStore
 from pepper.store.statements import queries
+
+log = logging.getLogger(__name__)
 
 #: Rows of a new tasks' insert bound to one statement: one statement a row costs a third more (50 rows of 17
 #: values stay far below every SQLite build's limit on parameters, 999 at the least).
@@ -196,9 +199,17 @@ class SQLiteStore(SqlStore):
         if self.path == ":memory:" or self.checkpoints is not None:
             return
         checkpoints = Checkpointer(self.path)
-        with self.checked(), self.lock:
+        try:
             checkpoints.start()
-            self.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        except sqlite3.Error as exc:  # not worth stopping for: the commits go on checkpointing themselves
+            log.warning("SQLite's checkpoints stay within the commits (no connection for their own thread: %s)", exc)
+            return
+        try:
+            with self.checked(), self.lock:
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        except BaseException:
+            checkpoints.stop()
+            raise
         self.checkpoints = checkpoints
 
     def close(self) -> None:

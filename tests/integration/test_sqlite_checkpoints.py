@@ -125,3 +125,21 @@ def test_reclaiming_space_truncates_the_log_while_the_thread_runs(tmp_path: Path
         assert os.path.getsize(str(tmp_path / "p.db") + "-wal") == 0  # truncated, not left to a later checkpoint
     finally:
         store.close()
+
+
+def test_a_checkpoint_thread_that_cannot_start_leaves_the_commits_checkpointing_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cannot_open(self: Checkpointer) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(Checkpointer, "start", cannot_open)
+    store = SQLiteStore(str(tmp_path / "p.db"))
+    try:
+        with caplog.at_level(logging.WARNING, logger="pepper.store.sqlite"):
+            store.checkpoint_in_background()
+        assert store.checkpoints is None and not _checkpoint_threads()
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        assert any("stay within the commits" in r.getMessage() for r in caplog.records)
+    finally:
+        store.close()
