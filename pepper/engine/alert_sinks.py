@@ -6,7 +6,8 @@ The body every sink gets is one JSON document (``alert_body``)::
      "comparison": ">", "window": 60.0, "for": 0.0, "at": 1767225600.0, "fired_count": 1,
      "message": "error_rate is 0.75, > 0.5 (over 60s)", "description": "", "test": false}
 
-A webhook gets it as the body of an HTTP POST (``Content-Type: application/json``); with ``secret_env``
+A webhook gets it as the body of an HTTP POST (``Content-Type: application/json``; a ``user:password@`` in
+its URL is sent as HTTP basic authentication); with ``secret_env``
 the header ``X-Pepper-Signature: sha256=<hex>`` carries the HMAC-SHA256 of the body under the secret
 read from that environment variable (the secret is never logged). A failed POST (no answer within
 ``timeout``, or a status other than 2xx) is tried again ``retries`` times, waiting 0.5 s, 1 s, 2 s...
@@ -24,8 +25,10 @@ import logging
 import os
 import subprocess
 import threading
+from base64 import b64encode
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pepper.model.alert_config import ConfiguredRule, Sink, short_url
 
@@ -99,10 +102,13 @@ def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
                       short_url(sink.url), sink.secret_env)  # fmt: skip
             return False
         headers[SIGNATURE_HEADER] = signature(secret, data)
+    url, authorization = _split_credentials(sink.url)
+    if authorization is not None:
+        headers["Authorization"] = authorization
     delay = _BACKOFF
     where = short_url(sink.url)  # its credentials, path and query stay out of the logs
     for attempt in range(sink.retries + 1):
-        request = urllib.request.Request(sink.url, data=data, headers=headers, method="POST")
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=sink.timeout) as answer:
                 if 200 <= answer.status < 300:
@@ -119,6 +125,17 @@ def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
         else:
             log.error("alert webhook %s failed (%s) after %d tries; giving up", where, why, sink.retries + 1)
     return False
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:password@`` (urllib would take them for part of the host), and the HTTP basic
+    ``Authorization`` they make; None when the URL has none."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host)), "Basic " + b64encode(pair.encode()).decode()
 
 
 def _run(sink: Sink, data: bytes, rule: str) -> bool:

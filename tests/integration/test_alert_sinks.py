@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -16,15 +17,18 @@ from pepper.engine.alert_sinks import alert_body, send, signature
 from pepper.model.alert_config import Sink, parse_rule
 
 RULE = parse_rule({"name": "errors", "metric": "error_rate", "threshold": 0.5, "window": "10s"})
+headers: list[dict[str, str]] = []  # of each POST the flaky server took
 
 
 @pytest.fixture
 def flaky_server():
-    """Answers 500 to the first POST, 204 afterwards; keeps the bodies."""
+    """Answers 500 to the first POST, 204 afterwards; keeps the bodies (and each POST's headers in ``headers``)."""
     got: list[bytes] = []
+    headers.clear()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            headers.append(dict(self.headers))
             got.append(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(500 if len(got) == 1 else 204)
             self.end_headers()
@@ -97,3 +101,14 @@ def test_a_failing_webhook_is_logged_by_its_host_and_port_never_its_path_or_quer
     assert Sink("webhook", url="https://me:hunter2@hooks.example.com:8443/x").shown() == (
         "webhook https://hooks.example.com:8443/…"
     )
+
+
+def test_a_webhook_url_with_a_user_and_password_is_sent_with_basic_authentication(flaky_server, caplog):
+    url, got = flaky_server
+    sink = Sink("webhook", url=url.replace("http://", "http://alert%40bot:p%3Ass@") + "hook", retries=1)
+    with caplog.at_level(logging.WARNING):
+        assert send(sink, alert_body(RULE, 1.0, 1.0, 1), wait=lambda _: None)  # the first try fails, the second not
+    assert len(got) == 2 and headers[-1]["Authorization"] == "Basic " + base64.b64encode(b"alert@bot:p:ss").decode()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"{url}…" in logged
+    assert not any(secret in logged for secret in ("alert%40bot", "alert@bot", "p%3Ass", "p:ss"))
