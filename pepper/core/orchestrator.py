@@ -13,6 +13,7 @@ from pepper.model.feedback import TaskFeedback
 from pepper.model.status import TaskStatus
 from pepper.model.submission import TASK_FIELDS, build_task, tasks_from_specs
 from pepper.model.task import Task, TaskState
+from pepper.model.units import check_limit
 
 
 def parse_state(state: Any) -> TaskState | None:
@@ -173,10 +174,7 @@ class TaskOrchestrator(Component):
         wanted = parse_state(state)
         if task_type is not None and (not isinstance(task_type, str) or not task_type):
             raise ValidationError(f"task_type must be a non-empty string, got {shown(task_type)}", field="task_type")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIST:
-            raise ValidationError(
-                f"limit must be a whole number from 1 to {_MAX_LIST}, got {shown(limit)}", field="limit"
-            )
+        check_limit(limit, _MAX_LIST)
         backend = await self.runtime.backend()
         if after is not None:
             await backend.status(_check_id(after))  # an unknown task raises TaskNotFoundError, not an empty page

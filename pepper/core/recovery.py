@@ -13,10 +13,11 @@ from typing import Any
 
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import AgentNotFoundError, ValidationError, shown
+from pepper.errors import AgentNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
+from pepper.model.units import check_limit
 from pepper.scheduling.eligibility import Route, eligible, rejection
 
 
@@ -85,10 +86,7 @@ class ErrorHandler(Component):
         or of everything (newest first) - each with the strategy applied and what it decided."""
         if sum(x is not None for x in (task_id, agent_id, run_id)) > 1:
             raise ValidationError("give one of task_id, agent_id or run_id", field="task_id")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_HISTORY:
-            raise ValidationError(
-                f"limit must be a whole number from 1 to {_MAX_HISTORY}, got {shown(limit)}", field="limit"
-            )
+        check_limit(limit, _MAX_HISTORY)
         if task_id is not None:
             checked = _check_id(task_id)
             return self.runtime.read(lambda backend: backend.error_history(checked))

@@ -17,12 +17,11 @@ from pepper.errors import (
     ResourceUnavailableError,
     StoreBusyError,
     ValidationError,
-    shown,
 )
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
-from pepper.model.units import parse_duration
+from pepper.model.units import check_limit, parse_duration
 from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
 from pepper.monitoring.alerts import Alert
 
@@ -243,9 +242,7 @@ class ResourceMonitor(AlertSource):
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Alerts that fired, newest first (at most ``limit``, from 1 to 1,000,000)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_ALERTS:
-            raise ValidationError(f"limit must be a whole number from 1 to {_MAX_ALERTS}, got {shown(limit)}",
-                                  field="limit")  # fmt: skip
+        check_limit(limit, _MAX_ALERTS)
         return [{**a, "above": bool(a["above"])} for a in self.runtime.store.alerts.recent(limit)]
 
 

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from pepper.errors import ValidationError
+from pepper.errors import ValidationError, shown
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -107,3 +107,10 @@ def format_duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def check_limit(value: Any, most: int, what: str = "limit") -> int:
+    """``value`` as the most items a call returns: a whole number from 1 to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValidationError(f"{what} must be a whole number from 1 to {most}, got {shown(value)}", field=what)
+    return value
