@@ -86,7 +86,7 @@ def connect(url: str | None = None, token: str | None = None, *, default: bool =
 
     runtime = RemoteRuntime(url, token)
     if default:
-        from pepper.core.runtime import set_default_runtime
+        from pepper.core.default import set_default_runtime
 
         set_default_runtime(runtime)
     return runtime

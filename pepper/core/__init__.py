@@ -1,5 +1,6 @@
 """The seed's public faces, each a thin view over one ``Runtime``."""
 
+from pepper.core.default import default_runtime, init
 from pepper.core.distribution import AgentSelector, LoadBalancer
 from pepper.core.health import HealthMonitor
 from pepper.core.orchestrator import TaskOrchestrator
@@ -7,7 +8,7 @@ from pepper.core.performance import PerformanceMonitor
 from pepper.core.recovery import ErrorHandler
 from pepper.core.registration import agent, load_agents, register_agent
 from pepper.core.resources import ResourceAllocator, ResourceManager, ResourceMonitor
-from pepper.core.runtime import Runtime, default_runtime, init
+from pepper.core.runtime import Runtime
 from pepper.core.workflow import TaskSequencer, WorkflowController, load_workflow
 
 __all__ = [

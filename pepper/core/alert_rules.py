@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pepper.core.default import default_runtime
 from pepper.core.health import HealthMonitor
-from pepper.core.runtime import Runtime, default_runtime
+from pepper.core.runtime import Runtime
 from pepper.engine.alert_rules import RuleKeeper
 from pepper.engine.alert_sinks import alert_body, send_all
 from pepper.errors import ConfigError, NotFoundError

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.default import resolve
+from pepper.core.runtime import Runtime
 from pepper.engine.portal import Portal
 
 

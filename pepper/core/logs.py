@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pepper.core.runtime import Runtime, default_runtime
+from pepper.core.default import default_runtime
+from pepper.core.runtime import Runtime
 from pepper.errors import ValidationError
 from pepper.model.task_log import TaskLog
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from pepper.agents.base import BaseAgent
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.default import resolve
+from pepper.core.runtime import Runtime
 from pepper.core.workflow import WorkflowController
 from pepper.errors import ValidationError, suggest
 from pepper.model.agent import AgentSpec

@@ -9,7 +9,8 @@ from typing import Any, Unpack
 from pepper.agents.base import AgentOptions, BaseAgent
 from pepper.agents.function import FunctionAgent
 from pepper.agents.loader import read_agents
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.default import resolve
+from pepper.core.runtime import Runtime
 from pepper.model.run import TaskRun
 
 

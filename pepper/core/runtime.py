@@ -8,7 +8,7 @@ The engine starts on first use when agents are registered here (or with
 ``start()``). Without agents, calls go straight to the store: that is how a
 CLI command submits work for a ``pepper worker`` in another process.
 
-Over 400 lines, kept whole: the Runtime's life (open, start, register, close) and the default runtime are one story.
+The default runtime lives in ``pepper.core.default``; its functions are importable from here too.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
 from pepper.core.config import load_settings, make_home_for_db
+from pepper.core.default import default_runtime, init, reset_default_runtime, resolve, set_default_runtime
 from pepper.engine.backend import Backend
 from pepper.engine.clock import Clock, SystemClock
 from pepper.engine.hooks import EngineHook
@@ -42,6 +43,8 @@ from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule
 from pepper.store.location import open_store, redact
 from pepper.store.sql_store import SqlStore
+
+__all__ = ["Runtime", "default_runtime", "init", "reset_default_runtime", "resolve", "set_default_runtime"]
 
 log = logging.getLogger("pepper")
 T = TypeVar("T")
@@ -397,63 +400,6 @@ class Runtime:
 
 async def _ask(question: Callable[[], T]) -> T:
     return question()
-
-
-# -- the default runtime -----------------------------------------------------------------
-
-_default: Runtime | None = None
-_default_lock = threading.RLock()
-
-
-def default_runtime() -> Runtime:
-    """The runtime argument-less components attach to (created from configuration on first use)."""
-    global _default
-    with _default_lock:
-        if _default is None or _default.closed:
-            _default = Runtime()
-        return _default
-
-
-def init(db: str | None = None, resources: Any = None, **settings: Any) -> Runtime:
-    """Configure the default runtime and return it.
-
-    Replaces (and closes) a previous default runtime; agents registered on it
-    are registered on the new one.
-    """
-    global _default
-    with _default_lock:
-        new = Runtime(db=db, resources=resources, **settings)
-        old, _default = _default, new
-        if old is not None and not old.closed:
-            agents = old.agents()
-            old.close()
-            for agent in agents:
-                new.register_agent(agent)
-        return new
-
-
-def set_default_runtime(runtime: Runtime) -> Runtime:
-    """Make ``runtime`` (e.g. one ``pepper.connect`` returned) the default runtime; a previous default is closed."""
-    global _default
-    with _default_lock:
-        old, _default = _default, runtime
-        if old is not None and old is not runtime and not old.closed:
-            old.close()
-        return runtime
-
-
-def reset_default_runtime() -> None:
-    """Close and forget the default runtime and its agents (for tests)."""
-    global _default
-    with _default_lock:
-        if _default is not None:
-            _default.close()
-        _default = None
-
-
-def resolve(runtime: Runtime | None) -> Runtime:
-    """``runtime`` or, if None, the default runtime."""
-    return runtime if runtime is not None else default_runtime()
 
 
 @atexit.register

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.default import resolve
+from pepper.core.runtime import Runtime
 from pepper.core.workflow import WorkflowController
 from pepper.errors import InvalidScheduleError, ValidationError
 from pepper.model import codec

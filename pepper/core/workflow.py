@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pepper.agents.base import BaseAgent
-from pepper.core.runtime import Runtime, resolve
+from pepper.core.default import resolve
+from pepper.core.runtime import Runtime
 from pepper.core.sequencer import Sequence, TaskSequencer
 from pepper.core.workflow_runs import WorkflowRuns, check_inputs, check_timeout
 from pepper.engine.portal import blocking, on_engine_loop

@@ -88,3 +88,36 @@ def test_every_other_package_says_it_is_not_public_api():
         if info.ispkg and info.name not in ("core", "errors"):  # the two public packages
             module = importlib.import_module(f"pepper.{info.name}")
             assert "not public API" in (module.__doc__ or ""), f"pepper.{info.name} does not say it is internal"
+
+
+def test_the_runtime_module_offers_the_default_runtime_functions_it_always_did():
+    from pepper.core import default, runtime
+
+    # Given the functions of the default runtime, at home in pepper.core.default
+    names = ["default_runtime", "init", "reset_default_runtime", "resolve", "set_default_runtime"]
+    # Then pepper.core.runtime offers the very same functions, beside the Runtime
+    assert runtime.__all__ == sorted(["Runtime", *names])
+    for name in names:
+        assert getattr(runtime, name) is getattr(default, name), name
+    assert pepper.core.default_runtime is default.default_runtime and pepper.core.init is default.init
+
+
+def test_the_default_runtime_module_works_imported_first(tmp_path):
+    import subprocess
+    import sys
+
+    # Given a fresh interpreter that imports only pepper.core.default
+    probe = (
+        "from pepper.core import default\n"
+        "first = default.init(db=':memory:')\n"
+        "assert default.resolve(None) is first is default.default_runtime()\n"
+        "default.reset_default_runtime()\n"
+        "assert first.closed and default.default_runtime() is not first\n"
+        "default.reset_default_runtime()\n"
+        "print(type(first).__module__)\n"
+    )
+    # When it sets up, reads and resets the default runtime
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    # Then each step holds and the runtime is the one pepper.core.runtime defines
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["pepper.core.runtime"]
