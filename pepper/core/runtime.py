@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
-from pepper.core.config import load_settings, make_home_for_db
+from pepper.core.config import load_settings
 from pepper.core.default import default_runtime, init, reset_default_runtime, resolve, set_default_runtime
+from pepper.core.store_setup import open_runtime_store
 from pepper.engine.backend import Backend
 from pepper.engine.clock import Clock, SystemClock
 from pepper.engine.hooks import EngineHook
@@ -36,12 +37,11 @@ from pepper.engine.portal import Portal
 from pepper.engine.sampler import ValueOf
 from pepper.engine.service import EngineService
 from pepper.engine.stored import StoreBackend
-from pepper.engine.usage import host_of, machine_capacity
 from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
 from pepper.model.settings import Settings
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule
-from pepper.store.location import open_store, redact
+from pepper.store.location import redact
 from pepper.store.sql_store import SqlStore
 
 __all__ = ["Runtime", "default_runtime", "init", "reset_default_runtime", "resolve", "set_default_runtime"]
@@ -103,29 +103,8 @@ class Runtime:
         with self._lock:
             self._check_open()
             if self._store is None:
-                s = self.settings
-                if self._create:
-                    make_home_for_db(s)
-                store = open_store(s.db, busy_timeout=s.busy_timeout, synchronous=s.synchronous, create=self._create)
-                store.leases.host = host_of(s)  # leases are taken on this host; its pools are the ones seen
-                if self._create:  # a runtime that writes makes sure the pool is known
-                    try:
-                        self._ensure_pools(store)
-                    except BaseException:
-                        store.close()
-                        raise
-                self._store = store
+                self._store = open_runtime_store(self.settings, create=self._create)
             return self._store
-
-    def _ensure_pools(self, store: SqlStore) -> None:
-        """Record this host's pool if none is (or resources are configured), and the configured shared pools."""
-        s = self.settings
-        configured = s.resources.to_dict() if s.resources is not None else None
-        # configured resources go over the machine's: `{gpu = 1}` adds a GPU, keeping cpu and memory
-        capacity = machine_capacity(self.home) | (configured or {})
-        store.leases.ensure_pool(capacity, replace=configured is not None)
-        if s.shared_resources:
-            store.leases.ensure_shared(s.shared_resources.to_dict())
 
     def pool(self) -> dict[str, float]:
         """The capacity of the resource pool seen from this host (its machine pools and the shared ones)."""
