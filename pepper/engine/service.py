@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pepper.engine.approvals import record_decision
 from pepper.engine.attempts import AgentHandle
+from pepper.engine.budgets import budget_lease_id, grant_budget, off_host, reload_leases
 from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import (
@@ -31,7 +32,7 @@ from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.read_share import ReadShare
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
-from pepper.engine.shell import Engine, budget_lease_id
+from pepper.engine.shell import Engine
 from pepper.engine.stored import stored_observations
 from pepper.engine.task_logs import read_task_log
 from pepper.engine.ticks import Ticks
@@ -211,7 +212,7 @@ class EngineService:
         group = list(submission.new)
         for task in group:
             engine.pending[task.task_id] = task
-        engine._batch.submissions.append((group, future))
+        engine.batch.submissions.append((group, future))
         engine.schedule_flush()
         existing = await future
         return [existing.get(t.task_id, t) for t in submission.tasks]
@@ -260,7 +261,7 @@ class EngineService:
                         unsettled.append(record)
             if unsettled:
                 engine.ingest(unsettled, cause="wait")
-        dirty = engine._batch.dirty
+        dirty = engine.batch.dirty
         if any(tid in dirty for tid in task_ids):
             _keep_settled(task_ids, tasks, known, dirty)  # the engine may forget them during the await
             await engine.committed()
@@ -370,8 +371,8 @@ class EngineService:
             if inspect.isawaitable(outcome):
                 await outcome
         waiting = None
-        off_host = engine.off_host(spec)
-        budget = spec.resources if off_host is None else off_host.pooled  # on Ray: only the shared pools it names
+        on_ray = off_host(engine, spec)
+        budget = spec.resources if on_ray is None else on_ray.pooled  # on Ray: only the shared pools it names
         if budget:
             beyond = budget.shortfall(engine.state.resources.capacity)
             if beyond:
@@ -379,14 +380,14 @@ class EngineService:
                     f"agent {spec.agent_id!r} asks for a budget the whole pool cannot give: "
                     f"{describe_shortfall(beyond)}"
                 )
-            waiting = engine.grant_budget(spec)
+            waiting = grant_budget(engine, spec)
             if waiting is not None:
                 engine.budget_waiting[spec.agent_id] = spec
-            engine.reload_leases()
+            reload_leases(engine)
         engine.handles[spec.agent_id] = handle
         now = engine.clock.now()
         engine.store.workers.register_agent(spec, engine.worker_id, now)
-        engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}", off_host))
+        engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}", on_ray))
 
     async def remove_agent(self, agent_id: str) -> AgentHandle:
         engine = self.engine
@@ -403,7 +404,7 @@ class EngineService:
                 engine.store.leases.release(lease_id, engine.clock.now())
             except AllocationNotFoundError:
                 pass  # it was still waiting for its budget
-            engine.reload_leases()
+            reload_leases(engine)
         cleanup = getattr(handle, "cleanup", None)
         if cleanup is not None:
             outcome = cleanup()
@@ -447,7 +448,7 @@ class EngineService:
 
     def leases_changed(self) -> None:
         """The pool's leases changed (another component granted or released one): read them again."""
-        self.engine.reload_leases()
+        reload_leases(self.engine)
 
     def add_hook(self, hook: EngineHook) -> None:
         self.engine.hooks.append(hook)
