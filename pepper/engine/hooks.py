@@ -2,16 +2,20 @@
 
 Subclass ``EngineHook`` and override what you need; every method is a no-op
 here. Hooks run on the engine loop, so they must be quick and must not block.
-A hook that raises is logged and skipped; it never stops the engine. An engine
-with no hooks pays nothing for them.
+The engine calls them through ``notify``: a hook that raises is logged and
+skipped; it never stops the engine. An engine with no hooks pays nothing for them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 from pepper.model.events import AttemptEnded, RecordError
 from pepper.model.task import Task, TaskState
+
+log = logging.getLogger("pepper.engine")
 
 
 class EngineHook:
@@ -32,3 +36,12 @@ class EngineHook:
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
         """A task reached a final state (completed, failed or cancelled), now durable."""
+
+
+def notify(hooks: Sequence[EngineHook], method: str, *args: Any) -> None:
+    """Call ``method`` on every hook; a hook that raises is logged, never fatal."""
+    for hook in hooks:
+        try:
+            getattr(hook, method)(*args)
+        except Exception:
+            log.exception("engine hook %s.%s failed", type(hook).__name__, method)

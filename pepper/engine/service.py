@@ -1,18 +1,22 @@
 """The engine's front door: every request a runtime makes, as coroutines on the engine loop.
 
-Over 400 lines, kept whole: it is the one ``Backend`` an engine offers, each method a short hop onto its state.
+``EngineService`` is the one ``Backend`` an engine offers. It starts and stops the engine with its companions
+(upkeep, sampler, lag probe, schedule ticks, retention) and answers each request with a short hop onto the
+engine's state; statuses and waits are made in ``engine.task_statuses``, and agents join and leave through
+``engine.agent_registry``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pepper.engine.agent_registry import add_agent, remove_agent
 from pepper.engine.approvals import record_decision
 from pepper.engine.attempts import AgentHandle
+from pepper.engine.budgets import reload_leases
 from pepper.engine.clock import Clock
 from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import (
@@ -24,34 +28,23 @@ from pepper.engine.inspection import (
     has_local_work,
     live_agents,
     read_still,
-    wait_facts,
 )
-from pepper.engine.live import LiveTask
+from pepper.engine.known_tasks import KnownTasks
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.read_share import ReadShare
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
-from pepper.engine.shell import Engine, budget_lease_id
+from pepper.engine.shell import Engine
 from pepper.engine.stored import stored_observations
 from pepper.engine.task_logs import read_task_log
+from pepper.engine.task_statuses import settled_statuses, task_status, wait_for_tasks
 from pepper.engine.ticks import Ticks
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
 from pepper.engine.upkeep import Upkeep
-from pepper.engine.waiting import WaitGroup
-from pepper.errors import (
-    AgentAlreadyRegisteredError,
-    AgentDefinitionError,
-    AgentNotFoundError,
-    AllocationNotFoundError,
-    RuntimeClosedError,
-    TaskNotFoundError,
-    WaitTimeoutError,
-)
+from pepper.errors import RuntimeClosedError, TaskNotFoundError
 from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
 from pepper.model.events import (
-    AgentAdded,
-    AgentRemoved,
     CancelRequested,
     Draining,
     Dropped,
@@ -64,7 +57,6 @@ from pepper.model.events import (
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
-from pepper.model.resources import describe_shortfall
 from pepper.model.settings import Settings
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
@@ -74,59 +66,10 @@ from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
-from pepper.scheduling.explain import explain
 from pepper.store.ratings import rate_task
 from pepper.store.sql_store import SqlStore
 
 T = TypeVar("T")
-#: Tasks a wait reads from the store at a time (their records are dropped once their statuses are made).
-_READ_CHUNK = 10_000
-
-
-class _KnownTasks:
-    """``StoredTasks`` for ``prepare``: memory first, then not-yet-committed submissions, then the store."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
-        # Tasks only in the store (finished and trimmed from memory) are not looked up here:
-        # the insert itself detects them and compares specs (see Store.commit).
-        tasks, pending = self._engine.state.tasks, self._engine.pending
-        found: dict[str, Task] = {}
-        for tid in task_ids:
-            if tid in tasks:
-                found[tid] = tasks[tid].task
-            elif tid in pending:
-                found[tid] = pending[tid]
-        return found
-
-    def awaited(self, task_ids: Collection[str]) -> bool:
-        # Every unfinished task is in memory, so memory knows who waits for what.
-        awaiting = self._engine.state.awaiting
-        if any(tid in awaiting for tid in task_ids):
-            return True
-        wanted = set(task_ids)
-        return any(dep in wanted for p in self._engine.pending.values() for dep in p.dependencies)
-
-    def deps_of(self, task_id: str) -> Iterable[str]:
-        engine = self._engine
-        if task_id in engine.state.tasks:
-            return engine.state.tasks[task_id].task.dependencies
-        if task_id in engine.pending:
-            return engine.pending[task_id].dependencies
-        record = engine.store.get_tasks([task_id]).get(task_id)
-        return record.task.dependencies if record else ()
-
-
-def _keep_settled(
-    task_ids: Sequence[str], tasks: Mapping[str, LiveTask], known: dict[str, TaskStatus], unsaved: Collection[str] = ()
-) -> None:
-    """Add to ``known`` the statuses of the tasks of ``task_ids`` settled in memory, but for ``unsaved`` ones."""
-    for tid in task_ids:
-        t = tasks.get(tid)
-        if t is not None and t.state.is_settled and tid not in known and tid not in unsaved:
-            known[tid] = t.to_status()
 
 
 class EngineService:
@@ -137,7 +80,7 @@ class EngineService:
         self.upkeep = Upkeep(engine)
         engine.catch_up = lambda: self.upkeep.poll(force=True)
         self.sampler = Sampler(engine, engine.attempts.home, engine.settings.sample_interval)
-        self._known = _KnownTasks(engine)
+        self._known = KnownTasks(engine)
         self.metrics = MetricsHook(engine) if engine.settings.metrics else None
         if self.metrics is not None:
             engine.hooks.append(self.metrics)
@@ -157,6 +100,7 @@ class EngineService:
         return cls(Engine(store, settings, clock=clock, worker_id=worker_id, agents_home=agents_home, hooks=hooks))
 
     async def start(self) -> None:
+        """Start the engine's companions: checkpoints, upkeep, sampler, lag probe, ticks and retention."""
         self.engine.store.checkpoint_in_background()
         self.upkeep.begin()
         self.sampler.start()
@@ -166,6 +110,7 @@ class EngineService:
             self.retention.start()
 
     async def stop(self, timeout: float) -> None:
+        """Start no more attempts, let running ones end (up to ``timeout``), commit their outcomes and leave."""
         engine = self.engine
         if self.closed:
             return
@@ -207,100 +152,26 @@ class EngineService:
         needed = {d for d in needed if d not in engine.state.tasks and d not in engine.pending}
         if needed:
             engine.load(needed, cause="dependency of a new task")
-        future: asyncio.Future[Mapping[str, Task]] = engine.loop.create_future()
-        group = list(submission.new)
-        for task in group:
-            engine.pending[task.task_id] = task
-        engine._batch.submissions.append((group, future))
-        engine.schedule_flush()
-        existing = await future
+        existing = await engine.submit_group(list(submission.new))
         return [existing.get(t.task_id, t) for t in submission.tasks]
 
     async def status(self, task_id: str) -> TaskStatus:
         """The task's current status, with the reasons it waits."""
-        engine = self.engine
-        t = engine.state.tasks.get(task_id)
-        if t is None:
-            if task_id in engine.pending:
-                await engine.committed()
-                return await self.status(task_id)
-            records = engine.load([task_id], cause="status request")
-            if not records:
-                raise TaskNotFoundError(task_id)
-            t = engine.state.tasks.get(task_id)
-            if t is None:
-                return records[0].to_status()
-        facts = wait_facts(engine.state, task_id, engine.clock.now())
-        waiting = explain(facts) if facts is not None else ()
-        return t.to_status(waiting)
+        return await task_status(self.engine, task_id)
 
     async def wait(self, task_ids: Sequence[str], timeout: float | None) -> list[TaskStatus]:
-        """Wait until every task is final or parked (and durable); their statuses, in order.
-
-        One group waits for all the open tasks and keeps the status of each as it settles, so a task the
-        engine forgets meanwhile is not read back; only tasks not in memory when the wait begins are read, in
-        bulk, and only their statuses are kept."""
-        engine = self.engine
-        tasks = engine.state.tasks
-        if any(tid in engine.pending for tid in task_ids):
-            await engine.committed()
-        unknown = list(dict.fromkeys(tid for tid in task_ids if tid not in tasks))
-        known: dict[str, TaskStatus] = {}
-        if unknown:  # read in bulk; only those still to wait for are loaded into memory
-            unsettled = []
-            for first in range(0, len(unknown), _READ_CHUNK):  # a chunk's records at a time: only statuses are kept
-                chunk = unknown[first : first + _READ_CHUNK]
-                stored = engine.store.get_tasks(chunk)
-                if len(stored) < len(chunk):
-                    raise TaskNotFoundError(next(tid for tid in chunk if tid not in stored))
-                for tid, record in stored.items():
-                    if record.state.is_settled:
-                        known[tid] = record.to_status()
-                    else:
-                        unsettled.append(record)
-            if unsettled:
-                engine.ingest(unsettled, cause="wait")
-        dirty = engine._batch.dirty
-        if any(tid in dirty for tid in task_ids):
-            _keep_settled(task_ids, tasks, known, dirty)  # the engine may forget them during the await
-            await engine.committed()
-        # Decided after that await: a task settling meanwhile must not be waited for (nobody would wake us).
-        open_ids = [tid for tid in task_ids if tid in tasks and not tasks[tid].state.is_settled]
-        if open_ids:
-            _keep_settled(task_ids, tasks, known)  # the engine may forget them while we wait
-            group = WaitGroup(len(open_ids), engine.loop.create_future())
-            group.ended = known
-            engine.waiters.add(group, open_ids)
-            try:
-                await asyncio.wait_for(asyncio.shield(group.future), timeout)
-            except TimeoutError:
-                engine.waiters.remove(group, open_ids)
-                still = [tid for tid in open_ids if tid in tasks and not tasks[tid].state.is_settled]
-                raise WaitTimeoutError(still, timeout or 0.0) from None
-        return self.statuses(task_ids, known)
+        """Wait until every task is final or parked (and durable); their statuses, in order."""
+        return await wait_for_tasks(self.engine, task_ids, timeout)
 
     def statuses(self, task_ids: Sequence[str], known: Mapping[str, TaskStatus] | None = None) -> list[TaskStatus]:
-        """Statuses of settled tasks: ``known`` (statuses kept as they settled) unless the task changed in memory
-        since, else from memory, else (trimmed from memory before anyone asked) the store; no waiting reasons."""
-        engine = self.engine
-        tasks = engine.state.tasks
-        known = known or {}
-        missing = [tid for tid in task_ids if tid not in tasks and tid not in known]
-        stored = engine.store.get_tasks(missing) if missing else {}
-        out = []
-        for tid in task_ids:
-            t = tasks.get(tid)
-            status = known.get(tid)
-            if t is not None and (status is None or status.state is not t.state or status.attempts != t.attempts):
-                status = t.to_status()  # changed since it settled (a replay, a re-run): as it is now
-            out.append(status if status is not None else stored[tid].to_status())
-        return out
+        """Statuses of settled tasks, ``known`` ones as they settled unless they changed since (``wait``)."""
+        return settled_statuses(self.engine, task_ids, known)
 
     async def cancel(self, task_id: str, reason: str) -> bool:
         """Cancel a task (and its dependents); False if it had already finished."""
         engine = self.engine
         if task_id not in engine.state.tasks:
-            await self.status(task_id)  # loads it or raises TaskNotFoundError
+            await task_status(engine, task_id)  # loads it or raises TaskNotFoundError
         t = engine.state.tasks.get(task_id)
         if t is None or t.state.is_final:
             return False
@@ -312,7 +183,7 @@ class EngineService:
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
         """Apply ``policy`` to ``error`` of a task by hand, as the engine does when an attempt fails."""
         engine = self.engine
-        await self.status(task_id)  # loads it or raises TaskNotFoundError
+        await task_status(engine, task_id)  # loads it or raises TaskNotFoundError
         t = engine.state.tasks[task_id]
         check_handleable(t, engine.worker_id)
         actions = engine.dispatch(ErrorHandled(task_id, error, policy, engine.clock.now(), f"handle:{task_id}"))
@@ -322,7 +193,7 @@ class EngineService:
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
         """Run a parked (or failed) task again; False if it is neither."""
         engine = self.engine
-        await self.status(task_id)
+        await task_status(engine, task_id)
         t = engine.state.tasks[task_id]
         if t.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
@@ -333,7 +204,7 @@ class EngineService:
     async def drop(self, task_id: str, reason: str) -> bool:
         """Give up a parked task (it fails); False if it is not parked."""
         engine = self.engine
-        await self.status(task_id)
+        await task_status(engine, task_id)
         if engine.state.tasks[task_id].state is not TaskState.PARKED:
             return False
         engine.dispatch(Dropped(task_id, reason, engine.clock.now(), f"drop:{task_id}"))
@@ -360,56 +231,12 @@ class EngineService:
     # -- agents -------------------------------------------------------------------------
 
     async def add_agent(self, handle: AgentHandle) -> None:
-        engine = self.engine
-        spec = handle.spec
-        if spec.agent_id in engine.handles:
-            raise AgentAlreadyRegisteredError(spec.agent_id)
-        initialize = getattr(handle, "initialize", None)
-        if initialize is not None:
-            outcome = initialize()
-            if inspect.isawaitable(outcome):
-                await outcome
-        waiting = None
-        off_host = engine.off_host(spec)
-        budget = spec.resources if off_host is None else off_host.pooled  # on Ray: only the shared pools it names
-        if budget:
-            beyond = budget.shortfall(engine.state.resources.capacity)
-            if beyond:
-                raise AgentDefinitionError(
-                    f"agent {spec.agent_id!r} asks for a budget the whole pool cannot give: "
-                    f"{describe_shortfall(beyond)}"
-                )
-            waiting = engine.grant_budget(spec)
-            if waiting is not None:
-                engine.budget_waiting[spec.agent_id] = spec
-            engine.reload_leases()
-        engine.handles[spec.agent_id] = handle
-        now = engine.clock.now()
-        engine.store.workers.register_agent(spec, engine.worker_id, now)
-        engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}", off_host))
+        """Register an agent (``agent_registry.add_agent``)."""
+        await add_agent(self.engine, handle)
 
     async def remove_agent(self, agent_id: str) -> AgentHandle:
-        engine = self.engine
-        handle = engine.handles.pop(agent_id, None)
-        if handle is None:
-            raise AgentNotFoundError(agent_id, engine.handles)
-        engine.dispatch(AgentRemoved(agent_id, engine.clock.now(), f"agent:{agent_id}"))
-        engine.store.workers.unregister_agent(agent_id, engine.worker_id)
-        engine.budget_waiting.pop(agent_id, None)
-        engine.attempts.forget(handle)
-        if handle.spec.resources:
-            lease_id = budget_lease_id(agent_id, engine.worker_id)
-            try:
-                engine.store.leases.release(lease_id, engine.clock.now())
-            except AllocationNotFoundError:
-                pass  # it was still waiting for its budget
-            engine.reload_leases()
-        cleanup = getattr(handle, "cleanup", None)
-        if cleanup is not None:
-            outcome = cleanup()
-            if inspect.isawaitable(outcome):
-                await outcome
-        return handle
+        """Unregister an agent (``agent_registry.remove_agent``); its handle."""
+        return await remove_agent(self.engine, agent_id)
 
     def has_local_work(self) -> bool:
         return bool(self.engine.pending) or has_local_work(self.engine.state)
@@ -447,7 +274,7 @@ class EngineService:
 
     def leases_changed(self) -> None:
         """The pool's leases changed (another component granted or released one): read them again."""
-        self.engine.reload_leases()
+        reload_leases(self.engine)
 
     def add_hook(self, hook: EngineHook) -> None:
         self.engine.hooks.append(hook)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from pepper.engine.budgets import reload_leases
 from pepper.engine.usage import host_of
 from pepper.errors import StoreBusyError
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
@@ -72,7 +73,7 @@ class Upkeep:
         self.change_seq = store.current_change_seq()
         self._data_version = store.data_version()
         store.leases.reap_expired(now)
-        engine.reload_leases()
+        reload_leases(engine)
         self.feedback_seen = store.feedback.last_id()
         since = now - 10 * engine.settings.score_half_life
         outcomes, ratings = store.history.outcomes(since), store.feedback.ratings(since)
@@ -167,7 +168,7 @@ class Upkeep:
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id, known)
         if records:
             self.engine.ingest(records, cause="changed by another process")
-        self.engine.reload_leases()  # someone may have allocated or released resources
+        reload_leases(self.engine)  # someone may have allocated or released resources
         for feedback in store.feedback.after(self.feedback_seen):  # ratings given elsewhere
             self.feedback_seen = max(self.feedback_seen, feedback.feedback_id or 0)
             if feedback.agent_id is not None and feedback.feedback_id not in self.own_feedback:
@@ -212,7 +213,7 @@ class Upkeep:
                 live.add(worker.worker_id)
         orphaned = self._orphaned(live)
         engine.store.leases.reap_expired(now)
-        engine.reload_leases()  # before re-queueing, so the dead workers' leases are free again
+        reload_leases(engine)  # before re-queueing, so the dead workers' leases are free again
         if orphaned:
             engine.dispatch(WorkersLost(frozenset(orphaned), now, "lost:" + ",".join(sorted(orphaned))))
         self.peers()  # workers come and go with their agents

@@ -11,7 +11,7 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
-from pepper.engine import service
+from pepper.engine import task_statuses
 from pepper.errors import TaskNotFoundError, WaitTimeoutError
 from tests.support import eventually
 
@@ -136,7 +136,7 @@ def test_a_wait_that_times_out_stops_waiting_and_leaves_other_waits_waiting(tmp_
 def test_tasks_read_back_a_chunk_at_a_time_keep_their_order_and_an_unknown_id_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "_READ_CHUNK", 4)
+    monkeypatch.setattr(task_statuses, "_READ_CHUNK", 4)
     with pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"), keep_finished=0) as runtime:
         pepper.agent("echo", task_types=["echo"], capacity=4, runtime=runtime)(lambda task: task.inputs["n"])
         orchestrator = TaskOrchestrator(runtime)

@@ -18,7 +18,7 @@ FACES = [ROOT / "core", ROOT / "cli"]
 
 #: Attributes that are the engine's own: the runtime's engine handle, the engine behind the service,
 #: its live state and caches, its pending batch, waiters and agent handles.
-INTERNALS = frozenset({"_service", "engine", "_batch", "waiters", "handles", "routing", "upkeep"})
+INTERNALS = frozenset({"_service", "engine", "batch", "waiters", "handles", "routing", "upkeep"})
 #: Where the runtime keeps its own handle: ``self._service`` inside ``Runtime`` only.
 OWNER = ROOT / "core" / "runtime.py"
 

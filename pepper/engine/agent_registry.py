@@ -1,0 +1,73 @@
+"""Agents joining and leaving an engine.
+
+An agent joins with its start-up (``initialize``) done, its budget leased from the pool or waited for
+(``engine.budgets``), its record stored under this worker and ``AgentAdded`` told to the state machine; it
+leaves in the reverse order, its budget released and its clean-up run last.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING
+
+from pepper.engine.attempts import AgentHandle
+from pepper.engine.budgets import budget_lease_id, grant_budget, off_host, reload_leases
+from pepper.errors import AgentAlreadyRegisteredError, AgentDefinitionError, AgentNotFoundError, AllocationNotFoundError
+from pepper.model.events import AgentAdded, AgentRemoved
+from pepper.model.resources import describe_shortfall
+
+if TYPE_CHECKING:
+    from pepper.engine.shell import Engine
+
+
+async def add_agent(engine: Engine, handle: AgentHandle) -> None:
+    """Register ``handle``'s agent with the engine; it takes tasks once its budget is granted."""
+    spec = handle.spec
+    if spec.agent_id in engine.handles:
+        raise AgentAlreadyRegisteredError(spec.agent_id)
+    initialize = getattr(handle, "initialize", None)
+    if initialize is not None:
+        outcome = initialize()
+        if inspect.isawaitable(outcome):
+            await outcome
+    waiting = None
+    on_ray = off_host(engine, spec)
+    budget = spec.resources if on_ray is None else on_ray.pooled  # on Ray: only the shared pools it names
+    if budget:
+        beyond = budget.shortfall(engine.state.resources.capacity)
+        if beyond:
+            raise AgentDefinitionError(
+                f"agent {spec.agent_id!r} asks for a budget the whole pool cannot give: {describe_shortfall(beyond)}"
+            )
+        waiting = grant_budget(engine, spec)
+        if waiting is not None:
+            engine.budget_waiting[spec.agent_id] = spec
+        reload_leases(engine)
+    engine.handles[spec.agent_id] = handle
+    now = engine.clock.now()
+    engine.store.workers.register_agent(spec, engine.worker_id, now)
+    engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}", on_ray))
+
+
+async def remove_agent(engine: Engine, agent_id: str) -> AgentHandle:
+    """Unregister an agent: its budget goes back to the pool, then its clean-up runs; its handle."""
+    handle = engine.handles.pop(agent_id, None)
+    if handle is None:
+        raise AgentNotFoundError(agent_id, engine.handles)
+    engine.dispatch(AgentRemoved(agent_id, engine.clock.now(), f"agent:{agent_id}"))
+    engine.store.workers.unregister_agent(agent_id, engine.worker_id)
+    engine.budget_waiting.pop(agent_id, None)
+    engine.attempts.forget(handle)
+    if handle.spec.resources:
+        lease_id = budget_lease_id(agent_id, engine.worker_id)
+        try:
+            engine.store.leases.release(lease_id, engine.clock.now())
+        except AllocationNotFoundError:
+            pass  # it was still waiting for its budget
+        reload_leases(engine)
+    cleanup = getattr(handle, "cleanup", None)
+    if cleanup is not None:
+        outcome = cleanup()
+        if inspect.isawaitable(outcome):
+            await outcome
+    return handle
