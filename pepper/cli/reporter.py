@@ -39,6 +39,19 @@ class Reporter(EngineHook):
         self._lock = threading.Lock()
         self._agents: dict[tuple[str, int], str] = {}
         self._marks = _MARKS if console.encoding.startswith("utf") else _ASCII_MARKS
+        self._held: list[Text] | None = None
+
+    def hold(self) -> None:
+        """Keep the lines of tasks back until ``release`` (while the worker starts and has not said so yet)."""
+        with self._lock:
+            self._held = [] if self._held is None else self._held
+
+    def release(self) -> None:
+        """Print the lines held back, in their order, and every later one at once."""
+        with self._lock:
+            held, self._held = self._held or [], None
+        for line in held:
+            self._print(line)
 
     def on_started(self, task: Task, attempt: int, agent_id: str, at: float) -> None:
         with self._lock:
@@ -99,6 +112,10 @@ class Reporter(EngineHook):
     def _print(self, line: Text) -> None:
         if self.quiet:
             return
+        with self._lock:
+            if self._held is not None:
+                self._held.append(line)
+                return
         try:
             self.console.print(line)
         except (OSError, ValueError):  # a closed or broken stdout must not disturb the engine

@@ -238,6 +238,7 @@ def test_worker_runs_submitted_tasks_until_idle(cli: CLI, agents_file: Path) -> 
     assert "✓ first (add) on adder in" in worker.stdout
     assert "✗ boom (explode) on broken" in worker.stdout
     assert "3 completed, 1 failed" in worker.stdout
+    assert worker.stdout.index("waiting for tasks") < worker.stdout.index("first (add) started")
 
     assert cli.json("status", "first")["result"] == {"sum": 3}
     second = cli.json("status", "second")
