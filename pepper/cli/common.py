@@ -113,15 +113,17 @@ def exit_code_for(status: TaskStatus) -> int:
 
 
 def db_hint(db: str | None) -> str:
-    """`` --db PATH`` to repeat in a suggested command, when the user gave one."""
+    """`` --db PATH`` to repeat in a suggested command, when the user gave one. Only for a suggested command
+    that takes no ``--server`` (``pepper worker``, ``pepper token``, ...): any other takes ``where_hint``."""
     from pepper.store.location import redact
 
     return f" --db {shlex.quote(redact(db))}" if db else ""  # a password shows as *** (type it yourself)
 
 
 def where_hint(db: str | None) -> str:
-    """`` --server URL`` to repeat in a suggested command that takes it, when the user typed one; else
-    ``db_hint(db)``."""
+    """`` --server URL`` to repeat in a suggested command that takes it, when the user typed one (never the
+    token: that comes from $PEPPER_TOKEN); else ``db_hint(db)``. Every hint naming a command that takes
+    ``--server`` uses this one, so that copying it reaches the same place."""
     ctx = click.get_current_context(silent=True)
     server = ctx.meta.get(SERVER_GIVEN) if ctx is not None else None
     return f" --server {shlex.quote(server)}" if server else db_hint(db)

@@ -26,8 +26,9 @@ class Reporter(EngineHook):
     Runs on the engine thread: it only formats and prints.
     """
 
-    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False, where: str = "") -> None:
         self.console = console
+        self.where = where  # `` --db PATH`` for the command it suggests
         self.quiet = quiet
         self.completed = 0
         self.failed = 0
@@ -85,7 +86,8 @@ class Reporter(EngineHook):
             line.append(f" ({decided.detail or action.replace('_', ' ')})", style="yellow")
         if event.error is not None:
             line.append(": ")
-            line.append(_clip(f"{event.error.type}: {event.error.message}"), style="red")
+            status = f"pepper status {event.task_id}{self.where}"
+            line.append(_clip(f"{event.error.type}: {event.error.message}", status), style="red")
         self._print(line)
 
     def summary(self) -> Text:
@@ -126,10 +128,10 @@ def _name(task_id: str, task: Task | None) -> str:
     return f"{task_id} ({task.task_type})" if task is not None else task_id
 
 
-def _clip(message: str) -> str:
+def _clip(message: str, status: str) -> str:
     """An error message indented under the task line: its first line and its last few (where stderr ends)."""
     lines = message.strip().splitlines() or [""]
     if len(lines) > _ERROR_LINES:
-        note = f"… {plural(len(lines) - _ERROR_LINES, 'line')} not shown (pepper status shows them)"
+        note = f"… {plural(len(lines) - _ERROR_LINES, 'line')} not shown (`{status}` shows them)"
         lines = [lines[0], note, *lines[-(_ERROR_LINES - 1) :]]
     return "\n    ".join(lines)

@@ -115,7 +115,7 @@ def worker(
     returns the result.
     """
     console = make_console()
-    reporter = Reporter(console, quiet=quiet)
+    reporter = Reporter(console, quiet=quiet, where=db_hint(db))
     with _stop_signals() as stopping:
         try:
             grace = idle_grace if until_idle else None

@@ -320,7 +320,7 @@ def test_resources_and_leases_show_the_pool_and_who_holds_what(cli: CLI) -> None
         pepper.core.ResourceAllocator(runtime).allocate("documentation_agent", {"cpu": 1}, duration="2h")
     out = cli.ok("resources")
     assert "Resource pool" in out and "4 cores" in out and "3 cores" in out  # capacity and free
-    assert "1 live lease; `pepper leases` lists them." in out
+    assert f"1 live lease; `pepper leases --db {cli.db}` lists them." in out  # the database it was given
     assert "documentation_agent" in out and "cpu 1 core" in out
     data = cli.json("resources")
     assert data["pool"]["free"]["cpu"] == 3.0
