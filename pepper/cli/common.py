@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 import pepper
+from pepper.model.units import MOST_LISTED, check_limit
 
 if TYPE_CHECKING:
     from pepper.model.status import TaskStatus
@@ -74,6 +75,21 @@ def _remember_server(ctx: click.Context, param: click.Parameter, value: str | No
         ctx.meta[SERVER] = value
         if typed:
             ctx.meta[SERVER_GIVEN] = value  # to repeat in suggested commands ($PEPPER_SERVER applies by itself)
+
+
+def limit_option(default: int, help: str) -> Callable[[F], F]:
+    """``--limit N``: a whole number from 1 to 1,000,000, checked by ``check_limit`` (the rule of every limit), so
+    a bad one is refused with the same words as by the Python API and the HTTP API."""
+    return click.option("--limit", type=click.STRING, default=str(default), show_default=True, metavar="N",
+                        help=f"{help} (1 to {MOST_LISTED:,}).", callback=_check_limit)  # fmt: skip
+
+
+def _check_limit(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        number: object = int(value)
+    except ValueError:
+        number = value  # not a whole number: check_limit says so, naming it
+    return check_limit(number)
 
 
 def json_option(function: F) -> F:

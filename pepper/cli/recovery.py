@@ -9,7 +9,15 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import EXIT_TASK_FAILED, db_option, json_option, open_runtime, server_option, where_hint
+from pepper.cli.common import (
+    EXIT_TASK_FAILED,
+    db_option,
+    json_option,
+    limit_option,
+    open_runtime,
+    server_option,
+    where_hint,
+)
 from pepper.cli.render import listing_console, make_console, one_line, plural, print_json, relative
 from pepper.core import ErrorHandler
 from pepper.errors import RemoteUnsupportedError
@@ -24,7 +32,7 @@ _ACTION_STYLES = {"retry": "yellow", "reassign": "cyan", "fallback": "cyan", "sk
 @click.argument("task_id", metavar="[TASK]", required=False)
 @click.option("--agent", "agent_id", metavar="AGENT", help="The latest errors on this agent instead.")
 @click.option("--run", "run_id", metavar="RUN", help="The errors of this workflow run's steps instead.")
-@click.option("--limit", type=int, default=50, show_default=True, metavar="N", help="At most N errors (--agent, all).")
+@limit_option(50, "At most N errors (--agent, --run, all)")
 @click.option("--traceback", is_flag=True, help="Show each error's full traceback.")
 @json_option
 @db_option

@@ -14,6 +14,7 @@ from pepper.cli.common import (
     db_option,
     exit_code_for,
     json_option,
+    limit_option,
     open_runtime,
     server_option,
     where_hint,
@@ -185,7 +186,7 @@ def status(task_id: str, traceback: bool, as_json: bool, db: str | None) -> None
     metavar="STATE",
     help=f"Only tasks in this state: {', '.join(TaskState)} (running means in_progress).",
 )
-@click.option("--limit", type=int, default=50, show_default=True, metavar="N", help="Show at most N tasks.")
+@limit_option(50, "Show at most N tasks")
 @json_option
 @db_option
 @server_option

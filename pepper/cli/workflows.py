@@ -16,6 +16,7 @@ from pepper.cli.common import (
     check_gantt_path,
     db_option,
     json_option,
+    limit_option,
     open_runtime,
     server_option,
     where_hint,
@@ -164,7 +165,7 @@ def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, sou
     metavar="STATE",
     help="Only runs in this state: running, completed, failed, cancelled.",
 )
-@click.option("--limit", type=int, default=20, show_default=True, metavar="N", help="Show at most N runs.")
+@limit_option(20, "Show at most N runs")
 @json_option
 @db_option
 @server_option
@@ -175,8 +176,6 @@ def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> N
     failed, cancelled or skipped), out of all the workflow's steps:
     `pepper show RUN` says how each one went.
     """
-    if limit < 1:
-        raise click.BadParameter(f"must be at least 1, got {limit}", param_hint="'--limit'")
     with open_runtime(db) as runtime:
         records = runtime.read(lambda backend: backend.list_runs(limit, RunState(state) if state else None))
         if runtime.server:
