@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 import pepper
+from pepper.model.units import MOST_LISTED, check_limit
 
 if TYPE_CHECKING:
     from pepper.model.status import TaskStatus
@@ -76,6 +77,21 @@ def _remember_server(ctx: click.Context, param: click.Parameter, value: str | No
             ctx.meta[SERVER_GIVEN] = value  # to repeat in suggested commands ($PEPPER_SERVER applies by itself)
 
 
+def limit_option(default: int, help: str) -> Callable[[F], F]:
+    """``--limit N``: a whole number from 1 to 1,000,000, checked by ``check_limit`` (the rule of every limit), so
+    a bad one is refused with the same words as by the Python API and the HTTP API."""
+    return click.option("--limit", type=click.STRING, default=str(default), show_default=True, metavar="N",
+                        help=f"{help} (1 to {MOST_LISTED:,}).", callback=_check_limit)  # fmt: skip
+
+
+def _check_limit(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        number: object = int(value)
+    except ValueError:
+        number = value  # not a whole number: check_limit says so, naming it
+    return check_limit(number)
+
+
 def json_option(function: F) -> F:
     """``--json``: machine-readable output on stdout."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(function)
@@ -113,15 +129,17 @@ def exit_code_for(status: TaskStatus) -> int:
 
 
 def db_hint(db: str | None) -> str:
-    """`` --db PATH`` to repeat in a suggested command, when the user gave one."""
+    """`` --db PATH`` to repeat in a suggested command, when the user gave one. Only for a suggested command
+    that takes no ``--server`` (``pepper worker``, ``pepper token``, ...): any other takes ``where_hint``."""
     from pepper.store.location import redact
 
     return f" --db {shlex.quote(redact(db))}" if db else ""  # a password shows as *** (type it yourself)
 
 
 def where_hint(db: str | None) -> str:
-    """`` --server URL`` to repeat in a suggested command that takes it, when the user typed one; else
-    ``db_hint(db)``."""
+    """`` --server URL`` to repeat in a suggested command that takes it, when the user typed one (never the
+    token: that comes from $PEPPER_TOKEN); else ``db_hint(db)``. Every hint naming a command that takes
+    ``--server`` uses this one, so that copying it reaches the same place."""
     ctx = click.get_current_context(silent=True)
     server = ctx.meta.get(SERVER_GIVEN) if ctx is not None else None
     return f" --server {shlex.quote(server)}" if server else db_hint(db)

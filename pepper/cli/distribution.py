@@ -31,7 +31,7 @@ from pepper.cli.render import (
 from pepper.cli.step_notes import shaped_step, step_note
 from pepper.core import AgentSelector, TaskOrchestrator
 from pepper.core.agents_view import read_agents
-from pepper.errors import NoEligibleAgentError
+from pepper.errors import NoEligibleAgentError, RemoteUnsupportedError
 from pepper.model.feedback import TaskFeedback
 from pepper.model.resources import describe
 from pepper.model.status import TaskStatus
@@ -206,7 +206,7 @@ def _needs(requirements: Mapping[str, Any]) -> str:
 
 def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
     """Who ran it, when, and how it ended, in a sentence or two."""
-    hint = db_hint(db)
+    hint = where_hint(db)  # status and feedback take --server
     agent = f"agent {st.agent_id}" if st.agent_id else "no agent"
     attempt = f"attempt {attempts_text(st.attempts, st.max_retries, st.policy)}"
     lines: list[Text] = []
@@ -219,7 +219,7 @@ def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
     elif st.state is TaskState.COMPLETED:
         took = f" after running {duration(st.duration)}" if st.duration is not None else ""
         lines.append(Text(f"It completed on {agent} at {clock_time(st.finished_at)}{took} ({attempt})."))
-        lines.append(Text(f"`pepper status {st.task_id}{where_hint(db)}` shows its result; "
+        lines.append(Text(f"`pepper status {st.task_id}{hint}` shows its result; "
                           f"`pepper feedback {st.task_id} --rating 1-5{hint}` rates it.", style="dim"))  # fmt: skip
     elif st.state is TaskState.FAILED:
         where = f"on {agent}" if st.agent_id else "before any agent ran it"
@@ -227,7 +227,7 @@ def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
         if st.error is not None:
             lines.append(Text(one_line(f"{st.error.type}: {st.error.message}", 160), style="red"))
         more = " --traceback" if st.error is not None and st.error.traceback else ""
-        lines.append(Text(f"`pepper status {st.task_id}{more}{where_hint(db)}` shows the whole error.", style="dim"))
+        lines.append(Text(f"`pepper status {st.task_id}{more}{hint}` shows the whole error.", style="dim"))
     else:  # cancelled
         ran = f" (it had run on {agent})" if st.agent_id else " before it ran"
         when = f" at {clock_time(st.finished_at)} ({relative(st.finished_at, now)})" if st.finished_at else ""
@@ -291,6 +291,7 @@ def _profiles_table(profiles: Sequence[Any]) -> Table:
 )
 @json_option
 @db_option
+@server_option
 def feedback(
     task_id: str,
     rating: int | None,
@@ -316,6 +317,9 @@ def feedback(
     metrics = _parse_metrics(metric_pairs)
     with open_runtime(db) as runtime:
         orchestrator = TaskOrchestrator(runtime)
+        if rating is None and runtime.server:
+            raise RemoteUnsupportedError("listing a task's ratings", "with --server give --rating N to rate it; "
+                                         "list them with `pepper feedback TASK` on the server's machine")  # fmt: skip
         if rating is None:
             status = orchestrator.get_task_status(task_id)  # an unknown task is an error, not an empty list
             given = orchestrator.get_feedback(task_id)
@@ -337,7 +341,7 @@ def feedback(
         if not status.is_final:
             console.print(Text("It can be rated once it has finished.", style="dim"))
         elif status.agent_id:
-            rate = f"pepper feedback {task_id} --rating N{db_hint(db)}"
+            rate = f"pepper feedback {task_id} --rating N{where_hint(db)}"
             console.print(Text(f"Rate it from 1 (poor) to 5 (excellent) with: {rate}", style="dim"))
         return
     console.print(_feedback_table(given, time.time()))

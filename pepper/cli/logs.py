@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from pepper.cli.common import db_option, json_option, open_runtime, server_option
+from pepper.cli.common import db_option, json_option, open_runtime, server_option, where_hint
 from pepper.cli.render import print_json
 from pepper.core.logs import TaskLogs
 
@@ -39,8 +39,8 @@ def logs(task_id: str, attempt: int | None, follow: bool, as_json: bool, db: str
             elif found.attempt == 0 and found.ended:  # said on stderr: stdout stays the log alone
                 click.echo(f"{task_id} ended without running, so it wrote nothing", err=True)
             elif found.attempt == 0:
-                click.echo(f"{task_id} has not started yet, so it wrote nothing; `pepper logs {task_id} --follow` "
-                           "waits for it", err=True)  # fmt: skip
+                click.echo(f"{task_id} has not started yet, so it wrote nothing; `pepper logs {task_id} --follow"
+                           f"{where_hint(db)}` waits for it", err=True)  # fmt: skip
             else:
                 click.echo(f"attempt {found.attempt} of {task_id} wrote nothing (no stderr, log records or "
                            "task.log lines)", err=True)  # fmt: skip

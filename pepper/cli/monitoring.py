@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, open_runtime, server_option
+from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, limit_option, open_runtime, server_option
 from pepper.cli.render import duration, listing_console, make_console, one_line, plural, print_json, relative
 from pepper.cli.worker import _stop_signals, metrics_served, metrics_url
 from pepper.core import HealthMonitor, PerformanceMonitor
@@ -283,9 +283,7 @@ def window_label(seconds: float) -> str:
 
 
 @click.group(invoke_without_command=True)
-@click.option(
-    "--limit", type=click.IntRange(min=1), default=50, show_default=True, metavar="N", help="Show at most N alerts."
-)
+@limit_option(50, "Show at most N alerts")
 @json_option
 @db_option
 @click.pass_context

@@ -9,9 +9,18 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import EXIT_TASK_FAILED, db_hint, db_option, json_option, open_runtime, server_option
+from pepper.cli.common import (
+    EXIT_TASK_FAILED,
+    db_option,
+    json_option,
+    limit_option,
+    open_runtime,
+    server_option,
+    where_hint,
+)
 from pepper.cli.render import listing_console, make_console, one_line, plural, print_json, relative
 from pepper.core import ErrorHandler
+from pepper.errors import RemoteUnsupportedError
 from pepper.model.recovery import ErrorRecord
 from pepper.model.status import TaskStatus
 
@@ -23,10 +32,11 @@ _ACTION_STYLES = {"retry": "yellow", "reassign": "cyan", "fallback": "cyan", "sk
 @click.argument("task_id", metavar="[TASK]", required=False)
 @click.option("--agent", "agent_id", metavar="AGENT", help="The latest errors on this agent instead.")
 @click.option("--run", "run_id", metavar="RUN", help="The errors of this workflow run's steps instead.")
-@click.option("--limit", type=int, default=50, show_default=True, metavar="N", help="At most N errors (--agent, all).")
+@limit_option(50, "At most N errors (--agent, --run, all)")
 @click.option("--traceback", is_flag=True, help="Show each error's full traceback.")
 @json_option
 @db_option
+@server_option
 def errors(
     task_id: str | None, agent_id: str | None, run_id: str | None, limit: int, traceback: bool, as_json: bool,
     db: str | None,
@@ -45,6 +55,9 @@ def errors(
       pepper errors --run docsite-3f2a9c1e0b
     """
     with open_runtime(db) as runtime:
+        if task_id is None and runtime.server:
+            raise RemoteUnsupportedError("the errors of an agent, of a run or of every task",
+                                         "with --server give a TASK: `pepper errors TASK`")  # fmt: skip
         found = ErrorHandler(runtime).get_error_history(task_id, agent_id=agent_id, run_id=run_id, limit=limit)
     what = f"task {task_id}" if task_id else f"agent {agent_id}" if agent_id else f"run {run_id}" if run_id else None
     empty = Text(f"No errors recorded for {what}." if what else "No errors recorded.")
@@ -113,7 +126,7 @@ def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
         table.add_row(s.task_id, s.task_type, relative(s.parked_at or now, now), str(s.attempts), s.agent_id or "-",
                       error)  # fmt: skip
     console.print(table)
-    hint = db_hint(db)
+    hint = where_hint(db)  # dlq replay and errors take --server
     console.print(Text(f"\n{plural(len(parked), 'parked task')}. `pepper dlq replay TASK{hint}` runs one again, "
                        f"`pepper errors TASK{hint}` shows its history.", style="dim"))  # fmt: skip
 
@@ -129,6 +142,7 @@ def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
 )
 @json_option
 @db_option
+@server_option
 def replay(task_id: str | None, replay_all: bool, agent: str | None, as_json: bool, db: str | None) -> None:
     """Run a parked task (or --all) again, from the start of its recovery policy.
 
@@ -159,6 +173,7 @@ def replay(task_id: str | None, replay_all: bool, agent: str | None, as_json: bo
 @click.option("--reason", metavar="TEXT", help="Why it is given up (kept with the task).")
 @json_option
 @db_option
+@server_option
 def drop(task_id: str, reason: str | None, as_json: bool, db: str | None) -> None:
     """Give up a parked task: it fails, and the tasks that depend on it are cancelled."""
     with open_runtime(db) as runtime:

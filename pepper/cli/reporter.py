@@ -26,8 +26,9 @@ class Reporter(EngineHook):
     Runs on the engine thread: it only formats and prints.
     """
 
-    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False, where: str = "") -> None:
         self.console = console
+        self.where = where  # `` --db PATH`` for the command it suggests
         self.quiet = quiet
         self.completed = 0
         self.failed = 0
@@ -39,6 +40,19 @@ class Reporter(EngineHook):
         self._lock = threading.Lock()
         self._agents: dict[tuple[str, int], str] = {}
         self._marks = _MARKS if console.encoding.startswith("utf") else _ASCII_MARKS
+        self._held: list[Text] | None = None
+
+    def hold(self) -> None:
+        """Keep the lines of tasks back until ``release`` (while the worker starts and has not said so yet)."""
+        with self._lock:
+            self._held = [] if self._held is None else self._held
+
+    def release(self) -> None:
+        """Print the lines held back, in their order, and every later one at once."""
+        with self._lock:
+            held, self._held = self._held or [], None
+        for line in held:
+            self._print(line)
 
     def on_started(self, task: Task, attempt: int, agent_id: str, at: float) -> None:
         with self._lock:
@@ -72,7 +86,8 @@ class Reporter(EngineHook):
             line.append(f" ({decided.detail or action.replace('_', ' ')})", style="yellow")
         if event.error is not None:
             line.append(": ")
-            line.append(_clip(f"{event.error.type}: {event.error.message}"), style="red")
+            status = f"pepper status {event.task_id}{self.where}"
+            line.append(_clip(f"{event.error.type}: {event.error.message}", status), style="red")
         self._print(line)
 
     def summary(self) -> Text:
@@ -99,6 +114,10 @@ class Reporter(EngineHook):
     def _print(self, line: Text) -> None:
         if self.quiet:
             return
+        with self._lock:
+            if self._held is not None:
+                self._held.append(line)
+                return
         try:
             self.console.print(line)
         except (OSError, ValueError):  # a closed or broken stdout must not disturb the engine
@@ -109,10 +128,10 @@ def _name(task_id: str, task: Task | None) -> str:
     return f"{task_id} ({task.task_type})" if task is not None else task_id
 
 
-def _clip(message: str) -> str:
+def _clip(message: str, status: str) -> str:
     """An error message indented under the task line: its first line and its last few (where stderr ends)."""
     lines = message.strip().splitlines() or [""]
     if len(lines) > _ERROR_LINES:
-        note = f"… {plural(len(lines) - _ERROR_LINES, 'line')} not shown (pepper status shows them)"
+        note = f"… {plural(len(lines) - _ERROR_LINES, 'line')} not shown (`{status}` shows them)"
         lines = [lines[0], note, *lines[-(_ERROR_LINES - 1) :]]
     return "\n    ".join(lines)

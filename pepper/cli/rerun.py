@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
-from pepper.cli.common import db_option, json_option, open_runtime
+from pepper.cli.common import db_option, json_option, open_runtime, where_hint
 from pepper.cli.render import make_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave
 from pepper.cli.run_report import RunHistory, finish
@@ -57,7 +57,8 @@ def rerun(
         where = resume_agents(runtime, record, agents_path)
         steps = controller.start_rerun(run_id, from_step=from_step)
         before = controller.status(run_id)
-        display = RunDisplay(console, record.spec, "quiet" if as_json else "live" if console.is_terminal else "lines")
+        mode = "quiet" if as_json else "live" if console.is_terminal else "lines"
+        display = RunDisplay(console, record.spec, mode, where_hint(db))
         display.skip_settled(before)
         with _stop_signals() as stopping:
             future = runtime.portal().submit(controller.wait_async(run_id))

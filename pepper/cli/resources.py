@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_option, json_option, open_runtime
+from pepper.cli.common import db_hint, db_option, json_option, open_runtime
 from pepper.cli.render import listing_console, make_console, plural, print_json, relative
 from pepper.core import ResourceManager
 from pepper.core.resources import PoolStatus
@@ -40,7 +40,8 @@ def resources(as_json: bool, db: str | None) -> None:
     console.print(_pool_table(pool))
     if usage:
         console.print(_agents_table(list(usage.values())))
-    console.print(Text(f"{plural(len(pool.leases), 'live lease')}; `pepper leases` lists them.", style="dim"))
+    leases = plural(len(pool.leases), "live lease")
+    console.print(Text(f"{leases}; `pepper leases{db_hint(db)}` lists them.", style="dim"))
 
 
 @click.command()

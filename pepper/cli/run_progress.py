@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_INTERRUPTED, EXIT_OK, db_hint
+from pepper.cli.common import EXIT_INTERRUPTED, EXIT_OK, where_hint
 from pepper.cli.render import duration, make_console
 from pepper.cli.run_views import STEP_STYLES, counts_text, local, settled, skip_reason, status_text, step_error
 from pepper.core import WorkflowController
@@ -95,8 +95,9 @@ class RunDisplay:
     ``update`` takes the run's latest ``WorkflowResult``; ``note`` prints a line (above the live part).
     """
 
-    def __init__(self, console: Console, spec: WorkflowSpec, mode: str = "live") -> None:
+    def __init__(self, console: Console, spec: WorkflowSpec, mode: str = "live", where: str = "") -> None:
         self.console = console
+        self.where = where  # `` --server URL`` or `` --db PATH`` for the commands it suggests
         self.spec = spec
         self.mode = mode
         self._live: Live | None = None
@@ -145,8 +146,8 @@ class RunDisplay:
                 self.note(Text.assemble(
                     ("! ", "red"), (step.step_id, "bold"), " is parked in the dead-letter queue",
                     (f": {step_error(step) or step.reason}" if step.error or step.reason else "", "red"),
-                    (f"\n  the run waits: `pepper dlq replay {step.task_id}` runs it again, "
-                     f"`pepper dlq drop {step.task_id}` gives it up", "dim"),
+                    (f"\n  the run waits: `pepper dlq replay {step.task_id}{self.where}` runs it again, "
+                     f"`pepper dlq drop {step.task_id}{self.where}` gives it up", "dim"),
                 ))  # fmt: skip
         if self._live is not None:
             self._live.update(self._view(result, now), refresh=True)
@@ -282,7 +283,7 @@ def drive(runtime: pepper.Runtime, run: Following, db: str | None) -> tuple[Work
             result, ending = _follow(run)
     except KeyboardInterrupt:
         err = make_console(stderr=True)
-        err.print(Text(f"quit without waiting for run {run.run_id} to end; `pepper show {run.run_id}{db_hint(db)}` "
+        err.print(Text(f"quit without waiting for run {run.run_id} to end; `pepper show {run.run_id}{where_hint(db)}` "
                        "says where it stands"))  # fmt: skip
         runtime.close(timeout=0)
         leave(EXIT_INTERRUPTED)

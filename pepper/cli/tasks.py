@@ -14,6 +14,7 @@ from pepper.cli.common import (
     db_option,
     exit_code_for,
     json_option,
+    limit_option,
     open_runtime,
     server_option,
     where_hint,
@@ -131,7 +132,7 @@ def submit(
                 click.echo(task.task_id)
             return
         final = _wait_for(orchestrator, task.task_id, wait_timeout, db)
-    _show_status(final, as_json)
+    _show_status(final, as_json, db)
 
 
 def _wait_for(orchestrator: TaskOrchestrator, task_id: str, timeout: float | None, db: str | None) -> TaskStatus:
@@ -151,12 +152,12 @@ def _wait_for(orchestrator: TaskOrchestrator, task_id: str, timeout: float | Non
     return result
 
 
-def _show_status(status: TaskStatus, as_json: bool, traceback: bool = False) -> None:
+def _show_status(status: TaskStatus, as_json: bool, db: str | None, traceback: bool = False) -> None:
     """Print one task's status and exit 1 if it failed or was cancelled."""
     if as_json:
         print_json(status.to_dict())
     else:
-        make_console().print(status_view(status, time.time(), traceback=traceback))
+        make_console().print(status_view(status, time.time(), traceback=traceback, where=where_hint(db)))
     code = exit_code_for(status)
     if code != EXIT_OK:
         raise click.exceptions.Exit(code)
@@ -176,7 +177,7 @@ def status(task_id: str, traceback: bool, as_json: bool, db: str | None) -> None
     """
     with open_runtime(db) as runtime:
         current = TaskOrchestrator(runtime).get_task_status(task_id)
-    _show_status(current, as_json, traceback)
+    _show_status(current, as_json, db, traceback)
 
 
 @click.command(name="tasks")
@@ -185,7 +186,7 @@ def status(task_id: str, traceback: bool, as_json: bool, db: str | None) -> None
     metavar="STATE",
     help=f"Only tasks in this state: {', '.join(TaskState)} (running means in_progress).",
 )
-@click.option("--limit", type=int, default=50, show_default=True, metavar="N", help="Show at most N tasks.")
+@limit_option(50, "Show at most N tasks")
 @json_option
 @db_option
 @server_option

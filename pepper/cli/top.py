@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, open_runtime
+from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, open_runtime, where_hint
 from pepper.cli.monitoring import (
     HEALTH_STYLES,
     SOURCES,
@@ -136,14 +136,14 @@ def gather(runtime: pepper.Runtime, window: float) -> Snapshot:
 
 def view(s: Snapshot, db: str | None, every: float | None = None) -> RenderableType:
     """The screen: header, agents, performance; with ``every`` (live), a footer saying how to quit."""
-    parts: list[RenderableType] = [_header(s, every is not None), Text(), _agents(s.agents, db), Text(),
+    parts: list[RenderableType] = [_header(s, every is not None, db), Text(), _agents(s.agents, db), Text(),
                                    _performance(s.perf)]  # fmt: skip
     if every is not None:
         parts += [Text(), Text(f"refreshes every {window_label(every)}; Ctrl-C quits", style="dim")]
     return Group(*parts)
 
 
-def _header(s: Snapshot, live: bool) -> RenderableType:
+def _header(s: Snapshot, live: bool, db: str | None) -> RenderableType:
     title = Table.grid(expand=live, padding=(0, 3, 0, 0))
     title.add_column()
     title.add_column(justify="right", no_wrap=True)
@@ -160,7 +160,12 @@ def _header(s: Snapshot, live: bool) -> RenderableType:
         for name, status, reason in reasons[:_REASONS]:
             lines.append(Text.assemble("  ", (f"{name}: ", HEALTH_STYLES.get(status, "")), reason))
         if len(reasons) > _REASONS:
-            lines.append(Text(f"  … {plural(len(reasons) - _REASONS, 'more reason')}: `pepper health`", style="dim"))
+            lines.append(
+                Text(
+                    f"  … {plural(len(reasons) - _REASONS, 'more reason')}: `pepper health{where_hint(db)}`",
+                    style="dim",
+                )
+            )
     return Group(*lines)
 
 

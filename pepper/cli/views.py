@@ -31,12 +31,13 @@ _RESULT_LINES = 40
 # --- pepper status -------------------------------------------------------------------------
 
 
-def status_view(st: TaskStatus, now: float, *, traceback: bool = False) -> Text:
-    """Everything about one task, in sections: facts, result or error, why it waits."""
+def status_view(st: TaskStatus, now: float, *, traceback: bool = False, where: str = "") -> Text:
+    """Everything about one task, in sections: facts, result or error, why it waits; ``where`` (`` --server URL``
+    or `` --db PATH``) goes with the command it suggests."""
     view = Text.assemble(("Task ", "bold"), (st.task_id, "bold"), "  ", state_text(st.state), "\n")
     view.append_text(_indent(_facts(st, now)))
     if st.state is TaskState.COMPLETED:
-        view.append_text(_section("Result", _result(st)))
+        view.append_text(_section("Result", _result(st, where)))
     if st.error is not None and st.state is not TaskState.COMPLETED:
         title = "Error" if st.state is TaskState.FAILED else "Last error"
         view.append_text(_section(title, _error(st.error, traceback)))
@@ -98,13 +99,14 @@ def _times(st: TaskStatus, now: float) -> list[tuple[str, str]]:
     return rows
 
 
-def _result(st: TaskStatus) -> Text:
+def _result(st: TaskStatus, where: str) -> Text:
     if st.result is None:
         return Text("(no result)", style="dim")
     text, dropped = clip_lines(pretty(st.result), _RESULT_LINES)
     body = Text(text)
     if dropped:
-        body.append(f"\n… {plural(dropped, 'more line')}; `pepper status {st.task_id} --json` shows all", style="dim")
+        more = plural(dropped, "more line")
+        body.append(f"\n… {more}; `pepper status {st.task_id} --json{where}` shows all", style="dim")
     return body
 
 

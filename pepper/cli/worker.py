@@ -115,7 +115,7 @@ def worker(
     returns the result.
     """
     console = make_console()
-    reporter = Reporter(console, quiet=quiet)
+    reporter = Reporter(console, quiet=quiet, where=db_hint(db))
     with _stop_signals() as stopping:
         try:
             grace = idle_grace if until_idle else None
@@ -140,17 +140,22 @@ def _serve(
     where: dict[str, Any] | None = None,
     database_metrics: bool = False,
 ) -> None:
-    """Load the agents, run the engine until told to stop (or idle), then drain."""
+    """Load the agents, run the engine until told to stop (or idle), then drain. Nothing says the worker runs
+    before its engine started with every agent (a budget the pool cannot give fails before)."""
     with (
         open_runtime(db, create=True, **(where or {})) as runtime,
         _metrics(runtime, metrics_port, database_metrics) as server,
     ):
         agents = pepper.load_agents(agents_path, runtime=runtime)
         runtime.add_hook(reporter)
-        _announce(console, runtime, agents, idle_grace)
-        if server is not None:
-            console.print(Text(f"serving metrics on {metrics_url(server)}", style="dim"))
-        runtime.start()
+        reporter.hold()  # the lines of tasks that start at once come after the announcement
+        try:
+            runtime.start()
+            _announce(console, runtime, agents, idle_grace)
+            if server is not None:
+                console.print(Text(f"serving metrics on {metrics_url(server)}", style="dim"))
+        finally:
+            reporter.release()
         _run(runtime, stopping, idle_grace)
         if stopping.is_set() and runtime.has_work():
             timeout = runtime.settings.shutdown_timeout

@@ -14,11 +14,12 @@ from pepper.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_TASK_FAILED,
     check_gantt_path,
-    db_hint,
     db_option,
     json_option,
+    limit_option,
     open_runtime,
     server_option,
+    where_hint,
 )
 from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json, text_console
@@ -124,7 +125,7 @@ def run_workflow(
             refuse_unrunnable(parsed, db)
         controller = controller_for(parsed, runtime)
         refuse_missing_inputs(parsed, {**controller.default_inputs, **overrides})
-        display = RunDisplay(console, controller.spec, mode)
+        display = RunDisplay(console, controller.spec, mode, where_hint(db))
         with _stop_signals() as stopping:
             run_id = controller.start(overrides)
             steps = plural(len(controller.spec.steps), "step")
@@ -164,7 +165,7 @@ def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, sou
     metavar="STATE",
     help="Only runs in this state: running, completed, failed, cancelled.",
 )
-@click.option("--limit", type=int, default=20, show_default=True, metavar="N", help="Show at most N runs.")
+@limit_option(20, "Show at most N runs")
 @json_option
 @db_option
 @server_option
@@ -175,8 +176,6 @@ def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> N
     failed, cancelled or skipped), out of all the workflow's steps:
     `pepper show RUN` says how each one went.
     """
-    if limit < 1:
-        raise click.BadParameter(f"must be at least 1, got {limit}", param_hint="'--limit'")
     with open_runtime(db) as runtime:
         records = runtime.read(lambda backend: backend.list_runs(limit, RunState(state) if state else None))
         if runtime.server:
@@ -191,7 +190,7 @@ def list_runs(state: str | None, limit: int, as_json: bool, db: str | None) -> N
     if not records:
         console.print(Text(f"No {state} workflow runs." if state else "No workflow runs yet."))
         if not state:
-            console.print(Text(f"Start one with: pepper run workflow.yaml{db_hint(db)}", style="dim"))
+            console.print(Text(f"Start one with: pepper run workflow.yaml{where_hint(db)}", style="dim"))
         return
     console.print(runs_table(records, ended, time.time()))
     if len(records) == limit:
@@ -248,7 +247,7 @@ def show_run(run_id: str, as_json: bool, gantt: str | None, dot: str | None, db:
         console.print(steps_table(result, now, waiting, history.earlier))
         hints = [*run_hints(result, db, show=False), *drawn]
         if gantt is None and result.started_at is not None:
-            hints.append(f"`pepper show {run_id} --gantt run.png{db_hint(db)}` draws it")
+            hints.append(f"`pepper show {run_id} --gantt run.png{where_hint(db)}` draws it")
         console.print(Text(""))
         for hint in hints:
             console.print(Text(hint, style="dim"))
@@ -289,7 +288,7 @@ def cancel_run(run_id: str, reason: str | None, as_json: bool, db: str | None) -
         console.print(Text.assemble(f"cancelled run {run_id}: ", counts_text(result)))
     else:
         console.print(Text(f"asked the process driving run {run_id} to stop its steps; "
-                           f"`pepper show {run_id}{db_hint(db)}` follows it"))  # fmt: skip
+                           f"`pepper show {run_id}{where_hint(db)}` follows it"))  # fmt: skip
 
 
 def _ended(runtime: pepper.Runtime, run_id: str) -> bool:
@@ -344,7 +343,7 @@ def resume_run(
             where = resume_agents(runtime, record, agents_path)
             before = controller.status(run_id)
             display = RunDisplay(
-                console, record.spec, "quiet" if as_json else "live" if console.is_terminal else "lines"
+                console, record.spec, "quiet" if as_json else "live" if console.is_terminal else "lines", where_hint(db)
             )
             display.skip_settled(before)
             with _stop_signals() as stopping:

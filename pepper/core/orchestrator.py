@@ -174,7 +174,7 @@ class TaskOrchestrator(Component):
         wanted = parse_state(state)
         if task_type is not None and (not isinstance(task_type, str) or not task_type):
             raise ValidationError(f"task_type must be a non-empty string, got {shown(task_type)}", field="task_type")
-        check_limit(limit, _MAX_LIST)
+        check_limit(limit)
         backend = await self.runtime.backend()
         if after is not None:
             await backend.status(_check_id(after))  # an unknown task raises TaskNotFoundError, not an empty page
@@ -201,9 +201,6 @@ class TaskOrchestrator(Component):
     wait = blocking(wait_async)
     get_result = blocking(get_result_async)
     list_tasks = blocking(list_tasks_async)
-
-
-_MAX_LIST = 1_000_000
 
 
 def _check_id(task_id: Any) -> str:

@@ -46,10 +46,6 @@ def _check_id(value: Any, what: str = "task_id") -> str:
     return value
 
 
-#: The most errors one call returns.
-_MAX_HISTORY = 1_000_000
-
-
 class ErrorHandler(Component):
     """Handles task errors by hand and shows what went wrong.
 
@@ -86,7 +82,7 @@ class ErrorHandler(Component):
         or of everything (newest first) - each with the strategy applied and what it decided."""
         if sum(x is not None for x in (task_id, agent_id, run_id)) > 1:
             raise ValidationError("give one of task_id, agent_id or run_id", field="task_id")
-        check_limit(limit, _MAX_HISTORY)
+        check_limit(limit)
         if task_id is not None:
             checked = _check_id(task_id)
             return self.runtime.read(lambda backend: backend.error_history(checked))

@@ -26,8 +26,6 @@ from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
 from pepper.monitoring.alerts import Alert
 
 _WAIT_STEPS = (0.02, 0.05, 0.1, 0.2, 0.5)
-#: The most alerts one call returns.
-_MAX_ALERTS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +240,7 @@ class ResourceMonitor(AlertSource):
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         """Alerts that fired, newest first (at most ``limit``, from 1 to 1,000,000)."""
-        check_limit(limit, _MAX_ALERTS)
+        check_limit(limit)
         return [{**a, "above": bool(a["above"])} for a in self.runtime.store.alerts.recent(limit)]
 
 

@@ -17,6 +17,7 @@ from pepper.core.sequencer import Sequence, TaskSequencer
 from pepper.core.workflow_runs import WorkflowRuns, check_inputs, check_timeout
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import AgentAlreadyRegisteredError, ValidationError, WorkflowDefinitionError
+from pepper.model.units import check_limit
 from pepper.model.workflow import Step, WorkflowSpec, make_step
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.workflow_file import parse_workflow_file
@@ -146,7 +147,8 @@ class WorkflowController(WorkflowRuns):
     wait = blocking(wait_async)
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
-        """The latest runs of this workflow (by name), most recent first."""
+        """The latest runs of this workflow (by name), most recent first (at most ``limit``, from 1 to 1,000,000)."""
+        check_limit(limit)
         found = self.runtime.read(lambda backend: backend.list_runs(max(limit * 5, 100)))
         return [r for r in found if r.workflow == self.name][:limit]
 

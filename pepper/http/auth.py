@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Annotated, Any
 
@@ -45,11 +45,15 @@ _BAD_TOKEN = "the token is unknown or was revoked; ask for a new one"
 class TokenGate:
     """Answer 401 to a request of a guarded path without a valid token before anything else reads it (its body
     above all: a malformed body from someone without a token is still 401). The token found is kept in the
-    request's state for ``require``, which then only checks its scope."""
+    request's state for ``require``, which then only checks its scope. ``pages`` names paths a browser opens
+    (the API's docs page), each with its own refusal (a page saying how to sign in, rather than JSON)."""
 
-    def __init__(self, app: ASGIApp, guarded: Callable[[str], bool]) -> None:
+    def __init__(
+        self, app: ASGIApp, guarded: Callable[[str], bool], pages: Mapping[str, ASGIApp] | None = None
+    ) -> None:
         self.app = app
         self.guarded = guarded
+        self.pages = dict(pages or {})
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.guarded(scope["path"]):
@@ -60,6 +64,9 @@ class TokenGate:
         secret = secret or session
         store = scope["app"].state.runtime.store
         record = await to_thread.run_sync(lambda: authenticate(store, secret, now=time.time())) if secret else None
+        if record is None and scope["path"] in self.pages:
+            await self.pages[scope["path"]](scope, receive, send)
+            return
         if record is None:
             error = AuthenticationError(_BAD_TOKEN if secret else _NO_TOKEN)
             refusal = error_response(401, type(error).__name__, str(error), None, **{"WWW-Authenticate": "Bearer"})

@@ -11,13 +11,21 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from pepper.errors import ValidationError
+from pepper.model.units import check_limit
 
 T = TypeVar("T")
 
 #: The most items one page holds.
 MAX_LIMIT = 1000
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"How many items, at most {MAX_LIMIT}.")]
+#: ``?limit=``: its range is checked by ``listed`` (the rule of every limit, ``check_limit``), not by FastAPI, so
+#: a limit out of range is refused with the words of the Python API and the CLI.
+Limit = Annotated[
+    int,
+    Query(
+        description=f"How many items, from 1 to {MAX_LIMIT}.", json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT}
+    ),
+]
 Cursor = Annotated[str | None, Query(description="The `next_cursor` of the previous page.")]
 
 
@@ -26,6 +34,11 @@ class Page(BaseModel):
 
     items: list[dict[str, Any]]
     next_cursor: str | None = None
+
+
+def listed(limit: int) -> int:
+    """``limit`` checked: a whole number from 1 to ``MAX_LIMIT`` (else a ``ValidationError``, 400)."""
+    return check_limit(limit, MAX_LIMIT)
 
 
 def encode_cursor(key: str) -> str:

@@ -109,8 +109,13 @@ def format_duration(seconds: float) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def check_limit(value: Any, most: int, what: str = "limit") -> int:
-    """``value`` as the most items a call returns: a whole number from 1 to ``most``."""
+#: The most items one listing call of the Python API or the CLI returns (a page of the HTTP API holds fewer).
+MOST_LISTED = 1_000_000
+
+
+def check_limit(value: Any, most: int = MOST_LISTED, what: str = "limit") -> int:
+    """``value`` as the most items a call returns: a whole number from 1 to ``most``. The one rule (and message)
+    of every ``limit``: the Python API's listing calls, the CLI's ``--limit``, the HTTP API's ``?limit=``."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
         raise ValidationError(f"{what} must be a whole number from 1 to {most}, got {shown(value)}", field=what)
     return value

@@ -238,6 +238,7 @@ def test_worker_runs_submitted_tasks_until_idle(cli: CLI, agents_file: Path) -> 
     assert "✓ first (add) on adder in" in worker.stdout
     assert "✗ boom (explode) on broken" in worker.stdout
     assert "3 completed, 1 failed" in worker.stdout
+    assert worker.stdout.index("waiting for tasks") < worker.stdout.index("first (add) started")
 
     assert cli.json("status", "first")["result"] == {"sum": 3}
     second = cli.json("status", "second")
@@ -319,7 +320,7 @@ def test_resources_and_leases_show_the_pool_and_who_holds_what(cli: CLI) -> None
         pepper.core.ResourceAllocator(runtime).allocate("documentation_agent", {"cpu": 1}, duration="2h")
     out = cli.ok("resources")
     assert "Resource pool" in out and "4 cores" in out and "3 cores" in out  # capacity and free
-    assert "1 live lease; `pepper leases` lists them." in out
+    assert f"1 live lease; `pepper leases --db {cli.db}` lists them." in out  # the database it was given
     assert "documentation_agent" in out and "cpu 1 core" in out
     data = cli.json("resources")
     assert data["pool"]["free"]["cpu"] == 3.0

@@ -147,3 +147,23 @@ def test_an_empty_server_typed_on_the_command_line_is_refused_but_an_empty_varia
     unset = subprocess.run([sys.executable, "-m", "pepper", "tasks", "--json", "--db", db], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
     assert unset.returncode == 0 and [t["task_id"] for t in json.loads(unset.stdout)] == ["t1"]
+
+
+def test_a_worker_whose_agent_asks_more_than_the_pool_says_nothing_of_running(tmp_path: Path) -> None:
+    (tmp_path / "agents.yaml").write_text(
+        "- agent_id: greedy\n  task_types: [t]\n  command: cat\n  resources: {cpu: 100000}\n"
+    )
+    done = pepper_cli(tmp_path, "worker", "--agents", "agents.yaml", "--until-idle", "--db", "pepper.db")
+    refused(done, "agent 'greedy' asks for a budget the whole pool cannot give", "cpu short by")
+    assert done.stdout == ""  # no "worker ... on", no agents, no "waiting for tasks" before the refusal
+
+
+@pytest.mark.parametrize(
+    ("command", "limit", "shown"),
+    [("tasks", "0", "0"), ("runs", "-3", "-3"), ("errors", "1000001", "1000001"), ("alerts", "many", "'many'")],
+)
+def test_every_limit_option_is_refused_with_the_words_of_the_api(tmp_path: Path, command: str, limit: str,
+                                                                 shown: str) -> None:  # fmt: skip
+    done = pepper_cli(tmp_path, command, "--limit", limit, "--db", "pepper.db")
+    assert refused(done) == f"error: limit must be a whole number from 1 to 1000000, got {shown}\n"
+    assert not (tmp_path / "pepper.db").exists()  # refused before anything was opened

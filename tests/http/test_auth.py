@@ -9,15 +9,15 @@ from collections.abc import Iterator
 from pepper.http.tokens import create_token
 from tests.http.conftest import Api
 
-#: Routes anyone may read: they describe the API and reveal no data.
-OPEN = {"/api/v1/openapi.json", "/api/v1/docs"}
+#: The API's description and docs: not operations of the document, and guarded all the same.
+DESCRIPTION = {"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/swagger-ui-bundle.js"}
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _operations(api: Api) -> Iterator[tuple[str, str, bool]]:
     """Every operation of the app's OpenAPI document: method, a concrete path, and whether it changes state."""
-    with api.client(None) as anonymous:
-        document = anonymous.get("/api/v1/openapi.json").json()
+    with api.client("read") as reader:
+        document = reader.get("/api/v1/openapi.json").json()
     for template, item in document["paths"].items():
         path = re.sub(r"\{[^}]+\}", "some-id", template)
         for method in _METHODS:
@@ -49,8 +49,9 @@ def test_every_route_needs_a_token_and_writes_need_the_write_scope(api: Api) -> 
                 too_small = reader.request(method, path, json={})
                 assert too_small.status_code == 403, (method, path, too_small.text)
                 assert too_small.json()["error"]["type"] == "ScopeError"
-        for path in OPEN:
-            assert anonymous.get(path).status_code == 200
+        for path in DESCRIPTION:
+            assert anonymous.get(path).status_code == 401, path
+            assert reader.get(path).status_code == 200, path
 
 
 def test_a_revoked_token_stops_working_at_once(api: Api) -> None:

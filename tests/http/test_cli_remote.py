@@ -138,3 +138,51 @@ def test_commands_suggested_after_a_remote_run_name_the_server_they_were_given(s
     from_env = pepper_remote(url, token, tmp_path, "run", "flow.yaml")  # $PEPPER_SERVER applies again by itself
     assert from_env.returncode == 0, from_env.stderr
     assert "--server" not in from_env.stdout and "shows this run again" in from_env.stdout
+
+
+def _typed(url: str, token: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pepper ARGS --server URL``: the server typed on the command line, the token only in $PEPPER_TOKEN."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PEPPER_SERVER", "PEPPER_DB")}
+    env.update(PEPPER_TOKEN=token, COLUMNS="300")
+    return subprocess.run([sys.executable, "-m", "pepper", *args, "--server", url], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=PATIENCE * 4)  # fmt: skip
+
+
+def _suggested(output: str, start: str) -> list[str]:
+    """The words of the first suggested command (between backquotes) that starts with ``start``."""
+    for part in output.split("`")[1::2]:
+        if part.startswith(start):
+            return part.split()
+    raise AssertionError(f"no `{start}...` suggested in:\n{output}")
+
+
+def test_every_command_suggested_to_a_user_of_a_server_names_it_and_works_as_printed(
+    server: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    url, token, _ = server
+    done = _typed(url, token, tmp_path, "submit", "shout", "--id", "hinted-1", "--wait")
+    assert done.returncode == 0, done.stderr
+    why = _typed(url, token, tmp_path, "why", "hinted-1")
+    assert why.returncode == 0, why.stderr
+    rate = _suggested(why.stdout, "pepper feedback")
+    assert rate[-2:] == ["--server", url], rate
+    status = _suggested(why.stdout, "pepper status")
+    assert status[-2:] == ["--server", url], status
+    env = {k: v for k, v in os.environ.items() if k not in ("PEPPER_SERVER", "PEPPER_DB")}
+    env.update(PEPPER_TOKEN=token)
+    rated = subprocess.run([sys.executable, "-m", "pepper", *[("4" if w == "1-5" else w) for w in rate[1:]]],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=PATIENCE * 4)  # fmt: skip
+    assert rated.returncode == 0 and "rated hinted-1" in rated.stdout, rated.stderr  # the hint works as printed
+    # the commands the hints name take --server: the dead-letter queue's and the error history
+    assert _typed(url, token, tmp_path, "errors", "hinted-1").returncode == 0
+    replay = _typed(url, token, tmp_path, "dlq", "replay", "hinted-1")
+    assert replay.returncode == 1 and "neither parked nor failed" in replay.stdout, replay.stderr
+    drop = _typed(url, token, tmp_path, "dlq", "drop", "hinted-1")
+    assert drop.returncode == 1 and "not parked" in drop.stdout, drop.stderr
+    listing = _typed(url, token, tmp_path, "feedback", "hinted-1")  # what a server cannot answer is said plainly
+    assert listing.returncode == 2 and "--rating N" in listing.stderr and "server's machine" in listing.stderr
+    every = _typed(url, token, tmp_path, "errors")
+    assert every.returncode == 2 and "give a TASK" in every.stderr
+    for shown in (why, rated, replay, drop):
+        assert token not in shown.stdout + shown.stderr  # a token is never part of a hint
+    assert not (tmp_path / ".pepper").exists()  # nothing went to a local database

@@ -201,16 +201,16 @@ def test_a_runs_events_arrive_in_order(api: Api) -> None:
     assert [r["done"] for r in runs] == sorted(r["done"] for r in runs)
 
 
-def test_the_home_page_and_the_api_description_need_no_token(api: Api) -> None:
+def test_the_home_page_needs_no_token_and_the_api_description_does(api: Api) -> None:
     with api.client(None) as anonymous:
         home = anonymous.get("/")
-        described = anonymous.get("/api/v1/openapi.json")
-        docs = anonymous.get("/api/v1/docs")
+        hidden = anonymous.get("/api/v1/openapi.json")
         unknown = anonymous.get("/api/v1/nothing-here")
     with api.client("read") as reader:
+        described = reader.get("/api/v1/openapi.json")
         unknown_to_a_reader = reader.get("/api/v1/nothing-here")
     assert home.status_code == 200 and "dashboard" in home.text
+    assert hidden.status_code == 401 and hidden.json()["error"]["type"] == "AuthenticationError"
     assert described.status_code == 200 and "/api/v1/tasks" in described.json()["paths"]
-    assert docs.status_code == 200
     assert unknown.status_code == 401  # without a token, not even which paths exist is told
     assert unknown_to_a_reader.status_code == 404 and unknown_to_a_reader.json()["error"]["type"] == "NotFoundError"

@@ -66,7 +66,7 @@ def test_bad_input_is_400_or_422_never_500(api: Api) -> None:
     assert as_form.json()["error"]["message"] == ("the body was sent with Content-Type "
                                                   "'application/x-www-form-urlencoded'; send it as JSON with "
                                                   "Content-Type: application/json")  # fmt: skip
-    assert bad_limit.status_code == 422 and "1000" in bad_limit.json()["error"]["message"]
+    assert bad_limit.status_code == 400 and "from 1 to 1000, got 5000" in bad_limit.json()["error"]["message"]
     assert bad_state.status_code == 400 and bad_state.json()["error"]["field"] == "state"
 
 
@@ -186,3 +186,18 @@ def test_submit_takes_a_delay_or_a_time_and_refuses_a_bad_one(api: Api) -> None:
     assert at.status_code == 201 and at.json()["not_before"] == 4070908800.0
     for refused in (naive, both, negative):
         assert refused.status_code == 400 and refused.json()["error"]["type"] == "InvalidDelayError"
+
+
+def test_every_list_refuses_a_limit_out_of_range_with_the_words_of_the_python_api(api: Api) -> None:
+    lists = ["/api/v1/tasks", "/api/v1/runs", "/api/v1/agents", "/api/v1/dlq", "/api/v1/leases", "/api/v1/alerts"]
+    with api.client("read") as reader:
+        for path in lists:
+            for limit in (0, -2, 1001):
+                answer = reader.get(path, params={"limit": limit})
+                assert answer.status_code == 400, (path, limit, answer.text)
+                said = f"limit must be a whole number from 1 to 1000, got {limit}"
+                assert answer.json()["error"] == {"type": "ValidationError", "field": "limit", "message": said}, path
+            assert reader.get(path, params={"limit": 1000}).status_code == 200, path
+        described = reader.get("/api/v1/openapi.json").json()["paths"]["/api/v1/tasks"]["get"]["parameters"]
+    (limit,) = [p for p in described if p["name"] == "limit"]
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 1000)  # still described to clients

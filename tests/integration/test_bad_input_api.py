@@ -210,3 +210,19 @@ def test_progress_reports_are_checked_and_long_messages_cut(runtime: pepper.Runt
     bad, long = orchestrator.wait(["bad", "long"], timeout=30)
     assert bad.state.value == "failed" and bad.error.type == "ValidationError"
     assert long.state.value == "completed" and len(long.progress_message) == 1000
+
+
+def test_every_listing_call_refuses_a_bad_limit_with_the_one_message(runtime: pepper.Runtime) -> None:
+    calls = {
+        "list_tasks": lambda limit: TaskOrchestrator(runtime).list_tasks(limit=limit),
+        "get_error_history": lambda limit: ErrorHandler(runtime).get_error_history(limit=limit),
+        "alerts": lambda limit: ResourceMonitor(runtime).alerts(limit=limit),
+        "runs": lambda limit: WorkflowController("flow", runtime).runs(limit=limit),
+    }
+    for name, call in calls.items():
+        for limit, shown in ((0, "0"), (-3, "-3"), (1_000_001, "1000001"), ("5", "'5'"), (2.0, "2.0")):
+            with pytest.raises(ValidationError) as refused:
+                call(limit)
+            assert str(refused.value) == f"limit must be a whole number from 1 to 1000000, got {shown}", name
+            assert refused.value.field == "limit"
+        assert call(1_000_000) == [], name

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from pepper.core.online import online_agents
 from pepper.http.auth import READ
-from pepper.http.lists import Limit, Page
+from pepper.http.lists import Limit, Page, listed
 from pepper.http.routes import runtime_of
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 @router.get("", dependencies=[READ], response_model=Page)
 def list_agents(request: Request, limit: Limit = 1000) -> Page:
     """The agents online, as `pepper agents --json` lists them."""
+    listed(limit)
     return Page(items=online_agents(runtime_of(request))[:limit])
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from pepper.core import ErrorHandler
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Limit, Page
+from pepper.http.lists import Limit, Page, listed
 from pepper.http.routes import runtime_of
 
 router = APIRouter(prefix="/dlq", tags=["dead letters"])
@@ -26,6 +26,7 @@ class DropBody(BaseModel):
 @router.get("", dependencies=[READ], response_model=Page)
 def list_dead_letters(request: Request, limit: Limit = 1000) -> Page:
     """The tasks parked in the dead-letter queue, oldest first."""
+    listed(limit)
     parked = ErrorHandler(runtime_of(request)).dead_letters()
     return Page(items=[s.to_dict() for s in parked[:limit]])
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pepper.core import HealthMonitor, PerformanceMonitor, ResourceMonitor
 from pepper.core.prometheus import exposition
 from pepper.http.auth import READ
-from pepper.http.lists import Limit, Page
+from pepper.http.lists import Limit, Page, listed
 from pepper.http.routes import runtime_of
 
 router = APIRouter(tags=["monitors"])
@@ -65,7 +65,7 @@ def counts(request: Request) -> dict[str, Any]:
 @router.get("/alerts", dependencies=[READ], response_model=Page)
 def alerts(request: Request, limit: Limit = 100) -> Page:
     """The alerts that fired, newest first."""
-    return Page(items=ResourceMonitor(runtime_of(request)).alerts(limit))
+    return Page(items=ResourceMonitor(runtime_of(request)).alerts(listed(limit)))
 
 
 @metrics_router.get("/metrics", dependencies=[READ], response_class=PlainTextResponse)

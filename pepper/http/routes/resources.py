@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from pepper.core import ResourceAllocator, ResourceManager
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Limit, Page
+from pepper.http.lists import Limit, Page, listed
 from pepper.http.routes import runtime_of
 
 router = APIRouter(tags=["resources"])
@@ -30,6 +30,7 @@ def pool(request: Request) -> dict[str, Any]:
 @router.get("/leases", dependencies=[READ], response_model=Page)
 def list_leases(request: Request, agent_id: str | None = None, limit: Limit = 1000) -> Page:
     """Live leases (of one agent, with `agent_id`)."""
+    listed(limit)
     leases = ResourceAllocator(runtime_of(request)).allocations(agent_id)
     return Page(items=[lease.to_dict() for lease in leases[:limit]])
 

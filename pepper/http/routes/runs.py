@@ -22,7 +22,7 @@ from pepper.core.planning import plan as make_plan
 from pepper.core.run_timeline import run_timeline
 from pepper.errors import ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Cursor, Limit, Page, decode_cursor, page
+from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page
 from pepper.http.routes import runtime_of
 from pepper.http.routes.tasks import Wait
 from pepper.model.workflow_run import RunRecord, RunState
@@ -125,6 +125,7 @@ async def plan(request: Request) -> dict[str, Any]:
 @router.get("/runs", dependencies=[READ], response_model=Page)
 def list_runs(request: Request, state: RunState | None = None, limit: Limit = 100, cursor: Cursor = None) -> Page:
     """A page of runs, newest first (in `state` if given)."""
+    listed(limit)
     after = decode_cursor(cursor)
     records = runtime_of(request).read(lambda backend: backend.list_runs(limit + 1, state, after))
     return page(records, limit, lambda r: r.run_id, RunRecord.to_dict)

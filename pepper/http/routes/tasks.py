@@ -15,7 +15,7 @@ from pepper.core import ErrorHandler, TaskOrchestrator
 from pepper.core.logs import TaskLogs
 from pepper.errors import ConflictError, ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Cursor, Limit, Page, decode_cursor, page, whole
+from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page, whole
 from pepper.http.routes import runtime_of
 from pepper.model.status import TaskStatus
 
@@ -74,6 +74,7 @@ async def list_tasks(
     cursor: Cursor = None,
 ) -> Page:
     """A page of tasks, most recently submitted first."""
+    listed(limit)
     found = await _orchestrator(request).list_tasks_async(
         state, limit + 1, task_type=task_type, after=decode_cursor(cursor)
     )
