@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 import pepper
-from pepper.model.units import MOST_LISTED, check_limit
 
 if TYPE_CHECKING:
     from pepper.model.status import TaskStatus
@@ -77,6 +76,10 @@ def _remember_server(ctx: click.Context, param: click.Parameter, value: str | No
             ctx.meta[SERVER_GIVEN] = value  # to repeat in suggested commands ($PEPPER_SERVER applies by itself)
 
 
+#: ``model.units.MOST_LISTED``, written out: ``pepper --help`` loads no module beyond the command line's own.
+MOST_LISTED = 1_000_000
+
+
 def limit_option(default: int, help: str) -> Callable[[F], F]:
     """``--limit N``: a whole number from 1 to 1,000,000, checked by ``check_limit`` (the rule of every limit), so
     a bad one is refused with the same words as by the Python API and the HTTP API."""
@@ -85,6 +88,8 @@ def limit_option(default: int, help: str) -> Callable[[F], F]:
 
 
 def _check_limit(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from pepper.model.units import check_limit
+
     try:
         number: object = int(value)
     except ValueError:

@@ -81,3 +81,10 @@ def test_a_subcommand_loads_when_it_runs_and_unknown_ones_are_refused() -> None:
     assert isinstance(cli.get_command(click.Context(cli), "db"), click.Group)
     typo = runner.invoke(cli, ["sumbit"])
     assert typo.exit_code == 2 and "No such command 'sumbit'" in typo.output
+
+
+def test_the_command_line_states_the_limit_the_api_checks() -> None:
+    from pepper.cli import common
+    from pepper.model import units
+
+    assert common.MOST_LISTED == units.MOST_LISTED
