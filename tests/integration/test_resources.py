@@ -216,7 +216,7 @@ def test_a_failing_alert_callback_is_logged_and_sampling_goes_on(pooled, caplog)
     def broken(alert):
         raise RuntimeError("the pager is down")
 
-    monitor.set_alert("quiet", "storage", threshold=-1, callback=broken)  # fires at the first sample
+    monitor.set_alert("quiet", "storage", threshold=1, above=False, callback=broken)  # fires at the first sample
     wait_until(lambda: "the callback of alert" in caplog.text)
     wait_until(lambda: monitor.get_usage("quiet")["storage"].value == 0.0)
 
