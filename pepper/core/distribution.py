@@ -13,6 +13,9 @@ from pepper.engine.inspection import AgentsView
 from pepper.errors import AgentNotFoundError, NoEligibleAgentError, TaskNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.requirements import Requirements
+from pepper.model.submission import task_from_mapping, unique_tasks
+from pepper.model.task import Task
+from pepper.model.task_spec import FIELD_OF
 from pepper.scheduling.balance import PlanTask, WorkloadPlan, distribute
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import NEUTRAL_SCORE, ScoreParts
@@ -131,7 +134,7 @@ class LoadBalancer(Component):
         """Assign ``tasks`` (objects, dicts or ids) to ``agents`` (objects, dicts or ids; default: all),
         longest first onto the earliest-finishing agent. ``apply=True`` pins the plan onto stored tasks."""
         runtime = self.runtime
-        plan_tasks = [self._plan_task(runtime, item) for item in _items(tasks, "tasks")]
+        plan_tasks = self._plan_tasks(runtime, _items(tasks, "tasks"))
         chosen = None if agents is None else _items(agents, "agents")
         task_types = {t.task_type for t in plan_tasks}
 
@@ -148,23 +151,13 @@ class LoadBalancer(Component):
         return plan
 
     @staticmethod
-    def _plan_task(runtime: Runtime, item: Any) -> PlanTask:
-        if isinstance(item, str):
-            record = runtime.store.get_tasks([item]).get(item)
-            if record is None:
-                raise TaskNotFoundError(item)
-            return PlanTask(item, record.task.task_type, record.task.requirements)
-        if isinstance(item, Mapping):
-            task_id = item.get("task_id", item.get("id"))
-            task_type = item.get("task_type", item.get("type"))
-            if not isinstance(task_id, str) or not isinstance(task_type, str):
-                raise ValidationError(f"a task needs an id and a type, got {dict(item)!r}", field="tasks")
-            return PlanTask(task_id, task_type, Requirements.parse(item.get("requirements")))
-        task_id, task_type = getattr(item, "task_id", None), getattr(item, "task_type", None)
-        if not isinstance(task_id, str) or not isinstance(task_type, str):
-            raise ValidationError(f"cannot read a task from {item!r}; give a Task, a dict or an id", field="tasks")
-        task = getattr(item, "task", item)
-        return PlanTask(task_id, task_type, getattr(task, "requirements", Requirements()))
+    def _plan_tasks(runtime: Runtime, items: list[Any]) -> list[PlanTask]:
+        """The tasks of a plan. A dict is read as ``submit_tasks`` reads it (the same keys, aliases and checks);
+        an id or an object naming a stored task is that task. An id given twice is one task if both say the same,
+        else a ``DuplicateTaskError``."""
+        now = runtime.clock.now()
+        tasks = unique_tasks([_plan_task(runtime, item, now) for item in items], "the tasks to plan")
+        return [PlanTask(t.task_id, t.task_type, t.requirements) for t in tasks.values()]
 
     @staticmethod
     def _candidates(view: AgentsView, agents: list[Any] | None) -> list[Candidate]:
@@ -188,6 +181,35 @@ class LoadBalancer(Component):
                 raise AgentNotFoundError(str(agent_id), directory.agents)
             out.append(standing(directory.agents[agent_id]))
         return out
+
+
+def _plan_task(runtime: Runtime, item: Any, now: float) -> Task:
+    """The task ``item`` gives: a ``Task``, a dict (with an id), a stored record, or an id or status of a stored
+    task."""
+    if isinstance(item, Task):
+        return item
+    if isinstance(item, Mapping):
+        if not any(FIELD_OF.get(key) == "task_id" and value is not None for key, value in item.items()
+                   if isinstance(key, str)):  # fmt: skip
+            raise ValidationError(
+                f"a task of a plan needs an id ('id' or 'task_id'): the plan names tasks by it; got {dict(item)!r}",
+                field="tasks",
+            )
+        return task_from_mapping(item, now)
+    task = getattr(item, "task", None)
+    if isinstance(task, Task):  # a stored record
+        return task
+    task_id = item if isinstance(item, str) else getattr(item, "task_id", None)
+    if not isinstance(task_id, str):
+        raise ValidationError(
+            f"cannot read a task from {item!r}; give a Task, a dict such as {{'id': 't1', 'type': 'review'}} or "
+            "the id of a stored task",
+            field="tasks",
+        )
+    record = runtime.store.get_tasks([task_id]).get(task_id)  # a status, say: the stored task it describes
+    if record is None:
+        raise TaskNotFoundError(task_id)
+    return record.task
 
 
 def _items(values: Any, what: str) -> list[Any]:

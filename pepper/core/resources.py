@@ -197,14 +197,19 @@ class ResourceManager(Component):
         return PoolStatus(capacity, total_held(leases, now), room(capacity, leases, now), leases, shared, ledger.host)
 
     def get_resource_usage(self, agent_id: str) -> ResourceUsage:
-        """What ``agent_id`` was given (its budget, its tasks' leases) beside what it really uses."""
+        """What ``agent_id`` was given (its budget, its tasks' leases) beside what it really uses: empty for an
+        agent that holds nothing. ``AgentNotFoundError`` for an id that is neither a registered agent nor the
+        holder of a lease."""
         agent_id = _agent_id(agent_id)
         runtime = self.runtime
         now = runtime.clock.now()
         mine = [lease for lease in runtime.read(lambda backend: backend.leases(now)) if lease.holder == agent_id]
+        registered = _known_ids(runtime)
+        if agent_id not in registered and not mine:
+            raise AgentNotFoundError(agent_id, registered, hint="`pepper leases` lists who holds resources.")
         budget = [lease for lease in mine if lease.kind is LeaseKind.BUDGET]
         tasks = [lease for lease in mine if lease.kind is LeaseKind.TASK]
-        measured = ResourceMonitor(runtime).get_usage(agent_id) if _known(runtime, agent_id) else _unmeasured(agent_id)
+        measured = ResourceMonitor(runtime).get_usage(agent_id) if agent_id in registered else _unmeasured(agent_id)
         return ResourceUsage(
             agent_id, Resources(total_held(budget, now)), Resources(total_held(tasks, now)), measured, tuple(mine)
         )

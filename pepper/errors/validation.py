@@ -56,10 +56,13 @@ class CycleError(ValidationError):
 class DuplicateTaskError(ValidationError):
     """A task id already used by a task with a different specification."""
 
-    def __init__(self, task_id: str, differences: Sequence[str], *, in_batch: bool = False) -> None:
+    def __init__(
+        self, task_id: str, differences: Sequence[str], *, in_batch: bool = False, batch: str = "this submission"
+    ) -> None:
+        """``in_batch``: the id appears twice among the tasks given together (``batch`` names them)."""
         what = ", ".join(differences)
         if in_batch:
-            message = (f"task id {task_id!r} appears twice in this submission, with different {what}; give each "
+            message = (f"task id {task_id!r} appears twice in {batch}, with different {what}; give each "
                        "task its own id (the same id twice is only allowed with the same specification)")  # fmt: skip
         else:
             message = (f"task {task_id!r} already exists with different {what}; re-submitting the same id is only "

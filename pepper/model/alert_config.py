@@ -7,7 +7,6 @@ This module only reads and checks rules: bad input raises ``ConfigError`` naming
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pepper.errors import ConfigError, ValidationError, suggest
+from pepper.model.thresholds import check_threshold
 from pepper.model.units import parse_duration
 
 #: Metrics over a window of ended attempts (every worker's, read from the shared database).
@@ -146,13 +146,14 @@ def parse_rule(data: Any, where: str = "alert") -> ConfiguredRule:
     if metric not in METRICS:
         raise ConfigError(f"{where}: unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}."
                           f"{suggest(str(metric), METRICS)}", field="alerts")  # fmt: skip
-    threshold = data["threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise ConfigError(f"{where}: threshold must be a finite number, got {threshold!r}", field="alerts")
     comparison = data.get("comparison", ">")
     if comparison not in COMPARISONS:
         raise ConfigError(f"{where}: comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}",
                           field="alerts")  # fmt: skip
+    try:
+        threshold = check_threshold(metric, data["threshold"], comparison)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {exc}", field="alerts") from None
     window = _duration(data.get("window", 60.0), where, "window", positive=True)
     hold = _duration(data.get("for", 0.0), where, "for", positive=False)
     sinks = data.get("sinks", [{"type": "log"}])
@@ -162,7 +163,7 @@ def parse_rule(data: Any, where: str = "alert") -> ConfiguredRule:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}: description must be text", field="alerts")
-    return ConfiguredRule(name, metric, float(threshold), comparison, window, hold,
+    return ConfiguredRule(name, metric, threshold, comparison, window, hold,
                           tuple(_sink(s, where) for s in sinks), description)  # fmt: skip
 
 

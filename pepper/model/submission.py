@@ -272,6 +272,21 @@ def task_from_mapping(spec: Any, now: float) -> Task:
     return build_task(now=now, **fields)
 
 
+def unique_tasks(tasks: Iterable[Task], batch: str = "this submission") -> dict[str, Task]:
+    """``tasks`` by id, in order: an id given again with the same spec is the same task; with another spec it is
+    a ``DuplicateTaskError`` naming what differs (and ``batch``, what the tasks were given as)."""
+    by_id: dict[str, Task] = {}
+    for task in tasks:
+        earlier = by_id.get(task.task_id)
+        if earlier is not None:
+            diffs = earlier.spec_differences(task)
+            if diffs:
+                raise DuplicateTaskError(task.task_id, diffs, in_batch=True, batch=batch)
+        else:
+            by_id[task.task_id] = task
+    return by_id
+
+
 def _points_backwards(new: Mapping[str, Task]) -> bool:
     """True when every dependency inside the batch names an earlier task: no cycle is possible."""
     earlier: set[str] = set()
@@ -316,15 +331,7 @@ def prepare(
     A task needing more resources than the whole pool (``capacity``; ``holder`` names it) could
     never run and is refused.
     """
-    batch: dict[str, Task] = {}
-    for task in tasks:
-        earlier = batch.get(task.task_id)
-        if earlier is not None:
-            diffs = earlier.spec_differences(task)
-            if diffs:
-                raise DuplicateTaskError(task.task_id, diffs, in_batch=True)
-        else:
-            batch[task.task_id] = task
+    batch = unique_tasks(tasks)
     found = stored.existing(list(batch))
     for task_id, old in found.items():
         diffs = old.spec_differences(batch[task_id])

@@ -64,14 +64,17 @@ STEP = _ALL - {"duration", "not_before"}
 PLAN = _ALL - {"condition", "not_before"} - _FAN_OUT
 
 
-def valid_keys(accepted: frozenset[str]) -> tuple[str, ...]:
-    """The written keys of the ``accepted`` fields, in the schema's order."""
-    return tuple(k.key for k in SPEC_KEYS if k.field in accepted)
+def accepted_spellings(accepted: frozenset[str]) -> tuple[str, ...]:
+    """Each ``accepted`` field as it may be written, in the schema's order: ``needs (or dependencies,
+    depends_on)``."""
+    return tuple(f"{k.key} (or {', '.join(k.aliases)})" if k.aliases else k.key
+                 for k in SPEC_KEYS if k.field in accepted)  # fmt: skip
 
 
 def unknown_key(key: Any, accepted: frozenset[str], what: str = "task field") -> ValidationError:
-    """The error for a key that names none of the ``accepted`` fields: the valid keys and the likely fix."""
-    keys = valid_keys(accepted)
+    """The error for a key that names none of the ``accepted`` fields: every accepted spelling and the likely
+    fix."""
+    keys = accepted_spellings(accepted)
     names = [name for name, f in FIELD_OF.items() if f in accepted]
     known = isinstance(key, str) and key in FIELD_OF  # a real field, but not one this reader takes
     hint = f" {key!r} has no meaning here." if known else suggest(str(key), names)

@@ -31,9 +31,9 @@ def parse_delay(value: Any) -> float:
         raise InvalidDelayError(f"delay cannot be negative, got {value!r}; give {_DELAY_FORMS}", field="delay")
     else:
         try:
-            seconds = parse_duration(value, "delay")
+            seconds = parse_duration(value, "delay", also="a datetime.timedelta")
         except ValidationError as exc:
-            raise InvalidDelayError(f"{exc}; a delay is {_DELAY_FORMS}", field="delay") from None
+            raise InvalidDelayError(str(exc), field="delay") from None
     if seconds < 0:
         raise InvalidDelayError(f"delay cannot be negative, got {shown(value)}; give {_DELAY_FORMS}", field="delay")
     if seconds > MAX_DELAY:

@@ -51,11 +51,11 @@ def _finite_non_negative(value: float, what: str) -> float:
     return float(value)
 
 
-def parse_duration(value: Any, what: str = "duration") -> float:
-    """Seconds from a number of seconds or a string such as ``"30s"``, ``"15m"``, ``"1h"``, ``"2d"``."""
-    if isinstance(value, bool):
-        raise ValidationError(f"{what} must be seconds or a string like '30s', got {value!r}", field=what)
-    if isinstance(value, (int, float)):
+def parse_duration(value: Any, what: str = "duration", *, also: str = "") -> float:
+    """Seconds from a number of seconds or a string such as ``"30s"``, ``"15m"``, ``"1h"``, ``"2d"``.
+
+    ``also`` names other forms the caller takes (``"a datetime.timedelta"``): the errors list them with the rest."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # True is no number of seconds
         return _finite_non_negative(_as_float(value, what), what)
     if isinstance(value, str):
         match = _DURATION_RE.match(value)
@@ -66,7 +66,7 @@ def parse_duration(value: Any, what: str = "duration") -> float:
             raise ValidationError(f"{what} cannot be negative, got {value!r}", field=what)
     raise ValidationError(
         f"{what} {value!r} is not a duration; use seconds (e.g. 90) or a number with a unit: "
-        "'500ms', '30s', '15m', '1h', '2d', '1w'",
+        f"'500ms', '30s', '15m', '1h', '2d', '1w'{f'; or {also}' if also else ''}",
         field=what,
     )
 

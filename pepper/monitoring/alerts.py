@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pepper.errors import ValidationError
+from pepper.model.thresholds import check_threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ class AlertRule:
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
             raise ValidationError(f"metric must be a name, got {self.metric!r}", field="metric")
-        _number(self.threshold, "threshold")
+        check_threshold(self.metric, self.threshold, ">" if self.above else "<")
         if self.hysteresis is not None and _number(self.hysteresis, "hysteresis") < 0:
             raise ValidationError("hysteresis cannot be negative", field="hysteresis")
         if _number(self.cooldown, "cooldown") < 0:

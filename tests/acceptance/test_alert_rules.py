@@ -179,12 +179,19 @@ def test_rules_and_tests_show_a_webhook_by_its_host_only_and_take_db(tmp_path, r
         ({"name": "x", "metric": "errors_per_day", "threshold": 1}, "valid metrics: error_rate"),
         ({"name": "x", "metric": "error_rate", "threshold": "high"}, "threshold must be a finite number"),
         (
-            {"name": "x", "metric": "error_rate", "threshold": 1, "sinks": [{"type": "pager"}]},
+            {"name": "x", "metric": "error_rate", "threshold": 0.5, "sinks": [{"type": "pager"}]},
             "valid sinks: webhook, command, log",
         ),
-        ({"name": "x", "metric": "error_rate", "threshold": 1, "comparison": "=="}, "comparison must be one of"),
+        ({"name": "x", "metric": "error_rate", "threshold": 0.5, "comparison": "=="}, "comparison must be one of"),
         (
-            {"name": "x", "metric": "error_rate", "threshold": 1, "sinks": [{"type": "webhook", "url": "ftp://x"}]},
+            {"name": "x", "metric": "error_rate", "threshold": 5},
+            r"'error_rate' is a share from 0 to 1 .*give one from 0",
+        ),
+        ({"name": "x", "metric": "error_rate", "threshold": 1}, "never above 1, so the alert could never fire"),
+        ({"name": "x", "metric": "cpu_used_percent", "threshold": 120}, "a percentage from 0 to 100"),
+        ({"name": "x", "metric": "dead_letters", "threshold": -1, "comparison": ">="}, "0 or more"),
+        (
+            {"name": "x", "metric": "error_rate", "threshold": 0.5, "sinks": [{"type": "webhook", "url": "ftp://x"}]},
             "needs url",
         ),
     ],

@@ -216,7 +216,7 @@ def test_a_failing_alert_callback_is_logged_and_sampling_goes_on(pooled, caplog)
     def broken(alert):
         raise RuntimeError("the pager is down")
 
-    monitor.set_alert("quiet", "storage", threshold=-1, callback=broken)  # fires at the first sample
+    monitor.set_alert("quiet", "storage", threshold=1, above=False, callback=broken)  # fires at the first sample
     wait_until(lambda: "the callback of alert" in caplog.text)
     wait_until(lambda: monitor.get_usage("quiet")["storage"].value == 0.0)
 
@@ -287,3 +287,29 @@ def test_a_runtime_that_sends_every_agent_to_ray_leases_none_of_their_machine_re
     assert ResourceManager(runtime).get_resource_usage("big").allocated == {}
     assert ResourceManager(runtime).pool().held == {}
     runtime.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_usage_of_an_unknown_agent_is_refused_and_of_an_idle_one_is_empty(request, tmp_path, kind):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "u.db")
+    with pepper.Runtime(db=db, home=str(tmp_path / "a"), **FAST) as worker, \
+            pepper.Runtime(db=db, home=str(tmp_path / "b"), **FAST) as asker:  # fmt: skip
+        pepper.agent("elsewhere", task_types=["t"], runtime=worker)(lambda task: None)
+        worker.start()  # another worker sharing the store: its agents are known here
+        pepper.agent("idle", task_types=["t"], runtime=asker)(lambda task: None)
+        manager, monitor = ResourceManager(asker), ResourceMonitor(asker)
+        # An id that is no agent: both calls refuse it alike, naming the agents there are
+        for call in (manager.get_resource_usage, monitor.get_usage):
+            with pytest.raises(AgentNotFoundError, match=r"no agent with id 'ghost' \(registered: elsewhere, idle\)"):
+                call("ghost")
+        # A registered agent holding nothing: empty usage, here or on the other worker
+        for agent_id in ("idle", "elsewhere"):
+            usage = manager.get_resource_usage(agent_id)
+            assert (usage.allocated, usage.leased_by_tasks, usage.allocations) == ({}, {}, ())
+        # A holder of an allocation that is no agent is known by what it holds
+        allocation = ResourceAllocator(asker).allocate("nightly-batch", {"cpu": 1})
+        held = manager.get_resource_usage("nightly-batch")
+        assert held.allocated == {"cpu": 1.0} and held.measured["cpu"].value is None
+        ResourceAllocator(asker).release(allocation)
+        with pytest.raises(AgentNotFoundError, match="`pepper leases` lists who holds resources"):
+            manager.get_resource_usage("nightly-batch")

@@ -7,13 +7,14 @@ import random
 import pytest
 
 from pepper.agents.function import FunctionAgent
-from pepper.errors import AgentDefinitionError, ConfigError, CycleError, ValidationError
+from pepper.errors import AgentDefinitionError, ConfigError, CycleError, InvalidDelayError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.agent_options import OPTION_NAMES
 from pepper.model.dag import find_cycle, topological_order
 from pepper.model.resources import Resources
 from pepper.model.retry import Backoff
 from pepper.model.settings import Settings
+from pepper.model.timing import parse_delay
 from pepper.model.units import format_duration, parse_duration, parse_quantity
 from pepper.scheduling.queue import ReadyQueue, ageing_key
 
@@ -36,6 +37,17 @@ def test_bad_durations(bad):
 def test_a_negative_duration_is_told_so_not_that_it_is_no_duration(negative):
     with pytest.raises(ValidationError, match="timeout cannot be negative"):
         parse_duration(negative, "timeout")
+
+
+@pytest.mark.parametrize("bad", ["5x", "soon", True, [5]])
+def test_a_bad_delay_names_each_valid_form_once(bad):
+    # A delay takes what a duration takes and a timedelta: the message lists each form once
+    with pytest.raises(InvalidDelayError) as caught:
+        parse_delay(bad)
+    message = str(caught.value)
+    assert message.startswith("delay ") and "datetime.timedelta" in message
+    for form in ("seconds", "'30s'", "'15m'", "datetime.timedelta"):
+        assert message.count(form) == 1, message
 
 
 @pytest.mark.parametrize(

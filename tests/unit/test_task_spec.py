@@ -3,6 +3,7 @@ accept the same keys and aliases, and refuse an unknown key with the same messag
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,10 @@ def test_the_same_spec_is_accepted_by_every_reader(specs, tmp_path, runtime):
 def test_an_unknown_key_gets_the_same_message_everywhere(tmp_path, runtime):
     # Given a spec with a misspelt key
     specs = [{"id": "x", "type": "t", "dependson": ["y"]}]
-    expected = r"unknown .* 'dependson'; valid keys: id, type, agent, needs, .* Did you mean 'depends_on'\?"
+    expected = (
+        r"unknown .* 'dependson'; valid keys: id \(or task_id, step_id\), type \(or task_type\), agent, "
+        r"needs \(or dependencies, depends_on\), .* Did you mean 'depends_on'\?"
+    )
     # Then every reader refuses it naming the valid keys and the likely fix
     for read in (
         _submitted,
@@ -88,3 +92,17 @@ def test_every_alias_names_one_field():
     assert all(isinstance(k, SpecKey) for k in pepper.model.task_spec.SPEC_KEYS)
     assert FIELD_OF["needs"] == FIELD_OF["dependencies"] == FIELD_OF["depends_on"] == "dependencies"
     assert FIELD_OF["type"] == FIELD_OF["task_type"] == "task_type"
+
+
+@pytest.mark.parametrize("accepted", [SUBMIT, STEP, PLAN])
+def test_the_unknown_key_message_names_every_accepted_spelling_and_only_those(accepted):
+    # Given the message for an unknown key
+    with pytest.raises(ValidationError) as caught:
+        spec_fields({"colour": "red"}, accepted)
+    listed = str(caught.value).split("valid keys: ", 1)[1].split(".", 1)[0]
+    named = set(re.findall(r"[a-z_]+", listed)) - {"or"}
+    # Then every spelling it names is accepted, and every accepted spelling is named
+    assert named == {key for key, name in FIELD_OF.items() if name in accepted}
+    for key in named:
+        spec_fields({key: None}, accepted)
+    assert "id (or task_id, step_id), type (or task_type)" in listed

@@ -217,7 +217,11 @@ BAD = [
     (
         "name: wf\nsteps:\n  - id: a\n    type: t\n    timout: 5\n",
         5,
-        ["unknown step key 'timout'", "valid keys: id, type,", "Did you mean 'timeout'?"],
+        [
+            "unknown step key 'timout'",
+            "valid keys: id (or task_id, step_id), type (or task_type),",
+            "Did you mean 'timeout'?",
+        ],
     ),
     ("name: wf\nsteps:\n  - id: a\n    type: t\n    depends: [b]\n", 5, ["Did you mean 'depends_on'?"]),
     ("name: wf\nsteps:\n  - id: a\n    type: t\n    needs: [b]\n    dependencies: [c]\n", 6, ["given twice"]),
