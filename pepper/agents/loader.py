@@ -38,6 +38,10 @@ from pepper.model.agent_options import OPTION_NAMES, AgentOptions
 if TYPE_CHECKING:
     import yaml
 
+#: The most nodes a document's aliases may add (each alias counts as the nodes of what it names, copied): anchors
+#: for shared settings stay far below it; a few bytes of nested aliases ("billion laughs") would reach gigabytes.
+MAX_ALIAS_NODES = 100_000
+
 #: The keys an agent's mapping may have: its id and task types, the options every agent takes, and its runner.
 FIELDS = ("agent_id", "task_types", *OPTION_NAMES, "command", "function", "class", "env", "description")
 
@@ -60,10 +64,60 @@ def _loader() -> type[yaml.SafeLoader]:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        """Counts what aliases add while composing, and stops at ``MAX_ALIAS_NODES``."""
+
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.alias_nodes = 0
+            self.node_sizes: dict[int, int] = {}
+            self.open_anchors: set[str] = set()
+
+        def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                anchor = cast(str, event.anchor)
+                if anchor in self.open_anchors:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"alias *{anchor} is inside its own anchor &{anchor}", event.start_mark
+                    )
+                if anchor in self.anchors:
+                    self.alias_nodes += _node_size(self.anchors[anchor], self.node_sizes)
+                    if self.alias_nodes > MAX_ALIAS_NODES:
+                        raise yaml.composer.ComposerError(
+                            None,
+                            None,
+                            f"its aliases expand it past {MAX_ALIAS_NODES:,} nodes (at alias *{anchor}); "
+                            "write the values out, or use fewer nested aliases",
+                            event.start_mark,
+                        )
+                return cast("yaml.Node", super().compose_node(parent, index))
+            opened: str | None = None
+            if self.check_event(yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent):
+                opened = self.peek_event().anchor
+            if opened is None:
+                return cast("yaml.Node", super().compose_node(parent, index))
+            self.open_anchors.add(opened)
+            try:
+                return cast("yaml.Node", super().compose_node(parent, index))
+            finally:
+                self.open_anchors.discard(opened)
 
     Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
     return Loader
+
+
+def _node_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for with every alias in it copied out (``sizes`` remembers shared ones)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node.value, list):
+        for item in node.value:
+            for child in item if isinstance(item, tuple) else (item,):  # a mapping's items are (key, value)
+                size += _node_size(child, sizes)
+    sizes[id(node)] = size
+    return size
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Iterator[YamlMapping]:

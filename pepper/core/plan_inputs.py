@@ -4,7 +4,7 @@ long each task takes (given, learned from the database, or assumed)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,25 +32,60 @@ from pepper.workflow_file import parse_workflow_file
 #: Who runs an approval step in a plan: the people deciding it (an agent of the plan, never of the runtime).
 PEOPLE = "people-approving"
 DEFAULT_DURATION = 1.0
+#: The most tasks a plan simulates (a fan-out step is one task per item).
+MAX_PLAN_TASKS = 50_000
 
 
-def read_workflow(workflow: Any) -> tuple[str, list[Task], list[Any] | None]:
+def read_workflow(workflow: Any) -> tuple[str, Callable[[], list[Task]], list[Any] | None]:
+    """The workflow's name, what gives its tasks (they are made once the agents are known: a workflow of many
+    items is not expanded for nothing) and its own agents (None: the registered ones). Checked: a workflow of
+    more than ``MAX_PLAN_TASKS`` tasks is refused before any is made."""
     if isinstance(workflow, WorkflowController):
-        workflow.spec.validate()
-        return workflow.name, spec_tasks(workflow.spec), None
+        workflow = workflow.spec
     if isinstance(workflow, WorkflowSpec):
-        workflow.validate()
-        return workflow.name, spec_tasks(workflow), None
+        spec = workflow
+        spec.validate()
+        _check_size(spec)
+        return spec.name, lambda: spec_tasks(spec), None
     if isinstance(workflow, (str, Path)):
         parsed = parse_workflow_file(Path(workflow))
-        return parsed.spec.name, spec_tasks(parsed.spec), list(parsed.agents) or None  # none: registered ones
+        _check_size(parsed.spec)
+        return parsed.spec.name, lambda: spec_tasks(parsed.spec), list(parsed.agents) or None  # none: registered
     if isinstance(workflow, Iterable) and not isinstance(workflow, Mapping):
-        return "tasks", _dict_tasks(list(workflow)), None
+        items = list(workflow)
+        if len(items) > MAX_PLAN_TASKS:
+            raise ValidationError(f"a plan has at most {MAX_PLAN_TASKS:,} tasks, got {len(items):,}", field="workflow")
+        tasks = _dict_tasks(items)
+        return "tasks", lambda: tasks, None
     raise ValidationError(
         "workflow must be a WorkflowController, a workflow file or a list of task mappings, "
         f"got {type(workflow).__name__}",
         field="workflow",
     )
+
+
+def planned_count(spec: WorkflowSpec) -> int:
+    """How many tasks ``spec_tasks`` makes of ``spec``, counted without making them."""
+    count = 0
+    for step in spec.steps:
+        if step.workflow is not None:
+            count += planned_count(step.workflow)
+        elif step.fans_out:
+            items = len(step.for_each) if isinstance(step.for_each, list) else step.expected_items
+            count += 1 if items is None else items
+        else:
+            count += 1
+    return count
+
+
+def _check_size(spec: WorkflowSpec) -> None:
+    count = planned_count(spec)
+    if count > MAX_PLAN_TASKS:
+        raise ValidationError(
+            f"a plan has at most {MAX_PLAN_TASKS:,} tasks; workflow {spec.name!r} would be {count:,} (its "
+            "fan-out steps count one task per item: lower their expected_items or shorten their lists)",
+            field="workflow",
+        )
 
 
 def spec_tasks(spec: WorkflowSpec, prefix: str = "", outer: tuple[str, ...] = ()) -> list[Task]:

@@ -147,8 +147,9 @@ def plan(
             f"unknown planning policy {policy!r}; valid: {', '.join(POLICIES)}.{suggest(str(policy), POLICIES)}",
             field="policy",
         )
-    name, tasks, default_agents = read_workflow(workflow)
-    pool_agents = read_agents(agents if agents is not None else default_agents, runtime)
+    name, make_tasks, default_agents = read_workflow(workflow)
+    pool_agents = read_agents(agents if agents is not None else default_agents, runtime)  # before any task is made
+    tasks = make_tasks()
     people = people_agent(tasks)
     if people is not None:
         pool_agents = [*pool_agents, people]

@@ -2,7 +2,8 @@
 
 ``Authorization: Bearer <token>``, or the dashboard's session cookie (set at sign-in, HttpOnly); no token, or an
 unknown or revoked one, is 401 (with ``WWW-Authenticate: Bearer``); a token whose scope is too small is 403. The
-check reads the token store at every request, so a revoked token stops working at once.
+check reads the token store at every request, so a revoked token stops working at once; a long-lived answer
+(an event stream) checks it again as it goes (``TokenWatch``) and ends once it is revoked.
 
 CSRF: a browser sends the cookie with any request, a forged cross-site one included, so a request that changes
 state and is authenticated by the cookie must also carry ``X-CSRF-Token``: a value derived from the session's
@@ -24,9 +25,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from pepper.errors import AccessDeniedError, AuthenticationError, ScopeError
+from pepper.errors import AccessDeniedError, AuthenticationError, ScopeError, StoreBusyError
 from pepper.http.errors import error_response
-from pepper.http.tokens import Scope, TokenRecord, authenticate
+from pepper.http.tokens import Scope, TokenRecord, authenticate, still_live
 
 _bearer = HTTPBearer(auto_error=False, description="A pepper token: `pepper token create --scope read --name NAME`")
 
@@ -135,6 +136,37 @@ def require(needed: Scope) -> Callable[..., TokenRecord]:
 
     check.__name__ = f"require_{needed.value}"
     return check
+
+
+#: How often (seconds) a long-lived answer reads its token again while it has nothing to send.
+RECHECK_EVERY = 1.0
+
+
+class TokenWatch:
+    """The token a long-lived answer was opened with, read again from the store at most every ``every``
+    seconds (on the server's thread pool): ``live()`` is False once it was revoked, here or by another process."""
+
+    def __init__(self, store: Any, record: TokenRecord, every: float = RECHECK_EVERY) -> None:
+        self.store = store
+        self.record = record
+        self.every = every
+        self._checked_at = time.monotonic()
+        self._live = True
+
+    def due(self) -> bool:
+        """True when the last reading is older than ``every`` seconds."""
+        return self._live and time.monotonic() - self._checked_at >= self.every
+
+    async def live(self, *, now: bool = False) -> bool:
+        """Whether the token is still live: read afresh when due (or with ``now``), else as last read. A busy
+        store keeps the last reading (the next one decides)."""
+        if self._live and (now or self.due()):
+            self._checked_at = time.monotonic()
+            try:
+                self._live = await to_thread.run_sync(still_live, self.store, self.record)
+            except StoreBusyError:
+                pass
+        return self._live
 
 
 READ: Any = Depends(require(Scope.READ))

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
 from pepper.errors import RemoteUnsupportedError, ValidationError, WaitTimeoutError, WorkflowTimeoutError
-from pepper.http.client import Connection, task_path
+from pepper.http.client import Connection, escaped_id, task_path
 from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
 from pepper.model.feedback import TaskFeedback
@@ -157,11 +157,11 @@ class HttpBackend:
         raise RemoteUnsupportedError("handling an error by hand", "run `pepper replay` or `pepper drop` instead")
 
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
-        answer = await self.connection.apost("/dlq/" + _escaped(task_id) + "/replay", {"agent": agent_id})
+        answer = await self.connection.apost("/dlq/" + escaped_id(task_id) + "/replay", {"agent": agent_id})
         return bool(answer["replayed"])
 
     async def drop(self, task_id: str, reason: str) -> bool:
-        answer = await self.connection.adelete("/dlq/" + _escaped(task_id), {"reason": reason})
+        answer = await self.connection.adelete("/dlq/" + escaped_id(task_id), {"reason": reason})
         return bool(answer["dropped"])
 
     async def place(self, placements: Mapping[str, str | None]) -> None:

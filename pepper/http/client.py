@@ -52,9 +52,14 @@ def error_from(status: int, body: Any, url: str) -> PepperError:
     return error
 
 
+def escaped_id(identifier: str) -> str:
+    """``identifier`` as one path segment: every ``/`` in it escaped, so no id is read as a sub-resource."""
+    return quote(identifier, safe="")
+
+
 def task_path(task_id: str) -> str:
-    """``/tasks/<id>`` with the id escaped (a ``/`` in it stays: the server routes ids with slashes)."""
-    return "/tasks/" + quote(task_id, safe="/")
+    """``/tasks/<id>`` with the id escaped as one segment (``flow-1/result`` is ``flow-1%2Fresult``)."""
+    return "/tasks/" + escaped_id(task_id)
 
 
 class Connection:

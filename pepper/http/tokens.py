@@ -119,6 +119,15 @@ def authenticate(store: Store, secret: str, *, now: float | None = None) -> Toke
     return record
 
 
+def still_live(store: Store, record: TokenRecord) -> bool:
+    """True while the token ``record`` was read from (by ``authenticate``) is live, read afresh: False once
+    it is revoked (by any process sharing the store) or its name was given to another secret."""
+    if record.secret_hash is None:
+        return False
+    current = store.tokens.by_hash(record.secret_hash)
+    return current is not None and current.name == record.name and current.created_at == record.created_at
+
+
 def revoke_token(store: Store, name: str, now: float | None = None) -> bool:
     """Revoke the live token ``name`` (it stops working at the next request); False if there was none."""
     return store.tokens.revoke(name, time.time() if now is None else now)

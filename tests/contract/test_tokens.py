@@ -95,3 +95,19 @@ def test_tokens_are_shared_by_every_store_on_the_database(shared_store):
     second.tokens.revoke("ci", 20.0)
     # Then the first no longer finds it
     assert first.tokens.by_hash(HASH_A) is None
+
+
+def test_a_watched_token_stays_live_until_another_store_revokes_it(shared_store):
+    from pepper.http.tokens import create_token, hash_secret, still_live
+
+    # Given a token read by one store, as a stream opened with it keeps it
+    first, second = shared_store(), shared_store()
+    secret = create_token(first, "watcher", "read", 10.0)
+    record = first.tokens.by_hash(hash_secret(secret))
+    assert record is not None and still_live(first, record)
+    # When another store revokes it, and its name is given to a new secret
+    second.tokens.revoke("watcher", 20.0)
+    create_token(second, "watcher", "read", 30.0)
+    # Then the record read before is dead for good; a record never read to authenticate never was live
+    assert not still_live(first, record)
+    assert not still_live(first, TokenRecord("watcher", "read", 30.0))

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from pepper.core import ErrorHandler
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Limit, Page, listed
+from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
 
-router = APIRouter(prefix="/dlq", tags=["dead letters"])
+router = APIRouter(prefix="/dlq", tags=["dead letters"], route_class=IdRoute)
 
 
 class ReplayBody(BaseModel):

@@ -1,12 +1,15 @@
 """``/api/v1/tasks``: submit, list, follow, wait for, cancel and rate tasks; their results and errors.
 
-A task id may contain ``/`` (a run's steps are ``<run id>/<step id>``): the routes with an action after the id
-are declared before the one without, so ``.../result`` is never read as part of an id.
+A task id may contain ``/`` (a run's steps are ``<run id>/<step id>``). Written as ``%2F`` it is always part of
+the id (``pepper.http.paths``): ``/tasks/flow-1%2Fresult`` is the task ``flow-1/result``. Written bare, the routes
+with a sub-resource after the id are declared before the one without, so ``/tasks/flow-1/result`` is the result
+of ``flow-1``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
@@ -16,10 +19,11 @@ from pepper.core.logs import TaskLogs
 from pepper.errors import ConflictError, ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page, whole
+from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
 from pepper.model.status import TaskStatus
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=IdRoute)
 
 #: The longest a request waits for a task (or a run) to end; a client loops for longer waits.
 MAX_WAIT = 60.0
@@ -91,7 +95,7 @@ async def result(request: Request, task_id: str) -> dict[str, Any]:
         status = await orchestrator.get_task_status_async(task_id)
         raise ConflictError(
             f"task {task_id!r} has not finished yet (it is {status.state.value}); ask again later, or wait for it "
-            f"with GET /api/v1/tasks/{task_id}?wait={MAX_WAIT:g}"
+            f"with GET /api/v1/tasks/{quote(task_id, safe='')}?wait={MAX_WAIT:g}"
         ) from None
     return {"task_id": task_id, "state": "completed", "result": value}
 
@@ -134,7 +138,8 @@ def errors(request: Request, task_id: str) -> Page:
 @router.get("/{task_id:path}", dependencies=[READ], response_model=dict[str, Any])
 async def status(request: Request, task_id: str, wait: Wait = None) -> dict[str, Any]:
     """The task's status, with `waiting_on`: why it is not running. With `wait`, once it ended (or at the
-    deadline, as it is then)."""
+    deadline, as it is then). Write each `/` of the id as `%2F` (`flow-1%2Fresult` is the task `flow-1/result`,
+    not the result of `flow-1`); so for every route of a task."""
     orchestrator = _orchestrator(request)
     if wait:
         try:

@@ -55,6 +55,7 @@ export function listen(query, handlers) {
   return () => source.close();
 }
 
-export function q(path) {
-  return path.split("/").map(encodeURIComponent).join("/");
+// An id as one path segment: its slashes escaped too, so the server never reads part of it as a sub-resource.
+export function q(id) {
+  return encodeURIComponent(id);
 }

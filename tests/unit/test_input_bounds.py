@@ -1,0 +1,130 @@
+"""Bounds on what a document may make pepper build: YAML aliases, expected fan-out items, a plan's tasks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pepper
+from pepper.agents.loader import MAX_ALIAS_NODES, parse_yaml
+from pepper.core import plan_inputs
+from pepper.core.plan_inputs import MAX_PLAN_TASKS
+from pepper.core.planning import plan
+from pepper.errors import AgentDefinitionError, ValidationError, WorkflowDefinitionError
+from pepper.model.workflow import MAX_EXPECTED_ITEMS, check_fan_out
+from pepper.workflow_file import parse_workflow_text
+
+
+def laughs(levels: int) -> str:
+    """A workflow whose inputs nest ``levels`` lists of nine aliases of the list before: 9 ** levels values."""
+    parts = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        parts.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    return "name: x\nsteps:\n  - id: s\n    type: work\n    inputs: {" + ", ".join(parts) + "}\n"
+
+
+SHARED = """\
+name: shared
+steps:
+  - id: one
+    type: work
+    inputs: {settings: &defaults {retries: 2, tags: [a, b]}}
+  - id: two
+    type: work
+    inputs: {settings: *defaults, again: *defaults}
+"""
+
+
+def test_nested_aliases_that_would_expand_past_the_bound_are_refused_at_the_alias_line() -> None:
+    document = laughs(9)  # about 400 bytes; copied out, 9 ** 9 values (gigabytes as JSON)
+    assert len(document) < 500
+    with pytest.raises(WorkflowDefinitionError) as refused:
+        parse_workflow_text(document, "workflow")
+    message = str(refused.value)
+    assert f"{MAX_ALIAS_NODES:,} nodes" in message and "alias *a" in message
+    assert message.startswith("workflow:5:")  # the line of the alias that went past the bound
+    with pytest.raises(AgentDefinitionError, match="aliases expand it past"):
+        parse_yaml(laughs(7), Path("agents.yaml"))  # the agents' files are read the same way
+
+
+def test_a_document_using_a_few_anchors_still_reads_with_its_values_shared() -> None:
+    data = parse_yaml(SHARED, Path("shared.yaml"))
+    assert data["steps"][1]["inputs"]["again"] == {"retries": 2, "tags": ["a", "b"]}
+    assert [s.step_id for s in parse_workflow_text(SHARED, "shared").spec.steps] == ["one", "two"]
+    parsed = parse_workflow_text(laughs(4), "workflow")  # 9 ** 4 values: well within the bound
+    assert [s.step_id for s in parsed.spec.steps] == ["s"]
+
+
+def test_an_alias_inside_its_own_anchor_is_refused() -> None:
+    with pytest.raises(AgentDefinitionError, match=r"alias \*loop is inside its own anchor &loop") as refused:
+        parse_yaml("a: &loop\n  - 1\n  - *loop\n", Path("loop.yaml"))
+    assert refused.value.line == 3
+
+
+def test_expected_items_has_an_upper_bound_naming_it() -> None:
+    assert check_fan_out("${{ inputs.items }}", None, MAX_EXPECTED_ITEMS)[2] == MAX_EXPECTED_ITEMS
+    with pytest.raises(ValidationError, match=f"at most {MAX_EXPECTED_ITEMS:,}") as refused:
+        check_fan_out("${{ inputs.items }}", None, MAX_EXPECTED_ITEMS + 1)
+    assert refused.value.field == "expected_items"
+    with pytest.raises(ValidationError, match="0 or more"):
+        check_fan_out("${{ inputs.items }}", None, -1)
+
+
+def fan_out(items: int, steps: int = 1) -> str:
+    body = "".join(
+        f'  - id: s{i}\n    type: q\n    for_each: "${{{{ inputs.items }}}}"\n    expected_items: {items}\n'
+        for i in range(steps)
+    )
+    return f"name: many\nsteps:\n{body}"
+
+
+def test_a_plan_of_more_tasks_than_the_bound_is_refused_before_any_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    original = plan_inputs.spec_tasks
+    monkeypatch.setattr(plan_inputs, "spec_tasks", lambda spec, *a: made.append(spec.name) or original(spec, *a))
+    steps = MAX_PLAN_TASKS // MAX_EXPECTED_ITEMS + 1
+    (tmp_path / "many.yaml").write_text(fan_out(MAX_EXPECTED_ITEMS, steps))
+    agents = [{"agent_id": "w", "task_types": ["q"]}]
+    with pytest.raises(ValidationError, match=f"at most {MAX_PLAN_TASKS:,} tasks") as refused:
+        plan(str(tmp_path / "many.yaml"), agents)
+    assert refused.value.field == "workflow" and made == []
+    with pytest.raises(ValidationError, match=f"at most {MAX_PLAN_TASKS:,} tasks"):
+        plan([{"id": f"t{i}", "type": "q"} for i in range(MAX_PLAN_TASKS + 1)], agents)
+    (tmp_path / "some.yaml").write_text(fan_out(3))
+    assert len(plan(str(tmp_path / "some.yaml"), agents).schedule) == 3
+    assert made == ["many"]
+
+
+def test_with_no_agents_a_plan_is_refused_before_its_items_are_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    original = plan_inputs.spec_tasks
+    monkeypatch.setattr(plan_inputs, "spec_tasks", lambda spec, *a: made.append(spec.name) or original(spec, *a))
+    (tmp_path / "many.yaml").write_text(fan_out(MAX_EXPECTED_ITEMS))
+    runtime = pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"))
+    try:
+        with pytest.raises(ValidationError, match="no agents to plan on"):
+            plan(str(tmp_path / "many.yaml"), runtime=runtime)
+    finally:
+        runtime.close()
+    assert made == []
+
+
+def test_pepper_plan_refuses_too_many_expected_items(tmp_path: Path) -> None:
+    (tmp_path / "huge.yaml").write_text(fan_out(100_000_000))
+    (tmp_path / "agents.yaml").write_text("- agent_id: w\n  task_types: [q]\n  command: cat\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pepper", "plan", "huge.yaml", "--agents", "agents.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"expected_items must be at most {MAX_EXPECTED_ITEMS:,}" in done.stderr
