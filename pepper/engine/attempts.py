@@ -5,7 +5,8 @@ agents as subprocesses (``executors.local``); agents with ``executor="ray"`` as
 Ray actors (``executors.ray``, imported only then). A sync agent still running when its attempt ends
 (timeout, cancel) keeps its thread, which Python cannot stop; the pool starts
 a fresh thread in its place, so such agents never starve the others (see
-``executors.threads``; ``stuck_threads`` counts them). A result larger than
+``executors.threads``; ``stuck_threads`` counts them), and the call keeps its
+agent's slot until it returns (``CallHeld``, ``CallReturned``). A result larger than
 the agent's cap (``executors.limits``) fails the attempt. Whatever an agent
 raises, even ``BaseException`` subclasses, becomes a failed attempt; it never
 reaches the engine.
@@ -34,7 +35,7 @@ from pepper.engine.task_logs import LogWriter
 from pepper.errors import NotSerializableError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
-from pepper.model.events import AttemptEnded
+from pepper.model.events import AttemptEnded, CallHeld, CallReturned, Event
 from pepper.model.run import TaskRun
 from pepper.model.status import TaskError
 
@@ -80,7 +81,7 @@ class Attempts:
     def __init__(
         self,
         clock: Clock,
-        report: Callable[[AttemptEnded], object],
+        report: Callable[[Event], object],
         agents_home: Path,
         max_threads: int = 64,
         *,
@@ -101,12 +102,31 @@ class Attempts:
         self.ray_address = ray_address
         self.executors: dict[str, Executor] = {
             "async": InLoop(),
-            "sync": InThread(self.threads, clock.now),
+            "sync": InThread(self.threads, clock.now, self._held),
             "command": InSubprocess(agents_home, self.pids),
         }
         self._chosen: dict[AgentHandle, Executor] = {}
         # The engine's loop, taken at the first start: asking asyncio for it costs a system call each time.
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _held(self, owner: tuple[str, str, int]) -> Callable[[], object]:
+        """A sync agent's call outlived its attempt: its agent's slot stays taken (told before the attempt's
+        end), and is given back once the call returns (the returned callable, called on the call's thread)."""
+        agent_id, task_id, attempt = owner
+        cause = f"attempt:{task_id}:{attempt}"
+        self._report(CallHeld(agent_id, task_id, attempt, self._clock.now(), cause))
+        loop = self._loop
+
+        def returned() -> None:
+            if loop is None or loop.is_closed():
+                return  # the engine has stopped: no slot is left to give back
+            event = lambda: self._report(CallReturned(agent_id, task_id, attempt, self._clock.now(), cause))  # noqa: E731
+            try:
+                loop.call_soon_threadsafe(event)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+        return returned
 
     def start(self, agent: AgentHandle, run: TaskRun) -> None:
         task_id = run.task.task_id

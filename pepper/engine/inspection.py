@@ -90,7 +90,7 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
     return facts_of(
         t, now, deps, [(a.spec, len(a.running)) for a in state.agents.values()] + [(p, 0) for p in elsewhere],
         _ahead(state, t),
-        agent_notes={a.spec.agent_id: a.note for a in state.agents.values() if a.note}
+        agent_notes={a.spec.agent_id: a.status_note for a in state.agents.values() if a.status_note}
         | {p.agent_id: "runs on another worker, which takes the task when it has room" for p in elsewhere},
         accepting=state.accepting, resources_short=short, resources_where=where,
     )  # fmt: skip
@@ -242,7 +242,7 @@ class AgentsView:
         estimate, expected, score = performance.standing(agent_id, task_type, now)
         return Candidate(
             agent.spec,
-            len(agent.running),
+            agent.busy,
             0,
             score,
             estimate,
@@ -250,7 +250,7 @@ class AgentsView:
             agent.accepting,
             performance.healthy(agent_id),
             self._room(agent_id) if resources and self._room is not None else None,
-            agent.note,
+            agent.status_note,
             expected,
             performance.has_evidence(agent_id, now),
         )
@@ -310,7 +310,7 @@ class AgentsView:
             if not agent.accepting:
                 continue
             spec = agent.spec
-            running = len(agent.running)
+            running = agent.busy
             _estimate, expected, score = standing(spec.agent_id, task_type, now)
             wait = 0.0 if running < spec.capacity else available_in(agent, now)
             key = (wait + expected, -score, running / spec.capacity, spec.agent_id)

@@ -32,6 +32,7 @@ from pepper.engine.inspection import (
 from pepper.engine.known_tasks import KnownTasks
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.read_share import ReadShare
+from pepper.engine.recovered import cancelled_by_failure
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine
@@ -186,6 +187,8 @@ class EngineService:
         await task_status(engine, task_id)  # loads it or raises TaskNotFoundError
         t = engine.state.tasks[task_id]
         check_handleable(t, engine.worker_id)
+        if t.state is TaskState.FAILED:
+            self._load_cancelled_by(task_id)
         actions = engine.dispatch(ErrorHandled(task_id, error, policy, engine.clock.now(), f"handle:{task_id}"))
         await engine.committed()
         return outcome_of(t, decided(actions))
@@ -197,9 +200,20 @@ class EngineService:
         t = engine.state.tasks[task_id]
         if t.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
+        if t.state is TaskState.FAILED:
+            self._load_cancelled_by(task_id)
         engine.dispatch(Replayed(task_id, agent_id, engine.clock.now(), f"replay:{task_id}"))
         await engine.committed()
         return True
+
+    def _load_cancelled_by(self, task_id: str) -> None:
+        """Read into memory the tasks the failure of ``task_id`` cancelled that memory no longer holds (a
+        recovery by hand takes them back), with their dependencies."""
+        engine = self.engine
+        known = engine.state.tasks
+        missing = [r for r in cancelled_by_failure(engine.store, task_id) if r.task.task_id not in known]
+        if missing:
+            engine.ingest(missing, "dependents of a recovered task")
 
     async def drop(self, task_id: str, reason: str) -> bool:
         """Give up a parked task (it fails); False if it is not parked."""

@@ -110,6 +110,8 @@ _HANDLERS: dict[type, Callable[[EngineState, Any], list[ev.Action]]] = {
     ev.TasksLoaded: adoption.on_loaded,
     ev.AttemptEnded: outcomes.on_attempt_ended,
     ev.CancelRequested: cancellation.on_cancel,
+    ev.CallHeld: agents.on_call_held,
+    ev.CallReturned: agents.on_call_returned,
     ev.AgentAdded: agents.on_agent_added,
     ev.AgentReady: agents.on_agent_ready,
     ev.AgentRemoved: agents.on_agent_removed,

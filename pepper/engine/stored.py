@@ -20,6 +20,7 @@ from pepper.engine.approvals import record_decision
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures, facts_of
+from pepper.engine.recovered import cancelled_by_failure
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import read_task_log
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
@@ -189,7 +190,7 @@ class StoreBackend:
 
     def _neighbourhood(self, target: TaskRecord) -> list[TaskRecord]:
         """``target``, its blocked dependents (transitively) and their open tasks' dependencies, dependencies
-        first (as the engine takes them in)."""
+        first (as the engine takes them in); of a failed ``target``, also the tasks its failure cancelled."""
         found = {target.task.task_id: target}
         frontier = [target.task.task_id]
         while frontier:
@@ -197,7 +198,11 @@ class StoreBackend:
             found.update((r.task.task_id, r) for r in fresh)
             frontier = [r.task.task_id for r in fresh]
         needed = {d for r in found.values() if not r.state.is_final for d in r.task.dependencies} - found.keys()
-        return [*self.store.get_tasks(needed).values(), *found.values()]
+        records = [*self.store.get_tasks(needed).values(), *found.values()]
+        if target.state is TaskState.FAILED:  # a recovery by hand takes back what its failure cancelled
+            taken = {r.task.task_id for r in records}
+            records += [r for r in cancelled_by_failure(self.store, target.task.task_id) if r.task.task_id not in taken]
+        return records
 
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:
         return rate_task(self.store, feedback, self.clock.now())

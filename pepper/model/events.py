@@ -59,6 +59,27 @@ class AttemptEnded(NamedTuple):
     cause: str = ""
 
 
+class CallHeld(NamedTuple):
+    """A synchronous agent's call outlived attempt ``attempt`` of ``task_id`` (a timeout or cancel its thread
+    cannot obey) and still runs: its agent's slot stays taken until ``CallReturned``."""
+
+    agent_id: str
+    task_id: str
+    attempt: int
+    at: float
+    cause: str = ""
+
+
+class CallReturned(NamedTuple):
+    """A call that outlived its attempt (``CallHeld``) returned: its agent's slot is free again."""
+
+    agent_id: str
+    task_id: str
+    attempt: int
+    at: float
+    cause: str = ""
+
+
 class CancelRequested(NamedTuple):
     task_id: str
     at: float
@@ -358,6 +379,8 @@ Event = (
     TasksAdded
     | TasksLoaded
     | AttemptEnded
+    | CallHeld
+    | CallReturned
     | CancelRequested
     | AgentAdded
     | AgentReady

@@ -70,6 +70,7 @@ TRANSITIONS: Mapping[tuple[TaskState, TaskState], str] = {
     (TaskState.PARKED, TaskState.FAILED): "dropped from the dead-letter queue, or failed by hand",
     (TaskState.PARKED, TaskState.COMPLETED): "skipped by hand (ErrorHandler)",
     (TaskState.PARKED, TaskState.CANCELLED): "cancelled while parked",
+    (TaskState.CANCELLED, TaskState.BLOCKED): "the failed dependency that alone cancelled it was recovered by hand",
 }
 
 

@@ -10,7 +10,7 @@ from pepper.model.agent import AgentSpec
 class AgentLoad:
     """Live bookkeeping for one agent: the tasks it runs, whether it takes more."""
 
-    __slots__ = ("_since", "accepting", "note", "order", "running", "shared", "spec", "starts")
+    __slots__ = ("_since", "accepting", "held", "note", "order", "running", "shared", "spec", "starts")
 
     def __init__(self, spec: AgentSpec, order: int) -> None:
         self.spec = spec
@@ -23,6 +23,9 @@ class AgentLoad:
         self.accepting = True
         self.note: str | None = None  # why it takes no tasks, when it does not
         self.shared = False  # does it serve a route together with other agents?
+        #: ``(task id, attempt)`` of calls that outlived their attempt (a timeout or cancel a thread cannot
+        #: obey) and still run: each keeps its slot until it returns.
+        self.held: set[tuple[str, int]] = set()
 
     @property
     def agent_id(self) -> str:
@@ -30,12 +33,27 @@ class AgentLoad:
 
     @property
     def free(self) -> int:
-        """Slots left before the agent reaches its capacity."""
-        return self.spec.capacity - len(self.running) if self.accepting else 0
+        """Slots left before the agent reaches its capacity (calls still running after their attempt count)."""
+        return self.spec.capacity - len(self.running) - len(self.held) if self.accepting else 0
+
+    @property
+    def busy(self) -> int:
+        """Slots taken: the tasks it runs, and the calls that outlived their attempt and still run."""
+        return len(self.running) + len(self.held)
 
     @property
     def utilisation(self) -> float:
-        return len(self.running) / self.spec.capacity
+        return self.busy / self.spec.capacity
+
+    @property
+    def status_note(self) -> str | None:
+        """Why it takes no tasks, or fewer than its capacity (None: nothing to say)."""
+        if self.note or not self.held:
+            return self.note
+        return (
+            f"has {len(self.held)} of its {self.spec.capacity} slot(s) held by calls that outlived their attempt "
+            "(a timeout or cancel a thread cannot obey) and still run; each is freed when its call returns"
+        )
 
     def take(self, task_id: str, task_type: str, started_at: float) -> None:
         """``task_id`` (of ``task_type``) runs here since ``started_at``."""

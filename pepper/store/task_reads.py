@@ -91,6 +91,10 @@ class TaskReads(SqlDatabase):
         """The blocked tasks that list one of ``task_ids`` among their dependencies."""
         return self._records("blocked_dependents", task_ids)
 
+    def cancelled_dependents(self, task_ids: Collection[str]) -> list[TaskRecord]:
+        """The cancelled tasks that list one of ``task_ids`` among their dependencies."""
+        return self._records("cancelled_dependents", task_ids)
+
     def ready_ahead(
         self, task_id: str, key: float, rate: float, now: float
     ) -> list[tuple[str, str | None, frozenset[str], int]]:

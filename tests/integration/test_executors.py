@@ -56,7 +56,8 @@ def test_sync_agents_that_ignore_their_timeout_do_not_starve_the_others(runtime,
         started.append(task.task_id)  # counted when it really runs
         release.wait()
 
-    runtime.register_agent(FunctionAgent(stubborn, "stubborn", task_types=["hang"], capacity=10))
+    # Each call that outlives its attempt keeps one of its agent's slots: room for all 70 of them.
+    runtime.register_agent(FunctionAgent(stubborn, "stubborn", task_types=["hang"], capacity=70))
     runtime.register_agent(FunctionAgent(lambda task: "ok", "quick", task_types=["quick"]))
     try:
         # Given 70 calls (more than the 64 threads of the pool) that outlive their timed-out attempts

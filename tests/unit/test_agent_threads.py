@@ -91,3 +91,34 @@ def test_a_closed_pool_cancels_queued_calls_and_refuses_new_ones(release):
     assert queued.cancelled()
     with pytest.raises(RuntimeError, match="closed"):
         pool.submit(lambda value: value, 2)
+
+
+def test_whoever_abandoned_a_running_call_hears_once_when_it_returns(release, caplog):
+    pool = AgentThreads(max_threads=1)
+    started, returned = threading.Event(), []
+    stuck = pool.submit(blocking(started, release), "late")
+    started.wait(30)
+    assert pool.abandon(stuck, at=1.0, on_return=lambda: returned.append(threading.current_thread().name))
+    assert returned == []  # it still runs
+    release.set()
+    eventually(lambda: returned, "the abandoned call returned")
+    assert len(returned) == 1 and returned[0] != threading.current_thread().name  # told on the call's thread
+
+    started2, release2 = threading.Event(), threading.Event()
+    failing = pool.submit(blocking(started2, release2), None)
+    started2.wait(30)
+    assert pool.abandon(failing, at=2.0, on_return=lambda: 1 / 0)
+    release2.set()  # a callback that raises is logged; the pool goes on
+    eventually(lambda: "abandoned agent call that returned failed" in caplog.text, "the callback's error logged")
+    assert pool.submit(lambda value: value + 1, 1).result(timeout=30) == 2
+    pool.close()
+
+
+def test_a_call_that_ended_before_it_was_abandoned_reports_nothing():
+    pool = AgentThreads(max_threads=1)
+    done = pool.submit(lambda value: value, 1)
+    assert done.result(timeout=30) == 1
+    called = []
+    assert not pool.abandon(done, at=1.0, on_return=lambda: called.append(1))
+    assert called == [] and pool.statistics().stuck == 0
+    pool.close()

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,23 @@ class InLoop:
         return None
 
 
+#: Told that a call outlived its attempt, by ``(agent id, task id, attempt)``; answers what to call (on the
+#: call's thread) once it returns.
+Held = Callable[[tuple[str, str, int]], Callable[[], object]]
+
+
 class InThread:
-    """Sync agents, on a pool of threads; a call that outlives its attempt gives its place to a fresh thread."""
+    """Sync agents, on a pool of threads; a call that outlives its attempt gives its place to a fresh thread.
+
+    ``held``: told (on the loop, before the attempt's end is reported) of each call that outlived its attempt,
+    so that its agent's slot stays taken until the call returns."""
 
     name = "sync"
 
-    def __init__(self, threads: AgentThreads, now: Callable[[], float]) -> None:
+    def __init__(self, threads: AgentThreads, now: Callable[[], float], held: Held | None = None) -> None:
         self.threads = threads
         self._now = now
+        self._held = held
 
     async def call(self, agent: AgentHandle, run: TaskRun) -> Any:
         # The thread runs the agent in a copy of this attempt's context: its log records are this attempt's.
@@ -50,14 +60,19 @@ class InThread:
         def in_context(task: TaskRun) -> Any:
             return context.run(execute, task)
 
-        future = self.threads.submit(in_context, run, owner=(agent.spec.agent_id, run.task_id, run.attempt))
+        owner = (agent.spec.agent_id, run.task_id, run.attempt)
+        future = self.threads.submit(in_context, run, owner=owner)
         try:
             value = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            if self.threads.abandon(future, self._now()):
+            returned = _Returned()
+            if self.threads.abandon(future, self._now(), returned):
+                if self._held is not None:
+                    returned.then(self._held(owner))
                 log.warning(
                     "agent %s did not return when attempt %d of task %s ended; its thread is left to finish "
-                    "and a new one takes its place (%d such threads now)",
+                    "(a new one takes its place in the pool) and keeps the agent's slot until it returns "
+                    "(%d such threads now)",
                     agent.spec.agent_id,
                     run.attempt,
                     run.task_id,
@@ -73,6 +88,30 @@ class InThread:
 
     def close(self) -> None:
         self.threads.close()
+
+
+class _Returned:
+    """Called on its thread when an abandoned call returns; passes that on to what ``then`` names, which may
+    be named only after the call returned (it is then called at once)."""
+
+    __slots__ = ("_lock", "_next", "_returned")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._returned = False
+        self._next: Callable[[], object] | None = None
+
+    def __call__(self) -> None:
+        with self._lock:
+            self._returned, then = True, self._next
+        if then is not None:
+            then()
+
+    def then(self, then: Callable[[], object]) -> None:
+        with self._lock:
+            self._next, returned = then, self._returned
+        if returned:
+            then()
 
 
 class InSubprocess:

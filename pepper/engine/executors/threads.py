@@ -41,7 +41,7 @@ class ThreadStatistics:
 
 
 class _Job:
-    __slots__ = ("abandoned", "arg", "fn", "future", "owner", "released", "since")
+    __slots__ = ("abandoned", "arg", "fn", "future", "on_return", "owner", "released", "since")
 
     def __init__(self, fn: Callable[[Any], Any], arg: Any, owner: Hashable) -> None:
         self.fn = fn
@@ -51,6 +51,7 @@ class _Job:
         self.abandoned = False  # its caller stopped waiting while it ran
         self.released = False  # ... and its place in the pool went to a fresh thread
         self.since = 0.0
+        self.on_return: Callable[[], object] | None = None  # called on its thread once an abandoned call returns
 
 
 class AgentThreads:
@@ -84,9 +85,10 @@ class AgentThreads:
             self._cond.notify()
         return job.future
 
-    def abandon(self, future: Future[Any], at: float) -> bool:
+    def abandon(self, future: Future[Any], at: float, on_return: Callable[[], object] | None = None) -> bool:
         """The caller stopped waiting for ``future`` at time ``at``: drop it if it has not started, else
-        let its thread go (replaced by a fresh one). True when the call was running (its thread is now stuck)."""
+        let its thread go (replaced by a fresh one). True when the call was running (its thread is now stuck);
+        then ``on_return`` is called (on that thread) once the call returns, if it ever does."""
         if future.cancel():
             return False  # never started; the thread that pops it skips it
         with self._cond:
@@ -95,6 +97,7 @@ class AgentThreads:
                 return False  # it has just ended
             job.abandoned = True
             job.since = at
+            job.on_return = on_return
             self._stuck[job] = at
             self._abandoned_total += 1
             if len(self._stuck) <= self.max_stuck:
@@ -160,16 +163,28 @@ class AgentThreads:
                 value, error = None, exc
             with self._cond:
                 del self._running[job.future]
-                if job.abandoned:
+                abandoned, on_return = job.abandoned, job.on_return
+                if abandoned:
                     self._stuck.pop(job, None)
                     if len(self._stuck) < self.max_stuck:
                         self._full_reported = False
-                    if job.released:
-                        return  # its place went to another thread
-                    continue
+            if abandoned:
+                if on_return is not None:  # outside the lock: it may take a while
+                    _notify(on_return)
+                if job.released:
+                    return  # its place went to another thread
+                continue
             # Outside the lock: setting the result runs the caller's callbacks.
             if error is None:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(error)
             del job, value, error  # do not keep the last result alive while idle
+
+
+def _notify(on_return: Callable[[], object]) -> None:
+    """Tell whoever abandoned a call that it returned (outside the lock; a failing callback is logged)."""
+    try:
+        on_return()
+    except Exception:
+        log.exception("the callback of an abandoned agent call that returned failed")

@@ -1,5 +1,5 @@
 """Taking tasks in, and their dependencies: admitting a task, counting its open dependencies, releasing
-dependents when a task completes.
+dependents when a task completes, taking back those its failure cancelled once it is recovered by hand.
 
 Pure: no I/O, and time comes with the turn.
 """
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade
+from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade, cascade_reason
 from pepper.engine.transitions.placement import offer, refill
-from pepper.engine.transitions.turn import BLOCKED, COMPLETED, PENDING, Turn, move
+from pepper.engine.transitions.turn import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, Turn, move
 from pepper.model import events as ev
 from pepper.model.record import initial_state
 from pepper.model.task import Task
@@ -73,7 +73,7 @@ def link(s: EngineState, t: LiveTask, turn: Turn) -> None:
         elif d.state is COMPLETED:
             continue
         elif d.state.is_final:
-            cancel_and_cascade(s, t, f"dependency {dep!r} {d.state.value}", turn)
+            cancel_and_cascade(s, t, cascade_reason(dep, d.state), turn)
             return
         else:
             if d.dependents:
@@ -102,3 +102,49 @@ def release(s: EngineState, t: LiveTask, turn: Turn) -> None:
                 d.ready_at = turn.at
                 turn.actions.append(ev.Save(dep_id, turn.cause))
                 offer(s, d, turn)
+
+
+def restore_dependents(s: EngineState, root: LiveTask, turn: Turn) -> None:
+    """``root`` failed, and was recovered by hand (skipped, run again or parked): the tasks cancelled only
+    because it failed - directly, or through a task cancelled for that - wait for their dependencies again.
+
+    A task cancelled for any other reason (on request, another dependency that failed) stays cancelled, and
+    so does whatever was cancelled through it. The tasks in question must be in memory (the shell loads them).
+    """
+    tasks = s.tasks
+    by_dependency: dict[str, list[LiveTask]] = {}
+    for t in tasks.values():
+        if t.state is CANCELLED:
+            for dep in t.task.dependencies:
+                by_dependency.setdefault(dep, []).append(t)
+    root_id = root.task.task_id
+    found: dict[str, LiveTask] = {}
+    frontier = [(root_id, FAILED)]
+    while frontier:
+        parent_id, parent_state = frontier.pop()
+        reason = cascade_reason(parent_id, parent_state)
+        for t in by_dependency.get(parent_id, ()):
+            task_id = t.task.task_id
+            if task_id not in found and t.reason == reason:
+                found[task_id] = t
+                frontier.append((task_id, CANCELLED))
+    changed = True
+    while changed:  # one that has another dependency failed or cancelled for good stays, and its own with it
+        changed = False
+        for task_id, t in list(found.items()):
+            if any(_ended_badly(s, dep) for dep in t.task.dependencies if dep != root_id and dep not in found):
+                del found[task_id]
+                changed = True
+    for t in found.values():
+        move(t, BLOCKED)
+        t.reason = t.finished_at = t.next_attempt_at = t.owner = None
+        t.cancel_requested, t.qseq, t.unmet, t.dependents = False, 0, 0, ()
+        turn.actions.append(ev.Save(t.task.task_id, turn.cause))
+    for t in found.values():
+        if t.state is BLOCKED:
+            link(s, t, turn)
+
+
+def _ended_badly(s: EngineState, task_id: str) -> bool:
+    d = s.tasks.get(task_id)
+    return d is not None and d.state.is_final and d.state is not COMPLETED

@@ -116,3 +116,25 @@ def pool_changed(s: EngineState, next_expiry: float | None, turn: Turn) -> list[
     turn.freed.extend(a for a in s.agents.values() if a.free > 0)
     refill(s, turn)
     return turn.actions
+
+
+def on_call_held(s: EngineState, e: ev.CallHeld) -> list[ev.Action]:
+    """A call outlived its attempt and still runs on its thread: its agent's slot stays taken."""
+    agent = s.agents.get(e.agent_id)
+    if agent is not None:
+        agent.held.add((e.task_id, e.attempt))
+        s.routing.changed(agent)
+    return []
+
+
+def on_call_returned(s: EngineState, e: ev.CallReturned) -> list[ev.Action]:
+    """A call that outlived its attempt returned: its agent's slot is free, and it takes queued work."""
+    agent = s.agents.get(e.agent_id)
+    if agent is None or (e.task_id, e.attempt) not in agent.held:
+        return []
+    turn = Turn(e.at, e.cause)
+    agent.held.discard((e.task_id, e.attempt))
+    s.routing.changed(agent)
+    turn.freed.append(agent)
+    refill(s, turn)
+    return turn.actions

@@ -11,6 +11,7 @@ from pepper.engine.live import LiveTask
 from pepper.engine.transitions.placement import free_slot, refill
 from pepper.engine.transitions.turn import CANCELLED, IN_PROGRESS, Turn, move, save_and_settle
 from pepper.model import events as ev
+from pepper.model.task import TaskState
 
 if TYPE_CHECKING:
     from pepper.engine.state import EngineState
@@ -50,13 +51,18 @@ def cancel_and_cascade(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> 
         cascade(s, t, turn)
 
 
+def cascade_reason(dependency_id: str, state: TaskState) -> str:
+    """Why a task was cancelled because its dependency ``dependency_id`` ended ``state`` (failed or cancelled)."""
+    return f"dependency {dependency_id!r} {state.value}"
+
+
 def cascade(s: EngineState, root: LiveTask, turn: Turn) -> None:
     """A task failed or was cancelled: cancel everything that depends on it, transitively."""
     stack = [root]
     tasks = s.tasks
     while stack:
         parent = stack.pop()
-        reason = f"dependency {parent.task.task_id!r} {parent.state.value}"
+        reason = cascade_reason(parent.task.task_id, parent.state)
         dependents, parent.dependents = parent.dependents, ()
         for dep_id in dependents:
             d = tasks.get(dep_id)

@@ -109,7 +109,7 @@ def fill(s: EngineState, agent: AgentLoad, turn: Turn) -> None:
         return
     fits = fits_on(s, agent, turn) if s.resourceful or agent.shared else None
     tasks = s.tasks
-    while agent.accepting and len(agent.running) < agent.spec.capacity:
+    while agent.free > 0:
         task_id = s.routing.next_for(agent, fits)
         if task_id is None:
             return

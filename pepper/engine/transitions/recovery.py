@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions.admission import release
+from pepper.engine.transitions.admission import release, restore_dependents
 from pepper.engine.transitions.cancellation import cascade
 from pepper.engine.transitions.placement import free_slot, offer, refill
 from pepper.engine.transitions.turn import (
@@ -205,12 +205,14 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     A running attempt of this worker ends failed, then the policy decides; a failed or parked task is
     decided on again; a task that has not run yet (pending or blocked) is decided on as if it had
     failed, so a retry leaves it waiting (a blocked one for its dependencies, whatever would re-run it).
+    A failed task that no longer is (skipped, run again, parked) takes back the dependents its failure
+    cancelled.
     """
     t = s.tasks.get(e.task_id)
     if t is None or t.state in (COMPLETED, CANCELLED):
         return []
     turn = Turn(e.at, e.cause)
-    outlived = t.state in (IN_PROGRESS, FAILED)
+    outlived, was_failed = t.state in (IN_PROGRESS, FAILED), t.state is FAILED
     if t.state is IN_PROGRESS:
         if t.owner != s.worker_id:
             return []
@@ -229,6 +231,8 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     carry_out(s, t, decision, e.error, turn, outlived=outlived)
     if decision.action in ("retry", "reassign", "fallback"):  # the task's own policy starts again
         t.recovery = RecoveryState(failed_agents=decision.state.failed_agents, run_as=decision.state.run_as)
+    if was_failed and t.state is not FAILED:  # recovered: what its failure cancelled waits for it again
+        restore_dependents(s, t, turn)
     refill(s, turn)
     return turn.actions
 
@@ -252,7 +256,8 @@ def on_replayed(s: EngineState, e: ev.Replayed) -> list[ev.Action]:
     if t is None or t.state not in (FAILED, PARKED):
         return []
     turn = Turn(e.at, e.cause)
-    if t.state is FAILED:
+    was_failed = t.state is FAILED
+    if was_failed:
         turn.actions.append(attempt_record(t, turn, "retry", t.error))
     move(t, PENDING)
     t.recovery, t.parked_at, t.reason, t.finished_at, t.next_attempt_at = NO_RECOVERY, None, None, None, None
@@ -262,6 +267,8 @@ def on_replayed(s: EngineState, e: ev.Replayed) -> list[ev.Action]:
         t.placement, t.route = e.agent_id, None
     turn.actions.append(ev.Save(e.task_id, e.cause))
     offer(s, t, turn)
+    if was_failed:  # what its failure cancelled waits for it again
+        restore_dependents(s, t, turn)
     return turn.actions
 
 

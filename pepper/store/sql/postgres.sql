@@ -26,6 +26,11 @@ WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
 SELECT DISTINCT tasks.* FROM tasks, jsonb_array_elements_text(tasks.dependencies::jsonb) AS dep(value)
 WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) ORDER BY tasks.seq;
 
+-- name: cancelled_dependents
+-- Cancelled tasks listing one of the ids among their dependencies (no row of any other task is read back).
+SELECT DISTINCT tasks.* FROM tasks, jsonb_array_elements_text(tasks.dependencies::jsonb) AS dep(value)
+WHERE tasks.state = 'cancelled' AND dep.value IN ({ids}) ORDER BY tasks.seq;
+
 -- name: database_size
 SELECT pg_database_size(current_database());
 

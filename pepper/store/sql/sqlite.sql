@@ -9,3 +9,8 @@ WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) LIMIT 1;
 -- Blocked tasks listing one of the ids among their dependencies (no row of any other task is read back).
 SELECT DISTINCT tasks.* FROM tasks, json_each(tasks.dependencies) AS dep
 WHERE tasks.state = 'blocked' AND dep.value IN ({ids}) ORDER BY tasks.seq;
+
+-- name: cancelled_dependents
+-- Cancelled tasks listing one of the ids among their dependencies (no row of any other task is read back).
+SELECT DISTINCT tasks.* FROM tasks, json_each(tasks.dependencies) AS dep
+WHERE tasks.state = 'cancelled' AND dep.value IN ({ids}) ORDER BY tasks.seq;
