@@ -104,7 +104,7 @@ def test_the_commands_on_the_copy_show_the_same_and_a_worker_finishes_its_work(
         assert as_json(tmp_path, *command, "--db", postgres_url) == as_json(tmp_path, *command, "--db", filled)
     agents = tmp_path / "agents.yaml"
     agents.write_text("agents:\n  - agent_id: later\n    task_types: [later]\n    command: cat\n")
-    ok(tmp_path, "worker", "--agents", str(agents), "--until-idle", "--db", postgres_url)
+    ok(tmp_path, "worker", "--agents", str(agents), "--until-idle", "--idle-grace", "0.2", "--db", postgres_url)
     states = {t["task_id"]: t["state"] for t in as_json(tmp_path, "tasks", "--db", postgres_url)}
     assert states == dict.fromkeys(["one", "two", "three", "four"], "completed")
 

@@ -37,6 +37,8 @@ class VirtualWork:
         self.waiting: dict[str, tuple[str, float]] = {}  # task id -> (step id, virtual end)
         self.returned: dict[str, str] = {}  # task id -> step id, once the agent call returned
         self.recorded: set[str] = set()  # task ids the engine reports completed
+        self.changes = 0  # agent calls begun or returned so far: the driver moves on only if none did since it looked
+        self.seen = 0  # ``changes`` when the driver last found the engine settled
         self.stop = threading.Event()
         self.driver = threading.Thread(target=self._drive, daemon=True)
 
@@ -45,9 +47,11 @@ class VirtualWork:
         with self.lock:
             end = self.clock.now() + SLEEP[task.task_type]
             self.waiting[task.task_id] = (task.step_id, end)
+            self.changes += 1
             self.lock.wait_for(lambda: self.clock.now() >= end)
             del self.waiting[task.task_id]
             self.returned[task.task_id] = task.step_id
+            self.changes += 1
 
     def __enter__(self) -> VirtualWork:
         self.driver.start()
@@ -58,8 +62,10 @@ class VirtualWork:
         self.driver.join()
 
     def _settled(self) -> bool:
-        """True when the engine has recorded every returned attempt and started every step it could."""
+        """True when the engine has recorded every returned attempt and started every step it could, as of
+        ``seen`` (an agent call that began or returned since may have let the engine start another step)."""
         with self.lock:
+            self.seen = self.changes
             unconfirmed = [t for t in self.returned if t not in self.recorded]
             waiting = dict(self.waiting)
             done = set(self.returned.values())
@@ -81,8 +87,9 @@ class VirtualWork:
         while not self.stop.is_set():
             if self._settled():
                 with self.lock:
-                    self.clock.set(min(end for _, end in self.waiting.values()))
-                    self.lock.notify_all()
+                    if self.changes == self.seen:  # else look again: the engine may be starting a step now
+                        self.clock.set(min(end for _, end in self.waiting.values()))
+                        self.lock.notify_all()
             time.sleep(0.001)
 
     def reset(self) -> None:

@@ -24,6 +24,9 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
+#: The grace a cancelled attempt gets before its actor is killed, in the tests of attempts that never heed it.
+DEAF_GRACE = 0.5
+
 
 def started_pid(mark: Path) -> int:
     """The pid an agent wrote in its start mark, once written (the file exists a moment before its text)."""
@@ -140,7 +143,10 @@ def gone(pid: int) -> bool:
         return True
 
 
-def test_an_attempt_deaf_to_its_timeout_has_its_actor_killed_and_the_next_runs_on_a_new_one(runtime, tmp_path):
+def test_an_attempt_deaf_to_its_timeout_has_its_actor_killed_and_the_next_runs_on_a_new_one(
+    runtime, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("pepper.engine.executors.ray.KILL_GRACE", DEAF_GRACE)
     runtime.register_agent(FunctionAgent(ray_agents.stubborn, "remote", task_types=["stubborn"], executor="ray"))
     orchestrator = TaskOrchestrator(runtime)
     orchestrator.submit_task("warm-up", "stubborn", inputs={"dir": str(tmp_path), "quick": True})

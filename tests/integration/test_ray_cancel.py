@@ -13,7 +13,7 @@ from pepper.agents import FunctionAgent
 from pepper.core import TaskOrchestrator
 from pepper.model.task import TaskState
 from tests.integration import ray_agents
-from tests.integration.test_ray import gone, started_pid
+from tests.integration.test_ray import DEAF_GRACE, gone, started_pid
 from tests.support import eventually
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -72,6 +72,7 @@ def test_an_attempt_deaf_to_its_stop_on_a_shared_actor_has_it_killed_and_the_oth
 
     real_cancel = ray.cancel
     monkeypatch.setattr(ray, "cancel", cancel)
+    monkeypatch.setattr("pepper.engine.executors.ray.KILL_GRACE", DEAF_GRACE)
     runtime.register_agent(FunctionAgent(ray_agents.wait_or_deaf, "remote", task_types=["slow"], executor="ray",
                                          capacity=4))  # fmt: skip
     orchestrator = TaskOrchestrator(runtime)

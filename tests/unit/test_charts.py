@@ -173,9 +173,10 @@ def assert_labels_clear(fig):
         for other, other_box in boxes[i + 1 :]:
             assert not box.overlaps(other_box), f"labels {name!r} and {other!r} overlap"
     axes = fig.axes[0].get_window_extent(fig.canvas.get_renderer())
+    bars = bar_boxes(fig)  # once: each box costs a transform of the bar's path
     for name, box in labels.items():
         assert axes.x0 <= box.x0 and box.x1 <= axes.x1 + 0.5, f"label {name!r} is outside the axes"
-        for bar, bar_box in bar_boxes(fig).items():
+        for bar, bar_box in bars.items():
             assert bar == name or not box.overlaps(bar_box), f"label {name!r} covers bar {bar!r}"
     return labels
 
