@@ -8,6 +8,7 @@ how late the event loop runs a timer: a blocked loop is a sick engine.
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -19,7 +20,6 @@ from pepper.model.task import Task, TaskState
 from pepper.monitoring.window import EventWindow, Observation
 
 if TYPE_CHECKING:
-    from pepper.engine.clock import Clock
     from pepper.engine.shell import Engine
 
 #: Upper bounds (seconds) of the histogram buckets of queue wait and run time.
@@ -143,20 +143,22 @@ class MetricsHook(EngineHook):
 
 
 class LagProbe(Periodic):
-    """How late the engine's event loop runs a timer (the worst of the last minute)."""
+    """How late the engine's event loop runs a timer (the worst of the last minute).
 
-    def __init__(self, clock: Clock, interval: float = 0.5) -> None:
-        self.clock = clock
+    Timed by the loop's own monotonic clock, not the engine's: lateness is the real loop's, whatever clock the
+    engine's work is measured by (a manual clock moved on by a day must not fire a day's worth of probes)."""
+
+    def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.latest = 0.0
         self._recent: list[tuple[float, float]] = []
 
     async def _run(self) -> None:
-        clock = self.clock
+        loop = asyncio.get_running_loop()
         while True:
-            planned = clock.now() + self.interval
-            await clock.sleep(self.interval)
-            now = clock.now()
+            planned = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            now = loop.time()
             self.latest = max(0.0, now - planned)
             self._recent = [(at, lag) for at, lag in self._recent if at > now - 60.0]
             self._recent.append((now, self.latest))

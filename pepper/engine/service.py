@@ -85,7 +85,7 @@ class EngineService:
         self.metrics = MetricsHook(engine) if engine.settings.metrics else None
         if self.metrics is not None:
             engine.hooks.append(self.metrics)
-        self.lag = LagProbe(engine.clock)
+        self.lag = LagProbe()
         self.ticks = Ticks(engine)
         retention = engine.settings.retention
         self.retention = Retention(engine, retention) if retention is not None else None
