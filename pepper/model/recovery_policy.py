@@ -133,13 +133,9 @@ _ALIASES = {"dead-letter": "dead_letter", "deadletter": "dead_letter", "dlq": "d
 _POSITIONAL = {"retry": "max_attempts", "reassign": "max_times", "fallback": "agent"}
 
 
-#: The most times a strategy may run a task again (as a task's ``max_retries``).
-MAX_COUNT = 1000
-
-
 def _count(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise ValidationError(f"{name} must be a whole number from 0 to {MAX_COUNT}, got {value!r}", field=name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{name} must be a whole number >= 0, got {value!r}", field=name)
 
 
 def _names(value: Any, name: str) -> frozenset[str]:
