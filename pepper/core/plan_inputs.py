@@ -21,7 +21,7 @@ from pepper.model.submission import build_task
 from pepper.model.task import Task
 from pepper.model.task_spec import PLAN, task_arguments
 from pepper.model.units import parse_duration, parse_quantity
-from pepper.model.workflow import WorkflowSpec
+from pepper.model.workflow import MAX_EXPECTED_ITEMS, WorkflowSpec
 from pepper.scheduling.performance import Performance
 from pepper.scheduling.planning import (
     PlanAgent,
@@ -64,26 +64,47 @@ def read_workflow(workflow: Any) -> tuple[str, Callable[[], list[Task]], list[An
     )
 
 
-def planned_count(spec: WorkflowSpec) -> int:
-    """How many tasks ``spec_tasks`` makes of ``spec``, counted without making them."""
-    count = 0
-    for step in spec.steps:
-        if step.workflow is not None:
-            count += planned_count(step.workflow)
-        elif step.fans_out:
-            items = len(step.for_each) if isinstance(step.for_each, list) else step.expected_items
-            count += 1 if items is None else items
-        else:
-            count += 1
-    return count
+def planned_count(spec: WorkflowSpec, most: int = MAX_PLAN_TASKS) -> int:
+    """How many tasks ``spec_tasks`` makes of ``spec``, counted without making them; once past ``most``, a number
+    past ``most`` (counting stops there). A sub-workflow used many times is counted once. A fan-out step expecting
+    more than ``MAX_EXPECTED_ITEMS`` items is refused."""
+    counted: dict[int, int] = {}  # id of a (sub-)workflow spec -> its count
+
+    def count(inner: WorkflowSpec) -> int:
+        known = counted.get(id(inner))
+        if known is not None:
+            return known
+        total = 0
+        for step in inner.steps:
+            if step.workflow is not None:
+                total += count(step.workflow)
+            elif step.fans_out:
+                written = isinstance(step.for_each, list)
+                items = len(step.for_each) if written else step.expected_items
+                if not written and items is not None and items > MAX_EXPECTED_ITEMS:
+                    raise ValidationError(
+                        f"expected_items must be at most {MAX_EXPECTED_ITEMS:,} (how many items a plan assumes), "
+                        f"got {items:,} in step {step.step_id!r} of workflow {inner.name!r}",
+                        field="expected_items",
+                    )
+                total += 1 if items is None else items
+            else:
+                total += 1
+            if total > most:
+                break
+        counted[id(inner)] = total
+        return total
+
+    return count(spec)
 
 
 def _check_size(spec: WorkflowSpec) -> None:
     count = planned_count(spec)
     if count > MAX_PLAN_TASKS:
         raise ValidationError(
-            f"a plan has at most {MAX_PLAN_TASKS:,} tasks; workflow {spec.name!r} would be {count:,} (its "
-            "fan-out steps count one task per item: lower their expected_items or shorten their lists)",
+            f"a plan has at most {MAX_PLAN_TASKS:,} tasks; workflow {spec.name!r} would be more than "
+            f"{MAX_PLAN_TASKS:,} (its fan-out steps count one task per item, its sub-workflows all their steps: "
+            "lower expected_items, shorten lists or plan a part)",
             field="workflow",
         )
 

@@ -11,10 +11,10 @@ import pytest
 import pepper
 from pepper.agents.loader import MAX_ALIAS_NODES, parse_yaml
 from pepper.core import plan_inputs
-from pepper.core.plan_inputs import MAX_PLAN_TASKS
+from pepper.core.plan_inputs import MAX_PLAN_TASKS, planned_count
 from pepper.core.planning import plan
 from pepper.errors import AgentDefinitionError, ValidationError, WorkflowDefinitionError
-from pepper.model.workflow import MAX_EXPECTED_ITEMS, check_fan_out
+from pepper.model.workflow import MAX_EXPECTED_ITEMS, WorkflowSpec, check_fan_out, make_step
 from pepper.workflow_file import parse_workflow_text
 
 
@@ -64,15 +64,6 @@ def test_an_alias_inside_its_own_anchor_is_refused() -> None:
     assert refused.value.line == 3
 
 
-def test_expected_items_has_an_upper_bound_naming_it() -> None:
-    assert check_fan_out("${{ inputs.items }}", None, MAX_EXPECTED_ITEMS)[2] == MAX_EXPECTED_ITEMS
-    with pytest.raises(ValidationError, match=f"at most {MAX_EXPECTED_ITEMS:,}") as refused:
-        check_fan_out("${{ inputs.items }}", None, MAX_EXPECTED_ITEMS + 1)
-    assert refused.value.field == "expected_items"
-    with pytest.raises(ValidationError, match="0 or more"):
-        check_fan_out("${{ inputs.items }}", None, -1)
-
-
 def fan_out(items: int, steps: int = 1) -> str:
     body = "".join(
         f'  - id: s{i}\n    type: q\n    for_each: "${{{{ inputs.items }}}}"\n    expected_items: {items}\n'
@@ -98,6 +89,37 @@ def test_a_plan_of_more_tasks_than_the_bound_is_refused_before_any_is_made(
     (tmp_path / "some.yaml").write_text(fan_out(3))
     assert len(plan(str(tmp_path / "some.yaml"), agents).schedule) == 3
     assert made == ["many"]
+
+
+def test_a_plan_refuses_more_expected_items_than_the_bound_naming_it(tmp_path: Path) -> None:
+    agents = [{"agent_id": "w", "task_types": ["q"]}]
+    assert planned_count(parse_workflow_text(fan_out(MAX_EXPECTED_ITEMS), "workflow").spec) == MAX_EXPECTED_ITEMS
+    (tmp_path / "more.yaml").write_text(fan_out(MAX_EXPECTED_ITEMS + 1))
+    with pytest.raises(ValidationError, match=f"at most {MAX_EXPECTED_ITEMS:,}") as refused:
+        plan(str(tmp_path / "more.yaml"), agents)
+    assert refused.value.field == "expected_items" and "step 's0'" in str(refused.value)
+    with pytest.raises(ValidationError, match="0 or more"):
+        check_fan_out("${{ inputs.items }}", None, -1)
+
+
+def test_a_workflow_expecting_more_items_than_a_plan_takes_is_still_read() -> None:
+    """Runs stored with a larger expected_items stay readable: the bound is the planner's."""
+    assert check_fan_out("${{ inputs.items }}", None, 20_000)[2] == 20_000
+    spec = parse_workflow_text(fan_out(20_000), "workflow").spec
+    assert spec.steps[0].expected_items == 20_000
+
+
+def test_a_plan_counts_a_sub_workflow_used_many_times_once_and_stops_past_the_bound() -> None:
+    spec = WorkflowSpec("leaf", (make_step("x", "q"),))
+    for level in range(60):  # 2 ** 60 tasks once written out: counted by walking each copy, never done
+        spec = WorkflowSpec(
+            f"w{level}",
+            (make_step("a", None, workflow=spec), make_step("b", None, workflow=spec, dependencies=["a"])),
+        )
+    assert planned_count(spec) > MAX_PLAN_TASKS
+    with pytest.raises(ValidationError, match=f"at most {MAX_PLAN_TASKS:,} tasks") as refused:
+        plan(spec, [{"agent_id": "w", "task_types": ["q"]}])
+    assert refused.value.field == "workflow"
 
 
 def test_with_no_agents_a_plan_is_refused_before_its_items_are_made(
