@@ -145,9 +145,11 @@ def where_hint(db: str | None) -> str:
     """`` --server URL`` to repeat in a suggested command that takes it, when the user typed one (never the
     token: that comes from $PEPPER_TOKEN); else ``db_hint(db)``. Every hint naming a command that takes
     ``--server`` uses this one, so that copying it reaches the same place."""
+    from pepper.store.location import redact
+
     ctx = click.get_current_context(silent=True)
     server = ctx.meta.get(SERVER_GIVEN) if ctx is not None else None
-    return f" --server {shlex.quote(server)}" if server else db_hint(db)
+    return f" --server {shlex.quote(redact(server))}" if server else db_hint(db)  # a password shows as ***
 
 
 def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> None:
