@@ -291,7 +291,7 @@ class AgentsView:
         """The agents of ``pool`` with a performance record, and the first idle one by id of those without."""
         known, unknown = pool.split(self.performance)
         for agent in unknown:
-            if agent.accepting and not agent.running:
+            if agent.accepting and not agent.busy:  # a slot held by a call that outlived its attempt is taken
                 return known, agent
         return known, None
 
