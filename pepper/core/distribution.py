@@ -110,20 +110,30 @@ def _choose(view: AgentsView, task_type: str, req: Requirements, best_only: bool
 
 @dataclass(frozen=True, slots=True)
 class AgentLoadReport:
-    """How busy an agent is: tasks running, tasks waiting for it (shared ones counted in part), capacity."""
+    """How busy an agent is: tasks running, tasks waiting for it (shared ones counted in part), capacity, and
+    slots held by calls that outlived their attempt (a timeout or cancel a thread cannot obey): those calls
+    still run, so their slots are taken until they return."""
 
     agent_id: str
     running: int
     queued: float
     capacity: int
+    held: int = 0
+    #: Why the agent takes no tasks, or fewer than its capacity (None: nothing to say).
+    note: str | None = None
+
+    @property
+    def busy(self) -> int:
+        """Slots taken: tasks running and held slots."""
+        return self.running + self.held
 
     @property
     def utilisation(self) -> float:
-        return self.running / self.capacity
+        return self.busy / self.capacity
 
     def to_dict(self) -> dict[str, Any]:
-        return {"agent_id": self.agent_id, "running": self.running, "queued": self.queued,
-                "capacity": self.capacity, "utilisation": self.utilisation}  # fmt: skip
+        return {"agent_id": self.agent_id, "running": self.running, "held": self.held, "queued": self.queued,
+                "capacity": self.capacity, "utilisation": self.utilisation, "note": self.note}  # fmt: skip
 
 
 class LoadBalancer(Component):
@@ -134,7 +144,8 @@ class LoadBalancer(Component):
             agent = view.directory().agents.get(agent_id)
             if agent is None:
                 raise AgentNotFoundError(agent_id, view.directory().agents)
-            return AgentLoadReport(agent_id, len(agent.running), view.queued(agent), agent.spec.capacity)
+            return AgentLoadReport(agent_id, len(agent.running), view.queued(agent), agent.spec.capacity,
+                                   len(agent.held), agent.status_note)  # fmt: skip
 
         return read_agents(self.runtime, load)
 

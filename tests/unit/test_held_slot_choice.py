@@ -1,6 +1,7 @@
 """An agent whose slots are all held by calls that outlived their attempt frees one at no known time: the
-live scheduler does not keep a task back for it, the selector does not rank it as free, and a plan leaves
-it out. Events in, actions out; time is passed in."""
+live scheduler does not keep a task back for it, the selector does not rank it as free, a plan leaves it
+out, and an agent unregistered and registered again while such a call runs keeps its slot taken. Events in,
+actions out; time is passed in."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pepper.model.events import (
     AgentRemoved,
     AttemptEnded,
     CallHeld,
+    CallReturned,
     HistoryLoaded,
     TasksAdded,
     TimerFired,
@@ -23,8 +25,9 @@ from pepper.model.events import (
 )
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
+from pepper.model.task import TaskState
 from pepper.scheduling.balance import PlanTask, distribute
-from tests.unit.test_state_machine import agent, starts, task
+from tests.unit.test_state_machine import agent, ok, starts, task
 
 TIMEOUT = TaskError("TimeoutError", "too long", kind="timeout")
 INF = float("inf")
@@ -138,3 +141,35 @@ def test_a_held_slot_beside_a_running_task_frees_when_the_task_is_projected_to_e
     assert a.free == 0 and a.busy == 2
     # The running task started at 100 and takes about 4 s: a slot frees then, whatever the held call does.
     assert state.chooser.available_in(a, 101.0) == pytest.approx(state.performance.estimate("a", "t", 101.0) - 1.0)
+
+
+def test_an_agent_registered_again_while_its_call_is_held_keeps_that_slot_taken(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("stuck", max_retries=0),), 1.0))
+    hold(state, "a", "stuck", 2.0)
+    state.handle(AgentRemoved("a", 3.0))
+    assert starts(state.handle(AgentAdded(agent("a"), 4.0))) == []
+    assert starts(state.handle(TasksAdded((task("next"),), 5.0))) == []  # the call still runs
+    assert state.agents["a"].held == {("stuck", 1)} and state.agents["a"].free == 0
+    assert starts(state.handle(CallReturned("a", "stuck", 1, 6.0))) == ["next"]
+    ok(state, "next", 7.0)
+    assert state.tasks["next"].state is TaskState.COMPLETED and not state.held_away
+
+
+def test_a_call_that_returns_while_its_agent_is_away_leaves_nothing_held(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("stuck", max_retries=0), task("next")), 1.0))
+    hold(state, "a", "stuck", 2.0)
+    state.handle(AgentRemoved("a", 3.0))
+    assert state.handle(CallReturned("a", "other", 1, 3.5)) == [] and state.held_away == {"a": {("stuck", 1)}}
+    assert state.handle(CallReturned("a", "stuck", 1, 4.0)) == [] and not state.held_away
+    assert starts(state.handle(AgentAdded(agent("a"), 5.0))) == ["next"]
+
+
+def test_a_call_held_after_its_agent_left_is_held_when_the_agent_comes_back(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("stuck", max_retries=0), task("next")), 1.0))
+    state.handle(AgentRemoved("a", 2.0))  # it leaves while its task runs; then the attempt times out
+    hold(state, "a", "stuck", 3.0)
+    assert starts(state.handle(AgentAdded(agent("a"), 4.0))) == []
+    assert starts(state.handle(CallReturned("a", "stuck", 1, 5.0))) == ["next"]
