@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any, TypeVar
 
 from pepper.core.runtime import Runtime
@@ -38,6 +39,8 @@ class AgentProfile:
     running: int
     utilisation: float
     score_details: ScoreParts | None = None
+    #: Seconds until a task given now is projected to finish there; None when not asked, or when the agent
+    #: frees a slot at no known time (calls that outlived their attempt hold them all: see ``notes``).
     projected_finish: float | None = None
     #: What a person should know about this choice (e.g. a minimum score that did not apply to a new agent).
     notes: tuple[str, ...] = ()
@@ -50,7 +53,7 @@ class AgentProfile:
         return _new_profile(
             spec.agent_id, spec.type, spec.kind, spec.task_types, spec.skills, spec.capacity,
             spec.resources.to_dict(), dict(spec.config), parts.score, running, running / spec.capacity, parts,
-            projected, notes,
+            projected if projected is None or isfinite(projected) else None, notes,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:

@@ -42,7 +42,8 @@ class AgentSelector(Component):
         def rank(view: AgentsView) -> list[AgentProfile]:
             choice = _choose(view, task_type, req)
             return [AgentProfile.of(c.spec, c.running, view.parts(c.agent_id), c.projected_finish,
-                                    choice.notes.get(c.agent_id, ())) for c in choice.eligible]  # fmt: skip
+                                    choice.notes.get(c.agent_id, ()) + _held_note(c.note, c.projected_finish))
+                    for c in choice.eligible]  # fmt: skip
 
         return read_agents(self.runtime, rank)
 
@@ -54,16 +55,17 @@ class AgentSelector(Component):
             if simple:  # the common case: ranked without building candidates, and without notes
                 found = view.best_agent_in(view.directory().pool(task_type, req.skills), task_type)
                 if found is not None:
-                    spec = found[0].spec
-                    return spec, len(found[0].running), view.parts(spec.agent_id), found[1], ()
+                    agent, projected = found
+                    notes = _held_note(agent.status_note, projected)
+                    return agent.spec, agent.busy, view.parts(agent.spec.agent_id), projected, notes
                 # Nobody is eligible: the type, the skills and whether an agent takes tasks are all the reasons
                 # can name, so the rest of each agent's standing (costly to find for every agent) is left out.
-                return [make((a.spec, len(a.running), 0, NEUTRAL_SCORE, 1.0, 0.0, a.accepting, True, None, a.note,
+                return [make((a.spec, a.busy, 0, NEUTRAL_SCORE, 1.0, 0.0, a.accepting, True, None, a.note,
                               None, True)) for a in view.directory().agents.values()]  # fmt: skip
             choice = _choose(view, task_type, req, best_only=True)
             best = choice.best
             if best is not None:
-                notes = choice.notes.get(best.agent_id, ())
+                notes = choice.notes.get(best.agent_id, ()) + _held_note(best.note, best.projected_finish)
                 return best.spec, best.running, view.parts(best.agent_id), best.projected_finish, notes
             return [view.candidate(a, task_type, bool(req.resources)) for a in view.directory().agents.values()]
 
@@ -82,9 +84,17 @@ class AgentSelector(Component):
             agent = view.directory().agents.get(agent_id)
             if agent is None:
                 raise AgentNotFoundError(agent_id, view.directory().agents)
-            return AgentProfile.of(agent.spec, len(agent.running), view.parts(agent_id))
+            return AgentProfile.of(agent.spec, agent.busy, view.parts(agent_id))
 
         return read_agents(self.runtime, profile)
+
+
+def _held_note(note: str | None, projected: float) -> tuple[str, ...]:
+    """What a person should know of a chosen agent whose slots are all held by calls that outlived their
+    attempt: it is free at no known time (its projected finish is left out)."""
+    if projected != float("inf"):
+        return ()
+    return (f"{note}; when it takes the task is not known" if note else "when it takes the task is not known",)
 
 
 def _choose(view: AgentsView, task_type: str, req: Requirements, best_only: bool = False) -> Choice:
@@ -100,20 +110,30 @@ def _choose(view: AgentsView, task_type: str, req: Requirements, best_only: bool
 
 @dataclass(frozen=True, slots=True)
 class AgentLoadReport:
-    """How busy an agent is: tasks running, tasks waiting for it (shared ones counted in part), capacity."""
+    """How busy an agent is: tasks running, tasks waiting for it (shared ones counted in part), capacity, and
+    slots held by calls that outlived their attempt (a timeout or cancel a thread cannot obey): those calls
+    still run, so their slots are taken until they return."""
 
     agent_id: str
     running: int
     queued: float
     capacity: int
+    held: int = 0
+    #: Why the agent takes no tasks, or fewer than its capacity (None: nothing to say).
+    note: str | None = None
+
+    @property
+    def busy(self) -> int:
+        """Slots taken: tasks running and held slots."""
+        return self.running + self.held
 
     @property
     def utilisation(self) -> float:
-        return self.running / self.capacity
+        return self.busy / self.capacity
 
     def to_dict(self) -> dict[str, Any]:
-        return {"agent_id": self.agent_id, "running": self.running, "queued": self.queued,
-                "capacity": self.capacity, "utilisation": self.utilisation}  # fmt: skip
+        return {"agent_id": self.agent_id, "running": self.running, "held": self.held, "queued": self.queued,
+                "capacity": self.capacity, "utilisation": self.utilisation, "note": self.note}  # fmt: skip
 
 
 class LoadBalancer(Component):
@@ -124,7 +144,8 @@ class LoadBalancer(Component):
             agent = view.directory().agents.get(agent_id)
             if agent is None:
                 raise AgentNotFoundError(agent_id, view.directory().agents)
-            return AgentLoadReport(agent_id, len(agent.running), view.queued(agent), agent.spec.capacity)
+            return AgentLoadReport(agent_id, len(agent.running), view.queued(agent), agent.spec.capacity,
+                                   len(agent.held), agent.status_note)  # fmt: skip
 
         return read_agents(self.runtime, load)
 

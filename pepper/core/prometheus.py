@@ -12,8 +12,8 @@ cores) in the name or the help, counters ending in ``_total``:
   ``pepper_submitted_total``, ``pepper_started_total``, ``pepper_completed_total``,
   ``pepper_failed_total``, ``pepper_retried_total``, ``pepper_parked_total``,
   ``pepper_skipped_total``, the histograms ``pepper_queue_wait_seconds`` and
-  ``pepper_run_seconds``, the gauges ``pepper_running{agent}``, ``pepper_queued{agent}``
-  and ``pepper_loop_lag_seconds``.
+  ``pepper_run_seconds``, the gauges ``pepper_running{agent}`` (slots taken, held ones included),
+  ``pepper_held_slots{agent}``, ``pepper_queued{agent}`` and ``pepper_loop_lag_seconds``.
 
 ``serve_metrics`` serves ``/metrics`` on 127.0.0.1.
 """
@@ -122,13 +122,25 @@ def _engine(counters: EngineCounters) -> Iterator[Metric]:
         for (task_type, agent), (buckets, total) in sorted(histograms.items()):
             histogram_family.add_metric([task_type, agent], buckets, total)
         yield histogram_family
-    running = GaugeMetricFamily("pepper_running", "Tasks running on each agent of this engine", labels=["agent"])
+    running = GaugeMetricFamily(
+        "pepper_running",
+        "Slots taken on each agent of this engine: its running tasks, and its held slots (pepper_held_slots)",
+        labels=["agent"],
+    )
+    held = GaugeMetricFamily(
+        "pepper_held_slots",
+        "Slots of each agent of this engine held by calls that outlived their attempt (a timeout or cancel a "
+        "thread cannot obey) and still run; each is freed when its call returns",
+        labels=["agent"],
+    )
     queued = GaugeMetricFamily("pepper_queued", "Ready tasks waiting for each agent (shared ones in part)",
                                labels=["agent"])  # fmt: skip
-    for agent_id, n_running, share in counters.loads:
-        running.add_metric([agent_id], n_running)
+    for agent_id, busy, share, n_held in counters.loads:
+        running.add_metric([agent_id], busy)
+        held.add_metric([agent_id], n_held)
         queued.add_metric([agent_id], share)
     yield running
+    yield held
     yield queued
     yield GaugeMetricFamily("pepper_loop_lag_seconds", "How late the engine's event loop ran a timer (last minute)",
                             value=counters.loop_lag)  # fmt: skip

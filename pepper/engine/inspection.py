@@ -181,8 +181,9 @@ class EngineCounters:
     #: (task type, agent id) -> (cumulative buckets, sum), of queue waits and of run times
     waits: Mapping[tuple[str, str], tuple[list[tuple[str, int]], float]]
     runs: Mapping[tuple[str, str], tuple[list[tuple[str, int]], float]]
-    #: (agent id, tasks running, share of the ready tasks) of every agent here, by id
-    loads: tuple[tuple[str, int, float], ...]
+    #: (agent id, slots taken, share of the ready tasks, slots held) of every agent here, by id: the slots
+    #: taken are its running tasks and its held slots (calls that outlived their attempt and still run)
+    loads: tuple[tuple[str, int, float, int], ...]
     loop_lag: float
 
 
@@ -291,7 +292,7 @@ class AgentsView:
         """The agents of ``pool`` with a performance record, and the first idle one by id of those without."""
         known, unknown = pool.split(self.performance)
         for agent in unknown:
-            if agent.accepting and not agent.running:
+            if agent.accepting and not agent.busy:  # a slot held by a call that outlived its attempt is taken
                 return known, agent
         return known, None
 

@@ -326,7 +326,7 @@ class EngineService:
         if hook is None:
             return None
         state = self.engine.state
-        loads = tuple((agent_id, len(agent.running), state.routing.queued_share(agent))
+        loads = tuple((agent_id, agent.busy, state.routing.queued_share(agent), len(agent.held))
                       for agent_id, agent in sorted(state.agents.items()))  # fmt: skip
         return EngineCounters(
             dict(hook.counters),

@@ -53,6 +53,9 @@ class EngineState:
         self.performance = Performance(score_half_life)
         self.routing = Routing(self.is_queued, ageing, self.performance)
         self.agents = self.routing.agents
+        #: Calls that outlived their attempt, of agents unregistered since, by agent id: an agent registered
+        #: again under that id gets their slots back taken until they return.
+        self.held_away: dict[str, set[tuple[str, int]]] = {}
         self.peers: dict[str, AgentSpec] = {}  # agents of other workers: not run here, but tasks may be moved there
         self.peers_known = False
         self.takers: dict[str, tuple[str, ...]] = {}  # task type ("*": any) -> other live workers whose agents take it

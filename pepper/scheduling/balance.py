@@ -93,6 +93,8 @@ def _eligibility(
         why: dict[str, tuple[str, ...]] = {}
         for agent in agents:
             reasons = rejection_reasons(agent, task.task_type, task.requirements)
+            if not reasons and agent.available_in == float("inf"):  # no slot frees at a known time
+                reasons = (agent.note or "has no slot that frees at a known time",)
             if reasons:
                 why[agent.agent_id] = reasons
             else:

@@ -49,7 +49,8 @@ class Chooser:
         self._running = running
 
     def available_in(self, agent: AgentLoad, now: float) -> float:
-        """Seconds until ``agent`` has a free slot (an overdue task is assumed to take as long again)."""
+        """Seconds until ``agent`` has a free slot (an overdue task is assumed to take as long again); infinite
+        while calls that outlived their attempt hold all its slots (when one returns is not known)."""
         if agent.free > 0:
             return 0.0
         soonest = float("inf")
@@ -57,7 +58,9 @@ class Chooser:
         for task_type, starts in self._running(agent).items():
             if starts:
                 soonest = min(soonest, _until_free(starts, estimate(agent.spec.agent_id, task_type, now), now))
-        return soonest if soonest != float("inf") else 0.0
+        if soonest != float("inf"):
+            return soonest
+        return soonest if len(agent.held) >= agent.spec.capacity else 0.0
 
     def projected_finish(self, agent: AgentLoad, task_type: str, now: float) -> float:
         return self.available_in(agent, now) + self.performance.expected_time(agent.spec.agent_id, task_type, now)
@@ -85,7 +88,7 @@ class Chooser:
                 if unknown is None:
                     unknown = performance.unknown_expected(task_type, now)
                 time = unknown
-            key = (time, len(a.running) / a.spec.capacity, a.order)
+            key = (time, a.busy / a.spec.capacity, a.order)
             if best_key is None or key < best_key:
                 best, best_key = a, key
         return best

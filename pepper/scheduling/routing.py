@@ -152,10 +152,10 @@ class Routing:
             info.free_known[agent_id] = agent
             return
         if len(info.idle) > 2 * len(info.agents) + 64:  # drop the stale entries now and then
-            info.idle = [(len(a.running) / a.spec.capacity, a.order, a) for a in info.free.values()]
+            info.idle = [(a.busy / a.spec.capacity, a.order, a) for a in info.free.values()]
             heapq.heapify(info.idle)
         else:
-            heapq.heappush(info.idle, (len(agent.running) / agent.spec.capacity, agent.order, agent))
+            heapq.heappush(info.idle, (agent.busy / agent.spec.capacity, agent.order, agent))
 
     def free_agents(self, info: RouteInfo, usable: Callable[[AgentLoad], bool] | None = None) -> Iterable[AgentLoad]:
         """The agents of ``info`` with a free slot that may be the best to start a task (``Chooser.best_free``):
@@ -173,7 +173,7 @@ class Routing:
         while heap:
             utilisation, _order, agent = heap[0]
             agent_id = agent.spec.agent_id
-            current = free.get(agent_id) is agent and utilisation == len(agent.running) / agent.spec.capacity
+            current = free.get(agent_id) is agent and utilisation == agent.busy / agent.spec.capacity
             if current and agent_id not in free_known:
                 return [agent, *free_known.values()] if free_known else (agent,)
             heapq.heappop(heap)  # stale: busy since, or loaded differently (a newer entry holds it), or known

@@ -3,19 +3,22 @@
 Python cannot stop a thread: an attempt that times out ends at its timeout (its retry is decided then),
 but its call runs on. An agent never runs more calls at once than its capacity, so the next task (or the
 retry) waits until the abandoned call returns; a call that never returns keeps its slot, and stopping the
-engine does not wait for it. Time is a manual clock; the agent blocks on events the test sets, and counts
+engine does not wait for it; the agent's load counts such a slot as taken and says so, also once the agent
+is unregistered and registered again. Time is a manual clock; the agent blocks on events the test sets, and counts
 how many of its calls run at once.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
 import pytest
 
 import pepper
-from pepper.core import TaskOrchestrator
+from pepper.core import LoadBalancer, TaskOrchestrator
+from pepper.core.prometheus import exposition
 from pepper.engine.clock import ManualClock
 from pepper.model.task import TaskState
 from tests.conftest import VIRTUAL
@@ -77,7 +80,9 @@ def test_the_slot_of_a_timed_out_call_stays_held_until_the_call_returns(virtual,
         pepper.core.AgentSelector(virtual).select_agent("job", {"availability": True})
     agent.release.set()  # the call returns: the slot is free, the waiting work starts
     assert o.wait("other", timeout=30).state is TaskState.COMPLETED
-    clock.advance(3600)  # the retry's back-off
+    retry_at = o.get_task_status("slow").next_attempt_at
+    assert retry_at is not None
+    clock.set(max(clock.now(), retry_at))  # the retry's back-off, and no further: its own timeout stays ahead
     assert o.wait("slow", timeout=30).state is TaskState.COMPLETED
     assert agent.calls == [("slow", 1), ("other", 1), ("slow", 2)]
     assert agent.most == 1
@@ -118,4 +123,52 @@ def test_a_call_that_returns_just_before_its_timeout_frees_its_slot_at_once(virt
     for name in ("slow", "other"):
         o.submit_task(name, "job", timeout=5)
     assert [s.state for s in o.wait(["slow", "other"], timeout=30)] == [TaskState.COMPLETED] * 2
+    assert agent.calls == [("slow", 1), ("other", 1)] and agent.most == 1
+
+
+def hold_the_slot(runtime: pepper.Runtime, clock: ManualClock) -> tuple[Single, TaskOrchestrator]:
+    """The only slot of "single" is held by the call of "slow", which timed out and failed."""
+    agent = Single(runtime)
+    o = TaskOrchestrator(runtime)
+    o.submit_task("slow", "job", timeout=5, max_retries=0)
+    assert agent.started["slow"].wait(30)
+    time_out(clock, 5)
+    assert o.wait("slow", timeout=30).state is TaskState.FAILED
+    return agent, o
+
+
+def gauges(runtime: pepper.Runtime, name: str) -> dict[str, float]:
+    found = re.findall(rf'^{name}{{agent="([^"]+)"}} (\S+)$', exposition(runtime, stored=False), flags=re.MULTILINE)
+    return {agent: float(value) for agent, value in found}
+
+
+def test_the_load_of_an_agent_counts_a_held_slot_as_taken_and_says_so(virtual, clock):
+    agent, o = hold_the_slot(virtual, clock)
+    load = LoadBalancer(virtual).get_agent_load("single")
+    assert (load.running, load.held, load.busy, load.capacity, load.utilisation) == (0, 1, 1, 1, 1.0)
+    assert "1 of its 1 slot(s) held by calls that outlived their attempt" in (load.note or "")
+    assert load.to_dict()["held"] == 1 and load.to_dict()["utilisation"] == 1.0
+    assert gauges(virtual, "pepper_running") == {"single": 1.0}
+    assert gauges(virtual, "pepper_held_slots") == {"single": 1.0}
+    agent.release.set()
+    o.submit_task("other", "job")
+    assert o.wait("other", timeout=30).state is TaskState.COMPLETED  # it ran once the call returned
+    load = LoadBalancer(virtual).get_agent_load("single")
+    assert (load.running, load.held, load.utilisation, load.note) == (0, 0, 0.0, None)
+    assert gauges(virtual, "pepper_held_slots") == {"single": 0.0}
+    assert agent.calls == [("slow", 1), ("other", 1)] and agent.most == 1
+
+
+def test_an_agent_registered_again_while_its_call_is_held_keeps_that_slot_taken(virtual, clock):
+    agent, o = hold_the_slot(virtual, clock)
+    virtual.unregister_agent("single")
+    pepper.agent("single", task_types=["job"], runtime=virtual)(agent.run)
+    o.submit_task("other", "job")
+    other = o.get_task_status("other")
+    assert other.state is TaskState.PENDING
+    assert any("held by calls that outlived their attempt" in w.message for w in other.waiting_on), other.waiting_on
+    assert LoadBalancer(virtual).get_agent_load("single").held == 1
+    assert agent.calls == [("slow", 1)]
+    agent.release.set()  # the call returns: the agent registered again takes the waiting task
+    assert o.wait("other", timeout=30).state is TaskState.COMPLETED
     assert agent.calls == [("slow", 1), ("other", 1)] and agent.most == 1

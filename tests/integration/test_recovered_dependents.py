@@ -1,7 +1,8 @@
 """A failed task recovered by hand (skip, retry, replay) takes back the dependents its failure cancelled.
 
-Only the tasks cancelled because of that failure (directly, or through a task cancelled for it) come
-back; one cancelled on request, or with another dependency that failed, stays cancelled. On SQLite
+Only the tasks cancelled because of a failure (directly, or through a task cancelled for it) come back,
+once none of their dependencies is failed or cancelled any more, whichever order the failed ones are
+recovered in; one cancelled on request, or with another dependency still failed, stays cancelled. On SQLite
 and PostgreSQL; with the dependents in this engine's memory, only in the store, or held by another
 worker sharing the store; and stored with the decision (nothing is lost if the process stops then).
 Executions are counted in the agents.
@@ -186,3 +187,48 @@ def test_a_dependent_whose_other_dependency_fails_later_stays_cancelled(runtime,
     status = orchestrator.get_task_status("y")
     assert (status.state, status.reason) == (CANCELLED, "dependency 'a' failed")
     assert agents.runs == Counter({"a": 1, "late": 1})
+
+
+def fail_both(o: TaskOrchestrator) -> None:
+    """r1 and r2 fail; x, on both, is cancelled naming r1 (the first it looked at); y waits on x."""
+    for name in ("r1", "r2"):
+        o.submit_task(name, "build", max_retries=0)
+    assert [s.state for s in o.wait(["r1", "r2"], timeout=30)] == [TaskState.FAILED] * 2
+    o.submit_task("x", "deploy", dependencies=["r1", "r2"])
+    o.submit_task("y", "deploy", dependencies=["x"])
+    assert o.wait("x", timeout=30).reason == "dependency 'r1' failed"
+    assert o.wait("y", timeout=30).reason == "dependency 'x' cancelled"
+
+
+@pytest.mark.parametrize("order", [("r1", "r2"), ("r2", "r1")])
+def test_a_dependent_of_two_failed_tasks_comes_back_whichever_is_recovered_first(db, tmp_path, order):
+    agents = Agents()
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
+        agents.register(runtime)
+        o = TaskOrchestrator(runtime)
+        fail_both(o)
+        agents.failing = False
+        handler = ErrorHandler(runtime)
+        assert handler.handle_error_now(order[0], "registry down", recovery_strategy="skip").action == "skip"
+        assert [o.get_task_status(t).state for t in "xy"] == [CANCELLED, CANCELLED]  # the other is still failed
+        assert handler.handle_error_now(order[1], "registry down", recovery_strategy="skip").action == "skip"
+        assert [s.state for s in o.wait(["x", "y"], timeout=30)] == [DONE, DONE]
+    assert agents.runs == Counter({"r1": 1, "r2": 1, "x": 1, "y": 1})
+
+
+def test_a_process_without_an_engine_takes_back_a_dependent_whose_reason_names_the_other_task(db, tmp_path):
+    agents = Agents()
+    home = str(tmp_path / "home")
+    with pepper.Runtime(db=db, home=home, **FAST) as runtime:
+        agents.register(runtime)
+        o = TaskOrchestrator(runtime)
+        fail_both(o)
+        agents.failing = False
+        with pepper.Runtime(db=db, home=home, **FAST) as offline:  # no agents: works on the store directly
+            handler = ErrorHandler(offline)
+            assert handler.handle_error_now("r1", "down", recovery_strategy="skip").action == "skip"
+            assert TaskOrchestrator(offline).get_task_status("x").state is CANCELLED
+            assert handler.handle_error_now("r2", "down", recovery_strategy="skip").action == "skip"
+            assert TaskOrchestrator(offline).get_task_status("x").state is not CANCELLED
+        eventually(lambda: o.get_task_status("y").state is DONE, "y to run on the worker", timeout=60)
+    assert agents.runs == Counter({"r1": 1, "r2": 1, "x": 1, "y": 1})

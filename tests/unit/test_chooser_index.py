@@ -1,5 +1,6 @@
 """The chooser's indexes (free agents per route, start times in order, bounds on expected times) pick exactly
-what looking at every agent picks: on random pools, histories and loads, step by step, for both."""
+what looking at every agent picks: on random pools, histories and loads (slots held by calls that outlived
+their attempt among them), step by step, for both."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 import pytest
 
 from pepper.engine.state import EngineState
+from pepper.model.events import CallHeld, CallReturned
 from pepper.scheduling.choice import MARGIN, Chooser
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.routing import RouteInfo
@@ -25,6 +27,8 @@ def scan_available_in(state: EngineState, agent: AgentLoad, now: float) -> float
         elapsed = max(0.0, now - (t.started_at or 0.0))
         estimate = state.performance.estimate(agent.spec.agent_id, t.task.task_type, now)
         soonest = min(soonest, estimate - elapsed if estimate > elapsed else elapsed)
+    if soonest == float("inf") and len(agent.held) >= agent.spec.capacity:
+        return soonest  # calls that outlived their attempt hold every slot: none frees at a known time
     return soonest if soonest != float("inf") else 0.0
 
 
@@ -86,6 +90,7 @@ def test_the_indexed_choice_is_the_full_scans_on_random_pools(seed: int) -> None
     harness.clock.set(10.0)
     serial = 0
     info = None
+    held: list[tuple[str, str, int]] = []
     for _step in range(60):
         move = rng.random()
         if move < 0.45:
@@ -94,7 +99,15 @@ def test_the_indexed_choice_is_the_full_scans_on_random_pools(seed: int) -> None
             harness.submit(*batch)
         elif move < 0.8 and harness.running():
             for task_id in rng.sample(harness.running(), k=rng.randint(1, len(harness.running()))):
+                if rng.random() < 0.1:  # its call outlives the attempt and keeps the slot
+                    t = state.tasks[task_id]
+                    assert t.agent_id is not None
+                    state.handle(CallHeld(t.agent_id, task_id, t.attempts, harness.clock.now()))
+                    held.append((t.agent_id, task_id, t.attempts))
                 harness.finish(task_id, error="boom" if rng.random() < 0.1 else None, result=1)
+        elif move < 0.85 and held:
+            agent_id, task_id, attempt = held.pop(rng.randrange(len(held)))
+            harness._apply(state.handle(CallReturned(agent_id, task_id, attempt, harness.clock.now())))
         else:
             harness.advance(rng.choice([0.01, 0.3, 1.0, 2.5, 7.0]))
         if info is None and state.tasks:

@@ -96,3 +96,46 @@ def test_a_held_slot_keeps_the_next_task_waiting_until_the_call_returns(state):
     assert state.agents["a"].status_note is None
     assert state.handle(CallReturned("a", "slow", 1, 8.0)) == []  # told twice: nothing more
     assert state.handle(CallHeld("gone", "x", 1, 9.0)) == [] and state.handle(CallReturned("gone", "x", 1, 9.0)) == []
+
+
+@pytest.mark.parametrize("order", [("r1", "r2"), ("r2", "r1")])
+def test_a_dependent_of_two_failed_tasks_comes_back_once_both_are_recovered_in_either_order(state, order):
+    state.handle(AgentAdded(agent("a", capacity=4), 0.0))
+    state.handle(TasksAdded((task("r1"), task("r2")), 1.0))
+    state.handle(TasksAdded((task("x", ["r1", "r2"]), task("y", ["x"]), task("asked", ["r1", "r2"])), 1.0))
+    state.handle(CancelRequested("asked", 1.5, "not wanted"))
+    fail(state, "r1", 2.0)
+    fail(state, "r2", 2.0)
+    assert state.tasks["x"].reason == "dependency 'r1' failed"  # its reason names only the first
+    handle(state, order[0], "skip", 3.0)
+    assert (state.tasks["x"].state, state.tasks["y"].state) == (CANCELLED, CANCELLED)  # the other is still failed
+    actions = handle(state, order[1], "skip", 4.0)
+    assert starts(actions) == ["x"] and state.tasks["y"].state is BLOCKED
+    assert (state.tasks["asked"].state, state.tasks["asked"].reason) == (CANCELLED, "not wanted")
+    ok(state, "x", 5.0)
+    assert state.tasks["y"].state is TaskState.IN_PROGRESS
+
+
+@pytest.mark.parametrize("order", [("f1", "f2"), ("f2", "f1")])
+def test_a_task_cancelled_through_two_failures_comes_back_once_both_are_recovered(state, order):
+    # f1 -> a -> x and f2 -> b -> x: x names whichever of a and b was cancelled first
+    state.handle(AgentAdded(agent("a", capacity=4), 0.0))
+    state.handle(TasksAdded((task("f1"), task("f2")), 1.0))
+    state.handle(TasksAdded((task("a", ["f1"]), task("b", ["f2"]), task("x", ["a", "b"])), 1.0))
+    fail(state, "f1", 2.0)
+    fail(state, "f2", 2.0)
+    handle(state, order[0], "retry", 3.0)  # run again: what waits for it is blocked, x still cancelled
+    assert state.tasks["x"].state is CANCELLED
+    handle(state, order[1], "retry", 4.0)
+    assert {t: state.tasks[t].state for t in "abx"} == dict.fromkeys("abx", BLOCKED)
+
+
+def test_a_dependent_whose_other_dependency_was_cancelled_on_request_stays_cancelled(state):
+    state.handle(AgentAdded(agent("a", capacity=4), 0.0))
+    state.handle(TasksAdded((task("gate", ["later"]), task("r")), 1.0))
+    state.handle(TasksAdded((task("x", ["r", "gate"]),), 1.0))
+    state.handle(CancelRequested("gate", 1.5, "not wanted"))
+    assert state.tasks["x"].reason == "dependency 'gate' cancelled"
+    fail(state, "r", 2.0)
+    handle(state, "r", "skip", 3.0)
+    assert (state.tasks["x"].state, state.tasks["x"].reason) == (CANCELLED, "dependency 'gate' cancelled")

@@ -105,11 +105,14 @@ def release(s: EngineState, t: LiveTask, turn: Turn) -> None:
 
 
 def restore_dependents(s: EngineState, root: LiveTask, turn: Turn) -> None:
-    """``root`` failed, and was recovered by hand (skipped, run again or parked): the tasks cancelled only
-    because it failed - directly, or through a task cancelled for that - wait for their dependencies again.
+    """``root`` failed, and was recovered by hand (skipped, run again or parked): the tasks cancelled because
+    one of their dependencies failed or was cancelled - ``root``'s dependents, and theirs - wait for their
+    dependencies again once none of those is failed or cancelled any more, whichever dependency their reason
+    names: the order in which a person recovers a task's failed dependencies does not matter.
 
-    A task cancelled for any other reason (on request, another dependency that failed) stays cancelled, and
-    so does whatever was cancelled through it. The tasks in question must be in memory (the shell loads them).
+    A task cancelled for any other reason (on request) stays cancelled, and so does whatever was cancelled
+    through it, or has another dependency that is still failed or cancelled. The tasks in question must be in
+    memory (the shell loads them).
     """
     tasks = s.tasks
     by_dependency: dict[str, list[LiveTask]] = {}
@@ -119,15 +122,13 @@ def restore_dependents(s: EngineState, root: LiveTask, turn: Turn) -> None:
                 by_dependency.setdefault(dep, []).append(t)
     root_id = root.task.task_id
     found: dict[str, LiveTask] = {}
-    frontier = [(root_id, FAILED)]
+    frontier = [root_id]
     while frontier:
-        parent_id, parent_state = frontier.pop()
-        reason = cascade_reason(parent_id, parent_state)
-        for t in by_dependency.get(parent_id, ()):
+        for t in by_dependency.get(frontier.pop(), ()):
             task_id = t.task.task_id
-            if task_id not in found and t.reason == reason:
+            if task_id not in found and cancelled_by_cascade(t.reason, t.task.dependencies):
                 found[task_id] = t
-                frontier.append((task_id, CANCELLED))
+                frontier.append(task_id)
     changed = True
     while changed:  # one that has another dependency failed or cancelled for good stays, and its own with it
         changed = False
@@ -143,6 +144,14 @@ def restore_dependents(s: EngineState, root: LiveTask, turn: Turn) -> None:
     for t in found.values():
         if t.state is BLOCKED:
             link(s, t, turn)
+
+
+def cancelled_by_cascade(reason: str | None, dependencies: Sequence[str]) -> bool:
+    """Whether ``reason`` says a task was cancelled because one of its ``dependencies`` failed or was cancelled
+    (not on request)."""
+    if reason is None or not reason.startswith("dependency "):
+        return False
+    return any(reason in (cascade_reason(dep, FAILED), cascade_reason(dep, CANCELLED)) for dep in dependencies)
 
 
 def _ended_badly(s: EngineState, task_id: str) -> bool:

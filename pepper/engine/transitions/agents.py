@@ -24,6 +24,10 @@ def on_agent_added(s: EngineState, e: ev.AgentAdded) -> list[ev.Action]:
     """An agent joined: it takes queued work now, unless it waits for its budget."""
     turn = Turn(e.at, e.cause)
     agent = s.routing.add_agent(e.spec)
+    held = s.held_away.pop(e.spec.agent_id, None)
+    if held:  # calls it left running when it was unregistered: they keep their slots until they return
+        agent.held = held
+        s.routing.changed(agent)
     s.resources.set_off_host(e.spec.agent_id, e.off_host)
     if e.waiting_for is not None:
         agent.accepting, agent.note = False, e.waiting_for
@@ -44,7 +48,10 @@ def on_agent_ready(s: EngineState, e: ev.AgentReady) -> list[ev.Action]:
 
 
 def on_agent_removed(s: EngineState, e: ev.AgentRemoved) -> list[ev.Action]:
-    s.routing.remove_agent(e.agent_id)
+    """An agent left; the calls of its that outlived their attempt are kept in mind until they return."""
+    agent = s.routing.remove_agent(e.agent_id)
+    if agent is not None and agent.held:
+        s.held_away[e.agent_id] = agent.held
     s.resources.set_off_host(e.agent_id, None)
     return []
 
@@ -124,13 +131,22 @@ def on_call_held(s: EngineState, e: ev.CallHeld) -> list[ev.Action]:
     if agent is not None:
         agent.held.add((e.task_id, e.attempt))
         s.routing.changed(agent)
+    else:  # unregistered meanwhile: its slot is taken again if it comes back before the call returns
+        s.held_away.setdefault(e.agent_id, set()).add((e.task_id, e.attempt))
     return []
 
 
 def on_call_returned(s: EngineState, e: ev.CallReturned) -> list[ev.Action]:
     """A call that outlived its attempt returned: its agent's slot is free, and it takes queued work."""
     agent = s.agents.get(e.agent_id)
-    if agent is None or (e.task_id, e.attempt) not in agent.held:
+    if agent is None:  # unregistered meanwhile: nothing to free, but it no longer waits to return
+        away = s.held_away.get(e.agent_id)
+        if away is not None:
+            away.discard((e.task_id, e.attempt))
+            if not away:
+                del s.held_away[e.agent_id]
+        return []
+    if (e.task_id, e.attempt) not in agent.held:
         return []
     turn = Turn(e.at, e.cause)
     agent.held.discard((e.task_id, e.attempt))
