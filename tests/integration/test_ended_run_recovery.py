@@ -1,7 +1,7 @@
 """A step of a workflow run that has ended is not recovered by hand: the run would stay recorded as ended while
 its dependents ran. ``handle_error`` and ``replay`` refuse it with ``RunEndedError`` pointing at ``pepper rerun``,
-which runs the steps again in the same run and drives it to its new end. On SQLite; with an engine in the
-process and without one. Executions are counted in the agent."""
+which runs the steps again in the same run and drives it to its new end. On SQLite and PostgreSQL; with an
+engine in the process and without one. Executions are counted in the agent."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from pepper.core import ErrorHandler, TaskOrchestrator, WorkflowController
 from pepper.errors import ConflictError, RunEndedError
 from pepper.model.task import TaskState
 from tests.conftest import FAST
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else str(tmp_path / "pepper.db")
 
 
 class Release:
@@ -46,8 +51,8 @@ def unchanged(runtime: pepper.Runtime, run_id: str) -> None:
 
 
 @pytest.mark.parametrize("recover", ["skip", "retry", "replay"])
-def test_recovering_a_step_of_an_ended_run_by_hand_is_refused_and_a_rerun_runs_it(tmp_path: Path, recover):
-    with pepper.Runtime(db=str(tmp_path / "pepper.db"), home=str(tmp_path / "home"), **FAST) as runtime:
+def test_recovering_a_step_of_an_ended_run_by_hand_is_refused_and_a_rerun_runs_it(db, tmp_path: Path, recover):
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
         release = Release(runtime)
         first = release.workflow.run(timeout=60)
         assert first.status == "failed" and release.runs == Counter({"fetch": 1, "build": 1})
@@ -71,8 +76,8 @@ def test_recovering_a_step_of_an_ended_run_by_hand_is_refused_and_a_rerun_runs_i
         assert release.runs == Counter({"fetch": 1, "build": 2, "publish": 1})
 
 
-def test_a_process_without_an_engine_refuses_it_too(tmp_path: Path):
-    db, home = str(tmp_path / "pepper.db"), str(tmp_path / "home")
+def test_a_process_without_an_engine_refuses_it_too(db, tmp_path: Path):
+    home = str(tmp_path / "home")
     with pepper.Runtime(db=db, home=home, **FAST) as runtime:
         first = Release(runtime).workflow.run(timeout=60)
     with pepper.Runtime(db=db, home=home, **FAST) as offline:  # no agents: works on the store directly
