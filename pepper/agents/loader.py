@@ -152,12 +152,21 @@ def read_yaml(path: Path) -> Any:
     return parse_yaml(text, path)
 
 
+def load_yaml(text: str) -> Any:
+    """Parse YAML text as every YAML reader of pepper does: safe tags only, mappings keeping their line numbers,
+    and aliases that would expand past ``MAX_ALIAS_NODES`` refused. Raises ``yaml.YAMLError`` (its
+    ``problem_mark`` is where it went wrong) for the caller to word as its own typed error."""
+    import yaml
+
+    return yaml.load(text, Loader=_loader())
+
+
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse YAML text read from ``path`` (or sent under that name), keeping line numbers on mappings."""
     import yaml
 
     try:
-        return yaml.load(text, Loader=_loader())
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

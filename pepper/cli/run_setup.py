@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 import pepper
+from pepper.agents.loader import load_yaml
 from pepper.cli.common import open_runtime
 from pepper.core import WorkflowController
 from pepper.errors import (
@@ -87,7 +88,7 @@ def _is_workflow_file(path: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))  # bounded: a file of nested aliases is refused
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     return isinstance(data, dict) and "steps" in data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pepper.agents.loader import load_yaml
 from pepper.core.default import default_runtime
 from pepper.core.health import HealthMonitor
 from pepper.core.runtime import Runtime
@@ -104,11 +105,19 @@ def read_rules_file(path: str) -> tuple[ConfiguredRule, ...]:
 
     try:
         with open(path, encoding="utf-8") as file:
-            data = yaml.safe_load(file)
+            data = load_yaml(file.read())  # as every YAML file pepper reads: nested aliases are bounded
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read alert rules: {exc.strerror or exc}", field="alerts") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: alert rules are not UTF-8 text (byte {exc.start} cannot be read); save them as UTF-8",
+            field="alerts",
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}", field="alerts") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}", field="alerts") from None
     if isinstance(data, dict) and set(data) == {"alerts"}:
         data = data["alerts"]
     try:

@@ -17,7 +17,7 @@ from pepper.errors import ValidationError, suggest
 from pepper.model.agent import AgentSpec
 from pepper.model.dag import topological_order
 from pepper.model.resources import OffHost
-from pepper.model.submission import build_task
+from pepper.model.submission import build_task, unique_tasks
 from pepper.model.task import Task
 from pepper.model.task_spec import PLAN, task_arguments
 from pepper.model.units import parse_duration, parse_quantity
@@ -168,9 +168,9 @@ def _dict_tasks(items: Sequence[Any]) -> list[Task]:
             metadata["duration"] = parse_duration(duration, "duration")
             fields["metadata"] = metadata
         tasks.append(build_task(**fields))
+    # As ``submit_tasks`` reads them: an id given twice is one task if both say the same, else a DuplicateTaskError.
+    tasks = list(unique_tasks(tasks, "the tasks to plan").values())
     known = {t.task_id for t in tasks}
-    if len(known) != len(tasks):
-        raise ValidationError("task ids must be unique", field="id")
     for t in tasks:
         for dep in t.dependencies:
             if dep not in known:

@@ -45,7 +45,7 @@ __all__ = ["AgentHandle", "Attempts", "executor_kind", "task_error"]
 
 
 class _Attempt:
-    __slots__ = ("aborted", "agent", "interrupted", "log", "run", "started_at", "task")
+    __slots__ = ("aborted", "agent", "held", "interrupted", "log", "run", "started_at", "task")
 
     def __init__(self, run: TaskRun, agent: AgentHandle, started_at: float, slot: LogSlot | None) -> None:
         self.run = run
@@ -55,6 +55,7 @@ class _Attempt:
         self.task: asyncio.Task[None] | None = None
         self.aborted = False
         self.interrupted = False
+        self.held = False  # aborted while its sync call ran: ``CallReturned`` comes when that call returns
 
 
 def task_error(exc: BaseException, kind: str = "error") -> TaskError:
@@ -97,6 +98,7 @@ class Attempts:
         self.home = agents_home
         self.threads = AgentThreads(max_threads)
         self.running: dict[str, _Attempt] = {}
+        self._aborted: dict[tuple[str, int], _Attempt] = {}  # aborted, their call not yet stopped
         self.pids: dict[str, set[int]] = {}  # agent id -> processes of its running commands
         self.default_executor = executor  # for agents that name none
         self.ray_address = ray_address
@@ -114,6 +116,9 @@ class Attempts:
         end), and is given back once the call returns (the returned callable, called on the call's thread)."""
         agent_id, task_id, attempt = owner
         cause = f"attempt:{task_id}:{attempt}"
+        aborted = self._aborted.get((task_id, attempt))
+        if aborted is not None:
+            aborted.held = True
         self._report(CallHeld(agent_id, task_id, attempt, self._clock.now(), cause))
         loop = self._loop
 
@@ -175,15 +180,29 @@ class Attempts:
         return {name: why for name, why in problems.items() if why}
 
     def abort(self, task_id: str, attempt: int) -> None:
-        """Stop an attempt the engine no longer wants; its end is not reported."""
+        """Stop an attempt the engine no longer wants; its end is not reported, but once its call has stopped
+        (at once, or, for a sync agent's call that runs on, when it returns) ``CallReturned`` gives its agent's
+        slot back. An attempt that is not running here (it never started) is reported stopped at once."""
         current = self.running.get(task_id)
-        if current is None or current.run.attempt != attempt:
+        if current is None or current.run.attempt != attempt or current.task is None or current.task.done():
+            asyncio.get_running_loop().call_soon(self._stopped, "", task_id, attempt)
             return
         current.aborted = True
         current.run._cancel.is_set = True
-        if current.task is not None:
-            current.task.cancel()
+        self._aborted[(task_id, attempt)] = current
+        current.task.add_done_callback(lambda _: self._after_abort(current))
+        current.task.cancel()
         self.running.pop(task_id, None)
+
+    def _after_abort(self, attempt: _Attempt) -> None:
+        """An aborted attempt's task ended: its slot is free now, unless its sync call runs on (``_held``)."""
+        run = attempt.run
+        self._aborted.pop((run.task_id, run.attempt), None)
+        if not attempt.held:
+            self._stopped(attempt.agent.spec.agent_id, run.task_id, run.attempt)
+
+    def _stopped(self, agent_id: str, task_id: str, attempt: int) -> None:
+        self._report(CallReturned(agent_id, task_id, attempt, self._clock.now(), f"attempt:{task_id}:{attempt}"))
 
     async def drain(self, timeout: float) -> None:
         """Let running attempts finish for ``timeout`` seconds, then interrupt the rest (they run again later)."""

@@ -9,8 +9,26 @@ forgotten, or cancelled by another worker. Their rows are read here, by id, neve
 from __future__ import annotations
 
 from pepper.engine.transitions.admission import cancelled_by_cascade
+from pepper.errors import RunEndedError, RunNotFoundError
 from pepper.model.record import TaskRecord
+from pepper.model.step_tasks import RUN_KEY, STEP_KEY
+from pepper.model.task import Task
 from pepper.store.protocol import Store
+
+
+def refuse_ended_run(store: Store, task: Task) -> None:
+    """Refuse (``RunEndedError``) to recover by hand a step of a workflow run that has ended: its dependents
+    would run while the run stays recorded as ended. ``pepper rerun`` runs an ended run's steps again."""
+    run_id = task.metadata.get(RUN_KEY)
+    if not isinstance(run_id, str):
+        return
+    try:
+        run = store.runs.get(run_id)
+    except RunNotFoundError:  # its run is gone (retention): a task like any other
+        return
+    if run.state.is_final:
+        step_id = task.metadata.get(STEP_KEY)
+        raise RunEndedError(task.task_id, run_id, run.state.value, step_id if isinstance(step_id, str) else None)
 
 
 def cancelled_by_failure(store: Store, task_id: str) -> list[TaskRecord]:

@@ -32,7 +32,7 @@ from pepper.engine.inspection import (
 from pepper.engine.known_tasks import KnownTasks
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.read_share import ReadShare
-from pepper.engine.recovered import cancelled_by_failure
+from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine
@@ -187,6 +187,7 @@ class EngineService:
         await task_status(engine, task_id)  # loads it or raises TaskNotFoundError
         t = engine.state.tasks[task_id]
         check_handleable(t, engine.worker_id)
+        refuse_ended_run(engine.store, t.task)
         if t.state is TaskState.FAILED:
             self._load_cancelled_by(task_id)
         actions = engine.dispatch(ErrorHandled(task_id, error, policy, engine.clock.now(), f"handle:{task_id}"))
@@ -200,6 +201,7 @@ class EngineService:
         t = engine.state.tasks[task_id]
         if t.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
+        refuse_ended_run(engine.store, t.task)
         if t.state is TaskState.FAILED:
             self._load_cancelled_by(task_id)
         engine.dispatch(Replayed(task_id, agent_id, engine.clock.now(), f"replay:{task_id}"))

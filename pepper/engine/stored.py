@@ -20,7 +20,7 @@ from pepper.engine.approvals import record_decision
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures, facts_of
-from pepper.engine.recovered import cancelled_by_failure
+from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import read_task_log
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
@@ -143,7 +143,9 @@ class StoreBackend:
         return True
 
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
-        check_handleable(self._record(task_id), self.writer)
+        record = self._record(task_id)
+        check_handleable(record, self.writer)
+        refuse_ended_run(self.store, record.task)
         state, actions = self._apply(
             task_id, lambda now: ErrorHandled(task_id, error, policy, now, f"handle:{task_id}")
         )
@@ -153,6 +155,7 @@ class StoreBackend:
         record = self._record(task_id)
         if record.state not in (TaskState.FAILED, TaskState.PARKED):
             return False
+        refuse_ended_run(self.store, record.task)
         self._apply(task_id, lambda now: Replayed(task_id, agent_id, now, f"replay:{task_id}"))
         return True
 

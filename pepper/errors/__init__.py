@@ -39,6 +39,7 @@ the message::
     │   ├── ResourceUnavailableError         .shortfall: what is missing, per resource
     │   ├── LeaseEndedError                  renewing a released or expired lease
     │   ├── RerunError                       a re-run of a run that has not ended, or of an unknown step
+    │   ├── RunEndedError                    recovering by hand a step of a run that has ended (.run_id)
     │   └── NotWaitingError                  approving a step that does not wait for a decision (now)
     ├── TaskFailedError (RuntimeError)       get_result() of a failed task
     │   └── TaskParkedError                  get_result() of a task parked in the dead-letter queue
@@ -78,6 +79,7 @@ from pepper.errors.conflict import (
     NotWaitingError,
     RerunError,
     ResourceUnavailableError,
+    RunEndedError,
 )
 from pepper.errors.not_found import (
     AgentNotFoundError,
@@ -160,6 +162,7 @@ __all__ = [
     "RequestTooLargeError",
     "RerunError",
     "ResourceUnavailableError",
+    "RunEndedError",
     "RunNotFoundError",
     "RuntimeClosedError",
     "ScheduleNotFoundError",

@@ -20,6 +20,23 @@ class RerunError(ConflictError):
         self.run_id = run_id
 
 
+class RunEndedError(ConflictError):
+    """A recovery by hand (``handle_error``, ``replay``) of a step of a workflow run that has ended: the run is
+    not re-opened behind its back; a re-run (``pepper rerun``) runs its steps again in the same run."""
+
+    def __init__(self, task_id: str, run_id: str, state: str, step_id: str | None = None) -> None:
+        step = f" --from {step_id}" if step_id else ""
+        super().__init__(
+            f"task {task_id!r} is a step of workflow run {run_id!r}, which has ended ({state}); a step of an ended "
+            f"run is not recovered by hand. Run the run's failed steps again with `pepper rerun {run_id}`, or this "
+            f"step and what depends on it with `pepper rerun {run_id}{step}` (in Python: "
+            "WorkflowController.rerun)"
+        )
+        self.task_id = task_id
+        self.run_id = run_id
+        self.state = state
+
+
 class NotWaitingError(ConflictError):
     """A decision for a step that does not wait for one: not an approval step, not reached yet, decided
     already, or its run ended. ``task_id`` names the step's task."""

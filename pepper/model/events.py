@@ -71,7 +71,9 @@ class CallHeld(NamedTuple):
 
 
 class CallReturned(NamedTuple):
-    """A call that outlived its attempt (``CallHeld``) returned: its agent's slot is free again."""
+    """A call that outlived its attempt (``CallHeld``) returned, or an aborted attempt's call stopped: its
+    agent's slot is free again. An empty ``agent_id``: the attempt never started here (whichever agent holds
+    its slot)."""
 
     agent_id: str
     task_id: str

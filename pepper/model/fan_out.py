@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pepper.errors import ExpressionError
+from pepper.errors import ExpressionError, ValidationError
 from pepper.model import codec, expressions
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
-from pepper.model.workflow import RUN_KEY, STEP_KEY, Step, step_context_values, task_id_of
+from pepper.model.workflow import MAX_EXPECTED_ITEMS, RUN_KEY, STEP_KEY, Step, step_context_values, task_id_of
 
 #: Metadata key of an item's task: its index in the list.
 ITEM_KEY = "pepper.item"
@@ -42,7 +42,8 @@ def parse_item_id(task_id: str) -> tuple[str, str, int] | None:
 
 def items_of(step: Step, context: Mapping[str, Any]) -> list[Any]:
     """The list ``step`` fans out over, read against ``context`` (``inputs`` and ``steps``). Raises
-    ``ExpressionError`` when it cannot be read or is not a list (naming the value's type)."""
+    ``ExpressionError`` when it cannot be read or is not a list (naming the value's type), ``ValidationError``
+    when it has more than ``MAX_EXPECTED_ITEMS`` items (naming how many it has)."""
     value = step.for_each
     if isinstance(value, str):
         value = expressions.parse(value).evaluate(context)
@@ -53,6 +54,13 @@ def items_of(step: Step, context: Mapping[str, Any]) -> list[Any]:
         raise ExpressionError(
             f"for_each of step {step.step_id!r} must give a list, but {step.for_each!r} gave a {kind} ({shown})",
             expression=step.for_each if isinstance(step.for_each, str) else None,
+        )
+    if len(value) > MAX_EXPECTED_ITEMS:
+        where = f" ({step.for_each})" if isinstance(step.for_each, str) else ""
+        raise ValidationError(
+            f"for_each of step {step.step_id!r}{where} gave {len(value):,} items, but a step fans out over at most "
+            f"{MAX_EXPECTED_ITEMS:,}; no item was started. Split the list over several steps or runs",
+            field="for_each",
         )
     return list(value)
 

@@ -62,7 +62,8 @@ __all__ = [
 ConditionFn = Callable[["StepContext"], Any]
 
 #: The most items a plan assumes of a fan-out step (its ``expected_items``; checked when planning, not when a
-#: workflow is read: runs stored with more stay readable).
+#: workflow is read: runs stored with more stay readable), and the most it fans out over when it runs (a longer
+#: ``for_each`` list fails the step, and no item task is made).
 MAX_EXPECTED_ITEMS = 10_000
 _STEP_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
@@ -270,6 +271,12 @@ def check_fan_out(for_each: Any, max_parallel: Any, expected_items: Any) -> tupl
         if isinstance(for_each, str):
             expressions.parse(for_each)
         elif isinstance(for_each, (list, tuple)):
+            if len(for_each) > MAX_EXPECTED_ITEMS:
+                raise ValidationError(
+                    f"for_each may list at most {MAX_EXPECTED_ITEMS:,} items (a step fans out over that many at "
+                    f"most), got {len(for_each):,}; split the work over several steps or runs",
+                    field="for_each",
+                )
             for_each = codec.normalise(list(for_each), "for_each")[0]
         else:
             raise ValidationError(

@@ -230,3 +230,32 @@ def test_the_run_timeline_and_its_gantt_chart_draw_a_bar_per_item(runtime, tmp_p
     assert all(b["agent_id"] == "echo" for b in timeline["bars"])
     labels = [bar.label for bar in run_bars(result, items=fan_out_items(runtime, result))]
     assert labels == ["each[0]", "each[1]", "each[2]", "after"]
+
+
+def test_a_for_each_list_past_the_bound_fails_the_step_and_makes_no_item(runtime):
+    from pepper.model.workflow import MAX_EXPECTED_ITEMS
+
+    calls: list[str] = []
+
+    @pepper.agent("echo", task_types=["echo"], runtime=runtime)
+    def echo(task):
+        calls.append(task.task_id)
+        return {"modules": list(range(MAX_EXPECTED_ITEMS + 1))}
+
+    workflow = WorkflowController("big", runtime)
+    workflow.add_step("scan", "echo")
+    workflow.add_step("each", "echo", dependencies=["scan"], for_each="${{ steps.scan.result.modules }}")
+    workflow.add_step("after", "echo", dependencies=["each"])
+    workflow.add_step("pages", "echo", for_each="${{ inputs.pages }}")
+
+    result = workflow.run({"pages": list(range(MAX_EXPECTED_ITEMS + 5))}, timeout=60)
+
+    assert result.status == "failed"
+    message = result["each"].error.message
+    assert result["each"].status == "failed" and result["each"].error.type == "ValidationError"
+    assert f"gave {MAX_EXPECTED_ITEMS + 1:,} items" in message and f"at most {MAX_EXPECTED_ITEMS:,}" in message
+    assert f"gave {MAX_EXPECTED_ITEMS + 5:,} items" in result["pages"].error.message
+    assert result["after"].status == "cancelled"
+    stored = runtime.store.runs.tasks(result.run_id)
+    assert sorted(tid.split("/", 1)[1] for tid in stored) == ["after", "each", "pages", "scan"]  # no item task
+    assert calls == [f"{result.run_id}/scan"]

@@ -10,6 +10,7 @@ how many of its calls run at once.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from pathlib import Path
@@ -172,3 +173,41 @@ def test_an_agent_registered_again_while_its_call_is_held_keeps_that_slot_taken(
     agent.release.set()  # the call returns: the agent registered again takes the waiting task
     assert o.wait("other", timeout=30).state is TaskState.COMPLETED
     assert agent.calls == [("slow", 1), ("other", 1)] and agent.most == 1
+
+
+def test_the_slot_of_a_cancelled_call_stays_held_until_the_call_returns(virtual):
+    agent = Single(virtual)
+    o = TaskOrchestrator(virtual)
+    o.submit_task("slow", "job")
+    o.submit_task("other", "job")
+    assert agent.started["slow"].wait(30)
+    assert o.cancel_task("slow", "not wanted") is True
+    assert o.get_task_status("slow").state is TaskState.CANCELLED
+    # The cancelled call ignores the cancel and still runs: the agent is full, the next task waits and says why.
+    other = o.get_task_status("other")
+    assert other.state is TaskState.PENDING
+    assert any("held by calls that outlived their attempt" in w.message for w in other.waiting_on), other.waiting_on
+    eventually(lambda: virtual._service.engine.attempts.stuck_threads == 1, "the call is left to its thread")
+    assert o.get_task_status("other").state is TaskState.PENDING and agent.calls == [("slow", 1)]
+    agent.release.set()  # the cancelled call returns: its slot is free, the waiting task starts
+    assert o.wait("other", timeout=30).state is TaskState.COMPLETED
+    assert agent.calls == [("slow", 1), ("other", 1)] and agent.most == 1
+
+
+def test_a_cancelled_async_call_stops_and_gives_its_slot_to_the_next_task(virtual):
+    calls: list[str] = []
+
+    @pepper.agent("waiter", task_types=["wait"], capacity=1, runtime=virtual)
+    async def waiter(task):
+        calls.append(task.task_id)
+        if task.task_id == "first":
+            await asyncio.Event().wait()  # stops only when cancelled
+        return task.task_id
+
+    o = TaskOrchestrator(virtual)
+    o.submit_task("first", "wait")
+    o.submit_task("second", "wait")
+    eventually(lambda: calls == ["first"], "the first call runs")
+    assert o.cancel_task("first") is True
+    assert o.wait("second", timeout=30).state is TaskState.COMPLETED
+    assert calls == ["first", "second"] and o.get_task_status("first").state is TaskState.CANCELLED

@@ -244,9 +244,13 @@ def test_an_error_reported_on_a_running_task_ends_its_attempt_and_the_strategy_d
     outcome = handler.handle_error_now("job", "it stopped making progress", "retry(1, delay=0)")
     assert outcome.action == "retry"
     try:
-        assert orchestrator.get_result("job", timeout=20) == "second attempt"
+        # The first call still runs on its thread and keeps the agent's only slot: the retry waits for it.
+        waiting = orchestrator.get_task_status("job")
+        assert waiting.state is TaskState.PENDING and attempts == [1]
+        assert any("held by calls that outlived their attempt" in w.message for w in waiting.waiting_on)
     finally:
         release.set()
+    assert orchestrator.get_result("job", timeout=20) == "second attempt"
     status = orchestrator.get_task_status("job")
     assert (status.attempts, attempts) == (2, [1, 2])
     (error,) = handler.get_error_history("job")

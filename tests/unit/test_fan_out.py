@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pepper.errors import ExpressionError
+from pepper.errors import ExpressionError, ValidationError, WorkflowDefinitionError
 from pepper.model import expressions
 from pepper.model.fan_out import FanOut, item_context, item_id, item_task, items_of, parse_item_id
 from pepper.model.task import TaskState
-from pepper.model.workflow import make_step
+from pepper.model.workflow import MAX_EXPECTED_ITEMS, make_step
 
 
 def test_item_ids_round_trip_and_other_ids_are_not_items():
@@ -26,6 +26,19 @@ def test_items_come_from_an_expression_or_a_list_and_anything_else_names_its_typ
     bad = item_context({}, {"scan": {"modules": {"a": 1}}}, set())
     with pytest.raises(ExpressionError, match=r"must give a list, but .* gave a dict"):
         items_of(step, bad)
+
+
+def test_a_list_has_at_most_as_many_items_as_expected_items_may_say():
+    step = make_step("docs", "t", for_each="${{ inputs.pages }}")
+    assert len(items_of(step, item_context({"pages": [0] * MAX_EXPECTED_ITEMS}, {}, set()))) == MAX_EXPECTED_ITEMS
+    with pytest.raises(
+        ValidationError, match=r"for_each of step 'docs' \(\$\{\{ inputs.pages \}\}\) gave 10,001 items"
+    ):
+        items_of(step, item_context({"pages": [0] * (MAX_EXPECTED_ITEMS + 1)}, {}, set()))
+    with pytest.raises(
+        WorkflowDefinitionError, match=r"step .x.: for_each may list at most 10,000 items .*, got 10,001"
+    ):
+        make_step("x", "t", for_each=[0] * (MAX_EXPECTED_ITEMS + 1))  # a list written out is refused up front
 
 
 def test_an_item_task_has_its_item_and_index_and_the_steps_references_resolved():

@@ -150,3 +150,39 @@ def test_pepper_plan_refuses_too_many_expected_items(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"expected_items must be at most {MAX_EXPECTED_ITEMS:,}" in done.stderr
+
+
+def test_alert_rules_files_refuse_nested_aliases_at_the_alias_line(tmp_path: Path) -> None:
+    from pepper.core.alert_rules import read_rules_file
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(laughs(9))
+    with pytest.raises(pepper.errors.ConfigError, match="aliases expand it past") as refused:
+        read_rules_file(str(path))
+    assert str(refused.value).startswith(f"{path}:5: invalid YAML: its aliases expand it past {MAX_ALIAS_NODES:,}")
+    path.write_text("- name: errors\n  metric: error_rate\n  threshold: &t 0.5\n- name: again\n"
+                    "  metric: error_rate\n  threshold: *t\n")  # fmt: skip
+    assert [rule.name for rule in read_rules_file(str(path))] == ["errors", "again"]  # a few anchors still read
+
+
+def test_a_resumed_run_s_agents_file_of_nested_aliases_is_refused(tmp_path: Path) -> None:
+    from pepper.cli.run_setup import _is_workflow_file
+
+    path = tmp_path / "workflow.yaml"
+    path.write_text(laughs(9))
+    assert not _is_workflow_file(path)  # refused by the bounded reader, not expanded...
+    with pytest.raises(AgentDefinitionError, match="aliases expand it past"):
+        pepper.load_agents(path)  # ... and the agents' reader says why, at its line
+    path.write_text(laughs(2))
+    assert _is_workflow_file(path)
+
+
+def test_every_yaml_reader_of_pepper_uses_the_bounded_loader() -> None:
+    root = Path(pepper.__file__).parent
+    calls = ("yaml.safe_load(", "yaml.load(", "yaml.full_load(")
+    readers = [
+        str(file.relative_to(root))
+        for file in root.rglob("*.py")
+        if any(call in file.read_text(encoding="utf-8") for call in calls)
+    ]
+    assert readers == ["agents/loader.py"]

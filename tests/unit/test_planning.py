@@ -8,7 +8,8 @@ import time
 import pytest
 
 import pepper
-from pepper.errors import CycleError, ValidationError
+from pepper.core import TaskOrchestrator
+from pepper.errors import CycleError, DuplicateTaskError, ValidationError
 from pepper.scheduling.planning import (
     PlanTask,
     Slot,
@@ -165,6 +166,20 @@ def test_bad_planning_input_is_refused(runtime):
         pepper.plan([{"id": "x", "type": "t", "durration": 3}], agents, runtime=runtime)
     lonely = pepper.plan([{"id": "x", "type": "t"}, {"id": "q", "type": "quantum"}], agents, runtime=runtime)
     assert lonely.unplaced == ("q",) and "1s assumed" in lonely.notes[0]
+
+
+def test_an_id_given_twice_to_plan_is_refused_as_submit_tasks_refuses_it(runtime):
+    agents = [{"agent_id": "a", "task_types": ["t", "u"]}]
+    with pytest.raises(DuplicateTaskError, match="'x' appears twice in the tasks to plan, with different task_type"):
+        pepper.plan([{"id": "x", "type": "t"}, {"id": "x", "type": "u"}], agents, runtime=runtime)
+    with pytest.raises(DuplicateTaskError, match="'x' appears twice in the tasks to plan, with different metadata"):
+        pepper.plan([{"id": "x", "type": "t", "duration": 2}, {"id": "x", "type": "t", "duration": 3}], agents,
+                    runtime=runtime)  # fmt: skip
+    with pytest.raises(DuplicateTaskError) as submitted:
+        TaskOrchestrator(runtime).submit_tasks([{"id": "x", "type": "t"}, {"id": "x", "type": "u"}])
+    assert "'x' appears twice in this submission, with different task_type" in str(submitted.value)
+    same = pepper.plan([{"id": "x", "type": "t"}, {"id": "x", "type": "t"}], agents, runtime=runtime)
+    assert [entry.task_id for entry in same.schedule] == ["x"]  # the same task given twice is one task
 
 
 def test_a_plan_draws_and_serialises(runtime, tmp_path):

@@ -141,6 +141,7 @@ from pepper.model.agent import AgentSpec  # noqa: E402
 from pepper.model.events import (  # noqa: E402
     AgentAdded,
     AttemptEnded,
+    CallReturned,
     CancelRequested,
     Decided,
     Dropped,
@@ -269,7 +270,9 @@ def test_handling_an_error_by_hand_stops_a_running_attempt_and_applies_the_strat
         and any(type(a).__name__ == "Settled" for a in dropped)
     )
     again = state.handle(ErrorHandled("x", TaskError("Error", "try again"), Policy.parse("retry(1, delay=0)"), 7.0))
-    assert x.state is TaskState.IN_PROGRESS and started(again) == [("x", "a")]
+    assert x.state is TaskState.PENDING and started(again) == []  # the stopped call still holds a's only slot
+    assert started(state.handle(CallReturned("a", "x", 1, 8.0))) == [("x", "a")]
+    assert x.state is TaskState.IN_PROGRESS
 
 
 def by_hand(state, task_id, policy, at, error="Stuck"):

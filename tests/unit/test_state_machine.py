@@ -12,6 +12,7 @@ from pepper.model.events import (
     Abort,
     AgentAdded,
     AttemptEnded,
+    CallReturned,
     CancelRequested,
     Draining,
     Forget,
@@ -189,13 +190,14 @@ def test_cancelling_a_queued_task_cancels_it_and_its_dependents(state):
     assert starts(ok(state, "busy", 2.0)) == []  # the cancelled one left the queue
 
 
-def test_cancelling_a_running_task_aborts_it_and_frees_the_agent_for_the_next(state):
+def test_cancelling_a_running_task_aborts_it_and_frees_the_agent_once_its_call_stopped(state):
     state.handle(AgentAdded(agent("a"), 0.0))
     state.handle(TasksAdded((task("running"), task("next")), 0.0))
     actions = state.handle(CancelRequested("running", 1.0, "stop"))
     assert Abort("running", 1, "stop") in actions
-    assert starts(actions) == ["next"]
+    assert starts(actions) == []  # its call may run on: the slot is held until the shell says it stopped
     assert state.handle(AttemptEnded("running", 1, 2.0, True)) == []  # its late end changes nothing
+    assert starts(state.handle(CallReturned("a", "running", 1, 2.5))) == ["next"]
 
 
 def test_cancelling_a_task_another_worker_runs_asks_that_worker_to_stop(state):
@@ -462,6 +464,7 @@ def test_a_claim_cancelled_before_its_batch_commits_stores_no_lease(state):
     writes = batch.writes(state.tasks, {"x": 1, "y": 1}, ME)
     assert [lease.task_id for lease in writes.lease_takes] == ["x"]  # a standing claim keeps its lease
     collect(state.handle(CancelRequested("x", 1.0, "changed my mind")))  # before the claim is committed
+    collect(state.handle(CallReturned("", "x", 1, 1.0)))  # its attempt never started: reported stopped at once
     writes = batch.writes(state.tasks, {"x": 1, "y": 1}, ME)
     assert [lease.task_id for lease in writes.lease_takes] == ["y"]  # y took the freed slot; x stores none
     assert "x" in batch.dirty and state.tasks["x"].state is TaskState.CANCELLED

@@ -7,6 +7,7 @@ import pytest
 
 from pepper.engine.state import EngineState
 from pepper.model.events import (
+    Abort,
     AgentAdded,
     AttemptEnded,
     CallHeld,
@@ -15,12 +16,14 @@ from pepper.model.events import (
     ErrorHandled,
     Save,
     TasksAdded,
+    TasksLoaded,
+    WriteRefused,
 )
 from pepper.model.recovery import Policy
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
 from pepper.model.task import TaskState
-from tests.unit.test_state_machine import agent, fail, ok, starts, task
+from tests.unit.test_state_machine import _record, agent, fail, ok, starts, task
 
 BLOCKED, PENDING, CANCELLED = TaskState.BLOCKED, TaskState.PENDING, TaskState.CANCELLED
 DOWN = TaskError("ConnectionError", "down")
@@ -139,3 +142,42 @@ def test_a_dependent_whose_other_dependency_was_cancelled_on_request_stays_cance
     fail(state, "r", 2.0)
     handle(state, "r", "skip", 3.0)
     assert (state.tasks["x"].state, state.tasks["x"].reason) == (CANCELLED, "dependency 'gate' cancelled")
+
+
+def _cancel(state: EngineState, at: float) -> list:
+    return state.handle(CancelRequested("slow", at, "not wanted"))
+
+
+def _by_hand(state: EngineState, at: float) -> list:
+    return handle(state, "slow", "dead_letter", at)
+
+
+def _taken_over(state: EngineState, at: float) -> list:
+    theirs = _record(task("slow"), TaskState.IN_PROGRESS, owner="worker-b", attempts=2)
+    return state.handle(TasksLoaded((theirs,), at, "conflict"))
+
+
+def _refused(state: EngineState, at: float) -> list:
+    return state.handle(WriteRefused("slow", TaskError("StoreError", "refused"), at))
+
+
+@pytest.mark.parametrize("stop", [_cancel, _by_hand, _taken_over, _refused])
+def test_every_abort_keeps_the_slot_until_the_call_stopped(state, stop):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("slow"), task("next")), 1.0))
+    actions = stop(state, 2.0)
+    assert [a.attempt for a in actions if isinstance(a, Abort)] == [1]
+    # In the very turn that aborted it, nothing takes its slot: its call may still run.
+    assert starts(actions) == [] and state.tasks["next"].state is PENDING
+    assert state.agents["a"].held == {("slow", 1)} and state.agents["a"].free == 0
+    assert state.handle(CallHeld("a", "slow", 1, 2.5)) == []  # a sync call runs on: still held
+    assert starts(state.handle(CallReturned("a", "other", 1, 3.0))) == []
+    assert starts(state.handle(CallReturned("a", "slow", 1, 4.0))) == ["next"]
+    assert not state.agents["a"].held
+
+
+def test_an_aborted_attempt_that_never_started_is_found_by_its_task(state):
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("slow"), task("next")), 1.0))
+    _cancel(state, 2.0)
+    assert starts(state.handle(CallReturned("", "slow", 1, 2.0))) == ["next"]  # the shell knows no agent for it

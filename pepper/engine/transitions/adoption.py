@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import link, release, settle_admitted
 from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade
-from pepper.engine.transitions.placement import free_slot, offer, refill
+from pepper.engine.transitions.placement import abort, offer, refill
 from pepper.engine.transitions.turn import Turn, attempt_record, move, save_and_settle
 from pepper.model import events as ev
 from pepper.model.record import TaskRecord
@@ -77,8 +77,7 @@ def take(s: EngineState, t: LiveTask, record: TaskRecord, turn: Turn) -> TaskSta
             turn.actions.append(ev.Settled(task_id, turn.cause))
         return None
     if was_mine and not still_mine:
-        turn.actions.append(ev.Abort(task_id, t.attempts, "the task was changed by another process", turn.cause))
-        free_slot(s, t, turn)
+        abort(s, t, "the task was changed by another process", turn)
     placed = t.placement
     t.copy_from(record)
     t.qseq = 0
@@ -135,8 +134,7 @@ def on_write_refused(s: EngineState, e: ev.WriteRefused) -> list[ev.Action]:
         return []
     turn = Turn(e.at, e.cause)
     if t.state is TaskState.IN_PROGRESS and t.owner == s.worker_id:
-        turn.actions.append(ev.Abort(e.task_id, t.attempts, e.error.message, e.cause))  # its claim was never stored
-        free_slot(s, t, turn)
+        abort(s, t, e.error.message, turn)  # its claim may never have been stored
     was_final, released = t.state.is_final, t.state is TaskState.COMPLETED
     # Set, not moved: what memory held was never stored, so the table's "from" would be a state the
     # database never saw (the row keeps its last stored state until this failure is written).

@@ -137,19 +137,24 @@ def on_call_held(s: EngineState, e: ev.CallHeld) -> list[ev.Action]:
 
 
 def on_call_returned(s: EngineState, e: ev.CallReturned) -> list[ev.Action]:
-    """A call that outlived its attempt returned: its agent's slot is free, and it takes queued work."""
-    agent = s.agents.get(e.agent_id)
+    """A call that outlived its attempt returned (or an aborted attempt stopped): its agent's slot is free, and
+    it takes queued work. An empty ``agent_id`` (an aborted attempt that never started here): whichever agent
+    holds the slot."""
+    key = (e.task_id, e.attempt)
+    holders = [s.agents.get(e.agent_id)] if e.agent_id else [a for a in s.agents.values() if key in a.held]
+    agent = holders[0] if holders else None
     if agent is None:  # unregistered meanwhile: nothing to free, but it no longer waits to return
-        away = s.held_away.get(e.agent_id)
-        if away is not None:
-            away.discard((e.task_id, e.attempt))
-            if not away:
-                del s.held_away[e.agent_id]
+        for agent_id in [e.agent_id] if e.agent_id else list(s.held_away):
+            away = s.held_away.get(agent_id)
+            if away is not None:
+                away.discard(key)
+                if not away:
+                    del s.held_away[agent_id]
         return []
-    if (e.task_id, e.attempt) not in agent.held:
+    if key not in agent.held:
         return []
     turn = Turn(e.at, e.cause)
-    agent.held.discard((e.task_id, e.attempt))
+    agent.held.discard(key)
     s.routing.changed(agent)
     turn.freed.append(agent)
     refill(s, turn)

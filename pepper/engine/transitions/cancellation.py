@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions.placement import free_slot, refill
+from pepper.engine.transitions.placement import abort, refill
 from pepper.engine.transitions.turn import CANCELLED, IN_PROGRESS, Turn, move, save_and_settle
 from pepper.model import events as ev
 from pepper.model.task import TaskState
@@ -36,8 +36,7 @@ def cancel_one(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> bool:
             t.cancel_requested, t.reason = True, reason
             turn.actions.append(ev.Save(task_id, turn.cause))
             return False
-        turn.actions.append(ev.Abort(task_id, t.attempts, reason, turn.cause))
-        free_slot(s, t, turn)
+        abort(s, t, reason, turn)
     move(t, CANCELLED)
     t.reason, t.finished_at, t.owner, t.qseq, t.next_attempt_at = reason, turn.at, None, 0, None
     save_and_settle(task_id, turn)

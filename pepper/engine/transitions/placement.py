@@ -149,17 +149,29 @@ def refill(s: EngineState, turn: Turn) -> None:
         fill(s, freed.pop(), turn)
 
 
-def free_slot(s: EngineState, t: LiveTask, turn: Turn, *, claimed: bool = True) -> None:
+def abort(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> None:
+    """Stop a running attempt of this worker that the engine no longer wants (cancelled, taken over, handled
+    by hand, refused by the store). Its resources are free at once; its agent slot stays held until the shell
+    reports the call stopped (``CallReturned``): a sync agent's call may run on long after its attempt ended,
+    and the slot must count as taken before anything else is placed in this very turn."""
+    turn.actions.append(ev.Abort(t.task.task_id, t.attempts, reason, turn.cause))
+    free_slot(s, t, turn, held=True)
+
+
+def free_slot(s: EngineState, t: LiveTask, turn: Turn, *, claimed: bool = True, held: bool = False) -> None:
     """A local attempt stopped: its agent slot and its resources are free again.
 
     ``claimed=False``: the claim was never stored (the pool refused its lease), so there is no lease to drop,
-    and the agents do not look for work before the shell has read the pool again.
+    and the agents do not look for work before the shell has read the pool again. ``held=True``: the attempt
+    was aborted and its call may still run; its slot stays taken until ``CallReturned`` (see ``abort``).
     """
     agent = s.agents.get(t.agent_id)  # type: ignore[arg-type]
     if agent is not None:
         agent.drop(t.task.task_id)
+        if held:
+            agent.held.add((t.task.task_id, t.attempts))
         s.routing.changed(agent)
-        if claimed:
+        if claimed and not held:
             turn.freed.append(agent)
     if t.task.requirements.resources:
         lease, pool_gained = s.resources.give_back(t.task.task_id)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import release, restore_dependents
 from pepper.engine.transitions.cancellation import cascade
-from pepper.engine.transitions.placement import free_slot, offer, refill
+from pepper.engine.transitions.placement import abort, offer, refill
 from pepper.engine.transitions.turn import (
     BLOCKED,
     CANCELLED,
@@ -216,8 +216,7 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     if t.state is IN_PROGRESS:
         if t.owner != s.worker_id:
             return []
-        turn.actions.append(ev.Abort(e.task_id, t.attempts, f"handled by hand: {e.error}", e.cause))
-        free_slot(s, t, turn)
+        abort(s, t, f"handled by hand: {e.error}", turn)
         t.failures += 1
         if t.agent_id is not None:  # the attempt ended failed: its agent's record says so
             s.performance.record(t.agent_id, t.task.task_type, False, None, e.at)
