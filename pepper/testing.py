@@ -18,7 +18,19 @@ from pepper.core.runtime import Runtime
 from pepper.engine.clock import ManualClock
 from pepper.engine.state import EngineState
 from pepper.model.agent import AgentSpec
-from pepper.model.events import Action, AgentAdded, AttemptEnded, Start, TasksAdded, TimerFired, WakeAt
+from pepper.model.events import (
+    Abort,
+    Action,
+    AgentAdded,
+    AttemptEnded,
+    CallReturned,
+    CancelRequested,
+    Event,
+    Start,
+    TasksAdded,
+    TimerFired,
+    WakeAt,
+)
 from pepper.model.status import TaskError
 from pepper.model.submission import build_task
 from pepper.model.task import Task
@@ -39,7 +51,8 @@ def make_agent(agent_id: str, task_types: Sequence[str] = ("task",), **fields: A
 class StateHarness:
     """The scheduler's state machine driven by hand, in virtual time.
 
-    ``started`` collects every ``Start`` action, in order; ``actions`` every action.
+    ``started`` collects every ``Start`` action, in order; ``actions`` every action. An attempt the state
+    machine aborts stops at once, as an async agent's call does (``CallReturned``): its slot is free again.
     """
 
     def __init__(self, agents: Iterable[AgentSpec] = (), *, clock: ManualClock | None = None, **options: Any):
@@ -61,6 +74,15 @@ class StateHarness:
         event = AttemptEnded(task_id, t.attempts, self.clock.now(), error is None, result, None, failure)
         return self._apply(self.state.handle(event))
 
+    def cancel(self, task_id: str, reason: str = "cancelled by hand") -> list[Action]:
+        """Cancel ``task_id`` (a running attempt is aborted and stops)."""
+        return self.handle(CancelRequested(task_id, self.clock.now(), reason))
+
+    def handle(self, event: Event) -> list[Action]:
+        """Feed any event to the state machine, as the engine would; its actions (and those of the aborted
+        attempts' calls stopping) are collected."""
+        return self._apply(self.state.handle(event))
+
     def advance(self, seconds: float) -> list[Action]:
         """Move time forward, firing the timers that fall due, in time order."""
         end = self.clock.now() + seconds
@@ -80,12 +102,18 @@ class StateHarness:
         return sorted(tid for a in self.state.agents.values() for tid in a.running)
 
     def _apply(self, actions: list[Action]) -> list[Action]:
+        stopped: list[Abort] = []
         for action in actions:
             if isinstance(action, Start):
                 self.started.append(action)
             elif isinstance(action, WakeAt):
                 self._timers[action.key] = action.at
+            elif isinstance(action, Abort):
+                stopped.append(action)
         self.actions += actions
+        for abort in stopped:  # its call stops when asked: the slot it held is free again
+            actions = actions + self._apply(self.state.handle(CallReturned("", abort.task_id, abort.attempt,
+                                                                           self.clock.now())))  # fmt: skip
         return actions
 
 

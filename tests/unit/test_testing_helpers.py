@@ -56,3 +56,13 @@ def test_a_manual_clock_runs_timers_sleeps_and_timeouts_only_when_moved_on():
     assert done.wait(10)
     thread.join(10)
     assert seen == [("slept", 120.0), ("timed out", 125.0), ("timer", 130.0)]
+
+
+def test_a_cancelled_attempt_in_the_harness_stops_and_frees_its_slot():
+    h = StateHarness([make_agent("a", ["t"], capacity=1)])
+    h.submit(make_task("first", "t"), make_task("second", "t"))
+    assert [s.task_id for s in h.started] == ["first"]
+    actions = h.cancel("first")
+    assert [s.task_id for s in h.started] == ["first", "second"]  # the aborted call stopped: its slot went on
+    assert any(type(a).__name__ == "Abort" for a in actions)
+    assert h.state.tasks["first"].state.value == "cancelled" and h.running() == ["second"]
