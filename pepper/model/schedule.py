@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from pepper.errors import InvalidScheduleError, ValidationError, shown, suggest
 from pepper.model import codec
@@ -137,7 +137,16 @@ def check_timing(cron: Any, every: Any, timezone: Any) -> tuple[str | None, floa
     if cron is not None:
         if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
             raise InvalidScheduleError(f"cron expression {shown(cron)} is not valid; give {_CRON_FORMS}", field="cron")
-        return " ".join(cron.split()), None, zone
+        cron = " ".join(cron.split())
+        try:  # fields each valid may still name no real date (February 30th): it would never fire
+            croniter(cron, datetime(2000, 1, 1)).get_next(float)
+        except CroniterError:
+            raise InvalidScheduleError(
+                f"cron expression {cron!r} never fires: no date matches it; its day of the month must exist in "
+                f"one of its months (e.g. '0 0 28 2 *', not '0 0 30 2 *')",
+                field="cron",
+            ) from None
+        return cron, None, zone
     try:
         seconds = parse_duration(every, "every")
     except ValidationError as exc:

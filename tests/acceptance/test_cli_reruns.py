@@ -94,6 +94,8 @@ def test_schedules_are_added_listed_paused_and_deleted(cli: CLI) -> None:
     assert "not both" in bad.stderr
     unnamed = cli.expect(2, "schedules", "add", "diamond.yaml", "--every", "10m", "--name", "")
     assert "a schedule's name must be 1-100 letters" in unnamed.stderr and "got ''" in unnamed.stderr
+    never = cli.expect(2, "schedules", "add", "diamond.yaml", "--name", "never", "--cron", "0 0 30 2 *")
+    assert "cron expression '0 0 30 2 *' never fires" in never.stderr and "Traceback" not in never.stderr
     assert [s["name"] for s in cli.json("schedules")] == ["nightly"]  # an empty name is refused, not replaced
     cli.expect(0, "schedules", "delete", "nightly")
     assert cli.json("schedules") == []

@@ -19,6 +19,7 @@ def test_schedules_are_added_listed_paused_resumed_and_deleted(api: Api) -> None
         bad = client.post("/api/v1/schedules", json={"name": "bad", "workflow": FLOW, "cron": "0 2 * *"})
         both = client.post("/api/v1/schedules", json={"name": "bad", "workflow": FLOW, "cron": "0 2 * * *",
                                                       "every": "1h"})  # fmt: skip
+        never = client.post("/api/v1/schedules", json={"name": "never", "workflow": FLOW, "cron": "0 0 30 2 *"})
         read_only = api.client("read").post("/api/v1/schedules", json={"name": "x", "workflow": FLOW, "every": 60})
         deleted = client.delete("/api/v1/schedules/http-nightly")
         missing = client.delete("/api/v1/schedules/http-nightly")
@@ -27,6 +28,8 @@ def test_schedules_are_added_listed_paused_resumed_and_deleted(api: Api) -> None
     assert paused.json()["paused"] is True and resumed.json()["paused"] is False
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "InvalidScheduleError"
     assert both.status_code == 400 and "not both" in both.json()["error"]["message"]
+    assert never.status_code == 400 and never.json()["error"]["type"] == "InvalidScheduleError"
+    assert "'0 0 30 2 *' never fires" in never.json()["error"]["message"]
     assert read_only.status_code == 403
     assert deleted.status_code == 200
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "ScheduleNotFoundError"

@@ -141,6 +141,7 @@ def test_a_controller_can_be_scheduled(tmp_path):
     [
         ({"cron": "0 2 * *"}, "not valid"),
         ({"cron": "61 * * * *"}, "not valid"),
+        ({"cron": "0 0 30 2 *"}, "'0 0 30 2 \\*' never fires"),
         ({"cron": "0 2 * * *", "every": "1h"}, "not both"),
         ({}, "one of them"),
         ({"every": "soon"}, "not a duration"),

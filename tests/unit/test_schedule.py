@@ -57,6 +57,8 @@ def test_a_tick_on_time_runs_once_and_missed_ticks_are_skipped_or_each_caught_up
         ("@daily", None, "UTC", "not valid"),
         (None, -5, "UTC", "negative"),
         ("0 2 * * *", None, "Europe/Pariss", "Did you mean 'Europe/Paris'"),
+        ("0 0 30 2 *", None, "UTC", "'0 0 30 2 \\*' never fires"),
+        ("0 0 31 4,6,9,11 *", None, "UTC", "never fires"),
     ],
 )
 def test_bad_timing_is_a_typed_error(cron, every, zone, match):
