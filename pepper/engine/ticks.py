@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pepper.engine.periodic import Periodic
 from pepper.errors import PepperError, ScheduleNotFoundError
-from pepper.model.schedule import ScheduleRecord, due
+from pepper.model.schedule import ScheduleRecord, due, local_time
 from pepper.model.workflow import WorkflowSpec
 
 if TYPE_CHECKING:
@@ -119,8 +119,10 @@ class Ticks(Periodic):
                 return record.next_fire_at
             fired = decision.run[-1] if decision.run else None
             if schedules.claim(record.name, record.next_fire_at, decision.next_fire_at, fired):
-                if decision.skipped:
-                    log.info("schedule %r skipped %d missed tick(s) (catch_up is off)", record.name, decision.skipped)
+                if decision.missed:
+                    first, last = (local_time(t, record.spec.timezone) for t in decision.missed)
+                    log.info("schedule %r skipped the ticks it missed, %s to %s (catch_up is off)", record.name,
+                             first, last)  # fmt: skip
                 for tick in decision.run:
                     await self._start(record, tick)
                 record = replace(record, next_fire_at=decision.next_fire_at)

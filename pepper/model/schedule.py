@@ -7,7 +7,10 @@ by ``due``:
 - a tick is *on time* when it is at most ``MISFIRE_GRACE`` old: it starts one run;
 - ticks older than that were missed (no worker ran): with ``catch_up`` each of them starts a run of its own,
   oldest first (as Airflow's catchup runs each missed interval); without it they are skipped, and the schedule
-  waits for its next tick in the future.
+  waits for its next tick in the future. Skipping does not walk the missed ticks: the latest tick is found
+  straight from the time (arithmetic for an interval, a look back from ``now`` for a cron expression).
+
+Across changes of daylight saving time a cron expression fires as cron does (``cron_ticks``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterError, croniter
 
 from pepper.errors import InvalidScheduleError, ValidationError, shown, suggest
-from pepper.model import codec
+from pepper.model import codec, cron_ticks
 from pepper.model.units import parse_duration
 
 #: How late a tick may be taken and still count as on time (a worker woken a little late, a busy database).
@@ -31,6 +34,8 @@ MISFIRE_GRACE = 60.0
 #: The shortest interval a schedule may have.
 MIN_EVERY = 1.0
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+#: How far before a tick the tick preceding it is looked for (ticks are at least a second apart).
+_BEFORE = 0.5
 _CRON_FORMS = "five fields 'minute hour day-of-month month day-of-week', e.g. '0 2 * * *' (02:00 every day)"
 
 
@@ -161,18 +166,29 @@ def next_tick(spec: ScheduleSpec, after: float, anchor: float) -> float:
     if spec.every is not None:
         steps = math.floor((after - anchor) / spec.every) + 1
         return anchor + max(1, steps) * spec.every
-    start = datetime.fromtimestamp(after, ZoneInfo(spec.timezone))
-    return float(croniter(spec.cron or "", start).get_next(float))
+    return cron_ticks.following(spec.cron or "", spec.timezone, after)
+
+
+def latest_tick(spec: ScheduleSpec, tick: float, now: float, anchor: float) -> float:
+    """The last tick of ``spec`` at or before ``now``, given ``tick``, one at or before ``now``; found without
+    going through the ticks in between."""
+    if spec.every is not None:
+        steps = math.floor((now - anchor) / spec.every)
+        found = anchor + steps * spec.every
+        if found > now:  # rounding
+            found -= spec.every
+        return max(tick, found)
+    return cron_ticks.latest(spec.cron or "", spec.timezone, now, tick)
 
 
 @dataclass(frozen=True, slots=True)
 class Due:
     """What to do with a schedule whose next tick has come: the ticks to run (oldest first) and the tick after
-    them (what ``next_fire_at`` becomes)."""
+    them (what ``next_fire_at`` becomes); ``missed``: the oldest and the latest tick skipped, if any were."""
 
     run: tuple[float, ...]
     next_fire_at: float
-    skipped: int = 0
+    missed: tuple[float, float] | None = None
 
 
 def due(record: ScheduleRecord, now: float) -> Due | None:
@@ -184,13 +200,13 @@ def due(record: ScheduleRecord, now: float) -> Due | None:
     anchor = record.created_at
     if spec.catch_up:
         return Due((tick,), next_tick(spec, tick, anchor))
-    latest, skipped = tick, 0
-    while (following := next_tick(spec, latest, anchor)) <= now:
-        latest, skipped = following, skipped + 1
+    latest = latest_tick(spec, tick, now, anchor)
     after = next_tick(spec, latest, anchor)
-    if now - latest <= MISFIRE_GRACE:
-        return Due((latest,), after, skipped)
-    return Due((), after, skipped + 1)
+    if now - latest > MISFIRE_GRACE:
+        return Due((), after, (tick, latest))
+    if latest == tick:
+        return Due((latest,), after)
+    return Due((latest,), after, (tick, latest_tick(spec, tick, latest - _BEFORE, anchor)))
 
 
 def local_time(at: float, timezone: str) -> str:

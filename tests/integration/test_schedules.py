@@ -97,6 +97,20 @@ def test_missed_ticks_are_skipped_without_catch_up_and_each_run_with_it(tmp_path
         assert rt.store.schedules.get("catch").next_fire_at == START + 4 * 3600
 
 
+def test_a_worker_back_after_months_skips_the_missed_minutes_at_once_and_runs_the_latest(tmp_path):
+    clock = ManualClock(START)
+    db = str(tmp_path / "s.db")
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as admin:
+        pepper.schedule("minutely", _flow(tmp_path), cron="* * * * *", runtime=admin)
+    back = START + 60 + 90 * 86400  # 90 days later, on a minute: that minute's tick is on time
+    clock.set(back)
+    with _worker(tmp_path, clock, db) as rt:
+        rt.start()
+        eventually(lambda: len(_runs(rt)) == 1, "the run of the latest tick")
+        assert rt.store.schedules.get("minutely").next_fire_at == back + 60
+        assert len(_runs(rt)) == 1 and _runs(rt)[0].schedule == "minutely"
+
+
 def test_pause_resume_and_delete(tmp_path):
     clock = ManualClock(START)
     with _worker(tmp_path, clock) as rt:
