@@ -139,6 +139,16 @@ def test_a_copy_onto_a_database_with_schedules_and_tokens_is_refused_and_keeps_t
     assert len(as_json(tmp_path, "tasks", "--db", dst)) == 4
 
 
+def test_a_libpq_connection_string_is_refused_and_never_becomes_a_file(tmp_path: Path):
+    conninfo = "host=127.0.0.1 port=5432 user=pepper password=s3cret dbname=pepper"
+    for args in (["submit", "work", "--id", "d1"], ["db", "info"], ["status", "nope"]):
+        done = pepper_cli(tmp_path, *args, "--db", conninfo)
+        assert done.returncode == 2, done.stderr
+        assert "give it as a URL instead: postgresql://pepper:***@127.0.0.1:5432/pepper" in done.stderr
+        assert "s3cret" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_prune_counts_read_as_words(tmp_path: Path, filled: str):
     said = ok(tmp_path, "prune", "--older-than", "0", "--db", filled)
     assert said.strip() == "removed: 2 tasks, 0 runs, 0 attempts, 0 errors, 0 logs, 0 approvals, 0 alerts"
