@@ -75,7 +75,9 @@ def test_bad_approvals_are_typed_4xx_and_change_nothing(api: Api, approver_token
         default_by = client.post(f"/api/v1/runs/{run_id}/steps/gate/approve", json={})  # the token's name
         bad_body = approver.post(f"/api/v1/runs/{run_id}/steps/gate/approve", json={"decision": "maybe"})
         assert api.runtime.store.approvals.get(f"{run_id}/gate").waiting
-        rejected = approver.post(f"/api/v1/runs/{run_id}/steps/gate/approve", json={"decision": "reject", "reason": "no"})
+        rejected = approver.post(
+            f"/api/v1/runs/{run_id}/steps/gate/approve", json={"decision": "reject", "reason": "no"}
+        )
         ended = client.get(f"/api/v1/runs/{run_id}", params={"wait": PATIENCE}).json()
 
     assert (unknown_run.status_code, unknown_run.json()["error"]["type"]) == (404, "RunNotFoundError")
@@ -99,8 +101,9 @@ def test_a_token_cannot_decide_in_the_name_of_an_approver(api: Api, approver_tok
     _waiting(api, run_id)
     with api.client(scope) as other:
         # When it sends the approver's name as `by`, then it is refused, saying who decides over HTTP
-        claimed = other.post(f"/api/v1/runs/{run_id}/steps/gate/approve", json={"decision": "approve", "by": APPROVER})
-        refused_reject = other.post(f"/api/v1/runs/{run_id}/steps/gate/approve", json={"decision": "reject", "by": APPROVER})
+        gate = f"/api/v1/runs/{run_id}/steps/gate/approve"
+        claimed = other.post(gate, json={"decision": "approve", "by": APPROVER})
+        refused_reject = other.post(gate, json={"decision": "reject", "by": APPROVER})
     assert (claimed.status_code, claimed.json()["error"]["type"]) == (403, "ImpersonationError")
     message = claimed.json()["error"]["message"]
     assert f"the token's name 'test-{scope}'" in message and f"'by' names '{APPROVER}'" in message
