@@ -15,7 +15,13 @@ from pepper.core import WorkflowController
 @click.argument("step_id", metavar="STEP")
 @click.option("--reject", is_flag=True, help="Reject instead: the step fails (or its recovery policy skips it).")
 @click.option("--reason", metavar="TEXT", help="Why (kept with the decision, shown by `pepper show`).")
-@click.option("--by", "by", metavar="WHO", help="Who decides: one of the step's approvers, when it names them.")
+@click.option(
+    "--by",
+    "by",
+    metavar="WHO",
+    help="Who decides: one of the step's approvers, when it names them. "
+    "Through a server (--server) it is the token's name, and another name is refused.",
+)
 @json_option
 @db_option
 @server_option

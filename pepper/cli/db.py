@@ -114,7 +114,11 @@ def megabytes(size_mb: float) -> str:
 @db_group.command("copy")
 @click.argument("src", metavar="SRC")
 @click.argument("dst", metavar="DST")
-@click.option("--force", is_flag=True, help="Replace the destination's content even if it holds tasks or runs.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the destination's content even if it holds something (tasks, runs, tokens, schedules...).",
+)
 @json_option
 def copy(src: str, dst: str, force: bool, as_json: bool) -> None:
     """Copy pepper's whole state from SRC to DST: tasks, attempts, errors, runs, feedback, alerts, workers,
@@ -122,7 +126,8 @@ def copy(src: str, dst: str, force: bool, as_json: bool) -> None:
 
     SRC and DST are each a SQLite file or a PostgreSQL URL (postgresql://user:password@host:5432/name),
     so a SQLite state moves to PostgreSQL, and back. DST is created (and its schema brought up to date)
-    if needed; it must hold no tasks or runs, unless --force, which replaces its content. The copy is one
+    if needed; it must hold nothing the copy would delete (tasks, runs, tokens, schedules, alerts...:
+    it is refused, naming what it holds), unless --force, which replaces its content. The copy is one
     transaction on DST: a copy that fails leaves DST as it was. Stop SRC's workers first: while the copy
     reads SRC, its writers wait.
 

@@ -106,7 +106,8 @@ class WorkflowRuns(Component):
         self, run_id: str, step_id: str, *, approve: bool = True, reason: str | None = None, by: str | None = None
     ) -> Approval:
         """Approve (``approve=False``: reject) a step of a run that waits for a person; ``by`` says who
-        decides (required when the step names its approvers). The first decision wins: a second one, a step
+        decides (required when the step names its approvers; on a remote runtime it is the token's name, and
+        another name raises ``ImpersonationError``). The first decision wins: a second one, a step
         that does not wait, or an unknown run or step raise a typed error and change nothing."""
         for name, given in (("run_id", run_id), ("step_id", step_id)):
             if not isinstance(given, str) or not given:

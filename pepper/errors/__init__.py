@@ -54,6 +54,7 @@ the message::
     │   ├── AuthenticationError              no token, or one that is unknown or revoked
     │   ├── ScopeError                       the token's scope is too small (.needed, .scope)
     │   ├── NotApproverError                 deciding an approval one is not among the approvers of
+    │   ├── ImpersonationError               over HTTP, deciding in the name of someone else than the token
     │   └── ForbiddenWorkflowError           a workflow sent to a server that defines agents of its own
     ├── ServerUnreachableError (ConnectionError)  a pepper server that does not answer (.url)
     ├── RemoteUnsupportedError (NotImplementedError)  a call a remote runtime cannot make over HTTP
@@ -67,6 +68,7 @@ from pepper.errors.access import (
     AccessDeniedError,
     AuthenticationError,
     ForbiddenWorkflowError,
+    ImpersonationError,
     NotApproverError,
     ScopeError,
 )
@@ -146,6 +148,7 @@ __all__ = [
     "DuplicateTokenError",
     "ExpressionError",
     "ForbiddenWorkflowError",
+    "ImpersonationError",
     "InvalidDelayError",
     "InvalidPriorityError",
     "InvalidScheduleError",

@@ -24,6 +24,19 @@ class NotApproverError(AccessDeniedError):
         self.task_id = task_id
 
 
+class ImpersonationError(AccessDeniedError):
+    """Over HTTP the one deciding is the token's name; a request naming someone else (``by``) is refused."""
+
+    def __init__(self, token_name: str, by: str) -> None:
+        super().__init__(
+            f"over HTTP the one who decides is the token's name {token_name!r}; 'by' names {by!r}, someone else. "
+            f"Leave 'by' out (or give {token_name!r}), or decide with a token named {by!r} "
+            f"(`pepper token create --scope write --name {by}`)"
+        )
+        self.token_name = token_name
+        self.by = by
+
+
 class ScopeError(AccessDeniedError):
     """The token is valid but its scope is too small for the call; ``needed`` and ``scope`` name both."""
 

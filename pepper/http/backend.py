@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
 from pepper.errors import RemoteUnsupportedError, ValidationError, WaitTimeoutError, WorkflowTimeoutError
-from pepper.http.client import Connection, escaped_id, task_path
+from pepper.http.client import Connection, dot_safe, escaped_id, task_path
 from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
 from pepper.model.feedback import TaskFeedback
@@ -302,4 +302,4 @@ def result_of(details: Mapping[str, Any]) -> WorkflowResult:
 def _escaped(identifier: str) -> str:
     from urllib.parse import quote
 
-    return quote(identifier, safe="/")
+    return "/".join(dot_safe(segment) for segment in quote(identifier, safe="/").split("/"))

@@ -53,8 +53,15 @@ def error_from(status: int, body: Any, url: str) -> PepperError:
 
 
 def escaped_id(identifier: str) -> str:
-    """``identifier`` as one path segment: every ``/`` in it escaped, so no id is read as a sub-resource."""
-    return quote(identifier, safe="")
+    """``identifier`` as one path segment: every ``/`` in it escaped, so no id is read as a sub-resource, and an
+    id of ``.`` or ``..`` written ``%2E`` / ``%2E%2E``, so it is never taken for a dot segment and removed."""
+    return dot_safe(quote(identifier, safe=""))
+
+
+def dot_safe(segment: str) -> str:
+    """``segment`` (already escaped) with its dots as ``%2E`` if it is ``.`` or ``..``, which URL handling
+    would otherwise remove with the segment before it."""
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def task_path(task_id: str) -> str:

@@ -25,7 +25,7 @@ FIRST_TOKEN = "admin"
 #: A token's last use is written at most this often (seconds), so that reads do not all become writes.
 TOUCH_EVERY = 60.0
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 class Scope(StrEnum):
@@ -64,10 +64,12 @@ _RANKS = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
 
 
 def check_name(name: object) -> str:
-    """``name`` if it is a valid token name (1-64 of ``A-Z a-z 0-9 _ . -``); ``ValidationError`` otherwise."""
+    """``name`` if it is a valid token name (1-64 of ``A-Z a-z 0-9 _ . @ -``, so an approver's e-mail address
+    fits); ``ValidationError`` otherwise."""
     if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
         raise ValidationError(
-            f"bad token name {shown(name)}: use 1 to 64 letters, digits, '_', '.' or '-' (e.g. 'ci' or 'build-bot')",
+            f"bad token name {shown(name)}: use 1 to 64 letters, digits, '_', '.', '@' or '-' (e.g. 'ci', "
+            "'build-bot' or 'lead@example.com')",
             field="name",
         )
     return name

@@ -26,8 +26,14 @@ BATCH = 5000
 #: The order tables are copied and reported in (others follow by name).
 TABLE_ORDER = ("tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
                "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states")  # fmt: skip
-#: Tables whose rows mean the destination is in use: replaced only when asked to.
-IN_USE = ("tasks", "runs")
+#: Tables every runtime that opens a database fills from its settings (the machine's pools): rows there do not
+#: mean the destination is in use, and the copy replaces them with the source's.
+RECORDED_ON_OPEN = ("pool",)
+#: One row of a table, in words (a table not named here: "row of <table>").
+_ONE = {"tasks": "task", "attempts": "attempt", "errors": "error", "runs": "run", "feedback": "feedback",
+        "alerts": "alert", "workers": "worker", "agents": "agent", "pool": "resource pool",
+        "leases": "lease", "usage_samples": "usage sample", "tokens": "token", "schedules": "schedule",
+        "approvals": "approval", "task_logs": "task log line", "alert_states": "alert state"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +121,12 @@ def copy_database(
 ) -> dict[str, int]:
     """Copy every data table of ``src`` into ``dst`` (both open, so both migrated); the rows copied per table.
 
-    ``dst`` must hold no tasks or runs, unless ``replace``: then its content is replaced. Either way the copy
+    ``dst`` must hold nothing the copy would delete (no tasks, runs, tokens, schedules... in any table it
+    copies; the resource pools a runtime records on opening aside), unless ``replace``: then its content is
+    replaced. Either way the copy
     is one transaction on ``dst``. PostgreSQL's identity columns continue after the largest value copied.
-    Raises ``ConfigError`` when both name one database or ``dst``'s schema is older, ``ConflictError`` when
-    ``dst`` is in use and ``replace`` is not given.
+    Raises ``ConfigError`` when both name one database or ``dst``'s schema is older, ``ConflictError`` (naming
+    what ``dst`` holds) when it is not empty and ``replace`` is not given.
     """
     if same_database(_target(src), _target(dst)):
         raise ConfigError(f"the source and the destination are one database ({catalog.location(src)}); give another "
@@ -128,7 +136,7 @@ def copy_database(
     copied: dict[str, int] = {}
     with dst.typed_errors(), src.transaction() as reader, dst.transaction() as writer:
         if not replace:
-            _check_unused(writer, dst)
+            _check_empty(writer, dst, [plan.table for plan in plans if plan.table not in RECORDED_ON_OPEN])
         totals = {plan.table: int(reader.execute(f"SELECT COUNT(*) FROM {quoted(plan.table)}").fetchone()[0])
                   for plan in plans}  # fmt: skip
         total, done = sum(totals.values()), 0
@@ -155,14 +163,26 @@ def _target(store: SqlStore) -> str:
     return str(getattr(store, "url", None) or getattr(store, "path", None) or catalog.location(store))
 
 
-def _check_unused(writer: Connection, dst: SqlStore) -> None:
-    held = {table: int(writer.execute(f"SELECT COUNT(*) FROM {quoted(table)}").fetchone()[0]) for table in IN_USE}
-    if any(held.values()):
-        what = " and ".join(f"{n} {table}" for table, n in held.items() if n)
+def _check_empty(writer: Connection, dst: SqlStore, tables: Sequence[str]) -> None:
+    """Refuse a destination holding a row in any of ``tables`` (the copy would delete it), naming what it holds."""
+    held = {table: int(writer.execute(f"SELECT COUNT(*) FROM {quoted(table)}").fetchone()[0]) for table in tables}
+    what = [_rows(table, n) for table, n in held.items() if n]
+    if what:
+        listed = what[0] if len(what) == 1 else f"{', '.join(what[:-1])} and {what[-1]}"
         raise ConflictError(
-            f"the destination {catalog.location(dst)} already holds {what}; copy into an empty database, or give "
-            "--force to replace its content with the source's"
+            f"the destination {catalog.location(dst)} already holds {listed}, which the copy would delete; copy "
+            "into an empty database, or give --force to replace its content with the source's"
         )
+
+
+def _rows(table: str, n: int) -> str:
+    """``2 tokens``, ``1 schedule``: ``n`` rows of ``table`` in words."""
+    one = _ONE.get(table)
+    if one is None:
+        return f"{n} {'row' if n == 1 else 'rows'} of {table}"
+    if n == 1 or one == "feedback":
+        return f"{n} {one}"
+    return f"{n} {one}s"
 
 
 def _pages(reader: Connection, src: SqlStore, plan: TableCopy, batch: int) -> Iterator[list[tuple[Any, ...]]]:

@@ -1,7 +1,9 @@
 """Where a pepper database lives: a SQLite file path or a PostgreSQL URL, told apart once, and opened.
 
 ``postgresql://`` and ``postgres://`` URLs name a PostgreSQL database; anything else with a ``scheme://``
-is refused (never taken for a file name); everything else is a SQLite file path (or ``:memory:``).
+is refused (never taken for a file name), as is a libpq ``key=value`` connection string (``host=... dbname=...``),
+which is named back as the URL to give instead, its password hidden; everything else is a SQLite file path (or
+``:memory:``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _URL_PASSWORD_RE = re.compile(r"(://[^/@:?#]*):[^/@?#]*@")
 _QUERY_PASSWORD_RE = re.compile(r"(?i)(password=)[^&\s]*")
+#: A libpq ``key=value`` connection string starts with one of its keys (the first few libpq knows).
+_CONNINFO_RE = re.compile(
+    r"^\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout|options)\s*=", re.I
+)
 
 
 def is_postgres_url(db: str) -> bool:
@@ -27,7 +33,15 @@ def is_postgres_url(db: str) -> bool:
 
 
 def check_location(db: str) -> None:
-    """Refuse a URL of a database pepper cannot use (``mysql://...``), rather than take it for a file name."""
+    """Refuse a URL of a database pepper cannot use (``mysql://...``) and a libpq ``key=value`` connection
+    string, rather than take either for a file name."""
+    conninfo = _conninfo(db)
+    if conninfo is not None:
+        raise ConfigError(
+            "the database given is a PostgreSQL connection string in libpq's key=value form, which pepper does "
+            f"not read; give it as a URL instead: {_as_url(conninfo)} (the password in place of ***)",
+            field="db",
+        )
     if _SCHEME_RE.match(db) and not is_postgres_url(db):
         scheme = db.split("://", 1)[0]
         raise ConfigError(
@@ -35,6 +49,38 @@ def check_location(db: str) -> None:
             "(e.g. .pepper/pepper.db) or a PostgreSQL URL (postgresql://user:password@host:5432/name)",
             field="db",
         )
+
+
+def _conninfo(db: str) -> dict[str, str] | None:
+    """The keys and values of ``db`` if it is a libpq ``key=value`` connection string, else None."""
+    if not _CONNINFO_RE.match(db):
+        return None
+    try:
+        from psycopg import ProgrammingError, conninfo
+    except ImportError:  # without the driver: the words of the string, as libpq would split unquoted ones
+        return dict(part.split("=", 1) for part in re.sub(r"\s*=\s*", "=", db).split() if "=" in part)
+    try:
+        return {key: str(value) for key, value in conninfo.conninfo_to_dict(db).items()}
+    except ProgrammingError:  # not one libpq can read either: still never a file name
+        return {}
+
+
+def _as_url(conninfo: dict[str, str]) -> str:
+    """The ``postgresql://`` URL that says what ``conninfo`` says, its password as ``***``."""
+    from urllib.parse import quote, urlencode
+
+    rest = {key: value for key, value in conninfo.items() if key == "password" or "password" not in key}
+    user = quote(rest.pop("user", ""), safe="")
+    password = ":***" if rest.pop("password", None) is not None else ""
+    host = rest.pop("host", "")
+    if host.startswith("/"):  # a Unix socket's folder goes as a parameter
+        rest["host"], host = host, "localhost"
+    host = f"[{host}]" if ":" in host else host or "HOST"
+    port = rest.pop("port", "")
+    name = quote(rest.pop("dbname", ""), safe="")
+    who = f"{user or 'USER'}{password}@"
+    query = f"?{urlencode(rest)}" if rest else ""
+    return f"postgresql://{who}{host}{':' + port if port else ''}/{name or 'NAME'}{query}"
 
 
 def may_hold_data(db: str) -> bool:

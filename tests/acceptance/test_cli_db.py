@@ -117,6 +117,38 @@ def test_a_copy_is_refused_onto_itself_and_from_nowhere(tmp_path: Path, filled: 
     assert not (tmp_path / "typo.db").exists() and not (tmp_path / "new.db").exists()
 
 
+def test_a_copy_onto_a_database_with_schedules_and_tokens_is_refused_and_keeps_them(tmp_path: Path, filled: str):
+    # Given a destination with no task or run, but a schedule and an admin token
+    dst = str(tmp_path / "dst.db")
+    (tmp_path / "flow.yaml").write_text("name: rep\nsteps:\n  - id: a\n    type: work\n")
+    ok(tmp_path, "schedules", "add", "flow.yaml", "--name", "hourly-report", "--every", "1h", "--db", dst)
+    ok(tmp_path, "token", "create", "--name", "ops-admin", "--scope", "admin", "--db", dst)
+
+    # When it is copied onto without --force, then it is refused naming what it holds, and keeps it
+    refused = pepper_cli(tmp_path, "db", "copy", filled, dst)
+    assert refused.returncode == 2, refused.stderr
+    assert "already holds 1 token and 1 schedule, which the copy would delete" in refused.stderr
+    assert "--force" in refused.stderr
+    assert [s["name"] for s in as_json(tmp_path, "schedules", "--db", dst)] == ["hourly-report"]
+    assert "ops-admin" in ok(tmp_path, "token", "list", "--db", dst)
+    assert as_json(tmp_path, "tasks", "--db", dst) == []
+
+    # And with --force it is replaced by the source's content
+    ok(tmp_path, "db", "copy", filled, dst, "--force")
+    assert as_json(tmp_path, "schedules", "--db", dst) == []
+    assert len(as_json(tmp_path, "tasks", "--db", dst)) == 4
+
+
+def test_a_libpq_connection_string_is_refused_and_never_becomes_a_file(tmp_path: Path):
+    conninfo = "host=127.0.0.1 port=5432 user=pepper password=s3cret dbname=pepper"
+    for args in (["submit", "work", "--id", "d1"], ["db", "info"], ["status", "nope"]):
+        done = pepper_cli(tmp_path, *args, "--db", conninfo)
+        assert done.returncode == 2, done.stderr
+        assert "give it as a URL instead: postgresql://pepper:***@127.0.0.1:5432/pepper" in done.stderr
+        assert "s3cret" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_prune_counts_read_as_words(tmp_path: Path, filled: str):
     said = ok(tmp_path, "prune", "--older-than", "0", "--db", filled)
     assert said.strip() == "removed: 2 tasks, 0 runs, 0 attempts, 0 errors, 0 logs, 0 approvals, 0 alerts"

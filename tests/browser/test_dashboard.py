@@ -212,7 +212,7 @@ def test_a_read_token_sees_no_action_and_forged_actions_are_refused(dashboard: D
 
 
 def test_a_step_waiting_for_approval_is_approved_from_the_run_page(dashboard: Dashboard, clean_console: None) -> None:
-    approver = "approver@example.com"
+    approver = "test-write"  # the write token's name: the one who decides from the dashboard
     workflow = {
         "name": "approved",
         "steps": [
@@ -229,7 +229,8 @@ def test_a_step_waiting_for_approval_is_approved_from_the_run_page(dashboard: Da
     assert reader.locator("#approve-gate").count() == 0  # a read token sees who it waits for, not the buttons
     page = dashboard.page("write")
     page.goto(f"/runs/{run_id}")
-    page.fill("#approval-gate input[name=by]", approver)
+    _expect(page.locator("#decider-gate")).to_have_text(f"deciding as {approver}")
+    assert page.locator("#approval-gate input[name=by]").count() == 0  # never typed in: the token says who
     page.fill("#approval-gate input[name=reason]", "checked by hand")
     dashboard.shot(page, "run-waiting-for-approval")
     page.click("#approve-gate")

@@ -94,3 +94,39 @@ def test_the_cli_with_a_server_shows_such_a_task(api: Api, finished: object, tmp
                            env=env, capture_output=True, text=True, timeout=PATIENCE * 4)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert '"task_id": "ids-1/result"' in shown.stdout
+
+
+def test_tasks_named_dot_and_dot_dot_are_read_and_decided_over_http(api: Api, remote: RemoteRuntime) -> None:
+    # Given tasks "." and ".." (valid ids) submitted through a remote client, "." failing, ".." blocked
+    orchestrator = TaskOrchestrator(runtime=remote)
+    orchestrator.submit_tasks([{"id": ".", "type": "echo", "inputs": {"me": "."}}, {"id": "./bad", "type": "break"}])
+    orchestrator.submit_task("..", "echo", dependencies=["hold/never"])
+
+    # When each is read through the client, then it is that task (not the list, not another route)
+    assert orchestrator.get_result(".", timeout=PATIENCE) == {"me": "."}
+    assert orchestrator.wait(".", timeout=PATIENCE).task_id == "."
+    status = orchestrator.get_task_status("..")
+    assert (status.task_id, status.state) == ("..", TaskState.BLOCKED)
+    assert TaskLogs(remote).get(".").task_id == "."
+    assert orchestrator.add_feedback(".", 5).task_id == "."
+    assert ErrorHandler(remote).get_error_history("..") == []
+    assert ErrorHandler(remote).drop("..") is False  # the dead letters' route: not parked, so kept
+    assert orchestrator.cancel_task("..", reason="not needed")
+    assert orchestrator.get_task_status("..").state is TaskState.CANCELLED
+
+    # And the URLs themselves: %2E is a dot of the id, never a dot segment
+    with api.client("read") as http:
+        assert http.get("/api/v1/tasks/%2E").json()["task_id"] == "."
+        assert http.get("/api/v1/tasks/%2e%2e").json()["task_id"] == ".."
+        assert http.get("/api/v1/tasks/%2E/result").json()["result"] == {"me": "."}
+        assert http.get("/api/v1/tasks/%2E%2Fbad").json()["task_id"] == "./bad"
+        assert http.get("/api/v1/tasks/%2E%2E/logs").json()["task_id"] == ".."
+
+
+def test_dot_segments_are_escaped_in_every_id_of_a_path() -> None:
+    from pepper.http.backend import _escaped
+    from pepper.http.client import escaped_id, task_path
+
+    assert [escaped_id(i) for i in (".", "..", "...", "a.b", "./x")] == ["%2E", "%2E%2E", "...", "a.b", ".%2Fx"]
+    assert task_path("..") == "/tasks/%2E%2E"
+    assert _escaped("..") == "%2E%2E" and _escaped("run/./x") == "run/%2E/x" and _escaped("run-1") == "run-1"

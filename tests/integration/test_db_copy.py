@@ -204,7 +204,7 @@ def test_a_destination_in_use_is_refused_unless_replaced(original: SqlStore, tmp
     dst = open_store(str(tmp_path / "used.db"))
     try:
         dst.submit([pepper.Task(task_id="mine", task_type="t")], "someone")
-        with pytest.raises(ConflictError, match=r"already holds 1 tasks?; .*--force"):
+        with pytest.raises(ConflictError, match=r"already holds 1 task, which the copy would delete; .*--force"):
             copy_database(original, dst)
         assert [row["task_id"] for row in rows_of(dst, "tasks")] == ["mine"]
 
@@ -213,6 +213,50 @@ def test_a_destination_in_use_is_refused_unless_replaced(original: SqlStore, tmp
         assert rows_of(dst, "tasks") == rows_of(original, "tasks")
     finally:
         dst.close()
+
+
+def _holding_tokens_and_an_alert(store: SqlStore) -> list[dict[str, Any]]:
+    """Two tokens and a firing alert in ``store`` (no task, no run), and the machine pool every runtime records
+    on opening (not content: it does not count); its rows that a copy must not lose."""
+    store.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    for name in ("ops-admin", "ci-bot"):
+        store.tokens.add(name, "admin", f"hash-of-{name}", 1.0)
+    store.alert_states.fire("queue-too-long", 42.0, 1.0)
+    return rows_of(store, "tokens") + rows_of(store, "alert_states")
+
+
+@pytest.mark.parametrize("direction", ["sqlite-to-sqlite", "sqlite-to-postgresql", "postgresql-to-sqlite"])
+def test_a_destination_holding_anything_the_copy_would_delete_is_refused_unless_replaced(
+    original: SqlStore, tmp_path: Path, request: pytest.FixtureRequest, direction: str
+):
+    # Given a destination with no task or run, but with tokens and an alert (a source on either database)
+    src, dst = original, open_store(str(tmp_path / "held.db"))
+    if direction != "sqlite-to-sqlite":
+        postgres = open_store(request.getfixturevalue("postgres_url"))
+        if direction == "sqlite-to-postgresql":
+            dst.close()
+            dst = postgres
+        else:
+            copy_database(original, postgres)
+            src = postgres
+    try:
+        kept = _holding_tokens_and_an_alert(dst)
+
+        # When it is copied onto without --force, then it is refused naming what it holds, and nothing changed
+        refused = r"holds 2 tokens and 1 alert state, which the copy would delete; .*--force"
+        with pytest.raises(ConflictError, match=refused):
+            copy_database(src, dst)
+        assert rows_of(dst, "tokens") + rows_of(dst, "alert_states") == kept
+        assert rows_of(dst, "tasks") == []
+
+        # And with --force its content is replaced by the source's
+        copy_database(src, dst, replace=True)
+        assert normalised(rows_of(dst, "tokens")) == normalised(rows_of(original, "tokens")) == []
+        assert len(rows_of(dst, "tasks")) == 11
+    finally:
+        for store in {id(src): src, id(dst): dst}.values():
+            if store is not original:
+                store.close()
 
 
 def test_a_copy_that_fails_midway_leaves_the_destination_as_it_was(original: SqlStore, tmp_path: Path):

@@ -125,6 +125,34 @@ def test_urls_of_other_databases_are_refused_without_their_password(location, tm
     assert not (tmp_path / "home").exists()
 
 
+LIBPQ = "host=127.0.0.1 port=5432 user=pepper password=s3cret dbname=pepper"
+
+
+@pytest.mark.parametrize(
+    ("conninfo", "url"),
+    [(LIBPQ, "postgresql://pepper:***@127.0.0.1:5432/pepper"),
+     ("dbname=jobs  host = db.example.com password='s3cret too' sslmode=require",
+      "postgresql://USER:***@db.example.com/jobs?sslmode=require"),
+     ("host=db password=s3cret nonsense=1", "postgresql://USER@HOST/NAME")],
+)  # fmt: skip
+def test_a_libpq_connection_string_is_refused_naming_its_url_never_its_password(conninfo, url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="libpq's key=value form") as caught:
+        pepper.Runtime(db=conninfo, home=str(tmp_path / "home"))
+    assert f"give it as a URL instead: {url} " in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # no SQLite file named after it, no home
+
+
+def test_a_libpq_connection_string_is_refused_without_the_driver_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` fails, as when it is not installed
+    with pytest.raises(ConfigError, match=r"postgresql://pepper:\*\*\*@127\.0\.0\.1:5432/pepper") as caught:
+        open_store(LIBPQ)
+    assert "s3cret" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_passwords_are_hidden_wherever_a_location_is_shown():
     assert redact("postgresql://pepper:s3cr3t@db:5432/x") == "postgresql://pepper:***@db:5432/x"
     assert (

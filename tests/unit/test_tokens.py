@@ -62,7 +62,7 @@ def test_an_unknown_scope_names_the_valid_ones():
 # -- names ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["ci", "a", "build-bot.v2_x", "A" * 64])
+@pytest.mark.parametrize("name", ["ci", "a", "build-bot.v2_x", "A" * 64, "release-manager@example.com"])
 def test_good_names_pass(name):
     assert check_name(name) == name
 

@@ -20,7 +20,7 @@ from pepper.core import WorkflowController
 from pepper.core.documents import run_details, workflow_from_document
 from pepper.core.planning import plan as make_plan
 from pepper.core.run_timeline import run_timeline
-from pepper.errors import ValidationError, WaitTimeoutError
+from pepper.errors import ImpersonationError, ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page
 from pepper.http.routes import runtime_of
@@ -63,7 +63,10 @@ class ApproveBody(BaseModel):
 
     decision: Literal["approve", "reject"] = "approve"
     reason: str | None = None
-    by: str | None = Field(default=None, description="Who decides (default: the token's name).")
+    by: str | None = Field(
+        default=None,
+        description="Who decides: the token's name, always; a name other than the token's is refused (403).",
+    )
 
 
 async def _document(request: Request) -> tuple[Any, dict[str, Any]]:
@@ -144,11 +147,14 @@ async def approve_step(
     request: Request, run_id: str, step_id: str, body: ApproveBody, token: TokenRecord = WRITE
 ) -> dict[str, Any]:
     """Approve (or reject) a step that waits for a person: the first decision is kept, a second one is refused
-    (409), as is a step that does not wait for one; `by` must be one of the step's approvers when it names
-    them (403). Answers with the decided approval and the run."""
+    (409), as is a step that does not wait for one. The one who decides is the token's name: a `by` naming
+    anyone else is refused (403, whatever the token's scope), and the token's name must be one of the step's
+    approvers when it names them (403). Answers with the decided approval and the run."""
+    if body.by is not None and body.by != token.name:
+        raise ImpersonationError(token.name, body.by)
     runtime = runtime_of(request)
     decided = await WorkflowController(runtime=runtime).approve_async(
-        run_id, step_id, approve=body.decision == "approve", reason=body.reason, by=body.by or token.name
+        run_id, step_id, approve=body.decision == "approve", reason=body.reason, by=token.name
     )
     return {"approval": decided.to_dict(), "run": await _details(runtime, run_id)}
 

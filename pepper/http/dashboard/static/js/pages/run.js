@@ -5,7 +5,7 @@ import { api, listen } from "../api.js";
 import { dagChart, ganttChart } from "../charts.js";
 import { badge, h, link, notice, put, section, seconds, table, taskPath, when } from "../dom.js";
 
-export async function render(root, [runId], { canWrite, navigate }) {
+export async function render(root, [runId], { me, canWrite, navigate }) {
   const [run, timeline] = await Promise.all([api.get(`/runs/${encodeURIComponent(runId)}`), api.get(`/runs/${encodeURIComponent(runId)}/timeline`)]);
   const steps = {};
   const byTask = {};
@@ -50,7 +50,7 @@ export async function render(root, [runId], { canWrite, navigate }) {
     } catch {
       return; // the next refresh tries again
     }
-    put(approvals, ...waiting.map((approval) => approvalPanel(approval, canWrite, message)));
+    put(approvals, ...waiting.map((approval) => approvalPanel(approval, canWrite, me, message)));
   };
   drawApprovals(run.state);
   const stepTable = h("div", { id: "steps" }, stepsTable(run.steps));
@@ -131,19 +131,20 @@ function comparison(timeline) {
   })));
 }
 
-// A step waiting for a person: who may decide and until when; with a write token, approve or reject it.
-function approvalPanel(approval, canWrite, message) {
+// A step waiting for a person: who may decide and until when; with a write token, approve or reject it. The one
+// who decides is the signed-in token's name (the server records no other): shown, never typed in.
+function approvalPanel(approval, canWrite, me, message) {
   const who = approval.approvers.length ? approval.approvers.join(" or ") : "anyone";
   const text = h("p", {}, "Step ", h("code", {}, approval.step_id), ` waits for approval by ${who} until ${when(approval.deadline)}`);
   const panel = h("div", { class: "approval", id: `approval-${approval.step_id}` }, text);
   if (!canWrite) return panel;
-  const by = h("input", { type: "text", name: "by", placeholder: "who decides (default: your token's name)", "aria-label": "who decides" });
+  const by = h("span", { class: "muted", id: `decider-${approval.step_id}`, title: "the signed-in token's name" }, `deciding as ${me.name}`);
   const reason = h("input", { type: "text", name: "reason", placeholder: "reason (optional)", "aria-label": "reason" });
   const decide = (decision) => async () => {
     for (const button of panel.querySelectorAll("button")) button.disabled = true;
     try {
       await api.post(`/runs/${encodeURIComponent(approval.run_id)}/steps/${encodeURIComponent(approval.step_id)}/approve`,
-        { decision, reason: reason.value || null, by: by.value || null });
+        { decision, reason: reason.value || null });
       put(panel, h("p", {}, "Step ", h("code", {}, approval.step_id), decision === "approve" ? " approved" : " rejected"));
     } catch (error) {
       put(message, notice(error.message));
