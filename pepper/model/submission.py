@@ -47,6 +47,8 @@ def _check_name(value: Any, what: str) -> str:
             f"and at most {_MAX_ID} characters",
             field=what,
         )
+    if value in (".", ".."):  # a path segment no browser sends as it is: the dashboard could never open it
+        raise ValidationError(f"{what} cannot be {value!r} (a path segment of its own); give a name", field=what)
     return value
 
 

@@ -14,7 +14,7 @@ import pytest
 import pepper
 from pepper.core import ErrorHandler, TaskOrchestrator
 from pepper.core.logs import TaskLogs
-from pepper.errors import TaskFailedError
+from pepper.errors import TaskFailedError, ValidationError
 from pepper.http.remote import RemoteRuntime
 from pepper.model.task import TaskState
 from tests.http.conftest import PATIENCE, Api
@@ -96,31 +96,26 @@ def test_the_cli_with_a_server_shows_such_a_task(api: Api, finished: object, tmp
     assert '"task_id": "ids-1/result"' in shown.stdout
 
 
-def test_tasks_named_dot_and_dot_dot_are_read_and_decided_over_http(api: Api, remote: RemoteRuntime) -> None:
-    # Given tasks "." and ".." (valid ids) submitted through a remote client, "." failing, ".." blocked
+def test_ids_dot_and_dot_dot_are_refused_and_dots_within_an_id_are_read_over_http(
+    api: Api, remote: RemoteRuntime
+) -> None:
     orchestrator = TaskOrchestrator(runtime=remote)
-    orchestrator.submit_tasks([{"id": ".", "type": "echo", "inputs": {"me": "."}}, {"id": "./bad", "type": "break"}])
-    orchestrator.submit_task("..", "echo", dependencies=["hold/never"])
-
-    # When each is read through the client, then it is that task (not the list, not another route)
-    assert orchestrator.get_result(".", timeout=PATIENCE) == {"me": "."}
-    assert orchestrator.wait(".", timeout=PATIENCE).task_id == "."
-    status = orchestrator.get_task_status("..")
-    assert (status.task_id, status.state) == ("..", TaskState.BLOCKED)
-    assert TaskLogs(remote).get(".").task_id == "."
-    assert orchestrator.add_feedback(".", 5).task_id == "."
-    assert ErrorHandler(remote).get_error_history("..") == []
-    assert ErrorHandler(remote).drop("..") is False  # the dead letters' route: not parked, so kept
-    assert orchestrator.cancel_task("..", reason="not needed")
-    assert orchestrator.get_task_status("..").state is TaskState.CANCELLED
-
-    # And the URLs themselves: %2E is a dot of the id, never a dot segment
+    for bad in (".", ".."):  # a path segment of its own: no browser would ever send it
+        with pytest.raises(ValidationError, match="cannot be") as refused:
+            orchestrator.submit_task(bad, "echo")
+        assert refused.value.field == "task_id"
+    orchestrator.submit_tasks([{"id": "./bad", "type": "echo", "inputs": {"me": "./bad"}}])
+    orchestrator.submit_task("a/../b", "echo", dependencies=["hold/never"])
+    assert orchestrator.get_result("./bad", timeout=PATIENCE) == {"me": "./bad"}
+    status = orchestrator.get_task_status("a/../b")
+    assert (status.task_id, status.state) == ("a/../b", TaskState.BLOCKED)
+    assert TaskLogs(remote).get("./bad").task_id == "./bad"
+    assert ErrorHandler(remote).get_error_history("a/../b") == []
+    assert orchestrator.cancel_task("a/../b", reason="not needed")
     with api.client("read") as http:
-        assert http.get("/api/v1/tasks/%2E").json()["task_id"] == "."
-        assert http.get("/api/v1/tasks/%2e%2e").json()["task_id"] == ".."
-        assert http.get("/api/v1/tasks/%2E/result").json()["result"] == {"me": "."}
         assert http.get("/api/v1/tasks/%2E%2Fbad").json()["task_id"] == "./bad"
-        assert http.get("/api/v1/tasks/%2E%2E/logs").json()["task_id"] == ".."
+        assert http.get("/api/v1/tasks/a%2F%2E%2E%2Fb").json()["task_id"] == "a/../b"
+    assert orchestrator.list_tasks() and all(t.task_id not in (".", "..") for t in orchestrator.list_tasks())
 
 
 def test_dot_segments_are_escaped_in_every_id_of_a_path() -> None:

@@ -177,3 +177,13 @@ def test_id_lists_encode_to_json_that_reads_back(ids):
     from pepper.model.codec import encode_ids
 
     assert json.loads(encode_ids(ids)) == list(ids)
+
+
+def test_a_task_id_or_type_that_is_a_path_segment_of_its_own_is_refused() -> None:
+    from pepper.model.submission import build_task
+
+    for field, args in (("task_id", {"task_id": "..", "task_type": "t"}), ("task_type", {"task_type": "."})):
+        with pytest.raises(ValidationError, match="cannot be") as refused:
+            build_task(**args)
+        assert refused.value.field == field
+    assert build_task(task_id="./x", task_type="t").task_id == "./x"
