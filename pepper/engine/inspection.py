@@ -121,13 +121,22 @@ def _resource_shortfall(state: EngineState, t: LiveTask) -> tuple[dict[str, floa
 
 
 def has_local_work(state: EngineState) -> bool:
-    """True while an agent here runs something, or a task here could be started or retried."""
+    """True while an agent here runs something, or a task an agent here could run is ready, waits for a retry,
+    or waits for its delay (however long)."""
     if any(a.running for a in state.agents.values()) or state.routing.has_queued_work():
         return True
+    routing = state.routing
     return any(
-        t.state is TaskState.PENDING and t.next_attempt_at is not None and t.route is not None and t.route.agents
+        t.state is TaskState.PENDING and _held_back(t) and routing.serves(t.task, t.placement, t.recovery.run_as)
         for t in state.tasks.values()
     )
+
+
+def _held_back(t: LiveTask) -> bool:
+    """``t`` waits for a retry, or for its delay (it is not queued, though no dependency or person holds it)."""
+    if t.next_attempt_at is not None:
+        return True
+    return t.task.not_before is not None and not t.qseq and not t.unmet and t.parked_at is None
 
 
 # -- agents as the selector and the balancer see them -------------------------------------
