@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 from rich.console import Console
 from rich.text import Text
@@ -10,14 +11,16 @@ from rich.text import Text
 from pepper.cli.render import duration, plural
 from pepper.engine.hooks import EngineHook
 from pepper.model.events import AttemptEnded, RecordError
-from pepper.model.task import Task
+from pepper.model.record import TaskRecord
+from pepper.model.task import Task, TaskState
 
 _ERROR_LINES = 6
-_MARKS = {"start": "→", "ok": "✓", "failed": "✗", "requeued": "↺"}
-_ASCII_MARKS = {"start": "->", "ok": "ok", "failed": "FAILED", "requeued": "again"}
+_MARKS = {"start": "→", "ok": "✓", "failed": "✗", "requeued": "↺", "lost": "⤳"}
+_ASCII_MARKS = {"start": "->", "ok": "ok", "failed": "FAILED", "requeued": "again", "lost": "lost"}
+_ENDS_KEPT = 1000  # the latest attempt ends remembered, to take back one whose write lost
 _COUNTED = {"retry": "retried", "reassign": "retried", "fallback": "retried", "dead_letter": "parked",
             "skip": "skipped"}  # fmt: skip
-_MARK_STYLES = {"start": "cyan", "ok": "green", "failed": "red", "requeued": "yellow"}
+_MARK_STYLES = {"start": "cyan", "ok": "green", "failed": "red", "requeued": "yellow", "lost": "yellow"}
 
 
 class Reporter(EngineHook):
@@ -36,6 +39,10 @@ class Reporter(EngineHook):
         self.requeued = 0
         self.parked = 0
         self.skipped = 0
+        self.lost = 0  # attempts whose task another worker took over before their end was written
+        #: The latest ends: how each was counted, and on which agent it ran.
+        self._ended: OrderedDict[tuple[str, int], tuple[str, str | None]] = OrderedDict()
+        self._lost: set[tuple[str, int]] = set()  # stopped attempts told lost whose late end may still come
         self._decided: dict[tuple[str, int], RecordError] = {}
         self._lock = threading.Lock()
         self._agents: dict[tuple[str, int], str] = {}
@@ -64,23 +71,43 @@ class Reporter(EngineHook):
         with self._lock:  # comes just before on_attempt_ended, which prints the line with it
             self._decided[(record.task_id, record.attempt)] = record
 
-    def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
+    def on_attempt_lost(self, task_id: str, attempt: int, record: TaskRecord) -> None:
+        key = (task_id, attempt)
         with self._lock:
-            agent_id = self._agents.pop((event.task_id, event.attempt), None)
-            decided = self._decided.pop((event.task_id, event.attempt), None)
+            agent_id = self._agents.pop(key, None)
+            counted = self._ended.pop(key, None)
+            if counted is None:
+                self._lost.add(key)  # stopped here: its end, if it comes, is not counted
+            else:
+                outcome, agent_id = counted
+                setattr(self, outcome, getattr(self, outcome) - 1)
+            self.lost += 1
+        done = "finished here" if counted is not None else "stopped here"
+        where = f" on {agent_id}" if agent_id else ""
+        name = _name(task_id, record.task)
+        self._print(self._line("lost", name, where, f" {done}, but {_taken_over(record)}"))
+
+    def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
+        key = (event.task_id, event.attempt)
+        with self._lock:
+            agent_id = self._agents.pop(key, None)
+            decided = self._decided.pop(key, None)
+            if key in self._lost:  # told already: another worker took the task over
+                self._lost.discard(key)
+                return
         where = f" on {agent_id}" if agent_id else ""
         took = duration(event.at - event.started_at) if event.started_at is not None else None
         name = _name(event.task_id, task)
         if event.ok:
-            self._count("completed")
+            self._count("completed", key, agent_id)
             self._print(self._line("ok", name, where, f" in {took}" if took else ""))
             return
         if event.requeue:
-            self._count("requeued")
+            self._count("requeued", key, agent_id)
             self._print(self._line("requeued", name, where, " was interrupted; it will run again"))
             return
         action = decided.action if decided is not None else "fail"
-        self._count(_COUNTED.get(action, "failed"))
+        self._count(_COUNTED.get(action, "failed"), key, agent_id)
         line = self._line("failed", name, where, f" after {took}" if took else "")
         if decided is not None and action != "fail":
             line.append(f" ({decided.detail or action.replace('_', ' ')})", style="yellow")
@@ -102,14 +129,19 @@ class Reporter(EngineHook):
                 parts.append(f"{self.skipped} skipped")
             if self.requeued:
                 parts.append(f"{self.requeued} interrupted and left for another run")
+            if self.lost:
+                parts.append(f"{self.lost} taken over by another worker (what ran here is not kept)")
         return Text("worker stopped; tasks run here: " + ", ".join(parts))
 
     def _line(self, mark: str, *parts: str) -> Text:
         return Text.assemble((self._marks[mark] + " ", _MARK_STYLES[mark]), *parts)
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: str, key: tuple[str, int], agent_id: str | None) -> None:
         with self._lock:
             setattr(self, outcome, getattr(self, outcome) + 1)
+            self._ended[key] = (outcome, agent_id)
+            if len(self._ended) > _ENDS_KEPT:
+                self._ended.popitem(last=False)
 
     def _print(self, line: Text) -> None:
         if self.quiet:
@@ -126,6 +158,16 @@ class Reporter(EngineHook):
 
 def _name(task_id: str, task: Task | None) -> str:
     return f"{task_id} ({task.task_type})" if task is not None else task_id
+
+
+def _taken_over(record: TaskRecord) -> str:
+    """What became of a task another worker took over, from its stored record."""
+    there = f"attempt {record.attempts}" + (f" on {record.agent_id}" if record.agent_id else "")
+    if record.state is TaskState.IN_PROGRESS and record.owner:
+        return f"worker {record.owner} had taken it over ({there}); its outcome will be kept, not this attempt's"
+    if record.state is TaskState.COMPLETED:
+        return f"another worker had taken it over and completed it ({there}); its result was kept, not this attempt's"
+    return f"another worker had taken it over ({there}, now {record.state.value}); this attempt's outcome is not kept"
 
 
 def _clip(message: str, status: str) -> str:

@@ -38,14 +38,19 @@ _LOOK = 0.05  # seconds between two looks at a stop flag set by a signal
     type=click.Path(),
     help="YAML file of agents, or a folder of them.",
 )
-@click.option("--until-idle", is_flag=True, help="Stop once there is no work left for these agents.")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Stop once there is no work left for these agents: no task of theirs running, ready, waiting for a "
+    "retry, or delayed (however long the delay).",
+)
 @click.option(
     "--idle-grace",
     type=click.FloatRange(min=0),
     default=1.0,
     show_default=True,
     metavar="SECONDS",
-    help="With --until-idle: how long to stay idle before stopping.",
+    help="With --until-idle: how long to stay without work left before stopping.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Do not print a line per task.")
 @click.option(

@@ -17,7 +17,7 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.performance import observations
 from pepper.core.runtime import Runtime
-from pepper.engine.inspection import EngineFigures, RunningAttempt
+from pepper.engine.figures import EngineFigures, RunningAttempt
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, suggest
 from pepper.model.lease import LeaseKind, room

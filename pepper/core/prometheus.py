@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from pepper.core.runtime import Runtime
-from pepper.engine.inspection import EngineCounters
+from pepper.engine.figures import EngineCounters
 from pepper.errors import ValidationError
 from pepper.model.lease import room
 

@@ -178,7 +178,8 @@ class Runtime:
         return await asyncio.shield(self._starting)
 
     def has_work(self) -> bool:
-        """True while this process runs a task or has a task its agents could start or retry."""
+        """True while this process runs a task or has a task its agents could start, retry, or start once its
+        delay is over."""
         service = self._service
         return service is not None and self._on_engine(service.has_local_work)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures
+from pepper.engine.figures import EngineCounters, EngineFigures
+from pepper.engine.inspection import AgentsView
 from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
 from pepper.model.feedback import TaskFeedback

@@ -24,8 +24,8 @@ class Batch:
     """
 
     __slots__ = (
-        "attempts", "committed", "dirty", "errors", "finals", "lease_drops", "lease_takes", "run_ends", "runs",
-        "settled", "starts", "submissions",
+        "attempts", "committed", "dirty", "ends", "errors", "finals", "lease_drops", "lease_takes", "run_ends",
+        "runs", "settled", "starts", "submissions",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -41,6 +41,7 @@ class Batch:
         self.runs: list[tuple[RunRecord, list[Task]]] = []  # a new run, with the submission group of its first steps
         self.finals: list[TaskRecord] = []  # tasks stored final from the start
         self.run_ends: list[RunEnd] = []
+        self.ends: dict[str, int] = {}  # task -> its attempt of this engine that ended (kept only for hooks)
 
     def __bool__(self) -> bool:
         return bool(
@@ -62,6 +63,7 @@ class Batch:
         self.runs += newer.runs
         self.finals += newer.finals
         self.run_ends += newer.run_ends
+        self.ends.update(newer.ends)
 
     def split(self) -> list[tuple[str | None, Batch]]:
         """The batch cut into items that can be stored on their own: each submission, each task's changes
@@ -97,6 +99,8 @@ class Batch:
             of(start.task_id).starts.append(start)
         for task_id in self.settled:
             of(task_id).settled.append(task_id)
+        for task_id, number in self.ends.items():
+            of(task_id).ends[task_id] = number
         for record in self.finals:
             of(record.task.task_id).finals.append(record)
         for lease_id in self.lease_drops:  # releases first: a new claim may reuse nothing they free

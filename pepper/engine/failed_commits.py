@@ -10,7 +10,7 @@ to the rows it wrote itself, and ``reread`` reads those rows back and acts on th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pepper.engine.batch import Batch
@@ -71,14 +71,18 @@ def refuse(engine: Engine, task_id: str | None, part: Batch, exc: Exception) -> 
     engine.dispatch(WriteRefused(task_id, error, engine.clock.now(), f"refused:{task_id}"))
 
 
-def reread(engine: Engine, conflicts: set[str], starts: list[Start], settled: list[str], tries: int = 0) -> None:
+def reread(
+    engine: Engine, conflicts: set[str], starts: list[Start], settled: list[str],
+    ends: Mapping[str, int] | None = None, tries: int = 0,
+) -> None:  # fmt: skip
     """Read back the rows of ``conflicts`` (again later, until the database answers), and act on those
     that show this worker's own write: a commit reported failed may have gone through all the same (the
     connection broke as it committed), so its retry lost to itself.
 
     A claim the row shows as ours, at this attempt, is ours: its attempt starts. An end the row shows
     settled wakes its waiters, as its own commit would have. A task with a change of its own waiting for
-    the next commit is left to that commit."""
+    the next commit is left to that commit. An attempt's end (of ``ends``: task -> attempt) whose row shows a
+    later attempt lost to another worker that took the task over: the hooks hear it (``on_attempt_lost``)."""
     try:
         records = engine.load(conflicts, "conflict")
     except Exception as exc:  # noqa: BLE001 - the database is away: nothing is acted on before it answers
@@ -86,7 +90,7 @@ def reread(engine: Engine, conflicts: set[str], starts: list[Start], settled: li
             return
         delay = RETRY_COMMIT[min(tries, len(RETRY_COMMIT) - 1)]
         log.warning("could not read back tasks changed meanwhile (%s); trying again in %.2fs", exc, delay)
-        engine.loop.call_later(delay, reread, engine, conflicts, starts, settled, tries + 1)
+        engine.loop.call_later(delay, reread, engine, conflicts, starts, settled, ends, tries + 1)
         return
     rows = {record.task.task_id: record for record in records}
     waiting = engine.batch.dirty
@@ -105,6 +109,10 @@ def reread(engine: Engine, conflicts: set[str], starts: list[Start], settled: li
         engine.wake(task_id)
         if engine.hooks:
             notify(engine.hooks, "on_settled", task_id, t.state)
+    for task_id, attempt in (ends or {}).items():
+        row = rows.get(task_id)
+        if row is not None and row.attempts != attempt and engine.hooks:
+            notify(engine.hooks, "on_attempt_lost", task_id, attempt, row)
 
 
 def try_after_commit(chore: Callable[..., Any], *args: Any) -> None:

@@ -65,6 +65,7 @@ class FanOuts:
         for tid, record in self.engine.store.runs.tasks(run_id).items():
             if tid.startswith(prefix) and (parsed := parse_item_id(tid)) is not None and parsed[1] == step.step_id:
                 fan.started.add(parsed[2])
+                fan.timed(record.started_at, record.finished_at if record.state.is_final else None)
                 if record.state.is_final:
                     fan.settle(parsed[2], record.state)
         self.active.setdefault(run_id, {})[step.step_id] = fan
@@ -77,6 +78,9 @@ class FanOuts:
         fan = self.of(parsed[0]).get(parsed[1])
         if fan is None:
             return None
+        t = self.engine.state.tasks.get(task_id)
+        if t is not None:
+            fan.timed(t.started_at, t.finished_at)
         fan.settle(parsed[2], state)
         if fan.broken == parsed[2] and fan.stopping is None:  # the step failed: stop its other items
             self._cancel(parsed[0], fan, f"item {parsed[2]} of step {fan.step_id!r} did not complete")
@@ -120,18 +124,21 @@ class FanOuts:
                 settled.append(self._ending(run_id, run_inputs, fan, now))
 
     def _ending(self, run_id: str, run_inputs: Mapping[str, Any], fan: FanOut, now: float) -> TaskRecord:
+        """The step's own task, final, from its first item's start to its last item's end."""
+        began, ended = fan.span(now)
+        return replace(self._outcome(run_id, run_inputs, fan, now), started_at=began, finished_at=ended)
+
+    def _outcome(self, run_id: str, run_inputs: Mapping[str, Any], fan: FanOut, now: float) -> TaskRecord:
         step = fan.step
         state = fan.ending()
         if state is TaskState.COMPLETED:
             ids = [item_id(run_id, step.step_id, i) for i in range(len(fan.items))]
             by_id = self.engine.dependency_results(ids)
-            record = _final(step, run_id, run_inputs, state, now, result=[by_id.get(tid) for tid in ids])
-            return replace(record, started_at=fan.began)
+            return _final(step, run_id, run_inputs, state, now, result=[by_id.get(tid) for tid in ids])
         if fan.stopping is not None:
-            record = _final(step, run_id, run_inputs, TaskState.CANCELLED, now, reason=fan.stopping)
-            return replace(record, started_at=fan.began)
+            return _final(step, run_id, run_inputs, TaskState.CANCELLED, now, reason=fan.stopping)
         if fan.failure is not None:
-            return replace(_final(step, run_id, run_inputs, state, now, error=fan.failure), started_at=fan.began)
+            return _final(step, run_id, run_inputs, state, now, error=fan.failure)
         index = fan.broken if fan.broken is not None else 0
         broken = self._record(item_id(run_id, step.step_id, index))
         what = f"item {index} of {len(fan.items)} {state.value}"
@@ -142,7 +149,7 @@ class FanOuts:
             error = TaskError("ItemFailed", what)
         reason = f"{what}" + (f": {broken.reason}" if broken is not None and broken.reason else "")
         record = _final(step, run_id, run_inputs, state, now, error=error, reason=reason)
-        return replace(record, outcome=broken.outcome if broken is not None else None, started_at=fan.began)
+        return replace(record, outcome=broken.outcome if broken is not None else None)
 
     def _record(self, task_id: str) -> TaskRecord | None:
         return self.engine.store.get_tasks([task_id]).get(task_id)

@@ -94,7 +94,8 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
             try_after_commit(engine.catch_up)
         conflicts = result.conflicts
         starts = [start for start in batch.starts if start.task_id in conflicts]
-        reread(engine, conflicts, starts, [task_id for task_id in batch.settled if task_id in conflicts])
+        ends = {task_id: attempt for task_id, attempt in batch.ends.items() if task_id in conflicts}
+        reread(engine, conflicts, starts, [task_id for task_id in batch.settled if task_id in conflicts], ends)
 
 
 def commit_apart(engine: Engine, batch: Batch, exc: Exception) -> None:

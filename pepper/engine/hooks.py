@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pepper.model.events import AttemptEnded, RecordError
+from pepper.model.record import TaskRecord
 from pepper.model.task import Task, TaskState
 
 log = logging.getLogger("pepper.engine")
@@ -29,6 +30,12 @@ class EngineHook:
 
     def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
         """An attempt ended (``event.ok`` tells how); the task may be retried."""
+
+    def on_attempt_lost(self, task_id: str, attempt: int, record: TaskRecord) -> None:
+        """What attempt ``attempt`` of this engine did is not kept: another worker took the task over (it had
+        presumed this one dead) before the attempt's end was written. Comes once per attempt: when the engine
+        learns it, which may be before the attempt ends (it is stopped, and ``on_attempt_ended`` may follow for
+        it) or after (``on_attempt_ended`` came first). ``record`` is the task as stored now."""
 
     def on_recovery(self, record: RecordError) -> None:
         """A failed attempt (or an error handled by hand) was answered by a recovery policy: ``record.action``

@@ -18,13 +18,11 @@ from pepper.engine.approvals import record_decision
 from pepper.engine.attempts import AgentHandle
 from pepper.engine.budgets import reload_leases
 from pepper.engine.clock import Clock
+from pepper.engine.figures import EngineCounters, EngineFigures, engine_figures
 from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import (
     MOVED,
     AgentsView,
-    EngineCounters,
-    EngineFigures,
-    engine_figures,
     has_local_work,
     live_agents,
     read_still,

@@ -155,6 +155,8 @@ class Engine:
             self.flush_handle = self.loop.call_soon(self.flush)
         if self.hooks and isinstance(event, AttemptEnded):
             task = self.state.tasks.get(event.task_id)
+            if actions:  # taken (a late report of an attempt stopped here takes nothing): written next
+                self.batch.ends[event.task_id] = event.attempt
             notify(self.hooks, "on_attempt_ended", event, task.task if task else None)
         return actions
 
@@ -168,6 +170,10 @@ class Engine:
 
     def _on_abort(self, action: Abort) -> None:
         self.attempts.abort(action.task_id, action.attempt)
+        if self.hooks:
+            t = self.state.tasks.get(action.task_id)
+            if t is not None and (t.attempts != action.attempt or t.owner not in (None, self.worker_id)):
+                notify(self.hooks, "on_attempt_lost", action.task_id, action.attempt, t.to_record())
 
     def _on_settled(self, action: Settled) -> None:
         self.batch.settled.append(action.task_id)
@@ -309,8 +315,9 @@ class Engine:
         deps -= wanted
         deps = {d for d in deps if d not in known}
         extra = list(self.store.get_tasks(deps).values()) if deps else []
-        dirty = self.batch.dirty
+        dirty, ends = self.batch.dirty, self.batch.ends
         fresh = []
+        lost = []
         for record in extra + records:
             task_id = record.task.task_id
             seen = self.versions.get(task_id)
@@ -320,9 +327,14 @@ class Engine:
             # The stored row replaces memory: a save queued before it would write that row back under our name.
             dirty.pop(task_id, None)
             fresh.append(record)
+            attempt = ends.pop(task_id, None) if ends else None
+            if attempt is not None and record.attempts != attempt:  # the end of ours it replaces is lost
+                lost.append((task_id, attempt, record))
         if fresh:
             self.loads += 1
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
+        for task_id, attempt, record in lost:
+            notify(self.hooks, "on_attempt_lost", task_id, attempt, record)
 
     def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
         """Results of completed dependencies, from memory or (if trimmed) the store."""

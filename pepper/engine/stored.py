@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 from pepper.engine.approvals import record_decision
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
-from pepper.engine.inspection import AgentsView, EngineCounters, EngineFigures, facts_of
+from pepper.engine.figures import EngineCounters, EngineFigures
+from pepper.engine.inspection import AgentsView, facts_of
 from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import read_task_log

@@ -206,9 +206,13 @@ class Upkeep:
             if silent or gone:
                 engine.store.workers.stop(worker.worker_id, now)
                 engine.store.leases.release_worker(worker.worker_id, now)
-                log.warning(
-                    "worker %s (pid %s) is gone; its running tasks will run again", worker.worker_id, worker.pid
-                )
+                if gone:
+                    log.warning("worker %s (pid %s) has exited; its running tasks will run again",
+                                worker.worker_id, worker.pid)  # fmt: skip
+                else:  # it may be alive yet, only paused or cut off: what it finishes now is not kept
+                    log.warning("worker %s (pid %s on %s) has not been heard from for %.0fs; its running tasks are "
+                                "taken over and will run again", worker.worker_id, worker.pid, worker.hostname,
+                                now - worker.heartbeat_at)  # fmt: skip
             else:
                 live.add(worker.worker_id)
         orphaned = self._orphaned(live)

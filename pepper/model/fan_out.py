@@ -108,6 +108,8 @@ class FanOut:
     broken: int | None = None  # the first item that failed or was cancelled: no more start
     stopping: str | None = None  # the step is cancelled (the run stopped): why
     failure: TaskError | None = None  # an item that could not even be made (its inputs cannot be read)
+    first_start: float | None = None  # the earliest start of an item, whoever drove the run then
+    last_end: float | None = None  # the latest end of a final item
     _cursor: int = 0  # every item before it has a task
 
     @property
@@ -127,6 +129,19 @@ class FanOut:
         self.final[index] = state
         if state is not TaskState.COMPLETED and self.broken is None:
             self.broken = index
+
+    def timed(self, started_at: float | None, finished_at: float | None) -> None:
+        """An item started at ``started_at`` and ended at ``finished_at`` (None: not known, or not yet)."""
+        if started_at is not None and (self.first_start is None or started_at < self.first_start):
+            self.first_start = started_at
+        if finished_at is not None and (self.last_end is None or finished_at > self.last_end):
+            self.last_end = finished_at
+
+    def span(self, now: float) -> tuple[float, float]:
+        """The step's start and end: its first item's start and its last item's end, whoever drove its run then
+        (when its items were read, and ``now``, where no item tells: none started, or none ended)."""
+        start = self.began if self.first_start is None else self.first_start
+        return start, now if self.last_end is None else max(self.last_end, start)
 
     def to_start(self) -> list[int]:
         """The items to start now: the first ones without a task, as many as ``max_parallel`` leaves room for."""

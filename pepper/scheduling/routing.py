@@ -135,6 +135,15 @@ class Routing:
                     agent.shared = True
         return info
 
+    def serves(self, task: Task, placement: str | None = None, run_as: str | None = None) -> bool:
+        """True if some agent here could run ``task`` (as ``route_of`` would route it), without adding its
+        route."""
+        route = Route(run_as or task.task_type, placement or task.agent, task.requirements.skills)
+        info = self._routes.get(route)
+        if info is not None:
+            return bool(info.agents)
+        return any(rejection(a.spec, route) is None for a in self.agents.values())
+
     def changed(self, agent: AgentLoad) -> None:
         """``agent`` started or stopped a task, or started or stopped taking tasks: its routes learn whether it
         has a free slot."""

@@ -160,3 +160,24 @@ def test_the_planner_starts_a_delayed_task_at_its_time_and_counts_it_in_the_boun
     assert starts == {"a": 0.0, "b": 20.0, "c": 25.0}
     assert plan.makespan == pytest.approx(30.0)
     assert plan.critical_path_length == pytest.approx(30.0) and plan.critical_path == ("b", "c")
+
+
+def test_a_delayed_task_this_runtimes_agents_could_run_is_work_left_however_long_the_delay(virtual, clock):
+    started: list[float] = []
+    _echo(virtual, started, clock)
+    orchestrator = TaskOrchestrator(virtual)
+    orchestrator.submit_task("elsewhere", "translate", delay="1m")  # no agent here runs it
+    orchestrator.submit_task("after-elsewhere", "echo", dependencies=["elsewhere"], delay="1m")
+    virtual.start()
+    eventually(lambda: [w.kind for w in orchestrator.get_task_status("after-elsewhere").waiting_on]
+               == ["dependency", "delay"], "the engine to read the waiting tasks")  # fmt: skip
+    assert not virtual.has_work()  # what waits for a task no agent here runs is not work for this runtime
+    submitted = clock.now()
+    orchestrator.submit_task("later", "echo", delay="1d")
+    assert virtual.has_work()
+    clock.advance(86_399)
+    assert virtual.has_work() and started == []
+    clock.advance(1)
+    assert orchestrator.wait("later", timeout=30).state is TaskState.COMPLETED
+    eventually(lambda: not virtual.has_work(), "the runtime to be idle once the delayed task ran")
+    assert started == [pytest.approx(submitted + 86_400)]

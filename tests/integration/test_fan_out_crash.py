@@ -73,3 +73,12 @@ def test_a_fan_out_whose_driver_was_killed_finishes_without_running_completed_it
     assert second.stdout.strip() == "completed [0, 10, 20, 30, 40, 50]"
     ran = log.read_text().split()
     assert ran == ["0", "1", "2", "3", "3", "4", "5"]  # item 3 again (it never ended), none before it
+    # the step spans its items, from the first one's start under the killed driver to the last one's end
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        step = conn.execute("SELECT started_at, finished_at FROM tasks WHERE task_id = ?", (f"{run_id}/each",))
+        span = conn.execute("SELECT MIN(started_at), MAX(finished_at) FROM tasks WHERE task_id LIKE ?",
+                            (f"{run_id}/each[%",))  # fmt: skip
+        assert step.fetchone() == span.fetchone()
+    finally:
+        conn.close()

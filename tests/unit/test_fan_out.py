@@ -68,3 +68,13 @@ def test_no_more_than_max_parallel_items_start_and_a_broken_item_stops_the_rest(
 def test_text_with_two_references_keeps_the_text_between_them():
     assert expressions.resolve("${{ inputs.a }}-${{ inputs.b }}", {"inputs": {"a": 1, "b": 2}}) == "1-2"
     assert expressions.resolve("${{ inputs.a }}", {"inputs": {"a": [1]}}) == [1]
+
+
+def test_a_fan_outs_span_runs_from_its_first_items_start_to_its_last_items_end():
+    fan = FanOut(make_step("x", "t", for_each=[0, 1, 2]), [0, 1, 2], {}, 50.0)  # read again at 50 by a new driver
+    assert fan.span(60.0) == (50.0, 60.0)  # no item tells: from the reading to now
+    fan.timed(30.0, None)  # still running when the run changed hands
+    fan.timed(10.0, 20.0)
+    fan.timed(None, 55.0)  # cancelled before it started
+    fan.timed(52.0, 58.0)
+    assert fan.span(70.0) == (10.0, 58.0)

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
 from pepper.core.prometheus import _engine
-from pepper.engine.inspection import EngineCounters
+from pepper.engine.figures import EngineCounters
 from pepper.engine.metrics import MetricsHook
 from pepper.model.events import AttemptEnded, RecordError
 from pepper.model.status import TaskError
