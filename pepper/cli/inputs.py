@@ -25,7 +25,8 @@ def parse_value(text: str) -> Any:
 
 
 def parse_inputs(pairs: Sequence[str], document: str | None) -> dict[str, Any]:
-    """``--inputs`` (a JSON object) overlaid with each ``--input KEY=VALUE``."""
+    """``--inputs`` (a JSON object) overlaid with each ``--input KEY=VALUE``; a key given twice with ``--input`` is
+    refused (which value was meant?), one ``--input`` over a key of ``--inputs`` replaces it."""
     inputs: dict[str, Any] = {}
     if document is not None:
         try:
@@ -37,11 +38,19 @@ def parse_inputs(pairs: Sequence[str], document: str | None) -> dict[str, Any]:
                 'must be a JSON object, e.g. --inputs \'{"path": "README.md"}\'', param_hint="'--inputs'"
             )
         inputs.update(parsed)
+    given: set[str] = set()
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"expected KEY=VALUE (e.g. --input n=3), got {pair!r}", param_hint="'--input'")
-        inputs[key.strip()] = parse_value(value)
+        key = key.strip()
+        if key in given:
+            raise click.BadParameter(
+                f"{key!r} is given twice; give each key once (a list is one value: --input {key}='[1, 2]')",
+                param_hint="'--input'",
+            )
+        given.add(key)
+        inputs[key] = parse_value(value)
     return inputs
 
 
