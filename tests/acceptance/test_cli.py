@@ -218,20 +218,13 @@ def test_submit_json_describes_the_task(cli: CLI) -> None:
 
 
 def test_worker_until_idle_waits_for_a_delayed_task_of_its_agents(cli: CLI, agents_file: Path) -> None:
-    worker = cli.popen("worker", "--agents", str(agents_file), "--until-idle", "--idle-grace", "3")
+    # Stored before the worker starts, due well after its idle grace: it waits for the task rather than stop
+    with pepper.Runtime(db=cli.db) as runtime:
+        orchestrator = pepper.core.TaskOrchestrator(runtime)
+        orchestrator.submit_task("later", "add", inputs={"a": 1, "b": 1}, delay="6s")
+        orchestrator.submit_task("not-mine", "translate", delay="1s")  # no agent of this worker runs it
+    worker = cli.popen("worker", "--agents", str(agents_file), "--until-idle", "--idle-grace", "1")
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while not Path(cli.db).exists():
-            assert worker.poll() is None and time.monotonic() < deadline, "the worker never opened its database"
-            time.sleep(0.05)
-        with pepper.Runtime(db=cli.db) as runtime:
-            while not runtime.store.workers.agents():
-                assert worker.poll() is None and time.monotonic() < deadline, "the worker never registered"
-                time.sleep(0.05)
-            orchestrator = pepper.core.TaskOrchestrator(runtime)
-            # due after the idle grace: the worker waits for it rather than stop while it is delayed
-            orchestrator.submit_task("later", "add", inputs={"a": 1, "b": 1}, delay="5s")
-            orchestrator.submit_task("not-mine", "translate", delay="1s")  # no agent of this worker runs it
         out, err = worker.communicate(timeout=TIMEOUT)
     finally:
         if worker.poll() is None:
