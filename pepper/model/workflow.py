@@ -6,8 +6,8 @@ A step's inputs are the run's inputs overlaid with its own; ``${{ ... }}``
 references in them are resolved against the run's inputs when the run starts
 and against its dependencies' results when it starts (``model/expressions``).
 
-The tasks one run of a workflow becomes (ids, inputs) are ``model.step_tasks``; its names are
-importable from here too.
+The tasks one run of a workflow becomes (ids, inputs) are ``model.step_tasks``, a fan-out step's own checks
+``model.fan_out_checks``; their names are importable from here too.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pepper.errors import CycleError, ExpressionError, ValidationError, WorkflowDefinitionError, suggest
-from pepper.model import codec, expressions
+from pepper.model import expressions
 from pepper.model.approval import APPROVAL_TYPE, ApprovalSpec
 from pepper.model.dag import find_cycle, topological_order
+from pepper.model.fan_out_checks import MAX_EXPECTED_ITEMS, check_fan_out
 from pepper.model.requirements import Requirements
 from pepper.model.step_tasks import (
     INPUTS_KEY,
@@ -40,6 +41,7 @@ from pepper.model.timing import parse_delay
 
 __all__ = [
     "INPUTS_KEY",
+    "MAX_EXPECTED_ITEMS",
     "REFS_KEY",
     "RUN_KEY",
     "STEP_KEY",
@@ -61,10 +63,6 @@ __all__ = [
 #: A condition in Python: called with the run's inputs and the dependencies' results (by step id).
 ConditionFn = Callable[["StepContext"], Any]
 
-#: The most items a plan assumes of a fan-out step (its ``expected_items``; checked when planning, not when a
-#: workflow is read: runs stored with more stay readable), and the most it fans out over when it runs (a longer
-#: ``for_each`` list fails the step, and no item task is made).
-MAX_EXPECTED_ITEMS = 10_000
 _STEP_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
@@ -263,36 +261,6 @@ def make_step(
     if step_id in template.dependencies:
         raise WorkflowDefinitionError(f"step {step_id!r} depends on itself", step_id=step_id, field="dependencies")
     return Step(step_id, template, text, fn, seconds, *fan, gate, workflow)
-
-
-def check_fan_out(for_each: Any, max_parallel: Any, expected_items: Any) -> tuple[Any, int | None, int | None]:
-    """``for_each``, ``max_parallel`` and ``expected_items`` checked (``ValidationError`` naming the field)."""
-    if for_each is not None:
-        if isinstance(for_each, str):
-            expressions.parse(for_each)
-        elif isinstance(for_each, (list, tuple)):
-            if len(for_each) > MAX_EXPECTED_ITEMS:
-                raise ValidationError(
-                    f"for_each may list at most {MAX_EXPECTED_ITEMS:,} items (a step fans out over that many at "
-                    f"most), got {len(for_each):,}; split the work over several steps or runs",
-                    field="for_each",
-                )
-            for_each = codec.normalise(list(for_each), "for_each")[0]
-        else:
-            raise ValidationError(
-                "for_each must be an expression giving a list (e.g. '${{ steps.scan.result.modules }}' or "
-                f"'${{{{ inputs.pages }}}}') or a list, got {type(for_each).__name__}",
-                field="for_each",
-            )
-    for name, value in (("max_parallel", max_parallel), ("expected_items", expected_items)):
-        if value is None:
-            continue
-        if for_each is None:
-            raise ValidationError(f"{name} applies only to a step with for_each", field=name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "max_parallel" else 0):
-            least = "a whole number of at least 1" if name == "max_parallel" else "a whole number (0 or more)"
-            raise ValidationError(f"{name} must be {least}, got {value!r}", field=name)
-    return for_each, max_parallel, expected_items
 
 
 def _check_reads(step_id: str, expression: expressions.Expression, deps: Sequence[str], where: str) -> None:
