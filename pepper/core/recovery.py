@@ -63,7 +63,9 @@ class ErrorHandler(Component):
         that has not run yet keeps waiting when the strategy would run it again (a pending one after the
         retry's delay, a blocked one for its dependencies); skip, abort or an exhausted policy end it as
         they would after a failure. A failed or parked task is decided on again. Completed and cancelled
-        tasks are refused (``ConflictError``), as is a task running on another worker.
+        tasks are refused (``ConflictError``), as is a task running on another worker. Each call is one step
+        of ``recovery_strategy``, counted across calls with the same strategy: ``"retry(3)"`` retries three
+        times, then the rest of its chain decides, or the task fails.
         """
         task_id = _check_id(task_id)
         policy = Policy.parse(recovery_strategy)

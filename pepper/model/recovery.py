@@ -84,19 +84,34 @@ class RecoveryState:
     failed_agents: tuple[str, ...] = ()
     run_as: str | None = None  # a fallback task type
     moved_to: str | None = None  # the agent reassign or fallback placed it on (lifted if that agent goes away)
+    #: A policy applied by hand (``handle_error``) and the task's progress through it: (policy, stage, used).
+    by_hand: tuple[str, int, int] | None = None
 
     def to_data(self) -> dict[str, Any] | None:
         if self == NO_RECOVERY:
             return None
-        return {"stage": self.stage, "used": self.used, "failed_agents": list(self.failed_agents),
+        data = {"stage": self.stage, "used": self.used, "failed_agents": list(self.failed_agents),
                 "run_as": self.run_as, "moved_to": self.moved_to}  # fmt: skip
+        if self.by_hand is not None:
+            data["by_hand"] = list(self.by_hand)
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any] | None) -> RecoveryState:
         if not data:
             return NO_RECOVERY
+        hand = data.get("by_hand")
+        by_hand = None if not hand else (str(hand[0]), int(hand[1]), int(hand[2]))
         return cls(data.get("stage", 0), data.get("used", 0), tuple(data.get("failed_agents", ())), data.get("run_as"),
-                   data.get("moved_to"))  # fmt: skip
+                   data.get("moved_to"), by_hand)  # fmt: skip
+
+    def by_hand_progress(self, policy: Policy) -> RecoveryState:
+        """Where the task stands in ``policy`` applied by hand: the progress of earlier calls with the same
+        policy, else its start (the agents that failed it and a fallback task type carry over)."""
+        stage, used = 0, 0
+        if self.by_hand is not None and self.by_hand[0] == str(policy):
+            stage, used = self.by_hand[1], self.by_hand[2]
+        return RecoveryState(stage, used, self.failed_agents, self.run_as)
 
 
 NO_RECOVERY = RecoveryState()

@@ -206,7 +206,9 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     decided on again; a task that has not run yet (pending or blocked) is decided on as if it had
     failed, so a retry leaves it waiting (a blocked one for its dependencies, whatever would re-run it).
     A failed task that no longer is (skipped, run again, parked) takes back the dependents its failure
-    cancelled.
+    cancelled. Each call is one step of ``e.policy``, counted across calls with the same policy (kept in
+    ``RecoveryState.by_hand``): ``retry(3)`` applied by hand four times retries three times, then the rest
+    of the chain decides (or the task fails). Another policy starts from its beginning; a replay forgets.
     """
     t = s.tasks.get(e.task_id)
     if t is None or t.state in (COMPLETED, CANCELLED):
@@ -221,15 +223,18 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
         if t.agent_id is not None:  # the attempt ended failed: its agent's record says so
             s.performance.record(t.agent_id, t.task.task_type, False, None, e.at)
     t.error = e.error
-    fresh = RecoveryState(failed_agents=t.recovery.failed_agents, run_as=t.recovery.run_as)
     seed = f"{e.task_id}:{t.attempts}:by-hand"
-    decision = decide(e.policy, fresh, e.error.type, t.agent_id, seed, options(s, t))
+    decision = decide(e.policy, t.recovery.by_hand_progress(e.policy), e.error.type, t.agent_id, seed, options(s, t))
+    done = decision.state
+    hand = (str(e.policy), done.stage, done.used)  # the next call with this policy goes on from here
     if t.state is BLOCKED and decision.action in _RERUN:
         _keep_waiting(t, decision, e.error, turn)
+        t.recovery = replace(t.recovery, by_hand=hand)
         return turn.actions
     carry_out(s, t, decision, e.error, turn, outlived=outlived)
     if decision.action in ("retry", "reassign", "fallback"):  # the task's own policy starts again
-        t.recovery = RecoveryState(failed_agents=decision.state.failed_agents, run_as=decision.state.run_as)
+        t.recovery = RecoveryState(failed_agents=done.failed_agents, run_as=done.run_as, moved_to=t.recovery.moved_to)
+    t.recovery = replace(t.recovery, by_hand=hand)
     if was_failed and t.state is not FAILED:  # recovered: what its failure cancelled waits for it again
         restore_dependents(s, t, turn)
     refill(s, turn)
