@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pepper.errors import PepperError
 from pepper.model import codec
 from pepper.model.events import CancelRequested
-from pepper.model.fan_out import FanOut, item_context, item_id, item_task, items_of, parse_item_id
+from pepper.model.fan_out import FanOut, is_item_of, item_context, item_id, item_task, items_of, parse_item_id
 from pepper.model.record import TaskRecord
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
@@ -64,6 +64,12 @@ class FanOuts:
         prefix = item_id(run_id, step.step_id, 0)[:-2]  # run/step[
         for tid, record in self.engine.store.runs.tasks(run_id).items():
             if tid.startswith(prefix) and (parsed := parse_item_id(tid)) is not None and parsed[1] == step.step_id:
+                if not is_item_of(record.task, run_id, step.step_id, parsed[2]):  # not the run's: never adopted
+                    what = f"item {parsed[2]} of {len(items)}"
+                    error = TaskError("ConflictError", f"{what} cannot start: its task id {tid!r} is taken by a task "
+                                      "this run did not create")  # fmt: skip
+                    settled.append(_final(step, run_id, run_inputs, TaskState.FAILED, now, error=error))
+                    return
                 fan.started.add(parsed[2])
                 fan.timed(record.started_at, record.finished_at if record.state.is_final else None)
                 if record.state.is_final:

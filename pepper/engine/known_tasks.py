@@ -45,3 +45,8 @@ class KnownTasks:
             return engine.pending[task_id].dependencies
         record = engine.store.get_tasks([task_id]).get(task_id)
         return record.task.dependencies if record else ()
+
+    def runs_among(self, run_ids: Collection[str]) -> Collection[str]:
+        driven = self._engine.runs.runs
+        found = {run_id for run_id in run_ids if run_id in driven}
+        return found | self._engine.store.runs.among([run_id for run_id in run_ids if run_id not in found])

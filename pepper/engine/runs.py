@@ -356,3 +356,6 @@ class _NewRun:
 
     def deps_of(self, task_id: str) -> Iterable[str]:
         return ()
+
+    def runs_among(self, run_ids: Collection[str]) -> Collection[str]:
+        return ()  # the run's own ids are its own

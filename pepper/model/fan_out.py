@@ -40,6 +40,13 @@ def parse_item_id(task_id: str) -> tuple[str, str, int] | None:
     return run_id, match.group("step"), int(match.group("index"))
 
 
+def is_item_of(task: Task, run_id: str, step_id: str, index: int) -> bool:
+    """Whether ``task`` is the task ``item_task`` made of item ``index`` of step ``step_id`` in run ``run_id``
+    (its metadata says so), not another task under that id."""
+    meta = task.metadata
+    return meta.get(RUN_KEY) == run_id and meta.get(STEP_KEY) == step_id and meta.get(ITEM_KEY) == index
+
+
 def items_of(step: Step, context: Mapping[str, Any]) -> list[Any]:
     """The list ``step`` fans out over, read against ``context`` (``inputs`` and ``steps``). Raises
     ``ExpressionError`` when it cannot be read or is not a list (naming the value's type), ``ValidationError``

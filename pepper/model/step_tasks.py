@@ -27,6 +27,17 @@ def new_run_id(name: str) -> str:
     return f"{slug}-{uuid.uuid4().hex[:10]}"
 
 
+#: What ``new_run_id`` makes: a slug of the workflow's name, then ten hexadecimal digits.
+_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}-[0-9a-f]{10}")
+
+
+def run_namespace(task_id: str) -> str | None:
+    """The run id ``task_id`` would be a task of (``<run id>/...``) when its first part is shaped like one,
+    else None. Whether that run exists is for the store to say."""
+    run_id, slash, rest = task_id.partition("/")
+    return run_id if slash and rest and _RUN_ID.fullmatch(run_id) else None
+
+
 def task_id_of(run_id: str, step_id: str) -> str:
     return f"{run_id}/{step_id}"
 

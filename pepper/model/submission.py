@@ -19,6 +19,7 @@ from pepper.model.recovery import Policy
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.resources import describe
 from pepper.model.slots import quick_init
+from pepper.model.step_tasks import run_namespace
 from pepper.model.task import SPEC_COLUMNS, Priority, Task
 from pepper.model.task_spec import FIELD_OF, SUBMIT, task_arguments
 from pepper.model.timing import start_time
@@ -312,6 +313,9 @@ class StoredTasks(Protocol):
     def deps_of(self, task_id: str) -> Iterable[str]:
         """Dependencies of a stored task (empty if unknown)."""
 
+    def runs_among(self, run_ids: Collection[str]) -> Collection[str]:
+        """Those of ``run_ids`` that are ids of workflow runs."""
+
 
 @dataclass(frozen=True, slots=True)
 class Submission:
@@ -321,6 +325,24 @@ class Submission:
     tasks: tuple[Task, ...]
 
 
+def _check_outside_runs(new: Mapping[str, Task], stored: StoredTasks) -> None:
+    """Refuse a new task whose id lies in a workflow run's namespace (``<run id>/...``): those ids are the
+    run's steps and items, and a task there would be taken for one of them."""
+    candidates = {run for tid in new if (run := run_namespace(tid)) is not None}
+    runs = stored.runs_among(candidates) if candidates else ()
+    if not runs:
+        return
+    for task_id in new:
+        run_id = run_namespace(task_id)
+        if run_id in runs:
+            raise ValidationError(
+                f"task id {task_id!r} lies in the namespace of workflow run {run_id!r}: ids beginning with "
+                f"'{run_id}/' belong to that run's steps and items; give the task an id outside it (one not "
+                f"beginning with '{run_id}/'), and depend on the run's steps by their ids if it needs them",
+                field="task_id",
+            )
+
+
 def prepare(
     tasks: Sequence[Task], stored: StoredTasks, capacity: Mapping[str, float] | None = None,
     holder: str = "the whole pool",
@@ -328,7 +350,8 @@ def prepare(
     """Check a batch against itself and ``stored``; raise before anything is written.
 
     A task re-submitted with the same spec is returned as stored (idempotent);
-    with another spec it is a ``DuplicateTaskError``. Cycles, including ones
+    with another spec it is a ``DuplicateTaskError``. A new id inside a workflow run's namespace
+    (``<run id>/...``) is refused: it belongs to the run. Cycles, including ones
     closed through earlier tasks that were waiting for these ids, raise ``CycleError``.
     A task needing more resources than the whole pool (``capacity``; ``holder`` names it) could
     never run and is refused.
@@ -340,6 +363,7 @@ def prepare(
         if diffs:
             raise DuplicateTaskError(task_id, diffs)
     new = {tid: t for tid, t in batch.items() if tid not in found}
+    _check_outside_runs(new, stored)
     if capacity is not None:
         for task in new.values():
             needs = task.requirements.resources

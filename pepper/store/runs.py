@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from pepper.errors import RunNotFoundError
@@ -49,6 +49,10 @@ class RunLog:
         if not rows:
             raise RunNotFoundError(run_id)
         return RunRecord.from_row(rows[0])
+
+    def among(self, run_ids: Iterable[str]) -> set[str]:
+        """Those of ``run_ids`` that are stored runs."""
+        return {run_id for run_id in run_ids if self._store.query("run_exists", (run_id,))}
 
     def list(self, state: RunState | None = None, limit: int = 100, *, after: str | None = None) -> list[RunRecord]:
         """Most recent first; ``after``: only runs older than that one (the next page)."""

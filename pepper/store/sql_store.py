@@ -54,6 +54,9 @@ class StoredTaskView:
         record = self._store.get_tasks([task_id]).get(task_id)
         return record.task.dependencies if record else ()
 
+    def runs_among(self, run_ids: Collection[str]) -> Collection[str]:
+        return self._store.runs.among(run_ids)
+
 
 class _Ready(NamedTuple):
     """A commit's rows made ready before its transaction: its task saves (by statement) and its attempts."""

@@ -14,6 +14,7 @@ from pepper.errors import (
     PepperError,
     ValidationError,
 )
+from pepper.model.step_tasks import new_run_id, run_namespace
 from pepper.model.submission import build_task, prepare, task_from_mapping
 from pepper.model.task import Priority, Task
 
@@ -21,8 +22,10 @@ from pepper.model.task import Priority, Task
 class Stored:
     """A tiny stand-in for what a store knows, to test ``prepare`` without one."""
 
-    def __init__(self, *tasks: Task) -> None:
+    def __init__(self, *tasks: Task, runs: Collection[str] = ()) -> None:
         self.tasks = {t.task_id: t for t in tasks}
+        self.runs = set(runs)
+        self.asked: list[set[str]] = []  # the run ids asked about
 
     def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
         return {tid: self.tasks[tid] for tid in task_ids if tid in self.tasks}
@@ -32,6 +35,10 @@ class Stored:
 
     def deps_of(self, task_id: str) -> Iterable[str]:
         return self.tasks[task_id].dependencies if task_id in self.tasks else ()
+
+    def runs_among(self, run_ids: Collection[str]) -> Collection[str]:
+        self.asked.append(set(run_ids))
+        return self.runs & set(run_ids)
 
 
 def test_priorities_accept_names_aliases_and_integers():
@@ -160,3 +167,19 @@ def test_one_bad_task_rejects_the_whole_batch():
     batch = [build_task(task_id="ok", task_type="t"), build_task(task_id="ok", task_type="other")]
     with pytest.raises(DuplicateTaskError):
         prepare(batch, Stored())
+
+
+def test_ids_in_a_runs_namespace_are_refused_and_only_run_shaped_prefixes_are_looked_up():
+    run_id = new_run_id("docs site")
+    assert run_namespace(f"{run_id}/build") == run_id and run_namespace(f"{run_id}/docs[3]") == run_id
+    for plain in ("team/build", "a/b/c", "docs-site-3f2a9c1e0/x", "docs-site-3F2A9C1E0B/x", f"{run_id}/", run_id):
+        assert run_namespace(plain) is None
+    stored = Stored(runs=[run_id])
+    with pytest.raises(ValidationError, match=f"namespace of workflow run '{run_id}'") as refused:
+        prepare([build_task(task_id="mine", task_type="t"), build_task(task_id=f"{run_id}/docs[0]", task_type="t")],
+                stored)  # fmt: skip
+    assert refused.value.field == "task_id"
+    other = new_run_id("docs site")  # shaped like a run's, but no such run
+    done = prepare([build_task(task_id=f"{other}/x", task_type="t"), build_task(task_id="a/b", task_type="t")], stored)
+    assert [t.task_id for t in done.new] == [f"{other}/x", "a/b"]
+    assert stored.asked == [{run_id}, {other}]  # "a/b" was never looked up

@@ -280,6 +280,9 @@ WHERE task_id = ? AND decision IS NULL;
 -- name: run_by_id
 SELECT * FROM runs WHERE run_id = ?;
 
+-- name: run_exists
+SELECT 1 FROM runs WHERE run_id = ?;
+
 -- name: list_runs
 -- A page of runs, newest first, optionally in one state, after (older than) one run.
 SELECT * FROM runs
