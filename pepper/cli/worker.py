@@ -146,7 +146,8 @@ def _serve(
     database_metrics: bool = False,
 ) -> None:
     """Load the agents, run the engine until told to stop (or idle), then drain. Nothing says the worker runs
-    before its engine started with every agent (a budget the pool cannot give fails before)."""
+    before its engine started with every agent (a budget the pool cannot give fails before; an agent whose
+    start-up fails stops the worker with ``AgentStartError``)."""
     with (
         open_runtime(db, create=True, **(where or {})) as runtime,
         _metrics(runtime, metrics_port, database_metrics) as server,

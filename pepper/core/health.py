@@ -159,6 +159,9 @@ class HealthMonitor(AlertSource):
                 agent_id, ok, error, agent_id in local or (worker is not None and worker.worker_id in alive),
                 len(mine), sum(1 for o in mine if not o.ok), _stalled(figures, agent_id, mine, now),
             ))  # fmt: skip
+        for agent_id, why in sorted(runtime.failed_agents().items()):  # left out as the engine started
+            if agent_id not in local and agent_id not in registered:
+                facts.append(rules.AgentFacts(agent_id, False, f"it could not start and is not registered: {why}"))
         online = [a.spec for a in runtime.agents()] + [
             a.spec for a in registered.values() if a.spec.agent_id not in local and a.worker_id in alive
         ]

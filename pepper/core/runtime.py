@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
+from pepper.core.agent_failures import AgentFailures, join, join_all
 from pepper.core.config import load_settings
 from pepper.core.default import default_runtime, init, reset_default_runtime, resolve, set_default_runtime
 from pepper.core.store_setup import open_runtime_store
@@ -35,9 +36,15 @@ from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import MOVED, AgentsView
 from pepper.engine.portal import Portal
 from pepper.engine.sampler import ValueOf
-from pepper.engine.service import EngineService
+from pepper.engine.service import EngineService, check_budget
 from pepper.engine.stored import StoreBackend
-from pepper.errors import AgentAlreadyRegisteredError, AgentNotFoundError, RuntimeClosedError, ValidationError
+from pepper.errors import (
+    AgentAlreadyRegisteredError,
+    AgentNotFoundError,
+    AgentStartError,
+    RuntimeClosedError,
+    ValidationError,
+)
 from pepper.model.settings import Settings
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -84,6 +91,7 @@ class Runtime:
         self._offline: StoreBackend | None = None
         self._starting: asyncio.Future[EngineService] | None = None
         self._agents: dict[str, BaseAgent] = {}
+        self._failures = AgentFailures()  # agents left out as the engine started (``failed_agents``)
         self._hooks: list[EngineHook] = []
         self.closed = False
         _live.add(self)
@@ -130,9 +138,19 @@ class Runtime:
     # -- engine -----------------------------------------------------------------------
 
     def start(self) -> Runtime:
-        """Start the engine now (it also starts on first use when agents are registered)."""
+        """Start the engine now (it also starts on first use when agents are registered). An agent whose
+        start-up fails is left out (``failed_agents``), the others run; ``start()`` raises ``AgentStartError``
+        for it once, the engine running on (a start by first use raises nothing for it)."""
         self.portal().call(self.engine())
+        untold = self._failures.untold()
+        if untold:
+            raise AgentStartError(untold)
         return self
+
+    def failed_agents(self) -> dict[str, str]:
+        """Agents left out because their start-up failed as the engine started: agent id -> what went wrong.
+        Registering one of them again (after fixing the cause) clears its entry."""
+        return self._failures.all()
 
     async def engine(self) -> EngineService:
         """The engine service, started if needed (call on the engine loop)."""
@@ -156,9 +174,10 @@ class Runtime:
 
                     service.sampler.keeper = keeper_for(self)
                 await service.start()
-                for agent in list(self._agents.values()):
-                    await service.add_agent(agent)
-                    added.append(agent)
+                left_out = await join_all(service, list(self._agents.values()), self._failures, added)
+                with self._lock:  # not registered: the engine runs with the others
+                    for agent in left_out:
+                        self._agents.pop(agent.spec.agent_id, None)
             except BaseException as exc:
                 if service is not None:  # leave no worker record, and no agent, behind
                     try:
@@ -208,23 +227,21 @@ class Runtime:
 
     def leases_changed(self) -> None:
         """Tell the local engine (if one runs) that the pool's leases changed."""
-        service = self._service
-        if service is not None:
-            portal = self.portal()
-            if portal.in_loop_thread():
-                service.leases_changed()
-            else:
-                portal.loop.call_soon_threadsafe(service.leases_changed)
+        if self._service is not None:
+            self._tell(self._service.leases_changed)
 
     def schedules_changed(self) -> None:
         """Tell the local engine (if one runs) that schedules changed: it looks at their ticks again."""
-        service = self._service
-        if service is not None:
-            portal = self.portal()
-            if portal.in_loop_thread():
-                service.ticks.poke()
-            else:
-                portal.loop.call_soon_threadsafe(service.ticks.poke)
+        if self._service is not None:
+            self._tell(self._service.ticks.poke)
+
+    def _tell(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback`` on the engine's thread, without waiting when called from another."""
+        portal = self.portal()
+        if portal.in_loop_thread():
+            callback()
+        else:
+            portal.loop.call_soon_threadsafe(callback)
 
     def measure(self, agent_id: str) -> AgentUsage:
         """Measure an agent now if it runs here, else its worker's latest figures."""
@@ -280,7 +297,7 @@ class Runtime:
         (``start``: started first if agents are registered here), else of the store. Whatever it returns
         must be a copy, or immutable."""
         if start and self._service is None and self._agents:
-            self.start()
+            self.portal().call(self.engine())  # started by first use: agents left out are not raised here
         service = self._service
         if service is None:
             return question(self._store_backend())
@@ -307,17 +324,21 @@ class Runtime:
                 f"register_agent expects a pepper.agents.BaseAgent, got {type(agent).__name__}; "
                 "for a plain function use @pepper.agent(...)"
             )
+        agent_id = agent.spec.agent_id
+        if self._service is None and agent.spec.resources:  # what can be known before the engine starts
+            check_budget(self.store, self.settings.executor, agent.spec)
         with self._lock:
             self._check_open()
-            if agent.spec.agent_id in self._agents:
-                raise AgentAlreadyRegisteredError(agent.spec.agent_id)
-            self._agents[agent.spec.agent_id] = agent
+            if agent_id in self._agents:
+                raise AgentAlreadyRegisteredError(agent_id)
+            self._agents[agent_id] = agent
+        self._failures.forget(agent_id)
         if self._service is not None:
             try:
-                self.portal().call(self._service.add_agent(agent))
+                self.portal().call(join(self._service, agent))
             except BaseException:
                 with self._lock:
-                    self._agents.pop(agent.spec.agent_id, None)
+                    self._agents.pop(agent_id, None)
                 raise
         return agent
 

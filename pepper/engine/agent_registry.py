@@ -8,13 +8,14 @@ leaves in the reverse order, its budget released and its clean-up run last.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pepper.engine.attempts import AgentHandle
 from pepper.engine.budgets import budget_lease_id, grant_budget, off_host, reload_leases
 from pepper.errors import AgentAlreadyRegisteredError, AgentDefinitionError, AgentNotFoundError, AllocationNotFoundError
 from pepper.model.events import AgentAdded, AgentRemoved
-from pepper.model.resources import describe_shortfall
+from pepper.model.resources import Resources, describe_shortfall
 
 if TYPE_CHECKING:
     from pepper.engine.shell import Engine
@@ -25,20 +26,16 @@ async def add_agent(engine: Engine, handle: AgentHandle) -> None:
     spec = handle.spec
     if spec.agent_id in engine.handles:
         raise AgentAlreadyRegisteredError(spec.agent_id)
+    on_ray = off_host(engine, spec)
+    budget = spec.resources if on_ray is None else on_ray.pooled  # on Ray: only the shared pools it names
+    check_budget_fits(spec.agent_id, budget, engine.state.resources.capacity)  # before its start-up runs
     initialize = getattr(handle, "initialize", None)
     if initialize is not None:
         outcome = initialize()
         if inspect.isawaitable(outcome):
             await outcome
     waiting = None
-    on_ray = off_host(engine, spec)
-    budget = spec.resources if on_ray is None else on_ray.pooled  # on Ray: only the shared pools it names
     if budget:
-        beyond = budget.shortfall(engine.state.resources.capacity)
-        if beyond:
-            raise AgentDefinitionError(
-                f"agent {spec.agent_id!r} asks for a budget the whole pool cannot give: {describe_shortfall(beyond)}"
-            )
         waiting = grant_budget(engine, spec)
         if waiting is not None:
             engine.budget_waiting[spec.agent_id] = spec
@@ -47,6 +44,16 @@ async def add_agent(engine: Engine, handle: AgentHandle) -> None:
     now = engine.clock.now()
     engine.store.workers.register_agent(spec, engine.worker_id, now)
     engine.dispatch(AgentAdded(spec, now, waiting, f"agent:{spec.agent_id}", on_ray))
+
+
+def check_budget_fits(agent_id: str, budget: Resources, capacity: Mapping[str, float]) -> None:
+    """Refuse (``AgentDefinitionError``) a budget the whole pool (``capacity``) can never give."""
+    beyond = budget.shortfall(capacity) if budget else None
+    if beyond:
+        raise AgentDefinitionError(
+            f"agent {agent_id!r} asks for a budget the whole pool cannot give: {describe_shortfall(beyond)}; "
+            "lower its resources or give the pool more (pepper.init(resources=...))"
+        )
 
 
 async def remove_agent(engine: Engine, agent_id: str) -> AgentHandle:

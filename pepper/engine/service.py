@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pepper.engine.agent_registry import add_agent, remove_agent
+from pepper.engine.agent_registry import add_agent, check_budget_fits, remove_agent
 from pepper.engine.approvals import record_decision
 from pepper.engine.attempts import AgentHandle
 from pepper.engine.budgets import reload_leases
@@ -56,6 +56,7 @@ from pepper.model.events import (
 from pepper.model.feedback import TaskFeedback
 from pepper.model.lease import Lease
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
+from pepper.model.resources import OffHost
 from pepper.model.settings import Settings
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.submission import prepare
@@ -69,6 +70,16 @@ from pepper.store.ratings import rate_task
 from pepper.store.sql_store import SqlStore
 
 T = TypeVar("T")
+
+
+def check_budget(store: SqlStore, executor: str | None, spec: AgentSpec) -> None:
+    """Refuse (``AgentDefinitionError``) an agent whose budget the pool recorded in ``store`` can never give, as
+    an engine would when the agent joins it (``executor``: the runtime's, for an agent that names none; on Ray
+    only the shared pools it names are pepper's to give)."""
+    budget = spec.resources
+    if budget and (spec.executor or executor) == "ray":
+        budget = OffHost(budget, store.leases.shared()).pooled
+    check_budget_fits(spec.agent_id, budget, store.leases.pool())
 
 
 class EngineService:

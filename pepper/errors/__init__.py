@@ -59,6 +59,7 @@ the message::
     ├── ServerUnreachableError (ConnectionError)  a pepper server that does not answer (.url)
     ├── RemoteUnsupportedError (NotImplementedError)  a call a remote runtime cannot make over HTTP
     ├── RuntimeClosedError (RuntimeError)    the runtime was closed
+    ├── AgentStartError (RuntimeError)       agents whose initialize() failed, left out (.failures)
     └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
 """
 
@@ -102,6 +103,7 @@ from pepper.errors.outcomes import (
     WorkflowTimeoutError,
 )
 from pepper.errors.runtime import (
+    AgentStartError,
     BlockingCallError,
     RemoteUnsupportedError,
     RuntimeClosedError,
@@ -136,6 +138,7 @@ __all__ = [
     "AgentAlreadyRegisteredError",
     "AgentDefinitionError",
     "AgentNotFoundError",
+    "AgentStartError",
     "AllocationNotFoundError",
     "AuthenticationError",
     "BlockingCallError",

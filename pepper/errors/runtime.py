@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pepper.errors.base import PepperError
+from collections.abc import Mapping
+
+from pepper.errors.base import PepperError, shown
 
 
 class ServerUnreachableError(PepperError, ConnectionError):
@@ -29,3 +31,18 @@ class RuntimeClosedError(PepperError, RuntimeError):
 
 class BlockingCallError(PepperError, RuntimeError):
     """A blocking call was made from the engine's own thread, where it would deadlock."""
+
+
+class AgentStartError(PepperError, RuntimeError):
+    """Agents whose start-up failed (``initialize()`` raised): they are not registered, the others run.
+    ``failures``: agent id -> what went wrong (the error's type and message)."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures = dict(failures)
+        told = "; ".join(f"{shown(agent_id)}: {why}" for agent_id, why in self.failures.items())
+        one = len(self.failures) == 1
+        super().__init__(
+            f"{'an agent' if one else f'{len(self.failures)} agents'} could not start and "
+            f"{'is' if one else 'are'} not registered ({told}); the other agents run. Fix the cause and "
+            "register it again"
+        )

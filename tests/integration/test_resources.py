@@ -88,7 +88,7 @@ def test_an_agent_whose_budget_is_not_free_waits_for_it(pooled):
         pepper.agent("greedy", task_types=["t"], resources={"cpu": 64}, runtime=pooled)(lambda task: None)
 
 
-def test_an_engine_that_cannot_start_its_agents_leaves_no_worker_behind(tmp_path):
+def test_a_budget_the_pool_cannot_give_is_refused_at_registration_before_the_engine_starts(tmp_path):
     db = str(tmp_path / "r.db")
     runtime = pepper.Runtime(db=db, home=str(tmp_path / "home"), resources={"cpu": 2})
 
@@ -97,9 +97,11 @@ def test_an_engine_that_cannot_start_its_agents_leaves_no_worker_behind(tmp_path
             return None
 
     pepper.agent("fine", task_types=["t"], runtime=runtime)(lambda task: "ok")
-    runtime.register_agent(Greedy("greedy", task_types=["t"], resources={"gpu": 1}))  # checked as the engine starts
-    with pytest.raises(AgentDefinitionError, match="the whole pool cannot give"):
-        runtime.start()
+    with pytest.raises(AgentDefinitionError, match="the whole pool cannot give: gpu short by 1"):
+        runtime.register_agent(Greedy("greedy", task_types=["t"], resources={"gpu": 1}))
+    assert [a.spec.agent_id for a in runtime.agents()] == ["fine"] and not runtime.running
+    runtime.start()  # with the agent that was registered
+    assert [a.spec.agent_id for a in runtime.store.workers.agents()] == ["fine"]
     runtime.close()
     with pepper.Runtime(db=db, home=str(tmp_path / "home")) as onlooker:
         assert onlooker.store.workers.live() == [] and onlooker.store.workers.agents() == []

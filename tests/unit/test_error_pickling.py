@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from pepper.errors import (
+    AgentStartError,
     CycleError,
     NoEligibleAgentError,
     PepperError,
@@ -21,6 +22,7 @@ ERRORS = [
     WaitTimeoutError(["a", "b"], 2.0),
     NoEligibleAgentError("docs", {"writer": "busy"}),
     CycleError(["a", "b", "a"]),
+    AgentStartError({"flaky": "ConnectionError: model server not up yet"}),
 ]
 
 
