@@ -10,7 +10,7 @@ the reads answered at once are blocking requests. There is no database and no en
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
@@ -20,7 +20,7 @@ from pepper.engine.clock import SystemClock
 from pepper.engine.portal import Portal
 from pepper.errors import RemoteUnsupportedError, RuntimeClosedError
 from pepper.http.backend import HttpBackend
-from pepper.http.client import Connection
+from pepper.http.client import Connection, escaped_id
 from pepper.model.settings import Settings
 from pepper.store.sql_store import SqlStore
 
@@ -86,6 +86,17 @@ class RemoteRuntime(Runtime):
     def read(self, question: Callable[[Backend], T], *, start: bool = False) -> T:
         self._check_open()
         return question(self._backend)
+
+    def ask_server(
+        self, method: str, path: Sequence[str], body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The server's answer to a face's question it cannot send as a closure (``pepper.core.served``)."""
+        self._check_open()
+        route = "/" + "/".join(escaped_id(str(segment)) for segment in path)
+        kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
+        if body is not None:
+            kwargs["json"] = body
+        return self.connection.request(method, route, **kwargs)
 
     def has_work(self) -> bool:
         return False

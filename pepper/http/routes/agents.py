@@ -1,17 +1,30 @@
-"""``/api/v1/agents``: the agents of live workers, with load, capacity, score and skills."""
+"""``/api/v1/agents``: the agents of live workers, with load, capacity, score and skills; who would take a task
+(``AgentSelector``), an agent's profile and load (``LoadBalancer``), its resources and usage."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
+from pepper.core import AgentSelector, LoadBalancer
 from pepper.core.online import online_agents
 from pepper.http.auth import READ
 from pepper.http.lists import Limit, Page, listed
+from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+router = APIRouter(prefix="/agents", tags=["agents"], route_class=IdRoute)
+
+_REQUIREMENTS = 'What the task needs, e.g. {"skills": ["markdown"], "performance_score": 0.8}.'
+
+
+class ChoiceBody(BaseModel):
+    """A task to choose an agent for: its type, and what it needs."""
+
+    task_type: str = Field(description="The task's type, e.g. 'documentation'.")
+    requirements: dict[str, Any] | None = Field(default=None, description=_REQUIREMENTS)
 
 
 @router.get("", dependencies=[READ], response_model=Page)
@@ -19,6 +32,34 @@ def list_agents(request: Request, limit: Limit = 1000) -> Page:
     """The agents online, as `pepper agents --json` lists them."""
     listed(limit)
     return Page(items=online_agents(runtime_of(request))[:limit])
+
+
+@router.post("/select", dependencies=[READ], response_model=dict[str, Any])
+def select_agent(request: Request, body: ChoiceBody) -> dict[str, Any]:
+    """The agent `AgentSelector.select_agent` chooses for the task, as a profile (its score unrounded); 404
+    (NoEligibleAgentError) says, agent by agent, why none can take it. Chooses only: nothing is placed."""
+    profile = AgentSelector(runtime_of(request)).select_agent(body.task_type, body.requirements)
+    return profile.to_exact_dict()
+
+
+@router.post("/rank", dependencies=[READ], response_model=Page)
+def rank_agents(request: Request, body: ChoiceBody) -> Page:
+    """Every agent that could take the task, best first (`AgentSelector.rank_agents`); empty if none can."""
+    ranked = AgentSelector(runtime_of(request)).rank_agents(body.task_type, body.requirements)
+    return Page(items=[profile.to_exact_dict() for profile in ranked])
+
+
+@router.get("/{agent_id}/profile", dependencies=[READ], response_model=dict[str, Any])
+def agent_profile(request: Request, agent_id: str) -> dict[str, Any]:
+    """An agent's task types, skills, capacity, resources, config, score and load
+    (`AgentSelector.get_agent_capabilities`)."""
+    return AgentSelector(runtime_of(request)).get_agent_capabilities(agent_id).to_exact_dict()
+
+
+@router.get("/{agent_id}/load", dependencies=[READ], response_model=dict[str, Any])
+def agent_load(request: Request, agent_id: str) -> dict[str, Any]:
+    """How busy an agent is: tasks running and waiting for it, capacity, held slots (`LoadBalancer.get_agent_load`)."""
+    return LoadBalancer(runtime_of(request)).get_agent_load(agent_id).to_dict()
 
 
 @router.get("/{agent_id}", dependencies=[READ], response_model=dict[str, Any])
