@@ -11,6 +11,7 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
+from pepper.core.served import server_of
 from pepper.errors import (
     AgentNotFoundError,
     AllocationNotFoundError,
@@ -65,6 +66,13 @@ class ResourceUsage:
             "measured": self.measured.to_dict(),
             "allocations": [lease.to_dict() for lease in self.allocations],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResourceUsage:
+        """The usage ``to_dict`` gave (what a server answers)."""
+        leases = tuple(Lease.from_dict(x) for x in data["allocations"])
+        return cls(data["agent_id"], Resources(data["allocated"]), Resources(data["leased_by_tasks"]),
+                   AgentUsage.from_dict(data["measured"]), leases)  # fmt: skip
 
 
 def _agent_id(value: Any) -> str:
@@ -201,6 +209,8 @@ class ResourceManager(Component):
         agent that holds nothing. ``AgentNotFoundError`` for an id that is neither a registered agent nor the
         holder of a lease."""
         agent_id = _agent_id(agent_id)
+        if (server := server_of(self.runtime)) is not None:
+            return ResourceUsage.from_dict(server.ask_server("GET", ("agents", agent_id, "resources")))
         runtime = self.runtime
         now = runtime.clock.now()
         mine = [lease for lease in runtime.read(lambda backend: backend.leases(now)) if lease.holder == agent_id]
@@ -225,6 +235,9 @@ class ResourceMonitor(AlertSource):
         """The agent's usage now (if it runs here) or as its worker last measured it; ``usage["cpu"]``."""
         runtime = self.runtime
         names = check_metrics(metrics)
+        if (server := server_of(runtime)) is not None:
+            found = server.ask_server("GET", ("agents", agent_id, "usage"), params={"metrics": ",".join(names)})
+            return AgentUsage.from_dict(found)
         if not _known(runtime, agent_id):
             raise AgentNotFoundError(agent_id, _known_ids(runtime))
         usage = runtime.measure(agent_id)

@@ -83,6 +83,13 @@ class Lease:
             "task_id": self.task_id,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Lease:
+        """The lease ``to_dict`` gave."""
+        return cls(data["lease_id"], data["agent_id"], LeaseKind(data["kind"]), Resources(data["resources"]),
+                   data["granted_at"], data.get("expires_at"), data.get("released_at"), data.get("worker_id"),
+                   data.get("task_id"))  # fmt: skip
+
 
 #: What ``ResourceAllocator.allocate`` returns: the lease itself.
 Allocation = Lease

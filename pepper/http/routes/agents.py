@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from pepper.core import AgentSelector, LoadBalancer
+from pepper.core import AgentSelector, LoadBalancer, ResourceManager, ResourceMonitor
 from pepper.core.online import online_agents
 from pepper.http.auth import READ
 from pepper.http.lists import Limit, Page, listed
@@ -60,6 +60,21 @@ def agent_profile(request: Request, agent_id: str) -> dict[str, Any]:
 def agent_load(request: Request, agent_id: str) -> dict[str, Any]:
     """How busy an agent is: tasks running and waiting for it, capacity, held slots (`LoadBalancer.get_agent_load`)."""
     return LoadBalancer(runtime_of(request)).get_agent_load(agent_id).to_dict()
+
+
+@router.get("/{agent_id}/resources", dependencies=[READ], response_model=dict[str, Any])
+def agent_resources(request: Request, agent_id: str) -> dict[str, Any]:
+    """What an agent was given (its budget, its running tasks' leases) beside what it really uses
+    (`ResourceManager.get_resource_usage`)."""
+    return ResourceManager(runtime_of(request)).get_resource_usage(agent_id).to_dict()
+
+
+@router.get("/{agent_id}/usage", dependencies=[READ], response_model=dict[str, Any])
+def agent_usage(request: Request, agent_id: str, metrics: str = "cpu,memory,storage") -> dict[str, Any]:
+    """What an agent really uses, as its worker last measured it (`ResourceMonitor.get_usage`): the `metrics`
+    named (comma-separated: cpu, memory, storage; empty for none)."""
+    names = [name for name in metrics.split(",") if name]
+    return ResourceMonitor(runtime_of(request)).get_usage(agent_id, names).to_dict()
 
 
 @router.get("/{agent_id}", dependencies=[READ], response_model=dict[str, Any])
