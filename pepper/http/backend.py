@@ -2,8 +2,8 @@
 
 Every rule stays on the server: this class only turns calls into requests and answers (the ``to_dict`` forms)
 back into pepper's objects. Waits longer than the server's bound (``?wait=``, at most 60 s) are loops of
-bounded requests. What needs an engine or a database in this process (placing tasks, handling an error by hand,
-the engine's own figures) raises ``RemoteUnsupportedError`` saying what to do instead.
+bounded requests. What needs an engine or a database in this process (placing tasks, the engine's own figures)
+raises ``RemoteUnsupportedError`` saying what to do instead.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ class HttpBackend:
         return TaskFeedback.from_dict(await self.connection.apost(task_path(feedback.task_id) + "/feedback", body))
 
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
-        raise RemoteUnsupportedError("handling an error by hand", "run `pepper replay` or `pepper drop` instead")
+        body = {"error": error.to_dict(), "strategy": str(policy)}  # the policy as text: data, never code
+        return RecoveryOutcome.from_dict(await self.connection.apost(task_path(task_id) + "/handle-error", body))
 
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
         answer = await self.connection.apost("/dlq/" + escaped_id(task_id) + "/replay", {"agent": agent_id})
