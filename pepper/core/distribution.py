@@ -9,7 +9,7 @@ from typing import Any
 from pepper.core.agents_view import AgentProfile, read_agents
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
-from pepper.core.served import server_of
+from pepper.core.served import plan_agent, plan_task, server_of
 from pepper.engine.inspection import AgentsView
 from pepper.errors import AgentNotFoundError, NoEligibleAgentError, TaskNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
@@ -171,6 +171,10 @@ class LoadBalancer(Component):
         """Assign ``tasks`` (objects, dicts or ids) to ``agents`` (objects, dicts or ids; default: all),
         longest first onto the earliest-finishing agent. ``apply=True`` pins the plan onto stored tasks."""
         runtime = self.runtime
+        if (server := server_of(runtime)) is not None:  # planned (and placed, with apply) by the server
+            chosen = None if agents is None else [plan_agent(a) for a in _items(agents, "agents")]
+            body = {"tasks": [plan_task(t) for t in _items(tasks, "tasks")], "agents": chosen}
+            return WorkloadPlan.from_dict(server.ask_server("POST", ("workload", "apply" if apply else "plan"), body))
         plan_tasks = self._plan_tasks(runtime, _items(tasks, "tasks"))
         chosen = None if agents is None else _items(agents, "agents")
         task_types = {t.task_type for t in plan_tasks}

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from pepper.core.runtime import Runtime
+from pepper.errors import ValidationError
+from pepper.model.task import Task
 
 
 class Server(Protocol):
@@ -29,3 +31,31 @@ class Server(Protocol):
 def server_of(runtime: Runtime) -> Server | None:
     """``runtime`` when its answers come from a server, else None (the face answers here, as always)."""
     return cast(Server, runtime) if hasattr(runtime, "ask_server") else None  # cheaper than a Protocol check
+
+
+def plan_task(item: Any) -> str | dict[str, Any]:
+    """A task of a workload plan as the server reads it: a dict as given, a task's id, type and requirements
+    (the plan reads nothing else of it), or the id of a stored task."""
+    if isinstance(item, Mapping):
+        return dict(item)
+    task = item if isinstance(item, Task) else getattr(item, "task", None)  # a Task, or a stored record
+    if isinstance(task, Task):
+        return {"task_id": task.task_id, "task_type": task.task_type, "requirements": task.requirements.to_dict()}
+    task_id = item if isinstance(item, str) else getattr(item, "task_id", None)
+    if not isinstance(task_id, str):
+        raise ValidationError(
+            f"cannot read a task from {item!r}; give a Task, a dict such as {{'id': 't1', 'type': 'review'}} or "
+            "the id of a stored task",
+            field="tasks",
+        )
+    return task_id
+
+
+def plan_agent(item: Any) -> str | dict[str, Any]:
+    """An agent of a workload plan as the server reads it: a dict describing one as given, else its id."""
+    if isinstance(item, Mapping):
+        return dict(item)
+    agent_id = item if isinstance(item, str) else getattr(item, "agent_id", None)
+    if not isinstance(agent_id, str):
+        raise ValidationError(f"cannot read an agent from {item!r}; give its id, an agent or a dict", field="agents")
+    return agent_id

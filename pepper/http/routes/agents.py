@@ -10,14 +10,19 @@ from pydantic import BaseModel, Field
 
 from pepper.core import AgentSelector, LoadBalancer, ResourceManager, ResourceMonitor
 from pepper.core.online import online_agents
-from pepper.http.auth import READ
+from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Limit, Page, listed
 from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
 
 router = APIRouter(prefix="/agents", tags=["agents"], route_class=IdRoute)
 
+#: ``/api/v1/workload``: plans that spread tasks over agents (``LoadBalancer.distribute_workload``).
+workload_router = APIRouter(prefix="/workload", tags=["agents"])
+
 _REQUIREMENTS = 'What the task needs, e.g. {"skills": ["markdown"], "performance_score": 0.8}.'
+_TASKS = 'Each a stored task\'s id, or a task as `submit_task` takes it, e.g. {"id": "t1", "type": "review"}.'
+_AGENTS = "Agent ids (or dicts describing agents); none: every agent online."
 
 
 class ChoiceBody(BaseModel):
@@ -82,3 +87,23 @@ def get_agent(request: Request, agent_id: str) -> dict[str, Any]:
     """One agent online (the first worker's entry when several run it; `workers` lists them all)."""
     entries = online_agents(runtime_of(request), agent_id)
     return {**entries[0], "workers": [e["worker_id"] for e in entries]}
+
+
+class WorkloadBody(BaseModel):
+    """Tasks to spread over agents."""
+
+    tasks: list[str | dict[str, Any]] = Field(max_length=10_000, description=_TASKS)
+    agents: list[str | dict[str, Any]] | None = Field(default=None, max_length=10_000, description=_AGENTS)
+
+
+@workload_router.post("/plan", dependencies=[READ], response_model=dict[str, Any])
+def plan_workload(request: Request, body: WorkloadBody) -> dict[str, Any]:
+    """Where each task would go so the last one finishes earliest (`LoadBalancer.distribute_workload`), and
+    why any could not be placed. Plans only: nothing is placed."""
+    return LoadBalancer(runtime_of(request)).distribute_workload(body.tasks, body.agents).to_dict()
+
+
+@workload_router.post("/apply", dependencies=[WRITE], response_model=dict[str, Any])
+def apply_workload(request: Request, body: WorkloadBody) -> dict[str, Any]:
+    """The plan of `/workload/plan`, pinned onto the stored tasks it names (`distribute_workload(apply=True)`)."""
+    return LoadBalancer(runtime_of(request)).distribute_workload(body.tasks, body.agents, apply=True).to_dict()
