@@ -102,15 +102,23 @@ def _duration(duration: Any) -> float | None:
 class ResourceAllocator(Component):
     """Leases resources from the pool to agents: granted whole or not at all, released or expired."""
 
-    def allocate(self, agent_id: str, resources: Mapping[str, Any], duration: Any = None) -> Allocation:
+    def allocate(
+        self, agent_id: str, resources: Mapping[str, Any], duration: Any = None, *, taken_by: str | None = None
+    ) -> Allocation:
         """Lease ``resources`` to ``agent_id`` (its budget) for ``duration`` ("30s", "1h", seconds; None: until
-        released). Raises ``ResourceUnavailableError`` naming what is short if the pool lacks room now."""
+        released). Raises ``ResourceUnavailableError`` naming what is short if the pool lacks room now.
+        ``taken_by`` names who took it when that is not this process (``token:<name>`` over the HTTP API)."""
         runtime = self.runtime
         holder = _agent_id(agent_id)
         need = Resources.parse(resources)
         if not need:
             raise ValidationError("resources must ask for something, e.g. {'cpu': 1}", field="resources")
         seconds = _duration(duration)
+        if taken_by is not None and (not isinstance(taken_by, str) or not taken_by.strip()):
+            raise ValidationError(f"taken_by must be a non-empty name, got {taken_by!r}", field="taken_by")
+        if (server := server_of(runtime)) is not None:  # taken by the server, for this token
+            body = {"agent_id": holder, "resources": need.to_dict(), "duration": seconds}
+            return Lease.from_dict(server.ask_server("POST", ("leases",), body))
         beyond = need.shortfall(runtime.pool())
         if beyond:
             pool = runtime.pool()
@@ -122,7 +130,7 @@ class ResourceAllocator(Component):
             )
         now = runtime.clock.now()
         lease = Lease(f"alloc-{uuid.uuid4().hex[:12]}", holder, LeaseKind.BUDGET, need, now,
-                      None if seconds is None else now + seconds)  # fmt: skip
+                      None if seconds is None else now + seconds, worker_id=taken_by)  # fmt: skip
         try:
             runtime.store.leases.grant(lease, now)
         except StoreBusyError:
@@ -134,6 +142,8 @@ class ResourceAllocator(Component):
     def release(self, allocation: Allocation | str) -> bool:
         """Give an allocation back; True if this call released it, False if it already was (or expired)."""
         runtime = self.runtime
+        if (server := server_of(runtime)) is not None:
+            return bool(server.ask_server("DELETE", ("leases", _allocation_id(allocation)))["released"])
         released = runtime.store.leases.release(_allocation_id(allocation), runtime.clock.now())
         runtime.leases_changed()
         return released
@@ -142,6 +152,9 @@ class ResourceAllocator(Component):
         """Extend a live allocation to ``duration`` from now (by default its original length)."""
         runtime = self.runtime
         lease_id = _allocation_id(allocation)
+        if (server := server_of(runtime)) is not None:
+            body = {"duration": _duration(duration)}
+            return Lease.from_dict(server.ask_server("POST", ("leases", lease_id, "renew"), body))
         current = runtime.read(lambda backend: backend.lease(lease_id))
         seconds = _duration(duration)
         if seconds is None and current.expires_at is not None:

@@ -25,7 +25,8 @@ class Lease:
 
     ``worker_id`` is the process that took it for an agent's registration or a
     running task (it is given back if that process dies); manual allocations
-    have none. ``expires_at`` of ``None`` means until released.
+    have none, or name who took them (``token:<name>`` over the HTTP API).
+    ``expires_at`` of ``None`` means until released.
     """
 
     lease_id: str
