@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,10 @@ class Served:
     tokens: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder: Path = tmp_path_factory.mktemp("served")
-    local = pepper.Runtime(db=str(folder / "pepper.db"), home=str(folder / "home"), resources={"cpu": 4}, **FAST)
+@contextmanager
+def serving(db: str, home: str) -> Iterator[Served]:
+    """A server over the database ``db`` (a SQLite file or a PostgreSQL URL), and remote runtimes on it."""
+    local = pepper.Runtime(db=db, home=home, resources={"cpu": 4}, **FAST)
     gate = threading.Event()
     runs = {"documentation_agent": 0, "review_agent": 0, "gated": 0, "breaker": 0}
 
@@ -70,17 +71,27 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         runs["breaker"] += 1
         raise RuntimeError("broken on purpose")
 
-    local.start()
-    tokens = {scope: create_token(local.store, f"faces-{scope}", scope, time.time()) for scope in ("read", "write")}
-    server = ThreadedServer(create_app(local))
-    url = server.start()
-    remote = RemoteRuntime(url, tokens["write"])
-    reader = RemoteRuntime(url, tokens["read"])
     try:
-        yield Served(url, local, remote, reader, gate, runs, tokens)
+        local.start()
+        tokens = {scope: create_token(local.store, f"faces-{scope}", scope, time.time()) for scope in ("read", "write")}
+        server = ThreadedServer(create_app(local))
+        url = server.start()
+        remote = RemoteRuntime(url, tokens["write"])
+        reader = RemoteRuntime(url, tokens["read"])
+        try:
+            yield Served(url, local, remote, reader, gate, runs, tokens)
+        finally:
+            gate.set()
+            remote.close()
+            reader.close()
+            server.stop()
     finally:
-        gate.set()
-        remote.close()
-        reader.close()
-        server.stop()
         local.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server over a SQLite file, for the tests of one module."""
+    folder: Path = tmp_path_factory.mktemp("served")
+    with serving(str(folder / "pepper.db"), str(folder / "home")) as running:
+        yield running
