@@ -47,6 +47,13 @@ class PoolStatus:
                 "leases": [lease.to_dict() for lease in self.leases], "shared": sorted(self.shared),
                 "host": self.host}  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PoolStatus:
+        """The pool ``to_dict`` gave (what a server answers)."""
+        leases = tuple(Lease.from_dict(x) for x in data["leases"])
+        return cls(dict(data["capacity"]), dict(data["held"]), dict(data["free"]), leases, frozenset(data["shared"]),
+                   data["host"])  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class ResourceUsage:
@@ -210,6 +217,8 @@ class ResourceManager(Component):
     def pool(self) -> PoolStatus:
         """Capacity, what is held, what is free, and every live lease."""
         runtime = self.runtime
+        if (server := server_of(runtime)) is not None:
+            return PoolStatus.from_dict(server.ask_server("GET", ("resources",)))
         now = runtime.clock.now()
         capacity = runtime.pool()
         leases = tuple(runtime.read(lambda backend: backend.leases(now)))

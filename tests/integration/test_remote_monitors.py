@@ -52,6 +52,16 @@ def test_an_agents_resources_and_usage_are_the_servers(served: Served) -> None: 
         ResourceManager(served.reader).get_resource_usage("not an id")
 
 
+def test_the_pool_is_the_servers(served: Served) -> None:  # noqa: F811
+    lease = ResourceAllocator(served.local).allocate("review_agent", {"cpu": 1})
+    try:
+        pool = ResourceManager(served.reader).pool()
+        assert pool == ResourceManager(served.local).pool()
+        assert pool.capacity["cpu"] == 4 and pool.held == {"cpu": 1.0} and lease in pool.leases
+    finally:
+        ResourceAllocator(served.local).release(lease)
+
+
 def test_the_routes_need_a_token_and_are_described(served: Served) -> None:  # noqa: F811
     with httpx.Client(base_url=served.url + "/api/v1", timeout=PATIENCE) as anonymous:
         assert anonymous.get("/health/metrics").status_code == 401
