@@ -146,6 +146,7 @@ class AgentLoadReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentLoadReport:
+        """The report ``to_dict`` gave (what a server answers)."""
         return cls(data["agent_id"], data["running"], data["queued"], data["capacity"], data["held"], data["note"])
 
 
