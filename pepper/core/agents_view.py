@@ -9,7 +9,7 @@ few seconds). Both are an ``AgentsView``: one rule for an agent's standing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from math import isfinite
 from typing import Any, TypeVar
@@ -70,6 +70,25 @@ class AgentProfile:
             },
             "notes": list(self.notes),
         }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentProfile:
+        """The profile ``to_dict`` gave (with its score unrounded, as the server's routes give it)."""
+        details = data.get("score_details")
+        parts = None if details is None else ScoreParts(
+            data["performance_score"], details["success"], details["timeliness"], details["rating"],
+            details["healthy"], details["observations"], details["ratings"],
+        )  # fmt: skip
+        return cls(
+            data["agent_id"], data["type"], data["kind"], frozenset(data["task_types"]), frozenset(data["skills"]),
+            data["capacity"], dict(data["resources"]), dict(data["config"]), data["performance_score"],
+            data["running"], data["utilisation"], parts, data.get("projected_finish"), tuple(data.get("notes", ())),
+        )  # fmt: skip
+
+    def to_exact_dict(self) -> dict[str, Any]:
+        """``to_dict`` with the score as it is (not rounded): what a server sends, so ``from_dict`` gives back
+        the same profile."""
+        return {**self.to_dict(), "performance_score": self.performance_score}
 
 
 _new_profile = quick_init(AgentProfile)

@@ -9,6 +9,7 @@ from typing import Any
 from pepper.core.agents_view import AgentProfile, read_agents
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
+from pepper.core.served import plan_agent, plan_task, server_of
 from pepper.engine.inspection import AgentsView
 from pepper.errors import AgentNotFoundError, NoEligibleAgentError, TaskNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
@@ -38,6 +39,9 @@ class AgentSelector(Component):
     def rank_agents(self, task_type: str, requirements: Mapping[str, Any] | None = None) -> list[AgentProfile]:
         """Every eligible agent, best first (empty if none is eligible)."""
         task_type, req = _task_type(task_type), Requirements.parse(requirements)
+        if (server := server_of(self.runtime)) is not None:
+            body = {"task_type": task_type, "requirements": req.to_dict()}
+            return [AgentProfile.from_dict(p) for p in server.ask_server("POST", ("agents", "rank"), body)["items"]]
 
         def rank(view: AgentsView) -> list[AgentProfile]:
             choice = _choose(view, task_type, req)
@@ -50,6 +54,9 @@ class AgentSelector(Component):
     def select_agent(self, task_type: str, requirements: Mapping[str, Any] | None = None) -> AgentProfile:
         """The best eligible agent; ``NoEligibleAgentError`` lists every agent and why it was ruled out."""
         task_type, req = _task_type(task_type), Requirements.parse(requirements)
+        if (server := server_of(self.runtime)) is not None:
+            body = {"task_type": task_type, "requirements": req.to_dict()}
+            return AgentProfile.from_dict(server.ask_server("POST", ("agents", "select"), body))
 
         def select(view: AgentsView) -> _Standing | list[Candidate]:
             if simple:  # the common case: ranked without building candidates, and without notes
@@ -79,6 +86,8 @@ class AgentSelector(Component):
 
     def get_agent_capabilities(self, agent_id: str) -> AgentProfile:
         """Task types, skills, capacity, resources, config, score and load of an agent."""
+        if (server := server_of(self.runtime)) is not None:
+            return AgentProfile.from_dict(server.ask_server("GET", ("agents", agent_id, "profile")))
 
         def profile(view: AgentsView) -> AgentProfile:
             agent = view.directory().agents.get(agent_id)
@@ -135,11 +144,19 @@ class AgentLoadReport:
         return {"agent_id": self.agent_id, "running": self.running, "held": self.held, "queued": self.queued,
                 "capacity": self.capacity, "utilisation": self.utilisation, "note": self.note}  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentLoadReport:
+        """The report ``to_dict`` gave (what a server answers)."""
+        return cls(data["agent_id"], data["running"], data["queued"], data["capacity"], data["held"], data["note"])
+
 
 class LoadBalancer(Component):
     """Agent load, and plans that spread a workload so the last task finishes as early as possible."""
 
     def get_agent_load(self, agent_id: str) -> AgentLoadReport:
+        if (server := server_of(self.runtime)) is not None:
+            return AgentLoadReport.from_dict(server.ask_server("GET", ("agents", agent_id, "load")))
+
         def load(view: AgentsView) -> AgentLoadReport:
             agent = view.directory().agents.get(agent_id)
             if agent is None:
@@ -155,6 +172,10 @@ class LoadBalancer(Component):
         """Assign ``tasks`` (objects, dicts or ids) to ``agents`` (objects, dicts or ids; default: all),
         longest first onto the earliest-finishing agent. ``apply=True`` pins the plan onto stored tasks."""
         runtime = self.runtime
+        if (server := server_of(runtime)) is not None:  # planned (and placed, with apply) by the server
+            chosen = None if agents is None else [plan_agent(a) for a in _items(agents, "agents")]
+            body = {"tasks": [plan_task(t) for t in _items(tasks, "tasks")], "agents": chosen}
+            return WorkloadPlan.from_dict(server.ask_server("POST", ("workload", "apply" if apply else "plan"), body))
         plan_tasks = self._plan_tasks(runtime, _items(tasks, "tasks"))
         chosen = None if agents is None else _items(agents, "agents")
         task_types = {t.task_type for t in plan_tasks}

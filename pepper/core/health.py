@@ -17,6 +17,7 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.performance import observations
 from pepper.core.runtime import Runtime
+from pepper.core.served import server_of
 from pepper.engine.figures import EngineFigures, RunningAttempt
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, suggest
@@ -88,6 +89,8 @@ class HealthMonitor(AlertSource):
     def get_health_metrics(self, components: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """The numbers behind each component's verdict (agents' last health checks; none are called)."""
         chosen = check_components(components)
+        if (server := server_of(self.runtime)) is not None:
+            return dict(server.ask_server("GET", ("health", "metrics"), params={"component": list(chosen)}))
         now = self.runtime.clock.now()
         return {name: dict(self._component(name, now).metrics) for name in chosen}
 

@@ -11,6 +11,7 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
+from pepper.core.served import server_of
 from pepper.errors import (
     AgentNotFoundError,
     AllocationNotFoundError,
@@ -46,6 +47,13 @@ class PoolStatus:
                 "leases": [lease.to_dict() for lease in self.leases], "shared": sorted(self.shared),
                 "host": self.host}  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PoolStatus:
+        """The pool ``to_dict`` gave (what a server answers)."""
+        leases = tuple(Lease.from_dict(x) for x in data["leases"])
+        return cls(dict(data["capacity"]), dict(data["held"]), dict(data["free"]), leases, frozenset(data["shared"]),
+                   data["host"])  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class ResourceUsage:
@@ -65,6 +73,13 @@ class ResourceUsage:
             "measured": self.measured.to_dict(),
             "allocations": [lease.to_dict() for lease in self.allocations],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResourceUsage:
+        """The usage ``to_dict`` gave (what a server answers)."""
+        leases = tuple(Lease.from_dict(x) for x in data["allocations"])
+        return cls(data["agent_id"], Resources(data["allocated"]), Resources(data["leased_by_tasks"]),
+                   AgentUsage.from_dict(data["measured"]), leases)  # fmt: skip
 
 
 def _agent_id(value: Any) -> str:
@@ -94,15 +109,23 @@ def _duration(duration: Any) -> float | None:
 class ResourceAllocator(Component):
     """Leases resources from the pool to agents: granted whole or not at all, released or expired."""
 
-    def allocate(self, agent_id: str, resources: Mapping[str, Any], duration: Any = None) -> Allocation:
+    def allocate(
+        self, agent_id: str, resources: Mapping[str, Any], duration: Any = None, *, taken_by: str | None = None
+    ) -> Allocation:
         """Lease ``resources`` to ``agent_id`` (its budget) for ``duration`` ("30s", "1h", seconds; None: until
-        released). Raises ``ResourceUnavailableError`` naming what is short if the pool lacks room now."""
+        released). Raises ``ResourceUnavailableError`` naming what is short if the pool lacks room now.
+        ``taken_by`` names who took it when that is not this process (``token:<name>`` over the HTTP API)."""
         runtime = self.runtime
         holder = _agent_id(agent_id)
         need = Resources.parse(resources)
         if not need:
             raise ValidationError("resources must ask for something, e.g. {'cpu': 1}", field="resources")
         seconds = _duration(duration)
+        if taken_by is not None and (not isinstance(taken_by, str) or not taken_by.strip()):
+            raise ValidationError(f"taken_by must be a non-empty name, got {taken_by!r}", field="taken_by")
+        if (server := server_of(runtime)) is not None:  # taken by the server, for this token
+            body = {"agent_id": holder, "resources": need.to_dict(), "duration": seconds}
+            return Lease.from_dict(server.ask_server("POST", ("leases",), body))
         beyond = need.shortfall(runtime.pool())
         if beyond:
             pool = runtime.pool()
@@ -114,7 +137,7 @@ class ResourceAllocator(Component):
             )
         now = runtime.clock.now()
         lease = Lease(f"alloc-{uuid.uuid4().hex[:12]}", holder, LeaseKind.BUDGET, need, now,
-                      None if seconds is None else now + seconds)  # fmt: skip
+                      None if seconds is None else now + seconds, worker_id=taken_by)  # fmt: skip
         try:
             runtime.store.leases.grant(lease, now)
         except StoreBusyError:
@@ -126,6 +149,8 @@ class ResourceAllocator(Component):
     def release(self, allocation: Allocation | str) -> bool:
         """Give an allocation back; True if this call released it, False if it already was (or expired)."""
         runtime = self.runtime
+        if (server := server_of(runtime)) is not None:
+            return bool(server.ask_server("DELETE", ("leases", _allocation_id(allocation)))["released"])
         released = runtime.store.leases.release(_allocation_id(allocation), runtime.clock.now())
         runtime.leases_changed()
         return released
@@ -134,6 +159,9 @@ class ResourceAllocator(Component):
         """Extend a live allocation to ``duration`` from now (by default its original length)."""
         runtime = self.runtime
         lease_id = _allocation_id(allocation)
+        if (server := server_of(runtime)) is not None:
+            body = {"duration": _duration(duration)}
+            return Lease.from_dict(server.ask_server("POST", ("leases", lease_id, "renew"), body))
         current = runtime.read(lambda backend: backend.lease(lease_id))
         seconds = _duration(duration)
         if seconds is None and current.expires_at is not None:
@@ -189,6 +217,8 @@ class ResourceManager(Component):
     def pool(self) -> PoolStatus:
         """Capacity, what is held, what is free, and every live lease."""
         runtime = self.runtime
+        if (server := server_of(runtime)) is not None:
+            return PoolStatus.from_dict(server.ask_server("GET", ("resources",)))
         now = runtime.clock.now()
         capacity = runtime.pool()
         leases = tuple(runtime.read(lambda backend: backend.leases(now)))
@@ -201,6 +231,8 @@ class ResourceManager(Component):
         agent that holds nothing. ``AgentNotFoundError`` for an id that is neither a registered agent nor the
         holder of a lease."""
         agent_id = _agent_id(agent_id)
+        if (server := server_of(self.runtime)) is not None:
+            return ResourceUsage.from_dict(server.ask_server("GET", ("agents", agent_id, "resources")))
         runtime = self.runtime
         now = runtime.clock.now()
         mine = [lease for lease in runtime.read(lambda backend: backend.leases(now)) if lease.holder == agent_id]
@@ -225,6 +257,9 @@ class ResourceMonitor(AlertSource):
         """The agent's usage now (if it runs here) or as its worker last measured it; ``usage["cpu"]``."""
         runtime = self.runtime
         names = check_metrics(metrics)
+        if (server := server_of(runtime)) is not None:
+            found = server.ask_server("GET", ("agents", agent_id, "usage"), params={"metrics": ",".join(names)})
+            return AgentUsage.from_dict(found)
         if not _known(runtime, agent_id):
             raise AgentNotFoundError(agent_id, _known_ids(runtime))
         usage = runtime.measure(agent_id)

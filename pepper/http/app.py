@@ -55,6 +55,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     api = APIRouter(prefix=API)
     for module in (tasks, runs, schedules, agents, resources, dlq, monitors, events, tokens):
         api.include_router(module.router)
+    api.include_router(agents.workload_router)
     app.include_router(api)
     app.include_router(monitors.metrics_router)
     docs.install(app)

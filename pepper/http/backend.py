@@ -2,8 +2,8 @@
 
 Every rule stays on the server: this class only turns calls into requests and answers (the ``to_dict`` forms)
 back into pepper's objects. Waits longer than the server's bound (``?wait=``, at most 60 s) are loops of
-bounded requests. What needs an engine or a database in this process (placing tasks, handling an error by hand,
-the engine's own figures) raises ``RemoteUnsupportedError`` saying what to do instead.
+bounded requests. What needs an engine or a database in this process (placing tasks, the engine's own figures)
+raises ``RemoteUnsupportedError`` saying what to do instead.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ class HttpBackend:
         return TaskFeedback.from_dict(await self.connection.apost(task_path(feedback.task_id) + "/feedback", body))
 
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
-        raise RemoteUnsupportedError("handling an error by hand", "run `pepper replay` or `pepper drop` instead")
+        body = {"error": error.to_dict(), "strategy": str(policy)}  # the policy as text: data, never code
+        return RecoveryOutcome.from_dict(await self.connection.apost(task_path(task_id) + "/handle-error", body))
 
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
         answer = await self.connection.apost("/dlq/" + escaped_id(task_id) + "/replay", {"agent": agent_id})
@@ -249,10 +250,11 @@ class HttpBackend:
         return dict(self.connection.get("/resources")["capacity"])
 
     def leases(self, now: float) -> list[Lease]:
-        raise RemoteUnsupportedError("reading leases as objects", "ask `GET /api/v1/leases` instead")
+        # held at the server's now: its clock decides what has expired
+        return [Lease.from_dict(item) for item in self.connection.get("/leases")["items"]]
 
     def lease(self, lease_id: str) -> Lease:
-        raise RemoteUnsupportedError("reading a lease as an object", "ask `GET /api/v1/leases` instead")
+        return Lease.from_dict(self.connection.get("/leases/" + escaped_id(lease_id)))
 
     def figures(self) -> EngineFigures | None:
         return None  # no engine runs here: the server's own health check reads its figures

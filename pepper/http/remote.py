@@ -10,7 +10,7 @@ the reads answered at once are blocking requests. There is no database and no en
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pepper.agents.base import BaseAgent
@@ -18,13 +18,20 @@ from pepper.core.runtime import Runtime
 from pepper.engine.backend import Backend
 from pepper.engine.clock import SystemClock
 from pepper.engine.portal import Portal
+from pepper.engine.sampler import ValueOf
 from pepper.errors import RemoteUnsupportedError, RuntimeClosedError
 from pepper.http.backend import HttpBackend
-from pepper.http.client import Connection
+from pepper.http.client import Connection, escaped_id
+from pepper.http.remote_alerts import RemoteWatches
 from pepper.model.settings import Settings
+from pepper.monitoring.alerts import Alert, AlertRule
 from pepper.store.sql_store import SqlStore
 
 T = TypeVar("T")
+
+#: The faces whose alert rules a remote runtime evaluates itself: their values are the server's figures
+#: (``PerformanceMonitor``: the attempts, ``GET /api/v1/observations``).
+_WATCHED_HERE = frozenset({"performance"})
 
 
 class RemoteRuntime(Runtime):
@@ -41,6 +48,7 @@ class RemoteRuntime(Runtime):
         self._lock = threading.RLock()
         self._portal: Portal | None = None
         self._backend = HttpBackend(self.connection)
+        self._watches = RemoteWatches(self.portal, self.clock, lambda: self.settings.sample_interval)
         # what the inherited parts of Runtime look at: no store, engine, agents or hooks here
         self._store = None
         self._service = None
@@ -87,6 +95,17 @@ class RemoteRuntime(Runtime):
         self._check_open()
         return question(self._backend)
 
+    def ask_server(
+        self, method: str, path: Sequence[str], body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The server's answer to a face's question it cannot send as a closure (``pepper.core.served``)."""
+        self._check_open()
+        route = "/" + "/".join(escaped_id(str(segment)) for segment in path)
+        kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
+        if body is not None:
+            kwargs["json"] = body
+        return self.connection.request(method, route, **kwargs)
+
     def has_work(self) -> bool:
         return False
 
@@ -112,8 +131,20 @@ class RemoteRuntime(Runtime):
     def measure(self, agent_id: str) -> Any:
         raise RemoteUnsupportedError("measuring an agent", "its worker measures it")
 
-    def watch(self, *args: Any, **kwargs: Any) -> None:
-        raise RemoteUnsupportedError("alert rules", "set them on the server's machine")
+    def watch(self, rule: AlertRule, callback: Callable[[Alert], Any], value: ValueOf | None = None) -> None:
+        """Evaluate ``rule`` here on the server's figures, calling ``callback`` here (``pepper.http.remote_alerts``):
+        the performance monitor's rules only; the others read what only the server's machine has."""
+        if value is None or rule.source not in _WATCHED_HERE:
+            raise RemoteUnsupportedError(
+                f"an alert rule on {rule.source} figures",
+                "set it where the server runs (a rule under [[alerts]] in its pepper.toml: its firings come through "
+                "`/api/v1/events` and `GET /api/v1/alerts`); PerformanceMonitor.set_alert works over a server",
+            )
+        self._check_open()
+        self._watches.add(rule, callback, value)
+
+    def unwatch(self, rule_id: str) -> bool:
+        return self._watches.remove(rule_id)
 
     def follow(self, run_id: str, on_event: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
         """Call ``on_event(kind, data)`` (on this runtime's thread) for each event of run ``run_id`` the server
@@ -135,6 +166,7 @@ class RemoteRuntime(Runtime):
             if self.closed:
                 return
             self.closed = True
+        self._watches.stop()
         try:
             if self._portal is not None:
                 try:

@@ -25,7 +25,8 @@ class Lease:
 
     ``worker_id`` is the process that took it for an agent's registration or a
     running task (it is given back if that process dies); manual allocations
-    have none. ``expires_at`` of ``None`` means until released.
+    have none, or name who took them (``token:<name>`` over the HTTP API).
+    ``expires_at`` of ``None`` means until released.
     """
 
     lease_id: str
@@ -82,6 +83,13 @@ class Lease:
             "worker_id": self.worker_id,
             "task_id": self.task_id,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Lease:
+        """The lease ``to_dict`` gave."""
+        return cls(data["lease_id"], data["agent_id"], LeaseKind(data["kind"]), Resources(data["resources"]),
+                   data["granted_at"], data.get("expires_at"), data.get("released_at"), data.get("worker_id"),
+                   data.get("task_id"))  # fmt: skip
 
 
 #: What ``ResourceAllocator.allocate`` returns: the lease itself.

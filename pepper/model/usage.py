@@ -79,3 +79,9 @@ class AgentUsage:
             "worker_id": self.worker_id,
             "measurements": {k: v.to_dict() for k, v in self.measurements.items()},
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentUsage:
+        """The usage ``to_dict`` gave."""
+        measured = {k: Measurement.from_dict(v) for k, v in data["measurements"].items()}
+        return cls(data["agent_id"], data.get("sampled_at"), measured, data.get("worker_id"))

@@ -66,6 +66,13 @@ class WorkloadPlan:
             "unassigned": {t: {a: list(r) for a, r in why.items()} for t, why in self.unassigned.items()},
         }  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkloadPlan:
+        """The plan ``to_dict`` gave."""
+        placements = tuple(Placement(p["task_id"], p["agent_id"], p["start"], p["end"]) for p in data["placements"])
+        unassigned = {t: {a: tuple(r) for a, r in why.items()} for t, why in data["unassigned"].items()}
+        return cls(placements, unassigned)
+
 
 def _slots(agents: Sequence[Candidate]) -> dict[str, list[float]]:
     """Each agent's slots as heaps of the times they become free (its current load fills them first)."""

@@ -34,6 +34,13 @@ async def health(request: Request, component: Components = None) -> Response:
     return JSONResponse(report.to_dict(), status_code=503 if report.status == "unhealthy" else 200)
 
 
+@router.get("/health/metrics", dependencies=[READ], response_model=dict[str, dict[str, Any]])
+def health_metrics(request: Request, component: Components = None) -> dict[str, dict[str, Any]]:
+    """The numbers behind each component's verdict, by component (`HealthMonitor.get_health_metrics`); no
+    agent's health check is called."""
+    return HealthMonitor(runtime_of(request)).get_health_metrics(component or None)
+
+
 @router.get("/performance", dependencies=[READ], response_model=dict[str, Any])
 def performance(request: Request, window: str = "60s") -> dict[str, Any]:
     """Throughput, error rate and latencies over the last `window` (30s, 15m, 1h...), as `pepper perf --json`."""

@@ -11,6 +11,7 @@ from pepper.core import ResourceAllocator, ResourceManager
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Limit, Page, listed
 from pepper.http.routes import runtime_of
+from pepper.store.tokens import TokenRecord
 
 router = APIRouter(tags=["resources"])
 
@@ -35,10 +36,28 @@ def list_leases(request: Request, agent_id: str | None = None, limit: Limit = 10
     return Page(items=[lease.to_dict() for lease in leases[:limit]])
 
 
-@router.post("/leases", status_code=201, dependencies=[WRITE], response_model=dict[str, Any])
-def create_lease(request: Request, body: LeaseBody) -> dict[str, Any]:
-    """Lease resources to an agent now, whole or not at all (409 naming what is short)."""
-    return ResourceAllocator(runtime_of(request)).allocate(body.agent_id, body.resources, body.duration).to_dict()
+class RenewBody(BaseModel):
+    duration: float | str | None = Field(default=None, description="From now; none: the lease's own length.")
+
+
+@router.get("/leases/{lease_id}", dependencies=[READ], response_model=dict[str, Any])
+def get_lease(request: Request, lease_id: str) -> dict[str, Any]:
+    """One lease, live or ended (404 if none was ever granted)."""
+    return ResourceAllocator(runtime_of(request)).get(lease_id).to_dict()
+
+
+@router.post("/leases", status_code=201, response_model=dict[str, Any])
+def create_lease(request: Request, body: LeaseBody, token: TokenRecord = WRITE) -> dict[str, Any]:
+    """Lease resources to an agent now, whole or not at all (409 naming what is short); the lease names the
+    token that took it (`worker_id`: `token:<name>`) and expires as any other."""
+    allocator = ResourceAllocator(runtime_of(request))
+    return allocator.allocate(body.agent_id, body.resources, body.duration, taken_by=f"token:{token.name}").to_dict()
+
+
+@router.post("/leases/{lease_id}/renew", dependencies=[WRITE], response_model=dict[str, Any])
+def renew_lease(request: Request, lease_id: str, body: RenewBody) -> dict[str, Any]:
+    """Extend a live lease to `duration` from now (by default its original length); 409 once it ended."""
+    return ResourceAllocator(runtime_of(request)).renew(lease_id, body.duration).to_dict()
 
 
 @router.delete("/leases/{lease_id}", dependencies=[WRITE], response_model=dict[str, Any])

@@ -8,20 +8,23 @@ of ``flow-1``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from pepper.core import ErrorHandler, TaskOrchestrator
 from pepper.core.logs import TaskLogs
-from pepper.errors import ConflictError, ValidationError, WaitTimeoutError
+from pepper.errors import AgentNotFoundError, ConflictError, ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page, whole
 from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
-from pepper.model.status import TaskStatus
+from pepper.model.recovery import Policy
+from pepper.model.recovery_policy import Fallback
+from pepper.model.status import TaskError, TaskStatus
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=IdRoute)
 
@@ -44,6 +47,19 @@ class FeedbackBody(BaseModel):
     rating: int = Field(description="1 (poor) to 5 (excellent)")
     comment: str | None = None
     metrics: dict[str, Any] | None = None
+
+
+class ErrorFields(BaseModel):
+    type: str = Field(min_length=1, max_length=200, description="The error's type, e.g. 'TimeoutError'.")
+    message: str = Field(max_length=10_000)
+    traceback: str | None = Field(default=None, max_length=100_000)
+    kind: Literal["error", "timeout", "crash", "interrupted", "cancelled"] = "error"
+
+
+class HandleErrorBody(BaseModel):
+    error: ErrorFields | None = Field(default=None, description="The error to handle; none: the task's last one.")
+    strategy: str = Field(default="retry", min_length=1, max_length=2000, examples=["retry(3) -> dead_letter"],
+                          description="A recovery policy as text; the agents it names must be known here.")  # fmt: skip
 
 
 def _orchestrator(request: Request) -> TaskOrchestrator:
@@ -114,6 +130,22 @@ async def feedback(request: Request, task_id: str, body: FeedbackBody) -> dict[s
     """Rate a finished task from 1 to 5; the agent that ran it learns from it."""
     stored = await _orchestrator(request).add_feedback_async(task_id, body.rating, body.comment, body.metrics)
     return stored.to_dict()
+
+
+@router.post("/{task_id:path}/handle-error", dependencies=[WRITE], response_model=dict[str, Any])
+async def handle_error(request: Request, task_id: str, body: HandleErrorBody) -> dict[str, Any]:
+    """Apply a recovery policy to an error of the task by hand (`ErrorHandler.handle_error`): what was decided,
+    when it runs next and where. The policy is text naming strategies and agents online here; nothing else."""
+    runtime = runtime_of(request)
+    policy = Policy.parse(body.strategy)
+    named = {s.agent for s in policy.strategies if isinstance(s, Fallback) and s.agent is not None}
+    if named:
+        online = await run_in_threadpool(lambda: {a.spec.agent_id for a in runtime.store.workers.agents()})
+        known = online | {a.spec.agent_id for a in runtime.agents()}
+        if unknown := sorted(named - known):
+            raise AgentNotFoundError(unknown[0], known, hint="A fallback names an agent known to this server.")
+    error = None if body.error is None else TaskError(**body.error.model_dump())
+    return (await ErrorHandler(runtime).handle_error(task_id, error, policy)).to_dict()
 
 
 @router.get("/{task_id:path}/logs", dependencies=[READ], response_model=dict[str, Any])
