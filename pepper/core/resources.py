@@ -21,7 +21,7 @@ from pepper.errors import (
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
-from pepper.model.units import check_limit, parse_duration
+from pepper.model.units import check_limit, check_wait, parse_duration
 from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
 from pepper.monitoring.alerts import Alert
 
@@ -171,6 +171,7 @@ class ResourceManager(Component):
         (up to ``timeout`` seconds) for the resources to be free instead of failing at once."""
         if isinstance(requirements, Mapping) and isinstance(requirements.get("resources"), Mapping):
             requirements = requirements["resources"]
+        timeout = check_wait(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         step = 0
         while True:
