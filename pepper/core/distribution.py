@@ -196,7 +196,8 @@ class LoadBalancer(Component):
         out = []
         for item in agents:
             if isinstance(item, Mapping):
-                if item.get("agent_id") not in directory.agents:  # an agent described, not registered
+                described = item.get("agent_id")
+                if not isinstance(described, str) or described not in directory.agents:  # described, not registered
                     out.append(Candidate(AgentSpec.from_dict({"task_types": ["*"], **item})))
                     continue
                 item = item["agent_id"]

@@ -13,6 +13,7 @@ from pepper.core import AgentSelector, LoadBalancer, ResourceAllocator, TaskOrch
 from pepper.engine.inspection import MOVED
 from pepper.engine.service import EngineService
 from pepper.errors import (
+    AgentDefinitionError,
     AgentNotFoundError,
     NoEligibleAgentError,
     TaskNotFoundError,
@@ -211,6 +212,8 @@ def test_bad_distribution_input_gets_typed_errors(runtime):
         (AgentNotFoundError, lambda: balancer.get_agent_load("ghost")),
         (AgentNotFoundError, lambda: balancer.distribute_workload([{"id": "x", "type": "t"}], ["ghost"])),
         (TaskNotFoundError, lambda: balancer.distribute_workload(["no-such-task"])),
+        (AgentDefinitionError, lambda: balancer.distribute_workload([{"id": "x", "type": "t"}], [{"capacity": 2}])),
+        (AgentDefinitionError, lambda: balancer.distribute_workload([{"id": "x", "type": "t"}], [{"agent_id": [1]}])),
         (ValidationError, lambda: balancer.distribute_workload("pending-one")),
         (ValidationError, lambda: orchestrator.add_feedback("pending-one", rating=6)),
         (ValidationError, lambda: orchestrator.add_feedback("pending-one", rating=4)),  # it has not run yet
