@@ -17,6 +17,7 @@ from pepper.errors import (
     ResourceUnavailableError,
     StoreBusyError,
     ValidationError,
+    shown,
 )
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
@@ -171,6 +172,8 @@ class ResourceManager(Component):
         (up to ``timeout`` seconds) for the resources to be free instead of failing at once."""
         if isinstance(requirements, Mapping) and isinstance(requirements.get("resources"), Mapping):
             requirements = requirements["resources"]
+        if not isinstance(wait, bool):
+            raise ValidationError(f"wait must be True or False, got {shown(wait)}", field="wait")
         timeout = check_wait(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         step = 0

@@ -127,6 +127,13 @@ def test_a_wait_for_room_with_a_bad_timeout_is_refused_before_any_wait(pooled, t
     assert [lease.holder for lease in manager.pool().leases] == ["a"]
 
 
+def test_a_wait_that_is_not_true_or_false_is_refused(pooled):
+    manager = ResourceManager(pooled)
+    with pytest.raises(ValidationError, match="wait must be True or False, got 'no'"):
+        manager.allocate_resources("a", {"cpu": 1}, wait="no")
+    assert manager.pool().leases == ()
+
+
 def test_another_process_holding_the_pool_holds_back_this_worker(pooled, tmp_path):
     pepper.agent("w", task_types=["t"], runtime=pooled)(lambda task: "done")
     orchestrator = TaskOrchestrator(pooled)
