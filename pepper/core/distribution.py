@@ -179,9 +179,10 @@ class LoadBalancer(Component):
         plan_tasks = self._plan_tasks(runtime, _items(tasks, "tasks"))
         chosen = None if agents is None else _items(agents, "agents")
         task_types = {t.task_type for t in plan_tasks}
+        resources = any(t.requirements.resources for t in plan_tasks)  # then each agent's room is read, too
 
         def standing(view: AgentsView) -> tuple[list[Candidate], dict[tuple[str, str], float]]:
-            candidates = self._candidates(view, chosen)
+            candidates = self._candidates(view, chosen, resources)
             times = {(c.agent_id, t): view.expected(c.agent_id, t) for c in candidates for t in task_types}
             return candidates, times
 
@@ -202,11 +203,13 @@ class LoadBalancer(Component):
         return [PlanTask(t.task_id, t.task_type, t.requirements) for t in tasks.values()]
 
     @staticmethod
-    def _candidates(view: AgentsView, agents: list[Any] | None) -> list[Candidate]:
+    def _candidates(view: AgentsView, agents: list[Any] | None, resources: bool = False) -> list[Candidate]:
+        """The agents of a plan; with ``resources``, each with what the pool (or its budget) has free for it, as
+        the live scheduler checks a task's resources against."""
         directory = view.directory()
 
         def standing(agent: AgentLoad) -> Candidate:
-            base = view.candidate(agent, "")
+            base = view.candidate(agent, "", resources)
             return base._replace(queued=round(view.queued(agent)))
 
         if agents is None:
@@ -214,7 +217,8 @@ class LoadBalancer(Component):
         out = []
         for item in agents:
             if isinstance(item, Mapping):
-                if item.get("agent_id") not in directory.agents:  # an agent described, not registered
+                described = item.get("agent_id")
+                if not isinstance(described, str) or described not in directory.agents:  # described, not registered
                     out.append(Candidate(AgentSpec.from_dict({"task_types": ["*"], **item})))
                     continue
                 item = item["agent_id"]

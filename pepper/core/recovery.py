@@ -15,7 +15,7 @@ from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import AgentNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
-from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
+from pepper.model.recovery import ErrorRecord, Fallback, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
 from pepper.model.units import check_limit
 from pepper.scheduling.eligibility import Route, eligible, rejection
@@ -38,6 +38,16 @@ def as_task_error(error: Any, fallback: TaskError | None = None) -> TaskError:
         f"error must be an exception, a TaskError, a message or a mapping with a 'message'; got {error!r}",
         field="error",
     )
+
+
+_REPLAY_HINT = (
+    "A replay is pinned only to an agent of this process or of a live worker: start a `pepper worker` "
+    "with it first, or replay without an agent."
+)
+_FALLBACK_HINT = (
+    "A fallback names an agent of this process or of a live worker: start a `pepper worker` with it "
+    "first, or fall back to a task type (fallback(task_type=...))."
+)
 
 
 def _check_id(value: Any, what: str = "task_id") -> str:
@@ -71,6 +81,9 @@ class ErrorHandler(Component):
         policy = Policy.parse(recovery_strategy)
         backend = await self.runtime.backend()
         status = await backend.status(task_id)
+        for strategy in policy.strategies:  # an agent named by mistake would end the task: refused before
+            if isinstance(strategy, Fallback) and strategy.agent is not None:
+                self._check_agent_can_take(strategy.agent, [status], _FALLBACK_HINT, "Nothing was changed.")
         return await backend.handle_error(task_id, as_task_error(error, status.error), policy)
 
     def handle_error_now(self, task_id: str, error: Any = None, recovery_strategy: Any = "retry") -> RecoveryOutcome:
@@ -117,16 +130,16 @@ class ErrorHandler(Component):
             self._check_agent_can_take(agent, statuses)
         return [tid for tid in ids if await backend.replay(tid, agent)]
 
-    def _check_agent_can_take(self, agent_id: str, statuses: list[TaskStatus]) -> None:
+    def _check_agent_can_take(
+        self, agent_id: str, statuses: list[TaskStatus], hint: str = _REPLAY_HINT, done: str = "Nothing was replayed."
+    ) -> None:
         """Raise unless ``agent_id`` is an agent of this process or of a live worker that can take every task."""
         specs: dict[str, AgentSpec] = {a.spec.agent_id: a.spec for a in self.runtime.agents()}
         for online in self.runtime.read(lambda backend: backend.online_agents()):
             specs.setdefault(online.agent_id, online)
         spec = specs.get(agent_id)
         if spec is None:
-            raise AgentNotFoundError(agent_id, specs, hint="A replay is pinned only to an agent of this process or of "
-                                     "a live worker: start a `pepper worker` with it first, or replay without an "
-                                     "agent.")  # fmt: skip
+            raise AgentNotFoundError(agent_id, specs, hint=f"{hint} {done}")
         records = self.runtime.store.get_tasks([s.task_id for s in statuses])
         for status in statuses:
             record = records.get(status.task_id)
@@ -137,8 +150,7 @@ class ErrorHandler(Component):
                 able = eligible(specs.values(), route)
                 others = f"agents that can: {', '.join(able)}" if able else "no known agent can take it"
                 raise ValidationError(
-                    f"agent {agent_id!r} cannot take task {status.task_id!r}: it {why}; {others}. "
-                    "Nothing was replayed.",
+                    f"agent {agent_id!r} cannot take task {status.task_id!r}: it {why}; {others}. {done}",
                     field="agent",
                 )
 

@@ -18,11 +18,12 @@ from pepper.errors import (
     ResourceUnavailableError,
     StoreBusyError,
     ValidationError,
+    shown,
 )
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
-from pepper.model.units import check_limit, parse_duration
+from pepper.model.units import check_limit, check_wait, parse_duration
 from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
 from pepper.monitoring.alerts import Alert
 
@@ -199,6 +200,9 @@ class ResourceManager(Component):
         (up to ``timeout`` seconds) for the resources to be free instead of failing at once."""
         if isinstance(requirements, Mapping) and isinstance(requirements.get("resources"), Mapping):
             requirements = requirements["resources"]
+        if not isinstance(wait, bool):
+            raise ValidationError(f"wait must be True or False, got {shown(wait)}", field="wait")
+        timeout = check_wait(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         step = 0
         while True:

@@ -50,6 +50,11 @@ def schedule(
     if not isinstance(catch_up, bool):
         raise InvalidScheduleError(f"catch_up must be True or False, got {catch_up!r}", field="catch_up")
     cron, every, timezone = check_timing(cron, every, timezone)
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise InvalidScheduleError(
+            f"inputs must be a mapping of names to values (e.g. {{'day': 'monday'}}), got {type(inputs).__name__}",
+            field="inputs",
+        )
     merged = {**defaults, **dict(inputs or {})}
     codec.normalise(merged, "inputs")
     record = rt.store.schedules.put(

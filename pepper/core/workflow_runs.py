@@ -11,15 +11,15 @@ from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, WorkflowDefinitionError
 from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
+from pepper.model.units import check_wait
 from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import WorkflowResult
 from pepper.scheduling.eligibility import unrunnable_steps
 
 
 def check_timeout(timeout: Any) -> float | None:
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValidationError(f"timeout must be a positive number of seconds, got {timeout!r}", field="timeout")
-    return timeout
+    """The timeout of a run: None or a finite number of seconds above 0 (nan and inf are refused)."""
+    return check_wait(timeout, zero=False)
 
 
 def check_inputs(inputs: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from difflib import get_close_matches
 from typing import Any
@@ -22,6 +23,31 @@ def shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
+#: A quoted text in a message longer than this (longer than any id pepper takes) is cut to its first ``_KEPT``
+#: characters: an id or name given by mistake may be megabytes long.
+_LONGEST_QUOTED = 200
+_KEPT = 100
+# A repr of a text: a quote not inside a word (so not the apostrophe of "agent's"), then the text, whose own
+# quotes a repr escapes, then the same quote not followed by a word character.
+_QUOTED = re.compile(
+    rf"(?<!\w)(?:'(?:[^'\\]|\\.){{{_LONGEST_QUOTED + 1},}}'|\"(?:[^\"\\]|\\.){{{_LONGEST_QUOTED + 1},}}\")(?!\w)",
+    re.DOTALL,
+)
+
+
+def _cut(match: re.Match[str]) -> str:
+    text = match.group()
+    return f"{text[: _KEPT + 1]}…{text[0]} ({len(text) - 2:,} characters)"
+
+
+def shortened(message: str) -> str:
+    """``message`` with every quoted text longer than an id may be (200 characters) cut to its first 100
+    characters and its length: ``'aaaa…' (100,000 characters)``. Every pepper error's message goes through it."""
+    if len(message) <= _LONGEST_QUOTED:
+        return message
+    return _QUOTED.sub(_cut, message)
+
+
 def _rebuilt(cls: type[PepperError], args: tuple[Any, ...], state: dict[str, Any]) -> PepperError:
     """An error unpickled as it was: its message and its fields, without its ``__init__`` making them again."""
     error = cls.__new__(cls)
@@ -32,6 +58,11 @@ def _rebuilt(cls: type[PepperError], args: tuple[Any, ...], state: dict[str, Any
 
 class PepperError(Exception):
     """Root of every error raised by pepper."""
+
+    def __init__(self, *args: Any) -> None:
+        if args and isinstance(args[0], str):
+            args = (shortened(args[0]), *args[1:])
+        super().__init__(*args)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exception's own pickling calls __init__ with the finished message as its arguments, which most

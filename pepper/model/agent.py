@@ -98,6 +98,15 @@ class AgentSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentSpec:
+        """An agent from its ``to_dict`` form, or one described by hand (``agent_id`` and ``task_types`` at least)."""
+        missing = [key for key in ("agent_id", "task_types") if key not in data]
+        if missing:
+            raise AgentDefinitionError(
+                f"an agent described as a dict needs {' and '.join(repr(k) for k in missing)}, e.g. "
+                f"{{'agent_id': 'writer', 'task_types': ['docs']}}; got the keys "
+                f"{', '.join(map(repr, data)) or 'none'}",
+                field=missing[0],
+            )
         return cls.build(
             data["agent_id"],
             task_types=data["task_types"],

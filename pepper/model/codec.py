@@ -24,6 +24,20 @@ class Row(Protocol):
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_other)
 _decoder = json.JSONDecoder()
+_canonical = json.JSONEncoder(allow_nan=False, separators=(",", ":"), sort_keys=True, default=_other)
+
+
+def same(first: Any, second: Any) -> bool:
+    """Whether two JSON values say the same: equal, and of the same JSON types throughout (``True``, ``1`` and
+    ``1.0`` are equal in Python but not the same value here). Key order does not count."""
+    if first != second:
+        return False
+    if type(first) in _FLAT and type(second) in _FLAT:
+        return type(first) is type(second)
+    try:
+        return _canonical.encode(first) == _canonical.encode(second)
+    except (TypeError, ValueError, RecursionError):  # not JSON (keys of mixed types...): equal is all one can say
+        return True
 
 
 def encode(value: Any, what: str = "value") -> str:

@@ -27,6 +27,7 @@ from croniter import CroniterError, croniter
 
 from pepper.errors import InvalidScheduleError, ValidationError, shown, suggest
 from pepper.model import codec, cron_ticks
+from pepper.model.timing import MAX_DELAY
 from pepper.model.units import parse_duration
 
 #: How late a tick may be taken and still count as on time (a worker woken a little late, a busy database).
@@ -158,6 +159,12 @@ def check_timing(cron: Any, every: Any, timezone: Any) -> tuple[str | None, floa
         raise InvalidScheduleError(str(exc), field="every") from None
     if seconds < MIN_EVERY:
         raise InvalidScheduleError(f"every must be at least {MIN_EVERY:g}s, got {shown(every)}", field="every")
+    if seconds > MAX_DELAY:  # a tick is a time: it must stay one a date can show
+        raise InvalidScheduleError(
+            f"every must be at most 366 days, got {shown(every)}; for rarer runs give a cron expression "
+            "(e.g. cron='0 2 1 1 *', once a year)",
+            field="every",
+        )
     return None, seconds, zone
 
 
@@ -210,5 +217,9 @@ def due(record: ScheduleRecord, now: float) -> Due | None:
 
 
 def local_time(at: float, timezone: str) -> str:
-    """``2026-03-01 02:00 CET``: a time as people of that zone read it."""
-    return datetime.fromtimestamp(at, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    """``2026-03-01 02:00 CET``: a time as people of that zone read it (a time no date can show, as a stored
+    row of an older version may hold, is given in seconds since the epoch)."""
+    try:
+        return datetime.fromtimestamp(at, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (OverflowError, ValueError, OSError):
+        return f"{at!r} seconds since the epoch"

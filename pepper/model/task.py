@@ -159,7 +159,10 @@ class Task:
             mine, theirs = getattr(self, name), getattr(other, name)
             if name == "dependencies":
                 mine, theirs = frozenset(mine), frozenset(theirs)
-            if mine != theirs:
+            if name in _JSON_FIELDS:
+                if not codec.same(mine, theirs):  # True, 1 and 1.0 are equal in Python, not in a spec
+                    diffs.append(name)
+            elif mine != theirs:
                 diffs.append(name)
         return diffs
 
@@ -202,6 +205,9 @@ class Task:
             row["not_before"],
         )
 
+
+#: The fields holding JSON given by the user: compared by type as well as by value.
+_JSON_FIELDS = frozenset({"inputs", "metadata"})
 
 # Rows are read by the thousand (every worker reads every task), and most hold the same few texts in these
 # columns: those are not decoded again.

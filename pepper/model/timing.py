@@ -16,6 +16,9 @@ from pepper.model.units import parse_duration
 #: The longest delay pepper takes (what a timeout may be, too): a year and a day.
 MAX_DELAY = 366 * 86400.0
 
+#: The latest time pepper takes (9999-12-31T23:59:59Z): the last second a date can show.
+LATEST_TIME = 253402300799.0
+
 _DELAY_FORMS = "seconds (e.g. 90), a duration such as '30s', '15m', '2h', '1d', or a datetime.timedelta"
 _TIME_FORMS = (
     "a timezone-aware datetime, an ISO 8601 time with its UTC offset (e.g. '2026-03-01T09:00:00+00:00' or "
@@ -44,7 +47,17 @@ def parse_delay(value: Any) -> float:
 
 
 def parse_time(value: Any, what: str = "not_before") -> float:
-    """Seconds since the epoch of an aware ``datetime``, an ISO 8601 text with an offset, or a number."""
+    """Seconds since the epoch of an aware ``datetime``, an ISO 8601 text with an offset, or a number;
+    no later than :data:`LATEST_TIME`."""
+    at = _seconds(value, what)
+    if at > LATEST_TIME:
+        raise InvalidDelayError(
+            f"{what} {shown(value)} is later than {iso_utc(LATEST_TIME)}, the latest time pepper takes", field=what
+        )
+    return at
+
+
+def _seconds(value: Any, what: str) -> float:
     if isinstance(value, bool):
         raise InvalidDelayError(f"{what} must be {_TIME_FORMS}; got {value!r}", field=what)
     if isinstance(value, (int, float)):
@@ -84,5 +97,9 @@ def start_time(delay: Any, not_before: Any, now: float) -> float | None:
 
 
 def iso_utc(at: float) -> str:
-    """``2026-03-01T09:00:00Z``: a time as people and machines both read it."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """``2026-03-01T09:00:00Z``: a time as people and machines both read it (a time no date can show, as a
+    stored row of an older version may hold, is given in seconds since the epoch)."""
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return f"{at!r} seconds since the epoch"

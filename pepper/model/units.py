@@ -119,3 +119,18 @@ def check_limit(value: Any, most: int = MOST_LISTED, what: str = "limit") -> int
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
         raise ValidationError(f"{what} must be a whole number from 1 to {most}, got {shown(value)}", field=what)
     return value
+
+
+def check_wait(value: Any, what: str = "timeout", *, zero: bool = True) -> float | None:
+    """``value`` as the most seconds a call waits: None (no limit) or a finite number, at least 0 (above 0
+    unless ``zero``). The one rule of the timeouts of calls that wait."""
+    if value is None:
+        return None
+    least = ">= 0" if zero else "above 0"
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0 or (value == 0 and not zero)):  # fmt: skip
+        raise ValidationError(
+            f"{what} must be a finite number of seconds {least} (or None to wait without limit), got {shown(value)}",
+            field=what,
+        )
+    return float(value)

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pepper.errors import ValidationError
+from pepper.errors import ValidationError, shown
 from pepper.model.thresholds import check_threshold
 
 
@@ -36,6 +36,11 @@ class AlertRule:
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
             raise ValidationError(f"metric must be a name, got {self.metric!r}", field="metric")
+        if not isinstance(self.above, bool):
+            raise ValidationError(
+                f"above must be True (fire above the threshold) or False (below it), got {shown(self.above)}",
+                field="above",
+            )
         check_threshold(self.metric, self.threshold, ">" if self.above else "<")
         if self.hysteresis is not None and _number(self.hysteresis, "hysteresis") < 0:
             raise ValidationError("hysteresis cannot be negative", field="hysteresis")

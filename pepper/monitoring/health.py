@@ -110,11 +110,12 @@ def _tasks_wait(n: int) -> str:
 def agents_health(
     agents: Sequence[AgentFacts], waiting: int = 0, stranded: Sequence[tuple[str, int]] = ()
 ) -> ComponentHealth:
-    """``waiting``: tasks not ended yet (parked ones aside); ``stranded``: (what they need, how many) for ready
-    tasks that no agent online can take (a type nobody takes, a pinned agent that is not there)."""
+    """``waiting``: tasks not ended yet (parked ones aside); ``stranded``: (what they wait for and why nobody
+    takes them, how many) for ready tasks that no agent online can take (a type nobody takes, a pinned agent
+    that is not there or cannot take them)."""
     problems: list[tuple[str, str]] = []
     for need, n in stranded:
-        problems.append((DEGRADED, f"{_tasks_wait(n)} for {need}, and no agent online is one"))
+        problems.append((DEGRADED, f"{_tasks_wait(n)} for {need}"))
     if not agents:
         if waiting:
             problems.insert(0, (DEGRADED, f"no agent is registered: {_tasks_wait(waiting)} until a worker starts"))

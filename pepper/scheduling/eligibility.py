@@ -43,16 +43,26 @@ def eligible(specs: Iterable[AgentSpec], route: Route) -> list[str]:
 def stranded(
     routes: Iterable[tuple[str, str | None, frozenset[str], int]], online: Sequence[AgentSpec]
 ) -> list[tuple[str, int]]:
-    """(what they need, how many) of the ready tasks no agent in ``online`` can take."""
+    """(what they wait for and why nobody takes them, how many) of the ready tasks no agent in ``online`` can
+    take: ``agent 'w', which is online but lacks skill b``, ``an agent taking 'x' tasks, and no agent online is
+    one``."""
     out = []
+    by_id = {spec.agent_id: spec for spec in online}
     for task_type, pinned, skills, n in routes:
-        if any(rejection(spec, Route(task_type, pinned, skills)) is None for spec in online):
+        route = Route(task_type, pinned, skills)
+        if any(rejection(spec, route) is None for spec in online):
             continue
         if pinned is not None:
-            need = f"agent {pinned!r}"
+            there = by_id.get(pinned)
+            why = None if there is None else rejection(there, route)
+            need = f"agent {pinned!r}, " + (
+                "and no agent online is one" if why is None else f"which is online but {why}"
+            )
         else:
-            need = f"an agent taking {task_type!r} tasks" + (
-                f" with skills {', '.join(sorted(skills))}" if skills else ""
+            need = (
+                f"an agent taking {task_type!r} tasks"
+                + (f" with skills {', '.join(sorted(skills))}" if skills else "")
+                + ", and no agent online is one"
             )
         out.append((need, n))
     merged: dict[str, int] = {}

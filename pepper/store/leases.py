@@ -190,8 +190,12 @@ class LeaseLedger:
         return refused
 
     def release(self, lease_id: str, now: float) -> bool:
-        """Give a lease back; True if this call released it (False: it already was). Unknown ids raise."""
-        self.get(lease_id)
+        """Give a lease back; True if this call released it (False: it already was, or had expired: it ended
+        then, and is recorded so). Unknown ids raise."""
+        lease = self.get(lease_id)
+        if lease.expires_at is not None and lease.expires_at <= now:  # an expired lease is never renewed
+            self._store.execute("release_lease", (lease.expires_at, lease_id))
+            return False
         return self._store.execute("release_lease", (now, lease_id)) == 1
 
     def release_in(self, conn: Connection, lease_ids: Iterable[str], now: float) -> None:

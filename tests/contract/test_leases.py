@@ -74,6 +74,17 @@ def test_release_is_idempotent_and_unknown_ids_are_an_error(store):
     store.leases.grant(lease("b", cpu=2), now=4.0)  # the cpus came back
 
 
+def test_releasing_an_expired_lease_answers_false_and_records_it_ended_at_its_expiry(store):
+    store.leases.grant(lease("short", expires_at=10.0, cpu=2), now=0.0)
+    assert store.leases.release("short", now=11.0) is False  # it ended at 10 by itself: this call released nothing
+    assert store.leases.get("short").released_at == 10.0
+    assert store.leases.release("short", now=12.0) is False
+    store.leases.grant(lease("exact", expires_at=20.0, cpu=2), now=12.0)
+    assert store.leases.release("exact", now=20.0) is False
+    store.leases.grant(lease("live", expires_at=30.0, cpu=2), now=20.0)
+    assert store.leases.release("live", now=29.0) is True and store.leases.get("live").released_at == 29.0
+
+
 def test_live_leases_survive_a_restart_and_expired_ones_are_reclaimed(shared_store):
     first = shared_store()
     first.leases.ensure_pool(POOL, replace=True)

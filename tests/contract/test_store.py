@@ -69,6 +69,14 @@ def test_resubmitting_the_same_spec_reports_it_as_existing(store):
     assert result.rejected == {} and result.existing["a"].created_at == 1.0
 
 
+def test_a_resubmission_with_inputs_equal_in_python_but_of_another_type_is_rejected(store):
+    store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t", inputs={"dry_run": 1}, now=1.0)]]), ME)
+    again = build_task(task_id="a", task_type="t", inputs={"dry_run": True}, now=2.0)
+    result = store.commit(WriteSet(submissions=[[again]]), OTHER)
+    assert isinstance(result.rejected[0], DuplicateTaskError) and result.rejected[0].differences == ("inputs",)
+    assert store.get_tasks(["a"])["a"].task.inputs == {"dry_run": 1}
+
+
 def test_saves_are_refused_when_someone_else_wrote_first(store):
     store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
     assert store.commit(WriteSet(saves=[save("a", 1)]), ME).conflicts == set()

@@ -181,10 +181,12 @@ def test_submit_takes_a_delay_or_a_time_and_refuses_a_bad_one(api: Api) -> None:
         naive = client.post("/api/v1/tasks", json={"type": "echo", "not_before": "2099-01-01T00:00:00"})
         both = client.post("/api/v1/tasks", json={"type": "echo", "delay": 5, "not_before": "2099-01-01T00:00:00Z"})
         negative = client.post("/api/v1/tasks", json={"type": "echo", "delay": "-5s"})
+        far = client.post("/api/v1/tasks", json={"type": "echo", "not_before": "9999-12-31T23:00:00-05:00"})
+        huge = client.post("/api/v1/tasks", json={"type": "echo", "not_before": 1e300})
     assert delayed.status_code == 201 and delayed.json()["state"] == "pending"
     assert [w["kind"] for w in delayed.json()["waiting_on"]] == ["delay"]
     assert at.status_code == 201 and at.json()["not_before"] == 4070908800.0
-    for refused in (naive, both, negative):
+    for refused in (naive, both, negative, far, huge):
         assert refused.status_code == 400 and refused.json()["error"]["type"] == "InvalidDelayError"
 
 

@@ -42,3 +42,16 @@ def test_thresholds_within_range_are_taken_and_can_be_removed(monitors):
     ]
     for monitor, rule_id in rules:
         monitor.remove_alert(rule_id)
+
+
+@pytest.mark.parametrize("above", ["no", 1, None])
+def test_above_that_is_not_true_or_false_is_refused_by_every_monitor(monitors, above):
+    performance, resources, health = monitors
+    for call in (
+        lambda: performance.set_alert("completed", 0, print, above=above),
+        lambda: resources.set_alert("worker", "cpu", 50, print, above=above),
+        lambda: health.set_alert("engine.loop_lag", 0.5, print, above=above),
+    ):
+        with pytest.raises(ValidationError, match=r"above must be True .* or False") as caught:
+            call()
+        assert caught.value.field == "above"

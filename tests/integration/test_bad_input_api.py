@@ -13,6 +13,7 @@ from pepper.core import (
     ResourceManager,
     ResourceMonitor,
     TaskOrchestrator,
+    TaskSequencer,
     WorkflowController,
 )
 from pepper.errors import ConfigError, ValidationError, WorkflowDefinitionError
@@ -132,6 +133,20 @@ def test_waiting_and_listing_refuse_numbers_that_mean_nothing(runtime: pepper.Ru
             orchestrator.wait(["t"], timeout=timeout)
     with pytest.raises(ValidationError, match="limit"):
         orchestrator.list_tasks(limit=10**30)
+
+
+def test_a_run_with_a_timeout_that_means_nothing_is_refused_and_not_stored(runtime: pepper.Runtime) -> None:
+    pepper.agent("w", task_types=["ok"], runtime=runtime)(lambda task: 1)
+    workflow = WorkflowController("timed", runtime)
+    workflow.add_step("a", "ok")
+    sequencer = TaskSequencer(runtime)
+    sequence = sequencer.create_sequence([{"id": "a", "type": "ok"}])
+    for timeout in (float("nan"), float("inf"), 0, -1, "10", True):
+        with pytest.raises(ValidationError, match="timeout must be a finite number of seconds above 0"):
+            workflow.run(timeout=timeout)
+        with pytest.raises(ValidationError, match="timeout must be a finite number of seconds above 0"):
+            sequencer.run_sequence(sequence, timeout=timeout)
+    assert workflow.runs() == [] and runtime.store.count_by_state() == {}
 
 
 def test_waiting_for_what_is_not_a_task_id_or_a_list_of_them_is_a_typed_error(runtime: pepper.Runtime) -> None:

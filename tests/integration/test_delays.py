@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -85,6 +86,9 @@ def test_a_delayed_task_with_dependencies_waits_for_both(virtual, clock):
         ({"not_before": datetime(2030, 1, 1)}, "no time zone"),
         ({"not_before": "2030-01-01T00:00:00"}, "no time zone"),
         ({"not_before": "tomorrow"}, "not a time"),
+        ({"not_before": 1e300}, "later than 9999-12-31T23:59:59Z"),
+        ({"not_before": 253402300800.0}, "later than 9999-12-31T23:59:59Z"),
+        ({"not_before": "9999-12-31T23:00:00-05:00"}, "later than 9999-12-31T23:59:59Z"),
     ],
 )
 def test_a_bad_delay_is_refused_and_stores_nothing(virtual, fields, match):
@@ -92,6 +96,26 @@ def test_a_bad_delay_is_refused_and_stores_nothing(virtual, fields, match):
     with pytest.raises(InvalidDelayError, match=match):
         orchestrator.submit_task("bad", "echo", **fields)
     assert orchestrator.list_tasks() == []
+
+
+def test_the_latest_time_is_taken_and_shown(virtual):
+    orchestrator = TaskOrchestrator(virtual)
+    orchestrator.submit_task("last", "echo", not_before="9999-12-31T23:59:59Z")
+    status = orchestrator.get_task_status("last")
+    assert status.not_before == 253402300799.0
+    assert "delayed until 9999-12-31T23:59:59Z" in status.waiting_on[0].message
+
+
+def test_a_stored_time_past_year_9999_is_still_shown(tmp_path):
+    db, home = str(tmp_path / "d.db"), str(tmp_path / "home")
+    with pepper.Runtime(db=db, home=home) as first:
+        TaskOrchestrator(first).submit_task("far", "echo", delay="1h")
+    with sqlite3.connect(db) as raw:  # a row an older version took before times were bounded
+        raw.execute("UPDATE tasks SET not_before = 1e300 WHERE task_id = 'far'")
+    with pepper.Runtime(db=db, home=home) as second:
+        status = TaskOrchestrator(second).get_task_status("far")
+    assert status.state is TaskState.PENDING and status.not_before == 1e300
+    assert "delayed until 1e+300 seconds since the epoch" in status.waiting_on[0].message
 
 
 def test_a_delay_survives_a_restart_of_the_runtime(tmp_path):

@@ -9,10 +9,11 @@ from dataclasses import replace
 import pytest
 
 import pepper
-from pepper.core import AgentSelector, LoadBalancer, TaskOrchestrator
+from pepper.core import AgentSelector, LoadBalancer, ResourceAllocator, TaskOrchestrator
 from pepper.engine.inspection import MOVED
 from pepper.engine.service import EngineService
 from pepper.errors import (
+    AgentDefinitionError,
     AgentNotFoundError,
     NoEligibleAgentError,
     TaskNotFoundError,
@@ -21,6 +22,7 @@ from pepper.errors import (
 from pepper.model.requirements import Requirements
 from pepper.model.task import TaskState
 from pepper.scheduling.selection import choose
+from tests.support import eventually
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 
@@ -123,6 +125,33 @@ def test_load_and_plans_respect_capacity_skills_and_learned_durations(runtime):
     assert "does not accept task type 'gpu-job'" in plan.unassigned["c"]["slow"][0]
 
 
+def test_a_plan_rules_out_the_agents_the_selector_rules_out_for_a_tasks_resources(tmp_path):
+    with pepper.Runtime(db=str(tmp_path / "r.db"), resources={"cpu": 4, "memory": 1000}, **FAST) as runtime:
+        pepper.agent("w", task_types=["x"], runtime=runtime)(str)
+        selector, balancer = AgentSelector(runtime), LoadBalancer(runtime)
+        tasks = [{"id": "gpu", "type": "x", "resources": {"gpu": 1}}, {"id": "huge", "type": "x", "resources":
+                 {"cpu": 1000}}, {"id": "fits", "type": "x", "resources": {"cpu": 2}}]  # fmt: skip
+        plan = balancer.distribute_workload(tasks)
+        assert plan.assignments == {"fits": "w"} and set(plan.unassigned) == {"gpu", "huge"}
+        for task in tasks[:2]:
+            with pytest.raises(NoEligibleAgentError) as caught:
+                selector.select_agent("x", {"resources": task["resources"]})
+            assert caught.value.rejected["w"] == plan.unassigned[task["id"]]["w"]
+        assert plan.unassigned["gpu"]["w"] == ("has too few free resources: gpu short by 1",)
+        ResourceAllocator(runtime).allocate("w", {"cpu": 1})  # w's budget: one core
+
+        def budget_seen() -> bool:  # the engine reads the new budget from the store
+            try:
+                selector.select_agent("x", {"resources": {"cpu": 2}})
+            except NoEligibleAgentError:
+                return True
+            return False
+
+        eventually(budget_seen, "the selector to see w's budget")
+        over = balancer.distribute_workload([{"id": "two", "type": "x", "resources": {"cpu": 2}}])
+        assert over.placements == () and "cpu short by 1 core" in over.unassigned["two"]["w"][0]
+
+
 def test_applying_a_plan_pins_waiting_tasks_to_the_chosen_agents(runtime):
     ran_on = {}
     for name in ("left", "right"):
@@ -183,6 +212,8 @@ def test_bad_distribution_input_gets_typed_errors(runtime):
         (AgentNotFoundError, lambda: balancer.get_agent_load("ghost")),
         (AgentNotFoundError, lambda: balancer.distribute_workload([{"id": "x", "type": "t"}], ["ghost"])),
         (TaskNotFoundError, lambda: balancer.distribute_workload(["no-such-task"])),
+        (AgentDefinitionError, lambda: balancer.distribute_workload([{"id": "x", "type": "t"}], [{"capacity": 2}])),
+        (AgentDefinitionError, lambda: balancer.distribute_workload([{"id": "x", "type": "t"}], [{"agent_id": [1]}])),
         (ValidationError, lambda: balancer.distribute_workload("pending-one")),
         (ValidationError, lambda: orchestrator.add_feedback("pending-one", rating=6)),
         (ValidationError, lambda: orchestrator.add_feedback("pending-one", rating=4)),  # it has not run yet

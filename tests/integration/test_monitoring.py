@@ -149,6 +149,20 @@ def test_tasks_no_agent_online_can_take_make_health_degraded(runtime):
     ]
 
 
+def test_tasks_pinned_to_an_online_agent_that_cannot_take_them_say_why(runtime):
+    pepper.agent("w", task_types=["x"], skills=["a"], runtime=runtime)(lambda task: "ok")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_tasks([{"id": "p1", "type": "zzz", "agent": "w"},
+                               {"id": "p2", "type": "x", "agent": "w", "requirements": {"skills": ["b"]}},
+                               {"id": "ok", "type": "x"}])  # fmt: skip
+    orchestrator.wait(["ok"], timeout=10)
+    reasons = HealthMonitor(runtime).check_health(["agents"])["agents"].reasons
+    assert sorted(reasons) == [
+        "1 task waits for agent 'w', which is online but does not accept task type 'zzz' (accepts x)",
+        "1 task waits for agent 'w', which is online but lacks skill b",
+    ]
+
+
 def test_metrics_scraped_over_http_parse_and_match_the_store(runtime):
     @pepper.agent("a", task_types=["t", "u"], capacity=4, runtime=runtime)
     async def work(task):

@@ -269,6 +269,23 @@ def test_waiting_for_a_parked_task_returns_and_its_state_says_parked(runtime):
     assert [s.task_id for s in ErrorHandler(runtime).dead_letters()] == ["job"]
 
 
+def test_a_fallback_by_hand_to_an_agent_that_cannot_take_the_task_is_refused_and_changes_nothing(runtime):
+    pepper.agent("writer", task_types=["docs"], runtime=runtime)(lambda task: "text")
+    pepper.agent("w", task_types=["x"], runtime=runtime)(lambda task: 1)
+    orchestrator, handler = TaskOrchestrator(runtime), ErrorHandler(runtime)
+    orchestrator.submit_task("p", "nobody_takes_this")
+    orchestrator.submit_task("child", "x", dependencies=["p"])
+    with pytest.raises(
+        AgentNotFoundError, match=r"'documentaton_agent' \(registered: w, writer\).*Nothing was changed"
+    ):
+        handler.handle_error_now("p", "operator note", "fallback(documentaton_agent)")
+    with pytest.raises(ValidationError, match="agent 'writer' cannot take task 'p': it does not accept task type"):
+        handler.handle_error_now("p", "operator note", "retry(1) -> fallback(agent=writer)")
+    assert orchestrator.get_task_status("p").state is TaskState.PENDING
+    assert orchestrator.get_task_status("child").state is TaskState.BLOCKED
+    assert handler.get_error_history("p") == []
+
+
 def test_replay_on_an_agent_that_cannot_take_the_task_is_refused_and_it_stays_replayable(runtime):
     fixed = threading.Event()
 

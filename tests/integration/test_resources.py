@@ -120,6 +120,22 @@ def test_allocations_can_wait_for_room(pooled):
         manager.allocate_resources("c", {"cpu": 2}, wait=True, timeout=0.1)
 
 
+@pytest.mark.parametrize("timeout", ["1", -1, True, float("inf"), float("nan")])
+def test_a_wait_for_room_with_a_bad_timeout_is_refused_before_any_wait(pooled, timeout):
+    manager = ResourceManager(pooled)
+    manager.allocate_resources("a", {"cpu": 2})  # the pool's cpu is all held
+    with pytest.raises(ValidationError, match="timeout must be a finite number of seconds >= 0"):
+        manager.allocate_resources("b", {"cpu": 1}, wait=True, timeout=timeout)
+    assert [lease.holder for lease in manager.pool().leases] == ["a"]
+
+
+def test_a_wait_that_is_not_true_or_false_is_refused(pooled):
+    manager = ResourceManager(pooled)
+    with pytest.raises(ValidationError, match="wait must be True or False, got 'no'"):
+        manager.allocate_resources("a", {"cpu": 1}, wait="no")
+    assert manager.pool().leases == ()
+
+
 def test_another_process_holding_the_pool_holds_back_this_worker(pooled, tmp_path):
     pepper.agent("w", task_types=["t"], runtime=pooled)(lambda task: "done")
     orchestrator = TaskOrchestrator(pooled)

@@ -160,7 +160,11 @@ def test_a_controller_can_be_scheduled(tmp_path):
         ({}, "one of them"),
         ({"every": "soon"}, "not a duration"),
         ({"every": 0}, "at least"),
+        ({"every": 1e300}, "at most 366 days"),
+        ({"every": "1000000w"}, "at most 366 days"),
         ({"cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"every": "1h", "inputs": [1]}, "inputs must be a mapping"),
+        ({"every": "1h", "inputs": "x"}, "inputs must be a mapping"),
     ],
 )
 def test_a_bad_schedule_is_refused_and_nothing_is_stored(tmp_path, fields, match):

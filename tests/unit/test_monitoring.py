@@ -91,7 +91,8 @@ def test_agents_are_judged_by_their_checks_their_errors_and_stuck_tasks():
     idle = rules.agents_health([], waiting=3)
     assert idle.status == rules.DEGRADED
     assert idle.reasons == ("no agent is registered: 3 tasks wait until a worker starts",)
-    stranded = rules.agents_health([ok], waiting=5, stranded=[("an agent taking 'gpu' tasks", 2)])
+    nobody = "an agent taking 'gpu' tasks, and no agent online is one"
+    stranded = rules.agents_health([ok], waiting=5, stranded=[(nobody, 2)])
     assert stranded.status == rules.DEGRADED
     assert stranded.reasons == ("2 tasks wait for an agent taking 'gpu' tasks, and no agent online is one",)
     assert rules.stalled(61.0, 10.0) and not rules.stalled(49.0, 10.0) and not rules.stalled(100.0, 30.0)

@@ -71,6 +71,8 @@ def test_a_tick_on_time_runs_once_and_missed_ticks_are_skipped_or_each_caught_up
         ("0 2 * * *", None, "Europe/Pariss", "Did you mean 'Europe/Paris'"),
         ("0 0 30 2 *", None, "UTC", "'0 0 30 2 \\*' never fires"),
         ("0 0 31 4,6,9,11 *", None, "UTC", "never fires"),
+        (None, 1e300, "UTC", "at most 366 days"),
+        (None, "53w", "UTC", "at most 366 days"),
     ],
 )
 def test_bad_timing_is_a_typed_error(cron, every, zone, match):
@@ -160,3 +162,8 @@ def test_missed_ticks_are_skipped_without_walking_them(monkeypatch):
     interval = ScheduleRecord(_spec(every=1.0), next_fire_at=1.0, created_at=0.0)
     late = due(interval, 1e9 + 0.5)
     assert late is not None and late.run == (1e9,) and late.missed == (1.0, 1e9 - 1) and late.next_fire_at == 1e9 + 1
+
+
+def test_a_stored_tick_no_date_can_show_is_shown_in_seconds():
+    assert local_time(1e300, "Europe/Paris") == "1e+300 seconds since the epoch"
+    assert local_time(0.0, "UTC") == "1970-01-01 00:00:00 UTC"

@@ -148,6 +148,38 @@ def test_resubmitting_the_same_spec_is_idempotent_and_a_different_spec_is_refuse
     assert str(caught.value).startswith("task 'a' already exists with different inputs; re-submitting the same id")
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"dry_run": 1}, {"dry_run": True}),
+        ({"n": False}, {"n": 0}),
+        ({"n": 1}, {"n": 1.0}),
+        ({"deep": [{"on": True}]}, {"deep": [{"on": 1}]}),
+        ({"deep": {"x": 0.0}}, {"deep": {"x": 0}}),
+    ],
+)
+@pytest.mark.parametrize("field", ["inputs", "metadata"])
+def test_values_equal_in_python_but_of_another_type_are_another_spec(field, first, second):
+    stored = Stored(build_task(task_id="a", task_type="t", **{field: first}))
+    with pytest.raises(DuplicateTaskError) as caught:
+        prepare([build_task(task_id="a", task_type="t", **{field: second})], stored)
+    assert caught.value.differences == (field,)
+    twice = [
+        build_task(task_id="b", task_type="t", **{field: first}),
+        build_task(task_id="b", task_type="t", **{field: second}),
+    ]
+    with pytest.raises(DuplicateTaskError):
+        prepare(twice, Stored())
+
+
+def test_the_same_values_in_another_key_order_are_the_same_spec():
+    stored = Stored(
+        build_task(task_id="a", task_type="t", inputs={"x": 1, "y": [True, 2.5]}, metadata={"p": 1, "q": None})
+    )
+    again = build_task(task_id="a", task_type="t", inputs={"y": [True, 2.5], "x": 1}, metadata={"q": None, "p": 1})
+    assert prepare([again], stored).new == ()
+
+
 def test_an_id_twice_in_one_submission_with_different_specs_is_named_as_such():
     twice = [build_task(task_id="a", task_type="t", inputs={"n": 1}), build_task(task_id="a", task_type="t")]
     with pytest.raises(DuplicateTaskError) as caught:
