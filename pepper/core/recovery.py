@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pepper.core.component import Component
+from pepper.core.served import server_of
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import AgentNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
@@ -81,8 +82,9 @@ class ErrorHandler(Component):
         policy = Policy.parse(recovery_strategy)
         backend = await self.runtime.backend()
         status = await backend.status(task_id)
+        local = server_of(self.runtime) is None  # (a server checks the agents it knows itself)
         for strategy in policy.strategies:  # an agent named by mistake would end the task: refused before
-            if isinstance(strategy, Fallback) and strategy.agent is not None:
+            if local and isinstance(strategy, Fallback) and strategy.agent is not None:
                 self._check_agent_can_take(strategy.agent, [status], _FALLBACK_HINT, "Nothing was changed.")
         return await backend.handle_error(task_id, as_task_error(error, status.error), policy)
 
