@@ -115,8 +115,9 @@ def cli(db: str | None) -> None:
       pepper why review-1
 
     Exit codes: 0 success; 1 the task or run failed or was cancelled; 2 bad
-    input (unknown task, bad option, invalid agent or workflow file...); 130
-    stopped with Ctrl-C.
+    input (unknown task, bad option, invalid agent or workflow file...) or a
+    database that cannot be used now (locked, read-only, full); 130 stopped
+    with Ctrl-C.
     """
 
 

@@ -20,6 +20,7 @@ from pepper.core import HealthMonitor, TaskOrchestrator
 from pepper.errors import DatabaseReadOnlyError, PepperError, StoreBusyError
 from pepper.store.sqlite import SQLiteStore
 from tests.acceptance.test_cli import TIMEOUT, _env
+from tests.support import eventually
 
 
 def _pepper(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -225,3 +226,43 @@ def test_a_full_disk_says_no_space_is_left_and_closing_does_not_raise(small_disk
     (small_disk / "filler").unlink()
     with pepper.Runtime(db=db, home=str(tmp_path / "home")) as runtime:
         assert set(runtime.store.get_tasks(["a", "b"])) == {"a"}
+
+
+def test_while_the_database_is_locked_the_chores_of_a_worker_log_one_line_per_retry(tmp_path, caplog):
+    db = str(tmp_path / "pepper.db")
+    runtime = pepper.Runtime(db=db, home=str(tmp_path / "home"), busy_timeout=0.05, poll_interval="20ms",
+                             sample_interval="50ms", heartbeat_interval="100ms")  # fmt: skip
+    calls = []
+    pepper.agent("ag", task_types=["t"], runtime=runtime)(lambda task: calls.append(task.task_id) or 1)
+    orchestrator = TaskOrchestrator(runtime)
+    try:
+        orchestrator.submit_task(task_id="a", task_type="t")
+        assert orchestrator.get_result("a", timeout=TIMEOUT) == 1
+        holder = sqlite3.connect(db, isolation_level=None)
+        with caplog.at_level(logging.WARNING, logger="pepper"):
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                eventually(lambda: {"samples", "heartbeat"} <= _retried(caplog.records), "both chores retried")
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+        engine = [r for r in caplog.records if r.name.startswith(("pepper.engine", "pepper.monitoring"))]
+        assert engine and all(r.exc_info is None for r in engine)  # one line each, no traceback
+        assert all("locked by another process" in r.getMessage() for r in engine if "try again" in r.getMessage())
+        orchestrator.submit_task(task_id="b", task_type="t")  # and the worker goes on once the lock is gone
+        assert orchestrator.get_result("b", timeout=TIMEOUT) == 1
+    finally:
+        runtime.close()
+    assert calls == ["a", "b"]
+
+
+def _retried(records: list[logging.LogRecord]) -> set[str]:
+    """Which chores logged that they will try again: storing samples, the upkeep (heartbeat, polls)."""
+    found = set()
+    for record in records:
+        message = record.getMessage()
+        if "could not store the samples" in message:
+            found.add("samples")
+        if "upkeep could not reach the database" in message:
+            found.add("heartbeat")
+    return found
