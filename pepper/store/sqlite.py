@@ -21,9 +21,9 @@ from typing import Any
 
 from pepper.errors import DatabaseReadOnlyError
 from pepper.store.checkpoints import BACKSTOP_PAGES, Checkpointer
-from pepper.store.connection import connect, migrate, out_of_space
+from pepper.store.connection import connect, migrate, out_of_space, read_only_remedy
 from pepper.store.sql_store import Connection, SqlStore
-from pepper.store.sqlite_errors import read_only_remedy, store_error
+from pepper.store.sqlite_errors import store_error
 from pepper.store.statements import queries
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,15 @@ class _Transaction:
         """Raise SQLite's ``exc`` as pepper's (``store_error``); return for anything else."""
         if isinstance(exc, (sqlite3.Error, OverflowError)):
             raise self.store.error(exc) from exc
+
+
+def _log_writable(path: str) -> bool:
+    """Whether the write-ahead log of database ``path`` (``-wal`` and ``-shm``) can be written, or created in
+    its folder."""
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
+    if os.access(folder, os.W_OK):
+        return True
+    return all(os.access(path + suffix, os.W_OK) for suffix in ("-wal", "-shm"))
 
 
 class SQLiteStore(SqlStore):
@@ -259,6 +268,8 @@ class SQLiteStore(SqlStore):
             return f"no space is left on the device of {self.path}; free some space"
         if self.path != ":memory:" and not os.access(self.path, os.W_OK):
             return f"{self.path} is read-only for this user; {read_only_remedy(self.path)}"
+        if self.path != ":memory:" and not _log_writable(self.path):
+            return f"the folder of {self.path} is read-only for this user; {read_only_remedy(self.path)}"
         try:
             with self.lock:
                 conn = self.conn

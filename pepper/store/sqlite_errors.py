@@ -5,18 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 from pepper.errors import DatabaseReadOnlyError, DiskFullError, StoreBusyError, StoreError
-from pepper.store.connection import damaged, out_of_space
+from pepper.store.connection import damaged, out_of_space, read_only, read_only_remedy
 from pepper.store.params import typed_error
-
-
-def read_only_remedy(path: str) -> str:
-    """What to do about a SQLite database that cannot be written."""
-    if path == ":memory:":
-        return "give another --db"
-    return (
-        f"make {path} and its folder writable by this user (SQLite also writes {path}-wal and {path}-shm "
-        "beside it), or give another --db"
-    )
 
 
 def store_error(exc: sqlite3.Error | OverflowError, path: str, busy_timeout: float) -> StoreError:
@@ -27,7 +17,7 @@ def store_error(exc: sqlite3.Error | OverflowError, path: str, busy_timeout: flo
         return found
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
-    if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+    if read_only(exc):
         return DatabaseReadOnlyError(path, text, read_only_remedy(path))
     if name == "SQLITE_FULL" or "disk is full" in text:
         return DiskFullError(path, text)

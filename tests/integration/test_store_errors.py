@@ -266,3 +266,41 @@ def _retried(records: list[logging.LogRecord]) -> set[str]:
         if "upkeep could not reach the database" in message:
             found.add("heartbeat")
     return found
+
+
+_FOLDER_PROBE = """
+import os, sys
+import pepper
+from pepper.core import HealthMonitor
+db = sys.argv[1]
+with pepper.Runtime(db=db, home=sys.argv[2]) as runtime:
+    assert runtime.store.probe_write() is None
+    for name in (db + "-wal", db + "-shm", os.path.dirname(db)):
+        os.chmod(name, 0o555 if os.path.isdir(name) else 0o444)
+    report = HealthMonitor(runtime=runtime).check_health(["store"])
+    print(report.status, *report.components["store"].reasons)
+    os.chmod(os.path.dirname(db), 0o755)
+"""
+
+
+def test_a_read_only_folder_is_unhealthy_and_a_database_that_cannot_open_in_it_says_why(stored, tmp_path):
+    prefix = _without_override()
+    folder = Path(stored).parent
+    folder.chmod(0o555)
+    try:
+        probe = subprocess.run([*prefix, sys.executable, "-c", f"import os, sys; sys.exit(os.access({str(folder)!r}, "
+                                "os.W_OK))"], timeout=TIMEOUT)  # fmt: skip
+        if probe.returncode != 0:
+            pytest.skip("the folder stays writable to this user (a capability that bypasses file permissions)")
+        for command in (("status", "a"), ("submit", "t", "--id", "b"), ("health",)):
+            done = subprocess.run([*prefix, sys.executable, "-m", "pepper", "--db", stored, *command], cwd=tmp_path,
+                                  env=_env(), capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+            assert done.returncode == 2, done.stderr
+            assert "Traceback" not in done.stderr and "cannot be written" in done.stderr, done.stderr
+    finally:
+        folder.chmod(0o755)
+    child = subprocess.run([*prefix, sys.executable, "-c", _FOLDER_PROBE, stored, str(tmp_path / "home")],
+                           env=_env(), capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    folder.chmod(0o755)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("unhealthy") and "folder" in child.stdout and "read-only" in child.stdout
