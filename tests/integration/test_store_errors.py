@@ -304,3 +304,10 @@ def test_a_read_only_folder_is_unhealthy_and_a_database_that_cannot_open_in_it_s
     folder.chmod(0o755)
     assert child.returncode == 0, child.stderr
     assert child.stdout.startswith("unhealthy") and "folder" in child.stdout and "read-only" in child.stdout
+
+
+def test_the_cli_tells_a_database_error_that_escaped_in_one_line():
+    from pepper.cli.main import _store_failure
+
+    assert _store_failure(sqlite3.OperationalError("database is locked"))
+    assert not _store_failure(ValueError("not the database's"))
