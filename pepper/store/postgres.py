@@ -289,6 +289,12 @@ class PostgresStore(SqlStore):
             ) from None
         except pg_errors.DiskFull as exc:
             raise DiskFullError(self.location, self._scrub(exc)) from None
+        except pg_errors.LockNotAvailable as exc:
+            raise StoreBusyError(
+                f"the pepper database at {self.location} is locked by another process, still after waiting "
+                f"{self._busy_ms / 1000:g} s (busy_timeout) for it ({self._scrub(exc)}); try again, or give a longer "
+                "busy_timeout in pepper.toml"
+            ) from None
         except (pg_errors.IntegrityError, pg_errors.DataError) as exc:
             raise WriteRefusedError(self._scrub(exc)) from None
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
