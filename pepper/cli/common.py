@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 import pepper
+
+log = logging.getLogger("pepper.cli")
 
 if TYPE_CHECKING:
     from pepper.model.status import TaskStatus
@@ -122,8 +125,13 @@ def open_runtime(db: str | None, *, create: bool = False, **settings: Any) -> It
         ctx.meta[DB_PATH] = runtime.settings.db
     try:
         yield runtime
-    finally:
-        runtime.close()
+    except BaseException:
+        try:  # the command's own error is the one to tell
+            runtime.close()
+        except pepper.PepperError as exc:
+            log.warning("closing the runtime after an error: %s", exc)
+        raise
+    runtime.close()
 
 
 def exit_code_for(status: TaskStatus) -> int:

@@ -58,6 +58,8 @@ class PepperGroup(click.Group):
             return super().invoke(ctx)
         except Exception as exc:
             error = _bad_input(exc, ctx)
+            if error is None and _store_failure(exc):
+                error = f"the database failed: {exc}"
             if error is None:
                 raise
             from pepper.cli.render import error_line, make_console
@@ -78,6 +80,15 @@ def _bad_input(exc: Exception, ctx: click.Context) -> str | None:
         error = damaged(exc, ctx.meta.get(DB_PATH) or ctx.params.get("db") or "the database")
         return None if error is None else str(error)
     return None
+
+
+def _store_failure(exc: Exception) -> bool:
+    """Whether ``exc`` is the database's own (SQLite's or psycopg's), which the store types; a last guard."""
+    for name in ("sqlite3", "psycopg"):
+        module = sys.modules.get(name)
+        if module is not None and isinstance(exc, module.Error):
+            return True
+    return False
 
 
 @click.group(cls=PepperGroup, context_settings=_CONTEXT)
@@ -104,8 +115,9 @@ def cli(db: str | None) -> None:
       pepper why review-1
 
     Exit codes: 0 success; 1 the task or run failed or was cancelled; 2 bad
-    input (unknown task, bad option, invalid agent or workflow file...); 130
-    stopped with Ctrl-C.
+    input (unknown task, bad option, invalid agent or workflow file...) or a
+    database that cannot be used now (locked, read-only, full); 130 stopped
+    with Ctrl-C.
     """
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pepper.engine.alert_rules import RuleKeeper
 from pepper.engine.periodic import Periodic
 from pepper.engine.usage import ProcessMeter, folder_size_mb
+from pepper.errors import StoreError
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule, RuleState, evaluate
 
@@ -63,6 +64,8 @@ class Sampler(Periodic):
             await self.engine.clock.sleep(self.interval)
             try:
                 self.tick()
+            except StoreError as exc:  # the database is away for a moment (or refuses): no traceback for that
+                log.warning("could not store the samples (%s); will try again", exc)
             except Exception:
                 log.exception("sampling failed; will try again")
 
@@ -109,6 +112,9 @@ class Sampler(Periodic):
         for watch in list(self.watches.values()):
             try:
                 value = watch.value(watch.rule, now) if watch.value is not None else self._value(watch.rule)
+            except StoreError as exc:
+                log.warning("could not read the value of alert rule %s (%s)", watch.rule.rule_id, exc)
+                continue
             except Exception:
                 log.exception("could not read the value of alert rule %s", watch.rule.rule_id)
                 continue
@@ -132,6 +138,8 @@ class Sampler(Periodic):
         """Record the alert and call its callback (async on the loop, sync in a thread); errors are logged."""
         try:
             self.engine.store.alerts.record(alert.to_row())
+        except StoreError as exc:
+            log.warning("could not record alert %s (%s)", alert.alert_id, exc)
         except Exception:
             log.exception("could not record alert %s", alert.alert_id)
         loop = asyncio.get_running_loop()

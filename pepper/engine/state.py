@@ -56,6 +56,9 @@ class EngineState:
         #: Calls that outlived their attempt, of agents unregistered since, by agent id: an agent registered
         #: again under that id gets their slots back taken until they return.
         self.held_away: dict[str, set[tuple[str, int]]] = {}
+        #: Attempts still running of agents unregistered since, by agent id, then task id: (attempt, task type,
+        #: started at). An agent registered again under that id counts those still running against its capacity.
+        self.running_away: dict[str, dict[str, tuple[int, str, float]]] = {}
         self.peers: dict[str, AgentSpec] = {}  # agents of other workers: not run here, but tasks may be moved there
         self.peers_known = False
         self.takers: dict[str, tuple[str, ...]] = {}  # task type ("*": any) -> other live workers whose agents take it

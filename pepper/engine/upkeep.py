@@ -19,7 +19,7 @@ import psutil
 
 from pepper.engine.budgets import reload_leases
 from pepper.engine.usage import host_of
-from pepper.errors import StoreBusyError
+from pepper.errors import StoreError
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
 from pepper.model.task import Task, TaskState
 
@@ -107,8 +107,11 @@ class Upkeep:
             return
         engine = self.engine
         now = engine.clock.now()
-        engine.store.workers.stop(engine.worker_id, now)
-        engine.store.leases.release_worker(engine.worker_id, now)
+        try:
+            engine.store.workers.stop(engine.worker_id, now)
+            engine.store.leases.release_worker(engine.worker_id, now)
+        except StoreError as exc:  # the stop goes on: the others find this worker gone by its silence
+            log.warning("could not record that worker %s stopped (%s)", engine.worker_id, exc)
 
     async def _run(self) -> None:
         settings = self.engine.settings
@@ -121,7 +124,7 @@ class Upkeep:
                     self._next_beat = now + settings.heartbeat_interval
                     self.heartbeat()
                     self.sweep()
-            except StoreBusyError as exc:  # the database is away for a moment: no traceback for that
+            except StoreError as exc:  # the database is away for a moment (or refuses): no traceback for that
                 log.warning("engine upkeep could not reach the database (%s); will try again", exc)
             except Exception:
                 log.exception("engine upkeep failed; will try again")

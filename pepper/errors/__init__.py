@@ -48,6 +48,8 @@ the message::
     │   └── WorkflowTimeoutError             a run outlived its timeout and was cancelled (.result)
     ├── StoreError (RuntimeError)            the database refused a write, or cannot be read
     │   ├── StoreBusyError                   busy, locked, full or unreachable: try the write again later
+    │   │   ├── DatabaseReadOnlyError        the database takes no writes (a read-only file or folder, .location)
+    │   │   └── DiskFullError                no space is left where the database is kept (.location)
     │   ├── WriteRefusedError                a write that fails the same way every time (a constraint)
     │   └── DatabaseDamagedError             a damaged (corrupt) database file (.path)
     ├── AccessDeniedError (PermissionError)  the caller may not do this
@@ -111,7 +113,9 @@ from pepper.errors.runtime import (
 )
 from pepper.errors.store import (
     DatabaseDamagedError,
+    DatabaseReadOnlyError,
     DatabaseUnreachableError,
+    DiskFullError,
     StoreBusyError,
     StoreError,
     WriteRefusedError,
@@ -146,7 +150,9 @@ __all__ = [
     "ConflictError",
     "CycleError",
     "DatabaseDamagedError",
+    "DatabaseReadOnlyError",
     "DatabaseUnreachableError",
+    "DiskFullError",
     "DuplicateTaskError",
     "DuplicateTokenError",
     "ExpressionError",

@@ -15,6 +15,30 @@ class StoreBusyError(StoreError):
     """The database cannot take the write now (busy, locked, full or unreachable); the same write may pass later."""
 
 
+class DatabaseReadOnlyError(StoreBusyError):
+    """The database takes no writes: its file or folder is read-only to this process, or the server refuses
+    writes. ``location`` names the database; the write may pass once that is put right."""
+
+    def __init__(self, location: str, detail: str, remedy: str | None = None) -> None:
+        super().__init__(
+            f"the pepper database {location} cannot be written ({detail}); "
+            + (remedy or "make the database writable for this user, or give another --db")
+        )
+        self.location = location
+
+
+class DiskFullError(StoreBusyError):
+    """No space is left where the database is kept. ``location`` names the database; the write may pass once
+    space is freed."""
+
+    def __init__(self, location: str, detail: str) -> None:
+        super().__init__(
+            f"no space is left on the device of the pepper database {location} ({detail}); free some space "
+            "(`pepper prune --older-than 30d` removes old finished work) and try again"
+        )
+        self.location = location
+
+
 class WriteRefusedError(StoreError):
     """The database refuses the write itself (a constraint, a value it cannot hold): retrying fails the same way."""
 

@@ -55,6 +55,10 @@ class AgentLoad:
             "(a timeout or cancel a thread cannot obey) and still run; each is freed when its call returns"
         )
 
+    def running_since(self) -> dict[str, tuple[str, float]]:
+        """Each task it runs, by id: its task type and since when (as ``take`` was told)."""
+        return dict(self._since)
+
     def take(self, task_id: str, task_type: str, started_at: float) -> None:
         """``task_id`` (of ``task_type``) runs here since ``started_at``."""
         self.drop(task_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sqlite3
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from pepper.errors import ConfigError, DatabaseDamagedError
+from pepper.errors import ConfigError, DatabaseDamagedError, DatabaseReadOnlyError, DiskFullError
 
 _MIGRATION_RE = re.compile(r"^(\d{4})_\w+\.sql$")
 #: Prepared statements a connection keeps: every named statement and the task saves narrowed to their columns
@@ -47,6 +48,52 @@ def damaged(exc: BaseException, path: str) -> DatabaseDamagedError | None:
     if name in _DAMAGED or "malformed" in str(exc) or "not a database" in str(exc):
         return DatabaseDamagedError(path, str(exc))
     return None
+
+
+#: Below this much free space on its device, a database counts as full (a commit needs a few pages at least).
+LOW_SPACE = 256 * 1024
+
+
+def free_space(path: str) -> int | None:
+    """Bytes free (for this user) on the device holding database ``path``; None for ``:memory:`` or unknown."""
+    if path == ":memory:":
+        return None
+    try:
+        stats = os.statvfs(Path(path).expanduser().parent)
+    except (OSError, AttributeError):  # no such folder, or a system without statvfs
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def out_of_space(path: str) -> bool:
+    """Whether the device holding database ``path`` has (next to) no space left."""
+    free = free_space(path)
+    return free is not None and free < LOW_SPACE
+
+
+def read_only_remedy(path: str) -> str:
+    """What to do about a SQLite database that cannot be written."""
+    if path == ":memory:":
+        return "give another --db"
+    return (
+        f"make {path} and its folder writable by this user (SQLite also writes {path}-wal and {path}-shm "
+        "beside it), or give another --db"
+    )
+
+
+def read_only(exc: BaseException) -> bool:
+    """Whether SQLite's ``exc`` says the database cannot be written (a read-only file or folder)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_READONLY") or "readonly database" in str(exc)
+
+
+def _cannot_use(exc: sqlite3.Error, path: str, doing: str) -> Exception:
+    """The error for a database SQLite could not open or set up: no space left, read-only, else a bad --db."""
+    if out_of_space(path):
+        return DiskFullError(path, str(exc))
+    if read_only(exc):
+        return DatabaseReadOnlyError(path, str(exc), read_only_remedy(path))
+    return ConfigError(f"cannot {doing} database {path!r}: {exc}", field="db")
 
 
 def _raise_if_damaged(exc: sqlite3.DatabaseError, path: str) -> None:
@@ -114,7 +161,7 @@ def connect(
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout, cached_statements=_CACHED
         )
     except sqlite3.Error as exc:
-        raise ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
+        raise _cannot_use(exc, path, "open") from None
     conn.row_factory = sqlite3.Row
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -122,7 +169,7 @@ def connect(
         conn.close()
         if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
             raise ConfigError(f"{path!r} is not a pepper database (SQLite says: {exc})", field="db") from None
-        raise damaged(exc, path) or ConfigError(f"cannot open database {path!r}: {exc}", field="db") from None
+        raise damaged(exc, path) or _cannot_use(exc, path, "open") from None
     if tables and "schema_version" not in tables:  # someone else's database: pepper writes nothing to it
         conn.close()
         raise ConfigError(f"{path!r} is a SQLite database, but not a pepper one (its tables: "
@@ -136,7 +183,7 @@ def connect(
     except sqlite3.DatabaseError as exc:
         conn.close()
         _raise_if_damaged(exc, path)
-        raise ConfigError(f"cannot use database {path!r}: {exc}", field="db") from None
+        raise _cannot_use(exc, path, "use") from None
     return conn
 
 

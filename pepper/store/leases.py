@@ -92,8 +92,13 @@ class LeaseLedger:
 
     def ensure_pool(self, capacity: Mapping[str, float], replace: bool) -> dict[str, float]:
         """Store ``capacity`` as this host's machine pools if asked to replace, or if none is stored yet;
-        return the stored ones. Pools stored before pools were kept per host become this host's first."""
+        return the stored ones. Pools stored before pools were kept per host become this host's first. Reads
+        first: when the stored pools are already those, nothing is written (a busy or read-only database is not
+        needed for opening a store)."""
         store, q = self._store, self._q
+        stored = {row["resource"]: row["capacity"] for row in store.query("pool_of_host", (self.host,))}
+        if stored and (not replace or stored == dict(capacity)):
+            return stored
         with store.transaction() as conn:
             stored = {row["resource"]: row["capacity"] for row in conn.execute(q["pool_of_host"], (self.host,))}
             if not stored and conn.execute(q["pool_of_host"], (UNCLAIMED,)).fetchone() is not None:
@@ -108,8 +113,12 @@ class LeaseLedger:
         return stored
 
     def ensure_shared(self, capacity: Mapping[str, float]) -> dict[str, float]:
-        """Store (or resize) the pools every host shares; pools not named stay as they are. Returns them all."""
+        """Store (or resize) the pools every host shares; pools not named stay as they are. Returns them all
+        (and writes nothing when they are stored as named already)."""
         store, q = self._store, self._q
+        shared = {row["resource"]: row["capacity"] for row in store.query("pool_of_host", (SHARED,))}
+        if all(shared.get(name) == amount for name, amount in capacity.items()):
+            return shared
         with store.transaction() as conn:
             _refuse_clash(capacity, {r["resource"] for r in conn.execute(q["pool_of_host"], (self.host,))})
             conn.executemany(q["set_pool"], [(SHARED, name, amount) for name, amount in sorted(capacity.items())])

@@ -6,8 +6,6 @@ The order of each tuple is the order of the ``?`` in the named statement (``sql/
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pepper.errors import StoreBusyError, WriteRefusedError
@@ -72,15 +70,6 @@ def error_params(e: RecordError, writer: str) -> tuple[Any, ...]:
     err = e.error
     return (e.task_id, e.attempt, e.agent_id, writer, e.task_type, e.at, err.type, err.message, err.traceback,
             err.kind, e.strategy or None, e.action, e.detail or None)  # fmt: skip
-
-
-@contextmanager
-def typed_errors() -> Iterator[None]:
-    """SQLite's exceptions as the store protocol's: busy, locked, full or unreachable may pass; the rest will not."""
-    try:
-        yield
-    except (sqlite3.Error, OverflowError) as exc:
-        raise typed_error(exc) from exc
 
 
 def typed_error(exc: sqlite3.Error | OverflowError) -> StoreBusyError | WriteRefusedError:

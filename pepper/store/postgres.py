@@ -23,7 +23,15 @@ from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from pepper.errors import ConfigError, DatabaseUnreachableError, StoreBusyError, WriteRefusedError
+from pepper.errors import (
+    ConfigError,
+    DatabaseReadOnlyError,
+    DatabaseUnreachableError,
+    DiskFullError,
+    StoreBusyError,
+    StoreError,
+    WriteRefusedError,
+)
 from pepper.store.location import check_database_url, redact
 from pepper.store.pg_rows import Columns, Row, array_parameters, shaped_bulk
 from pepper.store.retention import TABLES
@@ -272,10 +280,27 @@ class PostgresStore(SqlStore):
         """psycopg's exceptions as the store protocol's (the server named, never the password)."""
         try:
             yield
+        except (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege) as exc:
+            raise DatabaseReadOnlyError(
+                self.location,
+                self._scrub(exc),
+                "give pepper's user the right to write there (not a standby "
+                "server, not a read-only transaction or role), or give another --db",
+            ) from None
+        except pg_errors.DiskFull as exc:
+            raise DiskFullError(self.location, self._scrub(exc)) from None
+        except pg_errors.LockNotAvailable as exc:
+            raise StoreBusyError(
+                f"the pepper database at {self.location} is locked by another process, still after waiting "
+                f"{self._busy_ms / 1000:g} s (busy_timeout) for it ({self._scrub(exc)}); try again, or give a longer "
+                "busy_timeout in pepper.toml"
+            ) from None
         except (pg_errors.IntegrityError, pg_errors.DataError) as exc:
             raise WriteRefusedError(self._scrub(exc)) from None
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StoreBusyError(f"{self.location}: {self._scrub(exc)}") from None
+        except psycopg.Error as exc:  # anything else the server refuses fails the same way next time
+            raise WriteRefusedError(f"{self.location}: {self._scrub(exc)}") from None
 
     def _scrub(self, exc: BaseException) -> str:
         text, password = str(exc), _password(self.url)
@@ -289,11 +314,12 @@ class PostgresStore(SqlStore):
             conn.execute(f"VACUUM {', '.join(TABLES)}")
 
     def probe_write(self) -> str | None:
-        """Take the write lock (and let it go at once): None if the database is writable, else why not."""
+        """None if the database takes writes, else why not: a row written over itself in a transaction that is
+        rolled back (a read-only server, role or transaction refuses it; nothing is changed)."""
         try:
-            with self.transaction():
-                pass
-        except StoreBusyError as exc:
+            with self._errors(), self.pool.connection() as conn, conn.transaction(force_rollback=True):
+                conn.execute(self._q["probe_write"])
+        except StoreError as exc:
             return str(exc)
         return None
 

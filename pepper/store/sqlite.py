@@ -3,7 +3,8 @@
 One connection guarded by a lock, WAL mode, short ``BEGIN IMMEDIATE`` transactions (which serialise
 writers across processes). The store's logic is ``SqlStore``'s; this module opens the file, answers a
 transaction's change number to its statements (``pepper_tx_seq()``, a function of the connection: taking the
-number writes nothing), and turns SQLite's exceptions into pepper's.
+number writes nothing), and turns SQLite's exceptions into pepper's (``sqlite_errors``): no call of the store lets
+one of SQLite's own through.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from itertools import chain
 from types import TracebackType
 from typing import Any
 
+from pepper.errors import DatabaseReadOnlyError
 from pepper.store.checkpoints import BACKSTOP_PAGES, Checkpointer
-from pepper.store.connection import connect, damaged, migrate
-from pepper.store.params import typed_error, typed_errors
+from pepper.store.connection import connect, migrate, out_of_space, read_only_remedy
 from pepper.store.sql_store import Connection, SqlStore
+from pepper.store.sqlite_errors import store_error
 from pepper.store.statements import queries
 
 log = logging.getLogger(__name__)
@@ -59,11 +61,10 @@ class _Transaction:
     A class rather than a generator: every group commit of the engine goes through it.
     """
 
-    __slots__ = ("conn", "store", "typed")
+    __slots__ = ("conn", "store")
 
-    def __init__(self, store: SQLiteStore, typed: bool) -> None:
+    def __init__(self, store: SQLiteStore) -> None:
         self.store = store
-        self.typed = typed
 
     def __enter__(self) -> Connection:
         store = self.store
@@ -98,14 +99,18 @@ class _Transaction:
             self._reraise(exc)
 
     def _reraise(self, exc: BaseException) -> None:
-        """Raise SQLite's ``exc`` as pepper's (damaged file; typed if asked); return for anything else."""
-        if not isinstance(exc, (sqlite3.Error, OverflowError)):
-            return
-        error = damaged(exc, self.store.path)
-        if error is not None:
-            raise error from None
-        if self.typed:
-            raise typed_error(exc) from exc
+        """Raise SQLite's ``exc`` as pepper's (``store_error``); return for anything else."""
+        if isinstance(exc, (sqlite3.Error, OverflowError)):
+            raise self.store.error(exc) from exc
+
+
+def _log_writable(path: str) -> bool:
+    """Whether the write-ahead log of database ``path`` (``-wal`` and ``-shm``) can be written, or created in
+    its folder."""
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
+    if os.access(folder, os.W_OK):
+        return True
+    return all(os.access(path + suffix, os.W_OK) for suffix in ("-wal", "-shm"))
 
 
 class SQLiteStore(SqlStore):
@@ -119,10 +124,18 @@ class SQLiteStore(SqlStore):
         super().__init__(queries("sqlite"))
         self.lock = threading.RLock()  # one connection, shared by the threads of this process
         self.path = path
+        self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = connect(
             path, busy_timeout=busy_timeout, synchronous=synchronous, create=create
         )
-        migrate(self._conn)
+        try:
+            migrate(self._conn)
+        except (sqlite3.Error, OverflowError) as exc:
+            self._conn.close()
+            raise self.error(exc) from exc
+        except BaseException:
+            self._conn.close()
+            raise
         self._change = _ChangeNumber()
         self._insert_block: str | None = None  # ``insert_task`` for ``_INSERT_BLOCK`` rows ("": none), once made
         # not deterministic: the number differs from one transaction to the next
@@ -146,16 +159,25 @@ class SQLiteStore(SqlStore):
         """``BEGIN IMMEDIATE`` (the write lock at once: no upgrade deadlocks), committed unless the block raised.
 
         A commit that fails rolls back, so the connection never stays in a transaction a later write cannot begin
-        in. A damaged file raises ``DatabaseDamagedError``.
+        in. SQLite's exceptions come out as pepper's (``error``).
         """
-        return self._transaction(False)
+        return _Transaction(self)
 
     def write_transaction(self) -> AbstractContextManager[Connection]:
-        """``transaction()`` with SQLite's exceptions typed (``typed_errors``), in one step."""
-        return self._transaction(True)
+        """``transaction()``: SQLite's exceptions are typed either way."""
+        return _Transaction(self)
 
-    def _transaction(self, typed: bool) -> _Transaction:
-        return _Transaction(self, typed)
+    def error(self, exc: sqlite3.Error | OverflowError) -> Exception:
+        """pepper's error for one of SQLite's met on this store (``sqlite_errors.store_error``)."""
+        return store_error(exc, self.path, self.busy_timeout)
+
+    @contextmanager
+    def typed_errors(self) -> Iterator[None]:
+        """SQLite's exceptions within as pepper's (``error``)."""
+        try:
+            yield
+        except (sqlite3.Error, OverflowError) as exc:
+            raise self.error(exc) from exc
 
     def write_rows(self, conn: Connection, name: str, rows: Sequence[Sequence[Any]]) -> int:
         """``SqlStore.write_rows``; new tasks go ``_INSERT_BLOCK`` rows a statement."""
@@ -175,22 +197,19 @@ class SQLiteStore(SqlStore):
         return changed
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
-        with self.checked(), self.lock:
+        with self.typed_errors(), self.lock:
             return self.conn.execute(sql, params).fetchall()
 
     def begin_change(self, conn: Connection) -> int:
         seq = self._change.value = int(conn.execute(self._q["next_change_seq"]).fetchone()[0])
         return seq
 
-    def typed_errors(self) -> Any:
-        return typed_errors()
-
     def expand(self, sql: str, count: int) -> str:
         return sql.replace("{ids}", ",".join("?" * count))
 
     def data_version(self) -> int:
         """Changes when another connection commits (cheap check before polling)."""
-        with self.lock:
+        with self.typed_errors(), self.lock:
             return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def checkpoint_in_background(self) -> None:
@@ -205,7 +224,7 @@ class SQLiteStore(SqlStore):
             log.warning("SQLite's checkpoints stay within the commits (no connection for their own thread: %s)", exc)
             return
         try:
-            with self.checked(), self.lock:
+            with self.typed_errors(), self.lock:
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         except BaseException:
             checkpoints.stop()
@@ -213,6 +232,8 @@ class SQLiteStore(SqlStore):
         self.checkpoints = checkpoints
 
     def close(self) -> None:
+        """Fold the write-ahead log back into the file if it can, and close. Never raises for the database: a
+        checkpoint that fails (a full disk, a read-only file) is logged, and the log is folded back next time."""
         checkpoints, self.checkpoints = self.checkpoints, None
         if checkpoints is not None:
             checkpoints.stop()
@@ -221,8 +242,15 @@ class SQLiteStore(SqlStore):
                 try:
                     if self.path != ":memory:":
                         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # read-only: nothing to fold back (another process's to do)
+                    error = self.error(exc)
+                    quiet = isinstance(error, DatabaseReadOnlyError)
+                    log.log(logging.DEBUG if quiet else logging.WARNING, "closing %s: %s", self.path, error)
                 finally:
-                    self._conn.close()
+                    try:
+                        self._conn.close()
+                    except sqlite3.Error as exc:
+                        log.warning("closing %s: %s", self.path, self.error(exc))
                     self._conn = None
 
     @property
@@ -232,13 +260,27 @@ class SQLiteStore(SqlStore):
     # -- SQLite's own ---------------------------------------------------------------------
 
     def probe_write(self) -> str | None:
-        """Try to take the write lock (and let it go at once): None if the database is writable, else why not."""
+        """None if the database takes writes, else why not. Takes the write lock and writes a row over itself,
+        rolled back (the write reaches SQLite's pager, so a read-only file or folder refuses it; nothing is
+        changed), and looks at the free space on the file's device (a rolled-back write never meets a full disk).
+        """
+        if out_of_space(self.path):
+            return f"no space is left on the device of {self.path}; free some space"
+        if self.path != ":memory:" and not os.access(self.path, os.W_OK):
+            return f"{self.path} is read-only for this user; {read_only_remedy(self.path)}"
+        if self.path != ":memory:" and not _log_writable(self.path):
+            return f"the folder of {self.path} is read-only for this user; {read_only_remedy(self.path)}"
         try:
             with self.lock:
-                self.conn.execute("BEGIN IMMEDIATE")
-                self.conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            return str(exc)
+                conn = self.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(self._q["probe_write"])
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+        except (sqlite3.Error, OverflowError) as exc:
+            return str(self.error(exc))
         return None
 
     def file_sizes_mb(self) -> tuple[float | None, float | None]:
@@ -258,17 +300,6 @@ class SQLiteStore(SqlStore):
         if self.path == ":memory:":
             return
         checkpoints = self.checkpoints
-        with self.checked(), self.lock, typed_errors(), checkpoints.lock if checkpoints else nullcontext():
+        with self.lock, self.typed_errors(), checkpoints.lock if checkpoints else nullcontext():
             self.conn.execute("VACUUM")
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # (with no checkpoint of the thread's meanwhile)
-
-    @contextmanager
-    def checked(self) -> Iterator[None]:
-        """Turn SQLite's word that the file is damaged into ``DatabaseDamagedError`` (naming the file)."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            error = damaged(exc, self.path)
-            if error is None:
-                raise
-            raise error from None

@@ -247,8 +247,9 @@ def test_grant_once_says_a_lease_was_granted_before(store):
 
 def test_a_busy_database_is_reported_as_busy(shared_store):
     holder, writer = shared_store(), shared_store(busy_timeout=0.05)
-    with holder.transaction(), pytest.raises(StoreBusyError):  # the holder keeps the database's write lock
+    with holder.transaction(), pytest.raises(StoreBusyError) as busy:  # the holder keeps the write lock
         writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
+    assert "locked by another process" in str(busy.value) and "busy_timeout" in str(busy.value)
     writer.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)  # free again: it passes
     assert set(writer.get_tasks(["a"])) == {"a"}
 

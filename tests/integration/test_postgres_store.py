@@ -12,7 +12,7 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
-from pepper.errors import ConfigError, DatabaseUnreachableError
+from pepper.errors import ConfigError, DatabaseReadOnlyError, DatabaseUnreachableError
 from pepper.store.location import open_store, redact
 from pepper.store.postgres import migrations, schema_sql
 
@@ -268,3 +268,27 @@ def test_without_the_driver_a_url_is_a_clear_error(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ConfigError") and "pip install 'pepper[postgres]'" in done.stdout
     assert "s3cret" not in done.stdout
+
+
+def test_a_database_that_takes_no_writes_is_unhealthy_and_writes_raise_a_typed_error(postgres_url):
+    open_store(postgres_url).close()  # the schema, while writes are taken
+    name = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    store = open_store(postgres_url)  # opening writes nothing
+    try:
+        reason = store.probe_write()
+        assert reason is not None and "cannot be written" in reason and "read-only" in reason
+        with pytest.raises(DatabaseReadOnlyError, match="cannot be written"):
+            store.workers.register("w1", "host", 1, 0.0)
+        assert store.workers.live() == []
+    finally:
+        store.close()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("SET default_transaction_read_only = off")
+            conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+    store = open_store(postgres_url)
+    try:
+        assert store.probe_write() is None
+    finally:
+        store.close()

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pepper.engine.transitions.placement import fill, offer, refill
-from pepper.engine.transitions.turn import BLOCKED, PENDING, Turn
+from pepper.engine.transitions.turn import BLOCKED, IN_PROGRESS, PENDING, Turn
 from pepper.model import events as ev
 
 if TYPE_CHECKING:
@@ -27,6 +27,14 @@ def on_agent_added(s: EngineState, e: ev.AgentAdded) -> list[ev.Action]:
     held = s.held_away.pop(e.spec.agent_id, None)
     if held:  # calls it left running when it was unregistered: they keep their slots until they return
         agent.held = held
+        s.routing.changed(agent)
+    running = s.running_away.pop(e.spec.agent_id, None)
+    if running:  # attempts it left running: they keep their slots until they end
+        for task_id, (attempt, task_type, since) in running.items():
+            t = s.tasks.get(task_id)
+            if (t is not None and t.state is IN_PROGRESS and t.agent_id == e.spec.agent_id
+                    and t.attempts == attempt and t.owner == s.worker_id):  # fmt: skip
+                agent.take(task_id, task_type, since)
         s.routing.changed(agent)
     s.resources.set_off_host(e.spec.agent_id, e.off_host)
     if e.waiting_for is not None:
@@ -48,10 +56,17 @@ def on_agent_ready(s: EngineState, e: ev.AgentReady) -> list[ev.Action]:
 
 
 def on_agent_removed(s: EngineState, e: ev.AgentRemoved) -> list[ev.Action]:
-    """An agent left; the calls of its that outlived their attempt are kept in mind until they return."""
+    """An agent left; its attempts still running, and its calls that outlived their attempt, are kept in mind
+    until they end (an agent registered again under its id finds their slots taken)."""
     agent = s.routing.remove_agent(e.agent_id)
     if agent is not None and agent.held:
         s.held_away[e.agent_id] = agent.held
+    if agent is not None and agent.running:  # "running ones finish": still taking slots if it comes back
+        away = s.running_away[e.agent_id] = {}
+        for task_id, (task_type, since) in agent.running_since().items():
+            t = s.tasks.get(task_id)
+            if t is not None:
+                away[task_id] = (t.attempts, task_type, since)
     s.resources.set_off_host(e.agent_id, None)
     return []
 

@@ -173,6 +173,8 @@ def free_slot(s: EngineState, t: LiveTask, turn: Turn, *, claimed: bool = True, 
         s.routing.changed(agent)
         if claimed and not held:
             turn.freed.append(agent)
+    elif t.agent_id in s.running_away:  # its agent was unregistered meanwhile: nothing to carry over any more
+        s.running_away[t.agent_id].pop(t.task.task_id, None)
     if t.task.requirements.resources:
         lease, pool_gained = s.resources.give_back(t.task.task_id)
         if not claimed:

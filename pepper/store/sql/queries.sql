@@ -138,6 +138,10 @@ FROM agents JOIN workers USING (worker_id)
 WHERE workers.stopped_at IS NULL
 ORDER BY agents.registered_at;
 
+-- name: probe_write
+-- A write of a row over itself, rolled back by the health probe: a database that takes no writes refuses it.
+UPDATE schema_version SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_version);
+
 -- name: live_agents_signature
 -- Changes when an agent of a live worker comes or goes: cheap enough to read at every poll.
 SELECT COUNT(*) AS n, MAX(agents.registered_at) AS latest
