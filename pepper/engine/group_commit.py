@@ -52,6 +52,8 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
                 future.set_exception(rejected)
             continue
         fresh = tuple(t for t in group if t.task_id not in result.existing)
+        if fresh:
+            engine.admitting(fresh)
         for task in fresh:
             engine.versions[task.task_id] = 1
         if fresh:

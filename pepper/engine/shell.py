@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from pepper.model.events import (
     Event,
     Forget,
     ProgressReported,
+    Pruned,
     RecordAttempt,
     RecordError,
     Save,
@@ -116,6 +117,7 @@ class Engine:
         self.lease_signature: object = None
         self.budget_waiting: dict[str, AgentSpec] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        store.on_pruned(self._pruned)  # a prune in this process (the API, the background retention)
         self._act: dict[type, Callable[[Any], None]] = {
             Save: self._on_save,
             Start: self._batch_start,
@@ -192,6 +194,19 @@ class Engine:
 
     def _on_forget(self, action: Forget) -> None:
         self.versions.pop(action.task_id, None)
+        self.batch.dirty.pop(action.task_id, None)
+        self.batch.ends.pop(action.task_id, None)
+
+    def _pruned(self, task_ids: Sequence[str]) -> None:
+        """Called by the store (on the thread that pruned) with the ids of the tasks a prune deleted."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.forget_pruned, frozenset(task_ids))
+
+    def forget_pruned(self, task_ids: Collection[str]) -> None:
+        """Tasks whose rows a prune deleted: memory of them goes, and their ids are free again."""
+        if any(task_id in self.state.tasks for task_id in task_ids):
+            self.dispatch(Pruned(frozenset(task_ids), self.clock.now(), "pruned"))
 
     def _on_take_lease(self, action: TakeLease) -> None:
         self.batch.lease_takes.append((action.lease, action.attempt))
@@ -313,15 +328,16 @@ class Engine:
         wanted = {r.task.task_id for r in records}
         deps = {d for r in records if not r.state.is_final for d in r.task.dependencies}
         deps -= wanted
-        deps = {d for d in deps if d not in known}
-        extra = list(self.store.get_tasks(deps).values()) if deps else []
+        extra = self._dependencies(deps) if deps else []
         dirty, ends = self.batch.dirty, self.batch.ends
         fresh = []
         lost = []
         for record in extra + records:
             task_id = record.task.task_id
             seen = self.versions.get(task_id)
-            if seen is not None and record.version <= seen and task_id in dirty:
+            held = known.get(task_id)
+            same = held is None or held.task.created_at == record.task.created_at  # else: a pruned id's new task
+            if same and seen is not None and record.version <= seen and task_id in dirty:
                 continue  # our change, not saved yet, is newer than this row
             self.versions[task_id] = record.version
             # The stored row replaces memory: a save queued before it would write that row back under our name.
@@ -335,6 +351,33 @@ class Engine:
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
         for task_id, attempt, record in lost:
             notify(self.hooks, "on_attempt_lost", task_id, attempt, record)
+
+    def _dependencies(self, deps: set[str]) -> list[TaskRecord]:
+        """The stored records of the dependencies ``deps`` this engine does not hold, or holds as final (a prune
+        in another process may have deleted them since: those no longer stored are forgotten here, and a task
+        stored again under such an id is read as the new task it is)."""
+        known = self.state.tasks
+        unknown = {d for d in deps if d not in known}
+        ended = {d for d in deps if d in known and known[d].state.is_final}
+        if not unknown and not ended:
+            return []
+        found = self.store.get_tasks(unknown | ended)
+        gone = ended - found.keys()
+        if gone:
+            self.forget_pruned(gone)
+        return [r for d, r in found.items() if d in unknown or r.task.created_at != known[d].task.created_at]
+
+    def admitting(self, tasks: Sequence[Task]) -> None:
+        """Before tasks this process just stored are taken in: a task held under one of their ids was pruned
+        (else the insert would have found its row), and a dependency held as final may have been since."""
+        known = self.state.tasks
+        stale = {t.task_id for t in tasks if t.task_id in known}
+        if stale:
+            self.forget_pruned(stale)
+        deps = {d for t in tasks for d in t.dependencies if d in known and known[d].state.is_final}
+        newer = self._dependencies(deps) if deps else []
+        if newer:
+            self.ingest(newer, "changed by another process")
 
     def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
         """Results of completed dependencies, from memory or (if trimmed) the store."""

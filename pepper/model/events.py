@@ -259,6 +259,14 @@ class Draining(NamedTuple):
     cause: str = ""
 
 
+class Pruned(NamedTuple):
+    """A prune deleted the rows of these tasks: the ids are free again, and memory of those tasks goes."""
+
+    task_ids: frozenset[str]
+    at: float
+    cause: str = ""
+
+
 class Trim(NamedTuple):
     """Everything is committed: finished tasks beyond the memory budget may be forgotten."""
 
@@ -292,5 +300,6 @@ Event = (
     | Dropped
     | WriteRefused
     | Draining
+    | Pruned
     | Trim
 )

@@ -30,6 +30,7 @@ class Pruner:
 
     def __init__(self, store: SqlStore) -> None:
         self._store = store
+        self.removed: list[str] = []  # the ids of the tasks the latest prune deleted
 
     def prune(self, horizon: float, *, dry_run: bool = False) -> dict[str, int]:
         """Remove (or with ``dry_run`` only count) what ended before ``horizon``; the count of each kind."""
@@ -51,6 +52,7 @@ class Pruner:
                 self._delete(conn, "delete_approvals_of_runs", runs)
                 self._delete(conn, "delete_runs", runs)
                 conn.execute(store.statement("delete_alerts_before"), (horizon,))
+                self.removed = tasks
         return counts
 
     def _chosen(self, conn: Connection, horizon: float) -> tuple[list[str], list[str]]:
