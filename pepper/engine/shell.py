@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,16 +197,24 @@ class Engine:
         self.batch.dirty.pop(action.task_id, None)
         self.batch.ends.pop(action.task_id, None)
 
-    def _pruned(self, task_ids: Sequence[str]) -> None:
-        """Called by the store (on the thread that pruned) with the ids of the tasks a prune deleted."""
+    def _pruned(self, tasks: Sequence[tuple[str, float]]) -> None:
+        """Called by the store (on the thread that pruned) with the tasks a prune deleted."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.forget_pruned, frozenset(task_ids))
+            loop.call_soon_threadsafe(self.forget_pruned, tuple(tasks))
 
-    def forget_pruned(self, task_ids: Collection[str]) -> None:
-        """Tasks whose rows a prune deleted: memory of them goes, and their ids are free again."""
-        if any(task_id in self.state.tasks for task_id in task_ids):
-            self.dispatch(Pruned(frozenset(task_ids), self.clock.now(), "pruned"))
+    def forget_pruned(self, tasks: Iterable[tuple[str, float]]) -> None:
+        """Tasks whose rows a prune deleted, as ``(id, created_at)``: memory of them goes, and their ids are free
+        again (a task held under such an id but created at another time is a newer one, and stays)."""
+        held = self.state.tasks
+        gone = tuple((task_id, created_at) for task_id, created_at in tasks if task_id in held)
+        if gone:
+            self.dispatch(Pruned(gone, self.clock.now(), "pruned"))
+
+    def forget_held(self, task_ids: Iterable[str]) -> None:
+        """Tasks held in memory whose rows are no longer stored (a prune deleted them): memory of them goes."""
+        held = self.state.tasks
+        self.forget_pruned((task_id, held[task_id].task.created_at) for task_id in task_ids if task_id in held)
 
     def _on_take_lease(self, action: TakeLease) -> None:
         self.batch.lease_takes.append((action.lease, action.attempt))
@@ -364,7 +372,7 @@ class Engine:
         found = self.store.get_tasks(unknown | ended)
         gone = ended - found.keys()
         if gone:
-            self.forget_pruned(gone)
+            self.forget_held(gone)
         return [r for d, r in found.items() if d in unknown or r.task.created_at != known[d].task.created_at]
 
     def admitting(self, tasks: Sequence[Task]) -> None:
@@ -373,7 +381,7 @@ class Engine:
         known = self.state.tasks
         stale = {t.task_id for t in tasks if t.task_id in known}
         if stale:
-            self.forget_pruned(stale)
+            self.forget_held(stale)
         deps = {d for t in tasks for d in t.dependencies if d in known and known[d].state.is_final}
         newer = self._dependencies(deps) if deps else []
         if newer:

@@ -165,6 +165,9 @@ class Upkeep:
 
         if store.workers.signature() != self._agents_seen:  # a worker came or went: who else takes our tasks?
             self.peers()
+        pruned = store.pruned_since(self.change_seq)
+        if pruned:  # deleted by a prune elsewhere: their ids are free again (read first: a new row may reuse one)
+            self.engine.forget_pruned(pruned)
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id, known)
         if records:
             self.engine.ingest(records, cause="changed by another process")

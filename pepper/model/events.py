@@ -260,9 +260,10 @@ class Draining(NamedTuple):
 
 
 class Pruned(NamedTuple):
-    """A prune deleted the rows of these tasks: the ids are free again, and memory of those tasks goes."""
+    """A prune deleted the rows of these tasks, by id with when each was created: the ids are free again, and
+    memory of those tasks goes (a task held under such an id but created at another time is another task)."""
 
-    task_ids: frozenset[str]
+    tasks: tuple[tuple[str, float], ...]
     at: float
     cause: str = ""
 

@@ -56,6 +56,11 @@ class TaskReads(SqlDatabase):
             return [TaskRecord.from_row(r) for r in rows], now
         return [TaskRecord.from_row(r, known(r["task_id"])) for r in rows], now
 
+    def pruned_since(self, change_seq: int) -> list[tuple[str, float]]:
+        """The tasks prunes deleted after ``change_seq``: ``(id, created_at)`` (recorded for the latest prunes
+        only: older ones are let go)."""
+        return [(row[0], float(row[1])) for row in self.query("pruned_since", (change_seq,))]
+
     def forget_written(self, task_ids: Collection[str]) -> None:
         """Rows another process wrote: nothing this store remembers of them holds any more (see ``SqlStore``)."""
 

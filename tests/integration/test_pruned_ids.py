@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import pepper
-from pepper.errors import DuplicateTaskError
+from pepper.errors import DuplicateTaskError, TaskNotFoundError
 from pepper.testing import ManualClock
 from tests.support import eventually, read_rows
 
@@ -113,6 +113,27 @@ def test_a_pruned_id_submitted_again_from_another_process_runs_with_its_new_inpu
     assert runs == [("X", old), ("X", {"v": 2})]
     status = o.get_task_status("X")
     assert (status.inputs, status.result) == ({"v": 2}, {"ran_with": {"v": 2}, "deps": {}})
+
+
+def test_a_worker_forgets_what_another_process_pruned(db, worker):
+    runtime, runs = worker
+    o = pepper.TaskOrchestrator(runtime)
+    o.submit_tasks([{"id": "X", "type": "t"}, {"id": "kept", "type": "t"}])
+    o.wait(["X", "kept"], timeout=30)
+    o.submit_task(task_id="waits", task_type="nobody", dependencies=["kept"])  # keeps "kept" from being pruned
+    assert prune_elsewhere(db)["tasks"] == 1
+
+    def forgotten() -> bool:
+        try:
+            o.get_task_status("X")
+        except TaskNotFoundError:
+            return True
+        return False
+
+    # Then the worker no longer answers for X from memory, and still knows what stayed
+    eventually(forgotten, "the worker to forget X")
+    assert o.get_task_status("kept").state is pepper.TaskState.COMPLETED
+    assert runs == [("X", {}), ("kept", {})] or runs == [("kept", {}), ("X", {})]
 
 
 def test_the_pruning_process_takes_a_pruned_id_again_whatever_its_spec(db, worker):
@@ -242,4 +263,42 @@ def test_narrowed_saves_never_use_the_values_of_a_pruned_row(db, tmp_path):
         )
     finally:
         gate.set()
+        runtime.close()
+
+
+def test_a_task_stored_right_after_a_prune_of_the_newest_rows_is_seen_by_a_running_worker(db, tmp_path):
+    """The prune deletes every row, the newest included, and a task is stored at once, before the worker
+    looks again: the worker must still find it (the change numbers never go back)."""
+    clock = ManualClock(start=10**10)
+    runs: list[str] = []
+    runtime = pepper.Runtime(db=db, home=str(tmp_path / "home"), clock=clock, poll_interval="1s",
+                             heartbeat_interval="2h", sample_interval="2h")  # fmt: skip
+
+    @pepper.agent("ag", task_types=["t"], runtime=runtime)
+    def ag(task: pepper.TaskRun) -> object:
+        runs.append(task.task_id)
+        return task.task_id
+
+    def polled(condition: Any) -> Any:
+        """``condition`` once true, the worker looking for others' writes (a second of its clock) meanwhile."""
+
+        def looked() -> Any:
+            clock.advance(1)
+            return condition()
+
+        return eventually(looked, "the worker to catch up")
+
+    try:
+        runtime.start()
+        o = pepper.TaskOrchestrator(runtime)
+        elsewhere(db, "o.submit_task(task_id='X', task_type='t')\no.submit_task(task_id='N', task_type='nobody')")
+        polled(lambda: (r := row(db, "X")) is not None and r["state"] == "completed")
+        elsewhere(db, "o.cancel_task('N')")  # the newest change, by another process
+        polled(lambda: o.get_task_status("N").state is pepper.TaskState.CANCELLED)
+        # When one process prunes every row and stores a new task before the worker looks again
+        elsewhere(db, "assert rt.store.prune(10**12)['tasks'] == 2\no.submit_task(task_id='Y', task_type='t')")
+        # Then the worker finds it and runs it
+        polled(lambda: (r := row(db, "Y")) is not None and r["state"] == "completed")
+        assert runs == ["X", "Y"]
+    finally:
         runtime.close()

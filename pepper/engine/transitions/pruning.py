@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 
 def on_pruned(s: EngineState, e: ev.Pruned) -> list[ev.Action]:
-    """Rows deleted by a prune: the tasks held in memory under those ids are forgotten."""
+    """Rows deleted by a prune: the tasks held in memory as those rows are forgotten."""
     turn = Turn(e.at, e.cause)
-    gone = [task_id for task_id in e.task_ids if task_id in s.tasks]
+    tasks = s.tasks
+    gone = [task_id for task_id, created_at in e.tasks
+            if task_id in tasks and tasks[task_id].task.created_at == created_at]  # fmt: skip
     for task_id in gone:
         drop(s, s.tasks[task_id], "its row was deleted by a prune", turn)
         turn.actions.append(ev.Forget(task_id, e.cause))
