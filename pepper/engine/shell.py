@@ -336,7 +336,11 @@ class Engine:
         wanted = {r.task.task_id for r in records}
         deps = {d for r in records if not r.state.is_final for d in r.task.dependencies}
         deps -= wanted
-        extra = self._dependencies(deps) if deps else []
+        # Only a blocked task still counts on its dependencies: one held as final may have been pruned since
+        # (a prune keeps every dependency of an unfinished task, so this is only when it went before the
+        # dependent was stored). Those of a task past blocked need no look.
+        ended = {d for r in records if r.state is TaskState.BLOCKED for d in r.task.dependencies} & deps
+        extra = self._dependencies(deps, ended) if deps else []
         dirty, ends = self.batch.dirty, self.batch.ends
         fresh = []
         lost = []
@@ -360,13 +364,13 @@ class Engine:
         for task_id, attempt, record in lost:
             notify(self.hooks, "on_attempt_lost", task_id, attempt, record)
 
-    def _dependencies(self, deps: set[str]) -> list[TaskRecord]:
-        """The stored records of the dependencies ``deps`` this engine does not hold, or holds as final (a prune
-        in another process may have deleted them since: those no longer stored are forgotten here, and a task
-        stored again under such an id is read as the new task it is)."""
+    def _dependencies(self, deps: set[str], check: set[str]) -> list[TaskRecord]:
+        """The stored records of the dependencies ``deps`` this engine does not hold, and of those in ``check`` it
+        holds as final (a prune in another process may have deleted them since: those no longer stored are
+        forgotten here, and a task stored again under such an id is read as the new task it is)."""
         known = self.state.tasks
         unknown = {d for d in deps if d not in known}
-        ended = {d for d in deps if d in known and known[d].state.is_final}
+        ended = {d for d in check if d in known and known[d].state.is_final}
         if not unknown and not ended:
             return []
         found = self.store.get_tasks(unknown | ended)
@@ -383,7 +387,7 @@ class Engine:
         if stale:
             self.forget_held(stale)
         deps = {d for t in tasks for d in t.dependencies if d in known and known[d].state.is_final}
-        newer = self._dependencies(deps) if deps else []
+        newer = self._dependencies(deps, deps) if deps else []
         if newer:
             self.ingest(newer, "changed by another process")
 
