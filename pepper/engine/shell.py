@@ -25,6 +25,7 @@ from pepper.engine.collector import Collector
 from pepper.engine.failed_commits import retry_flush, transient
 from pepper.engine.group_commit import after_commit, commit, commit_apart
 from pepper.engine.hooks import EngineHook, notify
+from pepper.engine.pruned import forget_pruned, stored_dependencies
 from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import LogWriter
@@ -40,7 +41,6 @@ from pepper.model.events import (
     Event,
     Forget,
     ProgressReported,
-    Pruned,
     RecordAttempt,
     RecordError,
     Save,
@@ -117,7 +117,7 @@ class Engine:
         self.lease_signature: object = None
         self.budget_waiting: dict[str, AgentSpec] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        store.on_pruned(self._pruned)  # a prune in this process (the API, the background retention)
+        self._stop_pruned = store.on_pruned(self._pruned)  # a prune in this process (the API, the retention)
         self._act: dict[type, Callable[[Any], None]] = {
             Save: self._on_save,
             Start: self._batch_start,
@@ -201,20 +201,7 @@ class Engine:
         """Called by the store (on the thread that pruned) with the tasks a prune deleted."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.forget_pruned, tuple(tasks))
-
-    def forget_pruned(self, tasks: Iterable[tuple[str, float]]) -> None:
-        """Tasks whose rows a prune deleted, as ``(id, created_at)``: memory of them goes, and their ids are free
-        again (a task held under such an id but created at another time is a newer one, and stays)."""
-        held = self.state.tasks
-        gone = tuple((task_id, created_at) for task_id, created_at in tasks if task_id in held)
-        if gone:
-            self.dispatch(Pruned(gone, self.clock.now(), "pruned"))
-
-    def forget_held(self, task_ids: Iterable[str]) -> None:
-        """Tasks held in memory whose rows are no longer stored (a prune deleted them): memory of them goes."""
-        held = self.state.tasks
-        self.forget_pruned((task_id, held[task_id].task.created_at) for task_id in task_ids if task_id in held)
+            loop.call_soon_threadsafe(forget_pruned, self, tuple(tasks))
 
     def _on_take_lease(self, action: TakeLease) -> None:
         self.batch.lease_takes.append((action.lease, action.attempt))
@@ -340,7 +327,7 @@ class Engine:
         # (a prune keeps every dependency of an unfinished task, so this is only when it went before the
         # dependent was stored). Those of a task past blocked need no look.
         ended = {d for r in records if r.state is TaskState.BLOCKED for d in r.task.dependencies} & deps
-        extra = self._dependencies(deps, ended) if deps else []
+        extra = stored_dependencies(self, deps, ended) if deps else []
         dirty, ends = self.batch.dirty, self.batch.ends
         fresh = []
         lost = []
@@ -363,33 +350,6 @@ class Engine:
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
         for task_id, attempt, record in lost:
             notify(self.hooks, "on_attempt_lost", task_id, attempt, record)
-
-    def _dependencies(self, deps: set[str], check: set[str]) -> list[TaskRecord]:
-        """The stored records of the dependencies ``deps`` this engine does not hold, and of those in ``check`` it
-        holds as final (a prune in another process may have deleted them since: those no longer stored are
-        forgotten here, and a task stored again under such an id is read as the new task it is)."""
-        known = self.state.tasks
-        unknown = {d for d in deps if d not in known}
-        ended = {d for d in check if d in known and known[d].state.is_final}
-        if not unknown and not ended:
-            return []
-        found = self.store.get_tasks(unknown | ended)
-        gone = ended - found.keys()
-        if gone:
-            self.forget_held(gone)
-        return [r for d, r in found.items() if d in unknown or r.task.created_at != known[d].task.created_at]
-
-    def admitting(self, tasks: Sequence[Task]) -> None:
-        """Before tasks this process just stored are taken in: a task held under one of their ids was pruned
-        (else the insert would have found its row), and a dependency held as final may have been since."""
-        known = self.state.tasks
-        stale = {t.task_id for t in tasks if t.task_id in known}
-        if stale:
-            self.forget_held(stale)
-        deps = {d for t in tasks for d in t.dependencies if d in known and known[d].state.is_final}
-        newer = self._dependencies(deps, deps) if deps else []
-        if newer:
-            self.ingest(newer, "changed by another process")
 
     def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
         """Results of completed dependencies, from memory or (if trimmed) the store."""
@@ -437,5 +397,6 @@ class Engine:
         committed = not self.batch
         if not committed:
             log.error("the database did not take this worker's last writes; their tasks will run again elsewhere")
+        self._stop_pruned()
         self.attempts.close()
         return committed

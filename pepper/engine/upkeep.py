@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from pepper.engine.budgets import reload_leases
+from pepper.engine.pruned import forget_pruned
 from pepper.engine.usage import host_of
 from pepper.errors import StoreBusyError
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
@@ -167,7 +168,7 @@ class Upkeep:
             self.peers()
         pruned = store.pruned_since(self.change_seq)
         if pruned:  # deleted by a prune elsewhere: their ids are free again (read first: a new row may reuse one)
-            self.engine.forget_pruned(pruned)
+            forget_pruned(self.engine, pruned)
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id, known)
         if records:
             self.engine.ingest(records, cause="changed by another process")
