@@ -50,9 +50,10 @@ class TaskRecord:
         stored, so the row's spec columns are not decoded again). A ``task`` created at another time is not this
         row's: the id was pruned and submitted again, and the row's own spec is read."""
         make = _new_record if cls is TaskRecord else cls
-        known = task is not None and task.task_id == row["task_id"] and task.created_at == row["created_at"]
+        if task is not None and (task.task_id != row["task_id"] or task.created_at != row["created_at"]):
+            task = None
         return make(  # by position, in field order: records are read by the hundred thousand
-            task if known else Task.from_row(row),  # type: ignore[arg-type]
+            task if task is not None else Task.from_row(row),
             _STATES[row["state"]],
             row["attempts"],
             row["failures"],
