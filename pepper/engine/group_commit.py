@@ -18,6 +18,7 @@ from pepper.engine.budgets import reload_leases
 from pepper.engine.failed_commits import refuse, reread, retry_flush, transient, try_after_commit
 from pepper.engine.hooks import notify
 from pepper.engine.launch import launch
+from pepper.engine.pruned import before_admitting
 from pepper.model.events import ClaimRefused, TasksAdded
 from pepper.store.protocol import CommitResult
 
@@ -52,6 +53,8 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
                 future.set_exception(rejected)
             continue
         fresh = tuple(t for t in group if t.task_id not in result.existing)
+        if fresh:
+            before_admitting(engine, fresh)
         for task in fresh:
             engine.versions[task.task_id] = 1
         if fresh:

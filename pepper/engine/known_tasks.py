@@ -18,13 +18,15 @@ class KnownTasks:
         self._engine = engine
 
     def existing(self, task_ids: Collection[str]) -> Mapping[str, Task]:
-        # Tasks only in the store (finished and trimmed from memory) are not looked up here:
-        # the insert itself detects them and compares specs (see Store.commit).
+        # Tasks only in the store are not looked up here: the insert itself detects them and compares specs
+        # (see Store.commit). Nor are finished ones held in memory: a prune (here or in another process) may
+        # have deleted their rows since, and then the id is free; the insert tells.
         tasks, pending = self._engine.state.tasks, self._engine.pending
         found: dict[str, Task] = {}
         for tid in task_ids:
-            if tid in tasks:
-                found[tid] = tasks[tid].task
+            live = tasks.get(tid)
+            if live is not None and not live.state.is_final:
+                found[tid] = live.task
             elif tid in pending:
                 found[tid] = pending[tid]
         return found

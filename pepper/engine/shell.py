@@ -25,6 +25,7 @@ from pepper.engine.collector import Collector
 from pepper.engine.failed_commits import retry_flush, transient
 from pepper.engine.group_commit import after_commit, commit, commit_apart
 from pepper.engine.hooks import EngineHook, notify
+from pepper.engine.pruned import forget_pruned, stored_dependencies
 from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import LogWriter
@@ -116,6 +117,7 @@ class Engine:
         self.lease_signature: object = None
         self.budget_waiting: dict[str, AgentSpec] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_pruned = store.on_pruned(self._pruned)  # a prune in this process (the API, the retention)
         self._act: dict[type, Callable[[Any], None]] = {
             Save: self._on_save,
             Start: self._batch_start,
@@ -192,6 +194,14 @@ class Engine:
 
     def _on_forget(self, action: Forget) -> None:
         self.versions.pop(action.task_id, None)
+        self.batch.dirty.pop(action.task_id, None)
+        self.batch.ends.pop(action.task_id, None)
+
+    def _pruned(self, tasks: Sequence[tuple[str, float]]) -> None:
+        """Called by the store (on the thread that pruned) with the tasks a prune deleted."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(forget_pruned, self, tuple(tasks))
 
     def _on_take_lease(self, action: TakeLease) -> None:
         self.batch.lease_takes.append((action.lease, action.attempt))
@@ -313,15 +323,20 @@ class Engine:
         wanted = {r.task.task_id for r in records}
         deps = {d for r in records if not r.state.is_final for d in r.task.dependencies}
         deps -= wanted
-        deps = {d for d in deps if d not in known}
-        extra = list(self.store.get_tasks(deps).values()) if deps else []
+        # Only a blocked task still counts on its dependencies: one held as final may have been pruned since
+        # (a prune keeps every dependency of an unfinished task, so this is only when it went before the
+        # dependent was stored). Those of a task past blocked need no look.
+        ended = {d for r in records if r.state is TaskState.BLOCKED for d in r.task.dependencies} & deps
+        extra = stored_dependencies(self, deps, ended) if deps else []
         dirty, ends = self.batch.dirty, self.batch.ends
         fresh = []
         lost = []
         for record in extra + records:
             task_id = record.task.task_id
             seen = self.versions.get(task_id)
-            if seen is not None and record.version <= seen and task_id in dirty:
+            held = known.get(task_id)
+            same = held is None or held.task.created_at == record.task.created_at  # else: a pruned id's new task
+            if same and seen is not None and record.version <= seen and task_id in dirty:
                 continue  # our change, not saved yet, is newer than this row
             self.versions[task_id] = record.version
             # The stored row replaces memory: a save queued before it would write that row back under our name.
@@ -382,5 +397,6 @@ class Engine:
         committed = not self.batch
         if not committed:
             log.error("the database did not take this worker's last writes; their tasks will run again elsewhere")
+        self._stop_pruned()
         self.attempts.close()
         return committed

@@ -15,7 +15,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions import admission, adoption, agents, cancellation, outcomes, recovery, rerun, timers
+from pepper.engine.transitions import (
+    admission,
+    adoption,
+    agents,
+    cancellation,
+    outcomes,
+    pruning,
+    recovery,
+    rerun,
+    timers,
+)
 from pepper.engine.transitions.agents import POOL_EXPIRY
 from pepper.model import events as ev
 from pepper.model.agent import AgentSpec
@@ -137,5 +147,6 @@ _HANDLERS: dict[type, Callable[[EngineState, Any], list[ev.Action]]] = {
     ev.RunAgain: rerun.on_run_again,
     ev.WriteRefused: adoption.on_write_refused,
     ev.Draining: on_draining,
+    ev.Pruned: pruning.on_pruned,
     ev.Trim: on_trim,
 }

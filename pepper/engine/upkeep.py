@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from pepper.engine.budgets import reload_leases
+from pepper.engine.pruned import forget_pruned
 from pepper.engine.usage import host_of
 from pepper.errors import StoreError
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
@@ -168,6 +169,9 @@ class Upkeep:
 
         if store.workers.signature() != self._agents_seen:  # a worker came or went: who else takes our tasks?
             self.peers()
+        pruned = store.pruned_since(self.change_seq)
+        if pruned:  # deleted by a prune elsewhere: their ids are free again (read first: a new row may reuse one)
+            forget_pruned(self.engine, pruned)
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id, known)
         if records:
             self.engine.ingest(records, cause="changed by another process")

@@ -259,6 +259,15 @@ class Draining(NamedTuple):
     cause: str = ""
 
 
+class Pruned(NamedTuple):
+    """A prune deleted the rows of these tasks, by id with when each was created: the ids are free again, and
+    memory of those tasks goes (a task held under such an id but created at another time is another task)."""
+
+    tasks: tuple[tuple[str, float], ...]
+    at: float
+    cause: str = ""
+
+
 class Trim(NamedTuple):
     """Everything is committed: finished tasks beyond the memory budget may be forgotten."""
 
@@ -292,5 +301,6 @@ Event = (
     | Dropped
     | WriteRefused
     | Draining
+    | Pruned
     | Trim
 )

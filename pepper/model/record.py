@@ -47,10 +47,13 @@ class TaskRecord:
     @classmethod
     def from_row(cls, row: codec.Row, task: Task | None = None) -> TaskRecord:
         """The record of a stored row; ``task``: its spec, if already known (a task's spec never changes once
-        stored, so the row's spec columns are not decoded again)."""
+        stored, so the row's spec columns are not decoded again). A ``task`` created at another time is not this
+        row's: the id was pruned and submitted again, and the row's own spec is read."""
         make = _new_record if cls is TaskRecord else cls
+        if task is not None and (task.task_id != row["task_id"] or task.created_at != row["created_at"]):
+            task = None
         return make(  # by position, in field order: records are read by the hundred thousand
-            task if task is not None and task.task_id == row["task_id"] else Task.from_row(row),
+            task if task is not None else Task.from_row(row),
             _STATES[row["state"]],
             row["attempts"],
             row["failures"],

@@ -25,7 +25,8 @@ from pepper.store.sql_store import Connection, SqlStore
 BATCH = 5000
 #: The order tables are copied and reported in (others follow by name).
 TABLE_ORDER = ("tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
-               "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states")  # fmt: skip
+               "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states",
+               "pruned_tasks")  # fmt: skip
 #: Tables every runtime that opens a database fills from its settings (the machine's pools): rows there do not
 #: mean the destination is in use, and the copy replaces them with the source's.
 RECORDED_ON_OPEN = ("pool",)
@@ -33,7 +34,8 @@ RECORDED_ON_OPEN = ("pool",)
 _ONE = {"tasks": "task", "attempts": "attempt", "errors": "error", "runs": "run", "feedback": "feedback",
         "alerts": "alert", "workers": "worker", "agents": "agent", "pool": "resource pool",
         "leases": "lease", "usage_samples": "usage sample", "tokens": "token", "schedules": "schedule",
-        "approvals": "approval", "task_logs": "task log line", "alert_states": "alert state"}  # fmt: skip
+        "approvals": "approval", "task_logs": "task log line", "alert_states": "alert state",
+        "pruned_tasks": "pruned task"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,10 @@ What stays, whatever its age: unfinished tasks (parked ones included), every tas
 depends on, every step of a run that still has unfinished steps, a run while any of its steps stays, and
 a run's whole family of sub-workflows (parent and child runs) while any run of it stays. All of it is
 decided and deleted in one write transaction, so a task finishing meanwhile is seen either before or after.
+
+The ids of the tasks deleted are recorded (``pruned_tasks``) under the prune's change number: other processes
+read them as they catch up, and forget those tasks; the change counter counts them, so a prune of the newest
+rows never makes it go back (a row written after the prune always has a number above any seen before it).
 """
 
 from __future__ import annotations
@@ -30,31 +34,38 @@ class Pruner:
 
     def __init__(self, store: SqlStore) -> None:
         self._store = store
+        self.removed: list[tuple[str, float]] = []  # the tasks the latest prune deleted: (id, created_at)
 
     def prune(self, horizon: float, *, dry_run: bool = False) -> dict[str, int]:
         """Remove (or with ``dry_run`` only count) what ended before ``horizon``; the count of each kind."""
         store = self._store
         with store.typed_errors(), store.transaction() as conn:
             tasks, runs = self._chosen(conn, horizon)
+            ids = [task_id for task_id, _ in tasks]
             counts = {
                 "tasks": len(tasks),
                 "runs": len(runs),
-                "attempts": self._count(conn, "count_attempts_of", tasks),
-                "errors": self._count(conn, "count_errors_of", tasks),
-                "logs": self._count(conn, "count_logs_of", tasks),
+                "attempts": self._count(conn, "count_attempts_of", ids),
+                "errors": self._count(conn, "count_errors_of", ids),
+                "logs": self._count(conn, "count_logs_of", ids),
                 "approvals": self._count(conn, "count_approvals_of_runs", runs),
                 "alerts": int(conn.execute(store.statement("count_alerts_before"), (horizon,)).fetchone()[0]),
             }
             if not dry_run:
+                if tasks:  # other processes learn which tasks went (``pruned_tasks``) as they catch up
+                    store.begin_change(conn)
+                    conn.execute(store.statement("forget_older_prunes"))
+                    conn.executemany(store.statement("record_pruned"), tasks)
                 for name in ("delete_attempts_of", "delete_errors_of", "delete_logs_of", "delete_tasks"):
-                    self._delete(conn, name, tasks)
+                    self._delete(conn, name, ids)
                 self._delete(conn, "delete_approvals_of_runs", runs)
                 self._delete(conn, "delete_runs", runs)
                 conn.execute(store.statement("delete_alerts_before"), (horizon,))
+                self.removed = tasks
         return counts
 
-    def _chosen(self, conn: Connection, horizon: float) -> tuple[list[str], list[str]]:
-        """The ids of the tasks and of the runs to prune."""
+    def _chosen(self, conn: Connection, horizon: float) -> tuple[list[tuple[str, float]], list[str]]:
+        """The tasks (id, created_at) and the ids of the runs to prune."""
         q = self._store.statement
         unfinished = [TaskRecord.from_row(r) for r in conn.execute(q("unfinished_tasks"))]
         needed = {dep for record in unfinished for dep in record.task.dependencies}
@@ -62,6 +73,7 @@ class Pruner:
         runs = {row[0] for row in conn.execute(q("prunable_runs"), (horizon,))} - busy_runs
         candidates = set(runs)
         tasks: dict[str, str | None] = {}  # task id -> its run
+        created: dict[str, float] = {}
         steps: dict[str, int] = {}
         for row in conn.execute(q("prunable_tasks"), (horizon,)):
             record = TaskRecord.from_row(row)
@@ -70,6 +82,7 @@ class Pruner:
             if task_id in needed or (run is not None and run not in runs):
                 continue
             tasks[task_id] = run
+            created[task_id] = record.task.created_at
             if run is not None:
                 steps[run] = steps.get(run, 0) + 1
         for run in sorted(runs):  # a run goes only with all of its steps
@@ -78,7 +91,8 @@ class Pruner:
                 runs.discard(run)
         keep_families(runs, [(row[0], row[1]) for row in conn.execute(q("run_parents"))])
         kept = {f"{run}/" for run in candidates - runs}  # their steps stay, whether or not they name their run
-        chosen = [t for t, run in tasks.items() if (run is None or run in runs) and t[: t.find("/") + 1] not in kept]
+        chosen = [(t, created[t]) for t, run in tasks.items()
+                  if (run is None or run in runs) and t[: t.find("/") + 1] not in kept]  # fmt: skip
         return chosen, sorted(runs)
 
     def _count(self, conn: Connection, name: str, ids: Sequence[str]) -> int:

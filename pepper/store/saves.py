@@ -6,14 +6,17 @@ last read (``WHERE task_id = ? AND version = ?``), so when that version's values
 leaves as they are need not be written: the row cannot hold anything else, or the save writes nothing (and is a
 conflict, as before). The values of a version are known for a row this store wrote itself (kept until the task
 ends, for the most recently written rows only), and for a row at version 1, as ``insert_task`` left it
-(``params.INSERTED``). Each set of changed columns is a statement of its own, made once; its rows go together.
+(``params.INSERTED``). A row's values are known within one life of its id only: they are let go when
+another process is seen writing the row or a prune deletes it, and a remembered version counts only for the
+row created when the remembered one was (a pruned id submitted again starts over at version 1). Each set of
+changed columns is a statement of its own, made once; its rows go together.
 A commit of a few saves writes every column: there, finding the columns costs more than it spares.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter, ne
 from typing import Any, Protocol
 
@@ -51,7 +54,9 @@ class NarrowSaves:
     def __init__(self, store: _Statements, statements: dict[str, str]) -> None:
         self._store = store
         self._q = statements  # the store's named statements: the narrowed ones are added as they are needed
-        self._known: dict[str, tuple[int, tuple[Any, ...]]] = {}  # task id -> (version, values) it holds
+        #: task id -> (version, created_at, values) of the row: a row is known by its version within one life of
+        #: its id (a pruned id submitted again starts a new row at version 1, told apart by its created_at)
+        self._known: dict[str, tuple[int, float, tuple[Any, ...]]] = {}
         #: rows known at most (oldest written let go first; a save over a row not known writes every column)
         self.limit = _KNOWN_LIMIT
         self._shapes: dict[tuple[bool, ...], tuple[str, Callable[[tuple[Any, ...]], Any]] | None] = {}
@@ -68,8 +73,8 @@ class NarrowSaves:
         known, shapes = self._known, self._shapes
         for save, row in zip(saves, rows, strict=True):
             entry = known.get(save.task.task_id)
-            if entry is not None and entry[0] == save.version:
-                base: tuple[Any, ...] | None = entry[1]
+            if entry is not None and entry[0] == save.version and entry[1] == save.task.created_at:
+                base: tuple[Any, ...] | None = entry[2]
             elif save.version == 1:
                 base = INSERTED
             else:
@@ -95,12 +100,13 @@ class NarrowSaves:
             task_id = save.task.task_id
             known.pop(task_id, None)  # written again: the newest, last to be let go
             if task_id not in unwritten and row[0] not in FINAL_VALUES:
-                known[task_id] = (save.version + 1, row[:_WIDTH])
+                known[task_id] = (save.version + 1, save.task.created_at, row[:_WIDTH])
         while len(known) > self.limit:  # a task another process ended: its row is not ours to know any more
             del known[next(iter(known))]
 
-    def forget(self, task_ids: Sequence[str]) -> None:
-        """Rows written some other way: their values are no longer known."""
+    def forget(self, task_ids: Iterable[str]) -> None:
+        """Rows written some other way (by another process, or deleted by a prune): their values are no longer
+        known."""
         for task_id in task_ids:
             self._known.pop(task_id, None)
 

@@ -11,7 +11,7 @@ The database's part is in ``sql_database`` (``SqlDatabase``), the reads of tasks
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pepper.errors import DuplicateTaskError
@@ -84,14 +84,35 @@ class SqlStore(TaskReads):
         self.logs = TaskLogStore(self)
         self.alert_states = AlertStateLog(self)
         self.narrow = NarrowSaves(self, self._q)
+        self._pruned_listeners: list[Callable[[Sequence[tuple[str, float]]], None]] = []
 
     def prune(self, horizon: float, *, dry_run: bool = False) -> dict[str, int]:
         """Remove finished work that ended before ``horizon`` (see ``store.retention``); counts by kind. The
-        space is given back afterwards, unless it was a dry run or nothing went."""
-        counts = Pruner(self).prune(horizon, dry_run=dry_run)
+        space is given back afterwards, unless it was a dry run or nothing went. Whoever listens
+        (``on_pruned``) is told which tasks were deleted, once they are."""
+        pruner = Pruner(self)
+        counts = pruner.prune(horizon, dry_run=dry_run)
+        if pruner.removed:
+            self.narrow.forget(task_id for task_id, _ in pruner.removed)
+            for listener in list(self._pruned_listeners):
+                listener(pruner.removed)
         if not dry_run and any(counts.values()):
             self.reclaim_space()
         return counts
+
+    def on_pruned(self, listener: Callable[[Sequence[tuple[str, float]]], None]) -> Callable[[], None]:
+        """Have ``listener`` called (on the thread that pruned) with the tasks each prune through this store
+        deletes, as ``(id, created_at)``; returns the way to stop."""
+        self._pruned_listeners.append(listener)
+
+        def stop() -> None:
+            if listener in self._pruned_listeners:
+                self._pruned_listeners.remove(listener)
+
+        return stop
+
+    def forget_written(self, task_ids: Collection[str]) -> None:
+        self.narrow.forget(task_ids)
 
     # -- writes -----------------------------------------------------------------------
 

@@ -45,14 +45,24 @@ class TaskReads(SqlDatabase):
         self, change_seq: int, writer: str, known: Callable[[str], Task | None] | None = None
     ) -> tuple[list[TaskRecord], int]:
         """Tasks written by others after ``change_seq``, and the counter's value now. ``known`` gives the spec of a
-        task the caller has already (it is reused, not decoded again: specs never change)."""
+        task the caller has already (it is reused, not decoded again, for the row it came from: specs never
+        change). The values this store remembers of those rows (``NarrowSaves``) are let go: others wrote them."""
         rows = self.query("changed_tasks", (change_seq, writer))
         now = int(rows[0]["change_seq_now"])
         if rows[0]["task_id"] is None:
             return [], now
+        self.forget_written([r["task_id"] for r in rows])
         if known is None:
             return [TaskRecord.from_row(r) for r in rows], now
         return [TaskRecord.from_row(r, known(r["task_id"])) for r in rows], now
+
+    def pruned_since(self, change_seq: int) -> list[tuple[str, float]]:
+        """The tasks prunes deleted after ``change_seq``: ``(id, created_at)`` (recorded for the latest prunes
+        only: older ones are let go)."""
+        return [(row[0], float(row[1])) for row in self.query("pruned_since", (change_seq,))]
+
+    def forget_written(self, task_ids: Collection[str]) -> None:
+        """Rows another process wrote: nothing this store remembers of them holds any more (see ``SqlStore``)."""
 
     def current_change_seq(self) -> int:
         return int(self.query("current_change_seq")[0][0])

@@ -122,3 +122,30 @@ def test_saves_of_different_columns_in_one_commit_all_read_back(store):
         stored = store.get_tasks(ids)
         for save in saves:
             assert stored_values(stored[save.task.task_id]) == save.values, save.task.task_id
+
+
+def test_the_values_of_a_pruned_row_are_never_used_for_a_new_row_of_its_id(shared_store):
+    mine, theirs = shared_store(), shared_store()
+    submit(mine)
+    steps = {tid: lifecycle(tid) for tid in IDS}
+    # this store claimed them and saw them fail: it knows their rows at version 3
+    mine.commit(WriteSet(saves=[TaskSave.of(steps[tid][0], 1) for tid in IDS]), ME)
+    mine.commit(WriteSet(saves=[TaskSave.of(steps[tid][1], 2) for tid in IDS]), ME)
+    assert len(mine.narrow) == len(IDS)
+    # another process cancels and prunes them, then stores new tasks under those ids and places them twice:
+    # the new rows are at version 3 too, holding other values
+    cancelled = [TaskSave.of(replace(steps[tid][1], state=TaskState.CANCELLED, finished_at=5.0), 3) for tid in IDS]
+    assert theirs.commit(WriteSet(saves=cancelled), OTHER).conflicts == set()
+    assert theirs.prune(10.0)["tasks"] == len(IDS)
+    new = {tid: build_task(task_id=tid, task_type="t", now=20.0) for tid in IDS}
+    theirs.commit(WriteSet(submissions=[list(new.values())]), OTHER)
+    for _ in range(2):
+        theirs.set_placements(dict.fromkeys(IDS, "agent"), OTHER)
+    assert {r.version for r in mine.get_tasks(IDS).values()} == {3}
+    # When this store claims the new rows over version 3, many in one commit
+    claims = [TaskSave.of(TaskRecord(new[tid], TaskState.IN_PROGRESS, attempts=1, agent_id="agent", owner=ME,
+                                     ready_at=20.0, started_at=21.0, placement="agent"), 3) for tid in IDS]  # fmt: skip
+    assert mine.commit(WriteSet(saves=claims), ME).conflicts == set()
+    # Then every row holds every value of its claim (none was left out as "unchanged" from the pruned row)
+    stored = theirs.get_tasks(IDS)
+    assert all(stored_values(stored[save.task.task_id]) == save.values for save in claims)

@@ -20,9 +20,9 @@ from tests.support import eventually
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 #: Every table a copy carries (the schema version stays each database's own).
 TABLES = {"tasks", "attempts", "errors", "runs", "feedback", "alerts", "workers", "agents", "pool", "leases",
-          "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states"}  # fmt: skip
+          "usage_samples", "tokens", "schedules", "approvals", "task_logs", "alert_states", "pruned_tasks"}  # fmt: skip
 #: The tables ``fill`` writes rows into.
-FILLED = TABLES - {"alerts", "agents", "usage_samples", "tokens"}
+FILLED = TABLES - {"alerts", "agents", "usage_samples", "tokens", "pruned_tasks"}
 
 
 def fill(db: str, home: Path) -> None:

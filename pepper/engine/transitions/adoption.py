@@ -12,6 +12,7 @@ from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import link, release, settle_admitted
 from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade
 from pepper.engine.transitions.placement import abort, offer, refill
+from pepper.engine.transitions.pruning import drop, forget_finished
 from pepper.engine.transitions.turn import Turn, attempt_record, move, save_and_settle
 from pepper.model import events as ev
 from pepper.model.record import TaskRecord
@@ -31,8 +32,15 @@ def on_loaded(s: EngineState, e: ev.TasksLoaded) -> list[ev.Action]:
     # the dependent's own newer record would decide on stale facts and start the dependent twice.
     turn = Turn(e.at, e.cause, gathering=bool(s.takers))
     taken: list[tuple[LiveTask, TaskState | None, TaskState]] = []
+    replaced: list[str] = []
     for record in e.records:
         live = s.tasks.get(record.task.task_id)
+        if live is not None and live.task.created_at != record.task.created_at:
+            # Another task under a known id: the one held here was pruned and the id submitted again. Nothing
+            # of the old one carries over to it.
+            drop(s, live, "its row was deleted by a prune", turn)
+            replaced.append(record.task.task_id)
+            live = None
         if live is None:
             live = LiveTask.from_record(record)
             s.tasks[record.task.task_id] = live
@@ -42,6 +50,7 @@ def on_loaded(s: EngineState, e: ev.TasksLoaded) -> list[ev.Action]:
             expected = take(s, live, record, turn)
             if expected is not None:
                 taken.append((live, before, expected))
+    forget_finished(s, replaced)
     for live, old, expected in taken:
         if live.state is not expected:
             continue  # acting on an earlier record of this batch already moved it (released, cancelled)

@@ -4,7 +4,8 @@
 
 -- name: take_change_seq
 -- next_change_seq (see queries.sql), kept in the setting for the statements of this transaction.
-SELECT set_config('pepper.tx_seq', (COALESCE(MAX(change_seq), 0) + 1)::text, true) FROM tasks;
+SELECT set_config('pepper.tx_seq', (COALESCE(MAX(highest), 0) + 1)::text, true)
+FROM (SELECT MAX(change_seq) AS highest FROM tasks UNION ALL SELECT MAX(change_seq) FROM pruned_tasks) AS counted;
 
 -- name: serialise_writers
 -- Held until the transaction ends: write transactions follow one another, as on SQLite.

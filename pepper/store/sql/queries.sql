@@ -4,10 +4,12 @@
 -- transaction took (next_change_seq: writers are serialised, so it only grows).
 
 -- name: next_change_seq
-SELECT COALESCE(MAX(change_seq), 0) + 1 FROM tasks;
+SELECT COALESCE(MAX(highest), 0) + 1
+FROM (SELECT MAX(change_seq) AS highest FROM tasks UNION ALL SELECT MAX(change_seq) FROM pruned_tasks) AS counted;
 
 -- name: current_change_seq
-SELECT COALESCE(MAX(change_seq), 0) FROM tasks;
+SELECT COALESCE(MAX(highest), 0)
+FROM (SELECT MAX(change_seq) AS highest FROM tasks UNION ALL SELECT MAX(change_seq) FROM pruned_tasks) AS counted;
 
 -- name: insert_task
 INSERT INTO tasks (
@@ -49,7 +51,9 @@ SELECT * FROM tasks WHERE state NOT IN ('completed', 'failed', 'cancelled') ORDE
 -- The tasks others wrote after a change number, each beside the highest change number now, read together (one
 -- row holding only that number when there are none).
 SELECT latest.change_seq_now, tasks.*
-FROM (SELECT COALESCE(MAX(change_seq), 0) AS change_seq_now FROM tasks) AS latest
+FROM (SELECT COALESCE(MAX(highest), 0) AS change_seq_now
+      FROM (SELECT MAX(change_seq) AS highest FROM tasks UNION ALL SELECT MAX(change_seq) FROM pruned_tasks) AS counted
+     ) AS latest
 LEFT JOIN tasks ON tasks.change_seq > ? AND (tasks.writer IS NULL OR tasks.writer != ?)
 ORDER BY tasks.seq;
 
@@ -455,6 +459,16 @@ SELECT COUNT(*) FROM task_logs WHERE task_id IN ({ids});
 
 -- name: delete_tasks
 DELETE FROM tasks WHERE task_id IN ({ids});
+
+-- name: record_pruned
+INSERT INTO pruned_tasks (change_seq, task_id, created_at) VALUES ({tx_seq}, ?, ?);
+
+-- name: forget_older_prunes
+-- The ids of every prune but the latest go (that one keeps the change number from going back).
+DELETE FROM pruned_tasks WHERE change_seq < (SELECT MAX(change_seq) FROM pruned_tasks);
+
+-- name: pruned_since
+SELECT task_id, created_at FROM pruned_tasks WHERE change_seq > ? ORDER BY change_seq;
 
 -- name: delete_attempts_of
 DELETE FROM attempts WHERE task_id IN ({ids});

@@ -55,6 +55,16 @@ CREATE TABLE tasks (
 -- queries by state (start-up, listings) scan instead (about 0.1 s per million rows).
 CREATE INDEX tasks_by_change ON tasks (change_seq);
 
+-- The tasks a prune deleted (an id and when that task was created: which life of the id it was), with the
+-- prune's change number: other processes read them as they catch up (and forget those tasks), and the change
+-- number counts them, so it never goes back when the newest rows are pruned. A prune keeps those of the latest prune before it, letting the older ones go.
+CREATE TABLE pruned_tasks (
+    change_seq INTEGER NOT NULL,
+    task_id    TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (change_seq, task_id)
+);
+
 -- Attempts a task outlived (retried after a failure, interrupted by a stopped worker, or ended before a
 -- re-run of its workflow run). The last attempt is described by the task row itself.
 CREATE TABLE attempts (
