@@ -1,6 +1,6 @@
 """Several worker processes share one database: every task runs exactly once, unless its worker dies.
 
-1,000 tasks in small diamonds (a root, two branches, a join) and tasks that lease a cpu from the pool;
+2,000 tasks in small diamonds (a root, two branches, a join) and tasks that lease a cpu from the pool;
 three workers take them concurrently, on a SQLite file and on PostgreSQL (there each with a host id of its
 own, as if on three machines). Executions are counted in the agents (one line per execution in a log
 shared by the workers), not only in the rows.
@@ -24,9 +24,7 @@ import pepper
 from pepper.core import TaskOrchestrator
 from tests.support import read_rows as read
 
-# x 5 tasks: over three hundred claims per worker, made while the other two claim too, and work
-# enough for each kill to land while the workers hold some (after 5% to 75% of the tasks ran: 50 in, 250 left)
-GROUPS = 200
+GROUPS = 400  # x 5 tasks: hundreds of claims per worker, thousands of contended ones in all
 
 WORKER = textwrap.dedent("""
     import os, sys, time
@@ -158,7 +156,7 @@ def workers(request, tmp_path):
 
 
 @pytest.mark.slow
-def test_three_workers_run_each_of_a_thousand_tasks_exactly_once(workers):
+def test_three_workers_run_each_of_two_thousand_tasks_exactly_once(workers):
     deadline = time.monotonic() + 240  # before pytest's own timeout, with a diagnosis
     for _ in range(3):
         workers.start()
