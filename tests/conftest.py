@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +16,33 @@ from pepper.core import TaskOrchestrator
 from pepper.core.runtime import reset_default_runtime
 from pepper.testing import ManualClock
 from tests.postgres_cluster import PostgresServer, PostgresUnavailable, start_server
+
+#: Where the Python processes a test starts keep their compiled modules, when this run's environment writes none.
+_bytecode: list[tuple[str, str]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Processes the tests start (``python -m pepper ...``, workers, Ray's) compile pepper's modules once per run.
+
+    Where ``PYTHONDONTWRITEBYTECODE`` is set, each of those hundreds of processes would compile every module from
+    source again; they cache the bytecode in a folder of the run's own instead (the source tree stays as it was),
+    which is removed at the end of the run.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    folder = tempfile.mkdtemp(prefix="pepper-tests-bytecode-")
+    _bytecode.append((folder, os.environ.pop("PYTHONDONTWRITEBYTECODE")))
+    os.environ["PYTHONPYCACHEPREFIX"] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The environment as it was, and the bytecode folder gone."""
+    for folder, setting in _bytecode:
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+        os.environ["PYTHONDONTWRITEBYTECODE"] = setting
+        shutil.rmtree(folder, ignore_errors=True)
+    _bytecode.clear()
+
 
 FAST = {"retry_delay": "20ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 

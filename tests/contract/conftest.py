@@ -8,6 +8,7 @@ A new implementation joins the suite by adding one entry to ``IMPLEMENTATIONS``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,15 @@ class StoreOpener:
         return "from pepper.store.location import open_store", f"open_store({self.path!r})"
 
     def close_all(self) -> None:
-        for store in self.opened:
-            if not store.closed:
+        """Closes every store still open, all at once (a PostgreSQL store's close waits for its change listener)."""
+        still_open = [store for store in self.opened if not store.closed]
+        if len(still_open) < 2:
+            for store in still_open:
                 store.close()
+            return
+        with ThreadPoolExecutor(max_workers=len(still_open)) as pool:
+            for closing in [pool.submit(store.close) for store in still_open]:
+                closing.result()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

@@ -178,7 +178,8 @@ def test_workers_killed_and_restarted_lose_nothing_and_only_the_dead_workers_tas
     workers.wait_registered(6, deadline)
     workers.submit()
     seed = random.randrange(2**32)
-    moments = sorted(random.Random(seed).uniform(0.05, 0.75) for _ in range(3))
+    shares = random.Random(seed)
+    moments = sorted(shares.uniform(0.05, 0.75) for _ in range(3))
     print(f"kill -9 after these shares of the tasks ran: {moments} (seed {seed})")
     for round_, share in enumerate(moments):  # kill -9 one worker while it holds work, start a fresh one
         workers.wait_for(int(share * workers.total), deadline)
