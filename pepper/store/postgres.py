@@ -13,6 +13,7 @@ import itertools
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from importlib import resources
@@ -61,6 +62,11 @@ class _Conn:
         return cursor  # type: ignore[return-value]
 
 
+#: How long the change listener waits for a notification before it looks whether it should stop (``stop``
+#: wakes it sooner).
+NOTIFY_WAIT = 0.5
+
+
 class _ChangeListener:
     """Counts other processes' commits, as ``NOTIFY pepper_changes`` tells them (a thread on its own connection).
 
@@ -73,6 +79,9 @@ class _ChangeListener:
         self.callbacks: list[Callable[[], None]] = []
         self._fallback = itertools.count(1)
         self._stop = threading.Event()
+        #: Where ``stop`` wakes the thread from its wait for notifications (this listener's alone: no other
+        #: process hears it).
+        self.wake_channel = f"pepper_wake_{uuid.uuid4().hex[:16]}"
         self._thread = threading.Thread(target=self._run, name="pepper-pg-listen", daemon=True)
         self._thread.start()
 
@@ -87,12 +96,15 @@ class _ChangeListener:
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))) as conn:
                     conn.execute(queries("postgres")["listen_changes"])
+                    conn.execute(f"LISTEN {self.wake_channel}")
                     self._count += 1  # whatever happened while not listening has to be read
                     self._connected = True
                     self._tell()
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.5):
-                            if note.pid not in self._own:
+                        for note in conn.notifies(timeout=NOTIFY_WAIT):
+                            if self._stop.is_set():
+                                break
+                            if note.channel != self.wake_channel and note.pid not in self._own:
                                 self._count += 1
                                 self._tell()
             except psycopg.Error:
@@ -107,9 +119,22 @@ class _ChangeListener:
             except Exception:
                 log.exception("a subscriber to database changes failed")
 
-    def stop(self) -> None:
+    def stop(self, wake: Callable[[str], None] | None = None) -> None:
+        """Stop listening; ``wake(channel)`` notifies the channel the thread also listens on, so that it ends
+        at once rather than at the end of its wait."""
         self._stop.set()
+        if wake is not None and self._connected:
+            try:
+                wake(self.wake_channel)
+            except Exception:  # it ends at the end of its wait instead
+                log.debug("could not wake the change listener", exc_info=True)
         self._thread.join(timeout=5.0)
+
+
+def _notify(pool: ConnectionPool, channel: str) -> None:
+    """Send a notification on ``channel`` through a connection of ``pool``, waiting a second at most for one."""
+    with pool.connection(timeout=1.0) as conn:
+        conn.execute(f"NOTIFY {channel}")
 
 
 def _connect_error(url: str, exc: BaseException) -> DatabaseUnreachableError:
@@ -272,7 +297,7 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            self._listener.stop()
+            self._listener.stop(lambda channel: _notify(pool, channel))
             pool.close()
 
     @contextmanager

@@ -292,3 +292,25 @@ def test_a_database_that_takes_no_writes_is_unhealthy_and_writes_raise_a_typed_e
         assert store.probe_write() is None
     finally:
         store.close()
+
+
+def test_closing_a_store_wakes_its_change_listener_instead_of_waiting_out_its_wait(postgres_url, monkeypatch):
+    from pepper.store import postgres
+
+    monkeypatch.setattr(postgres, "NOTIFY_WAIT", 3600.0)  # each wait for a notification: only a wake ends it
+    other = open_store(postgres_url)  # another process's listener, in effect: the wake is not news to it
+    store = open_store(postgres_url)
+    try:
+        listener, heard = store._listener, other._listener
+        for _ in range(3000):  # both connected, and so listening
+            if listener._connected and heard._connected:
+                break
+            listener._stop.wait(0.01)
+        assert listener._connected and heard._connected
+        before = heard.version
+        store.close()
+        assert not listener._thread.is_alive()  # woken: the join (5 s at most) did not time out
+        assert heard.version == before  # nobody else counted the wake as a change
+    finally:
+        other.close()
+    assert not heard._thread.is_alive()
