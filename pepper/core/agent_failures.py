@@ -7,10 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pepper.agents.base import BaseAgent
-from pepper.engine.service import EngineService
 from pepper.errors import AgentStartError, PepperError, StoreError
+
+if TYPE_CHECKING:
+    from pepper.engine.service import EngineService
 
 log = logging.getLogger("pepper")
 

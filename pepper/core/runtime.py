@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pepper.agents.base import BaseAgent
 from pepper.core.agent_failures import AgentFailures, join, join_all
@@ -36,7 +36,6 @@ from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import MOVED, AgentsView
 from pepper.engine.portal import Portal
 from pepper.engine.sampler import ValueOf
-from pepper.engine.service import EngineService, check_budget
 from pepper.engine.stored import StoreBackend
 from pepper.errors import (
     AgentAlreadyRegisteredError,
@@ -50,6 +49,9 @@ from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule
 from pepper.store.location import redact
 from pepper.store.sql_store import SqlStore
+
+if TYPE_CHECKING:  # the engine's modules load when an engine starts (see ``engine``)
+    from pepper.engine.service import EngineService
 
 __all__ = ["Runtime", "default_runtime", "init", "reset_default_runtime", "resolve", "set_default_runtime"]
 
@@ -161,6 +163,8 @@ class Runtime:
             service = None
             added: list[BaseAgent] = []
             try:
+                from pepper.engine.service import EngineService  # the engine's modules load when it starts
+
                 service = EngineService.build(
                     self.store,
                     self.settings,
@@ -326,6 +330,8 @@ class Runtime:
             )
         agent_id = agent.spec.agent_id
         if self._service is None and agent.spec.resources:  # what can be known before the engine starts
+            from pepper.engine.service import check_budget
+
             check_budget(self.store, self.settings.executor, agent.spec)
         with self._lock:
             self._check_open()
