@@ -9,7 +9,7 @@ from typing import Any
 from pepper.core.agents_view import AgentProfile, read_agents
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
-from pepper.core.served import plan_agent, plan_task, server_of
+from pepper.core.served import plan_agent, plan_task, server_of, stored_task_id
 from pepper.engine.inspection import AgentsView
 from pepper.errors import AgentNotFoundError, NoEligibleAgentError, TaskNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
@@ -245,13 +245,7 @@ def _plan_task(runtime: Runtime, item: Any, now: float) -> Task:
     task = getattr(item, "task", None)
     if isinstance(task, Task):  # a stored record
         return task
-    task_id = item if isinstance(item, str) else getattr(item, "task_id", None)
-    if not isinstance(task_id, str):
-        raise ValidationError(
-            f"cannot read a task from {item!r}; give a Task, a dict such as {{'id': 't1', 'type': 'review'}} or "
-            "the id of a stored task",
-            field="tasks",
-        )
+    task_id = stored_task_id(item)
     record = runtime.store.get_tasks([task_id]).get(task_id)  # a status, say: the stored task it describes
     if record is None:
         raise TaskNotFoundError(task_id)

@@ -41,6 +41,11 @@ def plan_task(item: Any) -> str | dict[str, Any]:
     task = item if isinstance(item, Task) else getattr(item, "task", None)  # a Task, or a stored record
     if isinstance(task, Task):
         return {"task_id": task.task_id, "task_type": task.task_type, "requirements": task.requirements.to_dict()}
+    return stored_task_id(item)
+
+
+def stored_task_id(item: Any) -> str:
+    """The id of the stored task ``item`` names (its id, or an object with a ``task_id``, such as a status)."""
     task_id = item if isinstance(item, str) else getattr(item, "task_id", None)
     if not isinstance(task_id, str):
         raise ValidationError(
