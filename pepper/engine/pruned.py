@@ -61,3 +61,15 @@ def before_admitting(engine: Engine, tasks: Sequence[Task]) -> None:
     newer = stored_dependencies(engine, deps, deps) if deps else []
     if newer:
         engine.ingest(newer, "changed by another process")
+
+
+def forget_missed_prunes(engine: Engine) -> None:
+    """Prunes whose records went before this engine read them: every finished task it holds is looked up, and
+    those no longer stored (or stored as another task of their id) are forgotten."""
+    held = engine.state.tasks
+    ended = [task_id for task_id, t in held.items() if t.state.is_final]
+    found = engine.store.get_tasks(ended) if ended else {}
+    gone = [task_id for task_id in ended
+            if task_id not in found or found[task_id].task.created_at != held[task_id].task.created_at]  # fmt: skip
+    if gone:
+        forget_held(engine, gone)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from pepper.engine.budgets import reload_leases
-from pepper.engine.pruned import forget_pruned
+from pepper.engine.pruned import forget_missed_prunes, forget_pruned
 from pepper.engine.usage import host_of
 from pepper.errors import StoreError
 from pepper.model.events import HistoryLoaded, PeersChanged, Rated, WorkersLost
@@ -171,6 +171,8 @@ class Upkeep:
             self.peers()
         pruned = store.pruned_since(self.change_seq)
         if pruned:  # deleted by a prune elsewhere: their ids are free again (read first: a new row may reuse one)
+            if any(task_id == "" and seen > self.change_seq for task_id, seen in pruned):
+                forget_missed_prunes(self.engine)  # some records went before this process read them
             forget_pruned(self.engine, pruned)
         records, self.change_seq = store.changes_since(self.change_seq, self.engine.worker_id, known)
         if records:

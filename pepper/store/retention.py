@@ -54,6 +54,7 @@ class Pruner:
             if not dry_run:
                 if tasks:  # other processes learn which tasks went (``pruned_tasks``) as they catch up
                     store.begin_change(conn)
+                    conn.execute(store.statement("mark_forgotten_prunes"))
                     conn.execute(store.statement("forget_older_prunes"))
                     conn.executemany(store.statement("record_pruned"), tasks)
                 for name in ("delete_attempts_of", "delete_errors_of", "delete_logs_of", "delete_tasks"):

@@ -57,8 +57,9 @@ class TaskReads(SqlDatabase):
         return [TaskRecord.from_row(r, known(r["task_id"])) for r in rows], now
 
     def pruned_since(self, change_seq: int) -> list[tuple[str, float]]:
-        """The tasks prunes deleted after ``change_seq``: ``(id, created_at)`` (recorded for the latest prunes
-        only: older ones are let go)."""
+        """The tasks prunes deleted after ``change_seq``: ``(id, created_at)``, recorded for the latest prunes
+        only. Where older records were let go since, a mark ``("", n)`` says the newest change number among them:
+        whoever read fewer changes than ``n`` may have missed some, and must check what it holds."""
         return [(row[0], float(row[1])) for row in self.query("pruned_since", (change_seq,))]
 
     def forget_written(self, task_ids: Collection[str]) -> None:

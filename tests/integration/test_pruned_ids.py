@@ -136,6 +136,37 @@ def test_a_worker_forgets_what_another_process_pruned(db, worker):
     assert runs == [("X", {}), ("kept", {})] or runs == [("kept", {}), ("X", {})]
 
 
+def test_a_worker_that_missed_prunes_whose_records_went_forgets_what_they_deleted(tmp_path):
+    # SQLite: a PostgreSQL worker is told of each prune as it commits, and looks at once
+    db = str(tmp_path / "pepper.db")
+    runtime = pepper.Runtime(db=db, home=str(tmp_path / "home"), poll_interval="1h", retry_delay="10m")
+    runs = []
+    pepper.agent("ag", task_types=["t"], runtime=runtime)(lambda task: runs.append(task.task_id) or 1)
+    try:
+        o = pepper.TaskOrchestrator(runtime)
+        o.submit_task(task_id="X", task_type="t")
+        o.wait("X", timeout=30)
+        keep_counter(o)
+        # Given three prunes before the worker looks again: the third lets the first one's records go
+        assert prune_elsewhere(db)["tasks"] == 1
+        for other in ("Y", "Z"):
+            elsewhere(db, f"o.submit_task(task_id={other!r}, task_type='nobody'); o.cancel_task({other!r})")
+            assert prune_elsewhere(db)["tasks"] == 1
+        # When it looks (as its next poll would)
+        service = runtime.portal().call(runtime.engine())
+        runtime.portal().call(_catch_up(service))
+        # Then it no longer answers for X from memory
+        with pytest.raises(TaskNotFoundError):
+            o.get_task_status("X")
+        assert runs == ["X"]
+    finally:
+        runtime.close()
+
+
+async def _catch_up(service: Any) -> None:
+    service.engine.catch_up()
+
+
 def test_the_pruning_process_takes_a_pruned_id_again_whatever_its_spec(db, worker):
     runtime, runs = worker
     o = pepper.TaskOrchestrator(runtime)

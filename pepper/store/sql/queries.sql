@@ -463,11 +463,21 @@ DELETE FROM tasks WHERE task_id IN ({ids});
 -- name: record_pruned
 INSERT INTO pruned_tasks (change_seq, task_id, created_at) VALUES ({tx_seq}, ?, ?);
 
+-- name: mark_forgotten_prunes
+-- Before the records of older prunes go: a mark (task id '', never a task's) under this prune's change number,
+-- holding the newest change number among the records that go. A process that has read fewer changes than that
+-- may have missed some of them, and checks what it holds against the table of tasks instead.
+INSERT INTO pruned_tasks (change_seq, task_id, created_at)
+SELECT {tx_seq}, '', MAX(change_seq) FROM pruned_tasks
+WHERE change_seq < (SELECT MAX(change_seq) FROM pruned_tasks WHERE task_id != '')
+HAVING COUNT(*) > 0;
+
 -- name: forget_older_prunes
 -- The ids of every prune but the latest go (that one keeps the change number from going back).
-DELETE FROM pruned_tasks WHERE change_seq < (SELECT MAX(change_seq) FROM pruned_tasks);
+DELETE FROM pruned_tasks WHERE change_seq < (SELECT MAX(change_seq) FROM pruned_tasks WHERE task_id != '');
 
 -- name: pruned_since
+-- The tasks prunes deleted after a change number, and the marks of records let go since (task id '').
 SELECT task_id, created_at FROM pruned_tasks WHERE change_seq > ? ORDER BY change_seq;
 
 -- name: delete_attempts_of
