@@ -127,10 +127,18 @@ def check_wait(value: Any, what: str = "timeout", *, zero: bool = True) -> float
     if value is None:
         return None
     least = ">= 0" if zero else "above 0"
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value)
             or value < 0 or (value == 0 and not zero)):  # fmt: skip
         raise ValidationError(
             f"{what} must be a finite number of seconds {least} (or None to wait without limit), got {shown(value)}",
             field=what,
         )
     return float(value)
+
+
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite number a float can hold (an int too large for one is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

@@ -120,7 +120,7 @@ def test_allocations_can_wait_for_room(pooled):
         manager.allocate_resources("c", {"cpu": 2}, wait=True, timeout=0.1)
 
 
-@pytest.mark.parametrize("timeout", ["1", -1, True, float("inf"), float("nan")])
+@pytest.mark.parametrize("timeout", ["1", -1, True, float("inf"), float("nan"), 10**400])
 def test_a_wait_for_room_with_a_bad_timeout_is_refused_before_any_wait(pooled, timeout):
     manager = ResourceManager(pooled)
     manager.allocate_resources("a", {"cpu": 2})  # the pool's cpu is all held
