@@ -181,6 +181,9 @@ class ResourceAllocator(Component):
         runtime = self.runtime
         now = runtime.clock.now()
         holder = None if agent_id is None else _agent_id(agent_id)
+        if holder is not None and (server := server_of(runtime)) is not None:  # chosen there: a page holds them
+            items = server.ask_server("GET", ("leases",), params={"agent_id": holder})["items"]
+            return [Lease.from_dict(item) for item in items]
         leases = runtime.read(lambda backend: backend.leases(now))
         return [lease for lease in leases if holder is None or lease.holder == holder]
 
