@@ -9,11 +9,8 @@ processes' commits from ``LISTEN``/``NOTIFY`` instead of asking the server.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from importlib import resources
@@ -34,6 +31,7 @@ from pepper.errors import (
     WriteRefusedError,
 )
 from pepper.store.location import check_database_url, redact
+from pepper.store.pg_listen import ChangeListener, notify
 from pepper.store.pg_rows import Columns, Row, array_parameters, shaped_bulk
 from pepper.store.retention import TABLES
 from pepper.store.sql_store import Connection, Cursor, SqlStore
@@ -60,81 +58,6 @@ class _Conn:
         cursor = self._conn.cursor()
         cursor.executemany(sql, list(rows))
         return cursor  # type: ignore[return-value]
-
-
-#: How long the change listener waits for a notification before it looks whether it should stop (``stop``
-#: wakes it sooner).
-NOTIFY_WAIT = 0.5
-
-
-class _ChangeListener:
-    """Counts other processes' commits, as ``NOTIFY pepper_changes`` tells them (a thread on its own connection).
-
-    While it is not connected, ``version`` changes on every read, so that callers fall back to polling."""
-
-    def __init__(self, url: str, own_pids: set[int], connect_timeout: float) -> None:
-        self._url, self._own, self._timeout = url, own_pids, connect_timeout
-        self._count = 0
-        self._connected = False
-        self.callbacks: list[Callable[[], None]] = []
-        self._fallback = itertools.count(1)
-        self._stop = threading.Event()
-        #: Where ``stop`` wakes the thread from its wait for notifications (this listener's alone: no other
-        #: process hears it).
-        self.wake_channel = f"pepper_wake_{uuid.uuid4().hex[:16]}"
-        self._thread = threading.Thread(target=self._run, name="pepper-pg-listen", daemon=True)
-        self._thread.start()
-
-    @property
-    def version(self) -> int:
-        if not self._connected:
-            return -next(self._fallback)
-        return self._count
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))) as conn:
-                    conn.execute(queries("postgres")["listen_changes"])
-                    conn.execute(f"LISTEN {self.wake_channel}")
-                    self._count += 1  # whatever happened while not listening has to be read
-                    self._connected = True
-                    self._tell()
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=NOTIFY_WAIT):
-                            if self._stop.is_set():
-                                break
-                            if note.channel != self.wake_channel and note.pid not in self._own:
-                                self._count += 1
-                                self._tell()
-            except psycopg.Error:
-                pass
-            self._connected = False
-            self._stop.wait(1.0)
-
-    def _tell(self) -> None:
-        for callback in list(self.callbacks):
-            try:
-                callback()
-            except Exception:
-                log.exception("a subscriber to database changes failed")
-
-    def stop(self, wake: Callable[[str], None] | None = None) -> None:
-        """Stop listening; ``wake(channel)`` notifies the channel the thread also listens on, so that it ends
-        at once rather than at the end of its wait."""
-        self._stop.set()
-        if wake is not None and self._connected:
-            try:
-                wake(self.wake_channel)
-            except Exception:  # it ends at the end of its wait instead
-                log.debug("could not wake the change listener", exc_info=True)
-        self._thread.join(timeout=5.0)
-
-
-def _notify(pool: ConnectionPool, channel: str) -> None:
-    """Send a notification on ``channel`` through a connection of ``pool``, waiting a second at most for one."""
-    with pool.connection(timeout=1.0) as conn:
-        conn.execute(f"NOTIFY {channel}")
 
 
 def _connect_error(url: str, exc: BaseException) -> DatabaseUnreachableError:
@@ -193,7 +116,7 @@ class PostgresStore(SqlStore):
         except PoolTimeout as exc:
             self._pool.close()
             raise _connect_error(url, exc) from None
-        self._listener = _ChangeListener(url, self._own_pids, connect_timeout)
+        self._listener = ChangeListener(url, self._own_pids, connect_timeout)
         #: Sent as one: statements with no parameters may go together (PostgreSQL's simple protocol).
         self._begin_write = "; ".join(
             ("BEGIN", self._q["serialise_writers"].rstrip("; \n").replace("%s", str(WRITE_LOCK)),
@@ -297,7 +220,7 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            self._listener.stop(lambda channel: _notify(pool, channel))
+            self._listener.stop(lambda channel: notify(pool, channel))
             pool.close()
 
     @contextmanager

@@ -295,9 +295,9 @@ def test_a_database_that_takes_no_writes_is_unhealthy_and_writes_raise_a_typed_e
 
 
 def test_closing_a_store_wakes_its_change_listener_instead_of_waiting_out_its_wait(postgres_url, monkeypatch):
-    from pepper.store import postgres
+    from pepper.store import pg_listen
 
-    monkeypatch.setattr(postgres, "NOTIFY_WAIT", 3600.0)  # each wait for a notification: only a wake ends it
+    monkeypatch.setattr(pg_listen, "NOTIFY_WAIT", 3600.0)  # each wait for a notification: only a wake ends it
     other = open_store(postgres_url)  # another process's listener, in effect: the wake is not news to it
     store = open_store(postgres_url)
     try:
