@@ -110,8 +110,14 @@ class HealthMonitor(AlertSource):
                 field="metric",
             )
 
+        server = server_of(self.runtime)
+
         def value(rule: AlertRule, now: float) -> float | None:
-            number = self._component(component, now).metrics.get(name)
+            if server is not None:  # the server's numbers, read as this process evaluates the rule
+                figures = server.ask_server("GET", ("health", "metrics"), params={"component": [component]})
+                number = figures.get(component, {}).get(name)
+            else:
+                number = self._component(component, now).metrics.get(name)
             return float(number) if isinstance(number, (int, float)) else None
 
         return self._watch(metric, threshold, callback, value=value, above=above, hysteresis=hysteresis,

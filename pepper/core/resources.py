@@ -12,6 +12,7 @@ from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
 from pepper.core.served import server_of
+from pepper.engine.sampler import ValueOf
 from pepper.errors import (
     AgentNotFoundError,
     AllocationNotFoundError,
@@ -25,7 +26,7 @@ from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
 from pepper.model.units import check_limit, check_wait, parse_duration
 from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
-from pepper.monitoring.alerts import Alert
+from pepper.monitoring.alerts import Alert, AlertRule
 
 _WAIT_STEPS = (0.02, 0.05, 0.1, 0.2, 0.5)
 
@@ -254,6 +255,10 @@ class ResourceManager(Component):
         )
 
 
+#: The most alerts a server lists in one answer (``GET /api/v1/alerts``).
+_SERVED_ALERTS = 1_000
+
+
 class ResourceMonitor(AlertSource):
     """Real measurements of agents (CPU %, memory MB, storage MB) and alerts on them."""
 
@@ -280,14 +285,27 @@ class ResourceMonitor(AlertSource):
         rule id. It fires again only after the value came back by ``hysteresis`` (default 10%)."""
         runtime = self.runtime
         (name,) = check_metrics([metric])
-        if not _known(runtime, agent_id):
+        value: ValueOf | None = None  # by default, the measured usage of the rule's subject
+        if server_of(runtime) is not None:
+            agent_id = _agent_id(agent_id)
+            self.get_usage(agent_id, [name])  # the server knows the agent, or says which agents it knows
+
+            def measured(rule: AlertRule, now: float) -> float | None:  # as the agent's worker last measured it
+                return self.get_usage(agent_id, [name]).measurements[name].value
+
+            value = measured
+        elif not _known(runtime, agent_id):
             raise AgentNotFoundError(agent_id, _known_ids(runtime))
-        return self._watch(name, threshold, callback, subject=agent_id, above=above, hysteresis=hysteresis,
-                           cooldown=cooldown)  # fmt: skip
+        return self._watch(name, threshold, callback, value=value, subject=agent_id, above=above,
+                           hysteresis=hysteresis, cooldown=cooldown)  # fmt: skip
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Alerts that fired, newest first (at most ``limit``, from 1 to 1,000,000)."""
+        """Alerts that fired, newest first (at most ``limit``, from 1 to 1,000,000; over a server, at most the
+        1,000 newest)."""
         check_limit(limit)
+        if (server := server_of(self.runtime)) is not None:
+            found = server.ask_server("GET", ("alerts",), params={"limit": min(limit, _SERVED_ALERTS)})
+            return [dict(item) for item in found["items"]]
         return [{**a, "above": bool(a["above"])} for a in self.runtime.store.alerts.recent(limit)]
 
 

@@ -29,9 +29,11 @@ from pepper.store.sql_store import SqlStore
 
 T = TypeVar("T")
 
-#: The faces whose alert rules a remote runtime evaluates itself: their values are the server's figures
-#: (``PerformanceMonitor``: the attempts, ``GET /api/v1/observations``).
-_WATCHED_HERE = frozenset({"performance"})
+#: The faces whose alert rules a remote runtime evaluates itself, on the server's figures: the attempts
+#: (``PerformanceMonitor``, ``GET /api/v1/observations``), the health numbers (``HealthMonitor``,
+#: ``GET /api/v1/health/metrics``) and the agents' measured usage (``ResourceMonitor``,
+#: ``GET /api/v1/agents/{id}/usage``).
+_WATCHED_HERE = frozenset({"performance", "health", "resources"})
 
 
 class RemoteRuntime(Runtime):
@@ -132,13 +134,13 @@ class RemoteRuntime(Runtime):
         raise RemoteUnsupportedError("measuring an agent", "its worker measures it")
 
     def watch(self, rule: AlertRule, callback: Callable[[Alert], Any], value: ValueOf | None = None) -> None:
-        """Evaluate ``rule`` here on the server's figures, calling ``callback`` here (``pepper.http.remote_alerts``):
-        the performance monitor's rules only; the others read what only the server's machine has."""
+        """Evaluate ``rule`` here on the server's figures (read by ``value``), calling ``callback`` here
+        (``pepper.http.remote_alerts``)."""
         if value is None or rule.source not in _WATCHED_HERE:
             raise RemoteUnsupportedError(
                 f"an alert rule on {rule.source} figures",
                 "set it where the server runs (a rule under [[alerts]] in its pepper.toml: its firings come through "
-                "`/api/v1/events` and `GET /api/v1/alerts`); PerformanceMonitor.set_alert works over a server",
+                "`/api/v1/events` and `GET /api/v1/alerts`)",
             )
         self._check_open()
         self._watches.add(rule, callback, value)

@@ -1,10 +1,10 @@
 """``RemoteWatches``: the alert rules a runtime connected to a server evaluates itself, calling their callbacks here.
 
 A Python callback cannot run on the server, and the server keeps no rules for its callers; so a rule set through
-``PerformanceMonitor.set_alert`` on a remote runtime is evaluated in this process, every ``sample_interval``, on the
-figures the server gives (its attempts, ``GET /api/v1/observations``): the same rule, on the same values a process
-on the server's machine would watch. Its alerts go to the callback only: the server does not record them (they are
-not in ``GET /api/v1/alerts``). The rules end with the runtime.
+a monitor's ``set_alert`` on a remote runtime is evaluated in this process, every ``sample_interval``, on the
+figures the server gives (its attempts, its health numbers, its agents' measured usage): the same rule, on the same
+values a process on the server's machine would watch. Its alerts go to the callback only: the server does not
+record them (they are not in ``GET /api/v1/alerts``). The rules end with the runtime.
 """
 
 from __future__ import annotations
