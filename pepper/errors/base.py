@@ -56,6 +56,50 @@ def _rebuilt(cls: type[PepperError], args: tuple[Any, ...], state: dict[str, Any
     return error
 
 
+#: The attributes of errors that may travel to another process as they are (an HTTP answer's ``facts``): ids,
+#: names and lists of them, never a location, a URL or a value a caller sent (they may hold a password or be huge).
+SHARED_FACTS = frozenset({
+    "task_id", "run_id", "step_id", "agent_id", "allocation_id", "task_type", "rejected", "shortfall", "cycle",
+    "pending", "known", "valid", "failures", "differences", "scope", "needed", "name", "state", "timeout", "limit",
+    "line", "by", "token_name", "source", "target",
+})  # fmt: skip
+
+
+def facts(error: BaseException) -> dict[str, Any]:
+    """The ``SHARED_FACTS`` ``error`` holds whose values are JSON-ready: texts, numbers, and lists and mappings of
+    them."""
+    return {name: value for name, value in vars(error).items() if name in SHARED_FACTS and _plain(value)}
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if depth >= 2:
+        return False
+    if type(value) in (list, tuple):
+        return all(_plain(item, depth + 1) for item in value)
+    if type(value) is dict:
+        return all(type(key) is str and _plain(item, depth + 1) for key, item in value.items())
+    return False
+
+
+def with_facts(error: PepperError, found: Any) -> PepperError:
+    """``error`` holding the ``SHARED_FACTS`` of ``found`` (as another process sent them: lists as tuples)."""
+    if isinstance(found, dict):
+        for name, value in found.items():
+            if name in SHARED_FACTS:
+                setattr(error, name, _tuples(value))
+    return error
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    return value
+
+
 class PepperError(Exception):
     """Root of every error raised by pepper."""
 

@@ -16,6 +16,7 @@ import httpx
 
 from pepper import errors as e
 from pepper.errors import PepperError, ServerUnreachableError, ValidationError
+from pepper.errors.base import with_facts
 
 #: The error class an answer's status stands for when its body names none this client knows.
 _BY_STATUS: dict[int, type[PepperError]] = {
@@ -49,7 +50,7 @@ def error_from(status: int, body: Any, url: str) -> PepperError:
     Exception.__init__(error, text)
     error.field = field if isinstance(field, str) else None  # type: ignore[attr-defined]
     error.status = status  # type: ignore[attr-defined]
-    return error
+    return with_facts(error, detail.get("facts") if isinstance(detail, Mapping) else None)
 
 
 def escaped_id(identifier: str) -> str:

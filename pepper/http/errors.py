@@ -1,8 +1,9 @@
 """Errors as HTTP answers: one table from the ``PepperError`` tree to status codes, one body shape.
 
 Every error answer is ``{"error": {"type": <PepperError class name>, "message": ..., "field": ...}}``, FastAPI's
-own validation errors (422) included, so a client maps any answer back to the same exception class. Only a bug
-answers 500; nothing a client sends should.
+own validation errors (422) included, so a client maps any answer back to the same exception class; ``facts``, when
+there are any, holds the error's ids and lists (``task_id``, ``rejected``...: ``pepper.errors.base.SHARED_FACTS``).
+Only a bug answers 500; nothing a client sends should.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pepper import errors as e
+from pepper.errors.base import facts
 
 log = logging.getLogger("pepper.http")
 
@@ -55,6 +57,9 @@ class ErrorDetail(BaseModel):
     type: str
     message: str
     field: str | None = None
+    facts: dict[str, Any] | None = Field(
+        default=None, description="The error's ids and lists, by name (task_id, rejected, cycle...), when it has any."
+    )
 
 
 class ErrorBody(BaseModel):
@@ -99,7 +104,14 @@ def _pepper_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     field = getattr(exc, "field", None)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    return error_response(status, type(exc).__name__, str(exc), field if isinstance(field, str) else None, **headers)
+    answer: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "field": field if isinstance(field, str) else None,
+    }
+    if found := facts(exc):
+        answer["facts"] = found
+    return JSONResponse({"error": answer}, status_code=status, headers=headers or None)
 
 
 def _invalid(request: Request, exc: Exception) -> JSONResponse:
