@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -53,6 +53,18 @@ def error_from(status: int, body: Any, url: str) -> PepperError:
     return with_facts(error, detail.get("facts") if isinstance(detail, Mapping) else None)
 
 
+def shown_url(url: str) -> str:
+    """``url`` with the password of its user part (``http://user:password@host``) as ``***``: safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.rpartition("@")[2]  # not a URL a client could use: never its user part
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def escaped_id(identifier: str) -> str:
     """``identifier`` as one path segment: every ``/`` in it escaped, so no id is read as a sub-resource, and an
     id of ``.`` or ``..`` written ``%2E`` / ``%2E%2E``, so it is never taken for a dot segment and removed."""
@@ -82,15 +94,16 @@ class Connection:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValidationError(
-                f"a server URL looks like 'http://host:8080' (http or https), got {url!r}", field="url"
+                f"a server URL looks like 'http://host:8080' (http or https), got {shown_url(url)!r}", field="url"
             )
-        self.url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        #: The server's URL as shown (in messages, ``repr``, suggested commands): its password, if any, as ``***``.
+        self.url = shown_url(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
         token = token if token is not None else os.environ.get("PEPPER_TOKEN")
         if token is not None and not isinstance(token, str):
             raise ValidationError(f"a token is text, got {type(token).__name__}", field="token")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._options: dict[str, Any] = {
-            "base_url": self.url + "/api/v1",
+            "base_url": f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/api/v1",
             "headers": headers,
             "timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         }
