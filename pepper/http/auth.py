@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Callable, Mapping
 from http.cookies import CookieError, SimpleCookie
@@ -25,8 +26,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from pepper.errors import AccessDeniedError, AuthenticationError, ScopeError, StoreBusyError
-from pepper.http.errors import error_response
+from pepper.errors import AccessDeniedError, AuthenticationError, PepperError, ScopeError, StoreBusyError
+from pepper.http.errors import error_answer, error_response
 from pepper.http.tokens import Scope, TokenRecord, authenticate, still_live
 
 _bearer = HTTPBearer(auto_error=False, description="A pepper token: `pepper token create --scope read --name NAME`")
@@ -38,6 +39,8 @@ CSRF_COOKIE = "pepper_csrf"
 CSRF_HEADER = "x-csrf-token"
 #: Methods that change nothing: no CSRF token needed.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+log = logging.getLogger("pepper.http")
 
 _NO_TOKEN = "this needs a token: send `Authorization: Bearer <token>` (`pepper token create` makes one)"
 _BAD_TOKEN = "the token is unknown or was revoked; ask for a new one"
@@ -64,7 +67,12 @@ class TokenGate:
         session = None if secret else _cookies(scope).get(SESSION_COOKIE)
         secret = secret or session
         store = scope["app"].state.runtime.store
-        record = await to_thread.run_sync(lambda: authenticate(store, secret, now=time.time())) if secret else None
+        try:
+            record = await to_thread.run_sync(lambda: authenticate(store, secret, now=time.time())) if secret else None
+        except PepperError as exc:  # the database unreachable, say: 503, as any route reading it would answer
+            log.warning("%s %s: could not check the token: %s", scope["method"], scope["path"], exc)
+            await error_answer(exc)(scope, receive, send)
+            return
         if record is None and scope["path"] in self.pages:
             await self.pages[scope["path"]](scope, receive, send)
             return

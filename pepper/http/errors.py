@@ -102,6 +102,12 @@ def _pepper_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    return error_answer(exc)
+
+
+def error_answer(exc: e.PepperError) -> JSONResponse:
+    """The answer to ``exc``: its status by the table, its class, message, field and facts."""
+    status = status_of(exc)
     field = getattr(exc, "field", None)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     answer: dict[str, Any] = {
