@@ -9,6 +9,7 @@ from typing import Any
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import TaskCancelledError, TaskFailedError, TaskParkedError, ValidationError, shown, suggest
+from pepper.model import codec
 from pepper.model.feedback import TaskFeedback
 from pepper.model.status import TaskStatus
 from pepper.model.submission import TASK_FIELDS, build_task, tasks_from_specs
@@ -118,6 +119,8 @@ class TaskOrchestrator(Component):
         task_id = _check_id(task_id)
         if reason is not None and not isinstance(reason, str):
             raise ValidationError(f"a cancel's reason must be text, got {shown(reason)}", field="reason")
+        if reason is not None:
+            codec.check_utf8(reason, reason, "reason")  # stored with the task: text the database can hold
         backend = await self.runtime.backend()
         return await backend.cancel(task_id, reason or "cancelled on request")
 

@@ -34,6 +34,8 @@ class TaskFeedback:
     def build(cls, task_id: str, rating: Any, comment: Any = None, metrics: Any = None, **more: Any) -> TaskFeedback:
         if comment is not None and not isinstance(comment, str):
             raise ValidationError(f"comment must be text, got {type(comment).__name__}", field="comment")
+        if comment is not None:
+            codec.check_utf8(comment, comment, "comment")
         if metrics is not None and not isinstance(metrics, Mapping):
             raise ValidationError(f"metrics must be a mapping, got {type(metrics).__name__}", field="metrics")
         values, _ = codec.normalise(dict(metrics or {}), "metrics")
