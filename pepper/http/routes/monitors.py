@@ -48,7 +48,9 @@ def performance(request: Request, window: str = "60s") -> dict[str, Any]:
 
 
 @router.get("/observations", dependencies=[READ], response_model=Page)
-def observations(request: Request, since: float) -> Page:
+def observations(
+    request: Request, since: Annotated[float, Query(allow_inf_nan=False, description="A Unix time, in seconds.")]
+) -> Page:
     """The attempts that ended after `since` (a Unix time): when, task type, agent, ok, queue wait and run time
     in seconds. The performance figures are made of them; a remote client computes its own from them."""
     found, _ = runtime_of(request).read(lambda backend: backend.observations(since))
