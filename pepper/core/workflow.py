@@ -149,8 +149,7 @@ class WorkflowController(WorkflowRuns):
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs of this workflow (by name), most recent first (at most ``limit``, from 1 to 1,000,000)."""
         check_limit(limit)
-        found = self.runtime.read(lambda backend: backend.list_runs(max(limit * 5, 100)))
-        return [r for r in found if r.workflow == self.name][:limit]
+        return self.runtime.read(lambda backend: backend.list_runs(limit, workflow=self.name))
 
     def __repr__(self) -> str:
         return f"WorkflowController({self.name!r}, steps={[s.step_id for s in self.steps]})"
