@@ -10,7 +10,7 @@ import pytest
 
 import pepper
 from pepper.core import WorkflowController, load_workflow
-from pepper.errors import WorkflowDefinitionError
+from pepper.errors import RerunError, WorkflowDefinitionError
 from pepper.model.workflow_run import RunState
 from tests.support import eventually
 
@@ -75,6 +75,28 @@ def test_a_failed_child_fails_the_step_and_skip_in_its_policy_lets_the_run_go_on
     result = lenient.run(timeout=60)
     assert result.status == "completed"
     assert result["docs"].status == "skipped" and result["after"].status == "completed"
+
+
+def test_a_child_run_is_not_rerun_on_its_own_and_stays_as_its_parent_saw_it(runtime):
+    broken = {"check"}
+    agents(runtime, fail=broken)
+    child = child_workflow(runtime)
+    parent = WorkflowController("parent", runtime)
+    parent.add_step("docs", workflow=child, inputs={"page": "a.md"})
+    first = parent.run(timeout=60)
+    (child_run,) = runtime.store.runs.children(f"{first.run_id}/docs")
+    broken.clear()  # the cause is fixed
+
+    for args in ({}, {"from_step": "write"}):
+        with pytest.raises(RerunError, match=rf"sub-workflow run of step 'docs' of run '{first.run_id}'"):
+            child.rerun(child_run.run_id, **args)
+    with pytest.raises(RerunError, match="step 'docs' is a sub-workflow"):
+        parent.rerun(first.run_id)
+
+    again = runtime.store.runs.get(child_run.run_id)
+    assert again.state is RunState.FAILED and again.finished_at == child_run.finished_at
+    assert child.status(child_run.run_id)["check"].attempts == 1
+    assert parent.status(first.run_id)["docs"].status == "failed"
 
 
 def test_cancelling_the_parent_cancels_the_child(runtime):
