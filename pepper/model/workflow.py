@@ -285,6 +285,9 @@ class WorkflowSpec:
     fail_fast: bool = False
     description: str | None = None
     source: str | None = None  # the file it was read from, if any
+    #: The inputs its runs start from (a workflow file's ``inputs:``): what a sub-workflow step's child run
+    #: starts from, under the parent run's inputs and the step's own.
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def by_id(self) -> dict[str, Step]:
@@ -333,6 +336,8 @@ class WorkflowSpec:
             data["description"] = self.description
         if self.source:
             data["source"] = self.source
+        if self.inputs:
+            data["inputs"] = dict(self.inputs)
         return data
 
     @classmethod
@@ -355,7 +360,7 @@ class WorkflowSpec:
                 step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))
             steps.append(step)
         return cls(data["name"], tuple(steps), bool(data.get("fail_fast")), data.get("description"),
-                   data.get("source"))  # fmt: skip
+                   data.get("source"), dict(data.get("inputs") or {}))  # fmt: skip
 
 
 class _MissingCondition:

@@ -133,6 +133,35 @@ def test_a_workflow_file_names_its_sub_workflow_by_a_path_relative_to_it(tmp_pat
     assert result["docs"].result == {"write": {"step": "write", "page": "index.md", "got": []}}
 
 
+def test_a_sub_workflow_starts_from_its_own_default_inputs_under_the_run_and_the_step(tmp_path, runtime):
+    agents(runtime)
+    (tmp_path / "child.yaml").write_text(
+        "name: child\ninputs: {page: default.md}\nsteps:\n  - id: write\n    type: t\n"
+        "    inputs: {page: '${{ inputs.page }}'}\n"
+    )
+    (tmp_path / "parent.yaml").write_text(
+        "name: parent\nsteps:\n  - id: plain\n    workflow: child.yaml\n"
+        "  - id: given\n    workflow: child.yaml\n    inputs: {page: given.md}\n"
+    )
+    from_file = load_workflow(tmp_path / "parent.yaml", runtime)
+    python_child = WorkflowController("python-child", runtime)
+    python_child.add_step("write", "t", inputs={"page": "${{ inputs.page }}"})
+    python_child.default_inputs = {"page": "python.md"}
+    from_python = WorkflowController("python-parent", runtime)
+    from_python.add_step("plain", workflow=python_child)
+
+    first, second = from_file.run(timeout=60), from_python.run(timeout=60)
+    overridden = from_python.run(inputs={"page": "run.md"}, timeout=60)
+
+    assert first.status == "completed" and second.status == "completed", (first.reason, second.reason)
+    assert first["plain"].result["write"]["page"] == "default.md"
+    assert first["given"].result["write"]["page"] == "given.md"
+    assert second["plain"].result["write"]["page"] == "python.md"
+    assert overridden["plain"].result["write"]["page"] == "run.md"
+    (child,) = runtime.store.runs.children(f"{first.run_id}/plain")
+    assert child.inputs == {"page": "default.md"}
+
+
 def test_a_missing_or_looping_sub_workflow_file_is_refused_at_its_line(tmp_path):
     (tmp_path / "a.yaml").write_text("name: a\nsteps:\n  - id: b\n    workflow: b.yaml\n")
     (tmp_path / "b.yaml").write_text("name: b\nsteps:\n  - id: a\n    workflow: a.yaml\n")

@@ -107,6 +107,14 @@ def test_a_spec_round_trips_through_its_stored_form_and_python_conditions_are_ma
     assert missing_conditions(again) == ["c"] and missing_conditions(spec) == []
 
 
+def test_a_sub_workflows_default_inputs_are_kept_in_the_stored_form():
+    child = WorkflowSpec("child", (make_step("w", "t"),), inputs={"page": "a.md"})
+    spec = spec_of(make_step("docs", None, workflow=child))
+    again = WorkflowSpec.from_dict(spec.to_dict())
+    assert again.steps[0].workflow is not None and again.steps[0].workflow.inputs == {"page": "a.md"}
+    assert "inputs" not in WorkflowSpec.from_dict(again.steps[0].workflow.to_dict() | {"inputs": {}}).to_dict()
+
+
 def test_run_ids_are_namespaced_by_workflow_and_unique():
     ids = {new_run_id("docs site!") for _ in range(200)}
     assert len(ids) == 200 and all(i.startswith("docs-site-") and "/" not in i for i in ids)
