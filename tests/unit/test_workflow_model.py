@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pepper.errors import ExpressionError, ValidationError, WorkflowDefinitionError
@@ -113,6 +115,54 @@ def test_a_sub_workflows_default_inputs_are_kept_in_the_stored_form():
     again = WorkflowSpec.from_dict(spec.to_dict())
     assert again.steps[0].workflow is not None and again.steps[0].workflow.inputs == {"page": "a.md"}
     assert "inputs" not in WorkflowSpec.from_dict(again.steps[0].workflow.to_dict() | {"inputs": {}}).to_dict()
+
+
+CHILD = WorkflowSpec("child", (make_step("w", "t"),))
+GATE = {"timeout": "1h"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        ({"task_type": "t", "workflow": CHILD}, "task_type", "sub-workflow step (workflow), whose steps run on "
+                                                            "their own agents: it takes no task type (got 't')"),
+        ({"agent": "w", "workflow": CHILD}, "agent", "runs on no agent (got agent 'w')"),
+        ({"task_type": "t", "approval": GATE}, "task_type", "approval step (approval), which a person decides"),
+        ({"agent": "w", "approval": GATE}, "agent", "runs on no agent"),
+        ({"recovery": "dead_letter", "workflow": CHILD}, "policy", "strategy 'dead_letter' (in 'dead_letter')"),
+        ({"recovery": "retry(2) -> skip", "approval": GATE}, "policy", "strategy 'retry'"),
+        ({"recovery": "reassign -> abort", "workflow": CHILD}, "policy", "strategy 'reassign'"),
+        ({"max_retries": 1, "approval": GATE}, "max_retries", "cannot be retried (got retries 1)"),
+    ],
+)
+def test_an_approval_or_a_sub_workflow_step_takes_no_type_agent_or_recovery_that_cannot_apply(kwargs, field, message):
+    fields = {"task_type": None, **kwargs}
+    with pytest.raises(WorkflowDefinitionError, match=re.escape(message)) as refused:
+        make_step("s", fields.pop("task_type"), **fields)
+    assert (refused.value.step_id, refused.value.field) == ("s", field)
+    if field == "policy":
+        assert "only skip or abort apply to it" in str(refused.value)
+
+
+def test_an_approval_or_a_sub_workflow_step_keeps_its_own_type_and_skip_or_abort():
+    assert make_step("g", "approval", approval=GATE, recovery="skip").task_type == "approval"
+    assert make_step("c", "workflow", workflow=CHILD, recovery="abort").task_type == "workflow"
+    assert make_step("c", None, workflow=CHILD, recovery=["skip"]).template.policy is not None
+
+
+def test_a_stored_approval_or_sub_workflow_step_loads_with_only_what_applied_to_it():
+    child = CHILD.to_dict()
+    stored = {"name": "old", "steps": [
+        {"id": "gate", "type": "work", "agent": "w", "retries": 2, "approval": {"timeout": 60}},
+        {"id": "sub", "type": "work", "workflow": child, "recovery": [{"strategy": "dead_letter"}]},
+        {"id": "lenient", "type": "workflow", "workflow": child, "recovery": "retry(1) -> skip"},
+        {"id": "strict", "type": "workflow", "workflow": child, "recovery": "dead_letter -> skip"},
+    ]}  # fmt: skip
+    spec = WorkflowSpec.from_dict(stored)
+    gate, sub, lenient, strict = spec.steps
+    assert (gate.task_type, gate.agent, gate.template.max_retries, gate.template.policy) == ("approval", None, 0, None)
+    assert (sub.task_type, sub.template.policy) == ("workflow", None)
+    assert str(lenient.template.policy) == "skip" and strict.template.policy is None
 
 
 def test_run_ids_are_namespaced_by_workflow_and_unique():
