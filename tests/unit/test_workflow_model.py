@@ -249,6 +249,51 @@ def test_evaluation_errors_say_what_is_missing():
         expressions.parse("inputs.page > 'a'").evaluate({"inputs": {"page": 1}})
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("len(steps.a.result.s * 100000000000) > 1", "repeating a string of 2 characters 100,000,000,000 times"),
+        ("len('x' * 400000000) > 1", "would build 400,000,000; an expression builds at most 1,000,000"),
+        ("len(600000 * [1, 2]) > 1", "repeating a list of 2 items 600,000 times would build 1,200,000"),
+        ("len(steps.a.result.xs * (1000 * 1000)) > 0", "a list of 3 items 1,000,000 times"),
+        ("'%999999999d' % 1", "the format '%999999999d' asks for 999,999,999 characters"),
+        ("'%.5000000f' % 1", "asks for 5,000,000 characters"),
+        ("b'%2000000s' % b'x'", "asks for 2,000,000 characters"),
+    ],
+)
+def test_an_expression_cannot_build_a_huge_value_and_says_why(text, message):
+    context = {"steps": {"a": {"result": {"s": "ab", "xs": [1, 2, 3]}}}, "inputs": {}}
+    with pytest.raises(ExpressionError, match=re.escape(message)) as refused:
+        expressions.parse(text).evaluate(context)
+    assert refused.value.expression == text and str(refused.value).startswith(repr(text))
+
+
+def test_an_expression_builds_what_is_within_bounds():
+    context = {"inputs": {"s": "ab", "n": 3}}
+    assert expressions.parse("inputs.s * inputs.n").evaluate(context) == "ababab"
+    assert expressions.parse("len([0] * 1000000)").evaluate(context) == 1_000_000
+    assert expressions.parse("'%05d|%%' % 42").evaluate(context) == "00042|%"
+    assert expressions.parse("'n=%05d' % inputs.n").evaluate(context) == "n=00003"
+    assert expressions.parse("inputs.s * -1 + inputs.s * 0").evaluate(context) == ""
+
+
+class _Exhausting(dict):
+    def __contains__(self, key):
+        raise MemoryError
+
+
+def test_an_expression_that_runs_out_of_memory_or_fails_without_a_message_says_what_happened():
+    with pytest.raises(ExpressionError, match=r"'inputs.x' ran out of memory: it builds a value too large"):
+        expressions.parse("inputs.x").evaluate({"inputs": _Exhausting()})
+    with pytest.raises(ExpressionError, match=r"'inputs.x > 1' failed: KeyError$"):
+        expressions.parse("inputs.x > 1").evaluate({"inputs": {"x": _Unordered()}})
+
+
+class _Unordered:
+    def __gt__(self, other):
+        raise KeyError
+
+
 def test_templates_replace_whole_values_and_interpolate_text():
     value = {"a": "${{ inputs.xs }}", "b": ["n=${{ inputs.n }}", "${{ inputs.xs }} ok"], "c": 3}
     assert expressions.resolve(value, {"inputs": {"xs": [1, 2], "n": 4}}) == {
