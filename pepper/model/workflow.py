@@ -355,8 +355,9 @@ class WorkflowSpec:
                 raw["id"], dependencies=raw.get("needs", ()), inputs=raw.get("inputs"),
                 priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
                 requirements=raw.get("requirements"), condition=raw.get("when"), metadata=raw.get("metadata"),
-                **stored_kind_fields(raw), delay=delay, for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
-                expected_items=raw.get("expected_items"), approval=raw.get("approval"),
+                **stored_kind_fields(raw), delay=delay, for_each=raw.get("for_each"),
+                max_parallel=raw.get("max_parallel"), expected_items=raw.get("expected_items"),
+                approval=raw.get("approval"),
                 workflow=None if raw.get("workflow") is None else WorkflowSpec.from_dict(raw["workflow"]),
             )  # fmt: skip
             if "when_python" in raw:

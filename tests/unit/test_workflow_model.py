@@ -124,8 +124,11 @@ GATE = {"timeout": "1h"}
 @pytest.mark.parametrize(
     ("kwargs", "field", "message"),
     [
-        ({"task_type": "t", "workflow": CHILD}, "task_type", "sub-workflow step (workflow), whose steps run on "
-                                                            "their own agents: it takes no task type (got 't')"),
+        (
+            {"task_type": "t", "workflow": CHILD},
+            "task_type",
+            "sub-workflow step (workflow), whose steps run on their own agents: it takes no task type (got 't')",
+        ),
         ({"agent": "w", "workflow": CHILD}, "agent", "runs on no agent (got agent 'w')"),
         ({"task_type": "t", "approval": GATE}, "task_type", "approval step (approval), which a person decides"),
         ({"agent": "w", "approval": GATE}, "agent", "runs on no agent"),
