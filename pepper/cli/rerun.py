@@ -9,11 +9,10 @@ from pepper.cli.common import db_option, json_option, open_runtime, where_hint
 from pepper.cli.render import make_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave
 from pepper.cli.run_report import RunHistory, finish
-from pepper.cli.run_setup import resume_agents
+from pepper.cli.run_setup import parse_timeout, resume_agents
 from pepper.cli.run_views import settled
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
-from pepper.model.units import parse_duration
 
 
 @click.command(name="rerun", short_help="Run an ended workflow run's failed steps (or from a step) again.")
@@ -48,7 +47,7 @@ def rerun(
     """
     if failed_only and from_step is not None:
         raise click.UsageError("give --failed or --from STEP, not both")
-    limit = None if timeout is None else parse_duration(timeout, "--timeout")
+    limit = parse_timeout(timeout)
     console = make_console()
     with open_runtime(db) as runtime:
         record = runtime.store.runs.get(run_id)

@@ -1,5 +1,5 @@
-"""Before a run starts or resumes: its controller and agents, and the refusal of a run that could never
-finish because a step has no agent to take it (pointing at the step's line in the workflow file)."""
+"""Before a run starts or resumes: its controller, agents and ``--timeout``, and the refusal of a run that
+could never finish because a step has no agent to take it (pointing at the step's line in the workflow file)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 import pepper
@@ -23,9 +24,20 @@ from pepper.errors import (
 )
 from pepper.model import expressions
 from pepper.model.agent import AgentSpec
+from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunRecord
 from pepper.scheduling.eligibility import unrunnable_steps
 from pepper.workflow_file import WorkflowFile, parse_workflow_file
+
+
+def parse_timeout(text: str | None) -> float | None:
+    """A run's ``--timeout`` (None: none): a duration above 0, or a usage error naming the option."""
+    if text is None:
+        return None
+    seconds = parse_duration(text, "--timeout")
+    if seconds <= 0:
+        raise click.BadParameter(f"must be more than 0, got {text!r}", param_hint="'--timeout'")
+    return seconds
 
 
 def controller_for(parsed: WorkflowFile, runtime: pepper.Runtime) -> WorkflowController:

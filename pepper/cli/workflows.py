@@ -25,12 +25,17 @@ from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json, text_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave, wake_on_events
 from pepper.cli.run_report import RunHistory, draw, driver_note, finish, waiting_notes
-from pepper.cli.run_setup import controller_for, refuse_missing_inputs, refuse_unrunnable, resume_agents
+from pepper.cli.run_setup import (
+    controller_for,
+    parse_timeout,
+    refuse_missing_inputs,
+    refuse_unrunnable,
+    resume_agents,
+)
 from pepper.cli.run_views import counts_text, run_header, run_hints, runs_table, settled, steps_table
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
 from pepper.drawing import workflow_dot
-from pepper.model.units import parse_duration
 from pepper.model.workflow_run import RunRecord, RunState
 from pepper.workflow_file import parse_workflow_file
 
@@ -113,7 +118,7 @@ def run_workflow(
     failed or the run was cancelled or timed out, 130 after Ctrl-C.
     """
     overrides = parse_inputs(input_pairs, None)
-    limit = _parse_timeout(timeout)
+    limit = parse_timeout(timeout)
     _check_outputs(as_json, gantt, dot, Path(file))
     path = Path(file)
     parsed = parse_workflow_file(path)
@@ -138,15 +143,6 @@ def run_workflow(
         history = None if runtime.server else RunHistory.of(runtime, result)
         code = finish(console, controller.spec, result, ending, as_json, quiet, gantt, dot, db, history)
     leave(code)
-
-
-def _parse_timeout(text: str | None) -> float | None:
-    if text is None:
-        return None
-    seconds = parse_duration(text, "--timeout")
-    if seconds <= 0:
-        raise click.BadParameter(f"must be more than 0, got {text!r}", param_hint="'--timeout'")
-    return seconds
 
 
 def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, source: Path | None = None) -> None:
@@ -326,7 +322,7 @@ def resume_run(
     Example:
       pepper resume docsite-3f2a9c1e0b
     """
-    limit = _parse_timeout(timeout)
+    limit = parse_timeout(timeout)
     _check_outputs(as_json, gantt)
     console = make_console()
     with open_runtime(db) as runtime:

@@ -7,6 +7,7 @@ The calls both share on a run are ``core.workflow_runs``; ``TaskSequencer`` is `
 from __future__ import annotations
 
 import collections.abc as abc
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ class WorkflowController(WorkflowRuns):
         is the list of the items' results, in order (``expected_items``: how many the planner assumes).
         ``approval`` (``{"timeout": "1h", "approvers": ["ops@example.com"]}``) makes it wait for a person
         (``approve``); ``workflow`` (another ``WorkflowController``) makes it run that workflow as a child run
-        whose result (its steps' results by step id) is the step's. Neither needs a ``task_type``.
+        (from its ``default_inputs`` as they are now, under the run's inputs and the step's own) whose result
+        (its steps' results by step id) is the step's. Neither needs a ``task_type``.
         Returns the step."""
         child = None
         if workflow is not None:
@@ -101,7 +103,7 @@ class WorkflowController(WorkflowRuns):
                     field="workflow",
                 )
             workflow.spec.validate()
-            child = workflow.spec
+            child = replace(workflow.spec, inputs=dict(workflow.default_inputs))
         step = make_step(step_id, task_type, agent=agent, dependencies=dependencies, inputs=inputs,
                          priority=priority, timeout=timeout, max_retries=max_retries, requirements=requirements,
                          condition=condition, metadata=metadata, recovery=recovery, delay=delay, for_each=for_each,
@@ -149,8 +151,7 @@ class WorkflowController(WorkflowRuns):
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs of this workflow (by name), most recent first (at most ``limit``, from 1 to 1,000,000)."""
         check_limit(limit)
-        found = self.runtime.read(lambda backend: backend.list_runs(max(limit * 5, 100)))
-        return [r for r in found if r.workflow == self.name][:limit]
+        return self.runtime.read(lambda backend: backend.list_runs(limit, workflow=self.name))
 
     def __repr__(self) -> str:
         return f"WorkflowController({self.name!r}, steps={[s.step_id for s in self.steps]})"

@@ -129,11 +129,12 @@ class WorkflowRuns(Component):
         """Drive a run whose process stopped (a crash, a kill) to its end from here; steps that completed are
         not run again. Python conditions come from this workflow."""
         run_id = self._run_id(run_id)
+        limit = check_timeout(timeout)
         backend = await self.runtime.backend(start=True)
         spec = getattr(self, "spec", None)
         await backend.resume_run(run_id, spec)
         self.run_id = run_id
-        return await backend.wait_run(run_id, check_timeout(timeout))
+        return await backend.wait_run(run_id, limit)
 
     @on_engine_loop
     async def take_over_async(self, run_id: str) -> None:
@@ -148,10 +149,12 @@ class WorkflowRuns(Component):
         """Run an ended run's failed and cancelled steps again (``failed_only``), or ``from_step`` and every step
         downstream of it, in the same run, and wait for its end: completed steps are kept, and every earlier
         attempt stays in the history. ``RunNotFoundError`` for an unknown run, ``RerunError`` for a run that has
-        not ended, an unknown step or nothing to run again; nothing is changed then."""
+        not ended, an unknown step or nothing to run again, and ``ValidationError`` for a bad ``timeout``;
+        nothing is changed then."""
+        limit = check_timeout(timeout)
         await self.start_rerun_async(run_id, failed_only, from_step)
         backend = await self.runtime.backend(start=True)
-        return await backend.wait_run(self._run_id(run_id), check_timeout(timeout))
+        return await backend.wait_run(self._run_id(run_id), limit)
 
     @on_engine_loop
     async def start_rerun_async(self, run_id: str, failed_only: bool = True, from_step: str | None = None) -> list[str]:

@@ -117,8 +117,11 @@ class Backend(Protocol):
         """Where a run stands now, step by step."""
         ...
 
-    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
-        """The latest runs, most recent first (in ``state`` if given; ``after``: older than that run)."""
+    def list_runs(
+        self, limit: int, state: RunState | None = None, after: str | None = None, workflow: str | None = None
+    ) -> list[RunRecord]:
+        """The latest runs, most recent first (in ``state`` if given; ``after``: older than that run;
+        ``workflow``: only the runs of the workflow of that name)."""
         ...
 
     def run_record(self, run_id: str) -> RunRecord:

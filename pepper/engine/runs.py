@@ -160,9 +160,15 @@ class RunDriver(RunSteps, ChildRuns, RunRequests, EngineHook):
         """Run an ended run's failed and cancelled steps again (or ``from_step`` and everything downstream of it)
         in the same run, driven from here; completed steps are kept, and every earlier attempt stays in the
         history. A step with a condition keeps its decision: one that was skipped stays skipped. Returns the
-        step ids run again; raises ``RunNotFoundError`` or ``RerunError`` (nothing changed)."""
+        step ids run again; raises ``RunNotFoundError`` or ``RerunError`` (nothing changed), the latter also for
+        a sub-workflow's run (its parent's step does not follow it again)."""
         engine = self.engine
         record = engine.store.runs.get(run_id)
+        if record.parent is not None:
+            parent_run, step = record.parent.rsplit("/", 1)
+            raise RerunError(run_id, f"run {run_id!r} is the sub-workflow run of step {step!r} of run {parent_run!r}, "
+                                     "which would not follow it again; start a new run of the parent's workflow "
+                                     "instead (its step starts a new child run)")  # fmt: skip
         if not record.state.is_final or run_id in self.runs:
             raise RerunError(run_id, f"run {run_id!r} has not ended yet; wait for it (or cancel it) before re-running")
         stored = engine.store.runs.tasks(run_id)

@@ -374,8 +374,10 @@ class EngineService:
     def run_result(self, run_id: str) -> WorkflowResult:
         return self.engine.runs.result(run_id)
 
-    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
-        return self.engine.store.runs.list(state, limit, after=after)
+    def list_runs(
+        self, limit: int, state: RunState | None = None, after: str | None = None, workflow: str | None = None
+    ) -> list[RunRecord]:
+        return self.engine.store.runs.list(state, limit, after=after, workflow=workflow)
 
     def run_record(self, run_id: str) -> RunRecord:
         return self.engine.store.runs.get(run_id)

@@ -291,8 +291,10 @@ class StoreBackend:
         return WorkflowResult(run_id, record.workflow, record.state, steps, record.inputs, record.created_at,
                               record.finished_at, record.reason, record.plan)  # fmt: skip
 
-    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
-        return self.store.runs.list(state, limit, after=after)
+    def list_runs(
+        self, limit: int, state: RunState | None = None, after: str | None = None, workflow: str | None = None
+    ) -> list[RunRecord]:
+        return self.store.runs.list(state, limit, after=after, workflow=workflow)
 
     def run_record(self, run_id: str) -> RunRecord:
         return self.store.runs.get(run_id)

@@ -28,9 +28,11 @@ from pepper.model.workflow_run import SKIPPED, RunRecord, RunState
 def child_inputs(
     step: Step, run_inputs: Mapping[str, Any], results: Mapping[str, Any], skipped: set[str]
 ) -> dict[str, Any]:
-    """The inputs of a sub-workflow's run: the parent run's, under the step's own (references resolved)."""
+    """The inputs of a sub-workflow's run: its workflow's own (a file's ``inputs:``) under the parent run's, under
+    the step's own (references resolved)."""
     own = expressions.resolve(dict(step.template.inputs or {}), item_context(run_inputs, results, skipped))
-    return dict(codec.normalise({**run_inputs, **own}, "inputs")[0])
+    defaults = step.workflow.inputs if step.workflow is not None else {}
+    return dict(codec.normalise({**defaults, **run_inputs, **own}, "inputs")[0])
 
 
 class SubRuns:

@@ -221,12 +221,16 @@ class HttpBackend:
     def run_result(self, run_id: str) -> WorkflowResult:
         return result_of(self.connection.get(f"/runs/{_escaped(run_id)}"))
 
-    def list_runs(self, limit: int, state: RunState | None = None, after: str | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, limit: int, state: RunState | None = None, after: str | None = None, workflow: str | None = None
+    ) -> list[RunRecord]:
         from pepper.http.lists import MAX_LIMIT, encode_cursor
 
         params: dict[str, Any] = {"limit": max(1, min(limit, MAX_LIMIT))}
         if state is not None:
             params["state"] = state.value
+        if workflow is not None:
+            params["workflow"] = workflow
         if after is not None:
             params["cursor"] = encode_cursor(after)
         page = self.connection.get("/runs", **params)

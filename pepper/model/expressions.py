@@ -12,7 +12,10 @@ Allowed: literals (``true``/``false``/``null`` too), ``and``/``or``/``not``,
 comparisons (``==``, ``!=``, ``<``, ``in``, ...), ``+ - * / %``, attribute or
 ``[...]`` access to keys and list items, and ``len(...)``. Nothing else - no
 calls, no imports, no dunder attributes - so a workflow file cannot run code.
-A key that does not exist is an error naming the keys that do.
+A key that does not exist is an error naming the keys that do. What an
+expression builds is bounded: repeating text or a list (``*``) past
+``MAX_BUILT`` characters or items, or formatting text (``%``) with a width or
+precision past it, is an error before anything is built.
 
 In inputs, a string that is exactly ``${{ expr }}`` becomes the expression's
 value (any JSON type); ``${{ expr }}`` inside longer text is replaced by its
@@ -47,12 +50,44 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Is: operator.is_,
     ast.IsNot: operator.is_not,
 }
+#: The most characters or items an expression may build by repeating (``"ab" * n``) or formatting text.
+MAX_BUILT = 1_000_000
+_SIZED = (str, bytes, list, tuple)
+_FORMAT_SIZES = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d*)(?:\.(\d*))?[hlL]?[A-Za-z%]?")
+
+
+def _repeat(left: Any, right: Any) -> Any:
+    """``left * right``, refused before it is computed when it would repeat text or a list past ``MAX_BUILT``."""
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, _SIZED) and isinstance(count, int) and count > 1 and len(seq) * count > MAX_BUILT:
+            unit = ("character" if isinstance(seq, str) else "item") + ("" if len(seq) == 1 else "s")
+            raise ExpressionError(
+                f"repeating {_kind(seq)} of {len(seq):,} {unit} {count:,} times would build {len(seq) * count:,}; "
+                f"an expression builds at most {MAX_BUILT:,}"
+            )
+    return operator.mul(left, right)
+
+
+def _format(left: Any, right: Any) -> Any:
+    """``left % right``; text formatting with a width or precision past ``MAX_BUILT`` is refused."""
+    if isinstance(left, (str, bytes)):
+        text = left.decode("latin-1") if isinstance(left, bytes) else left
+        for match in _FORMAT_SIZES.finditer(text):
+            for size in match.groups():
+                if size and int(size) > MAX_BUILT:
+                    raise ExpressionError(
+                        f"the format {match.group(0)!r} asks for {int(size):,} characters; an expression builds "
+                        f"at most {MAX_BUILT:,}"
+                    )
+    return operator.mod(left, right)
+
+
 _ARITHMETIC: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
+    ast.Mult: _repeat,
     ast.Div: operator.truediv,
-    ast.Mod: operator.mod,
+    ast.Mod: _format,
 }
 
 
@@ -70,10 +105,17 @@ class Expression:
         """The value of the expression; ``context`` maps ``inputs`` and ``steps`` (and ``item``, ``index``)."""
         try:
             return _Evaluator(self.text, context).visit(self.tree.body)
-        except ExpressionError:
+        except ExpressionError as exc:
+            if exc.expression is None:  # raised by an operator: say which expression
+                raise ExpressionError(f"{self.text!r}: {exc}", expression=self.text) from None
             raise
+        except MemoryError:
+            raise ExpressionError(
+                f"{self.text!r} ran out of memory: it builds a value too large to hold", expression=self.text
+            ) from None
         except Exception as exc:  # noqa: BLE001 - comparing a str with an int, dividing by zero, ...
-            raise ExpressionError(f"{self.text!r} failed: {exc}", expression=self.text) from None
+            said = str(exc) or type(exc).__name__
+            raise ExpressionError(f"{self.text!r} failed: {said}", expression=self.text) from None
 
 
 def parse(text: Any) -> Expression:

@@ -19,10 +19,11 @@ from typing import Any
 
 from pepper.errors import CycleError, ExpressionError, ValidationError, WorkflowDefinitionError, suggest
 from pepper.model import expressions
-from pepper.model.approval import APPROVAL_TYPE, ApprovalSpec
+from pepper.model.approval import ApprovalSpec
 from pepper.model.dag import find_cycle, topological_order
 from pepper.model.fan_out_checks import MAX_EXPECTED_ITEMS, check_fan_out
 from pepper.model.requirements import Requirements
+from pepper.model.step_kinds import IMPLIED_TYPE, check_kind, stored_kind_fields
 from pepper.model.step_tasks import (
     INPUTS_KEY,
     REFS_KEY,
@@ -209,10 +210,9 @@ def make_step(
             step_id=step_id,
             field="delay",
         )
-    if task_type is None and approval is not None:
-        task_type = APPROVAL_TYPE
-    if task_type is None and workflow is not None:
-        task_type = "workflow"
+    given_type = task_type
+    if task_type is None and (approval is not None or workflow is not None):
+        task_type = IMPLIED_TYPE["approval" if approval is not None else "workflow"]
     if workflow is not None and not isinstance(workflow, WorkflowSpec):
         raise WorkflowDefinitionError(
             f"step {step_id!r}: workflow must be a workflow (a WorkflowController, or a workflow file's path in a "
@@ -260,6 +260,9 @@ def make_step(
         raise WorkflowDefinitionError(f"step {step_id!r}: {exc}", step_id=step_id, field=exc.field) from None
     if step_id in template.dependencies:
         raise WorkflowDefinitionError(f"step {step_id!r} depends on itself", step_id=step_id, field="dependencies")
+    if approval is not None or workflow is not None:
+        kind = "approval" if approval is not None else "workflow"
+        check_kind(step_id, kind, given_type, template.agent, template.policy, template.max_retries)
     return Step(step_id, template, text, fn, seconds, *fan, gate, workflow)
 
 
@@ -285,6 +288,9 @@ class WorkflowSpec:
     fail_fast: bool = False
     description: str | None = None
     source: str | None = None  # the file it was read from, if any
+    #: The inputs its runs start from (a workflow file's ``inputs:``): what a sub-workflow step's child run
+    #: starts from, under the parent run's inputs and the step's own.
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def by_id(self) -> dict[str, Step]:
@@ -333,6 +339,8 @@ class WorkflowSpec:
             data["description"] = self.description
         if self.source:
             data["source"] = self.source
+        if self.inputs:
+            data["inputs"] = dict(self.inputs)
         return data
 
     @classmethod
@@ -340,22 +348,23 @@ class WorkflowSpec:
         """Rebuild a stored spec (Python conditions come back as names only: see ``python_conditions``)."""
         steps = []
         for raw in data["steps"]:
-            # a delay stored on an approval or a sub-workflow (before it was refused) never held it back: dropped
+            # what an approval or a sub-workflow step was given before it was refused (a delay, a type, an
+            # agent, a recovery but skip or abort) never applied: dropped
             delay = None if raw.get("approval") is not None or raw.get("workflow") is not None else raw.get("delay")
             step = make_step(
-                raw["id"], raw["type"], agent=raw.get("agent"), dependencies=raw.get("needs", ()),
-                inputs=raw.get("inputs"), priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
-                max_retries=raw.get("retries", 0), requirements=raw.get("requirements"),
-                condition=raw.get("when"), metadata=raw.get("metadata"), recovery=raw.get("recovery"),
-                delay=delay, for_each=raw.get("for_each"), max_parallel=raw.get("max_parallel"),
-                expected_items=raw.get("expected_items"), approval=raw.get("approval"),
+                raw["id"], dependencies=raw.get("needs", ()), inputs=raw.get("inputs"),
+                priority=raw.get("priority", "normal"), timeout=raw.get("timeout"),
+                requirements=raw.get("requirements"), condition=raw.get("when"), metadata=raw.get("metadata"),
+                **stored_kind_fields(raw), delay=delay, for_each=raw.get("for_each"),
+                max_parallel=raw.get("max_parallel"), expected_items=raw.get("expected_items"),
+                approval=raw.get("approval"),
                 workflow=None if raw.get("workflow") is None else WorkflowSpec.from_dict(raw["workflow"]),
             )  # fmt: skip
             if "when_python" in raw:
                 step = replace(step, condition_fn=_MissingCondition(raw["when_python"]))
             steps.append(step)
         return cls(data["name"], tuple(steps), bool(data.get("fail_fast")), data.get("description"),
-                   data.get("source"))  # fmt: skip
+                   data.get("source"), dict(data.get("inputs") or {}))  # fmt: skip
 
 
 class _MissingCondition:

@@ -54,9 +54,12 @@ class RunLog:
         """Those of ``run_ids`` that are stored runs."""
         return {run_id for run_id in run_ids if self._store.query("run_exists", (run_id,))}
 
-    def list(self, state: RunState | None = None, limit: int = 100, *, after: str | None = None) -> list[RunRecord]:
-        """Most recent first; ``after``: only runs older than that one (the next page)."""
-        params = {"state": None if state is None else state.value, "after": after, "limit": limit}
+    def list(
+        self, state: RunState | None = None, limit: int = 100, *, after: str | None = None, workflow: str | None = None
+    ) -> list[RunRecord]:
+        """Most recent first; ``after``: only runs older than that one (the next page); ``workflow``: only the
+        runs of the workflow of that name."""
+        params = {"state": None if state is None else state.value, "after": after, "limit": limit, "workflow": workflow}
         return [RunRecord.from_row(r) for r in self._store.query("list_runs", params)]
 
     def count_by_state(self) -> dict[str, int]:

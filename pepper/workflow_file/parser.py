@@ -6,7 +6,7 @@ Each step is checked by ``pepper.workflow_file.checks``; the whole file is check
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,7 @@ def _spec(
         child = _child(path, raw, within, with_agents) if "workflow" in raw.fields else None
         if child is not None:
             children.append(child)
-        step = check_step(path, raw, None if child is None else child.spec)
+        step = check_step(path, raw, None if child is None else replace(child.spec, inputs=child.inputs))
         try:
             spec = spec.with_step(step)
         except WorkflowDefinitionError as exc:

@@ -49,7 +49,12 @@ def test_rerun_refuses_bad_requests_and_changes_nothing(cli: CLI) -> None:
     assert "no failed or cancelled step" in nothing.stderr
     unknown = cli.expect(2, "rerun", run_id, "--from", "nowhere")
     assert "has no step 'nowhere'" in unknown.stderr
+    for timeout, said in (("0", "must be more than 0, got '0'"), ("-5s", "cannot be negative, got '-5s'")):
+        bad = cli.expect(2, "rerun", run_id, "--from", "lint", "--timeout", timeout)
+        assert "--timeout" in bad.stderr and said in bad.stderr
     assert cli.json("runs")[0]["status"] == "completed"
+    steps = {s["step_id"]: s for s in cli.json("show", run_id)["steps"]}
+    assert steps["lint"]["attempts"] == 1 and steps["package"]["attempts"] == 1
 
 
 FANNED = (

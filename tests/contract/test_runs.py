@@ -79,3 +79,26 @@ def test_runs_are_listed_page_by_page_newest_first(store):
     assert pages == [["r5", "r4"], ["r3", "r2"], ["r1"]]
     assert [r.run_id for r in store.runs.list(RunState.RUNNING, limit=10, after="r4")] == ["r3", "r2"]
     assert [r.run_id for r in store.runs.list(RunState.COMPLETED)] == ["r1"]
+
+
+def test_runs_of_one_workflow_are_listed_however_many_runs_of_others_came_after(store):
+    # Given one run of "mine", then 150 of "other", then a second run of "mine"
+    def add(run_id: str, name: str, at: float) -> None:
+        spec = WorkflowSpec(name, (Step("a", build_task(task_id="a", task_type="t")),))
+        store.commit(WriteSet(submissions=[[build_task(task_id=f"{run_id}/a", task_type="t")]],
+                              runs=[NewRun(RunRecord(run_id, spec, {}, RunState.RUNNING, at, driver=ME), 0)]),
+                     ME)  # fmt: skip
+
+    add("m1", "mine", 1.0)
+    for n in range(150):
+        add(f"o{n:03}", "other", 2.0 + n)
+    add("m2", "mine", 500.0)
+    # When the runs of "mine" are listed, a page of one at a time
+    first = store.runs.list(limit=1, workflow="mine")
+    then = store.runs.list(limit=1, after=first[0].run_id, workflow="mine")
+    # Then both come, newest first, and no run of another workflow; a name without runs lists none
+    assert [r.run_id for r in first + then] == ["m2", "m1"]
+    assert [r.run_id for r in store.runs.list(limit=10, workflow="mine")] == ["m2", "m1"]
+    assert store.runs.list(RunState.COMPLETED, workflow="mine") == []
+    assert store.runs.list(workflow="nobody") == []
+    assert len(store.runs.list(limit=1000, workflow="other")) == 150

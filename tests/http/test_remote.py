@@ -126,6 +126,20 @@ def test_a_workflow_started_remotely_runs_to_its_end(remote: RemoteRuntime) -> N
     assert [r.run_id for r in workflow.runs()] == [result.run_id]
 
 
+def test_the_runs_of_one_workflow_are_asked_of_the_server_by_its_name(api: Api, remote: RemoteRuntime) -> None:
+    mine, other = WorkflowController("mine", runtime=remote), WorkflowController("other", runtime=remote)
+    for workflow in (mine, other):
+        workflow.add_step(step_id="only", task_type="echo")
+    first = mine.run(timeout=PATIENCE)
+    later = [other.run(timeout=PATIENCE).run_id for _ in range(2)]
+    with api.client("read") as client:
+        page = client.get("/api/v1/runs", params={"workflow": "mine", "limit": 1}).json()
+        others = client.get("/api/v1/runs", params={"workflow": "other"}).json()
+    assert [r["run_id"] for r in page["items"]] == [first.run_id] and page["next_cursor"] is None
+    assert [r["run_id"] for r in others["items"]] == later[::-1]
+    assert [r.run_id for r in mine.runs(limit=1)] == [first.run_id]
+
+
 def test_the_monitors_and_the_error_handler_read_the_server(api: Api, remote: RemoteRuntime) -> None:
     orchestrator = TaskOrchestrator(runtime=remote)
     orchestrator.submit_task("remote/broken", "break", policy="dead_letter")

@@ -6,7 +6,7 @@ import pytest
 
 import pepper
 from pepper.core import WorkflowController
-from pepper.errors import RerunError, RunNotFoundError
+from pepper.errors import RerunError, RunNotFoundError, ValidationError
 from pepper.model.task import TaskState
 from pepper.model.workflow_run import RunState
 from tests.integration.test_workflows import FAST
@@ -87,6 +87,20 @@ def test_bad_reruns_are_refused_and_change_nothing(runtime):
     record = runtime.store.runs.get(first.run_id)
     assert record.state is RunState.COMPLETED and record.finished_at == first.finished_at
     assert all(step.attempts == 1 for step in flow.status(first.run_id).steps.values())
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, float("nan"), "soon"])
+def test_a_rerun_with_a_bad_timeout_is_refused_before_the_run_is_touched(runtime, timeout):
+    calls: list[str] = []
+    flow = _flow(runtime, calls, {"build"})
+    first = flow.run()
+    assert first.status is RunState.FAILED
+    calls.clear()
+    with pytest.raises(ValidationError, match="timeout"):
+        flow.rerun(first.run_id, timeout=timeout)
+    record = runtime.store.runs.get(first.run_id)
+    assert record.state is RunState.FAILED and record.finished_at == first.finished_at
+    assert calls == [] and flow.status(first.run_id).steps["build"].attempts == 1
 
 
 def test_a_run_that_has_not_ended_cannot_be_rerun(runtime):

@@ -10,7 +10,7 @@ import pytest
 
 import pepper
 from pepper.core import WorkflowController, load_workflow
-from pepper.errors import WorkflowDefinitionError
+from pepper.errors import RerunError, WorkflowDefinitionError
 from pepper.model.workflow_run import RunState
 from tests.support import eventually
 
@@ -77,6 +77,28 @@ def test_a_failed_child_fails_the_step_and_skip_in_its_policy_lets_the_run_go_on
     assert result["docs"].status == "skipped" and result["after"].status == "completed"
 
 
+def test_a_child_run_is_not_rerun_on_its_own_and_stays_as_its_parent_saw_it(runtime):
+    broken = {"check"}
+    agents(runtime, fail=broken)
+    child = child_workflow(runtime)
+    parent = WorkflowController("parent", runtime)
+    parent.add_step("docs", workflow=child, inputs={"page": "a.md"})
+    first = parent.run(timeout=60)
+    (child_run,) = runtime.store.runs.children(f"{first.run_id}/docs")
+    broken.clear()  # the cause is fixed
+
+    for args in ({}, {"from_step": "write"}):
+        with pytest.raises(RerunError, match=rf"sub-workflow run of step 'docs' of run '{first.run_id}'"):
+            child.rerun(child_run.run_id, **args)
+    with pytest.raises(RerunError, match="step 'docs' is a sub-workflow"):
+        parent.rerun(first.run_id)
+
+    again = runtime.store.runs.get(child_run.run_id)
+    assert again.state is RunState.FAILED and again.finished_at == child_run.finished_at
+    assert child.status(child_run.run_id)["check"].attempts == 1
+    assert parent.status(first.run_id)["docs"].status == "failed"
+
+
 def test_cancelling_the_parent_cancels_the_child(runtime):
     hold = threading.Event()
     agents(runtime, hold=hold)
@@ -109,6 +131,35 @@ def test_a_workflow_file_names_its_sub_workflow_by_a_path_relative_to_it(tmp_pat
     result = workflow.run(timeout=60)
     assert result.status == "completed"
     assert result["docs"].result == {"write": {"step": "write", "page": "index.md", "got": []}}
+
+
+def test_a_sub_workflow_starts_from_its_own_default_inputs_under_the_run_and_the_step(tmp_path, runtime):
+    agents(runtime)
+    (tmp_path / "child.yaml").write_text(
+        "name: child\ninputs: {page: default.md}\nsteps:\n  - id: write\n    type: t\n"
+        "    inputs: {page: '${{ inputs.page }}'}\n"
+    )
+    (tmp_path / "parent.yaml").write_text(
+        "name: parent\nsteps:\n  - id: plain\n    workflow: child.yaml\n"
+        "  - id: given\n    workflow: child.yaml\n    inputs: {page: given.md}\n"
+    )
+    from_file = load_workflow(tmp_path / "parent.yaml", runtime)
+    python_child = WorkflowController("python-child", runtime)
+    python_child.add_step("write", "t", inputs={"page": "${{ inputs.page }}"})
+    python_child.default_inputs = {"page": "python.md"}
+    from_python = WorkflowController("python-parent", runtime)
+    from_python.add_step("plain", workflow=python_child)
+
+    first, second = from_file.run(timeout=60), from_python.run(timeout=60)
+    overridden = from_python.run(inputs={"page": "run.md"}, timeout=60)
+
+    assert first.status == "completed" and second.status == "completed", (first.reason, second.reason)
+    assert first["plain"].result["write"]["page"] == "default.md"
+    assert first["given"].result["write"]["page"] == "given.md"
+    assert second["plain"].result["write"]["page"] == "python.md"
+    assert overridden["plain"].result["write"]["page"] == "run.md"
+    (child,) = runtime.store.runs.children(f"{first.run_id}/plain")
+    assert child.inputs == {"page": "default.md"}
 
 
 def test_a_missing_or_looping_sub_workflow_file_is_refused_at_its_line(tmp_path):

@@ -154,6 +154,20 @@ def test_each_execution_is_a_new_run_with_its_own_tasks(runtime):
     assert [r.run_id for r in workflow.runs()] == [second.run_id, first.run_id]
 
 
+def test_the_runs_of_a_workflow_are_found_however_many_runs_of_others_came_after(runtime):
+    sleeper(runtime, "worker", ["t"], seconds=0.0)
+    mine, other = WorkflowController("mine", runtime), WorkflowController("other", runtime)
+    for workflow in (mine, other):
+        workflow.add_step("only", "t")
+    first = mine.run()
+    later = [other.start() for _ in range(101)]
+    for run_id in later:
+        other.wait(run_id, timeout=60)
+
+    assert [r.run_id for r in mine.runs()] == [first.run_id]
+    assert {r.run_id for r in other.runs(limit=200)} == set(later)
+
+
 def test_bad_workflows_are_refused_before_anything_is_stored(runtime):
     sleeper(runtime, "worker", ["t"], seconds=0.0)
     workflow = WorkflowController("bad", runtime)

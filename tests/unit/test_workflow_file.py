@@ -278,6 +278,23 @@ BAD = [
         6,
         ["names starting with '_' are not allowed"],
     ),
+    (
+        "name: wf\nsteps:\n  - id: a\n    approval: {timeout: 1h}\n    type: t\n",
+        5,
+        ["step 'a' is an approval step", "takes no task type (got 't')", "a step is one of"],
+    ),
+    ("name: wf\nsteps:\n  - id: a\n    approval: {timeout: 1h}\n    agent: x\n", 5, ["runs on no agent"]),
+    (
+        "name: wf\nsteps:\n  - id: a\n    approval: {timeout: 1h}\n    recovery: dead_letter\n",
+        5,
+        ["recovery strategy 'dead_letter' (in 'dead_letter') does not apply", "only skip or abort apply"],
+    ),
+    (
+        "name: wf\nsteps:\n  - id: a\n    approval: {timeout: 1h}\n    recovery: retry(2) -> skip\n",
+        5,
+        ["recovery strategy 'retry' (in 'retry(max_attempts=2) -> skip') does not apply"],
+    ),
+    ("name: wf\nsteps:\n  - id: a\n    approval: {timeout: 1h}\n    retries: 2\n", 5, ["cannot be retried"]),
 ]
 
 

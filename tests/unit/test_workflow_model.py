@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pepper.errors import ExpressionError, ValidationError, WorkflowDefinitionError
@@ -107,6 +109,65 @@ def test_a_spec_round_trips_through_its_stored_form_and_python_conditions_are_ma
     assert missing_conditions(again) == ["c"] and missing_conditions(spec) == []
 
 
+def test_a_sub_workflows_default_inputs_are_kept_in_the_stored_form():
+    child = WorkflowSpec("child", (make_step("w", "t"),), inputs={"page": "a.md"})
+    spec = spec_of(make_step("docs", None, workflow=child))
+    again = WorkflowSpec.from_dict(spec.to_dict())
+    assert again.steps[0].workflow is not None and again.steps[0].workflow.inputs == {"page": "a.md"}
+    assert "inputs" not in WorkflowSpec.from_dict(again.steps[0].workflow.to_dict() | {"inputs": {}}).to_dict()
+
+
+CHILD = WorkflowSpec("child", (make_step("w", "t"),))
+GATE = {"timeout": "1h"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        (
+            {"task_type": "t", "workflow": CHILD},
+            "task_type",
+            "sub-workflow step (workflow), whose steps run on their own agents: it takes no task type (got 't')",
+        ),
+        ({"agent": "w", "workflow": CHILD}, "agent", "runs on no agent (got agent 'w')"),
+        ({"task_type": "t", "approval": GATE}, "task_type", "approval step (approval), which a person decides"),
+        ({"agent": "w", "approval": GATE}, "agent", "runs on no agent"),
+        ({"recovery": "dead_letter", "workflow": CHILD}, "policy", "strategy 'dead_letter' (in 'dead_letter')"),
+        ({"recovery": "retry(2) -> skip", "approval": GATE}, "policy", "strategy 'retry'"),
+        ({"recovery": "reassign -> abort", "workflow": CHILD}, "policy", "strategy 'reassign'"),
+        ({"max_retries": 1, "approval": GATE}, "max_retries", "cannot be retried (got retries 1)"),
+    ],
+)
+def test_an_approval_or_a_sub_workflow_step_takes_no_type_agent_or_recovery_that_cannot_apply(kwargs, field, message):
+    fields = {"task_type": None, **kwargs}
+    with pytest.raises(WorkflowDefinitionError, match=re.escape(message)) as refused:
+        make_step("s", fields.pop("task_type"), **fields)
+    assert (refused.value.step_id, refused.value.field) == ("s", field)
+    if field == "policy":
+        assert "only skip or abort apply to it" in str(refused.value)
+
+
+def test_an_approval_or_a_sub_workflow_step_keeps_its_own_type_and_skip_or_abort():
+    assert make_step("g", "approval", approval=GATE, recovery="skip").task_type == "approval"
+    assert make_step("c", "workflow", workflow=CHILD, recovery="abort").task_type == "workflow"
+    assert make_step("c", None, workflow=CHILD, recovery=["skip"]).template.policy is not None
+
+
+def test_a_stored_approval_or_sub_workflow_step_loads_with_only_what_applied_to_it():
+    child = CHILD.to_dict()
+    stored = {"name": "old", "steps": [
+        {"id": "gate", "type": "work", "agent": "w", "retries": 2, "approval": {"timeout": 60}},
+        {"id": "sub", "type": "work", "workflow": child, "recovery": [{"strategy": "dead_letter"}]},
+        {"id": "lenient", "type": "workflow", "workflow": child, "recovery": "retry(1) -> skip"},
+        {"id": "strict", "type": "workflow", "workflow": child, "recovery": "dead_letter -> skip"},
+    ]}  # fmt: skip
+    spec = WorkflowSpec.from_dict(stored)
+    gate, sub, lenient, strict = spec.steps
+    assert (gate.task_type, gate.agent, gate.template.max_retries, gate.template.policy) == ("approval", None, 0, None)
+    assert (sub.task_type, sub.template.policy) == ("workflow", None)
+    assert str(lenient.template.policy) == "skip" and strict.template.policy is None
+
+
 def test_run_ids_are_namespaced_by_workflow_and_unique():
     ids = {new_run_id("docs site!") for _ in range(200)}
     assert len(ids) == 200 and all(i.startswith("docs-site-") and "/" not in i for i in ids)
@@ -189,6 +250,51 @@ def test_evaluation_errors_say_what_is_missing():
         expressions.parse("inputs.page.x").evaluate({"inputs": {"page": 1}})
     with pytest.raises(ExpressionError, match="failed"):
         expressions.parse("inputs.page > 'a'").evaluate({"inputs": {"page": 1}})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("len(steps.a.result.s * 100000000000) > 1", "repeating a string of 2 characters 100,000,000,000 times"),
+        ("len('x' * 400000000) > 1", "would build 400,000,000; an expression builds at most 1,000,000"),
+        ("len(600000 * [1, 2]) > 1", "repeating a list of 2 items 600,000 times would build 1,200,000"),
+        ("len(steps.a.result.xs * (1000 * 1000)) > 0", "a list of 3 items 1,000,000 times"),
+        ("'%999999999d' % 1", "the format '%999999999d' asks for 999,999,999 characters"),
+        ("'%.5000000f' % 1", "asks for 5,000,000 characters"),
+        ("b'%2000000s' % b'x'", "asks for 2,000,000 characters"),
+    ],
+)
+def test_an_expression_cannot_build_a_huge_value_and_says_why(text, message):
+    context = {"steps": {"a": {"result": {"s": "ab", "xs": [1, 2, 3]}}}, "inputs": {}}
+    with pytest.raises(ExpressionError, match=re.escape(message)) as refused:
+        expressions.parse(text).evaluate(context)
+    assert refused.value.expression == text and str(refused.value).startswith(repr(text))
+
+
+def test_an_expression_builds_what_is_within_bounds():
+    context = {"inputs": {"s": "ab", "n": 3}}
+    assert expressions.parse("inputs.s * inputs.n").evaluate(context) == "ababab"
+    assert expressions.parse("len([0] * 1000000)").evaluate(context) == 1_000_000
+    assert expressions.parse("'%05d|%%' % 42").evaluate(context) == "00042|%"
+    assert expressions.parse("'n=%05d' % inputs.n").evaluate(context) == "n=00003"
+    assert expressions.parse("inputs.s * -1 + inputs.s * 0").evaluate(context) == ""
+
+
+class _Exhausting(dict):
+    def __contains__(self, key):
+        raise MemoryError
+
+
+def test_an_expression_that_runs_out_of_memory_or_fails_without_a_message_says_what_happened():
+    with pytest.raises(ExpressionError, match=r"'inputs.x' ran out of memory: it builds a value too large"):
+        expressions.parse("inputs.x").evaluate({"inputs": _Exhausting()})
+    with pytest.raises(ExpressionError, match=r"'inputs.x > 1' failed: KeyError$"):
+        expressions.parse("inputs.x > 1").evaluate({"inputs": {"x": _Unordered()}})
+
+
+class _Unordered:
+    def __gt__(self, other):
+        raise KeyError
 
 
 def test_templates_replace_whole_values_and_interpolate_text():

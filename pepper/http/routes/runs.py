@@ -126,11 +126,14 @@ async def plan(request: Request) -> dict[str, Any]:
 
 
 @router.get("/runs", dependencies=[READ], response_model=Page)
-def list_runs(request: Request, state: RunState | None = None, limit: Limit = 100, cursor: Cursor = None) -> Page:
-    """A page of runs, newest first (in `state` if given)."""
+def list_runs(
+    request: Request, state: RunState | None = None, limit: Limit = 100, cursor: Cursor = None,
+    workflow: str | None = None,
+) -> Page:  # fmt: skip
+    """A page of runs, newest first (in `state` if given; of the workflow named `workflow` if given)."""
     listed(limit)
     after = decode_cursor(cursor)
-    records = runtime_of(request).read(lambda backend: backend.list_runs(limit + 1, state, after))
+    records = runtime_of(request).read(lambda backend: backend.list_runs(limit + 1, state, after, workflow))
     return page(records, limit, lambda r: r.run_id, RunRecord.to_dict)
 
 

@@ -292,9 +292,10 @@ SELECT * FROM runs WHERE run_id = ?;
 SELECT 1 FROM runs WHERE run_id = ?;
 
 -- name: list_runs
--- A page of runs, newest first, optionally in one state, after (older than) one run.
+-- A page of runs, newest first, optionally in one state, of one workflow, after (older than) one run.
 SELECT * FROM runs
 WHERE (CAST(:state AS TEXT) IS NULL OR state = :state)
+  AND (CAST(:workflow AS TEXT) IS NULL OR workflow = :workflow)
   AND (CAST(:after AS TEXT) IS NULL
        OR created_at < (SELECT created_at FROM runs WHERE run_id = :after)
        OR (created_at = (SELECT created_at FROM runs WHERE run_id = :after) AND run_id < :after))
