@@ -9,8 +9,8 @@ from typing import Any
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, WorkflowDefinitionError
-from pepper.model.agent import AgentSpec
 from pepper.model import codec
+from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
 from pepper.model.units import check_wait
 from pepper.model.workflow import WorkflowSpec
