@@ -9,6 +9,7 @@ from typing import Any
 from pepper.core.component import Component
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, WorkflowDefinitionError
+from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
 from pepper.model.units import check_wait
@@ -98,6 +99,7 @@ class WorkflowRuns(Component):
     async def cancel_async(self, run_id: str | None = None, reason: str | None = None) -> bool:
         """Cancel a run (default: the latest): its unfinished steps are cancelled. False if it had ended."""
         run_id = self._run_id(run_id)
+        _check_text("reason", reason)
         backend = await self.runtime.backend(start=True)
         return await backend.cancel_run(run_id, reason or "the run was cancelled on request")
 
@@ -113,8 +115,7 @@ class WorkflowRuns(Component):
             if not isinstance(given, str) or not given:
                 raise ValidationError(f"{name} must be a non-empty string, got {given!r}", field=name)
         for name, text in (("reason", reason), ("by", by)):
-            if text is not None and not isinstance(text, str):
-                raise ValidationError(f"{name} must be text, got {type(text).__name__}", field=name)
+            _check_text(name, text)
         backend = await self.runtime.backend()
         return await backend.approve_step(run_id, step_id, bool(approve), reason, by)
 
@@ -174,3 +175,12 @@ class WorkflowRuns(Component):
     resume = blocking(resume_async)
     rerun = blocking(rerun_async)
     start_rerun = blocking(start_rerun_async)
+
+
+def _check_text(name: str, text: Any) -> None:
+    """``text`` (None, or text the database can store) or a ``ValidationError`` naming ``name``."""
+    if text is None:
+        return
+    if not isinstance(text, str):
+        raise ValidationError(f"{name} must be text, got {type(text).__name__}", field=name)
+    codec.check_utf8(text, text, name)

@@ -11,11 +11,13 @@ import pepper
 from pepper.core import WorkflowController
 from pepper.engine.clock import ManualClock
 from pepper.errors import (
+    InvalidTextError,
     NotApproverError,
     NotWaitingError,
     RunNotFoundError,
     StepNotFoundError,
     StoreBusyError,
+    ValidationError,
     WorkflowDefinitionError,
 )
 from tests.support import eventually
@@ -99,7 +101,14 @@ def test_a_decision_is_recorded_once_and_bad_requests_change_nothing(tmp_path):
             workflow.approve(run_id, "build", by=APPROVER)
         with pytest.raises(NotApproverError, match=r"waits for approver@example\.com"):
             workflow.approve(run_id, "gate", by="someone-else@example.com")
+        with pytest.raises(InvalidTextError, match="reason"):  # a lone surrogate: not text the database can hold
+            workflow.approve(run_id, "gate", by=APPROVER, reason="ok \ud800")
+        with pytest.raises(ValidationError, match="reason must be text"):
+            workflow.cancel(run_id, reason=42)
+        with pytest.raises(InvalidTextError, match="reason"):
+            workflow.cancel(run_id, reason="stop \ud800")
         assert runtime.store.approvals.get(f"{run_id}/gate").waiting  # nothing changed
+        assert runtime.store.runs.get(run_id).state.value == "running"
 
         workflow.approve(run_id, "gate", by=APPROVER)
         with pytest.raises(NotWaitingError, match=r"approved by approver@example\.com"):
