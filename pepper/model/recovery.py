@@ -6,10 +6,12 @@ left) or that does not apply to the error hands over to the next one; when the
 chain is exhausted the task fails. The strategies:
 
 ===============  ==============================================================
-``retry``        run it again after a backoff: ``max_attempts`` times, delay
-                 ``delay * multiplier**(n-1)`` capped at ``max_delay``, less up
-                 to ``jitter`` of it; ``retry_on`` / ``never_retry`` list error
-                 types (exception class names) it applies to / skips
+``retry``        run it again after a backoff: ``max_attempts`` times (at most
+                 1000), delay ``delay * multiplier**(n-1)`` capped at
+                 ``max_delay`` (a longer ``delay`` is kept; both at most 366
+                 days), less up to ``jitter`` of it; ``retry_on`` /
+                 ``never_retry`` list error types (exception class names) it
+                 applies to / skips
 ``reassign``     run it again on another eligible agent, never one that already
                  failed it (``max_times``; ``penalize`` counts the failure
                  against the failed agent's score twice)

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
-from pepper.errors import ValidationError, suggest
-from pepper.model.retry import Backoff
+from pepper.errors import ValidationError, shown, suggest
+from pepper.model.retry import MAX_RETRIES, Backoff
 from pepper.model.units import parse_duration
 
 ACTIONS = ("retry", "reassign", "fallback", "skip", "abort", "dead_letter", "fail")
@@ -134,8 +134,8 @@ _POSITIONAL = {"retry": "max_attempts", "reassign": "max_times", "fallback": "ag
 
 
 def _count(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"{name} must be a whole number >= 0, got {value!r}", field=name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise ValidationError(f"{name} must be a whole number from 0 to {MAX_RETRIES}, got {shown(value)}", field=name)
 
 
 def _names(value: Any, name: str) -> frozenset[str]:
