@@ -70,10 +70,13 @@ class Retry(Strategy):
     def backoff(self) -> Backoff:
         return Backoff(self.delay, self.multiplier, self.max_delay, self.jitter)
 
-    def applies_to(self, error_type: str) -> bool:
-        if error_type in self.never_retry:
+    def applies_to(self, error_types: str | Iterable[str]) -> bool:
+        """Whether it retries an error of these types: an error's class names, its own and those it inherits
+        from (``TaskError.names``), so that ``retry_on=[OSError]`` takes a ``ConnectionError``."""
+        names = {error_types} if isinstance(error_types, str) else set(error_types)
+        if names & self.never_retry:
             return False
-        return not self.retry_on or error_type in self.retry_on
+        return not self.retry_on or bool(names & self.retry_on)
 
 
 @dataclass(frozen=True, slots=True)

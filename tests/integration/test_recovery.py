@@ -82,6 +82,35 @@ def test_a_retry_delay_longer_than_max_delay_is_waited_in_full_and_its_reason_co
     assert orchestrator.wait("job", timeout=20).state is TaskState.COMPLETED and calls == ["job", "job"]
 
 
+class RegistryDown(ConnectionError):
+    """An error of the agent's own, under the built-in ConnectionError and OSError."""
+
+
+def test_retry_on_and_never_retry_take_the_classes_an_error_inherits_from(runtime):
+    calls = []
+
+    @pepper.agent("registry", task_types=["t"], runtime=runtime)
+    def fetch(task):
+        calls.append(task.task_id)
+        raise RegistryDown("registry down")
+
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("on", "t", policy="retry(2, delay=0, retry_on=[OSError])")
+    orchestrator.submit_task("never", "t", policy="retry(2, delay=0, never_retry=[ConnectionError]) -> dead_letter")
+    orchestrator.submit_task("other", "t", policy="retry(2, delay=0, retry_on=[TimeoutError])")
+    statuses = orchestrator.wait(["on", "never", "other"], timeout=30)
+    assert [(s.task_id, s.state, s.attempts) for s in statuses] == [
+        ("on", TaskState.FAILED, 3), ("never", TaskState.PARKED, 1), ("other", TaskState.FAILED, 1)
+    ]  # fmt: skip
+    assert sorted(calls) == ["never", "on", "on", "on", "other"]
+    stored = orchestrator.get_task_status("on").error
+    assert stored.type == "RegistryDown" and stored.names[:3] == ("RegistryDown", "ConnectionError", "OSError")
+    # by hand: the classes of an exception given count as well
+    handler = ErrorHandler(runtime)
+    outcome = handler.handle_error_now("other", RegistryDown("still down"), "retry(1, delay=0, retry_on=[OSError])")
+    assert outcome.action == "retry"
+
+
 def test_reassign_moves_a_failing_task_to_the_other_agent(runtime):
     broken = flaky(runtime, "broken", failures=100)
     healthy = flaky(runtime, "healthy", failures=0)

@@ -20,6 +20,7 @@ from pepper.model.recovery import (
     default_policy,
 )
 from pepper.model.retry import Backoff, unit_jitter
+from pepper.model.status import TaskError, error_types
 from pepper.model.task import Task
 from pepper.scheduling.explain import WaitFacts, explain, retry_of
 
@@ -74,6 +75,21 @@ def test_errors_that_are_not_retryable_go_straight_to_the_next_strategy():
     only = "retry(5, retry_on=[TimeoutError]) -> skip"
     assert run_chain(only, 1, error="TimeoutError")[0].action == "retry"
     assert run_chain(only, 1, error="ZeroDivisionError")[0].action == "skip"
+
+
+def test_retry_on_and_never_retry_match_any_class_the_error_inherits_from():
+    connection = ("ConnectionError", "OSError", "Exception", "BaseException")
+    assert run_chain("retry(2, retry_on=[OSError]) -> skip", 1, error=connection)[0].action == "retry"
+    assert run_chain("retry(2, never_retry=[OSError]) -> skip", 1, error=connection)[0].action == "skip"
+    assert run_chain("retry(2, retry_on=[TimeoutError]) -> skip", 1, error=connection)[0].action == "skip"
+    assert run_chain("retry(2, retry_on=[OSError]) -> skip", 1, error="ConnectionError")[0].action == "skip"
+
+    class Transient(ConnectionError):
+        pass
+
+    error = TaskError("Transient", "try again", types=error_types(Transient()))
+    assert error.names == ("Transient", *connection)
+    assert TaskError.from_dict(error.to_dict()) == error and TaskError("X", "y").names == ("X",)
 
 
 def test_reassign_never_returns_to_an_agent_that_failed_and_hands_over_when_none_is_left():
@@ -170,7 +186,6 @@ from pepper.model.events import (  # noqa: E402
     TasksAdded,
     TimerFired,
 )
-from pepper.model.status import TaskError  # noqa: E402
 from pepper.model.submission import build_task  # noqa: E402
 from pepper.model.task import TRANSITIONS, TaskState  # noqa: E402
 
