@@ -295,11 +295,13 @@ def test_health_counts_tasks_in_a_retry_delay_but_not_parked_ones(tmp_path):
     assert report["agents"].metrics["waiting_tasks"] == 1
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_runs_waiting_for_an_approval_or_a_step_delay_are_not_stuck_and_only_steps_of_runs_count_as_parked(
-    tmp_path,
+    request, tmp_path, kind
 ):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "h.db")
     clock = ManualClock(time.time())
-    with pepper.Runtime(db=str(tmp_path / "h.db"), home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as runtime:
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as runtime:
         pepper.agent("w", task_types=["work"], runtime=runtime)(lambda task: 1)
 
         @pepper.agent("broken", task_types=["fails"], runtime=runtime)

@@ -86,7 +86,14 @@ class RegistryDown(ConnectionError):
     """An error of the agent's own, under the built-in ConnectionError and OSError."""
 
 
-def test_retry_on_and_never_retry_take_the_classes_an_error_inherits_from(runtime):
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_retry_on_and_never_retry_take_the_classes_an_error_inherits_from(request, tmp_path, kind):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "r.db")
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
+        _inherited_classes_count(runtime)
+
+
+def _inherited_classes_count(runtime):
     calls = []
 
     @pepper.agent("registry", task_types=["t"], runtime=runtime)
