@@ -9,7 +9,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from pepper.errors import ValidationError, shown, suggest
-from pepper.model.retry import MAX_RETRIES, Backoff
+from pepper.model.retry import MAX_RETRIES, MAX_RETRY_DELAY, Backoff
 from pepper.model.units import parse_duration
 
 ACTIONS = ("retry", "reassign", "fallback", "skip", "abort", "dead_letter", "fail")
@@ -269,6 +269,28 @@ def _value(text: str) -> Any:
         except ValueError:
             pass
     return text.strip("'\"")
+
+
+def stored_policy(data: Any) -> Policy:
+    """A policy as a task row stores it (``Policy.to_data``). One stored before retry counts and delays were
+    bounded is read with them brought within the bounds (at most 1000 times, 366 days), not refused: the task
+    stays readable."""
+    try:
+        return Policy.parse(data)
+    except ValidationError:
+        if not isinstance(data, list) or not all(isinstance(item, Mapping) for item in data):
+            raise
+        return Policy.parse([_within_bounds(item) for item in data])
+
+
+def _within_bounds(item: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(item)
+    for key, most in (("max_attempts", MAX_RETRIES), ("max_times", MAX_RETRIES), ("delay", MAX_RETRY_DELAY),
+                      ("max_delay", MAX_RETRY_DELAY)):  # fmt: skip
+        value = out.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > most:
+            out[key] = most
+    return out
 
 
 def default_policy(max_retries: int, backoff: Backoff) -> Policy:

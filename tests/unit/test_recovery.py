@@ -19,6 +19,7 @@ from pepper.model.recovery import (
     decide,
     default_policy,
 )
+from pepper.model.recovery_policy import stored_policy
 from pepper.model.retry import Backoff, unit_jitter
 from pepper.model.status import TaskError, error_types
 from pepper.model.task import Task
@@ -405,3 +406,13 @@ def test_a_retrys_reason_counts_the_retries_of_the_policy_followed_or_applied_by
 
     assert reason((1, 2)) == "retry 1 of 2 starts in 1h00m"
     assert reason(None) == "the next attempt starts in 1h00m, after 2 failed attempts"  # the policy is not known
+
+
+def test_a_policy_stored_beyond_todays_bounds_is_read_within_them():
+    old = [{"strategy": "retry", "max_attempts": 10**9, "delay": 1e300, "max_delay": 1e300}, {"strategy": "skip"}]
+    with pytest.raises(ValidationError):
+        Policy.parse(old)  # refused as input
+    assert stored_policy(old).strategies == (Retry(1000, delay=366 * 86400, max_delay=366 * 86400), Skip())
+    assert stored_policy(Policy.parse("retry(2) -> dead_letter").to_data()) == Policy.parse("retry(2) -> dead_letter")
+    with pytest.raises(ValidationError):
+        stored_policy([{"strategy": "nap"}])  # what no pepper ever stored stays refused
