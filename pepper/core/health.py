@@ -22,6 +22,7 @@ from pepper.engine.figures import EngineFigures, RunningAttempt
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import ValidationError, suggest
 from pepper.model.lease import LeaseKind, room
+from pepper.model.step_tasks import run_namespace
 from pepper.model.task import TaskState
 from pepper.model.workflow_run import RunState
 from pepper.monitoring import health as rules
@@ -204,14 +205,24 @@ class HealthMonitor(AlertSource):
         running = [r for r in recent if r.state is RunState.RUNNING]
         stuck = []
         for run in running:
-            tasks = store.runs.tasks(run.run_id)
-            moments = [run.created_at] + [m for t in tasks.values() for m in (t.started_at, t.finished_at) if m]
-            quiet = now - max(moments)
-            busy = any(t.state is TaskState.IN_PROGRESS for t in tasks.values())
-            if quiet > rules.RUN_STUCK_AFTER and not busy:
-                stuck.append((run.run_id, quiet))
+            tasks = store.runs.tasks(run.run_id).values()
+            if any(t.state in (TaskState.IN_PROGRESS, TaskState.PARKED) for t in tasks):
+                continue  # busy, or waiting for a person on a parked step (reported as that step, below)
+            # when the run last moved, or is next due to: a step started or ended, a delay or retry ends
+            moments = [run.created_at] + [m for t in tasks for m in (t.started_at, t.finished_at) if m]
+            moments += [m for t in tasks if t.state is TaskState.PENDING for m in (t.task.not_before, t.next_attempt_at)
+                        if m is not None]  # fmt: skip
+            if now - max(moments) > rules.RUN_STUCK_AFTER:  # an approval asked for moves it when decided or expired
+                asked = [
+                    m for a in store.approvals.of_run(run.run_id) if a.waiting for m in (a.requested_at, a.deadline)
+                ]
+                quiet = now - max(moments + asked)
+                if quiet > rules.RUN_STUCK_AFTER:
+                    stuck.append((run.run_id, quiet))
         ended = [r for r in recent if r.finished_at is not None and r.finished_at >= now - 3600]
-        parked = tuple(r.task.task_id for r in store.errors.parked() if "/" in r.task.task_id)
+        parked_ids = [r.task.task_id for r in store.errors.parked()]
+        runs = store.runs.among({rid for t in parked_ids if (rid := run_namespace(t)) is not None})
+        parked = tuple(t for t in parked_ids if run_namespace(t) in runs)  # steps of runs, not any id with a '/'
         facts = rules.WorkflowFacts(len(running), tuple(stuck), len(ended),
                                     sum(1 for r in ended if r.state is RunState.FAILED), parked)  # fmt: skip
         return rules.workflows_health(facts)

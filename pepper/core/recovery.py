@@ -17,7 +17,7 @@ from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import AgentNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.recovery import ErrorRecord, Fallback, Policy, RecoveryOutcome
-from pepper.model.status import TaskError, TaskStatus
+from pepper.model.status import TaskError, TaskStatus, error_types
 from pepper.model.units import check_limit
 from pepper.scheduling.eligibility import Route, eligible, rejection
 
@@ -28,7 +28,8 @@ def as_task_error(error: Any, fallback: TaskError | None = None) -> TaskError:
         return error
     if isinstance(error, BaseException):
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        return TaskError(type(error).__name__, str(error), text if error.__traceback__ else None)
+        return TaskError(type(error).__name__, str(error), text if error.__traceback__ else None,
+                         types=error_types(error))  # fmt: skip
     if isinstance(error, str) and error.strip():
         return TaskError("Error", error)
     if isinstance(error, Mapping) and isinstance(error.get("message"), str):

@@ -24,6 +24,7 @@ from pepper.errors import (
 from pepper.model.agent import check_agent_id
 from pepper.model.lease import Allocation, Lease, LeaseKind, room, total_held
 from pepper.model.resources import Resources, describe
+from pepper.model.timing import MAX_DELAY
 from pepper.model.units import check_limit, check_wait, parse_duration
 from pepper.model.usage import METRICS, AgentUsage, Measurement, check_metrics
 from pepper.monitoring.alerts import Alert, AlertRule
@@ -103,8 +104,12 @@ def _duration(duration: Any) -> float | None:
     if duration is None:
         return None
     seconds = parse_duration(duration, "duration")
-    if seconds <= 0:
-        raise ValidationError(f"duration must be positive, got {duration!r}", field="duration")
+    if not 0 < seconds <= MAX_DELAY:
+        raise ValidationError(
+            f"duration must be positive and at most 366 days ({MAX_DELAY:.0f}s), got {shown(duration)}; "
+            "give none for a lease held until it is released",
+            field="duration",
+        )
     return seconds
 
 

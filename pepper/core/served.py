@@ -34,13 +34,14 @@ def server_of(runtime: Runtime) -> Server | None:
 
 
 def plan_task(item: Any) -> str | dict[str, Any]:
-    """A task of a workload plan as the server reads it: a dict as given, a task's id, type and requirements
-    (the plan reads nothing else of it), or the id of a stored task."""
+    """A task of a workload plan as the server reads it: a dict as given, a task's id, type, requirements and
+    dependencies (the plan reads nothing else of it), or the id of a stored task."""
     if isinstance(item, Mapping):
         return dict(item)
     task = item if isinstance(item, Task) else getattr(item, "task", None)  # a Task, or a stored record
     if isinstance(task, Task):
-        return {"task_id": task.task_id, "task_type": task.task_type, "requirements": task.requirements.to_dict()}
+        return {"task_id": task.task_id, "task_type": task.task_type, "requirements": task.requirements.to_dict(),
+                "dependencies": list(task.dependencies)}  # fmt: skip
     return stored_task_id(item)
 
 

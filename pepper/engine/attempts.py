@@ -37,7 +37,7 @@ from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.events import AttemptEnded, CallHeld, CallReturned, Event
 from pepper.model.run import TaskRun
-from pepper.model.status import TaskError
+from pepper.model.status import TaskError, error_types
 
 log = logging.getLogger("pepper.engine")
 
@@ -63,7 +63,7 @@ def task_error(exc: BaseException, kind: str = "error") -> TaskError:
     if isinstance(exc, (CommandFailed, CommandKilled, MemoryLimitExceeded, ResultTooLarge, AgentCrashed)):
         # The message carries the command's own stderr; pepper's frames would only mislead.
         crashed = isinstance(exc, (CommandKilled, AgentCrashed))
-        return TaskError(type(exc).__name__, str(exc), None, "crash" if crashed else kind)
+        return TaskError(type(exc).__name__, str(exc), None, "crash" if crashed else kind, error_types(exc))
     name = type(exc).__name__
     try:
         message = str(exc) or name
@@ -73,7 +73,7 @@ def task_error(exc: BaseException, kind: str = "error") -> TaskError:
         text: str | None = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
     except Exception:  # noqa: BLE001
         text = None
-    return TaskError(name, message, text, kind)
+    return TaskError(name, message, text, kind, error_types(exc))
 
 
 class Attempts:

@@ -16,12 +16,14 @@ from pepper.engine.figures import EngineCounters as EngineCounters  # also impor
 from pepper.engine.figures import EngineFigures as EngineFigures
 from pepper.engine.live import LiveTask
 from pepper.engine.state import EngineState
+from pepper.engine.transitions.recovery import policy_for
 from pepper.model.agent import AgentSpec
+from pepper.model.recovery import Policy, RecoveryState
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
 from pepper.scheduling.choice import Chooser
 from pepper.scheduling.directory import AgentDirectory, Pool
-from pepper.scheduling.explain import WaitFacts
+from pepper.scheduling.explain import WaitFacts, retry_of
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance, ScoreParts
 from pepper.scheduling.selection import Candidate
@@ -46,15 +48,23 @@ class Waiting(Protocol):
     def parked_at(self) -> float | None: ...
     @property
     def placement(self) -> str | None: ...
+    @property
+    def recovery(self) -> RecoveryState: ...
+    @property
+    def agent_id(self) -> str | None: ...
 
 
 def facts_of(
     t: Waiting, now: float, dependencies: Mapping[str, TaskState | None], agents: Sequence[tuple[AgentSpec, int]],
     ahead: int, *, agent_notes: Mapping[str, str] | None = None, accepting: bool = True,
     resources_short: Mapping[str, float] | None = None, resources_where: str | None = None,
+    policy: Policy | None = None,
 ) -> WaitFacts:  # fmt: skip
     """What ``scheduling.explain`` needs to say why ``t`` waits, from what its holder (an engine's memory or
-    the store) knows: its dependencies' states, the agents with their running counts, the tasks ahead of it."""
+    the store) knows: its dependencies' states, the agents with their running counts, the tasks ahead of it,
+    the recovery policy it follows (None: its own, else its agent's if one of ``agents``)."""
+    if policy is None:
+        policy = t.task.policy or next((a.recovery for a, _ in agents if a.agent_id == t.agent_id), None)
     return WaitFacts(
         task=t.task,
         state=t.state,
@@ -66,6 +76,7 @@ def facts_of(
         ahead=ahead,
         next_attempt_at=t.next_attempt_at,
         failures=t.failures,
+        retry_of=retry_of(t.recovery, policy) if t.next_attempt_at is not None else None,
         last_error=t.error,
         parked_at=t.parked_at,
         accepting=accepting,
@@ -93,7 +104,7 @@ def wait_facts(state: EngineState, task_id: str, now: float) -> WaitFacts | None
         _ahead(state, t),
         agent_notes={a.spec.agent_id: a.status_note for a in state.agents.values() if a.status_note}
         | {p.agent_id: "runs on another worker, which takes the task when it has room" for p in elsewhere},
-        accepting=state.accepting, resources_short=short, resources_where=where,
+        accepting=state.accepting, resources_short=short, resources_where=where, policy=policy_for(state, t),
     )  # fmt: skip
 
 

@@ -6,10 +6,12 @@ left) or that does not apply to the error hands over to the next one; when the
 chain is exhausted the task fails. The strategies:
 
 ===============  ==============================================================
-``retry``        run it again after a backoff: ``max_attempts`` times, delay
-                 ``delay * multiplier**(n-1)`` capped at ``max_delay``, less up
-                 to ``jitter`` of it; ``retry_on`` / ``never_retry`` list error
-                 types (exception class names) it applies to / skips
+``retry``        run it again after a backoff: ``max_attempts`` times (at most
+                 1000), delay ``delay * multiplier**(n-1)`` capped at
+                 ``max_delay`` (a longer ``delay`` is kept; both at most 366
+                 days), less up to ``jitter`` of it; ``retry_on`` /
+                 ``never_retry`` list error types (exception class names, an
+                 error's own or one it inherits from) it applies to / skips
 ``reassign``     run it again on another eligible agent, never one that already
                  failed it (``max_times``; ``penalize`` counts the failure
                  against the failed agent's score twice)
@@ -31,7 +33,7 @@ The strategies and the policy grammar live in ``recovery_policy``, a task's erro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -147,9 +149,15 @@ class Options:
 
 
 def decide(
-    policy: Policy, state: RecoveryState, error_type: str, agent_id: str | None, seed: str, options: Options
+    policy: Policy,
+    state: RecoveryState,
+    error_type: str | Sequence[str],
+    agent_id: str | None,
+    seed: str,
+    options: Options,
 ) -> Decision:
-    """What ``policy`` does about a failure of type ``error_type`` on ``agent_id``.
+    """What ``policy`` does about a failure of type ``error_type`` on ``agent_id``: a class name, or the names
+    of the error's classes (``TaskError.names``), any of which ``retry_on`` / ``never_retry`` match.
 
     ``seed`` (the task id and attempt) makes retry jitter reproducible.
     """
@@ -169,7 +177,12 @@ def decide(
 
 
 def _try(
-    strategy: Strategy, state: RecoveryState, error_type: str, agent_id: str | None, seed: str, options: Options
+    strategy: Strategy,
+    state: RecoveryState,
+    error_type: str | Sequence[str],
+    agent_id: str | None,
+    seed: str,
+    options: Options,
 ) -> Decision | None:
     name = str(strategy)
     nxt = replace(state, used=state.used + 1)

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
-from pepper.errors import ValidationError, suggest
-from pepper.model.retry import Backoff
+from pepper.errors import ValidationError, shown, suggest
+from pepper.model.retry import MAX_RETRIES, MAX_RETRY_DELAY, Backoff
 from pepper.model.units import parse_duration
 
 ACTIONS = ("retry", "reassign", "fallback", "skip", "abort", "dead_letter", "fail")
@@ -70,10 +70,13 @@ class Retry(Strategy):
     def backoff(self) -> Backoff:
         return Backoff(self.delay, self.multiplier, self.max_delay, self.jitter)
 
-    def applies_to(self, error_type: str) -> bool:
-        if error_type in self.never_retry:
+    def applies_to(self, error_types: str | Iterable[str]) -> bool:
+        """Whether it retries an error of these types: an error's class names, its own and those it inherits
+        from (``TaskError.names``), so that ``retry_on=[OSError]`` takes a ``ConnectionError``."""
+        names = {error_types} if isinstance(error_types, str) else set(error_types)
+        if names & self.never_retry:
             return False
-        return not self.retry_on or error_type in self.retry_on
+        return not self.retry_on or bool(names & self.retry_on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +137,8 @@ _POSITIONAL = {"retry": "max_attempts", "reassign": "max_times", "fallback": "ag
 
 
 def _count(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"{name} must be a whole number >= 0, got {value!r}", field=name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRIES:
+        raise ValidationError(f"{name} must be a whole number from 0 to {MAX_RETRIES}, got {shown(value)}", field=name)
 
 
 def _names(value: Any, name: str) -> frozenset[str]:
@@ -266,6 +269,28 @@ def _value(text: str) -> Any:
         except ValueError:
             pass
     return text.strip("'\"")
+
+
+def stored_policy(data: Any) -> Policy:
+    """A policy as a task row stores it (``Policy.to_data``). One stored before retry counts and delays were
+    bounded is read with them brought within the bounds (at most 1000 times, 366 days), not refused: the task
+    stays readable."""
+    try:
+        return Policy.parse(data)
+    except ValidationError:
+        if not isinstance(data, list) or not all(isinstance(item, Mapping) for item in data):
+            raise
+        return Policy.parse([_within_bounds(item) for item in data])
+
+
+def _within_bounds(item: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(item)
+    for key, most in (("max_attempts", MAX_RETRIES), ("max_times", MAX_RETRIES), ("delay", MAX_RETRY_DELAY),
+                      ("max_delay", MAX_RETRY_DELAY)):  # fmt: skip
+        value = out.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > most:
+            out[key] = most
+    return out
 
 
 def default_policy(max_retries: int, backoff: Backoff) -> Policy:

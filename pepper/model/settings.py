@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from pepper.errors import ConfigError, ValidationError, suggest
 from pepper.model.alert_config import ConfiguredRule, parse_rules
 from pepper.model.recovery import Policy
 from pepper.model.resources import Resources
+from pepper.model.retry import MAX_RETRY_DELAY
 from pepper.model.task_log import DEFAULT_LOG_LIMIT
 from pepper.model.units import parse_duration, parse_quantity
 
@@ -150,12 +152,14 @@ def _check(name: str, value: Any) -> Any:
         seconds = parse_duration(value, name)
         if seconds <= 0:
             raise ConfigError(f"setting {name!r} must be positive, got {value!r}", field=name)
+        if name in ("retry_delay", "retry_max_delay") and seconds > MAX_RETRY_DELAY:
+            raise ConfigError(f"setting {name!r} must be at most 366 days, got {value!r}", field=name)
         return seconds
     if name in ("priority_ageing", "retry_backoff"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"setting {name!r} must be a number >= 0, got {value!r}", field=name)
-        if name == "retry_backoff" and value < 1:
-            raise ConfigError(f"setting 'retry_backoff' must be >= 1, got {value!r}", field=name)
+        if name == "retry_backoff" and not 1 <= value < math.inf:
+            raise ConfigError(f"setting 'retry_backoff' must be >= 1 and finite, got {value!r}", field=name)
         return float(value)
     if name == "alerts":
         return parse_rules(value)

@@ -15,13 +15,17 @@ class TaskError:
     """An error an attempt ended with.
 
     ``kind`` is ``error`` (the agent raised), ``timeout``, ``crash`` (its process
-    died), ``interrupted`` (its worker stopped), or ``cancelled``.
+    died), ``interrupted`` (its worker stopped), or ``cancelled``. ``types`` names the
+    classes of an exception, its own first, then those it inherits from (``ConnectionError``,
+    ``OSError``, ``Exception``, ``BaseException``): a policy's ``retry_on`` / ``never_retry``
+    match any of them. Empty when only ``type`` is known.
     """
 
     type: str
     message: str
     traceback: str | None = None
     kind: str = "error"
+    types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # An agent's message may carry text that is not valid Unicode (a file name from os.listdir): shown
@@ -30,18 +34,42 @@ class TaskError:
             text = getattr(self, name)
             if text is not None and not text.isascii():
                 object.__setattr__(self, name, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        object.__setattr__(self, "types", tuple(str(t) for t in self.types)[:_MOST_TYPES])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names a policy matches the error by: ``types``, else ``type`` alone."""
+        return self.types or (self.type,)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "traceback": self.traceback, "kind": self.kind}
+        data: dict[str, Any] = {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "kind": self.kind,
+        }
+        if self.types:
+            data["types"] = list(self.types)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TaskError | None:
         if not data:
             return None
-        return cls(data["type"], data["message"], data.get("traceback"), data.get("kind", "error"))
+        types = tuple(data.get("types") or ())
+        return cls(data["type"], data["message"], data.get("traceback"), data.get("kind", "error"), types)
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
+
+
+#: The most class names an error keeps (an exception's classes rarely number more than a handful).
+_MOST_TYPES = 32
+
+
+def error_types(exc: BaseException) -> tuple[str, ...]:
+    """The names of ``exc``'s classes, its own first, as ``TaskError.types`` keeps them."""
+    return tuple(c.__name__ for c in type(exc).__mro__ if c is not object)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pepper.model.dag import check_acyclic
 from pepper.model.recovery import Policy
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.model.resources import describe
+from pepper.model.retry import MAX_RETRIES
 from pepper.model.slots import quick_init
 from pepper.model.step_tasks import run_namespace
 from pepper.model.task import SPEC_COLUMNS, Priority, Task
@@ -29,7 +30,6 @@ from pepper.model.units import parse_duration
 TASK_FIELDS = ("task_id", *Task.SPEC_FIELDS, "delay", "not_before")
 _MAX_ID = 200
 #: Upper bounds of fields with a natural one (and well inside what SQLite stores).
-MAX_RETRIES = 1000
 MAX_TIMEOUT = 366 * 86400.0
 _INT64 = range(-(2**63), 2**63)
 

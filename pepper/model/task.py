@@ -236,9 +236,9 @@ def _metadata(text: str | None) -> Any:
 
 
 def _policy(text: str) -> Policy:
-    from pepper.model.recovery import Policy  # recovery -> status -> task: imported when first needed
+    from pepper.model.recovery_policy import stored_policy  # recovery -> status -> task: imported when first needed
 
-    return Policy.parse(codec.decode(text))
+    return stored_policy(codec.decode(text))
 
 
 _new_task = quick_init(Task)

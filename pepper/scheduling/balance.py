@@ -1,9 +1,12 @@
 """Planning a workload: assign tasks to agents so that the last one finishes as early as possible.
 
-Longest-processing-time first: tasks are taken longest first (by their best
-expected time) and each goes to the eligible agent slot where it would finish
-earliest (the selector's objective). Each agent has ``capacity`` slots, busy
-until its current load is done. Round-robin is kept as the yardstick.
+Longest-processing-time first: of the tasks whose dependencies are placed, the
+longest (by its best expected time) goes next, to the eligible agent slot where
+it would finish earliest (the selector's objective), starting no earlier than
+the end of the tasks it depends on. Each agent has ``capacity`` slots, busy
+until its current load is done. A task that cannot be placed holds back its
+dependents, which are listed with it. Dependencies outside the plan are taken
+as done. Round-robin is kept as the yardstick.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pepper.model.dag import check_acyclic
 from pepper.model.requirements import NO_REQUIREMENTS, Requirements
 from pepper.scheduling.selection import Candidate, rejection_reasons
 
@@ -25,6 +29,7 @@ class PlanTask:
     task_id: str
     task_type: str
     requirements: Requirements = NO_REQUIREMENTS
+    dependencies: tuple[str, ...] = ()  # ids of tasks it waits for (those of the plan start it no earlier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,29 +119,60 @@ def _eligibility(
 
 
 def distribute(tasks: Sequence[PlanTask], agents: Sequence[Candidate], expected: ExpectedTime) -> WorkloadPlan:
-    """Longest-processing-time first onto the earliest-finishing eligible slot."""
+    """Longest-processing-time first onto the earliest-finishing eligible slot, each task after the tasks of the
+    plan it depends on (which must not form a cycle: ``CycleError``)."""
     eligible, unassigned = _eligibility(tasks, agents)
     slots = _slots(agents)
     by_id = {t.task_id: t for t in tasks}
+    needs = {t.task_id: {d for d in t.dependencies if d in by_id} for t in tasks}
+    check_acyclic(needs, lambda task_id: needs.get(task_id, ()))
+    dependents: dict[str, list[str]] = {}
+    for task_id, deps in needs.items():
+        for dep in deps:
+            dependents.setdefault(dep, []).append(task_id)
 
     def longest(task_id: str) -> float:
         task = by_id[task_id]
         return min(expected(a.agent_id, task.task_type) for a in eligible[task_id])
 
-    order = sorted(eligible, key=lambda tid: (-longest(tid), tid))
+    # a task waiting for one that cannot be placed cannot be placed either, nor can those waiting for it
+    stuck = [(later, task_id) for task_id in unassigned for later in dependents.get(task_id, ())]
+    while stuck:
+        task_id, dep = stuck.pop()
+        if task_id in unassigned:
+            continue
+        why = f"waits for task {dep!r}, which could not be placed"
+        unassigned[task_id] = {a.agent_id: (why,) for a in eligible.pop(task_id)}
+        stuck.extend((later, task_id) for later in dependents.get(task_id, ()))
+    waiting = {task_id: len(needs[task_id]) for task_id in eligible}
+    ready = [(-longest(tid), tid) for tid, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    ends: dict[str, float] = {}
     placements = []
-    for task_id in order:
+    while ready:
+        _, task_id = heapq.heappop(ready)
         task = by_id[task_id]
+        after = max((ends[d] for d in needs[task_id]), default=0.0)
         best = None
         for agent in eligible[task_id]:
-            start = slots[agent.agent_id][0]
+            # the slot it starts earliest on; of those, the one freed last (earlier ones stay for other tasks)
+            free = min(slots[agent.agent_id], key=lambda at: (max(at, after), -at))
+            start = max(free, after)
             end = start + expected(agent.agent_id, task.task_type)
             if best is None or (end, start, agent.agent_id) < best[:3]:
-                best = (end, start, agent.agent_id)
+                best = (end, start, agent.agent_id, free)
         assert best is not None
-        end, start, agent_id = best
-        heapq.heapreplace(slots[agent_id], end)
+        end, start, agent_id, free = best
+        agent_slots = slots[agent_id]
+        agent_slots[agent_slots.index(free)] = end
+        heapq.heapify(agent_slots)
+        ends[task_id] = end
         placements.append(Placement(task_id, agent_id, start, end))
+        for later in dependents.get(task_id, ()):
+            if later in waiting:
+                waiting[later] -= 1
+                if waiting[later] == 0:
+                    heapq.heappush(ready, (-longest(later), later))
     return WorkloadPlan(tuple(placements), unassigned)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pepper.errors import ValidationError
 from pepper.model.agent import AgentSpec
+from pepper.model.recovery import Policy, RecoveryState, Retry
 from pepper.model.resources import describe_shortfall
 from pepper.model.status import TaskError, WaitReason
 from pepper.model.task import Task, TaskState
@@ -30,6 +32,8 @@ class WaitFacts:
     ahead: int = 0
     next_attempt_at: float | None = None
     failures: int = 0
+    #: The retry waited for and how many its recovery policy's ``retry`` allows, when known.
+    retry_of: tuple[int, int] | None = None
     last_error: TaskError | None = None
     accepting: bool = True
     #: The agent the task must run on (its own ``agent``, or where a workload plan placed it).
@@ -124,13 +128,36 @@ def _delay_reason(facts: WaitFacts) -> WaitReason:
 
 
 def _retry_reason(facts: WaitFacts) -> WaitReason:
-    wait = facts.next_attempt_at - facts.now  # type: ignore[operator]
+    wait = format_duration(facts.next_attempt_at - facts.now)  # type: ignore[operator]
     cause = f" after {facts.last_error}" if facts.last_error else ""
+    details: dict[str, object] = {"next_attempt_at": facts.next_attempt_at, "failures": facts.failures}
+    if facts.retry_of is not None:
+        retry, of = facts.retry_of
+        details |= {"retry": retry, "retries": of}
+        return WaitReason("retry", f"retry {retry} of {of} starts in {wait}{cause}", details=details)
+    plural = "s" if facts.failures != 1 else ""
     return WaitReason(
-        "retry",
-        f"retry {facts.failures} of {facts.task.max_retries} starts in {format_duration(wait)}{cause}",
-        details={"next_attempt_at": facts.next_attempt_at, "failures": facts.failures},
-    )
+        "retry", f"the next attempt starts in {wait}, after {facts.failures} failed attempt{plural}{cause}",
+        details=details,
+    )  # fmt: skip
+
+
+def retry_of(recovery: RecoveryState, policy: Policy | None) -> tuple[int, int] | None:
+    """The retry a task in ``recovery`` waits for and how many its ``retry`` allows: from ``policy`` (the one the
+    task follows), else from a policy applied by hand; None when neither says."""
+    if policy is not None and recovery.used >= 1 and recovery.stage < len(policy.strategies):
+        strategy = policy.strategies[recovery.stage]
+        if isinstance(strategy, Retry):
+            return recovery.used, strategy.max_attempts
+    if recovery.by_hand is not None and not recovery.used:
+        text, stage, used = recovery.by_hand
+        try:
+            strategies = Policy.parse(text).strategies
+        except ValidationError:  # a policy stored by an older pepper that no longer reads
+            return None
+        if used >= 1 and stage < len(strategies) and isinstance(strategies[stage], Retry):
+            return used, strategies[stage].max_attempts  # type: ignore[attr-defined]
+    return None
 
 
 def _agent_reasons(facts: WaitFacts) -> list[WaitReason]:

@@ -15,6 +15,7 @@ from pepper.engine.service import EngineService
 from pepper.errors import (
     AgentDefinitionError,
     AgentNotFoundError,
+    CycleError,
     NoEligibleAgentError,
     TaskNotFoundError,
     ValidationError,
@@ -196,6 +197,27 @@ def test_feedback_is_stored_and_moves_the_score(runtime):
     assert (feedback.agent_id, feedback.task_type, feedback.rating) == ("writer", "t", 1)
     assert selector.get_agent_capabilities("writer").performance_score < before
     assert [f.comment for f in orchestrator.get_feedback("w")] == ["wrong tone"]
+
+
+def test_a_plan_places_a_task_after_those_it_needs_and_refuses_cycles_and_unknown_ones(runtime):
+    pepper.agent("writer", task_types=["doc"], capacity=2, runtime=runtime)(lambda task: "written")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("outline", "doc")
+    assert orchestrator.wait("outline", timeout=20).state is TaskState.COMPLETED
+    balancer = LoadBalancer(runtime)
+    plan = balancer.distribute_workload([
+        {"id": "draft", "type": "doc", "needs": ["outline"]},  # stored and done: nothing to wait for
+        {"id": "review", "type": "doc", "needs": ["draft"]},
+    ])  # fmt: skip
+    draft, review = sorted(plan.placements, key=lambda p: p.start)
+    assert (draft.task_id, review.task_id) == ("draft", "review") and draft.start == 0.0
+    assert review.start == pytest.approx(draft.end) and plan.makespan == pytest.approx(review.end)
+    cycle = [{"id": "x", "type": "doc", "needs": ["y"]}, {"id": "y", "type": "doc", "needs": ["x"]}]
+    with pytest.raises(CycleError, match="dependency cycle: x -> y -> x"):
+        balancer.distribute_workload(cycle, apply=True)
+    with pytest.raises(ValidationError, match="task 'x' needs 'ghost', which is neither among the tasks to plan"):
+        balancer.distribute_workload([{"id": "x", "type": "doc", "needs": ["ghost"]}], apply=True)
+    assert [t.task_id for t in orchestrator.list_tasks()] == ["outline"]  # refused: nothing was stored
 
 
 def test_bad_distribution_input_gets_typed_errors(runtime):

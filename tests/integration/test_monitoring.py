@@ -13,12 +13,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import pepper
-from pepper.core import HealthMonitor, PerformanceMonitor, TaskOrchestrator
+from pepper.core import HealthMonitor, PerformanceMonitor, TaskOrchestrator, WorkflowController
 from pepper.core.prometheus import serve_metrics
 from pepper.errors import ValidationError
 from pepper.model.task import TaskState
 from pepper.testing import ManualClock
 from tests.conftest import VIRTUAL
+from tests.support import eventually
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "sample_interval": "50ms"}
 
@@ -292,3 +293,46 @@ def test_health_counts_tasks_in_a_retry_delay_but_not_parked_ones(tmp_path):
         report = HealthMonitor(runtime).check_health()
     assert report["engine"].reasons == ("no worker is running: 1 task waits until one starts (`pepper worker`)",)
     assert report["agents"].metrics["waiting_tasks"] == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_runs_waiting_for_an_approval_or_a_step_delay_are_not_stuck_and_only_steps_of_runs_count_as_parked(
+    request, tmp_path, kind
+):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "h.db")
+    clock = ManualClock(time.time())
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as runtime:
+        pepper.agent("w", task_types=["work"], runtime=runtime)(lambda task: 1)
+
+        @pepper.agent("broken", task_types=["fails"], runtime=runtime)
+        def broken(task):
+            raise RuntimeError("always")
+
+        gated = WorkflowController("gated", runtime=runtime)
+        gated.add_step("build", "work")
+        gated.add_step("gate", dependencies=["build"], approval={"timeout": "2h"})
+        delayed = WorkflowController("delayed", runtime=runtime)
+        delayed.add_step("later", "work", delay="1h")
+        release = threading.Event()
+        pepper.agent("busy", task_types=["held"], capacity=1, runtime=runtime)(lambda task: release.wait(60))
+        TaskOrchestrator(runtime).submit_task("hog", "held")  # takes the one slot: the next "held" task waits
+        eventually(lambda: TaskOrchestrator(runtime).get_task_status("hog").state is TaskState.IN_PROGRESS, "hog")
+        idle = WorkflowController("idle", runtime=runtime)
+        idle.add_step("queued", "held")  # waits for the slot: the run stands still
+        parking = WorkflowController("parking", runtime=runtime)
+        parking.add_step("load", "fails", recovery="dead_letter")
+        runs = {wf.name: wf.start() for wf in (gated, delayed, idle, parking)}
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task("etl/load", "fails", policy="dead_letter")  # a plain task with '/' in its id
+        eventually(lambda: gated.status(runs["gated"])["gate"].status == "waiting", "the approval request")
+        parked_step = f"{runs['parking']}/load"
+        for task_id in ("etl/load", parked_step):
+            assert orchestrator.wait(task_id, timeout=30).state is TaskState.PARKED
+        clock.advance(11 * 60)
+        health = HealthMonitor(runtime).check_health(["workflows"])["workflows"]
+        release.set()
+    assert health.reasons == (
+        f"run {runs['idle']!r} has not moved for 11m00s",
+        f"step {parked_step!r} is parked in the dead-letter queue",
+    )
+    assert (health.metrics["stuck_runs"], health.metrics["parked_steps"]) == (1, 1)

@@ -17,6 +17,7 @@ from pepper.agents import CommandAgent
 from pepper.core import ErrorHandler, TaskOrchestrator, WorkflowController
 from pepper.errors import AgentNotFoundError, ConflictError, TaskNotFoundError, TaskParkedError, ValidationError
 from pepper.model.task import TaskState
+from tests.support import eventually
 
 FAST = {"retry_delay": "10ms", "poll_interval": "20ms", "heartbeat_interval": "100ms", "shutdown_timeout": "2s"}
 
@@ -61,6 +62,60 @@ def test_an_agent_failing_twice_then_succeeding_completes_on_attempt_3_with_two_
     ]  # fmt: skip
     assert history[0].strategy == "retry(delay=600.0)" and history[0].detail.startswith("retry 1 of 3 in")
     assert "ConnectionError: call 1 failed" in history[0].error.traceback
+
+
+def test_a_retry_delay_longer_than_max_delay_is_waited_in_full_and_its_reason_counts_the_policys_retries(
+    virtual, clock
+):
+    calls = flaky(virtual, "shaky", failures=1)
+    orchestrator = TaskOrchestrator(virtual)
+    orchestrator.submit_task("job", "t", policy="retry(2, delay=1h, jitter=0)")
+    failed_at = clock.now()  # the virtual clock stands still until the test moves it
+    (reason,) = eventually(lambda: orchestrator.get_task_status("job").waiting_on, "the retry's reason")
+    assert reason.kind == "retry" and reason.message.startswith("retry 1 of 2 starts in 1h00m after ConnectionError")
+    assert (reason.details["retry"], reason.details["retries"]) == (1, 2)
+    due = orchestrator.get_task_status("job").next_attempt_at
+    assert due is not None and due - failed_at == pytest.approx(3600.0)  # not cut to max_delay's default of 60 s
+    clock.set(due - 1)
+    assert orchestrator.get_task_status("job").state is TaskState.PENDING and calls == ["job"]
+    clock.set(due)
+    assert orchestrator.wait("job", timeout=20).state is TaskState.COMPLETED and calls == ["job", "job"]
+
+
+class RegistryDown(ConnectionError):
+    """An error of the agent's own, under the built-in ConnectionError and OSError."""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_retry_on_and_never_retry_take_the_classes_an_error_inherits_from(request, tmp_path, kind):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "r.db")
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
+        _inherited_classes_count(runtime)
+
+
+def _inherited_classes_count(runtime):
+    calls = []
+
+    @pepper.agent("registry", task_types=["t"], runtime=runtime)
+    def fetch(task):
+        calls.append(task.task_id)
+        raise RegistryDown("registry down")
+
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("on", "t", policy="retry(2, delay=0, retry_on=[OSError])")
+    orchestrator.submit_task("never", "t", policy="retry(2, delay=0, never_retry=[ConnectionError]) -> dead_letter")
+    orchestrator.submit_task("other", "t", policy="retry(2, delay=0, retry_on=[TimeoutError])")
+    statuses = orchestrator.wait(["on", "never", "other"], timeout=30)
+    assert [(s.task_id, s.state, s.attempts) for s in statuses] == [
+        ("on", TaskState.FAILED, 3), ("never", TaskState.PARKED, 1), ("other", TaskState.FAILED, 1)
+    ]  # fmt: skip
+    assert sorted(calls) == ["never", "on", "on", "on", "other"]
+    stored = orchestrator.get_task_status("on").error
+    assert stored.type == "RegistryDown" and stored.names[:3] == ("RegistryDown", "ConnectionError", "OSError")
+    # by hand: the classes of an exception given count as well
+    handler = ErrorHandler(runtime)
+    outcome = handler.handle_error_now("other", RegistryDown("still down"), "retry(1, delay=0, retry_on=[OSError])")
+    assert outcome.action == "retry"
 
 
 def test_reassign_moves_a_failing_task_to_the_other_agent(runtime):
@@ -181,7 +236,7 @@ def test_handle_error_applies_a_strategy_by_hand_and_refuses_what_cannot_be_hand
         handler.handle_error_now("nope", "x", "retry")
     with pytest.raises(ValidationError, match="valid strategies: retry, reassign, fallback, skip, abort, dead_letter"):
         handler.handle_error_now("job", "x", "retyr")
-    with pytest.raises(ValidationError, match="max_attempts must be a whole number >= 0"):
+    with pytest.raises(ValidationError, match="max_attempts must be a whole number from 0 to 1000"):
         handler.handle_error_now("job", "x", "retry(-3)")
     with pytest.raises(ValidationError, match="cannot be negative"):
         handler.handle_error_now("job", "x", "retry(3, delay=-1)")

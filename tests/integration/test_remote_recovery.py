@@ -47,6 +47,11 @@ def test_the_seed_call_decides_as_on_the_server(served: Served) -> None:  # noqa
     assert [r.error.message for r in history] == ["registry down", "still down"]
     assert history[0].error.type == "RuntimeError" and history[0].error.traceback is None
     assert served.runs == before  # deciding ran nothing
+    # the classes an exception inherits from travel with it: retry_on=[OSError] takes a ConnectionError
+    inherited = ErrorHandler(served.remote).handle_error_now(
+        "recover/remote", ConnectionError("registry down"), "retry(1, retry_on=[OSError]) -> skip"
+    )
+    assert inherited.action == "retry"
 
 
 def test_refusals_come_back_as_the_same_typed_errors(served: Served) -> None:  # noqa: F811

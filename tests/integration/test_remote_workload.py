@@ -7,7 +7,14 @@ import httpx
 import pytest
 
 from pepper.core import LoadBalancer, TaskOrchestrator
-from pepper.errors import AgentNotFoundError, DuplicateTaskError, ScopeError, TaskNotFoundError, ValidationError
+from pepper.errors import (
+    AgentNotFoundError,
+    CycleError,
+    DuplicateTaskError,
+    ScopeError,
+    TaskNotFoundError,
+    ValidationError,
+)
 from pepper.model.task import Task
 from tests.integration.served import PATIENCE, Served, served  # noqa: F401
 
@@ -28,6 +35,11 @@ def test_the_seed_plan_is_the_servers(served: Served) -> None:  # noqa: F811
     made_there = LoadBalancer(served.reader).distribute_workload(tasks[:1], described)
     assert made_there == LoadBalancer(served.local).distribute_workload(tasks[:1], described)
     assert made_there.assignments == {"t1": "elsewhere"}
+    chained = [Task("first", "documentation"), Task("second", "documentation", dependencies=("first",))]
+    after = LoadBalancer(served.reader).distribute_workload(chained, AGENTS)
+    assert after == LoadBalancer(served.local).distribute_workload(chained, AGENTS)
+    first, second = sorted(after.placements, key=lambda p: p.task_id)
+    assert second.start == pytest.approx(first.end)  # the dependency went to the server with the task
 
 
 def test_a_plan_places_only_when_applied_with_a_write_token(served: Served) -> None:  # noqa: F811
@@ -55,6 +67,8 @@ def test_bad_plans_are_refused_with_the_same_errors(served: Served) -> None:  # 
         balancer.distribute_workload([{"id": "t1", "type": "documentation"}, {"id": "t1", "type": "review"}])
     with pytest.raises(ValidationError, match="needs an id"):
         balancer.distribute_workload([{"type": "documentation"}])
+    with pytest.raises(CycleError):
+        balancer.distribute_workload([{"id": "x", "type": "documentation", "needs": ["x"]}])
     with pytest.raises(ValidationError, match="must be a list"):
         balancer.distribute_workload("t1")
     with pytest.raises(ValidationError, match="cannot read a task"):

@@ -247,6 +247,8 @@ def test_bad_resource_input_is_refused_and_changes_nothing(pooled):
         (ValidationError, lambda: allocator.allocate("a", {"cpu": "2 cores"})),
         (ValidationError, lambda: allocator.allocate("a", {"memory": "4Gx"})),
         (ValidationError, lambda: allocator.allocate("a", {"cpu": 1}, duration="forever")),
+        (ValidationError, lambda: allocator.allocate("a", {"cpu": 1}, duration=1e300)),
+        (ValidationError, lambda: allocator.allocate("a", {"cpu": 1}, duration="367d")),
         (ValidationError, lambda: allocator.allocate("a", {"cpu": 99})),
         (ValidationError, lambda: allocator.allocate("a", {})),
         (AllocationNotFoundError, lambda: allocator.release("alloc-not-mine")),
@@ -259,6 +261,11 @@ def test_bad_resource_input_is_refused_and_changes_nothing(pooled):
         with pytest.raises(error):
             call()
     assert ResourceManager(pooled).pool().leases == ()
+    held = allocator.allocate("a", {"cpu": 1}, duration="1h")
+    for duration in (1e300, "367d", 0):
+        with pytest.raises(ValidationError, match="duration must be positive and at most 366 days"):
+            allocator.renew(held, duration)
+    assert allocator.get(held.lease_id) == held  # its expiry is as it was
 
 
 def test_resources_in_pepper_toml_go_over_the_machines_each_named_one_replacing_only_itself(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from pepper.errors import CycleError
 from pepper.model.agent import AgentSpec
 from pepper.model.requirements import Requirements
 from pepper.scheduling.balance import PlanTask, distribute, round_robin
@@ -212,6 +213,28 @@ def test_tasks_no_agent_can_take_are_listed_with_the_reasons():
     assert plan.placements == ()
     assert plan.unassigned["x"]["a"][0].startswith("does not accept task type 'translate'")
     assert plan.unassigned["y"]["a"] == ("lacks skill gpu",)
+
+
+def test_a_task_starts_after_the_tasks_of_the_plan_it_depends_on_and_a_cycle_is_refused():
+    agents = [Candidate(spec("a", types=["t"], capacity=2))]
+    tasks = [PlanTask("docs", "t", dependencies=("build",)), PlanTask("build", "t"), PlanTask("lint", "t"),
+             PlanTask("ship", "t", dependencies=("docs", "lint", "done-before"))]  # fmt: skip
+    plan = distribute(tasks, agents, lambda agent, task_type: 2.0)
+    at = {p.task_id: (p.start, p.end) for p in plan.placements}
+    assert at == {"build": (0.0, 2.0), "lint": (0.0, 2.0), "docs": (2.0, 4.0), "ship": (4.0, 6.0)}
+    assert plan.makespan == 6.0  # two slots, yet a chain of three: each waits for the one before it
+    with pytest.raises(CycleError, match="dependency cycle: x -> y -> x"):
+        distribute([PlanTask("x", "t", dependencies=("y",)), PlanTask("y", "t", dependencies=("x",))], agents,
+                   lambda agent, task_type: 1.0)  # fmt: skip
+
+
+def test_the_dependents_of_a_task_that_cannot_be_placed_are_listed_with_it():
+    tasks = [PlanTask("render", "gpu"), PlanTask("upload", "t", dependencies=("render",)),
+             PlanTask("announce", "t", dependencies=("upload",)), PlanTask("free", "t")]  # fmt: skip
+    plan = distribute(tasks, [Candidate(spec("a", types=["t"]))], lambda agent, task_type: 1.0)
+    assert plan.assignments == {"free": "a"} and set(plan.unassigned) == {"render", "upload", "announce"}
+    assert plan.unassigned["upload"] == {"a": ("waits for task 'render', which could not be placed",)}
+    assert plan.unassigned["announce"] == {"a": ("waits for task 'upload', which could not be placed",)}
 
 
 @pytest.mark.parametrize("seed", range(40))

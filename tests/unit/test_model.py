@@ -109,6 +109,10 @@ def test_settings_refuse_unknown_names_and_bad_values():
         Settings.build(visibility_timeout=0)
     with pytest.raises(ConfigError, match="synchronous"):
         Settings.build(synchronous="sometimes")
+    with pytest.raises(ConfigError, match="'retry_max_delay' must be at most 366 days"):
+        Settings.build(retry_max_delay=1e300)
+    with pytest.raises(ConfigError, match="'retry_backoff' must be >= 1 and finite"):
+        Settings.build(retry_backoff=float("inf"))
 
 
 def test_backoff_doubles_caps_and_jitters_within_bounds_reproducibly():

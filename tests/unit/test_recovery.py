@@ -19,7 +19,11 @@ from pepper.model.recovery import (
     decide,
     default_policy,
 )
+from pepper.model.recovery_policy import stored_policy
 from pepper.model.retry import Backoff, unit_jitter
+from pepper.model.status import TaskError, error_types
+from pepper.model.task import Task
+from pepper.scheduling.explain import WaitFacts, explain, retry_of
 
 NOBODY_ELSE = Options()
 
@@ -56,6 +60,15 @@ def test_no_jitter_means_exact_delays_and_the_default_policy_uses_the_runtime_se
     assert [d.delay for d in run_chain(default, 3)] == [0.5, 1.0, 0.0] and run_chain(default, 3)[-1].action == "fail"
 
 
+def test_max_delay_caps_how_far_the_delay_grows_never_a_longer_first_delay():
+    hour = run_chain(Policy((Retry(3, delay=3600, jitter=0),)), 3)
+    assert [d.delay for d in hour] == [3600.0, 3600.0, 3600.0]  # the default max_delay (60 s) cuts none of them
+    assert [d.message for d in hour] == [f"retry {n} of 3 in 3600.00s" for n in (1, 2, 3)]
+    steep = run_chain(Policy((Retry(1000, delay=1, multiplier=1e300, max_delay=90, jitter=0),)), 4)
+    assert [d.delay for d in steep] == [1.0, 90.0, 90.0, 90.0]  # a growth past any float stops at the cap
+    assert Retry(1000).max_attempts == 1000 and Policy.parse("retry(2, delay=366d)").strategies[0].delay == 366 * 86400
+
+
 def test_errors_that_are_not_retryable_go_straight_to_the_next_strategy():
     policy = "retry(5, never_retry=[ValueError]) -> dead_letter"
     assert run_chain(policy, 1, error="ValueError")[0].action == "dead_letter"
@@ -63,6 +76,21 @@ def test_errors_that_are_not_retryable_go_straight_to_the_next_strategy():
     only = "retry(5, retry_on=[TimeoutError]) -> skip"
     assert run_chain(only, 1, error="TimeoutError")[0].action == "retry"
     assert run_chain(only, 1, error="ZeroDivisionError")[0].action == "skip"
+
+
+def test_retry_on_and_never_retry_match_any_class_the_error_inherits_from():
+    connection = ("ConnectionError", "OSError", "Exception", "BaseException")
+    assert run_chain("retry(2, retry_on=[OSError]) -> skip", 1, error=connection)[0].action == "retry"
+    assert run_chain("retry(2, never_retry=[OSError]) -> skip", 1, error=connection)[0].action == "skip"
+    assert run_chain("retry(2, retry_on=[TimeoutError]) -> skip", 1, error=connection)[0].action == "skip"
+    assert run_chain("retry(2, retry_on=[OSError]) -> skip", 1, error="ConnectionError")[0].action == "skip"
+
+    class Transient(ConnectionError):
+        pass
+
+    error = TaskError("Transient", "try again", types=error_types(Transient()))
+    assert error.names == ("Transient", *connection)
+    assert TaskError.from_dict(error.to_dict()) == error and TaskError("X", "y").names == ("X",)
 
 
 def test_reassign_never_returns_to_an_agent_that_failed_and_hands_over_when_none_is_left():
@@ -115,12 +143,18 @@ def test_policies_read_from_text_mappings_and_lists_and_round_trip():
     ("value", "message"),
     [
         ("retyr", r"unknown recovery strategy 'retyr'; valid strategies: retry, reassign, .* Did you mean 'retry'"),
-        ("retry(-1)", "max_attempts must be a whole number >= 0"),
+        ("retry(-1)", "max_attempts must be a whole number from 0 to 1000"),
+        ("retry(1001)", "max_attempts must be a whole number from 0 to 1000, got 1001"),
+        ("retry(1000000000)", "max_attempts must be a whole number from 0 to 1000"),
         ("retry(3, delay=-2)", "cannot be negative"),
+        ("retry(2, delay=1e300, max_delay=1e300)", r"retry delay must be from 0 to 366 days \(31622400s\)"),
+        ("retry(2, max_delay=367d)", "retry max_delay must be from 0 to 366 days"),
         ("retry(3, multiplier=0.5)", "multiplier must be >= 1"),
+        ("retry(3, multiplier=inf)", "multiplier must be >= 1 and finite"),
         ("retry(3, jitter=2)", "jitter must be between 0 and 1"),
         ("retry(3, attempts=2)", "retry takes no argument 'attempts'"),
-        ("reassign(-2)", "max_times must be a whole number >= 0"),
+        ("reassign(-2)", "max_times must be a whole number from 0 to 1000"),
+        ("reassign(1001)", "max_times must be a whole number from 0 to 1000"),
         ("fallback", "exactly one of agent"),
         ("retry -> ", "cannot be empty"),
         ("", "cannot be empty"),
@@ -153,7 +187,6 @@ from pepper.model.events import (  # noqa: E402
     TasksAdded,
     TimerFired,
 )
-from pepper.model.status import TaskError  # noqa: E402
 from pepper.model.submission import build_task  # noqa: E402
 from pepper.model.task import TRANSITIONS, TaskState  # noqa: E402
 
@@ -358,3 +391,28 @@ def test_a_parked_task_can_be_cancelled_but_not_dropped_or_replayed_twice():
     state.handle(CancelRequested("x", 3.0, "not needed"))
     assert state.tasks["x"].state is TaskState.CANCELLED and state.tasks["after"].state is TaskState.CANCELLED
     assert state.handle(Replayed("x", None, 4.0)) == [] and state.handle(Dropped("x", "late", 4.0)) == []
+
+
+def test_a_retrys_reason_counts_the_retries_of_the_policy_followed_or_applied_by_hand():
+    policy = Policy.parse("reassign -> retry(2, delay=1h)")
+    assert retry_of(RecoveryState(stage=1, used=1), policy) == (1, 2)
+    assert retry_of(RecoveryState(stage=0, used=1), policy) is None  # a reassign is no retry
+    by_hand = RecoveryState(by_hand=("retry(max_attempts=5)", 0, 3))  # the task's own policy started again
+    assert retry_of(by_hand, None) == (3, 5) and retry_of(RecoveryState(stage=0, used=0), policy) is None
+
+    def reason(of):
+        facts = WaitFacts(Task("t", "x"), TaskState.PENDING, 100.0, next_attempt_at=3700.0, failures=2, retry_of=of)
+        return explain(facts)[0].message
+
+    assert reason((1, 2)) == "retry 1 of 2 starts in 1h00m"
+    assert reason(None) == "the next attempt starts in 1h00m, after 2 failed attempts"  # the policy is not known
+
+
+def test_a_policy_stored_beyond_todays_bounds_is_read_within_them():
+    old = [{"strategy": "retry", "max_attempts": 10**9, "delay": 1e300, "max_delay": 1e300}, {"strategy": "skip"}]
+    with pytest.raises(ValidationError):
+        Policy.parse(old)  # refused as input
+    assert stored_policy(old).strategies == (Retry(1000, delay=366 * 86400, max_delay=366 * 86400), Skip())
+    assert stored_policy(Policy.parse("retry(2) -> dead_letter").to_data()) == Policy.parse("retry(2) -> dead_letter")
+    with pytest.raises(ValidationError):
+        stored_policy([{"strategy": "nap"}])  # what no pepper ever stored stays refused

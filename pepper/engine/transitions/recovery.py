@@ -136,7 +136,7 @@ def fail_attempt(s: EngineState, t: LiveTask, error: TaskError | None, turn: Tur
     t.error, t.owner = error, None
     err = error or _UNKNOWN
     seed = f"{t.task.task_id}:{t.attempts}"
-    decision = decide(policy_for(s, t), t.recovery, err.type, t.agent_id, seed, options(s, t))
+    decision = decide(policy_for(s, t), t.recovery, err.names, t.agent_id, seed, options(s, t))
     carry_out(s, t, decision, err, turn, outlived=True)
 
 
@@ -224,7 +224,7 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
             s.performance.record(t.agent_id, t.task.task_type, False, None, e.at)
     t.error = e.error
     seed = f"{e.task_id}:{t.attempts}:by-hand"
-    decision = decide(e.policy, t.recovery.by_hand_progress(e.policy), e.error.type, t.agent_id, seed, options(s, t))
+    decision = decide(e.policy, t.recovery.by_hand_progress(e.policy), e.error.names, t.agent_id, seed, options(s, t))
     done = decision.state
     hand = (str(e.policy), done.stage, done.used)  # the next call with this policy goes on from here
     if t.state is BLOCKED and decision.action in _RERUN:

@@ -54,6 +54,10 @@ class ErrorFields(BaseModel):
     message: str = Field(max_length=10_000)
     traceback: str | None = Field(default=None, max_length=100_000)
     kind: Literal["error", "timeout", "crash", "interrupted", "cancelled"] = "error"
+    types: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=32,
+        description="The names of the error's classes, its own first ('ConnectionError', 'OSError', ...).",
+    )  # fmt: skip
 
 
 class HandleErrorBody(BaseModel):
