@@ -192,6 +192,7 @@ class LoadBalancer(Component):
         candidates, times = read_agents(runtime, standing)
         plan = distribute(plan_tasks, candidates, lambda agent_id, task_type: times.get((agent_id, task_type), 1.0))
         if apply:
+            _check_applicable(runtime, plan_tasks, chosen)
             runtime.place(plan.assignments)
         return plan
 
@@ -239,6 +240,34 @@ class LoadBalancer(Component):
                 raise AgentNotFoundError(str(agent_id), directory.agents)
             out.append(standing(directory.agents[agent_id]))
         return out
+
+
+def _check_applicable(runtime: Runtime, tasks: list[PlanTask], agents: list[Any] | None) -> None:
+    """A plan is applied to stored tasks and registered agents only: pinning a task to an agent described in the
+    request (not running anywhere) would leave it waiting for ever, and a task not stored has nothing to pin."""
+    if agents is not None:
+        known = _known_agent_ids(runtime)
+        for item in agents:
+            described = item.get("agent_id") if isinstance(item, Mapping) else None
+            if isinstance(item, Mapping) and described not in known:
+                raise ValidationError(
+                    f"agent {described!r} is described, not registered: a plan applied to stored tasks may only "
+                    f"name registered agents ({', '.join(sorted(known)) or 'none are registered'}); plan with "
+                    "described agents without apply",
+                    field="agents",
+                )
+    stored = runtime.store.get_tasks([t.task_id for t in tasks])
+    missing = [t.task_id for t in tasks if t.task_id not in stored]
+    if missing:
+        raise ValidationError(
+            f"task {missing[0]!r} is not stored{f' (nor {len(missing) - 1} more)' if len(missing) > 1 else ''}: "
+            "a plan is applied to stored tasks; submit them first, or plan without apply",
+            field="tasks",
+        )
+
+
+def _known_agent_ids(runtime: Runtime) -> set[str]:
+    return {a.spec.agent_id for a in runtime.agents()} | {a.spec.agent_id for a in runtime.store.workers.agents()}
 
 
 def _plan_task(runtime: Runtime, item: Any, now: float) -> Task:

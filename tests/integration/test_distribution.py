@@ -172,6 +172,21 @@ def test_applying_a_plan_pins_waiting_tasks_to_the_chosen_agents(runtime):
     assert {tid: ran_on[tid] for tid in plan.assignments} == plan.assignments
 
 
+def test_a_plan_is_applied_only_to_stored_tasks_and_registered_agents(runtime):
+    pepper.agent("real", task_types=["t"], runtime=runtime)(lambda task: "done")
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("held", "t", dependencies=["later"])
+    balancer = LoadBalancer(runtime)
+    ghost = {"agent_id": "ghost-agent", "task_types": ["*"]}
+    with pytest.raises(ValidationError, match="agent 'ghost-agent' is described, not registered"):
+        balancer.distribute_workload(["held"], [ghost], apply=True)
+    with pytest.raises(ValidationError, match="task 'fresh' is not stored"):
+        balancer.distribute_workload(["held", {"id": "fresh", "type": "t"}], ["real"], apply=True)
+    assert orchestrator.get_task_status("held").agent_id is None  # refused: nothing was pinned
+    assert set(balancer.distribute_workload(["held"], [ghost]).assignments.values()) == {"ghost-agent"}  # planned
+    assert balancer.distribute_workload(["held"], ["real"], apply=True).assignments == {"held": "real"}
+
+
 def test_scores_are_learned_from_stored_history_after_a_restart(tmp_path):
     db = str(tmp_path / "h.db")
     with pepper.Runtime(db=db, **FAST) as first:
