@@ -37,7 +37,11 @@ def refuse_fan_out_step(store: Store, task_id: str, policy: Policy | None = None
     """Refuse (``FanOutStepError``) a replay (``policy`` None), or a recovery by hand, of the own task of a
     fan-out step of a run still going: no agent runs it (its template reads ``${{ item }}``), its items are what
     runs, and what a person replays, skips or drops; the step follows them. Only ``skip`` and ``abort`` apply to
-    the step itself, once its task is stored (it is stored when its items have all ended)."""
+    the step itself, once its task is stored (it is stored when its items have all ended). A failed item is
+    refused too: the step failed with it, and does not take it back."""
+    if (item := parse_item_id(task_id)) is not None:
+        _refuse_failed_item(store, task_id, *item)
+        return
     run_id, _, step_id = task_id.rpartition("/")
     if not run_id:
         return
@@ -68,6 +72,27 @@ def refuse_fan_out_step(store: Store, task_id: str, policy: Policy | None = None
         f"task {task_id!r} is step {step_id!r} of workflow run {run_id!r}, which fans out over its items: no agent "
         f"runs the step's own task, so it is not {what}. {todo}. Nothing was changed",
         task_id=task_id, run_id=run_id, step_id=step_id, parked=parked,
+    )  # fmt: skip
+
+
+def _refuse_failed_item(store: Store, task_id: str, run_id: str, step_id: str, index: int) -> None:
+    """Refuse to recover by hand a failed item of a fan-out step of a run still going: its step failed with it
+    (or will, once its other items stop), and a step does not take back an item once it has failed."""
+    record = store.get_tasks([task_id]).get(task_id)
+    if record is None or record.state is not TaskState.FAILED or record.task.metadata.get(RUN_KEY) != run_id:
+        return
+    try:
+        run = store.runs.get(run_id)
+    except RunNotFoundError:
+        return
+    if run.state.is_final:  # RunEndedError says what to do
+        return
+    step = f"{run_id}/{step_id}"
+    raise FanOutStepError(
+        f"task {task_id!r} is item {index} of step {step_id!r} of workflow run {run_id!r}, and it failed: the step "
+        f"failed with it, and a step does not take back an item that failed, so the item is not recovered by hand. "
+        f"Skip or abort the step itself ({step!r}) once it has ended, or start a new run. Nothing was changed",
+        task_id=task_id, run_id=run_id, step_id=step_id,
     )  # fmt: skip
 
 

@@ -38,8 +38,9 @@ class RunEndedError(ConflictError):
 
 
 class FanOutStepError(ConflictError):
-    """A recovery by hand of a fan-out step's own task: no agent runs it, its items are what runs. ``parked``
-    lists the step's items waiting in the dead-letter queue: replay, skip or drop those instead."""
+    """A recovery by hand of a fan-out step's own task (no agent runs it, its items are what runs), or of an item
+    that failed (its step failed with it). ``parked`` lists the step's items waiting in the dead-letter queue:
+    replay, skip or drop those instead."""
 
     def __init__(self, message: str, *, task_id: str, run_id: str, step_id: str, parked: Iterable[str] = ()) -> None:
         super().__init__(message)

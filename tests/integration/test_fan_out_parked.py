@@ -1,9 +1,9 @@
 """A fan-out step whose recovery parks an item: the item is what a person deals with (replay, skip, drop), and
 the step follows it - it waits while the item is parked, then settles as its items do, and the run goes on to
 its dependent and its end. The step's own task is never run by an agent: replaying it, or recovering it by hand
-with anything but skip or abort, is refused (``FanOutStepError``) and changes nothing. On SQLite and
-PostgreSQL; from the process that drives the run and from one with no engine. Executions are counted in the
-agent."""
+with anything but skip or abort, is refused (``FanOutStepError``) and changes nothing; so is recovering an item
+that failed (its step failed with it). On SQLite and PostgreSQL; from the process that drives the run and from
+one with no engine. Executions are counted in the agent."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_recovering_the_step_of_a_parked_item_by_hand_is_refused_and_points_at_t
         assert fan.runs == Counter({"f[0]": 1, "f[1]": 2, "f[2]": 1, "g": 1})
 
 
-def test_a_failed_fan_out_step_takes_skip_by_hand_but_is_never_run_again_as_a_task(db, tmp_path):
+def test_a_failed_fan_out_step_takes_skip_by_hand_but_is_never_run_again_nor_takes_back_its_item(db, tmp_path):
     with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
         fan = Fan(runtime, recovery=None, hold=True)
         run_id = fan.workflow.start()
@@ -150,7 +150,14 @@ def test_a_failed_fan_out_step_takes_skip_by_hand_but_is_never_run_again_as_a_ta
                 else:
                     handler.handle_error_now(step, "by hand", recovery_strategy=attempt)
             assert refused.value.parked == ()
-        assert o.get_task_status(step).state is TaskState.FAILED  # nothing changed
+        item = f"{run_id}/f[1]"
+        for attempt in ("replay", "retry", "skip"):  # the step failed with its item: it does not take it back
+            with pytest.raises(FanOutStepError, match="a step does not take back an item that failed"):
+                if attempt == "replay":
+                    handler.replay(item)
+                else:
+                    handler.handle_error_now(item, "by hand", recovery_strategy=attempt)
+        assert o.get_task_status(step).state is o.get_task_status(item).state is TaskState.FAILED  # nothing changed
         fan.broken.clear()
         assert handler.handle_error_now(step, "not needed", recovery_strategy="skip").action == "skip"
         fan.released.set()
