@@ -14,7 +14,7 @@ from typing import Any
 from pepper.core.component import Component
 from pepper.core.served import server_of
 from pepper.engine.portal import blocking, on_engine_loop
-from pepper.errors import AgentNotFoundError, ValidationError
+from pepper.errors import AgentNotFoundError, TaskNotFoundError, ValidationError
 from pepper.model.agent import AgentSpec
 from pepper.model.recovery import ErrorRecord, Fallback, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus, error_types
@@ -82,12 +82,16 @@ class ErrorHandler(Component):
         task_id = _check_id(task_id)
         policy = Policy.parse(recovery_strategy)
         backend = await self.runtime.backend()
-        status = await backend.status(task_id)
+        try:
+            status: TaskStatus | None = await backend.status(task_id)
+        except TaskNotFoundError:  # the backend says why (a fan-out step's own task is stored after its items)
+            status = None
         local = server_of(self.runtime) is None  # (a server checks the agents it knows itself)
         for strategy in policy.strategies:  # an agent named by mistake would end the task: refused before
-            if local and isinstance(strategy, Fallback) and strategy.agent is not None:
+            if local and status is not None and isinstance(strategy, Fallback) and strategy.agent is not None:
                 self._check_agent_can_take(strategy.agent, [status], _FALLBACK_HINT, "Nothing was changed.")
-        return await backend.handle_error(task_id, as_task_error(error, status.error), policy)
+        reported = as_task_error(error, None if status is None else status.error)
+        return await backend.handle_error(task_id, reported, policy)
 
     def handle_error_now(self, task_id: str, error: Any = None, recovery_strategy: Any = "retry") -> RecoveryOutcome:
         """``handle_error`` for code without asyncio."""

@@ -4,9 +4,11 @@ When a fanned-out step is released (its dependencies completed, its condition tr
 list; an empty one completes the step at once with ``[]``, a value that is not a list fails it. Items are
 started in order, at most ``max_parallel`` at once (none before the step's ``delay`` has passed since its run
 started), each as one more task submitted through the engine;
-``pump`` starts the next ones as items settle and, once every item is final, stores the step's own task
+``pump`` starts the next ones as items end and, once every item is final, stores the step's own task
 final: completed with the items' results in order, or failed (cancelled) as its first broken item, with
-that item's error and outcome (so an item whose recovery policy aborts the run aborts it). After a crash the
+that item's error and outcome (so an item whose recovery policy aborts the run aborts it). An item its
+recovery policy parks is neither: the step waits for it, holding its place under ``max_parallel``, and
+follows how a person settles it (replayed and completed, skipped, dropped, cancelled). After a crash the
 step is released again: items already stored are not started again.
 """
 
@@ -77,13 +79,17 @@ class FanOuts:
         self.active.setdefault(run_id, {})[step.step_id] = fan
 
     def settled(self, task_id: str, state: TaskState) -> str | None:
-        """An item's task became final: note it; the run id to advance (None: not an item of ours)."""
+        """An item's task became final or parked: note a final one; the run id to advance (None: not an item
+        of ours). A parked item waits for a person and the step with it: it keeps its place among the running
+        items until it is replayed (and ends), skipped, dropped or cancelled."""
         parsed = parse_item_id(task_id)
         if parsed is None:
             return None
         fan = self.of(parsed[0]).get(parsed[1])
         if fan is None:
             return None
+        if not state.is_final:
+            return parsed[0]
         t = self.engine.state.tasks.get(task_id)
         if t is not None:
             fan.timed(t.started_at, t.finished_at)

@@ -42,14 +42,14 @@ class RunSteps:
         fanning = self.fans.of(run_id).keys() | self.approvals.of(run_id).keys() | self.subruns.of(run_id).keys()
         for step in run.spec.steps:
             sid = step.step_id
-            if sid in run.final:
+            t = engine.state.tasks.get(task_id_of(run_id, sid))
+            if sid in run.final and (t is None or t.state is run.final[sid]):  # (else recovered by hand since)
                 states[sid] = run.final[sid]
             elif sid in run.held:
                 states[sid] = None
             elif sid in fanning:
                 states[sid] = TaskState.IN_PROGRESS  # items, a child run or a person: its task is stored after
             else:
-                t = engine.state.tasks.get(task_id_of(run_id, sid))
                 if t is not None:
                     states[sid] = t.state
                 elif task_id_of(run_id, sid) in engine.pending:
@@ -65,6 +65,8 @@ class RunSteps:
         for sid, st in states.items():
             if st is not None and st.is_final:
                 run.final[sid] = st
+            else:
+                run.final.pop(sid, None)  # a failed step skipped, replayed or retried by hand goes on
         if newly_failed and run.stopped is None:
             endings = self._endings([task_id_of(run_id, sid) for sid in newly_failed])
             for tid, (outcome, why) in endings.items():

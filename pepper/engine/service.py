@@ -30,7 +30,7 @@ from pepper.engine.inspection import (
 from pepper.engine.known_tasks import KnownTasks
 from pepper.engine.metrics import LagProbe, MetricsHook
 from pepper.engine.read_share import ReadShare
-from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run
+from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run, refuse_fan_out_step
 from pepper.engine.retention import Retention
 from pepper.engine.sampler import Sampler
 from pepper.engine.shell import Engine
@@ -193,6 +193,7 @@ class EngineService:
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
         """Apply ``policy`` to ``error`` of a task by hand, as the engine does when an attempt fails."""
         engine = self.engine
+        refuse_fan_out_step(engine.store, task_id, policy)
         await task_status(engine, task_id)  # loads it or raises TaskNotFoundError
         t = engine.state.tasks[task_id]
         check_handleable(t, engine.worker_id)
@@ -206,6 +207,7 @@ class EngineService:
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
         """Run a parked (or failed) task again; False if it is neither."""
         engine = self.engine
+        refuse_fan_out_step(engine.store, task_id)
         await task_status(engine, task_id)
         t = engine.state.tasks[task_id]
         if t.state not in (TaskState.FAILED, TaskState.PARKED):

@@ -21,7 +21,7 @@ from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.figures import EngineCounters, EngineFigures
 from pepper.engine.inspection import AgentsView, facts_of
-from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run
+from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run, refuse_fan_out_step
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import read_task_log
 from pepper.engine.transitions.recovery import check_handleable, decided, outcome_of
@@ -144,6 +144,7 @@ class StoreBackend:
         return True
 
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
+        refuse_fan_out_step(self.store, task_id, policy)
         record = self._record(task_id)
         check_handleable(record, self.writer)
         refuse_ended_run(self.store, record.task)
@@ -153,6 +154,7 @@ class StoreBackend:
         return outcome_of(state.tasks[task_id], decided(actions))
 
     async def replay(self, task_id: str, agent_id: str | None) -> bool:
+        refuse_fan_out_step(self.store, task_id)
         record = self._record(task_id)
         if record.state not in (TaskState.FAILED, TaskState.PARKED):
             return False

@@ -40,6 +40,7 @@ the message::
     │   ├── LeaseEndedError                  renewing a released or expired lease
     │   ├── RerunError                       a re-run of a run that has not ended, or of an unknown step
     │   ├── RunEndedError                    recovering by hand a step of a run that has ended (.run_id)
+    │   ├── FanOutStepError                  replaying a fan-out step's own task: its items are replayed (.parked)
     │   └── NotWaitingError                  approving a step that does not wait for a decision (now)
     ├── TaskFailedError (RuntimeError)       get_result() of a failed task
     │   └── TaskParkedError                  get_result() of a task parked in the dead-letter queue
@@ -79,6 +80,7 @@ from pepper.errors.base import PepperError, shown, suggest
 from pepper.errors.conflict import (
     AgentAlreadyRegisteredError,
     ConflictError,
+    FanOutStepError,
     InvalidTransitionError,
     LeaseEndedError,
     NotWaitingError,
@@ -156,6 +158,7 @@ __all__ = [
     "DuplicateTaskError",
     "DuplicateTokenError",
     "ExpressionError",
+    "FanOutStepError",
     "ForbiddenWorkflowError",
     "ImpersonationError",
     "InvalidDelayError",

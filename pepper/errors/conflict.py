@@ -37,6 +37,19 @@ class RunEndedError(ConflictError):
         self.state = state
 
 
+class FanOutStepError(ConflictError):
+    """A recovery by hand of a fan-out step's own task (no agent runs it, its items are what runs), or of an item
+    that failed (its step failed with it). ``parked`` lists the step's items waiting in the dead-letter queue:
+    replay, skip or drop those instead."""
+
+    def __init__(self, message: str, *, task_id: str, run_id: str, step_id: str, parked: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.run_id = run_id
+        self.step_id = step_id
+        self.parked = tuple(parked)
+
+
 class NotWaitingError(ConflictError):
     """A decision for a step that does not wait for one: not an approval step, not reached yet, decided
     already, or its run ended. ``task_id`` names the step's task."""

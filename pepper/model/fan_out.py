@@ -129,8 +129,8 @@ class FanOut:
         return sorted(self.started - self.final.keys())
 
     def settle(self, index: int, state: TaskState) -> None:
-        """Item ``index`` became final in ``state``."""
-        if not 0 <= index < len(self.items) or index in self.final:
+        """Item ``index`` became final in ``state`` (a parked item is not: it still holds its place)."""
+        if not 0 <= index < len(self.items) or index in self.final or not state.is_final:
             return
         self.started.add(index)
         self.final[index] = state

@@ -1,10 +1,12 @@
 """A step of a workflow run that has ended is not recovered by hand: the run would stay recorded as ended while
 its dependents ran. ``handle_error`` and ``replay`` refuse it with ``RunEndedError`` pointing at ``pepper rerun``,
-which runs the steps again in the same run and drives it to its new end. On SQLite and PostgreSQL; with an
-engine in the process and without one. Executions are counted in the agent."""
+which runs the steps again in the same run and drives it to its new end. A failed step of a run still going is
+recovered by hand, and the run ends as the recovered step did. On SQLite and PostgreSQL; with an engine in the
+process and without one. Executions are counted in the agent."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from pepper.core import ErrorHandler, TaskOrchestrator, WorkflowController
 from pepper.errors import ConflictError, RunEndedError
 from pepper.model.task import TaskState
 from tests.conftest import FAST
+from tests.support import eventually
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -95,3 +98,33 @@ def test_a_task_of_no_run_is_recovered_by_hand_as_before(tmp_path: Path):
         o.submit_task("plain", "nothing-runs-it")  # a task of no run
         outcome = ErrorHandler(runtime).handle_error_now("plain", "stuck", recovery_strategy="skip")
         assert outcome.action == "skip" and o.get_task_status("plain").state is TaskState.COMPLETED
+
+
+@pytest.mark.parametrize("recover", ["skip", "retry", "replay"])
+def test_a_failed_step_of_a_run_still_going_recovered_by_hand_ends_the_run_as_it_ended(db, tmp_path: Path, recover):
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
+        release = Release(runtime)
+        held = threading.Event()
+
+        @pepper.agent("holder", task_types=["hold"], runtime=runtime)
+        def hold_on(task):
+            assert held.wait(60), "the test never released the held step"
+            return "held"
+
+        release.workflow.add_step("docs", "hold")  # keeps the run going while build is recovered
+        run_id = release.workflow.start()
+        o = TaskOrchestrator(runtime)
+        eventually(lambda: o.get_task_status(f"{run_id}/publish").state is TaskState.CANCELLED, "publish cancelled")
+        release.broken = False
+        handler = ErrorHandler(runtime)
+        if recover == "replay":
+            assert handler.replay(f"{run_id}/build") == [f"{run_id}/build"]
+        else:
+            handler.handle_error_now(f"{run_id}/build", "fixed by hand", recovery_strategy=recover)
+        eventually(lambda: o.get_task_status(f"{run_id}/publish").state is TaskState.COMPLETED, "publish ran")
+        held.set()
+        result = release.workflow.wait(run_id, timeout=60)
+        assert result.status == "completed", result.reason
+        assert result["build"].status == ("skipped" if recover == "skip" else "completed")
+        runs = 1 if recover == "skip" else 2
+        assert release.runs == Counter({"fetch": 1, "build": runs, "publish": 1})

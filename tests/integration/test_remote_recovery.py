@@ -8,10 +8,11 @@ import asyncio
 import httpx
 import pytest
 
-from pepper.core import ErrorHandler, TaskOrchestrator
+from pepper.core import ErrorHandler, TaskOrchestrator, WorkflowController
 from pepper.errors import (
     AgentNotFoundError,
     ConflictError,
+    FanOutStepError,
     ScopeError,
     TaskNotFoundError,
     ValidationError,
@@ -86,3 +87,26 @@ def test_the_route_validates_its_body(served: Served) -> None:  # noqa: F811
             assert answer.status_code == 422, body
             assert answer.json()["error"]["type"] == "ValidationError" and field in answer.json()["error"]["message"]
         assert "/api/v1/tasks/{task_id}/handle-error" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_fan_out_steps_own_task_is_refused_remotely_and_its_items_recovered(served: Served) -> None:  # noqa: F811
+    workflow = WorkflowController("remote-fan", served.local)
+    workflow.add_step("f", "break", for_each=[1, 2], inputs={"v": "${{ item }}"}, recovery="dead_letter")
+    before = served.runs["breaker"]
+    run_id = workflow.start()
+    items = [f"{run_id}/f[0]", f"{run_id}/f[1]"]
+    o = TaskOrchestrator(runtime=served.remote)
+    assert [s.state for s in o.wait(items, timeout=PATIENCE)] == [TaskState.PARKED] * 2
+    handler = ErrorHandler(served.remote)
+    with pytest.raises(FanOutStepError, match=rf"Recover its parked items instead: '{run_id}/f\[0\]'"):
+        handler.replay(f"{run_id}/f")
+    with pytest.raises(FanOutStepError, match="no agent runs the step's own task"):
+        handler.handle_error_now(f"{run_id}/f", "x", "retry")
+    assert sorted(d.task_id for d in handler.dead_letters() if d.task_id.startswith(run_id)) == items
+    assert served.runs["breaker"] == before + 2  # nothing ran again
+    assert handler.drop(items[0]) is True  # the step fails with it, and stops its other items
+    result = workflow.wait(run_id, timeout=PATIENCE)
+    assert result.status == "failed" and "item 0 of 2 failed" in result["f"].error.message
+    assert o.get_task_status(items[1]).state is TaskState.CANCELLED
+    assert not [d for d in handler.dead_letters() if d.task_id.startswith(run_id)]
+    assert served.runs["breaker"] == before + 2

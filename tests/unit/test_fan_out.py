@@ -65,6 +65,24 @@ def test_no_more_than_max_parallel_items_start_and_a_broken_item_stops_the_rest(
     assert fan.done and fan.ending() is TaskState.FAILED
 
 
+def test_a_parked_item_holds_its_place_and_the_step_follows_how_it_ends():
+    fan = FanOut(make_step("x", "t", for_each=[0, 1, 2], max_parallel=2), [0, 1, 2], {}, 0.0)
+    fan.started |= {0, 1}
+    fan.settle(0, TaskState.PARKED)  # waits for a person: neither broken nor done, and still in its slot
+    fan.settle(1, TaskState.COMPLETED)
+    assert fan.broken is None and fan.running == [0] and fan.to_start() == [2] and not fan.done
+    fan.started.add(2)
+    fan.settle(2, TaskState.COMPLETED)
+    assert fan.to_start() == [] and not fan.done
+    fan.settle(0, TaskState.COMPLETED)  # replayed (or skipped) and completed: the step completes
+    assert fan.done and fan.ending() is TaskState.COMPLETED
+    dropped = FanOut(make_step("x", "t", for_each=[0]), [0], {}, 0.0)
+    dropped.started.add(0)
+    dropped.settle(0, TaskState.PARKED)
+    dropped.settle(0, TaskState.FAILED)  # dropped from the dead-letter queue: the step fails
+    assert dropped.done and dropped.broken == 0 and dropped.ending() is TaskState.FAILED
+
+
 def test_text_with_two_references_keeps_the_text_between_them():
     assert expressions.resolve("${{ inputs.a }}-${{ inputs.b }}", {"inputs": {"a": 1, "b": 2}}) == "1-2"
     assert expressions.resolve("${{ inputs.a }}", {"inputs": {"a": [1]}}) == [1]
