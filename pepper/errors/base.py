@@ -61,7 +61,7 @@ def _rebuilt(cls: type[PepperError], args: tuple[Any, ...], state: dict[str, Any
 SHARED_FACTS = frozenset({
     "task_id", "run_id", "step_id", "agent_id", "allocation_id", "task_type", "rejected", "shortfall", "cycle",
     "pending", "known", "valid", "failures", "differences", "scope", "needed", "name", "state", "timeout", "limit",
-    "line", "by", "token_name", "source", "target",
+    "line", "by", "token_name", "source", "target", "parked",
 })  # fmt: skip
 
 
