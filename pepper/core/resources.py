@@ -11,7 +11,7 @@ from typing import Any
 from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
-from pepper.core.served import server_of
+from pepper.core.served import every_item, server_of
 from pepper.engine.sampler import ValueOf
 from pepper.errors import (
     AgentNotFoundError,
@@ -187,8 +187,8 @@ class ResourceAllocator(Component):
         runtime = self.runtime
         now = runtime.clock.now()
         holder = None if agent_id is None else _agent_id(agent_id)
-        if holder is not None and (server := server_of(runtime)) is not None:  # chosen there: a page holds them
-            items = server.ask_server("GET", ("leases",), params={"agent_id": holder})["items"]
+        if holder is not None and (server := server_of(runtime)) is not None:  # chosen there, page by page
+            items = every_item(server, ("leases",), {"agent_id": holder})
             return [Lease.from_dict(item) for item in items]
         leases = runtime.read(lambda backend: backend.leases(now))
         return [lease for lease in leases if holder is None or lease.holder == holder]

@@ -56,7 +56,7 @@ def schedule(
             field="inputs",
         )
     merged = {**defaults, **dict(inputs or {})}
-    codec.normalise(merged, "inputs")
+    codec.normalise(merged, "inputs", depth=codec.MAX_DEPTH)
     record = rt.store.schedules.put(
         ScheduleSpec(name, spec.name, spec.to_dict(), cron, every, timezone, catch_up, merged), rt.clock.now()
     )

@@ -28,9 +28,25 @@ class Server(Protocol):
         ...
 
 
+#: The most items one page of a server's list holds (``pepper.http.lists.MAX_LIMIT``).
+_PAGE = 1000
+
+
 def server_of(runtime: Runtime) -> Server | None:
     """``runtime`` when its answers come from a server, else None (the face answers here, as always)."""
     return cast(Server, runtime) if hasattr(runtime, "ask_server") else None  # cheaper than a Protocol check
+
+
+def every_item(server: Server, path: Sequence[str], params: Mapping[str, Any] | None = None) -> list[Any]:
+    """The items of every page of the server's list at ``path`` (``{"items", "next_cursor"}`` pages), in order."""
+    items: list[Any] = []
+    cursor = None
+    while True:
+        page = server.ask_server("GET", path, params={**(params or {}), "limit": _PAGE, "cursor": cursor})
+        items.extend(page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
 
 
 def plan_task(item: Any) -> str | dict[str, Any]:

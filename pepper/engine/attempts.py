@@ -247,7 +247,7 @@ class Attempts:
             else:
                 async with self._clock.timeout(timeout) as deadline:
                     value = await call
-            value, text = codec.normalise(value, "the agent's result")
+            value, text = codec.normalise(value, "the agent's result", depth=codec.MAX_DEPTH)
             if agent.spec.kind != "command":  # a command's stdout was capped as it was read
                 check_result_size(agent.spec, text)
             ok, result, result_json = True, value, text

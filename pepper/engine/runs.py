@@ -109,7 +109,8 @@ class RunDriver(RunSteps, ChildRuns, RunRequests, EngineHook):
         future of its first commit."""
         engine = self.engine
         now = engine.clock.now()
-        codec.normalise(dict(inputs), "inputs")
+        # given by a caller (a sub-workflow's are made of its parent's inputs and results)
+        codec.normalise(dict(inputs), "inputs", depth=codec.MAX_DEPTH if parent is None else codec.STORED_DEPTH)
         run_id = new_run_id(spec.name)
         tasks = [step_task(s, run_id, inputs, now) for s in spec.steps if not s.deferred]
         check_new(tasks, _NewRun(), engine.state.resources.capacity)

@@ -16,6 +16,7 @@ the message::
     │   ├── DuplicateTaskError               same id, different spec
     │   ├── DuplicateTokenError              an API token name already in use (.name)
     │   ├── NotSerializableError             inputs/results that are not JSON
+    │   │   ├── NestingTooDeepError          lists and objects nested deeper than pepper keeps (.limit)
     │   │   └── InvalidTextError             text that is not valid Unicode (a lone surrogate)
     │   ├── ConfigError                      settings, pepper.toml, env vars
     │   ├── AgentDefinitionError             .path, .line of the agent YAML
@@ -133,6 +134,7 @@ from pepper.errors.validation import (
     InvalidPriorityError,
     InvalidScheduleError,
     InvalidTextError,
+    NestingTooDeepError,
     NotSerializableError,
     RequestTooLargeError,
     ValidationError,
@@ -167,6 +169,7 @@ __all__ = [
     "InvalidTextError",
     "InvalidTransitionError",
     "LeaseEndedError",
+    "NestingTooDeepError",
     "NoEligibleAgentError",
     "NotApproverError",
     "NotFoundError",

@@ -95,6 +95,19 @@ class NotSerializableError(ValidationError):
         )
 
 
+class NestingTooDeepError(NotSerializableError):
+    """A value nesting lists and objects deeper than pepper keeps (``.limit`` levels)."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        ValidationError.__init__(
+            self,
+            f"{what} nests lists and objects more than {limit} levels deep; at most {limit} levels are kept (flatten "
+            "it, or pass the deep part as text)",
+            field=what,
+        )
+        self.limit = limit
+
+
 class InvalidTextError(NotSerializableError):
     """Text SQLite cannot store: a string with a lone surrogate, as ``os.listdir`` gives for a non-UTF-8 name."""
 

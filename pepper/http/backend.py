@@ -255,7 +255,7 @@ class HttpBackend:
 
     def leases(self, now: float) -> list[Lease]:
         # held at the server's now: its clock decides what has expired
-        return [Lease.from_dict(item) for item in self.connection.get("/leases")["items"]]
+        return [Lease.from_dict(item) for item in self._every_page("/leases")]
 
     def lease(self, lease_id: str) -> Lease:
         return Lease.from_dict(self.connection.get("/leases/" + escaped_id(lease_id)))
@@ -285,7 +285,20 @@ class HttpBackend:
         return [ErrorRecord.from_dict(item) for item in page["items"]]
 
     def dead_letters(self) -> list[TaskStatus]:
-        return [TaskStatus.from_dict(item) for item in self.connection.get("/dlq")["items"]]
+        return [TaskStatus.from_dict(item) for item in self._every_page("/dlq")]
+
+    def _every_page(self, path: str) -> list[dict[str, Any]]:
+        """The items of every page of the list at ``path``, in order."""
+        from pepper.http.lists import MAX_LIMIT
+
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self.connection.get(path, limit=MAX_LIMIT, cursor=cursor)
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
 
 
 def result_of(details: Mapping[str, Any]) -> WorkflowResult:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
@@ -27,6 +28,8 @@ Limit = Annotated[
     ),
 ]
 Cursor = Annotated[str | None, Query(description="The `next_cursor` of the previous page.")]
+
+_NOT_MADE_HERE = "the cursor is not one this server made; pass the `next_cursor` of a page as it was"
 
 
 class Page(BaseModel):
@@ -55,9 +58,7 @@ def decode_cursor(cursor: str | None) -> str | None:
     except (binascii.Error, ValueError):
         key = ""
     if not key:
-        raise ValidationError(
-            "the cursor is not one this server made; pass the `next_cursor` of a page as it was", field="cursor"
-        )
+        raise ValidationError(_NOT_MADE_HERE, field="cursor")
     return key
 
 
@@ -66,6 +67,32 @@ def page(items: Sequence[T], limit: int, key: Callable[[T], str], show: Callable
     shown = list(items[:limit])
     more = len(items) > limit and shown
     return Page(items=[show(i) for i in shown], next_cursor=encode_cursor(key(shown[-1])) if more else None)
+
+
+def ordered_page(
+    items: Iterable[T], limit: int, cursor: str | None, order: Callable[[T], tuple[float, str]],
+    show: Callable[[T], dict[str, Any]],
+) -> Page:  # fmt: skip
+    """A page of ``items`` in the order of ``order`` (a time and an id: one place per item), from just after the
+    item ``cursor`` stood for: an item that left the list between two pages moves no other one to another page."""
+    ranked = sorted(items, key=order)
+    since = _place(decode_cursor(cursor))
+    if since is not None:
+        ranked = [item for item in ranked if order(item) > since]
+    return page(ranked, limit, lambda item: json.dumps(list(order(item))), show)
+
+
+def _place(key: str | None) -> tuple[float, str] | None:
+    """The place (a time and an id) an ``ordered_page`` cursor's key names."""
+    if key is None:
+        return None
+    try:
+        at, name = json.loads(key)
+    except (ValueError, TypeError):
+        at = name = None
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not isinstance(name, str):
+        raise ValidationError(_NOT_MADE_HERE, field="cursor")
+    return float(at), name
 
 
 def whole(items: Sequence[T], show: Callable[[T], dict[str, Any]]) -> Page:

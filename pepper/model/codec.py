@@ -6,7 +6,14 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol, overload
 
-from pepper.errors import InvalidTextError, NotSerializableError, ValidationError
+from pepper.errors import InvalidTextError, NestingTooDeepError, NotSerializableError, ValidationError
+
+#: How deep a value given to pepper (a task's inputs and metadata, a run's inputs, an agent's result...) may nest
+#: lists and objects within each other.
+MAX_DEPTH = 100
+#: How deep a value pepper makes of such values (a fan-out's list of results, a sub-workflow's results by step)
+#: may nest: every answer of the HTTP service still carries it.
+STORED_DEPTH = 2 * MAX_DEPTH
 
 
 def _other(value: Any) -> Any:
@@ -40,11 +47,14 @@ def same(first: Any, second: Any) -> bool:
         return True
 
 
-def encode(value: Any, what: str = "value") -> str:
-    """``value`` as compact JSON; raises ``NotSerializableError`` naming ``what``."""
+def encode(value: Any, what: str = "value", *, depth: int = STORED_DEPTH) -> str:
+    """``value`` as compact JSON; raises ``NotSerializableError`` naming ``what`` (``NestingTooDeepError``, saying
+    at most ``depth`` levels are kept, for one nested too deep to be written at all)."""
     try:
         return _encoder.encode(value)
-    except (TypeError, ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise NestingTooDeepError(what, depth) from None
+    except (TypeError, ValueError) as exc:
         raise NotSerializableError(what, str(exc)) from None
 
 
@@ -114,29 +124,64 @@ def mapping(value: Any, what: str, example: str) -> Mapping[Any, Any]:
     return value
 
 
+def depth_of(value: Any, limit: int) -> int:
+    """How many levels of lists and objects ``value`` (a JSON value: dicts, lists and scalars) nests: 0 for a
+    scalar, 1 for ``[1, 2]``, 2 for ``{"a": [1]}``; counting stops at ``limit + 1``."""
+    depth = 0
+    level = [value] if type(value) is dict or type(value) is list else []
+    while level and depth <= limit:
+        depth += 1
+        inner = []
+        for container in level:
+            for item in container.values() if type(container) is dict else container:
+                if type(item) is dict or type(item) is list:
+                    inner.append(item)
+        level = inner
+    return depth
+
+
+def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> None:
+    """Raise ``NestingTooDeepError`` naming ``what`` if the JSON value ``value`` nests deeper than ``limit``."""
+    if depth_of(value, limit) > limit:
+        raise NestingTooDeepError(what, limit)
+
+
 @overload
-def normalise(value: Mapping[str, Any], what: str = "value") -> tuple[Any, str]: ...
+def normalise(value: Mapping[str, Any], what: str = "value", *, depth: int = STORED_DEPTH) -> tuple[Any, str]: ...
 @overload
-def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]: ...
-def normalise(value: Any, what: str = "value") -> tuple[Any, str | None]:
+def normalise(value: Any, what: str = "value", *, depth: int = STORED_DEPTH) -> tuple[Any, str | None]: ...
+def normalise(value: Any, what: str = "value", *, depth: int = STORED_DEPTH) -> tuple[Any, str | None]:
     """The value as it will read back from storage, and its JSON text.
 
     Round-tripping makes tuples lists and dict keys strings now, rather than
     surprising the agent that later reads the stored copy. ``None`` is stored
-    as SQL NULL (no JSON text).
+    as SQL NULL (no JSON text). A value nesting lists and objects more than
+    ``depth`` levels is refused (``NestingTooDeepError``): where a value enters
+    pepper, pass ``depth=MAX_DEPTH``.
     """
     if value is None:
         return None, None
-    text = encode(value, what)
+    text = encode(value, what, depth=depth)
     check_utf8(text, value, what)
     if type(value) in _SCALARS:  # plain scalars read back unchanged
         return value, text
     if type(value) is dict:
         for k, v in value.items():  # (a loop, not ``all`` over a generator: this runs once an attempt)
             if type(k) is not str or type(v) not in _FLAT:
-                return _decoder.decode(text), text
+                return _nested(text, what, depth), text
         return dict(value), text  # a flat object reads back as a shallow copy
-    return _decoder.decode(text), text
+    return _nested(text, what, depth), text
+
+
+def _nested(text: str, what: str, depth: int) -> Any:
+    """The value ``text`` holds, refused if it nests deeper than ``depth``."""
+    try:
+        value = _decoder.decode(text)
+    except RecursionError:  # nested too deep for the decoder: deeper than any limit
+        raise NestingTooDeepError(what, depth) from None
+    if text.count("[") + text.count("{") > depth:  # (fewer brackets, even counting those in strings: not as deep)
+        check_depth(value, what, depth)
+    return value
 
 
 _SCALARS = frozenset({str, int, float, bool})

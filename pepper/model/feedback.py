@@ -38,7 +38,7 @@ class TaskFeedback:
             codec.check_utf8(comment, comment, "comment")
         if metrics is not None and not isinstance(metrics, Mapping):
             raise ValidationError(f"metrics must be a mapping, got {type(metrics).__name__}", field="metrics")
-        values, _ = codec.normalise(dict(metrics or {}), "metrics")
+        values, _ = codec.normalise(dict(metrics or {}), "metrics", depth=codec.MAX_DEPTH)
         return cls(task_id, check_rating(rating), comment, values, **more)
 
     @classmethod

@@ -112,8 +112,8 @@ def build_task(
             )
     if metadata is not None:
         metadata = codec.mapping(metadata, "metadata", "of names to values, e.g. {'team': 'docs'}")
-    inputs, inputs_json = ({}, "{}") if inputs is None else codec.normalise(inputs, "inputs")
-    metadata = codec.normalise(dict(metadata), "metadata")[0] if metadata else {}
+    inputs, inputs_json = ({}, "{}") if inputs is None else codec.normalise(inputs, "inputs", depth=codec.MAX_DEPTH)
+    metadata = codec.normalise(dict(metadata), "metadata", depth=codec.MAX_DEPTH)[0] if metadata else {}
     task = Task(
         task_id=task_id,
         task_type=_check_name(task_type, "task_type"),

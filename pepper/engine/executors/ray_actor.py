@@ -148,7 +148,7 @@ class AgentActor:
             value = self.execute(run)
             if inspect.isawaitable(value):
                 value = self._in_loop(key, value)
-        return codec.normalise(value, "the agent's result")[1]
+        return codec.normalise(value, "the agent's result", depth=codec.MAX_DEPTH)[1]
 
     def _report(self, task_id: str, attempt: int, fraction: float, message: str | None) -> None:
         with self._changed:

@@ -36,6 +36,7 @@ from pepper.engine import log_capture
 from pepper.engine.executors.child import Child
 from pepper.engine.executors.limits import ResultTooLarge, result_limit, result_limit_mb
 from pepper.engine.usage import cap_memory
+from pepper.errors import NestingTooDeepError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.run import TaskRun
@@ -175,6 +176,8 @@ def parse_output(stdout: bytes) -> Any:
             return json.loads(stripped)
         except ValueError:
             pass
+        except RecursionError:  # JSON, nested deeper than any value pepper keeps
+            raise NestingTooDeepError("the command's output", codec.MAX_DEPTH) from None
     return text.rstrip("\n")
 
 

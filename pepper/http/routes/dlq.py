@@ -9,9 +9,10 @@ from pydantic import BaseModel
 
 from pepper.core import ErrorHandler
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Limit, Page, listed
+from pepper.http.lists import Cursor, Limit, Page, listed, ordered_page
 from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
+from pepper.model.status import TaskStatus
 
 router = APIRouter(prefix="/dlq", tags=["dead letters"], route_class=IdRoute)
 
@@ -25,11 +26,15 @@ class DropBody(BaseModel):
 
 
 @router.get("", dependencies=[READ], response_model=Page)
-def list_dead_letters(request: Request, limit: Limit = 1000) -> Page:
-    """The tasks parked in the dead-letter queue, oldest first."""
+def list_dead_letters(request: Request, limit: Limit = 1000, cursor: Cursor = None) -> Page:
+    """A page of the tasks parked in the dead-letter queue, oldest first."""
     listed(limit)
     parked = ErrorHandler(runtime_of(request)).dead_letters()
-    return Page(items=[s.to_dict() for s in parked[:limit]])
+    return ordered_page(parked, limit, cursor, _parked_order, TaskStatus.to_dict)
+
+
+def _parked_order(status: TaskStatus) -> tuple[float, str]:
+    return status.parked_at or 0.0, status.task_id
 
 
 @router.post("/{task_id:path}/replay", dependencies=[WRITE], response_model=dict[str, Any])

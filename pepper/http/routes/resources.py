@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from pepper.core import ResourceAllocator, ResourceManager
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Limit, Page, listed
+from pepper.http.lists import Cursor, Limit, Page, listed, ordered_page
 from pepper.http.routes import runtime_of
+from pepper.model.lease import Lease
 from pepper.store.tokens import TokenRecord
 
 router = APIRouter(tags=["resources"])
@@ -29,11 +30,11 @@ def pool(request: Request) -> dict[str, Any]:
 
 
 @router.get("/leases", dependencies=[READ], response_model=Page)
-def list_leases(request: Request, agent_id: str | None = None, limit: Limit = 1000) -> Page:
-    """Live leases (of one agent, with `agent_id`)."""
+def list_leases(request: Request, agent_id: str | None = None, limit: Limit = 1000, cursor: Cursor = None) -> Page:
+    """A page of the live leases (of one agent, with `agent_id`), oldest first."""
     listed(limit)
     leases = ResourceAllocator(runtime_of(request)).allocations(agent_id)
-    return Page(items=[lease.to_dict() for lease in leases[:limit]])
+    return ordered_page(leases, limit, cursor, lambda lease: (lease.granted_at, lease.lease_id), Lease.to_dict)
 
 
 class RenewBody(BaseModel):

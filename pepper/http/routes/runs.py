@@ -20,11 +20,13 @@ from pepper.core import WorkflowController
 from pepper.core.documents import run_details, workflow_from_document
 from pepper.core.planning import plan as make_plan
 from pepper.core.run_timeline import run_timeline
-from pepper.errors import ImpersonationError, ValidationError, WaitTimeoutError
+from pepper.errors import ImpersonationError, NestingTooDeepError, ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page
+from pepper.http.nesting import check_document_depth
 from pepper.http.routes import runtime_of
 from pepper.http.routes.tasks import Wait
+from pepper.model.codec import MAX_DEPTH
 from pepper.model.workflow_run import RunRecord, RunState
 from pepper.store.tokens import TokenRecord
 
@@ -78,9 +80,12 @@ async def _document(request: Request) -> tuple[Any, dict[str, Any]]:
     except UnicodeDecodeError:
         raise ValidationError("the body is not UTF-8 text", field="body") from None
     if kind in _YAML_TYPES:
+        check_document_depth(text)
         return text, {}
     try:
         body = json.loads(text)
+    except RecursionError:  # nested deeper than the JSON reader goes, far past any value pepper keeps
+        raise NestingTooDeepError("body", MAX_DEPTH) from None
     except ValueError as exc:
         raise ValidationError(
             f'the body is not JSON ({exc}); send {{"workflow": {{...}}}} as application/json, or the workflow\'s '
@@ -89,6 +94,7 @@ async def _document(request: Request) -> tuple[Any, dict[str, Any]]:
         ) from None
     if not isinstance(body, Mapping) or "workflow" not in body:
         raise ValidationError('the body must be {"workflow": {<workflow document>}, "inputs": {...}}', field="workflow")
+    check_document_depth(body["workflow"])
     return body["workflow"], {k: v for k, v in body.items() if k != "workflow"}
 
 
