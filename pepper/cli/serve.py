@@ -9,7 +9,7 @@ import click
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_option, open_runtime
+from pepper.cli.common import db_option, open_runtime, start_engine
 from pepper.cli.render import make_console
 from pepper.errors import PepperError
 from pepper.store.location import redact
@@ -65,7 +65,7 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
             console.print(Text(f"running {len(agents)} agent{'s' if len(agents) != 1 else ''}: {names}"))
         sock = listen(host, port)  # a first token is made only once nothing can stop it from being shown
         secret = ensure_first_token(store, time.time())
-        runtime.start()  # runs are driven here, and the agents (if any) take tasks
+        start_engine(runtime, "server")  # runs are driven here, and the agents (if any) take tasks
 
         def started(url: str) -> None:
             where = f"serving {url}/api/v1 (docs: {url}/api/v1/docs) on {redact(runtime.settings.db)}"

@@ -25,7 +25,13 @@ from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import make_console, plural, print_json, text_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave, wake_on_events
 from pepper.cli.run_report import RunHistory, draw, driver_note, finish, waiting_notes
-from pepper.cli.run_setup import controller_for, refuse_missing_inputs, refuse_unrunnable, resume_agents
+from pepper.cli.run_setup import (
+    controller_for,
+    refuse_missing_inputs,
+    refuse_unrunnable,
+    resume_agents,
+    start_agents,
+)
 from pepper.cli.run_views import counts_text, run_header, run_hints, runs_table, settled, steps_table
 from pepper.cli.worker import _stop_signals
 from pepper.core import WorkflowController
@@ -125,6 +131,8 @@ def run_workflow(
             refuse_unrunnable(parsed, db)
         controller = controller_for(parsed, runtime)
         refuse_missing_inputs(parsed, {**controller.default_inputs, **overrides})
+        if not runtime.server:
+            start_agents(runtime, controller.spec.steps)
         display = RunDisplay(console, controller.spec, mode, where_hint(db))
         with _stop_signals() as stopping:
             run_id = controller.start(overrides)
