@@ -172,7 +172,9 @@ def _why_view(ex: _Explanation, now: float, db: str | None, note: str | None = N
             outcome = Text("\n").join([outcome, Text(note[0].upper() + note[1:] + ".")])
         return Group(*parts, *_section(title, outcome))
     if st.waiting_on:
-        reasons = Text("\n").join(Text.assemble("• ", w.message.replace("\n", "\n  ")) for w in st.waiting_on)
+        replay = f"`pepper dlq replay {st.task_id}"  # the command it names takes this database too
+        told = [w.message.replace(f"{replay}`", f"{replay}{where_hint(db)}`") for w in st.waiting_on]
+        reasons = Text("\n").join(Text.assemble("• ", m.replace("\n", "\n  ")) for m in told)
     else:
         reasons = Text("nothing recorded: a worker with a matching agent should start it shortly", style="dim")
     title = "Why it is blocked" if st.state is TaskState.BLOCKED else "Why it is not running"

@@ -119,6 +119,8 @@ def worker(
     YAML file) receives the task (task.inputs, task.dependency_results) and
     returns the result.
     """
+    if database_metrics and metrics_port is None:
+        raise click.UsageError("--database-metrics exports on the metrics server: give --metrics-port PORT too")
     console = make_console()
     reporter = Reporter(console, quiet=quiet, where=db_hint(db))
     with _stop_signals() as stopping:
