@@ -4,15 +4,21 @@ One table, tasks inserted in one transaction; a loop that marks ready tasks
 running, runs each as a coroutine, and commits completions (with results)
 once per loop turn; dependency counting in memory. No priorities, no agents,
 no retries, no recovery, no validation: what pepper adds is measured against this.
+
+benchmarks/throughput.py compares pepper with it; run alone, it times independent tasks:
+    python benchmarks/baseline.py --tasks 10000
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sqlite3
+import tempfile
 import time
 from collections import deque
+from pathlib import Path
 
 
 async def _noop(inputs: dict) -> dict:
@@ -85,3 +91,20 @@ async def _run(path: str, tasks: list[tuple[str, list[str]]], concurrency: int) 
     elapsed = time.perf_counter() - start
     db.close()
     return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=10_000, help="independent tasks to run (default 10000)")
+    parser.add_argument("--concurrency", type=int, default=100, help="tasks running at once (default 100)")
+    args = parser.parse_args()
+    if args.tasks < 1 or args.concurrency < 1:
+        parser.error(f"--tasks and --concurrency must be at least 1, got {args.tasks} and {args.concurrency}")
+    with tempfile.TemporaryDirectory(prefix="pepper-baseline-") as folder:
+        tasks: list[tuple[str, list[str]]] = [(f"t-{i}", []) for i in range(args.tasks)]
+        seconds = run_baseline(str(Path(folder) / "baseline.db"), tasks, args.concurrency)
+    print(f"{args.tasks:,} tasks in {seconds:.2f} s: {args.tasks / seconds:,.0f} tasks/s")
+
+
+if __name__ == "__main__":
+    main()

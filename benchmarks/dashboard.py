@@ -27,6 +27,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+# run as a script, this file's folder comes first on the path, and benchmarks/http.py would hide the standard
+# library's http (which the HTTP server imports)
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pepper

@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=1000)
     parser.add_argument("--gc", choices=("on", "off", "compare"), default="on")
     parser.add_argument("--rounds", type=int, default=3, help="with --gc compare: runs of each")
+    parser.add_argument("--figures", action="store_true", help=argparse.SUPPRESS)  # for compare's own runs
     args = parser.parse_args()
     if args.tasks < 1:
         parser.error(f"--tasks must be at least 1, got {args.tasks}")
@@ -105,7 +106,8 @@ def main() -> None:
           f"{args.tasks / elapsed:,.0f} tasks/s")  # fmt: skip
     print(f"peak resident memory {peak_mb():,.0f} MB (before the first task: {before:,.0f} MB)")
     print(f"CPU time {cpu:.1f} s, of which the cycle collector {collecting.seconds:.1f} s in {collecting.runs:,} runs")
-    print(f"figures: {elapsed:.3f} {peak_mb():.1f}")
+    if args.figures:  # read by compare(), which runs this script once per setting
+        print(f"figures: {elapsed:.3f} {peak_mb():.1f}")
 
 
 def compare(tasks: int, capacity: int, rounds: int) -> None:
@@ -114,7 +116,17 @@ def compare(tasks: int, capacity: int, rounds: int) -> None:
     figures: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
     for _ in range(rounds):
         for mode in figures:
-            argv = [sys.executable, __file__, "--tasks", str(tasks), "--capacity", str(capacity), "--gc", mode]
+            argv = [
+                sys.executable,
+                __file__,
+                "--tasks",
+                str(tasks),
+                "--capacity",
+                str(capacity),
+                "--gc",
+                mode,
+                "--figures",
+            ]
             out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
             line = next(line for line in out.splitlines() if line.startswith("figures: "))
             elapsed, peak = map(float, line.split()[1:])

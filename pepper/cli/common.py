@@ -182,3 +182,34 @@ def check_gantt_path(gantt: str | Path | None, *inputs: str | Path | None) -> No
     except OSError as exc:
         raise click.BadParameter(f"cannot create the folder of {str(gantt)!r}: {exc.strerror}",
                                  param_hint="'--gantt'") from None  # fmt: skip
+
+
+@contextmanager
+def left_out_held() -> Iterator[None]:
+    """Hold back the log records (with their tracebacks) of agents left out as the engine starts within: the
+    command tells them in a line of its own."""
+    from pepper.core.agent_failures import AGENT_LEFT_OUT
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not hasattr(record, AGENT_LEFT_OUT)
+
+    logger = logging.getLogger("pepper")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def start_engine(runtime: pepper.Runtime, who: str) -> None:
+    """Start the engine with every agent registered; one whose start-up fails stops the process (``who``: the
+    worker, the server) in one line on stderr, exit 2."""
+    from pepper.errors import AgentStartError
+
+    with left_out_held():
+        try:
+            runtime.start()
+        except AgentStartError as exc:
+            told = "; ".join(f"agent {agent_id!r} could not start ({why})" for agent_id, why in exc.failures.items())
+            stopped = f"{told}; the {who} stopped. Fix the cause and start it again"
+            raise AgentStartError(exc.failures, stopped) from None

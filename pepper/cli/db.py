@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -136,13 +136,19 @@ def copy(src: str, dst: str, force: bool, as_json: bool) -> None:
       pepper db copy .pepper/pepper.db postgresql://pepper:secret@db.example.com/pepper
       pepper db copy postgresql://pepper:secret@db.example.com/pepper backup.db --force
     """
-    for given in (src, dst):
-        check_location(given)
-        check_database_url(given)
+    for label, given in (("SRC", src), ("DST", dst)):
+        with _named(label):
+            check_location(given)
+            check_database_url(given)
     if same_database(src, dst):
         raise ConfigError(f"SRC and DST are one database ({redact(src)}); give another destination", field="dst")
     started = time.monotonic()
-    with opened(src, create=False) as source, opened(dst, create=True) as target, progress_bar() as show:
+    with ExitStack() as stack:
+        with _named("SRC"):
+            source = stack.enter_context(opened(src, create=False))
+        with _named("DST"):
+            target = stack.enter_context(opened(dst, create=True))
+        show = stack.enter_context(progress_bar())
         copied = copy_database(source, target, replace=force, progress=show)
         where = (f"{source.kind} {catalog.location(source)}", f"{target.kind} {catalog.location(target)}")
     total = sum(copied.values())
@@ -158,6 +164,19 @@ def copy(src: str, dst: str, force: bool, as_json: bool) -> None:
     console.print(grid)
     console.print(Text(f"copied {plural(total, 'row')} from {where[0]} to {where[1]} "
                        f"in {time.monotonic() - started:.1f}s"))  # fmt: skip
+
+
+@contextmanager
+def _named(label: str) -> Iterator[None]:
+    """A refusal of a database given as SRC or DST names it so, not as --db (the option of the other commands)."""
+    try:
+        yield
+    except ConfigError as exc:
+        told = str(exc)
+        for said in ("--db ", "setting 'db' ", "the database given "):
+            if told.startswith(said):
+                raise ConfigError(f"{label} {told[len(said) :]}", field=label.lower()) from None
+        raise
 
 
 @contextmanager

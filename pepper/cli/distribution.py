@@ -31,7 +31,7 @@ from pepper.cli.render import (
 from pepper.cli.step_notes import shaped_step, step_note
 from pepper.core import AgentSelector, TaskOrchestrator
 from pepper.core.agents_view import read_agents
-from pepper.errors import NoEligibleAgentError, RemoteUnsupportedError
+from pepper.errors import NoEligibleAgentError, RemoteUnsupportedError, TaskNotFoundError
 from pepper.model.feedback import TaskFeedback
 from pepper.model.resources import describe
 from pepper.model.status import TaskStatus
@@ -93,19 +93,28 @@ def why(task_id: str, as_json: bool, db: str | None) -> None:
     """
     with open_runtime(db) as runtime:
         shaped = shaped_step(runtime, task_id)
-        note = None if shaped is None else step_note(runtime, *shaped, db)
-        if note is None:
+        ended = shaped is not None and _has_ended(runtime, task_id)
+        note = None if shaped is None else step_note(runtime, *shaped, db, ended=ended)
+        if note is None or ended:
             explanation = _explain(runtime, task_id)
-    if note is not None:
+    if note is not None and not ended:
         if as_json:
             print_json({"task_id": task_id, "step": task_id.rpartition("/")[2], "note": note})
         else:
             make_console().print(Text.assemble((task_id, "bold"), "  ", note))
         return
     if as_json:
-        print_json(explanation.to_dict())
+        print_json({**explanation.to_dict(), **({"note": note} if note is not None else {})})
         return
-    make_console().print(_why_view(explanation, time.time(), db))
+    make_console().print(_why_view(explanation, time.time(), db, note))
+
+
+def _has_ended(runtime: pepper.Runtime, task_id: str) -> bool:
+    """Whether the task of an approval, fan-out or sub-workflow step has ended (False before it has one)."""
+    try:
+        return TaskOrchestrator(runtime).get_task_status(task_id).state.is_final
+    except TaskNotFoundError:
+        return False
 
 
 def _explain(runtime: pepper.Runtime, task_id: str) -> _Explanation:
@@ -152,15 +161,20 @@ def _after_the_queue(runtime: pepper.Runtime, task_id: str, eligible: list[Any])
     ]
 
 
-def _why_view(ex: _Explanation, now: float, db: str | None) -> Group:
+def _why_view(ex: _Explanation, now: float, db: str | None, note: str | None = None) -> Group:
     st = ex.status
     header = Text.assemble(("Task ", "bold"), (st.task_id, "bold"), "  ", state_text(st.state))
     parts: list[RenderableType] = [header, _indent(_facts(ex))]
     if st.state not in _WAITING:
         title = "It is running" if st.state is TaskState.IN_PROGRESS else "It has finished"
-        return Group(*parts, *_section(title, _outcome(st, now, db)))
+        outcome = _outcome(st, now, db)
+        if note is not None:  # what an approval, fan-out or sub-workflow step became
+            outcome = Text("\n").join([outcome, Text(note[0].upper() + note[1:] + ".")])
+        return Group(*parts, *_section(title, outcome))
     if st.waiting_on:
-        reasons = Text("\n").join(Text.assemble("• ", w.message.replace("\n", "\n  ")) for w in st.waiting_on)
+        replay = f"`pepper dlq replay {st.task_id}"  # the command it names takes this database too
+        told = [w.message.replace(f"{replay}`", f"{replay}{where_hint(db)}`") for w in st.waiting_on]
+        reasons = Text("\n").join(Text.assemble("• ", m.replace("\n", "\n  ")) for m in told)
     else:
         reasons = Text("nothing recorded: a worker with a matching agent should start it shortly", style="dim")
     title = "Why it is blocked" if st.state is TaskState.BLOCKED else "Why it is not running"
@@ -216,6 +230,9 @@ def _outcome(st: TaskStatus, now: float, db: str | None) -> Text:
         if st.progress is not None:
             extra = f": {st.progress_message}" if st.progress_message else ""
             lines.append(Text(f"Progress {st.progress:.0%}{extra}"))
+    elif st.state is TaskState.COMPLETED and not st.agent_id:  # a step no agent runs (an approval, a fan-out...)
+        lines.append(Text(f"It completed at {clock_time(st.finished_at)}."))
+        lines.append(Text(f"`pepper status {st.task_id}{hint}` shows its result.", style="dim"))
     elif st.state is TaskState.COMPLETED:
         took = f" after running {duration(st.duration)}" if st.duration is not None else ""
         lines.append(Text(f"It completed on {agent} at {clock_time(st.finished_at)}{took} ({attempt})."))

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from pepper.cli.common import db_option, json_option, open_runtime, server_option, where_hint
+from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, open_runtime, server_option, where_hint
 from pepper.cli.render import print_json
 from pepper.core.logs import TaskLogs
 
@@ -26,7 +26,7 @@ def logs(task_id: str, attempt: int | None, follow: bool, as_json: bool, db: str
     `task.log(...)` lines.
 
     Of a long log the first and the last part are kept (`task_log_limit`, 1 MiB per attempt by default); the
-    middle shows as `... N bytes cut ...`.
+    middle shows as `... N bytes cut ...`. With --follow, Ctrl-C stops following (exit 130), not the task.
     """
     with open_runtime(db) as runtime:
         reader = TaskLogs(runtime)
@@ -45,11 +45,17 @@ def logs(task_id: str, attempt: int | None, follow: bool, as_json: bool, db: str
                 click.echo(f"attempt {found.attempt} of {task_id} wrote nothing (no stderr, log records or "
                            "task.log lines)", err=True)  # fmt: skip
             return
-        for part in reader.follow(task_id, attempt):
-            if as_json:
-                print_json(part.to_dict())
-            else:
-                _write(part.text)
+        try:
+            if reader.get(task_id, attempt).attempt == 0:  # said on stderr: stdout stays the log alone
+                click.echo(f"{task_id} has not started yet; waiting for it (Ctrl-C stops waiting)", err=True)
+            for part in reader.follow(task_id, attempt):
+                if as_json:
+                    print_json(part.to_dict())
+                else:
+                    _write(part.text)
+        except KeyboardInterrupt:
+            click.echo(f"\nstopped following; {task_id} goes on (`pepper status {task_id}{where_hint(db)}`)", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 def _write(text: str) -> None:

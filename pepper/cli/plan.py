@@ -15,6 +15,7 @@ from pepper.cli.render import duration, make_console, plural, print_json
 from pepper.core import load_agents
 from pepper.core.planning import POLICIES, Plan, plan
 from pepper.errors import suggest
+from pepper.model.timing import MAX_DELAY
 from pepper.model.units import parse_duration
 from pepper.store.location import may_hold_data
 from pepper.workflow_file import WorkflowFile, parse_workflow_file
@@ -120,9 +121,11 @@ def _durations(values: tuple[str, ...], parsed: WorkflowFile) -> dict[str, objec
                                      f"types: {', '.join(sorted(names))}){suggest(name, names)}",
                                      param_hint="'--duration'")  # fmt: skip
         try:
-            parse_duration(value, f"{name}={value}")
+            seconds = parse_duration(value, f"{name}={value}")
         except pepper.PepperError as exc:
             raise click.BadParameter(str(exc), param_hint="'--duration'") from None
+        if seconds > MAX_DELAY:
+            raise click.BadParameter(f"{name}={value}: a duration must be at most 366 days", param_hint="'--duration'")
     return given
 
 

@@ -4,7 +4,7 @@ could never finish because a step has no agent to take it (pointing at the step'
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,11 @@ import yaml
 
 import pepper
 from pepper.agents.loader import load_yaml
-from pepper.cli.common import open_runtime
+from pepper.cli.common import left_out_held, open_runtime
+from pepper.cli.render import make_console
 from pepper.core import WorkflowController
 from pepper.errors import (
+    AgentStartError,
     ExpressionError,
     ForbiddenWorkflowError,
     PepperError,
@@ -25,6 +27,7 @@ from pepper.errors import (
 from pepper.model import expressions
 from pepper.model.agent import AgentSpec
 from pepper.model.units import parse_duration
+from pepper.model.workflow import Step
 from pepper.model.workflow_run import RunRecord
 from pepper.scheduling.eligibility import unrunnable_steps
 from pepper.workflow_file import WorkflowFile, parse_workflow_file
@@ -92,7 +95,34 @@ def resume_agents(runtime: pepper.Runtime, record: RunRecord, agents_path: str |
     problems = unrunnable_steps(left, own + online)
     if problems:
         raise ValidationError("\n".join([*(m for _, _, m in problems), _agents_sentence(own, online, None)]))
+    start_agents(runtime, left, "resumed")
     return str(path)
+
+
+def start_agents(runtime: pepper.Runtime, steps: Iterable[Step], verb: str = "started") -> None:
+    """Start the engine with the agents registered here before the run starts (``verb``: or resumes).
+
+    An agent whose start-up failed is told in one line on stderr, the others run; when that leaves a step with
+    no agent to take it (here or on an online worker), the run is refused (exit 2): it could never finish.
+    """
+    with left_out_held():
+        try:
+            runtime.start()
+        except AgentStartError as exc:
+            failed = exc.failures
+        else:
+            return
+    told = "; ".join(f"agent {agent_id!r} could not start ({why})" for agent_id, why in failed.items())
+    agents = [a.spec for a in runtime.store.workers.agents()]  # those that started here, and online workers'
+    stuck = sorted({step_id for step_id, _, _ in unrunnable_steps(steps, agents)})
+    if stuck:
+        named = ", ".join(repr(s) for s in stuck)
+        raise ValidationError(
+            f"{told}, and no other agent takes step{'s' if len(stuck) > 1 else ''} {named}: the run was not "
+            f"{verb}, as it could never finish. Fix the cause, or start a `pepper worker` with an agent for "
+            f"{'them' if len(stuck) > 1 else 'it'}"
+        )
+    make_console(stderr=True).print(f"{told}; left out, the run goes on with the other agents", markup=False)
 
 
 def _is_workflow_file(path: Path) -> bool:

@@ -11,6 +11,7 @@ from rich.text import Text
 from pepper.cli.common import db_hint, db_option, json_option, open_runtime
 from pepper.cli.inputs import parse_inputs
 from pepper.cli.render import listing_console, make_console, print_json
+from pepper.cli.run_setup import refuse_missing_inputs
 from pepper.core.schedules import delete_schedule, pause_schedule, resume_schedule, schedule, schedules
 from pepper.model.schedule import ScheduleRecord, local_time
 from pepper.workflow_file import parse_workflow_file
@@ -88,9 +89,14 @@ def add(
     workflow_file: str, name: str | None, cron: str | None, every: str | None, timezone: str | None,
     catch_up: bool | None, input_pairs: tuple[str, ...], inputs_json: str | None, as_json: bool, db: str | None,
 ) -> None:  # fmt: skip
-    """Add (or replace) a schedule that starts FILE's workflow; the file's own `schedule:` fills in the rest."""
+    """Add (or replace) a schedule that starts FILE's workflow; the file's own `schedule:` fills in the rest.
+
+    A workflow whose first steps read an input that neither the file's `inputs:` nor --input/--inputs give is
+    refused, as `pepper run` refuses it: each of its runs would fail to start.
+    """
     inputs = parse_inputs(input_pairs, inputs_json)
     parsed = parse_workflow_file(Path(workflow_file), with_agents=False)
+    refuse_missing_inputs(parsed, {**parsed.inputs, **inputs})  # each tick would fail as `pepper run` would
     with open_runtime(_db(db), create=True) as runtime:
         named = parsed.spec.name if name is None else name  # an empty --name is refused, not replaced
         record = schedule(named, workflow_file, cron=cron, every=every, inputs=inputs, catch_up=catch_up,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import time
+from types import FrameType
+from typing import Any
 
 import click
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_option, open_runtime
+from pepper.cli.common import EXIT_INTERRUPTED, db_option, open_runtime, start_engine
 from pepper.cli.render import make_console
 from pepper.errors import PepperError
 from pepper.store.location import redact
@@ -32,6 +35,7 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
     others. A non-loopback --host (0.0.0.0...) is refused while no token
     exists. With --agents, this process also runs those agents on queued
     tasks; workflows sent over HTTP may only use agents workers run.
+    Stopped with Ctrl-C it exits with 130, with SIGTERM 0.
 
     \b
     Examples:
@@ -65,7 +69,7 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
             console.print(Text(f"running {len(agents)} agent{'s' if len(agents) != 1 else ''}: {names}"))
         sock = listen(host, port)  # a first token is made only once nothing can stop it from being shown
         secret = ensure_first_token(store, time.time())
-        runtime.start()  # runs are driven here, and the agents (if any) take tasks
+        start_engine(runtime, "server")  # runs are driven here, and the agents (if any) take tasks
 
         def started(url: str) -> None:
             where = f"serving {url}/api/v1 (docs: {url}/api/v1/docs) on {redact(runtime.settings.db)}"
@@ -75,14 +79,30 @@ def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None
                 console.print(Text(secret), soft_wrap=True)
             console.print(Text("Ctrl-C stops", style="dim"))
 
+        server = _by_hand(Server)(create_app(runtime), host, port, on_started=started)
         try:
-            Server(create_app(runtime), host, port, on_started=started).run(sockets=[sock])
+            server.run(sockets=[sock])
         finally:
             sock.close()
         if runtime.has_work():
             timeout = runtime.settings.shutdown_timeout
             console.print(Text(f"stopping: letting running tasks finish (up to {timeout:g}s)"))
     console.print(Text("stopped"))
+    if server.by_ctrl_c:  # stopped by hand, as every command says with 130; SIGTERM is a clean stop (0)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+
+
+def _by_hand(base: Any) -> Any:
+    """``base`` (the HTTP server) remembering whether Ctrl-C stopped it (``by_ctrl_c``)."""
+
+    class Serving(base):
+        by_ctrl_c = False
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.by_ctrl_c = self.by_ctrl_c or sig == signal.SIGINT
+            super().handle_exit(sig, frame)
+
+    return Serving
 
 
 def _loopback(host: str) -> bool:

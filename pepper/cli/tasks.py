@@ -146,10 +146,21 @@ def _wait_for(orchestrator: TaskOrchestrator, task_id: str, timeout: float | Non
     try:
         result = orchestrator.wait(task_id, timeout=timeout)
     except KeyboardInterrupt:
-        err.print(Text(f"\nstopped waiting; {task_id} is still queued (pepper status {task_id}{where_hint(db)})"))
+        err.print(Text(f"\nstopped waiting; {task_id} {_standing(orchestrator, task_id)} "
+                       f"(pepper status {task_id}{where_hint(db)})"))  # fmt: skip
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     assert isinstance(result, TaskStatus)
     return result
+
+
+def _standing(orchestrator: TaskOrchestrator, task_id: str) -> str:
+    """``is still queued``, ``is running``, ``has completed``...: where the task stands now."""
+    state = orchestrator.get_task_status(task_id).state
+    if state is TaskState.IN_PROGRESS:
+        return "is running"
+    if state.is_final:
+        return f"has {state.value}"
+    return "is still queued" if state is TaskState.PENDING else f"is still {state_label(state)}"
 
 
 def _show_status(status: TaskStatus, as_json: bool, db: str | None, traceback: bool = False) -> None:

@@ -40,7 +40,12 @@ def token_group(db: str | None) -> None:
 
 
 @token_group.command("create")
-@click.option("--name", required=True, metavar="NAME", help="What the token is for: 1-64 of A-Z a-z 0-9 _ . -")
+@click.option(
+    "--name",
+    required=True,
+    metavar="NAME",
+    help="What the token is for: 1-64 of A-Z a-z 0-9 _ . @ - (an e-mail address will do)",
+)
 @click.option("--scope", required=True, type=click.Choice(_SCOPES), help="read < write < admin.")
 @json_option
 @db_option

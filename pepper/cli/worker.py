@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option, open_runtime
+from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option, open_runtime, start_engine
 from pepper.cli.render import listing_console, make_console, plural
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import agents_table
@@ -119,6 +119,8 @@ def worker(
     YAML file) receives the task (task.inputs, task.dependency_results) and
     returns the result.
     """
+    if database_metrics and metrics_port is None:
+        raise click.UsageError("--database-metrics exports on the metrics server: give --metrics-port PORT too")
     console = make_console()
     reporter = Reporter(console, quiet=quiet, where=db_hint(db))
     with _stop_signals() as stopping:
@@ -156,7 +158,7 @@ def _serve(
         runtime.add_hook(reporter)
         reporter.hold()  # the lines of tasks that start at once come after the announcement
         try:
-            runtime.start()
+            start_engine(runtime, "worker")
             _announce(console, runtime, agents, idle_grace)
             if server is not None:
                 console.print(Text(f"serving metrics on {metrics_url(server)}", style="dim"))

@@ -31,6 +31,7 @@ from pepper.cli.run_setup import (
     refuse_missing_inputs,
     refuse_unrunnable,
     resume_agents,
+    start_agents,
 )
 from pepper.cli.run_views import counts_text, run_header, run_hints, runs_table, settled, steps_table
 from pepper.cli.worker import _stop_signals
@@ -130,6 +131,8 @@ def run_workflow(
             refuse_unrunnable(parsed, db)
         controller = controller_for(parsed, runtime)
         refuse_missing_inputs(parsed, {**controller.default_inputs, **overrides})
+        if not runtime.server:
+            start_agents(runtime, controller.spec.steps)
         display = RunDisplay(console, controller.spec, mode, where_hint(db))
         with _stop_signals() as stopping:
             run_id = controller.start(overrides)

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pepper")
 
+#: The attribute naming the agent on the log record of an agent left out (a command line that tells it in a
+#: line of its own drops the record, traceback and all).
+AGENT_LEFT_OUT = "pepper_agent_left_out"
+
 
 def described(error: BaseException) -> str:
     """``Type: message`` of an agent's failure (the message alone for pepper's own errors)."""
@@ -35,7 +39,7 @@ class AgentFailures:
         """``agent_id`` failed to join the engine: its error is kept, and logged with its traceback."""
         why = described(error)
         log.error("agent %r could not start and is left out (the other agents run): %s", agent_id, why,
-                  exc_info=error)  # fmt: skip
+                  exc_info=error, extra={AGENT_LEFT_OUT: agent_id})  # fmt: skip
         with self._lock:
             self._failed[agent_id] = self._untold[agent_id] = why
 

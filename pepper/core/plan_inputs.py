@@ -3,7 +3,6 @@ long each task takes (given, learned from the database, or assumed)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from pepper.model.resources import OffHost
 from pepper.model.submission import build_task, unique_tasks
 from pepper.model.task import Task
 from pepper.model.task_spec import PLAN, task_arguments
+from pepper.model.timing import MAX_DELAY
 from pepper.model.units import parse_duration, parse_quantity
 from pepper.model.workflow import MAX_EXPECTED_ITEMS, WorkflowSpec
 from pepper.scheduling.performance import Performance
@@ -34,6 +34,8 @@ PEOPLE = "people-approving"
 DEFAULT_DURATION = 1.0
 #: The most tasks a plan simulates (a fan-out step is one task per item).
 MAX_PLAN_TASKS = 50_000
+#: The speeds an agent of a plan may have: a thousand times slower or faster than the usual pace at most.
+MIN_SPEED, MAX_SPEED = 0.001, 1000.0
 
 
 def read_workflow(workflow: Any) -> tuple[str, Callable[[], list[Task]], list[Any] | None]:
@@ -165,7 +167,7 @@ def _dict_tasks(items: Sequence[Any]) -> list[Task]:
         duration = fields.pop("duration", None)
         if duration is not None:
             metadata = dict(fields.get("metadata") or {})
-            metadata["duration"] = parse_duration(duration, "duration")
+            metadata["duration"] = _duration(duration, "duration")
             fields["metadata"] = metadata
         tasks.append(build_task(**fields))
     # As ``submit_tasks`` reads them: an id given twice is one task if both say the same, else a DuplicateTaskError.
@@ -202,8 +204,9 @@ def read_agents(agents: Iterable[Any] | None, runtime: Runtime | None) -> list[P
         elif isinstance(item, Mapping):
             data = dict(item)
             speed = data.pop("speed", 1.0)
-            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < math.inf:
-                raise ValidationError(f"speed must be a positive number, got {speed!r}", field="speed")
+            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
+                raise ValidationError(f"speed must be a number from {MIN_SPEED:g} to {MAX_SPEED:g} (1: the usual "
+                                      f"pace), got {speed!r}", field="speed")  # fmt: skip
             spec = AgentSpec.build(data.pop("agent_id", data.pop("id", None)), task_types=data.pop("task_types", None),
                                    skills=data.pop("skills", None), capacity=data.pop("capacity", 1),
                                    resources=data.pop("resources", None),
@@ -232,6 +235,14 @@ def _plan_agent(spec: AgentSpec, speed: float, where: tuple[str, frozenset[str]]
     """An agent to plan on; one on Ray finds its machine resources within its declared budget, as live."""
     on_ray = (spec.executor or where[0]) == "ray"
     return PlanAgent(spec, speed, OffHost(spec.resources, where[1]) if on_ray else None)
+
+
+def _duration(value: Any, what: str) -> float:
+    """Seconds of a task's duration in a plan: at most 366 days, as every duration pepper takes."""
+    seconds = parse_duration(value, what)
+    if seconds > MAX_DELAY:
+        raise ValidationError(f"{what} must be at most 366 days, got {value!r}", field="durations")
+    return seconds
 
 
 def task_durations(
@@ -263,7 +274,7 @@ def task_durations(
             unknown_types.add(t.task_type)
             assumed.append(t.task_id)
             value = DEFAULT_DURATION
-        seconds = parse_duration(value, f"duration of {t.task_id}")
+        seconds = _duration(value, f"duration of {t.task_id}")
         out[t.task_id] = seconds
     notes = []
     if unknown_types:

@@ -13,8 +13,8 @@ from typing import Any
 from pepper.core.default import resolve
 from pepper.core.runtime import Runtime
 from pepper.core.workflow import WorkflowController
-from pepper.errors import InvalidScheduleError, ValidationError
-from pepper.model import codec
+from pepper.errors import ExpressionError, InvalidScheduleError, ValidationError
+from pepper.model import codec, expressions
 from pepper.model.schedule import ScheduleRecord, ScheduleSpec, check_name, check_timing
 from pepper.model.workflow import WorkflowSpec, missing_conditions
 from pepper.workflow_file import parse_workflow_file
@@ -57,11 +57,27 @@ def schedule(
         )
     merged = {**defaults, **dict(inputs or {})}
     codec.normalise(merged, "inputs", depth=codec.MAX_DEPTH)
+    _refuse_missing_inputs(spec, merged)
     record = rt.store.schedules.put(
         ScheduleSpec(name, spec.name, spec.to_dict(), cron, every, timezone, catch_up, merged), rt.clock.now()
     )
     rt.schedules_changed()
     return record
+
+
+def _refuse_missing_inputs(spec: WorkflowSpec, inputs: Mapping[str, Any]) -> None:
+    """Refuse a schedule whose runs could never start: a first step reads an input it does not give."""
+    for step in spec.steps:
+        if step.deferred:  # resolved when it starts, with what the run has by then
+            continue
+        try:
+            expressions.resolve(dict(step.template.inputs or {}), {"inputs": dict(inputs)}, only=("inputs",))
+        except ExpressionError as exc:
+            raise InvalidScheduleError(
+                f"step {step.step_id!r} of workflow {spec.name!r}: {exc}; each run would fail to start. Give the "
+                "schedule that input (inputs=...), or the workflow a default",
+                field="inputs",
+            ) from None
 
 
 def _workflow(workflow: Any) -> tuple[WorkflowSpec, dict[str, Any], dict[str, Any]]:

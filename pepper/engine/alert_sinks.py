@@ -42,8 +42,9 @@ def alert_body(
 ) -> dict[str, Any]:
     """The JSON document a firing of ``rule`` sends."""
     message = f"{rule.metric} is {value:g}, {rule.comparison} {rule.threshold:g} (over {rule.window:g}s)"
-    if test:
-        message = f"test notification of alert rule {rule.name!r}: {message}"
+    if test:  # no figure was read: say when it fires, not that it does
+        message = (f"test notification of alert rule {rule.name!r}: it fires when {rule.metric} "
+                   f"{rule.comparison} {rule.threshold:g} (over {rule.window:g}s)")  # fmt: skip
     return {"rule": rule.name, "state": "firing", "metric": rule.metric, "value": value,
             "threshold": rule.threshold, "comparison": rule.comparison, "window": rule.window, "for": rule.hold,
             "at": at, "fired_count": fired_count, "message": message, "description": rule.description,

@@ -104,7 +104,7 @@ class Attempts:
         self.ray_address = ray_address
         self.executors: dict[str, Executor] = {
             "async": InLoop(),
-            "sync": InThread(self.threads, clock.now, self._held),
+            "sync": InThread(self.threads, clock, self._held),
             "command": InSubprocess(agents_home, self.pids),
         }
         self._chosen: dict[AgentHandle, Executor] = {}

@@ -37,12 +37,13 @@ class AgentStartError(PepperError, RuntimeError):
     """Agents whose start-up failed (``initialize()`` raised): they are not registered, the others run.
     ``failures``: agent id -> what went wrong (the error's type and message)."""
 
-    def __init__(self, failures: Mapping[str, str]) -> None:
+    def __init__(self, failures: Mapping[str, str], message: str | None = None) -> None:
         self.failures = dict(failures)
         told = "; ".join(f"{shown(agent_id)}: {why}" for agent_id, why in self.failures.items())
         one = len(self.failures) == 1
         super().__init__(
-            f"{'an agent' if one else f'{len(self.failures)} agents'} could not start and "
+            message
+            or f"{'an agent' if one else f'{len(self.failures)} agents'} could not start and "
             f"{'is' if one else 'are'} not registered ({told}); the other agents run. Fix the cause and "
             "register it again"
         )

@@ -212,9 +212,11 @@ def _log_limit(value: Any) -> int:
     if isinstance(value, str):
         try:
             return int(parse_quantity("memory", value) * 2**20)
-        except ValidationError as exc:
+        except ValidationError:
             raise ConfigError(
-                f"setting 'task_log_limit': {exc} (e.g. '512KiB', '1MiB')", field="task_log_limit"
+                f"setting 'task_log_limit' must be a number of bytes or a size such as '512KiB' or '1MiB', got "
+                f"{value!r}",
+                field="task_log_limit",
             ) from None
     if value < 0 or value != value:
         raise ConfigError(f"setting 'task_log_limit' cannot be negative, got {value!r}", field="task_log_limit")

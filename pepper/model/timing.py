@@ -1,12 +1,14 @@
 """When a task may start: its ``delay`` or ``not_before`` turned into one time (seconds since the epoch).
 
 A ``not_before`` is an aware ``datetime``, an ISO 8601 text with a UTC offset (``2026-01-02T03:04:05+00:00``,
-``...Z``) or seconds since the epoch. A time without a zone is refused: pepper never guesses a zone.
+``...Z``) or seconds since the epoch (a number, or its digits as text). A time without a zone is refused:
+pepper never guesses a zone.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +26,9 @@ _TIME_FORMS = (
     "a timezone-aware datetime, an ISO 8601 time with its UTC offset (e.g. '2026-03-01T09:00:00+00:00' or "
     "'2026-03-01T09:00:00Z'), or seconds since the epoch"
 )
+
+#: Seconds since the epoch written as text: digits, maybe with a fraction.
+_EPOCH = re.compile(r"\d+(\.\d+)?")
 
 
 def parse_delay(value: Any) -> float:
@@ -69,6 +74,8 @@ def _seconds(value: Any, what: str) -> float:
         try:
             value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         except ValueError:
+            if _EPOCH.fullmatch(text):  # seconds as text (a command line's); 20260301 stays a date, zoneless
+                return float(text)
             raise InvalidDelayError(f"{what} {value!r} is not a time; give {_TIME_FORMS}", field=what) from None
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:

@@ -73,6 +73,10 @@ def test_bad_plan_input_is_refused_with_exit_2(folder: Path) -> None:
         ("--duration", "ghost=5", "'ghost' is neither a step nor a task type of wf.yaml"),
         ("--duration", "t=soon", "t=soon 'soon' is not a duration"),
         ("--gantt", "wf.yaml", "a Gantt chart is a PNG image"),
+        ("--duration", "t=1e300", "t=1e+300: a duration must be at most 366 days"),
+        ("--duration", "a=367d", "a=367d: a duration must be at most 366 days"),
+        ("--speed", "quick=1e-300", "speed must be a number from 0.001 to 1000 (1: the usual pace), got 1e-300"),
+        ("--speed", "quick=1e300", "speed must be a number from 0.001 to 1000"),
     ):
         refused = cli(folder, "plan", "wf.yaml", option, value)
         assert refused.returncode == 2 and said in refused.stderr, refused.stderr

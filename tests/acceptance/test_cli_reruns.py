@@ -117,3 +117,25 @@ def test_submit_with_a_delay_says_until_when(cli: CLI) -> None:
         assert re.search(r"delayed until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in \d+m\d\ds\)", said), said
     bad = cli.expect(2, "submit", "build", "--delay", "5m", "--not-before", "2030-01-01T00:00:00Z")
     assert "not both" in bad.stderr
+
+
+def test_submit_not_before_takes_seconds_since_the_epoch(cli: CLI) -> None:
+    for task_id, at in (("whole", "1900000000"), ("fraction", "1900000000.5")):
+        status = cli.json("submit", "build", "--id", task_id, "--not-before", at)
+        assert status["not_before"] == float(at) and [w["kind"] for w in status["waiting_on"]] == ["delay"]
+    zoneless = cli.expect(2, "submit", "build", "--id", "day", "--not-before", "20300101")  # a date, not seconds
+    assert "has no time zone" in zoneless.stderr
+    assert "is not a time" in cli.expect(2, "submit", "build", "--id", "x", "--not-before", "-5").stderr
+
+
+def test_schedules_add_refuses_a_workflow_missing_an_input_as_run_does(cli: CLI) -> None:
+    (cli.folder / "needs.yaml").write_text(
+        AGENTS + "name: needs\nsteps:\n  - id: a\n    type: build\n    inputs: {module: '${{ inputs.module }}'}\n"
+    )
+    run = cli.expect(2, "run", "needs.yaml")
+    refused = cli.expect(2, "schedules", "add", "needs.yaml", "--every", "1h")
+    assert "needs.yaml:" in refused.stderr and "step 'a'" in refused.stderr and "inputs.module" in refused.stderr
+    assert "--input KEY=VALUE" in refused.stderr and refused.stderr.splitlines()[0] in run.stderr
+    assert cli.json("schedules") == []
+    cli.expect(0, "schedules", "add", "needs.yaml", "--every", "1h", "--input", "module=docs")
+    assert [s["name"] for s in cli.json("schedules")] == ["needs"]

@@ -150,3 +150,12 @@ def test_an_address_that_is_not_this_machines_is_refused_with_what_to_give(tmp_p
         refused = _serve_once(tmp_path, "--port", "0", "--host", host)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
         assert said in refused.stderr and "127.0.0.1" in refused.stderr, refused.stderr
+
+
+def test_ctrl_c_stops_the_server_with_130(tmp_path: Path, serving: list[Serving]) -> None:
+    server = Serving("--db", "p.db", "--port", "0", cwd=tmp_path)
+    serving.append(server)
+    server.expect(r"serving http://")
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(PATIENCE) == 130  # stopped by hand, as every command says; SIGTERM is 0
+    server.expect("^stopped$")

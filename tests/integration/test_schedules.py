@@ -177,6 +177,17 @@ def test_a_bad_schedule_is_refused_and_nothing_is_stored(tmp_path, fields, match
         assert pepper.schedules(runtime=rt) == []
 
 
+def test_a_schedule_whose_runs_could_never_start_for_a_missing_input_is_refused(tmp_path):
+    clock = ManualClock(START)
+    with _worker(tmp_path, clock) as rt:
+        path = tmp_path / "needs.yaml"
+        path.write_text(FLOW.replace("type: echo\n", "type: echo\n    inputs: {day: '${{ inputs.day }}'}\n"))
+        with pytest.raises(InvalidScheduleError, match=r"step 'only' of workflow 'nightly': .*each run would fail"):
+            pepper.schedule("needs", path, every="1h", runtime=rt)
+        assert pepper.schedules(runtime=rt) == []
+        assert pepper.schedule("needs", path, every="1h", inputs={"day": "monday"}, runtime=rt).name == "needs"
+
+
 def test_two_workers_on_postgresql_start_exactly_one_run_per_tick(tmp_path, postgres_url):
     clock = ManualClock(START)
     with pepper.Runtime(db=postgres_url, home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as admin:

@@ -160,7 +160,7 @@ def test_bad_planning_input_is_refused(runtime):
                     runtime=runtime)  # fmt: skip
     with pytest.raises(ValidationError, match="needs 'z', which is not among the tasks"):
         pepper.plan([{"id": "x", "type": "t", "needs": ["z"]}], agents, runtime=runtime)
-    with pytest.raises(ValidationError, match="speed must be a positive number"):
+    with pytest.raises(ValidationError, match=r"speed must be a number from 0\.001 to 1000"):
         pepper.plan([{"id": "x", "type": "t"}], [{"agent_id": "a", "task_types": ["t"], "speed": 0}], runtime=runtime)
     with pytest.raises(ValidationError, match="unknown task field 'durration'"):
         pepper.plan([{"id": "x", "type": "t", "durration": 3}], agents, runtime=runtime)
@@ -254,9 +254,12 @@ def test_durations_and_speeds_are_checked(runtime):
         pepper.plan(tasks, agents, durations={"xx": 3}, runtime=runtime)
     with pytest.raises(ValidationError, match="durations must map task ids or task types"):
         pepper.plan(tasks, agents, durations=[1, 2], runtime=runtime)
-    for speed in (float("nan"), float("inf"), True):
-        with pytest.raises(ValidationError, match="speed must be a positive number"):
+    for speed in (float("nan"), float("inf"), True, 1e-300, 1e300):
+        with pytest.raises(ValidationError, match=r"speed must be a number from 0\.001 to 1000"):
             pepper.plan(tasks, [{"agent_id": "a", "task_types": ["t"], "speed": speed}], runtime=runtime)
+    for duration in (1e300, "367d"):
+        with pytest.raises(ValidationError, match="duration of x must be at most 366 days"):
+            pepper.plan(tasks, agents, durations={"t": duration}, runtime=runtime)
     assert pepper.plan(tasks, agents, durations={"t": "2s"}, runtime=runtime).makespan == 2.0
 
 

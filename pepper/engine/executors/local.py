@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from pepper.engine.clock import Clock
 from pepper.engine.executors.protocol import AgentHandle
 from pepper.engine.executors.subprocess import run_command
 from pepper.engine.executors.threads import AgentThreads
@@ -39,17 +40,23 @@ class InLoop:
 Held = Callable[[tuple[str, str, int]], Callable[[], object]]
 
 
+#: How long (seconds of the engine's clock) a sync agent's call may take to return once its attempt ended before
+#: it is told as left running: one that checks ``task.cancelled`` returns well within it.
+RETURN_GRACE = 1.0
+
+
 class InThread:
     """Sync agents, on a pool of threads; a call that outlives its attempt gives its place to a fresh thread.
 
     ``held``: told (on the loop, before the attempt's end is reported) of each call that outlived its attempt,
-    so that its agent's slot stays taken until the call returns."""
+    so that its agent's slot stays taken until the call returns. A call still running ``RETURN_GRACE`` seconds
+    after its attempt ended is logged once, as a warning."""
 
     name = "sync"
 
-    def __init__(self, threads: AgentThreads, now: Callable[[], float], held: Held | None = None) -> None:
+    def __init__(self, threads: AgentThreads, clock: Clock, held: Held | None = None) -> None:
         self.threads = threads
-        self._now = now
+        self._clock = clock
         self._held = held
 
     async def call(self, agent: AgentHandle, run: TaskRun) -> Any:
@@ -66,22 +73,33 @@ class InThread:
             value = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             returned = _Returned()
-            if self.threads.abandon(future, self._now(), returned):
+            now = self._clock.now()
+            if self.threads.abandon(future, now, returned):
                 if self._held is not None:
                     returned.then(self._held(owner))
-                log.warning(
-                    "agent %s did not return when attempt %d of task %s ended; its thread is left to finish "
-                    "(a new one takes its place in the pool) and keeps the agent's slot until it returns "
-                    "(%d such threads now)",
-                    agent.spec.agent_id,
-                    run.attempt,
-                    run.task_id,
-                    self.threads.statistics().stuck,
-                )
+                self._clock.call_at(now + RETURN_GRACE, lambda: self._still_running(returned, owner))
             raise
         if inspect.isawaitable(value):
             value = await value
         return value
+
+    def _still_running(self, returned: _Returned, owner: tuple[str, str, int]) -> None:
+        """Warn that an abandoned call has not returned within the grace (said once, for that call)."""
+        if returned.returned:
+            return
+        agent_id, task_id, attempt = owner
+        stuck = self.threads.statistics().stuck
+        log.warning(
+            "agent %s did not return within %gs of the end of attempt %d of task %s; its thread is left to "
+            "finish (a new one takes its place in the pool) and keeps the agent's slot until it returns "
+            "(%d such %s now; make the function return when task.cancelled is set)",
+            agent_id,
+            RETURN_GRACE,
+            attempt,
+            task_id,
+            stuck,
+            "thread" if stuck == 1 else "threads",
+        )
 
     def health(self) -> str | None:
         return None
@@ -100,6 +118,12 @@ class _Returned:
         self._lock = threading.Lock()
         self._returned = False
         self._next: Callable[[], object] | None = None
+
+    @property
+    def returned(self) -> bool:
+        """Whether the call has returned."""
+        with self._lock:
+            return self._returned
 
     def __call__(self) -> None:
         with self._lock:
