@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from pepper.cli.render import duration, plural
-from pepper.engine.hooks import EngineHook
+from pepper.engine.hooks import WORKER_LOST, EngineHook
 from pepper.model.events import AttemptEnded, RecordError
 from pepper.model.record import TaskRecord
 from pepper.model.task import Task, TaskState
@@ -165,6 +165,9 @@ def _taken_over(record: TaskRecord) -> str:
     there = f"attempt {record.attempts}" + (f" on {record.agent_id}" if record.agent_id else "")
     if record.state is TaskState.IN_PROGRESS and record.owner:
         return f"worker {record.owner} had taken it over ({there}); its outcome will be kept, not this attempt's"
+    if record.state is TaskState.PENDING and record.error is not None and record.error.type == WORKER_LOST:
+        queued = "another worker presumed this one dead and queued the task to run again"
+        return f"{queued}; this attempt's outcome is not kept"
     if record.state is TaskState.COMPLETED:
         return f"another worker had taken it over and completed it ({there}); its result was kept, not this attempt's"
     return f"another worker had taken it over ({there}, now {record.state.value}); this attempt's outcome is not kept"

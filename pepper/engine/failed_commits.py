@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pepper.engine.batch import Batch
-from pepper.engine.hooks import notify
+from pepper.engine.hooks import notify, taken_over
 from pepper.engine.launch import launch
 from pepper.errors import StoreBusyError, StoreError
 from pepper.model.events import Start, WriteRefused
@@ -81,8 +81,8 @@ def reread(
 
     A claim the row shows as ours, at this attempt, is ours: its attempt starts. An end the row shows
     settled wakes its waiters, as its own commit would have. A task with a change of its own waiting for
-    the next commit is left to that commit. An attempt's end (of ``ends``: task -> attempt) whose row shows a
-    later attempt lost to another worker that took the task over: the hooks hear it (``on_attempt_lost``)."""
+    the next commit is left to that commit. An attempt's end (of ``ends``: task -> attempt) whose row shows the
+    task taken over by another worker (``hooks.taken_over``) is lost: the hooks hear it (``on_attempt_lost``)."""
     try:
         records = engine.load(conflicts, "conflict")
     except Exception as exc:  # noqa: BLE001 - the database is away: nothing is acted on before it answers
@@ -111,7 +111,7 @@ def reread(
             notify(engine.hooks, "on_settled", task_id, t.state)
     for task_id, attempt in (ends or {}).items():
         row = rows.get(task_id)
-        if row is not None and row.attempts != attempt and engine.hooks:
+        if row is not None and engine.hooks and taken_over(row, attempt, engine.worker_id):
             notify(engine.hooks, "on_attempt_lost", task_id, attempt, row)
 
 

@@ -17,6 +17,8 @@ from pepper.model.record import TaskRecord
 from pepper.model.task import Task, TaskState
 
 log = logging.getLogger("pepper.engine")
+#: The error a task's running attempt is left with when the worker running it is found gone.
+WORKER_LOST = "WorkerLost"
 
 
 class EngineHook:
@@ -52,3 +54,15 @@ def notify(hooks: Sequence[EngineHook], method: str, *args: Any) -> None:
             getattr(hook, method)(*args)
         except Exception:
             log.exception("engine hook %s.%s failed", type(hook).__name__, method)
+
+
+def taken_over(record: TaskRecord, attempt: int, worker_id: str) -> bool:
+    """Whether the stored ``record`` shows that attempt ``attempt``, which ``worker_id`` ran, will not be kept:
+    another worker presumed it dead and queued the task again (``WORKER_LOST``), or the task has been claimed
+    since (a later attempt). A row that shows the same attempt running is no take-over: it is this worker's own
+    claim, or a claim of another worker that won over this one's (which never started)."""
+    if record.attempts != attempt:
+        return True
+    if record.state is TaskState.IN_PROGRESS:
+        return False
+    return record.owner != worker_id and record.error is not None and record.error.type == WORKER_LOST

@@ -24,7 +24,7 @@ from pepper.engine.clock import Clock, TimerHandle
 from pepper.engine.collector import Collector
 from pepper.engine.failed_commits import retry_flush, transient
 from pepper.engine.group_commit import after_commit, commit, commit_apart
-from pepper.engine.hooks import EngineHook, notify
+from pepper.engine.hooks import EngineHook, notify, taken_over
 from pepper.engine.pruned import forget_pruned, stored_dependencies
 from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
@@ -171,11 +171,15 @@ class Engine:
         self.schedule_flush()
 
     def _on_abort(self, action: Abort) -> None:
+        # Only an attempt that runs here can be lost: a claim the store refused (another worker's won) never ran.
+        running = self.attempts.running.get(action.task_id)
+        ran = running is not None and running.run.attempt == action.attempt
         self.attempts.abort(action.task_id, action.attempt)
-        if self.hooks:
+        if ran and self.hooks:
             t = self.state.tasks.get(action.task_id)
-            if t is not None and (t.attempts != action.attempt or t.owner not in (None, self.worker_id)):
-                notify(self.hooks, "on_attempt_lost", action.task_id, action.attempt, t.to_record())
+            record = t.to_record() if t is not None else None
+            if record is not None and taken_over(record, action.attempt, self.worker_id):
+                notify(self.hooks, "on_attempt_lost", action.task_id, action.attempt, record)
 
     def _on_settled(self, action: Settled) -> None:
         self.batch.settled.append(action.task_id)
@@ -343,7 +347,7 @@ class Engine:
             dirty.pop(task_id, None)
             fresh.append(record)
             attempt = ends.pop(task_id, None) if ends else None
-            if attempt is not None and record.attempts != attempt:  # the end of ours it replaces is lost
+            if attempt is not None and taken_over(record, attempt, self.worker_id):  # the end it replaces is lost
                 lost.append((task_id, attempt, record))
         if fresh:
             self.loads += 1

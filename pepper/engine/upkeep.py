@@ -4,7 +4,8 @@ Several processes may share one database (``pepper worker`` on the same file,
 a CLI submitting tasks). Each engine polls for rows written by the others, and
 re-queues the running tasks of workers that died: at once when the dead
 process was on this host (same host id, its pid is gone), after
-``visibility_timeout`` of silence otherwise.
+``visibility_timeout`` of silence otherwise. Silence is counted only over the time this worker's own
+heartbeats went through (``liveness``): a lock that held up every writer silences no one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from pepper.engine.budgets import reload_leases
+from pepper.engine.liveness import OwnBeats
 from pepper.engine.pruned import forget_missed_prunes, forget_pruned
 from pepper.engine.usage import host_of
 from pepper.errors import StoreError
@@ -65,12 +67,15 @@ class Upkeep:
         #: The live workers and the engine's count of loads when a walk of the tasks in memory last found no
         #: orphan: only a load brings in a task another worker runs, so until either changes there is none.
         self._walked: tuple[frozenset[str], int] | None = None
+        self.own_beats = OwnBeats(0.0, 0.0)  # this worker's own heartbeats, once ``begin`` knows their pace
 
     def begin(self) -> None:
         """Register this worker and load every unfinished task."""
         engine, store = self.engine, self.engine.store
-        now = engine.clock.now()
+        now, settings = engine.clock.now(), engine.settings
+        self.own_beats = OwnBeats(settings.heartbeat_interval + settings.poll_interval, 4 * settings.visibility_timeout)
         store.workers.register(engine.worker_id, host_of(engine.settings), os.getpid(), now)
+        self.own_beats.wrote(now, engine.clock.now())
         self.change_seq = store.current_change_seq()
         self._data_version = store.data_version()
         store.leases.reap_expired(now)
@@ -194,22 +199,27 @@ class Upkeep:
         engine.dispatch(PeersChanged(tuple(a.spec for a in others), engine.clock.now(), "load:peers", takers))
 
     def heartbeat(self) -> None:
+        """Prove this worker alive, and note when the write went through (``sweep`` judges others by it)."""
         engine = self.engine
-        if not engine.store.workers.heartbeat(engine.worker_id, engine.clock.now()):
+        asked = engine.clock.now()
+        if not engine.store.workers.heartbeat(engine.worker_id, asked):
             log.warning("worker %s was presumed dead by another process; re-registering", engine.worker_id)
             engine.store.workers.revive(engine.worker_id, engine.clock.now())
+        self.own_beats.wrote(asked, engine.clock.now())
 
     def sweep(self) -> None:
-        """Re-queue the running tasks of workers that stopped without saying so."""
+        """Re-queue the running tasks of workers that stopped without saying so. A worker's silence counts only
+        over the time this worker's own heartbeats went through: a lock another process held on the database
+        silenced every worker alike, and the others are given the full visibility timeout once it is gone."""
         engine = self.engine
         now = engine.clock.now()
-        deadline = now - engine.settings.visibility_timeout
+        timeout = engine.settings.visibility_timeout
         live, host = set(), host_of(engine.settings)
         for worker in engine.store.workers.live():
             if worker.worker_id == engine.worker_id:
                 live.add(worker.worker_id)
                 continue
-            silent = worker.heartbeat_at < deadline
+            silent = self.own_beats.silence(worker.heartbeat_at, now) > timeout
             # a pid means something only on its own host; elsewhere the heartbeat's silence tells
             gone = worker.hostname == host and not process_alive(worker.pid, worker.started_at)
             if silent or gone:

@@ -113,3 +113,56 @@ def test_a_worker_presumed_dead_reports_its_finished_attempt_as_taken_over(db, t
     assert any(last.startswith(f"⤳ T1 (work) on w {way} here, but") for way in ways), last
     assert (reporter.completed, reporter.lost) == (0, 1)
     assert "0 completed, 0 failed, 1 taken over by another worker" in str(reporter.summary())
+
+
+def test_a_worker_presumed_dead_whose_task_was_only_queued_again_reports_its_attempt_as_taken_over(db, tmp_path):
+    # The task is queued again under the same attempt number (no other worker can run it): the silent worker's
+    # finished attempt is not kept, and it says so instead of counting it completed; it then runs the task again.
+    clock = ManualClock(1_700_000_000.0)
+    silent = _runtime(db, tmp_path, "silent", clock, heartbeat_interval="1h", poll_interval="1h", host_id="one")
+    other = _runtime(db, tmp_path, "other", clock, heartbeat_interval="5s", poll_interval="1s", host_id="two")
+    out = io.StringIO()
+    reporter, lost = Reporter(Console(file=out, width=300, force_terminal=False)), Lost()
+    started, release = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    def paused(task):
+        ran.append(task.attempt)
+        started.set()
+        release.wait(30)
+        return f"attempt {task.attempt}"
+
+    try:
+        pepper.agent("w", task_types=["work"], runtime=silent)(paused)
+        pepper.agent("else", task_types=["other work"], runtime=other)(lambda task: None)
+        silent.add_hook(reporter)
+        silent.add_hook(lost)
+        silent.start()
+        TaskOrchestrator(silent).submit_task("T1", "work")
+        assert started.wait(30)
+        other.start()
+        clock.advance(60)  # the other worker finds the silent one gone and queues its task again
+        seen = TaskOrchestrator(other)
+        queued = eventually(lambda: (s := seen.get_task_status("T1")).state is TaskState.PENDING and s, "T1 queued")
+        assert (queued.attempts, queued.error.type if queued.error else None) == (1, "WorkerLost")
+        release.set()  # the attempt ends; its write loses to the other worker's
+        eventually(lambda: lost.lost, "the silent worker to learn its attempt was taken over")
+        done = TaskOrchestrator(silent).wait("T1", timeout=30)  # it runs the task again itself
+        assert (done.state, done.result, done.attempts) == (TaskState.COMPLETED, "attempt 2", 2)
+    finally:
+        release.set()
+        silent.close()
+        other.close()
+    assert ran == [1, 2]
+    assert lost.lost == [("T1", 1, TaskState.PENDING, 1)]
+    lines = [line for line in out.getvalue().splitlines() if not line.startswith("→")]
+    said = "but another worker presumed this one dead and queued the task to run again; this attempt's outcome is not"
+    said += " kept"
+    if len(lines) == 3:  # the line printed as the attempt ended is taken back once the worker learns of the take-over
+        assert lines[0].startswith("✓ T1 (work) on w in "), lines
+        assert lines[1] == f"⤳ T1 (work) on w finished here, {said}", lines
+    else:  # PostgreSQL tells of the other's commits at once: the attempt is stopped before it ends
+        assert db.startswith("postgres") and lines[0] == f"⤳ T1 (work) on w stopped here, {said}", lines
+    assert lines[-1].startswith("✓ T1 (work) on w in "), lines
+    assert (reporter.completed, reporter.lost) == (1, 1)
+    assert "1 completed, 0 failed, 1 taken over by another worker" in str(reporter.summary())

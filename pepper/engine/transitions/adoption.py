@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pepper.engine.hooks import WORKER_LOST
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import link, release, settle_admitted
 from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade
@@ -22,7 +23,10 @@ from pepper.model.task import TaskState
 if TYPE_CHECKING:
     from pepper.engine.state import EngineState
 
-_LOST = TaskError("WorkerLost", "the worker running it stopped (crashed or was killed)", kind="interrupted")
+_LOST = TaskError(
+    WORKER_LOST, "the worker running it was found gone (its process had exited, or it was not heard from for the "
+    "visibility timeout)", kind="interrupted",
+)  # fmt: skip
 
 
 def on_loaded(s: EngineState, e: ev.TasksLoaded) -> list[ev.Action]:
