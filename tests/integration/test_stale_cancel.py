@@ -16,6 +16,8 @@ import pytest
 
 import pepper
 from pepper.core import TaskOrchestrator
+from pepper.engine.stored import StoreBackend
+from pepper.model.record import TaskRecord
 from tests.integration.fleet import CONFIG, DEADLINE, Fleet, fleet_on
 
 
@@ -79,3 +81,57 @@ def test_a_cancel_decided_on_a_stale_row_stops_the_running_task_and_its_dependen
     # T ran once (its attempt was stopped), D never: nothing of either was lost or run twice
     assert Counter(task_id for task_id, *_ in fleet.executions()) == Counter({"T": 1})
     assert fleet.rows("SELECT state FROM tasks WHERE task_id = 'T'") == [("cancelled",)]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return str(tmp_path / "p.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def test_a_cancel_without_an_engine_that_loses_to_a_completion_leaves_the_dependent_to_run(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[str] = []
+    client = pepper.Runtime(db=db, home=str(tmp_path / "client"))
+    worker = pepper.Runtime(db=db, home=str(tmp_path / "worker"), poll_interval="20ms")
+    try:
+        orchestrator = TaskOrchestrator(client)
+        orchestrator.submit_task("T", "first", "high", [])
+        orchestrator.submit_task("D", "then", "high", ["T"])
+        assert not client.running  # a process without an engine: the cancel is written straight to the store
+
+        def finish_t() -> None:
+            @pepper.agent("first", task_types=["first"], runtime=worker)
+            def first(task: pepper.TaskRun) -> str:
+                ran.append(task.task_id)
+                return "done"
+
+            assert TaskOrchestrator(worker).get_result("T", timeout=DEADLINE) == "done"
+
+        read = StoreBackend._neighbourhood
+
+        def stale(self: StoreBackend, target: TaskRecord) -> list[TaskRecord]:
+            records = read(self, target)
+            if not ran:  # the rows are read; before the cancel is written, another process runs T to its end
+                elsewhere = threading.Thread(target=finish_t)
+                elsewhere.start()
+                elsewhere.join(DEADLINE)
+            return records
+
+        monkeypatch.setattr(StoreBackend, "_neighbourhood", stale)
+        # When the cancel, decided on T pending, is written
+        cancelled = orchestrator.cancel_task("T")
+        # Then it loses to the completion: nothing was cancelled, and D is left to run
+        assert cancelled is False and ran == ["T"]
+        assert [orchestrator.get_task_status(t).state.value for t in ("T", "D")] == ["completed", "pending"]
+
+        @pepper.agent("then", task_types=["then"], runtime=worker)
+        def then(task: pepper.TaskRun) -> str:
+            ran.append(task.task_id)
+            return "after"
+
+        assert TaskOrchestrator(worker).get_result("D", timeout=DEADLINE) == "after"
+        assert Counter(ran) == Counter({"T": 1, "D": 1})
+    finally:
+        client.close()
+        worker.close()
