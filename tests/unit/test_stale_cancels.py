@@ -15,7 +15,9 @@ from pepper.model.events import (
     TasksAdded,
     TasksLoaded,
     Trim,
+    WriteRefused,
 )
+from pepper.model.status import TaskError
 from pepper.model.task import TaskState
 from tests.unit.test_state_machine import ME, _record, agent, starts, task
 
@@ -126,3 +128,10 @@ def test_a_task_whose_cancel_is_not_stored_is_not_forgotten() -> None:
     assert "root" in state.tasks
     claimed = _record(task("root", task_type="elsewhere"), IN_PROGRESS, owner="worker-b", attempts=1, version=2)
     assert _read_back(state, claimed) == [Save("root")]
+
+
+def test_a_cancel_the_store_refuses_ends_the_task_failed_and_its_dependents_cancelled(state: EngineState) -> None:
+    _stale_cancel(state)
+    state.handle(WriteRefused("root", TaskError("StoreError", "refused"), 2.0))
+    assert (state.tasks["root"].state, state.tasks["after"].state) == (TaskState.FAILED, CANCELLED)
+    assert not state.cancels_unstored

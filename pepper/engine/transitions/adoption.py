@@ -153,6 +153,7 @@ def on_write_refused(s: EngineState, e: ev.WriteRefused) -> list[ev.Action]:
     if t is None:
         return []
     turn = Turn(e.at, e.cause)
+    s.cancels_unstored.pop(e.task_id, None)  # a cancel of it the store refused: the failure is what is stored
     if t.state is TaskState.IN_PROGRESS and t.owner == s.worker_id:
         abort(s, t, e.error.message, turn)  # its claim may never have been stored
     was_final, released = t.state.is_final, t.state is TaskState.COMPLETED
