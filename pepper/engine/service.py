@@ -178,12 +178,8 @@ class EngineService:
         return settled_statuses(self.engine, task_ids, known)
 
     async def cancel(self, task_id: str, reason: str) -> bool:
-        """Cancel a task (and its dependents), or ask the worker running it to stop it; False if it had already
-        finished.
-
-        True once the cancel is stored: the task is cancelled, or another worker runs it and the request to stop
-        is recorded for that worker (it may still finish the task first; then its dependents run).
-        """
+        """Cancel a task and its dependents, or ask the worker running it to stop it (it may still finish the task
+        first; then the dependents go on); True once that is stored, False if the task had already finished."""
         engine = self.engine
         if task_id not in engine.state.tasks:
             await task_status(engine, task_id)  # loads it or raises TaskNotFoundError
