@@ -226,25 +226,48 @@ def list_tasks(state: str | None, limit: int, as_json: bool, db: str | None) -> 
 @click.command()
 @click.argument("task_id", metavar="TASK")
 @click.option("--reason", metavar="TEXT", help="Why (kept with the task; shown by `pepper status`).")
+@click.option("--wait", is_flag=True, help="If a worker runs the task, wait until it ends and say how.")
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Stop waiting after this long (exit 2; the request to stop stands).",
+)
 @json_option
 @db_option
 @server_option
-def cancel(task_id: str, reason: str | None, as_json: bool, db: str | None) -> None:
+def cancel(
+    task_id: str, reason: str | None, wait: bool, wait_timeout: float | None, as_json: bool, db: str | None
+) -> None:
     """Cancel a task and every task that depends on it.
 
-    A task that is running is asked to stop. Cancelling a task that already
-    finished changes nothing (and is not an error).
+    A task that is running is asked to stop: its worker stops it when it next
+    reads the database. If the task finishes first, it keeps that outcome and
+    the tasks that depend on it go on as after any end (`--wait` tells which).
+    Cancelling a task that already finished changes nothing (and is not an
+    error).
     """
     with open_runtime(db) as runtime:
         orchestrator = TaskOrchestrator(runtime)
         cancelled = orchestrator.cancel_task(task_id, reason=reason)
         after = orchestrator.get_task_status(task_id)
+        asked = cancelled and after.state is TaskState.IN_PROGRESS
+        if asked and (wait or wait_timeout is not None):
+            ended = orchestrator.wait(task_id, timeout=wait_timeout)
+            assert isinstance(ended, TaskStatus)
+            after = ended
     console = text_console(as_json, {"task_id": task_id, "cancelled": cancelled, "state": after.state.value})
     if console is None:
         return
     if not cancelled:
         console.print(Text(f"{task_id} already finished ({state_label(after.state)}); nothing to cancel"))
     elif after.state is TaskState.IN_PROGRESS:
-        console.print(Text(f"asked the worker running {task_id} to stop it; tasks that depend on it are cancelled too"))
+        see = f"pepper status {task_id}{where_hint(db)}"
+        console.print(Text(f"asked the worker running {task_id} to stop it; if it finishes first, it keeps that "
+                           f"outcome and the tasks that depend on it go on ({see})"))  # fmt: skip
+    elif after.state is TaskState.CANCELLED:
+        stopped = "stopped and cancelled" if asked else "cancelled"
+        console.print(Text(f"{stopped} {task_id} (tasks that depend on it are cancelled too)"))
     else:
-        console.print(Text(f"cancelled {task_id} (tasks that depend on it are cancelled too)"))
+        console.print(Text(f"{task_id} ended {state_label(after.state)} before its worker stopped it; "
+                           "the tasks that depend on it go on as after any such end"))  # fmt: skip

@@ -115,7 +115,13 @@ class TaskOrchestrator(Component):
 
     @on_engine_loop
     async def cancel_task_async(self, task_id: str, reason: str | None = None) -> bool:
-        """Cancel a task and everything that depends on it; False if it had already finished."""
+        """Cancel a task and everything that depends on it; False if it had already finished.
+
+        True once the cancel is stored: the task is cancelled with its dependents, or, when a worker is running
+        it, the request to stop it is recorded. That worker stops the task when it next reads the database; if
+        the attempt ends first, the task keeps that outcome and its dependents go on as after any end (they run
+        once it completed). ``wait`` tells how it ended.
+        """
         task_id = _check_id(task_id)
         if reason is not None and not isinstance(reason, str):
             raise ValidationError(f"a cancel's reason must be text, got {shown(reason)}", field="reason")

@@ -48,7 +48,8 @@ class Backend(Protocol):
         ...
 
     async def cancel(self, task_id: str, reason: str) -> bool:
-        """Cancel a task and its dependents; False if it had already finished."""
+        """Cancel a task and its dependents, or ask the worker running it to stop it; False if it had already
+        finished (a request may still lose to the attempt's own end)."""
         ...
 
     async def list_tasks(

@@ -178,7 +178,8 @@ class EngineService:
         return settled_statuses(self.engine, task_ids, known)
 
     async def cancel(self, task_id: str, reason: str) -> bool:
-        """Cancel a task (and its dependents); False if it had already finished."""
+        """Cancel a task and its dependents, or ask the worker running it to stop it (it may still finish the task
+        first; then the dependents go on); True once that is stored, False if the task had already finished."""
         engine = self.engine
         if task_id not in engine.state.tasks:
             await task_status(engine, task_id)  # loads it or raises TaskNotFoundError
@@ -187,7 +188,11 @@ class EngineService:
             return False
         engine.dispatch(CancelRequested(task_id, engine.clock.now(), reason, f"cancel:{task_id}"))
         await engine.committed()
+        while task_id in engine.batch.dirty:  # its row had changed meanwhile: the cancel, decided again, is written
+            await engine.committed()
         t = engine.state.tasks.get(task_id)
+        if t is not None and t.state is TaskState.CANCELLED and engine.batch.dirty:
+            await engine.committed()  # the cancels of its dependents, which follow the stored cancel
         return t is None or t.state is TaskState.CANCELLED or t.cancel_requested
 
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:

@@ -31,6 +31,7 @@ from pepper.model.approval import Approval
 from pepper.model.events import (
     Action,
     CancelRequested,
+    CancelsStored,
     Dropped,
     ErrorHandled,
     Event,
@@ -140,8 +141,9 @@ class StoreBackend:
     async def cancel(self, task_id: str, reason: str) -> bool:
         if self._record(task_id).state.is_final:
             return False
-        self._apply(task_id, lambda now: CancelRequested(task_id, now, reason, f"cancel:{task_id}"))
-        return True
+        state, _ = self._apply(task_id, lambda now: CancelRequested(task_id, now, reason, f"cancel:{task_id}"))
+        t = state.tasks[task_id]
+        return t.state is TaskState.CANCELLED or t.cancel_requested  # (else it finished meanwhile)
 
     async def handle_error(self, task_id: str, error: TaskError, policy: Policy) -> RecoveryOutcome:
         refuse_fan_out_step(self.store, task_id, policy)
@@ -173,26 +175,44 @@ class StoreBackend:
         when another process wrote the same tasks meanwhile.
 
         What it can touch is ``task_id``, the blocked tasks waiting on it (transitively: a cancel or a failure
-        cascades to them) and the dependencies of those, read by id: never the whole backlog.
+        cascades to them) and the dependencies of those, read by id: never the whole backlog. The dependents of
+        a cancel are written in a commit after the cancel's own (never with it: its write may lose).
         """
         for _ in range(5):
             records = self._neighbourhood(self._record(task_id))
             state = EngineState(self.writer)
-            state.handle(TasksLoaded(tuple(records), self.clock.now(), "offline", "load:offline"))
-            batch = Batch()
-            actions = state.handle(event(self.clock.now()))
-            for action in actions:
-                if isinstance(action, Save):
-                    batch.dirty[action.task_id] = None
-                elif isinstance(action, RecordAttempt):
-                    batch.attempts.append(action)
-                elif isinstance(action, RecordError):
-                    batch.errors.append(action)
             versions = {r.task.task_id: r.version for r in records}
-            result = self.store.commit(batch.writes(state.tasks, versions, self.writer), self.writer)
-            if not result.conflicts:
+            now = self.clock.now()
+            # (what the rows read call for themselves is written too: a dependent left blocked behind a cancel
+            # stored without it, when the process that cancelled stopped in between)
+            loaded = state.handle(TasksLoaded(tuple(records), now, "offline", "load:offline"))
+            actions = state.handle(event(now))
+            stored = self._store(state, versions, loaded + actions)
+            while stored and state.cancels_unstored:
+                followed = state.handle(CancelsStored(tuple(state.cancels_unstored), now, f"stored:cancel:{task_id}"))
+                stored = self._store(state, versions, followed)
+                actions += followed
+            if stored:
                 return state, actions
         raise ConflictError(f"could not change {task_id!r}: it kept changing while we tried; try again")
+
+    def _store(self, state: EngineState, versions: dict[str, int], actions: list[Action]) -> bool:
+        """Write what ``actions`` changed over ``versions`` (counted up for the rows written); False when another
+        process wrote one of those rows meanwhile."""
+        batch = Batch()
+        for action in actions:
+            if isinstance(action, Save):
+                batch.dirty[action.task_id] = None
+            elif isinstance(action, RecordAttempt):
+                batch.attempts.append(action)
+            elif isinstance(action, RecordError):
+                batch.errors.append(action)
+        if not batch:
+            return True
+        result = self.store.commit(batch.writes(state.tasks, versions, self.writer), self.writer)
+        for written in batch.dirty.keys() - result.conflicts:
+            versions[written] += 1
+        return not result.conflicts
 
     def _neighbourhood(self, target: TaskRecord) -> list[TaskRecord]:
         """``target``, its blocked dependents (transitively) and their open tasks' dependencies, dependencies

@@ -90,6 +90,14 @@ class CancelRequested(NamedTuple):
     cause: str = ""
 
 
+class CancelsStored(NamedTuple):
+    """The cancels of ``task_ids`` decided here are stored: what depends on them may now be cancelled too."""
+
+    task_ids: tuple[str, ...]
+    at: float
+    cause: str = ""
+
+
 class AgentAdded(NamedTuple):
     """An agent joined. ``waiting_for`` says why it cannot take tasks yet (its budget is not granted);
     ``off_host``, for an agent on Ray, how it finds resources (None: it runs on this host)."""
@@ -282,6 +290,7 @@ Event = (
     | CallHeld
     | CallReturned
     | CancelRequested
+    | CancelsStored
     | AgentAdded
     | AgentReady
     | AgentRemoved

@@ -176,7 +176,6 @@ from pepper.model.events import (  # noqa: E402
     AgentAdded,
     AttemptEnded,
     CallReturned,
-    CancelRequested,
     Decided,
     Dropped,
     ErrorHandled,
@@ -189,6 +188,7 @@ from pepper.model.events import (  # noqa: E402
 )
 from pepper.model.submission import build_task  # noqa: E402
 from pepper.model.task import TRANSITIONS, TaskState  # noqa: E402
+from tests.unit.test_state_machine import cancel  # noqa: E402
 
 
 def engine(*agents, recovery=None):
@@ -388,7 +388,7 @@ def test_a_parked_task_can_be_cancelled_but_not_dropped_or_replayed_twice():
     fail(state, "x", 1.0)
     assert state.tasks["x"].state is TaskState.PARKED
     assert state.handle(TimerFired(("retry", "x"), 2.0)) == []  # a parked task never starts by itself
-    state.handle(CancelRequested("x", 3.0, "not needed"))
+    cancel(state, "x", 3.0, "not needed")
     assert state.tasks["x"].state is TaskState.CANCELLED and state.tasks["after"].state is TaskState.CANCELLED
     assert state.handle(Replayed("x", None, 4.0)) == [] and state.handle(Dropped("x", "late", 4.0)) == []
 

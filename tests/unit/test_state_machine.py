@@ -14,6 +14,7 @@ from pepper.model.events import (
     AttemptEnded,
     CallReturned,
     CancelRequested,
+    CancelsStored,
     Draining,
     Forget,
     PeersChanged,
@@ -59,6 +60,13 @@ def ok(state: EngineState, task_id: str, at: float, result=None):
 def fail(state: EngineState, task_id: str, at: float, message: str = "boom"):
     attempt = state.tasks[task_id].attempts
     return state.handle(AttemptEnded(task_id, attempt, at, False, error=TaskError("ValueError", message)))
+
+
+def cancel(state: EngineState, task_id: str, at: float, reason: str):
+    """Cancel ``task_id`` on request, and store that cancel: its dependents are cancelled too."""
+    actions = state.handle(CancelRequested(task_id, at, reason))
+    stored = tuple(state.cancels_unstored)
+    return actions + (state.handle(CancelsStored(stored, at)) if stored else [])
 
 
 @pytest.fixture
@@ -179,14 +187,16 @@ def test_a_late_report_of_an_old_attempt_is_ignored(state):
     assert state.tasks["t"].state is TaskState.IN_PROGRESS
 
 
-def test_cancelling_a_queued_task_cancels_it_and_its_dependents(state):
+def test_cancelling_a_queued_task_cancels_it_and_once_that_is_stored_its_dependents(state):
     state.handle(AgentAdded(agent("a"), 0.0))
     state.handle(TasksAdded((task("busy"), task("queued"), task("after", deps=["queued"])), 0.0))
     actions = state.handle(CancelRequested("queued", 1.0, "not needed"))
     assert state.tasks["queued"].state is TaskState.CANCELLED
-    assert state.tasks["after"].state is TaskState.CANCELLED
     assert state.tasks["queued"].reason == "not needed"
-    assert Settled("queued") in actions and Settled("after") in actions
+    assert Settled("queued") in actions and state.tasks["after"].state is TaskState.BLOCKED
+    actions = state.handle(CancelsStored(("queued",), 1.5))
+    assert state.tasks["after"].state is TaskState.CANCELLED
+    assert actions == [Save("after"), Settled("after")]
     assert starts(ok(state, "busy", 2.0)) == []  # the cancelled one left the queue
 
 

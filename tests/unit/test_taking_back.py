@@ -23,7 +23,7 @@ from pepper.model.recovery import Policy
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
 from pepper.model.task import TaskState
-from tests.unit.test_state_machine import _record, agent, fail, ok, starts, task
+from tests.unit.test_state_machine import _record, agent, cancel, fail, ok, starts, task
 
 BLOCKED, PENDING, CANCELLED = TaskState.BLOCKED, TaskState.PENDING, TaskState.CANCELLED
 DOWN = TaskError("ConnectionError", "down")
@@ -62,7 +62,7 @@ def test_only_what_the_failure_alone_cancelled_comes_back(state):
     state.handle(TasksAdded((task("root"), task("other")), 1.0))
     state.handle(TasksAdded((task("mine", ["root"]), task("both", ["root", "other"]), task("asked", ["root"]),
                              task("after-asked", ["asked"])), 1.0))  # fmt: skip
-    state.handle(CancelRequested("asked", 1.5, "not wanted"))
+    cancel(state, "asked", 1.5, "not wanted")
     fail(state, "root", 2.0)
     fail(state, "other", 2.0)
     before = state.tasks["both"].reason
@@ -106,7 +106,7 @@ def test_a_dependent_of_two_failed_tasks_comes_back_once_both_are_recovered_in_e
     state.handle(AgentAdded(agent("a", capacity=4), 0.0))
     state.handle(TasksAdded((task("r1"), task("r2")), 1.0))
     state.handle(TasksAdded((task("x", ["r1", "r2"]), task("y", ["x"]), task("asked", ["r1", "r2"])), 1.0))
-    state.handle(CancelRequested("asked", 1.5, "not wanted"))
+    cancel(state, "asked", 1.5, "not wanted")
     fail(state, "r1", 2.0)
     fail(state, "r2", 2.0)
     assert state.tasks["x"].reason == "dependency 'r1' failed"  # its reason names only the first
@@ -137,7 +137,7 @@ def test_a_dependent_whose_other_dependency_was_cancelled_on_request_stays_cance
     state.handle(AgentAdded(agent("a", capacity=4), 0.0))
     state.handle(TasksAdded((task("gate", ["later"]), task("r")), 1.0))
     state.handle(TasksAdded((task("x", ["r", "gate"]),), 1.0))
-    state.handle(CancelRequested("gate", 1.5, "not wanted"))
+    cancel(state, "gate", 1.5, "not wanted")
     assert state.tasks["x"].reason == "dependency 'gate' cancelled"
     fail(state, "r", 2.0)
     handle(state, "r", "skip", 3.0)

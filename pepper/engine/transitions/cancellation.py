@@ -1,5 +1,10 @@
 """Cancelling: one task on request, and transitively everything that depends on a task that failed or was cancelled.
 
+A cancel decided here is written over the version of the row this engine last read, and another process may
+have written the row since (claimed the task, finished it). So what depends on the task is cancelled only once
+its cancel is stored (``on_cancels_stored``), never in the same commit: a cancel that loses leaves its
+dependents as they were, and is decided again on the row read back (``adoption.take``).
+
 Pure: no I/O, and time comes with the turn.
 """
 
@@ -45,9 +50,23 @@ def cancel_one(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> bool:
 
 
 def cancel_and_cascade(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> None:
-    """Cancel a task and, once it is cancelled here, everything that depends on it."""
+    """Cancel a task and, once its cancel is stored (``on_cancels_stored``), everything that depends on it."""
+    was = t.state
     if cancel_one(s, t, reason, turn):
-        cascade(s, t, turn)
+        s.cancels_unstored[t.task.task_id] = (was, reason)
+
+
+def on_cancels_stored(s: EngineState, e: ev.CancelsStored) -> list[ev.Action]:
+    """Cancels decided here are stored: everything that depends on those tasks is cancelled now."""
+    turn = Turn(e.at, e.cause)
+    for task_id in e.task_ids:
+        if s.cancels_unstored.pop(task_id, None) is None:
+            continue
+        t = s.tasks.get(task_id)
+        if t is not None and t.state is CANCELLED:
+            cascade(s, t, turn)
+    refill(s, turn)
+    return turn.actions
 
 
 def cascade_reason(dependency_id: str, state: TaskState) -> str:
