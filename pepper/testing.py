@@ -25,7 +25,7 @@ from pepper.model.events import (
     AttemptEnded,
     CallReturned,
     CancelRequested,
-    CancelsStored,
+    EndsStored,
     Event,
     Start,
     TasksAdded,
@@ -115,8 +115,8 @@ class StateHarness:
         for abort in stopped:  # its call stops when asked: the slot it held is free again
             actions = actions + self._apply(self.state.handle(CallReturned("", abort.task_id, abort.attempt,
                                                                            self.clock.now())))  # fmt: skip
-        if self.state.cancels_unstored:  # no store here: a cancel is stored at once, and its dependents follow
-            stored = CancelsStored(tuple(self.state.cancels_unstored), self.clock.now())
+        if self.state.cascades_unstored:  # no store here: a cancel is stored at once, and its dependents follow
+            stored = EndsStored(tuple(self.state.cascades_unstored), self.clock.now())
             actions = actions + self._apply(self.state.handle(stored))
         return actions
 

@@ -19,7 +19,7 @@ from pepper.engine.failed_commits import refuse, reread, retry_flush, transient,
 from pepper.engine.hooks import notify
 from pepper.engine.launch import launch
 from pepper.engine.pruned import before_admitting
-from pepper.model.events import CancelsStored, ClaimRefused, TasksAdded
+from pepper.model.events import ClaimRefused, EndsStored, TasksAdded
 from pepper.store.protocol import CommitResult
 
 if TYPE_CHECKING:
@@ -86,11 +86,11 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
                 t = engine.state.tasks.get(task_id)
                 if t is not None:
                     notify(engine.hooks, "on_settled", task_id, t.state)
-    unstored = engine.state.cancels_unstored
-    if unstored:  # cancels now stored: what depends on their tasks is cancelled next (never in the same commit)
+    unstored = engine.state.cascades_unstored
+    if unstored:  # cancels and failures now stored: what depends on them is cancelled next (never in the same commit)
         stored = tuple(task_id for task_id in unstored if task_id in batch.dirty and task_id not in unwritten)
         if stored:
-            engine.dispatch(CancelsStored(stored, engine.clock.now(), f"stored:cancel:{stored[0]}"))
+            engine.dispatch(EndsStored(stored, engine.clock.now(), f"stored:end:{stored[0]}"))
     for future in batch.committed:
         if not future.done():
             future.set_result(None)

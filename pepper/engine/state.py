@@ -81,10 +81,11 @@ class EngineState:
         self.default_recovery = None if recovery is None else Policy.parse(recovery)
         self.keep_finished = keep_finished
         self.finished: deque[str] = deque()  # final tasks, oldest first: forgotten beyond ``keep_finished``
-        #: Cancels decided here and not stored yet, by task id: (the state the task was cancelled from, why).
-        #: What depends on such a task is cancelled only once its cancel is stored (``CancelsStored``); a cancel
-        #: whose write loses to another process's row is decided again on that row (``adoption.take``).
-        self.cancels_unstored: dict[str, tuple[TaskState, str]] = {}
+        #: Cancels and failures decided here and not stored yet, by task id: (the state the task ended from, the
+        #: cancel's reason; None for a failure). What depends on such a task is cancelled only once its end is
+        #: stored (``EndsStored``); a cancel whose write loses to another process's row is decided again on that
+        #: row (``adoption.take``), a failure that loses was not the task's end.
+        self.cascades_unstored: dict[str, tuple[TaskState, str | None]] = {}
         #: Grows by one as ``handle`` begins and again as it ends (odd: the state is changing). A reader on
         #: another thread keeps an answer only if this did not move while it read (``inspection.read_still``).
         self.changes = 0
@@ -120,7 +121,7 @@ def on_trim(s: EngineState, e: ev.Trim) -> list[ev.Action]:
     while len(finished) > s.keep_finished:
         task_id = finished.popleft()
         t = tasks.get(task_id)
-        if t is not None and t.state.is_final and task_id not in s.cancels_unstored:
+        if t is not None and t.state.is_final and task_id not in s.cascades_unstored:
             del tasks[task_id]
             actions.append(ev.Forget(task_id, e.cause))
     return actions
@@ -131,7 +132,7 @@ _HANDLERS: dict[type, Callable[[EngineState, Any], list[ev.Action]]] = {
     ev.TasksLoaded: adoption.on_loaded,
     ev.AttemptEnded: outcomes.on_attempt_ended,
     ev.CancelRequested: cancellation.on_cancel,
-    ev.CancelsStored: cancellation.on_cancels_stored,
+    ev.EndsStored: cancellation.on_ends_stored,
     ev.CallHeld: agents.on_call_held,
     ev.CallReturned: agents.on_call_returned,
     ev.AgentAdded: agents.on_agent_added,

@@ -31,8 +31,8 @@ from pepper.model.approval import Approval
 from pepper.model.events import (
     Action,
     CancelRequested,
-    CancelsStored,
     Dropped,
+    EndsStored,
     ErrorHandled,
     Event,
     RecordAttempt,
@@ -188,8 +188,8 @@ class StoreBackend:
             loaded = state.handle(TasksLoaded(tuple(records), now, "offline", "load:offline"))
             actions = state.handle(event(now))
             stored = self._store(state, versions, loaded + actions)
-            while stored and state.cancels_unstored:
-                followed = state.handle(CancelsStored(tuple(state.cancels_unstored), now, f"stored:cancel:{task_id}"))
+            while stored and state.cascades_unstored:
+                followed = state.handle(EndsStored(tuple(state.cascades_unstored), now, f"stored:cancel:{task_id}"))
                 stored = self._store(state, versions, followed)
                 actions += followed
             if stored:

@@ -90,7 +90,7 @@ class CancelRequested(NamedTuple):
     cause: str = ""
 
 
-class CancelsStored(NamedTuple):
+class EndsStored(NamedTuple):
     """The cancels of ``task_ids`` decided here are stored: what depends on them may now be cancelled too."""
 
     task_ids: tuple[str, ...]
@@ -290,7 +290,7 @@ Event = (
     | CallHeld
     | CallReturned
     | CancelRequested
-    | CancelsStored
+    | EndsStored
     | AgentAdded
     | AgentReady
     | AgentRemoved

@@ -188,7 +188,7 @@ from pepper.model.events import (  # noqa: E402
 )
 from pepper.model.submission import build_task  # noqa: E402
 from pepper.model.task import TRANSITIONS, TaskState  # noqa: E402
-from tests.unit.test_state_machine import cancel  # noqa: E402
+from tests.unit.test_state_machine import cancel, ends_stored  # noqa: E402
 
 
 def engine(*agents, recovery=None):
@@ -204,7 +204,8 @@ def spec(agent_id, recovery=None, types=("t",)):
 
 def fail(state, task_id, at, error_type="RuntimeError"):
     t = state.tasks[task_id]
-    return state.handle(AttemptEnded(task_id, t.attempts, at, False, error=TaskError(error_type, "it broke")))
+    return ends_stored(state, at, state.handle(AttemptEnded(task_id, t.attempts, at, False,
+                                                            error=TaskError(error_type, "it broke"))))  # fmt: skip
 
 
 def started(actions):
@@ -309,7 +310,8 @@ def test_handling_an_error_by_hand_stops_a_running_attempt_and_applies_the_strat
 
 
 def by_hand(state, task_id, policy, at, error="Stuck"):
-    return state.handle(ErrorHandled(task_id, TaskError(error, "reported by hand"), Policy.parse(policy), at))
+    handled = ErrorHandled(task_id, TaskError(error, "reported by hand"), Policy.parse(policy), at)
+    return ends_stored(state, at, state.handle(handled))
 
 
 def recorded(actions):

@@ -8,8 +8,9 @@ import pytest
 from pepper.engine.state import EngineState
 from pepper.model.events import (
     AgentAdded,
+    AttemptEnded,
     CancelRequested,
-    CancelsStored,
+    EndsStored,
     Save,
     Settled,
     TasksAdded,
@@ -22,7 +23,7 @@ from pepper.model.task import TaskState
 from tests.unit.test_state_machine import ME, _record, agent, starts, task
 
 PENDING, BLOCKED, IN_PROGRESS = TaskState.PENDING, TaskState.BLOCKED, TaskState.IN_PROGRESS
-COMPLETED, CANCELLED = TaskState.COMPLETED, TaskState.CANCELLED
+COMPLETED, CANCELLED, FAILED = TaskState.COMPLETED, TaskState.CANCELLED, TaskState.FAILED
 
 
 @pytest.fixture
@@ -44,11 +45,11 @@ def _read_back(state: EngineState, record) -> list:
 def test_the_dependents_of_a_cancel_are_cancelled_only_once_it_is_stored(state: EngineState) -> None:
     actions = _stale_cancel(state)
     assert actions == [Save("root"), Settled("root")]  # nothing of ``after`` goes with it
-    assert state.tasks["after"].state is BLOCKED and set(state.cancels_unstored) == {"root"}
-    actions = state.handle(CancelsStored(("root",), 1.5))
+    assert state.tasks["after"].state is BLOCKED and set(state.cascades_unstored) == {"root"}
+    actions = state.handle(EndsStored(("root",), 1.5))
     assert actions == [Save("after"), Settled("after")]
     assert (state.tasks["after"].state, state.tasks["after"].reason) == (CANCELLED, "dependency 'root' cancelled")
-    assert not state.cancels_unstored
+    assert not state.cascades_unstored
 
 
 def test_a_cancel_that_lost_to_another_workers_claim_asks_that_worker_to_stop(state: EngineState) -> None:
@@ -58,10 +59,10 @@ def test_a_cancel_that_lost_to_another_workers_claim_asks_that_worker_to_stop(st
     root = state.tasks["root"]
     assert (root.state, root.owner, root.cancel_requested, root.reason) == (IN_PROGRESS, "worker-b", True, "not needed")
     assert actions == [Save("root")]  # the request, for its worker to read
-    assert state.tasks["after"].state is BLOCKED and not state.cancels_unstored
+    assert state.tasks["after"].state is BLOCKED and not state.cascades_unstored
     assert "root" not in state.finished
     # A late word that the lost cancel was stored changes nothing.
-    assert state.handle(CancelsStored(("root",), 2.5)) == [] and state.tasks["after"].state is BLOCKED
+    assert state.handle(EndsStored(("root",), 2.5)) == [] and state.tasks["after"].state is BLOCKED
 
 
 def test_a_cancel_that_lost_to_a_completion_leaves_the_dependents_to_run(state: EngineState) -> None:
@@ -79,8 +80,8 @@ def test_a_cancel_that_lost_to_a_row_still_pending_is_decided_again_on_it(state:
     requeued = _record(task("root", task_type="elsewhere"), PENDING, attempts=1, version=3)
     actions = _read_back(state, requeued)
     assert state.tasks["root"].state is CANCELLED and Save("root") in actions
-    assert state.tasks["after"].state is BLOCKED and set(state.cancels_unstored) == {"root"}
-    state.handle(CancelsStored(("root",), 2.5))
+    assert state.tasks["after"].state is BLOCKED and set(state.cascades_unstored) == {"root"}
+    state.handle(EndsStored(("root",), 2.5))
     assert state.tasks["after"].state is CANCELLED
 
 
@@ -89,7 +90,7 @@ def test_a_cancel_that_lost_to_a_cancel_from_elsewhere_cancels_the_dependents(st
     theirs = _record(task("root", task_type="elsewhere"), CANCELLED, reason="theirs", version=2)
     actions = _read_back(state, theirs)
     assert (state.tasks["root"].reason, state.tasks["after"].state) == ("theirs", CANCELLED)
-    assert Save("after") in actions and not state.cancels_unstored
+    assert Save("after") in actions and not state.cascades_unstored
 
 
 def test_a_running_task_cancelled_here_but_taken_over_meanwhile_is_asked_to_stop(state: EngineState) -> None:
@@ -108,7 +109,7 @@ def test_a_cancel_still_written_over_our_own_claim_stands(state: EngineState) ->
     state.handle(CancelRequested("root", 1.0, "not needed"))
     ours = _record(task("root"), IN_PROGRESS, owner=ME, attempts=1, agent_id="a", version=3)
     assert _read_back(state, ours) == [Save("root"), Settled("root")]  # written again, over the row read
-    assert state.tasks["root"].state is CANCELLED and set(state.cancels_unstored) == {"root"}
+    assert state.tasks["root"].state is CANCELLED and set(state.cascades_unstored) == {"root"}
 
 
 def test_a_task_submitted_while_its_dependencys_cancel_is_not_stored_waits_for_it(state: EngineState) -> None:
@@ -134,4 +135,38 @@ def test_a_cancel_the_store_refuses_ends_the_task_failed_and_its_dependents_canc
     _stale_cancel(state)
     state.handle(WriteRefused("root", TaskError("StoreError", "refused"), 2.0))
     assert (state.tasks["root"].state, state.tasks["after"].state) == (TaskState.FAILED, CANCELLED)
-    assert not state.cancels_unstored
+    assert not state.cascades_unstored
+
+
+# -- a failure decided here, whose write may lose the same way ------------------------------------------------
+
+
+def _failed_here(state: EngineState) -> list:
+    """``root`` runs here with no retries left and fails; ``after`` depends on it."""
+    state.handle(AgentAdded(agent("a"), 0.0))
+    state.handle(TasksAdded((task("root", max_retries=0), task("after", ["root"])), 0.0))
+    assert state.tasks["root"].state is IN_PROGRESS
+    attempt = state.tasks["root"].attempts
+    return state.handle(AttemptEnded("root", attempt, 1.0, False, error=TaskError("ValueError", "boom")))
+
+
+def test_the_dependents_of_a_failure_are_cancelled_only_once_it_is_stored(state: EngineState) -> None:
+    actions = _failed_here(state)
+    assert state.tasks["root"].state is FAILED and Settled("root") in actions
+    assert Save("after") not in actions and state.tasks["after"].state is BLOCKED  # nothing of ``after`` goes with it
+    assert state.handle(EndsStored(("root",), 1.5)) == [Save("after"), Settled("after")]
+    assert (state.tasks["after"].state, state.tasks["after"].reason) == (CANCELLED, "dependency 'root' failed")
+
+
+def test_a_failure_that_lost_to_a_take_over_leaves_the_dependents_to_the_tasks_real_end(state: EngineState) -> None:
+    _failed_here(state)
+    # Another worker had presumed this one dead and runs the task again: the failure's write lost to its claim.
+    taken = _record(task("root", max_retries=0), IN_PROGRESS, owner="worker-b", attempts=2, version=4)
+    actions = _read_back(state, taken)
+    root = state.tasks["root"]
+    assert (root.state, root.owner, root.cancel_requested) == (IN_PROGRESS, "worker-b", False)  # not decided again
+    assert Save("root") not in actions and not state.cascades_unstored
+    assert state.tasks["after"].state is BLOCKED
+    assert state.handle(EndsStored(("root",), 2.5)) == [] and state.tasks["after"].state is BLOCKED
+    done = _record(task("root", max_retries=0), COMPLETED, owner=None, attempts=2, result=1, version=5)
+    assert starts(_read_back(state, done)) == ["after"]  # it ends completed there: its dependent runs

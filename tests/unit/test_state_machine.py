@@ -14,8 +14,8 @@ from pepper.model.events import (
     AttemptEnded,
     CallReturned,
     CancelRequested,
-    CancelsStored,
     Draining,
+    EndsStored,
     Forget,
     PeersChanged,
     RecordAttempt,
@@ -58,15 +58,23 @@ def ok(state: EngineState, task_id: str, at: float, result=None):
 
 
 def fail(state: EngineState, task_id: str, at: float, message: str = "boom"):
+    """The running attempt of ``task_id`` fails, and whatever that decided is stored (a failure's dependents are
+    cancelled once it is)."""
     attempt = state.tasks[task_id].attempts
-    return state.handle(AttemptEnded(task_id, attempt, at, False, error=TaskError("ValueError", message)))
+    return ends_stored(
+        state, at, state.handle(AttemptEnded(task_id, attempt, at, False, error=TaskError("ValueError", message)))
+    )
+
+
+def ends_stored(state: EngineState, at: float, actions: list):
+    """``actions``, and what follows once the cancels and failures they hold are stored."""
+    stored = tuple(state.cascades_unstored)
+    return actions + (state.handle(EndsStored(stored, at)) if stored else [])
 
 
 def cancel(state: EngineState, task_id: str, at: float, reason: str):
     """Cancel ``task_id`` on request, and store that cancel: its dependents are cancelled too."""
-    actions = state.handle(CancelRequested(task_id, at, reason))
-    stored = tuple(state.cancels_unstored)
-    return actions + (state.handle(CancelsStored(stored, at)) if stored else [])
+    return ends_stored(state, at, state.handle(CancelRequested(task_id, at, reason)))
 
 
 @pytest.fixture
@@ -194,7 +202,7 @@ def test_cancelling_a_queued_task_cancels_it_and_once_that_is_stored_its_depende
     assert state.tasks["queued"].state is TaskState.CANCELLED
     assert state.tasks["queued"].reason == "not needed"
     assert Settled("queued") in actions and state.tasks["after"].state is TaskState.BLOCKED
-    actions = state.handle(CancelsStored(("queued",), 1.5))
+    actions = state.handle(EndsStored(("queued",), 1.5))
     assert state.tasks["after"].state is TaskState.CANCELLED
     assert actions == [Save("after"), Settled("after")]
     assert starts(ok(state, "busy", 2.0)) == []  # the cancelled one left the queue

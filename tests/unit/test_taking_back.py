@@ -23,7 +23,7 @@ from pepper.model.recovery import Policy
 from pepper.model.retry import Backoff
 from pepper.model.status import TaskError
 from pepper.model.task import TaskState
-from tests.unit.test_state_machine import _record, agent, cancel, fail, ok, starts, task
+from tests.unit.test_state_machine import _record, agent, cancel, ends_stored, fail, ok, starts, task
 
 BLOCKED, PENDING, CANCELLED = TaskState.BLOCKED, TaskState.PENDING, TaskState.CANCELLED
 DOWN = TaskError("ConnectionError", "down")
@@ -35,7 +35,7 @@ def state() -> EngineState:
 
 
 def handle(state: EngineState, task_id: str, policy: str, at: float):
-    return state.handle(ErrorHandled(task_id, DOWN, Policy.parse(policy), at))
+    return ends_stored(state, at, state.handle(ErrorHandled(task_id, DOWN, Policy.parse(policy), at)))
 
 
 def test_every_task_the_failure_cancelled_comes_back_even_behind_a_deeper_one(state):

@@ -72,7 +72,7 @@ def link(s: EngineState, t: LiveTask, turn: Turn) -> None:
             unmet += 1
         elif d.state is COMPLETED:
             continue
-        elif d.state.is_final and dep not in s.cancels_unstored:  # (a cancel not stored yet may still lose)
+        elif d.state.is_final and dep not in s.cascades_unstored:  # (an end not stored yet may still lose)
             cancel_and_cascade(s, t, cascade_reason(dep, d.state), turn)
             return
         else:

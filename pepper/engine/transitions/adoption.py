@@ -50,7 +50,7 @@ def on_loaded(s: EngineState, e: ev.TasksLoaded) -> list[ev.Action]:
             s.tasks[record.task.task_id] = live
             taken.append((live, None, record.state))
         else:
-            unstored = s.cancels_unstored.get(record.task.task_id)
+            unstored = s.cascades_unstored.get(record.task.task_id)
             before = live.state if unstored is None else unstored[0]  # what the row held before that cancel
             expected = take(s, live, record, turn)
             if expected is not None:
@@ -92,7 +92,7 @@ def take(s: EngineState, t: LiveTask, record: TaskRecord, turn: Turn) -> TaskSta
         return None
     if was_mine and not still_mine:
         abort(s, t, "the task was changed by another process", turn)
-    unstored = s.cancels_unstored.pop(task_id, None)
+    unstored = s.cascades_unstored.pop(task_id, None)
     if unstored is not None:
         forget_finished(s, (task_id,))  # final again only if the row says so (``settle_adopted``)
     placed = t.placement
@@ -100,10 +100,10 @@ def take(s: EngineState, t: LiveTask, record: TaskRecord, turn: Turn) -> TaskSta
     t.qseq = 0
     if t.placement != placed:
         t.route = None
-    if unstored is not None and not record.state.is_final and not record.cancel_requested:
+    if unstored is not None and unstored[1] is not None and not record.state.is_final and not record.cancel_requested:
         # A cancel decided here on an older row lost to this one: it is decided again on this row. A task
         # another worker runs now is asked to stop (its worker reads the request from the row); any other is
-        # cancelled by ``settle_adopted``.
+        # cancelled by ``settle_adopted``. (A failure that lost is not decided again: the row tells the end.)
         t.cancel_requested, t.reason = True, unstored[1]
         if record.state is TaskState.IN_PROGRESS and record.owner != s.worker_id:
             turn.actions.append(ev.Save(task_id, turn.cause))
@@ -157,7 +157,7 @@ def on_write_refused(s: EngineState, e: ev.WriteRefused) -> list[ev.Action]:
     if t is None:
         return []
     turn = Turn(e.at, e.cause)
-    s.cancels_unstored.pop(e.task_id, None)  # a cancel of it the store refused: the failure is what is stored
+    s.cascades_unstored.pop(e.task_id, None)  # a cancel of it the store refused: the failure is what is stored
     if t.state is TaskState.IN_PROGRESS and t.owner == s.worker_id:
         abort(s, t, e.error.message, turn)  # its claim may never have been stored
     was_final, released = t.state.is_final, t.state is TaskState.COMPLETED

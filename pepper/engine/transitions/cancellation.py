@@ -1,9 +1,10 @@
 """Cancelling: one task on request, and transitively everything that depends on a task that failed or was cancelled.
 
-A cancel decided here is written over the version of the row this engine last read, and another process may
-have written the row since (claimed the task, finished it). So what depends on the task is cancelled only once
-its cancel is stored (``on_cancels_stored``), never in the same commit: a cancel that loses leaves its
-dependents as they were, and is decided again on the row read back (``adoption.take``).
+A cancel (or a failure) decided here is written over the version of the row this engine last read, and another
+process may have written the row since (claimed the task, finished it, taken it over). So what depends on the task
+is cancelled only once its end is stored (``on_ends_stored``), never in the same commit: an end that loses leaves
+its dependents as they were. A cancel that lost is decided again on the row read back (``adoption.take``); a
+failure that lost was not the task's end.
 
 Pure: no I/O, and time comes with the turn.
 """
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions.placement import abort, refill
-from pepper.engine.transitions.turn import CANCELLED, IN_PROGRESS, Turn, move, save_and_settle
+from pepper.engine.transitions.turn import CANCELLED, FAILED, IN_PROGRESS, Turn, move, save_and_settle
 from pepper.model import events as ev
 from pepper.model.task import TaskState
 
@@ -50,20 +51,27 @@ def cancel_one(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> bool:
 
 
 def cancel_and_cascade(s: EngineState, t: LiveTask, reason: str, turn: Turn) -> None:
-    """Cancel a task and, once its cancel is stored (``on_cancels_stored``), everything that depends on it."""
+    """Cancel a task and, once its cancel is stored (``on_ends_stored``), everything that depends on it."""
     was = t.state
     if cancel_one(s, t, reason, turn):
-        s.cancels_unstored[t.task.task_id] = (was, reason)
+        s.cascades_unstored[t.task.task_id] = (was, reason)
 
 
-def on_cancels_stored(s: EngineState, e: ev.CancelsStored) -> list[ev.Action]:
-    """Cancels decided here are stored: everything that depends on those tasks is cancelled now."""
+def cascade_once_stored(s: EngineState, t: LiveTask, was: TaskState) -> None:
+    """``t`` just failed here (it was ``was``): what depends on it is cancelled once that failure is stored
+    (``on_ends_stored``). A failure whose write loses (another worker took the task over meanwhile) is not the
+    task's end, and its dependents wait for the end the row tells."""
+    s.cascades_unstored[t.task.task_id] = (was, None)
+
+
+def on_ends_stored(s: EngineState, e: ev.EndsStored) -> list[ev.Action]:
+    """Cancels and failures decided here are stored: everything that depends on those tasks is cancelled now."""
     turn = Turn(e.at, e.cause)
     for task_id in e.task_ids:
-        if s.cancels_unstored.pop(task_id, None) is None:
+        if s.cascades_unstored.pop(task_id, None) is None:
             continue
         t = s.tasks.get(task_id)
-        if t is not None and t.state is CANCELLED:
+        if t is not None and t.state in (CANCELLED, FAILED):
             cascade(s, t, turn)
     refill(s, turn)
     return turn.actions

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import release, restore_dependents
-from pepper.engine.transitions.cancellation import cascade
+from pepper.engine.transitions.cancellation import cascade_once_stored
 from pepper.engine.transitions.placement import abort, offer, refill
 from pepper.engine.transitions.turn import (
     BLOCKED,
@@ -186,6 +186,7 @@ def carry_out(s: EngineState, t: LiveTask, decision: Decision, err: TaskError, t
         s.finished.append(task_id)
         release(s, t, turn)
         return
+    was = t.state
     if t.state is not FAILED:  # abort, or the policy is exhausted (by hand: it may have failed already)
         move(t, FAILED)
     t.owner, t.finished_at, t.parked_at, t.qseq = None, at, None, 0
@@ -193,7 +194,7 @@ def carry_out(s: EngineState, t: LiveTask, decision: Decision, err: TaskError, t
     t.reason, t.outcome = (f"{ABORTED}{err}", TaskOutcome.ABORTED) if aborted else (None, None)
     save_and_settle(task_id, turn)
     s.finished.append(task_id)
-    cascade(s, t, turn)
+    cascade_once_stored(s, t, was)
 
 
 # -- by hand ----------------------------------------------------------------------------------
@@ -286,6 +287,6 @@ def on_dropped(s: EngineState, e: ev.Dropped) -> list[ev.Action]:
     t.parked_at, t.reason, t.finished_at, t.qseq = None, e.reason, e.at, 0
     save_and_settle(e.task_id, turn)
     s.finished.append(e.task_id)
-    cascade(s, t, turn)
+    cascade_once_stored(s, t, PARKED)
     refill(s, turn)
     return turn.actions
