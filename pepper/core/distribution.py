@@ -171,8 +171,8 @@ class LoadBalancer(Component):
     ) -> WorkloadPlan:
         """Assign ``tasks`` (objects, dicts or ids) to ``agents`` (objects, dicts or ids; default: all),
         longest first onto the earliest-finishing agent, each after the tasks of the plan it depends on (those
-        outside the plan are not waited for in the projection). A cycle, or a task not stored that needs one
-        neither in the plan nor stored, is refused. ``apply=True`` pins the plan onto stored tasks."""
+        outside the plan, stored or to be submitted later as ``submit_tasks`` allows, are not waited for in the
+        projection). A cycle is refused. ``apply=True`` pins the plan onto stored tasks."""
         runtime = self.runtime
         if (server := server_of(runtime)) is not None:  # planned (and placed, with apply) by the server
             chosen = None if agents is None else [plan_agent(a) for a in _items(agents, "agents")]
@@ -203,16 +203,6 @@ class LoadBalancer(Component):
         else a ``DuplicateTaskError``."""
         now = runtime.clock.now()
         tasks = unique_tasks([_plan_task(runtime, item, now) for item in items], "the tasks to plan")
-        outside = {d for t in tasks.values() for d in t.dependencies if d not in tasks}
-        if outside:  # a task not stored yet may wait only for tasks of the plan or stored ones
-            stored = runtime.store.get_tasks(sorted(outside | set(tasks)))
-            for t in tasks.values():
-                unknown = next((d for d in t.dependencies if d not in tasks and d not in stored), None)
-                if unknown is not None and t.task_id not in stored:
-                    raise ValidationError(
-                        f"task {t.task_id!r} needs {unknown!r}, which is neither among the tasks to plan nor stored",
-                        field="tasks",
-                    )
         return [PlanTask(t.task_id, t.task_type, t.requirements, t.dependencies) for t in tasks.values()]
 
     @staticmethod
