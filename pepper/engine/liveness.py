@@ -36,6 +36,11 @@ class OwnBeats:
         while self._held and self._held[0][0] < at - self.keep:
             self._held.popleft()
 
+    @property
+    def last(self) -> float | None:
+        """When this worker's last liveness write went through (None before its registration)."""
+        return self._last
+
     def silence(self, heard_at: float, now: float) -> float:
         """Seconds another worker last heard at ``heard_at`` has been silent at ``now``, less the time since then
         that this worker's own heartbeats were held up."""

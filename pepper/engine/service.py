@@ -89,6 +89,7 @@ class EngineService:
         self.engine = engine
         self.upkeep = Upkeep(engine)
         engine.catch_up = lambda: self.upkeep.poll(force=True)
+        engine.before_claims = self.upkeep.beat_if_silent
         self.sampler = Sampler(engine, engine.attempts.home, engine.settings.sample_interval)
         self._known = KnownTasks(engine)
         self.metrics = MetricsHook(engine) if engine.settings.metrics else None

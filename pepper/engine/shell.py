@@ -85,6 +85,8 @@ class Engine:
         self.hooks = list(hooks)
         #: Reads everything other processes wrote since the last look (set by the upkeep that polls for it).
         self.catch_up: Callable[[], None] | None = None
+        #: Called before a commit that claims tasks (set by the upkeep: a worker long silent heartbeats first).
+        self.before_claims: Callable[[], None] | None = None
         #: Applied in order to every attempt before it starts; a preparer leaves tasks that are not its own as they are.
         self.preparers: list[Preparer] = []
         self.runs = RunDriver(self)  # the workflow runs this process drives
@@ -287,6 +289,8 @@ class Engine:
         if not self.batch or self.store.closed:
             return
         batch, self.batch = self.batch, Batch()
+        if batch.starts and self.before_claims is not None:
+            self.before_claims()
         try:
             result = commit(self, batch)
         except Exception as exc:  # noqa: BLE001 - a write the store refuses must never stop the engine

@@ -198,6 +198,18 @@ class Upkeep:
         takers = tuple(sorted({(kind, a.worker_id) for a in others for kind in a.spec.task_types}))
         engine.dispatch(PeersChanged(tuple(a.spec for a in others), engine.clock.now(), "load:peers", takers))
 
+    def beat_if_silent(self) -> None:
+        """Before this worker claims tasks: if its own heartbeat is overdue (the process was paused, say), write it
+        first. Another worker may have presumed it dead meanwhile and takes over whatever a dead worker holds; the
+        heartbeat revives it before it claims, so what it claims now is left to it."""
+        last = self.own_beats.last
+        if last is None or self.engine.clock.now() - last <= self.own_beats.interval:
+            return
+        try:
+            self.heartbeat()
+        except StoreError as exc:  # the claim's own commit meets the same database: it says what went wrong
+            log.warning("could not write this worker's heartbeat before claiming tasks (%s)", exc)
+
     def heartbeat(self) -> None:
         """Prove this worker alive, and note when the write went through (``sweep`` judges others by it)."""
         engine = self.engine
