@@ -68,7 +68,8 @@ _STATE_ALIASES = {"running": TaskState.IN_PROGRESS.value}
 @click.option(
     "--not-before",
     metavar="TIME",
-    help="Start no sooner than this time: ISO 8601 with its UTC offset, e.g. 2026-03-01T09:00:00+01:00 or ...Z.",
+    help="Start no sooner than this time: ISO 8601 with its UTC offset (2026-03-01T09:00:00+01:00, ...Z) or seconds "
+    "since the epoch.",
 )
 @click.option("--wait", is_flag=True, help="Wait for the task to finish and show how it ended.")
 @click.option(
