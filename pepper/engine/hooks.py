@@ -65,4 +65,7 @@ def taken_over(record: TaskRecord, attempt: int, worker_id: str) -> bool:
         return True
     if record.state is TaskState.IN_PROGRESS:
         return False
-    return record.owner != worker_id and record.error is not None and record.error.type == WORKER_LOST
+    # Queued again by another worker and not claimed since: the row is pending, with the error of the take-over. (A
+    # later end of the same attempt number, a cancel of this worker's own claim say, keeps that older error.)
+    lost = record.error is not None and record.error.type == WORKER_LOST
+    return record.state is TaskState.PENDING and record.owner != worker_id and lost

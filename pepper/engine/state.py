@@ -118,12 +118,18 @@ def on_trim(s: EngineState, e: ev.Trim) -> list[ev.Action]:
     """Forget the oldest finished tasks beyond the memory budget (they stay in the store)."""
     actions: list[ev.Action] = []
     finished, tasks = s.finished, s.tasks
+    kept: list[str] = []  # ended, but their end is not stored yet: forgotten by a later Trim
     while len(finished) > s.keep_finished:
         task_id = finished.popleft()
         t = tasks.get(task_id)
-        if t is not None and t.state.is_final and task_id not in s.cascades_unstored:
-            del tasks[task_id]
-            actions.append(ev.Forget(task_id, e.cause))
+        if t is None or not t.state.is_final:
+            continue
+        if task_id in s.cascades_unstored:
+            kept.append(task_id)
+            continue
+        del tasks[task_id]
+        actions.append(ev.Forget(task_id, e.cause))
+    finished.extendleft(reversed(kept))
     return actions
 
 

@@ -209,6 +209,8 @@ class Upkeep:
             self.heartbeat()
         except StoreError as exc:  # the claim's own commit meets the same database: it says what went wrong
             log.warning("could not write this worker's heartbeat before claiming tasks (%s)", exc)
+        except Exception:  # never in the way of the commit that follows
+            log.exception("could not write this worker's heartbeat before claiming tasks")
 
     def heartbeat(self) -> None:
         """Prove this worker alive, and note when the write went through (``sweep`` judges others by it)."""

@@ -35,3 +35,11 @@ LOST = TaskError(WORKER_LOST, "the worker running it was found gone", kind="inte
 )
 def test_taken_over_tells_a_take_over_from_a_lost_claim_or_an_own_write(record: TaskRecord, lost: bool) -> None:
     assert taken_over(record, 1, "me") is lost
+
+
+def test_a_cancel_of_an_attempt_claimed_after_a_take_over_is_no_take_over() -> None:
+    # Attempt 1 was taken over from another worker (WorkerLost); this worker claimed attempt 2, then it was
+    # cancelled: the row keeps attempt 1's error, yet attempt 2 was not taken over.
+    assert taken_over(_record(TaskState.CANCELLED, 2, None, LOST), 2, "me") is False
+    assert taken_over(_record(TaskState.COMPLETED, 2, None, LOST), 2, "me") is False
+    assert taken_over(_record(TaskState.PENDING, 2, None, LOST), 2, "me") is True  # queued again once more

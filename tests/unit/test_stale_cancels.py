@@ -170,3 +170,14 @@ def test_a_failure_that_lost_to_a_take_over_leaves_the_dependents_to_the_tasks_r
     assert state.handle(EndsStored(("root",), 2.5)) == [] and state.tasks["after"].state is BLOCKED
     done = _record(task("root", max_retries=0), COMPLETED, owner=None, attempts=2, result=1, version=5)
     assert starts(_read_back(state, done)) == ["after"]  # it ends completed there: its dependent runs
+
+
+def test_a_task_whose_end_is_not_stored_yet_is_forgotten_by_a_later_trim() -> None:
+    state = EngineState(ME, keep_finished=0)
+    state.handle(TasksAdded((task("x", task_type="elsewhere"), task("y", ["x"], task_type="elsewhere")), 0.0))
+    state.handle(CancelRequested("x", 1.0, "not needed"))
+    assert state.handle(Trim(1.1)) == [] and "x" in state.tasks  # its cancel is not stored: kept
+    state.handle(EndsStored(("x",), 2.0))  # stored: ``y`` is cancelled, and its own cancel waits to be stored
+    state.handle(EndsStored(("y",), 3.0))
+    forgotten = {a.task_id for a in state.handle(Trim(3.1))}
+    assert forgotten == {"x", "y"} and state.tasks == {} and not state.finished
