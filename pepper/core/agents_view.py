@@ -99,3 +99,9 @@ def read_agents(runtime: Runtime, question: Callable[[AgentsView], T]) -> T:
     (or has agents to run), else the stored view (see ``Runtime.read_agents``). Whatever ``question`` returns
     must not hold on to the view, and it must only read it: off the engine's thread it may be asked again."""
     return runtime.read_agents(question)
+
+
+def known_agent_ids(runtime: Runtime) -> set[str]:
+    """The ids of the agents registered in this process or by a live worker sharing its store."""
+    local = {a.spec.agent_id for a in runtime.agents()}
+    return local | {a.spec.agent_id for a in runtime.store.workers.agents()}

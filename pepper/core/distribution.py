@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pepper.core.agents_view import AgentProfile, read_agents
+from pepper.core.agents_view import AgentProfile, known_agent_ids, read_agents
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
 from pepper.core.served import plan_agent, plan_task, server_of, stored_task_id
@@ -236,7 +236,7 @@ def _check_applicable(runtime: Runtime, tasks: list[PlanTask], agents: list[Any]
     """A plan is applied to stored tasks and registered agents only: pinning a task to an agent described in the
     request (not running anywhere) would leave it waiting for ever, and a task not stored has nothing to pin."""
     if agents is not None:
-        known = _known_agent_ids(runtime)
+        known = known_agent_ids(runtime)
         for item in agents:
             described = item.get("agent_id") if isinstance(item, Mapping) else None
             if isinstance(item, Mapping) and described not in known:
@@ -254,10 +254,6 @@ def _check_applicable(runtime: Runtime, tasks: list[PlanTask], agents: list[Any]
             "a plan is applied to stored tasks; submit them first, or plan without apply",
             field="tasks",
         )
-
-
-def _known_agent_ids(runtime: Runtime) -> set[str]:
-    return {a.spec.agent_id for a in runtime.agents()} | {a.spec.agent_id for a in runtime.store.workers.agents()}
 
 
 def _plan_task(runtime: Runtime, item: Any, now: float) -> Task:

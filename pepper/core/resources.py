@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pepper.core.agents_view import known_agent_ids
 from pepper.core.alerting import AlertSource
 from pepper.core.component import Component
 from pepper.core.runtime import Runtime
@@ -249,7 +250,7 @@ class ResourceManager(Component):
         runtime = self.runtime
         now = runtime.clock.now()
         mine = [lease for lease in runtime.read(lambda backend: backend.leases(now)) if lease.holder == agent_id]
-        registered = _known_ids(runtime)
+        registered = known_agent_ids(runtime)
         if agent_id not in registered and not mine:
             raise AgentNotFoundError(agent_id, registered, hint="`pepper leases` lists who holds resources.")
         budget = [lease for lease in mine if lease.kind is LeaseKind.BUDGET]
@@ -278,7 +279,7 @@ class ResourceMonitor(AlertSource):
             found = server.ask_server("GET", ("agents", agent_id, "usage"), params={"metrics": ",".join(names)})
             return AgentUsage.from_dict(found)
         if not _known(runtime, agent_id):
-            raise AgentNotFoundError(agent_id, _known_ids(runtime))
+            raise AgentNotFoundError(agent_id, known_agent_ids(runtime))
         usage = runtime.measure(agent_id)
         return AgentUsage(usage.agent_id, usage.sampled_at, {m: usage.measurements[m] for m in names}, usage.worker_id)
 
@@ -300,7 +301,7 @@ class ResourceMonitor(AlertSource):
 
             value = measured
         elif not _known(runtime, agent_id):
-            raise AgentNotFoundError(agent_id, _known_ids(runtime))
+            raise AgentNotFoundError(agent_id, known_agent_ids(runtime))
         return self._watch(name, threshold, callback, value=value, subject=agent_id, above=above,
                            hysteresis=hysteresis, cooldown=cooldown)  # fmt: skip
 
@@ -324,13 +325,8 @@ def _stored(runtime: Runtime, lease_id: str) -> bool:
     return True
 
 
-def _known_ids(runtime: Runtime) -> set[str]:
-    local = {a.spec.agent_id for a in runtime.agents()}
-    return local | {a.spec.agent_id for a in runtime.store.workers.agents()}
-
-
 def _known(runtime: Runtime, agent_id: str) -> bool:
-    return agent_id in _known_ids(runtime)
+    return agent_id in known_agent_ids(runtime)
 
 
 def _unmeasured(agent_id: str) -> AgentUsage:
