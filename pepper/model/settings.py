@@ -67,7 +67,8 @@ class Settings:
     keep_finished: int = 10_000
     #: How long ``close()`` lets running tasks finish before interrupting them.
     shutdown_timeout: float = 10.0
-    #: How long a write waits for another process holding the database lock.
+    #: How long a write waits for another process holding the database lock (on PostgreSQL, also how long a
+    #: request waits for one of the connections of its pool).
     busy_timeout: float = 10.0
     #: SQLite ``synchronous``: ``normal`` survives process crashes; ``full`` also power loss.
     synchronous: str = "normal"

@@ -107,7 +107,8 @@ class PostgresStore(SqlStore):
             max_size=pool_size,
             kwargs={"autocommit": True, "row_factory": Row.factory, "connect_timeout": max(1, int(connect_timeout))},
             configure=self._configure,
-            timeout=max(connect_timeout, 30.0),
+            # a request waits for a free connection as a writer waits for the lock: then it is told "busy"
+            timeout=max(connect_timeout, busy_timeout),
             name="pepper",
             open=False,
         )

@@ -21,7 +21,8 @@ DRIVER = textwrap.dedent("""
     from pepper.core import WorkflowController
 
     db, home, log, role = sys.argv[1:5]
-    runtime = pepper.Runtime(db=db, home=home, poll_interval="20ms", heartbeat_interval="100ms")
+    runtime = pepper.Runtime(db=db, home=home, poll_interval="20ms", heartbeat_interval="100ms",
+                             visibility_timeout="2s")  # the killed driver is presumed dead soon
 
     def work(task):
         with open(log, "a") as out:
