@@ -1,7 +1,7 @@
 // A task: its state, why it waits, attempts, errors with tracebacks, its log, result, feedback; cancel and rate it.
 
 import { api, q } from "../api.js";
-import { badge, h, json, link, notice, put, runPath, section, seconds, table, when } from "../dom.js";
+import { badge, h, json, link, notice, put, runPath, section, seconds, taskPath, when } from "../dom.js";
 
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 
@@ -31,7 +31,7 @@ export async function render(root, [taskId], { canWrite }) {
       ["attempts", `${task.attempts} of ${task.max_retries + 1}`], ["submitted", when(task.created_at)],
       ["started", when(task.started_at)], ["finished", when(task.finished_at)],
       ["took", task.started_at && task.finished_at ? seconds(task.finished_at - task.started_at) : "–"],
-      ["dependencies", task.dependencies.length ? h("span", {}, task.dependencies.map((d) => h("span", {}, link(`/tasks/${d}`, d), " "))) : "–"],
+      ["dependencies", task.dependencies.length ? h("span", {}, task.dependencies.map((d) => h("span", {}, link(taskPath(d), d), " "))) : "–"],
     ];
     if (task.reason) facts.push(["reason", task.reason]);
     if (runId) facts.push(["run", link(runPath(runId), runId)]);

@@ -1,0 +1,79 @@
+"""The dashboard with ids of every shape, long text, and an event stream that opens late or drops."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.browser.conftest import PATIENCE, Dashboard
+
+#: Ids a task may have that mean something else in a URL: a query, a fragment, an escape, dot segments, a slash.
+ODD_IDS = ("a?b", "c#d", "e%41f", "x/../agents", "y/./z", "flow/result")
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def clean_console(dashboard: Dashboard) -> Any:
+    """Each test ends with no error in any page's console."""
+    dashboard.console.clear()
+    yield
+    assert dashboard.console == []
+
+
+def _expect(target: Any) -> Any:
+    from playwright.sync_api import expect
+
+    return expect(target)
+
+
+def _until(page: Any, done: Callable[[], bool], what: str) -> None:
+    """Wait (the page's events go on meanwhile) until ``done()``; fail saying ``what`` did not happen."""
+    for _ in range(int(PATIENCE * 20)):
+        if done():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"{what} did not happen within {PATIENCE:g} s")
+
+
+def _wider_than_the_window(page: Any) -> int:
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+def test_every_link_to_a_task_gives_the_server_its_id_whole(dashboard: Dashboard, clean_console: None) -> None:
+    tag = uuid.uuid4().hex[:6]
+    odd = [f"{tag}{task_id}" for task_id in ODD_IDS]
+    needs = _id("needs-odd")
+    with dashboard.api() as client:
+        for task_id in odd:
+            client.post("/api/v1/tasks", json={"task_id": task_id, "task_type": "nowhere"}).raise_for_status()
+        client.post(
+            "/api/v1/tasks", json={"task_id": needs, "task_type": "nowhere", "dependencies": odd}
+        ).raise_for_status()
+    page = dashboard.page("read")
+    for task_id in odd:
+        page.goto(f"/tasks/{needs}")
+        link = page.locator("dl.facts a").filter(has_text=re.compile(f"^{re.escape(task_id)}$"))
+        assert link.get_attribute("href") == "/tasks/" + quote(task_id, safe="~()*!'")
+        link.click()
+        _expect(page.locator("h1 code")).to_have_text(task_id)
+        assert page.url == f"{dashboard.url}/tasks/{quote(task_id, safe='~()*!' + chr(39))}"
+        response = page.reload()  # the same URL, shared or reloaded, is the same task
+        assert response is not None and response.status == 200
+        _expect(page.locator("h1 code")).to_have_text(task_id)
+    page.goto("/tasks")  # the list links the same way
+    for task_id in odd:
+        row = page.locator("#tasks a").filter(has_text=re.compile(f"^{re.escape(task_id)}$"))
+        assert row.get_attribute("href") == "/tasks/" + quote(task_id, safe="~()*!'")
+    page.locator("#tasks a").filter(has_text=re.compile(f"^{re.escape(odd[3])}$")).click()
+    _expect(page.locator("h1 code")).to_have_text(odd[3])
+    page.goto("/tasks/" + odd[-1])  # a URL with the slash bare, as links were once written, still opens it
+    _expect(page.locator("h1 code")).to_have_text(odd[-1])
+    page.context.close()
