@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +46,36 @@ def _until(page: Any, done: Callable[[], bool], what: str) -> None:
 
 def _wider_than_the_window(page: Any) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+def test_steps_named_like_members_of_every_object_draw_like_any_other(
+    dashboard: Dashboard, clean_console: None
+) -> None:
+    names = ["first", "__proto__", "constructor", "toString", "hasOwnProperty"]
+    steps = [{"id": names[0], "type": "echo"}]
+    steps += [{"id": name, "type": "echo", "needs": before} for before, name in pairwise(names)]
+    with dashboard.api() as client:
+        run_id = client.post("/api/v1/runs", json={"workflow": {"name": "members", "steps": steps}}).json()["run_id"]
+        assert client.get(f"/api/v1/runs/{run_id}", params={"wait": PATIENCE}).json()["state"] == "completed"
+    page = dashboard.page("read")
+    page.goto(f"/runs/{run_id}")
+    page.wait_for_selector("svg.dag")
+    drawn = page.eval_on_selector_all(
+        "svg.dag g.step", "gs => gs.map(g => [g.dataset.step, Number(g.querySelector('rect').getAttribute('x'))])"
+    )
+    assert [step for step, _ in drawn] == names
+    xs = [x for _, x in drawn]
+    assert xs == sorted(set(xs)), f"one column per step of the chain: {drawn}"
+    edges = page.eval_on_selector_all("svg.dag path.edge", "ps => ps.map(p => p.getAttribute('d'))")
+    assert len(edges) == len(names) - 1 and not any("NaN" in d or "undefined" in d for d in edges), edges
+    for name in names:
+        _expect(page.locator(f'g[data-step="{name}"] rect')).to_have_class(re.compile("st-completed"))
+    rows = page.eval_on_selector_all("#steps tbody tr td:first-child", "ts => ts.map(t => t.textContent)")
+    assert rows == names
+    _expect(page.locator("#planned-vs-actual")).to_contain_text(" → ".join(names))
+    page.click('g[data-step="constructor"]')
+    _expect(page.locator("h1 code")).to_have_text(f"{run_id}/constructor")
+    page.context.close()
 
 
 def test_every_link_to_a_task_gives_the_server_its_id_whole(dashboard: Dashboard, clean_console: None) -> None:
