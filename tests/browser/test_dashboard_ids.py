@@ -48,6 +48,41 @@ def _wider_than_the_window(page: Any) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
 
 
+def test_the_run_page_reads_the_run_again_each_time_its_event_stream_opens(
+    dashboard: Dashboard, clean_console: None
+) -> None:
+    with dashboard.api() as client:
+        workflow = {"name": "late", "steps": [{"id": "gate", "approval": {"timeout": "1h"}}]}
+        run_id = client.post("/api/v1/runs", json={"workflow": workflow}).json()["run_id"]
+    page = dashboard.page("write")
+    streams: list[Any] = []
+
+    def stream(route: Any) -> None:
+        # the first stream opens and ends at once (as when the server stops); the next one waits until let go
+        streams.append(route)
+        if len(streams) == 1:
+            route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body="retry: 20\n\n")
+
+    reads: list[str] = []
+    run_url = f"{dashboard.url}/api/v1/runs/{run_id}"
+    page.on("requestfinished", lambda r: reads.append(r.url) if r.url == run_url and r.method == "GET" else None)
+    page.route("**/api/v1/events*", stream)
+    page.goto(f"/runs/{run_id}")
+    _expect(page.locator("#approval-gate")).to_be_visible()
+    # its first read, then another once the stream opened (what changed before it opened is not lost)
+    _until(page, lambda: len(streams) >= 2 and len(reads) >= 2, "a read of the run when the stream opened")
+    with dashboard.api() as client:
+        client.post(f"/api/v1/runs/{run_id}/steps/gate/approve", json={"decision": "reject"}).raise_for_status()
+        assert client.get(f"/api/v1/runs/{run_id}", params={"wait": PATIENCE}).json()["state"] == "failed"
+    assert page.inner_text("#run-state") == "running"  # no stream was open to say so
+    streams[1].continue_()  # the stream opens again: the page reads the run again and shows its end
+    _expect(page.locator("#run-state .badge")).to_have_text("failed", timeout=PATIENCE * 1000)
+    _expect(page.locator("#approvals .approval")).to_have_count(0)
+    _expect(page.locator("#cancel-run")).to_have_count(0)
+    _expect(page.locator('g[data-step="gate"] rect')).not_to_have_class(re.compile("st-(blocked|pending|waiting)"))
+    page.context.close()
+
+
 def test_steps_named_like_members_of_every_object_draw_like_any_other(
     dashboard: Dashboard, clean_console: None
 ) -> None:

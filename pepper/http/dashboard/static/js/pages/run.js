@@ -66,7 +66,8 @@ export async function render(root, [runId], { me, canWrite, navigate }) {
     section("Step list", stepTable),
   );
 
-  // Live: states from the event stream at once; the timeline and the table again, at most twice a second.
+  // Live: states from the event stream at once; the timeline and the table again, at most twice a second, and
+  // each time the stream opens (what changed while none was open is read again).
   let pending = null;
   const refresh = () => {
     if (pending) return;
@@ -98,6 +99,9 @@ export async function render(root, [runId], { me, canWrite, navigate }) {
       drawActions(event.state);
       refresh();
     },
+  }, () => {
+    put(progress); // the count the last event gave may be out of date: the next event says it again
+    refresh();
   });
   return () => {
     stop();
