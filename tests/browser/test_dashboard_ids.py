@@ -143,3 +143,29 @@ def test_every_link_to_a_task_gives_the_server_its_id_whole(dashboard: Dashboard
     page.goto("/tasks/" + odd[-1])  # a URL with the slash bare, as links were once written, still opens it
     _expect(page.locator("h1 code")).to_have_text(odd[-1])
     page.context.close()
+
+
+def test_a_task_page_names_a_run_only_when_the_api_knows_the_task_is_its_step(dashboard: Dashboard) -> None:
+    # (no clean console: the browser logs the API's 404 for the run a lookalike id names, as it logs any refusal)
+    plain = f"team-{uuid.uuid4().hex[:6]}/build-1"
+    shaped = f"lookalike-{uuid.uuid4().hex[:10]}/build-1"  # shaped like a run's step, of no run
+    with dashboard.api() as client:
+        for task_id in (plain, shaped):
+            client.post("/api/v1/tasks", json={"task_id": task_id, "task_type": "nowhere"}).raise_for_status()
+        run_id = client.post(
+            "/api/v1/runs", json={"workflow": {"name": "owner", "steps": [{"id": "only", "type": "echo"}]}}
+        ).json()["run_id"]
+        client.get(f"/api/v1/runs/{run_id}", params={"wait": PATIENCE}).raise_for_status()
+    page = dashboard.page("read")
+    facts = "dl.facts dt"
+    for task_id in (plain, shaped):
+        page.goto("/tasks/" + quote(task_id, safe=""))
+        _expect(page.locator("h1 code")).to_have_text(task_id)
+        _expect(page.locator(facts, has_text="type")).to_have_count(1)
+        assert page.locator(facts).all_inner_texts().count("run") == 0
+        assert page.locator("dl.facts a[href^='/runs/']").count() == 0
+    page.goto("/tasks/" + quote(f"{run_id}/only", safe=""))
+    _expect(page.locator("dl.facts a[href^='/runs/']")).to_have_text(run_id)
+    page.click("dl.facts a[href^='/runs/']")
+    _expect(page.locator("h1 code")).to_have_text(run_id)
+    page.context.close()
