@@ -169,3 +169,46 @@ def test_a_task_page_names_a_run_only_when_the_api_knows_the_task_is_its_step(da
     page.click("dl.facts a[href^='/runs/']")
     _expect(page.locator("h1 code")).to_have_text(run_id)
     page.context.close()
+
+
+def test_long_unbroken_text_wraps_at_800_pixels(dashboard: Dashboard, clean_console: None) -> None:
+    long_id = _id("long") + "-" + "i" * 180
+    word = "y" * 3000
+    step = "s" * 100
+    with dashboard.api() as client:
+        client.post(
+            "/api/v1/tasks", json={"task_id": long_id, "task_type": "echo", "inputs": {"said": word}}
+        ).raise_for_status()
+        assert client.get(f"/api/v1/tasks/{quote(long_id, safe='')}", params={"wait": PATIENCE}).json()["result"]
+        failed = _id("longerr")
+        client.post(
+            "/api/v1/tasks", json={"task_id": failed, "task_type": "nowhere", "dependencies": [long_id]}
+        ).raise_for_status()
+        client.post(
+            f"/api/v1/tasks/{failed}/handle-error",
+            json={"error": {"type": "RuntimeError", "message": word}, "strategy": "abort"},
+        ).raise_for_status()
+        run_id = client.post(
+            "/api/v1/runs", json={"workflow": {"name": "w" * 40, "steps": [{"id": step, "type": "echo"}]}}
+        ).json()["run_id"]
+        client.get(f"/api/v1/runs/{run_id}", params={"wait": PATIENCE}).raise_for_status()
+    page = dashboard.page("write", width=800)
+    pages = {
+        f"/tasks/{failed}": "#errors",
+        f"/tasks/{quote(long_id, safe='')}": "pre.json",
+        "/tasks": "#tasks",
+        f"/runs/{run_id}": "#steps",
+        "/runs": "#runs",
+        "/": "#health",
+        "/agents": "#agents",
+        "/dead-letters": "main h1",
+        "/resources": "main h1",
+    }
+    for path, ready in pages.items():
+        page.goto(path)
+        page.wait_for_selector(ready)
+        assert _wider_than_the_window(page) <= 0, f"{path} is wider than the window"
+    page.goto(f"/tasks/{failed}")
+    assert page.locator("#errors summary").first.bounding_box()["width"] <= 800
+    dashboard.shot(page, "task-long-error-800")
+    page.context.close()
