@@ -46,9 +46,15 @@ export const api = {
   signOut: () => call("POST", "/session/end"),
 };
 
-/** Server-sent events of the API (`/api/v1/events?run=`); returns a function that stops listening. */
-export function listen(query, handlers) {
+/** Server-sent events of the API (`/api/v1/events?run=`); returns a function that stops listening.
+ *
+ * The stream tells what changes from the moment it opens, nothing from before: `catchUp` is called each time it
+ * opens or opens again (after the server restarted, or the connection dropped), so the page reads again what
+ * changed while no stream was open, the time between its first read and the stream's start included. */
+export function listen(query, handlers, catchUp) {
+  if (typeof catchUp !== "function") throw new TypeError("listen needs catchUp: what reads the page's data again");
   const source = new EventSource(`/api/v1/events${query}`);
+  source.addEventListener("open", () => catchUp());
   for (const [kind, handler] of Object.entries(handlers)) {
     source.addEventListener(kind, (event) => handler(JSON.parse(event.data)));
   }

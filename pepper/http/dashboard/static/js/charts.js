@@ -36,34 +36,35 @@ const NODE_H = 26;
 const GAP_X = 44;
 const GAP_Y = 10;
 
-/** A run's steps as a graph, left to right by depth; nodes are coloured by state (updated by `paint`). */
+/** A run's steps (a Map of step id to {state, dependencies, onclick}) as a graph, left to right by depth; nodes
+ * are coloured by state (updated by `paint`). Every table here is a Map: any step id is a key like another. */
 export function dagChart(steps, critical) {
-  const ids = Object.keys(steps);
-  const depth = {};
+  const ids = [...steps.keys()];
+  const depth = new Map();
   const visit = (id, seen = new Set()) => {
-    if (depth[id] !== undefined) return depth[id];
+    if (depth.has(id)) return depth.get(id);
     if (seen.has(id)) return 0;
     seen.add(id);
-    const deps = (steps[id].dependencies || []).filter((d) => d in steps);
-    depth[id] = deps.length ? 1 + Math.max(...deps.map((d) => visit(d, seen))) : 0;
-    return depth[id];
+    const deps = (steps.get(id).dependencies || []).filter((d) => steps.has(d));
+    depth.set(id, deps.length ? 1 + Math.max(...deps.map((d) => visit(d, seen))) : 0);
+    return depth.get(id);
   };
   ids.forEach((id) => visit(id));
   const columns = [];
-  ids.forEach((id) => (columns[depth[id]] ||= []).push(id));
-  const at = {};
+  ids.forEach((id) => (columns[depth.get(id)] ||= []).push(id));
+  const at = new Map();
   columns.forEach((column, c) => column.forEach((id, r) => {
-    at[id] = { x: 8 + c * (NODE_W + GAP_X), y: 8 + r * (NODE_H + GAP_Y) };
+    at.set(id, { x: 8 + c * (NODE_W + GAP_X), y: 8 + r * (NODE_H + GAP_Y) });
   }));
   const width = 16 + columns.length * (NODE_W + GAP_X) - GAP_X;
   const height = 16 + Math.max(...columns.map((c) => c.length), 1) * (NODE_H + GAP_Y) - GAP_Y;
   const onPath = new Set(critical || []);
   const edges = [];
   for (const id of ids) {
-    for (const dep of steps[id].dependencies || []) {
-      if (!(dep in at)) continue;
-      const a = at[dep];
-      const b = at[id];
+    for (const dep of steps.get(id).dependencies || []) {
+      if (!at.has(dep)) continue;
+      const a = at.get(dep);
+      const b = at.get(id);
       const x1 = a.x + NODE_W;
       const y1 = a.y + NODE_H / 2;
       const x2 = b.x;
@@ -73,23 +74,24 @@ export function dagChart(steps, critical) {
       edges.push(s("path", { d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`, class: cls }));
     }
   }
-  const nodes = {};
+  const nodes = new Map();
   const groups = ids.map((id) => {
-    const { x, y } = at[id];
-    const rect = s("rect", { x, y, width: NODE_W, height: NODE_H, rx: 5, class: `node st-${steps[id].state}` });
+    const step = steps.get(id);
+    const { x, y } = at.get(id);
+    const rect = s("rect", { x, y, width: NODE_W, height: NODE_H, rx: 5, class: `node st-${step.state}` });
     const label = id.length > 18 ? `${id.slice(0, 17)}…` : id;
-    const title = s("title", {}, `${id}: ${steps[id].state}`);
-    nodes[id] = { rect, title };
+    const title = s("title", {}, `${id}: ${step.state}`);
+    nodes.set(id, { rect, title });
     const g = s("g", { class: onPath.has(id) ? "step critical" : "step", "data-step": id },
       title, rect, s("text", { x: x + 8, y: y + NODE_H / 2 + 4 }, label));
-    g.addEventListener("click", () => steps[id].onclick && steps[id].onclick());
+    g.addEventListener("click", () => step.onclick && step.onclick());
     return g;
   });
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "dag", role: "img", "aria-label": "the run's steps and their dependencies" },
     s("defs", {}), edges, groups);
   /** Show a step's new state. */
   const paint = (id, state) => {
-    const node = nodes[id];
+    const node = nodes.get(id);
     if (!node) return;
     node.rect.setAttribute("class", `node st-${state}`);
     node.title.textContent = `${id}: ${state}`;

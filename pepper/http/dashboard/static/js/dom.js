@@ -83,8 +83,10 @@ export function link(path, text) {
   return h("a", { href: path }, text);
 }
 
+/** A task's page: its id escaped whole, as one segment (every '/', '?', '#' and '%' of it too), so that the
+ * server and the router read the id back as it is and a browser never resolves a '..' in it. */
 export function taskPath(taskId) {
-  return `/tasks/${taskId.split("/").map(encodeURIComponent).join("/")}`;
+  return `/tasks/${encodeURIComponent(taskId)}`;
 }
 
 export function runPath(runId) {

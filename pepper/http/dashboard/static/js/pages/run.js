@@ -7,14 +7,16 @@ import { badge, h, link, notice, put, section, seconds, table, taskPath, when } 
 
 export async function render(root, [runId], { me, canWrite, navigate }) {
   const [run, timeline] = await Promise.all([api.get(`/runs/${encodeURIComponent(runId)}`), api.get(`/runs/${encodeURIComponent(runId)}/timeline`)]);
-  const steps = {};
-  const byTask = {};
+  // Keyed by step and task ids in Maps: an id such as "__proto__" or "constructor" is an id like any other.
+  const steps = new Map();
+  const byTask = new Map();
+  const dependencies = new Map(Object.entries(timeline.dependencies));
   for (const [step, status] of Object.entries(run.steps)) {
-    steps[step] = { state: status.state, dependencies: timeline.dependencies[step] || [], onclick: () => navigate(taskPath(status.task_id)) };
-    byTask[status.task_id] = step;
+    steps.set(step, { state: status.state, dependencies: dependencies.get(step) || [], onclick: () => navigate(taskPath(status.task_id)) });
+    byTask.set(status.task_id, step);
   }
-  for (const [step, deps] of Object.entries(timeline.dependencies)) {
-    steps[step] ||= { state: "waiting", dependencies: deps };
+  for (const [step, deps] of dependencies) {
+    if (!steps.has(step)) steps.set(step, { state: "waiting", dependencies: deps });
   }
   const graph = dagChart(steps, timeline.critical_path);
   const state = h("span", { id: "run-state" }, badge(run.state));
@@ -64,7 +66,8 @@ export async function render(root, [runId], { me, canWrite, navigate }) {
     section("Step list", stepTable),
   );
 
-  // Live: states from the event stream at once; the timeline and the table again, at most twice a second.
+  // Live: states from the event stream at once; the timeline and the table again, at most twice a second, and
+  // each time the stream opens (what changed while none was open is read again).
   let pending = null;
   const refresh = () => {
     if (pending) return;
@@ -86,7 +89,7 @@ export async function render(root, [runId], { me, canWrite, navigate }) {
   };
   const stop = listen(`?run=${encodeURIComponent(runId)}`, {
     task: (event) => {
-      const step = byTask[event.task_id] || event.task_id.slice(runId.length + 1);
+      const step = byTask.get(event.task_id) ?? event.task_id.slice(runId.length + 1);
       graph.paint(step, event.state);
       refresh();
     },
@@ -96,6 +99,9 @@ export async function render(root, [runId], { me, canWrite, navigate }) {
       drawActions(event.state);
       refresh();
     },
+  }, () => {
+    put(progress); // the count the last event gave may be out of date: the next event says it again
+    refresh();
   });
   return () => {
     stop();
@@ -111,10 +117,10 @@ function stepsTable(stepsById) {
 }
 
 function comparison(timeline) {
-  const actual = {};
+  const actual = new Map();
   for (const bar of timeline.bars) {
-    const current = actual[bar.step_id];
-    if (!current || bar.attempt >= current.attempt) actual[bar.step_id] = bar;
+    const current = actual.get(bar.step_id);
+    if (!current || bar.attempt >= current.attempt) actual.set(bar.step_id, bar);
   }
   const took = timeline.finished_at ? timeline.finished_at - timeline.created_at : null;
   const head = h("p", {},
@@ -125,7 +131,7 @@ function comparison(timeline) {
   const planned = Object.entries(timeline.planned);
   if (!planned.length) return head;
   return h("div", {}, head, table(["step", "planned agent", "planned", "actual agent", "actual"], planned.map(([step, p]) => {
-    const bar = actual[step];
+    const bar = actual.get(step);
     return [step, p.agent_id, seconds(p.end - p.start) + (timeline.assumed.includes(step) ? " (assumed)" : ""),
       bar ? bar.agent_id || "–" : "–", bar && bar.end ? seconds(bar.end - bar.start) : "–"];
   })));

@@ -1,15 +1,32 @@
 // A task: its state, why it waits, attempts, errors with tracebacks, its log, result, feedback; cancel and rate it.
 
 import { api, q } from "../api.js";
-import { badge, h, json, link, notice, put, runPath, section, seconds, table, when } from "../dom.js";
+import { badge, h, json, link, notice, put, runPath, section, seconds, taskPath, when } from "../dom.js";
 
 const FINAL = new Set(["completed", "failed", "cancelled"]);
+// The ids pepper gives runs: a slug of the workflow's name, then ten hexadecimal digits (never a '/').
+const RUN_ID = /^[A-Za-z0-9_.-]{1,40}-[0-9a-f]{10}$/;
+
+/** The run whose step (or item) the task is, as the API says: a task of a run has an id "<run id>/...", and a
+ * plain task's id may hold a '/' too, so the run is named only once the API knows it. Null for any other task. */
+async function runOf(taskId) {
+  const slash = taskId.indexOf("/");
+  const runId = slash > 0 ? taskId.slice(0, slash) : "";
+  if (!RUN_ID.test(runId)) return null; // no run has an id of that shape: nothing to ask
+  try {
+    await api.get(`/runs/${encodeURIComponent(runId)}`);
+    return runId;
+  } catch {
+    return null; // no such run (404), or it cannot be told now: the task's page is drawn without it
+  }
+}
 
 export async function render(root, [taskId], { canWrite }) {
+  const run = runOf(taskId);
   const draw = async (message) => {
-    const [task, errors, log] = await Promise.all([
+    const [task, errors, log, runId] = await Promise.all([
       api.get(`/tasks/${q(taskId)}`), api.get(`/tasks/${q(taskId)}/errors`),
-      api.get(`/tasks/${q(taskId)}/logs`).catch(() => null),
+      api.get(`/tasks/${q(taskId)}/logs`).catch(() => null), run,
     ]);
     const actions = [];
     if (canWrite && !FINAL.has(task.state)) {
@@ -25,13 +42,12 @@ export async function render(root, [taskId], { canWrite }) {
       });
       actions.push(cancel);
     }
-    const runId = task.task_id.includes("/") ? task.task_id.split("/")[0] : null;
     const facts = [
       ["type", task.task_type], ["priority", String(task.priority)], ["agent", task.agent_id || "–"],
       ["attempts", `${task.attempts} of ${task.max_retries + 1}`], ["submitted", when(task.created_at)],
       ["started", when(task.started_at)], ["finished", when(task.finished_at)],
       ["took", task.started_at && task.finished_at ? seconds(task.finished_at - task.started_at) : "–"],
-      ["dependencies", task.dependencies.length ? h("span", {}, task.dependencies.map((d) => h("span", {}, link(`/tasks/${d}`, d), " "))) : "–"],
+      ["dependencies", task.dependencies.length ? h("span", {}, task.dependencies.map((d) => h("span", {}, link(taskPath(d), d), " "))) : "–"],
     ];
     if (task.reason) facts.push(["reason", task.reason]);
     if (runId) facts.push(["run", link(runPath(runId), runId)]);
