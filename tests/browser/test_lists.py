@@ -1,5 +1,5 @@
 """The dashboard's lists in a real browser: the Tasks page searches every task, its pager goes on past a task
-pruned meanwhile."""
+pruned meanwhile, and the Runs page pages through every run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import PATIENCE, Dashboard
+
+TINY = {"name": "tiny", "steps": [{"id": "only", "type": "echo", "inputs": {"n": 1}}]}
 
 
 @pytest.fixture
@@ -65,4 +67,27 @@ def test_the_older_page_goes_on_after_its_last_task_was_pruned(dashboard: Dashbo
     _expect(page.locator("#tasks tbody tr")).to_have_count(2)
     assert _shown(page, "tasks") == [ids[1], ids[0]]
     _expect(page.locator("nav.pager a:text('⟵ newest')")).to_be_visible()
+    page.context.close()
+
+
+def test_the_runs_page_pages_through_every_run(dashboard: Dashboard, clean_console: None) -> None:
+    with dashboard.api() as client:
+        started = {client.post("/api/v1/runs", json={"workflow": TINY}).json()["run_id"] for _ in range(51)}
+        every = set()
+        cursor = None
+        while True:  # the runs there are (this module's server holds no other)
+            answer = client.get("/api/v1/runs", params={"limit": 1000, "cursor": cursor}).json()
+            every |= {r["run_id"] for r in answer["items"]}
+            if not (cursor := answer["next_cursor"]):
+                break
+    assert started <= every
+    page = dashboard.page("read")
+    page.goto("/runs")
+    page.wait_for_selector("#runs")
+    first = _shown(page, "runs")
+    assert len(first) == 50 and len(every) == 51
+    page.click("nav.pager a:text('older ⟶')")
+    _expect(page.locator("nav.pager a:text('⟵ newest')")).to_be_visible()
+    assert _shown(page, "runs") == sorted(every - set(first))
+    _expect(page.locator("nav.pager a:text('older ⟶')")).to_have_count(0)
     page.context.close()
