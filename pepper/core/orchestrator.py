@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from pepper.model.status import TaskStatus
 from pepper.model.submission import TASK_FIELDS, build_task, tasks_from_specs
 from pepper.model.task import Task, TaskState
 from pepper.model.units import check_limit
+from pepper.store.protocol import TaskPlace
 
 
 def parse_state(state: Any) -> TaskState | None:
@@ -176,18 +178,25 @@ class TaskOrchestrator(Component):
         limit: int = 1000,
         *,
         task_type: str | None = None,
-        after: str | None = None,
+        after: str | TaskStatus | TaskPlace | None = None,
+        id_contains: str | None = None,
     ) -> list[TaskStatus]:
-        """Tasks, most recently submitted first, optionally only those in ``state`` or of ``task_type``; ``after``
-        (a task id, the last of a page) gives the tasks submitted before it: the next page."""
+        """Tasks, most recently submitted first, optionally only those in ``state``, of ``task_type``, or whose id
+        holds ``id_contains`` (ASCII letters in either case; ``%`` and ``_`` are themselves).
+
+        ``after``, the last status of a page, gives the tasks submitted before it: the next page, which goes on
+        from where that task was even if it was pruned since. Given as a task id alone, that task must be stored
+        (else ``TaskNotFoundError``)."""
         wanted = parse_state(state)
         if task_type is not None and (not isinstance(task_type, str) or not task_type):
             raise ValidationError(f"task_type must be a non-empty string, got {shown(task_type)}", field="task_type")
         check_limit(limit)
+        contains = _check_contains(id_contains)
+        place = _place(after)
         backend = await self.runtime.backend()
-        if after is not None:
-            await backend.status(_check_id(after))  # an unknown task raises TaskNotFoundError, not an empty page
-        return await backend.list_tasks(wanted, limit, task_type=task_type, after=after)
+        if isinstance(place, str):
+            await backend.status(place)  # an unknown task raises TaskNotFoundError, not an empty page
+        return await backend.list_tasks(wanted, limit, task_type=task_type, after=place, id_contains=contains)
 
     @on_engine_loop
     async def add_feedback_async(
@@ -210,6 +219,50 @@ class TaskOrchestrator(Component):
     wait = blocking(wait_async)
     get_result = blocking(get_result_async)
     list_tasks = blocking(list_tasks_async)
+
+
+#: The longest text a task id is searched for (no id is longer).
+MAX_ID_SEARCH = 200
+
+
+def _check_contains(text: Any) -> str | None:
+    if text is None:
+        return None
+    if not isinstance(text, str) or not text or len(text) > MAX_ID_SEARCH or "\x00" in text:
+        raise ValidationError(
+            f"id_contains must be text of 1 to {MAX_ID_SEARCH} characters (no NUL), got {shown(text)}",
+            field="id_contains",
+        )
+    codec.check_utf8(text, text, "id_contains")
+    return text
+
+
+def _place(after: Any) -> str | TaskPlace | None:
+    """Where a page ended: a stored task's id, or a task's place (from its status, or given so)."""
+    if after is None:
+        return None
+    if isinstance(after, str):
+        return _check_id(after)
+    if isinstance(after, TaskStatus):
+        return after.task_id if after.created_at is None else TaskPlace(after.task_id, float(after.created_at))
+    if isinstance(after, tuple) and len(after) in (2, 3):
+        task_id, at, *seq = after
+        if not isinstance(at, (int, float)) or isinstance(at, bool) or not math.isfinite(at):
+            raise ValidationError(
+                f"a task's place holds its created_at, a finite number; got {shown(at)}", field="after"
+            )
+        if (
+            seq
+            and seq[0] is not None
+            and (not isinstance(seq[0], int) or isinstance(seq[0], bool) or not 0 <= seq[0] < 2**63)
+        ):
+            raise ValidationError(
+                f"a task's place holds its seq, a whole number >= 0; got {shown(seq[0])}", field="after"
+            )
+        return TaskPlace(_check_id(task_id), float(at), *seq)
+    raise ValidationError(
+        f"after is the last status of a page, its task id, or its place (TaskPlace); got {shown(after)}", field="after"
+    )
 
 
 def _check_id(task_id: Any) -> str:

@@ -27,6 +27,7 @@ from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
+from pepper.store.protocol import TaskPlace
 
 T = TypeVar("T")
 
@@ -53,10 +54,11 @@ class Backend(Protocol):
         ...
 
     async def list_tasks(
-        self, state: TaskState | None, limit: int, *, task_type: str | None = None, after: str | None = None
-    ) -> list[TaskStatus]:
-        """Tasks, most recently submitted first (of ``task_type`` only, and submitted before task ``after``: the
-        next page after it)."""
+        self, state: TaskState | None, limit: int, *, task_type: str | None = None,
+        after: str | TaskPlace | None = None, id_contains: str | None = None,
+    ) -> list[TaskStatus]:  # fmt: skip
+        """Tasks, most recently submitted first (of ``task_type`` only, whose id holds ``id_contains``, and
+        submitted before task ``after``, an id or its place: the next page after it)."""
         ...
 
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:

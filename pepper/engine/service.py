@@ -66,6 +66,7 @@ from pepper.model.workflow import WorkflowSpec
 from pepper.model.workflow_run import RunRecord, RunState, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
+from pepper.store.protocol import TaskPlace
 from pepper.store.ratings import rate_task
 from pepper.store.sql_store import SqlStore
 
@@ -245,10 +246,11 @@ class EngineService:
         return True
 
     async def list_tasks(
-        self, state: TaskState | None, limit: int, *, task_type: str | None = None, after: str | None = None
-    ) -> list[TaskStatus]:
+        self, state: TaskState | None, limit: int, *, task_type: str | None = None,
+        after: str | TaskPlace | None = None, id_contains: str | None = None,
+    ) -> list[TaskStatus]:  # fmt: skip
         await self.engine.committed()
-        records = self.engine.store.list_tasks(state, limit, task_type=task_type, after=after)
+        records = self.engine.store.list_tasks(state, limit, task_type=task_type, after=after, id_contains=id_contains)
         return [r.to_status() for r in records]
 
     async def add_feedback(self, feedback: TaskFeedback) -> TaskFeedback:

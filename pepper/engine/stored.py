@@ -60,7 +60,7 @@ from pepper.scheduling.explain import WaitFacts, explain
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance
 from pepper.scheduling.queue import ageing_key
-from pepper.store.protocol import Store
+from pepper.store.protocol import Store, TaskPlace
 from pepper.store.ratings import rate_task
 
 _POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
@@ -234,9 +234,11 @@ class StoreBackend:
         return rate_task(self.store, feedback, self.clock.now())
 
     async def list_tasks(
-        self, state: TaskState | None, limit: int, *, task_type: str | None = None, after: str | None = None
-    ) -> list[TaskStatus]:
-        return [r.to_status() for r in self.store.list_tasks(state, limit, task_type=task_type, after=after)]
+        self, state: TaskState | None, limit: int, *, task_type: str | None = None,
+        after: str | TaskPlace | None = None, id_contains: str | None = None,
+    ) -> list[TaskStatus]:  # fmt: skip
+        found = self.store.list_tasks(state, limit, task_type=task_type, after=after, id_contains=id_contains)
+        return [r.to_status() for r in found]
 
     async def place(self, placements: Mapping[str, str | None]) -> None:
         self.store.set_placements(placements, self.writer)

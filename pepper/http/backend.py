@@ -29,6 +29,7 @@ from pepper.model.workflow import WorkflowSpec, task_id_of
 from pepper.model.workflow_run import RunRecord, RunState, StepResult, WorkflowResult
 from pepper.monitoring.health import HealthReport
 from pepper.monitoring.window import Observation
+from pepper.store.protocol import TaskPlace
 
 T = TypeVar("T")
 
@@ -132,15 +133,16 @@ class HttpBackend:
         return bool(answer["cancelled"])
 
     async def list_tasks(
-        self, state: TaskState | None, limit: int, *, task_type: str | None = None, after: str | None = None
-    ) -> list[TaskStatus]:
-        from pepper.http.lists import MAX_LIMIT, encode_cursor
+        self, state: TaskState | None, limit: int, *, task_type: str | None = None,
+        after: str | TaskPlace | None = None, id_contains: str | None = None,
+    ) -> list[TaskStatus]:  # fmt: skip
+        from pepper.http.lists import MAX_LIMIT, encode_task_cursor
 
-        cursor = None if after is None else encode_cursor(after)
+        cursor = None if after is None else encode_task_cursor(after)
         found: list[TaskStatus] = []
         while len(found) < limit:
             page = await self.connection.aget(
-                "/tasks", state=None if state is None else state.value, task_type=task_type,
+                "/tasks", state=None if state is None else state.value, task_type=task_type, id_contains=id_contains,
                 limit=min(MAX_LIMIT, limit - len(found)), cursor=cursor,
             )  # fmt: skip
             found.extend(TaskStatus.from_dict(item) for item in page["items"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from pepper.errors import ValidationError
 from pepper.model.units import check_limit
+from pepper.store.protocol import TaskPlace
 
 T = TypeVar("T")
 
@@ -60,6 +62,30 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not key:
         raise ValidationError(_NOT_MADE_HERE, field="cursor")
     return key
+
+
+def encode_task_cursor(after: str | TaskPlace) -> str:
+    """The cursor of a page of tasks ending at ``after``: best its place (its id, submission time and number in
+    submission order), which says where it was even once it is no longer stored (a line break is in no id)."""
+    if isinstance(after, str):
+        return encode_cursor(after)
+    seq = "" if after.seq is None else f"\n{after.seq}"
+    return encode_cursor(f"{after.task_id}\n{float(after.created_at)!r}{seq}")
+
+
+def decode_task_cursor(cursor: str | None) -> str | TaskPlace | None:
+    """What a cursor of tasks names: a task's place, or a task id alone (a cursor made of the id only)."""
+    key = decode_cursor(cursor)
+    if key is None or "\n" not in key:
+        return key
+    task_id, at, *seq = key.split("\n")
+    try:
+        place = TaskPlace(task_id, float(at), *(int(n) for n in seq))
+    except (ValueError, TypeError):
+        raise ValidationError(_NOT_MADE_HERE, field="cursor") from None
+    if not task_id or not math.isfinite(place.created_at):
+        raise ValidationError(_NOT_MADE_HERE, field="cursor")
+    return place
 
 
 def page(items: Sequence[T], limit: int, key: Callable[[T], str], show: Callable[[T], dict[str, Any]]) -> Page:

@@ -49,6 +49,15 @@ class TaskSave(NamedTuple):
         return cls(record.task, version, stored_values(record))
 
 
+class TaskPlace(NamedTuple):
+    """Where a task stands among the tasks listed newest first, which still says where it was once it is no longer
+    stored: its id, its submission time, and its number in submission order (``seq``) when known."""
+
+    task_id: str
+    created_at: float
+    seq: int | None = None
+
+
 class NewRun(NamedTuple):
     """A workflow run's row, stored with the submission group of its first steps (``group``: its index in
     ``WriteSet.submissions``): both or neither."""
@@ -323,8 +332,10 @@ class Store(Protocol):
         limit: int = 1000,
         *,
         task_type: str | None = None,
-        after: str | None = None,
+        after: str | TaskPlace | None = None,
+        id_contains: str | None = None,
     ) -> list[TaskRecord]: ...
+    def task_place(self, task_id: str, created_at: float) -> TaskPlace | None: ...
     def count_by_state(self) -> dict[str, int]: ...
     def counts_by_state_and_type(self) -> list[tuple[str, str, int]]: ...
     def awaited(self, task_ids: Collection[str]) -> bool: ...

@@ -10,6 +10,7 @@ from pepper.model.record import TaskRecord
 from pepper.model.recovery import RecoveryState
 from pepper.model.requirements import Requirements
 from pepper.model.task import Task, TaskState
+from pepper.store.protocol import TaskPlace
 from pepper.store.sql_database import SqlDatabase, chunks
 
 
@@ -19,6 +20,16 @@ def _valid_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def id_pattern(text: str) -> str:
+    """The ``LIKE`` pattern (escape ``\\``) of the lowered ids holding ``text``: its ASCII letters lowered, as
+    ``LOWER`` lowers an id in both databases, and its wildcards taken as themselves."""
+    escaped = text.translate(_ASCII_LOWER).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class TaskReads(SqlDatabase):
@@ -74,19 +85,31 @@ class TaskReads(SqlDatabase):
         limit: int = 1000,
         *,
         task_type: str | None = None,
-        after: str | None = None,
+        after: str | TaskPlace | None = None,
+        id_contains: str | None = None,
     ) -> list[TaskRecord]:
-        """Most recently submitted first; ``after`` a task id: only the tasks submitted before it (a page's
-        cursor)."""
-        if task_type is not None or after is not None:
-            params = {"state": None if state is None else state.value, "task_type": task_type, "after": after,
-                      "limit": limit}  # fmt: skip
+        """Most recently submitted first; ``id_contains``: only the tasks whose id holds that text (ASCII letters
+        in either case); ``after`` a stored task's id, or a task's place: only the tasks submitted before it (a
+        page's cursor; a place says where the task was even once it is no longer stored)."""
+        if task_type is not None or after is not None or id_contains is not None:
+            named: tuple[str | None, float | None, int | None] = (
+                (after, None, None) if after is None or isinstance(after, str) else after
+            )
+            params = {"state": None if state is None else state.value, "task_type": task_type,
+                      "after": named[0], "after_at": named[1], "after_seq": named[2],
+                      "id_like": None if id_contains is None else id_pattern(id_contains), "limit": limit}  # fmt: skip
             rows = self.query("list_tasks_page", params)
         elif state is None:
             rows = self.query("list_tasks", (limit,))
         else:
             rows = self.query("list_tasks_in_state", (state.value, limit))
         return [TaskRecord.from_row(r) for r in rows]
+
+    def task_place(self, task_id: str, created_at: float) -> TaskPlace | None:
+        """Where the task ``task_id`` submitted at ``created_at`` stands in the list of tasks; None if it is not
+        stored (any more)."""
+        found = self.query("task_place", (task_id, created_at))
+        return TaskPlace(task_id, created_at, int(found[0]["seq"])) if found else None
 
     def counts_by_state_and_type(self) -> list[tuple[str, str, int]]:
         return [(r["state"], r["task_type"], int(r["n"])) for r in self.query("count_by_state_and_type")]

@@ -54,6 +54,21 @@ def test_the_cookie_reads_but_changes_only_with_the_csrf_header(api: Api) -> Non
     assert after.status_code == 401
 
 
+def test_a_page_of_another_site_cannot_sign_the_browser_out(api: Api) -> None:
+    with _signed_in(api) as client:
+        forged = client.post("/session/end", headers={"Sec-Fetch-Site": "cross-site"})
+        forged_origin = client.post("/session/end", headers={"Origin": "http://evil.example"})
+        still = client.get("/session")
+        own = client.post("/session/end", headers={"Sec-Fetch-Site": "same-origin"})
+        after = client.get("/session")
+    assert forged.status_code == 403 and forged.json()["error"]["type"] == "AccessDeniedError"
+    assert "set-cookie" not in forged.headers and "set-cookie" not in forged_origin.headers
+    assert forged_origin.status_code == 403
+    assert still.status_code == 200 and still.json()["scope"] == "write"
+    assert own.status_code == 200 and own.json() == {"signed_out": True}
+    assert after.status_code == 401
+
+
 def test_a_read_session_may_not_change_anything_even_with_the_csrf_header(api: Api) -> None:
     with _signed_in(api, "read") as client:
         answer = client.post(

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pepper.errors import AuthenticationError
+from pepper.errors import AccessDeniedError, AuthenticationError
 from pepper.http.auth import CSRF_COOKIE, SESSION_COOKIE, csrf_token
 from pepper.http.tokens import authenticate
 
@@ -76,7 +76,11 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/session/end")
 def sign_out(request: Request) -> Response:
-    """Forget the session: both cookies are cleared (signing out needs no token)."""
+    """Forget the session: both cookies are cleared (signing out needs no token, but a page of this origin: 403
+    for another site's, which changes nothing)."""
+    if not _same_origin(request):  # a page of another site may not sign a browser out either
+        denied = AccessDeniedError("only a page of this server may sign out of it; sign out from the dashboard")
+        return JSONResponse({"error": {"type": type(denied).__name__, "message": str(denied), "field": None}}, 403)
     response = JSONResponse({"signed_out": True})
     secure = request.url.scheme == "https"
     for name in (SESSION_COOKIE, CSRF_COOKIE):

@@ -19,12 +19,13 @@ from pepper.core import ErrorHandler, TaskOrchestrator
 from pepper.core.logs import TaskLogs
 from pepper.errors import AgentNotFoundError, ConflictError, ValidationError, WaitTimeoutError
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page, whole
+from pepper.http.lists import Cursor, Limit, Page, decode_task_cursor, encode_task_cursor, listed, whole
 from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
 from pepper.model.recovery import Policy
 from pepper.model.recovery_policy import Fallback
 from pepper.model.status import TaskError, TaskStatus
+from pepper.store.protocol import TaskPlace
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=IdRoute)
 
@@ -35,6 +36,12 @@ Wait = Annotated[
     float | None,
     Query(ge=0, le=MAX_WAIT, description=f"Seconds to wait (at most {MAX_WAIT:g}) for it to end or be parked."),
 ]
+
+IdContains = Annotated[
+    str | None,
+    Query(description="Only the tasks whose id holds this text (ASCII letters in either case; `%` and `_` are "
+          "themselves)."),
+]  # fmt: skip
 
 _SUBMIT_EXAMPLE = {"task_id": "review-1", "task_type": "review", "priority": "high", "inputs": {"path": "README.md"}}
 
@@ -94,15 +101,29 @@ async def list_tasks(
     request: Request,
     state: str | None = None,
     task_type: str | None = None,
+    id_contains: IdContains = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page:
-    """A page of tasks, most recently submitted first."""
+    """A page of tasks, most recently submitted first; with `id_contains`, those whose id holds that text. The
+    next page goes on from where the last task of this one was, even if it was pruned since."""
     listed(limit)
     found = await _orchestrator(request).list_tasks_async(
-        state, limit + 1, task_type=task_type, after=decode_cursor(cursor)
+        state, limit + 1, task_type=task_type, after=decode_task_cursor(cursor), id_contains=id_contains
     )
-    return page(found, limit, lambda s: s.task_id, TaskStatus.to_dict)
+    shown = found[:limit]
+    if len(found) <= limit or not shown:
+        return Page(items=[s.to_dict() for s in shown])
+    return Page(items=[s.to_dict() for s in shown], next_cursor=encode_task_cursor(await _place(request, shown[-1])))
+
+
+async def _place(request: Request, last: TaskStatus) -> str | TaskPlace:
+    """Where the last task of a page stands: the next page goes on from there, even once it is pruned."""
+    if last.created_at is None:
+        return last.task_id
+    store = runtime_of(request).store
+    place = await run_in_threadpool(store.task_place, last.task_id, last.created_at)
+    return place or TaskPlace(last.task_id, last.created_at)  # pruned meanwhile: its time says where it was
 
 
 @router.get("/{task_id:path}/result", dependencies=[READ], response_model=dict[str, Any])

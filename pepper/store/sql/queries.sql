@@ -64,11 +64,21 @@ SELECT * FROM tasks ORDER BY seq DESC LIMIT ?;
 SELECT * FROM tasks WHERE state = ? ORDER BY seq DESC LIMIT ?;
 
 -- name: list_tasks_page
--- A page of tasks, newest first, optionally of one state and type, after (older than) one task.
+-- A page of tasks, newest first, optionally of one state and type, whose lowered id is like :id_like (ASCII
+-- letters lowered: LOWER does no more in either database), after (older than) one task. That task is named by
+-- its place in submission order :after_seq when known, else by its id and its submission time :after_at when
+-- known: if it is no longer stored (pruned, or pruned and its id submitted again since), the page goes on from
+-- before the oldest task submitted after that time (every task when there is none).
 SELECT * FROM tasks
 WHERE (CAST(:state AS TEXT) IS NULL OR state = :state)
   AND (CAST(:task_type AS TEXT) IS NULL OR task_type = :task_type)
-  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM tasks WHERE task_id = :after))
+  AND (CAST(:id_like AS TEXT) IS NULL OR LOWER(task_id) LIKE :id_like ESCAPE '\')
+  AND (CAST(:after AS TEXT) IS NULL OR seq < COALESCE(
+        CAST(:after_seq AS BIGINT),
+        (SELECT named.seq FROM tasks AS named WHERE named.task_id = :after
+           AND (CAST(:after_at AS DOUBLE PRECISION) IS NULL OR named.created_at = :after_at)),
+        (SELECT MIN(later.seq) FROM tasks AS later WHERE later.created_at > :after_at),
+        CASE WHEN CAST(:after_at AS DOUBLE PRECISION) IS NULL THEN NULL ELSE seq + 1 END))
 ORDER BY seq DESC LIMIT :limit;
 
 -- name: count_by_state
@@ -86,6 +96,9 @@ GROUP BY task_type, agent, placement, requirements;
 
 -- name: task_seq
 SELECT seq FROM tasks WHERE task_id = ?;
+
+-- name: task_place
+SELECT seq FROM tasks WHERE task_id = ? AND created_at = ?;
 
 -- name: ready_tasks
 SELECT * FROM tasks

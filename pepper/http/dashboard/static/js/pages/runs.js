@@ -1,4 +1,5 @@
-// Runs: the latest runs, and a form to start one from a workflow file's text.
+// Runs: every run, newest first, a page at a time (the cursor pages on), and a form to start one from a workflow
+// file's text.
 
 import { api } from "../api.js";
 import { badge, h, link, notice, put, runPath, section, seconds, table, when } from "../dom.js";
@@ -13,8 +14,12 @@ steps:
     needs: first
 `;
 
-export async function render(root, _params, { canWrite, navigate }) {
-  const runs = (await api.get("/runs?limit=100")).items;
+export async function render(root, _params, { canWrite, navigate, query }) {
+  const cursor = query.get("cursor") || "";
+  const params = new URLSearchParams({ limit: "50" });
+  if (cursor) params.set("cursor", cursor);
+  const found = await api.get(`/runs?${params}`);
+  const runs = found.items;
   let start = null;
   if (canWrite) {
     const text = h("textarea", { name: "workflow", rows: 10, spellcheck: "false", id: "workflow-text" }, EXAMPLE);
@@ -38,7 +43,10 @@ export async function render(root, _params, { canWrite, navigate }) {
         link(runPath(r.run_id), r.run_id), r.spec ? r.spec.name : r.workflow || "–", badge(r.state), when(r.created_at),
         r.finished_at ? seconds(r.finished_at - r.created_at) : "running",
       ]), { id: "runs" })
-      : h("p", { class: "muted" }, "No run yet."),
+      : h("p", { class: "muted" }, cursor ? "No older run." : "No run yet."),
+    h("nav", { class: "pager" },
+      cursor ? link("/runs", "⟵ newest") : null,
+      found.next_cursor ? link(`/runs?${new URLSearchParams({ cursor: found.next_cursor })}`, "older ⟶") : null),
     start ? section("Start a run", start) : null,
   );
 }

@@ -1,4 +1,5 @@
-// Tasks: a filterable, paginated table (state, type, id search), newest first; the cursor pages on.
+// Tasks: a filterable, paginated table (state, type, id search: every filter applied by the server to every
+// task), newest first; the cursor pages on.
 
 import { api } from "../api.js";
 import { badge, h, link, put, table, taskPath, when } from "../dom.js";
@@ -13,9 +14,10 @@ export async function render(root, _params, { navigate, query }) {
   const params = new URLSearchParams({ limit: "50" });
   if (state) params.set("state", state);
   if (type) params.set("task_type", type);
+  if (search) params.set("id_contains", search);
   if (cursor) params.set("cursor", cursor);
   const found = await api.get(`/tasks?${params}`);
-  const items = search ? found.items.filter((t) => t.task_id.toLowerCase().includes(search.toLowerCase())) : found.items;
+  const items = found.items;
   const form = h("form", { class: "filters", id: "task-filters" },
     h("label", {}, "State ", h("select", { name: "state" }, STATES.map((s) => h("option", { value: s, selected: s === state }, s || "any")))),
     h("label", {}, "Type ", h("input", { name: "type", value: type, placeholder: "any" })),
