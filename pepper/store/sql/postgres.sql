@@ -78,3 +78,25 @@ SELECT * FROM unnest(
     ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::float8[], ?::text[], ?::text[]
 )
 ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: count_alerts_before
+-- as in queries.sql; a rule's name is compared as alert_states keeps it (COLLATE "C")
+SELECT COUNT(*) FROM alerts WHERE at < :horizon AND (
+    source <> 'config'
+    OR EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+               AND later.at > alerts.at AND later.at < :horizon)
+    OR (NOT EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+                    AND later.at > alerts.at)
+        AND NOT EXISTS (SELECT 1 FROM alert_states AS s WHERE s.rule = alerts.rule_id COLLATE "C"
+                        AND (s.firing = 1 OR s.changed_at >= :horizon))));
+
+-- name: delete_alerts_before
+-- as count_alerts_before
+DELETE FROM alerts WHERE at < :horizon AND (
+    source <> 'config'
+    OR EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+               AND later.at > alerts.at AND later.at < :horizon)
+    OR (NOT EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+                    AND later.at > alerts.at)
+        AND NOT EXISTS (SELECT 1 FROM alert_states AS s WHERE s.rule = alerts.rule_id COLLATE "C"
+                        AND (s.firing = 1 OR s.changed_at >= :horizon))));

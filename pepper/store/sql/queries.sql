@@ -500,7 +500,25 @@ DELETE FROM approvals WHERE run_id IN ({ids});
 DELETE FROM runs WHERE run_id IN ({ids});
 
 -- name: count_alerts_before
-SELECT COUNT(*) FROM alerts WHERE at < ?;
+-- Alerts that ended before the horizon. A monitor's alert ends as it fires; a configured rule's (source
+-- 'config') ends when its rule resolves: before the rule's next alert, or, for its latest, at the rule's
+-- last change if it is not firing. One still firing, or whose end may be after the horizon, stays.
+SELECT COUNT(*) FROM alerts WHERE at < :horizon AND (
+    source <> 'config'
+    OR EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+               AND later.at > alerts.at AND later.at < :horizon)
+    OR (NOT EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+                    AND later.at > alerts.at)
+        AND NOT EXISTS (SELECT 1 FROM alert_states AS s WHERE s.rule = alerts.rule_id
+                        AND (s.firing = 1 OR s.changed_at >= :horizon))));
 
 -- name: delete_alerts_before
-DELETE FROM alerts WHERE at < ?;
+-- as count_alerts_before
+DELETE FROM alerts WHERE at < :horizon AND (
+    source <> 'config'
+    OR EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+               AND later.at > alerts.at AND later.at < :horizon)
+    OR (NOT EXISTS (SELECT 1 FROM alerts AS later WHERE later.source = 'config' AND later.rule_id = alerts.rule_id
+                    AND later.at > alerts.at)
+        AND NOT EXISTS (SELECT 1 FROM alert_states AS s WHERE s.rule = alerts.rule_id
+                        AND (s.firing = 1 OR s.changed_at >= :horizon))));
