@@ -121,7 +121,7 @@ def test_a_read_from_a_chunk_out_of_range_is_refused_naming_after(runtime, orche
     orchestrator.wait("t1", timeout=20)
     logs = TaskLogs(runtime)
     for bad in (2**63, 2**64, -1, 1.5, True, "3"):
-        with pytest.raises(ValidationError, match="after .* from 0 to 9223372036854775807") as refused:
+        with pytest.raises(ValidationError, match=r"after .* from 0 to 9223372036854775807") as refused:
             logs.get("t1", after=bad)  # type: ignore[arg-type]
         assert refused.value.field == "after"
     # the largest chunk number is a read like any other: nothing written that far
