@@ -10,15 +10,10 @@ from rich.text import Text
 from pepper.cli.common import db_option, json_option, open_runtime
 from pepper.cli.monitoring import alerts, table
 from pepper.cli.render import make_console, print_json, relative
-from pepper.core.alert_rules import AlertRules, find_rule, read_rules_file, send_test
+from pepper.core.alert_rules import AlertRules, find_rule, send_test, with_rules_file
 from pepper.core.config import load_settings
-from pepper.model.alert_config import ConfiguredRule
 
 _FILE_HELP = "Also the rules of this YAML file (as given to `pepper worker --alerts`)."
-
-
-def _rules(runtime_rules: tuple[ConfiguredRule, ...], path: str | None) -> tuple[ConfiguredRule, ...]:
-    return runtime_rules + (read_rules_file(path) if path else ())
 
 
 @click.command(name="rules")
@@ -28,7 +23,7 @@ def _rules(runtime_rules: tuple[ConfiguredRule, ...], path: str | None) -> tuple
 def list_rules(alerts_path: str | None, as_json: bool, db: str | None) -> None:
     """List the alert rules of pepper.toml ([[alerts]]) and whether each is firing now."""
     with open_runtime(db, create=True) as runtime:
-        listed = AlertRules(runtime, _rules(runtime.settings.alerts, alerts_path)).list()
+        listed = AlertRules(runtime, with_rules_file(runtime.settings.alerts, alerts_path)).list()
     if as_json:
         print_json(listed)
         return
@@ -57,7 +52,7 @@ def list_rules(alerts_path: str | None, as_json: bool, db: str | None) -> None:
 def test_rule(rule: str, alerts_path: str | None, db: str | None) -> None:
     """Send a test notification of RULE to its sinks (its body says "test": true); exits 1 if a sink failed."""
     configured = load_settings({"db": db}).alerts  # the rules `pepper alerts rules --db ...` lists
-    delivered = send_test(find_rule(_rules(configured, alerts_path), rule), time.time())
+    delivered = send_test(find_rule(with_rules_file(configured, alerts_path), rule), time.time())
     console = make_console()
     for sink, ok in delivered.items():
         console.print(Text(f"{'sent' if ok else 'FAILED'}: {sink}", style="green" if ok else "red"))

@@ -19,7 +19,7 @@ from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option,
 from pepper.cli.render import listing_console, make_console, plural
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import agents_table
-from pepper.core.alert_rules import configured_alerts, read_rules_file
+from pepper.core.alert_rules import configured_alerts, with_rules_file
 from pepper.core.online import AgentStanding, agent_dict, agent_standing
 from pepper.core.prometheus import MetricsServer, serve_metrics
 from pepper.errors import PepperError
@@ -128,7 +128,7 @@ def worker(
             grace = idle_grace if until_idle else None
             where: dict[str, Any] = {"executor": executor, "ray_address": ray_address}
             if alerts_path:
-                where["alerts"] = configured_alerts() + read_rules_file(alerts_path)
+                where["alerts"] = with_rules_file(configured_alerts(), alerts_path)
             _serve(console, reporter, stopping, agents_path, db, grace, metrics_port, where, database_metrics)
         except KeyboardInterrupt:
             console.print(Text("stopped without waiting; tasks that were running here will run again later"))

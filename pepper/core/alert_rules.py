@@ -93,10 +93,11 @@ def find_rule(rules: tuple[ConfiguredRule, ...], name: str) -> ConfiguredRule:
 
 def send_test(rule: ConfiguredRule, now: float) -> dict[str, bool]:
     """Send a test notification of ``rule`` (``"test": true``) to its sinks; whether each one took it, by the
-    sink as ``Sink.shown`` shows it."""
+    sink as ``Sink.shown`` shows it (with its place among the rule's sinks when two show alike)."""
     delivered = send_all(rule.sinks, alert_body(rule, rule.threshold, now, 0, test=True))
-    shown = {sink.describe(): sink.shown() for sink in rule.sinks}
-    return {shown.get(sink, sink): ok for sink, ok in delivered.items()}
+    shown = [sink.shown() for sink in rule.sinks]
+    return {(name if shown.count(name) == 1 else f"{name} (sink {i + 1})"): ok  # two alike are told apart
+            for i, (name, ok) in enumerate(zip(shown, delivered, strict=True))}  # fmt: skip
 
 
 def read_rules_file(path: str) -> tuple[ConfiguredRule, ...]:
@@ -124,6 +125,14 @@ def read_rules_file(path: str) -> tuple[ConfiguredRule, ...]:
         return parse_rules(data or [], path)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if not str(exc).startswith(path) else str(exc), field="alerts") from None
+
+
+def with_rules_file(rules: tuple[ConfiguredRule, ...], path: str | None) -> tuple[ConfiguredRule, ...]:
+    """``rules`` and those of the YAML file at ``path`` (``pepper worker --alerts FILE``); a name given twice,
+    in either or across both, is refused (``ConfigError``)."""
+    if not path:
+        return rules
+    return parse_rules(rules + read_rules_file(path))
 
 
 def configured_alerts() -> tuple[ConfiguredRule, ...]:

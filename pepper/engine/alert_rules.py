@@ -6,11 +6,13 @@ fires the rule by a conditional update of its row: the one worker whose update c
 alert (listed with the monitors' alerts, source ``config``) and sends the notification, in a thread of
 its own. A value back on the right side resolves the rule the same way, so the next crossing fires
 again. An unknown value (no attempt in the window) changes nothing. A stopping worker waits for the
-notifications it has fired (``flush``), each at most as long as its sinks may take.
+notifications it has fired (``flush``, or ``flushed`` on its loop), each at most as long as its sinks
+may take.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -83,11 +85,36 @@ class RuleKeeper:
         long as its sinks may take; True when every one has ended."""
         start = time.monotonic()
         for thread in list(self.sent):
-            thread.join(max(0.0, start + self._bounds.get(thread, _MARGIN) - time.monotonic()))
+            remaining = start + self._bounds.get(thread, _MARGIN) - time.monotonic()
+            thread.join(min(threading.TIMEOUT_MAX, max(0.0, remaining)))
         left = [t for t in self.sent if t.is_alive()]
         for thread in left:
             log.error("alert notification %s still unsent after its sinks' timeouts; giving up", thread.name)
         return not left
+
+    async def flushed(self) -> bool:
+        """``flush`` in a thread of its own, awaited without holding up the loop. No executor is used: none can
+        be made while the interpreter exits, and a runtime closed at exit flushes then too."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+
+        def flush() -> None:
+            ended = self.flush()
+
+            def settle() -> None:
+                if not done.done():
+                    done.set_result(ended)
+
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # the loop closed meanwhile: nobody waits any more
+                pass
+
+        try:
+            threading.Thread(target=flush, name="pepper-alert-flush", daemon=True).start()
+        except RuntimeError:  # no thread can start any more (the interpreter is ending): wait here
+            return self.flush()
+        return await done
 
 
 def _alert(rule: ConfiguredRule, value: float, now: float, body: dict[str, object]) -> Alert:

@@ -10,7 +10,8 @@ A webhook gets it as the body of an HTTP POST (``Content-Type: application/json`
 its URL is sent as HTTP basic authentication); with ``secret_env``
 the header ``X-Pepper-Signature: sha256=<hex>`` carries the HMAC-SHA256 of the body under the secret
 read from that environment variable (the secret is never logged). A failed POST (no answer within
-``timeout``, or a status other than 2xx) is tried again ``retries`` times, waiting 0.5 s, 1 s, 2 s...
+``timeout``, or a status other than 2xx; a redirect is never followed, so the credentials and the signature
+go to the configured host only) is tried again ``retries`` times, waiting 0.5 s, 1 s, 2 s...
 (``delivery_bound`` is the longest all of that can take).
 A command gets the body on stdin (it comes from the operator's configuration only); the log sink
 logs the message on the ``pepper.alerts`` logger.
@@ -18,6 +19,7 @@ logs the message on the ``pepper.alerts`` logger.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -78,20 +80,23 @@ def delivery_bound(sinks: tuple[Sink, ...]) -> float:
     return total
 
 
-def send_all(sinks: tuple[Sink, ...], body: dict[str, Any]) -> dict[str, bool]:
-    """Deliver ``body`` to every sink, one after another; whether each one took it, by its description."""
-    delivered = {}
+def send_all(sinks: tuple[Sink, ...], body: dict[str, Any]) -> list[bool]:
+    """Deliver ``body`` to every sink, one after another; whether each one took it, in the order of ``sinks``.
+    A sink that fails unexpectedly is logged by what ``Sink.shown`` shows and the kind of error only (no
+    traceback: a webhook's URL, which may be its secret, could be in it)."""
+    delivered = []
     for sink in sinks:
         try:
-            delivered[sink.describe()] = send(sink, body)
-        except Exception:
-            log.exception("alert %s: the %s sink failed", body["rule"], sink.type)
-            delivered[sink.describe()] = False
+            delivered.append(send(sink, body))
+        except Exception as exc:  # noqa: BLE001 - one failing sink keeps no other from its notification
+            log.error("alert %s: the sink %s failed (%s)", body["rule"], sink.shown(), type(exc).__name__)
+            delivered.append(False)
     return delivered
 
 
 def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
-    import urllib.error  # only where a webhook is sent: urllib brings http.client, which is large
+    import http.client  # only where a webhook is sent: http.client is large
+    import urllib.error
     import urllib.request
 
     assert sink.url is not None
@@ -108,17 +113,22 @@ def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
         headers["Authorization"] = authorization
     delay = _BACKOFF
     where = short_url(sink.url)  # its credentials, path and query stay out of the logs
+    opener = urllib.request.build_opener(_no_redirect_handler())
     for attempt in range(sink.retries + 1):
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=sink.timeout) as answer:
+            with opener.open(request, timeout=sink.timeout) as answer:
                 if 200 <= answer.status < 300:
                     return True
                 why = f"status {answer.status}"
         except urllib.error.HTTPError as exc:
-            why = f"status {exc.code}"
+            exc.close()
+            why = f"status {exc.code}" + (", a redirect, which is not followed" if 300 <= exc.code < 400 else "")
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             why = str(getattr(exc, "reason", exc))
+        except (http.client.InvalidURL, ValueError) as exc:  # a URL http refuses: trying again changes nothing
+            log.error("alert webhook %s cannot be sent: its url is refused (%s)", where, type(exc).__name__)
+            return False
         if attempt < sink.retries:
             log.warning("alert webhook %s failed (%s); trying again in %gs", where, why, delay)
             wait(delay)
@@ -126,6 +136,20 @@ def _post(sink: Sink, data: bytes, wait: Callable[[float], Any]) -> bool:
         else:
             log.error("alert webhook %s failed (%s) after %d tries; giving up", where, why, sink.retries + 1)
     return False
+
+
+@functools.cache
+def _no_redirect_handler() -> type:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        """Follows no redirect: a 3xx answer is a failed POST (its credentials and signature never go to
+        another address)."""
+
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return NoRedirect
 
 
 def _split_credentials(url: str) -> tuple[str, str | None]:

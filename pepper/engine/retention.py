@@ -1,7 +1,8 @@
 """Pruning in the background: a worker with ``retention`` set removes finished work older than it.
 
-Once per interval (a quarter of the retention, at most an hour, at least a second), in a thread
-so the engine's loop never waits for it. Several workers may prune at once: each prune is one write
+Once as the worker starts (a worker that lives shorter than an interval prunes too), then once per
+interval (a quarter of the retention, at most an hour, at least a second), in a thread so the engine's
+loop never waits for it. Several workers may prune at once: each prune is one write
 transaction and deleting what is already gone changes nothing.
 """
 
@@ -26,7 +27,7 @@ def prune_interval(retention: float) -> float:
 
 
 class Retention(Periodic):
-    """Prunes what ended more than ``retention`` seconds ago, every ``interval`` seconds."""
+    """Prunes what ended more than ``retention`` seconds ago, as it starts and every ``interval`` seconds."""
 
     def __init__(self, engine: Engine, retention: float) -> None:
         self.engine = engine
@@ -37,13 +38,13 @@ class Retention(Periodic):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self.engine.clock.sleep(self.interval)
             horizon = self.engine.clock.now() - self.retention
             try:
                 self.last = await loop.run_in_executor(None, self.engine.store.prune, horizon)
             except Exception:
                 log.exception("pruning finished work failed; will try again")
-                continue
-            if any(self.last.values()):
-                removed = ", ".join(f"{n} {kind}" for kind, n in self.last.items() if n)
-                log.info("pruned work that ended more than %gs ago: %s", self.retention, removed)
+            else:
+                if any(self.last.values()):
+                    removed = ", ".join(f"{n} {kind}" for kind, n in self.last.items() if n)
+                    log.info("pruned work that ended more than %gs ago: %s", self.retention, removed)
+            await self.engine.clock.sleep(self.interval)

@@ -137,7 +137,7 @@ class EngineService:
         # (interrupted ones requeued by us) is committed: other workers take the running tasks of a stopped
         # worker as lost and would run them again, throwing away what finishes here.
         keeper = self.sampler.keeper  # alerts it fired are delivered meanwhile
-        delivering = None if keeper is None else asyncio.get_running_loop().run_in_executor(None, keeper.flush)
+        delivering = None if keeper is None else asyncio.ensure_future(keeper.flushed())
         committed = await engine.drain(timeout)
         if delivering is not None:
             await delivering

@@ -28,6 +28,7 @@ log = logging.getLogger("pepper.engine")
 
 _CHUNK = 64 * 1024  # bytes per stored chunk at most
 _INTERVAL = 0.25  # seconds between writes of what open logs gathered
+_MAX_SEQ = 2**63 - 1  # the largest chunk number a database's integer holds
 
 
 class AttemptLog:
@@ -228,8 +229,9 @@ def read_task_log(store: Store, task_id: str, attempt: int | None = None, from_s
     ``ended`` is true once nothing more comes: its last chunk was stored, or the task's row shows the attempt
     over (the row is read first: a worker stores an attempt's last chunk before it records its end).
     """
-    if isinstance(from_seq, bool) or not isinstance(from_seq, int) or from_seq < 0:
-        raise ValidationError(f"the chunk to read from must be a whole number >= 0, got {from_seq!r}", field="after")
+    if isinstance(from_seq, bool) or not isinstance(from_seq, int) or not 0 <= from_seq <= _MAX_SEQ:
+        raise ValidationError(f"after (the chunk to read from) must be a whole number from 0 to {_MAX_SEQ}, "
+                              f"got {from_seq!r:.40}", field="after")  # fmt: skip
     record = store.get_tasks([task_id]).get(task_id)
     if record is None:
         raise TaskNotFoundError(task_id)

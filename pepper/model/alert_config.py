@@ -42,12 +42,18 @@ _SINK_FIELDS = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_URL_CHARS = re.compile(r"[\x21-\x7e]+")  # printable ASCII: no space, control or other character
+#: The longest ``window``, ``for`` and sink ``timeout`` a rule takes (366 days, in seconds).
+MAX_DURATION = 366 * 86400.0
 
 
 def short_url(url: str) -> str:
     """A webhook's URL as it may be printed or logged: its scheme, host and port only, since its credentials,
     path or query often are its secret (a chat service's hook URL is one)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # such as an unclosed "[" around an IPv6 host
+        return "(a URL that cannot be read)"
     host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
     try:
         port = f":{parts.port}" if parts.port is not None else ""
@@ -174,7 +180,39 @@ def _duration(value: Any, where: str, what: str, *, positive: bool) -> float:
         raise ConfigError(f"{where}: {exc}", field="alerts") from None
     if positive and seconds <= 0:
         raise ConfigError(f"{where}: {what} must be positive, got {value!r}", field="alerts")
+    if seconds > MAX_DURATION:
+        raise ConfigError(f"{where}: {what} must be at most 366 days ('366d'), got {value!r}", field="alerts")
     return seconds
+
+
+def check_webhook_url(url: Any, where: str = "webhook") -> str:
+    """``url`` if a webhook can be sent to it: ``http`` or ``https``, a host, a port from 1 to 65535 if one is
+    given, and printable ASCII only (spaces and other characters percent-encoded). Errors show only the scheme,
+    host and port of the URL: its credentials, path or query may be its secret."""
+    if not isinstance(url, str) or not url:
+        got = "nothing" if url is None or url == "" else f"a {type(url).__name__}"
+        raise ConfigError(f'{where}: a webhook sink needs url = "http://..." or "https://...", got {got}',
+                          field="alerts")  # fmt: skip
+    shown = short_url(url)
+    if not _URL_CHARS.fullmatch(url):
+        raise ConfigError(f"{where}: the webhook url {shown} has a space, a control character or a character "
+                          f"beyond ASCII; percent-encode it (a space is %20)", field="alerts")  # fmt: skip
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # such as an unclosed "[" around an IPv6 host
+        raise ConfigError(f"{where}: the webhook url cannot be read (http://HOST[:PORT]/...)", field="alerts") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"{where}: the webhook url {shown} must start with http:// or https://", field="alerts")
+    if not parts.hostname:
+        raise ConfigError(f"{where}: the webhook url {shown} names no host (http://HOST[:PORT]/...)", field="alerts")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{where}: the webhook url {shown} has a port that is not a number from 1 to 65535",
+                          field="alerts")  # fmt: skip
+    return url
 
 
 def _sink(data: Any, where: str) -> Sink:
@@ -191,10 +229,7 @@ def _sink(data: Any, where: str) -> Sink:
                           field="alerts")  # fmt: skip
     timeout = _duration(data.get("timeout", 5.0), where, "timeout", positive=True)
     if kind == "webhook":
-        url = data.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}: a webhook sink needs url = \"http://...\" or \"https://...\", got {url!r}",
-                              field="alerts")  # fmt: skip
+        url = check_webhook_url(data.get("url"), where)
         secret_env = data.get("secret_env")
         if secret_env is not None and (not isinstance(secret_env, str) or not _ENV_NAME.match(secret_env)):
             raise ConfigError(f"{where}: secret_env must name an environment variable, got {secret_env!r}",

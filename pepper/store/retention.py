@@ -1,7 +1,8 @@
 """Pruning finished work older than a horizon, and giving the space back.
 
 What goes: tasks that ended (completed, failed, cancelled) before the horizon, with their earlier attempts,
-errors and logs; workflow runs that ended before it, with their approvals; alerts that fired before it.
+errors and logs; workflow runs that ended before it, with their approvals; alerts that ended before it (a
+configured rule's alert ends when the rule resolves: one still firing stays).
 What stays, whatever its age: unfinished tasks (parked ones included), every task an unfinished task
 depends on, every step of a run that still has unfinished steps, a run while any of its steps stays, and
 a run's whole family of sub-workflows (parent and child runs) while any run of it stays. All of it is
@@ -49,7 +50,7 @@ class Pruner:
                 "errors": self._count(conn, "count_errors_of", ids),
                 "logs": self._count(conn, "count_logs_of", ids),
                 "approvals": self._count(conn, "count_approvals_of_runs", runs),
-                "alerts": int(conn.execute(store.statement("count_alerts_before"), (horizon,)).fetchone()[0]),
+                "alerts": int(conn.execute(store.statement("count_alerts_before"), {"horizon": horizon}).fetchone()[0]),
             }
             if not dry_run:
                 if tasks:  # other processes learn which tasks went (``pruned_tasks``) as they catch up
@@ -61,7 +62,7 @@ class Pruner:
                     self._delete(conn, name, ids)
                 self._delete(conn, "delete_approvals_of_runs", runs)
                 self._delete(conn, "delete_runs", runs)
-                conn.execute(store.statement("delete_alerts_before"), (horizon,))
+                conn.execute(store.statement("delete_alerts_before"), {"horizon": horizon})
                 self.removed = tasks
         return counts
 

@@ -149,6 +149,12 @@ def test_pepper_alerts_rules_and_test(tmp_path, receiver):
     assert headers["X-Pepper-Signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     unknown = run("alerts", "test", "nope")
     assert unknown.returncode == 2 and "configured rules: errors" in unknown.stderr
+    # a rule of pepper.toml named again in a rules file is refused, as `pepper worker --alerts` refuses it
+    (tmp_path / "more.yaml").write_text("- {name: errors, metric: failed, threshold: 0, sinks: [log]}\n")
+    for args in (("rules",), ("test", "errors")):
+        twice = run("alerts", *args, "--alerts", "more.yaml")
+        assert twice.returncode == 2 and "two rules are named 'errors'" in twice.stderr, twice.stderr
+    assert len(receiver.posts) == 1  # the refused test sent nothing
 
 
 def test_rules_and_tests_show_a_webhook_by_its_host_only_and_take_db(tmp_path, receiver):
@@ -192,7 +198,7 @@ def test_rules_and_tests_show_a_webhook_by_its_host_only_and_take_db(tmp_path, r
         ({"name": "x", "metric": "dead_letters", "threshold": -1, "comparison": ">="}, "0 or more"),
         (
             {"name": "x", "metric": "error_rate", "threshold": 0.5, "sinks": [{"type": "webhook", "url": "ftp://x"}]},
-            "needs url",
+            "ftp://x/ must start with http:// or https://",
         ),
     ],
 )

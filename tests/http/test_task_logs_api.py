@@ -29,6 +29,8 @@ def test_a_tasks_log_is_read_with_the_read_scope_and_followed_by_chunk(api: Api)
         rest = client.get("/api/v1/tasks/logged-1/logs", params={"after": found["next_seq"]}).json()
         assert rest["chunks"] == [] and rest["ended"] is True
         assert client.get("/api/v1/tasks/logged-1/logs", params={"attempt": 5}).status_code == 400
+        too_far = client.get("/api/v1/tasks/logged-1/logs", params={"after": 10**20})
+        assert too_far.status_code == 400 and "after" in too_far.text and "ValidationError" in too_far.text
         assert client.get("/api/v1/tasks/no-such-task/logs").status_code == 404
     with api.client(None) as client:
         assert client.get("/api/v1/tasks/logged-1/logs").status_code == 401

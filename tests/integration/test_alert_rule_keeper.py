@@ -1,11 +1,17 @@
-"""Configured alert rules over one shared SQLite file: `for`, one firing per crossing across keepers, resolving."""
+"""Configured alert rules over one shared SQLite file: `for`, one firing per crossing across keepers, resolving;
+what they fired is delivered when a worker stops, also at interpreter exit."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
 
 from pepper.engine.alert_rules import RuleKeeper
-from pepper.model.alert_config import parse_rule
+from pepper.model.alert_config import ConfiguredRule, Sink, parse_rule
 from pepper.store.location import open_store
 
 
@@ -51,3 +57,90 @@ def test_a_rule_fires_after_holding_for_its_time_once_across_keepers_and_again_a
     finally:
         for store in stores:
             store.close()
+
+
+def test_flushing_a_notification_whose_sinks_may_take_longer_than_a_join_can_wait_never_crashes(tmp_path):
+    # Given a rule made in code (rules read from configuration are bounded to 366 days) with a huge timeout,
+    # whose command runs until the test lets it end
+    go = tmp_path / "go"
+    sink = Sink("command", command=f"while [ ! -e {go} ]; do sleep 0.01; done", timeout=1e12)
+    rule = ConfiguredRule("long", "failed", 0.0, sinks=(sink,))
+    store = open_store(str(tmp_path / "p.db"))
+    try:
+        keeper = RuleKeeper(store, (rule,), lambda rule, now: 1.0)
+        keeper.tick(1.0)
+        assert len(keeper.sent) == 1
+        # When the worker stops while it is being sent
+        flushed: list[object] = []
+
+        def flush() -> None:
+            try:
+                flushed.append(keeper.flush())
+            except Exception as exc:
+                flushed.append(exc)
+
+        stopping = Thread(target=flush)
+        stopping.start()
+        go.touch()
+        stopping.join(60)
+        # Then it waits for it, and ends well once it was sent
+        assert flushed == [True]
+    finally:
+        store.close()
+
+
+_AT_EXIT = """
+import sys, time, pepper
+from pepper.core.alert_rules import AlertRules
+rules = [{"name": "done", "metric": "completed", "threshold": 0, "window": "10m",
+          "sinks": [{"type": "webhook", "url": sys.argv[2], "retries": 2}]}]
+pepper.init(db=sys.argv[1], sample_interval=0.05, alerts=rules)
+
+@pepper.agent("a", task_types=["t"])
+def a(task):
+    return 1
+
+orchestrator = pepper.TaskOrchestrator()
+orchestrator.submit_task("x", "t")
+orchestrator.get_result("x", timeout=60)
+deadline = time.monotonic() + 60
+while not AlertRules().list()[0]["firing"] and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("fired" if AlertRules().list()[0]["firing"] else "not fired")
+# the script ends here: pepper closes its runtime at exit
+"""
+
+
+def test_a_runtime_closed_at_exit_delivers_what_its_rules_fired_with_retries_and_deregisters(tmp_path):
+    posts: list[bytes] = []
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            posts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    Thread(target=server.serve_forever, daemon=True).start()
+    db = str(tmp_path / "p.db")
+    env = {k: v for k, v in os.environ.items() if k != "PEPPER_DB"}
+    try:
+        done = subprocess.run([sys.executable, "-c", _AT_EXIT, db, f"http://127.0.0.1:{server.server_address[1]}/h"],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Then closing at exit went as an explicit close does: no traceback, the notification tried 1 + 2 times
+    assert done.returncode == 0 and done.stdout.strip() == "fired", done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(posts) == 3 and json.loads(posts[0])["rule"] == "done"
+    # and the worker left: none is alive
+    store = open_store(db)
+    try:
+        assert store.workers.live() == []
+    finally:
+        store.close()

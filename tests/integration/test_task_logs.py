@@ -115,6 +115,20 @@ def test_each_attempt_keeps_its_own_log(runtime, orchestrator):
         logs.get("nope")
 
 
+def test_a_read_from_a_chunk_out_of_range_is_refused_naming_after(runtime, orchestrator):
+    runtime.register_agent(pepper.agents.CommandAgent("talker", "echo hello >&2", task_types=["t"]))
+    orchestrator.submit_task("t1", "t")
+    orchestrator.wait("t1", timeout=20)
+    logs = TaskLogs(runtime)
+    for bad in (2**63, 2**64, -1, 1.5, True, "3"):
+        with pytest.raises(ValidationError, match=r"after .* from 0 to 9223372036854775807") as refused:
+            logs.get("t1", after=bad)  # type: ignore[arg-type]
+        assert refused.value.field == "after"
+    # the largest chunk number is a read like any other: nothing written that far
+    far = logs.get("t1", after=2**63 - 1)
+    assert far.chunks == () and far.ended and logs.get("t1").text == "hello\n"
+
+
 def test_a_command_writing_50_mb_to_stderr_keeps_memory_and_the_stored_log_bounded(tmp_path):
     # Given a runtime whose attempts keep 256 KiB of log
     runtime = pepper.Runtime(db=str(tmp_path / "p.db"), home=str(tmp_path / "home"), task_log_limit="256KiB")
