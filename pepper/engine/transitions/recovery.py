@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from pepper.engine.state import EngineState
 
 _UNKNOWN = TaskError("Error", "the attempt failed without saying why")
-#: Decisions that would run a task again (or park it): a blocked task keeps waiting for its dependencies instead.
+#: Decisions that would run a task again (or park it): a blocked task keeps waiting for its dependencies instead
+#: (a dead letter is refused for it: it has no failed attempt to park).
 _RERUN = ("retry", "reassign", "fallback", "dead_letter")
 
 
@@ -141,12 +142,12 @@ def fail_attempt(s: EngineState, t: LiveTask, error: TaskError | None, turn: Tur
 
 
 def _record(t: LiveTask, decision: Decision, err: TaskError, detail: str, turn: Turn) -> None:
-    """The decision goes to the task's error history, and to whoever asked for it."""
+    """The decision goes to the task's error history, and to whoever asked for it, in the same words."""
     task_id, cause = t.task.task_id, turn.cause
     turn.actions += (
         ev.RecordError(task_id, t.attempts, t.agent_id, t.recovery.run_as or t.task.task_type, turn.at, err,
                        decision.strategy, decision.action, detail, cause),
-        ev.Decided(task_id, decision.action, decision.strategy, decision.message, cause),
+        ev.Decided(task_id, decision.action, decision.strategy, detail, cause),
     )  # fmt: skip
 
 
@@ -206,6 +207,8 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     A running attempt of this worker ends failed, then the policy decides; a failed or parked task is
     decided on again; a task that has not run yet (pending or blocked) is decided on as if it had
     failed, so a retry leaves it waiting (a blocked one for its dependencies, whatever would re-run it).
+    A dead letter of a blocked task is refused (``ConflictError``, nothing changed): it has no failed attempt
+    to park, and a parked task must not lose track of its dependencies.
     A failed task that no longer is (skipped, run again, parked) takes back the dependents its failure
     cancelled. Each call is one step of ``e.policy``, counted across calls with the same policy (kept in
     ``RecoveryState.by_hand``): ``retry(3)`` applied by hand four times retries three times, then the rest
@@ -214,6 +217,18 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     t = s.tasks.get(e.task_id)
     if t is None or t.state in (COMPLETED, CANCELLED):
         return []
+    if t.state is BLOCKED:  # decided before anything changes: a refusal leaves the task as it was
+        ahead = decide(e.policy, t.recovery.by_hand_progress(e.policy), e.error.names, t.agent_id,
+                       f"{e.task_id}:{t.attempts}:by-hand", options(s, t))  # fmt: skip
+        if ahead.action == "dead_letter":
+            deps = ", ".join(repr(d) for d in t.task.dependencies[:3]) + (
+                ", ..." if len(t.task.dependencies) > 3 else ""
+            )
+            raise ConflictError(
+                f"task {e.task_id!r} has not run yet: it waits for its dependencies ({deps}), so there is no "
+                f"failed attempt to park; "
+                f"cancel it to stop it from running, skip or abort it, or handle its error once it has run"
+            )
     turn = Turn(e.at, e.cause)
     outlived, was_failed = t.state in (IN_PROGRESS, FAILED), t.state is FAILED
     if t.state is IN_PROGRESS:
@@ -244,10 +259,13 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
 
 def _keep_waiting(t: LiveTask, decision: Decision, err: TaskError, turn: Turn) -> None:
     """Record a decision about a blocked task that would run it again: it has not run yet, so it keeps
-    waiting for its dependencies (on the agent a reassign or fallback chose, if one did)."""
-    detail = f"{decision.message}; it has not run yet, so it keeps waiting for its dependencies"
-    if decision.action == "dead_letter":
-        detail = "not parked: it has not run yet, so it keeps waiting for its dependencies"
+    waiting for its dependencies (on the agent a reassign or fallback chose, if one did); what is recorded and
+    returned says so."""
+    waits = "it has not run yet, so it keeps waiting for its dependencies"
+    if decision.action == "retry":  # nothing to run again, and no delay: it runs once they have completed
+        detail = f"not retried: {waits} and runs once they have completed"
+    else:
+        detail = f"{decision.message}; {waits}"
     _record(t, decision, err, detail, turn)
     if decision.agent is not None:
         t.placement, t.route = decision.agent, None
