@@ -271,7 +271,8 @@ def test_an_error_reported_on_a_task_waiting_for_its_dependency_is_recorded_and_
     assert (outcome.action, outcome.state, outcome.next_attempt_at) == ("retry", "blocked", None)
     (error,) = handler.get_error_history("job")
     assert (error.error.type, error.strategy, error.action) == ("TimeoutError", "retry", "retry")
-    assert error.detail.startswith("not retried: it has not run yet, so it keeps waiting for its dependencies")
+    assert error.detail.startswith("not retried, though counted as retry 1 of ")
+    assert "it has not run yet, so it keeps waiting for its dependencies" in error.detail
     assert outcome.message == error.detail  # what it returns is what it recorded
     assert orchestrator.get_task_status("job").state is TaskState.BLOCKED
 

@@ -337,7 +337,7 @@ def test_an_error_reported_on_a_blocked_task_is_recorded_and_the_task_keeps_wait
     state.handle(TasksAdded((build_task(task_id="x", task_type="t", dependencies=["dep"]),), 0.0))
     actions = by_hand(state, "x", "retry", 1.0)
     ((strategy, action, detail),) = recorded(actions)
-    assert (strategy, action) == ("retry", "retry") and detail.startswith("not retried: it has not run yet")
+    assert (strategy, action) == ("retry", "retry") and detail.startswith("not retried, though counted as retry 1 of ")
     assert detail.endswith("keeps waiting for its dependencies and runs once they have completed")
     (said,) = [a for a in actions if isinstance(a, Decided)]
     assert said.message == detail  # what the caller is told is what the history says

@@ -42,6 +42,7 @@ from pepper.model.recovery import (
     Policy,
     RecoveryOutcome,
     RecoveryState,
+    Retry,
     decide,
     default_policy,
 )
@@ -244,7 +245,7 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     done = decision.state
     hand = (str(e.policy), done.stage, done.used)  # the next call with this policy goes on from here
     if t.state is BLOCKED and decision.action in _RERUN:
-        _keep_waiting(t, decision, e.error, turn)
+        _keep_waiting(t, decision, e.policy, e.error, turn)
         t.recovery = replace(t.recovery, by_hand=hand)
         return turn.actions
     carry_out(s, t, decision, e.error, turn, outlived=outlived)
@@ -257,13 +258,15 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     return turn.actions
 
 
-def _keep_waiting(t: LiveTask, decision: Decision, err: TaskError, turn: Turn) -> None:
+def _keep_waiting(t: LiveTask, decision: Decision, policy: Policy, err: TaskError, turn: Turn) -> None:
     """Record a decision about a blocked task that would run it again: it has not run yet, so it keeps
     waiting for its dependencies (on the agent a reassign or fallback chose, if one did); what is recorded and
     returned says so."""
     waits = "it has not run yet, so it keeps waiting for its dependencies"
-    if decision.action == "retry":  # nothing to run again, and no delay: it runs once they have completed
-        detail = f"not retried: {waits} and runs once they have completed"
+    retry = policy.strategies[decision.state.stage]
+    if isinstance(retry, Retry):  # nothing to run again, and no delay: it runs once they have completed
+        counted = f"{decision.state.used} of {retry.max_attempts}"
+        detail = f"not retried, though counted as retry {counted}: {waits} and runs once they have completed"
     else:
         detail = f"{decision.message}; {waits}"
     _record(t, decision, err, detail, turn)
