@@ -147,6 +147,8 @@ class Options:
     can_run: Callable[[str, str | None], bool] = lambda agent, task_type: False
     #: The best agent accepting this task type, or None.
     agent_for_type: Callable[[str], str | None] = lambda task_type: None
+    #: The agent the task is placed on (pinned), if any: a reassign moves it to another.
+    placed_on: str | None = None
 
 
 def decide(
@@ -200,17 +202,21 @@ def _try(
     if isinstance(strategy, Reassign):
         if strategy.max_times is not None and state.used >= strategy.max_times:
             return None
-        excluded = frozenset(state.failed_agents)
+        placed = options.placed_on
+        excluded = frozenset(state.failed_agents) | ({placed} if placed is not None else set())
         other = options.other_agent(excluded)
-        # A task no agent has failed would run on an eligible agent anyway: the only one is no other agent.
+        # A task no agent has failed, placed on none, would run on an eligible agent anyway: the only one is
+        # no other agent.
         if other is None or (not excluded and options.other_agent(frozenset({other})) is None):
-            than = f"other than {other!r}" if other is not None else "other than those that failed it"
-            why.append(f"{name}: no eligible agent {than}")
+            shown = ", ".join(repr(a) for a in sorted(excluded | ({other} if other is not None else set())))
+            why.append(f"{name}: no eligible agent other than {shown}")
             return None
-        if not excluded:
-            message = f"placed on agent {other!r}, one of the eligible agents (it has not failed on any yet)"
-        else:
+        if state.failed_agents:
             message = f"moved to agent {other!r} (failed on {', '.join(state.failed_agents)})"
+        elif placed is not None:
+            message = f"moved to agent {other!r} from agent {placed!r} (it has not failed on any yet)"
+        else:
+            message = f"placed on agent {other!r}, one of the eligible agents (it has not failed on any yet)"
         return Decision("reassign", nxt, name, agent=other, penalize=agent_id if strategy.penalize else None,
                         message=message)  # fmt: skip
     if isinstance(strategy, Fallback):

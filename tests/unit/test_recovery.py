@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pepper.errors import ConflictError, ValidationError
@@ -117,9 +119,18 @@ def test_reassign_says_who_failed_the_task_and_why_it_handed_over():
     never_ran = decide(Policy.parse("reassign -> skip"), NO_RECOVERY, "E", None, "s", only("b"))
     assert never_ran.action == "skip"  # the only eligible agent is the one it would run on anyway
     exhausted = decide(Policy.parse("reassign"), NO_RECOVERY, "E", "b", "s", only("b"))
-    assert exhausted.message == (
-        "its recovery policy (reassign) is exhausted (reassign: no eligible agent other than those that failed it)"
+    assert (
+        exhausted.message == "its recovery policy (reassign) is exhausted (reassign: no eligible agent other than 'b')"
     )
+    pinned = Options(
+        other_agent=lambda excluded: next((a for a in ("a", "b") if a not in excluded), None), placed_on="a"
+    )
+    away = decide(Policy.parse("reassign"), NO_RECOVERY, "E", None, "s", pinned)
+    assert (away.agent, away.message) == ("b", "moved to agent 'b' from agent 'a' (it has not failed on any yet)")
+    stuck = decide(Policy.parse("reassign"), NO_RECOVERY, "E", None, "s", replace(pinned, placed_on="b"))
+    assert (stuck.agent, stuck.message) == ("a", "moved to agent 'a' from agent 'b' (it has not failed on any yet)")
+    alone = decide(Policy.parse("reassign"), NO_RECOVERY, "E", None, "s", replace(only("a"), placed_on="a"))
+    assert alone.message == "its recovery policy (reassign) is exhausted (reassign: no eligible agent other than 'a')"
 
 
 def test_fallback_runs_once_on_a_named_agent_or_as_another_task_type():
@@ -383,6 +394,10 @@ def test_a_reassign_of_a_task_that_never_ran_needs_a_second_eligible_agent():
     assert action == "reassign" and y.state is TaskState.BLOCKED and y.placement in ("a", "b")
     assert detail.startswith(f"placed on agent {y.placement!r}, one of the eligible agents (it has not failed on")
     assert "failed on )" not in detail and detail.endswith("keeps waiting for its dependencies")
+    pair.handle(TasksAdded((build_task(task_id="z", task_type="t", agent="a", dependencies=["dep"]),), 0.0))
+    ((_, action, detail),) = recorded(by_hand(pair, "z", "reassign", 1.0))  # pinned to a: moved to the other
+    assert (action, pair.tasks["z"].placement) == ("reassign", "b")
+    assert detail.startswith("moved to agent 'b' from agent 'a' (it has not failed on any yet)")
 
 
 def test_skip_or_abort_by_hand_end_a_blocked_task_as_they_would_after_a_failure():

@@ -129,7 +129,7 @@ def options(s: EngineState, t: LiveTask) -> Options:
         peer = s.peers.get(agent_id)
         return peer is not None and rejection(peer, Route(task_type, None, skills)) is None
 
-    return Options(lambda excluded: best(own_type, excluded), can_run, best)
+    return Options(lambda excluded: best(own_type, excluded), can_run, best, t.placement or t.task.agent)
 
 
 def fail_attempt(s: EngineState, t: LiveTask, error: TaskError | None, turn: Turn) -> None:
