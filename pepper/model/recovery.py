@@ -15,7 +15,8 @@ chain is exhausted the task fails. The strategies:
 ``reassign``     run it again on another eligible agent, never one that already
                  failed it (``max_times``; ``penalize`` counts the failure
                  against the failed agent's score twice); a task no agent
-                 failed yet needs two eligible agents: the only one is no other
+                 failed yet moves off the agent it is pinned to, or needs two
+                 eligible agents (the only one is no other)
 ``fallback``     run it on a named ``agent``, or as another ``task_type``
 ``skip``         mark it completed with no result; its dependents run and are
                  told it was skipped
