@@ -190,7 +190,13 @@ class LoadBalancer(Component):
 
         # The agents' standing is read in one go; the plan itself is worked out here, off the engine's thread.
         candidates, times = read_agents(runtime, standing)
-        plan = distribute(plan_tasks, candidates, lambda agent_id, task_type: times.get((agent_id, task_type), 1.0))
+        nobody = (
+            "no agent was given (agents is empty)"
+            if chosen == []
+            else "no agent is registered here or on a live worker"
+        )
+        plan = distribute(plan_tasks, candidates, lambda agent_id, task_type: times.get((agent_id, task_type), 1.0),
+                          nobody=nobody)  # fmt: skip
         if apply:
             _check_applicable(runtime, plan_tasks, chosen)
             runtime.place(plan.assignments)

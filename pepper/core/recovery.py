@@ -73,11 +73,12 @@ class ErrorHandler(Component):
 
         A running attempt (of this process's worker) ends failed, and the strategy decides what next. A task
         that has not run yet keeps waiting when the strategy would run it again (a pending one after the
-        retry's delay, a blocked one for its dependencies); skip, abort or an exhausted policy end it as
-        they would after a failure. A failed or parked task is decided on again. Completed and cancelled
-        tasks are refused (``ConflictError``), as is a task running on another worker. Each call is one step
-        of ``recovery_strategy``, counted across calls with the same strategy: ``"retry(3)"`` retries three
-        times, then the rest of its chain decides, or the task fails.
+        retry's delay, a blocked one for its dependencies; a dead letter parks a pending one and is refused
+        for a blocked one, ``ConflictError``); skip, abort or an exhausted policy end it as they would after
+        a failure. The outcome's message is the one its error history records. A failed or parked task is
+        decided on again. Completed and cancelled tasks are refused (``ConflictError``), as is a task running
+        on another worker. Each call is one step of ``recovery_strategy``, counted across calls with the same
+        strategy: ``"retry(3)"`` retries three times, then the rest of its chain decides, or the task fails.
         """
         task_id = _check_id(task_id)
         policy = Policy.parse(recovery_strategy)

@@ -5,6 +5,10 @@ The poller learns of changes made by any process from the store: a cheap ``data_
 it belongs to a ``run`` event (its progress), and each new alert an ``alert`` event. It reads through a
 connection of its own: SQLite's ``data_version`` only moves for other connections' commits, and this process's
 engine (``pepper serve --agents``) writes through the runtime's.
+
+Alerts are followed by the number each takes as it is stored (``seq``), never by the time a worker's clock
+gave it: each subscription starts after the last alert stored as it began and gets every later one once, in
+the order they were stored.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ log = logging.getLogger("pepper.http")
 POLL_INTERVAL = 0.2
 #: Events a slow subscriber may fall behind by before it is disconnected.
 BACKLOG = 10_000
+#: Alerts read at a time.
+ALERT_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +47,11 @@ class Event:
 
 @dataclass(eq=False)
 class Subscription:
-    """What one client receives: events of ``run_id`` only, or all of them."""
+    """What one client receives: events of ``run_id`` only, or all of them; the alerts stored after the one
+    numbered ``alerts_after`` (the last stored as it began, then the last it was sent)."""
 
     run_id: str | None
+    alerts_after: int = 0
     queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(BACKLOG))
 
     def wants(self, event: Event) -> bool:
@@ -62,8 +70,7 @@ class ChangeFeed:
         self._own = False
         self._version: int | None = None
         self._seq = 0
-        self._alerts_since = 0.0
-        self._alerts_seen: set[str] = set()
+        self._alerts_read = 0  # the number of the last alert read
         self.closed = False
 
     async def start(self) -> None:
@@ -80,10 +87,23 @@ class ChangeFeed:
             self._own = True
             self._version = self._store.data_version()
         self._seq = self._store.current_change_seq()
-        self._alerts_since = self.runtime.clock.now()
+        self._alerts_read = self._store.alerts.last_seq()
 
-    def subscribe(self, run_id: str | None = None) -> Subscription:
-        subscription = Subscription(run_id)
+    async def subscribe_now(self, run_id: str | None = None) -> Subscription:
+        """A subscription to the changes from now on: the alerts stored after the last one stored now (if the
+        database cannot say for a moment, after the last one the feed has read)."""
+        try:
+            after: int | None = await asyncio.to_thread(self.runtime.store.alerts.last_seq)
+        except PepperError as exc:
+            log.warning("the event feed could not read the last alert: %s", exc)
+            after = None
+        return self.subscribe(run_id, after)
+
+    def subscribe(self, run_id: str | None = None, alerts_after: int | None = None) -> Subscription:
+        """A subscription to the changes from the next poll on; to the alerts stored after ``alerts_after``
+        (by default those after the last one the feed has read)."""
+        after = self._alerts_read if alerts_after is None else alerts_after
+        subscription = Subscription(run_id, after)
         if self.closed:
             subscription.queue.put_nowait(None)
         self._subscribers.add(subscription)
@@ -117,33 +137,54 @@ class ChangeFeed:
 
     async def _run(self) -> None:
         while not self.closed:
+            # the subscriptions of this poll: its alerts go to them (one that begins meanwhile has them next time)
+            listening = list(self._subscribers)
+            since = min((s.alerts_after for s in listening), default=None)
             try:
-                events = await asyncio.to_thread(self._poll, bool(self._subscribers))
+                events, alerts = await asyncio.to_thread(self._poll, bool(listening), since)
             except PepperError as exc:  # the database is busy or away for a moment: try again next time
                 log.warning("the event feed could not read the database: %s", exc)
-                events = []
+                events, alerts = [], []
             for event in events:
                 for subscription in list(self._subscribers):
                     if subscription.wants(event):
-                        try:
-                            subscription.queue.put_nowait(event)
-                        except asyncio.QueueFull:
-                            log.warning("an event stream fell %d events behind and was closed", BACKLOG)
-                            self._end(subscription)
+                        self._send(subscription, event)
+            if alerts:
+                self._send_alerts([s for s in listening if s in self._subscribers], alerts)
             await asyncio.sleep(self.interval)
 
-    def _poll(self, wanted: bool) -> list[Event]:
-        """The events since the last poll (none are made while nobody listens; the position still moves)."""
+    def _send(self, subscription: Subscription, event: Event) -> None:
+        try:
+            subscription.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("an event stream fell %d events behind and was closed", BACKLOG)
+            self._end(subscription)
+
+    def _send_alerts(self, listening: list[Subscription], alerts: list[dict[str, Any]]) -> None:
+        """Each subscription of the poll gets the alerts stored after the last it got, in the order stored."""
+        last = alerts[-1]["seq"]
+        for subscription in listening:
+            for alert in alerts:
+                if alert["seq"] > subscription.alerts_after and subscription in self._subscribers:
+                    self._send(subscription, Event("alert", {**alert, "above": bool(alert["above"])}))
+            subscription.alerts_after = max(subscription.alerts_after, last)
+
+    def _poll(self, wanted: bool, alerts_since: int | None = None) -> tuple[list[Event], list[dict[str, Any]]]:
+        """The events since the last poll (none are made while nobody listens; the position still moves), and
+        the alerts stored after ``alerts_since`` (None: none are wanted)."""
         store = self._store
         assert store is not None
         if self._own:
             version = store.data_version()
-            if version == self._version:
-                return []
+            if version == self._version:  # nothing changed, but a subscription may be behind what was read
+                if alerts_since is not None and alerts_since < self._alerts_read:
+                    return [], self._alerts(store, alerts_since)
+                return [], []
             self._version = version
         if not wanted:
             self._seq = store.current_change_seq()
-            return []
+            self._alerts_read = store.alerts.last_seq()
+            return [], []
         records, self._seq = store.changes_since(self._seq, "")
         now = self.runtime.clock.now()
         events: list[Event] = []
@@ -160,12 +201,13 @@ class ChangeFeed:
             data = {"run_id": run_id, "state": result.status.value, "done": result.steps_ended,
                     "total": len(result.steps), "at": now}  # fmt: skip
             events.append(Event("run", data, run_id))
-        return events + self._alerts(store)
+        return events, [] if alerts_since is None else self._alerts(store, alerts_since)
 
-    def _alerts(self, store: SqlStore) -> list[Event]:
-        fresh = [a for a in reversed(store.alerts.recent(100))
-                 if a["at"] >= self._alerts_since and a["alert_id"] not in self._alerts_seen]  # fmt: skip
-        if fresh:
-            self._alerts_since = max(a["at"] for a in fresh)
-            self._alerts_seen = {a["alert_id"] for a in fresh if a["at"] == self._alerts_since}
-        return [Event("alert", {**a, "above": bool(a["above"])}) for a in fresh]
+    def _alerts(self, store: SqlStore, since: int) -> list[dict[str, Any]]:
+        """Every alert stored after the one numbered ``since``, in the order stored."""
+        found: list[dict[str, Any]] = []
+        while page := store.alerts.after(since, ALERT_PAGE):
+            found += page
+            since = page[-1]["seq"]
+        self._alerts_read = max(self._alerts_read, since)
+        return found

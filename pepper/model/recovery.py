@@ -14,7 +14,9 @@ chain is exhausted the task fails. The strategies:
                  error's own or one it inherits from) it applies to / skips
 ``reassign``     run it again on another eligible agent, never one that already
                  failed it (``max_times``; ``penalize`` counts the failure
-                 against the failed agent's score twice)
+                 against the failed agent's score twice); a task no agent
+                 failed yet moves off the agent it is pinned to, or needs two
+                 eligible agents (the only one is no other)
 ``fallback``     run it on a named ``agent``, or as another ``task_type``
 ``skip``         mark it completed with no result; its dependents run and are
                  told it was skipped
@@ -146,6 +148,8 @@ class Options:
     can_run: Callable[[str, str | None], bool] = lambda agent, task_type: False
     #: The best agent accepting this task type, or None.
     agent_for_type: Callable[[str], str | None] = lambda task_type: None
+    #: The agent the task is placed on (pinned), if any: a reassign moves it to another.
+    placed_on: str | None = None
 
 
 def decide(
@@ -165,15 +169,17 @@ def decide(
     if agent_id is not None and agent_id not in failed:
         failed = (*failed, agent_id)
     stage, used = state.stage, state.used
+    why: list[str] = []
     while stage < len(policy.strategies):
         strategy = policy.strategies[stage]
         here = replace(state, stage=stage, used=used, failed_agents=failed)
-        decision = _try(strategy, here, error_type, agent_id, seed, options)
+        decision = _try(strategy, here, error_type, agent_id, seed, options, why)
         if decision is not None:
             return decision
         stage, used = stage + 1, 0
     end = replace(state, stage=stage, used=0, failed_agents=failed)
-    return Decision("fail", end, message=f"its recovery policy ({policy}) is exhausted")
+    because = f" ({'; '.join(why)})" if why else ""
+    return Decision("fail", end, message=f"its recovery policy ({policy}) is exhausted{because}")
 
 
 def _try(
@@ -183,7 +189,9 @@ def _try(
     agent_id: str | None,
     seed: str,
     options: Options,
+    why: list[str],
 ) -> Decision | None:
+    """What ``strategy`` does, or None when it hands over to the next one (a reassign adds why to ``why``)."""
     name = str(strategy)
     nxt = replace(state, used=state.used + 1)
     if isinstance(strategy, Retry):
@@ -195,11 +203,23 @@ def _try(
     if isinstance(strategy, Reassign):
         if strategy.max_times is not None and state.used >= strategy.max_times:
             return None
-        other = options.other_agent(frozenset(state.failed_agents))
-        if other is None:
+        placed = options.placed_on
+        excluded = frozenset(state.failed_agents) | ({placed} if placed is not None else set())
+        other = options.other_agent(excluded)
+        # A task no agent has failed, placed on none, would run on an eligible agent anyway: the only one is
+        # no other agent.
+        if other is None or (not excluded and options.other_agent(frozenset({other})) is None):
+            shown = ", ".join(repr(a) for a in sorted(excluded | ({other} if other is not None else set())))
+            why.append(f"{name}: no eligible agent other than {shown}")
             return None
+        if state.failed_agents:
+            message = f"moved to agent {other!r} (failed on {', '.join(state.failed_agents)})"
+        elif placed is not None:
+            message = f"moved to agent {other!r} from agent {placed!r} (it has not failed on any yet)"
+        else:
+            message = f"placed on agent {other!r}, one of the eligible agents (it has not failed on any yet)"
         return Decision("reassign", nxt, name, agent=other, penalize=agent_id if strategy.penalize else None,
-                        message=f"moved to agent {other!r} (failed on {', '.join(state.failed_agents)})")  # fmt: skip
+                        message=message)  # fmt: skip
     if isinstance(strategy, Fallback):
         if state.used >= 1:
             return None

@@ -4,11 +4,14 @@ Pure: the caller passes the time in. A schedule's ticks are the times its cron e
 zone (croniter), or ``created_at + k * every``. Which ticks start a run once the time is past them is decided
 by ``due``:
 
-- a tick is *on time* when it is at most ``MISFIRE_GRACE`` old: it starts one run;
+- a tick is *on time* when it is at most ``MISFIRE_GRACE`` old: it starts one run, and so does each later
+  tick that is due (several may be, for a schedule more frequent than the grace): one at a time, oldest first,
+  each claimed on its own, so with several workers each starts exactly one run;
 - ticks older than that were missed (no worker ran): with ``catch_up`` each of them starts a run of its own,
-  oldest first (as Airflow's catchup runs each missed interval); without it they are skipped, and the schedule
-  waits for its next tick in the future. Skipping does not walk the missed ticks: the latest tick is found
-  straight from the time (arithmetic for an interval, a look back from ``now`` for a cron expression).
+  oldest first (as Airflow's catchup runs each missed interval); without it they are skipped, and the first
+  tick still on time runs (or the schedule waits for its next tick in the future). Skipping does not walk the
+  missed ticks: the first tick on time is found straight from the time (arithmetic for an interval, a look
+  back from ``now`` for a cron expression).
 
 Across changes of daylight saving time a cron expression fires as cron does (``cron_ticks``).
 """
@@ -199,21 +202,23 @@ class Due:
 
 
 def due(record: ScheduleRecord, now: float) -> Due | None:
-    """The ticks due at ``now`` (see the module docstring); None when the next tick is still to come. With
-    ``catch_up`` one missed tick is handed out at a time: each is claimed on its own."""
+    """The tick due at ``now`` (see the module docstring); None when the next tick is still to come. One tick
+    is handed out at a time - a missed one with ``catch_up``, else the first on time - each claimed on its
+    own; the ticks missed before it are skipped without ``catch_up``."""
     spec, tick = record.spec, record.next_fire_at
     if tick > now:
         return None
     anchor = record.created_at
-    if spec.catch_up:
+    if spec.catch_up or now - tick <= MISFIRE_GRACE:
         return Due((tick,), next_tick(spec, tick, anchor))
-    latest = latest_tick(spec, tick, now, anchor)
-    after = next_tick(spec, latest, anchor)
-    if now - latest > MISFIRE_GRACE:
-        return Due((), after, (tick, latest))
-    if latest == tick:
-        return Due((latest,), after)
-    return Due((latest,), after, (tick, latest_tick(spec, tick, latest - _BEFORE, anchor)))
+    # ``tick`` was missed: so was every tick up to the last one more than the grace old
+    last_missed = latest_tick(spec, tick, now - MISFIRE_GRACE, anchor)
+    if now - last_missed <= MISFIRE_GRACE:  # (exactly the grace old: on time after all)
+        last_missed = latest_tick(spec, tick, last_missed - _BEFORE, anchor)
+    first_on_time = next_tick(spec, last_missed, anchor)
+    if first_on_time > now:
+        return Due((), first_on_time, (tick, last_missed))
+    return Due((first_on_time,), next_tick(spec, first_on_time, anchor), (tick, last_missed))
 
 
 def local_time(at: float, timezone: str) -> str:

@@ -22,6 +22,10 @@ from pepper.scheduling.selection import Candidate, rejection_reasons
 
 #: (agent_id, task_type) -> expected time of such a task on that agent.
 ExpectedTime = Callable[[str, str], float]
+#: The key of ``WorkloadPlan.unassigned`` that gives a reason true of every agent (no agent id is ``*``).
+EVERY_AGENT = "*"
+#: Why a task is not placed when the plan has no agent at all.
+NO_AGENT = "there is no agent to place it on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,8 @@ class Placement:
 
 @dataclass(frozen=True, slots=True)
 class WorkloadPlan:
-    """Where each task goes, when it is projected to run, and what could not be placed (and why)."""
+    """Where each task goes, when it is projected to run, and what could not be placed: for each such task,
+    each agent's reasons for refusing it (``EVERY_AGENT`` holds a reason true of all, e.g. there is none)."""
 
     placements: tuple[Placement, ...]
     unassigned: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -96,10 +101,12 @@ def _slots(agents: Sequence[Candidate]) -> dict[str, list[float]]:
 
 
 def _eligibility(
-    tasks: Sequence[PlanTask], agents: Sequence[Candidate]
+    tasks: Sequence[PlanTask], agents: Sequence[Candidate], nobody: str = NO_AGENT
 ) -> tuple[dict[str, list[Candidate]], dict[str, dict[str, tuple[str, ...]]]]:
     eligible: dict[str, list[Candidate]] = {}
     unassigned: dict[str, dict[str, tuple[str, ...]]] = {}
+    if not agents:
+        return eligible, {task.task_id: {EVERY_AGENT: (nobody,)} for task in tasks}
     for task in tasks:
         fits: list[Candidate] = []
         why: dict[str, tuple[str, ...]] = {}
@@ -118,10 +125,13 @@ def _eligibility(
     return eligible, unassigned
 
 
-def distribute(tasks: Sequence[PlanTask], agents: Sequence[Candidate], expected: ExpectedTime) -> WorkloadPlan:
+def distribute(
+    tasks: Sequence[PlanTask], agents: Sequence[Candidate], expected: ExpectedTime, *, nobody: str = NO_AGENT
+) -> WorkloadPlan:
     """Longest-processing-time first onto the earliest-finishing eligible slot, each task after the tasks of the
-    plan it depends on (which must not form a cycle: ``CycleError``)."""
-    eligible, unassigned = _eligibility(tasks, agents)
+    plan it depends on (which must not form a cycle: ``CycleError``). ``nobody``: why no task is placed when
+    there is no agent."""
+    eligible, unassigned = _eligibility(tasks, agents, nobody)
     slots = _slots(agents)
     by_id = {t.task_id: t for t in tasks}
     needs = {t.task_id: {d for d in t.dependencies if d in by_id} for t in tasks}

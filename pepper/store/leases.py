@@ -271,3 +271,12 @@ class AlertLog:
     def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest alerts, newest first."""
         return [dict(row) for row in self._store.query("recent_alerts", (limit,))]
+
+    def after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Up to ``limit`` alerts stored after the one numbered ``seq``, in the order they were stored (their
+        ``seq``: a number is never given again, even once its alert is pruned)."""
+        return [dict(row) for row in self._store.query("alerts_after", (seq, limit))]
+
+    def last_seq(self) -> int:
+        """The number of the last alert stored (0: none is); every alert stored later has a larger one."""
+        return int(self._store.query("last_alert_seq")[0][0])

@@ -56,6 +56,30 @@ def test_the_alert_of_a_firing_is_stored_by_the_one_caller_that_fired(open_store
     ]
 
 
+def test_alerts_are_numbered_in_the_order_stored_whatever_their_time_and_no_number_comes_back(open_store):
+    first = open_store()
+    second = open_store() if open_store.shared else first  # two writers, where the store can be shared
+
+    def row(alert_id: str, at: float) -> tuple[object, ...]:
+        return (alert_id, "errors", "config", None, "error_rate", 0.9, 0.5, 1, at, "error_rate is high")
+
+    assert first.alerts.last_seq() == 0 and first.alerts.after(0) == []
+    first.alerts.record(row("late-clock", 100.0))
+    second.alerts.record(row("early-clock", 99.0))  # stored second, though its writer's clock is behind
+    second.alert_states.fire("errors", 0.9, 98.0, row("fired", 98.0))
+    stored = first.alerts.after(0)
+    assert [a["alert_id"] for a in stored] == ["late-clock", "early-clock", "fired"]
+    seqs = [a["seq"] for a in stored]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3 and second.alerts.last_seq() == seqs[-1]
+    assert [a["alert_id"] for a in first.alerts.after(seqs[0], limit=1)] == ["early-clock"]
+    assert first.alerts.after(seqs[-1]) == []
+    first.prune(10**12)  # every alert goes, the last one too
+    assert first.alerts.after(0) == []
+    second.alerts.record(row("after-prune", 1.0))
+    (again,) = first.alerts.after(0)
+    assert again["alert_id"] == "after-prune" and again["seq"] > seqs[-1]  # never a number given before
+
+
 def test_prune_removes_old_finished_work_and_keeps_unfinished_work_and_its_dependencies(store):
     old = [build_task(task_id=f"old-{n}", task_type="t", now=1.0) for n in range(3)]
     needed = build_task(task_id="needed", task_type="t", now=1.0)

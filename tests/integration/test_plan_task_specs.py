@@ -114,3 +114,14 @@ def test_a_status_is_planned_as_the_stored_task_it_describes(balancer, runtime):
         balancer.distribute_workload([type("Named", (), {"task_id": "nowhere", "task_type": "review"})()])
     with pytest.raises(ValidationError, match="cannot read a task from 42"):
         balancer.distribute_workload([42])
+
+
+def test_a_plan_with_no_agent_lists_every_task_with_why(runtime):
+    balancer = LoadBalancer(runtime)  # no agent is registered, here or on a live worker
+    tasks = [{"id": "a", "type": "review"}, {"id": "b", "type": "review", "needs": ["a"]}]
+    given_none = balancer.distribute_workload(tasks, agents=[])
+    assert given_none.placements == ()
+    assert given_none.unassigned == {t: {"*": ("no agent was given (agents is empty)",)} for t in ("a", "b")}
+    none_known = balancer.distribute_workload(tasks)
+    assert none_known.unassigned == {t: {"*": ("no agent is registered here or on a live worker",)} for t in ("a", "b")}
+    assert none_known.to_dict()["unassigned"]["a"] == {"*": ["no agent is registered here or on a live worker"]}

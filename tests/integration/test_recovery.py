@@ -268,12 +268,37 @@ def test_an_error_reported_on_a_task_waiting_for_its_dependency_is_recorded_and_
     handler = ErrorHandler(runtime)
 
     outcome = handler.handle_error_now("job", TimeoutError("the docs service did not answer"), "retry")
-    assert (outcome.action, outcome.state) == ("retry", "blocked")
+    assert (outcome.action, outcome.state, outcome.next_attempt_at) == ("retry", "blocked", None)
     (error,) = handler.get_error_history("job")
     assert (error.error.type, error.strategy, error.action) == ("TimeoutError", "retry", "retry")
-    assert error.detail.endswith("it has not run yet, so it keeps waiting for its dependencies")
+    assert error.detail.startswith("not retried, though counted as retry 1 of ")
+    assert "it has not run yet, so it keeps waiting for its dependencies" in error.detail
+    assert outcome.message == error.detail  # what it returns is what it recorded
     assert orchestrator.get_task_status("job").state is TaskState.BLOCKED
 
+    orchestrator.submit_task("first", "t")
+    assert orchestrator.wait("job", timeout=20).state is TaskState.COMPLETED
+    assert sorted(calls) == ["first", "job"]  # each ran once
+
+
+@pytest.mark.parametrize("here", ["engine", "store"])
+def test_a_dead_letter_of_a_task_waiting_for_its_dependency_is_refused_and_changes_nothing(runtime, tmp_path, here):
+    calls = flaky(runtime, "agent", failures=0)
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("job", "t", dependencies=["first"])
+    # the engine of the process with the agent decides, or (no agent, no engine) the store's rows directly
+    offline = pepper.Runtime(db=str(tmp_path / "r.db"), home=str(tmp_path / "home"), **FAST)
+    handler = ErrorHandler(runtime if here == "engine" else offline)
+    try:
+        for policy in ("dead_letter", "retry(1) -> dead_letter"):
+            if policy != "dead_letter":
+                assert handler.handle_error_now("job", "stuck", policy).action == "retry"
+            with pytest.raises(ConflictError, match=r"'job' has not run yet: it waits for its dependencies"):
+                handler.handle_error_now("job", "stuck", policy)
+        assert [e.action for e in handler.get_error_history("job")] == ["retry"]  # the refusals recorded nothing
+        assert handler.dead_letters() == [] and orchestrator.get_task_status("job").state is TaskState.BLOCKED
+    finally:
+        offline.close()
     orchestrator.submit_task("first", "t")
     assert orchestrator.wait("job", timeout=20).state is TaskState.COMPLETED
     assert sorted(calls) == ["first", "job"]  # each ran once

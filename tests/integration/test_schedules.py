@@ -82,6 +82,28 @@ def test_two_workers_on_one_database_start_exactly_one_run_per_tick(tmp_path):
         assert sorted(tick for _, tick, _ in started) == [START + 60 * m for m in range(1, 6)]
 
 
+def test_ticks_taken_late_but_within_the_grace_each_start_one_run_on_two_workers(tmp_path):
+    clock = ManualClock(START)
+    db = str(tmp_path / "shared.db")
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as admin:
+        pepper.schedule("often", _flow(tmp_path), every="10s", runtime=admin)
+    clock.advance(25)  # no worker ran: tick +10 is 15 s late, tick +20 5 s late, both within the grace (60 s)
+    first, second = _worker(tmp_path, clock, db), _worker(tmp_path, clock, db)
+    with first, second:
+        first.start()
+        second.start()
+
+        def ticks() -> list[float]:
+            started = [*first._service.ticks.started, *second._service.ticks.started]  # type: ignore[union-attr]
+            return sorted(tick for _, tick, _ in started)
+
+        eventually(lambda: ticks() == [START + 10, START + 20], "the runs of both late ticks, each once")
+        assert first.store.schedules.get("often").next_fire_at == START + 30 and len(_runs(first)) == 2
+        clock.advance(5)
+        eventually(lambda: ticks() == [START + 10, START + 20, START + 30], "the run of the next tick")
+        assert len(_runs(first)) == 3
+
+
 def test_missed_ticks_are_skipped_without_catch_up_and_each_run_with_it(tmp_path):
     clock = ManualClock(START)
     db = str(tmp_path / "s.db")
@@ -93,7 +115,8 @@ def test_missed_ticks_are_skipped_without_catch_up_and_each_run_with_it(tmp_path
         rt.start()
         eventually(lambda: len(_runs(rt)) == 3, "the three missed ticks of the catching-up schedule")
         assert {r.schedule for r in _runs(rt)} == {"catch"}
-        assert rt.store.schedules.get("skip").next_fire_at == START + 4 * 3600
+        eventually(lambda: rt.store.schedules.get("skip").next_fire_at == START + 4 * 3600, "the skipped ticks")
+        assert {r.schedule for r in _runs(rt)} == {"catch"}
         assert rt.store.schedules.get("catch").next_fire_at == START + 4 * 3600
 
 
@@ -102,8 +125,8 @@ def test_a_worker_back_after_months_skips_the_missed_minutes_at_once_and_runs_th
     db = str(tmp_path / "s.db")
     with pepper.Runtime(db=db, home=str(tmp_path / "home"), clock=clock, **VIRTUAL) as admin:
         pepper.schedule("minutely", _flow(tmp_path), cron="* * * * *", runtime=admin)
-    back = START + 60 + 90 * 86400  # 90 days later, on a minute: that minute's tick is on time
-    clock.set(back)
+    back = START + 60 + 90 * 86400  # 90 days later, half a minute past a minute: that minute's tick is on time
+    clock.set(back + 30)
     with _worker(tmp_path, clock, db) as rt:
         rt.start()
         eventually(lambda: len(_runs(rt)) == 1, "the run of the latest tick")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from pepper.errors import ValidationError
+from pepper.errors import ConflictError, ValidationError
 from pepper.model.recovery import (
     NO_RECOVERY,
     Abort,
@@ -106,6 +108,29 @@ def test_reassign_never_returns_to_an_agent_that_failed_and_hands_over_when_none
     assert decisions[1].state.failed_agents == ("a", "b") and decisions[1].penalize == "b"
     limited = run_chain(Policy((Reassign(max_times=1, penalize=False), Abort())), 2, Options(other_agent=other))
     assert [d.action for d in limited] == ["reassign", "abort"] and limited[0].penalize is None
+
+
+def test_reassign_says_who_failed_the_task_and_why_it_handed_over():
+    def only(agent):
+        return Options(other_agent=lambda excluded: None if agent in excluded else agent)
+
+    moved = decide(Policy.parse("reassign"), NO_RECOVERY, "E", "a", "s", only("b"))
+    assert (moved.action, moved.agent, moved.message) == ("reassign", "b", "moved to agent 'b' (failed on a)")
+    never_ran = decide(Policy.parse("reassign -> skip"), NO_RECOVERY, "E", None, "s", only("b"))
+    assert never_ran.action == "skip"  # the only eligible agent is the one it would run on anyway
+    exhausted = decide(Policy.parse("reassign"), NO_RECOVERY, "E", "b", "s", only("b"))
+    assert (
+        exhausted.message == "its recovery policy (reassign) is exhausted (reassign: no eligible agent other than 'b')"
+    )
+    pinned = Options(
+        other_agent=lambda excluded: next((a for a in ("a", "b") if a not in excluded), None), placed_on="a"
+    )
+    away = decide(Policy.parse("reassign"), NO_RECOVERY, "E", None, "s", pinned)
+    assert (away.agent, away.message) == ("b", "moved to agent 'b' from agent 'a' (it has not failed on any yet)")
+    stuck = decide(Policy.parse("reassign"), NO_RECOVERY, "E", None, "s", replace(pinned, placed_on="b"))
+    assert (stuck.agent, stuck.message) == ("a", "moved to agent 'a' from agent 'b' (it has not failed on any yet)")
+    alone = decide(Policy.parse("reassign"), NO_RECOVERY, "E", None, "s", replace(only("a"), placed_on="a"))
+    assert alone.message == "its recovery policy (reassign) is exhausted (reassign: no eligible agent other than 'a')"
 
 
 def test_fallback_runs_once_on_a_named_agent_or_as_another_task_type():
@@ -321,16 +346,58 @@ def recorded(actions):
 def test_an_error_reported_on_a_blocked_task_is_recorded_and_the_task_keeps_waiting():
     state = engine(spec("a"))
     state.handle(TasksAdded((build_task(task_id="x", task_type="t", dependencies=["dep"]),), 0.0))
-    for policy in ("retry", "dead_letter"):
-        actions = by_hand(state, "x", policy, 1.0)
-        ((strategy, action, detail),) = recorded(actions)
-        assert (strategy, action) == (policy, policy) and detail.endswith("keeps waiting for its dependencies")
-        assert state.tasks["x"].state is TaskState.BLOCKED and not started(actions)
-    assert [a.action for a in actions if isinstance(a, Decided)] == ["dead_letter"]
+    actions = by_hand(state, "x", "retry", 1.0)
+    ((strategy, action, detail),) = recorded(actions)
+    assert (strategy, action) == ("retry", "retry") and detail.startswith("not retried, though counted as retry 1 of ")
+    assert detail.endswith("keeps waiting for its dependencies and runs once they have completed")
+    (said,) = [a for a in actions if isinstance(a, Decided)]
+    assert said.message == detail  # what the caller is told is what the history says
+    x = state.tasks["x"]
+    assert x.state is TaskState.BLOCKED and x.next_attempt_at is None and not started(actions)
     # and it runs once its dependency has completed, like any blocked task
     state.handle(TasksAdded((build_task(task_id="dep", task_type="t"),), 2.0))
     state.handle(AttemptEnded("dep", 1, 3.0, True, "ok"))
     assert state.tasks["x"].state is TaskState.IN_PROGRESS and state.tasks["x"].attempts == 1
+
+
+def test_a_dead_letter_of_a_blocked_task_is_refused_and_changes_nothing():
+    state = engine(spec("a"))
+    state.handle(TasksAdded((build_task(task_id="x", task_type="t", dependencies=["dep"]),), 0.0))
+    x = state.tasks["x"]
+    before = (x.state, x.error, x.recovery, x.parked_at, x.reason, x.placement)
+    for policy in ("dead_letter", "retry(1) -> dead_letter"):
+        if policy != "dead_letter":
+            by_hand(state, "x", policy, 1.0)  # its retry is counted: the next call of this chain dead-letters
+            before = (x.state, x.error, x.recovery, x.parked_at, x.reason, x.placement)
+        handled = ErrorHandled("x", TaskError("Stuck", "by hand"), Policy.parse(policy), 2.0)
+        with pytest.raises(ConflictError, match=r"'x' has not run yet: it waits for its dependencies \('dep'\)"):
+            state.handle(handled)
+        assert (x.state, x.error, x.recovery, x.parked_at, x.reason, x.placement) == before
+    state.handle(TasksAdded((build_task(task_id="dep", task_type="t"),), 3.0))
+    state.handle(AttemptEnded("dep", 1, 4.0, True, "ok"))
+    assert x.state is TaskState.IN_PROGRESS  # never parked: it runs once its dependency has completed
+
+
+def test_a_reassign_of_a_task_that_never_ran_needs_a_second_eligible_agent():
+    alone = engine(spec("a"))
+    alone.handle(TasksAdded((build_task(task_id="x", task_type="t", dependencies=["dep"]),), 0.0))
+    actions = by_hand(alone, "x", "reassign", 1.0)
+    ((_, action, detail),) = recorded(actions)
+    assert action == "fail" and detail == (
+        "its recovery policy (reassign) is exhausted (reassign: no eligible agent other than 'a')"
+    )
+    assert alone.tasks["x"].state is TaskState.FAILED and "failed on" not in detail
+    pair = engine(spec("a"), spec("b"))
+    pair.handle(TasksAdded((build_task(task_id="y", task_type="t", dependencies=["dep"]),), 0.0))
+    ((_, action, detail),) = recorded(by_hand(pair, "y", "reassign", 1.0))
+    y = pair.tasks["y"]
+    assert action == "reassign" and y.state is TaskState.BLOCKED and y.placement in ("a", "b")
+    assert detail.startswith(f"placed on agent {y.placement!r}, one of the eligible agents (it has not failed on")
+    assert "failed on )" not in detail and detail.endswith("keeps waiting for its dependencies")
+    pair.handle(TasksAdded((build_task(task_id="z", task_type="t", agent="a", dependencies=["dep"]),), 0.0))
+    ((_, action, detail),) = recorded(by_hand(pair, "z", "reassign", 1.0))  # pinned to a: moved to the other
+    assert (action, pair.tasks["z"].placement) == ("reassign", "b")
+    assert detail.startswith("moved to agent 'b' from agent 'a' (it has not failed on any yet)")
 
 
 def test_skip_or_abort_by_hand_end_a_blocked_task_as_they_would_after_a_failure():

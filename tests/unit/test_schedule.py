@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -58,6 +59,25 @@ def test_a_tick_on_time_runs_once_and_missed_ticks_are_skipped_or_each_caught_up
     missed = due(skip, 4600.0 + 3 * 3600 + 1200)
     assert missed is not None and missed.run == () and missed.next_fire_at == 4600.0 + 4 * 3600
     assert missed.missed == (4600.0, 4600.0 + 3 * 3600)
+
+
+def test_every_tick_taken_within_the_grace_runs_once_even_when_a_later_one_is_due_too():
+    record = ScheduleRecord(_spec(every=10.0), next_fire_at=1010.0, created_at=1000.0)
+    now = 1025.0  # tick 1010 is 15 s late, tick 1020 5 s late: both on time
+    first = due(record, now)
+    assert first is not None and (first.run, first.next_fire_at, first.missed) == ((1010.0,), 1020.0, None)
+    second = due(replace(record, next_fire_at=first.next_fire_at), now)
+    assert second is not None and (second.run, second.next_fire_at, second.missed) == ((1020.0,), 1030.0, None)
+    assert due(replace(record, next_fire_at=second.next_fire_at), now) is None
+    # older than the grace: missed, and the first tick on time runs; one exactly the grace old is on time
+    far = due(record, 1010.0 + 3 * MISFIRE_GRACE)  # 1190: ticks 1010-1120 missed, 1130 (60 s old) on time
+    assert far is not None and far.missed == (1010.0, 1120.0) and far.run == (1130.0,) and far.next_fire_at == 1140.0
+    hourly = ScheduleRecord(_spec(every=3600.0), next_fire_at=4600.0, created_at=1000.0)
+    gone = due(hourly, 4600.0 + MISFIRE_GRACE + 1)
+    assert gone is not None and (gone.run, gone.next_fire_at, gone.missed) == ((), 8200.0, (4600.0, 4600.0))
+    minutely = ScheduleRecord(_spec(cron="* * * * *"), next_fire_at=_at(2026, 1, 1, 0, 1), created_at=0.0)
+    both = due(minutely, _at(2026, 1, 1, 0, 2) + 30)  # 00:01 is 90 s late (missed), 00:02 30 s late (runs)
+    assert both is not None and both.run == (_at(2026, 1, 1, 0, 2),) and both.missed == (_at(2026, 1, 1, 0, 1),) * 2
 
 
 @pytest.mark.parametrize(
@@ -160,8 +180,9 @@ def test_missed_ticks_are_skipped_without_walking_them(monkeypatch):
     assert decision.missed == (tick, now - 90)
     assert len(steps) < 20  # a handful of croniter steps, not one per missed minute (129600)
     interval = ScheduleRecord(_spec(every=1.0), next_fire_at=1.0, created_at=0.0)
-    late = due(interval, 1e9 + 0.5)
-    assert late is not None and late.run == (1e9,) and late.missed == (1.0, 1e9 - 1) and late.next_fire_at == 1e9 + 1
+    late = due(interval, 1e9 + 0.5)  # the ticks of the last 60 s are on time: the first of them runs first
+    assert late is not None and late.run == (1e9 - 59,) and late.missed == (1.0, 1e9 - 60)
+    assert late.next_fire_at == 1e9 - 58
 
 
 def test_a_stored_tick_no_date_can_show_is_shown_in_seconds():

@@ -42,6 +42,7 @@ from pepper.model.recovery import (
     Policy,
     RecoveryOutcome,
     RecoveryState,
+    Retry,
     decide,
     default_policy,
 )
@@ -54,7 +55,8 @@ if TYPE_CHECKING:
     from pepper.engine.state import EngineState
 
 _UNKNOWN = TaskError("Error", "the attempt failed without saying why")
-#: Decisions that would run a task again (or park it): a blocked task keeps waiting for its dependencies instead.
+#: Decisions that would run a task again (or park it): a blocked task keeps waiting for its dependencies instead
+#: (a dead letter is refused for it: it has no failed attempt to park).
 _RERUN = ("retry", "reassign", "fallback", "dead_letter")
 
 
@@ -127,7 +129,7 @@ def options(s: EngineState, t: LiveTask) -> Options:
         peer = s.peers.get(agent_id)
         return peer is not None and rejection(peer, Route(task_type, None, skills)) is None
 
-    return Options(lambda excluded: best(own_type, excluded), can_run, best)
+    return Options(lambda excluded: best(own_type, excluded), can_run, best, t.placement or t.task.agent)
 
 
 def fail_attempt(s: EngineState, t: LiveTask, error: TaskError | None, turn: Turn) -> None:
@@ -141,12 +143,12 @@ def fail_attempt(s: EngineState, t: LiveTask, error: TaskError | None, turn: Tur
 
 
 def _record(t: LiveTask, decision: Decision, err: TaskError, detail: str, turn: Turn) -> None:
-    """The decision goes to the task's error history, and to whoever asked for it."""
+    """The decision goes to the task's error history, and to whoever asked for it, in the same words."""
     task_id, cause = t.task.task_id, turn.cause
     turn.actions += (
         ev.RecordError(task_id, t.attempts, t.agent_id, t.recovery.run_as or t.task.task_type, turn.at, err,
                        decision.strategy, decision.action, detail, cause),
-        ev.Decided(task_id, decision.action, decision.strategy, decision.message, cause),
+        ev.Decided(task_id, decision.action, decision.strategy, detail, cause),
     )  # fmt: skip
 
 
@@ -206,6 +208,8 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     A running attempt of this worker ends failed, then the policy decides; a failed or parked task is
     decided on again; a task that has not run yet (pending or blocked) is decided on as if it had
     failed, so a retry leaves it waiting (a blocked one for its dependencies, whatever would re-run it).
+    A dead letter of a blocked task is refused (``ConflictError``, nothing changed): it has no failed attempt
+    to park, and a parked task must not lose track of its dependencies.
     A failed task that no longer is (skipped, run again, parked) takes back the dependents its failure
     cancelled. Each call is one step of ``e.policy``, counted across calls with the same policy (kept in
     ``RecoveryState.by_hand``): ``retry(3)`` applied by hand four times retries three times, then the rest
@@ -214,6 +218,18 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     t = s.tasks.get(e.task_id)
     if t is None or t.state in (COMPLETED, CANCELLED):
         return []
+    if t.state is BLOCKED:  # decided before anything changes: a refusal leaves the task as it was
+        ahead = decide(e.policy, t.recovery.by_hand_progress(e.policy), e.error.names, t.agent_id,
+                       f"{e.task_id}:{t.attempts}:by-hand", options(s, t))  # fmt: skip
+        if ahead.action == "dead_letter":
+            deps = ", ".join(repr(d) for d in t.task.dependencies[:3]) + (
+                ", ..." if len(t.task.dependencies) > 3 else ""
+            )
+            raise ConflictError(
+                f"task {e.task_id!r} has not run yet: it waits for its dependencies ({deps}), so there is no "
+                f"failed attempt to park; "
+                f"cancel it to stop it from running, skip or abort it, or handle its error once it has run"
+            )
     turn = Turn(e.at, e.cause)
     outlived, was_failed = t.state in (IN_PROGRESS, FAILED), t.state is FAILED
     if t.state is IN_PROGRESS:
@@ -229,7 +245,7 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     done = decision.state
     hand = (str(e.policy), done.stage, done.used)  # the next call with this policy goes on from here
     if t.state is BLOCKED and decision.action in _RERUN:
-        _keep_waiting(t, decision, e.error, turn)
+        _keep_waiting(t, decision, e.policy, e.error, turn)
         t.recovery = replace(t.recovery, by_hand=hand)
         return turn.actions
     carry_out(s, t, decision, e.error, turn, outlived=outlived)
@@ -242,12 +258,17 @@ def on_error_handled(s: EngineState, e: ev.ErrorHandled) -> list[ev.Action]:
     return turn.actions
 
 
-def _keep_waiting(t: LiveTask, decision: Decision, err: TaskError, turn: Turn) -> None:
+def _keep_waiting(t: LiveTask, decision: Decision, policy: Policy, err: TaskError, turn: Turn) -> None:
     """Record a decision about a blocked task that would run it again: it has not run yet, so it keeps
-    waiting for its dependencies (on the agent a reassign or fallback chose, if one did)."""
-    detail = f"{decision.message}; it has not run yet, so it keeps waiting for its dependencies"
-    if decision.action == "dead_letter":
-        detail = "not parked: it has not run yet, so it keeps waiting for its dependencies"
+    waiting for its dependencies (on the agent a reassign or fallback chose, if one did); what is recorded and
+    returned says so."""
+    waits = "it has not run yet, so it keeps waiting for its dependencies"
+    retry = policy.strategies[decision.state.stage]
+    if isinstance(retry, Retry):  # nothing to run again, and no delay: it runs once they have completed
+        counted = f"{decision.state.used} of {retry.max_attempts}"
+        detail = f"not retried, though counted as retry {counted}: {waits} and runs once they have completed"
+    else:
+        detail = f"{decision.message}; {waits}"
     _record(t, decision, err, detail, turn)
     if decision.agent is not None:
         t.placement, t.route = decision.agent, None

@@ -34,7 +34,7 @@ async def events(request: Request, token: Annotated[TokenRecord, READ], run: str
     `at`) and `event: alert` (the alert), as they happen; only one run's with `run`; `: keep-alive` every 15 s.
     The stream ends once its token is revoked."""
     feed: ChangeFeed = request.app.state.feed
-    subscription = feed.subscribe(run)
+    subscription = await feed.subscribe_now(run)
     watch = TokenWatch(request.app.state.runtime.store, token)
     return StreamingResponse(
         _stream(feed, subscription, watch),

@@ -237,6 +237,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 -- name: recent_alerts
 SELECT * FROM alerts ORDER BY at DESC LIMIT ?;
 
+-- name: alerts_after
+SELECT * FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?;
+
+-- name: last_alert_seq
+SELECT COALESCE(MAX(seq), 0) FROM alerts;
+
 -- name: insert_feedback
 INSERT INTO feedback (task_id, agent_id, task_type, rating, comment, metrics, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING feedback_id;

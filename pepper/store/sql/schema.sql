@@ -133,9 +133,9 @@ CREATE TABLE usage_samples (
     PRIMARY KEY (agent_id, worker_id)
 );
 
--- Every alert that fired.
+-- Every alert that fired, numbered (seq) in the order alerts were stored; a number is never given again.
 CREATE TABLE alerts (
-    alert_id  TEXT PRIMARY KEY,
+    alert_id  TEXT NOT NULL UNIQUE,
     rule_id   TEXT NOT NULL,
     source    TEXT NOT NULL,
     subject   TEXT,
@@ -144,7 +144,8 @@ CREATE TABLE alerts (
     threshold REAL NOT NULL,
     above     INTEGER NOT NULL,
     at        REAL NOT NULL,
-    message   TEXT NOT NULL
+    message   TEXT NOT NULL,
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT
 );
 CREATE INDEX alerts_by_time ON alerts (at);
 
