@@ -32,6 +32,7 @@ from pepper.core.default import default_runtime, init, reset_default_runtime, re
 from pepper.core.store_setup import open_runtime_store
 from pepper.engine.backend import Backend
 from pepper.engine.clock import Clock, SystemClock
+from pepper.engine.executors.ray_options import check_for_ray
 from pepper.engine.hooks import EngineHook
 from pepper.engine.inspection import MOVED, AgentsView
 from pepper.engine.portal import Portal
@@ -329,6 +330,7 @@ class Runtime:
                 "for a plain function use @pepper.agent(...)"
             )
         agent_id = agent.spec.agent_id
+        check_for_ray(agent, self.settings.executor, self.settings.ray_address)  # an agent on Ray runs there
         if self._service is None and agent.spec.resources:  # what can be known before the engine starts
             from pepper.engine.service import check_budget
 

@@ -9,7 +9,9 @@ a fresh thread in its place, so such agents never starve the others (see
 agent's slot until it returns (``CallHeld``, ``CallReturned``). A result larger than
 the agent's cap (``executors.limits``) fails the attempt. Whatever an agent
 raises, even ``BaseException`` subclasses, becomes a failed attempt; it never
-reaches the engine.
+reaches the engine. An attempt whose executor cannot be made here (Ray cannot be
+imported) fails as the agent's own failure would (``ExecutorUnavailableError``, its
+recovery deciding), and the other attempts of its engine turn start.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pepper.engine.clock import Clock
 from pepper.engine.executors.limits import ResultTooLarge, check_result_size
 from pepper.engine.executors.local import InLoop, InSubprocess, InThread
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle, Executor
+from pepper.engine.executors.ray_options import no_ray
 from pepper.engine.executors.subprocess import CommandFailed, CommandKilled, MemoryLimitExceeded
 from pepper.engine.executors.threads import AgentThreads
 from pepper.engine.log_capture import LogSlot
@@ -137,26 +140,38 @@ class Attempts:
         task_id = run.task.task_id
         slot = LogSlot(self.logs, task_id, run.attempt) if self.logs is not None else None
         attempt = _Attempt(run, agent, self._clock.now(), slot)
-        self.running[task_id] = attempt
         executor = self._chosen.get(agent)
+        call: Coroutine[Any, Any, Any]
         if executor is None:
-            executor = self._chosen[agent] = self.executor_for(agent)
+            try:
+                executor = self._chosen[agent] = self.executor_for(agent)
+            except Exception as exc:  # noqa: BLE001 - it cannot be made here: this attempt fails, the others start
+                call = _refused(exc)
+            else:
+                call = executor.call(agent, run)
+        else:
+            call = executor.call(agent, run)
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        attempt.task = loop.create_task(self._run(attempt, executor.call(agent, run)))
+        self.running[task_id] = attempt
+        attempt.task = loop.create_task(self._run(attempt, call))
 
     def on_ray(self, spec: AgentSpec) -> bool:
         """Whether the agent's attempts run on Ray (it, or the runtime for agents that name no executor, says so)."""
         return (spec.executor or self.default_executor) == "ray"
 
     def executor_for(self, agent: AgentHandle) -> Executor:
-        """Where ``agent``'s attempts run: Ray when it (or the runtime) says so, else locally by its kind."""
+        """Where ``agent``'s attempts run: Ray when it (or the runtime) says so, else locally by its kind; an
+        ``ExecutorUnavailableError`` when Ray cannot be imported here."""
         if self.on_ray(agent.spec):
             ray = self.executors.get("ray")
             if ray is None:
                 # Imported here, and only here: Ray is an optional dependency, heavy to import.
-                module = importlib.import_module("pepper.engine.executors.ray")
+                try:
+                    module = importlib.import_module("pepper.engine.executors.ray")
+                except ImportError as exc:
+                    raise no_ray(agent.spec.agent_id, str(exc)) from exc
                 ray = self.executors["ray"] = module.RayExecutor(self.ray_address, self.home)
             return ray
         return self.executors[executor_kind(agent)]
@@ -300,6 +315,11 @@ class Attempts:
                 f"attempt:{task_id}:{number}",
             )
         )
+
+
+async def _refused(error: Exception) -> Any:
+    """The call of an attempt whose executor could not be made: it fails with why."""
+    raise error
 
 
 async def _finish_log(slot: LogSlot) -> None:

@@ -65,7 +65,12 @@ def launch(engine: Engine, start: Start) -> None:
         engine.dispatch(_refused_start(engine, start, f"could not read its inputs: {exc}", "StartFailed"))
         return
     run = _new_run(task, start.attempt, start.agent_id, results, engine.report_progress, _log=engine.attempts.log_line)
-    engine.attempts.start(handle, run)
+    try:
+        engine.attempts.start(handle, run)
+    except Exception as exc:  # never the rest of the commit's starts: this attempt fails, its recovery decides
+        log.exception("could not start attempt %d of task %s", start.attempt, start.task_id)
+        engine.dispatch(_refused_start(engine, start, f"could not start: {type(exc).__name__}: {exc}", "StartFailed"))
+        return
     if engine.hooks:
         notify(engine.hooks, "on_started", t.task, start.attempt, start.agent_id, engine.clock.now())
 

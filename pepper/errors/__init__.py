@@ -64,6 +64,7 @@ the message::
     ├── RemoteUnsupportedError (NotImplementedError)  a call a remote runtime cannot make over HTTP
     ├── RuntimeClosedError (RuntimeError)    the runtime was closed
     ├── AgentStartError (RuntimeError)       agents whose initialize() failed, left out (.failures)
+    ├── ExecutorUnavailableError (RuntimeError)  an agent's attempts cannot run on its executor (e.g. no Ray here)
     └── BlockingCallError (RuntimeError)     a sync call made on the engine's own thread
 """
 
@@ -110,6 +111,7 @@ from pepper.errors.outcomes import (
 from pepper.errors.runtime import (
     AgentStartError,
     BlockingCallError,
+    ExecutorUnavailableError,
     RemoteUnsupportedError,
     RuntimeClosedError,
     ServerUnreachableError,
@@ -159,6 +161,7 @@ __all__ = [
     "DiskFullError",
     "DuplicateTaskError",
     "DuplicateTokenError",
+    "ExecutorUnavailableError",
     "ExpressionError",
     "FanOutStepError",
     "ForbiddenWorkflowError",

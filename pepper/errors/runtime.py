@@ -33,6 +33,11 @@ class BlockingCallError(PepperError, RuntimeError):
     """A blocking call was made from the engine's own thread, where it would deadlock."""
 
 
+class ExecutorUnavailableError(PepperError, RuntimeError):
+    """An agent's attempts cannot run where it says they run: Ray cannot be imported here, a ``ray://`` address
+    without Ray's client package, or a budget no node of the Ray cluster has. The message says what to change."""
+
+
 class AgentStartError(PepperError, RuntimeError):
     """Agents whose start-up failed (``initialize()`` raised): they are not registered, the others run.
     ``failures``: agent id -> what went wrong (the error's type and message)."""

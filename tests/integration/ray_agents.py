@@ -6,9 +6,12 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from pepper.agents import BaseAgent
 
 
 def where(task: Any) -> dict[str, Any]:
@@ -70,6 +73,47 @@ async def wait_for_go_async(task: Any) -> str:
         raise
     (folder / f"done-{task.task_id}-{task.attempt}").touch()
     return f"{task.task_id} done"
+
+
+class FailsInItsActor(BaseAgent):
+    """Starts where it was registered; in a Ray actor its ``initialize()`` raises, until the file ``mended``
+    exists in ``folder`` (each try marked ``init-<pid>-<n>``)."""
+
+    def __init__(self, agent_id: str, folder: str, **options: Any) -> None:
+        super().__init__(agent_id, **options)
+        self.folder = folder
+        self.registered_in = os.getpid()
+
+    async def initialize(self) -> None:
+        if os.getpid() == self.registered_in:
+            return
+        folder = Path(self.folder)
+        tries = len(list(folder.glob(f"init-{os.getpid()}-*")))
+        (folder / f"init-{os.getpid()}-{tries + 1}").touch()
+        if not (folder / "mended").exists():
+            raise ConnectionError("cannot reach the model server from this node")
+
+    async def execute(self, task: Any) -> dict[str, Any]:
+        return {"pid": os.getpid()}
+
+
+class LockInInitialize(BaseAgent):
+    """Makes a lock (which cannot be serialised) in ``initialize()``, wherever that runs, and uses it."""
+
+    async def initialize(self) -> None:
+        self.guard = threading.RLock()
+
+    async def execute(self, task: Any) -> dict[str, Any]:
+        with self.guard:
+            return {"pid": os.getpid()}
+
+
+class LockInConstructor(LockInInitialize):
+    """Makes its lock as it is built, so the agent itself cannot be sent to a Ray actor."""
+
+    def __init__(self, agent_id: str, **options: Any) -> None:
+        super().__init__(agent_id, **options)
+        self.guard = threading.RLock()
 
 
 def main() -> None:

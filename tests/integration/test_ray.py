@@ -15,6 +15,7 @@ import pytest
 import pepper
 from pepper.agents import FunctionAgent
 from pepper.core import ResourceAllocator, ResourceManager, TaskOrchestrator, WorkflowController
+from pepper.errors import AgentDefinitionError
 from pepper.model.resources import Resources
 from pepper.model.task import TaskState
 from pepper.store.location import open_store
@@ -227,3 +228,59 @@ def test_a_killed_pepper_process_leaves_no_task_lost_or_completed_twice(ray_clus
     finally:
         store.close()
     assert earlier == {"quick": [], "s1": ["interrupted"], "s2": ["interrupted"], "s3": ["interrupted"]}
+
+
+def test_an_initialize_that_raises_in_the_actor_fails_its_attempts_with_its_own_error_until_it_starts(
+    runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    runtime.register_agent(ray_agents.FailsInItsActor("remote", str(tmp_path), task_types=["model"], executor="ray"))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("first", "model", max_retries=1)
+
+    status = orchestrator.wait("first", timeout=60)
+
+    assert status.state is TaskState.FAILED and status.attempts == 2  # its recovery policy applied
+    assert status.error is not None and status.error.type == "AgentStartError" and status.error.kind == "error"
+    own = "its initialize() raised ConnectionError: cannot reach the model server from this node"
+    assert status.error.message.startswith(f"agent 'remote' could not start in its Ray actor: {own}")
+    assert "could not start in its Ray actor" in caplog.text  # told in the log too
+    tries = sorted(path.name for path in tmp_path.glob("init-*"))
+    assert len(tries) == 2 and len({name.split("-")[1] for name in tries}) == 1  # one actor, tried once a batch
+    (tmp_path / "mended").touch()
+    orchestrator.submit_task("second", "model")
+    assert orchestrator.get_result("second", timeout=60)["pid"] == int(tries[0].split("-")[1])  # started at last
+
+
+def test_a_class_agent_on_ray_is_sent_as_built_and_its_initialize_runs_in_the_actor(runtime):
+    runtime.register_agent(ray_agents.LockInInitialize("holder", task_types=["hold"], executor="ray"))
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("held", "hold")
+    assert orchestrator.get_result("held", timeout=60)["pid"] != os.getpid()  # its lock was made there
+
+
+@pytest.mark.parametrize("engine_runs", [False, True], ids=["before-the-engine-runs", "while-it-runs"])
+def test_an_agent_ray_cannot_serialise_is_refused_as_it_registers(runtime, engine_runs: bool):
+    if engine_runs:
+        runtime.start()
+    agent = ray_agents.LockInConstructor("holder", task_types=["hold"], executor="ray")
+    with pytest.raises(AgentDefinitionError) as refused:
+        runtime.register_agent(agent)
+    assert str(refused.value).startswith("agent 'holder' cannot run on Ray: its attribute 'guard' (RLock) cannot be "
+                                         "serialised to send the agent to its actor (TypeError: ")  # fmt: skip
+    assert len(str(refused.value)) < 400
+    assert runtime.agents() == [] and runtime.failed_agents() == {}
+    assert [a.agent_id for a in runtime.store.workers.agents()] == []
+
+
+def test_a_budget_no_node_of_the_cluster_has_fails_the_attempt_saying_so(runtime):
+    runtime.register_agent(FunctionAgent(ray_agents.where, "gpu", task_types=["embed"], executor="ray",
+                                         resources={"gpu": 1}, recovery="retry(1)"))  # fmt: skip
+    orchestrator = TaskOrchestrator(runtime)
+    orchestrator.submit_task("embed", "embed")
+
+    status = orchestrator.wait("embed", timeout=60)
+
+    assert status.state is TaskState.FAILED and status.attempts == 2
+    assert status.error is not None and status.error.type == "ExecutorUnavailableError"
+    assert status.error.message.startswith("agent 'gpu' asks Ray for GPU 1, which no node of the Ray cluster has "
+                                           "(the most one node has: GPU 0)")  # fmt: skip

@@ -5,10 +5,12 @@ its resources (cpu -> ``num_cpus``, gpu -> ``num_gpus``, memory MB -> ``memory``
 -> a custom resource); it runs up to the agent's capacity of attempts at once, on threads of its
 own. pepper's own pool grants such an agent only the shared pools its budget names, and its tasks'
 machine needs are checked within its budget (``OffHost``, in the engine's resource view). The actor
-holds a copy of the agent: a function agent's function, a class agent's object (its
-``initialize()`` runs in the actor), or a command agent's spec (the command runs as a subprocess
-on the actor's node, through the same code as locally). The control plane stays here: the
-engine claims, records and retries; the actor only runs attempts and returns JSON.
+holds a copy of the agent, taken as it registers (``admit``, which refuses what Ray cannot serialise): a
+function agent's function, a class agent's object as built (its ``initialize()`` runs in the actor before
+its first attempts; while it raises, the attempts fail with ``AgentStartError`` saying so, and the next
+batch tries again), or a command agent's spec (the command runs as a subprocess on the actor's node, through
+the same code as locally). The control plane stays here: the engine claims, records and retries; the actor
+only runs attempts and returns JSON.
 
 - **batches**: the attempts one engine turn starts on an agent go to its actor in one call, and
   one waiting ``collect`` call per busy actor brings back every attempt that ended meanwhile
@@ -24,7 +26,9 @@ engine claims, records and retries; the actor only runs attempts and returns JSO
 - **crash**: an actor that dies (its process killed, its node lost) fails its attempts as crashes
   (``AgentCrashed``), which the tasks' recovery policies handle; the next attempt gets a new actor.
 - **unreachable cluster**: attempts wait (the task stays claimed, nothing is lost) and try to
-  connect again with back-off; ``health()`` says why meanwhile.
+  connect again with back-off; ``health()`` says why meanwhile. What no wait mends fails the attempt
+  at once (``ExecutorUnavailableError``, its recovery deciding): a ``ray://`` address without Ray's
+  client package, a budget no node of the cluster has (checked as the actor is made).
 
 With no address, pepper starts a local Ray in this process (without the dashboard). An agent's actor
 options and payload are ``executors.ray_options``.
@@ -45,7 +49,14 @@ import ray.exceptions
 
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle
 from pepper.engine.executors.ray_actor import AgentActor, Attempt, Key
-from pepper.engine.executors.ray_options import actor_options, actor_payload
+from pepper.engine.executors.ray_options import (
+    actor_options,
+    actor_payload,
+    client_missing,
+    placement_problem,
+    sendable_payload,
+)
+from pepper.errors import ExecutorUnavailableError, PepperError
 from pepper.model.run import TaskRun
 
 log = logging.getLogger("pepper.engine")
@@ -94,6 +105,7 @@ class RayExecutor:
         self.address = address
         self.home = home
         self._actors: dict[AgentHandle, _Actor] = {}
+        self._payloads: dict[AgentHandle, tuple[Any, ...]] = {}  # what each agent's actor is made from
         self._to_send: dict[_Actor, AgentHandle] = {}  # actors with attempts in their outbox
         self._connected = False
         self._connecting: asyncio.Lock | None = None
@@ -129,8 +141,19 @@ class RayExecutor:
     def health(self) -> str | None:
         return self._problem
 
+    def admit(self, agent: AgentHandle) -> None:
+        """Check, as ``agent`` registers, what can be checked of it before it runs on Ray: that the address
+        needs no package missing here (``ExecutorUnavailableError``) and that Ray can serialise what its actor
+        is made from (``AgentDefinitionError``), which is kept as it is now, before the agent's ``initialize()``
+        (which runs again in the actor)."""
+        missing = client_missing(self.address)
+        if missing is not None:
+            raise ExecutorUnavailableError(f"agent {agent.spec.agent_id!r} cannot run on Ray: {missing}")
+        self._payloads[agent] = sendable_payload(agent, ray.cloudpickle.dumps)
+
     def release(self, agent: AgentHandle) -> None:
         """The agent was unregistered: its actor goes."""
+        self._payloads.pop(agent, None)
         actor = self._actors.pop(agent, None)
         if actor is not None:
             _kill(actor.handle)
@@ -185,7 +208,7 @@ class RayExecutor:
                 actor.collecting = actor.handle.collect.remote(COLLECT_WAIT)
                 ended, progress = await actor.collecting
                 if actor.starts and (not ended or len(actor.starts) >= _CHECK_STARTS):
-                    _check_starts(actor)
+                    _check_starts(actor, agent.spec.agent_id)
                 for key, (fraction, message) in progress:
                     entry = actor.pending.get(key)
                     if entry is not None:
@@ -218,11 +241,21 @@ class RayExecutor:
     # -- actors ------------------------------------------------------------------------
 
     def _actor(self, agent: AgentHandle) -> _Actor:
+        """The agent's actor, made now if it has none (``ExecutorUnavailableError`` if no node could hold it)."""
         actor = self._actors.get(agent)
         if actor is None:
-            remote = _actor_class().options(**actor_options(agent.spec))
+            options = actor_options(agent.spec)
+            nodes = _nodes() if agent.spec.resources else None  # an agent with no budget fits any node
+            unplaceable = None if nodes is None else placement_problem(options, nodes)
+            if unplaceable is not None:
+                raise ExecutorUnavailableError(
+                    f"agent {agent.spec.agent_id!r} asks Ray for {unplaceable}; lower its resources or add such a "
+                    "node to the cluster (checked as its actor is made, against the nodes alive then)"
+                )
+            remote = _actor_class().options(**options)
             home = str(self.home if self.home.is_absolute() else Path.cwd() / self.home)
-            actor = self._actors[agent] = _Actor(remote.remote(actor_payload(agent), home, agent.spec.capacity))
+            payload = self._payloads.get(agent) or actor_payload(agent)
+            actor = self._actors[agent] = _Actor(remote.remote(payload, home, agent.spec.capacity))
         return actor
 
     def _replace(self, agent: AgentHandle, actor: _Actor) -> None:
@@ -293,6 +326,12 @@ class RayExecutor:
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
+            missing = client_missing(self.address)
+            if missing is not None:  # no wait mends it: the attempts fail, their recovery decides
+                if self._problem != missing:
+                    self._problem = missing
+                    log.error("%s; Ray agents' attempts fail", missing)
+                raise ExecutorUnavailableError(missing)
             delay = _CONNECT_RETRY[0]
             where = self.address or "a new local Ray"
             while not self._connected:
@@ -339,9 +378,10 @@ def _fail(actor: _Actor, keys: list[Key], exc: BaseException) -> None:
             entry[0].set_exception(exc)
 
 
-def _check_starts(actor: _Actor) -> None:
-    """Forget the batches the actor started; a batch it could not start (e.g. it could not read a task) fails
-    its attempts (an actor that died is the collector's to report)."""
+def _check_starts(actor: _Actor, agent_id: str) -> None:
+    """Forget the batches the actor started; a batch it could not start (the agent's ``initialize()`` failed
+    there, it could not read a task) fails its attempts with why, which is logged (an actor that died is the
+    collector's to report)."""
     refs = [ref for ref, _ in actor.starts]
     ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
     waiting = []
@@ -355,7 +395,11 @@ def _check_starts(actor: _Actor) -> None:
             pass
         except Exception as exc:  # noqa: BLE001 - the batch failed: so do its attempts
             cause = getattr(exc, "cause", None)
-            _fail(actor, keys, cause if isinstance(cause, BaseException) else exc)
+            why = cause if isinstance(cause, BaseException) else exc
+            told = str(why) if isinstance(why, PepperError) else f"{type(why).__name__}: {why}"
+            log.error("%d attempt(s) of agent %s failed before they started in its Ray actor: %s", len(keys), agent_id,
+                      told)  # fmt: skip
+            _fail(actor, keys, why)
     actor.starts = waiting
 
 
@@ -368,6 +412,16 @@ def _actor_class() -> Any:
     if _ACTOR_CLASS is None:
         _ACTOR_CLASS = ray.remote(AgentActor)
     return _ACTOR_CLASS
+
+
+def _nodes() -> list[dict[str, float]] | None:
+    """The resources of each node of the cluster alive now; None when Ray cannot tell (nothing is refused then)."""
+    try:
+        nodes = ray.nodes()
+    except Exception:  # not told: the actor is made, and Ray places it when it can
+        log.debug("could not list the nodes of the Ray cluster", exc_info=True)
+        return None
+    return [node.get("Resources") or {} for node in nodes if node.get("Alive")]
 
 
 def _kill(handle: Any) -> None:

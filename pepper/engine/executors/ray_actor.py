@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pepper.errors import AgentStartError
 from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.run import CancelFlag, TaskRun
@@ -54,6 +55,8 @@ class AgentActor:
         self._cancelled_early: dict[Key, None] = {}  # cancels that came before their attempt, oldest first
         self._loops: dict[Key, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
         self.agent: Any = None
+        self._initialized = True  # a class agent's ``initialize()`` runs before its first attempts (``start``)
+        self._initializing = threading.Lock()
         if self.kind == "command":
             self.spec: AgentSpec = payload[1]
         elif self.kind == "function":
@@ -63,14 +66,17 @@ class AgentActor:
             self.agent = cls.__new__(cls)
             self.agent.__dict__.update(state)
             self.agent._lock = threading.Lock()
-            asyncio.run(self.agent.initialize())
+            self._initialized = False
             self.execute = self.agent.execute
 
     def ready(self) -> int:
         return os.getpid()
 
     def start(self, attempts: list[Attempt]) -> None:
-        """Start these attempts on the actor's threads; their ends are handed back by ``collect``."""
+        """Start these attempts on the actor's threads; their ends are handed back by ``collect``. A class
+        agent's ``initialize()`` runs first, once: while it fails, so does every batch (``AgentStartError``)."""
+        if not self._initialized and attempts:
+            self._initialize(attempts[0][2])
         for task, attempt, agent_id, results in attempts:
             key = (task.task_id, attempt)
             with self._changed:
@@ -123,6 +129,28 @@ class AgentActor:
         with self._changed:
             return (task_id, attempt) in self._flags
 
+    def _initialize(self, agent_id: str) -> None:
+        """Run the agent's ``initialize()`` unless it ran; what it raises is an ``AgentStartError`` (with where it
+        was raised as a note), and the next batch tries again."""
+        with self._initializing:
+            if self._initialized:
+                return
+            try:
+                outcome = self.agent.initialize()
+                if inspect.isawaitable(outcome):
+                    asyncio.run(_awaited(outcome))
+            except BaseException as exc:  # noqa: BLE001 - handed back as why the batch could not start
+                error = AgentStartError(
+                    {agent_id: described(exc)},
+                    f"agent {agent_id!r} could not start in its Ray actor: its initialize() raised "
+                    f"{described(exc)}; its attempts fail until it starts (each new batch of attempts tries again)",
+                )
+                frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+                if frames:
+                    error.add_note(f"initialize() raised in the Ray actor at:\n{frames}")
+                raise error from None
+            self._initialized = True
+
     # -- on the actor's threads --------------------------------------------------------
 
     def _attempt(self, key: Key, run: TaskRun) -> None:
@@ -164,6 +192,15 @@ class AgentActor:
         finally:
             self._loops.pop(key, None)
             loop.close()
+
+
+def described(exc: BaseException) -> str:
+    """``Type: message`` of what an agent raised (never raises itself)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001
+        text = "(its message could not be read)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _awaited(awaitable: Any) -> Any:
