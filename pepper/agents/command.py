@@ -18,7 +18,9 @@ class CommandAgent(BaseAgent):
     The task reaches the command through its environment (``PEPPER_TASK_ID``,
     ``PEPPER_TASK_TYPE``, ``PEPPER_ATTEMPT``, ``PEPPER_TASK_INPUTS``) and as a
     JSON document on stdin; never through the command line. ``PEPPER_PYTHON``
-    is the Python interpreter running pepper (a script can use its packages). Stdout is the
+    is the Python interpreter running pepper (a script can use its packages); ``PEPPER_WORKER_ID``
+    names the worker running it (should that worker die, another worker of the host stops what the
+    command left running by it, before the task runs again). Stdout is the
     result (JSON when it parses); a non-zero exit fails the task. ``env`` adds
     environment variables.
 

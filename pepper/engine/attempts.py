@@ -92,6 +92,7 @@ class Attempts:
         executor: str = "local",
         ray_address: str | None = None,
         logs: LogWriter | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self._clock = clock
         self.logs = logs  # where attempts' logs are written (None: not kept)
@@ -108,7 +109,7 @@ class Attempts:
         self.executors: dict[str, Executor] = {
             "async": InLoop(),
             "sync": InThread(self.threads, clock, self._held),
-            "command": InSubprocess(agents_home, self.pids),
+            "command": InSubprocess(agents_home, self.pids, worker_id),
         }
         self._chosen: dict[AgentHandle, Executor] = {}
         # The engine's loop, taken at the first start: asking asyncio for it costs a system call each time.

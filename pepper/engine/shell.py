@@ -113,7 +113,13 @@ class Engine:
         self._timers: dict[tuple[str, str], TimerHandle] = {}
         logs = LogWriter(store, clock.now, settings.task_log_limit) if settings.task_log_limit else None
         self.attempts = Attempts(
-            clock, self.dispatch, agents_home, executor=settings.executor, ray_address=settings.ray_address, logs=logs
+            clock,
+            self.dispatch,
+            agents_home,
+            executor=settings.executor,
+            ray_address=settings.ray_address,
+            logs=logs,
+            worker_id=worker_id,
         )
         # The pool as last told to the state machine, and the agents waiting for their budget (``budgets``).
         self.lease_signature: object = None

@@ -3,7 +3,8 @@
 Several processes may share one database (``pepper worker`` on the same file,
 a CLI submitting tasks). Each engine polls for rows written by the others, and
 re-queues the running tasks of workers that died: at once when the dead
-process was on this host (same host id, its pid is gone), after
+process was on this host (same host id, its pid is gone; what its commands left running is stopped first,
+``orphans``), after
 ``visibility_timeout`` of silence otherwise. Silence is counted only over the time this worker's own
 heartbeats went through (``liveness``): a lock that held up every writer silences no one.
 """
@@ -20,6 +21,7 @@ import psutil
 
 from pepper.engine.budgets import reload_leases
 from pepper.engine.liveness import OwnBeats
+from pepper.engine.orphans import stop_commands_of
 from pepper.engine.pruned import forget_missed_prunes, forget_pruned
 from pepper.engine.usage import host_of
 from pepper.errors import StoreError
@@ -237,6 +239,8 @@ class Upkeep:
             # a pid means something only on its own host; elsewhere the heartbeat's silence tells
             gone = worker.hostname == host and not process_alive(worker.pid, worker.started_at)
             if silent or gone:
+                if gone:  # what its commands left running here holds its leases: stopped before they are given back
+                    stop_commands_of(worker.worker_id)
                 engine.store.workers.stop(worker.worker_id, now)
                 engine.store.leases.release_worker(worker.worker_id, now)
                 if gone:

@@ -139,19 +139,21 @@ class _Returned:
 
 
 class InSubprocess:
-    """Command agents, each attempt a subprocess in the agent's working directory under ``home``."""
+    """Command agents, each attempt a subprocess in the agent's working directory under ``home``, its
+    environment marked with ``worker_id`` (the worker running it), when given."""
 
     name = "command"
 
-    def __init__(self, home: Path, pids: dict[str, set[int]]) -> None:
+    def __init__(self, home: Path, pids: dict[str, set[int]], worker_id: str | None = None) -> None:
         self.home = home
         self.pids = pids  # agent id -> processes of its running commands (read by the usage sampler)
+        self.worker_id = worker_id
 
     def call(self, agent: AgentHandle, run: TaskRun) -> Coroutine[Any, Any, Any]:
         spec = agent.spec
         cap = run.task.requirements.resources.get("memory") or spec.resources.get("memory")
         pids = self.pids.setdefault(spec.agent_id, set())
-        return run_command(spec, run, self.home / spec.agent_id, memory_cap=cap, pids=pids)
+        return run_command(spec, run, self.home / spec.agent_id, memory_cap=cap, pids=pids, worker_id=self.worker_id)
 
     def health(self) -> str | None:
         return None

@@ -1,7 +1,9 @@
 """Running a command agent's task as a subprocess.
 
 The task never reaches the command line: its id, type and attempt are in the
-environment, its inputs too (``PEPPER_TASK_INPUTS``, when small), and the whole
+environment, its inputs too (``PEPPER_TASK_INPUTS``, when small), the worker that
+started it (``PEPPER_WORKER_ID``: by it another worker of the host finds and stops
+what the command left running if this worker dies, see ``engine.orphans``), and the whole
 task as JSON on stdin. So task inputs cannot inject shell commands. Stdout is
 the result (JSON if it parses, else text; at most the agent's result cap, 10 MB
 unless its config's ``max_result_mb`` says otherwise); a non-zero exit is a
@@ -35,6 +37,7 @@ import psutil
 from pepper.engine import log_capture
 from pepper.engine.executors.child import Child
 from pepper.engine.executors.limits import ResultTooLarge, result_limit, result_limit_mb
+from pepper.engine.orphans import WORKER_ENV
 from pepper.engine.usage import cap_memory
 from pepper.errors import NestingTooDeepError
 from pepper.model import codec
@@ -150,8 +153,9 @@ def base_env(spec: AgentSpec) -> dict[str, str]:
     return env
 
 
-def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
-    """The environment of the subprocess: ours, the agent's ``config.env``, then the task's."""
+def command_env(spec: AgentSpec, run: TaskRun, workdir: Path, worker_id: str | None = None) -> dict[str, str]:
+    """The environment of the subprocess: ours, the agent's ``config.env``, then the task's (and the id of the
+    worker starting it, when given)."""
     env = base_env(spec).copy()
     env.update(
         PEPPER_TASK_ID=run.task_id,
@@ -161,6 +165,8 @@ def command_env(spec: AgentSpec, run: TaskRun, workdir: Path) -> dict[str, str]:
         PEPPER_WORKDIR=str(workdir),
         PEPPER_PYTHON=sys.executable,  # the interpreter running pepper, with its packages
     )
+    if worker_id is not None:
+        env[WORKER_ENV] = worker_id
     inputs = run.task.inputs_json
     if len(inputs) <= _ENV_INPUTS_LIMIT:
         env["PEPPER_TASK_INPUTS"] = inputs
@@ -182,7 +188,13 @@ def parse_output(stdout: bytes) -> Any:
 
 
 async def run_command(
-    spec: AgentSpec, run: TaskRun, workdir: Path, *, memory_cap: float | None = None, pids: set[int] | None = None
+    spec: AgentSpec,
+    run: TaskRun,
+    workdir: Path,
+    *,
+    memory_cap: float | None = None,
+    pids: set[int] | None = None,
+    worker_id: str | None = None,
 ) -> Any:
     """Run ``spec.command`` for one attempt; return its parsed stdout or raise.
 
@@ -193,7 +205,8 @@ async def run_command(
     is stopped and ``ResultTooLarge`` raised. Stderr keeps its first and last
     ``_STDERR_KEEP`` bytes. ``memory_cap`` (MB) becomes a hard limit on the address
     space, set right after it starts (never in a pre-exec hook: pepper has threads).
-    ``pids`` is kept up to date with the running process, for measurements.
+    ``pids`` is kept up to date with the running process, for measurements. ``worker_id`` marks the
+    command's environment (``PEPPER_WORKER_ID``) with the worker that runs it.
     """
     assert spec.command is not None
     if not workdir.is_dir():  # a look is cheaper than a mkdir that fails
@@ -203,7 +216,7 @@ async def run_command(
     argv, cwd = _in_workdir(spec.command, workdir)
     if launcher:  # the shell starts already limited, so no child can escape the cap
         argv = [launcher, f"--as={int(memory_cap * 2**20)}", "--", *argv]  # type: ignore[operator]
-    child = Child(argv, cwd=cwd, env=command_env(spec, run, workdir), stdin=stdin, limit=result_limit(spec),
+    child = Child(argv, cwd=cwd, env=command_env(spec, run, workdir, worker_id), stdin=stdin, limit=result_limit(spec),
                   keep=_STDERR_KEEP, sink=log_capture.CURRENT.get())  # fmt: skip
     group = child.pid  # started with setsid: it leads its process group
     _RUNNING_GROUPS.add(group)
