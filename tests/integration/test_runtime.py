@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 import pepper
-from pepper.core import TaskOrchestrator
+from pepper.core import ResourceManager, TaskOrchestrator
 from pepper.errors import ConfigError, RuntimeClosedError
 from pepper.testing import run_until_idle, test_runtime
 
@@ -56,6 +57,43 @@ def test_init_replaces_the_default_runtime_and_keeps_its_agents(tmp_path):
     assert first.closed and pepper.default_runtime() is second
     assert [a.spec.agent_id for a in second.agents()] == ["echo"]
     assert TaskOrchestrator().get_result(TaskOrchestrator().submit_task(None, "echo", inputs=[1]).task_id, 10) == [1]
+
+
+def test_components_of_a_closed_init_runtime_say_so_and_open_no_other(tmp_path):
+    # Given the default runtime pepper.init() made, components attached to it, and that runtime closed
+    first = pepper.init(db=":memory:", resources={"gpu": 1})
+    orchestrator, resources = TaskOrchestrator(), ResourceManager()
+    first.close()
+    # When they are called, here or on another thread
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            resources.pool()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(30)
+    # Then each call is refused as closed, saying what to do, and no other runtime was opened
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeClosedError)
+    with pytest.raises(RuntimeClosedError, match=r"call pepper\.init\(\)"):
+        orchestrator.submit_task("after-close", "doc")
+    with pytest.raises(RuntimeClosedError):
+        pepper.default_runtime()
+    assert not (tmp_path / ".pepper").exists()
+    # ... until pepper.init() makes another
+    second = pepper.init(db=str(tmp_path / "again.db"))
+    assert orchestrator.submit_task("after-init", "doc").task_id == "after-init" and not second.closed
+
+
+def test_a_default_runtime_created_on_first_use_is_created_again_once_closed(tmp_path):
+    first = pepper.default_runtime()
+    first.close()
+    again = pepper.default_runtime()
+    assert again is not first and not again.closed
+    assert TaskOrchestrator().submit_task("t", "nobody").task_id == "t"
 
 
 def test_a_closed_runtime_says_so(tmp_path):
