@@ -80,7 +80,8 @@ def task_error(exc: BaseException, kind: str = "error") -> TaskError:
 
 
 class Attempts:
-    """Starts attempts as asyncio tasks and reports each end through ``report``."""
+    """Starts attempts as asyncio tasks and reports each end through ``report``; the commands they start carry
+    ``worker_id`` (the worker running them) in their environment."""
 
     def __init__(
         self,

@@ -112,15 +112,8 @@ class Engine:
         self.refused_tasks: set[str] = set()
         self._timers: dict[tuple[str, str], TimerHandle] = {}
         logs = LogWriter(store, clock.now, settings.task_log_limit) if settings.task_log_limit else None
-        self.attempts = Attempts(
-            clock,
-            self.dispatch,
-            agents_home,
-            executor=settings.executor,
-            ray_address=settings.ray_address,
-            logs=logs,
-            worker_id=worker_id,
-        )
+        self.attempts = Attempts(clock, self.dispatch, agents_home, executor=settings.executor,
+                                 ray_address=settings.ray_address, logs=logs, worker_id=worker_id)  # fmt: skip
         # The pool as last told to the state machine, and the agents waiting for their budget (``budgets``).
         self.lease_signature: object = None
         self.budget_waiting: dict[str, AgentSpec] = {}
