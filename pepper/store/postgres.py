@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from importlib import resources
@@ -95,7 +96,8 @@ class PostgresStore(SqlStore):
         self.url = url
         self._busy_ms = max(1, int(busy_timeout * 1000))
         self.location = redact(url)
-        self._own_pids: set[int] = set()
+        #: What this store's commits say as they notify: the others count them, this store's listener does not.
+        self.sender = uuid.uuid4().hex
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as conn:
                 migrate(conn, self.location, create=create)
@@ -117,7 +119,8 @@ class PostgresStore(SqlStore):
         except PoolTimeout as exc:
             self._pool.close()
             raise _connect_error(url, exc) from None
-        self._listener = ChangeListener(url, self._own_pids, connect_timeout)
+        self._listener = ChangeListener(url, self.sender, connect_timeout)
+        self._commit = self._q["notify_and_commit"].replace("{sender}", self.sender)
         #: Sent as one: statements with no parameters may go together (PostgreSQL's simple protocol).
         self._begin_write = "; ".join(
             ("BEGIN", self._q["serialise_writers"].rstrip("; \n").replace("%s", str(WRITE_LOCK)),
@@ -125,7 +128,6 @@ class PostgresStore(SqlStore):
         )  # fmt: skip
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        self._own_pids.add(conn.info.backend_pid)  # its own notifications are not news to this store
         # a writer waits this long for the write lock (as SQLite's busy timeout), then the write is "busy"
         conn.execute(f"SET lock_timeout = {self._busy_ms}")
 
@@ -147,7 +149,7 @@ class PostgresStore(SqlStore):
                 while cursor.nextset():  # the change number is the result of the last statement
                     pass
                 yield _Conn(conn, int(cursor.fetchone()[0]))
-                conn.execute(self._q["notify_and_commit"])
+                conn.execute(self._commit)
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     with suppress(psycopg.Error):
