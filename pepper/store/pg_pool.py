@@ -4,9 +4,9 @@ notes of them kept out of the user's terminal.
 
 A connection the server closed has its last words (an error, then the end of the stream) waiting on its socket:
 reading what is there without waiting tells a dropped connection from a live one. One whose end comes later (the
-server drops it while it is in use) fails its statement: the store sends a transaction again only when it failed
-at its ``BEGIN``, before anything of it was sent, and a read again, each on another connection, a bounded number of
-times (``PostgresStore.transaction``, ``fetch``).
+server drops it while it is in use, or its end is still on its way as it is taken) fails its statement: the store
+sends a transaction again only when it failed at its ``BEGIN``, before anything of it was sent, and a read again,
+each on another connection, a bounded number of times (``PostgresStore.transaction``, ``fetch``).
 """
 
 from __future__ import annotations
@@ -35,13 +35,22 @@ def dropped(conn: psycopg.Connection[Any]) -> bool:
     pgconn = conn.pgconn
     try:
         for _ in range(_READS):
-            readable, _, _ = select.select([pgconn.socket], [], [], 0)
-            if not readable:
+            if not _readable(pgconn.socket):
                 break
             pgconn.consume_input()  # a notice, or the server's farewell; raises at the end of the stream
-    except (OSError, ValueError, psycopg.OperationalError):
+    except (OSError, psycopg.OperationalError):
         return True
     return pgconn.status != ConnStatus.OK
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read (or its end), without waiting."""
+    if hasattr(select, "poll"):  # any descriptor number (``select`` takes those under 1024 only)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 @contextmanager

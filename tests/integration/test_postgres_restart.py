@@ -6,6 +6,8 @@ its ``BEGIN`` (nothing of it was sent); and the pool's own notes of it stay out 
 from __future__ import annotations
 
 import logging
+import os
+import resource
 
 import psycopg
 import pytest
@@ -75,3 +77,20 @@ def test_reads_and_writes_go_on_past_every_dropped_connection_found_only_by_its_
         orchestrator.submit_task("after", "work")  # failed at BEGIN on each dropped one: begun again
         assert [s.task_id for s in orchestrator.list_tasks()] == ["after", "before"]
     assert psycopg_notes(caplog) == []
+
+
+def test_a_connection_is_found_dropped_once_the_server_closed_it_whatever_its_descriptor(postgres_url):
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1200:
+        pytest.skip("this process may not open 1,200 files")
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # the socket's number comes past 1024
+    try:
+        conn = psycopg.connect(postgres_url, autocommit=True)
+    finally:
+        for fd in filler:
+            os.close(fd)
+    with conn:
+        assert conn.pgconn.socket > 1024
+        assert not pg_pool.dropped(conn)
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # the look read nothing it needed
+        drop_every_connection(postgres_url, {conn.info.backend_pid})
+        eventually(lambda: pg_pool.dropped(conn), "the end of the stream read")  # the backend exits: it comes
