@@ -61,6 +61,7 @@ def checked_connection(pool: ConnectionPool[Any], tries: int) -> Iterator[psycop
         conn = pool.getconn()
         if not dropped(conn):
             break
+        conn.close()  # so that the pool replaces it, whatever state it seemed in
         pool.putconn(conn)
     else:
         conn = pool.getconn()
