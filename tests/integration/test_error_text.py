@@ -1,5 +1,6 @@
-"""An agent's error whose text no database could hold as it is (NUL characters, as binary output has) is stored
-with them shown as U+FFFD, on either store alike: its policy applies and its history is kept, as for any error."""
+"""An agent's error or progress message whose text no database could hold as it is (NUL characters, as binary output
+has) is stored with them shown as U+FFFD, on either store alike: an error's policy applies and its history is kept,
+and a task reporting such progress completes, as with any text."""
 
 from __future__ import annotations
 
@@ -39,6 +40,23 @@ def test_an_error_holding_nul_is_retried_as_its_policy_says_and_kept_in_the_hist
         ]  # fmt: skip
         assert all(e.error.message == "binary junk: \ufffd\x01 end" for e in history)
         assert "\x00" not in (history[0].error.traceback or "x\x00")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_progress_message_holding_nul_is_shown_and_the_task_completes(request, tmp_path, kind):
+    db = request.getfixturevalue("postgres_url") if kind == "postgres" else str(tmp_path / "p.db")
+    with pepper.Runtime(db=db, home=str(tmp_path / "home"), **FAST) as runtime:
+
+        @pepper.agent("reader", task_types=["t"], runtime=runtime)
+        def read(task):
+            task.report_progress(0.5, "read block\x00 7")
+            return "done"
+
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_task("blocks", "t")
+        status = orchestrator.wait("blocks", timeout=60)
+        assert (status.state, status.result, status.attempts) == (TaskState.COMPLETED, "done", 1)
+        assert status.progress_message == "read block\ufffd 7"
 
 
 def test_an_error_is_made_storable_whoever_builds_it():
