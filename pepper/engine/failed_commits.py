@@ -119,5 +119,7 @@ def try_after_commit(chore: Callable[..., Any], *args: Any) -> None:
     """A read after a commit that may fail (the database is busy): logged; the next poll catches up."""
     try:
         chore(*args)
+    except StoreError as exc:  # the database is away for a moment (or refuses): no traceback for that
+        log.warning("%s after a commit failed (%s); the next poll of the database catches up", chore.__name__, exc)
     except Exception:
         log.exception("%s after a commit failed; the next poll of the database catches up", chore.__name__)

@@ -55,6 +55,7 @@ from pepper.model.events import (
 from pepper.model.record import TaskRecord
 from pepper.model.retry import Backoff
 from pepper.model.settings import Settings
+from pepper.model.status import storable_text
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow_run import RunRecord
 from pepper.store.protocol import RunEnd, Store
@@ -228,8 +229,8 @@ class Engine:
 
     def report_progress(self, task_id: str, attempt: int, fraction: float, message: str | None) -> None:
         """An attempt's progress (reported from any thread) becomes an event on the engine's loop."""
-        if message is not None and not message.isascii():  # a file name that is not UTF-8 shows escaped
-            message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        if message is not None:  # a file name that is not UTF-8 shows escaped, a NUL character as U+FFFD
+            message = storable_text(message)
         event = ProgressReported(task_id, attempt, fraction, message, self.clock.now(), f"attempt:{task_id}:{attempt}")
         self.loop.call_soon_threadsafe(self.dispatch, event)
 

@@ -60,6 +60,7 @@ class Upkeep:
         self.change_seq = 0
         self._data_version: int | None = None
         self._next_beat = 0.0
+        self._next_look = 0.0  # when ``poll`` reads the change count, even if the store told of no change
         self.feedback_seen = 0
         self.own_feedback: set[int] = set()  # ratings given through this engine (already learned)
         self._task: asyncio.Task[None] | None = None
@@ -89,7 +90,7 @@ class Upkeep:
         engine.ingest(store.unfinished(), cause="start-up")
         self.peers()
         self.sweep()
-        self._next_beat = now + engine.settings.heartbeat_interval
+        self._next_beat = self._next_look = now + engine.settings.heartbeat_interval
         loop = asyncio.get_running_loop()
         wake = self._wake = asyncio.Event()
 
@@ -165,9 +166,10 @@ class Upkeep:
         said that anything changed: a lost claim proves it did)."""
         store = self.engine.store
         version = store.data_version()
-        if version == self._data_version and not force:
+        if version == self._data_version and not force and not self._moved_untold():
             return
         self._data_version = version
+        self._next_look = self.engine.clock.now() + self.engine.settings.heartbeat_interval
         tasks = self.engine.state.tasks
 
         def known(task_id: str) -> Task | None:
@@ -191,6 +193,16 @@ class Upkeep:
                 self.engine.dispatch(
                     Rated(feedback.agent_id, feedback.rating, feedback.created_at, f"rate:{feedback.task_id}")
                 )
+
+    def _moved_untold(self) -> bool:
+        """Whether tasks changed though the store did not say so. A store that tells of others' commits
+        (PostgreSQL's notifications) could fail to tell one, and an idle worker would then never look: at the
+        heartbeat's pace, when nothing else made it read, it reads the change count (one small query)."""
+        now = self.engine.clock.now()
+        if self._unsubscribe is None or now < self._next_look:
+            return False
+        self._next_look = now + self.engine.settings.heartbeat_interval
+        return self.engine.store.current_change_seq() != self.change_seq
 
     def peers(self) -> None:
         """Tell the engine which agents the other live workers run (at start, then at each sweep)."""

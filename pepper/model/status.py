@@ -28,12 +28,13 @@ class TaskError:
     types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # An agent's message may carry text that is not valid Unicode (a file name from os.listdir): shown
-        # escaped, so that the error itself can always be stored and printed.
-        for name in ("message", "traceback"):
+        # An agent's message may carry text that is not valid Unicode (a file name from os.listdir), shown escaped,
+        # or NUL characters (binary output), shown as U+FFFD as in logs: the error itself can always be stored (on
+        # either database alike) and printed.
+        for name in ("type", "message", "traceback"):
             text = getattr(self, name)
-            if text is not None and not text.isascii():
-                object.__setattr__(self, name, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+            if isinstance(text, str):
+                object.__setattr__(self, name, storable_text(text))
         object.__setattr__(self, "types", tuple(str(t) for t in self.types)[:_MOST_TYPES])
 
     @property
@@ -65,6 +66,14 @@ class TaskError:
 
 #: The most class names an error keeps (an exception's classes rarely number more than a handful).
 _MOST_TYPES = 32
+
+
+def storable_text(text: str) -> str:
+    """``text`` as every store can hold it: what is not valid Unicode escaped (``\\udcff``), NUL characters as
+    U+FFFD (PostgreSQL's text cannot hold them); the same text when it holds neither."""
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def error_types(exc: BaseException) -> tuple[str, ...]:

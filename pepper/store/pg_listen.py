@@ -25,10 +25,12 @@ NOTIFY_WAIT = 0.5
 class ChangeListener:
     """Counts other processes' commits, as ``NOTIFY pepper_changes`` tells them (a thread on its own connection).
 
+    Each store's commits carry its ``sender`` token as their payload: those are its own, not news. (A backend pid
+    would not do: the server's OS gives a pid again once its connection is gone, to another process's connection.)
     While it is not connected, ``version`` changes on every read, so that callers fall back to polling."""
 
-    def __init__(self, url: str, own_pids: set[int], connect_timeout: float) -> None:
-        self._url, self._own, self._timeout = url, own_pids, connect_timeout
+    def __init__(self, url: str, sender: str, connect_timeout: float) -> None:
+        self._url, self._sender, self._timeout = url, sender, connect_timeout
         self._count = 0
         self._connected = False
         self.callbacks: list[Callable[[], None]] = []
@@ -59,13 +61,17 @@ class ChangeListener:
                         for note in conn.notifies(timeout=NOTIFY_WAIT):
                             if self._stop.is_set():
                                 break
-                            if note.channel != self.wake_channel and note.pid not in self._own:
+                            if self._news(note):
                                 self._count += 1
                                 self._tell()
             except psycopg.Error:
                 pass
             self._connected = False
             self._stop.wait(1.0)
+
+    def _news(self, note: psycopg.Notify) -> bool:
+        """Whether ``note`` tells of another store's commit (not this store's own, nor its wake)."""
+        return note.channel != self.wake_channel and note.payload != self._sender
 
     def _tell(self) -> None:
         for callback in list(self.callbacks):

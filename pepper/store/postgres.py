@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from importlib import resources
 from typing import Any
 
@@ -32,6 +33,7 @@ from pepper.errors import (
 )
 from pepper.store.location import check_database_url, redact
 from pepper.store.pg_listen import ChangeListener, notify
+from pepper.store.pg_pool import checked_connection, quiet_pool_notes
 from pepper.store.pg_rows import Columns, Row, array_parameters, shaped_bulk
 from pepper.store.retention import TABLES
 from pepper.store.sql_store import Connection, Cursor, SqlStore
@@ -95,7 +97,11 @@ class PostgresStore(SqlStore):
         self.url = url
         self._busy_ms = max(1, int(busy_timeout * 1000))
         self.location = redact(url)
-        self._own_pids: set[int] = set()
+        #: Connections a call looks at, at most, past those the server dropped (one more than the pool holds).
+        self._tries = pool_size + 1
+        quiet_pool_notes()
+        #: What this store's commits say as they notify: the others count them, this store's listener does not.
+        self.sender = uuid.uuid4().hex
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout))) as conn:
                 migrate(conn, self.location, create=create)
@@ -117,7 +123,8 @@ class PostgresStore(SqlStore):
         except PoolTimeout as exc:
             self._pool.close()
             raise _connect_error(url, exc) from None
-        self._listener = ChangeListener(url, self._own_pids, connect_timeout)
+        self._listener = ChangeListener(url, self.sender, connect_timeout)
+        self._commit = self._q["notify_and_commit"].replace("{sender}", self.sender)
         #: Sent as one: statements with no parameters may go together (PostgreSQL's simple protocol).
         self._begin_write = "; ".join(
             ("BEGIN", self._q["serialise_writers"].rstrip("; \n").replace("%s", str(WRITE_LOCK)),
@@ -125,7 +132,6 @@ class PostgresStore(SqlStore):
         )  # fmt: skip
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        self._own_pids.add(conn.info.backend_pid)  # its own notifications are not news to this store
         # a writer waits this long for the write lock (as SQLite's busy timeout), then the write is "busy"
         conn.execute(f"SET lock_timeout = {self._busy_ms}")
 
@@ -135,42 +141,57 @@ class PostgresStore(SqlStore):
             raise StoreBusyError(f"the store at {self.location} is closed")
         return self._pool
 
+    def _connection(self) -> AbstractContextManager[Any]:
+        """A pooled connection the server has not dropped (one it did is replaced on the way)."""
+        return checked_connection(self.pool, self._tries)
+
     # -- what SqlStore asks of a database -------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A write transaction. It begins holding the write lock and its change number, and ends telling the
-        other processes as it commits: one round trip to the server each (statements sent together)."""
-        with self._errors(), self.pool.connection() as conn:
-            try:
-                cursor = conn.execute(self._begin_write)
-                while cursor.nextset():  # the change number is the result of the last statement
-                    pass
-                yield _Conn(conn, int(cursor.fetchone()[0]))
-                conn.execute(self._q["notify_and_commit"])
-            except BaseException:
-                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                    with suppress(psycopg.Error):
-                        conn.execute("ROLLBACK")
-                raise
+        other processes as it commits: one round trip to the server each (statements sent together). One whose
+        connection the server had dropped fails at its ``BEGIN``, before anything of it was sent: it begins again
+        on another connection."""
+        with self._errors():
+            for tries_left in range(self._tries - 1, -1, -1):
+                with self._connection() as conn:
+                    try:
+                        cursor = conn.execute(self._begin_write)
+                        while cursor.nextset():  # the change number is the result of the last statement
+                            pass
+                        change_seq = int(cursor.fetchone()[0])
+                    except psycopg.OperationalError:
+                        if tries_left and conn.broken:
+                            continue  # nothing began: the server ends a transaction its connection left
+                        raise
+                    try:
+                        yield _Conn(conn, change_seq)
+                        conn.execute(self._commit)
+                    except BaseException:
+                        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                            with suppress(psycopg.Error):
+                                conn.execute("ROLLBACK")
+                        raise
+                    return
 
     def write_alone(self, name: str, rows: Sequence[Sequence[Any]]) -> int:
         """Outside the writers' turns and without telling the others: each row commits on its own."""
-        with self._errors(), self.pool.connection() as conn:
+        with self._errors(), self._connection() as conn:
             cursor = conn.cursor()
             cursor.executemany(self._q[name], list(rows))
             return int(cursor.rowcount)
 
     def fetch(self, sql: str, params: Any = ()) -> list[Any]:
         with self._errors():
-            for attempt in range(2):
-                with self.pool.connection() as conn:
+            for tries_left in range(self._tries - 1, -1, -1):
+                with self._connection() as conn:
                     try:
                         rows: list[Any] = conn.execute(sql, params or None).fetchall()
                         return rows
                     except psycopg.OperationalError:
-                        # a pooled connection the server dropped (it restarted): a read may go again, once
-                        if attempt or not conn.broken:
+                        # a connection the server dropped as it was taken (it restarted): a read goes again
+                        if not tries_left or not conn.broken:
                             raise
         raise AssertionError("unreachable")
 
@@ -259,14 +280,14 @@ class PostgresStore(SqlStore):
 
     def reclaim_space(self) -> None:
         """A plain VACUUM of the tables pruning deletes from: their free space is reused, without locking them."""
-        with self._errors(), self.pool.connection() as conn:
+        with self._errors(), self._connection() as conn:
             conn.execute(f"VACUUM {', '.join(TABLES)}")
 
     def probe_write(self) -> str | None:
         """None if the database takes writes, else why not: a row written over itself in a transaction that is
         rolled back (a read-only server, role or transaction refuses it; nothing is changed)."""
         try:
-            with self._errors(), self.pool.connection() as conn, conn.transaction(force_rollback=True):
+            with self._errors(), self._connection() as conn, conn.transaction(force_rollback=True):
                 conn.execute(self._q["probe_write"])
         except StoreError as exc:
             return str(exc)

@@ -1,7 +1,8 @@
 """The named SQL statements of each database: ``sql/queries.sql``, shared, plus each database's own file.
 
 A statement is written once, with ``?`` placeholders (``:name`` for named ones) and the markers
-``{tx_seq}`` (this write transaction's change number) and ``{ids}`` (a list of ids, expanded when run).
+``{tx_seq}`` (this write transaction's change number), ``{ids}`` (a list of ids, expanded when run) and, on
+PostgreSQL, ``{sender}`` (the token of the store that notifies, filled in by it).
 A database's own file (``sql/sqlite.sql``, ``sql/postgres.sql``) adds statements only it needs and
 replaces those it spells differently; for PostgreSQL the placeholders become psycopg's.
 """

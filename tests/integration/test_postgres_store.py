@@ -245,12 +245,7 @@ def test_work_goes_on_after_the_server_drops_every_connection(postgres_url, tmp_
         assert dropped >= 2  # the pool's and the listener's
         assert orchestrator.get_task_status("a3").result == "a3"  # a read on a dropped connection goes again
         ids = [f"b{i}" for i in range(20)]
-        for attempt in range(20):  # a write on a dropped connection is "busy": the caller may send it again
-            try:
-                orchestrator.submit_tasks([{"id": tid, "type": "echo"} for tid in ids])
-                break
-            except pepper.PepperError:
-                assert attempt < 19
+        orchestrator.submit_tasks([{"id": tid, "type": "echo"} for tid in ids])  # begun again on a live one
         statuses = orchestrator.wait(ids, timeout=60)
         assert [s.result for s in statuses] == ids
 

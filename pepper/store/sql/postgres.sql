@@ -12,8 +12,9 @@ FROM (SELECT MAX(change_seq) AS highest FROM tasks UNION ALL SELECT MAX(change_s
 SELECT pg_advisory_xact_lock(?);
 
 -- name: notify_and_commit
--- The end of a write transaction: its notification is delivered as it commits.
-NOTIFY pepper_changes; COMMIT;
+-- The end of a write transaction: its notification is delivered as it commits, naming the store that sent it
+-- ({sender}: a token of its own, so that its listener knows its own commits).
+NOTIFY pepper_changes, '{sender}'; COMMIT;
 
 -- name: listen_changes
 LISTEN pepper_changes;
