@@ -99,7 +99,11 @@ class RuleKeeper:
         done: asyncio.Future[bool] = loop.create_future()
 
         def flush() -> None:
-            ended = self.flush()
+            try:
+                ended = self.flush()
+            except BaseException:  # (its waiter must not wait for ever: the flush is over, not all delivered)
+                log.exception("delivering the fired notifications failed")
+                ended = False
 
             def settle() -> None:
                 if not done.done():

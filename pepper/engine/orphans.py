@@ -115,10 +115,13 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> int:
             pidfds[os.pidfd_open(proc.pid)] = proc
         except (AttributeError, OSError):  # no pidfd here, or gone already
             waiting.append(proc)
+    poller = select.poll()  # (not ``select.select``: it refuses a descriptor numbered 1024 or more)
+    for fd in pidfds:
+        poller.register(fd, select.POLLIN)
     try:
         while pidfds and (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select(list(pidfds), [], [], left)
-            for fd in ready:
+            for fd, _events in poller.poll(max(1, int(left * 1000))):
+                poller.unregister(fd)
                 os.close(fd)
                 del pidfds[fd]
         while (waiting := [p for p in waiting if not _gone(p)]) and time.monotonic() < deadline:

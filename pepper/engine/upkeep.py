@@ -252,7 +252,7 @@ class Upkeep:
             gone = worker.hostname == host and not process_alive(worker.pid, worker.started_at)
             if silent or gone:
                 if gone:  # what its commands left running here holds its leases: stopped before they are given back
-                    stop_commands_of(worker.worker_id)
+                    self._stop_commands_of(worker.worker_id)
                 engine.store.workers.stop(worker.worker_id, now)
                 engine.store.leases.release_worker(worker.worker_id, now)
                 if gone:
@@ -272,6 +272,15 @@ class Upkeep:
         self.peers()  # workers come and go with their agents
         if engine.state.accepting:  # a draining worker is about to leave: it takes on no one's runs
             engine.runs.adopt_orphans(live)
+
+    @staticmethod
+    def _stop_commands_of(worker_id: str) -> None:
+        """Stop what a dead worker's commands left running here; a failure to look is logged, never in the way
+        of the take-over (the tasks run again all the same, as on another host)."""
+        try:
+            stop_commands_of(worker_id)
+        except Exception:
+            log.exception("could not look for the commands worker %s left running", worker_id)
 
     def _orphaned(self, live: set[str]) -> set[str]:
         """The workers not in ``live`` that run tasks in memory. The tasks are walked only when the live workers

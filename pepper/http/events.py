@@ -161,10 +161,13 @@ class ChangeFeed:
             self._end(subscription)
 
     def _send_alerts(self, listening: list[Subscription], alerts: list[dict[str, Any]]) -> None:
-        """Each subscription of the poll gets the alerts stored after the last it got, in the order stored."""
+        """Each subscription of the poll gets the alerts stored after the last it got, in the order stored; one
+        that follows a single run gets none (an alert belongs to no run)."""
         last = alerts[-1]["seq"]
         for subscription in listening:
             for alert in alerts:
+                if subscription.run_id is not None:
+                    break
                 if alert["seq"] > subscription.alerts_after and subscription in self._subscribers:
                     self._send(subscription, Event("alert", {**alert, "above": bool(alert["above"])}))
             subscription.alerts_after = max(subscription.alerts_after, last)

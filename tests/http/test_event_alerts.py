@@ -75,6 +75,29 @@ def test_each_subscription_gets_the_alerts_stored_after_it_began_in_the_order_st
         asyncio.run(scenario())
 
 
+def test_a_stream_of_one_run_gets_no_alert_and_the_stream_of_everything_does(tmp_path):
+    with pepper.Runtime(db=str(tmp_path / "feed.db"), home=str(tmp_path / "home"), **FAST) as rt:
+        store, now = rt.store, rt.clock.now()
+
+        async def scenario() -> None:
+            feed = ChangeFeed(rt, interval=0.01)
+            await feed.start()
+            try:
+                of_run = await feed.subscribe_now("run-1")
+                of_all = await feed.subscribe_now()
+                _record(store, "A", now)
+                assert await _alerts(of_all, 1) == ["A"]  # (the same poll served both streams)
+                kinds = []
+                while not of_run.queue.empty():
+                    event = of_run.queue.get_nowait()
+                    kinds.append(event.kind if event is not None else None)
+                assert "alert" not in kinds
+            finally:
+                await feed.close()
+
+        asyncio.run(scenario())
+
+
 def test_the_event_stream_sends_an_alert_stored_after_one_with_a_later_time(api: Api) -> None:
     store, now = api.runtime.store, api.runtime.clock.now()
     _record(store, "stored before the stream began", now + 10)

@@ -3,6 +3,7 @@ what they fired is delivered when a worker stops, also at interpreter exit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -85,6 +86,24 @@ def test_flushing_a_notification_whose_sinks_may_take_longer_than_a_join_can_wai
         stopping.join(60)
         # Then it waits for it, and ends well once it was sent
         assert flushed == [True]
+    finally:
+        store.close()
+
+
+def test_a_flush_that_fails_ends_the_wait_of_a_closing_runtime(tmp_path):
+    store = open_store(str(tmp_path / "p.db"))
+    try:
+        keeper = RuleKeeper(store, (), lambda rule, now: 1.0)
+
+        def broken() -> bool:
+            raise OSError("no thread could be joined")
+
+        keeper.flush = broken  # type: ignore[method-assign]
+
+        async def close() -> bool:
+            return await asyncio.wait_for(keeper.flushed(), 60)
+
+        assert asyncio.run(close()) is False  # told, not waiting for ever
     finally:
         store.close()
 
