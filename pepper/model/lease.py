@@ -164,6 +164,14 @@ class Tally:
         budget, inside = self.budgets.get(agent_id, {}), self.inside.get(agent_id, {})
         return {name: max(0.0, amount - inside.get(name, 0.0)) for name, amount in budget.items()}
 
+    def available(self, agent_id: str, capacity: Mapping[str, float]) -> tuple[dict[str, float], str]:
+        """What a task of ``agent_id`` may still use of a pool of ``capacity``, and where it comes from: the
+        room of the agent's budget if it has one, else what the pool has free."""
+        if self.budgets.get(agent_id):
+            return self.budget_room(agent_id), f"the budget of agent {agent_id!r}"
+        held = self.held()
+        return {name: max(0.0, amount - held.get(name, 0.0)) for name, amount in capacity.items()}, "the pool"
+
     def growth(self, lease: Lease) -> dict[str, float]:
         """How much more the leases would hold of the pool with ``lease`` added."""
         if lease.kind is not LeaseKind.BUDGET and not lease.in_budget:

@@ -83,10 +83,7 @@ class ResourceView:
         return amounts, _on_ray(agent_id)
 
     def _pooled(self, agent_id: str) -> tuple[dict[str, float], str]:
-        tally = self._tally
-        if tally.budgets.get(agent_id):
-            return tally.budget_room(agent_id), f"the budget of agent {agent_id!r}"
-        return free(self.capacity, tally.held()), "the pool"
+        return self._tally.available(agent_id, self.capacity)
 
     def shortfall(self, request: Resources, agent_id: str) -> dict[str, float]:
         """What is missing for ``request`` to start on ``agent_id`` now (empty: it fits)."""

@@ -136,6 +136,12 @@ class LeaseLedger:
         pool, shared = pool_seen(self._store.query("pool_here", (self.host,)))
         return pool, leases_counting(self._store.query("unreleased_leases"), self.host, shared, now)
 
+    def seen_from(self, host: str, now: float) -> tuple[dict[str, float], Tally]:
+        """The pool as ``host`` sees it, and what the live leases counting there hold of it and of each
+        agent's budget."""
+        capacity, shared = pool_seen(self._store.query("pool_here", (host,)))
+        return capacity, Tally(leases_counting(self._store.query("unreleased_leases"), host, shared, now))
+
     def get(self, lease_id: str) -> Lease:
         rows = self._store.query("lease_by_id", (lease_id,))
         if not rows:
