@@ -143,6 +143,7 @@ def test_worker_processes_sharing_a_budget_never_run_more_than_it_holds(request,
 
             # Then one runs, the others wait for room in the budget, as read from this process
             def budget_short() -> bool:
+                assert peak(lines()) == 1, lines()  # over-committed
                 statuses = [orchestrator.get_task_status(i) for i in ids]
                 pending = [s for s in statuses if s.state is TaskState.PENDING]
                 return len(pending) == 3 and all(
