@@ -20,7 +20,7 @@ from pepper.engine.approvals import record_decision
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.figures import EngineCounters, EngineFigures
-from pepper.engine.inspection import AgentsView, facts_of
+from pepper.engine.inspection import AgentsView, facts_of, stored_shortfall
 from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run, refuse_fan_out_step
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import read_task_log
@@ -55,14 +55,13 @@ from pepper.monitoring.window import Observation
 from pepper.scheduling.backlog import ahead_in_routes, shares, waiting_from
 from pepper.scheduling.choice import Chooser
 from pepper.scheduling.directory import AgentDirectory
-from pepper.scheduling.eligibility import Route, rejection
+from pepper.scheduling.eligibility import Route
 from pepper.scheduling.explain import WaitFacts, explain
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance
 from pepper.scheduling.queue import ageing_key
 from pepper.store.protocol import Store, TaskPlace
 from pepper.store.ratings import rate_task
-from pepper.store.workers import RegisteredAgent
 
 _POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 _AGENTS_TTL = 2.0  # seconds the stored agents view is reused
@@ -104,37 +103,16 @@ class StoreBackend:
         agents = [(spec, running.get(spec.agent_id, 0)) for spec in specs]
         now = self.clock.now()
         states = {d: (deps[d].state if d in deps else None) for d in record.task.dependencies}
-        short, where = self._resources_short(record, registered, now)
+        hosts: dict[str, tuple[dict[str, float], Tally]] = {}
+
+        def seen_from(host: str) -> tuple[dict[str, float], Tally]:
+            if host not in hosts:
+                hosts[host] = self.store.leases.seen_from(host, now)
+            return hosts[host]
+
+        short, where = stored_shortfall(record, [(a.spec, a.hostname) for a in registered], seen_from)
         return facts_of(record, now, states, agents, self._ahead(record, specs, now), resources_short=short,
                         resources_where=where)  # fmt: skip
-
-    def _resources_short(
-        self, record: TaskRecord, registered: Sequence[RegisteredAgent], now: float
-    ) -> tuple[dict[str, float], str | None]:
-        """What the least-short agent able to take ``record`` lacks, seen from its host as its engine sees it
-        (its budget less what its tasks hold of it, else the pool); empty if one has room, or runs on Ray."""
-        needs = record.task.requirements.resources
-        if not needs or record.state is not TaskState.PENDING:
-            return {}, None
-        task = record.task
-        route = Route(task.task_type, record.placement or task.agent, task.requirements.skills)
-        hosts: dict[str, tuple[dict[str, float], Tally]] = {}
-        best: tuple[float, dict[str, float], str] | None = None
-        for agent in registered:
-            if rejection(agent.spec, route) is not None:
-                continue
-            if agent.spec.executor == "ray":  # Ray places its machine resources: not known here
-                return {}, None
-            if agent.hostname not in hosts:
-                hosts[agent.hostname] = self.store.leases.seen_from(agent.hostname, now)
-            capacity, tally = hosts[agent.hostname]
-            available, where = tally.available(agent.spec.agent_id, capacity)
-            missing = needs.shortfall(available)
-            if not missing:
-                return {}, None
-            if best is None or sum(missing.values()) < best[0]:
-                best = (sum(missing.values()), missing, where)
-        return ({}, None) if best is None else (best[1], best[2])
 
     def _ahead(self, record: TaskRecord, specs: Sequence[AgentSpec], now: float) -> int:
         """Ready tasks the agents able to run ``record`` serve first: counted by the store, one row per route."""
