@@ -107,6 +107,7 @@ def _leases_table(live: list[Lease], now: float) -> Table:
         table.add_column(column)
     for lease in live:
         expires = relative(lease.expires_at, now) if lease.expires_at is not None else "when released"
-        table.add_row(lease.lease_id, lease.holder, lease.kind.value, describe(lease.resources),
+        kind = "task in budget" if lease.in_budget else lease.kind.value
+        table.add_row(lease.lease_id, lease.holder, kind, describe(lease.resources),
                       relative(lease.granted_at, now), expires, lease.task_id or lease.worker_id or "-")  # fmt: skip
     return table

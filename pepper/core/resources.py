@@ -61,7 +61,8 @@ class PoolStatus:
 
 @dataclass(frozen=True, slots=True)
 class ResourceUsage:
-    """An agent's resources: its budget (``allocated``), what its running tasks lease, and what it really uses."""
+    """An agent's resources: its budget (``allocated``), what its running tasks lease of the pool (beyond its
+    budget), and what it really uses."""
 
     agent_id: str
     allocated: Resources
@@ -253,11 +254,16 @@ class ResourceManager(Component):
         registered = known_agent_ids(runtime)
         if agent_id not in registered and not mine:
             raise AgentNotFoundError(agent_id, registered, hint="`pepper leases` lists who holds resources.")
-        budget = [lease for lease in mine if lease.kind is LeaseKind.BUDGET]
-        tasks = [lease for lease in mine if lease.kind is LeaseKind.TASK]
+        budget = total_held([lease for lease in mine if lease.kind is LeaseKind.BUDGET], now)
+        held = total_held(mine, now)  # tasks inside the budget count only for what they hold beyond it
+        by_tasks = {name: amount - budget.get(name, 0.0) for name, amount in held.items()}
         measured = ResourceMonitor(runtime).get_usage(agent_id) if agent_id in registered else _unmeasured(agent_id)
         return ResourceUsage(
-            agent_id, Resources(total_held(budget, now)), Resources(total_held(tasks, now)), measured, tuple(mine)
+            agent_id,
+            Resources(budget),
+            Resources({n: a for n, a in by_tasks.items() if a > 1e-9}),
+            measured,
+            tuple(mine),
         )
 
 

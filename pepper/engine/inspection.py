@@ -18,11 +18,13 @@ from pepper.engine.live import LiveTask
 from pepper.engine.state import EngineState
 from pepper.engine.transitions.recovery import policy_for
 from pepper.model.agent import AgentSpec
+from pepper.model.lease import Tally
 from pepper.model.recovery import Policy, RecoveryState
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
 from pepper.scheduling.choice import Chooser
 from pepper.scheduling.directory import AgentDirectory, Pool
+from pepper.scheduling.eligibility import Route, rejection
 from pepper.scheduling.explain import WaitFacts, retry_of
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import Performance, ScoreParts
@@ -129,6 +131,32 @@ def _resource_shortfall(state: EngineState, t: LiveTask) -> tuple[dict[str, floa
             best = (size, missing, where)
     assert best is not None
     return best[1], best[2]
+
+
+def stored_shortfall(
+    t: Waiting, agents: Sequence[tuple[AgentSpec, str]], seen_from: Callable[[str], tuple[dict[str, float], Tally]]
+) -> tuple[dict[str, float], str | None]:
+    """What the least-short of ``agents`` (spec, host) able to take ``t`` lacks, seen from its host as its engine
+    sees it (``seen_from``: the pool there and what leases hold): room in its budget, else in the pool. Empty if
+    one has room, or if one runs on Ray (which places its machine resources)."""
+    needs = t.task.requirements.resources
+    if not needs or t.state is not TaskState.PENDING:
+        return {}, None
+    route = Route(t.task.task_type, t.placement or t.task.agent, t.task.requirements.skills)
+    best: tuple[float, dict[str, float], str] | None = None
+    for spec, host in agents:
+        if rejection(spec, route) is not None:
+            continue
+        if spec.executor == "ray":
+            return {}, None
+        capacity, tally = seen_from(host)
+        available, where = tally.available(spec.agent_id, capacity)
+        missing = needs.shortfall(available)
+        if not missing:
+            return {}, None
+        if best is None or sum(missing.values()) < best[0]:
+            best = (sum(missing.values()), missing, where)
+    return ({}, None) if best is None else (best[1], best[2])
 
 
 def has_local_work(state: EngineState) -> bool:

@@ -20,7 +20,7 @@ from pepper.engine.approvals import record_decision
 from pepper.engine.batch import Batch
 from pepper.engine.clock import Clock
 from pepper.engine.figures import EngineCounters, EngineFigures
-from pepper.engine.inspection import AgentsView, facts_of
+from pepper.engine.inspection import AgentsView, facts_of, stored_shortfall
 from pepper.engine.recovered import cancelled_by_failure, refuse_ended_run, refuse_fan_out_step
 from pepper.engine.state import EngineState
 from pepper.engine.task_logs import read_task_log
@@ -42,7 +42,7 @@ from pepper.model.events import (
     TasksLoaded,
 )
 from pepper.model.feedback import TaskFeedback
-from pepper.model.lease import Lease
+from pepper.model.lease import Lease, Tally
 from pepper.model.record import TaskRecord
 from pepper.model.recovery import ErrorRecord, Policy, RecoveryOutcome
 from pepper.model.status import TaskError, TaskStatus
@@ -98,11 +98,21 @@ class StoreBackend:
         """Why-waiting facts as the database knows them (agents of live workers)."""
         deps = self.store.get_tasks(record.task.dependencies)
         running = self.store.running_by_agent()
-        specs = [a.spec for a in self.store.workers.agents()]
+        registered = self.store.workers.agents()
+        specs = [a.spec for a in registered]
         agents = [(spec, running.get(spec.agent_id, 0)) for spec in specs]
         now = self.clock.now()
         states = {d: (deps[d].state if d in deps else None) for d in record.task.dependencies}
-        return facts_of(record, now, states, agents, self._ahead(record, specs, now))
+        hosts: dict[str, tuple[dict[str, float], Tally]] = {}
+
+        def seen_from(host: str) -> tuple[dict[str, float], Tally]:
+            if host not in hosts:
+                hosts[host] = self.store.leases.seen_from(host, now)
+            return hosts[host]
+
+        short, where = stored_shortfall(record, [(a.spec, a.hostname) for a in registered], seen_from)
+        return facts_of(record, now, states, agents, self._ahead(record, specs, now), resources_short=short,
+                        resources_where=where)  # fmt: skip
 
     def _ahead(self, record: TaskRecord, specs: Sequence[AgentSpec], now: float) -> int:
         """Ready tasks the agents able to run ``record`` serve first: counted by the store, one row per route."""

@@ -1,22 +1,25 @@
-"""The scheduler's view of resources: the pool, every lease, and what local tasks use.
+"""The scheduler's view of resources: the pool, every lease, and what local tasks hold.
 
 An agent with a budget (live budget leases it holds) runs tasks within that
-budget, like a pod's requests on a node; an agent without one makes each
-running task lease its resources from the pool. An agent whose machine resources
-another system places (an agent on Ray, ``OffHost``) runs its tasks' needs of them
-within the budget it declared to that system, and takes from pepper's pool (or its
-granted budget) only their needs of shared pools. Pure bookkeeping: the state
-machine asks ``shortfall`` before starting a task, calls ``take`` when it starts and
-``give_back`` when it ends, however it ends.
+budget, like a pod's requests on a node: each running task holds a lease inside
+it, so every process sees how much of the budget is in use; an agent without one
+makes each running task lease its resources from the pool. What tasks hold inside
+a budget that ended (or shrank) while they ran counts against the pool until they
+end (``model.lease.Tally``). An agent whose machine resources another system places
+(an agent on Ray, ``OffHost``) runs its tasks' needs of them within the budget it
+declared to that system, and takes from pepper's pool (or its granted budget) only
+their needs of shared pools. Pure bookkeeping: the state machine asks ``shortfall``
+before starting a task, calls ``take`` when it starts and ``give_back`` when it
+ends, however it ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pepper.model.lease import Lease, LeaseKind
+from pepper.model.lease import Lease, LeaseKind, Tally
 from pepper.model.resources import OffHost, Resources
-from pepper.resources.ledger import budget, free, held, next_expiry, shortfall
+from pepper.resources.ledger import free, next_expiry, shortfall
 
 
 def _add(total: dict[str, float], amounts: Mapping[str, float], sign: float = 1.0) -> None:
@@ -31,12 +34,8 @@ class ResourceView:
         self.worker_id = worker_id
         self.capacity: dict[str, float] = {}
         self.external: dict[str, Lease] = {}  # every live lease this engine did not take for a task
-        self.own: dict[str, Lease] = {}  # task id -> the pool lease a local task holds
-        self.in_budget: dict[str, tuple[str, Resources]] = {}  # task id -> (agent, what it uses of its budget)
-        self._budgets: dict[str, dict[str, float]] = {}
-        self._budget_used: dict[str, dict[str, float]] = {}
-        self._external_used: dict[str, float] = {}
-        self._own_used: dict[str, float] = {}
+        self.own: dict[str, Lease] = {}  # task id -> the lease a local task holds (of the pool or of its budget)
+        self._tally = Tally()  # what the external and own leases hold
         self._off_host: dict[str, OffHost] = {}  # agent id -> how an agent placed elsewhere finds resources
         self._placed_used: dict[str, dict[str, float]] = {}  # agent id -> what its tasks use of its placed budget
         self.placed: dict[str, tuple[str, Resources]] = {}  # task id -> (agent, what it uses of its placed budget)
@@ -58,9 +57,7 @@ class ResourceView:
     def refresh(self, now: float) -> float | None:
         """Recount after time passed (leases may have expired); returns the next expiry."""
         self.external = {lid: lease for lid, lease in self.external.items() if lease.live(now)}
-        self._external_used = held(self.external.values(), now)
-        holders = {lease.holder for lease in self.external.values() if lease.kind is LeaseKind.BUDGET}
-        self._budgets = {agent: budget(agent, self.external.values(), now) for agent in holders}
+        self._tally = Tally([*self.external.values(), *self.own.values()])
         return next_expiry(self.external.values(), now)
 
     def most_given(self) -> dict[str, float]:
@@ -73,7 +70,7 @@ class ResourceView:
         return most
 
     def has_budget(self, agent_id: str) -> bool:
-        return bool(self._budgets.get(agent_id))
+        return bool(self._tally.budgets.get(agent_id))
 
     def available(self, agent_id: str) -> tuple[dict[str, float], str]:
         """What a task on ``agent_id`` may still use, and where it comes from."""
@@ -86,12 +83,7 @@ class ResourceView:
         return amounts, _on_ray(agent_id)
 
     def _pooled(self, agent_id: str) -> tuple[dict[str, float], str]:
-        agent_budget = self._budgets.get(agent_id)
-        if agent_budget:
-            return free(agent_budget, self._budget_used.get(agent_id, {})), f"the budget of agent {agent_id!r}"
-        used = dict(self._external_used)
-        _add(used, self._own_used)
-        return free(self.capacity, used), "the pool"
+        return self._tally.available(agent_id, self.capacity)
 
     def shortfall(self, request: Resources, agent_id: str) -> dict[str, float]:
         """What is missing for ``request`` to start on ``agent_id`` now (empty: it fits)."""
@@ -113,7 +105,8 @@ class ResourceView:
         return missing, " and ".join(places) or _on_ray(agent_id)
 
     def take(self, task_id: str, attempt: int, agent_id: str, request: Resources, now: float) -> Lease | None:
-        """Account a starting task; returns the pool lease to store, or None (it runs in a budget)."""
+        """Account a starting task; returns the lease to store (inside its agent's budget if it has one, else
+        of the pool), or None (it needs nothing pepper's pool grants)."""
         off_host = self._off_host.get(agent_id)
         if off_host is not None:
             request, placed = off_host.split(request)
@@ -122,33 +115,27 @@ class ResourceView:
                 _add(self._placed_used.setdefault(agent_id, {}), placed)
             if not request:
                 return None
-        if self._budgets.get(agent_id):
-            self.in_budget[task_id] = (agent_id, request)
-            _add(self._budget_used.setdefault(agent_id, {}), request)
-            return None
         lease = Lease(
             f"task:{task_id}:{attempt}@{self.worker_id}", agent_id, LeaseKind.TASK, request, now,
-            worker_id=self.worker_id, task_id=task_id,
+            worker_id=self.worker_id, task_id=task_id, in_budget=self.has_budget(agent_id),
         )  # fmt: skip
         self.own[task_id] = lease
-        _add(self._own_used, request)
+        self._tally.add(lease)
         return lease
 
     def give_back(self, task_id: str) -> tuple[Lease | None, bool]:
-        """A task stopped: its pool lease (to release) and whether the pool gained room."""
+        """A task stopped: its lease (to release) and whether the pool gained room (a task inside a budget
+        frees the pool only of what it held beyond that budget)."""
         placed = self.placed.pop(task_id, None)
         if placed is not None:
             _add(self._placed_used.setdefault(placed[0], {}), placed[1], -1.0)
-        inside = self.in_budget.pop(task_id, None)
-        if inside is not None:
-            agent_id, request = inside
-            _add(self._budget_used.setdefault(agent_id, {}), request, -1.0)
-            return None, False
         lease = self.own.pop(task_id, None)
         if lease is None:
             return None, False
-        _add(self._own_used, lease.resources, -1.0)
-        return lease, True
+        before = self._tally.held()
+        self._tally.add(lease, -1.0)
+        after = self._tally.held()
+        return lease, any(after.get(name, 0.0) < before.get(name, 0.0) - 1e-9 for name in lease.resources)
 
     def leases(self) -> list[Lease]:
         """Every live lease known here, local task leases included."""

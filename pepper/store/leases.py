@@ -1,7 +1,8 @@
 """The pool and its leases, measured usage, and alerts, as stored (one log each).
 
 Grants happen inside a write transaction that first reads every live lease,
-so two processes (or threads) allocating at once can never exceed the pool.
+so two processes (or threads) allocating at once can never exceed the pool, nor
+an agent's budget: a task running inside its agent's budget holds a lease of it too.
 
 Pools are kept per host: machine resources (cpu, memory, storage, gpu, ...) are a
 pool of each host, and pools stored under host ``'*'`` are shared by the whole
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pepper.errors import AllocationNotFoundError, ConfigError, LeaseEndedError, ResourceUnavailableError
 from pepper.model import codec
-from pepper.model.lease import Lease, room
+from pepper.model.lease import Lease, Tally
 from pepper.model.resources import Resources, describe, describe_shortfall
 
 if TYPE_CHECKING:
@@ -135,6 +136,12 @@ class LeaseLedger:
         pool, shared = pool_seen(self._store.query("pool_here", (self.host,)))
         return pool, leases_counting(self._store.query("unreleased_leases"), self.host, shared, now)
 
+    def seen_from(self, host: str, now: float) -> tuple[dict[str, float], Tally]:
+        """The pool as ``host`` sees it, and what the live leases counting there hold of it and of each
+        agent's budget."""
+        capacity, shared = pool_seen(self._store.query("pool_here", (host,)))
+        return capacity, Tally(leases_counting(self._store.query("unreleased_leases"), host, shared, now))
+
     def get(self, lease_id: str) -> Lease:
         rows = self._store.query("lease_by_id", (lease_id,))
         if not rows:
@@ -177,8 +184,8 @@ class LeaseLedger:
             conn.executemany(self._q["insert_lease"], [(*lease.to_row(), self.host) for lease in leases])
 
     def refused_in(self, conn: Connection, leases: Sequence[Lease], now: float) -> dict[str, dict[str, float]]:
-        """Within an open write transaction: which of ``leases``, taken in order, the pool has no room for
-        (lease id -> what was short). Nothing is written."""
+        """Within an open write transaction: which of ``leases``, taken in order, the pool (or, for a task inside
+        its agent's budget, that budget) has no room for (lease id -> what was short). Nothing is written."""
         if not leases:
             return {}
         capacity, shared = pool_seen(conn.execute(self._q["pool_here"], (self.host,)))
@@ -186,17 +193,29 @@ class LeaseLedger:
         # same (the connection broke as it committed): it does not stand in its own way.
         taking = {lease.lease_id for lease in leases}
         stored = leases_counting(conn.execute(self._q["unreleased_leases"]), self.host, shared, now)
-        live = [lease for lease in stored if lease.lease_id not in taking]
-        free = room(capacity, live, now)
+        tally = Tally(lease for lease in stored if lease.lease_id not in taking)
         refused: dict[str, dict[str, float]] = {}
         for lease in leases:
-            missing = lease.resources.shortfall(free)
+            missing = self._missing(tally, capacity, lease)
             if missing:
                 refused[lease.lease_id] = missing
-                continue
-            for name, amount in lease.resources.items():
-                free[name] -= amount
+            else:
+                tally.add(lease)
         return refused
+
+    @staticmethod
+    def _missing(tally: Tally, capacity: Mapping[str, float], lease: Lease) -> dict[str, float]:
+        """What ``lease`` lacks: a task's lease inside its agent's budget needs room there; any other lease needs
+        room in the pool for what it adds to what the leases hold of it."""
+        if lease.in_budget:
+            return lease.resources.shortfall(tally.budget_room(lease.holder))
+        held = tally.held()
+        missing = {}
+        for name, grows in tally.growth(lease).items():
+            free = max(0.0, capacity.get(name, 0.0) - held.get(name, 0.0))
+            if grows > free + 1e-9:
+                missing[name] = grows - free
+        return missing
 
     def release(self, lease_id: str, now: float) -> bool:
         """Give a lease back; True if this call released it (False: it already was, or had expired: it ended

@@ -168,6 +168,49 @@ def test_a_claim_whose_lease_the_pool_refuses_is_not_written(store):
     assert states == {"a": TaskState.IN_PROGRESS, "b": TaskState.PENDING}
 
 
+def test_claims_inside_a_budget_take_its_room_and_never_more(store):
+    # Given a pool of 4 cpus, 2 of them leased to agent "a" as its budget, and three pending tasks
+    store.leases.ensure_pool({"cpu": 4.0}, replace=True)
+    store.leases.grant(Lease("budget-a", "a", LeaseKind.BUDGET, Resources({"cpu": 2.0}), 0.0), 0.0)
+    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t") for tid in "xyz"]]), ME)
+    inside = {tid: Lease(f"lease-{tid}", "a", LeaseKind.TASK, Resources({"cpu": 1.0}), 0.0, worker_id=ME,
+                         task_id=tid, in_budget=True) for tid in "xyz"}  # fmt: skip
+    # When two claims (of one process) fill the budget, and another process claims a third inside it
+    first = store.commit(WriteSet(saves=[save("x", 1), save("y", 1)], lease_takes=[inside["x"], inside["y"]]), ME)
+    late = store.commit(WriteSet(saves=[save("z", 1, writer=OTHER)], lease_takes=[inside["z"]]), OTHER, now=1.0)
+    # Then the third is refused for want of the budget's room, though the pool has 2 cpus free
+    assert first.refused == {} and late.refused == {"z": {"cpu": 1.0}}
+    assert store.get_tasks(["z"])["z"].state is TaskState.PENDING
+    live = {lease.lease_id: lease for lease in store.leases.live(1.0)}
+    assert set(live) == {"budget-a", "lease-x", "lease-y"} and live["lease-x"].in_budget
+    # and the pool counts the budget once: 2 cpus are still free for a task outside it
+    outside = Lease("lease-z", "b", LeaseKind.TASK, Resources({"cpu": 2.0}), 1.0, task_id="z")
+    assert store.commit(WriteSet(saves=[save("z", 1)], lease_takes=[outside]), ME, now=1.0).refused == {}
+
+
+def test_tasks_inside_a_budget_that_ended_hold_the_pool_until_they_end(store):
+    # Given a pool of 2 cpus, all of it agent "a"'s budget until t=5, and a task running inside it
+    store.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    store.leases.grant(Lease("budget-a", "a", LeaseKind.BUDGET, Resources({"cpu": 2.0}), 0.0, 5.0), 0.0)
+    store.commit(WriteSet(submissions=[[build_task(task_id=tid, task_type="t") for tid in "xy"]]), ME)
+    inside = Lease("lease-x", "a", LeaseKind.TASK, Resources({"cpu": 2.0}), 0.0, task_id="x", in_budget=True)
+    assert store.commit(WriteSet(saves=[save("x", 1)], lease_takes=[inside]), ME, now=1.0).refused == {}
+    # When the budget has expired (or is released) while the task runs
+    outside = Lease("lease-y", "b", LeaseKind.TASK, Resources({"cpu": 1.0}), 6.0, task_id="y")
+    refused = store.commit(WriteSet(saves=[save("y", 1, writer=OTHER)], lease_takes=[outside]), OTHER, now=6.0)
+    # Then what the task holds still counts: another agent's task is refused, and so is a budget of the pool
+    assert refused.refused == {"y": {"cpu": 1.0}}
+    with pytest.raises(ResourceUnavailableError, match="cpu short by 1"):
+        store.leases.grant(Lease("budget-b", "b", LeaseKind.BUDGET, Resources({"cpu": 1.0}), 6.0), 6.0)
+    # but a budget given back to "a" is held by its running task already: it takes no more of the pool
+    store.leases.grant(Lease("budget-a2", "a", LeaseKind.BUDGET, Resources({"cpu": 2.0}), 6.0), 6.0)
+    store.leases.release("budget-a2", 7.0)
+    # and once the task ended, the pool is free again
+    store.commit(WriteSet(lease_drops=["lease-x"]), ME, now=8.0)
+    again = store.commit(WriteSet(saves=[save("y", 1, writer=OTHER)], lease_takes=[outside]), OTHER, now=8.0)
+    assert again.refused == {}
+
+
 def test_a_lost_claim_takes_no_lease_and_its_history_is_dropped(store):
     # Given a task another process has already claimed
     store.leases.ensure_pool({"cpu": 2.0}, replace=True)

@@ -61,14 +61,39 @@ def test_the_view_counts_budgets_and_pool_leases_separately():
     view.load(POOL, [budget_lease("budgeted", 1.0)], now=0.0)
     assert view.shortfall(Resources({"cpu": 1}), "budgeted") == {}
     assert view.shortfall(Resources({"cpu": 2}), "budgeted") == {"cpu": 1.0}  # the budget, not the pool, bounds it
-    assert view.take("x", 1, "budgeted", Resources({"cpu": 1}), 0.0) is None  # runs within the budget
+    inside = view.take("x", 1, "budgeted", Resources({"cpu": 1}), 0.0)
+    assert inside.lease_id == "task:x:1@me" and inside.in_budget  # held inside the budget, for other processes
     assert view.shortfall(Resources({"cpu": 0.5}), "budgeted") == {"cpu": 0.5}
     lease = view.take("y", 1, "free-agent", Resources({"cpu": 1}), 0.0)
-    assert lease.lease_id == "task:y:1@me" and lease.kind is LeaseKind.TASK
+    assert lease.lease_id == "task:y:1@me" and lease.kind is LeaseKind.TASK and not lease.in_budget
     assert view.shortfall(Resources({"cpu": 0.5}), "free-agent") == {"cpu": 0.5}  # 2 - 1 budget - 1 task
     assert view.give_back("y") == (lease, True)
-    assert view.give_back("x") == (None, False)
+    assert view.give_back("x") == (inside, False)  # the budget is still held: the pool gained nothing
     assert view.shortfall(Resources({"cpu": 2}), "budgeted") == {"cpu": 1.0}
+
+
+def test_tasks_inside_a_budget_that_ended_count_against_the_pool_until_they_end():
+    view = ResourceView("me")
+    assert view.load(POOL, [budget_lease("budgeted", 1.0, expires_at=5.0)], now=0.0) == 5.0
+    inside = view.take("x", 1, "budgeted", Resources({"cpu": 1}), 0.0)
+    assert view.shortfall(Resources({"cpu": 1}), "free-agent") == {}  # 2 - 1 budget
+    view.refresh(5.0)  # the budget expired while x runs
+    assert not view.has_budget("budgeted")
+    assert view.shortfall(Resources({"cpu": 2}), "free-agent") == {"cpu": 1.0}  # x still holds 1 of the pool
+    assert view.give_back("x") == (inside, True)  # now the pool gains it
+    assert view.shortfall(Resources({"cpu": 2}), "free-agent") == {}
+
+
+def test_a_budget_shrinking_under_its_tasks_counts_what_they_hold_beyond_it():
+    view = ResourceView("me")
+    two = [budget_lease("budgeted", 1.0, lease_id="b1"), budget_lease("budgeted", 1.0, lease_id="b2")]
+    view.load({"cpu": 3.0}, two, now=0.0)
+    view.take("x", 1, "budgeted", Resources({"cpu": 2}), 0.0)  # needs both budget leases
+    assert view.shortfall(Resources({"cpu": 1}), "free-agent") == {}
+    view.load({"cpu": 3.0}, two[:1], now=1.0)  # b2 was released by hand
+    assert view.shortfall(Resources({"cpu": 1}), "free-agent") == {}  # 3 - 2 held by x
+    assert view.shortfall(Resources({"cpu": 1.5}), "free-agent") == {"cpu": 0.5}
+    assert view.shortfall(Resources({"cpu": 0.5}), "budgeted") == {"cpu": 0.5}  # its budget has no room left
 
 
 def test_tasks_never_overcommit_the_pool_and_queued_ones_start_as_room_frees():
@@ -94,13 +119,31 @@ def test_tasks_without_resources_are_not_held_back_by_a_full_pool():
     assert started(state.handle(TasksAdded((build_task(task_id="plain", task_type="t"),), 1.0))) == ["plain"]
 
 
-def test_an_agent_with_a_budget_runs_tasks_within_it_without_pool_leases():
+def test_an_agent_with_a_budget_runs_tasks_within_it_holding_leases_of_it():
     state = engine(agent("budgeted"), leases=[budget_lease("budgeted", 1.5)])
     actions = state.handle(TasksAdded((needing("a", cpu=1), needing("b", cpu=1)), 1.0))
-    assert started(actions) == ["a"] and not any(isinstance(a, TakeLease) for a in actions)
+    assert started(actions) == ["a"]
+    (take,) = [a for a in actions if isinstance(a, TakeLease)]
+    assert take.lease.lease_id == "task:a:1@me" and take.lease.in_budget  # stored with the claim, checked there
     (reason,) = [r for r in explain(wait_facts(state, "b", 1.0)) if r.kind == "resources"]
     assert "in the budget of agent 'budgeted'" in reason.message
-    assert started(end(state, "a", 2.0)) == ["b"]
+    actions = end(state, "a", 2.0)
+    assert DropLease("task:a:1@me") in actions and started(actions) == ["b"]
+
+
+def test_another_agent_waits_while_a_task_runs_in_a_budget_that_expired():
+    state = engine(agent("budgeted"), agent("other"), leases=[budget_lease("budgeted", 2.0, expires_at=3.0)])
+    state.handle(TasksAdded((build_task(task_id="a", task_type="t", agent="budgeted",
+                                        requirements={"resources": {"cpu": 2}}),), 1.0))  # fmt: skip
+    assert state.tasks["a"].state is TaskState.IN_PROGRESS
+    assert started(state.handle(TimerFired(POOL_EXPIRY, 3.0))) == []  # the budget ended; a still holds cpu 2
+    actions = state.handle(TasksAdded((build_task(task_id="b", task_type="t", agent="other",
+                                                  requirements={"resources": {"cpu": 1}}),), 4.0))  # fmt: skip
+    assert started(actions) == []
+    (reason,) = [r for r in explain(wait_facts(state, "b", 4.0)) if r.kind == "resources"]
+    assert "cpu short by 1 core in the pool" in reason.message
+    actions = end(state, "a", 5.0)
+    assert DropLease("task:a:1@me") in actions and started(actions) == ["b"]
 
 
 def test_a_refused_claim_goes_back_to_the_queue_and_runs_when_leases_allow():

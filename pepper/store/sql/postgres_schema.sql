@@ -109,7 +109,8 @@ CREATE TABLE pool (
     PRIMARY KEY (host, resource)
 );
 
--- Resources granted to an agent (kind budget) or to one running task (kind task), on a host.
+-- Resources granted to an agent (kind budget) or to one running task (kind task), on a host. A task's lease
+-- inside its agent's budget (in_budget = 1) holds room of that budget, and of the pool only beyond it.
 -- A lease counts while released_at is NULL and expires_at is NULL or in the future.
 CREATE TABLE leases (
     lease_id    TEXT COLLATE "C" PRIMARY KEY,
@@ -121,7 +122,8 @@ CREATE TABLE leases (
     released_at DOUBLE PRECISION,
     worker_id   TEXT COLLATE "C",
     task_id     TEXT COLLATE "C",
-    host        TEXT COLLATE "C" NOT NULL DEFAULT ''
+    host        TEXT COLLATE "C" NOT NULL DEFAULT '',
+    in_budget   BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX leases_unreleased ON leases (holder) WHERE released_at IS NULL;
 

@@ -201,8 +201,8 @@ UPDATE leases SET host = ? WHERE host = '';
 
 -- name: insert_lease
 INSERT INTO leases (lease_id, holder, kind, resources, granted_at, expires_at, released_at, worker_id, task_id,
-                    host)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                    in_budget, host)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: lease_by_id
 SELECT * FROM leases WHERE lease_id = ?;
