@@ -133,6 +133,21 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         runtime.close()
 
 
+@pytest.fixture
+def clean_console(dashboard: Dashboard) -> Iterator[None]:
+    """Each test ends with no error in any page's console."""
+    dashboard.console.clear()
+    yield
+    assert dashboard.console == []
+
+
+def expect(target: Any) -> Any:
+    """Playwright's ``expect`` (imported when a test runs: Playwright may be missing, and the tests skipped)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line at the end when the browser tests could not run, so a skip is never silent."""
     if not _skipped:

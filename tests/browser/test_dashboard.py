@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
-import pytest
-
-from tests.browser.conftest import PATIENCE, Dashboard
+from tests.browser.conftest import PATIENCE, Dashboard, expect
 
 PAGES = {
     "overview": ("/", "#health"),
@@ -37,20 +34,6 @@ steps:
 
 def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def clean_console(dashboard: Dashboard) -> Any:
-    """Each test ends with no error in any page's console."""
-    dashboard.console.clear()
-    yield
-    assert dashboard.console == []
-
-
-def _expect(target: Any) -> Any:
-    from playwright.sync_api import expect
-
-    return expect(target)
 
 
 def test_signing_in_sets_an_httponly_strict_cookie_and_no_token_in_the_url(
@@ -100,15 +83,15 @@ def test_a_run_started_from_the_page_turns_completed_without_reloading(
     page.wait_for_url(re.compile(r"/runs/[^/]+$"))
     page.wait_for_selector("svg.dag")
     page.evaluate("window.stillTheSamePage = true")
-    _expect(page.locator('g[data-step="build"] rect')).to_have_class(
+    expect(page.locator('g[data-step="build"] rect')).to_have_class(
         re.compile("st-in_progress"), timeout=PATIENCE * 1000
     )
     dashboard.shot(page, "run-live")
     dashboard.gates[gate].set()
-    _expect(page.locator("#run-state .badge")).to_have_text("completed", timeout=PATIENCE * 1000)
+    expect(page.locator("#run-state .badge")).to_have_text("completed", timeout=PATIENCE * 1000)
     for step in ("fetch", "build", "check", "ship"):
-        _expect(page.locator(f'g[data-step="{step}"] rect')).to_have_class(re.compile("st-completed"))
-    _expect(page.locator("#gantt rect.bar.st-completed")).to_have_count(4, timeout=PATIENCE * 1000)
+        expect(page.locator(f'g[data-step="{step}"] rect')).to_have_class(re.compile("st-completed"))
+    expect(page.locator("#gantt rect.bar.st-completed")).to_have_count(4, timeout=PATIENCE * 1000)
     assert page.evaluate("window.stillTheSamePage") is True
     dashboard.shot(page, "run")
     page.context.close()
@@ -121,8 +104,8 @@ def test_a_slow_task_is_cancelled_from_its_page(dashboard: Dashboard, clean_cons
     page = dashboard.page("write")
     page.goto(f"/tasks/{task_id}")
     page.click("#cancel-task")
-    _expect(page).to_have_title(re.compile("Task"))
-    _expect(page.locator("h1 .badge")).to_have_text("cancelled", timeout=PATIENCE * 1000)
+    expect(page).to_have_title(re.compile("Task"))
+    expect(page.locator("h1 .badge")).to_have_text("cancelled", timeout=PATIENCE * 1000)
     dashboard.shot(page, "task-cancelled")
     dashboard.gates[task_id].set()
     page.context.close()
@@ -139,8 +122,8 @@ def test_a_failing_step_shows_its_traceback(dashboard: Dashboard, clean_console:
     page.click('g[data-step="boom"]')
     page.wait_for_url(re.compile(r"/tasks/[^/]+%2Fboom$"))  # the whole id as one segment
     traceback = page.locator("#errors pre.traceback").first
-    _expect(traceback).to_contain_text("RuntimeError: broken on purpose")
-    _expect(traceback).to_contain_text("Traceback")
+    expect(traceback).to_contain_text("RuntimeError: broken on purpose")
+    expect(traceback).to_contain_text("Traceback")
     dashboard.shot(page, "task-failed")
     page.context.close()
 
@@ -155,7 +138,7 @@ def test_a_dead_letter_is_replayed_from_the_page(dashboard: Dashboard, clean_con
         row = page.locator("#dead-letters tr", has_text=task_id)
         dashboard.shot(page, "dead-letters-parked")
         row.locator("button.replay").click()
-        _expect(page.locator("p.notice")).to_contain_text("Replay: done")
+        expect(page.locator("p.notice")).to_contain_text("Replay: done")
         again = client.get(f"/api/v1/tasks/{task_id}", params={"wait": PATIENCE}).json()
     assert again["state"] == "parked" and again["attempts"] == 2  # it ran again (and broke again)
     page.context.close()
@@ -170,10 +153,10 @@ def test_the_agents_page_shows_load_while_tasks_run(dashboard: Dashboard, clean_
         page = dashboard.page("write")
         page.goto("/agents")
         row = page.locator("#agents tr", has_text="gated")
-        _expect(row).to_contain_text("2 / 4 running", timeout=PATIENCE * 1000)
+        expect(row).to_contain_text("2 / 4 running", timeout=PATIENCE * 1000)
         dashboard.shot(page, "agents-busy")
         dashboard.gates[gate].set()
-        _expect(row).to_contain_text("0 / 4 running", timeout=PATIENCE * 1000)
+        expect(row).to_contain_text("0 / 4 running", timeout=PATIENCE * 1000)
     page.context.close()
 
 
@@ -225,16 +208,16 @@ def test_a_step_waiting_for_approval_is_approved_from_the_run_page(dashboard: Da
         run_id = client.post("/api/v1/runs", json={"workflow": workflow}).json()["run_id"]
     reader = dashboard.page("read")
     reader.goto(f"/runs/{run_id}")
-    _expect(reader.locator("#approval-gate")).to_contain_text(f"waits for approval by {approver}")
+    expect(reader.locator("#approval-gate")).to_contain_text(f"waits for approval by {approver}")
     assert reader.locator("#approve-gate").count() == 0  # a read token sees who it waits for, not the buttons
     page = dashboard.page("write")
     page.goto(f"/runs/{run_id}")
-    _expect(page.locator("#decider-gate")).to_have_text(f"deciding as {approver}")
+    expect(page.locator("#decider-gate")).to_have_text(f"deciding as {approver}")
     assert page.locator("#approval-gate input[name=by]").count() == 0  # never typed in: the token says who
     page.fill("#approval-gate input[name=reason]", "checked by hand")
     dashboard.shot(page, "run-waiting-for-approval")
     page.click("#approve-gate")
-    _expect(page.locator("#run-state .badge")).to_have_text("completed", timeout=PATIENCE * 1000)
+    expect(page.locator("#run-state .badge")).to_have_text("completed", timeout=PATIENCE * 1000)
     with dashboard.api() as client:
         gate = client.get(f"/api/v1/runs/{run_id}/approvals").json()["approvals"][0]
     assert (gate["decision"], gate["decided_by"], gate["reason"]) == ("approved", approver, "checked by hand")
@@ -257,6 +240,6 @@ def test_a_tasks_page_shows_what_its_attempt_logged(dashboard: Dashboard, clean_
     page = dashboard.page("read")
     page.goto(f"/tasks/{task_id}")
     log = page.locator("#task-log")
-    _expect(log).to_contain_text("INFO task: <b>not markup</b> but text")
+    expect(log).to_contain_text("INFO task: <b>not markup</b> but text")
     assert page.locator("#task-log b").count() == 0  # shown as text, never as HTML
     page.context.close()

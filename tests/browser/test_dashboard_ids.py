@@ -9,9 +9,7 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-
-from tests.browser.conftest import PATIENCE, Dashboard
+from tests.browser.conftest import PATIENCE, Dashboard, expect
 
 #: Ids a task may have that mean something else in a URL: a query, a fragment, an escape, dot segments, a slash.
 ODD_IDS = ("a?b", "c#d", "e%41f", "x/../agents", "y/./z", "flow/result")
@@ -19,20 +17,6 @@ ODD_IDS = ("a?b", "c#d", "e%41f", "x/../agents", "y/./z", "flow/result")
 
 def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def clean_console(dashboard: Dashboard) -> Any:
-    """Each test ends with no error in any page's console."""
-    dashboard.console.clear()
-    yield
-    assert dashboard.console == []
-
-
-def _expect(target: Any) -> Any:
-    from playwright.sync_api import expect
-
-    return expect(target)
 
 
 def _until(page: Any, done: Callable[[], bool], what: str) -> None:
@@ -68,7 +52,7 @@ def test_the_run_page_reads_the_run_again_each_time_its_event_stream_opens(
     page.on("requestfinished", lambda r: reads.append(r.url) if r.url == run_url and r.method == "GET" else None)
     page.route("**/api/v1/events*", stream)
     page.goto(f"/runs/{run_id}")
-    _expect(page.locator("#approval-gate")).to_be_visible()
+    expect(page.locator("#approval-gate")).to_be_visible()
     # its first read, then another once the stream opened (what changed before it opened is not lost)
     _until(page, lambda: len(streams) >= 2 and len(reads) >= 2, "a read of the run when the stream opened")
     with dashboard.api() as client:
@@ -76,10 +60,10 @@ def test_the_run_page_reads_the_run_again_each_time_its_event_stream_opens(
         assert client.get(f"/api/v1/runs/{run_id}", params={"wait": PATIENCE}).json()["state"] == "failed"
     assert page.inner_text("#run-state") == "running"  # no stream was open to say so
     streams[1].continue_()  # the stream opens again: the page reads the run again and shows its end
-    _expect(page.locator("#run-state .badge")).to_have_text("failed", timeout=PATIENCE * 1000)
-    _expect(page.locator("#approvals .approval")).to_have_count(0)
-    _expect(page.locator("#cancel-run")).to_have_count(0)
-    _expect(page.locator('g[data-step="gate"] rect')).not_to_have_class(re.compile("st-(blocked|pending|waiting)"))
+    expect(page.locator("#run-state .badge")).to_have_text("failed", timeout=PATIENCE * 1000)
+    expect(page.locator("#approvals .approval")).to_have_count(0)
+    expect(page.locator("#cancel-run")).to_have_count(0)
+    expect(page.locator('g[data-step="gate"] rect')).not_to_have_class(re.compile("st-(blocked|pending|waiting)"))
     page.context.close()
 
 
@@ -104,12 +88,12 @@ def test_steps_named_like_members_of_every_object_draw_like_any_other(
     edges = page.eval_on_selector_all("svg.dag path.edge", "ps => ps.map(p => p.getAttribute('d'))")
     assert len(edges) == len(names) - 1 and not any("NaN" in d or "undefined" in d for d in edges), edges
     for name in names:
-        _expect(page.locator(f'g[data-step="{name}"] rect')).to_have_class(re.compile("st-completed"))
+        expect(page.locator(f'g[data-step="{name}"] rect')).to_have_class(re.compile("st-completed"))
     rows = page.eval_on_selector_all("#steps tbody tr td:first-child", "ts => ts.map(t => t.textContent)")
     assert rows == names
-    _expect(page.locator("#planned-vs-actual")).to_contain_text(" → ".join(names))
+    expect(page.locator("#planned-vs-actual")).to_contain_text(" → ".join(names))
     page.click('g[data-step="constructor"]')
-    _expect(page.locator("h1 code")).to_have_text(f"{run_id}/constructor")
+    expect(page.locator("h1 code")).to_have_text(f"{run_id}/constructor")
     page.context.close()
 
 
@@ -129,19 +113,19 @@ def test_every_link_to_a_task_gives_the_server_its_id_whole(dashboard: Dashboard
         link = page.locator("dl.facts a").filter(has_text=re.compile(f"^{re.escape(task_id)}$"))
         assert link.get_attribute("href") == "/tasks/" + quote(task_id, safe="~()*!'")
         link.click()
-        _expect(page.locator("h1 code")).to_have_text(task_id)
+        expect(page.locator("h1 code")).to_have_text(task_id)
         assert page.url == f"{dashboard.url}/tasks/{quote(task_id, safe='~()*!' + chr(39))}"
         response = page.reload()  # the same URL, shared or reloaded, is the same task
         assert response is not None and response.status == 200
-        _expect(page.locator("h1 code")).to_have_text(task_id)
+        expect(page.locator("h1 code")).to_have_text(task_id)
     page.goto("/tasks")  # the list links the same way
     for task_id in odd:
         row = page.locator("#tasks a").filter(has_text=re.compile(f"^{re.escape(task_id)}$"))
         assert row.get_attribute("href") == "/tasks/" + quote(task_id, safe="~()*!'")
     page.locator("#tasks a").filter(has_text=re.compile(f"^{re.escape(odd[3])}$")).click()
-    _expect(page.locator("h1 code")).to_have_text(odd[3])
+    expect(page.locator("h1 code")).to_have_text(odd[3])
     page.goto("/tasks/" + odd[-1])  # a URL with the slash bare, as links were once written, still opens it
-    _expect(page.locator("h1 code")).to_have_text(odd[-1])
+    expect(page.locator("h1 code")).to_have_text(odd[-1])
     page.context.close()
 
 
@@ -160,14 +144,14 @@ def test_a_task_page_names_a_run_only_when_the_api_knows_the_task_is_its_step(da
     facts = "dl.facts dt"
     for task_id in (plain, shaped):
         page.goto("/tasks/" + quote(task_id, safe=""))
-        _expect(page.locator("h1 code")).to_have_text(task_id)
-        _expect(page.locator(facts, has_text="type")).to_have_count(1)
+        expect(page.locator("h1 code")).to_have_text(task_id)
+        expect(page.locator(facts, has_text="type")).to_have_count(1)
         assert page.locator(facts).all_inner_texts().count("run") == 0
         assert page.locator("dl.facts a[href^='/runs/']").count() == 0
     page.goto("/tasks/" + quote(f"{run_id}/only", safe=""))
-    _expect(page.locator("dl.facts a[href^='/runs/']")).to_have_text(run_id)
+    expect(page.locator("dl.facts a[href^='/runs/']")).to_have_text(run_id)
     page.click("dl.facts a[href^='/runs/']")
-    _expect(page.locator("h1 code")).to_have_text(run_id)
+    expect(page.locator("h1 code")).to_have_text(run_id)
     page.context.close()
 
 

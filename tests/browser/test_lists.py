@@ -7,25 +7,9 @@ import re
 import uuid
 from typing import Any
 
-import pytest
-
-from tests.browser.conftest import PATIENCE, Dashboard
+from tests.browser.conftest import PATIENCE, Dashboard, expect
 
 TINY = {"name": "tiny", "steps": [{"id": "only", "type": "echo", "inputs": {"n": 1}}]}
-
-
-@pytest.fixture
-def clean_console(dashboard: Dashboard) -> Any:
-    """Each test ends with no error in any page's console."""
-    dashboard.console.clear()
-    yield
-    assert dashboard.console == []
-
-
-def _expect(target: Any) -> Any:
-    from playwright.sync_api import expect
-
-    return expect(target)
 
 
 def _shown(page: Any, table: str) -> list[str]:
@@ -46,7 +30,7 @@ def test_the_id_search_finds_a_task_older_than_the_first_page(dashboard: Dashboa
     page.fill("#task-filters input[name=q]", f"OLD-{mark}")
     page.click("#task-filters button[type=submit]")
     page.wait_for_url(re.compile(rf"q=OLD-{mark}"))
-    _expect(page.locator("#tasks tbody tr")).to_have_count(5)
+    expect(page.locator("#tasks tbody tr")).to_have_count(5)
     assert _shown(page, "tasks") == [f"old-{mark}-{n:03}" for n in range(4, -1, -1)]
     page.context.close()
 
@@ -64,9 +48,9 @@ def test_the_older_page_goes_on_after_its_last_task_was_pruned(dashboard: Dashbo
     assert _shown(page, "tasks")[-1] == ids[2]
     assert dashboard.runtime.store.prune(dashboard.runtime.clock.now() + 1)["tasks"] >= 1
     page.click("nav.pager a:text('older ⟶')")
-    _expect(page.locator("#tasks tbody tr")).to_have_count(2)
+    expect(page.locator("#tasks tbody tr")).to_have_count(2)
     assert _shown(page, "tasks") == [ids[1], ids[0]]
-    _expect(page.locator("nav.pager a:text('⟵ newest')")).to_be_visible()
+    expect(page.locator("nav.pager a:text('⟵ newest')")).to_be_visible()
     page.context.close()
 
 
@@ -87,7 +71,7 @@ def test_the_runs_page_pages_through_every_run(dashboard: Dashboard, clean_conso
     first = _shown(page, "runs")
     assert len(first) == 50 and len(every) == 51
     page.click("nav.pager a:text('older ⟶')")
-    _expect(page.locator("nav.pager a:text('⟵ newest')")).to_be_visible()
+    expect(page.locator("nav.pager a:text('⟵ newest')")).to_be_visible()
     assert _shown(page, "runs") == sorted(every - set(first))
-    _expect(page.locator("nav.pager a:text('older ⟶')")).to_have_count(0)
+    expect(page.locator("nav.pager a:text('older ⟶')")).to_have_count(0)
     page.context.close()
