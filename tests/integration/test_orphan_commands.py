@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import psutil
@@ -19,6 +18,7 @@ import pytest
 import pepper
 from pepper.core import TaskOrchestrator
 from pepper.engine.orphans import WORKER_ENV, stop_commands_of
+from tests.support import eventually
 
 #: The command: its first attempt starts a grandchild, writes both pids and blocks; the second says which of
 #: them are still running as it starts.
@@ -47,15 +47,6 @@ JOB = textwrap.dedent("""
     with open(pids) as found:
         print(json.dumps({"first_still_running": [pid for pid in json.load(found) if running(pid)]}))
 """)
-
-
-def _wait_for(what, check, deadline: float):
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _task(db: Path) -> tuple[str, int, str | None] | None:
@@ -87,10 +78,9 @@ def test_the_worker_taking_over_stops_the_dead_workers_command_before_running_it
 
     # ... a worker running it, the command blocked with a grandchild of its own
     first = worker()
-    deadline = time.monotonic() + 120
     pids_file = tmp_path / "first.pids"
-    first_pids = _wait_for("the first attempt", lambda: pids_file.exists() and json.loads(pids_file.read_text()),
-                           deadline)  # fmt: skip
+    first_pids = eventually(lambda: pids_file.exists() and json.loads(pids_file.read_text()), "the first attempt",
+                            timeout=120)  # fmt: skip
     # When that worker is killed outright, its command left running
     first.send_signal(signal.SIGKILL)
     first.wait(30)
@@ -98,8 +88,8 @@ def test_the_worker_taking_over_stops_the_dead_workers_command_before_running_it
     # ... and a second worker on the same host and store takes the task over
     second = worker()
     try:
-        _, attempts, result = _wait_for("the task to complete", lambda: (row := _task(db)) and
-                                            row[0] == "completed" and row, deadline)  # fmt: skip
+        _, attempts, result = eventually(lambda: (row := _task(db)) and row[0] == "completed" and row,
+                                         "the task to complete", timeout=120)  # fmt: skip
     finally:
         second.send_signal(signal.SIGINT)
         out = second.communicate(timeout=60)[0].decode()
