@@ -76,7 +76,8 @@ def test_live_workers_silenced_by_a_lock_keep_their_tasks_and_a_silent_one_is_st
             pepper.agent("w", task_types=["work"], capacity=2, runtime=runtime)(held)
             runtime.start()
         TaskOrchestrator(live["one"]).submit_tasks([{"id": "T1", "type": "work"}, {"id": "T2", "type": "work"}])
-        _on_clock(clock, lambda: ran[("T1", 1)] and ran[("T2", 1)], "T1 and T2 to start")
+        # (the clock stands still meanwhile: moved on, it would make T0's worker silent for the others first)
+        eventually(lambda: ran[("T1", 1)] and ran[("T2", 1)], "T1 and T2 to start")
         before = _running(db)
         assert set(before) == {"T0", "T1", "T2"} and {n for _, n in before.values()} == {1}
         # When another process holds the write lock for far longer than the visibility timeout
