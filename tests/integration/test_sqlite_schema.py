@@ -73,3 +73,45 @@ def test_a_pool_stored_before_pools_were_per_host_becomes_the_first_writers(tmp_
     assert other.leases.live(1.0) == []
     store.close()
     other.close()
+
+
+def test_tasks_stored_before_the_state_checks_were_rebuilt_keep_their_rows_and_order(tmp_path):
+    # Given a database of schema 16 holding tasks, one of them pruned away from the middle (a gap in seq)
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    for version, _name, sql in migrations():
+        if version <= 16:
+            old.executescript(sql)
+            old.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (version,))
+    insert = (
+        "INSERT INTO tasks (seq, task_id, task_type, priority, dependencies, inputs, requirements, max_retries, "
+        "metadata, created_at, state, change_seq, result, outcome) VALUES (?, ?, 'build', 5, '[]', '{}', '{}', 0, "
+        "'{}', 1.5, ?, ?, ?, ?)"
+    )
+    old.executemany(
+        insert,
+        [
+            (1, "a", "completed", 3, '{"ok": 1}', None),
+            (3, "c", "parked", 4, None, None),
+            (4, "d", "failed", 5, None, "aborted"),
+        ],
+    )
+    old.commit()
+    before = old.execute("SELECT * FROM tasks ORDER BY seq").fetchall()
+    old.close()
+    # When pepper opens it
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    # Then every row is as it was, in its place, and the schema is the current one
+    assert conn.execute("SELECT * FROM tasks ORDER BY seq").fetchall() == before
+    assert _normalised_schema(conn) == _normalised_schema(_reference())
+    # And a state outside the list is still refused, as is an unknown outcome
+    for bad in ("UPDATE tasks SET state = 'running' WHERE seq = 1", "UPDATE tasks SET outcome = 'lost' WHERE seq = 1"):
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute(bad)
+
+
+def _reference() -> sqlite3.Connection:
+    reference = sqlite3.connect(":memory:")
+    reference.executescript(schema_sql())
+    return reference

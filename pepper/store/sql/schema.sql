@@ -12,6 +12,8 @@ CREATE TABLE schema_version (
 -- change_seq numbers the write transactions (each takes the highest value so far
 -- plus one; writers are serialised), so other processes can read only the rows
 -- changed since they last looked.
+-- Its states are checked as a chain of comparisons, not an IN list: SQLite checks a list of more
+-- than two values by building a temporary index at every write of a row.
 CREATE TABLE tasks (
     seq              INTEGER PRIMARY KEY,
     task_id          TEXT NOT NULL UNIQUE,
@@ -25,8 +27,9 @@ CREATE TABLE tasks (
     max_retries      INTEGER NOT NULL,
     metadata         TEXT NOT NULL,
     created_at       REAL NOT NULL,
-    state            TEXT NOT NULL CHECK (state IN ('blocked', 'pending', 'in_progress', 'parked', 'completed', 'failed',
-                                                'cancelled')),
+    state            TEXT NOT NULL CHECK (state = 'blocked' OR state = 'pending' OR state = 'in_progress'
+                                          OR state = 'parked' OR state = 'completed' OR state = 'failed'
+                                          OR state = 'cancelled'),
     attempts         INTEGER NOT NULL DEFAULT 0,
     failures         INTEGER NOT NULL DEFAULT 0,
     agent_id         TEXT,
