@@ -218,10 +218,10 @@ class Routing:
         routes = self._agent_routes.get(agent.spec.agent_id)
         if not routes:
             return None
-        if len(routes) == 1 and fits is None:  # the common case: one kind of task per agent
+        if len(routes) == 1:  # the common case: one kind of task per agent
             queue = routes[0].queue
             head = queue.head(self._is_live)
-            if head is None:
+            if head is None or (fits is not None and not fits(head[2])):
                 return None
             queue.pop()
             return head[2]
