@@ -115,3 +115,20 @@ def _reference() -> sqlite3.Connection:
     reference = sqlite3.connect(":memory:")
     reference.executescript(schema_sql())
     return reference
+
+
+def test_a_new_task_never_takes_the_number_of_one_deleted_before(tmp_path):
+    # Given three tasks stored, the newest two then deleted (as a prune of the newest finished tasks does)
+    conn = sqlite3.connect(str(tmp_path / "p.db"))
+    migrate(conn)
+    insert = (
+        "INSERT INTO tasks (task_id, task_type, priority, dependencies, inputs, requirements, max_retries, metadata, "
+        "created_at, state, change_seq) VALUES (?, 'build', 5, '[]', '{}', '{}', 0, '{}', 1.0, 'pending', 1)"
+    )
+    for task_id in ("a", "b", "c"):
+        conn.execute(insert, (task_id,))
+    conn.execute("DELETE FROM tasks WHERE task_id IN ('b', 'c')")
+    # When another task is stored
+    conn.execute(insert, ("d",))
+    # Then it comes after every number given before, not in the place of the deleted ones
+    assert conn.execute("SELECT task_id, seq FROM tasks ORDER BY seq").fetchall() == [("a", 1), ("d", 4)]

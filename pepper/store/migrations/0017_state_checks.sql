@@ -2,12 +2,14 @@
 -- rule is the same; SQLite checks an IN list of more than two values by building a temporary index every time
 -- a row is written, and every save of a task writes its state (measured: about 2 microseconds of each write).
 -- SQLite cannot change a CHECK constraint in place, so the tasks table is rebuilt, its rows and their order
--- (seq) kept as they are.
+-- (seq) kept as they are. Its seq becomes AUTOINCREMENT on the way: a new task never takes the number of one
+-- deleted before (a prune of the newest tasks let the next ones reuse their numbers, and a page cursor held
+-- across it could skip them).
 
 ALTER TABLE tasks RENAME TO tasks_before_state_checks;
 
 CREATE TABLE tasks (
-    seq              INTEGER PRIMARY KEY,
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id          TEXT NOT NULL UNIQUE,
     task_type        TEXT NOT NULL,
     priority         INTEGER NOT NULL,

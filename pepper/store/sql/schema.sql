@@ -14,8 +14,9 @@ CREATE TABLE schema_version (
 -- changed since they last looked.
 -- Its states are checked as a chain of comparisons, not an IN list: SQLite checks a list of more
 -- than two values by building a temporary index at every write of a row.
+-- seq is never reused: a new task never takes the number of one deleted before (page cursors hold it).
 CREATE TABLE tasks (
-    seq              INTEGER PRIMARY KEY,
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id          TEXT NOT NULL UNIQUE,
     task_type        TEXT NOT NULL,
     priority         INTEGER NOT NULL,
