@@ -1,6 +1,7 @@
--- 0017: the tasks table's list of states is checked as a chain of comparisons instead of an IN list. The
--- rule is the same; SQLite checks an IN list of more than two values by building a temporary index every time
--- a row is written, and every save of a task writes its state (measured: about 2 microseconds of each write).
+-- 0017: the tasks table's list of states (and the attempts table's list of outcomes) is checked as a chain
+-- of comparisons instead of an IN list. The rule is the same; SQLite checks an IN list of more than two values
+-- by building a temporary index every time a row is written, and every save of a task writes its state
+-- (measured: about 2 microseconds of each write).
 -- SQLite cannot change a CHECK constraint in place, so the tasks table is rebuilt, its rows and their order
 -- (seq) kept as they are. Its seq becomes AUTOINCREMENT on the way: a new task never takes the number of one
 -- deleted before (a prune of the newest tasks let the next ones reuse their numbers, and a page cursor held
@@ -65,3 +66,22 @@ FROM tasks_before_state_checks;
 DROP TABLE tasks_before_state_checks;
 
 CREATE INDEX tasks_by_change ON tasks (change_seq);
+
+-- The attempts table likewise (it has no index of its own beyond its key).
+CREATE TABLE attempts_before_0017 AS SELECT * FROM attempts;
+DROP TABLE attempts;
+CREATE TABLE attempts (
+    task_id    TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    agent_id   TEXT,
+    worker_id  TEXT,
+    task_type  TEXT NOT NULL,
+    started_at REAL,
+    ended_at   REAL NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome = 'retry' OR outcome = 'interrupted' OR outcome = 'completed'
+                                    OR outcome = 'failed' OR outcome = 'cancelled'),
+    error      TEXT,
+    PRIMARY KEY (task_id, attempt)
+);
+INSERT INTO attempts SELECT * FROM attempts_before_0017;
+DROP TABLE attempts_before_0017;

@@ -71,6 +71,7 @@ CREATE TABLE pruned_tasks (
 
 -- Attempts a task outlived (retried after a failure, interrupted by a stopped worker, or ended before a
 -- re-run of its workflow run). The last attempt is described by the task row itself.
+-- Its outcomes are checked as a chain of comparisons, as the tasks' states are (see there).
 CREATE TABLE attempts (
     task_id    TEXT NOT NULL,
     attempt    INTEGER NOT NULL,
@@ -79,7 +80,8 @@ CREATE TABLE attempts (
     task_type  TEXT NOT NULL,
     started_at REAL,
     ended_at   REAL NOT NULL,
-    outcome    TEXT NOT NULL CHECK (outcome IN ('retry', 'interrupted', 'completed', 'failed', 'cancelled')),
+    outcome    TEXT NOT NULL CHECK (outcome = 'retry' OR outcome = 'interrupted' OR outcome = 'completed'
+                                    OR outcome = 'failed' OR outcome = 'cancelled'),
     error      TEXT,
     PRIMARY KEY (task_id, attempt)
 );
