@@ -23,6 +23,16 @@ def _normalised_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     return [(name, re.sub(r"\s*([(),])\s*", r"\1", re.sub(r"\s+", " ", sql)).strip()) for name, sql in rows]
 
 
+def _database_of_schema(path: str, schema: int) -> sqlite3.Connection:
+    """A database at ``path`` as the migrations up to ``schema`` left it (an older pepper's), open."""
+    conn = sqlite3.connect(path)
+    for version, _name, sql in migrations():
+        if version <= schema:
+            conn.executescript(sql)
+            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (version,))
+    return conn
+
+
 def test_migrations_reproduce_the_schema_file_exactly():
     migrated = sqlite3.connect(":memory:")
     migrate(migrated)
@@ -51,11 +61,7 @@ def test_the_save_statement_sets_the_stored_fields_in_their_declared_order():
 def test_a_pool_stored_before_pools_were_per_host_becomes_the_first_writers(tmp_path):
     # Given a database of schema 8: one pool, one lease, no hosts
     path = str(tmp_path / "old.db")
-    conn = sqlite3.connect(path)
-    for version, _name, sql in migrations():
-        if version <= 8:
-            conn.executescript(sql)
-            conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (version,))
+    conn = _database_of_schema(path, 8)
     conn.execute("INSERT INTO pool (resource, capacity) VALUES ('cpu', 4), ('gpu', 1)")
     conn.execute("INSERT INTO leases (lease_id, holder, kind, resources, granted_at) "
                  "VALUES ('old', 'agent', 'budget', '{\"cpu\": 3}', 0)")  # fmt: skip
@@ -78,11 +84,7 @@ def test_a_pool_stored_before_pools_were_per_host_becomes_the_first_writers(tmp_
 def test_tasks_stored_before_the_state_checks_were_rebuilt_keep_their_rows_and_order(tmp_path):
     # Given a database of schema 16 holding tasks, one of them pruned away from the middle (a gap in seq)
     path = str(tmp_path / "old.db")
-    old = sqlite3.connect(path)
-    for version, _name, sql in migrations():
-        if version <= 16:
-            old.executescript(sql)
-            old.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", (version,))
+    old = _database_of_schema(path, 16)
     insert = (
         "INSERT INTO tasks (seq, task_id, task_type, priority, dependencies, inputs, requirements, max_retries, "
         "metadata, created_at, state, change_seq, result, outcome) VALUES (?, ?, 'build', 5, '[]', '{}', '{}', 0, "
