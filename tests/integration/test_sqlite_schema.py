@@ -33,12 +33,17 @@ def _database_of_schema(path: str, schema: int) -> sqlite3.Connection:
     return conn
 
 
+def _reference() -> sqlite3.Connection:
+    """A database made from the schema file."""
+    reference = sqlite3.connect(":memory:")
+    reference.executescript(schema_sql())
+    return reference
+
+
 def test_migrations_reproduce_the_schema_file_exactly():
     migrated = sqlite3.connect(":memory:")
     migrate(migrated)
-    reference = sqlite3.connect(":memory:")
-    reference.executescript(schema_sql())
-    assert _normalised_schema(migrated) == _normalised_schema(reference)
+    assert _normalised_schema(migrated) == _normalised_schema(_reference())
     assert migrate(migrated) == migrations()[-1][0]  # running again changes nothing
 
 
@@ -121,12 +126,6 @@ def test_tasks_stored_before_the_state_checks_were_rebuilt_keep_their_rows_and_o
     ):
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             conn.execute(bad)
-
-
-def _reference() -> sqlite3.Connection:
-    reference = sqlite3.connect(":memory:")
-    reference.executescript(schema_sql())
-    return reference
 
 
 def test_a_new_task_never_takes_the_number_of_one_deleted_before(tmp_path):
