@@ -43,6 +43,7 @@ class Pruner:
         with store.typed_errors(), store.transaction() as conn:
             tasks, runs = self._chosen(conn, horizon)
             ids = [task_id for task_id, _ in tasks]
+            alerts = [row[0] for row in conn.execute(store.statement("prunable_alerts"), {"horizon": horizon})]
             counts = {
                 "tasks": len(tasks),
                 "runs": len(runs),
@@ -50,7 +51,7 @@ class Pruner:
                 "errors": self._count(conn, "count_errors_of", ids),
                 "logs": self._count(conn, "count_logs_of", ids),
                 "approvals": self._count(conn, "count_approvals_of_runs", runs),
-                "alerts": int(conn.execute(store.statement("count_alerts_before"), {"horizon": horizon}).fetchone()[0]),
+                "alerts": len(alerts),
             }
             if not dry_run:
                 if tasks:  # other processes learn which tasks went (``pruned_tasks``) as they catch up
@@ -62,7 +63,7 @@ class Pruner:
                     self._delete(conn, name, ids)
                 self._delete(conn, "delete_approvals_of_runs", runs)
                 self._delete(conn, "delete_runs", runs)
-                conn.execute(store.statement("delete_alerts_before"), {"horizon": horizon})
+                self._delete(conn, "delete_alerts_of", alerts)
                 self.removed = tasks
         return counts
 

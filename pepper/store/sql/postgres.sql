@@ -80,9 +80,9 @@ SELECT * FROM unnest(
 )
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
--- name: count_alerts_before
+-- name: prunable_alerts
 -- as in queries.sql; a rule's name is compared as alert_states keeps it (COLLATE "C")
-SELECT COUNT(*) FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert_id IN (
+SELECT alert_id FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert_id IN (
     SELECT a.alert_id FROM alerts AS a
     JOIN (SELECT rule_id, MAX(CASE WHEN at < :horizon THEN at END) AS last_before, MAX(at) AS last_at
           FROM alerts WHERE source = 'config' GROUP BY rule_id) AS r ON r.rule_id = a.rule_id
@@ -91,13 +91,3 @@ SELECT COUNT(*) FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert
       AND (a.at < r.last_before
            OR (r.last_before = r.last_at AND (s.rule IS NULL OR (s.firing = 0 AND s.changed_at < :horizon))))));
 
--- name: delete_alerts_before
--- as count_alerts_before
-DELETE FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert_id IN (
-    SELECT a.alert_id FROM alerts AS a
-    JOIN (SELECT rule_id, MAX(CASE WHEN at < :horizon THEN at END) AS last_before, MAX(at) AS last_at
-          FROM alerts WHERE source = 'config' GROUP BY rule_id) AS r ON r.rule_id = a.rule_id
-    LEFT JOIN alert_states AS s ON s.rule = a.rule_id COLLATE "C"
-    WHERE a.source = 'config' AND a.at < :horizon
-      AND (a.at < r.last_before
-           OR (r.last_before = r.last_at AND (s.rule IS NULL OR (s.firing = 0 AND s.changed_at < :horizon))))));

@@ -518,12 +518,12 @@ DELETE FROM approvals WHERE run_id IN ({ids});
 -- name: delete_runs
 DELETE FROM runs WHERE run_id IN ({ids});
 
--- name: count_alerts_before
+-- name: prunable_alerts
 -- Alerts that ended before the horizon. A monitor's alert ends as it fires; a configured rule's (source
 -- 'config') ends when its rule resolves, before the rule fires again: one followed by another of its rule
 -- before the horizon goes, and the rule's latest goes if the rule is not firing and last changed before it.
 -- Any other (still firing, or whose end may be after the horizon) stays.
-SELECT COUNT(*) FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert_id IN (
+SELECT alert_id FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert_id IN (
     SELECT a.alert_id FROM alerts AS a
     JOIN (SELECT rule_id, MAX(CASE WHEN at < :horizon THEN at END) AS last_before, MAX(at) AS last_at
           FROM alerts WHERE source = 'config' GROUP BY rule_id) AS r ON r.rule_id = a.rule_id
@@ -532,13 +532,5 @@ SELECT COUNT(*) FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert
       AND (a.at < r.last_before
            OR (r.last_before = r.last_at AND (s.rule IS NULL OR (s.firing = 0 AND s.changed_at < :horizon))))));
 
--- name: delete_alerts_before
--- as count_alerts_before
-DELETE FROM alerts WHERE at < :horizon AND (source <> 'config' OR alert_id IN (
-    SELECT a.alert_id FROM alerts AS a
-    JOIN (SELECT rule_id, MAX(CASE WHEN at < :horizon THEN at END) AS last_before, MAX(at) AS last_at
-          FROM alerts WHERE source = 'config' GROUP BY rule_id) AS r ON r.rule_id = a.rule_id
-    LEFT JOIN alert_states AS s ON s.rule = a.rule_id
-    WHERE a.source = 'config' AND a.at < :horizon
-      AND (a.at < r.last_before
-           OR (r.last_before = r.last_at AND (s.rule IS NULL OR (s.firing = 0 AND s.changed_at < :horizon))))));
+-- name: delete_alerts_of
+DELETE FROM alerts WHERE alert_id IN ({ids});
