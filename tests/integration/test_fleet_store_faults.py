@@ -24,11 +24,12 @@ def fleet(tmp_path: Path, postgres_url: str) -> Iterator[Fleet]:
 
 
 def drop_connections(url: str) -> int:
-    """Terminate every other connection to the database; how many there were."""
+    """Terminate every other connection of the workers' role to the database; how many there were (a server's
+    own sessions of a superuser, which this role may not end, are left alone)."""
     with psycopg.connect(url, autocommit=True) as admin:
         return int(admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = current_user"
         ).fetchone()[0])  # fmt: skip
 
 
