@@ -129,7 +129,22 @@ class Batch:
             errors=list(self.errors),
             lease_takes=self._standing_takes(tasks, writer) if self.lease_takes else [],
             lease_drops=list(self.lease_drops),
+            needs=self._needs(tasks) if self.starts else {},
         )
+
+    def _needs(self, tasks: Mapping[str, LiveTask]) -> dict[str, tuple[str, ...]]:
+        """The claims of this batch that stand only with the saves of their dependencies in it: a dependent
+        released by ends of this very turn must not be claimed if those ends lose to another process's writes
+        (its worker was presumed dead, and the task queued again): it would run on a result that is not kept."""
+        dirty = self.dirty
+        needs: dict[str, tuple[str, ...]] = {}
+        for start in self.starts:
+            t = tasks.get(start.task_id)
+            if t is not None and t.task.dependencies:
+                needed = tuple(dep for dep in t.task.dependencies if dep in dirty)
+                if needed:
+                    needs[start.task_id] = needed
+        return needs
 
     def _standing_takes(self, tasks: Mapping[str, LiveTask], writer: str) -> list[Lease]:
         """The leases of claims that still stand and are written in this batch.

@@ -86,7 +86,9 @@ class WriteSet:
     the pool has room (the save claiming that task is dropped otherwise); ``lease_drops`` are lease ids
     to release. ``runs`` are new workflow runs (each with its submission group), ``finals`` tasks stored
     final from the start (a skipped workflow step; an id already stored is left alone) and ``run_ends``
-    how runs ended.
+    how runs ended. ``needs`` holds the saves that stand only with others of the set (a task claimed in the
+    commit that ends the dependencies which released it): task id -> those tasks; when one of them is a
+    conflict, the save is not written either (nor its lease), and is a conflict too.
     """
 
     submissions: list[SubmissionGroup] = field(default_factory=list)
@@ -98,6 +100,7 @@ class WriteSet:
     runs: list[NewRun] = field(default_factory=list)
     finals: list[TaskRecord] = field(default_factory=list)
     run_ends: list[RunEnd] = field(default_factory=list)
+    needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(

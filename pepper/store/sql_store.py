@@ -12,6 +12,7 @@ The database's part is in ``sql_database`` (``SqlDatabase``), the reads of tasks
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from pepper.errors import DuplicateTaskError
@@ -36,6 +37,15 @@ from pepper.store.tokens import TokenLog
 from pepper.store.workers import WorkerRegistry
 
 __all__ = ["Connection", "Cursor", "SqlDatabase", "SqlStore", "StoredTaskView", "TaskReads", "chunks"]
+
+
+class _Unfounded(Exception):
+    """Saves of a commit that stand only with others that were conflicts (``WriteSet.needs``): the transaction
+    is rolled back, and written again without them."""
+
+    def __init__(self, task_ids: set[str]) -> None:
+        super().__init__(f"{len(task_ids)} saves lost what they stood on")
+        self.task_ids = task_ids
 
 
 class StoredTaskView:
@@ -127,8 +137,11 @@ class SqlStore(TaskReads):
             self.narrow.groups(writes.saves, rows),
             self.prepare_rows("record_attempt", [attempt_params(a, writer) for a in writes.attempts]),
         )
-        with self.write_transaction() as conn:
-            result = self._commit_in(conn, writes, writer, now, ready)
+        try:
+            with self.write_transaction() as conn:
+                result = self._commit_in(conn, writes, writer, now, ready)
+        except _Unfounded as unfounded:  # rolled back: written again without the saves that lost their ground
+            return self._commit_without(writes, unfounded.task_ids, writer, now)
         if rows:
             unwritten = result.conflicts | result.refused.keys() if result.refused else result.conflicts
             self.narrow.remember(writes.saves, rows, unwritten)
@@ -159,6 +172,12 @@ class SqlStore(TaskReads):
         if saves and sum(self.write_rows(conn, name, rows) for name, rows in ready.saves) != len(saves):
             ids = [save.task.task_id for save in saves]
             result.conflicts = set(ids) - self._written(conn, ids, writer)
+            if writes.needs:
+                lost = result.conflicts
+                unfounded = {task_id for task_id, needed in writes.needs.items()
+                             if task_id not in lost and not lost.isdisjoint(needed)}  # fmt: skip
+                if unfounded:
+                    raise _Unfounded(unfounded)
         saved = {save.task.task_id for save in saves} - result.conflicts
         if takes:  # only claims written here take their lease (a lost claim holds nothing)
             self.leases.insert_in(
@@ -177,6 +196,21 @@ class SqlStore(TaskReads):
             conn.executemany(q["record_error"], [error_params(e, writer) for e in errors])
         if writes.run_ends:
             self.runs.finish_in(conn, writes.run_ends)
+        return result
+
+    def _commit_without(self, writes: WriteSet, unfounded: set[str], writer: str, now: float) -> CommitResult:
+        """``commit`` of ``writes`` less the saves (and leases, history) of ``unfounded``: claims made on ends that
+        lost to another process's writes. They are reported as conflicts, to be read back."""
+        kept = replace(
+            writes,
+            saves=[save for save in writes.saves if save.task.task_id not in unfounded],
+            lease_takes=[lease for lease in writes.lease_takes if lease.task_id not in unfounded],
+            attempts=[a for a in writes.attempts if a.task_id not in unfounded],
+            errors=[e for e in writes.errors if e.task_id not in unfounded],
+            needs={task_id: needed for task_id, needed in writes.needs.items() if task_id not in unfounded},
+        )
+        result = self.commit(kept, writer, now)
+        result.conflicts = result.conflicts | unfounded
         return result
 
     def insert_tasks(self, conn: Connection, tasks: Sequence[Task], writer: str) -> set[str]:

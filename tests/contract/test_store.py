@@ -227,6 +227,39 @@ def test_a_lost_claim_takes_no_lease_and_its_history_is_dropped(store):
     assert store.get_tasks(["a"])["a"].owner == OTHER
 
 
+def test_a_claim_that_needs_an_end_which_lost_is_not_written_either(store):
+    # Given a dependency "a" another process wrote meanwhile, its dependent "b", and an independent "c"
+    store.leases.ensure_pool({"cpu": 2.0}, replace=True)
+    tasks = [build_task(task_id="a", task_type="t"), build_task(task_id="b", task_type="t", dependencies=["a"]),
+             build_task(task_id="c", task_type="t")]  # fmt: skip
+    store.commit(WriteSet(submissions=[tasks]), ME)
+    store.commit(WriteSet(saves=[save("a", 1, state="pending", writer=OTHER)]), OTHER)
+    # When this process commits the end of "a" over the old version, with the claim of "b" it released (and its
+    # lease), the claim of "c" and a new task
+    take = Lease("lease-b", "agent", LeaseKind.TASK, Resources({"cpu": 1.0}), 0.0, task_id="b")
+    writes = WriteSet(
+        submissions=[[build_task(task_id="n", task_type="t")]],
+        lease_takes=[take],
+        saves=[save("a", 1, state="completed"), save("b", 1), save("c", 1)],
+        needs={"b": ("a",)},
+    )
+    result = store.commit(writes, ME, now=1.0)
+    # Then the end lost, and so did the claim that stood on it: neither is written, nor the lease
+    assert result.conflicts == {"a", "b"} and result.rejected == {} and result.existing == {}
+    stored = store.get_tasks(["a", "b", "c", "n"])
+    assert (stored["a"].state, stored["a"].owner) == (TaskState.PENDING, OTHER)
+    assert (stored["b"].state, stored["b"].version) == (TaskState.BLOCKED, 1)
+    assert store.leases.live(1.0) == []
+    # while the rest of the commit is stored, once
+    assert (stored["c"].state, stored["c"].owner, stored["c"].version) == (TaskState.IN_PROGRESS, ME, 2)
+    assert stored["n"].version == 1 and count(store) == 4
+    # and a claim whose end went through is written with it
+    again = WriteSet(saves=[save("a", 2, state="completed"), save("b", 1)], needs={"b": ("a",)}, lease_takes=[take])
+    assert store.commit(again, ME, now=2.0).conflicts == set()
+    assert store.get_tasks(["b"])["b"].state is TaskState.IN_PROGRESS
+    assert [lease.lease_id for lease in store.leases.live(2.0)] == ["lease-b"]
+
+
 def test_history_and_errors_are_stored_with_a_save_that_went_through(store):
     store.commit(WriteSet(submissions=[[build_task(task_id="a", task_type="t")]]), ME)
     error = RecordError("a", 1, "agent", "t", 2.0, TaskError("Boom", "no"), "retry", "retry", "again in 1s")

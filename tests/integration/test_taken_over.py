@@ -166,3 +166,44 @@ def test_a_worker_presumed_dead_whose_task_was_only_queued_again_reports_its_att
     assert lines[-1].startswith("✓ T1 (work) on w in "), lines
     assert (reporter.completed, reporter.lost) == (1, 1)
     assert "1 completed, 0 failed, 1 taken over by another worker" in str(reporter.summary())
+
+
+def test_a_dependent_is_not_claimed_on_the_end_of_an_attempt_that_was_taken_over(db, tmp_path):
+    # The silent worker's attempt of T1 ends after another worker queued T1 again: that end loses, and D, which
+    # the end released here, must not start in the same commit on the lost attempt's result. D runs once, after
+    # T1's stored completion, with the result T1 is stored with.
+    clock = ManualClock(1_700_000_000.0)
+    silent = _runtime(db, tmp_path, "silent", clock, heartbeat_interval="1h", poll_interval="1h", host_id="one")
+    other = _runtime(db, tmp_path, "other", clock, heartbeat_interval="5s", poll_interval="1s", host_id="two")
+    started, release = threading.Event(), threading.Event()
+    ran: list[tuple[str, int, dict[str, Any]]] = []
+
+    def paused(task):
+        ran.append((task.task_id, task.attempt, dict(task.dependency_results)))
+        if task.task_id == "T1" and task.attempt == 1:
+            started.set()
+            release.wait(30)
+        return f"{task.task_id} attempt {task.attempt}"
+
+    try:
+        pepper.agent("w", task_types=["work"], runtime=silent)(paused)
+        pepper.agent("else", task_types=["other work"], runtime=other)(lambda task: None)
+        silent.start()
+        orchestrator = TaskOrchestrator(silent)
+        orchestrator.submit_tasks([{"id": "T1", "type": "work"}, {"id": "D", "type": "work", "dependencies": ["T1"]}])
+        assert started.wait(30)
+        other.start()
+        clock.advance(60)  # the other worker finds the silent one gone and queues T1 again
+        seen = TaskOrchestrator(other)
+        eventually(lambda: seen.get_task_status("T1").state is TaskState.PENDING, "T1 queued again")
+        release.set()  # T1's first attempt ends; its write loses to the other worker's
+        done = orchestrator.wait("D", timeout=30)
+        first = orchestrator.get_task_status("T1")
+    finally:
+        release.set()
+        silent.close()
+        other.close()
+    assert (first.state, first.result, first.attempts) == (TaskState.COMPLETED, "T1 attempt 2", 2)
+    assert (done.state, done.result, done.attempts) == (TaskState.COMPLETED, "D attempt 1", 1)
+    assert ran == [("T1", 1, {}), ("T1", 2, {}), ("D", 1, {"T1": "T1 attempt 2"})]
+    assert done.started_at >= first.finished_at
