@@ -30,8 +30,8 @@ only runs attempts and returns JSON.
   at once (``ExecutorUnavailableError``, its recovery deciding): a ``ray://`` address without Ray's
   client package, a budget no node of the cluster has (checked as the actor is made).
 
-With no address, pepper starts a local Ray in this process (without the dashboard). An agent's actor
-options and payload are ``executors.ray_options``.
+With no address, pepper starts a local Ray in this process (without the dashboard): ``executors.ray_cluster``
+reaches the cluster. An agent's actor options and payload are ``executors.ray_options``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,7 @@ import ray.exceptions
 
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle
 from pepper.engine.executors.ray_actor import AgentActor, Attempt, Key
+from pepper.engine.executors.ray_cluster import RayCluster
 from pepper.engine.executors.ray_options import (
     actor_options,
     actor_payload,
@@ -63,15 +62,7 @@ log = logging.getLogger("pepper.engine")
 
 COLLECT_WAIT = 1.0  # seconds a collect call waits in the actor for an attempt to end before it returns empty
 KILL_GRACE = 2.0  # seconds a cancelled sync function gets to return before its actor is killed
-_SLOW_CONNECT = 5.0  # seconds connecting before health says the cluster has not answered yet
-_CONNECT_RETRY = (0.5, 10.0)  # first and longest wait between attempts to reach the cluster
 _CHECK_STARTS = 64  # batches sent before the collector checks they all started (it does too when idle)
-#: Set for a local Ray started by pepper: no token, bound to this machine.
-LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-
-_started_here = threading.Lock()
-_users = 0  # RayExecutors open in this process on a Ray that pepper started (shut down with the last)
-_we_started = False
 
 
 class _Actor:
@@ -107,17 +98,14 @@ class RayExecutor:
         self._actors: dict[AgentHandle, _Actor] = {}
         self._payloads: dict[AgentHandle, tuple[Any, ...]] = {}  # what each agent's actor is made from
         self._to_send: dict[_Actor, AgentHandle] = {}  # actors with attempts in their outbox
-        self._connected = False
-        self._connecting: asyncio.Lock | None = None
-        self._problem: str | None = None
-        self._owns_ray = False
+        self._cluster = RayCluster(address)
         self._cleanup: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- the protocol ------------------------------------------------------------------
 
     async def call(self, agent: AgentHandle, run: TaskRun) -> Any:
-        await self._connect()
+        await self._cluster.connect()
         actor = self._actor(agent)
         key = (run.task_id, run.attempt)
         loop = asyncio.get_running_loop()
@@ -139,7 +127,7 @@ class RayExecutor:
         return None if value is None else json.loads(value)
 
     def health(self) -> str | None:
-        return self._problem
+        return self._cluster.problem
 
     def admit(self, agent: AgentHandle) -> None:
         """Check, as ``agent`` registers, what can be checked of it before it runs on Ray: that the address
@@ -159,7 +147,6 @@ class RayExecutor:
             _kill(actor.handle)
 
     def close(self) -> None:
-        global _users, _we_started
         if self._closed:
             return
         self._closed = True
@@ -175,12 +162,7 @@ class RayExecutor:
             if watch.get_loop() is loop:
                 watch.cancel()
         self._actors.clear()
-        if self._owns_ray:
-            with _started_here:
-                _users -= 1
-                if _users == 0 and _we_started:
-                    _we_started = False
-                    ray.shutdown()
+        self._cluster.leave()
 
     # -- sending attempts and bringing back their ends ---------------------------------------
 
@@ -317,57 +299,6 @@ class RayExecutor:
             return False
         finally:
             actor.probes.discard(probe)
-
-    # -- the cluster -------------------------------------------------------------------
-
-    async def _connect(self) -> None:
-        if self._connected:
-            return
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            missing = client_missing(self.address)
-            if missing is not None:  # no wait mends it: the attempts fail, their recovery decides
-                if self._problem != missing:
-                    self._problem = missing
-                    log.error("%s; Ray agents' attempts fail", missing)
-                raise ExecutorUnavailableError(missing)
-            delay = _CONNECT_RETRY[0]
-            where = self.address or "a new local Ray"
-            while not self._connected:
-                # Ray may try for minutes before it gives up on a cluster that does not answer: say so meanwhile.
-                slow = asyncio.get_running_loop().call_later(_SLOW_CONNECT, self._connecting_slowly, where)
-                try:
-                    await asyncio.to_thread(self._init)
-                except Exception as exc:  # noqa: BLE001 - any failure to connect: wait and try again
-                    self._problem = f"the Ray cluster at {where} cannot be reached: {exc}"
-                    log.error("%s; Ray agents' tasks wait (trying again in %gs)", self._problem, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _CONNECT_RETRY[1])
-                else:
-                    self._connected, self._problem = True, None
-                finally:
-                    slow.cancel()
-
-    def _connecting_slowly(self, where: str) -> None:
-        if self._problem is None:
-            self._problem = f"the Ray cluster at {where} has not answered within {_SLOW_CONNECT:g}s (still trying)"
-            log.warning("%s; Ray agents' tasks wait", self._problem)
-
-    def _init(self) -> None:
-        global _users, _we_started
-        with _started_here:
-            if ray.is_initialized():
-                self._owns_ray = _we_started
-            elif self.address is None:
-                for name, value in LOCAL_RAY_ENV.items():
-                    os.environ.setdefault(name, value)
-                ray.init(include_dashboard=False, log_to_driver=False)
-                _we_started = self._owns_ray = True
-            else:
-                ray.init(address=self.address, log_to_driver=False)
-            if self._owns_ray:
-                _users += 1
 
 
 def _fail(actor: _Actor, keys: list[Key], exc: BaseException) -> None:
