@@ -106,10 +106,10 @@ def encode_ids(ids: tuple[str, ...]) -> str:
     """A JSON list of validated ids (printable strings); joined directly unless one needs escaping."""
     if not ids:
         return "[]"
-    joined = '","'.join(ids)
-    if '"' in joined or "\\" in joined or not joined.isprintable():
+    together = "".join(ids)  # (tested before the quotes that separate them are put in)
+    if '"' in together or "\\" in together or not together.isprintable():
         return encode(list(ids))
-    return f'["{joined}"]'
+    return '["' + '","'.join(ids) + '"]'
 
 
 def decode(text: str | None) -> Any:

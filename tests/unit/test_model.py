@@ -174,13 +174,23 @@ def test_format_duration():
     assert [format_duration(s) for s in (0.25, 12.5, 200, 7500)] == ["250ms", "12.5s", "3m20s", "2h05m"]
 
 
-@pytest.mark.parametrize("ids", [(), ("a",), ("a", "b c", "é"), ('q"x',), ("back\\slash",), ("tab\tno",)])
+@pytest.mark.parametrize(
+    "ids", [(), ("a",), ("a", "b c", "é"), ('q"x',), ("back\\slash",), ("tab\tno",), ("a", 'q"x'), ("a", "l\u2028s")]
+)
 def test_id_lists_encode_to_json_that_reads_back(ids):
     import json
 
-    from pepper.model.codec import encode_ids
+    from pepper.model.codec import encode, encode_ids
 
     assert json.loads(encode_ids(ids)) == list(ids)
+    assert encode_ids(ids) == encode(list(ids))  # the text the general encoder writes, whichever way it is made
+
+
+def test_plain_id_lists_are_joined_without_the_json_encoder(monkeypatch):
+    from pepper.model import codec
+
+    monkeypatch.setattr(codec, "encode", lambda value, *args, **kwargs: pytest.fail(f"encoded {value!r}"))
+    assert codec.encode_ids(("w2-3-45", "w2-3-12", "é")) == '["w2-3-45","w2-3-12","é"]'
 
 
 def test_a_task_id_or_type_that_is_a_path_segment_of_its_own_is_refused() -> None:
