@@ -14,6 +14,8 @@ from pepper.model.task import Task, TaskState
 from pepper.model.workflow_run import RunRecord
 from pepper.store.protocol import NewRun, RunEnd, TaskSave, WriteSet
 
+_PENDING, _IN_PROGRESS = TaskState.PENDING, TaskState.IN_PROGRESS
+
 
 class Batch:
     """Changes gathered during one turn of the loop, committed together.
@@ -65,9 +67,11 @@ class Batch:
         self.run_ends += newer.run_ends
         self.ends.update(newer.ends)
 
-    def split(self) -> list[tuple[str | None, Batch]]:
+    def split(self, tasks: Mapping[str, LiveTask]) -> list[tuple[str | None, Batch]]:
         """The batch cut into items that can be stored on their own: each submission, each task's changes
-        (its row, history, lease and start together), each lease release; paired with the task id, if any.
+        (its row, history, lease and start together), each lease release; paired with the task id, if any. A
+        task released on ends of this batch goes with the first of them (see ``_needs``), its row stored only
+        with theirs.
 
         Used to find the one item a store refuses; ``committed`` futures are left to the caller.
         """
@@ -82,8 +86,13 @@ class Batch:
             part.run_ends.append(run_end)
             parts.append((None, part))
         per_task: dict[str, Batch] = {}
+        with_end: dict[str, str] = {}  # a task released on ends of this batch -> the first of them
+        for task_id, needed in self._needs(tasks).items():
+            with_end[task_id] = needed[0]
 
         def of(task_id: str) -> Batch:
+            while task_id in with_end:  # (a chain ends: a task is not released on its own end)
+                task_id = with_end[task_id]
             part = per_task.get(task_id)
             if part is None:
                 part = per_task[task_id] = Batch()
@@ -129,21 +138,26 @@ class Batch:
             errors=list(self.errors),
             lease_takes=self._standing_takes(tasks, writer) if self.lease_takes else [],
             lease_drops=list(self.lease_drops),
-            needs=self._needs(tasks) if self.starts else {},
+            needs=self._needs(tasks),
         )
 
     def _needs(self, tasks: Mapping[str, LiveTask]) -> dict[str, tuple[str, ...]]:
-        """The claims of this batch that stand only with the saves of their dependencies in it: a dependent
-        released by ends of this very turn must not be claimed if those ends lose to another process's writes
-        (its worker was presumed dead, and the task queued again): it would run on a result that is not kept."""
+        """The saves of this batch that stand only with the saves of their dependencies in it: a dependent released
+        (and perhaps claimed) on ends of this very batch must not be stored ready if one of those ends loses to
+        another process's write (its worker was presumed dead, and the task queued again): it would run on a
+        result that is not kept."""
         dirty = self.dirty
         needs: dict[str, tuple[str, ...]] = {}
-        for start in self.starts:
-            t = tasks.get(start.task_id)
-            if t is not None and t.task.dependencies:
-                needed = tuple(dep for dep in t.task.dependencies if dep in dirty)
-                if needed:
-                    needs[start.task_id] = needed
+        for task_id in dirty:
+            t = tasks.get(task_id)
+            if t is None or (t.state is not _PENDING and t.state is not _IN_PROGRESS) or not t.task.dependencies:
+                continue  # (it waits, or it ended: no release of this batch is written with it)
+            needed: tuple[str, ...] = ()
+            for dep in t.task.dependencies:
+                if dep in dirty:
+                    needed += (dep,)
+            if needed:
+                needs[task_id] = needed
         return needs
 
     def _standing_takes(self, tasks: Mapping[str, LiveTask], writer: str) -> list[Lease]:

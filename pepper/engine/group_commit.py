@@ -110,7 +110,7 @@ def commit_apart(engine: Engine, batch: Batch, exc: Exception) -> None:
     """The store refused the batch: store its items one by one, and fail only the ones it refuses."""
     log.error("commit refused (%s: %s); storing the batch item by item to set the faulty ones apart",
               type(exc).__name__, exc)  # fmt: skip
-    parts = batch.split()
+    parts = batch.split(engine.state.tasks)
     for index, (task_id, part) in enumerate(parts):
         try:
             result = commit(engine, part)

@@ -337,6 +337,9 @@ class Engine:
         ended = {d for r in records if r.state is TaskState.BLOCKED for d in r.task.dependencies} & deps
         extra = stored_dependencies(self, deps, ended) if deps else []
         dirty, ends = self.batch.dirty, self.batch.ends
+        released = self._released_on_lost_ends(records, wanted)
+        if released:
+            records = records + list(self.store.get_tasks(sorted(released)).values())
         fresh = []
         lost = []
         for record in extra + records:
@@ -344,7 +347,7 @@ class Engine:
             seen = self.versions.get(task_id)
             held = known.get(task_id)
             same = held is None or held.task.created_at == record.task.created_at  # else: a pruned id's new task
-            if same and seen is not None and record.version <= seen and task_id in dirty:
+            if same and seen is not None and record.version <= seen and task_id in dirty and task_id not in released:
                 continue  # our change, not saved yet, is newer than this row
             self.versions[task_id] = record.version
             # The stored row replaces memory: a save queued before it would write that row back under our name.
@@ -358,6 +361,22 @@ class Engine:
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
         for task_id, attempt, record in lost:
             notify(self.hooks, "on_attempt_lost", task_id, attempt, record)
+
+    def _released_on_lost_ends(self, records: list[TaskRecord], wanted: set[str]) -> set[str]:
+        """The tasks released (and perhaps claimed) on completions not stored yet that these rows of another
+        process replace: those releases are not written either, and the tasks' own rows are read back with them
+        (they wait for the end the rows tell, as after a commit that lost)."""
+        dirty, known = self.batch.dirty, self.state.tasks
+        lost = set()
+        for record in records:
+            held = known.get(record.task.task_id)
+            if (held is not None and held.state is TaskState.COMPLETED and record.state is not TaskState.COMPLETED
+                    and record.task.task_id in dirty and held.task.created_at == record.task.created_at):  # fmt: skip
+                lost.add(record.task.task_id)
+        if not lost:
+            return set()
+        return {task_id for task_id in dirty if task_id not in wanted and (t := known.get(task_id)) is not None
+                and t.state is not TaskState.BLOCKED and not lost.isdisjoint(t.task.dependencies)}  # fmt: skip
 
     def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
         """Results of completed dependencies, from memory or (if trimmed) the store."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,114 @@ def test_a_dependent_is_not_claimed_on_the_end_of_an_attempt_that_was_taken_over
     assert (done.state, done.result, done.attempts) == (TaskState.COMPLETED, "D attempt 1", 1)
     assert ran == [("T1", 1, {}), ("T1", 2, {}), ("D", 1, {"T1": "T1 attempt 2"})]
     assert done.started_at >= first.finished_at
+
+
+def test_a_dependent_released_on_an_end_that_was_taken_over_waits_for_the_end_that_is_kept(db, tmp_path):
+    # As above, but the silent worker only releases D (the other worker serves D's type): D must not be stored as
+    # ready with the end that lost. It runs on the other worker once T1's kept end is stored, on T1's kept result.
+    clock = ManualClock(1_700_000_000.0)
+    silent = _runtime(db, tmp_path, "silent", clock, heartbeat_interval="1h", poll_interval="1h", host_id="one")
+    other = _runtime(db, tmp_path, "other", clock, heartbeat_interval="5s", poll_interval="1s", host_id="two")
+    started, release = threading.Event(), threading.Event()
+    again, finish = threading.Event(), threading.Event()
+    ran: list[tuple[str, int, dict[str, Any]]] = []
+
+    def paused(task):
+        ran.append((task.task_id, task.attempt, dict(task.dependency_results)))
+        if task.task_id == "T1":
+            (started if task.attempt == 1 else again).set()
+            (release if task.attempt == 1 else finish).wait(30)
+        return f"{task.task_id} attempt {task.attempt}"
+
+    try:
+        pepper.agent("w", task_types=["work"], runtime=silent)(paused)
+        pepper.agent("else", task_types=["other work"], runtime=other)(paused)
+        silent.start()
+        orchestrator = TaskOrchestrator(silent)
+        orchestrator.submit_tasks([{"id": "T1", "type": "work"},
+                                   {"id": "D", "type": "other work", "dependencies": ["T1"]}])  # fmt: skip
+        assert started.wait(30)
+        other.start()
+        clock.advance(60)  # the other worker finds the silent one gone and queues T1 again
+        seen = TaskOrchestrator(other)
+        eventually(lambda: seen.get_task_status("T1").state is TaskState.PENDING, "T1 queued again")
+        release.set()  # T1's first attempt ends; its write loses to the other worker's
+        assert again.wait(30)  # the silent worker runs T1 again: while it does, D waits, as stored
+        for _ in range(3):
+            clock.advance(1)  # the other worker reads the database every second of the clock
+            assert other.store.get_tasks(["D"])["D"].state is TaskState.BLOCKED
+        finish.set()
+
+        def settled() -> bool:
+            clock.advance(1)  # the other worker reads the database every second of the clock
+            return seen.get_task_status("D").state.is_final
+
+        eventually(settled, "D to run on the other worker")
+        done, first = seen.get_task_status("D"), seen.get_task_status("T1")
+    finally:
+        release.set()
+        finish.set()
+        silent.close()
+        other.close()
+    assert (first.state, first.result, first.attempts) == (TaskState.COMPLETED, "T1 attempt 2", 2)
+    assert (done.state, done.result, done.attempts) == (TaskState.COMPLETED, "D attempt 1", 1)
+    assert ran == [("T1", 1, {}), ("T1", 2, {}), ("D", 1, {"T1": "T1 attempt 2"})]
+    assert done.started_at >= first.finished_at
+
+
+def test_a_dependent_claimed_on_an_end_that_a_read_finds_lost_before_its_commit_waits_for_the_end_kept(
+    tmp_path, monkeypatch, caplog
+):
+    # T1's end and D's claim wait for a commit the database was too busy for, and a read of the database meanwhile
+    # shows T1 queued again by another worker (which presumed this one dead): T1's end is not written, and D's
+    # claim, which stood on it, is not either. D runs once, after T1 ran again, on the result kept.
+    monkeypatch.setattr("pepper.engine.failed_commits.RETRY_COMMIT", (3600.0,))  # retried only when told here
+    db = str(tmp_path / "shared.db")
+    worker = pepper.Runtime(db=db, home=str(tmp_path / "worker"), busy_timeout=0.05, heartbeat_interval="1h",
+                            poll_interval="1h", sample_interval="1h", clock=ManualClock(1_700_000_000.0))  # fmt: skip
+    started, release = threading.Event(), threading.Event()
+    ran: list[tuple[str, int, dict[str, Any]]] = []
+
+    def paused(task):
+        ran.append((task.task_id, task.attempt, dict(task.dependency_results)))
+        if task.task_id == "T1" and task.attempt == 1:
+            started.set()
+            release.wait(30)
+        return f"{task.task_id} attempt {task.attempt}"
+
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        pepper.agent("w", task_types=["work"], runtime=worker)(paused)
+        worker.start()
+        orchestrator = TaskOrchestrator(worker)
+        orchestrator.submit_tasks([{"id": "T1", "type": "work"}, {"id": "D", "type": "work", "dependencies": ["T1"]}])
+        assert started.wait(30)
+        holder.execute("BEGIN IMMEDIATE")  # the database's write lock: the worker's next commit fails as busy
+        with caplog.at_level(logging.ERROR, logger="pepper.engine"):
+            release.set()
+            eventually(lambda: "commit failed" in caplog.text, "the commit of T1's end and D's claim to fail")
+        # another worker queues T1 again (it took this one for dead), and the database is free again
+        holder.execute("UPDATE tasks SET state = 'pending', owner = NULL, ready_at = 1700000060.0, writer = 'other', "
+                       "version = version + 1, change_seq = change_seq + 100 WHERE task_id = 'T1'")  # fmt: skip
+        holder.execute("COMMIT")
+        service = worker.portal().call(worker.engine())
+
+        async def read_then_commit() -> None:  # a read of the database, then the commit tried again
+            engine = service.engine
+            engine.load(["T1"], cause="poll")
+            if engine.flush_handle is not None:
+                engine.flush_handle.cancel()
+            engine.flush()
+
+        worker.portal().call(read_then_commit())
+        stored = worker.store.get_tasks(["T1", "D"])
+        assert stored["D"].state is TaskState.BLOCKED and stored["D"].version == 1  # D's claim was not written
+        done = orchestrator.wait("D", timeout=30)
+        first = orchestrator.get_task_status("T1")
+    finally:
+        release.set()
+        holder.close()
+        worker.close()
+    assert (first.state, first.result, first.attempts) == (TaskState.COMPLETED, "T1 attempt 2", 2)
+    assert (done.state, done.result, done.attempts) == (TaskState.COMPLETED, "D attempt 1", 1)
+    assert ran == [("T1", 1, {}), ("T1", 2, {}), ("D", 1, {"T1": "T1 attempt 2"})]

@@ -457,6 +457,23 @@ def test_a_completion_the_database_refused_takes_back_the_dependents_it_released
     assert not state.agents["a"].running
 
 
+def test_a_dependent_released_or_claimed_on_an_end_is_stored_only_with_that_end(state):
+    from pepper.engine.batch import Batch
+
+    state.handle(AgentAdded(agent("a", capacity=2), 0.0))
+    state.handle(TasksAdded((task("d"), task("c", deps=["d"]), task("e", deps=["d"], task_type="elsewhere"),
+                             task("f"), task("g", deps=["f"])), 0.0))  # fmt: skip
+    batch = Batch()
+    for action in ok(state, "d", 1.0, 5):  # c is claimed on d's end, e released (no agent here takes it)
+        if type(action) is Save:
+            batch.dirty[action.task_id] = None
+    assert state.tasks["c"].state is TaskState.IN_PROGRESS and state.tasks["e"].state is TaskState.PENDING
+    versions = dict.fromkeys(batch.dirty, 1)
+    assert batch.writes(state.tasks, versions, ME).needs == {"c": ("d",), "e": ("d",)}
+    # cut apart to find an item the store refuses, they go with the end they stand on
+    assert [(key, list(part.dirty)) for key, part in batch.split(state.tasks)] == [("d", ["d", "c", "e"])]
+
+
 def test_a_claim_cancelled_before_its_batch_commits_stores_no_lease(state):
     from pepper.engine.batch import Batch
     from pepper.model.events import DropLease, LeasesLoaded, TakeLease
