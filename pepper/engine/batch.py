@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pepper.engine.live import LiveTask
@@ -159,6 +159,25 @@ class Batch:
             if needed:
                 needs[task_id] = needed
         return needs
+
+    def released_on_lost_ends(
+        self, tasks: Mapping[str, LiveTask], records: Sequence[TaskRecord], wanted: Collection[str]
+    ) -> set[str]:
+        """The tasks of this batch released (and perhaps claimed) on completions of it that ``records``, rows
+        another process wrote, replace (besides ``wanted``, those rows' tasks): those releases must not be
+        written either; the tasks' own rows are to be read back with these (they wait for the end the rows
+        tell, as after a commit that lost)."""
+        dirty = self.dirty
+        lost = set()
+        for record in records:
+            held = tasks.get(record.task.task_id)
+            if (held is not None and held.state is TaskState.COMPLETED and record.state is not TaskState.COMPLETED
+                    and record.task.task_id in dirty and held.task.created_at == record.task.created_at):  # fmt: skip
+                lost.add(record.task.task_id)
+        if not lost:
+            return set()
+        return {task_id for task_id in dirty if task_id not in wanted and (t := tasks.get(task_id)) is not None
+                and t.state is not TaskState.BLOCKED and not lost.isdisjoint(t.task.dependencies)}  # fmt: skip
 
     def _standing_takes(self, tasks: Mapping[str, LiveTask], writer: str) -> list[Lease]:
         """The leases of claims that still stand and are written in this batch.

@@ -337,7 +337,7 @@ class Engine:
         ended = {d for r in records if r.state is TaskState.BLOCKED for d in r.task.dependencies} & deps
         extra = stored_dependencies(self, deps, ended) if deps else []
         dirty, ends = self.batch.dirty, self.batch.ends
-        released = self._released_on_lost_ends(records, wanted)
+        released = self.batch.released_on_lost_ends(known, records, wanted)
         if released:
             records = records + list(self.store.get_tasks(sorted(released)).values())
         fresh = []
@@ -361,22 +361,6 @@ class Engine:
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
         for task_id, attempt, record in lost:
             notify(self.hooks, "on_attempt_lost", task_id, attempt, record)
-
-    def _released_on_lost_ends(self, records: list[TaskRecord], wanted: set[str]) -> set[str]:
-        """The tasks released (and perhaps claimed) on completions not stored yet that these rows of another
-        process replace: those releases are not written either, and the tasks' own rows are read back with them
-        (they wait for the end the rows tell, as after a commit that lost)."""
-        dirty, known = self.batch.dirty, self.state.tasks
-        lost = set()
-        for record in records:
-            held = known.get(record.task.task_id)
-            if (held is not None and held.state is TaskState.COMPLETED and record.state is not TaskState.COMPLETED
-                    and record.task.task_id in dirty and held.task.created_at == record.task.created_at):  # fmt: skip
-                lost.add(record.task.task_id)
-        if not lost:
-            return set()
-        return {task_id for task_id in dirty if task_id not in wanted and (t := known.get(task_id)) is not None
-                and t.state is not TaskState.BLOCKED and not lost.isdisjoint(t.task.dependencies)}  # fmt: skip
 
     def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
         """Results of completed dependencies, from memory or (if trimmed) the store."""
