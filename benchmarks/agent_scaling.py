@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/agent_scaling.py [--tasks 10000] [--capacity 1000] [--repeat 3]
 
 W1 (independent no-op tasks on a durable SQLite file) run by 1 agent of capacity 1,000, then 10 agents of
-capacity 100, 100 of 10 and 1,000 of 1, all accepting the task type. Prints tasks/s of each and its ratio to
-the single agent: choosing among many agents should cost about what choosing one does.
+capacity 100, 100 of 10 and 1,000 of 1, all accepting the task type; each round runs every pool once, and
+each pool's median over the rounds is shown. Prints tasks/s of each and its ratio to the single agent:
+choosing among many agents should cost about what choosing one does.
 """
 
 from __future__ import annotations
@@ -54,15 +55,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per pool; the median is shown")
     args = parser.parse_args()
     pools = [n for n in (1, 10, 100, 1000) if n <= args.capacity]
-    rates = {}
+    # Round by round, every pool once: a machine that slows down (or a heap that grows) over the minutes this
+    # takes weighs on every pool alike, not on the last ones measured.
+    seconds: dict[int, list[float]] = {agents: [] for agents in pools}
+    for round_ in range(args.repeat):
+        for agents in pools:
+            seconds[agents].append(run(agents, args.capacity // agents, args.tasks))
+        print(f"round {round_ + 1} of {args.repeat} done", file=sys.stderr, flush=True)
+    rates = {agents: args.tasks / statistics.median(times) for agents, times in seconds.items()}
     for agents in pools:
-        capacity = args.capacity // agents
-        seconds = statistics.median(run(agents, capacity, args.tasks) for _ in range(args.repeat))
-        rates[agents] = args.tasks / seconds
         ratio = rates[agents] / rates[pools[0]]
-        print(
-            f"{agents:>5} agent(s) x capacity {capacity:<5} {rates[agents]:>9,.0f} tasks/s  {ratio:5.2f}x", flush=True
-        )
+        print(f"{agents:>5} agent(s) x capacity {args.capacity // agents:<5} {rates[agents]:>9,.0f} tasks/s  "
+              f"{ratio:5.2f}x")  # fmt: skip
     print(f"\nW1: {args.tasks:,} tasks, total capacity {args.capacity:,}, median of {args.repeat} run(s); ratios "
           f"against 1 agent of capacity {args.capacity:,}")  # fmt: skip
     last = pools[-1]
