@@ -43,6 +43,7 @@ from pepper.model.run import TaskRun
 from pepper.model.status import TaskError, error_types
 
 log = logging.getLogger("pepper.engine")
+_build = tuple.__new__  # a NamedTuple from the tuple of all its fields, without the frame of its __new__
 
 __all__ = ["AgentHandle", "Attempts", "executor_kind", "task_error"]
 
@@ -303,20 +304,9 @@ class Attempts:
             agent.record_outcome(ok, ended - attempt.started_at)
         except Exception:
             log.exception("agent %s failed to record an outcome", agent.spec.agent_id)
-        self._report(
-            AttemptEnded(
-                task_id,
-                number,
-                ended,
-                ok,
-                result,
-                result_json,
-                error,
-                attempt.started_at,
-                attempt.interrupted,
-                f"attempt:{task_id}:{number}",
-            )
-        )
+        started, cause = attempt.started_at, f"attempt:{task_id}:{number}"
+        fields = (task_id, number, ended, ok, result, result_json, error, started, attempt.interrupted, cause)
+        self._report(_build(AttemptEnded, fields))  # (every field given: without the class's generated __new__)
 
 
 async def _refused(error: Exception) -> Any:

@@ -15,6 +15,7 @@ from pepper.model.workflow_run import RunRecord
 from pepper.store.protocol import NewRun, RunEnd, TaskSave, WriteSet
 
 _PENDING, _IN_PROGRESS = TaskState.PENDING, TaskState.IN_PROGRESS
+_build = tuple.__new__  # a NamedTuple from the tuple of all its fields, without the frame of its __new__
 
 
 class Batch:
@@ -125,7 +126,9 @@ class Batch:
     def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
         """The ``WriteSet`` for the store; tasks are read in their current state, over the version last stored."""
         saves = [
-            TaskSave(tasks[tid].task, versions[tid], stored_values(tasks[tid])) for tid in self.dirty if tid in tasks
+            _build(TaskSave, (tasks[tid].task, versions[tid], stored_values(tasks[tid])))
+            for tid in self.dirty
+            if tid in tasks
         ]
         groups = {id(group): index for index, (group, _) in enumerate(self.submissions)}
         return WriteSet(

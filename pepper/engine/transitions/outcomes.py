@@ -12,7 +12,7 @@ from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import release
 from pepper.engine.transitions.placement import enqueue, free_slot, offer, refill
 from pepper.engine.transitions.recovery import fail_attempt
-from pepper.engine.transitions.turn import COMPLETED, IN_PROGRESS, PENDING, Turn, attempt_record, move
+from pepper.engine.transitions.turn import COMPLETED, IN_PROGRESS, PENDING, Turn, attempt_record, build, move
 from pepper.model import events as ev
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def on_attempt_ended(s: EngineState, e: ev.AttemptEnded) -> list[ev.Action]:
     if e.ok:
         move(t, COMPLETED)
         t.result, t.result_json, t.error, t.finished_at, t.owner = e.result, e.result_json, None, e.at, None
-        turn.actions += (ev.Save(e.task_id, e.cause), ev.Settled(e.task_id, e.cause))
+        turn.actions += (build(ev.Save, (e.task_id, e.cause)), build(ev.Settled, (e.task_id, e.cause)))
         s.finished.append(e.task_id)
         refill(s, turn)  # tasks already waiting go before newly ready ones
         release(s, t, turn)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions.turn import IN_PROGRESS, Turn, move
+from pepper.engine.transitions.turn import IN_PROGRESS, Turn, build, move
 from pepper.model import events as ev
 from pepper.model.agent import ANY_TASK_TYPE
 from pepper.scheduling.load import AgentLoad
@@ -94,13 +94,13 @@ def start(s: EngineState, t: LiveTask, agent: AgentLoad, turn: Turn) -> None:
     agent.take(task_id, t.task.task_type, turn.at)
     s.routing.changed(agent)
     actions = turn.actions
-    actions.append(ev.Save(task_id, cause))
+    actions.append(build(ev.Save, (task_id, cause)))
     needs = t.task.requirements.resources
     if needs:
         lease = s.resources.take(task_id, t.attempts, agent_id, needs, turn.at)
         if lease is not None:
             actions.append(ev.TakeLease(lease, t.attempts, cause))
-    actions.append(ev.Start(task_id, t.attempts, agent_id, cause))
+    actions.append(build(ev.Start, (task_id, t.attempts, agent_id, cause)))
 
 
 def fill(s: EngineState, agent: AgentLoad, turn: Turn) -> None:
