@@ -120,6 +120,26 @@ def test_quick_init_builds_what_init_builds_with_the_same_defaults() -> None:
         status.attempts = 3  # type: ignore[misc]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Base:
+    a: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Derived(_Base):
+    b: str = "x"
+
+
+def test_quick_init_builds_instances_of_the_class_itself_with_or_without_a_base_class() -> None:
+    import pickle
+
+    for cls, args in ((_Base, (1,)), (_Derived, (1, "y")), (_Derived, (2,)), (TaskStatus, ("a", "t", "pending", 1))):
+        built = quick_init(cls)(*args)
+        assert type(built) is cls and built == cls(*args) and pickle.loads(pickle.dumps(built)) == built
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick_init(_Base)(1).a = 3  # type: ignore[misc]
+
+
 def test_quick_init_refuses_a_class_it_would_build_wrongly() -> None:
     @dataclasses.dataclass(frozen=True, slots=True)
     class Checked:
