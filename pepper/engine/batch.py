@@ -130,17 +130,20 @@ class Batch:
             for tid in self.dirty
             if tid in tasks
         ]
-        groups = {id(group): index for index, (group, _) in enumerate(self.submissions)}
-        return WriteSet(
-            submissions=[group for group, _ in self.submissions],
-            runs=[NewRun(record, groups[id(group)]) for record, group in self.runs],
-            finals=list(self.finals),
-            run_ends=list(self.run_ends),
+        runs: list[NewRun] = []
+        if self.runs:
+            groups = {id(group): index for index, (group, _) in enumerate(self.submissions)}
+            runs = [NewRun(record, groups[id(group)]) for record, group in self.runs]
+        return WriteSet(  # (the batch's own lists: the store only reads them, before this batch changes again)
+            submissions=[group for group, _ in self.submissions] if self.submissions else [],
+            runs=runs,
+            finals=self.finals,
+            run_ends=self.run_ends,
             saves=saves,
-            attempts=list(self.attempts),
-            errors=list(self.errors),
+            attempts=self.attempts,
+            errors=self.errors,
             lease_takes=self._standing_takes(tasks, writer) if self.lease_takes else [],
-            lease_drops=list(self.lease_drops),
+            lease_drops=self.lease_drops,
             needs=self._needs(tasks),
         )
 

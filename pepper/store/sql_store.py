@@ -133,9 +133,10 @@ class SqlStore(TaskReads):
         """
         # the rows are made ready before the transaction: the write lock is held for the writing only
         rows = [save_params(save, writer) for save in writes.saves]
+        attempts = writes.attempts
         ready = _Ready(
             self.narrow.groups(writes.saves, rows),
-            self.prepare_rows("record_attempt", [attempt_params(a, writer) for a in writes.attempts]),
+            self.prepare_rows("record_attempt", [attempt_params(a, writer) for a in attempts]) if attempts else [],
         )
         try:
             with self.write_transaction() as conn:
@@ -178,22 +179,23 @@ class SqlStore(TaskReads):
                              if task_id not in lost and not lost.isdisjoint(needed)}  # fmt: skip
                 if unfounded:
                     raise _Unfounded(unfounded)
-        saved = {save.task.task_id for save in saves} - result.conflicts
-        if takes:  # only claims written here take their lease (a lost claim holds nothing)
-            self.leases.insert_in(
-                conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id in saved]
-            )
-        # history is kept only beside a write of its task that went through
-        if writes.attempts:
-            if all(a.task_id in saved for a in writes.attempts):
-                self.write_rows(conn, "record_attempt", ready.attempts)
-            else:
-                attempts = [attempt_params(a, writer) for a in writes.attempts if a.task_id in saved]
-                if attempts:
-                    self.write_rows(conn, "record_attempt", attempts)
-        errors = [e for e in writes.errors if e.task_id in saved]
-        if errors:
-            conn.executemany(q["record_error"], [error_params(e, writer) for e in errors])
+        if takes or writes.attempts or writes.errors:
+            saved = {save.task.task_id for save in saves} - result.conflicts
+            if takes:  # only claims written here take their lease (a lost claim holds nothing)
+                self.leases.insert_in(
+                    conn, [lease for lease in takes if lease.lease_id not in refused and lease.task_id in saved]
+                )
+            # history is kept only beside a write of its task that went through
+            if writes.attempts:
+                if all(a.task_id in saved for a in writes.attempts):
+                    self.write_rows(conn, "record_attempt", ready.attempts)
+                else:
+                    attempts = [attempt_params(a, writer) for a in writes.attempts if a.task_id in saved]
+                    if attempts:
+                        self.write_rows(conn, "record_attempt", attempts)
+            errors = [e for e in writes.errors if e.task_id in saved]
+            if errors:
+                conn.executemany(q["record_error"], [error_params(e, writer) for e in errors])
         if writes.run_ends:
             self.runs.finish_in(conn, writes.run_ends)
         return result
