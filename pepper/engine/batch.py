@@ -68,11 +68,9 @@ class Batch:
         self.run_ends += newer.run_ends
         self.ends.update(newer.ends)
 
-    def split(self, tasks: Mapping[str, LiveTask]) -> list[tuple[str | None, Batch]]:
+    def split(self) -> list[tuple[str | None, Batch]]:
         """The batch cut into items that can be stored on their own: each submission, each task's changes
-        (its row, history, lease and start together), each lease release; paired with the task id, if any. A
-        task released on ends of this batch goes with the first of them (see ``_needs``), its row stored only
-        with theirs.
+        (its row, history, lease and start together), each lease release; paired with the task id, if any.
 
         Used to find the one item a store refuses; ``committed`` futures are left to the caller.
         """
@@ -87,13 +85,8 @@ class Batch:
             part.run_ends.append(run_end)
             parts.append((None, part))
         per_task: dict[str, Batch] = {}
-        with_end: dict[str, str] = {}  # a task released on ends of this batch -> the first of them
-        for task_id, needed in self._needs(tasks).items():
-            with_end[task_id] = needed[0]
 
         def of(task_id: str) -> Batch:
-            while task_id in with_end:  # (a chain ends: a task is not released on its own end)
-                task_id = with_end[task_id]
             part = per_task.get(task_id)
             if part is None:
                 part = per_task[task_id] = Batch()
@@ -144,10 +137,10 @@ class Batch:
             errors=self.errors,
             lease_takes=self._standing_takes(tasks, writer) if self.lease_takes else [],
             lease_drops=self.lease_drops,
-            needs=self._needs(tasks),
+            needs=self.needs(tasks),
         )
 
-    def _needs(self, tasks: Mapping[str, LiveTask]) -> dict[str, tuple[str, ...]]:
+    def needs(self, tasks: Mapping[str, LiveTask]) -> dict[str, tuple[str, ...]]:
         """The saves of this batch that stand only with the saves of their dependencies in it: a dependent released
         (and perhaps claimed) on ends of this very batch must not be stored ready if one of those ends loses to
         another process's write (its worker was presumed dead, and the task queued again): it would run on a
@@ -167,23 +160,31 @@ class Batch:
         return needs
 
     def released_on_lost_ends(
-        self, tasks: Mapping[str, LiveTask], records: Sequence[TaskRecord], wanted: Collection[str]
+        self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], records: Sequence[TaskRecord]
     ) -> set[str]:
         """The tasks of this batch released (and perhaps claimed) on completions of it that ``records``, rows
-        another process wrote, replace (besides ``wanted``, those rows' tasks): those releases must not be
-        written either; the tasks' own rows are to be read back with these (they wait for the end the rows
-        tell, as after a commit that lost)."""
+        another process wrote since, replace: those releases must not be written either; the tasks' own rows are
+        to be read back with these (they wait for the end the rows tell, as after a commit that lost)."""
         dirty = self.dirty
         lost = set()
         for record in records:
-            held = tasks.get(record.task.task_id)
+            task_id = record.task.task_id
+            held = tasks.get(task_id)
             if (held is not None and held.state is TaskState.COMPLETED and record.state is not TaskState.COMPLETED
-                    and record.task.task_id in dirty and held.task.created_at == record.task.created_at):  # fmt: skip
-                lost.add(record.task.task_id)
+                    and task_id in dirty and held.task.created_at == record.task.created_at
+                    and record.version > versions.get(task_id, 0)):  # fmt: skip
+                lost.add(task_id)
         if not lost:
             return set()
-        return {task_id for task_id in dirty if task_id not in wanted and (t := tasks.get(task_id)) is not None
+        read = {record.task.task_id for record in records}
+        return {task_id for task_id in dirty if task_id not in read and (t := tasks.get(task_id)) is not None
                 and t.state is not TaskState.BLOCKED and not lost.isdisjoint(t.task.dependencies)}  # fmt: skip
+
+    def drop_starts(self, task_ids: Collection[str]) -> None:
+        """Forget the claims of ``task_ids`` this batch holds (their rows were read back): no attempt of theirs
+        starts, and no lease of theirs is written, with it."""
+        self.starts = [start for start in self.starts if start.task_id not in task_ids]
+        self.lease_takes = [take for take in self.lease_takes if take[0].task_id not in task_ids]
 
     def _standing_takes(self, tasks: Mapping[str, LiveTask], writer: str) -> list[Lease]:
         """The leases of claims that still stand and are written in this batch.

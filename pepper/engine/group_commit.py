@@ -110,8 +110,15 @@ def commit_apart(engine: Engine, batch: Batch, exc: Exception) -> None:
     """The store refused the batch: store its items one by one, and fail only the ones it refuses."""
     log.error("commit refused (%s: %s); storing the batch item by item to set the faulty ones apart",
               type(exc).__name__, exc)  # fmt: skip
-    parts = batch.split(engine.state.tasks)
+    needs = batch.needs(engine.state.tasks)
+    # the releases after the ends they stand on; one on an end that lost, or that was refused, is not written
+    parts = sorted(batch.split(), key=lambda item: item[0] in needs)
+    lost: set[str | None] = set()
     for index, (task_id, part) in enumerate(parts):
+        if task_id in needs and not lost.isdisjoint(needs[task_id]):
+            lost.add(task_id)
+            after_commit(engine, part, CommitResult(0, conflicts={task_id}))  # read back, like a save that lost
+            continue
         try:
             result = commit(engine, part)
         except Exception as item_exc:  # noqa: BLE001
@@ -122,8 +129,10 @@ def commit_apart(engine: Engine, batch: Batch, exc: Exception) -> None:
                 rest.committed += batch.committed
                 retry_flush(engine, rest, item_exc)
                 return
+            lost.add(task_id)
             refuse(engine, task_id, part, item_exc)
         else:
+            lost |= result.conflicts
             after_commit(engine, part, result)
     engine.commit_failures = 0
     for future in batch.committed:

@@ -328,6 +328,10 @@ class Engine:
     def ingest(self, records: list[TaskRecord], cause: str) -> None:
         """Hand stored records to the state machine, with any dependencies it has not seen."""
         known = self.state.tasks
+        released = self.batch.released_on_lost_ends(known, self.versions, records)
+        if released:  # read back with the rows that replace the ends they were released on
+            records = records + list(self.store.get_tasks(sorted(released)).values())
+            self.batch.drop_starts(released)
         wanted = {r.task.task_id for r in records}
         deps = {d for r in records if not r.state.is_final for d in r.task.dependencies}
         deps -= wanted
@@ -337,9 +341,6 @@ class Engine:
         ended = {d for r in records if r.state is TaskState.BLOCKED for d in r.task.dependencies} & deps
         extra = stored_dependencies(self, deps, ended) if deps else []
         dirty, ends = self.batch.dirty, self.batch.ends
-        released = self.batch.released_on_lost_ends(known, records, wanted)
-        if released:
-            records = records + list(self.store.get_tasks(sorted(released)).values())
         fresh = []
         lost = []
         for record in extra + records:

@@ -139,22 +139,30 @@ def test_a_dependent_released_on_an_end_that_was_taken_over_waits_for_the_end_th
     _ran_once_on_the_kept_end(first, done, recorder)
 
 
+@pytest.mark.parametrize("finished_dependency", [False, True])
 def test_a_dependent_claimed_on_an_end_that_a_read_finds_lost_before_its_commit_waits_for_the_end_kept(
-    tmp_path, monkeypatch, caplog
+    tmp_path, monkeypatch, caplog, finished_dependency
 ):
     # T1's end and D's claim wait for a commit the database was too busy for, and a read of the database meanwhile
-    # shows T1 queued again by another worker: neither is written
+    # shows T1 queued again by another worker: neither is written. (With ``finished_dependency``, D also depends
+    # on E, which finished long before and is no longer held in memory: it is read back for D too.)
     monkeypatch.setattr("pepper.engine.failed_commits.RETRY_COMMIT", (3600.0,))  # retried only when told here
     db = str(tmp_path / "shared.db")
     worker = _runtime(db, tmp_path, "worker", ManualClock(1_700_000_000.0), busy_timeout=0.05,
-                      heartbeat_interval="1h", poll_interval="1h")  # fmt: skip
+                      heartbeat_interval="1h", poll_interval="1h", keep_finished=0)  # fmt: skip
     recorder = Recorder()
     holder = sqlite3.connect(db, isolation_level=None)
     try:
         pepper.agent("w", task_types=["work"], runtime=worker)(recorder.run)
         worker.start()
         orchestrator = TaskOrchestrator(worker)
-        orchestrator.submit_tasks(T1_THEN_D)
+        specs = T1_THEN_D
+        if finished_dependency:
+            orchestrator.submit_task("E", "work")
+            orchestrator.wait("E", timeout=30)
+            recorder.ran.clear()
+            specs = [T1_THEN_D[0], {**T1_THEN_D[1], "dependencies": ["T1", "E"]}]
+        orchestrator.submit_tasks(specs)
         assert recorder.started.wait(30)
         holder.execute("BEGIN IMMEDIATE")  # the database's write lock: the worker's next commit fails as busy
         with caplog.at_level(logging.ERROR, logger="pepper.engine"):
@@ -182,4 +190,7 @@ def test_a_dependent_claimed_on_an_end_that_a_read_finds_lost_before_its_commit_
         recorder.let_go()
         holder.close()
         worker.close()
+    if finished_dependency:
+        assert recorder.ran[-1] == ("D", 1, {"T1": "T1 attempt 2", "E": "E attempt 1"})
+        recorder.ran[-1] = ("D", 1, {"T1": "T1 attempt 2"})
     _ran_once_on_the_kept_end(first, done, recorder)
