@@ -37,6 +37,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from pepper.model.slots import quick_init
 from pepper.scheduling.decayed import Decayed, DecayedMean
 
 DEFAULT_DURATION = 1.0
@@ -81,6 +82,11 @@ class ScoreParts:
     def evidence(self) -> bool:
         """False for an agent with no results and no ratings (yet, or any more): its score is a guess."""
         return self.observations + self.ratings >= EVIDENCE_FLOOR
+
+
+#: The parts of an agent with no evidence (frozen: one serves all).
+_NEUTRAL = ScoreParts(NEUTRAL_SCORE, SUCCESS_PRIOR, None, None, True, 0.0)
+_new_parts = quick_init(ScoreParts)  # one each time an agent's score is worked out again: several a task
 
 
 class _Overlay(dict):  # type: ignore[type-arg]
@@ -230,7 +236,7 @@ class Performance:
         overall = self._types.get(task_type)
         value = overall.read(now) if overall is not None else None
         estimate = value if value is not None else DEFAULT_DURATION
-        return _expected(estimate, ScoreParts(NEUTRAL_SCORE, SUCCESS_PRIOR, None, None, True, 0.0))
+        return _expected(estimate, _NEUTRAL)
 
     def estimate_floor(self, task_type: str, now: float) -> float:
         """No agent's ``estimate`` of ``task_type`` is below this (nor, so, its ``expected_time``)."""
@@ -283,7 +289,7 @@ class Performance:
     def parts(self, agent_id: str, now: float) -> ScoreParts:
         agent = self._agents.get(agent_id)
         if agent is None:
-            return ScoreParts(NEUTRAL_SCORE, SUCCESS_PRIOR, None, None, True, 0.0)
+            return _NEUTRAL
         seen = agent.seen.read(now)
         success = (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
         timeliness = self._timeliness(agent, now)
@@ -301,7 +307,7 @@ class Performance:
                 score = (wd * delivery + wr * rating) / (wd + wr)
         if not healthy:
             score *= UNHEALTHY_FACTOR
-        return ScoreParts(min(1.0, max(0.0, score)), success, timeliness, rating, healthy, seen, count)
+        return _new_parts(min(1.0, max(0.0, score)), success, timeliness, rating, healthy, seen, count)
 
     def cached_parts(self, agent_id: str, now: float) -> ScoreParts:
         """``parts``, reused for ``SCORE_REUSE`` seconds unless new results arrive."""
