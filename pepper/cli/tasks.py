@@ -250,9 +250,11 @@ def cancel(
     """
     with open_runtime(db) as runtime:
         orchestrator = TaskOrchestrator(runtime)
+        before = orchestrator.get_task_status(task_id)
         cancelled = orchestrator.cancel_task(task_id, reason=reason)
         after = orchestrator.get_task_status(task_id)
-        asked = cancelled and after.state is TaskState.IN_PROGRESS
+        # running as it was cancelled: its worker was asked to stop it (and may have done so already)
+        asked = cancelled and TaskState.IN_PROGRESS in (before.state, after.state)
         if asked and (wait or wait_timeout is not None):
             ended = orchestrator.wait(task_id, timeout=wait_timeout)
             assert isinstance(ended, TaskStatus)
