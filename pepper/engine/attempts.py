@@ -27,7 +27,7 @@ from typing import Any
 
 from pepper.engine import log_capture
 from pepper.engine.clock import Clock
-from pepper.engine.executors.limits import ResultTooLarge, check_result_size
+from pepper.engine.executors.limits import ResultTooLarge, check_result_size, result_limit
 from pepper.engine.executors.local import InLoop, InSubprocess, InThread
 from pepper.engine.executors.protocol import AgentCrashed, AgentHandle, Executor
 from pepper.engine.executors.ray_options import no_ray
@@ -114,6 +114,7 @@ class Attempts:
             "command": InSubprocess(agents_home, self.pids, worker_id),
         }
         self._chosen: dict[AgentHandle, Executor] = {}
+        self._limits: dict[AgentHandle, int] = {}  # each agent's result cap, in bytes, from its spec (fixed)
         # The engine's loop, taken at the first start: asking asyncio for it costs a system call each time.
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -188,6 +189,7 @@ class Attempts:
     def forget(self, agent: AgentHandle) -> None:
         """``agent`` was unregistered: its executor lets go of what it kept for it."""
         executor = self._chosen.pop(agent, None)
+        self._limits.pop(agent, None)
         release = getattr(executor, "release", None)
         if release is not None:
             release(agent)
@@ -267,7 +269,10 @@ class Attempts:
                     value = await call
             value, text = codec.normalise(value, "the agent's result", depth=codec.MAX_DEPTH)
             if agent.spec.kind != "command":  # a command's stdout was capped as it was read
-                check_result_size(agent.spec, text)
+                limit = self._limits.get(agent)
+                if limit is None:
+                    limit = self._limits[agent] = result_limit(agent.spec)
+                check_result_size(agent.spec, text, limit)
             ok, result, result_json = True, value, text
         except asyncio.CancelledError:
             if inspect.getcoroutinestate(call) == inspect.CORO_CREATED:

@@ -47,11 +47,13 @@ def result_limit(spec: AgentSpec) -> int:
     return int(result_limit_mb(spec) * _MB)
 
 
-def check_result_size(spec: AgentSpec, result_json: str | None) -> None:
-    """Raise ``ResultTooLarge`` when the encoded result is over the agent's cap."""
+def check_result_size(spec: AgentSpec, result_json: str | None, limit: int | None = None) -> None:
+    """Raise ``ResultTooLarge`` when the encoded result is over the agent's cap (``limit``: that cap, in bytes, as
+    ``result_limit`` gave it for ``spec``)."""
     if result_json is None:
         return
-    limit = result_limit(spec)
+    if limit is None:
+        limit = result_limit(spec)
     # A character is 1 to 4 bytes in UTF-8; encode only when the character count alone cannot decide.
     size = len(result_json)
     if size * 4 > limit and size <= limit:
