@@ -40,10 +40,10 @@ from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.events import AttemptEnded, CallHeld, CallReturned, Event
 from pepper.model.run import TaskRun
+from pepper.model.slots import new_tuple
 from pepper.model.status import TaskError, error_types
 
 log = logging.getLogger("pepper.engine")
-_build = tuple.__new__  # a NamedTuple from the tuple of all its fields, without the frame of its __new__
 
 __all__ = ["AgentHandle", "Attempts", "executor_kind", "task_error"]
 
@@ -311,7 +311,7 @@ class Attempts:
             log.exception("agent %s failed to record an outcome", agent.spec.agent_id)
         started, cause = attempt.started_at, f"attempt:{task_id}:{number}"
         fields = (task_id, number, ended, ok, result, result_json, error, started, attempt.interrupted, cause)
-        self._report(_build(AttemptEnded, fields))  # (every field given: without the class's generated __new__)
+        self._report(new_tuple(AttemptEnded, fields))
 
 
 async def _refused(error: Exception) -> Any:

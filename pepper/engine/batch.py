@@ -10,12 +10,12 @@ from pepper.engine.live import LiveTask
 from pepper.model.events import RecordAttempt, RecordError, Start
 from pepper.model.lease import Lease
 from pepper.model.record import TaskRecord, stored_values
+from pepper.model.slots import new_tuple
 from pepper.model.task import Task, TaskState
 from pepper.model.workflow_run import RunRecord
 from pepper.store.protocol import NewRun, RunEnd, TaskSave, WriteSet
 
 _PENDING, _IN_PROGRESS = TaskState.PENDING, TaskState.IN_PROGRESS
-_build = tuple.__new__  # a NamedTuple from the tuple of all its fields, without the frame of its __new__
 
 
 class Batch:
@@ -119,7 +119,7 @@ class Batch:
     def writes(self, tasks: Mapping[str, LiveTask], versions: Mapping[str, int], writer: str) -> WriteSet:
         """The ``WriteSet`` for the store; tasks are read in their current state, over the version last stored."""
         saves = [
-            _build(TaskSave, (tasks[tid].task, versions[tid], stored_values(tasks[tid])))
+            new_tuple(TaskSave, (tasks[tid].task, versions[tid], stored_values(tasks[tid])))
             for tid in self.dirty
             if tid in tasks
         ]

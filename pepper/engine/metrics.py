@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pepper.engine.hooks import EngineHook
 from pepper.engine.periodic import Periodic
 from pepper.model.events import AttemptEnded, RecordError
+from pepper.model.slots import new_tuple
 from pepper.model.task import Task, TaskState
 from pepper.monitoring.window import EventWindow, Observation
 
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 #: Upper bounds (seconds) of the histogram buckets of queue wait and run time.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 _RETRIED = frozenset({"retry", "reassign", "fallback"})
-#: Builds an ``Observation`` from a tuple of its fields without the frame of its generated ``__new__``.
-_observation = tuple.__new__
 
 
 class Histogram:
@@ -121,7 +120,7 @@ class MetricsHook(EngineHook):
         wait = began[1] if began else None
         if began is not None and wait is not None and started is not None:
             wait = max(0.0, started - (began[0] - wait))  # up to the start `run` counts from: the two add up
-        self.window.add(_observation(Observation, (at, task_type, agent_id, ok, wait, run)))
+        self.window.add(new_tuple(Observation, (at, task_type, agent_id, ok, wait, run)))
 
     def on_recovery(self, record: RecordError) -> None:
         action = record.action

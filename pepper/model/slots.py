@@ -16,6 +16,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: A NamedTuple from the tuple of all its fields, in order: ``new_tuple(Save, (task_id, cause))``. Without the frame
+#: of the class's generated ``__new__`` (half the cost of calling the class), for those made every task.
+new_tuple = tuple.__new__
+
 
 def quick_init(cls: type[T]) -> Callable[..., T]:
     """A function taking ``cls``'s fields as its ``__init__`` does and returning the instance, built without the

@@ -25,7 +25,7 @@ def fleet(tmp_path: Path, postgres_url: str) -> Iterator[Fleet]:
 
 def drop_connections(url: str) -> int:
     """Terminate every other connection of the workers' role to the database; how many there were (a server's
-    own sessions of a superuser, which this role may not end, are left alone)."""
+    own connections of a superuser, which this role may not end, are left alone)."""
     with psycopg.connect(url, autocommit=True) as admin:
         return int(admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 from pepper.engine.live import LiveTask
 from pepper.engine.transitions.cancellation import cancel_and_cascade, cascade, cascade_reason
 from pepper.engine.transitions.placement import offer, refill
-from pepper.engine.transitions.turn import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, Turn, build, move
+from pepper.engine.transitions.turn import BLOCKED, CANCELLED, COMPLETED, FAILED, PENDING, Turn, move
 from pepper.model import events as ev
 from pepper.model.record import initial_state
+from pepper.model.slots import new_tuple
 from pepper.model.task import Task
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def release(s: EngineState, t: LiveTask, turn: Turn) -> None:
             if d.unmet <= 0:
                 move(d, PENDING)
                 d.ready_at = turn.at
-                turn.actions.append(build(ev.Save, (dep_id, turn.cause)))
+                turn.actions.append(new_tuple(ev.Save, (dep_id, turn.cause)))
                 offer(s, d, turn)
 
 

@@ -12,8 +12,9 @@ from pepper.engine.live import LiveTask
 from pepper.engine.transitions.admission import release
 from pepper.engine.transitions.placement import enqueue, free_slot, offer, refill
 from pepper.engine.transitions.recovery import fail_attempt
-from pepper.engine.transitions.turn import COMPLETED, IN_PROGRESS, PENDING, Turn, attempt_record, build, move
+from pepper.engine.transitions.turn import COMPLETED, IN_PROGRESS, PENDING, Turn, attempt_record, move
 from pepper.model import events as ev
+from pepper.model.slots import new_tuple
 
 if TYPE_CHECKING:
     from pepper.engine.state import EngineState
@@ -42,7 +43,7 @@ def on_attempt_ended(s: EngineState, e: ev.AttemptEnded) -> list[ev.Action]:
     if e.ok:
         move(t, COMPLETED)
         t.result, t.result_json, t.error, t.finished_at, t.owner = e.result, e.result_json, None, e.at, None
-        turn.actions += (build(ev.Save, (e.task_id, e.cause)), build(ev.Settled, (e.task_id, e.cause)))
+        turn.actions += (new_tuple(ev.Save, (e.task_id, e.cause)), new_tuple(ev.Settled, (e.task_id, e.cause)))
         s.finished.append(e.task_id)
         refill(s, turn)  # tasks already waiting go before newly ready ones
         release(s, t, turn)

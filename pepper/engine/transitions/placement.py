@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pepper.engine.live import LiveTask
-from pepper.engine.transitions.turn import IN_PROGRESS, Turn, build, move
+from pepper.engine.transitions.turn import IN_PROGRESS, Turn, move
 from pepper.model import events as ev
 from pepper.model.agent import ANY_TASK_TYPE
+from pepper.model.slots import new_tuple
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.routing import order_shift
 
@@ -94,13 +95,13 @@ def start(s: EngineState, t: LiveTask, agent: AgentLoad, turn: Turn) -> None:
     agent.take(task_id, t.task.task_type, turn.at)
     s.routing.changed(agent)
     actions = turn.actions
-    actions.append(build(ev.Save, (task_id, cause)))
+    actions.append(new_tuple(ev.Save, (task_id, cause)))
     needs = t.task.requirements.resources
     if needs:
         lease = s.resources.take(task_id, t.attempts, agent_id, needs, turn.at)
         if lease is not None:
             actions.append(ev.TakeLease(lease, t.attempts, cause))
-    actions.append(build(ev.Start, (task_id, t.attempts, agent_id, cause)))
+    actions.append(new_tuple(ev.Start, (task_id, t.attempts, agent_id, cause)))
 
 
 def fill(s: EngineState, agent: AgentLoad, turn: Turn) -> None:

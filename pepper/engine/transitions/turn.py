@@ -16,9 +16,6 @@ from pepper.scheduling.load import AgentLoad
 
 BLOCKED, PENDING, IN_PROGRESS, PARKED = TaskState.BLOCKED, TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.PARKED
 COMPLETED, FAILED, CANCELLED = TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED
-#: An action built from the tuple of all its fields, ``build(ev.Save, (task_id, cause))``: without the frame of the
-#: NamedTuple's generated ``__new__`` (half the cost of calling the class), for the actions made every task.
-build = tuple.__new__
 
 
 class Turn:
