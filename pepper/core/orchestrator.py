@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from datetime import datetime, timedelta
 from typing import Any
 
 from pepper.core.component import Component
+from pepper.engine.collector import bulk
 from pepper.engine.portal import blocking, on_engine_loop
 from pepper.errors import TaskCancelledError, TaskFailedError, TaskParkedError, ValidationError, shown, suggest
 from pepper.model import codec
@@ -103,11 +104,12 @@ class TaskOrchestrator(Component):
         """Store many tasks in one transaction: all of them, or (on any error) none."""
         runtime = self.runtime
         now = runtime.clock.now()
-        built = tasks_from_specs(tasks, now)
-        if not built:
-            return []
-        backend = await runtime.backend()
-        return await backend.submit(built)
+        with bulk(len(tasks) if isinstance(tasks, Sized) else 0):
+            built = tasks_from_specs(tasks, now)
+            if not built:
+                return []
+            backend = await runtime.backend()
+            return await backend.submit(built)
 
     @on_engine_loop
     async def get_task_status_async(self, task_id: str) -> TaskStatus:

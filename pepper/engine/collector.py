@@ -9,13 +9,16 @@ tasks, the youngest generation's threshold is raised to ``YOUNG`` allocations; i
 is put back once every engine of the process is below ``CALM``. The older
 generations' thresholds are left as they are, so nothing is left uncollected for
 long; the thresholds are the process's, so they are put back only if nobody
-changed them meanwhile.
+changed them meanwhile. A submission of at least ``BURST`` tasks raises it while it is
+built and stored (``bulk``), before the engine holds them.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: Unsettled tasks in an engine's memory from which the young generation is collected less often.
 BURST = 5_000
@@ -55,6 +58,20 @@ class Collector:
     @property
     def bursting(self) -> bool:
         return self._bursting
+
+
+@contextmanager
+def bulk(size: int) -> Iterator[None]:
+    """While a submission of ``size`` tasks is checked and stored: from ``BURST`` tasks, at the burst's pace."""
+    if size < BURST:
+        yield
+        return
+    key = object()  # alive until the end: its id is this submission's own
+    _begin(id(key))
+    try:
+        yield
+    finally:
+        _end(id(key))
 
 
 def _begin(key: int) -> None:

@@ -12,6 +12,7 @@ import pytest
 import pepper
 from pepper.core import TaskOrchestrator
 from pepper.engine.collector import BURST, CALM, YOUNG, Collector
+from pepper.errors import ValidationError
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +71,26 @@ def test_an_engine_holding_a_burst_of_tasks_collects_less_often_until_it_stops(t
     finally:
         runtime.close()
     assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_large_submission_is_checked_at_the_bursts_pace_and_a_small_one_is_not(tmp_path: Path) -> None:
+    seen: list[tuple[int, ...]] = []
+
+    class Spec(dict):  # a mapping like any other, that notes the thresholds as the submission reads it
+        def items(self):  # type: ignore[no-untyped-def, override]
+            seen.append(gc.get_threshold())
+            return super().items()
+
+    with pepper.Runtime(db=str(tmp_path / "bulk.db"), home=str(tmp_path / "home")) as runtime:
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_tasks([Spec(id=f"small{i}", type="nobody-takes") for i in range(3)])
+        assert seen and set(seen) == {(700, 10, 10)}
+        assert gc.get_threshold() == (700, 10, 10)
+        seen.clear()
+        specs = [Spec(id=f"t{i}", type="nobody-takes") for i in range(BURST)]
+        with pytest.raises(ValidationError):  # refused as a whole: the thresholds come back all the same
+            orchestrator.submit_tasks([*specs, {"id": "bad", "type": "nobody-takes", "timeout": -1}])
+        assert seen and set(seen) == {(YOUNG, 10, 10)}
+        assert gc.get_threshold() == (700, 10, 10)
+        assert len(orchestrator.list_tasks()) == 3  # nothing of the refused submission was kept
+        assert len(orchestrator.submit_tasks(specs)) == BURST
