@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pepper.engine.batch import Batch
-from pepper.engine.hooks import notify, taken_over
+from pepper.engine.hooks import notify, taken_over, tell_settled
 from pepper.engine.launch import launch
 from pepper.errors import StoreBusyError, StoreError
 from pepper.model.events import Start, WriteRefused
@@ -107,8 +107,7 @@ def reread(
         if row is None or t is None or task_id in waiting or not row.state.is_settled or t.state is not row.state:
             continue
         engine.wake(task_id)
-        if engine.hooks:
-            notify(engine.hooks, "on_settled", task_id, t.state)
+        tell_settled(engine, task_id)
     for task_id, attempt in (ends or {}).items():
         row = rows.get(task_id)
         if row is not None and engine.hooks and taken_over(row, attempt, engine.worker_id):

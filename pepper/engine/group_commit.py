@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pepper.engine.batch import Batch
 from pepper.engine.budgets import reload_leases
 from pepper.engine.failed_commits import refuse, reread, retry_flush, transient, try_after_commit
-from pepper.engine.hooks import notify
+from pepper.engine.hooks import notify, tell_settled
 from pepper.engine.launch import launch
 from pepper.engine.pruned import before_admitting
 from pepper.model.events import ClaimRefused, EndsStored, TasksAdded
@@ -59,6 +59,8 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
             engine.versions[task.task_id] = 1
         if fresh:
             engine.dispatch(TasksAdded(fresh, engine.clock.now(), f"submit:{fresh[0].task_id}"))
+            if engine.metrics is not None:
+                engine.metrics.on_submitted(fresh)
             if engine.hooks:
                 notify(engine.hooks, "on_submitted", fresh)
         if not future.done():
@@ -82,10 +84,7 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
     for task_id in batch.settled:
         if task_id not in result.conflicts:
             engine.wake(task_id)
-            if engine.hooks:
-                t = engine.state.tasks.get(task_id)
-                if t is not None:
-                    notify(engine.hooks, "on_settled", task_id, t.state)
+            tell_settled(engine, task_id)
     unstored = engine.state.cascades_unstored
     if unstored:  # cancels and failures now stored: what depends on them is cancelled next (never in the same commit)
         stored = tuple(task_id for task_id in unstored if task_id in batch.dirty and task_id not in unwritten)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pepper.model.events import AttemptEnded, RecordError
 from pepper.model.record import TaskRecord
 from pepper.model.task import Task, TaskState
+
+if TYPE_CHECKING:
+    from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine")
 #: The error a task's running attempt is left with when the worker running it is found gone.
@@ -54,6 +57,20 @@ def notify(hooks: Sequence[EngineHook], method: str, *args: Any) -> None:
             getattr(hook, method)(*args)
         except Exception:
             log.exception("engine hook %s.%s failed", type(hook).__name__, method)
+
+
+def tell_settled(engine: Engine, task_id: str) -> None:
+    """Tell the engine's metrics and hooks that ``task_id`` reached a final state, now durable."""
+    metrics, hooks = engine.metrics, engine.hooks
+    if metrics is None and not hooks:
+        return
+    t = engine.state.tasks.get(task_id)
+    if t is None:
+        return
+    if metrics is not None:
+        metrics.on_settled(task_id, t.state)
+    if hooks:
+        notify(hooks, "on_settled", task_id, t.state)
 
 
 def taken_over(record: TaskRecord, attempt: int, worker_id: str) -> bool:

@@ -71,8 +71,13 @@ def launch(engine: Engine, start: Start) -> None:
         log.exception("could not start attempt %d of task %s", start.attempt, start.task_id)
         engine.dispatch(_refused_start(engine, start, f"could not start: {type(exc).__name__}: {exc}", "StartFailed"))
         return
-    if engine.hooks:
-        notify(engine.hooks, "on_started", t.task, start.attempt, start.agent_id, engine.clock.now())
+    metrics = engine.metrics
+    if metrics is not None or engine.hooks:
+        now = engine.clock.now()
+        if metrics is not None:
+            metrics.on_started(t.task, start.attempt, start.agent_id, now)
+        if engine.hooks:
+            notify(engine.hooks, "on_started", t.task, start.attempt, start.agent_id, now)
 
 
 def _refused_start(engine: Engine, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:

@@ -94,8 +94,7 @@ class EngineService:
         self.sampler = Sampler(engine, engine.attempts.home, engine.settings.sample_interval)
         self._known = KnownTasks(engine)
         self.metrics = MetricsHook(engine) if engine.settings.metrics else None
-        if self.metrics is not None:
-            engine.hooks.append(self.metrics)
+        engine.metrics = self.metrics
         self.lag = LagProbe()
         self.ticks = Ticks(engine)
         retention = engine.settings.retention
