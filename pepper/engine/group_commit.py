@@ -60,7 +60,10 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
         if fresh:
             engine.dispatch(TasksAdded(fresh, engine.clock.now(), f"submit:{fresh[0].task_id}"))
             if engine.metrics is not None:
-                engine.metrics.on_submitted(fresh)
+                try:
+                    engine.metrics.on_submitted(fresh)
+                except Exception:
+                    log.exception("the engine's metrics failed to count a submission")
             if engine.hooks:
                 notify(engine.hooks, "on_submitted", fresh)
         if not future.done():

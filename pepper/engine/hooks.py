@@ -68,7 +68,10 @@ def tell_settled(engine: Engine, task_id: str) -> None:
     if t is None:
         return
     if metrics is not None:
-        metrics.on_settled(task_id, t.state)
+        try:
+            metrics.on_settled(task_id, t.state)
+        except Exception:
+            log.exception("the engine's metrics failed to count a settled task")
     if hooks:
         notify(hooks, "on_settled", task_id, t.state)
 

@@ -75,7 +75,10 @@ def launch(engine: Engine, start: Start) -> None:
     if metrics is not None or engine.hooks:
         now = engine.clock.now()
         if metrics is not None:
-            metrics.on_started(t.task, start.attempt, start.agent_id, now)
+            try:
+                metrics.on_started(t.task, start.attempt, start.agent_id, now)
+            except Exception:
+                log.exception("the engine's metrics failed to count an attempt's start")
         if engine.hooks:
             notify(engine.hooks, "on_started", t.task, start.attempt, start.agent_id, now)
 

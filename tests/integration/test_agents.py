@@ -234,6 +234,23 @@ def test_a_raising_hook_is_logged_and_the_engine_carries_on(runtime, orchestrato
     assert "engine hook Broken.on_started failed" in caplog.text
 
 
+def test_metrics_that_fail_are_logged_and_the_engine_carries_on(runtime, orchestrator, caplog, monkeypatch):
+    from pepper.engine.metrics import MetricsHook
+
+    def broken(self, *args):
+        raise ZeroDivisionError("a bug in the counting")
+
+    for method in ("on_submitted", "on_started", "on_attempt_ended", "on_settled", "on_recovery"):
+        monkeypatch.setattr(MetricsHook, method, broken)
+    pepper.agent("echo", task_types=["t"], runtime=runtime)(lambda task: "ok")
+    pepper.agent("boom", task_types=["f"], runtime=runtime)(lambda task: 1 / 0)
+    orchestrator.submit_tasks([{"id": "t", "type": "t"}, {"id": "f", "type": "f", "max_retries": 0}])
+    assert orchestrator.get_result("t", timeout=10) == "ok"
+    assert orchestrator.wait(["f"], timeout=10)[0].state is pepper.TaskState.FAILED
+    for what in ("a submission", "an attempt's start", "an attempt's end", "a settled task", "a recovery"):
+        assert f"the engine's metrics failed to count {what}" in caplog.text
+
+
 def test_commands_still_running_when_the_interpreter_exits_are_stopped(tmp_path):
     import subprocess
     import time
