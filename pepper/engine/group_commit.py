@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pepper.engine.batch import Batch
 from pepper.engine.budgets import reload_leases
 from pepper.engine.failed_commits import refuse, reread, retry_flush, transient, try_after_commit
-from pepper.engine.hooks import notify, tell_settled
+from pepper.engine.hooks import tell_settled, tell_submitted
 from pepper.engine.launch import launch
 from pepper.engine.pruned import before_admitting
 from pepper.model.events import ClaimRefused, EndsStored, TasksAdded
@@ -59,13 +59,7 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
             engine.versions[task.task_id] = 1
         if fresh:
             engine.dispatch(TasksAdded(fresh, engine.clock.now(), f"submit:{fresh[0].task_id}"))
-            if engine.metrics is not None:
-                try:
-                    engine.metrics.on_submitted(fresh)
-                except Exception:
-                    log.exception("the engine's metrics failed to count a submission")
-            if engine.hooks:
-                notify(engine.hooks, "on_submitted", fresh)
+            tell_submitted(engine, fresh)
         if not future.done():
             future.set_result(result.existing)
     if result.existing:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pepper.engine.hooks import notify
+from pepper.engine.hooks import tell_started
 from pepper.errors import ExpressionError
 from pepper.model.events import AttemptEnded, Start
 from pepper.model.run import TaskRun
@@ -71,16 +71,8 @@ def launch(engine: Engine, start: Start) -> None:
         log.exception("could not start attempt %d of task %s", start.attempt, start.task_id)
         engine.dispatch(_refused_start(engine, start, f"could not start: {type(exc).__name__}: {exc}", "StartFailed"))
         return
-    metrics = engine.metrics
-    if metrics is not None or engine.hooks:
-        now = engine.clock.now()
-        if metrics is not None:
-            try:
-                metrics.on_started(t.task, start.attempt, start.agent_id, now)
-            except Exception:
-                log.exception("the engine's metrics failed to count an attempt's start")
-        if engine.hooks:
-            notify(engine.hooks, "on_started", t.task, start.attempt, start.agent_id, now)
+    if engine.metrics is not None or engine.hooks:
+        tell_started(engine, t.task, start.attempt, start.agent_id)
 
 
 def _refused_start(engine: Engine, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:
