@@ -67,13 +67,7 @@ def notify(hooks: Sequence[EngineHook], method: str, *args: Any) -> None:
 
 def tell_submitted(engine: Engine, tasks: Sequence[Task]) -> None:
     """Tell the engine's metrics and hooks of ``tasks``, new and stored."""
-    if engine.metrics is not None:
-        try:
-            engine.metrics.on_submitted(tasks)
-        except Exception:
-            log.exception("the engine's metrics failed to count a submission")
-    if engine.hooks:
-        notify(engine.hooks, "on_submitted", tasks)
+    _tell(engine, "on_submitted", "a submission", tasks)
 
 
 def tell_started(engine: Engine, task: Task, attempt: int, agent_id: str) -> None:
@@ -106,13 +100,18 @@ def tell_attempt_ended(engine: Engine, event: AttemptEnded, taken: bool) -> None
 
 def tell_recovery(engine: Engine, record: RecordError) -> None:
     """Tell the engine's metrics and hooks what a recovery policy decided."""
+    _tell(engine, "on_recovery", "a recovery", record)
+
+
+def _tell(engine: Engine, method: str, what: str, *args: Any) -> None:
+    """An event told seldom (not at every attempt): to the engine's metrics, then its hooks."""
     if engine.metrics is not None:
         try:
-            engine.metrics.on_recovery(record)
+            getattr(engine.metrics, method)(*args)
         except Exception:
-            log.exception("the engine's metrics failed to count a recovery")
+            log.exception("the engine's metrics failed to count %s", what)
     if engine.hooks:
-        notify(engine.hooks, "on_recovery", record)
+        notify(engine.hooks, method, *args)
 
 
 def tell_settled(engine: Engine, task_id: str) -> None:
