@@ -58,6 +58,9 @@ class DecayedMean:
 
     def read(self, now: float) -> float | None:
         """The mean: the same at any time (both sums decay alike) until its evidence fades away (None)."""
-        if self.sums(now)[1] <= 1e-9:
+        count = self.count
+        if now > self.at:  # (``sums`` inline: read at every choice of an agent)
+            count *= 0.5 ** ((now - self.at) / self.half_life)
+        if count <= 1e-9:
             return None
         return self.total / self.count
