@@ -71,7 +71,8 @@ def tell_submitted(engine: Engine, tasks: Sequence[Task]) -> None:
 
 
 def tell_started(engine: Engine, task: Task, attempt: int, agent_id: str) -> None:
-    """Tell the engine's metrics and hooks that an attempt started (only when there are some: it takes the time)."""
+    """Tell the engine's metrics and hooks that an attempt started, now (asked only when there are some: reading
+    the clock costs)."""
     now = engine.clock.now()
     if engine.metrics is not None:
         try:
