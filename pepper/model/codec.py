@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any, Protocol, overload
 
 from pepper.errors import InvalidTextError, NestingTooDeepError, NotSerializableError, ValidationError
@@ -31,6 +32,14 @@ class Row(Protocol):
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_other)
 _decoder = json.JSONDecoder()
+# The encoder of a flat object, made once: ``_encoder.encode`` makes one at every call (a third of a small
+# result's cost). It keeps no record of the containers it is in (a flat object has none to loop back to), so it
+# is shared by every thread. None where Python has no C encoder.
+_flat = (
+    c_make_encoder(None, _other, c_encode_basestring, None, ":", ",", False, False, False)
+    if c_make_encoder is not None and c_encode_basestring is not None
+    else None
+)
 _canonical = json.JSONEncoder(allow_nan=False, separators=(",", ":"), sort_keys=True, default=_other)
 
 
@@ -161,15 +170,21 @@ def normalise(value: Any, what: str = "value", *, depth: int = STORED_DEPTH) -> 
     """
     if value is None:
         return None, None
+    if type(value) is dict and _flat is not None:
+        for k, v in value.items():  # (a loop, not ``all`` over a generator: this runs once an attempt)
+            if type(k) is not str or type(v) not in _FLAT:
+                break
+        else:  # a flat object (most results): it cannot hold itself, and reads back as a shallow copy
+            try:
+                text = "".join(_flat(value, 0))
+            except ValueError as exc:  # NaN or an infinity
+                raise NotSerializableError(what, str(exc)) from None
+            check_utf8(text, value, what)
+            return dict(value), text
     text = encode(value, what, depth=depth)
     check_utf8(text, value, what)
     if type(value) in _SCALARS:  # plain scalars read back unchanged
         return value, text
-    if type(value) is dict:
-        for k, v in value.items():  # (a loop, not ``all`` over a generator: this runs once an attempt)
-            if type(k) is not str or type(v) not in _FLAT:
-                return _nested(text, what, depth), text
-        return dict(value), text  # a flat object reads back as a shallow copy
     return _nested(text, what, depth), text
 
 
