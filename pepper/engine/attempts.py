@@ -140,7 +140,8 @@ class Attempts:
 
         return returned
 
-    def start(self, agent: AgentHandle, run: TaskRun) -> None:
+    def start(self, agent: AgentHandle, run: TaskRun) -> float:
+        """Start ``run`` on ``agent``; when it started, by the engine's clock."""
         task_id = run.task.task_id
         slot = LogSlot(self.logs, task_id, run.attempt) if self.logs is not None else None
         attempt = _Attempt(run, agent, self._clock.now(), slot)
@@ -160,6 +161,7 @@ class Attempts:
             loop = self._loop = asyncio.get_running_loop()
         self.running[task_id] = attempt
         attempt.task = loop.create_task(self._run(attempt, call))
+        return attempt.started_at
 
     def on_ray(self, spec: AgentSpec) -> bool:
         """Whether the agent's attempts run on Ray (it, or the runtime for agents that name no executor, says so)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pepper.engine.batch import Batch
-from pepper.engine.hooks import notify, taken_over, tell_settled
+from pepper.engine.hooks import notify, taken_over
 from pepper.engine.launch import launch
 from pepper.errors import StoreBusyError, StoreError
 from pepper.model.events import Start, WriteRefused
@@ -106,8 +106,7 @@ def reread(
         row, t = rows.get(task_id), engine.state.tasks.get(task_id)
         if row is None or t is None or task_id in waiting or not row.state.is_settled or t.state is not row.state:
             continue
-        engine.wake(task_id)
-        tell_settled(engine, task_id)
+        engine.settled(task_id)
     for task_id, attempt in (ends or {}).items():
         row = rows.get(task_id)
         if row is not None and engine.hooks and taken_over(row, attempt, engine.worker_id):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pepper.engine.batch import Batch
 from pepper.engine.budgets import reload_leases
 from pepper.engine.failed_commits import refuse, reread, retry_flush, transient, try_after_commit
-from pepper.engine.hooks import tell_settled, tell_submitted
+from pepper.engine.hooks import tell_submitted
 from pepper.engine.launch import launch
 from pepper.engine.pruned import before_admitting
 from pepper.model.events import ClaimRefused, EndsStored, TasksAdded
@@ -80,8 +80,7 @@ def after_commit(engine: Engine, batch: Batch, result: CommitResult) -> None:
         try_after_commit(reload_leases, engine)
     for task_id in batch.settled:
         if task_id not in result.conflicts:
-            engine.wake(task_id)
-            tell_settled(engine, task_id)
+            engine.settled(task_id)
     unstored = engine.state.cascades_unstored
     if unstored:  # cancels and failures now stored: what depends on them is cancelled next (never in the same commit)
         stored = tuple(task_id for task_id in unstored if task_id in batch.dirty and task_id not in unwritten)

@@ -70,17 +70,15 @@ def tell_submitted(engine: Engine, tasks: Sequence[Task]) -> None:
     _tell(engine, "on_submitted", "a submission", tasks)
 
 
-def tell_started(engine: Engine, task: Task, attempt: int, agent_id: str) -> None:
-    """Tell the engine's metrics and hooks that an attempt started, now (asked only when there are some: reading
-    the clock costs)."""
-    now = engine.clock.now()
+def tell_started(engine: Engine, task: Task, attempt: int, agent_id: str, at: float) -> None:
+    """Tell the engine's metrics and hooks that an attempt started at ``at``."""
     if engine.metrics is not None:
         try:
-            engine.metrics.on_started(task, attempt, agent_id, now)
+            engine.metrics.on_started(task, attempt, agent_id, at)
         except Exception:
             log.exception("the engine's metrics failed to count an attempt's start")
     if engine.hooks:
-        notify(engine.hooks, "on_started", task, attempt, agent_id, now)
+        notify(engine.hooks, "on_started", task, attempt, agent_id, at)
 
 
 def tell_attempt_ended(engine: Engine, event: AttemptEnded, taken: bool) -> None:
@@ -115,21 +113,17 @@ def _tell(engine: Engine, method: str, what: str, *args: Any) -> None:
         notify(engine.hooks, method, *args)
 
 
-def tell_settled(engine: Engine, task_id: str) -> None:
-    """Tell the engine's metrics and hooks that ``task_id`` reached a final state, now durable."""
-    metrics, hooks = engine.metrics, engine.hooks
-    if metrics is None and not hooks:
-        return
-    t = engine.state.tasks.get(task_id)
-    if t is None:
-        return
-    if metrics is not None:
+def tell_settled(engine: Engine, task_id: str, state: TaskState) -> None:
+    """Tell the engine's metrics and hooks that ``task_id`` reached ``state``, final and now durable (the metrics
+    only of a failure or a cancel: a completion was counted at the attempt's end)."""
+    metrics = engine.metrics
+    if metrics is not None and state is not TaskState.COMPLETED:
         try:
-            metrics.on_settled(task_id, t.state)
+            metrics.on_settled(task_id, state)
         except Exception:
             log.exception("the engine's metrics failed to count a settled task")
-    if hooks:
-        notify(hooks, "on_settled", task_id, t.state)
+    if engine.hooks:
+        notify(engine.hooks, "on_settled", task_id, state)
 
 
 def taken_over(record: TaskRecord, attempt: int, worker_id: str) -> bool:

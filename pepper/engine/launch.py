@@ -66,13 +66,13 @@ def launch(engine: Engine, start: Start) -> None:
         return
     run = _new_run(task, start.attempt, start.agent_id, results, engine.report_progress, _log=engine.attempts.log_line)
     try:
-        engine.attempts.start(handle, run)
+        started = engine.attempts.start(handle, run)
     except Exception as exc:  # never the rest of the commit's starts: this attempt fails, its recovery decides
         log.exception("could not start attempt %d of task %s", start.attempt, start.task_id)
         engine.dispatch(_refused_start(engine, start, f"could not start: {type(exc).__name__}: {exc}", "StartFailed"))
         return
     if engine.metrics is not None or engine.hooks:
-        tell_started(engine, t.task, start.attempt, start.agent_id)
+        tell_started(engine, t.task, start.attempt, start.agent_id, started)
 
 
 def _refused_start(engine: Engine, start: Start, why: str, kind: str = "AgentUnavailable") -> AttemptEnded:

@@ -132,6 +132,7 @@ class MetricsHook(EngineHook):
             self._count("skipped", record.task_type, record.agent_id)
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
+        """Told by the engine of failed and cancelled tasks only: a completion was counted at its attempt's end."""
         if state is TaskState.CANCELLED and self._began:  # a cancelled running attempt reports no end
             for key in [k for k in self._began if k[0] == task_id]:
                 del self._began[key]

@@ -24,7 +24,7 @@ from pepper.engine.clock import Clock, TimerHandle
 from pepper.engine.collector import Collector
 from pepper.engine.failed_commits import retry_flush, transient
 from pepper.engine.group_commit import after_commit, commit, commit_apart
-from pepper.engine.hooks import EngineHook, notify, taken_over, tell_attempt_ended, tell_recovery
+from pepper.engine.hooks import EngineHook, notify, taken_over, tell_attempt_ended, tell_recovery, tell_settled
 from pepper.engine.pruned import forget_pruned, stored_dependencies
 from pepper.engine.runs import RunDriver
 from pepper.engine.state import EngineState
@@ -310,9 +310,12 @@ class Engine:
                 self._act[type(action)](action)
         self.collector.note(len(state.tasks) - len(state.finished))
 
-    def wake(self, task_id: str) -> None:
-        """Count ``task_id`` in the waits for it: its settled state is durable."""
-        self.waiters.wake(task_id, self.state.tasks.get(task_id))
+    def settled(self, task_id: str) -> None:
+        """``task_id``'s settled state is durable: count it in the waits for it, tell the metrics and hooks."""
+        t = self.state.tasks.get(task_id)
+        self.waiters.wake(task_id, t)
+        if t is not None and (self.metrics is not None or self.hooks):
+            tell_settled(self, task_id, t.state)
 
     def busy(self) -> bool:
         """True while this engine has work of its own: attempts running or tasks queued for its agents."""
