@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from pepper.engine.hooks import EngineHook
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 #: Upper bounds (seconds) of the histogram buckets of queue wait and run time.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 _RETRIED = frozenset({"retry", "reassign", "fallback"})
+_TYPE = attrgetter("task_type")
 
 
 class Histogram:
@@ -54,67 +57,117 @@ class Histogram:
         return out
 
 
+class Line:
+    """What one agent did of one task type: its attempts started and completed, and their queue waits and run
+    times (each histogram made at its first observation)."""
+
+    __slots__ = ("agent_id", "completed", "runs", "started", "task_type", "waits")
+
+    def __init__(self, task_type: str, agent_id: str) -> None:
+        self.task_type = task_type
+        self.agent_id = agent_id
+        self.started = 0
+        self.completed = 0
+        self.waits: Histogram | None = None
+        self.runs: Histogram | None = None
+
+
 class MetricsHook(EngineHook):
-    """Counts what the engine does, per task type and agent, and keeps the recent attempts."""
+    """Counts what the engine does, per task type and agent, and keeps the recent attempts.
+
+    What every attempt changes (its start, its completion, its wait and run time) is kept in one ``Line`` per
+    task type and agent, found once at the start and kept with the attempt until it ends; ``counters``,
+    ``waits`` and ``runs`` are read from the lines when asked for."""
 
     def __init__(self, engine: Engine, horizon: float = 3600.0) -> None:
         self.engine = engine
         self.started_at = engine.clock.now()
-        #: (counter, task type, agent id or "") -> count; counters: submitted, started, completed, failed,
-        #: retried (attempts answered by retry, reassign or fallback), parked, skipped.
-        self.counters: dict[tuple[str, str, str], int] = {}
-        self.waits: dict[tuple[str, str], Histogram] = {}
-        self.runs: dict[tuple[str, str], Histogram] = {}
+        #: (task type, agent id or "") -> what that agent did of that type.
+        self.lines: dict[tuple[str, str], Line] = {}
+        self._counts: dict[tuple[str, str, str], int] = {}  # the counters not in the lines (see ``counters``)
         self.window = EventWindow(horizon)
-        # attempt -> (started at, queue wait, agent): the agent it started on, whatever the task does next
-        self._began: dict[tuple[str, int], tuple[float, float | None, str]] = {}
+        # attempt -> (started at, queue wait, its line): the agent it started on, whatever the task does next
+        self._began: dict[tuple[str, int], tuple[float, float | None, Line]] = {}
+
+    @property
+    def counters(self) -> dict[tuple[str, str, str], int]:
+        """(counter, task type, agent id or "") -> count; counters: submitted, started, completed, failed,
+        retried (attempts answered by retry, reassign or fallback), parked, skipped."""
+        counters = dict(self._counts)
+        for (task_type, agent_id), line in self.lines.items():
+            if line.started:
+                counters["started", task_type, agent_id] = line.started
+            if line.completed:
+                counters["completed", task_type, agent_id] = line.completed
+        return counters
+
+    @property
+    def waits(self) -> dict[tuple[str, str], Histogram]:
+        """(task type, agent id) -> seconds attempts waited between ready and started."""
+        return {key: line.waits for key, line in self.lines.items() if line.waits is not None}
+
+    @property
+    def runs(self) -> dict[tuple[str, str], Histogram]:
+        """(task type, agent id or "") -> seconds completed attempts ran."""
+        return {key: line.runs for key, line in self.lines.items() if line.runs is not None}
+
+    def _line(self, task_type: str, agent_id: str | None) -> Line:
+        key = (task_type, agent_id or "")
+        line = self.lines.get(key)
+        if line is None:
+            line = self.lines[key] = Line(*key)
+        return line
 
     def _count(self, name: str, task_type: str, agent_id: str | None, n: int = 1) -> None:
         key = (name, task_type, agent_id or "")
-        counters = self.counters
-        counters[key] = counters.get(key, 0) + n
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + n
 
     def on_submitted(self, tasks: Sequence[Task]) -> None:
-        by_type: dict[str, int] = {}
-        for task in tasks:
-            by_type[task.task_type] = by_type.get(task.task_type, 0) + 1
-        for task_type, n in by_type.items():
+        for task_type, n in Counter(map(_TYPE, tasks)).items():
             self._count("submitted", task_type, None, n)
 
     def on_started(self, task: Task, attempt: int, agent_id: str, at: float) -> None:
-        task_type, counters = task.task_type, self.counters  # ``_count`` inline: this runs once per attempt
-        key = ("started", task_type, agent_id or "")
-        counters[key] = counters.get(key, 0) + 1
+        line = self.lines.get((task.task_type, agent_id))  # (the look-up of ``_line``, inline: once an attempt)
+        if line is None:
+            line = self._line(task.task_type, agent_id)
+        line.started += 1
         t = self.engine.state.tasks.get(task.task_id)
         ready = t.ready_at if t is not None else None
-        wait = at - ready if ready is not None and at >= ready else None
-        self._began[(task.task_id, attempt)] = (at, wait, agent_id)
-        if wait is not None:
-            histogram = self.waits.get((task_type, agent_id))
+        wait = None
+        if ready is not None and at >= ready:
+            wait = at - ready
+            histogram = line.waits
             if histogram is None:
-                histogram = self.waits[(task_type, agent_id)] = Histogram()
+                histogram = line.waits = Histogram()
             histogram.counts[bisect_left(BUCKETS, wait)] += 1  # ``observe`` inline
             histogram.sum += wait
+        self._began[(task.task_id, attempt)] = (at, wait, line)
 
     def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
         began = self._began.pop((event.task_id, event.attempt), None)
         if event.requeue or task is None:
             return
+        task_type = task.task_type
         if began is not None:
-            agent_id: str | None = began[2]
+            line = began[2]
+            agent_id: str | None = line.agent_id
+            if line.task_type != task_type:
+                line = self._line(task_type, agent_id)
         else:  # started before this hook was attached
             t = self.engine.state.tasks.get(event.task_id)
             agent_id = t.agent_id if t is not None else None
-        task_type, at, ok = task.task_type, event.at, event.ok
+            line = self._line(task_type, agent_id)
+        at = event.at
         started = event.started_at if event.started_at is not None else (began[0] if began else None)
         run = at - started if started is not None else None
+        ok = event.ok
         if ok:
-            counters, key = self.counters, ("completed", task_type, agent_id or "")
-            counters[key] = counters.get(key, 0) + 1
+            line.completed += 1
             if run is not None:
-                histogram = self.runs.get((task_type, agent_id or ""))
+                histogram = line.runs
                 if histogram is None:
-                    histogram = self.runs[(task_type, agent_id or "")] = Histogram()
+                    histogram = line.runs = Histogram()
                 histogram.counts[bisect_left(BUCKETS, run)] += 1
                 histogram.sum += run
         wait = began[1] if began else None
