@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pepper.engine.alert_rules import RuleKeeper
 from pepper.engine.periodic import Periodic
 from pepper.engine.usage import ProcessMeter, folder_size_mb
 from pepper.errors import StoreError
+from pepper.model import codec
 from pepper.model.usage import METRICS, AgentUsage, Measurement
 from pepper.monitoring.alerts import Alert, AlertRule, RuleState, evaluate
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pepper.monitoring")
 IN_PROCESS = "the agent runs inside the pepper process, so its share cannot be told apart from pepper's"
 _STORAGE_EVERY = 5  # ticks between walks of a working directory
+# What an in-process agent's CPU and memory are reported as: the same figures every time.
+_SHARED_CPU, _SHARED_MEMORY = Measurement(None, "%", IN_PROCESS), Measurement(None, "MB", IN_PROCESS)
 
 
 #: Reads the current value a rule watches, at a time; None when unknown.
@@ -54,7 +58,10 @@ class Sampler(Periodic):
         self.watches: dict[str, Watch] = {}
         self.latest: dict[str, AgentUsage] = {}
         self._meter = ProcessMeter()
-        self._storage: dict[str, float] = {}
+        self._storage: dict[str, Measurement] = {}  # agent -> the size of its working directory, as last walked
+        # agent -> its measurements as last stored, and their JSON: an agent's figures seldom change between two
+        # ticks (an in-process agent's only with its directory's size), and are then not encoded again.
+        self._texts: dict[str, tuple[tuple[Measurement, ...], str]] = {}
         self._ticks = 0
         #: The configured alert rules (set by the runtime when its settings have some).
         self.keeper: RuleKeeper | None = None
@@ -77,11 +84,13 @@ class Sampler(Periodic):
         self._ticks += 1
         for agent_id in list(engine.handles):
             self.latest[agent_id] = self.measure(agent_id, fresh_storage)
+        handles, worker_id = engine.handles, engine.worker_id
         engine.store.usage.save(
-            (u.agent_id, engine.worker_id, now, {m: v.to_dict() for m, v in u.measurements.items()})
-            for u in self.latest.values()
-            if u.agent_id in engine.handles
+            (u.agent_id, worker_id, now, self._text(u)) for u in self.latest.values() if u.agent_id in handles
         )
+        for agent_id in [a for a in self._texts if a not in handles]:  # unregistered since
+            del self._texts[agent_id]
+            self._storage.pop(agent_id, None)
         self.evaluate(now)
         if self.keeper is not None:
             self.keeper.tick(now)
@@ -94,11 +103,24 @@ class Sampler(Periodic):
             cpu, memory = self._meter.measure(engine.attempts.pids.get(agent_id, ()))
             cpu_m, memory_m = Measurement(cpu, "%"), Measurement(memory, "MB")
         else:
-            cpu_m, memory_m = Measurement(None, "%", IN_PROCESS), Measurement(None, "MB", IN_PROCESS)
-        if fresh_storage or agent_id not in self._storage:
-            self._storage[agent_id] = folder_size_mb(self.home / agent_id)
-        measurements = {"cpu": cpu_m, "memory": memory_m, "storage": Measurement(self._storage[agent_id], "MB")}
+            cpu_m, memory_m = _SHARED_CPU, _SHARED_MEMORY
+        storage = self._storage.get(agent_id)
+        if fresh_storage or storage is None:
+            size = folder_size_mb(os.path.join(self.home, agent_id))
+            if storage is None or storage.value != size:
+                storage = self._storage[agent_id] = Measurement(size, "MB")
+        measurements = {"cpu": cpu_m, "memory": memory_m, "storage": storage}
         return AgentUsage(agent_id, engine.clock.now(), measurements, engine.worker_id)
+
+    def _text(self, usage: AgentUsage) -> str:
+        """The JSON of ``usage``'s measurements as stored, made again only when a figure changed."""
+        figures = tuple(usage.measurements.values())
+        last = self._texts.get(usage.agent_id)
+        if last is not None and last[0] == figures:  # (the same objects, mostly: compared without a look inside)
+            return last[1]
+        text = codec.encode({m: v.to_dict() for m, v in usage.measurements.items()})
+        self._texts[usage.agent_id] = (figures, text)
+        return text
 
     # -- alerts ------------------------------------------------------------------------
 

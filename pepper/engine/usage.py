@@ -36,7 +36,7 @@ def machine_capacity(home: Path) -> dict[str, float]:
     }
 
 
-def folder_size_mb(path: Path) -> float:
+def folder_size_mb(path: str | Path) -> float:
     """Total size of the files under ``path`` (0 if it does not exist)."""
     total, seen = 0, 0
     stack = [str(path)]

@@ -263,9 +263,9 @@ class UsageLog:
     def __init__(self, store: SqlStore) -> None:
         self._store = store
 
-    def save(self, samples: Iterable[tuple[str, str, float, Mapping[str, Any]]]) -> None:
-        """Store ``(agent, worker, sampled_at, usage)`` samples."""
-        rows = [(agent, worker, at, codec.encode(dict(usage))) for agent, worker, at, usage in samples]
+    def save(self, samples: Iterable[tuple[str, str, float, str]]) -> None:
+        """Store ``(agent, worker, sampled_at, usage)`` samples, each usage as its JSON text."""
+        rows = list(samples)
         if rows:
             self._store.write_alone("save_usage", rows)
 

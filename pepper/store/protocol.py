@@ -155,7 +155,9 @@ class LeaseLog(Protocol):
 class UsageLog(Protocol):
     """Resource usage measured by workers, per agent."""
 
-    def save(self, samples: Iterable[tuple[str, str, float, Mapping[str, Any]]]) -> None: ...
+    def save(self, samples: Iterable[tuple[str, str, float, str]]) -> None:
+        """Store ``(agent, worker, sampled_at, usage)`` samples, each usage as its JSON text."""
+
     def of_agent(self, agent_id: str) -> list[tuple[str, float, dict[str, Any]]]: ...
 
 
