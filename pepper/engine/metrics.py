@@ -86,8 +86,9 @@ class MetricsHook(EngineHook):
         self.lines: dict[tuple[str, str], Line] = {}
         self._counts: dict[tuple[str, str, str], int] = {}  # the counters not in the lines (see ``counters``)
         self.window = EventWindow(horizon)
-        # attempt -> (started at, queue wait, its line): the agent it started on, whatever the task does next
-        self._began: dict[tuple[str, int], tuple[float, float | None, Line]] = {}
+        # task -> (its running attempt, started at, queue wait, its line): the agent it started on, whatever the task
+        # does next (an engine runs one attempt of a task at a time)
+        self._began: dict[str, tuple[int, float, float | None, Line]] = {}
 
     @property
     def counters(self) -> dict[tuple[str, str, str], int]:
@@ -142,15 +143,18 @@ class MetricsHook(EngineHook):
                 histogram = line.waits = Histogram()
             histogram.counts[bisect_left(BUCKETS, wait)] += 1  # ``observe`` inline
             histogram.sum += wait
-        self._began[(task.task_id, attempt)] = (at, wait, line)
+        self._began[task.task_id] = (attempt, at, wait, line)
 
     def on_attempt_ended(self, event: AttemptEnded, task: Task | None) -> None:
-        began = self._began.pop((event.task_id, event.attempt), None)
+        began = self._began.pop(event.task_id, None)
+        if began is not None and began[0] != event.attempt:  # the end of another attempt than the one started here
+            self._began[event.task_id] = began
+            began = None
         if event.requeue or task is None:
             return
         task_type = task.task_type
         if began is not None:
-            line = began[2]
+            line = began[3]
             agent_id: str | None = line.agent_id
             if line.task_type != task_type:
                 line = self._line(task_type, agent_id)
@@ -159,7 +163,7 @@ class MetricsHook(EngineHook):
             agent_id = t.agent_id if t is not None else None
             line = self._line(task_type, agent_id)
         at = event.at
-        started = event.started_at if event.started_at is not None else (began[0] if began else None)
+        started = event.started_at if event.started_at is not None else (began[1] if began else None)
         run = at - started if started is not None else None
         ok = event.ok
         if ok:
@@ -170,9 +174,9 @@ class MetricsHook(EngineHook):
                     histogram = line.runs = Histogram()
                 histogram.counts[bisect_left(BUCKETS, run)] += 1
                 histogram.sum += run
-        wait = began[1] if began else None
-        if began is not None and wait is not None and started is not None:
-            wait = max(0.0, started - (began[0] - wait))  # up to the start `run` counts from: the two add up
+        wait = began[2] if began else None
+        if began is not None and wait is not None and started is not None and started != began[1]:
+            wait = max(0.0, started - (began[1] - wait))  # up to the start `run` counts from: the two add up
         self.window.add(new_tuple(Observation, (at, task_type, agent_id, ok, wait, run)))
 
     def on_recovery(self, record: RecordError) -> None:
@@ -186,9 +190,8 @@ class MetricsHook(EngineHook):
 
     def on_settled(self, task_id: str, state: TaskState) -> None:
         """Told by the engine of failed and cancelled tasks only: a completion was counted at its attempt's end."""
-        if state is TaskState.CANCELLED and self._began:  # a cancelled running attempt reports no end
-            for key in [k for k in self._began if k[0] == task_id]:
-                del self._began[key]
+        if state is TaskState.CANCELLED:  # a cancelled running attempt reports no end
+            self._began.pop(task_id, None)
         if state is TaskState.FAILED:
             t = self.engine.state.tasks.get(task_id)
             if t is not None:

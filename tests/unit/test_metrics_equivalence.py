@@ -45,8 +45,8 @@ def _drive(seed: int, hooks: list[Any], tasks: dict[str, Any]) -> None:
                 ready = rng.choice((None, at, at - rng.uniform(0, 50), at + 1.0))
                 tasks[task.task_id] = SimpleNamespace(task=task, ready_at=ready, agent_id=None)
             each("on_submitted", batch)
-        elif kind < 0.45 and tasks:
-            record = tasks[rng.choice(sorted(tasks))]
+        elif kind < 0.45 and (idle := sorted(set(tasks) - {task.task_id for task, _, _ in running})):
+            record = tasks[rng.choice(idle)]  # one attempt of a task at a time, as an engine runs them
             agent_id, attempt = rng.choice(("x", "y")), rng.randint(1, 3)
             record.agent_id = agent_id
             if rng.random() < 0.9:  # else it started before the hook was attached
@@ -103,6 +103,23 @@ def test_the_hook_keeps_and_exports_what_its_reference_does(seed: int) -> None:
     }
     assert hook.window.since(float("-inf")) == reference.window.since(float("-inf"))
     assert all(type(o) is type(w) for o, w in zip(hook.window.since(0.0), reference.window.since(0.0), strict=True))
-    assert {k: (at, wait, line.agent_id) for k, (at, wait, line) in hook._began.items()} == reference._began
+    began = {
+        (task_id, attempt): (at, wait, line.agent_id) for task_id, (attempt, at, wait, line) in hook._began.items()
+    }
+    assert began == reference._began
     assert _exposition(hook) == _exposition(reference)
     assert b"pepper_run_seconds_bucket" in _exposition(hook) and b"pepper_completed_total" in _exposition(hook)
+
+
+def test_a_late_end_of_an_earlier_attempt_leaves_the_running_attempts_start_alone() -> None:
+    tasks: dict[str, Any] = {"t": SimpleNamespace(task=Task("t", "a"), ready_at=1.0, agent_id="x")}
+    hook, reference = MetricsHook(_engine_double(tasks)), Reference(_engine_double(tasks))
+    task = tasks["t"].task
+    for each in (hook, reference):
+        each.on_started(task, 2, "x", 5.0)
+        each.on_attempt_ended(AttemptEnded("t", 1, 6.0, True, started_at=2.0), task)  # attempt 1, reported late
+        each.on_attempt_ended(AttemptEnded("t", 2, 9.0, True, started_at=5.0), task)
+    assert hook.counters == reference.counters == {("started", "a", "x"): 1, ("completed", "a", "x"): 2}
+    assert hook.window.since(0.0) == reference.window.since(0.0)
+    assert [(o.wait, o.run) for o in hook.window.since(0.0)] == [(None, 4.0), (4.0, 4.0)]
+    assert not hook._began and not reference._began
