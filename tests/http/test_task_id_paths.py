@@ -69,7 +69,7 @@ def test_escaped_slashes_belong_to_the_id_and_bare_ones_keep_their_old_meaning(a
         assert missing.status_code == 404 and "ids-1/nothing" in missing.json()["error"]["message"]
 
 
-def test_errors_logs_cancel_and_feedback_reach_the_task_named(remote: RemoteRuntime) -> None:
+def test_errors_logs_cancel_and_feedback_reach_the_task_named(remote: RemoteRuntime, finished: object) -> None:
     orchestrator = TaskOrchestrator(runtime=remote)
     orchestrator.submit_tasks([{"id": "bad", "type": "break"}, {"id": "bad/errors", "type": "break"}])
     for task_id in ("bad", "bad/errors"):
