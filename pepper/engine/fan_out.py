@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from pepper.engine.task_statuses import completed_results
 from pepper.errors import PepperError
 from pepper.model import codec
 from pepper.model.events import CancelRequested
@@ -145,7 +146,7 @@ class FanOuts:
         state = fan.ending()
         if state is TaskState.COMPLETED:
             ids = [item_id(run_id, step.step_id, i) for i in range(len(fan.items))]
-            by_id = self.engine.dependency_results(ids)
+            by_id = completed_results(self.engine, ids)
             return _final(step, run_id, run_inputs, state, now, result=[by_id.get(tid) for tid in ids])
         if fan.stopping is not None:
             return _final(step, run_id, run_inputs, TaskState.CANCELLED, now, reason=fan.stopping)

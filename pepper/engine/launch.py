@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pepper.engine.hooks import tell_started
+from pepper.engine.task_statuses import completed_results
 from pepper.errors import ExpressionError
 from pepper.model.events import AttemptEnded, Start
 from pepper.model.run import TaskRun
@@ -52,7 +53,7 @@ def launch(engine: Engine, start: Start) -> None:
         return
     task = t.task
     try:
-        results = engine.dependency_results(task.dependencies) if task.dependencies else _NO_RESULTS
+        results = completed_results(engine, task.dependencies) if task.dependencies else _NO_RESULTS
         if t.recovery.run_as is not None:  # a recovery fell back to another task type
             task = replace(task, task_type=t.recovery.run_as)
         for prepare in engine.preparers:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from pepper.engine.task_statuses import completed_results
 from pepper.model import codec
 from pepper.model.outcome import TaskOutcome
 from pepper.model.recovery import ABORTED
@@ -78,7 +79,7 @@ class RunSteps:
     def _results(self, run: _Run, step_ids: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
         """Results of the given steps (by step id), and which of them were skipped."""
         task_ids = [task_id_of(run.record.run_id, s) for s in step_ids]
-        by_task = self.engine.dependency_results(task_ids)
+        by_task = completed_results(self.engine, task_ids)
         results = {step_of(tid): value for tid, value in by_task.items()}
         results.update({s: run.decided[s] for s in step_ids if s in run.decided})
         return results, skipped_steps(self._endings(task_ids))

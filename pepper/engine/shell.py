@@ -127,7 +127,6 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_pruned = store.on_pruned(self._pruned)  # a prune in this process (the API, the retention)
         self._act: dict[type, Callable[[Any], None]] = {
-            Save: self._on_save,
             Start: self._batch_start,
             Abort: self._on_abort,
             Settled: self._on_settled,
@@ -157,7 +156,7 @@ class Engine:
         if log.isEnabledFor(logging.DEBUG):
             trace(actions, self.state.tasks)
         for action in actions:
-            if type(action) is Save:  # the commonest action, kept off the method-call path
+            if type(action) is Save:  # the commonest action: written here, not through ``_act``
                 dirty[action.task_id] = None
             else:
                 act[type(action)](action)
@@ -166,10 +165,6 @@ class Engine:
         if (self.metrics is not None or self.hooks) and isinstance(event, AttemptEnded):
             tell_attempt_ended(self, event, bool(actions))
         return actions
-
-    def _on_save(self, action: Save) -> None:
-        self.batch.dirty[action.task_id] = None
-        self.schedule_flush()
 
     def _batch_start(self, action: Start) -> None:
         self.batch.starts.append(action)
@@ -367,21 +362,6 @@ class Engine:
             self.dispatch(TasksLoaded(tuple(fresh), self.clock.now(), cause, f"load:{cause}"))
         for task_id, attempt, record in lost:
             notify(self.hooks, "on_attempt_lost", task_id, attempt, record)
-
-    def dependency_results(self, dependencies: Iterable[str]) -> dict[str, Any]:
-        """Results of completed dependencies, from memory or (if trimmed) the store."""
-        results: dict[str, Any] = {}
-        missing = []
-        for dep in dependencies:
-            d = self.state.tasks.get(dep)
-            if d is not None and d.state is TaskState.COMPLETED:
-                results[dep] = d.result
-            else:
-                missing.append(dep)
-        if missing:
-            for dep, record in self.store.get_tasks(missing).items():
-                results[dep] = record.result
-        return results
 
     # -- shutdown -----------------------------------------------------------------------
 

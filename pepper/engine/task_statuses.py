@@ -1,4 +1,5 @@
-"""Statuses of tasks on an engine: one task's now, with the reasons it waits, or many once they settle.
+"""Statuses of tasks on an engine: one task's now, with the reasons it waits, or many once they settle; and the
+results of completed ones.
 
 A wait for many tasks is one ``WaitGroup`` (``engine.waiting``) that keeps each task's status as it settles,
 so the engine may forget finished tasks meanwhile; only the tasks not in memory when the wait begins are
@@ -8,14 +9,15 @@ read from the store, a chunk at a time, keeping their statuses alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pepper.engine.inspection import wait_facts
 from pepper.engine.live import LiveTask
 from pepper.engine.waiting import WaitGroup
 from pepper.errors import TaskNotFoundError, WaitTimeoutError
 from pepper.model.status import TaskStatus
+from pepper.model.task import TaskState
 from pepper.scheduling.explain import explain
 
 if TYPE_CHECKING:
@@ -115,3 +117,20 @@ def _keep_settled(
         t = tasks.get(tid)
         if t is not None and t.state.is_settled and tid not in known and tid not in unsaved:
             known[tid] = t.to_status()
+
+
+def completed_results(engine: Engine, task_ids: Iterable[str]) -> dict[str, Any]:
+    """Results of the completed tasks among ``task_ids`` (an attempt's dependencies, a run's steps), by id: from
+    memory or, for those trimmed from it, the store."""
+    results: dict[str, Any] = {}
+    missing = []
+    for task_id in task_ids:
+        t = engine.state.tasks.get(task_id)
+        if t is not None and t.state is TaskState.COMPLETED:
+            results[task_id] = t.result
+        else:
+            missing.append(task_id)
+    if missing:
+        for task_id, record in engine.store.get_tasks(missing).items():
+            results[task_id] = record.result
+    return results
