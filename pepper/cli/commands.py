@@ -56,7 +56,7 @@ COMMANDS: dict[str, CommandHome] = {
         "bound no schedule can beat, the critical path, and the busiest agent.",
     ),
     "feedback": CommandHome(
-        "pepper.cli.distribution", "feedback", "Rate how a finished task went, or list the ratings it was given."
+        "pepper.cli.feedback", "feedback", "Rate how a finished task went, or list the ratings it was given."
     ),
     "errors": CommandHome(
         "pepper.cli.recovery", "errors", "Show the errors of a task, and what its recovery policy did about each."
