@@ -23,6 +23,8 @@ MARGIN = 0.15
 _SLACK = 1 - 1e-9
 #: No expected time exceeds its estimate by more than this factor (success and score are at least 0.05 and 0).
 _MOST_EXPECTED = 1 / (MIN_SCORE * 0.5) * (1 + 1e-9)
+#: An agent's own estimate times this bounds from above what another must beat to be waited for.
+_OWN_BOUND = _MOST_EXPECTED * (1 - MARGIN)
 
 #: When the tasks running on an agent started: task type -> start times in increasing order.
 RunningInfo = Callable[[AgentLoad], Mapping[str, Sequence[float]]]
@@ -116,21 +118,22 @@ class Chooser:
         performance, agent_id = self.performance, agent.spec.agent_id
         if max_capacity is None:
             max_capacity = max(a.spec.capacity for a in agents)
-        fastest = (  # no agent's expected time is below this
-            performance.unknown_expected(task_type, now) if performance.known_agents() == 0
-            else performance.estimate_floor(task_type, now)
-        )  # fmt: skip
-        reach = fastest * max(1, backlog) / max_capacity * _SLACK  # no busy agent gets through the backlog sooner
-        if reach >= performance.estimate(agent_id, task_type, now) * _MOST_EXPECTED * (1 - MARGIN):
+        fastest, own = performance.floor_and_estimate(agent_id, task_type, now)  # no expected time is below fastest
+        tasks = max(1, backlog)
+        reach = fastest * tasks / max_capacity * _SLACK  # no busy agent gets through the backlog sooner
+        if reach >= own * _OWN_BOUND:
             return None  # settled without working out this agent's own expected time
         mine = performance.expected_time(agent_id, task_type, now)
-        if reach >= mine * (1 - MARGIN):
+        beat = mine * (1 - MARGIN)  # what a busy agent must get through the backlog in
+        if reach >= beat:
             return None
+        estimate, expected = performance.estimate, performance.expected_time
         for other in agents:
             if other is agent or other.free > 0 or not other.accepting or (usable is not None and not usable(other)):
                 continue
-            theirs = self.performance.expected_time(other.spec.agent_id, task_type, now)
-            through = self.available_in(other, now) + theirs * max(1, backlog) / other.spec.capacity
-            if through < mine * (1 - MARGIN):
+            other_id, capacity = other.spec.agent_id, other.spec.capacity
+            if estimate(other_id, task_type, now) * tasks / capacity * _SLACK >= beat:
+                continue  # its expected time is no shorter than its estimate: it cannot be through in time
+            if self.available_in(other, now) + expected(other_id, task_type, now) * tasks / capacity < beat:
                 return now + mine
         return None

@@ -117,7 +117,6 @@ class Performance:
         self._agents: dict[str, _AgentRecord] = {}
         self._types: dict[str, DecayedMean] = {}
         self._scores: dict[str, tuple[float, ScoreParts]] = {}  # agent -> (computed at, parts)
-        self._estimates: dict[tuple[str, str], tuple[float, float, int]] = {}  # -> (at, seconds, type version)
         self._type_versions: dict[str, int] = {}  # grows when a type's durations change
         #: Off when what the agents can do is known and must not drift (a simulation in virtual time).
         self.learning = True
@@ -134,7 +133,6 @@ class Performance:
         view = Performance.__new__(Performance)
         view.__dict__.update(self.__dict__)
         view._scores = _Overlay(self._scores)
-        view._estimates = _Overlay(self._estimates)
         view._ranked = _Overlay(self._ranked)
         view.learning = False
         return view
@@ -243,10 +241,18 @@ class Performance:
         overall = self._types.get(task_type)
         value = overall.read(now) if overall is not None else None
         floor = value if value is not None else DEFAULT_DURATION
-        heap, means = self._shortest.get(task_type), self._means.get(task_type, {})
+        shortest = self._shortest_mean(task_type)
+        return floor if shortest is None else min(floor, shortest)
+
+    def _shortest_mean(self, task_type: str) -> float | None:
+        """The shortest of the agents' mean durations of ``task_type`` (None: none yet)."""
+        heap = self._shortest.get(task_type)
+        if not heap:
+            return None
+        means = self._means[task_type]
         while heap and means.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)  # a mean since replaced
-        return min(floor, heap[0][0]) if heap else floor
+        return heap[0][0] if heap else None
 
     def rate(self, agent_id: str, rating: int, at: float) -> None:
         """A rating from 1 (poor) to 5 (excellent)."""
@@ -259,17 +265,8 @@ class Performance:
         self._agent(agent_id).healthy = healthy
 
     def estimate(self, agent_id: str, task_type: str, now: float) -> float:
-        """Expected duration (seconds) of a task of ``task_type`` on ``agent_id``."""
-        key = (agent_id, task_type)
-        version = self._type_versions.get(task_type, 0)
-        cached = self._estimates.get(key)
-        if cached is not None and cached[2] == version and 0.0 <= now - cached[0] < self.SCORE_REUSE:
-            return cached[1]
-        value = self._estimate(agent_id, task_type, now)
-        self._estimates[key] = (now, value, version)
-        return value
-
-    def _estimate(self, agent_id: str, task_type: str, now: float) -> float:
+        """Expected duration (seconds) of a task of ``task_type`` on ``agent_id``: its own decayed mean, else
+        the type's, else ``DEFAULT_DURATION``. O(1), and read as it is (a mean moves only when a result comes)."""
         agent = self._agents.get(agent_id)
         if agent is not None:
             mean = agent.durations.get(task_type)
@@ -280,6 +277,28 @@ class Performance:
         overall = self._types.get(task_type)
         value = overall.read(now) if overall is not None else None
         return value if value is not None else DEFAULT_DURATION
+
+    def floor_and_estimate(self, agent_id: str, task_type: str, now: float) -> tuple[float, float]:
+        """``(estimate_floor, estimate)`` in one call; the floor is ``unknown_expected`` while no agent has a
+        record (no agent's expected time is below it then either). Asked at every start on a shared route."""
+        overall = self._types.get(task_type)
+        typical = DEFAULT_DURATION
+        if overall is not None:
+            value = overall.read(now)
+            if value is not None:
+                typical = value
+        if not self._agents:
+            return _expected(typical, _NEUTRAL), typical
+        own = typical
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            mean = agent.durations.get(task_type)
+            if mean is not None:
+                value = mean.read(now)
+                if value is not None:
+                    own = value
+        shortest = self._shortest_mean(task_type)
+        return (typical if shortest is None else min(typical, shortest)), own
 
     def type_estimate(self, task_type: str, now: float) -> float | None:
         """The decayed mean duration of successful attempts of ``task_type`` on any agent (None: never seen)."""

@@ -122,7 +122,6 @@ class Performance:
         self._agents: dict[str, _AgentRecord] = {}
         self._types: dict[str, _Mean] = {}
         self._scores: dict[str, tuple[float, ScoreParts]] = {}  # agent -> (computed at, parts)
-        self._estimates: dict[tuple[str, str], tuple[float, float, int]] = {}  # -> (at, seconds, type version)
         self._type_versions: dict[str, int] = {}  # grows when a type's durations change
         #: Off when what the agents can do is known and must not drift (a simulation in virtual time).
         self.learning = True
@@ -139,7 +138,6 @@ class Performance:
         view = Performance.__new__(Performance)
         view.__dict__.update(self.__dict__)
         view._scores = _Overlay(self._scores)
-        view._estimates = _Overlay(self._estimates)
         view._ranked = _Overlay(self._ranked)
         view.learning = False
         return view
@@ -220,15 +218,9 @@ class Performance:
         self._agent(agent_id).healthy = healthy
 
     def estimate(self, agent_id: str, task_type: str, now: float) -> float:
-        """Expected duration (seconds) of a task of ``task_type`` on ``agent_id``."""
-        key = (agent_id, task_type)
-        version = self._type_versions.get(task_type, 0)
-        cached = self._estimates.get(key)
-        if cached is not None and cached[2] == version and 0.0 <= now - cached[0] < self.SCORE_REUSE:
-            return cached[1]
-        value = self._estimate(agent_id, task_type, now)
-        self._estimates[key] = (now, value, version)
-        return value
+        """Expected duration (seconds) of a task of ``task_type`` on ``agent_id`` (worked out at every call: it
+        was once kept for a second, which let a mean that had faded away be read)."""
+        return self._estimate(agent_id, task_type, now)
 
     def _estimate(self, agent_id: str, task_type: str, now: float) -> float:
         agent = self._agents.get(agent_id)

@@ -42,11 +42,11 @@ def test_the_reader_writes_nothing_the_engine_reads() -> None:
     state = state_with_agents()
     directory(state)
     performance = state.performance
-    caches = (dict(performance._scores), dict(performance._estimates), dict(performance._ranked))
+    caches = (dict(performance._scores), dict(performance._ranked))
     read_still(state, NOW + 50.0, standing)
-    assert (performance._scores, performance._estimates, performance._ranked) == caches
+    assert (performance._scores, performance._ranked) == caches
     standing(live_agents(state, NOW + 50.0))  # the same questions on the engine's thread do fill them
-    assert (performance._scores, performance._estimates, performance._ranked) != caches
+    assert (performance._scores, performance._ranked) != caches
 
 
 def test_an_answer_read_while_an_event_was_handled_is_asked_again() -> None:
