@@ -125,10 +125,12 @@ def fits_on(s: EngineState, agent: AgentLoad, turn: Turn) -> Callable[[str], boo
 
     def fits(task_id: str) -> bool:
         t = s.tasks[task_id]
-        needs = t.task.requirements.resources
-        if needs and resources.shortfall(needs, agent_id):
-            return False
-        usable = (lambda a: not resources.shortfall(needs, a.spec.agent_id)) if needs else None
+        usable = None
+        if s.resourceful:  # (else no task asks for any)
+            needs = t.task.requirements.resources
+            if needs and resources.shortfall(needs, agent_id):
+                return False
+            usable = (lambda a: not resources.shortfall(needs, a.spec.agent_id)) if needs else None
         route = t.route  # its queue still holds this task (and perhaps a few stale tickets): the backlog
         recheck = (
             s.chooser.defer(agent, route.agents, t.task.task_type, turn.at, usable, len(route.queue),
