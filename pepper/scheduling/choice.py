@@ -123,6 +123,8 @@ class Chooser:
         reach = fastest * tasks / max_capacity * _SLACK  # no busy agent gets through the backlog sooner
         if reach >= own * _OWN_BOUND:
             return None  # settled without working out this agent's own expected time
+        if reach >= performance.expected_ceiling(agent_id, own, now) * (1 - MARGIN):
+            return None  # settled by its success alone (its score, with its timeliness, costs more)
         mine = performance.expected_time(agent_id, task_type, now)
         beat = mine * (1 - MARGIN)  # what a busy agent must get through the backlog in
         if reach >= beat:

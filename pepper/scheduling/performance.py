@@ -310,7 +310,7 @@ class Performance:
         if agent is None:
             return _NEUTRAL
         seen = agent.seen.read(now)
-        success = (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
+        success = _success(agent, seen, now)
         timeliness = self._timeliness(agent, now)
         rated, count = agent.ratings.sums(now)
         rating = rated / count if count >= EVIDENCE_FLOOR else None
@@ -336,6 +336,17 @@ class Performance:
         parts = self.parts(agent_id, now)
         self._scores[agent_id] = (now, parts)
         return parts
+
+    def expected_ceiling(self, agent_id: str, estimate: float, now: float) -> float:
+        """No ``expected_time`` of ``agent_id`` whose ``estimate`` is this exceeds the value returned (its score
+        is at least 0): worked out from its success alone, without the rest of its score."""
+        cached = self._scores.get(agent_id)
+        if cached is not None and 0.0 <= now - cached[0] < self.SCORE_REUSE:
+            success = cached[1].success  # what ``expected_time`` will use
+        else:
+            agent = self._agents.get(agent_id)
+            success = _NEUTRAL.success if agent is None else _success(agent, agent.seen.read(now), now)
+        return estimate * 2.0 / max(success, MIN_SCORE) * _CEILING_SLACK
 
     def score(self, agent_id: str, now: float) -> float:
         return self.cached_parts(agent_id, now).score
@@ -401,6 +412,15 @@ class Performance:
         ``(1 + score) / 2`` lets ratings and timeliness weigh in, more gently.
         """
         return _expected(self.estimate(agent_id, task_type, now), self.cached_parts(agent_id, now))
+
+
+#: Loosens ``expected_ceiling`` so that a rounding never puts an expected time above it.
+_CEILING_SLACK = 1 + 1e-9
+
+
+def _success(agent: _AgentRecord, seen: float, now: float) -> float:
+    """The share of attempts that succeed, with the prior (``seen``: its decayed count of attempts)."""
+    return (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
 
 
 def _expected(estimate: float, parts: ScoreParts) -> float:

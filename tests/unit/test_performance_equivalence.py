@@ -44,6 +44,11 @@ def _history(seed: int, half_life: float) -> list[tuple[str, tuple[object, ...]]
 def _compare(model: Performance, reference: Reference, now: float, *, floor: bool = True) -> None:
     assert model.known_agents() == reference.known_agents()
     for agent in (*AGENTS, "never"):
+        for task_type in (*TYPES, "unseen"):  # before and after a score is kept for the agent
+            estimate = model.estimate(agent, task_type, now)
+            ceiling = model.expected_ceiling(agent, estimate, now)
+            assert model.expected_time(agent, task_type, now) <= ceiling
+            assert model.expected_ceiling(agent, estimate, now) == ceiling
         got, want = model.parts(agent, now), reference.parts(agent, now)
         for field in ("score", "success", "timeliness", "rating", "healthy", "observations", "ratings"):
             _same(getattr(got, field), getattr(want, field))
