@@ -58,13 +58,15 @@ async def wait_for_tasks(engine: Engine, task_ids: Sequence[str], timeout: float
     known: dict[str, TaskStatus] = {}
     if unknown:  # read in bulk; only those still to wait for are loaded into memory
         unsettled = []
-        for first in range(0, len(unknown), _READ_CHUNK):  # a chunk's records at a time: only statuses are kept
+        for first in range(0, len(unknown), _READ_CHUNK):  # a chunk at a time: statuses, and records of the open
             chunk = unknown[first : first + _READ_CHUNK]
-            stored = engine.store.get_tasks(chunk)
-            if len(stored) < len(chunk):
-                raise TaskNotFoundError(next(tid for tid in chunk if tid not in stored))
-            for tid, record in stored.items():
-                if record.state.is_settled:
+            statuses = engine.store.get_statuses(chunk)
+            if len(statuses) < len(chunk):
+                raise TaskNotFoundError(next(tid for tid in chunk if tid not in statuses))
+            known.update((tid, status) for tid, status in statuses.items() if status.state.is_settled)
+            still = [tid for tid, status in statuses.items() if not status.state.is_settled]
+            for tid, record in engine.store.get_tasks(still).items() if still else ():
+                if record.state.is_settled:  # settled since (by another worker)
                     known[tid] = record.to_status()
                 else:
                     unsettled.append(record)
@@ -98,14 +100,14 @@ def settled_statuses(
     tasks = engine.state.tasks
     known = known or {}
     missing = [tid for tid in task_ids if tid not in tasks and tid not in known]
-    stored = engine.store.get_tasks(missing) if missing else {}
+    stored = engine.store.get_statuses(missing) if missing else {}
     out = []
     for tid in task_ids:
         t = tasks.get(tid)
         status = known.get(tid)
         if t is not None and (status is None or status.state is not t.state or status.attempts != t.attempts):
             status = t.to_status()  # changed since it settled (a replay, a re-run): as it is now
-        out.append(status if status is not None else stored[tid].to_status())
+        out.append(status if status is not None else stored[tid])
     return out
 
 

@@ -12,7 +12,7 @@ from pepper.model.outcome import TaskOutcome
 from pepper.model.recovery import NO_RECOVERY, RecoveryState
 from pepper.model.slots import quick_init
 from pepper.model.status import TaskError, TaskStatus, WaitReason
-from pepper.model.task import Task, TaskState
+from pepper.model.task import Task, TaskState, read_dependencies, read_inputs, read_policy
 
 _STATES = {state.value: state for state in TaskState}  # quicker than calling the enum, row after row
 
@@ -128,6 +128,48 @@ def task_status(progress: Any, waiting_on: tuple[WaitReason, ...] = ()) -> TaskS
     """The status of a task from how far it got: a ``TaskRecord``, or the engine's live task (both hold
     ``STORED_FIELDS`` and the task's spec as ``task``)."""
     return _make_status(progress, waiting_on)
+
+
+#: The columns of the tasks table a status is read from by ``status_from_row``: a column for each field of
+#: ``TaskStatus`` but ``waiting_on`` (the engine's to say), in field order.
+STATUS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TaskStatus) if f.name != "waiting_on")
+#: How a column's stored value becomes its field's (``{}``: the value), as ``TaskRecord.from_row`` and
+#: ``Task.from_row`` read it.
+_COLUMN_READS = {
+    "state": "_STATES[{}]",
+    "dependencies": "read_dependencies({})",
+    "inputs": "read_inputs({})",
+    "result": "decode({})",
+    "error": "TaskError.from_dict(decode({}))",
+    "outcome": "TaskOutcome.of({})",
+    "policy": "None if {0} is None else str(read_policy({0}))",
+}
+
+
+def _row_status_maker() -> Callable[..., TaskStatus]:
+    """A function of the ``STATUS_COLUMNS`` of a row, by position, making its status without the task's record
+    and spec (statuses of finished tasks are read by the hundred thousand when many are waited for)."""
+    namespace: dict[str, Any] = {
+        "TaskStatus": quick_init(TaskStatus),
+        "_STATES": _STATES,
+        "decode": codec.decode,
+        "TaskError": TaskError,
+        "TaskOutcome": TaskOutcome,
+        "read_dependencies": read_dependencies,
+        "read_inputs": read_inputs,
+        "read_policy": read_policy,
+    }
+    values = [
+        "()" if f.name == "waiting_on" else _COLUMN_READS.get(f.name, "{}").format(f.name) for f in fields(TaskStatus)
+    ]
+    exec(f"def make({', '.join(STATUS_COLUMNS)}):\n    return TaskStatus({', '.join(values)})\n", namespace)
+    make: Callable[..., TaskStatus] = namespace["make"]
+    return make
+
+
+#: The status of a stored task from its ``STATUS_COLUMNS``: ``status_from_row(*row)``; the same as its record's
+#: ``to_status()``.
+status_from_row = _row_status_maker()
 
 
 def initial_state(task: Task) -> TaskState:

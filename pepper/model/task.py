@@ -192,8 +192,8 @@ class Task:
             row["task_id"],
             row["task_type"],
             row["priority"],
-            _dependencies(row["dependencies"]),
-            _inputs(row["inputs"]),
+            read_dependencies(row["dependencies"]),
+            read_inputs(row["inputs"]),
             row["agent"],
             _requirements(row["requirements"]),
             row["timeout"],
@@ -201,7 +201,7 @@ class Task:
             _metadata(row["metadata"]),
             row["created_at"],
             row["inputs"],
-            None if row["policy"] is None else _policy(row["policy"]),
+            None if row["policy"] is None else read_policy(row["policy"]),
             row["not_before"],
         )
 
@@ -223,11 +223,13 @@ def _requirements(text: str | None) -> Requirements:
     return found
 
 
-def _dependencies(text: str) -> tuple[str, ...]:
+def read_dependencies(text: str) -> tuple[str, ...]:
+    """The ``dependencies`` column's ids."""
     return () if text == "[]" else tuple(codec.decode(text))
 
 
-def _inputs(text: str | None) -> Any:
+def read_inputs(text: str | None) -> Any:
+    """The ``inputs`` column's value."""
     return {} if text == "{}" else codec.decode(text)
 
 
@@ -235,7 +237,8 @@ def _metadata(text: str | None) -> Any:
     return {} if text == "{}" else codec.decode(text)
 
 
-def _policy(text: str) -> Policy:
+def read_policy(text: str) -> Policy:
+    """The ``policy`` column's recovery policy (not NULL)."""
     from pepper.model.recovery_policy import stored_policy  # recovery -> status -> task: imported when first needed
 
     return stored_policy(codec.decode(text))

@@ -22,6 +22,7 @@ from pepper.model.lease import Lease, Tally
 from pepper.model.record import TaskRecord, stored_values
 from pepper.model.recovery import ErrorRecord
 from pepper.model.schedule import ScheduleRecord, ScheduleSpec
+from pepper.model.status import TaskStatus
 from pepper.model.submission import Submission
 from pepper.model.task import Task, TaskState
 from pepper.model.task_log import LogChunk
@@ -333,6 +334,7 @@ class Store(Protocol):
 
     # task reads
     def get_tasks(self, task_ids: Collection[str]) -> dict[str, TaskRecord]: ...
+    def get_statuses(self, task_ids: Collection[str]) -> dict[str, TaskStatus]: ...
     def unfinished(self) -> list[TaskRecord]: ...
     def list_tasks(
         self,
