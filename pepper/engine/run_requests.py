@@ -103,5 +103,5 @@ class RunRequests:
         found = {tid: tasks[tid].to_status() for tid in task_ids if tid in tasks}
         missing = [tid for tid in task_ids if tid not in found]
         if missing:
-            found.update({tid: r.to_status() for tid, r in self.engine.store.get_tasks(missing).items()})
+            found.update(self.engine.store.get_statuses(missing))
         return found
