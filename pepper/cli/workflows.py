@@ -339,8 +339,8 @@ def resume_run(
             code = finish(console, record.spec, result, None, as_json, False, gantt, None, db,
                           RunHistory.of(runtime, result))  # fmt: skip
         else:
+            before = controller.status(run_id)  # before any agent is here to run a step of it
             where = resume_agents(runtime, record, agents_path)
-            before = controller.status(run_id)
             display = RunDisplay(
                 console, record.spec, "quiet" if as_json else "live" if console.is_terminal else "lines", where_hint(db)
             )

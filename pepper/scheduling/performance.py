@@ -129,7 +129,7 @@ class Performance:
     def reader(self) -> Performance:
         """This model as a reader on another thread than its owner's may use it: it reads the owner's caches
         but keeps what it works out to itself, so it never writes what the owner reads. Ask, never ``record``
-        (nor ``estimate_floor``, which prunes a heap it shares with its owner)."""
+        (nor ``estimate_floor`` or ``floor_and_estimate``, which prune a heap it shares with its owner)."""
         view = Performance.__new__(Performance)
         view.__dict__.update(self.__dict__)
         view._scores = _Overlay(self._scores)
