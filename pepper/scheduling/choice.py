@@ -118,7 +118,11 @@ class Chooser:
         performance, agent_id = self.performance, agent.spec.agent_id
         if max_capacity is None:
             max_capacity = max(a.spec.capacity for a in agents)
-        fastest, own = performance.floor_and_estimate(agent_id, task_type, now)  # no expected time is below fastest
+        own = performance.estimate(agent_id, task_type, now)
+        fastest = (  # no agent's expected time is below this
+            performance.estimate_floor(task_type, now) if performance.known_agents()
+            else performance.unknown_expected(task_type, now)
+        )  # fmt: skip
         tasks = max(1, backlog)
         reach = fastest * tasks / max_capacity * _SLACK  # no busy agent gets through the backlog sooner
         if reach >= own * _OWN_BOUND:

@@ -129,7 +129,7 @@ class Performance:
     def reader(self) -> Performance:
         """This model as a reader on another thread than its owner's may use it: it reads the owner's caches
         but keeps what it works out to itself, so it never writes what the owner reads. Ask, never ``record``
-        (nor ``estimate_floor`` or ``floor_and_estimate``, which prune a heap it shares with its owner)."""
+        (nor ``estimate_floor``, which prunes a heap it shares with its owner)."""
         view = Performance.__new__(Performance)
         view.__dict__.update(self.__dict__)
         view._scores = _Overlay(self._scores)
@@ -241,18 +241,10 @@ class Performance:
         overall = self._types.get(task_type)
         value = overall.read(now) if overall is not None else None
         floor = value if value is not None else DEFAULT_DURATION
-        shortest = self._shortest_mean(task_type)
-        return floor if shortest is None else min(floor, shortest)
-
-    def _shortest_mean(self, task_type: str) -> float | None:
-        """The shortest of the agents' mean durations of ``task_type`` (None: none yet)."""
-        heap = self._shortest.get(task_type)
-        if not heap:
-            return None
-        means = self._means[task_type]
+        heap, means = self._shortest.get(task_type), self._means.get(task_type, {})
         while heap and means.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)  # a mean since replaced
-        return heap[0][0] if heap else None
+        return min(floor, heap[0][0]) if heap else floor
 
     def rate(self, agent_id: str, rating: int, at: float) -> None:
         """A rating from 1 (poor) to 5 (excellent)."""
@@ -277,28 +269,6 @@ class Performance:
         overall = self._types.get(task_type)
         value = overall.read(now) if overall is not None else None
         return value if value is not None else DEFAULT_DURATION
-
-    def floor_and_estimate(self, agent_id: str, task_type: str, now: float) -> tuple[float, float]:
-        """``(estimate_floor, estimate)`` in one call; the floor is ``unknown_expected`` while no agent has a
-        record (no agent's expected time is below it then either). Asked at every start on a shared route."""
-        overall = self._types.get(task_type)
-        typical = DEFAULT_DURATION
-        if overall is not None:
-            value = overall.read(now)
-            if value is not None:
-                typical = value
-        if not self._agents:
-            return _expected(typical, _NEUTRAL), typical
-        own = typical
-        agent = self._agents.get(agent_id)
-        if agent is not None:
-            mean = agent.durations.get(task_type)
-            if mean is not None:
-                value = mean.read(now)
-                if value is not None:
-                    own = value
-        shortest = self._shortest_mean(task_type)
-        return (typical if shortest is None else min(typical, shortest)), own
 
     def type_estimate(self, task_type: str, now: float) -> float | None:
         """The decayed mean duration of successful attempts of ``task_type`` on any agent (None: never seen)."""

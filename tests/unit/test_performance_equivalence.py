@@ -60,14 +60,6 @@ def _compare(model: Performance, reference: Reference, now: float, *, floor: boo
         for task_type in (*TYPES, "unseen"):
             _same(model.estimate(agent, task_type, now), reference.estimate(agent, task_type, now))
             _same(model.expected_time(agent, task_type, now), reference.expected_time(agent, task_type, now))
-            if floor:
-                fastest, own = model.floor_and_estimate(agent, task_type, now)
-                want_fastest = (
-                    reference.unknown_expected(task_type, now) if reference.known_agents() == 0
-                    else reference.estimate_floor(task_type, now)
-                )  # fmt: skip
-                _same(fastest, want_fastest)
-                _same(own, reference.estimate(agent, task_type, now))
             standing = reference.standing(agent, task_type, now)
             for got_one, want_one in zip(model.standing(agent, task_type, now), standing, strict=True):
                 _same(got_one, want_one)
