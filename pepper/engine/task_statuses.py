@@ -65,7 +65,10 @@ async def wait_for_tasks(engine: Engine, task_ids: Sequence[str], timeout: float
                 raise TaskNotFoundError(next(tid for tid in chunk if tid not in statuses))
             known.update((tid, status) for tid, status in statuses.items() if status.state.is_settled)
             still = [tid for tid, status in statuses.items() if not status.state.is_settled]
-            for tid, record in engine.store.get_tasks(still).items() if still else ():
+            records = engine.store.get_tasks(still) if still else {}
+            if len(records) < len(still):  # settled and pruned between the two reads
+                raise TaskNotFoundError(next(tid for tid in still if tid not in records))
+            for tid, record in records.items():
                 if record.state.is_settled:  # settled since (by another worker)
                     known[tid] = record.to_status()
                 else:

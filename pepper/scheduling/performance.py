@@ -11,7 +11,7 @@ The score, in [0, 1], is the weighted mean of the signals there is evidence for:
     score = delivery                                               with no rating yet
 
     delivery   = success * timeliness             (no other agent ran its task types: success)
-    success    = (sum w*ok + 0.75 * 0.5) / (sum w + 0.5)
+    success    = (sum w*ok + 0.75 * 0.5) / (sum w + 0.5)   (at most 1)
     timeliness = weighted mean over its task types that another agent ran too of
                  min(1, 2 * d_peers / (d_peers + d_mine))
                  (1 when it is as fast as the others or faster, 0.5 when three times slower)
@@ -389,8 +389,10 @@ _CEILING_SLACK = 1 + 1e-9
 
 
 def _success(agent: _AgentRecord, seen: float, now: float) -> float:
-    """The share of attempts that succeed, with the prior (``seen``: its decayed count of attempts)."""
-    return (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
+    """The share of attempts that succeed, with the prior (``seen``: its decayed count of attempts); at most 1,
+    also when read before its latest result (a sum is not decayed back in time, so a failure stamped after
+    ``now`` would count in ``seen`` while the successes were decayed)."""
+    return min(1.0, (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH))
 
 
 def _expected(estimate: float, parts: ScoreParts) -> float:

@@ -94,13 +94,18 @@ def test_tasks_that_settle_while_waited_for_are_answered_without_reading_them_ba
         engine = runtime._service.engine
         store = engine.store
         read: list[str] = []
-        reading = store.get_tasks
+        reading, reading_statuses = store.get_tasks, store.get_statuses
 
         def get_tasks(task_ids: Collection[str]) -> object:
             read.extend(task_ids)
             return reading(task_ids)
 
+        def get_statuses(task_ids: Collection[str]) -> object:
+            read.extend(task_ids)
+            return reading_statuses(task_ids)
+
         store.get_tasks = get_tasks  # type: ignore[method-assign]
+        store.get_statuses = get_statuses  # type: ignore[method-assign]
         waiting = runtime.portal().submit(orchestrator.wait_async([*ids, ids[0]], timeout=60))
         eventually(lambda: len(engine.waiters) == len(ids), "the wait to wait for every task")
         gate.set()

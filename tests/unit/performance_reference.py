@@ -244,7 +244,7 @@ class Performance:
         if agent is None:
             return ScoreParts(NEUTRAL_SCORE, SUCCESS_PRIOR, None, None, True, 0.0)
         seen = agent.seen.read(now)
-        success = (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH)
+        success = min(1.0, (agent.ok.read(now) + SUCCESS_PRIOR * SUCCESS_STRENGTH) / (seen + SUCCESS_STRENGTH))
         timeliness = self._timeliness(agent, now)
         count = agent.rating_count.read(now)
         rating = agent.rating_total.read(now) / count if count >= EVIDENCE_FLOOR else None

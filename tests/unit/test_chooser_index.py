@@ -12,6 +12,7 @@ from pepper.engine.state import EngineState
 from pepper.model.events import CallHeld, CallReturned
 from pepper.scheduling.choice import MARGIN, Chooser
 from pepper.scheduling.load import AgentLoad
+from pepper.scheduling.performance import Performance
 from pepper.scheduling.routing import RouteInfo
 from pepper.testing import StateHarness, make_agent, make_task
 
@@ -189,3 +190,33 @@ def test_select_agents_index_picks_what_ranking_every_agent_picks(seed: int) -> 
                 assert (fast and fast.agent_id) == (full and full.agent_id)
                 takers = [a for a in state.agents.values() if a.spec.accepts(task_type)]
                 assert {a.agent_id for a in pool.agents} == {a.agent_id for a in takers if req.skills <= a.spec.skills}
+
+
+def test_a_failure_stamped_after_now_never_makes_an_agent_look_faster_than_its_estimate() -> None:
+    # Results may carry another clock than the engine's (outcomes read from other workers' history): a failure
+    # stamped after ``now`` counts in the attempts while the successes are read decayed. The agent's success
+    # must stay at most 1, or its expected time drops below its estimate and the bounds that skip agents lie.
+    performance = Performance(3600.0)
+    for i in range(20_000):
+        performance.record("busy", "task", True, 1.0, 1000.0 * i / 20_000)
+    performance.record("busy", "task", False, None, 1100.0)
+    now = 1000.0
+    assert performance.parts("busy", now).success <= 1.0
+    assert performance.expected_time("busy", "task", now) >= performance.estimate("busy", "task", now)
+    free, big = AgentLoad(make_agent("free", capacity=1), 0), AgentLoad(make_agent("big", capacity=4096), 2)
+    chooser = Chooser(performance, lambda agent: agent.starts)
+    for capacity in range(1, 60):
+        busy = AgentLoad(make_agent("busy", capacity=capacity), 1)
+        for i in range(capacity):
+            busy.take(f"r{i}", "task", now - 1.0 + 1e-9)  # all but done
+        agents = [free, busy, big]
+        for backlog in range(1, 2 * capacity + 4):
+            mine = performance.expected_time("free", "task", now)
+            through = (
+                chooser.available_in(busy, now) + performance.expected_time("busy", "task", now) * backlog / capacity
+            )
+            want = now + mine if through < mine * (1 - MARGIN) else None
+            assert chooser.defer(free, agents, "task", now, None, backlog, max_capacity=4096) == want, (
+                capacity,
+                backlog,
+            )
