@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pepper.engine.inspection import wait_facts
 from pepper.engine.live import LiveTask
@@ -60,14 +60,10 @@ async def wait_for_tasks(engine: Engine, task_ids: Sequence[str], timeout: float
         unsettled = []
         for first in range(0, len(unknown), _READ_CHUNK):  # a chunk at a time: statuses, and records of the open
             chunk = unknown[first : first + _READ_CHUNK]
-            statuses = engine.store.get_statuses(chunk)
-            if len(statuses) < len(chunk):
-                raise TaskNotFoundError(next(tid for tid in chunk if tid not in statuses))
+            statuses = _all_found(chunk, engine.store.get_statuses(chunk))
             known.update((tid, status) for tid, status in statuses.items() if status.state.is_settled)
             still = [tid for tid, status in statuses.items() if not status.state.is_settled]
-            records = engine.store.get_tasks(still) if still else {}
-            if len(records) < len(still):  # settled and pruned between the two reads
-                raise TaskNotFoundError(next(tid for tid in still if tid not in records))
+            records = _all_found(still, engine.store.get_tasks(still)) if still else {}  # (pruned since: not found)
             for tid, record in records.items():
                 if record.state.is_settled:  # settled since (by another worker)
                     known[tid] = record.to_status()
@@ -93,6 +89,16 @@ async def wait_for_tasks(engine: Engine, task_ids: Sequence[str], timeout: float
             still = [tid for tid in open_ids if tid in tasks and not tasks[tid].state.is_settled]
             raise WaitTimeoutError(still, timeout or 0.0) from None
     return settled_statuses(engine, task_ids, known)
+
+
+_Read = TypeVar("_Read")
+
+
+def _all_found(asked: Sequence[str], found: dict[str, _Read]) -> dict[str, _Read]:
+    """``found``, once sure it holds every id ``asked`` for (else the first missing one is not found)."""
+    if len(found) < len(asked):
+        raise TaskNotFoundError(next(tid for tid in asked if tid not in found))
+    return found
 
 
 def settled_statuses(
