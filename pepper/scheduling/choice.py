@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pepper.scheduling.load import AgentLoad
-from pepper.scheduling.performance import MIN_SCORE, Performance
+from pepper.scheduling.performance import DEFAULT_DURATION, MIN_SCORE, Performance
 
 #: Another agent must be projected this much faster before a free agent leaves it a task.
 MARGIN = 0.15
@@ -25,6 +25,8 @@ _SLACK = 1 - 1e-9
 _MOST_EXPECTED = 1 / (MIN_SCORE * 0.5) * (1 + 1e-9)
 #: An agent's own estimate times this bounds from above what another must beat to be waited for.
 _OWN_BOUND = _MOST_EXPECTED * (1 - MARGIN)
+#: Up to this many free agents with a record are compared one by one; more, in order of their mean durations.
+_FEW_KNOWN = 8
 
 #: When the tasks running on an agent started: task type -> start times in increasing order.
 RunningInfo = Callable[[AgentLoad], Mapping[str, Sequence[float]]]
@@ -95,6 +97,44 @@ class Chooser:
                 best, best_key = a, key
         return best
 
+    def best_among(
+        self, idle: AgentLoad | None, known: Mapping[str, AgentLoad], task_type: str, now: float
+    ) -> AgentLoad | None:
+        """``best_free`` of a route's free agents as ``Routing.candidates`` gives them: ``idle``, the least loaded
+        of those with no record, and ``known``, those with one.
+
+        Many known agents are looked at in order of their mean durations of the type (no expected time is below
+        its agent's estimate) until no later one can do better; then, if their bound allows it, those with no
+        mean of the type (whose estimate is the type's)."""
+        performance = self.performance
+        ordered = performance.fastest_first(task_type, now) if len(known) > _FEW_KNOWN else None
+        if ordered is None:
+            return self.best_free([idle, *known.values()] if idle is not None else known.values(), task_type, now)
+        expected = performance.expected_time
+        best, best_key = idle, None
+        if idle is not None:
+            best_key = (performance.unknown_expected(task_type, now), idle.busy / idle.spec.capacity, idle.order)
+        looked = 0
+        for mean, agent_id in ordered:
+            if best_key is not None and mean * _SLACK > best_key[0]:
+                break  # neither this agent nor any after it is expected to finish as soon as the best
+            a = known.get(agent_id)
+            if a is None or a.free <= 0:
+                continue  # busy, or not on this route
+            looked += 1
+            key = (expected(agent_id, task_type, now), a.busy / a.spec.capacity, a.order)
+            if best_key is None or key < best_key:
+                best, best_key = a, key
+        if looked < len(known):  # passed over: those the bound ruled out, and those with no mean of the type
+            typical = performance.type_estimate(task_type, now)
+            if best_key is None or (typical if typical is not None else DEFAULT_DURATION) * _SLACK <= best_key[0]:
+                for agent_id in known.keys() - performance.means.listed(task_type).keys():
+                    a = known[agent_id]
+                    key = (expected(agent_id, task_type, now), a.busy / a.spec.capacity, a.order)
+                    if a.free > 0 and (best_key is None or key < best_key):
+                        best, best_key = a, key
+        return best
+
     def defer(
         self,
         agent: AgentLoad,
@@ -131,7 +171,7 @@ class Chooser:
             return None  # settled by its success alone (its score, with its timeliness, costs more)
         mine = performance.expected_time(agent_id, task_type, now)
         beat = mine * (1 - MARGIN)  # what a busy agent must get through the backlog in
-        if reach >= beat:
+        if reach >= beat or now + mine <= now:  # (or it would be through before the clock moves: no time to wait)
             return None
         estimate, expected = performance.estimate, performance.expected_time
         for other in agents:

@@ -34,11 +34,12 @@ until a successful attempt, with ratings and timeliness weighing in more gently.
 
 from __future__ import annotations
 
-import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pepper.model.slots import quick_init
 from pepper.scheduling.decayed import Decayed, DecayedMean
+from pepper.scheduling.mean_index import MeanIndex
 
 DEFAULT_DURATION = 1.0
 #: Weights of delivery (success x timeliness) and rating, when both are known.
@@ -122,14 +123,13 @@ class Performance:
         self.learning = True
         # (agent, type) -> (at, type version, score entry, estimate, expected): what ranking an agent needs.
         self._ranked: dict[tuple[str, str], tuple[float, int, tuple[float, ScoreParts], float, float]] = {}
-        # type -> agent -> its mean duration, and a heap of (mean, agent) with stale entries: the shortest.
-        self._means: dict[str, dict[str, float]] = {}
-        self._shortest: dict[str, list[tuple[float, str]]] = {}
+        #: The agents of each type in order of their mean durations.
+        self.means = MeanIndex()
 
     def reader(self) -> Performance:
         """This model as a reader on another thread than its owner's may use it: it reads the owner's caches
         but keeps what it works out to itself, so it never writes what the owner reads. Ask, never ``record``
-        (nor ``estimate_floor``, which prunes a heap it shares with its owner)."""
+        (nor ``fastest_first``, which may note in the index it shares with its owner when a mean may fade)."""
         view = Performance.__new__(Performance)
         view.__dict__.update(self.__dict__)
         view._scores = _Overlay(self._scores)
@@ -196,7 +196,7 @@ class Performance:
             if mean is not None:
                 mean.add(took, at)
         if mean is not None:
-            self._note_mean(agent_id, task_type, mean)
+            self.means.note(agent_id, task_type, mean)
             overall = self._types.get(task_type)
             if overall is None:
                 overall = self._types[task_type] = DecayedMean(self.half_life)
@@ -208,22 +208,6 @@ class Performance:
                 overall.at = at
             else:
                 overall.add(took, at)
-
-    def _note_mean(self, agent_id: str, task_type: str, mean: DecayedMean) -> None:
-        value = mean.total / mean.count
-        means = self._means.get(task_type)
-        if means is None:
-            means = self._means[task_type] = {}
-            self._shortest[task_type] = []
-        if means.get(agent_id) == value:  # its entry in the heap still holds
-            return
-        means[agent_id] = value
-        heap = self._shortest[task_type]
-        if len(heap) > 2 * len(means) + 64:  # drop the stale entries now and then
-            heap[:] = [(v, a) for a, v in means.items()]
-            heapq.heapify(heap)
-        else:
-            heapq.heappush(heap, (value, agent_id))
 
     def known_agents(self) -> int:
         """How many agents have a record (grows by one each time an agent gets its first result or rating)."""
@@ -241,10 +225,16 @@ class Performance:
         overall = self._types.get(task_type)
         value = overall.read(now) if overall is not None else None
         floor = value if value is not None else DEFAULT_DURATION
-        heap, means = self._shortest.get(task_type), self._means.get(task_type, {})
-        while heap and means.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)  # a mean since replaced
-        return min(floor, heap[0][0]) if heap else floor
+        shortest = self.means.shortest(task_type)
+        return floor if shortest is None or floor < shortest else shortest
+
+    def fastest_first(self, task_type: str, now: float) -> Sequence[tuple[float, str]] | None:
+        """``(mean, agent)`` of the agents with a mean duration of ``task_type`` of their own, shortest first:
+        each mean is the agent's ``estimate`` at ``now``, so no expected time of the agent is below it (the
+        others' estimate is ``type_estimate``, else ``DEFAULT_DURATION``). None when some agent's mean has
+        faded by ``now``: then the order bounds nothing."""
+        agents = self._agents
+        return self.means.in_order(task_type, now, lambda agent_id: agents[agent_id].durations[task_type])
 
     def rate(self, agent_id: str, rating: int, at: float) -> None:
         """A rating from 1 (poor) to 5 (excellent)."""

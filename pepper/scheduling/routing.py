@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from pepper.model.agent import AgentSpec
 from pepper.model.task import Task
@@ -172,6 +172,14 @@ class Routing:
         least loaded. With ``usable``, every free agent."""
         if usable is not None:
             return info.free.values()
+        idle, known = self.candidates(info)
+        if idle is None:
+            return known.values()
+        return [idle, *known.values()] if known else (idle,)
+
+    def candidates(self, info: RouteInfo) -> tuple[AgentLoad | None, Mapping[str, AgentLoad]]:
+        """``free_agents`` in two: the least loaded free agent with no performance record (None if none is
+        free) and, by id, the free agents with one (read only)."""
         performance, free, free_known = self._performance, info.free, info.free_known
         if info.known_seen != performance.known_agents():  # some agents got their first record since
             info.known_seen = performance.known_agents()
@@ -184,9 +192,9 @@ class Routing:
             agent_id = agent.spec.agent_id
             current = free.get(agent_id) is agent and utilisation == agent.busy / agent.spec.capacity
             if current and agent_id not in free_known:
-                return [agent, *free_known.values()] if free_known else (agent,)
+                return agent, free_known
             heapq.heappop(heap)  # stale: busy since, or loaded differently (a newer entry holds it), or known
-        return free_known.values()
+        return None, free_known
 
     def _mark_shared(self, agent: AgentLoad, routes: list[RouteInfo]) -> None:
         """``agent`` joined (or was left alone on) ``routes``: who serves a route together with others now."""

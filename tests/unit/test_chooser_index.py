@@ -47,6 +47,8 @@ def scan_defer(state: EngineState, agent: AgentLoad, agents: list[AgentLoad], ta
         return None
     expected = state.performance.expected_time
     mine = expected(agent.spec.agent_id, task_type, now)
+    if now + mine <= now:  # it would be through before the clock moves: looking again then would be now
+        return None
     for other in agents:
         if other is agent or other.free > 0 or not other.accepting:
             continue
@@ -65,6 +67,7 @@ def check(state: EngineState, info: RouteInfo, rng: random.Random, now: float) -
         assert chooser.available_in(agent, now) == scan_available_in(state, agent, now)
     fast = chooser.best_free(state.routing.free_agents(info), "task", now)
     assert fast is scan_best_free(state, info.agents, "task", now)
+    assert chooser.best_among(*state.routing.candidates(info), "task", now) is fast
     for agent in rng.sample(info.agents, k=min(len(info.agents), 12)):
         backlog = rng.choice([1, 2, 5, 50, 1000])
         assert chooser.defer(agent, info.agents, "task", now, None, backlog, max_capacity=info.max_capacity) == (
@@ -116,6 +119,82 @@ def test_the_indexed_choice_is_the_full_scans_on_random_pools(seed: int) -> None
         if info is not None:
             check(state, info, rng, harness.clock.now())
     assert info is not None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_among_many_free_agents_with_records_the_choice_is_the_full_scans(seed: int) -> None:
+    # Most agents free and known, as when one task at a time follows a burst: looked at in order of their mean
+    # durations. Some agents have no mean of the type (only failures, only ratings, only another type's results),
+    # some means are equal (exact durations), and some fade (no result for thirty half-lives).
+    rng = random.Random(seed)
+    count = rng.choice([9, 12, 40, 150])
+    specs = [make_agent(f"agent-{i:03d}", ["task", "other"], capacity=rng.choice([1, 1, 2, 3])) for i in range(count)]
+    harness = StateHarness(specs)
+    state = harness.state
+    performance = state.performance
+    exact = rng.random() < 0.5  # durations without noise: many agents share a mean
+    paces = {spec.agent_id: rng.choice([0.5, 1.0, 1.0, 2.0, 3.0]) for spec in specs}
+
+    def learn(agent_id: str, at: float) -> None:
+        move = rng.random()
+        if move < 0.1:
+            performance.rate(agent_id, rng.randint(1, 5), at)
+        elif move < 0.2:
+            performance.record(agent_id, "other", True, rng.uniform(0.1, 5.0), at)
+        else:
+            took = paces[agent_id] * (1.0 if exact else rng.uniform(0.8, 1.2))
+            performance.record(agent_id, "task", rng.random() < 0.9, took, at)
+
+    for i in range(rng.randint(count, 4 * count)):
+        learn(rng.choice(specs).agent_id, i * 0.01)
+    harness.clock.set(10.0)
+    serial = 0
+    info = None
+    for _step in range(40):
+        move = rng.random()
+        if move < 0.35:
+            batch = [make_task(f"t{serial + i}", now=harness.clock.now()) for i in range(rng.randint(1, 3))]
+            serial += len(batch)
+            harness.submit(*batch)
+        elif move < 0.65 and harness.running():
+            for task_id in rng.sample(harness.running(), k=rng.randint(1, len(harness.running()))):
+                harness.finish(task_id, error="boom" if rng.random() < 0.1 else None, result=1)
+        elif move < 0.8:
+            for spec in rng.sample(specs, k=rng.randint(1, 4)):
+                learn(spec.agent_id, harness.clock.now())
+        elif move < 0.85:
+            harness.clock.set(harness.clock.now() + rng.choice([40 * 3600.0, 120_000.0]))  # idle agents' means fade
+        else:
+            harness.advance(rng.choice([0.01, 0.5, 1.0, 3.0]))
+        if info is None and state.tasks:
+            info = next(iter(state.tasks.values())).route
+        if info is not None:
+            now = harness.clock.now()
+            best = state.chooser.best_among(*state.routing.candidates(info), "task", now)
+            assert best is scan_best_free(state, info.agents, "task", now)
+    assert info is not None
+
+
+def test_an_agent_whose_mean_faded_is_ranked_by_the_types_estimate() -> None:
+    # "slow" was the fastest once, long ago: its mean faded and its estimate is the type's now, slower than
+    # "steady"'s own. Nine more agents make the chooser walk the agents in order of their means.
+    harness = StateHarness([make_agent(name) for name in ("slow", "steady", *(f"x{i}" for i in range(9)))])
+    state = harness.state
+    performance = state.performance
+    performance.record("slow", "task", True, 0.1, 0.0)
+    for i in range(9):
+        performance.record(f"x{i}", "task", True, 50.0, 0.0)
+    harness.clock.set(40 * 3600.0)
+    performance.record("steady", "task", True, 2.0, harness.clock.now())
+    performance.record("x0", "task", True, 100.0, harness.clock.now())
+    now = harness.clock.now()
+    assert performance.estimate("slow", "task", now) == performance.type_estimate("task", now)
+    harness.submit(make_task("t0", now=now))
+    info = state.tasks["t0"].route
+    assert info is not None and state.tasks["t0"].agent_id == "steady"
+    harness.finish("t0", result=1)
+    assert state.chooser.best_among(*state.routing.candidates(info), "task", now) is state.agents["steady"]
+    assert scan_best_free(state, info.agents, "task", now) is state.agents["steady"]
 
 
 def test_an_agent_that_gets_its_first_record_while_free_is_ranked_by_it() -> None:
@@ -220,3 +299,19 @@ def test_a_failure_stamped_after_now_never_makes_an_agent_look_faster_than_its_e
                 capacity,
                 backlog,
             )
+
+
+def test_a_free_agent_never_waits_for_a_busy_one_when_it_would_finish_before_the_clock_moves() -> None:
+    # Durations too short for the clock to show (zero, in virtual time): looking again "when it would have
+    # finished" is looking again now, for ever. It starts the task instead.
+    harness = StateHarness([make_agent("quick"), make_agent("quicker")])
+    state = harness.state
+    state.performance.record("quicker", "task", True, 1e-30, 0.0)
+    state.performance.record("quick", "task", True, 1e-20, 0.0)
+    harness.clock.set(10.0)
+    harness.submit(make_task("t0", now=10.0), make_task("t1", now=10.0))
+    assert {state.tasks["t0"].agent_id, state.tasks["t1"].agent_id} == {"quick", "quicker"}
+    quick = state.agents["quick"]
+    info = state.tasks["t0"].route
+    assert info is not None
+    assert state.chooser.defer(quick, info.agents, "task", 10.0, None, 1, max_capacity=1) is None

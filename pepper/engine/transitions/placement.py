@@ -45,7 +45,10 @@ def offer(s: EngineState, t: LiveTask, turn: Turn) -> None:
         usable = lambda a: not resources.shortfall(needs, a.spec.agent_id)  # noqa: E731
     agent = None
     if s.accepting and info.free:  # (none free: nothing to choose from, as for most tasks of a large submission)
-        agent = s.chooser.best_free(s.routing.free_agents(info, usable), t.task.task_type, at, usable)
+        if usable is None:
+            agent = s.chooser.best_among(*s.routing.candidates(info), t.task.task_type, at)
+        else:
+            agent = s.chooser.best_free(s.routing.free_agents(info, usable), t.task.task_type, at, usable)
     if turn.gathering and takers_of(s, t.task.task_type):
         enqueue(s, t, at)  # the freed agents take the best queued tasks once every task read is queued
         if agent is not None and agent not in turn.freed:

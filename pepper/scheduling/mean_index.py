@@ -1,0 +1,87 @@
+"""The agents of each task type in order of their mean duration: what bounds expected times from below.
+
+An agent's expected time for a type is at least its estimate, and its estimate is its own decayed mean
+duration of the type while that mean lasts (a mean fades once its evidence has decayed to nothing, about
+thirty half-lives after its last result; the type's mean stands in then). Walking the agents in order of
+their means, a chooser can stop at the first whose mean is above the best expected time found: no agent
+after it can do better. ``MeanIndex`` keeps that order as means change, and knows when one may have faded.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections.abc import Callable, Sequence
+
+from pepper.scheduling.decayed import DecayedMean
+
+#: A decayed count at or below this is no evidence (``DecayedMean.read``).
+_FADED = 1e-9
+
+
+def fades_at(mean: DecayedMean) -> float:
+    """A time before which ``mean`` cannot have faded (a little early, for rounding): later results only
+    push it back."""
+    if mean.count <= _FADED:
+        return -math.inf
+    return mean.at + mean.half_life * math.log2(mean.count / _FADED) * (1 - 1e-9) - 1.0
+
+
+class MeanIndex:
+    """Per task type: ``(mean, agent)`` in increasing order, and a time before which none of them can have
+    faded."""
+
+    __slots__ = ("_fades", "_means", "_ordered")
+
+    def __init__(self) -> None:
+        self._means: dict[str, dict[str, float]] = {}  # type -> agent -> its mean as listed
+        self._ordered: dict[str, list[tuple[float, str]]] = {}
+        self._fades: dict[str, float] = {}
+
+    def note(self, agent_id: str, task_type: str, mean: DecayedMean) -> None:
+        """``mean`` (the agent's mean duration of the type) took a result."""
+        value = mean.total / mean.count  # what ``DecayedMean.read`` returns while it lasts
+        means = self._means.get(task_type)
+        if means is None:
+            means = self._means[task_type] = {}
+            self._ordered[task_type] = []
+            self._fades[task_type] = math.inf
+        old = means.get(agent_id)
+        if old == value:
+            return
+        ordered = self._ordered[task_type]
+        if old is None:  # its first mean of the type: it may fade before the others do
+            self._fades[task_type] = min(self._fades[task_type], fades_at(mean))
+        else:
+            del ordered[bisect_left(ordered, (old, agent_id))]
+        means[agent_id] = value
+        insort(ordered, (value, agent_id))
+
+    def shortest(self, task_type: str) -> float | None:
+        """The shortest mean duration of ``task_type`` listed (faded ones included), None if there is none."""
+        ordered = self._ordered.get(task_type)
+        return ordered[0][0] if ordered else None
+
+    def listed(self, task_type: str) -> dict[str, float]:
+        """The agents with a mean duration of ``task_type``: agent -> its mean (read only)."""
+        return self._means.get(task_type) or {}
+
+    def in_order(
+        self, task_type: str, now: float, mean_of: Callable[[str], DecayedMean]
+    ) -> Sequence[tuple[float, str]] | None:
+        """``(mean, agent)`` of ``task_type`` in increasing order, each mean what the agent's estimate is at
+        ``now``; None when one of them has faded by then (its estimate is the type's: the order bounds
+        nothing). ``mean_of(agent)`` is the agent's ``DecayedMean`` of the type, read when the time before
+        which none can have faded has passed, to find it again."""
+        ordered = self._ordered.get(task_type)
+        if ordered is None:
+            return ()
+        if now >= self._fades[task_type]:
+            soonest = math.inf
+            for agent_id in self._means[task_type]:
+                mean = mean_of(agent_id)
+                if mean.read(now) is None:
+                    return None
+                soonest = min(soonest, fades_at(mean))
+            self._fades[task_type] = soonest
+        return ordered
