@@ -9,6 +9,10 @@ pool of agents), beside the same answer asked on the engine's thread (the hop
 a call took before it read the engine's state in place), the choice alone (on
 the engine's thread, without the call's hop to it), and a plain scan that
 checks every agent (the yardstick the index must beat).
+
+Each pool is measured twice: as registered (no agent has a performance record yet) and after every agent has
+results for each of its task types (three each, of random durations and outcomes), as in a pool that has
+been at work for a while.
 """
 
 from __future__ import annotations
@@ -46,8 +50,24 @@ def on_loop(runtime: pepper.Runtime, task_type: str, requirements: dict[str, Any
     return runtime.read(lambda backend: backend.read_agents(select))
 
 
-def measure(count: int, calls: int) -> float:
-    """Prints the figures for ``count`` agents; returns the median of ``select_agent`` in microseconds."""
+def teach(runtime: pepper.Runtime, rng: random.Random) -> None:
+    """Give every agent three results of each of its task types, as the engine records them (on its thread)."""
+
+    def record(backend: Any) -> None:
+        state = runtime._service.engine.state
+        now = runtime.clock.now()
+        for agent in state.agents.values():
+            for task_type in agent.spec.task_types:
+                for _ in range(3):
+                    ok = rng.random() < 0.9
+                    state.performance.record(agent.spec.agent_id, task_type, ok, rng.uniform(0.5, 2.0), now)
+
+    runtime.read(record)
+
+
+def measure(count: int, calls: int, history: bool) -> float:
+    """Prints the figures for ``count`` agents (``history``: each with results); returns the median of
+    ``select_agent`` in microseconds."""
     rng = random.Random(7)
     types = [f"type-{i}" for i in range(20)]
     skills = [f"skill-{i}" for i in range(12)]
@@ -57,6 +77,8 @@ def measure(count: int, calls: int) -> float:
                          skills=rng.sample(skills, rng.randint(2, 4)), capacity=rng.randint(1, 4),
                          runtime=runtime)(lambda task: None)  # fmt: skip
         runtime.start()
+        if history:
+            teach(runtime, rng)
         selector = AgentSelector(runtime)
         requests = [(rng.choice(types), {"skills": rng.sample(skills, rng.randint(1, 2))}) for _ in range(calls)]
         for task_type, req in requests[:200]:  # warm the caches
@@ -113,7 +135,8 @@ def measure(count: int, calls: int) -> float:
             choose(everyone, task_type, Requirements.parse(req))
             scan.append((time.perf_counter_ns() - start) / 1000)
     median = statistics.median(timings)
-    print(f"select_agent over {count} agents, {calls} calls ({found} found an agent):")
+    known = "every agent with results" if history else "no agent with a record yet"
+    print(f"select_agent over {count} agents ({known}), {calls} calls ({found} found an agent):")
     print(f"  median {median:8.1f} us   p95 {timings[int(0.95 * len(timings))]:8.1f} us")
     print(f"  read in place: {calls - hops[0]} calls; on the engine's thread (the hop): {hops[0]} calls, "
           f"{handed_over} for want of budget (calling without pause), {moved} as the state moved while read "
@@ -135,10 +158,11 @@ def main() -> None:
     parser.add_argument("--agents", default="1000,10000", help="pool sizes, separated by commas")
     parser.add_argument("--calls", type=int, default=5000)
     args = parser.parse_args()
-    medians = {int(n): measure(int(n), args.calls) for n in args.agents.split(",")}
-    if len(medians) > 1:
-        smallest, largest = min(medians), max(medians)
-        print(f"median with {largest:,} agents / with {smallest:,}: {medians[largest] / medians[smallest]:.2f}x")
+    for history in (False, True):
+        medians = {int(n): measure(int(n), args.calls, history) for n in args.agents.split(",")}
+        if len(medians) > 1:
+            smallest, largest = min(medians), max(medians)
+            print(f"median with {largest:,} agents / with {smallest:,}: {medians[largest] / medians[smallest]:.2f}x\n")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pepper.model.lease import Tally
 from pepper.model.recovery import Policy, RecoveryState
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
-from pepper.scheduling.choice import Chooser
+from pepper.scheduling.choice import FEW_KNOWN, Chooser, best_ranked
 from pepper.scheduling.directory import AgentDirectory, Pool
 from pepper.scheduling.eligibility import Route, rejection
 from pepper.scheduling.explain import WaitFacts, retry_of
@@ -31,6 +31,8 @@ from pepper.scheduling.performance import Performance, ScoreParts
 from pepper.scheduling.selection import Candidate
 
 T = TypeVar("T")
+#: How ``selection.rank_key`` ranks an agent: projected finish, minus its score, utilisation, id.
+_RankKey = tuple[float, float, float, str]
 
 
 class Waiting(Protocol):
@@ -257,58 +259,53 @@ class AgentsView:
         return None if best is None else self.candidate(best[0], task_type)
 
     def best_in(self, pool: Pool, task_type: str) -> Candidate | None:
-        """``best_matching`` over a directory's ``pool``, looking at each agent with a performance record but,
-        of those without one, only at the first idle one by id: they all expect the same time and score, so it
-        ranks before every other of them (one that runs tasks is more loaded, or later, or both)."""
-        known, idle = self._split(pool)
-        if idle is None:  # all of them are busy: each is ranked by when it is free
-            return self.best_matching(pool.agents, task_type)
-        if not known:
+        """``best_matching`` over a directory's ``pool``."""
+        known, unknown = pool.split(self.performance)
+        idle = _first_idle(unknown)
+        if idle is not None and not known:  # the commonest answer, without ranking it
             return self.candidate(idle, task_type)
-        best = self._best_of(known, task_type, self._best_of((idle,), task_type, None))
+        best = self._best_in(known, unknown, idle, task_type)
         return None if best is None else self.candidate(best[0], task_type)
 
     def best_agent_in(self, pool: Pool, task_type: str) -> tuple[AgentLoad, float] | None:
         """The agent ``best_in`` chooses and its projected finish, without building its ``Candidate``."""
-        known, idle = self._split(pool)
-        if idle is None:
-            best = self._best_of(pool.agents, task_type, None)
-        else:
-            best = self._best_of((idle,), task_type, None)
-            if known:
-                best = self._best_of(known, task_type, best)
+        known, unknown = pool.split(self.performance)
+        best = self._best_in(known, unknown, _first_idle(unknown), task_type)
         return None if best is None else (best[0], best[1][0])
 
-    def _split(self, pool: Pool) -> tuple[list[AgentLoad], AgentLoad | None]:
-        """The agents of ``pool`` with a performance record, and the first idle one by id of those without."""
-        known, unknown = pool.split(self.performance)
-        for agent in unknown:
-            if agent.accepting and not agent.busy:  # a slot held by a call that outlived its attempt is taken
-                return known, agent
-        return known, None
+    def _best_in(
+        self, known: Mapping[str, AgentLoad], unknown: Sequence[AgentLoad], idle: AgentLoad | None, task_type: str
+    ) -> tuple[AgentLoad, _RankKey] | None:
+        """The best of a pool's agents with its rank key. Of those without a performance record (``unknown``),
+        only the first idle one by id (``idle``) is looked at, if there is one: they all expect the same time
+        and score, so it ranks before every other of them (one that runs tasks is more loaded, or later, or
+        both). Those with one (``known``, by id) are looked at as ``best_ranked`` says when there are many (a
+        projected finish is never below the agent's estimate)."""
+        best = self._best_of(unknown if idle is None else (idle,), task_type, None)
+        if len(known) <= FEW_KNOWN:
+            return self._best_of(known.values(), task_type, best)
+        return best_ranked(self.performance, known, task_type, self.now, lambda a: self._rank(a, task_type), best)
 
     def _best_of(
-        self,
-        agents: Iterable[AgentLoad],
-        task_type: str,
-        best: tuple[AgentLoad, tuple[float, float, float, str]] | None,
-    ) -> tuple[AgentLoad, tuple[float, float, float, str]] | None:
+        self, agents: Iterable[AgentLoad], task_type: str, best: tuple[AgentLoad, _RankKey] | None
+    ) -> tuple[AgentLoad, _RankKey] | None:
         """The lowest-ranked of ``best`` and ``agents`` that take tasks, with its rank key."""
-        standing = self.performance.standing
-        available_in = self.chooser.available_in
-        now = self.now
         best_key = None if best is None else best[1]
         for agent in agents:
-            if not agent.accepting:
-                continue
-            spec = agent.spec
-            running = agent.busy
-            _estimate, expected, score = standing(spec.agent_id, task_type, now)
-            wait = 0.0 if running < spec.capacity else available_in(agent, now)
-            key = (wait + expected, -score, running / spec.capacity, spec.agent_id)
-            if best_key is None or key < best_key:
+            key = self._rank(agent, task_type)
+            if key is not None and (best_key is None or key < best_key):
                 best, best_key = (agent, key), key
         return best
+
+    def _rank(self, agent: AgentLoad, task_type: str) -> _RankKey | None:
+        """The rank key of ``agent`` (``selection.rank_key``), None if it takes no tasks."""
+        if not agent.accepting:
+            return None
+        spec = agent.spec
+        running = agent.busy
+        _estimate, expected, score = self.performance.standing(spec.agent_id, task_type, self.now)
+        wait = 0.0 if running < spec.capacity else self.chooser.available_in(agent, self.now)
+        return (wait + expected, -score, running / spec.capacity, spec.agent_id)
 
     def parts(self, agent_id: str) -> ScoreParts:
         """The parts of ``agent_id``'s score, as its ranking used them (reused for a second, see
@@ -321,6 +318,15 @@ class AgentsView:
     def queued(self, agent: AgentLoad) -> float:
         """The agent's share of the ready tasks (shared ones counted in part)."""
         return self._queued(agent)
+
+
+def _first_idle(agents: Iterable[AgentLoad]) -> AgentLoad | None:
+    """The first of ``agents`` that takes tasks and runs none (a slot held by a call that outlived its attempt
+    is taken)."""
+    for agent in agents:
+        if agent.accepting and not agent.busy:
+            return agent
+    return None
 
 
 def live_agents(state: EngineState, now: float) -> AgentsView:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import DEFAULT_DURATION, MIN_SCORE, Performance
@@ -26,7 +27,7 @@ _MOST_EXPECTED = 1 / (MIN_SCORE * 0.5) * (1 + 1e-9)
 #: An agent's own estimate times this bounds from above what another must beat to be waited for.
 _OWN_BOUND = _MOST_EXPECTED * (1 - MARGIN)
 #: Up to this many free agents with a record are compared one by one; more, in order of their mean durations.
-_FEW_KNOWN = 8
+FEW_KNOWN = 8
 
 #: When the tasks running on an agent started: task type -> start times in increasing order.
 RunningInfo = Callable[[AgentLoad], Mapping[str, Sequence[float]]]
@@ -101,39 +102,23 @@ class Chooser:
         self, idle: AgentLoad | None, known: Mapping[str, AgentLoad], task_type: str, now: float
     ) -> AgentLoad | None:
         """``best_free`` of a route's free agents as ``Routing.candidates`` gives them: ``idle``, the least loaded
-        of those with no record, and ``known``, those with one.
-
-        Many known agents are looked at in order of their mean durations of the type (no expected time is below
-        its agent's estimate) until no later one can do better; then, if their bound allows it, those with no
-        mean of the type (whose estimate is the type's)."""
-        performance = self.performance
-        ordered = performance.fastest_first(task_type, now) if len(known) > _FEW_KNOWN else None
-        if ordered is None:
+        of those with no record, and ``known``, those with one (many of them are looked at as ``best_ranked``
+        says)."""
+        if len(known) <= FEW_KNOWN:
             return self.best_free([idle, *known.values()] if idle is not None else known.values(), task_type, now)
+        performance = self.performance
         expected = performance.expected_time
-        best, best_key = idle, None
+
+        def rank(a: AgentLoad) -> tuple[float, float, int] | None:
+            if a.free <= 0:
+                return None
+            return expected(a.spec.agent_id, task_type, now), a.busy / a.spec.capacity, a.order
+
+        best = None
         if idle is not None:
-            best_key = (performance.unknown_expected(task_type, now), idle.busy / idle.spec.capacity, idle.order)
-        looked = 0
-        for mean, agent_id in ordered:
-            if best_key is not None and mean * _SLACK > best_key[0]:
-                break  # neither this agent nor any after it is expected to finish as soon as the best
-            a = known.get(agent_id)
-            if a is None or a.free <= 0:
-                continue  # busy, or not on this route
-            looked += 1
-            key = (expected(agent_id, task_type, now), a.busy / a.spec.capacity, a.order)
-            if best_key is None or key < best_key:
-                best, best_key = a, key
-        if looked < len(known):  # passed over: those the bound ruled out, and those with no mean of the type
-            typical = performance.type_estimate(task_type, now)
-            if best_key is None or (typical if typical is not None else DEFAULT_DURATION) * _SLACK <= best_key[0]:
-                for agent_id in known.keys() - performance.means.listed(task_type).keys():
-                    a = known[agent_id]
-                    key = (expected(agent_id, task_type, now), a.busy / a.spec.capacity, a.order)
-                    if a.free > 0 and (best_key is None or key < best_key):
-                        best, best_key = a, key
-        return best
+            best = (idle, (performance.unknown_expected(task_type, now), idle.busy / idle.spec.capacity, idle.order))
+        found = best_ranked(performance, known, task_type, now, rank, best)
+        return None if found is None else found[0]
 
     def defer(
         self,
@@ -183,3 +168,52 @@ class Chooser:
             if self.available_in(other, now) + expected(other_id, task_type, now) * tasks / capacity < beat:
                 return now + mine
         return None
+
+
+K = TypeVar("K", bound=tuple[Any, ...])
+
+
+def best_ranked(
+    performance: Performance,
+    members: Mapping[str, AgentLoad],
+    task_type: str,
+    now: float,
+    rank: Callable[[AgentLoad], K | None],
+    best: tuple[AgentLoad, K] | None = None,
+) -> tuple[AgentLoad, K] | None:
+    """The lowest of ``best`` and of ``(agent, rank(agent))`` over ``members`` (agents by id; a rank of None
+    passes the agent over), where the first item of a rank is never below the agent's ``estimate`` of
+    ``task_type`` (an expected time, or a projected finish).
+
+    Many members are looked at in order of their mean durations of the type (``Performance.fastest_first``: a
+    mean is its agent's estimate) until a mean is above the best rank found: no member after it can rank
+    lower. Then those with no mean of the type, whose estimate is the type's, only if that is not above the
+    best either. When a mean has faded, every member is looked at."""
+    best_key = None if best is None else best[1]
+    ordered = performance.fastest_first(task_type, now) if len(members) > FEW_KNOWN else None
+    if ordered is None:
+        for agent in members.values():
+            key = rank(agent)
+            if key is not None and (best_key is None or key < best_key):
+                best, best_key = (agent, key), key
+        return best
+    looked = 0
+    for mean, agent_id in ordered:
+        if best_key is not None and mean * _SLACK > best_key[0]:
+            break  # neither this agent nor any after it can rank as low as the best
+        member = members.get(agent_id)
+        if member is None:
+            continue  # not a member (busy, or of another route or pool)
+        looked += 1
+        key = rank(member)
+        if key is not None and (best_key is None or key < best_key):
+            best, best_key = (member, key), key
+    if looked < len(members):  # passed over: those the bound ruled out, and those with no mean of the type
+        typical = performance.type_estimate(task_type, now)
+        if best_key is None or (typical if typical is not None else DEFAULT_DURATION) * _SLACK <= best_key[0]:
+            for agent_id in members.keys() - performance.means.listed(task_type).keys():
+                agent = members[agent_id]
+                key = rank(agent)
+                if key is not None and (best_key is None or key < best_key):
+                    best, best_key = (agent, key), key
+    return best

@@ -31,21 +31,21 @@ class Pool:
     def __init__(self, agents: list[AgentLoad]) -> None:
         self.agents = sorted(agents, key=_agent_id)  # by id: those without a record keep this order
         #: (known agents counted when split, known, unknown), replaced whole so that a reader sees one split.
-        self._split: tuple[int, list[AgentLoad], list[AgentLoad]] = (-1, [], [])
+        self._split: tuple[int, dict[str, AgentLoad], list[AgentLoad]] = (-1, {}, [])
 
-    def split(self, performance: Performance) -> tuple[list[AgentLoad], list[AgentLoad]]:
-        """``(known, unknown)``: with and without a record, the latter by agent id (redone when agents got
+    def split(self, performance: Performance) -> tuple[dict[str, AgentLoad], list[AgentLoad]]:
+        """``(known, unknown)``: with a record, by id, and without, in order of id (redone when agents got
         their first record since). Records are never forgotten, so a split during which none was made is
-        exact for that count, whichever thread made it: only such a split is kept."""
+        exact for that count, whichever thread made it: only such a split is kept. Read only."""
         seen = performance.known_agents()
         kept = self._split
         if kept[0] == seen:
             return kept[1], kept[2]
         if seen == 0:  # nobody has a record yet
-            known, unknown = [], self.agents
+            known, unknown = {}, self.agents
         else:
             is_known = performance.known
-            known = [a for a in self.agents if is_known(a.spec.agent_id)]
+            known = {a.spec.agent_id: a for a in self.agents if is_known(a.spec.agent_id)}
             unknown = [a for a in self.agents if not is_known(a.spec.agent_id)]
         if performance.known_agents() == seen:
             self._split = (seen, known, unknown)

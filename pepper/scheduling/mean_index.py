@@ -67,21 +67,30 @@ class MeanIndex:
         return self._means.get(task_type) or {}
 
     def in_order(
-        self, task_type: str, now: float, mean_of: Callable[[str], DecayedMean]
+        self, task_type: str, now: float, mean_of: Callable[[str], DecayedMean], owner: bool = True
     ) -> Sequence[tuple[float, str]] | None:
         """``(mean, agent)`` of ``task_type`` in increasing order, each mean what the agent's estimate is at
-        ``now``; None when one of them has faded by then (its estimate is the type's: the order bounds
-        nothing). ``mean_of(agent)`` is the agent's ``DecayedMean`` of the type, read when the time before
-        which none can have faded has passed, to find it again."""
+        ``now`` (``mean_of(agent)`` is the agent's ``DecayedMean`` of the type, read once the time before which
+        none can have faded has passed, to find it again). The ``owner`` of the index (the thread that notes
+        means) takes the means faded by then out of it: their agents' estimate is the type's now, as for agents
+        with no mean, until they have a result again. For another reader a faded mean gives None: the order
+        bounds nothing then."""
         ordered = self._ordered.get(task_type)
         if ordered is None:
             return ()
         if now >= self._fades[task_type]:
-            soonest = math.inf
-            for agent_id in self._means[task_type]:
+            soonest, faded = math.inf, []
+            means = self._means[task_type]
+            for agent_id in means:
                 mean = mean_of(agent_id)
                 if mean.read(now) is None:
-                    return None
-                soonest = min(soonest, fades_at(mean))
-            self._fades[task_type] = soonest
+                    faded.append(agent_id)
+                else:
+                    soonest = min(soonest, fades_at(mean))
+            if faded and not owner:
+                return None
+            for agent_id in faded:
+                del ordered[bisect_left(ordered, (means.pop(agent_id), agent_id))]
+            if owner:
+                self._fades[task_type] = soonest
         return ordered

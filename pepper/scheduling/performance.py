@@ -125,16 +125,18 @@ class Performance:
         self._ranked: dict[tuple[str, str], tuple[float, int, tuple[float, ScoreParts], float, float]] = {}
         #: The agents of each type in order of their mean durations.
         self.means = MeanIndex()
+        self._owner = True  # False for a ``reader``: it never changes ``means``
 
     def reader(self) -> Performance:
         """This model as a reader on another thread than its owner's may use it: it reads the owner's caches
         but keeps what it works out to itself, so it never writes what the owner reads. Ask, never ``record``
-        (nor ``fastest_first``, which may note in the index it shares with its owner when a mean may fade)."""
+        (``fastest_first`` leaves the index it shares with its owner as it is)."""
         view = Performance.__new__(Performance)
         view.__dict__.update(self.__dict__)
         view._scores = _Overlay(self._scores)
         view._ranked = _Overlay(self._ranked)
         view.learning = False
+        view._owner = False
         return view
 
     def _agent(self, agent_id: str) -> _AgentRecord:
@@ -231,10 +233,12 @@ class Performance:
     def fastest_first(self, task_type: str, now: float) -> Sequence[tuple[float, str]] | None:
         """``(mean, agent)`` of the agents with a mean duration of ``task_type`` of their own, shortest first:
         each mean is the agent's ``estimate`` at ``now``, so no expected time of the agent is below it (the
-        others' estimate is ``type_estimate``, else ``DEFAULT_DURATION``). None when some agent's mean has
-        faded by ``now``: then the order bounds nothing."""
+        others' estimate is ``type_estimate``, else ``DEFAULT_DURATION``): means faded by ``now`` are left out
+        of it from then on. On a ``reader``, None when some mean has faded: then the order bounds nothing."""
         agents = self._agents
-        return self.means.in_order(task_type, now, lambda agent_id: agents[agent_id].durations[task_type])
+        return self.means.in_order(
+            task_type, now, lambda agent_id: agents[agent_id].durations[task_type], owner=self._owner
+        )
 
     def rate(self, agent_id: str, rating: int, at: float) -> None:
         """A rating from 1 (poor) to 5 (excellent)."""

@@ -172,7 +172,24 @@ def test_among_many_free_agents_with_records_the_choice_is_the_full_scans(seed: 
             now = harness.clock.now()
             best = state.chooser.best_among(*state.routing.candidates(info), "task", now)
             assert best is scan_best_free(state, info.agents, "task", now)
+            check_selection(state, now)
     assert info is not None
+
+
+def check_selection(state: EngineState, now: float) -> None:
+    """``select_agent``'s choice over a directory pool is the best of ranking every agent of it, on the engine's
+    thread and on a reader's (which leaves the index of means as it is)."""
+    from pepper.engine.inspection import AgentsView, directory, live_agents
+
+    reader = state.performance.reader()
+    for view in (
+        live_agents(state, now),
+        AgentsView(directory(state), reader, Chooser(reader, state.running_info), now, state.routing.queued_share,
+                   lambda agent_id: 0.0),
+    ):  # fmt: skip
+        pool = directory(state).pool("task", frozenset())
+        fast, full = view.best_in(pool, "task"), view.best_matching(pool.agents, "task")
+        assert (fast and fast.agent_id) == (full and full.agent_id)
 
 
 def test_an_agent_whose_mean_faded_is_ranked_by_the_types_estimate() -> None:
