@@ -188,18 +188,24 @@ def best_ranked(
     Many members are looked at in order of their mean durations of the type (``Performance.fastest_first``: a
     mean is its agent's estimate) until a mean is above the best rank found: no member after it can rank
     lower. Then those with no mean of the type, whose estimate is the type's, only if that is not above the
-    best either. When a mean has faded, every member is looked at."""
+    best either. While some mean may have faded (its agent's estimate is the type's then), the walk stops only
+    where the type's estimate is above the best too."""
     best_key = None if best is None else best[1]
-    ordered = performance.fastest_first(task_type, now) if len(members) > FEW_KNOWN else None
-    if ordered is None:
+    if len(members) <= FEW_KNOWN:
         for agent in members.values():
             key = rank(agent)
             if key is not None and (best_key is None or key < best_key):
                 best, best_key = (agent, key), key
         return best
+    ordered, fading = performance.fastest_first(task_type, now)
+    typical = performance.type_estimate(task_type, now)
+    if typical is None:
+        typical = DEFAULT_DURATION
+    if fading and ordered:  # (a rank worked out before the type's own mean faded may still hold its last value)
+        typical = min(typical, ordered[0][0])
     looked = 0
     for mean, agent_id in ordered:
-        if best_key is not None and mean * _SLACK > best_key[0]:
+        if best_key is not None and mean * _SLACK > best_key[0] and (not fading or typical * _SLACK > best_key[0]):
             break  # neither this agent nor any after it can rank as low as the best
         member = members.get(agent_id)
         if member is None:
@@ -208,12 +214,11 @@ def best_ranked(
         key = rank(member)
         if key is not None and (best_key is None or key < best_key):
             best, best_key = (member, key), key
-    if looked < len(members):  # passed over: those the bound ruled out, and those with no mean of the type
-        typical = performance.type_estimate(task_type, now)
-        if best_key is None or (typical if typical is not None else DEFAULT_DURATION) * _SLACK <= best_key[0]:
-            for agent_id in members.keys() - performance.means.listed(task_type).keys():
-                agent = members[agent_id]
-                key = rank(agent)
-                if key is not None and (best_key is None or key < best_key):
-                    best, best_key = (agent, key), key
+    if looked < len(members) and (best_key is None or typical * _SLACK <= best_key[0]):
+        # passed over: those the bound ruled out, and those with no mean of the type, which it may not rule out
+        for agent_id in members.keys() - performance.means.listed(task_type).keys():
+            agent = members[agent_id]
+            key = rank(agent)
+            if key is not None and (best_key is None or key < best_key):
+                best, best_key = (agent, key), key
     return best

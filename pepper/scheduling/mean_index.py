@@ -4,7 +4,8 @@ An agent's expected time for a type is at least its estimate, and its estimate i
 duration of the type while that mean lasts (a mean fades once its evidence has decayed to nothing, about
 thirty half-lives after its last result; the type's mean stands in then). Walking the agents in order of
 their means, a chooser can stop at the first whose mean is above the best expected time found: no agent
-after it can do better. ``MeanIndex`` keeps that order as means change, and knows when one may have faded.
+after it can do better. ``MeanIndex`` keeps that order as means change, and knows when one may have faded:
+then the walk can stop only where the type's mean bounds the rest too.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ class MeanIndex:
     """Per task type: ``(mean, agent)`` in increasing order, and a time before which none of them can have
     faded."""
 
-    __slots__ = ("_fades", "_means", "_ordered")
+    __slots__ = ("_faded", "_fades", "_means", "_ordered")
 
     def __init__(self) -> None:
         self._means: dict[str, dict[str, float]] = {}  # type -> agent -> its mean as listed
         self._ordered: dict[str, list[tuple[float, str]]] = {}
-        self._fades: dict[str, float] = {}
+        self._fades: dict[str, float] = {}  # type -> a time before which none of the others can have faded
+        self._faded: dict[str, set[str]] = {}  # type -> the agents whose means were found faded
 
     def note(self, agent_id: str, task_type: str, mean: DecayedMean) -> None:
         """``mean`` (the agent's mean duration of the type) took a result."""
@@ -46,13 +48,16 @@ class MeanIndex:
             means = self._means[task_type] = {}
             self._ordered[task_type] = []
             self._fades[task_type] = math.inf
+            self._faded[task_type] = set()
         old = means.get(agent_id)
+        faded = self._faded[task_type]
+        if old is None or agent_id in faded:  # new, or back: it may fade before the others do
+            self._fades[task_type] = min(self._fades[task_type], fades_at(mean))
+            faded.discard(agent_id)
         if old == value:
             return
         ordered = self._ordered[task_type]
-        if old is None:  # its first mean of the type: it may fade before the others do
-            self._fades[task_type] = min(self._fades[task_type], fades_at(mean))
-        else:
+        if old is not None:
             del ordered[bisect_left(ordered, (old, agent_id))]
         means[agent_id] = value
         insort(ordered, (value, agent_id))
@@ -68,29 +73,28 @@ class MeanIndex:
 
     def in_order(
         self, task_type: str, now: float, mean_of: Callable[[str], DecayedMean], owner: bool = True
-    ) -> Sequence[tuple[float, str]] | None:
-        """``(mean, agent)`` of ``task_type`` in increasing order, each mean what the agent's estimate is at
-        ``now`` (``mean_of(agent)`` is the agent's ``DecayedMean`` of the type, read once the time before which
-        none can have faded has passed, to find it again). The ``owner`` of the index (the thread that notes
-        means) takes the means faded by then out of it: their agents' estimate is the type's now, as for agents
-        with no mean, until they have a result again. For another reader a faded mean gives None: the order
-        bounds nothing then."""
+    ) -> tuple[Sequence[tuple[float, str]], bool]:
+        """``(mean, agent)`` of ``task_type`` in increasing order, and whether some of those means may have faded
+        by ``now`` (such an agent's estimate is the type's, until its next result). The ``owner`` of the index
+        (the thread that notes means) finds out, once the time before which none can have faded has passed, by
+        reading each agent's ``DecayedMean`` of the type (``mean_of(agent)``); another reader writes nothing and
+        takes it that some may have."""
         ordered = self._ordered.get(task_type)
         if ordered is None:
-            return ()
-        if now >= self._fades[task_type]:
-            soonest, faded = math.inf, []
-            means = self._means[task_type]
-            for agent_id in means:
-                mean = mean_of(agent_id)
-                if mean.read(now) is None:
-                    faded.append(agent_id)
-                else:
-                    soonest = min(soonest, fades_at(mean))
-            if faded and not owner:
-                return None
-            for agent_id in faded:
-                del ordered[bisect_left(ordered, (means.pop(agent_id), agent_id))]
-            if owner:
-                self._fades[task_type] = soonest
-        return ordered
+            return (), False
+        if self._faded[task_type]:
+            return ordered, True
+        if now < self._fades[task_type]:
+            return ordered, False
+        if not owner:
+            return ordered, True
+        soonest, faded = math.inf, set()
+        for agent_id in self._means[task_type]:
+            mean = mean_of(agent_id)
+            if mean.read(now) is None:
+                faded.add(agent_id)
+            else:
+                soonest = min(soonest, fades_at(mean))
+        self._faded[task_type] = faded  # (before the time: a reader that sees the new time sees these too)
+        self._fades[task_type] = soonest
+        return ordered, bool(faded)

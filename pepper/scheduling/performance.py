@@ -230,11 +230,11 @@ class Performance:
         shortest = self.means.shortest(task_type)
         return floor if shortest is None or floor < shortest else shortest
 
-    def fastest_first(self, task_type: str, now: float) -> Sequence[tuple[float, str]] | None:
-        """``(mean, agent)`` of the agents with a mean duration of ``task_type`` of their own, shortest first:
-        each mean is the agent's ``estimate`` at ``now``, so no expected time of the agent is below it (the
-        others' estimate is ``type_estimate``, else ``DEFAULT_DURATION``): means faded by ``now`` are left out
-        of it from then on. On a ``reader``, None when some mean has faded: then the order bounds nothing."""
+    def fastest_first(self, task_type: str, now: float) -> tuple[Sequence[tuple[float, str]], bool]:
+        """``(mean, agent)`` of the agents with a mean duration of ``task_type`` of their own, shortest first, and
+        whether some of those means may have faded by ``now``. While none has, each mean is its agent's
+        ``estimate``, so no expected time of the agent is below it (the others' estimate is ``type_estimate``,
+        else ``DEFAULT_DURATION``); an agent whose mean faded has the type's estimate instead."""
         agents = self._agents
         return self.means.in_order(
             task_type, now, lambda agent_id: agents[agent_id].durations[task_type], owner=self._owner

@@ -173,6 +173,11 @@ def test_among_many_free_agents_with_records_the_choice_is_the_full_scans(seed: 
             best = state.chooser.best_among(*state.routing.candidates(info), "task", now)
             assert best is scan_best_free(state, info.agents, "task", now)
             check_selection(state, now)
+            if rng.random() < 0.3:  # asked at an earlier time (a wall clock set back; a reader's older read)
+                earlier = now - rng.choice([0.5, 40 * 3600.0])
+                best = state.chooser.best_among(*state.routing.candidates(info), "task", earlier)
+                assert best is scan_best_free(state, info.agents, "task", earlier)
+                check_selection(state, earlier)
     assert info is not None
 
 
