@@ -11,6 +11,7 @@ was wrong.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -190,23 +191,25 @@ def best_ranked(
     lower. Then those with no mean of the type, whose estimate is the type's, only if that is not above the
     best either. While some mean may have faded (its agent's estimate is the type's then), the walk stops only
     where the type's estimate is above the best too."""
-    best_key = None if best is None else best[1]
     if len(members) <= FEW_KNOWN:
-        for agent in members.values():
-            key = rank(agent)
-            if key is not None and (best_key is None or key < best_key):
-                best, best_key = (agent, key), key
-        return best
+        return _lowest(members.values(), rank, best)
     ordered, fading = performance.fastest_first(task_type, now)
     typical = performance.type_estimate(task_type, now)
     if typical is None:
         typical = DEFAULT_DURATION
     if fading and ordered:  # (a rank worked out before the type's own mean faded may still hold its last value)
         typical = min(typical, ordered[0][0])
-    looked = 0
+    best_key = None if best is None else best[1]
+    # A mean above ``limit`` rules out its agent and every later one (while a mean may have faded, only once the
+    # type's estimate is above the best too).
+    limit = math.inf if best_key is None or (fading and typical * _SLACK <= best_key[0]) else best_key[0] / _SLACK
+    looked, steps, most = 0, 0, 4 * len(members)
     for mean, agent_id in ordered:
-        if best_key is not None and mean * _SLACK > best_key[0] and (not fading or typical * _SLACK > best_key[0]):
-            break  # neither this agent nor any after it can rank as low as the best
+        if mean > limit:
+            break
+        steps += 1
+        if steps > most:  # the members are few among the type's agents: ranking each of them costs less
+            return _lowest(members.values(), rank, best)
         member = members.get(agent_id)
         if member is None:
             continue  # not a member (busy, or of another route or pool)
@@ -214,11 +217,22 @@ def best_ranked(
         key = rank(member)
         if key is not None and (best_key is None or key < best_key):
             best, best_key = (member, key), key
+            if not fading or typical * _SLACK > key[0]:
+                limit = key[0] / _SLACK
     if looked < len(members) and (best_key is None or typical * _SLACK <= best_key[0]):
         # passed over: those the bound ruled out, and those with no mean of the type, which it may not rule out
-        for agent_id in members.keys() - performance.means.listed(task_type).keys():
-            agent = members[agent_id]
-            key = rank(agent)
-            if key is not None and (best_key is None or key < best_key):
-                best, best_key = (agent, key), key
+        unlisted = members.keys() - performance.means.listed(task_type).keys()
+        best = _lowest((members[agent_id] for agent_id in unlisted), rank, best)
+    return best
+
+
+def _lowest(
+    agents: Iterable[AgentLoad], rank: Callable[[AgentLoad], K | None], best: tuple[AgentLoad, K] | None
+) -> tuple[AgentLoad, K] | None:
+    """The lowest of ``best`` and of ``(agent, rank(agent))`` over ``agents``."""
+    best_key = None if best is None else best[1]
+    for agent in agents:
+        key = rank(agent)
+        if key is not None and (best_key is None or key < best_key):
+            best, best_key = (agent, key), key
     return best
