@@ -121,6 +121,28 @@ class Chooser:
         found = best_ranked(performance, known, task_type, now, rank, best)
         return None if found is None else found[0]
 
+    def best_usable(
+        self, free: Mapping[str, AgentLoad], task_type: str, now: float, usable: Usable
+    ) -> AgentLoad | None:
+        """``best_free`` of a route's free agents (by id) that are ``usable`` (they have the resources the task
+        needs): those with a record and without are all looked at as ``best_ranked`` says (no agent without a
+        record is expected to finish sooner than the type's estimate)."""
+        if len(free) <= FEW_KNOWN:
+            return self.best_free(free.values(), task_type, now, usable)
+        performance = self.performance
+        known, expected = performance.known, performance.expected_time
+        unknown = performance.unknown_expected(task_type, now)
+
+        def rank(a: AgentLoad) -> tuple[float, float, int] | None:
+            if a.free <= 0 or not usable(a):
+                return None
+            agent_id = a.spec.agent_id
+            time = expected(agent_id, task_type, now) if known(agent_id) else unknown
+            return time, a.busy / a.spec.capacity, a.order
+
+        found = best_ranked(performance, free, task_type, now, rank)
+        return None if found is None else found[0]
+
     def defer(
         self,
         agent: AgentLoad,

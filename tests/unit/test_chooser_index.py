@@ -173,6 +173,13 @@ def test_among_many_free_agents_with_records_the_choice_is_the_full_scans(seed: 
             best = state.chooser.best_among(*state.routing.candidates(info), "task", now)
             assert best is scan_best_free(state, info.agents, "task", now)
             check_selection(state, now)
+            barred = set(rng.sample(sorted(info.free), k=len(info.free) // 3))  # as if they lacked the resources
+
+            def usable(a: AgentLoad, barred: set[str] = barred) -> bool:
+                return a.spec.agent_id not in barred
+
+            best = state.chooser.best_usable(info.free, "task", now, usable)
+            assert best is scan_best_free(state, [a for a in info.agents if usable(a)], "task", now)
             if rng.random() < 0.3:  # asked at an earlier time (a wall clock set back; a reader's older read)
                 earlier = now - rng.choice([0.5, 40 * 3600.0])
                 best = state.chooser.best_among(*state.routing.candidates(info), "task", earlier)

@@ -48,7 +48,7 @@ def offer(s: EngineState, t: LiveTask, turn: Turn) -> None:
         if usable is None:
             agent = s.chooser.best_among(*s.routing.candidates(info), t.task.task_type, at)
         else:
-            agent = s.chooser.best_free(s.routing.free_agents(info, usable), t.task.task_type, at, usable)
+            agent = s.chooser.best_usable(info.free, t.task.task_type, at, usable)
     if turn.gathering and takers_of(s, t.task.task_type):
         enqueue(s, t, at)  # the freed agents take the best queued tasks once every task read is queued
         if agent is not None and agent not in turn.freed:
