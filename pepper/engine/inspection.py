@@ -22,7 +22,7 @@ from pepper.model.lease import Tally
 from pepper.model.recovery import Policy, RecoveryState
 from pepper.model.status import TaskError
 from pepper.model.task import Task, TaskState
-from pepper.scheduling.choice import FEW_KNOWN, Chooser, best_ranked
+from pepper.scheduling.choice import Chooser, best_ranked, lowest_ranked
 from pepper.scheduling.directory import AgentDirectory, Pool
 from pepper.scheduling.eligibility import Route, rejection
 from pepper.scheduling.explain import WaitFacts, retry_of
@@ -282,20 +282,13 @@ class AgentsView:
         both). Those with one (``known``, by id) are looked at as ``best_ranked`` says when there are many (a
         projected finish is never below the agent's estimate)."""
         best = self._best_of(unknown if idle is None else (idle,), task_type, None)
-        if len(known) <= FEW_KNOWN:
-            return self._best_of(known.values(), task_type, best)
         return best_ranked(self.performance, known, task_type, self.now, lambda a: self._rank(a, task_type), best)
 
     def _best_of(
         self, agents: Iterable[AgentLoad], task_type: str, best: tuple[AgentLoad, _RankKey] | None
     ) -> tuple[AgentLoad, _RankKey] | None:
         """The lowest-ranked of ``best`` and ``agents`` that take tasks, with its rank key."""
-        best_key = None if best is None else best[1]
-        for agent in agents:
-            key = self._rank(agent, task_type)
-            if key is not None and (best_key is None or key < best_key):
-                best, best_key = (agent, key), key
-        return best
+        return lowest_ranked(agents, lambda agent: self._rank(agent, task_type), best)
 
     def _rank(self, agent: AgentLoad, task_type: str) -> _RankKey | None:
         """The rank key of ``agent`` (``selection.rank_key``), None if it takes no tasks."""

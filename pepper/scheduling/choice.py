@@ -28,7 +28,7 @@ _MOST_EXPECTED = 1 / (MIN_SCORE * 0.5) * (1 + 1e-9)
 #: An agent's own estimate times this bounds from above what another must beat to be waited for.
 _OWN_BOUND = _MOST_EXPECTED * (1 - MARGIN)
 #: Up to this many free agents with a record are compared one by one; more, in order of their mean durations.
-FEW_KNOWN = 8
+_FEW_KNOWN = 8
 
 #: When the tasks running on an agent started: task type -> start times in increasing order.
 RunningInfo = Callable[[AgentLoad], Mapping[str, Sequence[float]]]
@@ -105,7 +105,7 @@ class Chooser:
         """``best_free`` of a route's free agents as ``Routing.candidates`` gives them: ``idle``, the least loaded
         of those with no record, and ``known``, those with one (many of them are looked at as ``best_ranked``
         says)."""
-        if len(known) <= FEW_KNOWN:
+        if len(known) <= _FEW_KNOWN:
             return self.best_free([idle, *known.values()] if idle is not None else known.values(), task_type, now)
         performance = self.performance
         expected = performance.expected_time
@@ -127,7 +127,7 @@ class Chooser:
         """``best_free`` of a route's free agents (by id) that are ``usable`` (they have the resources the task
         needs): those with a record and without are all looked at as ``best_ranked`` says (no agent without a
         record is expected to finish sooner than the type's estimate)."""
-        if len(free) <= FEW_KNOWN:
+        if len(free) <= _FEW_KNOWN:
             return self.best_free(free.values(), task_type, now, usable)
         performance = self.performance
         known, expected = performance.known, performance.expected_time
@@ -213,8 +213,8 @@ def best_ranked(
     lower. Then those with no mean of the type, whose estimate is the type's, only if that is not above the
     best either. While some mean may have faded (its agent's estimate is the type's then), the walk stops only
     where the type's estimate is above the best too."""
-    if len(members) <= FEW_KNOWN:
-        return _lowest(members.values(), rank, best)
+    if len(members) <= _FEW_KNOWN:
+        return lowest_ranked(members.values(), rank, best)
     ordered, fading = performance.fastest_first(task_type, now)
     typical = performance.type_estimate(task_type, now)
     if typical is None:
@@ -231,7 +231,7 @@ def best_ranked(
             break
         steps += 1
         if steps > most:  # the members are few among the type's agents: ranking each of them costs less
-            return _lowest(members.values(), rank, best)
+            return lowest_ranked(members.values(), rank, best)
         member = members.get(agent_id)
         if member is None:
             continue  # not a member (busy, or of another route or pool)
@@ -244,14 +244,15 @@ def best_ranked(
     if looked < len(members) and (best_key is None or typical * _SLACK <= best_key[0]):
         # passed over: those the bound ruled out, and those with no mean of the type, which it may not rule out
         unlisted = members.keys() - performance.means.listed(task_type).keys()
-        best = _lowest((members[agent_id] for agent_id in unlisted), rank, best)
+        best = lowest_ranked((members[agent_id] for agent_id in unlisted), rank, best)
     return best
 
 
-def _lowest(
+def lowest_ranked(
     agents: Iterable[AgentLoad], rank: Callable[[AgentLoad], K | None], best: tuple[AgentLoad, K] | None
 ) -> tuple[AgentLoad, K] | None:
-    """The lowest of ``best`` and of ``(agent, rank(agent))`` over ``agents``."""
+    """The lowest of ``best`` and of ``(agent, rank(agent))`` over ``agents`` (a rank of None passes the agent
+    over)."""
     best_key = None if best is None else best[1]
     for agent in agents:
         key = rank(agent)
