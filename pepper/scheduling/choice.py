@@ -243,8 +243,9 @@ def best_ranked(
                 limit = key[0] / _SLACK
     if looked < len(members) and (best_key is None or typical * _SLACK <= best_key[0]):
         # passed over: those the bound ruled out, and those with no mean of the type, which it may not rule out
-        unlisted = members.keys() - performance.means.listed(task_type).keys()
-        best = lowest_ranked((members[agent_id] for agent_id in unlisted), rank, best)
+        # (each member looked up in the listed: a set difference of the two would go through all the listed)
+        listed = performance.means.listed(task_type)
+        best = lowest_ranked((member for agent_id, member in members.items() if agent_id not in listed), rank, best)
     return best
 
 
