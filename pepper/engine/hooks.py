@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pepper.engine.shell import Engine
 
 log = logging.getLogger("pepper.engine")
+_COMPLETED = TaskState.COMPLETED  # (read from the class, a member costs a look-up through its metaclass)
 #: The error a task's running attempt is left with when the worker running it is found gone.
 WORKER_LOST = "WorkerLost"
 
@@ -117,7 +118,7 @@ def tell_settled(engine: Engine, task_id: str, state: TaskState) -> None:
     """Tell the engine's metrics and hooks that ``task_id`` reached ``state``, final and now durable (the metrics
     only of a failure or a cancel: a completion was counted at the attempt's end)."""
     metrics = engine.metrics
-    if metrics is not None and state is not TaskState.COMPLETED:
+    if metrics is not None and state is not _COMPLETED:
         try:
             metrics.on_settled(task_id, state)
         except Exception:

@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("pepper.engine")
 _NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
 _new_run = quick_init(TaskRun)  # one per attempt: built without the frozen dataclass's detour
+_IN_PROGRESS = TaskState.IN_PROGRESS  # (an enum member read from its class costs a look-up through the metaclass)
 
 
 def launch(engine: Engine, start: Start) -> None:
     """Start the attempt ``start`` claimed, if the claim still holds; else end it or leave it."""
     t = engine.state.tasks.get(start.task_id)
-    if t is None or t.state is not TaskState.IN_PROGRESS or t.owner != engine.worker_id or t.attempts != start.attempt:
+    if t is None or t.state is not _IN_PROGRESS or t.owner != engine.worker_id or t.attempts != start.attempt:
         return  # cancelled or taken over before its claim was committed
     if not engine.state.accepting:  # claimed before the stop began, committed after the drain: run it later
         error = TaskError("Interrupted", "the worker shut down before the attempt started", kind="interrupted")

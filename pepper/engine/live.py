@@ -12,6 +12,7 @@ from pepper.model.status import TaskError, TaskStatus, WaitReason
 from pepper.model.task import Task, TaskState
 
 _STORED = STORED_FIELDS
+_PENDING = TaskState.PENDING  # (read from the class, a member costs a look-up through its metaclass)
 
 
 def _assignments(fields: tuple[str, ...]) -> Callable[[Any, Any], None]:
@@ -44,7 +45,7 @@ class LiveTask:
         self.failures = 0
         self.agent_id: str | None = None
         self.owner: str | None = None
-        self.ready_at: float | None = task.created_at if state is TaskState.PENDING else None
+        self.ready_at: float | None = task.created_at if state is _PENDING else None
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.next_attempt_at: float | None = None

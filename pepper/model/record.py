@@ -174,4 +174,8 @@ status_from_row = _row_status_maker()
 
 def initial_state(task: Task) -> TaskState:
     """The state a task is stored with: ``blocked`` until an engine has checked its dependencies."""
-    return TaskState.BLOCKED if task.dependencies else TaskState.PENDING
+    return _BLOCKED if task.dependencies else _PENDING
+
+
+#: (Read from the class, an enum member costs a look-up through its metaclass: these are read once a task.)
+_BLOCKED, _PENDING = TaskState.BLOCKED, TaskState.PENDING

@@ -16,11 +16,13 @@ from pepper.model.recovery import NO_RECOVERY
 from pepper.model.task import Task, TaskState
 from pepper.store.protocol import TaskSave
 
+_PENDING = TaskState.PENDING  # (read from the class, a member costs a look-up through its metaclass)
+
 
 def insert_params(task: Task, writer: str) -> tuple[Any, ...]:
     """Parameters of ``insert_task`` for a newly submitted task."""
     state = initial_state(task)
-    ready_at = task.created_at if state is TaskState.PENDING else None
+    ready_at = task.created_at if state is _PENDING else None
     return (*task.to_row(), state._value_, ready_at, writer)  # (``_value_``: ``value`` is a slower property)
 
 
