@@ -172,10 +172,10 @@ def _row_status_maker() -> Callable[..., TaskStatus]:
 status_from_row = _row_status_maker()
 
 
+#: (Read from the class, an enum member costs a look-up through its metaclass: these are read once a task.)
+_BLOCKED, _PENDING = TaskState.BLOCKED, TaskState.PENDING
+
+
 def initial_state(task: Task) -> TaskState:
     """The state a task is stored with: ``blocked`` until an engine has checked its dependencies."""
     return _BLOCKED if task.dependencies else _PENDING
-
-
-#: (Read from the class, an enum member costs a look-up through its metaclass: these are read once a task.)
-_BLOCKED, _PENDING = TaskState.BLOCKED, TaskState.PENDING
