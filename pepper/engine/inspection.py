@@ -264,25 +264,33 @@ class AgentsView:
         idle = _first_idle(unknown)
         if idle is not None and not known:  # the commonest answer, without ranking it
             return self.candidate(idle, task_type)
-        best = self._best_in(known, unknown, idle, task_type)
+        best = self._best_in(known, unknown, idle, task_type, pool)
         return None if best is None else self.candidate(best[0], task_type)
 
     def best_agent_in(self, pool: Pool, task_type: str) -> tuple[AgentLoad, float] | None:
         """The agent ``best_in`` chooses and its projected finish, without building its ``Candidate``."""
         known, unknown = pool.split(self.performance)
-        best = self._best_in(known, unknown, _first_idle(unknown), task_type)
+        best = self._best_in(known, unknown, _first_idle(unknown), task_type, pool)
         return None if best is None else (best[0], best[1][0])
 
     def _best_in(
-        self, known: Mapping[str, AgentLoad], unknown: Sequence[AgentLoad], idle: AgentLoad | None, task_type: str
+        self,
+        known: Mapping[str, AgentLoad],
+        unknown: Sequence[AgentLoad],
+        idle: AgentLoad | None,
+        task_type: str,
+        pool: Pool,
     ) -> tuple[AgentLoad, _RankKey] | None:
         """The best of a pool's agents with its rank key. Of those without a performance record (``unknown``),
         only the first idle one by id (``idle``) is looked at, if there is one: they all expect the same time
         and score, so it ranks before every other of them (one that runs tasks is more loaded, or later, or
         both). Those with one (``known``, by id) are looked at as ``best_ranked`` says when there are many (a
-        projected finish is never below the agent's estimate)."""
+        projected finish is never below the agent's estimate; ``pool`` keeps those of them with no mean of the
+        type)."""
         best = self._best_of(unknown if idle is None else (idle,), task_type, None)
-        return best_ranked(self.performance, known, task_type, self.now, lambda a: self._rank(a, task_type), best)
+        performance = self.performance
+        return best_ranked(performance, known, task_type, self.now, lambda a: self._rank(a, task_type), best,
+                           lambda: pool.unlisted(performance, task_type))  # fmt: skip
 
     def _best_of(
         self, agents: Iterable[AgentLoad], task_type: str, best: tuple[AgentLoad, _RankKey] | None

@@ -203,6 +203,7 @@ def best_ranked(
     now: float,
     rank: Callable[[AgentLoad], K | None],
     best: tuple[AgentLoad, K] | None = None,
+    unlisted: Callable[[], Iterable[AgentLoad]] | None = None,
 ) -> tuple[AgentLoad, K] | None:
     """The lowest of ``best`` and of ``(agent, rank(agent))`` over ``members`` (agents by id; a rank of None
     passes the agent over), where the first item of a rank is never below the agent's ``estimate`` of
@@ -212,7 +213,8 @@ def best_ranked(
     mean is its agent's estimate) until a mean is above the best rank found: no member after it can rank
     lower. Then those with no mean of the type, whose estimate is the type's, only if that is not above the
     best either. While some mean may have faded (its agent's estimate is the type's then), the walk stops only
-    where the type's estimate is above the best too."""
+    where the type's estimate is above the best too. ``unlisted`` gives the members with no mean of the type, where
+    the caller keeps them (else each member is looked up among those with one)."""
     if len(members) <= _FEW_KNOWN:
         return lowest_ranked(members.values(), rank, best)
     ordered, fading = performance.fastest_first(task_type, now)
@@ -243,9 +245,11 @@ def best_ranked(
                 limit = key[0] / _SLACK
     if looked < len(members) and (best_key is None or typical * _SLACK <= best_key[0]):
         # passed over: those the bound ruled out, and those with no mean of the type, which it may not rule out
-        # (each member looked up in the listed: a set difference of the two would go through all the listed)
-        listed = performance.means.listed(task_type)
-        best = lowest_ranked((member for agent_id, member in members.items() if agent_id not in listed), rank, best)
+        if unlisted is None:  # (each member looked up: a set difference would go through all the listed)
+            listed = performance.means.listed(task_type)
+            best = lowest_ranked((agent for agent_id, agent in members.items() if agent_id not in listed), rank, best)
+        else:
+            best = lowest_ranked(unlisted(), rank, best)
     return best
 
 

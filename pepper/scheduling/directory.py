@@ -26,12 +26,14 @@ class Pool:
     """The agents matching one request (type and skills), split for ranking: those with a performance record,
     each ranked on its own, and those without (alike but for load), in order of id."""
 
-    __slots__ = ("_split", "agents")
+    __slots__ = ("_split", "_unlisted", "agents")
 
     def __init__(self, agents: list[AgentLoad]) -> None:
         self.agents = sorted(agents, key=_agent_id)  # by id: those without a record keep this order
         #: (known agents counted when split, known, unknown), replaced whole so that a reader sees one split.
         self._split: tuple[int, dict[str, AgentLoad], list[AgentLoad]] = (-1, {}, [])
+        #: (task type, known agents, agents with a mean of the type, when counted; the known without one), likewise.
+        self._unlisted: tuple[str, int, int, list[AgentLoad]] = ("", -1, -1, [])
 
     def split(self, performance: Performance) -> tuple[dict[str, AgentLoad], list[AgentLoad]]:
         """``(known, unknown)``: with a record, by id, and without, in order of id (redone when agents got
@@ -50,6 +52,21 @@ class Pool:
         if performance.known_agents() == seen:
             self._split = (seen, known, unknown)
         return known, unknown
+
+    def unlisted(self, performance: Performance, task_type: str) -> list[AgentLoad]:
+        """Those of ``split``'s known agents with no mean duration of ``task_type`` of their own (whose estimate is
+        the type's), in order of id: kept while no agent got its first record, nor its first mean of the type (both
+        only ever grow), whichever thread found them, as ``split`` keeps its split. Read only."""
+        seen, listed = performance.known_agents(), performance.means.listed(task_type)
+        count = len(listed)
+        kept = self._unlisted
+        if kept[1] == seen and kept[2] == count and kept[0] == task_type:
+            return kept[3]
+        known, _unknown = self.split(performance)
+        found = [agent for agent_id, agent in known.items() if agent_id not in listed]
+        if performance.known_agents() == seen and len(listed) == count:
+            self._unlisted = (task_type, seen, count, found)
+        return found
 
 
 class AgentDirectory:
