@@ -285,12 +285,9 @@ class AgentsView:
         only the first idle one by id (``idle``) is looked at, if there is one: they all expect the same time
         and score, so it ranks before every other of them (one that runs tasks is more loaded, or later, or
         both). Those with one (``known``, by id) are looked at as ``best_ranked`` says when there are many (a
-        projected finish is never below the agent's estimate; ``pool`` keeps those of them with no mean of the
-        type)."""
+        projected finish is never below the agent's estimate; ``pool`` keeps what the walk can reuse)."""
         best = self._best_of(unknown if idle is None else (idle,), task_type, None)
-        performance = self.performance
-        return best_ranked(performance, known, task_type, self.now, lambda a: self._rank(a, task_type), best,
-                           lambda: pool.unlisted(performance, task_type))  # fmt: skip
+        return best_ranked(self.performance, known, task_type, self.now, lambda a: self._rank(a, task_type), best, pool)
 
     def _best_of(
         self, agents: Iterable[AgentLoad], task_type: str, best: tuple[AgentLoad, _RankKey] | None

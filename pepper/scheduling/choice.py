@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pepper.scheduling.load import AgentLoad
 from pepper.scheduling.performance import DEFAULT_DURATION, MIN_SCORE, Performance
@@ -196,6 +196,20 @@ class Chooser:
 K = TypeVar("K", bound=tuple[Any, ...])
 
 
+class KeptMembers(Protocol):
+    """What a caller of ``best_ranked`` keeps of its members from one walk to the next (a directory pool does)."""
+
+    def narrowed(
+        self, performance: Performance, task_type: str, ordered: Sequence[tuple[float, str]]
+    ) -> Sequence[tuple[float, str]]:
+        """``ordered`` (``Performance.fastest_first``) as it is, or narrowed to the members, in the same order."""
+        ...
+
+    def unlisted(self, performance: Performance, task_type: str) -> Iterable[AgentLoad]:
+        """The members with no mean duration of ``task_type`` of their own."""
+        ...
+
+
 def best_ranked(
     performance: Performance,
     members: Mapping[str, AgentLoad],
@@ -203,7 +217,7 @@ def best_ranked(
     now: float,
     rank: Callable[[AgentLoad], K | None],
     best: tuple[AgentLoad, K] | None = None,
-    unlisted: Callable[[], Iterable[AgentLoad]] | None = None,
+    kept: KeptMembers | None = None,
 ) -> tuple[AgentLoad, K] | None:
     """The lowest of ``best`` and of ``(agent, rank(agent))`` over ``members`` (agents by id; a rank of None
     passes the agent over), where the first item of a rank is never below the agent's ``estimate`` of
@@ -213,8 +227,8 @@ def best_ranked(
     mean is its agent's estimate) until a mean is above the best rank found: no member after it can rank
     lower. Then those with no mean of the type, whose estimate is the type's, only if that is not above the
     best either. While some mean may have faded (its agent's estimate is the type's then), the walk stops only
-    where the type's estimate is above the best too. ``unlisted`` gives the members with no mean of the type, where
-    the caller keeps them (else each member is looked up among those with one)."""
+    where the type's estimate is above the best too. ``kept``: what the caller keeps of its members (a directory
+    pool), the order narrowed to them and those with no mean."""
     if len(members) <= _FEW_KNOWN:
         return lowest_ranked(members.values(), rank, best)
     ordered, fading = performance.fastest_first(task_type, now)
@@ -228,7 +242,7 @@ def best_ranked(
     # type's estimate is above the best too).
     limit = math.inf if best_key is None or (fading and typical * _SLACK <= best_key[0]) else best_key[0] / _SLACK
     looked, steps, most = 0, 0, 4 * len(members)
-    for mean, agent_id in ordered:
+    for mean, agent_id in ordered if kept is None else kept.narrowed(performance, task_type, ordered):
         if mean > limit:
             break
         steps += 1
@@ -245,11 +259,11 @@ def best_ranked(
                 limit = key[0] / _SLACK
     if looked < len(members) and (best_key is None or typical * _SLACK <= best_key[0]):
         # passed over: those the bound ruled out, and those with no mean of the type, which it may not rule out
-        if unlisted is None:  # (each member looked up: a set difference would go through all the listed)
+        if kept is None:  # (each member looked up: a set difference would go through all the listed)
             listed = performance.means.listed(task_type)
             best = lowest_ranked((agent for agent_id, agent in members.items() if agent_id not in listed), rank, best)
         else:
-            best = lowest_ranked(unlisted(), rank, best)
+            best = lowest_ranked(kept.unlisted(performance, task_type), rank, best)
     return best
 
 

@@ -7,7 +7,7 @@ skills with a dict lookup and set intersections, before anything is ranked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pepper.model.agent import ANY_TASK_TYPE
 from pepper.scheduling.load import AgentLoad
@@ -26,7 +26,7 @@ class Pool:
     """The agents matching one request (type and skills), split for ranking: those with a performance record,
     each ranked on its own, and those without (alike but for load), in order of id."""
 
-    __slots__ = ("_split", "_unlisted", "agents")
+    __slots__ = ("_order", "_split", "_unlisted", "agents")
 
     def __init__(self, agents: list[AgentLoad]) -> None:
         self.agents = sorted(agents, key=_agent_id)  # by id: those without a record keep this order
@@ -34,6 +34,8 @@ class Pool:
         self._split: tuple[int, dict[str, AgentLoad], list[AgentLoad]] = (-1, {}, [])
         #: (task type, known agents, agents with a mean of the type, when counted; the known without one), likewise.
         self._unlisted: tuple[str, int, int, list[AgentLoad]] = ("", -1, -1, [])
+        #: (task type, changes of its order when read; that order narrowed to this pool, or None), likewise.
+        self._order: tuple[str, int, list[tuple[float, str]] | None] = ("", -1, None)
 
     def split(self, performance: Performance) -> tuple[dict[str, AgentLoad], list[AgentLoad]]:
         """``(known, unknown)``: with a record, by id, and without, in order of id (redone when agents got
@@ -67,6 +69,30 @@ class Pool:
         if performance.known_agents() == seen and len(listed) == count:
             self._unlisted = (task_type, seen, count, found)
         return found
+
+    def narrowed(
+        self, performance: Performance, task_type: str, ordered: Sequence[tuple[float, str]]
+    ) -> Sequence[tuple[float, str]]:
+        """``ordered`` (``Performance.fastest_first``: every agent with a mean of ``task_type``, by mean) narrowed to
+        this pool's agents, so that a walk over it steps over no other agent. Narrowing sorts the pool's agents, so
+        it is done only once the order held still from one ask to the next (no result of the type came between),
+        and kept while it holds; while results keep coming, the whole order is walked. Read only,
+        whichever thread asks (kept only if the order held still while it was narrowed), as ``split``."""
+        means = performance.means
+        changes = means.changes(task_type)
+        kept = self._order
+        if kept[1] != changes or kept[0] != task_type:
+            self._order = (task_type, changes, None)  # seen once in this order: walked whole
+            return ordered
+        narrowed = kept[2]
+        if narrowed is None:  # the pool's agents with a mean, as the order lists them (mean, then id)
+            known, _unknown = self.split(performance)  # (an agent with a mean has a record)
+            listed = means.listed(task_type)
+            narrowed = sorted([(mean, agent_id) for agent_id in known if (mean := listed.get(agent_id)) is not None])
+            if means.changes(task_type) != changes:
+                return ordered  # changed meanwhile (on the engine's thread): what was narrowed may not hold
+            self._order = (task_type, changes, narrowed)
+        return narrowed
 
 
 class AgentDirectory:

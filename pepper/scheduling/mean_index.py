@@ -32,11 +32,12 @@ class MeanIndex:
     """Per task type: ``(mean, agent)`` in increasing order, and a time before which none of them can have
     faded."""
 
-    __slots__ = ("_faded", "_fades", "_means", "_ordered")
+    __slots__ = ("_changes", "_faded", "_fades", "_means", "_ordered")
 
     def __init__(self) -> None:
         self._means: dict[str, dict[str, float]] = {}  # type -> agent -> its mean as listed
         self._ordered: dict[str, list[tuple[float, str]]] = {}
+        self._changes: dict[str, int] = {}  # type -> how many times its order changed
         self._fades: dict[str, float] = {}  # type -> a time before which none of the others can have faded
         self._faded: dict[str, set[str]] = {}  # type -> the agents whose means were found faded
 
@@ -61,6 +62,13 @@ class MeanIndex:
             del ordered[bisect_left(ordered, (old, agent_id))]
         means[agent_id] = value
         insort(ordered, (value, agent_id))
+        changes = self._changes
+        changes[task_type] = changes.get(task_type, 0) + 1
+
+    def changes(self, task_type: str) -> int:
+        """How many times the order of ``task_type`` changed so far (it only grows): an order read while this
+        stood still is the order as it is."""
+        return self._changes.get(task_type, 0)
 
     def shortest(self, task_type: str) -> float | None:
         """The shortest mean duration of ``task_type`` listed (faded ones included), None if there is none."""

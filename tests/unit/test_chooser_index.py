@@ -344,3 +344,37 @@ def test_a_free_agent_never_waits_for_a_busy_one_when_it_would_finish_before_the
     info = state.tasks["t0"].route
     assert info is not None
     assert state.chooser.defer(quick, info.agents, "task", 10.0, None, 1, max_capacity=1) is None
+
+
+def test_a_pool_walks_its_own_agents_once_the_order_of_means_holds_still_and_the_whole_order_after_a_result() -> None:
+    from pepper.engine.inspection import directory, live_agents
+
+    specs = [make_agent(f"a{i:02d}", skills=["py"] if i % 3 == 0 else ["go"]) for i in range(30)]
+    harness = StateHarness(specs)
+    state = harness.state
+    performance = state.performance
+    for i, spec in enumerate(specs[:-1]):  # every agent but the last has a mean; a29 only a failure
+        performance.record(spec.agent_id, "task", i % 7 != 3, 1.0 + (i * 37 % 11) / 10, 0.5)
+    performance.record("a29", "task", False, None, 0.5)
+    pool = directory(state).pool("task", frozenset({"go"}))
+    ordered, _fading = performance.fastest_first("task", 1.0)
+    everyone = [agent_id for _mean, agent_id in ordered]
+    assert len(everyone) == 25  # those that failed have no mean: a03, a10, a17, a24 and a29
+
+    assert pool.narrowed(performance, "task", ordered) is ordered  # asked once at this order: the whole order
+    narrowed = pool.narrowed(performance, "task", ordered)  # again, nothing changed: the pool's agents alone
+    members = {a.agent_id for a in pool.agents}
+    assert [agent_id for _mean, agent_id in narrowed] == [a for a in everyone if a in members]
+    assert pool.narrowed(performance, "task", ordered) is narrowed  # kept
+    assert [a.agent_id for a in pool.unlisted(performance, "task")] == ["a10", "a17", "a29"]  # no mean of "task"
+
+    performance.record("a10", "task", True, 0.2, 2.0)  # its first mean: the fastest of all now
+    ordered, _fading = performance.fastest_first("task", 2.0)
+    assert pool.narrowed(performance, "task", ordered) is ordered
+    narrowed = pool.narrowed(performance, "task", ordered)
+    assert narrowed[0][1] == "a10" and [agent_id for _mean, agent_id in narrowed] == [
+        agent_id for _mean, agent_id in ordered if agent_id in members
+    ]
+    assert [a.agent_id for a in pool.unlisted(performance, "task")] == ["a17", "a29"]
+    best = live_agents(state, 2.0).best_in(pool, "task")
+    assert best is not None and best.agent_id == "a10"
