@@ -247,15 +247,13 @@ def _alike(spec: Any, last: Mapping[str, Any], like: Task, id_key: str | None, d
 def _like(like: Task, spec: Mapping[str, Any], id_key: str | None, deps_key: str | None) -> Task:
     """A task with the fields of ``like`` (built from a spec of the same shape) and the id and dependencies
     ``spec`` gives."""
+    # The ids need no check of their own that they can be stored as UTF-8 (``_check_storable``): ``_check_name``
+    # takes printable text only, and the only characters UTF-8 cannot write, lone surrogates, are not printable.
     task_id = None if id_key is None else spec[id_key]
     task_id = new_task_id() if task_id is None else _check_name(task_id, "task_id")
-    codec.check_utf8(task_id, task_id, "task_id")
     dependencies: tuple[str, ...] = ()
     if deps_key is not None:
         dependencies = _check_dependencies(spec[deps_key])
-        if dependencies:  # as ``_check_storable`` checks the column
-            text = codec.encode_ids(dependencies)
-            codec.check_utf8(text, text, "dependencies")
     # Mappings are each task's own (an agent may change its task's inputs); plain inputs are shared as they are.
     inputs = {} if type(like.inputs) is dict else like.inputs
     metadata = dict(like.metadata) if like.metadata else {}
