@@ -81,23 +81,8 @@ class Chooser:
         free = [a for a in agents if a.free > 0 and (usable is None or usable(a))]
         if len(free) <= 1:
             return free[0] if free else None
-        performance = self.performance
-        known, expected = performance.known, performance.expected_time
-        unknown: float | None = None
-        best: AgentLoad | None = None
-        best_key: tuple[float, float, int] | None = None
-        for a in free:
-            agent_id = a.spec.agent_id
-            if known(agent_id):
-                time = expected(agent_id, task_type, now)
-            else:
-                if unknown is None:
-                    unknown = performance.unknown_expected(task_type, now)
-                time = unknown
-            key = (time, a.busy / a.spec.capacity, a.order)
-            if best_key is None or key < best_key:
-                best, best_key = a, key
-        return best
+        found = lowest_ranked(free, self._free_rank(task_type, now), None)
+        return None if found is None else found[0]
 
     def best_among(
         self, idle: AgentLoad | None, known: Mapping[str, AgentLoad], task_type: str, now: float
@@ -107,18 +92,9 @@ class Chooser:
         says)."""
         if len(known) <= _FEW_KNOWN:
             return self.best_free([idle, *known.values()] if idle is not None else known.values(), task_type, now)
-        performance = self.performance
-        expected = performance.expected_time
-
-        def rank(a: AgentLoad) -> tuple[float, float, int] | None:
-            if a.free <= 0:
-                return None
-            return expected(a.spec.agent_id, task_type, now), a.busy / a.spec.capacity, a.order
-
-        best = None
-        if idle is not None:
-            best = (idle, (performance.unknown_expected(task_type, now), idle.busy / idle.spec.capacity, idle.order))
-        found = best_ranked(performance, known, task_type, now, rank, best)
+        rank = self._free_rank(task_type, now)
+        best = lowest_ranked((idle,) if idle is not None else (), rank, None)
+        found = best_ranked(self.performance, known, task_type, now, rank, best)
         return None if found is None else found[0]
 
     def best_usable(
@@ -129,19 +105,31 @@ class Chooser:
         record is expected to finish sooner than the type's estimate)."""
         if len(free) <= _FEW_KNOWN:
             return self.best_free(free.values(), task_type, now, usable)
+        found = best_ranked(self.performance, free, task_type, now, self._free_rank(task_type, now, usable))
+        return None if found is None else found[0]
+
+    def _free_rank(
+        self, task_type: str, now: float, usable: Usable | None = None
+    ) -> Callable[[AgentLoad], tuple[float, float, int] | None]:
+        """The rank of a free agent for a task of ``task_type``: its expected time (the same for every agent with
+        no record, worked out once), its load, its age; None for an agent with no free slot, or not ``usable``."""
         performance = self.performance
         known, expected = performance.known, performance.expected_time
-        unknown = performance.unknown_expected(task_type, now)
+        unknown: list[float] = []  # the expected time of an agent with no record, once worked out
 
         def rank(a: AgentLoad) -> tuple[float, float, int] | None:
-            if a.free <= 0 or not usable(a):
+            if a.free <= 0 or (usable is not None and not usable(a)):
                 return None
             agent_id = a.spec.agent_id
-            time = expected(agent_id, task_type, now) if known(agent_id) else unknown
+            if known(agent_id):
+                time = expected(agent_id, task_type, now)
+            else:
+                if not unknown:
+                    unknown.append(performance.unknown_expected(task_type, now))
+                time = unknown[0]
             return time, a.busy / a.spec.capacity, a.order
 
-        found = best_ranked(performance, free, task_type, now, rank)
-        return None if found is None else found[0]
+        return rank
 
     def defer(
         self,
