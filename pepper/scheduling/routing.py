@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from pepper.model.agent import AgentSpec
 from pepper.model.task import Task
@@ -166,20 +166,10 @@ class Routing:
         else:
             heapq.heappush(info.idle, (agent.busy / agent.spec.capacity, agent.order, agent))
 
-    def free_agents(self, info: RouteInfo, usable: Callable[[AgentLoad], bool] | None = None) -> Iterable[AgentLoad]:
-        """The agents of ``info`` with a free slot that may be the best to start a task (``Chooser.best_free``):
-        each one with a performance record and, of those without (whose expected times are all the same), the
-        least loaded. With ``usable``, every free agent."""
-        if usable is not None:
-            return info.free.values()
-        idle, known = self.candidates(info)
-        if idle is None:
-            return known.values()
-        return [idle, *known.values()] if known else (idle,)
-
     def candidates(self, info: RouteInfo) -> tuple[AgentLoad | None, Mapping[str, AgentLoad]]:
-        """``free_agents`` in two: the least loaded free agent with no performance record (None if none is
-        free) and, by id, the free agents with one (read only)."""
+        """The agents of ``info`` with a free slot that may be the best to start a task (``Chooser.best_among``),
+        in two: the least loaded free agent with no performance record (None if none is free: those without one
+        all expect the same time) and, by id, the free agents with one (read only)."""
         performance, free, free_known = self._performance, info.free, info.free_known
         if info.known_seen != performance.known_agents():  # some agents got their first record since
             info.known_seen = performance.known_agents()

@@ -65,9 +65,10 @@ def check(state: EngineState, info: RouteInfo, rng: random.Random, now: float) -
     chooser: Chooser = state.chooser
     for agent in info.agents:
         assert chooser.available_in(agent, now) == scan_available_in(state, agent, now)
-    fast = chooser.best_free(state.routing.free_agents(info), "task", now)
+    idle, known = state.routing.candidates(info)
+    fast = chooser.best_free([idle, *known.values()] if idle is not None else known.values(), "task", now)
     assert fast is scan_best_free(state, info.agents, "task", now)
-    assert chooser.best_among(*state.routing.candidates(info), "task", now) is fast
+    assert chooser.best_among(idle, known, "task", now) is fast
     for agent in rng.sample(info.agents, k=min(len(info.agents), 12)):
         backlog = rng.choice([1, 2, 5, 50, 1000])
         assert chooser.defer(agent, info.agents, "task", now, None, backlog, max_capacity=info.max_capacity) == (
@@ -235,7 +236,7 @@ def test_an_agent_that_gets_its_first_record_while_free_is_ranked_by_it() -> Non
     info = state.tasks["t0"].route
     assert info is not None
     state.performance.record("b", "task", True, 0.01, 1.0)  # "b" learns it is very fast while free
-    assert state.chooser.best_free(state.routing.free_agents(info), "task", 1.0) is state.agents["b"]
+    assert state.chooser.best_among(*state.routing.candidates(info), "task", 1.0) is state.agents["b"]
     assert scan_best_free(state, info.agents, "task", 1.0) is state.agents["b"]
 
 
@@ -252,7 +253,8 @@ def test_an_agent_that_stops_taking_tasks_leaves_the_free_agents_and_comes_back(
     harness._apply(state.handle(ev.AgentReady("c", 0.0)))
     assert "c" in info.free
     harness._apply(state.handle(ev.AgentRemoved("b", 0.0)))
-    assert set(info.free) == {"c"} and state.routing.free_agents(info)
+    idle, known = state.routing.candidates(info)
+    assert set(info.free) == {"c"} and (idle is not None or known)
 
 
 @pytest.mark.parametrize("seed", range(30))
