@@ -109,6 +109,11 @@ class ChangeFeed:
         self._subscribers.add(subscription)
         return subscription
 
+    @property
+    def listening(self) -> int:
+        """How many subscriptions the feed hands its changes to now (one per open stream)."""
+        return len(self._subscribers)
+
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 

@@ -63,10 +63,11 @@ async def _stream(feed: ChangeFeed, subscription: Subscription, watch: TokenWatc
             if not await watch.live(now=True):  # nothing reaches a token revoked before it was sent
                 yield _REVOKED
                 return
-            for event in batch:
-                if event is None:
-                    return
-                yield f"event: {event.kind}\ndata: {json.dumps(event.data, default=str)}\n\n"
+            chunk, ended = _written(batch)
+            if chunk:
+                yield chunk
+            if ended:
+                return
             written = loop.time()
     finally:
         feed.unsubscribe(subscription)
@@ -74,6 +75,20 @@ async def _stream(feed: ChangeFeed, subscription: Subscription, watch: TokenWatc
 
 #: The last line of a stream whose token was revoked (a comment: clients skip it, people reading it see why).
 _REVOKED = ": the token was revoked; the stream ends\n\n"
+
+
+def _written(batch: list[Event | None]) -> tuple[str, bool]:
+    """The events of ``batch`` as one piece of the stream, and whether the stream ends after them (a ``None``).
+
+    One piece, not one per event: a batch can hold thousands (a big run ending), and each piece is a write to
+    the socket. Written one by one, none of them waits, so a client gone meanwhile is noticed only after the
+    whole batch, every write to its closed socket logged as a failure."""
+    lines: list[str] = []
+    for event in batch:
+        if event is None:
+            return "".join(lines), True
+        lines.append(f"event: {event.kind}\ndata: {json.dumps(event.data, default=str)}\n\n")
+    return "".join(lines), False
 
 
 def _drain(subscription: Subscription, first: Event | None) -> list[Event | None]:
