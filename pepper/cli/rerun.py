@@ -53,6 +53,7 @@ def rerun(
         record = runtime.store.runs.get(run_id)
         controller = WorkflowController(record.workflow, runtime)
         controller.spec = record.spec
+        controller.rerun_steps(run_id, from_step)  # refused before any agent is started here: nothing runs
         where = resume_agents(runtime, record, agents_path)
         steps = controller.start_rerun(run_id, from_step=from_step)
         before = controller.status(run_id)

@@ -13,9 +13,10 @@ from pepper.model import codec
 from pepper.model.agent import AgentSpec
 from pepper.model.approval import Approval
 from pepper.model.units import check_wait
-from pepper.model.workflow import WorkflowSpec
+from pepper.model.workflow import WorkflowSpec, step_of
 from pepper.model.workflow_run import WorkflowResult
 from pepper.scheduling.eligibility import unrunnable_steps
+from pepper.scheduling.rerun import rerun_plan
 
 
 def check_timeout(timeout: Any) -> float | None:
@@ -156,6 +157,13 @@ class WorkflowRuns(Component):
         await self.start_rerun_async(run_id, failed_only, from_step)
         backend = await self.runtime.backend(start=True)
         return await backend.wait_run(self._run_id(run_id), limit)
+
+    def rerun_steps(self, run_id: str, from_step: str | None = None) -> list[str]:
+        """The steps ``rerun`` would run again, read from the store without starting anything (no engine, no
+        agent): it raises what ``rerun`` raises when it could run nothing."""
+        run_id = self._run_id(run_id)
+        store = self.runtime.store
+        return [step_of(task_id) for task_id in rerun_plan(store.runs.get(run_id), store.runs.tasks(run_id), from_step)]
 
     @on_engine_loop
     async def start_rerun_async(self, run_id: str, failed_only: bool = True, from_step: str | None = None) -> list[str]:

@@ -51,7 +51,7 @@ from pepper.model.workflow import (
 )
 from pepper.model.workflow_run import SKIPPED, RunRecord, RunState
 from pepper.scheduling.progression import advance
-from pepper.scheduling.rerun import steps_to_rerun
+from pepper.scheduling.rerun import rerun_plan
 from pepper.store.protocol import RunEnd
 
 if TYPE_CHECKING:
@@ -165,20 +165,8 @@ class RunDriver(RunSteps, ChildRuns, RunRequests, EngineHook):
         a sub-workflow's run (its parent's step does not follow it again)."""
         engine = self.engine
         record = engine.store.runs.get(run_id)
-        if record.parent is not None:
-            parent_run, step = record.parent.rsplit("/", 1)
-            raise RerunError(run_id, f"run {run_id!r} is the sub-workflow run of step {step!r} of run {parent_run!r}, "
-                                     "which would not follow it again; start a new run of the parent's workflow "
-                                     "instead (its step starts a new child run)")  # fmt: skip
-        if not record.state.is_final or run_id in self.runs:
-            raise RerunError(run_id, f"run {run_id!r} has not ended yet; wait for it (or cancel it) before re-running")
         stored = engine.store.runs.tasks(run_id)
-        chosen = steps_to_rerun(run_id, record.spec, {step_of(t): r.state for t, r in stored.items()}, from_step)
-        again = [task_id_of(run_id, s) for s in chosen]
-        again = [t for t in again if t in stored and stored[t].outcome is not TaskOutcome.SKIPPED]
-        if not again:
-            raise RerunError(run_id, f"the steps of run {run_id!r} to run again ({', '.join(chosen)}) were skipped "
-                                     "by their conditions, which keep their decisions")  # fmt: skip
+        again = rerun_plan(record, stored, from_step, driven=run_id in self.runs)
         if not engine.store.runs.reopen(run_id, engine.worker_id):
             raise RerunError(run_id, f"run {run_id!r} is running again already (re-run or resumed elsewhere)")
         missing = [r for t, r in stored.items() if t not in engine.state.tasks]  # the steps and what they need

@@ -5,11 +5,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pepper.errors import RerunError, suggest
+from pepper.model.outcome import TaskOutcome
+from pepper.model.record import TaskRecord
 from pepper.model.task import TaskState
-from pepper.model.workflow import Step, WorkflowSpec
+from pepper.model.workflow import Step, WorkflowSpec, step_of, task_id_of
+from pepper.model.workflow_run import RunRecord
 
 #: The states a re-run of the failed steps starts again.
 UNFINISHED = frozenset({TaskState.FAILED, TaskState.CANCELLED, TaskState.PARKED})
+
+
+def rerun_plan(
+    record: RunRecord, stored: Mapping[str, TaskRecord], from_step: str | None, *, driven: bool = False
+) -> list[str]:
+    """The task ids a re-run of the run ``record`` starts again, from its ``stored`` tasks. Raises ``RerunError``
+    for a sub-workflow's run, a run that has not ended (or is ``driven`` by the process asking), an unknown step,
+    or nothing to run again (a step skipped by its condition keeps that decision)."""
+    run_id = record.run_id
+    if record.parent is not None:
+        parent_run, step = record.parent.rsplit("/", 1)
+        raise RerunError(run_id, f"run {run_id!r} is the sub-workflow run of step {step!r} of run {parent_run!r}, "
+                                 "which would not follow it again; start a new run of the parent's workflow "
+                                 "instead (its step starts a new child run)")  # fmt: skip
+    if not record.state.is_final or driven:
+        raise RerunError(run_id, f"run {run_id!r} has not ended yet; wait for it (or cancel it) before re-running")
+    chosen = steps_to_rerun(run_id, record.spec, {step_of(t): r.state for t, r in stored.items()}, from_step)
+    again = [task_id_of(run_id, s) for s in chosen]
+    again = [t for t in again if t in stored and stored[t].outcome is not TaskOutcome.SKIPPED]
+    if not again:
+        raise RerunError(run_id, f"the steps of run {run_id!r} to run again ({', '.join(chosen)}) were skipped "
+                                 "by their conditions, which keep their decisions")  # fmt: skip
+    return again
 
 
 def steps_to_rerun(

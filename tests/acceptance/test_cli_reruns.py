@@ -43,6 +43,8 @@ def test_rerun_runs_the_failed_steps_again_in_the_same_run_and_keeps_the_history
 
 def test_rerun_refuses_bad_requests_and_changes_nothing(cli: CLI) -> None:
     run_id = cli.json("run", "diamond.yaml")["run_id"]
+    (cli.folder / "ran.log").unlink()
+    cli.expect(0, "submit", "build", "--id", "bystander")  # queued for the workflow's agents: a refusal starts none
     missing = cli.expect(2, "rerun", "no-such-run")
     assert "no workflow run with id 'no-such-run'" in missing.stderr
     nothing = cli.expect(2, "rerun", run_id)  # every step completed
@@ -55,6 +57,7 @@ def test_rerun_refuses_bad_requests_and_changes_nothing(cli: CLI) -> None:
     assert cli.json("runs")[0]["status"] == "completed"
     steps = {s["step_id"]: s for s in cli.json("show", run_id)["steps"]}
     assert steps["lint"]["attempts"] == 1 and steps["package"]["attempts"] == 1
+    assert cli.ran() == [] and cli.json("status", "bystander")["state"] == "pending"
 
 
 FANNED = (
