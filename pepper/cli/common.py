@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,6 +99,23 @@ def _check_limit(ctx: click.Context, param: click.Parameter, value: str) -> int:
     except ValueError:
         number = value  # not a whole number: check_limit says so, naming it
     return check_limit(number)
+
+
+def check_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """The callback of an option giving a number of seconds (``type=click.STRING``): a finite number, 0 or more,
+    else refused in one line (exit 2) as the option is read, before the command does anything."""
+    from pepper.errors import ValidationError
+
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        name = param.opts[0] if param.opts else param.name
+        raise ValidationError(f"{name} must be a number of seconds, 0 or more, got {value!r}", field=param.name)
+    return number
 
 
 def json_option(function: F) -> F:

@@ -11,6 +11,7 @@ from rich.text import Text
 from pepper.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    check_seconds,
     db_option,
     exit_code_for,
     json_option,
@@ -74,7 +75,8 @@ _STATE_ALIASES = {"running": TaskState.IN_PROGRESS.value}
 @click.option("--wait", is_flag=True, help="Wait for the task to finish and show how it ended.")
 @click.option(
     "--wait-timeout",
-    type=click.FloatRange(min=0),
+    type=click.STRING,
+    callback=check_seconds,
     metavar="SECONDS",
     help="Stop waiting after this long (exit 2; the task stays queued).",
 )
@@ -230,7 +232,8 @@ def list_tasks(state: str | None, limit: int, as_json: bool, db: str | None) -> 
 @click.option("--wait", is_flag=True, help="If a worker runs the task, wait until it ends and say how.")
 @click.option(
     "--wait-timeout",
-    type=click.FloatRange(min=0),
+    type=click.STRING,
+    callback=check_seconds,
     metavar="SECONDS",
     help="Stop waiting after this long (exit 2; the request to stop stands).",
 )

@@ -15,7 +15,15 @@ from rich.console import Console
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_INTERRUPTED, db_hint, db_option, json_option, open_runtime, start_engine
+from pepper.cli.common import (
+    EXIT_INTERRUPTED,
+    check_seconds,
+    db_hint,
+    db_option,
+    json_option,
+    open_runtime,
+    start_engine,
+)
 from pepper.cli.render import listing_console, make_console, plural
 from pepper.cli.reporter import Reporter
 from pepper.cli.views import agents_table
@@ -46,7 +54,8 @@ _LOOK = 0.05  # seconds between two looks at a stop flag set by a signal
 )
 @click.option(
     "--idle-grace",
-    type=click.FloatRange(min=0),
+    type=click.STRING,
+    callback=check_seconds,
     default=1.0,
     show_default=True,
     metavar="SECONDS",

@@ -167,3 +167,21 @@ def test_every_limit_option_is_refused_with_the_words_of_the_api(tmp_path: Path,
     done = pepper_cli(tmp_path, command, "--limit", limit, "--db", "pepper.db")
     assert refused(done) == f"error: limit must be a whole number from 1 to 1000000, got {shown}\n"
     assert not (tmp_path / "pepper.db").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    ("command", "value"),
+    [
+        (("submit", "echo", "--wait-timeout"), "nan"),
+        (("submit", "echo", "--wait", "--wait-timeout"), "inf"),
+        (("cancel", "t1", "--wait-timeout"), "-1"),
+        (("worker", "--until-idle", "--idle-grace"), "1e309"),
+        (("worker", "--until-idle", "--idle-grace"), "soon"),
+    ],
+)
+def test_every_seconds_option_refuses_what_is_not_a_finite_number_before_anything_is_done(
+    tmp_path: Path, command: tuple[str, ...], value: str
+) -> None:
+    done = pepper_cli(tmp_path, *command, value, "--db", "pepper.db")
+    assert refused(done) == f"error: {command[-1]} must be a number of seconds, 0 or more, got {value!r}\n"
+    assert not (tmp_path / "pepper.db").exists()  # refused before anything was opened, let alone stored
