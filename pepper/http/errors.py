@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pepper import errors as e
@@ -151,6 +152,12 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, kind, message, **(exc.headers or {}))
 
 
+def _gone(request: Request, exc: Exception) -> JSONResponse:
+    """A client that left before its request's body arrived: nobody reads the answer, and nothing went wrong
+    here (no log: anyone who reaches the port could fill it)."""
+    return error_response(400, "ClientDisconnect", "the request ended before its body arrived")
+
+
 def _bug(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(500, "InternalError", "the server failed to answer (a bug); it was logged")
@@ -161,6 +168,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(e.PepperError, _pepper_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _gone)
     app.add_exception_handler(Exception, _bug)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
 

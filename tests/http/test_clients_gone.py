@@ -1,6 +1,8 @@
-"""An event stream writes each batch of events in one piece: a client gone while a big batch is sent is
-noticed at once, and the server does not write to its closed socket once per event (asyncio logs every such
-write past the fifth as a failure)."""
+"""Clients that leave mid-request or mid-stream cost the server no flood of log lines.
+
+An event stream writes each batch of events in one piece: a client gone while a big batch is sent is noticed at
+once, and the server does not write to its closed socket once per event (asyncio logs every such write past the
+fifth as a failure). A request whose body never arrives in full is no error of the server's."""
 
 from __future__ import annotations
 
@@ -119,3 +121,23 @@ def test_a_batch_of_events_arrives_whole_and_in_order(served: Served) -> None:
     client.close()
     order = [int(line.split(b'"t-')[1].split(b'"')[0]) for line in received.split(b"\n") if b'"task_id": "t-' in line]
     assert order == list(range(BATCH))
+
+
+@pytest.mark.parametrize("path", ["/session", "/api/v1/runs", "/api/v1/plan"])
+def test_a_request_cut_short_in_its_body_is_logged_as_nothing(
+    served: Served, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    host, port = served.url.removeprefix("http://").split(":")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            client = socket.create_connection((host, int(port)), timeout=PATIENCE)
+            head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {served.secret}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n")  # fmt: skip
+            client.sendall(head.encode() + b'{"workflo')  # 10 of the 100 bytes, then gone
+            _reset(client)
+        for _ in range(2):  # later requests on the same loop: the ones cut short were handled before them
+            check = socket.create_connection((host, int(port)), timeout=PATIENCE)
+            check.sendall(f"GET /api/v1/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            assert _read_until(check, "HTTP/1.1").startswith(b"HTTP/1.1")
+            check.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
