@@ -11,7 +11,7 @@ import click
 
 import pepper
 from pepper.cli.commands import COMMANDS, load_command, placeholder
-from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, db_option
+from pepper.cli.common import DB_PATH, EXIT_BAD_INPUT, EXIT_INTERRUPTED, db_option
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -56,6 +56,8 @@ class PepperGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C in a command that does not wait (those that wait say what they stopped)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             error = _bad_input(exc, ctx)
             if error is None and _store_failure(exc):

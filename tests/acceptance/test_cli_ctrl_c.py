@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
 
 from tests.acceptance.test_cli_workflows import CLI, TIMEOUT, _until
 from tests.acceptance.test_cli_workflows import cli as cli
@@ -66,3 +70,21 @@ def test_ctrl_c_on_submit_wait_says_the_task_is_running(cli: CLI) -> None:
     assert waiting.returncode == 130, out + err
     assert "stopped waiting; L1 is running" in err and "still queued" not in err
     assert json.loads(cli.expect(0, "status", "L1", "--json").stdout)["state"] == "completed"
+
+
+def test_ctrl_c_in_a_command_that_does_not_wait_exits_130_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pressed while `pepper tasks` draws its table (the interrupt raised where Python raises it for a Ctrl-C)."""
+    import pepper.cli.tasks as tasks_command
+    from pepper.cli.main import cli as pepper_cli
+
+    def pressed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tasks_command, "tasks_table", pressed)
+    db = str(tmp_path / "pepper.db")
+    assert CliRunner().invoke(pepper_cli, ["submit", "build", "--id", "t1", "--db", db]).exit_code == 0
+    done = CliRunner().invoke(pepper_cli, ["tasks", "--db", db])
+    assert done.exit_code == 130, done.output
+    assert "Aborted" not in done.output and "Traceback" not in done.output
