@@ -130,8 +130,9 @@ def gather(runtime: pepper.Runtime, window: float) -> Snapshot:
     for agent_id, figures in perf.by_agent.items():
         if agent_id not in shown:
             rows.append(AgentRow(agent_id, None, running.get(agent_id, 0), None, None, None, figures))
-    return Snapshot(runtime.clock.now(), redact(runtime.settings.db), report, store.count_by_state(),
-                    store.runs.count_by_state(), len(store.errors.parked()), rows, perf)  # fmt: skip
+    counts = store.count_by_state()
+    return Snapshot(runtime.clock.now(), redact(runtime.settings.db), report, counts,
+                    store.runs.count_by_state(), counts.get("parked", 0), rows, perf)  # fmt: skip
 
 
 def view(s: Snapshot, db: str | None, every: float | None = None) -> RenderableType:

@@ -220,7 +220,7 @@ class HealthMonitor(AlertSource):
                 if quiet > rules.RUN_STUCK_AFTER:
                     stuck.append((run.run_id, quiet))
         ended = [r for r in recent if r.finished_at is not None and r.finished_at >= now - 3600]
-        parked_ids = [r.task.task_id for r in store.errors.parked()]
+        parked_ids = store.errors.parked_ids()
         runs = store.runs.among({rid for t in parked_ids if (rid := run_namespace(t)) is not None})
         parked = tuple(t for t in parked_ids if run_namespace(t) in runs)  # steps of runs, not any id with a '/'
         facts = rules.WorkflowFacts(len(running), tuple(stuck), len(ended),

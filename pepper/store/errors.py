@@ -36,3 +36,7 @@ class ErrorLog:
     def parked(self) -> list[TaskRecord]:
         """The dead-letter queue: tasks parked for a person, oldest first."""
         return [TaskRecord.from_row(r) for r in self._store.query("parked_tasks")]
+
+    def parked_ids(self) -> list[str]:
+        """The ids of the parked tasks, oldest first (their rows are not read)."""
+        return [r["task_id"] for r in self._store.query("parked_task_ids")]

@@ -173,6 +173,8 @@ def test_metrics_scraped_over_http_parse_and_match_the_store(runtime):
 
     orchestrator = TaskOrchestrator(runtime)
     specs = [{"id": f"t{i}", "type": "t" if i % 3 else "u", "inputs": {"fail": i % 10 == 0}} for i in range(60)]
+    for spec in specs[::20]:  # of those that fail, three park for a person instead
+        spec["policy"] = "dead_letter"
     orchestrator.submit_tasks(specs)
     orchestrator.wait([s["id"] for s in specs], timeout=30)
     server = serve_metrics(runtime, port=0)
@@ -195,6 +197,8 @@ def test_metrics_scraped_over_http_parse_and_match_the_store(runtime):
     stored = runtime.store.counts_by_state_and_type()
     for state, task_type, n in stored:
         assert samples[("pepper_tasks", (("state", state), ("task_type", task_type)))] == n
+    assert samples[("pepper_dead_letters", ())] == len(runtime.store.errors.parked()) == 3
+    assert runtime.store.errors.parked_ids() == [r.task.task_id for r in runtime.store.errors.parked()]
     completed = sum(n for state, _, n in stored if state == "completed")
     failed = sum(n for state, _, n in stored if state == "failed")
     counted = {name: sum(v for (sample, _), v in samples.items() if sample == name)

@@ -420,6 +420,6 @@ def test_a_database_with_parked_tasks_from_before_parked_was_a_state_is_migrated
         states = {tid: r.state for tid, r in records.items()}
         assert states == {"parked": TaskState.PARKED, "ready": TaskState.PENDING, "done": TaskState.COMPLETED}
         assert records["parked"].parked_at == 5.0
-        assert [r.task.task_id for r in store.errors.parked()] == ["parked"]
+        assert [r.task.task_id for r in store.errors.parked()] == ["parked"] == store.errors.parked_ids()
     finally:
         store.close()

@@ -359,6 +359,9 @@ SELECT * FROM errors ORDER BY error_id DESC LIMIT ?;
 -- name: parked_tasks
 SELECT * FROM tasks WHERE state = 'parked' ORDER BY parked_at;
 
+-- name: parked_task_ids
+SELECT task_id FROM tasks WHERE state = 'parked' ORDER BY parked_at;
+
 -- name: ended_attempts_since
 -- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed or (before a re-run
 -- of their workflow run) completed.
