@@ -27,6 +27,8 @@ const ROUTES = [
 
 let session = null;
 let leave = null;
+// Counts the pages shown: a page still loading when another one is asked for is let go once it has loaded.
+let shown = 0;
 
 export function navigate(path) {
   window.history.pushState({}, "", path);
@@ -59,6 +61,7 @@ function header(me) {
 }
 
 async function show() {
+  const mine = ++shown;
   if (leave) {
     leave();
     leave = null;
@@ -75,6 +78,7 @@ async function show() {
     return;
   }
   const me = page === signIn ? null : await who();
+  if (mine !== shown) return; // another page was asked for meanwhile
   if (!me && page !== signIn) {
     window.history.replaceState({}, "", "/sign-in");
     return show();
@@ -83,11 +87,15 @@ async function show() {
   document.title = `${title} · pepper`;
   const params = pattern.exec(path).slice(1).map((p) => p.split("/").map(decodeURIComponent).join("/"));
   const context = { me, canWrite: !!me && me.scope !== "read", navigate, query: new URLSearchParams(window.location.search) };
-  put(root, h("p", { class: "muted" }, "Loading…"));
+  // Each page draws into its own slot: one still loading after another was asked for draws out of sight.
+  const slot = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  put(root, slot);
   try {
-    leave = (await page.render(root, params, context)) || null;
+    const done = (await page.render(slot, params, context)) || null;
+    if (mine === shown) leave = done;
+    else if (done) done(); // its stream and timers stop: it is not on screen
   } catch (error) {
-    put(root, h("h1", {}, title), notice(error.message));
+    if (mine === shown) put(slot, h("h1", {}, title), notice(error.message));
   }
 }
 
