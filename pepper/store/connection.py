@@ -171,6 +171,10 @@ def connect(
         if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
             raise ConfigError(f"{path!r} is not a pepper database (SQLite says: {exc})", field="db") from None
         raise damaged(exc, path) or _cannot_use(exc, path, "open") from None
+    if not tables and not create:  # an empty file (or a database with nothing in it): a read must not make one
+        conn.close()
+        raise ConfigError(f"no pepper database at {path!r}: the file is empty (check the --db option or $PEPPER_DB)",
+                          field="db")  # fmt: skip
     if tables and "schema_version" not in tables:  # someone else's database: pepper writes nothing to it
         conn.close()
         raise ConfigError(f"{path!r} is a SQLite database, but not a pepper one (its tables: "

@@ -68,6 +68,14 @@ def test_a_database_in_a_missing_folder_is_refused_and_nothing_is_made(tmp_path:
     assert (tmp_path / ".pepper" / "pepper.db").is_file()
 
 
+def test_an_empty_file_given_to_a_command_that_only_reads_is_refused_and_left_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "notes.txt"
+    empty.touch()
+    for command in (("tasks",), ("status", "t1"), ("dlq",), ("runs",)):
+        refused(pepper_cli(tmp_path, *command, "--db", str(empty)), f"no pepper database at {str(empty)!r}", "empty")
+    assert empty.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_values_sqlite_cannot_store_are_refused_and_nothing_is_stored(tmp_path: Path) -> None:
     db = str(tmp_path / "pepper.db")
     assert pepper_cli(tmp_path, "submit", "echo", "--id", "good", "--db", db).returncode == 0
