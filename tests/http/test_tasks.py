@@ -33,6 +33,19 @@ def test_submit_many_stores_all_or_none(api: Api) -> None:
     assert not [s for s in listed if s["task_id"].startswith(("c-", "d-"))]
 
 
+def test_a_batch_answers_each_status_as_stored_and_one_task_says_why_it_waits(api: Api) -> None:
+    ids = [_id("queued") for _ in range(3)]
+    with api.client() as client:
+        batch = client.post("/api/v1/tasks", json={"tasks": [{"id": i, "type": "nobody-takes-this"} for i in ids]})
+        one = client.post("/api/v1/tasks", json={"task_id": _id("alone"), "task_type": "nobody-takes-this"})
+        asked = client.get(f"/api/v1/tasks/{ids[-1]}").json()
+    assert batch.status_code == 201 and one.status_code == 201
+    items = batch.json()["items"]
+    assert [(s["task_id"], s["state"]) for s in items] == [(i, "pending") for i in ids]
+    assert all(s["created_at"] is not None and s["waiting_on"] == [] for s in items)  # reading the backlog is left out
+    assert one.json()["waiting_on"] and asked["waiting_on"]  # what one task's answer and GET say
+
+
 def test_a_duplicate_with_another_spec_is_409_and_a_cycle_400(api: Api) -> None:
     task_id = _id("dup")
     with api.client() as client:

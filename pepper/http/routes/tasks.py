@@ -81,19 +81,21 @@ def _orchestrator(request: Request) -> TaskOrchestrator:
 async def submit(
     request: Request, body: Annotated[dict[str, Any], Body(openapi_examples={"one": {"value": _SUBMIT_EXAMPLE}})]
 ) -> dict[str, Any]:
-    """Submit one task (the fields of `submit_task`) or `{"tasks": [...]}`: all of them or none; their statuses."""
+    """Submit one task (the fields of `submit_task`) or `{"tasks": [...]}`: all of them or none. The answer is the
+    task's status, with why it waits; for a batch, each task's status as stored (`GET /api/v1/tasks/{id}` says why
+    one waits)."""
     orchestrator = _orchestrator(request)
     many = "tasks" in body
     specs = body["tasks"] if many else [body]
     if many and (len(body) != 1 or not isinstance(specs, list)):
         raise ValidationError('a batch is {"tasks": [task, ...]} and nothing else', field="tasks")
     tasks = await orchestrator.submit_tasks_async(specs)
-    statuses = [await orchestrator.get_task_status_async(t.task_id) for t in tasks]
-    if many:
-        return {"items": [s.to_dict() for s in statuses]}
-    if not statuses:
+    if many:  # each as stored, without why it waits (a count of the tasks ahead of each would read the backlog)
+        stored = await run_in_threadpool(runtime_of(request).store.get_statuses, [t.task_id for t in tasks])
+        return {"items": [stored[t.task_id].to_dict() for t in tasks if t.task_id in stored]}
+    if not tasks:
         raise ValidationError("no task was given", field="tasks")
-    return statuses[0].to_dict()
+    return (await orchestrator.get_task_status_async(tasks[0].task_id)).to_dict()
 
 
 @router.get("", dependencies=[READ], response_model=Page)
