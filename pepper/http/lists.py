@@ -105,7 +105,17 @@ def ordered_page(
     since = _place(decode_cursor(cursor))
     if since is not None:
         ranked = [item for item in ranked if order(item) > since]
-    return page(ranked, limit, lambda item: json.dumps(list(order(item))), show)
+    return page(ranked, limit, lambda item: place_key(order(item)), show)
+
+
+def place_after(cursor: str | None) -> tuple[float, str] | None:
+    """The place (a time and an id) an ordered page's ``cursor`` goes on after; None for the first page."""
+    return _place(decode_cursor(cursor))
+
+
+def place_key(place: tuple[float, str]) -> str:
+    """The key of an ordered page's cursor going on after ``place``."""
+    return json.dumps(list(place))
 
 
 def _place(key: str | None) -> tuple[float, str] | None:
@@ -116,7 +126,7 @@ def _place(key: str | None) -> tuple[float, str] | None:
         at, name = json.loads(key)
     except (ValueError, TypeError):
         at = name = None
-    if isinstance(at, bool) or not isinstance(at, (int, float)) or not isinstance(name, str):
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at) or not isinstance(name, str):
         raise ValidationError(_NOT_MADE_HERE, field="cursor")
     return float(at), name
 

@@ -37,6 +37,12 @@ class ErrorLog:
         """The dead-letter queue: tasks parked for a person, oldest first."""
         return [TaskRecord.from_row(r) for r in self._store.query("parked_tasks")]
 
+    def parked_page(self, after: tuple[float, str] | None, limit: int) -> list[TaskRecord]:
+        """Up to ``limit`` parked tasks after the place ``after`` (when parked, then id; None: from the first),
+        oldest first: only their rows are read."""
+        at, task_id = after if after is not None else (-1.0, "")
+        return [TaskRecord.from_row(r) for r in self._store.query("parked_page", (at, at, task_id, limit))]
+
     def parked_ids(self) -> list[str]:
         """The ids of the parked tasks, oldest first (their rows are not read)."""
         return [r["task_id"] for r in self._store.query("parked_task_ids")]

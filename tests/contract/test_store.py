@@ -371,3 +371,19 @@ def test_change_polling_reuses_the_specs_the_caller_knows(store):
     # the same record either way; with the spec known, it is that very object (not decoded again)
     assert reused == fresh and reused[0].task is task and fresh[0].task is not task
     assert store.changes_since(0, ME, known=lambda task_id: None) == (fresh, store.current_change_seq())
+
+
+def test_the_dead_letter_queue_is_read_a_page_at_a_time_oldest_first(store):
+    parked_at = {"e": 5.0, "a": 7.0, "d": 5.0, "b": 6.0, "c": 5.0}  # three parked at the same time
+    tasks = [build_task(task_id=task_id, task_type="t") for task_id in parked_at]
+    store.commit(WriteSet(submissions=[[*tasks, build_task(task_id="waiting", task_type="t")]]), ME)
+    parked = [TaskRecord(task, TaskState.PARKED, attempts=1, failures=1, parked_at=parked_at[task.task_id],
+                         reason="parked for a person") for task in tasks]  # fmt: skip
+    assert not store.commit(WriteSet(saves=[TaskSave.of(record, 1) for record in parked]), ME).conflicts
+    pages, after = [], None
+    while page := store.errors.parked_page(after, 2):
+        pages.append([record.task.task_id for record in page])
+        after = (page[-1].parked_at, page[-1].task.task_id)
+    assert pages == [["c", "d"], ["e", "b"], ["a"]]  # when parked, then id: each once, whatever the page size
+    assert [r.task.task_id for r in store.errors.parked_page(None, 10)] == ["c", "d", "e", "b", "a"]
+    assert sorted(store.errors.parked_ids()) == sorted(parked_at)

@@ -3,6 +3,7 @@ to the server reads every page: past the first thousand, it answers as a local r
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -97,7 +98,8 @@ def test_the_dead_letter_queue_and_the_leases_page_past_a_thousand_oldest_first(
         assert [lease["lease_id"] for p in leaser for lease in p] == [f"alloc-leaser-{i:04d}" for i in range(MANY)]
         assert all(lease["agent_id"] == "leaser" for p in leaser for lease in p)
         for path in ("/api/v1/dlq", "/api/v1/leases"):
-            for cursor in ("not-ours", "WyJ4Il0"):  # not base64 of a key; a key of the wrong shape (["x"])
+            unbounded = [base64.urlsafe_b64encode(key.encode()).decode() for key in ('[NaN, "x"]', '[1e999, "x"]')]
+            for cursor in ("not-ours", "WyJ4Il0", *unbounded):  # not base64 of a key; of the wrong shape; no time
                 refused = http.get(path, params={"cursor": cursor})
                 assert refused.status_code == 400, refused.text
                 assert refused.json()["error"]["field"] == "cursor"

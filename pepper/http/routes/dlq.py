@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from pepper.core import ErrorHandler
 from pepper.http.auth import READ, WRITE
-from pepper.http.lists import Cursor, Limit, Page, listed, ordered_page
+from pepper.http.lists import Cursor, Limit, Page, listed, page, place_after, place_key
 from pepper.http.paths import IdRoute
 from pepper.http.routes import runtime_of
 from pepper.model.status import TaskStatus
@@ -29,8 +29,8 @@ class DropBody(BaseModel):
 def list_dead_letters(request: Request, limit: Limit = 1000, cursor: Cursor = None) -> Page:
     """A page of the tasks parked in the dead-letter queue, oldest first."""
     listed(limit)
-    parked = ErrorHandler(runtime_of(request)).dead_letters()
-    return ordered_page(parked, limit, cursor, _parked_order, TaskStatus.to_dict)
+    rows = runtime_of(request).store.errors.parked_page(place_after(cursor), limit + 1)  # one page's rows only
+    return page([row.to_status() for row in rows], limit, lambda s: place_key(_parked_order(s)), TaskStatus.to_dict)
 
 
 def _parked_order(status: TaskStatus) -> tuple[float, str]:

@@ -362,6 +362,14 @@ SELECT * FROM tasks WHERE state = 'parked' ORDER BY parked_at;
 -- name: parked_task_ids
 SELECT task_id FROM tasks WHERE state = 'parked' ORDER BY parked_at;
 
+-- name: parked_page
+-- A page of the dead-letter queue: the parked tasks after a place (when parked, then id), oldest first.
+SELECT * FROM tasks
+WHERE state = 'parked'
+  AND (COALESCE(parked_at, 0) > ? OR (COALESCE(parked_at, 0) = ? AND task_id > ?))
+ORDER BY COALESCE(parked_at, 0), task_id
+LIMIT ?;
+
 -- name: ended_attempts_since
 -- Attempts that ended after ?: the last attempt of each task, and earlier ones that failed or (before a re-run
 -- of their workflow run) completed.
