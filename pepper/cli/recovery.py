@@ -92,11 +92,12 @@ def errors_table(found: Sequence[ErrorRecord], now: float, *, show_task: bool) -
 
 
 @click.group(invoke_without_command=True)
+@limit_option(50, "Show at most N parked tasks, the oldest")
 @json_option
 @db_option
 @server_option
 @click.pass_context
-def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
+def dlq(ctx: click.Context, limit: int, as_json: bool, db: str | None) -> None:
     """The dead-letter queue: tasks a recovery policy parked for a person.
 
     Without a subcommand, lists them. A parked task keeps the tasks that
@@ -112,7 +113,12 @@ def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with open_runtime(db) as runtime:
-        parked = ErrorHandler(runtime).dead_letters()
+        if runtime.server:  # a server answers the queue page by page
+            everyone = ErrorHandler(runtime).dead_letters()
+            parked, total = everyone[:limit], len(everyone)
+        else:  # the oldest only, and a count of the rest: the queue may hold many thousands
+            parked = [record.to_status() for record in runtime.store.errors.parked_page(None, limit)]
+            total = runtime.store.count_by_state().get("parked", 0)
     console = listing_console(as_json, parked, TaskStatus.to_dict, Text("The dead-letter queue is empty."))
     if console is None:
         return
@@ -127,7 +133,8 @@ def dlq(ctx: click.Context, as_json: bool, db: str | None) -> None:
                       error)  # fmt: skip
     console.print(table)
     hint = where_hint(db)  # dlq replay and errors take --server
-    console.print(Text(f"\n{plural(len(parked), 'parked task')}. `pepper dlq replay TASK{hint}` runs one again, "
+    shown = f" (the oldest {len(parked)} shown: `--limit N` shows more)" if total > len(parked) else ""
+    console.print(Text(f"\n{plural(total, 'parked task')}{shown}. `pepper dlq replay TASK{hint}` runs one again, "
                        f"`pepper errors TASK{hint}` shows its history.", style="dim"))  # fmt: skip
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+import pepper
+from pepper.core import ErrorHandler, TaskOrchestrator
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PARK = textwrap.dedent("""
@@ -115,3 +118,24 @@ def test_a_parked_task_has_its_own_state_and_replay_checks_the_agent_first(parke
     replayed = pepper_cli(parked, "dlq", "replay", "build-7")
     assert replayed.returncode == 0 and "replaying build-7" in replayed.stdout
     assert json.loads(pepper_cli(parked, "status", "build-7", "--json").stdout)["state"] == "pending"
+
+
+def test_dlq_shows_the_oldest_parked_tasks_up_to_its_limit_and_counts_them_all(tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    with pepper.Runtime(db=str(db), home=str(tmp_path / "home")) as runtime:
+
+        @pepper.agent("breaker", task_types=["b"], capacity=4, runtime=runtime)
+        def breaker(task: pepper.TaskRun) -> None:
+            raise RuntimeError("broken on purpose")
+
+        ids = [f"p{i}" for i in range(5)]
+        orchestrator = TaskOrchestrator(runtime)
+        orchestrator.submit_tasks([{"id": i, "type": "b", "policy": "dead_letter"} for i in ids])
+        orchestrator.wait(ids, timeout=30)
+        oldest = [s.task_id for s in ErrorHandler(runtime).dead_letters()][:2]
+    listed = pepper_cli(db, "dlq", "--limit", "2")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:3]] == oldest
+    assert "5 parked tasks (the oldest 2 shown: `--limit N` shows more)" in listed.stdout
+    assert [t["task_id"] for t in json.loads(pepper_cli(db, "dlq", "--limit", "2", "--json").stdout)] == oldest
+    assert "5 parked tasks." in pepper_cli(db, "dlq").stdout  # all of them within the default limit
