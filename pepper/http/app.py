@@ -9,6 +9,7 @@ session cookie.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,6 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.feed = feed
+    app.state.stopping = asyncio.Event()  # set as the server begins to stop: long waits end then
     errors.install(app)
     # outermost: no token, no further reading of the request (the docs page, opened in a browser, says how to sign in)
     app.add_middleware(TokenGate, guarded=_guarded, pages={docs.DOCS: docs.sign_in_first})

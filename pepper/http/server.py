@@ -23,7 +23,8 @@ GRACE = 5.0
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, ending the event streams first when it stops (they would hold the shutdown open)."""
+    """uvicorn's server, ending the event streams and long waits first when it stops (they would hold the shutdown
+    open until cut)."""
 
     def __init__(
         self, app: FastAPI, host: str, port: int, on_started: Callable[[str], None] | None = None, **options: Any
@@ -32,6 +33,7 @@ class Server(uvicorn.Server):
         options.setdefault("timeout_graceful_shutdown", GRACE)
         super().__init__(uvicorn.Config(app, host=host, port=port, lifespan="on", **options))
         self.feed: ChangeFeed = app.state.feed
+        self.stopping: asyncio.Event = app.state.stopping
         self.on_started = on_started
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
@@ -48,6 +50,7 @@ class Server(uvicorn.Server):
             self.should_exit = True
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        self.stopping.set()  # requests waiting (``?wait=``) answer what stands now
         await self.feed.close()
         await super().shutdown(sockets)
 

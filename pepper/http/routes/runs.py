@@ -24,7 +24,7 @@ from pepper.errors import ImpersonationError, NestingTooDeepError, ValidationErr
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_cursor, listed, page
 from pepper.http.nesting import check_document_depth
-from pepper.http.routes import runtime_of
+from pepper.http.routes import runtime_of, unless_stopping
 from pepper.http.routes.tasks import Wait
 from pepper.model.codec import MAX_DEPTH
 from pepper.model.workflow_run import RunRecord, RunState
@@ -209,7 +209,7 @@ async def get_run(request: Request, run_id: str, wait: Wait = None) -> dict[str,
     runtime = runtime_of(request)
     if wait:
         try:
-            await WorkflowController(runtime=runtime).wait_async(run_id, timeout=wait)
+            await unless_stopping(request, WorkflowController(runtime=runtime).wait_async(run_id, timeout=wait))
         except WaitTimeoutError:
             pass
     return await _details(runtime, run_id)

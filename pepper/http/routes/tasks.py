@@ -21,7 +21,7 @@ from pepper.errors import AgentNotFoundError, ConflictError, ValidationError, Wa
 from pepper.http.auth import READ, WRITE
 from pepper.http.lists import Cursor, Limit, Page, decode_task_cursor, encode_task_cursor, listed, whole
 from pepper.http.paths import IdRoute
-from pepper.http.routes import runtime_of
+from pepper.http.routes import runtime_of, unless_stopping
 from pepper.model.recovery import Policy
 from pepper.model.recovery_policy import Fallback
 from pepper.model.status import TaskError, TaskStatus
@@ -202,9 +202,10 @@ async def status(request: Request, task_id: str, wait: Wait = None) -> dict[str,
     orchestrator = _orchestrator(request)
     if wait:
         try:
-            waited = await orchestrator.wait_async(task_id, timeout=wait)
-            assert isinstance(waited, TaskStatus)
-            return waited.to_dict()
+            ended, waited = await unless_stopping(request, orchestrator.wait_async(task_id, timeout=wait))
+            if ended:
+                assert isinstance(waited, TaskStatus)
+                return waited.to_dict()
         except WaitTimeoutError:
             pass
     return (await orchestrator.get_task_status_async(task_id)).to_dict()
