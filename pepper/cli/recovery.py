@@ -32,7 +32,7 @@ _ACTION_STYLES = {"retry": "yellow", "reassign": "cyan", "fallback": "cyan", "sk
 @click.argument("task_id", metavar="[TASK]", required=False)
 @click.option("--agent", "agent_id", metavar="AGENT", help="The latest errors on this agent instead.")
 @click.option("--run", "run_id", metavar="RUN", help="The errors of this workflow run's steps instead.")
-@limit_option(50, "At most N errors (--agent, --run, all)")
+@limit_option(50, "At most N errors (of a TASK, its latest)")
 @click.option("--traceback", is_flag=True, help="Show each error's full traceback.")
 @json_option
 @db_option
@@ -59,6 +59,9 @@ def errors(
             raise RemoteUnsupportedError("the errors of an agent, of a run or of every task",
                                          "with --server give a TASK: `pepper errors TASK`")  # fmt: skip
         found = ErrorHandler(runtime).get_error_history(task_id, agent_id=agent_id, run_id=run_id, limit=limit)
+    total = len(found)
+    if task_id is not None:  # a task's whole history comes back, oldest first: its latest are shown
+        found = found[-limit:]
     what = f"task {task_id}" if task_id else f"agent {agent_id}" if agent_id else f"run {run_id}" if run_id else None
     empty = Text(f"No errors recorded for {what}." if what else "No errors recorded.")
     console = listing_console(as_json, found, ErrorRecord.to_dict, empty)
@@ -70,7 +73,8 @@ def errors(
             if e.error.traceback:
                 console.print(Text(f"\n{e.task_id} attempt {e.attempt}:", style="bold"))
                 console.print(Text(e.error.traceback.rstrip()), soft_wrap=True)
-    console.print(Text(f"\n{plural(len(found), 'error')}" + (f" of {what}" if what else ""), style="dim"))
+    shown = f" (the latest {len(found)} shown: `--limit N` shows more)" if total > len(found) else ""
+    console.print(Text(f"\n{plural(total, 'error')}" + (f" of {what}" if what else "") + shown, style="dim"))
 
 
 def errors_table(found: Sequence[ErrorRecord], now: float, *, show_task: bool) -> Table:

@@ -68,6 +68,9 @@ def test_errors_show_each_failure_and_what_the_policy_decided(parked: Path) -> N
     assert [(e["attempt"], e["action"], e["type"]) for e in data] == [
         (1, "retry", "ConnectionError"), (2, "dead_letter", "ConnectionError")
     ]  # fmt: skip
+    latest = pepper_cli(parked, "errors", "build-7", "--limit", "1").stdout.splitlines()
+    assert len([line for line in latest if "ConnectionError" in line]) == 1 and "dead letter" in latest[1]
+    assert "2 errors of task build-7 (the latest 1 shown: `--limit N` shows more)" in latest[-1]
     assert "TASK" in pepper_cli(parked, "errors", "--agent", "flaky").stdout.splitlines()[0]
     assert "no task with id 'nope'" in pepper_cli(parked, "errors", "nope").stderr
 
