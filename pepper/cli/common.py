@@ -118,6 +118,19 @@ def check_seconds(ctx: click.Context, param: click.Parameter, value: str | None)
     return number
 
 
+def not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """The callback of an option an empty value would turn into something else than a choice (every state, every
+    component, the current folder): refused in one line (exit 2) as the option is read."""
+    from pepper.errors import ValidationError
+
+    for given in value if isinstance(value, tuple) else (value,):
+        if given is not None and not str(given).strip():
+            name = param.opts[0] if param.opts else param.name
+            advice = "give a value" if param.required else "leave it out, or give a value"
+            raise ValidationError(f"{name} was given empty: {advice}", field=param.name)
+    return value
+
+
 def json_option(function: F) -> F:
     """``--json``: machine-readable output on stdout."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(function)

@@ -10,7 +10,15 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from pepper.cli.common import EXIT_INTERRUPTED, db_option, json_option, limit_option, open_runtime, server_option
+from pepper.cli.common import (
+    EXIT_INTERRUPTED,
+    db_option,
+    json_option,
+    limit_option,
+    not_empty,
+    open_runtime,
+    server_option,
+)
 from pepper.cli.render import duration, listing_console, make_console, one_line, plural, print_json, relative
 from pepper.cli.worker import _stop_signals, metrics_served, metrics_url
 from pepper.core import HealthMonitor, PerformanceMonitor
@@ -50,6 +58,7 @@ def table() -> Table:
     multiple=True,
     metavar="NAME",
     help=f"Check only this component (repeat, or separate with commas): {', '.join(COMPONENTS)}.",
+    callback=not_empty,
 )
 @click.option("--verbose", "-v", is_flag=True, help="Also show the numbers behind each verdict.")
 @json_option

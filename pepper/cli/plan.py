@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_BAD_INPUT, check_gantt_path, db_option, json_option
+from pepper.cli.common import EXIT_BAD_INPUT, check_gantt_path, db_option, json_option, not_empty
 from pepper.cli.inputs import parse_value
 from pepper.cli.render import duration, make_console, plural, print_json
 from pepper.core import load_agents
@@ -36,7 +36,9 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, object]:
 @click.command(name="plan")
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--agents", "agents_path", metavar="PATH", type=click.Path(path_type=Path),
-              help="Plan on these agents (an agent file or folder) instead of the workflow file's.")  # fmt: skip
+              help="Plan on these agents (an agent file or folder) instead of the workflow file's.",
+    callback=not_empty,
+)  # fmt: skip
 @click.option("--policy", type=click.Choice(POLICIES), default="default", show_default=True,
               help="How ready tasks are ordered: the live scheduler's default, the critical path first, "
                    "or round robin (a yardstick).")  # fmt: skip

@@ -14,6 +14,7 @@ from pepper.cli.common import (
     db_option,
     json_option,
     limit_option,
+    not_empty,
     open_runtime,
     server_option,
     where_hint,
@@ -30,7 +31,9 @@ _ACTION_STYLES = {"retry": "yellow", "reassign": "cyan", "fallback": "cyan", "sk
 
 @click.command()
 @click.argument("task_id", metavar="[TASK]", required=False)
-@click.option("--agent", "agent_id", metavar="AGENT", help="The latest errors on this agent instead.")
+@click.option(
+    "--agent", "agent_id", metavar="AGENT", help="The latest errors on this agent instead.", callback=not_empty
+)
 @click.option("--run", "run_id", metavar="RUN", help="The errors of this workflow run's steps instead.")
 @limit_option(50, "At most N errors (of a TASK, its latest)")
 @click.option("--traceback", is_flag=True, help="Show each error's full traceback.")
@@ -150,6 +153,7 @@ def dlq(ctx: click.Context, limit: int, as_json: bool, db: str | None) -> None:
     metavar="AGENT",
     help="Run it on this agent (pins it there). It must be an agent of a live worker that accepts the task's type "
     "and has its skills; otherwise nothing is replayed.",
+    callback=not_empty,
 )
 @json_option
 @db_option

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
-from pepper.cli.common import db_option, json_option, open_runtime, where_hint
+from pepper.cli.common import db_option, json_option, not_empty, open_runtime, where_hint
 from pepper.cli.render import make_console
 from pepper.cli.run_progress import Following, RunDisplay, drive, leave
 from pepper.cli.run_report import RunHistory, finish
@@ -25,6 +25,7 @@ from pepper.core import WorkflowController
     metavar="PATH",
     help="The agents to run its steps: an agents YAML file (or folder) or a workflow file. "
     "Default: the agents of the workflow file the run was started from.",
+    callback=not_empty,
 )
 @click.option("--timeout", metavar="DURATION", help="Cancel the run if it has not finished after this long.")
 @json_option

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import db_hint, db_option, json_option, open_runtime
+from pepper.cli.common import db_hint, db_option, json_option, not_empty, open_runtime
 from pepper.cli.render import listing_console, make_console, plural, print_json, relative
 from pepper.core import ResourceManager
 from pepper.core.resources import PoolStatus
@@ -45,7 +45,7 @@ def resources(as_json: bool, db: str | None) -> None:
 
 
 @click.command()
-@click.option("--agent", "agent_id", metavar="AGENT_ID", help="Only the leases held by this agent.")
+@click.option("--agent", "agent_id", metavar="AGENT_ID", help="Only the leases held by this agent.", callback=not_empty)
 @json_option
 @db_option
 def leases(agent_id: str | None, as_json: bool, db: str | None) -> None:

@@ -12,7 +12,7 @@ import click
 from rich.text import Text
 
 import pepper
-from pepper.cli.common import EXIT_INTERRUPTED, db_option, open_runtime, start_engine
+from pepper.cli.common import EXIT_INTERRUPTED, db_option, not_empty, open_runtime, start_engine
 from pepper.cli.render import make_console
 from pepper.errors import PepperError
 from pepper.store.location import redact
@@ -23,7 +23,9 @@ from pepper.store.location import redact
               help="Address to listen on; any but a loopback one needs a token to exist first.")  # fmt: skip
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
 @click.option("--agents", "agents_path", metavar="PATH", type=click.Path(),
-              help="Also run these agents (a YAML file or folder, as for `pepper worker`) here.")  # fmt: skip
+              help="Also run these agents (a YAML file or folder, as for `pepper worker`) here.",
+    callback=not_empty,
+)  # fmt: skip
 @db_option
 def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None:
     """Serve pepper's HTTP API on http://HOST:PORT until Ctrl-C (or SIGTERM).

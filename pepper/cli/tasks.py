@@ -16,6 +16,7 @@ from pepper.cli.common import (
     exit_code_for,
     json_option,
     limit_option,
+    not_empty,
     open_runtime,
     server_option,
     where_hint,
@@ -50,7 +51,7 @@ _STATE_ALIASES = {"running": TaskState.IN_PROGRESS.value}
     help="One input; VALUE is JSON if it parses (n=3, ok=true), else text.",
 )
 @click.option("--inputs", "inputs_json", metavar="JSON", help="All inputs as a JSON object (--input entries win).")
-@click.option("--agent", metavar="AGENT_ID", help="Run only on this agent.")
+@click.option("--agent", metavar="AGENT_ID", help="Run only on this agent.", callback=not_empty)
 @click.option("--skill", "skills", multiple=True, metavar="NAME", help="Run only on an agent with this skill.")
 @click.option("--timeout", metavar="SECONDS", help="Stop an attempt after this long (e.g. 90, 30s, 15m).")
 @click.option(
@@ -199,6 +200,7 @@ def status(task_id: str, traceback: bool, as_json: bool, db: str | None) -> None
     "--state",
     metavar="STATE",
     help=f"Only tasks in this state: {', '.join(TaskState)} (running means in_progress).",
+    callback=not_empty,
 )
 @limit_option(50, "Show at most N tasks")
 @json_option

@@ -21,6 +21,7 @@ from pepper.cli.common import (
     db_hint,
     db_option,
     json_option,
+    not_empty,
     open_runtime,
     start_engine,
 )
@@ -45,6 +46,7 @@ _LOOK = 0.05  # seconds between two looks at a stop flag set by a signal
     metavar="PATH",
     type=click.Path(),
     help="YAML file of agents, or a folder of them.",
+    callback=not_empty,
 )
 @click.option(
     "--until-idle",

@@ -17,6 +17,7 @@ from pepper.cli.common import (
     db_option,
     json_option,
     limit_option,
+    not_empty,
     open_runtime,
     server_option,
     where_hint,
@@ -163,6 +164,7 @@ def _check_outputs(as_json: bool, gantt: str | None, dot: str | None = None, sou
     type=click.Choice([s.value for s in RunState]),
     metavar="STATE",
     help="Only runs in this state: running, completed, failed, cancelled.",
+    callback=not_empty,
 )
 @limit_option(20, "Show at most N runs")
 @json_option
@@ -307,6 +309,7 @@ def _ended(runtime: pepper.Runtime, run_id: str) -> bool:
     metavar="PATH",
     help="The agents to run its steps: an agents YAML file (or folder) or a workflow file. "
     "Default: the agents of the workflow file the run was started from.",
+    callback=not_empty,
 )
 @click.option("--timeout", metavar="DURATION", help=_TIMEOUT_HELP)
 @json_option

@@ -193,3 +193,21 @@ def test_every_seconds_option_refuses_what_is_not_a_finite_number_before_anythin
     done = pepper_cli(tmp_path, *command, value, "--db", "pepper.db")
     assert refused(done) == f"error: {command[-1]} must be a number of seconds, 0 or more, got {value!r}\n"
     assert not (tmp_path / "pepper.db").exists()  # refused before anything was opened, let alone stored
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (("tasks",), "--state"),
+        (("health",), "--component"),
+        (("worker",), "--agents"),
+        (("errors",), "--agent"),
+        (("submit", "echo"), "--agent"),
+    ],
+)
+def test_an_option_given_empty_is_refused_not_taken_for_everything(
+    tmp_path: Path, command: tuple[str, ...], option: str
+) -> None:
+    done = pepper_cli(tmp_path, *command, option, "", "--db", "pepper.db")
+    assert refused(done, f"error: {option} was given empty")
+    assert not (tmp_path / "pepper.db").exists()  # refused before anything was opened
