@@ -178,6 +178,12 @@ def _events(api: Api, run_id: str, ready: threading.Event, out: list[tuple[str, 
                     return
 
 
+def test_the_events_of_a_run_that_does_not_exist_are_404_at_once(api: Api) -> None:
+    with api.client("read") as client:
+        answer = client.get("/api/v1/events", params={"run": "no-such-run"})
+    assert answer.status_code == 404 and answer.json()["error"]["type"] == "RunNotFoundError"
+
+
 def test_a_runs_events_arrive_in_order(api: Api) -> None:
     api.gate.clear()
     received: list[tuple[str, dict[str, Any]]] = []

@@ -32,8 +32,10 @@ KEEP_ALIVE = 15.0
 async def events(request: Request, token: Annotated[TokenRecord, READ], run: str | None = None) -> StreamingResponse:
     """`event: task` (`task_id`, `state`, `run_id`, `at`), `event: run` (`run_id`, `state`, `done`, `total`,
     `at`) and `event: alert` (the alert), as they happen; only one run's with `run`; `: keep-alive` every 15 s.
-    The stream ends once its token is revoked."""
+    The stream ends once its token is revoked; a `run` that does not exist is 404."""
     feed: ChangeFeed = request.app.state.feed
+    if run is not None:  # a run that is not there would never send anything: 404 at once
+        await asyncio.to_thread(request.app.state.runtime.store.runs.get, run)
     subscription = await feed.subscribe_now(run)
     watch = TokenWatch(request.app.state.runtime.store, token)
     return StreamingResponse(
