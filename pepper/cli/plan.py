@@ -35,10 +35,8 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, object]:
 
 @click.command(name="plan")
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--agents", "agents_path", metavar="PATH", type=click.Path(path_type=Path),
-              help="Plan on these agents (an agent file or folder) instead of the workflow file's.",
-    callback=not_empty,
-)  # fmt: skip
+@click.option("--agents", "agents_path", metavar="PATH", type=click.Path(path_type=Path), callback=not_empty,
+              help="Plan on these agents (an agent file or folder) instead of the workflow file's.")  # fmt: skip
 @click.option("--policy", type=click.Choice(POLICIES), default="default", show_default=True,
               help="How ready tasks are ordered: the live scheduler's default, the critical path first, "
                    "or round robin (a yardstick).")  # fmt: skip

@@ -22,10 +22,8 @@ from pepper.store.location import redact
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; any but a loopback one needs a token to exist first.")  # fmt: skip
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
-@click.option("--agents", "agents_path", metavar="PATH", type=click.Path(),
-              help="Also run these agents (a YAML file or folder, as for `pepper worker`) here.",
-    callback=not_empty,
-)  # fmt: skip
+@click.option("--agents", "agents_path", metavar="PATH", type=click.Path(), callback=not_empty,
+              help="Also run these agents (a YAML file or folder, as for `pepper worker`) here.")  # fmt: skip
 @db_option
 def serve(host: str, port: int, agents_path: str | None, db: str | None) -> None:
     """Serve pepper's HTTP API on http://HOST:PORT until Ctrl-C (or SIGTERM).
