@@ -61,7 +61,10 @@ def parse_duration(value: Any, what: str = "duration", *, also: str = "") -> flo
         match = _DURATION_RE.match(value)
         if match:
             number, unit = match.groups()
-            return float(number) * _DURATION_UNITS[unit or "s"]
+            seconds = float(number) * _DURATION_UNITS[unit or "s"]
+            if math.isinf(seconds):  # more digits than a float holds
+                raise ValidationError(f"{what} must be a finite number of seconds, got {shown(value)}", field=what)
+            return seconds
         if _DURATION_RE.match(value.strip().removeprefix("-")):  # "-5m": a duration, but below zero
             raise ValidationError(f"{what} cannot be negative, got {value!r}", field=what)
     raise ValidationError(
