@@ -10,7 +10,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from pepper.http.server import ThreadedServer
 from pepper.http.tokens import create_token
 from tests.conftest import FAST
 from tests.http.conftest import PATIENCE
+from tests.support import eventually
 
 #: Tasks a submission makes: one event each, sent to every stream in a few batches.
 BATCH = 2000
@@ -88,13 +89,6 @@ def _reset(client: socket.socket) -> None:
     client.close()
 
 
-def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.02)
-
-
 def test_clients_gone_while_big_batches_are_sent_cost_no_write_per_event(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -103,12 +97,12 @@ def test_clients_gone_while_big_batches_are_sent_cost_no_write_per_event(
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         for round_ in range(ROUNDS):
             stalled = [_open_stream(served, window=4096) for _ in range(STALLED)]  # they read no more
-            _until(lambda: served.feed.listening == STALLED + 1, "the streams to subscribe")
+            eventually(lambda: served.feed.listening == STALLED + 1, "the streams to subscribe")
             orchestrator.submit_tasks([{"id": f"r{round_}-{i}", "type": "nobody"} for i in range(BATCH)])
             _read_until(reader, f'"task_id": "r{round_}-{BATCH - 1}"')  # out: the stalled streams wait mid-way
             for client in stalled:
                 _reset(client)
-            _until(lambda: served.feed.listening == 1, "the streams of the clients gone to end")
+            eventually(lambda: served.feed.listening == 1, "the streams of the clients gone to end")
     reader.close()
     failed_writes = [r for r in caplog.records if "socket.send() raised exception" in r.getMessage()]
     assert failed_writes == []

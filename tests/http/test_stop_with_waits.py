@@ -19,6 +19,7 @@ from pepper.http.server import ThreadedServer
 from pepper.http.tokens import create_token
 from tests.conftest import FAST
 from tests.http.conftest import PATIENCE
+from tests.support import eventually
 
 
 def test_requests_waiting_as_the_server_stops_get_what_stands(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -49,10 +50,7 @@ def test_requests_waiting_as_the_server_stops_get_what_stands(tmp_path: Path, ca
         for asker in askers:
             asker.start()
         state = server.server.server_state
-        deadline = time.monotonic() + PATIENCE
-        while len(state.tasks) < len(askers):  # every request is in the server's hands
-            assert time.monotonic() < deadline, "the requests never reached the server"
-            time.sleep(0.01)
+        eventually(lambda: len(state.tasks) >= len(askers), "every request in the server's hands")
         with caplog.at_level(logging.WARNING):
             server.stop()
             for asker in askers:
