@@ -102,7 +102,7 @@ def ordered_page(
     """A page of ``items`` in the order of ``order`` (a time and an id: one place per item), from just after the
     item ``cursor`` stood for: an item that left the list between two pages moves no other one to another page."""
     ranked = sorted(items, key=order)
-    since = _place(decode_cursor(cursor))
+    since = place_after(cursor)
     if since is not None:
         ranked = [item for item in ranked if order(item) > since]
     return page(ranked, limit, lambda item: place_key(order(item)), show)
